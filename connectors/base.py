@@ -1,0 +1,166 @@
+"""The connector contract.
+
+A connector does I/O only. The engine owns watermarks, the id
+cross-reference, dead letters, retries of whole batches and ordering.
+
+Reading: ``read(stream, since)`` yields :class:`Batch` objects in ascending
+``(cursor, key)`` order. ``since`` is inclusive (``cursor >= since.value``):
+the engine has already subtracted the flow's lookback, and re-reads are
+harmless because unchanged records are skipped by payload hash. Each batch
+carries the cursor of its last row, which the engine stores as the new
+watermark only after the batch is committed in the target and state store.
+
+Writing: ``upsert(stream, rows)`` writes by the stream's key (a key the target
+can look up, so a retry after a crash updates instead of duplicating) and
+returns one :class:`WriteResult` per row, in order. A row the target refuses
+comes back with ``ok=False`` and the reason; the others are still written.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "Row",
+    "Cursor",
+    "StreamInfo",
+    "Batch",
+    "WriteAction",
+    "WriteResult",
+    "DeleteMode",
+    "Connector",
+]
+
+import enum
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in a stream: the cursor value and the key as tie-breaker.
+
+    ``value`` is JSON-serialisable (ISO-8601 string for timestamps, or a number).
+    """
+
+    value: Any
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class StreamInfo:
+    """What a connector says about one of its streams."""
+
+    name: str
+    key: tuple[str, ...]
+    cursor_field: str | None = None
+    children: tuple[str, ...] = ()
+    writable: bool = True
+
+
+@dataclass
+class Batch:
+    """Rows read in one go, and the cursor of the last row."""
+
+    rows: list[Row]
+    cursor: Cursor | None = None
+    deleted_keys: list[str] = field(default_factory=list)
+
+
+class WriteAction(str, enum.Enum):
+    CREATED = "created"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """The outcome of writing one row.
+
+    ``key`` is the row's key in the target stream (what upsert matched on);
+    ``target_id`` the id the target system gave the record (its customer
+    number, say), which the engine stores in the id cross-reference and uses
+    for foreign keys and write-back. ``error`` is set when ``ok`` is false.
+    """
+
+    key: str
+    action: WriteAction
+    target_id: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.action is not WriteAction.FAILED
+
+
+class DeleteMode(str, enum.Enum):
+    IGNORE = "ignore"
+    ARCHIVE = "archive"
+    DELETE = "delete"
+
+
+class ConnectorConfig(BaseModel):
+    """Base for connector configs: validated at the edge, unknown keys refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Connector:
+    """Base class of every connector; a connector may be a source, a target or both.
+
+    Subclasses set ``name`` and ``Config`` (a pydantic model, ``SecretStr`` for
+    secrets) and implement the methods they support. ``__init__`` must not
+    do I/O: ``check()`` is where connectivity and credentials are tested.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[BaseModel]] = ConnectorConfig
+
+    def __init__(self, config: BaseModel):
+        self.config = config
+
+    # -- both sides -------------------------------------------------------
+    def check(self) -> None:
+        """Test connectivity and credentials; raise a clear error if they fail."""
+
+    def streams(self) -> Sequence[StreamInfo]:
+        raise NotImplementedError
+
+    def stream(self, name: str) -> StreamInfo:
+        for info in self.streams():
+            if info.name == name:
+                return info
+        from crm2erp.errors import ConfigError
+
+        known = ", ".join(sorted(s.name for s in self.streams())) or "none"
+        raise ConfigError(f"connector {self.name!r} has no stream {name!r} (streams: {known})")
+
+    def close(self) -> None:
+        """Release connections; called by the engine when a run ends."""
+
+    # -- source side ------------------------------------------------------
+    def read(self, stream: str, since: Cursor | None = None, *,
+             batch_size: int = 500) -> Iterator[Batch]:
+        raise NotImplementedError(f"{self.name} cannot read")
+
+    # -- target side ------------------------------------------------------
+    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        raise NotImplementedError(f"{self.name} cannot write")
+
+    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
+        """Current rows of ``stream`` by key (missing keys are absent)."""
+        raise NotImplementedError(f"{self.name} cannot look up")
+
+    def delete(self, stream: str, keys: Sequence[str],
+               mode: DeleteMode) -> Sequence[WriteResult]:
+        raise NotImplementedError(f"{self.name} cannot delete")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

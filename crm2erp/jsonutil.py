@@ -1,0 +1,51 @@
+"""JSON encoding shared by the state store, dead letters, hashes and reports.
+
+Decimals keep their exact text, datetimes become ISO-8601, so a payload read
+back from the state store maps exactly as the original did.
+"""
+
+from __future__ import annotations
+
+__all__ = ["dumps", "loads", "payload_hash", "to_jsonable"]
+
+import datetime as dt
+import hashlib
+import json
+import uuid
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return to_jsonable(value.value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if hasattr(value, "model_dump"):
+        return to_jsonable(value.model_dump(mode="json"))
+    return value
+
+
+def dumps(value: Any, *, indent: int | None = None) -> str:
+    return json.dumps(to_jsonable(value), ensure_ascii=False, sort_keys=True,
+                      indent=indent, separators=None if indent else (",", ":"))
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def payload_hash(value: Any) -> str:
+    """A stable hash of a payload: equal payloads, equal hashes, whatever key order."""
+    return hashlib.sha256(dumps(value).encode()).hexdigest()

@@ -1,0 +1,72 @@
+"""Annotated field types shared by the canonical models.
+
+Each type normalises on the way in (so two spellings of the same value compare
+equal and hash equal) and refuses what cannot be normalised, with a message
+that says what was expected.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Money", "Quantity", "Percent", "CurrencyCode", "CountryCode",
+           "UtcDatetime", "Email", "Phone", "NonEmptyStr"]
+
+import datetime as dt
+from decimal import Decimal
+from typing import Annotated
+
+import phonenumbers
+import pycountry
+from email_validator import EmailNotValidError, validate_email
+from pydantic import AfterValidator, Field, StringConstraints
+
+
+def _currency(value: str) -> str:
+    code = value.strip().upper()
+    if pycountry.currencies.get(alpha_3=code) is None:
+        raise ValueError(f"{value!r} is not an ISO 4217 currency code (e.g. EUR, USD)")
+    return code
+
+
+def _country(value: str) -> str:
+    code = value.strip().upper()
+    if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:
+        raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 country code (e.g. DE, US); "
+                         "map names with the 'country' transform")
+    return code
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("datetime has no time zone; give one (the 'datetime' transform "
+                         "takes tz:) so it can be stored as UTC")
+    return value.astimezone(dt.UTC)
+
+
+def _email(value: str) -> str:
+    try:
+        checked = validate_email(value.strip(), check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(f"{value!r} is not a valid e-mail address: {exc}") from None
+    return checked.normalized.lower()
+
+
+def _phone(value: str) -> str:
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"{value!r} is not an E.164 phone number (+ and country code); "
+                         "normalise it with the 'phone' transform") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{value!r} is not a valid phone number")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+Money = Annotated[Decimal, Field(max_digits=18, decimal_places=4)]
+Quantity = Annotated[Decimal, Field(max_digits=18, decimal_places=6)]
+Percent = Annotated[Decimal, Field(ge=0, le=100, decimal_places=4)]
+CurrencyCode = Annotated[str, AfterValidator(_currency)]
+CountryCode = Annotated[str, AfterValidator(_country)]
+UtcDatetime = Annotated[dt.datetime, AfterValidator(_utc)]
+Email = Annotated[str, AfterValidator(_email)]
+Phone = Annotated[str, AfterValidator(_phone)]
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
