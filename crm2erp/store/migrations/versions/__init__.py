@@ -1,0 +1,1 @@
+"""Migration scripts of the state store (one file per revision)."""

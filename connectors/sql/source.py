@@ -1,0 +1,214 @@
+"""Read side of the SQL connector: incremental keyset reads and lookups.
+
+Pages are fetched with keyset pagination on ``(cursor, key)`` - never
+OFFSET - so rows sharing one timestamp across a page boundary are each
+read exactly once, and concurrent inserts cannot shift a page. Each page
+uses its own short connection: nothing is held open while the engine
+writes the batch to the target.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SqlSourceMixin"]
+
+import datetime as dt
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from crm2erp.connectors.base import Batch, Cursor, Row
+from crm2erp.connectors.sql.tables import SqlBase, StreamSpec, is_disconnect
+from crm2erp.connectors.sql.values import (
+    column_kind,
+    cursor_json,
+    from_db,
+    key_string,
+    parse_datetime,
+    split_key,
+    to_db,
+)
+from crm2erp.errors import ConfigError
+
+_CURSOR = "__crm2erp_cursor"
+_FALSY = (None, False, 0, "", "0", "false", "False", "f", "N", "n")
+
+
+def _key_after(columns: list[sa.Column], values: Sequence[Any]):
+    if len(columns) == 1:
+        return columns[0] > values[0]
+    return sa.tuple_(*columns) > sa.tuple_(*values)
+
+
+class SqlSourceMixin(SqlBase):
+    # -- row conversion (shared with the write side) -----------------------
+    def select_columns(self, table: sa.Table) -> list:
+        """Columns to select; SQLite timestamps as text, parsed leniently by us."""
+        if self.dialect != "sqlite":
+            return list(table.c)
+        return [sa.type_coerce(c, sa.String).label(c.name)
+                if column_kind(c.type) == "datetime" else c for c in table.c]
+
+    def to_row(self, table: sa.Table, mapping: Mapping[str, Any]) -> Row:
+        row = {}
+        for column in table.c:
+            value = mapping[column.name]
+            if isinstance(value, str) and column_kind(column.type) == "datetime":
+                try:
+                    value = parse_datetime(value, self.tz)
+                except ValueError:
+                    pass
+            row[column.name] = from_db(value, self.tz)
+        return row
+
+    def key_values(self, spec: StreamSpec, key: str) -> tuple:
+        """A key string turned into typed values of the key columns (ValueError if not)."""
+        parts = split_key(key, len(spec.key))
+        return tuple(to_db(c.type, p, self.tz, self.dialect)
+                     for c, p in zip(spec.key_columns(), parts, strict=True))
+
+    def key_filter(self, spec: StreamSpec, keys: Sequence[tuple]):
+        columns = spec.key_columns()
+        if len(columns) == 1:
+            return columns[0].in_([k[0] for k in keys])
+        return sa.tuple_(*columns).in_(keys)
+
+    def load_children(self, conn: sa.Connection, spec: StreamSpec,
+                      rows: list[Row]) -> None:
+        """Embed each child list under its name, one query per child table per batch."""
+        if not spec.children or not rows:
+            return
+        parents = [row[spec.key[0]] for row in rows]
+        for child in spec.children:
+            table = child.table
+            fk = table.c[child.foreign_key]
+            found: dict[str, list[Row]] = {}
+            stmt = (sa.select(*self.select_columns(table)).where(fk.in_(parents))
+                    .order_by(fk, *[table.c[k] for k in child.key]))
+            for mapping in conn.execute(stmt).mappings():
+                child_row = self.to_row(table, mapping)
+                found.setdefault(str(child_row[child.foreign_key]), []).append(child_row)
+            for row in rows:
+                row[child.name] = found.get(str(row[spec.key[0]]), [])
+
+    # -- read -------------------------------------------------------------
+    def read(self, stream: str, since: Cursor | None = None, *,
+             batch_size: int = 500) -> Iterator[Batch]:
+        """Rows with ``cursor >= since.value`` in ``(cursor, key)`` order, a page per batch.
+
+        Rows whose cursor is NULL cannot be placed on the time line: they are
+        read first on full reads (``since`` is None), with ``Batch.cursor``
+        None so no watermark is stored for them, and never on incremental reads.
+        """
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        spec = self.spec(stream)
+        try:
+            if spec.cursor is None:
+                yield from self._pages(spec, batch_size, None, None, timeline=False)
+                return
+            column = spec.table.c[spec.cursor]
+            if since is None or since.value is None:
+                yield from self._pages(spec, batch_size, None, column.is_(None),
+                                       timeline=False)
+            bound = None
+            if since is not None and since.value is not None:
+                bound = self._since_param(spec, since.value)
+            yield from self._pages(spec, batch_size, bound, column.is_not(None),
+                                   timeline=True)
+        except sa.exc.DBAPIError as exc:
+            if is_disconnect(exc) or isinstance(exc, sa.exc.OperationalError):
+                raise self._unreachable(exc) from None
+            raise
+
+    def _since_param(self, spec: StreamSpec, value: Any) -> Any:
+        """``since.value`` (JSON) in the type the cursor column is compared as."""
+        mode = spec.cursor_mode
+        column = spec.table.c[spec.cursor]
+        try:
+            if mode == "sqlite_ts":
+                naive = parse_datetime(value, self.tz).astimezone(self.tz).replace(tzinfo=None)
+                return naive.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+            if mode in ("datetime", "date", "number"):
+                return to_db(column.type, value, self.tz, self.dialect)
+        except ValueError as exc:
+            raise ConfigError(f"stream {spec.name!r}: watermark {value!r} does not fit "
+                              f"cursor column {spec.cursor!r}: {exc}") from None
+        return str(value)
+
+    def _pages(self, spec: StreamSpec, batch_size: int, since: Any, where, *,
+               timeline: bool) -> Iterator[Batch]:
+        keys = spec.key_columns()
+        expr = spec.cursor_expr() if timeline else None
+        last_cursor: Any = None
+        last_key: tuple | None = None
+        while True:
+            columns = self.select_columns(spec.table)
+            if expr is not None:
+                columns.append(expr.label(_CURSOR))
+            stmt = sa.select(*columns)
+            if where is not None:
+                stmt = stmt.where(where)
+            if expr is not None:
+                if since is not None:
+                    stmt = stmt.where(expr >= since)
+                if last_key is not None:
+                    stmt = stmt.where(sa.or_(expr > last_cursor, sa.and_(
+                        expr == last_cursor, _key_after(keys, last_key))))
+                stmt = stmt.order_by(expr, *keys)
+            else:
+                if last_key is not None:
+                    stmt = stmt.where(_key_after(keys, last_key))
+                stmt = stmt.order_by(*keys)
+            with self.engine.connect() as conn:
+                fetched = conn.execute(stmt.limit(batch_size)).mappings().all()
+                if not fetched:
+                    return
+                rows = [self.to_row(spec.table, m) for m in fetched]
+                self.load_children(conn, spec, rows)
+            last = fetched[-1]
+            last_key = tuple(last[k] for k in spec.key)
+            last_cursor = last[_CURSOR] if expr is not None else None
+            yield self._batch(spec, rows, timeline)
+            if len(fetched) < batch_size:
+                return
+
+    def _batch(self, spec: StreamSpec, rows: list[Row], timeline: bool) -> Batch:
+        cursor = None
+        if timeline:
+            tail = rows[-1]
+            value = tail[spec.cursor]
+            if spec.cursor_mode == "sqlite_ts" and isinstance(value, str):
+                value = parse_datetime(value, self.tz)
+            if isinstance(value, dt.datetime):
+                value = value if value.tzinfo else value.replace(tzinfo=self.tz)
+            cursor = Cursor(value=cursor_json(value, self.tz),
+                            key=key_string([tail[k] for k in spec.key]))
+        if spec.soft_delete is None:
+            return Batch(rows=rows, cursor=cursor)
+        live = [r for r in rows if r[spec.soft_delete] in _FALSY]
+        gone = [key_string([r[k] for k in spec.key]) for r in rows
+                if r[spec.soft_delete] not in _FALSY]
+        return Batch(rows=live, cursor=cursor, deleted_keys=gone)
+
+    # -- lookup -----------------------------------------------------------
+    def lookup(self, stream: str, keys: Sequence[str]) -> dict[str, Row]:
+        """Current rows by key (children embedded); unknown or malformed keys are absent."""
+        spec = self.spec(stream)
+        typed = []
+        for key in keys:
+            try:
+                typed.append(self.key_values(spec, key))
+            except ValueError:
+                continue
+        found: dict[str, Row] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(typed), 500):
+                chunk = typed[start:start + 500]
+                stmt = sa.select(*self.select_columns(spec.table)).where(
+                    self.key_filter(spec, chunk))
+                rows = [self.to_row(spec.table, m) for m in conn.execute(stmt).mappings()]
+                self.load_children(conn, spec, rows)
+                for row in rows:
+                    found[key_string([row[k] for k in spec.key])] = row
+        return found

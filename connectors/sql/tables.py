@@ -1,0 +1,262 @@
+"""Engine, table reflection and stream resolution shared by the read and write sides.
+
+Streams are resolved lazily against the live schema (reflection), so a
+typo in a table or column name is reported by ``check()`` with the name at
+fault, and the URL's password never appears in any message.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ChildSpec", "SqlBase", "StreamSpec", "db_error_text"]
+
+import datetime as dt
+import logging
+import zoneinfo
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from crm2erp.connectors.base import Connector, StreamInfo
+from crm2erp.connectors.sql.config import ArchiveConfig, SqlConfig, SqlStreamConfig
+from crm2erp.connectors.sql.values import column_kind, parse_datetime
+from crm2erp.errors import ConfigError, FatalError, RetriableError
+from crm2erp.redact import redact
+
+log = logging.getLogger(__name__)
+
+
+def db_error_text(exc: BaseException) -> str:
+    """The first line of a database error, without the SQL and without secrets."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return redact(first)
+
+
+def is_disconnect(exc: BaseException) -> bool:
+    """True when the error means the connection is gone (worth a retry later)."""
+    return bool(getattr(exc, "connection_invalidated", False)) or isinstance(
+        exc, sa.exc.InterfaceError | sa.exc.DisconnectionError | sa.exc.TimeoutError)
+
+
+@dataclass
+class ChildSpec:
+    name: str
+    table: sa.Table
+    foreign_key: str
+    key: list[str]
+
+
+@dataclass
+class StreamSpec:
+    """A configured stream bound to its reflected table(s)."""
+
+    name: str
+    table: sa.Table
+    key: list[str]
+    id_column: str
+    cursor: str | None = None
+    cursor_mode: str = "none"  # none | sqlite_ts | datetime | date | number | text
+    children: list[ChildSpec] = field(default_factory=list)
+    archive: ArchiveConfig | None = None
+    soft_delete: str | None = None
+
+    def key_columns(self) -> list[sa.Column]:
+        return [self.table.c[k] for k in self.key]
+
+    def cursor_expr(self):
+        """What rows are compared and ordered by; normalised text timestamps on SQLite."""
+        column = self.table.c[self.cursor]
+        if self.cursor_mode == "sqlite_ts":
+            return sa.func.strftime("%Y-%m-%d %H:%M:%f", column)
+        return column
+
+
+class SqlBase(Connector):
+    """Lazily created engine plus cached reflection of the configured tables."""
+
+    name = "sql"
+    Config = SqlConfig
+
+    def __init__(self, config: SqlConfig):
+        super().__init__(config)
+        self.config: SqlConfig = config
+        self.tz: dt.tzinfo = zoneinfo.ZoneInfo(config.timezone)
+        self._engine: sa.Engine | None = None
+        self._metadata = sa.MetaData(schema=config.db_schema)
+        self._specs: dict[str, StreamSpec] = {}
+        self._configs: dict[str, SqlStreamConfig] | None = config.streams
+
+    # -- engine -----------------------------------------------------------
+    @property
+    def engine(self) -> sa.Engine:
+        if self._engine is None:
+            engine = sa.create_engine(self.config.sa_url, pool_pre_ping=True)
+            if engine.dialect.name == "sqlite":
+                _enable_sqlite_savepoints(engine)
+            self._engine = engine
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def _unreachable(self, exc: BaseException) -> RetriableError:
+        return RetriableError(
+            f"database {self.config.safe_url} is unreachable: {db_error_text(exc)}")
+
+    # -- streams ----------------------------------------------------------
+    def stream_configs(self) -> dict[str, SqlStreamConfig]:
+        """Configured streams, or one per table with a primary key when none are."""
+        if self._configs is None:
+            try:
+                inspector = sa.inspect(self.engine)
+                names = inspector.get_table_names(schema=self.config.db_schema)
+                found = {}
+                for table in names:
+                    pk = inspector.get_pk_constraint(table, schema=self.config.db_schema)
+                    columns = pk.get("constrained_columns") or []
+                    if columns:
+                        found[table] = SqlStreamConfig(table=table, key=list(columns))
+                    else:
+                        log.warning("table %s has no primary key; not offered as a stream",
+                                    table)
+            except sa.exc.OperationalError as exc:
+                raise self._unreachable(exc) from None
+            self._configs = found
+        return self._configs
+
+    def streams(self) -> list[StreamInfo]:
+        return [StreamInfo(name=name, key=tuple(cfg.key_columns), cursor_field=cfg.cursor,
+                           children=tuple(cfg.children))
+                for name, cfg in self.stream_configs().items()]
+
+    def spec(self, stream: str) -> StreamSpec:
+        """The stream bound to its tables; ConfigError naming any missing table/column."""
+        if stream not in self._specs:
+            configs = self.stream_configs()
+            if stream not in configs:
+                known = ", ".join(sorted(configs)) or "none"
+                raise ConfigError(f"sql connection has no stream {stream!r} (streams: {known})")
+            self._specs[stream] = self._resolve(stream, configs[stream])
+        return self._specs[stream]
+
+    def _reflect(self, name: str, stream: str) -> sa.Table:
+        key = f"{self.config.db_schema}.{name}" if self.config.db_schema else name
+        if key in self._metadata.tables:
+            return self._metadata.tables[key]
+        try:
+            return sa.Table(name, self._metadata, autoload_with=self.engine)
+        except sa.exc.NoSuchTableError:
+            where = f" in schema {self.config.db_schema!r}" if self.config.db_schema else ""
+            raise ConfigError(
+                f"stream {stream!r}: table {name!r} does not exist{where} in database "
+                f"{self.config.safe_url}; fix the stream's 'table:' setting "
+                "or create the table") from None
+        except sa.exc.OperationalError as exc:
+            raise self._unreachable(exc) from None
+
+    @staticmethod
+    def _need(table: sa.Table, column: str | None, stream: str, setting: str) -> None:
+        if column is not None and column not in table.c:
+            raise ConfigError(
+                f"stream {stream!r}: column {column!r} ({setting}) does not exist in table "
+                f"{table.name!r}; columns are: {', '.join(table.c.keys())}")
+
+    def _resolve(self, stream: str, cfg: SqlStreamConfig) -> StreamSpec:
+        table = self._reflect(cfg.table, stream)
+        for key in cfg.key_columns:
+            self._need(table, key, stream, "key")
+        id_column = cfg.id_column or cfg.key_columns[0]
+        if cfg.id_column is None and len(cfg.key_columns) > 1:
+            id_column = ""  # composite key: target_id is the joined key
+        self._need(table, id_column or None, stream, "id_column")
+        self._need(table, cfg.cursor, stream, "cursor")
+        self._need(table, cfg.soft_delete_column, stream, "soft_delete_column")
+        self._need(table, cfg.archive.column if cfg.archive else None, stream, "archive.column")
+        children = []
+        for child_name, child in cfg.children.items():
+            child_table = self._reflect(child.table, stream)
+            self._need(child_table, child.foreign_key, stream, f"children.{child_name}.foreign_key")
+            for key in child.key_columns:
+                self._need(child_table, key, stream, f"children.{child_name}.key")
+            children.append(ChildSpec(child_name, child_table, child.foreign_key,
+                                      child.key_columns))
+        spec = StreamSpec(name=stream, table=table, key=cfg.key_columns, id_column=id_column,
+                          cursor=cfg.cursor, children=children, archive=cfg.archive,
+                          soft_delete=cfg.soft_delete_column)
+        if cfg.cursor:
+            spec.cursor_mode = self._cursor_mode(table, cfg.cursor)
+        return spec
+
+    def _cursor_mode(self, table: sa.Table, column: str) -> str:
+        kind = column_kind(table.c[column].type)
+        if kind in ("integer", "decimal", "float"):
+            return "number"
+        if kind == "date":
+            return "date"
+        if self.dialect != "sqlite":
+            return "datetime" if kind == "datetime" else "text"
+        if kind == "datetime":
+            return "sqlite_ts"
+        # SQLite keeps anything in any column: look whether the text holds timestamps
+        col = table.c[column]
+        with self.engine.connect() as conn:
+            sample = conn.execute(sa.select(sa.type_coerce(col, sa.String))
+                                  .where(col.is_not(None)).limit(1)).scalar()
+        try:
+            if isinstance(sample, str) and "-" in sample:
+                parse_datetime(sample, self.tz)
+                return "sqlite_ts"
+        except ValueError:
+            pass
+        return "text"
+
+    # -- check ------------------------------------------------------------
+    def check(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+        except sa.exc.DBAPIError as exc:
+            raise FatalError(f"cannot connect to database {self.config.safe_url}: "
+                             f"{db_error_text(exc)}") from None
+        for name in self.stream_configs():
+            spec = self.spec(name)
+            problem = self.unique_key_problem(spec)
+            if problem:
+                log.warning("%s (reading works; upserts into it will fail)", problem)
+
+    def unique_key_problem(self, spec: StreamSpec) -> str | None:
+        """A message when the key has no primary key/unique constraint to upsert on."""
+        inspector = sa.inspect(self.engine)
+        table, schema = spec.table.name, self.config.db_schema
+        wanted = set(spec.key)
+        sets = [set(inspector.get_pk_constraint(table, schema=schema)
+                    .get("constrained_columns") or [])]
+        sets += [set(u["column_names"]) for u in inspector.get_unique_constraints(
+            table, schema=schema)]
+        sets += [set(i["column_names"]) for i in inspector.get_indexes(table, schema=schema)
+                 if i.get("unique")]
+        if wanted in sets:
+            return None
+        cols = ", ".join(spec.key)
+        return (f"stream {spec.name!r}: table {table!r} has no primary key or unique "
+                f"constraint on ({cols}); upsert needs one, e.g. CREATE UNIQUE INDEX "
+                f"ux_{table}_{'_'.join(spec.key)} ON {table} ({cols})")
+
+
+def _enable_sqlite_savepoints(engine: sa.Engine) -> None:
+    """Let SQLAlchemy, not pysqlite, emit BEGIN, so SAVEPOINTs work on Python 3.11."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin(conn):
+        conn.exec_driver_sql("BEGIN")

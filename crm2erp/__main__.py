@@ -1,0 +1,5 @@
+import sys
+
+from crm2erp.cli import main
+
+sys.exit(main())

@@ -1,0 +1,114 @@
+"""The ``crm2erp`` command: the root app, global options and error handling.
+
+Exit codes: 0 ok; 1 a run finished with dead letters, failed checks or a
+failed run; 2 a usage or configuration error. User errors print a message,
+never a traceback (``--debug`` shows one).
+"""
+
+from __future__ import annotations
+
+__all__ = ["app", "main", "Settings", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE"]
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import typer
+
+from crm2erp.cli.output import err_console, setup_logging
+from crm2erp.errors import ConfigError, Crm2ErpError
+from crm2erp.redact import redact
+
+EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+log = logging.getLogger("crm2erp.cli")
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+                  help="crm2erp keeps CRM and ERP systems consistent.")
+
+
+@dataclass
+class Settings:
+    project: Path
+    state_url: str | None
+    debug: bool
+
+    def load_project(self):
+        from crm2erp.mapping import load_project
+
+        if not self.project.is_dir():
+            raise ConfigError(f"project folder {self.project} does not exist "
+                              "(give --project or set CRM2ERP_PROJECT)")
+        return load_project(self.project)
+
+    def open_store(self):
+        from crm2erp.store import StateStore
+
+        return StateStore.open(self.state_url)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    project: Path = typer.Option(Path("."), "--project", "-p", envvar="CRM2ERP_PROJECT",
+                                 help="Folder with connections.yaml and *.flow.yaml files."),
+    state: str = typer.Option(None, "--state", envvar="CRM2ERP_STATE_URL",
+                              help="State store URL (default: sqlite:///crm2erp-state.db)."),
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+) -> None:
+    setup_logging(verbose + (2 if debug else 0))
+    ctx.obj = Settings(project=project, state_url=state, debug=debug)
+
+
+def _register_commands() -> None:
+    from crm2erp.cli import demo, dlq, mappings, schemas, status, sync
+
+    app.add_typer(mappings.app, name="mappings")
+    app.add_typer(schemas.app, name="schemas")
+    app.add_typer(sync.app, name="sync")
+    app.add_typer(dlq.app, name="dlq")
+    app.command("status")(status.status)
+    app.command("demo")(demo.demo)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, turning crm2erp errors into messages and exit codes."""
+    _register_commands()
+    debug = "--debug" in (argv if argv is not None else sys.argv)
+    try:
+        app(args=argv, prog_name="crm2erp", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return EXIT_PROBLEMS
+    except click.ClickException as exc:
+        exc.show()
+        return EXIT_USAGE
+    except ConfigError as exc:
+        if debug:
+            err_console.print_exception()
+        err_console.print(f"[red]configuration error:[/] {redact(str(exc))}", markup=True,
+                          soft_wrap=True)
+        return EXIT_USAGE
+    except Crm2ErpError as exc:
+        if debug:
+            err_console.print_exception()
+        err_console.print(f"[red]error:[/] {redact(str(exc))}", soft_wrap=True)
+        return EXIT_PROBLEMS
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    return EXIT_OK
+
+
+def exit_with(code: int) -> None:
+    raise typer.Exit(code)
+
+
+def settings(ctx: typer.Context) -> Settings:
+    return ctx.obj or Settings(Path(os.environ.get("CRM2ERP_PROJECT", ".")),
+                               os.environ.get("CRM2ERP_STATE_URL"), False)

@@ -1,0 +1,51 @@
+"""``crm2erp demo``: the whole loop on two SQLite files, no server needed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from crm2erp.cli.output import console, counts_table
+
+
+def demo(
+    directory: Path = typer.Option(Path("crm2erp-demo"), "--dir",
+                                   help="Working folder for the sample systems and state."),
+    reset: bool = typer.Option(False, "--reset", help="Start again from fresh sample data."),
+    accounts: int = typer.Option(120, "--accounts", min=10, max=100_000,
+                                 help="How many sample CRM accounts to create."),
+) -> None:
+    """Sync a sample CRM into a sample ERP and the ERP's invoices back."""
+    from crm2erp.demo import run_demo
+    from crm2erp.store import StateStore
+
+    with console.status("syncing CRM -> ERP -> CRM ..."):
+        outcome = run_demo(directory, accounts=accounts, reset=reset)
+    what = "first run: sample systems created" if outcome.first_run else "run again"
+    console.print(counts_table(f"crm2erp demo ({what}) in {outcome.directory}",
+                               outcome.results))
+    if outcome.invoices_billed:
+        console.print(f"the ERP billed {outcome.invoices_billed} new order(s) "
+                      "between the order sync and the invoice return flow")
+    store = StateStore.open(outcome.state_url)
+    try:
+        letters = store.dead_letters(status=("open", "parked"), limit=20)
+    finally:
+        store.close()
+    if letters:
+        table = Table(title="records held back (dead letters and parked)",
+                      title_justify="left")
+        for column in ("flow", "key", "stage", "reason"):
+            table.add_column(column, overflow="fold")
+        for letter in letters:
+            table.add_row(letter.flow, letter.source_key, letter.stage, letter.error)
+        console.print(table)
+    if outcome.changed == 0:
+        console.print("[green]no changes[/]: every record was already in sync")
+    else:
+        console.print(f"{outcome.changed} record(s) written. Run `crm2erp demo` again: "
+                      "it finds nothing to change.")
+    console.print(f"state store: {outcome.state_url} — try "
+                  f"`crm2erp --state {outcome.state_url} dlq list`")

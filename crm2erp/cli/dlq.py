@@ -1,0 +1,108 @@
+"""``crm2erp dlq``: list, show, retry and discard dead letters."""
+
+from __future__ import annotations
+
+import typer
+from rich.syntax import Syntax
+from rich.table import Table
+
+from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
+from crm2erp.cli.output import console, counts_table
+from crm2erp.errors import ConfigError
+from crm2erp.jsonutil import dumps
+
+app = typer.Typer(no_args_is_help=True, help="Dead letters: records that could not go through.")
+STATUSES = ("open", "parked", "resolved", "discarded", "all")
+
+
+def _status_filter(status: str):
+    if status not in STATUSES:
+        raise ConfigError(f"--status {status!r}: expected one of {', '.join(STATUSES)}")
+    return None if status == "all" else status
+
+
+@app.command("list")
+def list_(ctx: typer.Context,
+          flow: str = typer.Option(None, "--flow", help="Only this flow."),
+          status: str = typer.Option("open", "--status", help="/".join(STATUSES)),
+          limit: int = typer.Option(100, "--limit")) -> None:
+    """List dead letters, newest first."""
+    store = settings(ctx).open_store()
+    try:
+        letters = store.dead_letters(flow=flow, status=_status_filter(status), limit=limit)
+    finally:
+        store.close()
+    if not letters:
+        console.print("no dead letters")
+        return
+    table = Table(title=f"{len(letters)} dead letter(s)", title_justify="left")
+    for column in ("id", "flow", "key", "stage", "attempts", "status", "error"):
+        table.add_column(column, overflow="fold")
+    for letter in letters:
+        table.add_row(str(letter.id), letter.flow, letter.source_key, letter.stage,
+                      str(letter.attempts), letter.status, letter.error)
+    console.print(table)
+
+
+@app.command("show")
+def show(ctx: typer.Context, letter_id: int = typer.Argument(..., metavar="ID")) -> None:
+    """Show one dead letter with its full error and payload."""
+    store = settings(ctx).open_store()
+    try:
+        letter = store.get_dead_letter(letter_id)
+    finally:
+        store.close()
+    console.print(f"[b]#{letter.id}[/] flow {letter.flow}, key {letter.source_key}, "
+                  f"stage {letter.stage}, status {letter.status}, attempts {letter.attempts}")
+    console.print(f"[b]error:[/] {letter.error}")
+    console.print(Syntax(dumps(letter.payload, indent=2), "json", word_wrap=True))
+
+
+def _select(store, ids: list[int], flow: str | None, all_: bool):
+    if ids:
+        return [store.get_dead_letter(i) for i in ids]
+    if flow or all_:
+        return store.dead_letters(flow=flow, status=("open", "parked"), limit=1_000_000)
+    raise ConfigError("name dead letter ids, or --flow FLOW, or --all")
+
+
+@app.command("retry")
+def retry(ctx: typer.Context,
+          ids: list[int] = typer.Argument(None, metavar="[ID]..."),
+          flow: str = typer.Option(None, "--flow", help="Every open one of this flow."),
+          all_: bool = typer.Option(False, "--all", help="Every open one.")) -> None:
+    """Run dead letters again through their flow (after fixing the mapping or data)."""
+    from crm2erp.engine import Engine
+
+    cfg = settings(ctx)
+    project = cfg.load_project()
+    store = cfg.open_store()
+    try:
+        letters = [x for x in _select(store, ids, flow, all_)
+                   if x.status in ("open", "parked")]
+        if not letters:
+            console.print("nothing to retry")
+            return
+        with Engine(project, store) as engine:
+            results = engine.retry(letters)
+        still = sum(store.count_dead_letters(r.flow, "open") for r in results)
+    finally:
+        store.close()
+    console.print(counts_table("retry", results))
+    exit_with(EXIT_PROBLEMS if any(r.new_dead_letters for r in results) or still
+              else EXIT_OK)
+
+
+@app.command("discard")
+def discard(ctx: typer.Context,
+            ids: list[int] = typer.Argument(None, metavar="[ID]..."),
+            flow: str = typer.Option(None, "--flow"),
+            all_: bool = typer.Option(False, "--all")) -> None:
+    """Mark dead letters as discarded: they will not be retried."""
+    store = settings(ctx).open_store()
+    try:
+        letters = _select(store, ids, flow, all_)
+        count = store.set_dead_letter_status([x.id for x in letters], "discarded")
+    finally:
+        store.close()
+    console.print(f"discarded {count} dead letter(s)")

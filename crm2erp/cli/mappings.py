@@ -1,0 +1,131 @@
+"""``crm2erp mappings``: validate YAML files and explain a mapping field by field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from crm2erp.cli.app import EXIT_USAGE, exit_with, settings
+from crm2erp.cli.output import console
+from crm2erp.errors import ConfigError, ConfigIssue
+
+app = typer.Typer(no_args_is_help=True, help="Mappings and flows (YAML).")
+
+
+def _issues_of_file(path: Path) -> list[ConfigIssue]:
+    from crm2erp.mapping import load_connections, load_flow, load_mapping
+
+    name = path.name
+    if name.endswith(".flow.yaml"):
+        loader = load_flow
+    elif name.endswith(".map.yaml"):
+        loader = load_mapping
+    elif name in ("connections.yaml", "connections.yml"):
+        loader = load_connections
+    else:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        heads = {line.split(":", 1)[0].strip() for line in text.splitlines()
+                 if line and not line[0].isspace() and ":" in line}
+        loader = (load_flow if "flow" in heads else
+                  load_connections if "connections" in heads else load_mapping)
+    try:
+        loader(path)
+    except ConfigError as exc:
+        return exc.issues or [ConfigIssue(str(path), None, None, str(exc))]
+    return []
+
+
+@app.command("validate")
+def validate(ctx: typer.Context,
+             paths: list[Path] = typer.Argument(
+                 None, help="YAML files or project folders (default: the project).")) -> None:
+    """Check YAML files: every problem with its file:line:column; exit 2 if any."""
+    from crm2erp.mapping import validate_project
+
+    targets = paths or [settings(ctx).project]
+    issues: list[ConfigIssue] = []
+    checked = 0
+    for target in targets:
+        if not target.exists():
+            issues.append(ConfigIssue(str(target), None, None, "no such file or folder"))
+        elif target.is_dir():
+            issues.extend(validate_project(target))
+            checked += sum(1 for _ in target.rglob("*.yaml"))
+        else:
+            issues.extend(_issues_of_file(target))
+            checked += 1
+    for issue in issues:
+        console.print(str(issue), markup=False, soft_wrap=True)
+    if issues:
+        console.print(f"[red]{len(issues)} problem(s)[/] in {checked} file(s)")
+        exit_with(EXIT_USAGE)
+    console.print(f"[green]ok[/]: {checked} file(s) valid")
+
+
+@app.command("explain")
+def explain(ctx: typer.Context,
+            flow_name: str = typer.Argument(..., metavar="FLOW"),
+            record: str = typer.Option(..., "--record",
+                                       help="A source record as JSON, or @file.json.")) -> None:
+    """Trace one source record through FLOW's inbound and outbound mappings."""
+    from crm2erp.engine.resolver import StoreResolver
+    from crm2erp.mapping import compile_mapping
+    from crm2erp.schemas import entity_model
+
+    cfg = settings(ctx)
+    project = cfg.load_project()
+    if flow_name not in project.flows:
+        raise ConfigError(f"unknown flow {flow_name!r} "
+                          f"(flows: {', '.join(sorted(project.flows))})")
+    flow = project.flows[flow_name]
+    text = Path(record[1:]).read_text() if record.startswith("@") else record
+    try:
+        row = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--record is not valid JSON: {exc}") from None
+    if not isinstance(row, dict):
+        raise ConfigError("--record must be a JSON object")
+    inbound = compile_mapping(project.mapping(flow.source.mapping_path),
+                              system=flow.source.connection)
+    outbound = compile_mapping(project.mapping(flow.target.mapping_path),
+                               system=flow.target.connection)
+    store = cfg.open_store()
+    try:
+        resolver = StoreResolver(store)
+        if not inbound.matches(row):
+            console.print(f"the record does not match the `where:` filter of "
+                          f"{flow.source.mapping_path.name}: the flow skips it")
+            return
+        _trace_table(f"inbound: {flow.source.mapping_path.name}",
+                     inbound.explain(row, resolver))
+        try:
+            canonical = entity_model(flow.entity).model_validate(
+                {**inbound.apply(row, resolver), "id": "explain"})
+        except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
+            console.print(f"[red]the canonical {flow.entity} is not valid:[/] {exc}")
+            return
+        data = canonical.model_dump(mode="json")
+        _trace_table(f"outbound: {flow.target.mapping_path.name}",
+                     outbound.explain(data, resolver))
+    finally:
+        store.close()
+
+
+def _trace_table(title: str, traces) -> None:
+    table = Table(title=title, title_justify="left", show_lines=False)
+    for column in ("target field", "from", "raw", "steps", "result"):
+        table.add_column(column, overflow="fold")
+    for trace in traces:
+        steps = " -> ".join(f"{name}: {value!r}" for name, value in trace.steps)
+        if trace.skipped:
+            result = "(skipped: `when` did not match)"
+        elif trace.error:
+            result = f"[red]{trace.error}[/]"
+        else:
+            result = repr(trace.value)
+        table.add_row(trace.target, ", ".join(trace.sources) if trace.sources else "",
+                      repr(trace.raw), steps, result)
+    console.print(table)

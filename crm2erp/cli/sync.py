@@ -1,0 +1,78 @@
+"""``crm2erp sync run``: run flows now."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
+from crm2erp.cli.output import console, counts_table, progress_bar
+from crm2erp.errors import ConfigError
+
+app = typer.Typer(no_args_is_help=True, help="Run syncs.")
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    flows: list[str] = typer.Argument(None, help="Flow names; all enabled flows if omitted."),
+    full_refresh: bool = typer.Option(False, "--full-refresh",
+                                      help="Read the whole source, ignoring the watermark."),
+    since: str = typer.Option(None, "--since", help="Backfill: read from this ISO date/time."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Show what would change; write nothing."),
+) -> None:
+    """Run FLOWS (parents first) and print what they did."""
+    from crm2erp.engine import Engine, order_flows, parse_since
+
+    if full_refresh and since:
+        raise ConfigError("--full-refresh and --since exclude each other: pick one")
+    cfg = settings(ctx)
+    project = cfg.load_project()
+    names = flows or [n for n, f in project.flows.items() if f.enabled]
+    order = order_flows(project.flows, names)
+    mode = "full_refresh" if full_refresh else "since" if since else "incremental"
+    start = parse_since(since) if since else None
+    store = cfg.open_store()
+    results = []
+    try:
+        with Engine(project, store) as engine, progress_bar() as bar:
+            for name in order:
+                task = bar.add_task(name, total=None, counts="")
+                result = engine.run(
+                    name, mode=mode, since=start, dry_run=dry_run,
+                    progress=lambda r, t=task: bar.update(
+                        t, counts=f"read {r.counts['read']}  written "
+                                  f"{r.counts['created'] + r.counts['updated']}"))
+                bar.remove_task(task)
+                results.append(result)
+    finally:
+        store.close()
+    console.print(counts_table("dry run: nothing was written" if dry_run else "sync", results))
+    if dry_run:
+        _print_changes(results)
+    failed = sum(r.new_dead_letters for r in results)
+    if failed:
+        console.print(f"[yellow]{failed} record(s) went to the dead letters[/]: "
+                      "see `crm2erp dlq list`")
+    exit_with(EXIT_PROBLEMS if failed else EXIT_OK)
+
+
+def _print_changes(results, limit: int = 50) -> None:
+    for result in results:
+        changes = [c for c in result.changes if c.action != "unchanged"]
+        if not changes:
+            console.print(f"{result.flow}: no changes")
+            continue
+        table = Table(title=f"{result.flow}: {len(changes)} change(s) would be written",
+                      title_justify="left")
+        table.add_column("action")
+        table.add_column("key")
+        table.add_column("fields")
+        for change in changes[:limit]:
+            fields = ", ".join(f"{k}={v!r}" for k, v in change.fields.items()
+                               if not isinstance(v, list | dict))
+            table.add_row(change.action, change.key, fields)
+        console.print(table)
+        if len(changes) > limit:
+            console.print(f"... and {len(changes) - limit} more")

@@ -1,0 +1,66 @@
+"""Foreign keys across systems, through the id cross-reference.
+
+Inbound, a system's id becomes a canonical id: the one the xref already holds
+(a merge may have pointed two source records at one canonical record), else
+a deterministic UUID5 of entity, system and id, so the same source record
+gets the same canonical id on every machine and every retry.
+Outbound, a canonical id becomes the target system's id; when the target has
+no such record yet, :class:`ParentMissingError` parks the child.
+"""
+
+from __future__ import annotations
+
+__all__ = ["StoreResolver", "canonical_id_for"]
+
+import uuid
+
+from crm2erp.errors import ParentMissingError
+
+_NAMESPACE = uuid.UUID("6f1c2b1e-6a52-4d8e-9a55-2b0d4c1e7a10")
+
+
+def canonical_id_for(entity: str, system: str, external_id: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{entity}\x1f{system}\x1f{external_id}"))
+
+
+class StoreResolver:
+    """Implements the mapping language's ``Resolver`` over the state store.
+
+    Positive answers are cached for the run; misses are not, since a parent
+    may be written by the time the next record asks.
+    """
+
+    def __init__(self, store):
+        self.store = store
+        self._to_canonical: dict[tuple[str, str, str], str] = {}
+        self._from_canonical: dict[tuple[str, str, str], str] = {}
+
+    def prefetch(self, entity: str, system: str, external_ids) -> None:
+        wanted = [str(e) for e in external_ids
+                  if (entity, system, str(e)) not in self._to_canonical]
+        if wanted:
+            for ext, cid in self.store.canonical_ids(entity, system, wanted).items():
+                self._to_canonical[(entity, system, ext)] = cid
+
+    def to_canonical(self, entity: str, system: str, external_id) -> str:
+        key = (entity, system, str(external_id))
+        if key not in self._to_canonical:
+            found = self.store.canonical_ids(entity, system, [key[2]])
+            self._to_canonical[key] = found.get(key[2]) or canonical_id_for(*key)
+        return self._to_canonical[key]
+
+    def from_canonical(self, entity: str, system: str, canonical_id) -> str:
+        key = (entity, system, str(canonical_id))
+        if key not in self._from_canonical:
+            found = self.store.external_ids(entity, system, [key[2]])
+            if key[2] not in found:
+                raise ParentMissingError(
+                    f"{entity} {canonical_id} is not in {system!r} yet",
+                    entity=entity, key=str(canonical_id))
+            self._from_canonical[key] = found[key[2]]
+        return self._from_canonical[key]
+
+    def remember(self, entity: str, system: str, external_id: str, canonical_id: str) -> None:
+        """Record a write of this run so later records of the run can refer to it."""
+        self._to_canonical[(entity, system, external_id)] = canonical_id
+        self._from_canonical[(entity, system, canonical_id)] = external_id

@@ -1,0 +1,325 @@
+"""The sync runner: read, map, validate, upsert, cross-reference, commit.
+
+One batch at a time, so memory stays flat whatever the source size:
+
+1. records parked earlier (their parent was missing) are tried again first;
+2. the source is read from the watermark minus the lookback (``>=``);
+3. each record is mapped inbound, validated against the canonical model,
+   given its canonical id and mapped outbound; a record that fails goes to
+   the dead letters with the reason and the batch goes on;
+4. records whose outbound payload hash equals the one last written are
+   skipped; the others are upserted in one call;
+5. the xref, the dead letters, the counts and the new watermark are committed
+   in one state-store transaction, after the target returned (= committed).
+
+Killing the process at any point loses nothing: the watermark is behind every
+record not yet committed, and the upsert by key makes the replay idempotent.
+"""
+
+from __future__ import annotations
+
+__all__ = ["FlowRunner", "RunResult", "Change", "record_key", "replay"]
+
+import enum
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from crm2erp.connectors.base import Cursor, DeleteMode, Row, WriteAction
+from crm2erp.engine.cursors import apply_lookback, later_cursor, parse_duration
+from crm2erp.engine.resolver import StoreResolver
+from crm2erp.errors import ParentMissingError, RecordError
+from crm2erp.jsonutil import payload_hash, to_jsonable
+from crm2erp.schemas import entity_model
+from crm2erp.store import BatchCommit, NewDeadLetter, XrefUpsert
+
+log = logging.getLogger(__name__)
+
+COUNTERS = ("read", "created", "updated", "unchanged", "skipped", "failed", "parked",
+            "deleted")
+
+
+def record_key(row: Row, fields: Iterable[str]) -> str:
+    return "|".join("" if row.get(f) is None else str(row.get(f)) for f in fields)
+
+
+@dataclass
+class Change:
+    """A write the run made, or would make in a dry run."""
+
+    action: str
+    key: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunResult:
+    flow: str
+    run_id: int | None
+    mode: str
+    status: str = "running"
+    counts: Counter = field(default_factory=Counter)
+    new_dead_letters: int = 0
+    changes: list[Change] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> int:
+        return self.counts["created"] + self.counts["updated"] + self.counts["deleted"]
+
+
+@dataclass
+class _Prepared:
+    source_key: str
+    source_row: Row
+    canonical_id: str
+    target_row: Row
+    target_key: str
+    hash: str
+
+
+def _plain(value: Any) -> Any:
+    """Enum members become their values, so targets see plain strings."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
+    first = exc.errors()[0]
+    field_name = ".".join(str(p) for p in first["loc"]) or None
+    messages = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: {e['msg']}" for e in exc.errors())
+    return messages, field_name
+
+
+class FlowRunner:
+    """Runs one flow of a project against its connections and the state store."""
+
+    def __init__(self, flow, *, inbound, outbound, source, target, store,
+                 progress: Callable[[RunResult], None] | None = None):
+        self.flow = flow
+        self.inbound = inbound
+        self.outbound = outbound
+        self.source = source
+        self.target = target
+        self.store = store
+        self.progress = progress
+        self.model = entity_model(flow.entity)
+        self.source_system = flow.source.connection
+        self.target_system = flow.target.connection
+        self.source_stream = source.stream(flow.source.stream)
+        self.target_stream = target.stream(flow.target.stream)
+        self.resolver = StoreResolver(store)
+
+    # -- public -----------------------------------------------------------
+    def run(self, *, mode: str = "incremental", since: Cursor | None = None,
+            dry_run: bool = False) -> RunResult:
+        started = time.monotonic()
+        run_mode = "dry_run" if dry_run else mode
+        with self.store.lock(self.flow.flow):
+            run_id = self.store.start_run(self.flow.flow, run_mode)
+            result = RunResult(self.flow.flow, run_id, run_mode)
+            try:
+                self._retry_parked(result, dry_run)
+                start = self._start_cursor(mode, since)
+                batch_size = self.flow.incremental.batch_size if self.flow.incremental else 500
+                for batch in self.source.read(self.flow.source.stream, start,
+                                              batch_size=batch_size):
+                    self._process(batch.rows, batch.cursor, result, dry_run)
+                    if batch.deleted_keys:
+                        self._apply_deletes(batch.deleted_keys, result, dry_run)
+                    if self.progress:
+                        self.progress(result)
+            except BaseException as exc:
+                result.status = "failed"
+                self.store.finish_run(run_id, "failed", message=str(exc)[:2000])
+                raise
+            result.status = "partial" if result.new_dead_letters else "succeeded"
+            self.store.finish_run(run_id, result.status)
+        result.seconds = time.monotonic() - started
+        log.info("flow %s run %s %s: %s", self.flow.flow, run_id, result.status,
+                 dict(result.counts))
+        return result
+
+    # -- steps ------------------------------------------------------------
+    def _start_cursor(self, mode: str, since: Cursor | None) -> Cursor | None:
+        if mode == "full_refresh" or self.flow.incremental is None:
+            return None
+        if since is not None:
+            return since
+        watermark = self.store.get_watermark(self.flow.flow, self.flow.source.stream)
+        return apply_lookback(watermark, parse_duration(self.flow.incremental.lookback))
+
+    def _retry_parked(self, result: RunResult, dry_run: bool) -> None:
+        parked = self.store.dead_letters(flow=self.flow.flow, status="parked", limit=100_000)
+        if parked:
+            log.info("flow %s: retrying %d parked records", self.flow.flow, len(parked))
+            self._process([dl.payload for dl in parked], None, result, dry_run, retry=True)
+
+    def _process(self, rows: list[Row], cursor: Cursor | None, result: RunResult,
+                 dry_run: bool, *, retry: bool = False) -> None:
+        counts: Counter = Counter(read=0 if retry else len(rows))
+        commit = BatchCommit(run_id=result.run_id, flow=self.flow.flow, xref=[],
+                             dead_letters=[], resolved_keys=[], watermark=None, counts=counts)
+        key_fields = self.source_stream.key
+        self.resolver.prefetch(self.flow.entity, self.source_system,
+                               [record_key(r, key_fields) for r in rows])
+        prepared: dict[str, _Prepared] = {}
+        for row in rows:
+            source_key = record_key(row, key_fields)
+            try:
+                item = self._prepare(row, source_key)
+            except ParentMissingError as exc:
+                counts["parked"] += 1
+                commit.dead_letters.append(NewDeadLetter("parked", source_key, str(exc), row))
+                continue
+            except RecordError as exc:
+                counts["failed"] += 1
+                commit.dead_letters.append(NewDeadLetter(exc.stage, source_key, str(exc), row))
+                continue
+            if item is None:
+                counts["skipped"] += 1
+                commit.resolved_keys.append(source_key)
+                continue
+            prepared[source_key] = item   # a later version of the same record wins
+
+        to_write = self._changed(prepared.values(), counts, commit)
+        if dry_run:
+            self._describe(to_write, result)
+        elif to_write:
+            self._write(to_write, counts, commit)
+        if cursor is not None and not dry_run:
+            current = self.store.get_watermark(self.flow.flow, self.flow.source.stream)
+            commit.watermark = (self.flow.source.stream, later_cursor(current, cursor))
+        if not dry_run:
+            outcome = self.store.commit_batch(commit)
+            result.new_dead_letters += _new_dead_letters(outcome, commit)
+        else:
+            result.new_dead_letters += len(commit.dead_letters)
+        result.counts.update(counts)
+
+    def _prepare(self, row: Row, source_key: str) -> _Prepared | None:
+        if not self.inbound.matches(row):
+            return None
+        data = self.inbound.apply(row, self.resolver)
+        canonical_id = self.resolver.to_canonical(self.flow.entity, self.source_system,
+                                                  source_key)
+        data["id"] = canonical_id
+        try:
+            record = self.model.model_validate(data)
+        except ValidationError as exc:
+            message, field_name = _validation_message(exc)
+            raise RecordError(message, stage="validate", field=field_name) from None
+        target_row = self.outbound.apply(_plain(record.model_dump(mode="python")),
+                                         self.resolver)
+        target_key = record_key(target_row, self.target_stream.key)
+        return _Prepared(source_key, row, canonical_id, target_row, target_key,
+                         payload_hash(target_row))
+
+    def _changed(self, items: Iterable[_Prepared], counts: Counter,
+                 commit: BatchCommit) -> list[_Prepared]:
+        """Drop the records whose payload equals the one last written."""
+        items = list(items)
+        last = self.store.xref_by_canonical(self.flow.entity, self.target_system,
+                                            [i.canonical_id for i in items])
+        changed = []
+        for item in items:
+            entry = last.get(item.canonical_id)
+            if entry is not None and entry.payload_hash == item.hash:
+                counts["unchanged"] += 1
+                commit.resolved_keys.append(item.source_key)
+                commit.xref.append(self._source_xref(item))
+            else:
+                changed.append(item)
+        return changed
+
+    def _write(self, items: list[_Prepared], counts: Counter, commit: BatchCommit) -> None:
+        results = self.target.upsert(self.flow.target.stream, [i.target_row for i in items])
+        for item, outcome in zip(items, results, strict=True):
+            if not outcome.ok:
+                counts["failed"] += 1
+                commit.dead_letters.append(NewDeadLetter(
+                    "write", item.source_key, outcome.error or "refused by the target",
+                    item.source_row))
+                continue
+            counts[outcome.action.value] += 1
+            target_id = str(outcome.target_id or outcome.key)
+            commit.resolved_keys.append(item.source_key)
+            commit.xref.append(self._source_xref(item))
+            commit.xref.append(XrefUpsert(self.flow.entity, self.target_system, target_id,
+                                          item.canonical_id, item.hash))
+            self.resolver.remember(self.flow.entity, self.target_system, target_id,
+                                   item.canonical_id)
+
+    def _source_xref(self, item: _Prepared) -> XrefUpsert:
+        return XrefUpsert(self.flow.entity, self.source_system, item.source_key,
+                          item.canonical_id, payload_hash(item.source_row))
+
+    def _describe(self, items: list[_Prepared], result: RunResult) -> None:
+        """Dry run: what would be written, with the fields that would change."""
+        if not items:
+            return
+        current = self.target.lookup(self.flow.target.stream, [i.target_key for i in items])
+        for item in items:
+            before = current.get(item.target_key)
+            if before is None:
+                result.changes.append(Change("create", item.target_key,
+                                             to_jsonable(item.target_row)))
+                result.counts["created"] += 1
+                continue
+            diff = {name: to_jsonable(value) for name, value in item.target_row.items()
+                    if to_jsonable(before.get(name)) != to_jsonable(value)}
+            action = "update" if diff else "unchanged"
+            result.counts["updated" if diff else "unchanged"] += 1
+            result.changes.append(Change(action, item.target_key, diff))
+
+    def _apply_deletes(self, source_keys: list[str], result: RunResult, dry_run: bool) -> None:
+        mode = DeleteMode(self.flow.delete_policy)
+        if mode is DeleteMode.IGNORE:
+            return
+        canonical = self.store.canonical_ids(self.flow.entity, self.source_system, source_keys)
+        targets = self.store.external_ids(self.flow.entity, self.target_system,
+                                          list(canonical.values()))
+        target_ids = list(targets.values())
+        if not target_ids:
+            return
+        if dry_run:
+            result.changes.extend(Change(mode.value, t) for t in target_ids)
+            return
+        outcomes = self.target.delete(self.flow.target.stream, target_ids, mode)
+        result.counts["deleted"] += sum(1 for o in outcomes if o.ok and
+                                        o.action is not WriteAction.UNCHANGED)
+
+
+def _new_dead_letters(outcome: Any, commit: BatchCommit) -> int:
+    """How many dead letters of this batch are new (not a re-read of a known failure)."""
+    if isinstance(outcome, int):
+        return outcome
+    new = getattr(outcome, "new_dead_letters", None)
+    return len(commit.dead_letters) if new is None else new
+
+
+def replay(runner: FlowRunner, dead_letters) -> RunResult:
+    """Run dead-lettered records of one flow again (after a mapping fix, say)."""
+    with runner.store.lock(runner.flow.flow):
+        run_id = runner.store.start_run(runner.flow.flow, "retry")
+        result = RunResult(runner.flow.flow, run_id, "retry")
+        try:
+            runner._process([dl.payload for dl in dead_letters], None, result, False,
+                            retry=True)
+        except BaseException as exc:
+            runner.store.finish_run(run_id, "failed", message=str(exc)[:2000])
+            raise
+        result.status = "partial" if result.new_dead_letters else "succeeded"
+        runner.store.finish_run(run_id, result.status)
+    return result

@@ -1,0 +1,280 @@
+"""Compile a :class:`MappingSpec` once into closures, then apply it per record.
+
+Each target field becomes a :class:`_Field`: a getter for its source path(s),
+the bound transforms (definition + validated args), an optional ``when``
+predicate and a setter for its dotted target. :meth:`CompiledMapping.apply`
+runs them in file order; :meth:`CompiledMapping.explain` runs the very same
+closures while recording every step, for ``crm2erp mappings explain``.
+
+Failures inside a transform become :class:`RecordError` naming the mapping,
+the field and the value - never a traceback in the dead letters - except
+:class:`ParentMissingError`, which passes through so the engine can park the
+record until its parent arrives.
+"""
+
+from __future__ import annotations
+
+__all__ = ["compile_mapping", "check_mapping", "CompiledMapping", "FieldTrace"]
+
+import copy
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from crm2erp.errors import ConfigError, ConfigIssue, ParentMissingError, RecordError
+from crm2erp.mapping.conditions import Predicate, compile_condition
+from crm2erp.mapping.models import FieldSpec, MappingSpec
+from crm2erp.mapping.paths import make_getter, make_setter
+from crm2erp.mapping.registry import (
+    Args,
+    TransformContext,
+    TransformDef,
+    TransformSpecError,
+    bind_transform,
+)
+from crm2erp.mapping.resolver import Resolver
+
+
+@dataclass
+class FieldTrace:
+    """What happened to one target field of one record (for ``explain``)."""
+
+    target: str
+    sources: list[str]
+    raw: Any = None
+    steps: list[tuple[str, Any]] = field(default_factory=list)
+    value: Any = None
+    error: str | None = None
+    skipped: bool = False  # its `when` did not match
+    children: list[list[FieldTrace]] | None = None  # per element, for `each`
+
+
+@dataclass
+class _Env:
+    mapping: str
+    system: str
+    direction: str
+    resolver: Resolver | None
+    prefix: str = ""  # "lines[2]." inside `each`
+
+
+@dataclass
+class _Field:
+    target: str
+    sources: list[str]
+    get: Callable[[Mapping[str, Any]], Any]
+    put: Callable[[dict[str, Any], Any], None]
+    steps: list[tuple[str, TransformDef, Args]]
+    when: Predicate | None
+    default: Any
+    has_default: bool
+    required: bool
+    each: list[_Field] | None
+
+    def _fail(self, env: _Env, message: str) -> RecordError:
+        name = env.prefix + self.target
+        return RecordError(f"mapping {env.mapping!r}, field {name!r}: {message}", field=name)
+
+    def run(
+        self,
+        source: Mapping[str, Any],
+        root: Mapping[str, Any],
+        out: dict[str, Any],
+        env: _Env,
+        trace: FieldTrace | None,
+    ) -> None:
+        if self.when is not None and not self.when(source):
+            if trace is not None:
+                trace.skipped = True
+            return
+        value = self.get(source)
+        if trace is not None:
+            trace.raw = value
+        if self.each is not None:
+            value = self._run_each(value, root, env, trace)
+        if self.steps:
+            ctx = TransformContext(
+                source, root, out, env.resolver, env.system, env.direction, env.mapping,
+                env.prefix + self.target,
+            )
+            for label, tdef, args in self.steps:
+                try:
+                    value = tdef(value, args, ctx)
+                except ParentMissingError as exc:
+                    if exc.field is None:
+                        exc.field = env.prefix + self.target
+                    raise
+                except RecordError as exc:
+                    raise self._fail(env, str(exc)) from exc
+                except (ValueError, TypeError, ArithmeticError, LookupError) as exc:
+                    raise self._fail(env, str(exc) or f"transform {label!r} failed") from exc
+                except Exception as exc:  # a bad record must never crash the run
+                    raise self._fail(
+                        env, f"transform {label!r} failed on {value!r}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+                if trace is not None:
+                    trace.steps.append((label, value))
+        if value is None and self.has_default:
+            value = copy.deepcopy(self.default)
+        if value is None and self.required:
+            raise self._fail(env, "is required but has no value")
+        if trace is not None:
+            trace.value = value
+        self.put(out, value)
+
+    def _run_each(
+        self, value: Any, root: Mapping[str, Any], env: _Env, trace: FieldTrace | None
+    ) -> list[dict[str, Any]] | None:
+        if value is None:
+            return None
+        if not isinstance(value, list | tuple):
+            raise self._fail(env, f"'each' needs a list, got {type(value).__name__}")
+        result = []
+        if trace is not None:
+            trace.children = []
+        for i, element in enumerate(value):
+            if not isinstance(element, Mapping):
+                raise self._fail(env, f"element {i} is a {type(element).__name__}, not a record")
+            child_out: dict[str, Any] = {}
+            child_env = replace(env, prefix=f"{env.prefix}{self.target}[{i}].")
+            child_traces = _run_fields(self.each or [], element, root, child_out, child_env,
+                                       trace is not None)
+            if trace is not None:
+                trace.children.append(child_traces or [])
+            result.append(child_out)
+        return result
+
+
+def _run_fields(
+    fields: list[_Field],
+    source: Mapping[str, Any],
+    root: Mapping[str, Any],
+    out: dict[str, Any],
+    env: _Env,
+    tracing: bool,
+) -> list[FieldTrace] | None:
+    if not tracing:
+        for f in fields:
+            f.run(source, root, out, env, None)
+        return None
+    traces = []
+    for f in fields:
+        trace = FieldTrace(f.target, list(f.sources))
+        try:
+            f.run(source, root, out, env, trace)
+        except RecordError as exc:
+            trace.error = str(exc)
+        traces.append(trace)
+    return traces
+
+
+class CompiledMapping:
+    """A mapping ready to run; build with :func:`compile_mapping`."""
+
+    def __init__(self, spec: MappingSpec, system: str, fields: list[_Field],
+                 where: Predicate | None):
+        self.spec = spec
+        self.name = spec.mapping
+        self.entity = spec.entity
+        self.direction = spec.direction
+        self.system = system
+        self._fields = fields
+        self._where = where
+
+    def matches(self, record: Mapping[str, Any]) -> bool:
+        """Whether the mapping-level ``where:`` lets ``record`` through."""
+        return self._where is None or self._where(record)
+
+    def apply(self, record: Mapping[str, Any], resolver: Resolver | None = None) -> dict[str, Any]:
+        """Map one record; raises RecordError (or ParentMissingError)."""
+        out: dict[str, Any] = {}
+        env = _Env(self.name, self.system, self.direction, resolver)
+        _run_fields(self._fields, record, record, out, env, False)
+        return out
+
+    def explain(
+        self, record: Mapping[str, Any], resolver: Resolver | None = None
+    ) -> list[FieldTrace]:
+        """Map one record recording every step; errors are kept, not raised."""
+        env = _Env(self.name, self.system, self.direction, resolver)
+        return _run_fields(self._fields, record, record, {}, env, True) or []
+
+
+def _label(item: Any) -> str:
+    return item if isinstance(item, str) else str(next(iter(item)))
+
+
+def _compile_fields(
+    fields: dict[str, FieldSpec], base: tuple[Any, ...], problems: list[tuple[tuple, str, str]]
+) -> list[_Field]:
+    targets = list(fields)
+    for t in targets:
+        for other in targets:
+            if other.startswith(t + "."):
+                problems.append((base + (other,), "key",
+                                 f"target {other!r} is inside target {t!r}; keep only one"))
+    compiled = []
+    for target, spec in fields.items():
+        path = base + (target,)
+        steps = []
+        for i, item in enumerate(spec.transforms):
+            try:
+                tdef, args = bind_transform(item)
+            except TransformSpecError as exc:
+                for sub, at, msg in exc.problems:
+                    problems.append((path + ("transforms", i) + sub, at, msg))
+                continue
+            steps.append((_label(item), tdef, args))
+        if spec.from_ is None:
+            constant = spec.value
+            get: Callable[[Mapping[str, Any]], Any] = (
+                (lambda rec, c=constant: copy.deepcopy(c))
+                if isinstance(constant, dict | list) else (lambda rec, c=constant: c)
+            )
+        elif isinstance(spec.from_, str):
+            get = make_getter(spec.from_)
+        else:
+            getters = [make_getter(s) for s in spec.from_]
+            get = lambda rec, gs=getters: [g(rec) for g in gs]  # noqa: E731
+        each = _compile_fields(spec.each, path + ("each",), problems) if spec.each else None
+        compiled.append(_Field(
+            target=target, sources=spec.sources, get=get, put=make_setter(target),
+            steps=steps, when=compile_condition(spec.when) if spec.when else None,
+            default=spec.default, has_default=spec.has_default, required=spec.required,
+            each=each,
+        ))
+    return compiled
+
+
+def _issues(spec: MappingSpec, problems: list[tuple[tuple, str, str]]) -> list[ConfigIssue]:
+    doc = spec._doc
+    file = str(spec.source_file) if spec.source_file else f"mapping {spec.mapping!r}"
+    out = []
+    for path, at, msg in problems:
+        if doc is not None:
+            out.append(doc.issue(path, msg, at=at))
+        else:
+            out.append(ConfigIssue(file, None, None, f"{'.'.join(map(str, path))}: {msg}"))
+    return out
+
+
+def check_mapping(spec: MappingSpec) -> list[ConfigIssue]:
+    """Every problem compiling ``spec`` would find (empty list: it compiles)."""
+    problems: list[tuple[tuple, str, str]] = []
+    _compile_fields(spec.fields, ("fields",), problems)
+    return _issues(spec, problems)
+
+
+def compile_mapping(spec: MappingSpec, *, system: str) -> CompiledMapping:
+    """Compile ``spec`` for the connection/system ``system`` (used by ``xref``).
+
+    Raises ConfigError listing every unknown transform and bad argument.
+    """
+    problems: list[tuple[tuple, str, str]] = []
+    fields = _compile_fields(spec.fields, ("fields",), problems)
+    if problems:
+        raise ConfigError(f"mapping {spec.mapping!r} does not compile",
+                          _issues(spec, problems))
+    where = compile_condition(spec.where) if spec.where else None
+    return CompiledMapping(spec, system, fields, where)

@@ -1,0 +1,279 @@
+"""pydantic models of the three YAML file kinds: mapping, flow, connections.
+
+Every model forbids unknown keys so a misspelt key is an error at its
+position instead of a silently ignored setting. Models hold no positions
+themselves; the loader keeps the :class:`~crm2erp.mapping.yamlpos.YamlDoc`
+next to them (private ``_doc``) so later checks (transform arguments, cross
+references) can still point at a line.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CANONICAL_ENTITIES",
+    "Condition",
+    "FieldSpec",
+    "MappingSpec",
+    "Endpoint",
+    "Incremental",
+    "WriteBack",
+    "FlowSpec",
+    "ConnectionEntry",
+    "ConnectionsFile",
+    "ConnectionSpec",
+    "parse_duration",
+]
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    WithJsonSchema,
+    model_validator,
+)
+
+from crm2erp.mapping.yamlpos import YamlDoc
+
+CANONICAL_ENTITIES = (
+    "Account", "Contact", "Product", "Opportunity", "SalesOrder", "Invoice", "Payment",
+)
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", min_length=1)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+_OPERATORS = ("equals", "not_equals", "in", "not_in", "is_null", "not_null", "matches")
+
+
+def _check_regex(pattern: str | None) -> str | None:
+    if pattern is not None:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression: {exc}") from None
+    return pattern
+
+
+class Condition(_Strict):
+    """``{field, <operator>}`` or ``{all: [...]}`` / ``{any: [...]}`` / ``{not: {...}}``.
+
+    Null means None or a blank string (CSV files have no other way to say it).
+    """
+
+    field: str | None = None
+    equals: Any = None
+    not_equals: Any = None
+    in_: list[Any] | None = Field(default=None, alias="in")
+    not_in: list[Any] | None = None
+    is_null: Literal[True] | None = None
+    not_null: Literal[True] | None = None
+    matches: Annotated[str | None, AfterValidator(_check_regex)] = None
+    all_: list[Condition] | None = Field(default=None, alias="all")
+    any_: list[Condition] | None = Field(default=None, alias="any")
+    not_: Condition | None = Field(default=None, alias="not")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> Condition:
+        given = self.model_fields_set
+        ops = [op for op in _OPERATORS if (op + "_" if op == "in" else op) in given]
+        groups = [g for g in ("all", "any", "not") if g + "_" in given]
+        if groups:
+            if len(groups) > 1 or "field" in given or ops:
+                raise ValueError(
+                    "a condition is either {field: ..., <operator>: ...} or one of "
+                    f"all/any/not; this one has {', '.join(groups + ops)}"
+                )
+            return self
+        if "field" not in given:
+            raise ValueError("a condition needs 'field' (or all/any/not)")
+        if len(ops) != 1:
+            raise ValueError(
+                f"condition on field {self.field!r} needs exactly one operator of "
+                f"{', '.join(_OPERATORS)}" + (f"; got {', '.join(ops)}" if ops else "")
+            )
+        return self
+
+    @property
+    def operator(self) -> str | None:
+        for op in _OPERATORS:
+            if (op + "_" if op == "in" else op) in self.model_fields_set:
+                return op
+        return None
+
+
+def _transform_item(value: Any) -> Any:
+    if isinstance(value, str) or (isinstance(value, dict) and len(value) == 1):
+        return value
+    raise ValueError("expected a transform name or a one-key mapping {name: args}")
+
+
+TransformItem = Annotated[str | dict[str, Any], BeforeValidator(_transform_item)]
+
+
+class FieldSpec(_Strict):
+    """How one target field is produced. Exactly one of ``from``/``value``."""
+
+    from_: str | list[str] | None = Field(default=None, alias="from")
+    value: Any = None
+    transforms: list[TransformItem] = Field(default_factory=list)
+    when: Condition | None = None
+    default: Any = None
+    required: bool = False
+    each: dict[str, FieldSpec] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FieldSpec:
+        has_from = "from_" in self.model_fields_set
+        has_value = "value" in self.model_fields_set
+        if has_from == has_value:
+            raise ValueError("give exactly one of 'from' (source field) or 'value' (constant)")
+        if isinstance(self.from_, list) and not self.from_:
+            raise ValueError("'from' lists at least one source field")
+        if self.each is not None and self.transforms:
+            raise ValueError("'each' and 'transforms' do not mix; put transforms inside 'each'")
+        if self.each is not None and not has_from:
+            raise ValueError("'each' needs 'from' naming the source list")
+        return self
+
+    @property
+    def sources(self) -> list[str]:
+        if self.from_ is None:
+            return []
+        return [self.from_] if isinstance(self.from_, str) else list(self.from_)
+
+    @property
+    def has_default(self) -> bool:
+        return "default" in self.model_fields_set
+
+
+class _WithFile(_Strict):
+    _doc: YamlDoc | None = PrivateAttr(default=None)
+    _source_file: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source_file(self) -> Path | None:
+        """The file this was loaded from (None when built in code)."""
+        return self._source_file
+
+
+class MappingSpec(_WithFile):
+    mapping: Name
+    direction: Literal["inbound", "outbound"]
+    entity: Literal[CANONICAL_ENTITIES]  # type: ignore[valid-type]
+    description: str = ""
+    where: Condition | None = None
+    fields: dict[str, FieldSpec] = Field(min_length=1)
+
+    @property
+    def name(self) -> str:
+        return self.mapping
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: Any) -> Any:
+    """``"30s"``, ``"5m"``, ``"2h"``, ``"1d"`` (or plain seconds) to a timedelta."""
+    if isinstance(value, dt.timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return dt.timedelta(seconds=value)
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError(f"expected a duration like '30s', '5m', '2h' or '1d', got {value!r}")
+    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+Duration = Annotated[
+    dt.timedelta,
+    BeforeValidator(parse_duration),
+    WithJsonSchema({"type": "string", "pattern": r"^\s*\d+\s*[smhd]\s*$"}),
+]
+
+
+class Endpoint(_Strict):
+    connection: Name
+    stream: str = Field(min_length=1)
+    mapping: str = Field(min_length=1, description="path of a *.map.yaml, relative to the flow")
+
+
+class Incremental(_Strict):
+    cursor: str = Field(min_length=1)
+    lookback: Duration = dt.timedelta(0)
+    batch_size: int = Field(default=500, gt=0)
+
+
+class WriteBack(_Strict):
+    connection: Name
+    stream: str = Field(min_length=1)
+    field: str = Field(min_length=1)
+
+
+class FlowSpec(_WithFile):
+    flow: Name
+    description: str = ""
+    entity: Literal[CANONICAL_ENTITIES]  # type: ignore[valid-type]
+    source: Endpoint
+    target: Endpoint
+    incremental: Incremental | None = None
+    delete_policy: Literal["ignore", "archive", "delete"] = "ignore"
+    depends_on: list[Name] = Field(default_factory=list)
+    write_back: WriteBack | None = None
+    schedule: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    enabled: bool = True
+    quality: list[dict[str, Any]] = Field(default_factory=list)
+    dedupe: dict[str, Any] | None = None
+    ownership: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.flow
+
+    def _resolve(self, rel: str) -> Path:
+        base = self._source_file.parent if self._source_file else Path.cwd()
+        return (base / rel).resolve()
+
+    @property
+    def source_mapping_path(self) -> Path:
+        """Absolute path of the source (inbound) mapping file."""
+        return self._resolve(self.source.mapping)
+
+    @property
+    def target_mapping_path(self) -> Path:
+        """Absolute path of the target (outbound) mapping file."""
+        return self._resolve(self.target.mapping)
+
+
+class ConnectionEntry(BaseModel):
+    """One connection: ``type`` plus settings the connector validates itself."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Name
+
+
+class ConnectionsFile(_Strict):
+    connections: dict[Name, ConnectionEntry]
+
+
+@dataclass(frozen=True)
+class ConnectionSpec:
+    name: str
+    type: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    source_file: Path | None = None
+    line: int | None = None

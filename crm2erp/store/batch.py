@@ -1,0 +1,208 @@
+"""The write path of one sync batch, run inside a single transaction.
+
+:func:`write_batch` is called by :meth:`StateStore.commit_batch` with an open
+transaction: the id cross-reference, dead letters, resolutions, watermark and
+run counters all change together or not at all, so a crash between two
+batches never leaves a watermark ahead of the xref it depends on.
+"""
+
+from __future__ import annotations
+
+__all__ = ["write_batch", "upsert", "encode_payload"]
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+from crm2erp import jsonutil
+from crm2erp.redact import redact
+from crm2erp.store.records import BatchCommit, BatchResult, DeadLetterWrite, NewDeadLetter
+from crm2erp.store.tables import (
+    ACTIVE_DEAD_LETTER_STATUSES,
+    COUNT_FIELDS,
+    dead_letters,
+    runs,
+    watermarks,
+    xref,
+)
+from crm2erp.store.types import utcnow
+
+
+def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
+           key: Sequence[str], update: Sequence[str]) -> None:
+    """Insert ``rows``, updating the ``update`` columns of rows whose ``key`` exists.
+
+    Uses the dialect's native upsert (ON CONFLICT / ON DUPLICATE KEY), so a
+    concurrent writer cannot slip a duplicate in between a select and an insert.
+    """
+    if not rows:
+        return
+    name = conn.dialect.name
+    if name in ("postgresql", "sqlite"):
+        insert = postgresql.insert if name == "postgresql" else sqlite.insert
+        stmt = insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=list(key), set_={col: stmt.excluded[col] for col in update})
+    elif name in ("mysql", "mariadb"):
+        stmt = mysql.insert(table)
+        stmt = stmt.on_duplicate_key_update({col: stmt.inserted[col] for col in update})
+    else:  # portable fallback, safe under the flow lock
+        for row in rows:
+            where = sa.and_(*(table.c[col] == row[col] for col in key))
+            done = conn.execute(
+                table.update().where(where).values({col: row[col] for col in update}))
+            if done.rowcount == 0:
+                conn.execute(table.insert().values(row))
+        return
+    conn.execute(stmt, list(rows))
+
+
+def _is_secret_key(key: str) -> bool:
+    # reuse redact()'s notion of a secret-looking name instead of a second list
+    probe = f"{key}=value"
+    return redact(probe) != probe
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: "***" if _is_secret_key(k) else _redact_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(v) for v in value]
+    if isinstance(value, str):
+        return redact(value)
+    return value
+
+
+def encode_payload(payload: Any) -> str | None:
+    """The JSON text stored for a payload, with secrets masked.
+
+    Redacting the JSON text catches ``"password": "..."`` pairs; when that
+    leaves invalid JSON (an unquoted secret number, say) each value is
+    redacted on its own instead, so the stored payload always decodes.
+    """
+    if payload is None:
+        return None
+    text = redact(jsonutil.dumps(payload))
+    try:
+        jsonutil.loads(text)
+    except ValueError:
+        text = jsonutil.dumps(_redact_value(jsonutil.to_jsonable(payload)))
+    return text
+
+
+def _write_xref(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) -> None:
+    # one row per key, the last one wins: PostgreSQL refuses to update the
+    # same row twice in one ON CONFLICT statement
+    latest = {(u.entity, u.system, u.external_id): u for u in batch.xref}
+    rows = [
+        {"entity": u.entity, "system": u.system, "external_id": u.external_id,
+         "canonical_id": u.canonical_id, "payload_hash": u.payload_hash,
+         "updated_at": now, "run_id": batch.run_id}
+        for u in latest.values()
+    ]
+    upsert(conn, xref, rows, key=("entity", "system", "external_id"),
+           update=("canonical_id", "payload_hash", "updated_at", "run_id"))
+
+
+def _write_dead_letters(conn: sa.Connection, batch: BatchCommit,
+                        now: dt.datetime) -> list[DeadLetterWrite]:
+    keys = {d.source_key for d in batch.dead_letters}
+    active: dict[str, tuple[int, str | None, int]] = {}
+    if keys:
+        found = conn.execute(
+            sa.select(dead_letters.c.id, dead_letters.c.source_key,
+                      dead_letters.c.payload, dead_letters.c.attempts)
+            .where(dead_letters.c.flow == batch.flow,
+                   dead_letters.c.source_key.in_(keys),
+                   dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES))
+            .order_by(dead_letters.c.id))
+        for row in found:
+            active[row.source_key] = (row.id, row.payload, row.attempts)
+    return [_write_dead_letter(conn, batch, letter, active, now)
+            for letter in batch.dead_letters]
+
+
+def _write_dead_letter(conn: sa.Connection, batch: BatchCommit, letter: NewDeadLetter,
+                       active: dict[str, tuple[int, str | None, int]],
+                       now: dt.datetime) -> DeadLetterWrite:
+    payload = encode_payload(letter.payload)
+    values = {
+        "run_id": batch.run_id,
+        "stage": letter.stage,
+        "error": redact(letter.error or ""),
+        "payload": payload,
+        "status": "parked" if letter.stage == "parked" else "open",
+        "updated_at": now,
+    }
+    previous = active.get(letter.source_key)
+    if previous is None:
+        result = conn.execute(dead_letters.insert().values(
+            flow=batch.flow, source_key=letter.source_key, attempts=1,
+            created_at=now, **values))
+        new_id = result.inserted_primary_key[0]
+        active[letter.source_key] = (new_id, payload, 1)
+        return DeadLetterWrite(new_id, letter.source_key, new=True, payload_changed=True)
+    entry_id, old_payload, attempts = previous
+    conn.execute(dead_letters.update().where(dead_letters.c.id == entry_id)
+                 .values(attempts=attempts + 1, **values))
+    active[letter.source_key] = (entry_id, payload, attempts + 1)
+    return DeadLetterWrite(entry_id, letter.source_key, new=False,
+                           payload_changed=payload != old_payload)
+
+
+def _resolve(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) -> int:
+    keys = sorted(set(batch.resolved_keys))
+    resolved = 0
+    for start in range(0, len(keys), 500):
+        resolved += conn.execute(
+            dead_letters.update()
+            .where(dead_letters.c.flow == batch.flow,
+                   dead_letters.c.source_key.in_(keys[start:start + 500]),
+                   dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES))
+            .values(status="resolved", updated_at=now)).rowcount
+    return resolved
+
+
+def _write_watermark(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) -> None:
+    if batch.watermark is None:
+        return
+    stream, cursor = batch.watermark
+    upsert(conn, watermarks,
+           [{"flow": batch.flow, "stream": stream, "value": jsonutil.dumps(cursor.value),
+             "key": cursor.key, "updated_at": now, "run_id": batch.run_id}],
+           key=("flow", "stream"), update=("value", "key", "updated_at", "run_id"))
+
+
+def check_counts(counts: dict[str, int]) -> None:
+    unknown = sorted(set(counts) - set(COUNT_FIELDS))
+    if unknown:
+        raise ValueError(f"unknown run counter(s) {', '.join(unknown)}; "
+                         f"known: {', '.join(COUNT_FIELDS)}")
+
+
+def _add_counts(conn: sa.Connection, batch: BatchCommit) -> None:
+    increments = {name: runs.c[name] + n for name, n in batch.counts.items() if n}
+    if not increments:
+        return
+    done = conn.execute(runs.update().where(runs.c.id == batch.run_id).values(increments))
+    if done.rowcount != 1:
+        raise ValueError(f"no run #{batch.run_id} to add counts to; start_run() first")
+
+
+def write_batch(conn: sa.Connection, batch: BatchCommit) -> BatchResult:
+    """Apply ``batch`` on ``conn``; the caller owns the transaction.
+
+    A key both dead-lettered and resolved in the same batch ends resolved:
+    resolutions are applied after the new failures.
+    """
+    check_counts(batch.counts)
+    now = utcnow()
+    _write_xref(conn, batch, now)
+    written = _write_dead_letters(conn, batch, now)
+    resolved = _resolve(conn, batch, now)
+    _write_watermark(conn, batch, now)
+    _add_counts(conn, batch)
+    return BatchResult(dead_letters=written, resolved=resolved)

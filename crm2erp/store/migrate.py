@@ -1,0 +1,66 @@
+"""Apply the state store's Alembic migrations programmatically.
+
+The migrations ship inside the package (:mod:`crm2erp.store.migrations`), so
+an installed crm2erp needs no ``alembic.ini`` in the working directory. The
+caller's engine is handed to Alembic through ``config.attributes`` and the
+whole upgrade runs in one transaction (on PostgreSQL and SQLite DDL is
+transactional; MariaDB commits each DDL statement on its own).
+"""
+
+from __future__ import annotations
+
+__all__ = ["alembic_config", "upgrade", "downgrade", "current_revision", "head_revision"]
+
+import logging
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+
+def alembic_config(connection: sa.Connection | None = None) -> Config:
+    """An Alembic Config pointing at the packaged migrations (no ini file needed)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("path_separator", "os")
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision the installed crm2erp knows."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None, "the packaged migrations have no head revision"
+    return head
+
+
+def current_revision(engine: sa.Engine) -> str | None:
+    """The revision the database is at, or None before the first migration."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: sa.Engine, revision: str = "head") -> None:
+    """Migrate the database up to ``revision``; a no-op when it is already there."""
+    if revision == "head" and current_revision(engine) == head_revision():
+        return
+    log.info("migrating state store %s to %s",
+             engine.url.render_as_string(hide_password=True), revision)
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(conn), revision)
+
+
+def downgrade(engine: sa.Engine, revision: str) -> None:
+    """Migrate the database down to ``revision`` (``"base"`` drops every table)."""
+    log.info("downgrading state store %s to %s",
+             engine.url.render_as_string(hide_password=True), revision)
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), revision)

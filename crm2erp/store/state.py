@@ -1,0 +1,295 @@
+"""The state store: runs, watermarks, id cross-reference, dead letters, locks.
+
+One :class:`StateStore` wraps one SQLAlchemy engine on SQLite (the default, a
+file in the working directory), PostgreSQL or MariaDB. Opening it applies any
+pending migration, so an upgraded crm2erp brings its schema along. Reads come
+back as frozen records; the write path of a sync batch is the single
+transaction of :meth:`StateStore.commit_batch`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["StateStore", "DEFAULT_URL", "ENV_URL"]
+
+import datetime as dt
+import logging
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+import sqlalchemy as sa
+
+from crm2erp import jsonutil
+from crm2erp.connectors.base import Cursor
+from crm2erp.errors import ConfigError, FatalError
+from crm2erp.redact import redact, register_secret
+from crm2erp.store import locking, migrate
+from crm2erp.store.batch import write_batch
+from crm2erp.store.records import BatchCommit, BatchResult, DeadLetter, RunRecord, XrefEntry
+from crm2erp.store.tables import (
+    DEAD_LETTER_STATUSES,
+    RUN_MODES,
+    RUN_STATUSES,
+    dead_letters,
+    runs,
+    watermarks,
+    xref,
+)
+from crm2erp.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+DEFAULT_URL = "sqlite:///crm2erp-state.db"
+ENV_URL = "CRM2ERP_STATE_URL"
+_CHUNK = 1000  # ids per IN (...) query: one query for any normal batch
+
+
+def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
+    unique = sorted({str(v) for v in values})
+    for start in range(0, len(unique), _CHUNK):
+        yield unique[start:start + _CHUNK]
+
+
+def _check(value: str, allowed: Sequence[str], what: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; use one of: {', '.join(allowed)}")
+
+
+def _create_engine(url: str) -> sa.Engine:
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise ConfigError(f"state store URL {redact(url)!r} is not a valid database URL "
+                          f"({exc}); use e.g. {DEFAULT_URL} or "
+                          "postgresql+psycopg://user:password@host/db") from None
+    register_secret(parsed.password)
+    kwargs: dict = {"pool_pre_ping": True}
+    if parsed.get_backend_name() == "sqlite":
+        kwargs = {"connect_args": {"timeout": 30}}  # wait for another process's write
+    try:
+        return sa.create_engine(parsed, **kwargs)
+    except (sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:
+        raise ConfigError(f"no database driver for state store URL "
+                          f"{parsed.render_as_string(hide_password=True)!r} ({exc}); install "
+                          "it, e.g. pip install 'crm2erp[postgres]' or 'crm2erp[mysql]'") from None
+
+
+class StateStore:
+    """Persistent state of every flow; see the module docstring."""
+
+    def __init__(self, engine: sa.Engine):
+        """Wrap an engine whose database is already migrated; prefer :meth:`open`."""
+        self.engine = engine
+
+    # -- lifecycle ---------------------------------------------------------
+    @classmethod
+    def open(cls, url: str | None = None) -> StateStore:
+        """Open the store at ``url`` (or ``$CRM2ERP_STATE_URL``, or the default
+        SQLite file) and migrate it to the newest schema."""
+        url = url or os.environ.get(ENV_URL) or DEFAULT_URL
+        engine = _create_engine(url)
+        try:
+            migrate.upgrade(engine)
+        except sa.exc.OperationalError as exc:
+            engine.dispose()
+            where = engine.url.render_as_string(hide_password=True)
+            raise FatalError(f"cannot open the state store at {where}: "
+                             f"{redact(str(exc.orig))}; check that the database is "
+                             f"reachable and the URL in {ENV_URL} is right") from None
+        return cls(engine)
+
+    @property
+    def url(self) -> str:
+        """The database URL with the password hidden."""
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"StateStore({self.url!r})"
+
+    # -- locks -------------------------------------------------------------
+    @contextmanager
+    def lock(self, flow: str, owner: str | None = None,
+             ttl: dt.timedelta = dt.timedelta(hours=2)) -> Iterator[str]:
+        """Hold ``flow``'s lock for the with-block; yields the owner string.
+
+        Raises :class:`crm2erp.errors.LockHeldError` when another owner holds
+        an unexpired lock. The lock is released even when the block raises.
+        """
+        owner = locking.acquire(self.engine, flow, owner, ttl)
+        try:
+            yield owner
+        finally:
+            locking.release(self.engine, flow, owner)
+
+    # -- runs --------------------------------------------------------------
+    def start_run(self, flow: str, mode: str) -> int:
+        """Record a new running run of ``flow``; returns its id."""
+        _check(mode, RUN_MODES, "run mode")
+        with self.engine.begin() as conn:
+            result = conn.execute(runs.insert().values(
+                flow=flow, mode=mode, status="running", started_at=utcnow()))
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(self, run_id: int, status: str, message: str | None = None) -> None:
+        """Close a run with its final status and an optional (redacted) message."""
+        _check(status, RUN_STATUSES, "run status")
+        with self.engine.begin() as conn:
+            done = conn.execute(runs.update().where(runs.c.id == run_id).values(
+                status=status, finished_at=utcnow(),
+                message=None if message is None else redact(message)))
+        if done.rowcount != 1:
+            raise ConfigError(f"no run #{run_id}")
+
+    def get_run(self, run_id: int) -> RunRecord:
+        """The run ``run_id``; ConfigError when there is none."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise ConfigError(f"no run #{run_id}; see the run history for valid ids")
+        return RunRecord(**row._asdict())
+
+    def list_runs(self, flow: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """The latest runs, newest first, of one flow or of all."""
+        query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
+        if flow is not None:
+            query = query.where(runs.c.flow == flow)
+        with self.engine.connect() as conn:
+            return [RunRecord(**row._asdict()) for row in conn.execute(query)]
+
+    # -- watermarks --------------------------------------------------------
+    def get_watermark(self, flow: str, stream: str) -> Cursor | None:
+        """Where the last committed batch of ``flow``/``stream`` ended, if anywhere."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(watermarks.c.value, watermarks.c.key).where(
+                watermarks.c.flow == flow, watermarks.c.stream == stream)).first()
+        return None if row is None else Cursor(jsonutil.loads(row.value), row.key)
+
+    def reset_watermark(self, flow: str, stream: str | None = None) -> int:
+        """Forget the watermark of one stream (or all of ``flow``'s); returns how many."""
+        query = watermarks.delete().where(watermarks.c.flow == flow)
+        if stream is not None:
+            query = query.where(watermarks.c.stream == stream)
+        with self.engine.begin() as conn:
+            return conn.execute(query).rowcount
+
+    # -- xref reads --------------------------------------------------------
+    def xref_entries(self, entity: str, system: str,
+                     external_ids: Iterable[str]) -> dict[str, XrefEntry]:
+        """The cross-reference entries of these external ids (missing ones left out)."""
+        found: dict[str, XrefEntry] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(external_ids):
+                for row in conn.execute(self._xref_query(entity, system)
+                                        .where(xref.c.external_id.in_(chunk))):
+                    found[row.external_id] = XrefEntry(**row._asdict())
+        return found
+
+    def xref_by_canonical(self, entity: str, system: str,
+                          canonical_ids: Iterable[str]) -> dict[str, XrefEntry]:
+        """Canonical id -> entry. When a dedupe merge gave one canonical id two
+        external ids, the most recently written one wins."""
+        found: dict[str, XrefEntry] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(canonical_ids):
+                query = (self._xref_query(entity, system)
+                         .where(xref.c.canonical_id.in_(chunk))
+                         .order_by(xref.c.updated_at, xref.c.id))
+                for row in conn.execute(query):
+                    found[row.canonical_id] = XrefEntry(**row._asdict())
+        return found
+
+    def canonical_ids(self, entity: str, system: str,
+                      external_ids: Iterable[str]) -> dict[str, str]:
+        """External id -> canonical id, for the ids that have one."""
+        return {ext: entry.canonical_id
+                for ext, entry in self.xref_entries(entity, system, external_ids).items()}
+
+    def external_ids(self, entity: str, system: str,
+                     canonical_ids: Iterable[str]) -> dict[str, str]:
+        """Canonical id -> external id in ``system``, for the ids that have one."""
+        return {can: entry.external_id
+                for can, entry in self.xref_by_canonical(entity, system, canonical_ids).items()}
+
+    def xref_count(self, entity: str | None = None, system: str | None = None) -> int:
+        query = sa.select(sa.func.count()).select_from(xref)
+        if entity is not None:
+            query = query.where(xref.c.entity == entity)
+        if system is not None:
+            query = query.where(xref.c.system == system)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    @staticmethod
+    def _xref_query(entity: str, system: str) -> sa.Select:
+        return sa.select(xref.c.entity, xref.c.system, xref.c.external_id,
+                         xref.c.canonical_id, xref.c.payload_hash, xref.c.updated_at
+                         ).where(xref.c.entity == entity, xref.c.system == system)
+
+    # -- dead letters ------------------------------------------------------
+    @staticmethod
+    def _dead_letter_filter(query, flow: str | None, status: str | Sequence[str] | None):
+        if flow is not None:
+            query = query.where(dead_letters.c.flow == flow)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            for one in statuses:
+                _check(one, DEAD_LETTER_STATUSES, "dead letter status")
+            query = query.where(dead_letters.c.status.in_(statuses))
+        return query
+
+    @staticmethod
+    def _dead_letter(row) -> DeadLetter:
+        values = row._asdict()
+        values["payload"] = jsonutil.loads(values["payload"])
+        return DeadLetter(**values)
+
+    def dead_letters(self, flow: str | None = None,
+                     status: str | Sequence[str] | None = "open",
+                     limit: int = 100) -> list[DeadLetter]:
+        """Dead letters, oldest first; ``status=None`` means any status."""
+        query = self._dead_letter_filter(
+            sa.select(dead_letters).order_by(dead_letters.c.id).limit(limit), flow, status)
+        with self.engine.connect() as conn:
+            return [self._dead_letter(row) for row in conn.execute(query)]
+
+    def get_dead_letter(self, dead_letter_id: int) -> DeadLetter:
+        """One dead letter by id; ConfigError when there is none."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(dead_letters)
+                               .where(dead_letters.c.id == dead_letter_id)).first()
+        if row is None:
+            raise ConfigError(f"no dead letter #{dead_letter_id}")
+        return self._dead_letter(row)
+
+    def set_dead_letter_status(self, ids: Sequence[int], status: str) -> int:
+        """Set the status of these dead letters; returns how many exist."""
+        _check(status, DEAD_LETTER_STATUSES, "dead letter status")
+        if not ids:
+            return 0
+        with self.engine.begin() as conn:
+            return conn.execute(dead_letters.update()
+                                .where(dead_letters.c.id.in_(list(ids)))
+                                .values(status=status, updated_at=utcnow())).rowcount
+
+    def count_dead_letters(self, flow: str | None = None,
+                           status: str | Sequence[str] | None = "open") -> int:
+        query = self._dead_letter_filter(
+            sa.select(sa.func.count()).select_from(dead_letters), flow, status)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- the batch write path ---------------------------------------------
+    def commit_batch(self, batch: BatchCommit) -> BatchResult:
+        """Write one batch's xref, dead letters, resolutions, watermark and
+        counters in ONE transaction: all of it or, on any error, none."""
+        with self.engine.begin() as conn:
+            return write_batch(conn, batch)

@@ -1,0 +1,108 @@
+"""The state store's tables, as SQLAlchemy Core metadata.
+
+The schema itself is created by the Alembic migrations in
+:mod:`crm2erp.store.migrations`; this metadata is what the queries use, and a
+test checks that the two agree. Indexed strings stay within 191 characters so
+that a MariaDB utf8mb4 index key fits. ``run_id`` columns deliberately carry
+no foreign key: old runs can be pruned without touching the state they left.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "metadata",
+    "runs",
+    "watermarks",
+    "xref",
+    "dead_letters",
+    "locks",
+    "COUNT_FIELDS",
+    "RUN_MODES",
+    "RUN_STATUSES",
+    "DEAD_LETTER_STATUSES",
+    "ACTIVE_DEAD_LETTER_STATUSES",
+]
+
+import sqlalchemy as sa
+
+from crm2erp.store.types import UTCDateTime
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = sa.MetaData(naming_convention=NAMING)
+
+COUNT_FIELDS = ("read", "created", "updated", "unchanged", "skipped", "failed",
+                "parked", "deleted")
+RUN_MODES = ("incremental", "full_refresh", "since", "dry_run", "retry")
+RUN_STATUSES = ("running", "succeeded", "partial", "failed")
+DEAD_LETTER_STATUSES = ("open", "parked", "resolved", "discarded", "retrying")
+# statuses of a dead letter that still waits for its record to go through;
+# a key has at most one entry in one of these
+ACTIVE_DEAD_LETTER_STATUSES = ("open", "parked", "retrying")
+
+runs = sa.Table(
+    "runs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("mode", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("started_at", UTCDateTime(), nullable=False),
+    sa.Column("finished_at", UTCDateTime(), nullable=True),
+    *(sa.Column(name, sa.Integer, nullable=False, server_default="0")
+      for name in COUNT_FIELDS),
+    sa.Column("message", sa.Text, nullable=True),
+    sa.Index(None, "flow", "id"),
+)
+
+watermarks = sa.Table(
+    "watermarks", metadata,
+    sa.Column("flow", sa.String(100), primary_key=True),
+    sa.Column("stream", sa.String(100), primary_key=True),
+    sa.Column("value", sa.Text, nullable=True),
+    sa.Column("key", sa.String(191), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=True),
+)
+
+xref = sa.Table(
+    "xref", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("system", sa.String(64), nullable=False),
+    sa.Column("external_id", sa.String(191), nullable=False),
+    sa.Column("canonical_id", sa.String(191), nullable=False),
+    sa.Column("payload_hash", sa.String(128), nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.UniqueConstraint("entity", "system", "external_id"),
+    # not unique: a dedupe merge maps two source records to one canonical id
+    sa.Index(None, "entity", "system", "canonical_id"),
+)
+
+dead_letters = sa.Table(
+    "dead_letters", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("source_key", sa.String(191), nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("payload", sa.Text, nullable=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "flow", "source_key", "status"),
+    sa.Index(None, "status", "flow"),
+)
+
+locks = sa.Table(
+    "locks", metadata,
+    sa.Column("flow", sa.String(100), primary_key=True),
+    sa.Column("owner", sa.String(191), nullable=False),
+    sa.Column("acquired_at", UTCDateTime(), nullable=False),
+    sa.Column("expires_at", UTCDateTime(), nullable=False),
+)

@@ -1,0 +1,66 @@
+"""Column types that behave the same on SQLite, PostgreSQL and MariaDB.
+
+Timestamps are the tricky part: PostgreSQL has ``timestamptz`` and returns
+aware datetimes in the session's time zone, while SQLite and MariaDB store
+naive values. :class:`UTCDateTime` stores every timestamp as UTC (naive where
+the database has no time zone support) and always hands back an aware UTC
+datetime, so callers never compare naive and aware values.
+"""
+
+from __future__ import annotations
+
+__all__ = ["UTCDateTime", "utcnow", "mysql_table_args"]
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql
+
+UTC = dt.UTC
+
+
+def mysql_table_args(dialect) -> dict[str, str]:
+    """Table options for MariaDB/MySQL (ignored by the other databases).
+
+    A binary collation, because external ids are case-sensitive (Salesforce
+    ids may differ only in case) and the default ``utf8mb4_general_ci`` would
+    make ``0015g00000AbC`` and ``0015g00000abc`` collide on the unique xref
+    key. MariaDB's NO PAD variant also keeps ``"A"`` and ``"A "`` apart.
+    """
+    collate = "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_bin"
+    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": collate}
+
+
+def utcnow() -> dt.datetime:
+    """The current time as an aware UTC datetime."""
+    return dt.datetime.now(UTC)
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """A timestamp stored in UTC and always returned as an aware UTC datetime."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            # microseconds: run ordering and lock expiry need sub-second precision
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the state store needs aware datetimes")
+        value = value.astimezone(UTC)
+        if dialect.name == "postgresql":
+            return value
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)

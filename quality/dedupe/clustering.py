@@ -1,0 +1,105 @@
+"""Joining merged pairs into entities, with a guard against chaining.
+
+Plain connected components chain: A~B and B~C put A and C in one entity even
+when A and C, compared directly, are clearly different people; one weak link
+in a long chain can glue hundreds of records together. Here edges are added
+strongest first (deterministic links, then by match weight), like Kruskal's
+algorithm, and an edge that would join two groups is *refused* when the joined
+group would
+
+* contain a rejected pair (a stored human "these are different" decision),
+* contain a pair that was compared directly and scored below
+  ``min_pair_probability`` (the weakest-link guard),
+* or exceed ``max_cluster_size``.
+
+Deterministic edges ignore the last two guards (they link regardless of the
+score) but not rejections. Refused edges are reported so their pairs can go to
+the review queue.
+"""
+
+from __future__ import annotations
+
+__all__ = ["constrained_components"]
+
+import numpy as np
+
+
+class _Groups:
+    """Union-find keeping member and forbidden-partner sets per root."""
+
+    def __init__(self, n: int):
+        self.parent = np.arange(n)
+        self.members: dict[int, set[int]] = {}
+        self.hard: dict[int, set[int]] = {}
+        self.soft: dict[int, set[int]] = {}
+
+    def find(self, x: int) -> int:
+        root = x
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while self.parent[x] != root:
+            self.parent[x], x = root, self.parent[x]
+        return int(root)
+
+    def _get(self, table: dict[int, set[int]], root: int, default_self: bool) -> set[int]:
+        if root not in table:
+            table[root] = {root} if default_self else set()
+        return table[root]
+
+    def forbid(self, table: dict[int, set[int]], a: int, b: int) -> None:
+        self._get(table, a, False).add(b)
+        self._get(table, b, False).add(a)
+
+    def conflict(self, a: int, b: int, *, soft: bool) -> bool:
+        members_b = self._get(self.members, b, True)
+        if not self._get(self.hard, a, False).isdisjoint(members_b):
+            return True
+        return soft and not self._get(self.soft, a, False).isdisjoint(members_b)
+
+    def size(self, root: int) -> int:
+        return len(self._get(self.members, root, True))
+
+    def union(self, a: int, b: int) -> None:
+        if self.size(a) < self.size(b):
+            a, b = b, a
+        self.parent[b] = a
+        for table, default_self in ((self.members, True), (self.hard, False), (self.soft, False)):
+            target = self._get(table, a, default_self)
+            target |= table.pop(b, {b} if default_self else set())
+
+
+def constrained_components(n: int, edge_a: np.ndarray, edge_b: np.ndarray,
+                           strength: np.ndarray, hard: np.ndarray,
+                           rejected: list[tuple[int, int]], weak: list[tuple[int, int]],
+                           max_cluster_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster label per node and, per edge, whether the edge was used.
+
+    ``edge_a``/``edge_b`` are node indices of the merge edges, ``strength`` their
+    order (higher first), ``hard`` marks deterministic edges; ``rejected`` and
+    ``weak`` are node pairs that must not / should not end up together.
+    Labels are the smallest node index of each cluster.
+    """
+    groups = _Groups(n)
+    involved = set(edge_a.tolist()) | set(edge_b.tolist())
+    for table, pairs in ((groups.hard, rejected), (groups.soft, weak)):
+        for a, b in pairs:
+            if a in involved and b in involved:
+                groups.forbid(table, a, b)
+    order = np.lexsort((-strength, ~hard))  # deterministic first, then strongest
+    used = np.zeros(len(edge_a), dtype=bool)
+    for e in order:
+        ra, rb = groups.find(int(edge_a[e])), groups.find(int(edge_b[e]))
+        if ra == rb:
+            used[e] = True
+            continue
+        is_hard = bool(hard[e])
+        if groups.conflict(ra, rb, soft=not is_hard):
+            continue
+        if not is_hard and groups.size(ra) + groups.size(rb) > max_cluster_size:
+            continue
+        groups.union(ra, rb)
+        used[e] = True
+    roots = np.fromiter((groups.find(i) for i in range(n)), dtype=np.int64, count=n)
+    smallest = np.full(n, n, dtype=np.int64)
+    np.minimum.at(smallest, roots, np.arange(n))
+    return smallest[roots], used

@@ -1,0 +1,153 @@
+"""Value normalisers used by blocking keys, deterministic rules and comparisons.
+
+Each transform maps one value to a string or ``None`` (null). Nulls never
+agree with anything: an empty name must not block or link two records.
+Transforms chain (``[lower, first:3]``) and take an optional argument after a
+colon (``first:3``, ``phone:DE``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["TRANSFORMS", "check_transform", "apply", "clean", "normalise_phone", "to_date"]
+
+import datetime as dt
+import math
+import re
+import unicodedata
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import jellyfish
+import phonenumbers
+
+_LEGAL_FORMS = {
+    "ab", "ag", "as", "bv", "co", "company", "corp", "corporation", "gmbh", "inc",
+    "incorporated", "kg", "limited", "llc", "llp", "ltd", "nv", "oy", "plc", "pty", "sa",
+    "sarl", "sas", "se", "spa", "srl", "ug",
+}
+_NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def clean(value: Any) -> str | None:
+    """The value as a stripped string, or None for None/NaN/blank."""
+    if value is None:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _fold(text: str) -> str:
+    """Lower case, accents removed, punctuation to single spaces."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return " ".join(_NON_WORD.sub(" ", text.lower()).split())
+
+
+def _company(text: str) -> str:
+    words = [w for w in _fold(text).split() if w not in _LEGAL_FORMS]
+    return " ".join(words)
+
+
+def normalise_phone(text: str, region: str | None = None) -> str | None:
+    """E.164 when phonenumbers can parse it, else the bare digits."""
+    try:
+        number = phonenumbers.parse(text, region)
+        if phonenumbers.is_possible_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        pass
+    digits = re.sub(r"\D", "", text)
+    return digits or None
+
+
+def to_date(value: Any) -> dt.date | None:
+    """Dates from date/datetime, ISO strings or compact ``YYYYMMDD``; None if unparseable."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    text = clean(value)
+    if text is None:
+        return None
+    for fmt in ("%Y-%m-%d", "%Y%m%d", "%d.%m.%Y", "%Y/%m/%d"):
+        try:
+            return dt.datetime.strptime(text[:10], fmt).date()
+        except ValueError:
+            continue
+    try:
+        return dt.datetime.fromisoformat(text).date()
+    except ValueError:
+        return None
+
+
+def _email_domain(text: str) -> str | None:
+    _, at, domain = text.lower().rpartition("@")
+    return domain.strip() or None if at else None
+
+
+def _iso_date(text: str) -> str | None:
+    value = to_date(text)
+    return value.isoformat() if value else None
+
+
+_SIMPLE: dict[str, Callable[[str], str | None]] = {
+    "lower": str.lower,
+    "upper": str.upper,
+    "strip": str.strip,
+    "name": _fold,
+    "company": _company,
+    "digits": lambda s: re.sub(r"\D", "", s),
+    "alnum": lambda s: re.sub(r"[^0-9a-z]", "", s.lower()),
+    "soundex": jellyfish.soundex,
+    "metaphone": jellyfish.metaphone,
+    "nysiis": jellyfish.nysiis,
+    "email": lambda s: s.strip().lower(),
+    "email_domain": _email_domain,
+    "tax_id": lambda s: re.sub(r"[^0-9A-Z]", "", s.upper()),
+    "date": _iso_date,
+}
+_WITH_ARG = {"first", "last", "phone"}
+TRANSFORMS = tuple(sorted(_SIMPLE)) + ("first:N", "last:N", "phone[:REGION]")
+
+
+def check_transform(name: str) -> None:
+    """Raise ValueError (turned into a config issue) for an unknown transform."""
+    base, _, arg = name.partition(":")
+    if base in _SIMPLE and not arg:
+        return
+    if base in ("first", "last") and arg.isdigit() and int(arg) > 0:
+        return
+    if base == "phone":
+        return
+    raise ValueError(f"unknown transform {name!r}; known: {', '.join(TRANSFORMS)}")
+
+
+def _one(name: str) -> Callable[[str], str | None]:
+    base, _, arg = name.partition(":")
+    if base == "first":
+        n = int(arg)
+        return lambda s: s[:n]
+    if base == "last":
+        n = int(arg)
+        return lambda s: s[-n:]
+    if base == "phone":
+        region = arg.upper() or None
+        return lambda s: normalise_phone(s, region)
+    return _SIMPLE[base]
+
+
+def apply(values: Iterable[Any], transforms: list[str]) -> list[str | None]:
+    """Clean every value, then run the transform chain; blanks become None."""
+    funcs = [_one(name) for name in transforms]
+    out: list[str | None] = []
+    for value in values:
+        text = clean(value)
+        for func in funcs:
+            if text is None:
+                break
+            text = func(text)
+            text = text.strip() if text else None
+        out.append(text or None)
+    return out

@@ -1,0 +1,221 @@
+"""commit_batch: xref, dead letters, watermark and counters in one transaction."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+import sqlalchemy as sa
+from crm2erp.connectors.base import Cursor
+
+from crm2erp.store import BatchCommit, NewDeadLetter, StateStore, XrefUpsert
+
+
+@pytest.fixture
+def store(any_db_url):
+    store = StateStore.open(any_db_url)
+    yield store
+    store.close()
+
+
+def _batch(run_id: int, **kwargs) -> BatchCommit:
+    return BatchCommit(run_id=run_id, flow="accounts", **kwargs)
+
+
+def test_commit_batch_is_atomic(store):
+    run_id = store.start_run("accounts", "incremental")
+    store.commit_batch(_batch(
+        run_id, xref=[XrefUpsert("account", "sf", "A1", "c1", "h1")],
+        watermark=("Account", Cursor("2024-01-01T00:00:00+00:00", "A1")),
+        counts={"read": 1, "created": 1}))
+
+    failing = _batch(
+        run_id,
+        xref=[XrefUpsert("account", "sf", "A1", "c1-changed", "h2"),
+              XrefUpsert("account", "sf", "A2", "c2", "h3")],
+        # source_key is NOT NULL: the database refuses this row after the xref
+        # upsert has already run in the same transaction
+        dead_letters=[NewDeadLetter("map", None, "bad", {"Id": "A3"})],
+        watermark=("Account", Cursor("2024-02-01T00:00:00+00:00", "A2")),
+        counts={"read": 5})
+    with pytest.raises(sa.exc.IntegrityError):
+        store.commit_batch(failing)
+
+    assert store.canonical_ids("account", "sf", ["A1", "A2"]) == {"A1": "c1"}
+    assert store.xref_entries("account", "sf", ["A1"])["A1"].payload_hash == "h1"
+    assert store.get_watermark("accounts", "Account") == Cursor(
+        "2024-01-01T00:00:00+00:00", "A1")
+    assert store.get_run(run_id).read == 1
+    assert store.count_dead_letters(status=None) == 0
+
+
+def test_unknown_counter_rejects_the_whole_batch(store):
+    run_id = store.start_run("accounts", "incremental")
+    with pytest.raises(ValueError, match="bogus"):
+        store.commit_batch(_batch(run_id, xref=[XrefUpsert("account", "sf", "A1", "c1")],
+                                  counts={"bogus": 1}))
+    assert store.xref_count() == 0
+
+
+def test_xref_upsert_and_bulk_reads(store):
+    run_id = store.start_run("accounts", "incremental")
+    store.commit_batch(_batch(run_id, xref=[
+        XrefUpsert("account", "sf", "A1", "c1", "h1"),
+        XrefUpsert("account", "sf", "A2", "c2", "h2"),
+        XrefUpsert("account", "erp", "K-1", "c1", "e1"),
+        XrefUpsert("contact", "sf", "A1", "p1"),  # same external id, other entity
+        XrefUpsert("account", "sf", "A2", "c2", "h2-last"),  # twice in a batch: last wins
+    ]))
+    store.commit_batch(_batch(run_id, xref=[XrefUpsert("account", "sf", "A1", "c1", "h1-new")]))
+
+    assert store.canonical_ids("account", "sf", ["A1", "A2", "missing"]) == {
+        "A1": "c1", "A2": "c2"}
+    assert store.canonical_ids("contact", "sf", ["A1"]) == {"A1": "p1"}
+    assert store.external_ids("account", "erp", ["c1", "c2"]) == {"c1": "K-1"}
+    entries = store.xref_entries("account", "sf", iter(["A1", "A2"]))
+    assert entries["A1"].payload_hash == "h1-new"
+    assert entries["A2"].payload_hash == "h2-last"
+    assert entries["A1"].updated_at.tzinfo == dt.UTC
+    assert store.xref_by_canonical("account", "erp", ["c1"])["c1"].external_id == "K-1"
+    assert store.xref_count() == 4
+    assert store.xref_count(entity="account") == 3
+    assert store.xref_count(entity="account", system="sf") == 2
+    assert store.canonical_ids("account", "sf", []) == {}
+
+    many = [f"X{i}" for i in range(2500)]  # more than one IN (...) chunk
+    store.commit_batch(_batch(run_id, xref=[XrefUpsert("account", "big", x, "c" + x)
+                                            for x in many]))
+    assert len(store.canonical_ids("account", "big", many)) == 2500
+
+
+def test_dedupe_merge_maps_two_external_ids_to_one_canonical(store):
+    run_id = store.start_run("accounts", "incremental")
+    store.commit_batch(_batch(run_id, xref=[XrefUpsert("account", "sf", "A1", "c1")]))
+    store.commit_batch(_batch(run_id, xref=[XrefUpsert("account", "sf", "A9", "c1")]))
+    assert store.canonical_ids("account", "sf", ["A1", "A9"]) == {"A1": "c1", "A9": "c1"}
+    assert store.external_ids("account", "sf", ["c1"]) == {"c1": "A9"}  # latest wins
+
+
+def test_dead_letters_deduplicate_per_key_and_resolve(store):
+    run1 = store.start_run("accounts", "incremental")
+    first = store.commit_batch(_batch(run1, dead_letters=[
+        NewDeadLetter("map", "A1", "no country", {"Id": "A1", "Country": None}),
+        NewDeadLetter("parked", "A2", "parent missing", {"Id": "A2"}),
+    ]))
+    assert [(w.source_key, w.new, w.payload_changed) for w in first.dead_letters] == [
+        ("A1", True, True), ("A2", True, True)]
+
+    run2 = store.start_run("accounts", "incremental")
+    again = store.commit_batch(_batch(run2, dead_letters=[
+        NewDeadLetter("map", "A1", "no country", {"Id": "A1", "Country": None}),
+        NewDeadLetter("validate", "A2", "bad vat", {"Id": "A2", "Vat": "x"}),
+    ]))
+    assert [(w.new, w.payload_changed) for w in again.dead_letters] == [
+        (False, False), (False, True)]
+    assert {w.id for w in again.dead_letters} == {w.id for w in first.dead_letters}
+
+    letters = {d.source_key: d for d in store.dead_letters("accounts", status=None)}
+    assert len(letters) == 2
+    assert letters["A1"].attempts == 2 and letters["A1"].run_id == run2
+    a2 = letters["A2"]
+    assert (a2.status, a2.stage, a2.error, a2.payload) == (
+        "open", "validate", "bad vat", {"Id": "A2", "Vat": "x"})  # parked -> open
+    assert a2.created_at <= a2.updated_at and a2.updated_at.tzinfo == dt.UTC
+
+    # open -> parked when the new failure says so
+    store.commit_batch(_batch(run2, dead_letters=[
+        NewDeadLetter("parked", "A1", "parent missing", {"Id": "A1"})]))
+    assert store.get_dead_letter(letters["A1"].id).status == "parked"
+    assert store.count_dead_letters("accounts", status=["open", "parked"]) == 2
+
+    result = store.commit_batch(_batch(run2, resolved_keys=["A1", "A2", "never-failed"]))
+    assert result.resolved == 2
+    assert store.count_dead_letters("accounts") == 0
+    assert store.count_dead_letters("accounts", status="resolved") == 2
+
+    # failing again after resolution opens a new entry
+    later = store.commit_batch(_batch(run2, dead_letters=[
+        NewDeadLetter("write", "A1", "ERP said no", {"Id": "A1"})]))
+    assert later.dead_letters[0].new
+    assert store.count_dead_letters("accounts", status=None) == 3
+
+
+def test_dead_letters_of_other_flows_are_separate(store):
+    run_id = store.start_run("accounts", "incremental")
+    store.commit_batch(_batch(run_id, dead_letters=[NewDeadLetter("map", "K", "e", {})]))
+    store.commit_batch(BatchCommit(run_id=run_id, flow="contacts",
+                                   dead_letters=[NewDeadLetter("map", "K", "e", {})]))
+    store.commit_batch(BatchCommit(run_id=run_id, flow="contacts", resolved_keys=["K"]))
+    assert store.count_dead_letters("accounts") == 1
+    assert store.count_dead_letters("contacts") == 0
+
+
+def test_dead_letter_payload_and_error_are_redacted(store):
+    run_id = store.start_run("accounts", "incremental")
+    store.commit_batch(_batch(run_id, dead_letters=[NewDeadLetter(
+        "write", "A1", "POST https://bot:hunter22@erp.example/api failed",
+        {"Id": "A1", "api_key": "abc123", "token": 987654, "Amount": Decimal("1.10")})]))
+    letter = store.dead_letters("accounts")[0]
+    assert "hunter22" not in letter.error and "erp.example" in letter.error
+    assert letter.payload["api_key"] == "***" and letter.payload["token"] == "***"
+    assert letter.payload["Amount"] == "1.10" and letter.payload["Id"] == "A1"
+
+
+def test_dead_letter_listing_and_status_changes(store):
+    from crm2erp.errors import ConfigError
+
+    run_id = store.start_run("accounts", "incremental")
+    result = store.commit_batch(_batch(run_id, dead_letters=[
+        NewDeadLetter("map", f"K{i}", "e", {"i": i}) for i in range(5)]))
+    ids = [w.id for w in result.dead_letters]
+    assert [d.source_key for d in store.dead_letters(limit=3)] == ["K0", "K1", "K2"]
+    assert store.set_dead_letter_status(ids[:2], "discarded") == 2
+    assert store.set_dead_letter_status([], "discarded") == 0
+    assert store.count_dead_letters() == 3
+    assert store.count_dead_letters(status="discarded") == 2
+    assert store.get_dead_letter(ids[0]).status == "discarded"
+    with pytest.raises(ConfigError, match="no dead letter #999999"):
+        store.get_dead_letter(999999)
+    with pytest.raises(ValueError, match="dead letter status"):
+        store.set_dead_letter_status(ids, "gone")
+
+
+def test_retrying_entry_is_updated_by_a_new_failure(store):
+    run_id = store.start_run("accounts", "retry")
+    first = store.commit_batch(_batch(run_id, dead_letters=[NewDeadLetter("map", "A1", "e", {})]))
+    store.set_dead_letter_status([first.dead_letters[0].id], "retrying")
+    again = store.commit_batch(_batch(run_id, dead_letters=[NewDeadLetter("map", "A1", "e", {})]))
+    assert not again.dead_letters[0].new
+    letter = store.get_dead_letter(first.dead_letters[0].id)
+    assert (letter.status, letter.attempts) == ("open", 2)
+
+
+def test_run_counters_accumulate_across_batches(store):
+    run_id = store.start_run("accounts", "incremental")
+    other = store.start_run("contacts", "full_refresh")
+    store.commit_batch(_batch(run_id, counts={"read": 10, "created": 7, "unchanged": 3}))
+    store.commit_batch(_batch(run_id, counts={"read": 5, "updated": 2, "failed": 1,
+                                              "parked": 1, "skipped": 1, "deleted": 0}))
+    run = store.get_run(run_id)
+    assert run.counts == {"read": 15, "created": 7, "updated": 2, "unchanged": 3,
+                          "skipped": 1, "failed": 1, "parked": 1, "deleted": 0}
+    assert store.get_run(other).read == 0
+
+
+def test_watermarks(store):
+    run_id = store.start_run("accounts", "incremental")
+    assert store.get_watermark("accounts", "Account") is None
+    store.commit_batch(_batch(run_id, watermark=("Account", Cursor("2024-05-01T10:00:00Z", "A7"))))
+    store.commit_batch(_batch(run_id, watermark=("Contact", Cursor(42))))
+    store.commit_batch(_batch(run_id, watermark=("Account", Cursor("2024-05-02T10:00:00Z", "A9"))))
+    assert store.get_watermark("accounts", "Account") == Cursor("2024-05-02T10:00:00Z", "A9")
+    assert store.get_watermark("accounts", "Contact") == Cursor(42, None)
+    assert store.get_watermark("contacts", "Account") is None
+
+    assert store.reset_watermark("accounts", "Contact") == 1
+    assert store.get_watermark("accounts", "Contact") is None
+    assert store.get_watermark("accounts", "Account") is not None
+    store.commit_batch(_batch(run_id, watermark=("Contact", Cursor(43))))
+    assert store.reset_watermark("accounts") == 2
+    assert store.get_watermark("accounts", "Account") is None
