@@ -9,6 +9,7 @@ from __future__ import annotations
 
 __all__ = ["to_decimal"]
 
+import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -28,9 +29,14 @@ def to_decimal(value: Any, *, decimal_sep: str = ".", thousands_sep: str | None 
     if isinstance(value, float):
         return Decimal(repr(value))
     text = str(value).strip().replace("\u00a0", "").replace(" ", "").replace("'", "")
-    if thousands_sep is None:
-        thousands_sep = "." if decimal_sep == "," else ","
-    text = text.replace(thousands_sep, "")
+    if thousands_sep is not None:
+        text = text.replace(thousands_sep, "")
+    else:  # drop the other separator only where it groups thousands: 1.234.567,8
+        other = "." if decimal_sep == "," else ","
+        grouped = (rf"^[+-]?\d{{1,3}}(?:{re.escape(other)}\d{{3}})+"
+                   rf"(?:{re.escape(decimal_sep)}\d*)?$")
+        if re.match(grouped, text):
+            text = text.replace(other, "")
     if decimal_sep != ".":
         text = text.replace(decimal_sep, ".")
     try:

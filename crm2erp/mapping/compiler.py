@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from crm2erp.errors import ConfigError, ConfigIssue, ParentMissingError, RecordError
+from crm2erp.mapping import transforms as _builtins  # noqa: F401  (registers built-ins)
 from crm2erp.mapping.conditions import Predicate, compile_condition
 from crm2erp.mapping.models import FieldSpec, MappingSpec
 from crm2erp.mapping.paths import make_getter, make_setter

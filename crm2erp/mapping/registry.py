@@ -158,9 +158,8 @@ def bind_transform(item: Any) -> tuple[TransformDef, Args]:
     here: tuple[Any, ...] = (name,) if at_key else ()
     tdef = _REGISTRY.get(name)
     if tdef is None:
-        raise TransformSpecError(
-            [(here, "key" if at_key else "value", f"unknown transform {name!r}{_did_you_mean(name)}")]
-        )
+        message = f"unknown transform {name!r}{_did_you_mean(name)}"
+        raise TransformSpecError([(here, "key" if at_key else "value", message)])
     if raw is None:
         data: dict[str, Any] = {}
     elif isinstance(raw, Mapping) and tdef.main is not None and tdef.main not in raw and (

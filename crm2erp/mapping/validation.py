@@ -74,9 +74,7 @@ def _message(err: dict[str, Any], model: type[BaseModel], where: str) -> tuple[s
         return "key", f"unknown key {key!r} in {where}{hint}"
     if kind == "missing":
         return "value", f"{where}: missing required key {loc[-1]!r}"
-    msg = err["msg"]
-    if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+    msg = err["msg"].removeprefix("Value error, ").replace("Input should be ", "expected ")
     if kind == "literal_error" and isinstance(err.get("input"), str):
         options = re.findall(r"'([^']*)'", err.get("ctx", {}).get("expected", ""))
         msg += did_you_mean(err["input"], options)

@@ -54,8 +54,16 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
         return
     log.info("migrating state store %s to %s",
              engine.url.render_as_string(hide_password=True), revision)
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), revision)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), revision)
+    except sa.exc.DBAPIError:
+        # two processes opening a fresh store at once: the loser's CREATE TABLE
+        # fails, but the winner has done the work
+        if revision == "head" and current_revision(engine) == head_revision():
+            log.info("state store was migrated by another process meanwhile")
+            return
+        raise
 
 
 def downgrade(engine: sa.Engine, revision: str) -> None:

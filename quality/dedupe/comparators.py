@@ -2,17 +2,20 @@
 
 A comparison turns the two values of every candidate pair into a *level*
 (``0`` = best, e.g. exact; ``-1`` = null on either side) and a raw score to
-show in a review UI (a similarity, a distance in edits or days...). Values are
-prepared once per record (transforms, parsing, phonetic codes), then scored
-per pair in C with ``rapidfuzz.process.cpdist`` or with numpy, never in a
-Python loop over pairs.
+show in a review UI (a similarity, a distance in edits or days...).
+
+Values are prepared once per record (transforms, parsing, phonetic codes) and
+*factorised* into integer codes, so nulls and exact agreement are numpy
+comparisons of codes; similarities run in C through
+``rapidfuzz.process.cpdist``, and only for the pairs that are neither null nor
+exact. Nothing loops over pairs in Python.
 """
 
 from __future__ import annotations
 
-__all__ = ["ComparisonVector", "prepare", "compare"]
+__all__ = ["Prepared", "prepare", "compare", "value_counts"]
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jellyfish
@@ -33,16 +36,33 @@ _SCORERS = {
     "damerau_levenshtein": DamerauLevenshtein.distance,
 }
 _PERCENT = {"ratio", "token_set"}
+_EDIT = {"levenshtein", "damerau_levenshtein"}
 _PHONETIC = {"soundex": jellyfish.soundex, "metaphone": jellyfish.metaphone,
              "nysiis": jellyfish.nysiis}
 
 
 @dataclass
-class ComparisonVector:
-    """Levels (int8, -1 = null) and raw scores (float, NaN = null) of all pairs."""
+class Prepared:
+    """One comparison's field for all records: codes into ``uniques`` (-1 = null).
 
-    levels: np.ndarray
-    scores: np.ndarray
+    ``extra`` holds secondary codes (phonetic code, e-mail domain, phone
+    suffixes: one array per threshold) and ``numbers`` the parsed value of
+    numeric and date fields (days since year 1 for dates; NaN = null).
+    """
+
+    codes: np.ndarray
+    uniques: np.ndarray
+    extra: list[np.ndarray] = field(default_factory=list)
+    numbers: np.ndarray | None = None
+
+
+def _factorise(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    index: dict[Any, int] = {}
+    codes = np.fromiter((-1 if v is None else index.setdefault(v, len(index)) for v in values),
+                        dtype=np.int64, count=len(values))
+    uniques = np.empty(len(index), dtype=object)
+    uniques[:] = list(index)
+    return codes, uniques
 
 
 def _number(value: Any) -> float | None:
@@ -55,103 +75,99 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def prepare(comparison: Comparison, raw: list[Any]) -> dict[str, np.ndarray]:
-    """Per-record preparation of one comparison's field (done once, not per pair).
-
-    Returns arrays indexed like the records: ``value`` (the compared text or
-    number, None for null) and, for phonetic/email/phone methods, ``extra``
-    (the phonetic code, the domain, the digits).
-    """
+def prepare(comparison: Comparison, raw: list[Any]) -> Prepared:
+    """Transform, parse and factorise one field of all records (once per run)."""
     method = comparison.method
     values: list[Any] = apply(raw, comparison.transforms)
-    extra: list[Any] | None = None
+    extra: list[list[Any]] = []
+    numbers = None
     if method == "phonetic":
         code = _PHONETIC[comparison.phonetic]
-        extra = [code(v) or None if v else None for v in values]
+        extra.append([code(v) or None if v else None for v in values])
     elif method == "email_domain":
         values = [v.lower() if v else None for v in values]
-        extra = [v.rpartition("@")[2] or None if v and "@" in v else None for v in values]
+        extra.append([v.rpartition("@")[2] or None if v and "@" in v else None for v in values])
     elif method == "phone":
         values = [normalise_phone(v, comparison.default_region) if v else None for v in values]
-        extra = [v.lstrip("+") if v else None for v in values]
+        digits = [v.lstrip("+") if v else None for v in values]
+        for t in comparison.thresholds:
+            k = int(t)
+            extra.append([d[-k:] if d and len(d) >= k else None for d in digits])
     elif method == "tax_id":
         values = apply(values, ["tax_id"])
     elif method == "numeric":
         values = [_number(v) for v in values]
+        numbers = np.array([np.nan if v is None else v for v in values], dtype=np.float64)
     elif method == "date":
         values = [to_date(v) for v in values]
-        ordinal = [d.toordinal() if d else np.nan for d in values]
-        extra = ordinal
-    out = {"value": np.array(values, dtype=object)}
-    if extra is not None:
-        out["extra"] = np.array(extra, dtype=object)
-    return out
+        numbers = np.array([np.nan if d is None else d.toordinal() for d in values],
+                           dtype=np.float64)
+    codes, uniques = _factorise(values)
+    return Prepared(codes=codes, uniques=uniques, extra=[_factorise(e)[0] for e in extra],
+                    numbers=numbers)
 
 
-def _strings(column: np.ndarray, index: np.ndarray) -> list[str]:
-    return ["" if v is None else v for v in column[index]]
+def value_counts(prepared: Prepared) -> np.ndarray:
+    """How many records hold each unique value (for exact-level u without sampling)."""
+    codes = prepared.codes
+    return np.bincount(codes[codes >= 0], minlength=len(prepared.uniques))
 
 
-def compare(comparison: Comparison, left: dict[str, np.ndarray], right: dict[str, np.ndarray],
-            li: np.ndarray, ri: np.ndarray) -> ComparisonVector:
-    """Levels and scores of pairs ``(left[li[k]], right[ri[k]])`` for one comparison."""
+def _similarity(comparison: Comparison, prepared: Prepared, ca: np.ndarray, cb: np.ndarray,
+                ) -> np.ndarray:
+    scorer = _SCORERS[comparison.method]
+    if len(ca) == 0:
+        return np.empty(0)
+    u = prepared.uniques
+    # low-cardinality fields repeat the same value pairs: score each pair once
+    pair = ca * len(u) + cb
+    distinct, inverse = np.unique(pair, return_inverse=True)
+    left, right = u[distinct // len(u)], u[distinct % len(u)]
+    raw = np.asarray(cpdist(left, right, scorer=scorer, dtype=np.float64), dtype=np.float64)
+    if comparison.method in _PERCENT:
+        raw = raw / 100.0
+    return raw[inverse]
+
+
+def compare(comparison: Comparison, prepared: Prepared, a: np.ndarray, b: np.ndarray,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Levels (int8, -1 = null) and raw scores (NaN = null) of pairs ``(a[k], b[k])``."""
     method = comparison.method
-    n = len(li)
-    lv, rv = left["value"][li], right["value"][ri]
-    null = np.fromiter((a is None or b is None for a, b in zip(lv, rv, strict=True)),
-                       dtype=bool, count=n)
-    exact = np.fromiter((a == b for a, b in zip(lv, rv, strict=True)), dtype=bool, count=n)
-    exact &= ~null
-    levels = np.full(n, -1, dtype=np.int8)
+    n = len(a)
+    ca, cb = prepared.codes[a], prepared.codes[b]
+    null = (ca < 0) | (cb < 0)
+    exact = (ca == cb) & ~null
     scores = np.where(exact, 1.0, 0.0)
-    # candidate levels best-first as boolean masks; the first true one wins
-    masks: list[np.ndarray] = []
+    masks: list[np.ndarray] = []  # candidate levels, best first; the first true one wins
     if comparison.exact_level or method == "exact":
         masks.append(exact)
     thresholds = comparison.thresholds
-    if method in SIMILARITY_METHODS or method in ("levenshtein", "damerau_levenshtein"):
-        scorer = _SCORERS[method]
-        raw = cpdist(_strings(left["value"], li), _strings(right["value"], ri), scorer=scorer,
-                     dtype=np.float64)
-        scores = np.asarray(raw, dtype=np.float64)
-        if method in _PERCENT:
-            scores = scores / 100.0
+    if method in SIMILARITY_METHODS or method in _EDIT:
+        if method in _EDIT:
+            scores = np.where(exact, 0.0, np.nan)
+        todo = ~null & ~exact
+        scores[todo] = _similarity(comparison, prepared, ca[todo], cb[todo])
         if method in SIMILARITY_METHODS:
-            masks.extend(scores >= t for t in thresholds)
+            masks.extend(exact | (scores >= t) for t in thresholds)
         else:
-            masks.extend(scores <= t for t in thresholds)
+            masks.extend(exact | (scores <= t) for t in thresholds)
     elif method in ("numeric", "date"):
-        if method == "date":
-            a = np.asarray(left["extra"][li], dtype=np.float64)
-            b = np.asarray(right["extra"][ri], dtype=np.float64)
-        else:
-            a = np.array([np.nan if v is None else v for v in lv], dtype=np.float64)
-            b = np.array([np.nan if v is None else v for v in rv], dtype=np.float64)
-        diff = np.abs(a - b)
+        x, y = prepared.numbers[a], prepared.numbers[b]
+        diff = np.abs(x - y)
         if comparison.relative:
-            scale = np.maximum(np.abs(a), np.abs(b))
+            scale = np.maximum(np.abs(x), np.abs(y))
             diff = np.divide(diff, scale, out=np.zeros_like(diff), where=scale > 0)
         scores = diff
         masks.extend(diff <= t for t in thresholds)
-    elif method in ("phonetic", "email_domain"):
-        le, re_ = left["extra"][li], right["extra"][ri]
-        same = np.fromiter((a is not None and a == b for a, b in zip(le, re_, strict=True)),
-                           dtype=bool, count=n)
-        scores = np.where(exact, 1.0, np.where(same, 0.5, 0.0))
-        masks.append(same)
-    elif method == "phone":
-        le, re_ = left["extra"][li], right["extra"][ri]
-        for t in thresholds:
-            k = int(t)
-            masks.append(np.fromiter(
-                (a is not None and b is not None and len(a) >= k and len(b) >= k
-                 and a[-k:] == b[-k:] for a, b in zip(le, re_, strict=True)),
-                dtype=bool, count=n))
-    # exact / tax_id need nothing more: exact or else
-    masks.append(np.ones(n, dtype=bool))
-    for level in range(len(masks) - 1, -1, -1):
+    elif method in ("phonetic", "email_domain", "phone"):
+        for extra in prepared.extra:
+            ea, eb = extra[a], extra[b]
+            masks.append((ea == eb) & (ea >= 0))
+        if method != "phone":
+            scores = np.where(exact, 1.0, np.where(masks[-1], 0.5, 0.0))
+    masks.append(np.ones(n, dtype=bool))  # else
+    levels = np.full(n, len(masks) - 1, dtype=np.int8)
+    for level in range(len(masks) - 2, -1, -1):
         levels[masks[level]] = level
     levels[null] = -1
-    scores = np.where(null, np.nan, scores)
-    return ComparisonVector(levels=levels, scores=scores)
-
+    return levels, np.where(null, np.nan, scores)

@@ -74,3 +74,23 @@ def test_external_ids_are_case_sensitive(any_db_url):
         assert store.xref_count("account", "sf") == 3
     finally:
         store.close()
+
+
+def test_concurrent_first_opens_all_succeed(any_db_url):
+    """Several processes starting on a fresh store: one migrates, none fails."""
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    barrier = Barrier(3)
+
+    def open_store():
+        barrier.wait()
+        store = StateStore.open(any_db_url)
+        try:
+            return migrate.current_revision(store.engine)
+        finally:
+            store.close()
+
+    with ThreadPoolExecutor(3) as pool:
+        revisions = list(pool.map(lambda _: open_store(), range(3)))
+    assert revisions == [migrate.head_revision()] * 3

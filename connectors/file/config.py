@@ -1,0 +1,64 @@
+"""Configuration of the file connector (a directory of CSV or JSON Lines files)."""
+
+from __future__ import annotations
+
+__all__ = ["FileArchiveConfig", "FileConfig", "FileStreamConfig"]
+
+import zoneinfo
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from crm2erp.connectors.base import ConnectorConfig
+
+Format = Literal["csv", "jsonl"]
+
+
+class FileArchiveConfig(ConnectorConfig):
+    """How ``delete(mode=ARCHIVE)`` marks a row: sets ``column`` to ``value``."""
+
+    column: str
+    value: Any = False
+
+
+class FileStreamConfig(ConnectorConfig):
+    """One stream = one file in the directory."""
+
+    file: str
+    key: str | list[str] = "id"
+    cursor: str | None = None
+    format: Format | None = None
+    archive: FileArchiveConfig | None = None
+
+    @property
+    def key_columns(self) -> list[str]:
+        return [self.key] if isinstance(self.key, str) else list(self.key)
+
+    @field_validator("file")
+    @classmethod
+    def _plain_name(cls, value: str) -> str:
+        if Path(value).is_absolute() or ".." in Path(value).parts:
+            raise ValueError(f"{value!r} must be a file name inside the connection's path")
+        return value
+
+
+class FileConfig(ConnectorConfig):
+    """``path`` is the directory; ``format`` defaults to each file's suffix."""
+
+    path: Path
+    format: Format | None = None
+    encoding: str = "utf-8"
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    timezone: str = "UTC"
+    streams: dict[str, FileStreamConfig] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name "
+                             "such as UTC or Europe/Berlin") from None
+        return value

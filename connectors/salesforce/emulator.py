@@ -1,0 +1,492 @@
+"""A protocol-faithful Salesforce REST emulator (WSGI), for tests, benchmarks and demos.
+
+Served with :func:`crm2erp.testing.server.serve_wsgi` or from the command line::
+
+    python -m crm2erp.connectors.salesforce.emulator --port 8701 --accounts 500
+
+Implemented, with Salesforce's URL shapes, bodies and headers:
+
+* ``POST /services/oauth2/token`` - client_credentials and JWT bearer grants;
+* ``GET  /services/data/vXX.X/limits`` and ``.../sobjects/{X}/describe``;
+* ``GET  /services/data/vXX.X/query?q=`` and ``queryAll?q=`` with
+  ``nextRecordsUrl`` paging (``Sforce-Query-Options: batchSize=N``, 200-2000);
+* Bulk API 2.0 query jobs: ``POST/GET/DELETE .../jobs/query[/{id}[/results]]``
+  with ``locator``/``maxRecords``, ``Sforce-Locator`` and ``Sforce-NumberOfRecords``;
+* ``PATCH .../composite/sobjects/{X}/{ExternalIdField}`` (sObject Collections upsert);
+* error bodies ``[{"message", "errorCode"}]``, ``Sforce-Limit-Info: api-usage=N/M``,
+  a daily API limit (``REQUEST_LIMIT_EXCEEDED``), session expiry (``INVALID_SESSION_ID``);
+* faults, deterministic by seed: 429 with ``Retry-After``, 500, 503, cut bodies
+  and slow responses at ``fault_rate``/``slow_rate``, or queued with :meth:`fail_next`.
+
+The SOQL it understands is the subset in :mod:`.soql`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SalesforceEmulator", "make_app", "main"]
+
+import argparse
+import csv
+import datetime as dt
+import io
+import json
+import logging
+import random
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from typing import Any
+from urllib.parse import parse_qs
+
+from crm2erp.connectors.salesforce import soql
+from crm2erp.connectors.salesforce.org import SCHEMA, STREAM_ALIASES, Org
+
+log = logging.getLogger(__name__)
+CLIENT_ID, CLIENT_SECRET = "emulator-client-id", "emulator-client-secret"
+USERNAME = "integration@example.com"
+_API = re.compile(r"^/services/data/v(?P<ver>\d+\.\d)(?P<rest>/.*)?$")
+_STATUS = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 400: "400 Bad Request",
+           401: "401 Unauthorized", 403: "403 Forbidden", 404: "404 Not Found",
+           405: "405 Method Not Allowed", 429: "429 Too Many Requests",
+           500: "500 Internal Server Error", 503: "503 Service Unavailable"}
+
+
+class _Reply(Exception):
+    """Raised inside a handler to answer at once with ``status`` and ``body``."""
+
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None):
+        self.status, self.body, self.headers = status, body, headers or {}
+
+
+def _error(status: int, code: str, message: str) -> _Reply:
+    return _Reply(status, [{"message": message, "errorCode": code}])
+
+
+def _sf_value(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+class SalesforceEmulator:
+    """The WSGI app; its public methods are the test-control API (see EmulatorControl)."""
+
+    def __init__(self, *, seed: int = 42, accounts: int = 100, contacts_per_account: int = 2,
+                 opportunities_per_account: int = 1, line_items_per_opportunity: int = 2,
+                 products: int = 20, page_size: int = 2000, daily_limit: int = 100_000,
+                 fault_rate: float = 0.0, fault_kinds: tuple = (429, 503, 500, "truncate"),
+                 retry_after: int = 1, slow_rate: float = 0.0, slow_seconds: float = 0.2,
+                 bulk_polls: int = 1, jwt_public_key: str | None = None,
+                 jwt_audience: str = "https://login.salesforce.com"):
+        self.org = Org(seed=seed, accounts=accounts, contacts_per_account=contacts_per_account,
+                       opportunities_per_account=opportunities_per_account,
+                       line_items_per_opportunity=line_items_per_opportunity, products=products)
+        self.page_size, self.daily_limit = page_size, daily_limit
+        self.fault_rate, self.fault_kinds, self.retry_after = fault_rate, fault_kinds, retry_after
+        self.slow_rate, self.slow_seconds, self.bulk_polls = slow_rate, slow_seconds, bulk_polls
+        self.jwt_public_key, self.jwt_audience = jwt_public_key, jwt_audience
+        self.base_url = "http://127.0.0.1"
+        self.api_used = 0
+        self.requests_served = 0
+        self.faults_injected = 0
+        self._rng = random.Random(seed + 1)
+        self._lock = threading.Lock()
+        self._queued: deque = deque()
+        self._tokens: set[str] = set()
+        self._cursors: OrderedDict[str, tuple[list[dict], str]] = OrderedDict()
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._ids = 0
+
+    # -- control API (tests) --------------------------------------------
+    @staticmethod
+    def sobject(stream: str) -> str:
+        return STREAM_ALIASES.get(stream, stream)
+
+    def count(self, stream: str) -> int:
+        return self.org.count(self.sobject(stream))
+
+    def fail_next(self, kind: int | str, times: int = 1, retry_after: int | None = None) -> None:
+        with self._lock:
+            self._queued.extend([(kind, retry_after)] * times)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._queued.clear()
+
+    def touch(self, stream: str, n: int) -> list[str]:
+        return self.org.touch(self.sobject(stream), n)
+
+    def delete_records(self, stream: str, n: int) -> list[str]:
+        return self.org.delete(self.sobject(stream), n)
+
+    def sample_rows(self, stream: str, n: int) -> list[dict[str, Any]]:
+        sobject = self.sobject(stream)
+        with self._lock:
+            start, self._ids = self._ids, self._ids + n
+        account = self.org.records("Account")[0]["Id"]
+        extra = {"Account": {"BillingCity": "Berlin", "BillingCountry": "Germany"},
+                 "Contact": {"LastName": "Nguyen", "FirstName": "Mai", "AccountId": account},
+                 "Product2": {"ProductCode": "NEW"},
+                 "Opportunity": {"StageName": "Prospecting", "CloseDate": "2025-06-30",
+                                 "AccountId": account}}.get(sobject, {})
+        return [{"ERP_Id__c": f"ERP-{sobject}-{start + i + 1:06d}",
+                 **({"Name": f"New {sobject} {start + i + 1}"}
+                    if "Name" in SCHEMA[sobject] else {}), **extra} for i in range(n)]
+
+    def invalid_row(self, stream: str) -> dict[str, Any]:
+        row = self.sample_rows(stream, 1)[0]
+        for name in ("Name", "LastName"):
+            row.pop(name, None)
+        return row
+
+    def exhaust_limit(self) -> None:
+        self.api_used = self.daily_limit
+
+    def expire_tokens(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    def issue_token(self) -> str:
+        token = f"00DHn0000000001!{secrets.token_urlsafe(24)}"
+        with self._lock:
+            self._tokens.add(token)
+        return token
+
+    # -- WSGI ------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "")
+        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers: dict[str, str] = {}
+        truncate = False
+        with self._lock:
+            self.requests_served += 1
+        try:
+            if path == "/services/oauth2/token" and method == "POST":
+                status, payload = self._token(body)
+            else:
+                fault = self._fault() if _API.match(path) else None
+                if fault == "truncate":
+                    truncate = True
+                elif fault is not None:
+                    raise fault
+                status, payload, headers = self._api(method, path, query, body, environ)
+        except _Reply as reply:
+            status, payload, headers = reply.status, reply.body, {**headers, **reply.headers}
+        if _API.match(path):
+            headers["Sforce-Limit-Info"] = f"api-usage={self.api_used}/{self.daily_limit}"
+        if isinstance(payload, bytes | str):
+            data = payload.encode() if isinstance(payload, str) else payload
+            headers.setdefault("Content-Type", "text/csv; charset=UTF-8")
+        else:
+            data = b"" if payload is None else json.dumps(payload).encode()
+            headers.setdefault("Content-Type", "application/json;charset=UTF-8")
+        if truncate and len(data) > 1:
+            data = data[: len(data) // 2]
+        headers["Content-Length"] = str(len(data))
+        start_response(_STATUS.get(status, f"{status} Status"), list(headers.items()))
+        return [data]
+
+    def _fault(self) -> _Reply | str | None:
+        with self._lock:
+            if self._queued:
+                kind, retry_after = self._queued.popleft()
+            elif self.fault_rate and self._rng.random() < self.fault_rate:
+                kind, retry_after = self._rng.choice(self.fault_kinds), self.retry_after
+            else:
+                kind = None
+            slow = self.slow_rate and self._rng.random() < self.slow_rate
+            if kind is not None:
+                self.faults_injected += 1
+        if slow:
+            time.sleep(self.slow_seconds)
+        if kind is None or kind == "truncate":
+            return kind
+        if kind == 429:
+            return _Reply(429, [{"message": "Too many requests", "errorCode":
+                                 "REQUEST_LIMIT_EXCEEDED_CONCURRENT"}],
+                          {"Retry-After": str(retry_after if retry_after is not None
+                                              else self.retry_after)})
+        if kind == 503:
+            reply = _error(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable")
+            if retry_after is not None:
+                reply.headers["Retry-After"] = str(retry_after)
+            return reply
+        return _error(int(kind), "UNKNOWN_EXCEPTION", "An unexpected error occurred.")
+
+    # -- OAuth -------------------------------------------------------------
+    def _token(self, body: bytes) -> tuple[int, Any]:
+        form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
+        grant = form.get("grant_type")
+        if grant == "client_credentials":
+            if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
+                return 400, {"error": "invalid_client",
+                             "error_description": "invalid client credentials"}
+        elif grant == "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            problem = self._check_jwt(form.get("assertion", ""))
+            if problem:
+                return 400, {"error": "invalid_grant", "error_description": problem}
+        else:
+            return 400, {"error": "unsupported_grant_type",
+                         "error_description": "grant type not supported"}
+        token = self.issue_token()
+        return 200, {"access_token": token, "instance_url": self.base_url,
+                     "id": f"{self.base_url}/id/00DHn0000000001/005Hn0000000001",
+                     "token_type": "Bearer", "issued_at": str(int(time.time() * 1000)),
+                     "signature": secrets.token_urlsafe(32)}
+
+    def _check_jwt(self, assertion: str) -> str | None:
+        if not self.jwt_public_key:
+            return "JWT bearer flow is not configured in this emulator (jwt_public_key)"
+        import jwt
+
+        try:
+            claims = jwt.decode(assertion, self.jwt_public_key, algorithms=["RS256"],
+                                audience=self.jwt_audience, options={"require": ["exp"]})
+        except jwt.PyJWTError as exc:
+            return f"invalid assertion: {exc}"
+        if claims.get("iss") != CLIENT_ID:
+            return "client identifier invalid"
+        if claims.get("sub") != USERNAME:
+            return "user hasn't approved this consumer"
+        return None
+
+    # -- REST API ----------------------------------------------------------
+    def _api(self, method, path, query, body, environ) -> tuple[int, Any, dict[str, str]]:
+        match = _API.match(path)
+        if match is None:
+            raise _error(404, "NOT_FOUND", "The requested resource does not exist")
+        auth = environ.get("HTTP_AUTHORIZATION", "")
+        if not auth.startswith("Bearer ") or auth[7:] not in self._tokens:
+            raise _error(401, "INVALID_SESSION_ID", "Session expired or invalid")
+        if self.api_used >= self.daily_limit:
+            raise _error(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        self.api_used += 1
+        ver, rest = match["ver"], match["rest"] or "/"
+        options = environ.get("HTTP_SFORCE_QUERY_OPTIONS", "")
+        if rest == "/limits" and method == "GET":
+            return 200, {"DailyApiRequests": {"Max": self.daily_limit,
+                                              "Remaining": self.daily_limit - self.api_used}}, {}
+        if m := re.fullmatch(r"/sobjects/(\w+)/describe", rest):
+            return 200, self._describe(m[1]), {}
+        if m := re.fullmatch(r"/(query|queryAll)", rest):
+            return 200, self._query(ver, m[1], query.get("q", ""), options), {}
+        if m := re.fullmatch(r"/(query|queryAll)/(01g\w+)-(\d+)", rest):
+            return 200, self._page(ver, m[1], m[2], int(m[3])), {}
+        if rest.startswith("/jobs/query"):
+            return self._bulk(method, ver, rest, query, body)
+        if m := re.fullmatch(r"/composite/sobjects/(\w+)/(\w+)", rest):
+            if method != "PATCH":
+                raise _error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")
+            return 200, self._upsert(m[1], m[2], body), {}
+        raise _error(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def _schema(self, sobject: str) -> dict[str, str]:
+        if sobject not in SCHEMA:
+            raise _error(404, "NOT_FOUND", f"The requested resource does not exist: {sobject}")
+        return SCHEMA[sobject]
+
+    def _describe(self, sobject: str) -> dict[str, Any]:
+        fields = [{"name": n, "type": t, "externalId": n == "ERP_Id__c",
+                   "nillable": n != "Id", "createable": n not in ("Id", "SystemModstamp")}
+                  for n, t in self._schema(sobject).items()]
+        return {"name": sobject, "queryable": True, "fields": fields}
+
+    def _parse(self, text: str) -> soql.Query:
+        try:
+            parsed = soql.parse(text)
+        except soql.SoqlError as exc:
+            raise _error(400, exc.code, str(exc)) from None
+        schema = self._schema(parsed.sobject)
+        unknown = sorted(parsed.referenced() - set(schema))
+        if unknown:
+            raise _error(400, "INVALID_FIELD",
+                         f"No such column '{unknown[0]}' on entity '{parsed.sobject}'")
+        return parsed
+
+    def _select(self, parsed: soql.Query, include_deleted: bool) -> list[dict[str, Any]]:
+        rows = parsed.run(self.org.records(parsed.sobject, include_deleted=include_deleted))
+        return [{"attributes": {"type": parsed.sobject,
+                                "url": f"/sobjects/{parsed.sobject}/{r['Id']}"},
+                 **{f: _sf_value(r[f]) for f in parsed.fields}} for r in rows]
+
+    def _query(self, ver: str, kind: str, text: str, options: str) -> dict[str, Any]:
+        parsed = self._parse(text)
+        rows = self._select(parsed, kind == "queryAll")
+        for row in rows:
+            row["attributes"]["url"] = f"/services/data/v{ver}{row['attributes']['url']}"
+        if parsed.count_only:
+            return {"totalSize": len(rows), "done": True, "records": []}
+        size = self.page_size
+        if m := re.search(r"batchSize=(\d+)", options):
+            size = min(2000, max(200, int(m[1])))
+        with self._lock:
+            locator = f"01gHn{len(self._cursors) + 1:010d}"
+            while locator in self._cursors:
+                locator = f"01gHn{secrets.randbelow(10**10):010d}"
+            self._cursors[locator] = (rows, str(size))
+            while len(self._cursors) > 200:
+                self._cursors.popitem(last=False)
+        return self._page(ver, kind, locator, 0)
+
+    def _page(self, ver: str, kind: str, locator: str, offset: int) -> dict[str, Any]:
+        with self._lock:
+            found = self._cursors.get(locator)
+        if found is None:
+            raise _error(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+        rows, size = found[0], int(found[1])
+        page = rows[offset: offset + size]
+        done = offset + size >= len(rows)
+        out: dict[str, Any] = {"totalSize": len(rows), "done": done, "records": page}
+        if not done:
+            out["nextRecordsUrl"] = f"/services/data/v{ver}/{kind}/{locator}-{offset + size}"
+        return out
+
+    # -- Bulk API 2.0 query jobs -------------------------------------------
+    def _bulk(self, method, ver, rest, query, body) -> tuple[int, Any, dict[str, str]]:
+        m = re.fullmatch(r"/jobs/query(?:/(750\w+))?(/results)?", rest)
+        if not m:
+            raise _error(404, "NOT_FOUND", "The requested resource does not exist")
+        job_id, results = m[1], m[2]
+        if job_id is None and method == "POST":
+            spec = json.loads(body or b"{}")
+            if spec.get("operation") not in ("query", "queryAll"):
+                raise _error(400, "INVALIDJOB", "operation must be query or queryAll")
+            parsed = self._parse(spec.get("query", ""))
+            if parsed.order_by or parsed.limit is not None or parsed.count_only:
+                raise _error(400, "INVALIDJOB",
+                             "ORDER BY, LIMIT and COUNT() are not supported in Bulk API 2.0")
+            rows = self._select(parsed, spec["operation"] == "queryAll")
+            with self._lock:
+                job_id = f"750Hn{len(self._jobs) + 1:010d}"
+                self._jobs[job_id] = {"id": job_id, "operation": spec["operation"],
+                                      "object": parsed.sobject, "state": "UploadComplete",
+                                      "contentType": "CSV", "apiVersion": float(ver),
+                                      "lineEnding": "LF", "columnDelimiter": "COMMA",
+                                      "_rows": rows, "_fields": parsed.fields,
+                                      "_polls": 0}
+            return 200, self._job_info(job_id), {}
+        job = self._jobs.get(job_id or "")
+        if job is None:
+            raise _error(404, "NOT_FOUND", f"Job {job_id} not found")
+        if method == "DELETE" and not results:
+            self._jobs.pop(job_id, None)
+            return 204, None, {}
+        if method == "GET" and not results:
+            job["_polls"] += 1
+            if job["_polls"] > self.bulk_polls:
+                job["state"] = "JobComplete"
+            elif job["state"] == "UploadComplete":
+                job["state"] = "InProgress"
+            return 200, self._job_info(job_id), {}
+        if method == "GET" and results:
+            if job["state"] != "JobComplete":
+                raise _error(400, "INVALIDJOB", f"Job {job_id} is not complete")
+            start = int(query.get("locator") or "0", 36)
+            size = int(query.get("maxRecords") or 50_000)
+            chunk = job["_rows"][start: start + size]
+            out = io.StringIO()
+            writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+            writer.writerow(job["_fields"])
+            for row in chunk:
+                writer.writerow(["" if row[f] is None else _csv_value(row[f])
+                                 for f in job["_fields"]])
+            more = start + size < len(job["_rows"])
+            return 200, out.getvalue(), {
+                "Sforce-Locator": _base36(start + size) if more else "null",
+                "Sforce-NumberOfRecords": str(len(chunk))}
+        raise _error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")
+
+    def _job_info(self, job_id: str) -> dict[str, Any]:
+        job = self._jobs[job_id]
+        info = {k: v for k, v in job.items() if not k.startswith("_")}
+        if job["state"] == "JobComplete":
+            info["numberRecordsProcessed"] = len(job["_rows"])
+        return info
+
+    # -- sObject Collections upsert -------------------------------------------
+    def _upsert(self, sobject: str, ext_field: str, body: bytes) -> list[dict[str, Any]]:
+        schema = self._schema(sobject)
+        if ext_field not in schema or ext_field != "ERP_Id__c":
+            raise _error(400, "INVALID_FIELD",
+                         f"Field {ext_field} is not an external id field of {sobject}")
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            raise _error(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from None
+        records = payload.get("records")
+        if not isinstance(records, list) or not records:
+            raise _error(400, "INVALID_INPUT", "records must be a non-empty list")
+        if len(records) > 200:
+            raise _error(400, "EXCEEDED_ID_LIMIT",
+                         "record limit reached. cannot submit more than 200 records into this call")
+        for rec in records:
+            unknown = sorted(set(rec) - set(schema) - {"attributes"})
+            if unknown:
+                raise _error(400, "INVALID_FIELD",
+                             f"No such column '{unknown[0]}' on sobject of type {sobject}")
+        return self.org.upsert(sobject, ext_field, records, bool(payload.get("allOrNone")))
+
+
+def _csv_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _base36(number: int) -> str:
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        number, rem = divmod(number, 36)
+        out = digits[rem] + out
+        if number == 0:
+            return out
+
+
+def make_app(seed: int = 42, accounts: int = 100, fault_rate: float = 0.0,
+             **options: Any) -> SalesforceEmulator:
+    """Build an emulator app (a WSGI callable with the test-control methods)."""
+    return SalesforceEmulator(seed=seed, accounts=accounts, fault_rate=fault_rate, **options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the emulator on a port until interrupted."""
+    from crm2erp.testing.server import make_server
+
+    parser = argparse.ArgumentParser(prog="python -m crm2erp.connectors.salesforce.emulator",
+                                     description="Run the Salesforce REST emulator.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8701)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--accounts", type=int, default=100)
+    parser.add_argument("--page-size", type=int, default=2000)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    parser.add_argument("--daily-limit", type=int, default=100_000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    app = make_app(seed=args.seed, accounts=args.accounts, fault_rate=args.fault_rate,
+                   page_size=args.page_size, daily_limit=args.daily_limit)
+    server = make_server(app, args.host, args.port)
+    app.base_url = f"http://{args.host}:{server.server_port}"
+    log.info("Salesforce emulator on %s (client_id=%s, client_secret=%s)",
+             app.base_url, CLIENT_ID, CLIENT_SECRET)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,269 @@
+"""The emulator's in-memory Salesforce org: schema, deterministic seed data, upsert rules.
+
+Records are plain dicts with Python values (``datetime`` for datetimes,
+``date`` for dates); the WSGI layer turns them into Salesforce JSON/CSV.
+Time is a logical clock: seeded records get ``SystemModstamp`` values in
+blocks of ``same_stamp`` records per second (so equal timestamps straddle
+page and batch boundaries), and every later change advances the clock by one
+second, so runs are reproducible whatever the wall clock says.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SCHEMA", "REQUIRED", "STREAM_ALIASES", "Org", "salesforce_id"]
+
+import datetime as dt
+import random
+import re
+import threading
+from typing import Any
+
+SCHEMA: dict[str, dict[str, str]] = {
+    "Account": {"Id": "id", "Name": "string", "Phone": "phone", "Website": "url",
+                "Industry": "picklist", "BillingStreet": "string", "BillingCity": "string",
+                "BillingPostalCode": "string", "BillingCountry": "string",
+                "AnnualRevenue": "currency", "NumberOfEmployees": "int", "ERP_Id__c": "string"},
+    "Contact": {"Id": "id", "AccountId": "reference", "FirstName": "string",
+                "LastName": "string", "Email": "email", "Phone": "phone", "Title": "string",
+                "ERP_Id__c": "string"},
+    "Opportunity": {"Id": "id", "AccountId": "reference", "Name": "string",
+                    "StageName": "picklist", "Amount": "currency", "CloseDate": "date",
+                    "Probability": "percent", "ERP_Id__c": "string"},
+    "OpportunityLineItem": {"Id": "id", "OpportunityId": "reference",
+                            "Product2Id": "reference", "Quantity": "double",
+                            "UnitPrice": "currency", "TotalPrice": "currency",
+                            "ERP_Id__c": "string"},
+    "Product2": {"Id": "id", "Name": "string", "ProductCode": "string", "Family": "picklist",
+                 "IsActive": "boolean", "ERP_Id__c": "string"},
+}
+for _fields in SCHEMA.values():
+    _fields.update({"CreatedDate": "datetime", "LastModifiedDate": "datetime",
+                    "SystemModstamp": "datetime", "IsDeleted": "boolean"})
+REQUIRED = {"Account": ["Name"], "Contact": ["LastName"],
+            "Opportunity": ["Name", "StageName", "CloseDate"],
+            "OpportunityLineItem": ["OpportunityId", "Quantity", "UnitPrice"],
+            "Product2": ["Name"]}
+READ_ONLY = {"Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted", "TotalPrice"}
+EXTERNAL_IDS = {"ERP_Id__c"}
+PREFIX = {"Account": "001", "Contact": "003", "Opportunity": "006",
+          "OpportunityLineItem": "00k", "Product2": "01t"}
+STREAM_ALIASES = {"accounts": "Account", "contacts": "Contact", "opportunities": "Opportunity",
+                  "opportunity_line_items": "OpportunityLineItem", "products": "Product2"}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.I)
+_WORDS = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay",
+          "Soylent", "Tyrell", "Cyberdyne", "Wonka", "Aperture", "Massive", "Nakatomi"]
+_KINDS = ["Industries", "Logistics", "Systems", "Foods", "Labs", "Partners", "GmbH", "Ltd"]
+_CITIES = [("Berlin", "Germany", "+49 30 5550"), ("Lyon", "France", "+33 4 7255"),
+           ("Austin", "United States", "+1 512 555"), ("Leeds", "United Kingdom", "+44 113 496"),
+           ("Turin", "Italy", "+39 011 555"), ("Porto", "Portugal", "+351 22 555")]
+_FIRST = ["Anna", "Ben", "Chloe", "David", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas"]
+_LAST = ["Schmidt", "Martin", "Garcia", "Rossi", "Novak", "Jensen", "Kowalski", "Silva"]
+_STAGES = ["Prospecting", "Qualification", "Proposal/Price Quote", "Closed Won", "Closed Lost"]
+
+
+def salesforce_id(prefix: str, number: int) -> str:
+    """An 18-character Salesforce id; the 3-letter suffix encodes the case of the 15."""
+    base = f"{prefix}Hn{number:010d}"
+    suffix = ""
+    for chunk in range(3):
+        bits = sum(1 << i for i, c in enumerate(base[chunk * 5:chunk * 5 + 5]) if c.isupper())
+        suffix += "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"[bits]
+    return base + suffix
+
+
+class Org:
+    """All sObject tables of one emulated org; every public method takes the lock."""
+
+    def __init__(self, *, seed: int = 42, accounts: int = 100, contacts_per_account: int = 2,
+                 opportunities_per_account: int = 1, line_items_per_opportunity: int = 2,
+                 products: int = 20, same_stamp: int = 7,
+                 start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)):
+        self.lock = threading.RLock()
+        self.rng = random.Random(seed)
+        self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SCHEMA}
+        self._counter = {name: 0 for name in SCHEMA}
+        self._stamp_index = {name: 0 for name in SCHEMA}
+        self.same_stamp = max(1, same_stamp)
+        self.start = start
+        self.clock = start
+        self._seed(accounts, contacts_per_account, opportunities_per_account,
+                   line_items_per_opportunity, products)
+        self.clock = max(self.clock, start) + dt.timedelta(days=1)
+
+    # -- seeding -------------------------------------------------------
+    def _seed_stamp(self, sobject: str) -> dt.datetime:
+        i = self._stamp_index[sobject]
+        self._stamp_index[sobject] += 1
+        stamp = self.start + dt.timedelta(seconds=i // self.same_stamp)
+        self.clock = max(self.clock, stamp)
+        return stamp
+
+    def _add(self, sobject: str, values: dict[str, Any], stamp: dt.datetime) -> dict[str, Any]:
+        self._counter[sobject] += 1
+        record = {name: None for name in SCHEMA[sobject]}
+        record.update(values, Id=salesforce_id(PREFIX[sobject], self._counter[sobject]),
+                      CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp,
+                      IsDeleted=False)
+        self.tables[sobject][record["Id"]] = record
+        return record
+
+    def _seed(self, accounts, contacts_per, opps_per, lines_per, products) -> None:
+        r = self.rng
+        product_ids = []
+        for i in range(products):
+            rec = self._add("Product2", {"Name": f"{r.choice(_WORDS)} Widget {i + 1}",
+                                         "ProductCode": f"P-{i + 1:04d}", "IsActive": True,
+                                         "Family": r.choice(["Hardware", "Software", "Service"])},
+                            self._seed_stamp("Product2"))
+            product_ids.append(rec["Id"])
+        for i in range(accounts):
+            city, country, phone = r.choice(_CITIES)
+            name = f"{r.choice(_WORDS)} {r.choice(_KINDS)} {i + 1}"
+            acc = self._add("Account", {
+                "Name": name, "Phone": f"{phone} {r.randint(100, 999)}",
+                "Website": f"https://www.{name.split()[0].lower()}{i + 1}.example",
+                "Industry": r.choice(["Manufacturing", "Retail", "Technology", "Energy"]),
+                "BillingStreet": f"{r.randint(1, 200)} Main Street", "BillingCity": city,
+                "BillingPostalCode": f"{r.randint(10000, 99999)}", "BillingCountry": country,
+                "AnnualRevenue": float(r.randint(1, 500) * 10000),
+                "NumberOfEmployees": r.randint(5, 5000)}, self._seed_stamp("Account"))
+            for j in range(contacts_per):
+                first, last = r.choice(_FIRST), r.choice(_LAST)
+                self._add("Contact", {
+                    "AccountId": acc["Id"], "FirstName": first, "LastName": last,
+                    "Email": f"{first}.{last}.{i + 1}.{j}@example.com".lower(),
+                    "Phone": acc["Phone"], "Title": r.choice(["Buyer", "CFO", "Ops Lead"])},
+                    self._seed_stamp("Contact"))
+            for j in range(opps_per):
+                opp = self._add("Opportunity", {
+                    "AccountId": acc["Id"], "Name": f"{name} - deal {j + 1}",
+                    "StageName": r.choice(_STAGES), "Amount": 0.0, "Probability": 50.0,
+                    "CloseDate": (self.start + dt.timedelta(days=r.randint(0, 365))).date()},
+                    self._seed_stamp("Opportunity"))
+                total = 0.0
+                for _ in range(lines_per):
+                    qty, price = float(r.randint(1, 20)), float(r.randint(5, 900))
+                    total += qty * price
+                    self._add("OpportunityLineItem", {
+                        "OpportunityId": opp["Id"], "Product2Id": r.choice(product_ids),
+                        "Quantity": qty, "UnitPrice": price, "TotalPrice": qty * price},
+                        self._seed_stamp("OpportunityLineItem"))
+                opp["Amount"] = total
+
+    # -- reading -------------------------------------------------------
+    def records(self, sobject: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
+        with self.lock:
+            return [r for r in self.tables[sobject].values()
+                    if include_deleted or not r["IsDeleted"]]
+
+    def count(self, sobject: str) -> int:
+        return len(self.records(sobject))
+
+    def exists(self, record_id: str) -> bool:
+        with self.lock:
+            return any(record_id in t and not t[record_id]["IsDeleted"]
+                       for t in self.tables.values())
+
+    # -- changing ------------------------------------------------------
+    def tick(self) -> dt.datetime:
+        with self.lock:
+            self.clock += dt.timedelta(seconds=1)
+            return self.clock
+
+    def touch(self, sobject: str, n: int) -> list[str]:
+        """Modify ``n`` random live records at one instant (a mass update)."""
+        with self.lock:
+            chosen = self.rng.sample(self.records(sobject), n)
+            now = self.tick()
+            for rec in chosen:
+                if "Phone" in rec:
+                    rec["Phone"] = f"+1 555 {self.rng.randint(1000000, 9999999)}"
+                rec["LastModifiedDate"] = rec["SystemModstamp"] = now
+            return [r["Id"] for r in chosen]
+
+    def delete(self, sobject: str, n: int) -> list[str]:
+        with self.lock:
+            chosen = self.rng.sample(self.records(sobject), n)
+            now = self.tick()
+            for rec in chosen:
+                rec["IsDeleted"], rec["SystemModstamp"] = True, now
+            return [r["Id"] for r in chosen]
+
+    def upsert(self, sobject: str, ext_field: str, records: list[dict[str, Any]],
+               all_or_none: bool) -> list[dict[str, Any]]:
+        """sObject Collections upsert semantics; returns one UpsertResult per record."""
+        with self.lock:
+            table = self.tables[sobject]
+            by_ext = {r[ext_field]: r for r in table.values()
+                      if r[ext_field] is not None and not r["IsDeleted"]}
+            plans, results = [], []
+            for values in records:
+                errors = self._validate(sobject, ext_field, values, by_ext)
+                plans.append((values, errors))
+            failed = any(errors for _, errors in plans)
+            now = self.tick()
+            for values, errors in plans:
+                if errors or (failed and all_or_none):
+                    errors = errors or [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                                         "message": "Record rolled back because not all "
+                                                    "records were valid and the request "
+                                                    "was using AllOrNone header",
+                                         "fields": []}]
+                    results.append({"success": False, "errors": errors})
+                    continue
+                fields = {k: _coerce(SCHEMA[sobject][k], v)
+                          for k, v in values.items() if k != "attributes"}
+                existing = by_ext.get(values[ext_field])
+                if existing is None:
+                    existing = self._add(sobject, fields, now)
+                    by_ext[values[ext_field]] = existing
+                    created = True
+                else:
+                    existing.update(fields, LastModifiedDate=now, SystemModstamp=now)
+                    created = False
+                results.append({"id": existing["Id"], "success": True, "errors": [],
+                                "created": created})
+            return results
+
+    def _validate(self, sobject, ext_field, values, by_ext) -> list[dict[str, Any]]:
+        def err(code, message, fields=()):
+            return [{"statusCode": code, "message": message, "fields": list(fields)}]
+
+        if (values.get("attributes") or {}).get("type") != sobject:
+            return err("INVALID_TYPE", f"attributes.type must be {sobject}")
+        if values.get(ext_field) in (None, ""):
+            return err("REQUIRED_FIELD_MISSING", f"{ext_field} not specified", [ext_field])
+        for name in values:
+            if name in READ_ONLY:
+                return err("INVALID_FIELD_FOR_INSERT_UPDATE",
+                           f"Unable to create/update fields: {name}.", [name])
+        if values[ext_field] not in by_ext:
+            missing = [f for f in REQUIRED[sobject] if values.get(f) in (None, "")]
+            if missing:
+                return err("REQUIRED_FIELD_MISSING",
+                           f"Required fields are missing: [{', '.join(missing)}]", missing)
+        for name, value in values.items():
+            kind = SCHEMA[sobject].get(name)
+            if kind == "email" and value and not _EMAIL.match(str(value)):
+                return err("INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {value}",
+                           [name])
+            if kind == "reference" and value and not self.exists(str(value)):
+                return err("INVALID_CROSS_REFERENCE_KEY",
+                           f"invalid cross reference id: {value}", [name])
+            if kind == "string" and isinstance(value, str) and len(value) > 255:
+                return err("STRING_TOO_LONG", f"{name}: data value too large", [name])
+        return []
+
+
+def _coerce(kind: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == "datetime" and isinstance(value, str):
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if kind == "date" and isinstance(value, str):
+        return dt.date.fromisoformat(value[:10])
+    if kind in ("currency", "double", "percent"):
+        return float(value)
+    if kind == "int":
+        return int(value)
+    return value

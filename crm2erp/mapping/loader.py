@@ -1,0 +1,236 @@
+"""Load and check mapping, flow and connection files, alone or as a project.
+
+Every loader collects *all* problems of a file and raises one
+:class:`ConfigError` whose ``issues`` carry file:line:column. A project is a
+directory with ``connections.yaml`` and any number of ``*.flow.yaml`` files
+(at any depth); flows name their ``*.map.yaml`` files relative to themselves.
+:func:`validate_project` also checks what no single file can: unknown
+connections, missing mapping files, entity/direction mismatches, unknown or
+cyclic ``depends_on`` and duplicate flow names.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "load_mapping",
+    "load_flow",
+    "load_connections",
+    "load_project",
+    "validate_project",
+    "Project",
+]
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crm2erp.errors import ConfigError, ConfigIssue
+from crm2erp.mapping.compiler import check_mapping
+from crm2erp.mapping.models import ConnectionsFile, ConnectionSpec, FlowSpec, MappingSpec
+from crm2erp.mapping.registry import TransformSpecError, bind_transform
+from crm2erp.mapping.validation import did_you_mean, validate_doc
+from crm2erp.mapping.yamlpos import YamlDoc, interpolate_env, load_yaml
+
+CONNECTIONS_FILE = "connections.yaml"
+
+
+def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
+    unique = list(dict.fromkeys(issues))
+    return sorted(unique, key=lambda i: (i.file, i.line or 0, i.column or 0))
+
+
+def _raw_transform_issues(doc: YamlDoc) -> list[ConfigIssue]:
+    """Check transform items even when the rest of the file is invalid."""
+    issues: list[ConfigIssue] = []
+
+    def walk(fields: Any, base: tuple[Any, ...]) -> None:
+        if not isinstance(fields, Mapping):
+            return
+        for target, spec in fields.items():
+            if not isinstance(spec, Mapping):
+                continue
+            items = spec.get("transforms")
+            for i, item in enumerate(items if isinstance(items, list) else []):
+                try:
+                    bind_transform(item)
+                except TransformSpecError as exc:
+                    for sub, at, msg in exc.problems:
+                        path = base + (target, "transforms", i) + sub
+                        issues.append(doc.issue(path, msg, at=at))
+            walk(spec.get("each"), base + (target, "each"))
+
+    if isinstance(doc.data, Mapping):
+        walk(doc.data.get("fields"), ("fields",))
+    return issues
+
+
+def _read_mapping(path: Path) -> tuple[MappingSpec | None, list[ConfigIssue]]:
+    doc = load_yaml(path)
+    issues = list(doc.issues)
+    spec, more = validate_doc(doc, MappingSpec)
+    issues += more
+    if spec is not None:
+        spec._source_file = path.resolve()
+        issues += check_mapping(spec)
+    else:
+        issues += _raw_transform_issues(doc)
+    return (spec if not issues else None), _sorted(issues)
+
+
+def _read_flow(path: Path) -> tuple[FlowSpec | None, list[ConfigIssue]]:
+    doc = load_yaml(path)
+    spec, more = validate_doc(doc, FlowSpec)
+    issues = list(doc.issues) + more
+    if spec is not None:
+        spec._source_file = path.resolve()
+    return (spec if not issues else None), _sorted(issues)
+
+
+def _read_connections(
+    path: Path, env: Mapping[str, str]
+) -> tuple[dict[str, ConnectionSpec] | None, list[ConfigIssue]]:
+    doc = load_yaml(path)
+    issues = list(doc.issues) + interpolate_env(doc, env)
+    parsed, more = validate_doc(doc, ConnectionsFile)
+    issues += more
+    if parsed is None or issues:
+        return None, _sorted(issues)
+    out = {}
+    for name in parsed.connections:
+        raw = dict(doc.data["connections"][name])
+        conn_type = raw.pop("type")
+        line = doc.keys.get(("connections", name), (None, None))[0]
+        out[name] = ConnectionSpec(name, conn_type, raw, path.resolve(), line)
+    return out, []
+
+
+def _raise(kind: str, path: Path, issues: list[ConfigIssue]) -> None:
+    noun = "problem" if len(issues) == 1 else "problems"
+    raise ConfigError(f"{kind} {path} has {len(issues)} {noun}", issues)
+
+
+def load_mapping(path: str | os.PathLike[str]) -> MappingSpec:
+    """Parse and check one ``*.map.yaml`` (including transform arguments)."""
+    spec, issues = _read_mapping(Path(path))
+    if spec is None:
+        _raise("mapping file", Path(path), issues)
+    return spec  # type: ignore[return-value]
+
+
+def load_flow(path: str | os.PathLike[str]) -> FlowSpec:
+    """Parse one ``*.flow.yaml``; cross references are checked by the project."""
+    spec, issues = _read_flow(Path(path))
+    if spec is None:
+        _raise("flow file", Path(path), issues)
+    return spec  # type: ignore[return-value]
+
+
+def load_connections(
+    path: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> dict[str, ConnectionSpec]:
+    """Parse ``connections.yaml``, expanding ``${VAR}`` from ``env`` (default os.environ)."""
+    conns, issues = _read_connections(Path(path), os.environ if env is None else env)
+    if conns is None:
+        _raise("connections file", Path(path), issues)
+    return conns  # type: ignore[return-value]
+
+
+@dataclass
+class Project:
+    """A checked project directory: its connections, flows and mappings."""
+
+    root: Path
+    connections: dict[str, ConnectionSpec]
+    flows: dict[str, FlowSpec]
+    _mappings: dict[Path, MappingSpec] = field(default_factory=dict, repr=False)
+
+    def mapping(self, path: str | os.PathLike[str]) -> MappingSpec:
+        """The mapping at ``path`` (absolute, or relative to the project root), cached."""
+        resolved = Path(path)
+        if not resolved.is_absolute():
+            resolved = self.root / resolved
+        resolved = resolved.resolve()
+        if resolved not in self._mappings:
+            self._mappings[resolved] = load_mapping(resolved)
+        return self._mappings[resolved]
+
+    def flow(self, name: str) -> FlowSpec:
+        try:
+            return self.flows[name]
+        except KeyError:
+            hint = did_you_mean(name, list(self.flows))
+            raise ConfigError(f"no flow named {name!r} in {self.root}{hint}") from None
+
+    def ordered_flows(self) -> list[FlowSpec]:
+        """All flows, every flow after the flows it depends on (then by name)."""
+        done: dict[str, FlowSpec] = {}
+
+        def visit(name: str) -> None:
+            if name in done or name not in self.flows:
+                return
+            done[name] = None  # type: ignore[assignment]  # marks "in progress": cycles stop
+            for parent in self.flows[name].depends_on:
+                visit(parent)
+            done.pop(name)
+            done[name] = self.flows[name]
+
+        for name in sorted(self.flows):
+            visit(name)
+        return list(done.values())
+
+
+def _flow_files(root: Path) -> list[Path]:
+    return sorted(
+        p for p in root.rglob("*.flow.yaml")
+        if not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+
+
+def _scan(root: Path, env: Mapping[str, str]) -> tuple[Project, list[ConfigIssue]]:
+    from crm2erp.mapping.crossref import check_flows
+
+    issues: list[ConfigIssue] = []
+    root = root.resolve()
+    if not root.is_dir():
+        return Project(root, {}, {}), [ConfigIssue(str(root), None, None,
+                                                   "project directory not found")]
+    conn_path = root / CONNECTIONS_FILE
+    conns: dict[str, ConnectionSpec] | None = None
+    if conn_path.is_file():
+        conns, more = _read_connections(conn_path, env)
+        issues += more
+    else:
+        issues.append(ConfigIssue(str(conn_path), None, None,
+                                  f"no {CONNECTIONS_FILE} in the project directory; create it"))
+    flows: dict[str, FlowSpec] = {}
+    for path in _flow_files(root):
+        spec, more = _read_flow(path)
+        issues += more
+        if spec is None:
+            continue
+        if spec.flow in flows:
+            first = flows[spec.flow].source_file
+            issues.append(spec._doc.issue(("flow",), f"flow name {spec.flow!r} is already "
+                                          f"used by {first}; flow names must be unique"))
+            continue
+        flows[spec.flow] = spec
+    project = Project(root, conns or {}, flows)
+    issues += check_flows(project, checked_connections=conns is not None)
+    return project, _sorted(issues)
+
+
+def validate_project(
+    root: str | os.PathLike[str], env: Mapping[str, str] | None = None
+) -> list[ConfigIssue]:
+    """Every problem in the project at ``root``; an empty list means it is valid."""
+    return _scan(Path(root), os.environ if env is None else env)[1]
+
+
+def load_project(root: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Project:
+    """Load and fully check a project; raise ConfigError listing every problem."""
+    project, issues = _scan(Path(root), os.environ if env is None else env)
+    if issues:
+        _raise("project", Path(root), issues)
+    return project

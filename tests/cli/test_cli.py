@@ -1,0 +1,155 @@
+"""The ``crm2erp`` command as a user runs it: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+
+def crm2erp(*args, cwd, env=None):
+    return subprocess.run([sys.executable, "-m", "crm2erp", *args], cwd=cwd,
+                          capture_output=True, text=True, env={**os.environ, **(env or {}),
+                                                               "COLUMNS": "200"})
+
+
+@pytest.mark.slow
+def test_demo_runs_then_reports_no_changes(tmp_path):
+    first = crm2erp("demo", "--dir", "demo", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "demo_accounts" in first.stdout and "demo_invoices" in first.stdout
+    assert "total" in first.stdout
+    assert "held back" in first.stdout           # the invalid sample rows are shown
+    second = crm2erp("demo", "--dir", "demo", cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "no changes" in second.stdout
+    listed = crm2erp("--state", f"sqlite:///{tmp_path / 'demo' / 'state.db'}", "dlq", "list",
+                     "--status", "all", cwd=tmp_path)
+    assert listed.returncode == 0 and "info@@nordwind" in listed.stdout
+
+
+BAD_FLOW = """\
+flow: accounts
+entity: Account
+sorce: {connection: crm, stream: accounts, mapping: a.map.yaml}
+target: {connection: erp, stream: customers, mapping: b.map.yaml}
+incremental:
+  cursor: updated_at
+  batch_size: lots
+"""
+
+
+def test_validate_names_file_line_column_and_exits_2(tmp_path):
+    path = tmp_path / "bad.flow.yaml"
+    path.write_text(BAD_FLOW)
+    result = crm2erp("mappings", "validate", str(path), cwd=tmp_path)
+    assert result.returncode == 2
+    out = result.stdout
+    assert f"{path}:3:1" in out and "sorce" in out and "source" in out   # misspelt key
+    assert f"{path}:7:15" in out and "integer" in out                    # wrong type
+    assert "Traceback" not in out + result.stderr
+
+
+def test_validate_shipped_demo_project_is_clean(tmp_path):
+    from crm2erp.mappings import pack_dir
+
+    result = crm2erp("mappings", "validate", str(pack_dir("demo")), cwd=tmp_path,
+                     env={"CRM2ERP_DEMO_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_config_errors_exit_2_without_traceback(tmp_path):
+    result = crm2erp("-p", str(tmp_path / "nowhere"), "sync", "run", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr and "Traceback" not in result.stderr
+
+
+def _project(tmp_path):
+    project = tmp_path / "p"
+    project.mkdir()
+    (tmp_path / "crm").mkdir()
+    (tmp_path / "erp").mkdir()
+    (tmp_path / "crm" / "accounts.csv").write_text(textwrap.dedent("""\
+        id,name,email,updated_at
+        1,Alpha,alpha@example.com,2026-01-01T00:00:00+00:00
+        2,Beta,not-an-email,2026-01-02T00:00:00+00:00
+        """))
+    (project / "connections.yaml").write_text(textwrap.dedent(f"""\
+        connections:
+          crm: {{type: file, path: {tmp_path / 'crm'}, format: csv,
+                streams: {{accounts: {{file: accounts.csv, key: id, cursor: updated_at}}}}}}
+          erp: {{type: file, path: {tmp_path / 'erp'}, format: jsonl,
+                streams: {{customers: {{file: customers.jsonl, key: ref}}}}}}
+        """))
+    (project / "accounts.flow.yaml").write_text(textwrap.dedent("""\
+        flow: accounts
+        entity: Account
+        source: {connection: crm, stream: accounts, mapping: in.map.yaml}
+        target: {connection: erp, stream: customers, mapping: out.map.yaml}
+        incremental: {cursor: updated_at, lookback: 1m}
+        """))
+    (project / "in.map.yaml").write_text(textwrap.dedent("""\
+        mapping: in
+        direction: inbound
+        entity: Account
+        fields:
+          name: {from: name}
+          email: {from: email, transforms: [email]}
+          updated_at: {from: updated_at, transforms: [datetime]}
+        """))
+    (project / "out.map.yaml").write_text(textwrap.dedent("""\
+        mapping: out
+        direction: outbound
+        entity: Account
+        fields:
+          ref: {from: id}
+          name: {from: name}
+          email: {from: email}
+        """))
+    return project
+
+
+def test_sync_status_dlq_round_trip_on_files(tmp_path):
+    project = _project(tmp_path)
+    state = ["-p", str(project), "--state", f"sqlite:///{tmp_path / 'state.db'}"]
+    dry = crm2erp(*state, "sync", "run", "--dry-run", cwd=tmp_path)
+    assert dry.returncode == 1 and "create" in dry.stdout
+    assert not (tmp_path / "erp" / "customers.jsonl").exists()
+    run = crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
+    assert run.returncode == 1, run.stderr       # finished, with one dead letter
+    lines = (tmp_path / "erp" / "customers.jsonl").read_text().splitlines()
+    assert [json.loads(line)["name"] for line in lines] == ["Alpha"]
+    listed = crm2erp(*state, "dlq", "list", cwd=tmp_path)
+    assert "not-an-email" in listed.stdout
+    letter_id = listed.stdout.split("│")[1].strip() if "│" in listed.stdout else "1"
+    shown = crm2erp(*state, "dlq", "show", letter_id, cwd=tmp_path)
+    assert shown.returncode == 0 and '"name": "Beta"' in shown.stdout
+    status = crm2erp(*state, "status", cwd=tmp_path)
+    assert status.returncode == 0 and "accounts" in status.stdout
+    again = crm2erp(*state, "sync", "run", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout    # the known failure is not new
+    discarded = crm2erp(*state, "dlq", "discard", "--all", cwd=tmp_path)
+    assert "discarded 1" in discarded.stdout
+    missing = crm2erp(*state, "dlq", "show", "999", cwd=tmp_path)
+    assert missing.returncode == 2 and "999" in missing.stderr
+
+
+def test_explain_traces_every_field(tmp_path):
+    project = _project(tmp_path)
+    record = json.dumps({"id": "9", "name": " Gamma ", "email": " G@Example.com",
+                         "updated_at": "2026-01-01T00:00:00Z"})
+    result = crm2erp("-p", str(project), "--state", f"sqlite:///{tmp_path / 's.db'}",
+                     "mappings", "explain", "accounts", "--record", record, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "g@example.com" in result.stdout and "email" in result.stdout
+
+
+def test_schemas_export_writes_json(tmp_path):
+    result = crm2erp("schemas", "export", "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    schema = json.loads((tmp_path / "out" / "Account.schema.json").read_text())
+    assert "name" in schema["properties"]

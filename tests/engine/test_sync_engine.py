@@ -1,0 +1,187 @@
+"""The engine's guarantees, end to end on real databases (SQLite here;
+PostgreSQL and MariaDB in test_sync_servers.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from crm2erp.errors import FatalError, LockHeldError
+
+T0 = dt.datetime(2026, 3, 1, 12, 0, 0)
+
+
+def test_first_run_loads_good_records_and_dead_letters_bad_ones(account, systems, engine_for):
+    systems.add_accounts(account(1), account(2, email="bob@@example.com"),
+                         account(3, kind="X"), account(4, country="Deutschland"))
+    engine = engine_for(systems)
+    result = engine.run("accounts")
+    assert result.counts["read"] == 4
+    assert result.counts["created"] == 2
+    assert result.counts["failed"] == 2
+    assert result.status == "partial"
+    rows = systems.erp_rows()
+    assert [r["crm_ref"] for r in rows] == sorted(
+        engine.store.canonical_ids("Account", "crm", ["A001", "A004"]).values())
+    assert {r["name"] for r in rows} == {"Company 1", "Company 4"}
+    assert {r["country"] for r in rows} == {"DE"}
+    letters = {d.source_key: d for d in engine.store.dead_letters(flow="accounts")}
+    assert set(letters) == {"A002", "A003"}
+    assert "bob@@example.com" in letters["A002"].error
+    assert "X" in letters["A003"].error and letters["A003"].payload["kind"] == "X"
+
+
+def test_second_run_changes_nothing(account, systems, engine_for):
+    systems.add_accounts(*(account(n) for n in range(1, 8)))
+    engine = engine_for(systems)
+    first = engine.run("accounts")
+    before = systems.erp_rows()
+    second = engine.run("accounts")
+    assert first.counts["created"] == 7
+    assert second.changed == 0
+    assert systems.erp_rows() == before
+
+
+def test_incremental_run_updates_exactly_the_edited_records(account, systems, engine_for):
+    systems.add_accounts(*(account(n) for n in range(1, 11)))
+    engine = engine_for(systems)
+    engine.run("accounts")
+    with systems.crm.begin() as conn:
+        conn.execute(systems.accounts.update()
+                     .where(systems.accounts.c.id.in_(["A003", "A007"]))
+                     .values(name="Renamed", updated_at=T0 + dt.timedelta(hours=1)))
+    result = engine.run("accounts")
+    assert result.counts["updated"] == 2 and result.counts["created"] == 0
+    assert result.counts["read"] == 2
+    assert sorted(r["name"] for r in systems.erp_rows() if r["name"] == "Renamed") == \
+        ["Renamed", "Renamed"]
+
+
+def test_equal_timestamps_across_batches_are_never_skipped(account, systems, engine_for):
+    # batch_size is 3: ten rows with one timestamp span four batches
+    systems.add_accounts(*(account(n, at=T0) for n in range(1, 11)))
+    engine = engine_for(systems)
+    engine.run("accounts")
+    systems.add_accounts(*(account(n, at=T0) for n in range(11, 14)))  # same instant, later
+    result = engine.run("accounts")
+    assert result.counts["created"] == 3
+    assert len(systems.erp_rows()) == 13
+
+
+def test_child_without_parent_is_parked_then_loaded(account, systems, engine_for):
+    systems.add_accounts(account(1))
+    systems.add_contacts({"id": "P1", "account_id": "A001", "last_name": "Ok", "updated_at": T0},
+                         {"id": "P2", "account_id": "A002", "last_name": "Early",
+                          "updated_at": T0})
+    engine = engine_for(systems)
+    results = engine.run_all()
+    assert [r.flow for r in results] == ["accounts", "contacts"]
+    assert results[1].counts["created"] == 1 and results[1].counts["parked"] == 1
+    assert [d.source_key for d in engine.store.dead_letters("contacts", "parked")] == ["P2"]
+    systems.add_accounts(account(2, at=T0 + dt.timedelta(minutes=5)))
+    results = engine.run_all()
+    assert results[1].counts["created"] == 1
+    assert engine.store.dead_letters("contacts", ("open", "parked")) == []
+    people = systems.erp_rows("people")
+    customers = {c["crm_ref"]: c["id"] for c in systems.erp_rows()}
+    assert {p["customer_id"] for p in people} == set(customers.values())
+
+
+def test_dry_run_writes_nothing_and_lists_changes(account, systems, engine_for):
+    systems.add_accounts(account(1), account(2))
+    engine = engine_for(systems)
+    result = engine.run("accounts", dry_run=True)
+    assert [c.action for c in result.changes] == ["create", "create"]
+    assert result.changes[0].fields["name"] == "Company 1"
+    assert systems.erp_rows() == []
+    assert engine.store.get_watermark("accounts", "accounts") is None
+    assert engine.run("accounts").counts["created"] == 2
+
+
+def test_dry_run_shows_field_level_updates(account, systems, engine_for):
+    systems.add_accounts(account(1))
+    engine = engine_for(systems)
+    engine.run("accounts")
+    with systems.crm.begin() as conn:
+        conn.execute(systems.accounts.update().values(email="new@company1.example",
+                                                      updated_at=T0 + dt.timedelta(hours=1)))
+    result = engine.run("accounts", dry_run=True)
+    assert [(c.action, c.fields) for c in result.changes] == [
+        ("update", {"email": "new@company1.example"})]
+
+
+def test_watermark_only_moves_after_a_committed_batch(account, systems, engine_for, monkeypatch):
+    systems.add_accounts(*(account(n, at=T0 + dt.timedelta(minutes=n)) for n in range(1, 10)))
+    engine = engine_for(systems)
+    target = engine.pool.get("erp")
+    real_upsert, calls = target.upsert, []
+
+    def failing_upsert(stream, rows):
+        calls.append(len(rows))
+        if len(calls) == 2:
+            raise FatalError("ERP went away")
+        return real_upsert(stream, rows)
+
+    monkeypatch.setattr(target, "upsert", failing_upsert)
+    with pytest.raises(FatalError):
+        engine.run("accounts")
+    mark = engine.store.get_watermark("accounts", "accounts")
+    assert dt.datetime.fromisoformat(mark.value).replace(tzinfo=None) == \
+        T0 + dt.timedelta(minutes=3)
+    assert len(systems.erp_rows()) == 3
+    monkeypatch.setattr(target, "upsert", real_upsert)
+    result = engine.run("accounts")
+    assert result.counts["created"] == 6
+    assert len(systems.erp_rows()) == 9
+    assert engine.store.list_runs("accounts", limit=2)[1].status == "failed"
+
+
+def test_full_refresh_and_since_read_again(account, systems, engine_for):
+    systems.add_accounts(*(account(n, at=T0 + dt.timedelta(days=n)) for n in range(1, 6)))
+    engine = engine_for(systems)
+    engine.run("accounts")
+    assert engine.run("accounts").counts["read"] == 1        # the lookback re-reads the last
+    assert engine.run("accounts", mode="full_refresh").counts["read"] == 5
+    from crm2erp.engine import parse_since
+    result = engine.run("accounts", mode="since", since=parse_since("2026-03-04"))
+    assert result.counts["read"] == 3 and result.changed == 0
+    mark = engine.store.get_watermark("accounts", "accounts")
+    assert mark.value.startswith("2026-03-06")   # a backfill never moves the watermark back
+
+
+def test_dead_letter_replayed_after_the_mapping_is_fixed(account, systems, engine_for, tmp_path):
+    systems.add_accounts(account(1), account(2, kind="R"))
+    engine = engine_for(systems)
+    engine.run("accounts")
+    [letter] = engine.store.dead_letters("accounts")
+    fixed = (systems.project / "account.in.map.yaml").read_text().replace(
+        "{C: customer, P: prospect}", "{C: customer, P: prospect, R: partner}")
+    (systems.project / "account.in.map.yaml").write_text(fixed)
+    engine = engine_for(systems)
+    [result] = engine.retry([letter])
+    assert result.counts["created"] == 1
+    assert engine.store.get_dead_letter(letter.id).status == "resolved"
+    assert {r["kind"] for r in systems.erp_rows()} == {"customer", "partner"}
+
+
+def test_one_run_per_flow_at_a_time(account, systems, engine_for):
+    systems.add_accounts(account(1))
+    engine = engine_for(systems)
+    with engine.store.lock("accounts", owner="someone else"):
+        with pytest.raises(LockHeldError, match="someone else"):
+            engine.run("accounts")
+    assert engine.run("accounts").counts["created"] == 1
+
+
+def test_target_refusal_is_a_dead_letter_and_the_batch_goes_on(account, systems, engine_for):
+    with systems.erp.begin() as conn:
+        conn.execute(sa.text("CREATE UNIQUE INDEX customers_email ON customers (email)"))
+    systems.add_accounts(account(1, email="same@x.example"), account(2),
+                         account(3, email="same@x.example"))
+    engine = engine_for(systems)
+    result = engine.run("accounts")
+    assert result.counts["created"] == 2 and result.counts["failed"] == 1
+    [letter] = engine.store.dead_letters("accounts")
+    assert letter.stage == "write" and letter.source_key == "A003"
