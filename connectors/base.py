@@ -70,7 +70,7 @@ class Batch:
     deleted_keys: list[str] = field(default_factory=list)
 
 
-class WriteAction(str, enum.Enum):
+class WriteAction(enum.StrEnum):
     CREATED = "created"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
@@ -97,7 +97,7 @@ class WriteResult:
         return self.action is not WriteAction.FAILED
 
 
-class DeleteMode(str, enum.Enum):
+class DeleteMode(enum.StrEnum):
     IGNORE = "ignore"
     ARCHIVE = "archive"
     DELETE = "delete"

@@ -17,13 +17,23 @@ __all__ = [
 import json
 from pathlib import Path
 
-from crm2erp.errors import ConfigError
 from crm2erp.schemas.base import CanonicalModel, Entity
 from crm2erp.schemas.commerce import (
-    Invoice, InvoiceLine, InvoiceStatus, Opportunity, OpportunityLine, OpportunityStage,
-    OrderStatus, Payment, Product, SalesOrder, SalesOrderLine,
+    Invoice,
+    InvoiceLine,
+    InvoiceStatus,
+    Opportunity,
+    OpportunityLine,
+    OpportunityStage,
+    OrderStatus,
+    Payment,
+    Product,
+    SalesOrder,
+    SalesOrderLine,
 )
 from crm2erp.schemas.party import Account, AccountStatus, AccountType, Address, Contact
+
+from crm2erp.errors import ConfigError
 
 ENTITIES: dict[str, type[Entity]] = {
     model.__name__: model

@@ -6,9 +6,8 @@ __all__ = ["CanonicalModel", "Entity"]
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from crm2erp.schemas.types import UtcDatetime
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class CanonicalModel(BaseModel):

@@ -14,11 +14,10 @@ import datetime as dt
 import enum
 from typing import ClassVar
 
-from pydantic import Field, model_validator
-
 from crm2erp.schemas.base import CanonicalModel, Entity
 from crm2erp.schemas.party import Address
 from crm2erp.schemas.types import CurrencyCode, Money, NonEmptyStr, Percent, Quantity
+from pydantic import Field, model_validator
 
 
 class _Priced:
@@ -47,7 +46,7 @@ class Product(_Priced, Entity):
     active: bool = True
 
 
-class OpportunityStage(str, enum.Enum):
+class OpportunityStage(enum.StrEnum):
     OPEN = "open"
     WON = "won"
     LOST = "lost"
@@ -78,7 +77,7 @@ class Opportunity(_Priced, Entity):
     lines: list[OpportunityLine] = Field(default_factory=list)
 
 
-class OrderStatus(str, enum.Enum):
+class OrderStatus(enum.StrEnum):
     DRAFT = "draft"
     CONFIRMED = "confirmed"
     SHIPPED = "shipped"
@@ -111,7 +110,7 @@ class SalesOrder(_Priced, Entity):
     lines: list[SalesOrderLine] = Field(default_factory=list)
 
 
-class InvoiceStatus(str, enum.Enum):
+class InvoiceStatus(enum.StrEnum):
     DRAFT = "draft"
     POSTED = "posted"
     PARTIALLY_PAID = "partially_paid"

@@ -7,10 +7,9 @@ __all__ = ["Address", "AccountType", "AccountStatus", "Account", "Contact"]
 import enum
 from typing import ClassVar
 
-from pydantic import Field
-
 from crm2erp.schemas.base import CanonicalModel, Entity
 from crm2erp.schemas.types import CountryCode, CurrencyCode, Email, Money, NonEmptyStr, Phone
+from pydantic import Field
 
 
 class Address(CanonicalModel):
@@ -22,13 +21,13 @@ class Address(CanonicalModel):
     country: CountryCode | None = None
 
 
-class AccountType(str, enum.Enum):
+class AccountType(enum.StrEnum):
     CUSTOMER = "customer"
     PROSPECT = "prospect"
     PARTNER = "partner"
 
 
-class AccountStatus(str, enum.Enum):
+class AccountStatus(enum.StrEnum):
     ACTIVE = "active"
     INACTIVE = "inactive"
     BLOCKED = "blocked"

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from crm2erp.connectors.base import Cursor, DeleteMode, Row, WriteAction
 from crm2erp.engine.cursors import apply_lookback, later_cursor, parse_duration
 from crm2erp.engine.resolver import StoreResolver
+from crm2erp.engine.stages import Item, StageContext, build_stages
 from crm2erp.errors import ParentMissingError, RecordError
 from crm2erp.jsonutil import payload_hash, to_jsonable
 from crm2erp.schemas import entity_model
@@ -73,16 +74,6 @@ class RunResult:
         return self.counts["created"] + self.counts["updated"] + self.counts["deleted"]
 
 
-@dataclass
-class _Prepared:
-    source_key: str
-    source_row: Row
-    canonical_id: str
-    target_row: Row
-    target_key: str
-    hash: str
-
-
 def _plain(value: Any) -> Any:
     """Enum members become their values, so targets see plain strings."""
     if isinstance(value, dict):
@@ -120,6 +111,9 @@ class FlowRunner:
         self.source_stream = source.stream(flow.source.stream)
         self.target_stream = target.stream(flow.target.stream)
         self.resolver = StoreResolver(store)
+        self.stages = build_stages(flow, store)
+        self.context = StageContext(flow=flow, run_id=None, store=store,
+                                    resolver=self.resolver, target=target, dry_run=False)
 
     # -- public -----------------------------------------------------------
     def run(self, *, mode: str = "incremental", since: Cursor | None = None,
@@ -129,6 +123,7 @@ class FlowRunner:
         with self.store.lock(self.flow.flow):
             run_id = self.store.start_run(self.flow.flow, run_mode)
             result = RunResult(self.flow.flow, run_id, run_mode)
+            self.context.run_id, self.context.rows_read = run_id, 0
             try:
                 self._retry_parked(result, dry_run)
                 start = self._start_cursor(mode, since)
@@ -140,6 +135,8 @@ class FlowRunner:
                         self._apply_deletes(batch.deleted_keys, result, dry_run)
                     if self.progress:
                         self.progress(result)
+                for stage in self.stages:
+                    stage.finish(self.context)
             except BaseException as exc:
                 result.status = "failed"
                 self.store.finish_run(run_id, "failed", message=str(exc)[:2000])
@@ -171,29 +168,19 @@ class FlowRunner:
         counts: Counter = Counter(read=0 if retry else len(rows))
         commit = BatchCommit(run_id=result.run_id, flow=self.flow.flow, xref=[],
                              dead_letters=[], resolved_keys=[], watermark=None, counts=counts)
-        key_fields = self.source_stream.key
-        self.resolver.prefetch(self.flow.entity, self.source_system,
-                               [record_key(r, key_fields) for r in rows])
-        prepared: dict[str, _Prepared] = {}
-        for row in rows:
-            source_key = record_key(row, key_fields)
-            try:
-                item = self._prepare(row, source_key)
-            except ParentMissingError as exc:
-                counts["parked"] += 1
-                commit.dead_letters.append(NewDeadLetter("parked", source_key, str(exc), row))
-                continue
-            except RecordError as exc:
+        self.context.dry_run = dry_run
+        self.context.rows_read += counts["read"]
+        items = self._canonical(rows, counts, commit)
+        for stage in self.stages:
+            for rejection in stage.process(items, self.context):
                 counts["failed"] += 1
-                commit.dead_letters.append(NewDeadLetter(exc.stage, source_key, str(exc), row))
-                continue
-            if item is None:
-                counts["skipped"] += 1
-                commit.resolved_keys.append(source_key)
-                continue
-            prepared[source_key] = item   # a later version of the same record wins
-
-        to_write = self._changed(prepared.values(), counts, commit)
+                commit.dead_letters.append(NewDeadLetter(
+                    rejection.stage, rejection.item.source_key, rejection.reason,
+                    rejection.item.source_row))
+            rejected = {d.source_key for d in commit.dead_letters}
+            items = [i for i in items if i.source_key not in rejected]
+        items = self._outbound(items, counts, commit)
+        to_write = self._changed(items, counts, commit)
         if dry_run:
             self._describe(to_write, result)
         elif to_write:
@@ -208,28 +195,66 @@ class FlowRunner:
             result.new_dead_letters += len(commit.dead_letters)
         result.counts.update(counts)
 
-    def _prepare(self, row: Row, source_key: str) -> _Prepared | None:
-        if not self.inbound.matches(row):
-            return None
-        data = self.inbound.apply(row, self.resolver)
-        canonical_id = self.resolver.to_canonical(self.flow.entity, self.source_system,
-                                                  source_key)
-        data["id"] = canonical_id
-        try:
-            record = self.model.model_validate(data)
-        except ValidationError as exc:
-            message, field_name = _validation_message(exc)
-            raise RecordError(message, stage="validate", field=field_name) from None
-        target_row = self.outbound.apply(_plain(record.model_dump(mode="python")),
-                                         self.resolver)
-        target_key = record_key(target_row, self.target_stream.key)
-        return _Prepared(source_key, row, canonical_id, target_row, target_key,
-                         payload_hash(target_row))
+    def _canonical(self, rows: list[Row], counts: Counter, commit: BatchCommit) -> list[Item]:
+        """Map inbound, give the canonical id and validate; failures are dead letters."""
+        key_fields = self.source_stream.key
+        self.resolver.prefetch(self.flow.entity, self.source_system,
+                               [record_key(r, key_fields) for r in rows])
+        items: dict[str, Item] = {}
+        for row in rows:
+            source_key = record_key(row, key_fields)
+            try:
+                if not self.inbound.matches(row):
+                    counts["skipped"] += 1
+                    commit.resolved_keys.append(source_key)
+                    continue
+                data = self.inbound.apply(row, self.resolver)
+                canonical_id = self.resolver.to_canonical(self.flow.entity, self.source_system,
+                                                          source_key)
+                data["id"] = canonical_id
+                try:
+                    record = self.model.model_validate(data)
+                except ValidationError as exc:
+                    message, field_name = _validation_message(exc)
+                    raise RecordError(message, stage="validate", field=field_name) from None
+            except ParentMissingError as exc:
+                self._hold(commit, counts, "parked", source_key, str(exc), row)
+                continue
+            except RecordError as exc:
+                self._hold(commit, counts, exc.stage, source_key, str(exc), row)
+                continue
+            items[source_key] = Item(source_key, row, canonical_id, record)  # last one wins
+        return list(items.values())
 
-    def _changed(self, items: Iterable[_Prepared], counts: Counter,
-                 commit: BatchCommit) -> list[_Prepared]:
+    def _outbound(self, items: list[Item], counts: Counter, commit: BatchCommit) -> list[Item]:
+        """Map each canonical record to the target's row and hash it."""
+        ready = []
+        for item in items:
+            data = _plain(item.record.model_dump(mode="python"))
+            data["id"] = item.canonical_id
+            try:
+                item.target_row = self.outbound.apply(data, self.resolver)
+            except ParentMissingError as exc:
+                self._hold(commit, counts, "parked", item.source_key, str(exc), item.source_row)
+                continue
+            except RecordError as exc:
+                self._hold(commit, counts, exc.stage, item.source_key, str(exc),
+                           item.source_row)
+                continue
+            item.target_key = record_key(item.target_row, self.target_stream.key)
+            item.hash = payload_hash(item.target_row)
+            ready.append(item)
+        return ready
+
+    @staticmethod
+    def _hold(commit: BatchCommit, counts: Counter, stage: str, key: str, reason: str,
+              row: Row) -> None:
+        counts["parked" if stage == "parked" else "failed"] += 1
+        commit.dead_letters.append(NewDeadLetter(stage, key, reason, row))
+
+    def _changed(self, items: list[Item], counts: Counter,
+                 commit: BatchCommit) -> list[Item]:
         """Drop the records whose payload equals the one last written."""
-        items = list(items)
         last = self.store.xref_by_canonical(self.flow.entity, self.target_system,
                                             [i.canonical_id for i in items])
         changed = []
@@ -243,14 +268,12 @@ class FlowRunner:
                 changed.append(item)
         return changed
 
-    def _write(self, items: list[_Prepared], counts: Counter, commit: BatchCommit) -> None:
+    def _write(self, items: list[Item], counts: Counter, commit: BatchCommit) -> None:
         results = self.target.upsert(self.flow.target.stream, [i.target_row for i in items])
         for item, outcome in zip(items, results, strict=True):
             if not outcome.ok:
-                counts["failed"] += 1
-                commit.dead_letters.append(NewDeadLetter(
-                    "write", item.source_key, outcome.error or "refused by the target",
-                    item.source_row))
+                self._hold(commit, counts, "write", item.source_key,
+                           outcome.error or "refused by the target", item.source_row)
                 continue
             counts[outcome.action.value] += 1
             target_id = str(outcome.target_id or outcome.key)
@@ -261,11 +284,11 @@ class FlowRunner:
             self.resolver.remember(self.flow.entity, self.target_system, target_id,
                                    item.canonical_id)
 
-    def _source_xref(self, item: _Prepared) -> XrefUpsert:
+    def _source_xref(self, item: Item) -> XrefUpsert:
         return XrefUpsert(self.flow.entity, self.source_system, item.source_key,
                           item.canonical_id, payload_hash(item.source_row))
 
-    def _describe(self, items: list[_Prepared], result: RunResult) -> None:
+    def _describe(self, items: list[Item], result: RunResult) -> None:
         """Dry run: what would be written, with the fields that would change."""
         if not items:
             return
@@ -314,6 +337,7 @@ def replay(runner: FlowRunner, dead_letters) -> RunResult:
     with runner.store.lock(runner.flow.flow):
         run_id = runner.store.start_run(runner.flow.flow, "retry")
         result = RunResult(runner.flow.flow, run_id, "retry")
+        runner.context.run_id = run_id
         try:
             runner._process([dl.payload for dl in dead_letters], None, result, False,
                             retry=True)

@@ -61,7 +61,7 @@ class DateTimeArgs(Args):
     unit: Literal["s", "ms"] = "s"
 
 
-@transform("datetime", args=DateTimeArgs)
+@transform("datetime", args=DateTimeArgs, main="format")
 def to_datetime(value: Any, args: DateTimeArgs, ctx: TransformContext) -> dt.datetime:
     """ISO text, ``format`` text, epoch numbers or datetimes to aware UTC."""
     zone = ZoneInfo(args.tz)
@@ -96,7 +96,7 @@ class FormatDateArgs(Args):
     tz: TzName = "UTC"
 
 
-@transform("format_date", args=FormatDateArgs)
+@transform("format_date", args=FormatDateArgs, main="format")
 def format_date(value: Any, args: FormatDateArgs, ctx: TransformContext) -> str:
     """Outbound: a date/datetime (or ISO text) as text in ``tz``.
 

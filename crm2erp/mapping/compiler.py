@@ -34,6 +34,7 @@ from crm2erp.mapping.registry import (
     bind_transform,
 )
 from crm2erp.mapping.resolver import Resolver
+from crm2erp.mapping.yamlpos import format_path
 
 
 @dataclass
@@ -256,7 +257,7 @@ def _issues(spec: MappingSpec, problems: list[tuple[tuple, str, str]]) -> list[C
         if doc is not None:
             out.append(doc.issue(path, msg, at=at))
         else:
-            out.append(ConfigIssue(file, None, None, f"{'.'.join(map(str, path))}: {msg}"))
+            out.append(ConfigIssue(file, None, None, f"{format_path(path)}: {msg}"))
     return out
 
 

@@ -16,12 +16,10 @@ from __future__ import annotations
 __all__ = ["rule_keys", "block_pairs", "link_pairs", "random_pairs", "pair_codes"]
 
 import logging
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
 from crm2erp.quality.dedupe.config import FieldExpr
 from crm2erp.quality.dedupe.transforms import apply
 
@@ -33,27 +31,51 @@ def _rule_name(rule: Sequence[FieldExpr]) -> str:
                       for e in rule)
 
 
-def rule_keys(records: Sequence[Mapping[str, Any]], rule: Sequence[FieldExpr]) -> list[tuple | None]:
+def rule_keys(records: Sequence[Mapping[str, Any]], rule: Sequence[FieldExpr],
+              ) -> list[tuple | None]:
     """The blocking key of every record under one rule (None when any part is null)."""
     parts = [apply((r.get(e.field) for r in records), e.transforms) for e in rule]
     return [None if any(p is None for p in key) else key for key in zip(*parts, strict=True)]
 
 
-def _groups(keys: list[tuple | None]) -> dict[tuple, list[int]]:
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for index, key in enumerate(keys):
-        if key is not None:
-            groups[key].append(index)
-    return groups
+def _group_ids(keys: list[tuple | None]) -> np.ndarray:
+    """Dense group number per record (-1 for a null key)."""
+    index: dict[tuple, int] = {}
+    return np.fromiter((-1 if k is None else index.setdefault(k, len(index)) for k in keys),
+                       dtype=np.int64, count=len(keys))
 
 
 def pair_codes(li: np.ndarray, ri: np.ndarray, n_right: int) -> np.ndarray:
     """One int64 per pair, for set operations on pairs."""
-    return li.astype(np.int64) * np.int64(n_right) + ri.astype(np.int64)
+    return li.astype(np.int64) * np.int64(max(n_right, 1)) + ri.astype(np.int64)
 
 
 def _decode(codes: np.ndarray, n_right: int) -> tuple[np.ndarray, np.ndarray]:
+    n_right = max(n_right, 1)
     return codes // n_right, codes % n_right
+
+
+def _runs(lengths: np.ndarray) -> np.ndarray:
+    """0..len-1 for every run, concatenated: [2, 3] -> [0, 1, 0, 1, 2]."""
+    total = int(lengths.sum())
+    starts = np.cumsum(lengths) - lengths
+    return np.arange(total) - np.repeat(starts, lengths)
+
+
+def _sorted_groups(gid: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Record order sorted by group, start offset and size of every group."""
+    order = np.argsort(gid, kind="stable")
+    sizes = np.bincount(gid[gid >= 0], minlength=n_groups)
+    order = order[np.count_nonzero(gid < 0):]  # nulls sort first (-1): drop them
+    return order, np.cumsum(sizes) - sizes, sizes
+
+
+def _too_big(rule: Sequence[FieldExpr], sizes: np.ndarray, limit: int) -> np.ndarray:
+    big = sizes > limit
+    if big.any():
+        log.warning("blocking rule %s: %d block(s) larger than max_block_size %d (largest %d "
+                    "records) skipped", _rule_name(rule), int(big.sum()), limit, int(sizes.max()))
+    return big
 
 
 def block_pairs(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[FieldExpr]],
@@ -62,18 +84,18 @@ def block_pairs(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[F
     n = len(records)
     chunks: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
     for rule in rules:
-        for key, members in _groups(rule_keys(records, rule)).items():
-            k = len(members)
-            if k < 2:
-                continue
-            if k > max_block_size:
-                log.warning("blocking rule %s: block %r holds %d records (> max_block_size %d); "
-                            "skipped", _rule_name(rule), key, k, max_block_size)
-                continue
-            idx = np.asarray(members, dtype=np.int64)
-            a, b = np.triu_indices(k, 1)
-            chunks.append(pair_codes(idx[a], idx[b], n))
-    return _decode(np.unique(np.concatenate(chunks)), max(n, 1))
+        gid = _group_ids(rule_keys(records, rule))
+        n_groups = int(gid.max()) + 1 if n else 0
+        order, starts, sizes = _sorted_groups(gid, n_groups)
+        sizes = np.where(_too_big(rule, sizes, max_block_size), 0, sizes)
+        # each record pairs with the records after it in its (sorted) group
+        g = gid[order]
+        later = np.maximum(starts[g] + sizes[g] - np.arange(len(order)) - 1, 0)
+        later[sizes[g] == 0] = 0
+        a = np.repeat(order, later)
+        b = order[np.repeat(np.arange(len(order)), later) + 1 + _runs(later)]
+        chunks.append(pair_codes(np.minimum(a, b), np.maximum(a, b), n))
+    return _decode(np.unique(np.concatenate(chunks)), n)
 
 
 def link_pairs(left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, Any]],
@@ -83,19 +105,20 @@ def link_pairs(left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, A
     n_right = len(right)
     chunks: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
     for rule in rules:
-        right_groups = _groups(rule_keys(right, rule))
-        for key, members in _groups(rule_keys(left, rule)).items():
-            others = right_groups.get(key)
-            if not others:
-                continue
-            if max(len(members), len(others)) > max_block_size:
-                log.warning("blocking rule %s: block %r holds %d x %d records; skipped",
-                            _rule_name(rule), key, len(members), len(others))
-                continue
-            a = np.repeat(np.asarray(members, dtype=np.int64), len(others))
-            b = np.tile(np.asarray(others, dtype=np.int64), len(members))
-            chunks.append(pair_codes(a, b, n_right))
-    return _decode(np.unique(np.concatenate(chunks)), max(n_right, 1))
+        gid = _group_ids(rule_keys(list(left) + list(right), rule))
+        g_left, g_right = gid[:len(left)], gid[len(left):]
+        n_groups = int(gid.max()) + 1 if len(gid) else 0
+        order, starts, sizes = _sorted_groups(g_right, n_groups)
+        left_sizes = np.bincount(g_left[g_left >= 0], minlength=n_groups)
+        big = _too_big(rule, np.maximum(sizes, left_sizes), max_block_size)
+        sizes = np.where(big, 0, sizes)
+        members = np.flatnonzero(g_left >= 0)
+        g = g_left[members]
+        count = sizes[g]
+        a = np.repeat(members, count)
+        b = order[np.repeat(starts[g], count) + _runs(count)]
+        chunks.append(pair_codes(a, b, n_right))
+    return _decode(np.unique(np.concatenate(chunks)), n_right)
 
 
 def random_pairs(n_left: int, n_right: int | None, size: int, seed: int,

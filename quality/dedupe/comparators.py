@@ -20,12 +20,11 @@ from typing import Any
 
 import jellyfish
 import numpy as np
+from crm2erp.quality.dedupe.config import SIMILARITY_METHODS, Comparison
+from crm2erp.quality.dedupe.transforms import apply, clean, normalise_phone, to_date
 from rapidfuzz import fuzz
 from rapidfuzz.distance import DamerauLevenshtein, Jaro, JaroWinkler, Levenshtein
 from rapidfuzz.process import cpdist
-
-from crm2erp.quality.dedupe.config import SIMILARITY_METHODS, Comparison
-from crm2erp.quality.dedupe.transforms import apply, clean, normalise_phone, to_date
 
 _SCORERS = {
     "jaro_winkler": JaroWinkler.normalized_similarity,
@@ -107,9 +106,9 @@ def prepare(comparison: Comparison, raw: list[Any]) -> Prepared:
                     numbers=numbers)
 
 
-def value_counts(prepared: Prepared) -> np.ndarray:
-    """How many records hold each unique value (for exact-level u without sampling)."""
-    codes = prepared.codes
+def value_counts(prepared: Prepared, part: slice = slice(None)) -> np.ndarray:
+    """How many records (of ``part``) hold each unique value (exact-level u, no sampling)."""
+    codes = prepared.codes[part]
     return np.bincount(codes[codes >= 0], minlength=len(prepared.uniques))
 
 

@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from crm2erp.quality.dedupe.transforms import check_transform
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from crm2erp.errors import ConfigError, ConfigIssue
-from crm2erp.quality.dedupe.transforms import check_transform
 
 PRESETS = ("person", "account")
 
@@ -223,7 +223,7 @@ class ClusteringConfig(_Model):
 class EMConfig(_Model):
     """Unsupervised estimation (Splink's recipe): u from random pairs, m and lambda by EM."""
 
-    u_sample_size: int = Field(200_000, ge=1000)
+    u_sample_size: int = Field(50_000, ge=1000)
     max_iterations: int = Field(50, ge=1)
     tolerance: float = Field(1e-5, gt=0)
     seed: int = 42

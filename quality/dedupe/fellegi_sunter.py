@@ -14,7 +14,7 @@ with their counts, so it costs the same for 10^4 or 10^7 pairs.
 
 from __future__ import annotations
 
-__all__ = ["FSParams", "estimate_u", "expectation_maximisation", "initial_m"]
+__all__ = ["FSParams", "estimate_u", "exact_u", "expectation_maximisation", "initial_m"]
 
 import logging
 from dataclasses import dataclass
@@ -59,15 +59,40 @@ def _normalise(p: np.ndarray) -> np.ndarray:
     return p / p.sum()
 
 
-def estimate_u(gamma: np.ndarray, n_levels: list[int]) -> list[np.ndarray]:
-    """u per level: the level frequencies among (random) non-null pairs."""
+def exact_u(counts_left: np.ndarray, counts_right: np.ndarray | None = None) -> float:
+    """u of the exact level computed from value frequencies, without sampling.
+
+    Dedupe: the chance that two distinct random records share a value,
+    ``sum(c * (c - 1)) / (N * (N - 1))``; link: ``sum(cl * cr) / (Nl * Nr)``.
+    """
+    if counts_right is None:
+        n = counts_left.sum()
+        same = float((counts_left * (counts_left - 1.0)).sum())
+        return same / (n * (n - 1.0)) if n > 1 else 0.0
+    pairs = float(counts_left.sum()) * float(counts_right.sum())
+    return float((counts_left * counts_right.astype(float)).sum()) / pairs if pairs else 0.0
+
+
+def estimate_u(gamma: np.ndarray, n_levels: list[int],
+               exact: list[float | None] | None = None) -> list[np.ndarray]:
+    """u per level from random pairs (almost all non-matches), non-null pairs only.
+
+    When ``exact[k]`` is given (level 0 = exact agreement, computed from the
+    value frequencies), the sample only spreads the remaining ``1 - exact[k]``
+    over the lower levels: far more precise for rare values than counting.
+    """
+    exact = exact or [None] * len(n_levels)
     out = []
     for k, n in enumerate(n_levels):
         col = gamma[:, k]
-        counts = np.bincount(col[col >= 0], minlength=n).astype(np.float64)
-        # add-one smoothing keeps a level never seen at random (exact on a rare
-        # value) from getting u = 0 and an infinite weight
-        out.append(_normalise(counts + 1.0))
+        col = col[col >= 0]
+        if exact[k] is None:
+            # add-one smoothing keeps a level never seen at random from u = 0
+            out.append(_normalise(np.bincount(col, minlength=n) + 1.0))
+            continue
+        rest = np.bincount(col[col > 0] - 1, minlength=n - 1) + 1.0
+        u_exact = min(max(exact[k], _EPS), 1 - _EPS)
+        out.append(_normalise(np.append(u_exact, (1 - u_exact) * rest / rest.sum())))
     return out
 
 
@@ -106,7 +131,8 @@ def expectation_maximisation(gamma: np.ndarray, n_levels: list[int], u: list[np.
     patterns, counts = np.unique(gamma, axis=0, return_counts=True)
     counts = counts.astype(np.float64)
     iteration = 0
-    for iteration in range(1, max_iterations + 1):
+    while iteration < max_iterations:
+        iteration += 1
         lm = _pattern_log(patterns, _log_table(m)) + np.log(lambda_)
         lu = _pattern_log(patterns, _log_table(u)) + np.log1p(-lambda_)
         p = 1.0 / (1.0 + np.exp(np.clip(lu - lm, -700, 700)))

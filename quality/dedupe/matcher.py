@@ -22,19 +22,20 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-
-from crm2erp.errors import RecordError
 from crm2erp.quality.dedupe.blocking import block_pairs, link_pairs, pair_codes, random_pairs
 from crm2erp.quality.dedupe.clustering import constrained_components
-from crm2erp.quality.dedupe.comparators import compare, prepare
+from crm2erp.quality.dedupe.comparators import compare, prepare, value_counts
 from crm2erp.quality.dedupe.config import MatchConfig
 from crm2erp.quality.dedupe.fellegi_sunter import (
     FSParams,
     estimate_u,
+    exact_u,
     expectation_maximisation,
     initial_m,
 )
 from crm2erp.quality.dedupe.results import Cluster, MatchResult
+
+from crm2erp.errors import RecordError
 
 log = logging.getLogger(__name__)
 
@@ -62,23 +63,28 @@ class Matcher:
         Pass ``existing`` to fit for linking; m/u given in the configuration
         are kept as they are.
         """
+        return self._fit(_Batch(self, records, existing))
+
+    def _fit(self, batch: _Batch) -> FSParams:
         cfg, em = self.config, self.config.em
-        left, right = records, records if existing is None else existing
-        self._check_ids(left, "batch")
-        if existing is not None:
-            self._check_ids(right, "existing")
-        prep_l = self._prepare(left)
-        prep_r = prep_l if existing is None else self._prepare(right)
         n_levels = [c.n_levels for c in cfg.comparisons]
-        ra, rb = random_pairs(len(left), None if existing is None else len(right),
+        ra, rb = random_pairs(batch.n_left, batch.n_right if batch.link else None,
                               em.u_sample_size, em.seed)
-        u = estimate_u(self._gamma(prep_l, prep_r, ra, rb)[0], n_levels)
+        sample = batch.gamma(ra, rb + batch.offset)[0]
+        exact = []
+        for c, prep in zip(cfg.comparisons, batch.prepared, strict=True):
+            if not (c.exact_level or c.method == "exact"):
+                exact.append(None)
+                continue
+            counts = [value_counts(prep, part) for part in batch.parts()]
+            exact.append(exact_u(*counts))
+        u = estimate_u(sample, n_levels, exact)
         u = [np.asarray(c.u, dtype=float) if c.u else est
              for c, est in zip(cfg.comparisons, u, strict=True)]
         m0 = [np.asarray(c.m, dtype=float) if c.m else initial_m(n)
               for c, n in zip(cfg.comparisons, n_levels, strict=True)]
-        li, ri = self._candidates(left, None if existing is None else right)
-        gamma = self._gamma(prep_l, prep_r, li, ri)[0]
+        li, ri = batch.candidates()
+        gamma = batch.gamma(li, ri + batch.offset)[0]
         self.params = expectation_maximisation(
             gamma, n_levels, u, m0, cfg.lambda_ or 0.1, fix_u=em.fix_u,
             fixed_m=[c.m is not None for c in cfg.comparisons],
@@ -107,126 +113,155 @@ class Matcher:
         return self._run(records, existing, rejected)
 
     # -- internals ------------------------------------------------------------------------
-    def _check_ids(self, records: Records, side: str) -> dict[Any, int]:
-        id_field, index = self.config.id_field, {}
-        for i, record in enumerate(records):
-            rid = record.get(id_field)
-            if rid is None:
-                raise RecordError(f"{side} record #{i} of {self.config.entity} has no "
-                                  f"{id_field!r}; give every record a unique id",
-                                  stage="dedupe", field=id_field)
-            if rid in index:
-                raise RecordError(f"{side} records of {self.config.entity} repeat id {rid!r}; "
-                                  "ids must be unique", stage="dedupe", field=id_field)
-            index[rid] = i
-        return index
-
-    def _prepare(self, records: Records) -> list[dict[str, np.ndarray]]:
-        return [prepare(c, [r.get(c.field) for r in records]) for c in self.config.comparisons]
-
-    def _gamma(self, prep_l, prep_r, li, ri) -> tuple[np.ndarray, np.ndarray]:
-        k = len(self.config.comparisons)
-        gamma = np.empty((len(li), k), dtype=np.int8)
-        scores = np.empty((len(li), k), dtype=np.float64)
-        for c, comp in enumerate(self.config.comparisons):
-            vec = compare(comp, prep_l[c], prep_r[c], li, ri)
-            gamma[:, c], scores[:, c] = vec.levels, vec.scores
-        return gamma, scores
-
-    def _pairs(self, left: Records, right: Records | None, rules) -> tuple[np.ndarray, ...]:
-        size = self.config.max_block_size
-        if right is None:
-            return block_pairs(left, rules, size)
-        return link_pairs(left, right, rules, size)
-
-    def _candidates(self, left: Records, right: Records | None) -> tuple[np.ndarray, np.ndarray]:
-        rules = list(self.config.blocking) + [r.fields for r in self.config.deterministic]
-        return self._pairs(left, right, rules)
-
     def _run(self, left: Records, right: Records | None, rejected) -> MatchResult:
         cfg = self.config
-        link = right is not None
-        left_ids = self._check_ids(left, "batch")
-        right_ids = self._check_ids(right, "existing") if link else left_ids
+        batch = _Batch(self, left, right)
         if self.params is None:
-            self.fit(left, right)
+            self._fit(batch)
         params = self.params
-        other = right if link else left
-        n_right = len(other)
-        li, ri = self._candidates(left, right)
-        codes = pair_codes(li, ri, max(n_right, 1))
+        link, n_right = batch.link, batch.n_right
+        li, ri = batch.candidates()
+        codes = pair_codes(li, ri, n_right)
 
-        # deterministic rules: first rule that holds names the reason
+        # deterministic rules: the first rule that holds names the reason
         rule_of = np.full(len(li), -1, dtype=np.int64)
-        for r, rule in reversed(list(enumerate(cfg.deterministic))):
-            dl, dr = self._pairs(left, right, [rule.fields])
-            rule_of[np.isin(codes, pair_codes(dl, dr, max(n_right, 1)))] = r
+        for r in range(len(cfg.deterministic) - 1, -1, -1):
+            rule_of[np.isin(codes, batch.rule_codes[r])] = r
+        det = rule_of >= 0
 
-        # rejected pairs as (left index, right index); in dedupe mode, ordered
-        rejected_idx: list[tuple[int, int]] = []
-        for pair in rejected:
-            a, b = tuple(pair)
-            for x, y in ((a, b), (b, a)):
-                if x in left_ids and y in right_ids and (link or x != y):
-                    i, j = left_ids[x], right_ids[y]
-                    rejected_idx.append((min(i, j), max(i, j)) if not link else (i, j))
+        rejected_idx = batch.rejected_pairs(rejected)
         rejected_codes = np.array([i * max(n_right, 1) + j for i, j in rejected_idx],
                                   dtype=np.int64)
+        is_rejected = np.isin(codes, rejected_codes)
 
-        prep_l = self._prepare(left)
-        prep_r = self._prepare(other) if link else prep_l
-        gamma, scores = self._gamma(prep_l, prep_r, li, ri)
+        gamma, scores = batch.gamma(li, ri + batch.offset)
         weight, probability = params.score(gamma)
-
         th = cfg.thresholds
         decision = np.where(probability >= th.upper, "merge",
                             np.where(probability >= th.lower, "review", "distinct")).astype(object)
         reason = np.full(len(li), "score", dtype=object)
-        det = rule_of >= 0
         decision[det] = "merge"
         for r, rule in enumerate(cfg.deterministic):
             reason[rule_of == r] = f"rule:{rule.name}"
-        is_rejected = np.isin(codes, rejected_codes)
         decision[is_rejected], reason[is_rejected] = "rejected", "rejected"
 
-        # clustering; link mode puts existing records first so they name clusters
-        offset_l = n_right if link else 0
-        n_nodes = len(left) + (n_right if link else 0)
-
-        def node_l(i):
-            return i + offset_l
-
+        # clustering nodes: link mode puts existing records first so they name clusters
+        shift = n_right if link else 0
         merge = np.flatnonzero(decision == "merge")
         guard = cfg.clustering
-        weak_mask = (probability < guard.min_pair_probability) & ~det & ~is_rejected if (
-            guard.min_pair_probability is not None) else np.zeros(len(li), dtype=bool)
-        weak = list(zip(node_l(li[weak_mask]).tolist(), ri[weak_mask].tolist(), strict=True))
+        weak_mask = np.zeros(len(li), dtype=bool)
+        if guard.min_pair_probability is not None:
+            weak_mask = (probability < guard.min_pair_probability) & ~det & ~is_rejected
+        weak = list(zip((li[weak_mask] + shift).tolist(), ri[weak_mask].tolist(), strict=True))
         labels, used = constrained_components(
-            n_nodes, node_l(li[merge]), ri[merge], weight[merge], det[merge],
-            [(i + offset_l, j) for i, j in rejected_idx], weak, guard.max_cluster_size)
+            batch.n_left + shift, li[merge] + shift, ri[merge], weight[merge], det[merge],
+            [(i + shift, j) for i, j in rejected_idx], weak, guard.max_cluster_size)
         refused = merge[~used]
         decision[refused], reason[refused] = "review", "chain_guard"
         if len(refused):
             log.info("%s: chain guard refused %d merge pairs (sent to review)",
                      cfg.entity, len(refused))
-        clusters = self._clusters(labels, left, other, link, offset_l)
         return MatchResult(mode="link" if link else "dedupe", config=cfg, params=params,
-                           left=left, right=other, li=li, ri=ri, gamma=gamma, scores=scores,
-                           match_weight=weight, match_probability=probability,
-                           decision=decision, reason=reason, clusters=clusters)
+                           left=batch.left, right=batch.right, li=li, ri=ri, gamma=gamma,
+                           scores=scores, match_weight=weight, match_probability=probability,
+                           decision=decision, reason=reason,
+                           clusters=self._clusters(labels, batch, shift))
 
-    def _clusters(self, labels: np.ndarray, left: Records, other: Records, link: bool,
-                  offset_l: int) -> list[Cluster]:
+    def _clusters(self, labels: np.ndarray, batch: _Batch, shift: int) -> list[Cluster]:
         id_field = self.config.id_field
         sizes = np.bincount(labels, minlength=len(labels))
         members: dict[int, Cluster] = {}
-        for node in np.flatnonzero(sizes[labels] >= 2):
+        for node in np.flatnonzero(sizes[labels] >= 2).tolist():
             label = int(labels[node])
             if label not in members:
-                first = other[label] if link and label < offset_l else left[label - offset_l]
+                first = batch.right[label] if label < shift else batch.left[label - shift]
                 members[label] = Cluster(cluster_id=first.get(id_field), record_ids=[])
-            if link and node < offset_l:
-                members[label].existing_ids.append(other[node].get(id_field))
+            if node < shift:
+                members[label].existing_ids.append(batch.right[node].get(id_field))
             else:
-                members[label].record_ids.append(left[node - offset_l].get(id_field))
+                members[label].record_ids.append(batch.left[node - shift].get(id_field))
         return [members[k] for k in sorted(members)]
+
+
+class _Batch:
+    """One run's records with everything computed once: prepared fields, pairs, rules.
+
+    Link mode concatenates ``left + right`` for field preparation, so values
+    share one code space; pair indices stay per side (``right`` offset by
+    ``offset`` when indexing prepared arrays).
+    """
+
+    def __init__(self, matcher: Matcher, left: Records, right: Records | None):
+        self.config = cfg = matcher.config
+        self.link = right is not None
+        self.left = left
+        self.right = right if right is not None else left
+        self.n_left, self.n_right = len(left), len(self.right)
+        self.offset = self.n_left if self.link else 0
+        self.left_ids = _index_ids(cfg, left, "batch")
+        self.right_ids = _index_ids(cfg, right, "existing") if self.link else self.left_ids
+        everything = list(left) + list(right) if self.link else left
+        self.prepared = [prepare(c, [r.get(c.field) for r in everything])
+                         for c in cfg.comparisons]
+        self._candidates: tuple[np.ndarray, np.ndarray] | None = None
+        self.rule_codes: list[np.ndarray] = []
+
+    def parts(self) -> list[slice]:
+        return [slice(0, self.n_left), slice(self.n_left, None)] if self.link else [slice(None)]
+
+    def _pairs(self, rules) -> tuple[np.ndarray, np.ndarray]:
+        size = self.config.max_block_size
+        if self.link:
+            return link_pairs(self.left, self.right, rules, size)
+        return block_pairs(self.left, rules, size)
+
+    def candidates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Blocked pairs unioned with the deterministic rules' pairs (computed once)."""
+        if self._candidates is None:
+            codes = []
+            for rule in self.config.deterministic:
+                dl, dr = self._pairs([rule.fields])
+                codes.append(pair_codes(dl, dr, self.n_right))
+            self.rule_codes = codes
+            li, ri = self._pairs(self.config.blocking)
+            union = np.unique(np.concatenate([pair_codes(li, ri, self.n_right), *codes]))
+            n = max(self.n_right, 1)
+            self._candidates = (union // n, union % n)
+        return self._candidates
+
+    def gamma(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Levels and raw scores of pairs given as indices into the prepared arrays."""
+        k = len(self.config.comparisons)
+        gamma = np.empty((len(a), k), dtype=np.int8)
+        scores = np.empty((len(a), k), dtype=np.float64)
+        for c, comp in enumerate(self.config.comparisons):
+            gamma[:, c], scores[:, c] = compare(comp, self.prepared[c], a, b)
+        return gamma, scores
+
+    def rejected_pairs(self, rejected: Iterable[Collection[Any]]) -> list[tuple[int, int]]:
+        """Rejected id pairs as (left index, right index); ordered in dedupe mode."""
+        out = []
+        for pair in rejected:
+            ids = tuple(pair)
+            if len(ids) != 2:
+                continue
+            for x, y in (ids, ids[::-1]):
+                i, j = self.left_ids.get(x), self.right_ids.get(y)
+                if i is None or j is None or (not self.link and i == j):
+                    continue
+                out.append((i, j) if self.link else (min(i, j), max(i, j)))
+        return out
+
+
+def _index_ids(cfg: MatchConfig, records: Records, side: str) -> dict[Any, int]:
+    id_field, index = cfg.id_field, {}
+    for i, record in enumerate(records):
+        rid = record.get(id_field)
+        if rid is None:
+            raise RecordError(f"{side} record #{i} of {cfg.entity} has no {id_field!r}; "
+                              "give every record a unique id", stage="dedupe", field=id_field)
+        if rid in index:
+            raise RecordError(f"{side} records of {cfg.entity} repeat id {rid!r}; ids must "
+                              "be unique", stage="dedupe", field=id_field)
+        index[rid] = i
+    return index

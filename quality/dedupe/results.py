@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
 from crm2erp.quality.dedupe.config import MatchConfig
 from crm2erp.quality.dedupe.fellegi_sunter import FSParams
 from crm2erp.quality.dedupe.survivorship import GoldenRecord, survive

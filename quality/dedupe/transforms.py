@@ -139,15 +139,31 @@ def _one(name: str) -> Callable[[str], str | None]:
 
 
 def apply(values: Iterable[Any], transforms: list[str]) -> list[str | None]:
-    """Clean every value, then run the transform chain; blanks become None."""
+    """Clean every value, then run the transform chain; blanks become None.
+
+    Results are cached per distinct value: columns such as city or state
+    repeat a handful of values across thousands of records.
+    """
     funcs = [_one(name) for name in transforms]
-    out: list[str | None] = []
-    for value in values:
+    cache: dict[Any, str | None] = {}
+
+    def run(value: Any) -> str | None:
         text = clean(value)
         for func in funcs:
             if text is None:
                 break
             text = func(text)
             text = text.strip() if text else None
-        out.append(text or None)
+        return text or None
+
+    out: list[str | None] = []
+    for value in values:
+        key = (value.__class__, value)  # keep 1, 1.0 and True apart
+        try:
+            result = cache[key]
+        except KeyError:
+            result = cache[key] = run(value)
+        except TypeError:  # unhashable (a list or dict value): no caching
+            result = run(value)
+        out.append(result)
     return out

@@ -334,3 +334,12 @@ def test_sqlite_text_timestamps_compare_as_times(sqlite_url):
         # a DATETIME column is parsed whatever its text looks like; TEXT stays text
         assert conn.lookup("d", ["1"])["1"]["changed"] == dt.datetime(2024, 1, 1, 10, tzinfo=UTC)
         assert conn.lookup("t", ["1"])["1"]["changed"] == "2024-01-01T10:00:00Z"
+
+
+def test_duplicate_keys_in_one_batch_last_wins(db):
+    url, _, connect = db
+    result = connect().upsert("customers", [{"crm_ref": "C-1", "name": "first"},
+                                            {"crm_ref": "C-1", "name": "second"}])
+    assert [r.action for r in result] == [WriteAction.CREATED, WriteAction.UPDATED]
+    assert result[0].target_id == result[1].target_id
+    assert fetch(url, "SELECT crm_ref, name FROM customers") == [("C-1", "second")]

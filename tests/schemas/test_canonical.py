@@ -2,12 +2,18 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from pydantic import ValidationError
-
 from crm2erp.schemas import (
-    ENTITIES, Account, Contact, Invoice, SalesOrder, entity_model, json_schema_dir,
+    ENTITIES,
+    Account,
+    Contact,
+    Invoice,
+    SalesOrder,
+    entity_model,
+    json_schema_dir,
     render_json_schemas,
 )
+from pydantic import ValidationError
+
 from crm2erp.errors import ConfigError
 
 

@@ -1,0 +1,131 @@
+"""Salesforce connection settings (what users write in ``connections.yaml``).
+
+Example::
+
+    type: salesforce
+    instance_url: https://example.my.salesforce.com
+    api_version: "61.0"
+    auth: {type: client_credentials, client_id: ${SF_CLIENT_ID},
+           client_secret: ${SF_CLIENT_SECRET}}
+    page_size: 2000
+    rate_limit: {requests_per_second: 20, burst: 40}
+    streams:
+      accounts: {sobject: Account, fields: [Id, Name, Phone, SystemModstamp],
+                 external_id_field: ERP_Id__c}
+
+Leaving ``streams`` out gives the five standard streams below.
+"""
+
+from __future__ import annotations
+
+__all__ = ["StreamConfig", "SalesforceConfig", "DEFAULT_STREAMS"]
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from crm2erp.http.config import HttpConnectionConfig
+
+_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class StreamConfig(BaseModel):
+    """One stream: an sObject, the fields to select, and the external id used for writes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sobject: str
+    fields: list[str]
+    external_id_field: str | None = None
+    cursor_field: str = "SystemModstamp"
+    track_deletes: bool = True
+    children: list[str] = Field(default_factory=list)
+
+    @field_validator("sobject", "external_id_field", "cursor_field")
+    @classmethod
+    def _api_name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a Salesforce API name (letters, digits, _)")
+        return value
+
+    @model_validator(mode="after")
+    def _required_fields(self) -> StreamConfig:
+        bad = [f for f in self.fields if not _NAME.match(f)]
+        if bad:
+            raise ValueError(f"fields {bad} are not Salesforce API names; relationship paths "
+                             "(Account.Name) are not supported, select the Id field instead")
+        for needed in ("Id", self.cursor_field, self.external_id_field):
+            if needed and needed not in self.fields:
+                self.fields.append(needed)
+        self.fields = list(dict.fromkeys(self.fields))
+        return self
+
+
+_STAMP = ["SystemModstamp"]
+DEFAULT_STREAMS: dict[str, dict] = {
+    "accounts": {"sobject": "Account", "external_id_field": "ERP_Id__c",
+                 "children": ["contacts", "opportunities"],
+                 "fields": ["Id", "Name", "Phone", "Website", "Industry", "BillingStreet",
+                            "BillingCity", "BillingPostalCode", "BillingCountry",
+                            "AnnualRevenue", "NumberOfEmployees", *_STAMP]},
+    "contacts": {"sobject": "Contact", "external_id_field": "ERP_Id__c",
+                 "fields": ["Id", "AccountId", "FirstName", "LastName", "Email", "Phone",
+                            "Title", *_STAMP]},
+    "opportunities": {"sobject": "Opportunity", "external_id_field": "ERP_Id__c",
+                      "children": ["opportunity_line_items"],
+                      "fields": ["Id", "AccountId", "Name", "StageName", "Amount", "CloseDate",
+                                 "Probability", *_STAMP]},
+    "opportunity_line_items": {"sobject": "OpportunityLineItem",
+                               "fields": ["Id", "OpportunityId", "Product2Id", "Quantity",
+                                          "UnitPrice", "TotalPrice", *_STAMP]},
+    "products": {"sobject": "Product2", "external_id_field": "ERP_Id__c",
+                 "fields": ["Id", "Name", "ProductCode", "Family", "IsActive", *_STAMP]},
+}
+
+
+def _default_streams() -> dict[str, StreamConfig]:
+    return {name: StreamConfig.model_validate(spec) for name, spec in DEFAULT_STREAMS.items()}
+
+
+class SalesforceConfig(HttpConnectionConfig):
+    """Settings of one Salesforce org connection."""
+
+    type: Literal["salesforce"] | None = None
+    instance_url: str
+    api_version: str = Field("61.0", pattern=r"^\d{2,3}\.0$")
+    login_url: str = "https://login.salesforce.com"   # JWT audience; test.salesforce.com
+    page_size: int = Field(2000, ge=200, le=2000)
+    mode: Literal["rest", "bulk"] = "rest"
+    bulk_threshold: int | None = Field(None, ge=1)
+    bulk_max_records: int = Field(50_000, ge=1)
+    bulk_poll_interval: float = Field(2.0, ge=0)
+    bulk_timeout: float = Field(3600.0, gt=0)
+    write_batch_size: int = Field(200, ge=1, le=200)
+    all_or_none: bool = False
+    streams: dict[str, StreamConfig] = Field(default_factory=_default_streams)
+
+    @field_validator("instance_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("instance_url must look like https://yourdomain.my.salesforce.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _children_exist(self) -> SalesforceConfig:
+        for name, stream in self.streams.items():
+            missing = [c for c in stream.children if c not in self.streams]
+            if missing:
+                stream.children = [c for c in stream.children if c in self.streams]
+            if not _NAME.match(name):
+                raise ValueError(f"stream name {name!r} must be letters, digits and _")
+        return self
+
+    @property
+    def api_path(self) -> str:
+        return f"/services/data/v{self.api_version}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.instance_url}/services/oauth2/token"

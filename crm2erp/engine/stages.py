@@ -1,0 +1,78 @@
+"""Batch stages between validation and the load: quality gate, deduplication.
+
+A stage sees the batch's canonical records together, so it can work on the
+whole batch at once (a Great Expectations run, blocking and scoring for
+duplicates). It returns the records it rejects, with the reason, and may
+point a record at another canonical id (a duplicate of a record already
+synced). A stage that must stop the run before anything reaches the target,
+such as a quality threshold breach, raises :class:`crm2erp.errors.FatalError`.
+
+Stages are built per flow by the factories in ``FACTORIES``: each factory
+returns a stage, or ``None`` when the flow does not ask for it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["Item", "Rejection", "StageContext", "BatchStage", "build_stages", "FACTORIES"]
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from crm2erp.connectors.base import Row
+
+
+@dataclass
+class Item:
+    """One record on its way through a batch."""
+
+    source_key: str
+    source_row: Row
+    canonical_id: str
+    record: Any                       # the validated canonical model instance
+    target_row: Row | None = None
+    target_key: str | None = None
+    hash: str | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    item: Item
+    reason: str
+    stage: str
+
+
+@dataclass
+class StageContext:
+    flow: Any                 # the FlowSpec
+    run_id: int | None
+    store: Any                # the StateStore
+    resolver: Any
+    target: Any               # the target connector
+    dry_run: bool
+    rows_read: int = 0        # rows read so far in this run (for thresholds)
+
+
+class BatchStage(Protocol):
+    name: str
+
+    def process(self, items: list[Item], ctx: StageContext) -> list[Rejection]: ...
+
+    def finish(self, ctx: StageContext) -> None: ...
+
+
+#: "module:function" factories, each ``factory(flow, store) -> BatchStage | None``,
+#: in the order the stages run.
+FACTORIES: list[str] = []
+
+
+def build_stages(flow, store) -> list[BatchStage]:
+    stages = []
+    for spec in FACTORIES:
+        module_name, _, attr = spec.partition(":")
+        factory = getattr(importlib.import_module(module_name), attr)
+        stage = factory(flow, store)
+        if stage is not None:
+            stages.append(stage)
+    return stages
