@@ -1,0 +1,83 @@
+"""The Salesforce connector (entry point ``salesforce``).
+
+Reads Account, Contact, Opportunity, OpportunityLineItem and Product2 (or any
+sObject configured as a stream) through the REST query API, or Bulk API 2.0
+for large reads, and upserts through sObject Collections on an external id.
+See ``docs/connectors/salesforce.md``; the emulator is
+:mod:`crm2erp.connectors.salesforce.emulator`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SalesforceConnector", "SalesforceConfig", "StreamConfig"]
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from crm2erp.connectors.base import Batch, Connector, Cursor, Row, StreamInfo, WriteResult
+from crm2erp.connectors.salesforce.api import build_client, parse_limit_info
+from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
+from crm2erp.connectors.salesforce.source import SalesforceReader
+from crm2erp.connectors.salesforce.target import SalesforceWriter
+from crm2erp.errors import ConfigError
+
+
+class SalesforceConnector(Connector):
+    """Salesforce as a source and a target; ``client`` exposes request stats."""
+
+    name = "salesforce"
+    Config = SalesforceConfig
+
+    def __init__(self, config: SalesforceConfig, **client_options: Any):
+        super().__init__(config)
+        self.config: SalesforceConfig = config
+        self.client = build_client(config, **client_options)
+        self.reader = SalesforceReader(self.client, config)
+        self.writer = SalesforceWriter(self.client, config)
+
+    @property
+    def api_usage(self) -> tuple[int, int] | None:
+        """``(used, max)`` daily API requests, from the last ``Sforce-Limit-Info`` seen."""
+        return parse_limit_info(self.client.last_response) or self.reader.api_usage
+
+    def check(self) -> None:
+        """Fetch a token, read the API limits, and check every stream's sObject and fields."""
+        api = self.config.api_path
+        self.client.get_json(f"{api}/limits")
+        problems = []
+        for name, stream in self.config.streams.items():
+            body = self.client.get_json(f"{api}/sobjects/{stream.sobject}/describe")
+            known = {f["name"] for f in body.get("fields", [])}
+            missing = [f for f in stream.fields if f not in known]
+            if stream.external_id_field and stream.external_id_field not in known:
+                missing.append(stream.external_id_field)
+            if missing:
+                problems.append(f"stream {name!r}: {stream.sobject} has no field(s) "
+                                f"{', '.join(sorted(set(missing)))}")
+        if problems:
+            raise ConfigError("Salesforce connection: " + "; ".join(problems) +
+                              " - fix the field names or the field-level security of the "
+                              "integration user")
+
+    def _stream_config(self, name: str) -> StreamConfig:
+        self.stream(name)  # raises ConfigError naming the known streams
+        return self.config.streams[name]
+
+    def streams(self) -> Sequence[StreamInfo]:
+        return [StreamInfo(name=name, key=("Id",), cursor_field=s.cursor_field,
+                           children=tuple(s.children), writable=bool(s.external_id_field))
+                for name, s in self.config.streams.items()]
+
+    def read(self, stream: str, since: Cursor | None = None, *,
+             batch_size: int = 500) -> Iterator[Batch]:
+        return self.reader.read(self._stream_config(stream), since, batch_size)
+
+    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        return self.writer.upsert(stream, self._stream_config(stream), rows)
+
+    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
+        return self.writer.lookup(stream, self._stream_config(stream), keys)
+
+    def close(self) -> None:
+        self.client.close()
+

@@ -77,6 +77,9 @@ class _Batcher:
 
     def flush(self, final: bool = False) -> Batch | None:
         if not self.rows and not self.deleted:
+            # an unordered (bulk) read still owes the engine its end-of-read watermark
+            if final and not self.with_cursor and self.best is not None:
+                return Batch([], Cursor(*self.best))
             return None
         mark = self.last if self.with_cursor else (self.best if final else None)
         batch = Batch(self.rows, Cursor(*mark) if mark else None, self.deleted)

@@ -15,7 +15,6 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import typer
 
 from crm2erp.cli.output import err_console, setup_logging
@@ -79,15 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     _register_commands()
     debug = "--debug" in (argv if argv is not None else sys.argv)
     try:
-        app(args=argv, prog_name="crm2erp", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return EXIT_PROBLEMS
-    except click.ClickException as exc:
-        exc.show()
-        return EXIT_USAGE
+        # standalone: typer reports usage errors itself (exit 2) and ends with SystemExit
+        app(args=argv, prog_name="crm2erp")
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ConfigError as exc:
         if debug:
             err_console.print_exception()
@@ -99,9 +93,6 @@ def main(argv: list[str] | None = None) -> int:
             err_console.print_exception()
         err_console.print(f"[red]error:[/] {redact(str(exc))}", soft_wrap=True)
         return EXIT_PROBLEMS
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return 130
     return EXIT_OK
 
 

@@ -32,10 +32,12 @@ def demo(
     store = StateStore.open(outcome.state_url)
     try:
         letters = store.dead_letters(status=("open", "parked"), limit=20)
+        held = store.count_dead_letters(None, "open") + store.count_dead_letters(None, "parked")
     finally:
         store.close()
     if letters:
-        table = Table(title="records held back (dead letters and parked)",
+        shown = f", {len(letters)} shown" if held > len(letters) else ""
+        table = Table(title=f"{held} records held back (dead letters and parked{shown})",
                       title_justify="left")
         for column in ("flow", "key", "stage", "reason"):
             table.add_column(column, overflow="fold")

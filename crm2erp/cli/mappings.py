@@ -88,18 +88,18 @@ def explain(ctx: typer.Context,
         raise ConfigError(f"--record is not valid JSON: {exc}") from None
     if not isinstance(row, dict):
         raise ConfigError("--record must be a JSON object")
-    inbound = compile_mapping(project.mapping(flow.source.mapping_path),
+    inbound = compile_mapping(project.mapping(flow.source_mapping_path),
                               system=flow.source.connection)
-    outbound = compile_mapping(project.mapping(flow.target.mapping_path),
+    outbound = compile_mapping(project.mapping(flow.target_mapping_path),
                                system=flow.target.connection)
     store = cfg.open_store()
     try:
         resolver = StoreResolver(store)
         if not inbound.matches(row):
             console.print(f"the record does not match the `where:` filter of "
-                          f"{flow.source.mapping_path.name}: the flow skips it")
+                          f"{flow.source_mapping_path.name}: the flow skips it")
             return
-        _trace_table(f"inbound: {flow.source.mapping_path.name}",
+        _trace_table(f"inbound: {flow.source_mapping_path.name}",
                      inbound.explain(row, resolver))
         try:
             canonical = entity_model(flow.entity).model_validate(
@@ -108,7 +108,7 @@ def explain(ctx: typer.Context,
             console.print(f"[red]the canonical {flow.entity} is not valid:[/] {exc}")
             return
         data = canonical.model_dump(mode="json")
-        _trace_table(f"outbound: {flow.target.mapping_path.name}",
+        _trace_table(f"outbound: {flow.target_mapping_path.name}",
                      outbound.explain(data, resolver))
     finally:
         store.close()

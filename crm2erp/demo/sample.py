@@ -14,14 +14,16 @@ import datetime as dt
 import random
 from decimal import Decimal
 
+import phonenumbers
+
 # (country as typed, ISO code, city, phone as typed, currency)
 _PLACES = [
     ("Germany", "DE", "Berlin", "030 {a}{b}", "EUR"),
     ("germany ", "DE", "München", "+49 89 {a}{b}", "EUR"),
     ("Deutschland", "DE", "Hamburg", "(040) {a}-{b}", "EUR"),
     ("DE", "DE", "Köln", "0221/{a}{b}", "EUR"),
-    ("France", "FR", "Paris", "01 4{d} {a} {b}", "EUR"),
-    ("United Kingdom", "GB", "London", "020 7{d}{a} {b}", "GBP"),
+    ("France", "FR", "Paris", "01 4{d} {c} {e} {f}", "EUR"),
+    ("United Kingdom", "GB", "London", "020 7{d}{c} {b}", "GBP"),
     ("UK", "GB", "Manchester", "+44 161 {a} {b}", "GBP"),
     ("United States", "US", "Chicago", "(312) 55{d}-{b}", "USD"),
     ("USA", "US", "Austin", "512-55{d}-{b}", "USD"),
@@ -58,9 +60,15 @@ ORPHAN_CONTACTS = {"C-0011": "A-9999", "C-0057": "A-9998"}
 _NEAR_DUPLICATES = {"A-0041": "A-0001", "A-0042": "A-0001", "A-0043": "A-0002"}
 
 
-def _phone(template: str, rng: random.Random) -> str:
-    return template.format(a=rng.randint(200, 899), b=rng.randint(1000, 9999),
-                           d=rng.randint(1, 9))
+def _phone(template: str, region: str, rng: random.Random) -> str:
+    """A number typed the local way that is nevertheless valid for ``region``."""
+    for _ in range(50):
+        typed = template.format(a=rng.randint(200, 899), b=rng.randint(1000, 9999),
+                                c=rng.randint(10, 99), d=rng.randint(1, 9),
+                                e=rng.randint(10, 99), f=rng.randint(10, 99))
+        if phonenumbers.is_valid_number(phonenumbers.parse(typed, region)):
+            return typed
+    raise AssertionError(f"no valid sample phone for template {template!r}")
 
 
 def sample_crm_rows(accounts: int = 120, seed: int = 7,
@@ -72,7 +80,7 @@ def sample_crm_rows(accounts: int = 120, seed: int = 7,
                                    "deal_lines": []}
     for n in range(1, accounts + 1):
         account_id = f"A-{n:04d}"
-        country, _, city, phone, currency = rng.choice(_PLACES)
+        country, region, city, phone, currency = rng.choice(_PLACES)
         name = f"{rng.choice(_NAMES)} {rng.choice(_TRADES)} {rng.choice(_FORMS)}"
         domain = name.split()[0].lower().replace("ü", "ue").replace("ä", "ae")
         row = {
@@ -80,7 +88,7 @@ def sample_crm_rows(accounts: int = 120, seed: int = 7,
             "company_name": rng.choice(["", " ", "  "]) + name + rng.choice(["", " ", "  "]),
             "account_type": rng.choice(_TYPES),
             "email": rng.choice(["info", "sales", "Orders", "hello"]) + f"@{domain}.example",
-            "phone": _phone(phone, rng),
+            "phone": _phone(phone, region, rng),
             "street": f"{rng.choice(['Hauptstraße', 'Main St', 'Rue de Lyon', 'High Street'])}"
                       f"  {rng.randint(1, 200)}",
             "zip": f"{rng.randint(10000, 99999)}",
@@ -98,7 +106,8 @@ def sample_crm_rows(accounts: int = 120, seed: int = 7,
             original = rows["accounts"][int(_NEAR_DUPLICATES[account_id][2:]) - 1]
             row.update(company_name=original["company_name"].upper().strip() + " ",
                        country=original["country"], city=original["city"],
-                       vat_id=original["vat_id"], email=original["email"].upper())
+                       vat_id=original["vat_id"], email=original["email"].upper(),
+                       phone=original["phone"].replace(" ", ""))
         rows["accounts"].append(row)
     _add_contacts(rows, rng, now)
     _add_deals(rows, rng, now)
@@ -117,7 +126,7 @@ def _add_contacts(rows: dict[str, list[dict]], rng: random.Random, now: dt.datet
             "first_name": rng.choice(["", " "]) + first.lower() if n % 5 == 0 else first,
             "last_name": last.upper() if n % 7 == 0 else last,
             "email": f"{first}.{last}@example.com".lower().replace("ü", "ue"),
-            "phone": f"+49 {rng.randint(150, 179)} {rng.randint(1000000, 9999999)}",
+            "phone": _phone("+49 17{d} {a}{b}", "DE", rng),
             "job_title": rng.choice(_TITLES),
             "updated_at": now - dt.timedelta(hours=len(accounts) * 2 - n),
         })

@@ -49,9 +49,9 @@ class Engine:
             flow = self.project.flows[flow_name]
             self._runners[flow_name] = FlowRunner(
                 flow,
-                inbound=compile_mapping(self.project.mapping(flow.source.mapping_path),
+                inbound=compile_mapping(self.project.mapping(flow.source_mapping_path),
                                         system=flow.source.connection),
-                outbound=compile_mapping(self.project.mapping(flow.target.mapping_path),
+                outbound=compile_mapping(self.project.mapping(flow.target_mapping_path),
                                          system=flow.target.connection),
                 source=self.pool.get(flow.source.connection),
                 target=self.pool.get(flow.target.connection),

@@ -34,6 +34,7 @@ class StoreResolver:
         self.store = store
         self._to_canonical: dict[tuple[str, str, str], str] = {}
         self._from_canonical: dict[tuple[str, str, str], str] = {}
+        self._origin: dict[tuple[str, str], tuple[str, str]] = {}  # (entity, cid) -> source
 
     def prefetch(self, entity: str, system: str, external_ids) -> None:
         wanted = [str(e) for e in external_ids
@@ -41,12 +42,14 @@ class StoreResolver:
         if wanted:
             for ext, cid in self.store.canonical_ids(entity, system, wanted).items():
                 self._to_canonical[(entity, system, ext)] = cid
+                self._origin[(entity, cid)] = (system, ext)
 
     def to_canonical(self, entity: str, system: str, external_id) -> str:
         key = (entity, system, str(external_id))
         if key not in self._to_canonical:
             found = self.store.canonical_ids(entity, system, [key[2]])
             self._to_canonical[key] = found.get(key[2]) or canonical_id_for(*key)
+            self._origin[(entity, self._to_canonical[key])] = (system, key[2])
         return self._to_canonical[key]
 
     def from_canonical(self, entity: str, system: str, canonical_id) -> str:
@@ -54,9 +57,12 @@ class StoreResolver:
         if key not in self._from_canonical:
             found = self.store.external_ids(entity, system, [key[2]])
             if key[2] not in found:
+                origin = self._origin.get((entity, key[2]))
+                name = (f"{entity} {origin[1]!r} of {origin[0]!r}" if origin
+                        else f"{entity} {canonical_id}")
                 raise ParentMissingError(
-                    f"{entity} {canonical_id} is not in {system!r} yet",
-                    entity=entity, key=str(canonical_id))
+                    f"parent {name} is not in {system!r} yet: it is synced by its own "
+                    "flow, or held in the dead letters", entity=entity, key=str(canonical_id))
             self._from_canonical[key] = found[key[2]]
         return self._from_canonical[key]
 

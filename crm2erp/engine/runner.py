@@ -324,12 +324,15 @@ class FlowRunner:
                                         o.action is not WriteAction.UNCHANGED)
 
 
-def _new_dead_letters(outcome: Any, commit: BatchCommit) -> int:
-    """How many dead letters of this batch are new (not a re-read of a known failure)."""
-    if isinstance(outcome, int):
-        return outcome
-    new = getattr(outcome, "new_dead_letters", None)
-    return len(commit.dead_letters) if new is None else new
+def _new_dead_letters(outcome, commit: BatchCommit) -> int:
+    """Dead letters of this batch that are news: a new record, or a changed one.
+
+    The same failing record read again (through the lookback, or a parked
+    record retried) is already known and is not counted again.
+    """
+    if outcome is None:
+        return len(commit.dead_letters)
+    return sum(1 for write in outcome.dead_letters if write.new or write.payload_changed)
 
 
 def replay(runner: FlowRunner, dead_letters) -> RunResult:

@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__: list[str] = []
 
 import datetime as dt
+import re
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,6 +28,7 @@ def _check_tz(name: str) -> str:
     return name
 
 
+_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
 TzName = Annotated[str, AfterValidator(_check_tz)]
 
 
@@ -79,8 +81,8 @@ def to_datetime(value: Any, args: DateTimeArgs, ctx: TransformContext) -> dt.dat
         try:
             if args.format:
                 result = dt.datetime.strptime(text, args.format)
-            elif text.lstrip("-").isdigit():
-                return to_datetime(int(text), args, ctx)
+            elif _NUMBER.match(text):  # epoch seconds/ms written as text
+                return to_datetime(Decimal(text), args, ctx)
             else:
                 result = dt.datetime.fromisoformat(text)
         except ValueError:

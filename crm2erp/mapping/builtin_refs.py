@@ -19,6 +19,7 @@ import pycountry
 from pydantic import PrivateAttr, model_validator
 
 from crm2erp.errors import ParentMissingError
+from crm2erp.mapping.paths import get_path
 from crm2erp.mapping.registry import Args, NoArgs, TransformContext, transform
 
 # Everyday names pycountry does not know (keys: lower-case, no dots).
@@ -79,8 +80,6 @@ def phone(value: Any, args: PhoneArgs, ctx: TransformContext) -> str | None:
         return None
     region = country_code(args.region) if args.region else None
     if args.region_from:
-        from crm2erp.mapping.paths import get_path
-
         raw = get_path(ctx.source, args.region_from)
         if raw is not None and str(raw).strip():
             region = country_code(str(raw))

@@ -144,7 +144,7 @@ class Project:
     root: Path
     connections: dict[str, ConnectionSpec]
     flows: dict[str, FlowSpec]
-    _mappings: dict[Path, MappingSpec] = field(default_factory=dict, repr=False)
+    _mappings: dict[Path, MappingSpec] = field(default_factory=dict, repr=False, init=False)
 
     def mapping(self, path: str | os.PathLike[str]) -> MappingSpec:
         """The mapping at ``path`` (absolute, or relative to the project root), cached."""

@@ -42,10 +42,9 @@ from pydantic import (
 )
 
 from crm2erp.mapping.yamlpos import YamlDoc
+from crm2erp.schemas import ENTITIES
 
-CANONICAL_ENTITIES = (
-    "Account", "Contact", "Product", "Opportunity", "SalesOrder", "Invoice", "Payment",
-)
+CANONICAL_ENTITIES = tuple(ENTITIES)
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", min_length=1)]
 

@@ -13,15 +13,16 @@ Pairs are returned as two int64 index arrays; in dedupe mode ``left < right``.
 
 from __future__ import annotations
 
-__all__ = ["rule_keys", "block_pairs", "link_pairs", "random_pairs", "pair_codes"]
+__all__ = ["column_of", "rule_keys", "block_pairs", "link_pairs", "random_pairs", "pair_codes"]
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
 from crm2erp.quality.dedupe.config import FieldExpr
-from crm2erp.quality.dedupe.transforms import apply
+from crm2erp.quality.dedupe.transforms import apply, get_path
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +32,35 @@ def _rule_name(rule: Sequence[FieldExpr]) -> str:
                       for e in rule)
 
 
+Column = Callable[[str, list[str]], list]
+
+
+def column_of(records: Sequence[Mapping[str, Any]]) -> Column:
+    """A memoised ``column(field, transforms)`` over records (transformed values)."""
+    cache: dict[tuple, list] = {}
+
+    def column(name: str, transforms: list[str]) -> list:
+        key = (name, tuple(transforms))
+        if key not in cache:
+            cache[key] = apply([get_path(r, name) for r in records], transforms)
+        return cache[key]
+
+    return column
+
+
 def rule_keys(records: Sequence[Mapping[str, Any]], rule: Sequence[FieldExpr],
-              ) -> list[tuple | None]:
+              column: Column | None = None) -> list[tuple | None]:
     """The blocking key of every record under one rule (None when any part is null)."""
-    parts = [apply((r.get(e.field) for r in records), e.transforms) for e in rule]
+    column = column or column_of(records)
+    parts = [column(e.field, e.transforms) for e in rule]
     return [None if any(p is None for p in key) else key for key in zip(*parts, strict=True)]
 
 
 def _group_ids(keys: list[tuple | None]) -> np.ndarray:
     """Dense group number per record (-1 for a null key)."""
-    index: dict[tuple, int] = {}
-    return np.fromiter((-1 if k is None else index.setdefault(k, len(index)) for k in keys),
-                       dtype=np.int64, count=len(keys))
+    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    index[None] = -1
+    return np.array([index[k] for k in keys], dtype=np.int64)
 
 
 def pair_codes(li: np.ndarray, ri: np.ndarray, n_right: int) -> np.ndarray:
@@ -79,12 +97,14 @@ def _too_big(rule: Sequence[FieldExpr], sizes: np.ndarray, limit: int) -> np.nda
 
 
 def block_pairs(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[FieldExpr]],
-                max_block_size: int) -> tuple[np.ndarray, np.ndarray]:
+                max_block_size: int, column: Column | None = None,
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Union of within-batch pairs ``(i, j)``, ``i < j``, sharing a key under any rule."""
     n = len(records)
+    column = column or column_of(records)
     chunks: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
     for rule in rules:
-        gid = _group_ids(rule_keys(records, rule))
+        gid = _group_ids(rule_keys(records, rule, column))
         n_groups = int(gid.max()) + 1 if n else 0
         order, starts, sizes = _sorted_groups(gid, n_groups)
         sizes = np.where(_too_big(rule, sizes, max_block_size), 0, sizes)
@@ -100,12 +120,17 @@ def block_pairs(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[F
 
 def link_pairs(left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, Any]],
                rules: Sequence[Sequence[FieldExpr]], max_block_size: int,
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Union of cross pairs ``(i in left, j in right)`` sharing a key under any rule."""
+               column: Column | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Union of cross pairs ``(i in left, j in right)`` sharing a key under any rule.
+
+    ``column``, when given, serves the transformed values of ``left + right``.
+    """
     n_right = len(right)
+    both = list(left) + list(right)
+    column = column or column_of(both)
     chunks: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
     for rule in rules:
-        gid = _group_ids(rule_keys(list(left) + list(right), rule))
+        gid = _group_ids(rule_keys(both, rule, column))
         g_left, g_right = gid[:len(left)], gid[len(left):]
         n_groups = int(gid.max()) + 1 if len(gid) else 0
         order, starts, sizes = _sorted_groups(g_right, n_groups)

@@ -28,7 +28,7 @@ class _Groups:
     """Union-find keeping member and forbidden-partner sets per root."""
 
     def __init__(self, n: int):
-        self.parent = np.arange(n)
+        self.parent = list(range(n))
         self.members: dict[int, set[int]] = {}
         self.hard: dict[int, set[int]] = {}
         self.soft: dict[int, set[int]] = {}
@@ -39,7 +39,7 @@ class _Groups:
             root = self.parent[root]
         while self.parent[x] != root:
             self.parent[x], x = root, self.parent[x]
-        return int(root)
+        return root
 
     def _get(self, table: dict[int, set[int]], root: int, default_self: bool) -> set[int]:
         if root not in table:
@@ -99,7 +99,9 @@ def constrained_components(n: int, edge_a: np.ndarray, edge_b: np.ndarray,
             continue
         groups.union(ra, rb)
         used[e] = True
-    roots = np.fromiter((groups.find(i) for i in range(n)), dtype=np.int64, count=n)
+    roots = np.arange(n, dtype=np.int64)
+    for node in involved:
+        roots[node] = groups.find(node)
     smallest = np.full(n, n, dtype=np.int64)
     np.minimum.at(smallest, roots, np.arange(n))
     return smallest[roots], used

@@ -20,11 +20,12 @@ from typing import Any
 
 import jellyfish
 import numpy as np
-from crm2erp.quality.dedupe.config import SIMILARITY_METHODS, Comparison
-from crm2erp.quality.dedupe.transforms import apply, clean, normalise_phone, to_date
 from rapidfuzz import fuzz
 from rapidfuzz.distance import DamerauLevenshtein, Jaro, JaroWinkler, Levenshtein
 from rapidfuzz.process import cpdist
+
+from crm2erp.quality.dedupe.config import SIMILARITY_METHODS, Comparison
+from crm2erp.quality.dedupe.transforms import apply, clean, normalise_phone, to_date
 
 _SCORERS = {
     "jaro_winkler": JaroWinkler.normalized_similarity,
@@ -56,11 +57,12 @@ class Prepared:
 
 
 def _factorise(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    index: dict[Any, int] = {}
-    codes = np.fromiter((-1 if v is None else index.setdefault(v, len(index)) for v in values),
-                        dtype=np.int64, count=len(values))
-    uniques = np.empty(len(index), dtype=object)
-    uniques[:] = list(index)
+    distinct = [v for v in dict.fromkeys(values) if v is not None]
+    index: dict[Any, int] = {v: i for i, v in enumerate(distinct)}
+    index[None] = -1
+    codes = np.array([index[v] for v in values], dtype=np.int64)
+    uniques = np.empty(len(distinct), dtype=object)
+    uniques[:] = distinct
     return codes, uniques
 
 
@@ -74,10 +76,12 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def prepare(comparison: Comparison, raw: list[Any]) -> Prepared:
-    """Transform, parse and factorise one field of all records (once per run)."""
+def prepare(comparison: Comparison, values: list[Any]) -> Prepared:
+    """Parse and factorise one field of all records (once per run).
+
+    ``values`` are the field's values with the comparison's transforms applied.
+    """
     method = comparison.method
-    values: list[Any] = apply(raw, comparison.transforms)
     extra: list[list[Any]] = []
     numbers = None
     if method == "phonetic":
@@ -118,14 +122,17 @@ def _similarity(comparison: Comparison, prepared: Prepared, ca: np.ndarray, cb: 
     if len(ca) == 0:
         return np.empty(0)
     u = prepared.uniques
-    # low-cardinality fields repeat the same value pairs: score each pair once
-    pair = ca * len(u) + cb
-    distinct, inverse = np.unique(pair, return_inverse=True)
-    left, right = u[distinct // len(u)], u[distinct % len(u)]
-    raw = np.asarray(cpdist(left, right, scorer=scorer, dtype=np.float64), dtype=np.float64)
+    if len(u) * len(u) <= 4 * len(ca):
+        # low-cardinality fields repeat the same value pairs: score each pair once
+        pair = ca * len(u) + cb
+        distinct, inverse = np.unique(pair, return_inverse=True)
+        left, right = u[distinct // len(u)], u[distinct % len(u)]
+        raw = np.asarray(cpdist(left, right, scorer=scorer, dtype=np.float64))[inverse]
+    else:
+        raw = np.asarray(cpdist(u[ca], u[cb], scorer=scorer, dtype=np.float64))
     if comparison.method in _PERCENT:
         raw = raw / 100.0
-    return raw[inverse]
+    return raw
 
 
 def compare(comparison: Comparison, prepared: Prepared, a: np.ndarray, b: np.ndarray,

@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from crm2erp.quality.dedupe.transforms import check_transform
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from crm2erp.errors import ConfigError, ConfigIssue
+from crm2erp.quality.dedupe.transforms import check_transform
 
 PRESETS = ("person", "account")
 
@@ -62,6 +62,7 @@ class _Model(BaseModel):
 class FieldExpr(_Model):
     """One field of a record, optionally transformed (``soundex``, ``first:3``...).
 
+    ``field`` may be a dotted path into nested dicts (``billing_address.city``).
     ``transform`` is one transform name or a list applied in order; the known
     names are listed in :data:`crm2erp.quality.dedupe.transforms.TRANSFORMS`.
     """
@@ -221,7 +222,12 @@ class ClusteringConfig(_Model):
 
 
 class EMConfig(_Model):
-    """Unsupervised estimation (Splink's recipe): u from random pairs, m and lambda by EM."""
+    """Unsupervised estimation (Splink's recipe): u from random pairs, m and lambda by EM.
+
+    u of an exact level comes from value frequencies; the lower levels' u from
+    ``min(u_sample_size, max(10_000, 10 * records))`` random pairs. ``fix_u:
+    false`` lets EM re-estimate u on the candidate pairs too (classic ECM).
+    """
 
     u_sample_size: int = Field(50_000, ge=1000)
     max_iterations: int = Field(50, ge=1)

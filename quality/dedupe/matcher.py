@@ -22,7 +22,15 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from crm2erp.quality.dedupe.blocking import block_pairs, link_pairs, pair_codes, random_pairs
+
+from crm2erp.errors import RecordError
+from crm2erp.quality.dedupe.blocking import (
+    block_pairs,
+    column_of,
+    link_pairs,
+    pair_codes,
+    random_pairs,
+)
 from crm2erp.quality.dedupe.clustering import constrained_components
 from crm2erp.quality.dedupe.comparators import compare, prepare, value_counts
 from crm2erp.quality.dedupe.config import MatchConfig
@@ -34,8 +42,6 @@ from crm2erp.quality.dedupe.fellegi_sunter import (
     initial_m,
 )
 from crm2erp.quality.dedupe.results import Cluster, MatchResult
-
-from crm2erp.errors import RecordError
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +74,10 @@ class Matcher:
     def _fit(self, batch: _Batch) -> FSParams:
         cfg, em = self.config, self.config.em
         n_levels = [c.n_levels for c in cfg.comparisons]
+        # u needs more random pairs for more records, up to u_sample_size
+        size = min(em.u_sample_size, 10 * (batch.n_left + (batch.n_right if batch.link else 0)))
         ra, rb = random_pairs(batch.n_left, batch.n_right if batch.link else None,
-                              em.u_sample_size, em.seed)
+                              max(size, 10_000), em.seed)
         sample = batch.gamma(ra, rb + batch.offset)[0]
         exact = []
         for c, prep in zip(cfg.comparisons, batch.prepared, strict=True):
@@ -201,8 +209,8 @@ class _Batch:
         self.left_ids = _index_ids(cfg, left, "batch")
         self.right_ids = _index_ids(cfg, right, "existing") if self.link else self.left_ids
         everything = list(left) + list(right) if self.link else left
-        self.prepared = [prepare(c, [r.get(c.field) for r in everything])
-                         for c in cfg.comparisons]
+        self.column = column_of(everything)
+        self.prepared = [prepare(c, self.column(c.field, c.transforms)) for c in cfg.comparisons]
         self._candidates: tuple[np.ndarray, np.ndarray] | None = None
         self.rule_codes: list[np.ndarray] = []
 
@@ -212,8 +220,8 @@ class _Batch:
     def _pairs(self, rules) -> tuple[np.ndarray, np.ndarray]:
         size = self.config.max_block_size
         if self.link:
-            return link_pairs(self.left, self.right, rules, size)
-        return block_pairs(self.left, rules, size)
+            return link_pairs(self.left, self.right, rules, size, self.column)
+        return block_pairs(self.left, rules, size, self.column)
 
     def candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """Blocked pairs unioned with the deterministic rules' pairs (computed once)."""

@@ -16,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from crm2erp.quality.dedupe.config import MatchConfig
 from crm2erp.quality.dedupe.fellegi_sunter import FSParams
 from crm2erp.quality.dedupe.survivorship import GoldenRecord, survive
+from crm2erp.quality.dedupe.transforms import get_path
 
 DECISIONS = ("merge", "review", "distinct", "rejected")
 
@@ -99,8 +101,8 @@ class MatchResult:
             level = int(self.gamma[k, c])
             score = float(self.scores[k, c])
             fields[comp.label] = FieldScore(
-                comparison=comp.label, field=comp.field, left=a.get(comp.field),
-                right=b.get(comp.field), level=level,
+                comparison=comp.label, field=comp.field, left=get_path(a, comp.field),
+                right=get_path(b, comp.field), level=level,
                 label="null" if level < 0 else comp.level_labels[level],
                 score=None if np.isnan(score) else score, weight=float(field_weights[c]))
         return PairResult(left_id=a.get(id_field), right_id=b.get(id_field),

@@ -8,13 +8,15 @@ colon (``first:3``, ``phone:DE``).
 
 from __future__ import annotations
 
-__all__ = ["TRANSFORMS", "check_transform", "apply", "clean", "normalise_phone", "to_date"]
+__all__ = [
+    "TRANSFORMS", "check_transform", "apply", "clean", "get_path", "normalise_phone", "to_date",
+]
 
 import datetime as dt
 import math
 import re
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import jellyfish
@@ -26,6 +28,18 @@ _LEGAL_FORMS = {
     "sarl", "sas", "se", "spa", "srl", "ug",
 }
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+
+
+def get_path(record: Mapping[str, Any], path: str) -> Any:
+    """``record[path]``, following dots into nested dicts (``billing_address.city``)."""
+    if path in record or "." not in path:
+        return record.get(path)
+    value: Any = record
+    for part in path.split("."):
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(part)
+    return value
 
 
 def clean(value: Any) -> str | None:
@@ -156,14 +170,21 @@ def apply(values: Iterable[Any], transforms: list[str]) -> list[str | None]:
             text = text.strip() if text else None
         return text or None
 
+    raw = values if isinstance(values, list) else list(values)
+    try:
+        distinct = dict.fromkeys(raw)
+    except TypeError:  # unhashable values (lists, dicts): no caching
+        return [run(value) for value in raw]
+    if all(v is None or v.__class__ is str or v != v for v in distinct):
+        # plain strings (and None/NaN, which miss the lookup and map to None)
+        mapping = {v: run(v) for v in distinct}
+        return [mapping.get(v) for v in raw]
+    # mixed types: key on the class too, so 1, 1.0 and True stay apart
+    cache: dict[Any, str | None] = {}
     out: list[str | None] = []
-    for value in values:
-        key = (value.__class__, value)  # keep 1, 1.0 and True apart
-        try:
-            result = cache[key]
-        except KeyError:
-            result = cache[key] = run(value)
-        except TypeError:  # unhashable (a list or dict value): no caching
-            result = run(value)
-        out.append(result)
+    for value in raw:
+        key = (value.__class__, value)
+        if key not in cache:
+            cache[key] = run(value)
+        out.append(cache[key])
     return out

@@ -45,7 +45,7 @@ def test_second_run_changes_nothing(account, systems, engine_for):
 
 
 def test_incremental_run_updates_exactly_the_edited_records(account, systems, engine_for):
-    systems.add_accounts(*(account(n) for n in range(1, 11)))
+    systems.add_accounts(*(account(n, at=T0 - dt.timedelta(hours=n)) for n in range(1, 11)))
     engine = engine_for(systems)
     engine.run("accounts")
     with systems.crm.begin() as conn:
@@ -54,7 +54,7 @@ def test_incremental_run_updates_exactly_the_edited_records(account, systems, en
                      .values(name="Renamed", updated_at=T0 + dt.timedelta(hours=1)))
     result = engine.run("accounts")
     assert result.counts["updated"] == 2 and result.counts["created"] == 0
-    assert result.counts["read"] == 2
+    assert result.counts["read"] == 3 and result.counts["unchanged"] == 1  # lookback re-read
     assert sorted(r["name"] for r in systems.erp_rows() if r["name"] == "Renamed") == \
         ["Renamed", "Renamed"]
 

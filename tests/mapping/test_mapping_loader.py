@@ -176,3 +176,32 @@ def test_connections_missing_env_var_and_missing_type(tmp_path):
                 "${DEMO_DIR:-default}"),
         (7, 5, "connections.erp: missing required key 'type'"),
     ]
+
+
+FULL_FLOW = """
+flow: demo_accounts
+description: CRM accounts become ERP customers.
+entity: Account
+source: {connection: crm, stream: accounts, mapping: maps/crm_account.in.map.yaml}
+target: {connection: erp, stream: customers, mapping: maps/erp_customer.out.map.yaml}
+incremental: {cursor: updated_at, lookback: 5m, batch_size: 500}
+delete_policy: archive
+depends_on: [other]
+write_back: {connection: crm, stream: accounts, field: erp_customer_id}
+schedule: "@hourly"
+tags: [demo]
+owner: integration
+enabled: false
+quality: [{expect: not_null, field: name}]
+dedupe: null
+ownership: {email: crm}
+"""
+
+
+def test_every_flow_key_is_accepted(tmp_path):
+    flow = load_flow(write(tmp_path / "f.flow.yaml", FULL_FLOW))
+    assert flow.write_back.field == "erp_customer_id"
+    assert flow.delete_policy == "archive" and flow.enabled is False
+    assert flow.depends_on == ["other"] and flow.ownership == {"email": "crm"}
+    assert flow.quality == [{"expect": "not_null", "field": "name"}]
+    assert flow.schedule == "@hourly" and flow.dedupe is None

@@ -67,6 +67,8 @@ UTC = dt.UTC
         ([{"datetime": {"format": "%d.%m.%Y %H:%M", "tz": "Europe/Berlin"}}],
          "01.01.2024 10:00", dt.datetime(2024, 1, 1, 9, tzinfo=UTC)),
         (["datetime"], 1700000000, dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
+        (["datetime"], "1700000000.5",
+         dt.datetime(2023, 11, 14, 22, 13, 20, 500000, tzinfo=UTC)),
         ([{"datetime": {"unit": "ms"}}], "1700000000000",
          dt.datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
         (["format_date"], dt.date(2024, 5, 1), "2024-05-01"),

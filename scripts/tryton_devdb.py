@@ -1,0 +1,160 @@
+"""Create a ready-to-sell Tryton database (SQLite) and optionally serve it.
+
+Used by the Tryton connector tests (``tests/tryton/conftest.py``) and by
+developers who want a local trytond to point crm2erp at::
+
+    python scripts/tryton_devdb.py --dir /tmp/tryton --password admin --serve 8000
+
+What it prepares, so a sale can go from draft to a posted invoice over
+JSON-RPC: the modules ``sale`` and its dependencies, a company paying in EUR,
+the English minimal chart of accounts with default receivable/payable
+accounts, a fiscal year of the current year with periods and invoice
+sequences, a default "Direct" customer payment term, an account category
+``Goods`` (revenue/expense accounts), a few countries, and two products
+(``P-WIDGET``, ``P-GADGET``). The setup half runs trytond in-process through
+proteus, which is why it is a separate script and not test code: importing
+trytond configures it globally for the whole process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+MODULES = ("sale",)
+COUNTRIES = {"DE": "Germany", "FR": "France", "US": "United States", "GB": "United Kingdom",
+             "AT": "Austria", "CH": "Switzerland", "NL": "Netherlands", "BE": "Belgium"}
+
+
+def write_config(directory: Path, port: int | None = None) -> Path:
+    """Write ``trytond.conf`` for an SQLite database kept in ``directory``."""
+    conf = directory / "trytond.conf"
+    lines = ["[database]", "uri = sqlite://", f"path = {directory}", "",
+             "[session]", "max_attempt = 1000", "",
+             "[request]", "max_size_authenticated = 100000000"]
+    if port is not None:
+        lines += ["", "[web]", f"listen = 127.0.0.1:{port}"]
+    conf.write_text("\n".join(lines) + "\n")
+    return conf
+
+
+def _bin(name: str) -> str:
+    return str(Path(sys.executable).parent / name)
+
+
+def init_database(directory: Path, dbname: str, password: str) -> Path:
+    """Create the SQLite file and install the modules with ``trytond-admin``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    conf = write_config(directory)
+    (directory / f"{dbname}.sqlite").touch()
+    passfile = directory / "admin.pass"
+    passfile.write_text(password + "\n")
+    env = dict(os.environ, TRYTONPASSFILE=str(passfile))
+    # ``--email`` validates deliverability through DNS, which fails offline
+    # (CI); so answer its prompt with an empty line ("no email") instead.
+    subprocess.run([_bin("trytond-admin"), "-c", str(conf), "-d", dbname, "--all",
+                    "-u", *MODULES, "--activate-dependencies"], check=True, env=env, input="\n", text=True,
+                   stdout=subprocess.DEVNULL)
+    return conf
+
+
+def setup_business(conf: Path, dbname: str) -> None:
+    """Company, chart, fiscal year, payment term, category and products (via proteus)."""
+    from proteus import Model, config
+    from trytond.modules.account.tests.tools import (
+        create_chart,
+        create_fiscalyear,
+        get_accounts,
+    )
+    from trytond.modules.account_invoice.tests.tools import (
+        create_payment_term,
+        set_fiscalyear_invoice_sequences,
+    )
+    from trytond.modules.company.tests.tools import create_company, get_company
+    from trytond.modules.currency.tests.tools import get_currency
+
+    config.set_trytond(database=dbname, config_file=str(conf))
+    Party = Model.get("party.party")
+    company_party = Party(name="crm2erp Test Company")
+    company_party.save()
+    create_company(party=company_party, currency=get_currency("EUR"))
+    company = get_company()
+
+    create_chart(company)
+    fiscalyear = set_fiscalyear_invoice_sequences(
+        create_fiscalyear(company, today=dt.date.today()))
+    fiscalyear.click("create_period")
+    accounts = get_accounts(company)
+
+    term = create_payment_term()
+    term.save()
+    AccountConfig = Model.get("account.configuration")
+    acc_config = AccountConfig(1)
+    acc_config.default_customer_payment_term = term
+    acc_config.save()
+
+    Country = Model.get("country.country")
+    Country.save([Country(code=code, name=name) for code, name in COUNTRIES.items()])
+
+    Category = Model.get("product.category")
+    category = Category(name="Goods", accounting=True)
+    category.account_revenue = accounts["revenue"]
+    category.account_expense = accounts["expense"]
+    category.save()
+
+    Uom = Model.get("product.uom")
+    unit, = Uom.find([("name", "=", "Unit")])
+    Template = Model.get("product.template")
+    for code, name, price in (("P-WIDGET", "Widget", "10.00"),
+                              ("P-GADGET", "Gadget", "25.50")):
+        template = Template(name=name, type="goods", salable=True, default_uom=unit,
+                            sale_uom=unit, list_price=Decimal(price),
+                            account_category=category)
+        template.products[0].code = code
+        template.save()
+
+
+def serve(conf: Path, dbname: str, port: int) -> subprocess.Popen:
+    """Start ``trytond`` on 127.0.0.1:``port`` serving only ``dbname``."""
+    write_config(conf.parent, port)
+    return subprocess.Popen([_bin("trytond"), "-c", str(conf), "-d", dbname],
+                            stdin=subprocess.DEVNULL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--dir", required=True, type=Path, help="where the database lives")
+    parser.add_argument("--db", default="crm2erp", help="database name")
+    parser.add_argument("--password", default="admin", help="password of user admin")
+    parser.add_argument("--serve", type=int, metavar="PORT",
+                        help="after setup, run trytond on this port until Ctrl-C")
+    parser.add_argument("--setup-only", action="store_true",
+                        help="skip trytond-admin (database already initialised)")
+    args = parser.parse_args(argv)
+    directory = args.dir.resolve()
+    started = time.monotonic()
+    if args.setup_only:
+        conf = directory / "trytond.conf"
+    else:
+        conf = init_database(directory, args.db, args.password)
+    setup_business(conf, args.db)
+    sys.stderr.write(f"tryton database {args.db!r} ready in {directory} "
+                     f"({time.monotonic() - started:.1f}s)\n")
+    if args.serve:
+        proc = serve(conf, args.db, args.serve)
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.terminate()
+            return proc.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
