@@ -59,8 +59,8 @@ def init_database(directory: Path, dbname: str, password: str) -> Path:
     # ``--email`` validates deliverability through DNS, which fails offline
     # (CI); so answer its prompt with an empty line ("no email") instead.
     subprocess.run([_bin("trytond-admin"), "-c", str(conf), "-d", dbname, "--all",
-                    "-u", *MODULES, "--activate-dependencies"], check=True, env=env, input="\n", text=True,
-                   stdout=subprocess.DEVNULL)
+                    "-u", *MODULES, "--activate-dependencies"],
+                   check=True, env=env, input="\n", text=True, stdout=subprocess.DEVNULL)
     return conf
 
 
@@ -116,8 +116,10 @@ def setup_business(conf: Path, dbname: str) -> None:
         template = Template(name=name, type="goods", salable=True, default_uom=unit,
                             sale_uom=unit, list_price=Decimal(price),
                             account_category=category)
-        template.products[0].code = code
         template.save()
+        product, = template.products
+        product.suffix_code = code
+        product.save()
 
 
 def serve(conf: Path, dbname: str, port: int) -> subprocess.Popen:

@@ -61,8 +61,9 @@ class Engine:
         return runner
 
     def run(self, flow_name: str, *, mode: str = "incremental", since=None,
-            dry_run: bool = False, progress=None) -> RunResult:
-        return self.runner(flow_name, progress).run(mode=mode, since=since, dry_run=dry_run)
+            dry_run: bool = False, progress=None, partition: int | None = None) -> RunResult:
+        return self.runner(flow_name, progress).run(mode=mode, since=since, dry_run=dry_run,
+                                                    partition=partition)
 
     def run_all(self, names: Iterable[str] | None = None, **options) -> list[RunResult]:
         return [self.run(name, **options) for name in order_flows(self.project.flows, names)]

@@ -23,6 +23,7 @@ __all__ = ["FlowRunner", "RunResult", "Change", "record_key", "replay"]
 import enum
 import logging
 import time
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from crm2erp.connectors.base import Cursor, DeleteMode, Row, WriteAction
 from crm2erp.engine.cursors import apply_lookback, later_cursor, parse_duration
 from crm2erp.engine.resolver import StoreResolver
 from crm2erp.engine.stages import Item, StageContext, build_stages
-from crm2erp.errors import ParentMissingError, RecordError
+from crm2erp.errors import ConfigError, ParentMissingError, RecordError
 from crm2erp.jsonutil import payload_hash, to_jsonable
 from crm2erp.schemas import entity_model
 from crm2erp.store import BatchCommit, NewDeadLetter, XrefUpsert
@@ -63,6 +64,7 @@ class RunResult:
     flow: str
     run_id: int | None
     mode: str
+    partition: int | None = None
     status: str = "running"
     counts: Counter = field(default_factory=Counter)
     new_dead_letters: int = 0
@@ -72,6 +74,11 @@ class RunResult:
     @property
     def changed(self) -> int:
         return self.counts["created"] + self.counts["updated"] + self.counts["deleted"]
+
+
+def _slice_of(source_key: str, count: int) -> int:
+    """The partition of a source key: a stable hash, the same in every process."""
+    return zlib.crc32(source_key.encode()) % count
 
 
 def _plain(value: Any) -> Any:
@@ -117,12 +124,14 @@ class FlowRunner:
 
     # -- public -----------------------------------------------------------
     def run(self, *, mode: str = "incremental", since: Cursor | None = None,
-            dry_run: bool = False) -> RunResult:
+            dry_run: bool = False, partition: int | None = None) -> RunResult:
+        """Run the flow once; ``partition`` (0-based) runs one slice of a partitioned flow."""
         started = time.monotonic()
+        self._set_partition(partition)
         run_mode = "dry_run" if dry_run else mode
-        with self.store.lock(self.flow.flow):
+        with self.store.lock(self.lock_name):
             run_id = self.store.start_run(self.flow.flow, run_mode)
-            result = RunResult(self.flow.flow, run_id, run_mode)
+            result = RunResult(self.flow.flow, run_id, run_mode, partition=self.partition)
             self.context.run_id, self.context.rows_read = run_id, 0
             try:
                 self._retry_parked(result, dry_run)
@@ -130,7 +139,8 @@ class FlowRunner:
                 batch_size = self.flow.incremental.batch_size if self.flow.incremental else 500
                 for batch in self.source.read(self.flow.source.stream, start,
                                               batch_size=batch_size):
-                    self._process(batch.rows, batch.cursor, result, dry_run)
+                    rows = [r for r in batch.rows if self._mine(r)]
+                    self._process(rows, batch.cursor, result, dry_run)
                     if batch.deleted_keys:
                         self._apply_deletes(batch.deleted_keys, result, dry_run)
                     if self.progress:
@@ -148,17 +158,40 @@ class FlowRunner:
                  dict(result.counts))
         return result
 
+    # -- partitions -------------------------------------------------------
+    def _set_partition(self, partition: int | None) -> None:
+        spec = getattr(self.flow, "partitions", None)
+        self.partition_count = spec.count if spec else 1
+        if partition is not None and not 0 <= partition < self.partition_count:
+            raise ConfigError(f"flow {self.flow.flow!r} has {self.partition_count} "
+                              f"partition(s); there is no partition {partition}")
+        self.partition = partition if self.partition_count > 1 else None
+        suffix = ("" if self.partition is None
+                  else f"#p{self.partition + 1}of{self.partition_count}")
+        self.lock_name = self.flow.flow + suffix
+        self.mark_stream = self.flow.source.stream + suffix
+
+    def _mine(self, row: Row) -> bool:
+        """Whether a source row belongs to this run's partition."""
+        if self.partition is None:
+            return True
+        return _slice_of(record_key(row, self.source_stream.key),
+                         self.partition_count) == self.partition
+
     # -- steps ------------------------------------------------------------
     def _start_cursor(self, mode: str, since: Cursor | None) -> Cursor | None:
         if mode == "full_refresh" or self.flow.incremental is None:
             return None
         if since is not None:
             return since
-        watermark = self.store.get_watermark(self.flow.flow, self.flow.source.stream)
+        watermark = self.store.get_watermark(self.flow.flow, self.mark_stream)
         return apply_lookback(watermark, parse_duration(self.flow.incremental.lookback))
 
     def _retry_parked(self, result: RunResult, dry_run: bool) -> None:
-        parked = self.store.dead_letters(flow=self.flow.flow, status="parked", limit=100_000)
+        parked = [p for p in self.store.dead_letters(flow=self.flow.flow, status="parked",
+                                                     limit=1_000_000)
+                  if self.partition is None
+                  or _slice_of(p.source_key, self.partition_count) == self.partition]
         if parked:
             log.info("flow %s: retrying %d parked records", self.flow.flow, len(parked))
             self._process([dl.payload for dl in parked], None, result, dry_run, retry=True)
@@ -186,8 +219,8 @@ class FlowRunner:
         elif to_write:
             self._write(to_write, counts, commit)
         if cursor is not None and not dry_run:
-            current = self.store.get_watermark(self.flow.flow, self.flow.source.stream)
-            commit.watermark = (self.flow.source.stream, later_cursor(current, cursor))
+            current = self.store.get_watermark(self.flow.flow, self.mark_stream)
+            commit.watermark = (self.mark_stream, later_cursor(current, cursor))
         if not dry_run:
             outcome = self.store.commit_batch(commit)
             result.new_dead_letters += _new_dead_letters(outcome, commit)
@@ -337,7 +370,8 @@ def _new_dead_letters(outcome, commit: BatchCommit) -> int:
 
 def replay(runner: FlowRunner, dead_letters) -> RunResult:
     """Run dead-lettered records of one flow again (after a mapping fix, say)."""
-    with runner.store.lock(runner.flow.flow):
+    runner._set_partition(None)
+    with runner.store.lock(runner.lock_name):
         run_id = runner.store.start_run(runner.flow.flow, "retry")
         result = RunResult(runner.flow.flow, run_id, "retry")
         runner.context.run_id = run_id

@@ -215,6 +215,15 @@ class Incremental(_Strict):
     batch_size: int = Field(default=500, gt=0)
 
 
+class Partitions(_Strict):
+    """Split one flow's sync into ``count`` independent slices by a hash of the
+    source key, so several workers can run them in parallel (Airflow fans out
+    one task per slice). Each slice has its own lock and watermark."""
+
+    count: int = Field(ge=2, le=256)
+    by: Literal["key_hash"] = "key_hash"
+
+
 class WriteBack(_Strict):
     connection: Name
     stream: str = Field(min_length=1)
@@ -228,6 +237,7 @@ class FlowSpec(_WithFile):
     source: Endpoint
     target: Endpoint
     incremental: Incremental | None = None
+    partitions: Partitions | None = None
     delete_policy: Literal["ignore", "archive", "delete"] = "ignore"
     depends_on: list[Name] = Field(default_factory=list)
     write_back: WriteBack | None = None

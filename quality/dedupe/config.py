@@ -25,6 +25,7 @@ __all__ = [
     "EMConfig",
     "SurvivorshipConfig",
     "MatchConfig",
+    "dump_config",
     "load_config",
     "parse_config",
     "preset",
@@ -337,6 +338,12 @@ def load_config(path: str | Path) -> MatchConfig:
         raise ConfigError(f"cannot read matching config {path}: {exc.strerror}; check the path",
                           [ConfigIssue(str(path), None, None, str(exc))]) from exc
     return parse_config(text, str(path))
+
+
+def dump_config(config: MatchConfig) -> str:
+    """YAML text of a configuration (e.g. after :meth:`Matcher.fitted_config`)."""
+    data = config.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def preset(name: str) -> MatchConfig:

@@ -185,3 +185,18 @@ def test_target_refusal_is_a_dead_letter_and_the_batch_goes_on(account, systems,
     assert result.counts["created"] == 2 and result.counts["failed"] == 1
     [letter] = engine.store.dead_letters("accounts")
     assert letter.stage == "write" and letter.source_key == "A003"
+
+
+def test_partitions_split_the_work_without_loss_or_overlap(account, systems, engine_for):
+    flow = (systems.project / "accounts.flow.yaml").read_text() + "partitions: {count: 3}\n"
+    (systems.project / "accounts.flow.yaml").write_text(flow)
+    systems.add_accounts(*(account(n, at=T0 + dt.timedelta(minutes=n)) for n in range(1, 31)))
+    engine = engine_for(systems)
+    results = [engine.run("accounts", partition=p) for p in range(3)]
+    assert sum(r.counts["created"] for r in results) == 30
+    assert all(r.counts["created"] > 0 for r in results)   # every slice got work
+    assert len({r["crm_ref"] for r in systems.erp_rows()}) == 30
+    assert [engine.run("accounts", partition=p).changed for p in range(3)] == [0, 0, 0]
+    assert engine.store.get_watermark("accounts", "accounts#p2of3") is not None
+    with pytest.raises(Exception, match="no partition 3"):
+        engine.run("accounts", partition=3)

@@ -1,0 +1,226 @@
+"""JSON-RPC client for trytond, on the shared HTTP toolkit (:mod:`crm2erp.http`).
+
+Tryton speaks JSON-RPC at ``POST <url>/<database>/rpc/`` with bodies
+``{"id": n, "method": "model.party.party.search_read", "params": [..., context]}``.
+Three things differ from plain JSON and live here:
+
+* values that JSON cannot carry are objects tagged with ``__class__``
+  (``Decimal``, ``date``, ``datetime``, ``time``, ``timedelta``, ``bytes``);
+  money therefore stays exact both ways;
+* login is ``common.db.login(username, {"password": ...}, language)``, which
+  answers ``[user_id, session, ...]``; later calls send
+  ``Authorization: Session base64(username:user_id:session)``. An expired
+  session answers 401 and the HTTP client logs in again once;
+* the server's exceptions come back in the ``error`` member of a 200
+  response: ``UserError``/``UserWarning`` are a record's fault
+  (:class:`TrytonUserError`, a RecordError), ``ConcurrencyException`` is
+  worth a retry, anything else is a server-side failure (:class:`TrytonServerError`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["TrytonClient", "TrytonUserError", "TrytonServerError", "dumps", "loads"]
+
+import base64
+import datetime as dt
+import itertools
+import json
+import logging
+from decimal import Decimal
+from typing import Any
+
+from crm2erp.connectors.tryton.config import TrytonConfig
+from crm2erp.errors import FatalError, RecordError, RetriableError
+from crm2erp.http import HttpClient
+from crm2erp.http.auth import TokenAuth
+from crm2erp.redact import redact, register_secret
+
+log = logging.getLogger(__name__)
+
+
+class TrytonUserError(RecordError):
+    """Tryton refused a call with a UserError or UserWarning (validation, state, access)."""
+
+    def __init__(self, message: str, *, kind: str = "UserError"):
+        super().__init__(message, stage="write")
+        self.kind = kind
+
+
+class TrytonServerError(RecordError):
+    """The server raised an unexpected exception (a bug, or values of the wrong type)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, stage="write")
+
+
+# -- the __class__ encoding ---------------------------------------------------
+
+def _encode(obj: Any) -> Any:
+    if isinstance(obj, Decimal):
+        return {"__class__": "Decimal", "decimal": str(obj)}
+    if isinstance(obj, dt.datetime):
+        return {"__class__": "datetime", "year": obj.year, "month": obj.month, "day": obj.day,
+                "hour": obj.hour, "minute": obj.minute, "second": obj.second,
+                "microsecond": obj.microsecond}
+    if isinstance(obj, dt.date):
+        return {"__class__": "date", "year": obj.year, "month": obj.month, "day": obj.day}
+    if isinstance(obj, dt.time):
+        return {"__class__": "time", "hour": obj.hour, "minute": obj.minute,
+                "second": obj.second, "microsecond": obj.microsecond}
+    if isinstance(obj, dt.timedelta):
+        return {"__class__": "timedelta", "seconds": obj.total_seconds()}
+    if isinstance(obj, bytes | bytearray):
+        return {"__class__": "bytes", "base64": base64.b64encode(obj).decode("ascii")}
+    if isinstance(obj, set | frozenset):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} cannot be sent to Tryton")
+
+
+_DECODERS = {
+    "Decimal": lambda d: Decimal(d["decimal"]),
+    "datetime": lambda d: dt.datetime(d["year"], d["month"], d["day"], d["hour"],
+                                      d["minute"], d["second"], d["microsecond"]),
+    "date": lambda d: dt.date(d["year"], d["month"], d["day"]),
+    "time": lambda d: dt.time(d["hour"], d["minute"], d["second"], d["microsecond"]),
+    "timedelta": lambda d: dt.timedelta(seconds=d["seconds"]),
+    "bytes": lambda d: base64.b64decode(d["base64"]),
+}
+
+
+def _decode(obj: dict) -> Any:
+    decoder = _DECODERS.get(obj.get("__class__"))  # type: ignore[arg-type]
+    return decoder(obj) if decoder else obj
+
+
+def dumps(value: Any) -> str:
+    """JSON text in Tryton's encoding (``__class__`` objects for Decimal, dates, bytes)."""
+    return json.dumps(value, default=_encode, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> Any:
+    return json.loads(text, object_hook=_decode)
+
+
+# -- auth ------------------------------------------------------------------
+
+class TrytonSessionAuth(TokenAuth):
+    """``common.db.login`` once, then the ``Session`` header; refreshed once on a 401."""
+
+    def __init__(self, config: TrytonConfig):
+        super().__init__("Authorization", "Session ")
+        self.config = config
+        self.user_id: int | None = None
+        register_secret(config.password.get_secret_value())
+
+    def fetch(self, client: HttpClient) -> tuple[str, float | None]:
+        cfg = self.config
+        body = dumps({"id": 0, "method": "common.db.login",
+                      "params": [cfg.username, {"password": cfg.password.get_secret_value()},
+                                 cfg.language]})
+        resp = client.request("POST", cfg.rpc_url, data=body, authenticate=False,
+                              headers={"Content-Type": "application/json"})
+        if resp.status_code in (401, 403):
+            raise FatalError(f"Tryton login to database {cfg.database!r} at {cfg.url} as "
+                             f"{cfg.username!r} was refused (HTTP {resp.status_code}); check "
+                             "username and password, and that the database name is right")
+        answer = _answer(resp, "common.db.login")
+        if isinstance(answer, dict) and "error" in answer:
+            raise FatalError(redact(f"Tryton login as {cfg.username!r} failed: "
+                                    f"{_error_text(answer['error'])}"))
+        result = answer.get("result") if isinstance(answer, dict) else None
+        if not isinstance(result, list) or len(result) < 2:
+            raise FatalError(f"Tryton login as {cfg.username!r} returned no session "
+                             f"({str(result)[:100]}); check username and password")
+        self.user_id, session = int(result[0]), str(result[1])
+        register_secret(session)
+        raw = f"{cfg.username}:{self.user_id}:{session}".encode()
+        token = base64.b64encode(raw).decode("ascii")
+        # Tryton expires idle sessions; a 401 makes the client log in again.
+        return token, None
+
+
+def _answer(resp, method: str) -> Any:
+    if resp.status_code == 404:
+        raise FatalError(f"Tryton answered 404 for {resp.url}; check url and database name")
+    if resp.status_code >= 400:
+        raise FatalError(redact(f"Tryton {method} failed with HTTP {resp.status_code}: "
+                                f"{resp.text[:300].strip()}"))
+    try:
+        return loads(resp.content)
+    except ValueError as exc:
+        raise RetriableError(f"Tryton {method}: unreadable JSON answer ({exc})") from None
+
+
+def _error_text(error: Any) -> str:
+    """The user-facing text of a JSON-RPC ``error`` member."""
+    if isinstance(error, list) and len(error) == 2 and isinstance(error[1], list | tuple):
+        parts = [str(p) for p in error[1][:2] if p and isinstance(p, str)]
+        if error[0] == "UserWarning":   # (name, message, description)
+            parts = [str(p) for p in error[1][1:3] if p]
+        return " - ".join(parts) or str(error[0])
+    if isinstance(error, list) and error:
+        return str(error[0])
+    return str(error)
+
+
+# -- the client ----------------------------------------------------------------
+
+class TrytonClient:
+    """Calls Tryton RPC methods; ``context`` (company, language...) goes last."""
+
+    def __init__(self, config: TrytonConfig, **client_options: Any):
+        self.config = config
+        self.auth = TrytonSessionAuth(config)
+        self.http = HttpClient(config.http_settings(), auth=self.auth, name="tryton",
+                               **client_options)
+        self._ids = itertools.count(1)
+        self._context: dict[str, Any] | None = None
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """The user's preferences (company, language...) plus the configured context."""
+        if self._context is None:
+            prefs = self.call("model.res.user.get_preferences", True, context={})
+            ctx = {k: v for k, v in (prefs or {}).items()
+                   if k in ("company", "companies", "language", "language_direction",
+                            "groups", "employee", "employees")}
+            if self.config.company is not None:
+                ctx["company"] = self.config.company
+            ctx.update(self.config.context)
+            self._context = ctx
+        return self._context
+
+    def call(self, method: str, *params: Any, context: dict[str, Any] | None = None) -> Any:
+        """Call ``method`` with ``params`` and the context as the last parameter."""
+        ctx = self.context if context is None else context
+        body = dumps({"id": next(self._ids), "method": method, "params": [*params, ctx]})
+        resp = self.http.request("POST", self.config.rpc_url, data=body,
+                                 headers={"Content-Type": "application/json"})
+        answer = _answer(resp, method)
+        if not isinstance(answer, dict):
+            raise TrytonServerError(f"Tryton {method}: unexpected answer {str(answer)[:100]}")
+        if "error" in answer and answer["error"] is not None:
+            raise _error(method, answer["error"])
+        return answer.get("result")
+
+    def model(self, model: str, method: str, *params: Any,
+              context: dict[str, Any] | None = None) -> Any:
+        """``call("model.<model>.<method>", ...)`` with the context merged over the default."""
+        ctx = {**self.context, **context} if context else None
+        return self.call(f"model.{model}.{method}", *params, context=ctx)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def _error(method: str, error: Any) -> Exception:
+    kind = error[0] if isinstance(error, list) and error else None
+    text = _error_text(error)
+    if kind in ("UserError", "UserWarning"):
+        return TrytonUserError(f"Tryton refused ({kind}): {text}", kind=kind)
+    if kind == "ConcurrencyException":
+        return RetriableError(f"Tryton {method}: record modified concurrently ({text})")
+    if kind == "LoginException":
+        return FatalError(f"Tryton {method}: login required ({text}); check the credentials")
+    log.debug("Tryton %s server error: %s", method, error)
+    return TrytonServerError(f"Tryton {method} raised: {text}")
