@@ -151,12 +151,27 @@ class Connector:
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
         raise NotImplementedError(f"{self.name} cannot write")
 
+    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        """Change some fields of records that already exist, found by the stream's key.
+
+        Used for write-back (the ERP's customer number onto the CRM account):
+        unlike :meth:`upsert`, it never creates a record, and the rows carry
+        only the key and the fields to set. Connectors whose upsert already
+        behaves so may keep this default.
+        """
+        return self.upsert(stream, rows)
+
     def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
         """Current rows of ``stream`` by key (missing keys are absent)."""
         raise NotImplementedError(f"{self.name} cannot look up")
 
     def delete(self, stream: str, keys: Sequence[str],
                mode: DeleteMode) -> Sequence[WriteResult]:
+        """Archive or delete records, given their target ids (``WriteResult.target_id``).
+
+        A record the system will not delete (an ERP customer with posted
+        invoices, say) is archived or blocked instead, and its result says so.
+        """
         raise NotImplementedError(f"{self.name} cannot delete")
 
     def __enter__(self):

@@ -247,15 +247,57 @@ class SqlTargetMixin(SqlSourceMixin):
         return {key_string(list(row[:-1])): None if row[-1] is None else str(row[-1])
                 for row in conn.execute(stmt)}
 
+    # -- update (write-back) ----------------------------------------------
+    def update(self, stream: str, rows: Sequence[Row]) -> list[WriteResult]:
+        """Set the given columns on existing rows, found by key; never inserts."""
+        spec = self.spec(stream)
+        results = []
+        with self.engine.begin() as conn:
+            for row in rows:
+                key = key_string([row.get(k) for k in spec.key])
+                try:
+                    values = self._convert(spec.table, {c: v for c, v in row.items()
+                                                        if c not in spec.key}, "update")
+                    where = self.key_filter(spec, [self.key_values(spec, key)])
+                    with conn.begin_nested():
+                        count = conn.execute(spec.table.update().where(where)
+                                             .values(values)).rowcount
+                except (RowProblem, ValueError, *_DB_ERRORS) as exc:
+                    if isinstance(exc, sa.exc.DBAPIError) and is_disconnect(exc):
+                        raise self._unreachable(exc) from None
+                    text = db_error_text(exc) if isinstance(exc, _DB_ERRORS) else str(exc)
+                    results.append(WriteResult(key, WriteAction.FAILED, error=text))
+                    continue
+                results.append(
+                    WriteResult(key, WriteAction.UPDATED, target_id=key) if count
+                    else WriteResult(key, WriteAction.FAILED,
+                                     error=f"no row with key {key!r} in {spec.table.name!r}"))
+        return results
+
     # -- delete -----------------------------------------------------------
     def delete(self, stream: str, keys: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:
         """IGNORE does nothing; ARCHIVE sets the archive column; DELETE removes rows.
 
-        Rows archived or deleted come back UPDATED, keys not found UNCHANGED.
+        ``keys`` are target ids (``id_column`` values, the same as the key when
+        no id column is configured). Rows archived or deleted come back
+        UPDATED, ids not found UNCHANGED.
         """
         spec = self.spec(stream)
         mode = DeleteMode(mode)
+        if mode is DeleteMode.IGNORE:
+            return [WriteResult(str(k), WriteAction.UNCHANGED) for k in keys]
+        if spec.id_column and spec.key != [spec.id_column]:
+            by_id = self._keys_of_ids(spec, [str(k) for k in keys])
+            results = self._delete_keys(stream, spec, list(by_id.values()), mode)
+            back = {v: k for k, v in by_id.items()}
+            found = {back[r.key]: r for r in results}
+            return [found.get(str(k)) or WriteResult(str(k), WriteAction.UNCHANGED)
+                    for k in keys]
+        return self._delete_keys(stream, spec, keys, mode)
+
+    def _delete_keys(self, stream: str, spec: StreamSpec, keys: Sequence[str],
+                     mode: DeleteMode) -> list[WriteResult]:
         if mode is DeleteMode.IGNORE:
             return [WriteResult(str(k), WriteAction.UNCHANGED) for k in keys]
         if mode is DeleteMode.ARCHIVE and spec.archive is None:
@@ -287,6 +329,14 @@ class SqlTargetMixin(SqlSourceMixin):
                 action = WriteAction.UPDATED if k in found else WriteAction.UNCHANGED
                 results.append(WriteResult(key, action, target_id=found.get(k)))
         return results
+
+    def _keys_of_ids(self, spec: StreamSpec, ids: list[str]) -> dict[str, str]:
+        """Target id -> key string, for the ids that exist."""
+        id_col = spec.table.c[spec.id_column]
+        typed = [to_db(id_col.type, i, self.tz, self.dialect) for i in ids]
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(id_col, *spec.key_columns()).where(id_col.in_(typed)))
+            return {str(r[0]): key_string(list(r[1:])) for r in rows}
 
     def _delete(self, conn: sa.Connection, spec: StreamSpec, typed: list[tuple],
                 mode: DeleteMode) -> dict[str, str]:

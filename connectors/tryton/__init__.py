@@ -1,0 +1,142 @@
+"""The Tryton ERP connector (entry point ``tryton``), over trytond's JSON-RPC.
+
+Streams (see ``docs/connectors/tryton.md`` for the row shapes):
+
+========== =================== ============ ========
+stream     model               key          writable
+========== =================== ============ ========
+parties    party.party         code         yes
+products   product.product     code         yes
+sales      sale.sale + lines   reference    yes
+sale_states sale.sale          reference    no
+invoices   account.invoice     id           no
+========== =================== ============ ========
+
+Every stream is incremental on the record's change time (``write_date``,
+else ``create_date``), exposed as ``updated_at``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["TrytonConnector", "TrytonConfig", "TrytonClient", "TrytonUserError"]
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from crm2erp.connectors.base import (
+    Batch,
+    Connector,
+    Cursor,
+    DeleteMode,
+    Row,
+    StreamInfo,
+    WriteAction,
+    WriteResult,
+)
+from crm2erp.connectors.tryton.client import TrytonClient, TrytonUserError
+from crm2erp.connectors.tryton.common import Lookups
+from crm2erp.connectors.tryton.config import TrytonConfig
+from crm2erp.connectors.tryton.sales import SaleWriter
+from crm2erp.connectors.tryton.source import STREAM_MODELS, TrytonReader
+from crm2erp.connectors.tryton.target import PartyProductWriter
+from crm2erp.errors import ConfigError, FatalError
+
+WRITABLE = ("parties", "products", "sales")
+REQUIRED_MODELS = ("party.party", "product.product", "sale.sale", "account.invoice")
+
+
+class TrytonConnector(Connector):
+    """Tryton as a target (parties, products, sales) and a source (all five streams)."""
+
+    name = "tryton"
+    Config = TrytonConfig
+
+    def __init__(self, config: TrytonConfig, **client_options: Any):
+        super().__init__(config)
+        self.config: TrytonConfig = config
+        self.client = TrytonClient(config, **client_options)
+        lookups = Lookups(self.client)
+        self.reader = TrytonReader(self.client, config)
+        self.writer = PartyProductWriter(self.client, config, lookups)
+        self.sales = SaleWriter(self.client, config, lookups)
+
+    def check(self) -> None:
+        """Log in, load the user's context, and check the modules the streams need."""
+        ctx = self.client.context
+        if not ctx.get("company"):
+            raise ConfigError(f"Tryton user {self.config.username!r} has no current company; "
+                              "set one in Tryton or give `company:` in the connection")
+        found = self.client.model("ir.model", "search_read",
+                                  [("name", "in", list(REQUIRED_MODELS))], 0, None, None,
+                                  ["name"])
+        missing = sorted(set(REQUIRED_MODELS) - {m["name"] for m in found})
+        if missing:
+            raise FatalError(f"Tryton database {self.config.database!r} lacks "
+                             f"{', '.join(missing)}; activate the modules sale and "
+                             "account_invoice (trytond-admin -u sale --activate-dependencies)")
+
+    def streams(self) -> Sequence[StreamInfo]:
+        return [StreamInfo(name=name,
+                           key=(self.config.party.key_field if name == "parties" else key,),
+                           cursor_field="updated_at", writable=name in WRITABLE)
+                for name, (_, key, _, _) in STREAM_MODELS.items()]
+
+    def read(self, stream: str, since: Cursor | None = None, *,
+             batch_size: int = 500) -> Iterator[Batch]:
+        self.stream(stream)
+        return self.reader.read(stream, since, batch_size)
+
+    def _writable(self, stream: str) -> None:
+        if not self.stream(stream).writable:
+            raise ConfigError(f"Tryton stream {stream!r} is read-only; write to one of "
+                              f"{', '.join(WRITABLE)}")
+
+    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        self._writable(stream)
+        if not rows:
+            return []
+        if stream == "sales":
+            return self.sales.upsert(rows)
+        if stream == "parties":
+            return self.writer.upsert_parties(rows)
+        return self.writer.upsert_products(rows)
+
+    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
+        self._writable(stream)
+        keys = [str(k) for k in keys]
+        if stream == "sales":
+            return self.sales.existing(keys)
+        return self.writer.lookup(stream, keys)
+
+    def delete(self, stream: str, keys: Sequence[str],
+               mode: DeleteMode) -> Sequence[WriteResult]:
+        """Parties/products: archive, or delete falling back to archive. Sales: cancel."""
+        self._writable(stream)
+        keys = [str(k) for k in keys]
+        if stream != "sales":
+            return self.writer.delete(stream, keys, mode)
+        return self._delete_sales(keys, mode)
+
+    def _delete_sales(self, keys: Sequence[str], mode: DeleteMode) -> list[WriteResult]:
+        found = self.sales.existing(keys)
+        results = []
+        for key in keys:
+            sale = found.get(key)
+            if sale is None or mode is DeleteMode.IGNORE or sale["state"] == "cancelled":
+                results.append(WriteResult(key, WriteAction.UNCHANGED,
+                                           str(sale["id"]) if sale else None))
+                continue
+            try:
+                if sale["state"] == "quotation":
+                    self.client.model("sale.sale", "draft", [sale["id"]])
+                self.client.model("sale.sale", "cancel", [sale["id"]])
+                if mode is DeleteMode.DELETE:
+                    self.client.model("sale.sale", "delete", [sale["id"]])
+                results.append(WriteResult(key, WriteAction.UPDATED, str(sale["id"])))
+            except TrytonUserError as exc:
+                results.append(WriteResult(key, WriteAction.FAILED, str(sale["id"]),
+                                           error=f"sale {key!r} is {sale['state']}: {exc}"))
+        return results
+
+    def close(self) -> None:
+        self.client.close()

@@ -33,6 +33,7 @@ def crm_tables(meta: sa.MetaData) -> dict[str, sa.Table]:
             sa.Column("vat_id", sa.String(40)),
             sa.Column("currency", sa.String(10)),
             sa.Column("segment", sa.String(40)),
+            sa.Column("erp_customer_no", sa.String(20)),
             stamp()),
         "contacts": sa.Table(
             "contacts", meta,

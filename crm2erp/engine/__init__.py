@@ -55,6 +55,8 @@ class Engine:
                                          system=flow.target.connection),
                 source=self.pool.get(flow.source.connection),
                 target=self.pool.get(flow.target.connection),
+                write_back=(self.pool.get(flow.write_back.connection)
+                            if flow.write_back else None),
                 store=self.store)
         runner = self._runners[flow_name]
         runner.progress = progress

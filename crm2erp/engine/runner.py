@@ -104,8 +104,9 @@ class FlowRunner:
     """Runs one flow of a project against its connections and the state store."""
 
     def __init__(self, flow, *, inbound, outbound, source, target, store,
-                 progress: Callable[[RunResult], None] | None = None):
+                 write_back=None, progress: Callable[[RunResult], None] | None = None):
         self.flow = flow
+        self.write_back = write_back
         self.inbound = inbound
         self.outbound = outbound
         self.source = source
@@ -218,15 +219,19 @@ class FlowRunner:
             self._describe(to_write, result)
         elif to_write:
             self._write(to_write, counts, commit)
+        if self.write_back is not None and not dry_run:
+            self._write_back(items, counts, commit)
         if cursor is not None and not dry_run:
             current = self.store.get_watermark(self.flow.flow, self.mark_stream)
             commit.watermark = (self.mark_stream, later_cursor(current, cursor))
+        extra = Counter({k: counts.pop(k) for k in list(counts) if k not in COUNTERS})
         if not dry_run:
             outcome = self.store.commit_batch(commit)
             result.new_dead_letters += _new_dead_letters(outcome, commit)
         else:
             result.new_dead_letters += len(commit.dead_letters)
         result.counts.update(counts)
+        result.counts.update(extra)
 
     def _canonical(self, rows: list[Row], counts: Counter, commit: BatchCommit) -> list[Item]:
         """Map inbound, give the canonical id and validate; failures are dead letters."""
@@ -294,6 +299,7 @@ class FlowRunner:
         for item in items:
             entry = last.get(item.canonical_id)
             if entry is not None and entry.payload_hash == item.hash:
+                item.target_id = entry.external_id
                 counts["unchanged"] += 1
                 commit.resolved_keys.append(item.source_key)
                 commit.xref.append(self._source_xref(item))
@@ -309,13 +315,40 @@ class FlowRunner:
                            outcome.error or "refused by the target", item.source_row)
                 continue
             counts[outcome.action.value] += 1
-            target_id = str(outcome.target_id or outcome.key)
+            target_id = item.target_id = str(outcome.target_id or outcome.key)
             commit.resolved_keys.append(item.source_key)
             commit.xref.append(self._source_xref(item))
             commit.xref.append(XrefUpsert(self.flow.entity, self.target_system, target_id,
                                           item.canonical_id, item.hash))
             self.resolver.remember(self.flow.entity, self.target_system, target_id,
                                    item.canonical_id)
+
+    def _write_back(self, items: list[Item], counts: Counter, commit: BatchCommit) -> None:
+        """Write the target's id onto the source record where it is missing or stale.
+
+        Decided by comparing the source row's field with the target id, so it
+        is idempotent and heals itself: a write-back that failed is tried
+        again the next time the record is read.
+        """
+        spec = self.flow.write_back
+        key_fields = self.write_back.stream(spec.stream).key
+        pending = [i for i in items if i.target_id is not None
+                   and str(i.source_row.get(spec.field) or "") != i.target_id]
+        if not pending:
+            return
+        rows = [{**{k: i.source_row.get(k) for k in key_fields}, spec.field: i.target_id}
+                for i in pending]
+        outcomes = self.write_back.update(spec.stream, rows)
+        for item, outcome in zip(pending, outcomes, strict=True):
+            if outcome.ok:
+                counts["written_back"] += 1
+                continue
+            if item.source_key in commit.resolved_keys:
+                commit.resolved_keys.remove(item.source_key)
+            self._hold(commit, counts, "write_back", item.source_key,
+                       f"written to {self.target_system!r} as {item.target_id}, but the "
+                       f"write-back to {spec.connection}.{spec.stream}.{spec.field} failed: "
+                       f"{outcome.error}", item.source_row)
 
     def _source_xref(self, item: Item) -> XrefUpsert:
         return XrefUpsert(self.flow.entity, self.source_system, item.source_key,

@@ -32,6 +32,7 @@ class Item:
     record: Any                       # the validated canonical model instance
     target_row: Row | None = None
     target_key: str | None = None
+    target_id: str | None = None
     hash: str | None = None
     notes: dict[str, Any] = field(default_factory=dict)
 

@@ -101,8 +101,9 @@ def _read_connections(
     for name in parsed.connections:
         raw = dict(doc.data["connections"][name])
         conn_type = raw.pop("type")
+        conn_id = raw.pop("airflow_conn_id", None)  # used by crm2erp.orchestration only
         line = doc.keys.get(("connections", name), (None, None))[0]
-        out[name] = ConnectionSpec(name, conn_type, raw, path.resolve(), line)
+        out[name] = ConnectionSpec(name, conn_type, raw, path.resolve(), line, conn_id)
     return out, []
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "Endpoint",
     "Incremental",
     "WriteBack",
+    "Schedule",
     "FlowSpec",
     "ConnectionEntry",
     "ConnectionsFile",
@@ -230,6 +231,17 @@ class WriteBack(_Strict):
     field: str = Field(min_length=1)
 
 
+class Schedule(_Strict):
+    """Run when other flows have produced, instead of by the clock.
+
+    ``assets`` names flows (or full asset URIs such as ``crm2erp://flow/x``);
+    under Airflow the flow's DAG is scheduled on those flows' assets, so a
+    return flow runs right after the flow it follows has written.
+    """
+
+    assets: list[str] = Field(min_length=1)
+
+
 class FlowSpec(_WithFile):
     flow: Name
     description: str = ""
@@ -241,7 +253,8 @@ class FlowSpec(_WithFile):
     delete_policy: Literal["ignore", "archive", "delete"] = "ignore"
     depends_on: list[Name] = Field(default_factory=list)
     write_back: WriteBack | None = None
-    schedule: str | None = None
+    schedule: str | Schedule | None = Field(
+        default=None, description="cron or preset ('@hourly'), or {assets: [flow, ...]}")
     tags: list[str] = Field(default_factory=list)
     owner: str | None = None
     enabled: bool = True
@@ -273,6 +286,9 @@ class ConnectionEntry(BaseModel):
 
     model_config = ConfigDict(extra="allow")
     type: Name
+    airflow_conn_id: str | None = Field(
+        default=None, description="under Airflow, take the settings (credentials) from this "
+        "Airflow Connection instead of the ${ENV} values")
 
 
 class ConnectionsFile(_Strict):
@@ -286,3 +302,4 @@ class ConnectionSpec:
     settings: dict[str, Any] = field(default_factory=dict)
     source_file: Path | None = None
     line: int | None = None
+    airflow_conn_id: str | None = None

@@ -223,18 +223,23 @@ class ClusteringConfig(_Model):
 
 
 class EMConfig(_Model):
-    """Unsupervised estimation (Splink's recipe): u from random pairs, m and lambda by EM.
+    """Unsupervised estimation of m, u and lambda on the candidate pairs, without labels.
 
-    u of an exact level comes from value frequencies; the lower levels' u from
-    ``min(u_sample_size, max(10_000, 10 * records))`` random pairs. ``fix_u:
-    false`` lets EM re-estimate u on the candidate pairs too (classic ECM).
+    u starts from random pairs (the exact level from value frequencies, the
+    lower levels from ``min(u_sample_size, max(10_000, 10 * records))`` random
+    pairs); EM then estimates m and lambda, and - unless ``fix_u`` - refines u
+    on the candidate pairs too. Refining is the default: non-matches that passed
+    blocking agree far more often than random pairs on the blocked fields and on
+    fields correlated with them (city and postal code), and with u held at
+    the random-pair values EM can mistake "same block" for "same entity".
+    ``fix_u: true`` is Splink's recipe (u only from random pairs).
     """
 
     u_sample_size: int = Field(50_000, ge=1000)
     max_iterations: int = Field(50, ge=1)
     tolerance: float = Field(1e-5, gt=0)
     seed: int = 42
-    fix_u: bool = True
+    fix_u: bool = False
 
 
 class SurvivorshipConfig(_Model):

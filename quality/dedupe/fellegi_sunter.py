@@ -55,7 +55,9 @@ class FSParams:
 
 
 def _normalise(p: np.ndarray) -> np.ndarray:
-    p = np.clip(p, _EPS, None)
+    """Counts or weights to probabilities, none below 1e-6 (no infinite weights)."""
+    total = p.sum()
+    p = np.clip(p / total if total > 0 else np.ones_like(p) / len(p), _EPS, None)
     return p / p.sum()
 
 

@@ -103,12 +103,11 @@ class Matcher:
         """The configuration with the estimated m, u and lambda written in (to save as YAML)."""
         if self.params is None:
             raise RuntimeError("fit() the matcher before exporting its parameters")
-        comparisons = [c.model_copy(update={"m": [round(float(x), 8) for x in m],
-                                            "u": [round(float(x), 8) for x in u]})
+        comparisons = [c.model_copy(update={"m": [_sig(x) for x in m], "u": [_sig(x) for x in u]})
                        for c, m, u in zip(self.config.comparisons, self.params.m, self.params.u,
                                           strict=True)]
         return self.config.model_copy(update={"comparisons": comparisons,
-                                              "lambda_": round(self.params.lambda_, 8)})
+                                              "lambda_": _sig(self.params.lambda_)})
 
     # -- public runs --------------------------------------------------------------------
     def dedupe(self, records: Records, *, rejected: Iterable[Collection[Any]] = ()) -> MatchResult:
@@ -259,6 +258,11 @@ class _Batch:
                     continue
                 out.append((i, j) if self.link else (min(i, j), max(i, j)))
         return out
+
+
+def _sig(value: float) -> float:
+    """Seven significant digits: readable YAML, no tiny probability rounded to 0."""
+    return float(f"{float(value):.7g}")
 
 
 def _index_ids(cfg: MatchConfig, records: Records, side: str) -> dict[Any, int]:

@@ -251,14 +251,15 @@ def test_children_are_replaced_with_the_parent(db):
 def test_delete_modes(db):
     url, tables, connect = db
     conn = connect()
-    conn.upsert("customers", [{"crm_ref": r, "name": r} for r in ("C-1", "C-2", "C-3")])
-    ignored = conn.delete("customers", ["C-1"], DeleteMode.IGNORE)
+    written = conn.upsert("customers", [{"crm_ref": r, "name": r} for r in ("C-1", "C-2", "C-3")])
+    ids = {w.key: w.target_id for w in written}     # delete takes target ids
+    ignored = conn.delete("customers", [ids["C-1"]], DeleteMode.IGNORE)
     assert ignored[0].action is WriteAction.UNCHANGED
-    archived = conn.delete("customers", ["C-1", "C-9"], DeleteMode.ARCHIVE)
+    archived = conn.delete("customers", [ids["C-1"], "999999"], DeleteMode.ARCHIVE)
     assert [r.action for r in archived] == [WriteAction.UPDATED, WriteAction.UNCHANGED]
     active = dict(fetch(url, "SELECT crm_ref, active FROM customers"))
     assert [bool(active[k]) for k in ("C-1", "C-2", "C-3")] == [False, True, True]
-    deleted = conn.delete("customers", ["C-2"], DeleteMode.DELETE)
+    deleted = conn.delete("customers", [ids["C-2"]], DeleteMode.DELETE)
     assert deleted[0].action is WriteAction.UPDATED
     assert sorted(fetch(url, "SELECT crm_ref FROM customers")) == [("C-1",), ("C-3",)]
     conn.upsert("opportunities", [{"id": 1, "lines": [{"line_no": 1, "sku": "A"}]}])
@@ -266,6 +267,17 @@ def test_delete_modes(db):
     assert fetch(url, "SELECT COUNT(*) FROM deal_lines") == [(0,)]
     with pytest.raises(ConfigError, match="archive"):
         conn.delete("accounts", ["1"], DeleteMode.ARCHIVE)
+
+
+def test_update_sets_fields_of_existing_rows_only(db):
+    url, tables, connect = db
+    conn = connect()
+    conn.upsert("customers", [{"crm_ref": "C-1", "name": "One"}])
+    results = conn.update("customers", [{"crm_ref": "C-1", "name": "Uno"},
+                                        {"crm_ref": "C-404", "name": "Nobody"}])
+    assert [r.action for r in results] == [WriteAction.UPDATED, WriteAction.FAILED]
+    assert "C-404" in results[1].error
+    assert sorted(fetch(url, "SELECT crm_ref, name FROM customers")) == [("C-1", "Uno")]
 
 
 # -- configuration and errors ------------------------------------------------

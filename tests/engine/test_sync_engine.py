@@ -200,3 +200,21 @@ def test_partitions_split_the_work_without_loss_or_overlap(account, systems, eng
     assert engine.store.get_watermark("accounts", "accounts#p2of3") is not None
     with pytest.raises(Exception, match="no partition 3"):
         engine.run("accounts", partition=3)
+
+
+def test_write_back_puts_the_target_id_on_the_source_record(account, systems, engine_for):
+    with systems.crm.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE accounts ADD COLUMN erp_no VARCHAR(20)"))
+    flow = (systems.project / "accounts.flow.yaml").read_text()
+    (systems.project / "accounts.flow.yaml").write_text(
+        flow + "write_back: {connection: crm, stream: accounts, field: erp_no}\n")
+    systems.add_accounts(account(1), account(2, email="bad@@x"), account(3))
+    engine = engine_for(systems)
+    result = engine.run("accounts")
+    assert result.counts["written_back"] == 2
+    with systems.crm.connect() as conn:
+        back = dict(conn.execute(sa.text("SELECT id, erp_no FROM accounts")).all())
+    ids = {r["name"]: str(r["id"]) for r in systems.erp_rows()}
+    assert back == {"A001": ids["Company 1"], "A002": None, "A003": ids["Company 3"]}
+    again = engine.run("accounts", mode="full_refresh")
+    assert again.counts["written_back"] == 0 and again.changed == 0

@@ -114,7 +114,7 @@ def test_em_recovers_known_m_and_lambda():
     u_hat = estimate_u(random_sample, n_levels)
     for est, true in zip(u_hat, u, strict=True):
         assert np.allclose(est, true, atol=0.01)
-    params = expectation_maximisation(blocked, n_levels, u_hat, max_iterations=200)
+    params = expectation_maximisation(blocked, n_levels, u_hat, fix_u=True, max_iterations=200)
     assert abs(params.lambda_ - 0.3) < 0.02
     for est, true in zip(params.m, m, strict=True):
         assert np.allclose(est, true, atol=0.03), (est, true)
@@ -133,3 +133,17 @@ def test_em_keeps_fixed_m():
     params = expectation_maximisation(gamma, [2, 2], u, fixed, fixed_m=[True, False])
     assert params.m[0].tolist() == [0.6, 0.4]
     assert params.m[1][0] != 0.5
+
+
+def test_em_with_free_u_recovers_m_u_and_lambda():
+    m = [np.array([0.85, 0.1, 0.05]), np.array([0.9, 0.1]), np.array([0.7, 0.2, 0.1]),
+         np.array([0.95, 0.05])]
+    u = [np.array([0.01, 0.04, 0.95]), np.array([0.2, 0.8]), np.array([0.005, 0.02, 0.975]),
+         np.array([0.05, 0.95])]
+    blocked = synthetic(40_000, 0.3, m, u, 0.0, seed=8)
+    start_u = [np.full(len(x), 1 / len(x)) for x in u]  # deliberately poor start
+    params = expectation_maximisation(blocked, [3, 2, 3, 2], start_u, fix_u=False,
+                                      max_iterations=500, tolerance=1e-7)
+    assert abs(params.lambda_ - 0.3) < 0.02
+    for est, true in zip(params.m + params.u, m + u, strict=True):
+        assert np.allclose(est, true, atol=0.03), (est, true)

@@ -174,3 +174,10 @@ def test_deterministic_links_come_first_and_constrain_later_merges(matcher):
     got = decisions(matcher.dedupe(people))
     assert got[frozenset(("a1", "a3"))] == ("merge", "rule:tax_id")
     assert got[frozenset(("a1", "a2"))] == ("review", "chain_guard")
+
+
+def test_empty_and_single_record_batches(matcher):
+    assert len(matcher.dedupe([])) == 0
+    single = matcher.dedupe([PEOPLE[0]])
+    assert single.clusters == [] and single.counts()["merge"] == 0
+    assert matcher.link([], [PEOPLE[0]]).links() == {}

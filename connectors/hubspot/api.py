@@ -1,0 +1,89 @@
+"""HubSpot specifics on top of the shared HTTP client: error mapping and rate limits.
+
+HubSpot answers errors as ``{"status": "error", "message", "category",
+"correlationId", ...}``; a 429 adds ``errorType: RATE_LIMIT`` and the
+``policyName`` of the limit that was hit. ``TEN_SECONDLY_ROLLING`` (and the
+per-second search limit) clears within seconds, so it is retried; ``DAILY``
+means the portal's daily quota is gone and retrying today is pointless.
+Every authenticated answer carries ``X-HubSpot-RateLimit-*`` headers, which
+:func:`parse_rate_headers` reads so the connector can report usage.
+"""
+
+from __future__ import annotations
+
+__all__ = ["error_mapper", "parse_rate_headers", "build_client", "hubspot_error"]
+
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from crm2erp.connectors.hubspot.config import HubSpotConfig
+from crm2erp.errors import FatalError, RetriableError
+from crm2erp.http import HttpClient, build_auth
+from crm2erp.http.retry import parse_retry_after
+
+log = logging.getLogger(__name__)
+_HEADERS = {"daily": "X-HubSpot-RateLimit-Daily",
+            "daily_remaining": "X-HubSpot-RateLimit-Daily-Remaining",
+            "interval_ms": "X-HubSpot-RateLimit-Interval-Milliseconds",
+            "max": "X-HubSpot-RateLimit-Max",
+            "remaining": "X-HubSpot-RateLimit-Remaining"}
+
+
+def hubspot_error(resp: requests.Response) -> dict[str, Any]:
+    """The HubSpot error body of ``resp`` (empty dict when it is not one)."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) and ("message" in body or "status" in body) else {}
+
+
+def parse_rate_headers(resp: requests.Response | None) -> dict[str, int]:
+    """The ``X-HubSpot-RateLimit-*`` headers of ``resp`` as ints (missing ones left out)."""
+    out: dict[str, int] = {}
+    if resp is None:
+        return out
+    for name, header in _HEADERS.items():
+        try:
+            out[name] = int(resp.headers[header])
+        except (KeyError, ValueError):
+            continue
+    return out
+
+
+def error_mapper(resp: requests.Response) -> Exception | None:
+    """Claim the HubSpot errors the generic client cannot interpret."""
+    body = hubspot_error(resp)
+    message = body.get("message") or resp.text[:300]
+    where = f"{resp.request.method} {urlsplit(resp.url).path}" if resp.request else resp.url
+    if resp.status_code == 429:
+        policy = str(body.get("policyName") or "")
+        if policy.upper() == "DAILY":
+            limits = parse_rate_headers(resp)
+            shown = f" ({limits['daily']} calls a day)" if "daily" in limits else ""
+            return FatalError(
+                f"HubSpot: the portal's daily API limit is used up{shown}. Nothing was lost: "
+                "the watermark stays at the last committed batch - run the flow again after "
+                "midnight in the portal's time zone, or buy the API limit increase add-on.")
+        wait = parse_retry_after(resp.headers.get("Retry-After"))
+        if wait is None:
+            interval = parse_rate_headers(resp).get("interval_ms")
+            wait = interval / 1000 if interval else 1.0
+        return RetriableError(f"HubSpot {where}: rate limited ({policy or 'burst'}): {message}",
+                              retry_after=wait)
+    if resp.status_code == 400 and urlsplit(resp.url).path.endswith("/batch/upsert"):
+        return None  # the writer turns a refused batch into per-row failures
+    if resp.status_code in (400, 404, 409) and body:
+        return FatalError(f"HubSpot refused {where}: {body.get('category', 'error')}: "
+                          f"{message}. Check the connection's stream config (object_type, "
+                          "properties, id_property) and the private app's scopes.")
+    return None
+
+
+def build_client(config: HubSpotConfig, **kwargs: Any) -> HttpClient:
+    return HttpClient(config.http_settings(), base_url=config.base_url,
+                      auth=build_auth(config.auth), error_mapper=error_mapper,
+                      name="hubspot", **kwargs)

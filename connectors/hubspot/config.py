@@ -1,0 +1,128 @@
+"""HubSpot connection settings (what users write in ``connections.yaml``).
+
+Example::
+
+    type: hubspot
+    auth: {type: bearer, token: ${HUBSPOT_PRIVATE_APP_TOKEN}}
+    rate_limit: {requests_per_second: 10, burst: 10}
+    streams:
+      companies: {properties: [name, domain, phone, city, country], id_property: erp_id}
+
+Auth is a private app access token (``auth: {type: bearer, ...}``). Leaving
+``streams`` out gives the five standard streams below; giving a stream
+replaces that stream's defaults.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HubSpotStreamConfig", "HubSpotConfig", "DEFAULT_STREAMS", "RESERVED_FIELDS"]
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from crm2erp.http.config import HttpConnectionConfig
+
+_NAME = re.compile(r"^[a-z0-9_]+$")
+# keys of a read row that are not HubSpot properties (never sent back on writes)
+RESERVED_FIELDS = frozenset({"id", "createdAt", "updatedAt", "archived", "archivedAt",
+                             "associations"})
+
+
+class HubSpotStreamConfig(BaseModel):
+    """One stream: a CRM object type, the properties to read, the unique property for writes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    object_type: str
+    properties: list[str]
+    cursor_property: str = "hs_lastmodifieddate"
+    id_property: str | None = Field(
+        None, description="A property with unique values (hasUniqueValue) to upsert on.")
+    associations: list[str] = Field(
+        default_factory=list, description="Object types whose associated ids are read "
+        "(v4 associations batch read) into row['associations'][type].")
+    track_deletes: bool = True
+    children: list[str] = Field(default_factory=list)
+
+    @field_validator("object_type", "cursor_property", "id_property")
+    @classmethod
+    def _name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a HubSpot internal name (lower case, digits, _)")
+        return value
+
+    @model_validator(mode="after")
+    def _needed(self) -> HubSpotStreamConfig:
+        bad = [p for p in self.properties if not _NAME.match(p)]
+        if bad:
+            raise ValueError(f"properties {bad} are not HubSpot internal property names "
+                             "(use the internal name, not the label)")
+        for needed in ("hs_object_id", self.cursor_property, self.id_property):
+            if needed and needed not in self.properties:
+                self.properties.append(needed)
+        self.properties = list(dict.fromkeys(self.properties))
+        return self
+
+
+_ADDRESS = ["address", "city", "zip", "country"]
+DEFAULT_STREAMS: dict[str, dict] = {
+    "companies": {"object_type": "companies", "id_property": "erp_id",
+                  "children": ["contacts", "deals"],
+                  "properties": ["name", "domain", "phone", "industry", *_ADDRESS,
+                                 "annualrevenue", "numberofemployees", "erp_id"]},
+    "contacts": {"object_type": "contacts", "id_property": "email",
+                 "cursor_property": "lastmodifieddate", "associations": ["companies"],
+                 "properties": ["firstname", "lastname", "email", "phone", "jobtitle",
+                                "associatedcompanyid"]},
+    "deals": {"object_type": "deals", "id_property": "erp_id",
+              "associations": ["companies", "line_items"], "children": ["line_items"],
+              "properties": ["dealname", "dealstage", "pipeline", "amount", "closedate",
+                             "deal_currency_code", "hs_deal_stage_probability", "erp_id"]},
+    "line_items": {"object_type": "line_items", "associations": ["deals"],
+                   "properties": ["name", "hs_product_id", "hs_sku", "quantity", "price",
+                                  "amount", "discount"]},
+    "products": {"object_type": "products", "id_property": "erp_id",
+                 "properties": ["name", "hs_sku", "description", "price",
+                                "hs_recurring_billing_period", "erp_id"]},
+}
+
+
+def _default_streams() -> dict[str, HubSpotStreamConfig]:
+    return {name: HubSpotStreamConfig.model_validate(spec)
+            for name, spec in DEFAULT_STREAMS.items()}
+
+
+class HubSpotConfig(HttpConnectionConfig):
+    """Settings of one HubSpot portal connection."""
+
+    type: Literal["hubspot"] | None = None
+    base_url: str = "https://api.hubapi.com"
+    page_size: int = Field(200, ge=1, le=200, description="Search page size (max 200).")
+    list_page_size: int = Field(100, ge=1, le=100)
+    search_cap: int = Field(10_000, ge=1, description="HubSpot serves at most this many "
+                            "results per search; longer reads restart from the last timestamp.")
+    search_requests_per_second: float | None = Field(
+        4.0, gt=0, description="Client-side limit for search calls (HubSpot allows 4/s "
+        "per portal, below the general burst limit); null turns it off.")
+    full_read: Literal["search", "list"] = Field(
+        "search", description="'list' reads full refreshes through the list endpoint "
+        "(id order, watermark set at the end) instead of search.")
+    write_batch_size: int = Field(100, ge=1, le=100)
+    streams: dict[str, HubSpotStreamConfig] = Field(default_factory=_default_streams)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("base_url must look like https://api.hubapi.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _children_exist(self) -> HubSpotConfig:
+        for name, stream in self.streams.items():
+            if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
+                raise ValueError(f"stream name {name!r} must be letters, digits and _")
+            stream.children = [c for c in stream.children if c in self.streams]
+        return self

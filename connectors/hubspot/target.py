@@ -1,0 +1,146 @@
+"""Writing to HubSpot: batch upsert on a unique property.
+
+``POST /crm/v3/objects/{type}/batch/upsert`` takes up to 100 inputs
+``{"id": <unique value>, "idProperty": <property>, "properties": {...}}``
+and creates or updates by that value, so a retried batch finds what the
+first attempt created. Each input carries an ``objectWriteTraceId`` (its
+position), which turns on HubSpot's multi-status answers: a 207 lists the
+records written (``new`` says created or updated) and, per refused input,
+an error naming its trace id. Refused inputs become
+``WriteResult(FAILED, error)``; the rest of the batch is still written.
+HubSpot property values are strings on the wire, so values are sent as text.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HubSpotWriter", "wire_value"]
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
+from crm2erp.errors import ConfigError, FatalError
+from crm2erp.http import HttpClient, decode_json
+
+
+def wire_value(value: Any) -> Any:
+    """A Python value as HubSpot wants a property value (text; dates as ISO)."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, int | float | Decimal):
+        return str(value)
+    if isinstance(value, list | tuple | set):
+        return ";".join(str(v) for v in value)  # multi-select checkboxes
+    raise TypeError(f"cannot send {type(value).__name__} as a HubSpot property value")
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    parts = [f"{error.get('category', 'ERROR')}: {error.get('message', 'no message')}"]
+    for detail in error.get("errors") or []:
+        if isinstance(detail, Mapping) and detail.get("message"):
+            parts.append(str(detail["message"]))
+    return " - ".join(parts)
+
+
+class HubSpotWriter:
+    def __init__(self, client: HttpClient, config: HubSpotConfig):
+        self.client, self.config = client, config
+
+    @staticmethod
+    def _id_property(name: str, stream: HubSpotStreamConfig) -> str:
+        if not stream.id_property:
+            raise ConfigError(f"HubSpot stream {name!r} has no id_property; set one (a "
+                              "property with unique values, such as erp_id) to write to it")
+        return stream.id_property
+
+    def upsert(self, name: str, stream: HubSpotStreamConfig,
+               rows: Sequence[Row]) -> list[WriteResult]:
+        id_prop = self._id_property(name, stream)
+        results: list[WriteResult | None] = [None] * len(rows)
+        pending: list[tuple[int, Row]] = []
+        for i, row in enumerate(rows):
+            key = row.get(id_prop)
+            if key in (None, ""):
+                results[i] = WriteResult("", WriteAction.FAILED, error=f"{id_prop} is empty: "
+                                         "the unique id property is required to upsert")
+            else:
+                pending.append((i, row))
+        size = self.config.write_batch_size
+        for start in range(0, len(pending), size):
+            chunk = pending[start:start + size]
+            for i, result in zip((i for i, _ in chunk),
+                                 self._send(stream, id_prop, chunk), strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def _send(self, stream: HubSpotStreamConfig, id_prop: str,
+              chunk: list[tuple[int, Row]]) -> list[WriteResult]:
+        inputs = []
+        for trace, (_, row) in enumerate(chunk):
+            props = {k: wire_value(v) for k, v in row.items() if k not in RESERVED_FIELDS}
+            inputs.append({"id": wire_value(row[id_prop]), "idProperty": id_prop,
+                           "objectWriteTraceId": str(trace), "properties": props})
+        resp = self.client.request("POST", f"/crm/v3/objects/{stream.object_type}/batch/upsert",
+                                   json={"inputs": inputs})
+        keys = [str(row[id_prop]) for _, row in chunk]
+        if resp.status_code == 400:
+            body = decode_json(resp) if resp.content else {}
+            reason = _describe(body) if isinstance(body, Mapping) else resp.text[:300]
+            return [WriteResult(k, WriteAction.FAILED, error=f"batch refused: {reason}")
+                    for k in keys]
+        if resp.status_code >= 400:
+            raise FatalError(f"HubSpot upsert into {stream.object_type} failed with HTTP "
+                             f"{resp.status_code}: {resp.text[:300]}")
+        body = decode_json(resp)
+        done: dict[int, WriteResult] = {}
+        by_key = {str(k).lower(): n for n, k in enumerate(keys)}
+        for result in body.get("results") or []:
+            trace = result.get("objectWriteTraceId")
+            value = (result.get("properties") or {}).get(id_prop)
+            n = int(trace) if trace not in (None, "") else by_key.get(str(value).lower())
+            if n is None or not 0 <= n < len(keys):
+                continue
+            action = WriteAction.CREATED if result.get("new") else WriteAction.UPDATED
+            done[n] = WriteResult(keys[n], action, target_id=str(result["id"]))
+        for error in body.get("errors") or []:
+            traces = (error.get("context") or {}).get("objectWriteTraceId") or []
+            for trace in traces:
+                n = int(trace)
+                if 0 <= n < len(keys) and n not in done:
+                    done[n] = WriteResult(keys[n], WriteAction.FAILED, error=_describe(error))
+        return [done.get(n) or WriteResult(k, WriteAction.FAILED,
+                                           error="HubSpot reported no result for this input")
+                for n, k in enumerate(keys)]
+
+    def lookup(self, name: str, stream: HubSpotStreamConfig,
+               keys: Sequence[str]) -> Mapping[str, Row]:
+        """Current records by unique property value (``batch/read`` with ``idProperty``)."""
+        id_prop = self._id_property(name, stream)
+        wanted = list(dict.fromkeys(str(k) for k in keys))
+        found: dict[str, Row] = {}
+        for start in range(0, len(wanted), 100):
+            chunk = wanted[start:start + 100]
+            resp = self.client.request(
+                "POST", f"/crm/v3/objects/{stream.object_type}/batch/read",
+                json={"idProperty": id_prop, "properties": stream.properties,
+                      "inputs": [{"id": k} for k in chunk]})
+            if resp.status_code >= 400 and resp.status_code != 404:
+                raise FatalError(f"HubSpot batch read of {stream.object_type} failed with "
+                                 f"HTTP {resp.status_code}: {resp.text[:300]}")
+            if resp.status_code == 404:
+                continue
+            for record in decode_json(resp).get("results") or []:
+                props = record.get("properties") or {}
+                found[str(props.get(id_prop))] = {"id": str(record["id"]), **props}
+        return found

@@ -1,0 +1,184 @@
+"""Odoo connection settings (what users write in ``connections.yaml``).
+
+Example::
+
+    type: odoo
+    url: https://mycompany.odoo.com
+    database: mycompany
+    username: integration@mycompany.com
+    password: ${ODOO_API_KEY}          # an API key (Preferences > Account Security)
+    page_size: 500
+    rate_limit: {requests_per_second: 5, burst: 10}
+    streams:                            # optional: the defaults below are used otherwise
+      customers: {model: res.partner, key_field: ref, domain: [[is_company, "=", true]],
+                  fields: [name, ref, email, phone, vat]}
+
+One connection can serve the CRM side (``companies``, ``persons``,
+``opportunities``, ``products``) and the ERP side (``customers``,
+``sale_orders``, ``invoices``) of the same database; each flow names the
+stream it reads or writes.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OdooConfig", "OdooStreamConfig", "ChildConfig", "ReferenceConfig",
+           "DEFAULT_STREAMS"]
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from crm2erp.http.config import HttpConnectionConfig
+
+_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+_MODEL = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReferenceConfig(_Strict):
+    """Resolve a code to a many2one id on write: ``country_code: DE`` -> ``country_id: 57``.
+
+    The row's field (the key of ``references``) is removed and ``field`` is set
+    to the id of the ``model`` record whose ``by`` field equals the value. A
+    code that matches nothing makes that one record fail with a clear message.
+    """
+
+    field: str
+    model: str
+    by: str = "name"
+
+
+class ChildConfig(_Strict):
+    """A one2many field read as a list of dicts and written with x2many commands."""
+
+    model: str
+    fields: list[str]
+    references: dict[str, ReferenceConfig] = Field(default_factory=dict)
+
+
+class OdooStreamConfig(_Strict):
+    """One stream: a model, a domain filter, the fields read, the upsert key."""
+
+    model: str
+    fields: list[str]
+    domain: list[Any] = Field(default_factory=list)
+    key_field: str | None = Field(None, description="field upserts match on (ref, origin...); "
+                                  "None makes the stream read-only")
+    cursor_field: str = "write_date"
+    archived_as_deleted: bool = Field(
+        True, description="archived records (active=False) come back as deletions; "
+        "False reads them as rows (crm.lead: lost opportunities are archived)")
+    children: dict[str, ChildConfig] = Field(default_factory=dict)
+    references: dict[str, ReferenceConfig] = Field(default_factory=dict)
+    defaults: dict[str, Any] = Field(default_factory=dict,
+                                     description="values added to every created record")
+    confirm: bool = Field(False, description="call action_confirm on written draft records "
+                          "(sale.order)")
+
+    @field_validator("model")
+    @classmethod
+    def _model_name(cls, value: str) -> str:
+        if not _MODEL.match(value):
+            raise ValueError(f"{value!r} is not an Odoo model name (like res.partner)")
+        return value
+
+    @model_validator(mode="after")
+    def _fields(self) -> OdooStreamConfig:
+        bad = [f for f in self.fields if not _FIELD.match(f)]
+        if bad:
+            raise ValueError(f"fields {bad} are not Odoo field names (lower case, digits, _)")
+        needed = ["id", self.cursor_field, self.key_field, *self.children]
+        if self.archived_as_deleted or "active" in self.fields:
+            needed.append("active")
+        self.fields = list(dict.fromkeys([*self.fields, *(f for f in needed if f)]))
+        return self
+
+
+_PARTNER = ["name", "is_company", "parent_id", "ref", "vat", "email", "phone", "mobile",
+            "street", "street2", "zip", "city", "country_code", "website", "function",
+            "customer_rank", "lang", "comment"]
+_COUNTRY = {"country_code": {"field": "country_id", "model": "res.country", "by": "code"}}
+DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
+    # CRM side -------------------------------------------------------------
+    "companies": {"model": "res.partner", "fields": _PARTNER, "key_field": "ref",
+                  "domain": [["is_company", "=", True]], "references": _COUNTRY},
+    "persons": {"model": "res.partner", "fields": _PARTNER, "key_field": "ref",
+                "domain": [["is_company", "=", False], ["parent_id", "!=", False]],
+                "references": _COUNTRY},
+    "opportunities": {"model": "crm.lead", "archived_as_deleted": False,
+                      "domain": [["type", "=", "opportunity"]],
+                      "fields": ["name", "partner_id", "stage_id", "probability",
+                                 "expected_revenue", "currency_id", "date_deadline",
+                                 "won_status", "user_id", "active"]},
+    "products": {"model": "product.product", "key_field": "default_code",
+                 "fields": ["name", "default_code", "list_price", "currency_id", "type",
+                            "description_sale", "uom_id", "active"]},
+    # ERP side -------------------------------------------------------------
+    "customers": {"model": "res.partner", "fields": _PARTNER, "key_field": "ref",
+                  "domain": [["is_company", "=", True]], "references": _COUNTRY,
+                  "defaults": {"is_company": True, "customer_rank": 1}},
+    "sale_orders": {"model": "sale.order", "key_field": "origin", "confirm": True,
+                    "archived_as_deleted": False,
+                    "fields": ["name", "origin", "client_order_ref", "partner_id",
+                               "date_order", "state", "currency_id", "amount_untaxed",
+                               "amount_total", "order_line"],
+                    "children": {"order_line": {
+                        "model": "sale.order.line",
+                        "fields": ["sequence", "product_id", "name", "product_uom_qty",
+                                   "price_unit", "discount", "price_subtotal"],
+                        "references": {"product_code": {"field": "product_id",
+                                                        "model": "product.product",
+                                                        "by": "default_code"}}}}},
+    "invoices": {"model": "account.move", "archived_as_deleted": False,
+                 "domain": [["move_type", "=", "out_invoice"]],
+                 "fields": ["name", "move_type", "partner_id", "invoice_date",
+                            "invoice_date_due", "invoice_origin", "state", "payment_state",
+                            "currency_id", "amount_untaxed", "amount_tax", "amount_total",
+                            "amount_residual", "invoice_line_ids"],
+                 "children": {"invoice_line_ids": {
+                     "model": "account.move.line",
+                     "fields": ["sequence", "product_id", "name", "quantity", "price_unit",
+                                "price_subtotal"]}}},
+}
+
+
+def _default_streams() -> dict[str, OdooStreamConfig]:
+    return {name: OdooStreamConfig.model_validate(spec) for name, spec in DEFAULT_STREAMS.items()}
+
+
+class OdooConfig(HttpConnectionConfig):
+    """Settings of one Odoo database connection (JSON-RPC on ``/jsonrpc``).
+
+    ``auth`` (from the HTTP base) stays ``none`` for Odoo itself: Odoo's
+    credentials travel inside every JSON-RPC call. It can still carry a
+    reverse proxy's basic auth.
+    """
+
+    type: Literal["odoo"] | None = None
+    url: str
+    database: str = Field(min_length=1)
+    username: str = Field(min_length=1)
+    password: SecretStr = Field(description="the user's password or, better, an API key")
+    page_size: int = Field(500, ge=1, le=10_000)
+    write_batch_size: int = Field(100, ge=1, le=1000)
+    context: dict[str, Any] = Field(default_factory=dict,
+                                    description="extra context for every call (lang, tz...)")
+    streams: dict[str, OdooStreamConfig] = Field(default_factory=_default_streams)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("url must look like https://mycompany.odoo.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _stream_names(self) -> OdooConfig:
+        for name in self.streams:
+            if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
+                raise ValueError(f"stream name {name!r} must be letters, digits and _")
+        return self

@@ -1,0 +1,161 @@
+"""Odoo's external API over JSON-RPC, on top of the shared HTTP client.
+
+Every call is ``POST /jsonrpc`` with::
+
+    {"jsonrpc": "2.0", "method": "call", "id": N,
+     "params": {"service": "object", "method": "execute_kw",
+                "args": [db, uid, password, model, method, args, kwargs]}}
+
+``common.authenticate(db, login, password, {})`` gives the ``uid`` (or
+``false``). Errors come back with HTTP 200 and an ``error`` member whose
+``data.name`` is the Python exception class, e.g.
+``odoo.exceptions.ValidationError``. This module sorts them:
+
+* AccessDenied / AccessError / a missing database -> :class:`FatalError`
+  (credentials or rights are wrong; retrying will not help);
+* UserError / ValidationError / MissingError / ValueError -> :class:`OdooRecordError`
+  (Odoo refused the data of this call; the writer turns it into a per-record
+  failure), except ``Invalid field`` which is a configuration mistake;
+* serialization failures (two transactions touched the same rows) ->
+  :class:`RetriableError`.
+
+Transport failures (429, 5xx, cut bodies) are retried by the HTTP client.
+Calls that are not idempotent (``create``) go through a client that does not
+retry on its own: the writer re-checks what was created instead (see
+:mod:`.target`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["OdooRpc", "OdooRecordError", "to_wire", "error_from_body"]
+
+import datetime as dt
+import itertools
+import json
+from decimal import Decimal
+from typing import Any
+
+from crm2erp.connectors.odoo.config import OdooConfig
+from crm2erp.errors import FatalError, RetriableError
+from crm2erp.http import HttpClient, build_auth, decode_json
+from crm2erp.redact import redact, register_secret
+
+ODOO_DATETIME = "%Y-%m-%d %H:%M:%S"
+_FATAL = ("AccessDenied", "AccessError", "OperationalError", "KeyError")
+_RECORD = ("UserError", "ValidationError", "MissingError", "ValueError", "IntegrityError",
+           "RedirectWarning", "CacheMiss")
+_RETRY = ("SerializationFailure", "LockNotAvailable", "TransactionRollbackError")
+
+
+class OdooRecordError(Exception):
+    """Odoo refused the data of one call (``UserError``, ``ValidationError``...)."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name, self.message = name, message
+
+
+def to_wire(value: Any) -> Any:
+    """JSON encoder default: Decimal -> float, dates as Odoo writes them (UTC, naive)."""
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
+        return value.strftime(ODOO_DATETIME)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} to Odoo")
+
+
+def error_from_body(error: dict[str, Any], where: str) -> Exception:
+    """The exception for a JSON-RPC ``error`` member (see the module docstring)."""
+    data = error.get("data") if isinstance(error.get("data"), dict) else {}
+    name = str(data.get("name") or error.get("message") or "unknown")
+    message = str(data.get("message") or error.get("message") or "no message")
+    short = name.rsplit(".", 1)[-1]
+    if any(s in name for s in _RETRY):
+        return RetriableError(f"Odoo {where}: {short}: {message} (concurrent update; "
+                              "the run can be retried)")
+    if short in _FATAL or "database" in message.lower() and "not exist" in message.lower():
+        return FatalError(redact(
+            f"Odoo {where} was refused: {short}: {message}. Check the connection's url, "
+            "database, username and password/API key, and the access rights of that user."))
+    if short == "ValueError" and message.startswith("Invalid field"):
+        return FatalError(f"Odoo {where}: {message}. Fix the field names in the stream "
+                          "config or the outbound mapping.")
+    if short in _RECORD:
+        return OdooRecordError(short, message)
+    return FatalError(f"Odoo {where} failed: {short}: {message}")
+
+
+class OdooRpc:
+    """Authenticated ``execute_kw`` calls; ``client.stats`` counts every request."""
+
+    def __init__(self, config: OdooConfig, **client_options: Any):
+        self.config = config
+        self.password = config.password.get_secret_value()
+        register_secret(self.password)
+        auth = build_auth(config.auth)
+        settings = config.http_settings()
+        self.client = HttpClient(settings, base_url=config.url, auth=auth, name="odoo",
+                                 **client_options)
+        once = settings.model_copy(update={"retry": settings.retry.model_copy(
+            update={"max_attempts": 1})})
+        self.once = HttpClient(once, base_url=config.url, auth=auth, name="odoo",
+                               **client_options)
+        self.once.limiter, self.once.stats = self.client.limiter, self.client.stats
+        self.uid: int | None = None
+        self._ids = itertools.count(1)
+        self._types: dict[str, dict[str, dict[str, Any]]] = {}
+
+    def close(self) -> None:
+        self.client.close()
+        self.once.close()
+
+    def call(self, service: str, method: str, *args: Any, idempotent: bool = True) -> Any:
+        payload = {"jsonrpc": "2.0", "method": "call", "id": next(self._ids),
+                   "params": {"service": service, "method": method, "args": list(args)}}
+        client = self.client if idempotent else self.once
+        resp = client.request("POST", "/jsonrpc", data=json.dumps(payload, default=to_wire).encode(),
+                              headers={"Content-Type": "application/json"})
+        if resp.status_code >= 400:
+            raise FatalError(f"Odoo: POST /jsonrpc ({service}.{method}) failed with HTTP "
+                             f"{resp.status_code}; check the url (no /jsonrpc suffix, no /web)")
+        body = decode_json(resp)
+        if not isinstance(body, dict):
+            raise FatalError(f"Odoo: /jsonrpc answered {type(body).__name__}, not a JSON-RPC "
+                             "object; is the url an Odoo server?")
+        if body.get("error"):
+            raise error_from_body(body["error"], f"{service}.{method}")
+        return body.get("result")
+
+    def version(self) -> dict[str, Any]:
+        return self.call("common", "version") or {}
+
+    def authenticate(self) -> int:
+        uid = self.call("common", "authenticate", self.config.database, self.config.username,
+                        self.password, {})
+        if not uid:
+            raise FatalError(f"Odoo refused the login of {self.config.username!r} to database "
+                             f"{self.config.database!r}; check username, password or API key "
+                             "and the database name")
+        self.uid = int(uid)
+        return self.uid
+
+    def execute_kw(self, model: str, method: str, args: list[Any],
+                   kwargs: dict[str, Any] | None = None, *, idempotent: bool = True) -> Any:
+        uid = self.uid if self.uid is not None else self.authenticate()
+        kwargs = dict(kwargs or {})
+        context = {**self.config.context, **kwargs.pop("context", {})}
+        if context:
+            kwargs["context"] = context
+        return self.call("object", "execute_kw", self.config.database, uid, self.password,
+                         model, method, args, kwargs, idempotent=idempotent)
+
+    def field_types(self, model: str) -> dict[str, dict[str, Any]]:
+        """``fields_get`` of ``model`` (type and relation per field), cached per connection."""
+        if model not in self._types:
+            self._types[model] = self.execute_kw(model, "fields_get", [],
+                                                 {"attributes": ["type", "relation"]}) or {}
+        return self._types[model]

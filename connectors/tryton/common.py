@@ -1,0 +1,116 @@
+"""Helpers shared by the Tryton reader and writers.
+
+The one idea worth knowing: every Tryton RPC call is one database
+transaction, so a batch call that one bad record makes fail wrote nothing.
+:func:`isolate` therefore runs a batch call and, when Tryton refuses it,
+splits the batch in halves until the refused records are alone; only those
+come back as failures and everything else is written, at a cost of about
+``k * log2(n)`` extra calls for ``k`` bad records in ``n``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["isolate", "chunks", "Lookups", "NOT_ACTIVE", "parse_cursor", "cursor_value",
+           "as_id"]
+
+import datetime as dt
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+from crm2erp.connectors.tryton.client import TrytonClient
+from crm2erp.errors import RecordError
+
+T = TypeVar("T")
+NOT_ACTIVE = {"active_test": False}   # context: also find archived records
+
+
+def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def isolate(items: Sequence[T], call: Callable[[Sequence[T]], Any],
+            failed: Callable[[T, str], None]) -> list[tuple[Sequence[T], Any]]:
+    """Run ``call`` on ``items``; on a RecordError split until the culprits are alone.
+
+    Returns the ``(sub-batch, result)`` pairs that succeeded; ``failed(item,
+    message)`` is called for each item Tryton refused on its own.
+    """
+    if not items:
+        return []
+    try:
+        return [(items, call(items))]
+    except RecordError as exc:
+        if len(items) == 1:
+            failed(items[0], str(exc))
+            return []
+    middle = len(items) // 2
+    return isolate(items[:middle], call, failed) + isolate(items[middle:], call, failed)
+
+
+def as_id(value: Any) -> int | None:
+    """An integer record id from an int or a digit string, else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return None
+
+
+def parse_cursor(value: Any) -> dt.datetime | None:
+    """A cursor value (ISO-8601 text or datetime) as the naive UTC Tryton stores."""
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            from crm2erp.errors import ConfigError
+
+            raise ConfigError(f"Tryton cursor {value!r} is not an ISO-8601 timestamp") from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    return moment
+
+
+def cursor_value(row: dict[str, Any]) -> dt.datetime:
+    """The change time of a record: ``write_date``, or ``create_date`` before any write."""
+    return row.get("write_date") or row["create_date"]
+
+
+class Lookups:
+    """Id caches for the small reference tables (countries, currencies, units, categories)."""
+
+    def __init__(self, client: TrytonClient):
+        self.client = client
+        self._cache: dict[tuple[str, str], int | None] = {}
+
+    def ids(self, model: str, field: str, values: Sequence[str],
+            extra: Sequence[Any] = ()) -> dict[str, int]:
+        """``value -> id`` for the records of ``model`` whose ``field`` is one of ``values``."""
+        wanted = sorted({v for v in values if v} - {k for (m, k) in self._cache if m == model})
+        if wanted:
+            rows = self.client.model(model, "search_read", [(field, "in", wanted), *extra],
+                                     0, None, None, [field])
+            found = {r[field]: r["id"] for r in rows}
+            for value in wanted:
+                self._cache[(model, value)] = found.get(value)
+        return {v: self._cache[(model, v)] for v in values
+                if v and self._cache.get((model, v)) is not None}
+
+    def one(self, model: str, field: str, value: str) -> int | None:
+        return self.ids(model, field, [value]).get(value)
+
+    def uom(self, name: str) -> int | None:
+        """A unit of measure by name or symbol (``Unit`` / ``u``)."""
+        key = ("product.uom", name)
+        if key not in self._cache:
+            rows = self.client.model("product.uom", "search_read",
+                                     ["OR", ("name", "=", name), ("symbol", "=", name)],
+                                     0, 1, None, ["id"])
+            self._cache[key] = rows[0]["id"] if rows else None
+        return self._cache[key]

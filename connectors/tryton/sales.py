@@ -1,0 +1,260 @@
+"""Write side for ``sales``: sale orders with their lines, created and confirmed.
+
+A row becomes a ``sale.sale`` keyed by ``reference`` (the CRM/canonical
+reference). Over RPC no on-change runs, so this module fills what the
+Tryton client would: invoice and shipment addresses (the party's invoice /
+delivery address, else its first), payment term (the party's, else the
+accounting default), line unit and taxes (the product's sale unit and
+customer taxes). New sales are created as drafts in one batch call, then
+``quote`` and ``confirm`` (the sale's buttons) are called in batches;
+confirming queues Tryton's ``process``, which creates the invoice and the
+shipment according to the sale's methods.
+
+A sale already confirmed cannot change in Tryton: an identical row is
+UNCHANGED, a different one FAILED with the reason. A draft or quotation is
+rewritten (lines replaced) and confirmed again.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SaleWriter"]
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.tryton.client import TrytonClient
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, as_id, chunks, isolate
+from crm2erp.connectors.tryton.config import TrytonConfig
+from crm2erp.connectors.tryton.rows import SALE_FIELDS, sale_rows
+
+EDITABLE = ("draft", "quotation")
+
+
+class SaleWriter:
+    def __init__(self, client: TrytonClient, config: TrytonConfig, lookups: Lookups):
+        self.client, self.config, self.lookups = client, config, lookups
+        self._default_term: Any = ...
+        self._company_currency: int | None = None
+
+    # -- reading helpers ---------------------------------------------------
+    def existing(self, refs: Sequence[str]) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        for part in chunks(sorted(set(refs)), 500):
+            sales = self.client.model("sale.sale", "search_read", [("reference", "in", part)],
+                                      0, None, None, list(SALE_FIELDS))
+            found.update({row["reference"]: row for row in sale_rows(self.client, sales)})
+        return found
+
+    def _parties(self, rows: Sequence[Row]) -> dict[Any, dict]:
+        """Party id/code -> {id, code, invoice_address, shipment_address, payment_term}."""
+        ids = {as_id(r.get("party_id")) for r in rows} - {None}
+        codes = {str(r["party_code"]) for r in rows if r.get("party_code")}
+        domain: list[Any] = ["OR", ("id", "in", sorted(ids)), ("code", "in", sorted(codes))]
+        parties = self.client.model("party.party", "search_read", domain, 0, None, None,
+                                    ["code", "addresses", "customer_payment_term"],
+                                    context=NOT_ACTIVE)
+        addr_ids = [a for p in parties for a in p["addresses"]]
+        addrs = {a["id"]: a for a in self.client.model(
+            "party.address", "read", addr_ids, ["invoice", "delivery", "active"])} \
+            if addr_ids else {}
+        out: dict[Any, dict] = {}
+        for p in parties:
+            mine = [addrs[a] for a in p["addresses"] if addrs[a].get("active", True)]
+            pick = (lambda flag, mine=mine: next(
+                (a["id"] for a in mine if a.get(flag)), mine[0]["id"] if mine else None))
+            info = {"id": p["id"], "code": p["code"], "invoice_address": pick("invoice"),
+                    "shipment_address": pick("delivery"),
+                    "payment_term": p.get("customer_payment_term")}
+            out[p["id"]] = info
+            if p.get("code"):
+                out[p["code"]] = info
+        return out
+
+    def _products(self, rows: Sequence[Row]) -> dict[str, dict]:
+        codes = sorted({str(ln.get("product")) for r in rows for ln in r.get("lines") or []
+                        if ln.get("product")})
+        if not codes:
+            return {}
+        found = self.client.model("product.product", "search_read", [("code", "in", codes)],
+                                  0, None, None, ["code", "sale_uom", "salable",
+                                                  "template.account_category"])
+        # taxes come from the product's account category (what the on-change would use)
+        cats = sorted({(p.get("template.") or {}).get("account_category") for p in found} - {None})
+        taxes = {c["id"]: c["customer_taxes_used"] for c in self.client.model(
+            "product.category", "read", cats, ["customer_taxes_used"])} if cats else {}
+        for p in found:
+            p["customer_taxes_used"] = taxes.get((p.get("template.") or {}).get("account_category"),
+                                                 [])
+        return {p["code"]: p for p in found}
+
+    def _defaults(self) -> tuple[Any, int | None]:
+        if self._default_term is ...:
+            conf = self.client.model("account.configuration", "read", [1],
+                                     ["default_customer_payment_term"])
+            self._default_term = conf[0].get("default_customer_payment_term") if conf else None
+            company = self.client.context.get("company")
+            if company:
+                self._company_currency = self.client.model(
+                    "company.company", "read", [company], ["currency"])[0]["currency"]
+        return self._default_term, self._company_currency
+
+    # -- building values -----------------------------------------------------
+    def _vals(self, row: Row, parties: Mapping, products: Mapping) -> tuple[dict, list]:
+        """Header values and line values of one row; ValueError names what is wrong."""
+        party = parties.get(as_id(row.get("party_id"))) or parties.get(row.get("party_code"))
+        if party is None:
+            who = row.get("party_id") or row.get("party_code")
+            raise ValueError(f"customer {who!r} is not a party in Tryton; sync the account first")
+        if party["invoice_address"] is None:
+            raise ValueError(f"party {party['code']!r} has no address; Tryton needs one to "
+                             "invoice and ship the sale")
+        term, company_currency = self._defaults()
+        currency = company_currency
+        if row.get("currency"):
+            currency = self.lookups.one("currency.currency", "code", str(row["currency"]))
+            if currency is None:
+                raise ValueError(f"currency {row['currency']!r} is not in Tryton")
+        header: dict[str, Any] = {
+            "reference": str(row["reference"]), "party": party["id"],
+            "invoice_address": party["invoice_address"],
+            "shipment_address": party["shipment_address"], "currency": currency,
+            "payment_term": party["payment_term"] or term,
+            "description": row.get("description"),
+        }
+        if self.client.context.get("company"):
+            header["company"] = self.client.context["company"]
+        if row.get("sale_date"):
+            header["sale_date"] = _date(row["sale_date"])
+        lines_in = row.get("lines") or []
+        if not lines_in:
+            raise ValueError("a sale needs at least one line")
+        lines = []
+        for no, ln in enumerate(lines_in, 1):
+            code = str(ln.get("product") or "")
+            product = products.get(code)
+            if product is None:
+                raise ValueError(f"line {no}: product {code!r} is not in Tryton; "
+                                 "sync the product first")
+            if not product.get("salable"):
+                raise ValueError(f"line {no}: product {code!r} is not salable in Tryton")
+            try:
+                quantity = float(Decimal(str(ln.get("quantity"))))
+                price = Decimal(str(ln.get("unit_price")))
+            except (InvalidOperation, ValueError, TypeError):
+                raise ValueError(f"line {no}: quantity {ln.get('quantity')!r} and unit_price "
+                                 f"{ln.get('unit_price')!r} must be numbers") from None
+            unit = product["sale_uom"]
+            if ln.get("unit"):
+                unit = self.lookups.uom(str(ln["unit"]))
+                if unit is None:
+                    raise ValueError(f"line {no}: unit {ln['unit']!r} is not in Tryton")
+            vals = {"type": "line", "product": product["id"], "quantity": quantity,
+                    "unit": unit, "unit_price": price,
+                    "taxes": [["add", product.get("customer_taxes_used") or []]]}
+            if ln.get("description"):
+                vals["description"] = str(ln["description"])
+            lines.append(vals)
+        return header, lines
+
+    # -- upsert ----------------------------------------------------------------
+    def upsert(self, rows: Sequence[Row]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(rows)
+        keys: dict[int, str] = {}
+        for pos, row in enumerate(rows):
+            key = str(row.get("reference") or "").strip()
+            if not key or key in keys.values():
+                results[pos] = WriteResult(key, WriteAction.FAILED, error=(
+                    f"sale reference {key!r} appears twice in one batch" if key else
+                    "row has no 'reference' (the key Tryton matches sales on)"))
+            else:
+                keys[pos] = key
+        existing = self.existing(list(keys.values()))
+        live = [rows[p] for p in keys]
+        parties, products = (self._parties(live), self._products(live)) if live else ({}, {})
+        creates, rewrites, confirm = [], [], []
+
+        def fail(item, message):
+            pos = item[0]
+            results[pos] = WriteResult(keys[pos], WriteAction.FAILED, error=message)
+
+        for pos, key in keys.items():
+            try:
+                header, lines = self._vals(rows[pos], parties, products)
+            except ValueError as exc:
+                fail((pos,), f"sale {key!r}: {exc}")
+                continue
+            current = existing.get(key)
+            if current is None:
+                creates.append((pos, {**header, "lines": [["create", lines]]}))
+            elif current["state"] in EDITABLE:
+                rewrites.append((pos, current, header, lines))
+            elif _same(current, header, lines, products):
+                results[pos] = WriteResult(key, WriteAction.UNCHANGED, str(current["id"]))
+            else:
+                fail((pos,), f"sale {key!r} (Tryton {current['number'] or current['id']}) is "
+                             f"{current['state']} and can no longer change in Tryton; cancel "
+                             "it there and send the order under a new reference")
+        size = self.config.write_batch_size
+        for part in chunks(creates, size):
+            for done, ids in isolate(part, lambda b: self.client.model(
+                    "sale.sale", "create", [v for _, v in b]), fail):
+                for (pos, _), sid in zip(done, ids, strict=True):
+                    results[pos] = WriteResult(keys[pos], WriteAction.CREATED, str(sid))
+                    confirm.append((pos, sid))
+        for pos, current, header, lines in rewrites:
+            self._rewrite(pos, keys[pos], current, header, lines, results, confirm, fail)
+        if self.config.confirm_sales:
+            self._confirm(confirm, keys, fail)
+        return results  # type: ignore[return-value]
+
+    def _rewrite(self, pos, key, current, header, lines, results, confirm, fail) -> None:
+        sid = current["id"]
+        old_lines = self.client.model("sale.sale", "read", [sid], ["lines"])[0]["lines"]
+        try:
+            if current["state"] == "quotation":
+                self.client.model("sale.sale", "draft", [sid])
+            self.client.model("sale.sale", "write", [sid], {
+                **header, "lines": [["delete", old_lines], ["create", lines]]})
+        except Exception as exc:  # noqa: BLE001 - RecordError or server error: this row only
+            fail((pos,), f"sale {key!r}: {exc}")
+            return
+        results[pos] = WriteResult(key, WriteAction.UPDATED, str(sid))
+        confirm.append((pos, sid))
+
+    def _confirm(self, items: list[tuple[int, int]], keys: Mapping[int, str], fail) -> None:
+        """``quote`` then ``confirm`` in batches; a refused sale stays as it was, row FAILED.
+
+        The next upsert of the row finds it editable and tries again.
+        """
+        def refused(step):
+            def note(item, message):
+                fail(item, f"sale {keys[item[0]]!r} was saved (id {item[1]}) but Tryton "
+                           f"refused to {step} it: {message}")
+            return note
+        for part in chunks(items, self.config.write_batch_size):
+            quoted = [i for done, _ in isolate(part, lambda b: self.client.model(
+                "sale.sale", "quote", [sid for _, sid in b]), refused("quote")) for i in done]
+            isolate(quoted, lambda b: self.client.model(
+                "sale.sale", "confirm", [sid for _, sid in b]), refused("confirm"))
+
+
+def _date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _same(current: Mapping, header: Mapping, lines: Sequence[Mapping],
+          products: Mapping[str, dict]) -> bool:
+    """Does a confirmed sale already say what the row says (party and lines)?"""
+    by_id = {p["id"]: code for code, p in products.items()}
+    want = sorted((by_id.get(ln["product"]), float(ln["quantity"]),
+                   Decimal(ln["unit_price"]).normalize()) for ln in lines)
+    have = sorted((ln["product"], float(ln["quantity"] or 0),
+                   Decimal(str(ln["unit_price"])).normalize()) for ln in current["lines"])
+    return current["party_id"] == header["party"] and want == have

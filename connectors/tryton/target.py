@@ -1,0 +1,289 @@
+"""Write side for parties and products, plus lookups and deletes of every stream.
+
+Upserts match on a key Tryton can search: the party ``code`` (configurable:
+``party.key_field``) and the product ``code``. Existing records are read in
+one ``search_read``, new ones created with one ``create`` of a list, changed
+ones updated with one ``write(ids, vals, ids, vals, ...)``; a refused batch
+is split so only the refused rows fail (:func:`common.isolate`).
+
+Addresses and contact mechanisms are merged, never replaced: the ones the
+row carries that the party lacks are added, the others are left alone
+(Tryton refuses to delete an address an invoice uses).
+"""
+
+from __future__ import annotations
+
+__all__ = ["PartyProductWriter"]
+
+import logging
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
+from crm2erp.connectors.tryton.client import TrytonClient
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, chunks, isolate
+from crm2erp.connectors.tryton.config import TrytonConfig
+from crm2erp.connectors.tryton.rows import (
+    ADDRESS_FIELDS,
+    PARTY_FIELDS,
+    PRODUCT_FIELDS,
+    address_vals,
+    compact,
+    contact_vals,
+    party_row,
+    product_row,
+    wanted_contacts,
+)
+
+log = logging.getLogger(__name__)
+
+
+class PartyProductWriter:
+    """Upserts ``parties`` and ``products``."""
+
+    def __init__(self, client: TrytonClient, config: TrytonConfig, lookups: Lookups):
+        self.client, self.config, self.lookups = client, config, lookups
+
+    # -- shared ----------------------------------------------------------
+    def _existing(self, model: str, field: str, keys: Sequence[str],
+                  fields: Sequence[str]) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        for part in chunks(sorted(set(keys)), 500):
+            rows = self.client.model(model, "search_read", [(field, "in", list(part))],
+                                     0, None, None, list(fields), context=NOT_ACTIVE)
+            found.update({r[field]: r for r in rows})
+        return found
+
+    def _run(self, model: str, key_of: dict[int, str], creates: list[tuple[int, dict]],
+             writes: list[tuple[int, int, dict]], results: list[WriteResult | None]) -> None:
+        """Create and write in batches; fill ``results`` at each row's position."""
+        def fail(item, message):
+            results[item[0]] = WriteResult(key_of[item[0]], WriteAction.FAILED, error=message)
+
+        size = self.config.write_batch_size
+        for part in chunks(creates, size):
+            for done, ids in isolate(part, lambda b: self.client.model(
+                    model, "create", [vals for _, vals in b]), fail):
+                for (pos, _), new_id in zip(done, ids, strict=True):
+                    results[pos] = WriteResult(key_of[pos], WriteAction.CREATED, str(new_id))
+        for part in chunks(writes, size):
+            def write(batch):
+                args: list[Any] = []
+                for _, rid, vals in batch:
+                    args += [[rid], vals]
+                return self.client.model(model, "write", *args, context=NOT_ACTIVE)
+            for done, _ in isolate(part, write, fail):
+                for pos, rid, _ in done:
+                    results[pos] = WriteResult(key_of[pos], WriteAction.UPDATED, str(rid))
+
+    @staticmethod
+    def _keys(rows: Sequence[Row], field: str, results: list) -> dict[int, str]:
+        """Position -> key for rows with a usable, unique key; others FAILED."""
+        key_of, seen = {}, set()
+        for pos, row in enumerate(rows):
+            key = row.get(field)
+            key = str(key).strip() if key is not None else ""
+            if not key:
+                results[pos] = WriteResult("", WriteAction.FAILED,
+                                           error=f"row has no {field!r} (the key Tryton matches "
+                                                 "on); fix the outbound mapping")
+            elif key in seen:
+                results[pos] = WriteResult(key, WriteAction.FAILED,
+                                           error=f"key {key!r} appears twice in one batch")
+            else:
+                seen.add(key)
+                key_of[pos] = key
+        return key_of
+
+    # -- parties ---------------------------------------------------------
+    def upsert_parties(self, rows: Sequence[Row]) -> list[WriteResult]:
+        key_field = self.config.party.key_field
+        results: list[WriteResult | None] = [None] * len(rows)
+        key_of = self._keys(rows, key_field, results)
+        existing = self._existing("party.party", key_field, list(key_of.values()),
+                                  [key_field, *PARTY_FIELDS])
+        countries = self.lookups.ids("country.country", "code", [
+            str(a.get("country") or "").upper() for r in rows for a in r.get("addresses") or []])
+        creates, writes = [], []
+        for pos, key in key_of.items():
+            row = rows[pos]
+            if not str(row.get("name") or "").strip():
+                results[pos] = WriteResult(key, WriteAction.FAILED,
+                                           error=f"party {key!r} has no name")
+                continue
+            try:
+                addresses = [address_vals(a, countries) for a in row.get("addresses") or []]
+            except ValueError as exc:
+                results[pos] = WriteResult(key, WriteAction.FAILED, error=f"party {key!r}: {exc}")
+                continue
+            contacts = wanted_contacts(row)
+            current = existing.get(key)
+            header = {"name": str(row["name"]).strip()}
+            if "active" in row and row["active"] is not None:
+                header["active"] = bool(row["active"])
+            if current is None:
+                vals = {key_field: key, **header}
+                if addresses:
+                    vals["addresses"] = [["create", addresses]]
+                if contacts:
+                    vals["contact_mechanisms"] = [["create", [contact_vals(c) for c in contacts]]]
+                creates.append((pos, vals))
+                continue
+            vals = {k: v for k, v in header.items() if current.get(k) != v}
+            have = {_address_sig(a) for a in self._addresses(current["addresses"])}
+            new_addr = [a for a in addresses if _address_sig(a) not in have]
+            if new_addr:
+                vals["addresses"] = [["create", new_addr]]
+            have_cm = {(c["type"], compact(c["value"])) for c in self._contacts(current)}
+            new_cm = [contact_vals(c) for c in contacts if (c[0], compact(c[1])) not in have_cm]
+            if new_cm:
+                vals["contact_mechanisms"] = [["create", new_cm]]
+            if vals:
+                writes.append((pos, current["id"], vals))
+            else:
+                results[pos] = WriteResult(key, WriteAction.UNCHANGED, str(current["id"]))
+        self._run("party.party", key_of, creates, writes, results)
+        return results  # type: ignore[return-value]
+
+    def _addresses(self, ids: Sequence[int]) -> list[dict]:
+        if not ids:
+            return []
+        return self.client.model("party.address", "read", list(ids), list(ADDRESS_FIELDS),
+                                 context=NOT_ACTIVE)
+
+    def _contacts(self, party: dict) -> list[dict]:
+        ids = party.get("contact_mechanisms") or []
+        if not ids:
+            return []
+        return self.client.model("party.contact_mechanism", "read", list(ids),
+                                 ["type", "value"], context=NOT_ACTIVE)
+
+    # -- products --------------------------------------------------------
+    def upsert_products(self, rows: Sequence[Row]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(rows)
+        key_of = self._keys(rows, "code", results)
+        existing = self._existing("product.product", "code", list(key_of.values()),
+                                  ["code", *PRODUCT_FIELDS])
+        defaults = self.config.product_defaults
+        creates, writes = [], []
+        for pos, key in key_of.items():
+            row, current = rows[pos], existing.get(key)
+            try:
+                tvals = self._template_vals(row, creating=current is None)
+            except ValueError as exc:
+                results[pos] = WriteResult(key, WriteAction.FAILED, error=f"product {key!r}: {exc}")
+                continue
+            if current is None:
+                tvals.setdefault("type", defaults.type)
+                tvals["products"] = [["create", [{"suffix_code": key}]]]
+                creates.append((pos, tvals))
+                continue
+            before = product_row(current)
+            changed = {k: v for k, v in tvals.items() if _differs(before, k, v)}
+            if changed:
+                writes.append((pos, current["template."]["id"], changed))
+            else:
+                results[pos] = WriteResult(key, WriteAction.UNCHANGED, str(current["id"]))
+        # products are written through their template: map template ids back to products
+        self._run("product.template", key_of, creates, writes, results)
+        self._template_to_product(results, key_of)
+        return results  # type: ignore[return-value]
+
+    def _template_vals(self, row: Row, *, creating: bool) -> dict[str, Any]:
+        vals: dict[str, Any] = {}
+        if row.get("name") is not None:
+            vals["name"] = str(row["name"]).strip()
+        elif creating:
+            raise ValueError("a new product needs a name")
+        if row.get("list_price") is not None:
+            vals["list_price"] = Decimal(str(row["list_price"]))
+        elif creating:
+            vals["list_price"] = Decimal(0)
+        if row.get("type"):
+            vals["type"] = row["type"]
+        if "active" in row and row["active"] is not None:
+            vals["active"] = bool(row["active"])
+        if creating:
+            defaults = self.config.product_defaults
+            uom_name = row.get("uom") or defaults.uom
+            uom = self.lookups.uom(uom_name)
+            if uom is None:
+                raise ValueError(f"unit of measure {uom_name!r} is not in Tryton")
+            vals.update(default_uom=uom, sale_uom=uom, salable=True)
+            category = row.get("category") or defaults.category
+            if category:
+                cat = self.lookups.one("product.category", "name", category)
+                if cat is None:
+                    raise ValueError(f"product category {category!r} is not in Tryton; "
+                                     "create it or fix product_defaults.category")
+                vals["account_category"] = cat
+        return vals
+
+    def _template_to_product(self, results: list, key_of: dict[int, str]) -> None:
+        done = (WriteAction.CREATED, WriteAction.UPDATED)
+        keys = [r.key for r in results if r and r.action in done]
+        if not keys:
+            return
+        found = self._existing("product.product", "code", keys, ["code"])
+        for pos, res in enumerate(results):
+            if res and res.action in done and res.key in found:
+                results[pos] = WriteResult(res.key, res.action, str(found[res.key]["id"]))
+
+    # -- lookup and delete -----------------------------------------------
+    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
+        if stream == "parties":
+            field = self.config.party.key_field
+            found = self._existing("party.party", field, keys, [field, *PARTY_FIELDS])
+            return {k: party_row(p, self._addresses(p["addresses"]), self._contacts(p), field)
+                    for k, p in found.items()}
+        found = self._existing("product.product", "code", keys, ["code", *PRODUCT_FIELDS])
+        return {k: product_row(p) for k, p in found.items()}
+
+    def delete(self, stream: str, keys: Sequence[str], mode: DeleteMode) -> list[WriteResult]:
+        """Archive (``active = False``) or delete, falling back to archive when refused."""
+        model, field = (("party.party", self.config.party.key_field) if stream == "parties"
+                        else ("product.product", "code"))
+        found = self._existing(model, field, keys, [field, "active"])
+        results = []
+        for key in keys:
+            rec = found.get(key)
+            if rec is None or mode is DeleteMode.IGNORE:
+                results.append(WriteResult(key, WriteAction.UNCHANGED,
+                                           str(rec["id"]) if rec else None))
+                continue
+            rid = rec["id"]
+            if mode is DeleteMode.DELETE:
+                try:
+                    self.client.model(model, "delete", [rid], context=NOT_ACTIVE)
+                    results.append(WriteResult(key, WriteAction.UPDATED, str(rid),
+                                               error=None))
+                    continue
+                except Exception as exc:  # noqa: BLE001 - any refusal falls back to archive
+                    note = f"Tryton refused to delete {model} {key!r} ({exc}); archived instead"
+                    log.info(note)
+            else:
+                note = None
+            if not rec.get("active", True):
+                results.append(WriteResult(key, WriteAction.UNCHANGED, str(rid), error=note))
+                continue
+            try:
+                self.client.model(model, "write", [rid], {"active": False}, context=NOT_ACTIVE)
+                results.append(WriteResult(key, WriteAction.UPDATED, str(rid), error=note))
+            except Exception as exc:  # noqa: BLE001
+                results.append(WriteResult(key, WriteAction.FAILED, str(rid),
+                                           error=f"could not archive {model} {key!r}: {exc}"))
+        return results
+
+
+def _address_sig(addr: dict) -> tuple:
+    street = addr.get("street_unstructured", addr.get("street"))
+    return (str(street or "").strip(), str(addr.get("postal_code") or "").strip(),
+            str(addr.get("city") or "").strip(), addr.get("country"))
+
+
+def _differs(before: dict, key: str, value: Any) -> bool:
+    old = before.get(key)
+    if isinstance(value, Decimal) and old is not None:
+        return Decimal(str(old)) != value
+    return old != value

@@ -1,0 +1,138 @@
+"""A real trytond for the Tryton connector tests.
+
+``tryton_template`` builds, once per session, an SQLite Tryton database
+ready to sell and invoice (``scripts/tryton_devdb.py``: modules, company in
+EUR, chart of accounts, fiscal year, payment term, category ``Goods``,
+products ``P-WIDGET`` 10.00 and ``P-GADGET`` 25.50). ``tryton_server``
+copies it and serves the copy with ``trytond`` on a free loopback port for
+the session; tests keep apart by using unique keys.
+A server that does not come up fails the tests loudly: nothing skips.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from crm2erp.connectors.tryton import TrytonConfig, TrytonConnector
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "tryton_devdb.py"
+DB = "crm2erp"
+PASSWORD = "admin-secret-42"
+START_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True)
+class TrytonServer:
+    url: str
+    database: str
+    username: str
+    password: str
+    directory: Path
+
+    def settings(self, **overrides) -> dict:
+        """Connection settings (as in connections.yaml) for this server."""
+        return {"url": self.url, "database": self.database, "username": self.username,
+                "password": self.password, "product_defaults": {"category": "Goods"},
+                "retry": {"max_attempts": 2, "backoff_base": 0.05}, **overrides}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def tryton_template(tmp_path_factory) -> Path:
+    """A directory holding the prepared template database (built once a session)."""
+    directory = tmp_path_factory.mktemp("tryton-template")
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, str(SCRIPT), "--dir", str(directory), "--db", DB,
+                           "--password", PASSWORD], capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"could not create the Tryton test database (exit {proc.returncode}):\n"
+                    f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}", pytrace=False)
+    log.info("tryton template database built in %.1fs", time.monotonic() - started)
+    return directory
+
+
+def _copy(template: Path, target: Path) -> Path:
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (f"{DB}.sqlite", "trytond.conf"):
+        shutil.copy2(template / name, target / name)
+    conf = target / "trytond.conf"
+    conf.write_text(conf.read_text().replace(f"path = {template}", f"path = {target}"))
+    return conf
+
+
+def _wait_until_up(proc: subprocess.Popen, url: str) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    body = {"id": 0, "method": "common.db.login",
+            "params": ["admin", {"password": PASSWORD}, "en"]}
+    problem = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"trytond exited with code {proc.returncode} before answering",
+                        pytrace=False)
+        try:
+            resp = requests.post(f"{url}/{DB}/rpc/", json=body, timeout=5)
+            if resp.status_code == 200 and "result" in resp.json():
+                return
+            problem = f"HTTP {resp.status_code}: {resp.text[:200]}"
+        except requests.RequestException as exc:
+            problem = str(exc)
+        time.sleep(0.2)
+    proc.kill()
+    pytest.fail(f"trytond did not answer a login at {url} within {START_TIMEOUT:.0f}s "
+                f"({problem})", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def tryton_server(tryton_template, tmp_path_factory):
+    """A running trytond serving a copy of the template database; yields TrytonServer."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import tryton_devdb
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    directory = tmp_path_factory.mktemp("tryton-server")
+    conf = _copy(tryton_template, directory)
+    port = _free_port()
+    # No DNS in CI: keep Tryton's e-mail check to the syntax (see the script).
+    proc = tryton_devdb.serve(conf, DB, port, email_dns=False)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(proc, url)
+        yield TrytonServer(url, DB, "admin", PASSWORD, directory)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def tryton_config(tryton_server) -> TrytonConfig:
+    return TrytonConfig.model_validate(tryton_server.settings())
+
+
+@pytest.fixture
+def tryton(tryton_config):
+    """A TrytonConnector logged in to the test server."""
+    connector = TrytonConnector(tryton_config)
+    yield connector
+    connector.close()
