@@ -63,12 +63,13 @@ def root(
 
 
 def _register_commands() -> None:
-    from crm2erp.cli import demo, dlq, mappings, schemas, status, sync
+    from crm2erp.cli import demo, dlq, emulator, mappings, schemas, status, sync
 
     app.add_typer(mappings.app, name="mappings")
     app.add_typer(schemas.app, name="schemas")
     app.add_typer(sync.app, name="sync")
     app.add_typer(dlq.app, name="dlq")
+    app.add_typer(emulator.app, name="emulator")
     app.command("status")(status.status)
     app.command("demo")(demo.demo)
 

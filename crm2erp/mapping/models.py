@@ -43,6 +43,7 @@ from pydantic import (
 )
 
 from crm2erp.mapping.yamlpos import YamlDoc
+from crm2erp.quality.gx.config import QualitySection
 from crm2erp.schemas import ENTITIES
 
 CANONICAL_ENTITIES = tuple(ENTITIES)
@@ -258,7 +259,7 @@ class FlowSpec(_WithFile):
     tags: list[str] = Field(default_factory=list)
     owner: str | None = None
     enabled: bool = True
-    quality: list[dict[str, Any]] = Field(default_factory=list)
+    quality: QualitySection = None
     dedupe: dict[str, Any] | None = None
     ownership: dict[str, str] = Field(default_factory=dict)
 

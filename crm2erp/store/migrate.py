@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = ["alembic_config", "upgrade", "downgrade", "current_revision", "head_revision"]
 
 import logging
+import threading
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -23,6 +24,9 @@ from alembic.script import ScriptDirectory
 log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+# alembic.context is a process-wide proxy: two threads migrating at once
+# would run inside each other's context
+_alembic_lock = threading.Lock()
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
@@ -55,7 +59,7 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     log.info("migrating state store %s to %s",
              engine.url.render_as_string(hide_password=True), revision)
     try:
-        with engine.begin() as conn:
+        with _alembic_lock, engine.begin() as conn:
             command.upgrade(alembic_config(conn), revision)
     except sa.exc.DBAPIError:
         # two processes opening a fresh store at once: the loser's CREATE TABLE
@@ -70,5 +74,5 @@ def downgrade(engine: sa.Engine, revision: str) -> None:
     """Migrate the database down to ``revision`` (``"base"`` drops every table)."""
     log.info("downgrading state store %s to %s",
              engine.url.render_as_string(hide_password=True), revision)
-    with engine.begin() as conn:
+    with _alembic_lock, engine.begin() as conn:
         command.downgrade(alembic_config(conn), revision)

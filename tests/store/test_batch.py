@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
-from crm2erp.connectors.base import Cursor
 
+from crm2erp.connectors.base import Cursor
 from crm2erp.store import BatchCommit, NewDeadLetter, StateStore, XrefUpsert
 
 

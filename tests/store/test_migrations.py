@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -78,19 +83,29 @@ def test_external_ids_are_case_sensitive(any_db_url):
 
 def test_concurrent_first_opens_all_succeed(any_db_url):
     """Several processes starting on a fresh store: one migrates, none fails."""
-    from concurrent.futures import ThreadPoolExecutor
-    from threading import Barrier
+    code = ("import sys; from crm2erp.store import StateStore; "
+            "StateStore.open(sys.argv[1]).close()")
+    procs = [subprocess.Popen([sys.executable, "-c", code, any_db_url],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(3)]
+    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
+    store = StateStore.open(any_db_url)
+    try:
+        assert migrate.current_revision(store.engine) == migrate.head_revision()
+    finally:
+        store.close()
 
-    barrier = Barrier(3)
 
-    def open_store():
+def test_threads_opening_a_fresh_store_at_once(any_db_url):
+    """Alembic's context is process-global: migrations in threads must not interleave."""
+    barrier = threading.Barrier(3)
+
+    def open_store(_):
         barrier.wait()
         store = StateStore.open(any_db_url)
-        try:
-            return migrate.current_revision(store.engine)
-        finally:
-            store.close()
+        store.close()
+        return True
 
     with ThreadPoolExecutor(3) as pool:
-        revisions = list(pool.map(lambda _: open_store(), range(3)))
-    assert revisions == [migrate.head_revision()] * 3
+        assert list(pool.map(open_store, range(3))) == [True] * 3

@@ -1,0 +1,86 @@
+"""The HubSpot CRM connector (entry point ``hubspot``).
+
+Reads companies, contacts, deals, line items and products (or any CRM object
+type configured as a stream) through the CRM v3 search API in modification
+order, with associations from the v4 associations API, and upserts through
+``batch/upsert`` on a unique property. See ``docs/connectors/hubspot.md``;
+the emulator is :mod:`crm2erp.connectors.hubspot.emulator`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["HubSpotConnector", "HubSpotConfig", "HubSpotStreamConfig"]
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from crm2erp.connectors.base import Batch, Connector, Cursor, Row, StreamInfo, WriteResult
+from crm2erp.connectors.hubspot.api import build_client
+from crm2erp.connectors.hubspot.config import HubSpotConfig, HubSpotStreamConfig
+from crm2erp.connectors.hubspot.source import HubSpotReader
+from crm2erp.connectors.hubspot.target import HubSpotWriter
+from crm2erp.errors import ConfigError
+from crm2erp.http import CursorPaginator
+
+
+class HubSpotConnector(Connector):
+    """HubSpot as a source and a target; ``client`` exposes request stats."""
+
+    name = "hubspot"
+    Config = HubSpotConfig
+
+    def __init__(self, config: HubSpotConfig, **client_options: Any):
+        super().__init__(config)
+        self.config: HubSpotConfig = config
+        self.client = build_client(config, **client_options)
+        self.reader = HubSpotReader(self.client, config)
+        self.writer = HubSpotWriter(self.client, config)
+
+    @property
+    def rate_limits(self) -> dict[str, int]:
+        """The last ``X-HubSpot-RateLimit-*`` values seen (daily, daily_remaining, ...)."""
+        return self.reader.rate_limits
+
+    def check(self) -> None:
+        """Check the token, and every stream's properties against the properties API."""
+        problems = []
+        paginator = CursorPaginator("paging.next.after", "after", "results")
+        for name, stream in self.config.streams.items():
+            known: dict[str, dict] = {}
+            for page in paginator.pages(self.client, f"/crm/v3/properties/{stream.object_type}"):
+                known.update({p["name"]: p for p in paginator.records(page)})
+            missing = sorted(p for p in stream.properties if p not in known)
+            if missing:
+                problems.append(f"stream {name!r}: {stream.object_type} has no properties "
+                                f"{', '.join(missing)}")
+            elif stream.id_property and not known[stream.id_property].get("hasUniqueValue") \
+                    and not (stream.object_type == "contacts" and stream.id_property == "email"):
+                problems.append(f"stream {name!r}: id_property {stream.id_property!r} does not "
+                                "have unique values; create it with hasUniqueValue: true")
+        if problems:
+            raise ConfigError("HubSpot connection: " + "; ".join(problems) + " - fix the "
+                              "property internal names or create the properties in HubSpot")
+
+    def _stream_config(self, name: str) -> HubSpotStreamConfig:
+        self.stream(name)  # raises ConfigError naming the known streams
+        return self.config.streams[name]
+
+    def streams(self) -> Sequence[StreamInfo]:
+        return [StreamInfo(name=name, key=("id",), cursor_field=s.cursor_property,
+                           children=tuple(s.children), writable=bool(s.id_property))
+                for name, s in self.config.streams.items()]
+
+    def read(self, stream: str, since: Cursor | None = None, *,
+             batch_size: int = 500) -> Iterator[Batch]:
+        return self.reader.read(self._stream_config(stream), since, batch_size)
+
+    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        if not rows:
+            return []
+        return self.writer.upsert(stream, self._stream_config(stream), rows)
+
+    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
+        return self.writer.lookup(stream, self._stream_config(stream), keys)
+
+    def close(self) -> None:
+        self.client.close()

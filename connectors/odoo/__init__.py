@@ -1,0 +1,92 @@
+"""The Odoo connector (entry point ``odoo``), CRM side and ERP side.
+
+Talks to Odoo's external JSON-RPC API (``/jsonrpc``, ``execute_kw``), which
+every Odoo edition has (Community, Enterprise, Odoo Online, Odoo.sh). Reads
+``res.partner``, ``crm.lead``, ``product.product``, ``sale.order`` and
+``account.move`` (or any model configured as a stream) incrementally by
+``write_date``; upserts by a reference field. See ``docs/connectors/odoo.md``;
+the emulator is :mod:`crm2erp.connectors.odoo.emulator`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OdooConnector", "OdooConfig", "OdooStreamConfig"]
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from crm2erp.connectors.base import (
+    Batch,
+    Connector,
+    Cursor,
+    DeleteMode,
+    Row,
+    StreamInfo,
+    WriteResult,
+)
+from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig
+from crm2erp.connectors.odoo.rpc import OdooRpc
+from crm2erp.connectors.odoo.source import OdooReader
+from crm2erp.connectors.odoo.target import OdooWriter
+from crm2erp.errors import ConfigError
+
+
+class OdooConnector(Connector):
+    """Odoo as a source and a target; ``client`` exposes the request stats."""
+
+    name = "odoo"
+    Config = OdooConfig
+
+    def __init__(self, config: OdooConfig, **client_options: Any):
+        super().__init__(config)
+        self.config: OdooConfig = config
+        self.rpc = OdooRpc(config, **client_options)
+        self.client = self.rpc.client
+        self.reader = OdooReader(self.rpc, config)
+        self.writer = OdooWriter(self.rpc, config)
+
+    def check(self) -> None:
+        """Log in, then check every stream's model and fields exist for this user."""
+        self.rpc.version()
+        self.rpc.authenticate()
+        problems = []
+        for name, stream in self.config.streams.items():
+            models = [stream.model, *(c.model for c in stream.children.values())]
+            for model, fields in zip(models, [stream.fields, *(c.fields for c in
+                                                               stream.children.values())],
+                                     strict=True):
+                known = self.rpc.field_types(model)
+                missing = sorted(set(fields) - set(known))
+                if missing:
+                    problems.append(f"stream {name!r}: {model} has no field(s) "
+                                    f"{', '.join(missing)}")
+        if problems:
+            raise ConfigError("Odoo connection: " + "; ".join(problems) + " - fix the field "
+                              "names in the stream config or install the module that adds "
+                              "them (crm, sale, account)")
+
+    def _stream_config(self, name: str) -> OdooStreamConfig:
+        self.stream(name)  # raises ConfigError naming the known streams
+        return self.config.streams[name]
+
+    def streams(self) -> Sequence[StreamInfo]:
+        return [StreamInfo(name=name, key=("id",), cursor_field=s.cursor_field,
+                           children=tuple(s.children), writable=bool(s.key_field))
+                for name, s in self.config.streams.items()]
+
+    def read(self, stream: str, since: Cursor | None = None, *,
+             batch_size: int = 500) -> Iterator[Batch]:
+        return self.reader.read(self._stream_config(stream), since, batch_size)
+
+    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        return self.writer.upsert(stream, self._stream_config(stream), rows)
+
+    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
+        return self.reader.lookup(self._stream_config(stream), [str(k) for k in keys])
+
+    def delete(self, stream: str, keys: Sequence[str],
+               mode: DeleteMode) -> Sequence[WriteResult]:
+        return self.writer.delete(self._stream_config(stream), keys, mode)
+
+    def close(self) -> None:
+        self.rpc.close()

@@ -1,0 +1,306 @@
+"""Writing to Odoo: upsert by a reference field, in batches.
+
+For each batch: one ``search_read`` finds the records whose ``key_field``
+(``ref`` for partners, ``origin`` for sale orders) already holds the row's
+key; those are updated with ``write`` (one call per record: Odoo's ``write``
+gives all ids the same values) and the rest are created with one ``create``
+call taking the whole list.
+
+``create`` is not idempotent, so it is never retried blindly: when a create
+call fails in transit (timeout, 5xx, a cut reply) the writer searches the keys
+again and creates only the ones still missing. Odoo creates a list in one
+transaction, so a refused record (``ValidationError``) refuses the whole call;
+the writer then creates the records one by one so only the bad one fails.
+
+Embedded children (order lines) become x2many commands: ``[0, 0, vals]`` to
+add, ``[5, 0, 0]`` to clear. On update the lines are only replaced when they
+differ from the current ones, because Odoo refuses to delete the lines of a
+confirmed order. ``references`` turn codes into many2one ids (country code ->
+``country_id``, product code -> ``product_id``), and streams with
+``confirm: true`` get ``action_confirm`` for written records still in draft.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OdooWriter"]
+
+import logging
+import random
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
+from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig, ReferenceConfig
+from crm2erp.connectors.odoo.rpc import OdooRecordError, OdooRpc
+from crm2erp.errors import ConfigError, RetriableError
+from crm2erp.http.retry import backoff_delay
+
+log = logging.getLogger(__name__)
+_DRAFT = ("draft", "sent")
+
+
+class _Refused(Exception):
+    """A row that cannot be sent (bad key, unknown code); becomes a FAILED result."""
+
+
+class OdooWriter:
+    def __init__(self, rpc: OdooRpc, config: OdooConfig):
+        self.rpc, self.config = rpc, config
+        self._rng = random.Random()
+
+    # -- values ----------------------------------------------------------
+    def _resolve(self, refs: dict[str, ReferenceConfig], rows: list[Row]) -> dict:
+        """code -> id for every reference code used in ``rows`` (one search per rule)."""
+        table: dict[tuple[str, str], dict[str, int]] = {}
+        for name, ref in refs.items():
+            codes = sorted({str(r[name]) for r in rows if r.get(name) not in (None, "")})
+            found: dict[str, int] = {}
+            if codes:
+                for rec in self.rpc.execute_kw(ref.model, "search_read",
+                                               [[[ref.by, "in", codes]]],
+                                               {"fields": ["id", ref.by],
+                                                "context": {"active_test": False}}) or []:
+                    found.setdefault(str(rec[ref.by]), int(rec["id"]))
+            table[(ref.model, ref.by)] = found
+        return table
+
+    def _values(self, model: str, refs: dict[str, ReferenceConfig], table: dict,
+                row: Row) -> dict[str, Any]:
+        types = self.rpc.field_types(model)
+        vals: dict[str, Any] = {}
+        for name, value in row.items():
+            if name in refs:
+                ref = refs[name]
+                if value in (None, ""):
+                    vals[ref.field] = False
+                    continue
+                found = table[(ref.model, ref.by)].get(str(value))
+                if found is None:
+                    raise _Refused(f"no {ref.model} with {ref.by} = {value!r} (for {name}); "
+                                   f"create it in Odoo or fix the mapping")
+                vals[ref.field] = found
+                continue
+            kind = types.get(name, {}).get("type")
+            if kind == "many2one" and isinstance(value, str):
+                if not value.strip().isdigit():
+                    raise _Refused(f"{name} must be an Odoo id, got {value!r}")
+                value = int(value)
+            if value is None and kind != "boolean":
+                value = False
+            if isinstance(value, Decimal) and kind == "integer":
+                value = int(value)
+            vals[name] = value
+        return vals
+
+    def _prepare(self, stream: OdooStreamConfig, rows: list[Row]) -> list[dict | str]:
+        """Each row as ``vals`` (children as lists of vals) or the reason it is refused."""
+        table = self._resolve(stream.references, rows)
+        child_tables = {f: self._resolve(c.references, [line for r in rows
+                                                         for line in (r.get(f) or [])])
+                        for f, c in stream.children.items()}
+        out: list[dict | str] = []
+        for row in rows:
+            try:
+                plain = {k: v for k, v in row.items() if k not in stream.children}
+                vals = self._values(stream.model, stream.references, table, plain)
+                for field, child in stream.children.items():
+                    if field in row:
+                        vals[field] = [self._values(child.model, child.references,
+                                                    child_tables[field], line)
+                                       for line in (row[field] or [])]
+                out.append(vals)
+            except _Refused as exc:
+                out.append(str(exc))
+        return out
+
+    # -- upsert ----------------------------------------------------------
+    def upsert(self, name: str, stream: OdooStreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
+        key_field = stream.key_field
+        if not key_field:
+            raise ConfigError(f"Odoo stream {name!r} has no key_field; set one (ref, origin, "
+                              "default_code...) to write to it")
+        results: list[WriteResult | None] = [None] * len(rows)
+        size = self.config.write_batch_size
+        for start in range(0, len(rows), size):
+            chunk = list(rows[start:start + size])
+            for offset, result in enumerate(self._upsert_chunk(stream, key_field, chunk)):
+                results[start + offset] = result
+        return [r for r in results if r is not None]
+
+    def _upsert_chunk(self, stream: OdooStreamConfig, key_field: str,
+                      rows: list[Row]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(rows)
+        prepared = self._prepare(stream, rows)
+        pending: dict[str, tuple[int, dict]] = {}
+        for i, (row, vals) in enumerate(zip(rows, prepared, strict=True)):
+            key = row.get(key_field)
+            if key in (None, ""):
+                results[i] = WriteResult("", WriteAction.FAILED,
+                                         error=f"{key_field} is empty: it is the upsert key")
+            elif isinstance(vals, str):
+                results[i] = WriteResult(str(key), WriteAction.FAILED, error=vals)
+            else:
+                pending[str(key)] = (i, vals)  # the same key twice: the last row wins
+        existing = self._find(stream, key_field, list(pending))
+        written: list[tuple[int, int]] = []
+        for key, (i, vals) in pending.items():
+            if key in existing:
+                record = existing[key]
+                try:
+                    self._write(stream, record, vals)
+                    results[i] = WriteResult(key, WriteAction.UPDATED, str(record["id"]))
+                    written.append((i, record["id"]))
+                except OdooRecordError as exc:
+                    results[i] = WriteResult(key, WriteAction.FAILED, error=exc.message)
+        creates = [(key, i, vals) for key, (i, vals) in pending.items() if key not in existing]
+        for key, i, outcome in self._create(stream, key_field, creates):
+            if isinstance(outcome, int):
+                results[i] = WriteResult(key, WriteAction.CREATED, str(outcome))
+                written.append((i, outcome))
+            else:
+                results[i] = WriteResult(key, WriteAction.FAILED, error=outcome)
+        if stream.confirm and written:
+            for i, error in self._confirm(stream, written).items():
+                old = results[i]
+                results[i] = WriteResult(old.key, WriteAction.FAILED, old.target_id,
+                                         error=f"written but not confirmed: {error}")
+        for i, row in enumerate(rows):
+            if results[i] is None:  # an earlier row with the same key
+                results[i] = results[pending[str(row[key_field])][0]]
+        return results  # type: ignore[return-value]
+
+    def _find(self, stream: OdooStreamConfig, key_field: str,
+              keys: list[str]) -> dict[str, dict[str, Any]]:
+        if not keys:
+            return {}
+        fields = ["id", key_field, *(["state"] if stream.confirm else []),
+                  *stream.children]
+        found: dict[str, dict[str, Any]] = {}
+        for rec in self.rpc.execute_kw(stream.model, "search_read",
+                                       [[[key_field, "in", keys]]],
+                                       {"fields": fields, "order": "id asc",
+                                        "context": {"active_test": False}}) or []:
+            found.setdefault(str(rec[key_field]), rec)
+        return found
+
+    def _write(self, stream: OdooStreamConfig, record: dict[str, Any], vals: dict) -> None:
+        vals = dict(vals)
+        for field, child in stream.children.items():
+            if field not in vals:
+                continue
+            lines = vals.pop(field)
+            if not self._same_children(child.model, record.get(field) or [], lines):
+                vals[field] = [[5, 0, 0]] + [[0, 0, line] for line in lines]
+        self.rpc.execute_kw(stream.model, "write", [[record["id"]], vals])
+
+    def _same_children(self, model: str, ids: list[int], lines: list[dict]) -> bool:
+        if len(ids) != len(lines):
+            return False
+        if not ids:
+            return True
+        fields = sorted({f for line in lines for f in line})
+        current = {r["id"]: r for r in self.rpc.execute_kw(model, "read", [ids],
+                                                           {"fields": fields}) or []}
+        for line_id, line in zip(ids, lines, strict=True):
+            have = current.get(line_id, {})
+            for name, value in line.items():
+                got = have.get(name)
+                if isinstance(got, list) and got:
+                    got = got[0]  # many2one [id, name]
+                if _comparable(got) != _comparable(value):
+                    return False
+        return True
+
+    def _create(self, stream: OdooStreamConfig, key_field: str,
+                items: list[tuple[str, int, dict]]) -> list[tuple[str, int, int | str]]:
+        """Create ``items`` (key, index, vals); outcome per item: new id or error text."""
+        if not items:
+            return []
+        out: list[tuple[str, int, int | str]] = []
+        retry = self.config.retry
+        remaining = items
+        for attempt in range(1, retry.max_attempts + 1):
+            values = [{**stream.defaults, **self._commands(stream, vals)}
+                      for _, _, vals in remaining]
+            try:
+                ids = self.rpc.execute_kw(stream.model, "create", [values], idempotent=False)
+            except OdooRecordError as exc:
+                if len(remaining) == 1:
+                    key, i, _ = remaining[0]
+                    return out + [(key, i, exc.message)]
+                for item in remaining:  # isolate the refused record(s)
+                    out.extend(self._create(stream, key_field, [item]))
+                return out
+            except RetriableError as exc:
+                if attempt == retry.max_attempts:
+                    raise
+                delay = backoff_delay(attempt, retry.backoff_base, retry.backoff_max, self._rng)
+                log.info("Odoo create on %s failed in transit (%s); checking what was "
+                         "created before retrying in %.2fs", stream.model, exc, delay)
+                self.rpc.client.sleep(delay)
+                done = self._find(stream, key_field, [key for key, _, _ in remaining])
+                out.extend((key, i, int(done[key]["id"])) for key, i, _ in remaining
+                           if key in done)
+                remaining = [item for item in remaining if item[0] not in done]
+                if not remaining:
+                    return out
+                continue
+            ids = ids if isinstance(ids, list) else [ids]
+            return out + [(key, i, int(new_id))
+                          for (key, i, _), new_id in zip(remaining, ids, strict=True)]
+        return out
+
+    @staticmethod
+    def _commands(stream: OdooStreamConfig, vals: dict) -> dict:
+        vals = dict(vals)
+        for field in stream.children:
+            if field in vals:
+                vals[field] = [[0, 0, line] for line in vals[field]]
+        return vals
+
+    def _confirm(self, stream: OdooStreamConfig, written: list[tuple[int, int]]) -> dict:
+        """``action_confirm`` the written records still in draft; index -> error."""
+        ids = [record_id for _, record_id in written]
+        states = {r["id"]: r.get("state") for r in self.rpc.execute_kw(
+            stream.model, "read", [ids], {"fields": ["state"]}) or []}
+        todo = [(i, rid) for i, rid in written if states.get(rid) in _DRAFT]
+        errors: dict[int, str] = {}
+        if not todo:
+            return errors
+        try:
+            self.rpc.execute_kw(stream.model, "action_confirm", [[rid for _, rid in todo]])
+        except OdooRecordError:
+            for i, rid in todo:  # one by one, to know which one Odoo refuses
+                try:
+                    self.rpc.execute_kw(stream.model, "action_confirm", [[rid]])
+                except OdooRecordError as exc:
+                    errors[i] = exc.message
+        return errors
+
+    # -- delete ----------------------------------------------------------
+    def delete(self, stream: OdooStreamConfig, ids: Sequence[str],
+               mode: DeleteMode) -> list[WriteResult]:
+        if mode is DeleteMode.IGNORE or not ids:
+            return [WriteResult(str(i), WriteAction.UNCHANGED, str(i)) for i in ids]
+        results = []
+        for record_id in ids:
+            try:
+                if mode is DeleteMode.ARCHIVE:
+                    self.rpc.execute_kw(stream.model, "write", [[int(record_id)],
+                                                                {"active": False}])
+                else:
+                    self.rpc.execute_kw(stream.model, "unlink", [[int(record_id)]])
+                results.append(WriteResult(str(record_id), WriteAction.UPDATED, str(record_id)))
+            except OdooRecordError as exc:
+                results.append(WriteResult(str(record_id), WriteAction.FAILED,
+                                           error=exc.message))
+        return results
+
+
+def _comparable(value: Any) -> Any:
+    if value is False or value == "":
+        return None
+    if isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+        return round(float(value), 6)
+    return value

@@ -1,0 +1,134 @@
+"""SAP Gateway specifics on top of the shared HTTP client: CSRF tokens and errors.
+
+SAP Gateway refuses every modifying request without a CSRF token that
+belongs to the caller's session. The token is fetched with a ``GET`` carrying
+``x-csrf-token: Fetch``; the answer sets session cookies (kept by the
+``requests`` session) and returns the token in the same header. A write
+refused with ``403`` and ``x-csrf-token: Required`` means the token expired or
+the session was dropped: the token is fetched again once and the write
+repeated. That refusal happens before any processing, so repeating is safe.
+
+Writes go through a second client that shares the session (cookies) but
+never retries on its own: a repeated ``POST`` whose first answer was lost
+could create a record twice, so the writer decides (after re-reading).
+"""
+
+from __future__ import annotations
+
+__all__ = ["CsrfRequired", "SapClient", "error_mapper"]
+
+import logging
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from crm2erp.connectors.sap.config import SapConfig
+from crm2erp.connectors.sap.odata import sap_error
+from crm2erp.errors import FatalError
+from crm2erp.http import HttpClient, build_auth
+from crm2erp.http.config import RetryConfig
+
+log = logging.getLogger(__name__)
+
+
+class CsrfRequired(Exception):
+    """The server asked for a (new) CSRF token; handled inside :class:`SapClient`."""
+
+
+def error_mapper(resp: requests.Response) -> Exception | None:
+    """Claim what the generic client would misread: CSRF refusals and used-up quotas."""
+    if resp.status_code == 403 and resp.headers.get("x-csrf-token", "").lower() == "required":
+        return CsrfRequired()
+    if resp.status_code == 429 and "quotaviolation" in resp.text.replace(" ", "").lower():
+        return FatalError(
+            "SAP: the API quota of this communication arrangement is used up (HTTP 429 "
+            "QuotaViolation from the API gateway). Nothing was lost: the watermark stays at "
+            "the last committed batch - run the flow again when the quota window resets, or "
+            "ask the SAP Basis team to raise the quota.")
+    return None
+
+
+class SapClient:
+    """Reads through a retrying client; writes through a single-attempt one with CSRF."""
+
+    def __init__(self, config: SapConfig, **client_options: Any):
+        self.config = config
+        auth = build_auth(config.auth)
+        self.http = HttpClient(config.http_settings(), base_url=config.base_url, auth=auth,
+                               error_mapper=error_mapper, name="sap", **client_options)
+        once = config.http_settings().model_copy(
+            update={"retry": RetryConfig(max_attempts=1)})
+        self.writer = HttpClient(once, base_url=config.base_url, auth=auth,
+                                 error_mapper=error_mapper, name="sap", **client_options)
+        self.writer.session.close()
+        self.writer.session = self.http.session  # same cookies, same CSRF session
+        self._token: str | None = None
+        self._lock = threading.Lock()
+        self.token_fetches = 0
+
+    @property
+    def stats(self):
+        return self.http.stats
+
+    def params(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        base: dict[str, Any] = {}
+        if self.config.sap_client:
+            base["sap-client"] = self.config.sap_client
+        if self.config.language:
+            base["sap-language"] = self.config.language
+        return {**base, **(extra or {})}
+
+    def get_json(self, path: str, params: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> Any:
+        return self.http.get_json(path, params=self.params(params),
+                                  headers={"Accept": "application/json", **(headers or {})})
+
+    # -- CSRF ----------------------------------------------------------------
+    def fetch_token(self, service: str) -> str:
+        path = self.config.service_path(service) + "/"
+        resp = self.http.request("GET", path, params=self.params(),
+                                 headers={"x-csrf-token": "Fetch", "Accept": "application/json"},
+                                 expect_json=False)
+        token = resp.headers.get("x-csrf-token")
+        if resp.status_code >= 400 or not token or token.lower() == "required":
+            raise FatalError(f"SAP: could not fetch a CSRF token from {path} (HTTP "
+                             f"{resp.status_code}); check that the communication user may "
+                             f"call {service} and that the service is activated")
+        with self._lock:
+            self._token = token
+            self.token_fetches += 1
+        return token
+
+    def write(self, service: str, method: str, path: str, *, data: bytes,
+              headers: dict[str, str]) -> requests.Response:
+        """One modifying call with the CSRF token; refetches it once when refused."""
+        for attempt in (1, 2):
+            token = self._token or self.fetch_token(service)
+            try:
+                return self.writer.request(method, path, params=self.params(), data=data,
+                                           headers={**headers, "x-csrf-token": token},
+                                           expect_json=False)
+            except CsrfRequired:
+                with self._lock:
+                    if self._token == token:
+                        self._token = None
+                log.info("SAP: CSRF token refused for %s %s (attempt %d); fetching a new one",
+                         method, urlsplit(path).path, attempt)
+        raise FatalError(f"SAP: {method} {path} was refused for a missing CSRF token even "
+                         "with a freshly fetched one; check that the session cookies are "
+                         "not stripped by a proxy in between")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def describe_error(resp_status: int, body: bytes) -> str:
+    """A one-line dead-letter reason from a SAP error answer."""
+    parsed = sap_error(body)
+    if parsed is None:
+        text = body.decode("utf-8", "replace").strip()[:300]
+        return f"HTTP {resp_status}: {text or 'no body'}"
+    code, message = parsed
+    return f"HTTP {resp_status} {code}: {message}"

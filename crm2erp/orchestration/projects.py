@@ -1,0 +1,177 @@
+"""Find the projects Airflow should schedule and read their flows at parse time.
+
+This module does not import Airflow: the DAG factory and the tests call it,
+and it only reads YAML. Parsing must not need the run-time secrets (the DAG
+processor usually has none), so ``${VAR}`` values are not expanded here: a
+missing variable becomes a marker (:data:`UNSET`) that the run-time loader in
+:mod:`crm2erp.orchestration.runtime` reports, unless an Airflow Connection
+replaces the value.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "PROJECT_VARIABLE",
+    "PROJECT_ENV",
+    "FlowEntry",
+    "ScanResult",
+    "MarkingEnv",
+    "unset_variables",
+    "project_dirs",
+    "shipped_project_dirs",
+    "scan_projects",
+]
+
+import logging
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from crm2erp.errors import ConfigError, ConfigIssue
+from crm2erp.mapping import load_flow
+from crm2erp.mapping.loader import validate_project
+from crm2erp.mapping.models import FlowSpec
+
+log = logging.getLogger(__name__)
+
+PROJECT_VARIABLE = "crm2erp_project"
+PROJECT_ENV = "CRM2ERP_PROJECT"
+UNSET = "\x00crm2erp-unset:{}\x00"
+_UNSET_RX = re.compile("\x00crm2erp-unset:([^\x00]*)\x00")
+
+
+class MarkingEnv(Mapping[str, str]):
+    """``os.environ`` in which every missing variable reads as a marker.
+
+    Loading ``connections.yaml`` through it never fails for a missing
+    variable; :func:`unset_variables` finds the markers afterwards.
+    """
+
+    def __init__(self, base: Mapping[str, str] | None = None):
+        self.base = os.environ if base is None else base
+
+    def __getitem__(self, name: str) -> str:
+        return self.base[name] if name in self.base else UNSET.format(name)
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.base)
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+
+def unset_variables(value: Any) -> list[str]:
+    """The names of the environment variables still unset inside ``value``."""
+    if isinstance(value, str):
+        return _UNSET_RX.findall(value)
+    if isinstance(value, Mapping):
+        return [n for v in value.values() for n in unset_variables(v)]
+    if isinstance(value, list | tuple):
+        return [n for v in value for n in unset_variables(v)]
+    return []
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    """One flow to schedule: its spec and the project folder it belongs to."""
+
+    flow: FlowSpec
+    root: Path
+
+    @property
+    def name(self) -> str:
+        return self.flow.flow
+
+
+@dataclass
+class ScanResult:
+    flows: dict[str, FlowEntry] = field(default_factory=dict)
+    issues: list[ConfigIssue] = field(default_factory=list)
+
+    def error(self) -> ConfigError | None:
+        """One ConfigError listing every problem (file:line: message), or None."""
+        if not self.issues:
+            return None
+        files = sorted({i.file for i in self.issues})
+        noun = "file has" if len(files) == 1 else "files have"
+        return ConfigError(f"crm2erp: {len(files)} {noun} problems; the flows they define "
+                           "have no DAG until they are fixed", self.issues)
+
+
+def shipped_project_dirs() -> list[Path]:
+    """The packs shipped in ``crm2erp.mappings`` that define flows (demo first)."""
+    from crm2erp.mappings import pack_dir
+
+    demo = pack_dir("demo")
+    others = sorted(p for p in demo.parent.iterdir()
+                    if p.is_dir() and p != demo and any(p.rglob("*.flow.yaml")))
+    return [demo, *others]
+
+
+def _airflow_variable() -> str | None:
+    """The Airflow Variable, when Airflow is there and can answer (never fails)."""
+    try:
+        from airflow.sdk import Variable
+
+        return Variable.get(PROJECT_VARIABLE, default=None)
+    except Exception as exc:  # no Airflow, no metadata DB or API at parse time
+        log.debug("no Airflow Variable %s: %s", PROJECT_VARIABLE, exc)
+        return None
+
+
+def project_dirs(value: str | None = None) -> list[Path]:
+    """Project folders: ``value``, else the Airflow Variable ``crm2erp_project``,
+    else ``$CRM2ERP_PROJECT``, else the shipped packs. Several folders may be
+    given separated by ``os.pathsep`` (``:`` on Linux)."""
+    value = value or _airflow_variable() or os.environ.get(PROJECT_ENV)
+    if not value:
+        return shipped_project_dirs()
+    return [Path(part).expanduser() for part in value.split(os.pathsep) if part.strip()]
+
+
+def _flow_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*.flow.yaml")
+                  if not any(part.startswith(".") for part in p.relative_to(root).parts))
+
+
+def _scan_one(root: Path, result: ScanResult) -> None:
+    issues = validate_project(root, env=MarkingEnv())
+    result.issues += issues
+    bad_files = {Path(i.file).resolve() for i in issues if i.file}
+    if (root / "connections.yaml").resolve() in bad_files or not root.is_dir():
+        return  # nothing in this project can run
+    for path in _flow_files(root):
+        if path.resolve() in bad_files:
+            continue
+        try:
+            flow = load_flow(path)
+        except ConfigError:  # already among the project's issues
+            continue
+        if {flow.source_mapping_path, flow.target_mapping_path} & bad_files:
+            continue
+        if not flow.enabled:
+            log.info("flow %s is disabled (enabled: false); no DAG", flow.flow)
+            continue
+        if flow.flow in result.flows:
+            other = result.flows[flow.flow].flow.source_file
+            result.issues.append(ConfigIssue(str(path), None, None,
+                                             f"flow name {flow.flow!r} is already used by "
+                                             f"{other}; DAG ids must be unique"))
+            continue
+        result.flows[flow.flow] = FlowEntry(flow, root.resolve())
+
+
+def scan_projects(dirs: list[Path] | None = None) -> ScanResult:
+    """Every valid, enabled flow of the projects, and every problem found."""
+    result = ScanResult()
+    for root in project_dirs() if dirs is None else dirs:
+        _scan_one(Path(root), result)
+    result.issues = sorted(dict.fromkeys(result.issues),
+                           key=lambda i: (i.file, i.line or 0, i.column or 0))
+    return result
