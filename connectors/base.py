@@ -52,13 +52,27 @@ class Cursor:
 
 @dataclass(frozen=True)
 class StreamInfo:
-    """What a connector says about one of its streams."""
+    """What a connector says about one of its streams.
+
+    ``key`` is what upsert matches on (often an external reference the
+    integration writes, such as the canonical id in an ERP's ``crm_ref``).
+    ``id_field`` is the field holding the system's own id, when it differs
+    from the key (an autoincrement customer number, say): the engine
+    identifies records by it in the id cross-reference, so a record has the
+    same id there whether the system is read from or written to.
+    """
 
     name: str
     key: tuple[str, ...]
     cursor_field: str | None = None
     children: tuple[str, ...] = ()
     writable: bool = True
+    id_field: str | None = None
+
+    @property
+    def identity(self) -> tuple[str, ...]:
+        """The fields that identify a record of this stream in its own system."""
+        return (self.id_field,) if self.id_field else self.key
 
 
 @dataclass

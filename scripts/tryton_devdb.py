@@ -26,6 +26,7 @@ import sys
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 MODULES = ("sale",)
 COUNTRIES = {"DE": "Germany", "FR": "France", "US": "United States", "GB": "United Kingdom",
@@ -135,16 +136,19 @@ sys.exit(main())
 """
 
 
-def serve(conf: Path, dbname: str, port: int, *, email_dns: bool = True) -> subprocess.Popen:
+def serve(conf: Path, dbname: str, port: int, *, email_dns: bool = True,
+          output: Any = None) -> subprocess.Popen:
     """Start ``trytond`` on 127.0.0.1:``port`` serving only ``dbname``.
 
-    ``-d`` matters: without it trytond 8.2.1 refuses every login.
+    ``-d`` matters: without it trytond 8.2.1 refuses every login. ``output``
+    (a file) receives the server's log instead of this process's stdout/stderr.
     """
     write_config(conf.parent, port)
     args = ["-c", str(conf), "-d", dbname]
     command = [_bin("trytond"), *args] if email_dns else \
         [sys.executable, "-c", _NO_EMAIL_DNS, *args]
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL)
+    return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=output,
+                            stderr=subprocess.STDOUT if output is not None else None)
 
 
 def main(argv: list[str] | None = None) -> int:

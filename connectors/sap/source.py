@@ -26,7 +26,7 @@ from typing import Any
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapStreamConfig
-from crm2erp.connectors.sap.odata import literal
+from crm2erp.connectors.sap.odata import iso_utc, literal
 from crm2erp.connectors.sap.rows import clean, key_text, position
 from crm2erp.errors import FatalError
 from crm2erp.http import ODataPaginator
@@ -100,8 +100,7 @@ class SapReader:
              batch_size: int) -> Iterator[Batch]:
         after = None
         if since is not None:
-            after = (position({stream.cursor_field: _since(since.value)},
-                              stream)[0], since.key)
+            after = (iso_utc(_since(since.value)), since.key)
         sources = [self._rows(stream, q) for q in self.queries(stream, since)]
         rows: list[Row] = []
         deleted: list[str] = []

@@ -133,7 +133,9 @@ class SqlBase(Connector):
 
     def streams(self) -> list[StreamInfo]:
         return [StreamInfo(name=name, key=tuple(cfg.key_columns), cursor_field=cfg.cursor,
-                           children=tuple(cfg.children))
+                           children=tuple(cfg.children),
+                           id_field=(cfg.id_column if cfg.id_column
+                                     and [cfg.id_column] != list(cfg.key_columns) else None))
                 for name, cfg in self.stream_configs().items()]
 
     def spec(self, stream: str) -> StreamSpec:

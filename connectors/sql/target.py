@@ -195,13 +195,22 @@ class SqlTargetMixin(SqlSourceMixin):
 
     def _upsert_rows(self, conn: sa.Connection, spec: StreamSpec, items: list[Item],
                      existing: dict[str, Row]) -> None:
+        """Rows whose key exists are UPDATEd (a partial row, such as one whose other
+        fields another system owns, must not trip NOT NULL columns); the rest go
+        through the dialect's native upsert, which also covers a concurrent insert."""
         groups: dict[tuple[str, ...], list[Item]] = {}
         for item in items:
             groups.setdefault(tuple(sorted(item.values)), []).append(item)
         table, name = spec.table, conn.dialect.name
         for columns, group in groups.items():
-            params = [it.values for it in group]
+            known = [it for it in group if it.key in existing]
+            fresh = [it for it in group if it.key not in existing]
             updates = [c for c in columns if c not in spec.key] or [spec.key[0]]
+            if known and [c for c in columns if c not in spec.key]:
+                self._update_rows(conn, spec, known, [c for c in columns if c not in spec.key])
+            if not fresh:
+                continue
+            params = [it.values for it in fresh]
             if name in ("sqlite", "postgresql"):
                 insert = (sqlite.insert if name == "sqlite" else postgresql.insert)(table)
                 stmt = insert.on_conflict_do_update(
@@ -212,13 +221,19 @@ class SqlTargetMixin(SqlSourceMixin):
                 insert = mysql.insert(table)
                 conn.execute(insert.on_duplicate_key_update(
                     {c: insert.inserted[c] for c in updates}), params)
-            else:  # any other dialect: update what exists, insert the rest
-                for item in group:
-                    if item.key in existing:
-                        conn.execute(table.update().where(
-                            self.key_filter(spec, [item.key_values])).values(item.values))
-                    else:
-                        conn.execute(table.insert().values(item.values))
+            else:  # any other dialect: plain inserts, safe under the flow lock
+                conn.execute(table.insert(), params)
+
+    @staticmethod
+    def _update_rows(conn: sa.Connection, spec: StreamSpec, items: list[Item],
+                     columns: list[str]) -> None:
+        table = spec.table
+        stmt = table.update().where(sa.and_(
+            *(table.c[k] == sa.bindparam(f"k_{i}") for i, k in enumerate(spec.key)))
+        ).values({c: sa.bindparam(f"v_{c}") for c in columns})
+        conn.execute(stmt, [
+            {**{f"k_{i}": v for i, v in enumerate(it.key_values)},
+             **{f"v_{c}": it.values[c] for c in columns}} for it in items])
 
     def _replace_children(self, conn: sa.Connection, spec: StreamSpec,
                           items: list[Item]) -> None:

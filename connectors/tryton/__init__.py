@@ -126,6 +126,11 @@ class TrytonConnector(Connector):
                 results.append(WriteResult(key, WriteAction.UNCHANGED,
                                            str(sale["id"]) if sale else None))
                 continue
+            if sale["state"] not in ("draft", "quotation"):
+                results.append(WriteResult(key, WriteAction.FAILED, str(sale["id"]), error=(
+                    f"sale {key!r} is {sale['state']}; Tryton only cancels drafts and "
+                    "quotations - handle it in Tryton (return sale or credit note)")))
+                continue
             try:
                 if sale["state"] == "quotation":
                     self.client.model("sale.sale", "draft", [sale["id"]])

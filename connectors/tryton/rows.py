@@ -10,7 +10,8 @@ from __future__ import annotations
 
 __all__ = [
     "PARTY_FIELDS", "ADDRESS_FIELDS", "PRODUCT_FIELDS", "SALE_FIELDS", "SALE_LINE_FIELDS",
-    "INVOICE_FIELDS", "CONTACT_SHORTCUTS", "address_vals", "contact_vals", "wanted_contacts",
+    "INVOICE_FIELDS", "CONTACT_SHORTCUTS", "address_vals", "contact_vals", "wanted_addresses",
+    "wanted_contacts",
     "party_row", "product_row", "sale_row", "sale_rows", "invoice_row", "iso_utc", "compact",
 ]
 
@@ -39,7 +40,9 @@ CONTACT_SHORTCUTS = ("email", "phone", "mobile", "website", "fax")
 
 def iso_utc(moment: dt.datetime | None) -> str | None:
     """Tryton's naive UTC timestamps as ISO-8601 with an explicit offset."""
-    return None if moment is None else moment.replace(tzinfo=dt.UTC).isoformat()
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=dt.UTC).isoformat(timespec="microseconds")
 
 
 def compact(value: str) -> str:
@@ -68,8 +71,25 @@ def address_vals(addr: Mapping[str, Any], countries: Mapping[str, int]) -> dict[
     return vals
 
 
+def wanted_addresses(row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``addresses`` plus the ``billing_address`` (invoice) and ``shipping_address``
+    (delivery) shortcuts; the same place named twice becomes one address with both flags."""
+    found: dict[tuple, dict[str, Any]] = {}
+    extra = [(row.get("billing_address"), "invoice"), (row.get("shipping_address"), "delivery")]
+    for addr, flag in [(a, None) for a in row.get("addresses") or []] + extra:
+        if not isinstance(addr, Mapping) or not any(
+                addr.get(k) for k in ("street", "postal_code", "city", "country")):
+            continue
+        sig = tuple(str(addr.get(k) or "").strip().lower()
+                    for k in ("street", "postal_code", "city", "country"))
+        merged = found.setdefault(sig, dict(addr))
+        if flag:
+            merged[flag] = True
+    return list(found.values())
+
+
 def wanted_contacts(row: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """``(type, value)`` pairs from ``contact_mechanisms`` and the ``email``/``phone``... shortcuts."""
+    """``(type, value)`` pairs from ``contact_mechanisms`` and the shortcut fields."""
     pairs: list[tuple[str, str]] = []
     for cm in row.get("contact_mechanisms") or []:
         if cm.get("value"):

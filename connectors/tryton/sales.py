@@ -63,10 +63,8 @@ class SaleWriter:
         out: dict[Any, dict] = {}
         for p in parties:
             mine = [addrs[a] for a in p["addresses"] if addrs[a].get("active", True)]
-            pick = (lambda flag, mine=mine: next(
-                (a["id"] for a in mine if a.get(flag)), mine[0]["id"] if mine else None))
-            info = {"id": p["id"], "code": p["code"], "invoice_address": pick("invoice"),
-                    "shipment_address": pick("delivery"),
+            info = {"id": p["id"], "code": p["code"], "invoice_address": _pick(mine, "invoice"),
+                    "shipment_address": _pick(mine, "delivery"),
                     "payment_term": p.get("customer_payment_term")}
             out[p["id"]] = info
             if p.get("code"):
@@ -239,6 +237,12 @@ class SaleWriter:
                 "sale.sale", "quote", [sid for _, sid in b]), refused("quote")) for i in done]
             isolate(quoted, lambda b: self.client.model(
                 "sale.sale", "confirm", [sid for _, sid in b]), refused("confirm"))
+
+
+def _pick(addresses: Sequence[Mapping], flag: str) -> int | None:
+    """The first address flagged ``invoice``/``delivery``, else the first address."""
+    flagged = [a["id"] for a in addresses if a.get(flag)]
+    return flagged[0] if flagged else (addresses[0]["id"] if addresses else None)
 
 
 def _date(value: Any) -> dt.date:

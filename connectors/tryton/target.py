@@ -33,6 +33,7 @@ from crm2erp.connectors.tryton.rows import (
     contact_vals,
     party_row,
     product_row,
+    wanted_addresses,
     wanted_contacts,
 )
 
@@ -104,7 +105,7 @@ class PartyProductWriter:
         existing = self._existing("party.party", key_field, list(key_of.values()),
                                   [key_field, *PARTY_FIELDS])
         countries = self.lookups.ids("country.country", "code", [
-            str(a.get("country") or "").upper() for r in rows for a in r.get("addresses") or []])
+            str(a.get("country") or "").upper() for r in rows for a in wanted_addresses(r)])
         creates, writes = [], []
         for pos, key in key_of.items():
             row = rows[pos]
@@ -113,7 +114,7 @@ class PartyProductWriter:
                                            error=f"party {key!r} has no name")
                 continue
             try:
-                addresses = [address_vals(a, countries) for a in row.get("addresses") or []]
+                addresses = [address_vals(a, countries) for a in wanted_addresses(row)]
             except ValueError as exc:
                 results[pos] = WriteResult(key, WriteAction.FAILED, error=f"party {key!r}: {exc}")
                 continue

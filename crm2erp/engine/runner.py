@@ -20,6 +20,7 @@ from __future__ import annotations
 
 __all__ = ["FlowRunner", "RunResult", "Change", "record_key", "replay"]
 
+import datetime as dt
 import enum
 import logging
 import time
@@ -33,8 +34,17 @@ from pydantic import ValidationError
 
 from crm2erp.connectors.base import Cursor, DeleteMode, Row, WriteAction
 from crm2erp.engine.cursors import apply_lookback, later_cursor, parse_duration
+from crm2erp.engine.memory import (
+    deep_merge,
+    flatten,
+    next_state,
+    owner_of,
+    pop_path,
+    set_path,
+    settle,
+)
 from crm2erp.engine.resolver import StoreResolver
-from crm2erp.engine.stages import Item, StageContext, build_stages
+from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks
 from crm2erp.errors import ConfigError, ParentMissingError, RecordError
 from crm2erp.jsonutil import payload_hash, to_jsonable
 from crm2erp.schemas import entity_model
@@ -120,6 +130,12 @@ class FlowRunner:
         self.target_stream = target.stream(flow.target.stream)
         self.resolver = StoreResolver(store)
         self.stages = build_stages(flow, store)
+        self.mode = "incremental"
+        # target fields computed only from fields the target system owns: never sent
+        self.target_owned = [
+            target for target, sources in outbound.sources().items()
+            if sources and all(owner_of(s, flow.ownership) == self.target_system
+                               for s in sources)]
         self.context = StageContext(flow=flow, run_id=None, store=store,
                                     resolver=self.resolver, target=target, dry_run=False)
 
@@ -129,6 +145,7 @@ class FlowRunner:
         """Run the flow once; ``partition`` (0-based) runs one slice of a partitioned flow."""
         started = time.monotonic()
         self._set_partition(partition)
+        self.mode = mode
         run_mode = "dry_run" if dry_run else mode
         with self.store.lock(self.lock_name):
             run_id = self.store.start_run(self.flow.flow, run_mode)
@@ -151,9 +168,11 @@ class FlowRunner:
             except BaseException as exc:
                 result.status = "failed"
                 self.store.finish_run(run_id, "failed", message=str(exc)[:2000])
+                run_hooks(self, result)
                 raise
             result.status = "partial" if result.new_dead_letters else "succeeded"
             self.store.finish_run(run_id, result.status)
+            run_hooks(self, result)
         result.seconds = time.monotonic() - started
         log.info("flow %s run %s %s: %s", self.flow.flow, run_id, result.status,
                  dict(result.counts))
@@ -176,7 +195,7 @@ class FlowRunner:
         """Whether a source row belongs to this run's partition."""
         if self.partition is None:
             return True
-        return _slice_of(record_key(row, self.source_stream.key),
+        return _slice_of(record_key(row, self.source_stream.identity),
                          self.partition_count) == self.partition
 
     # -- steps ------------------------------------------------------------
@@ -234,11 +253,15 @@ class FlowRunner:
         result.counts.update(extra)
 
     def _canonical(self, rows: list[Row], counts: Counter, commit: BatchCommit) -> list[Item]:
-        """Map inbound, give the canonical id and validate; failures are dead letters."""
-        key_fields = self.source_stream.key
+        """Map inbound, give the canonical id, merge with what the hub knows, validate.
+
+        Failures are dead letters; records without news (echoes of our own
+        writes, lookback re-reads) are counted unchanged and go no further.
+        """
+        key_fields = self.source_stream.identity
         self.resolver.prefetch(self.flow.entity, self.source_system,
                                [record_key(r, key_fields) for r in rows])
-        items: dict[str, Item] = {}
+        mapped: dict[str, tuple[Row, dict, str]] = {}
         for row in rows:
             source_key = record_key(row, key_fields)
             try:
@@ -249,20 +272,68 @@ class FlowRunner:
                 data = self.inbound.apply(row, self.resolver)
                 canonical_id = self.resolver.to_canonical(self.flow.entity, self.source_system,
                                                           source_key)
-                data["id"] = canonical_id
-                try:
-                    record = self.model.model_validate(data)
-                except ValidationError as exc:
-                    message, field_name = _validation_message(exc)
-                    raise RecordError(message, stage="validate", field=field_name) from None
-            except ParentMissingError as exc:
-                self._hold(commit, counts, "parked", source_key, str(exc), row)
+            except RecordError as exc:   # ParentMissingError included
+                self._hold(commit, counts, exc.stage, source_key, str(exc), row)
                 continue
+            mapped[source_key] = (row, data, canonical_id)   # a later version wins
+        states = self.store.canonical_states(self.flow.entity,
+                                             [m[2] for m in mapped.values()])
+        items = []
+        for source_key, (row, data, canonical_id) in mapped.items():
+            state = states.get(canonical_id)
+            try:
+                item = self._merge(source_key, row, data, canonical_id, state, commit)
             except RecordError as exc:
                 self._hold(commit, counts, exc.stage, source_key, str(exc), row)
                 continue
-            items[source_key] = Item(source_key, row, canonical_id, record)  # last one wins
-        return list(items.values())
+            if state is not None and not item.notes["settlement"].has_news \
+                    and self.mode not in ("full_refresh", "retry"):
+                counts["unchanged"] += 1
+                commit.resolved_keys.append(source_key)
+                commit.xref.append(self._source_xref(item))
+                continue
+            items.append(item)
+        return items
+
+    def _merge(self, source_key: str, row: Row, data: dict, canonical_id: str,
+               state, commit: BatchCommit) -> Item:
+        merged = deep_merge(state.data if state else {}, data)
+        merged["id"] = canonical_id
+        record = self._validate(merged)
+        changed_at = record.updated_at or dt.datetime.now(dt.UTC)
+        settlement = settle(
+            entity=self.flow.entity, canonical_id=canonical_id, system=self.source_system,
+            mapped_paths=list(flatten(data)), new=record.model_dump(mode="json"),
+            state=state, ownership=self.flow.ownership, rule=self.flow.conflict_rule,
+            changed_at=changed_at)
+        if settlement.reverts:
+            for path, value in settlement.reverts.items():
+                set_path(merged, path, value)
+            record = self._validate(merged)
+        commit.conflicts.extend(settlement.conflicts)
+        for conflict in settlement.conflicts:
+            log.warning("flow %s: conflict on %s %s field %s: %s sent %r, %s kept %r",
+                        self.flow.flow, conflict.entity, source_key, conflict.field,
+                        conflict.system, conflict.incoming, conflict.winner, conflict.kept)
+        item = Item(source_key, row, canonical_id, record)
+        item.notes.update(settlement=settlement, state=state, changed_at=changed_at)
+        return item
+
+    def _validate(self, data: dict):
+        try:
+            return self.model.model_validate(data)
+        except ValidationError as exc:
+            message, field_name = _validation_message(exc)
+            raise RecordError(message, stage="validate", field=field_name) from None
+
+    def _remember(self, item: Item, commit: BatchCommit) -> None:
+        """The record is in the target: remember its canonical state."""
+        commit.canonical.append(next_state(
+            entity=self.flow.entity, canonical_id=item.canonical_id,
+            system=self.source_system, data=item.record.model_dump(mode="json"),
+            previous=item.notes.get("state"),
+            accepted=item.notes["settlement"].accepted if "settlement" in item.notes else [],
+            changed_at=item.notes.get("changed_at") or dt.datetime.now(dt.UTC)))
 
     def _outbound(self, items: list[Item], counts: Counter, commit: BatchCommit) -> list[Item]:
         """Map each canonical record to the target's row and hash it."""
@@ -272,6 +343,8 @@ class FlowRunner:
             data["id"] = item.canonical_id
             try:
                 item.target_row = self.outbound.apply(data, self.resolver)
+                for path in self.target_owned:
+                    pop_path(item.target_row, path)
             except ParentMissingError as exc:
                 self._hold(commit, counts, "parked", item.source_key, str(exc), item.source_row)
                 continue
@@ -303,6 +376,7 @@ class FlowRunner:
                 counts["unchanged"] += 1
                 commit.resolved_keys.append(item.source_key)
                 commit.xref.append(self._source_xref(item))
+                self._remember(item, commit)
             else:
                 changed.append(item)
         return changed
@@ -320,6 +394,7 @@ class FlowRunner:
             commit.xref.append(self._source_xref(item))
             commit.xref.append(XrefUpsert(self.flow.entity, self.target_system, target_id,
                                           item.canonical_id, item.hash))
+            self._remember(item, commit)
             self.resolver.remember(self.flow.entity, self.target_system, target_id,
                                    item.canonical_id)
 
@@ -404,6 +479,7 @@ def _new_dead_letters(outcome, commit: BatchCommit) -> int:
 def replay(runner: FlowRunner, dead_letters) -> RunResult:
     """Run dead-lettered records of one flow again (after a mapping fix, say)."""
     runner._set_partition(None)
+    runner.mode = "retry"
     with runner.store.lock(runner.lock_name):
         run_id = runner.store.start_run(runner.flow.flow, "retry")
         result = RunResult(runner.flow.flow, run_id, "retry")
@@ -413,7 +489,9 @@ def replay(runner: FlowRunner, dead_letters) -> RunResult:
                             retry=True)
         except BaseException as exc:
             runner.store.finish_run(run_id, "failed", message=str(exc)[:2000])
+            run_hooks(runner, result)
             raise
         result.status = "partial" if result.new_dead_letters else "succeeded"
         runner.store.finish_run(run_id, result.status)
+        run_hooks(runner, result)
     return result

@@ -13,13 +13,17 @@ returns a stage, or ``None`` when the flow does not ask for it.
 
 from __future__ import annotations
 
-__all__ = ["Item", "Rejection", "StageContext", "BatchStage", "build_stages", "FACTORIES"]
+__all__ = ["Item", "Rejection", "StageContext", "BatchStage", "build_stages", "FACTORIES",
+           "RUN_HOOKS", "run_hooks"]
 
 import importlib
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from crm2erp.connectors.base import Row
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,7 +69,15 @@ class BatchStage(Protocol):
 
 #: "module:function" factories, each ``factory(flow, store) -> BatchStage | None``,
 #: in the order the stages run.
-FACTORIES: list[str] = []
+FACTORIES: list[str] = [
+    "crm2erp.quality.gx.stage:quality_stage",
+]
+
+#: "module:function" hooks called after every run has been closed in the
+#: store, each ``hook(runner, result)``; a failing hook is logged, never fatal.
+RUN_HOOKS: list[str] = [
+    "crm2erp.quality.report:write_run_report",
+]
 
 
 def build_stages(flow, store) -> list[BatchStage]:
@@ -77,3 +89,14 @@ def build_stages(flow, store) -> list[BatchStage]:
         if stage is not None:
             stages.append(stage)
     return stages
+
+
+def run_hooks(runner, result) -> None:
+    """Call every ``RUN_HOOKS`` entry; a hook's failure is logged, not raised."""
+    for spec in RUN_HOOKS:
+        module_name, _, attr = spec.partition(":")
+        try:
+            getattr(importlib.import_module(module_name), attr)(runner, result)
+        except Exception:
+            log.warning("run hook %s failed for flow %s run %s", spec, result.flow,
+                        result.run_id, exc_info=True)

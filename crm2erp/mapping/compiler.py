@@ -184,6 +184,10 @@ class CompiledMapping:
         self._fields = fields
         self._where = where
 
+    def sources(self) -> dict[str, list[str]]:
+        """Target path -> the source paths it is computed from (for field ownership)."""
+        return {f.target: list(f.sources) for f in self._fields}
+
     def matches(self, record: Mapping[str, Any]) -> bool:
         """Whether the mapping-level ``where:`` lets ``record`` through."""
         return self._where is None or self._where(record)

@@ -261,7 +261,13 @@ class FlowSpec(_WithFile):
     enabled: bool = True
     quality: QualitySection = None
     dedupe: dict[str, Any] | None = None
-    ownership: dict[str, str] = Field(default_factory=dict)
+    ownership: dict[str, str] = Field(default_factory=dict, description=(
+        "Canonical field (dotted path; a parent path covers its children) -> the "
+        "connection whose edits win. Edits by another system are conflicts: logged, "
+        "and settled by `conflict_rule`."))
+    conflict_rule: Literal["ownership", "last_modified"] = Field("ownership", description=(
+        "ownership: the owner's value stays. last_modified: the later edit wins "
+        "(by the record's updated_at), also for fields without an owner."))
 
     @property
     def name(self) -> str:

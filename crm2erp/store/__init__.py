@@ -9,6 +9,8 @@ migrated on open. See :mod:`crm2erp.store.state` for the API.
 from crm2erp.store.records import (
     BatchCommit,
     BatchResult,
+    CanonicalState,
+    ConflictRecord,
     DeadLetter,
     DeadLetterWrite,
     NewDeadLetter,
@@ -28,6 +30,8 @@ __all__ = [
     "StateStore",
     "BatchCommit",
     "BatchResult",
+    "CanonicalState",
+    "ConflictRecord",
     "DeadLetter",
     "DeadLetterWrite",
     "NewDeadLetter",

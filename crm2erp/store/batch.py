@@ -23,6 +23,8 @@ from crm2erp.store.records import BatchCommit, BatchResult, DeadLetterWrite, New
 from crm2erp.store.tables import (
     ACTIVE_DEAD_LETTER_STATUSES,
     COUNT_FIELDS,
+    canonical_records,
+    conflicts,
     dead_letters,
     runs,
     watermarks,
@@ -176,6 +178,23 @@ def _write_watermark(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) 
            key=("flow", "stream"), update=("value", "key", "updated_at", "run_id"))
 
 
+def _write_canonical(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) -> None:
+    latest = {(c.entity, c.canonical_id): c for c in batch.canonical}  # last one wins
+    upsert(conn, canonical_records,
+           [{"entity": c.entity, "canonical_id": c.canonical_id,
+             "data": jsonutil.dumps(c.data), "field_times": jsonutil.dumps(c.field_times),
+             "updated_at": now, "run_id": batch.run_id} for c in latest.values()],
+           key=("entity", "canonical_id"), update=("data", "field_times", "updated_at",
+                                                   "run_id"))
+    if batch.conflicts:
+        conn.execute(conflicts.insert(), [
+            {"run_id": batch.run_id, "flow": batch.flow, "entity": c.entity,
+             "canonical_id": c.canonical_id, "field": c.field, "system": c.system,
+             "incoming": redact(jsonutil.dumps(c.incoming)),
+             "kept": redact(jsonutil.dumps(c.kept)), "winner": c.winner, "rule": c.rule,
+             "created_at": now} for c in batch.conflicts])
+
+
 def check_counts(counts: dict[str, int]) -> None:
     unknown = sorted(set(counts) - set(COUNT_FIELDS))
     if unknown:
@@ -204,5 +223,6 @@ def write_batch(conn: sa.Connection, batch: BatchCommit) -> BatchResult:
     written = _write_dead_letters(conn, batch, now)
     resolved = _resolve(conn, batch, now)
     _write_watermark(conn, batch, now)
+    _write_canonical(conn, batch, now)
     _add_counts(conn, batch)
     return BatchResult(dead_letters=written, resolved=resolved)

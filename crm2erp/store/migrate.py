@@ -13,6 +13,8 @@ __all__ = ["alembic_config", "upgrade", "downgrade", "current_revision", "head_r
 
 import logging
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -27,6 +29,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # alembic.context is a process-wide proxy: two threads migrating at once
 # would run inside each other's context
 _alembic_lock = threading.Lock()
+_PG_LOCK_KEY = 0x63726D32  # "crm2": advisory locks are per database
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
@@ -52,27 +55,51 @@ def current_revision(engine: sa.Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+@contextmanager
+def _migrating(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A transaction holding the migration lock, in this process and in the database.
+
+    Two processes opening a fresh store at once must not both create tables:
+    PostgreSQL takes a transaction-scoped advisory lock, MariaDB a named lock
+    (its DDL is not transactional, so the loser would otherwise see half a
+    schema), SQLite's first CREATE TABLE locks the whole file anyway.
+    """
+    with _alembic_lock, engine.begin() as conn:
+        dialect = conn.dialect.name
+        if dialect == "postgresql":
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
+        elif dialect in ("mysql", "mariadb"):
+            name = f"crm2erp_migrate_{conn.engine.url.database}"[:64]
+            got = conn.execute(sa.text("SELECT GET_LOCK(:name, :wait)"),
+                               {"name": name, "wait": 300}).scalar()
+            if got != 1:
+                raise sa.exc.TimeoutError(f"waited 300s for lock {name}; "
+                                          "is another crm2erp migrating this database?")
+            try:
+                yield conn
+            finally:
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+            return
+        yield conn
+
+
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     """Migrate the database up to ``revision``; a no-op when it is already there."""
     if revision == "head" and current_revision(engine) == head_revision():
         return
-    log.info("migrating state store %s to %s",
-             engine.url.render_as_string(hide_password=True), revision)
-    try:
-        with _alembic_lock, engine.begin() as conn:
-            command.upgrade(alembic_config(conn), revision)
-    except sa.exc.DBAPIError:
-        # two processes opening a fresh store at once: the loser's CREATE TABLE
-        # fails, but the winner has done the work
-        if revision == "head" and current_revision(engine) == head_revision():
+    with _migrating(engine) as conn:
+        if revision == "head" and (MigrationContext.configure(conn).get_current_revision()
+                                   == head_revision()):
             log.info("state store was migrated by another process meanwhile")
             return
-        raise
+        log.info("migrating state store %s to %s",
+                 engine.url.render_as_string(hide_password=True), revision)
+        command.upgrade(alembic_config(conn), revision)
 
 
 def downgrade(engine: sa.Engine, revision: str) -> None:
     """Migrate the database down to ``revision`` (``"base"`` drops every table)."""
     log.info("downgrading state store %s to %s",
              engine.url.render_as_string(hide_password=True), revision)
-    with _alembic_lock, engine.begin() as conn:
+    with _migrating(engine) as conn:
         command.downgrade(alembic_config(conn), revision)

@@ -107,6 +107,34 @@ class NewDeadLetter:
     payload: dict[str, Any] | None = None
 
 
+@dataclass(frozen=True)
+class CanonicalState:
+    """The last canonical state of a record, and when each field last changed.
+
+    ``field_times`` maps a dotted field path to ``[system, ISO timestamp]``.
+    """
+
+    entity: str
+    canonical_id: str
+    data: dict[str, Any]
+    field_times: dict[str, Any]
+    updated_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class ConflictRecord:
+    """Two systems changed the same field; ``winner`` is the system whose value stayed."""
+
+    entity: str
+    canonical_id: str
+    field: str
+    system: str
+    incoming: Any
+    kept: Any
+    winner: str
+    rule: str
+
+
 @dataclass
 class BatchCommit:
     """Everything one sync batch changes in the state store, written atomically."""
@@ -118,6 +146,8 @@ class BatchCommit:
     resolved_keys: list[str] = field(default_factory=list)
     watermark: tuple[str, Cursor] | None = None
     counts: dict[str, int] = field(default_factory=dict)
+    canonical: list[CanonicalState] = field(default_factory=list)
+    conflicts: list[ConflictRecord] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

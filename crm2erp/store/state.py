@@ -25,11 +25,21 @@ from crm2erp.errors import ConfigError, FatalError
 from crm2erp.redact import redact, register_secret
 from crm2erp.store import locking, migrate
 from crm2erp.store.batch import write_batch
-from crm2erp.store.records import BatchCommit, BatchResult, DeadLetter, RunRecord, XrefEntry
+from crm2erp.store.quality import QualityStoreMixin
+from crm2erp.store.records import (
+    BatchCommit,
+    BatchResult,
+    CanonicalState,
+    DeadLetter,
+    RunRecord,
+    XrefEntry,
+)
 from crm2erp.store.tables import (
     DEAD_LETTER_STATUSES,
     RUN_MODES,
     RUN_STATUSES,
+    canonical_records,
+    conflicts,
     dead_letters,
     runs,
     watermarks,
@@ -63,18 +73,40 @@ def _create_engine(url: str) -> sa.Engine:
                           f"({exc}); use e.g. {DEFAULT_URL} or "
                           "postgresql+psycopg://user:password@host/db") from None
     register_secret(parsed.password)
+    sqlite = parsed.get_backend_name() == "sqlite"
     kwargs: dict = {"pool_pre_ping": True}
-    if parsed.get_backend_name() == "sqlite":
+    if sqlite:
         kwargs = {"connect_args": {"timeout": 30}}  # wait for another process's write
     try:
-        return sa.create_engine(parsed, **kwargs)
+        engine = sa.create_engine(parsed, **kwargs)
     except (sa.exc.NoSuchModuleError, ModuleNotFoundError) as exc:
         raise ConfigError(f"no database driver for state store URL "
                           f"{parsed.render_as_string(hide_password=True)!r} ({exc}); install "
                           "it, e.g. pip install 'crm2erp[postgres]' or 'crm2erp[mysql]'") from None
+    if sqlite:
+        _sqlite_real_transactions(engine)
+    return engine
 
 
-class StateStore:
+def _sqlite_real_transactions(engine: sa.Engine) -> None:
+    """Make SQLite transactions real, as the SQLAlchemy docs recommend.
+
+    The sqlite3 module only BEGINs before DML by itself, so DDL (migrations)
+    and leading SELECTs would run outside the transaction. BEGIN IMMEDIATE
+    also takes the write lock up front: two processes queue on the busy
+    timeout instead of one failing with "database is locked" on upgrade.
+    """
+
+    @sa.event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin_immediate(conn):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class StateStore(QualityStoreMixin):
     """Persistent state of every flow; see the module docstring."""
 
     def __init__(self, engine: sa.Engine):
@@ -206,6 +238,30 @@ class StateStore:
                 for row in conn.execute(query):
                     found[row.canonical_id] = XrefEntry(**row._asdict())
         return found
+
+    def canonical_states(self, entity: str,
+                         canonical_ids: Iterable[str]) -> dict[str, CanonicalState]:
+        """Canonical id -> last canonical state, for the ids that have one."""
+        found: dict[str, CanonicalState] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(canonical_ids):
+                query = sa.select(canonical_records).where(
+                    canonical_records.c.entity == entity,
+                    canonical_records.c.canonical_id.in_(chunk))
+                for row in conn.execute(query):
+                    found[row.canonical_id] = CanonicalState(
+                        entity, row.canonical_id, jsonutil.loads(row.data),
+                        jsonutil.loads(row.field_times), row.updated_at)
+        return found
+
+    def list_conflicts(self, flow: str | None = None, limit: int = 100) -> list[dict]:
+        """Logged conflicts, newest first."""
+        query = sa.select(conflicts).order_by(conflicts.c.id.desc()).limit(limit)
+        if flow is not None:
+            query = query.where(conflicts.c.flow == flow)
+        with self.engine.connect() as conn:
+            return [{**row._asdict(), "incoming": jsonutil.loads(row.incoming),
+                     "kept": jsonutil.loads(row.kept)} for row in conn.execute(query)]
 
     def canonical_ids(self, entity: str, system: str,
                       external_ids: Iterable[str]) -> dict[str, str]:

@@ -16,6 +16,8 @@ __all__ = [
     "xref",
     "dead_letters",
     "locks",
+    "canonical_records",
+    "conflicts",
     "COUNT_FIELDS",
     "RUN_MODES",
     "RUN_STATUSES",
@@ -25,7 +27,7 @@ __all__ = [
 
 import sqlalchemy as sa
 
-from crm2erp.store.types import UTCDateTime
+from crm2erp.store.types import LongText, UTCDateTime
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -53,7 +55,7 @@ runs = sa.Table(
     sa.Column("finished_at", UTCDateTime(), nullable=True),
     *(sa.Column(name, sa.Integer, nullable=False, server_default="0")
       for name in COUNT_FIELDS),
-    sa.Column("message", sa.Text, nullable=True),
+    sa.Column("message", LongText, nullable=True),
     sa.Index(None, "flow", "id"),
 )
 
@@ -61,7 +63,7 @@ watermarks = sa.Table(
     "watermarks", metadata,
     sa.Column("flow", sa.String(100), primary_key=True),
     sa.Column("stream", sa.String(100), primary_key=True),
-    sa.Column("value", sa.Text, nullable=True),
+    sa.Column("value", LongText, nullable=True),
     sa.Column("key", sa.String(191), nullable=True),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("run_id", sa.Integer, nullable=True),
@@ -89,8 +91,8 @@ dead_letters = sa.Table(
     sa.Column("run_id", sa.Integer, nullable=True),
     sa.Column("stage", sa.String(32), nullable=False),
     sa.Column("source_key", sa.String(191), nullable=False),
-    sa.Column("error", sa.Text, nullable=False),
-    sa.Column("payload", sa.Text, nullable=True),
+    sa.Column("error", LongText, nullable=False),
+    sa.Column("payload", LongText, nullable=True),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
     sa.Column("status", sa.String(32), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -105,4 +107,35 @@ locks = sa.Table(
     sa.Column("owner", sa.String(191), nullable=False),
     sa.Column("acquired_at", UTCDateTime(), nullable=False),
     sa.Column("expires_at", UTCDateTime(), nullable=False),
+)
+
+# The hub's memory: the last canonical state of every synced record and when
+# each field last changed in which system. It lets a two-way flow recognise
+# its own writes coming back (no echo) and settle conflicting edits by field
+# ownership or last-modified.
+canonical_records = sa.Table(
+    "canonical_records", metadata,
+    sa.Column("entity", sa.String(64), primary_key=True),
+    sa.Column("canonical_id", sa.String(191), primary_key=True),
+    sa.Column("data", LongText, nullable=False),
+    sa.Column("field_times", LongText, nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=True),
+)
+
+conflicts = sa.Table(
+    "conflicts", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("canonical_id", sa.String(191), nullable=False),
+    sa.Column("field", sa.String(191), nullable=False),
+    sa.Column("system", sa.String(64), nullable=False),
+    sa.Column("incoming", sa.Text, nullable=True),
+    sa.Column("kept", sa.Text, nullable=True),
+    sa.Column("winner", sa.String(64), nullable=False),
+    sa.Column("rule", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "flow", "id"),
 )

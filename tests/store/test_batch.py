@@ -219,3 +219,14 @@ def test_watermarks(store):
     store.commit_batch(_batch(run_id, watermark=("Contact", Cursor(43))))
     assert store.reset_watermark("accounts") == 2
     assert store.get_watermark("accounts", "Account") is None
+
+
+def test_large_dead_letter_payload_fits(store):
+    """A record with many children is bigger than MariaDB's 64 KiB TEXT."""
+    run_id = store.start_run("accounts", "incremental")
+    lines = [{"line": i, "text": "x" * 100} for i in range(1000)]  # ~120 KiB of JSON
+    store.commit_batch(_batch(run_id, dead_letters=[
+        NewDeadLetter("write", "A1", "too big? " + "e" * 70_000, {"Id": "A1", "lines": lines})]))
+    letter = store.dead_letters("accounts")[0]
+    assert letter.payload["lines"] == lines
+    assert len(letter.error) == len("too big? ") + 70_000

@@ -77,15 +77,15 @@ def _copy(template: Path, target: Path) -> Path:
     return conf
 
 
-def _wait_until_up(proc: subprocess.Popen, url: str) -> None:
+def _wait_until_up(proc: subprocess.Popen, url: str, logfile: Path) -> None:
     deadline = time.monotonic() + START_TIMEOUT
     body = {"id": 0, "method": "common.db.login",
             "params": ["admin", {"password": PASSWORD}, "en"]}
     problem = "no answer"
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"trytond exited with code {proc.returncode} before answering",
-                        pytrace=False)
+            pytest.fail(f"trytond exited with code {proc.returncode} before answering; "
+                        f"its log:\n{logfile.read_text()[-4000:]}", pytrace=False)
         try:
             resp = requests.post(f"{url}/{DB}/rpc/", json=body, timeout=5)
             if resp.status_code == 200 and "result" in resp.json():
@@ -96,7 +96,7 @@ def _wait_until_up(proc: subprocess.Popen, url: str) -> None:
         time.sleep(0.2)
     proc.kill()
     pytest.fail(f"trytond did not answer a login at {url} within {START_TIMEOUT:.0f}s "
-                f"({problem})", pytrace=False)
+                f"({problem}); its log:\n{logfile.read_text()[-4000:]}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -111,10 +111,12 @@ def tryton_server(tryton_template, tmp_path_factory):
     conf = _copy(tryton_template, directory)
     port = _free_port()
     # No DNS in CI: keep Tryton's e-mail check to the syntax (see the script).
-    proc = tryton_devdb.serve(conf, DB, port, email_dns=False)
+    logfile = directory / "trytond.log"
+    with logfile.open("w") as out:
+        proc = tryton_devdb.serve(conf, DB, port, email_dns=False, output=out)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(proc, url)
+        _wait_until_up(proc, url, logfile)
         yield TrytonServer(url, DB, "admin", PASSWORD, directory)
     finally:
         proc.terminate()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +13,8 @@ from crm2erp.connectors import Cursor, DeleteMode, WriteAction, create_connector
 from crm2erp.connectors.tryton import TrytonConfig, TrytonConnector
 from crm2erp.connectors.tryton.client import dumps, loads
 from crm2erp.errors import FatalError, RetriableError
+
+MAPS = Path(__file__).resolve().parents[2] / "mappings" / "tryton"
 
 
 def unique(prefix: str) -> str:
@@ -28,6 +31,10 @@ def party(code: str, **extra) -> dict:
 def sale(ref: str, customer: str, *lines: tuple[str, str, str]) -> dict:
     return {"reference": ref, "party_code": customer, "currency": "EUR",
             "lines": [{"product": p, "quantity": q, "unit_price": u} for p, q, u in lines]}
+
+
+def when(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
 
 
 def count(tryton, model: str, domain: list) -> int:
@@ -185,15 +192,16 @@ def test_invoices_stream_reads_posted_invoices_incrementally(tryton):
     assert invoice["party_code"] == customer and invoice["currency"] == "EUR"
     assert invoice["invoice_date"] == dt.date.today()
     keys = [(b.cursor.value, b.cursor.key) for b in batches]
-    assert keys == sorted(keys, key=lambda k: (dt.datetime.fromisoformat(k[0]), k[1]))
+    assert keys == sorted(keys, key=lambda k: (when(k[0]), k[1]))
 
     watermark = batches[-1].cursor
+    at_mark = {r["id"] for r in rows if r["updated_at"] == watermark.value}
     ref2, inv2 = _invoiced_sale(tryton, customer)
     newer = [r for b in tryton.read("invoices", Cursor(watermark.value)) for r in b.rows]
     ids = {r["id"] for r in newer}
-    assert set(inv2) <= ids
-    assert not set(inv1) & ids
-    assert all(r["updated_at"] >= watermark.value for r in newer)
+    # inclusive: what changed since, plus what sits exactly on the watermark
+    assert ids == set(inv2) | at_mark
+    assert all(when(r["updated_at"]) >= when(watermark.value) for r in newer)
     states = [r for b in tryton.read("sale_states", Cursor(watermark.value)) for r in b.rows]
     assert ref2 in {s["reference"] for s in states}
 
@@ -218,6 +226,61 @@ def test_parties_stream_is_ordered_and_inclusive(tryton):
     first = tryton.lookup("parties", [codes[0]])[codes[0]]["updated_at"]
     rows = [r for b in tryton.read("parties", Cursor(first), batch_size=1) for r in b.rows]
     assert set(codes) <= {r["code"] for r in rows}
-    assert all(r["updated_at"] >= first for r in rows)
-    order = [(dt.datetime.fromisoformat(r["updated_at"]), r["code"]) for r in rows]
+    assert all(when(r["updated_at"]) >= when(first) for r in rows)
+    order = [(when(r["updated_at"]), r["code"]) for r in rows]
     assert order == sorted(order)
+
+
+# -- the shipped mapping files, end to end ---------------------------------------
+
+def test_mapping_files_carry_canonical_records_to_tryton_and_back(tryton):
+    from crm2erp.mapping import DictResolver, compile_mapping, load_mapping
+
+    maps = {name: compile_mapping(load_mapping(MAPS / f"{name}.map.yaml"),
+                                  system="tryton")
+            for name in ("party.out", "sale.out", "invoice.in")}
+    account_id, order_id = unique("acc"), unique("so")
+    account = {"id": account_id, "name": "Mapped GmbH", "email": "billing@example.org",
+               "billing_address": {"street": "Ring 5", "postal_code": "1010", "city": "Wien",
+                                   "country": "AT"}}
+    party_row = maps["party.out"].apply(account)
+    written = tryton.upsert("parties", [party_row])[0]
+    assert written.action is WriteAction.CREATED, written.error
+    resolver = DictResolver({("Account", "tryton", written.target_id): account_id})
+
+    order = {"id": order_id, "account_id": account_id, "order_date": dt.date.today(),
+             "currency": "EUR", "lines": [{"product_code": "P-WIDGET", "quantity": 3,
+                                           "unit_price": Decimal("10.00")}]}
+    sale_result = tryton.upsert("sales", [maps["sale.out"].apply(order, resolver)])[0]
+    assert sale_result.action is WriteAction.CREATED, sale_result.error
+    sale_id = int(sale_result.target_id)
+    invoices = tryton.client.model("sale.sale", "read", [sale_id], ["invoices"])[0]["invoices"]
+    tryton.client.model("account.invoice", "post", invoices)
+
+    row = tryton.reader.rows("invoices", invoices)[0]
+    canonical = maps["invoice.in"].apply(row, resolver)
+    assert canonical["account_id"] == account_id
+    assert canonical["sales_order_id"] == order_id
+    assert canonical["status"] == "posted"
+    assert canonical["total_amount"] == Decimal("30.00")
+    assert canonical["amount_due"] == Decimal("30.00")
+    addresses = tryton.lookup("parties", [account_id])[account_id]["addresses"]
+    assert addresses == [{"street": "Ring 5", "postal_code": "1010", "city": "Wien",
+                          "country": "AT", "invoice": True, "delivery": False}]
+
+
+def test_confirmed_sale_cannot_be_cancelled_but_a_draft_can(tryton_server, tryton):
+    customer, ref, draft_ref = unique("ACC"), unique("DEAL"), unique("DEAL")
+    tryton.upsert("parties", [party(customer)])
+    tryton.upsert("sales", [sale(ref, customer, ("P-WIDGET", "1", "10"))])
+    refused = tryton.delete("sales", [ref], DeleteMode.ARCHIVE)[0]
+    assert refused.action is WriteAction.FAILED and "only cancels drafts" in refused.error
+
+    drafts = TrytonConnector(TrytonConfig.model_validate(
+        tryton_server.settings(confirm_sales=False)))
+    assert drafts.upsert("sales", [sale(draft_ref, customer, ("P-WIDGET", "1", "10"))])[0].ok
+    assert drafts.lookup("sales", [draft_ref])[draft_ref]["state"] == "draft"
+    assert drafts.delete("sales", [draft_ref], DeleteMode.DELETE)[0].action \
+        is WriteAction.UPDATED
+    assert drafts.lookup("sales", [draft_ref]) == {}
+    drafts.close()

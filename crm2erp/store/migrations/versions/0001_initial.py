@@ -27,6 +27,11 @@ def _ts():
     return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
+def _long_text():
+    # MariaDB's TEXT stops at 64 KiB; payloads with children can be larger
+    return sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
 def _table_args() -> dict:
     # binary collation: external ids are case-sensitive (see crm2erp.store.types)
     dialect = op.get_bind().dialect
@@ -45,7 +50,7 @@ def upgrade() -> None:
         sa.Column("started_at", _ts(), nullable=False),
         sa.Column("finished_at", _ts(), nullable=True),
         *(sa.Column(name, sa.Integer, nullable=False, server_default="0") for name in COUNTS),
-        sa.Column("message", sa.Text, nullable=True),
+        sa.Column("message", _long_text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_runs"),
         **args,
     )
@@ -55,7 +60,7 @@ def upgrade() -> None:
         "watermarks",
         sa.Column("flow", sa.String(100), nullable=False),
         sa.Column("stream", sa.String(100), nullable=False),
-        sa.Column("value", sa.Text, nullable=True),
+        sa.Column("value", _long_text(), nullable=True),
         sa.Column("key", sa.String(191), nullable=True),
         sa.Column("updated_at", _ts(), nullable=False),
         sa.Column("run_id", sa.Integer, nullable=True),
@@ -88,8 +93,8 @@ def upgrade() -> None:
         sa.Column("run_id", sa.Integer, nullable=True),
         sa.Column("stage", sa.String(32), nullable=False),
         sa.Column("source_key", sa.String(191), nullable=False),
-        sa.Column("error", sa.Text, nullable=False),
-        sa.Column("payload", sa.Text, nullable=True),
+        sa.Column("error", _long_text(), nullable=False),
+        sa.Column("payload", _long_text(), nullable=True),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
         sa.Column("status", sa.String(32), nullable=False),
         sa.Column("created_at", _ts(), nullable=False),

@@ -1,0 +1,76 @@
+"""Dataverse specifics on top of the shared HTTP client: OData errors and service protection.
+
+Dataverse answers errors as ``{"error": {"code": "0x...", "message": ...}}``.
+Service protection limits answer 429 with ``Retry-After`` (the client waits
+as asked); a wait of ``quota_wait_threshold`` or more means the environment's
+request entitlement is used up for the day, so the run stops with a
+:class:`FatalError` and keeps its watermark. Writes (``PATCH``) are left to
+the writer, which turns a refused record into a failed row, not a failed run.
+"""
+
+from __future__ import annotations
+
+__all__ = ["error_mapper", "odata_error", "build_client", "SERVICE_PROTECTION_CODES"]
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import requests
+
+from crm2erp.connectors.dynamics.config import DynamicsConfig
+from crm2erp.errors import FatalError, RetriableError
+from crm2erp.http import HttpClient, build_auth
+from crm2erp.http.config import ClientCredentialsAuthConfig
+from crm2erp.http.retry import parse_retry_after
+
+# number of requests, execution time, concurrent requests (per user, 5-minute window)
+SERVICE_PROTECTION_CODES = {"0x80072322", "0x80072321", "0x80072326"}
+
+
+def odata_error(resp: requests.Response) -> tuple[str, str] | None:
+    """``(code, message)`` of an OData error body, or None."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return None
+    return str(error.get("code") or ""), str(error.get("message") or "")
+
+
+def error_mapper(quota_wait: float) -> Callable[[requests.Response], Exception | None]:
+    def mapper(resp: requests.Response) -> Exception | None:
+        method = resp.request.method if resp.request is not None else "GET"
+        where = f"{method} {unquote(urlsplit(resp.url).path)}"
+        error = odata_error(resp)
+        code, message = error or ("", resp.text[:300])
+        if resp.status_code == 429:
+            wait = parse_retry_after(resp.headers.get("Retry-After"))
+            if wait is not None and wait >= quota_wait:
+                return FatalError(
+                    f"Dataverse: {where} was throttled for {wait:.0f}s ({code}: {message}). "
+                    "The environment's API request entitlement looks used up: nothing was "
+                    "lost, the watermark stays at the last committed batch - run the flow "
+                    "again later or ask the Power Platform admin for more capacity.")
+            return RetriableError(f"Dataverse service protection limit on {where} "
+                                  f"({code}: {message})", retry_after=wait)
+        if method == "PATCH" and resp.status_code < 500:
+            return None  # a refused record: the writer reports it on that row
+        if resp.status_code in (400, 404) and error:
+            return FatalError(f"Dataverse refused {where}: {code}: {message}. Check the "
+                              "connection's stream config (entity_set, fields, "
+                              "alternate_key) and the application user's security role.")
+        return None
+    return mapper
+
+
+def build_client(config: DynamicsConfig, **kwargs: Any) -> HttpClient:
+    auth_conf = config.auth
+    if isinstance(auth_conf, ClientCredentialsAuthConfig) and not auth_conf.scope:
+        auth_conf = auth_conf.model_copy(update={"scope": config.scope})
+    auth = build_auth(auth_conf, default_token_url=config.token_url)
+    return HttpClient(config.http_settings(), base_url=config.environment_url, auth=auth,
+                      error_mapper=error_mapper(config.quota_wait_threshold),
+                      name="dynamics", **kwargs)

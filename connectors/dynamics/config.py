@@ -1,0 +1,149 @@
+"""Dynamics 365 / Dataverse connection settings (what users write in ``connections.yaml``).
+
+Example::
+
+    type: dynamics
+    environment_url: https://contoso.crm4.dynamics.com
+    tenant_id: 00000000-0000-0000-0000-000000000000
+    auth: {type: client_credentials, client_id: ${D365_CLIENT_ID},
+           client_secret: ${D365_CLIENT_SECRET}}
+    streams:
+      accounts: {entity_set: accounts, key: accountid, alternate_key: [accountnumber],
+                 fields: [accountid, name, accountnumber, modifiedon]}
+
+The token comes from Microsoft Entra ID (Azure AD) with the client
+credentials grant; ``token_url`` defaults to
+``{authority_url}/{tenant_id}/oauth2/v2.0/token`` and ``scope`` to
+``{environment_url}/.default``. Leaving ``streams`` out gives the five
+standard streams below.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DynamicsStreamConfig", "DynamicsConfig", "DEFAULT_STREAMS"]
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from crm2erp.http.config import ClientCredentialsAuthConfig, HttpConnectionConfig
+
+_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class DynamicsStreamConfig(BaseModel):
+    """One stream: an entity set, the columns to select, and the alternate key for writes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entity_set: str
+    logical_name: str = Field(description="The table's logical name (audit objecttypecode).")
+    key: str = Field(description="The primary id column, e.g. accountid.")
+    fields: list[str]
+    cursor_field: str = "modifiedon"
+    alternate_key: list[str] = Field(
+        default_factory=list, description="Columns of an alternate key defined on the table; "
+        "writes upsert with PATCH entity_set(col='value').")
+    track_deletes: bool = Field(True, description="Read deletions from the audit log "
+                                "(auditing must be on for the table).")
+    children: list[str] = Field(default_factory=list)
+
+    @field_validator("entity_set", "logical_name", "key", "cursor_field")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a Dataverse logical name (lower case, digits, _)")
+        return value
+
+    @model_validator(mode="after")
+    def _needed(self) -> DynamicsStreamConfig:
+        bad = [f for f in [*self.fields, *self.alternate_key] if not _NAME.match(f)]
+        if bad:
+            raise ValueError(f"columns {bad} are not Dataverse logical names; lookups are "
+                             "read as _name_value")
+        for needed in (self.key, self.cursor_field, *self.alternate_key):
+            if needed not in self.fields:
+                self.fields.append(needed)
+        self.fields = list(dict.fromkeys(self.fields))
+        return self
+
+
+_EXT = "crm2erp_externalid"
+DEFAULT_STREAMS: dict[str, dict] = {
+    "accounts": {"entity_set": "accounts", "logical_name": "account", "key": "accountid",
+                 "alternate_key": ["accountnumber"], "children": ["contacts", "opportunities"],
+                 "fields": ["name", "accountnumber", "telephone1", "emailaddress1", "websiteurl",
+                            "address1_line1", "address1_city", "address1_postalcode",
+                            "address1_country", "revenue", "numberofemployees", "statecode"]},
+    "contacts": {"entity_set": "contacts", "logical_name": "contact", "key": "contactid",
+                 "alternate_key": [_EXT],
+                 "fields": ["firstname", "lastname", "emailaddress1", "telephone1",
+                            "mobilephone", "jobtitle", "_parentcustomerid_value"]},
+    "opportunities": {"entity_set": "opportunities", "logical_name": "opportunity",
+                      "key": "opportunityid", "alternate_key": [_EXT],
+                      "children": ["opportunityproducts"],
+                      "fields": ["name", "_parentaccountid_value", "estimatedvalue",
+                                 "estimatedclosedate", "closeprobability", "stepname",
+                                 "statecode", "statuscode"]},
+    "opportunityproducts": {"entity_set": "opportunityproducts",
+                            "logical_name": "opportunityproduct",
+                            "key": "opportunityproductid",
+                            "fields": ["_opportunityid_value", "_productid_value",
+                                       "productdescription", "quantity", "priceperunit",
+                                       "extendedamount"]},
+    "products": {"entity_set": "products", "logical_name": "product", "key": "productid",
+                 "alternate_key": ["productnumber"],
+                 "fields": ["name", "productnumber", "description", "price", "statecode"]},
+}
+
+
+def _default_streams() -> dict[str, DynamicsStreamConfig]:
+    return {name: DynamicsStreamConfig.model_validate(spec)
+            for name, spec in DEFAULT_STREAMS.items()}
+
+
+class DynamicsConfig(HttpConnectionConfig):
+    """Settings of one Dataverse environment connection."""
+
+    type: Literal["dynamics"] | None = None
+    environment_url: str
+    api_version: str = Field("9.2", pattern=r"^9\.\d$")
+    tenant_id: str | None = None
+    authority_url: str = "https://login.microsoftonline.com"
+    page_size: int = Field(5000, ge=1, le=5000, description="Prefer: odata.maxpagesize")
+    quota_wait_threshold: float = Field(
+        3600.0, gt=0, description="A 429 asking to wait at least this long (seconds) means "
+        "the request entitlement is used up: the run stops instead of waiting.")
+    streams: dict[str, DynamicsStreamConfig] = Field(default_factory=_default_streams)
+
+    @field_validator("environment_url", "authority_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must look like https://yourorg.crm.dynamics.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check(self) -> DynamicsConfig:
+        if isinstance(self.auth, ClientCredentialsAuthConfig) and not self.auth.token_url \
+                and not self.tenant_id:
+            raise ValueError("give tenant_id (the Entra ID directory id) or auth.token_url "
+                             "for the client credentials grant")
+        for name, stream in self.streams.items():
+            if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
+                raise ValueError(f"stream name {name!r} must be letters, digits and _")
+            stream.children = [c for c in stream.children if c in self.streams]
+        return self
+
+    @property
+    def api_path(self) -> str:
+        return f"/api/data/v{self.api_version}"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.authority_url}/{self.tenant_id}/oauth2/v2.0/token"
+
+    @property
+    def scope(self) -> str:
+        return f"{self.environment_url}/.default"

@@ -1,0 +1,124 @@
+"""Writing to Dataverse: upsert by alternate key with conditional PATCH.
+
+``PATCH /api/data/v9.2/accounts(accountnumber='A-1')`` creates the row if
+no row has that key and updates it otherwise, answering ``204 No Content``
+with the row's URL in ``OData-EntityId`` either way. To tell the engine
+whether it created or updated, the writer first sends the PATCH with
+``If-None-Match: *`` (create only; ``412`` when the key exists) and on 412
+again with ``If-Match: *`` (update only). Both are keyed by the alternate
+key, so a retried batch updates what the first attempt created.
+
+A row the API refuses (``{"error": {"code", "message"}}``) becomes
+``WriteResult(FAILED, "code: message")``; the other rows are still written.
+Lookups are written as ``nav@odata.bind`` values, e.g.
+``"parentcustomerid_account@odata.bind": "/accounts(accountnumber='A-1')"``.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DynamicsWriter", "entity_id"]
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+import requests
+
+from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.dynamics.api import odata_error
+from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
+from crm2erp.connectors.dynamics.source import DynamicsReader, odata_string
+from crm2erp.errors import ConfigError, FatalError
+from crm2erp.http import HttpClient
+
+_ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
+
+
+def _wire(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} to Dataverse")
+
+
+def entity_id(resp: requests.Response) -> str | None:
+    """The GUID at the end of the ``OData-EntityId`` header."""
+    match = _ENTITY_ID.search(resp.headers.get("OData-EntityId", ""))
+    return match[1].lower() if match else None
+
+
+class DynamicsWriter:
+    def __init__(self, client: HttpClient, config: DynamicsConfig, reader: DynamicsReader):
+        self.client, self.config, self.reader = client, config, reader
+
+    @staticmethod
+    def _key(name: str, stream: DynamicsStreamConfig) -> list[str]:
+        if not stream.alternate_key:
+            raise ConfigError(f"Dynamics stream {name!r} has no alternate_key; define an "
+                              "alternate key on the table and list its columns to write to it")
+        return stream.alternate_key
+
+    def upsert(self, name: str, stream: DynamicsStreamConfig,
+               rows: Sequence[Row]) -> list[WriteResult]:
+        columns = self._key(name, stream)
+        results = []
+        for row in rows:
+            values = [row.get(c) for c in columns]
+            key = "|".join("" if v is None else str(v) for v in values)
+            if any(v in (None, "") for v in values):
+                results.append(WriteResult(key, WriteAction.FAILED, error=f"alternate key "
+                                           f"{', '.join(columns)} is empty: it is required "
+                                           "to upsert"))
+                continue
+            segment = ",".join(f"{c}={odata_string(v)}" for c, v in zip(columns, values,
+                                                                         strict=True))
+            url = f"{self.config.api_path}/{stream.entity_set}({segment})"
+            body = {k: v for k, v in row.items() if k != stream.key and not
+                    (k.startswith("_") and k.endswith("_value")) and not k.startswith("@odata")}
+            results.append(self._write(stream, url, key, body))
+        return results
+
+    def _patch(self, url: str, body: dict[str, Any], condition: dict[str, str]):
+        data = json.dumps(body, default=_wire).encode()
+        return self.client.request("PATCH", url, data=data, expect_json=False, headers={
+            "Content-Type": "application/json; charset=utf-8", "Accept": "application/json",
+            "OData-MaxVersion": "4.0", "OData-Version": "4.0", **condition})
+
+    def _write(self, stream: DynamicsStreamConfig, url: str, key: str,
+               body: dict[str, Any]) -> WriteResult:
+        for _ in range(2):  # a row deleted between the two calls gets one more create
+            resp = self._patch(url, body, {"If-None-Match": "*"})
+            if resp.status_code in (200, 201, 204):
+                return WriteResult(key, WriteAction.CREATED, target_id=entity_id(resp))
+            if resp.status_code != 412:
+                return self._failed(stream, key, resp)
+            resp = self._patch(url, body, {"If-Match": "*"})
+            if resp.status_code in (200, 204):
+                return WriteResult(key, WriteAction.UPDATED, target_id=entity_id(resp))
+            if resp.status_code != 404:
+                return self._failed(stream, key, resp)
+        return self._failed(stream, key, resp)
+
+    @staticmethod
+    def _failed(stream: DynamicsStreamConfig, key: str, resp: requests.Response) -> WriteResult:
+        error = odata_error(resp)
+        if error is None:
+            raise FatalError(f"Dataverse upsert into {stream.entity_set} failed with HTTP "
+                             f"{resp.status_code}: {resp.text[:300]}")
+        return WriteResult(key, WriteAction.FAILED, error=f"{error[0]}: {error[1]}")
+
+    def lookup(self, name: str, stream: DynamicsStreamConfig,
+               keys: Sequence[str]) -> Mapping[str, Row]:
+        columns = self._key(name, stream)
+        if len(columns) != 1:
+            raise ConfigError(f"Dynamics stream {name!r}: lookup needs a one-column "
+                              "alternate key")
+        return self.reader.lookup(stream, columns[0], list(dict.fromkeys(str(k) for k in keys)))

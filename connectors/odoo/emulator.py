@@ -1,0 +1,280 @@
+"""An Odoo JSON-RPC emulator (WSGI), for tests, benchmarks and demos.
+
+Served with :func:`crm2erp.testing.server.serve_wsgi` or from the command line::
+
+    python -m crm2erp.connectors.odoo.emulator --port 8069 --companies 200
+
+It answers ``POST /jsonrpc`` like Odoo 17: ``common.version``,
+``common.authenticate``/``login``, ``db.list`` and ``object.execute_kw`` for
+``search``, ``search_read``, ``read``, ``search_count``, ``create``,
+``write``, ``unlink``, ``fields_get`` and ``action_confirm`` on the models in
+:mod:`.fakedb` (seeded by :mod:`.seed`). Errors are JSON-RPC error objects
+with HTTP 200, as Odoo sends them; faults (429 with ``Retry-After``, 500,
+503, cut bodies) are HTTP-level, as a proxy in front of Odoo produces them.
+
+Test control (the conformance suite's ``EmulatorControl``): ``count``,
+``touch``, ``delete_records`` (archives, which is how Odoo users delete
+referenced records), ``sample_rows``, ``invalid_row``, ``fail_next``,
+``exhaust_limit`` (the database's API access is cut: every call answers
+AccessDenied) and ``expire_tokens`` (a no-op: JSON-RPC sends the password or
+API key with every call, there is no token to expire).
+"""
+
+from __future__ import annotations
+
+__all__ = ["OdooEmulator", "make_app", "main", "DATABASE", "USERNAME", "PASSWORD"]
+
+import argparse
+import json
+import logging
+import random
+import threading
+from collections import deque
+from typing import Any
+
+from crm2erp.connectors.odoo.config import DEFAULT_STREAMS, OdooStreamConfig
+from crm2erp.connectors.odoo.fakedb import FakeDb, OdooException
+from crm2erp.connectors.odoo.seed import seed_database
+
+log = logging.getLogger(__name__)
+DATABASE, USERNAME, PASSWORD = "odoo", "admin", "emulator-api-key"
+UID = 2
+_STATUS = {200: "200 OK", 404: "404 NOT FOUND", 405: "405 METHOD NOT ALLOWED",
+           429: "429 TOO MANY REQUESTS", 500: "500 INTERNAL SERVER ERROR",
+           503: "503 SERVICE UNAVAILABLE"}
+
+
+def _rpc_error(exc: OdooException) -> dict[str, Any]:
+    return {"code": 200, "message": "Odoo Server Error",
+            "data": {"name": exc.name, "message": exc.message, "arguments": [exc.message],
+                     "context": {}, "debug": f"Traceback (most recent call last):\n"
+                                             f"{exc.name}: {exc.message}"}}
+
+
+class OdooEmulator:
+    """The WSGI app; its public methods are the test-control API."""
+
+    def __init__(self, *, seed: int = 42, companies: int = 120, persons_per_company: int = 2,
+                 products: int = 12, same_stamp: int = 7, fault_rate: float = 0.0,
+                 fault_kinds: tuple = (429, 503, 500, "truncate"), retry_after: int = 1,
+                 streams: dict[str, dict[str, Any]] | None = None):
+        self.db = FakeDb()
+        seed_database(self.db, seed=seed, companies=companies,
+                      persons_per_company=persons_per_company, products=products,
+                      same_stamp=same_stamp)
+        self.streams = {name: OdooStreamConfig.model_validate(spec)
+                        for name, spec in (streams or DEFAULT_STREAMS).items()}
+        self.fault_rate, self.fault_kinds, self.retry_after = fault_rate, fault_kinds, retry_after
+        self.base_url = "http://127.0.0.1"
+        self.api_blocked = False
+        self.calls: list[tuple[str, str]] = []  # (model, method) of every execute_kw
+        self._rng = random.Random(seed + 1)
+        self._lock = threading.Lock()
+        self._queued: deque = deque()
+        self._new = 0
+
+    # -- control API (tests) --------------------------------------------
+    def _stream(self, stream: str) -> OdooStreamConfig:
+        return self.streams[stream]
+
+    def count(self, stream: str) -> int:
+        s = self._stream(stream)
+        return self.db.search_count(s.model, s.domain,
+                                    {"active_test": s.archived_as_deleted})
+
+    def records(self, stream: str) -> list[dict[str, Any]]:
+        """The stream's records as ``search_read`` returns them (wire format)."""
+        s = self._stream(stream)
+        return self.db.search_read(s.model, s.domain, s.fields, order="id asc",
+                                   context={"active_test": s.archived_as_deleted})
+
+    def fail_next(self, kind: int | str, times: int = 1, retry_after: int | None = None) -> None:
+        with self._lock:
+            self._queued.extend([(kind, retry_after)] * times)
+
+    def touch(self, stream: str, n: int) -> list[str]:
+        s = self._stream(stream)
+        ids = self.db.search(s.model, s.domain, limit=n, order="id asc")
+        with self.db.lock:
+            field = "comment" if s.model == "res.partner" else "name"
+            for record_id in ids:
+                value = self.db.tables[s.model][record_id].get(field) or ""
+                self.db.write(s.model, [record_id], {field: value + " "})
+        return [str(i) for i in ids]
+
+    def delete_records(self, stream: str, n: int) -> list[str]:
+        s = self._stream(stream)
+        ids = self.db.search(s.model, s.domain, limit=n, order="id desc")
+        with self.db.lock:
+            self.db.write(s.model, ids, {"active": False})
+        return [str(i) for i in ids]
+
+    def sample_rows(self, stream: str, n: int) -> list[dict[str, Any]]:
+        s = self._stream(stream)
+        with self._lock:
+            start, self._new = self._new, self._new + n
+        rows = []
+        for k in range(start + 1, start + n + 1):
+            if s.model == "res.partner":
+                rows.append({"ref": f"CRM-{k:06d}", "name": f"Neukunde {k} GmbH",
+                             "email": f"kontakt{k}@neukunde{k}.example", "street": "Ufer 1",
+                             "zip": "10115", "city": "Berlin", "country_code": "DE"})
+            elif s.model == "sale.order":
+                partner = self.db.search("res.partner", [["is_company", "=", True]], limit=1)[0]
+                rows.append({"origin": f"CRM-OPP-{k:06d}", "partner_id": partner,
+                             "order_line": [{"product_code": "SKU-0001",
+                                             "product_uom_qty": 2, "price_unit": 289.0}]})
+            elif s.model == "product.product":
+                rows.append({"default_code": f"NEW-{k:04d}", "name": f"Neues Produkt {k}",
+                             "list_price": 10.0 * k})
+            else:
+                raise ValueError(f"stream {stream!r} ({s.model}) is not writable here")
+        return rows
+
+    def invalid_row(self, stream: str) -> dict[str, Any]:
+        row = self.sample_rows(stream, 1)[0]
+        for name in ("name", "partner_id"):
+            if name in row:
+                row.pop(name)
+                break
+        return row
+
+    def exhaust_limit(self) -> None:
+        self.api_blocked = True
+
+    def expire_tokens(self) -> None:
+        """Nothing to expire: Odoo's JSON-RPC API authenticates every call."""
+
+    # -- WSGI ------------------------------------------------------------
+    def __call__(self, environ, start_response):
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        raw = environ["wsgi.input"].read(length) if length else b""
+        headers = {"Content-Type": "application/json"}
+        truncate = False
+        status, payload = 200, None
+        if path != "/jsonrpc":
+            status, payload = 404, {"error": "not found"}
+        elif method != "POST":
+            status, payload = 405, {"error": "method not allowed"}
+        else:
+            fault, retry_after = self._fault()
+            if fault == "truncate":
+                truncate = True
+            elif fault is not None:
+                status = int(fault)
+                payload = {"error": _STATUS.get(status, str(status))}
+                if status in (429, 503):
+                    headers["Retry-After"] = str(retry_after if retry_after is not None
+                                                 else self.retry_after)
+        if payload is None:
+            payload = self._jsonrpc(raw)
+        data = json.dumps(payload).encode()
+        if truncate and len(data) > 1:
+            data = data[: len(data) // 2]
+        headers["Content-Length"] = str(len(data))
+        start_response(_STATUS.get(status, f"{status} STATUS"), list(headers.items()))
+        return [data]
+
+    def _fault(self) -> tuple[int | str | None, int | None]:
+        with self._lock:
+            if self._queued:
+                return self._queued.popleft()
+            if self.fault_rate and self._rng.random() < self.fault_rate:
+                return self._rng.choice(self.fault_kinds), self.retry_after
+        return None, None
+
+    def _jsonrpc(self, raw: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(raw or b"{}")
+            params = request["params"]
+            service, method, args = params["service"], params["method"], params.get("args", [])
+        except (ValueError, KeyError, TypeError):
+            return {"jsonrpc": "2.0", "id": None,
+                    "error": {"code": -32600, "message": "Invalid Request"}}
+        try:
+            result = self._dispatch(service, method, list(args))
+        except OdooException as exc:
+            return {"jsonrpc": "2.0", "id": request.get("id"), "error": _rpc_error(exc)}
+        return {"jsonrpc": "2.0", "id": request.get("id"), "result": result}
+
+    def _dispatch(self, service: str, method: str, args: list[Any]) -> Any:
+        if service == "common" and method == "version":
+            return {"server_version": "17.0", "server_version_info": [17, 0, 0, "final", 0, ""],
+                    "server_serie": "17.0", "protocol_version": 1}
+        if service == "common" and method in ("authenticate", "login"):
+            db, login, password = (args + [None] * 3)[:3]
+            self._database(db)
+            if self.api_blocked:
+                raise self._blocked()
+            return UID if (login, password) == (USERNAME, PASSWORD) else False
+        if service == "db" and method == "list":
+            return [DATABASE]
+        if service == "object" and method in ("execute_kw", "execute"):
+            if len(args) < 5:
+                raise OdooException("builtins.TypeError", "execute_kw() missing arguments")
+            db, uid, password, model, name = args[:5]
+            self._database(db)
+            if uid != UID or password != PASSWORD:
+                raise OdooException("odoo.exceptions.AccessDenied", "Access Denied")
+            if self.api_blocked:
+                raise self._blocked()
+            if method == "execute_kw":
+                call_args = args[5] if len(args) > 5 else []
+                kwargs = args[6] if len(args) > 6 else {}
+            else:
+                call_args, kwargs = args[5:], {}
+            with self._lock:
+                self.calls.append((model, name))
+            return self.db.call(model, name, list(call_args or []), dict(kwargs or {}))
+        raise OdooException("builtins.Exception",
+                            f"No such method {method!r} on service {service!r}")
+
+    @staticmethod
+    def _database(name: Any) -> None:
+        if name != DATABASE:
+            raise OdooException("psycopg2.OperationalError",
+                                f'connection to server failed: FATAL:  database "{name}" '
+                                "does not exist")
+
+    @staticmethod
+    def _blocked() -> OdooException:
+        return OdooException("odoo.exceptions.AccessDenied",
+                             "Access Denied: API access to this database is disabled "
+                             "(subscription expired or request quota used up)")
+
+
+def make_app(seed: int = 42, companies: int = 120, **options: Any) -> OdooEmulator:
+    """Build an emulator app (a WSGI callable with the test-control methods)."""
+    return OdooEmulator(seed=seed, companies=companies, **options)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the emulator on a port until interrupted."""
+    from crm2erp.testing.server import make_server
+
+    parser = argparse.ArgumentParser(prog="python -m crm2erp.connectors.odoo.emulator",
+                                     description="Run the Odoo JSON-RPC emulator.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8069)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--companies", type=int, default=120)
+    parser.add_argument("--fault-rate", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    app = make_app(seed=args.seed, companies=args.companies, fault_rate=args.fault_rate)
+    server = make_server(app, args.host, args.port)
+    app.base_url = f"http://{args.host}:{server.server_port}"
+    log.info("Odoo emulator on %s (database=%s, username=%s, password=%s)",
+             app.base_url, DATABASE, USERNAME, PASSWORD)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,396 @@
+"""The in-memory database behind the Odoo emulator: models, fields and ORM rules.
+
+Only what the connector relies on is modelled, but with Odoo's behaviour:
+``write_date`` set by every create/write (UTC, to the second), ``False`` for
+empty values, many2one read as ``[id, name]``, x2many commands
+(``[0, 0, vals]``, ``[5, 0, 0]``...), ``active_test``, required fields and
+selection values checked, ``ValueError: Invalid field`` for unknown fields,
+computed amounts on orders and invoices, ``action_confirm`` on sale orders,
+and the refusal to delete lines of a confirmed order.
+"""
+
+from __future__ import annotations
+
+__all__ = ["OdooException", "FakeDb", "MODELS"]
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from crm2erp.connectors.odoo.domain import DomainError, compile_domain
+
+
+class OdooException(Exception):
+    """An Odoo server exception: ``name`` is the Python class path Odoo reports."""
+
+    def __init__(self, name: str, message: str):
+        super().__init__(message)
+        self.name, self.message = name, message
+
+
+def _validation(message: str) -> OdooException:
+    return OdooException("odoo.exceptions.ValidationError", message)
+
+
+def _f(kind: str, relation: str | None = None, *, required: bool = False,
+       selection: tuple = (), computed: bool = False) -> dict[str, Any]:
+    return {"type": kind, "relation": relation, "required": required,
+            "selection": selection, "computed": computed}
+
+
+_STAMPS = {"id": _f("integer", computed=True), "write_date": _f("datetime", computed=True),
+           "create_date": _f("datetime", computed=True),
+           "display_name": _f("char", computed=True)}
+MODELS: dict[str, dict[str, dict[str, Any]]] = {
+    "res.country": {"name": _f("char", required=True), "code": _f("char")},
+    "res.currency": {"name": _f("char", required=True)},
+    "res.users": {"name": _f("char", required=True), "login": _f("char")},
+    "uom.uom": {"name": _f("char", required=True)},
+    "res.partner": {
+        "name": _f("char"), "is_company": _f("boolean"), "type": _f(
+            "selection", selection=("contact", "invoice", "delivery", "other")),
+        "parent_id": _f("many2one", "res.partner"), "ref": _f("char"), "vat": _f("char"),
+        "email": _f("char"), "phone": _f("char"), "mobile": _f("char"),
+        "street": _f("char"), "street2": _f("char"), "zip": _f("char"), "city": _f("char"),
+        "country_id": _f("many2one", "res.country"),
+        "country_code": _f("char", computed=True), "website": _f("char"),
+        "function": _f("char"), "customer_rank": _f("integer"),
+        "lang": _f("selection", selection=("en_US", "de_DE", "fr_FR", "nl_NL")),
+        "comment": _f("html"), "active": _f("boolean")},
+    "crm.stage": {"name": _f("char", required=True), "sequence": _f("integer"),
+                  "is_won": _f("boolean")},
+    "crm.lead": {
+        "name": _f("char", required=True),
+        "type": _f("selection", selection=("lead", "opportunity")),
+        "partner_id": _f("many2one", "res.partner"), "stage_id": _f("many2one", "crm.stage"),
+        "probability": _f("float"), "expected_revenue": _f("monetary"),
+        "currency_id": _f("many2one", "res.currency"), "date_deadline": _f("date"),
+        "won_status": _f("selection", selection=("won", "lost", "pending"), computed=True),
+        "user_id": _f("many2one", "res.users"), "active": _f("boolean")},
+    "product.product": {
+        "name": _f("char", required=True), "default_code": _f("char"),
+        "list_price": _f("float"), "currency_id": _f("many2one", "res.currency"),
+        "type": _f("selection", selection=("consu", "service", "product")),
+        "description_sale": _f("text"), "uom_id": _f("many2one", "uom.uom"),
+        "active": _f("boolean")},
+    "sale.order": {
+        "name": _f("char"), "origin": _f("char"), "client_order_ref": _f("char"),
+        "partner_id": _f("many2one", "res.partner", required=True),
+        "date_order": _f("datetime"), "currency_id": _f("many2one", "res.currency"),
+        "state": _f("selection", selection=("draft", "sent", "sale", "done", "cancel")),
+        "amount_untaxed": _f("monetary", computed=True),
+        "amount_tax": _f("monetary", computed=True),
+        "amount_total": _f("monetary", computed=True),
+        "order_line": _f("one2many", "sale.order.line")},
+    "sale.order.line": {
+        "order_id": _f("many2one", "sale.order"), "sequence": _f("integer"),
+        "product_id": _f("many2one", "product.product", required=True),
+        "name": _f("text"), "product_uom_qty": _f("float"), "price_unit": _f("float"),
+        "discount": _f("float"), "price_subtotal": _f("monetary", computed=True)},
+    "account.move": {
+        "name": _f("char"), "move_type": _f("selection", selection=(
+            "entry", "out_invoice", "out_refund", "in_invoice", "in_refund")),
+        "partner_id": _f("many2one", "res.partner"), "invoice_date": _f("date"),
+        "invoice_date_due": _f("date"), "invoice_origin": _f("char"),
+        "state": _f("selection", selection=("draft", "posted", "cancel")),
+        "payment_state": _f("selection", selection=(
+            "not_paid", "in_payment", "paid", "partial", "reversed")),
+        "currency_id": _f("many2one", "res.currency"),
+        "amount_untaxed": _f("monetary"), "amount_tax": _f("monetary"),
+        "amount_total": _f("monetary"), "amount_residual": _f("monetary"),
+        "invoice_line_ids": _f("one2many", "account.move.line")},
+    "account.move.line": {
+        "move_id": _f("many2one", "account.move"), "sequence": _f("integer"),
+        "product_id": _f("many2one", "product.product"), "name": _f("text"),
+        "quantity": _f("float"), "price_unit": _f("float"),
+        "price_subtotal": _f("monetary", computed=True)},
+}
+_DEFAULTS = {"res.partner": {"active": True, "type": "contact", "customer_rank": 0},
+             "crm.lead": {"active": True, "type": "opportunity", "probability": 10.0},
+             "product.product": {"active": True, "type": "consu"},
+             "sale.order": {"state": "draft"},
+             "sale.order.line": {"product_uom_qty": 1.0, "discount": 0.0},
+             "account.move": {"state": "draft", "payment_state": "not_paid",
+                              "move_type": "entry"}}
+_PARENT = {"sale.order.line": "order_id", "account.move.line": "move_id"}
+_TAX = 0.19
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+class FakeDb:
+    """Records per model; every public method takes the ``execute_kw`` arguments."""
+
+    def __init__(self, clock: Callable[[], str] = _now):
+        self.clock = clock
+        self.tables: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in MODELS}
+        self.next_id: dict[str, int] = {m: 1 for m in MODELS}
+        self.lock = threading.RLock()
+
+    # -- helpers -----------------------------------------------------------
+    def fields(self, model: str) -> dict[str, dict[str, Any]]:
+        if model not in MODELS:
+            raise OdooException("builtins.KeyError", f"Object {model} doesn't exist")
+        return {**_STAMPS, **MODELS[model]}
+
+    def _check_vals(self, model: str, vals: dict[str, Any], creating: bool) -> None:
+        fields = self.fields(model)
+        for name, value in vals.items():
+            spec = fields.get(name)
+            if spec is None:
+                raise OdooException("builtins.ValueError",
+                                    f"Invalid field '{name}' on model '{model}'")
+            if spec["selection"] and value not in (False, None, *spec["selection"]):
+                raise OdooException("builtins.ValueError",
+                                    f"Wrong value for {model}.{name}: {value!r}")
+            if spec["type"] == "many2one" and value not in (False, None):
+                if not isinstance(value, int) or value not in self.tables[spec["relation"]]:
+                    raise _validation(f"The operation cannot be completed: {model}.{name} "
+                                      f"refers to {spec['relation']} id {value!r}, which "
+                                      "does not exist.")
+        merged = vals if creating else {}
+        for name, spec in MODELS[model].items():
+            if spec["required"] and creating and merged.get(name) in (None, False, ""):
+                raise _validation(f"The operation cannot be completed: a mandatory field is "
+                                  f"not set.\n- Model: {model}\n- Field: {name}")
+        if model == "res.partner" and (creating or "name" in vals) \
+                and not vals.get("name") and vals.get("type", "contact") == "contact":
+            raise _validation("Contacts require a name")
+        if model == "crm.lead" and vals.get("probability") not in (None, False) \
+                and not 0 <= float(vals["probability"]) <= 100:
+            raise _validation("The probability of closing the deal should be between "
+                              "0% and 100%!")
+
+    def _apply(self, model: str, record: dict[str, Any], vals: dict[str, Any]) -> None:
+        fields = self.fields(model)
+        for name, value in vals.items():
+            spec = fields[name]
+            if spec["computed"]:
+                continue
+            if spec["type"] == "one2many":
+                self._commands(model, record, name, spec["relation"], value)
+            else:
+                record[name] = None if value is False and spec["type"] != "boolean" else value
+        self._compute(model, record)
+
+    def _commands(self, model: str, record: dict, name: str, child: str, commands) -> None:
+        ids: list[int] = record.setdefault(name, [])
+        parent_field = _PARENT[child]
+        for command in commands or []:
+            code = command[0]
+            if code in (2, 3, 5, 6) and model == "sale.order" \
+                    and record.get("state") in ("sale", "done") and (ids or code == 6):
+                raise OdooException("odoo.exceptions.UserError",
+                                    "You can not remove an order line once the sales order "
+                                    "is confirmed.\nYou should rather set the quantity to 0.")
+            if code == 0:
+                new = self._create_one(child, {**command[2], parent_field: record["id"]})
+                ids.append(new)
+            elif code == 1:
+                self.write(child, [command[1]], command[2])
+            elif code in (2, 3):
+                ids.remove(command[1])
+                if code == 2:
+                    self.tables[child].pop(command[1], None)
+            elif code == 4:
+                ids.append(command[1])
+            elif code == 5:
+                for old in ids:
+                    self.tables[child].pop(old, None)
+                ids.clear()
+            elif code == 6:
+                ids[:] = list(command[2])
+
+    def _compute(self, model: str, rec: dict[str, Any]) -> None:
+        if model == "res.partner":
+            country = self.tables["res.country"].get(rec.get("country_id") or 0)
+            rec["country_code"] = country["code"] if country else None
+        elif model in ("sale.order.line", "account.move.line"):
+            qty = rec.get("product_uom_qty", rec.get("quantity")) or 0.0
+            price = (rec.get("price_unit") or 0.0) * (1 - (rec.get("discount") or 0.0) / 100)
+            rec["price_subtotal"] = round(qty * price, 2)
+            if not rec.get("name") and rec.get("product_id"):
+                rec["name"] = self.tables["product.product"][rec["product_id"]]["name"]
+        elif model == "sale.order":
+            lines = [self.tables["sale.order.line"][i] for i in rec.get("order_line", [])]
+            untaxed = round(sum(line["price_subtotal"] for line in lines), 2)
+            rec["amount_untaxed"], rec["amount_tax"] = untaxed, round(untaxed * _TAX, 2)
+            rec["amount_total"] = round(untaxed + rec["amount_tax"], 2)
+            rec["name"] = rec.get("name") or f"S{rec['id']:05d}"
+        elif model == "crm.lead":
+            stage = self.tables["crm.stage"].get(rec.get("stage_id") or 0)
+            rec["won_status"] = ("won" if stage and stage["is_won"] else "lost"
+                                 if not rec.get("active") else "pending")
+
+    def _create_one(self, model: str, vals: dict[str, Any], stamp: str | None = None) -> int:
+        self._check_vals(model, vals, creating=True)
+        new_id = self.next_id[model]
+        self.next_id[model] += 1
+        now = stamp or self.clock()
+        record = {"id": new_id, "create_date": now, "write_date": now,
+                  **{k: None for k in MODELS[model]}, **_DEFAULTS.get(model, {})}
+        for name, spec in MODELS[model].items():
+            if spec["type"] == "one2many":
+                record[name] = []
+        self.tables[model][new_id] = record
+        self._apply(model, record, vals)
+        return new_id
+
+    def _display(self, model: str, record_id: int | None) -> Any:
+        record = self.tables[model].get(record_id or 0)
+        return [record_id, record.get("name") or ""] if record else False
+
+    def _wire(self, model: str, rec: dict[str, Any], fields: list[str] | None) -> dict:
+        spec = self.fields(model)
+        names = fields or list(spec)
+        out: dict[str, Any] = {"id": rec["id"]}
+        for name in names:
+            if name not in spec:
+                raise OdooException("builtins.ValueError",
+                                    f"Invalid field '{name}' on model '{model}'")
+            kind, value = spec[name]["type"], rec.get(name)
+            if name == "display_name":
+                value = rec.get("name")
+            if kind == "many2one":
+                out[name] = self._display(spec[name]["relation"], value)
+            elif kind == "one2many":
+                out[name] = list(value or [])
+            else:
+                out[name] = False if value is None else value
+        return out
+
+    def _ordered(self, model: str, ids: list[int], order: str | None) -> list[int]:
+        records = [self.tables[model][i] for i in ids]
+        for part in reversed([p.strip() for p in (order or "id asc").split(",") if p.strip()]):
+            name, _, direction = part.partition(" ")
+            records.sort(key=lambda r, n=name: (r.get(n) is None, r.get(n) or 0),
+                         reverse=direction.strip().lower() == "desc")
+        return [r["id"] for r in records]
+
+    # -- the ORM methods -----------------------------------------------------
+    def call(self, model: str, method: str, args: list, kwargs: dict) -> Any:
+        """Run one ``execute_kw`` call as one transaction (rolled back on an error)."""
+        public = {"search", "search_count", "read", "search_read", "create", "write",
+                  "unlink", "fields_get", "action_confirm"}
+        if method not in public:
+            raise OdooException("builtins.AttributeError",
+                                f"The method '{method}' does not exist on the model '{model}'")
+        self.fields(model)
+        with self.lock:
+            mutating = method in ("create", "write", "unlink", "action_confirm")
+            saved = (self._snapshot(), dict(self.next_id)) if mutating else None
+            try:
+                return getattr(self, method)(model, *args, **kwargs)
+            except OdooException:
+                if saved is not None:
+                    self.tables, self.next_id = saved
+                raise
+            except TypeError as exc:
+                if saved is not None:
+                    self.tables, self.next_id = saved
+                raise OdooException("builtins.TypeError", str(exc)) from None
+
+    def _snapshot(self) -> dict[str, dict[int, dict[str, Any]]]:
+        return {m: {i: {k: list(v) if isinstance(v, list) else v for k, v in r.items()}
+                    for i, r in t.items()} for m, t in self.tables.items()}
+
+    def search(self, model: str, domain: list | None = None, offset: int = 0,
+               limit: int | None = None, order: str | None = None,
+               context: dict | None = None) -> list[int]:
+        domain = list(domain or [])
+        try:
+            predicate = compile_domain(domain)
+        except DomainError as exc:
+            raise OdooException("builtins.ValueError", str(exc)) from None
+        spec = self.fields(model)
+        for leaf in domain:
+            if isinstance(leaf, list) and leaf and leaf[0] not in spec:
+                raise OdooException("builtins.ValueError",
+                                    f"Invalid field {model}.{leaf[0]} in leaf {leaf!r}")
+        active_test = (context or {}).get("active_test", True) and "active" in spec and not any(
+            isinstance(leaf, list) and leaf[:1] == ["active"] for leaf in domain)
+        ids = [i for i, rec in self.tables[model].items()
+               if (not active_test or rec.get("active")) and predicate(rec)]
+        ids = self._ordered(model, ids, order)[offset or 0:]
+        return ids[:limit] if limit else ids
+
+    def search_count(self, model: str, domain: list | None = None,
+                     context: dict | None = None) -> int:
+        return len(self.search(model, domain, context=context))
+
+    def read(self, model: str, ids: list[int], fields: list[str] | None = None,
+             context: dict | None = None) -> list[dict[str, Any]]:
+        table = self.tables[model]
+        missing = [i for i in ids if i not in table]
+        if missing:
+            raise OdooException("odoo.exceptions.MissingError",
+                                f"Record does not exist or has been deleted.\n"
+                                f"(Record: {model}({missing[0]},), User: 2)")
+        return [self._wire(model, table[i], fields) for i in ids]
+
+    def search_read(self, model: str, domain: list | None = None,
+                    fields: list[str] | None = None, offset: int = 0,
+                    limit: int | None = None, order: str | None = None,
+                    context: dict | None = None) -> list[dict[str, Any]]:
+        return self.read(model, self.search(model, domain, offset, limit, order, context),
+                         fields)
+
+    def create(self, model: str, vals_list: Any, context: dict | None = None) -> Any:
+        single = isinstance(vals_list, dict)
+        ids = [self._create_one(model, vals) for vals in ([vals_list] if single
+                                                          else vals_list)]
+        return ids[0] if single else ids
+
+    def write(self, model: str, ids: list[int], vals: dict[str, Any],
+              context: dict | None = None) -> bool:
+        self._check_vals(model, vals, creating=False)
+        now = self.clock()
+        self.read(model, ids, ["id"])  # MissingError for unknown ids
+        for record in (self.tables[model][i] for i in ids):
+            self._apply(model, record, vals)
+            record["write_date"] = now
+            parent = _PARENT.get(model)
+            if parent and record.get(parent):
+                owner = {"order_id": "sale.order", "move_id": "account.move"}[parent]
+                self._compute(owner, self.tables[owner][record[parent]])
+        return True
+
+    def unlink(self, model: str, ids: list[int], context: dict | None = None) -> bool:
+        self.read(model, ids, ["id"])
+        for i in ids:
+            self.tables[model].pop(i, None)
+        return True
+
+    def fields_get(self, model: str, allfields: list[str] | None = None,
+                   attributes: list[str] | None = None, context: dict | None = None) -> dict:
+        out = {}
+        for name, spec in self.fields(model).items():
+            if allfields and name not in allfields:
+                continue
+            info = {"type": spec["type"], "relation": spec["relation"] or False,
+                    "required": spec["required"], "readonly": spec["computed"],
+                    "string": name.replace("_", " ").title()}
+            out[name] = {k: v for k, v in info.items() if not attributes or k in attributes}
+        return out
+
+    def action_confirm(self, model: str, ids: list[int], context: dict | None = None) -> bool:
+        if model != "sale.order":
+            raise OdooException("builtins.AttributeError",
+                                f"The method 'action_confirm' does not exist on the model "
+                                f"'{model}'")
+        records = [self.tables[model][r["id"]] for r in self.read(model, ids, ["id"])]
+        if any(r["state"] not in ("draft", "sent") for r in records):
+            raise OdooException("odoo.exceptions.UserError",
+                                "Some orders are not in a state requiring confirmation.")
+        for record in records:
+            if not record["order_line"]:
+                raise OdooException("odoo.exceptions.UserError",
+                                    f"There are no order lines on {record['name']}; add a "
+                                    "product before confirming.")
+        now = self.clock()
+        for record in records:
+            record["state"], record["write_date"] = "sale", now
+        return True

@@ -1,0 +1,118 @@
+"""The declarative REST connector (entry point ``rest``): a connector in YAML.
+
+For a CRM or ERP that has no built-in connector but a JSON REST API: the
+connection in ``connections.yaml`` names the base URL, the auth (any of the
+HTTP toolkit's types), the streams (path, record selector, key, paginator,
+cursor field and parameter, renames, soft-delete marker) and, per stream, an
+optional write endpoint. No Python is needed. See ``docs/connectors/rest.md``
+and :mod:`crm2erp.connectors.rest.emulator` (a Pipedrive-like demo API).
+"""
+
+from __future__ import annotations
+
+__all__ = ["RestConnector", "RestConfig", "RestStreamConfig", "build_error_mapper"]
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import requests
+
+from crm2erp.connectors.base import Batch, Connector, Cursor, Row, StreamInfo, WriteResult
+from crm2erp.connectors.rest.config import ErrorRule, RestConfig, RestStreamConfig
+from crm2erp.connectors.rest.source import RestReader, build_paginator
+from crm2erp.connectors.rest.target import RestWriter
+from crm2erp.errors import FatalError, RetriableError
+from crm2erp.http import HttpClient, build_auth
+from crm2erp.http.retry import parse_retry_after
+
+
+def build_error_mapper(name: str, rules: list[ErrorRule]):
+    """An ``error_mapper`` for the HTTP client from the connection's ``errors`` rules."""
+    if not rules:
+        return None
+
+    def mapper(resp: requests.Response) -> Exception | None:
+        for rule in rules:
+            if resp.status_code not in rule.statuses():
+                continue
+            if rule.body_contains and rule.body_contains.lower() not in resp.text.lower():
+                continue
+            text = rule.message or resp.text[:300]
+            if rule.action == "retry":
+                return RetriableError(f"{name}: HTTP {resp.status_code}: {text}",
+                                      retry_after=parse_retry_after(
+                                          resp.headers.get("Retry-After")))
+            return FatalError(f"{name}: HTTP {resp.status_code}: {text}. The run stopped; "
+                              "committed batches are kept and the next run resumes there.")
+        return None
+
+    return mapper
+
+
+class RestConnector(Connector):
+    """Any JSON REST API described in YAML; ``client`` exposes the request stats."""
+
+    name = "rest"
+    Config = RestConfig
+
+    def __init__(self, config: RestConfig, **client_options: Any):
+        super().__init__(config)
+        self.config: RestConfig = config
+        auth = build_auth(config.auth)
+        settings = config.http_settings()
+        mapper = build_error_mapper(config.name, config.errors)
+        self.client = HttpClient(settings, base_url=config.base_url, auth=auth,
+                                 error_mapper=mapper, name=config.name, **client_options)
+        once = settings.model_copy(update={"retry": settings.retry.model_copy(
+            update={"max_attempts": 1})})
+        self.once = HttpClient(once, base_url=config.base_url, auth=auth,
+                               error_mapper=mapper, name=config.name, **client_options)
+        self.once.limiter, self.once.stats = self.client.limiter, self.client.stats
+        self.reader = RestReader(self.client, dict(config.headers))
+        self.writer = RestWriter(self.client, self.once, dict(config.headers))
+
+    def check(self) -> None:
+        """Fetch the first page of every stream (auth, paths and record selectors)."""
+        for name, stream in self.config.streams.items():
+            paginator = build_paginator(stream)
+            paginator.max_pages = 1
+            for page in paginator.pages(self.client, stream.path, dict(stream.params),
+                                        headers=self.config.headers):
+                if stream.records and not isinstance(
+                        _path(page, stream.records), list):
+                    raise FatalError(f"{self.config.name}: stream {name!r}: the reply of "
+                                     f"{stream.path} has no list at {stream.records!r}; fix "
+                                     "'records'")
+
+    def _stream_config(self, name: str) -> RestStreamConfig:
+        self.stream(name)
+        return self.config.streams[name]
+
+    def streams(self) -> Sequence[StreamInfo]:
+        return [StreamInfo(name=name, key=(s.key,),
+                           cursor_field=s.cursor.field if s.cursor else None,
+                           writable=s.write is not None)
+                for name, s in self.config.streams.items()]
+
+    def read(self, stream: str, since: Cursor | None = None, *,
+             batch_size: int = 500) -> Iterator[Batch]:
+        return self.reader.read(stream, self._stream_config(stream), since, batch_size)
+
+    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        config = self._stream_config(stream)
+        if config.write is None:
+            raise NotImplementedError(f"REST stream {stream!r} has no write endpoint")
+        return self.writer.upsert(stream, config, rows)
+
+    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
+        return self.writer.lookup(stream, self._stream_config(stream), keys)
+
+    def close(self) -> None:
+        self.client.close()
+        self.once.close()
+
+
+def _path(body: Any, path: str) -> Any:
+    from crm2erp.http.paginate import get_path
+
+    return get_path(body, path)

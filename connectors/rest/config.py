@@ -1,0 +1,219 @@
+"""Settings of the declarative REST connector: a whole connector in YAML.
+
+Example (a Pipedrive-like CRM, see ``docs/connectors/rest.md``)::
+
+    type: rest
+    base_url: https://api.example-crm.com
+    auth: {type: client_credentials, client_id: ${CRM_ID}, client_secret: ${CRM_SECRET},
+           token_url: /oauth/token}
+    rate_limit: {requests_per_second: 10, burst: 20}
+    errors:
+      - {status: 429, body_contains: "budget", action: fatal,
+         message: "the daily API budget is used up"}
+    streams:
+      organizations:
+        path: /v1/organizations
+        records: data
+        key: id
+        cursor: {field: update_time, param: since, format: "%Y-%m-%d %H:%M:%S"}
+        paginator: {type: offset, limit: 100, offset_param: start,
+                    has_more: additional_data.pagination.more_items_in_collection}
+        deleted: {field: active_flag, equals: false}
+        write:
+          mode: lookup
+          key: ref
+          find: {path: /v1/organizations/find, param: ref, records: data}
+          create: {method: POST, path: /v1/organizations}
+          update: {method: PUT, path: "/v1/organizations/{id}"}
+          id_path: data.id
+
+``rename`` (API name -> row name) is applied to every record read; ``key``,
+``cursor.field`` and ``deleted.field`` name fields of the renamed row.
+Writes send the row with the renames reversed unless ``write.rename`` says
+otherwise.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RestConfig", "RestStreamConfig", "CursorConfig", "PaginatorConfig",
+           "WriteConfig", "EndpointConfig", "FindConfig", "BatchConfig", "ErrorRule",
+           "DeletedConfig"]
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from crm2erp.http.config import HttpConnectionConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CursorConfig(_Strict):
+    """The field that orders changes, and how to ask the API for changes since a value.
+
+    ``format``: ``iso`` (ISO-8601), ``epoch`` / ``epoch_ms`` (Unix time),
+    ``number`` (a sequence or version number), or a ``strftime`` pattern such as
+    ``"%Y-%m-%d %H:%M:%S"``. Naive times are read in ``timezone``. ``param`` is
+    the query parameter that filters by the cursor (left out: every read lists
+    everything and the connector filters). Set ``exclusive: true`` when the
+    API filters with ``>`` instead of ``>=``.
+    """
+
+    field: str
+    param: str | None = None
+    format: str = "iso"
+    timezone: str = "UTC"
+    exclusive: bool = False
+
+
+class NextLinkPaging(_Strict):
+    type: Literal["next_link"]
+    next: str | None = Field(None, description="dotted path of the next URL; None: Link header")
+
+
+class CursorPaging(_Strict):
+    type: Literal["cursor"]
+    cursor_path: str
+    param: str = "after"
+    limit: int | None = Field(None, ge=1)
+    limit_param: str = "limit"
+
+
+class OffsetPaging(_Strict):
+    type: Literal["offset"]
+    limit: int = Field(100, ge=1)
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+    has_more: str | None = Field(None, description="dotted path of a 'more pages' flag")
+
+
+class PagePaging(_Strict):
+    type: Literal["page"]
+    size: int = Field(100, ge=1)
+    page_param: str = "page"
+    size_param: str = "per_page"
+    first_page: int = 1
+    has_more: str | None = None
+
+
+class NoPaging(_Strict):
+    type: Literal["none"]
+
+
+PaginatorConfig = Annotated[NextLinkPaging | CursorPaging | OffsetPaging | PagePaging | NoPaging,
+                            Field(discriminator="type")]
+
+
+class DeletedConfig(_Strict):
+    """Rows whose ``field`` equals ``equals`` are deletions (soft-deleted records)."""
+
+    field: str
+    equals: Any = True
+
+
+class EndpointConfig(_Strict):
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    path: str
+
+
+class FindConfig(_Strict):
+    """``GET path?param=<key>`` lists the records that have that key."""
+
+    path: str
+    param: str
+    records: str | None = None
+    id_field: str = Field("id", description="the target id in a found record")
+
+
+class BatchConfig(_Strict):
+    """One request for many records; the reply lists one result per record, in order."""
+
+    method: Literal["POST", "PUT", "PATCH"] = "POST"
+    path: str
+    size: int = Field(100, ge=1, le=10_000)
+    records_field: str = "records"
+    results: str | None = Field(None, description="dotted path of the result list")
+    created_path: str | None = Field("created", description="per-result flag: created?")
+    error_path: str | None = Field("error", description="per-result error message")
+
+
+class WriteConfig(_Strict):
+    """How rows are written: ``upsert`` (one idempotent call per row, key in the path),
+    ``lookup`` (find by key, then create or update) or ``batch``."""
+
+    mode: Literal["upsert", "lookup", "batch"]
+    key: str = Field(description="row field holding the upsert key (an external id)")
+    method: Literal["POST", "PUT", "PATCH"] = "PUT"
+    path: str | None = Field(None, description="upsert mode: path with {key}")
+    find: FindConfig | None = None
+    create: EndpointConfig | None = None
+    update: EndpointConfig | None = Field(None, description="path with {id} (or {key})")
+    batch: BatchConfig | None = None
+    body: str | None = Field(None, description="wrap each record under this key")
+    id_path: str = Field("id", description="dotted path of the target id in a reply/result")
+    error_path: str | None = Field(None, description="dotted path of an error message")
+    created_status: int = 201
+    rename: dict[str, str] | None = Field(None, description="row name -> API name")
+
+    @model_validator(mode="after")
+    def _complete(self) -> WriteConfig:
+        need = {"upsert": ["path"], "lookup": ["find", "create", "update"],
+                "batch": ["batch"]}[self.mode]
+        missing = [n for n in need if getattr(self, n) is None]
+        if missing:
+            raise ValueError(f"write mode {self.mode!r} needs {', '.join(missing)}")
+        if self.mode == "upsert" and "{key}" not in (self.path or ""):
+            raise ValueError("write mode 'upsert' needs a path containing {key}")
+        return self
+
+
+class ErrorRule(_Strict):
+    """Classify an API's error responses that the generic rules get wrong."""
+
+    status: int | list[int]
+    body_contains: str | None = None
+    action: Literal["fatal", "retry"] = "fatal"
+    message: str | None = None
+
+    def statuses(self) -> list[int]:
+        return [self.status] if isinstance(self.status, int) else list(self.status)
+
+
+class RestStreamConfig(_Strict):
+    path: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    records: str | None = Field(None, description="dotted path of the record list")
+    key: str = "id"
+    cursor: CursorConfig | None = None
+    paginator: PaginatorConfig = Field(default_factory=lambda: NoPaging(type="none"))
+    rename: dict[str, str] = Field(default_factory=dict, description="API name -> row name")
+    deleted: DeletedConfig | None = None
+    write: WriteConfig | None = None
+
+
+class RestConfig(HttpConnectionConfig):
+    """A REST API described in YAML: base URL, auth, transport and streams."""
+
+    type: Literal["rest"] | None = None
+    base_url: str
+    name: str = Field("rest", description="shown in log lines and error messages")
+    headers: dict[str, str] = Field(default_factory=dict)
+    errors: list[ErrorRule] = Field(default_factory=list)
+    streams: dict[str, RestStreamConfig] = Field(min_length=1)
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("base_url must look like https://api.example.com")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _names(self) -> RestConfig:
+        for name in self.streams:
+            if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
+                raise ValueError(f"stream name {name!r} must be letters, digits and _")
+        return self

@@ -1,0 +1,269 @@
+"""Writing to SAP: deep insert, etag-guarded MERGE, one ``$batch`` changeset per record.
+
+For each batch of rows the writer looks the records up by the stream's
+``external_id`` properties (with their expanded children), then plans per
+record either a deep-insert ``POST`` (children inline, ``create_defaults``
+filled in) or ``MERGE`` calls for the header and children that differ, each
+with ``If-Match`` set to the etag just read. Every record is one changeset in
+a ``$batch`` request: SAP applies a changeset all or nothing, and a refused
+one fails only its own record.
+
+Recovery, without losing or doubling a record:
+
+* ``412 Precondition Failed`` (someone changed the record after we read it):
+  the record is read again and written once more; a second 412 fails it
+  (the next run picks it up).
+* A lost answer (connection dropped, 5xx, cut multipart body): nothing tells
+  which changesets were applied, so the whole batch is planned again from a
+  fresh read - a created record is found and updated, not created twice.
+* ``403`` with ``x-csrf-token: Required``: see :mod:`.client`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["SapWriter"]
+
+import datetime as dt
+import json
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.sap import batch
+from crm2erp.connectors.sap.client import SapClient, describe_error
+from crm2erp.connectors.sap.config import SapStreamConfig
+from crm2erp.connectors.sap.odata import literal, parse_date, to_wire
+from crm2erp.connectors.sap.rows import clean, key_text
+from crm2erp.errors import ConfigError, FatalError, RetriableError
+from crm2erp.http import ODataPaginator
+from crm2erp.http.retry import backoff_delay
+
+log = logging.getLogger(__name__)
+_JSON = {"Content-Type": "application/json", "Accept": "application/json"}
+
+
+def _wire(value: Any) -> Any:
+    return to_wire(value) if isinstance(value, Decimal | dt.date | dt.time) else value
+
+
+def same(current: Any, desired: Any) -> bool:
+    """Whether the value SAP holds already equals the one we would send."""
+    new = _wire(desired)
+    if current in (None, "") and new in (None, ""):
+        return True
+    if current == new:
+        return True
+    if isinstance(current, str) and isinstance(new, str) and current.startswith("/Date("):
+        try:
+            return parse_date(current) == parse_date(new)
+        except ValueError:
+            return False
+    if isinstance(new, bool) or isinstance(current, bool):
+        return False
+    try:
+        return Decimal(str(current)) == Decimal(str(new))
+    except (InvalidOperation, ValueError):
+        return False
+
+
+class _Plan:
+    """The calls that bring one record up to date, and how to read its id after."""
+
+    def __init__(self, index: int, key: str, ops: list[batch.Message], existing_id: str | None):
+        self.index, self.key, self.ops, self.existing_id = index, key, ops, existing_id
+
+
+class SapWriter:
+    def __init__(self, client: SapClient):
+        self.client = client
+
+    # -- look-ups ------------------------------------------------------------
+    def _require_key(self, name: str, stream: SapStreamConfig) -> list[str]:
+        if not stream.writable:
+            raise ConfigError(f"SAP stream {name!r} is read-only: set external_id (the "
+                              "properties writes match on) in its stream config to write it")
+        return stream.external_id
+
+    def fetch(self, stream: SapStreamConfig, keys: Sequence[str]) -> dict[str, dict]:
+        """Raw entities (``__metadata`` kept) by external key."""
+        fields = stream.external_id
+        found: dict[str, dict] = {}
+        wanted = list(dict.fromkeys(str(k) for k in keys))
+        url = f"{self.client.config.service_path(stream.service)}/{stream.entity_set}"
+        paginator = ODataPaginator()
+        for start in range(0, len(wanted), self.client.config.lookup_chunk):
+            chunk = wanted[start:start + self.client.config.lookup_chunk]
+            terms = []
+            for key in chunk:
+                values = key.split("|") if len(fields) > 1 else [key]
+                terms.append(" and ".join(f"{f} eq {literal(v)}"
+                                          for f, v in zip(fields, values, strict=False)))
+            query = {"$filter": " or ".join(f"({t})" for t in terms), "$format": "json"}
+            if stream.expand:
+                query["$expand"] = ",".join(stream.expand)
+            for page in paginator.pages(self.client.http, url, self.client.params(query),
+                                        headers={"Accept": "application/json"}):
+                for entity in paginator.records(page):
+                    found[key_text(entity, fields)] = entity
+        return found
+
+    def lookup(self, name: str, stream: SapStreamConfig, keys: Sequence[str]) -> Mapping[str, Row]:
+        self._require_key(name, stream)
+        return {k: clean(v) for k, v in self.fetch(stream, keys).items()}
+
+    # -- planning ------------------------------------------------------------
+    def _relative(self, stream: SapStreamConfig, uri: str) -> str:
+        marker = f"/{stream.service}/"
+        return uri.split(marker, 1)[1] if marker in uri else uri
+
+    def _create(self, stream: SapStreamConfig, row: Row) -> batch.Message:
+        body = {k: v for k, v in stream.create_defaults.items() if k not in row}
+        for name, value in row.items():
+            kind = stream.children.get(name)
+            body[name] = [value] if kind == "many" and isinstance(value, dict) else value
+        data = json.dumps(body, default=to_wire).encode()
+        return batch.Message("POST", stream.entity_set, headers=dict(_JSON), body=data)
+
+    def _merge(self, stream: SapStreamConfig, entity: dict, changes: dict) -> batch.Message:
+        meta = entity.get("__metadata") or {}
+        headers = dict(_JSON)
+        if meta.get("etag"):
+            headers["If-Match"] = meta["etag"]
+        data = json.dumps(changes, default=to_wire).encode()
+        return batch.Message("MERGE", self._relative(stream, meta.get("uri", "")),
+                             headers=headers, body=data)
+
+    def _update(self, stream: SapStreamConfig, entity: dict, row: Row) -> list[batch.Message]:
+        header = {k: v for k, v in row.items()
+                  if k not in stream.children and not same(entity.get(k), v)}
+        ops = [self._merge(stream, entity, header)] if header else []
+        for nav, kind in stream.children.items():
+            if nav not in row or row[nav] is None:
+                continue
+            current = entity.get(nav)
+            if kind == "one":
+                if isinstance(current, dict) and isinstance(row[nav], dict):
+                    diff = {k: v for k, v in row[nav].items() if not same(current.get(k), v)}
+                    if diff:
+                        ops.append(self._merge(stream, current, diff))
+                continue
+            desired = [row[nav]] if isinstance(row[nav], dict) else list(row[nav])
+            have = current.get("results", []) if isinstance(current, dict) else []
+            for i, child in enumerate(desired):
+                if i < len(have):
+                    diff = {k: v for k, v in child.items() if not same(have[i].get(k), v)}
+                    if diff:
+                        ops.append(self._merge(stream, have[i], diff))
+                else:
+                    parent = self._relative(stream, (entity.get("__metadata") or {})
+                                            .get("uri", ""))
+                    ops.append(batch.Message("POST", f"{parent}/{nav}", headers=dict(_JSON),
+                                             body=json.dumps(child, default=to_wire).encode()))
+        return ops
+
+    # -- writing ---------------------------------------------------------------
+    def upsert(self, name: str, stream: SapStreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
+        fields = self._require_key(name, stream)
+        results: list[WriteResult | None] = [None] * len(rows)
+        pending = []
+        for i, row in enumerate(rows):
+            key = key_text(row, fields)
+            values = [row.get(f) for f in fields]
+            if None in values or all(v == "" for v in values):
+                results[i] = WriteResult(key, WriteAction.FAILED, error=(
+                    f"{', '.join(fields)} must be set: SAP records are matched on it"))
+            else:
+                pending.append(i)
+        conflicts: Counter = Counter()
+        failures = 0
+        maybe_created: set[int] = set()  # creates sent in a batch whose answer was lost
+        while pending:
+            existing = self.fetch(stream, [key_text(rows[i], fields) for i in pending])
+            plans = []
+            for i in pending:
+                key = key_text(rows[i], fields)
+                entity = existing.get(key)
+                if entity is None:
+                    plans.append(_Plan(i, key, [self._create(stream, rows[i])], None))
+                    continue
+                ops = self._update(stream, entity, rows[i])
+                target_id = str(entity.get(stream.id_field) or key)
+                if ops:
+                    plans.append(_Plan(i, key, ops, target_id))
+                else:
+                    action = WriteAction.CREATED if i in maybe_created else \
+                        WriteAction.UNCHANGED
+                    results[i] = WriteResult(key, action, target_id=target_id)
+            pending = []
+            size = self.client.config.write_batch_size
+            for start in range(0, len(plans), size):
+                chunk = plans[start:start + size]
+                try:
+                    replies = self._send(stream, chunk)
+                except (RetriableError, ValueError) as exc:
+                    failures += 1
+                    if failures >= self.client.config.write_attempts:
+                        raise RetriableError(f"SAP: $batch to {stream.service} failed "
+                                             f"{failures} times: {exc}") from None
+                    log.info("SAP: $batch answer lost (%s); re-reading and retrying", exc)
+                    self._pause(failures)
+                    pending.extend(p.index for p in plans[start:])
+                    maybe_created.update(p.index for p in chunk if p.existing_id is None)
+                    break
+                for plan, reply in zip(chunk, replies, strict=True):
+                    retry = self._outcome(stream, plan, reply, conflicts, results)
+                    if retry:
+                        pending.append(plan.index)
+        return [r for r in results if r is not None]
+
+    def _pause(self, attempt: int) -> None:
+        retry = self.client.config.retry
+        delay = backoff_delay(attempt, retry.backoff_base, retry.backoff_max)
+        if delay > 0:
+            self.client.http.sleep(delay)
+
+    def _send(self, stream: SapStreamConfig, plans: list[_Plan]) -> list[batch.Part]:
+        body, content_type = batch.encode([p.ops for p in plans])
+        path = f"{self.client.config.service_path(stream.service)}/$batch"
+        resp = self.client.write(stream.service, "POST", path, data=body,
+                                 headers={"Content-Type": content_type,
+                                          "Accept": "multipart/mixed"})
+        if resp.status_code >= 400:
+            raise FatalError(f"SAP refused the $batch to {stream.service}: "
+                             f"{describe_error(resp.status_code, resp.content)}")
+        parts = batch.decode(resp.content, resp.headers.get("Content-Type", ""))
+        if len(parts) != len(plans):
+            raise ValueError(f"$batch answered {len(parts)} parts for {len(plans)} changesets")
+        return parts
+
+    def _outcome(self, stream: SapStreamConfig, plan: _Plan, reply: batch.Part,
+                 conflicts: Counter, results: list) -> bool:
+        """Store the record's result; True when it should be read and written again."""
+        if isinstance(reply, list) and all(200 <= (m.status or 0) < 300 for m in reply):
+            if plan.existing_id is not None:
+                results[plan.index] = WriteResult(plan.key, WriteAction.UPDATED,
+                                                  target_id=plan.existing_id)
+                return False
+            try:
+                created = json.loads(reply[0].body)["d"]
+                target_id = str(created[stream.id_field])
+            except (ValueError, KeyError, TypeError, IndexError):
+                raise FatalError(f"SAP created a {stream.entity_set} for {plan.key!r} but its "
+                                 f"answer has no {stream.id_field}") from None
+            results[plan.index] = WriteResult(plan.key, WriteAction.CREATED, target_id=target_id)
+            return False
+        error = reply if isinstance(reply, batch.Message) else next(
+            m for m in reply if not 200 <= (m.status or 0) < 300)
+        if error.status == 412 and conflicts[plan.index] == 0:
+            conflicts[plan.index] += 1
+            log.info("SAP: %s %r changed since it was read (412); reading it again",
+                     stream.entity_set, plan.key)
+            return True
+        reason = describe_error(error.status or 0, error.body)
+        if error.status == 412:
+            reason += " - changed again while being written; the next run retries it"
+        results[plan.index] = WriteResult(plan.key, WriteAction.FAILED, error=reason)
+        return False

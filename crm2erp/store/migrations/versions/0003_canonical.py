@@ -1,0 +1,70 @@
+"""Canonical memory: last canonical state per record, and the conflict log.
+
+Revision ID: 0003
+Revises: 0002
+Create Date: 2026-11-29
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import mysql
+
+revision = "0003"
+down_revision = "0002"
+branch_labels = None
+depends_on = None
+
+
+def _ts():
+    return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def _long_text():
+    return sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+def _table_args() -> dict:
+    dialect = op.get_bind().dialect
+    collate = "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_bin"
+    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": collate}
+
+
+def upgrade() -> None:
+    args = _table_args()
+    op.create_table(
+        "canonical_records",
+        sa.Column("entity", sa.String(64), nullable=False),
+        sa.Column("canonical_id", sa.String(191), nullable=False),
+        sa.Column("data", _long_text(), nullable=False),
+        sa.Column("field_times", _long_text(), nullable=False),
+        sa.Column("updated_at", _ts(), nullable=False),
+        sa.Column("run_id", sa.Integer, nullable=True),
+        sa.PrimaryKeyConstraint("entity", "canonical_id", name="pk_canonical_records"),
+        **args,
+    )
+    op.create_table(
+        "conflicts",
+        sa.Column("id", sa.Integer, autoincrement=True, nullable=False),
+        sa.Column("run_id", sa.Integer, nullable=True),
+        sa.Column("flow", sa.String(100), nullable=False),
+        sa.Column("entity", sa.String(64), nullable=False),
+        sa.Column("canonical_id", sa.String(191), nullable=False),
+        sa.Column("field", sa.String(191), nullable=False),
+        sa.Column("system", sa.String(64), nullable=False),
+        sa.Column("incoming", sa.Text, nullable=True),
+        sa.Column("kept", sa.Text, nullable=True),
+        sa.Column("winner", sa.String(64), nullable=False),
+        sa.Column("rule", sa.String(32), nullable=False),
+        sa.Column("created_at", _ts(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name="pk_conflicts"),
+        **args,
+    )
+    op.create_index("ix_conflicts_flow_id", "conflicts", ["flow", "id"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_conflicts_flow_id", table_name="conflicts")
+    op.drop_table("conflicts")
+    op.drop_table("canonical_records")

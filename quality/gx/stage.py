@@ -1,0 +1,197 @@
+"""The quality gate: a batch stage that validates every batch before the load.
+
+For each batch the flow's checks run on the canonical records
+(:class:`~crm2erp.quality.gx.validate.BatchChecker`). Then:
+
+* a row failing a *critical* rule is rejected: it goes to the dead letters
+  with stage ``quality``, naming the rule, the expectation and the value;
+  a rule that still passes thanks to its ``mostly`` tolerance rejects nothing;
+* *warning* and *info* failures load and are only recorded;
+* the rule totals of the run so far are saved after every batch
+  (``quality_results``), so a run that dies still leaves its findings;
+* when the rows rejected so far exceed the flow's ``threshold`` share of the
+  rows read so far, :class:`QualityGateError` stops the run before the batch
+  is written: nothing of it reaches the target.
+
+Only the per-rule totals and a few sample values per rule are kept, so
+memory stays flat whatever the source size.
+"""
+
+from __future__ import annotations
+
+__all__ = ["QualityStage", "quality_stage", "RunTally"]
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from crm2erp.engine.stages import Item, Rejection, StageContext
+from crm2erp.errors import ConfigError
+from crm2erp.quality.gx.config import QualityConfig
+from crm2erp.quality.gx.errors import QualityGateError
+from crm2erp.store.quality import QualityResult
+
+if TYPE_CHECKING:  # GX is slow to import: only flows with quality rules pay for it
+    from crm2erp.quality.gx.suite import Check
+    from crm2erp.quality.gx.validate import Outcome
+
+log = logging.getLogger(__name__)
+
+_MAX_DOC_RESULTS = 10  # GX validation results kept per run for the data docs
+
+
+@dataclass
+class _RuleTally:
+    check: Check
+    evaluated: int = 0
+    failed: int = 0
+    success: bool = True
+    sample: list[dict[str, Any]] = field(default_factory=list)
+
+
+class RunTally:
+    """Per-rule totals of one run, with a bounded sample of failing values."""
+
+    def __init__(self, checks: list[Check], sample_size: int = 20):
+        self.sample_size = sample_size
+        self.rules = {c.rule: _RuleTally(c) for c in checks}
+        self.rows = 0
+        self.rejected = 0
+
+    def add(self, outcomes: list[Outcome], rows: int) -> None:
+        self.rows += rows
+        for outcome in outcomes:
+            tally = self.rules[outcome.check.rule]
+            tally.evaluated += outcome.evaluated
+            tally.failed += len(outcome.failing)
+            tally.success = tally.success and outcome.success
+            room = self.sample_size - len(tally.sample)
+            for key, value in list(outcome.failing.items())[:max(room, 0)]:
+                tally.sample.append({"key": key, "value": value})
+            if outcome.error and len(tally.sample) < self.sample_size:
+                tally.sample.append({"key": None, "value": None, "error": outcome.error})
+
+    def results(self) -> list[QualityResult]:
+        return [QualityResult(rule=t.check.rule, expectation=t.check.expectation,
+                              column=t.check.column, severity=t.check.severity,
+                              evaluated=t.evaluated, failed=t.failed, success=t.success,
+                              sample=list(t.sample))
+                for t in self.rules.values()]
+
+    def failures(self, severity: str | None = None) -> int:
+        return sum(t.failed for t in self.rules.values()
+                   if severity is None or t.check.severity == severity)
+
+
+def rejected_rows(outcomes: list[Outcome]) -> dict[str, list[Outcome]]:
+    """Source key -> the critical outcomes that reject it."""
+    rejected: dict[str, list[Outcome]] = defaultdict(list)
+    for outcome in outcomes:
+        if outcome.check.severity == "critical" and not outcome.success:
+            for key in outcome.failing:
+                rejected[key].append(outcome)
+    return rejected
+
+
+def reason(key: str, outcomes: list[Outcome]) -> str:
+    parts = []
+    for outcome in outcomes:
+        check = outcome.check
+        where = f" on {check.column}" if check.column else ""
+        parts.append(f"rule {check.rule!r} ({check.expectation}{where}) failed: "
+                     f"value {outcome.failing[key]!r}")
+    return "quality: " + "; ".join(parts)
+
+
+class QualityStage:
+    """The batch stage; see the module docstring."""
+
+    name = "quality"
+
+    def __init__(self, flow, store):
+        self.flow = flow
+        self.store = store
+        self.config: QualityConfig = flow.quality
+        try:
+            from crm2erp.quality.gx.validate import BatchChecker
+        except ImportError as exc:
+            raise ConfigError(f"flow {flow.flow!r} has quality rules, but Great Expectations "
+                              f"is not installed ({exc}); pip install 'crm2erp[quality]'"
+                              ) from None
+        self.checker = BatchChecker(flow)
+        self._run_id: object = object()
+        self.tally = RunTally(self.checker.checks, self.config.sample_size)
+        self.doc_results: list[Any] = []
+
+    def _start(self, ctx: StageContext) -> None:
+        if ctx.run_id != self._run_id:
+            self._run_id = ctx.run_id
+            self.tally = RunTally(self.checker.checks, self.config.sample_size)
+            self.doc_results = []
+
+    def process(self, items: list[Item], ctx: StageContext) -> list[Rejection]:
+        self._start(ctx)
+        if not items:
+            return []
+        outcomes = self.checker.run(items, ctx.store, self.flow.target.connection)
+        self.tally.add(outcomes, len(items))
+        if self.checker.last_result is not None and len(self.doc_results) < _MAX_DOC_RESULTS:
+            self.doc_results.append(self.checker.last_result)
+        rejected = rejected_rows(outcomes)
+        self.tally.rejected += len(rejected)
+        self._save(ctx)
+        self._gate(ctx)
+        return [Rejection(item, reason(item.source_key, rejected[item.source_key]), self.name)
+                for item in items if item.source_key in rejected]
+
+    def _save(self, ctx: StageContext) -> None:
+        if ctx.run_id is not None:
+            self.store.save_quality_results(ctx.run_id, self.flow.flow, self.tally.results())
+
+    def _gate(self, ctx: StageContext) -> None:
+        threshold = self.config.threshold
+        if threshold is None or not self.tally.rejected:
+            return
+        rows = max(ctx.rows_read, self.tally.rows)
+        share = self.tally.rejected / rows
+        if share <= threshold:
+            return
+        worst = sorted((t for t in self.tally.rules.values()
+                        if t.failed and t.check.severity == "critical"),
+                       key=lambda t: -t.failed)[:3]
+        rules = ", ".join(f"{t.check.rule!r} ({t.failed})" for t in worst)
+        self._docs(ctx)
+        raise QualityGateError(
+            f"flow {self.flow.flow!r}: {self.tally.rejected} of {rows} rows read "
+            f"({share:.1%}) fail critical quality rules, above the threshold of "
+            f"{threshold:.1%}; the run stopped before writing this batch. Worst rules: "
+            f"{rules}. Fix the source data or the rules (see `crm2erp report "
+            f"{ctx.run_id}`), then run the flow again.",
+            flow=self.flow.flow, share=share, threshold=threshold)
+
+    def finish(self, ctx: StageContext) -> None:
+        self._docs(ctx)
+
+    def _docs(self, ctx: StageContext) -> None:
+        """Build the GX Data Docs of this run; a failure here never fails the run."""
+        from crm2erp.quality.report.paths import reports_dir
+
+        folder = reports_dir(self.store)
+        if folder is None or not self.doc_results or ctx.run_id is None:
+            return
+        try:
+            from crm2erp.quality.gx.docs import build_data_docs
+
+            build_data_docs(self.checker.suite, self.doc_results, folder, self.flow.flow,
+                            ctx.run_id)
+        except Exception:  # documentation is a by-product
+            log.warning("flow %s: could not build the GX data docs", self.flow.flow,
+                        exc_info=True)
+
+
+def quality_stage(flow, store) -> QualityStage | None:
+    """The stage factory (``crm2erp.engine.stages.FACTORIES``): flows with ``quality:``."""
+    if getattr(flow, "quality", None) is None:
+        return None
+    return QualityStage(flow, store)

@@ -1,0 +1,88 @@
+"""A real Airflow for the tests, in a temporary AIRFLOW_HOME.
+
+The environment is set here, when pytest loads this file and before any test
+imports Airflow, because Airflow reads its configuration once on import. The
+metadata database (SQLite) is migrated once per session; the CLI runs in
+subprocesses, like an Airflow deployment would run it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DAGS = REPO / "dags"
+AIRFLOW = str(Path(sys.executable).with_name("airflow"))
+_HOME = Path(tempfile.mkdtemp(prefix="crm2erp-airflow-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+
+AIRFLOW_ENV = {
+    "AIRFLOW_HOME": str(_HOME),
+    "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
+    "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+}
+os.environ.update(AIRFLOW_ENV)
+for _name in ("CRM2ERP_PROJECT", "AIRFLOW_VAR_CRM2ERP_PROJECT"):
+    os.environ.pop(_name, None)
+
+
+def run_airflow(*args: str, env: dict[str, str] | None = None,
+                check: bool = True) -> subprocess.CompletedProcess:
+    """Run the ``airflow`` CLI with the test home (and ``env`` on top)."""
+    full_env = {**os.environ, **AIRFLOW_ENV, **(env or {})}
+    done = subprocess.run([AIRFLOW, *args], env=full_env, capture_output=True, text=True,
+                          timeout=300)
+    if check and done.returncode != 0:
+        raise AssertionError(f"airflow {' '.join(args)} exited {done.returncode}\n"
+                             f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return done
+
+
+def json_output(done: subprocess.CompletedProcess):
+    """The JSON document an ``-o json`` command printed (log lines around it ignored)."""
+    for line in done.stdout.splitlines():
+        line = line.strip()
+        if line.startswith(("[", "{")):
+            return json.loads(line)
+    if "No data found" in done.stdout + done.stderr:
+        return []
+    raise AssertionError(f"no JSON in the output:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """The migrated Airflow metadata database; the AIRFLOW_HOME folder."""
+    run_airflow("db", "migrate")
+    return _HOME
+
+
+class AirflowCli:
+    """What the tests use: the CLI runner, its JSON reader and the folders."""
+
+    home = _HOME
+    dags = DAGS
+    env = AIRFLOW_ENV
+    run = staticmethod(run_airflow)
+    json = staticmethod(json_output)
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start the CLI without waiting (for concurrent workers)."""
+        return subprocess.Popen([AIRFLOW, *args], env={**os.environ, **AIRFLOW_ENV, **(env or {})},
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture
+def airflow(airflow_db) -> AirflowCli:
+    return AirflowCli()
