@@ -172,7 +172,7 @@ def test_owner_edits_flow_back_and_non_owner_edits_are_conflicts(two_way, engine
         conn.execute(two_way.customers.update().where(two_way.customers.c.name == "Company 2")
                      .values(credit_limit=5000))
     to_erp, to_crm = two_way.round(engine)
-    assert to_crm.counts["updated"] == 1 and to_erp.changed == 0, (to_crm.counts, engine.store.dead_letters("to_crm", ("open","parked"))[0].error)
+    assert to_crm.counts["updated"] == 1 and to_erp.changed == 0, to_crm.counts
     assert two_way.crm_rows()["A2"].credit_limit == 5000
     assert two_way.crm_rows()["A2"].name == "Company 2"
     with two_way.crm.begin() as conn:                  # sales edits the credit limit: not theirs
