@@ -46,11 +46,14 @@ def wire_value(value: Any) -> Any:
 
 
 def _describe(error: Mapping[str, Any]) -> str:
-    parts = [f"{error.get('category', 'ERROR')}: {error.get('message', 'no message')}"]
+    text = f"{error.get('category', 'ERROR')}: {error.get('message', 'no message')}"
     for detail in error.get("errors") or []:
-        if isinstance(detail, Mapping) and detail.get("message"):
-            parts.append(str(detail["message"]))
-    return " - ".join(parts)
+        if not isinstance(detail, Mapping):
+            continue
+        message = str(detail.get("message") or "")
+        code = f"[{detail['code']}]" if detail.get("code") else ""
+        text += f" {code}" + ("" if message in text else f" {message}")
+    return text
 
 
 class HubSpotWriter:

@@ -103,6 +103,10 @@ class DemoCrmApi:
     def count(self, stream: str) -> int:
         return sum(1 for o in self.orgs.values() if o["active_flag"])
 
+    def update(self, org_id: int, **values: Any) -> None:
+        """Change an organization as a CRM user would (``update_time`` moves)."""
+        self.orgs[org_id].update(values, update_time=self._now())
+
     def fail_next(self, kind: int | str, times: int = 1, retry_after: int | None = None) -> None:
         with self._lock:
             self._queued.extend([(kind, retry_after)] * times)

@@ -330,6 +330,11 @@ class SqlTargetMixin(SqlSourceMixin):
             try:
                 with self.engine.begin() as conn:
                     found = self._delete(conn, spec, list(typed.values()), mode)
+            except sa.exc.IntegrityError:
+                if mode is not DeleteMode.DELETE:
+                    raise
+                found, refused = self._delete_one_by_one(spec, typed)
+                failed.update(refused)
             except _DB_ERRORS as exc:
                 if is_disconnect(exc) or isinstance(exc, sa.exc.OperationalError):
                     raise self._unreachable(exc) from None
@@ -344,6 +349,31 @@ class SqlTargetMixin(SqlSourceMixin):
                 action = WriteAction.UPDATED if k in found else WriteAction.UNCHANGED
                 results.append(WriteResult(key, action, target_id=found.get(k)))
         return results
+
+    def _delete_one_by_one(self, spec: StreamSpec, typed: dict[str, tuple]
+                           ) -> tuple[dict[str, str], dict[str, WriteResult]]:
+        """Delete what the database allows; a row still referenced (a customer with
+        invoices) is archived instead when the stream has an archive column, and
+        refused with the reason otherwise."""
+        found: dict[str, str] = {}
+        refused: dict[str, WriteResult] = {}
+        with self.engine.begin() as conn:
+            for key, values in typed.items():
+                try:
+                    with conn.begin_nested():
+                        found.update(self._delete(conn, spec, [values], DeleteMode.DELETE))
+                    continue
+                except sa.exc.IntegrityError as exc:
+                    reason = db_error_text(exc)
+                if spec.archive is None:
+                    refused[key] = WriteResult(key, WriteAction.FAILED, error=(
+                        f"cannot delete: still referenced ({reason}); configure "
+                        "'archive:' on the stream to block such records instead"))
+                    continue
+                log.info("stream %s: %s is still referenced, archived instead of deleted",
+                         spec.name, key)
+                found.update(self._delete(conn, spec, [values], DeleteMode.ARCHIVE))
+        return found, refused
 
     def _keys_of_ids(self, spec: StreamSpec, ids: list[str]) -> dict[str, str]:
         """Target id -> key string, for the ids that exist."""

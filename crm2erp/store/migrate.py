@@ -62,7 +62,8 @@ def _migrating(engine: sa.Engine) -> Iterator[sa.Connection]:
     Two processes opening a fresh store at once must not both create tables:
     PostgreSQL takes a transaction-scoped advisory lock, MariaDB a named lock
     (its DDL is not transactional, so the loser would otherwise see half a
-    schema), SQLite's first CREATE TABLE locks the whole file anyway.
+    schema); on SQLite the store's engine begins every transaction with
+    BEGIN IMMEDIATE, which locks the whole file.
     """
     with _alembic_lock, engine.begin() as conn:
         dialect = conn.dialect.name

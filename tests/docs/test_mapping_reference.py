@@ -216,12 +216,15 @@ def _demo_copy(tmp_path: Path) -> Path:
 
     shop = tmp_path / "shop"
     shutil.copytree(pack_dir("demo"), shop, ignore=shutil.ignore_patterns("__pycache__"))
-    edits = {"maps/crm_account.in.map.yaml": [("[strip, upper], default: EUR",
-                                               "[strip, uper], default: EUR"),
-                                              ("  tax_id: {from: vat_id", "  tax_id: {form: vat_id")],
-             "accounts.flow.yaml": [("connection: erp, stream: customers",
-                                     "connection: erpp, stream: customers")],
-             "contacts.flow.yaml": [("lookback: 5m", "lookback: 5 minutes")]}
+    edits = {  # the five mistakes the page describes
+        "maps/crm_account.in.map.yaml": [
+            ("[strip, upper], default: EUR", "[strip, uper], default: EUR"),
+            ("  tax_id: {from: vat_id", "  tax_id: {form: vat_id"),
+        ],
+        "accounts.flow.yaml": [("connection: erp, stream: customers",
+                                "connection: erpp, stream: customers")],
+        "contacts.flow.yaml": [("lookback: 5m", "lookback: 5 minutes")],
+    }
     for rel, changes in edits.items():
         path = shop / rel
         text = path.read_text(encoding="utf-8")

@@ -169,8 +169,16 @@ def write_project(folder: Path, **overrides) -> Path:
     files.update(overrides)
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
-        (folder / name).write_text(textwrap.dedent(text).lstrip())
+        if text is not None:          # None leaves a default file out
+            (folder / name).write_text(textwrap.dedent(text).lstrip())
     return folder
+
+
+@pytest.fixture
+def project_writer():
+    """``project_writer(folder, **{file_name: text or None})``: the default test
+    project with some files replaced or left out."""
+    return write_project
 
 
 def make_systems(tmp_path, monkeypatch, crm_url, erp_url, state_url) -> Systems:

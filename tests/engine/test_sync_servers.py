@@ -26,3 +26,59 @@ def test_two_runs_give_identical_rows_and_bad_records_dead_lettered(
     assert "broken@@mail" in letters["A021"]
     assert "'Z'" in letters["A022"] or "Z" in letters["A022"]
     assert {p["customer_id"] for p in people} <= {c["id"] for c in customers}
+
+
+
+def test_delete_policy_deletes_or_blocks_what_the_erp_must_keep(
+        account, pg_url, tmp_path, monkeypatch, engine_for, project_writer):
+    import datetime as dt
+
+    import sqlalchemy as sa
+
+    db = sa.create_engine(pg_url)
+    with db.begin() as conn:
+        conn.execute(sa.text(
+            "CREATE TABLE accounts (id VARCHAR(20) PRIMARY KEY, name VARCHAR(100), "
+            "kind VARCHAR(10), email VARCHAR(100), country VARCHAR(40), "
+            "is_deleted BOOLEAN NOT NULL DEFAULT false, updated_at TIMESTAMP NOT NULL)"))
+        conn.execute(sa.text(
+            "CREATE TABLE customers (id SERIAL PRIMARY KEY, crm_ref VARCHAR(64) UNIQUE NOT NULL,"
+            " name VARCHAR(100) NOT NULL, kind VARCHAR(20), email VARCHAR(100), "
+            "country VARCHAR(2), active BOOLEAN NOT NULL DEFAULT true)"))
+        conn.execute(sa.text(
+            "CREATE TABLE invoices (id SERIAL PRIMARY KEY, "
+            "customer_id INTEGER NOT NULL REFERENCES customers(id))"))
+        conn.execute(sa.text(
+            "INSERT INTO accounts (id, name, kind, email, country, updated_at) VALUES "
+            "('A1', 'One', 'C', 'a@one.example', 'DE', now()), "
+            "('A2', 'Two', 'C', 'b@two.example', 'DE', now()), "
+            "('A3', 'Three', 'C', 'c@three.example', 'DE', now())"))
+    monkeypatch.setenv("DB", pg_url)
+    project = project_writer(tmp_path / "project", **{
+        "connections.yaml": (
+            "connections:\n"
+            "  crm: {type: sql, url: '${DB}', streams: {accounts: {table: accounts, key: id, "
+            "cursor: updated_at, soft_delete_column: is_deleted}}}\n"
+            "  erp: {type: sql, url: '${DB}', streams: {customers: {table: customers, "
+            "key: crm_ref, id_column: id, archive: {column: active, value: false}}}}\n"),
+        "accounts.flow.yaml": (
+            "flow: accounts\nentity: Account\n"
+            "source: {connection: crm, stream: accounts, mapping: account.in.map.yaml}\n"
+            "target: {connection: erp, stream: customers, mapping: customer.out.map.yaml}\n"
+            "incremental: {cursor: updated_at, lookback: 1m}\ndelete_policy: delete\n"),
+        "contacts.flow.yaml": None})
+    state = type("S", (), {"state_url": pg_url, "project": project})
+    engine = engine_for(state)
+    assert engine.run("accounts").counts["created"] == 3
+    with db.begin() as conn:       # A2 has a posted invoice; then A1 and A2 are deleted
+        conn.execute(sa.text("INSERT INTO invoices (customer_id) "
+                             "SELECT id FROM customers WHERE name = 'Two'"))
+        conn.execute(sa.text("UPDATE accounts SET is_deleted = true, updated_at = :t "
+                             "WHERE id IN ('A1', 'A2')"),
+                     {"t": dt.datetime.now() + dt.timedelta(seconds=5)})
+    result = engine.run("accounts")
+    assert result.counts["deleted"] == 2
+    with db.connect() as conn:
+        rows = dict(conn.execute(sa.text("SELECT name, active FROM customers")).all())
+    assert rows == {"Two": False, "Three": True}   # deleted; blocked (has invoices); kept
+    db.dispose()
