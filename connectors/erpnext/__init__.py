@@ -1,0 +1,77 @@
+"""The ERPNext connector (entry point ``erpnext``), over the Frappe REST API.
+
+Streams: customers, sales orders (submitted on create, with their ``items``)
+and sales invoices (read-only, for the invoice return flow). See
+``docs/connectors/erpnext.md``; the emulator is
+:mod:`crm2erp.connectors.erpnext.emulator`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ErpNextConnector", "ErpNextConfig", "ErpNextStreamConfig"]
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from crm2erp.connectors.base import Batch, Connector, Cursor, Row, StreamInfo, WriteResult
+from crm2erp.connectors.erpnext.api import build_clients
+from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
+from crm2erp.connectors.erpnext.source import ErpNextReader, resource
+from crm2erp.connectors.erpnext.target import ErpNextWriter
+from crm2erp.errors import ConfigError
+
+
+class ErpNextConnector(Connector):
+    """ERPNext as a target (and a source for the invoice return flow)."""
+
+    name = "erpnext"
+    Config = ErpNextConfig
+
+    def __init__(self, config: ErpNextConfig, **client_options: Any):
+        super().__init__(config)
+        self.config: ErpNextConfig = config
+        self.client, self.write_client = build_clients(config, **client_options)
+        self.reader = ErpNextReader(self.client, config)
+        self.writer = ErpNextWriter(self.reader, self.write_client, config.write_attempts)
+
+    def check(self) -> None:
+        """Ask who we are, then read one record of every stream's DocType."""
+        self.client.get_json("/api/method/frappe.auth.get_logged_user")
+        problems = []
+        for name, stream in self.config.streams.items():
+            resp = self.client.request("GET", resource(stream.doctype),
+                                       params={"limit_page_length": 1})
+            if resp.status_code >= 400:
+                problems.append(f"stream {name!r}: DocType {stream.doctype!r} "
+                                f"(HTTP {resp.status_code})")
+        if problems:
+            raise ConfigError("ERPNext connection: " + "; ".join(problems) + " - check the "
+                              "DocType names and the roles of the API user")
+
+    def _stream_config(self, name: str) -> ErpNextStreamConfig:
+        self.stream(name)
+        return self.config.streams[name]
+
+    def streams(self) -> Sequence[StreamInfo]:
+        return [StreamInfo(name=name, key=("name",), cursor_field=s.cursor_field,
+                           children=tuple(s.children), writable=bool(s.external_id_field))
+                for name, s in self.config.streams.items()]
+
+    def read(self, stream: str, since: Cursor | None = None, *,
+             batch_size: int = 500) -> Iterator[Batch]:
+        return self.reader.read(self._stream_config(stream), since, batch_size)
+
+    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        config = self._stream_config(stream)
+        if not config.external_id_field:
+            raise NotImplementedError(f"ERPNext stream {stream!r} is read-only "
+                                      "(no external_id_field)")
+        return self.writer.upsert(stream, config, rows)
+
+    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
+        return self.writer.lookup(stream, self._stream_config(stream), keys)
+
+    def close(self) -> None:
+        self.client.close()
+
+

@@ -58,9 +58,10 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.I)
 _WORDS = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Hooli", "Vandelay", "Tyrell",
           "Cyberdyne", "Wonka", "Aperture", "Nakatomi", "Soylent", "Massive"]
 _KINDS = ["Industries", "Logistics", "Systems", "Foods", "Labs", "Partners", "GmbH", "Ltd"]
-_CITIES = [("Berlin", "Germany", "+49 30 5550"), ("Lyon", "France", "+33 4 7255"),
-           ("Austin", "United States", "+1 512 555"), ("Leeds", "United Kingdom", "+44 113 496"),
-           ("Porto", "Portugal", "+351 22 555")]
+# valid numbers once three digits are appended (phone validation downstream is strict)
+_CITIES = [("Berlin", "Germany", "+49 30 55501"), ("Lyon", "France", "+33 4 72 55 5"),
+           ("Austin", "United States", "+1 512 555 0"),
+           ("Leeds", "United Kingdom", "+44 113 496 0"), ("Porto", "Portugal", "+351 22 555 0")]
 _FIRST = ["Anna", "Ben", "Chloe", "David", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas"]
 _LAST = ["Schmidt", "Martin", "Garcia", "Rossi", "Novak", "Jensen", "Kowalski", "Silva"]
 
@@ -130,7 +131,7 @@ class Portal:
             name = f"{r.choice(_WORDS)} {r.choice(_KINDS)} {i + 1}"
             company = self.add("companies", {
                 "name": name, "domain": f"{name.split()[0].lower()}{i + 1}.example",
-                "phone": f"{phone} {r.randint(100, 999)}",
+                "phone": f"{phone}{r.randint(100, 999)}",
                 "industry": r.choice(OPTIONS["industry"]),
                 "address": f"{r.randint(1, 200)} Main Street", "city": city,
                 "zip": str(r.randint(10000, 99999)), "country": country,
@@ -189,7 +190,7 @@ class Portal:
             now = self.tick()
             for rec in chosen:
                 if "phone" in rec["properties"]:
-                    rec["properties"]["phone"] = f"+1 555 {self.rng.randint(1000000, 9999999)}"
+                    rec["properties"]["phone"] = f"+1 512 555 0{self.rng.randint(100, 999)}"
                 self._modified(kind, rec, now)
             return [r["id"] for r in chosen]
 

@@ -71,6 +71,7 @@ class OdooEmulator:
         self._rng = random.Random(seed + 1)
         self._lock = threading.Lock()
         self._queued: deque = deque()
+        self._cut: list[str] = []
         self._new = 0
 
     # -- control API (tests) --------------------------------------------
@@ -91,6 +92,15 @@ class OdooEmulator:
     def fail_next(self, kind: int | str, times: int = 1, retry_after: int | None = None) -> None:
         with self._lock:
             self._queued.extend([(kind, retry_after)] * times)
+
+    def cut_reply_of(self, method: str) -> None:
+        """Cut the reply of the next ``execute_kw`` of ``method`` *after* it ran.
+
+        The client sees a broken response although Odoo committed the call: the
+        case that makes blind retries of ``create`` duplicate records.
+        """
+        with self._lock:
+            self._cut.append(method)
 
     def touch(self, stream: str, n: int) -> list[str]:
         s = self._stream(stream)
@@ -169,6 +179,7 @@ class OdooEmulator:
                                                  else self.retry_after)
         if payload is None:
             payload = self._jsonrpc(raw)
+            truncate = truncate or self._cut_now(raw)
         data = json.dumps(payload).encode()
         if truncate and len(data) > 1:
             data = data[: len(data) // 2]
@@ -183,6 +194,19 @@ class OdooEmulator:
             if self.fault_rate and self._rng.random() < self.fault_rate:
                 return self._rng.choice(self.fault_kinds), self.retry_after
         return None, None
+
+    def _cut_now(self, raw: bytes) -> bool:
+        with self._lock:
+            if not self._cut:
+                return False
+            try:
+                args = json.loads(raw)["params"]["args"]
+            except (ValueError, KeyError, TypeError):
+                return False
+            if len(args) > 4 and args[4] == self._cut[0]:
+                self._cut.pop(0)
+                return True
+        return False
 
     def _jsonrpc(self, raw: bytes) -> dict[str, Any]:
         try:

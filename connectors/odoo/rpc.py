@@ -117,7 +117,8 @@ class OdooRpc:
         payload = {"jsonrpc": "2.0", "method": "call", "id": next(self._ids),
                    "params": {"service": service, "method": method, "args": list(args)}}
         client = self.client if idempotent else self.once
-        resp = client.request("POST", "/jsonrpc", data=json.dumps(payload, default=to_wire).encode(),
+        data = json.dumps(payload, default=to_wire).encode()
+        resp = client.request("POST", "/jsonrpc", data=data,
                               headers={"Content-Type": "application/json"})
         if resp.status_code >= 400:
             raise FatalError(f"Odoo: POST /jsonrpc ({service}.{method}) failed with HTTP "

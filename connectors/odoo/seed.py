@@ -26,6 +26,10 @@ _CITIES = {"DE": [("Berlin", "10115", "+49 30"), ("München", "80331", "+49 89")
            "NL": [("Amsterdam", "1012 AB", "+31 20")], "AT": [("Wien", "1010", "+43 1")],
            "CH": [("Zürich", "8001", "+41 44")], "ES": [("Madrid", "28013", "+34 91")],
            "IT": [("Milano", "20121", "+39 02")], "BE": [("Bruxelles", "1000", "+32 2")]}
+# subscriber digits after each area prefix, and the digits a valid number starts with
+_LOCAL = {"+44 20": (8, "378"), "+32 2": (7, "2345"), "+1 617": (7, "23456789"),
+          "+31 20": (7, "2345678"), "+43 1": (7, "2345678"), "+41 44": (7, "2345678"),
+          "+34 91": (7, "2345678")}
 _FORMS = {"DE": "GmbH", "AT": "GmbH", "CH": "AG", "FR": "SARL", "GB": "Ltd", "US": "Inc.",
           "NL": "B.V.", "ES": "S.L.", "IT": "S.r.l.", "BE": "SA"}
 _WORDS = ["Nordwind", "Alpenglück", "Rheinblick", "Blue Harbor", "Atlas", "Kestrel", "Vega",
@@ -52,6 +56,13 @@ BASE = dt.datetime(2025, 1, 6, 8, 0, 0)
 def _stamp(n: int, same_stamp: int, offset_minutes: int = 0) -> str:
     moment = BASE + dt.timedelta(minutes=offset_minutes + n // max(1, same_stamp))
     return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _phone(rng: random.Random, prefix: str) -> str:
+    """A number that is valid for its area (phonenumbers accepts it)."""
+    length, first = _LOCAL.get(prefix, (8, "23456789"))
+    digits = rng.choice(first) + "".join(rng.choice("0123456789") for _ in range(length - 1))
+    return f"{prefix} {digits}"
 
 
 def _slug(text: str) -> str:
@@ -94,7 +105,7 @@ def seed_database(db: FakeDb, *, seed: int = 42, companies: int = 120,
             "name": name, "is_company": True, "ref": f"K{n + 1:05d}",
             "vat": f"{code}{rng.randrange(10**8, 10**9)}" if rng.random() < 0.8 else False,
             "email": f"info@{slug}.example" if rng.random() < 0.9 else False,
-            "phone": f"{prefix} {rng.randrange(100000, 9999999)}",
+            "phone": _phone(rng, prefix),
             "street": f"{rng.choice(['Hauptstraße', 'Rue de la Paix', 'High Street'])} "
                       f"{rng.randrange(1, 200)}",
             "zip": zip_code, "city": city, "country_id": country[code],
@@ -107,7 +118,7 @@ def seed_database(db: FakeDb, *, seed: int = 42, companies: int = 120,
             make("res.partner", {
                 "name": f"{first} {last}", "is_company": False, "parent_id": company,
                 "function": rng.choice(_JOBS), "email": f"{_slug(first)}.{_slug(last)}@"
-                f"{slug}.example", "mobile": f"{prefix} {rng.randrange(1000000, 9999999)}",
+                f"{slug}.example", "mobile": _phone(rng, prefix),
                 "city": city, "zip": zip_code, "country_id": country[code]},
                 _stamp(partner_n, same_stamp))
             partner_n += 1

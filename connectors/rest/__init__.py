@@ -23,6 +23,7 @@ from crm2erp.connectors.rest.source import RestReader, build_paginator
 from crm2erp.connectors.rest.target import RestWriter
 from crm2erp.errors import FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
+from crm2erp.http.paginate import get_path
 from crm2erp.http.retry import parse_retry_after
 
 
@@ -78,8 +79,7 @@ class RestConnector(Connector):
             paginator.max_pages = 1
             for page in paginator.pages(self.client, stream.path, dict(stream.params),
                                         headers=self.config.headers):
-                if stream.records and not isinstance(
-                        _path(page, stream.records), list):
+                if stream.records and not isinstance(get_path(page, stream.records), list):
                     raise FatalError(f"{self.config.name}: stream {name!r}: the reply of "
                                      f"{stream.path} has no list at {stream.records!r}; fix "
                                      "'records'")
@@ -111,8 +111,3 @@ class RestConnector(Connector):
         self.client.close()
         self.once.close()
 
-
-def _path(body: Any, path: str) -> Any:
-    from crm2erp.http.paginate import get_path
-
-    return get_path(body, path)

@@ -185,6 +185,11 @@ class SapEmulator:
         with self._lock:
             self._queued.extend([(kind, retry_after, on)] * times)
 
+    @property
+    def faults_pending(self) -> int:
+        """Queued faults not yet served (tests check theirs was hit)."""
+        return len(self._queued)
+
     def clear_faults(self) -> None:
         with self._lock:
             self._queued.clear()

@@ -72,6 +72,10 @@ def _register_commands() -> None:
     app.add_typer(emulator.app, name="emulator")
     app.command("status")(status.status)
     app.command("demo")(demo.demo)
+    from crm2erp.cli import quality, reconcile, report  # data quality (issue 6)
+    app.add_typer(quality.app, name="quality")
+    app.command("report")(report.report)
+    app.command("reconcile")(reconcile.reconcile)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,6 +71,7 @@ class BatchStage(Protocol):
 #: in the order the stages run.
 FACTORIES: list[str] = [
     "crm2erp.quality.gx.stage:quality_stage",
+    "crm2erp.quality.dedupe.stage:dedupe_stage",
 ]
 
 #: "module:function" hooks called after every run has been closed in the

@@ -19,6 +19,9 @@ __all__ = [
     "WriteBack",
     "Schedule",
     "FlowSpec",
+    "DedupeSection",
+    "DedupeTarget",
+    "DedupeSurvivorship",
     "ConnectionEntry",
     "ConnectionsFile",
     "ConnectionSpec",
@@ -243,6 +246,50 @@ class Schedule(_Strict):
     assets: list[str] = Field(min_length=1)
 
 
+SurvivorshipRuleName = Literal[
+    "source_priority", "most_recent", "most_complete", "longest", "most_frequent"]
+
+
+class DedupeTarget(_Strict):
+    """Also match against records of the target the integration never wrote."""
+
+    mapping: str = Field(min_length=1, description=(
+        "inbound *.map.yaml (relative to the flow) from the flow's target stream to the "
+        "flow's entity; the target stream is read once per run"))
+
+
+class DedupeSurvivorship(_Strict):
+    """Overrides of the matching configuration's survivorship rules."""
+
+    default: SurvivorshipRuleName | None = None
+    fields: dict[str, SurvivorshipRuleName] = Field(default_factory=dict)
+    source_priority: list[str] | None = Field(default=None, description=(
+        "connection names, most trusted first"))
+
+
+class DedupeSection(_Strict):
+    """Deduplication of a flow's records before the load (see docs/dedupe.md)."""
+
+    preset: Literal["account", "person"] | None = Field(default=None, description=(
+        "a shipped matching configuration"))
+    config: str | None = Field(default=None, description=(
+        "a matching configuration file (crm2erp.quality.dedupe YAML), relative to the flow"))
+    existing: bool = Field(default=True, description=(
+        "also match against the records already synced (the hub's canonical records)"))
+    target: DedupeTarget | None = None
+    review: Literal["park", "pass"] = Field(default="park", description=(
+        "a pair between the thresholds: park the record until a steward decides, or "
+        "pass it on as a distinct record and only queue the pair for review"))
+    survivorship: DedupeSurvivorship | None = None
+
+    @model_validator(mode="after")
+    def _one_config(self) -> DedupeSection:
+        if (self.preset is None) == (self.config is None):
+            raise ValueError("give exactly one of 'preset' (account, person) or 'config' "
+                             "(a matching YAML file)")
+        return self
+
+
 class FlowSpec(_WithFile):
     flow: Name
     description: str = ""
@@ -260,7 +307,7 @@ class FlowSpec(_WithFile):
     owner: str | None = None
     enabled: bool = True
     quality: QualitySection = None
-    dedupe: dict[str, Any] | None = None
+    dedupe: DedupeSection | None = None
     ownership: dict[str, str] = Field(default_factory=dict, description=(
         "Canonical field (dotted path; a parent path covers its children) -> the "
         "connection whose edits win. Edits by another system are conflicts: logged, "

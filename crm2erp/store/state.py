@@ -25,6 +25,7 @@ from crm2erp.errors import ConfigError, FatalError
 from crm2erp.redact import redact, register_secret
 from crm2erp.store import locking, migrate
 from crm2erp.store.batch import write_batch
+from crm2erp.store.dedupe import DedupeStoreMixin
 from crm2erp.store.quality import QualityStoreMixin
 from crm2erp.store.records import (
     BatchCommit,
@@ -106,7 +107,7 @@ def _sqlite_real_transactions(engine: sa.Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-class StateStore(QualityStoreMixin):
+class StateStore(QualityStoreMixin, DedupeStoreMixin):
     """Persistent state of every flow; see the module docstring."""
 
     def __init__(self, engine: sa.Engine):

@@ -18,6 +18,10 @@ __all__ = [
     "locks",
     "canonical_records",
     "conflicts",
+    "dedupe_pairs",
+    "dedupe_members",
+    "dedupe_provenance",
+    "DEDUPE_PAIR_STATUSES",
     "COUNT_FIELDS",
     "RUN_MODES",
     "RUN_STATUSES",
@@ -138,4 +142,64 @@ conflicts = sa.Table(
     sa.Column("rule", sa.String(32), nullable=False),
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Index(None, "flow", "id"),
+)
+
+# Deduplication (issue 7): scored candidate pairs with the steward's decisions,
+# which records were merged into which canonical record, and which member
+# supplied each surviving field of the golden record.
+# merged: linked automatically; pending: awaiting review; accepted / rejected:
+# a steward's decision, honoured in every later run.
+DEDUPE_PAIR_STATUSES = ("merged", "pending", "accepted", "rejected")
+
+dedupe_pairs = sa.Table(
+    "dedupe_pairs", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("left_id", sa.String(191), nullable=False),   # left_id < right_id
+    sa.Column("right_id", sa.String(191), nullable=False),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("match_probability", sa.Float, nullable=False),
+    sa.Column("match_weight", sa.Float, nullable=False),
+    sa.Column("left_label", sa.String(191), nullable=True),
+    sa.Column("right_label", sa.String(191), nullable=True),
+    sa.Column("details", LongText, nullable=False),   # JSON: records and per-field scores
+    sa.Column("decided_by", sa.String(191), nullable=True),
+    sa.Column("decided_at", UTCDateTime(), nullable=True),
+    sa.Column("note", sa.Text, nullable=True),
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("created_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.UniqueConstraint("entity", "left_id", "right_id"),
+    sa.Index(None, "status", "flow"),
+    sa.Index(None, "entity", "right_id"),
+)
+
+dedupe_members = sa.Table(
+    "dedupe_members", metadata,
+    sa.Column("entity", sa.String(64), primary_key=True),
+    sa.Column("member_id", sa.String(191), primary_key=True),
+    sa.Column("canonical_id", sa.String(191), nullable=False),
+    sa.Column("system", sa.String(64), nullable=True),
+    sa.Column("source_key", sa.String(191), nullable=True),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("data", LongText, nullable=False),      # the member's last record (JSON)
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "entity", "canonical_id"),
+    sa.Index(None, "entity", "system", "source_key"),
+)
+
+dedupe_provenance = sa.Table(
+    "dedupe_provenance", metadata,
+    sa.Column("entity", sa.String(64), primary_key=True),
+    sa.Column("canonical_id", sa.String(191), primary_key=True),
+    sa.Column("field", sa.String(191), primary_key=True),
+    sa.Column("member_id", sa.String(191), nullable=True),
+    sa.Column("system", sa.String(64), nullable=True),
+    sa.Column("source_key", sa.String(191), nullable=True),
+    sa.Column("rule", sa.String(32), nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -27,6 +27,7 @@ from typing import Any
 
 import great_expectations as gx
 import pycountry
+from great_expectations.expectations.row_conditions import Column
 from pydantic import BaseModel
 
 from crm2erp.errors import ConfigError
@@ -186,8 +187,7 @@ def _expectation(check: Check, flow_name: str):
     if check.mostly is not None:
         kwargs["mostly"] = check.mostly
     if check.when_column is not None:
-        kwargs["row_condition"] = f"{check.when_column} == True"
-        kwargs["condition_parser"] = "pandas"
+        kwargs["row_condition"] = Column(check.when_column) == True  # noqa: E712
     meta = {"rule": check.rule, "severity": check.severity, "origin": check.origin}
     try:
         return expectation_class(check.expectation)(**kwargs, meta=meta)

@@ -42,7 +42,7 @@ def run_bars(history: list[dict[str, Any]], width: int = 640, height: int = 180
     columns = []
     for i, run in enumerate(history):
         x = left + i * step + step * 0.15
-        w = max(step * 0.7, 2)
+        w = min(max(step * 0.7, 2), 40)
         parts, base = [], height - bottom
         for name, value, colour in (("dead letters", run["failed"] + run["parked"],
                                      SEVERITY_COLOURS["critical"]),

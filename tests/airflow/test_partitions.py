@@ -78,7 +78,7 @@ def test_two_slices_in_parallel_load_every_record_once(airflow, tmp_path, pg_url
     for worker, output in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, output[-5000:]
         assert SECRET not in output
-        Path("/tmp/worker.log").write_text(output)
+        Path(f"/tmp/worker{worker.pid}.log").write_text(output)
         assert "from Airflow Connection part_erp" in output
 
     accounts = [r["id"] for r in rows["accounts"]]
@@ -96,8 +96,10 @@ def test_two_slices_in_parallel_load_every_record_once(airflow, tmp_path, pg_url
         crm_xref = store.xref_count("Account", "crm")
         erp_xref = store.xref_count("Account", "erp")
         read = sum(r.read for r in runs)
+        loaded = store.xref_entries("Account", "crm", accounts)
     assert len(runs) == 2 and {r.status for r in runs} <= {"succeeded", "partial"}
     assert read == len(accounts), "each slice must read only its own records"
     assert len(refs) + failed == len(accounts), "no record may be lost"
     assert erp_xref == len(refs) and crm_xref == len(refs)
-    assert set(refs) <= set(accounts)
+    # the ERP's crm_ref is the canonical id: exactly the loaded CRM accounts' ids
+    assert sorted(refs) == sorted(e.canonical_id for e in loaded.values())

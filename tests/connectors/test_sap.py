@@ -227,6 +227,7 @@ def test_lost_batch_answer_does_not_duplicate(connector, emulator):
     rows = emulator.sample_rows("business_partners", 2)
     emulator.fail_next("truncate", on="$batch")  # committed, but the answer is cut
     results = connector.upsert("business_partners", rows)
+    assert emulator.faults_pending == 0
     assert [r.action for r in results] == [WriteAction.CREATED] * 2
     for row, result in zip(rows, results, strict=True):
         found = emulator.find("business_partners",
@@ -260,8 +261,6 @@ def test_sold_to_party_unknown_is_a_record_error(connector, emulator):
 def test_paging_follows_next_links_with_skiptoken(connector, emulator):
     batches = read_all(connector, "business_partners")
     assert sum(len(b.rows) for b in batches) == 40
-    pages = [u for u in connector.client.stats.by_status]  # at least one call
-    assert pages
     row = batches[0].rows[0]
     assert isinstance(row["CreationDate"], dt.datetime)  # /Date()/ decoded
     assert isinstance(row["to_BusinessPartnerAddress"], list)  # results unwrapped

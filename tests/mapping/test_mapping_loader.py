@@ -203,5 +203,5 @@ def test_every_flow_key_is_accepted(tmp_path):
     assert flow.write_back.field == "erp_customer_id"
     assert flow.delete_policy == "archive" and flow.enabled is False
     assert flow.depends_on == ["other"] and flow.ownership == {"email": "crm"}
-    assert flow.quality == [{"expect": "not_null", "field": "name"}]
+    assert flow.quality.rules[0].expect == "not_null" and flow.quality.rules[0].column == "name"
     assert flow.schedule == "@hourly" and flow.dedupe is None

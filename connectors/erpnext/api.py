@@ -1,0 +1,104 @@
+"""Frappe specifics: error bodies, the site rate limit, timestamps, the HTTP clients.
+
+Frappe answers a refused call with ``exc_type`` (``MandatoryError``,
+``LinkValidationError``, ``DuplicateEntryError``...) and ``_server_messages``:
+a JSON string holding a list of JSON strings, each a message dict whose
+``message`` may contain HTML. :func:`frappe_error` turns that into one line.
+
+The site rate limit (``rate_limit`` in site_config) answers ``429`` with
+``Retry-After`` and ``X-RateLimit-Remaining: 0`` until its window resets. A
+short wait is retried by the HTTP client; a window that resets later than
+``retry.max_retry_after`` means the quota is used up, which stops the run.
+"""
+
+from __future__ import annotations
+
+__all__ = ["frappe_error", "error_mapper", "build_clients", "to_cursor", "to_frappe"]
+
+import datetime as dt
+import html
+import json
+import re
+import zoneinfo
+from typing import Any
+
+import requests
+
+from crm2erp.errors import FatalError
+from crm2erp.http import HttpClient, build_auth
+from crm2erp.http.config import RetryConfig
+from crm2erp.http.retry import parse_retry_after
+
+_TAGS = re.compile(r"<[^>]+>")
+
+
+def frappe_error(status: int, content: bytes | str | None) -> str:
+    """``"HTTP 417 MandatoryError: Value missing for Customer: Customer Name"``."""
+    try:
+        body = json.loads(content or b"null")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        text = (content.decode("utf-8", "replace") if isinstance(content, bytes)
+                else str(content or "")).strip()
+        return f"HTTP {status}: {text[:300] or 'no body'}"
+    messages = []
+    try:
+        for item in json.loads(body.get("_server_messages") or "[]"):
+            message = json.loads(item).get("message") if isinstance(item, str) else item
+            if message:
+                messages.append(html.unescape(_TAGS.sub("", str(message))).strip())
+    except (ValueError, AttributeError):
+        pass
+    if not messages and body.get("exception"):
+        messages.append(str(body["exception"]).split(":", 1)[-1].strip())
+    kind = body.get("exc_type") or "Error"
+    return f"HTTP {status} {kind}: {'; '.join(messages) or 'no message'}"
+
+
+def error_mapper(max_wait: float):
+    def mapper(resp: requests.Response) -> Exception | None:
+        if resp.status_code != 429:
+            return None
+        wait = parse_retry_after(resp.headers.get("Retry-After")) or 0.0
+        if resp.headers.get("X-RateLimit-Remaining") == "0" and wait > max_wait:
+            return FatalError(
+                f"ERPNext: the site's request quota (rate_limit in site_config) is used up "
+                f"for another {wait:.0f}s. Nothing was lost: the watermark stays at the last "
+                "committed batch - run the flow again after the window resets, or ask the "
+                "site admin to raise rate_limit.")
+        return None
+    return mapper
+
+
+def build_clients(config, **options: Any) -> tuple[HttpClient, HttpClient]:
+    """A retrying client for reads and a single-attempt one (shared session) for writes."""
+    auth = build_auth(config.auth)
+    mapper = error_mapper(config.retry.max_retry_after)
+    reader = HttpClient(config.http_settings(), base_url=config.base_url, auth=auth,
+                        error_mapper=mapper, name="erpnext", **options)
+    once = config.http_settings().model_copy(update={"retry": RetryConfig(max_attempts=1)})
+    writer = HttpClient(once, base_url=config.base_url, auth=auth, error_mapper=mapper,
+                        name="erpnext", **options)
+    writer.session.close()
+    writer.session = reader.session
+    return reader, writer
+
+
+def to_cursor(value: Any, zone: str) -> str:
+    """A Frappe timestamp (site-local, no zone) as ISO UTC with microseconds."""
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if not isinstance(value, dt.datetime):
+        raise FatalError(f"ERPNext cursor value {value!r} is not a timestamp")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=zoneinfo.ZoneInfo(zone))
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_frappe(value: Any, zone: str) -> str:
+    """An ISO timestamp as the site-local text Frappe filters compare with."""
+    stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    if stamp.tzinfo is None:
+        stamp = stamp.replace(tzinfo=dt.UTC)
+    return stamp.astimezone(zoneinfo.ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S.%f")

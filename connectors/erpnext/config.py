@@ -1,0 +1,125 @@
+"""ERPNext / Frappe connection settings (what users write in ``connections.yaml``).
+
+Example::
+
+    type: erpnext
+    base_url: https://erp.example.com
+    auth: {type: api_key, header: Authorization, prefix: "token ",
+           key: "${ERPNEXT_API_KEY}:${ERPNEXT_API_SECRET}"}
+    time_zone: Europe/Berlin
+    page_size: 100
+
+``auth`` may also be given as ``{type: frappe_token, api_key: ..., api_secret: ...}``.
+Leaving ``streams`` out gives the three standard streams below; a stream given
+by a default name only overrides the keys it sets.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ErpNextStreamConfig", "ErpNextConfig", "DEFAULT_STREAMS"]
+
+import copy
+import re
+import zoneinfo
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from crm2erp.http.config import HttpConnectionConfig
+
+_FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class ErpNextStreamConfig(BaseModel):
+    """One stream: a DocType, the fields to read and the field writes match on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    doctype: str
+    fields: list[str] = Field(default_factory=lambda: ["*"])
+    cursor_field: str = "modified"
+    external_id_field: str | None = Field(None, description=(
+        "A unique (custom) field holding the CRM-side id, e.g. custom_crm_id; "
+        "empty makes the stream read-only."))
+    children: list[str] = Field(default_factory=list, description=(
+        "Child table fields (e.g. items): rows are read as whole documents."))
+    submit: bool = Field(False, description="Submit new documents (docstatus 1).")
+    filters: list[list[Any]] = Field(default_factory=list)
+    track_deletes: bool = True
+
+    @field_validator("external_id_field", "cursor_field")
+    @classmethod
+    def _fieldname(cls, value: str | None) -> str | None:
+        if value is not None and not _FIELD.match(value):
+            raise ValueError(f"{value!r} is not a Frappe fieldname (lower case, digits, _)")
+        return value
+
+
+DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
+    "customers": {"doctype": "Customer", "external_id_field": "custom_crm_id"},
+    "sales_orders": {"doctype": "Sales Order", "external_id_field": "custom_crm_id",
+                     "children": ["items"], "submit": True},
+    "sales_invoices": {"doctype": "Sales Invoice", "children": ["items"],
+                       "filters": [["docstatus", "!=", 0]]},
+}
+
+
+def _default_streams() -> dict[str, ErpNextStreamConfig]:
+    return {n: ErpNextStreamConfig.model_validate(s) for n, s in DEFAULT_STREAMS.items()}
+
+
+class FrappeTokenAuthConfig(BaseModel):
+    """Frappe's own token auth: ``Authorization: token <api_key>:<api_secret>``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["frappe_token"]
+    api_key: str
+    api_secret: SecretStr
+
+
+class ErpNextConfig(HttpConnectionConfig):
+    """Settings of one ERPNext site."""
+
+    type: Literal["erpnext"] | None = None
+    base_url: str
+    time_zone: str = Field("UTC", description="The site's time zone (System Settings): "
+                           "Frappe timestamps carry none.")
+    page_size: int = Field(100, ge=1, le=1000)
+    write_attempts: int = Field(3, ge=1, le=10)
+    streams: dict[str, ErpNextStreamConfig] = Field(default_factory=_default_streams)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _prepare(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        auth = data.get("auth")
+        if isinstance(auth, dict) and auth.get("type") == "frappe_token":
+            token = FrappeTokenAuthConfig.model_validate(auth)
+            data["auth"] = {"type": "api_key", "header": "Authorization", "prefix": "token ",
+                            "key": f"{token.api_key}:{token.api_secret.get_secret_value()}"}
+        if isinstance(data.get("streams"), dict):
+            data["streams"] = {
+                name: ({**copy.deepcopy(DEFAULT_STREAMS[name]), **spec}
+                       if name in DEFAULT_STREAMS and isinstance(spec, dict) else spec)
+                for name, spec in data["streams"].items()}
+        return data
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("base_url must look like https://erp.example.com")
+        return value.rstrip("/")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as "
+                             "Europe/Berlin)") from None
+        return value

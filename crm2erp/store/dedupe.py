@@ -1,0 +1,273 @@
+"""State-store methods of the deduplication stage (tables from migration 0004).
+
+Three tables, defined in :mod:`crm2erp.store.tables`:
+
+* ``dedupe_pairs`` - every candidate pair the stage merged or sent to review,
+  one row per unordered pair of record ids (``left_id < right_id``), with the
+  match probability, the per-field comparison and the steward's decision.
+  A decision (``accepted`` / ``rejected``) is never overwritten by a later
+  run: it is what the stage reuses instead of asking again;
+* ``dedupe_members`` - which record was merged into which canonical record,
+  with the member's last values, so the golden record can be rebuilt when a
+  member changes later;
+* ``dedupe_provenance`` - for every field of a golden record, the member that
+  supplied the surviving value.
+
+:class:`DedupeStoreMixin` adds the methods to :class:`~crm2erp.store.StateStore`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DedupePair", "DedupeMember", "Provenance", "DedupeStoreMixin", "DECISIONS"]
+
+import datetime as dt
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from crm2erp import jsonutil
+from crm2erp.errors import ConfigError
+from crm2erp.store.batch import upsert
+from crm2erp.store.records import CanonicalState
+from crm2erp.store.tables import (
+    DEDUPE_PAIR_STATUSES,
+    canonical_records,
+    dedupe_members,
+    dedupe_pairs,
+    dedupe_provenance,
+)
+from crm2erp.store.types import utcnow
+
+#: the statuses a steward sets; runs never overwrite them
+DECISIONS = ("accepted", "rejected")
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class DedupePair:
+    """One scored pair; ``details`` holds both records' values and the field scores."""
+
+    entity: str
+    left_id: str
+    right_id: str
+    flow: str
+    status: str
+    reason: str
+    match_probability: float
+    match_weight: float
+    left_label: str | None = None
+    right_label: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    run_id: int | None = None
+    id: int | None = None
+    decided_by: str | None = None
+    decided_at: dt.datetime | None = None
+    note: str | None = None
+    created_at: dt.datetime | None = None
+    updated_at: dt.datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.left_id, self.right_id)
+
+
+@dataclass(frozen=True)
+class DedupeMember:
+    """A record merged into ``canonical_id``: where it came from and its values."""
+
+    member_id: str
+    canonical_id: str
+    system: str | None
+    source_key: str | None
+    data: dict[str, Any]
+    flow: str = ""
+    updated_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Which member supplied one surviving field of a golden record, under which rule."""
+
+    field: str
+    member_id: str | None
+    system: str | None
+    source_key: str | None
+    rule: str
+
+
+def pair_key(a: str, b: str) -> tuple[str, str]:
+    """The stored orientation of an unordered pair."""
+    a, b = str(a), str(b)
+    return (a, b) if a <= b else (b, a)
+
+
+def _pair(row) -> DedupePair:
+    values = row._asdict()
+    values["details"] = jsonutil.loads(values["details"]) if values["details"] else {}
+    return DedupePair(**values)
+
+
+class DedupeStoreMixin:
+    """Pairs, decisions, cluster members and provenance of the dedupe stage."""
+
+    engine: sa.Engine
+
+    # -- pairs ----------------------------------------------------------------
+    def save_dedupe_pairs(self, pairs: Sequence[DedupePair]) -> dict[tuple[str, str], int]:
+        """Insert or refresh pairs; a steward's decision on a pair is kept as it is.
+
+        Returns pair key -> pair id. Scores and values are refreshed, so the
+        review screen shows the records as they were last seen.
+        """
+        now = utcnow()
+        ids: dict[tuple[str, str], int] = {}
+        with self.engine.begin() as conn:
+            for pair in pairs:
+                if pair.status not in DEDUPE_PAIR_STATUSES:
+                    raise ValueError(f"unknown dedupe pair status {pair.status!r}")
+                left, right = pair_key(pair.left_id, pair.right_id)
+                values = {"flow": pair.flow, "reason": pair.reason[:64],
+                          "match_probability": float(pair.match_probability),
+                          "match_weight": float(pair.match_weight),
+                          "left_label": (pair.left_label or "")[:191] or None,
+                          "right_label": (pair.right_label or "")[:191] or None,
+                          "details": jsonutil.dumps(pair.details), "run_id": pair.run_id,
+                          "updated_at": now}
+                found = conn.execute(sa.select(dedupe_pairs.c.id, dedupe_pairs.c.status).where(
+                    dedupe_pairs.c.entity == pair.entity, dedupe_pairs.c.left_id == left,
+                    dedupe_pairs.c.right_id == right)).first()
+                if found is None:
+                    result = conn.execute(dedupe_pairs.insert().values(
+                        entity=pair.entity, left_id=left, right_id=right, status=pair.status,
+                        created_at=now, **values))
+                    ids[(left, right)] = int(result.inserted_primary_key[0])
+                    continue
+                if found.status not in DECISIONS:
+                    values["status"] = pair.status
+                conn.execute(dedupe_pairs.update().where(dedupe_pairs.c.id == found.id)
+                             .values(**values))
+                ids[(left, right)] = int(found.id)
+        return ids
+
+    def dedupe_decisions(self, entity: str,
+                         record_ids: Iterable[str]) -> dict[tuple[str, str], str]:
+        """Steward decisions on pairs touching any of ``record_ids``: key -> status."""
+        found: dict[tuple[str, str], str] = {}
+        wanted = sorted({str(i) for i in record_ids})
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start:start + _CHUNK]
+                query = sa.select(dedupe_pairs.c.left_id, dedupe_pairs.c.right_id,
+                                  dedupe_pairs.c.status).where(
+                    dedupe_pairs.c.entity == entity, dedupe_pairs.c.status.in_(DECISIONS),
+                    sa.or_(dedupe_pairs.c.left_id.in_(chunk), dedupe_pairs.c.right_id.in_(chunk)))
+                for row in conn.execute(query):
+                    found[(row.left_id, row.right_id)] = row.status
+        return found
+
+    def dedupe_pairs(self, flow: str | None = None, status: str | Sequence[str] | None = None,
+                     limit: int = 100) -> list[DedupePair]:
+        """Stored pairs, oldest first, filtered by flow and status."""
+        query = sa.select(dedupe_pairs).order_by(dedupe_pairs.c.id).limit(limit)
+        if flow is not None:
+            query = query.where(dedupe_pairs.c.flow == flow)
+        if status is not None:
+            statuses = [status] if isinstance(status, str) else list(status)
+            for one in statuses:
+                if one not in DEDUPE_PAIR_STATUSES:
+                    raise ConfigError(f"unknown pair status {one!r}; use one of "
+                                      f"{', '.join(DEDUPE_PAIR_STATUSES)}")
+            query = query.where(dedupe_pairs.c.status.in_(statuses))
+        with self.engine.connect() as conn:
+            return [_pair(row) for row in conn.execute(query)]
+
+    def get_dedupe_pair(self, pair_id: int) -> DedupePair:
+        """One pair by id; ConfigError when there is none."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(dedupe_pairs)
+                               .where(dedupe_pairs.c.id == pair_id)).first()
+        if row is None:
+            raise ConfigError(f"no duplicate pair #{pair_id}; see crm2erp dedupe list")
+        return _pair(row)
+
+    def decide_dedupe_pair(self, pair_id: int, decision: str, by: str,
+                           note: str | None = None) -> DedupePair:
+        """Store a steward's ``accepted`` / ``rejected`` on a pair (a later call changes it)."""
+        if decision not in DECISIONS:
+            raise ConfigError(f"unknown decision {decision!r}; use accepted or rejected")
+        self.get_dedupe_pair(pair_id)
+        with self.engine.begin() as conn:
+            conn.execute(dedupe_pairs.update().where(dedupe_pairs.c.id == pair_id).values(
+                status=decision, decided_by=by[:191], decided_at=utcnow(), note=note,
+                updated_at=utcnow()))
+        return self.get_dedupe_pair(pair_id)
+
+    # -- members and provenance -------------------------------------------------
+    def save_dedupe_merge(self, entity: str, flow: str, run_id: int | None, canonical_id: str,
+                          members: Sequence[DedupeMember],
+                          provenance: Sequence[Provenance]) -> None:
+        """Remember a cluster's members and the provenance of its golden record."""
+        now = utcnow()
+        member_rows = [{"entity": entity, "member_id": m.member_id,
+                        "canonical_id": canonical_id, "system": m.system,
+                        "source_key": m.source_key, "flow": flow,
+                        "data": jsonutil.dumps(m.data), "run_id": run_id, "updated_at": now}
+                       for m in members]
+        with self.engine.begin() as conn:
+            upsert(conn, dedupe_members, member_rows, key=("entity", "member_id"),
+                   update=("canonical_id", "system", "source_key", "flow", "data", "run_id",
+                           "updated_at"))
+            conn.execute(dedupe_provenance.delete().where(
+                dedupe_provenance.c.entity == entity,
+                dedupe_provenance.c.canonical_id == canonical_id))
+            if provenance:
+                conn.execute(dedupe_provenance.insert(), [
+                    {"entity": entity, "canonical_id": canonical_id, "field": p.field[:191],
+                     "member_id": p.member_id, "system": p.system, "source_key": p.source_key,
+                     "rule": p.rule, "run_id": run_id, "updated_at": now}
+                    for p in provenance])
+
+    def dedupe_members(self, entity: str,
+                       canonical_ids: Iterable[str]) -> dict[str, list[DedupeMember]]:
+        """Canonical id -> its merged members, for the ids that are clusters."""
+        found: dict[str, list[DedupeMember]] = {}
+        wanted = sorted({str(i) for i in canonical_ids})
+        with self.engine.connect() as conn:
+            for start in range(0, len(wanted), _CHUNK):
+                query = (sa.select(dedupe_members)
+                         .where(dedupe_members.c.entity == entity,
+                                dedupe_members.c.canonical_id.in_(wanted[start:start + _CHUNK]))
+                         .order_by(dedupe_members.c.member_id))
+                for row in conn.execute(query):
+                    found.setdefault(row.canonical_id, []).append(DedupeMember(
+                        row.member_id, row.canonical_id, row.system, row.source_key,
+                        jsonutil.loads(row.data), row.flow, row.updated_at))
+        return found
+
+    def dedupe_provenance(self, entity: str, canonical_id: str) -> dict[str, Provenance]:
+        """Field -> where the golden record's value came from."""
+        query = sa.select(dedupe_provenance).where(
+            dedupe_provenance.c.entity == entity,
+            dedupe_provenance.c.canonical_id == canonical_id)
+        with self.engine.connect() as conn:
+            return {row.field: Provenance(row.field, row.member_id, row.system, row.source_key,
+                                          row.rule) for row in conn.execute(query)}
+
+    def iter_canonical_states(self, entity: str, chunk: int = 1000) -> Iterator[CanonicalState]:
+        """Every stored canonical record of ``entity``, in id order, a chunk per query."""
+        last = ""
+        while True:
+            query = (sa.select(canonical_records)
+                     .where(canonical_records.c.entity == entity,
+                            canonical_records.c.canonical_id > last)
+                     .order_by(canonical_records.c.canonical_id).limit(chunk))
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+            if not rows:
+                return
+            for row in rows:
+                yield CanonicalState(entity, row.canonical_id, jsonutil.loads(row.data),
+                                     jsonutil.loads(row.field_times), row.updated_at)
+            last = rows[-1].canonical_id

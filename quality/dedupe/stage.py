@@ -1,0 +1,412 @@
+"""The dedupe batch stage: merge duplicates before they reach the target.
+
+For a flow with a ``dedupe:`` section, every batch's *new* records (not
+synced before) are matched with :class:`~crm2erp.quality.dedupe.Matcher`:
+among themselves (``dedupe``) and against what exists (``link``): the hub's
+canonical records and, optionally, the target's own records
+(:mod:`crm2erp.quality.dedupe.pool`). Per pair, in this order:
+
+1. a steward's stored ``rejected`` keeps the pair apart (passed to the matcher);
+2. a deterministic rule (same VAT id...) or ``p >= upper`` merges, and so
+   does a stored ``accepted``;
+3. ``lower <= p < upper`` is a review pair: stored as ``pending`` and the
+   newer record is parked (``review: park``) until a steward decides with
+   ``crm2erp dedupe review`` / ``decide``. The engine retries parked records
+   at the start of every run; the stored decision then merges or separates
+   them, or the record stays parked without a second queue entry.
+
+A merge points every new member at one canonical id - the existing record's
+(for a target record: its key value, so the upsert updates it), else the
+oldest member's - and replaces its record by the golden record built with the
+survivorship rules. The members, the merged pairs and the provenance of
+every surviving value are stored. Records already synced are not re-matched;
+when one that belongs to a merged cluster changes, its golden record is
+rebuilt from the members' latest values, so survivorship keeps holding.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DedupeStage", "dedupe_stage"]
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from crm2erp.engine.memory import flatten, set_path
+from crm2erp.engine.stages import Item, Rejection, StageContext
+from crm2erp.errors import ConfigError
+from crm2erp.quality.dedupe.pool import (
+    SOURCE_FIELD,
+    MatchRecord,
+    from_item,
+    from_state,
+    load_target_records,
+)
+from crm2erp.schemas import entity_model
+from crm2erp.store.dedupe import DedupeMember, DedupePair, Provenance, pair_key
+
+if TYPE_CHECKING:  # numpy & co. (the quality extra): only flows that deduplicate load them
+    from crm2erp.quality.dedupe.config import MatchConfig
+    from crm2erp.quality.dedupe.results import PairResult
+
+log = logging.getLogger(__name__)
+
+
+def dedupe_stage(flow, store) -> DedupeStage | None:
+    """Stage factory (``FACTORIES``): a stage when the flow has a ``dedupe:`` section."""
+    return DedupeStage(flow, store) if getattr(flow, "dedupe", None) is not None else None
+
+
+def _strength(pair: PairResult) -> tuple[int, float]:
+    return (1 if pair.reason.startswith("rule:") else 0, pair.match_weight)
+
+
+class _Groups:
+    """Union-find over record ids."""
+
+    def __init__(self):
+        self.parent: dict[str, str] = {}
+
+    def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
+        while self.parent[x] != x:
+            self.parent[x] = self.parent[self.parent[x]]
+            x = self.parent[x]
+        return x
+
+    def union(self, a: str, b: str) -> None:
+        self.parent[self.find(a)] = self.find(b)
+
+
+class DedupeStage:
+    """The batch stage; see the module docstring."""
+
+    name = "dedupe"
+
+    def __init__(self, flow, store):
+        self.flow, self.store, self.section = flow, store, flow.dedupe
+        self.entity = flow.entity
+        self.system = flow.source.connection
+        self.model = entity_model(flow.entity)
+        try:
+            from crm2erp.quality.dedupe.matcher import Matcher
+        except ImportError as exc:
+            raise ConfigError(f"flow {flow.flow!r} has a dedupe section, but the matching "
+                              f"libraries are not installed ({exc}); pip install "
+                              "'crm2erp[quality]'") from None
+        self.config = self._config()
+        self.matcher = Matcher(self.config)
+        if not self.config.fitted:
+            log.warning("flow %s: the matching configuration has no fixed m/u/lambda, so "
+                        "they are estimated from the first batch; fit them once on a "
+                        "representative sample and save them (see docs/dedupe.md)", flow.flow)
+        self.target_mapping = self._target_mapping()
+        self._run_id: object = object()
+        self.pool: dict[str, MatchRecord] = {}
+        self.merged = self.parked = 0
+
+    # -- configuration --------------------------------------------------------
+    def _path(self, rel: str) -> Path:
+        base = self.flow.source_file.parent if self.flow.source_file else Path.cwd()
+        return (base / rel).resolve()
+
+    def _config(self) -> MatchConfig:
+        from crm2erp.quality.dedupe.config import load_config, preset
+
+        section = self.section
+        config = preset(section.preset) if section.preset else load_config(
+            self._path(section.config))
+        survivorship = config.survivorship
+        if section.survivorship is not None:
+            over = section.survivorship
+            survivorship = survivorship.model_copy(update={
+                "default": over.default or survivorship.default,
+                "fields": {**survivorship.fields, **over.fields},
+                "source_priority": (over.source_priority if over.source_priority is not None
+                                    else survivorship.source_priority)})
+        # the stage builds the records itself: canonical id in `id`, system in `_source`
+        survivorship = survivorship.model_copy(update={"source_field": SOURCE_FIELD})
+        return config.model_copy(update={"id_field": "id", "survivorship": survivorship})
+
+    def _target_mapping(self):
+        if self.section.target is None:
+            return None
+        from crm2erp.mapping import compile_mapping
+        from crm2erp.mapping.loader import load_mapping
+
+        spec = load_mapping(self._path(self.section.target.mapping))
+        if spec.direction != "inbound" or spec.entity != self.entity:
+            raise ConfigError(f"flow {self.flow.flow!r}: dedupe.target.mapping must be an "
+                              f"inbound mapping to {self.entity}; {spec.mapping!r} is "
+                              f"{spec.direction} to {spec.entity}")
+        return compile_mapping(spec, system=self.flow.target.connection)
+
+    # -- per run ------------------------------------------------------------------
+    def _start(self, ctx: StageContext) -> None:
+        if ctx.run_id == self._run_id:
+            return
+        self._run_id, self.merged, self.parked = ctx.run_id, 0, 0
+        self.pool = {}
+        if self.section.existing:
+            self.pool = {s.canonical_id: from_state(s)
+                         for s in self.store.iter_canonical_states(self.entity)}
+        if self.target_mapping is not None:
+            self.pool.update(load_target_records(
+                ctx.target, self.flow.target.connection, self.flow.target.stream,
+                self.target_mapping, self.model, ctx.resolver, self.store, self.entity,
+                set(self.pool)))
+        log.info("flow %s: dedupe matches new records against %d existing %s records",
+                 self.flow.flow, len(self.pool), self.entity)
+
+    def finish(self, ctx: StageContext) -> None:
+        if self.merged or self.parked:
+            log.info("flow %s: dedupe merged %d records, parked %d for review",
+                     self.flow.flow, self.merged, self.parked)
+
+    # -- the batch ----------------------------------------------------------------
+    def process(self, items: list[Item], ctx: StageContext) -> list[Rejection]:
+        self._start(ctx)
+        known = [i for i in items if i.notes.get("state") is not None]
+        new = [i for i in items if i.notes.get("state") is None]
+        self._refresh_clusters(known, ctx)
+        rejections = self._match(new, known, ctx) if new else []
+        held = {r.item.source_key for r in rejections}
+        for item in items:   # later batches of the run match against this one
+            if item.source_key not in held:
+                record = from_item(item, self.system)
+                record.kind, record.state = "pool", item.notes.get("state")
+                self.pool[item.canonical_id] = record
+        return rejections
+
+    def _match(self, new: list[Item], known: list[Item], ctx: StageContext) -> list[Rejection]:
+        records: dict[str, MatchRecord] = {}
+        items_of: dict[str, list[Item]] = defaultdict(list)
+        for item in new:
+            items_of[item.canonical_id].append(item)
+            records.setdefault(item.canonical_id, from_item(item, self.system))
+        existing = {k: v for k, v in self.pool.items() if k not in records}
+        known_of: dict[str, list[Item]] = defaultdict(list)
+        for item in known:   # records of this batch already synced are existing records
+            record = from_item(item, self.system)
+            record.kind, record.state = "pool", item.notes.get("state")
+            existing[item.canonical_id] = record
+            known_of[item.canonical_id].append(item)
+        decisions = self.store.dedupe_decisions(self.entity, list(records))
+        rejected = [k for k, v in decisions.items() if v == "rejected"]
+        pairs: list[PairResult] = []
+        left = [r.data for r in records.values()]
+        if len(left) >= 2:
+            pairs += self.matcher.dedupe(left, rejected=rejected).pairs(["merge", "review"])
+        if existing:
+            right = [r.data for r in existing.values()]
+            pairs += self.matcher.link(left, right, rejected=rejected).pairs(["merge", "review"])
+        every = {**existing, **records}
+
+        merges, reviews = [], []
+        for pair in pairs:
+            accepted = decisions.get(pair_key(pair.left_id, pair.right_id)) == "accepted"
+            (merges if pair.decision == "merge" or accepted else reviews).append(pair)
+        groups, target_of = self._cluster(records, merges, set())
+        open_reviews = []   # review pairs whose records did not end up merged anyway
+        for pair in sorted(reviews, key=lambda p: -p.match_weight):
+            a, b = str(pair.left_id), str(pair.right_id)
+            together = (groups.find(a) == groups.find(b) if b in records
+                        else target_of.get(groups.find(a)) == b)
+            if not together:
+                open_reviews.append(pair)
+        reviews = open_reviews
+        held: set[str] = set()
+        if self.section.review == "park":
+            held = {self._newer(records, str(p.left_id), str(p.right_id)) for p in reviews}
+            if held:
+                groups, target_of = self._cluster(records, merges, held)
+
+        pair_ids = self._save_pairs(ctx, every, merges, reviews, decisions)
+        self._merge(ctx, records, existing, items_of, groups, target_of, held, known_of)
+        rejections = []
+        for pair in reviews:
+            a, b = str(pair.left_id), str(pair.right_id)
+            for rid, other in ((a, b), (b, a)):
+                if rid in held and rid in records:
+                    held.discard(rid)   # one reason per record: its most probable pair
+                    pid = pair_ids.get(pair_key(a, b))
+                    reason = (f"possible duplicate of {every[other].label!r} "
+                              f"({every[other].kind} record {other}, "
+                              f"p={pair.match_probability:.2f}): awaiting review"
+                              f"{f', pair #{pid}' if pid else ''} (crm2erp dedupe review)")
+                    rejections += [Rejection(i, reason, "parked") for i in items_of[rid]]
+        self.parked += len(rejections)
+        return rejections
+
+    @staticmethod
+    def _newer(records: dict[str, MatchRecord], a: str, b: str) -> str:
+        """The record of a review pair to hold: the new one, or the later of two new ones."""
+        if b not in records:
+            return a
+        ra, rb = records[a], records[b]
+        return max((ra, rb), key=lambda r: (r.updated_at, r.source_key or "")).id
+
+    def _cluster(self, records, merges: list[PairResult], held: set[str]):
+        """Group new records; each group picks at most one existing record (the strongest link)."""
+        groups = _Groups()
+        for rid in records:
+            groups.find(rid)
+        links: dict[str, list[tuple[tuple[int, float], str]]] = defaultdict(list)
+        for pair in merges:
+            a, b = str(pair.left_id), str(pair.right_id)
+            if a in held or b in held:
+                continue
+            if b in records:
+                groups.union(a, b)
+        for pair in merges:
+            a, b = str(pair.left_id), str(pair.right_id)
+            if b not in records and a not in held:
+                links[groups.find(a)].append((_strength(pair), b))
+        target_of = {}
+        for root, found in links.items():
+            found.sort(reverse=True)
+            target_of[root] = found[0][1]
+            others = sorted({b for _, b in found[1:]} - {found[0][1]})
+            if others:
+                log.warning("flow %s: new %s record(s) match several existing records; "
+                            "merged into %s, not into %s", self.flow.flow, self.entity,
+                            found[0][1], ", ".join(others))
+        return groups, target_of
+
+    # -- storing and applying -------------------------------------------------------
+    def _save_pairs(self, ctx: StageContext, every: dict[str, MatchRecord],
+                    merges: list[PairResult], reviews: list[PairResult],
+                    decisions: dict) -> dict[tuple[str, str], int]:
+        if ctx.dry_run:
+            return {}
+        stored = []
+        for pair, status in [(p, "merged") for p in merges] + [(p, "pending") for p in reviews]:
+            a, b = str(pair.left_id), str(pair.right_id)
+            left, right = pair_key(a, b)
+            swap = left != a
+            fields = [{"comparison": f.comparison, "field": f.field,
+                       "left": f.right if swap else f.left,
+                       "right": f.left if swap else f.right, "level": f.level,
+                       "label": f.label, "score": f.score, "weight": f.weight}
+                      for f in pair.fields.values()]
+            side = {rid: {"id": rid, "label": every[rid].label, "kind": every[rid].kind,
+                          "system": every[rid].system, "source_key": every[rid].source_key,
+                          "record": {k: v for k, v in every[rid].data.items()
+                                     if k != SOURCE_FIELD}} for rid in (a, b)}
+            if status == "merged" and decisions.get((left, right)) == "accepted":
+                status = "accepted"
+            stored.append(DedupePair(
+                entity=self.entity, left_id=left, right_id=right, flow=self.flow.flow,
+                status=status, reason=pair.reason, match_probability=pair.match_probability,
+                match_weight=pair.match_weight, left_label=every[left].label,
+                right_label=every[right].label, run_id=ctx.run_id,
+                details={"left": side[left], "right": side[right], "fields": fields}))
+        return self.store.save_dedupe_pairs(stored) if stored else {}
+
+    def _golden(self, records: list[dict[str, Any]], canonical_id: str):
+        """The golden record of a cluster, validated; None (logged) when it does not validate."""
+        from crm2erp.quality.dedupe.survivorship import survive
+
+        golden = survive(records, self.config.survivorship, id_field="id")
+        values = {k: v for k, v in golden.values.items() if k != SOURCE_FIELD}
+        values["id"] = canonical_id
+        try:
+            return golden, self.model.model_validate(values)
+        except ValidationError as exc:
+            log.warning("flow %s: golden record of %s %s does not validate (%s); each "
+                        "record keeps its own values", self.flow.flow, self.entity,
+                        canonical_id, exc.errors()[0]["msg"])
+            return golden, None
+
+    def _provenance(self, golden, by_id: dict[str, DedupeMember]) -> list[Provenance]:
+        rules = self.config.survivorship
+        out = []
+        for name, member_id in golden.provenance.items():
+            if name in ("id", SOURCE_FIELD):
+                continue
+            member = by_id.get(str(member_id)) if member_id is not None else None
+            out.append(Provenance(name, None if member_id is None else str(member_id),
+                                  member.system if member else None,
+                                  member.source_key if member else None,
+                                  rules.fields.get(name, rules.default)))
+        return out
+
+    def _member(self, record: MatchRecord, canonical_id: str) -> DedupeMember:
+        system, source_key = record.system, record.source_key
+        if record.kind == "pool" and source_key is None:
+            origin = self.store.external_ids(self.entity, self.system, [record.id])
+            if record.id in origin:
+                system, source_key = self.system, origin[record.id]
+        return DedupeMember(record.id, canonical_id, system, source_key, record.data,
+                            self.flow.flow)
+
+    def _merge(self, ctx, records, existing, items_of, groups, target_of, held,
+               known_of) -> None:
+        components: dict[str, list[str]] = defaultdict(list)
+        for rid in records:
+            if rid not in held:
+                components[groups.find(rid)].append(rid)
+        clusters = [(members, target_of.get(root)) for root, members in components.items()
+                    if len(members) >= 2 or target_of.get(root) is not None]
+        earlier = self.store.dedupe_members(self.entity, [t for _, t in clusters if t])
+        for members, ext in clusters:
+            canonical = ext or min(members, key=lambda m: (records[m].updated_at,
+                                                           records[m].source_key or ""))
+            cluster = [self._member(records[m], canonical) for m in members]
+            if ext is not None:
+                cluster.append(self._member(existing[ext], canonical))
+                ids = {m.member_id for m in cluster}
+                cluster += [m for m in earlier.get(ext, []) if m.member_id not in ids]
+            golden, record = self._golden([m.data for m in cluster], canonical)
+            state = existing[ext].state if ext is not None else None
+            for item in [i for m in members for i in items_of[m]] + known_of.get(canonical, []):
+                item.canonical_id = canonical
+                if record is not None:
+                    item.record = record
+                if state is not None:
+                    item.notes["state"] = state
+                item.notes["dedupe"] = {"canonical_id": canonical,
+                                        "members": [m.member_id for m in cluster]}
+            log.info("flow %s: merged %s %s into %s %r (%s)", self.flow.flow, self.entity,
+                     ", ".join(m for m in members if m != canonical) or canonical,
+                     existing[ext].kind + " record" if ext else "new record", canonical,
+                     "golden record by survivorship" if record is not None
+                     else "golden record invalid, values kept")
+            self.merged += len([m for m in members if m != canonical])
+            if not ctx.dry_run:
+                by_id = {m.member_id: m for m in cluster}
+                self.store.save_dedupe_merge(self.entity, self.flow.flow, ctx.run_id,
+                                             canonical, cluster,
+                                             self._provenance(golden, by_id))
+
+    def _refresh_clusters(self, known: list[Item], ctx: StageContext) -> None:
+        """A changed member of a merged cluster: rebuild the golden record from all members."""
+        if not known:
+            return
+        clusters = self.store.dedupe_members(self.entity, [i.canonical_id for i in known])
+        for item in known:
+            members = clusters.get(item.canonical_id)
+            mine = next((m for m in members or [] if m.system == self.system
+                         and m.source_key == item.source_key), None)
+            if mine is None:
+                continue
+            current = item.record.model_dump(mode="json")
+            flat, data = flatten(current), dict(mine.data)
+            settlement = item.notes.get("settlement")
+            for path in (settlement.accepted if settlement is not None else flat):
+                set_path(data, path, flat.get(path))
+            data.update(id=mine.member_id, updated_at=current.get("updated_at"))
+            data[SOURCE_FIELD] = self.system
+            updated = DedupeMember(mine.member_id, item.canonical_id, mine.system,
+                                   mine.source_key, data, self.flow.flow)
+            cluster = [updated] + [m for m in members if m.member_id != mine.member_id]
+            golden, record = self._golden([m.data for m in cluster], item.canonical_id)
+            if record is not None:
+                item.record = record
+            if not ctx.dry_run:
+                self.store.save_dedupe_merge(
+                    self.entity, self.flow.flow, ctx.run_id, item.canonical_id, [updated],
+                    self._provenance(golden, {m.member_id: m for m in cluster}))

@@ -1,0 +1,175 @@
+"""Reconciliation: does the target still hold what the flow put there?
+
+The whole source stream is read batch by batch and taken through the flow's
+own mappings (inbound, canonical validation, outbound), exactly as a sync
+would; each mapped row is compared with ``target.lookup`` of its key:
+
+* ``missing_in_target`` - the source record maps to a key the target lacks
+  (noted when the xref says it was synced: deleted by hand in the target?);
+* ``different`` - field-level differences between the mapped row and the
+  target's row, for the fields the outbound mapping writes;
+* ``only_in_target`` - target rows whose key no mapped source record has;
+* ``orphaned`` - target records the xref links to a source record that is no
+  longer in the source;
+* ``unmapped`` - source records that cannot be mapped (they are in the dead
+  letters of the sync, or their parent is missing).
+
+Only keys are held in memory (sets of strings), never whole rows. The result
+is stored (``reconciliations`` table) and shown in the steward report.
+"""
+
+from __future__ import annotations
+
+__all__ = ["reconcile", "ReconcileResult", "values_equal"]
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from crm2erp.engine.runner import record_key
+from crm2erp.jsonutil import to_jsonable
+from crm2erp.store import BatchCommit
+from crm2erp.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+DETAIL_LIMIT = 500  # entries kept per kind of difference
+
+
+@dataclass
+class ReconcileResult:
+    flow: str
+    entity: str
+    counts: Counter = field(default_factory=Counter)
+    details: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {
+        "missing_in_target": [], "different": [], "only_in_target": [], "orphaned": [],
+        "unmapped": []})
+    id: int | None = None
+
+    @property
+    def clean(self) -> bool:
+        return not any(self.counts[k] for k in ("missing_in_target", "different",
+                                                 "only_in_target", "orphaned"))
+
+    @property
+    def status(self) -> str:
+        return "clean" if self.clean else "differences"
+
+    def add(self, kind: str, entry: dict[str, Any], count: bool = True) -> None:
+        if count:
+            self.counts[kind] += 1
+        if len(self.details[kind]) < DETAIL_LIMIT:
+            self.details[kind].append(to_jsonable(entry))
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+
+
+def values_equal(expected: Any, actual: Any) -> bool:
+    """Equal after the usual round trips: numbers by value, blanks as null, dates as text."""
+    if expected in ("", None) and actual in ("", None):
+        return True
+    if expected == actual:
+        return True
+    a, b = _number(expected), _number(actual)
+    if a is not None and b is not None:
+        return a == b
+    if isinstance(expected, dict | list) or isinstance(actual, dict | list):
+        return to_jsonable(expected) == to_jsonable(actual)
+    return str(to_jsonable(expected)) == str(to_jsonable(actual))
+
+
+def _compare(result: ReconcileResult, key: str, expected: dict, actual: dict) -> bool:
+    same = True
+    for name, value in expected.items():
+        if isinstance(value, list):  # embedded children: compared as a whole
+            if len(value) != len(actual.get(name) or []):
+                result.add("different", {"key": key, "field": name,
+                                         "source": f"{len(value)} item(s)",
+                                         "target": f"{len(actual.get(name) or [])} item(s)"},
+                           count=False)
+                same = False
+            continue
+        if not values_equal(value, actual.get(name)):
+            result.add("different", {"key": key, "field": name, "source": value,
+                                     "target": actual.get(name)}, count=False)
+            same = False
+    return same
+
+
+def reconcile(runner, *, save: bool = True, batch_size: int = 500) -> ReconcileResult:
+    """Compare the source and target of ``runner``'s flow (an engine FlowRunner)."""
+    flow, store = runner.flow, runner.store
+    started = utcnow()
+    result = ReconcileResult(flow.flow, flow.entity)
+    source_keys: set[str] = set()
+    target_keys: set[str] = set()
+    runner.mode = "full_refresh"  # no "nothing new" short cut: compare every record
+    key_fields = runner.source_stream.key
+    for batch in runner.source.read(flow.source.stream, None, batch_size=batch_size):
+        rows = batch.rows
+        result.counts["source_count"] += len(rows)
+        source_keys.update(record_key(r, key_fields) for r in rows)
+        scratch = BatchCommit(run_id=0, flow=flow.flow)
+        counts: Counter = Counter()
+        items = runner._outbound(runner._canonical(rows, counts, scratch), counts, scratch)
+        for letter in scratch.dead_letters:
+            result.add("unmapped", {"key": letter.source_key, "note": letter.error[:300]})
+        by_key = {i.target_key: i for i in items}
+        target_keys.update(by_key)
+        current = runner.target.lookup(flow.target.stream, list(by_key)) if by_key else {}
+        synced = store.external_ids(flow.entity, runner.target_system,
+                                    [i.canonical_id for i in items])
+        for key, item in by_key.items():
+            actual = current.get(key)
+            if actual is None:
+                note = ("synced before (the xref has it): deleted in the target?"
+                        if item.canonical_id in synced else "never synced")
+                result.add("missing_in_target", {"key": key, "source_key": item.source_key,
+                                                 "note": note})
+                continue
+            if _compare(result, key, item.target_row, actual):
+                result.counts["matched"] += 1
+            else:
+                result.counts["different"] += 1
+    _target_side(runner, result, target_keys, batch_size)
+    _orphans(runner, result, source_keys)
+    if save:
+        result.id = store.save_reconciliation(flow.flow, flow.entity, result.status, started,
+                                              dict(result.counts), result.details)
+    log.info("reconcile %s: %s %s", flow.flow, result.status, dict(result.counts))
+    return result
+
+
+def _target_side(runner, result: ReconcileResult, mapped_keys: set[str],
+                 batch_size: int) -> None:
+    """Count the target's rows and list those no source record maps to."""
+    key_fields = runner.target_stream.key
+    for batch in runner.target.read(runner.flow.target.stream, None, batch_size=batch_size):
+        for row in batch.rows:
+            result.counts["target_count"] += 1
+            key = record_key(row, key_fields)
+            if key not in mapped_keys:
+                result.add("only_in_target", {"key": key, "note": "no source record maps "
+                                              "to this key"})
+
+
+def _orphans(runner, result: ReconcileResult, source_keys: set[str]) -> None:
+    """Target records whose xref'd source record is gone from the source."""
+    flow, store = runner.flow, runner.store
+    source_of: dict[str, str] = {}
+    for external_id, canonical_id in store.iter_xref(flow.entity, runner.source_system):
+        source_of[canonical_id] = external_id
+    for target_id, canonical_id in store.iter_xref(flow.entity, runner.target_system):
+        source_key = source_of.get(canonical_id)
+        if source_key is not None and source_key not in source_keys:
+            result.add("orphaned", {"key": target_id, "source_key": source_key,
+                                    "note": f"source record {source_key!r} no longer exists"})
