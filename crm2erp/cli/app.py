@@ -76,6 +76,8 @@ def _register_commands() -> None:
     app.add_typer(quality.app, name="quality")
     app.command("report")(report.report)
     app.command("reconcile")(reconcile.reconcile)
+    from crm2erp.cli import dedupe  # steward review of duplicates (issue 7)
+    app.add_typer(dedupe.app, name="dedupe")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -169,12 +169,13 @@ class DedupeStoreMixin:
 
     def dedupe_pairs(self, flow: str | None = None, status: str | Sequence[str] | None = None,
                      limit: int = 100) -> list[DedupePair]:
-        """Stored pairs, oldest first, filtered by flow and status."""
+        """Stored pairs, oldest first, filtered by flow and status (``review`` = ``pending``)."""
         query = sa.select(dedupe_pairs).order_by(dedupe_pairs.c.id).limit(limit)
         if flow is not None:
             query = query.where(dedupe_pairs.c.flow == flow)
         if status is not None:
             statuses = [status] if isinstance(status, str) else list(status)
+            statuses = ["pending" if one == "review" else one for one in statuses]
             for one in statuses:
                 if one not in DEDUPE_PAIR_STATUSES:
                     raise ConfigError(f"unknown pair status {one!r}; use one of "

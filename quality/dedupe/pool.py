@@ -91,8 +91,10 @@ def from_state(state: CanonicalState, source_key: str | None = None) -> MatchRec
     """A canonical record already synced as a match record."""
     data = dict(state.data)
     data["id"] = state.canonical_id
-    if not data.get("updated_at") and state.updated_at is not None:
-        data["updated_at"] = state.updated_at.isoformat()
+    if not data.get("updated_at"):   # the memory keeps change times per field
+        times = [v[1] for v in state.field_times.values()
+                 if isinstance(v, list) and len(v) > 1 and v[1]]
+        data["updated_at"] = max(times) if times else None
     system = system_of(state)
     data[SOURCE_FIELD] = system
     return MatchRecord(state.canonical_id, data, "pool", system, source_key, state=state,

@@ -178,6 +178,11 @@ class DedupeStage:
             if item.source_key not in held:
                 record = from_item(item, self.system)
                 record.kind, record.state = "pool", item.notes.get("state")
+                if "dedupe" in item.notes or item.canonical_id in self.pool:
+                    # a merged record: the canonical record's origin is not this item
+                    previous = self.pool.get(item.canonical_id)
+                    record.system = previous.system if previous else None
+                    record.source_key = previous.source_key if previous else None
                 self.pool[item.canonical_id] = record
         return rejections
 
@@ -233,8 +238,10 @@ class DedupeStage:
                 if rid in held and rid in records:
                     held.discard(rid)   # one reason per record: its most probable pair
                     pid = pair_ids.get(pair_key(a, b))
-                    reason = (f"possible duplicate of {every[other].label!r} "
-                              f"({every[other].kind} record {other}, "
+                    peer = every[other]
+                    where = (f"{peer.system} {peer.source_key}" if peer.source_key
+                             else f"{peer.kind} record {other}")
+                    reason = (f"possible duplicate of {peer.label!r} ({where}, "
                               f"p={pair.match_probability:.2f}): awaiting review"
                               f"{f', pair #{pid}' if pid else ''} (crm2erp dedupe review)")
                     rejections += [Rejection(i, reason, "parked") for i in items_of[rid]]
@@ -356,10 +363,12 @@ class DedupeStage:
             canonical = ext or min(members, key=lambda m: (records[m].updated_at,
                                                            records[m].source_key or ""))
             cluster = [self._member(records[m], canonical) for m in members]
-            if ext is not None:
-                cluster.append(self._member(existing[ext], canonical))
+            if ext is not None:   # members of earlier merges keep their own values
                 ids = {m.member_id for m in cluster}
-                cluster += [m for m in earlier.get(ext, []) if m.member_id not in ids]
+                stored = [m for m in earlier.get(ext, []) if m.member_id not in ids]
+                if ext not in {m.member_id for m in stored}:
+                    cluster.append(self._member(existing[ext], canonical))
+                cluster += stored
             golden, record = self._golden([m.data for m in cluster], canonical)
             state = existing[ext].state if ext is not None else None
             for item in [i for m in members for i in items_of[m]] + known_of.get(canonical, []):

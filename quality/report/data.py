@@ -14,8 +14,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from crm2erp.jsonutil import to_jsonable
 from crm2erp.quality.report.mask import Masker
 from crm2erp.store.tables import COUNT_FIELDS
@@ -79,27 +77,29 @@ def _dead_letters(store, run_id: int, masker: Masker) -> list[dict[str, Any]]:
             for d in store.run_dead_letters(run_id, limit=DEAD_LETTER_ROWS)]
 
 
-def _dedupe(store, flow) -> dict[str, Any]:
-    """The review queue, from whatever dedupe table the store has (if any)."""
+DEDUPE_COLUMNS = ("id", "left_label", "right_label", "match_probability", "reason",
+                  "left_id", "right_id")
+
+
+def _dedupe(store, flow, flow_name: str) -> dict[str, Any]:
+    """The pairs waiting for a steward's decision, when the store keeps dedupe pairs."""
     configured = flow is not None and getattr(flow, "dedupe", None) is not None
-    tables = [t for t in sa.inspect(store.engine).get_table_names() if "dedupe" in t]
-    if not tables:
-        return {"configured": configured, "available": False, "table": None, "rows": [],
-                "note": "dedupe is not configured: the state store has no dedupe "
-                        "decisions table"}
-    table = sa.Table(sorted(tables)[0], sa.MetaData(), autoload_with=store.engine)
-    query = sa.select(table).limit(DEDUPE_ROWS)
-    for column in ("decision", "status", "state"):
-        if column in table.c:
-            query = query.where(table.c[column] == "review")
-            break
-    if flow is not None and "flow" in table.c:
-        query = query.where(table.c.flow == flow.flow)
-    with store.engine.connect() as conn:
-        rows = [to_jsonable(dict(row._mapping)) for row in conn.execute(query)]
-    return {"configured": configured, "available": True, "table": table.name,
-            "rows": rows, "columns": list(table.c.keys()),
-            "note": None if rows else "no pairs wait for review"}
+    reader = getattr(store, "dedupe_pairs", None)
+    if reader is None or not store.has_table("dedupe_pairs"):
+        return {"configured": configured, "available": False, "rows": [],
+                "columns": list(DEDUPE_COLUMNS),
+                "note": "dedupe is not configured: the state store keeps no dedupe pairs"}
+    pairs = reader(flow=flow_name, status="pending", limit=DEDUPE_ROWS)
+    rows = [{name: to_jsonable(getattr(p, name, None)) for name in DEDUPE_COLUMNS}
+            for p in pairs]
+    if rows:
+        note = None
+    elif configured:
+        note = "no pairs wait for review"
+    else:
+        note = "dedupe is not configured for this flow (no dedupe: section)"
+    return {"configured": configured, "available": True, "rows": rows,
+            "columns": list(DEDUPE_COLUMNS), "note": note}
 
 
 def _reconciliation(store, flow_name: str, masker: Masker) -> dict[str, Any] | None:
@@ -149,7 +149,7 @@ def collect(store, run_id: int, *, flow=None, mappings=(), reports: Path | None 
         "history": _history(store, record.flow, run_id),
         "quality": _quality(store, run_id, flow, masker),
         "dead_letters": _dead_letters(store, run_id, masker),
-        "dedupe": _dedupe(store, flow),
+        "dedupe": _dedupe(store, flow, record.flow),
         "reconciliation": _reconciliation(store, record.flow, masker),
         "data_docs": _data_docs(reports, record.flow, out_dir),
     }

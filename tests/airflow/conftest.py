@@ -77,6 +77,12 @@ class AirflowCli:
     run = staticmethod(run_airflow)
     json = staticmethod(json_output)
 
+    @staticmethod
+    def assert_task_succeeded(output: str) -> None:
+        """``airflow tasks test`` exits 0 even when the task failed: read its log."""
+        assert "new_state=success" in output and "Error running task" not in output, \
+            output[-6000:]
+
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         """Start the CLI without waiting (for concurrent workers)."""
         return subprocess.Popen([AIRFLOW, *args], env={**os.environ, **AIRFLOW_ENV, **(env or {})},

@@ -6,7 +6,7 @@ same scores every run), and an inbound mapping of the ERP's customers so the
 stage can also match records the integration never wrote.
 
 Weights of the configuration (log2 m/u), prior log2(0.01/0.99) = -6.63:
-name exact +9.45, name similar (jaro-winkler >= 0.92) +4.64, name else -4.30;
+name exact +9.45, name similar (jaro-winkler >= 0.88) +4.64, name else -4.30;
 e-mail same address +8.97, same domain +5.32, else -3.31; city same +4.17,
 else -3.25; nulls 0. Upper threshold 0.99 (weight 6.6), lower 0.5 (weight 0).
 """
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import textwrap
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -33,7 +32,7 @@ blocking:
 deterministic:
   - {name: tax_id, fields: [{field: tax_id, transform: tax_id}]}
 comparisons:
-  - {field: name, method: jaro_winkler, transform: company, thresholds: [0.92],
+  - {field: name, method: jaro_winkler, transform: company, thresholds: [0.88],
      m: [0.7, 0.25, 0.05], u: [0.001, 0.01, 0.989]}
   - {field: email, method: email_domain, m: [0.5, 0.4, 0.1], u: [0.001, 0.01, 0.989]}
   - {field: billing_address.city, name: city, method: exact, transform: name,
@@ -128,6 +127,16 @@ def add_erp_customer(folder: Path, **values) -> None:
         engine.dispose()
 
 
+def add_crm_accounts(folder: Path, *rows: dict) -> None:
+    engine = _engine(folder, "crm.db")
+    table = crm_tables(sa.MetaData())["accounts"]
+    try:
+        with engine.begin() as conn:
+            conn.execute(table.insert(), list(rows))
+    finally:
+        engine.dispose()
+
+
 def update_crm_account(folder: Path, account_id: str, **values) -> None:
     engine = _engine(folder, "crm.db")
     table = crm_tables(sa.MetaData())["accounts"]
@@ -136,7 +145,3 @@ def update_crm_account(folder: Path, account_id: str, **values) -> None:
             conn.execute(table.update().where(table.c.id == account_id).values(**values))
     finally:
         engine.dispose()
-
-
-def dedent(text: str) -> str:
-    return textwrap.dedent(text).lstrip()

@@ -164,7 +164,9 @@ def test_crm_to_tryton_and_invoices_back(tryton_server, tryton, tmp_path, monkey
         posted = {i["number"]: i["total_amount"] for i in tryton.client.model(
             "account.invoice", "read", invoices, ["number", "total_amount"])}
         back = engine.run("tt_invoices")
-        assert back.counts["failed"] == 0 and back.counts["parked"] == 0
+        # invoices of other tests' parties (same server) are parked: their parties
+        # were never synced by this project; ours must all arrive
+        assert back.counts["failed"] == 0
         with crm.connect() as conn:
             crm_invoices = dict(conn.execute(sa.select(
                 tables["erp_invoices"].c.erp_invoice_no, tables["erp_invoices"].c.total)).all())

@@ -1,0 +1,160 @@
+"""``crm2erp dedupe``: the steward's review queue of possible duplicates.
+
+A pair between the matching thresholds waits here (its newer record parked)
+until someone decides: *accept* (the same entity: merge) or *reject* (two
+entities: keep apart). The decision is stored with who and when; the next run
+of the flow retries the parked record and honours it, and so does every later
+run, without asking again.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+
+import typer
+from rich.table import Table
+
+from crm2erp.cli.app import settings
+from crm2erp.cli.output import console
+from crm2erp.engine.memory import flatten
+from crm2erp.errors import ConfigError
+from crm2erp.jsonutil import dumps
+
+app = typer.Typer(no_args_is_help=True,
+                  help="Possible duplicates: review, accept or reject merges.")
+STATUSES = ("pending", "accepted", "rejected", "merged", "all")
+DECISIONS = {"accept": "accepted", "accepted": "accepted", "reject": "rejected",
+             "rejected": "rejected"}
+
+
+def _who(by: str | None) -> str:
+    if by:
+        return by
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return os.environ.get("USER", "unknown")
+
+
+def _text(value) -> str:
+    if value is None:
+        return "[dim]-[/]"
+    return value if isinstance(value, str) else dumps(value)
+
+
+def pair_table(pair) -> Table:
+    """Both records side by side: compared fields with level and score, then other fields."""
+    left, right = pair.details.get("left", {}), pair.details.get("right", {})
+    table = Table(title=(f"pair #{pair.id} ({pair.flow}): p={pair.match_probability:.3f}, "
+                         f"weight {pair.match_weight:.2f}, {pair.reason}, {pair.status}"),
+                  title_justify="left")
+    table.add_column("field")
+    table.add_column(f"{left.get('label', pair.left_label)} ({left.get('kind', '?')} "
+                     f"{left.get('system') or ''} {left.get('source_key') or ''})".strip(),
+                     overflow="fold")
+    table.add_column(f"{right.get('label', pair.right_label)} ({right.get('kind', '?')} "
+                     f"{right.get('system') or ''} {right.get('source_key') or ''})".strip(),
+                     overflow="fold")
+    table.add_column("level")
+    table.add_column("score", justify="right")
+    compared = set()
+    for f in pair.details.get("fields", []):
+        compared.add(f["field"])
+        score = "" if f.get("score") is None else f"{f['score']:.2f}"
+        table.add_row(f["comparison"], _text(f.get("left")), _text(f.get("right")),
+                      f.get("label", ""), f"{score} ({f.get('weight', 0):+.1f})")
+    a, b = flatten(left.get("record", {})), flatten(right.get("record", {}))
+    for name in [k for k in a if k != "id"] + [k for k in b if k not in a and k != "id"]:
+        if name in compared or (a.get(name) in (None, {}) and b.get(name) in (None, {})):
+            continue
+        table.add_row(f"[dim]{name}[/]", _text(a.get(name)), _text(b.get(name)), "", "")
+    return table
+
+
+@app.command("list")
+def list_(ctx: typer.Context,
+          flow: str = typer.Option(None, "--flow", help="Only this flow."),
+          status: str = typer.Option("pending", "--status", help="/".join(STATUSES)),
+          limit: int = typer.Option(100, "--limit")) -> None:
+    """List duplicate pairs (by default the ones waiting for review)."""
+    if status not in STATUSES:
+        raise ConfigError(f"--status {status!r}: expected one of {', '.join(STATUSES)}")
+    store = settings(ctx).open_store()
+    try:
+        pairs = store.dedupe_pairs(flow=flow, status=None if status == "all" else status,
+                                   limit=limit)
+    finally:
+        store.close()
+    if not pairs:
+        console.print(f"no {'' if status == 'all' else status + ' '}pairs")
+        return
+    table = Table(title=f"{len(pairs)} pair(s)", title_justify="left")
+    for column in ("id", "flow", "status", "p", "left", "right", "reason", "decided by"):
+        table.add_column(column, overflow="fold")
+    for p in pairs:
+        table.add_row(str(p.id), p.flow, p.status, f"{p.match_probability:.3f}",
+                      p.left_label or p.left_id, p.right_label or p.right_id, p.reason,
+                      p.decided_by or "")
+    console.print(table)
+
+
+@app.command("show")
+def show(ctx: typer.Context, pair_id: int = typer.Argument(..., metavar="PAIR_ID")) -> None:
+    """Show one pair with both records side by side."""
+    store = settings(ctx).open_store()
+    try:
+        console.print(pair_table(store.get_dedupe_pair(pair_id)))
+    finally:
+        store.close()
+
+
+@app.command("decide")
+def decide(ctx: typer.Context,
+           pair_id: int = typer.Argument(..., metavar="PAIR_ID"),
+           decision: str = typer.Argument(..., metavar="accept|reject"),
+           by: str = typer.Option(None, "--by", help="Who decides (default: the OS user)."),
+           note: str = typer.Option(None, "--note", help="Why, for the record.")) -> None:
+    """Decide one pair: accept (same entity, merge) or reject (keep apart)."""
+    if decision not in DECISIONS:
+        raise ConfigError(f"decision {decision!r}: expected accept or reject")
+    store = settings(ctx).open_store()
+    try:
+        pair = store.decide_dedupe_pair(pair_id, DECISIONS[decision], _who(by), note)
+    finally:
+        store.close()
+    console.print(f"pair #{pair.id} {pair.status} by {pair.decided_by}; the next run of "
+                  f"flow {pair.flow} applies it")
+
+
+@app.command("review")
+def review(ctx: typer.Context,
+           flow: str = typer.Option(None, "--flow", help="Only this flow."),
+           by: str = typer.Option(None, "--by", help="Who decides (default: the OS user).")
+           ) -> None:
+    """Go through the pending pairs one by one: accept, reject or skip each."""
+    store = settings(ctx).open_store()
+    who, done = _who(by), {"accepted": 0, "rejected": 0, "skipped": 0}
+    try:
+        pairs = store.dedupe_pairs(flow=flow, status="pending", limit=1_000_000)
+        if not pairs:
+            console.print("no pairs wait for review")
+            return
+        pairs.sort(key=lambda p: -p.match_probability)
+        for number, pair in enumerate(pairs, 1):
+            console.print(f"\n[b]{number}/{len(pairs)}[/]")
+            console.print(pair_table(pair))
+            answer = typer.prompt("same entity? [a]ccept / [r]eject / [s]kip / [q]uit",
+                                  default="s").strip().lower()[:1]
+            if answer == "q":
+                break
+            if answer in ("a", "r"):
+                decision = "accepted" if answer == "a" else "rejected"
+                store.decide_dedupe_pair(pair.id, decision, who)
+                done[decision] += 1
+            else:
+                done["skipped"] += 1
+    finally:
+        store.close()
+    console.print(f"{done['accepted']} accepted, {done['rejected']} rejected, "
+                  f"{done['skipped']} skipped; the next run of each flow applies the decisions")
