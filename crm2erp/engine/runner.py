@@ -226,7 +226,7 @@ class FlowRunner:
         items = self._canonical(rows, counts, commit)
         for stage in self.stages:
             for rejection in stage.process(items, self.context):
-                counts["failed"] += 1
+                counts["parked" if rejection.stage == "parked" else "failed"] += 1
                 commit.dead_letters.append(NewDeadLetter(
                     rejection.stage, rejection.item.source_key, rejection.reason,
                     rejection.item.source_row))

@@ -90,8 +90,10 @@ source: {connection: crm stream: contacts}
 def test_broken_yaml_is_an_import_error_naming_file_and_line(airflow, tmp_path):
     root = _write_project(tmp_path / "p", body_of_contacts=BROKEN)
     env = {"CRM2ERP_PROJECT": str(root)}
-    errors = airflow.json(airflow.run("dags", "list-import-errors", "--local", "-o", "json",
-                                      env=env))
+    done = airflow.run("dags", "list-import-errors", "--local", "-o", "json", env=env,
+                       check=False)
+    assert done.returncode == 1  # the command's way of saying "there are import errors"
+    errors = airflow.json(done)
     assert len(errors) == 1
     assert errors[0]["filepath"].endswith("crm2erp_config_errors.py")
     assert f"{root / 'contacts.flow.yaml'}:3:" in errors[0]["error"]
