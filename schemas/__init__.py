@@ -9,8 +9,8 @@ from __future__ import annotations
 
 __all__ = [
     "Account", "AccountStatus", "AccountType", "Address", "CanonicalModel", "Contact",
-    "Entity", "ENTITIES", "Invoice", "InvoiceLine", "InvoiceStatus", "Opportunity",
-    "OpportunityLine", "OpportunityStage", "OrderStatus", "Payment", "Product",
+    "Entity", "ENTITIES", "ForecastLine", "Invoice", "InvoiceLine", "InvoiceStatus",
+    "Opportunity", "OpportunityLine", "OpportunityStage", "OrderStatus", "Payment", "Product",
     "SalesOrder", "SalesOrderLine", "entity_model", "export_json_schemas", "json_schema_dir",
 ]
 
@@ -32,12 +32,14 @@ from crm2erp.schemas.commerce import (
     SalesOrderLine,
 )
 from crm2erp.schemas.party import Account, AccountStatus, AccountType, Address, Contact
+from crm2erp.schemas.planning import ForecastLine
 
 from crm2erp.errors import ConfigError
 
 ENTITIES: dict[str, type[Entity]] = {
     model.__name__: model
-    for model in (Account, Contact, Product, Opportunity, SalesOrder, Invoice, Payment)
+    for model in (Account, Contact, Product, Opportunity, SalesOrder, Invoice, Payment,
+                  ForecastLine)
 }
 
 

@@ -6,14 +6,15 @@ developers who want a local trytond to point crm2erp at::
     python scripts/tryton_devdb.py --dir /tmp/tryton --password admin --serve 8000
 
 What it prepares, so a sale can go from draft to a posted invoice over
-JSON-RPC: the modules ``sale`` and its dependencies, a company paying in EUR,
-the English minimal chart of accounts with default receivable/payable
-accounts, a fiscal year of the current year with periods and invoice
-sequences, a default "Direct" customer payment term, an account category
-``Goods`` (revenue/expense accounts), a few countries, and two products
-(``P-WIDGET``, ``P-GADGET``). The setup half runs trytond in-process through
-proteus, which is why it is a separate script and not test code: importing
-trytond configures it globally for the whole process.
+JSON-RPC: the modules ``sale`` and ``stock_forecast`` (demand forecasts) and
+their dependencies, a company paying in EUR, the English minimal chart of
+accounts with default receivable/payable accounts, a fiscal year of the
+current year with periods and invoice sequences, a default "Direct" customer
+payment term, an account category ``Goods`` (revenue/expense accounts), a
+few countries, and two products (``P-WIDGET``, ``P-GADGET``). The setup half
+runs trytond in-process through proteus, which is why it is a separate
+script and not test code: importing trytond configures it globally for the
+whole process.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-MODULES = ("sale",)
+MODULES = ("sale", "stock_forecast")
 COUNTRIES = {"DE": "Germany", "FR": "France", "US": "United States", "GB": "United Kingdom",
              "AT": "Austria", "CH": "Switzerland", "NL": "Netherlands", "BE": "Belgium"}
 

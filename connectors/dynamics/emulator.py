@@ -26,7 +26,6 @@ from __future__ import annotations
 
 __all__ = ["DynamicsEmulator", "make_app", "main", "CLIENT_ID", "CLIENT_SECRET", "TENANT_ID"]
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -34,31 +33,23 @@ import random
 import re
 import secrets
 import threading
-import time
 import uuid
-from collections import deque
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
 from crm2erp.connectors.dynamics.environment import TABLES, Environment, WriteError, guid_sort_key
 from crm2erp.connectors.dynamics.odata import ODataError, parse_filter, parse_key
+from crm2erp.testing.emulation import FaultInjection, form_fields, read_body, respond
+from crm2erp.testing.emulation import Reply as _Reply
+from crm2erp.testing.server import emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 CLIENT_ID = "0b1c2d3e-0000-4000-8000-emulator0001"
 CLIENT_SECRET = "emulator-client-secret"
 TENANT_ID = "72f988bf-0000-4000-8000-000000000001"
 _API = re.compile(r"^/api/data/v(?P<ver>9\.\d)/(?P<rest>.+)$")
-_STATUS = {200: "200 OK", 204: "204 No Content", 400: "400 Bad Request",
-           401: "401 Unauthorized", 404: "404 Not Found", 405: "405 Method Not Allowed",
-           412: "412 Precondition Failed", 429: "429 Too Many Requests",
-           500: "500 Internal Server Error", 503: "503 Service Unavailable"}
 THROTTLED = "0x80072322"
-
-
-class _Reply(Exception):
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None):
-        self.status, self.body, self.headers = status, body, headers or {}
 
 
 def _error(status: int, code: str, message: str, **headers: str) -> _Reply:
@@ -75,7 +66,7 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-class DynamicsEmulator:
+class DynamicsEmulator(FaultInjection):
     """The WSGI app; its public methods are the test-control API (see EmulatorControl)."""
 
     def __init__(self, *, seed: int = 42, accounts: int = 100, contacts_per_account: int = 2,
@@ -90,30 +81,19 @@ class DynamicsEmulator:
                                products_per_opportunity=products_per_opportunity,
                                products=products, same_stamp=same_stamp)
         self.max_page_size, self.token_lifetime = max_page_size, token_lifetime
-        self.fault_rate, self.fault_kinds, self.retry_after = fault_rate, fault_kinds, retry_after
-        self.slow_rate, self.slow_seconds = slow_rate, slow_seconds
         self.base_url = "http://127.0.0.1"
         self.exhausted = False
         self.requests_served = 0
-        self.faults_injected = 0
         self.tokens: set[str] = set()
         self.token_requests = 0
-        self._rng = random.Random(seed + 1)
         self._lock = threading.Lock()
-        self._queued: deque = deque()
+        self.init_faults(random.Random(seed + 1), fault_rate=fault_rate, fault_kinds=fault_kinds,
+                         retry_after=retry_after, slow_rate=slow_rate, slow_seconds=slow_seconds)
         self._ids = 0
 
     # -- control API (tests) --------------------------------------------
     def count(self, stream: str) -> int:
         return len(self.env.all(stream))
-
-    def fail_next(self, kind: int | str, times: int = 1, retry_after: int | None = None) -> None:
-        with self._lock:
-            self._queued.extend([(kind, retry_after)] * times)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._queued.clear()
 
     def touch(self, stream: str, n: int) -> list[str]:
         return self.env.touch(stream, n)
@@ -157,8 +137,7 @@ class DynamicsEmulator:
     def __call__(self, environ, start_response):
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
         raw_query = environ.get("QUERY_STRING", "")
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
+        raw = read_body(environ)
         headers: dict[str, str] = {"OData-Version": "4.0"}
         truncate = False
         with self._lock:
@@ -175,7 +154,7 @@ class DynamicsEmulator:
                 if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
                     raise _Reply(401, None, {"WWW-Authenticate": 'Bearer error="invalid_token", '
                                              'error_description="The access token expired"'})
-                fault = self._fault()
+                fault = self._fault(path)
                 if fault == "truncate":
                     truncate = True
                 elif fault is not None:
@@ -188,34 +167,18 @@ class DynamicsEmulator:
         except _Reply as reply:
             status, payload = reply.status, reply.body
             headers.update(reply.headers)
-        data = b"" if payload is None else json.dumps(payload).encode()
-        if truncate and len(data) > 1:
-            data = data[: len(data) // 2]
-        if data:
-            headers["Content-Type"] = "application/json; odata.metadata=minimal"
-        headers["Content-Length"] = str(len(data))
-        start_response(_STATUS.get(status, f"{status} Status"), list(headers.items()))
-        return [data]
+        json_type = None if payload is None else "application/json; odata.metadata=minimal"
+        return respond(start_response, status, payload, headers, truncate=truncate,
+                       json_type=json_type)
 
-    def _fault(self) -> _Reply | str | None:
-        with self._lock:
-            if self._queued:
-                kind, retry_after = self._queued.popleft()
-            elif self.fault_rate and self._rng.random() < self.fault_rate:
-                kind, retry_after = self._rng.choice(self.fault_kinds), self.retry_after
-            else:
-                kind, retry_after = None, None
-            slow = self.slow_rate and self._rng.random() < self.slow_rate
-            if kind is not None:
-                self.faults_injected += 1
-        if slow:
-            time.sleep(self.slow_seconds)
+    def _fault(self, path: str) -> _Reply | str | None:
+        kind, retry_after = self.next_fault(path)
         if kind is None or kind == "truncate":
             return kind
         if kind == 429:
-            wait = retry_after if retry_after is not None else self.retry_after
             return _error(429, THROTTLED, "Number of requests exceeded the limit of 6000 over "
-                          "time window of 300 seconds.", **{"Retry-After": str(wait)})
+                          "time window of 300 seconds.",
+                          **{"Retry-After": self.retry_after_header(retry_after)})
         reply = _error(int(kind), "0x80040216" if kind == 500 else "0x80040265",
                        "An unexpected error occurred." if kind == 500 else
                        "The service is temporarily unavailable.")
@@ -225,7 +188,7 @@ class DynamicsEmulator:
 
     # -- Entra ID token endpoint ---------------------------------------------
     def _token(self, raw: bytes) -> tuple[int, Any]:
-        form = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
+        form = form_fields(raw)
         self.token_requests += 1
 
         def aad(status: int, error: str, code: int, text: str) -> tuple[int, Any]:
@@ -385,29 +348,14 @@ def make_app(seed: int = 42, accounts: int = 100, fault_rate: float = 0.0,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    from crm2erp.testing.server import make_server
-
-    parser = argparse.ArgumentParser(prog="python -m crm2erp.connectors.dynamics.emulator",
-                                     description="Run the Dataverse Web API emulator.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8703)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = emulator_parser("python -m crm2erp.connectors.dynamics.emulator",
+                             "Run the Dataverse Web API emulator.", 8703)
     parser.add_argument("--accounts", type=int, default=100)
-    parser.add_argument("--fault-rate", type=float, default=0.0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     app = make_app(seed=args.seed, accounts=args.accounts, fault_rate=args.fault_rate)
-    server = make_server(app, args.host, args.port)
-    app.base_url = f"http://{args.host}:{server.server_port}"
-    log.info("Dataverse emulator on %s (tenant %s, client_id=%s, client_secret=%s)",
-             app.base_url, TENANT_ID, CLIENT_ID, CLIENT_SECRET)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_interrupted(app, args.host, args.port, "Dataverse emulator on {url} "
+                                   f"(tenant {TENANT_ID}, client_id={CLIENT_ID}, "
+                                   f"client_secret={CLIENT_SECRET})")
 
 
 if __name__ == "__main__":

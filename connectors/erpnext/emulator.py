@@ -23,25 +23,22 @@ from __future__ import annotations
 
 __all__ = ["ErpNextEmulator", "make_app", "main", "API_KEY", "API_SECRET"]
 
-import argparse
 import datetime as dt
 import json
 import logging
 import random
 import secrets
 import threading
-from collections import deque
 from typing import Any
-from urllib.parse import parse_qs, unquote
+from urllib.parse import unquote
+
+from crm2erp.testing.emulation import FaultInjection, Reply, query_fields, read_body, respond
+from crm2erp.testing.server import emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 API_KEY, API_SECRET = "EMU_KEY", "EMU_SECRET"
 STREAM_DOCTYPES = {"customers": "Customer", "sales_orders": "Sales Order",
                    "sales_invoices": "Sales Invoice"}
-_STATUS = {417: "417 Expectation Failed", 409: "409 Conflict", 404: "404 Not Found",
-           401: "401 Unauthorized", 403: "403 Forbidden", 429: "429 Too Many Requests",
-           500: "500 Internal Server Error", 503: "503 Service Unavailable",
-           200: "200 OK", 202: "202 Accepted", 400: "400 Bad Request"}
 # DocType -> (mandatory fields, links field -> DocType, child tables field -> child DocType)
 _SCHEMA: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
     "Customer": (["customer_name"], {"customer_group": "Customer Group"}, {}),
@@ -55,13 +52,6 @@ _SCHEMA: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
 }
 _UNIQUE = {"Customer": ["custom_crm_id"], "Sales Order": ["custom_crm_id"]}
 _CHILD_MANDATORY = {"Sales Order Item": ["item_code", "qty"], "Sales Invoice Item": ["item_code"]}
-
-
-class _Answer(Exception):
-    """Answer at once with a status, a payload and headers (faults, rate limit)."""
-
-    def __init__(self, status: int, payload: Any, headers: dict[str, str]):
-        self.status, self.payload, self.headers = status, payload, headers
 
 
 class FrappeError(Exception):
@@ -82,13 +72,12 @@ def _stamp(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
-class ErpNextEmulator:
+class ErpNextEmulator(FaultInjection):
     """The WSGI app; its public methods are the test-control API (EmulatorControl)."""
 
     def __init__(self, *, seed: int = 42, customers: int = 120, sales_invoices: int = 30,
                  group: int = 7, fault_rate: float = 0.0, retry_after: int = 1):
         self.base_url = "http://127.0.0.1"
-        self.fault_rate, self.retry_after = fault_rate, retry_after
         self.rng = random.Random(seed)
         self.now = dt.datetime(2024, 3, 1, 9, 0, 0, 123456)
         self.docs: dict[str, dict[str, dict[str, Any]]] = {d: {} for d in _SCHEMA}
@@ -96,7 +85,8 @@ class ErpNextEmulator:
         self.quota_reset: int | None = None
         self.requests_served = 0
         self._lock = threading.RLock()
-        self._queued: deque = deque()
+        self.init_faults(self.rng, fault_rate=fault_rate, fault_kinds=(429, 500, 503),
+                         retry_after=retry_after)
         self._new = 0
         self._seed(customers, sales_invoices, group)
 
@@ -254,16 +244,6 @@ class ErpNextEmulator:
     def count(self, stream: str) -> int:
         return len(self.docs[self.doctype(stream)])
 
-    def fail_next(self, kind: int | str, times: int = 1, retry_after: int | None = None, *,
-                  on: str | None = None) -> None:
-        with self._lock:
-            self._queued.extend([(kind, retry_after, on)] * times)
-
-    @property
-    def faults_pending(self) -> int:
-        """Queued faults not yet served (tests check theirs was hit)."""
-        return len(self._queued)
-
     def touch(self, stream: str, n: int) -> list[str]:
         with self._lock:
             self.tick(60)
@@ -320,9 +300,7 @@ class ErpNextEmulator:
     def __call__(self, environ, start_response):
         method = environ["REQUEST_METHOD"].upper()
         path = unquote(environ.get("PATH_INFO", ""))
-        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        query, body = query_fields(environ), read_body(environ)
         headers: dict[str, str] = {}
         truncate = False
         with self._lock:
@@ -332,44 +310,28 @@ class ErpNextEmulator:
                 if fault == "truncate":
                     truncate = True
                 elif fault is not None:
-                    raise _Answer(*fault)
+                    raise Reply(*fault)
                 if environ.get("HTTP_AUTHORIZATION") != f"token {API_KEY}:{API_SECRET}":
                     raise FrappeError(401, "AuthenticationError", "Invalid API key or secret")
                 if self.quota_reset is not None:
-                    raise _Answer(429, "Too Many Requests", {
+                    raise Reply(429, "Too Many Requests", {
                         "Retry-After": str(self.quota_reset), "X-RateLimit-Remaining": "0",
                         "X-RateLimit-Reset": str(self.quota_reset),
                         "X-RateLimit-Limit": "600000000"})
                 status, payload = self._route(method, path, query, body)
-            except _Answer as answer:
-                status, payload, headers = answer.status, answer.payload, answer.headers
+            except Reply as answer:
+                status, payload, headers = answer.status, answer.body, answer.headers
             except FrappeError as exc:
                 status, payload = exc.status, exc.body()
-        if isinstance(payload, str):
-            data = payload.encode()
-            headers.setdefault("Content-Type", "text/html; charset=utf-8")
-        else:
-            data = json.dumps(payload).encode()
-            headers.setdefault("Content-Type", "application/json")
-        if truncate and len(data) > 1:
-            data = data[: len(data) // 2]
-        headers["Content-Length"] = str(len(data))
-        start_response(_STATUS.get(status, f"{status} Status"), list(headers.items()))
-        return [data]
+        return respond(start_response, status, payload, headers, truncate=truncate,
+                       text_type="text/html; charset=utf-8")
 
     def _fault(self, path: str):
-        queued = next((q for q in self._queued if q[2] is None or q[2] in path), None)
-        if queued is not None:
-            self._queued.remove(queued)
-            kind, retry_after = queued[0], queued[1]
-        elif self.fault_rate and self.rng.random() < self.fault_rate:
-            kind, retry_after = self.rng.choice([429, 500, 503]), self.retry_after
-        else:
-            return None
-        if kind == "truncate":
+        kind, retry_after = self.next_fault(path)
+        if kind is None or kind == "truncate":
             return kind
         if kind == 429:
-            wait = str(retry_after if retry_after is not None else self.retry_after)
+            wait = self.retry_after_header(retry_after)
             return 429, "Too Many Requests", {"Retry-After": wait, "X-RateLimit-Reset": wait,
                                               "X-RateLimit-Remaining": "0"}
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
@@ -468,29 +430,14 @@ def make_app(seed: int = 42, **options: Any) -> ErpNextEmulator:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from crm2erp.testing.server import make_server
-
-    parser = argparse.ArgumentParser(prog="python -m crm2erp.connectors.erpnext.emulator",
-                                     description="Run the ERPNext (Frappe REST) emulator.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8703)
-    parser.add_argument("--seed", type=int, default=42)
+    """Run the emulator on a port until interrupted."""
+    parser = emulator_parser("python -m crm2erp.connectors.erpnext.emulator",
+                             "Run the ERPNext (Frappe REST) emulator.", 8703)
     parser.add_argument("--customers", type=int, default=120)
-    parser.add_argument("--fault-rate", type=float, default=0.0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     app = make_app(seed=args.seed, customers=args.customers, fault_rate=args.fault_rate)
-    server = make_server(app, args.host, args.port)
-    app.base_url = f"http://{args.host}:{server.server_port}"
-    log.info("ERPNext emulator on %s (Authorization: token %s:%s)", app.base_url,
-             API_KEY, API_SECRET)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_interrupted(app, args.host, args.port, "ERPNext emulator on {url} "
+                                   f"(Authorization: token {API_KEY}:{API_SECRET})")
 
 
 if __name__ == "__main__":

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 __all__ = ["HubSpotEmulator", "make_app", "main", "TOKEN"]
 
-import argparse
 import base64
 import datetime as dt
 import json
@@ -35,13 +34,10 @@ import logging
 import random
 import re
 import threading
-import time
 import uuid
 import zlib
-from collections import deque
 from decimal import Decimal
 from typing import Any
-from urllib.parse import parse_qs
 
 from crm2erp.connectors.hubspot.portal import (
     OPTIONS,
@@ -51,20 +47,14 @@ from crm2erp.connectors.hubspot.portal import (
     PropertyError,
     cursor_property,
 )
+from crm2erp.testing.emulation import FaultInjection, query_fields, read_body, respond
+from crm2erp.testing.emulation import Reply as _Reply
+from crm2erp.testing.server import emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 TOKEN = "pat-eu1-00000000-emulator-private-app-token"
-_STATUS = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 207: "207 Multi-Status",
-           400: "400 Bad Request", 401: "401 Unauthorized", 404: "404 Not Found",
-           405: "405 Method Not Allowed", 429: "429 Too Many Requests",
-           500: "500 Internal Server Error", 503: "503 Service Unavailable"}
 _OPS = {"EQ", "NEQ", "GT", "GTE", "LT", "LTE", "IN", "NOT_IN", "HAS_PROPERTY",
         "NOT_HAS_PROPERTY"}
-
-
-class _Reply(Exception):
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None):
-        self.status, self.body, self.headers = status, body, headers or {}
 
 
 def _error(status: int, category: str, message: str, **extra: Any) -> _Reply:
@@ -88,7 +78,7 @@ def _now() -> str:
     return _wire(dt.datetime.now(dt.UTC))
 
 
-class HubSpotEmulator:
+class HubSpotEmulator(FaultInjection):
     """The WSGI app; its public methods are the test-control API (see EmulatorControl)."""
 
     def __init__(self, *, seed: int = 42, companies: int = 100, contacts_per_company: int = 2,
@@ -101,30 +91,19 @@ class HubSpotEmulator:
                              deals_per_company=deals_per_company,
                              line_items_per_deal=line_items_per_deal, products=products)
         self.search_cap, self.daily_limit = search_cap, daily_limit
-        self.fault_rate, self.fault_kinds, self.retry_after = fault_rate, fault_kinds, retry_after
-        self.slow_rate, self.slow_seconds = slow_rate, slow_seconds
         self.base_url = "http://127.0.0.1"
         self.api_used = 0
         self.requests_served = 0
         self.searches = 0
-        self.faults_injected = 0
         self.tokens = {TOKEN}
-        self._rng = random.Random(seed + 1)
         self._lock = threading.Lock()
-        self._queued: deque = deque()
+        self.init_faults(random.Random(seed + 1), fault_rate=fault_rate, fault_kinds=fault_kinds,
+                         retry_after=retry_after, slow_rate=slow_rate, slow_seconds=slow_seconds)
         self._ids = 0
 
     # -- control API (tests) --------------------------------------------
     def count(self, stream: str) -> int:
         return len(self.portal.records(stream))
-
-    def fail_next(self, kind: int | str, times: int = 1, retry_after: int | None = None) -> None:
-        with self._lock:
-            self._queued.extend([(kind, retry_after)] * times)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._queued.clear()
 
     def touch(self, stream: str, n: int) -> list[str]:
         return self.portal.touch(stream, n)
@@ -168,9 +147,7 @@ class HubSpotEmulator:
     # -- WSGI ------------------------------------------------------------
     def __call__(self, environ, start_response):
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
+        query, raw = query_fields(environ), read_body(environ)
         headers: dict[str, str] = {}
         truncate = False
         with self._lock:
@@ -181,7 +158,7 @@ class HubSpotEmulator:
                 raise _error(401, "INVALID_AUTHENTICATION", "Authentication credentials not "
                              "found. This API supports OAuth 2.0 authentication and you can "
                              "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
-            fault = self._fault()
+            fault = self._fault(path)
             if fault == "truncate":
                 truncate = True
             elif fault is not None:
@@ -201,35 +178,18 @@ class HubSpotEmulator:
                             "X-HubSpot-RateLimit-Interval-Milliseconds": "10000",
                             "X-HubSpot-RateLimit-Max": "190",
                             "X-HubSpot-RateLimit-Remaining": "189"})
-        data = b"" if payload is None else json.dumps(payload).encode()
-        if truncate and len(data) > 1:
-            data = data[: len(data) // 2]
-        headers["Content-Type"] = "application/json;charset=utf-8"
-        headers["Content-Length"] = str(len(data))
-        start_response(_STATUS.get(status, f"{status} Status"), list(headers.items()))
-        return [data]
+        return respond(start_response, status, payload, headers, truncate=truncate,
+                       json_type="application/json;charset=utf-8")
 
-    def _fault(self) -> _Reply | str | None:
-        with self._lock:
-            if self._queued:
-                kind, retry_after = self._queued.popleft()
-            elif self.fault_rate and self._rng.random() < self.fault_rate:
-                kind, retry_after = self._rng.choice(self.fault_kinds), self.retry_after
-            else:
-                kind, retry_after = None, None
-            slow = self.slow_rate and self._rng.random() < self.slow_rate
-            if kind is not None:
-                self.faults_injected += 1
-        if slow:
-            time.sleep(self.slow_seconds)
+    def _fault(self, path: str) -> _Reply | str | None:
+        kind, retry_after = self.next_fault(path)
         if kind is None or kind == "truncate":
             return kind
         if kind == 429:
-            wait = retry_after if retry_after is not None else self.retry_after
             reply = _error(429, "RATE_LIMITS", "You have reached your ten_secondly_rolling "
                            "limit.", errorType="RATE_LIMIT", policyName="TEN_SECONDLY_ROLLING",
                            groupName=f"private-app:{TOKEN[-8:]}")
-            reply.headers["Retry-After"] = str(wait)
+            reply.headers["Retry-After"] = self.retry_after_header(retry_after)
             return reply
         reply = _error(int(kind), "INTERNAL_ERROR" if kind == 500 else "SERVICE_UNAVAILABLE",
                        "internal error" if kind == 500 else "Service temporarily unavailable")
@@ -472,31 +432,16 @@ def make_app(seed: int = 42, companies: int = 100, fault_rate: float = 0.0,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    from crm2erp.testing.server import make_server
-
-    parser = argparse.ArgumentParser(prog="python -m crm2erp.connectors.hubspot.emulator",
-                                     description="Run the HubSpot CRM API emulator.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8702)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = emulator_parser("python -m crm2erp.connectors.hubspot.emulator",
+                             "Run the HubSpot CRM API emulator.", 8702)
     parser.add_argument("--companies", type=int, default=100)
     parser.add_argument("--search-cap", type=int, default=10_000)
-    parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--daily-limit", type=int, default=250_000)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     app = make_app(seed=args.seed, companies=args.companies, fault_rate=args.fault_rate,
                    search_cap=args.search_cap, daily_limit=args.daily_limit)
-    server = make_server(app, args.host, args.port)
-    app.base_url = f"http://{args.host}:{server.server_port}"
-    log.info("HubSpot emulator on %s (private app token %s)", app.base_url, TOKEN)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_interrupted(app, args.host, args.port,
+                                   f"HubSpot emulator on {{url}} (private app token {TOKEN})")
 
 
 if __name__ == "__main__":

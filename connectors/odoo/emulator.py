@@ -24,24 +24,21 @@ from __future__ import annotations
 
 __all__ = ["OdooEmulator", "make_app", "main", "DATABASE", "USERNAME", "PASSWORD"]
 
-import argparse
 import json
 import logging
 import random
 import threading
-from collections import deque
 from typing import Any
 
 from crm2erp.connectors.odoo.config import DEFAULT_STREAMS, OdooStreamConfig
 from crm2erp.connectors.odoo.fakedb import FakeDb, OdooException
 from crm2erp.connectors.odoo.seed import seed_database
+from crm2erp.testing.emulation import FaultInjection, read_body, respond, status_line
+from crm2erp.testing.server import emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 DATABASE, USERNAME, PASSWORD = "odoo", "admin", "emulator-api-key"
 UID = 2
-_STATUS = {200: "200 OK", 404: "404 NOT FOUND", 405: "405 METHOD NOT ALLOWED",
-           429: "429 TOO MANY REQUESTS", 500: "500 INTERNAL SERVER ERROR",
-           503: "503 SERVICE UNAVAILABLE"}
 
 
 def _rpc_error(exc: OdooException) -> dict[str, Any]:
@@ -51,7 +48,7 @@ def _rpc_error(exc: OdooException) -> dict[str, Any]:
                                              f"{exc.name}: {exc.message}"}}
 
 
-class OdooEmulator:
+class OdooEmulator(FaultInjection):
     """The WSGI app; its public methods are the test-control API."""
 
     def __init__(self, *, seed: int = 42, companies: int = 120, persons_per_company: int = 2,
@@ -64,13 +61,12 @@ class OdooEmulator:
                       same_stamp=same_stamp)
         self.streams = {name: OdooStreamConfig.model_validate(spec)
                         for name, spec in (streams or DEFAULT_STREAMS).items()}
-        self.fault_rate, self.fault_kinds, self.retry_after = fault_rate, fault_kinds, retry_after
         self.base_url = "http://127.0.0.1"
         self.api_blocked = False
         self.calls: list[tuple[str, str]] = []  # (model, method) of every execute_kw
-        self._rng = random.Random(seed + 1)
         self._lock = threading.Lock()
-        self._queued: deque = deque()
+        self.init_faults(random.Random(seed + 1), fault_rate=fault_rate, fault_kinds=fault_kinds,
+                         retry_after=retry_after)
         self._cut: list[str] = []
         self._new = 0
 
@@ -88,10 +84,6 @@ class OdooEmulator:
         s = self._stream(stream)
         return self.db.search_read(s.model, s.domain, s.fields, order="id asc",
                                    context={"active_test": s.archived_as_deleted})
-
-    def fail_next(self, kind: int | str, times: int = 1, retry_after: int | None = None) -> None:
-        with self._lock:
-            self._queued.extend([(kind, retry_after)] * times)
 
     def cut_reply_of(self, method: str) -> None:
         """Cut the reply of the next ``execute_kw`` of ``method`` *after* it ran.
@@ -158,8 +150,7 @@ class OdooEmulator:
     # -- WSGI ------------------------------------------------------------
     def __call__(self, environ, start_response):
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
+        raw = read_body(environ)
         headers = {"Content-Type": "application/json"}
         truncate = False
         status, payload = 200, None
@@ -168,32 +159,18 @@ class OdooEmulator:
         elif method != "POST":
             status, payload = 405, {"error": "method not allowed"}
         else:
-            fault, retry_after = self._fault()
+            fault, retry_after = self.next_fault(path)
             if fault == "truncate":
                 truncate = True
             elif fault is not None:
                 status = int(fault)
-                payload = {"error": _STATUS.get(status, str(status))}
+                payload = {"error": status_line(status, upper=True)}
                 if status in (429, 503):
-                    headers["Retry-After"] = str(retry_after if retry_after is not None
-                                                 else self.retry_after)
+                    headers["Retry-After"] = self.retry_after_header(retry_after)
         if payload is None:
             payload = self._jsonrpc(raw)
             truncate = truncate or self._cut_now(raw)
-        data = json.dumps(payload).encode()
-        if truncate and len(data) > 1:
-            data = data[: len(data) // 2]
-        headers["Content-Length"] = str(len(data))
-        start_response(_STATUS.get(status, f"{status} STATUS"), list(headers.items()))
-        return [data]
-
-    def _fault(self) -> tuple[int | str | None, int | None]:
-        with self._lock:
-            if self._queued:
-                return self._queued.popleft()
-            if self.fault_rate and self._rng.random() < self.fault_rate:
-                return self._rng.choice(self.fault_kinds), self.retry_after
-        return None, None
+        return respond(start_response, status, payload, headers, truncate=truncate, upper=True)
 
     def _cut_now(self, raw: bytes) -> bool:
         with self._lock:
@@ -275,29 +252,14 @@ def make_app(seed: int = 42, companies: int = 120, **options: Any) -> OdooEmulat
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    from crm2erp.testing.server import make_server
-
-    parser = argparse.ArgumentParser(prog="python -m crm2erp.connectors.odoo.emulator",
-                                     description="Run the Odoo JSON-RPC emulator.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8069)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = emulator_parser("python -m crm2erp.connectors.odoo.emulator",
+                             "Run the Odoo JSON-RPC emulator.", 8069)
     parser.add_argument("--companies", type=int, default=120)
-    parser.add_argument("--fault-rate", type=float, default=0.0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     app = make_app(seed=args.seed, companies=args.companies, fault_rate=args.fault_rate)
-    server = make_server(app, args.host, args.port)
-    app.base_url = f"http://{args.host}:{server.server_port}"
-    log.info("Odoo emulator on %s (database=%s, username=%s, password=%s)",
-             app.base_url, DATABASE, USERNAME, PASSWORD)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_interrupted(app, args.host, args.port, "Odoo emulator on {url} "
+                                   f"(database={DATABASE}, username={USERNAME}, "
+                                   f"password={PASSWORD})")
 
 
 if __name__ == "__main__":

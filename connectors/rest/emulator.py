@@ -26,7 +26,6 @@ from __future__ import annotations
 
 __all__ = ["DemoCrmApi", "make_app", "main", "CLIENT_ID", "CLIENT_SECRET"]
 
-import argparse
 import datetime as dt
 import json
 import logging
@@ -34,16 +33,15 @@ import random
 import re
 import secrets
 import threading
-from collections import deque
 from typing import Any
-from urllib.parse import parse_qs
+
+from crm2erp.testing.emulation import FaultInjection, form_fields, query_fields, read_body, respond
+from crm2erp.testing.emulation import Reply as _Reply
+from crm2erp.testing.server import emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 CLIENT_ID, CLIENT_SECRET = "demo-crm-client", "demo-crm-secret"
 _FMT = "%Y-%m-%d %H:%M:%S"
-_STATUS = {200: "200 OK", 201: "201 Created", 400: "400 Bad Request", 401: "401 Unauthorized",
-           404: "404 Not Found", 405: "405 Method Not Allowed", 429: "429 Too Many Requests",
-           500: "500 Internal Server Error", 503: "503 Service Unavailable"}
 _NAMES = ["Nordlicht", "Brightwater", "Rheinkraft", "Solvia", "Tannenberg", "Quantix",
           "Mistral", "Havel", "Ostsee", "Argon", "Lindgren", "Pacific Rim"]
 _KINDS = ["Logistics", "Software", "Textiles", "Engineering", "Foods", "Energy"]
@@ -53,16 +51,11 @@ _CITIES = [("Berlin", "10115", "Germany"), ("Hamburg", "20095", "Germany"),
 BASE = dt.datetime(2025, 3, 3, 9, 0, 0)
 
 
-class _Reply(Exception):
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None):
-        self.status, self.body, self.headers = status, body, headers or {}
-
-
 def _fail(status: int, message: str) -> _Reply:
     return _Reply(status, {"success": False, "error": message, "errorCode": status})
 
 
-class DemoCrmApi:
+class DemoCrmApi(FaultInjection):
     """The WSGI app; its public methods are the test-control API (``EmulatorControl``)."""
 
     def __init__(self, *, seed: int = 42, organizations: int = 130, same_stamp: int = 6,
@@ -74,8 +67,8 @@ class DemoCrmApi:
         self.budget_used_up = False
         self.requests_served = 0
         self._tokens: set[str] = set()
-        self._queued: deque = deque()
         self._lock = threading.Lock()
+        self.init_faults(self.rng)  # only the faults a test queues
         self._new = 0
         for n in range(organizations):
             stamp = (BASE + dt.timedelta(minutes=n // max(1, same_stamp))).strftime(_FMT)
@@ -106,10 +99,6 @@ class DemoCrmApi:
     def update(self, org_id: int, **values: Any) -> None:
         """Change an organization as a CRM user would (``update_time`` moves)."""
         self.orgs[org_id].update(values, update_time=self._now())
-
-    def fail_next(self, kind: int | str, times: int = 1, retry_after: int | None = None) -> None:
-        with self._lock:
-            self._queued.extend([(kind, retry_after)] * times)
 
     def touch(self, stream: str, n: int) -> list[str]:
         now = self._now()
@@ -147,9 +136,7 @@ class DemoCrmApi:
     # -- WSGI ----------------------------------------------------------------
     def __call__(self, environ, start_response):
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        raw = environ["wsgi.input"].read(length) if length else b""
+        query, raw = query_fields(environ), read_body(environ)
         headers = {"Content-Type": "application/json"}
         truncate = False
         with self._lock:
@@ -158,7 +145,7 @@ class DemoCrmApi:
             if path == "/oauth/token" and method == "POST":
                 status, payload = 200, self._token(raw)
             else:
-                kind, retry_after = self._fault()
+                kind, retry_after = self.next_fault(path)
                 if kind == "truncate":
                     truncate = True
                 elif kind is not None:
@@ -169,19 +156,10 @@ class DemoCrmApi:
         except _Reply as reply:
             status, payload = reply.status, reply.body
             headers.update(reply.headers)
-        data = json.dumps(payload).encode()
-        if truncate and len(data) > 1:
-            data = data[: len(data) // 2]
-        headers["Content-Length"] = str(len(data))
-        start_response(_STATUS.get(status, f"{status} Status"), list(headers.items()))
-        return [data]
-
-    def _fault(self) -> tuple[Any, Any]:
-        with self._lock:
-            return self._queued.popleft() if self._queued else (None, None)
+        return respond(start_response, status, payload, headers, truncate=truncate)
 
     def _token(self, raw: bytes) -> dict[str, Any]:
-        form = {k: v[-1] for k, v in parse_qs(raw.decode()).items()}
+        form = form_fields(raw)
         if form.get("grant_type") != "client_credentials" or \
                 (form.get("client_id"), form.get("client_secret")) != (CLIENT_ID, CLIENT_SECRET):
             raise _Reply(401, {"error": "invalid_client",
@@ -261,27 +239,15 @@ def make_app(seed: int = 42, organizations: int = 130, **options: Any) -> DemoCr
 
 
 def main(argv: list[str] | None = None) -> int:
-    from crm2erp.testing.server import make_server
-
-    parser = argparse.ArgumentParser(prog="python -m crm2erp.connectors.rest.emulator",
-                                     description="Run the Pipedrive-like demo CRM API.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8702)
+    """Run the emulator on a port until interrupted."""
+    parser = emulator_parser("python -m crm2erp.connectors.rest.emulator",
+                             "Run the Pipedrive-like demo CRM API.", 8702,
+                             seed=False, fault_rate=False)
     parser.add_argument("--organizations", type=int, default=130)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     app = make_app(organizations=args.organizations)
-    server = make_server(app, args.host, args.port)
-    app.base_url = f"http://{args.host}:{server.server_port}"
-    log.info("demo CRM API on %s (client_id=%s, client_secret=%s)", app.base_url,
-             CLIENT_ID, CLIENT_SECRET)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_interrupted(app, args.host, args.port, "demo CRM API on {url} "
+                                   f"(client_id={CLIENT_ID}, client_secret={CLIENT_SECRET})")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 __all__ = ["SalesforceEmulator", "make_app", "main"]
 
-import argparse
 import csv
 import datetime as dt
 import io
@@ -36,28 +35,19 @@ import re
 import secrets
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any
-from urllib.parse import parse_qs
 
 from crm2erp.connectors.salesforce import soql
 from crm2erp.connectors.salesforce.org import SCHEMA, STREAM_ALIASES, Org
+from crm2erp.testing.emulation import FaultInjection, form_fields, query_fields, read_body, respond
+from crm2erp.testing.emulation import Reply as _Reply
+from crm2erp.testing.server import emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 CLIENT_ID, CLIENT_SECRET = "emulator-client-id", "emulator-client-secret"
 USERNAME = "integration@example.com"
 _API = re.compile(r"^/services/data/v(?P<ver>\d+\.\d)(?P<rest>/.*)?$")
-_STATUS = {200: "200 OK", 201: "201 Created", 204: "204 No Content", 400: "400 Bad Request",
-           401: "401 Unauthorized", 403: "403 Forbidden", 404: "404 Not Found",
-           405: "405 Method Not Allowed", 429: "429 Too Many Requests",
-           500: "500 Internal Server Error", 503: "503 Service Unavailable"}
-
-
-class _Reply(Exception):
-    """Raised inside a handler to answer at once with ``status`` and ``body``."""
-
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None):
-        self.status, self.body, self.headers = status, body, headers or {}
 
 
 def _error(status: int, code: str, message: str) -> _Reply:
@@ -72,7 +62,7 @@ def _sf_value(value: Any) -> Any:
     return value
 
 
-class SalesforceEmulator:
+class SalesforceEmulator(FaultInjection):
     """The WSGI app; its public methods are the test-control API (see EmulatorControl)."""
 
     def __init__(self, *, seed: int = 42, accounts: int = 100, contacts_per_account: int = 2,
@@ -85,17 +75,14 @@ class SalesforceEmulator:
         self.org = Org(seed=seed, accounts=accounts, contacts_per_account=contacts_per_account,
                        opportunities_per_account=opportunities_per_account,
                        line_items_per_opportunity=line_items_per_opportunity, products=products)
-        self.page_size, self.daily_limit = page_size, daily_limit
-        self.fault_rate, self.fault_kinds, self.retry_after = fault_rate, fault_kinds, retry_after
-        self.slow_rate, self.slow_seconds, self.bulk_polls = slow_rate, slow_seconds, bulk_polls
+        self.page_size, self.daily_limit, self.bulk_polls = page_size, daily_limit, bulk_polls
         self.jwt_public_key, self.jwt_audience = jwt_public_key, jwt_audience
         self.base_url = "http://127.0.0.1"
         self.api_used = 0
         self.requests_served = 0
-        self.faults_injected = 0
-        self._rng = random.Random(seed + 1)
         self._lock = threading.Lock()
-        self._queued: deque = deque()
+        self.init_faults(random.Random(seed + 1), fault_rate=fault_rate, fault_kinds=fault_kinds,
+                         retry_after=retry_after, slow_rate=slow_rate, slow_seconds=slow_seconds)
         self._tokens: set[str] = set()
         self._cursors: OrderedDict[str, tuple[list[dict], str]] = OrderedDict()
         self._jobs: dict[str, dict[str, Any]] = {}
@@ -108,14 +95,6 @@ class SalesforceEmulator:
 
     def count(self, stream: str) -> int:
         return self.org.count(self.sobject(stream))
-
-    def fail_next(self, kind: int | str, times: int = 1, retry_after: int | None = None) -> None:
-        with self._lock:
-            self._queued.extend([(kind, retry_after)] * times)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._queued.clear()
 
     def touch(self, stream: str, n: int) -> list[str]:
         return self.org.touch(self.sobject(stream), n)
@@ -160,9 +139,7 @@ class SalesforceEmulator:
     def __call__(self, environ, start_response):
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "")
-        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        query, body = query_fields(environ), read_body(environ)
         headers: dict[str, str] = {}
         truncate = False
         with self._lock:
@@ -171,7 +148,7 @@ class SalesforceEmulator:
             if path == "/services/oauth2/token" and method == "POST":
                 status, payload = self._token(body)
             else:
-                fault = self._fault() if _API.match(path) else None
+                fault = self._fault(path) if _API.match(path) else None
                 if fault == "truncate":
                     truncate = True
                 elif fault is not None:
@@ -181,38 +158,18 @@ class SalesforceEmulator:
             status, payload, headers = reply.status, reply.body, {**headers, **reply.headers}
         if _API.match(path):
             headers["Sforce-Limit-Info"] = f"api-usage={self.api_used}/{self.daily_limit}"
-        if isinstance(payload, bytes | str):
-            data = payload.encode() if isinstance(payload, str) else payload
-            headers.setdefault("Content-Type", "text/csv; charset=UTF-8")
-        else:
-            data = b"" if payload is None else json.dumps(payload).encode()
-            headers.setdefault("Content-Type", "application/json;charset=UTF-8")
-        if truncate and len(data) > 1:
-            data = data[: len(data) // 2]
-        headers["Content-Length"] = str(len(data))
-        start_response(_STATUS.get(status, f"{status} Status"), list(headers.items()))
-        return [data]
+        return respond(start_response, status, payload, headers, truncate=truncate,
+                       json_type="application/json;charset=UTF-8",
+                       text_type="text/csv; charset=UTF-8")
 
-    def _fault(self) -> _Reply | str | None:
-        with self._lock:
-            if self._queued:
-                kind, retry_after = self._queued.popleft()
-            elif self.fault_rate and self._rng.random() < self.fault_rate:
-                kind, retry_after = self._rng.choice(self.fault_kinds), self.retry_after
-            else:
-                kind = None
-            slow = self.slow_rate and self._rng.random() < self.slow_rate
-            if kind is not None:
-                self.faults_injected += 1
-        if slow:
-            time.sleep(self.slow_seconds)
+    def _fault(self, path: str) -> _Reply | str | None:
+        kind, retry_after = self.next_fault(path)
         if kind is None or kind == "truncate":
             return kind
         if kind == 429:
             return _Reply(429, [{"message": "Too many requests", "errorCode":
                                  "REQUEST_LIMIT_EXCEEDED_CONCURRENT"}],
-                          {"Retry-After": str(retry_after if retry_after is not None
-                                              else self.retry_after)})
+                          {"Retry-After": self.retry_after_header(retry_after)})
         if kind == 503:
             reply = _error(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable")
             if retry_after is not None:
@@ -222,7 +179,7 @@ class SalesforceEmulator:
 
     # -- OAuth -------------------------------------------------------------
     def _token(self, body: bytes) -> tuple[int, Any]:
-        form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
+        form = form_fields(body)
         grant = form.get("grant_type")
         if grant == "client_credentials":
             if form.get("client_id") != CLIENT_ID or form.get("client_secret") != CLIENT_SECRET:
@@ -460,32 +417,16 @@ def make_app(seed: int = 42, accounts: int = 100, fault_rate: float = 0.0,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    from crm2erp.testing.server import make_server
-
-    parser = argparse.ArgumentParser(prog="python -m crm2erp.connectors.salesforce.emulator",
-                                     description="Run the Salesforce REST emulator.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8701)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = emulator_parser("python -m crm2erp.connectors.salesforce.emulator",
+                             "Run the Salesforce REST emulator.", 8701)
     parser.add_argument("--accounts", type=int, default=100)
     parser.add_argument("--page-size", type=int, default=2000)
-    parser.add_argument("--fault-rate", type=float, default=0.0)
     parser.add_argument("--daily-limit", type=int, default=100_000)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     app = make_app(seed=args.seed, accounts=args.accounts, fault_rate=args.fault_rate,
                    page_size=args.page_size, daily_limit=args.daily_limit)
-    server = make_server(app, args.host, args.port)
-    app.base_url = f"http://{args.host}:{server.server_port}"
-    log.info("Salesforce emulator on %s (client_id=%s, client_secret=%s)",
-             app.base_url, CLIENT_ID, CLIENT_SECRET)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_interrupted(app, args.host, args.port, "Salesforce emulator on {url} "
+                                   f"(client_id={CLIENT_ID}, client_secret={CLIENT_SECRET})")
 
 
 if __name__ == "__main__":

@@ -35,6 +35,13 @@ SCHEMA: dict[str, dict[str, str]] = {
                             "ERP_Id__c": "string"},
     "Product2": {"Id": "id", "Name": "string", "ProductCode": "string", "Family": "picklist",
                  "IsActive": "boolean", "ERP_Id__c": "string"},
+    # a custom object many orgs add for the ERP's invoices (the mapping packs' return flow)
+    "ERP_Invoice__c": {"Id": "id", "Name": "string", "Account__c": "reference",
+                       "Opportunity__c": "reference", "Invoice_Date__c": "date",
+                       "Due_Date__c": "date", "Status__c": "picklist",
+                       "Currency__c": "string", "Total_Amount__c": "currency",
+                       "Tax_Amount__c": "currency", "Amount_Due__c": "currency",
+                       "ERP_Id__c": "string"},
 }
 for _fields in SCHEMA.values():
     _fields.update({"CreatedDate": "datetime", "LastModifiedDate": "datetime",
@@ -42,11 +49,11 @@ for _fields in SCHEMA.values():
 REQUIRED = {"Account": ["Name"], "Contact": ["LastName"],
             "Opportunity": ["Name", "StageName", "CloseDate"],
             "OpportunityLineItem": ["OpportunityId", "Quantity", "UnitPrice"],
-            "Product2": ["Name"]}
+            "Product2": ["Name"], "ERP_Invoice__c": ["Name", "Account__c"]}
 READ_ONLY = {"Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted", "TotalPrice"}
 EXTERNAL_IDS = {"ERP_Id__c"}
 PREFIX = {"Account": "001", "Contact": "003", "Opportunity": "006",
-          "OpportunityLineItem": "00k", "Product2": "01t"}
+          "OpportunityLineItem": "00k", "Product2": "01t", "ERP_Invoice__c": "a0I"}
 STREAM_ALIASES = {"accounts": "Account", "contacts": "Contact", "opportunities": "Opportunity",
                   "opportunity_line_items": "OpportunityLineItem", "products": "Product2"}
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.I)

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 __all__ = ["SapEmulator", "make_app", "main", "USERNAME", "PASSWORD", "STREAM_SETS"]
 
-import argparse
 import base64
 import copy
 import datetime as dt
@@ -35,7 +34,6 @@ import re
 import secrets
 import threading
 import time
-from collections import deque
 from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode
@@ -45,6 +43,9 @@ from crm2erp.connectors.sap.model import SERVICES, TYPES, EmulatorError, EntityT
 from crm2erp.connectors.sap.model import encode_value as _encode
 from crm2erp.connectors.sap.odata import error_body
 from crm2erp.connectors.sap.odatafilter import FilterError, parse_filter
+from crm2erp.testing.emulation import FaultInjection, query_fields, read_body, respond
+from crm2erp.testing.emulation import Reply as _Reply
+from crm2erp.testing.server import emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 USERNAME, PASSWORD = "EMU_USER", "EMU_PASSWORD"
@@ -57,18 +58,13 @@ _RESOURCE = re.compile(r"^/(?P<set>\w+)(?:\((?P<key>[^)]*)\))?(?:/(?P<nav>\w+))?
 _WRITES = {"POST", "PUT", "MERGE", "PATCH", "DELETE"}
 
 
-class _Reply(Exception):
-    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None):
-        self.status, self.body, self.headers = status, body, headers or {}
-
-
 def _error(exc: EmulatorError) -> _Reply:
     details = [{"code": exc.code, "message": exc.message, "propertyref": exc.target,
                 "severity": "error", "target": exc.target}]
     return _Reply(exc.status, error_body(exc.code, exc.message, details))
 
 
-class SapEmulator:
+class SapEmulator(FaultInjection):
     """The WSGI app; its public methods are the test-control API (EmulatorControl)."""
 
     def __init__(self, *, seed: int = 42, business_partners: int = 120, sales_orders: int = 40,
@@ -77,7 +73,6 @@ class SapEmulator:
                  retry_after: int = 1):
         self.base_url = "http://127.0.0.1"
         self.page_size, self.csrf_lifetime = page_size, csrf_lifetime
-        self.fault_rate, self.retry_after = fault_rate, retry_after
         self.store = Store(seed, dt.datetime(2024, 1, 2, 8, 0, tzinfo=dt.UTC))
         self.quota_exhausted = False
         self.requests_served = 0
@@ -85,7 +80,8 @@ class SapEmulator:
         self.csrf_refusals = 0
         self.etag_refusals = 0
         self._lock = threading.RLock()
-        self._queued: deque = deque()
+        self.init_faults(self.store.rng, fault_rate=fault_rate, fault_kinds=(429, 503, 500),
+                         retry_after=retry_after)
         self._sessions: dict[str, dict[str, Any]] = {}
         self._invalidate_after: int | None = None
         self._bump: set[tuple[str, tuple]] = set()
@@ -174,25 +170,6 @@ class SapEmulator:
     def count(self, stream: str) -> int:
         with self._lock:
             return len(self._live(stream))
-
-    def fail_next(self, kind: int | str, times: int = 1, retry_after: int | None = None, *,
-                  on: str | None = None) -> None:
-        """Fail the next ``times`` calls (whose path contains ``on``, if given).
-
-        ``"truncate"`` cuts the answer AFTER the call was processed: for a write,
-        the change is committed but the client cannot know it.
-        """
-        with self._lock:
-            self._queued.extend([(kind, retry_after, on)] * times)
-
-    @property
-    def faults_pending(self) -> int:
-        """Queued faults not yet served (tests check theirs was hit)."""
-        return len(self._queued)
-
-    def clear_faults(self) -> None:
-        with self._lock:
-            self._queued.clear()
 
     def _change(self, stream: str, n: int, **values: Any) -> list[str]:
         with self._lock:
@@ -289,10 +266,8 @@ class SapEmulator:
     def __call__(self, environ, start_response):
         method = environ["REQUEST_METHOD"].upper()
         path = unquote(environ.get("PATH_INFO", ""))
-        query = {k: v[-1] for k, v in parse_qs(environ.get("QUERY_STRING", ""),
-                                               keep_blank_values=True).items()}
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        query = query_fields(environ, keep_blank_values=True)
+        body = read_body(environ)
         headers = {"dataserviceversion": "2.0"}
         truncate = False
         with self._lock:
@@ -321,34 +296,16 @@ class SapEmulator:
         except EmulatorError as exc:
             reply = _error(exc)
             status, payload = reply.status, reply.body
-        if isinstance(payload, bytes | str):
-            data = payload.encode() if isinstance(payload, str) else payload
-            headers.setdefault("Content-Type", "text/plain; charset=utf-8")
-        else:
-            data = b"" if payload is None else json.dumps(payload).encode()
-            headers.setdefault("Content-Type", "application/json; charset=utf-8")
-        if truncate and len(data) > 1:
-            data = data[: len(data) // 2]
-        headers["Content-Length"] = str(len(data))
-        start_response(f"{status} {_reason(status)}", list(headers.items()))
-        return [data]
+        return respond(start_response, status, payload, headers, truncate=truncate,
+                       json_type="application/json; charset=utf-8")
 
     def _fault(self, path: str) -> _Reply | str | None:
-        with self._lock:
-            queued = next((q for q in self._queued if q[2] is None or q[2] in path), None)
-            if queued is not None:
-                self._queued.remove(queued)
-                kind, retry_after = queued[0], queued[1]
-            elif self.fault_rate and self.store.rng.random() < self.fault_rate:
-                kind, retry_after = self.store.rng.choice([429, 503, 500]), self.retry_after
-            else:
-                return None
-        if kind == "truncate":
+        kind, retry_after = self.next_fault(path)
+        if kind is None or kind == "truncate":
             return kind
         if kind == 429:
             return _Reply(429, error_body("/IWFND/CM_BEC/026", "Too many requests"),
-                          {"Retry-After": str(retry_after if retry_after is not None
-                                              else self.retry_after)})
+                          {"Retry-After": self.retry_after_header(retry_after)})
         reply = _Reply(int(kind), error_body("/IWFND/CM_BEC/026" if kind == 503 else
                                              "/IWBEP/CX_MGW_TECH_EXCEPTION",
                                              "Service temporarily unavailable" if kind == 503
@@ -642,15 +599,6 @@ class SapEmulator:
         return out
 
 
-def _reason(status: int) -> str:
-    from http import HTTPStatus
-
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Status"
-
-
 def make_app(seed: int = 42, **options: Any) -> SapEmulator:
     """Build an emulator app (a WSGI callable with the test-control methods)."""
     return SapEmulator(seed=seed, **options)
@@ -658,30 +606,15 @@ def make_app(seed: int = 42, **options: Any) -> SapEmulator:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    from crm2erp.testing.server import make_server
-
-    parser = argparse.ArgumentParser(prog="python -m crm2erp.connectors.sap.emulator",
-                                     description="Run the SAP S/4HANA OData v2 emulator.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8702)
-    parser.add_argument("--seed", type=int, default=42)
+    parser = emulator_parser("python -m crm2erp.connectors.sap.emulator",
+                             "Run the SAP S/4HANA OData v2 emulator.", 8702)
     parser.add_argument("--business-partners", type=int, default=120)
     parser.add_argument("--page-size", type=int, default=100)
-    parser.add_argument("--fault-rate", type=float, default=0.0)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     app = make_app(seed=args.seed, business_partners=args.business_partners,
                    page_size=args.page_size, fault_rate=args.fault_rate)
-    server = make_server(app, args.host, args.port)
-    app.base_url = f"http://{args.host}:{server.server_port}"
-    log.info("SAP emulator on %s (basic auth %s / %s)", app.base_url, USERNAME, PASSWORD)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
-    return 0
+    return serve_until_interrupted(app, args.host, args.port,
+                                   f"SAP emulator on {{url}} (basic auth {USERNAME} / {PASSWORD})")
 
 
 if __name__ == "__main__":

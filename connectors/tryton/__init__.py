@@ -10,10 +10,13 @@ products   product.product     code         yes
 sales      sale.sale + lines   reference    yes
 sale_states sale.sale          reference    no
 invoices   account.invoice     id           no
+forecasts  stock.forecast      key          yes (write-only)
 ========== =================== ============ ========
 
-Every stream is incremental on the record's change time (``write_date``,
-else ``create_date``), exposed as ``updated_at``.
+``forecasts`` (module ``stock_forecast``) is written, not read: see
+:mod:`crm2erp.connectors.tryton.forecasts`. Every other stream is
+incremental on the record's change time (``write_date``, else
+``create_date``), exposed as ``updated_at``.
 """
 
 from __future__ import annotations
@@ -36,12 +39,13 @@ from crm2erp.connectors.base import (
 from crm2erp.connectors.tryton.client import TrytonClient, TrytonUserError
 from crm2erp.connectors.tryton.common import Lookups
 from crm2erp.connectors.tryton.config import TrytonConfig
+from crm2erp.connectors.tryton.forecasts import ForecastWriter
 from crm2erp.connectors.tryton.sales import SaleWriter
 from crm2erp.connectors.tryton.source import STREAM_MODELS, TrytonReader
 from crm2erp.connectors.tryton.target import PartyProductWriter
 from crm2erp.errors import ConfigError, FatalError
 
-WRITABLE = ("parties", "products", "sales")
+WRITABLE = ("parties", "products", "sales", "forecasts")
 REQUIRED_MODELS = ("party.party", "product.product", "sale.sale", "account.invoice")
 
 
@@ -59,6 +63,7 @@ class TrytonConnector(Connector):
         self.reader = TrytonReader(self.client, config)
         self.writer = PartyProductWriter(self.client, config, lookups)
         self.sales = SaleWriter(self.client, config, lookups)
+        self.forecasts = ForecastWriter(self.client, config, lookups)
 
     def check(self) -> None:
         """Log in, load the user's context, and check the modules the streams need."""
@@ -79,11 +84,15 @@ class TrytonConnector(Connector):
         return [StreamInfo(name=name,
                            key=(self.config.party.key_field if name == "parties" else key,),
                            cursor_field="updated_at", writable=name in WRITABLE)
-                for name, (_, key, _, _) in STREAM_MODELS.items()]
+                for name, (_, key, _, _) in STREAM_MODELS.items()] + [
+            StreamInfo(name="forecasts", key=("key",), writable=True)]
 
     def read(self, stream: str, since: Cursor | None = None, *,
              batch_size: int = 500) -> Iterator[Batch]:
         self.stream(stream)
+        if stream == "forecasts":
+            raise ConfigError("Tryton stream 'forecasts' is write-only; read stock forecasts "
+                              "with a `rest` or `sql` connection if you need them back")
         return self.reader.read(stream, since, batch_size)
 
     def _writable(self, stream: str) -> None:
@@ -97,6 +106,8 @@ class TrytonConnector(Connector):
             return []
         if stream == "sales":
             return self.sales.upsert(rows)
+        if stream == "forecasts":
+            return self.forecasts.upsert(rows)
         if stream == "parties":
             return self.writer.upsert_parties(rows)
         return self.writer.upsert_products(rows)
@@ -106,6 +117,8 @@ class TrytonConnector(Connector):
         keys = [str(k) for k in keys]
         if stream == "sales":
             return self.sales.existing(keys)
+        if stream == "forecasts":
+            return self.forecasts.lookup(keys)
         return self.writer.lookup(stream, keys)
 
     def delete(self, stream: str, keys: Sequence[str],
@@ -113,6 +126,9 @@ class TrytonConnector(Connector):
         """Parties/products: archive, or delete falling back to archive. Sales: cancel."""
         self._writable(stream)
         keys = [str(k) for k in keys]
+        if stream == "forecasts":
+            raise ConfigError("Tryton forecasts are not deleted: a forecast line emptied "
+                              "by the CRM is written with quantity 0")
         if stream != "sales":
             return self.writer.delete(stream, keys, mode)
         return self._delete_sales(keys, mode)

@@ -16,7 +16,7 @@ Transport settings (``timeout``, ``retry``, ``rate_limit``, ``verify_tls``,
 
 from __future__ import annotations
 
-__all__ = ["TrytonConfig", "ProductDefaults", "PartyOptions"]
+__all__ = ["TrytonConfig", "ProductDefaults", "PartyOptions", "ForecastOptions"]
 
 import re
 from typing import Any, Literal
@@ -46,6 +46,17 @@ class PartyOptions(_Strict):
     key_field: str = Field("code", pattern=r"^[a-z_][a-z0-9_]*$")
 
 
+class ForecastOptions(_Strict):
+    """Where the ``forecasts`` stream plans demand (module ``stock_forecast``)."""
+
+    warehouse: str | None = Field(None, description=(
+        "code of the warehouse location for rows without one; default: the only warehouse"))
+    destination: str | None = Field(None, description=(
+        "code of the customer location demand goes to; default: the only customer location"))
+    confirm: bool = Field(True, description=(
+        "confirm the forecast documents: only done forecasts count for Tryton's planning"))
+
+
 class TrytonConfig(ConnectorConfig):
     """Settings of one Tryton server connection (JSON-RPC)."""
 
@@ -63,6 +74,7 @@ class TrytonConfig(ConnectorConfig):
     confirm_sales: bool = Field(True, description="quote and confirm new sales")
     party: PartyOptions = Field(default_factory=PartyOptions)
     product_defaults: ProductDefaults = Field(default_factory=ProductDefaults)
+    forecasts: ForecastOptions = Field(default_factory=ForecastOptions)
     timeout: TimeoutConfig = Field(default_factory=TimeoutConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     rate_limit: RateLimitConfig | None = None

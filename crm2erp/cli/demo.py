@@ -16,10 +16,19 @@ def demo(
     reset: bool = typer.Option(False, "--reset", help="Start again from fresh sample data."),
     accounts: int = typer.Option(120, "--accounts", min=10, max=100_000,
                                  help="How many sample CRM accounts to create."),
+    systems: str = typer.Option(None, "--systems", help=(
+        "Run a shipped flow pack against in-process API emulators instead of the "
+        "SQLite systems, e.g. salesforce-sap.")),
+    runs: int = typer.Option(2, "--runs", min=1, max=10, help=(
+        "With --systems: how many times to sync against the same emulators.")),
 ) -> None:
     """Sync a sample CRM into a sample ERP and the ERP's invoices back."""
     from crm2erp.demo import run_demo
     from crm2erp.store import StateStore
+
+    if systems:
+        _demo_emulated(directory, systems, accounts=accounts, runs=runs)
+        return
 
     with console.status("syncing CRM -> ERP -> CRM ..."):
         outcome = run_demo(directory, accounts=accounts, reset=reset)
@@ -51,3 +60,32 @@ def demo(
                       "it finds nothing to change.")
     console.print(f"state store: {outcome.state_url} — try "
                   f"`crm2erp --state {outcome.state_url} dlq list`")
+
+
+def _demo_emulated(directory: Path, pack: str, *, accounts: int, runs: int) -> None:
+    """``--systems PACK``: the pack against emulators, one summary table per run."""
+    from crm2erp.demo.emulated import run_emulated_demo
+    from crm2erp.store import StateStore
+
+    with console.status(f"starting the emulators and syncing with the {pack} pack ..."):
+        outcome = run_emulated_demo(directory, pack=pack, accounts=accounts, runs=runs)
+    for number, results in enumerate(outcome.runs, start=1):
+        console.print(counts_table(f"crm2erp demo --systems {pack}: run {number} of "
+                                   f"{len(outcome.runs)}", results))
+        if outcome.invoices_billed[number - 1]:
+            console.print(f"SAP's billing run billed {outcome.invoices_billed[number - 1]} "
+                          "new order(s) before the invoice return flow")
+    store = StateStore.open(outcome.state_url)
+    try:
+        letters = store.dead_letters(status=("open", "parked"), limit=10)
+    finally:
+        store.close()
+    for letter in letters:
+        console.print(f"held back: {letter.flow} {letter.source_key} ({letter.stage}): "
+                      f"{letter.error}", markup=False)
+    if outcome.changed() == 0:
+        console.print("[green]no changes[/]: the last run found every record in sync")
+    else:
+        console.print(f"{outcome.changed()} record(s) written by the last run")
+    console.print("the emulators lived for this command only; the next `crm2erp demo "
+                  f"--systems {pack}` starts them and {outcome.state_url} afresh")

@@ -18,6 +18,7 @@ def export(out: Path = typer.Option(None, "--out", "-o",
     from crm2erp.mapping import export_json_schemas as export_yaml_schemas
     from crm2erp.schemas import export_json_schemas
 
-    written = export_json_schemas(out) + export_yaml_schemas(out)
+    written = export_json_schemas(out) + (export_yaml_schemas(out) if out is not None
+                                          else export_yaml_schemas())
     for path in written:
         console.print(f"wrote {path}")

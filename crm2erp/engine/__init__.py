@@ -47,7 +47,11 @@ class Engine:
                               f"(flows: {', '.join(sorted(self.project.flows))})")
         if flow_name not in self._runners:
             flow = self.project.flows[flow_name]
-            self._runners[flow_name] = FlowRunner(
+            runner_class = FlowRunner
+            if getattr(flow, "forecast", None) is not None:   # sums deals per product/month
+                from crm2erp.engine.forecast import ForecastRunner
+                runner_class = ForecastRunner
+            self._runners[flow_name] = runner_class(
                 flow,
                 inbound=compile_mapping(self.project.mapping(flow.source_mapping_path),
                                         system=flow.source.connection),

@@ -56,10 +56,14 @@ def _check_mappings(project: Project, flow: FlowSpec, seen: dict[Path, list[Conf
         spec = project._mappings.get(path)
         if spec is None:
             continue
-        if spec.entity != flow.entity:
+        # a forecast flow reads opportunities and writes forecast lines
+        expected = (flow.forecast.from_entity if side == "source" and flow.forecast
+                    else flow.entity)
+        if spec.entity != expected:
+            what = (f"forecast flow {flow.flow!r} reads {expected!r} (forecast.from_entity)"
+                    if expected != flow.entity else f"flow {flow.flow!r} syncs {expected!r}")
             issues.append(flow._doc.issue(
-                where, f"mapping {spec.mapping!r} maps entity {spec.entity!r} but flow "
-                f"{flow.flow!r} syncs {flow.entity!r}"))
+                where, f"mapping {spec.mapping!r} maps entity {spec.entity!r} but {what}"))
         if spec.direction != direction:
             issues.append(flow._doc.issue(
                 where, f"the {side} mapping must be {direction}, but {spec.mapping!r} is "

@@ -22,6 +22,7 @@ __all__ = [
     "DedupeSection",
     "DedupeTarget",
     "DedupeSurvivorship",
+    "ForecastSection",
     "ConnectionEntry",
     "ConnectionsFile",
     "ConnectionSpec",
@@ -290,6 +291,31 @@ class DedupeSection(_Strict):
         return self
 
 
+class ForecastSection(_Strict):
+    """Turn opportunities into demand per product and month (see docs/forecast.md).
+
+    The flow's source mapping maps the source to ``from_entity``; the flow's
+    entity is ``ForecastLine``. Every run reads the whole source.
+    """
+
+    from_entity: Literal["Opportunity"] = "Opportunity"
+    stages: list[Literal["open", "won", "lost"]] = Field(default=["open"], min_length=1,
+                                                         description=(
+        "opportunity stages that count; won deals are usually sales orders already"))
+    weight: Literal["probability", "none"] = Field("probability", description=(
+        "probability: line quantity x probability / 100 (no probability: not counted); "
+        "none: the full quantity"))
+    period: Literal["month"] = "month"
+    horizon_months: int = Field(12, ge=1, le=120, description=(
+        "months planned, the current one first; later close dates are left out"))
+    overdue: Literal["current_month", "ignore"] = Field("current_month", description=(
+        "open deals whose close date has passed: count them in the current month, or not"))
+    warehouse: str | None = Field(None, description=(
+        "warehouse (plant) code written on every line; none: the ERP's default"))
+    uom: str | None = Field(None, description=(
+        "unit of measure written on every line; none: each product's default unit"))
+
+
 class FlowSpec(_WithFile):
     flow: Name
     description: str = ""
@@ -315,6 +341,22 @@ class FlowSpec(_WithFile):
     conflict_rule: Literal["ownership", "last_modified"] = Field("ownership", description=(
         "ownership: the owner's value stays. last_modified: the later edit wins "
         "(by the record's updated_at), also for fields without an owner."))
+    forecast: ForecastSection | None = None
+
+    @model_validator(mode="after")
+    def _forecast_fits(self) -> FlowSpec:
+        if self.forecast is None:
+            return self
+        if self.entity != "ForecastLine":
+            raise ValueError(f"a flow with 'forecast' produces ForecastLine records; set "
+                             f"'entity: ForecastLine' (not {self.entity!r}) and map the "
+                             f"source to {self.forecast.from_entity} in the source mapping")
+        clashing = [name for name in ("partitions", "write_back", "dedupe")
+                    if getattr(self, name) is not None]
+        if clashing:
+            raise ValueError(f"a forecast flow sums over the whole source; remove "
+                             f"{', '.join(clashing)}")
+        return self
 
     @property
     def name(self) -> str:

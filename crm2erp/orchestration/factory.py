@@ -77,8 +77,9 @@ def _mode(params: dict | None, dag_run: Any, interval_start: Any) -> tuple[str, 
     """The engine mode of this run; a backfill run re-reads from its interval start."""
     params = params or {}
     mode, since = params.get("mode") or "incremental", params.get("since") or None
-    run_type = str(getattr(dag_run, "run_type", "") or "")
-    if mode == "incremental" and run_type.endswith("backfill") and interval_start:
+    run_type = getattr(dag_run, "run_type", None)
+    run_type = str(getattr(run_type, "value", run_type) or "")
+    if mode == "incremental" and run_type == "backfill" and interval_start:
         return "since", interval_start.isoformat()
     return mode, since
 

@@ -3,12 +3,16 @@
 Every API emulator (Salesforce, HubSpot, ERP REST...) is a plain WSGI app, so
 tests, benchmarks and ``crm2erp emulator run`` all serve it the same way:
 a real HTTP server on 127.0.0.1 that a connector talks to over real sockets.
+:func:`emulator_parser` and :func:`serve_until_interrupted` are the common part
+of every emulator's ``main(argv)`` (``python -m crm2erp.connectors.X.emulator``).
 """
 
 from __future__ import annotations
 
-__all__ = ["serve_wsgi", "QuietHandler", "ThreadingWSGIServer", "make_server"]
+__all__ = ["serve_wsgi", "QuietHandler", "ThreadingWSGIServer", "make_server",
+           "emulator_parser", "serve_until_interrupted"]
 
+import argparse
 import contextlib
 import logging
 import socketserver
@@ -59,3 +63,39 @@ def serve_wsgi(app: Callable, host: str = "127.0.0.1", port: int = 0) -> Iterato
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def emulator_parser(prog: str, description: str, default_port: int, *, seed: bool = True,
+                    fault_rate: bool = True) -> argparse.ArgumentParser:
+    """The command line every emulator shares: ``--host``, ``--port``, and unless
+    turned off ``--seed`` (42) and ``--fault-rate`` (0.0); the emulator adds its own."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=default_port)
+    if seed:
+        parser.add_argument("--seed", type=int, default=42)
+    if fault_rate:
+        parser.add_argument("--fault-rate", type=float, default=0.0)
+    return parser
+
+
+def serve_until_interrupted(app: Callable, host: str, port: int, banner: str) -> int:
+    """Serve ``app`` on ``host:port`` until Ctrl-C; returns the exit code (0).
+
+    Sets ``app.base_url`` (the emulator builds absolute URLs with it) and logs
+    ``banner`` with ``{url}`` replaced by that URL, so the user sees where the
+    emulator listens and which credentials it accepts.
+    """
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    server = make_server(app, host, port)
+    base_url = f"http://{host}:{server.server_port}"
+    if hasattr(app, "base_url"):
+        app.base_url = base_url
+    log.info("%s", banner.format(url=base_url))
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0

@@ -104,3 +104,10 @@ def test_two_slices_in_parallel_load_every_record_once(airflow, tmp_path, pg_url
     assert erp_xref == len(refs) and crm_xref == len(refs)
     # the ERP's crm_ref is the canonical id: exactly the loaded CRM accounts' ids
     assert sorted(refs) == sorted(e.canonical_id for e in loaded.values())
+
+    # the whole DAG: check -> two mapped syncs -> report, which sums both slices' runs
+    done = airflow.run("dags", "test", "part_accounts", env=env)
+    output = done.stdout + done.stderr
+    assert "state=success" in output.split("DagRun Finished")[-1], output[-5000:]
+    assert "flow part_accounts: 2 run(s) succeeded" in output
+    assert SECRET not in output

@@ -49,7 +49,7 @@ def test_check_passes_and_registry_builds_the_connector(tryton_server):
     connector.check()
     assert connector.client.context["company"] == 1
     assert {s.name for s in connector.streams()} == {
-        "parties", "products", "sales", "sale_states", "invoices"}
+        "parties", "products", "sales", "sale_states", "invoices", "forecasts"}
     connector.close()
 
 

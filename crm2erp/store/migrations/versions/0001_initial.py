@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from crm2erp.store.migrations.columns import long_text, table_args, ts
 
 revision = "0001"
 down_revision = None
@@ -22,35 +23,18 @@ depends_on = None
 COUNTS = ("read", "created", "updated", "unchanged", "skipped", "failed", "parked", "deleted")
 
 
-def _ts():
-    # aware timestamps; MariaDB has no time zone type, so DATETIME(6) holding UTC
-    return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-
-
-def _long_text():
-    # MariaDB's TEXT stops at 64 KiB; payloads with children can be larger
-    return sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
-
-
-def _table_args() -> dict:
-    # binary collation: external ids are case-sensitive (see crm2erp.store.types)
-    dialect = op.get_bind().dialect
-    collate = "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_bin"
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": collate}
-
-
 def upgrade() -> None:
-    args = _table_args()
+    args = table_args()
     op.create_table(
         "runs",
         sa.Column("id", sa.Integer, autoincrement=True, nullable=False),
         sa.Column("flow", sa.String(100), nullable=False),
         sa.Column("mode", sa.String(32), nullable=False),
         sa.Column("status", sa.String(32), nullable=False),
-        sa.Column("started_at", _ts(), nullable=False),
-        sa.Column("finished_at", _ts(), nullable=True),
+        sa.Column("started_at", ts(), nullable=False),
+        sa.Column("finished_at", ts(), nullable=True),
         *(sa.Column(name, sa.Integer, nullable=False, server_default="0") for name in COUNTS),
-        sa.Column("message", _long_text(), nullable=True),
+        sa.Column("message", long_text(), nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_runs"),
         **args,
     )
@@ -60,9 +44,9 @@ def upgrade() -> None:
         "watermarks",
         sa.Column("flow", sa.String(100), nullable=False),
         sa.Column("stream", sa.String(100), nullable=False),
-        sa.Column("value", _long_text(), nullable=True),
+        sa.Column("value", long_text(), nullable=True),
         sa.Column("key", sa.String(191), nullable=True),
-        sa.Column("updated_at", _ts(), nullable=False),
+        sa.Column("updated_at", ts(), nullable=False),
         sa.Column("run_id", sa.Integer, nullable=True),
         sa.PrimaryKeyConstraint("flow", "stream", name="pk_watermarks"),
         **args,
@@ -76,7 +60,7 @@ def upgrade() -> None:
         sa.Column("external_id", sa.String(191), nullable=False),
         sa.Column("canonical_id", sa.String(191), nullable=False),
         sa.Column("payload_hash", sa.String(128), nullable=True),
-        sa.Column("updated_at", _ts(), nullable=False),
+        sa.Column("updated_at", ts(), nullable=False),
         sa.Column("run_id", sa.Integer, nullable=True),
         sa.PrimaryKeyConstraint("id", name="pk_xref"),
         sa.UniqueConstraint("entity", "system", "external_id",
@@ -93,12 +77,12 @@ def upgrade() -> None:
         sa.Column("run_id", sa.Integer, nullable=True),
         sa.Column("stage", sa.String(32), nullable=False),
         sa.Column("source_key", sa.String(191), nullable=False),
-        sa.Column("error", _long_text(), nullable=False),
-        sa.Column("payload", _long_text(), nullable=True),
+        sa.Column("error", long_text(), nullable=False),
+        sa.Column("payload", long_text(), nullable=True),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="1"),
         sa.Column("status", sa.String(32), nullable=False),
-        sa.Column("created_at", _ts(), nullable=False),
-        sa.Column("updated_at", _ts(), nullable=False),
+        sa.Column("created_at", ts(), nullable=False),
+        sa.Column("updated_at", ts(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_dead_letters"),
         **args,
     )
@@ -110,8 +94,8 @@ def upgrade() -> None:
         "locks",
         sa.Column("flow", sa.String(100), nullable=False),
         sa.Column("owner", sa.String(191), nullable=False),
-        sa.Column("acquired_at", _ts(), nullable=False),
-        sa.Column("expires_at", _ts(), nullable=False),
+        sa.Column("acquired_at", ts(), nullable=False),
+        sa.Column("expires_at", ts(), nullable=False),
         sa.PrimaryKeyConstraint("flow", name="pk_locks"),
         **args,
     )

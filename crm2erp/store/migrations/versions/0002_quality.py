@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from crm2erp.store.migrations.columns import table_args, ts
 
 revision = "0002"
 down_revision = "0001"
@@ -20,18 +21,8 @@ RECONCILE_COUNTS = ("source_count", "target_count", "matched", "missing_in_targe
                     "only_in_target", "different", "orphaned", "unmapped")
 
 
-def _ts():
-    return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-
-
-def _table_args() -> dict:
-    dialect = op.get_bind().dialect
-    collate = "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_bin"
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": collate}
-
-
 def upgrade() -> None:
-    args = _table_args()
+    args = table_args()
     op.create_table(
         "quality_results",
         sa.Column("id", sa.Integer, autoincrement=True, nullable=False),
@@ -45,7 +36,7 @@ def upgrade() -> None:
         sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
         sa.Column("success", sa.Boolean, nullable=False),
         sa.Column("sample", sa.Text, nullable=True),
-        sa.Column("created_at", _ts(), nullable=False),
+        sa.Column("created_at", ts(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_quality_results"),
         sa.UniqueConstraint("run_id", "rule", name="uq_quality_results_run_id_rule"),
         **args,
@@ -58,8 +49,8 @@ def upgrade() -> None:
         sa.Column("flow", sa.String(100), nullable=False),
         sa.Column("entity", sa.String(64), nullable=False),
         sa.Column("status", sa.String(32), nullable=False),
-        sa.Column("started_at", _ts(), nullable=False),
-        sa.Column("finished_at", _ts(), nullable=False),
+        sa.Column("started_at", ts(), nullable=False),
+        sa.Column("finished_at", ts(), nullable=False),
         *(sa.Column(name, sa.Integer, nullable=False, server_default="0")
           for name in RECONCILE_COUNTS),
         sa.Column("details", sa.Text, nullable=True),

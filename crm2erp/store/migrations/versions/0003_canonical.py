@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from crm2erp.store.migrations.columns import long_text, table_args, ts
 
 revision = "0003"
 down_revision = "0002"
@@ -17,29 +18,15 @@ branch_labels = None
 depends_on = None
 
 
-def _ts():
-    return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-
-
-def _long_text():
-    return sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
-
-
-def _table_args() -> dict:
-    dialect = op.get_bind().dialect
-    collate = "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_bin"
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": collate}
-
-
 def upgrade() -> None:
-    args = _table_args()
+    args = table_args()
     op.create_table(
         "canonical_records",
         sa.Column("entity", sa.String(64), nullable=False),
         sa.Column("canonical_id", sa.String(191), nullable=False),
-        sa.Column("data", _long_text(), nullable=False),
-        sa.Column("field_times", _long_text(), nullable=False),
-        sa.Column("updated_at", _ts(), nullable=False),
+        sa.Column("data", long_text(), nullable=False),
+        sa.Column("field_times", long_text(), nullable=False),
+        sa.Column("updated_at", ts(), nullable=False),
         sa.Column("run_id", sa.Integer, nullable=True),
         sa.PrimaryKeyConstraint("entity", "canonical_id", name="pk_canonical_records"),
         **args,
@@ -57,7 +44,7 @@ def upgrade() -> None:
         sa.Column("kept", sa.Text, nullable=True),
         sa.Column("winner", sa.String(64), nullable=False),
         sa.Column("rule", sa.String(32), nullable=False),
-        sa.Column("created_at", _ts(), nullable=False),
+        sa.Column("created_at", ts(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_conflicts"),
         **args,
     )

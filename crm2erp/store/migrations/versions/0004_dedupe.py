@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import mysql
+
+from crm2erp.store.migrations.columns import long_text, table_args, ts
 
 revision = "0004"
 down_revision = "0003"
@@ -17,22 +18,8 @@ branch_labels = None
 depends_on = None
 
 
-def _ts():
-    return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
-
-
-def _long_text():
-    return sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
-
-
-def _table_args() -> dict:
-    dialect = op.get_bind().dialect
-    collate = "utf8mb4_nopad_bin" if getattr(dialect, "is_mariadb", False) else "utf8mb4_bin"
-    return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": collate}
-
-
 def upgrade() -> None:
-    args = _table_args()
+    args = table_args()
     op.create_table(
         "dedupe_pairs",
         sa.Column("id", sa.Integer, autoincrement=True, nullable=False),
@@ -46,13 +33,13 @@ def upgrade() -> None:
         sa.Column("match_weight", sa.Float, nullable=False),
         sa.Column("left_label", sa.String(191), nullable=True),
         sa.Column("right_label", sa.String(191), nullable=True),
-        sa.Column("details", _long_text(), nullable=False),
+        sa.Column("details", long_text(), nullable=False),
         sa.Column("decided_by", sa.String(191), nullable=True),
-        sa.Column("decided_at", _ts(), nullable=True),
+        sa.Column("decided_at", ts(), nullable=True),
         sa.Column("note", sa.Text, nullable=True),
         sa.Column("run_id", sa.Integer, nullable=True),
-        sa.Column("created_at", _ts(), nullable=False),
-        sa.Column("updated_at", _ts(), nullable=False),
+        sa.Column("created_at", ts(), nullable=False),
+        sa.Column("updated_at", ts(), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_dedupe_pairs"),
         sa.UniqueConstraint("entity", "left_id", "right_id",
                             name="uq_dedupe_pairs_entity_left_id_right_id"),
@@ -69,9 +56,9 @@ def upgrade() -> None:
         sa.Column("system", sa.String(64), nullable=True),
         sa.Column("source_key", sa.String(191), nullable=True),
         sa.Column("flow", sa.String(100), nullable=False),
-        sa.Column("data", _long_text(), nullable=False),
+        sa.Column("data", long_text(), nullable=False),
         sa.Column("run_id", sa.Integer, nullable=True),
-        sa.Column("updated_at", _ts(), nullable=False),
+        sa.Column("updated_at", ts(), nullable=False),
         sa.PrimaryKeyConstraint("entity", "member_id", name="pk_dedupe_members"),
         **args,
     )
@@ -90,7 +77,7 @@ def upgrade() -> None:
         sa.Column("source_key", sa.String(191), nullable=True),
         sa.Column("rule", sa.String(32), nullable=False),
         sa.Column("run_id", sa.Integer, nullable=True),
-        sa.Column("updated_at", _ts(), nullable=False),
+        sa.Column("updated_at", ts(), nullable=False),
         sa.PrimaryKeyConstraint("entity", "canonical_id", "field",
                                 name="pk_dedupe_provenance"),
         **args,

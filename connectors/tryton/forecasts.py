@@ -1,0 +1,277 @@
+"""Write side for ``forecasts``: demand per product and month as Tryton stock forecasts.
+
+Tryton's module ``stock_forecast`` keeps a ``stock.forecast`` document per
+warehouse, destination (the customer location) and date range, with one
+``stock.forecast.line`` per product. A row ``{key, product, period,
+quantity, uom?, warehouse?}`` becomes the line of ``product`` in the
+forecast of the warehouse for ``period``'s month (``from_date`` = first,
+``to_date`` = last day): found when it exists (draft or done, also one a
+planner made by hand), created otherwise.
+
+Only **done** (confirmed) forecasts count for Tryton's planning: the supply
+run (``stock_supply``) creates their moves while it computes purchase and
+production requests. So a changed done forecast is set back to draft,
+written and confirmed again (``forecasts.confirm``, default true); done
+forecasts of the same warehouse and destination must not overlap, so a
+hand-made quarterly forecast makes the monthly one fail with Tryton's reason.
+
+Quantities are rounded half-up to the unit's rounding (Tryton refuses more
+digits than the unit has: 3.5 Units is an error). A line's
+``minimal_quantity`` is ``min(1, quantity)``, as Tryton's own "complete
+forecast" wizard does: the supply run divides by it. A quantity of 0 keeps
+the line, planning nothing; no line is created for 0.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ForecastWriter", "month_bounds", "parse_key"]
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from typing import Any
+
+from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.tryton.client import TrytonClient
+from crm2erp.connectors.tryton.common import Lookups, chunks, isolate
+from crm2erp.connectors.tryton.config import TrytonConfig
+from crm2erp.errors import ConfigError, RecordError
+
+log = logging.getLogger(__name__)
+LINE_FIELDS = ["product", "quantity", "unit", "forecast"]
+
+
+def month_bounds(value: Any) -> tuple[dt.date, dt.date]:
+    """First and last day of the month of a date, datetime or ISO text (``YYYY-MM[-DD]``)."""
+    if isinstance(value, dt.datetime):
+        value = value.date()
+    if not isinstance(value, dt.date):
+        text = str(value).strip()
+        value = dt.date.fromisoformat(text + "-01" if len(text) == 7 else text[:10])
+    first = value.replace(day=1)
+    following = (first + dt.timedelta(days=32)).replace(day=1)
+    return first, following - dt.timedelta(days=1)
+
+
+def parse_key(key: str) -> tuple[str | None, str, dt.date]:
+    """``[warehouse|]product|YYYY-MM[-DD]`` -> (warehouse, product, first of month)."""
+    head, _, period = key.rpartition("|")
+    warehouse, sep, product = head.partition("|") if head.count("|") == 1 else ("", "", head)
+    return (warehouse if sep else None), product, month_bounds(period)[0]
+
+
+def _round(quantity: Decimal, rounding: float) -> Decimal:
+    step = Decimal(str(rounding))
+    return (quantity / step).to_integral_value(ROUND_HALF_UP) * step
+
+
+class ForecastWriter:
+    """Upserts ``forecasts`` rows into ``stock.forecast`` documents and their lines."""
+
+    def __init__(self, client: TrytonClient, config: TrytonConfig, lookups: Lookups):
+        self.client, self.config, self.lookups = client, config, lookups
+        self._places: dict[tuple[str, str | None], int] = {}
+
+    # -- locations -------------------------------------------------------------
+    def _location(self, kind: str, code: str | None, setting: str) -> int:
+        """A location id by code, or the only location of that type."""
+        key = (kind, code)
+        if key not in self._places:
+            domain: list[Any] = [("type", "=", kind)]
+            if code:
+                domain.append(("code", "=", code))
+            found = self.client.model("stock.location", "search_read", domain, 0, 2, None,
+                                      ["code"])
+            if len(found) != 1:
+                what = (f"no {kind} location with code {code!r}" if code and not found else
+                        f"{len(found) or 'no'} {kind} location(s)")
+                raise ConfigError(f"Tryton forecasts: {what}; set `forecasts.{setting}` in "
+                                  "the connection to the location code to use")
+            self._places[key] = found[0]["id"]
+        return self._places[key]
+
+    def _warehouse(self, code: Any) -> int:
+        return self._location("warehouse", str(code) if code else
+                              self.config.forecasts.warehouse, "warehouse")
+
+    def _destination(self) -> int:
+        return self._location("customer", self.config.forecasts.destination, "destination")
+
+    # -- rows ------------------------------------------------------------------
+    def _products(self, codes: Sequence[str]) -> dict[str, dict]:
+        found = {}
+        for part in chunks(sorted(set(codes)), 500):
+            for p in self.client.model("product.product", "search_read",
+                                       [("code", "in", list(part))], 0, None, None,
+                                       ["code", "default_uom", "type", "consumable"]):
+                found[p["code"]] = p
+        return found
+
+    def _units(self, ids: Sequence[int]) -> dict[int, float]:
+        rows = self.client.model("product.uom", "read", sorted(set(ids)), ["rounding"])
+        return {u["id"]: u["rounding"] for u in rows}
+
+    def _wanted(self, row: Row, products: Mapping[str, dict]) -> dict[str, Any]:
+        """The line one row asks for; ValueError says what is wrong with it."""
+        code = str(row.get("product") or "").strip()
+        product = products.get(code)
+        if product is None:
+            raise ValueError(f"product {code!r} is not in Tryton; sync the product first")
+        if product["type"] != "goods" or product.get("consumable"):
+            raise ValueError(f"product {code!r} is not a stock good (Tryton forecasts only "
+                             "goods that are not consumable)")
+        try:
+            quantity = Decimal(str(row.get("quantity")))
+        except (InvalidOperation, ValueError):
+            raise ValueError(f"quantity {row.get('quantity')!r} is not a number") from None
+        if quantity < 0:
+            raise ValueError(f"quantity {quantity} is negative")
+        unit = product["default_uom"]
+        if row.get("uom"):
+            unit = self.lookups.uom(str(row["uom"]))
+            if unit is None:
+                raise ValueError(f"unit {row['uom']!r} is not in Tryton")
+        try:
+            first, last = month_bounds(row.get("period"))
+        except (TypeError, ValueError):
+            raise ValueError(f"period {row.get('period')!r} is not a date") from None
+        return {"product": product["id"], "code": code, "unit": unit, "quantity": quantity,
+                "from": first, "to": last, "warehouse": self._warehouse(row.get("warehouse"))}
+
+    # -- upsert ----------------------------------------------------------------
+    def upsert(self, rows: Sequence[Row]) -> list[WriteResult]:
+        results: list[WriteResult | None] = [None] * len(rows)
+        products = self._products([str(r.get("product") or "").strip() for r in rows])
+        destination = self._destination()
+        groups: dict[tuple[int, dt.date, dt.date], list[tuple[int, dict]]] = defaultdict(list)
+        seen: set[tuple] = set()
+        for pos, row in enumerate(rows):
+            key = str(row.get("key") or "")
+            try:
+                want = self._wanted(row, products)
+            except ValueError as exc:
+                results[pos] = WriteResult(key, WriteAction.FAILED, error=f"forecast {key!r}: "
+                                           f"{exc}")
+                continue
+            ident = (want["warehouse"], want["from"], want["product"])
+            if ident in seen:
+                results[pos] = WriteResult(key, WriteAction.FAILED, error=(
+                    f"forecast {key!r}: product {want['code']} appears twice for one month"))
+                continue
+            seen.add(ident)
+            groups[(want["warehouse"], want["from"], want["to"])].append((pos, want))
+        units = self._units([w["unit"] for group in groups.values() for _, w in group]) \
+            if groups else {}
+        for (warehouse, first, last), group in groups.items():
+            for _, want in group:
+                want["quantity"] = _round(want["quantity"], units[want["unit"]])
+            self._document(warehouse, destination, first, last, group, rows, results)
+        return results  # type: ignore[return-value]
+
+    def _find(self, warehouse: int, destination: int, first: dt.date,
+              last: dt.date) -> dict | None:
+        domain = [("warehouse", "=", warehouse), ("destination", "=", destination),
+                  ("from_date", "=", first), ("to_date", "=", last),
+                  ("state", "in", ["draft", "done"])]
+        if self.client.context.get("company"):
+            domain.append(("company", "=", self.client.context["company"]))
+        found = self.client.model("stock.forecast", "search_read", domain, 0, None,
+                                  [["state", "DESC"], ["id", "ASC"]], ["state", "lines"])
+        return found[0] if found else None
+
+    def _document(self, warehouse, destination, first, last, group, rows, results) -> None:
+        """Bring one month's forecast document up to date with the group's rows."""
+        def key(pos):
+            return str(rows[pos].get("key") or "")
+
+        def fail(item, message):
+            results[item[0]] = WriteResult(key(item[0]), WriteAction.FAILED,
+                                           error=f"forecast {key(item[0])!r}: {message}")
+
+        doc = self._find(warehouse, destination, first, last)
+        lines = {}
+        if doc is not None and doc["lines"]:
+            lines = {ln["product"]: ln for ln in self.client.model(
+                "stock.forecast.line", "read", doc["lines"], LINE_FIELDS)}
+        changes = []
+        for pos, want in group:
+            line, qty = lines.get(want["product"]), float(want["quantity"])
+            if line is None and qty == 0:
+                results[pos] = WriteResult(key(pos), WriteAction.UNCHANGED)
+            elif line is not None and line["quantity"] == qty and line["unit"] == want["unit"]:
+                results[pos] = WriteResult(key(pos), WriteAction.UNCHANGED, str(line["id"]))
+            else:
+                vals = {"quantity": qty, "minimal_quantity": min(1.0, qty),
+                        "unit": want["unit"]}
+                if line is None:
+                    vals["product"] = want["product"]
+                changes.append((pos, want, line, vals))
+        if doc is None and changes:
+            header = {"warehouse": warehouse, "destination": destination,
+                      "from_date": first, "to_date": last}
+            if self.client.context.get("company"):
+                header["company"] = self.client.context["company"]
+            doc = {"id": self.client.model("stock.forecast", "create", [header])[0],
+                   "state": "draft"}
+        if doc is None:
+            return
+        if changes and doc["state"] == "done":
+            try:
+                self.client.model("stock.forecast", "draft", [doc["id"]])
+            except RecordError as exc:
+                for item in changes:
+                    fail(item, f"Tryton refused to reopen the forecast: {exc}")
+                return
+            doc["state"] = "draft"
+
+        def write(batch):
+            creates = [vals for _, _, line, vals in batch if line is None]
+            ops: list[Any] = [["create", creates]] if creates else []
+            for _, _, line, vals in batch:
+                if line is not None:
+                    ops += [["write", [line["id"]], vals]]
+            self.client.model("stock.forecast", "write", [doc["id"]], {"lines": ops})
+
+        written = [item for done, _ in isolate(changes, write, fail) for item in done]
+        ids = {ln["product"]: ln["id"] for ln in self.client.model(
+            "stock.forecast.line", "search_read", [("forecast", "=", doc["id"])], 0, None,
+            None, ["product"])} if written else {}
+        for pos, want, line, _ in written:
+            action = WriteAction.CREATED if line is None else WriteAction.UPDATED
+            results[pos] = WriteResult(key(pos), action, str(ids.get(want["product"]) or ""))
+        if self.config.forecasts.confirm and doc["state"] == "draft":
+            try:
+                self.client.model("stock.forecast", "confirm", [doc["id"]])
+            except RecordError as exc:
+                for pos, _ in group:
+                    if results[pos] is not None and results[pos].ok:
+                        fail((pos,), f"saved in forecast {doc['id']} but Tryton refused to "
+                                     f"confirm it, so planning ignores it: {exc}")
+
+    # -- lookup ------------------------------------------------------------------
+    def lookup(self, keys: Sequence[str]) -> dict[str, Row]:
+        """Current lines by key (``[warehouse|]product|YYYY-MM[-DD]``), for dry runs."""
+        wanted = {}
+        for key in keys:
+            try:
+                wanted[key] = parse_key(key)
+            except ValueError:
+                log.debug("tryton forecasts: key %r is not [warehouse|]product|period", key)
+        if not wanted:
+            return {}
+        destination = self._destination()
+        found: dict[str, Row] = {}
+        for key, (warehouse, product, first) in wanted.items():
+            doc = self._find(self._warehouse(warehouse), destination, *month_bounds(first))
+            if doc is None or not doc["lines"]:
+                continue
+            for line in self.client.model("stock.forecast.line", "read", doc["lines"],
+                                          ["product.code", "quantity", "unit.name"]):
+                if (line.get("product.") or {}).get("code") == product:
+                    found[key] = {"key": key, "product": product, "period": first,
+                                  "quantity": Decimal(str(line["quantity"])),
+                                  "uom": (line.get("unit.") or {}).get("name"),
+                                  "warehouse": warehouse, "id": line["id"]}
+        return found
