@@ -2,7 +2,9 @@
 
 Reads Account, Contact, Opportunity, OpportunityLineItem and Product2 (or any
 sObject configured as a stream) through the REST query API, or Bulk API 2.0
-for large reads, and upserts through sObject Collections on an external id.
+for large reads (with configured children embedded, such as an opportunity's
+line items), upserts through sObject Collections on an external id and
+updates existing records by Id (write-back).
 See ``docs/connectors/salesforce.md``; the emulator is
 :mod:`crm2erp.connectors.salesforce.emulator`.
 """
@@ -74,6 +76,12 @@ class SalesforceConnector(Connector):
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
         return self.writer.upsert(stream, self._stream_config(stream), rows)
+
+    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        """Set fields of existing records by ``Id`` (write-back); never creates one."""
+        if not rows:
+            return []
+        return self.writer.update(stream, self._stream_config(stream), rows)
 
     def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
         return self.writer.lookup(stream, self._stream_config(stream), keys)

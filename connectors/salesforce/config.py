@@ -14,20 +14,59 @@ Example::
                  external_id_field: ERP_Id__c}
 
 Leaving ``streams`` out gives the five standard streams below.
+
+``children`` embeds the rows of other streams into each parent row, read
+with one ``WHERE <foreign_key> IN (...)`` query per batch (chunked), in Id
+order::
+
+    opportunities:
+      sobject: Opportunity
+      fields: [Id, AccountId, Name, StageName, Amount, CloseDate]
+      children:
+        lines: {stream: opportunity_line_items}   # foreign key OpportunityId
+
+A list of stream names (``children: [opportunity_line_items]``) embeds each
+under its own stream name. The foreign key defaults to ``<parent sObject>Id``
+(``OpportunityId``), the name of standard lookups; custom lookups say it.
 """
 
 from __future__ import annotations
 
-__all__ = ["StreamConfig", "SalesforceConfig", "DEFAULT_STREAMS"]
+__all__ = ["ChildConfig", "StreamConfig", "SalesforceConfig", "DEFAULT_STREAMS"]
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crm2erp.http.config import HttpConnectionConfig
 
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+class ChildConfig(BaseModel):
+    """Rows of ``stream`` embedded into their parent, found by ``foreign_key``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stream: str
+    foreign_key: str | None = Field(
+        None, description="Field of the child holding the parent's Id; default "
+        "<parent sObject>Id (OpportunityId).")
+
+    @field_validator("foreign_key")
+    @classmethod
+    def _api_name(cls, value: str | None) -> str | None:
+        if value is not None and not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a Salesforce API name (letters, digits, _)")
+        return value
+
+
+def children_as_dict(value: Any) -> Any:
+    """``[stream, ...]`` is short for ``{stream: {stream: stream}, ...}``."""
+    if isinstance(value, list):
+        return {name: {"stream": name} for name in value}
+    return value
 
 
 class StreamConfig(BaseModel):
@@ -40,7 +79,12 @@ class StreamConfig(BaseModel):
     external_id_field: str | None = None
     cursor_field: str = "SystemModstamp"
     track_deletes: bool = True
-    children: list[str] = Field(default_factory=list)
+    children: dict[str, ChildConfig] = Field(default_factory=dict)
+
+    @field_validator("children", mode="before")
+    @classmethod
+    def _children(cls, value: Any) -> Any:
+        return children_as_dict(value)
 
     @field_validator("sobject", "external_id_field", "cursor_field")
     @classmethod
@@ -65,7 +109,6 @@ class StreamConfig(BaseModel):
 _STAMP = ["SystemModstamp"]
 DEFAULT_STREAMS: dict[str, dict] = {
     "accounts": {"sobject": "Account", "external_id_field": "ERP_Id__c",
-                 "children": ["contacts", "opportunities"],
                  "fields": ["Id", "Name", "Phone", "Website", "Industry", "BillingStreet",
                             "BillingCity", "BillingPostalCode", "BillingCountry",
                             "AnnualRevenue", "NumberOfEmployees", *_STAMP]},
@@ -73,12 +116,13 @@ DEFAULT_STREAMS: dict[str, dict] = {
                  "fields": ["Id", "AccountId", "FirstName", "LastName", "Email", "Phone",
                             "Title", *_STAMP]},
     "opportunities": {"sobject": "Opportunity", "external_id_field": "ERP_Id__c",
-                      "children": ["opportunity_line_items"],
+                      "children": {"lines": {"stream": "opportunity_line_items"}},
                       "fields": ["Id", "AccountId", "Name", "StageName", "Amount", "CloseDate",
                                  "Probability", *_STAMP]},
     "opportunity_line_items": {"sobject": "OpportunityLineItem",
-                               "fields": ["Id", "OpportunityId", "Product2Id", "Quantity",
-                                          "UnitPrice", "TotalPrice", *_STAMP]},
+                               "fields": ["Id", "OpportunityId", "Product2Id", "ProductCode",
+                                          "Name", "Description", "Quantity", "UnitPrice",
+                                          "TotalPrice", *_STAMP]},
     "products": {"sobject": "Product2", "external_id_field": "ERP_Id__c",
                  "fields": ["Id", "Name", "ProductCode", "Family", "IsActive", *_STAMP]},
 }
@@ -115,12 +159,24 @@ class SalesforceConfig(HttpConnectionConfig):
     @model_validator(mode="after")
     def _children_exist(self) -> SalesforceConfig:
         for name, stream in self.streams.items():
-            missing = [c for c in stream.children if c not in self.streams]
-            if missing:
-                stream.children = [c for c in stream.children if c in self.streams]
             if not _NAME.match(name):
                 raise ValueError(f"stream name {name!r} must be letters, digits and _")
+            for embed, child in stream.children.items():
+                if child.stream not in self.streams:
+                    raise ValueError(f"stream {name!r}: child {embed!r} names stream "
+                                     f"{child.stream!r}, which is not configured (streams: "
+                                     f"{', '.join(sorted(self.streams))})")
+                if child.stream == name:
+                    raise ValueError(f"stream {name!r} cannot embed itself")
+                key = child.foreign_key or f"{stream.sobject}Id"
+                fields = self.streams[child.stream].fields
+                if key not in fields:
+                    fields.append(key)
         return self
+
+    def foreign_key(self, parent: StreamConfig, child: ChildConfig) -> str:
+        """The child's field holding the parent Id (``OpportunityId`` by default)."""
+        return child.foreign_key or f"{parent.sobject}Id"
 
     @property
     def api_path(self) -> str:

@@ -12,7 +12,8 @@ Implemented, with Salesforce's URL shapes, bodies and headers:
   ``nextRecordsUrl`` paging (``Sforce-Query-Options: batchSize=N``, 200-2000);
 * Bulk API 2.0 query jobs: ``POST/GET/DELETE .../jobs/query[/{id}[/results]]``
   with ``locator``/``maxRecords``, ``Sforce-Locator`` and ``Sforce-NumberOfRecords``;
-* ``PATCH .../composite/sobjects/{X}/{ExternalIdField}`` (sObject Collections upsert);
+* ``PATCH .../composite/sobjects/{X}/{ExternalIdField}`` (sObject Collections upsert)
+  and ``PATCH .../composite/sobjects`` (update by Id, ``attributes.type`` per record);
 * error bodies ``[{"message", "errorCode"}]``, ``Sforce-Limit-Info: api-usage=N/M``,
   a daily API limit (``REQUEST_LIMIT_EXCEEDED``), session expiry (``INVALID_SESSION_ID``);
 * faults, deterministic by seed: 429 with ``Retry-After``, 500, 503, cut bodies
@@ -71,10 +72,12 @@ class SalesforceEmulator(FaultInjection):
                  fault_rate: float = 0.0, fault_kinds: tuple = (429, 503, 500, "truncate"),
                  retry_after: int = 1, slow_rate: float = 0.0, slow_seconds: float = 0.2,
                  bulk_polls: int = 1, jwt_public_key: str | None = None,
-                 jwt_audience: str = "https://login.salesforce.com"):
+                 jwt_audience: str = "https://login.salesforce.com",
+                 product_codes: list[str] | None = None):
         self.org = Org(seed=seed, accounts=accounts, contacts_per_account=contacts_per_account,
                        opportunities_per_account=opportunities_per_account,
-                       line_items_per_opportunity=line_items_per_opportunity, products=products)
+                       line_items_per_opportunity=line_items_per_opportunity, products=products,
+                       product_codes=product_codes)
         self.page_size, self.daily_limit, self.bulk_polls = page_size, daily_limit, bulk_polls
         self.jwt_public_key, self.jwt_audience = jwt_public_key, jwt_audience
         self.base_url = "http://127.0.0.1"
@@ -238,6 +241,10 @@ class SalesforceEmulator(FaultInjection):
             return 200, self._page(ver, m[1], m[2], int(m[3])), {}
         if rest.startswith("/jobs/query"):
             return self._bulk(method, ver, rest, query, body)
+        if rest == "/composite/sobjects":
+            if method != "PATCH":
+                raise _error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")
+            return 200, self._update(body), {}
         if m := re.fullmatch(r"/composite/sobjects/(\w+)/(\w+)", rest):
             if method != "PATCH":
                 raise _error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")
@@ -389,6 +396,33 @@ class SalesforceEmulator(FaultInjection):
                 raise _error(400, "INVALID_FIELD",
                              f"No such column '{unknown[0]}' on sobject of type {sobject}")
         return self.org.upsert(sobject, ext_field, records, bool(payload.get("allOrNone")))
+
+
+    def _update(self, body: bytes) -> list[dict[str, Any]]:
+        records = self._records(body)
+        for rec in records:
+            sobject = (rec.get("attributes") or {}).get("type")
+            if sobject in SCHEMA:
+                unknown = sorted(set(rec) - set(SCHEMA[sobject]) - {"attributes"})
+                if unknown:
+                    raise _error(400, "INVALID_FIELD",
+                                 f"No such column '{unknown[0]}' on sobject of type {sobject}")
+        payload = json.loads(body)
+        return self.org.update(records, bool(payload.get("allOrNone")))
+
+    @staticmethod
+    def _records(body: bytes) -> list[dict[str, Any]]:
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            raise _error(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from None
+        records = payload.get("records") if isinstance(payload, dict) else None
+        if not isinstance(records, list) or not records:
+            raise _error(400, "INVALID_INPUT", "records must be a non-empty list")
+        if len(records) > 200:
+            raise _error(400, "EXCEEDED_ID_LIMIT",
+                         "record limit reached. cannot submit more than 200 records into this call")
+        return records
 
 
 def _csv_value(value: Any) -> str:

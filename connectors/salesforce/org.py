@@ -30,7 +30,8 @@ SCHEMA: dict[str, dict[str, str]] = {
                     "StageName": "picklist", "Amount": "currency", "CloseDate": "date",
                     "Probability": "percent", "ERP_Id__c": "string"},
     "OpportunityLineItem": {"Id": "id", "OpportunityId": "reference",
-                            "Product2Id": "reference", "Quantity": "double",
+                            "Product2Id": "reference", "ProductCode": "string",
+                            "Name": "string", "Description": "textarea", "Quantity": "double",
                             "UnitPrice": "currency", "TotalPrice": "currency",
                             "ERP_Id__c": "string"},
     "Product2": {"Id": "id", "Name": "string", "ProductCode": "string", "Family": "picklist",
@@ -84,7 +85,8 @@ class Org:
     def __init__(self, *, seed: int = 42, accounts: int = 100, contacts_per_account: int = 2,
                  opportunities_per_account: int = 1, line_items_per_opportunity: int = 2,
                  products: int = 20, same_stamp: int = 7,
-                 start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)):
+                 start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+                 product_codes: list[str] | None = None):
         self.lock = threading.RLock()
         self.rng = random.Random(seed)
         self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SCHEMA}
@@ -93,6 +95,7 @@ class Org:
         self.same_stamp = max(1, same_stamp)
         self.start = start
         self.clock = start
+        self.product_codes = list(product_codes or [])
         self._seed(accounts, contacts_per_account, opportunities_per_account,
                    line_items_per_opportunity, products)
         self.clock = max(self.clock, start) + dt.timedelta(days=1)
@@ -116,13 +119,13 @@ class Org:
 
     def _seed(self, accounts, contacts_per, opps_per, lines_per, products) -> None:
         r = self.rng
-        product_ids = []
-        for i in range(products):
-            rec = self._add("Product2", {"Name": f"{r.choice(_WORDS)} Widget {i + 1}",
-                                         "ProductCode": f"P-{i + 1:04d}", "IsActive": True,
-                                         "Family": r.choice(["Hardware", "Software", "Service"])},
-                            self._seed_stamp("Product2"))
-            product_ids.append(rec["Id"])
+        catalogue = []
+        codes = self.product_codes or [f"P-{i + 1:04d}" for i in range(products)]
+        for i, code in enumerate(codes):
+            catalogue.append(self._add("Product2", {
+                "Name": f"{r.choice(_WORDS)} Widget {i + 1}", "ProductCode": code,
+                "IsActive": True, "Family": r.choice(["Hardware", "Software", "Service"])},
+                self._seed_stamp("Product2")))
         for i in range(accounts):
             city, country, phone = r.choice(_CITIES)
             name = f"{r.choice(_WORDS)} {r.choice(_KINDS)} {i + 1}"
@@ -151,8 +154,11 @@ class Org:
                 for _ in range(lines_per):
                     qty, price = float(r.randint(1, 20)), float(r.randint(5, 900))
                     total += qty * price
+                    product = r.choice(catalogue)
                     self._add("OpportunityLineItem", {
-                        "OpportunityId": opp["Id"], "Product2Id": r.choice(product_ids),
+                        "OpportunityId": opp["Id"], "Product2Id": product["Id"],
+                        "ProductCode": product["ProductCode"],
+                        "Name": f"{opp['Name']} {product['Name']}",
                         "Quantity": qty, "UnitPrice": price, "TotalPrice": qty * price},
                         self._seed_stamp("OpportunityLineItem"))
                 opp["Amount"] = total
@@ -231,6 +237,65 @@ class Org:
                 results.append({"id": existing["Id"], "success": True, "errors": [],
                                 "created": created})
             return results
+
+    def update(self, records: list[dict[str, Any]], all_or_none: bool) -> list[dict[str, Any]]:
+        """sObject Collections update (by Id) semantics; one SaveResult per record."""
+        with self.lock:
+            plans = []
+            for values in records:
+                sobject = (values.get("attributes") or {}).get("type")
+                record = self._by_id(str(values.get("Id") or ""))
+                errors = self._check_update(sobject, record, values)
+                plans.append((sobject, record, values, errors))
+            failed = any(errors for *_, errors in plans)
+            now = self.tick()
+            results = []
+            for sobject, record, values, errors in plans:
+                if errors or (failed and all_or_none):
+                    errors = errors or [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                                         "message": "Record rolled back because not all "
+                                                    "records were valid and the request "
+                                                    "was using AllOrNone header",
+                                         "fields": []}]
+                    results.append({"id": values.get("Id"), "success": False,
+                                    "errors": errors})
+                    continue
+                record.update({k: _coerce(SCHEMA[sobject][k], v) for k, v in values.items()
+                               if k not in ("attributes", "Id")},
+                              LastModifiedDate=now, SystemModstamp=now)
+                results.append({"id": record["Id"], "success": True, "errors": []})
+            return results
+
+    def _by_id(self, record_id: str) -> dict[str, Any] | None:
+        for table in self.tables.values():
+            if record_id in table:
+                return table[record_id]
+        return None
+
+    def _check_update(self, sobject, record, values) -> list[dict[str, Any]]:
+        def err(code, message, fields=()):
+            return [{"statusCode": code, "message": message, "fields": list(fields)}]
+
+        if sobject not in SCHEMA:
+            return err("INVALID_TYPE", "attributes.type is missing or not an sObject type")
+        if record is None or record["Id"] not in self.tables[sobject]:
+            return err("INVALID_CROSS_REFERENCE_KEY",
+                       f"invalid cross reference id: {values.get('Id')}", ["Id"])
+        if record["IsDeleted"]:
+            return err("ENTITY_IS_DELETED", "entity is deleted", ["Id"])
+        for name, value in values.items():
+            if name in ("attributes", "Id"):
+                continue
+            if name in READ_ONLY:
+                return err("INVALID_FIELD_FOR_INSERT_UPDATE",
+                           f"Unable to create/update fields: {name}.", [name])
+            if name in EXTERNAL_IDS and value not in (None, ""):
+                taken = [r["Id"] for r in self.tables[sobject].values()
+                         if r[name] == value and r["Id"] != record["Id"] and not r["IsDeleted"]]
+                if taken:
+                    return err("DUPLICATE_VALUE", f"duplicate value found: {name} duplicates "
+                               f"value on record with id: {taken[0]}", [name])
+        return []
 
     def _validate(self, sobject, ext_field, values, by_ext) -> list[dict[str, Any]]:
         def err(code, message, fields=()):

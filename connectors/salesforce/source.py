@@ -14,11 +14,17 @@ stream and become ``Batch.deleted_keys``.
 Bulk API 2.0 cannot ORDER BY, so a bulk read only moves the watermark at its
 very end: its batches carry no cursor except the last, which carries the
 greatest ``(SystemModstamp, Id)`` seen.
+
+A stream's ``children`` (an opportunity's line items) are embedded batch by
+batch: one ``SELECT ... FROM <child> WHERE <foreign key> IN (...)`` query per
+``CHILD_CHUNK`` parents, rows in Id order under the child's name. A change to
+a line item alone does not move the parent's cursor; Salesforce recalculates
+the opportunity's Amount when its lines change, which does.
 """
 
 from __future__ import annotations
 
-__all__ = ["SalesforceReader", "normalize_stamp"]
+__all__ = ["SalesforceReader", "normalize_stamp", "CHILD_CHUNK"]
 
 import csv
 import datetime as dt
@@ -32,11 +38,12 @@ from typing import Any
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.salesforce.api import parse_limit_info
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
-from crm2erp.connectors.salesforce.soql import soql_datetime
+from crm2erp.connectors.salesforce.soql import quote, soql_datetime
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, NextLinkPaginator, decode_json
 
 log = logging.getLogger(__name__)
+CHILD_CHUNK = 200  # parent Ids per child query: ~4 KB of SOQL, far below the 100,000 limit
 
 
 def normalize_stamp(value: Any) -> str:
@@ -107,6 +114,11 @@ class SalesforceReader:
         return text
 
     def read(self, stream: StreamConfig, since: Cursor | None, batch_size: int) -> Iterator[Batch]:
+        for batch in self._read(stream, since, batch_size):
+            yield self._embed(stream, batch)
+
+    def _read(self, stream: StreamConfig, since: Cursor | None,
+              batch_size: int) -> Iterator[Batch]:
         deletes = since is not None and stream.track_deletes
         if self._use_bulk(stream, since, deletes):
             yield from self._read_bulk(stream, since, batch_size, deletes)
@@ -134,6 +146,39 @@ class SalesforceReader:
         batch = batcher.add(record, deleted)
         if batch is not None:
             yield batch
+
+    # -- children --------------------------------------------------------
+    def _embed(self, stream: StreamConfig, batch: Batch) -> Batch:
+        if not stream.children or not batch.rows:
+            return batch
+        ids = [str(row["Id"]) for row in batch.rows]
+        for name, child in stream.children.items():
+            found = self.children(stream, child.stream, self.config.foreign_key(stream, child),
+                                  ids)
+            for row in batch.rows:
+                row[name] = found.get(str(row["Id"]), [])
+        return batch
+
+    def children(self, parent: StreamConfig, child_stream: str, foreign_key: str,
+                 ids: list[str]) -> dict[str, list[Row]]:
+        """``{parent Id: [child rows in Id order]}`` for the given parent Ids."""
+        child = self.config.streams[child_stream]
+        out: dict[str, list[Row]] = {}
+        paginator = NextLinkPaginator("nextRecordsUrl", "records")
+        for start in range(0, len(ids), CHILD_CHUNK):
+            chunk = ids[start:start + CHILD_CHUNK]
+            text = (f"SELECT {', '.join(child.fields)} FROM {child.sobject} WHERE "
+                    f"{foreign_key} IN ({', '.join(quote(i) for i in chunk)}) "
+                    f"ORDER BY {foreign_key}, Id")
+            for page in paginator.pages(self.client, f"{self.config.api_path}/query",
+                                        {"q": text}):
+                self._note_usage()
+                for record in paginator.records(page):
+                    record.pop("attributes", None)
+                    out.setdefault(str(record[foreign_key]), []).append(record)
+        log.debug("embedded %d %s rows into %d %s rows", sum(map(len, out.values())),
+                  child.sobject, len(ids), parent.sobject)
+        return out
 
     def _use_bulk(self, stream: StreamConfig, since: Cursor | None, deletes: bool) -> bool:
         if self.config.mode == "bulk":

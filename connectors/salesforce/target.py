@@ -6,6 +6,11 @@ per record, in order. Upserting by external id is what makes a retried batch
 harmless: the second attempt finds the records the first one created.
 With ``allOrNone: false`` (the default) a refused record comes back as
 ``WriteResult(FAILED, error)`` and the others are still written.
+
+Write-back changes fields of records that exist, by their Id, through
+``PATCH /services/data/vXX.X/composite/sobjects`` (records with
+``attributes.type`` and ``Id``, up to 200 per call, one SaveResult each):
+it never creates a record and needs no external id on the stream.
 """
 
 from __future__ import annotations
@@ -77,18 +82,7 @@ class SalesforceWriter:
             records = [{"attributes": {"type": stream.sobject},
                         **{k: v for k, v in row.items() if k != "attributes"}}
                        for _, row in chunk]
-            body = json.dumps({"allOrNone": self.config.all_or_none, "records": records},
-                              default=_wire)
-            resp = self.client.request("PATCH", path, data=body.encode(),
-                                       headers={"Content-Type": "application/json"})
-            if resp.status_code >= 400:
-                raise FatalError(f"Salesforce upsert into {stream.sobject} failed with HTTP "
-                                 f"{resp.status_code}: {resp.text[:300]}")
-            answers = decode_json(resp)
-            if not isinstance(answers, list) or len(answers) != len(chunk):
-                raise FatalError(f"Salesforce upsert into {stream.sobject} answered "
-                                 f"{len(answers) if isinstance(answers, list) else 'no'} "
-                                 f"results for {len(chunk)} records")
+            answers = self._send(path, records, f"upsert into {stream.sobject}")
             for (i, row), answer in zip(chunk, answers, strict=True):
                 key = str(row[ext])
                 if answer.get("success"):
@@ -98,6 +92,48 @@ class SalesforceWriter:
                     results[i] = WriteResult(key, WriteAction.FAILED,
                                              error=_describe_errors(answer.get("errors")))
         return [r for r in results if r is not None]
+
+    def update(self, name: str, stream: StreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
+        """Set fields of existing records found by ``Id`` (sObject Collections update)."""
+        results: list[WriteResult | None] = [None] * len(rows)
+        pending: list[tuple[int, Row]] = []
+        for i, row in enumerate(rows):
+            if row.get("Id") in (None, ""):
+                results[i] = WriteResult("", WriteAction.FAILED, error=f"stream {name!r}: "
+                                         "the row has no Id, which update needs")
+            else:
+                pending.append((i, row))
+        path = f"{self.config.api_path}/composite/sobjects"
+        size = self.config.write_batch_size
+        for start in range(0, len(pending), size):
+            chunk = pending[start:start + size]
+            records = [{"attributes": {"type": stream.sobject},
+                        **{k: v for k, v in row.items() if k != "attributes"}}
+                       for _, row in chunk]
+            answers = self._send(path, records, f"update of {stream.sobject}")
+            for (i, row), answer in zip(chunk, answers, strict=True):
+                key = str(row["Id"])
+                if answer.get("success"):
+                    results[i] = WriteResult(key, WriteAction.UPDATED, target_id=key)
+                else:
+                    results[i] = WriteResult(key, WriteAction.FAILED,
+                                             error=_describe_errors(answer.get("errors")))
+        return [r for r in results if r is not None]
+
+    def _send(self, path: str, records: list[dict[str, Any]], what: str) -> list[dict]:
+        body = json.dumps({"allOrNone": self.config.all_or_none, "records": records},
+                          default=_wire)
+        resp = self.client.request("PATCH", path, data=body.encode(),
+                                   headers={"Content-Type": "application/json"})
+        if resp.status_code >= 400:
+            raise FatalError(f"Salesforce {what} failed with HTTP {resp.status_code}: "
+                             f"{resp.text[:300]}")
+        answers = decode_json(resp)
+        if not isinstance(answers, list) or len(answers) != len(records):
+            raise FatalError(f"Salesforce {what} answered "
+                             f"{len(answers) if isinstance(answers, list) else 'no'} "
+                             f"results for {len(records)} records")
+        return answers
 
     def lookup(self, name: str, stream: StreamConfig, keys: Sequence[str]) -> Mapping[str, Row]:
         ext = self._external_id(name, stream)
