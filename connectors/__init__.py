@@ -26,6 +26,8 @@ __all__ = [
 from importlib.metadata import entry_points
 from typing import Any
 
+from pydantic import ValidationError
+
 from crm2erp.connectors.base import (
     Batch,
     Connector,
@@ -36,8 +38,6 @@ from crm2erp.connectors.base import (
     WriteAction,
     WriteResult,
 )
-from pydantic import ValidationError
-
 from crm2erp.errors import ConfigError
 
 GROUP = "crm2erp.connectors"

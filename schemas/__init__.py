@@ -17,6 +17,7 @@ __all__ = [
 import json
 from pathlib import Path
 
+from crm2erp.errors import ConfigError
 from crm2erp.schemas.base import CanonicalModel, Entity
 from crm2erp.schemas.commerce import (
     Invoice,
@@ -33,8 +34,6 @@ from crm2erp.schemas.commerce import (
 )
 from crm2erp.schemas.party import Account, AccountStatus, AccountType, Address, Contact
 from crm2erp.schemas.planning import ForecastLine
-
-from crm2erp.errors import ConfigError
 
 ENTITIES: dict[str, type[Entity]] = {
     model.__name__: model

@@ -6,8 +6,9 @@ __all__ = ["CanonicalModel", "Entity"]
 
 from typing import Any, ClassVar
 
-from crm2erp.schemas.types import UtcDatetime
 from pydantic import BaseModel, ConfigDict, Field
+
+from crm2erp.schemas.types import UtcDatetime
 
 
 class CanonicalModel(BaseModel):

@@ -14,10 +14,11 @@ import datetime as dt
 import enum
 from typing import ClassVar
 
+from pydantic import Field, model_validator
+
 from crm2erp.schemas.base import CanonicalModel, Entity
 from crm2erp.schemas.party import Address
 from crm2erp.schemas.types import CurrencyCode, Money, NonEmptyStr, Percent, Quantity
-from pydantic import Field, model_validator
 
 
 class _Priced:

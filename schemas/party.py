@@ -7,9 +7,10 @@ __all__ = ["Address", "AccountType", "AccountStatus", "Account", "Contact"]
 import enum
 from typing import ClassVar
 
+from pydantic import Field
+
 from crm2erp.schemas.base import CanonicalModel, Entity
 from crm2erp.schemas.types import CountryCode, CurrencyCode, Email, Money, NonEmptyStr, Phone
-from pydantic import Field
 
 
 class Address(CanonicalModel):

@@ -2,6 +2,9 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from pydantic import ValidationError
+
+from crm2erp.errors import ConfigError
 from crm2erp.schemas import (
     ENTITIES,
     Account,
@@ -12,9 +15,6 @@ from crm2erp.schemas import (
     json_schema_dir,
     render_json_schemas,
 )
-from pydantic import ValidationError
-
-from crm2erp.errors import ConfigError
 
 
 def test_account_normalises_email_phone_country():
