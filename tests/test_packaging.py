@@ -42,3 +42,9 @@ def test_no_bare_imports_of_mapped_folders():
                              "crm2erp", "connectors", "schemas", "quality", "dags", "tests"],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+def test_the_whole_tree_passes_ruff():
+    result = subprocess.run([sys.executable, "-m", "ruff", "check", "."],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout

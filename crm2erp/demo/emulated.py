@@ -23,7 +23,7 @@ dead letter too.
 from __future__ import annotations
 
 __all__ = ["EMULATED_PACKS", "EmulatedDemoResult", "run_emulated_demo", "bill_new_orders",
-           "seed_salesforce", "seed_sap", "mess_up_org"]
+           "seed_salesforce", "seed_sap", "mess_up_org", "SAP_MATERIALS"]
 
 import contextlib
 import random
@@ -102,13 +102,18 @@ def mess_up_org(org, rng: random.Random) -> None:
                 else None
 
 
+#: materials of the SAP emulator's seed: the products the Salesforce org sells
+SAP_MATERIALS = [f"TG{n}" for n in range(11, 19)]
+
+
 def seed_salesforce(accounts: int = 40, seed: int = 7):
     """A Salesforce emulator with ``accounts`` accounts, about a third of them with a
-    won opportunity, made messy by :func:`mess_up_org`."""
+    won opportunity of two line items on SAP materials, made messy by :func:`mess_up_org`."""
     from crm2erp.connectors.salesforce.emulator import make_app
 
     app = make_app(seed=seed, accounts=accounts, contacts_per_account=1,
-                   opportunities_per_account=2, line_items_per_opportunity=2, products=8)
+                   opportunities_per_account=2, line_items_per_opportunity=2,
+                   product_codes=SAP_MATERIALS)
     mess_up_org(app.org, random.Random(seed))
     return app
 
@@ -124,10 +129,9 @@ def seed_sap(seed: int = 11):
 def bill_new_orders(sap_app) -> int:
     """SAP's billing run: one billing document (F2) per sales order not billed yet.
 
-    A billing document bills the order's items; an order the CRM sent as a header
-    only gets one service item at the order's net value (what a clerk would
-    complete in SAP), so the document still names the order it bills. Called
-    between flows, when no request is in flight.
+    A billing document bills the order's items at their net amounts (tax 19 %).
+    An order without items has nothing to bill and is left alone, as SAP's
+    billing due list would. Called between flows, when no request is in flight.
     """
     from crm2erp.connectors.sap.model import TYPES
 
@@ -138,10 +142,10 @@ def bill_new_orders(sap_app) -> int:
     for (number,), order in sorted(store.rows["A_SalesOrder"].items()):
         if number in billed:
             continue
+        items = store.children(TYPES["A_SalesOrder"], order, "to_Item")
+        if not items:
+            continue
         store.tick(60)
-        items = store.children(TYPES["A_SalesOrder"], order, "to_Item") or [
-            {"Material": "SERVICE", "RequestedQuantity": Decimal(1),
-             "NetAmount": order["TotalNetAmount"] or Decimal(0), "SalesOrderItem": "10"}]
         net = sum((Decimal(it["NetAmount"] or 0) for it in items), Decimal(0))
         store.create("A_BillingDocument", {
             "BillingDocumentType": "F2", "SDDocumentCategory": "M",

@@ -147,7 +147,7 @@ class FlowRunner:
         self._set_partition(partition)
         self.mode = mode
         run_mode = "dry_run" if dry_run else mode
-        with self.store.lock(self.lock_name):
+        with self.store.lock(self.lock_name) as self.lock_owner:
             run_id = self.store.start_run(self.flow.flow, run_mode)
             result = RunResult(self.flow.flow, run_id, run_mode, partition=self.partition)
             self.context.run_id, self.context.rows_read = run_id, 0
@@ -161,6 +161,7 @@ class FlowRunner:
                     self._process(rows, batch.cursor, result, dry_run)
                     if batch.deleted_keys:
                         self._apply_deletes(batch.deleted_keys, result, dry_run)
+                    self.store.extend_lock(self.lock_name, self.lock_owner)   # heartbeat
                     if self.progress:
                         self.progress(result)
                 for stage in self.stages:

@@ -10,7 +10,7 @@ transaction (PostgreSQL aborts a transaction after a failed INSERT).
 
 from __future__ import annotations
 
-__all__ = ["acquire", "release", "default_owner"]
+__all__ = ["acquire", "extend", "release", "default_owner"]
 
 import datetime as dt
 import logging
@@ -67,6 +67,18 @@ def acquire(engine: sa.Engine, flow: str, owner: str | None, ttl: dt.timedelta) 
         f"{held.acquired_at:%Y-%m-%d %H:%M:%S} UTC; wait for that run to finish "
         f"(if it died, the lock expires at {held.expires_at:%Y-%m-%d %H:%M:%S} UTC)",
         retry_after=max(0.0, (held.expires_at - utcnow()).total_seconds()))
+
+
+def extend(engine: sa.Engine, flow: str, owner: str, ttl: dt.timedelta) -> bool:
+    """Push the expiry of ``owner``'s lock ``ttl`` from now (a heartbeat).
+
+    Returns False when ``owner`` no longer holds the lock: it expired and
+    another run took it over, so the caller must stop.
+    """
+    with engine.begin() as conn:
+        return bool(conn.execute(locks.update().where(
+            locks.c.flow == flow, locks.c.owner == owner).values(
+            expires_at=utcnow() + ttl)).rowcount)
 
 
 def release(engine: sa.Engine, flow: str, owner: str) -> bool:

@@ -163,6 +163,18 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         finally:
             locking.release(self.engine, flow, owner)
 
+    def extend_lock(self, flow: str, owner: str,
+                    ttl: dt.timedelta = dt.timedelta(hours=2)) -> None:
+        """Heartbeat of a long run: keep ``flow``'s lock ``ttl`` beyond now.
+
+        Raises :class:`crm2erp.errors.FatalError` when the lock was lost (it
+        expired and another run took it over), so two runs never interleave.
+        """
+        if not locking.extend(self.engine, flow, owner, ttl):
+            raise FatalError(f"flow {flow!r}: this run lost its lock (it expired and "
+                             "another run took it over); stopping so the two do not "
+                             "interleave")
+
     # -- runs --------------------------------------------------------------
     def start_run(self, flow: str, mode: str) -> int:
         """Record a new running run of ``flow``; returns its id."""

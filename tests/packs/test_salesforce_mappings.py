@@ -32,7 +32,11 @@ STREAMS = {
                                                   "Email", "Phone", "Title"]},
     "opportunities": {"sobject": "Opportunity", "fields": ["Id", "AccountId", "Name",
                                                            "StageName", "Amount", "CloseDate",
-                                                           "Probability"]},
+                                                           "Probability"],
+                      "children": {"lines": {"stream": "opportunity_line_items"}}},
+    "opportunity_line_items": {"sobject": "OpportunityLineItem",
+                               "fields": ["Id", "OpportunityId", "ProductCode", "Name",
+                                          "Quantity", "UnitPrice"]},
     "products": {"sobject": "Product2", "fields": ["Id", "Name", "ProductCode", "Family",
                                                    "IsActive"]},
     "invoices": {"sobject": "ERP_Invoice__c", "external_id_field": "ERP_Id__c",
@@ -111,6 +115,20 @@ def test_opportunities_and_won_ones_as_sales_orders(org):
     orders = [canonical("SalesOrder", won_map.apply(o, resolver)) for o in won]
     assert all(o.status.value == "confirmed" and o.total_amount > 0 for o in orders)
     assert [o.opportunity_id for o in orders] == [o["Id"] for o in won]
+    # the embedded OpportunityLineItem rows are the order lines; they add up to Amount
+    assert all(len(o.lines) == 2 and all(line.product_code.startswith("P-")
+                                         for line in o.lines) for o in orders)
+    assert all(sum(line.quantity * line.unit_price for line in o.lines) == o.total_amount
+               for o in orders)
+    assert all(len(d.lines) == 2 for d in deals)
+
+
+def test_won_opportunity_without_children_config_is_a_header(org):
+    won_map = inbound("won_opportunity.in.map.yaml")
+    order = won_map.apply({"Id": "006x", "AccountId": "001x", "StageName": "Closed Won",
+                           "Amount": 10.0, "CloseDate": "2024-05-01"},
+                          DictResolver({("Account", "salesforce", "001x"): "acc-1"}))
+    assert canonical("SalesOrder", order).lines == []
 
 
 def test_products(org):

@@ -1,9 +1,10 @@
 """The salesforce-sap flow pack end to end, against the Salesforce and SAP emulators.
 
-Accounts land in SAP as business partners once, won opportunities as sales
-orders sold to them, SAP's billing documents come back to Salesforce as
-ERP_Invoice__c records linked to account and opportunity, and a second run
-changes nothing.
+Accounts land in SAP as business partners once and get the partner number
+written back onto Account.ERP_Id__c, won opportunities become sales orders
+sold to them with one item per OpportunityLineItem, SAP's billing documents
+come back to Salesforce as ERP_Invoice__c records with the billed amounts,
+linked to account and opportunity, and a second run changes nothing.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from decimal import Decimal
 
 from crm2erp.demo.emulated import bill_new_orders, seed_salesforce, seed_sap
 from crm2erp.engine import Engine
@@ -76,6 +78,35 @@ def test_accounts_orders_and_invoices_round_trip(tmp_path):
     assert all(o["SoldToParty"] in customers and o["SalesOrganization"] == "1010"
                for o in sap_orders)
 
+    # write-back: every synced account carries its SAP business partner number
+    accounts_sf = {a["Id"]: a for a in sf_app.org.records("Account")}
+    partners = {p["BusinessPartnerIDByExtSystem"]: p["BusinessPartner"]
+                for p in sap_app.find("business_partners")}
+    written = [a for a in accounts_sf.values() if a["ERP_Id__c"]]
+    assert len(written) == 14 and first["sf_sap_accounts"].counts["written_back"] == 14
+    assert {a["ERP_Id__c"] for a in written} <= set(partners.values())
+    assert accounts_sf["001Hn0000000006IAA"]["ERP_Id__c"] is None   # held back, not synced
+
+    # every order carries the opportunity's line items, priced as in Salesforce
+    lines = {}
+    for item in sf_app.org.records("OpportunityLineItem"):
+        lines.setdefault(item["OpportunityId"], []).append(item)
+    by_amount = {}
+    for opp in won:
+        items = sorted((i["ProductCode"], Decimal(str(i["Quantity"])),
+                        Decimal(str(i["UnitPrice"]))) for i in lines[opp["Id"]])
+        by_amount.setdefault(Decimal(str(opp["Amount"])).quantize(Decimal("0.01")),
+                             []).append(items)
+    for order in sap_orders:
+        items = order["to_Item"]["results"] if isinstance(order["to_Item"], dict) \
+            else order["to_Item"]
+        assert len(items) == 2 and all(i["Material"].startswith("TG") for i in items)
+        total = Decimal(str(order["TotalNetAmount"]))
+        assert sum(Decimal(str(i["NetAmount"])) for i in items) == total
+        got = sorted((i["Material"], Decimal(str(i["RequestedQuantity"])),
+                      Decimal(str(i["NetPriceAmount"]))) for i in items)
+        assert got in by_amount[total], (total, got)
+
     invoices = sf_app.org.records("ERP_Invoice__c")
     assert first["sf_sap_invoices"].counts["created"] == len(invoices) == len(sap_orders)
     won_ids = {o["Id"] for o in won}
@@ -83,6 +114,13 @@ def test_accounts_orders_and_invoices_round_trip(tmp_path):
     assert all(i["Opportunity__c"] in won_ids and i["Account__c"] in account_ids
                for i in invoices)
     assert all(i["Status__c"] == "posted" and i["Currency__c"] == "EUR" for i in invoices)
+    # billed amounts: the order's net value (the map's total_amount), 19 % tax on it
+    order_totals = sorted(Decimal(str(o["TotalNetAmount"])) for o in sap_orders)
+    assert all(Decimal(str(i["Total_Amount__c"])) > 0 for i in invoices)
+    assert sorted(Decimal(str(i["Total_Amount__c"])) for i in invoices) == order_totals
+    assert all(Decimal(str(i["Tax_Amount__c"])) == (Decimal(str(i["Total_Amount__c"]))
+                                                    * Decimal("0.19")).quantize(Decimal("0.01"))
+               for i in invoices)
 
     for result in second.values():
         assert result.changed == 0, (result.flow, dict(result.counts))

@@ -83,3 +83,19 @@ def test_default_owners_are_unique(stores):
         with pytest.raises(LockHeldError):
             with first.lock("a"):
                 pass
+
+
+def test_heartbeat_keeps_the_lock_and_detects_a_takeover(any_db_url):
+    from crm2erp.errors import FatalError
+
+    store = StateStore.open(any_db_url)
+    try:
+        with store.lock("beat", ttl=dt.timedelta(seconds=-1)) as owner:  # already expired
+            store.extend_lock("beat", owner)                             # heartbeat renews it
+            with pytest.raises(LockHeldError):
+                with store.lock("beat", owner="intruder"):
+                    pass
+            with pytest.raises(FatalError, match="lost its lock"):
+                store.extend_lock("beat", "someone-else")
+    finally:
+        store.close()
