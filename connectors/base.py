@@ -27,6 +27,7 @@ __all__ = [
     "WriteResult",
     "DeleteMode",
     "Connector",
+    "DelegatingConnector",
 ]
 
 import enum
@@ -193,3 +194,35 @@ class Connector:
 
     def __exit__(self, *exc):
         self.close()
+
+
+class DelegatingConnector(Connector):
+    """A connector configured with ``config.streams`` (stream name -> stream config)
+    that hands each call, with the stream's config, to ``reader`` and ``writer``.
+
+    Subclasses build ``client``, ``reader`` and ``writer`` in ``__init__`` and
+    implement :meth:`streams`; they override what their API does differently
+    (a read-only stream refusing ``upsert``, another object to close).
+    """
+
+    config: Any
+    client: Any
+    reader: Any
+    writer: Any
+
+    def _stream_config(self, name: str) -> Any:
+        self.stream(name)  # raises ConfigError naming the known streams
+        return self.config.streams[name]
+
+    def read(self, stream: str, since: Cursor | None = None, *,
+             batch_size: int = 500) -> Iterator[Batch]:
+        return self.reader.read(self._stream_config(stream), since, batch_size)
+
+    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        return self.writer.upsert(stream, self._stream_config(stream), rows)
+
+    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
+        return self.writer.lookup(stream, self._stream_config(stream), keys)
+
+    def close(self) -> None:
+        self.client.close()

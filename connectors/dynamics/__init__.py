@@ -2,7 +2,9 @@
 
 Reads accounts, contacts, opportunities, opportunity products and products
 (or any table configured as a stream) through the Dataverse Web API (OData
-v4) in ``modifiedon`` order, and upserts by alternate key. See
+v4) in ``modifiedon`` order with configured children embedded (an
+opportunity's products), upserts by alternate key and updates rows by id
+(write-back). See
 ``docs/connectors/dynamics.md``; the emulator is
 :mod:`crm2erp.connectors.dynamics.emulator`.
 """
@@ -11,10 +13,10 @@ from __future__ import annotations
 
 __all__ = ["DynamicsConnector", "DynamicsConfig", "DynamicsStreamConfig"]
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import Batch, Connector, Cursor, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
 from crm2erp.connectors.dynamics.api import build_client
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader
@@ -22,7 +24,7 @@ from crm2erp.connectors.dynamics.target import DynamicsWriter
 from crm2erp.errors import ConfigError
 
 
-class DynamicsConnector(Connector):
+class DynamicsConnector(DelegatingConnector):
     """Dataverse as a source and a target; ``client`` exposes request stats."""
 
     name = "dynamics"
@@ -48,25 +50,11 @@ class DynamicsConnector(Connector):
         if problems:
             raise ConfigError("Dynamics connection: " + "; ".join(problems))
 
-    def _stream_config(self, name: str) -> DynamicsStreamConfig:
-        self.stream(name)  # raises ConfigError naming the known streams
-        return self.config.streams[name]
-
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=(s.key,), cursor_field=s.cursor_field,
                            children=tuple(s.children), writable=bool(s.alternate_key))
                 for name, s in self.config.streams.items()]
 
-    def read(self, stream: str, since: Cursor | None = None, *,
-             batch_size: int = 500) -> Iterator[Batch]:
-        return self.reader.read(self._stream_config(stream), since, batch_size)
-
-    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        return self.writer.upsert(stream, self._stream_config(stream), rows)
-
-    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
-        return self.writer.lookup(stream, self._stream_config(stream), keys)
-
-    def close(self) -> None:
-        self.client.close()
-
+    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        """Set columns of existing rows by primary id (write-back); never creates one."""
+        return self.writer.update(stream, self._stream_config(stream), rows)

@@ -16,20 +16,44 @@ credentials grant; ``token_url`` defaults to
 ``{authority_url}/{tenant_id}/oauth2/v2.0/token`` and ``scope`` to
 ``{environment_url}/.default``. Leaving ``streams`` out gives the five
 standard streams below.
+
+``children`` embeds rows of another stream whose lookup points at the
+parent, read with one ``$filter=<foreign key> eq <id> or ...`` query per 50
+parents; ``expand`` inlines single-valued lookups of a stream's rows
+(``$expand=productid($select=productnumber)``)::
+
+    opportunities:
+      children: {lines: {stream: opportunityproducts}}   # _opportunityid_value
+    opportunityproducts:
+      expand: {productid: [productnumber, name]}   # row["productid"]["productnumber"]
+
+A list of stream names (``children: [opportunityproducts]``) embeds each
+under its own stream name; the foreign key defaults to
+``_<parent logical name>id_value``.
 """
 
 from __future__ import annotations
 
-__all__ = ["DynamicsStreamConfig", "DynamicsConfig", "DEFAULT_STREAMS"]
+__all__ = ["ChildConfig", "DynamicsStreamConfig", "DynamicsConfig", "DEFAULT_STREAMS"]
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crm2erp.http.config import ClientCredentialsAuthConfig, HttpConnectionConfig
 
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+class ChildConfig(BaseModel):
+    """Rows of ``stream`` whose ``foreign_key`` lookup holds the parent's id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stream: str
+    foreign_key: str | None = Field(None, description="Lookup column of the child, e.g. "
+                                    "_opportunityid_value (the default for opportunities).")
 
 
 class DynamicsStreamConfig(BaseModel):
@@ -47,7 +71,17 @@ class DynamicsStreamConfig(BaseModel):
         "writes upsert with PATCH entity_set(col='value').")
     track_deletes: bool = Field(True, description="Read deletions from the audit log "
                                 "(auditing must be on for the table).")
-    children: list[str] = Field(default_factory=list)
+    children: dict[str, ChildConfig] = Field(default_factory=dict)
+    expand: dict[str, list[str]] = Field(
+        default_factory=dict, description="Single-valued navigation property -> columns of "
+        "the related row to inline under that name ($expand).")
+
+    @field_validator("children", mode="before")
+    @classmethod
+    def _children(cls, value: Any) -> Any:
+        if isinstance(value, list):   # [stream, ...]: each under its own name
+            return {name: {"stream": name} for name in value}
+        return value
 
     @field_validator("entity_set", "logical_name", "key", "cursor_field")
     @classmethod
@@ -58,7 +92,9 @@ class DynamicsStreamConfig(BaseModel):
 
     @model_validator(mode="after")
     def _needed(self) -> DynamicsStreamConfig:
-        bad = [f for f in [*self.fields, *self.alternate_key] if not _NAME.match(f)]
+        bad = [f for f in [*self.fields, *self.alternate_key, *self.expand,
+                           *(c for cols in self.expand.values() for c in cols)]
+               if not _NAME.match(f)]
         if bad:
             raise ValueError(f"columns {bad} are not Dataverse logical names; lookups are "
                              "read as _name_value")
@@ -72,7 +108,7 @@ class DynamicsStreamConfig(BaseModel):
 _EXT = "crm2erp_externalid"
 DEFAULT_STREAMS: dict[str, dict] = {
     "accounts": {"entity_set": "accounts", "logical_name": "account", "key": "accountid",
-                 "alternate_key": ["accountnumber"], "children": ["contacts", "opportunities"],
+                 "alternate_key": ["accountnumber"],
                  "fields": ["name", "accountnumber", "telephone1", "emailaddress1", "websiteurl",
                             "address1_line1", "address1_city", "address1_postalcode",
                             "address1_country", "revenue", "numberofemployees", "statecode"]},
@@ -82,13 +118,14 @@ DEFAULT_STREAMS: dict[str, dict] = {
                             "mobilephone", "jobtitle", "_parentcustomerid_value"]},
     "opportunities": {"entity_set": "opportunities", "logical_name": "opportunity",
                       "key": "opportunityid", "alternate_key": [_EXT],
-                      "children": ["opportunityproducts"],
+                      "children": {"lines": {"stream": "opportunityproducts"}},
                       "fields": ["name", "_parentaccountid_value", "estimatedvalue",
                                  "estimatedclosedate", "closeprobability", "stepname",
                                  "statecode", "statuscode"]},
     "opportunityproducts": {"entity_set": "opportunityproducts",
                             "logical_name": "opportunityproduct",
                             "key": "opportunityproductid",
+                            "expand": {"productid": ["productnumber", "name"]},
                             "fields": ["_opportunityid_value", "_productid_value",
                                        "productdescription", "quantity", "priceperunit",
                                        "extendedamount"]},
@@ -133,8 +170,20 @@ class DynamicsConfig(HttpConnectionConfig):
         for name, stream in self.streams.items():
             if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
                 raise ValueError(f"stream name {name!r} must be letters, digits and _")
-            stream.children = [c for c in stream.children if c in self.streams]
+            for embed, child in stream.children.items():
+                if child.stream not in self.streams or child.stream == name:
+                    raise ValueError(f"stream {name!r}: child {embed!r} names stream "
+                                     f"{child.stream!r}, which is not another configured "
+                                     f"stream (streams: {', '.join(sorted(self.streams))})")
+                key = self.foreign_key(stream, child)
+                if key not in self.streams[child.stream].fields:
+                    self.streams[child.stream].fields.append(key)
         return self
+
+    @staticmethod
+    def foreign_key(parent: DynamicsStreamConfig, child: ChildConfig) -> str:
+        """The child's lookup column holding the parent id (``_opportunityid_value``)."""
+        return child.foreign_key or f"_{parent.logical_name}id_value"
 
     @property
     def api_path(self) -> str:

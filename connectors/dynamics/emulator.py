@@ -13,6 +13,8 @@ Implemented, with the Web API's URL shapes, bodies and headers:
   :mod:`.odata`), ``$orderby``, ``$top``, ``Prefer: odata.maxpagesize=N``
   (``Preference-Applied``) and ``@odata.nextLink`` with a ``$skiptoken`` paging
   cookie; GUIDs sort in SQL Server order; ``audits`` records deletions;
+* ``$expand=nav($select=a,b)`` on single-valued lookups (``productid`` of an
+  opportunity product), the related row inlined under the navigation name;
 * ``GET|PATCH|DELETE /api/data/v9.2/{entity_set}({key})`` - by GUID or
   alternate key, upsert with ``If-Match: *``/``If-None-Match: *`` semantics,
   ``204`` + ``OData-EntityId``, ``nav@odata.bind`` lookups;
@@ -74,12 +76,14 @@ class DynamicsEmulator(FaultInjection):
                  products: int = 20, same_stamp: int = 7, max_page_size: int = 5000,
                  fault_rate: float = 0.0, fault_kinds: tuple = (429, 503, 500, "truncate"),
                  retry_after: int = 1, slow_rate: float = 0.0, slow_seconds: float = 0.2,
-                 token_lifetime: int = 3599):
+                 token_lifetime: int = 3599, product_numbers: list[str] | None = None,
+                 won_every: int = 3):
         self.env = Environment(seed=seed, accounts=accounts,
                                contacts_per_account=contacts_per_account,
                                opportunities_per_account=opportunities_per_account,
                                products_per_opportunity=products_per_opportunity,
-                               products=products, same_stamp=same_stamp)
+                               products=products, same_stamp=same_stamp,
+                               product_numbers=product_numbers, won_every=won_every)
         self.max_page_size, self.token_lifetime = max_page_size, token_lifetime
         self.base_url = "http://127.0.0.1"
         self.exhausted = False
@@ -324,8 +328,15 @@ class DynamicsEmulator(FaultInjection):
         page = rows[start:start + size]
         context = f"{self.base_url}/api/data/v{ver}/$metadata#{entity_set}" + \
             (f"({','.join(select)})" if select else "")
-        body: dict[str, Any] = {"@odata.context": context,
-                                "value": [self._render(entity_set, r, select) for r in page]}
+        expand = self._expand(entity_set, query.get("$expand", ""))
+        values = []
+        for row in page:
+            rendered = self._render(entity_set, row, select)
+            for nav, (column, target_set, columns) in expand.items():
+                related = self.env.rows[target_set].get(row.get(column) or "")
+                rendered[nav] = self._render(target_set, related, columns) if related else None
+            values.append(rendered)
+        body: dict[str, Any] = {"@odata.context": context, "value": values}
         if start + size < len(rows):
             last = page[-1][table.key]
             inner = f'<cookie page="{page_no}"><{table.key} last="{{{last}}}" /></cookie>'
@@ -338,6 +349,27 @@ class DynamicsEmulator(FaultInjection):
                                                 for k, v in params))
         extra = {"Preference-Applied": f"odata.maxpagesize={size}"} if prefer else {}
         return 200, body, extra
+
+
+    @staticmethod
+    def _expand(entity_set: str, text: str) -> dict[str, tuple[str, str, list[str] | None]]:
+        """``nav($select=a,b),other`` -> ``{nav: (lookup column, target set, [a, b])}``."""
+        table, out = TABLES[entity_set], {}
+        for part in re.findall(r"\w+(?:\([^)]*\))?", text):
+            m = re.fullmatch(r"(\w+)(?:\(\$select=([\w,]+)\))?", part)
+            if not m or m[1] not in table.binds:
+                raise _error(400, "0x80060888", f"Could not find a navigation property named "
+                             f"'{part.split('(')[0]}' on type 'Microsoft.Dynamics.CRM."
+                             f"{table.logical}'.")
+            column, target_set = table.binds[m[1]]
+            columns = m[2].split(",") if m[2] else None
+            unknown = [c for c in columns or [] if c not in TABLES[target_set].columns]
+            if unknown:
+                raise _error(400, "0x80060888", f"Could not find a property named "
+                             f"'{unknown[0]}' on type 'Microsoft.Dynamics.CRM."
+                             f"{TABLES[target_set].logical}'.")
+            out[m[1]] = (column, target_set, columns)
+        return out
 
 
 def make_app(seed: int = 42, accounts: int = 100, fault_rate: float = 0.0,

@@ -41,7 +41,8 @@ TABLES: dict[str, Table] = {
         "telephone1": "string", "emailaddress1": "string", "websiteurl": "string",
         "address1_line1": "string", "address1_city": "string", "address1_postalcode": "string",
         "address1_country": "string", "revenue": "money", "numberofemployees": "int",
-        "statecode": "int", **_SYSTEM}, (("accountnumber",),), {"name": 160}),
+        "statecode": "int", "crm2erp_erpcustomerid": "string", **_SYSTEM},
+        (("accountnumber",),), {"name": 160, "crm2erp_erpcustomerid": 100}),
     "contacts": Table("contact", "contactid", {
         "contactid": "guid", "firstname": "string", "lastname": "string",
         "emailaddress1": "string", "telephone1": "string", "mobilephone": "string",
@@ -97,8 +98,10 @@ class Environment:
     def __init__(self, *, seed: int = 42, accounts: int = 100, contacts_per_account: int = 2,
                  opportunities_per_account: int = 1, products_per_opportunity: int = 2,
                  products: int = 20, same_stamp: int = 7,
-                 start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)):
+                 start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+                 product_numbers: list[str] | None = None, won_every: int = 3):
         self.lock = threading.RLock()
+        self.product_numbers, self.won_every = list(product_numbers or []), won_every
         self.rng = random.Random(seed)
         self.rows: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in TABLES}
         self._stamps = dict.fromkeys(TABLES, 0)
@@ -130,10 +133,12 @@ class Environment:
 
     def _seed(self, accounts, contacts_per, opps_per, lines_per, products) -> None:
         r = self.rng
+        numbers = self.product_numbers or [f"PRD-{i + 1:05d}" for i in range(products)]
         catalogue = [self.insert("products", {
-            "name": f"{r.choice(_WORDS)} Part {i + 1}", "productnumber": f"PRD-{i + 1:05d}",
+            "name": f"{r.choice(_WORDS)} Part {i + 1}", "productnumber": number,
             "price": Decimal(r.randint(5, 900)), "statecode": 0, "description": "Seeded"},
-            self._stamp("products")) for i in range(products)]
+            self._stamp("products")) for i, number in enumerate(numbers)]
+        seeded = 0
         for i in range(accounts):
             city, country = r.choice(_CITIES)
             name = f"{r.choice(_WORDS)} {i + 1}"
@@ -155,8 +160,11 @@ class Environment:
                     "telephone1": account["telephone1"],
                     "_parentcustomerid_value": account["accountid"]}, self._stamp("contacts"))
             for j in range(opps_per):
+                seeded += 1
+                won = bool(self.won_every) and seeded % self.won_every == 0
                 opp = self.insert("opportunities", {
-                    "name": f"{name} - opportunity {j + 1}", "statecode": 0, "statuscode": 1,
+                    "name": f"{name} - opportunity {j + 1}", "statecode": 1 if won else 0,
+                    "statuscode": 3 if won else 1,   # 1 In Progress, 3 Won
                     "_parentaccountid_value": account["accountid"], "closeprobability": 50,
                     "stepname": r.choice(["1-Qualify", "2-Develop", "3-Propose"]),
                     "estimatedclosedate":

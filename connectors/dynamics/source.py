@@ -14,11 +14,17 @@ since the watermark (``audits?$filter=objecttypecode eq 'account' and
 operation eq 3 and createdon ge <t>``) and surface them as
 ``Batch.deleted_keys``; auditing must be on for the table, or nothing is
 found.
+
+A stream's ``children`` (an opportunity's products) are embedded batch by
+batch: one ``$filter=_opportunityid_value eq <id> or ...`` query per
+``CHILD_CHUNK`` parents, rows in key order under the child's name; its
+``expand`` lookups (the product of an opportunity product) come inline with
+``$expand=productid($select=productnumber,name)``.
 """
 
 from __future__ import annotations
 
-__all__ = ["DynamicsReader", "odata_datetime", "odata_string"]
+__all__ = ["DynamicsReader", "odata_datetime", "odata_string", "CHILD_CHUNK"]
 
 import datetime as dt
 import logging
@@ -32,6 +38,7 @@ from crm2erp.http import HttpClient, ODataPaginator
 
 log = logging.getLogger(__name__)
 AUDIT_DELETE = 3  # audit.operation: 1 Create, 2 Update, 3 Delete, 4 Access
+CHILD_CHUNK = 50  # "or" terms per $filter, as for look-ups: URLs stay far below 32 KB
 
 
 def odata_datetime(stamp: str) -> str:
@@ -46,8 +53,17 @@ def odata_string(value: Any) -> str:
 
 
 def clean(record: dict[str, Any]) -> Row:
-    """A Web API record without its ``@odata.*`` and ``@Microsoft.*`` annotations."""
-    return {k: v for k, v in record.items() if "@" not in k}
+    """A Web API record without its ``@odata.*`` and ``@Microsoft.*`` annotations
+    (expanded lookups too)."""
+    return {k: clean(v) if isinstance(v, dict) else v
+            for k, v in record.items() if "@" not in k}
+
+
+def _expand(stream: DynamicsStreamConfig) -> dict[str, str]:
+    if not stream.expand:
+        return {}
+    return {"$expand": ",".join(f"{nav}($select={','.join(cols)})" if cols else nav
+                                for nav, cols in stream.expand.items())}
 
 
 class DynamicsReader:
@@ -64,7 +80,7 @@ class DynamicsReader:
                   "$orderby": f"{stream.cursor_field} asc,{stream.key} asc"}
         if since is not None:
             params["$filter"] = f"{stream.cursor_field} ge {odata_datetime(since.value)}"
-        return params
+        return params | _expand(stream)
 
     def _records(self, url: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
         paginator = ODataPaginator()
@@ -74,6 +90,11 @@ class DynamicsReader:
 
     def read(self, stream: DynamicsStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:
+        for batch in self._read(stream, since, batch_size):
+            yield self._embed(stream, batch)
+
+    def _read(self, stream: DynamicsStreamConfig, since: Cursor | None,
+              batch_size: int) -> Iterator[Batch]:
         deletions = self.deleted_since(stream, since) \
             if since is not None and stream.track_deletes else []
         batcher = OrderedBatcher(batch_size, since, deletions=deletions)
@@ -83,6 +104,32 @@ class DynamicsReader:
             yield from batcher.add(iso_millis(row[stream.cursor_field]), str(row[stream.key]),
                                    row)
         yield from batcher.finish()
+
+    def _embed(self, stream: DynamicsStreamConfig, batch: Batch) -> Batch:
+        if not stream.children or not batch.rows:
+            return batch
+        ids = [str(row[stream.key]) for row in batch.rows]
+        for name, child in stream.children.items():
+            found = self.children(self.config.streams[child.stream],
+                                  self.config.foreign_key(stream, child), ids)
+            for row in batch.rows:
+                row[name] = found.get(str(row[stream.key]), [])
+        return batch
+
+    def children(self, child: DynamicsStreamConfig, foreign_key: str,
+                 ids: list[str]) -> dict[str, list[Row]]:
+        """``{parent id: [child rows in key order]}`` for the given parent ids (GUIDs)."""
+        out: dict[str, list[Row]] = {}
+        url = f"{self.config.api_path}/{child.entity_set}"
+        for start in range(0, len(ids), CHILD_CHUNK):
+            chunk = ids[start:start + CHILD_CHUNK]
+            params = {"$select": ",".join(child.fields),
+                      "$filter": " or ".join(f"{foreign_key} eq {i}" for i in chunk),
+                      "$orderby": f"{foreign_key} asc,{child.key} asc"} | _expand(child)
+            for record in self._records(url, params):
+                row = clean(record)
+                out.setdefault(str(row[foreign_key]), []).append(row)
+        return out
 
     def deleted_since(self, stream: DynamicsStreamConfig,
                       since: Cursor) -> list[tuple[str, str]]:

@@ -12,6 +12,10 @@ A row the API refuses (``{"error": {"code", "message"}}``) becomes
 ``WriteResult(FAILED, "code: message")``; the other rows are still written.
 Lookups are written as ``nav@odata.bind`` values, e.g.
 ``"parentcustomerid_account@odata.bind": "/accounts(accountnumber='A-1')"``.
+
+Write-back (:meth:`DynamicsWriter.update`) PATCHes a row by its primary id,
+``PATCH accounts(<guid>)`` with ``If-Match: *``, so a row that no longer
+exists fails with 404 instead of being created.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient
 
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
 def _wire(value: Any) -> Any:
@@ -84,6 +89,26 @@ class DynamicsWriter:
             body = {k: v for k, v in row.items() if k != stream.key and not
                     (k.startswith("_") and k.endswith("_value")) and not k.startswith("@odata")}
             results.append(self._write(stream, url, key, body))
+        return results
+
+    def update(self, name: str, stream: DynamicsStreamConfig,
+               rows: Sequence[Row]) -> list[WriteResult]:
+        """Set columns of existing rows found by their primary id (never creates one)."""
+        results = []
+        for row in rows:
+            key = str(row.get(stream.key) or "")
+            if not _GUID.match(key):
+                results.append(WriteResult(key, WriteAction.FAILED, error=f"stream {name!r}: "
+                                           f"{stream.key} {key!r} is not a row id (GUID)"))
+                continue
+            body = {k: v for k, v in row.items() if k != stream.key and not
+                    (k.startswith("_") and k.endswith("_value")) and not k.startswith("@odata")}
+            resp = self._patch(f"{self.config.api_path}/{stream.entity_set}({key})", body,
+                               {"If-Match": "*"})
+            if resp.status_code in (200, 204):
+                results.append(WriteResult(key, WriteAction.UPDATED, target_id=key.lower()))
+            else:
+                results.append(self._failed(stream, key, resp))
         return results
 
     def _patch(self, url: str, body: dict[str, Any], condition: dict[str, str]):

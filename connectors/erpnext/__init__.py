@@ -10,10 +10,10 @@ from __future__ import annotations
 
 __all__ = ["ErpNextConnector", "ErpNextConfig", "ErpNextStreamConfig"]
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import Batch, Connector, Cursor, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
 from crm2erp.connectors.erpnext.api import build_clients
 from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
@@ -21,7 +21,7 @@ from crm2erp.connectors.erpnext.target import ErpNextWriter
 from crm2erp.errors import ConfigError
 
 
-class ErpNextConnector(Connector):
+class ErpNextConnector(DelegatingConnector):
     """ERPNext as a target (and a source for the invoice return flow)."""
 
     name = "erpnext"
@@ -48,18 +48,10 @@ class ErpNextConnector(Connector):
             raise ConfigError("ERPNext connection: " + "; ".join(problems) + " - check the "
                               "DocType names and the roles of the API user")
 
-    def _stream_config(self, name: str) -> ErpNextStreamConfig:
-        self.stream(name)
-        return self.config.streams[name]
-
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("name",), cursor_field=s.cursor_field,
                            children=tuple(s.children), writable=bool(s.external_id_field))
                 for name, s in self.config.streams.items()]
-
-    def read(self, stream: str, since: Cursor | None = None, *,
-             batch_size: int = 500) -> Iterator[Batch]:
-        return self.reader.read(self._stream_config(stream), since, batch_size)
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
         config = self._stream_config(stream)
@@ -67,11 +59,3 @@ class ErpNextConnector(Connector):
             raise NotImplementedError(f"ERPNext stream {stream!r} is read-only "
                                       "(no external_id_field)")
         return self.writer.upsert(stream, config, rows)
-
-    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
-        return self.writer.lookup(stream, self._stream_config(stream), keys)
-
-    def close(self) -> None:
-        self.client.close()
-
-

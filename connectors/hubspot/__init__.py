@@ -2,19 +2,20 @@
 
 Reads companies, contacts, deals, line items and products (or any CRM object
 type configured as a stream) through the CRM v3 search API in modification
-order, with associations from the v4 associations API, and upserts through
-``batch/upsert`` on a unique property. See ``docs/connectors/hubspot.md``;
-the emulator is :mod:`crm2erp.connectors.hubspot.emulator`.
+order, with associations from the v4 associations API and configured children
+(a deal's line items) embedded, upserts through ``batch/upsert`` on a unique
+property and updates existing records by id (``batch/update``, write-back).
+See ``docs/connectors/hubspot.md``; the emulator is :mod:`crm2erp.connectors.hubspot.emulator`.
 """
 
 from __future__ import annotations
 
 __all__ = ["HubSpotConnector", "HubSpotConfig", "HubSpotStreamConfig"]
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import Batch, Connector, Cursor, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
 from crm2erp.connectors.hubspot.api import build_client
 from crm2erp.connectors.hubspot.config import HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.hubspot.source import HubSpotReader
@@ -23,7 +24,7 @@ from crm2erp.errors import ConfigError
 from crm2erp.http import CursorPaginator
 
 
-class HubSpotConnector(Connector):
+class HubSpotConnector(DelegatingConnector):
     """HubSpot as a source and a target; ``client`` exposes request stats."""
 
     name = "hubspot"
@@ -61,26 +62,18 @@ class HubSpotConnector(Connector):
             raise ConfigError("HubSpot connection: " + "; ".join(problems) + " - fix the "
                               "property internal names or create the properties in HubSpot")
 
-    def _stream_config(self, name: str) -> HubSpotStreamConfig:
-        self.stream(name)  # raises ConfigError naming the known streams
-        return self.config.streams[name]
-
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("id",), cursor_field=s.cursor_property,
                            children=tuple(s.children), writable=bool(s.id_property))
                 for name, s in self.config.streams.items()]
-
-    def read(self, stream: str, since: Cursor | None = None, *,
-             batch_size: int = 500) -> Iterator[Batch]:
-        return self.reader.read(self._stream_config(stream), since, batch_size)
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
         if not rows:
             return []
         return self.writer.upsert(stream, self._stream_config(stream), rows)
 
-    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
-        return self.writer.lookup(stream, self._stream_config(stream), keys)
-
-    def close(self) -> None:
-        self.client.close()
+    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        """Set properties of existing records by ``id`` (write-back); never creates one."""
+        if not rows:
+            return []
+        return self.writer.update(stream, self._stream_config(stream), rows)

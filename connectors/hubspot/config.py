@@ -11,14 +11,28 @@ Example::
 Auth is a private app access token (``auth: {type: bearer, ...}``). Leaving
 ``streams`` out gives the five standard streams below; giving a stream
 replaces that stream's defaults.
+
+``children`` embeds associated records of another stream into each row: the
+ids come from the v4 associations batch read, the records from
+``batch/read`` (100 per call) with the child stream's properties::
+
+    deals:
+      object_type: deals
+      properties: [dealname, dealstage, amount, closedate]
+      associations: [companies]
+      children: {lines: {stream: line_items}}   # a deal's line items, under `lines`
+
+A list of stream names (``children: [line_items]``) embeds each under its
+own stream name.
 """
 
 from __future__ import annotations
 
-__all__ = ["HubSpotStreamConfig", "HubSpotConfig", "DEFAULT_STREAMS", "RESERVED_FIELDS"]
+__all__ = ["ChildConfig", "HubSpotStreamConfig", "HubSpotConfig", "DEFAULT_STREAMS",
+           "RESERVED_FIELDS"]
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -28,6 +42,14 @@ _NAME = re.compile(r"^[a-z0-9_]+$")
 # keys of a read row that are not HubSpot properties (never sent back on writes)
 RESERVED_FIELDS = frozenset({"id", "createdAt", "updatedAt", "archived", "archivedAt",
                              "associations"})
+
+
+class ChildConfig(BaseModel):
+    """Records of ``stream`` associated with the parent, embedded as a list."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stream: str
 
 
 class HubSpotStreamConfig(BaseModel):
@@ -44,7 +66,14 @@ class HubSpotStreamConfig(BaseModel):
         default_factory=list, description="Object types whose associated ids are read "
         "(v4 associations batch read) into row['associations'][type].")
     track_deletes: bool = True
-    children: list[str] = Field(default_factory=list)
+    children: dict[str, ChildConfig] = Field(default_factory=dict)
+
+    @field_validator("children", mode="before")
+    @classmethod
+    def _children(cls, value: Any) -> Any:
+        if isinstance(value, list):   # [stream, ...]: each under its own name
+            return {name: {"stream": name} for name in value}
+        return value
 
     @field_validator("object_type", "cursor_property", "id_property")
     @classmethod
@@ -69,7 +98,6 @@ class HubSpotStreamConfig(BaseModel):
 _ADDRESS = ["address", "city", "zip", "country"]
 DEFAULT_STREAMS: dict[str, dict] = {
     "companies": {"object_type": "companies", "id_property": "erp_id",
-                  "children": ["contacts", "deals"],
                   "properties": ["name", "domain", "phone", "industry", *_ADDRESS,
                                  "annualrevenue", "numberofemployees", "erp_id"]},
     "contacts": {"object_type": "contacts", "id_property": "email",
@@ -77,7 +105,8 @@ DEFAULT_STREAMS: dict[str, dict] = {
                  "properties": ["firstname", "lastname", "email", "phone", "jobtitle",
                                 "associatedcompanyid"]},
     "deals": {"object_type": "deals", "id_property": "erp_id",
-              "associations": ["companies", "line_items"], "children": ["line_items"],
+              "associations": ["companies", "line_items"],
+              "children": {"lines": {"stream": "line_items"}},
               "properties": ["dealname", "dealstage", "pipeline", "amount", "closedate",
                              "deal_currency_code", "hs_deal_stage_probability", "erp_id"]},
     "line_items": {"object_type": "line_items", "associations": ["deals"],
@@ -124,5 +153,9 @@ class HubSpotConfig(HttpConnectionConfig):
         for name, stream in self.streams.items():
             if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
                 raise ValueError(f"stream name {name!r} must be letters, digits and _")
-            stream.children = [c for c in stream.children if c in self.streams]
+            for embed, child in stream.children.items():
+                if child.stream not in self.streams or child.stream == name:
+                    raise ValueError(f"stream {name!r}: child {embed!r} names stream "
+                                     f"{child.stream!r}, which is not another configured "
+                                     f"stream (streams: {', '.join(sorted(self.streams))})")
         return self

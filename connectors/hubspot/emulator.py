@@ -14,6 +14,8 @@ Implemented, with HubSpot's URL shapes, bodies and headers:
   sharing a sort value come back in an arbitrary (but stable) order;
 * ``POST /crm/v3/objects/{type}/batch/upsert`` (``idProperty``, max 100 inputs,
   multi-status 207 with ``objectWriteTraceId``) and ``.../batch/read``;
+* ``POST /crm/v3/objects/{type}/batch/update`` (by record id, max 100 inputs,
+  207 with ``OBJECT_NOT_FOUND`` for ids that do not exist);
 * ``POST /crm/v4/associations/{from}/{to}/batch/read``;
 * ``GET  /crm/v3/properties/{type}``;
 * private app token auth (401 ``INVALID_AUTHENTICATION``), the
@@ -85,11 +87,13 @@ class HubSpotEmulator(FaultInjection):
                  deals_per_company: int = 1, line_items_per_deal: int = 2, products: int = 20,
                  search_cap: int = 10_000, daily_limit: int = 250_000, fault_rate: float = 0.0,
                  fault_kinds: tuple = (429, 503, 500, "truncate"), retry_after: int = 1,
-                 slow_rate: float = 0.0, slow_seconds: float = 0.2, same_stamp: int = 7):
+                 slow_rate: float = 0.0, slow_seconds: float = 0.2, same_stamp: int = 7,
+                 product_skus: list[str] | None = None):
         self.portal = Portal(seed=seed, companies=companies, same_stamp=same_stamp,
                              contacts_per_company=contacts_per_company,
                              deals_per_company=deals_per_company,
-                             line_items_per_deal=line_items_per_deal, products=products)
+                             line_items_per_deal=line_items_per_deal, products=products,
+                             product_skus=product_skus)
         self.search_cap, self.daily_limit = search_cap, daily_limit
         self.base_url = "http://127.0.0.1"
         self.api_used = 0
@@ -204,6 +208,11 @@ class HubSpotEmulator(FaultInjection):
             if method != "GET":
                 raise _error(405, "VALIDATION_ERROR", f"{method} not allowed here")
             return 200, self._list(m[1], query)
+        if m := re.fullmatch(r"/crm/v3/objects/(\w+)/batch/update", path):
+            self._kind(m[1])
+            if method != "POST":
+                raise _error(405, "VALIDATION_ERROR", f"{method} not allowed here")
+            return self._update(m[1], self._json(raw))
         if m := re.fullmatch(r"/crm/v3/objects/(\w+)/(search|batch/upsert|batch/read)", path):
             self._kind(m[1])
             if method != "POST":
@@ -379,6 +388,50 @@ class HubSpotEmulator(FaultInjection):
                 results.append(self._render(kind, record, body.get("properties")))
         return {"status": "COMPLETE", "results": results, "startedAt": _now(),
                 "completedAt": _now()}
+
+    def _update(self, kind: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Batch update by record id: missing ids and (with trace ids) refused values
+        come back as errors of a 207; without trace ids a refused value fails the batch."""
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise _error(400, "VALIDATION_ERROR", "inputs must be a non-empty list")
+        if len(inputs) > 100:
+            raise _error(400, "VALIDATION_ERROR", "Batch input size limit exceeded: at most "
+                         "100 inputs are allowed")
+        ids = [str(i.get("id")) for i in inputs]
+        if len(set(ids)) != len(ids):
+            raise _error(400, "VALIDATION_ERROR", "Duplicate IDs found in batch input")
+        results, errors, missing = [], [], []
+        for item in inputs:
+            trace = item.get("objectWriteTraceId")
+            try:
+                record = self.portal.update(kind, str(item.get("id")),
+                                            item.get("properties") or {})
+            except PropertyError as exc:
+                if trace is None:
+                    raise _error(400, "VALIDATION_ERROR", f"Property values were not valid: "
+                                 f"{exc}") from None
+                errors.append({"status": "error", "category": "VALIDATION_ERROR",
+                               "message": str(exc), "context": {"objectWriteTraceId": [trace]},
+                               "errors": [{"message": str(exc), "code": exc.code}]})
+                continue
+            if record is None:
+                missing.append(str(item.get("id")))
+                continue
+            out = self._render(kind, record, list(item.get("properties") or {}))
+            if trace is not None:
+                out["objectWriteTraceId"] = str(trace)
+            results.append(out)
+        if missing:
+            errors.append({"status": "error", "category": "OBJECT_NOT_FOUND",
+                           "message": f"Could not get some {kind} objects, they may be deleted "
+                                      "or not exist. Check that ids are valid.",
+                           "context": {"ids": missing}})
+        out = {"status": "COMPLETE", "results": results, "startedAt": _now(),
+               "completedAt": _now()}
+        if errors:
+            out.update(numErrors=len(errors), errors=errors)
+        return (207 if errors else 200), out
 
     def _upsert(self, kind: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         inputs = body.get("inputs")

@@ -83,7 +83,8 @@ class Portal:
 
     def __init__(self, *, seed: int = 42, companies: int = 100, contacts_per_company: int = 2,
                  deals_per_company: int = 1, line_items_per_deal: int = 2, products: int = 20,
-                 same_stamp: int = 7, start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)):
+                 same_stamp: int = 7, start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
+                 product_skus: list[str] | None = None):
         self.lock = threading.RLock()
         self.rng = random.Random(seed)
         self.tables: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in SCHEMA}
@@ -91,6 +92,7 @@ class Portal:
         self._count = dict.fromkeys(SCHEMA, 0)
         self._stamps = dict.fromkeys(SCHEMA, 0)
         self.same_stamp, self.start, self.clock = max(1, same_stamp), start, start
+        self.product_skus = list(product_skus or [])
         self._seed(companies, contacts_per_company, deals_per_company, line_items_per_deal,
                    products)
         self.clock += dt.timedelta(days=1)
@@ -121,9 +123,10 @@ class Portal:
     def _seed(self, companies, contacts_per, deals_per, lines_per, products) -> None:
         r = self.rng
         catalogue = []
-        for i in range(products):
+        skus = self.product_skus or [f"SKU-{i + 1:04d}" for i in range(products)]
+        for i, sku in enumerate(skus):
             catalogue.append(self.add("products", {
-                "name": f"{r.choice(_WORDS)} Widget {i + 1}", "hs_sku": f"SKU-{i + 1:04d}",
+                "name": f"{r.choice(_WORDS)} Widget {i + 1}", "hs_sku": sku,
                 "price": Decimal(r.randint(5, 900)), "description": "Seeded product",
                 "hs_recurring_billing_period": None}, self._stamp("products")))
         for i in range(companies):
@@ -247,6 +250,27 @@ class Portal:
         if name == "email" and not _EMAIL.match(text):
             raise PropertyError(name, "INVALID_EMAIL", f"Email address {text} is invalid")
         return text
+
+    def update(self, kind: str, record_id: str, props: dict[str, Any]) -> dict[str, Any] | None:
+        """Change properties of the live record ``record_id``; None when there is none.
+
+        Raises PropertyError for a refused value, or a unique value another
+        record already has.
+        """
+        with self.lock:
+            record = self.tables[kind].get(str(record_id))
+            if record is None or record["archived"]:
+                return None
+            values = {k: self.coerce(kind, k, v) for k, v in props.items()}
+            for name in UNIQUE & set(values):
+                other = self.find(kind, name, values[name]) if values[name] is not None else None
+                if other is not None and other["id"] != record["id"]:
+                    raise PropertyError(name, "CONFLICTING_UNIQUE_VALUE",
+                                        f"{values[name]} already has that value for the "
+                                        f"unique property {name} on record {other['id']}")
+            record["properties"].update(values)
+            self._modified(kind, record, self.tick())
+            return record
 
     def upsert(self, kind: str, id_prop: str, id_value: Any,
                props: dict[str, Any]) -> tuple[dict[str, Any], bool]:

@@ -16,7 +16,9 @@ Search never returns archived (deleted) records, so incremental reads also
 list ``archived=true`` records and surface those archived since the
 watermark as ``Batch.deleted_keys``. Associations (contact -> company,
 deal -> line items) come from the v4 associations batch-read endpoint, one
-call per association type and batch. ``full_read: list`` reads full
+call per association type and batch. A stream's ``children`` (a deal's line
+items) are then read with ``batch/read`` by id, 100 per call, and embedded
+under the child's name in association order. ``full_read: list`` reads full
 refreshes through the list endpoint instead (associations inline; id order,
 so only the last batch carries the watermark).
 """
@@ -40,6 +42,7 @@ from crm2erp.http.paginate import get_path
 
 log = logging.getLogger(__name__)
 ASSOC_BATCH = 1000  # inputs per v4 associations batch read
+READ_BATCH = 100    # inputs per v3 batch read
 
 
 def _epoch_ms(stamp: str) -> str:
@@ -74,6 +77,9 @@ class HubSpotReader:
                 yield self._associate(stream, batch)
         for batch in batcher.finish():
             yield self._associate(stream, batch)
+
+    def _associate(self, stream: HubSpotStreamConfig, batch: Batch) -> Batch:
+        return self._embed(stream, self._link(stream, batch))
 
     # -- search ------------------------------------------------------------
     def _post_search(self, stream: HubSpotStreamConfig, body: dict[str, Any]) -> dict:
@@ -173,8 +179,11 @@ class HubSpotReader:
                            (found.get(kind) or found.get(kind.replace("_", " ")) or {})
                            .get("results", [])]
                     for kind in stream.associations}
-            yield from batcher.add(iso_millis(row[stream.cursor_property]), str(row["id"]), row)
-        yield from batcher.finish()
+            for batch in batcher.add(iso_millis(row[stream.cursor_property]), str(row["id"]),
+                                     row):
+                yield self._embed(stream, batch)
+        for batch in batcher.finish():
+            yield self._embed(stream, batch)
 
     def archived_since(self, stream: HubSpotStreamConfig,
                        since: Cursor) -> list[tuple[str, str]]:
@@ -196,7 +205,7 @@ class HubSpotReader:
                 row[extra] = record[extra]
         return row
 
-    def _associate(self, stream: HubSpotStreamConfig, batch: Batch) -> Batch:
+    def _link(self, stream: HubSpotStreamConfig, batch: Batch) -> Batch:
         if not stream.associations or not batch.rows:
             return batch
         ids = [row["id"] for row in batch.rows]
@@ -205,6 +214,40 @@ class HubSpotReader:
         for row in batch.rows:
             row["associations"] = {kind: links[kind].get(row["id"], []) for kind in links}
         return batch
+
+    def _embed(self, stream: HubSpotStreamConfig, batch: Batch) -> Batch:
+        if not stream.children or not batch.rows:
+            return batch
+        ids = [row["id"] for row in batch.rows]
+        for name, child in stream.children.items():
+            target = self.config.streams[child.stream]
+            kind = target.object_type
+            known = all(kind in (row.get("associations") or {}) for row in batch.rows)
+            links = {row["id"]: row["associations"][kind] for row in batch.rows} if known \
+                else self.associations(stream.object_type, kind, ids)
+            wanted = list(dict.fromkeys(i for row in batch.rows for i in links.get(row["id"], [])))
+            records = self.read_by_id(target, wanted)
+            for row in batch.rows:
+                row[name] = [records[i] for i in links.get(row["id"], []) if i in records]
+        return batch
+
+    def read_by_id(self, stream: HubSpotStreamConfig, ids: list[str]) -> dict[str, Row]:
+        """``{id: row}`` of the records with these ids (``batch/read``, 100 per call)."""
+        out: dict[str, Row] = {}
+        for start in range(0, len(ids), READ_BATCH):
+            chunk = ids[start:start + READ_BATCH]
+            resp = self.client.request(
+                "POST", f"/crm/v3/objects/{stream.object_type}/batch/read",
+                json={"properties": stream.properties, "inputs": [{"id": i} for i in chunk]})
+            self._note_limits()
+            if resp.status_code >= 400 and resp.status_code != 404:
+                raise FatalError(f"HubSpot batch read of {stream.object_type} failed with "
+                                 f"HTTP {resp.status_code}: {resp.text[:300]}")
+            if resp.status_code == 404:   # none of them exists (archived meanwhile)
+                continue
+            for record in decode_json(resp).get("results") or []:
+                out[str(record["id"])] = self._row(record)
+        return out
 
     def associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
         """``{from id: [to ids]}`` through ``POST /crm/v4/associations/{from}/{to}/batch/read``."""

@@ -9,6 +9,11 @@ records written (``new`` says created or updated) and, per refused input,
 an error naming its trace id. Refused inputs become
 ``WriteResult(FAILED, error)``; the rest of the batch is still written.
 HubSpot property values are strings on the wire, so values are sent as text.
+
+Write-back uses ``POST /crm/v3/objects/{type}/batch/update`` with the record
+id (``{"id": "123", "properties": {...}}``), up to 100 per call: it changes
+existing records only; an id HubSpot does not know comes back in an
+``OBJECT_NOT_FOUND`` error listing it, and that row fails.
 """
 
 from __future__ import annotations
@@ -54,6 +59,20 @@ def _describe(error: Mapping[str, Any]) -> str:
         code = f"[{detail['code']}]" if detail.get("code") else ""
         text += f" {code}" + ("" if message in text else f" {message}")
     return text
+
+
+def _chunks(pending: list[tuple[int, Row]], size: int) -> list[list[tuple[int, Row]]]:
+    """Calls of at most ``size`` rows in which no id repeats (HubSpot refuses duplicates)."""
+    chunks: list[list[tuple[int, Row]]] = [[]]
+    seen: set[str] = set()
+    for item in pending:
+        key = str(item[1]["id"])
+        if len(chunks[-1]) >= size or key in seen:
+            chunks.append([])
+            seen = set()
+        chunks[-1].append(item)
+        seen.add(key)
+    return [c for c in chunks if c]
 
 
 class HubSpotWriter:
@@ -120,6 +139,58 @@ class HubSpotWriter:
             traces = (error.get("context") or {}).get("objectWriteTraceId") or []
             for trace in traces:
                 n = int(trace)
+                if 0 <= n < len(keys) and n not in done:
+                    done[n] = WriteResult(keys[n], WriteAction.FAILED, error=_describe(error))
+        return [done.get(n) or WriteResult(k, WriteAction.FAILED,
+                                           error="HubSpot reported no result for this input")
+                for n, k in enumerate(keys)]
+
+    def update(self, name: str, stream: HubSpotStreamConfig,
+               rows: Sequence[Row]) -> list[WriteResult]:
+        """Set properties of existing records by their ``id`` (batch update)."""
+        results: list[WriteResult | None] = [None] * len(rows)
+        pending: list[tuple[int, Row]] = []
+        for i, row in enumerate(rows):
+            if row.get("id") in (None, ""):
+                results[i] = WriteResult("", WriteAction.FAILED, error=f"stream {name!r}: the "
+                                         "row has no id, which update needs")
+            else:
+                pending.append((i, row))
+        for chunk in _chunks(pending, self.config.write_batch_size):
+            for i, result in zip((i for i, _ in chunk), self._send_update(stream, chunk),
+                                 strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
+
+    def _send_update(self, stream: HubSpotStreamConfig,
+                     chunk: list[tuple[int, Row]]) -> list[WriteResult]:
+        keys = [str(row["id"]) for _, row in chunk]
+        inputs = [{"id": key, "objectWriteTraceId": str(trace),
+                   "properties": {k: wire_value(v) for k, v in row.items()
+                                  if k not in RESERVED_FIELDS}}
+                  for trace, (key, (_, row)) in enumerate(zip(keys, chunk, strict=True))]
+        resp = self.client.request("POST", f"/crm/v3/objects/{stream.object_type}/batch/update",
+                                   json={"inputs": inputs})
+        if resp.status_code == 400:
+            body = decode_json(resp) if resp.content else {}
+            reason = _describe(body) if isinstance(body, Mapping) else resp.text[:300]
+            return [WriteResult(k, WriteAction.FAILED, error=f"batch refused: {reason}")
+                    for k in keys]
+        if resp.status_code >= 400:
+            raise FatalError(f"HubSpot update of {stream.object_type} failed with HTTP "
+                             f"{resp.status_code}: {resp.text[:300]}")
+        body = decode_json(resp)
+        position = {k: n for n, k in enumerate(keys)}
+        done: dict[int, WriteResult] = {}
+        for result in body.get("results") or []:
+            n = position.get(str(result.get("id")))
+            if n is not None:
+                done[n] = WriteResult(keys[n], WriteAction.UPDATED, target_id=keys[n])
+        for error in body.get("errors") or []:
+            context = error.get("context") or {}
+            hit = [int(t) for t in context.get("objectWriteTraceId") or []] + \
+                [position[i] for i in context.get("ids") or [] if i in position]
+            for n in hit:
                 if 0 <= n < len(keys) and n not in done:
                     done[n] = WriteResult(keys[n], WriteAction.FAILED, error=_describe(error))
         return [done.get(n) or WriteResult(k, WriteAction.FAILED,

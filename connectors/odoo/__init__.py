@@ -12,13 +12,11 @@ from __future__ import annotations
 
 __all__ = ["OdooConnector", "OdooConfig", "OdooStreamConfig"]
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crm2erp.connectors.base import (
-    Batch,
-    Connector,
-    Cursor,
+    DelegatingConnector,
     DeleteMode,
     Row,
     StreamInfo,
@@ -31,7 +29,7 @@ from crm2erp.connectors.odoo.target import OdooWriter
 from crm2erp.errors import ConfigError
 
 
-class OdooConnector(Connector):
+class OdooConnector(DelegatingConnector):
     """Odoo as a source and a target; ``client`` exposes the request stats."""
 
     name = "odoo"
@@ -65,21 +63,16 @@ class OdooConnector(Connector):
                               "names in the stream config or install the module that adds "
                               "them (crm, sale, account)")
 
-    def _stream_config(self, name: str) -> OdooStreamConfig:
-        self.stream(name)  # raises ConfigError naming the known streams
-        return self.config.streams[name]
-
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("id",), cursor_field=s.cursor_field,
                            children=tuple(s.children), writable=bool(s.key_field))
                 for name, s in self.config.streams.items()]
 
-    def read(self, stream: str, since: Cursor | None = None, *,
-             batch_size: int = 500) -> Iterator[Batch]:
-        return self.reader.read(self._stream_config(stream), since, batch_size)
-
-    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        return self.writer.upsert(stream, self._stream_config(stream), rows)
+    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        """``write`` fields of existing records by ``id`` (write-back); never creates one."""
+        if not rows:
+            return []
+        return self.writer.update(stream, self._stream_config(stream), rows)
 
     def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
         return self.reader.lookup(self._stream_config(stream), [str(k) for k in keys])

@@ -114,6 +114,41 @@ class OdooWriter:
                 out.append(str(exc))
         return out
 
+    # -- update (write-back) ------------------------------------------------
+    def update(self, name: str, stream: OdooStreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
+        """``write`` fields of existing records found by ``id``; never creates one."""
+        results: list[WriteResult | None] = [None] * len(rows)
+        ids: dict[int, int] = {}
+        for i, row in enumerate(rows):
+            try:
+                ids[i] = int(row.get("id"))
+            except (TypeError, ValueError):
+                results[i] = WriteResult(str(row.get("id") or ""), WriteAction.FAILED,
+                                         error=f"stream {name!r}: id {row.get('id')!r} is not "
+                                         "an Odoo record id, which update needs")
+        wanted = sorted(set(ids.values()))
+        known = {rec["id"] for rec in self.rpc.execute_kw(
+            stream.model, "search_read", [[["id", "in", wanted]]],
+            {"fields": ["id"], "context": {"active_test": False}}) or []} if wanted else set()
+        todo = [i for i in ids if ids[i] in known]
+        prepared = self._prepare(stream, [{k: v for k, v in rows[i].items() if k != "id"}
+                                          for i in todo])
+        for i, vals in zip(todo, prepared, strict=True):
+            key = str(ids[i])
+            if isinstance(vals, str):
+                results[i] = WriteResult(key, WriteAction.FAILED, error=vals)
+                continue
+            try:
+                self.rpc.execute_kw(stream.model, "write", [[ids[i]], vals])
+                results[i] = WriteResult(key, WriteAction.UPDATED, key)
+            except OdooRecordError as exc:
+                results[i] = WriteResult(key, WriteAction.FAILED, error=exc.message)
+        for i, record_id in ids.items():
+            if results[i] is None:
+                results[i] = WriteResult(str(record_id), WriteAction.FAILED, error=(
+                    f"{stream.model} record {record_id} does not exist (deleted meanwhile?)"))
+        return [r for r in results if r is not None]
+
     # -- upsert ----------------------------------------------------------
     def upsert(self, name: str, stream: OdooStreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
         key_field = stream.key_field

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 __all__ = ["RestConnector", "RestConfig", "RestStreamConfig", "build_error_mapper"]
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import requests
 
-from crm2erp.connectors.base import Batch, Connector, Cursor, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import Batch, Cursor, DelegatingConnector, Row, StreamInfo, WriteResult
 from crm2erp.connectors.rest.config import ErrorRule, RestConfig, RestStreamConfig
 from crm2erp.connectors.rest.source import RestReader, build_paginator
 from crm2erp.connectors.rest.target import RestWriter
@@ -50,7 +50,7 @@ def build_error_mapper(name: str, rules: list[ErrorRule]):
     return mapper
 
 
-class RestConnector(Connector):
+class RestConnector(DelegatingConnector):
     """Any JSON REST API described in YAML; ``client`` exposes the request stats."""
 
     name = "rest"
@@ -84,10 +84,6 @@ class RestConnector(Connector):
                                      f"{stream.path} has no list at {stream.records!r}; fix "
                                      "'records'")
 
-    def _stream_config(self, name: str) -> RestStreamConfig:
-        self.stream(name)
-        return self.config.streams[name]
-
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=(s.key,),
                            cursor_field=s.cursor.field if s.cursor else None,
@@ -104,10 +100,4 @@ class RestConnector(Connector):
             raise NotImplementedError(f"REST stream {stream!r} has no write endpoint")
         return self.writer.upsert(stream, config, rows)
 
-    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
-        return self.writer.lookup(stream, self._stream_config(stream), keys)
-
-    def close(self) -> None:
-        self.client.close()
         self.once.close()
-

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 __all__ = ["SalesforceConnector", "SalesforceConfig", "StreamConfig"]
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import Batch, Connector, Cursor, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
 from crm2erp.connectors.salesforce.api import build_client, parse_limit_info
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.source import SalesforceReader
@@ -24,7 +24,7 @@ from crm2erp.connectors.salesforce.target import SalesforceWriter
 from crm2erp.errors import ConfigError
 
 
-class SalesforceConnector(Connector):
+class SalesforceConnector(DelegatingConnector):
     """Salesforce as a source and a target; ``client`` exposes request stats."""
 
     name = "salesforce"
@@ -61,31 +61,13 @@ class SalesforceConnector(Connector):
                               " - fix the field names or the field-level security of the "
                               "integration user")
 
-    def _stream_config(self, name: str) -> StreamConfig:
-        self.stream(name)  # raises ConfigError naming the known streams
-        return self.config.streams[name]
-
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("Id",), cursor_field=s.cursor_field,
                            children=tuple(s.children), writable=bool(s.external_id_field))
                 for name, s in self.config.streams.items()]
-
-    def read(self, stream: str, since: Cursor | None = None, *,
-             batch_size: int = 500) -> Iterator[Batch]:
-        return self.reader.read(self._stream_config(stream), since, batch_size)
-
-    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        return self.writer.upsert(stream, self._stream_config(stream), rows)
 
     def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
         """Set fields of existing records by ``Id`` (write-back); never creates one."""
         if not rows:
             return []
         return self.writer.update(stream, self._stream_config(stream), rows)
-
-    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
-        return self.writer.lookup(stream, self._stream_config(stream), keys)
-
-    def close(self) -> None:
-        self.client.close()
-

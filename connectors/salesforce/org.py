@@ -241,11 +241,11 @@ class Org:
     def update(self, records: list[dict[str, Any]], all_or_none: bool) -> list[dict[str, Any]]:
         """sObject Collections update (by Id) semantics; one SaveResult per record."""
         with self.lock:
-            plans = []
+            plans, claimed = [], {}
             for values in records:
                 sobject = (values.get("attributes") or {}).get("type")
                 record = self._by_id(str(values.get("Id") or ""))
-                errors = self._check_update(sobject, record, values)
+                errors = self._check_update(sobject, record, values, claimed)
                 plans.append((sobject, record, values, errors))
             failed = any(errors for *_, errors in plans)
             now = self.tick()
@@ -272,7 +272,7 @@ class Org:
                 return table[record_id]
         return None
 
-    def _check_update(self, sobject, record, values) -> list[dict[str, Any]]:
+    def _check_update(self, sobject, record, values, claimed) -> list[dict[str, Any]]:
         def err(code, message, fields=()):
             return [{"statusCode": code, "message": message, "fields": list(fields)}]
 
@@ -292,9 +292,14 @@ class Org:
             if name in EXTERNAL_IDS and value not in (None, ""):
                 taken = [r["Id"] for r in self.tables[sobject].values()
                          if r[name] == value and r["Id"] != record["Id"] and not r["IsDeleted"]]
+                other = claimed.get((sobject, name, value))
+                taken += [other] if other not in (None, record["Id"]) else []
                 if taken:
                     return err("DUPLICATE_VALUE", f"duplicate value found: {name} duplicates "
                                f"value on record with id: {taken[0]}", [name])
+        for name, value in values.items():
+            if name in EXTERNAL_IDS and value not in (None, ""):
+                claimed[(sobject, name, value)] = record["Id"]
         return []
 
     def _validate(self, sobject, ext_field, values, by_ext) -> list[dict[str, Any]]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 __all__ = ["SapConnector", "SapConfig", "SapStreamConfig"]
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import Batch, Connector, Cursor, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
 from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
 from crm2erp.connectors.sap.source import SapReader
@@ -23,7 +23,7 @@ from crm2erp.connectors.sap.target import SapWriter
 from crm2erp.errors import ConfigError
 
 
-class SapConnector(Connector):
+class SapConnector(DelegatingConnector):
     """SAP S/4HANA as a target (and a source for the return flows).
 
     ``client`` is the reading HTTP client (its ``stats`` count requests and
@@ -62,27 +62,16 @@ class SapConnector(Connector):
                               "service names and that the communication arrangement "
                               "grants them (transaction /IWFND/MAINT_SERVICE on-premise)")
 
-    def _stream_config(self, name: str) -> SapStreamConfig:
-        self.stream(name)  # raises ConfigError naming the known streams
-        return self.config.streams[name]
-
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=tuple(s.key), cursor_field=s.cursor_field,
                            children=tuple(s.children), writable=s.writable)
                 for name, s in self.config.streams.items()]
-
-    def read(self, stream: str, since: Cursor | None = None, *,
-             batch_size: int = 500) -> Iterator[Batch]:
-        return self.reader.read(self._stream_config(stream), since, batch_size)
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
         config = self._stream_config(stream)
         if not config.writable:
             raise NotImplementedError(f"SAP stream {stream!r} is read-only (no external_id)")
         return self.writer.upsert(stream, config, rows)
-
-    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
-        return self.writer.lookup(stream, self._stream_config(stream), keys)
 
     def close(self) -> None:
         self.sap.close()

@@ -105,12 +105,16 @@ class ScanResult:
 
 
 def shipped_project_dirs() -> list[Path]:
-    """The packs shipped in ``crm2erp.mappings`` that define flows (demo first)."""
+    """The packs shipped in ``crm2erp.mappings`` that define flows (demo first).
+
+    A pack is a folder with ``connections.yaml`` and ``*.flow.yaml`` files, at
+    any depth (``demo/``, ``packs/salesforce-sap/``...)."""
     from crm2erp.mappings import pack_dir
 
     demo = pack_dir("demo")
-    others = sorted(p for p in demo.parent.iterdir()
-                    if p.is_dir() and p != demo and any(p.rglob("*.flow.yaml")))
+    # a project is a folder with connections.yaml and flow files (packs may be nested)
+    others = sorted(c.parent for c in demo.parent.rglob("connections.yaml")
+                    if c.parent != demo and any(c.parent.glob("*.flow.yaml")))
     return [demo, *others]
 
 

@@ -10,13 +10,17 @@ of every emulator's ``main(argv)`` (``python -m crm2erp.connectors.X.emulator``)
 from __future__ import annotations
 
 __all__ = ["serve_wsgi", "QuietHandler", "ThreadingWSGIServer", "make_server",
-           "emulator_parser", "serve_until_interrupted"]
+           "emulator_parser", "serve_until_interrupted", "emulator_process"]
 
 import argparse
 import contextlib
 import logging
+import socket
 import socketserver
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from wsgiref.simple_server import make_server as _make_server
@@ -99,3 +103,31 @@ def serve_until_interrupted(app: Callable, host: str, port: int, banner: str) ->
     finally:
         server.server_close()
     return 0
+
+
+@contextlib.contextmanager
+def emulator_process(module: str, *args: str, timeout: float = 30.0) -> Iterator[str]:
+    """Run ``python -m module --port P *args`` as a program, as a user would, until the
+    ``with`` block ends; yields its base URL once the port accepts connections."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), *args],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{module} exited with {proc.returncode} before listening")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{module} did not listen on port {port} "
+                                       f"within {timeout}s") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -30,9 +30,10 @@ def _connection(**fields):
 # -- provider -------------------------------------------------------------
 def test_provider_registers_the_connection_types_with_their_hooks(airflow):
     from airflow.providers_manager import ProvidersManager
+    from airflow.sdk.providers_manager_runtime import ProvidersManagerTaskRuntime
 
-    manager = ProvidersManager()
-    hooks = {k: v.hook_class_name for k, v in manager.hooks.items()
+    runtime = ProvidersManagerTaskRuntime()  # what a task uses to find a hook by type
+    hooks = {k: v.hook_class_name for k, v in runtime.hooks.items()
              if k.startswith("crm2erp") and v}
     assert hooks == {
         "crm2erp": "crm2erp.orchestration.hooks.Crm2ErpHook",
@@ -40,8 +41,9 @@ def test_provider_registers_the_connection_types_with_their_hooks(airflow):
         "crm2erp_api": "crm2erp.orchestration.hooks.ApiConnectionHook",
         "crm2erp_salesforce": "crm2erp.orchestration.hooks.SalesforceConnectionHook",
     }
-    assert manager.field_behaviours["crm2erp_sql"]["relabeling"] == {"schema": "Database"}
+    manager = ProvidersManager()  # what the UI uses for the connection form
     assert "crm2erp" in manager.providers
+    assert manager.field_behaviours["crm2erp_sql"]["relabeling"] == {"schema": "Database"}
 
 
 # -- hooks ----------------------------------------------------------------

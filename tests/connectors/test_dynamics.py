@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import socket
-import subprocess
-import sys
-import time
 from decimal import Decimal
 from urllib.parse import parse_qs
 
@@ -21,7 +17,7 @@ from crm2erp.connectors.dynamics.emulator import CLIENT_ID, CLIENT_SECRET, TENAN
 from crm2erp.connectors.dynamics.environment import guid_sort_key
 from crm2erp.connectors.dynamics.odata import ODataError, parse_filter, parse_key
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.testing.server import serve_wsgi
+from crm2erp.testing.server import emulator_process, serve_wsgi
 
 FAST_RETRY = {"max_attempts": 5, "backoff_base": 0.001, "backoff_max": 0.01}
 
@@ -213,21 +209,53 @@ def test_emulator_speaks_odata_errors(org):
 
 
 def test_emulator_runs_from_the_command_line():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "crm2erp.connectors.dynamics.emulator",
-                             "--port", str(port), "--accounts", "5"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        conn = DynamicsConnector(config(f"http://127.0.0.1:{port}"))
-        for _ in range(100):
-            try:
-                conn.check()
-                break
-            except Exception:  # not listening yet
-                time.sleep(0.1)
+    with emulator_process("crm2erp.connectors.dynamics.emulator", "--accounts", "5") as url:
+        conn = DynamicsConnector(config(url))
+        conn.check()
         assert sum(len(b.rows) for b in conn.read("accounts")) == 5
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+
+
+# -- children and write-back -------------------------------------------------------
+
+def test_children_embed_opportunity_products_with_the_product_expanded():
+    app = make_app(seed=6, accounts=120, products_per_opportunity=3,
+                   product_numbers=["TG11", "TG12", "TG13"])
+    rec = Recorder(app)
+    with serve_wsgi(rec):
+        conn = DynamicsConnector(config(app.base_url))   # default opportunities: lines embedded
+        batches = list(conn.read("opportunities", batch_size=100))
+        rows = [r for b in batches for r in b.rows]
+    assert len(rows) == 120 and all(len(r["lines"]) == 3 for r in rows)
+    assert sum(1 for r in rows if r["statecode"] == 1) == 40      # every third one is won
+    for row in rows:
+        lines = row["lines"]
+        assert all(line["_opportunityid_value"] == row["opportunityid"] for line in lines)
+        assert {line["productid"]["productnumber"] for line in lines} <= {"TG11", "TG12", "TG13"}
+        assert all("@odata.etag" not in line["productid"] for line in lines)
+        assert sum(Decimal(str(line["quantity"])) * Decimal(str(line["priceperunit"]))
+                   for line in lines) == Decimal(str(row["estimatedvalue"]))
+    child_queries = [q for _, p, q, _, _ in rec.calls if p.endswith("/opportunityproducts")
+                     and "skiptoken" not in q]      # first pages; 150 rows take two pages
+    # one query per 50 parents of each batch (batches end where timestamps change)
+    assert len(child_queries) == sum(-(-len(b.rows) // 50) for b in batches) < len(batches) + 3
+    assert "%24expand=productid" in child_queries[0]
+
+
+def test_update_patches_by_id_and_never_creates():
+    app = make_app(seed=6, accounts=5)
+    with serve_wsgi(app):
+        conn = DynamicsConnector(config(app.base_url))
+        accounts = list(conn.read("accounts"))
+        rows = [r for b in accounts for r in b.rows]
+        results = conn.update("accounts", [
+            {"accountid": rows[0]["accountid"], "accountnumber": "CUST-0001"},
+            {"accountid": "00000000-0000-4000-8000-000000000000", "accountnumber": "X"},
+            {"accountid": "not-a-guid", "accountnumber": "Y"}])
+        assert results[0].action is WriteAction.UPDATED
+        assert results[0].target_id == rows[0]["accountid"]
+        assert results[1].action is WriteAction.FAILED and "Does Not Exist" in results[1].error
+        assert results[2].action is WriteAction.FAILED and "GUID" in results[2].error
+        assert app.count("accounts") == 5
+        assert app.env.rows["accounts"][rows[0]["accountid"]]["accountnumber"] == "CUST-0001"
+        again = [r for b in conn.read("accounts", accounts[-1].cursor) for r in b.rows]
+        assert [r["accountid"] for r in again] == [rows[0]["accountid"]]   # modifiedon moved

@@ -10,7 +10,7 @@ import pytest
 from crm2erp.connectors.dynamics import DynamicsConfig, DynamicsConnector
 from crm2erp.connectors.dynamics.emulator import CLIENT_ID, CLIENT_SECRET, TENANT_ID, make_app
 from crm2erp.mapping import DictResolver, compile_mapping, load_mapping
-from crm2erp.schemas import entity_model
+from crm2erp.testing.canonical import canonical_records, read_streams
 from crm2erp.testing.server import serve_wsgi
 
 PACK = Path(__file__).resolve().parents[2] / "mappings" / "dynamics"
@@ -29,7 +29,7 @@ def records():
             "tenant_id": TENANT_ID, "auth": {"type": "client_credentials",
                                              "client_id": CLIENT_ID,
                                              "client_secret": CLIENT_SECRET}}))
-        yield {s: [r for b in conn.read(s) for r in b.rows] for s in set(STREAMS.values())}
+        yield read_streams(conn, STREAMS.values())
 
 
 def test_pack_covers_the_four_streams():
@@ -38,13 +38,12 @@ def test_pack_covers_the_four_streams():
 
 @pytest.mark.parametrize("filename", sorted(STREAMS))
 def test_mapping_produces_valid_canonical_records(filename, records):
-    spec = load_mapping(PACK / filename)
-    compiled = compile_mapping(spec, system="dynamics")
+    compiled = compile_mapping(load_mapping(PACK / filename), system="dynamics")
+    spec = compiled.spec
     resolver = DictResolver({("Account", "dynamics", r["accountid"]): f"acc-{r['accountid']}"
                              for r in records["accounts"]})
-    model = entity_model(spec.entity)
     rows = records[STREAMS[filename]]
-    out = [model.model_validate(compiled.apply(row, resolver)) for row in rows]
+    out = canonical_records(compiled, rows, resolver)
     assert len(out) == len(rows) > 0
     first, row = out[0], rows[0]
     assert first.updated_at is not None

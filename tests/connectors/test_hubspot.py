@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 import requests
@@ -17,7 +13,7 @@ from crm2erp.connectors.hubspot import HubSpotConfig, HubSpotConnector
 from crm2erp.connectors.hubspot.emulator import TOKEN, make_app
 from crm2erp.connectors.hubspot.ordering import OrderedBatcher, iso_millis
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.testing.server import serve_wsgi
+from crm2erp.testing.server import emulator_process, serve_wsgi
 
 FAST_RETRY = {"max_attempts": 5, "backoff_base": 0.001, "backoff_max": 0.01}
 
@@ -117,6 +113,64 @@ def test_associations_come_from_the_v4_batch_read(portal):
     assert "/crm/v4/associations/deals/line_items/batch/read" in v4
 
 
+def test_children_embed_line_items_through_associations_and_batch_read(portal):
+    app, rec = portal
+    conn = HubSpotConnector(config(app.base_url))     # default deals: lines embedded
+    rec.calls.clear()
+    deals = [r for b in conn.read("deals", batch_size=25) for r in b.rows]
+    assert len(deals) == 60 and all(len(r["lines"]) == 3 for r in deals)
+    for deal in deals:
+        assert [line["id"] for line in deal["lines"]] == deal["associations"]["line_items"]
+        assert all(line["hs_sku"].startswith("SKU-") and line["quantity"] for line in deal["lines"])
+        assert sum(float(line["quantity"]) * float(line["price"]) for line in deal["lines"]) \
+            == pytest.approx(float(deal["amount"]))
+    reads = [body for _, p, _, body in rec.calls if p == "/crm/v3/objects/line_items/batch/read"]
+    # 3 batches of 25/25/10 deals -> 75/75/30 line items -> 100-id chunks: 1 + 1 + 1
+    assert len(reads) == 3 and all(len(b["inputs"]) <= 100 for b in reads)
+    assert "hs_sku" in reads[0]["properties"]
+    # the full-read list path embeds them too
+    listed = HubSpotConnector(config(app.base_url, full_read="list"))
+    assert all(len(r["lines"]) == 3 for b in listed.read("deals") for r in b.rows)
+
+
+def test_children_config_forms_and_errors():
+    base = {"auth": {"type": "bearer", "token": "t"}}
+    short = HubSpotConfig.model_validate({**base, "streams": {
+        "deals": {"object_type": "deals", "properties": ["dealname"], "children": ["items"]},
+        "items": {"object_type": "line_items", "properties": ["quantity"]}}})
+    assert short.streams["deals"].children["items"].stream == "items"
+    with pytest.raises(ValueError, match="'nothing'"):
+        HubSpotConfig.model_validate({**base, "streams": {
+            "deals": {"object_type": "deals", "properties": ["x"], "children": ["nothing"]}}})
+
+
+def test_update_by_id_sends_100_per_call_and_reports_unknown_ids(portal):
+    app, rec = portal
+    conn = HubSpotConnector(config(app.base_url))
+    companies = app.portal.records("companies")
+    rows = [{"id": c["id"], "erp_id": f"CUST-{n:04d}"} for n, c in enumerate(companies)]
+    rows += [{"id": "19999999999", "erp_id": "CUST-NONE"},
+             {"id": companies[1]["id"], "industry": "NOT_AN_INDUSTRY"},
+             {"erp_id": "no id"}]
+    rec.calls.clear()
+    count = app.count("companies")
+    results = conn.update("companies", rows)
+    updates = [b for _, p, _, b in rec.calls if p == "/crm/v3/objects/companies/batch/update"]
+    assert [len(b["inputs"]) for b in updates] == [61, 1]   # companies[1] twice: 2 calls
+    assert [r.action for r in results[:60]] == [WriteAction.UPDATED] * 60
+    assert results[0].target_id == companies[0]["id"]
+    assert "OBJECT_NOT_FOUND" in results[60].error
+    assert "INVALID_OPTION" in results[61].error
+    assert results[62].action is WriteAction.FAILED and "no id" in results[62].error
+    assert app.count("companies") == count
+    assert app.portal.find("companies", "erp_id", "CUST-0005")["id"] == companies[5]["id"]
+    # a unique value another record holds is refused for that record only
+    clash = conn.update("companies", [{"id": companies[2]["id"], "erp_id": "CUST-0005"}])
+    assert clash[0].action is WriteAction.FAILED and "CONFLICTING_UNIQUE_VALUE" in clash[0].error
+    big = conn.update("companies", [{"id": c["id"], "zip": "10115"} for c in companies] * 2)
+    assert len(big) == 120 and all(r.ok for r in big)   # duplicates go in another call
+
+
 def test_full_read_through_the_list_endpoint_sets_the_watermark_at_the_end(portal):
     app, rec = portal
     conn = HubSpotConnector(config(app.base_url, full_read="list"))
@@ -208,21 +262,7 @@ def test_emulator_speaks_hubspot_errors(portal):
 
 
 def test_emulator_runs_from_the_command_line():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "crm2erp.connectors.hubspot.emulator",
-                             "--port", str(port), "--companies", "5"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        conn = HubSpotConnector(config(f"http://127.0.0.1:{port}"))
-        for _ in range(100):
-            try:
-                conn.check()
-                break
-            except Exception:  # not listening yet
-                time.sleep(0.1)
+    with emulator_process("crm2erp.connectors.hubspot.emulator", "--companies", "5") as url:
+        conn = HubSpotConnector(config(url))
+        conn.check()
         assert sum(len(b.rows) for b in conn.read("companies")) == 5
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

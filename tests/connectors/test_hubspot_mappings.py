@@ -10,7 +10,7 @@ import pytest
 from crm2erp.connectors.hubspot import HubSpotConfig, HubSpotConnector
 from crm2erp.connectors.hubspot.emulator import TOKEN, make_app
 from crm2erp.mapping import DictResolver, compile_mapping, load_mapping
-from crm2erp.schemas import entity_model
+from crm2erp.testing.canonical import canonical_records, read_streams
 from crm2erp.testing.server import serve_wsgi
 
 PACK = Path(__file__).resolve().parents[2] / "mappings" / "hubspot"
@@ -25,7 +25,7 @@ def records():
         conn = HubSpotConnector(HubSpotConfig.model_validate({
             "base_url": app.base_url, "search_requests_per_second": None,
             "auth": {"type": "bearer", "token": TOKEN}}))
-        yield {s: [r for b in conn.read(s) for r in b.rows] for s in set(STREAMS.values())}
+        yield read_streams(conn, STREAMS.values())
 
 
 def test_pack_covers_the_four_streams():
@@ -34,13 +34,12 @@ def test_pack_covers_the_four_streams():
 
 @pytest.mark.parametrize("filename", sorted(STREAMS))
 def test_mapping_produces_valid_canonical_records(filename, records):
-    spec = load_mapping(PACK / filename)
-    compiled = compile_mapping(spec, system="hubspot")
+    compiled = compile_mapping(load_mapping(PACK / filename), system="hubspot")
+    spec = compiled.spec
     resolver = DictResolver({("Account", "hubspot", r["id"]): f"acc-{r['id']}"
                              for r in records["companies"]})
-    model = entity_model(spec.entity)
     rows = records[STREAMS[filename]]
-    out = [model.model_validate(compiled.apply(row, resolver)) for row in rows]
+    out = canonical_records(compiled, rows, resolver)
     assert len(out) == len(rows) > 0
     first, row = out[0], rows[0]
     assert first.id == row["id"] and first.updated_at is not None

@@ -14,6 +14,7 @@ from crm2erp.connectors.odoo import OdooConfig, OdooConnector
 from crm2erp.connectors.odoo.emulator import DATABASE, PASSWORD, USERNAME, make_app
 from crm2erp.mapping import DictResolver, compile_mapping, load_mapping
 from crm2erp.schemas import Account, entity_model
+from crm2erp.testing.canonical import canonical_records, read_rows
 from crm2erp.testing.server import serve_wsgi
 
 PACK = Path(__file__).resolve().parents[2] / "mappings" / "odoo"
@@ -33,14 +34,10 @@ def odoo():
             yield app, conn
 
 
-def rows(conn, stream):
-    return [r for b in conn.read(stream) for r in b.rows]
-
-
 def resolver_for(conn) -> DictResolver:
     """Every Odoo partner id linked to a canonical id ``acc-<id>``."""
     resolver = DictResolver()
-    for row in rows(conn, "companies"):
+    for row in read_rows(conn, "companies"):
         resolver.add("Account", "odoo", str(row["id"]), f"acc-{row['id']}")
     return resolver
 
@@ -65,11 +62,10 @@ def test_inbound_mappings_turn_emulator_records_into_valid_entities(odoo, mappin
     app, conn = odoo
     inbound = compiled(mapping)
     resolver = resolver_for(conn)
-    records = rows(conn, stream)
+    records = read_rows(conn, stream)
     assert records
-    model = entity_model(entity)
-    made = [model.model_validate(inbound.apply(r, resolver)) for r in records
-            if inbound.matches(r)]
+    assert inbound.spec.entity == entity
+    made = canonical_records(inbound, [r for r in records if inbound.matches(r)], resolver)
     assert len(made) == len(records)
     first = made[0]
     if entity == "Account":

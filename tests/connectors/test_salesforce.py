@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import math
-import socket
-import subprocess
-import sys
-import time
 
 import pytest
 import requests
@@ -18,7 +14,7 @@ from crm2erp.connectors.base import Cursor, WriteAction
 from crm2erp.connectors.salesforce import SalesforceConfig, SalesforceConnector, soql
 from crm2erp.connectors.salesforce.emulator import CLIENT_ID, CLIENT_SECRET, USERNAME, make_app
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.testing.server import serve_wsgi
+from crm2erp.testing.server import emulator_process, serve_wsgi
 
 FAST_RETRY = {"max_attempts": 6, "backoff_base": 0.001, "backoff_max": 0.01}
 
@@ -164,6 +160,83 @@ def test_unknown_field_in_upsert_is_fatal_with_a_fix(org):
         conn.upsert("accounts", [row])
 
 
+def test_update_sets_fields_by_id_200_per_call_and_never_creates(org):
+    conn = SalesforceConnector(config(org.base_url))
+    everyone = org.org.records("Account")
+    accounts, deleted = everyone[:250], everyone[300]["Id"]
+    everyone[300]["IsDeleted"] = True     # in the recycle bin
+    rows = [{"Id": a["Id"], "ERP_Id__c": f"BP{n:05d}"} for n, a in enumerate(accounts)]
+    rows += [{"Id": "001Hn9999999999AAA", "ERP_Id__c": "BP-NOPE"},
+             {"Id": deleted, "ERP_Id__c": "BP-GONE"},
+             {"Id": accounts[1]["Id"], "ERP_Id__c": "BP00000"},   # taken by accounts[0]
+             {"ERP_Id__c": "no Id"}]
+    before, count = conn.client.stats.calls, org.count("accounts")
+    results = conn.update("accounts", rows)
+    assert conn.client.stats.calls - before == 1 + 2     # token, then 200 + 53 records
+    assert [r.action for r in results[:250]] == [WriteAction.UPDATED] * 250
+    assert results[0].key == results[0].target_id == accounts[0]["Id"]
+    assert "INVALID_CROSS_REFERENCE_KEY" in results[250].error
+    assert "ENTITY_IS_DELETED" in results[251].error
+    assert "DUPLICATE_VALUE" in results[252].error
+    assert results[253].action is WriteAction.FAILED and "no Id" in results[253].error
+    assert org.count("accounts") == count       # nothing created
+    stored = {a["Id"]: a for a in org.org.records("Account")}
+    assert stored[accounts[0]["Id"]]["ERP_Id__c"] == "BP00000"
+    assert stored[accounts[1]["Id"]]["ERP_Id__c"] == "BP00001"
+    # an update moves SystemModstamp, so the next incremental read sees the record again
+    assert stored[accounts[0]["Id"]]["SystemModstamp"] > accounts[0]["CreatedDate"]
+
+
+def test_update_refuses_unknown_fields_with_a_fix(org):
+    conn = SalesforceConnector(config(org.base_url))
+    account = org.org.records("Account")[0]["Id"]
+    with pytest.raises(FatalError, match="Colour__c"):
+        conn.update("accounts", [{"Id": account, "Colour__c": "red"}])
+
+
+# -- children --------------------------------------------------------------------
+
+def test_children_embed_line_items_with_one_query_per_batch():
+    app = make_app(seed=4, accounts=30, opportunities_per_account=2,
+                   line_items_per_opportunity=3, product_codes=["TG11", "TG12"])
+    with serve_wsgi(app):
+        conn = SalesforceConnector(config(app.base_url))   # default streams: lines embedded
+        assert dict(conn.config.streams["opportunities"].children)["lines"].stream == \
+            "opportunity_line_items"
+        before = conn.client.stats.calls
+        batches = list(conn.read("opportunities", batch_size=25))
+        # token, one query page, and one line-item query per batch of 25 (60 opportunities)
+        assert conn.client.stats.calls - before == 1 + 1 + 3
+        rows = [r for b in batches for r in b.rows]
+    assert len(rows) == 60 and all(len(r["lines"]) == 3 for r in rows)
+    for row in rows:
+        assert [line["Id"] for line in row["lines"]] == sorted(line["Id"]
+                                                               for line in row["lines"])
+        assert all(line["OpportunityId"] == row["Id"] and "attributes" not in line
+                   for line in row["lines"])
+        assert {line["ProductCode"] for line in row["lines"]} <= {"TG11", "TG12"}
+        assert sum(line["Quantity"] * line["UnitPrice"] for line in row["lines"]) == \
+            pytest.approx(row["Amount"])
+
+
+def test_children_config_forms_and_errors():
+    base = {"instance_url": "https://x.my.salesforce.com",
+            "auth": {"type": "client_credentials", "client_id": "a", "client_secret": "b"}}
+    short = SalesforceConfig.model_validate({**base, "streams": {
+        "opps": {"sobject": "Opportunity", "fields": ["Id"], "children": ["items"]},
+        "items": {"sobject": "OpportunityLineItem", "fields": ["Id", "Quantity"]}}})
+    assert short.streams["opps"].children["items"].stream == "items"
+    assert "OpportunityId" in short.streams["items"].fields      # the foreign key is read
+    custom = SalesforceConfig.model_validate({**base, "streams": {
+        "invoices": {"sobject": "Invoice__c", "fields": ["Id"],
+                     "children": {"lines": {"stream": "lines", "foreign_key": "Invoice__c"}}},
+        "lines": {"sobject": "Invoice_Line__c", "fields": ["Id"]}}})
+    assert "Invoice__c" in custom.streams["lines"].fields
+    with pytest.raises(ValueError, match="'nothing', which is not configured"):
+        SalesforceConfig.model_validate({**base, "streams": {
+            "opps": {"sobject": "Opportunity", "fields": ["Id"], "children": ["nothing"]}}})
+
+
 # -- JWT bearer ------------------------------------------------------------------
 
 def _rsa_pair():
@@ -196,24 +269,10 @@ def test_jwt_bearer_flow(tmp_path):
 # -- the emulator as a program -------------------------------------------------------
 
 def test_emulator_runs_from_the_command_line():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "crm2erp.connectors.salesforce.emulator",
-                             "--port", str(port), "--accounts", "5"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        conn = SalesforceConnector(config(f"http://127.0.0.1:{port}"))
-        for _ in range(100):
-            try:
-                conn.check()
-                break
-            except Exception:  # not listening yet
-                time.sleep(0.1)
+    with emulator_process("crm2erp.connectors.salesforce.emulator", "--accounts", "5") as url:
+        conn = SalesforceConnector(config(url))
+        conn.check()
         assert sum(len(b.rows) for b in conn.read("accounts")) == 5
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 # -- acceptance: 25,000 accounts, 10 % faults ------------------------------------------
