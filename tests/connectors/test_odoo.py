@@ -186,3 +186,25 @@ def test_the_docs_examples_load(tmp_path, emulator):
         conn.check()
         assert conn.stream("suppliers").writable
         assert list(conn.read("suppliers")) == []  # the seed has no suppliers
+
+
+def test_update_writes_by_id_and_never_creates(odoo, emulator):
+    companies = emulator.records("companies")
+    count = emulator.count("companies")
+    results = odoo.update("companies", [
+        {"id": companies[0]["id"], "ref": "ERP-77"},
+        {"id": str(companies[1]["id"]), "ref": "ERP-78", "country_code": "DE"},
+        {"id": 999999, "ref": "ERP-00"},
+        {"id": "abc", "ref": "ERP-01"},
+        {"id": companies[2]["id"], "country_code": "XX"}])
+    assert [r.action for r in results] == [WriteAction.UPDATED, WriteAction.UPDATED,
+                                           WriteAction.FAILED, WriteAction.FAILED,
+                                           WriteAction.FAILED]
+    assert results[0].target_id == str(companies[0]["id"])
+    assert "does not exist" in results[2].error and "not an Odoo record id" in results[3].error
+    assert "XX" in results[4].error
+    assert emulator.count("companies") == count
+    after = {c["id"]: c for c in emulator.records("companies")}
+    assert after[companies[0]["id"]]["ref"] == "ERP-77"
+    assert after[companies[1]["id"]]["ref"] == "ERP-78"
+    assert after[companies[0]["id"]]["write_date"] >= companies[0]["write_date"]
