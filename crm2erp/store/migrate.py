@@ -65,23 +65,37 @@ def _migrating(engine: sa.Engine) -> Iterator[sa.Connection]:
     schema); on SQLite the store's engine begins every transaction with
     BEGIN IMMEDIATE, which locks the whole file.
     """
-    with _alembic_lock, engine.begin() as conn:
-        dialect = conn.dialect.name
-        if dialect == "postgresql":
-            conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK_KEY})
-        elif dialect in ("mysql", "mariadb"):
-            name = f"crm2erp_migrate_{conn.engine.url.database}"[:64]
-            got = conn.execute(sa.text("SELECT GET_LOCK(:name, :wait)"),
-                               {"name": name, "wait": 300}).scalar()
-            if got != 1:
-                raise sa.exc.TimeoutError(f"waited 300s for lock {name}; "
-                                          "is another crm2erp migrating this database?")
-            try:
+    with _alembic_lock:
+        if engine.dialect.name in ("mysql", "mariadb"):
+            with _mariadb_migrating(engine) as conn:
                 yield conn
-            finally:
-                conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
             return
-        yield conn
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"),
+                             {"key": _PG_LOCK_KEY})
+            yield conn
+
+
+@contextmanager
+def _mariadb_migrating(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A named lock held until the new revision is COMMITTED, then released:
+    releasing first would let a second process see the old revision and run
+    the last migration again."""
+    with engine.connect() as conn:
+        name = f"crm2erp_migrate_{conn.engine.url.database}"[:64]
+        got = conn.execute(sa.text("SELECT GET_LOCK(:name, :wait)"),
+                           {"name": name, "wait": 300}).scalar()
+        if got != 1:
+            raise sa.exc.TimeoutError(f"waited 300s for lock {name}; "
+                                      "is another crm2erp migrating this database?")
+        try:
+            yield conn
+            conn.commit()
+        finally:
+            conn.rollback()
+            conn.execute(sa.text("SELECT RELEASE_LOCK(:name)"), {"name": name})
+            conn.commit()
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:
