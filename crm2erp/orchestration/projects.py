@@ -17,6 +17,7 @@ __all__ = [
     "ScanResult",
     "MarkingEnv",
     "unset_variables",
+    "required_variables",
     "project_dirs",
     "shipped_project_dirs",
     "scan_projects",
@@ -43,21 +44,50 @@ UNSET = "\x00crm2erp-unset:{}\x00"
 _UNSET_RX = re.compile("\x00crm2erp-unset:([^\x00]*)\x00")
 
 
+# ``${NAME}`` without a ``:-default`` (``$${`` is an escaped, literal ``${``)
+_REQUIRED_RX = re.compile(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def required_variables(root: str | Path) -> frozenset[str]:
+    """The variables the project's ``connections.yaml`` uses without a default."""
+    try:
+        text = (Path(root) / "connections.yaml").read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):  # the loader reports the file itself
+        return frozenset()
+    return frozenset(_REQUIRED_RX.findall(text))
+
+
 class MarkingEnv(Mapping[str, str]):
     """``os.environ`` in which every missing variable reads as a marker.
 
     Loading ``connections.yaml`` through it never fails for a missing
-    variable; :func:`unset_variables` finds the markers afterwards.
+    variable; :func:`unset_variables` finds the markers afterwards. A missing
+    variable written with a default (``${VAR:-default}``) keeps its default:
+    only the names in ``required`` (or every name, when ``required`` is None)
+    read as markers. A name used both with and without a default is marked
+    in both places (an Airflow Connection or the variable must provide it).
     """
 
-    def __init__(self, base: Mapping[str, str] | None = None):
+    def __init__(self, base: Mapping[str, str] | None = None,
+                 required: frozenset[str] | None = None):
         self.base = os.environ if base is None else base
+        self.required = required
+
+    @classmethod
+    def for_project(cls, root: str | Path,
+                    base: Mapping[str, str] | None = None) -> MarkingEnv:
+        """The environment to load the project at ``root`` with."""
+        return cls(base, required_variables(root))
 
     def __getitem__(self, name: str) -> str:
-        return self.base[name] if name in self.base else UNSET.format(name)
+        if name in self.base:
+            return self.base[name]
+        if self.required is None or name in self.required:
+            return UNSET.format(name)
+        raise KeyError(name)
 
     def __contains__(self, name: object) -> bool:
-        return True
+        return name in self.base or self.required is None or name in self.required
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.base)
@@ -145,7 +175,7 @@ def _flow_files(root: Path) -> list[Path]:
 
 
 def _scan_one(root: Path, result: ScanResult) -> None:
-    issues = validate_project(root, env=MarkingEnv())
+    issues = validate_project(root, env=MarkingEnv.for_project(root))
     result.issues += issues
     bad_files = {Path(i.file).resolve() for i in issues if i.file}
     if (root / "connections.yaml").resolve() in bad_files or not root.is_dir():

@@ -83,6 +83,6 @@ def load_runtime_project(root: str | Path, flow_name: str,
                          fetch: SettingsFetcher | None = None) -> Project:
     """Load the project at ``root`` for running ``flow_name``: every file is checked,
     and the flow's connections get their Airflow credentials."""
-    project = load_project(root, env=MarkingEnv())
+    project = load_project(root, env=MarkingEnv.for_project(root))
     resolve_connections(project, flow_connections(project, flow_name), fetch)
     return project
