@@ -22,7 +22,8 @@ from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
 
-DEMO_FLOWS = ["demo_accounts", "demo_contacts", "demo_orders", "demo_invoices"]
+DEMO_FLOWS = ["demo_accounts", "demo_contacts", "demo_orders", "demo_invoices",
+              "demo_order_status", "demo_balances"]
 
 
 @dataclass

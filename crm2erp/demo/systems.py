@@ -34,6 +34,8 @@ def crm_tables(meta: sa.MetaData) -> dict[str, sa.Table]:
             sa.Column("currency", sa.String(10)),
             sa.Column("segment", sa.String(40)),
             sa.Column("erp_customer_no", sa.String(20)),
+            sa.Column("balance", sa.Numeric(14, 2)),
+            sa.Column("credit_limit", sa.Numeric(14, 2)),
             stamp()),
         "contacts": sa.Table(
             "contacts", meta,
@@ -55,6 +57,8 @@ def crm_tables(meta: sa.MetaData) -> dict[str, sa.Table]:
             sa.Column("amount", sa.Numeric(14, 2)),
             sa.Column("currency", sa.String(10)),
             sa.Column("close_date", sa.Date),
+            sa.Column("erp_order_no", sa.String(20)),
+            sa.Column("erp_order_status", sa.String(20)),
             stamp()),
         "deal_lines": sa.Table(
             "deal_lines", meta,
@@ -92,6 +96,10 @@ def erp_tables(meta: sa.MetaData) -> dict[str, sa.Table]:
             sa.Column("country", sa.String(2)),
             sa.Column("vat", sa.String(40)),
             sa.Column("currency", sa.String(3)),
+            sa.Column("balance", sa.Numeric(14, 2)),
+            sa.Column("credit_limit", sa.Numeric(14, 2)),
+            sa.Column("updated_at", sa.DateTime, nullable=False,
+                      server_default=sa.func.current_timestamp()),
             sqlite_autoincrement=True),
         "contacts": sa.Table(
             "contacts", meta,
@@ -111,7 +119,9 @@ def erp_tables(meta: sa.MetaData) -> dict[str, sa.Table]:
             sa.Column("order_date", sa.Date),
             sa.Column("currency", sa.String(3), nullable=False),
             sa.Column("total", sa.Numeric(14, 2)),
-            sa.Column("status", sa.String(20))),
+            sa.Column("status", sa.String(20)),
+            sa.Column("updated_at", sa.DateTime, nullable=False,
+                      server_default=sa.func.current_timestamp())),
         "sales_order_lines": sa.Table(
             "sales_order_lines", meta,
             sa.Column("order_ref", sa.String(64), primary_key=True),
@@ -155,10 +165,12 @@ def create_systems(crm_url: str, erp_url: str, crm_rows: dict[str, list[dict]]) 
 
 
 def bill_new_orders(erp_url: str, today: dt.date) -> int:
-    """The ERP's billing run: one invoice per order that has none yet."""
+    """The ERP's billing run: one invoice per order that has none yet; the order
+    becomes ``invoiced`` and the customer's balance and credit limit are set."""
     meta = sa.MetaData()
     tables = erp_tables(meta)
     orders, invoices = tables["sales_orders"], tables["invoices"]
+    customers = tables["customers"]
     engine = sa.create_engine(erp_url)
     try:
         with engine.begin() as conn:
@@ -185,6 +197,22 @@ def bill_new_orders(erp_url: str, today: dt.date) -> int:
                 })
             if rows:
                 conn.execute(invoices.insert(), rows)
+                conn.execute(orders.update().where(orders.c.id.in_([o.id for o in unbilled]))
+                             .values(status="invoiced", updated_at=now))
+                _update_balances(conn, customers, invoices,
+                                 {o.customer_id for o in unbilled}, now)
             return len(rows)
     finally:
         engine.dispose()
+
+
+def _update_balances(conn, customers, invoices, customer_ids, now) -> None:
+    """Open amount per customer, and a credit limit granted by the ERP's credit control."""
+    due = dict(conn.execute(
+        sa.select(invoices.c.customer_id, sa.func.sum(invoices.c.amount_due))
+        .where(invoices.c.customer_id.in_(customer_ids))
+        .group_by(invoices.c.customer_id)).all())
+    for customer_id in sorted(customer_ids):
+        conn.execute(customers.update().where(customers.c.id == customer_id).values(
+            balance=due.get(customer_id) or Decimal("0.00"),
+            credit_limit=Decimal(10000 * (1 + customer_id % 3)), updated_at=now))

@@ -15,13 +15,15 @@ record is compared field by field with what the hub already knows:
 
 from __future__ import annotations
 
-__all__ = ["flatten", "deep_merge", "set_path", "owner_of", "Settlement", "settle"]
+__all__ = ["flatten", "deep_merge", "set_path", "pop_path", "owner_of", "Settlement",
+           "settle", "next_state", "learned"]
 
 import copy
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from crm2erp.jsonutil import payload_hash
 from crm2erp.store import CanonicalState, ConflictRecord
 
 IGNORED = {"id", "updated_at"}   # identity and change time are not record content
@@ -87,6 +89,7 @@ class Settlement:
     accepted: list[str] = field(default_factory=list)     # fields with news that stand
     reverts: dict[str, Any] = field(default_factory=dict)  # path -> value that stays
     conflicts: list[ConflictRecord] = field(default_factory=list)
+    seen: dict[str, str] = field(default_factory=dict)     # path -> hash this source sent
 
     @property
     def has_news(self) -> bool:
@@ -105,29 +108,49 @@ def _time(value: Any) -> dt.datetime | None:
     return None
 
 
+def _entry(state: CanonicalState | None, path: str) -> dict[str, Any]:
+    """A field's memory: who changed it last (``by``), when (``at``), and the hash of
+    the value each system last sent (``seen``)."""
+    raw = state.field_times.get(path) if state else None
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, list):          # the first format: [system, time]
+        return {"by": raw[0], "at": raw[1] if len(raw) > 1 else None, "seen": {}}
+    return {"by": None, "at": None, "seen": {}}
+
+
 def settle(*, entity: str, canonical_id: str, system: str, mapped_paths: list[str],
            new: dict[str, Any], state: CanonicalState | None, ownership: dict[str, str],
            rule: str, changed_at: dt.datetime) -> Settlement:
-    """Compare the incoming canonical record (``new``, JSON form) with ``state``."""
+    """Compare the incoming canonical record (``new``, JSON form) with ``state``.
+
+    A field is news only when this source changed it since it last sent it:
+    a source still sending its old value (it has not caught up with another
+    system's edit, or a mapping sends a constant) is not an edit, so neither
+    a conflict nor an overwrite.
+    """
     result = Settlement()
     paths = [p for p in mapped_paths if p.split(".")[0] not in IGNORED]
+    new_flat = flatten(new)
+    result.seen = {p: payload_hash(new_flat.get(p)) for p in paths}
     if state is None:
         result.accepted = paths
         return result
-    old, new_flat = flatten(state.data), flatten(new)
+    old = flatten(state.data)
     for path in paths:
         incoming, stored = new_flat.get(path), old.get(path)
-        if incoming == stored:
-            continue
+        memory = _entry(state, path)
+        if incoming == stored or memory["seen"].get(system) == result.seen[path]:
+            continue                     # nothing new from this source
         owner = owner_of(path, ownership)
-        last_system, last_time = (state.field_times.get(path) or [None, None])[:2]
+        last_system, last_time = memory["by"], _time(memory["at"])
         if owner is not None and owner != system:
-            if rule == "last_modified" and (_time(last_time) or changed_at) < changed_at:
+            if rule == "last_modified" and (last_time or changed_at) < changed_at:
                 winner = system
             else:
                 winner = owner
         elif rule == "last_modified" and last_system not in (None, system) \
-                and _time(last_time) is not None and _time(last_time) > changed_at:
+                and last_time is not None and last_time > changed_at:
             winner = last_system
         else:
             result.accepted.append(path)
@@ -143,11 +166,22 @@ def settle(*, entity: str, canonical_id: str, system: str, mapped_paths: list[st
 
 
 def next_state(*, entity: str, canonical_id: str, system: str, data: dict[str, Any],
-               previous: CanonicalState | None, accepted: list[str],
+               previous: CanonicalState | None, settlement: Settlement,
                changed_at: dt.datetime) -> CanonicalState:
-    """The state to remember once the record is in the target."""
-    times = dict(previous.field_times) if previous else {}
-    for path in accepted:
-        times[path] = [system, changed_at.isoformat()]
+    """The state to remember: the record, and per field who changed it and what
+    each system last sent."""
+    times: dict[str, Any] = dict(previous.field_times) if previous else {}
+    for path, seen in settlement.seen.items():
+        entry = _entry(previous, path)
+        entry = {**entry, "seen": {**entry["seen"], system: seen}}
+        if path in settlement.accepted:
+            entry.update(by=system, at=changed_at.isoformat())
+        times[path] = entry
     content = {k: v for k, v in data.items() if k not in IGNORED}
     return CanonicalState(entity, canonical_id, content, times)
+
+
+def learned(state: CanonicalState | None, settlement: Settlement, system: str) -> bool:
+    """Whether the source sent values the memory does not have yet (worth saving
+    even when the record has no news)."""
+    return any(_entry(state, p)["seen"].get(system) != h for p, h in settlement.seen.items())

@@ -35,8 +35,10 @@ from pydantic import ValidationError
 from crm2erp.connectors.base import Cursor, DeleteMode, Row, WriteAction
 from crm2erp.engine.cursors import apply_lookback, later_cursor, parse_duration
 from crm2erp.engine.memory import (
+    Settlement,
     deep_merge,
     flatten,
+    learned,
     next_state,
     owner_of,
     pop_path,
@@ -292,6 +294,8 @@ class FlowRunner:
                 counts["unchanged"] += 1
                 commit.resolved_keys.append(source_key)
                 commit.xref.append(self._source_xref(item))
+                if learned(state, item.notes["settlement"], self.source_system):
+                    self._remember(item, commit)
                 continue
             items.append(item)
         return items
@@ -333,7 +337,7 @@ class FlowRunner:
             entity=self.flow.entity, canonical_id=item.canonical_id,
             system=self.source_system, data=item.record.model_dump(mode="json"),
             previous=item.notes.get("state"),
-            accepted=item.notes["settlement"].accepted if "settlement" in item.notes else [],
+            settlement=item.notes.get("settlement") or Settlement(),
             changed_at=item.notes.get("changed_at") or dt.datetime.now(dt.UTC)))
 
     def _outbound(self, items: list[Item], counts: Counter, commit: BatchCommit) -> list[Item]:

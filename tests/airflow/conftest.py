@@ -61,11 +61,24 @@ def json_output(done: subprocess.CompletedProcess):
     raise AssertionError(f"no JSON in the output:\n{done.stdout[-3000:]}\n{done.stderr[-2000:]}")
 
 
+_MIGRATED: list[Path] = []
+
+
+def migrate_once() -> Path:
+    """Migrate the metadata database once per process; the AIRFLOW_HOME folder.
+
+    Tests outside this folder (``tests/tryton/``, which needs its own
+    fixtures) load this module and call it, so the session shares one home."""
+    if not _MIGRATED:
+        run_airflow("db", "migrate")
+        _MIGRATED.append(_HOME)
+    return _HOME
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """The migrated Airflow metadata database; the AIRFLOW_HOME folder."""
-    run_airflow("db", "migrate")
-    return _HOME
+    return migrate_once()
 
 
 class AirflowCli:
@@ -82,6 +95,22 @@ class AirflowCli:
         """``airflow tasks test`` exits 0 even when the task failed: read its log."""
         assert "new_state=success" in output and "Error running task" not in output, \
             output[-6000:]
+
+    @staticmethod
+    def dags_test(dag_id: str, env: dict[str, str] | None = None) -> str:
+        """One DagRun of ``dag_id`` with ``airflow dags test``; its output.
+
+        Fails unless the DagRun and each of its task instances succeeded (the
+        command exits 0 for a failed run too, so the log is read)."""
+        done = run_airflow("dags", "test", dag_id, env=env)
+        output = done.stdout + done.stderr
+        finished = output.split(f"DagRun Finished: dag_id={dag_id},")
+        assert len(finished) == 2, output[-6000:]
+        assert " state=success," in finished[1].split("\n")[0], output[-6000:]
+        assert "Task failed with exception" not in output, output[-6000:]
+        assert "new_state=success" in output and "new_state=failed" not in output, \
+            output[-6000:]
+        return output
 
     def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
         """Start the CLI without waiting (for concurrent workers)."""

@@ -98,8 +98,8 @@ def test_broken_yaml_is_an_import_error_naming_file_and_line(airflow, tmp_path):
     assert errors[0]["filepath"].endswith("crm2erp_config_errors.py")
     assert f"{root / 'contacts.flow.yaml'}:3:" in errors[0]["error"]
     listed = airflow.json(airflow.run("dags", "list", "--local", "-o", "json", env=env))
-    assert sorted(d["dag_id"] for d in listed) == ["demo_accounts", "demo_invoices",
-                                                   "demo_orders"]
+    assert sorted(d["dag_id"] for d in listed) == [
+        "demo_accounts", "demo_balances", "demo_invoices", "demo_order_status", "demo_orders"]
 
 
 def test_an_invalid_value_is_reported_at_its_line(airflow, tmp_path, monkeypatch):
