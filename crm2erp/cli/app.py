@@ -63,7 +63,7 @@ def root(
 
 
 def _register_commands() -> None:
-    from crm2erp.cli import demo, dlq, emulator, mappings, schemas, status, sync
+    from crm2erp.cli import conflicts, demo, dlq, emulator, mappings, schemas, status, sync
 
     app.add_typer(mappings.app, name="mappings")
     app.add_typer(schemas.app, name="schemas")
@@ -71,6 +71,7 @@ def _register_commands() -> None:
     app.add_typer(dlq.app, name="dlq")
     app.add_typer(emulator.app, name="emulator")
     app.command("status")(status.status)
+    app.command("conflicts")(conflicts.conflicts)
     app.command("demo")(demo.demo)
     from crm2erp.cli import quality, reconcile, report  # data quality (issue 6)
     app.add_typer(quality.app, name="quality")

@@ -186,3 +186,20 @@ def test_owner_edits_flow_back_and_non_owner_edits_are_conflicts(two_way, engine
         ("credit_limit", "crm", "erp")
     assert str(conflict["incoming"]) == "9999.00" and str(conflict["kept"]) == "5000.00"
     assert _writes(two_way.round(engine)) == 0         # and it settles
+
+
+def test_conflicts_are_listed_for_the_steward(two_way, engine_for, capsys):
+    from crm2erp.cli import main
+
+    engine = engine_for(two_way)
+    two_way.round(engine)
+    with two_way.erp.begin() as conn:
+        conn.execute(two_way.customers.update().values(credit_limit=100))
+    two_way.round(engine)
+    with two_way.crm.begin() as conn:
+        conn.execute(two_way.accounts.update().where(two_way.accounts.c.id == "A1")
+                     .values(credit_limit=7))
+    two_way.round(engine)
+    assert main(["--state", two_way.state_url, "conflicts", "--flow", "to_erp"]) == 0
+    out = capsys.readouterr().out
+    assert "1 conflict(s)" in out and "credit_limit" in out and "erp" in out
