@@ -29,7 +29,6 @@ __all__ = ["ForecastRunner", "month_start", "add_months", "bucket_key", "parse_b
 
 import datetime as dt
 import logging
-import time
 from collections import Counter
 from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -46,7 +45,7 @@ from crm2erp.engine.runner import (
     _validation_message,
     record_key,
 )
-from crm2erp.engine.stages import Item, run_hooks
+from crm2erp.engine.stages import Item
 from crm2erp.errors import ConfigError, RecordError
 from crm2erp.jsonutil import payload_hash
 from crm2erp.schemas import entity_model
@@ -105,28 +104,10 @@ class ForecastRunner(FlowRunner):
         if since is not None:
             log.info("flow %s: a forecast reads the whole source; 'since' is ignored",
                      self.flow.flow)
-        started = time.monotonic()
         self._set_partition(None)
         self.mode = mode
-        run_mode = "dry_run" if dry_run else mode
-        with self.store.lock(self.lock_name):
-            run_id = self.store.start_run(self.flow.flow, run_mode)
-            result = RunResult(self.flow.flow, run_id, run_mode)
-            self.context.run_id, self.context.rows_read = run_id, 0
-            try:
-                self._forecast(result, dry_run)
-            except BaseException as exc:
-                result.status = "failed"
-                self.store.finish_run(run_id, "failed", message=str(exc)[:2000])
-                run_hooks(self, result)
-                raise
-            result.status = "partial" if result.new_dead_letters else "succeeded"
-            self.store.finish_run(run_id, result.status)
-            run_hooks(self, result)
-        result.seconds = time.monotonic() - started
-        log.info("forecast flow %s run %s %s: %s", self.flow.flow, run_id, result.status,
-                 dict(result.counts))
-        return result
+        return self._managed("dry_run" if dry_run else mode,
+                             lambda result: self._forecast(result, dry_run))
 
     def _process(self, rows: list[Row], cursor: Cursor | None, result: RunResult,
                  dry_run: bool, *, retry: bool = False) -> None:

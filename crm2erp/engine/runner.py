@@ -145,29 +145,20 @@ class FlowRunner:
     def run(self, *, mode: str = "incremental", since: Cursor | None = None,
             dry_run: bool = False, partition: int | None = None) -> RunResult:
         """Run the flow once; ``partition`` (0-based) runs one slice of a partitioned flow."""
-        started = time.monotonic()
         self._set_partition(partition)
         self.mode = mode
-        run_mode = "dry_run" if dry_run else mode
+        return self._managed("dry_run" if dry_run else mode,
+                             lambda result: self._sync(result, mode, since, dry_run))
+
+    def _managed(self, run_mode: str, body: Callable[[RunResult], None]) -> RunResult:
+        """Run ``body`` under the flow's lock, recorded in the run log, hooks after."""
+        started = time.monotonic()
         with self.store.lock(self.lock_name) as self.lock_owner:
             run_id = self.store.start_run(self.flow.flow, run_mode)
             result = RunResult(self.flow.flow, run_id, run_mode, partition=self.partition)
             self.context.run_id, self.context.rows_read = run_id, 0
             try:
-                self._retry_parked(result, dry_run)
-                start = self._start_cursor(mode, since)
-                batch_size = self.flow.incremental.batch_size if self.flow.incremental else 500
-                for batch in self.source.read(self.flow.source.stream, start,
-                                              batch_size=batch_size):
-                    rows = [r for r in batch.rows if self._mine(r)]
-                    self._process(rows, batch.cursor, result, dry_run)
-                    if batch.deleted_keys:
-                        self._apply_deletes(batch.deleted_keys, result, dry_run)
-                    self.store.extend_lock(self.lock_name, self.lock_owner)   # heartbeat
-                    if self.progress:
-                        self.progress(result)
-                for stage in self.stages:
-                    stage.finish(self.context)
+                body(result)
             except BaseException as exc:
                 result.status = "failed"
                 self.store.finish_run(run_id, "failed", message=str(exc)[:2000])
@@ -180,6 +171,23 @@ class FlowRunner:
         log.info("flow %s run %s %s: %s", self.flow.flow, run_id, result.status,
                  dict(result.counts))
         return result
+
+    def _sync(self, result: RunResult, mode: str, since: Cursor | None,
+              dry_run: bool) -> None:
+        """Parked records first, then the source from the watermark, batch by batch."""
+        self._retry_parked(result, dry_run)
+        start = self._start_cursor(mode, since)
+        batch_size = self.flow.incremental.batch_size if self.flow.incremental else 500
+        for batch in self.source.read(self.flow.source.stream, start, batch_size=batch_size):
+            rows = [r for r in batch.rows if self._mine(r)]
+            self._process(rows, batch.cursor, result, dry_run)
+            if batch.deleted_keys:
+                self._apply_deletes(batch.deleted_keys, result, dry_run)
+            self.store.extend_lock(self.lock_name, self.lock_owner)   # heartbeat
+            if self.progress:
+                self.progress(result)
+        for stage in self.stages:
+            stage.finish(self.context)
 
     # -- partitions -------------------------------------------------------
     def _set_partition(self, partition: int | None) -> None:
@@ -485,18 +493,6 @@ def replay(runner: FlowRunner, dead_letters) -> RunResult:
     """Run dead-lettered records of one flow again (after a mapping fix, say)."""
     runner._set_partition(None)
     runner.mode = "retry"
-    with runner.store.lock(runner.lock_name):
-        run_id = runner.store.start_run(runner.flow.flow, "retry")
-        result = RunResult(runner.flow.flow, run_id, "retry")
-        runner.context.run_id = run_id
-        try:
-            runner._process([dl.payload for dl in dead_letters], None, result, False,
-                            retry=True)
-        except BaseException as exc:
-            runner.store.finish_run(run_id, "failed", message=str(exc)[:2000])
-            run_hooks(runner, result)
-            raise
-        result.status = "partial" if result.new_dead_letters else "succeeded"
-        runner.store.finish_run(run_id, result.status)
-        run_hooks(runner, result)
-    return result
+    payloads = [dl.payload for dl in dead_letters]
+    return runner._managed("retry", lambda result: runner._process(
+        payloads, None, result, False, retry=True))

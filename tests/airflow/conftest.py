@@ -12,12 +12,14 @@ import atexit
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -81,11 +83,20 @@ def airflow_db() -> Path:
     return migrate_once()
 
 
+def free_port() -> int:
+    """A TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 class AirflowCli:
     """What the tests use: the CLI runner, its JSON reader and the folders."""
 
     home = _HOME
     dags = DAGS
+    executable = AIRFLOW
+    free_port = staticmethod(free_port)
     env = AIRFLOW_ENV
     run = staticmethod(run_airflow)
     json = staticmethod(json_output)
@@ -121,3 +132,37 @@ class AirflowCli:
 @pytest.fixture
 def airflow(airflow_db) -> AirflowCli:
     return AirflowCli()
+
+
+@pytest.fixture
+def airflow_bare() -> AirflowCli:
+    """The CLI helpers without the session's SQLite metadata database, for a test
+    that brings its own AIRFLOW_HOME and database (pass them in ``env``)."""
+    return AirflowCli()
+
+
+@pytest.fixture
+def pg_sibling(pg_url):
+    """Make more fresh databases on ``pg_url``'s server: ``pg_sibling("crm")`` is
+    the URL of ``<pg_url's database>_crm``; each is dropped after the test.
+
+    For tests that need several systems whose tables would clash in one
+    database (a CRM and an ERP both have ``contacts``; Airflow's metadata)."""
+    base = sa.engine.make_url(pg_url)
+    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make(suffix: str) -> str:
+        name = f"{base.database}_{suffix}"
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        made.append(name)
+        return base.set(database=name).render_as_string(hide_password=False)
+
+    try:
+        yield make
+    finally:
+        with admin.connect() as conn:
+            for name in made:
+                conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

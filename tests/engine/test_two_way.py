@@ -188,8 +188,11 @@ def test_owner_edits_flow_back_and_non_owner_edits_are_conflicts(two_way, engine
     assert _writes(two_way.round(engine)) == 0         # and it settles
 
 
-def test_conflicts_are_listed_for_the_steward(two_way, engine_for, capsys):
+def test_conflicts_are_listed_for_the_steward(two_way, engine_for, capsys, monkeypatch):
     from crm2erp.cli import main
+    from crm2erp.cli.output import console
+
+    monkeypatch.setattr(console, "width", 200)
 
     engine = engine_for(two_way)
     two_way.round(engine)
