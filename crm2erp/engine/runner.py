@@ -237,10 +237,8 @@ class FlowRunner:
         items = self._canonical(rows, counts, commit)
         for stage in self.stages:
             for rejection in stage.process(items, self.context):
-                counts["parked" if rejection.stage == "parked" else "failed"] += 1
-                commit.dead_letters.append(NewDeadLetter(
-                    rejection.stage, rejection.item.source_key, rejection.reason,
-                    rejection.item.source_row))
+                self._hold(commit, counts, rejection.stage, rejection.item.source_key,
+                           rejection.reason, rejection.item.source_row)
             rejected = {d.source_key for d in commit.dead_letters}
             items = [i for i in items if i.source_key not in rejected]
         items = self._outbound(items, counts, commit)
