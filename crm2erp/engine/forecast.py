@@ -38,10 +38,8 @@ from pydantic import ValidationError
 from crm2erp.connectors.base import Cursor, Row
 from crm2erp.engine.resolver import canonical_id_for
 from crm2erp.engine.runner import (
-    COUNTERS,
     FlowRunner,
     RunResult,
-    _new_dead_letters,
     _validation_message,
     record_key,
 )
@@ -214,30 +212,8 @@ class ForecastRunner(FlowRunner):
                 continue
             items.append(Item(key, row, canonical_id, record))
         counts["forecast_lines"] += len(items)
-        for stage in self.stages:
-            for rejection in stage.process(items, self.context):
-                self._hold(commit, counts, rejection.stage, rejection.item.source_key,
-                           rejection.reason, rejection.item.source_row)
-            rejected = {d.source_key for d in commit.dead_letters}
-            items = [i for i in items if i.source_key not in rejected]
-        items = self._outbound(items, counts, commit)
-        to_write = self._changed(items, counts, commit)
-        if dry_run:
-            self._describe(to_write, result)
-        elif to_write:
-            self._write(to_write, counts, commit)
+        self._load(items, counts, commit, result, dry_run)
         self._commit(commit, counts, result, dry_run)
-
-    def _commit(self, commit: BatchCommit, counts: Counter, result: RunResult,
-                dry_run: bool) -> None:
-        extra = Counter({k: counts.pop(k) for k in list(counts) if k not in COUNTERS})
-        if dry_run:
-            result.new_dead_letters += len(commit.dead_letters)
-        else:
-            outcome = self.store.commit_batch(commit)
-            result.new_dead_letters += _new_dead_letters(outcome, commit)
-        result.counts.update(counts)
-        result.counts.update(extra)
 
     # -- the xref of a bucket ---------------------------------------------
     def _source_xref(self, item: Item) -> XrefUpsert:

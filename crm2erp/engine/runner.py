@@ -234,7 +234,20 @@ class FlowRunner:
                              dead_letters=[], resolved_keys=[], watermark=None, counts=counts)
         self.context.dry_run = dry_run
         self.context.rows_read += counts["read"]
-        items = self._canonical(rows, counts, commit)
+        items = self._load(self._canonical(rows, counts, commit), counts, commit, result,
+                           dry_run)
+        if self.write_back is not None and not dry_run:
+            self._write_back(items, counts, commit)
+        if cursor is not None and not dry_run:
+            current = self.store.get_watermark(self.flow.flow, self.mark_stream)
+            commit.watermark = (self.mark_stream, later_cursor(current, cursor))
+        self._commit(commit, counts, result, dry_run)
+
+    def _load(self, items: list[Item], counts: Counter, commit: BatchCommit,
+              result: RunResult, dry_run: bool) -> list[Item]:
+        """Canonical items through the stages, the outbound map and the hash check into
+        the target (or, in a dry run, into the list of changes). Returns the items
+        that reached the target stage, written or unchanged."""
         for stage in self.stages:
             for rejection in stage.process(items, self.context):
                 self._hold(commit, counts, rejection.stage, rejection.item.source_key,
@@ -247,17 +260,17 @@ class FlowRunner:
             self._describe(to_write, result)
         elif to_write:
             self._write(to_write, counts, commit)
-        if self.write_back is not None and not dry_run:
-            self._write_back(items, counts, commit)
-        if cursor is not None and not dry_run:
-            current = self.store.get_watermark(self.flow.flow, self.mark_stream)
-            commit.watermark = (self.mark_stream, later_cursor(current, cursor))
+        return items
+
+    def _commit(self, commit: BatchCommit, counts: Counter, result: RunResult,
+                dry_run: bool) -> None:
+        """One state-store transaction for the batch (none in a dry run); counts to result."""
         extra = Counter({k: counts.pop(k) for k in list(counts) if k not in COUNTERS})
-        if not dry_run:
+        if dry_run:
+            result.new_dead_letters += len(commit.dead_letters)
+        else:
             outcome = self.store.commit_batch(commit)
             result.new_dead_letters += _new_dead_letters(outcome, commit)
-        else:
-            result.new_dead_letters += len(commit.dead_letters)
         result.counts.update(counts)
         result.counts.update(extra)
 
