@@ -31,13 +31,27 @@ __all__ = [
 ]
 
 import enum
+import zoneinfo
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 Row = dict[str, Any]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r}; use an IANA name "
+                         "such as UTC or Europe/Berlin") from None
+    return value
+
+
+#: A config field naming an IANA time zone, checked when the config is loaded.
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 __all__ = ["FileArchiveConfig", "FileConfig", "FileStreamConfig"]
 
-import zoneinfo
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from crm2erp.connectors.base import ConnectorConfig
+from crm2erp.connectors.base import ConnectorConfig, TimeZoneName
 
 Format = Literal["csv", "jsonl"]
 
@@ -50,15 +49,5 @@ class FileConfig(ConnectorConfig):
     format: Format | None = None
     encoding: str = "utf-8"
     delimiter: str = Field(default=",", min_length=1, max_length=1)
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     streams: dict[str, FileStreamConfig] | None = None
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r}; use an IANA name "
-                             "such as UTC or Europe/Berlin") from None
-        return value

@@ -44,6 +44,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from crm2erp.connectors.base import TimeZoneName
 from crm2erp.http.config import HttpConnectionConfig
 
 
@@ -65,7 +66,7 @@ class CursorConfig(_Strict):
     field: str
     param: str | None = None
     format: str = "iso"
-    timezone: str = "UTC"
+    timezone: TimeZoneName = "UTC"
     exclusive: bool = False
 
 
