@@ -23,6 +23,7 @@ __all__ = [
     "Cursor",
     "StreamInfo",
     "Batch",
+    "Rejected",
     "WriteAction",
     "WriteResult",
     "DeleteMode",
@@ -90,13 +91,36 @@ class StreamInfo:
         return (self.id_field,) if self.id_field else self.key
 
 
+@dataclass(frozen=True)
+class Rejected:
+    """A source record the connector could not turn into a usable row.
+
+    ``key`` is the record's source key when it could be read (empty when not),
+    ``where`` names the place it came from (``accounts.csv line 17``,
+    ``table crm.accounts key 42``) and ``reason`` what is wrong with it
+    (undecodable bytes, an oversized field, a cursor value that does not parse).
+    ``raw`` holds what could be read. The engine dead-letters it (stage
+    ``read``); a rejected record never moves the batch's cursor.
+    """
+
+    key: str
+    where: str
+    reason: str
+    raw: Row = field(default_factory=dict)
+
+
 @dataclass
 class Batch:
-    """Rows read in one go, and the cursor of the last row."""
+    """Rows read in one go, and the cursor of the last row.
+
+    ``cursor`` is the position of the last *usable* row; ``rejected`` lists the
+    records between this batch's first and last row that could not be read.
+    """
 
     rows: list[Row]
     cursor: Cursor | None = None
     deleted_keys: list[str] = field(default_factory=list)
+    rejected: list[Rejected] = field(default_factory=list)
 
 
 class WriteAction(enum.StrEnum):

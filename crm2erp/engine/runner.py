@@ -180,7 +180,7 @@ class FlowRunner:
         batch_size = self.flow.incremental.batch_size if self.flow.incremental else 500
         for batch in self.source.read(self.flow.source.stream, start, batch_size=batch_size):
             rows = [r for r in batch.rows if self._mine(r)]
-            self._process(rows, batch.cursor, result, dry_run)
+            self._process(rows, batch.cursor, result, dry_run, rejected=batch.rejected)
             if batch.deleted_keys:
                 self._apply_deletes(batch.deleted_keys, result, dry_run)
             self.store.extend_lock(self.lock_name, self.lock_owner)   # heartbeat
@@ -228,10 +228,13 @@ class FlowRunner:
             self._process([dl.payload for dl in parked], None, result, dry_run, retry=True)
 
     def _process(self, rows: list[Row], cursor: Cursor | None, result: RunResult,
-                 dry_run: bool, *, retry: bool = False) -> None:
-        counts: Counter = Counter(read=0 if retry else len(rows))
+                 dry_run: bool, *, retry: bool = False, rejected=()) -> None:
+        counts: Counter = Counter(read=0 if retry else len(rows) + len(rejected))
         commit = BatchCommit(run_id=result.run_id, flow=self.flow.flow, xref=[],
                              dead_letters=[], resolved_keys=[], watermark=None, counts=counts)
+        for bad in rejected:   # unreadable records: dead letters naming their place
+            self._hold(commit, counts, "read", bad.key or bad.where,
+                       f"{bad.where}: {bad.reason}", bad.raw)
         self.context.dry_run = dry_run
         self.context.rows_read += counts["read"]
         items = self._load(self._canonical(rows, counts, commit), counts, commit, result,
@@ -286,6 +289,11 @@ class FlowRunner:
         mapped: dict[str, tuple[Row, dict, str]] = {}
         for row in rows:
             source_key = record_key(row, key_fields)
+            if not source_key.strip("|").strip():
+                self._hold(commit, counts, "read", f"(no key) {payload_hash(row)[:12]}",
+                           f"the record has an empty key ({', '.join(key_fields)}); "
+                           "it cannot be identified, so it is not loaded", row)
+                continue
             try:
                 if not self.inbound.matches(row):
                     counts["skipped"] += 1
