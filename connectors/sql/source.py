@@ -193,7 +193,8 @@ class SqlSourceMixin(SqlBase):
 
     # -- lookup -----------------------------------------------------------
     def lookup(self, stream: str, keys: Sequence[str]) -> dict[str, Row]:
-        """Current rows by key (children embedded); unknown or malformed keys are absent."""
+        """Current rows by key (children embedded); unknown, malformed or soft-deleted
+        keys are absent."""
         spec = self.spec(stream)
         typed = []
         for key in keys:
@@ -210,5 +211,6 @@ class SqlSourceMixin(SqlBase):
                 rows = [self.to_row(spec.table, m) for m in conn.execute(stmt).mappings()]
                 self.load_children(conn, spec, rows)
                 for row in rows:
-                    found[key_string([row[k] for k in spec.key])] = row
+                    if spec.soft_delete is None or row[spec.soft_delete] in _FALSY:
+                        found[key_string([row[k] for k in spec.key])] = row
         return found

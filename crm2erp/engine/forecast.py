@@ -107,8 +107,11 @@ class ForecastRunner(FlowRunner):
         return self._managed("dry_run" if dry_run else mode,
                              lambda result: self._forecast(result, dry_run))
 
+    def reread(self, letters) -> tuple[list[Row], list[str]]:
+        return [], []   # a retry recomputes the whole forecast from the source
+
     def _process(self, rows: list[Row], cursor: Cursor | None, result: RunResult,
-                 dry_run: bool, *, retry: bool = False) -> None:
+                 dry_run: bool, **_ignored) -> None:
         """Retrying dead letters (``replay``): a forecast is only ever recomputed whole."""
         self._forecast(result, dry_run)
 

@@ -47,12 +47,15 @@ from crm2erp.engine.memory import (
 )
 from crm2erp.engine.resolver import StoreResolver
 from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks
-from crm2erp.errors import ConfigError, ParentMissingError, RecordError
+from crm2erp.errors import ConfigError, Crm2ErpError, ParentMissingError, RecordError
 from crm2erp.jsonutil import payload_hash, to_jsonable
 from crm2erp.schemas import entity_model
 from crm2erp.store import BatchCommit, NewDeadLetter, XrefUpsert
 
 log = logging.getLogger(__name__)
+
+#: Payload of a dead letter for a delete that failed: the source key that was deleted.
+DELETED_MARK = "_crm2erp_deleted"
 
 COUNTERS = ("read", "created", "updated", "unchanged", "skipped", "failed", "parked",
             "deleted")
@@ -138,6 +141,9 @@ class FlowRunner:
             target for target, sources in outbound.sources().items()
             if sources and all(owner_of(s, flow.ownership) == self.target_system
                                for s in sources)]
+        # a target key computed from the canonical id alone cannot collide
+        self.key_is_canonical_id = all(
+            outbound.sources().get(k) == ["id"] for k in self.target_stream.key)
         self.context = StageContext(flow=flow, run_id=None, store=store,
                                     resolver=self.resolver, target=target, dry_run=False)
 
@@ -180,9 +186,9 @@ class FlowRunner:
         batch_size = self.flow.incremental.batch_size if self.flow.incremental else 500
         for batch in self.source.read(self.flow.source.stream, start, batch_size=batch_size):
             rows = [r for r in batch.rows if self._mine(r)]
-            self._process(rows, batch.cursor, result, dry_run, rejected=batch.rejected)
-            if batch.deleted_keys:
-                self._apply_deletes(batch.deleted_keys, result, dry_run)
+            deleted = [k for k in batch.deleted_keys if self._mine_key(k)]
+            self._process(rows, batch.cursor, result, dry_run, rejected=batch.rejected,
+                          deleted_keys=deleted)
             self.store.extend_lock(self.lock_name, self.lock_owner)   # heartbeat
             if self.progress:
                 self.progress(result)
@@ -204,10 +210,42 @@ class FlowRunner:
 
     def _mine(self, row: Row) -> bool:
         """Whether a source row belongs to this run's partition."""
-        if self.partition is None:
-            return True
-        return _slice_of(record_key(row, self.source_stream.identity),
-                         self.partition_count) == self.partition
+        return self._mine_key(record_key(row, self.source_stream.identity))
+
+    def _mine_key(self, source_key: str) -> bool:
+        return (self.partition is None
+                or _slice_of(source_key, self.partition_count) == self.partition)
+
+    def reread(self, letters) -> tuple[list[Row], list[str]]:
+        """The current source rows of dead-lettered records, and the keys now gone.
+
+        A retry loads what the source holds today, not the copy stored when the
+        record failed. A key the source no longer has was deleted there: its dead
+        letter is closed instead of bringing the record back (the target is not
+        touched: the source's delete reaches it through the flow's delete policy).
+        A source that cannot look records up by key replays the stored copies (warned).
+        """
+        stored = [dl for dl in letters if dl.stage == "read"]   # unreadable: as stored
+        letters = [dl for dl in letters if dl.stage != "read"]
+        if letters and self.source_stream.identity == self.source_stream.key:
+            try:
+                current = self.source.lookup(self.flow.source.stream,
+                                             [dl.source_key for dl in letters])
+            except (NotImplementedError, Crm2ErpError) as exc:
+                log.warning("flow %s: cannot re-read dead letters from %r (%s); replaying "
+                            "the stored copies", self.flow.flow, self.source_system, exc)
+            else:
+                rows = [current[dl.source_key] for dl in letters if dl.source_key in current]
+                gone = [dl.source_key for dl in letters if dl.source_key not in current]
+                for key in gone:
+                    log.warning("flow %s: %s is no longer in %r; its dead letter is closed",
+                                self.flow.flow, key, self.source_system)
+                return [dl.payload for dl in stored] + rows, gone
+        elif letters:
+            log.warning("flow %s: %r identifies records by another field than its key; "
+                        "replaying the stored copies", self.flow.flow, self.source_system)
+        letters = stored + letters
+        return [dl.payload for dl in letters], []
 
     # -- steps ------------------------------------------------------------
     def _start_cursor(self, mode: str, since: Cursor | None) -> Cursor | None:
@@ -221,17 +259,18 @@ class FlowRunner:
     def _retry_parked(self, result: RunResult, dry_run: bool) -> None:
         parked = [p for p in self.store.dead_letters(flow=self.flow.flow, status="parked",
                                                      limit=1_000_000)
-                  if self.partition is None
-                  or _slice_of(p.source_key, self.partition_count) == self.partition]
+                  if self._mine_key(p.source_key)]
         if parked:
             log.info("flow %s: retrying %d parked records", self.flow.flow, len(parked))
             self._process([dl.payload for dl in parked], None, result, dry_run, retry=True)
 
     def _process(self, rows: list[Row], cursor: Cursor | None, result: RunResult,
-                 dry_run: bool, *, retry: bool = False, rejected=()) -> None:
+                 dry_run: bool, *, retry: bool = False, rejected=(),
+                 deleted_keys=(), closed_keys=()) -> None:
         counts: Counter = Counter(read=0 if retry else len(rows) + len(rejected))
         commit = BatchCommit(run_id=result.run_id, flow=self.flow.flow, xref=[],
                              dead_letters=[], resolved_keys=[], watermark=None, counts=counts)
+        commit.resolved_keys.extend(closed_keys)
         for bad in rejected:   # unreadable records: dead letters naming their place
             self._hold(commit, counts, "read", bad.key or bad.where,
                        f"{bad.where}: {bad.reason}", bad.raw)
@@ -241,6 +280,8 @@ class FlowRunner:
                            dry_run)
         if self.write_back is not None and not dry_run:
             self._write_back(items, counts, commit)
+        if deleted_keys:   # before the watermark: it never passes a delete not applied
+            self._delete(list(deleted_keys), counts, commit, result, dry_run)
         if cursor is not None and not dry_run:
             current = self.store.get_watermark(self.flow.flow, self.mark_stream)
             commit.watermark = (self.mark_stream, later_cursor(current, cursor))
@@ -258,7 +299,8 @@ class FlowRunner:
             rejected = {d.source_key for d in commit.dead_letters}
             items = [i for i in items if i.source_key not in rejected]
         items = self._outbound(items, counts, commit)
-        to_write = self._changed(items, counts, commit)
+        to_write = self._one_write_per_target(self._changed(items, counts, commit), counts,
+                                              commit)
         if dry_run:
             self._describe(to_write, result)
         elif to_write:
@@ -413,6 +455,59 @@ class FlowRunner:
                 changed.append(item)
         return changed
 
+    def _one_write_per_target(self, items: list[Item], counts: Counter,
+                              commit: BatchCommit) -> list[Item]:
+        """At most one write per target record, and never one over another record's.
+
+        Records the dedupe stage merged share a canonical id: the last one is
+        written, the others count as unchanged. Two *different* canonical records
+        that map to the same target key (a target keyed on a business field such
+        as the e-mail) are a key collision: the second is a dead letter naming both
+        source keys, in the batch and against what earlier runs wrote.
+        """
+        last = {item.canonical_id: item for item in items}
+        for item in items:
+            if last[item.canonical_id] is not item:
+                counts["unchanged"] += 1
+                commit.resolved_keys.append(item.source_key)
+                commit.xref.append(self._source_xref(item))
+        items = [item for item in items if last[item.canonical_id] is item]
+        owner = {item.target_key: item for item in reversed(items)}   # the first one
+        taken = self._target_keys_taken(items)
+        kept = []
+        for item in items:
+            first = owner[item.target_key]
+            other = taken.get(item.target_key) or (
+                None if first is item else (first.canonical_id, first.source_key))
+            if other is None or other[0] == item.canonical_id:
+                kept.append(item)
+                continue
+            self._hold(commit, counts, "collision", item.source_key,
+                       f"{self.target_system!r} key {item.target_key!r} already belongs to "
+                       f"{self.source_system!r} record {other[1]!r}; {item.source_key!r} maps "
+                       "to the same key. Writing it would overwrite that record: fix the data "
+                       "or the key mapping (or let the dedupe stage merge the two)",
+                       item.source_row)
+        return kept
+
+    def _target_keys_taken(self, items: list[Item]) -> dict[str, tuple[str, str]]:
+        """Target key -> (canonical id, source key) of the record earlier runs wrote
+        there, for the keys of ``items`` that exist in the target already."""
+        if not items or self.key_is_canonical_id:
+            return {}
+        try:
+            current = self.target.lookup(self.flow.target.stream,
+                                         [item.target_key for item in items])
+        except NotImplementedError:
+            return {}
+        id_field = self.target_stream.id_field
+        ids = {key: str(row.get(id_field) if id_field else key) for key, row in current.items()}
+        owners = self.store.canonical_ids(self.flow.entity, self.target_system, ids.values())
+        sources = self.store.external_ids(self.flow.entity, self.source_system,
+                                          set(owners.values()))
+        return {key: (owners[target_id], sources.get(owners[target_id], "?"))
+                for key, target_id in ids.items() if target_id in owners}
+
     def _write(self, items: list[Item], counts: Counter, commit: BatchCommit) -> None:
         results = self.target.upsert(self.flow.target.stream, [i.target_row for i in items])
         for item, outcome in zip(items, results, strict=True):
@@ -479,22 +574,43 @@ class FlowRunner:
             result.counts["updated" if diff else "unchanged"] += 1
             result.changes.append(Change(action, item.target_key, diff))
 
-    def _apply_deletes(self, source_keys: list[str], result: RunResult, dry_run: bool) -> None:
+    def _delete(self, source_keys: list[str], counts: Counter, commit: BatchCommit,
+                result: RunResult, dry_run: bool) -> None:
+        """Apply source deletes to the target, in the batch's commit.
+
+        A deleted record's open dead letter is closed (a retry must not bring it
+        back). A delete the target refuses is a dead letter of stage ``delete``,
+        retried by ``dlq retry``; one that finds the record already gone is logged.
+        """
+        commit.resolved_keys.extend(source_keys)
         mode = DeleteMode(self.flow.delete_policy)
         if mode is DeleteMode.IGNORE:
             return
         canonical = self.store.canonical_ids(self.flow.entity, self.source_system, source_keys)
         targets = self.store.external_ids(self.flow.entity, self.target_system,
                                           list(canonical.values()))
-        target_ids = list(targets.values())
-        if not target_ids:
+        pending = [(key, targets[canonical[key]]) for key in source_keys
+                   if canonical.get(key) in targets]
+        if not pending:
             return
         if dry_run:
-            result.changes.extend(Change(mode.value, t) for t in target_ids)
+            result.changes.extend(Change(mode.value, target_id) for _, target_id in pending)
             return
-        outcomes = self.target.delete(self.flow.target.stream, target_ids, mode)
-        result.counts["deleted"] += sum(1 for o in outcomes if o.ok and
-                                        o.action is not WriteAction.UNCHANGED)
+        outcomes = self.target.delete(self.flow.target.stream,
+                                      [target_id for _, target_id in pending], mode)
+        for (source_key, target_id), outcome in zip(pending, outcomes, strict=True):
+            if not outcome.ok:
+                commit.resolved_keys[:] = [k for k in commit.resolved_keys if k != source_key]
+                self._hold(commit, counts, "delete", source_key,
+                           f"deleted in {self.source_system!r}, but the {mode.value} of "
+                           f"{self.target_system!r} record {target_id} failed: "
+                           f"{outcome.error or 'refused by the target'}",
+                           {DELETED_MARK: source_key})
+            elif outcome.action is WriteAction.UNCHANGED:
+                log.info("flow %s: %s record %s for deleted %s was already gone",
+                         self.flow.flow, self.target_system, target_id, source_key)
+            else:
+                counts["deleted"] += 1
 
 
 def _new_dead_letters(outcome, commit: BatchCommit) -> int:
@@ -512,6 +628,7 @@ def replay(runner: FlowRunner, dead_letters) -> RunResult:
     """Run dead-lettered records of one flow again (after a mapping fix, say)."""
     runner._set_partition(None)
     runner.mode = "retry"
-    payloads = [dl.payload for dl in dead_letters]
+    deletes = [dl.source_key for dl in dead_letters if dl.stage == "delete"]
+    rows, gone = runner.reread([dl for dl in dead_letters if dl.stage != "delete"])
     return runner._managed("retry", lambda result: runner._process(
-        payloads, None, result, False, retry=True))
+        rows, None, result, False, retry=True, deleted_keys=deletes, closed_keys=gone))
