@@ -472,11 +472,13 @@ class FlowRunner:
                 commit.resolved_keys.append(item.source_key)
                 commit.xref.append(self._source_xref(item))
         items = [item for item in items if last[item.canonical_id] is item]
-        owner = {item.target_key: item for item in reversed(items)}   # the first one
-        taken = self._target_keys_taken(items)
+        # an empty key is one the target assigns on create: it cannot collide
+        keyed = [item for item in items if item.target_key.strip("|")]
+        owner = {item.target_key: item for item in reversed(keyed)}   # the first one
+        taken = self._target_keys_taken(keyed)
         kept = []
         for item in items:
-            first = owner[item.target_key]
+            first = owner.get(item.target_key, item)
             other = taken.get(item.target_key) or (
                 None if first is item else (first.canonical_id, first.source_key))
             if other is None or other[0] == item.canonical_id:
