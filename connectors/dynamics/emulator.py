@@ -177,7 +177,7 @@ class DynamicsEmulator(FaultInjection):
 
     def _fault(self, path: str) -> _Reply | str | None:
         kind, retry_after = self.next_fault(path)
-        if kind is None or kind == "truncate":
+        if kind is None or kind == "truncate" or isinstance(kind, _Reply):
             return kind
         if kind == 429:
             return _error(429, THROTTLED, "Number of requests exceeded the limit of 6000 over "

@@ -187,7 +187,7 @@ class HubSpotEmulator(FaultInjection):
 
     def _fault(self, path: str) -> _Reply | str | None:
         kind, retry_after = self.next_fault(path)
-        if kind is None or kind == "truncate":
+        if kind is None or kind == "truncate" or isinstance(kind, _Reply):
             return kind
         if kind == 429:
             reply = _error(429, "RATE_LIMITS", "You have reached your ten_secondly_rolling "

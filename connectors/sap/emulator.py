@@ -301,7 +301,7 @@ class SapEmulator(FaultInjection):
 
     def _fault(self, path: str) -> _Reply | str | None:
         kind, retry_after = self.next_fault(path)
-        if kind is None or kind == "truncate":
+        if kind is None or kind == "truncate" or isinstance(kind, _Reply):
             return kind
         if kind == 429:
             return _Reply(429, error_body("/IWFND/CM_BEC/026", "Too many requests"),
