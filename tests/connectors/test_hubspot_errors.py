@@ -16,7 +16,7 @@ import pytest
 from crm2erp.connectors.base import WriteAction
 from crm2erp.connectors.hubspot import HubSpotConfig, HubSpotConnector
 from crm2erp.connectors.hubspot.emulator import TOKEN, make_app
-from crm2erp.errors import ConfigError
+from crm2erp.errors import ConfigError, FatalError
 from crm2erp.testing.server import serve_wsgi
 
 FAST_RETRY = {"max_attempts": 3, "backoff_base": 0.001, "backoff_max": 0.01}
@@ -98,3 +98,14 @@ def test_unknown_object_type_on_read_is_a_configuration_error(portal):
         "object_type": "compnies", "properties": ["name"]}})
     with pytest.raises(ConfigError, match="Unable to infer object type from: compnies"):
         list(conn.read("companies"))
+
+
+def test_other_refusals_are_fatal_with_hubspots_message(portal):
+    conn = connector(portal.base_url)
+    portal.reply_next(409, {"status": "error", "category": "CONFLICT",
+                            "message": "Search is temporarily disabled for this portal",
+                            "correlationId": "3e0f6a0c-7b1d-4a43-9f55-2c9b3d1e0a77"},
+                      on="/search")
+    with pytest.raises(FatalError, match="CONFLICT: Search is temporarily disabled") as info:
+        list(conn.read("companies"))
+    assert not isinstance(info.value, ConfigError)

@@ -144,3 +144,13 @@ def test_configuration_error_stops_the_cli_run_with_exit_2(tmp_path, monkeypatch
         assert store.get_watermark("sf_sap_accounts", "accounts") is None
     finally:
         store.close()
+
+
+def test_other_refusals_are_fatal_with_salesforces_message(org):
+    conn = connector(org.base_url)
+    org.reply_next(400, [{"message": "record limit reached. cannot submit more than 200 "
+                          "records into this call", "errorCode": "EXCEEDED_ID_LIMIT"}],
+                   on="/composite/sobjects")
+    with pytest.raises(FatalError, match="EXCEEDED_ID_LIMIT: record limit reached") as info:
+        conn.upsert("accounts", org.sample_rows("accounts", 1))
+    assert not isinstance(info.value, ConfigError)
