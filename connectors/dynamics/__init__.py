@@ -42,9 +42,13 @@ class DynamicsConnector(DelegatingConnector):
         api = self.config.api_path
         self.client.get_json(f"{api}/WhoAmI")
         problems = []
-        for name, stream in self.config.streams.items():
-            resp = self.client.request("GET", f"{api}/{stream.entity_set}",
-                                       params={"$select": ",".join(stream.fields), "$top": "1"})
+        for name, stream in self.config.streams.items():   # every stream, not the first only
+            try:
+                resp = self.client.request("GET", f"{api}/{stream.entity_set}", params={
+                    "$select": ",".join(stream.fields), "$top": "1"})
+            except ConfigError as exc:
+                problems.append(f"stream {name!r}: {exc}")
+                continue
             if resp.status_code >= 400:
                 problems.append(f"stream {name!r}: HTTP {resp.status_code} {resp.text[:200]}")
         if problems:

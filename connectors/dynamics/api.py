@@ -6,11 +6,16 @@ as asked); a wait of ``quota_wait_threshold`` or more means the environment's
 request entitlement is used up for the day, so the run stops with a
 :class:`FatalError` and keeps its watermark. Writes (``PATCH``) are left to
 the writer, which turns a refused record into a failed row, not a failed run.
+A request that names an entity set, column or navigation property the
+environment does not have (``Resource not found for the segment``, ``The
+property 'x' does not exist on type``...), and any 400/404 answer to a read,
+is a :class:`ConfigError`: the run stops once, exit 2.
 """
 
 from __future__ import annotations
 
-__all__ = ["error_mapper", "odata_error", "build_client", "SERVICE_PROTECTION_CODES"]
+__all__ = ["error_mapper", "odata_error", "build_client", "SERVICE_PROTECTION_CODES",
+           "names_unknown"]
 
 from collections.abc import Callable
 from typing import Any
@@ -19,13 +24,25 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from crm2erp.connectors.dynamics.config import DynamicsConfig
-from crm2erp.errors import FatalError, RetriableError
+from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.config import ClientCredentialsAuthConfig
 from crm2erp.http.retry import parse_retry_after
 
 # number of requests, execution time, concurrent requests (per user, 5-minute window)
 SERVICE_PROTECTION_CODES = {"0x80072322", "0x80072321", "0x80072326"}
+
+
+# what Dataverse (and the OData library under it) says when a request names a table,
+# column or navigation property that does not exist: a configuration error
+_UNKNOWN = ("Resource not found for the segment", "does not exist on type",
+            "Could not find a property named", "Could not find a navigation property",
+            "An undeclared property", "Invalid property")
+
+
+def names_unknown(message: str) -> bool:
+    """Whether a Dataverse error message says the request named something unknown."""
+    return any(marker in message for marker in _UNKNOWN)
 
 
 def odata_error(resp: requests.Response) -> tuple[str, str] | None:
@@ -57,13 +74,23 @@ def error_mapper(quota_wait: float) -> Callable[[requests.Response], Exception |
             return RetriableError(f"Dataverse service protection limit on {where} "
                                   f"({code}: {message})", retry_after=wait)
         if method == "PATCH" and resp.status_code < 500:
-            return None  # a refused record: the writer reports it on that row
+            return None  # a refused record (or configuration): the writer sorts it out
+        if resp.status_code in (400, 404) and error and (method == "GET" or
+                                                         names_unknown(message)):
+            return ConfigError(f"Dataverse refused {where}: {code}: {_first_line(message)} "
+                               "- fix the connection's stream config (entity_set, fields, "
+                               "children, alternate_key) or the mapping's column names")
         if resp.status_code in (400, 404) and error:
-            return FatalError(f"Dataverse refused {where}: {code}: {message}. Check the "
-                              "connection's stream config (entity_set, fields, "
-                              "alternate_key) and the application user's security role.")
+            return FatalError(f"Dataverse refused {where}: {code}: {_first_line(message)}. "
+                              "Check the connection's stream config and the application "
+                              "user's security role.")
         return None
     return mapper
+
+
+def _first_line(message: str) -> str:
+    """The message without the .NET stack trace Dataverse may append."""
+    return message.split("\r\n")[0].split("\n   at ")[0].strip()
 
 
 def build_client(config: DynamicsConfig, **kwargs: Any) -> HttpClient:

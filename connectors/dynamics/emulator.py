@@ -177,7 +177,7 @@ class DynamicsEmulator(FaultInjection):
 
     def _fault(self, path: str) -> _Reply | str | None:
         kind, retry_after = self.next_fault(path)
-        if kind is None or kind == "truncate":
+        if kind is None or kind == "truncate" or isinstance(kind, _Reply):
             return kind
         if kind == 429:
             return _error(429, THROTTLED, "Number of requests exceeded the limit of 6000 over "
@@ -292,7 +292,7 @@ class DynamicsEmulator(FaultInjection):
         select = [c.strip() for c in query.get("$select", "").split(",") if c.strip()] or None
         for column in select or []:
             if column not in table.columns:
-                raise _error(400, "0x80060888", f"Could not find a property named '{column}' "
+                raise _error(400, "0x0", f"Could not find a property named '{column}' "
                              f"on type '{where}'.")
         rows = self.env.all(entity_set)
         if query.get("$filter"):
@@ -306,7 +306,7 @@ class DynamicsEmulator(FaultInjection):
                               if p.strip()]):
             column, _, direction = part.partition(" ")
             if column not in table.columns:
-                raise _error(400, "0x80060888", f"Could not find a property named '{column}' "
+                raise _error(400, "0x0", f"Could not find a property named '{column}' "
                              f"on type '{where}'.")
             kind = table.columns[column]
             rows.sort(key=lambda r, c=column, k=kind: (

@@ -230,9 +230,14 @@ class Environment:
         kind = table.columns.get(column)
         where = f"Microsoft.Dynamics.CRM.{table.logical}"
         if kind is None or kind in ("guid", "lookup"):
-            raise WriteError(400, "0x80060888", f"The property '{column}' does not exist on "
-                             f"type '{where}'. Make sure to only use property names that are "
-                             "defined by the type." if kind is None else
+            raise WriteError(400, "0x80048d19", "Error identified in Payload provided by the "
+                             f"user for Entity :'{entity_set}', For more information on this "
+                             "error please follow this help link https://go.microsoft.com/"
+                             "fwlink/?linkid=2195293  ---->  InnerException : Microsoft.OData."
+                             f"ODataException: The property '{column}' does not exist on type "
+                             f"'{where}'. Make sure to only use property names that are "
+                             "defined by the type or mark the type as open type."
+                             if kind is None else
                              f"Cannot update '{column}' directly; use the navigation property"
                              " with @odata.bind.")
         if column in READ_ONLY:

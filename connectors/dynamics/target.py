@@ -10,6 +10,8 @@ key, so a retried batch updates what the first attempt created.
 
 A row the API refuses (``{"error": {"code", "message"}}``) becomes
 ``WriteResult(FAILED, "code: message")``; the other rows are still written.
+A write naming an entity set or column the environment does not have stops
+the run with a :class:`~crm2erp.errors.ConfigError` instead.
 Lookups are written as ``nav@odata.bind`` values, e.g.
 ``"parentcustomerid_account@odata.bind": "/accounts(accountnumber='A-1')"``.
 
@@ -32,7 +34,7 @@ from typing import Any
 import requests
 
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
-from crm2erp.connectors.dynamics.api import odata_error
+from crm2erp.connectors.dynamics.api import names_unknown, odata_error
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader, odata_string
 from crm2erp.errors import ConfigError, FatalError
@@ -138,6 +140,11 @@ class DynamicsWriter:
         if error is None:
             raise FatalError(f"Dataverse upsert into {stream.entity_set} failed with HTTP "
                              f"{resp.status_code}: {resp.text[:300]}")
+        if resp.status_code in (400, 404) and names_unknown(error[1]):
+            raise ConfigError(f"Dataverse refused the write to {stream.entity_set}: "
+                              f"{error[0]}: {error[1][:500]} - fix the stream's entity_set or "
+                              "the outbound mapping's column names (logical names; lookups "
+                              "as <navigation property>@odata.bind)")
         return WriteResult(key, WriteAction.FAILED, error=f"{error[0]}: {error[1]}")
 
     def lookup(self, name: str, stream: DynamicsStreamConfig,

@@ -39,8 +39,12 @@ class ErpNextConnector(DelegatingConnector):
         self.client.get_json("/api/method/frappe.auth.get_logged_user")
         problems = []
         for name, stream in self.config.streams.items():
-            resp = self.client.request("GET", resource(stream.doctype),
-                                       params={"limit_page_length": 1})
+            try:
+                resp = self.client.request("GET", resource(stream.doctype),
+                                           params={"limit_page_length": 1})
+            except ConfigError as exc:   # an unknown DocType: go on checking the others
+                problems.append(f"stream {name!r}: {exc}")
+                continue
             if resp.status_code >= 400:
                 problems.append(f"stream {name!r}: DocType {stream.doctype!r} "
                                 f"(HTTP {resp.status_code})")

@@ -5,6 +5,10 @@ Frappe answers a refused call with ``exc_type`` (``MandatoryError``,
 a JSON string holding a list of JSON strings, each a message dict whose
 ``message`` may contain HTML. :func:`frappe_error` turns that into one line.
 
+A DocType the site does not have, a field a list may not select and a column
+the database does not have are configuration errors (:func:`config_problem`):
+the run stops once, exit 2.
+
 The site rate limit (``rate_limit`` in site_config) answers ``429`` with
 ``Retry-After`` and ``X-RateLimit-Remaining: 0`` until its window resets. A
 short wait is retried by the HTTP client; a window that resets later than
@@ -13,7 +17,8 @@ short wait is retried by the HTTP client; a window that resets later than
 
 from __future__ import annotations
 
-__all__ = ["frappe_error", "error_mapper", "build_clients", "to_cursor", "to_frappe"]
+__all__ = ["frappe_error", "error_mapper", "build_clients", "to_cursor", "to_frappe",
+           "config_problem"]
 
 import datetime as dt
 import html
@@ -21,10 +26,11 @@ import json
 import re
 import zoneinfo
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import requests
 
-from crm2erp.errors import FatalError
+from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.config import RetryConfig
 from crm2erp.http.retry import parse_retry_after
@@ -56,8 +62,29 @@ def frappe_error(status: int, content: bytes | str | None) -> str:
     return f"HTTP {status} {kind}: {'; '.join(messages) or 'no message'}"
 
 
+def config_problem(status: int, content: bytes | str | None) -> str | None:
+    """The error's text when it says the configuration is wrong, else None: a DocType
+    the site does not have (404 ``DoesNotExistError`` "DocType X not found"), a field
+    a list may not select or filter on (417 ``DataError`` "Field not permitted in
+    query: x"), or a column the database does not have (``OperationalError`` 1054
+    "Unknown column")."""
+    text = frappe_error(status, content)
+    if (status == 404 and "DoesNotExistError: DocType " in text) or \
+            (status == 417 and "DataError" in text) or "Unknown column" in text:
+        return text
+    return None
+
+
 def error_mapper(max_wait: float):
     def mapper(resp: requests.Response) -> Exception | None:
+        problem = config_problem(resp.status_code, resp.content) \
+            if resp.status_code in (404, 417, 500) else None
+        if problem:
+            method = resp.request.method if resp.request is not None else "GET"
+            return ConfigError(f"ERPNext refused {method} {unquote(urlsplit(resp.url).path)}: "
+                               f"{problem} - fix the stream's doctype, fields or filters (or "
+                               "the outbound mapping's field names), or install the app that "
+                               "adds them")
         if resp.status_code != 429:
             return None
         wait = parse_retry_after(resp.headers.get("Retry-After")) or 0.0

@@ -330,6 +330,8 @@ class ErpNextEmulator(FaultInjection):
         kind, retry_after = self.next_fault(path)
         if kind is None or kind == "truncate":
             return kind
+        if isinstance(kind, Reply):
+            return kind.status, kind.body, kind.headers
         if kind == 429:
             wait = self.retry_after_header(retry_after)
             return 429, "Too Many Requests", {"Retry-After": wait, "X-RateLimit-Reset": wait,

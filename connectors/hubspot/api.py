@@ -11,16 +11,18 @@ Every authenticated answer carries ``X-HubSpot-RateLimit-*`` headers, which
 
 from __future__ import annotations
 
-__all__ = ["error_mapper", "parse_rate_headers", "build_client", "hubspot_error"]
+__all__ = ["error_mapper", "parse_rate_headers", "build_client", "hubspot_error",
+           "describe_error", "config_problem", "CONFIG_CODES"]
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
 from crm2erp.connectors.hubspot.config import HubSpotConfig
-from crm2erp.errors import FatalError, RetriableError
+from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.retry import parse_retry_after
 
@@ -30,6 +32,37 @@ _HEADERS = {"daily": "X-HubSpot-RateLimit-Daily",
             "interval_ms": "X-HubSpot-RateLimit-Interval-Milliseconds",
             "max": "X-HubSpot-RateLimit-Max",
             "remaining": "X-HubSpot-RateLimit-Remaining"}
+
+
+#: error codes that say the configuration names a property HubSpot does not have (or
+#: one nobody may write): every record would be refused, so the run stops once, exit 2
+CONFIG_CODES = ("PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE")
+_UNKNOWN_TYPE = "Unable to infer object type"
+
+
+def describe_error(error: Mapping[str, Any]) -> str:
+    """``CATEGORY: message [CODE] detail`` from a HubSpot error (or one of a 207's errors)."""
+    text = f"{error.get('category', 'ERROR')}: {error.get('message', 'no message')}"
+    for detail in error.get("errors") or []:
+        if not isinstance(detail, Mapping):
+            continue
+        message = str(detail.get("message") or "")
+        code = f"[{detail['code']}]" if detail.get("code") else ""
+        text += f" {code}" + ("" if message in text else f" {message}")
+    return text
+
+
+def config_problem(error: Mapping[str, Any]) -> str | None:
+    """The error's text when it says the configuration is wrong (an unknown property or
+    object type), else None. HubSpot puts the code in ``errors[].code`` and, in older
+    answers, only inside ``message`` (``Property values were not valid: [{...
+    "error":"PROPERTY_DOESNT_EXIST"...}]``)."""
+    codes = {str(d.get("code")) for d in error.get("errors") or [] if isinstance(d, Mapping)}
+    message = str(error.get("message") or "")
+    if codes & set(CONFIG_CODES) or any(c in message for c in CONFIG_CODES) \
+            or _UNKNOWN_TYPE in message:
+        return describe_error(error)
+    return None
 
 
 def hubspot_error(resp: requests.Response) -> dict[str, Any]:
@@ -74,8 +107,16 @@ def error_mapper(resp: requests.Response) -> Exception | None:
             wait = interval / 1000 if interval else 1.0
         return RetriableError(f"HubSpot {where}: rate limited ({policy or 'burst'}): {message}",
                               retry_after=wait)
-    if resp.status_code == 400 and urlsplit(resp.url).path.endswith("/batch/upsert"):
-        return None  # the writer turns a refused batch into per-row failures
+    path = urlsplit(resp.url).path
+    if resp.status_code == 400 and path.endswith(("/batch/upsert", "/batch/update")):
+        return None  # the writer sorts a refused batch: configuration, or per-row failures
+    if resp.status_code == 404 and path.endswith("/batch/read"):
+        return None  # none of the ids exists: the reader skips them
+    problem = config_problem(body) if resp.status_code in (400, 404) else None
+    if problem:
+        return ConfigError(f"HubSpot refused {where}: {problem}. Fix the connection's stream "
+                           "config (object_type, properties, id_property) or the outbound "
+                           "mapping's property names, or create the property in HubSpot.")
     if resp.status_code in (400, 404, 409) and body:
         return FatalError(f"HubSpot refused {where}: {body.get('category', 'error')}: "
                           f"{message}. Check the connection's stream config (object_type, "

@@ -59,6 +59,22 @@ _OPS = {"EQ", "NEQ", "GT", "GTE", "LT", "LTE", "IN", "NOT_IN", "HAS_PROPERTY",
         "NOT_HAS_PROPERTY"}
 
 
+def _unknown_properties(kind: str, inputs: list[Any]) -> None:
+    """HubSpot refuses a whole batch naming a property the object does not have (400)."""
+    schema = SCHEMA.get(kind, {})
+    for item in inputs:
+        properties = (item.get("properties") or {}) if isinstance(item, dict) else {}
+        for name in properties:
+            if name not in schema:
+                text = f'Property "{name}" does not exist'
+                detail = [{"isValid": False, "message": text, "error": "PROPERTY_DOESNT_EXIST",
+                           "name": name, "localizedErrorMessage": text, "portalId": 62515}]
+                raise _error(400, "VALIDATION_ERROR", "Property values were not valid: "
+                             + json.dumps(detail, separators=(",", ":")),
+                             errors=[{"message": text, "code": "PROPERTY_DOESNT_EXIST",
+                                      "context": {"propertyName": [name]}}])
+
+
 def _error(status: int, category: str, message: str, **extra: Any) -> _Reply:
     return _Reply(status, {"status": "error", "message": message,
                            "correlationId": str(uuid.uuid4()), "category": category, **extra})
@@ -187,7 +203,7 @@ class HubSpotEmulator(FaultInjection):
 
     def _fault(self, path: str) -> _Reply | str | None:
         kind, retry_after = self.next_fault(path)
-        if kind is None or kind == "truncate":
+        if kind is None or kind == "truncate" or isinstance(kind, _Reply):
             return kind
         if kind == 429:
             reply = _error(429, "RATE_LIMITS", "You have reached your ten_secondly_rolling "
@@ -401,6 +417,7 @@ class HubSpotEmulator(FaultInjection):
         ids = [str(i.get("id")) for i in inputs]
         if len(set(ids)) != len(ids):
             raise _error(400, "VALIDATION_ERROR", "Duplicate IDs found in batch input")
+        _unknown_properties(kind, inputs)
         results, errors, missing = [], [], []
         for item in inputs:
             trace = item.get("objectWriteTraceId")
@@ -443,6 +460,7 @@ class HubSpotEmulator(FaultInjection):
         ids = [str(i.get("id")).lower() for i in inputs]
         if len(set(ids)) != len(ids):
             raise _error(400, "VALIDATION_ERROR", "Duplicate IDs found in batch input")
+        _unknown_properties(kind, inputs)
         results, errors = [], []
         for item in inputs:
             id_prop = item.get("idProperty")

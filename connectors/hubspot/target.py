@@ -7,7 +7,10 @@ first attempt created. Each input carries an ``objectWriteTraceId`` (its
 position), which turns on HubSpot's multi-status answers: a 207 lists the
 records written (``new`` says created or updated) and, per refused input,
 an error naming its trace id. Refused inputs become
-``WriteResult(FAILED, error)``; the rest of the batch is still written.
+``WriteResult(FAILED, error)``; the rest of the batch is still written. A batch
+refused for a property the object does not have (``PROPERTY_DOESNT_EXIST``) or
+may not write stops the run with a :class:`~crm2erp.errors.ConfigError`: every
+other batch would be refused the same way.
 HubSpot property values are strings on the wire, so values are sent as text.
 
 Write-back uses ``POST /crm/v3/objects/{type}/batch/update`` with the record
@@ -26,6 +29,7 @@ from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.hubspot.api import config_problem, describe_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, decode_json
@@ -50,15 +54,12 @@ def wire_value(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__} as a HubSpot property value")
 
 
-def _describe(error: Mapping[str, Any]) -> str:
-    text = f"{error.get('category', 'ERROR')}: {error.get('message', 'no message')}"
-    for detail in error.get("errors") or []:
-        if not isinstance(detail, Mapping):
-            continue
-        message = str(detail.get("message") or "")
-        code = f"[{detail['code']}]" if detail.get("code") else ""
-        text += f" {code}" + ("" if message in text else f" {message}")
-    return text
+def _stop_if_config(stream: HubSpotStreamConfig, error: Mapping[str, Any]) -> None:
+    problem = config_problem(error)
+    if problem:
+        raise ConfigError(f"HubSpot refused the write to {stream.object_type}: {problem}. Fix "
+                          "the outbound mapping's property names or create the property in "
+                          "HubSpot (internal name, not label).")
 
 
 def _chunks(pending: list[tuple[int, Row]], size: int) -> list[list[tuple[int, Row]]]:
@@ -117,10 +118,7 @@ class HubSpotWriter:
                                    json={"inputs": inputs})
         keys = [str(row[id_prop]) for _, row in chunk]
         if resp.status_code == 400:
-            body = decode_json(resp) if resp.content else {}
-            reason = _describe(body) if isinstance(body, Mapping) else resp.text[:300]
-            return [WriteResult(k, WriteAction.FAILED, error=f"batch refused: {reason}")
-                    for k in keys]
+            return self._refused(stream, resp, keys)
         if resp.status_code >= 400:
             raise FatalError(f"HubSpot upsert into {stream.object_type} failed with HTTP "
                              f"{resp.status_code}: {resp.text[:300]}")
@@ -136,14 +134,26 @@ class HubSpotWriter:
             action = WriteAction.CREATED if result.get("new") else WriteAction.UPDATED
             done[n] = WriteResult(keys[n], action, target_id=str(result["id"]))
         for error in body.get("errors") or []:
+            _stop_if_config(stream, error)
             traces = (error.get("context") or {}).get("objectWriteTraceId") or []
             for trace in traces:
                 n = int(trace)
                 if 0 <= n < len(keys) and n not in done:
-                    done[n] = WriteResult(keys[n], WriteAction.FAILED, error=_describe(error))
+                    done[n] = WriteResult(keys[n], WriteAction.FAILED, error=describe_error(error))
         return [done.get(n) or WriteResult(k, WriteAction.FAILED,
                                            error="HubSpot reported no result for this input")
                 for n, k in enumerate(keys)]
+
+    @staticmethod
+    def _refused(stream: HubSpotStreamConfig, resp, keys: list[str]) -> list[WriteResult]:
+        """A batch refused as a whole (400): a configuration error stops the run; any
+        other reason fails every row of the batch with HubSpot's message."""
+        body = decode_json(resp) if resp.content else {}
+        if not isinstance(body, Mapping):
+            body = {"message": resp.text[:300]}
+        _stop_if_config(stream, body)
+        return [WriteResult(k, WriteAction.FAILED, error=f"batch refused: "
+                            f"{describe_error(body)}") for k in keys]
 
     def update(self, name: str, stream: HubSpotStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:
@@ -172,10 +182,7 @@ class HubSpotWriter:
         resp = self.client.request("POST", f"/crm/v3/objects/{stream.object_type}/batch/update",
                                    json={"inputs": inputs})
         if resp.status_code == 400:
-            body = decode_json(resp) if resp.content else {}
-            reason = _describe(body) if isinstance(body, Mapping) else resp.text[:300]
-            return [WriteResult(k, WriteAction.FAILED, error=f"batch refused: {reason}")
-                    for k in keys]
+            return self._refused(stream, resp, keys)
         if resp.status_code >= 400:
             raise FatalError(f"HubSpot update of {stream.object_type} failed with HTTP "
                              f"{resp.status_code}: {resp.text[:300]}")
@@ -187,12 +194,13 @@ class HubSpotWriter:
             if n is not None:
                 done[n] = WriteResult(keys[n], WriteAction.UPDATED, target_id=keys[n])
         for error in body.get("errors") or []:
+            _stop_if_config(stream, error)
             context = error.get("context") or {}
             hit = [int(t) for t in context.get("objectWriteTraceId") or []] + \
                 [position[i] for i in context.get("ids") or [] if i in position]
             for n in hit:
                 if 0 <= n < len(keys) and n not in done:
-                    done[n] = WriteResult(keys[n], WriteAction.FAILED, error=_describe(error))
+                    done[n] = WriteResult(keys[n], WriteAction.FAILED, error=describe_error(error))
         return [done.get(n) or WriteResult(k, WriteAction.FAILED,
                                            error="HubSpot reported no result for this input")
                 for n, k in enumerate(keys)]

@@ -53,7 +53,11 @@ class OdooConnector(DelegatingConnector):
             for model, fields in zip(models, [stream.fields, *(c.fields for c in
                                                                stream.children.values())],
                                      strict=True):
-                known = self.rpc.field_types(model)
+                try:
+                    known = self.rpc.field_types(model)
+                except ConfigError as exc:   # an unknown model: go on checking the others
+                    problems.append(f"stream {name!r}: {exc}")
+                    continue
                 missing = sorted(set(fields) - set(known))
                 if missing:
                     problems.append(f"stream {name!r}: {model} has no field(s) "

@@ -33,7 +33,7 @@ from typing import Any
 from crm2erp.connectors.odoo.config import DEFAULT_STREAMS, OdooStreamConfig
 from crm2erp.connectors.odoo.fakedb import FakeDb, OdooException
 from crm2erp.connectors.odoo.seed import seed_database
-from crm2erp.testing.emulation import FaultInjection, read_body, respond, status_line
+from crm2erp.testing.emulation import FaultInjection, Reply, read_body, respond, status_line
 from crm2erp.testing.server import emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,9 @@ class OdooEmulator(FaultInjection):
             fault, retry_after = self.next_fault(path)
             if fault == "truncate":
                 truncate = True
+            elif isinstance(fault, Reply):
+                status, payload = fault.status, fault.body
+                headers.update(fault.headers)
             elif fault is not None:
                 status = int(fault)
                 payload = {"error": status_line(status, upper=True)}

@@ -54,7 +54,7 @@ class FakeDb:
     # -- helpers -----------------------------------------------------------
     def fields(self, model: str) -> dict[str, dict[str, Any]]:
         if model not in MODELS:
-            raise OdooException("builtins.KeyError", f"Object {model} doesn't exist")
+            raise OdooException("odoo.exceptions.UserError", f"Object {model} doesn't exist")
         return {**STAMP_FIELDS, **MODELS[model]}
 
     def _check_vals(self, model: str, vals: dict[str, Any], creating: bool) -> None:

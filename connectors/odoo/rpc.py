@@ -15,7 +15,9 @@ Every call is ``POST /jsonrpc`` with::
   (credentials or rights are wrong; retrying will not help);
 * UserError / ValidationError / MissingError / ValueError -> :class:`OdooRecordError`
   (Odoo refused the data of this call; the writer turns it into a per-record
-  failure), except ``Invalid field`` which is a configuration mistake;
+  failure, a read stops with Odoo's message), except ``Invalid field`` and
+  ``Object x.y doesn't exist`` (an unknown model), which are configuration
+  mistakes: :class:`ConfigError`, exit 2;
 * serialization failures (two transactions touched the same rows) ->
   :class:`RetriableError`.
 
@@ -32,11 +34,12 @@ __all__ = ["OdooRpc", "OdooRecordError", "to_wire", "error_from_body"]
 import datetime as dt
 import itertools
 import json
+import re
 from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.odoo.config import OdooConfig
-from crm2erp.errors import FatalError, RetriableError
+from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth, decode_json
 from crm2erp.redact import redact, register_secret
 
@@ -45,13 +48,19 @@ _FATAL = ("AccessDenied", "AccessError", "OperationalError", "KeyError")
 _RECORD = ("UserError", "ValidationError", "MissingError", "ValueError", "IntegrityError",
            "RedirectWarning", "CacheMiss")
 _RETRY = ("SerializationFailure", "LockNotAvailable", "TransactionRollbackError")
+# odoo/service/model.py: raise UserError(_("Object %s doesn't exist", obj))
+_UNKNOWN_MODEL = re.compile(r"^Object (\S+) doesn't exist")
 
 
-class OdooRecordError(Exception):
-    """Odoo refused the data of one call (``UserError``, ``ValidationError``...)."""
+class OdooRecordError(FatalError):
+    """Odoo refused the data of one call (``UserError``, ``ValidationError``...).
 
-    def __init__(self, name: str, message: str):
-        super().__init__(message)
+    The writer turns it into a failure of the record(s) at fault; anywhere else
+    (a read) it stops the run like any :class:`FatalError`, with Odoo's message.
+    """
+
+    def __init__(self, name: str, message: str, where: str = "call"):
+        super().__init__(f"Odoo refused {where}: {name}: {message}")
         self.name, self.message = name, message
 
 
@@ -82,10 +91,15 @@ def error_from_body(error: dict[str, Any], where: str) -> Exception:
             f"Odoo {where} was refused: {short}: {message}. Check the connection's url, "
             "database, username and password/API key, and the access rights of that user."))
     if short == "ValueError" and message.startswith("Invalid field"):
-        return FatalError(f"Odoo {where}: {message}. Fix the field names in the stream "
-                          "config or the outbound mapping.")
+        return ConfigError(f"Odoo {where}: {message}. Fix the field names in the stream "
+                           "config or the outbound mapping.")
+    unknown_model = _UNKNOWN_MODEL.match(message)
+    if unknown_model:
+        return ConfigError(f"Odoo {where}: model {unknown_model[1]!r} does not exist in this "
+                           "database. Fix the stream's model (technical name, e.g. "
+                           "res.partner) or install the Odoo app that provides it.")
     if short in _RECORD:
-        return OdooRecordError(short, message)
+        return OdooRecordError(short, message, where)
     return FatalError(f"Odoo {where} failed: {short}: {message}")
 
 

@@ -48,7 +48,11 @@ class SalesforceConnector(DelegatingConnector):
         self.client.get_json(f"{api}/limits")
         problems = []
         for name, stream in self.config.streams.items():
-            body = self.client.get_json(f"{api}/sobjects/{stream.sobject}/describe")
+            try:
+                body = self.client.get_json(f"{api}/sobjects/{stream.sobject}/describe")
+            except ConfigError as exc:   # an sObject the org does not have: go on checking
+                problems.append(f"stream {name!r}: {exc}")
+                continue
             known = {f["name"] for f in body.get("fields", [])}
             missing = [f for f in stream.fields if f not in known]
             if stream.external_id_field and stream.external_id_field not in known:

@@ -1,15 +1,18 @@
 """Salesforce specifics on top of the shared HTTP client: error mapping and limits.
 
-Salesforce answers errors as ``[{"message": ..., "errorCode": ...}]``. Most
-are handled by the generic client (401 -> refresh, 5xx -> retry); this module
-maps the ones that need Salesforce knowledge, above all
-``REQUEST_LIMIT_EXCEEDED``: the org's rolling 24-hour API quota is used up,
-retrying today is pointless, and the run must stop with its watermark kept.
+Salesforce answers errors as ``[{"message": ..., "errorCode": ..., "fields": [...]}]``.
+Most are handled by the generic client (401 -> refresh, 5xx -> retry); this
+module maps the ones that need Salesforce knowledge: ``REQUEST_LIMIT_EXCEEDED``
+(the org's rolling 24-hour API quota is used up, retrying today is pointless,
+and the run must stop with its watermark kept) and the codes of
+:data:`CONFIG_CODES` (a field or sObject the org does not have: a
+:class:`~crm2erp.errors.ConfigError`, exit 2).
 """
 
 from __future__ import annotations
 
-__all__ = ["error_mapper", "parse_limit_info", "build_client", "sf_errors"]
+__all__ = ["error_mapper", "parse_limit_info", "build_client", "sf_errors", "describe_errors",
+           "CONFIG_CODES", "ROLLED_BACK"]
 
 import logging
 import re
@@ -19,11 +22,17 @@ from urllib.parse import urlsplit
 import requests
 
 from crm2erp.connectors.salesforce.config import SalesforceConfig
-from crm2erp.errors import FatalError
+from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, build_auth
 
 log = logging.getLogger(__name__)
 _LIMIT = re.compile(r"api-usage=(\d+)/(\d+)")
+#: error codes that say the configuration names a field or sObject the org does not
+#: have (or the integration user cannot see or write): the run stops once, exit 2
+CONFIG_CODES = {"INVALID_FIELD", "INVALID_TYPE", "MALFORMED_QUERY",
+                "INVALID_FIELD_FOR_INSERT_UPDATE"}
+#: a record of an allOrNone call that was fine but rolled back with a failed one
+ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
 
 
 def sf_errors(resp: requests.Response) -> list[dict[str, Any]]:
@@ -39,6 +48,16 @@ def sf_errors(resp: requests.Response) -> list[dict[str, Any]]:
     return [e for e in body if isinstance(e, dict) and "errorCode" in e]
 
 
+def describe_errors(errors: list[dict[str, Any]], *, code_key: str = "statusCode") -> str:
+    """``"CODE: message (fields: A, B)"`` for each error of a body or of a record result."""
+    parts = []
+    for err in errors or [{code_key: "UNKNOWN", "message": "no error details"}]:
+        fields = f" (fields: {', '.join(map(str, err['fields']))})" if err.get("fields") else ""
+        text = " ".join(str(err.get("message")).split())   # SOQL errors span lines
+        parts.append(f"{err.get(code_key)}: {text}{fields}")
+    return "; ".join(parts)
+
+
 def parse_limit_info(resp: requests.Response | None) -> tuple[int, int] | None:
     """``(used, max)`` from ``Sforce-Limit-Info: api-usage=N/M``, or None."""
     match = _LIMIT.search(resp.headers.get("Sforce-Limit-Info", "")) if resp is not None else None
@@ -49,8 +68,7 @@ def error_mapper(resp: requests.Response) -> Exception | None:
     """Claim the Salesforce errors the generic client cannot interpret."""
     errors = sf_errors(resp)
     codes = {e.get("errorCode") for e in errors}
-    message = "; ".join(f"{e.get('errorCode')}: {e.get('message')}" for e in errors) or \
-        resp.text[:300]
+    message = describe_errors(errors, code_key="errorCode") if errors else resp.text[:300]
     where = f"{resp.request.method} {urlsplit(resp.url).path}" if resp.request else resp.url
     if "REQUEST_LIMIT_EXCEEDED" in codes:
         usage = parse_limit_info(resp)
@@ -60,9 +78,15 @@ def error_mapper(resp: requests.Response) -> Exception | None:
             "lost: the watermark stays at the last committed batch, so the run can resume "
             "later - run the flow again once the rolling 24-hour window frees requests, or "
             "ask the Salesforce admin to raise the limit.")
+    path = urlsplit(resp.url).path
+    unknown_resource = "NOT_FOUND" in codes and "/jobs/" not in path  # not a vanished job
+    if resp.status_code in (400, 404) and (codes & CONFIG_CODES or unknown_resource):
+        return ConfigError(f"Salesforce refused {where}: {message}. Fix the connection's "
+                           "stream config (sobject, fields, external_id_field), the outbound "
+                           "mapping's field names or api_version, or the integration user's "
+                           "field-level security.")
     if resp.status_code in (400, 404) and errors:
-        return FatalError(f"Salesforce refused {where}: {message}. Check the connection's "
-                          "stream config (sobject, fields, external_id_field) and api_version.")
+        return FatalError(f"Salesforce refused {where}: {message}")
     return None
 
 

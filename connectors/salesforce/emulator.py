@@ -167,7 +167,7 @@ class SalesforceEmulator(FaultInjection):
 
     def _fault(self, path: str) -> _Reply | str | None:
         kind, retry_after = self.next_fault(path)
-        if kind is None or kind == "truncate":
+        if kind is None or kind == "truncate" or isinstance(kind, _Reply):
             return kind
         if kind == 429:
             return _Reply(429, [{"message": "Too many requests", "errorCode":
@@ -267,7 +267,11 @@ class SalesforceEmulator(FaultInjection):
             parsed = soql.parse(text)
         except soql.SoqlError as exc:
             raise _error(400, exc.code, str(exc)) from None
-        schema = self._schema(parsed.sobject)
+        if parsed.sobject not in SCHEMA:   # as Salesforce answers a query of an unknown type
+            raise _error(400, "INVALID_TYPE", f"\n{text}\nERROR at Row:1\nsObject type "
+                         f"'{parsed.sobject}' is not supported. If you are attempting to use "
+                         "a custom object, be sure to append the '__c' after the entity name.")
+        schema = SCHEMA[parsed.sobject]
         unknown = sorted(parsed.referenced() - set(schema))
         if unknown:
             raise _error(400, "INVALID_FIELD",

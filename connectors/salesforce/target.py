@@ -5,7 +5,11 @@ takes up to 200 records and answers one ``{id, success, created, errors}``
 per record, in order. Upserting by external id is what makes a retried batch
 harmless: the second attempt finds the records the first one created.
 With ``allOrNone: false`` (the default) a refused record comes back as
-``WriteResult(FAILED, error)`` and the others are still written.
+``WriteResult(FAILED, error)`` and the others are still written; with
+``allOrNone: true`` the records rolled back only because of it
+(``ALL_OR_NONE_OPERATION_ROLLED_BACK``) are sent again without it. A record
+refused for a field or sObject the org does not have stops the run with a
+:class:`~crm2erp.errors.ConfigError`.
 
 Write-back changes fields of records that exist, by their Id, through
 ``PATCH /services/data/vXX.X/composite/sobjects`` (records with
@@ -19,15 +23,24 @@ __all__ = ["SalesforceWriter"]
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.salesforce.api import CONFIG_CODES, ROLLED_BACK, describe_errors
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.soql import quote
-from crm2erp.errors import ConfigError, FatalError
+from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, NextLinkPaginator, decode_json
+
+log = logging.getLogger(__name__)
+
+
+def _redirect_hint(resp) -> str:
+    where = resp.headers.get("Location")
+    return f"to {where}" if where else (resp.text.strip()[:300] or "no body")
 
 
 def _wire(value: Any) -> Any:
@@ -42,12 +55,21 @@ def _wire(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__} to Salesforce")
 
 
-def _describe_errors(errors: list[dict[str, Any]]) -> str:
-    parts = []
-    for err in errors or [{"statusCode": "UNKNOWN", "message": "no error details"}]:
-        fields = f" (fields: {', '.join(err['fields'])})" if err.get("fields") else ""
-        parts.append(f"{err.get('statusCode')}: {err.get('message')}{fields}")
-    return "; ".join(parts)
+def _check_record_errors(answers: list[dict[str, Any]], what: str) -> None:
+    """A record refused for a field or sObject the org does not have stops the run:
+    every other record would be refused the same way."""
+    for answer in answers:
+        errors = answer.get("errors") or []
+        if any(e.get("statusCode") in CONFIG_CODES for e in errors):
+            raise ConfigError(f"Salesforce refused the {what}: {describe_errors(errors)}. Fix "
+                              "the outbound mapping's field names, the stream's sobject, or "
+                              "the integration user's field-level security.")
+
+
+def _rolled_back_only(answer: dict[str, Any]) -> bool:
+    errors = answer.get("errors") or []
+    return not answer.get("success") and bool(errors) and \
+        all(e.get("statusCode") == ROLLED_BACK for e in errors)
 
 
 class SalesforceWriter:
@@ -90,7 +112,7 @@ class SalesforceWriter:
                     results[i] = WriteResult(key, action, target_id=answer.get("id"))
                 else:
                     results[i] = WriteResult(key, WriteAction.FAILED,
-                                             error=_describe_errors(answer.get("errors")))
+                                             error=describe_errors(answer.get("errors")))
         return [r for r in results if r is not None]
 
     def update(self, name: str, stream: StreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
@@ -117,22 +139,50 @@ class SalesforceWriter:
                     results[i] = WriteResult(key, WriteAction.UPDATED, target_id=key)
                 else:
                     results[i] = WriteResult(key, WriteAction.FAILED,
-                                             error=_describe_errors(answer.get("errors")))
+                                             error=describe_errors(answer.get("errors")))
         return [r for r in results if r is not None]
 
     def _send(self, path: str, records: list[dict[str, Any]], what: str) -> list[dict]:
+        """One result per record. With ``all_or_none``, records that were only rolled
+        back because another record failed are sent again without the failed ones, so
+        only the records at fault end in the dead letters."""
+        answers: list[dict[str, Any]] = [{}] * len(records)
+        todo = list(range(len(records)))
+        while todo:
+            got = self._call(path, [records[i] for i in todo], what)
+            for i, answer in zip(todo, got, strict=True):
+                answers[i] = answer
+            rolled = [i for i, answer in zip(todo, got, strict=True) if _rolled_back_only(answer)]
+            if not rolled:
+                break
+            if len(rolled) == len(todo):
+                raise RetriableError(f"Salesforce rolled back the whole {what} without naming "
+                                     "a record at fault; the batch is tried again next run")
+            log.info("Salesforce %s: %d record(s) only rolled back (allOrNone); sending them "
+                     "again without the %d refused", what, len(rolled), len(todo) - len(rolled))
+            todo = rolled
+        return answers
+
+    def _call(self, path: str, records: list[dict[str, Any]], what: str) -> list[dict]:
         body = json.dumps({"allOrNone": self.config.all_or_none, "records": records},
                           default=_wire)
         resp = self.client.request("PATCH", path, data=body.encode(),
                                    headers={"Content-Type": "application/json"})
+        if 300 <= resp.status_code < 400:
+            raise FatalError(
+                f"Salesforce answered the {what} with HTTP {resp.status_code} "
+                f"{resp.reason or ''} instead of results ({_redirect_hint(resp)}); check "
+                "instance_url (your My Domain URL, https) and api_version")
         if resp.status_code >= 400:
             raise FatalError(f"Salesforce {what} failed with HTTP {resp.status_code}: "
                              f"{resp.text[:300]}")
         answers = decode_json(resp)
-        if not isinstance(answers, list) or len(answers) != len(records):
+        if not isinstance(answers, list) or len(answers) != len(records) or \
+                not all(isinstance(a, dict) for a in answers):
             raise FatalError(f"Salesforce {what} answered "
                              f"{len(answers) if isinstance(answers, list) else 'no'} "
-                             f"results for {len(records)} records")
+                             f"results for {len(records)} records: {resp.text[:300]}")
+        _check_record_errors(answers, what)
         return answers
 
     def lookup(self, name: str, stream: StreamConfig, keys: Sequence[str]) -> Mapping[str, Row]:

@@ -46,9 +46,14 @@ class SapConnector(DelegatingConnector):
         services = list(dict.fromkeys(s.service for s in self.config.streams.values()))
         problems = []
         for service in services:
-            self.sap.fetch_token(service)
-            resp = self.client.request("GET", f"{self.config.service_path(service)}/$metadata",
-                                       params=self.sap.params(), expect_json=False)
+            try:
+                self.sap.fetch_token(service)
+                resp = self.client.request(
+                    "GET", f"{self.config.service_path(service)}/$metadata",
+                    params=self.sap.params(), expect_json=False)
+            except ConfigError as exc:   # a service the system does not have: check the rest
+                problems.append(f"{service}: {exc}")
+                continue
             if resp.status_code >= 400:
                 problems.append(f"{service} (HTTP {resp.status_code})")
                 continue
@@ -72,6 +77,11 @@ class SapConnector(DelegatingConnector):
         if not config.writable:
             raise NotImplementedError(f"SAP stream {stream!r} is read-only (no external_id)")
         return self.writer.upsert(stream, config, rows)
+
+    @property
+    def warnings(self) -> list[str]:
+        """The warnings SAP sent in ``sap-message`` headers during this connection."""
+        return list(self.sap.warnings)
 
     def close(self) -> None:
         self.sap.close()

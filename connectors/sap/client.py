@@ -8,6 +8,12 @@ refused with ``403`` and ``x-csrf-token: Required`` means the token expired or
 the session was dropped: the token is fetched again once and the write
 repeated. That refusal happens before any processing, so repeating is safe.
 
+Refused reads become one line of text (SAP's code and messages, the
+``innererror.errordetails`` included): a 400/404 (an unknown service, entity
+set or property) is a :class:`ConfigError`, exit 2. Warnings SAP sends with a
+successful answer in the ``sap-message`` header are logged and kept in
+:attr:`SapClient.warnings`.
+
 Writes go through a second client that shares the session (cookies) but
 never retries on its own: a repeated ``POST`` whose first answer was lost
 could create a record twice, so the writer decides (after re-reading).
@@ -15,10 +21,13 @@ could create a record twice, so the writer decides (after re-reading).
 
 from __future__ import annotations
 
-__all__ = ["CsrfRequired", "SapClient", "error_mapper"]
+__all__ = ["CsrfRequired", "SapClient", "error_mapper", "sap_messages", "note_sap_messages",
+           "describe_error"]
 
+import json
 import logging
 import threading
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,7 +35,7 @@ import requests
 
 from crm2erp.connectors.sap.config import SapConfig
 from crm2erp.connectors.sap.odata import sap_error
-from crm2erp.errors import FatalError
+from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.config import RetryConfig
 
@@ -38,16 +47,58 @@ class CsrfRequired(Exception):
 
 
 def error_mapper(resp: requests.Response) -> Exception | None:
-    """Claim what the generic client would misread: CSRF refusals and used-up quotas."""
-    if resp.status_code == 403 and resp.headers.get("x-csrf-token", "").lower() == "required":
+    """Claim what the generic client would misread: CSRF refusals, used-up quotas, and
+    refused reads, whose SAP error body becomes text (code and messages)."""
+    status = resp.status_code
+    if status == 403 and resp.headers.get("x-csrf-token", "").lower() == "required":
         return CsrfRequired()
-    if resp.status_code == 429 and "quotaviolation" in resp.text.replace(" ", "").lower():
+    if status == 429 and "quotaviolation" in resp.text.replace(" ", "").lower():
         return FatalError(
             "SAP: the API quota of this communication arrangement is used up (HTTP 429 "
             "QuotaViolation from the API gateway). Nothing was lost: the watermark stays at "
             "the last committed batch - run the flow again when the quota window resets, or "
             "ask the SAP Basis team to raise the quota.")
-    return None
+    method = resp.request.method if resp.request is not None else "GET"
+    if method != "GET" or status in (401, 429) or status >= 500:
+        return None   # writes are sorted by the writer; the client retries or refreshes
+    where = f"SAP: GET {urlsplit(resp.url).path}"
+    reason = describe_error(status, resp.content)
+    if status in (400, 404):   # a service, entity set or property the system does not have
+        return ConfigError(f"{where} was refused: {reason} - check the stream's service, "
+                           "entity_set, select/expand and filter, and that the communication "
+                           "arrangement grants the service")
+    return FatalError(f"{where} was refused: {reason}")
+
+
+def sap_messages(value: str | None) -> list[dict[str, Any]]:
+    """The messages of a ``sap-message`` header (JSON: ``code``, ``message``,
+    ``severity``, ``target``, ``details``), flattened; ``[]`` when absent or unreadable."""
+    if not value:
+        return []
+    try:
+        top = json.loads(value)
+    except ValueError:
+        return [{"code": "", "message": value, "severity": "warning", "target": ""}]
+    if not isinstance(top, dict):
+        return []
+    details = [d for d in top.get("details") or [] if isinstance(d, dict)]
+    return [top, *details]
+
+
+def note_sap_messages(headers: Mapping[str, str], where: str) -> list[str]:
+    """Log the warnings and errors SAP sent with a successful answer; returns their text."""
+    value = next((v for k, v in headers.items() if k.lower() == "sap-message"), None)
+    noted = []
+    for note in sap_messages(value):
+        severity = str(note.get("severity") or "info").lower()
+        target = f" (field {note['target']})" if note.get("target") else ""
+        text = f"{note.get('code') or 'SAP'}: {note.get('message')}{target}"
+        if severity in ("warning", "error", "abort"):
+            log.warning("SAP %s on %s: %s", severity, where, text)
+            noted.append(f"{severity}: {text}")
+        else:
+            log.info("SAP %s on %s: %s", severity, where, text)
+    return noted
 
 
 class SapClient:
@@ -67,6 +118,19 @@ class SapClient:
         self._token: str | None = None
         self._lock = threading.Lock()
         self.token_fetches = 0
+        #: the warnings SAP sent in ``sap-message`` headers, newest last (up to 1000)
+        self.warnings: list[str] = []
+        self.http.session.hooks["response"].append(self._sap_message_hook)
+
+    def _sap_message_hook(self, resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+        if 200 <= resp.status_code < 300:
+            self.note(resp.headers, f"{resp.request.method} {urlsplit(resp.url).path}")
+
+    def note(self, headers: Mapping[str, str], where: str) -> None:
+        """Log and keep the ``sap-message`` warnings of one answer (or $batch part)."""
+        noted = note_sap_messages(headers, where)
+        with self._lock:
+            self.warnings = (self.warnings + noted)[-1000:]
 
     @property
     def stats(self):

@@ -301,7 +301,7 @@ class SapEmulator(FaultInjection):
 
     def _fault(self, path: str) -> _Reply | str | None:
         kind, retry_after = self.next_fault(path)
-        if kind is None or kind == "truncate":
+        if kind is None or kind == "truncate" or isinstance(kind, _Reply):
             return kind
         if kind == 429:
             return _Reply(429, error_body("/IWFND/CM_BEC/026", "Too many requests"),
@@ -554,6 +554,10 @@ class SapEmulator(FaultInjection):
         skip = int(query.get("$skip") or 0) + int(query.get("$skiptoken") or 0)
         expand = [e for e in query.get("$expand", "").split(",") if e]
         select = [s for s in query.get("$select", "").split(",") if s]
+        for name in select:   # a property the entity type does not have, as Gateway says it
+            if name.split("/")[0] not in etype.props and name.split("/")[0] not in etype.navs:
+                raise EmulatorError(400, "/IWBEP/CM_MGW_RT/011",
+                                    f"Property {name} not found in type {etype.name}Type")
         out: dict[str, Any] = {}
         if "$top" in query:
             page = rows[skip: skip + int(query["$top"])]

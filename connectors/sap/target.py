@@ -237,6 +237,10 @@ class SapWriter:
         parts = batch.decode(resp.content, resp.headers.get("Content-Type", ""))
         if len(parts) != len(plans):
             raise ValueError(f"$batch answered {len(parts)} parts for {len(plans)} changesets")
+        for part in parts:   # warnings SAP attached to a write that went through
+            for message in part if isinstance(part, list) else [part]:
+                if 200 <= (message.status or 0) < 300:
+                    self.client.note(message.headers, f"$batch to {stream.entity_set}")
         return parts
 
     def _outcome(self, stream: SapStreamConfig, plan: _Plan, reply: batch.Part,

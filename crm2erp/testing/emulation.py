@@ -102,16 +102,23 @@ class FaultInjection:
         self._fault_rng = rng
         self._queued: deque = deque()
 
-    def fail_next(self, kind: int | str, times: int = 1, retry_after: int | None = None, *,
+    def fail_next(self, kind: int | str | Reply, times: int = 1, retry_after: int | None = None, *,
                   on: str | None = None) -> None:
         """Fail the next ``times`` requests (whose path contains ``on``, if given).
 
         ``kind`` is an HTTP status or ``"truncate"`` (the answer is cut AFTER the
         request was processed: for a write, the change is committed but the
-        client cannot know it).
+        client cannot know it); :meth:`reply_next` queues a whole :class:`Reply`.
         """
         with self._lock:
             self._queued.extend([(kind, retry_after, on)] * times)
+
+    def reply_next(self, status: int, body: Any, headers: dict[str, str] | None = None, *,
+                   times: int = 1, on: str | None = None) -> None:
+        """Answer the next ``times`` requests (whose path contains ``on``) with ``status``,
+        ``body`` and ``headers`` instead of processing them: a vendor's documented error
+        (or warning) answer, for a test of how the connector classifies it."""
+        self.fail_next(Reply(status, body, dict(headers or {})), times, on=on)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -122,7 +129,7 @@ class FaultInjection:
         """Queued faults not yet served (tests check theirs was hit)."""
         return len(self._queued)
 
-    def next_fault(self, where: str = "") -> tuple[int | str | None, int | None]:
+    def next_fault(self, where: str = "") -> tuple[int | str | Reply | None, int | None]:
         """``(kind, retry_after)`` of the fault for this request, ``(None, None)`` for none.
 
         A queued fault comes first; ``where`` (the request path) is matched

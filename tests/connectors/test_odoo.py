@@ -50,7 +50,7 @@ def test_error_bodies_are_sorted_into_record_fatal_and_retriable_errors():
                                       "x"), FatalError)
     assert isinstance(error_from_body(body("builtins.ValueError",
                                            "Invalid field 'foo' on model 'res.partner'"),
-                                      "x"), FatalError)
+                                      "x"), ConfigError)
     assert isinstance(error_from_body(body("psycopg2.errors.SerializationFailure",
                                            "could not serialize access"), "x"), RetriableError)
 

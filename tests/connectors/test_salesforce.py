@@ -153,10 +153,10 @@ def test_upsert_sends_200_per_call_and_maps_record_errors(org):
     assert list(found) == [rows[0]["ERP_Id__c"]] and found[rows[0]["ERP_Id__c"]]["Name"]
 
 
-def test_unknown_field_in_upsert_is_fatal_with_a_fix(org):
+def test_unknown_field_in_upsert_is_a_configuration_error_with_a_fix(org):
     conn = SalesforceConnector(config(org.base_url))
     row = {**org.sample_rows("accounts", 1)[0], "Colour__c": "red"}
-    with pytest.raises(FatalError, match="Colour__c.*stream config"):
+    with pytest.raises(ConfigError, match="Colour__c.*stream config"):
         conn.upsert("accounts", [row])
 
 
@@ -190,7 +190,7 @@ def test_update_sets_fields_by_id_200_per_call_and_never_creates(org):
 def test_update_refuses_unknown_fields_with_a_fix(org):
     conn = SalesforceConnector(config(org.base_url))
     account = org.org.records("Account")[0]["Id"]
-    with pytest.raises(FatalError, match="Colour__c"):
+    with pytest.raises(ConfigError, match="Colour__c"):
         conn.update("accounts", [{"Id": account, "Colour__c": "red"}])
 
 
