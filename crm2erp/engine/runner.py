@@ -147,8 +147,14 @@ class FlowRunner:
         """Run the flow once; ``partition`` (0-based) runs one slice of a partitioned flow."""
         self._set_partition(partition)
         self.mode = mode
-        return self._managed("dry_run" if dry_run else mode,
+        return self._managed(self.run_label(mode, dry_run),
                              lambda result: self._sync(result, mode, since, dry_run))
+
+    def run_label(self, mode: str, dry_run: bool) -> str:
+        """The mode shown in the run log: "full" when a flow has no ``incremental``."""
+        if dry_run:
+            return "dry_run"
+        return "full" if mode == "incremental" and self.flow.incremental is None else mode
 
     def _managed(self, run_mode: str, body: Callable[[RunResult], None]) -> RunResult:
         """Run ``body`` under the flow's lock, recorded in the run log, hooks after."""
