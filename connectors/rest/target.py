@@ -86,6 +86,8 @@ def _number(value: Any) -> Decimal | None:
 
 def _same(sent: Any, stored: Any) -> bool:
     """Whether the API stored what was sent: equal, both empty, or the same number."""
+    if isinstance(sent, bool) != isinstance(stored, bool):
+        return False                                    # True == 1 in Python, not in JSON
     if sent == stored or (sent in (None, "") and stored in (None, "")):
         return True
     if isinstance(sent, int | float) or isinstance(stored, int | float):
