@@ -49,6 +49,7 @@ from crm2erp.engine.resolver import StoreResolver
 from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks
 from crm2erp.errors import ConfigError, ParentMissingError, RecordError
 from crm2erp.jsonutil import payload_hash, to_jsonable
+from crm2erp.mapping.paths import get_path
 from crm2erp.schemas import entity_model
 from crm2erp.store import BatchCommit, NewDeadLetter, XrefUpsert
 
@@ -445,8 +446,8 @@ class FlowRunner:
         """
         spec = self.flow.write_back
         key_fields = self.write_back.stream(spec.stream).key
-        pending = [i for i in items if i.target_id is not None
-                   and str(i.source_row.get(spec.field) or "") != i.target_id]
+        pending = [i for i in items if i.target_id is not None   # field: a dotted path
+                   and str(get_path(i.source_row, spec.field) or "") != i.target_id]
         if not pending:
             return
         rows = [{**{k: i.source_row.get(k) for k in key_fields}, spec.field: i.target_id}
