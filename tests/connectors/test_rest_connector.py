@@ -14,6 +14,8 @@ from crm2erp.connectors.rest.config import CursorConfig, RestConfig
 from crm2erp.connectors.rest.source import CursorCodec, apply_rename, nest, select_records
 from crm2erp.connectors.rest.target import unstored
 from crm2erp.errors import ConfigError, FatalError
+from crm2erp.mapping.validation import validate_doc
+from crm2erp.mapping.yamlpos import load_yaml
 from crm2erp.testing.server import serve_wsgi
 
 ITEMS = [{"id": i, "attributes": {"title": f"Item {i}"}, "changed": 1_700_000_000 + i // 3,
@@ -277,3 +279,43 @@ def test_position_paging_refuses_an_order_that_moves(api):
                                                  "order_by": "id"}}) as conn:
         with pytest.raises(ConfigError, match=r"not sorted by 'id' ascending \(10 came after 11\)"):
             list(conn.read("items"))
+
+
+SETTINGS_WITH_TYPOS = """\
+base_url: https://crm.example.com
+streams:
+  organizations:
+    path: /v1/organizations
+    recrods: data
+    paginator:
+      type: offset
+      has_mor: more
+      order_by: id
+    write:
+      mode: upsert
+      key: id
+      path: /v1/organizations/{key}
+      verify: {recrod: data}
+  people:
+    path: /v1/persons
+    paginator: {type: page}
+"""
+
+
+def test_settings_are_checked_with_file_line_column_and_a_did_you_mean():
+    doc = load_yaml("connections.yaml", text=SETTINGS_WITH_TYPOS)
+    config, issues = validate_doc(doc, RestConfig)
+    assert config is None
+    assert sorted(str(i) for i in issues) == [
+        "connections.yaml:14:16: unknown key 'recrod' in streams.organizations.write.verify; "
+        "did you mean 'record'?",
+        "connections.yaml:17:16: streams.people.paginator: page paging needs order_by: the "
+        "field the API sorts this listing by, ascending; it must never change (an id or a "
+        "creation time) so that records added during a run come last. Sort the listing by "
+        "its id (params) and name that field here, or use cursor or next_link paging; "
+        "paging by position over an order that changes can skip records",
+        "connections.yaml:5:5: unknown key 'recrods' in streams.organizations; did you mean "
+        "'records'?",
+        "connections.yaml:8:7: unknown key 'has_mor' in streams.organizations.paginator; "
+        "did you mean 'has_more'?",
+    ]
