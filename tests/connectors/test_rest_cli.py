@@ -117,8 +117,21 @@ def crm2erp(folder: Path, env: dict[str, str], *args: str) -> subprocess.Complet
         env={**os.environ, **env, "COLUMNS": "200"})
 
 
-def test_write_back_into_a_nested_custom_field_is_stored_and_read_back(project, crm):
+def name_the_nested_field(folder: Path) -> None:
+    """The write-back names the nested field itself, with no rename (issue 11, finding 8)."""
+    connections, flow = folder / "connections.yaml", folder / "organizations.flow.yaml"
+    text = connections.read_text()
+    rename = re.search(r"\n        rename:\n          .*\n", text)[0]
+    connections.write_text(text.replace(rename, "\n"))
+    flow.write_text(flow.read_text().replace("field: erp_customer_no",
+                                             f"field: custom_fields.{ERP_FIELD}"))
+
+
+@pytest.mark.parametrize("natural", [False, True], ids=["renamed", "dotted"])
+def test_write_back_into_a_nested_custom_field_is_stored_and_read_back(project, crm, natural):
     folder, env, erp, customers = project
+    if natural:
+        name_the_nested_field(folder)
     first = crm2erp(folder, env, "sync", "run")
     assert first.returncode == 0, first.stdout + first.stderr
     with erp.connect() as conn:
@@ -127,7 +140,8 @@ def test_write_back_into_a_nested_custom_field_is_stored_and_read_back(project, 
     # read back through the CRM's own API: every organization holds its ERP number
     spec = load_connections(folder / "connections.yaml", env)["crm"]
     with create_connector(spec.type, dict(spec.settings)) as api:
-        stored = {row["name"]: row["erp_customer_no"]
+        stored = {row["name"]: row["custom_fields"][ERP_FIELD] if natural
+                  else row["erp_customer_no"]
                   for batch in api.read("organizations") for row in batch.rows}
     assert stored == erp_ids
     assert crm.orgs[5][ERP_FIELD] == erp_ids[crm.orgs[5]["name"]] is not None
