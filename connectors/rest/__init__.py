@@ -23,7 +23,6 @@ from crm2erp.connectors.rest.source import RestReader, build_paginator
 from crm2erp.connectors.rest.target import RestWriter
 from crm2erp.errors import FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
-from crm2erp.http.paginate import get_path
 from crm2erp.http.retry import parse_retry_after
 
 
@@ -75,14 +74,12 @@ class RestConnector(DelegatingConnector):
     def check(self) -> None:
         """Fetch the first page of every stream (auth, paths and record selectors)."""
         for name, stream in self.config.streams.items():
-            paginator = build_paginator(stream)
+            paginator = build_paginator(stream, f"{self.config.name}: stream {name!r}: "
+                                                f"GET {stream.path}")
             paginator.max_pages = 1
             for page in paginator.pages(self.client, stream.path, dict(stream.params),
                                         headers=self.config.headers):
-                if stream.records and not isinstance(get_path(page, stream.records), list):
-                    raise FatalError(f"{self.config.name}: stream {name!r}: the reply of "
-                                     f"{stream.path} has no list at {stream.records!r}; fix "
-                                     "'records'")
+                paginator.records(page)   # a ConfigError naming the path and the keys
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=(s.key,),
@@ -100,4 +97,7 @@ class RestConnector(DelegatingConnector):
             raise NotImplementedError(f"REST stream {stream!r} has no write endpoint")
         return self.writer.upsert(stream, config, rows)
 
+    def close(self) -> None:
+        self.client.close()
         self.once.close()
+

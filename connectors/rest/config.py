@@ -16,7 +16,7 @@ Example (a Pipedrive-like CRM, see ``docs/connectors/rest.md``)::
         records: data
         key: id
         cursor: {field: update_time, param: since, format: "%Y-%m-%d %H:%M:%S"}
-        paginator: {type: offset, limit: 100, offset_param: start,
+        paginator: {type: offset, limit: 100, offset_param: start, order_by: id,
                     has_more: additional_data.pagination.more_items_in_collection}
         deleted: {field: active_flag, equals: false}
         write:
@@ -28,16 +28,17 @@ Example (a Pipedrive-like CRM, see ``docs/connectors/rest.md``)::
           id_path: data.id
 
 ``rename`` (API name -> row name) is applied to every record read; ``key``,
-``cursor.field`` and ``deleted.field`` name fields of the renamed row.
-Writes send the row with the renames reversed unless ``write.rename`` says
-otherwise.
+``cursor.field``, ``deleted.field`` and ``order_by`` name fields of the renamed
+row. Writes send the row with the renames reversed unless ``write.rename`` says
+otherwise. Names are dotted paths: ``custom_fields.erp_id: erp_id`` reads a
+nested field, and the reversed rename writes it back nested.
 """
 
 from __future__ import annotations
 
 __all__ = ["RestConfig", "RestStreamConfig", "CursorConfig", "PaginatorConfig",
            "WriteConfig", "EndpointConfig", "FindConfig", "BatchConfig", "ErrorRule",
-           "DeletedConfig"]
+           "DeletedConfig", "VerifyConfig"]
 
 import re
 from typing import Annotated, Any, Literal
@@ -83,21 +84,48 @@ class CursorPaging(_Strict):
     limit_param: str = "limit"
 
 
-class OffsetPaging(_Strict):
+_ORDER_BY = ("the field the API sorts this listing by, ascending; it must never change "
+             "(an id or a creation time) so that records added during a run come last")
+
+
+class _NumberedPaging(_Strict):
+    """Offset and page paging count positions in a list that may change while it is read.
+
+    They need ``order_by``: the (renamed) record field the API sorts the
+    listing by, ascending, that never changes. The reader checks every page
+    against it and stops with a configuration error when the API's order is
+    different (newest first, by update time, random), because then records
+    can be skipped when data changes during the run. Without ``has_more`` or
+    ``total`` a listing ends at the first empty page.
+    """
+
+    has_more: str | None = Field(None, description="dotted path of a 'more pages' flag")
+    total: str | None = Field(None, description="dotted path of the total number of records")
+    order_by: str | None = Field(None, description=_ORDER_BY)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.order_by:
+            raise ValueError(
+                f"{self.type} paging needs order_by: {_ORDER_BY}. Sort the listing by its id "
+                "(params) and name that field here, or use cursor or next_link paging; "
+                "paging by position over an order that changes can skip records")
+        return self
+
+
+class OffsetPaging(_NumberedPaging):
     type: Literal["offset"]
     limit: int = Field(100, ge=1)
     offset_param: str = "offset"
     limit_param: str = "limit"
-    has_more: str | None = Field(None, description="dotted path of a 'more pages' flag")
 
 
-class PagePaging(_Strict):
+class PagePaging(_NumberedPaging):
     type: Literal["page"]
     size: int = Field(100, ge=1)
     page_param: str = "page"
     size_param: str = "per_page"
     first_page: int = 1
-    has_more: str | None = None
 
 
 class NoPaging(_Strict):
@@ -141,6 +169,20 @@ class BatchConfig(_Strict):
     error_path: str | None = Field("error", description="per-result error message")
 
 
+class VerifyConfig(_Strict):
+    """Check that a write took effect: every field sent must come back with the value sent.
+
+    ``record`` is the dotted path of the stored record in the reply of the
+    write (``data``), or in the reply of ``read_back``: a ``GET`` path with
+    ``{id}`` (the target id) or ``{key}``. ``ignore`` lists fields the API
+    rewrites on purpose (formats a phone number, stamps a time).
+    """
+
+    record: str | None = Field(None, description="dotted path of the stored record in a reply")
+    read_back: str | None = Field(None, description="GET path with {id} or {key}")
+    ignore: list[str] = Field(default_factory=list)
+
+
 class WriteConfig(_Strict):
     """How rows are written: ``upsert`` (one idempotent call per row, key in the path),
     ``lookup`` (find by key, then create or update) or ``batch``."""
@@ -157,7 +199,9 @@ class WriteConfig(_Strict):
     id_path: str = Field("id", description="dotted path of the target id in a reply/result")
     error_path: str | None = Field(None, description="dotted path of an error message")
     created_status: int = 201
+    send_key: bool = Field(True, description="false: the key goes into the path only")
     rename: dict[str, str] | None = Field(None, description="row name -> API name")
+    verify: VerifyConfig | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> WriteConfig:
@@ -193,6 +237,16 @@ class RestStreamConfig(_Strict):
     rename: dict[str, str] = Field(default_factory=dict, description="API name -> row name")
     deleted: DeletedConfig | None = None
     write: WriteConfig | None = None
+
+    @model_validator(mode="after")
+    def _immutable_order(self) -> RestStreamConfig:
+        order_by = getattr(self.paginator, "order_by", None)
+        if order_by and self.cursor is not None and order_by == self.cursor.field:
+            raise ValueError(
+                f"paginator.order_by {order_by!r} is the cursor field, which changes when a "
+                "record changes: a record updated during the run moves to the end and the "
+                "one after it is skipped. Order by the id (or creation time) instead")
+        return self
 
 
 class RestConfig(HttpConnectionConfig):

@@ -9,14 +9,29 @@ describes it. Served with :func:`crm2erp.testing.server.serve_wsgi` or::
 Endpoints, shaped like Pipedrive's v1 API:
 
 * ``POST /oauth/token`` - OAuth2 client credentials (``expires_in`` 3600);
-* ``GET /v1/organizations?start=&limit=&since=`` - ``{"success", "data": [...],
+* ``GET /v1/organizations?start=&limit=&since=&sort=`` - ``{"success", "data": [...],
   "additional_data": {"pagination": {"start", "limit", "more_items_in_collection",
-  "next_start"}}}``, ordered by id (not by change time); ``since``
+  "next_start"}}}``, ordered by ``sort`` (``"update_time DESC"``; default id); ``since``
   (``YYYY-MM-DD HH:MM:SS``, UTC) keeps records with ``update_time >= since``;
   deleted organizations stay listed with ``active_flag: false``;
 * ``GET /v1/organizations/find?ref=`` - organizations by their external ref;
 * ``POST /v1/organizations`` (201) and ``PUT /v1/organizations/{id}`` (200);
   a missing name is a 400 ``{"success": false, "error": "..."}``;
+* ``GET /api/v2/organizations?cursor=&limit=&updated_since=&sort_by=&sort_direction=``
+  - Pipedrive's API v2 shape: ``{"success", "data": [...], "additional_data":
+  {"next_cursor"}}`` (a keyset cursor), RFC 3339 times, the address as an
+  object and custom fields in ``custom_fields`` (the text field
+  :data:`ERP_FIELD` holds an ERP customer number); ``GET`` and ``PATCH
+  /api/v2/organizations/{id}`` (unknown fields are a 400, as v2 validates
+  strictly);
+* the same organizations in other APIs' list envelopes, one per paging style
+  of the declarative connector: ``GET /api/v1/Account?offset=&maxSize=`` as
+  EspoCRM lists (``{"total", "list"}``), ``GET /drf/organizations/?page=&page_size=``
+  as Django REST framework's page-number pagination (``{"count", "next",
+  "previous", "results"}``) and ``GET /gh/organizations?page=&per_page=`` as
+  GitHub's REST API (a bare list and an RFC 8288 ``Link`` header). They list
+  in id order; :attr:`on_list` runs after every page is cut (a test adds
+  records there, "during the run");
 * faults: 429 with ``Retry-After``, 500, 503, cut bodies (queued with
   :meth:`fail_next`), an expired token (401) and a used-up daily budget
   (429 ``Daily API token budget exceeded``).
@@ -24,8 +39,9 @@ Endpoints, shaped like Pipedrive's v1 API:
 
 from __future__ import annotations
 
-__all__ = ["DemoCrmApi", "make_app", "main", "CLIENT_ID", "CLIENT_SECRET"]
+__all__ = ["DemoCrmApi", "make_app", "main", "CLIENT_ID", "CLIENT_SECRET", "ERP_FIELD"]
 
+import base64
 import datetime as dt
 import json
 import logging
@@ -33,7 +49,9 @@ import random
 import re
 import secrets
 import threading
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 from crm2erp.testing.emulation import FaultInjection, form_fields, query_fields, read_body, respond
 from crm2erp.testing.emulation import Reply as _Reply
@@ -41,6 +59,8 @@ from crm2erp.testing.server import emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 CLIENT_ID, CLIENT_SECRET = "demo-crm-client", "demo-crm-secret"
+# the key of the "ERP customer number" text custom field (Pipedrive keys are 40 hex digits)
+ERP_FIELD = "5d7a0c3e8f1b2a4c6e9d0f1a3b5c7d9e2f4a6b8c"
 _FMT = "%Y-%m-%d %H:%M:%S"
 _NAMES = ["Nordlicht", "Brightwater", "Rheinkraft", "Solvia", "Tannenberg", "Quantix",
           "Mistral", "Havel", "Ostsee", "Argon", "Lindgren", "Pacific Rim"]
@@ -69,6 +89,7 @@ class DemoCrmApi(FaultInjection):
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
         self.init_faults(self.rng)  # only the faults a test queues
+        self.on_list: Callable[[], None] | None = None
         self._new = 0
         for n in range(organizations):
             stamp = (BASE + dt.timedelta(minutes=n // max(1, same_stamp))).strftime(_FMT)
@@ -83,8 +104,8 @@ class DemoCrmApi(FaultInjection):
 
     def _insert(self, values: dict[str, Any], stamp: str) -> dict[str, Any]:
         org_id = len(self.orgs) + 1
-        record = {"id": org_id, **values, "active_flag": True, "add_time": stamp,
-                  "update_time": stamp}
+        record = {"id": org_id, **values, ERP_FIELD: None, "active_flag": True,
+                  "add_time": stamp, "update_time": stamp}
         self.orgs[org_id] = record
         return record
 
@@ -106,6 +127,11 @@ class DemoCrmApi(FaultInjection):
         for org in live:
             org["owner_name"], org["update_time"] = "Touched Owner", now
         return [str(o["id"]) for o in live]
+
+    def add(self, name: str, **values: Any) -> int:
+        """A new organization, as a CRM user creates one; its id."""
+        with self._lock:
+            return self._insert({"name": name, "ref": None, **values}, self._now())["id"]
 
     def delete_records(self, stream: str, n: int) -> list[str]:
         now = self._now()
@@ -152,7 +178,8 @@ class DemoCrmApi(FaultInjection):
                     extra = {"Retry-After": str(retry_after or 1)} if kind in (429, 503) else {}
                     raise _Reply(int(kind), {"success": False, "error": "try again"}, extra)
                 self._authorize(environ)
-                status, payload = self._api(method, path, query, raw)
+                status, payload, *extra = self._api(method, path, query, raw)
+                headers.update(*extra)
         except _Reply as reply:
             status, payload = reply.status, reply.body
             headers.update(reply.headers)
@@ -196,6 +223,11 @@ class DemoCrmApi(FaultInjection):
             org.update(self._values(raw, creating=False))
             org["update_time"] = self._now()
             return 200, {"success": True, "data": org}
+        if path.startswith("/api/v2/organizations"):
+            return self._v2(method, path, query, raw)
+        if path in ("/api/v1/Account", "/drf/organizations/", "/gh/organizations") \
+                and method == "GET":
+            return self._other_envelope(path, query)
         raise _fail(404 if method in ("GET", "POST", "PUT") else 405, "Unknown endpoint")
 
     def _list(self, query: dict[str, str]) -> dict[str, Any]:
@@ -208,13 +240,128 @@ class DemoCrmApi(FaultInjection):
         if since is not None and not re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", since):
             raise _fail(400, "since must be YYYY-MM-DD HH:MM:SS (UTC)")
         items = [o for o in self.orgs.values() if since is None or o["update_time"] >= since]
+        order = re.fullmatch(r"\s*(\w+)(?:\s+(ASC|DESC))?\s*", query.get("sort") or "id",
+                             re.I)
+        if order is None or order[1] not in ("id", "name", "update_time", "add_time"):
+            raise _fail(400, "sort must be 'field ASC' or 'field DESC'")
+        items.sort(key=lambda o: (o[order[1]], o["id"]),
+                   reverse=(order[2] or "ASC").upper() == "DESC")
         if since is None:
             items = [o for o in items if o["active_flag"]]
-        page = items[start:start + limit]
+        page = self._page(items, start, limit)
         more = start + limit < len(items)
-        return {"success": True, "data": [dict(o) for o in page], "additional_data": {
+        return {"success": True, "data": page, "additional_data": {
             "pagination": {"start": start, "limit": limit, "more_items_in_collection": more,
                            **({"next_start": start + limit} if more else {})}}}
+
+    def _page(self, items: list[dict[str, Any]], start: int, size: int) -> list[dict]:
+        page = [dict(o) for o in items[start:start + size]]
+        if self.on_list is not None:
+            self.on_list()
+        return page
+
+    # -- Pipedrive API v2 -------------------------------------------------
+    @staticmethod
+    def _rfc3339(stamp: str) -> str:
+        return dt.datetime.strptime(stamp, _FMT).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def _v2_record(self, org: dict[str, Any]) -> dict[str, Any]:
+        parts = [org.get(k) for k in ("address_route", "address_postal_code",
+                                      "address_locality", "address_country")]
+        return {"id": org["id"], "name": org["name"], "owner_id": 1,
+                "add_time": self._rfc3339(org["add_time"]),
+                "update_time": self._rfc3339(org["update_time"]),
+                "is_deleted": not org["active_flag"], "label_ids": [],
+                "address": {"value": ", ".join(p for p in parts if p) or None,
+                            "route": org.get("address_route"),
+                            "locality": org.get("address_locality"),
+                            "postal_code": org.get("address_postal_code"),
+                            "country": org.get("address_country")},
+                "custom_fields": {ERP_FIELD: org.get(ERP_FIELD)}}
+
+    def _v2(self, method: str, path: str, query: dict[str, str], raw: bytes):
+        if path == "/api/v2/organizations" and method == "GET":
+            return 200, self._v2_list(query)
+        m = re.fullmatch(r"/api/v2/organizations/(\d+)", path)
+        org = self.orgs.get(int(m[1])) if m else None
+        if org is None or method not in ("GET", "PATCH"):
+            raise _fail(404, "Organization not found")
+        if method == "PATCH":
+            self._v2_patch(org, raw)
+        return 200, {"success": True, "data": self._v2_record(org)}
+
+    def _v2_list(self, query: dict[str, str]) -> dict[str, Any]:
+        sort_by = query.get("sort_by", "id")
+        if sort_by not in ("id", "update_time", "add_time"):
+            raise _fail(400, "sort_by must be one of id, update_time, add_time")
+        descending = query.get("sort_direction", "asc") == "desc"
+        since = query.get("updated_since")
+        items = sorted((o for o in self.orgs.values() if o["active_flag"] or since),
+                       key=lambda o: (o[sort_by], o["id"]), reverse=descending)
+        if since:
+            since = since.replace("T", " ").rstrip("Z")[:19]
+            items = [o for o in items if o["update_time"] >= since]
+        if query.get("cursor"):   # a keyset cursor: the (sort value, id) of the last record
+            last = json.loads(base64.urlsafe_b64decode(query["cursor"]))
+            items = [o for o in items if ((o[sort_by], o["id"]) < tuple(last) if descending
+                                          else (o[sort_by], o["id"]) > tuple(last))]
+        limit = min(int(query.get("limit", 100)), self.max_limit)
+        page = self._page(items, 0, limit)
+        cursor = base64.urlsafe_b64encode(json.dumps(
+            [page[-1][sort_by], page[-1]["id"]]).encode()).decode() \
+            if len(items) > limit else None
+        return {"success": True, "data": [self._v2_record(o) for o in page],
+                "additional_data": {"next_cursor": cursor}}
+
+    @staticmethod
+    def _v2_patch(org: dict[str, Any], raw: bytes) -> None:
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            raise _fail(400, "The request body is not valid JSON") from None
+        unknown = sorted(set(body) - {"name", "owner_id", "label_ids", "custom_fields"}) \
+            if isinstance(body, dict) else ["(not an object)"]
+        custom = body.get("custom_fields", {}) if not unknown else {}
+        if not isinstance(custom, dict):
+            unknown = ["custom_fields"]
+        else:
+            unknown += sorted(f"custom_fields.{k}" for k in set(custom) - {ERP_FIELD})
+        if unknown or not isinstance(custom.get(ERP_FIELD, ""), str | None):
+            raise _fail(400, f"Validation failed: {', '.join(unknown) or ERP_FIELD}: "
+                             "unknown field or wrong type")
+        if "name" in body:
+            org["name"] = body["name"]
+        if ERP_FIELD in custom:
+            org[ERP_FIELD] = custom[ERP_FIELD]
+        org["update_time"] = DemoCrmApi._now()
+
+    # -- the same records in other APIs' list envelopes --------------------
+    def _other_envelope(self, path: str, query: dict[str, str]):
+        items = [o for o in self.orgs.values() if o["active_flag"]]
+        try:
+            if path == "/api/v1/Account":           # EspoCRM: offset, maxSize
+                start, size = int(query.get("offset", 0)), int(query.get("maxSize", 20))
+                return 200, {"total": len(items),
+                             "list": self._page(items, start, min(size, 200))}
+            number = int(query.get("page", 1))
+            size = min(int(query.get("page_size" if path.startswith("/drf") else
+                                     "per_page", 30)), 100)
+        except ValueError:
+            raise _fail(400, "paging parameters must be integers") from None
+        page = self._page(items, (number - 1) * size, size)
+        more = number * size < len(items)
+
+        def link(n: int) -> str:
+            name = "page_size" if path.startswith("/drf") else "per_page"
+            return f"{self.base_url}{path}?{urlencode({'page': n, name: size})}"
+        if path.startswith("/drf"):                 # Django REST framework
+            return 200, {"count": len(items), "next": link(number + 1) if more else None,
+                         "previous": link(number - 1) if number > 1 else None,
+                         "results": page}
+        last = max(1, -(-len(items) // size))       # GitHub: RFC 8288 Link header
+        rels = ([f'<{link(number + 1)}>; rel="next"'] if more else []) + \
+            [f'<{link(last)}>; rel="last"']
+        return 200, page, {"Link": ", ".join(rels)}
 
     @staticmethod
     def _values(raw: bytes, *, creating: bool) -> dict[str, Any]:
@@ -225,7 +372,7 @@ class DemoCrmApi(FaultInjection):
         if not isinstance(body, dict):
             raise _fail(400, "The request body must be an object")
         allowed = {"name", "ref", "email", "label", "owner_name", "address_route",
-                   "address_locality", "address_postal_code", "address_country"}
+                   "address_locality", "address_postal_code", "address_country", ERP_FIELD}
         unknown = sorted(set(body) - allowed)
         if unknown:
             raise _fail(400, f"Unknown field(s): {', '.join(unknown)}")

@@ -15,6 +15,11 @@
 A 4xx reply to one row's call fails that row (with the API's message, from
 ``error_path`` when set); auth failures, quotas and persistent 5xx stop the
 run through the HTTP client's rules and the connection's ``errors``.
+
+With ``write.verify`` a 2xx reply is not taken on trust: the stored record
+(in the reply, or read back with a ``GET``) must hold every field sent with
+the value sent, or the row fails with the fields the API did not store. An
+API that answers 200 to a field it does not know is caught this way.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import datetime as dt
 import json
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -33,12 +38,13 @@ from urllib.parse import quote
 import requests
 
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
-from crm2erp.connectors.rest.config import RestStreamConfig, WriteConfig
-from crm2erp.connectors.rest.source import apply_rename
+from crm2erp.connectors.rest.config import RestStreamConfig, VerifyConfig, WriteConfig
+from crm2erp.connectors.rest.source import apply_rename, nest, select_records
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, decode_json
 from crm2erp.http.paginate import get_path
 from crm2erp.http.retry import backoff_delay
+from crm2erp.mapping.paths import get_path as field_value
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,49 @@ def _body(payload: Any) -> bytes:
     return json.dumps(payload, default=_wire).encode()
 
 
+def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(dotted path, value)`` of every leaf of a JSON object."""
+    if isinstance(value, Mapping) and value:
+        for name, item in value.items():
+            yield from _leaves(item, f"{prefix}{name}.")
+    else:
+        yield prefix[:-1], value
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    try:
+        return Decimal(str(value).strip())
+    except ArithmeticError:
+        return None
+
+
+def _same(sent: Any, stored: Any) -> bool:
+    """Whether the API stored what was sent: equal, both empty, or the same number."""
+    if isinstance(sent, bool) != isinstance(stored, bool):
+        return False                                    # True == 1 in Python, not in JSON
+    if sent == stored or (sent in (None, "") and stored in (None, "")):
+        return True
+    if isinstance(sent, int | float) or isinstance(stored, int | float):
+        a, b = _number(sent), _number(stored)
+        return a is not None and b is not None and a.is_finite() and a == b
+    return False
+
+
+def unstored(sent: Mapping[str, Any], stored: Mapping[str, Any],
+             ignore: Sequence[str] = ()) -> list[str]:
+    """The fields of ``sent`` (a JSON body) that ``stored`` does not hold as sent."""
+    missing = []
+    for path, value in _leaves(json.loads(_body(sent))):
+        if any(path == i or path.startswith(i + ".") for i in ignore):
+            continue
+        held = field_value(stored, path)
+        if not _same(value, held):
+            missing.append(f"{path} (sent {value!r}, it holds {held!r})")
+    return missing
+
+
 class RestWriter:
     def __init__(self, client: HttpClient, once: HttpClient, headers: dict[str, str]):
         self.client, self.once = client, once
@@ -73,12 +122,48 @@ class RestWriter:
                               "(mode upsert, lookup or batch) to write to it")
         return stream.write
 
-    def _outgoing(self, stream: RestStreamConfig, row: Row) -> dict[str, Any]:
+    @staticmethod
+    def _record(stream: RestStreamConfig, row: Row) -> dict[str, Any]:
+        """The API's record for ``row``: renamed, dotted names as nested objects."""
         conf = stream.write
         rename = conf.rename if conf.rename is not None else {v: k for k, v in
                                                                stream.rename.items()}
-        record = apply_rename(row, rename)
+        if not conf.send_key:
+            row = {name: value for name, value in row.items() if name != conf.key}
+        return nest(apply_rename(row, rename))
+
+    def _outgoing(self, stream: RestStreamConfig, row: Row) -> dict[str, Any]:
+        record = self._record(stream, row)
+        conf = stream.write
         return {conf.body: record} if conf.body else record
+
+    def _verified(self, conf: WriteConfig, sent: dict[str, Any], reply: Any,
+                  result: WriteResult) -> WriteResult:
+        """``result``, or a failure when the stored record does not hold what was sent."""
+        spec: VerifyConfig | None = conf.verify
+        if spec is None or not result.ok:
+            return result
+        where = "the reply"
+        if spec.read_back:
+            path = spec.read_back.replace("{id}", quote(str(result.target_id), safe="")) \
+                .replace("{key}", quote(result.key, safe=""))
+            resp = self.client.request("GET", path, headers=self.headers)
+            if resp.status_code >= 400:
+                return WriteResult(result.key, WriteAction.FAILED, error=(
+                    f"written, but reading it back (GET {path}) answered "
+                    f"{self._error(conf, resp)}"))
+            reply, where = decode_json(resp), f"the reply of GET {path}"
+        stored = get_path(reply, spec.record)
+        if not isinstance(stored, Mapping):
+            keys = ", ".join(map(str, reply)) if isinstance(reply, Mapping) else \
+                type(reply).__name__
+            raise ConfigError(f"{self.client.name}: write.verify: {where} has no record at "
+                              f"{spec.record!r} (it holds: {keys}); fix write.verify.record")
+        missing = unstored(sent, stored, spec.ignore)
+        if missing:
+            return WriteResult(result.key, WriteAction.FAILED, error=(
+                "the API accepted the write but did not store " + "; ".join(missing)))
+        return result
 
     def _error(self, conf: WriteConfig, resp: requests.Response) -> str:
         try:
@@ -114,31 +199,35 @@ class RestWriter:
         return results
 
     def _result(self, conf: WriteConfig, key: str, resp: requests.Response,
-                created: bool) -> WriteResult:
+                created: bool, sent: dict[str, Any], target_id: Any = None) -> WriteResult:
         if resp.status_code >= 400:
             return WriteResult(key, WriteAction.FAILED, error=self._error(conf, resp))
         body = decode_json(resp) if resp.content else None
-        target_id = get_path(body, conf.id_path)
+        if target_id is None:
+            target_id = get_path(body, conf.id_path)
         action = WriteAction.CREATED if created else WriteAction.UPDATED
-        return WriteResult(key, action, str(target_id) if target_id is not None else key)
+        result = WriteResult(key, action, str(target_id) if target_id is not None else key)
+        return self._verified(conf, sent, body, result)
 
     def _upsert_one(self, conf: WriteConfig, stream: RestStreamConfig, key: str,
                     row: Row) -> WriteResult:
         path = conf.path.replace("{key}", quote(key, safe=""))
         resp = self._send(conf.method, path, self._outgoing(stream, row))
-        return self._result(conf, key, resp, resp.status_code == conf.created_status)
+        return self._result(conf, key, resp, resp.status_code == conf.created_status,
+                            self._record(stream, row))
 
     def find(self, conf: WriteConfig, key: str) -> dict[str, Any] | None:
         found = self.client.get_json(conf.find.path, params={conf.find.param: key},
                                      headers=self.headers)
-        records = get_path(found, conf.find.records)
-        if isinstance(records, dict):
-            records = [records]
-        return records[0] if isinstance(records, list) and records else None
+        if isinstance(found, Mapping) and isinstance(get_path(found, conf.find.records), dict):
+            return get_path(found, conf.find.records)
+        records = select_records(found, conf.find.records,
+                                 f"{self.client.name}: write.find: GET {conf.find.path}")
+        return records[0] if records else None
 
     def _lookup_one(self, conf: WriteConfig, stream: RestStreamConfig, key: str,
                     row: Row) -> WriteResult:
-        payload = self._outgoing(stream, row)
+        payload, sent = self._outgoing(stream, row), self._record(stream, row)
         retry = self.client.settings.retry
         for attempt in range(1, retry.max_attempts + 1):
             existing = self.find(conf, key)
@@ -147,10 +236,7 @@ class RestWriter:
                 path = conf.update.path.replace("{id}", quote(str(target_id), safe="")) \
                     .replace("{key}", quote(key, safe=""))
                 resp = self._send(conf.update.method, path, payload)
-                result = self._result(conf, key, resp, created=False)
-                if result.ok and target_id is not None:
-                    result = WriteResult(key, result.action, str(target_id))
-                return result
+                return self._result(conf, key, resp, False, sent, target_id)
             try:
                 resp = self._send(conf.create.method, conf.create.path, payload, once=True)
             except RetriableError as exc:
@@ -161,7 +247,7 @@ class RestWriter:
                          "retrying in %.2fs", key, exc, delay)
                 self.client.sleep(delay)
                 continue
-            return self._result(conf, key, resp, created=True)
+            return self._result(conf, key, resp, True, sent)
         raise RetriableError(f"could not write {key!r} after {retry.max_attempts} attempts")
 
     def _batch(self, conf: WriteConfig, stream: RestStreamConfig,
@@ -171,8 +257,7 @@ class RestWriter:
         for start in range(0, len(rows), spec.size):
             chunk = rows[start:start + spec.size]
             keys = [str(r.get(conf.key) or "") for r in chunk]
-            records = [apply_rename(r, conf.rename if conf.rename is not None else
-                                    {v: k for k, v in stream.rename.items()}) for r in chunk]
+            records = [self._record(stream, r) for r in chunk]
             resp = self._send(spec.method, spec.path, {spec.records_field: records})
             if resp.status_code >= 400:
                 error = self._error(conf, resp)
@@ -183,7 +268,7 @@ class RestWriter:
                 raise FatalError(f"batch write to {spec.path} answered "
                                  f"{len(answers) if isinstance(answers, list) else 'no'} "
                                  f"results for {len(chunk)} records; check batch.results")
-            for key, answer in zip(keys, answers, strict=True):
+            for key, record, answer in zip(keys, records, answers, strict=True):
                 error = get_path(answer, spec.error_path) if spec.error_path else None
                 if error:
                     results.append(WriteResult(key, WriteAction.FAILED, error=str(error)))
@@ -191,9 +276,10 @@ class RestWriter:
                 created = bool(get_path(answer, spec.created_path)) if spec.created_path \
                     else False
                 target_id = get_path(answer, conf.id_path)
-                results.append(WriteResult(key, WriteAction.CREATED if created else
-                                           WriteAction.UPDATED,
-                                           str(target_id) if target_id is not None else key))
+                result = WriteResult(key, WriteAction.CREATED if created else
+                                     WriteAction.UPDATED,
+                                     str(target_id) if target_id is not None else key)
+                results.append(self._verified(conf, record, answer, result))
         return results
 
     def lookup(self, name: str, stream: RestStreamConfig,

@@ -104,7 +104,7 @@ class ForecastRunner(FlowRunner):
                      self.flow.flow)
         self._set_partition(None)
         self.mode = mode
-        return self._managed("dry_run" if dry_run else mode,
+        return self._managed(self.run_label(mode, dry_run),
                              lambda result: self._forecast(result, dry_run))
 
     def reread(self, letters) -> tuple[list[Row], list[str]]:

@@ -49,6 +49,7 @@ from crm2erp.engine.resolver import StoreResolver
 from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks
 from crm2erp.errors import ConfigError, Crm2ErpError, ParentMissingError, RecordError
 from crm2erp.jsonutil import payload_hash, to_jsonable
+from crm2erp.mapping.paths import get_path
 from crm2erp.schemas import entity_model
 from crm2erp.store import BatchCommit, NewDeadLetter, XrefUpsert
 
@@ -153,8 +154,14 @@ class FlowRunner:
         """Run the flow once; ``partition`` (0-based) runs one slice of a partitioned flow."""
         self._set_partition(partition)
         self.mode = mode
-        return self._managed("dry_run" if dry_run else mode,
+        return self._managed(self.run_label(mode, dry_run),
                              lambda result: self._sync(result, mode, since, dry_run))
+
+    def run_label(self, mode: str, dry_run: bool) -> str:
+        """The mode shown in the run log: "full" when a flow has no ``incremental``."""
+        if dry_run:
+            return "dry_run"
+        return "full" if mode == "incremental" and self.flow.incremental is None else mode
 
     def _managed(self, run_mode: str, body: Callable[[RunResult], None]) -> RunResult:
         """Run ``body`` under the flow's lock, recorded in the run log, hooks after."""
@@ -536,8 +543,8 @@ class FlowRunner:
         """
         spec = self.flow.write_back
         key_fields = self.write_back.stream(spec.stream).key
-        pending = [i for i in items if i.target_id is not None
-                   and str(i.source_row.get(spec.field) or "") != i.target_id]
+        pending = [i for i in items if i.target_id is not None   # field: a dotted path
+                   and str(get_path(i.source_row, spec.field) or "") != i.target_id]
         if not pending:
             return
         rows = [{**{k: i.source_row.get(k) for k in key_fields}, spec.field: i.target_id}

@@ -39,7 +39,19 @@ def _candidates(tp: Any) -> list[Any]:
     return [tp]
 
 
+def _tagged(cand: Any, tag: Any) -> bool:
+    """Whether ``tag`` is the discriminator value of model ``cand`` (``type: offset``)."""
+    field = cand.model_fields.get("type")
+    return field is not None and typing.get_origin(field.annotation) is typing.Literal \
+        and tag in typing.get_args(field.annotation)
+
+
 def _step(tp: Any, part: Any) -> Any:
+    members = [c for c in _candidates(tp) if inspect.isclass(c) and issubclass(c, BaseModel)]
+    if len(members) > 1:   # a discriminated union's tag in the location picks its member
+        for cand in members:
+            if _tagged(cand, part):
+                return cand
     for cand in _candidates(tp):
         if inspect.isclass(cand) and issubclass(cand, BaseModel):
             for name, info in cand.model_fields.items():

@@ -42,7 +42,8 @@ metadata = sa.MetaData(naming_convention=NAMING)
 
 COUNT_FIELDS = ("read", "created", "updated", "unchanged", "skipped", "failed",
                 "parked", "deleted")
-RUN_MODES = ("incremental", "full_refresh", "since", "dry_run", "retry")
+# "full": a flow without `incremental` reads its whole source on every run
+RUN_MODES = ("incremental", "full", "full_refresh", "since", "dry_run", "retry")
 RUN_STATUSES = ("running", "succeeded", "partial", "failed")
 DEAD_LETTER_STATUSES = ("open", "parked", "resolved", "discarded", "retrying")
 # statuses of a dead letter that still waits for its record to go through;

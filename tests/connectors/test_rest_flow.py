@@ -115,6 +115,7 @@ def test_yaml_only_rest_crm_syncs_and_second_run_changes_nothing(project, crm):
         store.close()
 
     assert first.status == "succeeded", first
+    assert first.mode == second.mode == "incremental"
     assert first.counts["created"] == crm.count("organizations") == 95 == len(landed)
     assert len({r["crm_ref"] for r in landed}) == 95  # one canonical id each
     berlin = next(r for r in landed if r["name"] == "Nordlicht Logistics 1")
