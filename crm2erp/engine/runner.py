@@ -154,7 +154,7 @@ class FlowRunner:
         """Run ``body`` under the flow's lock, recorded in the run log, hooks after."""
         started = time.monotonic()
         with self.store.lock(self.lock_name) as self.lock_owner:
-            run_id = self.store.start_run(self.flow.flow, run_mode)
+            run_id = self.store.start_run(self.flow.flow, run_mode, owner=self.lock_owner)
             result = RunResult(self.flow.flow, run_id, run_mode, partition=self.partition)
             self.context.run_id, self.context.rows_read = run_id, 0
             try:
