@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -23,6 +25,27 @@ T0 = dt.datetime(2026, 1, 1)
 BATCH = 20
 FIRST_ROWS = 300
 PER_ROUND = 100   # rows edited and rows added before each kill: 10 batches to go
+
+
+ROOT = Path(__file__).resolve().parents[2]
+# the commands docs/engine.md shows under "Locks and crashed runs", run below
+STATUS, UNLOCK, UNLOCK_YES = ("crm2erp status", "crm2erp unlock accounts",
+                              "crm2erp unlock accounts --yes")
+
+
+def _doc(command: str) -> list[str]:
+    """A documented command's arguments, after ``crm2erp``."""
+    return command.split()[1:]
+
+
+def test_the_documented_lock_commands_are_the_tested_ones():
+    text = (ROOT / "docs" / "engine.md").read_text()
+    section = text.split("## Locks and crashed runs", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    shown = [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+    assert shown == [STATUS, UNLOCK, UNLOCK_YES]
+    assert "75" in section and "CRM2ERP_LOCK_LEASE" in section
+    assert "75" in (ROOT / "README.md").read_text().split("Exit codes:", 1)[1][:400]
 
 
 def _env(**extra) -> dict:
@@ -168,7 +191,7 @@ def _kill_and_resume_ten_times(tmp_path, crm_url: str, erp_url: str, state_url: 
                 crm.add(PER_ROUND)
             killed_pid = _run_and_kill(args, env, after_beats=1 + round_no % 5)
             if round_no == 0:   # before any re-run, status already tells it crashed
-                status = _cli("-p", str(project), "status", env=env)
+                status = _cli("-p", str(project), *_doc(STATUS), env=env)
                 assert status.returncode == 0, status.stderr
                 assert "crashed" in status.stdout and "running" not in status.stdout
 
@@ -185,7 +208,7 @@ def _kill_and_resume_ten_times(tmp_path, crm_url: str, erp_url: str, state_url: 
             statuses = [r.status for r in store.list_runs("accounts", limit=100)]
             assert store.lock_holders() == []
         assert statuses == ["succeeded", "crashed"] * 10   # newest first
-        status = _cli("-p", str(project), "status", "--runs", "20", env=env)
+        status = _cli("-p", str(project), *_doc(STATUS), "--runs", "20", env=env)
         assert status.stdout.count("crashed") == 10, status.stdout
     finally:
         crm.engine.dispose()
@@ -220,18 +243,20 @@ def test_a_live_lock_exits_75_and_unlock_releases_it_after_confirmation(tmp_path
         assert "crm2erp unlock accounts" in locked.stderr and "Traceback" not in locked.stderr
         assert _target(erp_url)[0] == 0                    # nothing ran
 
-        declined = _cli("unlock", "accounts", env=env, input="n\n")
+        declined = _cli(*_doc(UNLOCK), env=env, input="n\n")
         assert declined.returncode == 1
         assert owner in declined.stdout and "looks alive" in declined.stdout
         assert [h.owner for h in store.lock_holders("accounts")] == [owner]
 
-        confirmed = _cli("unlock", "accounts", env=env, input="y\n")
+        confirmed = _cli(*_doc(UNLOCK), env=env, input="y\n")
         assert confirmed.returncode == 0, confirmed.stderr
         assert "accounts: released" in confirmed.stdout
         assert store.lock_holders() == []
-    nothing = _cli("unlock", "accounts", "--yes", env=env)
+    nothing = _cli(*_doc(UNLOCK_YES), env=env)
     assert nothing.returncode == 0 and "not locked" in nothing.stdout
-    done = _cli(*sync, env=env)
+    bad_lease = _cli(*sync, env={**env, "CRM2ERP_LOCK_LEASE": "soon"})
+    assert bad_lease.returncode == 2 and "CRM2ERP_LOCK_LEASE" in bad_lease.stderr
+    done = _cli(*sync, env={**env, "CRM2ERP_LOCK_LEASE": "5m"})
     assert done.returncode == 0, done.stderr
     assert _target(erp_url)[0] == 3
 
@@ -243,7 +268,7 @@ def test_unlock_yes_releases_a_hung_run_of_another_host(tmp_path):
     with StateStore.open(state_url) as store:
         locking.acquire(store.engine, "accounts#p2of4", "erp-worker-7:4242:abcd0123")
         run = store.start_run("accounts", "incremental", owner="erp-worker-7:4242:abcd0123")
-    released = _cli("unlock", "accounts", "--yes", env=_env(CRM2ERP_STATE_URL=state_url))
+    released = _cli(*_doc(UNLOCK_YES), env=_env(CRM2ERP_STATE_URL=state_url))
     assert released.returncode == 0, released.stderr
     assert "erp-worker-7:4242:abcd0123" in released.stdout and "another host" in released.stdout
     with StateStore.open(state_url) as store:

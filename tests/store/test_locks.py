@@ -1,15 +1,21 @@
-"""Per-flow locks: one holder at a time, expired locks taken over, always released."""
+"""Per-flow locks: one holder at a time, always released, and healing: a dead
+holder on this host is taken over at once, one on another host after its lease."""
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import os
+import subprocess
+import sys
 
 import pytest
 import sqlalchemy as sa
 
-from crm2erp.errors import LockHeldError, RetriableError
-from crm2erp.store import StateStore
+from crm2erp.errors import ConfigError, FatalError, LockHeldError, RetriableError
+from crm2erp.store import StateStore, locking
 from crm2erp.store.tables import locks
+from crm2erp.store.types import utcnow
 
 
 @pytest.fixture
@@ -86,8 +92,6 @@ def test_default_owners_are_unique(stores):
 
 
 def test_heartbeat_keeps_the_lock_and_detects_a_takeover(any_db_url):
-    from crm2erp.errors import FatalError
-
     store = StateStore.open(any_db_url)
     try:
         with store.lock("beat", ttl=dt.timedelta(seconds=-1)) as owner:  # already expired
@@ -102,14 +106,6 @@ def test_heartbeat_keeps_the_lock_and_detects_a_takeover(any_db_url):
 
 
 # -- healing: dead holders, leases, crashed runs (issue 10, finding 3) --------
-import logging  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-
-from crm2erp.errors import ConfigError  # noqa: E402
-from crm2erp.store import locking  # noqa: E402
-from crm2erp.store.types import utcnow  # noqa: E402
-
 T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 
 
@@ -158,7 +154,7 @@ def test_lock_of_a_live_process_on_this_host_holds_even_past_its_lease(stores):
 def test_a_reused_pid_does_not_keep_a_dead_holders_lock(stores):
     first, second = stores
     # this process's pid, but the lock is older than this process: a pid reused
-    reused = f"{locking.this_host()}:{__import__('os').getpid()}:0ld0ld00"
+    reused = f"{locking.this_host()}:{os.getpid()}:0ld0ld00"
     long_ago = utcnow() - dt.timedelta(days=3650)
     locking.acquire(first.engine, "accounts", reused, lease=dt.timedelta(days=36500),
                     now=long_ago)
@@ -186,7 +182,7 @@ def test_lock_of_another_host_expires_after_its_lease_unless_renewed(stores):
     status, message = _run_status(second, run)
     assert status == "crashed" and "lease expired at 2026-03-01 12:09:00" in message
     # the old holder finds out at its next heartbeat
-    with pytest.raises(Exception, match="lost its lock"):
+    with pytest.raises(FatalError, match="lost its lock"):
         first.extend_lock("accounts", other)
 
 
@@ -235,7 +231,7 @@ def test_unlock_releases_any_holder_and_its_run_crashes(stores):
         assert _holders(second) == [("accountsx", "x:1:y")]
         status, message = _run_status(second, run)
         assert status == "crashed" and "released by crm2erp unlock" in message
-        with pytest.raises(Exception, match="lost its lock"):
+        with pytest.raises(FatalError, match="lost its lock"):
             first.extend_lock("accounts", owner)
 
 
