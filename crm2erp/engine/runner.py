@@ -176,6 +176,7 @@ class FlowRunner:
               dry_run: bool) -> None:
         """Parked records first, then the source from the watermark, batch by batch."""
         self._retry_parked(result, dry_run)
+        self.store.extend_lock(self.lock_name, self.lock_owner)       # heartbeat
         start = self._start_cursor(mode, since)
         batch_size = self.flow.incremental.batch_size if self.flow.incremental else 500
         for batch in self.source.read(self.flow.source.stream, start, batch_size=batch_size):
