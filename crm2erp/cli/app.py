@@ -1,13 +1,15 @@
 """The ``crm2erp`` command: the root app, global options and error handling.
 
 Exit codes: 0 ok; 1 a run finished with dead letters, failed checks or a
-failed run; 2 a usage or configuration error. User errors print a message,
-never a traceback (``--debug`` shows one).
+failed run; 2 a usage or configuration error; 75 the flow is locked by another
+run that is still alive (nothing ran; try again later, like sysexits'
+EX_TEMPFAIL). User errors print a message, never a traceback (``--debug``
+shows one).
 """
 
 from __future__ import annotations
 
-__all__ = ["app", "main", "Settings", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE"]
+__all__ = ["app", "main", "Settings", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "EXIT_LOCKED"]
 
 import logging
 import os
@@ -16,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from crm2erp.cli.output import err_console, setup_logging
-from crm2erp.errors import ConfigError, Crm2ErpError
+from crm2erp.errors import ConfigError, Crm2ErpError, LockHeldError
 from crm2erp.redact import redact
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
+EXIT_LOCKED = 75   # sysexits.h EX_TEMPFAIL: another live run holds the flow's lock
 log = logging.getLogger("crm2erp.cli")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
@@ -71,6 +75,8 @@ def _register_commands() -> None:
     app.add_typer(dlq.app, name="dlq")
     app.add_typer(emulator.app, name="emulator")
     app.command("status")(status.status)
+    from crm2erp.cli import unlock  # release a flow's lock (issue 10)
+    app.command("unlock")(unlock.unlock)
     app.command("conflicts")(conflicts.conflicts)
     app.command("demo")(demo.demo)
     from crm2erp.cli import quality, reconcile, report  # data quality (issue 6)
@@ -96,6 +102,11 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(f"[red]configuration error:[/] {redact(str(exc))}", markup=True,
                           soft_wrap=True)
         return EXIT_USAGE
+    except LockHeldError as exc:
+        if debug:
+            err_console.print_exception()
+        err_console.print(f"[yellow]locked:[/] {escape(redact(str(exc)))}", soft_wrap=True)
+        return EXIT_LOCKED
     except Crm2ErpError as exc:
         if debug:
             err_console.print_exception()

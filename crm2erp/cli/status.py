@@ -11,7 +11,9 @@ from crm2erp.cli.output import console
 
 def status(ctx: typer.Context,
            runs: int = typer.Option(10, "--runs", help="How many recent runs to list.")) -> None:
-    """Show every flow's last run, watermark and open dead letters, then recent runs."""
+    """Show every flow's last run, watermark and open dead letters, then recent runs.
+
+    A run whose process died shows ``crashed`` (recorded so by the next run)."""
     cfg = settings(ctx)
     project = cfg.load_project()
     store = cfg.open_store()
@@ -28,7 +30,7 @@ def status(ctx: typer.Context,
                 f"{flow.source.connection}.{flow.source.stream} -> "
                 f"{flow.target.connection}.{flow.target.stream}",
                 last[0].started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
-                last[0].status if last else "",
+                store.run_status(last[0]) if last else "",
                 str(mark.value) if mark else "",
                 str(store.count_dead_letters(name, "open")),
                 str(store.count_dead_letters(name, "parked")))
@@ -41,7 +43,8 @@ def status(ctx: typer.Context,
                 history.add_column(column)
             for run in recent:
                 history.add_row(str(run.id), run.flow, run.mode,
-                                run.started_at.strftime("%Y-%m-%d %H:%M:%S"), run.status,
+                                run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
+                                store.run_status(run),
                                 *(str(run.counts.get(c, 0)) for c in
                                   ("read", "created", "updated", "unchanged", "failed",
                                    "parked")))

@@ -167,7 +167,7 @@ class FlowRunner:
         """Run ``body`` under the flow's lock, recorded in the run log, hooks after."""
         started = time.monotonic()
         with self.store.lock(self.lock_name) as self.lock_owner:
-            run_id = self.store.start_run(self.flow.flow, run_mode)
+            run_id = self.store.start_run(self.flow.flow, run_mode, owner=self.lock_owner)
             result = RunResult(self.flow.flow, run_id, run_mode, partition=self.partition)
             self.context.run_id, self.context.rows_read = run_id, 0
             try:
@@ -189,6 +189,7 @@ class FlowRunner:
               dry_run: bool) -> None:
         """Parked records first, then the source from the watermark, batch by batch."""
         self._retry_parked(result, dry_run)
+        self.store.extend_lock(self.lock_name, self.lock_owner)       # heartbeat
         start = self._start_cursor(mode, since)
         batch_size = self.flow.incremental.batch_size if self.flow.incremental else 500
         for batch in self.source.read(self.flow.source.stream, start, batch_size=batch_size):

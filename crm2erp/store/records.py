@@ -45,6 +45,7 @@ class RunRecord:
     parked: int = 0
     deleted: int = 0
     message: str | None = None
+    owner: str | None = None   # lock owner (host:pid:random) of the process running it
 
     @property
     def counts(self) -> dict[str, int]:

@@ -151,11 +151,14 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
     # -- locks -------------------------------------------------------------
     @contextmanager
     def lock(self, flow: str, owner: str | None = None,
-             ttl: dt.timedelta = dt.timedelta(hours=2)) -> Iterator[str]:
+             ttl: dt.timedelta | None = None) -> Iterator[str]:
         """Hold ``flow``'s lock for the with-block; yields the owner string.
 
-        Raises :class:`crm2erp.errors.LockHeldError` when another owner holds
-        an unexpired lock. The lock is released even when the block raises.
+        ``ttl`` is the lease (default ``$CRM2ERP_LOCK_LEASE`` or 10 minutes).
+        A holder that is gone (its process on this host died, or its lease
+        expired) is taken over with a warning and its run recorded as
+        ``crashed``; a live one raises :class:`crm2erp.errors.LockHeldError`.
+        The lock is released even when the block raises.
         """
         owner = locking.acquire(self.engine, flow, owner, ttl)
         try:
@@ -163,25 +166,46 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         finally:
             locking.release(self.engine, flow, owner)
 
-    def extend_lock(self, flow: str, owner: str,
-                    ttl: dt.timedelta = dt.timedelta(hours=2)) -> None:
-        """Heartbeat of a long run: keep ``flow``'s lock ``ttl`` beyond now.
+    def extend_lock(self, flow: str, owner: str, ttl: dt.timedelta | None = None) -> None:
+        """Heartbeat of a long run: keep ``flow``'s lock a lease beyond now.
 
-        Raises :class:`crm2erp.errors.FatalError` when the lock was lost (it
-        expired and another run took it over), so two runs never interleave.
+        Raises :class:`crm2erp.errors.FatalError` when the lock was lost (taken
+        over after its lease expired, or released by ``crm2erp unlock``), so
+        two runs never interleave.
         """
         if not locking.extend(self.engine, flow, owner, ttl):
-            raise FatalError(f"flow {flow!r}: this run lost its lock (it expired and "
-                             "another run took it over); stopping so the two do not "
-                             "interleave")
+            raise FatalError(f"flow {flow!r}: this run lost its lock (its lease expired "
+                             "and another run took it over, or `crm2erp unlock` released "
+                             "it); stopping so the two do not interleave")
+
+    def lock_holders(self, flow: str | None = None) -> list[locking.Holder]:
+        """The held locks of ``flow`` and its partitions, or of every flow."""
+        return locking.holders(self.engine, flow)
+
+    def unlock(self, held: locking.Holder, by: str = "crm2erp unlock") -> bool:
+        """Release a lock whoever holds it; its running run becomes ``crashed``.
+        Returns False when it was already released."""
+        return locking.force_release(self.engine, held, by)
+
+    def run_status(self, run: RunRecord) -> str:
+        """The run's status, with a ``running`` run whose process is gone (its lock
+        is no longer held by a live holder) reported as ``crashed``."""
+        if run.status != "running":
+            return run.status
+        if run.owner is None:   # recorded before runs knew their owner: any live lock
+            live = [h for h in self.lock_holders(run.flow) if h.gone() is None]
+        else:
+            held = locking.holder_of(self.engine, run.owner)
+            live = [held] if held is not None and held.gone() is None else []
+        return "running" if live else "crashed"
 
     # -- runs --------------------------------------------------------------
-    def start_run(self, flow: str, mode: str) -> int:
-        """Record a new running run of ``flow``; returns its id."""
+    def start_run(self, flow: str, mode: str, owner: str | None = None) -> int:
+        """Record a new running run of ``flow`` by lock ``owner``; returns its id."""
         _check(mode, RUN_MODES, "run mode")
         with self.engine.begin() as conn:
             result = conn.execute(runs.insert().values(
-                flow=flow, mode=mode, status="running", started_at=utcnow()))
+                flow=flow, mode=mode, status="running", started_at=utcnow(), owner=owner))
             return int(result.inserted_primary_key[0])
 
     def finish_run(self, run_id: int, status: str, message: str | None = None) -> None:

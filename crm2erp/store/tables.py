@@ -44,7 +44,8 @@ COUNT_FIELDS = ("read", "created", "updated", "unchanged", "skipped", "failed",
                 "parked", "deleted")
 # "full": a flow without `incremental` reads its whole source on every run
 RUN_MODES = ("incremental", "full", "full_refresh", "since", "dry_run", "retry")
-RUN_STATUSES = ("running", "succeeded", "partial", "failed")
+# crashed: the process died while running (found by the next run or by status)
+RUN_STATUSES = ("running", "succeeded", "partial", "failed", "crashed")
 DEAD_LETTER_STATUSES = ("open", "parked", "resolved", "discarded", "retrying")
 # statuses of a dead letter that still waits for its record to go through;
 # a key has at most one entry in one of these
@@ -61,6 +62,7 @@ runs = sa.Table(
     *(sa.Column(name, sa.Integer, nullable=False, server_default="0")
       for name in COUNT_FIELDS),
     sa.Column("message", LongText, nullable=True),
+    sa.Column("owner", sa.String(191), nullable=True),   # lock owner of its process
     sa.Index(None, "flow", "id"),
 )
 
