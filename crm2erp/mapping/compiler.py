@@ -266,9 +266,13 @@ def _issues(spec: MappingSpec, problems: list[tuple[tuple, str, str]]) -> list[C
 
 
 def check_mapping(spec: MappingSpec) -> list[ConfigIssue]:
-    """Every problem compiling ``spec`` would find (empty list: it compiles)."""
+    """Every problem compiling ``spec`` would find (empty list: it compiles), and every
+    canonical field it names that the canonical model does not have."""
+    from crm2erp.mapping.fieldcheck import canonical_problems
+
     problems: list[tuple[tuple, str, str]] = []
     _compile_fields(spec.fields, ("fields",), problems)
+    problems += canonical_problems(spec)
     return _issues(spec, problems)
 
 
