@@ -134,6 +134,8 @@ def _trace_table(title: str, traces) -> None:
         steps = " -> ".join(f"{name}: {value!r}" for name, value in trace.steps)
         if trace.skipped:
             result = "(skipped: `when` did not match)"
+        elif trace.absent:
+            result = "(not set: the record has no such field)"
         elif trace.error:
             result = f"[red]{trace.error}[/]"
         else:
