@@ -45,6 +45,12 @@ class RunRecord:
     parked: int = 0
     deleted: int = 0
     message: str | None = None
+    warnings: str | None = None   # one per line
+
+    @property
+    def warning_list(self) -> list[str]:
+        """The run's warnings (a ``from:`` path no record had, say)."""
+        return self.warnings.splitlines() if self.warnings else []
 
     @property
     def counts(self) -> dict[str, int]:

@@ -60,6 +60,7 @@ runs = sa.Table(
     *(sa.Column(name, sa.Integer, nullable=False, server_default="0")
       for name in COUNT_FIELDS),
     sa.Column("message", LongText, nullable=True),
+    sa.Column("warnings", LongText, nullable=True),   # one per line
     sa.Index(None, "flow", "id"),
 )
 
