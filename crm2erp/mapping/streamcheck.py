@@ -95,12 +95,14 @@ def _delete_issues(flow: FlowSpec, conn: Connector, conn_name: str) -> list[Conf
         return []   # reported at target.stream
     if modes is None or policy in modes:
         return []
-    hint = (" it has no 'archive:' setting in connections.yaml (archive: {column: ..., "
-            "value: ...})" if policy == "archive" and "delete" in modes else "")
-    can = ", ".join(modes) or "neither delete nor archive"
+    if policy == "archive" and "delete" in modes:
+        advice = ("give the stream an 'archive: {column: ..., value: ...}' setting in "
+                  "connections.yaml, or use delete_policy: delete or ignore")
+    else:
+        advice = f"it can: {', '.join(modes) or 'nothing'}"
     return [flow._doc.issue(("delete_policy",), (
         f"delete_policy {policy!r}: stream {flow.target.stream!r} of connection "
-        f"{conn_name!r} cannot {policy} (it can: {can});{hint or ' choose another policy'}"))]
+        f"{conn_name!r} cannot {policy}; {advice}"))]
 
 
 def _check_flow(project: Project, flow: FlowSpec, get: _Get, reflect: bool,
