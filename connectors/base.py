@@ -76,6 +76,11 @@ class StreamInfo:
     from the key (an autoincrement customer number, say): the engine
     identifies records by it in the id cross-reference, so a record has the
     same id there whether the system is read from or written to.
+    ``fields`` are the top-level fields of the stream's records, when the
+    connector knows them from its settings (empty: unknown); ``mappings
+    validate`` checks mappings against them. ``delete_modes`` are the
+    :class:`DeleteMode` values ``delete()`` can honour on this stream (None:
+    not declared; the connector decides at run time).
     """
 
     name: str
@@ -84,6 +89,8 @@ class StreamInfo:
     children: tuple[str, ...] = ()
     writable: bool = True
     id_field: str | None = None
+    fields: tuple[str, ...] = ()
+    delete_modes: tuple[str, ...] | None = None
 
     @property
     def identity(self) -> tuple[str, ...]:
@@ -191,6 +198,15 @@ class Connector:
 
         known = ", ".join(sorted(s.name for s in self.streams())) or "none"
         raise ConfigError(f"connector {self.name!r} has no stream {name!r} (streams: {known})")
+
+    def stream_fields(self, name: str, *, reflect: bool = False) -> tuple[str, ...]:
+        """The top-level fields of ``name``'s records, empty when unknown.
+
+        By default the stream's declared ``fields``; with ``reflect`` a connector
+        may look at the live system's schema (I/O; raise RetriableError when it
+        cannot be reached, ConfigError when the schema does not fit the settings).
+        """
+        return self.stream(name).fields
 
     def close(self) -> None:
         """Release connections; called by the engine when a run ends."""

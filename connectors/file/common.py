@@ -98,7 +98,8 @@ class FileBase(Connector):
                 if p.is_file() and p.suffix.lower() in _SUFFIXES}
 
     def streams(self) -> list[StreamInfo]:
-        return [StreamInfo(name=n, key=tuple(c.key_columns), cursor_field=c.cursor)
+        return [StreamInfo(name=n, key=tuple(c.key_columns), cursor_field=c.cursor,
+                           delete_modes=("delete", "archive") if c.archive else ("delete",))
                 for n, c in self.stream_configs().items()]
 
     def resolve(self, stream: str) -> ResolvedStream:

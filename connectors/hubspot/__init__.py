@@ -64,7 +64,10 @@ class HubSpotConnector(DelegatingConnector):
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("id",), cursor_field=s.cursor_property,
-                           children=tuple(s.children), writable=bool(s.id_property))
+                           children=tuple(s.children), writable=bool(s.id_property),
+                           fields=("id", "createdAt", "updatedAt", "archived", *s.properties,
+                                   *(["associations"] if s.associations else []),
+                                   *s.children))
                 for name, s in self.config.streams.items()]
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:

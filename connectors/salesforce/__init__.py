@@ -67,7 +67,8 @@ class SalesforceConnector(DelegatingConnector):
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("Id",), cursor_field=s.cursor_field,
-                           children=tuple(s.children), writable=bool(s.external_id_field))
+                           children=tuple(s.children), writable=bool(s.external_id_field),
+                           fields=(*s.fields, *s.children))
                 for name, s in self.config.streams.items()]
 
     def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:

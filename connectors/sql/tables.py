@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import zoneinfo
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -135,8 +136,21 @@ class SqlBase(Connector):
         return [StreamInfo(name=name, key=tuple(cfg.key_columns), cursor_field=cfg.cursor,
                            children=tuple(cfg.children),
                            id_field=(cfg.id_column if cfg.id_column
-                                     and [cfg.id_column] != list(cfg.key_columns) else None))
+                                     and [cfg.id_column] != list(cfg.key_columns) else None),
+                           delete_modes=("delete", "archive") if cfg.archive else ("delete",))
                 for name, cfg in self.stream_configs().items()]
+
+    def stream_fields(self, name: str, *, reflect: bool = False) -> tuple[str, ...]:
+        """With ``reflect``: the table's columns and the stream's children, from the
+        live database (a SQLite file that does not exist is unreachable, not created)."""
+        if not reflect:
+            return super().stream_fields(name)
+        url = self.config.sa_url
+        if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:") \
+                and not url.database.startswith("file:") and not Path(url.database).is_file():
+            raise RetriableError(f"database file {url.database} does not exist")
+        spec = self.spec(name)
+        return tuple(spec.table.c.keys()) + tuple(c.name for c in spec.children)
 
     def spec(self, stream: str) -> StreamSpec:
         """The stream bound to its tables; ConfigError naming any missing table/column."""

@@ -9,14 +9,20 @@ import typer
 from rich.table import Table
 
 from crm2erp.cli.app import EXIT_USAGE, exit_with, settings
-from crm2erp.cli.output import console
+from crm2erp.cli.output import console, err_console
 from crm2erp.errors import ConfigError, ConfigIssue
 
 app = typer.Typer(no_args_is_help=True, help="Mappings and flows (YAML).")
 
 
 def _issues_of_file(path: Path) -> list[ConfigIssue]:
-    from crm2erp.mapping import load_connections, load_flow, load_mapping
+    from crm2erp.mapping import load_flow, load_mapping
+    from crm2erp.mapping.loader import validate_connections
+
+    def load_connections(path: Path) -> None:
+        issues = validate_connections(path)
+        if issues:
+            raise ConfigError(f"connections file {path}", issues)
 
     name = path.name
     if name.endswith(".flow.yaml"):
@@ -41,22 +47,28 @@ def _issues_of_file(path: Path) -> list[ConfigIssue]:
 @app.command("validate")
 def validate(ctx: typer.Context,
              paths: list[Path] = typer.Argument(
-                 None, help="YAML files or project folders (default: the project).")) -> None:
+                 None, help="YAML files or project folders (default: the project)."),
+             offline: bool = typer.Option(
+                 False, "--offline", help="Do not connect to databases to read their "
+                 "tables' columns (checks what the files alone tell).")) -> None:
     """Check YAML files: every problem with its file:line:column; exit 2 if any."""
     from crm2erp.mapping import validate_project
 
     targets = paths or [settings(ctx).project]
     issues: list[ConfigIssue] = []
+    notes: list[str] = []
     checked = 0
     for target in targets:
         if not target.exists():
             issues.append(ConfigIssue(str(target), None, None, "no such file or folder"))
         elif target.is_dir():
-            issues.extend(validate_project(target))
+            issues.extend(validate_project(target, reflect=not offline, notes=notes))
             checked += sum(1 for _ in target.rglob("*.yaml"))
         else:
             issues.extend(_issues_of_file(target))
             checked += 1
+    for note in notes:
+        err_console.print(f"note: {note}", markup=False, soft_wrap=True)
     for issue in issues:
         console.print(str(issue), markup=False, soft_wrap=True)
     if issues:
@@ -122,6 +134,8 @@ def _trace_table(title: str, traces) -> None:
         steps = " -> ".join(f"{name}: {value!r}" for name, value in trace.steps)
         if trace.skipped:
             result = "(skipped: `when` did not match)"
+        elif trace.absent:
+            result = "(not set: the record has no such field)"
         elif trace.error:
             result = f"[red]{trace.error}[/]"
         else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from crm2erp.cli.app import settings
 from crm2erp.cli.output import console
@@ -11,7 +12,8 @@ from crm2erp.cli.output import console
 
 def status(ctx: typer.Context,
            runs: int = typer.Option(10, "--runs", help="How many recent runs to list.")) -> None:
-    """Show every flow's last run, watermark and open dead letters, then recent runs.
+    """Show every flow's last run, watermark and open dead letters, the last runs'
+    warnings, then recent runs.
 
     A run whose process died shows ``crashed`` (recorded so by the next run)."""
     cfg = settings(ctx)
@@ -22,8 +24,10 @@ def status(ctx: typer.Context,
         for column in ("flow", "entity", "source -> target", "last run", "status",
                        "watermark", "dead letters", "parked"):
             table.add_column(column)
+        warned: list[tuple[str, int, str]] = []
         for name, flow in sorted(project.flows.items()):
             last = store.list_runs(name, limit=1)
+            warned += [(name, last[0].id, w) for w in (last[0].warning_list if last else [])]
             mark = store.get_watermark(name, flow.source.stream)
             table.add_row(
                 name, flow.entity,
@@ -35,6 +39,10 @@ def status(ctx: typer.Context,
                 str(store.count_dead_letters(name, "open")),
                 str(store.count_dead_letters(name, "parked")))
         console.print(table)
+        for name, run_id, warning in warned:
+            console.print(Text.assemble(("warning", "yellow"),
+                                        f": flow {name} run {run_id}: {warning}"),
+                          soft_wrap=True)
         recent = store.list_runs(None, limit=runs)
         if recent:
             history = Table(title="recent runs", title_justify="left")

@@ -86,6 +86,7 @@ class RunResult:
     new_dead_letters: int = 0
     changes: list[Change] = field(default_factory=list)
     seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> int:
@@ -174,16 +175,30 @@ class FlowRunner:
                 body(result)
             except BaseException as exc:
                 result.status = "failed"
-                self.store.finish_run(run_id, "failed", message=str(exc)[:2000])
+                self.store.finish_run(run_id, "failed", message=str(exc)[:2000],
+                                      warnings=self._warnings(result))
                 run_hooks(self, result)
                 raise
             result.status = "partial" if result.new_dead_letters else "succeeded"
-            self.store.finish_run(run_id, result.status)
+            self.store.finish_run(run_id, result.status, warnings=self._warnings(result))
             run_hooks(self, result)
         result.seconds = time.monotonic() - started
         log.info("flow %s run %s %s: %s", self.flow.flow, run_id, result.status,
                  dict(result.counts))
         return result
+
+    def _warnings(self, result: RunResult) -> list[str]:
+        """The run's warnings: ``from:`` paths no record of the run had (their targets
+        were left as they were)."""
+        for mapping in (self.inbound, self.outbound):
+            for path in mapping.absent_sources():
+                result.warnings.append(
+                    f"mapping {mapping.name!r}: no record had the field {path!r} named by "
+                    "'from:'; its target was left unchanged (a typo, or the source no longer "
+                    "sends it?)")
+        for warning in result.warnings:
+            log.warning("flow %s: %s", self.flow.flow, warning)
+        return result.warnings
 
     def _sync(self, result: RunResult, mode: str, since: Cursor | None,
               dry_run: bool) -> None:

@@ -10,6 +10,12 @@ Failures inside a transform become :class:`RecordError` naming the mapping,
 the field and the value - never a traceback in the dead letters - except
 :class:`ParentMissingError`, which passes through so the engine can park the
 record until its parent arrives.
+
+A ``from:`` path the record does not have at all (as opposed to a null value)
+leaves its target unset, like a ``when`` that does not match: a misspelt or
+vanished source field never turns into nulls over good data. The compiled
+mapping counts such paths; :meth:`CompiledMapping.absent_sources` names those
+no record had, for the run's warnings.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from crm2erp.errors import ConfigError, ConfigIssue, ParentMissingError, RecordE
 from crm2erp.mapping import transforms as _builtins  # noqa: F401  (registers built-ins)
 from crm2erp.mapping.conditions import Predicate, compile_condition
 from crm2erp.mapping.models import FieldSpec, MappingSpec
-from crm2erp.mapping.paths import make_getter, make_setter
+from crm2erp.mapping.paths import ABSENT, make_getter, make_setter
 from crm2erp.mapping.registry import (
     Args,
     TransformContext,
@@ -48,6 +54,7 @@ class FieldTrace:
     value: Any = None
     error: str | None = None
     skipped: bool = False  # its `when` did not match
+    absent: bool = False  # the record has no field named by `from`: not set
     children: list[list[FieldTrace]] | None = None  # per element, for `each`
 
 
@@ -58,6 +65,7 @@ class _Env:
     direction: str
     resolver: Resolver | None
     prefix: str = ""  # "lines[2]." inside `each`
+    presence: dict[str, bool] | None = None  # source path -> found in some record
 
 
 @dataclass
@@ -72,6 +80,8 @@ class _Field:
     has_default: bool
     required: bool
     each: list[_Field] | None
+    labels: list[str]  # the source paths as reported ("lines[].sku" inside `each`)
+    multi: bool  # `from` is a list: the getter gives one value per path
 
     def _fail(self, env: _Env, message: str) -> RecordError:
         name = env.prefix + self.target
@@ -89,7 +99,14 @@ class _Field:
             if trace is not None:
                 trace.skipped = True
             return
-        value = self.get(source)
+        value, absent = self._read(source, env)
+        if absent:   # not in the record at all: leave the target alone, as `when` does
+            if trace is not None:
+                trace.absent = True
+            if self.required:
+                raise self._fail(env, f"is required, but the record has no field "
+                                      f"{' or '.join(map(repr, self.sources))}")
+            return
         if trace is not None:
             trace.raw = value
         if self.each is not None:
@@ -124,6 +141,20 @@ class _Field:
         if trace is not None:
             trace.value = value
         self.put(out, value)
+
+    def _read(self, source: Mapping[str, Any], env: _Env) -> tuple[Any, bool]:
+        """The source value(s) and whether the record lacks every field `from` names."""
+        value = self.get(source)
+        values = value if self.multi else [value]
+        found = [v is not ABSENT for v in values]
+        if env.presence is not None:
+            for label, present in zip(self.labels, found, strict=False):
+                env.presence[label] = env.presence.get(label, False) or present
+        if all(found):
+            return value, False
+        if not any(found):
+            return None, True
+        return [None if v is ABSENT else v for v in values], False
 
     def _run_each(
         self, value: Any, root: Mapping[str, Any], env: _Env, trace: FieldTrace | None
@@ -183,6 +214,7 @@ class CompiledMapping:
         self.system = system
         self._fields = fields
         self._where = where
+        self._presence: dict[str, bool] = {}
 
     def sources(self) -> dict[str, list[str]]:
         """Target path -> the source paths it is computed from (for field ownership)."""
@@ -193,11 +225,22 @@ class CompiledMapping:
         return self._where is None or self._where(record)
 
     def apply(self, record: Mapping[str, Any], resolver: Resolver | None = None) -> dict[str, Any]:
-        """Map one record; raises RecordError (or ParentMissingError)."""
+        """Map one record; raises RecordError (or ParentMissingError).
+
+        A field whose ``from:`` names no field of the record (not even a null one)
+        is not set at all, so merging into what the hub knows keeps that value.
+        """
         out: dict[str, Any] = {}
-        env = _Env(self.name, self.system, self.direction, resolver)
+        env = _Env(self.name, self.system, self.direction, resolver, presence=self._presence)
         _run_fields(self._fields, record, record, out, env, False)
         return out
+
+    def absent_sources(self) -> list[str]:
+        """The ``from:`` paths that no record mapped since the last call had (a typo, or
+        a source that stopped sending the field); starts counting afresh."""
+        absent = sorted(path for path, seen in self._presence.items() if not seen)
+        self._presence.clear()
+        return absent
 
     def explain(
         self, record: Mapping[str, Any], resolver: Resolver | None = None
@@ -212,7 +255,8 @@ def _label(item: Any) -> str:
 
 
 def _compile_fields(
-    fields: dict[str, FieldSpec], base: tuple[Any, ...], problems: list[tuple[tuple, str, str]]
+    fields: dict[str, FieldSpec], base: tuple[Any, ...], problems: list[tuple[tuple, str, str]],
+    label: str = "",
 ) -> list[_Field]:
     targets = list(fields)
     for t in targets:
@@ -243,12 +287,14 @@ def _compile_fields(
         else:
             getters = [make_getter(s) for s in spec.from_]
             get = lambda rec, gs=getters: [g(rec) for g in gs]  # noqa: E731
-        each = _compile_fields(spec.each, path + ("each",), problems) if spec.each else None
+        each = (_compile_fields(spec.each, path + ("each",), problems,
+                                f"{label}{spec.from_}[].") if spec.each else None)
         compiled.append(_Field(
             target=target, sources=spec.sources, get=get, put=make_setter(target),
             steps=steps, when=compile_condition(spec.when) if spec.when else None,
             default=spec.default, has_default=spec.has_default, required=spec.required,
-            each=each,
+            each=each, labels=[label + s for s in spec.sources],
+            multi=isinstance(spec.from_, list),
         ))
     return compiled
 
@@ -266,9 +312,13 @@ def _issues(spec: MappingSpec, problems: list[tuple[tuple, str, str]]) -> list[C
 
 
 def check_mapping(spec: MappingSpec) -> list[ConfigIssue]:
-    """Every problem compiling ``spec`` would find (empty list: it compiles)."""
+    """Every problem compiling ``spec`` would find (empty list: it compiles), and every
+    canonical field it names that the canonical model does not have."""
+    from crm2erp.mapping.fieldcheck import canonical_problems
+
     problems: list[tuple[tuple, str, str]] = []
     _compile_fields(spec.fields, ("fields",), problems)
+    problems += canonical_problems(spec)
     return _issues(spec, problems)
 
 

@@ -40,7 +40,7 @@ def compile_condition(cond: Condition) -> Predicate:
         inner = compile_condition(cond.not_)
         return lambda rec: not inner(rec)
     assert cond.field is not None
-    get = make_getter(cond.field)
+    get = make_getter(cond.field, absent=None)
     op = cond.operator
     if op == "equals":
         want = cond.equals

@@ -17,6 +17,7 @@ __all__ = [
     "load_connections",
     "load_project",
     "validate_project",
+    "validate_connections",
     "Project",
 ]
 
@@ -30,7 +31,7 @@ from crm2erp.errors import ConfigError, ConfigIssue
 from crm2erp.mapping.compiler import check_mapping
 from crm2erp.mapping.models import ConnectionsFile, ConnectionSpec, FlowSpec, MappingSpec
 from crm2erp.mapping.registry import TransformSpecError, bind_transform
-from crm2erp.mapping.validation import did_you_mean, validate_doc
+from crm2erp.mapping.validation import did_you_mean, issues_from_validation, validate_doc
 from crm2erp.mapping.yamlpos import YamlDoc, interpolate_env, load_yaml
 
 CONNECTIONS_FILE = "connections.yaml"
@@ -67,6 +68,7 @@ def _raw_transform_issues(doc: YamlDoc) -> list[ConfigIssue]:
 
 
 def _read_mapping(path: Path) -> tuple[MappingSpec | None, list[ConfigIssue]]:
+    """The spec (None when its structure is invalid) and every problem of the file."""
     doc = load_yaml(path)
     issues = list(doc.issues)
     spec, more = validate_doc(doc, MappingSpec)
@@ -76,7 +78,7 @@ def _read_mapping(path: Path) -> tuple[MappingSpec | None, list[ConfigIssue]]:
         issues += check_mapping(spec)
     else:
         issues += _raw_transform_issues(doc)
-    return (spec if not issues else None), _sorted(issues)
+    return spec, _sorted(issues)
 
 
 def _read_flow(path: Path) -> tuple[FlowSpec | None, list[ConfigIssue]]:
@@ -88,13 +90,42 @@ def _read_flow(path: Path) -> tuple[FlowSpec | None, list[ConfigIssue]]:
     return (spec if not issues else None), _sorted(issues)
 
 
+def _connector_issues(doc: YamlDoc, name: str) -> list[ConfigIssue]:
+    """The connection's settings checked by its connector's ``Config`` model."""
+    from pydantic import ValidationError
+
+    from crm2erp.connectors import available, load_connector_class
+
+    raw = doc.data["connections"][name]
+    base = ("connections", name)
+    try:
+        cls = load_connector_class(raw["type"])
+    except ConfigError:
+        known = sorted(available())
+        hint = did_you_mean(raw["type"], known) or f" (known: {', '.join(known)})"
+        return [doc.issue(base + ("type",), f"unknown connector type {raw['type']!r}{hint}")]
+    settings = {k: v for k, v in raw.items() if k not in ("type", "airflow_conn_id")}
+    try:
+        cls.Config.model_validate(settings)
+    except ValidationError as exc:
+        return issues_from_validation(exc, doc, cls.Config, base,
+                                      skip_missing=bool(raw.get("airflow_conn_id")))
+    return []
+
+
 def _read_connections(
-    path: Path, env: Mapping[str, str]
+    path: Path, env: Mapping[str, str], *, settings: bool = False
 ) -> tuple[dict[str, ConnectionSpec] | None, list[ConfigIssue]]:
+    """``settings``: also check each connection's settings with its connector."""
     doc = load_yaml(path)
     issues = list(doc.issues) + interpolate_env(doc, env)
     parsed, more = validate_doc(doc, ConnectionsFile)
     issues += more
+    if parsed is not None and settings:
+        unset = {(i.line, i.column) for i in issues}   # a value "" for a missing ${VAR}
+        for name in parsed.connections:
+            issues += [i for i in _connector_issues(doc, name)
+                       if (i.line, i.column) not in unset]
     if parsed is None or issues:
         return None, _sorted(issues)
     out = {}
@@ -115,7 +146,7 @@ def _raise(kind: str, path: Path, issues: list[ConfigIssue]) -> None:
 def load_mapping(path: str | os.PathLike[str]) -> MappingSpec:
     """Parse and check one ``*.map.yaml`` (including transform arguments)."""
     spec, issues = _read_mapping(Path(path))
-    if spec is None:
+    if spec is None or issues:
         _raise("mapping file", Path(path), issues)
     return spec  # type: ignore[return-value]
 
@@ -189,7 +220,10 @@ def _flow_files(root: Path) -> list[Path]:
     )
 
 
-def _scan(root: Path, env: Mapping[str, str]) -> tuple[Project, list[ConfigIssue]]:
+def _scan(root: Path, env: Mapping[str, str], *, deep: bool = False, reflect: bool = False,
+          notes: list[str] | None = None) -> tuple[Project, list[ConfigIssue]]:
+    """``deep``: also check connector settings and the flows against their connectors'
+    streams, as ``mappings validate`` does (``reflect``: look at live schemas too)."""
     from crm2erp.mapping.crossref import check_flows
 
     issues: list[ConfigIssue] = []
@@ -200,7 +234,7 @@ def _scan(root: Path, env: Mapping[str, str]) -> tuple[Project, list[ConfigIssue
     conn_path = root / CONNECTIONS_FILE
     conns: dict[str, ConnectionSpec] | None = None
     if conn_path.is_file():
-        conns, more = _read_connections(conn_path, env)
+        conns, more = _read_connections(conn_path, env, settings=deep)
         issues += more
     else:
         issues.append(ConfigIssue(str(conn_path), None, None,
@@ -219,14 +253,34 @@ def _scan(root: Path, env: Mapping[str, str]) -> tuple[Project, list[ConfigIssue
         flows[spec.flow] = spec
     project = Project(root, conns or {}, flows)
     issues += check_flows(project, checked_connections=conns is not None)
+    if deep and conns is not None:
+        from crm2erp.mapping.streamcheck import check_streams
+
+        issues += check_streams(project, reflect=reflect,
+                                notes=notes if notes is not None else [])
     return project, _sorted(issues)
 
 
 def validate_project(
-    root: str | os.PathLike[str], env: Mapping[str, str] | None = None
+    root: str | os.PathLike[str], env: Mapping[str, str] | None = None, *,
+    reflect: bool = False, notes: list[str] | None = None,
 ) -> list[ConfigIssue]:
-    """Every problem in the project at ``root``; an empty list means it is valid."""
-    return _scan(Path(root), os.environ if env is None else env)[1]
+    """Every problem in the project at ``root``; an empty list means it is valid.
+
+    Beyond what loading checks, connector settings are checked by each connector
+    and the mappings against the fields each stream declares; with ``reflect``
+    also against the live schema of reachable databases. What could not be
+    checked (a database that is not reachable) is appended to ``notes``.
+    """
+    return _scan(Path(root), os.environ if env is None else env, deep=True,
+                 reflect=reflect, notes=notes)[1]
+
+
+def validate_connections(path: str | os.PathLike[str],
+                         env: Mapping[str, str] | None = None) -> list[ConfigIssue]:
+    """Every problem in one ``connections.yaml``, its connectors' settings included."""
+    return _read_connections(Path(path), os.environ if env is None else env,
+                             settings=True)[1]
 
 
 def load_project(root: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Project:

@@ -1,25 +1,42 @@
 """Dotted paths into records: ``billing_address.city``, ``lines.0.sku``.
 
 Reading is forgiving (a missing step gives None: optional source fields are
-normal); writing creates the nested dicts a dotted target names.
+normal); writing creates the nested dicts a dotted target names. Mappings
+read with :func:`make_getter`, which tells a field the record does not have
+at all (:data:`ABSENT`) from one it has with a null value.
 """
 
 from __future__ import annotations
 
-__all__ = ["get_path", "make_getter", "make_setter"]
+__all__ = ["ABSENT", "get_path", "make_getter", "make_setter"]
 
 from collections.abc import Callable, Mapping
 from typing import Any
 
 
-def get_path(record: Any, path: str) -> Any:
-    """The value at ``path``; a key that itself contains dots wins if present."""
+class _Absent:
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+#: What :func:`make_getter`'s readers return when a record lacks a key on the path.
+ABSENT: Any = _Absent()
+
+
+def _lookup(record: Any, path: str) -> Any:
+    """The value at ``path``, or ABSENT when a record on the way lacks the key.
+
+    A null value or a list index out of range on the way gives None (the
+    record says there is nothing there); only a missing key is ABSENT.
+    """
     if isinstance(record, Mapping) and path in record:
         return record[path]
     cur = record
     for part in path.split("."):
         if isinstance(cur, Mapping):
-            cur = cur.get(part)
+            if part not in cur:
+                return ABSENT
+            cur = cur[part]
         elif isinstance(cur, list | tuple) and part.lstrip("-").isdigit():
             index = int(part)
             cur = cur[index] if -len(cur) <= index < len(cur) else None
@@ -30,13 +47,28 @@ def get_path(record: Any, path: str) -> Any:
     return cur
 
 
-def make_getter(path: str) -> Callable[[Any], Any]:
-    """A reader for ``path``, with a fast path for plain keys."""
+def get_path(record: Any, path: str) -> Any:
+    """The value at ``path`` (None when there is none); a key that itself contains dots
+    wins if present."""
+    value = _lookup(record, path)
+    return None if value is ABSENT else value
+
+
+def make_getter(path: str, absent: Any = ABSENT) -> Callable[[Any], Any]:
+    """A reader for ``path`` giving ``absent`` when the record lacks it; fast for plain keys."""
     if "." not in path:
         def get_plain(record: Any) -> Any:
-            return record.get(path) if isinstance(record, Mapping) else None
+            if not isinstance(record, Mapping):
+                return None
+            return record.get(path, absent)
         return get_plain
-    return lambda record: get_path(record, path)
+    if absent is ABSENT:
+        return lambda record: _lookup(record, path)
+
+    def get_nested(record: Any) -> Any:
+        value = _lookup(record, path)
+        return absent if value is ABSENT else value
+    return get_nested
 
 
 def make_setter(path: str) -> Callable[[dict[str, Any], Any], None]:

@@ -15,7 +15,7 @@ import inspect
 import re
 import types
 import typing
-from typing import Any, TypeVar, Union
+from typing import Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ValidationError
 
@@ -62,7 +62,14 @@ def _step(tp: Any, part: Any) -> Any:
             return typing.get_args(cand)[1]
         if origin is list and isinstance(part, int):
             return typing.get_args(cand)[0]
-    return tp  # a union tag or model name: stay where we are
+    for cand in _candidates(tp):  # a union tag: the class name or a Literal discriminator
+        if inspect.isclass(cand) and issubclass(cand, BaseModel) and (
+                cand.__name__ == part or any(
+                    typing.get_origin(info.annotation) is Literal
+                    and part in typing.get_args(info.annotation)
+                    for info in cand.model_fields.values())):
+            return cand
+    return tp  # a model name pydantic added: stay where we are
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
@@ -94,11 +101,18 @@ def _message(err: dict[str, Any], model: type[BaseModel], where: str) -> tuple[s
 
 
 def issues_from_validation(
-    exc: ValidationError, doc: YamlDoc, model: type[BaseModel]
+    exc: ValidationError, doc: YamlDoc, model: type[BaseModel], prefix: DataPath = (),
+    *, skip_missing: bool = False,
 ) -> list[ConfigIssue]:
+    """One issue per place; ``prefix`` is where the validated data sits in ``doc``.
+
+    ``skip_missing`` leaves out missing required keys (settings another source
+    provides, such as an Airflow Connection's credentials)."""
     grouped: dict[tuple[DataPath, str], list[str]] = {}
     for err in exc.errors():
-        path = doc.data_path(tuple(err["loc"]))
+        if skip_missing and err["type"] == "missing":
+            continue
+        path = doc.data_path(prefix + tuple(err["loc"]))
         if err["type"] == "extra_forbidden":  # the path ends with the unknown key
             where = format_path(path[:-1]) if path[:-1] else "the file"
         else:

@@ -46,6 +46,12 @@ class RunRecord:
     deleted: int = 0
     message: str | None = None
     owner: str | None = None   # lock owner (host:pid:random) of the process running it
+    warnings: str | None = None   # one per line
+
+    @property
+    def warning_list(self) -> list[str]:
+        """The run's warnings (a ``from:`` path no record had, say)."""
+        return self.warnings.splitlines() if self.warnings else []
 
     @property
     def counts(self) -> dict[str, int]:

@@ -208,13 +208,17 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                 flow=flow, mode=mode, status="running", started_at=utcnow(), owner=owner))
             return int(result.inserted_primary_key[0])
 
-    def finish_run(self, run_id: int, status: str, message: str | None = None) -> None:
-        """Close a run with its final status and an optional (redacted) message."""
+    def finish_run(self, run_id: int, status: str, message: str | None = None,
+                   warnings: list[str] | None = None) -> None:
+        """Close a run with its final status, an optional (redacted) message and its
+        warnings (kept one per line)."""
         _check(status, RUN_STATUSES, "run status")
         with self.engine.begin() as conn:
             done = conn.execute(runs.update().where(runs.c.id == run_id).values(
                 status=status, finished_at=utcnow(),
-                message=None if message is None else redact(message)))
+                message=None if message is None else redact(message),
+                warnings="\n".join(redact(w).replace("\n", " ") for w in warnings)
+                if warnings else None))
         if done.rowcount != 1:
             raise ConfigError(f"no run #{run_id}")
 

@@ -63,6 +63,7 @@ runs = sa.Table(
       for name in COUNT_FIELDS),
     sa.Column("message", LongText, nullable=True),
     sa.Column("owner", sa.String(191), nullable=True),   # lock owner of its process
+    sa.Column("warnings", LongText, nullable=True),   # one per line
     sa.Index(None, "flow", "id"),
 )
 

@@ -36,7 +36,8 @@ def _run(record) -> dict[str, Any]:
     return {"id": record.id, "flow": record.flow, "mode": record.mode,
             "status": record.status, "started_at": _iso(record.started_at),
             "finished_at": _iso(record.finished_at), "seconds": seconds,
-            "message": record.message, "counts": record.counts}
+            "message": record.message, "warnings": record.warning_list,
+            "counts": record.counts}
 
 
 def _quality(store, run_id: int, flow, masker: Masker) -> dict[str, Any]:

@@ -314,3 +314,59 @@ def test_reference_links_and_anchors_resolve():
         elif not path and anchor not in anchors:
             broken.append(target)
     assert not broken, f"broken links in docs/mapping-reference.md: {broken}"
+
+
+TYPOS_PROJECT = "/tmp/crm2erp-doc/typos"  # where the demo copy with typos lived when captured
+
+
+def _typos_copy(tmp_path: Path) -> tuple[Path, Path]:
+    """The demo with the three typos the page describes, next to its databases."""
+    from crm2erp.demo.sample import sample_crm_rows
+    from crm2erp.demo.systems import create_systems
+    from crm2erp.mappings import pack_dir
+
+    typos, data = tmp_path / "typos", tmp_path / "data"
+    shutil.copytree(pack_dir("demo"), typos, ignore=shutil.ignore_patterns("__pycache__"))
+    data.mkdir()
+    create_systems(f"sqlite:///{data}/crm.db", f"sqlite:///{data}/erp.db",
+                   sample_crm_rows(accounts=5))
+    edits = {"maps/crm_account.in.map.yaml": ("  email: {from: email,", "  email: {from: emial,"),
+             "maps/erp_customer.out.map.yaml": ("  vat: {from: tax_id}", "  vta: {from: tax_id}"),
+             "accounts.flow.yaml": ("delete_policy: ignore", "delete_policy: archive")}
+    for rel, (old, new) in edits.items():
+        path = typos / rel
+        text = path.read_text(encoding="utf-8")
+        assert text.count(old) == 1, f"the demo changed: re-capture the doc's output ({rel})"
+        path.write_text(text.replace(old, new), encoding="utf-8")
+    return typos, data
+
+
+def _documented(block: str, command: str) -> list[str]:
+    """The lines a console block shows for ``$ command`` (up to the next prompt)."""
+    lines = block.splitlines()
+    start = lines.index(f"$ {command}") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("$ ")), len(lines))
+    return lines[start:end]
+
+
+def test_typos_output_is_what_validate_and_status_print(tmp_path):
+    typos, data = _typos_copy(tmp_path)
+    env = {"CRM2ERP_DEMO_DIR": str(data)}
+    block = next(b for b in _console_blocks() if f"{TYPOS_PROJECT} mappings validate\n" in b)
+    for extra in ([], ["--offline"]):
+        result = crm2erp("-p", str(typos), "mappings", "validate", *extra, cwd=tmp_path,
+                         env=env)
+        assert result.returncode == 2
+        shown = result.stdout.replace(str(typos), TYPOS_PROJECT).splitlines()
+        command = " ".join(["crm2erp -p", TYPOS_PROJECT, "mappings validate", *extra])
+        assert shown == _documented(block, command)
+
+    state = ["--state", f"sqlite:///{tmp_path}/state.db"]
+    run = crm2erp("-p", str(typos), *state, "sync", "run", "demo_accounts", cwd=tmp_path,
+                  env=env)
+    assert run.returncode == 1, run.stderr      # the `vta` column dead-letters every record
+    status = crm2erp("-p", str(typos), *state, "status", cwd=tmp_path, env=env)
+    assert status.returncode == 0, status.stderr
+    block = next(b for b in _console_blocks() if f"{TYPOS_PROJECT} status" in b)
+    warning = _documented(block, f"crm2erp -p {TYPOS_PROJECT} status")[-1]
+    assert warning in status.stdout.splitlines()

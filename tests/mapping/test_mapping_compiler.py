@@ -26,9 +26,36 @@ def test_nested_targets_constants_and_multi_source():
     assert m.apply({})["tags"] == ["a"]
 
 
-def test_missing_source_is_none_and_default_applies():
+def test_null_source_is_none_and_default_applies():
     m = mapping({"a": {"from": "x.y.z"}, "b": {"from": "nope", "default": 0}})
-    assert m.apply({"x": {"y": None}}) == {"a": None, "b": 0}
+    assert m.apply({"x": {"y": None}, "nope": None}) == {"a": None, "b": 0}
+
+
+def test_absent_source_leaves_the_target_unset_and_is_reported():
+    """A `from:` the record lacks (a typo: emial) must not become a null over good data."""
+    m = mapping({"email": {"from": "emial", "transforms": ["email"], "default": "x@y.z"},
+                 "name": {"from": "name"},
+                 "city": {"from": "address.city"},
+                 "both": {"from": ["name", "nick"], "transforms": ["coalesce"]},
+                 "kind": {"value": "customer"}})
+    assert m.apply({"name": "Ada", "address": {}}) == {"name": "Ada", "both": "Ada",
+                                                       "kind": "customer"}
+    assert m.apply({"name": "Bob", "address": None, "nick": "B"})["city"] is None
+    assert m.absent_sources() == ["emial"]        # nick and address.city were seen once
+    assert m.absent_sources() == []               # counting starts afresh
+
+
+def test_absent_required_source_is_record_error():
+    m = mapping({"id": {"from": "id", "required": True}})
+    with pytest.raises(RecordError, match="is required, but the record has no field 'id'"):
+        m.apply({"ID": "1"})
+
+
+def test_absent_paths_inside_each_are_named_by_their_list():
+    m = mapping({"lines": {"from": "items", "each": {"sku": {"from": "skuu"},
+                                                      "qty": {"from": "qty"}}}})
+    assert m.apply({"items": [{"sku": "A", "qty": 1}]}) == {"lines": [{"qty": 1}]}
+    assert m.absent_sources() == ["items[].skuu"]
 
 
 def test_required_field_without_value_is_record_error():
@@ -73,7 +100,7 @@ def test_value_map_error_mode_names_value():
 )
 def test_conditions(cond, record, expected):
     assert mapping({"x": {"from": "x"}}, where=cond).matches(record) is expected
-    field_when = mapping({"x": {"from": "x", "when": cond}})
+    field_when = mapping({"x": {"value": 1, "when": cond}})
     assert ("x" in field_when.apply(record)) is expected
 
 

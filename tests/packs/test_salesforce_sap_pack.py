@@ -33,7 +33,10 @@ def test_pack_validates_through_the_cli_without_any_environment():
     assert "ok" in done.stdout
     # a real system's settings come from the environment
     issues = validate_project(PACK, env={"SF_INSTANCE_URL": "not a url"})
-    assert not issues   # URLs are checked when the connector is built, not by the loader
+    # `mappings validate` checks connector settings, at their position
+    assert [(i.line, i.column) for i in issues] == [(12, 19)]
+    assert "instance_url must look like https://" in issues[0].message
+    assert load_project(PACK, env={"SF_INSTANCE_URL": "not a url"})  # the loader does not
     project = load_project(PACK, env={"SAP_SALES_ORG": "2000"})
     assert project.connections["sap"].settings["streams"]["sales_orders"][
         "create_defaults"]["SalesOrganization"] == "2000"
