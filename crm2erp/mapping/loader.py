@@ -32,7 +32,7 @@ from crm2erp.mapping.compiler import check_mapping
 from crm2erp.mapping.models import ConnectionsFile, ConnectionSpec, FlowSpec, MappingSpec
 from crm2erp.mapping.registry import TransformSpecError, bind_transform
 from crm2erp.mapping.validation import did_you_mean, issues_from_validation, validate_doc
-from crm2erp.mapping.yamlpos import YamlDoc, interpolate_env, load_yaml
+from crm2erp.mapping.yamlpos import YamlDoc, interpolate_env, load_yaml, unset_positions
 
 CONNECTIONS_FILE = "connections.yaml"
 
@@ -122,7 +122,8 @@ def _read_connections(
     parsed, more = validate_doc(doc, ConnectionsFile)
     issues += more
     if parsed is not None and settings:
-        unset = {(i.line, i.column) for i in issues}   # a value "" for a missing ${VAR}
+        # a value "" for a missing ${VAR}, or a marker an Airflow Connection may replace
+        unset = {(i.line, i.column) for i in issues} | unset_positions(doc)
         for name in parsed.connections:
             issues += [i for i in _connector_issues(doc, name)
                        if (i.line, i.column) not in unset]

@@ -197,6 +197,32 @@ def load_yaml(source: str | os.PathLike[str], *, text: str | None = None) -> Yam
 _ENV_RX = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
+#: What a variable that is not set reads as when loading must not fail on it (DAG
+#: parsing: an Airflow Connection may provide the value at run time).
+UNSET = "\x00crm2erp-unset:{}\x00"
+UNSET_RX = re.compile("\x00crm2erp-unset:([^\x00]*)\x00")
+
+
+def unset_positions(doc: YamlDoc) -> set[tuple[int | None, int | None]]:
+    """The (line, column) of every string value that still holds an :data:`UNSET` marker."""
+    found: set[tuple[int | None, int | None]] = set()
+
+    def walk(value: Any, path: DataPath) -> None:
+        if isinstance(value, str):
+            if UNSET_RX.search(value):
+                issue = doc.issue(path, "")
+                found.add((issue.line, issue.column))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, path + (key,))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, path + (i,))
+
+    walk(doc.data, ())
+    return found
+
+
 def interpolate_env(doc: YamlDoc, env: Mapping[str, str]) -> list[ConfigIssue]:
     """Expand ``${VAR}`` / ``${VAR:-default}`` in every string value, in place.
 
