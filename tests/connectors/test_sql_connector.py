@@ -355,3 +355,24 @@ def test_duplicate_keys_in_one_batch_last_wins(db):
     assert [r.action for r in result] == [WriteAction.CREATED, WriteAction.UPDATED]
     assert result[0].target_id == result[1].target_id
     assert fetch(url, "SELECT crm_ref, name FROM customers") == [("C-1", "second")]
+
+
+def test_sqlite_column_level_unique_is_an_upsert_key(tmp_path):
+    """SQLite keeps a column-level UNIQUE as an automatic index that reflection
+    leaves out; the connector still finds it and upserts on it."""
+    url = f"sqlite:///{tmp_path / 'erp.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE customers (id INTEGER PRIMARY KEY, "
+                             "ext_id VARCHAR(64) UNIQUE, name TEXT)")
+    engine.dispose()
+    conn = create_connector("sql", {"url": url, "streams": {
+        "customers": {"table": "customers", "key": "ext_id", "id_column": "id"}}})
+    try:
+        conn.upsert("customers", [{"ext_id": "A-1", "name": "Alpha"},
+                                  {"ext_id": "B-2", "name": "Beta"}])
+        conn.upsert("customers", [{"ext_id": "A-1", "name": "Alpha GmbH"}])
+    finally:
+        conn.close()
+    assert sorted(fetch(url, "SELECT ext_id, name FROM customers")) == [
+        ("A-1", "Alpha GmbH"), ("B-2", "Beta")]
