@@ -52,6 +52,14 @@ class Settings:
         return StateStore.open(self.state_url)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"crm2erp {version('crm2erp')}")
+        raise typer.Exit(EXIT_OK)
+
+
 @app.callback()
 def root(
     ctx: typer.Context,
@@ -61,6 +69,8 @@ def root(
                               help="State store URL (default: sqlite:///crm2erp-state.db)."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                  help="Print the version and exit."),
 ) -> None:
     setup_logging(verbose + (2 if debug else 0))
     ctx.obj = Settings(project=project, state_url=state, debug=debug)

@@ -153,3 +153,12 @@ def test_schemas_export_writes_json(tmp_path):
     assert result.returncode == 0, result.stderr
     schema = json.loads((tmp_path / "out" / "Account.schema.json").read_text())
     assert "name" in schema["properties"]
+
+
+def test_version_prints_the_installed_version(tmp_path):
+    from importlib.metadata import version
+
+    result = crm2erp("--version", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"crm2erp {version('crm2erp')}"
+    assert not list(tmp_path.iterdir())   # nothing written
