@@ -12,6 +12,7 @@ from __future__ import annotations
 import getpass
 import os
 
+import click
 import typer
 from rich.table import Table
 
@@ -144,8 +145,10 @@ def review(ctx: typer.Context,
         for number, pair in enumerate(pairs, 1):
             console.print(f"\n[b]{number}/{len(pairs)}[/]")
             console.print(pair_table(pair))
-            answer = typer.prompt("same entity? [a]ccept / [r]eject / [s]kip / [q]uit",
-                                  default="s").strip().lower()[:1]
+            answer = click.prompt("same entity? [a]ccept / [r]eject / [s]kip / [q]uit",
+                                  default="s", show_choices=False,
+                                  type=click.Choice(["a", "r", "s", "q"],
+                                                    case_sensitive=False)).lower()
             if answer == "q":
                 break
             if answer in ("a", "r"):
