@@ -5,6 +5,8 @@ from __future__ import annotations
 __all__ = ["console", "err_console", "setup_logging", "counts_table", "progress_bar"]
 
 import logging
+import os
+import sys
 
 from rich.console import Console
 from rich.logging import RichHandler
@@ -13,8 +15,19 @@ from rich.table import Table
 
 from crm2erp.redact import RedactingFilter
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+#: Outside a terminal (a pipe, a CI log) nothing is cut to 80 columns: lines and
+#: tables keep their full width unless COLUMNS says otherwise.
+_PIPE_WIDTH = 1000
+
+
+def _width(stream) -> int | None:
+    if "COLUMNS" in os.environ or stream.isatty():
+        return None   # rich's own choice: the terminal's width, or COLUMNS
+    return _PIPE_WIDTH
+
+
+console = Console(highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
 
 COLUMNS = ("read", "created", "updated", "unchanged", "skipped", "failed", "parked")
 

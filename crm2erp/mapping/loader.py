@@ -237,9 +237,10 @@ def _scan(root: Path, env: Mapping[str, str], *, deep: bool = False, reflect: bo
     if conn_path.is_file():
         conns, more = _read_connections(conn_path, env, settings=deep)
         issues += more
-    else:
-        issues.append(ConfigIssue(str(conn_path), None, None,
-                                  f"no {CONNECTIONS_FILE} in the project directory; create it"))
+    else:   # not a project: its sub-folders are not scanned for flows
+        return Project(root, {}, {}), [ConfigIssue(
+            str(conn_path), None, None, f"no {CONNECTIONS_FILE} in the project directory; "
+            "create it, or point --project / CRM2ERP_PROJECT at a project folder")]
     flows: dict[str, FlowSpec] = {}
     for path in _flow_files(root):
         spec, more = _read_flow(path)
