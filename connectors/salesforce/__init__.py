@@ -16,8 +16,7 @@ __all__ = ["SalesforceConnector", "SalesforceConfig", "StreamConfig"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import (DelegatingConnector, DeleteMode, Row, StreamInfo,
-                                     WriteResult)
+from crm2erp.connectors.base import DelegatingConnector, DeleteMode, Row, StreamInfo, WriteResult
 from crm2erp.connectors.salesforce.api import build_client, parse_limit_info
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.source import SalesforceReader
