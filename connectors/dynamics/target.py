@@ -123,35 +123,31 @@ class DynamicsWriter:
 
     def delete(self, name: str, stream: DynamicsStreamConfig, ids: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:
-        """Delete or deactivate rows by primary id; one result per id."""
-        results = []
-        for record_id in map(str, ids):
-            if mode is DeleteMode.IGNORE:
-                results.append(WriteResult(record_id, WriteAction.UNCHANGED))
-                continue
-            if not _GUID.match(record_id):
-                results.append(WriteResult(record_id, WriteAction.FAILED, error=(
-                    f"stream {name!r}: {record_id!r} is not a row id (GUID)")))
-                continue
-            url = f"{self.config.api_path}/{stream.entity_set}({record_id})"
-            if mode is DeleteMode.DELETE:
-                resp = self.client.request("DELETE", url, expect_json=False, headers={
-                    "Accept": "application/json", "OData-MaxVersion": "4.0",
-                    "OData-Version": "4.0"})
-            else:
-                resp = self._patch(url, dict(stream.archive), {"If-Match": "*"})
-            if resp.status_code in (200, 204):
-                results.append(WriteResult(record_id, WriteAction.UPDATED,
-                                           target_id=record_id.lower()))
-                continue
-            error = odata_error(resp)
-            if resp.status_code == 404 and error and error[0] == NOT_FOUND_CODE:
-                gone = WriteResult.not_found(record_id, stream.entity_set)
-                results.append(WriteResult(record_id, WriteAction.FAILED,
-                                           error=f"{gone.error} ({error[0]}: {error[1]})"))
-            else:
-                results.append(self._failed(stream, record_id, resp))
-        return results
+        """Delete or deactivate rows by primary id; one result per id (each sent once)."""
+        done = {i: self._delete_one(name, stream, i, mode) for i in dict.fromkeys(map(str, ids))}
+        return [done[str(i)] for i in ids]
+
+    def _delete_one(self, name: str, stream: DynamicsStreamConfig, record_id: str,
+                    mode: DeleteMode) -> WriteResult:
+        if mode is DeleteMode.IGNORE:
+            return WriteResult(record_id, WriteAction.UNCHANGED)
+        if not _GUID.match(record_id):
+            return WriteResult(record_id, WriteAction.FAILED, error=(
+                f"stream {name!r}: {record_id!r} is not a row id (GUID)"))
+        url = f"{self.config.api_path}/{stream.entity_set}({record_id})"
+        if mode is DeleteMode.DELETE:
+            resp = self.client.request("DELETE", url, expect_json=False, headers={
+                "Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"})
+        else:
+            resp = self._patch(url, dict(stream.archive), {"If-Match": "*"})
+        if resp.status_code in (200, 204):
+            return WriteResult(record_id, WriteAction.UPDATED, target_id=record_id.lower())
+        error = odata_error(resp)
+        if resp.status_code == 404 and error and error[0] == NOT_FOUND_CODE:
+            gone = WriteResult.not_found(record_id, stream.entity_set)
+            return WriteResult(record_id, WriteAction.FAILED,
+                               error=f"{gone.error} ({error[0]}: {error[1]})")
+        return self._failed(stream, record_id, resp)
 
     def _patch(self, url: str, body: dict[str, Any], condition: dict[str, str]):
         data = json.dumps(body, default=_wire).encode()

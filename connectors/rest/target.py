@@ -38,7 +38,7 @@ from urllib.parse import quote
 import requests
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
-from crm2erp.connectors.rest.config import RestStreamConfig, VerifyConfig, WriteConfig
+from crm2erp.connectors.rest.config import RemoveConfig, RestStreamConfig, VerifyConfig, WriteConfig
 from crm2erp.connectors.rest.source import apply_rename, nest, select_records
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, decode_json
@@ -296,21 +296,20 @@ class RestWriter:
             raise ConfigError(f"REST stream {name!r}: delete_policy {mode.value} needs "
                               f"'write.{mode.value}: {{method: ..., path: \".../{{id}}\"}}' "
                               "in the stream's config")
-        results = []
-        for record_id in ids:
-            path = spec.path.replace("{id}", quote(record_id, safe=""))
-            resp = self._send(spec.method, path, spec.body)
-            if resp.status_code in spec.not_found:
-                gone = WriteResult.not_found(record_id, f"{self.client.name} {spec.path}")
-                results.append(WriteResult(record_id, WriteAction.FAILED, error=(
-                    f"{gone.error} ({spec.method} {path} answered {self._error(conf, resp)})")))
-            elif resp.status_code >= 400:
-                results.append(WriteResult(record_id, WriteAction.FAILED,
-                                           error=f"{spec.method} {path}: "
-                                                 f"{self._error(conf, resp)}"))
-            else:
-                results.append(WriteResult(record_id, WriteAction.UPDATED, target_id=record_id))
-        return results
+        done = {i: self._delete_one(conf, spec, i) for i in dict.fromkeys(ids)}  # once each
+        return [done[i] for i in ids]
+
+    def _delete_one(self, conf: WriteConfig, spec: RemoveConfig, record_id: str) -> WriteResult:
+        path = spec.path.replace("{id}", quote(record_id, safe=""))
+        resp = self._send(spec.method, path, spec.body)
+        if resp.status_code in spec.not_found:
+            gone = WriteResult.not_found(record_id, f"{self.client.name} {spec.path}")
+            return WriteResult(record_id, WriteAction.FAILED, error=(
+                f"{gone.error} ({spec.method} {path} answered {self._error(conf, resp)})"))
+        if resp.status_code >= 400:
+            return WriteResult(record_id, WriteAction.FAILED,
+                               error=f"{spec.method} {path}: {self._error(conf, resp)}")
+        return WriteResult(record_id, WriteAction.UPDATED, target_id=record_id)
 
     def lookup(self, name: str, stream: RestStreamConfig,
                keys: Sequence[str]) -> Mapping[str, Row]:

@@ -206,23 +206,20 @@ class SalesforceWriter:
             raise ConfigError(f"Salesforce stream {name!r}: delete mode 'archive' needs "
                               "'archive: {field: ..., value: ...}' in the stream's config "
                               "(a field such as Active__c)")
-        results: list[WriteResult | None] = [None] * len(ids)
-        pending = []
-        for n, record_id in enumerate(ids):
-            if _RECORD_ID.match(record_id):
-                pending.append(n)
-            else:
-                results[n] = WriteResult(record_id, WriteAction.FAILED, error=(
+        done: dict[str, WriteResult] = {}
+        for record_id in ids:
+            if not _RECORD_ID.match(record_id):
+                done[record_id] = WriteResult(record_id, WriteAction.FAILED, error=(
                     f"{record_id!r} is not a Salesforce record Id (15 or 18 letters and digits)"))
+        pending = [i for i in dict.fromkeys(ids) if i not in done]   # each Id sent once
         size = self.config.write_batch_size
         for start in range(0, len(pending), size):
             chunk = pending[start:start + size]
-            answers = (self._delete_call(stream, [ids[n] for n in chunk])
-                       if mode is DeleteMode.DELETE else
-                       self._archive_call(stream, [ids[n] for n in chunk]))
-            for n, answer in zip(chunk, answers, strict=True):
-                results[n] = self._deleted(stream, ids[n], answer)
-        return [r for r in results if r is not None]
+            answers = (self._delete_call(stream, chunk) if mode is DeleteMode.DELETE
+                       else self._archive_call(stream, chunk))
+            for record_id, answer in zip(chunk, answers, strict=True):
+                done[record_id] = self._deleted(stream, record_id, answer)
+        return [done[i] for i in ids]
 
     @staticmethod
     def _deleted(stream: StreamConfig, record_id: str, answer: dict[str, Any]) -> WriteResult:
