@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from crm2erp.connectors import create_connector
 from crm2erp.connectors.base import DeleteMode, WriteAction
@@ -206,3 +208,30 @@ def test_rest_delete_request_and_404_not_found(demo):
         conn.delete("organizations", ["1"], DeleteMode.ARCHIVE)
     with pytest.raises(ConfigError, match=r"needs \{id\}"):
         _rest(demo, delete={"path": "/v1/organizations"})
+
+
+# -- any mix of ids: one result per id, in order; done only if it was there -----
+
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(picks=st.lists(st.sampled_from(["1", "2", "3", "4", "99"]), max_size=8))
+def test_rest_and_hubspot_results_follow_the_ids_asked_for(demo, hubspot, picks):
+    from crm2erp.connectors.hubspot.emulator import TOKEN
+    rest = _rest(demo, delete={"path": "/v1/organizations/{id}"})
+    hub = create_connector("hubspot", {
+        "base_url": hubspot.base_url, "retry": FAST_RETRY, "search_requests_per_second": None,
+        "auth": {"type": "bearer", "token": TOKEN},
+        "streams": {"companies": {"object_type": "companies", "properties": ["name"],
+                                  "id_property": "erp_id"}}})
+    for conn, stream, live in (
+            (rest, "organizations",
+             lambda: {str(i) for i, o in demo.orgs.items() if o["active_flag"]}),
+            (hub, "companies",
+             lambda: {r["id"][-1:] for r in hubspot.portal.records("companies")})):
+        before = live()
+        ids = picks if conn is rest else [f"1000000000{p}" for p in picks]  # 10000000001..
+        outcome = conn.delete(stream, ids, DeleteMode.DELETE)
+        assert [r.key for r in outcome] == ids
+        assert [r.ok for r in outcome] == [p in before for p in picks]
+        assert all(r.error.startswith("not found") for r in outcome if not r.ok)
+        assert live() == before - set(picks)
