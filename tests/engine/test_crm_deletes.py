@@ -177,7 +177,7 @@ class Rest(Target):
     type: rest
     base_url: ${{TARGET_URL}}
     retry: {FAST}
-    auth: {{type: client_credentials, client_id: demo-client, client_secret: demo-secret,
+    auth: {{type: client_credentials, client_id: demo-crm-client, client_secret: demo-crm-secret,
            token_url: /oauth/token}}
     streams:
       accounts:
@@ -230,10 +230,6 @@ CASES = [(kind, mode) for kind in (Salesforce, HubSpot, Dynamics, Rest) for mode
 def crm_target(request, systems, project_writer, monkeypatch):
     kind, mode = request.param
     target = kind()
-    if kind is Rest:   # the REST emulator checks its own client id and secret
-        from crm2erp.connectors.rest.emulator import CLIENT_ID, CLIENT_SECRET
-        target.connection = target.connection.replace("demo-client", CLIENT_ID) \
-            .replace("demo-secret", CLIENT_SECRET)
     with systems.crm.begin() as conn:
         conn.execute(sa.text("ALTER TABLE accounts ADD COLUMN is_deleted BOOLEAN "
                              "NOT NULL DEFAULT 0"))
