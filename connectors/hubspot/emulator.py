@@ -16,6 +16,8 @@ Implemented, with HubSpot's URL shapes, bodies and headers:
   multi-status 207 with ``objectWriteTraceId``) and ``.../batch/read``;
 * ``POST /crm/v3/objects/{type}/batch/update`` (by record id, max 100 inputs,
   207 with ``OBJECT_NOT_FOUND`` for ids that do not exist);
+* ``POST /crm/v3/objects/{type}/batch/archive`` (``{"inputs": [{"id"}]}``, max 100):
+  ``204 No Content`` whether or not the ids exist, as HubSpot answers;
 * ``POST /crm/v4/associations/{from}/{to}/batch/read``;
 * ``GET  /crm/v3/properties/{type}``;
 * private app token auth (401 ``INVALID_AUTHENTICATION``), the
@@ -229,6 +231,12 @@ class HubSpotEmulator(FaultInjection):
             if method != "POST":
                 raise _error(405, "VALIDATION_ERROR", f"{method} not allowed here")
             return self._update(m[1], self._json(raw))
+        if m := re.fullmatch(r"/crm/v3/objects/(\w+)/batch/archive", path):
+            self._kind(m[1])
+            if method != "POST":
+                raise _error(405, "VALIDATION_ERROR", f"{method} not allowed here")
+            self._archive(m[1], self._json(raw))
+            return 204, None
         if m := re.fullmatch(r"/crm/v3/objects/(\w+)/(search|batch/upsert|batch/read)", path):
             self._kind(m[1])
             if method != "POST":
@@ -404,6 +412,16 @@ class HubSpotEmulator(FaultInjection):
                 results.append(self._render(kind, record, body.get("properties")))
         return {"status": "COMPLETE", "results": results, "startedAt": _now(),
                 "completedAt": _now()}
+
+    def _archive(self, kind: str, body: dict[str, Any]) -> None:
+        """Batch archive by record id: 204 and no body, whether or not an id exists."""
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise _error(400, "VALIDATION_ERROR", "inputs must be a non-empty list")
+        if len(inputs) > 100:
+            raise _error(400, "VALIDATION_ERROR", "Batch input size limit exceeded: at most "
+                         "100 inputs are allowed")
+        self.portal.archive_ids(kind, [str(i.get("id")) for i in inputs])
 
     def _update(self, kind: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Batch update by record id: missing ids and (with trace ids) refused values

@@ -604,18 +604,22 @@ class FlowRunner:
         """Apply source deletes to the target, in the batch's commit.
 
         A deleted record's open dead letter is closed (a retry must not bring it
-        back). A delete the target refuses is a dead letter of stage ``delete``,
-        retried by ``dlq retry``; one that finds the record already gone is logged.
+        back). A delete the target refuses, or one that finds no record there
+        ("not found"), is a dead letter of stage ``delete``, retried by ``dlq
+        retry``. An applied delete marks the target's cross-reference entry, so
+        the same delete read again (lookback, retry) is not sent twice.
         """
         commit.resolved_keys.extend(source_keys)
         mode = DeleteMode(self.flow.delete_policy)
         if mode is DeleteMode.IGNORE:
             return
         canonical = self.store.canonical_ids(self.flow.entity, self.source_system, source_keys)
-        targets = self.store.external_ids(self.flow.entity, self.target_system,
-                                          list(canonical.values()))
-        pending = [(key, targets[canonical[key]]) for key in source_keys
-                   if canonical.get(key) in targets]
+        targets = self.store.xref_by_canonical(self.flow.entity, self.target_system,
+                                               list(canonical.values()))
+        applied = f"{DELETED_MARK}:{mode.value}"
+        pending = [(key, targets[canonical[key]].external_id) for key in source_keys
+                   if canonical.get(key) in targets
+                   and targets[canonical[key]].payload_hash != applied]
         if not pending:
             return
         if dry_run:
@@ -636,6 +640,8 @@ class FlowRunner:
                          self.flow.flow, self.target_system, target_id, source_key)
             else:
                 counts["deleted"] += 1
+                commit.xref.append(XrefUpsert(self.flow.entity, self.target_system, target_id,
+                                              canonical[source_key], applied))
 
 
 def _new_dead_letters(outcome, commit: BatchCommit) -> int:
