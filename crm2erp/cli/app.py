@@ -49,7 +49,16 @@ class Settings:
     def open_store(self):
         from crm2erp.store import StateStore
 
-        return StateStore.open(self.state_url)
+        return StateStore.open(self.resolved_state_url())
+
+    def resolved_state_url(self) -> str | None:
+        """``--state`` / ``CRM2ERP_STATE_URL``, else the project's ``crm2erp.yaml``
+        ``state:``, else None (the store's default file in the working folder)."""
+        if self.state_url:
+            return self.state_url
+        from crm2erp.mapping.loader import project_state_url
+
+        return project_state_url(self.project) if self.project.is_dir() else None
 
 
 def _print_version(value: bool) -> None:
@@ -66,7 +75,8 @@ def root(
     project: Path = typer.Option(Path("."), "--project", "-p", envvar="CRM2ERP_PROJECT",
                                  help="Folder with connections.yaml and *.flow.yaml files."),
     state: str = typer.Option(None, "--state", envvar="CRM2ERP_STATE_URL",
-                              help="State store URL (default: sqlite:///crm2erp-state.db)."),
+                              help="State store URL (default: the project's crm2erp.yaml "
+                              "state:, else sqlite:///crm2erp-state.db)."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
     _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,

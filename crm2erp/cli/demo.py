@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from crm2erp.cli.output import console, counts_table
@@ -58,8 +59,19 @@ def demo(
     else:
         console.print(f"{outcome.changed} record(s) written. Run `crm2erp demo` again: "
                       "it finds nothing to change.")
-    console.print(f"state store: {outcome.state_url} — try "
-                  f"`crm2erp --state {outcome.state_url} dlq list`")
+    _next_steps(outcome.project)
+
+
+def _next_steps(project: Path) -> None:
+    """The project the demo ran, and the commands to try on it next."""
+    try:
+        shown = project.relative_to(Path.cwd())
+    except ValueError:
+        shown = project
+    console.print(f"\nthe demo's project (flows, mappings, connections, state) is in "
+                  f"{escape(str(shown))}; try:")
+    for command in ("status", "dlq list", "mappings validate", "sync run --dry-run"):
+        console.print(f"  crm2erp -p {escape(str(shown))} {command}", soft_wrap=True)
 
 
 def _demo_emulated(directory: Path, pack: str, *, accounts: int, runs: int) -> None:

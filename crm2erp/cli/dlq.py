@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import typer
-from rich.syntax import Syntax
 from rich.table import Table
 
 from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
@@ -55,7 +54,9 @@ def show(ctx: typer.Context, letter_id: int = typer.Argument(..., metavar="ID"))
     console.print(f"[b]#{letter.id}[/] flow {letter.flow}, key {letter.source_key}, "
                   f"stage {letter.stage}, status {letter.status}, attempts {letter.attempts}")
     console.print(f"[b]error:[/] {letter.error}")
-    console.print(Syntax(dumps(letter.payload, indent=2), "json", word_wrap=True))
+    # plain JSON (no markup, no padding): it can be piped into jq as it is
+    console.print(dumps(letter.payload, indent=2), markup=False, highlight=False,
+                  soft_wrap=True)
 
 
 def _select(store, ids: list[int], flow: str | None, all_: bool):

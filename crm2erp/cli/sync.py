@@ -52,7 +52,10 @@ def run(
     if dry_run:
         _print_changes(results)
     failed = sum(r.new_dead_letters for r in results)
-    if failed:
+    if failed and dry_run:
+        console.print(f"[yellow]{failed} record(s) would go to the dead letters[/] "
+                      "(a dry run records nothing)")
+    elif failed:
         console.print(f"[yellow]{failed} record(s) went to the dead letters[/]: "
                       "see `crm2erp dlq list`")
     exit_with(EXIT_PROBLEMS if failed else EXIT_OK)

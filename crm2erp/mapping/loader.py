@@ -16,6 +16,8 @@ __all__ = [
     "load_flow",
     "load_connections",
     "load_project",
+    "project_state_url",
+    "PROJECT_FILE",
     "validate_project",
     "validate_connections",
     "Project",
@@ -35,6 +37,7 @@ from crm2erp.mapping.validation import did_you_mean, issues_from_validation, val
 from crm2erp.mapping.yamlpos import YamlDoc, interpolate_env, load_yaml, unset_positions
 
 CONNECTIONS_FILE = "connections.yaml"
+PROJECT_FILE = "crm2erp.yaml"   # optional project settings (today: where its state lives)
 
 
 def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
@@ -291,3 +294,22 @@ def load_project(root: str | os.PathLike[str], env: Mapping[str, str] | None = N
     if issues:
         _raise("project", Path(root), issues)
     return project
+
+
+def project_state_url(root: str | os.PathLike[str],
+                      env: Mapping[str, str] | None = None) -> str | None:
+    """The ``state:`` URL of the project's ``crm2erp.yaml``, if it has one.
+
+    ``${VAR}`` is expanded as in ``connections.yaml``; a problem in the file is a
+    ConfigError naming its line and column."""
+    from crm2erp.mapping.models import ProjectFile
+
+    path = Path(root) / PROJECT_FILE
+    if not path.is_file():
+        return None
+    doc = load_yaml(path)
+    issues = list(doc.issues) + interpolate_env(doc, os.environ if env is None else env)
+    parsed, more = validate_doc(doc, ProjectFile)
+    if parsed is None or issues or more:
+        _raise("project file", path, _sorted(issues + more))
+    return parsed.state
