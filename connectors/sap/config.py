@@ -62,6 +62,11 @@ class SapStreamConfig(BaseModel):
     target_id_field: str | None = None
     create_defaults: dict[str, Any] = Field(default_factory=dict)
     filter: str | None = Field(None, description="Extra $filter ANDed to every read.")
+    deletes: dict[Literal["archive", "delete"], dict[str, Any] | None] = Field(
+        default_factory=dict, description=(
+            "How the engine's delete policy is carried out, per mode: properties MERGEd "
+            "onto the record (e.g. archive: {BusinessPartnerIsBlocked: true}), or null "
+            "for an HTTP DELETE. A mode not listed is refused."))
 
     @field_validator("entity_set", "cursor_field", "cursor_time_field", "deleted_flag")
     @classmethod
@@ -93,6 +98,10 @@ _BP = {
     "create_defaults": {"BusinessPartnerCategory": "2", "BusinessPartnerGrouping": "BP02",
                         "to_BusinessPartnerRole": [{"BusinessPartnerRole": "FLCU00"},
                                                    {"BusinessPartnerRole": "FLCU01"}]},
+    # SAP's API does not delete business partners: archive = central block,
+    # delete = marked for archiving (data archiving then removes the partner)
+    "deletes": {"archive": {"BusinessPartnerIsBlocked": True},
+                "delete": {"IsMarkedForArchiving": True}},
 }
 DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
     "business_partners": _BP,
@@ -102,6 +111,7 @@ DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
         "children": {"to_Item": "many"}, "external_id": ["PurchaseOrderByCustomer"],
         "create_defaults": {"SalesOrderType": "OR", "SalesOrganization": "1010",
                             "DistributionChannel": "10", "OrganizationDivision": "00"},
+        "deletes": {"delete": None},
     },
     "billing_documents": {
         "service": "API_BILLING_DOCUMENT_SRV", "entity_set": "A_BillingDocument",
@@ -116,6 +126,7 @@ DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
         "external_id": ["Product", "Plant", "MRPArea", "PlndIndepRqmtType",
                         "PlndIndepRqmtVersion", "RequirementPlan", "RequirementSegment"],
         "target_id_field": "PlndIndepRqmtInternalID",
+        "deletes": {"delete": None},
     },
 }
 

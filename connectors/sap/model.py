@@ -239,7 +239,9 @@ class Store:
     def create(self, type_name: str, payload: dict[str, Any],
                parent: tuple[EntityType, dict] | None = None) -> dict:
         etype = TYPES[type_name]
-        entity: dict[str, Any] = {name: None for name in etype.props}
+        # Edm.Boolean properties are not nullable in SAP's APIs: false unless sent
+        entity: dict[str, Any] = {name: False if kind == "b" else None
+                                  for name, kind in etype.props.items()}
         nested = {}
         for name, value in payload.items():
             if name == "__metadata":

@@ -30,11 +30,11 @@ import datetime as dt
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.sap import batch
 from crm2erp.connectors.sap.client import SapClient, describe_error
 from crm2erp.connectors.sap.config import SapStreamConfig
@@ -121,9 +121,10 @@ class SapWriter:
                               "properties writes match on) in its stream config to write it")
         return stream.external_id
 
-    def fetch(self, stream: SapStreamConfig, keys: Sequence[str]) -> dict[str, dict]:
-        """Raw entities (``__metadata`` kept) by external key."""
-        fields = stream.external_id
+    def fetch(self, stream: SapStreamConfig, keys: Sequence[str],
+              fields: list[str] | None = None) -> dict[str, dict]:
+        """Raw entities (``__metadata`` kept) by external key (or by ``fields``)."""
+        fields = fields or stream.external_id
         found: dict[str, dict] = {}
         wanted = list(dict.fromkeys(str(k) for k in keys))
         url = f"{self.client.config.service_path(stream.service)}/{stream.entity_set}"
@@ -260,55 +261,111 @@ class SapWriter:
                     f"{', '.join(fields)} must be set: SAP records are matched on it"))
             else:
                 pending.append(i)
-        conflicts: Counter = Counter()
-        tries: Counter = Counter()   # $batch sends of each record whose answer was lost
-        maybe_created: set[int] = set()  # creates sent in a batch whose answer was lost
-        limit = self.client.config.retry.max_attempts
-        while pending:
-            existing = self.fetch(stream, [key_text(rows[i], fields) for i in pending])
+        creates: set[int] = set()   # planned as creates (found later: a lost answer)
+
+        def plan(indices: list[int], lost: set[int]) -> list[_Plan]:
+            existing = self.fetch(stream, [key_text(rows[i], fields) for i in indices])
             plans = []
-            for i in pending:
+            for i in indices:
                 key = key_text(rows[i], fields)
                 entity = existing.get(key)
                 if entity is None:
                     plans.append(_Plan(i, key, [self._create(stream, rows[i])], None))
+                    creates.add(i)
                     continue
                 ops = self._update(stream, entity, rows[i])
                 target_id = str(entity.get(stream.id_field) or key)
                 if ops:
                     plans.append(_Plan(i, key, ops, target_id))
                 else:
-                    action = WriteAction.CREATED if i in maybe_created else \
+                    action = WriteAction.CREATED if i in creates and i in lost else \
                         WriteAction.UNCHANGED
                     results[i] = WriteResult(key, action, target_id=target_id)
+            return plans
+
+        self._rounds(stream, pending, plan, results)
+        return [r for r in results if r is not None]
+
+    def delete(self, name: str, stream: SapStreamConfig, ids: Sequence[str],
+               mode: DeleteMode) -> list[WriteResult]:
+        """Archive or delete records by the id the engine holds (``id_field``).
+
+        ``stream.deletes[mode]`` says how: properties MERGEd onto the record (a
+        business partner is blocked to archive it and marked for archiving to delete
+        it, as SAP's API does not delete partners), or ``None`` for an HTTP ``DELETE``.
+        A record that is not found is a failed outcome, never counted as done.
+        """
+        if mode.value not in stream.deletes:
+            offered = ", ".join(stream.deletes) or "nothing"
+            raise ConfigError(f"SAP stream {name!r} cannot {mode.value} records (it can: "
+                              f"{offered}); set deletes.{mode.value} in its stream config")
+        values = stream.deletes[mode.value]
+        results: list[WriteResult | None] = [None] * len(ids)
+
+        def plan(indices: list[int], lost: set[int]) -> list[_Plan]:
+            existing = self.fetch(stream, [str(ids[i]) for i in indices], [stream.id_field])
+            plans = []
+            for i in indices:
+                key = str(ids[i])
+                entity = existing.get(key)
+                done = WriteResult(key, WriteAction.UPDATED, target_id=key)
+                if entity is None:
+                    results[i] = done if i in lost and values is None else WriteResult(
+                        key, WriteAction.FAILED, error=(
+                            f"SAP has no {stream.entity_set} with {stream.id_field} {key!r} "
+                            f"to {mode.value}"))
+                elif values is None:
+                    plans.append(_Plan(i, key, [self._remove(stream, entity)], key))
+                elif changes := {k: v for k, v in values.items()
+                                 if not same(entity.get(k), v)}:
+                    plans.append(_Plan(i, key, [self._merge(stream, entity, changes)], key))
+                else:
+                    results[i] = done if i in lost else WriteResult(
+                        key, WriteAction.UNCHANGED, target_id=key)
+            return plans
+
+        self._rounds(stream, list(range(len(ids))), plan, results)
+        return [r for r in results if r is not None]
+
+    def _rounds(self, stream: SapStreamConfig, pending: list[int],
+                plan: Callable[[list[int], set[int]], list[_Plan]], results: list) -> None:
+        """Plan (from a fresh read) and send records until each has its result.
+
+        Each record has its own retry budget (``retry.max_attempts``) for ``$batch``
+        calls whose answer was lost; the other chunks go on, and a lost one is read
+        again before it is sent again. ``plan(indices, lost)`` stores the results of
+        records that need no call and returns the others' plans.
+        """
+        conflicts: Counter = Counter()
+        tries: Counter = Counter()
+        lost: set[int] = set()
+        limit = self.client.config.retry.max_attempts
+        size = self.client.config.write_batch_size
+        while pending:
+            plans = plan(pending, lost)
             pending = []
-            size = self.client.config.write_batch_size
             for start in range(0, len(plans), size):
                 chunk = plans[start:start + size]
                 try:
                     replies = self._send(stream, chunk)
                 except (RetriableError, ValueError) as exc:
-                    # each record has its own retry budget (retry.max_attempts); the
-                    # other chunks go on, and this one is re-read before it is sent again
                     tries.update(p.index for p in chunk)
                     worst = max(tries[p.index] for p in chunk)
+                    wait = getattr(exc, "retry_after", None)
                     if worst >= limit:
                         raise RetriableError(
                             f"SAP: $batch to {stream.service} failed {worst} times for the "
                             f"same records ({chunk[0].key!r}...): {exc}",
-                            retry_after=getattr(exc, "retry_after", None)) from None
+                            retry_after=wait) from None
                     log.info("SAP: $batch answer lost (%s); re-reading %d records and "
                              "retrying", exc, len(chunk))
-                    self.client.http.backoff(worst, getattr(exc, "retry_after", None),
-                                             f"sap: $batch to {stream.service}")
+                    self.client.http.backoff(worst, wait, f"sap: $batch to {stream.service}")
                     pending.extend(p.index for p in chunk)
-                    maybe_created.update(p.index for p in chunk if p.existing_id is None)
+                    lost.update(p.index for p in chunk)
                     continue
-                for plan, reply in zip(chunk, replies, strict=True):
-                    retry = self._outcome(stream, plan, reply, conflicts, results)
-                    if retry:
-                        pending.append(plan.index)
-        return [r for r in results if r is not None]
+                for plan_, reply in zip(chunk, replies, strict=True):
+                    if self._outcome(stream, plan_, reply, conflicts, results):
+                        pending.append(plan_.index)
 
     def _send(self, stream: SapStreamConfig, plans: list[_Plan]) -> list[batch.Part]:
         body, content_type = batch.encode([p.ops for p in plans])

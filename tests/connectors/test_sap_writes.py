@@ -8,9 +8,10 @@ import logging
 import pytest
 import requests
 
-from crm2erp.connectors.base import WriteAction
+from crm2erp.connectors.base import DeleteMode, WriteAction
 from crm2erp.connectors.sap import SapConfig, SapConnector
 from crm2erp.connectors.sap.emulator import PASSWORD, USERNAME, make_app
+from crm2erp.errors import ConfigError
 from crm2erp.testing.server import serve_wsgi
 
 from .test_sap_conformance import sap_config
@@ -74,3 +75,152 @@ def test_write_attempts_is_deprecated_and_ignored(caplog):
                                            "write_attempts": 3})
     assert "write_attempts" not in config.model_dump()
     assert "write_attempts is deprecated" in caplog.text and "retry.max_attempts" in caplog.text
+
+
+@pytest.fixture
+def sap():
+    app = make_app(seed=4, business_partners=3, sales_orders=0, billing_documents=0,
+                   requirements=0)
+    with serve_wsgi(app):
+        yield app
+
+
+def partner_row(app, phone: str | None, email: str | None, city: str = "Köln") -> dict:
+    row = app.sample_rows("business_partners", 1)[0]
+    row["to_BusinessPartnerAddress"].update(
+        CityName=city, to_PhoneNumber={"PhoneNumber": phone},
+        to_EmailAddress={"EmailAddress": email})
+    return row
+
+
+def communication(bp: dict) -> list[tuple]:
+    """Per address: (city, [(phone, default)], [(e-mail, default)]), as SAP answers."""
+    return [(a["CityName"],
+             [(p["PhoneNumber"], p["IsDefaultPhoneNumber"]) for p in a["to_PhoneNumber"]
+              ["results"]],
+             [(e["EmailAddress"], e["IsDefaultEmailAddress"]) for e in a["to_EmailAddress"]
+              ["results"]])
+            for a in bp["to_BusinessPartnerAddress"]["results"]]
+
+
+def erp_user_adds(raw, app, bp: dict, nav: str, body: dict) -> None:
+    address = bp["to_BusinessPartnerAddress"]["results"][0]["__metadata"]["uri"]
+    token = raw.get(f"{app.base_url}{BP}/", headers={"x-csrf-token": "Fetch"}).headers[
+        "x-csrf-token"]
+    assert raw.post(f"{address}/{nav}", json=body,
+                    headers={"x-csrf-token": token}).status_code == 201
+
+
+def test_phones_emails_and_address_follow_the_crm_and_keep_what_erp_users_added(sap, raw):
+    conn = SapConnector(sap_config(sap.base_url))
+    row = partner_row(sap, "+49 221 1234", "info@koeln.example")
+    ext = row["BusinessPartnerIDByExtSystem"]
+    [created] = conn.upsert("business_partners", [row])
+    [bp] = read_partners(raw, sap.base_url, [ext])[ext]
+    assert bp["BusinessPartner"] == created.target_id
+    assert communication(bp) == [("Köln", [("+49 221 1234", True)],
+                                  [("info@koeln.example", True)])]
+
+    # an ERP user adds a second phone and a second address by hand
+    erp_user_adds(raw, sap, bp, "to_PhoneNumber", {"PhoneNumber": "+49 221 9999"})
+    token = raw.get(f"{sap.base_url}{BP}/", headers={"x-csrf-token": "Fetch"}).headers[
+        "x-csrf-token"]
+    assert raw.post(f"{bp['__metadata']['uri']}/to_BusinessPartnerAddress",
+                    json={"CityName": "Lager Nord", "Country": "DE"},
+                    headers={"x-csrf-token": token}).status_code == 201
+
+    # the CRM changes the phone and the address
+    changed = partner_row(sap, "+49 228 5555", "info@koeln.example", city="Bonn")
+    changed["BusinessPartnerIDByExtSystem"] = ext
+    changed["OrganizationBPName1"] = row["OrganizationBPName1"]
+    [updated] = conn.upsert("business_partners", [changed])
+    assert updated.action is WriteAction.UPDATED and updated.target_id == created.target_id
+    [bp] = read_partners(raw, sap.base_url, [ext])[ext]
+    assert communication(bp) == [
+        ("Bonn", [("+49 228 5555", True), ("+49 221 9999", False)],
+         [("info@koeln.example", True)]),
+        ("Lager Nord", [], [])]
+
+    # a re-run changes nothing
+    assert conn.upsert("business_partners", [changed])[0].action is WriteAction.UNCHANGED
+
+    # the CRM clears the e-mail: the integration's e-mail goes, the user's phone stays
+    changed["to_BusinessPartnerAddress"]["to_EmailAddress"] = {"EmailAddress": None}
+    assert conn.upsert("business_partners", [changed])[0].action is WriteAction.UPDATED
+    [bp] = read_partners(raw, sap.base_url, [ext])[ext]
+    assert communication(bp) == [
+        ("Bonn", [("+49 228 5555", True), ("+49 221 9999", False)], []),
+        ("Lager Nord", [], [])]
+    assert conn.upsert("business_partners", [changed])[0].action is WriteAction.UNCHANGED
+
+
+def test_archive_blocks_delete_marks_and_a_missing_partner_fails(sap, raw):
+    conn = SapConnector(sap_config(sap.base_url))
+    info = conn.stream("business_partners")
+    assert info.delete_modes == ("archive", "delete")
+    assert conn.stream("billing_documents").delete_modes == ()
+    rows = sap.sample_rows("business_partners", 2)
+    created = conn.upsert("business_partners", rows)
+    ids = [r.target_id for r in created]
+    archived = conn.delete("business_partners", [ids[0], "9999999"], DeleteMode.ARCHIVE)
+    assert [r.action for r in archived] == [WriteAction.UPDATED, WriteAction.FAILED]
+    assert "no A_BusinessPartner with BusinessPartner '9999999'" in archived[1].error
+    deleted = conn.delete("business_partners", [ids[1]], DeleteMode.DELETE)
+    assert [r.action for r in deleted] == [WriteAction.UPDATED]
+    # again: already so, nothing to do
+    assert conn.delete("business_partners", [ids[0]], DeleteMode.ARCHIVE)[0].action is \
+        WriteAction.UNCHANGED
+    exts = [r["BusinessPartnerIDByExtSystem"] for r in rows]
+    found = read_partners(raw, sap.base_url, exts)
+    [blocked], [marked] = found[exts[0]], found[exts[1]]
+    assert blocked["BusinessPartnerIsBlocked"] is True
+    assert blocked["IsMarkedForArchiving"] is False
+    assert marked["IsMarkedForArchiving"] is True and marked["BusinessPartnerIsBlocked"] is False
+
+
+def test_sales_orders_are_deleted_and_gone_when_read_back(sap, raw):
+    conn = SapConnector(sap_config(sap.base_url))
+    [created] = conn.upsert("business_partners", sap.sample_rows("business_partners", 1))
+    order = {**sap.sample_rows("sales_orders", 1)[0], "SoldToParty": created.target_id}
+    [made] = conn.upsert("sales_orders", [order])
+    assert conn.stream("sales_orders").delete_modes == ("delete",)
+    with pytest.raises(ConfigError, match="cannot archive"):
+        conn.delete("sales_orders", [made.target_id], DeleteMode.ARCHIVE)
+    [gone] = conn.delete("sales_orders", [made.target_id], DeleteMode.DELETE)
+    assert gone.ok
+    url = f"{sap.base_url}/sap/opu/odata/sap/API_SALES_ORDER_SRV/A_SalesOrder('{made.target_id}')"
+    assert raw.get(url).status_code == 404
+    [again] = conn.delete("sales_orders", [made.target_id], DeleteMode.DELETE)
+    assert again.action is WriteAction.FAILED and "no A_SalesOrder" in again.error
+
+
+def test_a_deleted_crm_account_leaves_its_business_partner_blocked(tmp_path, raw):
+    from crm2erp.demo.emulated import seed_salesforce, seed_sap
+    from crm2erp.engine import Engine
+    from crm2erp.mapping import load_project
+    from crm2erp.mappings import pack_dir
+    from crm2erp.store import StateStore
+
+    sf_app, sap_app = seed_salesforce(accounts=6, seed=5), seed_sap()
+    with serve_wsgi(sf_app) as sf_url, serve_wsgi(sap_app) as sap_url:
+        project = load_project(pack_dir("packs/salesforce-sap"),
+                               env={"SF_INSTANCE_URL": sf_url, "SAP_BASE_URL": sap_url})
+        flow = project.flows["sf_sap_accounts"]
+        project.flows["sf_sap_accounts"] = flow.model_copy(update={"delete_policy": "archive"})
+        store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+        try:
+            with Engine(project, store) as engine:
+                engine.run("sf_sap_accounts")
+                synced = [a for a in sf_app.org.records("Account") if a["ERP_Id__c"]]
+                [gone] = sf_app.org.delete("Account", 1)
+                number = next(a["ERP_Id__c"] for a in synced if a["Id"] == gone)
+                result = engine.run("sf_sap_accounts")
+                assert result.counts["deleted"] == 1
+        finally:
+            store.close()
+        url = f"{sap_url}{BP}/A_BusinessPartner('{number}')"
+        bp = raw.get(url, params={"$format": "json"}).json()["d"]
+    assert bp["BusinessPartnerIsBlocked"] is True
+    others = [a["ERP_Id__c"] for a in synced if a["Id"] != gone]
+    assert all(not p["BusinessPartnerIsBlocked"] for p in sap_app.find("business_partners")
+               if p["BusinessPartner"] in others)
