@@ -97,5 +97,8 @@ class SapConnector(DelegatingConnector):
         """The warnings SAP sent in ``sap-message`` headers during this connection."""
         return list(self.sap.warnings)
 
+    def take_warnings(self) -> list[str]:
+        return self.sap.take_warnings()
+
     def close(self) -> None:
         self.sap.close()

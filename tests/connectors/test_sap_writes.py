@@ -224,3 +224,35 @@ def test_a_deleted_crm_account_leaves_its_business_partner_blocked(tmp_path, raw
     others = [a["ERP_Id__c"] for a in synced if a["Id"] != gone]
     assert all(not p["BusinessPartnerIsBlocked"] for p in sap_app.find("business_partners")
                if p["BusinessPartner"] in others)
+
+
+def test_sap_message_warnings_land_on_the_run_record(tmp_path):
+    import json
+
+    from crm2erp.demo.emulated import seed_salesforce, seed_sap
+    from crm2erp.engine import Engine
+    from crm2erp.mapping import load_project
+    from crm2erp.mappings import pack_dir
+    from crm2erp.store import StateStore
+
+    sf_app, sap_app = seed_salesforce(accounts=2, seed=5), seed_sap()
+    warning = {"code": "VF/019", "message": "Billing document 90000001 has no output",
+               "severity": "warning", "target": "", "details": [
+                   {"code": "VF/020", "message": "Ignored", "severity": "info"}]}
+    with serve_wsgi(sf_app) as sf_url, serve_wsgi(sap_app) as sap_url:
+        project = load_project(pack_dir("packs/salesforce-sap"),
+                               env={"SF_INSTANCE_URL": sf_url, "SAP_BASE_URL": sap_url})
+        store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+        try:
+            with Engine(project, store) as engine:
+                sap_app.reply_next(200, {"d": {"results": []}},
+                                   {"sap-message": json.dumps(warning)},
+                                   on="A_BillingDocument")
+                result = engine.run("sf_sap_invoices")
+                again = engine.run("sf_sap_invoices")
+                record = store.get_run(result.run_id)
+        finally:
+            store.close()
+    assert result.warnings == ["sap: warning: VF/019: Billing document 90000001 has no output"]
+    assert record.warning_list == result.warnings
+    assert again.warnings == []   # taken once, not repeated on the next run
