@@ -256,3 +256,57 @@ def test_sap_message_warnings_land_on_the_run_record(tmp_path):
     assert result.warnings == ["sap: warning: VF/019: Billing document 90000001 has no output"]
     assert record.warning_list == result.warnings
     assert again.warnings == []   # taken once, not repeated on the next run
+
+
+def _accounts_run(tmp_path, fault_rate: float):
+    """One engine run of the CRM's accounts into a fresh SAP emulator at ``fault_rate``."""
+    from crm2erp.demo.sample import sample_crm_rows
+    from crm2erp.demo.systems import create_systems
+    from crm2erp.engine import Engine
+    from crm2erp.mapping import load_project
+    from crm2erp.store import StateStore
+
+    from .test_sap_mappings import _project
+
+    tmp_path.mkdir()
+    app = make_app(seed=11, business_partners=5, sales_orders=0, billing_documents=0,
+                   requirements=0, page_size=20, fault_rate=fault_rate, retry_after=0)
+    create_systems(f"sqlite:///{tmp_path}/crm.db", f"sqlite:///{tmp_path}/erp.db",
+                   sample_crm_rows(accounts=60))
+    with serve_wsgi(app):
+        root = _project(tmp_path, app.base_url)
+        connections = root / "connections.yaml"   # no real sleeps: zero backoff
+        connections.write_text(connections.read_text().replace(
+            "{max_attempts: 4, backoff_base: 0.001, backoff_max: 0.01}",
+            "{max_attempts: 8, backoff_base: 0, backoff_max: 0}"))
+        store = StateStore.open(f"sqlite:///{tmp_path}/state.db")
+        try:
+            with Engine(load_project(root), store) as engine:
+                result = engine.run("sap_accounts")
+            letters = sorted((d.source_key, d.error) for d in store.dead_letters(limit=100))
+        finally:
+            store.close()
+        app.fault_rate = 0.0
+        with requests.Session() as raw:
+            raw.auth = (USERNAME, PASSWORD)
+            raw.headers["Accept"] = "application/json"
+            partners = [bp for found in read_partners(raw, app.base_url, [
+                bp["BusinessPartnerIDByExtSystem"] for bp in app.find("business_partners")
+            ]).values() for bp in found]
+    return app, result, letters, partners
+
+
+def test_an_engine_run_at_20_percent_faults_ends_like_one_without(tmp_path):
+    calm = _accounts_run(tmp_path / "calm", 0.0)
+    app, result, letters, partners = _accounts_run(tmp_path / "faulty", 0.2)
+    assert app.faults_injected >= 10
+    assert result.status in ("succeeded", "partial")   # one run, not aborted
+    assert result.counts == calm[1].counts and letters == calm[2]
+    ext = [bp["BusinessPartnerIDByExtSystem"] for bp in partners]
+    assert len(ext) == len(set(ext)) == 5 + result.counts["created"]   # each exactly once
+
+    def state(bps):
+        return sorted((bp["BusinessPartnerIDByExtSystem"], bp["OrganizationBPName1"],
+                       [(a["CityName"], a["Country"])
+                        for a in bp["to_BusinessPartnerAddress"]["results"]]) for bp in bps)
+    assert state(partners) == state(calm[3])
