@@ -207,10 +207,12 @@ class SapWriter:
         """Calls that bring the to-many ``nav`` of ``parent`` to the values sent.
 
         Communication entries (:data:`DEFAULT_FLAGS`): the integration owns the
-        standard one - it takes the first value sent, is deleted when none is sent
-        any more; the others (added in SAP) are kept, further values sent are added
-        when missing. Other children (addresses, items): the first ones, in order,
-        are the integration's and are merged; extra ones in SAP are kept.
+        standard one - it takes the first value sent (replacing the value sent
+        before); the others (added in SAP) are kept, further values sent are added
+        when missing. No value sent removes nothing: SAP makes another entry
+        standard when one is removed, and it could be a user's. Other children
+        (addresses, items): the first ones, in order, are the integration's and are
+        merged; extra ones in SAP are kept.
         """
         desired = _entries(nav, value)
         current = parent.get(nav)
@@ -219,8 +221,8 @@ class SapWriter:
         ops: list[batch.Message] = []
         if flag:
             owned = next((h for h in have if h.get(flag)), None)
-            if not desired:
-                return [self._remove(stream, owned)] if owned is not None else []
+            if not desired:   # emptied or never set: nothing here is provably ours
+                return []
             first, *rest = desired
             if owned is None:
                 ops.append(self._add(stream, parent, nav, first))
