@@ -14,8 +14,10 @@ tests/tryton/test_pack_hubspot_tryton.py.
 from __future__ import annotations
 
 import contextlib
+import importlib
 
 import phonenumbers
+import pytest
 import requests
 
 from crm2erp.connectors.dynamics.emulator import make_app as dynamics_app
@@ -26,10 +28,12 @@ from crm2erp.connectors.sap.emulator import PASSWORD, USERNAME
 from crm2erp.connectors.sap.emulator import make_app as sap_app
 from crm2erp.demo.emulated import bill_new_orders
 from crm2erp.engine import Engine
-from crm2erp.mapping import load_project
+from crm2erp.mapping import DictResolver, compile_mapping, load_mapping, load_project
 from crm2erp.mapping.builtin_refs import country_code
 from crm2erp.mappings import pack_dir
+from crm2erp.schemas import entity_model
 from crm2erp.store import StateStore
+from crm2erp.testing.canonical import read_streams
 from crm2erp.testing.server import serve_wsgi
 
 #: deliberately bad rows of the default seeds, by flow: (source key, what is wrong)
@@ -144,3 +148,60 @@ def test_odoo_odoo_on_default_emulators(tmp_path):
     won = [lead for lead in crm.records("opportunities") if lead["won_status"] == "won"]
     assert first["odoo_orders"].counts["created"] == len(won) > 0
     assert all(r.changed == 0 for r in second.values())
+
+
+# -- the connector packs (mappings/<crm>/) on their default emulators -----------------
+
+def _hubspot(app):
+    from crm2erp.connectors.hubspot import HubSpotConfig, HubSpotConnector
+    from crm2erp.connectors.hubspot.emulator import TOKEN
+
+    return HubSpotConnector(HubSpotConfig.model_validate({
+        "base_url": app.base_url, "search_requests_per_second": None,
+        "auth": {"type": "bearer", "token": TOKEN}}))
+
+
+def _dynamics(app):
+    from crm2erp.connectors.dynamics import DynamicsConfig, DynamicsConnector
+    from crm2erp.connectors.dynamics.emulator import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+
+    return DynamicsConnector(DynamicsConfig.model_validate({
+        "environment_url": app.base_url, "authority_url": app.base_url, "tenant_id": TENANT_ID,
+        "auth": {"type": "client_credentials", "client_id": CLIENT_ID,
+                 "client_secret": CLIENT_SECRET}}))
+
+
+CONNECTOR_PACKS = {
+    "hubspot": ("crm2erp.connectors.hubspot.emulator", _hubspot, "companies", {
+        "hubspot_company.in.map.yaml": "companies", "hubspot_contact.in.map.yaml": "contacts",
+        "hubspot_deal.in.map.yaml": "deals", "hubspot_product.in.map.yaml": "products"}),
+    "dynamics": ("crm2erp.connectors.dynamics.emulator", _dynamics, "accounts", {
+        "dynamics_account.in.map.yaml": "accounts", "dynamics_contact.in.map.yaml": "contacts",
+        "dynamics_opportunity.in.map.yaml": "opportunities",
+        "dynamics_product.in.map.yaml": "products"}),
+}
+
+
+@pytest.mark.parametrize("pack", sorted(CONNECTOR_PACKS))
+def test_connector_pack_maps_every_default_emulator_record(pack):
+    """Every record the default emulator serves, read by the real connector, maps to a
+    valid canonical record (the salesforce, sap, erpnext and odoo packs run above)."""
+    module, connect, parents, maps = CONNECTOR_PACKS[pack]
+    app = importlib.import_module(module).make_app()
+    with serve_wsgi(app):
+        with connect(app) as conn:
+            records = read_streams(conn, maps.values())
+    id_field = "id" if pack == "hubspot" else "accountid"
+    resolver = DictResolver({("Account", pack, str(r[id_field])): f"acc-{r[id_field]}"
+                             for r in records[parents]})
+    failures = []
+    for filename, stream in maps.items():
+        compiled = compile_mapping(load_mapping(pack_dir(pack) / filename), system=pack)
+        model = entity_model(compiled.spec.entity)
+        assert records[stream]
+        for row in records[stream]:
+            try:
+                model.model_validate(compiled.apply(row, resolver))
+            except Exception as exc:   # noqa: BLE001 - every refusal is listed below
+                failures.append((stream, str(exc)[:200]))
+    assert failures == []
