@@ -216,7 +216,13 @@ class SapWriter:
         """
         desired = _entries(nav, value)
         current = parent.get(nav)
-        have = current.get("results", []) if isinstance(current, dict) else []
+        if not (isinstance(current, dict) and isinstance(current.get("results"), list)):
+            # not read: every write would add the children again
+            raise ConfigError(f"SAP stream {stream.entity_set}: rows carry {nav}, but it is "
+                              f"not read with the record - add it to the stream's expand "
+                              f"(nested ones as parent/{nav}, e.g. "
+                              f"to_BusinessPartnerAddress/{nav})")
+        have = current["results"]
         flag = DEFAULT_FLAGS.get(nav)
         ops: list[batch.Message] = []
         if flag:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from crm2erp.connectors.base import DeleteMode, WriteAction
 from crm2erp.connectors.sap import SapConfig, SapConnector
 from crm2erp.connectors.sap.emulator import PASSWORD, USERNAME, make_app
+from crm2erp.connectors.sap.model import TYPES
 from crm2erp.errors import ConfigError
 from crm2erp.testing.server import serve_wsgi
 
@@ -347,3 +348,18 @@ def test_whatever_the_order_of_crm_changes_and_erp_additions_the_rules_hold(sap,
     last = steps[-1][0]
     if last is not None:
         assert [number for number, standard in numbers if standard] == [last]
+
+
+def test_children_written_but_not_read_are_a_configuration_error(sap):
+    conn = SapConnector(sap_config(sap.base_url, streams={"business_partners": {
+        "expand": ["to_BusinessPartnerAddress", "to_BusinessPartnerRole", "to_Customer"]}}))
+    row = partner_row(sap, "+49 221 1234", None)
+    conn.upsert("business_partners", [row])
+    with pytest.raises(ConfigError, match="to_BusinessPartnerAddress/to_PhoneNumber"):
+        conn.upsert("business_partners", [row])   # would add the phone a second time
+    [bp] = sap.find("business_partners",
+                    BusinessPartnerIDByExtSystem=row["BusinessPartnerIDByExtSystem"])
+    assert len(sap.store.children(TYPES["A_BusinessPartnerAddress"],
+                                  sap.store.rows["A_BusinessPartnerAddress"][
+                                      (bp["BusinessPartner"], bp["to_BusinessPartnerAddress"]
+                                       ["results"][0]["AddressID"])], "to_PhoneNumber")) == 1
