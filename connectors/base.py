@@ -221,6 +221,11 @@ class Connector:
     def close(self) -> None:
         """Release connections; called by the engine when a run ends."""
 
+    def take_warnings(self) -> list[str]:
+        """Warnings the remote system sent with successful answers since the last call
+        (SAP's ``sap-message`` header, say); the engine puts them on the run record."""
+        return []
+
     # -- source side ------------------------------------------------------
     def read(self, stream: str, since: Cursor | None = None, *,
              batch_size: int = 500) -> Iterator[Batch]:

@@ -62,6 +62,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.I)
 _WORDS = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay",
           "Soylent", "Tyrell", "Cyberdyne", "Wonka", "Aperture", "Massive", "Nakatomi"]
 _KINDS = ["Industries", "Logistics", "Systems", "Foods", "Labs", "Partners", "GmbH", "Ltd"]
+# Phone prefixes of numbers set aside for drama and documentation (Ofcom 0113 496,
+# NANP 555, ...): with four more digits each is a valid number of its country.
 _CITIES = [("Berlin", "Germany", "+49 30 5550"), ("Lyon", "France", "+33 4 7255"),
            ("Austin", "United States", "+1 512 555"), ("Leeds", "United Kingdom", "+44 113 496"),
            ("Turin", "Italy", "+39 011 555"), ("Porto", "Portugal", "+351 22 555")]
@@ -131,7 +133,7 @@ class Org:
             city, country, phone = r.choice(_CITIES)
             name = f"{r.choice(_WORDS)} {r.choice(_KINDS)} {i + 1}"
             acc = self._add("Account", {
-                "Name": name, "Phone": f"{phone} {r.randint(100, 999)}",
+                "Name": name, "Phone": f"{phone} {r.randint(1000, 9999)}",
                 "Website": f"https://www.{name.split()[0].lower()}{i + 1}.example",
                 "Industry": r.choice(["Manufacturing", "Retail", "Technology", "Energy"]),
                 "BillingStreet": f"{r.randint(1, 200)} Main Street", "BillingCity": city,

@@ -170,6 +170,8 @@ class FlowRunner:
         with self.store.lock(self.lock_name) as self.lock_owner:
             run_id = self.store.start_run(self.flow.flow, run_mode, owner=self.lock_owner)
             result = RunResult(self.flow.flow, run_id, run_mode, partition=self.partition)
+            for connector in (self.source, self.target):   # not this run's
+                connector.take_warnings()
             self.context.run_id, self.context.rows_read = run_id, 0
             try:
                 body(result)
@@ -188,8 +190,12 @@ class FlowRunner:
         return result
 
     def _warnings(self, result: RunResult) -> list[str]:
-        """The run's warnings: ``from:`` paths no record of the run had (their targets
+        """The run's warnings: what the source and target systems warned about (SAP's
+        ``sap-message``), and ``from:`` paths no record of the run had (their targets
         were left as they were)."""
+        for connector in dict.fromkeys((self.source, self.target)):
+            result.warnings.extend(f"{connector.name}: {text}"
+                                   for text in dict.fromkeys(connector.take_warnings()))
         for mapping in (self.inbound, self.outbound):
             for path in mapping.absent_sources():
                 result.warnings.append(
