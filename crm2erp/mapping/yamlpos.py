@@ -197,10 +197,12 @@ def load_yaml(source: str | os.PathLike[str], *, text: str | None = None) -> Yam
 _ENV_RX = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def interpolate_env(doc: YamlDoc, env: Mapping[str, str]) -> list[ConfigIssue]:
+def interpolate_env(doc: YamlDoc, env: Mapping[str, str],
+                    used: list[tuple[DataPath, str, str]] | None = None) -> list[ConfigIssue]:
     """Expand ``${VAR}`` / ``${VAR:-default}`` in every string value, in place.
 
-    Returns one issue per missing variable (with the value's position).
+    Returns one issue per missing variable (with the value's position);
+    ``used`` collects ``(path, name, value)`` of each variable expanded.
     """
     issues: list[ConfigIssue] = []
 
@@ -210,6 +212,8 @@ def interpolate_env(doc: YamlDoc, env: Mapping[str, str]) -> list[ConfigIssue]:
                 return "${"
             name, default = match.group(1), match.group(2)
             if name in env:
+                if used is not None:
+                    used.append((path, name, env[name]))
                 return env[name]
             if default is not None:
                 return default
