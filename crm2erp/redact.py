@@ -29,9 +29,9 @@ _SECRET_NAME = re.compile(
     r"(?i)(?:^|[_.-])(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|"
     r"authorization|(?:private|secret|access)[_-]?key|signature|sig)$")
 # user:password@ in URLs
-_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s]+:)([^@\s/]+)(@)")
+_URL_PASSWORD = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/@\s'\"<>]+:)([^@\s/'\"<>]+)(@)")
 # ?password=... / &api_key=... inside a URL: the parameter name says it is a credential
-_URL_PARAM = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s?#]*\?[^\s#]*)")
+_URL_PARAM = re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s?#'\"<>]*\?[^\s#'\"<>]*)")
 _QUERY_PAIR = re.compile(r"(?i)([?&;]([^=&;#\s]+)=)([^&;#\s]*)")
 
 

@@ -2,19 +2,41 @@
 
 from __future__ import annotations
 
-__all__ = ["console", "err_console", "setup_logging", "counts_table", "progress_bar"]
+__all__ = ["console", "err_console", "setup_logging", "counts_table", "progress_bar",
+           "plain", "literal"]
 
 import logging
+import re
 
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from crm2erp.redact import RedactingFilter
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
+
+# shown as escapes, never sent to the terminal: C0/C1 controls (ANSI sequences),
+# bidi overrides, and lone surrogates (undecodable bytes of a command-line argument)
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+                     "\ud800-\udfff]")
+
+
+def plain(value: object) -> str:
+    """``value`` as text that is safe on a terminal: control characters become
+    visible escapes (``\\x1b``); nothing else changes."""
+    text = value if isinstance(value, str) else str(value)
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape",
+                                                   "backslashreplace").decode("ascii"), text)
+
+
+def literal(value: object, style: str = "") -> Text:
+    """User-originated ``value`` as a rich Text: shown as is, never read as markup."""
+    return Text(plain(value), style=style)
+
 
 COLUMNS = ("read", "created", "updated", "unchanged", "skipped", "failed", "parked")
 
