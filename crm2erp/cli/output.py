@@ -61,7 +61,7 @@ def counts_table(title: str, results) -> Table:
         for name in COLUMNS:
             totals[name] += result.counts[name]
         style = {"succeeded": "green", "partial": "yellow"}.get(result.status, "red")
-        table.add_row(result.flow, str(result.run_id or "-"),
+        table.add_row(literal(result.flow), str(result.run_id or "-"),
                       *(str(result.counts[name]) for name in COLUMNS),
                       f"[{style}]{result.status}[/]")
     if len(results) > 1:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from crm2erp.cli.app import settings
-from crm2erp.cli.output import console
+from crm2erp.cli.output import console, literal
 from crm2erp.errors import ConfigError
 
 
@@ -46,4 +46,4 @@ def report(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="RUN_ID
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
-    console.print(f"wrote {target}")
+    console.print(literal(f"wrote {target}"))
