@@ -67,6 +67,8 @@ def root(
 
 
 def _register_commands() -> None:
+    if app.registered_groups:   # main() called again in the same process (tests)
+        return
     from crm2erp.cli import conflicts, demo, dlq, emulator, mappings, schemas, status, sync
 
     app.add_typer(mappings.app, name="mappings")
