@@ -67,8 +67,9 @@ def make_project(root: Path, rows: list[dict], *, stored_copies: bool = False,
         engine.dispose()
     engine = sa.create_engine(crm_url)
     with engine.begin() as conn:
-        conn.execute(crm_table(sa.MetaData()).insert(),
-                     [{"row_no": i, **row} for i, row in enumerate(rows, 1)])
+        if rows:
+            conn.execute(crm_table(sa.MetaData()).insert(),
+                         [{"row_no": i, **row} for i, row in enumerate(rows, 1)])
     engine.dispose()
     project = root / "project"
     project.mkdir()
