@@ -48,3 +48,16 @@ def test_retry_writes_business_text_that_looks_like_credentials_verbatim(
     assert customer["note"] == NOTE
     assert customer["email"] == (None if stored_copies else "a1@example.com")
     assert customer["name"] == "Acme"
+
+
+def test_an_empty_source_key_is_a_dead_letter_not_an_identity(tmp_path, capsys):
+    p = make_project(tmp_path, [{"id": "", "name": "No key", "email": "n@example.com"},
+                                {"id": "A2", "name": "Keyed", "email": "k@example.com"}])
+    code, out, err = run(capsys, *p["args"], "sync", "run", "accounts")
+    assert code == 1, out + err
+    assert [c["name"] for c in erp_rows(p["erp_url"]).values()] == ["Keyed"]
+    store = StateStore.open(p["state"])
+    [letter] = store.dead_letters("accounts")
+    store.close()
+    assert letter.stage == "read" and "key" in letter.error
+    assert letter.payload["name"] == "No key"
