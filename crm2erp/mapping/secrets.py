@@ -45,10 +45,12 @@ def register_connection_secrets(data: Any, used: list[tuple[DataPath, str, str]]
         if is_secret_name(name) or _secret_path(path):
             register_secret(value)
 
-    def walk(value: Any, secret: bool) -> None:
+    def walk(value: Any, secret: bool, auth: bool = False) -> None:
         if isinstance(value, dict):
             for key, item in value.items():
-                walk(item, secret or is_secret_name(str(key)))
+                # `auth: {type: api_key, key: ...}`: a bare "key" is secret there only
+                walk(item, secret or is_secret_name(str(key)) or (auth and key == "key"),
+                     key == "auth")
         elif isinstance(value, list):
             for item in value:
                 walk(item, secret)
