@@ -162,6 +162,9 @@ class QualityStage:
             f"{ctx.run_id}`), then run the flow again.",
             flow=self.flow.flow, share=share, threshold=threshold)
 
+    def finish(self, ctx: StageContext) -> None:
+        """Nothing left to do: the rule totals are saved after every batch."""
+
 
 def quality_stage(flow, store) -> QualityStage | None:
     """The stage factory (``crm2erp.engine.stages.FACTORIES``): flows with ``quality:``."""
