@@ -41,10 +41,21 @@ def literal(value: object, style: str = "") -> Text:
 COLUMNS = ("read", "created", "updated", "unchanged", "skipped", "failed", "parked")
 
 
+def _printable(record: logging.LogRecord) -> bool:
+    """Log lines carry record values too: no control character reaches the terminal."""
+    message = record.getMessage()
+    if plain(message) != message:
+        record.msg, record.args = plain(message), None
+    if record.exc_text:
+        record.exc_text = plain(record.exc_text)
+    return True
+
+
 def setup_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
     handler.addFilter(RedactingFilter())
+    handler.addFilter(_printable)
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from crm2erp.store import StateStore
 from crm2erp.store.dedupe import DedupePair
-from crm2erp.store.records import BatchCommit, NewDeadLetter
+from crm2erp.store.records import BatchCommit, ConflictRecord, NewDeadLetter
 from tests.security.project import make_project, run
 
 # value -> how the terminal must show it
@@ -59,6 +59,9 @@ def seeded(tmp_path):
     store.commit_batch(BatchCommit(run_id=run_id, flow="accounts", dead_letters=[
         NewDeadLetter("map", value, f"bad value {value}", {"name": value, "n": i})
         for i, value in enumerate(HOSTILE)]))
+    store.commit_batch(BatchCommit(run_id=run_id, flow="accounts", conflicts=[
+        ConflictRecord("Account", f"c{i}-0000-0000", value, "crm", value, value, "erp", "owner")
+        for i, value in enumerate(HOSTILE)]))
     store.finish_run(run_id, "partial", warnings=[f"warned {v}" for v in HOSTILE])
     store.save_dedupe_pairs([
         DedupePair(entity="account", left_id=f"L{i}", right_id=f"R{i}", flow="accounts",
@@ -96,8 +99,12 @@ def test_dedupe_list_show_and_review(seeded, capsys, monkeypatch):
     assert f"0 accepted, 0 rejected, {len(HOSTILE)} skipped" in out
 
 
-def test_status_shows_run_warnings_literally(seeded, capsys):
+def test_status_conflicts_and_unlock_show_values_literally(seeded, capsys):
     assert_safe(*run(capsys, *seeded["args"], "status"), 0, shown=HOSTILE)
+    assert_safe(*run(capsys, *seeded["args"], "conflicts"), 0, shown=HOSTILE)
+    for value in HOSTILE:
+        assert_safe(*run(capsys, *seeded["args"], "unlock", value, "--yes"), 0,
+                    shown=[value])
 
 
 class _Page(HTMLParser):
