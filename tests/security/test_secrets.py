@@ -7,6 +7,8 @@ import socket
 import textwrap
 
 import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from crm2erp.redact import RedactingFilter, redact
 from tests.security.project import make_project, run
@@ -119,3 +121,20 @@ def test_connections_yaml_registers_its_secrets_and_env_values(tmp_path):
                                 "DB_PASS_X": "db-pass-value-3", "DATA_DIR_X": "/srv/data"})
     text = "key-value-1 bearer-value-2 db-pass-value-3 /srv/data"
     assert redact(text) == "*** *** *** /srv/data"     # a plain folder is not a secret
+
+
+@given(st.text())
+def test_business_text_without_urls_is_never_rewritten(text):
+    assume("://" not in text)
+    assert redact(text) == text
+
+
+@given(st.text(alphabet=st.characters(codec="utf-8") | st.sampled_from(["\udcff", "\x9b"])))
+def test_terminal_text_never_carries_control_characters(text):
+    from crm2erp.cli.output import plain
+
+    shown = plain(text)
+    assert not [c for c in shown if (ord(c) < 32 and c not in "\n\t") or 127 <= ord(c) < 160
+                or 0xD800 <= ord(c) < 0xE000 or c in "\u202a\u202b\u202c\u202d\u202e"]
+    if text.isprintable():
+        assert shown == text
