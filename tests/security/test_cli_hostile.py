@@ -160,3 +160,14 @@ def test_top_level_errors_print_the_value_literally(seeded, capsys, value):
         assert shown in err, (argv, err)
     code, out, err = run(capsys, "-p", value, "status")
     assert_safe(code, out, err, 2)
+
+
+@pytest.mark.parametrize("argv", [
+    ["sap", "--business-partners", "0"], ["sap", "--page-size", "-1"],
+    ["salesforce", "--accounts", "x"], ["hubspot", "--fault-rate", "2"],
+    ["odoo", "--port", "70000"], ["rest", "--organizations", "[/]"],
+])
+def test_emulator_options_out_of_range_are_usage_errors(capsys, argv):
+    code, out, err = run(capsys, "emulator", "run", *argv)
+    assert_safe(code, out, err, 2)
+    assert "error: argument" in err
