@@ -33,7 +33,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from crm2erp.testing.emulation import FaultInjection, Reply, query_fields, read_body, respond
-from crm2erp.testing.server import emulator_parser, serve_until_interrupted
+from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 API_KEY, API_SECRET = "EMU_KEY", "EMU_SECRET"
@@ -435,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
     parser = emulator_parser("python -m crm2erp.connectors.erpnext.emulator",
                              "Run the ERPNext (Frappe REST) emulator.", 8703)
-    parser.add_argument("--customers", type=int, default=120)
+    parser.add_argument("--customers", type=count, default=120)
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, customers=args.customers, fault_rate=args.fault_rate)
     return serve_until_interrupted(app, args.host, args.port, "ERPNext emulator on {url} "

@@ -53,7 +53,7 @@ from crm2erp.connectors.hubspot.portal import (
 )
 from crm2erp.testing.emulation import FaultInjection, query_fields, read_body, respond
 from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import emulator_parser, serve_until_interrupted
+from crm2erp.testing.server import count, emulator_parser, limit, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 TOKEN = "pat-eu1-00000000-emulator-private-app-token"
@@ -523,9 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
     parser = emulator_parser("python -m crm2erp.connectors.hubspot.emulator",
                              "Run the HubSpot CRM API emulator.", 8702)
-    parser.add_argument("--companies", type=int, default=100)
-    parser.add_argument("--search-cap", type=int, default=10_000)
-    parser.add_argument("--daily-limit", type=int, default=250_000)
+    parser.add_argument("--companies", type=count, default=100)
+    parser.add_argument("--search-cap", type=limit, default=10_000)
+    parser.add_argument("--daily-limit", type=limit, default=250_000)
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, companies=args.companies, fault_rate=args.fault_rate,
                    search_cap=args.search_cap, daily_limit=args.daily_limit)

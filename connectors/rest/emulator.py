@@ -59,7 +59,7 @@ from urllib.parse import urlencode
 
 from crm2erp.testing.emulation import FaultInjection, form_fields, query_fields, read_body, respond
 from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import emulator_parser, serve_until_interrupted
+from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 CLIENT_ID, CLIENT_SECRET = "demo-crm-client", "demo-crm-secret"
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = emulator_parser("python -m crm2erp.connectors.rest.emulator",
                              "Run the Pipedrive-like demo CRM API.", 8702,
                              seed=False, fault_rate=False)
-    parser.add_argument("--organizations", type=int, default=130)
+    parser.add_argument("--organizations", type=count, default=130)
     args = parser.parse_args(argv)
     app = make_app(organizations=args.organizations)
     return serve_until_interrupted(app, args.host, args.port, "demo CRM API on {url} "

@@ -45,7 +45,7 @@ from crm2erp.connectors.salesforce import soql
 from crm2erp.connectors.salesforce.org import SCHEMA, STREAM_ALIASES, Org
 from crm2erp.testing.emulation import FaultInjection, form_fields, query_fields, read_body, respond
 from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import emulator_parser, serve_until_interrupted
+from crm2erp.testing.server import count, emulator_parser, limit, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 CLIENT_ID, CLIENT_SECRET = "emulator-client-id", "emulator-client-secret"
@@ -470,9 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
     parser = emulator_parser("python -m crm2erp.connectors.salesforce.emulator",
                              "Run the Salesforce REST emulator.", 8701)
-    parser.add_argument("--accounts", type=int, default=100)
-    parser.add_argument("--page-size", type=int, default=2000)
-    parser.add_argument("--daily-limit", type=int, default=100_000)
+    parser.add_argument("--accounts", type=count, default=100)
+    parser.add_argument("--page-size", type=count, default=2000)
+    parser.add_argument("--daily-limit", type=limit, default=100_000)
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, accounts=args.accounts, fault_rate=args.fault_rate,
                    page_size=args.page_size, daily_limit=args.daily_limit)

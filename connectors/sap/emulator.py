@@ -45,7 +45,7 @@ from crm2erp.connectors.sap.odata import error_body
 from crm2erp.connectors.sap.odatafilter import FilterError, parse_filter
 from crm2erp.testing.emulation import FaultInjection, query_fields, read_body, respond
 from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import emulator_parser, serve_until_interrupted
+from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 USERNAME, PASSWORD = "EMU_USER", "EMU_PASSWORD"
@@ -625,8 +625,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
     parser = emulator_parser("python -m crm2erp.connectors.sap.emulator",
                              "Run the SAP S/4HANA OData v2 emulator.", 8702)
-    parser.add_argument("--business-partners", type=int, default=120)
-    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--business-partners", type=count, default=120)
+    parser.add_argument("--page-size", type=count, default=100)
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, business_partners=args.business_partners,
                    page_size=args.page_size, fault_rate=args.fault_rate)

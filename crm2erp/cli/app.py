@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
-from crm2erp.cli.output import err_console, setup_logging
+from crm2erp.cli.output import err_console, literal, setup_logging
 from crm2erp.errors import ConfigError, Crm2ErpError, LockHeldError
-from crm2erp.redact import redact
+from crm2erp.redact import redact, redact_traceback
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 EXIT_LOCKED = 75   # sysexits.h EX_TEMPFAIL: another live run holds the flow's lock
@@ -87,6 +87,8 @@ def root(
 
 
 def _register_commands() -> None:
+    if app.registered_groups:   # main() called again in the same process (tests)
+        return
     from crm2erp.cli import conflicts, demo, dlq, emulator, mappings, schemas, status, sync
 
     app.add_typer(mappings.app, name="mappings")
@@ -107,6 +109,15 @@ def _register_commands() -> None:
     app.add_typer(dedupe.app, name="dedupe")
 
 
+def _report(exc: BaseException, label: str, style: str, debug: bool) -> None:
+    """Print ``exc`` as one message (its traceback too with --debug): redacted,
+    and shown literally, never read as markup."""
+    if debug:
+        err_console.print(literal(redact_traceback(exc)), soft_wrap=True)
+    err_console.print(Text.assemble((label, style), " ", literal(redact(str(exc)))),
+                      soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning crm2erp errors into messages and exit codes."""
     _register_commands()
@@ -117,20 +128,19 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ConfigError as exc:
-        if debug:
-            err_console.print_exception()
-        err_console.print(f"[red]configuration error:[/] {redact(str(exc))}", markup=True,
-                          soft_wrap=True)
+        _report(exc, "configuration error:", "red", debug)
         return EXIT_USAGE
     except LockHeldError as exc:
-        if debug:
-            err_console.print_exception()
-        err_console.print(f"[yellow]locked:[/] {escape(redact(str(exc)))}", soft_wrap=True)
+        _report(exc, "locked:", "yellow", debug)
         return EXIT_LOCKED
     except Crm2ErpError as exc:
-        if debug:
-            err_console.print_exception()
-        err_console.print(f"[red]error:[/] {redact(str(exc))}", soft_wrap=True)
+        _report(exc, "error:", "red", debug)
+        return EXIT_PROBLEMS
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen input: no traceback
+        _report(exc, f"unexpected error ({type(exc).__name__}):", "red", debug)
+        if not debug:
+            err_console.print("run again with --debug to see where it happened",
+                              style="dim")
         return EXIT_PROBLEMS
     return EXIT_OK
 

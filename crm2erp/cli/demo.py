@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from crm2erp.cli.output import console, counts_table
+from crm2erp.cli.output import console, counts_table, literal
 
 
 def demo(
@@ -52,7 +52,8 @@ def demo(
         for column in ("flow", "key", "stage", "reason"):
             table.add_column(column, overflow="fold")
         for letter in letters:
-            table.add_row(letter.flow, letter.source_key, letter.stage, letter.error)
+            table.add_row(literal(letter.flow), literal(letter.source_key), literal(letter.stage),
+                          literal(letter.error))
         console.print(table)
     if outcome.changed == 0:
         console.print("[green]no changes[/]: every record was already in sync")
@@ -93,8 +94,8 @@ def _demo_emulated(directory: Path, pack: str, *, accounts: int, runs: int) -> N
     finally:
         store.close()
     for letter in letters:
-        console.print(f"held back: {letter.flow} {letter.source_key} ({letter.stage}): "
-                      f"{letter.error}", markup=False)
+        console.print(literal(f"held back: {letter.flow} {letter.source_key} ({letter.stage}): "
+                              f"{letter.error}"))
     if outcome.changed() == 0:
         console.print("[green]no changes[/]: the last run found every record in sync")
     else:

@@ -33,6 +33,7 @@ from crm2erp.errors import ConfigError, ConfigIssue
 from crm2erp.mapping.compiler import check_mapping
 from crm2erp.mapping.models import ConnectionsFile, ConnectionSpec, FlowSpec, MappingSpec
 from crm2erp.mapping.registry import TransformSpecError, bind_transform
+from crm2erp.mapping.secrets import register_connection_secrets
 from crm2erp.mapping.validation import did_you_mean, issues_from_validation, validate_doc
 from crm2erp.mapping.yamlpos import YamlDoc, interpolate_env, load_yaml, unset_positions
 
@@ -121,7 +122,9 @@ def _read_connections(
 ) -> tuple[dict[str, ConnectionSpec] | None, list[ConfigIssue]]:
     """``settings``: also check each connection's settings with its connector."""
     doc = load_yaml(path)
-    issues = list(doc.issues) + interpolate_env(doc, env)
+    used: list = []
+    issues = list(doc.issues) + interpolate_env(doc, env, used)
+    register_connection_secrets(doc.data, used)
     parsed, more = validate_doc(doc, ConnectionsFile)
     issues += more
     if parsed is not None and settings:
