@@ -13,8 +13,14 @@ __all__ = ["ErpNextConnector", "ErpNextConfig", "ErpNextStreamConfig"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
-from crm2erp.connectors.erpnext.api import build_clients
+from crm2erp.connectors.base import (
+    DelegatingConnector,
+    DeleteMode,
+    Row,
+    StreamInfo,
+    WriteResult,
+)
+from crm2erp.connectors.erpnext.api import build_client
 from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
 from crm2erp.connectors.erpnext.target import ErpNextWriter
@@ -30,9 +36,9 @@ class ErpNextConnector(DelegatingConnector):
     def __init__(self, config: ErpNextConfig, **client_options: Any):
         super().__init__(config)
         self.config: ErpNextConfig = config
-        self.client, self.write_client = build_clients(config, **client_options)
+        self.client = build_client(config, **client_options)
         self.reader = ErpNextReader(self.client, config)
-        self.writer = ErpNextWriter(self.reader, self.write_client, config.write_attempts)
+        self.writer = ErpNextWriter(self.reader)
 
     def check(self) -> None:
         """Ask who we are, then read one record of every stream's DocType."""
@@ -54,7 +60,10 @@ class ErpNextConnector(DelegatingConnector):
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("name",), cursor_field=s.cursor_field,
-                           children=tuple(s.children), writable=bool(s.external_id_field))
+                           children=tuple(s.children), writable=bool(s.external_id_field),
+                           delete_modes=(() if not s.external_id_field else
+                                         ("delete", "archive") if s.archive_field
+                                         else ("delete",)))
                 for name, s in self.config.streams.items()]
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
@@ -63,3 +72,16 @@ class ErpNextConnector(DelegatingConnector):
             raise NotImplementedError(f"ERPNext stream {stream!r} is read-only "
                                       "(no external_id_field)")
         return self.writer.upsert(stream, config, rows)
+
+    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        """Like upsert, but a contact or address field the rows leave out stays as it is."""
+        config = self._stream_config(stream)
+        if not config.external_id_field:
+            raise NotImplementedError(f"ERPNext stream {stream!r} is read-only "
+                                      "(no external_id_field)")
+        return self.writer.upsert(stream, config, rows, partial=True)
+
+    def delete(self, stream: str, keys: Sequence[str],
+               mode: DeleteMode) -> Sequence[WriteResult]:
+        """Delete (``DELETE``) or archive (``archive_field = 1``) documents by name."""
+        return self.writer.delete(stream, self._stream_config(stream), keys, mode)
