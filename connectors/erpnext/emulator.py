@@ -460,6 +460,12 @@ class ErpNextEmulator(FaultInjection):
         if method == "DELETE":
             if doc["docstatus"] == 1:
                 raise FrappeError(417, "LinkExistsError", "Cannot delete a submitted document")
+            for other in ("Sales Order", "Sales Invoice"):
+                used = [n for n, d in self.docs[other].items() if d.get("customer") == name]
+                if doctype == "Customer" and used:
+                    raise FrappeError(417, "LinkExistsError", f"Cannot delete or cancel "
+                                      f"because {doctype} {name} is linked with {other} "
+                                      f"{used[0]}")
             self._delete(doctype, name or "")
             return 202, {"message": "ok"}
         raise FrappeError(405, "ValidationError", f"Method {method} not allowed")

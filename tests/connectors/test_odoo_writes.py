@@ -144,3 +144,13 @@ def test_archive_and_delete_by_id_and_missing_ids_fail(odoo, emulator):
         missing, junk = odoo.delete("customers", [str(b), "ACC-9"], mode)
         assert missing.action is WriteAction.FAILED and "does not exist" in missing.error
         assert junk.action is WriteAction.FAILED and "not an Odoo res.partner id" in junk.error
+
+
+def test_lost_create_replies_double_neither_the_customer_nor_its_child(odoo, emulator):
+    emulator.cut_reply_of("create")                  # the customer's create
+    emulator.cut_reply_of("create")                  # its invoice address's create
+    [result] = odoo.upsert("customers", [customer()])
+    assert result.action is WriteAction.CREATED and emulator._cut == []   # both were cut
+    assert len(rpc(emulator, "res.partner", "search", [[["ref", "=", "ACC-1"]]])) == 1
+    [child] = children(emulator, int(result.target_id))
+    assert child["ref"] == "ACC-1/invoice" and child["street"] == "Postfach 1"
