@@ -154,3 +154,18 @@ def test_lost_create_replies_double_neither_the_customer_nor_its_child(odoo, emu
     assert len(rpc(emulator, "res.partner", "search", [[["ref", "=", "ACC-1"]]])) == 1
     [child] = children(emulator, int(result.target_id))
     assert child["ref"] == "ACC-1/invoice" and child["street"] == "Postfach 1"
+
+
+def test_the_write_semantics_example_loads():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    doc = (Path(__file__).resolve().parents[2] / "docs/connectors/odoo.md").read_text()
+    section = doc.split("## Write semantics", 1)[1].split("\n## ", 1)[0]
+    [example] = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    streams = yaml.safe_load(example)["streams"]
+    cfg = config("http://x.example", streams=streams)
+    assert cfg.streams["customers"].child_partners == {
+        "invoice_address": "invoice", "delivery_address": "delivery", "buyer": "contact"}
