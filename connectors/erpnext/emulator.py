@@ -64,6 +64,9 @@ _SCHEMA: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
     "Contact": (["first_name"], {}, {"links": "Dynamic Link", "email_ids": "Contact Email",
                                      "phone_nos": "Contact Phone"}),
 }
+_CHECKS = {"Customer": ("disabled",),
+           "Address": ("is_primary_address", "is_shipping_address", "disabled"),
+           "Contact": ("is_primary_contact",)}
 _ITEM_TABLES = {"Sales Order Item", "Sales Invoice Item"}
 # preference flags Frappe keeps unique among the records linked to the same document
 _PREFERRED = {"Address": ("is_primary_address", "is_shipping_address"),
@@ -257,6 +260,8 @@ class ErpNextEmulator(FaultInjection):
         self._validate(doctype, doc)
         doc["name"] = self._name(doctype, {**payload, **doc})
         doc.setdefault("docstatus", 0)
+        for check in _CHECKS.get(doctype, ()):   # Check fields default to 0
+            doc[check] = int(doc.get(check) or 0)
         if doc["docstatus"] not in (0, 1):
             raise FrappeError(417, "ValidationError", "Cannot create a cancelled document")
         stamp = _stamp(self.now)
@@ -521,6 +526,8 @@ def _match(doc: dict[str, Any], cond: list[Any]) -> bool:
     if op in ("in", "not in"):
         values = value if isinstance(value, list) else str(value).split(",")
         return (have in values) == (op == "in")
+    if op == "is":   # ["field", "is", "set"] / "not set"
+        return (have not in (None, "")) == (value == "set")
     if op == "like":
         needle = str(value).strip("%").lower()
         return needle in str(have or "").lower()

@@ -50,9 +50,12 @@ class LinkError(Exception):
     """Frappe refused an Address or Contact write; the message says which and why."""
 
 
-def _clean(values: Any) -> dict[str, Any]:
-    if not isinstance(values, dict):
+def _clean(values: Any, what: str) -> dict[str, Any]:
+    if values is None:
         return {}
+    if not isinstance(values, dict):
+        raise LinkError(f"{what}: the row's value must be a record of its fields, got "
+                        f"{type(values).__name__} {str(values)[:60]!r}")
     return {k: v for k, v in values.items() if v not in (None, "")}
 
 
@@ -108,23 +111,23 @@ class LinkedRecords:
 
     def _converge(self, doctype: str, parent: tuple[str, str], desired: dict | None,
                   changes: Callable[[dict], dict], docs: list[dict] | None = None,
-                  **fields: Any) -> str | None:
+                  **fields: Any) -> bool:
         """Make the integration's records of this kind one with ``desired`` (none when
-        ``desired`` is None); returns the name of the one kept."""
+        ``desired`` is None); true when that took a change."""
         docs = self._ours(doctype, parent, **fields) if docs is None else docs
         keep = docs[0] if docs and desired is not None else None
         for extra in docs[1 if keep else 0:]:
             self._call("DELETE", doctype, str(extra["name"]), None)
         if desired is None:
-            return None
+            return bool(docs)
         if keep is None:
             link = {"link_doctype": parent[0], "link_name": parent[1]}
             retries = self.reader.client.stats.retries
-            created = self._call("POST", doctype, None, {**desired, "links": [link]})
+            self._call("POST", doctype, None, {**desired, "links": [link]})
             if self.reader.client.stats.retries != retries:   # an answer was lost: a twin?
                 for twin in self._ours(doctype, parent, **fields)[1:]:
                     self._call("DELETE", doctype, str(twin["name"]), None)
-            return str(created.get("name") or "")
+            return True
         update = changes(keep)
         if not any((r.get("link_doctype"), r.get("link_name")) == parent
                    for r in keep.get("links") or []):
@@ -132,10 +135,11 @@ class LinkedRecords:
                                                    "link_name": parent[1]}]
         if update:
             self._call("PUT", doctype, str(keep["name"]), update)
-        return str(keep["name"])
+        return bool(update) or len(docs) > 1
 
-    def address(self, parent: tuple[str, str], address_type: str, values: Any) -> None:
-        wanted = _clean(values)
+    def address(self, parent: tuple[str, str], address_type: str, values: Any) -> bool:
+        """Write one address of ``parent``; true when something changed."""
+        wanted = _clean(values, f"Address ({address_type})")
         desired = None
         if wanted:
             if "country" in wanted:
@@ -147,10 +151,12 @@ class LinkedRecords:
         def changes(doc: dict) -> dict:
             return {k: v for k, v in desired.items() if not self.same(doc.get(k), v)}
 
-        self._converge("Address", parent, desired, changes, address_type=address_type)
+        return self._converge("Address", parent, desired, changes,
+                              address_type=address_type)
 
-    def contact(self, parent: tuple[str, str], values: Any) -> None:
-        wanted = _clean(values)
+    def contact(self, parent: tuple[str, str], values: Any) -> bool:
+        """Write the contact of ``parent``; true when something changed."""
+        wanted = _clean(values, "Contact")
         email = wanted.pop("email_id", None)
         phone, mobile = wanted.pop("phone", None), wanted.pop("mobile_no", None)
         docs = self._ours("Contact", parent)
@@ -187,4 +193,4 @@ class LinkedRecords:
                     out[table] = desired[table]
             return out
 
-        self._converge("Contact", parent, desired, changes, docs)
+        return self._converge("Contact", parent, desired, changes, docs)

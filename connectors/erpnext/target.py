@@ -145,16 +145,19 @@ class ErpNextWriter:
     def _write_links(self, stream: ErpNextStreamConfig, row: Row, result: WriteResult,
                      partial: bool) -> WriteResult:
         parent = (stream.doctype, str(result.target_id))
+        changed = False
         try:
             for field, address_type in stream.addresses.items():
                 if field in row or not partial:
-                    self.links.address(parent, address_type, row.get(field))
+                    changed |= self.links.address(parent, address_type, row.get(field))
             if stream.contact and (stream.contact in row or not partial):
-                self.links.contact(parent, row.get(stream.contact))
+                changed |= self.links.contact(parent, row.get(stream.contact))
         except LinkError as exc:
             return WriteResult(result.key, WriteAction.FAILED, result.target_id,
                                error=f"{stream.doctype} {result.target_id} was written, but "
                                f"its {exc}")
+        if changed and result.action is WriteAction.UNCHANGED:
+            return WriteResult(result.key, WriteAction.UPDATED, result.target_id)
         return result
 
     def _write(self, stream: ErpNextStreamConfig, key: str, row: Row,
