@@ -28,7 +28,7 @@ On every write of the record:
 
 from __future__ import annotations
 
-__all__ = ["LinkedRecords", "LinkError"]
+__all__ = ["LinkedRecords", "LinkError", "contact_rows"]
 
 import re
 from collections.abc import Callable
@@ -57,6 +57,31 @@ def _clean(values: Any, what: str) -> dict[str, Any]:
         raise LinkError(f"{what}: the row's value must be a record of its fields, got "
                         f"{type(values).__name__} {str(values)[:60]!r}")
     return {k: v for k, v in values.items() if v not in (None, "")}
+
+
+def contact_rows(current: dict, email: str | None, phone: str | None,
+                 mobile: str | None) -> tuple[list[dict], list[dict]]:
+    """The ``email_ids`` and ``phone_nos`` rows a Contact should have: the values sent
+    as the primary rows, then the rows without a primary flag (ERP users'), in order;
+    primary rows no longer sent are gone, and a user's row with a value now sent
+    becomes that primary row rather than a twin."""
+    emails = [r for r in current.get("email_ids") or []
+              if not r.get("is_primary") and r.get("email_id") != email]
+    numbers = [r for r in current.get("phone_nos") or []
+               if not any(r.get(f) for f in _PHONE_FLAGS) and r.get("phone") not in
+               (phone, mobile)]
+    if email:
+        emails.insert(0, {"email_id": email, "is_primary": 1})
+    for value, flag in ((mobile, "is_primary_mobile_no"), (phone, "is_primary_phone")):
+        if not value:
+            continue
+        same_row = next((r for r in numbers if r.get("phone") == value
+                         and any(r.get(f) for f in _PHONE_FLAGS)), None)
+        if same_row is not None:
+            same_row[flag] = 1
+        else:
+            numbers.insert(0, {"phone": value, **{f: int(f == flag) for f in _PHONE_FLAGS}})
+    return emails, numbers
 
 
 class LinkedRecords:
@@ -160,23 +185,7 @@ class LinkedRecords:
         email = wanted.pop("email_id", None)
         phone, mobile = wanted.pop("phone", None), wanted.pop("mobile_no", None)
         docs = self._ours("Contact", parent)
-        current = docs[0] if docs else {}
-        emails = [r for r in current.get("email_ids") or []
-                  if not r.get("is_primary") and r.get("email_id") != email]
-        numbers = [r for r in current.get("phone_nos") or []
-                   if not any(r.get(f) for f in _PHONE_FLAGS) and r.get("phone") not in
-                   (phone, mobile)]
-        if email:
-            emails.insert(0, {"email_id": email, "is_primary": 1})
-        for value, flag in ((mobile, "is_primary_mobile_no"), (phone, "is_primary_phone")):
-            if not value:
-                continue
-            same_row = next((r for r in numbers if r.get("phone") == value
-                             and any(r.get(f) for f in _PHONE_FLAGS)), None)
-            if same_row is not None:
-                same_row[flag] = 1
-            else:
-                numbers.insert(0, {"phone": value, **{f: int(f == flag) for f in _PHONE_FLAGS}})
+        emails, numbers = contact_rows(docs[0] if docs else {}, email, phone, mobile)
         desired = None
         if email or phone or mobile or emails or numbers:
             desired = {"first_name": parent[1], **wanted, "is_primary_contact": 1,

@@ -4,14 +4,18 @@ the result back through the emulator's Frappe REST API."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crm2erp.connectors.base import DeleteMode, WriteAction
 from crm2erp.connectors.erpnext import ErpNextConnector
 from crm2erp.connectors.erpnext.emulator import API_KEY, API_SECRET, make_app
+from crm2erp.connectors.erpnext.links import contact_rows
 from crm2erp.testing.server import serve_wsgi
 
 from .test_erpnext_conformance import erp_config
@@ -182,3 +186,46 @@ def test_twenty_percent_faults_complete_in_one_run_with_every_record_once():
             [contact] = linked(app, "Contact", result.target_id)
             assert contact["email_id"] == row["contact"]["email_id"]
             assert phones(contact) == [(row["contact"]["phone"], 1, 0)]
+
+
+# -- the Contact rows, for any current rows and values sent -------------------------
+VALUES = st.sampled_from(["a", "b", "c", "d"])
+FLAGS = ("is_primary_phone", "is_primary_mobile_no")
+
+
+@st.composite
+def contacts(draw):
+    emails = [{"email_id": v, "is_primary": 0} for v in draw(st.lists(VALUES, max_size=4))]
+    phones = [{"phone": v, FLAGS[0]: 0, FLAGS[1]: 0} for v in draw(st.lists(VALUES,
+                                                                           max_size=4))]
+    if emails and draw(st.booleans()):
+        draw(st.sampled_from(emails))["is_primary"] = 1
+    for flag in FLAGS:
+        if phones and draw(st.booleans()):
+            draw(st.sampled_from(phones))[flag] = 1
+    return {"email_ids": emails, "phone_nos": phones}
+
+
+def shape(emails, numbers):
+    return ([(r["email_id"], r.get("is_primary", 0)) for r in emails],
+            [(r["phone"], *(r.get(f, 0) for f in FLAGS)) for r in numbers])
+
+
+@settings(max_examples=300, deadline=None)
+@given(contacts(), st.none() | VALUES, st.none() | VALUES, st.none() | VALUES)
+def test_contact_rows_put_the_sent_values_first_keep_users_rows_and_settle(
+        current, email, phone, mobile):
+    emails, numbers = contact_rows(copy.deepcopy(current), email, phone, mobile)
+    assert [r["email_id"] for r in emails if r["is_primary"]] == ([email] if email else [])
+    for flag, value in zip(FLAGS, (phone, mobile), strict=True):
+        assert [r["phone"] for r in numbers if r.get(flag)] == ([value] if value else [])
+    users_emails = [r["email_id"] for r in current["email_ids"]
+                    if not r["is_primary"] and r["email_id"] != email]
+    assert [r["email_id"] for r in emails if not r["is_primary"]] == users_emails
+    users_phones = [r["phone"] for r in current["phone_nos"]
+                    if not any(r[f] for f in FLAGS) and r["phone"] not in (phone, mobile)]
+    assert [r["phone"] for r in numbers if not any(r.get(f) for f in FLAGS)] == users_phones
+    assert sum(r["phone"] == v for r in numbers for v in {phone, mobile} - {None}) == \
+        len({phone, mobile} - {None})             # a value sent is one row, not twins
+    again = contact_rows({"email_ids": emails, "phone_nos": numbers}, email, phone, mobile)
+    assert shape(*again) == shape(emails, numbers)   # a re-run changes nothing
