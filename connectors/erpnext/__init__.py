@@ -41,19 +41,23 @@ class ErpNextConnector(DelegatingConnector):
         self.writer = ErpNextWriter(self.reader)
 
     def check(self) -> None:
-        """Ask who we are, then read one record of every stream's DocType."""
+        """Ask who we are, then read one record of every stream's DocType (and of
+        Address and Contact for streams that write them)."""
         self.client.get_json("/api/method/frappe.auth.get_logged_user")
         problems = []
         for name, stream in self.config.streams.items():
-            try:
-                resp = self.client.request("GET", resource(stream.doctype),
-                                           params={"limit_page_length": 1})
-            except ConfigError as exc:   # an unknown DocType: go on checking the others
-                problems.append(f"stream {name!r}: {exc}")
-                continue
-            if resp.status_code >= 400:
-                problems.append(f"stream {name!r}: DocType {stream.doctype!r} "
-                                f"(HTTP {resp.status_code})")
+            linked = [*(["Address"] if stream.addresses else []),
+                      *(["Contact"] if stream.contact else [])]
+            for doctype in (stream.doctype, *linked):
+                try:
+                    resp = self.client.request("GET", resource(doctype),
+                                               params={"limit_page_length": 1})
+                except ConfigError as exc:   # an unknown DocType: go on checking the others
+                    problems.append(f"stream {name!r}: {exc}")
+                    continue
+                if resp.status_code >= 400:
+                    problems.append(f"stream {name!r}: DocType {doctype!r} "
+                                    f"(HTTP {resp.status_code})")
         if problems:
             raise ConfigError("ERPNext connection: " + "; ".join(problems) + " - check the "
                               "DocType names and the roles of the API user")

@@ -13,9 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from crm2erp.connectors.base import DeleteMode, WriteAction
-from crm2erp.connectors.erpnext import ErpNextConnector
+from crm2erp.connectors.erpnext import ErpNextConfig, ErpNextConnector
 from crm2erp.connectors.erpnext.emulator import API_KEY, API_SECRET, make_app
 from crm2erp.connectors.erpnext.links import contact_rows
+from crm2erp.errors import FatalError
 from crm2erp.testing.server import serve_wsgi
 
 from .test_erpnext_conformance import erp_config
@@ -229,3 +230,18 @@ def test_contact_rows_put_the_sent_values_first_keep_users_rows_and_settle(
         len({phone, mobile} - {None})             # a value sent is one row, not twins
     again = contact_rows({"email_ids": emails, "phone_nos": numbers}, email, phone, mobile)
     assert shape(*again) == shape(emails, numbers)   # a re-run changes nothing
+
+
+def test_write_attempts_is_refused_with_what_replaced_it():
+    with pytest.raises(ValueError, match="write_attempts is no longer a setting.*"
+                       "retry.max_attempts"):
+        ErpNextConfig.model_validate({"base_url": "https://erp.example", "write_attempts": 3})
+
+
+def test_check_reads_address_and_contact_for_streams_that_write_them(erp, emulator):
+    erp.check()
+    emulator.reply_next(403, {"exc_type": "PermissionError", "_server_messages": "[]"},
+                        on="GET /api/resource/Contact")
+    with pytest.raises(FatalError, match="GET /api/resource/Contact was refused with HTTP "
+                       "403.*permissions of its user"):
+        erp.check()
