@@ -288,6 +288,13 @@ class FakeDb:
 
     def unlink(self, model: str, ids: list[int], context: dict | None = None) -> bool:
         self.read(model, ids, ["id"])
+        for other, fields in MODELS.items():   # many2one ondelete='restrict'
+            refs = [f for f, spec in fields.items() if spec["type"] == "many2one"
+                    and spec["relation"] == model and other != model]
+            if any(rec.get(f) in ids for rec in self.tables[other].values() for f in refs):
+                raise OdooException("odoo.exceptions.UserError", (
+                    "The operation cannot be completed: another model requires the record "
+                    f"being deleted. If possible, archive it instead.\n\nModel: {other}"))
         for i in ids:
             self.tables[model].pop(i, None)
         return True

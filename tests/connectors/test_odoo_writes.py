@@ -140,6 +140,11 @@ def test_archive_and_delete_by_id_and_missing_ids_fail(odoo, emulator):
     assert odoo.delete("customers", [str(b)], DeleteMode.DELETE)[0].ok
     assert rpc(emulator, "res.partner", "search", [[["id", "=", b]]],
                {"context": {"active_test": False}}) == []
+    [order] = rpc(emulator, "sale.order", "search_read", [[]], {"fields": ["partner_id"],
+                                                                 "limit": 1})
+    [kept] = odoo.delete("customers", [str(order["partner_id"][0])], DeleteMode.DELETE)
+    assert not kept.ok and "archive it instead" in kept.error
+    assert rpc(emulator, "res.partner", "search", [[["id", "=", order["partner_id"][0]]]])
     for mode in (DeleteMode.ARCHIVE, DeleteMode.DELETE):
         missing, junk = odoo.delete("customers", [str(b), "ACC-9"], mode)
         assert missing.action is WriteAction.FAILED and "does not exist" in missing.error
