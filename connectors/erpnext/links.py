@@ -38,7 +38,6 @@ import requests
 
 from crm2erp.connectors.erpnext.api import frappe_error
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
-from crm2erp.http import decode_json
 
 Send = Callable[[str, str, dict | None], requests.Response]
 _PREFERRED = {"Billing": "is_primary_address", "Shipping": "is_shipping_address"}
@@ -124,15 +123,13 @@ class LinkedRecords:
         return self._countries[code]
 
     # -- writing ---------------------------------------------------------------
-    def _call(self, method: str, doctype: str, name: str | None, body: dict | None) -> dict:
+    def _call(self, method: str, doctype: str, name: str | None, body: dict | None) -> None:
         resp = self.send(method, resource(doctype, name), body)
         if resp.status_code == 404 and method == "DELETE":
-            return {}   # already gone
+            return   # already gone
         if resp.status_code >= 400:
             raise LinkError(f"{doctype}{' ' + name if name else ''}: "
                             f"{frappe_error(resp.status_code, resp.content)}")
-        data = decode_json(resp) if resp.content else {}
-        return data.get("data") or {} if isinstance(data, dict) else {}
 
     def _converge(self, doctype: str, parent: tuple[str, str], desired: dict | None,
                   changes: Callable[[dict], dict], docs: list[dict] | None = None,
@@ -153,11 +150,7 @@ class LinkedRecords:
                 for twin in self._ours(doctype, parent, **fields)[1:]:
                     self._call("DELETE", doctype, str(twin["name"]), None)
             return True
-        update = changes(keep)
-        if not any((r.get("link_doctype"), r.get("link_name")) == parent
-                   for r in keep.get("links") or []):
-            update["links"] = [*keep.get("links"), {"link_doctype": parent[0],
-                                                   "link_name": parent[1]}]
+        update = changes(keep)   # links are kept as they are: users may add more
         if update:
             self._call("PUT", doctype, str(keep["name"]), update)
         return bool(update) or len(docs) > 1
