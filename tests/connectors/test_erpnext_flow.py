@@ -108,3 +108,36 @@ def test_accounts_land_with_contact_and_address_and_crm_deletes_archive(tmp_path
     [letter] = letters
     assert letter.stage == "delete" and letter.source_key == lost
     assert f"Customer {lost_name} not found" in letter.error
+
+
+def test_one_run_at_twenty_percent_faults_writes_every_account_once(tmp_path):
+    crm = dynamics_app(seed=5, accounts=12, contacts_per_account=0)
+    erp = erpnext_app(seed=6, customers=0, sales_invoices=0, fault_rate=0.2, retry_after=0)
+    erp.fault_kinds = (429, 500, 503, "truncate")
+    root = project_dir(tmp_path)
+    text = (root / "connections.yaml").read_text()
+    (root / "connections.yaml").write_text(text.replace(
+        "    type: erpnext\n", "    type: erpnext\n"
+        "    retry: {max_attempts: 12, backoff_base: 0, backoff_max: 0}\n"))
+    assert "max_attempts: 12" in (root / "connections.yaml").read_text()
+    with serve_wsgi(crm) as crm_url, serve_wsgi(erp) as erp_url:
+        project = load_project(root, env={"D365_URL": crm_url, "D365_AUTHORITY_URL": crm_url,
+                                          "ERPNEXT_URL": erp_url})
+        store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+        try:
+            with Engine(project, store) as engine:
+                result = engine.run("accounts")
+            letters = store.dead_letters(status=("open", "parked"), limit=10)
+        finally:
+            store.close()
+        assert erp.faults_injected > 10
+        erp.fault_rate = 0.0
+        written = customers(erp_url)
+        assert result.counts["created"] == 12 and letters == []
+        for account in crm.env.all("accounts"):
+            name = written[account["name"]]["name"]
+            [contact] = linked(erp_url, "Contact", name)
+            [address] = linked(erp_url, "Address", name)
+            assert contact["email_id"] == account["emailaddress1"]
+            assert address["address_line1"] == account["address1_line1"]
+    assert len(written) == 12
