@@ -174,3 +174,23 @@ def test_the_write_semantics_example_loads():
     cfg = config("http://x.example", streams=streams)
     assert cfg.streams["customers"].child_partners == {
         "invoice_address": "invoice", "delivery_address": "delivery", "buyer": "contact"}
+
+
+def test_twenty_percent_faults_write_every_customer_and_child_once():
+    app = make_app(seed=6, companies=2, fault_rate=0.2, retry_after=0)
+    rows = [customer(ref=f"ACC-{i}", name=f"Kunde {i}",
+                     invoice_address={"street": f"Weg {i}", "city": "Kiel"})
+            for i in range(20)]
+    with serve_wsgi(app), OdooConnector(config(app.base_url, write_batch_size=4, retry={
+            "max_attempts": 12, "backoff_base": 0, "backoff_max": 0})) as odoo:
+        results = odoo.upsert("customers", rows)
+        assert app.faults_injected >= 8
+        app.fault_rate = 0.0
+        assert all(r.ok for r in results), [r.error for r in results if not r.ok]
+        for row, result in zip(rows, results, strict=True):
+            [partner] = rpc(app, "res.partner", "search_read", [[["ref", "=", row["ref"]]]],
+                            {"fields": ["name"]})
+            assert partner == {"id": int(result.target_id), "name": row["name"]}
+            [child] = children(app, partner["id"])
+            assert (child["ref"], child["street"]) == (f"{row['ref']}/invoice",
+                                                       row["invoice_address"]["street"])
