@@ -41,6 +41,8 @@ import threading
 from typing import Any
 from urllib.parse import unquote
 
+import pycountry
+
 from crm2erp.testing.emulation import FaultInjection, Reply, query_fields, read_body, respond
 from crm2erp.testing.server import emulator_parser, serve_until_interrupted
 
@@ -71,8 +73,8 @@ _ITEM_TABLES = {"Sales Order Item", "Sales Invoice Item"}
 # preference flags Frappe keeps unique among the records linked to the same document
 _PREFERRED = {"Address": ("is_primary_address", "is_shipping_address"),
               "Contact": ("is_primary_contact",)}
-_COUNTRIES = {"Germany": "de", "Austria": "at", "Switzerland": "ch", "France": "fr",
-              "Netherlands": "nl", "United Kingdom": "gb", "United States": "us"}
+# Frappe's Country records: the name, and the ISO code in lower case
+_COUNTRIES = {c.name: c.alpha_2.lower() for c in pycountry.countries}
 _UNIQUE = {"Customer": ["custom_crm_id"], "Sales Order": ["custom_crm_id"]}
 _CHILD_MANDATORY = {"Sales Order Item": ["item_code", "qty"], "Sales Invoice Item": ["item_code"],
                     "Dynamic Link": ["link_doctype", "link_name"],
