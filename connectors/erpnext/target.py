@@ -216,8 +216,8 @@ class ErpNextWriter:
                 if resp.status_code < 400:
                     results.append(WriteResult(doc_name, WriteAction.UPDATED, doc_name))
                     continue
-            reason = frappe_error(resp.status_code, resp.content)
-            if resp.status_code == 404:
-                reason = f"{stream.doctype} {doc_name} not found ({reason})"
-            results.append(WriteResult(doc_name, WriteAction.FAILED, doc_name, error=reason))
+            results.append(WriteResult.not_found(doc_name, stream.doctype)
+                           if resp.status_code == 404 else
+                           WriteResult(doc_name, WriteAction.FAILED, doc_name,
+                                       error=frappe_error(resp.status_code, resp.content)))
         return results

@@ -28,7 +28,8 @@ and brought back when it has one again. Children without such a ref (created by
 Odoo users) are never touched.
 
 Deletes and archives work on the Odoo ids the engine holds; an id that is not
-there (``MissingError``) or is not an id fails that record.
+there (archived ones included) is :meth:`WriteResult.not_found`, one that is
+not an id fails too.
 """
 
 from __future__ import annotations
@@ -375,11 +376,18 @@ class OdooWriter:
                mode: DeleteMode) -> list[WriteResult]:
         if mode is DeleteMode.IGNORE or not ids:
             return [WriteResult(str(i), WriteAction.UNCHANGED, str(i)) for i in ids]
+        numeric = [int(i) for i in ids if str(i).strip().isdigit()]
+        there = {rec["id"] for rec in self.rpc.execute_kw(
+            stream.model, "search_read", [[["id", "in", numeric]]],
+            {"fields": ["id"], "context": {"active_test": False}}) or []} if numeric else set()
         results = []
         for record_id in ids:
             if not str(record_id).strip().isdigit():
                 results.append(WriteResult(str(record_id), WriteAction.FAILED, error=(
                     f"{record_id!r} is not an Odoo {stream.model} id")))
+                continue
+            if int(record_id) not in there:
+                results.append(WriteResult.not_found(str(record_id), stream.model))
                 continue
             try:
                 if mode is DeleteMode.ARCHIVE:

@@ -107,7 +107,7 @@ def test_accounts_land_with_contact_and_address_and_crm_deletes_archive(tmp_path
     assert all(after[accounts[k]["name"]]["disabled"] == 1 for k in gone)
     [letter] = letters
     assert letter.stage == "delete" and letter.source_key == lost
-    assert f"Customer {lost_name} not found" in letter.error
+    assert f"not found: no record {lost_name!r} in Customer" in letter.error
 
 
 def test_one_run_at_twenty_percent_faults_writes_every_account_once(tmp_path):

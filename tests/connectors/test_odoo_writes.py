@@ -147,7 +147,8 @@ def test_archive_and_delete_by_id_and_missing_ids_fail(odoo, emulator):
     assert rpc(emulator, "res.partner", "search", [[["id", "=", order["partner_id"][0]]]])
     for mode in (DeleteMode.ARCHIVE, DeleteMode.DELETE):
         missing, junk = odoo.delete("customers", [str(b), "ACC-9"], mode)
-        assert missing.action is WriteAction.FAILED and "does not exist" in missing.error
+        assert missing.action is WriteAction.FAILED
+        assert missing.error == f"not found: no record '{b}' in res.partner"
         assert junk.action is WriteAction.FAILED and "not an Odoo res.partner id" in junk.error
 
 

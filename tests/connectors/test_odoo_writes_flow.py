@@ -101,4 +101,4 @@ def test_invoice_children_follow_the_crm_and_crm_archives_archive(tmp_path):
         == [False] * 2 + [True] * 3
     [letter] = letters
     assert letter.stage == "delete" and letter.source_key == str(lost)
-    assert "does not exist" in letter.error
+    assert f"not found: no record '{lost_partner}' in res.partner" in letter.error
