@@ -17,7 +17,9 @@ record is looked up and compared instead, so a create is never doubled.
 
 Deletes work on the ids the engine holds (the document ``name``): ``DELETE``,
 or ``archive_field = 1`` (Customer ``disabled``). An id that is not there
-(``404 DoesNotExistError``) is a failed outcome, not a done one.
+(``404 DoesNotExistError``; a ``DELETE`` reads the document first) is a failed
+outcome, not a done one; a ``DELETE`` that meets a 404 after that read was sent
+again after its answer was lost, and is done.
 """
 
 from __future__ import annotations
@@ -203,11 +205,14 @@ class ErpNextWriter:
                               "(a Check field such as disabled) or use delete_policy: delete")
         results = []
         for doc_name in (str(i) for i in ids):
-            retries = self.client.stats.retries
             if mode is DeleteMode.DELETE:
+                if self.reader.document(stream.doctype, doc_name) is None:
+                    results.append(WriteResult.not_found(doc_name, stream.doctype))
+                    continue
                 resp = self.send("DELETE", resource(stream.doctype, doc_name), None)
-                gone_by_us = resp.status_code == 404 and self.client.stats.retries != retries
-                if resp.status_code < 400 or gone_by_us:
+                if resp.status_code < 400 or resp.status_code == 404:
+                    # 404: there a moment ago, so gone by a DELETE sent again after
+                    # its answer was lost
                     results.append(WriteResult(doc_name, WriteAction.UPDATED, doc_name))
                     continue
             else:

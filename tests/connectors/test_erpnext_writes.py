@@ -148,7 +148,9 @@ def test_archive_and_delete_by_name_and_a_missing_name_fails(erp, emulator):
     [archived] = erp.delete("customers", [a], DeleteMode.ARCHIVE)
     assert archived.action is WriteAction.UPDATED
     assert api(emulator, f"Customer/{a}").json()["data"]["disabled"] == 1
+    emulator.fail_next("truncate", on="DELETE /api/resource/Customer")   # answer lost
     [deleted] = erp.delete("customers", [b], DeleteMode.DELETE)
+    assert emulator.faults_pending == 0
     assert deleted.action is WriteAction.UPDATED
     gone = api(emulator, f"Customer/{b}")
     assert gone.status_code == 404 and gone.json()["exc_type"] == "DoesNotExistError"
