@@ -183,3 +183,16 @@ def test_a_folder_without_connections_yaml_is_not_scanned(tmp_path):
     result = crm2erp("status", cwd=tmp_path)
     assert result.returncode == 2
     assert "no connections.yaml" in result.stderr and "x.flow.yaml" not in result.stderr
+
+
+def test_project_file_names_the_state_store_and_a_typo_is_reported(tmp_path):
+    project = _project(tmp_path)
+    (project / "crm2erp.yaml").write_text(f"state: sqlite:///{tmp_path / 'own.db'}\n")
+    run = crm2erp("-p", str(project), "sync", "run", "accounts", cwd=tmp_path)
+    assert run.returncode == 1, run.stderr            # one dead letter, as above
+    assert (tmp_path / "own.db").is_file() and not (tmp_path / "crm2erp-state.db").exists()
+    listed = crm2erp("-p", str(project), "dlq", "list", cwd=tmp_path)
+    assert "not-an-email" in listed.stdout
+    (project / "crm2erp.yaml").write_text("stat: sqlite:///x.db\n")
+    bad = crm2erp("-p", str(project), "status", cwd=tmp_path)
+    assert bad.returncode == 2 and "crm2erp.yaml:1:1" in bad.stderr, bad.stderr
