@@ -50,7 +50,21 @@ def _accounts(tag: str, per_country: int = 10) -> list[dict]:
     return rows
 
 
-def _project(folder, crm_url: str, server):
+MATCH_YAML = """\
+entity: account
+blocking:
+  - [{field: name, transform: [company, first:4]}]
+deterministic:
+  - {name: tax_id, fields: [{field: tax_id, transform: tax_id}]}
+comparisons:
+  - {field: name, method: jaro_winkler, transform: company, thresholds: [0.88],
+     m: [0.7, 0.25, 0.05], u: [0.001, 0.01, 0.989]}
+lambda: 0.01
+thresholds: {upper: 0.99, lower: 0.5}
+"""
+
+
+def _project(folder, crm_url: str, server, extra: str = ""):
     demo, tryton = pack_dir("demo") / "maps", pack_dir("tryton")
     files = {
         "connections.yaml": f"""
@@ -75,12 +89,29 @@ def _project(folder, crm_url: str, server):
             target: {{connection: erp, stream: parties, mapping: {tryton}/party.out.map.yaml}}
             incremental: {{cursor: updated_at, lookback: 1m, batch_size: 25}}
             delete_policy: archive
-            """,
+            """ + extra,
+        "match.yaml": MATCH_YAML,
     }
     folder.mkdir()
     for name, text in files.items():
         (folder / name).write_text(textwrap.dedent(text).lstrip())
     return load_project(folder)
+
+
+def _crm(tmp_path, rows):
+    crm_url = f"sqlite:///{tmp_path / 'crm.db'}"
+    meta = sa.MetaData()
+    table = sa.Table("accounts", meta, *(sa.Column(name, sa.Boolean if name == "is_deleted"
+                                                   else sa.DateTime if name == "updated_at"
+                                                   else sa.String(200),
+                                                   primary_key=name == "id")
+                                         for name in rows[0] if name != "region"))
+    crm = sa.create_engine(crm_url)
+    meta.create_all(crm)
+    with crm.begin() as conn:
+        conn.execute(table.insert(), [{k: v for k, v in r.items() if k != "region"}
+                                      for r in rows])
+    return crm_url, crm, table
 
 
 def _parties(tryton, codes) -> dict[str, dict]:
@@ -125,18 +156,7 @@ def _reconcile(project, store):
 def test_edits_replace_deletes_archive_and_reconcile_is_exact(tryton_server, tryton, tmp_path):
     tag = f"I{uuid.uuid4().hex[:6].upper()}"
     rows = _accounts(tag)
-    crm_url = f"sqlite:///{tmp_path / 'crm.db'}"
-    meta = sa.MetaData()
-    table = sa.Table("accounts", meta, *(sa.Column(name, sa.Boolean if name == "is_deleted"
-                                                   else sa.DateTime if name == "updated_at"
-                                                   else sa.String(200),
-                                                   primary_key=name == "id")
-                                         for name in rows[0] if name != "region"))
-    crm = sa.create_engine(crm_url)
-    meta.create_all(crm)
-    with crm.begin() as conn:
-        conn.execute(table.insert(), [{k: v for k, v in r.items() if k != "region"}
-                                      for r in rows])
+    crm_url, crm, table = _crm(tmp_path, rows)
     project = _project(tmp_path / "project", crm_url, tryton_server)
     store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
     try:
@@ -235,6 +255,30 @@ def test_edits_replace_deletes_archive_and_reconcile_is_exact(tryton_server, try
                                 [("code", "=", codes[gone["id"]])], 0, None, None,
                                 ["active"], context=ALL)
     assert party == [{"id": after[codes[gone["id"]]]["id"], "active": False}]
+
+
+def test_merged_duplicates_in_one_batch_make_one_party(tryton_server, tryton, tmp_path):
+    """Two CRM records the dedupe stage merges (same VAT id) in one batch: one party,
+    no dead letter, a clean run (docs/dedupe.md); the runner writes the merged record once."""
+    tag = f"D{uuid.uuid4().hex[:6].upper()}"
+    rows = _accounts(tag, per_country=1)[:2]
+    for r in rows:
+        r["vat_id"] = "ESB12345674"
+    rows[1]["company_name"] = rows[0]["company_name"] + " "
+    crm_url, _, _ = _crm(tmp_path, rows)
+    project = _project(tmp_path / "project", crm_url, tryton_server,
+                       "dedupe: {config: match.yaml}\n")
+    store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
+    try:
+        result = _run(project, store)
+        letters = store.dead_letters(status=("open", "parked"), limit=10)
+        codes = store.canonical_ids("Account", "crm", [r["id"] for r in rows])
+    finally:
+        store.close()
+    assert [(d.stage, d.source_key, d.error) for d in letters] == []
+    assert result.counts["failed"] == 0 and result.counts["created"] == 1
+    assert len(set(codes.values())) == 1
+    assert len(_parties(tryton, codes.values())) == 1
 
 
 @pytest.mark.parametrize("mode, phones", [
