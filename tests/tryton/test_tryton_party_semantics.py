@@ -309,10 +309,15 @@ def test_replace_modes(tryton_server, tryton, mode, phones):
         assert [a["street"] for a in got["addresses"]] == ["B 2"]
 
 
-def test_contacts_become_parties_linked_to_their_company(tryton_server, tryton, tmp_path):
+def test_contacts_become_parties_linked_to_their_company(tryton_server, tryton, tmp_path,
+                                                         monkeypatch):
+    from crm2erp.connectors.hubspot import portal as hubspot_portal
     from crm2erp.connectors.hubspot.emulator import make_app
     from crm2erp.testing.server import serve_wsgi
 
+    # ids no other test on the shared server uses (party codes derive from them)
+    monkeypatch.setitem(hubspot_portal._ID_BASE, "companies", 10_000_900_000)
+    monkeypatch.setitem(hubspot_portal._ID_BASE, "contacts", 20_000_900_000)
     hubspot = make_app(seed=33, companies=4, contacts_per_company=2, deals_per_company=0)
     with serve_wsgi(hubspot) as url:
         project = load_project(pack_dir("packs/hubspot-tryton"), env={
