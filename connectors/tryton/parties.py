@@ -140,7 +140,7 @@ class PartyWriter:
             except ValueError as exc:
                 results[pos] = WriteResult(key, WriteAction.FAILED, error=f"party {key!r}: {exc}")
                 continue
-            regions = [countries_code(a) for a in wanted_addresses(row)]
+            regions = [_region(a) for a in wanted_addresses(row)]
             contacts = [{"type": t, "value": v, "_sig": _contact_sig(t, v, regions)}
                         for t, v in wanted_contacts(row)]
             current = existing.get(key)
@@ -177,7 +177,7 @@ class PartyWriter:
         return creates, writes
 
 
-def countries_code(addr: Mapping[str, Any]) -> str | None:
+def _region(addr: Mapping[str, Any]) -> str | None:
     code = str(addr.get("country") or "").strip().upper()
     return code or None
 
