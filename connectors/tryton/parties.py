@@ -87,8 +87,10 @@ def party_children(client: TrytonClient, party_ids: Sequence[int]) -> dict[int, 
     """Party id -> ``{"contacts", "addresses", "relations"}``: every child (archived ones
     too), each list in Tryton's order (sequence, then id)."""
     out: dict[int, dict] = {pid: {kind: [] for kind, *_ in _CHILDREN} for pid in party_ids}
+    children = [c for c in _CHILDREN if c[0] != "relations"
+                or client.has_model("party.relation.all")]   # module party_relationship
     for part in chunks(sorted(set(party_ids)), 500):
-        for kind, model, field, fields in _CHILDREN:
+        for kind, model, field, fields in children:
             for rec in client.model(model, "search_read", [(field, "in", list(part))], 0, None,
                                     None, list(fields), context=NOT_ACTIVE):
                 out[rec[field]][kind].append(rec)
@@ -124,8 +126,9 @@ class PartyWriter:
         countries = self.lookups.ids("country.country", "code", [
             str(a.get("country") or "").strip().upper()
             for r in rows for a in wanted_addresses(r)])
-        types = self.lookups.ids("party.relation.type", "name", [
-            str(r.get("relation_type") or "") for r in rows])
+        wanted_types = [str(r.get("relation_type") or "") for r in rows]
+        types = self.lookups.ids("party.relation.type", "name", wanted_types) \
+            if any(wanted_types) and self.client.has_model("party.relation.type") else {}
         kids = party_children(self.client, [p["id"] for p in existing.values()])
         uid = self.client.auth.user_id
         creates, writes = [], []
@@ -198,9 +201,9 @@ def _wanted_relations(row: Row, types: Mapping[str, int]) -> tuple[int | None, l
         return None, []
     name = str(row.get("relation_type") or "").strip()
     if name not in types:
-        raise ValueError(f"relation type {name!r} is not in Tryton; create it (Party > "
-                         "Configuration > Relation Types, module party_relationship) or fix "
-                         "relation_type in the outbound mapping")
+        raise ValueError(f"relation type {name!r} is not in Tryton; activate the module "
+                         "party_relationship and create the type (Party > Configuration > "
+                         "Relation Types), or fix relation_type in the outbound mapping")
     target = row.get("relation_to")
     if target in (None, ""):
         return types[name], []

@@ -357,3 +357,16 @@ def test_contacts_become_parties_linked_to_their_company(tryton_server, tryton, 
         expected.add((person["id"], companies[company_codes[company]], "Works for"))
         assert person["email"] == contact["properties"]["email"].lower()
     assert linked == expected
+
+
+def test_unusable_relation_or_mode_fails_the_row_alone(tryton):
+    good, bad_type, bad_mode = (f"RL-{uuid.uuid4().hex[:8]}" for _ in range(3))
+    results = tryton.upsert("parties", [
+        {"code": good, "name": "Good"},
+        {"code": bad_type, "name": "Bad type", "relation_to": "1", "relation_type": "Cousin of"},
+        {"code": bad_mode, "name": "Bad mode", "replace_contact_mechanisms": "some"}])
+    assert [r.action for r in results] == [WriteAction.CREATED, WriteAction.FAILED,
+                                           WriteAction.FAILED]
+    assert "relation type 'Cousin of' is not in Tryton" in results[1].error
+    assert "replace_contact_mechanisms 'some'" in results[2].error
+    assert set(tryton.lookup("parties", [good, bad_type, bad_mode])) == {good}
