@@ -223,23 +223,31 @@ class ClusteringConfig(_Model):
 
 
 class EMConfig(_Model):
-    """Unsupervised estimation of m, u and lambda on the candidate pairs, without labels.
+    """Unsupervised estimation of m and lambda on the candidate pairs, without labels.
 
-    u starts from random pairs (the exact level from value frequencies, the
-    lower levels from ``min(u_sample_size, max(10_000, 10 * records))`` random
-    pairs); EM then estimates m and lambda, and - unless ``fix_u`` - refines u
-    on the candidate pairs too. Refining is the default: non-matches that passed
-    blocking agree far more often than random pairs on the blocked fields and on
-    fields correlated with them (city and postal code), and with u held at
-    the random-pair values EM can mistake "same block" for "same entity".
-    ``fix_u: true`` is Splink's recipe (u only from random pairs).
+    u comes from random pairs, never from EM (the exact level from value
+    frequencies, the lower levels from ``min(u_sample_size, max(10_000, 10 *
+    records))`` random pairs); EM estimates m and lambda with every level kept
+    monotone (``m >= u`` on agreement levels) and lambda within
+    ``[min_lambda, max_lambda]``. A fit whose lambda reaches ``max_lambda``,
+    or in which no comparison carries evidence, is refused. ``fix_u: false``
+    lets EM refine u on the candidate pairs as well (recordlinkage's ECM);
+    kept for comparison, not recommended.
     """
 
     u_sample_size: int = Field(50_000, ge=1000)
-    max_iterations: int = Field(50, ge=1)
+    max_iterations: int = Field(100, ge=1)
     tolerance: float = Field(1e-5, gt=0)
     seed: int = 42
-    fix_u: bool = False
+    fix_u: bool = True
+    min_lambda: float = Field(1e-6, gt=0, lt=1)
+    max_lambda: float = Field(0.95, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> EMConfig:
+        if self.min_lambda >= self.max_lambda:
+            raise ValueError("em.min_lambda must be below em.max_lambda")
+        return self
 
 
 class SurvivorshipConfig(_Model):

@@ -36,6 +36,8 @@ from crm2erp.quality.dedupe.comparators import compare, prepare, value_counts
 from crm2erp.quality.dedupe.config import MatchConfig
 from crm2erp.quality.dedupe.fellegi_sunter import (
     FSParams,
+    ImplausibleFit,
+    check_plausible,
     estimate_u,
     exact_u,
     expectation_maximisation,
@@ -72,6 +74,16 @@ class Matcher:
         return self._fit(_Batch(self, records, existing))
 
     def _fit(self, batch: _Batch) -> FSParams:
+        """u from random pairs; m by EM per blocking rule; lambda with m and u fixed.
+
+        EM over all candidate pairs at once tends to split them by what the
+        blocking made them share (city, name prefix) instead of by entity.
+        So, as Splink does, each blocking rule is one training session on its
+        own pairs, in which the comparisons of the rule's fields are left out
+        (those pairs agree on them by construction); a comparison's m is the
+        mean over the sessions that estimated it. Finally lambda, the share of
+        matches among all candidate pairs, is estimated with m and u fixed.
+        """
         cfg, em = self.config, self.config.em
         n_levels = [c.n_levels for c in cfg.comparisons]
         # u needs more random pairs for more records, up to u_sample_size
@@ -89,15 +101,62 @@ class Matcher:
         u = estimate_u(sample, n_levels, exact)
         u = [np.asarray(c.u, dtype=float) if c.u else est
              for c, est in zip(cfg.comparisons, u, strict=True)]
+        given = [c.m is not None for c in cfg.comparisons]
         m0 = [np.asarray(c.m, dtype=float) if c.m else initial_m(n)
               for c, n in zip(cfg.comparisons, n_levels, strict=True)]
+        bounds = {"max_iterations": em.max_iterations, "tolerance": em.tolerance,
+                  "min_lambda": em.min_lambda}
+        estimates: list[list[np.ndarray]] = [[] for _ in cfg.comparisons]
+        u_estimates: list[list[np.ndarray]] = [[] for _ in cfg.comparisons]
+        converged = True
+        for rule in cfg.blocking:
+            li, ri = batch.pairs([rule])
+            if len(li) == 0:
+                continue
+            fields = {e.field for e in rule}
+            left_out = [c.field in fields for c in cfg.comparisons]
+            gamma = batch.gamma(li, ri + batch.offset)[0]
+            gamma[:, left_out] = -1   # a null level: no evidence either way
+            session = expectation_maximisation(
+                gamma, n_levels, u, m0, 0.1, fix_u=em.fix_u,
+                fixed_m=[g or out for g, out in zip(given, left_out, strict=True)], **bounds)
+            converged &= session.converged
+            for k, out in enumerate(left_out):
+                if not (out or given[k]):
+                    estimates[k].append(session.m[k])
+                    u_estimates[k].append(session.u[k])
+        m = []
+        for k, c in enumerate(cfg.comparisons):
+            if given[k] or not estimates[k]:
+                if not given[k]:
+                    log.warning("%s: comparison %s is on a field of every blocking rule, so "
+                                "its m cannot be estimated; give m in the configuration",
+                                cfg.entity, c.label)
+                m.append(m0[k])
+                continue
+            m.append(np.mean(estimates[k], axis=0))
+            if not em.fix_u:
+                u[k] = np.mean(u_estimates[k], axis=0)
         li, ri = batch.candidates()
         gamma = batch.gamma(li, ri + batch.offset)[0]
-        self.params = expectation_maximisation(
-            gamma, n_levels, u, m0, cfg.lambda_ or 0.1, fix_u=em.fix_u,
-            fixed_m=[c.m is not None for c in cfg.comparisons],
-            max_iterations=em.max_iterations, tolerance=em.tolerance)
-        return self.params
+        params = expectation_maximisation(
+            gamma, n_levels, u, m, cfg.lambda_ or 0.1, fixed_m=[True] * len(m),
+            max_lambda=em.max_lambda, **bounds)
+        params.converged &= converged
+        if cfg.lambda_ is not None:
+            params.lambda_ = float(cfg.lambda_)
+        try:
+            warnings = check_plausible(params, [c.label for c in cfg.comparisons],
+                                       min_lambda=em.min_lambda, max_lambda=em.max_lambda)
+        except ImplausibleFit as exc:
+            raise ImplausibleFit(f"{cfg.entity}: the estimated matching parameters are "
+                                 f"implausible ({exc}); they are not used. Train on more "
+                                 "varied records, add blocking rules on names or ids, or "
+                                 "give m/u in the configuration") from None
+        for warning in warnings:
+            log.warning("%s: %s", cfg.entity, warning)
+        self.params = params
+        return params
 
     def fitted_config(self) -> MatchConfig:
         """The configuration with the estimated m, u and lambda written in (to save as YAML)."""
@@ -216,7 +275,7 @@ class _Batch:
     def parts(self) -> list[slice]:
         return [slice(0, self.n_left), slice(self.n_left, None)] if self.link else [slice(None)]
 
-    def _pairs(self, rules) -> tuple[np.ndarray, np.ndarray]:
+    def pairs(self, rules) -> tuple[np.ndarray, np.ndarray]:
         size = self.config.max_block_size
         if self.link:
             return link_pairs(self.left, self.right, rules, size, self.column)
@@ -227,10 +286,10 @@ class _Batch:
         if self._candidates is None:
             codes = []
             for rule in self.config.deterministic:
-                dl, dr = self._pairs([rule.fields])
+                dl, dr = self.pairs([rule.fields])
                 codes.append(pair_codes(dl, dr, self.n_right))
             self.rule_codes = codes
-            li, ri = self._pairs(self.config.blocking)
+            li, ri = self.pairs(self.config.blocking)
             union = np.unique(np.concatenate([pair_codes(li, ri, self.n_right), *codes]))
             n = max(self.n_right, 1)
             self._candidates = (union // n, union % n)
