@@ -103,6 +103,9 @@ class Comparison(_Model):
     differences for numeric (or relative ones with ``relative: true``) and days
     for date (ascending). ``phone`` thresholds are suffix lengths (descending):
     ``[7]`` adds a level for "the last 7 digits agree".
+    ``region_field`` (phone) names the record's country field (ISO code such as
+    ``DE``, or a country name): numbers without a country code are read in
+    that country, else in ``default_region``.
     ``m`` and ``u`` (one value per non-null level) fix the parameters instead
     of estimating them.
     """
@@ -116,6 +119,7 @@ class Comparison(_Model):
     phonetic: Literal["soundex", "metaphone", "nysiis"] = "metaphone"
     relative: bool = False
     default_region: str | None = None
+    region_field: str | None = None
     m: list[float] | None = None
     u: list[float] | None = None
 

@@ -39,6 +39,9 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 _EPS = 1e-6
+# no level is rarer than 1 in 1000 among matches: one odd field (a new street number,
+# a typo'd postcode) costs at most ~10 bits instead of vetoing a match outright
+_M_FLOOR = 1e-3
 
 
 class ImplausibleFit(ValueError):
@@ -74,10 +77,10 @@ class FSParams:
         return weight, probability
 
 
-def _normalise(p: np.ndarray) -> np.ndarray:
-    """Counts or weights to probabilities, none below 1e-6 (no infinite weights)."""
+def _normalise(p: np.ndarray, floor: float = _EPS) -> np.ndarray:
+    """Counts or weights to probabilities, none below ``floor`` (no infinite weights)."""
     total = p.sum()
-    p = np.clip(p / total if total > 0 else np.ones_like(p) / len(p), _EPS, None)
+    p = np.clip(p / total if total > 0 else np.ones_like(p) / len(p), floor, None)
     return p / p.sum()
 
 
@@ -150,8 +153,9 @@ def monotone_m(m: np.ndarray, u: np.ndarray) -> np.ndarray:
     ratio = _decreasing(m / u, u)
     ratio[:-1] = np.maximum(ratio[:-1], 1.0)
     head = ratio[:-1] * u[:-1]
-    room = 1 - _EPS - u[:-1].sum()
-    if head.sum() > 1 - _EPS and room > 0:
+    floor = min(_M_FLOOR, u[-1])   # else keeps m >= the floor where m <= u allows
+    room = 1 - floor - u[:-1].sum()
+    if head.sum() > 1 - floor and room > 0:
         # shrink the excess over u (an affine map of the ratios: order and m >= u kept)
         head = u[:-1] + (head - u[:-1]) * room / (head.sum() - u[:-1].sum())
     return np.append(head, max(1.0 - head.sum(), _EPS))
@@ -232,7 +236,8 @@ def expectation_maximisation(gamma: np.ndarray, n_levels: list[int], u: list[np.
             if fixed_m[k]:
                 new_m.append(m[k])
             else:
-                new_m.append(_normalise(np.bincount(col[ok], weights=wm[ok], minlength=n)))
+                new_m.append(_normalise(np.bincount(col[ok], weights=wm[ok], minlength=n),
+                                        _M_FLOOR))
             if not fix_u:
                 new_u.append(_normalise(np.bincount(col[ok], weights=wu[ok], minlength=n)))
             if monotone and not fixed_m[k]:

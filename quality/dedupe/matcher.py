@@ -268,7 +268,9 @@ class _Batch:
         self.right_ids = _index_ids(cfg, right, "existing") if self.link else self.left_ids
         everything = list(left) + list(right) if self.link else left
         self.column = column_of(everything)
-        self.prepared = [prepare(c, self.column(c.field, c.transforms)) for c in cfg.comparisons]
+        self.prepared = [prepare(c, self.column(c.field, c.transforms),
+                                 self.column(c.region_field, []) if c.region_field else None)
+                         for c in cfg.comparisons]
         self._candidates: tuple[np.ndarray, np.ndarray] | None = None
         self.rule_codes: list[np.ndarray] = []
 
