@@ -146,8 +146,14 @@ class Matcher:
         if cfg.lambda_ is not None:
             params.lambda_ = float(cfg.lambda_)
         try:
-            warnings = check_plausible(params, [c.label for c in cfg.comparisons],
-                                       min_lambda=em.min_lambda, max_lambda=em.max_lambda)
+            # only comparisons with evidence behind them (estimated or given) count
+            known = [k for k in range(len(m)) if given[k] or estimates[k]]
+            warnings = check_plausible(
+                FSParams(m=[params.m[k] for k in known], u=[params.u[k] for k in known],
+                         lambda_=params.lambda_, iterations=params.iterations,
+                         converged=params.converged),
+                [cfg.comparisons[k].label for k in known],
+                min_lambda=em.min_lambda, max_lambda=em.max_lambda)
         except ImplausibleFit as exc:
             raise ImplausibleFit(f"{cfg.entity}: the estimated matching parameters are "
                                  f"implausible ({exc}); they are not used. Train on more "
