@@ -236,7 +236,11 @@ class EMConfig(_Model):
     ``[min_lambda, max_lambda]``. A fit whose lambda reaches ``max_lambda``,
     or in which no comparison carries evidence, is refused. ``fix_u: false``
     lets EM refine u on the candidate pairs as well (recordlinkage's ECM);
-    kept for comparison, not recommended.
+    kept for comparison, not recommended. ``training_blocking`` (default: the
+    blocking rules) are the rules whose pairs train m, one EM session each:
+    narrow rules rich in matches (same phone, same e-mail) train well; a wide
+    rule in which 1 pair in 100 is a match lets EM split by whatever else the
+    pairs share.
     """
 
     u_sample_size: int = Field(50_000, ge=1000)
@@ -246,6 +250,12 @@ class EMConfig(_Model):
     fix_u: bool = True
     min_lambda: float = Field(1e-6, gt=0, lt=1)
     max_lambda: float = Field(0.95, gt=0, lt=1)
+    training_blocking: list[list[FieldExpr]] | None = None
+
+    @field_validator("training_blocking", mode="before")
+    @classmethod
+    def _rules(cls, value: Any) -> Any:
+        return [_expr_list(rule) for rule in value] if isinstance(value, list) else value
 
     @model_validator(mode="after")
     def _bounds(self) -> EMConfig:

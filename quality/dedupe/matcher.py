@@ -109,7 +109,7 @@ class Matcher:
         estimates: list[list[np.ndarray]] = [[] for _ in cfg.comparisons]
         u_estimates: list[list[np.ndarray]] = [[] for _ in cfg.comparisons]
         converged = True
-        for rule in cfg.blocking:
+        for rule in em.training_blocking or cfg.blocking:
             li, ri = batch.pairs([rule])
             if len(li) == 0:
                 continue
@@ -121,17 +121,18 @@ class Matcher:
                 gamma, n_levels, u, m0, 0.1, fix_u=em.fix_u,
                 fixed_m=[g or out for g, out in zip(given, left_out, strict=True)], **bounds)
             converged &= session.converged
+            seen = (gamma >= 0).any(axis=0)   # a field null in every pair teaches nothing
             for k, out in enumerate(left_out):
-                if not (out or given[k]):
+                if not (out or given[k]) and seen[k]:
                     estimates[k].append(session.m[k])
                     u_estimates[k].append(session.u[k])
         m = []
         for k, c in enumerate(cfg.comparisons):
             if given[k] or not estimates[k]:
                 if not given[k]:
-                    log.warning("%s: comparison %s is on a field of every blocking rule, so "
-                                "its m cannot be estimated; give m in the configuration",
-                                cfg.entity, c.label)
+                    log.warning("%s: the m of comparison %s cannot be estimated (its field "
+                                "is in every blocking rule, or null in every training pair); "
+                                "give m in the configuration", cfg.entity, c.label)
                 m.append(m0[k])
                 continue
             m.append(np.mean(estimates[k], axis=0))

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm2erp.quality.dedupe import Matcher, preset
+from crm2erp.quality.dedupe import ImplausibleFit, Matcher, preset
 from crm2erp.quality.dedupe.fellegi_sunter import (
     estimate_u,
     expectation_maximisation,
@@ -88,6 +88,15 @@ def test_fix_u_no_longer_drives_lambda_to_one(city_heavy):
     result = matcher.dedupe(rows)
     assert matcher.params.lambda_ < 0.1
     assert len(predicted_pairs(result)) < 1.2 * len(truth)   # not "everything merges"
+
+
+def test_a_fit_without_evidence_is_refused_and_no_model_kept():
+    rows = [{"id": i, "name": "Acme GmbH", "billing_address": {"city": "Berlin"}}
+            for i in range(40)]
+    matcher = Matcher(unfitted())
+    with pytest.raises(ImplausibleFit, match="implausible"):
+        matcher.fit(rows)
+    assert matcher.params is None
 
 
 @settings(max_examples=200, deadline=None)
