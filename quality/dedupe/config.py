@@ -281,6 +281,7 @@ class MatchConfig(_Model):
     id_field: str = "id"
     blocking: list[list[FieldExpr]] = Field(min_length=1)
     max_block_size: int = Field(2000, ge=2)
+    window: int = Field(20, ge=2)
     deterministic: list[DeterministicRule] = Field(default_factory=list)
     comparisons: list[Comparison] = Field(min_length=1)
     lambda_: float | None = Field(None, alias="lambda", gt=0, lt=1)

@@ -285,10 +285,14 @@ class _Batch:
         return [slice(0, self.n_left), slice(self.n_left, None)] if self.link else [slice(None)]
 
     def pairs(self, rules) -> tuple[np.ndarray, np.ndarray]:
-        size = self.config.max_block_size
+        """Pairs sharing a key under any rule; oversized blocks in sorted windows."""
+        cfg = self.config
+        first = cfg.comparisons[0]
+        options = {"sort_key": self.column(first.field, first.transforms), "window": cfg.window}
         if self.link:
-            return link_pairs(self.left, self.right, rules, size, self.column)
-        return block_pairs(self.left, rules, size, self.column)
+            return link_pairs(self.left, self.right, rules, cfg.max_block_size, self.column,
+                              **options)
+        return block_pairs(self.left, rules, cfg.max_block_size, self.column, **options)
 
     def candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """Blocked pairs unioned with the deterministic rules' pairs (computed once)."""
