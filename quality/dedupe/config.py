@@ -52,7 +52,7 @@ Method = Literal[
     "ratio", "phonetic", "numeric", "date", "email_domain", "phone", "tax_id",
 ]
 SurvivorshipRule = Literal[
-    "source_priority", "most_recent", "most_complete", "longest", "most_frequent"
+    "source_priority", "most_recent", "most_complete", "longest", "most_frequent", "target"
 ]
 
 
@@ -265,13 +265,25 @@ class EMConfig(_Model):
 
 
 class SurvivorshipConfig(_Model):
-    """Per-field rules that pick the golden record's value from a cluster."""
+    """Per-field rules that pick the golden record's value from a cluster.
+
+    ``identifiers`` (VAT id, customer number...) are never overwritten by a
+    different value: unless a field rule says otherwise they follow ``target``
+    (the target system's record, ``target_source``, else the earliest record),
+    and differing values are reported as conflicts.
+    """
 
     default: SurvivorshipRule = "most_complete"
     fields: dict[str, SurvivorshipRule] = Field(default_factory=dict)
     source_field: str = "_source"
     timestamp_field: str = "updated_at"
     source_priority: list[str] = Field(default_factory=list)
+    identifiers: list[str] = Field(default_factory=lambda: ["tax_id", "customer_number"])
+    target_source: str | None = None
+
+    def rule_for(self, name: str) -> SurvivorshipRule:
+        """The field's rule: its own, ``target`` for an identifier, else the default."""
+        return self.fields.get(name, "target" if name in self.identifiers else self.default)
 
 
 class MatchConfig(_Model):
