@@ -106,6 +106,9 @@ class Comparison(_Model):
     ``region_field`` (phone) names the record's country field (ISO code such as
     ``DE``, or a country name): numbers without a country code are read in
     that country, else in ``default_region``.
+    ``tf_adjustment`` weighs exact agreement on a common value less and on a
+    rare value more (term frequency, as Splink does; see
+    :func:`crm2erp.quality.dedupe.fellegi_sunter.tf_adjustment`).
     ``m`` and ``u`` (one value per non-null level) fix the parameters instead
     of estimating them.
     """
@@ -120,6 +123,7 @@ class Comparison(_Model):
     relative: bool = False
     default_region: str | None = None
     region_field: str | None = None
+    tf_adjustment: bool = False
     m: list[float] | None = None
     u: list[float] | None = None
 

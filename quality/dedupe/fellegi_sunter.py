@@ -28,7 +28,7 @@ from __future__ import annotations
 
 __all__ = [
     "FSParams", "ImplausibleFit", "check_plausible", "estimate_u", "exact_u",
-    "expectation_maximisation", "initial_m", "monotone_m",
+    "expectation_maximisation", "initial_m", "monotone_m", "tf_adjustment",
 ]
 
 import logging
@@ -119,6 +119,26 @@ def estimate_u(gamma: np.ndarray, n_levels: list[int],
         u_exact = min(max(exact[k], _EPS), 1 - _EPS)
         out.append(_normalise(np.append(u_exact, (1 - u_exact) * rest / rest.sum())))
     return out
+
+
+def tf_adjustment(counts: np.ndarray, codes: np.ndarray, limit: float = 10.0) -> np.ndarray:
+    """Bits to add to an exact agreement on each value (``codes``), from value counts.
+
+    Exact agreement on a value ``c`` records share is about ``c - 1`` times as
+    likely by chance as on a value only the pair holds. The adjustment is
+    ``-log2((c - 1) / E)``, with ``E`` the mean ``c - 1`` over all agreeing
+    pairs, so an average agreement keeps its fitted weight, a common value
+    ("Berlin", "Müller") weighs less and a rare one more; clipped to
+    ``±limit`` bits. Relative counts need no training table: a two-record
+    batch gets no adjustment at all.
+    """
+    counts = counts.astype(np.float64)
+    agreeing = counts * (counts - 1)
+    if agreeing.sum() <= 0:
+        return np.zeros(len(codes))
+    mean = float((agreeing * (counts - 1)).sum() / agreeing.sum())
+    others = np.maximum(counts[codes] - 1, 1.0)
+    return np.clip(-np.log2(others / mean), -limit, limit)
 
 
 def initial_m(n: int) -> np.ndarray:

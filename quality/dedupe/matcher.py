@@ -42,6 +42,7 @@ from crm2erp.quality.dedupe.fellegi_sunter import (
     exact_u,
     expectation_maximisation,
     initial_m,
+    tf_adjustment,
 )
 from crm2erp.quality.dedupe.results import Cluster, MatchResult
 
@@ -209,6 +210,10 @@ class Matcher:
 
         gamma, scores = batch.gamma(li, ri + batch.offset)
         weight, probability = params.score(gamma)
+        adjustment = batch.tf_adjustment(li, ri + batch.offset, gamma)
+        if adjustment is not None:
+            weight = weight + adjustment.sum(axis=1)
+            probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
         th = cfg.thresholds
         decision = np.where(probability >= th.upper, "merge",
                             np.where(probability >= th.lower, "review", "distinct")).astype(object)
@@ -238,7 +243,8 @@ class Matcher:
                            left=batch.left, right=batch.right, li=li, ri=ri, gamma=gamma,
                            scores=scores, match_weight=weight, match_probability=probability,
                            decision=decision, reason=reason,
-                           clusters=self._clusters(labels, batch, shift))
+                           clusters=self._clusters(labels, batch, shift),
+                           tf_adjustment=adjustment)
 
     def _clusters(self, labels: np.ndarray, batch: _Batch, shift: int) -> list[Cluster]:
         id_field = self.config.id_field
@@ -316,6 +322,21 @@ class _Batch:
         for c, comp in enumerate(self.config.comparisons):
             gamma[:, c], scores[:, c] = compare(comp, self.prepared[c], a, b)
         return gamma, scores
+
+    def tf_adjustment(self, a: np.ndarray, b: np.ndarray, gamma: np.ndarray,
+                      ) -> np.ndarray | None:
+        """Term-frequency bits per pair and comparison (exact level only), or None."""
+        comparisons = self.config.comparisons
+        if not any(c.tf_adjustment for c in comparisons):
+            return None
+        out = np.zeros(gamma.shape, dtype=np.float64)
+        for k, c in enumerate(comparisons):
+            if not c.tf_adjustment or not (c.exact_level or c.method == "exact"):
+                continue
+            prep = self.prepared[k]
+            exact = gamma[:, k] == 0
+            out[exact, k] = tf_adjustment(value_counts(prep), prep.codes[a[exact]])
+        return out
 
     def rejected_pairs(self, rejected: Iterable[Collection[Any]]) -> list[tuple[int, int]]:
         """Rejected id pairs as (left index, right index); ordered in dedupe mode."""

@@ -116,3 +116,33 @@ def test_estimate_u_is_not_touched_by_em():
     u = estimate_u(gamma, [2])
     params = expectation_maximisation(gamma, [2], u)
     assert np.array_equal(params.u[0], u[0])
+
+
+def test_term_frequency_common_values_weigh_less_than_rare_ones():
+    # 30 different companies called "Müller Bau" in Berlin (different phones), and one
+    # duplicate pair of a rare name in Berlin and one in a rare city
+    rows = [{"id": f"m{i}", "name": "Müller Bau GmbH", "phone": f"+49 30 55{i:05d}",
+             "billing_address": {"city": "Berlin", "postal_code": "10115", "country": "DE"}}
+            for i in range(30)]
+    rows += [{"id": f"z{i}", "name": "Zwirnerei Quappendorf GmbH", "phone": None,
+              "billing_address": {"city": "Quappendorf", "postal_code": "15345",
+                                  "country": "DE"}} for i in range(2)]
+    result = Matcher(preset("account")).dedupe(rows)
+    pairs = {frozenset((p.left_id, p.right_id)): p for p in result.pairs(None)}
+    common, rare = pairs[frozenset(("m0", "m1"))], pairs[frozenset(("z0", "z1"))]
+    assert common.fields["name"].level == rare.fields["name"].level == 0
+    assert common.fields["name"].weight < rare.fields["name"].weight - 4
+    assert common.fields["city"].weight < rare.fields["city"].weight - 4
+    assert rare.match_weight - common.match_weight > 8
+    # a pair's weight is the sum of its field weights and the prior
+    prior = np.log2(result.params.lambda_ / (1 - result.params.lambda_))
+    assert np.isclose(sum(f.weight for f in rare.fields.values()) + prior, rare.match_weight)
+
+
+def test_tf_adjustment_is_zero_for_an_average_agreement():
+    from crm2erp.quality.dedupe.fellegi_sunter import tf_adjustment
+
+    counts = np.array([2, 2, 2, 2, 10, 1])
+    adj = tf_adjustment(counts, np.array([0, 4]))
+    assert adj[0] > 0 > adj[1]
+    assert np.allclose(tf_adjustment(np.array([2, 2]), np.array([0, 1])), 0.0)
