@@ -205,11 +205,17 @@ class DedupeStage:
         rejected = [k for k, v in decisions.items() if v == "rejected"]
         pairs: list[PairResult] = []
         left = [r.data for r in records.values()]
-        if len(left) >= 2:
-            pairs += self.matcher.dedupe(left, rejected=rejected).pairs(["merge", "review"])
-        if existing:
-            right = [r.data for r in existing.values()]
-            pairs += self.matcher.link(left, right, rejected=rejected).pairs(["merge", "review"])
+        try:
+            if len(left) >= 2:
+                pairs += self.matcher.dedupe(left, rejected=rejected).pairs(["merge", "review"])
+            if existing:
+                right = [r.data for r in existing.values()]
+                pairs += self.matcher.link(left, right, rejected=rejected).pairs(
+                    ["merge", "review"])
+        except ValueError as exc:   # ImplausibleFit: no model is better than a wrong one
+            if type(exc).__name__ != "ImplausibleFit":
+                raise
+            raise ConfigError(f"flow {self.flow.flow!r}: {exc}") from None
         every = {**existing, **records}
 
         merges, reviews = [], []

@@ -30,3 +30,26 @@ def test_mueller_bau_in_small_batches_is_one_erp_customer(tmp_path):
     mueller = next(c for c in customers if c["name"] != "Nordwind Handel AG")
     assert mueller["postal_code"] == "10115" and mueller["phone"].replace(" ", "").endswith(
         "301234567")
+
+
+UNFITTED = """\
+entity: account
+blocking:
+  - [{field: name, transform: [company, first:4]}]
+comparisons:
+  - {field: name, method: jaro_winkler, transform: company, thresholds: [0.88]}
+  - {field: billing_address.city, name: city, method: exact, transform: name}
+"""
+
+
+def test_an_implausible_fit_stops_the_sync_with_a_message_and_loads_nothing(tmp_path):
+    rows = [account(i, "Acme GmbH", city="Berlin") for i in range(1, 31)]
+    project = make_project(tmp_path, rows)
+    (project / "match.yaml").write_text(UNFITTED)
+    state = ["-p", str(project), "--state", f"sqlite:///{tmp_path / 'state.db'}"]
+
+    run = crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
+
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "implausible" in run.stderr and "Traceback" not in run.stderr
+    assert erp_customers(tmp_path) == []
