@@ -175,9 +175,11 @@ def monotone_m(m: np.ndarray, u: np.ndarray) -> np.ndarray:
     head = ratio[:-1] * u[:-1]
     floor = min(_M_FLOOR, u[-1])   # else keeps m >= the floor where m <= u allows
     room = 1 - floor - u[:-1].sum()
-    if head.sum() > 1 - floor and room > 0:
-        # shrink the excess over u (an affine map of the ratios: order and m >= u kept)
-        head = u[:-1] + (head - u[:-1]) * room / (head.sum() - u[:-1].sum())
+    if head.sum() > 1 - floor:
+        # shrink the excess over u (an affine map of the ratios: order and m >= u kept);
+        # with no room left (u of else below the floor) m is u: no evidence either way
+        excess = head.sum() - u[:-1].sum()
+        head = u[:-1] + (head - u[:-1]) * (max(room, 0.0) / excess if excess > 0 else 0.0)
     return np.append(head, max(1.0 - head.sum(), _EPS))
 
 

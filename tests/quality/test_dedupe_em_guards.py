@@ -48,12 +48,11 @@ def test_unconstrained_em_degenerates_on_this_data(city_heavy):
     li, ri = batch.candidates()
     gamma = batch.gamma(li, ri)[0]
     n_levels = [c.n_levels for c in matcher.config.comparisons]
-    city = [c.label for c in matcher.config.comparisons].index("city")
-    # u refined by EM: a *different* city becomes evidence of a match
+    # u refined by EM: a worse level (a similar city) outweighs a better one (the same city)
     uniform = [np.full(n, 1 / n) for n in n_levels]
     free = expectation_maximisation(gamma, n_levels, uniform, fix_u=False, monotone=False,
                                     max_iterations=200)
-    assert free.level_weights()[city][-2] > free.level_weights()[city][0]
+    assert any((np.diff(w[:-1]) > 1).any() for w in free.level_weights())
     # u from random pairs (fix_u): lambda runs to ~1, everything merges
     random_u = Matcher(unfitted()).fit(rows).u
     fixed = expectation_maximisation(gamma, n_levels, random_u, fix_u=True, monotone=False,
