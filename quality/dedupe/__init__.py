@@ -23,7 +23,8 @@ _EXPORTS = {
     "Comparison": "config", "DeterministicRule": "config", "FieldExpr": "config",
     "MatchConfig": "config", "SurvivorshipConfig": "config", "dump_config": "config",
     "load_config": "config", "parse_config": "config", "preset": "config",
-    "FSParams": "fellegi_sunter", "Matcher": "matcher", "Cluster": "results",
+    "FSParams": "fellegi_sunter", "ImplausibleFit": "fellegi_sunter", "Matcher": "matcher",
+    "Cluster": "results",
     "FieldScore": "results", "MatchResult": "results", "PairResult": "results",
     "GoldenRecord": "survivorship", "survive": "survivorship",
 }
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
         parse_config,
         preset,
     )
-    from crm2erp.quality.dedupe.fellegi_sunter import FSParams
+    from crm2erp.quality.dedupe.fellegi_sunter import FSParams, ImplausibleFit
     from crm2erp.quality.dedupe.matcher import Matcher
     from crm2erp.quality.dedupe.results import Cluster, FieldScore, MatchResult, PairResult
     from crm2erp.quality.dedupe.survivorship import GoldenRecord, survive
@@ -63,6 +64,7 @@ __all__ = [
     "FieldExpr",
     "FieldScore",
     "GoldenRecord",
+    "ImplausibleFit",
     "MatchConfig",
     "MatchResult",
     "Matcher",

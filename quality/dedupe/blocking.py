@@ -4,9 +4,12 @@ Comparing every record with every other is quadratic; blocking keeps only
 pairs that share a key under one of several rules (a rule is a list of field
 expressions, all of which must agree). Rules are unioned, so a typo in the
 surname is still caught by the rule on date of birth. A key with a null part
-produces no pairs, and a block larger than ``max_block_size`` is skipped with
-a warning (a placeholder value such as ``"n/a"`` would otherwise pair every
-record with every other).
+produces no pairs. A block larger than ``max_block_size`` (a placeholder
+such as ``"n/a"``, a big city) is never dropped and never compared in full:
+its records are sorted by a sort key (the matcher passes the first
+comparison's value, e.g. the normalised company name) and each is paired with
+the next ``window - 1`` records of the block (sorted neighbourhood), so the
+pairs grow linearly with the block.
 
 Pairs are returned as two int64 index arrays; in dedupe mode ``left < right``.
 """
@@ -88,26 +91,59 @@ def _sorted_groups(gid: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarr
     return order, np.cumsum(sizes) - sizes, sizes
 
 
-def _too_big(rule: Sequence[FieldExpr], sizes: np.ndarray, limit: int) -> np.ndarray:
+def _ranks(sort_key: Sequence[Any] | None, n: int) -> np.ndarray:
+    """Rank of every record under the sort key (None sorts first); input order without one."""
+    if sort_key is None:
+        return np.arange(n)
+    text = np.array(["" if v is None else str(v) for v in sort_key], dtype=object)
+    ranks = np.empty(n, dtype=np.int64)
+    ranks[np.argsort(text, kind="stable")] = np.arange(n)
+    return ranks
+
+
+def _window_pairs(members: np.ndarray, gid: np.ndarray, ranks: np.ndarray,
+                  window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of records at most ``window - 1`` apart in (block, sort key) order."""
+    ordered = members[np.lexsort((ranks[members], gid[members]))]
+    a_parts, b_parts = [], []
+    for d in range(1, window):
+        a, b = ordered[:-d], ordered[d:]
+        same = gid[a] == gid[b]
+        a_parts.append(a[same])
+        b_parts.append(b[same])
+    if not a_parts:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return np.concatenate(a_parts), np.concatenate(b_parts)
+
+
+def _too_big(rule: Sequence[FieldExpr], sizes: np.ndarray, limit: int, window: int,
+             ) -> np.ndarray:
     big = sizes > limit
     if big.any():
-        log.warning("blocking rule %s: %d block(s) larger than max_block_size %d (largest %d "
-                    "records) skipped", _rule_name(rule), int(big.sum()), limit, int(sizes.max()))
+        log.info("blocking rule %s: %d block(s) larger than max_block_size %d (largest %d "
+                 "records) compared in sorted windows of %d", _rule_name(rule),
+                 int(big.sum()), limit, int(sizes.max()), window)
     return big
 
 
 def block_pairs(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[FieldExpr]],
-                max_block_size: int, column: Column | None = None,
+                max_block_size: int, column: Column | None = None, *,
+                sort_key: Sequence[Any] | None = None, window: int = 20,
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Union of within-batch pairs ``(i, j)``, ``i < j``, sharing a key under any rule."""
     n = len(records)
     column = column or column_of(records)
+    ranks = _ranks(sort_key, n)
     chunks: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
     for rule in rules:
         gid = _group_ids(rule_keys(records, rule, column))
         n_groups = int(gid.max()) + 1 if n else 0
         order, starts, sizes = _sorted_groups(gid, n_groups)
-        sizes = np.where(_too_big(rule, sizes, max_block_size), 0, sizes)
+        big = _too_big(rule, sizes, max_block_size, window)
+        if big.any():
+            a, b = _window_pairs(np.flatnonzero((gid >= 0) & big[gid]), gid, ranks, window)
+            chunks.append(pair_codes(np.minimum(a, b), np.maximum(a, b), n))
+        sizes = np.where(big, 0, sizes)
         # each record pairs with the records after it in its (sorted) group
         g = gid[order]
         later = np.maximum(starts[g] + sizes[g] - np.arange(len(order)) - 1, 0)
@@ -120,22 +156,29 @@ def block_pairs(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[F
 
 def link_pairs(left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, Any]],
                rules: Sequence[Sequence[FieldExpr]], max_block_size: int,
-               column: Column | None = None) -> tuple[np.ndarray, np.ndarray]:
+               column: Column | None = None, *, sort_key: Sequence[Any] | None = None,
+               window: int = 20) -> tuple[np.ndarray, np.ndarray]:
     """Union of cross pairs ``(i in left, j in right)`` sharing a key under any rule.
 
-    ``column``, when given, serves the transformed values of ``left + right``.
+    ``column`` and ``sort_key``, when given, serve the values of ``left + right``.
     """
-    n_right = len(right)
+    n_left, n_right = len(left), len(right)
     both = list(left) + list(right)
     column = column or column_of(both)
+    ranks = _ranks(sort_key, len(both))
     chunks: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
     for rule in rules:
         gid = _group_ids(rule_keys(both, rule, column))
-        g_left, g_right = gid[:len(left)], gid[len(left):]
+        g_left, g_right = gid[:n_left], gid[n_left:]
         n_groups = int(gid.max()) + 1 if len(gid) else 0
         order, starts, sizes = _sorted_groups(g_right, n_groups)
         left_sizes = np.bincount(g_left[g_left >= 0], minlength=n_groups)
-        big = _too_big(rule, np.maximum(sizes, left_sizes), max_block_size)
+        big = _too_big(rule, np.maximum(sizes, left_sizes), max_block_size, window)
+        if big.any():
+            a, b = _window_pairs(np.flatnonzero((gid >= 0) & big[gid]), gid, ranks, window)
+            lo, hi = np.minimum(a, b), np.maximum(a, b)
+            cross = (lo < n_left) & (hi >= n_left)
+            chunks.append(pair_codes(lo[cross], hi[cross] - n_left, n_right))
         sizes = np.where(big, 0, sizes)
         members = np.flatnonzero(g_left >= 0)
         g = g_left[members]

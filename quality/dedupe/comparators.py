@@ -25,7 +25,13 @@ from rapidfuzz.distance import DamerauLevenshtein, Jaro, JaroWinkler, Levenshtei
 from rapidfuzz.process import cpdist
 
 from crm2erp.quality.dedupe.config import SIMILARITY_METHODS, Comparison
-from crm2erp.quality.dedupe.transforms import apply, clean, normalise_phone, to_date
+from crm2erp.quality.dedupe.transforms import (
+    apply,
+    clean,
+    normalise_phone,
+    region_code,
+    to_date,
+)
 
 _SCORERS = {
     "jaro_winkler": JaroWinkler.normalized_similarity,
@@ -76,10 +82,12 @@ def _number(value: Any) -> float | None:
         return None
 
 
-def prepare(comparison: Comparison, values: list[Any]) -> Prepared:
+def prepare(comparison: Comparison, values: list[Any],
+            regions: list[str | None] | None = None) -> Prepared:
     """Parse and factorise one field of all records (once per run).
 
-    ``values`` are the field's values with the comparison's transforms applied.
+    ``values`` are the field's values with the comparison's transforms applied;
+    ``regions`` the records' countries for ``phone`` (``region_field``).
     """
     method = comparison.method
     extra: list[list[Any]] = []
@@ -91,7 +99,9 @@ def prepare(comparison: Comparison, values: list[Any]) -> Prepared:
         values = [v.lower() if v else None for v in values]
         extra.append([v.rpartition("@")[2] or None if v and "@" in v else None for v in values])
     elif method == "phone":
-        values = [normalise_phone(v, comparison.default_region) if v else None for v in values]
+        regions = regions or [None] * len(values)
+        values = [normalise_phone(v, region_code(r) or comparison.default_region) if v else None
+                  for v, r in zip(values, regions, strict=True)]
         digits = [v.lstrip("+") if v else None for v in values]
         for t in comparison.thresholds:
             k = int(t)

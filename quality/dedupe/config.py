@@ -52,7 +52,7 @@ Method = Literal[
     "ratio", "phonetic", "numeric", "date", "email_domain", "phone", "tax_id",
 ]
 SurvivorshipRule = Literal[
-    "source_priority", "most_recent", "most_complete", "longest", "most_frequent"
+    "source_priority", "most_recent", "most_complete", "longest", "most_frequent", "target"
 ]
 
 
@@ -103,6 +103,12 @@ class Comparison(_Model):
     differences for numeric (or relative ones with ``relative: true``) and days
     for date (ascending). ``phone`` thresholds are suffix lengths (descending):
     ``[7]`` adds a level for "the last 7 digits agree".
+    ``region_field`` (phone) names the record's country field (ISO code such as
+    ``DE``, or a country name): numbers without a country code are read in
+    that country, else in ``default_region``.
+    ``tf_adjustment`` weighs exact agreement on a common value less and on a
+    rare value more (term frequency, as Splink does; see
+    :func:`crm2erp.quality.dedupe.fellegi_sunter.tf_adjustment`).
     ``m`` and ``u`` (one value per non-null level) fix the parameters instead
     of estimating them.
     """
@@ -116,6 +122,8 @@ class Comparison(_Model):
     phonetic: Literal["soundex", "metaphone", "nysiis"] = "metaphone"
     relative: bool = False
     default_region: str | None = None
+    region_field: str | None = None
+    tf_adjustment: bool = False
     m: list[float] | None = None
     u: list[float] | None = None
 
@@ -223,33 +231,63 @@ class ClusteringConfig(_Model):
 
 
 class EMConfig(_Model):
-    """Unsupervised estimation of m, u and lambda on the candidate pairs, without labels.
+    """Unsupervised estimation of m and lambda on the candidate pairs, without labels.
 
-    u starts from random pairs (the exact level from value frequencies, the
-    lower levels from ``min(u_sample_size, max(10_000, 10 * records))`` random
-    pairs); EM then estimates m and lambda, and - unless ``fix_u`` - refines u
-    on the candidate pairs too. Refining is the default: non-matches that passed
-    blocking agree far more often than random pairs on the blocked fields and on
-    fields correlated with them (city and postal code), and with u held at
-    the random-pair values EM can mistake "same block" for "same entity".
-    ``fix_u: true`` is Splink's recipe (u only from random pairs).
+    u comes from random pairs, never from EM (the exact level from value
+    frequencies, the lower levels from ``min(u_sample_size, max(10_000, 10 *
+    records))`` random pairs); EM estimates m and lambda with every level kept
+    monotone (``m >= u`` on agreement levels) and lambda within
+    ``[min_lambda, max_lambda]``. A fit whose lambda reaches ``max_lambda``,
+    or in which no comparison carries evidence, is refused. ``fix_u: false``
+    lets EM refine u on the candidate pairs as well (recordlinkage's ECM);
+    kept for comparison, not recommended. ``training_blocking`` (default: the
+    blocking rules) are the rules whose pairs train m, one EM session each:
+    narrow rules rich in matches (same phone, same e-mail) train well; a wide
+    rule in which 1 pair in 100 is a match lets EM split by whatever else the
+    pairs share.
     """
 
     u_sample_size: int = Field(50_000, ge=1000)
-    max_iterations: int = Field(50, ge=1)
+    max_iterations: int = Field(100, ge=1)
     tolerance: float = Field(1e-5, gt=0)
     seed: int = 42
-    fix_u: bool = False
+    fix_u: bool = True
+    min_lambda: float = Field(1e-6, gt=0, lt=1)
+    max_lambda: float = Field(0.95, gt=0, lt=1)
+    training_blocking: list[list[FieldExpr]] | None = None
+
+    @field_validator("training_blocking", mode="before")
+    @classmethod
+    def _rules(cls, value: Any) -> Any:
+        return [_expr_list(rule) for rule in value] if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> EMConfig:
+        if self.min_lambda >= self.max_lambda:
+            raise ValueError("em.min_lambda must be below em.max_lambda")
+        return self
 
 
 class SurvivorshipConfig(_Model):
-    """Per-field rules that pick the golden record's value from a cluster."""
+    """Per-field rules that pick the golden record's value from a cluster.
+
+    ``identifiers`` (VAT id, customer number...) are never overwritten by a
+    different value: unless a field rule says otherwise they follow ``target``
+    (the target system's record, ``target_source``, else the earliest record),
+    and differing values are reported as conflicts.
+    """
 
     default: SurvivorshipRule = "most_complete"
     fields: dict[str, SurvivorshipRule] = Field(default_factory=dict)
     source_field: str = "_source"
     timestamp_field: str = "updated_at"
     source_priority: list[str] = Field(default_factory=list)
+    identifiers: list[str] = Field(default_factory=lambda: ["tax_id", "customer_number"])
+    target_source: str | None = None
+
+    def rule_for(self, name: str) -> SurvivorshipRule:
+        """The field's rule: its own, ``target`` for an identifier, else the default."""
+        return self.fields.get(name, "target" if name in self.identifiers else self.default)
 
 
 class MatchConfig(_Model):
@@ -259,6 +297,7 @@ class MatchConfig(_Model):
     id_field: str = "id"
     blocking: list[list[FieldExpr]] = Field(min_length=1)
     max_block_size: int = Field(2000, ge=2)
+    window: int = Field(20, ge=2)
     deterministic: list[DeterministicRule] = Field(default_factory=list)
     comparisons: list[Comparison] = Field(min_length=1)
     lambda_: float | None = Field(None, alias="lambda", gt=0, lt=1)

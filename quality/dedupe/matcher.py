@@ -36,10 +36,13 @@ from crm2erp.quality.dedupe.comparators import compare, prepare, value_counts
 from crm2erp.quality.dedupe.config import MatchConfig
 from crm2erp.quality.dedupe.fellegi_sunter import (
     FSParams,
+    ImplausibleFit,
+    check_plausible,
     estimate_u,
     exact_u,
     expectation_maximisation,
     initial_m,
+    tf_adjustment,
 )
 from crm2erp.quality.dedupe.results import Cluster, MatchResult
 
@@ -72,6 +75,16 @@ class Matcher:
         return self._fit(_Batch(self, records, existing))
 
     def _fit(self, batch: _Batch) -> FSParams:
+        """u from random pairs; m by EM per blocking rule; lambda with m and u fixed.
+
+        EM over all candidate pairs at once tends to split them by what the
+        blocking made them share (city, name prefix) instead of by entity.
+        So, as Splink does, each blocking rule is one training session on its
+        own pairs, in which the comparisons of the rule's fields are left out
+        (those pairs agree on them by construction); a comparison's m is the
+        mean over the sessions that estimated it. Finally lambda, the share of
+        matches among all candidate pairs, is estimated with m and u fixed.
+        """
         cfg, em = self.config, self.config.em
         n_levels = [c.n_levels for c in cfg.comparisons]
         # u needs more random pairs for more records, up to u_sample_size
@@ -89,15 +102,69 @@ class Matcher:
         u = estimate_u(sample, n_levels, exact)
         u = [np.asarray(c.u, dtype=float) if c.u else est
              for c, est in zip(cfg.comparisons, u, strict=True)]
+        given = [c.m is not None for c in cfg.comparisons]
         m0 = [np.asarray(c.m, dtype=float) if c.m else initial_m(n)
               for c, n in zip(cfg.comparisons, n_levels, strict=True)]
+        bounds = {"max_iterations": em.max_iterations, "tolerance": em.tolerance,
+                  "min_lambda": em.min_lambda}
+        estimates: list[list[np.ndarray]] = [[] for _ in cfg.comparisons]
+        u_estimates: list[list[np.ndarray]] = [[] for _ in cfg.comparisons]
+        converged = True
+        for rule in em.training_blocking or cfg.blocking:
+            li, ri = batch.pairs([rule])
+            if len(li) == 0:
+                continue
+            fields = {e.field for e in rule}
+            left_out = [c.field in fields for c in cfg.comparisons]
+            gamma = batch.gamma(li, ri + batch.offset)[0]
+            gamma[:, left_out] = -1   # a null level: no evidence either way
+            session = expectation_maximisation(
+                gamma, n_levels, u, m0, 0.1, fix_u=em.fix_u,
+                fixed_m=[g or out for g, out in zip(given, left_out, strict=True)], **bounds)
+            converged &= session.converged
+            seen = (gamma >= 0).any(axis=0)   # a field null in every pair teaches nothing
+            for k, out in enumerate(left_out):
+                if not (out or given[k]) and seen[k]:
+                    estimates[k].append(session.m[k])
+                    u_estimates[k].append(session.u[k])
+        m = []
+        for k, c in enumerate(cfg.comparisons):
+            if given[k] or not estimates[k]:
+                if not given[k]:
+                    log.warning("%s: the m of comparison %s cannot be estimated (its field "
+                                "is in every blocking rule, or null in every training pair); "
+                                "give m in the configuration", cfg.entity, c.label)
+                m.append(m0[k])
+                continue
+            m.append(np.mean(estimates[k], axis=0))
+            if not em.fix_u:
+                u[k] = np.mean(u_estimates[k], axis=0)
         li, ri = batch.candidates()
         gamma = batch.gamma(li, ri + batch.offset)[0]
-        self.params = expectation_maximisation(
-            gamma, n_levels, u, m0, cfg.lambda_ or 0.1, fix_u=em.fix_u,
-            fixed_m=[c.m is not None for c in cfg.comparisons],
-            max_iterations=em.max_iterations, tolerance=em.tolerance)
-        return self.params
+        params = expectation_maximisation(
+            gamma, n_levels, u, m, cfg.lambda_ or 0.1, fixed_m=[True] * len(m),
+            max_lambda=em.max_lambda, **bounds)
+        params.converged &= converged
+        if cfg.lambda_ is not None:
+            params.lambda_ = float(cfg.lambda_)
+        try:
+            # only comparisons with evidence behind them (estimated or given) count
+            known = [k for k in range(len(m)) if given[k] or estimates[k]]
+            warnings = check_plausible(
+                FSParams(m=[params.m[k] for k in known], u=[params.u[k] for k in known],
+                         lambda_=params.lambda_, iterations=params.iterations,
+                         converged=params.converged),
+                [cfg.comparisons[k].label for k in known],
+                min_lambda=em.min_lambda, max_lambda=em.max_lambda)
+        except ImplausibleFit as exc:
+            raise ImplausibleFit(f"{cfg.entity}: the estimated matching parameters are "
+                                 f"implausible ({exc}); they are not used. Train on more "
+                                 "varied records, add blocking rules on names or ids, or "
+                                 "give m/u in the configuration") from None
+        for warning in warnings:
+            log.warning("%s: %s", cfg.entity, warning)
+        self.params = params
+        return params
 
     def fitted_config(self) -> MatchConfig:
         """The configuration with the estimated m, u and lambda written in (to save as YAML)."""
@@ -143,6 +210,10 @@ class Matcher:
 
         gamma, scores = batch.gamma(li, ri + batch.offset)
         weight, probability = params.score(gamma)
+        adjustment = batch.tf_adjustment(li, ri + batch.offset, gamma)
+        if adjustment is not None:
+            weight = weight + adjustment.sum(axis=1)
+            probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
         th = cfg.thresholds
         decision = np.where(probability >= th.upper, "merge",
                             np.where(probability >= th.lower, "review", "distinct")).astype(object)
@@ -172,7 +243,8 @@ class Matcher:
                            left=batch.left, right=batch.right, li=li, ri=ri, gamma=gamma,
                            scores=scores, match_weight=weight, match_probability=probability,
                            decision=decision, reason=reason,
-                           clusters=self._clusters(labels, batch, shift))
+                           clusters=self._clusters(labels, batch, shift),
+                           tf_adjustment=adjustment)
 
     def _clusters(self, labels: np.ndarray, batch: _Batch, shift: int) -> list[Cluster]:
         id_field = self.config.id_field
@@ -209,28 +281,34 @@ class _Batch:
         self.right_ids = _index_ids(cfg, right, "existing") if self.link else self.left_ids
         everything = list(left) + list(right) if self.link else left
         self.column = column_of(everything)
-        self.prepared = [prepare(c, self.column(c.field, c.transforms)) for c in cfg.comparisons]
+        self.prepared = [prepare(c, self.column(c.field, c.transforms),
+                                 self.column(c.region_field, []) if c.region_field else None)
+                         for c in cfg.comparisons]
         self._candidates: tuple[np.ndarray, np.ndarray] | None = None
         self.rule_codes: list[np.ndarray] = []
 
     def parts(self) -> list[slice]:
         return [slice(0, self.n_left), slice(self.n_left, None)] if self.link else [slice(None)]
 
-    def _pairs(self, rules) -> tuple[np.ndarray, np.ndarray]:
-        size = self.config.max_block_size
+    def pairs(self, rules) -> tuple[np.ndarray, np.ndarray]:
+        """Pairs sharing a key under any rule; oversized blocks in sorted windows."""
+        cfg = self.config
+        first = cfg.comparisons[0]
+        options = {"sort_key": self.column(first.field, first.transforms), "window": cfg.window}
         if self.link:
-            return link_pairs(self.left, self.right, rules, size, self.column)
-        return block_pairs(self.left, rules, size, self.column)
+            return link_pairs(self.left, self.right, rules, cfg.max_block_size, self.column,
+                              **options)
+        return block_pairs(self.left, rules, cfg.max_block_size, self.column, **options)
 
     def candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """Blocked pairs unioned with the deterministic rules' pairs (computed once)."""
         if self._candidates is None:
             codes = []
             for rule in self.config.deterministic:
-                dl, dr = self._pairs([rule.fields])
+                dl, dr = self.pairs([rule.fields])
                 codes.append(pair_codes(dl, dr, self.n_right))
             self.rule_codes = codes
-            li, ri = self._pairs(self.config.blocking)
+            li, ri = self.pairs(self.config.blocking)
             union = np.unique(np.concatenate([pair_codes(li, ri, self.n_right), *codes]))
             n = max(self.n_right, 1)
             self._candidates = (union // n, union % n)
@@ -244,6 +322,21 @@ class _Batch:
         for c, comp in enumerate(self.config.comparisons):
             gamma[:, c], scores[:, c] = compare(comp, self.prepared[c], a, b)
         return gamma, scores
+
+    def tf_adjustment(self, a: np.ndarray, b: np.ndarray, gamma: np.ndarray,
+                      ) -> np.ndarray | None:
+        """Term-frequency bits per pair and comparison (exact level only), or None."""
+        comparisons = self.config.comparisons
+        if not any(c.tf_adjustment for c in comparisons):
+            return None
+        out = np.zeros(gamma.shape, dtype=np.float64)
+        for k, c in enumerate(comparisons):
+            if not c.tf_adjustment or not (c.exact_level or c.method == "exact"):
+                continue
+            prep = self.prepared[k]
+            exact = gamma[:, k] == 0
+            out[exact, k] = tf_adjustment(value_counts(prep), prep.codes[a[exact]])
+        return out
 
     def rejected_pairs(self, rejected: Iterable[Collection[Any]]) -> list[tuple[int, int]]:
         """Rejected id pairs as (left index, right index); ordered in dedupe mode."""

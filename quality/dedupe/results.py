@@ -85,6 +85,7 @@ class MatchResult:
     decision: np.ndarray  # object array of DECISIONS
     reason: np.ndarray  # object array
     clusters: list[Cluster]
+    tf_adjustment: np.ndarray | None = None  # per pair and comparison, bits (term frequency)
 
     def __len__(self) -> int:
         return len(self.li)
@@ -119,6 +120,8 @@ class MatchResult:
         index = np.flatnonzero(mask)
         index = index[np.argsort(-self.match_weight[index], kind="stable")]
         weights = self.params.field_weights(self.gamma[index])
+        if self.tf_adjustment is not None:
+            weights = weights + self.tf_adjustment[index]
         return [self._pair(int(k), weights[i]) for i, k in enumerate(index)]
 
     def review_queue(self) -> list[PairResult]:

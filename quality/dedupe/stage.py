@@ -128,7 +128,9 @@ class DedupeStage:
                 "source_priority": (over.source_priority if over.source_priority is not None
                                     else survivorship.source_priority)})
         # the stage builds the records itself: canonical id in `id`, system in `_source`
-        survivorship = survivorship.model_copy(update={"source_field": SOURCE_FIELD})
+        survivorship = survivorship.model_copy(update={
+            "source_field": SOURCE_FIELD,
+            "target_source": survivorship.target_source or self.flow.target.connection})
         return config.model_copy(update={"id_field": "id", "survivorship": survivorship})
 
     def _target_mapping(self):
@@ -203,11 +205,17 @@ class DedupeStage:
         rejected = [k for k, v in decisions.items() if v == "rejected"]
         pairs: list[PairResult] = []
         left = [r.data for r in records.values()]
-        if len(left) >= 2:
-            pairs += self.matcher.dedupe(left, rejected=rejected).pairs(["merge", "review"])
-        if existing:
-            right = [r.data for r in existing.values()]
-            pairs += self.matcher.link(left, right, rejected=rejected).pairs(["merge", "review"])
+        try:
+            if len(left) >= 2:
+                pairs += self.matcher.dedupe(left, rejected=rejected).pairs(["merge", "review"])
+            if existing:
+                right = [r.data for r in existing.values()]
+                pairs += self.matcher.link(left, right, rejected=rejected).pairs(
+                    ["merge", "review"])
+        except ValueError as exc:   # ImplausibleFit: no model is better than a wrong one
+            if type(exc).__name__ != "ImplausibleFit":
+                raise
+            raise ConfigError(f"flow {self.flow.flow!r}: {exc}") from None
         every = {**existing, **records}
 
         merges, reviews = [], []
@@ -318,6 +326,11 @@ class DedupeStage:
         from crm2erp.quality.dedupe.survivorship import survive
 
         golden = survive(records, self.config.survivorship, id_field="id")
+        for name, found in golden.conflicts.items():
+            log.warning("flow %s: %s %s: members disagree on identifier %s (%s); kept %r "
+                        "from %s, the others need a steward", self.flow.flow, self.entity,
+                        canonical_id, name, ", ".join(map(str, found)), golden.values[name],
+                        golden.provenance[name])
         values = {k: v for k, v in golden.values.items() if k != SOURCE_FIELD}
         values["id"] = canonical_id
         try:
@@ -338,7 +351,7 @@ class DedupeStage:
             out.append(Provenance(name, None if member_id is None else str(member_id),
                                   member.system if member else None,
                                   member.source_key if member else None,
-                                  rules.fields.get(name, rules.default)))
+                                  rules.rule_for(name)))
         return out
 
     def _member(self, record: MatchRecord, canonical_id: str) -> DedupeMember:

@@ -7,7 +7,14 @@ Each field picks its value from the cluster's records by one rule:
 * ``most_recent`` - from the record with the latest ``timestamp_field``;
 * ``most_complete`` - from the record with the most non-null fields;
 * ``longest`` - the longest value (as text);
-* ``most_frequent`` - the value most records agree on.
+* ``most_frequent`` - the value most records agree on;
+* ``target`` - from the target system's record (``target_source``), else from
+  the earliest record (the one synced first).
+
+``identifiers`` (default ``tax_id``, ``customer_number``) follow ``target``
+unless ``fields`` names another rule, so a newer record never replaces the
+ERP's VAT id with its own; when members hold different non-empty values the
+field is listed in ``GoldenRecord.conflicts`` (all values) for a steward.
 
 Nulls (None, NaN, blank strings) never survive while any record has a value.
 Ties fall back to the most recent record, then to the smallest record id, so
@@ -38,6 +45,7 @@ class GoldenRecord:
     values: dict[str, Any]
     provenance: dict[str, Any]
     source_ids: list[Any] = field(default_factory=list)
+    conflicts: dict[str, list[Any]] = field(default_factory=dict)
 
 
 def _present(value: Any) -> bool:
@@ -83,6 +91,10 @@ def survive(records: Sequence[Mapping[str, Any]], config: SurvivorshipConfig | N
                                       position[id(r)]),
         "most_recent": lambda r: position[id(r)],
         "most_complete": lambda r: (-filled[id(r)], position[id(r)]),
+        # the target's record first, then the earliest (synced first)
+        "target": lambda r: (r.get(config.source_field) != config.target_source
+                             if config.target_source else False,
+                             recency[id(r)], -position[id(r)]),
     }
     fields: list[str] = []
     for record in base:
@@ -90,12 +102,17 @@ def survive(records: Sequence[Mapping[str, Any]], config: SurvivorshipConfig | N
 
     values: dict[str, Any] = {}
     provenance: dict[str, Any] = {}
+    conflicts: dict[str, list[Any]] = {}
     for name in fields:
-        rule = config.fields.get(name, config.default)
+        identifier = name in config.identifiers
+        rule = config.rule_for(name)
         candidates = [r for r in base if _present(r.get(name))]
         if not candidates:
             values[name], provenance[name] = None, None
             continue
+        distinct = sorted({_sort_key(r[name]) for r in candidates})
+        if identifier and len(distinct) > 1:
+            conflicts[name] = [v for _, v in distinct]
         if rule in orderings:
             winner = min(candidates, key=orderings[rule])
         elif rule == "longest":
@@ -106,4 +123,5 @@ def survive(records: Sequence[Mapping[str, Any]], config: SurvivorshipConfig | N
         values[name] = winner[name]
         provenance[name] = winner.get(id_field)
     return GoldenRecord(values=values, provenance=provenance,
-                        source_ids=sorted((r.get(id_field) for r in records), key=_sort_key))
+                        source_ids=sorted((r.get(id_field) for r in records), key=_sort_key),
+                        conflicts=conflicts)

@@ -9,10 +9,12 @@ colon (``first:3``, ``phone:DE``).
 from __future__ import annotations
 
 __all__ = [
-    "TRANSFORMS", "check_transform", "apply", "clean", "get_path", "normalise_phone", "to_date",
+    "TRANSFORMS", "check_transform", "apply", "clean", "get_path", "normalise_phone", "region_code",
+    "to_date",
 ]
 
 import datetime as dt
+import functools
 import math
 import re
 import unicodedata
@@ -21,13 +23,31 @@ from typing import Any
 
 import jellyfish
 import phonenumbers
+import pycountry
 
+# legal forms, compared after dots are dropped and the text folded (so "G.m.b.H." is "gmbh")
 _LEGAL_FORMS = {
-    "ab", "ag", "as", "bv", "co", "company", "corp", "corporation", "gmbh", "inc",
-    "incorporated", "kg", "limited", "llc", "llp", "ltd", "nv", "oy", "plc", "pty", "sa",
-    "sarl", "sas", "se", "spa", "srl", "ug",
+    "ab", "ag", "as", "asa", "bv", "bvba", "co", "company", "corp", "corporation", "cv", "eg",
+    "ek", "ev", "gbr", "gmbh", "inc", "incorporated", "kft", "kg", "kgaa", "limited", "llc",
+    "llp", "lp", "ltd", "mbh", "nv", "ohg", "oy", "oyj", "plc", "pty", "sa", "sag", "sal",
+    "sarl", "sas", "sasu", "se", "sl", "snc", "spa", "sprl", "sro", "srl", "ug", "vof",
 }
+_LEGAL_PHRASES = re.compile(
+    r"\b(gesellschaft mit beschr(?:a|ae)nkter haftung|aktiengesellschaft|kommanditgesellschaft|"
+    r"offene handelsgesellschaft|eingetragene genossenschaft|eingetragener verein|"
+    r"haftungsbeschr(?:a|ae)nkt|sa rl|societe anonyme|societe a responsabilite limitee|"
+    r"besloten vennootschap|naamloze vennootschap|societa per azioni|"
+    r"societa a responsabilita limitata|sociedad anonima|sociedad limitada|"
+    r"limited liability company|limited liability partnership|public limited company|"
+    r"and company|und co|and co|u co)\b")
+_CJK_FORMS = re.compile(r"(股份有限公司|有限责任公司|有限公司|株式会社|有限会社|合同会社)")
+_STOP_WORDS = {"the", "und", "and", "et", "der", "die", "das", "de", "la", "le", "les", "of"}
+# German transliteration first (ü is ue, not u), accents next (é is e)
+_TRANSLIT = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "ß": "ss", "Ä": "Ae", "Ö": "Oe",
+                           "Ü": "Ue", "ẞ": "SS", "æ": "ae", "Æ": "Ae", "ø": "o", "Ø": "O",
+                           "œ": "oe", "Œ": "Oe", "ł": "l", "Ł": "L", "đ": "d", "Đ": "D"})
 _NON_WORD = re.compile(r"[^\w]+", re.UNICODE)
+_DOTTED = re.compile(r"(?<=\w)\.(?=\w)")
 
 
 def get_path(record: Mapping[str, Any], path: str) -> Any:
@@ -53,15 +73,38 @@ def clean(value: Any) -> str | None:
 
 
 def _fold(text: str) -> str:
-    """Lower case, accents removed, punctuation to single spaces."""
-    text = unicodedata.normalize("NFKD", text)
+    """Lower case, transliterated (ü -> ue, ß -> ss, é -> e), punctuation to single spaces."""
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFC", text).translate(_TRANSLIT))
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
     return " ".join(_NON_WORD.sub(" ", text.lower()).split())
 
 
 def _company(text: str) -> str:
-    words = [w for w in _fold(text).split() if w not in _LEGAL_FORMS]
-    return " ".join(words)
+    """The distinctive part of a company name: legal forms, stop words, punctuation dropped.
+
+    ``Müller Bau GmbH``, ``Mueller Bau G.m.b.H.`` and ``MÜLLER BAU Gesellschaft
+    mit beschränkter Haftung`` all give ``mueller bau``. A name that is nothing
+    but a legal form keeps its words (no empty key).
+    """
+    text = _CJK_FORMS.sub(" ", text)
+    folded = _fold(_DOTTED.sub("", text).replace(".", " "))
+    kept = _LEGAL_PHRASES.sub(" ", folded.replace("&", " and "))
+    words = [w for w in kept.split() if w not in _LEGAL_FORMS and w not in _STOP_WORDS]
+    return " ".join(words) or folded
+
+
+@functools.lru_cache(maxsize=512)
+def region_code(country: str | None) -> str | None:
+    """A phonenumbers region (``DE``) from an ISO code or a country name; None if unknown."""
+    text = clean(country)
+    if text is None:
+        return None
+    if len(text) == 2 and text.isalpha():
+        return text.upper()
+    try:
+        return pycountry.countries.lookup(text).alpha_2
+    except LookupError:
+        return None
 
 
 def normalise_phone(text: str, region: str | None = None) -> str | None:

@@ -51,11 +51,43 @@ def test_multi_field_rule_needs_every_part():
     assert city == {(0, 2), (0, 3), (2, 3)}
 
 
-def test_oversized_block_is_skipped_with_warning(caplog):
-    with caplog.at_level(logging.WARNING):
-        pairs = as_set(*block_pairs(PEOPLE, [[FieldExpr(field="city")], BY_DOB], 2))
-    assert pairs == {(0, 2)}  # the Bonn block (3 records) is skipped, the dob rule still pairs
-    assert "max_block_size" in caplog.text
+def test_oversized_block_is_compared_in_sorted_windows_never_dropped(caplog):
+    city = [FieldExpr(field="city")]
+    with caplog.at_level(logging.INFO):
+        pairs = as_set(*block_pairs(PEOPLE, [city, BY_DOB], 2, window=2,
+                                    sort_key=[r["surname"] for r in PEOPLE]))
+    # the Bonn block (records 0, 2, 3) is over the limit: sorted by surname (None, Jones,
+    # Smith) = 3, 2, 0, each record pairs with its next neighbour only
+    assert pairs == {(2, 3), (0, 2)}
+    assert "sorted windows" in caplog.text
+
+
+def test_giant_block_keeps_recall_with_near_linear_pairs():
+    rng = np.random.default_rng(11)
+    n = 6000
+    names = [f"company {i:05d}" for i in range(n // 2)]
+    records = [{"id": i, "placeholder": "n/a", "name": names[i // 2] + ("" if i % 2 else " gmbh")}
+               for i in range(n)]
+    order = rng.permutation(n)
+    records = [records[i] for i in order]
+    li, ri = block_pairs(records, [[FieldExpr(field="placeholder")]], 500, window=4,
+                         sort_key=[r["name"] for r in records])
+    found = {frozenset((records[a]["id"], records[b]["id"])) for a, b in zip(li, ri, strict=True)}
+    truth = {frozenset((2 * k, 2 * k + 1)) for k in range(n // 2)}
+    assert truth <= found                  # every duplicate pair kept
+    assert len(found) <= 3 * n             # not n^2 / 2 = 18M
+
+
+def test_windowed_link_pairs_are_cross_pairs_inside_one_block():
+    left = [{"k": "x", "s": f"{i:03d}a"} for i in range(50)]
+    right = [{"k": "x", "s": f"{i:03d}b"} for i in range(50)] + [{"k": "y", "s": "000c"}]
+    both = left + right
+    li, ri = link_pairs(left, right, [[FieldExpr(field="k")]], 10, window=2,
+                        sort_key=[r["s"] for r in both])
+    pairs = as_set(li, ri)
+    assert {(i, i) for i in range(50)} <= pairs        # 007a next to 007b
+    assert all(right[j]["k"] == "x" for _, j in pairs)
+    assert len(pairs) < 100
 
 
 def test_random_blocking_matches_brute_force():

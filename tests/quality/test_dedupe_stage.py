@@ -197,3 +197,28 @@ def test_a_rejected_pair_is_never_merged_even_by_rule(folder, sync):
     sync(project)
     assert len(erp_customers(folder)) == 2
     assert store.get_dedupe_pair(ids[(left, right)]).status == "rejected"
+
+
+def test_accepted_pair_keeps_the_erp_vat_id_and_name(folder, sync, caplog):
+    """A newer CRM record with a typo'd name and a placeholder VAT id does not overwrite them."""
+    project = make_project(folder, [
+        account(1, "Nordwind Handels AG", email="info@nordwind.example", city=None,
+                vat="DE000000000"),
+    ], target=True)
+    add_erp_customer(folder, crm_ref="ERP-0007", name="Nordwind Handel GmbH", kind="customer",
+                     email="einkauf@nordwind.example", vat="DE811111111", country="DE",
+                     currency="EUR")
+    first, store = sync(project)
+    [pair] = store.dedupe_pairs(status="pending")
+    assert [c["vat"] for c in erp_customers(folder)] == ["DE811111111"]   # A001 parked
+
+    store.decide_dedupe_pair(pair.id, "accepted", by="steward@example")
+    sync(project)
+
+    [customer] = erp_customers(folder)
+    assert customer["crm_ref"] == "ERP-0007"
+    assert (customer["name"], customer["vat"]) == ("Nordwind Handel GmbH", "DE811111111")
+    assert customer["email"] == "info@nordwind.example"                  # most_recent: CRM
+    provenance = store.dedupe_provenance("Account", "ERP-0007")
+    assert (provenance["tax_id"].system, provenance["tax_id"].rule) == ("erp", "target")
+    assert "disagree on identifier tax_id" in caplog.text

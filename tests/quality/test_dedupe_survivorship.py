@@ -71,3 +71,23 @@ survivorship: {source_priority: [erp], fields: {name: source_priority}}
     record = golden["c1"]
     assert record.values["name"] == "ACME AG" and record.provenance["name"] == "e1"
     assert record.values["city"] == "Köln" and record.provenance["city"] == "c1"
+
+
+def test_identifiers_are_never_overwritten_and_conflicts_are_reported():
+    erp = {"id": "e1", "_source": "erp", "tax_id": "DE811111111", "customer_number": "K-1",
+           "name": "Nordwind Handel GmbH", "updated_at": "2026-01-01T00:00:00"}
+    crm = {"id": "c1", "_source": "crm", "tax_id": "DE000000000", "customer_number": None,
+           "name": "Nordwind Handels AG", "phone": "+4930", "updated_at": "2026-06-01T00:00:00"}
+    config = SurvivorshipConfig(target_source="erp", fields={"name": "target"})
+    golden = survive([crm, erp], config)
+    assert golden.values["tax_id"] == "DE811111111" and golden.provenance["tax_id"] == "e1"
+    assert golden.values["customer_number"] == "K-1"
+    assert golden.values["name"] == "Nordwind Handel GmbH"      # prefer the target: per field
+    assert golden.values["phone"] == "+4930"                      # only the CRM has one
+    assert golden.conflicts == {"tax_id": ["DE000000000", "DE811111111"]}
+    # without a target record the earliest record's identifier stays
+    golden = survive([crm, {**erp, "_source": "crm"}], SurvivorshipConfig())
+    assert golden.values["tax_id"] == "DE811111111"
+    # a field rule overrides the protection when a project wants it
+    golden = survive([crm, erp], SurvivorshipConfig(fields={"tax_id": "most_recent"}))
+    assert golden.values["tax_id"] == "DE000000000"
