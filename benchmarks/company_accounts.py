@@ -1,6 +1,6 @@
 """Benchmark of the ``account`` preset on generated company accounts (run by hand; not a test).
 
-The accounts come from :mod:`tests.quality.company_accounts` (legal-form
+The accounts come from :mod:`crm2erp.testing.company_accounts` (legal-form
 spellings, transliteration, typos, phone formats, moved addresses; known
 truth). Prints precision, recall, F1, wall time, candidate pairs and peak RSS.
 
@@ -15,13 +15,9 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from tests.quality.company_accounts import generate, predicted_pairs  # noqa: E402
+from crm2erp.testing.company_accounts import generate, predicted_pairs
 
 
 def main() -> None:

@@ -17,7 +17,7 @@ from crm2erp.quality.dedupe.fellegi_sunter import (
     monotone_m,
 )
 from crm2erp.quality.dedupe.matcher import _Batch
-from tests.quality.company_accounts import generate, predicted_pairs
+from crm2erp.testing.company_accounts import generate, predicted_pairs
 
 MUELLER = [
     {"id": "erp-1", "name": "Müller Bau GmbH", "phone": "+49 30 1234567",
