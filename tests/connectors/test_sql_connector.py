@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from crm2erp.connectors import create_connector
 from crm2erp.connectors.base import Cursor, DeleteMode, WriteAction
+from crm2erp.connectors.cursortype import CursorType
 from crm2erp.connectors.sql import SqlConnector
 from crm2erp.errors import ConfigError, FatalError
 
@@ -339,6 +340,7 @@ def test_sqlite_text_timestamps_compare_as_times(sqlite_url):
     streams = {"t": {"table": "t", "key": "id", "cursor": "changed"},
                "d": {"table": "d", "key": "id", "cursor": "changed"}}
     with create_connector("sql", {"url": sqlite_url, "streams": streams}) as conn:
+        conn.declare_cursor("t", CursorType("timestamp"))   # a TEXT column needs a type
         for stream in ("t", "d"):
             batches = list(conn.read(stream, Cursor("2024-01-01T10:00:00+00:00"), batch_size=2))
             assert keys_of(batches) == [1, 2, 3, 5], stream
