@@ -31,6 +31,9 @@ fields:
 """
 
 
+OPEN: list[CursorProject] = []
+
+
 class CursorProject:
     """``source`` is the YAML of connection ``src`` (stream ``accounts``);
     ``incremental`` the flow's incremental section (YAML flow mapping)."""
@@ -40,6 +43,8 @@ class CursorProject:
         folder.mkdir(parents=True, exist_ok=True)
         self.erp_url = f"sqlite:///{folder / 'erp.db'}"
         self.state_url = f"sqlite:///{folder / 'state.db'}"
+        self._store = None
+        OPEN.append(self)
         meta = sa.MetaData()
         self.customers = sa.Table("customers", meta,
                                   sa.Column("crm_ref", sa.String(40), primary_key=True),
@@ -67,18 +72,30 @@ incremental: {incremental}
         for name, text in files.items():
             (folder / name).write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
 
+    @property
+    def store(self):
+        """The project's state store, opened (and migrated) once."""
+        if self._store is None:
+            from crm2erp.store import StateStore
+
+            self._store = StateStore.open(self.state_url)
+        return self._store
+
+    def close(self) -> None:
+        if self in OPEN:
+            OPEN.remove(self)
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        OPEN.append(self)
+
     def run(self, **options):
         """One run of the flow through the engine (FlowRunner), as ``sync run`` does."""
         from crm2erp.engine import Engine
         from crm2erp.mapping import load_project
-        from crm2erp.store import StateStore
 
-        store = StateStore.open(self.state_url)
-        try:
-            with Engine(load_project(self.folder), store) as engine:
-                return engine.run("accounts", **options)
-        finally:
-            store.close()
+        with Engine(load_project(self.folder), self.store) as engine:
+            return engine.run("accounts", **options)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
         """``crm2erp --project FOLDER --state URL ARGS`` as a real process."""
@@ -98,20 +115,8 @@ incremental: {incremental}
 
     def dead_letters(self) -> dict[str, str]:
         """Open dead letters: source key -> error."""
-        from crm2erp.store import StateStore
-
-        store = StateStore.open(self.state_url)
-        try:
-            return {d.source_key: d.error
-                    for d in store.dead_letters(flow="accounts", limit=10_000)}
-        finally:
-            store.close()
+        return {d.source_key: d.error
+                for d in self.store.dead_letters(flow="accounts", limit=10_000)}
 
     def watermark(self):
-        from crm2erp.store import StateStore
-
-        store = StateStore.open(self.state_url)
-        try:
-            return store.get_watermark("accounts", "accounts")
-        finally:
-            store.close()
+        return self.store.get_watermark("accounts", "accounts")

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cursor_project import CursorProject  # noqa: E402
+from cursor_project import OPEN, CursorProject  # noqa: E402
 
 T0 = dt.datetime(2025, 12, 15, 10, 0, tzinfo=dt.UTC)
 BAD = ["n/a", "01/02/2026", "yesterday", "2025-13-01T00:00:00", "later today"]
@@ -29,6 +29,13 @@ path: {path}
 streams:
   accounts: {{file: accounts.csv, key: id, cursor: updated_at}}
 """
+
+
+@pytest.fixture(autouse=True)
+def _close_projects():
+    yield
+    for project in list(OPEN):
+        project.close()
 
 
 def file_project(folder: Path, incremental: str = "{cursor: updated_at}") -> CursorProject:
@@ -290,6 +297,7 @@ PROPERTY = settings(max_examples=25, deadline=None,
                                            HealthCheck.too_slow])
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(data=two_rounds(), batch_size=st.integers(min_value=1, max_value=3))
 def test_property_file_cursor_ordering_and_watermark(tmp_path_factory, data, batch_size):
@@ -301,15 +309,17 @@ def test_property_file_cursor_ordering_and_watermark(tmp_path_factory, data, bat
         project.run()
         model.apply(rows)
         check_run(project, model)
+    project.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dialect", ["sqlite", "postgres", "mariadb"])
 def test_property_sql_cursor_ordering_and_watermark(tmp_path_factory, request, dialect):
     url = {"sqlite": lambda: f"sqlite:///{tmp_path_factory.mktemp('db') / 'crm.db'}",
            "postgres": lambda: request.getfixturevalue("pg_url"),
            "mariadb": lambda: request.getfixturevalue("mysql_url")}[dialect]()
 
-    @PROPERTY
+    @settings(PROPERTY, max_examples=15)
     @given(data=two_rounds(), batch_size=st.integers(min_value=1, max_value=3))
     def check(data, batch_size):
         table = sql_source_table(url, sa.String(40))
@@ -322,5 +332,6 @@ def test_property_sql_cursor_ordering_and_watermark(tmp_path_factory, request, d
             project.run()
             model.apply(rows)
             check_run(project, model)
+        project.close()
 
     check()
