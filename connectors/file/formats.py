@@ -81,12 +81,12 @@ def read_records(path: Path, fmt: str, encoding: str, delimiter: str,
         else:
             lines = _lines(handle, encoding)
         if fmt == "csv":
-            yield from _csv_records(lines, delimiter, max_field)
+            yield from _csv_records(lines, delimiter, max_field, path.name)
         else:
             yield from _jsonl_records(lines)
 
 
-def _csv_records(lines, delimiter: str, max_field: int) -> Iterator[Record]:
+def _csv_records(lines, delimiter: str, max_field: int, name: str) -> Iterator[Record]:
     problems: dict[int, str] = {}
 
     def texts():
@@ -113,7 +113,7 @@ def _csv_records(lines, delimiter: str, max_field: int) -> Iterator[Record]:
         bad = next((problems.pop(n) for n in span if n in problems), problem)
         if header is None:
             if bad:
-                raise RecordError(f"line {start} (the header): {bad}", stage="read")
+                raise RecordError(f"{name}:{start} (the header): {bad}", stage="read")
             header = values
             continue
         if not values and not bad:
