@@ -289,12 +289,25 @@ class SqlBase(Connector):
             table, schema=schema)]
         sets += [set(i["column_names"]) for i in inspector.get_indexes(table, schema=schema)
                  if i.get("unique")]
+        if self.engine.dialect.name == "sqlite":
+            sets += _sqlite_unique_sets(self.engine, table, schema)
         if wanted in sets:
             return None
         cols = ", ".join(spec.key)
         return (f"stream {spec.name!r}: table {table!r} has no primary key or unique "
                 f"constraint on ({cols}); upsert needs one, e.g. CREATE UNIQUE INDEX "
                 f"ux_{table}_{'_'.join(spec.key)} ON {table} ({cols})")
+
+
+def _sqlite_unique_sets(engine: sa.Engine, table: str, schema: str | None) -> list[set[str]]:
+    """The column sets of every unique index SQLite has on ``table``, including the
+    automatic ones behind a column-level ``UNIQUE`` (which reflection leaves out)."""
+    prefix = f'"{schema}".' if schema else ""
+    with engine.connect() as conn:
+        indexes = conn.exec_driver_sql(f'PRAGMA {prefix}index_list("{table}")').fetchall()
+        return [{col[2] for col in conn.exec_driver_sql(
+                    f'PRAGMA {prefix}index_info("{index[1]}")').fetchall()}
+                for index in indexes if index[2]]
 
 
 def _enable_sqlite_savepoints(engine: sa.Engine) -> None:

@@ -13,13 +13,19 @@ Two deliberate departures from PyYAML's YAML 1.1 defaults:
   stay strings, so country codes and value maps are not silently mangled;
 * duplicate keys are reported instead of the last one silently winning.
 
+Hostile files stay cheap: a file over :data:`MAX_BYTES`, or one whose aliases
+(``*name``) and merge keys would expand to more than :data:`MAX_NODES` nodes
+(a "billion laughs" alias bomb), or nested too deeply, is one issue naming the
+file; it is never expanded.
+
 :func:`interpolate_env` expands ``${VAR}`` and ``${VAR:-default}`` in string
 values (connection files only); ``$${`` gives a literal ``${``.
 """
 
 from __future__ import annotations
 
-__all__ = ["YamlDoc", "DataPath", "load_yaml", "interpolate_env", "format_path"]
+__all__ = ["YamlDoc", "DataPath", "load_yaml", "interpolate_env", "format_path",
+           "MAX_BYTES", "MAX_NODES"]
 
 import os
 import re
@@ -37,6 +43,8 @@ DataPath = tuple[Any, ...]
 Position = tuple[int, int]
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+MAX_BYTES = 10_000_000   # no configuration file comes near this
+MAX_NODES = 1_000_000    # keys and values after expanding aliases and merge keys
 
 
 class _Loader(yaml.SafeLoader):
@@ -128,6 +136,32 @@ def _yaml_issue(file: str, exc: yaml.YAMLError) -> ConfigIssue:
     return ConfigIssue(file, line, col, f"YAML syntax error: {text}")
 
 
+def _expanded_size(root: Node, limit: int) -> int:
+    """How many nodes ``root`` expands to (aliases repeat their target), counted
+    once per distinct node, so an alias bomb costs no more than its text; stops
+    counting above ``limit``."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        total = 1
+        if isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, SequenceNode):
+            children = node.value
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
+
+
 def _build(node: Node, path: DataPath, doc: YamlDoc, loader: _Loader) -> Any:
     doc.values[path] = _pos(node)
     if isinstance(node, MappingNode):
@@ -179,15 +213,29 @@ def load_yaml(source: str | os.PathLike[str], *, text: str | None = None) -> Yam
         except (OSError, UnicodeDecodeError) as exc:
             doc.issues.append(ConfigIssue(file, None, None, f"cannot read file: {exc}"))
             return doc
+    if len(text) > MAX_BYTES:
+        doc.issues.append(ConfigIssue(file, None, None, f"file is larger than {MAX_BYTES:,} "
+                                      "characters; a configuration file never needs that"))
+        return doc
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        if node is not None:
+        if node is not None and _expanded_size(node, MAX_NODES) > MAX_NODES:
+            line, col = _pos(node)
+            doc.issues.append(ConfigIssue(
+                file, line, col, f"YAML expands to more than {MAX_NODES:,} values through "
+                "aliases (*name) or merge keys (<<), like an alias bomb; refused without "
+                "expanding it: write the values out or use fewer aliases"))
+        elif node is not None:
             doc.data = _build(node, (), doc, loader)
         else:
             doc.values[()] = (1, 1)
     except yaml.YAMLError as exc:
         doc.issues.append(_yaml_issue(file, exc))
+        doc.data = None
+    except RecursionError:
+        doc.issues.append(ConfigIssue(file, None, None, "YAML is nested too deeply to read; "
+                                      "flatten the structure"))
         doc.data = None
     finally:
         loader.dispose()
@@ -197,10 +245,38 @@ def load_yaml(source: str | os.PathLike[str], *, text: str | None = None) -> Yam
 _ENV_RX = re.compile(r"\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def interpolate_env(doc: YamlDoc, env: Mapping[str, str]) -> list[ConfigIssue]:
+#: What a variable that is not set reads as when loading must not fail on it (DAG
+#: parsing: an Airflow Connection may provide the value at run time).
+UNSET = "\x00crm2erp-unset:{}\x00"
+UNSET_RX = re.compile("\x00crm2erp-unset:([^\x00]*)\x00")
+
+
+def unset_positions(doc: YamlDoc) -> set[tuple[int | None, int | None]]:
+    """The (line, column) of every string value that still holds an :data:`UNSET` marker."""
+    found: set[tuple[int | None, int | None]] = set()
+
+    def walk(value: Any, path: DataPath) -> None:
+        if isinstance(value, str):
+            if UNSET_RX.search(value):
+                issue = doc.issue(path, "")
+                found.add((issue.line, issue.column))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, path + (key,))
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                walk(item, path + (i,))
+
+    walk(doc.data, ())
+    return found
+
+
+def interpolate_env(doc: YamlDoc, env: Mapping[str, str],
+                    used: list[tuple[DataPath, str, str]] | None = None) -> list[ConfigIssue]:
     """Expand ``${VAR}`` / ``${VAR:-default}`` in every string value, in place.
 
-    Returns one issue per missing variable (with the value's position).
+    Returns one issue per missing variable (with the value's position);
+    ``used`` collects ``(path, name, value)`` of each variable expanded.
     """
     issues: list[ConfigIssue] = []
 
@@ -210,6 +286,8 @@ def interpolate_env(doc: YamlDoc, env: Mapping[str, str]) -> list[ConfigIssue]:
                 return "${"
             name, default = match.group(1), match.group(2)
             if name in env:
+                if used is not None:
+                    used.append((path, name, env[name]))
                 return env[name]
             if default is not None:
                 return default

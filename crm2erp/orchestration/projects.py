@@ -35,13 +35,13 @@ from crm2erp.errors import ConfigError, ConfigIssue
 from crm2erp.mapping import load_flow
 from crm2erp.mapping.loader import validate_project
 from crm2erp.mapping.models import FlowSpec
+from crm2erp.mapping.yamlpos import UNSET
+from crm2erp.mapping.yamlpos import UNSET_RX as _UNSET_RX
 
 log = logging.getLogger(__name__)
 
 PROJECT_VARIABLE = "crm2erp_project"
 PROJECT_ENV = "CRM2ERP_PROJECT"
-UNSET = "\x00crm2erp-unset:{}\x00"
-_UNSET_RX = re.compile("\x00crm2erp-unset:([^\x00]*)\x00")
 
 
 # ``${NAME}`` without a ``:-default`` (``$${`` is an escaped, literal ``${``)

@@ -55,8 +55,11 @@ def test_interactive_review_accepts_and_bad_input_exits_2(tmp_path):
     state = _setup(tmp_path, *_borderline_rows())
     crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
 
-    reviewed = crm2erp(*state, "dedupe", "review", "--by", "ben", cwd=tmp_path, stdin="a\n")
+    # a mistyped key is asked again, never counted as a skip
+    reviewed = crm2erp(*state, "dedupe", "review", "--by", "ben", cwd=tmp_path,
+                       stdin="x\nA\n")
     assert reviewed.returncode == 0, reviewed.stderr
+    assert "'x' is not one of" in reviewed.stdout + reviewed.stderr
     assert "1 accepted, 0 rejected, 0 skipped" in reviewed.stdout
     assert "Nordwind Handels AG" in reviewed.stdout       # the pair was shown side by side
     accepted = crm2erp(*state, "dedupe", "list", "--status", "accepted", cwd=tmp_path)
