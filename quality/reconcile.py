@@ -8,11 +8,21 @@ would; each mapped row is compared with ``target.lookup`` of its key:
   (noted when the xref says it was synced: deleted by hand in the target?);
 * ``different`` - field-level differences between the mapped row and the
   target's row, for the fields the outbound mapping writes;
-* ``only_in_target`` - target rows whose key no mapped source record has;
+* ``only_in_target`` - target rows the flow owns (the xref links them to a
+  record of its entity) or could match (their key is one of the entity's
+  canonical ids), and that no mapped source record has. Other rows - another
+  flow's, the ERP company's own, ones ERP users made - are only counted
+  (``out_of_scope``);
 * ``orphaned`` - target records the xref links to a source record that is no
   longer in the source;
 * ``unmapped`` - source records that cannot be mapped (they are in the dead
   letters of the sync, or their parent is missing).
+
+Values are compared normalised, the same way on both sides (:func:`normalise`):
+text trimmed with inner whitespace collapsed, blank = null, numbers by value,
+phone numbers (text starting with ``+``) in E.164; nested records (an address)
+field by field, for the fields the outbound mapping writes. Row fields a
+connector lists in ``write_options`` steer the write and are not compared.
 
 Only keys are held in memory (sets of strings), never whole rows. The result
 is stored (``reconciliations`` table) and shown in the steward report.
@@ -20,9 +30,10 @@ is stored (``reconciliations`` table) and shown in the steward report.
 
 from __future__ import annotations
 
-__all__ = ["reconcile", "ReconcileResult", "values_equal"]
+__all__ = ["reconcile", "ReconcileResult", "values_equal", "normalise"]
 
 import logging
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -73,9 +84,41 @@ def _number(value: Any) -> Decimal | None:
         return None
 
 
+_PHONE = re.compile(r"^\+[\d\s\-().\/]{6,}$")
+
+
+def _e164(text: str) -> str | None:
+    try:
+        import phonenumbers
+    except ImportError:  # pragma: no cover - a dependency; kept optional here
+        return None
+    try:
+        number = phonenumbers.parse(text, None)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise(value: Any) -> Any:
+    """The form values are compared in: text trimmed, inner whitespace collapsed,
+    blank as None, a phone number (``+49 30 1234567``) in E.164. Other values as given."""
+    if not isinstance(value, str):
+        return value
+    text = " ".join(value.split())
+    if not text:
+        return None
+    if _PHONE.match(text):
+        return _e164(text) or text
+    return text
+
+
 def values_equal(expected: Any, actual: Any) -> bool:
-    """Equal after the usual round trips: numbers by value, blanks as null, dates as text."""
-    if expected in ("", None) and actual in ("", None):
+    """Equal after the usual round trips: numbers by value, blanks as null, dates as text,
+    text and phone numbers normalised (:func:`normalise`)."""
+    expected, actual = normalise(expected), normalise(actual)
+    if expected is None and actual is None:
         return True
     if expected == actual:
         return True
@@ -87,22 +130,32 @@ def values_equal(expected: Any, actual: Any) -> bool:
     return str(to_jsonable(expected)) == str(to_jsonable(actual))
 
 
-def _compare(result: ReconcileResult, key: str, expected: dict, actual: dict) -> bool:
-    same = True
+def _differences(expected: dict, actual: dict, skip: frozenset = frozenset(),
+                 prefix: str = "") -> list[dict[str, Any]]:
+    """Field differences of ``expected`` (what the mapping writes) against ``actual``."""
+    found: list[dict[str, Any]] = []
     for name, value in expected.items():
-        if isinstance(value, list):  # embedded children: compared as a whole
-            if len(value) != len(actual.get(name) or []):
-                result.add("different", {"key": key, "field": name,
-                                         "source": f"{len(value)} item(s)",
-                                         "target": f"{len(actual.get(name) or [])} item(s)"},
-                           count=False)
-                same = False
+        if name in skip:
             continue
-        if not values_equal(value, actual.get(name)):
-            result.add("different", {"key": key, "field": name, "source": value,
-                                     "target": actual.get(name)}, count=False)
-            same = False
-    return same
+        have = actual.get(name) if isinstance(actual, dict) else None
+        path = prefix + name
+        if isinstance(value, dict) and (have is None or isinstance(have, dict)):
+            found += _differences(value, have or {}, prefix=path + ".")
+        elif isinstance(value, list):  # embedded children: compared as a whole
+            if len(value) != len(have or []):
+                found.append({"field": path, "source": f"{len(value)} item(s)",
+                              "target": f"{len(have or [])} item(s)"})
+        elif not values_equal(value, have):
+            found.append({"field": path, "source": value, "target": have})
+    return found
+
+
+def _compare(result: ReconcileResult, key: str, expected: dict, actual: dict,
+             skip: frozenset = frozenset()) -> bool:
+    diffs = _differences(expected, actual, skip)
+    for diff in diffs:
+        result.add("different", {"key": key, **diff}, count=False)
+    return not diffs
 
 
 def reconcile(runner, *, save: bool = True, batch_size: int = 500) -> ReconcileResult:
@@ -114,6 +167,7 @@ def reconcile(runner, *, save: bool = True, batch_size: int = 500) -> ReconcileR
     target_keys: set[str] = set()
     runner.mode = "full_refresh"  # no "nothing new" short cut: compare every record
     key_fields = runner.source_stream.key
+    skip = frozenset(getattr(runner.target, "write_options", ()))
     for batch in runner.source.read(flow.source.stream, None, batch_size=batch_size):
         rows = batch.rows
         result.counts["source_count"] += len(rows)
@@ -136,7 +190,7 @@ def reconcile(runner, *, save: bool = True, batch_size: int = 500) -> ReconcileR
                 result.add("missing_in_target", {"key": key, "source_key": item.source_key,
                                                  "note": note})
                 continue
-            if _compare(result, key, item.target_row, actual):
+            if _compare(result, key, item.target_row, actual, skip):
                 result.counts["matched"] += 1
             else:
                 result.counts["different"] += 1
@@ -151,12 +205,26 @@ def reconcile(runner, *, save: bool = True, batch_size: int = 500) -> ReconcileR
 
 def _target_side(runner, result: ReconcileResult, mapped_keys: set[str],
                  batch_size: int) -> None:
-    """Count the target's rows and list those no source record maps to."""
+    """List the target rows in the flow's scope that no source record maps to.
+
+    In scope: rows the xref links to a record of the flow's entity (by the
+    target's id field, else its key), and rows whose key is a canonical id of
+    the entity. The rest (other flows' records, the ERP's own) is only counted.
+    """
+    flow, store = runner.flow, runner.store
     key_fields = runner.target_stream.key
-    for batch in runner.target.read(runner.flow.target.stream, None, batch_size=batch_size):
+    id_field = runner.target_stream.id_field
+    owned = {external for external, _ in store.iter_xref(flow.entity, runner.target_system)}
+    canonical = {can for _, can in store.iter_xref(flow.entity, runner.source_system)}
+    for batch in runner.target.read(flow.target.stream, None, batch_size=batch_size):
         for row in batch.rows:
-            result.counts["target_count"] += 1
             key = record_key(row, key_fields)
+            ident = str(row.get(id_field)) if id_field and row.get(id_field) is not None \
+                else key
+            if key not in mapped_keys and ident not in owned and key not in canonical:
+                result.counts["out_of_scope"] += 1
+                continue
+            result.counts["target_count"] += 1
             if key not in mapped_keys:
                 result.add("only_in_target", {"key": key, "note": "no source record maps "
                                               "to this key"})

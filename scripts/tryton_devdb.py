@@ -10,8 +10,14 @@ JSON-RPC: the modules ``sale`` and ``stock_forecast`` (demand forecasts) and
 their dependencies, a company paying in EUR, the English minimal chart of
 accounts with default receivable/payable accounts, a fiscal year of the
 current year with periods and invoice sequences, a default "Direct" customer
-payment term, an account category ``Goods`` (revenue/expense accounts), a
-few countries, and two products (``P-WIDGET``, ``P-GADGET``). The setup half
+payment term, an account category ``Goods`` (revenue/expense accounts), every
+ISO 3166 country (from pycountry, without subdivisions: one ``save`` instead
+of the minutes ``trytond_import_countries`` takes), the currencies the flow
+packs use (EUR, the company's, with a rate; USD, GBP, CHF without), the party relation types
+``Works for``/``Employs`` (contacts linked to their company), a second user
+``clerk`` (same password and groups, when it has the 8 characters Tryton
+requires: "an ERP user" for tests), and two
+products (``P-WIDGET``, ``P-GADGET``). The setup half
 runs trytond in-process through proteus, which is why it is a separate
 script and not test code: importing trytond configures it globally for the
 whole process.
@@ -29,9 +35,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-MODULES = ("sale", "stock_forecast")
-COUNTRIES = {"DE": "Germany", "FR": "France", "US": "United States", "GB": "United Kingdom",
-             "AT": "Austria", "CH": "Switzerland", "NL": "Netherlands", "BE": "Belgium"}
+MODULES = ("sale", "stock_forecast", "party_relationship")
+CURRENCIES = ("EUR", "USD", "GBP", "CHF")   # what the packs' mappings and emulators use
+RELATION = ("Works for", "Employs")          # contact -> company, and its reverse
 
 
 def write_config(directory: Path, port: int | None = None) -> Path:
@@ -66,8 +72,9 @@ def init_database(directory: Path, dbname: str, password: str) -> Path:
     return conf
 
 
-def setup_business(conf: Path, dbname: str) -> None:
+def setup_business(conf: Path, dbname: str, password: str) -> None:
     """Company, chart, fiscal year, payment term, category and products (via proteus)."""
+    import pycountry
     from proteus import Model, config
     from trytond.modules.account.tests.tools import (
         create_chart,
@@ -82,6 +89,19 @@ def setup_business(conf: Path, dbname: str) -> None:
     from trytond.modules.currency.tests.tools import get_currency
 
     config.set_trytond(database=dbname, config_file=str(conf))
+    Country = Model.get("country.country")
+    Country.save([Country(code=c.alpha_2, code3=c.alpha_3, code_numeric=c.numeric,
+                          name=getattr(c, "common_name", None) or c.name)
+                  for c in pycountry.countries])
+    Currency = Model.get("currency.currency")
+    Currency.save([Currency(code=code, name=pycountry.currencies.get(alpha_3=code).name,
+                            symbol=code, rounding=Decimal("0.01"))
+                   for code in CURRENCIES if code != "EUR"])
+    RelationType = Model.get("party.relation.type")
+    works, employs = RelationType(name=RELATION[0]), RelationType(name=RELATION[1])
+    RelationType.save([works, employs])
+    works.reverse, employs.reverse = employs, works
+    RelationType.save([works, employs])
     Party = Model.get("party.party")
     company_party = Party(name="crm2erp Test Company")
     company_party.save()
@@ -101,9 +121,6 @@ def setup_business(conf: Path, dbname: str) -> None:
     acc_config.default_customer_payment_term = term
     acc_config.save()
 
-    Country = Model.get("country.country")
-    Country.save([Country(code=code, name=name) for code, name in COUNTRIES.items()])
-
     Category = Model.get("product.category")
     category = Category(name="Goods", accounting=True)
     category.account_revenue = accounts["revenue"]
@@ -122,6 +139,16 @@ def setup_business(conf: Path, dbname: str) -> None:
         product, = template.products
         product.suffix_code = code
         product.save()
+
+    if len(password) >= 8:   # Tryton's minimum; the admin's own password is not checked
+        User = Model.get("res.user")
+        admin, = User.find([("login", "=", "admin")])
+        clerk = User(name="Clerk", login="clerk", password=password)
+        clerk.groups.extend(Model.get("res.group").find(
+            [("id", "in", [g.id for g in admin.groups])]))
+        clerk.companies.append(Model.get("company.company")(admin.company.id))
+        clerk.company = Model.get("company.company")(admin.company.id)
+        clerk.save()
 
 
 # Tryton checks that an e-mail domain accepts mail (a DNS MX query) before it
@@ -170,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         conf = directory / "trytond.conf"
     else:
         conf = init_database(directory, args.db, args.password)
-    setup_business(conf, args.db)
+    setup_business(conf, args.db, args.password)
     sys.stderr.write(f"tryton database {args.db!r} ready in {directory} "
                      f"({time.monotonic() - started:.1f}s)\n")
     if args.serve:

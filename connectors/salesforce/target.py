@@ -66,6 +66,18 @@ def _wire(value: Any) -> Any:
     raise TypeError(f"cannot send {type(value).__name__} to Salesforce")
 
 
+def _one_result_each(resp, what: str, count: int, noun: str) -> list[dict[str, Any]]:
+    """The per-record results of a collections call, one dict per record sent."""
+    answers = decode_json(resp)
+    if not isinstance(answers, list) or len(answers) != count or \
+            not all(isinstance(a, dict) for a in answers):
+        raise FatalError(f"Salesforce {what} answered "
+                         f"{len(answers) if isinstance(answers, list) else 'no'} "
+                         f"results for {count} {noun}: {resp.text[:300]}")
+    _check_record_errors(answers, what)
+    return answers
+
+
 def _check_record_errors(answers: list[dict[str, Any]], what: str) -> None:
     """A record refused for a field or sObject the org does not have stops the run:
     every other record would be refused the same way."""
@@ -187,14 +199,7 @@ class SalesforceWriter:
         if resp.status_code >= 400:
             raise FatalError(f"Salesforce {what} failed with HTTP {resp.status_code}: "
                              f"{resp.text[:300]}")
-        answers = decode_json(resp)
-        if not isinstance(answers, list) or len(answers) != len(records) or \
-                not all(isinstance(a, dict) for a in answers):
-            raise FatalError(f"Salesforce {what} answered "
-                             f"{len(answers) if isinstance(answers, list) else 'no'} "
-                             f"results for {len(records)} records: {resp.text[:300]}")
-        _check_record_errors(answers, what)
-        return answers
+        return _one_result_each(resp, what, len(records), "records")
 
     # -- delete and archive ---------------------------------------------------
     def delete(self, name: str, stream: StreamConfig, ids: Sequence[str],
@@ -239,14 +244,7 @@ class SalesforceWriter:
         if resp.status_code >= 300:
             raise FatalError(f"Salesforce {what} failed with HTTP {resp.status_code}: "
                              f"{resp.text[:300]}")
-        answers = decode_json(resp)
-        if not isinstance(answers, list) or len(answers) != len(ids) or \
-                not all(isinstance(a, dict) for a in answers):
-            raise FatalError(f"Salesforce {what} answered "
-                             f"{len(answers) if isinstance(answers, list) else 'no'} "
-                             f"results for {len(ids)} Ids: {resp.text[:300]}")
-        _check_record_errors(answers, what)
-        return answers
+        return _one_result_each(resp, what, len(ids), "Ids")
 
     def _archive_call(self, stream: StreamConfig, ids: list[str]) -> list[dict[str, Any]]:
         archive = stream.archive

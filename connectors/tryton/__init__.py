@@ -37,7 +37,7 @@ from crm2erp.connectors.base import (
     WriteResult,
 )
 from crm2erp.connectors.tryton.client import TrytonClient, TrytonUserError
-from crm2erp.connectors.tryton.common import Lookups
+from crm2erp.connectors.tryton.common import Lookups, as_id
 from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.connectors.tryton.forecasts import ForecastWriter
 from crm2erp.connectors.tryton.sales import SaleWriter
@@ -54,6 +54,8 @@ class TrytonConnector(Connector):
 
     name = "tryton"
     Config = TrytonConfig
+    #: row fields that steer a write and are not stored (reconcile does not compare them)
+    write_options = ("replace_contact_mechanisms",)
 
     def __init__(self, config: TrytonConfig, **client_options: Any):
         super().__init__(config)
@@ -83,7 +85,7 @@ class TrytonConnector(Connector):
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name,
                            key=(self.config.party.key_field if name == "parties" else key,),
-                           cursor_field="updated_at", writable=name in WRITABLE)
+                           cursor_field="updated_at", writable=name in WRITABLE, id_field="id")
                 for name, (_, key, _, _) in STREAM_MODELS.items()] + [
             StreamInfo(name="forecasts", key=("key",), writable=True)]
 
@@ -123,7 +125,8 @@ class TrytonConnector(Connector):
 
     def delete(self, stream: str, keys: Sequence[str],
                mode: DeleteMode) -> Sequence[WriteResult]:
-        """Parties/products: archive, or delete falling back to archive. Sales: cancel."""
+        """Parties/products (by Tryton id): archive, or delete falling back to archive.
+        Sales (by sale id): cancel. An id Tryton does not have is a FAILED result."""
         self._writable(stream)
         keys = [str(k) for k in keys]
         if stream == "forecasts":
@@ -133,18 +136,26 @@ class TrytonConnector(Connector):
             return self.writer.delete(stream, keys, mode)
         return self._delete_sales(keys, mode)
 
-    def _delete_sales(self, keys: Sequence[str], mode: DeleteMode) -> list[WriteResult]:
-        found = self.sales.existing(keys)
+    def _delete_sales(self, ids: Sequence[str], mode: DeleteMode) -> list[WriteResult]:
+        """``ids`` are sale ids (the engine's target ids); a missing sale is FAILED."""
+        wanted = [i for i in (as_id(k) for k in ids) if i is not None]
+        found = {str(s["id"]): s for s in self.client.model(
+            "sale.sale", "search_read", [("id", "in", wanted)], 0, None, None,
+            ["reference", "state"])} if wanted else {}
         results = []
-        for key in keys:
+        for key in ids:
             sale = found.get(key)
-            if sale is None or mode is DeleteMode.IGNORE or sale["state"] == "cancelled":
-                results.append(WriteResult(key, WriteAction.UNCHANGED,
-                                           str(sale["id"]) if sale else None))
+            if sale is None:
+                results.append(WriteResult(key, WriteAction.FAILED, error=(
+                    f"no sale.sale with id {key!r} in Tryton (deleted by hand?)")))
                 continue
+            if mode is DeleteMode.IGNORE or sale["state"] == "cancelled":
+                results.append(WriteResult(key, WriteAction.UNCHANGED, key))
+                continue
+            ref = sale["reference"] or key
             if sale["state"] not in ("draft", "quotation"):
-                results.append(WriteResult(key, WriteAction.FAILED, str(sale["id"]), error=(
-                    f"sale {key!r} is {sale['state']}; Tryton only cancels drafts and "
+                results.append(WriteResult(key, WriteAction.FAILED, key, error=(
+                    f"sale {ref!r} is {sale['state']}; Tryton only cancels drafts and "
                     "quotations - handle it in Tryton (return sale or credit note)")))
                 continue
             try:
@@ -153,10 +164,10 @@ class TrytonConnector(Connector):
                 self.client.model("sale.sale", "cancel", [sale["id"]])
                 if mode is DeleteMode.DELETE:
                     self.client.model("sale.sale", "delete", [sale["id"]])
-                results.append(WriteResult(key, WriteAction.UPDATED, str(sale["id"])))
+                results.append(WriteResult(key, WriteAction.UPDATED, key))
             except TrytonUserError as exc:
-                results.append(WriteResult(key, WriteAction.FAILED, str(sale["id"]),
-                                           error=f"sale {key!r} is {sale['state']}: {exc}"))
+                results.append(WriteResult(key, WriteAction.FAILED, key,
+                                           error=f"sale {ref!r} is {sale['state']}: {exc}"))
         return results
 
     def close(self) -> None:

@@ -175,6 +175,7 @@ class TrytonClient:
                                **client_options)
         self._ids = itertools.count(1)
         self._context: dict[str, Any] | None = None
+        self._models: dict[str, bool] = {}
 
     @property
     def context(self) -> dict[str, Any]:
@@ -208,6 +209,13 @@ class TrytonClient:
         """``call("model.<model>.<method>", ...)`` with the context merged over the default."""
         ctx = {**self.context, **context} if context else None
         return self.call(f"model.{model}.{method}", *params, context=ctx)
+
+    def has_model(self, name: str) -> bool:
+        """Whether the database has ``name`` (its module is activated); asked once."""
+        if name not in self._models:
+            self._models[name] = bool(self.model("ir.model", "search_count",
+                                                 [("name", "=", name)]))
+        return self._models[name]
 
     def close(self) -> None:
         self.http.close()

@@ -41,9 +41,13 @@ class ProductDefaults(_Strict):
 
 
 class PartyOptions(_Strict):
-    """Which party field carries the CRM/canonical reference upserts match on."""
+    """How parties are matched (``key_field``) and how their children are replaced."""
 
     key_field: str = Field("code", pattern=r"^[a-z_][a-z0-9_]*$")
+    replace_contact_mechanisms: Literal["owned", "all", "add"] = Field("owned", description=(
+        "phones, e-mails, addresses and relations the CRM no longer sends: owned archives "
+        "the ones this connection's user created, all archives every one, add keeps them "
+        "(a row's own replace_contact_mechanisms field wins)"))
 
 
 class ForecastOptions(_Strict):

@@ -73,9 +73,12 @@ def address_vals(addr: Mapping[str, Any], countries: Mapping[str, int]) -> dict[
 
 def wanted_addresses(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     """``addresses`` plus the ``billing_address`` (invoice) and ``shipping_address``
-    (delivery) shortcuts; the same place named twice becomes one address with both flags."""
+    (delivery) shortcuts; the same place named twice becomes one address with both flags.
+    When the row names a billing or shipping address, that flag is also set False on its
+    other shortcut address, so the first invoice/delivery address is the one the row names."""
     found: dict[tuple, dict[str, Any]] = {}
     extra = [(row.get("billing_address"), "invoice"), (row.get("shipping_address"), "delivery")]
+    roles: dict[tuple, set[str]] = {}
     for addr, flag in [(a, None) for a in row.get("addresses") or []] + extra:
         if not isinstance(addr, Mapping) or not any(
                 addr.get(k) for k in ("street", "postal_code", "city", "country")):
@@ -85,6 +88,11 @@ def wanted_addresses(row: Mapping[str, Any]) -> list[dict[str, Any]]:
         merged = found.setdefault(sig, dict(addr))
         if flag:
             merged[flag] = True
+            roles.setdefault(sig, set()).add(flag)
+    named = set().union(*roles.values()) if roles else set()
+    for sig in roles:
+        for flag in named:
+            found[sig].setdefault(flag, False)
     return list(found.values())
 
 
@@ -109,17 +117,30 @@ def contact_vals(pair: tuple[str, str]) -> dict[str, str]:
     return {"type": pair[0], "value": pair[1]}
 
 
+def _address_row(addr: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if addr is None:
+        return None
+    return {"street": addr.get("street_unstructured"), "postal_code": addr.get("postal_code"),
+            "city": addr.get("city"), "country": (addr.get("country.") or {}).get("code")}
+
+
 def party_row(party: Mapping[str, Any], addresses: Sequence[Mapping[str, Any]],
-              contacts: Sequence[Mapping[str, Any]], key_field: str = "code") -> dict[str, Any]:
+              contacts: Sequence[Mapping[str, Any]], key_field: str = "code",
+              relations: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """A party as a row; ``addresses`` and ``contacts`` are its active ones in Tryton's
+    order, so ``phone``/``email``... and ``billing_address`` (the first address flagged
+    invoice) / ``shipping_address`` (delivery) are what Tryton itself would use."""
     row: dict[str, Any] = {
         key_field: party.get(key_field), "id": party["id"], "name": party.get("name"),
         "active": bool(party.get("active", True)),
-        "addresses": [{"street": a.get("street_unstructured"), "postal_code": a.get("postal_code"),
-                       "city": a.get("city"),
-                       "country": (a.get("country.") or {}).get("code"),
-                       "invoice": bool(a.get("invoice")), "delivery": bool(a.get("delivery"))}
-                      for a in addresses],
+        "addresses": [{**_address_row(a), "invoice": bool(a.get("invoice")),
+                       "delivery": bool(a.get("delivery"))} for a in addresses],
+        "billing_address": _address_row(next((a for a in addresses if a.get("invoice")), None)),
+        "shipping_address": _address_row(next((a for a in addresses if a.get("delivery")),
+                                               None)),
         "contact_mechanisms": [{"type": c["type"], "value": c["value"]} for c in contacts],
+        "relation_to": str(relations[0]["to"]) if relations else None,
+        "relation_type": (relations[0].get("type.") or {}).get("name") if relations else None,
         "updated_at": iso_utc(cursor_value(party)) if party.get("create_date") else None,
     }
     for kind in CONTACT_SHORTCUTS:

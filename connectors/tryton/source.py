@@ -26,15 +26,14 @@ from crm2erp.connectors.base import Batch, Cursor
 from crm2erp.connectors.tryton.client import TrytonClient
 from crm2erp.connectors.tryton.common import NOT_ACTIVE, cursor_value, parse_cursor
 from crm2erp.connectors.tryton.config import TrytonConfig
+from crm2erp.connectors.tryton.parties import party_rows
 from crm2erp.connectors.tryton.rows import (
-    ADDRESS_FIELDS,
     INVOICE_FIELDS,
     PARTY_FIELDS,
     PRODUCT_FIELDS,
     SALE_FIELDS,
     invoice_row,
     iso_utc,
-    party_row,
     product_row,
     sale_rows,
 )
@@ -112,16 +111,7 @@ class TrytonReader:
         call = self.client.model
         if stream == "parties":
             recs = call(model, "read", list(ids), [key, *PARTY_FIELDS], context=NOT_ACTIVE)
-            addr_ids = [a for p in recs for a in p["addresses"]]
-            cm_ids = [c for p in recs for c in p["contact_mechanisms"]]
-            addrs = {a["id"]: a for a in call("party.address", "read", addr_ids,
-                                              list(ADDRESS_FIELDS), context=NOT_ACTIVE)} \
-                if addr_ids else {}
-            cms = {c["id"]: c for c in call("party.contact_mechanism", "read", cm_ids,
-                                            ["type", "value"], context=NOT_ACTIVE)} \
-                if cm_ids else {}
-            return [party_row(p, [addrs[a] for a in p["addresses"]],
-                              [cms[c] for c in p["contact_mechanisms"]], key) for p in recs]
+            return party_rows(self.client, recs, key)
         if stream == "products":
             recs = call(model, "read", list(ids), ["code", *PRODUCT_FIELDS], context=NOT_ACTIVE)
             return [product_row(p) for p in recs]

@@ -6,9 +6,8 @@ one ``search_read``, new ones created with one ``create`` of a list, changed
 ones updated with one ``write(ids, vals, ids, vals, ...)``; a refused batch
 is split so only the refused rows fail (:func:`common.isolate`).
 
-Addresses and contact mechanisms are merged, never replaced: the ones the
-row carries that the party lacks are added, the others are left alone
-(Tryton refuses to delete an address an invoice uses).
+Parties and their phones, e-mails, addresses and relations:
+:mod:`crm2erp.connectors.tryton.parties`. Deletes take Tryton ids.
 """
 
 from __future__ import annotations
@@ -22,20 +21,10 @@ from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, chunks, isolate
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, as_id, chunks, isolate
 from crm2erp.connectors.tryton.config import TrytonConfig
-from crm2erp.connectors.tryton.rows import (
-    ADDRESS_FIELDS,
-    PARTY_FIELDS,
-    PRODUCT_FIELDS,
-    address_vals,
-    compact,
-    contact_vals,
-    party_row,
-    product_row,
-    wanted_addresses,
-    wanted_contacts,
-)
+from crm2erp.connectors.tryton.parties import PartyWriter, party_rows
+from crm2erp.connectors.tryton.rows import PARTY_FIELDS, PRODUCT_FIELDS, product_row
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +34,7 @@ class PartyProductWriter:
 
     def __init__(self, client: TrytonClient, config: TrytonConfig, lookups: Lookups):
         self.client, self.config, self.lookups = client, config, lookups
+        self.parties = PartyWriter(client, config, lookups)
 
     # -- shared ----------------------------------------------------------
     def _existing(self, model: str, field: str, keys: Sequence[str],
@@ -104,61 +94,9 @@ class PartyProductWriter:
         key_of = self._keys(rows, key_field, results)
         existing = self._existing("party.party", key_field, list(key_of.values()),
                                   [key_field, *PARTY_FIELDS])
-        countries = self.lookups.ids("country.country", "code", [
-            str(a.get("country") or "").upper() for r in rows for a in wanted_addresses(r)])
-        creates, writes = [], []
-        for pos, key in key_of.items():
-            row = rows[pos]
-            if not str(row.get("name") or "").strip():
-                results[pos] = WriteResult(key, WriteAction.FAILED,
-                                           error=f"party {key!r} has no name")
-                continue
-            try:
-                addresses = [address_vals(a, countries) for a in wanted_addresses(row)]
-            except ValueError as exc:
-                results[pos] = WriteResult(key, WriteAction.FAILED, error=f"party {key!r}: {exc}")
-                continue
-            contacts = wanted_contacts(row)
-            current = existing.get(key)
-            header = {"name": str(row["name"]).strip()}
-            if "active" in row and row["active"] is not None:
-                header["active"] = bool(row["active"])
-            if current is None:
-                vals = {key_field: key, **header}
-                if addresses:
-                    vals["addresses"] = [["create", addresses]]
-                if contacts:
-                    vals["contact_mechanisms"] = [["create", [contact_vals(c) for c in contacts]]]
-                creates.append((pos, vals))
-                continue
-            vals = {k: v for k, v in header.items() if current.get(k) != v}
-            have = {_address_sig(a) for a in self._addresses(current["addresses"])}
-            new_addr = [a for a in addresses if _address_sig(a) not in have]
-            if new_addr:
-                vals["addresses"] = [["create", new_addr]]
-            have_cm = {(c["type"], compact(c["value"])) for c in self._contacts(current)}
-            new_cm = [contact_vals(c) for c in contacts if (c[0], compact(c[1])) not in have_cm]
-            if new_cm:
-                vals["contact_mechanisms"] = [["create", new_cm]]
-            if vals:
-                writes.append((pos, current["id"], vals))
-            else:
-                results[pos] = WriteResult(key, WriteAction.UNCHANGED, str(current["id"]))
+        creates, writes = self.parties.plan(rows, key_of, existing, results)
         self._run("party.party", key_of, creates, writes, results)
         return results  # type: ignore[return-value]
-
-    def _addresses(self, ids: Sequence[int]) -> list[dict]:
-        if not ids:
-            return []
-        return self.client.model("party.address", "read", list(ids), list(ADDRESS_FIELDS),
-                                 context=NOT_ACTIVE)
-
-    def _contacts(self, party: dict) -> list[dict]:
-        ids = party.get("contact_mechanisms") or []
-        if not ids:
-            return []
-        return self.client.model("party.contact_mechanism", "read", list(ids),
-                                 ["type", "value"], context=NOT_ACTIVE)
 
     # -- products --------------------------------------------------------
     def upsert_products(self, rows: Sequence[Row]) -> list[WriteResult]:
@@ -236,51 +174,54 @@ class PartyProductWriter:
         if stream == "parties":
             field = self.config.party.key_field
             found = self._existing("party.party", field, keys, [field, *PARTY_FIELDS])
-            return {k: party_row(p, self._addresses(p["addresses"]), self._contacts(p), field)
-                    for k, p in found.items()}
+            return {row[field]: row for row in party_rows(self.client, list(found.values()),
+                                                          field)}
         found = self._existing("product.product", "code", keys, ["code", *PRODUCT_FIELDS])
         return {k: product_row(p) for k, p in found.items()}
 
-    def delete(self, stream: str, keys: Sequence[str], mode: DeleteMode) -> list[WriteResult]:
-        """Archive (``active = False``) or delete, falling back to archive when refused."""
-        model, field = (("party.party", self.config.party.key_field) if stream == "parties"
-                        else ("product.product", "code"))
-        found = self._existing(model, field, keys, [field, "active"])
+    def delete(self, stream: str, ids: Sequence[str], mode: DeleteMode) -> list[WriteResult]:
+        """Archive (``active = False``) or delete, falling back to archive when refused.
+
+        ``ids`` are Tryton record ids (what upserts returned as ``target_id``, the id the
+        engine holds). An id that finds no record is a FAILED result: nothing was deleted.
+        """
+        model = "party.party" if stream == "parties" else "product.product"
+        wanted = [as_id(i) for i in ids]
+        found = {}
+        for part in chunks(sorted({i for i in wanted if i is not None}), 500):
+            found.update({r["id"]: r for r in self.client.model(
+                model, "search_read", [("id", "in", list(part))], 0, None, None, ["active"],
+                context=NOT_ACTIVE)})
         results = []
-        for key in keys:
-            rec = found.get(key)
-            if rec is None or mode is DeleteMode.IGNORE:
-                results.append(WriteResult(key, WriteAction.UNCHANGED,
-                                           str(rec["id"]) if rec else None))
+        for key, rid in zip(ids, wanted, strict=True):
+            rec = found.get(rid) if rid is not None else None
+            if rec is None:
+                results.append(WriteResult(key, WriteAction.FAILED, error=(
+                    f"no {model} with id {key!r} in Tryton (deleted by hand?); nothing to "
+                    f"{mode.value}")))
                 continue
-            rid = rec["id"]
+            if mode is DeleteMode.IGNORE:
+                results.append(WriteResult(key, WriteAction.UNCHANGED, key))
+                continue
+            note = None
             if mode is DeleteMode.DELETE:
                 try:
                     self.client.model(model, "delete", [rid], context=NOT_ACTIVE)
-                    results.append(WriteResult(key, WriteAction.UPDATED, str(rid),
-                                               error=None))
+                    results.append(WriteResult(key, WriteAction.UPDATED, key))
                     continue
                 except Exception as exc:  # noqa: BLE001 - any refusal falls back to archive
-                    note = f"Tryton refused to delete {model} {key!r} ({exc}); archived instead"
+                    note = f"Tryton refused to delete {model} {key} ({exc}); archived instead"
                     log.info(note)
-            else:
-                note = None
             if not rec.get("active", True):
-                results.append(WriteResult(key, WriteAction.UNCHANGED, str(rid), error=note))
+                results.append(WriteResult(key, WriteAction.UNCHANGED, key, error=note))
                 continue
             try:
                 self.client.model(model, "write", [rid], {"active": False}, context=NOT_ACTIVE)
-                results.append(WriteResult(key, WriteAction.UPDATED, str(rid), error=note))
+                results.append(WriteResult(key, WriteAction.UPDATED, key, error=note))
             except Exception as exc:  # noqa: BLE001
-                results.append(WriteResult(key, WriteAction.FAILED, str(rid),
-                                           error=f"could not archive {model} {key!r}: {exc}"))
+                results.append(WriteResult(key, WriteAction.FAILED, key,
+                                           error=f"could not archive {model} {key}: {exc}"))
         return results
-
-
-def _address_sig(addr: dict) -> tuple:
-    street = addr.get("street_unstructured", addr.get("street"))
-    return (str(street or "").strip(), str(addr.get("postal_code") or "").strip(),
-            str(addr.get("city") or "").strip(), addr.get("country"))
 
 
 def _differs(before: dict, key: str, value: Any) -> bool:

@@ -19,7 +19,6 @@ from rich.text import Text
 
 from crm2erp.cli.app import settings
 from crm2erp.cli.output import console, literal
-from crm2erp.engine.memory import flatten
 from crm2erp.errors import ConfigError
 from crm2erp.jsonutil import dumps
 
@@ -67,6 +66,8 @@ def pair_table(pair) -> Table:
         score = "" if f.get("score") is None else f"{f['score']:.2f}"
         table.add_row(literal(f["comparison"]), _text(f.get("left")), _text(f.get("right")),
                       literal(f.get("label", "")), f"{score} ({f.get('weight', 0):+.1f})")
+    from crm2erp.engine.memory import flatten  # the engine loads only when needed
+
     a, b = flatten(left.get("record", {})), flatten(right.get("record", {}))
     for name in [k for k in a if k != "id"] + [k for k in b if k not in a and k != "id"]:
         if name in compared or (a.get(name) in (None, {}) and b.get(name) in (None, {})):

@@ -51,7 +51,7 @@ def _print(result, limit: int) -> None:
     summary.add_column("count")
     summary.add_column("value", justify="right")
     for name in ("source_count", "target_count", "matched", "different", "missing_in_target",
-                 "only_in_target", "orphaned", "unmapped"):
+                 "only_in_target", "orphaned", "unmapped", "out_of_scope"):
         summary.add_row(name.replace("_", " "), str(result.counts[name]))
     console.print(summary)
     diffs = result.details["different"][:limit]

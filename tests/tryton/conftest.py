@@ -11,7 +11,9 @@ A server that does not come up fails the tests loudly: nothing skips.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import shutil
 import socket
 import subprocess
@@ -56,8 +58,22 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def tryton_template(tmp_path_factory) -> Path:
-    """A directory holding the prepared template database (built once a session)."""
-    directory = tmp_path_factory.mktemp("tryton-template")
+    """A directory holding the prepared template database (built once a session).
+
+    With ``CRM2ERP_TRYTON_TEMPLATE=/some/dir`` the template is kept there and
+    reused by later sessions while scripts/tryton_devdb.py is unchanged (a
+    stamp file holds the script's hash); tests only ever serve copies of it.
+    """
+    cached = os.environ.get("CRM2ERP_TRYTON_TEMPLATE")
+    stamp = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()
+    if cached:
+        directory = Path(cached)
+        if (directory / "stamp").is_file() and (directory / "stamp").read_text() == stamp:
+            return directory
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+    else:
+        directory = tmp_path_factory.mktemp("tryton-template")
     started = time.monotonic()
     proc = subprocess.run([sys.executable, str(SCRIPT), "--dir", str(directory), "--db", DB,
                            "--password", PASSWORD], capture_output=True, text=True)
@@ -65,6 +81,7 @@ def tryton_template(tmp_path_factory) -> Path:
         pytest.fail(f"could not create the Tryton test database (exit {proc.returncode}):\n"
                     f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}", pytrace=False)
     log.info("tryton template database built in %.1fs", time.monotonic() - started)
+    (directory / "stamp").write_text(stamp)
     return directory
 
 

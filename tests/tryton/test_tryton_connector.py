@@ -208,16 +208,25 @@ def test_invoices_stream_reads_posted_invoices_incrementally(tryton):
 
 def test_party_with_posted_invoice_is_archived_when_delete_is_refused(tryton):
     customer = unique("ACC")
-    tryton.upsert("parties", [party(customer)])
+    party_id = tryton.upsert("parties", [party(customer)])[0].target_id
     _invoiced_sale(tryton, customer)
-    result = tryton.delete("parties", [customer], DeleteMode.DELETE)[0]
+    result = tryton.delete("parties", [party_id], DeleteMode.DELETE)[0]
     assert result.ok and "archived instead" in result.error
     assert tryton.lookup("parties", [customer])[customer]["active"] is False
 
     spare = unique("ACC")
-    tryton.upsert("parties", [party(spare)])
-    assert tryton.delete("parties", [spare], DeleteMode.ARCHIVE)[0].action is WriteAction.UPDATED
+    spare_id = tryton.upsert("parties", [party(spare)])[0].target_id
+    assert tryton.delete("parties", [spare_id], DeleteMode.ARCHIVE)[0].action \
+        is WriteAction.UPDATED
     assert tryton.lookup("parties", [spare])[spare]["active"] is False
+
+
+def test_delete_of_an_id_tryton_lacks_fails(tryton):
+    """Deletes take Tryton ids; one that finds nothing is a failure, never "done"."""
+    for stream, key in (("parties", unique("ACC")), ("parties", "999999"),
+                        ("products", "999999"), ("sales", "999999")):
+        result = tryton.delete(stream, [key], DeleteMode.ARCHIVE)[0]
+        assert result.action is WriteAction.FAILED and "in Tryton" in result.error, result
 
 
 def test_parties_stream_is_ordered_and_inclusive(tryton):
@@ -272,15 +281,16 @@ def test_mapping_files_carry_canonical_records_to_tryton_and_back(tryton):
 def test_confirmed_sale_cannot_be_cancelled_but_a_draft_can(tryton_server, tryton):
     customer, ref, draft_ref = unique("ACC"), unique("DEAL"), unique("DEAL")
     tryton.upsert("parties", [party(customer)])
-    tryton.upsert("sales", [sale(ref, customer, ("P-WIDGET", "1", "10"))])
-    refused = tryton.delete("sales", [ref], DeleteMode.ARCHIVE)[0]
+    sale_id = tryton.upsert("sales", [sale(ref, customer, ("P-WIDGET", "1", "10"))])[0].target_id
+    refused = tryton.delete("sales", [sale_id], DeleteMode.ARCHIVE)[0]
     assert refused.action is WriteAction.FAILED and "only cancels drafts" in refused.error
 
     drafts = TrytonConnector(TrytonConfig.model_validate(
         tryton_server.settings(confirm_sales=False)))
-    assert drafts.upsert("sales", [sale(draft_ref, customer, ("P-WIDGET", "1", "10"))])[0].ok
+    draft = drafts.upsert("sales", [sale(draft_ref, customer, ("P-WIDGET", "1", "10"))])[0]
+    assert draft.ok
     assert drafts.lookup("sales", [draft_ref])[draft_ref]["state"] == "draft"
-    assert drafts.delete("sales", [draft_ref], DeleteMode.DELETE)[0].action \
+    assert drafts.delete("sales", [draft.target_id], DeleteMode.DELETE)[0].action \
         is WriteAction.UPDATED
     assert drafts.lookup("sales", [draft_ref]) == {}
     drafts.close()

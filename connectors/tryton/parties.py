@@ -1,0 +1,273 @@
+"""Parties: read back with their children, and upserted so the CRM's values come first.
+
+A party's contact mechanisms, addresses and relations are children Tryton
+orders by ``sequence``: ``party.phone`` is the first phone, the invoice
+address the first address flagged ``invoice``. An upsert therefore
+
+* matches each value the row carries with one the party has (phones in
+  E.164 the way Tryton compares them, e-mails case-blind, addresses on
+  street, postal code, city and country), reactivating an archived match,
+  and creates the others;
+* puts them first, in the row's order (``sequence`` 1, 2, ...), the party's
+  other active values after them in their current order;
+* retires the values it no longer sends, as the replace mode says
+  (``party.replace_contact_mechanisms`` in the connection, or the row's
+  ``replace_contact_mechanisms`` field, which its outbound mapping can set):
+
+  ``owned`` (default) archives (``active = False``) the ones the integration's
+  Tryton user created and keeps the ones ERP users added; ``all`` archives
+  every value not sent; ``add`` only adds what is missing and leaves order
+  and old values alone (the behaviour before 0.2).
+
+Addresses and contact mechanisms are archived, never deleted (an invoice may
+point at the address). Relations (``relation_to``/``relation_type``, module
+``party_relationship``: a contact who works for a company) have no archive:
+a relation of the same type to another party is deleted under the same rule.
+"""
+
+from __future__ import annotations
+
+__all__ = ["PartyWriter", "party_children", "party_rows", "REPLACE_MODES", "phone_e164"]
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import phonenumbers
+
+from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.tryton.client import TrytonClient
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, as_id, chunks
+from crm2erp.connectors.tryton.config import TrytonConfig
+from crm2erp.connectors.tryton.rows import (
+    ADDRESS_FIELDS,
+    address_vals,
+    compact,
+    party_row,
+    wanted_addresses,
+    wanted_contacts,
+)
+
+REPLACE_MODES = ("owned", "all", "add")
+PHONE_TYPES = ("phone", "mobile", "fax")
+CONTACT_FIELDS = ("party", "type", "value", "value_compact", "sequence", "active", "create_uid")
+CHILD_ADDRESS_FIELDS = (*ADDRESS_FIELDS, "party", "sequence", "create_uid")
+RELATION_FIELDS = ("from_", "to", "type", "type.name", "create_uid")
+_CHILDREN = (("contacts", "party.contact_mechanism", "party", CONTACT_FIELDS),
+             ("addresses", "party.address", "party", CHILD_ADDRESS_FIELDS),
+             ("relations", "party.relation.all", "from_", RELATION_FIELDS))
+
+
+def phone_e164(value: str, regions: Iterable[str | None] = ()) -> str | None:
+    """E.164 of a phone number read as Tryton reads it (each region in turn, then none)."""
+    for region in [*regions, None]:
+        try:
+            number = phonenumbers.parse(value, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def _contact_sig(kind: str, value: str, regions: Sequence[str | None]) -> tuple[str, str]:
+    if kind in PHONE_TYPES:
+        return kind, phone_e164(value, regions) or compact(value)
+    return kind, compact(value)
+
+
+def _address_sig(addr: Mapping[str, Any]) -> tuple:
+    street = addr.get("street_unstructured", addr.get("street"))
+    return tuple(re.sub(r"\s+", " ", str(v or "")).strip().casefold()
+                 for v in (street, addr.get("postal_code"), addr.get("city"))) + (
+        addr.get("country"),)
+
+
+def party_children(client: TrytonClient, party_ids: Sequence[int]) -> dict[int, dict]:
+    """Party id -> ``{"contacts", "addresses", "relations"}``: every child (archived ones
+    too), each list in Tryton's order (sequence, then id)."""
+    out: dict[int, dict] = {pid: {kind: [] for kind, *_ in _CHILDREN} for pid in party_ids}
+    children = [c for c in _CHILDREN if c[0] != "relations"
+                or client.has_model("party.relation.all")]   # module party_relationship
+    for part in chunks(sorted(set(party_ids)), 500):
+        for kind, model, field, fields in children:
+            for rec in client.model(model, "search_read", [(field, "in", list(part))], 0, None,
+                                    None, list(fields), context=NOT_ACTIVE):
+                out[rec[field]][kind].append(rec)
+    return out
+
+
+def party_rows(client: TrytonClient, parties: Sequence[dict], key_field: str) -> list[dict]:
+    """Rows of ``parties`` (read with PARTY_FIELDS) with their active children."""
+    kids = party_children(client, [p["id"] for p in parties])
+    return [party_row(p, [a for a in kids[p["id"]]["addresses"] if a.get("active", True)],
+                      [c for c in kids[p["id"]]["contacts"] if c.get("active", True)],
+                      key_field, kids[p["id"]]["relations"]) for p in parties]
+
+
+class PartyWriter:
+    """Upserts the ``parties`` stream (see the module docstring for the rules)."""
+
+    def __init__(self, client: TrytonClient, config: TrytonConfig, lookups: Lookups):
+        self.client, self.config, self.lookups = client, config, lookups
+
+    def mode(self, row: Row) -> str:
+        mode = row.get("replace_contact_mechanisms") or self.config.party.replace_contact_mechanisms
+        if mode not in REPLACE_MODES:
+            raise ValueError(f"replace_contact_mechanisms {mode!r} is not one of "
+                             f"{', '.join(REPLACE_MODES)}")
+        return mode
+
+    def plan(self, rows: Sequence[Row], key_of: dict[int, str], existing: dict[str, dict],
+             results: list) -> tuple[list, list]:
+        """``(creates, writes)`` for the rows at the positions of ``key_of``; rows that
+        cannot be written get their FAILED result in ``results``."""
+        key_field = self.config.party.key_field
+        countries = self.lookups.ids("country.country", "code", [
+            str(a.get("country") or "").strip().upper()
+            for r in rows for a in wanted_addresses(r)])
+        wanted_types = [str(r.get("relation_type") or "") for r in rows]
+        types = self.lookups.ids("party.relation.type", "name", wanted_types) \
+            if any(wanted_types) and self.client.has_model("party.relation.type") else {}
+        kids = party_children(self.client, [p["id"] for p in existing.values()])
+        uid = self.client.auth.user_id
+        creates, writes = [], []
+        for pos, key in key_of.items():
+            row = rows[pos]
+            try:
+                if not str(row.get("name") or "").strip():
+                    raise ValueError("has no name")
+                mode = self.mode(row)
+                addresses = [address_vals(a, countries) for a in wanted_addresses(row)]
+                relation_type, relations = _wanted_relations(row, types)
+            except ValueError as exc:
+                results[pos] = WriteResult(key, WriteAction.FAILED, error=f"party {key!r}: {exc}")
+                continue
+            regions = [_region(a) for a in wanted_addresses(row)]
+            contacts = [{"type": t, "value": v, "_sig": _contact_sig(t, v, regions)}
+                        for t, v in wanted_contacts(row)]
+            current = existing.get(key)
+            header = {"name": str(row["name"]).strip()}
+            if "active" in row and row["active"] is not None:
+                header["active"] = bool(row["active"])
+            if current is None:
+                vals = {key_field: key, **header}
+                _creates(vals, "contact_mechanisms", [_clean(c) for c in contacts])
+                _creates(vals, "addresses", addresses)
+                if relations:
+                    vals["relations"] = [["create", relations]]
+                creates.append((pos, vals))
+                continue
+            have = kids[current["id"]]
+            vals = {k: v for k, v in header.items() if current.get(k) != v}
+            ops = _children_ops([{**c, "_sig": _contact_sig(c["type"], c["value_compact"]
+                                                            or c["value"], regions)}
+                                 for c in have["contacts"]], contacts, mode, uid)
+            if ops:
+                vals["contact_mechanisms"] = ops
+            ops = _children_ops([{**a, "_sig": _address_sig(a)} for a in have["addresses"]],
+                                [{**a, "_sig": _address_sig(a)} for a in addresses], mode, uid)
+            if ops:
+                vals["addresses"] = ops
+            if relation_type is not None:
+                ops = _relation_ops(have["relations"], relation_type, relations, mode, uid)
+                if ops:
+                    vals["relations"] = ops
+            if vals:
+                writes.append((pos, current["id"], vals))
+            else:
+                results[pos] = WriteResult(key, WriteAction.UNCHANGED, str(current["id"]))
+        return creates, writes
+
+
+def _region(addr: Mapping[str, Any]) -> str | None:
+    code = str(addr.get("country") or "").strip().upper()
+    return code or None
+
+
+def _clean(vals: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in vals.items() if not k.startswith("_")}
+
+
+def _creates(vals: dict, name: str, children: list[dict]) -> None:
+    if children:
+        vals[name] = [["create", [{**_clean(c), "sequence": n}
+                                  for n, c in enumerate(children, 1)]]]
+
+
+def _wanted_relations(row: Row, types: Mapping[str, int]) -> tuple[int | None, list[dict]]:
+    """``(relation type id, [relation vals])``; type None when the row manages no relation."""
+    if "relation_type" not in row:
+        return None, []
+    name = str(row.get("relation_type") or "").strip()
+    if name not in types:
+        raise ValueError(f"relation type {name!r} is not in Tryton; activate the module "
+                         "party_relationship and create the type (Party > Configuration > "
+                         "Relation Types), or fix relation_type in the outbound mapping")
+    target = row.get("relation_to")
+    if target in (None, ""):
+        return types[name], []
+    if as_id(target) is None:
+        raise ValueError(f"relation_to {target!r} is not a Tryton party id")
+    return types[name], [{"to": as_id(target), "type": types[name]}]
+
+
+def _retire(child: Mapping[str, Any], mode: str, uid: int | None) -> bool:
+    return mode == "all" or (mode == "owned" and uid is not None and child["create_uid"] == uid)
+
+
+def _children_ops(current: list[dict], wanted: list[dict], mode: str,
+                  uid: int | None) -> list[list]:
+    """One2Many operations that make ``wanted`` the first active children (see module doc)."""
+    used: set[int] = set()
+    order: list[dict | int] = []     # the wanted children first: an existing id or new vals
+    writes: dict[int, dict] = {}
+    for want in wanted:
+        match = next((c for c in sorted(current, key=lambda c: not c["active"])
+                      if c["_sig"] == want["_sig"] and c["id"] not in used), None)
+        if match is None:
+            order.append(want)
+            continue
+        used.add(match["id"])
+        order.append(match["id"])
+        change = {k: v for k, v in _clean(want).items()
+                  if k in ("invoice", "delivery") and bool(match.get(k)) != v}
+        if not match["active"]:
+            change["active"] = True
+        if change:
+            writes[match["id"]] = change
+    creates = [c for c in order if isinstance(c, dict)]
+    if mode == "add":
+        return ([["create", [_clean(c) for c in creates]]] if creates else []) + [
+            ["write", [cid], change] for cid, change in writes.items()]
+    rest = [c for c in current if c["active"] and c["id"] not in used]
+    for child in rest:
+        if _retire(child, mode, uid):
+            writes[child["id"]] = {"active": False}
+    order += [c["id"] for c in rest if c["id"] not in writes or writes[c["id"]].get("active")]
+    sequence = {c["id"]: c.get("sequence") for c in current}
+    new = []
+    for n, item in enumerate(order, 1):
+        if isinstance(item, dict):
+            new.append({**_clean(item), "sequence": n})
+        elif sequence.get(item) != n:
+            writes[item] = {**writes.get(item, {}), "sequence": n}
+    ops: list[list] = [["create", new]] if new else []
+    return ops + [["write", [cid], change] for cid, change in writes.items()]
+
+
+def _relation_ops(current: list[dict], type_id: int, wanted: list[dict], mode: str,
+                  uid: int | None) -> list[list]:
+    """Create the wanted relation if missing; delete others of its type as the mode says."""
+    have = {(c["type"], c["to"]) for c in current}
+    ops: list[list] = []
+    missing = [w for w in wanted if (w["type"], w["to"]) not in have]
+    if missing:
+        ops.append(["create", missing])
+    if mode != "add":
+        keep = {(w["type"], w["to"]) for w in wanted}
+        gone = [c["id"] for c in current if c["type"] == type_id
+                and (c["type"], c["to"]) not in keep and _retire(c, mode, uid)]
+        if gone:
+            ops.append(["delete", gone])
+    return ops
