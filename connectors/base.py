@@ -227,6 +227,17 @@ class Connector:
         return []
 
     # -- source side ------------------------------------------------------
+    def declare_cursor(self, stream: str, cursor: Any) -> None:
+        """The cursor type a flow declares for ``stream`` (a :class:`~.cursortype.CursorType`).
+
+        Connectors whose cursor values are parsed from text (files, text
+        columns) order and filter by it; the default ignores it, for APIs
+        whose cursors are typed by the API.
+        """
+
+    def check_cursor(self, stream: str) -> None:
+        """Raise ConfigError when ``stream``'s cursor cannot be read as typed (may do I/O)."""
+
     def read(self, stream: str, since: Cursor | None = None, *,
              batch_size: int = 500) -> Iterator[Batch]:
         raise NotImplementedError(f"{self.name} cannot read")

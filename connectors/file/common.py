@@ -1,13 +1,14 @@
-"""Stream resolution, keys and value ordering shared by the file connector's sides.
+"""Stream resolution, keys and key ordering shared by the file connector's sides.
 
-Files hold text, so ordering compares values by what they look like:
-numbers as numbers, ISO-8601 timestamps as instants (naive ones in the
-configured time zone), anything else as text.
+Files hold text, so keys are ordered by what they look like: numbers as
+numbers, ISO-8601 timestamps as instants (naive ones in the configured time
+zone), anything else as text. Cursors are parsed as their declared type
+instead (:mod:`crm2erp.connectors.cursortype`).
 """
 
 from __future__ import annotations
 
-__all__ = ["FileBase", "ResolvedStream", "order_value", "cursor_json"]
+__all__ = ["FileBase", "ResolvedStream", "order_value"]
 
 import datetime as dt
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from crm2erp.connectors.base import Connector, Row, StreamInfo
+from crm2erp.connectors.cursortype import CursorType
 from crm2erp.connectors.file.config import FileArchiveConfig, FileConfig, FileStreamConfig
 from crm2erp.errors import ConfigError
 
@@ -53,18 +55,6 @@ def order_value(value: Any, tz: dt.tzinfo) -> tuple:
     return (3, text)
 
 
-def cursor_json(order: tuple) -> Any:
-    """The JSON form of an :func:`order_value` for ``Cursor.value``."""
-    rank, value = order
-    if rank == 0:
-        return None
-    if rank == 1:
-        return int(value) if value == value.to_integral_value() else float(value)
-    if rank == 2:
-        return value.astimezone(dt.UTC).isoformat()
-    return value
-
-
 @dataclass(frozen=True)
 class ResolvedStream:
     name: str
@@ -86,6 +76,10 @@ class FileBase(Connector):
         self.config: FileConfig = config
         self.tz = zoneinfo.ZoneInfo(config.timezone)
         self.lock = threading.RLock()
+        self.cursor_types: dict[str, CursorType] = {}
+
+    def declare_cursor(self, stream: str, cursor: CursorType) -> None:
+        self.cursor_types[stream] = cursor
 
     def stream_configs(self) -> dict[str, FileStreamConfig]:
         if self.config.streams is not None:

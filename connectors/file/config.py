@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from crm2erp.connectors.base import ConnectorConfig, TimeZoneName
+from crm2erp.connectors.file.formats import DEFAULT_MAX_FIELD
 from crm2erp.errors import ConfigError
 
 Format = Literal["csv", "jsonl"]
@@ -55,6 +56,8 @@ class FileConfig(ConnectorConfig):
     encoding: str = "utf-8"
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     timezone: TimeZoneName = "UTC"
+    max_field_size: int = Field(default=DEFAULT_MAX_FIELD, gt=0, description=(
+        "longest CSV field, in characters; a record with a longer one is dead-lettered"))
     streams: dict[str, FileStreamConfig] | None = None
     follow_symlinks: bool = False
 

@@ -1,7 +1,10 @@
-"""Read side of the file connector: filter by cursor, sort, cut into batches.
+"""Read side of the file connector: parse cursors, filter, sort, cut into batches.
 
-A file has no index, so each read scans it once (JSON Lines line by line,
-keeping only rows at or after the watermark) and sorts what is kept.
+A file has no index, so each read scans it once, record by record, keeping
+the rows at or after the watermark, and sorts what is kept. A record that
+cannot be used (undecodable bytes, an oversized field, a cursor value that
+is not of the cursor's type) is rejected with its file and line, never read
+as a row and never a watermark.
 """
 
 from __future__ import annotations
@@ -11,62 +14,101 @@ __all__ = ["FileSourceMixin"]
 import logging
 from collections.abc import Iterator, Sequence
 
-from crm2erp.connectors.base import Batch, Cursor, Row
-from crm2erp.connectors.file.common import FileBase, cursor_json, order_value
-from crm2erp.connectors.file.formats import stream_rows
+from crm2erp.connectors.base import Batch, Cursor, Rejected, Row
+from crm2erp.connectors.cursortype import (
+    CursorType,
+    cursor_json,
+    parse_cursor,
+    parse_watermark,
+)
+from crm2erp.connectors.file.common import FileBase, order_value
+from crm2erp.connectors.file.formats import read_records
 from crm2erp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 
 class FileSourceMixin(FileBase):
-    def _rows(self, stream) -> Iterator[Row]:
+    def _check_exists(self, stream) -> None:
         if not stream.path.exists():
             raise ConfigError(f"stream {stream.name!r}: file {str(stream.path)!r} does not "
                               "exist; fix the stream's 'file:' or the connection's 'path:'")
-        return stream_rows(stream.path, stream.format, self.config.encoding,
-                           self.config.delimiter)
+
+    def _floor(self, stream: str, ctype: CursorType, since: Cursor | None) -> tuple | None:
+        if since is None or since.value is None:
+            return None
+        try:
+            return parse_watermark(since.value, ctype, self.tz)
+        except ValueError as exc:
+            raise ConfigError(
+                f"stream {stream!r}: the watermark {since.value!r} is not a cursor of type "
+                f"{ctype.type} ({exc}); start again with `crm2erp sync run FLOW "
+                "--full-refresh` or `--since DATE`") from None
 
     def read(self, stream: str, since: Cursor | None = None, *,
              batch_size: int = 500) -> Iterator[Batch]:
-        """Rows with ``cursor >= since.value`` sorted by ``(cursor, key)``.
+        """Rows with ``cursor >= since.value`` sorted by ``(parsed cursor, key)``.
 
         Rows without a cursor value come first on full reads (with
         ``Batch.cursor`` None) and are skipped on incremental reads, as in
-        the SQL connector.
+        the SQL connector. Rejected records travel in the first batch.
         """
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         spec = self.resolve(stream)
-        floor = None
-        if spec.cursor and since is not None and since.value is not None:
-            floor = order_value(since.value, self.tz)
+        ctype = self.cursor_types.get(stream, CursorType())
+        floor = self._floor(stream, ctype, since) if spec.cursor else None
         kept: list[tuple[tuple, tuple, Row]] = []
+        rejected: list[Rejected] = []
+        self._check_exists(spec)
         with self.lock:
-            for row in self._rows(spec):
-                position = order_value(row.get(spec.cursor), self.tz) if spec.cursor else (0, 0)
+            for record in read_records(spec.path, spec.format, self.config.encoding,
+                                       self.config.delimiter, self.config.max_field_size):
+                where = f"{spec.path.name}:{record.line}"
+                row = record.row
+                if record.problem:
+                    rejected.append(Rejected(self.key_of(spec, row) or "", where,
+                                             record.problem, row))
+                    continue
+                position = (0, 0)
+                value = row.get(spec.cursor) if spec.cursor else None
+                if value is not None and value != "":
+                    try:
+                        position = parse_cursor(value, ctype, self.tz)
+                        if floor is not None and position[0] != floor[0]:
+                            raise ValueError(f"{value!r} is not of the same kind as the "
+                                             f"watermark {since.value!r}")
+                    except ValueError as exc:
+                        rejected.append(Rejected(
+                            self.key_of(spec, row) or "", where,
+                            f"cursor {spec.cursor!r} ({ctype.describe()}): {exc}", row))
+                        continue
                 if floor is not None and (position[0] == 0 or position < floor):
                     continue
                 key = tuple(order_value(row.get(k), self.tz) for k in spec.key)
                 kept.append((position, key, row))
         kept.sort(key=lambda item: (item[0], item[1]))
+        if not kept and rejected:
+            yield Batch(rows=[], rejected=rejected)
         for start in range(0, len(kept), batch_size):
             chunk = kept[start:start + batch_size]
             position, _, last = chunk[-1]
             cursor = None
             if spec.cursor and position[0] != 0:
                 cursor = Cursor(cursor_json(position), self.key_of(spec, last))
-            yield Batch(rows=[row for _, _, row in chunk], cursor=cursor)
-
+            yield Batch(rows=[row for _, _, row in chunk], cursor=cursor,
+                        rejected=rejected if start == 0 else [])
     def lookup(self, stream: str, keys: Sequence[str]) -> dict[str, Row]:
+        """Rows by key; unreadable records are left out (``read`` rejects them)."""
         spec = self.resolve(stream)
         wanted = set(map(str, keys))
         found: dict[str, Row] = {}
         if not spec.path.exists():
             return found
         with self.lock:
-            for row in self._rows(spec):
-                key = self.key_of(spec, row)
+            for record in read_records(spec.path, spec.format, self.config.encoding,
+                                       self.config.delimiter, self.config.max_field_size):
+                key = None if record.problem else self.key_of(spec, record.row)
                 if key in wanted and key not in found:
-                    found[key] = row
+                    found[key] = record.row
         return found

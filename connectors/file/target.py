@@ -31,7 +31,7 @@ class FileTargetMixin(FileSourceMixin):
 
     def _load(self, spec: ResolvedStream) -> tuple[list[str], list[Row], dict[str, int]]:
         columns, rows = read_table(spec.path, spec.format, self.config.encoding,
-                                   self.config.delimiter)
+                                   self.config.delimiter, self.config.max_field_size)
         index: dict[str, int] = {}
         for position, row in enumerate(rows):
             key = self.key_of(spec, row)

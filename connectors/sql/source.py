@@ -17,20 +17,22 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from crm2erp.connectors.base import Batch, Cursor, Row
+from crm2erp.connectors.base import Batch, Cursor, Rejected, Row
+from crm2erp.connectors.cursortype import cursor_json, parse_cursor, parse_watermark
 from crm2erp.connectors.sql.tables import SqlBase, StreamSpec, is_disconnect
 from crm2erp.connectors.sql.values import (
     column_kind,
-    cursor_json,
     from_db,
     key_string,
     parse_datetime,
     split_key,
     to_db,
 )
+from crm2erp.connectors.sql.values import cursor_json as value_json
 from crm2erp.errors import ConfigError
 
 _CURSOR = "__crm2erp_cursor"
+_SCAN_PAGE = 5000
 _FALSY = (None, False, 0, "", "0", "false", "False", "f", "N", "n")
 
 
@@ -103,9 +105,14 @@ class SqlSourceMixin(SqlBase):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         spec = self.spec(stream)
+        if spec.cursor_mode == "untyped":
+            raise ConfigError(spec.cursor_problem)
         try:
             if spec.cursor is None:
                 yield from self._pages(spec, batch_size, None, None, timeline=False)
+                return
+            if spec.cursor_mode == "scan":
+                yield from self._scan(spec, batch_size, since)
                 return
             column = spec.table.c[spec.cursor]
             if since is None or since.value is None:
@@ -122,19 +129,104 @@ class SqlSourceMixin(SqlBase):
             raise
 
     def _since_param(self, spec: StreamSpec, value: Any) -> Any:
-        """``since.value`` (JSON) in the type the cursor column is compared as."""
-        mode = spec.cursor_mode
-        column = spec.table.c[spec.cursor]
+        """``since.value`` (JSON) in the type of the cursor column (``db`` mode)."""
         try:
-            if mode == "sqlite_ts":
-                naive = parse_datetime(value, self.tz).astimezone(self.tz).replace(tzinfo=None)
-                return naive.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-            if mode in ("datetime", "date", "number"):
-                return to_db(column.type, value, self.tz, self.dialect)
+            return to_db(spec.table.c[spec.cursor].type, value, self.tz, self.dialect)
         except ValueError as exc:
             raise ConfigError(f"stream {spec.name!r}: watermark {value!r} does not fit "
                               f"cursor column {spec.cursor!r}: {exc}") from None
-        return str(value)
+
+    # -- scan mode: cursors parsed by us -----------------------------------
+    def _scan(self, spec: StreamSpec, batch_size: int, since: Cursor | None
+              ) -> Iterator[Batch]:
+        """Every row's key and cursor read in key order and parsed as the cursor's type;
+        rows at or after ``since`` then fetched by key in ``(parsed cursor, key)`` order.
+
+        A value that does not parse is rejected (table and key named), never ordered.
+        """
+        ctype = spec.cursor_type
+        floor = None
+        if since is not None and since.value is not None:
+            try:
+                floor = parse_watermark(since.value, ctype, self.tz)
+            except ValueError as exc:
+                raise ConfigError(
+                    f"stream {spec.name!r}: the watermark {since.value!r} is not a cursor of "
+                    f"type {ctype.type} ({exc}); start again with `crm2erp sync run FLOW "
+                    "--full-refresh` or `--since DATE`") from None
+        nulls, placed, bad = self._scan_cursors(spec, ctype, floor)
+        placed.sort()
+        pending = bad
+        if since is None or since.value is None:
+            for start in range(0, len(nulls), batch_size):
+                rows = self._rows_by_key(spec, nulls[start:start + batch_size])
+                yield self._batch(spec, rows, None, self._rejected(spec, pending))
+                pending = []
+        for start in range(0, len(placed), batch_size):
+            chunk = placed[start:start + batch_size]
+            rows = self._rows_by_key(spec, [key for _, key in chunk])
+            order, key = chunk[-1]
+            cursor = Cursor(cursor_json(order), key_string(list(key)))
+            yield self._batch(spec, rows, cursor, self._rejected(spec, pending))
+            pending = []
+        if pending:
+            yield Batch(rows=[], rejected=self._rejected(spec, pending))
+
+    def _scan_cursors(self, spec: StreamSpec, ctype, floor):
+        keys = spec.key_columns()
+        column = spec.table.c[spec.cursor]
+        if self.dialect == "sqlite":   # raw stored value, whatever the column's type
+            column = sa.type_coerce(column, sa.String)
+        nulls: list[tuple] = []
+        placed: list[tuple[tuple, tuple]] = []
+        bad: list[tuple[tuple, str]] = []
+        last: tuple | None = None
+        while True:
+            stmt = sa.select(*keys, column.label(_CURSOR)).order_by(*keys).limit(_SCAN_PAGE)
+            if last is not None:
+                stmt = stmt.where(_key_after(keys, last))
+            with self.engine.connect() as conn:
+                fetched = conn.execute(stmt).all()
+            for record in fetched:
+                key, value = tuple(record[:-1]), record[-1]
+                if value is None:
+                    nulls.append(key)
+                    continue
+                try:
+                    order = parse_cursor(value, ctype, self.tz)
+                except ValueError as exc:
+                    bad.append((key, f"cursor {spec.cursor!r} ({ctype.describe()}): {exc}"))
+                    continue
+                if floor is None or order >= floor:
+                    placed.append((order, key))
+            if len(fetched) < _SCAN_PAGE:
+                return nulls, placed, bad
+            last = tuple(fetched[-1][:-1])
+
+    def _rows_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> list[Row]:
+        """Full rows (children embedded) of ``keys``, in that order; vanished keys left out."""
+        found: dict[str, Row] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(keys), 500):
+                stmt = sa.select(*self.select_columns(spec.table)).where(
+                    self.key_filter(spec, list(keys[start:start + 500])))
+                rows = [self.to_row(spec.table, m) for m in conn.execute(stmt).mappings()]
+                self.load_children(conn, spec, rows)
+                found.update((key_string([r[k] for k in spec.key]), r) for r in rows)
+        wanted = [key_string(list(key)) for key in keys]
+        return [found[k] for k in wanted if k in found]
+
+    def _rejected(self, spec: StreamSpec, bad: list[tuple[tuple, str]]) -> list[Rejected]:
+        if not bad:
+            return []
+        rows = {key_string([r[k] for k in spec.key]): r
+                for r in self._rows_by_key(spec, [key for key, _ in bad])}
+        out = []
+        for key, reason in bad:
+            text = key_string(list(key))
+            out.append(Rejected(text, f"table {spec.table.name} key {text}", reason,
+                                rows.get(text, {})))
+        return out
 
     def _pages(self, spec: StreamSpec, batch_size: int, since: Any, where, *,
                timeline: bool) -> Iterator[Batch]:
@@ -169,27 +261,27 @@ class SqlSourceMixin(SqlBase):
             last = fetched[-1]
             last_key = tuple(last[k] for k in spec.key)
             last_cursor = last[_CURSOR] if expr is not None else None
-            yield self._batch(spec, rows, timeline)
+            yield self._batch(spec, rows,
+                              self._timeline_cursor(spec, rows[-1]) if timeline else None)
             if len(fetched) < batch_size:
                 return
 
-    def _batch(self, spec: StreamSpec, rows: list[Row], timeline: bool) -> Batch:
-        cursor = None
-        if timeline:
-            tail = rows[-1]
-            value = tail[spec.cursor]
-            if spec.cursor_mode == "sqlite_ts" and isinstance(value, str):
-                value = parse_datetime(value, self.tz)
-            if isinstance(value, dt.datetime):
-                value = value if value.tzinfo else value.replace(tzinfo=self.tz)
-            cursor = Cursor(value=cursor_json(value, self.tz),
-                            key=key_string([tail[k] for k in spec.key]))
+    def _timeline_cursor(self, spec: StreamSpec, tail: Row) -> Cursor:
+        value = tail[spec.cursor]
+        if isinstance(value, dt.datetime):
+            value = value if value.tzinfo else value.replace(tzinfo=self.tz)
+        return Cursor(value=value_json(value, self.tz),
+                      key=key_string([tail[k] for k in spec.key]))
+
+    def _batch(self, spec: StreamSpec, rows: list[Row], cursor: Cursor | None,
+               rejected: list[Rejected] | None = None) -> Batch:
+        rejected = rejected or []
         if spec.soft_delete is None:
-            return Batch(rows=rows, cursor=cursor)
+            return Batch(rows=rows, cursor=cursor, rejected=rejected)
         live = [r for r in rows if r[spec.soft_delete] in _FALSY]
         gone = [key_string([r[k] for k in spec.key]) for r in rows
                 if r[spec.soft_delete] not in _FALSY]
-        return Batch(rows=live, cursor=cursor, deleted_keys=gone)
+        return Batch(rows=live, cursor=cursor, deleted_keys=gone, rejected=rejected)
 
     # -- lookup -----------------------------------------------------------
     def lookup(self, stream: str, keys: Sequence[str]) -> dict[str, Row]:

@@ -18,12 +18,19 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from crm2erp.connectors.base import Connector, StreamInfo
+from crm2erp.connectors.cursortype import CursorType
 from crm2erp.connectors.sql.config import ArchiveConfig, SqlConfig, SqlStreamConfig
-from crm2erp.connectors.sql.values import column_kind, parse_datetime
+from crm2erp.connectors.sql.values import column_kind
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.redact import redact
 
 log = logging.getLogger(__name__)
+
+#: The cursor type a column's declared SQL type gives (text and others: none).
+_NATURAL = {"datetime": "timestamp", "date": "date", "integer": "integer",
+            "decimal": "number", "float": "number"}
+_GROUPS = {"timestamp": "time", "date": "time", "integer": "number", "number": "number",
+           "string": "text"}
 
 
 def db_error_text(exc: BaseException) -> str:
@@ -57,7 +64,9 @@ class StreamSpec:
     key: list[str]
     id_column: str
     cursor: str | None = None
-    cursor_mode: str = "none"  # none | sqlite_ts | datetime | date | number | text
+    cursor_mode: str = "none"  # none | db | scan | untyped (see SqlBase._cursor_typing)
+    cursor_type: CursorType | None = None
+    cursor_problem: str | None = None
     children: list[ChildSpec] = field(default_factory=list)
     archive: ArchiveConfig | None = None
     soft_delete: str | None = None
@@ -66,11 +75,8 @@ class StreamSpec:
         return [self.table.c[k] for k in self.key]
 
     def cursor_expr(self):
-        """What rows are compared and ordered by; normalised text timestamps on SQLite."""
-        column = self.table.c[self.cursor]
-        if self.cursor_mode == "sqlite_ts":
-            return sa.func.strftime("%Y-%m-%d %H:%M:%f", column)
-        return column
+        """What rows are compared and ordered by in the database (``db`` mode)."""
+        return self.table.c[self.cursor]
 
 
 class SqlBase(Connector):
@@ -87,6 +93,7 @@ class SqlBase(Connector):
         self._metadata = sa.MetaData(schema=config.db_schema)
         self._specs: dict[str, StreamSpec] = {}
         self._configs: dict[str, SqlStreamConfig] | None = config.streams
+        self._declared: dict[str, CursorType] = {}
 
     # -- engine -----------------------------------------------------------
     @property
@@ -207,31 +214,55 @@ class SqlBase(Connector):
                           cursor=cfg.cursor, children=children, archive=cfg.archive,
                           soft_delete=cfg.soft_delete_column)
         if cfg.cursor:
-            spec.cursor_mode = self._cursor_mode(table, cfg.cursor)
+            spec.cursor_mode, spec.cursor_type, spec.cursor_problem = self._cursor_typing(
+                stream, table, cfg.cursor)
         return spec
 
-    def _cursor_mode(self, table: sa.Table, column: str) -> str:
-        kind = column_kind(table.c[column].type)
-        if kind in ("integer", "decimal", "float"):
-            return "number"
-        if kind == "date":
-            return "date"
-        if self.dialect != "sqlite":
-            return "datetime" if kind == "datetime" else "text"
-        if kind == "datetime":
-            return "sqlite_ts"
-        # SQLite keeps anything in any column: look whether the text holds timestamps
+    def declare_cursor(self, stream: str, cursor: CursorType) -> None:
+        self._declared[stream] = cursor
+        self._specs.pop(stream, None)
+
+    def check_cursor(self, stream: str) -> None:
+        spec = self.spec(stream)
+        if spec.cursor_mode == "untyped":
+            raise ConfigError(spec.cursor_problem)
+
+    def _cursor_typing(self, stream: str, table: sa.Table, column: str
+                       ) -> tuple[str, CursorType | None, str | None]:
+        """``(mode, type, problem)`` of a cursor column, from its declared SQL type.
+
+        ``db``: compared and ordered by the database (a typed column on a server
+        that enforces its type). ``scan``: read and parsed by us, values that do
+        not parse rejected (every SQLite column, which may hold anything, and
+        text columns with a type declared by the flow). ``untyped``: a text
+        column without a declared type; reading it is a configuration error.
+        """
         col = table.c[column]
-        with self.engine.connect() as conn:
-            sample = conn.execute(sa.select(sa.type_coerce(col, sa.String))
-                                  .where(col.is_not(None)).limit(1)).scalar()
-        try:
-            if isinstance(sample, str) and "-" in sample:
-                parse_datetime(sample, self.tz)
-                return "sqlite_ts"
-        except ValueError:
-            pass
-        return "text"
+        natural = _NATURAL.get(column_kind(col.type))
+        declared = self._declared.get(stream)
+        if declared is not None and declared.type == "auto":
+            declared = None
+        where = f"stream {stream!r}: cursor column {column!r} of table {table.name!r}"
+        if declared is not None and natural is not None:
+            if _GROUPS[declared.type] != _GROUPS[natural]:
+                raise ConfigError(f"{where} is {col.type} ({natural}); the flow declares "
+                                  f"type: {declared.type}. Declare type: {natural} or leave "
+                                  "type: out")
+            if declared.format and self.dialect != "sqlite":
+                raise ConfigError(f"{where} is {col.type}, whose values the database "
+                                  "parses; 'format:' only applies to text columns")
+        if natural is not None and self.dialect != "sqlite":
+            return "db", CursorType(natural), None
+        if declared is not None:
+            return "scan", declared, None
+        if natural is not None:
+            return "scan", CursorType(natural), None
+        return "untyped", None, (
+            f"{where} is {col.type}, a text column: its values would be compared as text "
+            "('n/a' after every date). Declare how to read them in the flow, e.g. "
+            f"incremental: {{cursor: {column}, type: timestamp}} (or type: date, integer, "
+            "number, string; format: '%m/%d/%Y %H:%M' for timestamps that are not "
+            "ISO-8601), or make the column a timestamp/number column")
 
     # -- check ------------------------------------------------------------
     def check(self) -> None:

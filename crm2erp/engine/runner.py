@@ -134,6 +134,8 @@ class FlowRunner:
         self.source_system = flow.source.connection
         self.target_system = flow.target.connection
         self.source_stream = source.stream(flow.source.stream)
+        if flow.incremental is not None:   # the source parses and orders cursors so typed
+            source.declare_cursor(flow.source.stream, flow.incremental.cursor_type)
         self.target_stream = target.stream(flow.target.stream)
         self.resolver = StoreResolver(store)
         self.stages = build_stages(flow, store)

@@ -46,6 +46,7 @@ from pydantic import (
     model_validator,
 )
 
+from crm2erp.connectors.cursortype import CursorType
 from crm2erp.mapping.yamlpos import YamlDoc
 from crm2erp.quality.gx.config import QualitySection
 from crm2erp.schemas import ENTITIES
@@ -217,8 +218,36 @@ class Endpoint(_Strict):
 
 class Incremental(_Strict):
     cursor: str = Field(min_length=1)
+    type: Literal["timestamp", "date", "integer", "number", "string"] | None = Field(
+        default=None, description=(
+            "how cursor values are parsed and ordered; a value that does not parse is "
+            "dead-lettered and never becomes the watermark. Default: the column's type "
+            "(SQL), numbers and ISO-8601 timestamps (files). 'string' orders as text"))
+    format: str | None = Field(default=None, description=(
+        "strptime format of timestamp/date cursors that are not ISO-8601, "
+        "e.g. '%m/%d/%Y %H:%M'"))
     lookback: Duration = dt.timedelta(0)
     batch_size: int = Field(default=500, gt=0)
+
+    @model_validator(mode="after")
+    def _format_fits_type(self) -> Incremental:
+        if self.format is None:
+            return self
+        if self.type not in ("timestamp", "date"):
+            raise ValueError("'format' needs 'type: timestamp' or 'type: date'")
+        sample = dt.datetime(2001, 2, 3, 4, 5, 6)
+        try:
+            dt.datetime.strptime(sample.strftime(self.format), self.format)
+        except ValueError as exc:
+            raise ValueError(f"format {self.format!r} is not a strptime format ({exc})") \
+                from None
+        if "%" not in self.format:
+            raise ValueError(f"format {self.format!r} has no % directive such as %Y")
+        return self
+
+    @property
+    def cursor_type(self) -> CursorType:
+        return CursorType(self.type or "auto", self.format)
 
 
 class Partitions(_Strict):

@@ -5,7 +5,8 @@ For every flow: the source and target streams exist; an inbound mapping's
 targets are fields of the target stream, when the connector knows its
 stream's fields (declared in its settings, or reflected from a reachable
 database); ``delete_policy`` is one the target stream can honour; the
-write-back stream exists and has the field. Connectors are built from the
+write-back stream exists and has the field; the source's cursor can be read as
+typed (a text column needs the flow's ``incremental: {type: ...}``). Connectors are built from the
 settings (no I/O); only ``reflect`` lets a connector look at a live schema.
 A system that cannot be reached is a note, not a problem.
 """
@@ -79,6 +80,22 @@ def _mapping_issues(spec: MappingSpec, fields: tuple[str, ...], what: str) -> li
     return issues
 
 
+def _cursor_issues(flow: FlowSpec, conn: Connector, conn_name: str,
+                   notes: dict[str, str]) -> list[ConfigIssue]:
+    """A source cursor that cannot be read as typed (a text column, no ``type:``)."""
+    if conn_name in notes:
+        return []
+    try:
+        conn.check_cursor(flow.source.stream)
+    except ConfigError as exc:
+        where = ("incremental",) if flow.incremental is not None else ("source", "stream")
+        return [flow._doc.issue(where, str(exc))]
+    except (RetriableError, FatalError, OSError) as exc:
+        notes[conn_name] = (f"connection {conn_name!r} not reached ({exc}): the mappings "
+                            "were not checked against its tables' columns")
+    return []
+
+
 def _delete_issues(flow: FlowSpec, conn: Connector, conn_name: str) -> list[ConfigIssue]:
     policy = flow.delete_policy
     if policy == "ignore":
@@ -115,9 +132,13 @@ def _check_flow(project: Project, flow: FlowSpec, get: _Get, reflect: bool,
         conn = get(endpoint.connection)
         if conn is None:
             continue
+        if path == ("source",) and flow.incremental is not None:
+            conn.declare_cursor(endpoint.stream, flow.incremental.cursor_type)
         fields, more = _fields(flow, path, conn, endpoint.connection, endpoint.stream,
                                reflect, notes)
         issues += more
+        if path == ("source",) and reflect and not more:
+            issues += _cursor_issues(flow, conn, endpoint.connection, notes)
         spec = project._mappings.get(mapping_path)
         if fields and spec is not None and spec._doc is not None:
             what = f"stream {endpoint.connection}.{endpoint.stream}"

@@ -10,6 +10,7 @@ import pytest
 
 from crm2erp.connectors import create_connector
 from crm2erp.connectors.base import Cursor, DeleteMode, WriteAction
+from crm2erp.connectors.cursortype import CursorType
 from crm2erp.connectors.file import FileConnector
 from crm2erp.connectors.file.formats import write_table
 from crm2erp.errors import ConfigError
@@ -175,3 +176,51 @@ def test_config_errors_name_the_problem(tmp_path):
         conn.lookup("zz", [])
     with pytest.raises(ConfigError, match="file name inside"):
         connector(tmp_path, streams={"a": {"file": "../etc/passwd"}})
+
+
+# -- typed cursors and bad records (issue 10) --------------------------------
+def test_jsonl_bad_lines_are_rejected_with_their_line(tmp_path):
+    (tmp_path / "deals.jsonl").write_text(
+        '{"id": 1, "amount": 5}\nnot json\n[1, 2]\n{"id": 2, "amount": "n/a"}\n'
+        '{"id": 3, "amount": 9}\n', encoding="utf-8")
+    conn = connector(tmp_path, streams={"deals": {"file": "deals.jsonl", "cursor": "amount"}})
+    batches = list(conn.read("deals", None))
+    assert [r["id"] for b in batches for r in b.rows] == [1, 3]
+    rejected = [r for b in batches for r in b.rejected]
+    assert [(r.where, r.key) for r in rejected] == [
+        ("deals.jsonl:2", ""), ("deals.jsonl:3", ""), ("deals.jsonl:4", "2")]
+    assert "not valid JSON" in rejected[0].reason and "'n/a'" in rejected[2].reason
+    assert batches[-1].cursor == Cursor(9, "3")
+
+
+def test_declared_integer_cursor_orders_numerically_and_rejects_the_rest(tmp_path):
+    (tmp_path / "a.csv").write_text("id,seq\n1,10\n2,9\n3,1.5\n4,x\n5,10\n", encoding="utf-8")
+    conn = connector(tmp_path, streams={"a": {"file": "a.csv", "cursor": "seq"}})
+    conn.declare_cursor("a", CursorType("integer"))
+    batches = list(conn.read("a", Cursor(9)))
+    assert ids(batches) == ["2", "1", "5"]
+    assert sorted(r.key for b in batches for r in b.rejected) == ["3", "4"]
+    assert batches[-1].cursor == Cursor(10, "5")
+
+
+def test_a_value_of_another_kind_than_the_watermark_is_rejected(accounts_csv):
+    conn = connector(accounts_csv, streams={"accounts": {"file": "accounts.csv",
+                                                         "cursor": "updated_at"}})
+    (accounts_csv / "accounts.csv").write_text(CSV + "5,Num,20240102\n", encoding="utf-8")
+    batches = list(conn.read("accounts", Cursor("2024-01-01T10:00:00+00:00")))
+    assert ids(batches) == ["2", "10", "3"]
+    assert [r.key for b in batches for r in b.rejected] == ["5"]
+
+
+def test_a_frozen_text_watermark_is_a_config_error_saying_how_to_restart(accounts_csv):
+    conn = connector(accounts_csv, streams={"accounts": {"file": "accounts.csv",
+                                                         "cursor": "updated_at"}})
+    with pytest.raises(ConfigError) as info:
+        list(conn.read("accounts", Cursor("n/a")))
+    assert "'n/a'" in str(info.value) and "--full-refresh" in str(info.value)
+
+
+def test_lookup_skips_unreadable_records(tmp_path):
+    (tmp_path / "a.csv").write_bytes(b"id,name\n1,A\n2,\xff\n3,C\n")
+    conn = connector(tmp_path)
+    assert set(conn.lookup("a", ["1", "2", "3"])) == {"1", "3"}

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from crm2erp.connectors import create_connector
 from crm2erp.connectors.base import Cursor, DeleteMode, WriteAction
+from crm2erp.connectors.cursortype import CursorType
 from crm2erp.connectors.sql import SqlConnector
 from crm2erp.errors import ConfigError, FatalError
 
@@ -359,6 +360,7 @@ def test_sqlite_text_timestamps_compare_as_times(sqlite_url):
     streams = {"t": {"table": "t", "key": "id", "cursor": "changed"},
                "d": {"table": "d", "key": "id", "cursor": "changed"}}
     with create_connector("sql", {"url": sqlite_url, "streams": streams}) as conn:
+        conn.declare_cursor("t", CursorType("timestamp"))   # a TEXT column needs a type
         for stream in ("t", "d"):
             batches = list(conn.read(stream, Cursor("2024-01-01T10:00:00+00:00"), batch_size=2))
             assert keys_of(batches) == [1, 2, 3, 5], stream
@@ -375,6 +377,32 @@ def test_duplicate_keys_in_one_batch_last_wins(db):
     assert [r.action for r in result] == [WriteAction.CREATED, WriteAction.UPDATED]
     assert result[0].target_id == result[1].target_id
     assert fetch(url, "SELECT crm_ref, name FROM customers") == [("C-1", "second")]
+
+
+# -- typed cursors (issue 10) --------------------------------------------------
+def test_declared_cursor_type_must_fit_a_typed_column(db):
+    _, _, connect = db
+    conn = connect()
+    conn.declare_cursor("accounts", CursorType("integer"))
+    with pytest.raises(ConfigError) as info:
+        list(conn.read("accounts"))
+    assert "'updated_at'" in str(info.value) and "type: timestamp" in str(info.value)
+
+
+def test_sqlite_integer_cursor_holding_text_is_rejected_not_the_watermark(sqlite_url):
+    engine = sa.create_engine(sqlite_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("CREATE TABLE v (id INTEGER PRIMARY KEY, seq INTEGER)"))
+        conn.execute(sa.text("INSERT INTO v VALUES (1, 5), (2, 'n/a'), (3, 12), (4, NULL)"))
+    engine.dispose()
+    streams = {"v": {"table": "v", "key": "id", "cursor": "seq"}}
+    with create_connector("sql", {"url": sqlite_url, "streams": streams}) as conn:
+        batches = list(conn.read("v", None, batch_size=2))
+        assert keys_of(batches) == [4, 1, 3]
+        assert [(r.key, r.where) for b in batches for r in b.rejected] == [
+            ("2", "table v key 2")]
+        assert batches[-1].cursor == Cursor(12, "3")
+        assert keys_of(conn.read("v", Cursor(6))) == [3]
 
 
 def test_sqlite_column_level_unique_is_an_upsert_key(tmp_path):
