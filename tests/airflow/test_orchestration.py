@@ -275,3 +275,22 @@ def test_a_state_connection_of_another_id(airflow, demo_env, tmp_path, monkeypat
     assert state_url() == other
     monkeypatch.setenv("CRM2ERP_STATE_URL", demo_env)  # the variable wins when set
     assert state_url() == demo_env
+
+
+def test_a_broken_file_of_another_flow_does_not_stop_a_task(airflow, demo_env, tmp_path):
+    """Parse time keeps the DAGs of the other flows; run time lets them run too."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from crm2erp.orchestration import tasks
+
+    root = tmp_path / "p"
+    shutil.copytree(pack_dir("demo"), root)
+    (root / "contacts.flow.yaml").write_text("flow: demo_contacts\nentity: [\n")
+    assert tasks.check_connections(root, "demo_accounts") == ["crm", "erp"]
+    outcome = tasks.sync(root, "demo_accounts")
+    with StateStore.open(demo_env) as store:
+        run = store.get_run(outcome["run_id"])
+        assert run.flow == "demo_accounts" and run.counts["read"] == 12
+    with pytest.raises(AirflowFailException,
+                       match=r"contacts\.flow\.yaml:3:1: YAML syntax error"):
+        tasks.sync(root, "demo_contacts")
