@@ -156,6 +156,16 @@ class WriteResult:
     def ok(self) -> bool:
         return self.action is not WriteAction.FAILED
 
+    @classmethod
+    def not_found(cls, key: str, where: str) -> WriteResult:
+        """The outcome of a delete or archive of a record the target does not have.
+
+        It is a failure, never "done": the runner dead-letters it (stage
+        ``delete``) so a delete that reached nothing is reported. ``where``
+        names the place looked in (``table customers``, ``Account``).
+        """
+        return cls(key, WriteAction.FAILED, error=f"not found: no record {key!r} in {where}")
+
 
 class DeleteMode(enum.StrEnum):
     IGNORE = "ignore"
@@ -211,6 +221,11 @@ class Connector:
     def close(self) -> None:
         """Release connections; called by the engine when a run ends."""
 
+    def take_warnings(self) -> list[str]:
+        """Warnings the remote system sent with successful answers since the last call
+        (SAP's ``sap-message`` header, say); the engine puts them on the run record."""
+        return []
+
     # -- source side ------------------------------------------------------
     def read(self, stream: str, since: Cursor | None = None, *,
              batch_size: int = 500) -> Iterator[Batch]:
@@ -238,8 +253,12 @@ class Connector:
                mode: DeleteMode) -> Sequence[WriteResult]:
         """Archive or delete records, given their target ids (``WriteResult.target_id``).
 
-        A record the system will not delete (an ERP customer with posted
-        invoices, say) is archived or blocked instead, and its result says so.
+        One result per id, in order: UPDATED when archived or deleted,
+        :meth:`WriteResult.not_found` when the target has no such record (a
+        delete that finds nothing is reported, not counted as done), FAILED
+        with the reason when refused; IGNORE answers UNCHANGED. A record the
+        system will not delete (an ERP customer with posted invoices, say) is
+        archived or blocked instead, and its result says so.
         """
         raise NotImplementedError(f"{self.name} cannot delete")
 

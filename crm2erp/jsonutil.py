@@ -37,9 +37,23 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def _default(value: Any) -> Any:
+    """What ``json`` cannot encode itself, as :func:`to_jsonable` would give it."""
+    converted = to_jsonable(value)
+    if converted is value:
+        raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return converted
+
+
 def dumps(value: Any, *, indent: int | None = None) -> str:
-    return json.dumps(to_jsonable(value), ensure_ascii=False, sort_keys=True,
-                      indent=indent, separators=None if indent else (",", ":"))
+    """Sorted-key JSON; the same text as ``json.dumps(to_jsonable(value))``, but the
+    C encoder walks the value and only what it cannot encode is converted."""
+    options = dict(ensure_ascii=False, sort_keys=True, indent=indent,
+                   separators=None if indent else (",", ":"))
+    try:
+        return json.dumps(value, default=_default, **options)
+    except (TypeError, ValueError):   # keys json will not take as they are: str() them
+        return json.dumps(to_jsonable(value), **options)
 
 
 def loads(text: str | None) -> Any:

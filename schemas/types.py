@@ -12,6 +12,7 @@ __all__ = ["Money", "Quantity", "Percent", "CurrencyCode", "CountryCode",
 
 import datetime as dt
 from decimal import Decimal
+from functools import lru_cache
 from typing import Annotated
 
 import phonenumbers
@@ -42,6 +43,7 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+@lru_cache(maxsize=65536)   # a record is validated more than once per run
 def _email(value: str) -> str:
     try:
         checked = validate_email(value.strip(), check_deliverability=False)
@@ -50,6 +52,7 @@ def _email(value: str) -> str:
     return checked.normalized.lower()
 
 
+@lru_cache(maxsize=65536)
 def _phone(value: str) -> str:
     try:
         number = phonenumbers.parse(value, None)

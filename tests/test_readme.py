@@ -23,3 +23,48 @@ def test_ci_runs_the_readme_test_command_verbatim():
     _, tests = _quick_start_commands()
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     assert tests in ci
+
+
+def _using_it_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Using it", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_using_it_runs_in_order_right_after_the_demo(tmp_path):
+    """The README's "Using it" block, typed as a user would, right after `crm2erp demo`
+    in the same folder: no command fails, none prints a traceback, and nothing
+    but the demo folder and what the commands were asked to write appears."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CRM2ERP_PROJECT", "CRM2ERP_STATE_URL", "CRM2ERP_DEMO_DIR")}
+
+    def run(argv: list[str]) -> subprocess.CompletedProcess:
+        assert argv[0] == "crm2erp"
+        return subprocess.run([sys.executable, "-m", "crm2erp", *argv[1:]], cwd=tmp_path,
+                              capture_output=True, text=True, env=env, timeout=600)
+
+    demo = run(["crm2erp", "demo"])
+    assert demo.returncode == 0, demo.stderr
+    assert "crm2erp -p crm2erp-demo/project status" in demo.stdout   # the next steps
+    outputs = {}
+    for line in _using_it_commands():
+        argv = shlex.split(line, comments=True)
+        done = run(argv)
+        assert "Traceback" not in done.stdout + done.stderr, line
+        assert done.returncode in (0, 1), f"{line}\n{done.stdout}\n{done.stderr}"
+        outputs[" ".join(argv[3:5])] = done
+    assert "valid" in outputs["mappings validate"].stdout
+    assert outputs["mappings explain"].returncode == 0
+    assert "A-0007" in outputs["dlq list"].stdout             # the demo's invalid e-mail
+    assert '"email": "info@@nordwind-logistics.example"' in outputs["dlq show"].stdout
+    assert "run-1.html" in outputs["report 1"].stdout
+    assert "discarded 1" in outputs["dlq discard"].stdout
+    assert (tmp_path / "json-schemas" / "Account.schema.json").is_file()
+    # one state store: the demo's; no second one appeared in the working folder
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crm2erp-demo", "json-schemas"]

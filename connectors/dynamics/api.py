@@ -73,7 +73,7 @@ def error_mapper(quota_wait: float) -> Callable[[requests.Response], Exception |
                     "again later or ask the Power Platform admin for more capacity.")
             return RetriableError(f"Dataverse service protection limit on {where} "
                                   f"({code}: {message})", retry_after=wait)
-        if method == "PATCH" and resp.status_code < 500:
+        if method in ("PATCH", "DELETE") and resp.status_code < 500:
             return None  # a refused record (or configuration): the writer sorts it out
         if resp.status_code in (400, 404) and error and (method == "GET" or
                                                          names_unknown(message)):

@@ -72,6 +72,10 @@ class DynamicsStreamConfig(BaseModel):
     track_deletes: bool = Field(True, description="Read deletions from the audit log "
                                 "(auditing must be on for the table).")
     children: dict[str, ChildConfig] = Field(default_factory=dict)
+    archive: dict[str, int] = Field(
+        default_factory=lambda: {"statecode": 1, "statuscode": 2},
+        description="delete_policy archive: the state and status a row is set to "
+        "(deactivated: statecode 1, statuscode 2 for accounts and contacts)")
     expand: dict[str, list[str]] = Field(
         default_factory=dict, description="Single-valued navigation property -> columns of "
         "the related row to inline under that name ($expand).")

@@ -44,7 +44,7 @@ from crm2erp.connectors.dynamics.environment import TABLES, Environment, WriteEr
 from crm2erp.connectors.dynamics.odata import ODataError, parse_filter, parse_key
 from crm2erp.testing.emulation import FaultInjection, form_fields, read_body, respond
 from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import emulator_parser, serve_until_interrupted
+from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 CLIENT_ID = "0b1c2d3e-0000-4000-8000-emulator0001"
@@ -382,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
     parser = emulator_parser("python -m crm2erp.connectors.dynamics.emulator",
                              "Run the Dataverse Web API emulator.", 8703)
-    parser.add_argument("--accounts", type=int, default=100)
+    parser.add_argument("--accounts", type=count, default=100)
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, accounts=args.accounts, fault_rate=args.fault_rate)
     return serve_until_interrupted(app, args.host, args.port, "Dataverse emulator on {url} "

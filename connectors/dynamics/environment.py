@@ -41,13 +41,13 @@ TABLES: dict[str, Table] = {
         "telephone1": "string", "emailaddress1": "string", "websiteurl": "string",
         "address1_line1": "string", "address1_city": "string", "address1_postalcode": "string",
         "address1_country": "string", "revenue": "money", "numberofemployees": "int",
-        "statecode": "int", "crm2erp_erpcustomerid": "string", **_SYSTEM},
+        "statecode": "int", "statuscode": "int", "crm2erp_erpcustomerid": "string", **_SYSTEM},
         (("accountnumber",),), {"name": 160, "crm2erp_erpcustomerid": 100}),
     "contacts": Table("contact", "contactid", {
         "contactid": "guid", "firstname": "string", "lastname": "string",
         "emailaddress1": "string", "telephone1": "string", "mobilephone": "string",
-        "jobtitle": "string", "_parentcustomerid_value": "lookup",
-        "crm2erp_externalid": "string", **_SYSTEM}, (("crm2erp_externalid",),),
+        "jobtitle": "string", "_parentcustomerid_value": "lookup", "statecode": "int",
+        "statuscode": "int", "crm2erp_externalid": "string", **_SYSTEM}, (("crm2erp_externalid",),),
         {"lastname": 50}, {"parentcustomerid_account": ("_parentcustomerid_value", "accounts")}),
     "opportunities": Table("opportunity", "opportunityid", {
         "opportunityid": "guid", "name": "string", "_parentaccountid_value": "lookup",

@@ -15,6 +15,12 @@ the run with a :class:`~crm2erp.errors.ConfigError` instead.
 Lookups are written as ``nav@odata.bind`` values, e.g.
 ``"parentcustomerid_account@odata.bind": "/accounts(accountnumber='A-1')"``.
 
+Deletes are ``DELETE /api/data/v9.2/{entityset}({id})`` (``204``); archiving
+deactivates the row, ``PATCH {entityset}({id})`` with ``If-Match: *`` and the
+stream's ``archive`` state (``{"statecode": 1, "statuscode": 2}``). A ``404`` with
+code ``0x80040217`` (the row does not exist) is "not found", a failed result the
+engine dead-letters, never counted as done.
+
 Write-back (:meth:`DynamicsWriter.update`) PATCHes a row by its primary id,
 ``PATCH accounts(<guid>)`` with ``If-Match: *``, so a row that no longer
 exists fails with 404 instead of being created.
@@ -33,7 +39,7 @@ from typing import Any
 
 import requests
 
-from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.dynamics.api import names_unknown, odata_error
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader, odata_string
@@ -41,6 +47,8 @@ from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient
 
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
+#: the Dataverse error code of a row that does not exist
+NOT_FOUND_CODE = "0x80040217"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
@@ -112,6 +120,34 @@ class DynamicsWriter:
             else:
                 results.append(self._failed(stream, key, resp))
         return results
+
+    def delete(self, name: str, stream: DynamicsStreamConfig, ids: Sequence[str],
+               mode: DeleteMode) -> list[WriteResult]:
+        """Delete or deactivate rows by primary id; one result per id (each sent once)."""
+        done = {i: self._delete_one(name, stream, i, mode) for i in dict.fromkeys(map(str, ids))}
+        return [done[str(i)] for i in ids]
+
+    def _delete_one(self, name: str, stream: DynamicsStreamConfig, record_id: str,
+                    mode: DeleteMode) -> WriteResult:
+        if mode is DeleteMode.IGNORE:
+            return WriteResult(record_id, WriteAction.UNCHANGED)
+        if not _GUID.match(record_id):
+            return WriteResult(record_id, WriteAction.FAILED, error=(
+                f"stream {name!r}: {record_id!r} is not a row id (GUID)"))
+        url = f"{self.config.api_path}/{stream.entity_set}({record_id})"
+        if mode is DeleteMode.DELETE:
+            resp = self.client.request("DELETE", url, expect_json=False, headers={
+                "Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"})
+        else:
+            resp = self._patch(url, dict(stream.archive), {"If-Match": "*"})
+        if resp.status_code in (200, 204):
+            return WriteResult(record_id, WriteAction.UPDATED, target_id=record_id.lower())
+        error = odata_error(resp)
+        if resp.status_code == 404 and error and error[0] == NOT_FOUND_CODE:
+            gone = WriteResult.not_found(record_id, stream.entity_set)
+            return WriteResult(record_id, WriteAction.FAILED,
+                               error=f"{gone.error} ({error[0]}: {error[1]})")
+        return self._failed(stream, record_id, resp)
 
     def _patch(self, url: str, body: dict[str, Any], condition: dict[str, str]):
         data = json.dumps(body, default=_wire).encode()

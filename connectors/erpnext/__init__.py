@@ -13,8 +13,14 @@ __all__ = ["ErpNextConnector", "ErpNextConfig", "ErpNextStreamConfig"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
-from crm2erp.connectors.erpnext.api import build_clients
+from crm2erp.connectors.base import (
+    DelegatingConnector,
+    DeleteMode,
+    Row,
+    StreamInfo,
+    WriteResult,
+)
+from crm2erp.connectors.erpnext.api import build_client
 from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
 from crm2erp.connectors.erpnext.target import ErpNextWriter
@@ -30,31 +36,38 @@ class ErpNextConnector(DelegatingConnector):
     def __init__(self, config: ErpNextConfig, **client_options: Any):
         super().__init__(config)
         self.config: ErpNextConfig = config
-        self.client, self.write_client = build_clients(config, **client_options)
+        self.client = build_client(config, **client_options)
         self.reader = ErpNextReader(self.client, config)
-        self.writer = ErpNextWriter(self.reader, self.write_client, config.write_attempts)
+        self.writer = ErpNextWriter(self.reader)
 
     def check(self) -> None:
-        """Ask who we are, then read one record of every stream's DocType."""
+        """Ask who we are, then read one record of every stream's DocType (and of
+        Address and Contact for streams that write them)."""
         self.client.get_json("/api/method/frappe.auth.get_logged_user")
         problems = []
         for name, stream in self.config.streams.items():
-            try:
-                resp = self.client.request("GET", resource(stream.doctype),
-                                           params={"limit_page_length": 1})
-            except ConfigError as exc:   # an unknown DocType: go on checking the others
-                problems.append(f"stream {name!r}: {exc}")
-                continue
-            if resp.status_code >= 400:
-                problems.append(f"stream {name!r}: DocType {stream.doctype!r} "
-                                f"(HTTP {resp.status_code})")
+            linked = [*(["Address"] if stream.addresses else []),
+                      *(["Contact"] if stream.contact else [])]
+            for doctype in (stream.doctype, *linked):
+                try:
+                    resp = self.client.request("GET", resource(doctype),
+                                               params={"limit_page_length": 1})
+                except ConfigError as exc:   # an unknown DocType: go on checking the others
+                    problems.append(f"stream {name!r}: {exc}")
+                    continue
+                if resp.status_code >= 400:
+                    problems.append(f"stream {name!r}: DocType {doctype!r} "
+                                    f"(HTTP {resp.status_code})")
         if problems:
             raise ConfigError("ERPNext connection: " + "; ".join(problems) + " - check the "
                               "DocType names and the roles of the API user")
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("name",), cursor_field=s.cursor_field,
-                           children=tuple(s.children), writable=bool(s.external_id_field))
+                           children=tuple(s.children), writable=bool(s.external_id_field),
+                           delete_modes=(() if not s.external_id_field else
+                                         ("delete", "archive") if s.archive_field
+                                         else ("delete",)))
                 for name, s in self.config.streams.items()]
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
@@ -63,3 +76,16 @@ class ErpNextConnector(DelegatingConnector):
             raise NotImplementedError(f"ERPNext stream {stream!r} is read-only "
                                       "(no external_id_field)")
         return self.writer.upsert(stream, config, rows)
+
+    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        """Like upsert, but a contact or address field the rows leave out stays as it is."""
+        config = self._stream_config(stream)
+        if not config.external_id_field:
+            raise NotImplementedError(f"ERPNext stream {stream!r} is read-only "
+                                      "(no external_id_field)")
+        return self.writer.upsert(stream, config, rows, partial=True)
+
+    def delete(self, stream: str, keys: Sequence[str],
+               mode: DeleteMode) -> Sequence[WriteResult]:
+        """Delete (``DELETE``) or archive (``archive_field = 1``) documents by name."""
+        return self.writer.delete(stream, self._stream_config(stream), keys, mode)

@@ -17,7 +17,7 @@ short wait is retried by the HTTP client; a window that resets later than
 
 from __future__ import annotations
 
-__all__ = ["frappe_error", "error_mapper", "build_clients", "to_cursor", "to_frappe",
+__all__ = ["frappe_error", "error_mapper", "build_client", "to_cursor", "to_frappe",
            "config_problem"]
 
 import datetime as dt
@@ -32,7 +32,6 @@ import requests
 
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, build_auth
-from crm2erp.http.config import RetryConfig
 from crm2erp.http.retry import parse_retry_after
 
 _TAGS = re.compile(r"<[^>]+>")
@@ -98,18 +97,12 @@ def error_mapper(max_wait: float):
     return mapper
 
 
-def build_clients(config, **options: Any) -> tuple[HttpClient, HttpClient]:
-    """A retrying client for reads and a single-attempt one (shared session) for writes."""
-    auth = build_auth(config.auth)
-    mapper = error_mapper(config.retry.max_retry_after)
-    reader = HttpClient(config.http_settings(), base_url=config.base_url, auth=auth,
-                        error_mapper=mapper, name="erpnext", **options)
-    once = config.http_settings().model_copy(update={"retry": RetryConfig(max_attempts=1)})
-    writer = HttpClient(once, base_url=config.base_url, auth=auth, error_mapper=mapper,
-                        name="erpnext", **options)
-    writer.session.close()
-    writer.session = reader.session
-    return reader, writer
+def build_client(config, **options: Any) -> HttpClient:
+    """The client for every call: each request is retried with ``config.retry``."""
+    return HttpClient(config.http_settings(), base_url=config.base_url,
+                      auth=build_auth(config.auth),
+                      error_mapper=error_mapper(config.retry.max_retry_after), name="erpnext",
+                      **options)
 
 
 def to_cursor(value: Any, zone: str) -> str:

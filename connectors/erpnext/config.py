@@ -46,8 +46,17 @@ class ErpNextStreamConfig(BaseModel):
     submit: bool = Field(False, description="Submit new documents (docstatus 1).")
     filters: list[list[Any]] = Field(default_factory=list)
     track_deletes: bool = True
+    archive_field: str | None = Field(None, description=(
+        "A Check field delete_policy: archive sets to 1 (Customer: disabled); empty: the "
+        "stream can only delete."))
+    contact: str | None = Field(None, description=(
+        "Row field holding the values of the integration's Contact (email_id, phone, "
+        "mobile_no, first_name...), written to a Contact linked to the record."))
+    addresses: dict[str, str] = Field(default_factory=dict, description=(
+        "Row field -> Address type (billing_address: Billing): each is written to an "
+        "Address of that type linked to the record."))
 
-    @field_validator("external_id_field", "cursor_field")
+    @field_validator("external_id_field", "cursor_field", "archive_field", "contact")
     @classmethod
     def _fieldname(cls, value: str | None) -> str | None:
         if value is not None and not _FIELD.match(value):
@@ -56,7 +65,9 @@ class ErpNextStreamConfig(BaseModel):
 
 
 DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
-    "customers": {"doctype": "Customer", "external_id_field": "custom_crm_id"},
+    "customers": {"doctype": "Customer", "external_id_field": "custom_crm_id",
+                  "archive_field": "disabled", "contact": "contact",
+                  "addresses": {"billing_address": "Billing", "shipping_address": "Shipping"}},
     "sales_orders": {"doctype": "Sales Order", "external_id_field": "custom_crm_id",
                      "children": ["items"], "submit": True},
     "sales_invoices": {"doctype": "Sales Invoice", "children": ["items"],
@@ -86,7 +97,6 @@ class ErpNextConfig(HttpConnectionConfig):
     time_zone: TimeZoneName = Field("UTC", description="The site's time zone (System Settings): "
                            "Frappe timestamps carry none.")
     page_size: int = Field(100, ge=1, le=1000)
-    write_attempts: int = Field(3, ge=1, le=10)
     streams: dict[str, ErpNextStreamConfig] = Field(default_factory=_default_streams)
 
     @model_validator(mode="before")
@@ -95,6 +105,10 @@ class ErpNextConfig(HttpConnectionConfig):
         if not isinstance(data, dict):
             return data
         data = dict(data)
+        if "write_attempts" in data:
+            raise ValueError("write_attempts is no longer a setting: every write request "
+                             "is retried with the connection's retry settings "
+                             "(retry.max_attempts); remove it")
         auth = data.get("auth")
         if isinstance(auth, dict) and auth.get("type") == "frappe_token":
             token = FrappeTokenAuthConfig.model_validate(auth)

@@ -15,6 +15,15 @@ Implemented as Frappe does it:
 * naming (customer name, ``SAL-ORD-.YYYY.-.#####``, ``ACC-SINV-.YYYY.-.#####``),
   ``Deleted Document`` records for deletions, mandatory and link validation;
 * error bodies with ``exc_type``, ``exception`` and ``_server_messages``;
+* ``Address`` and ``Contact`` linked to a Customer through their ``links`` child
+  table (``Dynamic Link``: ``link_doctype``/``link_name``), listed with a child
+  table filter ``[["Dynamic Link", "link_name", "=", name]]``; Contact's
+  ``email_ids`` (``Contact Email``: ``email_id``, ``is_primary``) and ``phone_nos``
+  (``Contact Phone``: ``phone``, ``is_primary_phone``, ``is_primary_mobile_no``)
+  whose primary rows set ``email_id``/``phone``/``mobile_no``; one preferred
+  ``is_primary_address``/``is_shipping_address``/``is_primary_contact`` per linked
+  document; ``owner`` is the user who created a record; deleting a Customer
+  deletes the addresses and contacts linked to it alone;
 * the site rate limit (``429``, ``Retry-After``, ``X-RateLimit-*``), injectable
   faults (429, 500, 503, cut bodies).
 """
@@ -32,8 +41,10 @@ import threading
 from typing import Any
 from urllib.parse import unquote
 
+import pycountry
+
 from crm2erp.testing.emulation import FaultInjection, Reply, query_fields, read_body, respond
-from crm2erp.testing.server import emulator_parser, serve_until_interrupted
+from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 API_KEY, API_SECRET = "EMU_KEY", "EMU_SECRET"
@@ -49,9 +60,26 @@ _SCHEMA: dict[str, tuple[list[str], dict[str, str], dict[str, str]]] = {
     "Sales Invoice": (["customer", "posting_date"], {"customer": "Customer"},
                       {"items": "Sales Invoice Item"}),
     "Deleted Document": ([], {}, {}),
+    "Country": ([], {}, {}),
+    "Address": (["address_type", "address_line1", "city", "country"], {"country": "Country"},
+                {"links": "Dynamic Link"}),
+    "Contact": (["first_name"], {}, {"links": "Dynamic Link", "email_ids": "Contact Email",
+                                     "phone_nos": "Contact Phone"}),
 }
+_CHECKS = {"Customer": ("disabled",),
+           "Address": ("is_primary_address", "is_shipping_address", "disabled"),
+           "Contact": ("is_primary_contact",)}
+_ITEM_TABLES = {"Sales Order Item", "Sales Invoice Item"}
+# preference flags Frappe keeps unique among the records linked to the same document
+_PREFERRED = {"Address": ("is_primary_address", "is_shipping_address"),
+              "Contact": ("is_primary_contact",)}
+# Frappe's Country records: the name, and the ISO code in lower case
+_COUNTRIES = {c.name: c.alpha_2.lower() for c in pycountry.countries}
 _UNIQUE = {"Customer": ["custom_crm_id"], "Sales Order": ["custom_crm_id"]}
-_CHILD_MANDATORY = {"Sales Order Item": ["item_code", "qty"], "Sales Invoice Item": ["item_code"]}
+_CHILD_MANDATORY = {"Sales Order Item": ["item_code", "qty"], "Sales Invoice Item": ["item_code"],
+                    "Dynamic Link": ["link_doctype", "link_name"],
+                    "Contact Email": ["email_id"], "Contact Phone": ["phone"]}
+API_USER = "crm@example.com"
 
 
 class FrappeError(Exception):
@@ -95,6 +123,8 @@ class ErpNextEmulator(FaultInjection):
         for group_name in ("Commercial", "Individual", "Government"):
             self._insert("Customer Group", {"name": group_name,
                                             "customer_group_name": group_name})
+        for country, code in _COUNTRIES.items():
+            self._insert("Country", {"name": country, "country_name": country, "code": code})
         for n in range(11, 21):
             self._insert("Item", {"name": f"TG{n}", "item_code": f"TG{n}",
                                   "item_name": f"Trading Good {n}", "stock_uom": "Nos"})
@@ -126,6 +156,19 @@ class ErpNextEmulator(FaultInjection):
             while name in self.docs["Customer"]:
                 n += 1
                 name = f"{base} - {n}"
+            return name
+        if doctype in ("Address", "Contact"):
+            link = next((row.get("link_name") for row in doc.get("links") or []), None)
+            if doctype == "Address":
+                base = f"{doc.get('address_title') or link or 'Address'}-{doc['address_type']}"
+            else:
+                full = " ".join(str(doc.get(f)) for f in ("first_name", "last_name")
+                                if doc.get(f))
+                base = f"{full}-{link}" if link else full
+            name, n = base, 0
+            while name in self.docs[doctype]:
+                n += 1
+                name = f"{base}-{n}"
             return name
         prefix = {"Sales Order": "SAL-ORD", "Sales Invoice": "ACC-SINV"}.get(doctype)
         if prefix is None:
@@ -159,6 +202,15 @@ class ErpNextEmulator(FaultInjection):
                 if need:
                     raise FrappeError(417, "MandatoryError", f"Error: Value missing for "
                                       f"{child} row #{row.get('idx', '?')}: {need[0]}")
+                if child == "Dynamic Link" and row["link_name"] not in self.docs.get(
+                        row["link_doctype"], {}):
+                    raise FrappeError(417, "LinkValidationError",
+                                      f"Could not find {row['link_doctype']}: "
+                                      f"{row['link_name']}")
+            for flag in ("is_primary", "is_primary_phone", "is_primary_mobile_no"):
+                if sum(1 for row in doc.get(field) or [] if row.get(flag)) > 1:
+                    raise FrappeError(417, "ValidationError",
+                                      f"Only one {child} can be set as {flag}")
                 if row.get("item_code") and row["item_code"] not in self.docs["Item"]:
                     raise FrappeError(417, "LinkValidationError",
                                       f"Row #{row.get('idx')}: Could not find Item: "
@@ -173,12 +225,22 @@ class ErpNextEmulator(FaultInjection):
                 row.update(name=row.get("name") or secrets.token_hex(5), idx=idx,
                            parent=doc["name"], parenttype=doctype, parentfield=field,
                            doctype=child, docstatus=doc.get("docstatus", 0))
+                rows.append(row)
+                if child not in _ITEM_TABLES:
+                    continue
                 row["qty"] = float(row.get("qty") or 0)
                 row["rate"] = float(row.get("rate") or 0)
                 row["amount"] = round(row["qty"] * row["rate"], 2)
                 total += row["amount"]
-                rows.append(row)
             doc[field] = rows
+        if doctype == "Contact":  # Contact.validate: the primary rows give the header fields
+            primary = {flag: next((r[value] for r in doc.get(table) or [] if r.get(flag)), None)
+                       for table, value, flag in (("email_ids", "email_id", "is_primary"),
+                                                  ("phone_nos", "phone", "is_primary_phone"),
+                                                  ("phone_nos", "phone", "is_primary_mobile_no"))}
+            doc["email_id"], doc["phone"], doc["mobile_no"] = primary.values()
+            doc["full_name"] = " ".join(str(doc.get(f)) for f in ("first_name", "last_name")
+                                        if doc.get(f))
         if doctype in ("Sales Order", "Sales Invoice"):
             doc["net_total"] = doc["total"] = round(total, 2)
             doc["total_taxes_and_charges"] = round(total * 0.19, 2)
@@ -192,20 +254,38 @@ class ErpNextEmulator(FaultInjection):
                 doc["status"] = {0: "Draft", 1: "To Deliver and Bill", 2: "Cancelled"}[
                     doc.get("docstatus", 0)]
 
-    def _insert(self, doctype: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def _insert(self, doctype: str, payload: dict[str, Any],
+                owner: str = "Administrator") -> dict[str, Any]:
         doc = {k: v for k, v in payload.items() if k not in ("name", "doctype")} \
-            if doctype in ("Customer", "Sales Order", "Sales Invoice") else dict(payload)
+            if doctype in ("Customer", "Sales Order", "Sales Invoice", "Address", "Contact") \
+            else dict(payload)
         self._validate(doctype, doc)
         doc["name"] = self._name(doctype, {**payload, **doc})
         doc.setdefault("docstatus", 0)
+        for check in _CHECKS.get(doctype, ()):   # Check fields default to 0
+            doc[check] = int(doc.get(check) or 0)
         if doc["docstatus"] not in (0, 1):
             raise FrappeError(417, "ValidationError", "Cannot create a cancelled document")
         stamp = _stamp(self.now)
-        doc.update(doctype=doctype, owner="crm@example.com", creation=stamp, modified=stamp,
-                   modified_by="crm@example.com")
+        doc.update(doctype=doctype, owner=owner, creation=stamp, modified=stamp,
+                   modified_by=owner)
         self._children(doctype, doc)
         self.docs[doctype][doc["name"]] = doc
+        self._prefer(doctype, doc)
         return doc
+
+    def _prefer(self, doctype: str, doc: dict[str, Any]) -> None:
+        """Frappe's validate_preferred_address / primary contact: one preferred record
+        per linked document - setting the flag here clears it on the others."""
+        linked = {(r["link_doctype"], r["link_name"]) for r in doc.get("links") or []}
+        for flag in _PREFERRED.get(doctype, ()):
+            if not doc.get(flag):
+                continue
+            for other in self.docs[doctype].values():
+                if other is not doc and other.get(flag) and linked & {
+                        (r["link_doctype"], r["link_name"]) for r in other.get("links") or []}:
+                    other[flag] = 0
+                    other["modified"] = _stamp(self.now)
 
     def _update(self, doctype: str, doc: dict[str, Any], payload: dict[str, Any]) -> None:
         new_status = payload.get("docstatus", doc["docstatus"])
@@ -226,9 +306,17 @@ class ErpNextEmulator(FaultInjection):
         merged["modified"] = _stamp(self.now)
         doc.clear()
         doc.update(merged)
+        self._prefer(doctype, doc)
 
     def _delete(self, doctype: str, name: str) -> None:
         doc = self.docs[doctype].pop(name)
+        if doctype == "Customer":  # erpnext Customer.on_trash: delete_contact_and_address
+            for kind in ("Address", "Contact"):
+                for other in list(self.docs[kind].values()):
+                    links = {(r["link_doctype"], r["link_name"]) for r in other.get("links")
+                             or []}
+                    if links == {("Customer", name)}:
+                        self._delete(kind, other["name"])
         self._insert("Deleted Document", {"name": secrets.token_hex(5), "deleted_name": name,
                                           "deleted_doctype": doctype, "data": json.dumps(doc),
                                           "restored": 0})
@@ -289,6 +377,19 @@ class ErpNextEmulator(FaultInjection):
     def expire_tokens(self) -> None:
         """API keys do not expire in Frappe; nothing to do (kept for EmulatorControl)."""
 
+    def add_linked(self, doctype: str, doc: dict[str, Any], *,
+                   owner: str = "sales@example.com") -> dict[str, Any]:
+        """An Address or Contact an ERP user creates by hand (``owner`` is that user)."""
+        with self._lock:
+            self.tick()
+            return self._insert(doctype, doc, owner=owner)
+
+    def linked(self, doctype: str, link_doctype: str, link_name: str) -> list[dict[str, Any]]:
+        """The ``doctype`` records (Address, Contact) linked to one document."""
+        return [d for d in self.docs[doctype].values()
+                if any(r["link_doctype"] == link_doctype and r["link_name"] == link_name
+                       for r in d.get("links") or [])]
+
     def get(self, stream: str, name: str) -> dict[str, Any] | None:
         return self.docs[self.doctype(stream)].get(name)
 
@@ -342,7 +443,7 @@ class ErpNextEmulator(FaultInjection):
 
     def _route(self, method: str, path: str, query: dict[str, str], body: bytes):
         if path == "/api/method/frappe.auth.get_logged_user":
-            return 200, {"message": "crm@example.com"}
+            return 200, {"message": API_USER}
         parts = path.split("/")
         if len(parts) < 4 or parts[1:3] != ["api", "resource"]:
             raise FrappeError(404, "DoesNotExistError", f"Page {path} not found")
@@ -354,7 +455,7 @@ class ErpNextEmulator(FaultInjection):
         if name is None and method == "GET":
             return 200, {"data": self._list(doctype, query)}
         if name is None and method == "POST":
-            return 200, {"data": self._insert(doctype, self._json(body))}
+            return 200, {"data": self._insert(doctype, self._json(body), owner=API_USER)}
         doc = self.docs[doctype].get(name or "")
         if doc is None:
             raise FrappeError(404, "DoesNotExistError", f"{doctype} {name} not found")
@@ -366,8 +467,14 @@ class ErpNextEmulator(FaultInjection):
         if method == "DELETE":
             if doc["docstatus"] == 1:
                 raise FrappeError(417, "LinkExistsError", "Cannot delete a submitted document")
+            for other in ("Sales Order", "Sales Invoice"):
+                used = [n for n, d in self.docs[other].items() if d.get("customer") == name]
+                if doctype == "Customer" and used:
+                    raise FrappeError(417, "LinkExistsError", f"Cannot delete or cancel "
+                                      f"because {doctype} {name} is linked with {other} "
+                                      f"{used[0]}")
             self._delete(doctype, name or "")
-            return 202, {"data": "ok"}
+            return 202, {"message": "ok"}
         raise FrappeError(405, "ValidationError", f"Method {method} not allowed")
 
     @staticmethod
@@ -391,8 +498,15 @@ class ErpNextEmulator(FaultInjection):
                 from None
         if isinstance(filters, dict):
             filters = [[k, *(v if isinstance(v, list) else ["=", v])] for k, v in filters.items()]
+        own = [f for f in filters if len(f) < 4 or f[0] == doctype]
+        child = [f for f in filters if len(f) == 4 and f[0] != doctype]
+        tables = [t for t, c in _SCHEMA[doctype][2].items() if child and c == child[0][0]]
+        if child and (not tables or any(f[0] != child[0][0] for f in child)):
+            raise FrappeError(417, "DataError", f"Field not permitted in query: {child[0][0]}")
         rows = [d for d in self.docs[doctype].values()
-                if all(_match(d, f[-3:]) for f in filters)]
+                if all(_match(d, f[-3:]) for f in own)
+                and (not child or any(all(_match(r, f[-3:]) for f in child)
+                                      for r in d.get(tables[0]) or []))]
         for item in reversed([o.strip() for o in (query.get("order_by") or
                                                   "modified desc").split(",")]):
             field, _, direction = item.partition(" ")
@@ -414,6 +528,8 @@ def _match(doc: dict[str, Any], cond: list[Any]) -> bool:
     if op in ("in", "not in"):
         values = value if isinstance(value, list) else str(value).split(",")
         return (have in values) == (op == "in")
+    if op == "is":   # ["field", "is", "set"] / "not set"
+        return (have not in (None, "")) == (value == "set")
     if op == "like":
         needle = str(value).strip("%").lower()
         return needle in str(have or "").lower()
@@ -435,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
     parser = emulator_parser("python -m crm2erp.connectors.erpnext.emulator",
                              "Run the ERPNext (Frappe REST) emulator.", 8703)
-    parser.add_argument("--customers", type=int, default=120)
+    parser.add_argument("--customers", type=count, default=120)
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, customers=args.customers, fault_rate=args.fault_rate)
     return serve_until_interrupted(app, args.host, args.port, "ERPNext emulator on {url} "

@@ -6,11 +6,20 @@ at once (``docstatus: 1``) for streams with ``submit``; an existing draft is
 updated with ``PUT`` of the changed fields only (a child table is sent whole:
 Frappe replaces its rows). A submitted document cannot change any more: a
 difference is reported as a failed record, for a steward to cancel and amend.
+The stream's ``contact`` and ``addresses`` row fields go to linked Contact and
+Address documents (:mod:`crm2erp.connectors.erpnext.links`).
 
 Frappe refusals (``exc_type`` plus ``_server_messages``) become the failed
-record's reason. Writes go through a client that never retries on its own:
-when an answer is lost the record is looked up again before it is sent
-again, so a ``POST`` the server did apply is not repeated.
+record's reason. Every request is retried by the HTTP client with the
+connection's ``retry`` budget. A ``POST`` whose answer was lost and that is
+sent again meets the unique external id (``409 DuplicateEntryError``): the
+record is looked up and compared instead, so a create is never doubled.
+
+Deletes work on the ids the engine holds (the document ``name``): ``DELETE``,
+or ``archive_field = 1`` (Customer ``disabled``). An id that is not there
+(``404 DoesNotExistError``; a ``DELETE`` reads the document first) is a failed
+outcome, not a done one; a ``DELETE`` that meets a 404 after that read was sent
+again after its answer was lost, and is done.
 """
 
 from __future__ import annotations
@@ -24,13 +33,15 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from crm2erp.connectors.base import Row, WriteAction, WriteResult
+import requests
+
+from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.erpnext.api import frappe_error
 from crm2erp.connectors.erpnext.config import ErpNextStreamConfig
+from crm2erp.connectors.erpnext.links import LinkedRecords, LinkError
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
-from crm2erp.errors import ConfigError, RetriableError
-from crm2erp.http import HttpClient, decode_json
-from crm2erp.http.retry import backoff_delay
+from crm2erp.errors import ConfigError
+from crm2erp.http import decode_json
 
 log = logging.getLogger(__name__)
 _META = {"name", "owner", "creation", "modified", "modified_by", "idx", "parent",
@@ -70,8 +81,14 @@ def _child_same(current: list[dict], desired: list[dict]) -> bool:
 
 
 class ErpNextWriter:
-    def __init__(self, reader: ErpNextReader, writer: HttpClient, attempts: int):
-        self.reader, self.client, self.attempts = reader, writer, attempts
+    def __init__(self, reader: ErpNextReader):
+        self.reader, self.client = reader, reader.client
+        self.links = LinkedRecords(reader, self.send, same)
+
+    def send(self, method: str, path: str, body: dict | None) -> requests.Response:
+        return self.client.request(method, path, data=None if body is None else json.dumps(
+            body, default=_wire), headers={"Content-Type": "application/json",
+                                           "Accept": "application/json"})
 
     @staticmethod
     def _ext(name: str, stream: ErpNextStreamConfig) -> str:
@@ -105,61 +122,107 @@ class ErpNextWriter:
                 changes[field] = value
         return changes
 
-    def upsert(self, name: str, stream: ErpNextStreamConfig,
-               rows: Sequence[Row]) -> list[WriteResult]:
+    def upsert(self, name: str, stream: ErpNextStreamConfig, rows: Sequence[Row], *,
+               partial: bool = False) -> list[WriteResult]:
+        """Write ``rows``; their contact and address fields too: one that is missing
+        is empty (the integration's linked record goes), unless ``partial`` (rows
+        carrying only the fields to change, as write-back sends)."""
         ext = self._ext(name, stream)
         keys = [str(r.get(ext) or "") for r in rows]
         existing = self.lookup(name, stream, [k for k in keys if k])
+        linked = [f for f in (stream.contact, *stream.addresses) if f]
         results = []
         for key, row in zip(keys, rows, strict=True):
             if not key:
                 results.append(WriteResult("", WriteAction.FAILED,
                                            error=f"{ext} is empty: records are matched on it"))
                 continue
-            results.append(self._write(stream, key, row, existing.get(key)))
+            own = {k: v for k, v in row.items() if k not in linked}
+            result = self._write(stream, key, own, existing.get(key))
+            if result.ok and (any(f in row for f in linked) or (linked and not partial)):
+                result = self._write_links(stream, row, result, partial)
+            results.append(result)
         return results
+
+    def _write_links(self, stream: ErpNextStreamConfig, row: Row, result: WriteResult,
+                     partial: bool) -> WriteResult:
+        parent = (stream.doctype, str(result.target_id))
+        changed = False
+        try:
+            for field, address_type in stream.addresses.items():
+                if field in row or not partial:
+                    changed |= self.links.address(parent, address_type, row.get(field))
+            if stream.contact and (stream.contact in row or not partial):
+                changed |= self.links.contact(parent, row.get(stream.contact))
+        except LinkError as exc:
+            return WriteResult(result.key, WriteAction.FAILED, result.target_id,
+                               error=f"{stream.doctype} {result.target_id} was written, but "
+                               f"its {exc}")
+        if changed and result.action is WriteAction.UNCHANGED:
+            return WriteResult(result.key, WriteAction.UPDATED, result.target_id)
+        return result
 
     def _write(self, stream: ErpNextStreamConfig, key: str, row: Row,
                current: Row | None) -> WriteResult:
-        maybe_created = False
-        for attempt in range(1, self.attempts + 1):
+        recovered = current is None
+        if current is None:
+            body = {**row, **({"docstatus": 1} if stream.submit else {})}
+            resp = self.send("POST", resource(stream.doctype), body)
+            if resp.status_code < 400:
+                return WriteResult(key, WriteAction.CREATED,
+                                   target_id=str(decode_json(resp)["data"]["name"]))
+            current = self.lookup("", stream, [key]).get(key) \
+                if resp.status_code == 409 else None
             if current is None:
-                body = {**row, **({"docstatus": 1} if stream.submit else {})}
-                method, path, action = "POST", resource(stream.doctype), WriteAction.CREATED
+                return WriteResult(key, WriteAction.FAILED,
+                                   error=frappe_error(resp.status_code, resp.content))
+            # a create sent again after its answer was lost: it is there, compare it
+        changes = self._changes(stream, current, row)
+        target = str(current["name"])
+        if not changes and not (stream.submit and current.get("docstatus") == 0):
+            return WriteResult(key, WriteAction.CREATED if recovered else WriteAction.UNCHANGED,
+                               target_id=target)
+        if current.get("docstatus") == 1 and changes:
+            return WriteResult(key, WriteAction.FAILED, target_id=target,
+                               error=f"{stream.doctype} {target} is submitted "
+                               f"and cannot change ({', '.join(sorted(changes))}); "
+                               "cancel and amend it in ERPNext")
+        body = {**changes, **({"docstatus": 1} if stream.submit else {})}
+        resp = self.send("PUT", resource(stream.doctype, target), body)
+        if resp.status_code < 400:
+            return WriteResult(key, WriteAction.CREATED if recovered else WriteAction.UPDATED,
+                               target_id=target)
+        return WriteResult(key, WriteAction.FAILED, target_id=target,
+                           error=frappe_error(resp.status_code, resp.content))
+
+    def delete(self, name: str, stream: ErpNextStreamConfig, ids: Sequence[str],
+               mode: DeleteMode) -> list[WriteResult]:
+        """Delete or archive documents by name; a name that is not there fails."""
+        if mode is DeleteMode.IGNORE:
+            return [WriteResult(str(i), WriteAction.UNCHANGED, str(i)) for i in ids]
+        if mode is DeleteMode.ARCHIVE and not stream.archive_field:
+            raise ConfigError(f"ERPNext stream {name!r} cannot archive: set archive_field "
+                              "(a Check field such as disabled) or use delete_policy: delete")
+        results = []
+        for doc_name in (str(i) for i in ids):
+            if mode is DeleteMode.DELETE:
+                if self.reader.document(stream.doctype, doc_name) is None:
+                    results.append(WriteResult.not_found(doc_name, stream.doctype))
+                    continue
+                resp = self.send("DELETE", resource(stream.doctype, doc_name), None)
+                if resp.status_code < 400 or resp.status_code == 404:
+                    # 404: there a moment ago, so gone by a DELETE sent again after
+                    # its answer was lost
+                    results.append(WriteResult(doc_name, WriteAction.UPDATED, doc_name))
+                    continue
             else:
-                changes = self._changes(stream, current, row)
-                if not changes and not (stream.submit and current.get("docstatus") == 0):
-                    action = WriteAction.CREATED if maybe_created else WriteAction.UNCHANGED
-                    return WriteResult(key, action, target_id=str(current["name"]))
-                if current.get("docstatus") == 1 and changes:
-                    return WriteResult(key, WriteAction.FAILED, target_id=str(current["name"]),
-                                       error=f"{stream.doctype} {current['name']} is submitted "
-                                       f"and cannot change ({', '.join(sorted(changes))}); "
-                                       "cancel and amend it in ERPNext")
-                body = {**changes, **({"docstatus": 1} if stream.submit else {})}
-                method, path = "PUT", resource(stream.doctype, str(current["name"]))
-                action = WriteAction.CREATED if maybe_created else WriteAction.UPDATED
-            try:
-                resp = self.client.request(method, path, data=json.dumps(body, default=_wire),
-                                           headers={"Content-Type": "application/json",
-                                                    "Accept": "application/json"})
+                resp = self.send("PUT", resource(stream.doctype, doc_name),
+                                 {stream.archive_field: 1})
                 if resp.status_code < 400:
-                    return WriteResult(key, action, target_id=str(decode_json(resp)["data"]
-                                                                   ["name"]))
-            except (RetriableError, ValueError, KeyError, TypeError) as exc:
-                if attempt == self.attempts:
-                    raise RetriableError(f"ERPNext: {method} {stream.doctype} {key!r} failed "
-                                         f"{attempt} times: {exc}") from None
-                log.info("ERPNext: answer to %s %s lost (%s); looking it up again",
-                         method, key, exc)
-                maybe_created = maybe_created or method == "POST"
-                retry = self.reader.client.settings.retry
-                delay = backoff_delay(attempt, retry.backoff_base, retry.backoff_max)
-                if delay:
-                    self.client.sleep(delay)
-                current = self.lookup("", stream, [key]).get(key)
-                continue
-            return WriteResult(key, WriteAction.FAILED,
-                               target_id=str(current["name"]) if current else None,
-                               error=frappe_error(resp.status_code, resp.content))
-        raise AssertionError("unreachable")
+                    results.append(WriteResult(doc_name, WriteAction.UPDATED, doc_name))
+                    continue
+            results.append(WriteResult.not_found(doc_name, stream.doctype)
+                           if resp.status_code == 404 else
+                           WriteResult(doc_name, WriteAction.FAILED, doc_name,
+                                       error=frappe_error(resp.status_code, resp.content)))
+        return results

@@ -109,7 +109,7 @@ class FileBase(Connector):
             raise ConfigError(f"file connection ({self.config.path}) has no stream "
                               f"{stream!r} (streams: {known})")
         cfg = configs[stream]
-        path = self.config.path / cfg.file
+        path = self.config.file_path(cfg.file)
         fmt = cfg.format or _SUFFIXES.get(path.suffix.lower()) or self.config.format
         if fmt is None:
             raise ConfigError(f"stream {stream!r}: cannot tell the format of {cfg.file!r}; "

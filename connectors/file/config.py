@@ -10,6 +10,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from crm2erp.connectors.base import ConnectorConfig, TimeZoneName
+from crm2erp.errors import ConfigError
 
 Format = Literal["csv", "jsonl"]
 
@@ -43,7 +44,11 @@ class FileStreamConfig(ConnectorConfig):
 
 
 class FileConfig(ConnectorConfig):
-    """``path`` is the directory; ``format`` defaults to each file's suffix."""
+    """``path`` is the directory; ``format`` defaults to each file's suffix.
+
+    A stream's file must resolve inside ``path``: a symbolic link pointing out of
+    the folder is refused unless ``follow_symlinks: true``.
+    """
 
     path: Path
     format: Format | None = None
@@ -51,3 +56,16 @@ class FileConfig(ConnectorConfig):
     delimiter: str = Field(default=",", min_length=1, max_length=1)
     timezone: TimeZoneName = "UTC"
     streams: dict[str, FileStreamConfig] | None = None
+    follow_symlinks: bool = False
+
+    def file_path(self, name: str) -> Path:
+        """The path of the stream file ``name``, refused when it resolves outside
+        the folder (through a symbolic link) and ``follow_symlinks`` is off."""
+        path = self.path / name
+        if not self.follow_symlinks:
+            folder, real = self.path.resolve(), path.resolve()
+            if not real.is_relative_to(folder):
+                raise ConfigError(f"file connection: {str(path)!r} resolves to {str(real)!r}, "
+                                  f"outside the folder {str(folder)!r}; move the file into "
+                                  "the folder or set 'follow_symlinks: true'")
+        return path

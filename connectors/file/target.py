@@ -86,7 +86,8 @@ class FileTargetMixin(FileSourceMixin):
                mode: DeleteMode) -> list[WriteResult]:
         """DELETE removes rows, ARCHIVE sets the archive column, IGNORE does nothing.
 
-        Rows removed or archived come back UPDATED, keys not found UNCHANGED.
+        Rows removed or archived come back UPDATED, keys not found as
+        :meth:`WriteResult.not_found`.
         """
         spec = self.resolve(stream)
         mode = DeleteMode(mode)
@@ -112,5 +113,5 @@ class FileTargetMixin(FileSourceMixin):
             if hit:
                 self._save(spec, columns, current)
         found = set(hit)
-        return [WriteResult(k, WriteAction.UPDATED if k in found else WriteAction.UNCHANGED,
-                            target_id=k if k in found else None) for k in keys]
+        return [WriteResult(k, WriteAction.UPDATED, target_id=k) if k in found
+                else WriteResult.not_found(k, spec.path.name) for k in keys]

@@ -16,6 +16,8 @@ Implemented, with HubSpot's URL shapes, bodies and headers:
   multi-status 207 with ``objectWriteTraceId``) and ``.../batch/read``;
 * ``POST /crm/v3/objects/{type}/batch/update`` (by record id, max 100 inputs,
   207 with ``OBJECT_NOT_FOUND`` for ids that do not exist);
+* ``POST /crm/v3/objects/{type}/batch/archive`` (``{"inputs": [{"id"}]}``, max 100):
+  ``204 No Content`` whether or not the ids exist, as HubSpot answers;
 * ``POST /crm/v4/associations/{from}/{to}/batch/read``;
 * ``GET  /crm/v3/properties/{type}``;
 * private app token auth (401 ``INVALID_AUTHENTICATION``), the
@@ -51,7 +53,7 @@ from crm2erp.connectors.hubspot.portal import (
 )
 from crm2erp.testing.emulation import FaultInjection, query_fields, read_body, respond
 from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import emulator_parser, serve_until_interrupted
+from crm2erp.testing.server import count, emulator_parser, limit, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 TOKEN = "pat-eu1-00000000-emulator-private-app-token"
@@ -229,6 +231,12 @@ class HubSpotEmulator(FaultInjection):
             if method != "POST":
                 raise _error(405, "VALIDATION_ERROR", f"{method} not allowed here")
             return self._update(m[1], self._json(raw))
+        if m := re.fullmatch(r"/crm/v3/objects/(\w+)/batch/archive", path):
+            self._kind(m[1])
+            if method != "POST":
+                raise _error(405, "VALIDATION_ERROR", f"{method} not allowed here")
+            self._archive(m[1], self._json(raw))
+            return 204, None
         if m := re.fullmatch(r"/crm/v3/objects/(\w+)/(search|batch/upsert|batch/read)", path):
             self._kind(m[1])
             if method != "POST":
@@ -405,6 +413,16 @@ class HubSpotEmulator(FaultInjection):
         return {"status": "COMPLETE", "results": results, "startedAt": _now(),
                 "completedAt": _now()}
 
+    def _archive(self, kind: str, body: dict[str, Any]) -> None:
+        """Batch archive by record id: 204 and no body, whether or not an id exists."""
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise _error(400, "VALIDATION_ERROR", "inputs must be a non-empty list")
+        if len(inputs) > 100:
+            raise _error(400, "VALIDATION_ERROR", "Batch input size limit exceeded: at most "
+                         "100 inputs are allowed")
+        self.portal.archive_ids(kind, [str(i.get("id")) for i in inputs])
+
     def _update(self, kind: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Batch update by record id: missing ids and (with trace ids) refused values
         come back as errors of a 207; without trace ids a refused value fails the batch."""
@@ -505,9 +523,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
     parser = emulator_parser("python -m crm2erp.connectors.hubspot.emulator",
                              "Run the HubSpot CRM API emulator.", 8702)
-    parser.add_argument("--companies", type=int, default=100)
-    parser.add_argument("--search-cap", type=int, default=10_000)
-    parser.add_argument("--daily-limit", type=int, default=250_000)
+    parser.add_argument("--companies", type=count, default=100)
+    parser.add_argument("--search-cap", type=limit, default=10_000)
+    parser.add_argument("--daily-limit", type=limit, default=250_000)
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, companies=args.companies, fault_rate=args.fault_rate,
                    search_cap=args.search_cap, daily_limit=args.daily_limit)

@@ -205,6 +205,15 @@ class Portal:
                 rec["archived"], rec["archivedAt"] = True, now
             return [r["id"] for r in chosen]
 
+    def archive_ids(self, kind: str, ids: list[str]) -> None:
+        """Archive these records (ids not found, or archived already, are passed over)."""
+        with self.lock:
+            now = self.tick()
+            for record_id in ids:
+                rec = self.tables[kind].get(record_id)
+                if rec is not None and not rec["archived"]:
+                    rec["archived"], rec["archivedAt"] = True, now
+
     @staticmethod
     def _modified(kind: str, record: dict[str, Any], now: dt.datetime) -> None:
         record["properties"][cursor_property(kind)] = now

@@ -13,6 +13,13 @@ may not write stops the run with a :class:`~crm2erp.errors.ConfigError`: every
 other batch would be refused the same way.
 HubSpot property values are strings on the wire, so values are sent as text.
 
+Deletes and archives (HubSpot's delete *is* an archive: the record goes to the
+recycling bin) use ``POST /crm/v3/objects/{type}/batch/archive`` with record
+ids, up to 100 per call. HubSpot answers ``204 No Content`` even for ids it does
+not have, so the writer reads the ids first (``batch/read``) and reports the
+missing ones as "not found", then reads again after the archive: an id still
+there fails instead of being counted as done.
+
 Write-back uses ``POST /crm/v3/objects/{type}/batch/update`` with the record
 id (``{"id": "123", "properties": {...}}``), up to 100 per call: it changes
 existing records only; an id HubSpot does not know comes back in an
@@ -28,7 +35,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.hubspot.api import config_problem, describe_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
 from crm2erp.errors import ConfigError, FatalError
@@ -204,6 +211,59 @@ class HubSpotWriter:
         return [done.get(n) or WriteResult(k, WriteAction.FAILED,
                                            error="HubSpot reported no result for this input")
                 for n, k in enumerate(keys)]
+
+    # -- delete (archive) ---------------------------------------------------
+    def delete(self, name: str, stream: HubSpotStreamConfig, ids: Sequence[str],
+               mode: DeleteMode) -> list[WriteResult]:
+        """Archive records by id; ``archive`` and ``delete`` both archive."""
+        ids = [str(i) for i in ids]
+        if mode is DeleteMode.IGNORE:
+            return [WriteResult(i, WriteAction.UNCHANGED) for i in ids]
+        done: dict[str, WriteResult] = {}
+        wanted = list(dict.fromkeys(ids))
+        for start in range(0, len(wanted), self.config.write_batch_size):
+            chunk = wanted[start:start + self.config.write_batch_size]
+            there = self._live_ids(stream, chunk)
+            for record_id in chunk:
+                if record_id not in there:
+                    done[record_id] = WriteResult.not_found(record_id, stream.object_type)
+            if not there:
+                continue
+            resp = self.client.request(
+                "POST", f"/crm/v3/objects/{stream.object_type}/batch/archive",
+                json={"inputs": [{"id": i} for i in chunk if i in there]})
+            if resp.status_code >= 400:
+                body = decode_json(resp) if resp.content else {}
+                error = describe_error(body if isinstance(body, Mapping)
+                                       else {"message": resp.text[:300]})
+                if resp.status_code != 400:
+                    raise FatalError(f"HubSpot archive of {stream.object_type} failed with "
+                                     f"HTTP {resp.status_code}: {error}")
+                for record_id in there:
+                    done[record_id] = WriteResult(record_id, WriteAction.FAILED,
+                                                  error=f"archive refused: {error}")
+                continue
+            still = self._live_ids(stream, [i for i in chunk if i in there])
+            for record_id in chunk:
+                if record_id in still:
+                    done[record_id] = WriteResult(record_id, WriteAction.FAILED, error=(
+                        "HubSpot accepted the archive, but the record is still there"))
+                elif record_id in there:
+                    done[record_id] = WriteResult(record_id, WriteAction.UPDATED,
+                                                  target_id=record_id)
+        return [done[i] for i in ids]
+
+    def _live_ids(self, stream: HubSpotStreamConfig, ids: list[str]) -> set[str]:
+        """The ids among ``ids`` that HubSpot holds, not archived (``batch/read``)."""
+        resp = self.client.request("POST", f"/crm/v3/objects/{stream.object_type}/batch/read",
+                                   json={"properties": ["hs_object_id"],
+                                         "inputs": [{"id": i} for i in ids]})
+        if resp.status_code == 404:
+            return set()
+        if resp.status_code >= 400:
+            raise FatalError(f"HubSpot batch read of {stream.object_type} failed with "
+                             f"HTTP {resp.status_code}: {resp.text[:300]}")
+        return {str(r.get("id")) for r in decode_json(resp).get("results") or []} & set(ids)
 
     def lookup(self, name: str, stream: HubSpotStreamConfig,
                keys: Sequence[str]) -> Mapping[str, Row]:

@@ -69,7 +69,9 @@ class OdooConnector(DelegatingConnector):
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("id",), cursor_field=s.cursor_field,
-                           children=tuple(s.children), writable=bool(s.key_field))
+                           children=tuple(s.children), writable=bool(s.key_field),
+                           delete_modes=(() if not s.key_field else ("delete", "archive")
+                                         if "active" in s.fields else ("delete",)))
                 for name, s in self.config.streams.items()]
 
     def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:

@@ -78,6 +78,10 @@ class OdooStreamConfig(_Strict):
                                      description="values added to every created record")
     confirm: bool = Field(False, description="call action_confirm on written draft records "
                           "(sale.order)")
+    child_partners: dict[str, Literal["contact", "invoice", "delivery", "other"]] = Field(
+        default_factory=dict, description="res.partner streams: row field -> child partner "
+        "type (invoice_address: invoice); each is written to the integration's child "
+        "partner of that type")
 
     @field_validator("model")
     @classmethod
@@ -95,6 +99,8 @@ class OdooStreamConfig(_Strict):
         if self.archived_as_deleted or "active" in self.fields:
             needed.append("active")
         self.fields = list(dict.fromkeys([*self.fields, *(f for f in needed if f)]))
+        if self.child_partners and (self.model != "res.partner" or not self.key_field):
+            raise ValueError("child_partners needs model res.partner and a key_field")
         return self
 
 
@@ -107,7 +113,8 @@ DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
     "companies": {"model": "res.partner", "fields": _PARTNER, "key_field": "ref",
                   "domain": [["is_company", "=", True]], "references": _COUNTRY},
     "persons": {"model": "res.partner", "fields": _PARTNER, "key_field": "ref",
-                "domain": [["is_company", "=", False], ["parent_id", "!=", False]],
+                "domain": [["is_company", "=", False], ["parent_id", "!=", False],
+                           ["type", "=", "contact"]],
                 "references": _COUNTRY},
     "opportunities": {"model": "crm.lead", "archived_as_deleted": False,
                       "domain": [["type", "=", "opportunity"]],
@@ -120,7 +127,9 @@ DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
     # ERP side -------------------------------------------------------------
     "customers": {"model": "res.partner", "fields": _PARTNER, "key_field": "ref",
                   "domain": [["is_company", "=", True]], "references": _COUNTRY,
-                  "defaults": {"is_company": True, "customer_rank": 1}},
+                  "defaults": {"is_company": True, "customer_rank": 1},
+                  "child_partners": {"invoice_address": "invoice",
+                                     "delivery_address": "delivery"}},
     "sale_orders": {"model": "sale.order", "key_field": "origin", "confirm": True,
                     "archived_as_deleted": False,
                     "fields": ["name", "origin", "client_order_ref", "partner_id",

@@ -34,7 +34,7 @@ from crm2erp.connectors.odoo.config import DEFAULT_STREAMS, OdooStreamConfig
 from crm2erp.connectors.odoo.fakedb import FakeDb, OdooException
 from crm2erp.connectors.odoo.seed import seed_database
 from crm2erp.testing.emulation import FaultInjection, Reply, read_body, respond, status_line
-from crm2erp.testing.server import emulator_parser, serve_until_interrupted
+from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 DATABASE, USERNAME, PASSWORD = "odoo", "admin", "emulator-api-key"
@@ -257,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
     parser = emulator_parser("python -m crm2erp.connectors.odoo.emulator",
                              "Run the Odoo JSON-RPC emulator.", 8069)
-    parser.add_argument("--companies", type=int, default=120)
+    parser.add_argument("--companies", type=count, default=120)
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, companies=args.companies, fault_rate=args.fault_rate)
     return serve_until_interrupted(app, args.host, args.port, "Odoo emulator on {url} "

@@ -6,7 +6,9 @@ empty values, many2one read as ``[id, name]``, x2many commands
 (``[0, 0, vals]``, ``[5, 0, 0]``...), ``active_test``, required fields and
 selection values checked, ``ValueError: Invalid field`` for unknown fields,
 computed amounts on orders and invoices, ``action_confirm`` on sale orders,
-and the refusal to delete lines of a confirmed order.
+the refusal to delete lines of a confirmed order, and a partner's ``child_ids``
+(its active child partners: ``parent_id`` points to it; read-only here, children
+are created and written as partners of their own).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def _validation(message: str) -> OdooException:
 
 
 _PARENT = {"sale.order.line": "order_id", "account.move.line": "move_id"}
+_INVERSE = {("res.partner", "child_ids"): "parent_id"}  # one2many read from its inverse
 _TAX = 0.19
 
 
@@ -89,7 +92,7 @@ class FakeDb:
         fields = self.fields(model)
         for name, value in vals.items():
             spec = fields[name]
-            if spec["computed"]:
+            if spec["computed"] or (model, name) in _INVERSE:
                 continue
             if spec["type"] == "one2many":
                 self._commands(model, record, name, spec["relation"], value)
@@ -177,6 +180,10 @@ class FakeDb:
                 value = rec.get("name")
             if kind == "many2one":
                 out[name] = self._display(spec[name]["relation"], value)
+            elif (model, name) in _INVERSE:
+                inverse = _INVERSE[(model, name)]
+                out[name] = [i for i, r in self.tables[spec[name]["relation"]].items()
+                             if r.get(inverse) == rec["id"] and r.get("active", True)]
             elif kind == "one2many":
                 out[name] = list(value or [])
             else:
@@ -281,6 +288,13 @@ class FakeDb:
 
     def unlink(self, model: str, ids: list[int], context: dict | None = None) -> bool:
         self.read(model, ids, ["id"])
+        for other, fields in MODELS.items():   # many2one ondelete='restrict'
+            refs = [f for f, spec in fields.items() if spec["type"] == "many2one"
+                    and spec["relation"] == model and other != model]
+            if any(rec.get(f) in ids for rec in self.tables[other].values() for f in refs):
+                raise OdooException("odoo.exceptions.UserError", (
+                    "The operation cannot be completed: another model requires the record "
+                    f"being deleted. If possible, archive it instead.\n\nModel: {other}"))
         for i in ids:
             self.tables[model].pop(i, None)
         return True

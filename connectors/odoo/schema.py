@@ -37,7 +37,8 @@ MODELS: dict[str, dict[str, dict[str, Any]]] = {
         "function": _f("char"), "customer_rank": _f("integer"),
         "supplier_rank": _f("integer"),
         "lang": _f("selection", selection=("en_US", "de_DE", "fr_FR", "nl_NL")),
-        "comment": _f("html"), "active": _f("boolean")},
+        "comment": _f("html"), "active": _f("boolean"),
+        "child_ids": _f("one2many", "res.partner")},
     "crm.stage": {"name": _f("char", required=True), "sequence": _f("integer"),
                   "is_won": _f("boolean")},
     "crm.lead": {

@@ -18,6 +18,18 @@ differ from the current ones, because Odoo refuses to delete the lines of a
 confirmed order. ``references`` turn codes into many2one ids (country code ->
 ``country_id``, product code -> ``product_id``), and streams with
 ``confirm: true`` get ``action_confirm`` for written records still in draft.
+
+``child_partners`` (res.partner streams) write row fields such as
+``invoice_address`` to child partners (``parent_id``, ``type: invoice``). The
+integration's child of a type carries ``ref = "<parent key>/<type>"``: it is
+found by that ref and updated in place (upserted like any record, so a lost
+create reply does not double it), archived when the row no longer has a value,
+and brought back when it has one again. Children without such a ref (created by
+Odoo users) are never touched.
+
+Deletes and archives work on the Odoo ids the engine holds; an id that is not
+there (archived ones included) is :meth:`WriteResult.not_found`, one that is
+not an id fails too.
 """
 
 from __future__ import annotations
@@ -165,6 +177,12 @@ class OdooWriter:
 
     def _upsert_chunk(self, stream: OdooStreamConfig, key_field: str,
                       rows: list[Row]) -> list[WriteResult]:
+        if stream.child_partners:
+            own = [{k: v for k, v in r.items() if k not in stream.child_partners}
+                   for r in rows]
+            results = self._upsert_chunk(stream.model_copy(update={"child_partners": {}}),
+                                         key_field, own)
+            return self._write_child_partners(stream, key_field, rows, results)
         results: list[WriteResult | None] = [None] * len(rows)
         prepared = self._prepare(stream, rows)
         pending: dict[str, tuple[int, dict]] = {}
@@ -205,12 +223,52 @@ class OdooWriter:
                 results[i] = results[pending[str(row[key_field])][0]]
         return results  # type: ignore[return-value]
 
+    def _write_child_partners(self, stream: OdooStreamConfig, key_field: str,
+                              rows: list[Row], results: list[WriteResult]) -> list[WriteResult]:
+        """Upsert the integration's child partners of the written rows; archive the
+        ones whose row field is empty. A child that fails fails its parent's row."""
+        children = OdooStreamConfig(model=stream.model, fields=["name", "type", "parent_id",
+                                                                "active"],
+                                    key_field="ref", references=stream.references,
+                                    archived_as_deleted=False)
+        wanted: dict[str, tuple[int, str, Row]] = {}
+        empty: list[str] = []
+        for i, (row, result) in enumerate(zip(rows, results, strict=True)):
+            if not result.ok or not result.target_id:
+                continue
+            for field, kind in stream.child_partners.items():
+                ref, value = f"{row[key_field]}/{kind}", row.get(field)
+                if value is not None and not isinstance(value, dict):
+                    results[i] = WriteResult(result.key, WriteAction.FAILED, result.target_id,
+                                             error=f"{field} must be a record of res.partner "
+                                             f"fields, got {type(value).__name__}")
+                    continue
+                values = {k: v for k, v in (value or {}).items() if v not in (None, "")}
+                if values:
+                    wanted[ref] = (i, field, {**values, "ref": ref, "type": kind,
+                                              "parent_id": int(result.target_id),
+                                              "active": True})
+                else:
+                    empty.append(ref)
+        outcomes = self._upsert_chunk(children, "ref", [v[2] for v in wanted.values()])
+        for (i, field, _), outcome in zip(wanted.values(), outcomes, strict=True):
+            if not outcome.ok and results[i].ok:
+                results[i] = WriteResult(results[i].key, WriteAction.FAILED,
+                                         results[i].target_id, error=(
+                                             f"res.partner {results[i].target_id} was written, "
+                                             f"but its {field}: {outcome.error}"))
+        stale = [rec["id"] for rec in self._find(children, "ref", empty).values()
+                 if rec.get("active")]
+        if stale:
+            self.rpc.execute_kw(stream.model, "write", [stale, {"active": False}])
+        return results
+
     def _find(self, stream: OdooStreamConfig, key_field: str,
               keys: list[str]) -> dict[str, dict[str, Any]]:
         if not keys:
             return {}
         fields = ["id", key_field, *(["state"] if stream.confirm else []),
-                  *stream.children]
+                  *(["active"] if "active" in stream.fields else []), *stream.children]
         found: dict[str, dict[str, Any]] = {}
         for rec in self.rpc.execute_kw(stream.model, "search_read",
                                        [[[key_field, "in", keys]]],
@@ -318,8 +376,19 @@ class OdooWriter:
                mode: DeleteMode) -> list[WriteResult]:
         if mode is DeleteMode.IGNORE or not ids:
             return [WriteResult(str(i), WriteAction.UNCHANGED, str(i)) for i in ids]
+        numeric = [int(i) for i in ids if str(i).strip().isdigit()]
+        there = {rec["id"] for rec in self.rpc.execute_kw(
+            stream.model, "search_read", [[["id", "in", numeric]]],
+            {"fields": ["id"], "context": {"active_test": False}}) or []} if numeric else set()
         results = []
         for record_id in ids:
+            if not str(record_id).strip().isdigit():
+                results.append(WriteResult(str(record_id), WriteAction.FAILED, error=(
+                    f"{record_id!r} is not an Odoo {stream.model} id")))
+                continue
+            if int(record_id) not in there:
+                results.append(WriteResult.not_found(str(record_id), stream.model))
+                continue
             try:
                 if mode is DeleteMode.ARCHIVE:
                     self.rpc.execute_kw(stream.model, "write", [[int(record_id)],

@@ -17,7 +17,15 @@ from typing import Any
 
 import requests
 
-from crm2erp.connectors.base import Batch, Cursor, DelegatingConnector, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import (
+    Batch,
+    Cursor,
+    DelegatingConnector,
+    DeleteMode,
+    Row,
+    StreamInfo,
+    WriteResult,
+)
 from crm2erp.connectors.rest.config import ErrorRule, RestConfig, RestStreamConfig
 from crm2erp.connectors.rest.source import RestReader, build_paginator
 from crm2erp.connectors.rest.target import RestWriter
@@ -84,8 +92,16 @@ class RestConnector(DelegatingConnector):
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=(s.key,),
                            cursor_field=s.cursor.field if s.cursor else None,
-                           writable=s.write is not None)
+                           writable=s.write is not None,
+                           delete_modes=tuple(m for m in ("delete", "archive")
+                                              if s.write and getattr(s.write, m)))
                 for name, s in self.config.streams.items()]
+
+    def delete(self, stream: str, keys: Sequence[str],
+               mode: DeleteMode) -> Sequence[WriteResult]:
+        """Delete or archive by target id with the stream's ``write.delete``/``write.archive``."""
+        config = self._stream_config(stream)
+        return self.writer.delete(stream, config, keys, DeleteMode(mode))
 
     def read(self, stream: str, since: Cursor | None = None, *,
              batch_size: int = 500) -> Iterator[Batch]:

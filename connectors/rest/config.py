@@ -169,6 +169,27 @@ class BatchConfig(_Strict):
     error_path: str | None = Field("error", description="per-result error message")
 
 
+class RemoveConfig(_Strict):
+    """One request that deletes or archives a record by its target id.
+
+    ``path`` holds ``{id}``; ``body`` is sent as JSON when given (an archive:
+    ``PATCH /v1/organizations/{id}`` with ``{active_flag: false}``). A reply
+    with a status in ``not_found`` says the record does not exist: the delete
+    is reported "not found", never counted as done.
+    """
+
+    method: Literal["DELETE", "POST", "PUT", "PATCH"] = "DELETE"
+    path: str
+    body: dict[str, Any] | None = None
+    not_found: list[int] = Field(default_factory=lambda: [404, 410])
+
+    @model_validator(mode="after")
+    def _has_id(self) -> RemoveConfig:
+        if "{id}" not in self.path:
+            raise ValueError(f"path {self.path!r} needs {{id}}, the record's target id")
+        return self
+
+
 class VerifyConfig(_Strict):
     """Check that a write took effect: every field sent must come back with the value sent.
 
@@ -202,6 +223,8 @@ class WriteConfig(_Strict):
     send_key: bool = Field(True, description="false: the key goes into the path only")
     rename: dict[str, str] | None = Field(None, description="row name -> API name")
     verify: VerifyConfig | None = None
+    delete: RemoveConfig | None = Field(None, description="delete_policy delete: the request")
+    archive: RemoveConfig | None = Field(None, description="delete_policy archive: the request")
 
     @model_validator(mode="after")
     def _complete(self) -> WriteConfig:

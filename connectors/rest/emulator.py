@@ -17,6 +17,10 @@ Endpoints, shaped like Pipedrive's v1 API:
 * ``GET /v1/organizations/find?ref=`` - organizations by their external ref;
 * ``POST /v1/organizations`` (201) and ``PUT /v1/organizations/{id}`` (200);
   a missing name is a 400 ``{"success": false, "error": "..."}``;
+* ``GET /v1/organizations/{id}`` and ``DELETE /v1/organizations/{id}`` (200
+  ``{"success": true, "data": {"id"}}``; the organization stays readable with
+  ``active_flag: false``, as Pipedrive keeps deleted ones for 30 days); an id
+  that does not exist or is deleted already is a 404;
 * ``GET /api/v2/organizations?cursor=&limit=&updated_since=&sort_by=&sort_direction=``
   - Pipedrive's API v2 shape: ``{"success", "data": [...], "additional_data":
   {"next_cursor"}}`` (a keyset cursor), RFC 3339 times, the address as an
@@ -55,7 +59,7 @@ from urllib.parse import urlencode
 
 from crm2erp.testing.emulation import FaultInjection, form_fields, query_fields, read_body, respond
 from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import emulator_parser, serve_until_interrupted
+from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 CLIENT_ID, CLIENT_SECRET = "demo-crm-client", "demo-crm-secret"
@@ -216,6 +220,18 @@ class DemoCrmApi(FaultInjection):
             with self._lock:
                 record = self._insert(values, self._now())
             return 201, {"success": True, "data": record}
+        if (m := re.fullmatch(r"/v1/organizations/(\d+)", path)) and method == "GET":
+            org = self.orgs.get(int(m[1]))
+            if org is None:
+                raise _fail(404, f"Organization {m[1]} not found")
+            return 200, {"success": True, "data": org}
+        if (m := re.fullmatch(r"/v1/organizations/(\d+)", path)) and method == "DELETE":
+            with self._lock:
+                org = self.orgs.get(int(m[1]))
+                if org is None or not org["active_flag"]:
+                    raise _fail(404, f"Organization {m[1]} not found")
+                org["active_flag"], org["update_time"] = False, self._now()
+            return 200, {"success": True, "data": {"id": org["id"]}}
         if (m := re.fullmatch(r"/v1/organizations/(\d+)", path)) and method == "PUT":
             org = self.orgs.get(int(m[1]))
             if org is None:
@@ -390,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = emulator_parser("python -m crm2erp.connectors.rest.emulator",
                              "Run the Pipedrive-like demo CRM API.", 8702,
                              seed=False, fault_rate=False)
-    parser.add_argument("--organizations", type=int, default=130)
+    parser.add_argument("--organizations", type=count, default=130)
     args = parser.parse_args(argv)
     app = make_app(organizations=args.organizations)
     return serve_until_interrupted(app, args.host, args.port, "demo CRM API on {url} "

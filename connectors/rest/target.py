@@ -37,8 +37,8 @@ from urllib.parse import quote
 
 import requests
 
-from crm2erp.connectors.base import Row, WriteAction, WriteResult
-from crm2erp.connectors.rest.config import RestStreamConfig, VerifyConfig, WriteConfig
+from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
+from crm2erp.connectors.rest.config import RemoveConfig, RestStreamConfig, VerifyConfig, WriteConfig
 from crm2erp.connectors.rest.source import apply_rename, nest, select_records
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, decode_json
@@ -175,7 +175,8 @@ class RestWriter:
 
     def _send(self, method: str, path: str, payload: Any, *, once: bool = False):
         client = self.once if once else self.client
-        resp = client.request(method, path, data=_body(payload), headers=self.headers)
+        resp = client.request(method, path, headers=self.headers,
+                              data=None if payload is None else _body(payload))
         if resp.status_code >= 500:
             raise RetriableError(f"{client.name}: {method} {path} answered HTTP "
                                  f"{resp.status_code}")
@@ -281,6 +282,34 @@ class RestWriter:
                                      str(target_id) if target_id is not None else key)
                 results.append(self._verified(conf, record, answer, result))
         return results
+
+    # -- delete and archive --------------------------------------------------
+    def delete(self, name: str, stream: RestStreamConfig, ids: Sequence[str],
+               mode: DeleteMode) -> list[WriteResult]:
+        """One configured request per id (``write.delete`` or ``write.archive``)."""
+        ids = [str(i) for i in ids]
+        if mode is DeleteMode.IGNORE:
+            return [WriteResult(i, WriteAction.UNCHANGED) for i in ids]
+        conf = self._config(name, stream)
+        spec = conf.delete if mode is DeleteMode.DELETE else conf.archive
+        if spec is None:
+            raise ConfigError(f"REST stream {name!r}: delete_policy {mode.value} needs "
+                              f"'write.{mode.value}: {{method: ..., path: \".../{{id}}\"}}' "
+                              "in the stream's config")
+        done = {i: self._delete_one(conf, spec, i) for i in dict.fromkeys(ids)}  # once each
+        return [done[i] for i in ids]
+
+    def _delete_one(self, conf: WriteConfig, spec: RemoveConfig, record_id: str) -> WriteResult:
+        path = spec.path.replace("{id}", quote(record_id, safe=""))
+        resp = self._send(spec.method, path, spec.body)
+        if resp.status_code in spec.not_found:
+            gone = WriteResult.not_found(record_id, f"{self.client.name} {spec.path}")
+            return WriteResult(record_id, WriteAction.FAILED, error=(
+                f"{gone.error} ({spec.method} {path} answered {self._error(conf, resp)})"))
+        if resp.status_code >= 400:
+            return WriteResult(record_id, WriteAction.FAILED,
+                               error=f"{spec.method} {path}: {self._error(conf, resp)}")
+        return WriteResult(record_id, WriteAction.UPDATED, target_id=record_id)
 
     def lookup(self, name: str, stream: RestStreamConfig,
                keys: Sequence[str]) -> Mapping[str, Row]:

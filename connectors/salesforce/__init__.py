@@ -3,8 +3,8 @@
 Reads Account, Contact, Opportunity, OpportunityLineItem and Product2 (or any
 sObject configured as a stream) through the REST query API, or Bulk API 2.0
 for large reads (with configured children embedded, such as an opportunity's
-line items), upserts through sObject Collections on an external id and
-updates existing records by Id (write-back).
+line items), upserts through sObject Collections on an external id,
+updates existing records by Id (write-back) and deletes or archives by Id.
 See ``docs/connectors/salesforce.md``; the emulator is
 :mod:`crm2erp.connectors.salesforce.emulator`.
 """
@@ -16,7 +16,7 @@ __all__ = ["SalesforceConnector", "SalesforceConfig", "StreamConfig"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import DelegatingConnector, DeleteMode, Row, StreamInfo, WriteResult
 from crm2erp.connectors.salesforce.api import build_client, parse_limit_info
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.source import SalesforceReader
@@ -68,8 +68,15 @@ class SalesforceConnector(DelegatingConnector):
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("Id",), cursor_field=s.cursor_field,
                            children=tuple(s.children), writable=bool(s.external_id_field),
-                           fields=(*s.fields, *s.children))
+                           fields=(*s.fields, *s.children),
+                           delete_modes=("delete", "archive") if s.archive else ("delete",))
                 for name, s in self.config.streams.items()]
+
+    def delete(self, stream: str, keys: Sequence[str],
+               mode: DeleteMode) -> Sequence[WriteResult]:
+        """Delete (sObject Collections delete) or archive (set the stream's
+        ``archive`` field) records by Id."""
+        return self.writer.delete(stream, self._stream_config(stream), keys, DeleteMode(mode))
 
     def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
         """Set fields of existing records by ``Id`` (write-back); never creates one."""

@@ -32,7 +32,7 @@ under its own stream name. The foreign key defaults to ``<parent sObject>Id``
 
 from __future__ import annotations
 
-__all__ = ["ChildConfig", "StreamConfig", "SalesforceConfig", "DEFAULT_STREAMS"]
+__all__ = ["ArchiveConfig", "ChildConfig", "StreamConfig", "SalesforceConfig", "DEFAULT_STREAMS"]
 
 import re
 from typing import Any, Literal
@@ -69,6 +69,22 @@ def children_as_dict(value: Any) -> Any:
     return value
 
 
+class ArchiveConfig(BaseModel):
+    """How ``delete(mode=archive)`` marks a record: sets ``field`` to ``value`` by Id."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    value: Any
+
+    @field_validator("field")
+    @classmethod
+    def _api_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError(f"{value!r} is not a Salesforce API name (letters, digits, _)")
+        return value
+
+
 class StreamConfig(BaseModel):
     """One stream: an sObject, the fields to select, and the external id used for writes."""
 
@@ -80,6 +96,9 @@ class StreamConfig(BaseModel):
     cursor_field: str = "SystemModstamp"
     track_deletes: bool = True
     children: dict[str, ChildConfig] = Field(default_factory=dict)
+    archive: ArchiveConfig | None = Field(
+        None, description="delete_policy archive: the field to set, e.g. "
+        "{field: Active__c, value: false}")
 
     @field_validator("children", mode="before")
     @classmethod

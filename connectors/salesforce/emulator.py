@@ -12,8 +12,10 @@ Implemented, with Salesforce's URL shapes, bodies and headers:
   ``nextRecordsUrl`` paging (``Sforce-Query-Options: batchSize=N``, 200-2000);
 * Bulk API 2.0 query jobs: ``POST/GET/DELETE .../jobs/query[/{id}[/results]]``
   with ``locator``/``maxRecords``, ``Sforce-Locator`` and ``Sforce-NumberOfRecords``;
-* ``PATCH .../composite/sobjects/{X}/{ExternalIdField}`` (sObject Collections upsert)
-  and ``PATCH .../composite/sobjects`` (update by Id, ``attributes.type`` per record);
+* ``PATCH .../composite/sobjects/{X}/{ExternalIdField}`` (sObject Collections upsert),
+  ``PATCH .../composite/sobjects`` (update by Id, ``attributes.type`` per record) and
+  ``DELETE .../composite/sobjects?ids=...&allOrNone=`` (one DeleteResult per Id; a
+  deleted or unknown Id is ``ENTITY_IS_DELETED``, a malformed one ``MALFORMED_ID``);
 * error bodies ``[{"message", "errorCode"}]``, ``Sforce-Limit-Info: api-usage=N/M``,
   a daily API limit (``REQUEST_LIMIT_EXCEEDED``), session expiry (``INVALID_SESSION_ID``);
 * faults, deterministic by seed: 429 with ``Retry-After``, 500, 503, cut bodies
@@ -43,7 +45,7 @@ from crm2erp.connectors.salesforce import soql
 from crm2erp.connectors.salesforce.org import SCHEMA, STREAM_ALIASES, Org
 from crm2erp.testing.emulation import FaultInjection, form_fields, query_fields, read_body, respond
 from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import emulator_parser, serve_until_interrupted
+from crm2erp.testing.server import count, emulator_parser, limit, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 CLIENT_ID, CLIENT_SECRET = "emulator-client-id", "emulator-client-secret"
@@ -241,6 +243,8 @@ class SalesforceEmulator(FaultInjection):
             return 200, self._page(ver, m[1], m[2], int(m[3])), {}
         if rest.startswith("/jobs/query"):
             return self._bulk(method, ver, rest, query, body)
+        if rest == "/composite/sobjects" and method == "DELETE":
+            return 200, self._delete(query), {}
         if rest == "/composite/sobjects":
             if method != "PATCH":
                 raise _error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed")
@@ -402,6 +406,15 @@ class SalesforceEmulator(FaultInjection):
         return self.org.upsert(sobject, ext_field, records, bool(payload.get("allOrNone")))
 
 
+    def _delete(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        ids = [i for i in (query.get("ids") or "").split(",") if i]
+        if not ids:
+            raise _error(400, "INVALID_INPUT", "ids is required")
+        if len(ids) > 200:
+            raise _error(400, "EXCEEDED_ID_LIMIT",
+                         "record limit reached. cannot submit more than 200 records into this call")
+        return self.org.delete_ids(ids, query.get("allOrNone", "false").lower() == "true")
+
     def _update(self, body: bytes) -> list[dict[str, Any]]:
         records = self._records(body)
         for rec in records:
@@ -457,9 +470,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
     parser = emulator_parser("python -m crm2erp.connectors.salesforce.emulator",
                              "Run the Salesforce REST emulator.", 8701)
-    parser.add_argument("--accounts", type=int, default=100)
-    parser.add_argument("--page-size", type=int, default=2000)
-    parser.add_argument("--daily-limit", type=int, default=100_000)
+    parser.add_argument("--accounts", type=count, default=100)
+    parser.add_argument("--page-size", type=count, default=2000)
+    parser.add_argument("--daily-limit", type=limit, default=100_000)
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, accounts=args.accounts, fault_rate=args.fault_rate,
                    page_size=args.page_size, daily_limit=args.daily_limit)

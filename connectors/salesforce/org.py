@@ -22,10 +22,11 @@ SCHEMA: dict[str, dict[str, str]] = {
     "Account": {"Id": "id", "Name": "string", "Phone": "phone", "Website": "url",
                 "Industry": "picklist", "BillingStreet": "string", "BillingCity": "string",
                 "BillingPostalCode": "string", "BillingCountry": "string",
-                "AnnualRevenue": "currency", "NumberOfEmployees": "int", "ERP_Id__c": "string"},
+                "AnnualRevenue": "currency", "NumberOfEmployees": "int", "ERP_Id__c": "string",
+                "Active__c": "boolean"},
     "Contact": {"Id": "id", "AccountId": "reference", "FirstName": "string",
                 "LastName": "string", "Email": "email", "Phone": "phone", "Title": "string",
-                "ERP_Id__c": "string"},
+                "ERP_Id__c": "string", "Active__c": "boolean"},
     "Opportunity": {"Id": "id", "AccountId": "reference", "Name": "string",
                     "StageName": "picklist", "Amount": "currency", "CloseDate": "date",
                     "Probability": "percent", "ERP_Id__c": "string"},
@@ -61,6 +62,8 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.I)
 _WORDS = ["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay",
           "Soylent", "Tyrell", "Cyberdyne", "Wonka", "Aperture", "Massive", "Nakatomi"]
 _KINDS = ["Industries", "Logistics", "Systems", "Foods", "Labs", "Partners", "GmbH", "Ltd"]
+# Phone prefixes of numbers set aside for drama and documentation (Ofcom 0113 496,
+# NANP 555, ...): with four more digits each is a valid number of its country.
 _CITIES = [("Berlin", "Germany", "+49 30 5550"), ("Lyon", "France", "+33 4 7255"),
            ("Austin", "United States", "+1 512 555"), ("Leeds", "United Kingdom", "+44 113 496"),
            ("Turin", "Italy", "+39 011 555"), ("Porto", "Portugal", "+351 22 555")]
@@ -130,7 +133,7 @@ class Org:
             city, country, phone = r.choice(_CITIES)
             name = f"{r.choice(_WORDS)} {r.choice(_KINDS)} {i + 1}"
             acc = self._add("Account", {
-                "Name": name, "Phone": f"{phone} {r.randint(100, 999)}",
+                "Name": name, "Phone": f"{phone} {r.randint(1000, 9999)}",
                 "Website": f"https://www.{name.split()[0].lower()}{i + 1}.example",
                 "Industry": r.choice(["Manufacturing", "Retail", "Technology", "Energy"]),
                 "BillingStreet": f"{r.randint(1, 200)} Main Street", "BillingCity": city,
@@ -201,6 +204,35 @@ class Org:
             for rec in chosen:
                 rec["IsDeleted"], rec["SystemModstamp"] = True, now
             return [r["Id"] for r in chosen]
+
+    def delete_ids(self, ids: list[str], all_or_none: bool) -> list[dict[str, Any]]:
+        """sObject Collections delete semantics; one DeleteResult per Id, in order."""
+        def err(code, message):
+            return {"success": False, "errors": [{"statusCode": code, "message": message,
+                                                  "fields": []}]}
+        with self.lock:
+            plans = []
+            for record_id in ids:
+                record = self._by_id(record_id)
+                if not re.fullmatch(r"[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?", record_id):
+                    plans.append((None, err("MALFORMED_ID", f"malformed id {record_id}")))
+                elif record is None or record["IsDeleted"]:
+                    plans.append((None, err("ENTITY_IS_DELETED", "entity is deleted")))
+                else:
+                    plans.append((record, None))
+            failed = any(error for _, error in plans)
+            now = self.tick()
+            results = []
+            for record, error in plans:
+                if error or (failed and all_or_none):
+                    results.append(error or err("ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                                                "Record rolled back because not all records "
+                                                "were valid and the request was using "
+                                                "AllOrNone header"))
+                    continue
+                record["IsDeleted"], record["SystemModstamp"] = True, now
+                results.append({"id": record["Id"], "success": True, "errors": []})
+            return results
 
     def upsert(self, sobject: str, ext_field: str, records: list[dict[str, Any]],
                all_or_none: bool) -> list[dict[str, Any]]:

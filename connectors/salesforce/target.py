@@ -11,6 +11,13 @@ With ``allOrNone: false`` (the default) a refused record comes back as
 refused for a field or sObject the org does not have stops the run with a
 :class:`~crm2erp.errors.ConfigError`.
 
+Deletes go through ``DELETE /services/data/vXX.X/composite/sobjects?ids=...&allOrNone=false``
+(up to 200 Ids, one DeleteResult ``{id, success, errors}`` per Id, in order);
+archiving sets the stream's ``archive`` field through the update below. An Id
+the org answers with ``ENTITY_IS_DELETED``, ``NOT_FOUND`` or
+``INVALID_CROSS_REFERENCE_KEY`` is "not found" (a failed result the engine
+dead-letters), never counted as done.
+
 Write-back changes fields of records that exist, by their Id, through
 ``PATCH /services/data/vXX.X/composite/sobjects`` (records with
 ``attributes.type`` and ``Id``, up to 200 per call, one SaveResult each):
@@ -24,11 +31,12 @@ __all__ = ["SalesforceWriter"]
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.salesforce.api import CONFIG_CODES, ROLLED_BACK, describe_errors
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.soql import quote
@@ -36,6 +44,9 @@ from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, NextLinkPaginator, decode_json
 
 log = logging.getLogger(__name__)
+#: record errors of a delete or archive by Id that mean the org has no such record
+NOT_FOUND_CODES = {"ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY"}
+_RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 
 
 def _redirect_hint(resp) -> str:
@@ -184,6 +195,65 @@ class SalesforceWriter:
                              f"results for {len(records)} records: {resp.text[:300]}")
         _check_record_errors(answers, what)
         return answers
+
+    # -- delete and archive ---------------------------------------------------
+    def delete(self, name: str, stream: StreamConfig, ids: Sequence[str],
+               mode: DeleteMode) -> list[WriteResult]:
+        ids = [str(i) for i in ids]
+        if mode is DeleteMode.IGNORE:
+            return [WriteResult(i, WriteAction.UNCHANGED) for i in ids]
+        if mode is DeleteMode.ARCHIVE and stream.archive is None:
+            raise ConfigError(f"Salesforce stream {name!r}: delete mode 'archive' needs "
+                              "'archive: {field: ..., value: ...}' in the stream's config "
+                              "(a field such as Active__c)")
+        done: dict[str, WriteResult] = {}
+        for record_id in ids:
+            if not _RECORD_ID.match(record_id):
+                done[record_id] = WriteResult(record_id, WriteAction.FAILED, error=(
+                    f"{record_id!r} is not a Salesforce record Id (15 or 18 letters and digits)"))
+        pending = [i for i in dict.fromkeys(ids) if i not in done]   # each Id sent once
+        size = self.config.write_batch_size
+        for start in range(0, len(pending), size):
+            chunk = pending[start:start + size]
+            answers = (self._delete_call(stream, chunk) if mode is DeleteMode.DELETE
+                       else self._archive_call(stream, chunk))
+            for record_id, answer in zip(chunk, answers, strict=True):
+                done[record_id] = self._deleted(stream, record_id, answer)
+        return [done[i] for i in ids]
+
+    @staticmethod
+    def _deleted(stream: StreamConfig, record_id: str, answer: dict[str, Any]) -> WriteResult:
+        if answer.get("success"):
+            return WriteResult(record_id, WriteAction.UPDATED, target_id=record_id)
+        errors = answer.get("errors") or []
+        if any(e.get("statusCode") in NOT_FOUND_CODES for e in errors):
+            gone = WriteResult.not_found(record_id, stream.sobject)
+            return WriteResult(record_id, WriteAction.FAILED,
+                               error=f"{gone.error} ({describe_errors(errors)})")
+        return WriteResult(record_id, WriteAction.FAILED, error=describe_errors(errors))
+
+    def _delete_call(self, stream: StreamConfig, ids: list[str]) -> list[dict[str, Any]]:
+        what = f"delete of {stream.sobject}"
+        resp = self.client.request("DELETE", f"{self.config.api_path}/composite/sobjects",
+                                   params={"ids": ",".join(ids), "allOrNone": "false"})
+        if resp.status_code >= 300:
+            raise FatalError(f"Salesforce {what} failed with HTTP {resp.status_code}: "
+                             f"{resp.text[:300]}")
+        answers = decode_json(resp)
+        if not isinstance(answers, list) or len(answers) != len(ids) or \
+                not all(isinstance(a, dict) for a in answers):
+            raise FatalError(f"Salesforce {what} answered "
+                             f"{len(answers) if isinstance(answers, list) else 'no'} "
+                             f"results for {len(ids)} Ids: {resp.text[:300]}")
+        _check_record_errors(answers, what)
+        return answers
+
+    def _archive_call(self, stream: StreamConfig, ids: list[str]) -> list[dict[str, Any]]:
+        archive = stream.archive
+        records = [{"attributes": {"type": stream.sobject}, "Id": i, archive.field: archive.value}
+                   for i in ids]
+        return self._send(f"{self.config.api_path}/composite/sobjects", records,
+                          f"archive of {stream.sobject} (sets {archive.field})")
 
     def lookup(self, name: str, stream: StreamConfig, keys: Sequence[str]) -> Mapping[str, Row]:
         ext = self._external_id(name, stream)

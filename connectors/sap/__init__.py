@@ -15,7 +15,13 @@ __all__ = ["SapConnector", "SapConfig", "SapStreamConfig"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import (
+    DelegatingConnector,
+    DeleteMode,
+    Row,
+    StreamInfo,
+    WriteResult,
+)
 from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
 from crm2erp.connectors.sap.source import SapReader
@@ -69,7 +75,8 @@ class SapConnector(DelegatingConnector):
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=tuple(s.key), cursor_field=s.cursor_field,
-                           children=tuple(s.children), writable=s.writable)
+                           children=tuple(s.children), writable=s.writable,
+                           delete_modes=tuple(s.deletes) if s.writable else ())
                 for name, s in self.config.streams.items()]
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
@@ -78,10 +85,20 @@ class SapConnector(DelegatingConnector):
             raise NotImplementedError(f"SAP stream {stream!r} is read-only (no external_id)")
         return self.writer.upsert(stream, config, rows)
 
+    def delete(self, stream: str, keys: Sequence[str],
+               mode: DeleteMode) -> Sequence[WriteResult]:
+        config = self._stream_config(stream)
+        if not config.writable:
+            raise NotImplementedError(f"SAP stream {stream!r} is read-only (no external_id)")
+        return self.writer.delete(stream, config, keys, mode)
+
     @property
     def warnings(self) -> list[str]:
         """The warnings SAP sent in ``sap-message`` headers during this connection."""
         return list(self.sap.warnings)
+
+    def take_warnings(self) -> list[str]:
+        return self.sap.take_warnings()
 
     def close(self) -> None:
         self.sap.close()

@@ -132,6 +132,12 @@ class SapClient:
         with self._lock:
             self.warnings = (self.warnings + noted)[-1000:]
 
+    def take_warnings(self) -> list[str]:
+        """The warnings kept since the last call (and forget them)."""
+        with self._lock:
+            taken, self.warnings = self.warnings, []
+        return taken
+
     @property
     def stats(self):
         return self.http.stats

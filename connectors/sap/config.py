@@ -24,6 +24,7 @@ from __future__ import annotations
 __all__ = ["SapStreamConfig", "SapConfig", "DEFAULT_STREAMS"]
 
 import copy
+import logging
 import re
 from typing import Any, Literal
 
@@ -31,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from crm2erp.http.config import HttpConnectionConfig
 
+log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -60,6 +62,11 @@ class SapStreamConfig(BaseModel):
     target_id_field: str | None = None
     create_defaults: dict[str, Any] = Field(default_factory=dict)
     filter: str | None = Field(None, description="Extra $filter ANDed to every read.")
+    deletes: dict[Literal["archive", "delete"], dict[str, Any] | None] = Field(
+        default_factory=dict, description=(
+            "How the engine's delete policy is carried out, per mode: properties MERGEd "
+            "onto the record (e.g. archive: {BusinessPartnerIsBlocked: true}), or null "
+            "for an HTTP DELETE. A mode not listed is refused."))
 
     @field_validator("entity_set", "cursor_field", "cursor_time_field", "deleted_flag")
     @classmethod
@@ -82,13 +89,19 @@ _BP = {
     "key": ["BusinessPartner"], "cursor_field": "LastChangeDate",
     "cursor_time_field": "LastChangeTime", "created_date_field": "CreationDate",
     "created_time_field": "CreationTime", "deleted_flag": "IsMarkedForArchiving",
-    "expand": ["to_BusinessPartnerAddress", "to_BusinessPartnerRole", "to_Customer"],
+    "expand": ["to_BusinessPartnerAddress", "to_BusinessPartnerAddress/to_PhoneNumber",
+               "to_BusinessPartnerAddress/to_EmailAddress", "to_BusinessPartnerRole",
+               "to_Customer"],
     "children": {"to_BusinessPartnerAddress": "many", "to_BusinessPartnerRole": "many",
                  "to_Customer": "one"},
     "external_id": ["BusinessPartnerIDByExtSystem"],
     "create_defaults": {"BusinessPartnerCategory": "2", "BusinessPartnerGrouping": "BP02",
                         "to_BusinessPartnerRole": [{"BusinessPartnerRole": "FLCU00"},
                                                    {"BusinessPartnerRole": "FLCU01"}]},
+    # SAP's API does not delete business partners: archive = central block,
+    # delete = marked for archiving (data archiving then removes the partner)
+    "deletes": {"archive": {"BusinessPartnerIsBlocked": True},
+                "delete": {"IsMarkedForArchiving": True}},
 }
 DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
     "business_partners": _BP,
@@ -98,6 +111,7 @@ DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
         "children": {"to_Item": "many"}, "external_id": ["PurchaseOrderByCustomer"],
         "create_defaults": {"SalesOrderType": "OR", "SalesOrganization": "1010",
                             "DistributionChannel": "10", "OrganizationDivision": "00"},
+        "deletes": {"delete": None},
     },
     "billing_documents": {
         "service": "API_BILLING_DOCUMENT_SRV", "entity_set": "A_BillingDocument",
@@ -112,6 +126,7 @@ DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
         "external_id": ["Product", "Plant", "MRPArea", "PlndIndepRqmtType",
                         "PlndIndepRqmtVersion", "RequirementPlan", "RequirementSegment"],
         "target_id_field": "PlndIndepRqmtInternalID",
+        "deletes": {"delete": None},
     },
 }
 
@@ -129,9 +144,6 @@ class SapConfig(HttpConnectionConfig):
     sap_client: str | None = Field(None, pattern=r"^\d{3}$")
     language: str | None = Field(None, description="sap-language, e.g. EN")
     write_batch_size: int = Field(50, ge=1, le=1000, description="Records per $batch request.")
-    write_attempts: int = Field(3, ge=1, le=10, description=(
-        "Tries of one $batch after a transport failure; each try re-reads the records "
-        "first, so a batch the server did commit is not written twice."))
     lookup_chunk: int = Field(40, ge=1, le=200)
     streams: dict[str, SapStreamConfig] = Field(default_factory=_default_streams)
 
@@ -139,6 +151,11 @@ class SapConfig(HttpConnectionConfig):
     @classmethod
     def _merge_defaults(cls, data: Any) -> Any:
         """A stream named like a default one only overrides the keys it sets."""
+        if isinstance(data, dict) and "write_attempts" in data:
+            data = {k: v for k, v in data.items() if k != "write_attempts"}
+            log.warning("SAP connection: write_attempts is deprecated and ignored; a $batch "
+                        "whose answer was lost is retried per record under retry.max_attempts "
+                        "(with the connection's backoff) - remove write_attempts")
         if isinstance(data, dict) and isinstance(data.get("streams"), dict):
             merged = {}
             for name, spec in data["streams"].items():

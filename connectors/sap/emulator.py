@@ -45,7 +45,7 @@ from crm2erp.connectors.sap.odata import error_body
 from crm2erp.connectors.sap.odatafilter import FilterError, parse_filter
 from crm2erp.testing.emulation import FaultInjection, query_fields, read_body, respond
 from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import emulator_parser, serve_until_interrupted
+from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 USERNAME, PASSWORD = "EMU_USER", "EMU_PASSWORD"
@@ -56,6 +56,7 @@ STREAM_SETS = {"business_partners": "A_BusinessPartner", "sales_orders": "A_Sale
 _PATH = re.compile(r"^/sap/opu/odata/sap/(?P<service>[A-Z0-9_]+)(?P<rest>/.*)?$")
 _RESOURCE = re.compile(r"^/(?P<set>\w+)(?:\((?P<key>[^)]*)\))?(?:/(?P<nav>\w+))?/?$")
 _WRITES = {"POST", "PUT", "MERGE", "PATCH", "DELETE"}
+_UNDELETABLE = {"A_BusinessPartner", "A_Customer"}   # sap:deletable="false" in $metadata
 
 
 def _error(exc: EmulatorError) -> _Reply:
@@ -452,10 +453,7 @@ class SapEmulator(FaultInjection):
             raise EmulatorError(404, "/IWBEP/CM_MGW_RT/025",
                                 f"Resource not found for segment '{rest.strip('/')}'")
         expand = [e for e in query.get("$expand", "").split(",") if e]
-        for nav in expand:
-            if nav not in etype.navs:
-                raise EmulatorError(400, "/IWBEP/CM_MGW_RT/011",
-                                    f"Property {nav} not found in type {etype.name}Type")
+        self._check_expand(etype, expand)
         if match["key"] is None:
             if method == "GET":
                 return 200, self._list(etype, list(self.store.rows[etype.name].values()),
@@ -483,13 +481,27 @@ class SapEmulator(FaultInjection):
         self._check_etag(etype, entity, if_match)
         self.store.tick()
         if method == "DELETE":
-            del self.store.rows[etype.name][self.store.key_of(etype, entity)]
+            if etype.name in _UNDELETABLE:
+                raise EmulatorError(405, "/IWBEP/CM_MGW_RT/015", f"{etype.name} cannot be "
+                                    "deleted; mark it for archiving (IsMarkedForArchiving)")
+            self.store.delete(etype, entity)
             return 204, None, {}
         payload = self._payload(body)
         if method == "PUT":
             payload = {**{k: None for k in etype.props if k not in etype.keys}, **payload}
         self.store.update(etype.name, entity, payload)
         return 204, None, {"etag": entity["__etag"]}
+
+    @staticmethod
+    def _check_expand(etype: EntityType, expand: list[str]) -> None:
+        """``$expand=a,a/b``: every segment a navigation property of the type before it."""
+        for path in expand:
+            current = etype
+            for nav in path.split("/"):
+                if nav not in current.navs:
+                    raise EmulatorError(400, "/IWBEP/CM_MGW_RT/011",
+                                        f"Property {nav} not found in type {current.name}Type")
+                current = TYPES[current.navs[nav][0]]
 
     def _check_etag(self, etype: EntityType, entity: dict, if_match: str | None) -> None:
         if not if_match:
@@ -591,15 +603,16 @@ class SapEmulator(FaultInjection):
             if not select or name in select or name in etype.keys:
                 out[name] = _encode(kind, entity.get(name))
         for nav, (target, many) in etype.navs.items():
-            if nav not in expand:
+            if nav not in expand and not any(e.startswith(f"{nav}/") for e in expand):
                 out[nav] = {"__deferred": {"uri": f"{uri}/{nav}"}}
                 continue
             children = self.store.children(etype, entity, nav)
             child_type = TYPES[target]
+            deeper = [e.split("/", 1)[1] for e in expand if e.startswith(f"{nav}/")]
             if many == "many":
-                out[nav] = {"results": [self._json(child_type, c, []) for c in children]}
+                out[nav] = {"results": [self._json(child_type, c, deeper) for c in children]}
             else:
-                out[nav] = self._json(child_type, children[0], []) if children else None
+                out[nav] = self._json(child_type, children[0], deeper) if children else None
         return out
 
 
@@ -612,8 +625,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
     parser = emulator_parser("python -m crm2erp.connectors.sap.emulator",
                              "Run the SAP S/4HANA OData v2 emulator.", 8702)
-    parser.add_argument("--business-partners", type=int, default=120)
-    parser.add_argument("--page-size", type=int, default=100)
+    parser.add_argument("--business-partners", type=count, default=120)
+    parser.add_argument("--page-size", type=count, default=100)
     args = parser.parse_args(argv)
     app = make_app(seed=args.seed, business_partners=args.business_partners,
                    page_size=args.page_size, fault_rate=args.fault_rate)

@@ -9,7 +9,7 @@ unknown properties, strings too long, missing mandatory values.
 
 from __future__ import annotations
 
-__all__ = ["EntityType", "TYPES", "SERVICES", "Store", "EmulatorError"]
+__all__ = ["EntityType", "TYPES", "SERVICES", "DEFAULT_FLAGS", "Store", "EmulatorError"]
 
 import datetime as dt
 import random
@@ -68,7 +68,17 @@ TYPES: dict[str, EntityType] = {t.name: t for t in [
     EntityType("A_BusinessPartnerAddress", _BP_SERVICE, ["BusinessPartner", "AddressID"], _p(
         "BusinessPartner:s10 AddressID:s10 CityName:s40 PostalCode:s10 StreetName:s60 "
         "HouseNumber:s10 Country:s3 Region:s3 Language:s2 ValidityStartDate:dto "
-        "ValidityEndDate:dto"), required=["Country"], number="AddressID"),
+        "ValidityEndDate:dto"), required=["Country"], number="AddressID",
+        navs={"to_PhoneNumber": ("A_AddressPhoneNumber", "many"),
+              "to_EmailAddress": ("A_AddressEmailAddress", "many")}),
+    EntityType("A_AddressPhoneNumber", _BP_SERVICE, ["AddressID", "Person", "OrdinalNumber"], _p(
+        "AddressID:s10 Person:s10 OrdinalNumber:s3 DestinationLocationCountry:s3 "
+        "IsDefaultPhoneNumber:b PhoneNumber:s30 PhoneNumberExtension:s10 "
+        "InternationalPhoneNumber:s30 PhoneNumberType:s1"),
+        required=["PhoneNumber"], number="OrdinalNumber"),
+    EntityType("A_AddressEmailAddress", _BP_SERVICE, ["AddressID", "Person", "OrdinalNumber"], _p(
+        "AddressID:s10 Person:s10 OrdinalNumber:s3 IsDefaultEmailAddress:b EmailAddress:s241 "
+        "SearchEmailAddress:s20"), required=["EmailAddress"], number="OrdinalNumber"),
     EntityType("A_BusinessPartnerRole", _BP_SERVICE, ["BusinessPartner", "BusinessPartnerRole"],
                _p("BusinessPartner:s10 BusinessPartnerRole:s6 ValidFrom:dto ValidTo:dto"),
                required=["BusinessPartnerRole"]),
@@ -118,6 +128,9 @@ TYPES: dict[str, EntityType] = {t.name: t for t in [
         "WorkingDayDate:d PlannedQuantity:dec UnitOfMeasure:s3"),
         required=["PlndIndepRqmtPeriod", "PlannedQuantity"]),
 ]}
+#: the flag marking the standard entry of each communication kind of an address
+DEFAULT_FLAGS = {"A_AddressPhoneNumber": "IsDefaultPhoneNumber",
+                 "A_AddressEmailAddress": "IsDefaultEmailAddress"}
 SERVICES = sorted({t.service for t in TYPES.values()})
 _ROOTS = ["A_BusinessPartner", "A_SalesOrder", "A_BillingDocument", "PlannedIndepRqmt"]
 
@@ -226,7 +239,9 @@ class Store:
     def create(self, type_name: str, payload: dict[str, Any],
                parent: tuple[EntityType, dict] | None = None) -> dict:
         etype = TYPES[type_name]
-        entity: dict[str, Any] = {name: None for name in etype.props}
+        # Edm.Boolean properties are not nullable in SAP's APIs: false unless sent
+        entity: dict[str, Any] = {name: False if kind == "b" else None
+                                  for name, kind in etype.props.items()}
         nested = {}
         for name, value in payload.items():
             if name == "__metadata":
@@ -263,6 +278,10 @@ class Store:
             if field_name in ("SalesOrderItem", "BillingDocumentItem"):
                 siblings = len(self.children(parent[0], parent[1], "to_Item")) if parent else 0
                 entity[field_name] = str((siblings + 1) * 10)
+            elif field_name == "OrdinalNumber":   # next free per address and kind
+                used = [int(r["OrdinalNumber"]) for r in self.rows[etype.name].values()
+                        if r["AddressID"] == entity.get("AddressID")]
+                entity[field_name] = f"{max(used, default=0) + 1:03d}"
             else:
                 self.counters[field_name] += 1
                 entity[field_name] = str(self.counters[field_name])
@@ -311,6 +330,16 @@ class Store:
                 customer = self.rows["A_Customer"][(entity["BusinessPartner"],)]
                 customer["CustomerName"] = customer["CustomerName"] or name[:80]
                 customer["CustomerFullName"] = customer["CustomerFullName"] or name
+        flag = DEFAULT_FLAGS.get(etype.name)
+        if flag:   # one standard number / e-mail per address, as SAP keeps it
+            siblings = [r for r in self.rows[etype.name].values()
+                        if r["AddressID"] == entity["AddressID"]]
+            if entity.get(flag):
+                for other in siblings:
+                    if other is not entity:
+                        other[flag] = False
+            elif not any(r.get(flag) for r in siblings):
+                min(siblings, key=lambda r: r["OrdinalNumber"])[flag] = True
         if etype.name == "A_SalesOrder":
             total = Decimal("0")
             for item in self.children(etype, entity, "to_Item"):
@@ -335,14 +364,35 @@ class Store:
             entity[name] = decode_value(etype, name, value)
         self._validate(etype, entity)
         self.stamp(etype, entity, created=False)
+        self._derive(etype, entity)
+        self.touch_root(etype, entity)
+
+    def touch_root(self, etype: EntityType, entity: dict) -> None:
+        """A child changed (or was deleted): its root record is changed too."""
         root = self.root_of(etype, entity)
         if root is not None and root[1] is not entity:
             self.stamp(root[0], root[1], created=False)
             self._derive(*root)
-        else:
-            self._derive(etype, entity)
+
+    def delete(self, etype: EntityType, entity: dict) -> None:
+        """Remove a record with its children (deep delete, as SAP's API does)."""
+        for nav, (target, _) in etype.navs.items():
+            for child in self.children(etype, entity, nav):
+                self.delete(TYPES[target], child)
+        self.rows[etype.name].pop(self.key_of(etype, entity), None)
+        if etype.name in DEFAULT_FLAGS:
+            siblings = [r for r in self.rows[etype.name].values()
+                        if r["AddressID"] == entity["AddressID"]]
+            if siblings and entity.get(DEFAULT_FLAGS[etype.name]):
+                self._derive(etype, siblings[0])
+        self.touch_root(etype, entity)
 
     def root_of(self, etype: EntityType, entity: dict) -> tuple[EntityType, dict] | None:
+        if etype.name in DEFAULT_FLAGS:   # a phone or e-mail: its address's partner
+            address = next((a for a in self.rows["A_BusinessPartnerAddress"].values()
+                            if a["AddressID"] == entity["AddressID"]), None)
+            return self.root_of(TYPES["A_BusinessPartnerAddress"], address) if address \
+                else None
         for root_name in _ROOTS:
             rtype = TYPES[root_name]
             if etype is rtype:

@@ -13,9 +13,12 @@ Recovery, without losing or doubling a record:
 * ``412 Precondition Failed`` (someone changed the record after we read it):
   the record is read again and written once more; a second 412 fails it
   (the next run picks it up).
-* A lost answer (connection dropped, 5xx, cut multipart body): nothing tells
-  which changesets were applied, so the whole batch is planned again from a
-  fresh read - a created record is found and updated, not created twice.
+* A lost answer (connection dropped, 429, 5xx, cut multipart body): nothing
+  tells which changesets were applied, so that batch's records are planned
+  again from a fresh read - a created record is found and updated, not
+  created twice. Each record may be sent ``retry.max_attempts`` times (the
+  connection's retry policy, paced by :meth:`HttpClient.backoff`); only a
+  record that used up its budget stops the run, with a RetriableError.
 * ``403`` with ``x-csrf-token: Required``: see :mod:`.client`.
 """
 
@@ -27,11 +30,11 @@ import datetime as dt
 import json
 import logging
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.sap import batch
 from crm2erp.connectors.sap.client import SapClient, describe_error
 from crm2erp.connectors.sap.config import SapStreamConfig
@@ -39,7 +42,6 @@ from crm2erp.connectors.sap.odata import literal, parse_date, to_wire
 from crm2erp.connectors.sap.rows import clean, key_text
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import ODataPaginator
-from crm2erp.http.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -69,6 +71,38 @@ def same(current: Any, desired: Any) -> bool:
         return False
 
 
+#: the flag SAP sets on the standard entry of each communication kind of an address
+DEFAULT_FLAGS = {"to_PhoneNumber": "IsDefaultPhoneNumber",
+                 "to_MobilePhoneNumber": "IsDefaultPhoneNumber",
+                 "to_FaxNumber": "IsDefaultFaxNumber",
+                 "to_EmailAddress": "IsDefaultEmailAddress"}
+
+
+def _is_nav(name: str, value: Any) -> bool:
+    """A navigation property inside a child row (``to_PhoneNumber`` of an address)."""
+    return name.startswith("to_") and isinstance(value, dict | list)
+
+
+def _entries(nav: str, value: Any) -> list[dict]:
+    """The children sent for a to-many ``nav``: a dict is one entry, entries without
+    any value are dropped (a CRM field left empty), nested ones likewise, and the first
+    communication entry is the standard one."""
+    items = [value] if isinstance(value, dict) else list(value or [])
+    out = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        entry = {k: _entries(k, v) if _is_nav(k, v) else v for k, v in item.items()}
+        if any(v not in (None, "", []) for k, v in entry.items()
+               if k != DEFAULT_FLAGS.get(nav)):
+            out.append(entry)
+    flag = DEFAULT_FLAGS.get(nav)
+    if flag:
+        for i, entry in enumerate(out):
+            entry.setdefault(flag, i == 0)
+    return out
+
+
 class _Plan:
     """The calls that bring one record up to date, and how to read its id after."""
 
@@ -87,9 +121,10 @@ class SapWriter:
                               "properties writes match on) in its stream config to write it")
         return stream.external_id
 
-    def fetch(self, stream: SapStreamConfig, keys: Sequence[str]) -> dict[str, dict]:
-        """Raw entities (``__metadata`` kept) by external key."""
-        fields = stream.external_id
+    def fetch(self, stream: SapStreamConfig, keys: Sequence[str],
+              fields: list[str] | None = None) -> dict[str, dict]:
+        """Raw entities (``__metadata`` kept) by external key (or by ``fields``)."""
+        fields = fields or stream.external_id
         found: dict[str, dict] = {}
         wanted = list(dict.fromkeys(str(k) for k in keys))
         url = f"{self.client.config.service_path(stream.service)}/{stream.entity_set}"
@@ -123,7 +158,10 @@ class SapWriter:
         body = {k: v for k, v in stream.create_defaults.items() if k not in row}
         for name, value in row.items():
             kind = stream.children.get(name)
-            body[name] = [value] if kind == "many" and isinstance(value, dict) else value
+            if kind == "many":
+                body[name] = _entries(name, value)
+            else:
+                body[name] = value
         data = json.dumps(body, default=to_wire).encode()
         return batch.Message("POST", stream.entity_set, headers=dict(_JSON), body=data)
 
@@ -135,6 +173,17 @@ class SapWriter:
         data = json.dumps(changes, default=to_wire).encode()
         return batch.Message("MERGE", self._relative(stream, meta.get("uri", "")),
                              headers=headers, body=data)
+
+    def _remove(self, stream: SapStreamConfig, entity: dict) -> batch.Message:
+        meta = entity.get("__metadata") or {}
+        headers = {"If-Match": meta["etag"]} if meta.get("etag") else {}
+        return batch.Message("DELETE", self._relative(stream, meta.get("uri", "")),
+                             headers=headers)
+
+    def _add(self, stream: SapStreamConfig, parent: dict, nav: str, child: dict) -> batch.Message:
+        uri = self._relative(stream, (parent.get("__metadata") or {}).get("uri", ""))
+        return batch.Message("POST", f"{uri}/{nav}", headers=dict(_JSON),
+                             body=json.dumps(child, default=to_wire).encode())
 
     def _update(self, stream: SapStreamConfig, entity: dict, row: Row) -> list[batch.Message]:
         header = {k: v for k, v in row.items()
@@ -150,18 +199,61 @@ class SapWriter:
                     if diff:
                         ops.append(self._merge(stream, current, diff))
                 continue
-            desired = [row[nav]] if isinstance(row[nav], dict) else list(row[nav])
-            have = current.get("results", []) if isinstance(current, dict) else []
-            for i, child in enumerate(desired):
-                if i < len(have):
-                    diff = {k: v for k, v in child.items() if not same(have[i].get(k), v)}
-                    if diff:
-                        ops.append(self._merge(stream, have[i], diff))
-                else:
-                    parent = self._relative(stream, (entity.get("__metadata") or {})
-                                            .get("uri", ""))
-                    ops.append(batch.Message("POST", f"{parent}/{nav}", headers=dict(_JSON),
-                                             body=json.dumps(child, default=to_wire).encode()))
+            ops += self._sync(stream, entity, nav, row[nav])
+        return ops
+
+    def _sync(self, stream: SapStreamConfig, parent: dict, nav: str,
+              value: Any) -> list[batch.Message]:
+        """Calls that bring the to-many ``nav`` of ``parent`` to the values sent.
+
+        Communication entries (:data:`DEFAULT_FLAGS`): the integration owns the
+        standard one - it takes the first value sent (replacing the value sent
+        before); the others (added in SAP) are kept, further values sent are added
+        when missing. No value sent removes nothing: SAP makes another entry
+        standard when one is removed, and it could be a user's. Other children
+        (addresses, items): the first ones, in order, are the integration's and are
+        merged; extra ones in SAP are kept.
+        """
+        desired = _entries(nav, value)
+        current = parent.get(nav)
+        if not (isinstance(current, dict) and isinstance(current.get("results"), list)):
+            # not read: every write would add the children again
+            raise ConfigError(f"SAP stream {stream.entity_set}: rows carry {nav}, but it is "
+                              f"not read with the record - add it to the stream's expand "
+                              f"(nested ones as parent/{nav}, e.g. "
+                              f"to_BusinessPartnerAddress/{nav})")
+        have = current["results"]
+        flag = DEFAULT_FLAGS.get(nav)
+        ops: list[batch.Message] = []
+        if flag:
+            owned = next((h for h in have if h.get(flag)), None)
+            if not desired:   # emptied or never set: nothing here is provably ours
+                return []
+            first, *rest = desired
+            if owned is None:
+                ops.append(self._add(stream, parent, nav, first))
+            else:
+                ops += self._merge_child(stream, owned, first)
+            for extra in rest:
+                if not any(all(same(h.get(k), v) for k, v in extra.items() if k != flag)
+                           for h in have):
+                    ops.append(self._add(stream, parent, nav, extra))
+            return ops
+        for i, child in enumerate(desired):
+            if i < len(have):
+                ops += self._merge_child(stream, have[i], child)
+            else:
+                ops.append(self._add(stream, parent, nav, child))
+        return ops
+
+    def _merge_child(self, stream: SapStreamConfig, current: dict,
+                     child: dict) -> list[batch.Message]:
+        diff = {k: v for k, v in child.items()
+                if not _is_nav(k, v) and not same(current.get(k), v)}
+        ops = [self._merge(stream, current, diff)] if diff else []
+        for nav, value in child.items():
+            if _is_nav(nav, value):
+                ops += self._sync(stream, current, nav, value)
         return ops
 
     # -- writing ---------------------------------------------------------------
@@ -177,53 +269,111 @@ class SapWriter:
                     f"{', '.join(fields)} must be set: SAP records are matched on it"))
             else:
                 pending.append(i)
-        conflicts: Counter = Counter()
-        failures = 0
-        maybe_created: set[int] = set()  # creates sent in a batch whose answer was lost
-        while pending:
-            existing = self.fetch(stream, [key_text(rows[i], fields) for i in pending])
+        creates: set[int] = set()   # planned as creates (found later: a lost answer)
+
+        def plan(indices: list[int], lost: set[int]) -> list[_Plan]:
+            existing = self.fetch(stream, [key_text(rows[i], fields) for i in indices])
             plans = []
-            for i in pending:
+            for i in indices:
                 key = key_text(rows[i], fields)
                 entity = existing.get(key)
                 if entity is None:
                     plans.append(_Plan(i, key, [self._create(stream, rows[i])], None))
+                    creates.add(i)
                     continue
                 ops = self._update(stream, entity, rows[i])
                 target_id = str(entity.get(stream.id_field) or key)
                 if ops:
                     plans.append(_Plan(i, key, ops, target_id))
                 else:
-                    action = WriteAction.CREATED if i in maybe_created else \
+                    action = WriteAction.CREATED if i in creates and i in lost else \
                         WriteAction.UNCHANGED
                     results[i] = WriteResult(key, action, target_id=target_id)
+            return plans
+
+        self._rounds(stream, pending, plan, results)
+        return [r for r in results if r is not None]
+
+    def delete(self, name: str, stream: SapStreamConfig, ids: Sequence[str],
+               mode: DeleteMode) -> list[WriteResult]:
+        """Archive or delete records by the id the engine holds (``id_field``).
+
+        ``stream.deletes[mode]`` says how: properties MERGEd onto the record (a
+        business partner is blocked to archive it and marked for archiving to delete
+        it, as SAP's API does not delete partners), or ``None`` for an HTTP ``DELETE``.
+        A record that is not found is a failed outcome, never counted as done.
+        """
+        if mode.value not in stream.deletes:
+            offered = ", ".join(stream.deletes) or "nothing"
+            raise ConfigError(f"SAP stream {name!r} cannot {mode.value} records (it can: "
+                              f"{offered}); set deletes.{mode.value} in its stream config")
+        values = stream.deletes[mode.value]
+        results: list[WriteResult | None] = [None] * len(ids)
+
+        def plan(indices: list[int], lost: set[int]) -> list[_Plan]:
+            existing = self.fetch(stream, [str(ids[i]) for i in indices], [stream.id_field])
+            plans = []
+            for i in indices:
+                key = str(ids[i])
+                entity = existing.get(key)
+                done = WriteResult(key, WriteAction.UPDATED, target_id=key)
+                if entity is None:
+                    results[i] = done if i in lost and values is None else WriteResult(
+                        key, WriteAction.FAILED, error=(
+                            f"SAP has no {stream.entity_set} with {stream.id_field} {key!r} "
+                            f"to {mode.value}"))
+                elif values is None:
+                    plans.append(_Plan(i, key, [self._remove(stream, entity)], key))
+                elif changes := {k: v for k, v in values.items()
+                                 if not same(entity.get(k), v)}:
+                    plans.append(_Plan(i, key, [self._merge(stream, entity, changes)], key))
+                else:
+                    results[i] = done if i in lost else WriteResult(
+                        key, WriteAction.UNCHANGED, target_id=key)
+            return plans
+
+        self._rounds(stream, list(range(len(ids))), plan, results)
+        return [r for r in results if r is not None]
+
+    def _rounds(self, stream: SapStreamConfig, pending: list[int],
+                plan: Callable[[list[int], set[int]], list[_Plan]], results: list) -> None:
+        """Plan (from a fresh read) and send records until each has its result.
+
+        Each record has its own retry budget (``retry.max_attempts``) for ``$batch``
+        calls whose answer was lost; the other chunks go on, and a lost one is read
+        again before it is sent again. ``plan(indices, lost)`` stores the results of
+        records that need no call and returns the others' plans.
+        """
+        conflicts: Counter = Counter()
+        tries: Counter = Counter()
+        lost: set[int] = set()
+        limit = self.client.config.retry.max_attempts
+        size = self.client.config.write_batch_size
+        while pending:
+            plans = plan(pending, lost)
             pending = []
-            size = self.client.config.write_batch_size
             for start in range(0, len(plans), size):
                 chunk = plans[start:start + size]
                 try:
                     replies = self._send(stream, chunk)
                 except (RetriableError, ValueError) as exc:
-                    failures += 1
-                    if failures >= self.client.config.write_attempts:
-                        raise RetriableError(f"SAP: $batch to {stream.service} failed "
-                                             f"{failures} times: {exc}") from None
-                    log.info("SAP: $batch answer lost (%s); re-reading and retrying", exc)
-                    self._pause(failures)
-                    pending.extend(p.index for p in plans[start:])
-                    maybe_created.update(p.index for p in chunk if p.existing_id is None)
-                    break
-                for plan, reply in zip(chunk, replies, strict=True):
-                    retry = self._outcome(stream, plan, reply, conflicts, results)
-                    if retry:
-                        pending.append(plan.index)
-        return [r for r in results if r is not None]
-
-    def _pause(self, attempt: int) -> None:
-        retry = self.client.config.retry
-        delay = backoff_delay(attempt, retry.backoff_base, retry.backoff_max)
-        if delay > 0:
-            self.client.http.sleep(delay)
+                    tries.update(p.index for p in chunk)
+                    worst = max(tries[p.index] for p in chunk)
+                    wait = getattr(exc, "retry_after", None)
+                    if worst >= limit:
+                        raise RetriableError(
+                            f"SAP: $batch to {stream.service} failed {worst} times for the "
+                            f"same records ({chunk[0].key!r}...): {exc}",
+                            retry_after=wait) from None
+                    log.info("SAP: $batch answer lost (%s); re-reading %d records and "
+                             "retrying", exc, len(chunk))
+                    self.client.http.backoff(worst, wait, f"sap: $batch to {stream.service}")
+                    pending.extend(p.index for p in chunk)
+                    lost.update(p.index for p in chunk)
+                    continue
+                for plan_, reply in zip(chunk, replies, strict=True):
+                    if self._outcome(stream, plan_, reply, conflicts, results):
+                        pending.append(plan_.index)
 
     def _send(self, stream: SapStreamConfig, plans: list[_Plan]) -> list[batch.Part]:
         body, content_type = batch.encode([p.ops for p in plans])

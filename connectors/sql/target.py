@@ -296,7 +296,7 @@ class SqlTargetMixin(SqlSourceMixin):
 
         ``keys`` are target ids (``id_column`` values, the same as the key when
         no id column is configured). Rows archived or deleted come back
-        UPDATED, ids not found UNCHANGED.
+        UPDATED, ids no row has as :meth:`WriteResult.not_found`.
         """
         spec = self.spec(stream)
         mode = DeleteMode(mode)
@@ -307,7 +307,7 @@ class SqlTargetMixin(SqlSourceMixin):
             results = self._delete_keys(stream, spec, list(by_id.values()), mode)
             back = {v: k for k, v in by_id.items()}
             found = {back[r.key]: r for r in results}
-            return [found.get(str(k)) or WriteResult(str(k), WriteAction.UNCHANGED)
+            return [found.get(str(k)) or WriteResult.not_found(str(k), f"table {spec.table.name}")
                     for k in keys]
         return self._delete_keys(stream, spec, keys, mode)
 
@@ -346,8 +346,9 @@ class SqlTargetMixin(SqlSourceMixin):
                 results.append(failed[key])
             else:
                 k = key_string(typed[key])
-                action = WriteAction.UPDATED if k in found else WriteAction.UNCHANGED
-                results.append(WriteResult(key, action, target_id=found.get(k)))
+                results.append(WriteResult(key, WriteAction.UPDATED, target_id=found[k])
+                               if k in found
+                               else WriteResult.not_found(key, f"table {spec.table.name}"))
         return results
 
     def _delete_one_by_one(self, spec: StreamSpec, typed: dict[str, tuple]

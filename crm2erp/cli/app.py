@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import typer
-from rich.markup import escape
+from rich.text import Text
 
-from crm2erp.cli.output import err_console, setup_logging
+from crm2erp.cli.output import err_console, literal, setup_logging
 from crm2erp.errors import ConfigError, Crm2ErpError, LockHeldError
-from crm2erp.redact import redact
+from crm2erp.redact import redact, redact_traceback
 
 EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 EXIT_LOCKED = 75   # sysexits.h EX_TEMPFAIL: another live run holds the flow's lock
@@ -49,7 +49,16 @@ class Settings:
     def open_store(self):
         from crm2erp.store import StateStore
 
-        return StateStore.open(self.state_url)
+        return StateStore.open(self.resolved_state_url())
+
+    def resolved_state_url(self) -> str | None:
+        """``--state`` / ``CRM2ERP_STATE_URL``, else the project's ``crm2erp.yaml``
+        ``state:``, else None (the store's default file in the working folder)."""
+        if self.state_url:
+            return self.state_url
+        from crm2erp.mapping.loader import project_state_url
+
+        return project_state_url(self.project) if self.project.is_dir() else None
 
 
 def _print_version(value: bool) -> None:
@@ -66,7 +75,8 @@ def root(
     project: Path = typer.Option(Path("."), "--project", "-p", envvar="CRM2ERP_PROJECT",
                                  help="Folder with connections.yaml and *.flow.yaml files."),
     state: str = typer.Option(None, "--state", envvar="CRM2ERP_STATE_URL",
-                              help="State store URL (default: sqlite:///crm2erp-state.db)."),
+                              help="State store URL (default: the project's crm2erp.yaml "
+                              "state:, else sqlite:///crm2erp-state.db)."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
     _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
@@ -77,6 +87,8 @@ def root(
 
 
 def _register_commands() -> None:
+    if app.registered_groups:   # main() called again in the same process (tests)
+        return
     from crm2erp.cli import conflicts, demo, dlq, emulator, mappings, schemas, status, sync
 
     app.add_typer(mappings.app, name="mappings")
@@ -97,6 +109,15 @@ def _register_commands() -> None:
     app.add_typer(dedupe.app, name="dedupe")
 
 
+def _report(exc: BaseException, label: str, style: str, debug: bool) -> None:
+    """Print ``exc`` as one message (its traceback too with --debug): redacted,
+    and shown literally, never read as markup."""
+    if debug:
+        err_console.print(literal(redact_traceback(exc)), soft_wrap=True)
+    err_console.print(Text.assemble((label, style), " ", literal(redact(str(exc)))),
+                      soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, turning crm2erp errors into messages and exit codes."""
     _register_commands()
@@ -107,20 +128,19 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except ConfigError as exc:
-        if debug:
-            err_console.print_exception()
-        err_console.print(f"[red]configuration error:[/] {redact(str(exc))}", markup=True,
-                          soft_wrap=True)
+        _report(exc, "configuration error:", "red", debug)
         return EXIT_USAGE
     except LockHeldError as exc:
-        if debug:
-            err_console.print_exception()
-        err_console.print(f"[yellow]locked:[/] {escape(redact(str(exc)))}", soft_wrap=True)
+        _report(exc, "locked:", "yellow", debug)
         return EXIT_LOCKED
     except Crm2ErpError as exc:
-        if debug:
-            err_console.print_exception()
-        err_console.print(f"[red]error:[/] {redact(str(exc))}", soft_wrap=True)
+        _report(exc, "error:", "red", debug)
+        return EXIT_PROBLEMS
+    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen input: no traceback
+        _report(exc, f"unexpected error ({type(exc).__name__}):", "red", debug)
+        if not debug:
+            err_console.print("run again with --debug to see where it happened",
+                              style="dim")
         return EXIT_PROBLEMS
     return EXIT_OK
 

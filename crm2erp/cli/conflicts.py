@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from crm2erp.cli.app import settings
-from crm2erp.cli.output import console
+from crm2erp.cli.output import console, literal
 
 
 def conflicts(ctx: typer.Context,
@@ -26,8 +26,9 @@ def conflicts(ctx: typer.Context,
                    "rule"):
         table.add_column(column, overflow="fold")
     for row in rows:
-        table.add_row(row["created_at"].strftime("%Y-%m-%d %H:%M:%S"), row["flow"],
-                      f"{row['entity']} {row['canonical_id'][:8]}", row["field"],
-                      row["system"], repr(row["incoming"]), repr(row["kept"]), row["winner"],
-                      row["rule"])
+        table.add_row(row["created_at"].strftime("%Y-%m-%d %H:%M:%S"), literal(row["flow"]),
+                      literal(f"{row['entity']} {row['canonical_id'][:8]}"),
+                      literal(row["field"]), literal(row["system"]),
+                      literal(repr(row["incoming"])), literal(repr(row["kept"])),
+                      literal(row["winner"]), literal(row["rule"]))
     console.print(table)

@@ -15,9 +15,10 @@ import os
 import click
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from crm2erp.cli.app import settings
-from crm2erp.cli.output import console
+from crm2erp.cli.output import console, literal
 from crm2erp.engine.memory import flatten
 from crm2erp.errors import ConfigError
 from crm2erp.jsonutil import dumps
@@ -38,38 +39,39 @@ def _who(by: str | None) -> str:
         return os.environ.get("USER", "unknown")
 
 
-def _text(value) -> str:
+def _text(value) -> Text:
     if value is None:
-        return "[dim]-[/]"
-    return value if isinstance(value, str) else dumps(value)
+        return Text("-", style="dim")
+    return literal(value if isinstance(value, str) else dumps(value))
 
 
 def pair_table(pair) -> Table:
     """Both records side by side: compared fields with level and score, then other fields."""
     left, right = pair.details.get("left", {}), pair.details.get("right", {})
-    table = Table(title=(f"pair #{pair.id} ({pair.flow}): p={pair.match_probability:.3f}, "
-                         f"weight {pair.match_weight:.2f}, {pair.reason}, {pair.status}"),
+    table = Table(title=literal(f"pair #{pair.id} ({pair.flow}): "
+                                f"p={pair.match_probability:.3f}, weight "
+                                f"{pair.match_weight:.2f}, {pair.reason}, {pair.status}"),
                   title_justify="left")
     table.add_column("field")
-    table.add_column(f"{left.get('label', pair.left_label)} ({left.get('kind', '?')} "
-                     f"{left.get('system') or ''} {left.get('source_key') or ''})".strip(),
-                     overflow="fold")
-    table.add_column(f"{right.get('label', pair.right_label)} ({right.get('kind', '?')} "
-                     f"{right.get('system') or ''} {right.get('source_key') or ''})".strip(),
-                     overflow="fold")
+    table.add_column(literal(f"{left.get('label', pair.left_label)} ({left.get('kind', '?')} "
+                             f"{left.get('system') or ''} {left.get('source_key') or ''})"
+                             .strip()), overflow="fold")
+    table.add_column(literal(f"{right.get('label', pair.right_label)} "
+                             f"({right.get('kind', '?')} {right.get('system') or ''} "
+                             f"{right.get('source_key') or ''})".strip()), overflow="fold")
     table.add_column("level")
     table.add_column("score", justify="right")
     compared = set()
     for f in pair.details.get("fields", []):
         compared.add(f["field"])
         score = "" if f.get("score") is None else f"{f['score']:.2f}"
-        table.add_row(f["comparison"], _text(f.get("left")), _text(f.get("right")),
-                      f.get("label", ""), f"{score} ({f.get('weight', 0):+.1f})")
+        table.add_row(literal(f["comparison"]), _text(f.get("left")), _text(f.get("right")),
+                      literal(f.get("label", "")), f"{score} ({f.get('weight', 0):+.1f})")
     a, b = flatten(left.get("record", {})), flatten(right.get("record", {}))
     for name in [k for k in a if k != "id"] + [k for k in b if k not in a and k != "id"]:
         if name in compared or (a.get(name) in (None, {}) and b.get(name) in (None, {})):
             continue
-        table.add_row(f"[dim]{name}[/]", _text(a.get(name)), _text(b.get(name)), "", "")
+        table.add_row(literal(name, "dim"), _text(a.get(name)), _text(b.get(name)), "", "")
     return table
 
 
@@ -94,9 +96,10 @@ def list_(ctx: typer.Context,
     for column in ("id", "flow", "status", "p", "left", "right", "reason", "decided by"):
         table.add_column(column, overflow="fold")
     for p in pairs:
-        table.add_row(str(p.id), p.flow, p.status, f"{p.match_probability:.3f}",
-                      p.left_label or p.left_id, p.right_label or p.right_id, p.reason,
-                      p.decided_by or "")
+        table.add_row(str(p.id), literal(p.flow), literal(p.status),
+                      f"{p.match_probability:.3f}", literal(p.left_label or p.left_id),
+                      literal(p.right_label or p.right_id), literal(p.reason),
+                      literal(p.decided_by or ""))
     console.print(table)
 
 
@@ -124,8 +127,8 @@ def decide(ctx: typer.Context,
         pair = store.decide_dedupe_pair(pair_id, DECISIONS[decision], _who(by), note)
     finally:
         store.close()
-    console.print(f"pair #{pair.id} {pair.status} by {pair.decided_by}; the next run of "
-                  f"flow {pair.flow} applies it")
+    console.print(literal(f"pair #{pair.id} {pair.status} by {pair.decided_by}; the next "
+                          f"run of flow {pair.flow} applies it"))
 
 
 @app.command("review")

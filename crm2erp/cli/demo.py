@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from crm2erp.cli.output import console, counts_table
+from crm2erp.cli.output import console, counts_table, literal
 
 
 def demo(
@@ -51,15 +52,27 @@ def demo(
         for column in ("flow", "key", "stage", "reason"):
             table.add_column(column, overflow="fold")
         for letter in letters:
-            table.add_row(letter.flow, letter.source_key, letter.stage, letter.error)
+            table.add_row(literal(letter.flow), literal(letter.source_key), literal(letter.stage),
+                          literal(letter.error))
         console.print(table)
     if outcome.changed == 0:
         console.print("[green]no changes[/]: every record was already in sync")
     else:
         console.print(f"{outcome.changed} record(s) written. Run `crm2erp demo` again: "
                       "it finds nothing to change.")
-    console.print(f"state store: {outcome.state_url} — try "
-                  f"`crm2erp --state {outcome.state_url} dlq list`")
+    _next_steps(outcome.project)
+
+
+def _next_steps(project: Path) -> None:
+    """The project the demo ran, and the commands to try on it next."""
+    try:
+        shown = project.relative_to(Path.cwd())
+    except ValueError:
+        shown = project
+    console.print(f"\nthe demo's project (flows, mappings, connections, state) is in "
+                  f"{escape(str(shown))}; try:")
+    for command in ("status", "dlq list", "mappings validate", "sync run --dry-run"):
+        console.print(f"  crm2erp -p {escape(str(shown))} {command}", soft_wrap=True)
 
 
 def _demo_emulated(directory: Path, pack: str, *, accounts: int, runs: int) -> None:
@@ -81,8 +94,8 @@ def _demo_emulated(directory: Path, pack: str, *, accounts: int, runs: int) -> N
     finally:
         store.close()
     for letter in letters:
-        console.print(f"held back: {letter.flow} {letter.source_key} ({letter.stage}): "
-                      f"{letter.error}", markup=False)
+        console.print(literal(f"held back: {letter.flow} {letter.source_key} ({letter.stage}): "
+                              f"{letter.error}"))
     if outcome.changed() == 0:
         console.print("[green]no changes[/]: the last run found every record in sync")
     else:

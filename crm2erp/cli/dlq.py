@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import typer
-from rich.syntax import Syntax
 from rich.table import Table
+from rich.text import Text
 
 from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
-from crm2erp.cli.output import console, counts_table
+from crm2erp.cli.output import console, counts_table, literal
 from crm2erp.errors import ConfigError
 from crm2erp.jsonutil import dumps
 
@@ -39,8 +39,9 @@ def list_(ctx: typer.Context,
     for column in ("id", "flow", "key", "stage", "attempts", "status", "error"):
         table.add_column(column, overflow="fold")
     for letter in letters:
-        table.add_row(str(letter.id), letter.flow, letter.source_key, letter.stage,
-                      str(letter.attempts), letter.status, letter.error)
+        table.add_row(str(letter.id), literal(letter.flow), literal(letter.source_key),
+                      literal(letter.stage), str(letter.attempts), literal(letter.status),
+                      literal(letter.error))
     console.print(table)
 
 
@@ -52,10 +53,12 @@ def show(ctx: typer.Context, letter_id: int = typer.Argument(..., metavar="ID"))
         letter = store.get_dead_letter(letter_id)
     finally:
         store.close()
-    console.print(f"[b]#{letter.id}[/] flow {letter.flow}, key {letter.source_key}, "
-                  f"stage {letter.stage}, status {letter.status}, attempts {letter.attempts}")
-    console.print(f"[b]error:[/] {letter.error}")
-    console.print(Syntax(dumps(letter.payload, indent=2), "json", word_wrap=True))
+    console.print(Text.assemble((f"#{letter.id}", "bold"), literal(
+        f" flow {letter.flow}, key {letter.source_key}, stage {letter.stage}, "
+        f"status {letter.status}, attempts {letter.attempts}")))
+    console.print(Text.assemble(("error:", "bold"), " ", literal(letter.error)))
+    # plain JSON (no markup, no padding): it can be piped into jq as it is
+    console.print(literal(dumps(letter.payload, indent=2)), soft_wrap=True)
 
 
 def _select(store, ids: list[int], flow: str | None, all_: bool):

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from crm2erp.cli.app import EXIT_USAGE, exit_with, settings
-from crm2erp.cli.output import console, err_console
+from crm2erp.cli.output import console, err_console, literal
 from crm2erp.errors import ConfigError, ConfigIssue
 
 app = typer.Typer(no_args_is_help=True, help="Mappings and flows (YAML).")
@@ -68,9 +69,9 @@ def validate(ctx: typer.Context,
             issues.extend(_issues_of_file(target))
             checked += 1
     for note in notes:
-        err_console.print(f"note: {note}", markup=False, soft_wrap=True)
+        err_console.print(literal(f"note: {note}"), soft_wrap=True)
     for issue in issues:
-        console.print(str(issue), markup=False, soft_wrap=True)
+        console.print(literal(issue), soft_wrap=True)
     if issues:
         console.print(f"[red]{len(issues)} problem(s)[/] in {checked} file(s)")
         exit_with(EXIT_USAGE)
@@ -93,7 +94,10 @@ def explain(ctx: typer.Context,
         raise ConfigError(f"unknown flow {flow_name!r} "
                           f"(flows: {', '.join(sorted(project.flows))})")
     flow = project.flows[flow_name]
-    text = Path(record[1:]).read_text() if record.startswith("@") else record
+    try:
+        text = Path(record[1:]).read_text(encoding="utf-8") if record.startswith("@") else record
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--record {record}: cannot read the file ({exc})") from None
     try:
         row = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -108,8 +112,8 @@ def explain(ctx: typer.Context,
     try:
         resolver = StoreResolver(store)
         if not inbound.matches(row):
-            console.print(f"the record does not match the `where:` filter of "
-                          f"{flow.source_mapping_path.name}: the flow skips it")
+            console.print(literal(f"the record does not match the `where:` filter of "
+                                  f"{flow.source_mapping_path.name}: the flow skips it"))
             return
         _trace_table(f"inbound: {flow.source_mapping_path.name}",
                      inbound.explain(row, resolver))
@@ -117,7 +121,8 @@ def explain(ctx: typer.Context,
             canonical = entity_model(flow.entity).model_validate(
                 {**inbound.apply(row, resolver), "id": "explain"})
         except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
-            console.print(f"[red]the canonical {flow.entity} is not valid:[/] {exc}")
+            console.print(Text.assemble((f"the canonical {flow.entity} is not valid:", "red"),
+                                        " ", literal(exc)))
             return
         data = canonical.model_dump(mode="json")
         _trace_table(f"outbound: {flow.target_mapping_path.name}",
@@ -127,19 +132,19 @@ def explain(ctx: typer.Context,
 
 
 def _trace_table(title: str, traces) -> None:
-    table = Table(title=title, title_justify="left", show_lines=False)
+    table = Table(title=literal(title), title_justify="left", show_lines=False)
     for column in ("target field", "from", "raw", "steps", "result"):
         table.add_column(column, overflow="fold")
     for trace in traces:
         steps = " -> ".join(f"{name}: {value!r}" for name, value in trace.steps)
         if trace.skipped:
-            result = "(skipped: `when` did not match)"
+            result = literal("(skipped: `when` did not match)")
         elif trace.absent:
-            result = "(not set: the record has no such field)"
+            result = literal("(not set: the record has no such field)")
         elif trace.error:
-            result = f"[red]{trace.error}[/]"
+            result = literal(trace.error, "red")
         else:
-            result = repr(trace.value)
-        table.add_row(trace.target, ", ".join(trace.sources) if trace.sources else "",
-                      repr(trace.raw), steps, result)
+            result = literal(repr(trace.value))
+        table.add_row(literal(trace.target), literal(", ".join(trace.sources)),
+                      literal(repr(trace.raw)), literal(steps), result)
     console.print(table)

@@ -2,27 +2,73 @@
 
 from __future__ import annotations
 
-__all__ = ["console", "err_console", "setup_logging", "counts_table", "progress_bar"]
+__all__ = ["console", "err_console", "setup_logging", "counts_table", "progress_bar",
+           "plain", "literal"]
 
 import logging
+import os
+import re
+import sys
 
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from crm2erp.redact import RedactingFilter
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+#: Outside a terminal (a pipe, a CI log) nothing is cut to 80 columns: lines and
+#: tables keep their full width unless COLUMNS says otherwise.
+_PIPE_WIDTH = 1000
+
+
+def _width(stream) -> int | None:
+    if "COLUMNS" in os.environ or stream.isatty():
+        return None   # rich's own choice: the terminal's width, or COLUMNS
+    return _PIPE_WIDTH
+
+
+console = Console(highlight=False, width=_width(sys.stdout))
+err_console = Console(stderr=True, highlight=False, width=_width(sys.stderr))
+
+# shown as escapes, never sent to the terminal: C0/C1 controls (ANSI sequences),
+# bidi overrides, and lone surrogates (undecodable bytes of a command-line argument)
+_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069"
+                     "\ud800-\udfff]")
+
+
+def plain(value: object) -> str:
+    """``value`` as text that is safe on a terminal: control characters become
+    visible escapes (``\\x1b``); nothing else changes."""
+    text = value if isinstance(value, str) else str(value)
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape",
+                                                   "backslashreplace").decode("ascii"), text)
+
+
+def literal(value: object, style: str = "") -> Text:
+    """User-originated ``value`` as a rich Text: shown as is, never read as markup."""
+    return Text(plain(value), style=style)
+
 
 COLUMNS = ("read", "created", "updated", "unchanged", "skipped", "failed", "parked")
+
+
+def _printable(record: logging.LogRecord) -> bool:
+    """Log lines carry record values too: no control character reaches the terminal."""
+    message = record.getMessage()
+    if plain(message) != message:
+        record.msg, record.args = plain(message), None
+    if record.exc_text:
+        record.exc_text = plain(record.exc_text)
+    return True
 
 
 def setup_logging(verbose: int) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
     handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
     handler.addFilter(RedactingFilter())
+    handler.addFilter(_printable)
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
 
 
@@ -39,7 +85,7 @@ def counts_table(title: str, results) -> Table:
         for name in COLUMNS:
             totals[name] += result.counts[name]
         style = {"succeeded": "green", "partial": "yellow"}.get(result.status, "red")
-        table.add_row(result.flow, str(result.run_id or "-"),
+        table.add_row(literal(result.flow), str(result.run_id or "-"),
                       *(str(result.counts[name]) for name in COLUMNS),
                       f"[{style}]{result.status}[/]")
     if len(results) > 1:

@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
-from crm2erp.cli.output import console
+from crm2erp.cli.output import console, literal
 from crm2erp.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, help="Data quality: check flows, export GX suites.")
@@ -45,7 +45,8 @@ def run(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name."),
     finally:
         store.close()
     masker = Masker.for_flow(spec, [runner.inbound.spec, runner.outbound.spec])
-    table = Table(title=f"{flow}: {outcome.tally.rows} row(s) checked", title_justify="left")
+    table = Table(title=literal(f"{flow}: {outcome.tally.rows} row(s) checked"),
+                  title_justify="left")
     for column in ("rule", "severity", "evaluated", "failed", "result", "examples"):
         table.add_column(column, overflow="fold")
     for result in sorted(outcome.tally.results(), key=lambda r: (r.success, -r.failed)):
@@ -54,9 +55,9 @@ def run(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name."),
         examples = ", ".join(f"{s['key']}={masker.value(result.column, s['value'])!r}"
                              for s in result.sample[:3] if s.get("key") is not None)
         style = {"critical": "red", "warning": "yellow"}.get(result.severity, "blue")
-        table.add_row(result.rule, f"[{style}]{result.severity}[/]", str(result.evaluated),
-                      str(result.failed), "passed" if result.success else "[red]failed[/]",
-                      examples)
+        table.add_row(literal(result.rule), literal(result.severity, style),
+                      str(result.evaluated), str(result.failed),
+                      "passed" if result.success else "[red]failed[/]", literal(examples))
     console.print(table)
     critical = outcome.critical_failures
     if critical:
@@ -80,4 +81,4 @@ def export(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name."
         console.print(text, markup=False, highlight=False, soft_wrap=True)
         return
     out.write_text(text, encoding="utf-8")
-    console.print(f"wrote {out}")
+    console.print(literal(f"wrote {out}"))

@@ -6,9 +6,10 @@ import json
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
-from crm2erp.cli.output import console
+from crm2erp.cli.output import console, literal
 from crm2erp.errors import ConfigError
 
 
@@ -45,7 +46,7 @@ def reconcile(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow nam
 
 
 def _print(result, limit: int) -> None:
-    summary = Table(title=f"reconcile {result.flow} (#{result.id}): {result.status}",
+    summary = Table(title=literal(f"reconcile {result.flow} (#{result.id}): {result.status}"),
                     title_justify="left")
     summary.add_column("count")
     summary.add_column("value", justify="right")
@@ -59,10 +60,11 @@ def _print(result, limit: int) -> None:
         for column in ("key", "field", "expected (source)", "in target"):
             table.add_column(column, overflow="fold")
         for d in diffs:
-            table.add_row(str(d["key"]), d["field"], repr(d["source"]), repr(d["target"]))
+            table.add_row(literal(d["key"]), literal(d["field"]), literal(repr(d["source"])),
+                          literal(repr(d["target"])))
         console.print(table)
     for kind in ("missing_in_target", "only_in_target", "orphaned", "unmapped"):
         entries = result.details[kind][:limit]
         if entries:
-            console.print(f"[b]{kind.replace('_', ' ')}[/]: " + ", ".join(
-                f"{e['key']} ({e.get('note') or ''})" for e in entries))
+            console.print(Text.assemble((kind.replace("_", " "), "bold"), ": ", literal(", ".join(
+                f"{e['key']} ({e.get('note') or ''})" for e in entries))))

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from crm2erp.cli.app import settings
-from crm2erp.cli.output import console
+from crm2erp.cli.output import console, literal
 from crm2erp.errors import ConfigError
 
 
@@ -37,8 +37,7 @@ def report(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="RUN_ID
         flow, mappings = _flow_and_mappings(cfg, flow_name)
         folder = reports_dir(store)
         target = out or (None if as_json else (folder or Path.cwd()) / f"run-{run_id}.html")
-        data = collect(store, run_id, flow=flow, mappings=mappings, reports=folder,
-                       out_dir=None if target is None else target.resolve().parent)
+        data = collect(store, run_id, flow=flow, mappings=mappings)
     finally:
         store.close()
     text = render_json(data) if as_json else render_html(data)
@@ -47,4 +46,4 @@ def report(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="RUN_ID
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(text, encoding="utf-8")
-    console.print(f"wrote {target}")
+    console.print(literal(f"wrote {target}"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from crm2erp.cli.output import console
+from crm2erp.cli.output import console, literal
 
 app = typer.Typer(no_args_is_help=True, help="Canonical schemas.")
 
@@ -21,4 +21,4 @@ def export(out: Path = typer.Option(None, "--out", "-o",
     written = export_json_schemas(out) + (export_yaml_schemas(out) if out is not None
                                           else export_yaml_schemas())
     for path in written:
-        console.print(f"wrote {path}")
+        console.print(literal(f"wrote {path}"))

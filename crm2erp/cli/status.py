@@ -7,7 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from crm2erp.cli.app import settings
-from crm2erp.cli.output import console
+from crm2erp.cli.output import console, literal
 
 
 def status(ctx: typer.Context,
@@ -20,7 +20,7 @@ def status(ctx: typer.Context,
     project = cfg.load_project()
     store = cfg.open_store()
     try:
-        table = Table(title=f"flows in {cfg.project}", title_justify="left")
+        table = Table(title=literal(f"flows in {cfg.project}"), title_justify="left")
         for column in ("flow", "entity", "source -> target", "last run", "status",
                        "watermark", "dead letters", "parked"):
             table.add_column(column)
@@ -30,18 +30,18 @@ def status(ctx: typer.Context,
             warned += [(name, last[0].id, w) for w in (last[0].warning_list if last else [])]
             mark = store.get_watermark(name, flow.source.stream)
             table.add_row(
-                name, flow.entity,
-                f"{flow.source.connection}.{flow.source.stream} -> "
-                f"{flow.target.connection}.{flow.target.stream}",
+                literal(name), literal(flow.entity),
+                literal(f"{flow.source.connection}.{flow.source.stream} -> "
+                        f"{flow.target.connection}.{flow.target.stream}"),
                 last[0].started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
                 store.run_status(last[0]) if last else "",
-                str(mark.value) if mark else "",
+                literal(mark.value) if mark else "",
                 str(store.count_dead_letters(name, "open")),
                 str(store.count_dead_letters(name, "parked")))
         console.print(table)
         for name, run_id, warning in warned:
             console.print(Text.assemble(("warning", "yellow"),
-                                        f": flow {name} run {run_id}: {warning}"),
+                                        literal(f": flow {name} run {run_id}: {warning}")),
                           soft_wrap=True)
         recent = store.list_runs(None, limit=runs)
         if recent:
@@ -50,7 +50,7 @@ def status(ctx: typer.Context,
                            "updated", "unchanged", "failed", "parked"):
                 history.add_column(column)
             for run in recent:
-                history.add_row(str(run.id), run.flow, run.mode,
+                history.add_row(str(run.id), literal(run.flow), literal(run.mode),
                                 run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
                                 store.run_status(run),
                                 *(str(run.counts.get(c, 0)) for c in

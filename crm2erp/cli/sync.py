@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
-from crm2erp.cli.output import console, counts_table, progress_bar
+from crm2erp.cli.output import console, counts_table, literal, progress_bar
 from crm2erp.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, help="Run syncs.")
@@ -52,7 +52,10 @@ def run(
     if dry_run:
         _print_changes(results)
     failed = sum(r.new_dead_letters for r in results)
-    if failed:
+    if failed and dry_run:
+        console.print(f"[yellow]{failed} record(s) would go to the dead letters[/] "
+                      "(a dry run records nothing)")
+    elif failed:
         console.print(f"[yellow]{failed} record(s) went to the dead letters[/]: "
                       "see `crm2erp dlq list`")
     exit_with(EXIT_PROBLEMS if failed else EXIT_OK)
@@ -62,9 +65,9 @@ def _print_changes(results, limit: int = 50) -> None:
     for result in results:
         changes = [c for c in result.changes if c.action != "unchanged"]
         if not changes:
-            console.print(f"{result.flow}: no changes")
+            console.print(literal(f"{result.flow}: no changes"))
             continue
-        table = Table(title=f"{result.flow}: {len(changes)} change(s) would be written",
+        table = Table(title=literal(f"{result.flow}: {len(changes)} change(s) would be written"),
                       title_justify="left")
         table.add_column("action")
         table.add_column("key")
@@ -72,7 +75,7 @@ def _print_changes(results, limit: int = 50) -> None:
         for change in changes[:limit]:
             fields = ", ".join(f"{k}={v!r}" for k, v in change.fields.items()
                                if not isinstance(v, list | dict))
-            table.add_row(change.action, change.key, fields)
+            table.add_row(literal(change.action), literal(change.key), literal(fields))
         console.print(table)
         if len(changes) > limit:
             console.print(f"... and {len(changes) - limit} more")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import typer
-from rich.markup import escape
 
 from crm2erp.cli.app import settings
-from crm2erp.cli.output import console
+from crm2erp.cli.output import console, literal
 
 
 def unlock(ctx: typer.Context,
@@ -22,11 +21,11 @@ def unlock(ctx: typer.Context,
         held = store.lock_holders(flow)
         if not held:
             others = ", ".join(h.flow for h in store.lock_holders()) or "none"
-            console.print(escape(f"flow {flow!r} is not locked; nothing to release "
+            console.print(literal(f"flow {flow!r} is not locked; nothing to release "
                                  f"(locked now: {others})"))
             return
         for holder in held:
-            console.print(escape(holder.describe()))
+            console.print(literal(holder.describe()))
             if holder.gone() is None:
                 console.print("[yellow]its run looks alive: releasing lets a second run "
                               "start next to it (it stops at its next heartbeat)[/]")
@@ -34,7 +33,7 @@ def unlock(ctx: typer.Context,
             typer.confirm(f"Release {len(held)} lock(s)?", abort=True)
         for holder in held:
             done = store.unlock(holder)
-            console.print(escape(f"{holder.flow}: released; a run it left running is now "
+            console.print(literal(f"{holder.flow}: released; a run it left running is now "
                                  "crashed" if done
                                  else f"{holder.flow}: already released meanwhile"))
     finally:

@@ -26,8 +26,9 @@ def canonical_id_for(entity: str, system: str, external_id: str) -> str:
 class StoreResolver:
     """Implements the mapping language's ``Resolver`` over the state store.
 
-    Positive answers are cached for the run; misses are not, since a parent
-    may be written by the time the next record asks.
+    Inbound ids are cached for the run (a miss is the record's deterministic
+    id); outbound, only positive answers are, since a parent may be written by
+    the time the next record asks.
     """
 
     def __init__(self, store):
@@ -39,8 +40,10 @@ class StoreResolver:
     def prefetch(self, entity: str, system: str, external_ids) -> None:
         wanted = [str(e) for e in external_ids
                   if (entity, system, str(e)) not in self._to_canonical]
-        if wanted:
-            for ext, cid in self.store.canonical_ids(entity, system, wanted).items():
+        if wanted:   # one query per batch; a miss gets its deterministic id, as below
+            found = self.store.canonical_ids(entity, system, wanted)
+            for ext in wanted:
+                cid = found.get(ext) or canonical_id_for(entity, system, ext)
                 self._to_canonical[(entity, system, ext)] = cid
                 self._origin[(entity, cid)] = (system, ext)
 

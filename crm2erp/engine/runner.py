@@ -170,6 +170,8 @@ class FlowRunner:
         with self.store.lock(self.lock_name) as self.lock_owner:
             run_id = self.store.start_run(self.flow.flow, run_mode, owner=self.lock_owner)
             result = RunResult(self.flow.flow, run_id, run_mode, partition=self.partition)
+            for connector in (self.source, self.target):   # not this run's
+                connector.take_warnings()
             self.context.run_id, self.context.rows_read = run_id, 0
             try:
                 body(result)
@@ -188,8 +190,12 @@ class FlowRunner:
         return result
 
     def _warnings(self, result: RunResult) -> list[str]:
-        """The run's warnings: ``from:`` paths no record of the run had (their targets
+        """The run's warnings: what the source and target systems warned about (SAP's
+        ``sap-message``), and ``from:`` paths no record of the run had (their targets
         were left as they were)."""
+        for connector in dict.fromkeys((self.source, self.target)):
+            result.warnings.extend(f"{connector.name}: {text}"
+                                   for text in dict.fromkeys(connector.take_warnings()))
         for mapping in (self.inbound, self.outbound):
             for path in mapping.absent_sources():
                 result.warnings.append(
@@ -604,18 +610,22 @@ class FlowRunner:
         """Apply source deletes to the target, in the batch's commit.
 
         A deleted record's open dead letter is closed (a retry must not bring it
-        back). A delete the target refuses is a dead letter of stage ``delete``,
-        retried by ``dlq retry``; one that finds the record already gone is logged.
+        back). A delete the target refuses, or one that finds no record there
+        ("not found"), is a dead letter of stage ``delete``, retried by ``dlq
+        retry``. An applied delete marks the target's cross-reference entry, so
+        the same delete read again (lookback, retry) is not sent twice.
         """
         commit.resolved_keys.extend(source_keys)
         mode = DeleteMode(self.flow.delete_policy)
         if mode is DeleteMode.IGNORE:
             return
         canonical = self.store.canonical_ids(self.flow.entity, self.source_system, source_keys)
-        targets = self.store.external_ids(self.flow.entity, self.target_system,
-                                          list(canonical.values()))
-        pending = [(key, targets[canonical[key]]) for key in source_keys
-                   if canonical.get(key) in targets]
+        targets = self.store.xref_by_canonical(self.flow.entity, self.target_system,
+                                               list(canonical.values()))
+        applied = f"{DELETED_MARK}:{mode.value}"
+        pending = [(key, targets[canonical[key]].external_id) for key in source_keys
+                   if canonical.get(key) in targets
+                   and targets[canonical[key]].payload_hash != applied]
         if not pending:
             return
         if dry_run:
@@ -636,6 +646,8 @@ class FlowRunner:
                          self.flow.flow, self.target_system, target_id, source_key)
             else:
                 counts["deleted"] += 1
+                commit.xref.append(XrefUpsert(self.flow.entity, self.target_system, target_id,
+                                              canonical[source_key], applied))
 
 
 def _new_dead_letters(outcome, commit: BatchCommit) -> int:

@@ -123,7 +123,7 @@ class HttpClient:
         problem, retry_after = "no attempt made", None
         for attempt in range(1, retry.max_attempts + 1):
             if attempt > 1:
-                self._wait(attempt - 1, retry_after, where)
+                self.backoff(attempt - 1, retry_after, where)
             retry_after = None
             if self.limiter is not None:
                 self.limiter.acquire()
@@ -195,7 +195,15 @@ class HttpClient:
         return decode_json(resp)
 
     # ------------------------------------------------------------------
-    def _wait(self, retry_number: int, retry_after: float | None, where: str) -> None:
+    def backoff(self, retry_number: int, retry_after: float | None = None,
+                where: str = "") -> None:
+        """Wait before retry number ``retry_number`` (1 = first) by this client's retry
+        policy: ``retry_after`` seconds when the server asked, else full-jitter backoff.
+
+        Connectors that retry a unit of work themselves (a ``$batch`` re-planned after a
+        lost answer) call this, so every retry is paced, counted in :attr:`stats` and
+        slept through the injectable ``sleep`` the same way.
+        """
         r = self.settings.retry
         delay = retry_after if retry_after is not None else backoff_delay(
             retry_number, r.backoff_base, r.backoff_max, self.rng)
@@ -203,7 +211,7 @@ class HttpClient:
             self.stats.retries += 1
             self.stats.waits.append(delay)
         if delay > 0:
-            log.debug(f"{where}: waiting {delay:.2f}s before retry {retry_number}")
+            log.debug(f"{where or self.name}: waiting {delay:.2f}s before retry {retry_number}")
             self.sleep(delay)
 
     def _count(self, *, attempts: int = 0, calls: int = 0, auth_calls: int = 0) -> None:

@@ -36,6 +36,11 @@ _COUNTRY_ALIASES = {
     "vietnam": "VN", "iran": "IR", "syria": "SY", "laos": "LA", "taiwan": "TW",
     "bolivia": "BO", "venezuela": "VE", "tanzania": "TZ", "moldova": "MD",
     "ivory coast": "CI", "uae": "AE", "emirates": "AE",
+    # names in the country's own language, as CRM users type them
+    "italia": "IT", "nederland": "NL", "belgique": "BE", "belgië": "BE", "sverige": "SE",
+    "norge": "NO", "danmark": "DK", "suomi": "FI", "polska": "PL", "česko": "CZ",
+    "slovensko": "SK", "magyarország": "HU", "hrvatska": "HR", "éire": "IE", "ελλάδα": "GR",
+    "brasil": "BR", "méxico": "MX", "türkiye": "TR", "rossiya": "RU",
 }
 
 

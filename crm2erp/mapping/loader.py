@@ -16,6 +16,8 @@ __all__ = [
     "load_flow",
     "load_connections",
     "load_project",
+    "project_state_url",
+    "PROJECT_FILE",
     "validate_project",
     "validate_connections",
     "Project",
@@ -31,10 +33,12 @@ from crm2erp.errors import ConfigError, ConfigIssue
 from crm2erp.mapping.compiler import check_mapping
 from crm2erp.mapping.models import ConnectionsFile, ConnectionSpec, FlowSpec, MappingSpec
 from crm2erp.mapping.registry import TransformSpecError, bind_transform
+from crm2erp.mapping.secrets import register_connection_secrets
 from crm2erp.mapping.validation import did_you_mean, issues_from_validation, validate_doc
 from crm2erp.mapping.yamlpos import YamlDoc, interpolate_env, load_yaml, unset_positions
 
 CONNECTIONS_FILE = "connections.yaml"
+PROJECT_FILE = "crm2erp.yaml"   # optional project settings (today: where its state lives)
 
 
 def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
@@ -118,7 +122,9 @@ def _read_connections(
 ) -> tuple[dict[str, ConnectionSpec] | None, list[ConfigIssue]]:
     """``settings``: also check each connection's settings with its connector."""
     doc = load_yaml(path)
-    issues = list(doc.issues) + interpolate_env(doc, env)
+    used: list = []
+    issues = list(doc.issues) + interpolate_env(doc, env, used)
+    register_connection_secrets(doc.data, used)
     parsed, more = validate_doc(doc, ConnectionsFile)
     issues += more
     if parsed is not None and settings:
@@ -237,9 +243,10 @@ def _scan(root: Path, env: Mapping[str, str], *, deep: bool = False, reflect: bo
     if conn_path.is_file():
         conns, more = _read_connections(conn_path, env, settings=deep)
         issues += more
-    else:
-        issues.append(ConfigIssue(str(conn_path), None, None,
-                                  f"no {CONNECTIONS_FILE} in the project directory; create it"))
+    else:   # not a project: its sub-folders are not scanned for flows
+        return Project(root, {}, {}), [ConfigIssue(
+            str(conn_path), None, None, f"no {CONNECTIONS_FILE} in the project directory; "
+            "create it, or point --project / CRM2ERP_PROJECT at a project folder")]
     flows: dict[str, FlowSpec] = {}
     for path in _flow_files(root):
         spec, more = _read_flow(path)
@@ -290,3 +297,22 @@ def load_project(root: str | os.PathLike[str], env: Mapping[str, str] | None = N
     if issues:
         _raise("project", Path(root), issues)
     return project
+
+
+def project_state_url(root: str | os.PathLike[str],
+                      env: Mapping[str, str] | None = None) -> str | None:
+    """The ``state:`` URL of the project's ``crm2erp.yaml``, if it has one.
+
+    ``${VAR}`` is expanded as in ``connections.yaml``; a problem in the file is a
+    ConfigError naming its line and column."""
+    from crm2erp.mapping.models import ProjectFile
+
+    path = Path(root) / PROJECT_FILE
+    if not path.is_file():
+        return None
+    doc = load_yaml(path)
+    issues = list(doc.issues) + interpolate_env(doc, os.environ if env is None else env)
+    parsed, more = validate_doc(doc, ProjectFile)
+    if parsed is None or issues or more:
+        _raise("project file", path, _sorted(issues + more))
+    return parsed.state

@@ -399,3 +399,12 @@ class ConnectionSpec:
     source_file: Path | None = None
     line: int | None = None
     airflow_conn_id: str | None = None
+
+
+class ProjectFile(_Strict):
+    """``crm2erp.yaml`` beside ``connections.yaml``: settings every command of the
+    project shares."""
+
+    state: str | None = Field(None, min_length=1, description=(
+        "State store URL for this project (a --state option or CRM2ERP_STATE_URL "
+        "still wins), e.g. sqlite:///path/to/state.db"))

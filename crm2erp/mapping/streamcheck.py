@@ -96,8 +96,8 @@ def _delete_issues(flow: FlowSpec, conn: Connector, conn_name: str) -> list[Conf
     if modes is None or policy in modes:
         return []
     if policy == "archive" and "delete" in modes:
-        advice = ("give the stream an 'archive: {column: ..., value: ...}' setting in "
-                  "connections.yaml, or use delete_policy: delete or ignore")
+        advice = (f"give the stream an 'archive:' setting in connections.yaml (see "
+                  f"docs/connectors/{conn.name}.md), or use delete_policy: delete or ignore")
     else:
         advice = f"it can: {', '.join(modes) or 'nothing'}"
     return [flow._doc.issue(("delete_policy",), (

@@ -13,13 +13,19 @@ Two deliberate departures from PyYAML's YAML 1.1 defaults:
   stay strings, so country codes and value maps are not silently mangled;
 * duplicate keys are reported instead of the last one silently winning.
 
+Hostile files stay cheap: a file over :data:`MAX_BYTES`, or one whose aliases
+(``*name``) and merge keys would expand to more than :data:`MAX_NODES` nodes
+(a "billion laughs" alias bomb), or nested too deeply, is one issue naming the
+file; it is never expanded.
+
 :func:`interpolate_env` expands ``${VAR}`` and ``${VAR:-default}`` in string
 values (connection files only); ``$${`` gives a literal ``${``.
 """
 
 from __future__ import annotations
 
-__all__ = ["YamlDoc", "DataPath", "load_yaml", "interpolate_env", "format_path"]
+__all__ = ["YamlDoc", "DataPath", "load_yaml", "interpolate_env", "format_path",
+           "MAX_BYTES", "MAX_NODES"]
 
 import os
 import re
@@ -37,6 +43,8 @@ DataPath = tuple[Any, ...]
 Position = tuple[int, int]
 
 _BOOL_TAG = "tag:yaml.org,2002:bool"
+MAX_BYTES = 10_000_000   # no configuration file comes near this
+MAX_NODES = 1_000_000    # keys and values after expanding aliases and merge keys
 
 
 def _yaml12_booleans(loader: type) -> type:
@@ -141,6 +149,32 @@ def _yaml_issue(file: str, exc: yaml.YAMLError) -> ConfigIssue:
     return ConfigIssue(file, line, col, f"YAML syntax error: {text}")
 
 
+def _expanded_size(root: Node, limit: int) -> int:
+    """How many nodes ``root`` expands to (aliases repeat their target), counted
+    once per distinct node, so an alias bomb costs no more than its text; stops
+    counting above ``limit``."""
+    sizes: dict[int, int] = {}
+
+    def size(node: Node) -> int:
+        if id(node) in sizes:
+            return sizes[id(node)]
+        total = 1
+        if isinstance(node, MappingNode):
+            children = [part for pair in node.value for part in pair]
+        elif isinstance(node, SequenceNode):
+            children = node.value
+        else:
+            children = []
+        for child in children:
+            total += size(child)
+            if total > limit:
+                break
+        sizes[id(node)] = total
+        return total
+
+    return size(root)
+
+
 def _build(node: Node, path: DataPath, doc: YamlDoc, loader: _Loader) -> Any:
     doc.values[path] = _pos(node)
     if isinstance(node, MappingNode):
@@ -192,24 +226,38 @@ def load_yaml(source: str | os.PathLike[str], *, text: str | None = None) -> Yam
         except (OSError, UnicodeDecodeError) as exc:
             doc.issues.append(ConfigIssue(file, None, None, f"cannot read file: {exc}"))
             return doc
+    if len(text) > MAX_BYTES:
+        doc.issues.append(ConfigIssue(file, None, None, f"file is larger than {MAX_BYTES:,} "
+                                      "characters; a configuration file never needs that"))
+        return doc
     if _FastLoader is not None:
         try:
             return _parse(YamlDoc(file), text, _FastLoader)
-        except yaml.YAMLError:
+        except (yaml.YAMLError, RecursionError):
             pass  # worded (and placed) by the pure-Python parser below
     try:
         return _parse(doc, text, _Loader)
     except yaml.YAMLError as exc:
         doc.issues.append(_yaml_issue(file, exc))
         doc.data = None
-        return doc
+    except RecursionError:
+        doc.issues.append(ConfigIssue(file, None, None, "YAML is nested too deeply to read; "
+                                      "flatten the structure"))
+        doc.data = None
+    return doc
 
 
 def _parse(doc: YamlDoc, text: str, loader_class: type) -> YamlDoc:
     loader = loader_class(text)
     try:
         node = loader.get_single_node()
-        if node is not None:
+        if node is not None and _expanded_size(node, MAX_NODES) > MAX_NODES:
+            line, col = _pos(node)
+            doc.issues.append(ConfigIssue(
+                doc.file, line, col, f"YAML expands to more than {MAX_NODES:,} values "
+                "through aliases (*name) or merge keys (<<), like an alias bomb; refused "
+                "without expanding it: write the values out or use fewer aliases"))
+        elif node is not None:
             doc.data = _build(node, (), doc, loader)
         else:
             doc.values[()] = (1, 1)
@@ -247,10 +295,12 @@ def unset_positions(doc: YamlDoc) -> set[tuple[int | None, int | None]]:
     return found
 
 
-def interpolate_env(doc: YamlDoc, env: Mapping[str, str]) -> list[ConfigIssue]:
+def interpolate_env(doc: YamlDoc, env: Mapping[str, str],
+                    used: list[tuple[DataPath, str, str]] | None = None) -> list[ConfigIssue]:
     """Expand ``${VAR}`` / ``${VAR:-default}`` in every string value, in place.
 
-    Returns one issue per missing variable (with the value's position).
+    Returns one issue per missing variable (with the value's position);
+    ``used`` collects ``(path, name, value)`` of each variable expanded.
     """
     issues: list[ConfigIssue] = []
 
@@ -260,6 +310,8 @@ def interpolate_env(doc: YamlDoc, env: Mapping[str, str]) -> list[ConfigIssue]:
                 return "${"
             name, default = match.group(1), match.group(2)
             if name in env:
+                if used is not None:
+                    used.append((path, name, env[name]))
                 return env[name]
             if default is not None:
                 return default

@@ -31,10 +31,22 @@ from crm2erp.engine import Engine, parse_since
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.orchestration.hooks import state_url
 from crm2erp.orchestration.runtime import flow_connections, load_runtime_project
-from crm2erp.redact import redact
+from crm2erp.redact import add_secret_listener, redact
 from crm2erp.store import COUNT_FIELDS, StateStore
 
 log = logging.getLogger(__name__)
+
+
+def _airflow_mask(value: str) -> None:
+    """Feed a crm2erp secret to Airflow's task-log masker (tracebacks included)."""
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # not inside Airflow
+        return
+    mask_secret(value)
+
+
+add_secret_listener(_airflow_mask)
 
 
 @contextmanager

@@ -62,37 +62,13 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
     conn.execute(stmt, list(rows))
 
 
-def _is_secret_key(key: str) -> bool:
-    # reuse redact()'s notion of a secret-looking name instead of a second list
-    probe = f"{key}=value"
-    return redact(probe) != probe
-
-
-def _redact_value(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: "***" if _is_secret_key(k) else _redact_value(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_redact_value(v) for v in value]
-    if isinstance(value, str):
-        return redact(value)
-    return value
-
-
 def encode_payload(payload: Any) -> str | None:
-    """The JSON text stored for a payload, with secrets masked.
+    """The JSON text stored for a payload: the record exactly as read.
 
-    Redacting the JSON text catches ``"password": "..."`` pairs; when that
-    leaves invalid JSON (an unquoted secret number, say) each value is
-    redacted on its own instead, so the stored payload always decodes.
+    A payload is business data, never redacted (a CRM note saying
+    ``password=hunter2`` is data); only error messages are.
     """
-    if payload is None:
-        return None
-    text = redact(jsonutil.dumps(payload))
-    try:
-        jsonutil.loads(text)
-    except ValueError:
-        text = jsonutil.dumps(_redact_value(jsonutil.to_jsonable(payload)))
-    return text
+    return None if payload is None else jsonutil.dumps(payload)
 
 
 def _write_xref(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) -> None:
@@ -190,8 +166,8 @@ def _write_canonical(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) 
         conn.execute(conflicts.insert(), [
             {"run_id": batch.run_id, "flow": batch.flow, "entity": c.entity,
              "canonical_id": c.canonical_id, "field": c.field, "system": c.system,
-             "incoming": redact(jsonutil.dumps(c.incoming)),
-             "kept": redact(jsonutil.dumps(c.kept)), "winner": c.winner, "rule": c.rule,
+             "incoming": jsonutil.dumps(c.incoming),
+             "kept": jsonutil.dumps(c.kept), "winner": c.winner, "rule": c.rule,
              "created_at": now} for c in batch.conflicts])
 
 

@@ -69,9 +69,10 @@ def _check(value: str, allowed: Sequence[str], what: str) -> None:
 def _create_engine(url: str) -> sa.Engine:
     try:
         parsed = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
+    except (sa.exc.ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
+        why = "its port is not a number" if isinstance(exc, ValueError) else str(exc)
         raise ConfigError(f"state store URL {redact(url)!r} is not a valid database URL "
-                          f"({exc}); use e.g. {DEFAULT_URL} or "
+                          f"({why}); use e.g. {DEFAULT_URL} or "
                           "postgresql+psycopg://user:password@host/db") from None
     register_secret(parsed.password)
     sqlite = parsed.get_backend_name() == "sqlite"

@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 from wsgiref.simple_server import make_server as _make_server
 
@@ -69,17 +70,37 @@ def serve_wsgi(app: Callable, host: str = "127.0.0.1", port: int = 0) -> Iterato
         thread.join(timeout=5)
 
 
+def _number(kind, low: float, high: float | None, what: str) -> Callable[[str], Any]:
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text!r} is not {what}")
+        return value
+    parse.__name__ = what
+    return parse
+
+
+# argparse types of the emulators' options: a bad value is a usage error (exit 2)
+count = _number(int, 1, None, "a whole number of at least 1")
+limit = _number(int, 0, None, "a whole number of at least 0")
+rate = _number(float, 0.0, 1.0, "a fraction between 0 and 1")
+port = _number(int, 0, 65535, "a TCP port (0-65535)")
+
+
 def emulator_parser(prog: str, description: str, default_port: int, *, seed: bool = True,
                     fault_rate: bool = True) -> argparse.ArgumentParser:
     """The command line every emulator shares: ``--host``, ``--port``, and unless
     turned off ``--seed`` (42) and ``--fault-rate`` (0.0); the emulator adds its own."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=default_port)
+    parser.add_argument("--port", type=port, default=default_port)
     if seed:
-        parser.add_argument("--seed", type=int, default=42)
+        parser.add_argument("--seed", type=limit, default=42)
     if fault_rate:
-        parser.add_argument("--fault-rate", type=float, default=0.0)
+        parser.add_argument("--fault-rate", type=rate, default=0.0)
     return parser
 
 

@@ -1,4 +1,4 @@
-"""Data quality with Great Expectations: rules, the batch gate, data docs.
+"""Data quality with Great Expectations: rules and the batch gate.
 
 Importing this package is cheap: Great Expectations itself (slow to import)
 is loaded only by :mod:`crm2erp.quality.gx.suite` and the modules that

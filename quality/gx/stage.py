@@ -38,9 +38,6 @@ if TYPE_CHECKING:  # GX is slow to import: only flows with quality rules pay for
 
 log = logging.getLogger(__name__)
 
-_MAX_DOC_RESULTS = 10  # GX validation results kept per run for the data docs
-
-
 @dataclass
 class _RuleTally:
     check: Check
@@ -122,13 +119,11 @@ class QualityStage:
         self.checker = BatchChecker(flow)
         self._run_id: object = object()
         self.tally = RunTally(self.checker.checks, self.config.sample_size)
-        self.doc_results: list[Any] = []
 
     def _start(self, ctx: StageContext) -> None:
         if ctx.run_id != self._run_id:
             self._run_id = ctx.run_id
             self.tally = RunTally(self.checker.checks, self.config.sample_size)
-            self.doc_results = []
 
     def process(self, items: list[Item], ctx: StageContext) -> list[Rejection]:
         self._start(ctx)
@@ -136,8 +131,6 @@ class QualityStage:
             return []
         outcomes = self.checker.run(items, ctx.store, self.flow.target.connection)
         self.tally.add(outcomes, len(items))
-        if self.checker.last_result is not None and len(self.doc_results) < _MAX_DOC_RESULTS:
-            self.doc_results.append(self.checker.last_result)
         rejected = rejected_rows(outcomes)
         self.tally.rejected += len(rejected)
         self._save(ctx)
@@ -161,7 +154,6 @@ class QualityStage:
                         if t.failed and t.check.severity == "critical"),
                        key=lambda t: -t.failed)[:3]
         rules = ", ".join(f"{t.check.rule!r} ({t.failed})" for t in worst)
-        self._docs(ctx)
         raise QualityGateError(
             f"flow {self.flow.flow!r}: {self.tally.rejected} of {rows} rows read "
             f"({share:.1%}) fail critical quality rules, above the threshold of "
@@ -171,23 +163,7 @@ class QualityStage:
             flow=self.flow.flow, share=share, threshold=threshold)
 
     def finish(self, ctx: StageContext) -> None:
-        self._docs(ctx)
-
-    def _docs(self, ctx: StageContext) -> None:
-        """Build the GX Data Docs of this run; a failure here never fails the run."""
-        from crm2erp.quality.report.paths import reports_dir
-
-        folder = reports_dir(self.store)
-        if folder is None or not self.doc_results or ctx.run_id is None:
-            return
-        try:
-            from crm2erp.quality.gx.docs import build_data_docs
-
-            build_data_docs(self.checker.suite, self.doc_results, folder, self.flow.flow,
-                            ctx.run_id)
-        except Exception:  # documentation is a by-product
-            log.warning("flow %s: could not build the GX data docs", self.flow.flow,
-                        exc_info=True)
+        """Nothing left to do: the rule totals are saved after every batch."""
 
 
 def quality_stage(flow, store) -> QualityStage | None:

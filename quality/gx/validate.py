@@ -69,7 +69,6 @@ class BatchChecker:
         self.batch_definition = (context.data_sources.get("crm2erp").get_asset("batch")
                                  .get_batch_definition("batch"))
         self.by_rule = {c.rule: c for c in self.checks}
-        self.last_result = None  # the GX validation result of the latest batch
 
     def frame(self, items: Sequence[Any]) -> pd.DataFrame:
         rows = []
@@ -103,7 +102,6 @@ class BatchChecker:
         result = batch.validate(self.suite, result_format={
             "result_format": "COMPLETE", "unexpected_index_column_names": [KEY],
             "return_unexpected_index_query": False})
-        self.last_result = result
         outcomes = []
         for one in result.results:
             config = one.expectation_config

@@ -10,8 +10,6 @@ __all__ = ["collect", "REPORT_VERSION"]
 
 import datetime as dt
 import logging
-import os
-from pathlib import Path
 from typing import Any
 
 from crm2erp.jsonutil import to_jsonable
@@ -119,21 +117,7 @@ def _reconciliation(store, flow_name: str, masker: Masker) -> dict[str, Any] | N
             "orphaned": details.get("orphaned", [])[:DIFF_ROWS]}
 
 
-def _data_docs(reports: Path | None, flow_name: str, out_dir: Path | None) -> str | None:
-    if reports is None:
-        return None
-    from crm2erp.quality.report.paths import docs_index
-
-    index = docs_index(reports, flow_name)
-    if not index.exists():
-        return None
-    if out_dir is not None:
-        return os.path.relpath(index, out_dir).replace(os.sep, "/")
-    return index.as_uri()
-
-
-def collect(store, run_id: int, *, flow=None, mappings=(), reports: Path | None = None,
-            out_dir: Path | None = None) -> dict[str, Any]:
+def collect(store, run_id: int, *, flow=None, mappings=()) -> dict[str, Any]:
     """The report of run ``run_id``.
 
     ``flow`` (the FlowSpec, when the project is at hand) gives the PII mask
@@ -152,5 +136,4 @@ def collect(store, run_id: int, *, flow=None, mappings=(), reports: Path | None 
         "dead_letters": _dead_letters(store, run_id, masker),
         "dedupe": _dedupe(store, flow, record.flow),
         "reconciliation": _reconciliation(store, record.flow, masker),
-        "data_docs": _data_docs(reports, record.flow, out_dir),
     }

@@ -23,8 +23,7 @@ def write_report(store, run_id: int, folder: Path, *, flow=None, mappings=()) ->
     """Write ``run-<id>.html`` and ``.json`` into ``folder``; returns the HTML path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    data = collect(store, run_id, flow=flow, mappings=mappings, reports=folder,
-                   out_dir=folder)
+    data = collect(store, run_id, flow=flow, mappings=mappings)
     html = folder / f"run-{run_id}.html"
     html.write_text(render_html(data), encoding="utf-8")
     (folder / f"run-{run_id}.json").write_text(render_json(data), encoding="utf-8")

@@ -7,10 +7,9 @@ or MariaDB store (or an in-memory SQLite one) reports are written only when
 
 from __future__ import annotations
 
-__all__ = ["reports_dir", "docs_index", "ENV_REPORTS"]
+__all__ = ["reports_dir", "ENV_REPORTS"]
 
 import os
-import re
 from pathlib import Path
 
 ENV_REPORTS = "CRM2ERP_REPORTS_DIR"
@@ -27,7 +26,3 @@ def reports_dir(store) -> Path | None:
         return Path(url.database).resolve().parent / "reports"
     return None
 
-
-def docs_index(reports: Path, flow: str) -> Path:
-    """The GX Data Docs index of ``flow`` in the reports folder."""
-    return Path(reports) / "gx-docs" / re.sub(r"[^A-Za-z0-9_.-]", "_", flow) / "index.html"

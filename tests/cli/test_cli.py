@@ -162,3 +162,37 @@ def test_version_prints_the_installed_version(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"crm2erp {version('crm2erp')}"
     assert not list(tmp_path.iterdir())   # nothing written
+
+
+def test_piped_output_is_not_cut_to_80_columns(tmp_path):
+    """In a pipe or a CI log (no terminal, no COLUMNS) tables keep their full width."""
+    project = _project(tmp_path)
+    state = ["-p", str(project), "--state", f"sqlite:///{tmp_path / 'state.db'}"]
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
+    listed = subprocess.run([sys.executable, "-m", "crm2erp", *state, "dlq", "list"],
+                            cwd=tmp_path, capture_output=True, text=True, env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert "…" not in listed.stdout
+    assert "not-an-email" in listed.stdout and max(map(len, listed.stdout.splitlines())) > 80
+
+
+def test_a_folder_without_connections_yaml_is_not_scanned(tmp_path):
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    (tmp_path / "deep" / "er" / "x.flow.yaml").write_text("flow: [unclosed\n")
+    result = crm2erp("status", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "no connections.yaml" in result.stderr and "x.flow.yaml" not in result.stderr
+
+
+def test_project_file_names_the_state_store_and_a_typo_is_reported(tmp_path):
+    project = _project(tmp_path)
+    (project / "crm2erp.yaml").write_text(f"state: sqlite:///{tmp_path / 'own.db'}\n")
+    run = crm2erp("-p", str(project), "sync", "run", "accounts", cwd=tmp_path)
+    assert run.returncode == 1, run.stderr            # one dead letter, as above
+    assert (tmp_path / "own.db").is_file() and not (tmp_path / "crm2erp-state.db").exists()
+    listed = crm2erp("-p", str(project), "dlq", "list", cwd=tmp_path)
+    assert "not-an-email" in listed.stdout
+    (project / "crm2erp.yaml").write_text("stat: sqlite:///x.db\n")
+    bad = crm2erp("-p", str(project), "status", cwd=tmp_path)
+    assert bad.returncode == 2 and "crm2erp.yaml:1:1" in bad.stderr, bad.stderr

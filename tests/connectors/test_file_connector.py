@@ -152,7 +152,8 @@ def test_delete_modes(accounts_csv):
         "plain": {"file": "accounts.csv"}})
     assert conn.delete("accounts", ["1"], DeleteMode.IGNORE)[0].action is WriteAction.UNCHANGED
     archived = conn.delete("accounts", ["1", "99"], DeleteMode.ARCHIVE)
-    assert [r.action for r in archived] == [WriteAction.UPDATED, WriteAction.UNCHANGED]
+    assert [r.action for r in archived] == [WriteAction.UPDATED, WriteAction.FAILED]
+    assert archived[1].error.startswith("not found") and "accounts.csv" in archived[1].error
     assert conn.lookup("accounts", ["1"])["1"]["active"] == "false"
     assert conn.lookup("accounts", ["2"])["2"]["active"] is None
     deleted = conn.delete("accounts", ["2", "10"], DeleteMode.DELETE)

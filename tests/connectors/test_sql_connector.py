@@ -256,7 +256,8 @@ def test_delete_modes(db):
     ignored = conn.delete("customers", [ids["C-1"]], DeleteMode.IGNORE)
     assert ignored[0].action is WriteAction.UNCHANGED
     archived = conn.delete("customers", [ids["C-1"], "999999"], DeleteMode.ARCHIVE)
-    assert [r.action for r in archived] == [WriteAction.UPDATED, WriteAction.UNCHANGED]
+    assert [r.action for r in archived] == [WriteAction.UPDATED, WriteAction.FAILED]
+    assert archived[1].error.startswith("not found") and "999999" in archived[1].error
     active = dict(fetch(url, "SELECT crm_ref, active FROM customers"))
     assert [bool(active[k]) for k in ("C-1", "C-2", "C-3")] == [False, True, True]
     deleted = conn.delete("customers", [ids["C-2"]], DeleteMode.DELETE)
@@ -267,6 +268,25 @@ def test_delete_modes(db):
     assert fetch(url, "SELECT COUNT(*) FROM deal_lines") == [(0,)]
     with pytest.raises(ConfigError, match="archive"):
         conn.delete("accounts", ["1"], DeleteMode.ARCHIVE)
+
+
+def test_a_delete_that_finds_no_row_is_not_found_and_the_others_are_applied(db):
+    url, tables, connect = db
+    conn = connect()
+    written = conn.upsert("customers", [{"crm_ref": r, "name": r} for r in ("C-1", "C-2", "C-3")])
+    ids = {w.key: w.target_id for w in written}
+    other = sa.create_engine(url)
+    with other.begin() as raw:                          # someone removed C-2 meanwhile
+        raw.execute(sa.text("DELETE FROM customers WHERE crm_ref = 'C-2'"))
+    other.dispose()
+    for mode in (DeleteMode.ARCHIVE, DeleteMode.DELETE):
+        outcome = conn.delete("customers", [ids["C-1"], ids["C-2"]], mode)
+        assert [r.ok for r in outcome] == [True, False]
+        assert outcome[1].error == f"not found: no record {ids['C-2']!r} in table customers"
+    assert fetch(url, "SELECT crm_ref FROM customers") == [("C-3",)]
+    gone = conn.delete("accounts", ["41"], DeleteMode.DELETE)   # by key, no id column
+    assert (gone[0].action, gone[0].error) == (WriteAction.FAILED,
+                                               "not found: no record '41' in table accounts")
 
 
 def test_update_sets_fields_of_existing_rows_only(db):

@@ -150,18 +150,38 @@ def test_archive_without_an_archive_setting_is_refused(tmp_path):
     assert validate_project(fixed) == []
 
 
-def test_delete_policy_on_a_connector_that_cannot_delete(tmp_path):
+def _sf_project(tmp_path, policy: str, stream: str = "") -> Path:
     connections = CONNECTIONS.format(dir=tmp_path) + (
         "  sf:\n    type: salesforce\n    instance_url: https://example.my.salesforce.com\n"
-        "    auth: {type: bearer, token: t}\n")
+        "    auth: {type: bearer, token: t}\n" + stream)
     flow = FLOW.replace("connection: erp, stream: customers",
-                        "connection: sf, stream: accounts") + "delete_policy: delete\n"
-    project = _project(tmp_path, **{"connections.yaml": connections,
-                                    "accounts.flow.yaml": flow})
-    issues = [i for i in _lines(validate_project(project)) if "delete_policy" in i]
+                        "connection: sf, stream: accounts") + f"delete_policy: {policy}\n"
+    return _project(tmp_path, **{"connections.yaml": connections, "accounts.flow.yaml": flow})
+
+
+def test_delete_policy_on_a_connector_that_cannot_delete(tmp_path, monkeypatch):
+    from crm2erp.connectors.base import Connector
+    from crm2erp.connectors.salesforce import SalesforceConnector
+    monkeypatch.setattr(SalesforceConnector, "delete", Connector.delete)  # as one without it
+    issues = [i for i in _lines(validate_project(_sf_project(tmp_path, "delete")))
+              if "delete_policy" in i]
     assert issues == ["accounts.flow.yaml:5:16: delete_policy 'delete': connector 'salesforce' "
                       "(connection 'sf') cannot delete or archive records; use "
                       "delete_policy: ignore"]
+
+
+def test_a_crm_stream_archives_only_with_its_archive_setting(tmp_path):
+    def issues(project):
+        return [i for i in _lines(validate_project(project)) if "delete_policy" in i]
+    assert issues(_sf_project(tmp_path, "delete")) == []
+    assert issues(_sf_project(tmp_path, "archive")) == [
+        "accounts.flow.yaml:5:16: delete_policy 'archive': stream 'accounts' of connection "
+        "'sf' cannot archive; give the stream an 'archive:' setting in connections.yaml (see "
+        "docs/connectors/salesforce.md), or use delete_policy: delete or ignore"]
+    archiving = ("    streams:\n      accounts: {sobject: Account, fields: [Id, Name],\n"
+                 "                 external_id_field: ERP_Id__c,\n"
+                 "                 archive: {field: Active__c, value: false}}\n")
+    assert issues(_sf_project(tmp_path, "archive", archiving)) == []
 
 
 def test_declared_api_fields_are_checked_offline(tmp_path):

@@ -151,15 +151,24 @@ def test_dead_letters_of_other_flows_are_separate(store):
     assert store.count_dead_letters("contacts") == 0
 
 
-def test_dead_letter_payload_and_error_are_redacted(store):
+def test_dead_letter_keeps_the_true_payload_and_redacts_only_credentials(store):
+    """Business data is stored as read; only credentials in the error are masked."""
+    from crm2erp.redact import register_secret
+
+    register_secret("conn-secret-4711")
+    note = "Portal password=hunter2; API token: tok-123"
     run_id = store.start_run("accounts", "incremental")
     store.commit_batch(_batch(run_id, dead_letters=[NewDeadLetter(
-        "write", "A1", "POST https://bot:hunter22@erp.example/api failed",
-        {"Id": "A1", "api_key": "abc123", "token": 987654, "Amount": Decimal("1.10")})]))
+        "write", "A1", "POST https://bot:hunter22@erp.example/api?api_key=k9&x=1 failed "
+        "with conn-secret-4711",
+        {"Id": "A1", "api_key": "abc123", "token": 987654, "Amount": Decimal("1.10"),
+         "note": note})]))
     letter = store.dead_letters("accounts")[0]
     assert "hunter22" not in letter.error and "erp.example" in letter.error
-    assert letter.payload["api_key"] == "***" and letter.payload["token"] == "***"
-    assert letter.payload["Amount"] == "1.10" and letter.payload["Id"] == "A1"
+    assert "k9" not in letter.error and "x=1" in letter.error
+    assert "conn-secret-4711" not in letter.error
+    assert letter.payload == {"Id": "A1", "api_key": "abc123", "token": 987654,
+                              "Amount": "1.10", "note": note}
 
 
 def test_dead_letter_listing_and_status_changes(store):

@@ -27,7 +27,10 @@ def test_run_lifecycle_with_utc_timestamps(store):
     assert run.started_at.tzinfo == dt.UTC
     assert before - dt.timedelta(seconds=1) <= run.started_at
 
-    store.finish_run(run_id, "partial", "2 records failed; password=s3cret")
+    from crm2erp.redact import register_secret
+
+    register_secret("s3cret-of-connections-yaml")   # only our own secrets are masked
+    store.finish_run(run_id, "partial", "2 records failed; login s3cret-of-connections-yaml")
     run = store.get_run(run_id)
     assert run.status == "partial"
     assert run.finished_at.tzinfo == dt.UTC and run.finished_at >= run.started_at
