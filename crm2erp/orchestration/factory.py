@@ -100,13 +100,13 @@ def build_dag(entry: FlowEntry, default_args: dict[str, Any] | None = None) -> D
         def check_connections() -> list[str]:
             return tasks.check_connections(root, name)
 
-        @task(task_id="sync")
+        @task(task_id="sync", multiple_outputs=False)  # one XCom, not one per key
         def sync(partition: int | None = None, params=None, dag_run=None,
                  data_interval_start=None) -> dict[str, Any]:
             mode, since = _mode(params, dag_run, data_interval_start)
             return tasks.sync(root, name, partition, mode=mode, since=since)
 
-        @task(task_id="report", outlets=[asset])
+        @task(task_id="report", outlets=[asset], multiple_outputs=False)
         def report(results, outlet_events=None) -> dict[str, Any]:
             summary = tasks.report(name, results)
             if outlet_events is not None:

@@ -22,9 +22,13 @@ __all__ = [
     "HOOKS",
     "hook_for",
     "connector_settings",
+    "STATE_CONN_ID",
+    "STATE_CONN_ENV",
+    "state_url",
 ]
 
 import logging
+import os
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
@@ -32,6 +36,10 @@ from airflow.sdk import BaseHook
 
 from crm2erp.errors import ConfigError
 from crm2erp.redact import register_secret
+from crm2erp.store.state import ENV_URL
+
+STATE_CONN_ID = "crm2erp_state"
+STATE_CONN_ENV = "CRM2ERP_STATE_CONN_ID"  # another Connection id for the state store
 
 log = logging.getLogger(__name__)
 
@@ -211,3 +219,30 @@ def connector_settings(conn_id: str, connector_type: str,
     log.info("crm2erp: settings of a %s connection from Airflow Connection %s (%s)",
              connector_type, conn_id, hook.hook_name)
     return hook.settings(connector_type, dict(base or {}), conn)
+
+
+def state_url() -> str:
+    """The state store URL of a task: ``$CRM2ERP_STATE_URL``, else the Airflow
+    Connection ``crm2erp_state`` (or the id in ``$CRM2ERP_STATE_CONN_ID``).
+
+    Neither is a ConfigError, so the task fails at once: under Airflow there is
+    no fallback to a SQLite file in the worker's folder, where every worker
+    (pod, Celery host) would start from an empty store and sync everything again.
+    """
+    url = os.environ.get(ENV_URL)
+    if url:
+        return url
+    conn_id = os.environ.get(STATE_CONN_ENV) or STATE_CONN_ID
+    try:
+        conn = BaseHook.get_connection(conn_id)
+    except Exception as exc:  # AirflowNotFoundException and friends
+        raise ConfigError(
+            f"no state store configured for this task: {ENV_URL} is not set and the "
+            f"Airflow Connection {conn_id!r} cannot be read ({exc}); create it, e.g. "
+            f"`airflow connections add {conn_id} --conn-type crm2erp_sql --conn-host db "
+            "--conn-login crm2erp --conn-password ... --conn-schema crm2erp`, or set "
+            f"{ENV_URL} on every worker (crm2erp does not fall back to a SQLite file in "
+            "the worker's folder under Airflow)") from None
+    hook = hook_for(conn.conn_type, "sql")(crm2erp_conn_id=conn_id)
+    log.info("crm2erp: state store from Airflow Connection %s", conn_id)
+    return hook.settings("sql", {}, conn)["url"]

@@ -11,7 +11,6 @@ replaces the value.
 from __future__ import annotations
 
 __all__ = [
-    "PROJECT_VARIABLE",
     "PROJECT_ENV",
     "FlowEntry",
     "ScanResult",
@@ -40,7 +39,6 @@ from crm2erp.mapping.yamlpos import UNSET_RX as _UNSET_RX
 
 log = logging.getLogger(__name__)
 
-PROJECT_VARIABLE = "crm2erp_project"
 PROJECT_ENV = "CRM2ERP_PROJECT"
 
 
@@ -130,8 +128,9 @@ class ScanResult:
             return None
         files = sorted({i.file for i in self.issues})
         noun = "file has" if len(files) == 1 else "files have"
-        return ConfigError(f"crm2erp: {len(files)} {noun} problems; the flows they define "
-                           "have no DAG until they are fixed", self.issues)
+        return ConfigError(f"crm2erp: {len(files)} {noun} problems; a flow whose own "
+                           "files have problems has no DAG until they are fixed",
+                           self.issues)
 
 
 def shipped_project_dirs() -> list[Path]:
@@ -148,22 +147,12 @@ def shipped_project_dirs() -> list[Path]:
     return [demo, *others]
 
 
-def _airflow_variable() -> str | None:
-    """The Airflow Variable, when Airflow is there and can answer (never fails)."""
-    try:
-        from airflow.sdk import Variable
-
-        return Variable.get(PROJECT_VARIABLE, default=None)
-    except Exception as exc:  # no Airflow, no metadata DB or API at parse time
-        log.debug("no Airflow Variable %s: %s", PROJECT_VARIABLE, exc)
-        return None
-
-
 def project_dirs(value: str | None = None) -> list[Path]:
-    """Project folders: ``value``, else the Airflow Variable ``crm2erp_project``,
-    else ``$CRM2ERP_PROJECT``, else the shipped packs. Several folders may be
-    given separated by ``os.pathsep`` (``:`` on Linux)."""
-    value = value or _airflow_variable() or os.environ.get(PROJECT_ENV)
+    """Project folders: ``value``, else ``$CRM2ERP_PROJECT``, else the shipped
+    packs. Several folders may be given separated by ``os.pathsep`` (``:`` on
+    Linux). No Airflow Variable is read: DAG files are parsed often and must not
+    query the metadata database or the API server at parse time."""
+    value = value or os.environ.get(PROJECT_ENV)
     if not value:
         return shipped_project_dirs()
     return [Path(part).expanduser() for part in value.split(os.pathsep) if part.strip()]
@@ -174,13 +163,53 @@ def _flow_files(root: Path) -> list[Path]:
                   if not any(part.startswith(".") for part in p.relative_to(root).parts))
 
 
+_FLOW_NAME_RX = re.compile(r"^flow:[ \t]*[\"']?([A-Za-z0-9_.-]+)", re.M)
+_UNKNOWN_PARENT_RX = re.compile(r"depends on unknown flow '([^']+)'")
+
+
+def _declared_flow(path: Path) -> str | None:
+    """The ``flow:`` name a broken flow file declares, if it can be told."""
+    try:
+        found = _FLOW_NAME_RX.search(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return None
+    return found.group(1) if found else None
+
+
+def _blame_broken_parents(issues: list[ConfigIssue], flow_files: list[Path],
+                          bad_files: set[Path]) -> tuple[list[ConfigIssue], set[ConfigIssue]]:
+    """A flow whose parent's file is broken is told so, and keeps its DAG.
+
+    Loading reports it as "depends on unknown flow": the parent has no spec
+    because its file does not load. The message is made to name that file,
+    and the issue no longer counts against the dependant's own file: the
+    issues, and those of them that leave the file usable."""
+    broken = {name: path for path in flow_files if path.resolve() in bad_files
+              for name in [_declared_flow(path)] if name}
+    out, notes = [], set()
+    for issue in issues:
+        found = _UNKNOWN_PARENT_RX.search(issue.message)
+        if found and found.group(1) in broken:
+            parent = found.group(1)
+            issue = ConfigIssue(issue.file, issue.line, issue.column, (
+                f"depends on flow {parent!r}, whose file {broken[parent]} has problems "
+                "(listed here); this flow keeps its DAG, which runs on that flow's asset "
+                "again once the file is fixed"))
+            notes.add(issue)
+        out.append(issue)
+    return out, notes
+
+
 def _scan_one(root: Path, result: ScanResult) -> None:
     issues = validate_project(root, env=MarkingEnv.for_project(root))
+    flow_files = _flow_files(root) if root.is_dir() else []
+    issues, notes = _blame_broken_parents(
+        issues, flow_files, {Path(i.file).resolve() for i in issues if i.file})
     result.issues += issues
-    bad_files = {Path(i.file).resolve() for i in issues if i.file}
+    bad_files = {Path(i.file).resolve() for i in issues if i.file and i not in notes}
     if (root / "connections.yaml").resolve() in bad_files or not root.is_dir():
         return  # nothing in this project can run
-    for path in _flow_files(root):
+    for path in flow_files:
         if path.resolve() in bad_files:
             continue
         try:
@@ -201,11 +230,48 @@ def _scan_one(root: Path, result: ScanResult) -> None:
         result.flows[flow.flow] = FlowEntry(flow, root.resolve())
 
 
+# (project folders) -> (fingerprint, result): both DAG files of a parse, and
+# every later parse in the same process, reuse a scan while no file changed
+_SCANS: dict[tuple[str, ...], tuple[tuple, ScanResult]] = {}
+
+
+def _fingerprint(roots: tuple[str, ...], result: ScanResult | None) -> tuple:
+    """What a scan depends on: every YAML file under the roots and every mapping
+    the flows use (even outside them) by mtime and size, and the environment."""
+    files: set[Path] = set()
+    for root in map(Path, roots):
+        if root.is_dir():
+            files.update(p for pattern in ("*.yaml", "*.yml") for p in root.rglob(pattern))
+    if result is not None:
+        for entry in result.flows.values():
+            files.update((entry.flow.source_mapping_path, entry.flow.target_mapping_path))
+    stamps = []
+    for path in sorted(files):
+        try:
+            stat = path.stat()
+        except OSError:
+            stamps.append((str(path), None, None))
+        else:
+            stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
+    return tuple(stamps), hash(frozenset(os.environ.items()))
+
+
 def scan_projects(dirs: list[Path] | None = None) -> ScanResult:
-    """Every valid, enabled flow of the projects, and every problem found."""
+    """Every valid, enabled flow of the projects, and every problem found.
+
+    Cached while no YAML file under the folders (nor a mapping a flow uses)
+    changed its mtime or size and the environment is the same."""
+    roots = tuple(str(Path(r).resolve()) for r in (project_dirs() if dirs is None else dirs))
+    cached = _SCANS.get(roots)
+    if cached is not None and cached[0] == _fingerprint(roots, cached[1]):
+        return cached[1]
+    before = _fingerprint(roots, None)
     result = ScanResult()
-    for root in project_dirs() if dirs is None else dirs:
+    for root in roots:
         _scan_one(Path(root), result)
     result.issues = sorted(dict.fromkeys(result.issues),
                            key=lambda i: (i.file, i.line or 0, i.column or 0))
+    after = _fingerprint(roots, result)
+    if set(before[0]) <= set(after[0]) and before[1] == after[1]:  # nothing changed meanwhile
+        _SCANS[roots] = (after, result)
     return result

@@ -14,14 +14,18 @@ __all__ = ["SettingsFetcher", "load_runtime_project", "resolve_connections", "fl
            "deep_merge"]
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from crm2erp.errors import ConfigError
-from crm2erp.mapping import Project, load_project
+from crm2erp.mapping import Project, load_connections, load_project
+from crm2erp.mapping.loader import CONNECTIONS_FILE
 from crm2erp.mapping.models import ConnectionSpec
-from crm2erp.orchestration.projects import MarkingEnv, unset_variables
+from crm2erp.orchestration.projects import MarkingEnv, scan_projects, unset_variables
+
+log = logging.getLogger(__name__)
 
 # (airflow_conn_id, connector type, settings from the YAML) -> merged settings
 SettingsFetcher = Callable[[str, str, dict[str, Any]], dict[str, Any]]
@@ -82,7 +86,23 @@ def flow_connections(project: Project, flow_name: str) -> list[str]:
 def load_runtime_project(root: str | Path, flow_name: str,
                          fetch: SettingsFetcher | None = None) -> Project:
     """Load the project at ``root`` for running ``flow_name``: every file is checked,
-    and the flow's connections get their Airflow credentials."""
-    project = load_project(root, env=MarkingEnv.for_project(root))
+    and the flow's connections get their Airflow credentials.
+
+    A problem in a file the flow does not use (another flow, its mappings) does
+    not stop it, as it does not cost its DAG (see
+    :func:`~crm2erp.orchestration.projects.scan_projects`): the project then
+    holds the flows that load, and a warning lists the problems."""
+    env = MarkingEnv.for_project(root)
+    try:
+        project = load_project(root, env=env)
+    except ConfigError as exc:
+        usable = scan_projects([Path(root)])
+        if flow_name not in usable.flows:
+            raise
+        log.warning("flow %s runs although other files of its project have problems:\n%s",
+                    flow_name, "\n".join(f"  {issue}" for issue in exc.issues))
+        project = Project(Path(root).resolve(),
+                          load_connections(Path(root) / CONNECTIONS_FILE, env),
+                          {name: entry.flow for name, entry in usable.flows.items()})
     resolve_connections(project, flow_connections(project, flow_name), fetch)
     return project

@@ -3,7 +3,8 @@
 ``check_connections`` -> ``sync`` (one per partition) -> ``report``. Only run
 ids and counts travel between tasks (XCom); records never do: the engine
 reads, checks, dedupes and loads them batch by batch inside ``sync`` and keeps
-its state in the state store (``$CRM2ERP_STATE_URL``).
+its state in the state store (``$CRM2ERP_STATE_URL`` or the Airflow Connection
+``crm2erp_state``, see :func:`~crm2erp.orchestration.hooks.state_url`).
 
 Failure semantics, so Airflow does the right thing:
 
@@ -28,6 +29,7 @@ from typing import Any
 
 from crm2erp.engine import Engine, parse_since
 from crm2erp.errors import ConfigError, FatalError, RetriableError
+from crm2erp.orchestration.hooks import state_url
 from crm2erp.orchestration.runtime import flow_connections, load_runtime_project
 from crm2erp.redact import add_secret_listener, redact
 from crm2erp.store import COUNT_FIELDS, StateStore
@@ -91,7 +93,7 @@ def sync(root: str | Path, flow: str, partition: int | None = None, *,
         if mode == "since" and cursor is None:
             raise ConfigError(f"mode 'since' for {label} needs a 'since' date")
         project = load_runtime_project(root, flow)
-        with StateStore.open() as store, Engine(project, store) as engine:
+        with StateStore.open(state_url()) as store, Engine(project, store) as engine:
             result = engine.run(flow, mode=mode, since=cursor, partition=partition)
     outcome = {"flow": flow, "run_id": result.run_id, "partition": result.partition,
                "status": result.status, "counts": dict(result.counts),
@@ -103,7 +105,8 @@ def sync(root: str | Path, flow: str, partition: int | None = None, *,
 def report(flow: str, results: Iterable[dict[str, Any]] | dict[str, Any]) -> dict[str, Any]:
     """Summarise the runs of the ``sync`` task(s) from the state store's run records."""
     results = [results] if isinstance(results, dict) else [r for r in results if r]
-    with failure_semantics(f"flow {flow}: report"), StateStore.open() as store:
+    with (failure_semantics(f"flow {flow}: report"),
+          StateStore.open(state_url()) as store):
         runs = [store.get_run(r["run_id"]) for r in results if r.get("run_id") is not None]
         totals = {name: sum(run.counts[name] for run in runs) for name in COUNT_FIELDS}
         open_letters = store.count_dead_letters(flow=flow, status="open")

@@ -5,6 +5,12 @@ an installed crm2erp needs no ``alembic.ini`` in the working directory. The
 caller's engine is handed to Alembic through ``config.attributes`` and the
 whole upgrade runs in one transaction (on PostgreSQL and SQLite DDL is
 transactional; MariaDB commits each DDL statement on its own).
+
+The revision lives in ``crm2erp_alembic_version``
+(:data:`~crm2erp.store.migrations.VERSION_TABLE`), so the store can share a
+database with Airflow's metadata (which owns ``alembic_version``). A store
+made by an older crm2erp, whose ``alembic_version`` holds a crm2erp revision,
+has it moved to the new table on its next upgrade, inside the migration lock.
 """
 
 from __future__ import annotations
@@ -22,6 +28,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+
+from crm2erp.store.migrations import LEGACY_VERSION_TABLE, VERSION_TABLE
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +61,37 @@ def head_revision() -> str:
 def current_revision(engine: sa.Engine) -> str | None:
     """The revision the database is at, or None before the first migration."""
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        return _context(conn).get_current_revision()
+
+
+def _context(conn: sa.Connection) -> MigrationContext:
+    return MigrationContext.configure(conn, opts={"version_table": VERSION_TABLE})
+
+
+def _is_ours(script: ScriptDirectory, revision: str) -> bool:
+    try:
+        return script.get_revision(revision) is not None
+    except CommandError:  # another application's revision (Airflow's, say)
+        return False
+
+
+def _adopt_legacy_version_table(conn: sa.Connection) -> None:
+    """Move a crm2erp revision out of ``alembic_version`` into the store's own table.
+
+    An ``alembic_version`` holding anything else (Airflow's revision, when the
+    store shares Airflow's metadata database) is left alone."""
+    tables = set(sa.inspect(conn).get_table_names())
+    if VERSION_TABLE in tables or LEGACY_VERSION_TABLE not in tables:
+        return
+    legacy = sa.table(LEGACY_VERSION_TABLE, sa.column("version_num"))
+    revisions = list(conn.execute(sa.select(legacy.c.version_num)).scalars())
+    script = ScriptDirectory.from_config(alembic_config())
+    if not revisions or not all(_is_ours(script, rev) for rev in revisions):
+        return
+    log.info("state store: moving revision %s from %s to %s", ", ".join(revisions),
+             LEGACY_VERSION_TABLE, VERSION_TABLE)
+    command.stamp(alembic_config(conn), revisions)
+    conn.execute(sa.text(f"DROP TABLE {LEGACY_VERSION_TABLE}"))
 
 
 @contextmanager
@@ -103,8 +142,8 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
     if revision == "head" and current_revision(engine) == head_revision():
         return
     with _migrating(engine) as conn:
-        if revision == "head" and (MigrationContext.configure(conn).get_current_revision()
-                                   == head_revision()):
+        _adopt_legacy_version_table(conn)
+        if revision == "head" and _context(conn).get_current_revision() == head_revision():
             log.info("state store was migrated by another process meanwhile")
             return
         log.info("migrating state store %s to %s",

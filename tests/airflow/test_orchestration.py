@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 import types
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -221,3 +222,75 @@ def test_a_quality_breach_fails_the_task_and_dead_letters_do_not(airflow, demo_e
         tasks.sync(pack_dir("demo"), "demo_accounts", mode="full_refresh")
     with StateStore.open(demo_env) as store:
         assert store.list_runs("demo_accounts", limit=1)[0].status == "failed"
+
+
+# -- the state store under Airflow ----------------------------------------
+def test_a_task_without_a_state_store_fails_at_once_and_makes_no_sqlite_file(
+        airflow, demo_env, tmp_path, monkeypatch):
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from crm2erp.orchestration import tasks
+
+    monkeypatch.delenv("CRM2ERP_STATE_URL")
+    monkeypatch.delenv("AIRFLOW_CONN_CRM2ERP_STATE", raising=False)
+    worker_dir = tmp_path / "worker"
+    worker_dir.mkdir()
+    monkeypatch.chdir(worker_dir)
+    with pytest.raises(AirflowFailException,
+                       match=r"CRM2ERP_STATE_URL is not set and the Airflow Connection "
+                             r"'crm2erp_state' cannot be read"):
+        tasks.sync(pack_dir("demo"), "demo_accounts")
+    with pytest.raises(AirflowFailException, match="crm2erp_state"):
+        tasks.report("demo_accounts", [])
+    assert list(worker_dir.iterdir()) == []  # no crm2erp-state.db in the worker's folder
+
+
+def test_the_state_store_comes_from_the_crm2erp_state_connection(airflow, demo_env, pg_url,
+                                                                 monkeypatch):
+    from crm2erp.orchestration import tasks
+
+    url = sa.engine.make_url(pg_url)
+    monkeypatch.delenv("CRM2ERP_STATE_URL")
+    monkeypatch.setenv("AIRFLOW_CONN_CRM2ERP_STATE", json.dumps({
+        "conn_type": "postgres", "host": url.host, "port": url.port or 5432,
+        "login": url.username, "schema": url.database}))
+    outcome = tasks.sync(pack_dir("demo"), "demo_accounts")
+    summary = tasks.report("demo_accounts", [outcome])
+    with StateStore.open(pg_url) as store:  # read back from the Connection's database
+        run = store.get_run(outcome["run_id"])
+        assert run.flow == "demo_accounts" and run.counts["read"] == 12
+        assert store.count_dead_letters(flow="demo_accounts") == outcome["new_dead_letters"]
+    assert summary["run_ids"] == [outcome["run_id"]]
+    assert not Path(demo_env.removeprefix("sqlite:///")).exists()  # the variable's is unused
+
+
+def test_a_state_connection_of_another_id(airflow, demo_env, tmp_path, monkeypatch):
+    from crm2erp.orchestration.hooks import state_url
+
+    other = f"sqlite:///{tmp_path / 'other-state.db'}"
+    monkeypatch.delenv("CRM2ERP_STATE_URL")
+    monkeypatch.setenv("CRM2ERP_STATE_CONN_ID", "ops_state")
+    monkeypatch.setenv("AIRFLOW_CONN_OPS_STATE", json.dumps(
+        {"conn_type": "crm2erp_sql", "extra": {"url": other}}))
+    assert state_url() == other
+    monkeypatch.setenv("CRM2ERP_STATE_URL", demo_env)  # the variable wins when set
+    assert state_url() == demo_env
+
+
+def test_a_broken_file_of_another_flow_does_not_stop_a_task(airflow, demo_env, tmp_path):
+    """Parse time keeps the DAGs of the other flows; run time lets them run too."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from crm2erp.orchestration import tasks
+
+    root = tmp_path / "p"
+    shutil.copytree(pack_dir("demo"), root)
+    (root / "contacts.flow.yaml").write_text("flow: demo_contacts\nentity: [\n")
+    assert tasks.check_connections(root, "demo_accounts") == ["crm", "erp"]
+    outcome = tasks.sync(root, "demo_accounts")
+    with StateStore.open(demo_env) as store:
+        run = store.get_run(outcome["run_id"])
+        assert run.flow == "demo_accounts" and run.counts["read"] == 12
+    with pytest.raises(AirflowFailException,
+                       match=r"contacts\.flow\.yaml:3:1: YAML syntax error"):
+        tasks.sync(root, "demo_contacts")

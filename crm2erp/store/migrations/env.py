@@ -13,6 +13,7 @@ import os
 import sqlalchemy as sa
 from alembic import context
 
+from crm2erp.store.migrations import VERSION_TABLE
 from crm2erp.store.tables import metadata
 
 config = context.config
@@ -22,6 +23,7 @@ def _run(connection: sa.Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        version_table=VERSION_TABLE,  # not alembic_version: Airflow's DB may hold it
         render_as_batch=connection.dialect.name == "sqlite",  # ALTER on SQLite
         compare_type=True,
     )
