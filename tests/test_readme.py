@@ -68,3 +68,20 @@ def test_using_it_runs_in_order_right_after_the_demo(tmp_path):
     assert (tmp_path / "json-schemas" / "Account.schema.json").is_file()
     # one state store: the demo's; no second one appeared in the working folder
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crm2erp-demo", "json-schemas"]
+
+
+def test_the_readme_benchmark_runs_and_checks_the_output(tmp_path):
+    """The performance section's command, at a small size: it prints the table and
+    the row-for-row comparison of the engine's and the loop's output."""
+    import subprocess
+    import sys
+
+    text = (ROOT / "README.md").read_text().split("## Performance", 1)[1]
+    command = re.search(r"```bash\n(.*?)\n```", text, re.S).group(1)
+    assert command == "python benchmarks/engine.py --records 10000 --repeat 3"
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "engine.py"),
+                           "--records", "60", "--repeat", "1"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "| full sync" in done.stdout
+    assert "output tables: equal, 56 rows" in done.stdout
