@@ -226,12 +226,21 @@ def test_an_empty_key_is_a_dead_letter(account, systems, engine_for):
     assert result.status == "partial"
 
 
-STEPS = {
-    "mapping": ("crm2erp.mapping.compiler.CompiledMapping", "apply"),
-    "write": ("crm2erp.connectors.sql.SqlConnector", "upsert"),
-    "delete": ("crm2erp.connectors.sql.SqlConnector", "delete"),
-    "state commit": ("crm2erp.store.StateStore", "commit_batch"),
+STEPS = {   # step -> (the class, its method, which call of the second run crashes)
+    "mapping": ("crm2erp.mapping.compiler.CompiledMapping", "apply", 2),
+    "stage": ("crm2erp.quality.gx.stage.QualityStage", "process", 2),
+    "write": ("crm2erp.connectors.sql.SqlConnector", "upsert", 2),
+    "write-back": ("crm2erp.connectors.sql.SqlConnector", "update", 1),
+    "delete": ("crm2erp.connectors.sql.SqlConnector", "delete", 1),
+    "state commit": ("crm2erp.store.StateStore", "commit_batch", 2),
 }
+# the archiving flow with a quality stage and the ERP id written back to the CRM
+EVERY_STEP_FLOW = ARCHIVING_FLOW + """\
+write_back: {connection: crm, stream: accounts, field: erp_no}
+quality:
+  rules:
+    - {expect: not_null, column: name, severity: warning}
+"""
 
 
 @pytest.mark.parametrize("step", sorted(STEPS))
@@ -241,6 +250,9 @@ def test_a_crash_in_any_step_loses_nothing_after_a_rerun(step, deletable, accoun
     import importlib
 
     s = deletable
+    with s.crm.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE accounts ADD COLUMN erp_no VARCHAR(20)"))
+    (s.project / "accounts.flow.yaml").write_text(EVERY_STEP_FLOW)
     s.add_accounts(*(account(n) for n in range(1, 7)))
     engine_for(s).run("accounts")
     later = t0 + dt.timedelta(hours=1)
@@ -250,18 +262,19 @@ def test_a_crash_in_any_step_loses_nothing_after_a_rerun(step, deletable, accoun
     _delete_in_crm(s, "A005", at=later + dt.timedelta(minutes=1))
     s.add_accounts(account(7, at=later + dt.timedelta(minutes=2)))
 
-    module, _, cls = STEPS[step][0].rpartition(".")
+    path, method, crash_at = STEPS[step]
+    module, _, cls = path.rpartition(".")
     owner = getattr(importlib.import_module(module), cls)
-    real = getattr(owner, STEPS[step][1])
+    real = getattr(owner, method)
     calls = {"n": 0}
 
     def crash_once(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == (1 if step == "delete" else 2):   # one delete call, 3 batches
+        if calls["n"] == crash_at:
             raise RuntimeError(f"injected crash in {step}")
         return real(*args, **kwargs)
     with monkeypatch.context() as m:
-        m.setattr(owner, STEPS[step][1], crash_once)
+        m.setattr(owner, method, crash_once)
         with pytest.raises(RuntimeError, match="injected"):
             engine_for(s).run("accounts")
     engine = engine_for(s)
@@ -271,3 +284,9 @@ def test_a_crash_in_any_step_loses_nothing_after_a_rerun(step, deletable, accoun
         "A004": ("Renamed A004", 1), "A005": ("Company 5", 0), "A006": ("Company 6", 1),
         "A007": ("Company 7", 1)}
     assert engine.store.dead_letters("accounts") == []
+    with s.erp.connect() as conn:     # every CRM account carries its ERP customer's id
+        erp_ids = {_crm_id(e): str(i) for e, i in conn.execute(
+            sa.text("SELECT email, id FROM customers"))}
+    with s.crm.connect() as conn:
+        written_back = dict(conn.execute(sa.text("SELECT id, erp_no FROM accounts")).all())
+    assert written_back == erp_ids
