@@ -107,6 +107,9 @@ def _register_commands() -> None:
     app.command("reconcile")(reconcile.reconcile)
     from crm2erp.cli import dedupe  # steward review of duplicates (issue 7)
     app.add_typer(dedupe.app, name="dedupe")
+    from crm2erp.cli import check, init  # scaffold and check a project (issue 14)
+    app.command("init")(init.init)
+    app.command("check")(check.check)
 
 
 def _report(exc: BaseException, label: str, style: str, debug: bool) -> None:

@@ -1,0 +1,96 @@
+"""``crm2erp init`` and ``crm2erp check`` as a user runs them: a real process, real files."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from tests.cli.test_cli import crm2erp
+
+CSV = ("id,name,email,city,country,updated_at\n"
+       "1,Acme GmbH,info@acme.de,Berlin,DE,2024-01-01T10:00:00Z\n"
+       "2,  Nordwind   AG ,x@nordwind.ch,Zürich,CH,2024-01-02T10:00:00Z\n")
+
+
+def _fill(tmp_path, table_sql="CREATE TABLE customers (id INTEGER PRIMARY KEY, "
+          "crm_ref varchar(64) UNIQUE, name TEXT, email TEXT, city TEXT, country TEXT)"):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "accounts.csv").write_text(CSV, encoding="utf-8")
+    db = tmp_path / "erp.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(table_sql)
+    return {"CRM_CSV_DIR": str(data), "ERP_DATABASE_URL": f"sqlite:///{db}"}, db
+
+
+def test_init_csv_to_sqlite_checks_validates_and_syncs(tmp_path):
+    made = crm2erp("init", "proj", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    proj = tmp_path / "proj"
+    for name in ("connections.yaml", "accounts.flow.yaml", "maps/accounts.in.map.yaml",
+                 "maps/customers.out.map.yaml", ".env.example", "crm2erp.yaml"):
+        assert (proj / name).is_file(), name
+    assert "${CRM_CSV_DIR}" in (proj / "connections.yaml").read_text()
+    example = (proj / ".env.example").read_text()
+    assert "CRM_CSV_DIR=" in example and "ERP_DATABASE_URL=" in example
+    env, db = _fill(tmp_path)
+    checked = crm2erp("-p", "proj", "check", cwd=tmp_path, env=env)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "crm" in checked.stdout and "erp" in checked.stdout and "failed" not in checked.stdout
+    valid = crm2erp("-p", "proj", "mappings", "validate", cwd=tmp_path, env=env)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    synced = crm2erp("-p", "proj", "sync", "run", cwd=tmp_path, env=env)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    with sqlite3.connect(db) as conn:
+        rows = sorted(conn.execute("SELECT name, email, city, country FROM customers"))
+    assert rows == [("Acme GmbH", "info@acme.de", "Berlin", "DE"),
+                    ("Nordwind AG", "x@nordwind.ch", "Zürich", "CH")]
+    assert (proj / "state.db").is_file()          # the state lives where crm2erp.yaml says
+
+
+def test_init_refuses_an_existing_project(tmp_path):
+    assert crm2erp("init", "proj", cwd=tmp_path).returncode == 0
+    again = crm2erp("init", "proj", cwd=tmp_path)
+    assert again.returncode == 2 and "already has connections.yaml" in again.stderr
+    assert "Traceback" not in again.stderr
+
+
+def test_init_from_pack_copies_flows_and_their_mappings(tmp_path):
+    made = crm2erp("init", "sf", "--from-pack", "salesforce-sap", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    proj = tmp_path / "sf"
+    flow = (proj / "accounts.flow.yaml").read_text()
+    assert "mapping: maps/salesforce/account.in.map.yaml" in flow
+    assert (proj / "maps/salesforce/account.in.map.yaml").is_file()
+    assert "SAP_PASSWORD=" in (proj / ".env.example").read_text()
+    valid = crm2erp("-p", "sf", "mappings", "validate", "--offline", cwd=tmp_path)
+    assert valid.returncode == 0, valid.stdout + valid.stderr
+    unknown = crm2erp("init", "x", "--from-pack", "nope", cwd=tmp_path)
+    assert unknown.returncode == 2 and "salesforce-sap" in unknown.stderr
+
+
+def test_check_names_the_failing_connection_and_exits_2(tmp_path):
+    assert crm2erp("init", "proj", cwd=tmp_path).returncode == 0
+    env, _ = _fill(tmp_path, "CREATE TABLE other (x TEXT)")   # no customers table
+    missing = crm2erp("-p", "proj", "check", "--json", cwd=tmp_path, env=env)
+    assert missing.returncode == 2
+    report = json.loads(missing.stdout)
+    rows = {r["connection"]: r for r in report["connections"]}
+    assert report["ok"] is False
+    assert rows["crm"]["status"] == "ok" and rows["crm"]["type"] == "file"
+    assert rows["erp"]["status"] == "failed" and "customers" in rows["erp"]["detail"]
+    assert "connection(s): erp" in missing.stderr
+    absent = tmp_path / "absent.db"
+    bad_url = crm2erp("-p", "proj", "check", cwd=tmp_path,
+                      env={**env, "ERP_DATABASE_URL": f"sqlite:///{absent}"})
+    assert bad_url.returncode == 2 and "does not exist" in bad_url.stdout
+    assert not absent.exists()                    # checking creates no database
+    assert "Traceback" not in missing.stderr + bad_url.stderr
+
+
+def test_check_reports_a_target_without_a_unique_key(tmp_path):
+    assert crm2erp("init", "proj", cwd=tmp_path).returncode == 0
+    env, _ = _fill(tmp_path, "CREATE TABLE customers (crm_ref TEXT, name TEXT, email TEXT, "
+                   "city TEXT, country TEXT)")
+    result = crm2erp("-p", "proj", "check", cwd=tmp_path, env=env)
+    assert result.returncode == 2 and "unique" in result.stdout
