@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 
 from crm2erp.cli.app import settings
-from crm2erp.cli.output import console, literal, print_json
+from crm2erp.cli.output import console, json_option, literal, print_json
 from crm2erp.errors import ConfigError
 
 
@@ -29,7 +29,7 @@ def _check_one(spec, streams: list[tuple[str, str]]) -> str:
 
 
 def check(ctx: typer.Context,
-          as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table.")
+          as_json: bool = json_option()
           ) -> None:
     """Connect to every connection of the project (credentials, streams the flows use,
     target tables' keys) and print one row per connection; exit 2 if any fails."""
