@@ -94,3 +94,36 @@ def test_check_reports_a_target_without_a_unique_key(tmp_path):
                    "city TEXT, country TEXT)")
     result = crm2erp("-p", "proj", "check", cwd=tmp_path, env=env)
     assert result.returncode == 2 and "unique" in result.stdout
+
+
+def test_readme_init_block_runs_as_written(tmp_path):
+    """The README's `crm2erp init` block in bash, as a user types it; the test does the
+    one manual step (filling in .env) where the block's comment says so."""
+    import os
+    import re
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```bash\n(.*?)```", readme, re.S)
+                 if "crm2erp init" in b)
+    before, after = block.split("# fill in", 1)
+    after = after.split("\n", 1)[1]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+           "COLUMNS": "200"}
+    for key in ("CRM2ERP_PROJECT", "CRM2ERP_STATE_URL"):
+        env.pop(key, None)
+    first = subprocess.run(["bash", "-ec", before], cwd=tmp_path, env=env,
+                           capture_output=True, text=True)
+    assert first.returncode == 0, first.stdout + first.stderr
+    values, db = _fill(tmp_path)
+    (tmp_path / "my-project" / ".env").write_text(
+        "".join(f"{k}={v}\n" for k, v in values.items()), encoding="utf-8")
+    rest = subprocess.run(["bash", "-ec", after], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert rest.returncode == 0, rest.stdout + rest.stderr
+    assert "Traceback" not in rest.stderr
+    with sqlite3.connect(db) as conn:
+        assert sorted(conn.execute("SELECT crm_ref IS NOT NULL, name FROM customers")) == [
+            (1, "Acme GmbH"), (1, "Nordwind AG")]
