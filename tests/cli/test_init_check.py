@@ -127,3 +127,26 @@ def test_readme_init_block_runs_as_written(tmp_path):
     with sqlite3.connect(db) as conn:
         assert sorted(conn.execute("SELECT crm_ref IS NOT NULL, name FROM customers")) == [
             (1, "Acme GmbH"), (1, "Nordwind AG")]
+
+
+def test_check_a_pack_against_its_emulators_and_a_wrong_password(tmp_path):
+    """Credentials are checked for real: the pack's Salesforce and SAP emulators accept
+    the published test credentials and refuse a wrong password."""
+    from crm2erp.testing.server import emulator_process
+
+    assert crm2erp("init", "sf", "--from-pack", "salesforce-sap", cwd=tmp_path).returncode == 0
+    with emulator_process("crm2erp.connectors.salesforce.emulator") as sf_url, \
+            emulator_process("crm2erp.connectors.sap.emulator") as sap_url:
+        env = {"SF_INSTANCE_URL": sf_url, "SAP_BASE_URL": sap_url}
+        good = crm2erp("-p", "sf", "check", "--json", cwd=tmp_path, env=env)
+        assert good.returncode == 0, good.stdout + good.stderr
+        rows = {r["connection"]: r for r in json.loads(good.stdout)["connections"]}
+        assert rows["salesforce"]["status"] == "ok" and rows["sap"]["status"] == "ok"
+        assert "business_partners" in rows["sap"]["detail"]
+        bad = crm2erp("-p", "sf", "check", "--json", cwd=tmp_path,
+                      env={**env, "SAP_PASSWORD": "wrong"})
+    assert bad.returncode == 2
+    rows = {r["connection"]: r for r in json.loads(bad.stdout)["connections"]}
+    assert rows["salesforce"]["status"] == "ok"
+    assert rows["sap"]["status"] == "failed" and "401" in rows["sap"]["detail"]
+    assert "connection(s): sap" in bad.stderr
