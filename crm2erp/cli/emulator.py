@@ -35,7 +35,7 @@ def run(ctx: typer.Context, name: str = typer.Argument(None, help="Connector nam
     other options go to the emulator itself (e.g. --accounts 25000 --fault-rate 0.1;
     `crm2erp emulator run NAME --help` lists them)."""
     if name in (None, "--help", "-h"):
-        console.print(ctx.get_help())
+        typer.echo(ctx.get_help())
         raise typer.Exit(0)
     known = _with_emulator()
     if name not in known:
