@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -90,8 +91,9 @@ def init(
         "connections.yaml": CONNECTIONS, "accounts.flow.yaml": FLOW,
         "maps/accounts.in.map.yaml": INBOUND, "maps/customers.out.map.yaml": OUTBOUND,
         ".env.example": ENV_EXAMPLE}
+    state = json.dumps(f"sqlite:///{directory / 'state.db'}")   # quoted: any folder name
     files["crm2erp.yaml"] = ("# settings shared by every crm2erp command run on this "
-                             f"project\nstate: sqlite:///{directory / 'state.db'}\n")
+                             f"project\nstate: {state}\n")
     for name, text in files.items():
         path = directory / name
         path.parent.mkdir(parents=True, exist_ok=True)

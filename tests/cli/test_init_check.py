@@ -150,3 +150,14 @@ def test_check_a_pack_against_its_emulators_and_a_wrong_password(tmp_path):
     assert rows["salesforce"]["status"] == "ok"
     assert rows["sap"]["status"] == "failed" and "401" in rows["sap"]["detail"]
     assert "connection(s): sap" in bad.stderr
+
+
+def test_init_in_a_folder_with_an_odd_name_keeps_the_state_there(tmp_path):
+    name = "odd name #1 'x'"
+    assert crm2erp("init", name, cwd=tmp_path).returncode == 0
+    env, db = _fill(tmp_path)
+    synced = crm2erp("-p", name, "sync", "run", "--json", cwd=tmp_path, env=env)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    assert json.loads(synced.stdout)["flows"][0]["counts"]["created"] == 2
+    assert (tmp_path / name / "state.db").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "erp.db", name]
