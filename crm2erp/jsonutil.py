@@ -53,13 +53,16 @@ _COMPACT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",",
 def dumps(value: Any, *, indent: int | None = None) -> str:
     """Sorted-key JSON; the same text as ``json.dumps(to_jsonable(value))``, but the
     C encoder walks the value and only what it cannot encode is converted."""
+    if indent is None:
+        try:
+            return _COMPACT.encode(value)
+        except (TypeError, ValueError):   # keys json will not take as they are: str() them
+            pass
     options = dict(ensure_ascii=False, sort_keys=True, indent=indent,
                    separators=None if indent else (",", ":"))
     try:
-        if indent is None:
-            return _COMPACT.encode(value)
         return json.dumps(value, default=_default, **options)
-    except (TypeError, ValueError):   # keys json will not take as they are: str() them
+    except (TypeError, ValueError):
         return json.dumps(to_jsonable(value), **options)
 
 
