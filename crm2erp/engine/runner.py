@@ -439,12 +439,16 @@ class FlowRunner:
         record, dumped = item.notes.get("dumped", (None, None))
         if record is not item.record:     # a stage replaced it: dump the one it holds
             dumped = item.record.model_dump(mode="json")
-        commit.canonical.append(next_state(
+        previous = item.notes.get("state")
+        state = next_state(
             entity=self.flow.entity, canonical_id=item.canonical_id,
-            system=self.source_system, data=dumped,
-            previous=item.notes.get("state"),
+            system=self.source_system, data=dumped, previous=previous,
             settlement=item.notes.get("settlement") or Settlement(),
-            changed_at=item.notes.get("changed_at") or dt.datetime.now(dt.UTC)))
+            changed_at=item.notes.get("changed_at") or dt.datetime.now(dt.UTC))
+        if previous is not None and previous.canonical_id == state.canonical_id \
+                and previous.data == state.data and previous.field_times == state.field_times:
+            return      # the memory has all of it already (a --full-refresh of unchanged data)
+        commit.canonical.append(state)
 
     def _outbound(self, items: list[Item], counts: Counter, commit: BatchCommit) -> list[Item]:
         """Map each canonical record to the target's row and hash it."""
