@@ -98,11 +98,16 @@ def retry(ctx: typer.Context,
             return
         with Engine(project, store) as engine:
             results = engine.retry(letters)
-        still = sum(store.count_dead_letters(r.flow, "open") for r in results)
+        # the exit code speaks of the letters retried, not of other open ones
+        still = [x.id for x in letters
+                 if store.get_dead_letter(x.id).status in ("open", "parked")]
     finally:
         store.close()
     console.print(counts_table("retry", results))
-    exit_with(EXIT_PROBLEMS if any(r.new_dead_letters for r in results) or still
+    if still:
+        console.print(f"{len(still)} of the {len(letters)} retried dead letter(s) are still "
+                      f"held back: {', '.join(f'#{i}' for i in still)}")
+    exit_with(EXIT_PROBLEMS if still or any(r.new_dead_letters for r in results)
               else EXIT_OK)
 
 
