@@ -57,6 +57,8 @@ class Matcher:
     def __init__(self, config: MatchConfig, params: FSParams | None = None):
         self.config = config
         self.params = params or self._configured_params()
+        self.fit_warnings: list[str] = []   # of the last fit (check_plausible)
+        self.fit_pairs = 0                  # candidate pairs the last fit saw
 
     # -- parameters -----------------------------------------------------------------
     def _configured_params(self) -> FSParams | None:
@@ -127,10 +129,13 @@ class Matcher:
                 if not (out or given[k]) and seen[k]:
                     estimates[k].append(session.m[k])
                     u_estimates[k].append(session.u[k])
-        m = []
+        m, unestimated = [], []
         for k, c in enumerate(cfg.comparisons):
             if given[k] or not estimates[k]:
                 if not given[k]:
+                    unestimated.append(f"{c.label}: m not estimated (its field is in every "
+                                       "blocking rule, or null in every training pair); the "
+                                       "starting m is used")
                     log.warning("%s: the m of comparison %s cannot be estimated (its field "
                                 "is in every blocking rule, or null in every training pair); "
                                 "give m in the configuration", cfg.entity, c.label)
@@ -163,7 +168,8 @@ class Matcher:
                                  "give m/u in the configuration") from None
         for warning in warnings:
             log.warning("%s: %s", cfg.entity, warning)
-        self.params = params
+        warnings = unestimated + warnings
+        self.params, self.fit_warnings, self.fit_pairs = params, warnings, len(li)
         return params
 
     def fitted_config(self) -> MatchConfig:
@@ -185,6 +191,32 @@ class Matcher:
              rejected: Iterable[Collection[Any]] = ()) -> MatchResult:
         """Match a new batch against existing records (pairs are (batch, existing))."""
         return self._run(records, existing, rejected)
+
+    def explain(self, records: Records, a: int, b: int) -> MatchResult:
+        """Score the one pair ``records[a]``, ``records[b]`` whether blocking pairs them or not.
+
+        Term-frequency adjustments are counted over all ``records``. The
+        result holds one pair; ``result.pairs(None)[0].fields`` has each
+        comparison's level and weight.
+        """
+        if self.params is None:
+            raise RuntimeError("explain() needs parameters: fit() or give m/u/lambda")
+        batch = _Batch(self, records, None)
+        li, ri = np.array([a], dtype=np.int64), np.array([b], dtype=np.int64)
+        gamma, scores = batch.gamma(li, ri)
+        weight, probability = self.params.score(gamma)
+        adjustment = batch.tf_adjustment(li, ri, gamma)
+        if adjustment is not None:
+            weight = weight + adjustment.sum(axis=1)
+            probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
+        th = self.config.thresholds
+        decision = np.array(["merge" if probability[0] >= th.upper else "review"
+                             if probability[0] >= th.lower else "distinct"], dtype=object)
+        return MatchResult(mode="dedupe", config=self.config, params=self.params,
+                           left=records, right=records, li=li, ri=ri, gamma=gamma,
+                           scores=scores, match_weight=weight, match_probability=probability,
+                           decision=decision, reason=np.array(["score"], dtype=object),
+                           clusters=[], tf_adjustment=adjustment)
 
     # -- internals ------------------------------------------------------------------------
     def _run(self, left: Records, right: Records | None, rejected) -> MatchResult:

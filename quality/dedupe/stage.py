@@ -98,11 +98,16 @@ class DedupeStage:
                               f"libraries are not installed ({exc}); pip install "
                               "'crm2erp[quality]'") from None
         self.config = self._config()
-        self.matcher = Matcher(self.config)
-        if not self.config.fitted:
-            log.warning("flow %s: the matching configuration has no fixed m/u/lambda, so "
-                        "they are estimated from the first batch; fit them once on a "
-                        "representative sample and save them (see docs/dedupe.md)", flow.flow)
+        self.model_info = store.dedupe_model(flow.flow)
+        params = None
+        if self.model_info is not None:   # a trained model beats the configuration's values
+            from crm2erp.quality.dedupe.model import from_payload
+            params = from_payload(self.config, self.model_info.model, flow.flow)
+        self.matcher = Matcher(self.config, params)
+        if self.matcher.params is None:
+            log.warning("flow %s: no trained matching model and the configuration has no "
+                        "fixed m/u/lambda, so they are estimated from the first batch; run "
+                        "crm2erp dedupe train %s (see docs/dedupe.md)", flow.flow, flow.flow)
         self.target_mapping = self._target_mapping()
         self._run_id: object = object()
         self.pool: dict[str, MatchRecord] = {}
@@ -162,6 +167,36 @@ class DedupeStage:
                 set(self.pool)))
         log.info("flow %s: dedupe matches new records against %d existing %s records",
                  self.flow.flow, len(self.pool), self.entity)
+
+    def training_records(self, runner, batch_size: int = 1000,
+                         ) -> tuple[dict[str, MatchRecord], int]:
+        """Every record matching can see: the flow's source read through its inbound
+        mapping, the hub's canonical records and (``target:``) the target's own.
+
+        Returns id -> record and the number of source rows that could not be
+        mapped or validated (they take no part; ``crm2erp quality run`` names them).
+        """
+        from collections import Counter
+
+        from crm2erp.store.records import BatchCommit
+
+        found: dict[str, MatchRecord] = {}
+        if self.section.existing:
+            found = {s.canonical_id: from_state(s)
+                     for s in self.store.iter_canonical_states(self.entity)}
+        runner.mode, unusable = "full_refresh", 0
+        for batch in runner.source.read(self.flow.source.stream, None, batch_size=batch_size):
+            scratch = BatchCommit(run_id=0, flow=self.flow.flow)
+            items = runner._canonical(batch.rows, Counter(), scratch)
+            unusable += len(scratch.dead_letters) + len(batch.rejected)
+            for item in items:   # the source's latest values win over the memory's
+                found[item.canonical_id] = from_item(item, self.system)
+        if self.target_mapping is not None:
+            found.update(load_target_records(
+                runner.target, self.flow.target.connection, self.flow.target.stream,
+                self.target_mapping, self.model, runner.resolver, self.store, self.entity,
+                set(found)))
+        return found, unusable
 
     def finish(self, ctx: StageContext) -> None:
         if self.merged or self.parked:
