@@ -60,19 +60,35 @@ def pair_table(pair) -> Table:
                              f"{right.get('source_key') or ''})".strip()), overflow="fold")
     table.add_column("level")
     table.add_column("score", justify="right")
+    from crm2erp.engine.memory import flatten  # the engine loads only when needed
+
+    preview = pair.details.get("golden")
+    if preview is not None:
+        table.add_column("if accepted", overflow="fold")
+    golden = flatten(preview["record"]) if preview is not None else {}
+
+    def cells(name: str) -> list:
+        return [_text(golden.get(name))] if preview is not None else []
+
     compared = set()
     for f in pair.details.get("fields", []):
         compared.add(f["field"])
         score = "" if f.get("score") is None else f"{f['score']:.2f}"
         table.add_row(literal(f["comparison"]), _text(f.get("left")), _text(f.get("right")),
-                      literal(f.get("label", "")), f"{score} ({f.get('weight', 0):+.1f})")
-    from crm2erp.engine.memory import flatten  # the engine loads only when needed
-
+                      literal(f.get("label", "")), f"{score} ({f.get('weight', 0):+.1f})",
+                      *cells(f["field"]))
     a, b = flatten(left.get("record", {})), flatten(right.get("record", {}))
     for name in [k for k in a if k != "id"] + [k for k in b if k not in a and k != "id"]:
         if name in compared or (a.get(name) in (None, {}) and b.get(name) in (None, {})):
             continue
-        table.add_row(literal(name, "dim"), _text(a.get(name)), _text(b.get(name)), "", "")
+        table.add_row(literal(name, "dim"), _text(a.get(name)), _text(b.get(name)), "", "",
+                      *cells(name))
+    conflicts = (preview or {}).get("conflicts") or {}
+    if conflicts:
+        table.caption = literal("identifiers differ: " + "; ".join(
+            f"{name} {' / '.join(map(str, values))} (accepting keeps {golden.get(name)!r})"
+            for name, values in conflicts.items()), "yellow")
+        table.caption_justify = "left"
     return table
 
 

@@ -30,6 +30,7 @@ __all__ = ["DedupeStage", "dedupe_stage"]
 
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -256,7 +257,18 @@ class DedupeStage:
         merges, reviews = [], []
         for pair in pairs:
             accepted = decisions.get(pair_key(pair.left_id, pair.right_id)) == "accepted"
-            (merges if pair.decision == "merge" or accepted else reviews).append(pair)
+            if not (pair.decision == "merge" or accepted):
+                reviews.append(pair)
+                continue
+            clash = [] if accepted else sorted(self._survive(
+                every[str(pair.left_id)], every[str(pair.right_id)]).conflicts)
+            if clash:   # never merge away an identifier without a steward
+                log.info("flow %s: %s %s / %s hold different %s: sent to review",
+                         self.flow.flow, self.entity, pair.left_id, pair.right_id,
+                         ", ".join(clash))
+                pair = replace(pair, decision="review",
+                               reason=f"identifier conflict: {', '.join(clash)}")
+            (reviews if clash else merges).append(pair)
         groups, target_of = self._cluster(records, merges, set())
         open_reviews = []   # review pairs whose records did not end up merged anyway
         for pair in sorted(reviews, key=lambda p: -p.match_weight):
@@ -284,8 +296,10 @@ class DedupeStage:
                     peer = every[other]
                     where = (f"{peer.system} {peer.source_key}" if peer.source_key
                              else f"{peer.kind} record {other}")
+                    clash = (f", {pair.reason}" if pair.reason.startswith("identifier")
+                             else "")
                     reason = (f"possible duplicate of {peer.label!r} ({where}, "
-                              f"p={pair.match_probability:.2f}): awaiting review"
+                              f"p={pair.match_probability:.2f}{clash}): awaiting review"
                               f"{f', pair #{pid}' if pid else ''} (crm2erp dedupe review)")
                     rejections += [Rejection(i, reason, "parked") for i in items_of[rid]]
         self.parked += len(rejections)
@@ -348,13 +362,28 @@ class DedupeStage:
                                      if k != SOURCE_FIELD}} for rid in (a, b)}
             if status == "merged" and decisions.get((left, right)) == "accepted":
                 status = "accepted"
+            golden = self._survive(every[left], every[right])
+            named = {left: "left", right: "right"}
+            preview = {   # what accepting the pair would produce (the two records)
+                "record": {k: v for k, v in golden.values.items()
+                           if k not in ("id", SOURCE_FIELD)},
+                "from": {k: named.get(str(v)) for k, v in golden.provenance.items()
+                         if k not in ("id", SOURCE_FIELD) and v is not None},
+                "conflicts": golden.conflicts}
             stored.append(DedupePair(
                 entity=self.entity, left_id=left, right_id=right, flow=self.flow.flow,
                 status=status, reason=pair.reason, match_probability=pair.match_probability,
                 match_weight=pair.match_weight, left_label=every[left].label,
                 right_label=every[right].label, run_id=ctx.run_id,
-                details={"left": side[left], "right": side[right], "fields": fields}))
+                details={"left": side[left], "right": side[right], "fields": fields,
+                         "golden": preview}))
         return self.store.save_dedupe_pairs(stored) if stored else {}
+
+    def _survive(self, *records: MatchRecord):
+        """The golden record the survivorship rules build from ``records`` (not validated)."""
+        from crm2erp.quality.dedupe.survivorship import survive
+
+        return survive([r.data for r in records], self.config.survivorship, id_field="id")
 
     def _golden(self, records: list[dict[str, Any]], canonical_id: str):
         """The golden record of a cluster, validated; None (logged) when it does not validate."""
