@@ -254,6 +254,10 @@ class Matcher:
         for r, rule in enumerate(cfg.deterministic):
             reason[rule_of == r] = f"rule:{rule.name}"
         decision[is_rejected], reason[is_rejected] = "rejected", "rejected"
+        if link and cfg.link == "one_to_one":
+            ids = [np.array([str(r.get(cfg.id_field)) for r in side])
+                   for side in (batch.left, batch.right)]
+            _one_to_one(ids[0][li], ids[1][ri], weight, det, decision, reason)
 
         # clustering nodes: link mode puts existing records first so they name clusters
         shift = n_right if link else 0
@@ -383,6 +387,27 @@ class _Batch:
                     continue
                 out.append((i, j) if self.link else (min(i, j), max(i, j)))
         return out
+
+
+def _one_to_one(li: np.ndarray, ri: np.ndarray, weight: np.ndarray, det: np.ndarray,
+                decision: np.ndarray, reason: np.ndarray) -> None:
+    """Keep, per record of either side, only its best merge pair; the others become distinct.
+
+    ``li`` / ``ri`` are the pairs' record ids. Greedy, best first: deterministic
+    rules before scores, then by match weight, ties by ids (so the result does
+    not depend on input order).
+    """
+    merge = np.flatnonzero(decision == "merge")
+    order = merge[np.lexsort((ri[merge], li[merge], -weight[merge], ~det[merge]))]
+    left_used: set[str] = set()
+    right_used: set[str] = set()
+    for k in order.tolist():
+        a, b = li[k], ri[k]
+        if a in left_used or b in right_used:
+            decision[k], reason[k] = "distinct", "one_to_one"
+            continue
+        left_used.add(a)
+        right_used.add(b)
 
 
 def _sig(value: float) -> float:

@@ -137,7 +137,8 @@ class DedupeStage:
         survivorship = survivorship.model_copy(update={
             "source_field": SOURCE_FIELD,
             "target_source": survivorship.target_source or self.flow.target.connection})
-        return config.model_copy(update={"id_field": "id", "survivorship": survivorship})
+        return config.model_copy(update={"id_field": "id", "survivorship": survivorship,
+                                         "link": section.link or config.link})
 
     def _target_mapping(self):
         if self.section.target is None:
