@@ -166,3 +166,35 @@ def test_train_on_a_flow_without_dedupe_is_a_configuration_error(tmp_path):
     project.write_text(project.read_text().split("dedupe:")[0])
     run = crm2erp(*state, "dedupe", "train", "accounts", cwd=tmp_path)
     assert run.returncode == 2 and "no dedupe section" in run.stderr
+
+
+def test_training_on_one_dominant_city_keeps_m_above_u_and_finds_the_duplicates(tmp_path):
+    """Where 80% of the companies share one city, unconstrained EM learns "same city =
+    same company"; the trained model must not, and must score the true pairs as merges."""
+    records, truth = generate(600, 11, dominant_city=0.8)
+    rows = [account(i, r["name"], email=r["email"], phone=r["phone"],
+                    city=r["billing_address"]["city"], zip=r["billing_address"]["postal_code"],
+                    street=r["billing_address"]["street"],
+                    country=COUNTRY[r["billing_address"]["country"]])
+            for i, r in enumerate(records, start=1)]
+    state = _project(tmp_path, rows)
+    trained = crm2erp(*state, "dedupe", "train", "accounts", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+
+    from crm2erp.quality.dedupe import Matcher
+    from crm2erp.quality.dedupe.config import preset
+    from crm2erp.quality.dedupe.model import from_payload
+    from crm2erp.testing.company_accounts import predicted_pairs
+
+    model = _stored_model(tmp_path)
+    for comparison in model.model["comparisons"]:
+        m, u = np.array(comparison["m"]), np.array(comparison["u"])
+        assert (m[:-1] >= u[:-1]).all() and m[-1] <= u[-1], comparison
+    city = next(c for c in model.model["comparisons"] if c["comparison"] == "city")
+    assert np.log2(city["m"][0] / city["u"][0]) < 3      # a shared city is weak evidence
+    config = preset("account")
+    found = predicted_pairs(Matcher(config, from_payload(config, model.model, "accounts"))
+                            .dedupe(records))
+    true_found = len(found & truth)
+    precision, recall = true_found / len(found), true_found / len(truth)
+    assert precision >= 0.98 and recall >= 0.95, (precision, recall)
