@@ -198,3 +198,17 @@ def test_training_on_one_dominant_city_keeps_m_above_u_and_finds_the_duplicates(
     true_found = len(found & truth)
     precision, recall = true_found / len(found), true_found / len(truth)
     assert precision >= 0.98 and recall >= 0.95, (precision, recall)
+
+
+def test_a_model_trained_for_other_comparisons_stops_the_sync_asking_to_train_again(tmp_path):
+    state = _project(tmp_path, [MUELLER, *generated_rows(100, seed=5)])
+    assert crm2erp(*state, "dedupe", "train", "accounts", cwd=tmp_path).returncode == 0
+    flow = tmp_path / "project" / "accounts.flow.yaml"
+    flow.write_text(flow.read_text().replace("preset: account", "config: match.yaml"))
+
+    run = crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
+
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "trained for other comparisons" in run.stderr
+    assert "crm2erp dedupe train accounts again" in run.stderr
+    assert "Traceback" not in run.stderr and erp_customers(tmp_path) == []
