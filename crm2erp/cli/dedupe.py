@@ -60,19 +60,35 @@ def pair_table(pair) -> Table:
                              f"{right.get('source_key') or ''})".strip()), overflow="fold")
     table.add_column("level")
     table.add_column("score", justify="right")
+    from crm2erp.engine.memory import flatten  # the engine loads only when needed
+
+    preview = pair.details.get("golden")
+    if preview is not None:
+        table.add_column("if accepted", overflow="fold")
+    golden = flatten(preview["record"]) if preview is not None else {}
+
+    def cells(name: str) -> list:
+        return [_text(golden.get(name))] if preview is not None else []
+
     compared = set()
     for f in pair.details.get("fields", []):
         compared.add(f["field"])
         score = "" if f.get("score") is None else f"{f['score']:.2f}"
         table.add_row(literal(f["comparison"]), _text(f.get("left")), _text(f.get("right")),
-                      literal(f.get("label", "")), f"{score} ({f.get('weight', 0):+.1f})")
-    from crm2erp.engine.memory import flatten  # the engine loads only when needed
-
+                      literal(f.get("label", "")), f"{score} ({f.get('weight', 0):+.1f})",
+                      *cells(f["field"]))
     a, b = flatten(left.get("record", {})), flatten(right.get("record", {}))
     for name in [k for k in a if k != "id"] + [k for k in b if k not in a and k != "id"]:
         if name in compared or (a.get(name) in (None, {}) and b.get(name) in (None, {})):
             continue
-        table.add_row(literal(name, "dim"), _text(a.get(name)), _text(b.get(name)), "", "")
+        table.add_row(literal(name, "dim"), _text(a.get(name)), _text(b.get(name)), "", "",
+                      *cells(name))
+    conflicts = (preview or {}).get("conflicts") or {}
+    if conflicts:
+        table.caption = literal("identifiers differ: " + "; ".join(
+            f"{name} {' / '.join(map(str, values))} (accepting keeps {golden.get(name)!r})"
+            for name, values in conflicts.items()), "yellow")
+        table.caption_justify = "left"
     return table
 
 
@@ -171,3 +187,143 @@ def review(ctx: typer.Context,
         store.close()
     console.print(f"{done['accepted']} accepted, {done['rejected']} rejected, "
                   f"{done['skipped']} skipped; the next run of each flow applies the decisions")
+
+
+def _dedupe_stage(runner, flow: str):
+    stage = next((s for s in runner.stages if s.name == "dedupe"), None)
+    if stage is None:
+        raise ConfigError(f"flow {flow!r} has no dedupe section: nothing to train or explain")
+    return stage
+
+
+def _bits(value: float) -> str:
+    return f"{value:+.2f}"
+
+
+@app.command("train")
+def train(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name.")) -> None:
+    """Fit FLOW's matching model on all its records and store it; runs then use it.
+
+    u comes from random pairs, m and lambda from the guarded EM over every
+    record: the source (through the flow's inbound mapping), the records
+    already synced and, with dedupe.target, the target's own. An implausible
+    fit is refused (exit 2) and the previous model stays in use.
+    """
+    from crm2erp.engine import Engine
+    from crm2erp.quality.dedupe.fellegi_sunter import ImplausibleFit
+    from crm2erp.quality.dedupe.model import level_rows, to_payload
+    from crm2erp.quality.dedupe.model import train as fit
+    from crm2erp.store.dedupe import DedupeModel
+
+    cfg = settings(ctx)
+    project = cfg.load_project()
+    store = cfg.open_store()
+    try:
+        with Engine(project, store) as engine:
+            runner = engine.runner(flow)
+            stage = _dedupe_stage(runner, flow)
+            records, unusable = stage.training_records(runner)
+            try:
+                params, warnings, n_pairs = fit(stage.config,
+                                                [r.data for r in records.values()])
+            except ImplausibleFit as exc:
+                previous = store.dedupe_model(flow)
+                kept = (f"the previous model #{previous.id} (trained "
+                        f"{previous.trained_at:%Y-%m-%d %H:%M} UTC) stays in use" if previous
+                        else "no model is stored")
+                raise ConfigError(f"flow {flow!r}: training refused: {exc}; {kept}") from None
+            saved = store.save_dedupe_model(DedupeModel(
+                flow, stage.entity, len(records), n_pairs,
+                to_payload(stage.config, params, warnings)))
+    finally:
+        store.close()
+    table = Table(title=literal(
+        f"model #{saved.id} of flow {flow}: trained {saved.trained_at:%Y-%m-%d %H:%M} UTC on "
+        f"{saved.n_records} records, {saved.n_pairs} candidate pairs, "
+        f"lambda={params.lambda_:.3g} (prior {_bits(_prior(params.lambda_))} bits)"),
+        title_justify="left")
+    for column in ("comparison", "level", "m", "u", "weight (bits)", "warning"):
+        table.add_column(column, justify="right" if column in ("m", "u", "weight (bits)")
+                         else "left", overflow="fold")
+    for row in level_rows(stage.config, params):
+        table.add_row(literal(row.comparison), literal(row.level), f"{row.m:.4g}",
+                      f"{row.u:.4g}", _bits(row.weight),
+                      literal(row.warning, "yellow") if row.warning else "")
+    console.print(table)
+    for warning in warnings:
+        console.print(literal(f"warning: {warning}", "yellow"))
+    if unusable:
+        console.print(literal(f"{unusable} source row(s) could not be mapped or validated "
+                              f"and took no part (crm2erp quality run {flow} names them)",
+                              "yellow"))
+    console.print(literal(f"stored; the next runs of {flow} use model #{saved.id}"))
+
+
+def _prior(lambda_: float) -> float:
+    import math
+
+    return math.log2(lambda_ / (1 - lambda_))
+
+
+@app.command("explain")
+def explain(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name."),
+            a: str = typer.Argument(..., metavar="A", help="Record id: source key or "
+                                    "canonical id."),
+            b: str = typer.Argument(..., metavar="B", help="The other record.")) -> None:
+    """Show the per-field comparison level and weight behind one pair's score."""
+    from crm2erp.engine import Engine
+
+    cfg = settings(ctx)
+    project = cfg.load_project()
+    store = cfg.open_store()
+    try:
+        with Engine(project, store) as engine:
+            runner = engine.runner(flow)
+            stage = _dedupe_stage(runner, flow)
+            matcher = stage.matcher
+            if matcher.params is None:
+                raise ConfigError(f"flow {flow!r} has no trained matching model and its "
+                                  f"configuration gives no m/u/lambda; run crm2erp dedupe "
+                                  f"train {flow} first")
+            records, _ = stage.training_records(runner)
+    finally:
+        store.close()
+    ids = list(records)
+    index = {rid: i for i, rid in enumerate(ids)}
+    for i, record in enumerate(records.values()):
+        if record.source_key is not None:
+            index.setdefault(str(record.source_key), i)
+    missing = [x for x in (a, b) if x not in index]
+    if missing:
+        raise ConfigError(f"flow {flow!r}: no record {', '.join(map(repr, missing))} in its "
+                          "source, the records already synced or its target (give a source "
+                          "key or a canonical id)")
+    data = [r.data for r in records.values()]
+    result = matcher.explain(data, index[a], index[b])
+    pair = result.pairs(None)[0]
+    params = matcher.params
+    tables = params.level_weights()
+    origin = (f"model #{stage.model_info.id} trained "
+              f"{stage.model_info.trained_at:%Y-%m-%d %H:%M} UTC"
+              if stage.model_info is not None else "the configuration's fixed m/u/lambda")
+    table = Table(title=literal(f"{a} {records[ids[index[a]]].label!r} vs {b} "
+                                f"{records[ids[index[b]]].label!r} ({origin})"),
+                  title_justify="left")
+    for column in ("comparison", "A", "B", "level", "m", "u", "bits", "tf bits"):
+        table.add_column(column, overflow="fold",
+                         justify="right" if column in ("m", "u", "bits", "tf bits") else "left")
+    for k, comp in enumerate(stage.config.comparisons):
+        field = pair.fields[comp.label]
+        level = field.level
+        tf = 0.0 if result.tf_adjustment is None else float(result.tf_adjustment[0, k])
+        m = "" if level < 0 else f"{params.m[k][level]:.4g}"
+        u = "" if level < 0 else f"{params.u[k][level]:.4g}"
+        table.add_row(literal(comp.label), _text(field.left), _text(field.right),
+                      literal(field.label), m, u, _bits(float(tables[k][level])),
+                      _bits(tf) if tf else "")
+    console.print(table)
+    console.print(literal(f"prior log2(lambda/(1-lambda)) {_bits(_prior(params.lambda_))} bits; "
+                          f"match weight {_bits(pair.match_weight)} bits, p="
+                          f"{pair.match_probability:.4f}: {pair.decision} (merge at p >= "
+                          f"{stage.config.thresholds.upper:g}, review at p >= "
+                          f"{stage.config.thresholds.lower:g})"))

@@ -311,6 +311,9 @@ class DedupeSection(_Strict):
         "a pair between the thresholds: park the record until a steward decides, or "
         "pass it on as a distinct record and only queue the pair for review"))
     survivorship: DedupeSurvivorship | None = None
+    link: Literal["many", "one_to_one"] | None = Field(default=None, description=(
+        "override the matching configuration's link mode: one_to_one lets a record "
+        "merge with at most one existing record, best pair first"))
 
     @model_validator(mode="after")
     def _one_config(self) -> DedupeSection:

@@ -11,14 +11,17 @@ Three tables, defined in :mod:`crm2erp.store.tables`:
   with the member's last values, so the golden record can be rebuilt when a
   member changes later;
 * ``dedupe_provenance`` - for every field of a golden record, the member that
-  supplied the surviving value.
+  supplied the surviving value;
+* ``dedupe_models`` (migration 0007) - the matching models ``crm2erp dedupe
+  train`` fitted per flow, newest last; runs use the newest.
 
 :class:`DedupeStoreMixin` adds the methods to :class:`~crm2erp.store.StateStore`.
 """
 
 from __future__ import annotations
 
-__all__ = ["DedupePair", "DedupeMember", "Provenance", "DedupeStoreMixin", "DECISIONS"]
+__all__ = ["DedupePair", "DedupeMember", "DedupeModel", "Provenance", "DedupeStoreMixin",
+           "DECISIONS"]
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Sequence
@@ -35,6 +38,7 @@ from crm2erp.store.tables import (
     DEDUPE_PAIR_STATUSES,
     canonical_records,
     dedupe_members,
+    dedupe_models,
     dedupe_pairs,
     dedupe_provenance,
 )
@@ -95,6 +99,19 @@ class Provenance:
     system: str | None
     source_key: str | None
     rule: str
+
+
+@dataclass(frozen=True)
+class DedupeModel:
+    """A trained matching model: m, u and lambda (JSON ``model``), when and on how much."""
+
+    flow: str
+    entity: str
+    n_records: int
+    n_pairs: int
+    model: dict[str, Any]
+    id: int | None = None
+    trained_at: dt.datetime | None = None
 
 
 def pair_key(a: str, b: str) -> tuple[str, str]:
@@ -255,6 +272,29 @@ class DedupeStoreMixin:
         with self.engine.connect() as conn:
             return {row.field: Provenance(row.field, row.member_id, row.system, row.source_key,
                                           row.rule) for row in conn.execute(query)}
+
+    # -- trained models ----------------------------------------------------------
+    def save_dedupe_model(self, model: DedupeModel) -> DedupeModel:
+        """Store a trained model; it becomes the flow's current one. Returns it with id/date."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            result = conn.execute(dedupe_models.insert().values(
+                flow=model.flow, entity=model.entity, n_records=model.n_records,
+                n_pairs=model.n_pairs, model=jsonutil.dumps(model.model), trained_at=now))
+            new_id = int(result.inserted_primary_key[0])
+        return DedupeModel(model.flow, model.entity, model.n_records, model.n_pairs,
+                           model.model, new_id, now)
+
+    def dedupe_model(self, flow: str) -> DedupeModel | None:
+        """The flow's newest trained model, or None when it was never trained."""
+        query = (sa.select(dedupe_models).where(dedupe_models.c.flow == flow)
+                 .order_by(dedupe_models.c.id.desc()).limit(1))
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return DedupeModel(row.flow, row.entity, row.n_records, row.n_pairs,
+                           jsonutil.loads(row.model), row.id, row.trained_at)
 
     def iter_canonical_states(self, entity: str, chunk: int = 1000) -> Iterator[CanonicalState]:
         """Every stored canonical record of ``entity``, in id order, a chunk per query."""

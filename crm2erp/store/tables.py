@@ -21,6 +21,7 @@ __all__ = [
     "dedupe_pairs",
     "dedupe_members",
     "dedupe_provenance",
+    "dedupe_models",
     "DEDUPE_PAIR_STATUSES",
     "COUNT_FIELDS",
     "RUN_MODES",
@@ -206,4 +207,18 @@ dedupe_provenance = sa.Table(
     sa.Column("rule", sa.String(32), nullable=False),
     sa.Column("run_id", sa.Integer, nullable=True),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# A trained matching model per flow (``crm2erp dedupe train``, issue 13): every
+# training that passed the plausibility checks adds a row; runs use the newest.
+dedupe_models = sa.Table(
+    "dedupe_models", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("flow", sa.String(100), nullable=False),
+    sa.Column("entity", sa.String(64), nullable=False),
+    sa.Column("n_records", sa.Integer, nullable=False),
+    sa.Column("n_pairs", sa.Integer, nullable=False),
+    sa.Column("model", LongText, nullable=False),     # JSON: m, u, lambda per comparison
+    sa.Column("trained_at", UTCDateTime(), nullable=False),
+    sa.Index(None, "flow", "id"),
 )

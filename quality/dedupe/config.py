@@ -303,6 +303,9 @@ class MatchConfig(_Model):
     lambda_: float | None = Field(None, alias="lambda", gt=0, lt=1)
     thresholds: Thresholds = Field(default_factory=Thresholds)
     clustering: ClusteringConfig = Field(default_factory=ClusteringConfig)
+    # link mode: ``one_to_one`` lets each record match at most one record of the other
+    # side, best pair first (two sources of distinct records: CRM to ERP)
+    link: Literal["many", "one_to_one"] = "many"
     em: EMConfig = Field(default_factory=EMConfig)
     survivorship: SurvivorshipConfig = Field(default_factory=SurvivorshipConfig)
 

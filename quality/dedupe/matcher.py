@@ -57,6 +57,8 @@ class Matcher:
     def __init__(self, config: MatchConfig, params: FSParams | None = None):
         self.config = config
         self.params = params or self._configured_params()
+        self.fit_warnings: list[str] = []   # of the last fit (check_plausible)
+        self.fit_pairs = 0                  # candidate pairs the last fit saw
 
     # -- parameters -----------------------------------------------------------------
     def _configured_params(self) -> FSParams | None:
@@ -127,10 +129,13 @@ class Matcher:
                 if not (out or given[k]) and seen[k]:
                     estimates[k].append(session.m[k])
                     u_estimates[k].append(session.u[k])
-        m = []
+        m, unestimated = [], []
         for k, c in enumerate(cfg.comparisons):
             if given[k] or not estimates[k]:
                 if not given[k]:
+                    unestimated.append(f"{c.label}: m not estimated (its field is in every "
+                                       "blocking rule, or null in every training pair); the "
+                                       "starting m is used")
                     log.warning("%s: the m of comparison %s cannot be estimated (its field "
                                 "is in every blocking rule, or null in every training pair); "
                                 "give m in the configuration", cfg.entity, c.label)
@@ -163,7 +168,8 @@ class Matcher:
                                  "give m/u in the configuration") from None
         for warning in warnings:
             log.warning("%s: %s", cfg.entity, warning)
-        self.params = params
+        warnings = unestimated + warnings
+        self.params, self.fit_warnings, self.fit_pairs = params, warnings, len(li)
         return params
 
     def fitted_config(self) -> MatchConfig:
@@ -185,6 +191,32 @@ class Matcher:
              rejected: Iterable[Collection[Any]] = ()) -> MatchResult:
         """Match a new batch against existing records (pairs are (batch, existing))."""
         return self._run(records, existing, rejected)
+
+    def explain(self, records: Records, a: int, b: int) -> MatchResult:
+        """Score the one pair ``records[a]``, ``records[b]`` whether blocking pairs them or not.
+
+        Term-frequency adjustments are counted over all ``records``. The
+        result holds one pair; ``result.pairs(None)[0].fields`` has each
+        comparison's level and weight.
+        """
+        if self.params is None:
+            raise RuntimeError("explain() needs parameters: fit() or give m/u/lambda")
+        batch = _Batch(self, records, None)
+        li, ri = np.array([a], dtype=np.int64), np.array([b], dtype=np.int64)
+        gamma, scores = batch.gamma(li, ri)
+        weight, probability = self.params.score(gamma)
+        adjustment = batch.tf_adjustment(li, ri, gamma)
+        if adjustment is not None:
+            weight = weight + adjustment.sum(axis=1)
+            probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
+        th = self.config.thresholds
+        decision = np.array(["merge" if probability[0] >= th.upper else "review"
+                             if probability[0] >= th.lower else "distinct"], dtype=object)
+        return MatchResult(mode="dedupe", config=self.config, params=self.params,
+                           left=records, right=records, li=li, ri=ri, gamma=gamma,
+                           scores=scores, match_weight=weight, match_probability=probability,
+                           decision=decision, reason=np.array(["score"], dtype=object),
+                           clusters=[], tf_adjustment=adjustment)
 
     # -- internals ------------------------------------------------------------------------
     def _run(self, left: Records, right: Records | None, rejected) -> MatchResult:
@@ -222,6 +254,10 @@ class Matcher:
         for r, rule in enumerate(cfg.deterministic):
             reason[rule_of == r] = f"rule:{rule.name}"
         decision[is_rejected], reason[is_rejected] = "rejected", "rejected"
+        if link and cfg.link == "one_to_one":
+            ids = [np.array([str(r.get(cfg.id_field)) for r in side])
+                   for side in (batch.left, batch.right)]
+            _one_to_one(ids[0][li], ids[1][ri], weight, det, decision, reason)
 
         # clustering nodes: link mode puts existing records first so they name clusters
         shift = n_right if link else 0
@@ -351,6 +387,27 @@ class _Batch:
                     continue
                 out.append((i, j) if self.link else (min(i, j), max(i, j)))
         return out
+
+
+def _one_to_one(li: np.ndarray, ri: np.ndarray, weight: np.ndarray, det: np.ndarray,
+                decision: np.ndarray, reason: np.ndarray) -> None:
+    """Keep, per record of either side, only its best merge pair; the others become distinct.
+
+    ``li`` / ``ri`` are the pairs' record ids. Greedy, best first: deterministic
+    rules before scores, then by match weight, ties by ids (so the result does
+    not depend on input order).
+    """
+    merge = np.flatnonzero(decision == "merge")
+    order = merge[np.lexsort((ri[merge], li[merge], -weight[merge], ~det[merge]))]
+    left_used: set[str] = set()
+    right_used: set[str] = set()
+    for k in order.tolist():
+        a, b = li[k], ri[k]
+        if a in left_used or b in right_used:
+            decision[k], reason[k] = "distinct", "one_to_one"
+            continue
+        left_used.add(a)
+        right_used.add(b)
 
 
 def _sig(value: float) -> float:

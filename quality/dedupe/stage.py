@@ -30,6 +30,7 @@ __all__ = ["DedupeStage", "dedupe_stage"]
 
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,11 +99,16 @@ class DedupeStage:
                               f"libraries are not installed ({exc}); pip install "
                               "'crm2erp[quality]'") from None
         self.config = self._config()
-        self.matcher = Matcher(self.config)
-        if not self.config.fitted:
-            log.warning("flow %s: the matching configuration has no fixed m/u/lambda, so "
-                        "they are estimated from the first batch; fit them once on a "
-                        "representative sample and save them (see docs/dedupe.md)", flow.flow)
+        self.model_info = store.dedupe_model(flow.flow)
+        params = None
+        if self.model_info is not None:   # a trained model beats the configuration's values
+            from crm2erp.quality.dedupe.model import from_payload
+            params = from_payload(self.config, self.model_info.model, flow.flow)
+        self.matcher = Matcher(self.config, params)
+        if self.matcher.params is None:
+            log.warning("flow %s: no trained matching model and the configuration has no "
+                        "fixed m/u/lambda, so they are estimated from the first batch; run "
+                        "crm2erp dedupe train %s (see docs/dedupe.md)", flow.flow, flow.flow)
         self.target_mapping = self._target_mapping()
         self._run_id: object = object()
         self.pool: dict[str, MatchRecord] = {}
@@ -131,7 +137,8 @@ class DedupeStage:
         survivorship = survivorship.model_copy(update={
             "source_field": SOURCE_FIELD,
             "target_source": survivorship.target_source or self.flow.target.connection})
-        return config.model_copy(update={"id_field": "id", "survivorship": survivorship})
+        return config.model_copy(update={"id_field": "id", "survivorship": survivorship,
+                                         "link": section.link or config.link})
 
     def _target_mapping(self):
         if self.section.target is None:
@@ -162,6 +169,36 @@ class DedupeStage:
                 set(self.pool)))
         log.info("flow %s: dedupe matches new records against %d existing %s records",
                  self.flow.flow, len(self.pool), self.entity)
+
+    def training_records(self, runner, batch_size: int = 1000,
+                         ) -> tuple[dict[str, MatchRecord], int]:
+        """Every record matching can see: the flow's source read through its inbound
+        mapping, the hub's canonical records and (``target:``) the target's own.
+
+        Returns id -> record and the number of source rows that could not be
+        mapped or validated (they take no part; ``crm2erp quality run`` names them).
+        """
+        from collections import Counter
+
+        from crm2erp.store.records import BatchCommit
+
+        found: dict[str, MatchRecord] = {}
+        if self.section.existing:
+            found = {s.canonical_id: from_state(s)
+                     for s in self.store.iter_canonical_states(self.entity)}
+        runner.mode, unusable = "full_refresh", 0
+        for batch in runner.source.read(self.flow.source.stream, None, batch_size=batch_size):
+            scratch = BatchCommit(run_id=0, flow=self.flow.flow)
+            items = runner._canonical(batch.rows, Counter(), scratch)
+            unusable += len(scratch.dead_letters) + len(batch.rejected)
+            for item in items:   # the source's latest values win over the memory's
+                found[item.canonical_id] = from_item(item, self.system)
+        if self.target_mapping is not None:
+            found.update(load_target_records(
+                runner.target, self.flow.target.connection, self.flow.target.stream,
+                self.target_mapping, self.model, runner.resolver, self.store, self.entity,
+                set(found)))
+        return found, unusable
 
     def finish(self, ctx: StageContext) -> None:
         if self.merged or self.parked:
@@ -221,7 +258,18 @@ class DedupeStage:
         merges, reviews = [], []
         for pair in pairs:
             accepted = decisions.get(pair_key(pair.left_id, pair.right_id)) == "accepted"
-            (merges if pair.decision == "merge" or accepted else reviews).append(pair)
+            if not (pair.decision == "merge" or accepted):
+                reviews.append(pair)
+                continue
+            clash = [] if accepted else sorted(self._survive(
+                every[str(pair.left_id)], every[str(pair.right_id)]).conflicts)
+            if clash:   # never merge away an identifier without a steward
+                log.info("flow %s: %s %s / %s hold different %s: sent to review",
+                         self.flow.flow, self.entity, pair.left_id, pair.right_id,
+                         ", ".join(clash))
+                pair = replace(pair, decision="review",
+                               reason=f"identifier conflict: {', '.join(clash)}")
+            (reviews if clash else merges).append(pair)
         groups, target_of = self._cluster(records, merges, set())
         open_reviews = []   # review pairs whose records did not end up merged anyway
         for pair in sorted(reviews, key=lambda p: -p.match_weight):
@@ -249,8 +297,10 @@ class DedupeStage:
                     peer = every[other]
                     where = (f"{peer.system} {peer.source_key}" if peer.source_key
                              else f"{peer.kind} record {other}")
+                    clash = (f", {pair.reason}" if pair.reason.startswith("identifier")
+                             else "")
                     reason = (f"possible duplicate of {peer.label!r} ({where}, "
-                              f"p={pair.match_probability:.2f}): awaiting review"
+                              f"p={pair.match_probability:.2f}{clash}): awaiting review"
                               f"{f', pair #{pid}' if pid else ''} (crm2erp dedupe review)")
                     rejections += [Rejection(i, reason, "parked") for i in items_of[rid]]
         self.parked += len(rejections)
@@ -313,13 +363,28 @@ class DedupeStage:
                                      if k != SOURCE_FIELD}} for rid in (a, b)}
             if status == "merged" and decisions.get((left, right)) == "accepted":
                 status = "accepted"
+            golden = self._survive(every[left], every[right])
+            named = {left: "left", right: "right"}
+            preview = {   # what accepting the pair would produce (the two records)
+                "record": {k: v for k, v in golden.values.items()
+                           if k not in ("id", SOURCE_FIELD)},
+                "from": {k: named.get(str(v)) for k, v in golden.provenance.items()
+                         if k not in ("id", SOURCE_FIELD) and v is not None},
+                "conflicts": golden.conflicts}
             stored.append(DedupePair(
                 entity=self.entity, left_id=left, right_id=right, flow=self.flow.flow,
                 status=status, reason=pair.reason, match_probability=pair.match_probability,
                 match_weight=pair.match_weight, left_label=every[left].label,
                 right_label=every[right].label, run_id=ctx.run_id,
-                details={"left": side[left], "right": side[right], "fields": fields}))
+                details={"left": side[left], "right": side[right], "fields": fields,
+                         "golden": preview}))
         return self.store.save_dedupe_pairs(stored) if stored else {}
+
+    def _survive(self, *records: MatchRecord):
+        """The golden record the survivorship rules build from ``records`` (not validated)."""
+        from crm2erp.quality.dedupe.survivorship import survive
+
+        return survive([r.data for r in records], self.config.survivorship, id_field="id")
 
     def _golden(self, records: list[dict[str, Any]], canonical_id: str):
         """The golden record of a cluster, validated; None (logged) when it does not validate."""

@@ -14,7 +14,8 @@ Each field picks its value from the cluster's records by one rule:
 ``identifiers`` (default ``tax_id``, ``customer_number``) follow ``target``
 unless ``fields`` names another rule, so a newer record never replaces the
 ERP's VAT id with its own; when members hold different non-empty values the
-field is listed in ``GoldenRecord.conflicts`` (all values) for a steward.
+field is listed in ``GoldenRecord.conflicts`` (all values) for a steward;
+values that differ only in case, spaces or punctuation are one identifier.
 
 Nulls (None, NaN, blank strings) never survive while any record has a value.
 Ties fall back to the most recent record, then to the smallest record id, so
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crm2erp.quality.dedupe.config import SurvivorshipConfig
-from crm2erp.quality.dedupe.transforms import clean, to_date
+from crm2erp.quality.dedupe.transforms import apply, clean, to_date
 
 _FAR_PAST = dt.datetime.min.replace(tzinfo=dt.UTC)
 
@@ -110,9 +111,9 @@ def survive(records: Sequence[Mapping[str, Any]], config: SurvivorshipConfig | N
         if not candidates:
             values[name], provenance[name] = None, None
             continue
-        distinct = sorted({_sort_key(r[name]) for r in candidates})
-        if identifier and len(distinct) > 1:
-            conflicts[name] = [v for _, v in distinct]
+        # "DE 123 456 789" and "de123456789" are one identifier, spelt two ways
+        if identifier and len({tuple(apply([r[name]], ["alnum"])) for r in candidates}) > 1:
+            conflicts[name] = [v for _, v in sorted({_sort_key(r[name]) for r in candidates})]
         if rule in orderings:
             winner = min(candidates, key=orderings[rule])
         elif rule == "longest":

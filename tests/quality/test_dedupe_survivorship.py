@@ -91,3 +91,12 @@ def test_identifiers_are_never_overwritten_and_conflicts_are_reported():
     # a field rule overrides the protection when a project wants it
     golden = survive([crm, erp], SurvivorshipConfig(fields={"tax_id": "most_recent"}))
     assert golden.values["tax_id"] == "DE000000000"
+
+
+def test_an_identifier_spelt_two_ways_is_no_conflict():
+    a = {"id": "a", "_source": "crm", "tax_id": "DE 123 456 789", "customer_number": "k-1"}
+    b = {"id": "b", "_source": "erp", "tax_id": "de123456789", "customer_number": "K1"}
+    assert survive([a, b], SurvivorshipConfig(target_source="erp")).conflicts == {}
+    c = dict(b, id="c", tax_id="DE123456780")
+    assert survive([a, c], SurvivorshipConfig(target_source="erp")).conflicts == {
+        "tax_id": ["DE 123 456 789", "DE123456780"]}
