@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import typer
 from rich.table import Table
 
@@ -21,6 +23,9 @@ def run(
     since: str = typer.Option(None, "--since", help="Backfill: read from this ISO date/time."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Show what would change; write nothing."),
+    lineage_file: str = typer.Option(
+        None, "--lineage-file", metavar="PATH",
+        help="Append OpenLineage run events (one JSON per line) to PATH."),
 ) -> None:
     """Run FLOWS (parents first) and print what they did."""
     from crm2erp.engine import Engine, order_flows, parse_since
@@ -33,17 +38,19 @@ def run(
     order = order_flows(project.flows, names)
     mode = "full_refresh" if full_refresh else "since" if since else "incremental"
     start = parse_since(since) if since else None
+    lineage = _lineage(project, lineage_file) if lineage_file else None
     store = cfg.open_store()
     results = []
     try:
         with Engine(project, store) as engine, progress_bar() as bar:
             for name in order:
                 task = bar.add_task(name, total=None, counts="")
-                result = engine.run(
-                    name, mode=mode, since=start, dry_run=dry_run,
-                    progress=lambda r, t=task: bar.update(
-                        t, counts=f"read {r.counts['read']}  written "
-                                  f"{r.counts['created'] + r.counts['updated']}"))
+                with lineage.track(name) if lineage else nullcontext({}) as tracked:
+                    result = tracked["result"] = engine.run(
+                        name, mode=mode, since=start, dry_run=dry_run,
+                        progress=lambda r, t=task: bar.update(
+                            t, counts=f"read {r.counts['read']}  written "
+                                      f"{r.counts['created'] + r.counts['updated']}"))
                 bar.remove_task(task)
                 results.append(result)
     finally:
@@ -59,6 +66,16 @@ def run(
         console.print(f"[yellow]{failed} record(s) went to the dead letters[/]: "
                       "see `crm2erp dlq list`")
     exit_with(EXIT_PROBLEMS if failed else EXIT_OK)
+
+
+def _lineage(project, path: str):
+    """The OpenLineage emitter writing to ``path`` (needs the ``lineage`` extra)."""
+    try:
+        from crm2erp.lineage import Lineage, file_client
+    except ImportError as exc:
+        raise ConfigError(f"--lineage-file needs the OpenLineage client ({exc.name} is "
+                          "not installed): pip install 'crm2erp[lineage]'") from None
+    return Lineage(file_client(path), project)
 
 
 def _print_changes(results, limit: int = 50) -> None:

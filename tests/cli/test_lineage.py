@@ -1,0 +1,140 @@
+"""OpenLineage run events of ``crm2erp sync run --lineage-file``: a real CLI
+process syncing the demo's SQLite CRM into its SQLite ERP, events read back
+from the file and checked against the mappings and the state store."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+pytest.importorskip("openlineage.client")
+
+from crm2erp.demo import create_systems, write_project  # noqa: E402
+from crm2erp.demo.sample import sample_crm_rows  # noqa: E402
+from crm2erp.mapping import load_project  # noqa: E402
+from crm2erp.store import COUNT_FIELDS, StateStore  # noqa: E402
+
+# the demo's accounts flow, from its two mappings: target column -> (source column,
+# inbound transforms, canonical field, outbound transforms)
+ACCOUNT_LINEAGE = {
+    "crm_ref": ("id", ["crossref"], "id", []),
+    "name": ("company_name", ["strip", "collapse_spaces"], "name", []),
+    "kind": ("account_type", ["strip", "value_map"], "type", []),
+    "email": ("email", ["email"], "email", []),
+    "phone": ("phone", ["phone"], "phone", []),
+    "street": ("street", ["strip", "collapse_spaces"], "billing_address.street", []),
+    "postal_code": ("zip", ["strip"], "billing_address.postal_code", []),
+    "city": ("city", ["strip", "collapse_spaces"], "billing_address.city", []),
+    "country": ("country", ["country"], "billing_address.country", []),
+    "vat": ("vat_id", ["strip", "upper"], "tax_id", []),
+    "currency": ("currency", ["strip", "upper"], "currency", []),
+}
+
+
+@pytest.fixture
+def demo(tmp_path):
+    create_systems(f"sqlite:///{tmp_path}/crm.db", f"sqlite:///{tmp_path}/erp.db",
+                   sample_crm_rows(accounts=30))
+    return write_project(tmp_path, tmp_path / "state.db", fresh=True)
+
+
+def sync(project, *args):
+    return subprocess.run([sys.executable, "-m", "crm2erp", "-p", str(project), "sync", "run",
+                           *args], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"}, cwd=project.parent)
+
+
+def read_events(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_sync_writes_start_and_complete_with_datasets_and_column_lineage(demo, tmp_path):
+    events_file = tmp_path / "events.jsonl"
+    done = sync(demo, "demo_accounts", "demo_orders", "--lineage-file", str(events_file))
+    assert done.returncode in (0, 1), done.stderr   # 1: the seeded bad rows are dead letters
+    events = read_events(events_file)
+    assert [(e["eventType"], e["job"]["name"]) for e in events] == [
+        ("START", "demo_accounts"), ("COMPLETE", "demo_accounts"),
+        ("START", "demo_orders"), ("COMPLETE", "demo_orders")]
+    start, complete = events[0], events[1]
+    assert start["run"]["runId"] == complete["run"]["runId"]
+    uuid.UUID(start["run"]["runId"])
+    assert complete["job"]["namespace"] == "crm2erp"
+    for field in ("eventTime", "producer", "schemaURL"):
+        assert complete[field]
+
+    crm, erp = f"sqlite://{tmp_path}/crm.db", f"sqlite://{tmp_path}/erp.db"
+    assert [(d["namespace"], d["name"]) for d in complete["inputs"]] == [(crm, "main.accounts")]
+    # the customers table, and the CRM accounts the ERP number is written back to
+    assert [(d["namespace"], d["name"]) for d in complete["outputs"]] == [
+        (erp, "main.customers"), (crm, "main.accounts")]
+
+    lineage = complete["outputs"][0]["facets"]["columnLineage"]["fields"]
+    assert set(lineage) == set(ACCOUNT_LINEAGE)
+    for target, (source, inbound, canonical, outbound) in ACCOUNT_LINEAGE.items():
+        [field] = lineage[target]["inputFields"]
+        assert (field["namespace"], field["name"], field["field"]) == (crm, "main.accounts",
+                                                                      source)
+        [how] = field["transformations"]
+        assert how["type"] == "DIRECT"
+        assert how["subtype"] == ("TRANSFORMATION" if inbound + outbound else "IDENTITY")
+        assert how["description"] == (
+            f"{source} -[{', '.join(inbound) or 'as is'}]-> canonical Account.{canonical} "
+            f"-[{', '.join(outbound) or 'as is'}]-> {target}")
+
+    # counts and dead letters as facets, equal to what the state store recorded
+    state = StateStore.open(f"sqlite:///{tmp_path}/state.db")
+    try:
+        run = state.get_run(complete["run"]["facets"]["crm2erp"]["runId"])
+        letters = state.count_dead_letters(flow="demo_accounts", status="open")
+    finally:
+        state.close()
+    facet = complete["run"]["facets"]["crm2erp"]
+    assert {k: facet["counts"][k] for k in COUNT_FIELDS} == {k: run.counts[k]
+                                                            for k in COUNT_FIELDS}
+    assert facet["status"] == run.status == "partial"
+    assert facet["newDeadLetters"] == letters > 0   # the sample's invalid rows
+    assert complete["inputs"][0]["inputFacets"]["inputStatistics"]["rowCount"] == 30
+    assert complete["outputs"][0]["facets"]["outputStatistics"]["rowCount"] == \
+        run.counts["created"] + run.counts["updated"] + run.counts["deleted"]
+
+
+def test_every_mapped_field_of_the_orders_flow_has_lineage_including_lines(demo, tmp_path):
+    events_file = tmp_path / "events.jsonl"
+    sync(demo, "demo_accounts", "demo_orders", "--lineage-file", str(events_file))
+    complete = read_events(events_file)[-1]
+    lineage = complete["outputs"][0]["facets"]["columnLineage"]["fields"]
+    project = load_project(demo)
+    flow = project.flow("demo_orders")
+    outbound = project.mapping(flow.target_mapping_path)
+    mapped = set()
+    for name, field in outbound.fields.items():
+        mapped |= {f"{name}.{sub}" for sub in field.each} if field.each else {name}
+    # status is a constant in the inbound mapping: no source field feeds it
+    assert set(lineage) == mapped - {"status"}
+    assert [(f["field"], f["transformations"][0]["description"])
+            for f in lineage["lines.sku"]["inputFields"]] == [
+        ("lines.sku", "lines.sku -[strip, upper]-> canonical SalesOrder.lines.product_code "
+                      "-[as is]-> lines.sku")]
+    [customer] = lineage["customer_id"]["inputFields"]
+    assert customer["field"] == "account_id"
+    assert "strip, xref" in customer["transformations"][0]["description"]
+    assert "-[xref]-> customer_id" in customer["transformations"][0]["description"]
+
+
+def test_a_failing_run_emits_fail_with_the_error(demo, tmp_path):
+    (tmp_path / "erp.db").unlink()
+    (tmp_path / "erp.db").mkdir()   # the ERP database cannot be opened
+    events_file = tmp_path / "events.jsonl"
+    done = sync(demo, "demo_accounts", "--lineage-file", str(events_file))
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    events = read_events(events_file)
+    assert [e["eventType"] for e in events] == ["START", "FAIL"]
+    assert events[1]["run"]["runId"] == events[0]["run"]["runId"]
+    error = events[1]["run"]["facets"]["errorMessage"]
+    assert error["programmingLanguage"] == "PYTHON" and error["message"]
