@@ -100,7 +100,8 @@ def build_dag(entry: FlowEntry, default_args: dict[str, Any] | None = None) -> D
         def check_connections() -> list[str]:
             return tasks.check_connections(root, name)
 
-        @task(task_id="sync", multiple_outputs=False)  # one XCom, not one per key
+        # one XCom, not one per key; the flow's `timeout:` bounds one sync
+        @task(task_id="sync", multiple_outputs=False, execution_timeout=flow.timeout)
         def sync(partition: int | None = None, params=None, dag_run=None,
                  data_interval_start=None) -> dict[str, Any]:
             mode, since = _mode(params, dag_run, data_interval_start)
