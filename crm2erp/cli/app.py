@@ -107,6 +107,8 @@ def _register_commands() -> None:
     app.command("reconcile")(reconcile.reconcile)
     from crm2erp.cli import dedupe  # steward review of duplicates (issue 7)
     app.add_typer(dedupe.app, name="dedupe")
+    from crm2erp.cli import airflow  # no Airflow import: it copies files (issue 17)
+    app.add_typer(airflow.app, name="airflow")
 
 
 def _report(exc: BaseException, label: str, style: str, debug: bool) -> None:
