@@ -26,6 +26,9 @@ def run(
     lineage_file: str = typer.Option(
         None, "--lineage-file", metavar="PATH",
         help="Append OpenLineage run events (one JSON per line) to PATH."),
+    lineage_url: str = typer.Option(
+        None, "--lineage-url", metavar="URL",
+        help="POST OpenLineage run events to URL (e.g. http://marquez:5000)."),
 ) -> None:
     """Run FLOWS (parents first) and print what they did."""
     from crm2erp.engine import Engine, order_flows, parse_since
@@ -38,7 +41,10 @@ def run(
     order = order_flows(project.flows, names)
     mode = "full_refresh" if full_refresh else "since" if since else "incremental"
     start = parse_since(since) if since else None
-    lineage = _lineage(project, lineage_file) if lineage_file else None
+    if lineage_file and lineage_url:
+        raise ConfigError("--lineage-file and --lineage-url exclude each other: pick one")
+    lineage = _lineage(project, lineage_file, lineage_url) \
+        if lineage_file or lineage_url else None
     store = cfg.open_store()
     results = []
     try:
@@ -68,13 +74,22 @@ def run(
     exit_with(EXIT_PROBLEMS if failed else EXIT_OK)
 
 
-def _lineage(project, path: str):
-    """The OpenLineage emitter writing to ``path`` (needs the ``lineage`` extra)."""
+def _lineage(project, path: str | None, url: str | None):
+    """The OpenLineage emitter writing to ``path`` or posting to ``url`` (needs the
+    ``lineage`` extra)."""
     try:
-        from crm2erp.lineage import Lineage, file_client
+        from crm2erp.lineage import Lineage, file_client, http_client
     except ImportError as exc:
-        raise ConfigError(f"--lineage-file needs the OpenLineage client ({exc.name} is "
-                          "not installed): pip install 'crm2erp[lineage]'") from None
+        raise ConfigError(f"--lineage-file/--lineage-url need the OpenLineage client "
+                          f"({exc.name} is not installed): pip install 'crm2erp[lineage]'"
+                          ) from None
+    if url:
+        return Lineage(http_client(url), project)
+    from pathlib import Path
+
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise ConfigError(f"--lineage-file {path}: the folder {folder} does not exist")
     return Lineage(file_client(path), project)
 
 

@@ -20,7 +20,7 @@ field in between named. Row counts are ``inputStatistics`` /
 
 from __future__ import annotations
 
-__all__ = ["dataset_id", "column_lineage", "file_client", "Lineage"]
+__all__ = ["dataset_id", "column_lineage", "file_client", "http_client", "Lineage"]
 
 import datetime as dt
 import logging
@@ -42,8 +42,10 @@ from openlineage.client.facet_v2 import (
     output_statistics_output_dataset,
 )
 from openlineage.client.transport.file import FileConfig, FileTransport
+from openlineage.client.transport.http import HttpConfig, HttpTransport
 
 from crm2erp import __version__
+from crm2erp.errors import ConfigError
 from crm2erp.mapping import MappingSpec, Project
 from crm2erp.mapping.models import ConnectionSpec, FieldSpec
 from crm2erp.redact import redact
@@ -196,6 +198,21 @@ def file_client(path: str | Path) -> OpenLineageClient:
         FileConfig(log_file_path=str(path), append=True)))
 
 
+def http_client(url: str) -> OpenLineageClient:
+    """A client POSTing each event to ``url``: a full endpoint URL, or a server's
+    base URL to which the OpenLineage API path ``api/v1/lineage`` is added."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"--lineage-url {url!r} is not an http:// or https:// URL")
+    base = f"{parts.scheme}://{parts.netloc}"
+    endpoint = parts.path.strip("/") or "api/v1/lineage"
+    if parts.query:
+        endpoint += f"?{parts.query}"
+    return OpenLineageClient(transport=HttpTransport(HttpConfig(url=base, endpoint=endpoint)))
+
+
 # -- events ---------------------------------------------------------------
 class Lineage:
     """Emits the run events of a project's syncs through ``client``."""
@@ -229,6 +246,15 @@ class Lineage:
             outputs.append(OutputDataset(namespace=back[0], name=back[1]))
         return inputs, outputs
 
+    def _emit(self, event: RunEvent) -> None:
+        """Send ``event``; a lineage backend that fails is a warning, never a failed sync."""
+        try:
+            self.client.emit(event)
+        except Exception as exc:   # the transports raise anything from OSError to HTTP errors
+            log.warning("OpenLineage %s event of job %s was not sent: %s: %s",
+                        event.eventType.value, event.job.name, type(exc).__name__,
+                        redact(str(exc)))
+
     def _event(self, state: RunState, run_id: str, job: str, flow: str, run_facets: dict,
                result: Any = None) -> RunEvent:
         inputs, outputs = self._datasets(flow, result)
@@ -244,14 +270,14 @@ class Lineage:
         """START now; COMPLETE (with counts from ``holder["result"]``) or FAIL at exit."""
         run_id = str(uuid.uuid4())  # the spec asks for a UUID; the engine's id is a facet
         job = flow if partition is None else f"{flow}.partition_{partition}"
-        self.client.emit(self._event(RunState.START, run_id, job, flow, {}))
+        self._emit(self._event(RunState.START, run_id, job, flow, {}))
         holder: dict[str, Any] = {}
         try:
             yield holder
         except BaseException as exc:
             facets = {"errorMessage": error_message_run.ErrorMessageRunFacet(
                 message=redact(f"{type(exc).__name__}: {exc}"), programmingLanguage="PYTHON")}
-            self.client.emit(self._event(RunState.FAIL, run_id, job, flow, facets))
+            self._emit(self._event(RunState.FAIL, run_id, job, flow, facets))
             raise
         result = holder.get("result")
         facets = {}
@@ -260,4 +286,4 @@ class Lineage:
                 runId=result.run_id, status=result.status, partition=result.partition,
                 counts={**dict.fromkeys(COUNT_FIELDS, 0), **result.counts},
                 newDeadLetters=result.new_dead_letters)
-        self.client.emit(self._event(RunState.COMPLETE, run_id, job, flow, facets, result))
+        self._emit(self._event(RunState.COMPLETE, run_id, job, flow, facets, result))

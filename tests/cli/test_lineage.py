@@ -138,3 +138,62 @@ def test_a_failing_run_emits_fail_with_the_error(demo, tmp_path):
     assert events[1]["run"]["runId"] == events[0]["run"]["runId"]
     error = events[1]["run"]["facets"]["errorMessage"]
     assert error["programmingLanguage"] == "PYTHON" and error["message"]
+
+
+def test_lineage_url_posts_the_events_to_an_openlineage_endpoint(demo, tmp_path):
+    from crm2erp.testing.server import serve_wsgi
+
+    received = []
+
+    def backend(environ, start_response):
+        size = int(environ.get("CONTENT_LENGTH") or 0)
+        received.append((environ["PATH_INFO"], json.loads(environ["wsgi.input"].read(size))))
+        start_response("201 Created", [])
+        return [b""]
+
+    with serve_wsgi(backend) as url:
+        done = sync(demo, "demo_accounts", "--lineage-url", url)
+    assert done.returncode in (0, 1), done.stderr
+    assert [(path, e["eventType"], e["job"]["name"]) for path, e in received] == [
+        ("/api/v1/lineage", "START", "demo_accounts"),
+        ("/api/v1/lineage", "COMPLETE", "demo_accounts")]
+    assert set(received[1][1]["outputs"][0]["facets"]["columnLineage"]["fields"]) == \
+        set(ACCOUNT_LINEAGE)
+
+
+def test_lineage_file_in_a_missing_folder_is_a_config_error(demo, tmp_path):
+    done = sync(demo, "demo_accounts", "--lineage-file", str(tmp_path / "no" / "ev.jsonl"))
+    assert done.returncode == 2 and "does not exist" in done.stderr + done.stdout
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("type_,settings,stream,expected", [
+    ("sql", {"url": "postgresql+psycopg://u:p@db.example.com:5433/sales", "schema": "crm",
+             "streams": {"accounts": {"table": "account", "key": "id"}}}, "accounts",
+     ("postgres://db.example.com:5433", "sales.crm.account")),
+    ("sql", {"url": "postgresql://db.example.com/sales"}, "customers",
+     ("postgres://db.example.com:5432", "sales.public.customers")),
+    ("sql", {"url": "mysql+pymysql://root@127.0.0.1/erp"}, "customers",
+     ("mysql://127.0.0.1:3306", "erp.customers")),
+    ("salesforce", {"instance_url": "https://acme.my.salesforce.com",
+                    "streams": {"accounts": {"sobject": "Account", "fields": ["Id"]}}},
+     "accounts", ("salesforce://acme.my.salesforce.com", "Account")),
+    ("hubspot", {"base_url": "https://api.hubapi.com"}, "companies",
+     ("hubspot://api.hubapi.com", "companies")),
+    ("odoo", {"url": "https://erp.example.com", "database": "prod"}, "partners",
+     ("odoo://erp.example.com", "prod.partners")),
+])
+def test_dataset_names_follow_the_openlineage_conventions(type_, settings, stream, expected):
+    from crm2erp.lineage import dataset_id
+    from crm2erp.mapping.models import ConnectionSpec
+
+    assert dataset_id(ConnectionSpec("c", type_, settings), stream) == expected
+
+
+def test_a_file_source_is_named_by_its_absolute_path(tmp_path):
+    from crm2erp.lineage import dataset_id
+    from crm2erp.mapping.models import ConnectionSpec
+
+    spec = ConnectionSpec("f", "file", {"path": str(tmp_path),
+                                        "streams": {"accounts": {"file": "accounts.csv"}}})
+    assert dataset_id(spec, "accounts") == ("file://", str(tmp_path / "accounts.csv"))
