@@ -20,12 +20,12 @@ field in between named. Row counts are ``inputStatistics`` /
 
 from __future__ import annotations
 
-__all__ = ["dataset_id", "column_lineage", "file_client", "http_client", "Lineage"]
+__all__ = ["dataset_id", "locate", "column_lineage", "file_client", "http_client", "Lineage"]
 
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -113,6 +113,24 @@ def _key_fields(spec: ConnectionSpec, stream: str) -> list[str]:
     return ["Id"] if spec.type == "salesforce" else ["id"]
 
 
+Located = tuple[str, str, str]   # (dataset namespace, dataset name, field)
+
+
+def locate(spec: ConnectionSpec, stream: str, path: str) -> Located:
+    """Where a record field lives: a field of a SQL stream's child table
+    (``lines.sku`` of ``deals`` with ``children: {lines: {table: deal_lines}}``)
+    is the column ``sku`` of that table; any other field is ``path`` in the
+    stream's own dataset."""
+    namespace, name = dataset_id(spec, stream)
+    head, _, rest = path.partition(".")
+    children = _stream_settings(spec, stream).get("children") or {}
+    child = children.get(head) if rest and spec.type == "sql" else None
+    if isinstance(child, dict) and child.get("table"):
+        prefix = name.rsplit(".", 1)[0] + "." if "." in name else ""
+        return namespace, prefix + child["table"], rest
+    return namespace, name, path
+
+
 # -- column lineage -------------------------------------------------------
 def _transform_names(field: FieldSpec) -> list[str]:
     return [item if isinstance(item, str) else next(iter(item)) for item in field.transforms]
@@ -153,27 +171,33 @@ def _canonical_inputs(canonical: str, inbound: dict[str, tuple[list[str], list[s
     return []
 
 
-def column_lineage(inbound: MappingSpec, outbound: MappingSpec, source: tuple[str, str],
-                   key: list[str]) -> column_lineage_dataset.ColumnLineageDatasetFacet:
-    """The target dataset's columnLineage: target field <- canonical <- source fields."""
-    inbound_flat, fields = _flatten(inbound), {}
-    for target, (canonicals, out_names) in _flatten(outbound).items():
+def column_lineage(inbound: MappingSpec, outbound: MappingSpec,
+                   source: Callable[[str], Located], target: Callable[[str], Located],
+                   key: list[str]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Column lineage per target dataset, (namespace, name) -> {field: Fields}:
+    target field <- canonical field <- source fields, with both transform chains."""
+    inbound_flat = _flatten(inbound)
+    lineage: dict[tuple[str, str], dict[str, Any]] = {}
+    for target_path, (canonicals, out_names) in _flatten(outbound).items():
         inputs = []
         for canonical in canonicals:
             for field, via, in_names in _canonical_inputs(canonical, inbound_flat, key):
                 names = [*in_names, *out_names]
                 description = (f"{field} -[{', '.join(in_names) or 'as is'}]-> canonical "
                                f"{inbound.entity}.{via} -[{', '.join(out_names) or 'as is'}]"
-                               f"-> {target}")
+                               f"-> {target_path}")
                 transformation = column_lineage_dataset.Transformation(
                     type="DIRECT", subtype="TRANSFORMATION" if names else "IDENTITY",
                     description=description, masking=False)
+                namespace, name, column = source(field)
                 inputs.append(column_lineage_dataset.InputField(
-                    namespace=source[0], name=source[1], field=field,
+                    namespace=namespace, name=name, field=column,
                     transformations=[transformation]))
         if inputs:
-            fields[target] = column_lineage_dataset.Fields(inputFields=inputs)
-    return column_lineage_dataset.ColumnLineageDatasetFacet(fields=fields)
+            namespace, name, column = target(target_path)
+            lineage.setdefault((namespace, name), {})[column] = \
+                column_lineage_dataset.Fields(inputFields=inputs)
+    return lineage
 
 
 @attr.define
@@ -224,14 +248,18 @@ class Lineage:
     def _datasets(self, flow_name: str, result: Any = None):
         flow = self.project.flow(flow_name)
         conns = self.project.connections
-        source = dataset_id(conns[flow.source.connection], flow.source.stream)
-        target = dataset_id(conns[flow.target.connection], flow.target.stream)
+        src_spec, dst_spec = conns[flow.source.connection], conns[flow.target.connection]
+        source = dataset_id(src_spec, flow.source.stream)
+        target = dataset_id(dst_spec, flow.target.stream)
+        lineage = column_lineage(
+            self.project.mapping(flow.source_mapping_path),
+            self.project.mapping(flow.target_mapping_path),
+            lambda path: locate(src_spec, flow.source.stream, path),
+            lambda path: locate(dst_spec, flow.target.stream, path),
+            _key_fields(src_spec, flow.source.stream))
         counts = dict(result.counts) if result is not None else {}
         in_facets: dict[str, Any] = {}
-        out_facets: dict[str, Any] = {"columnLineage": column_lineage(
-            self.project.mapping(flow.source_mapping_path),
-            self.project.mapping(flow.target_mapping_path), source,
-            _key_fields(conns[flow.source.connection], flow.source.stream))}
+        out_facets: dict[str, Any] = {}
         if result is not None:
             in_facets["inputStatistics"] = \
                 input_statistics_input_dataset.InputStatisticsInputDatasetFacet(
@@ -239,8 +267,16 @@ class Lineage:
             out_facets["outputStatistics"] = \
                 output_statistics_output_dataset.OutputStatisticsOutputDatasetFacet(
                     rowCount=sum(counts.get(k, 0) for k in ("created", "updated", "deleted")))
+        read_from = {(i.namespace, i.name) for fields in lineage.values()
+                     for f in fields.values() for i in f.inputFields}
         inputs = [InputDataset(namespace=source[0], name=source[1], inputFacets=in_facets)]
-        outputs = [OutputDataset(namespace=target[0], name=target[1], facets=out_facets)]
+        inputs += [InputDataset(namespace=ns, name=name)
+                   for ns, name in sorted(read_from - {source})]
+        written = [target, *sorted(set(lineage) - {target})]
+        outputs = [OutputDataset(namespace=ns, name=name, facets={
+            **(out_facets if (ns, name) == target else {}),
+            "columnLineage": column_lineage_dataset.ColumnLineageDatasetFacet(
+                fields=lineage.get((ns, name), {}))}) for ns, name in written]
         if flow.write_back is not None:
             back = dataset_id(conns[flow.write_back.connection], flow.write_back.stream)
             outputs.append(OutputDataset(namespace=back[0], name=back[1]))

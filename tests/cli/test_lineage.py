@@ -108,21 +108,26 @@ def test_every_mapped_field_of_the_orders_flow_has_lineage_including_lines(demo,
     events_file = tmp_path / "events.jsonl"
     sync(demo, "demo_accounts", "demo_orders", "--lineage-file", str(events_file))
     complete = read_events(events_file)[-1]
-    lineage = complete["outputs"][0]["facets"]["columnLineage"]["fields"]
+    crm, erp = f"sqlite://{tmp_path}/crm.db", f"sqlite://{tmp_path}/erp.db"
+    # the deal lines live in their own tables on both sides (the streams' children)
+    assert [(d["namespace"], d["name"]) for d in complete["inputs"]] == [
+        (crm, "main.deals"), (crm, "main.deal_lines")]
+    assert [(d["namespace"], d["name"]) for d in complete["outputs"]] == [
+        (erp, "main.sales_orders"), (erp, "main.sales_order_lines")]
+    orders, lines = (d["facets"]["columnLineage"]["fields"] for d in complete["outputs"])
     project = load_project(demo)
-    flow = project.flow("demo_orders")
-    outbound = project.mapping(flow.target_mapping_path)
-    mapped = set()
-    for name, field in outbound.fields.items():
-        mapped |= {f"{name}.{sub}" for sub in field.each} if field.each else {name}
+    outbound = project.mapping(project.flow("demo_orders").target_mapping_path)
+    mapped = {name for name, field in outbound.fields.items() if not field.each}
     # status is a constant in the inbound mapping: no source field feeds it
-    assert set(lineage) == mapped - {"status"}
-    assert [(f["field"], f["transformations"][0]["description"])
-            for f in lineage["lines.sku"]["inputFields"]] == [
-        ("lines.sku", "lines.sku -[strip, upper]-> canonical SalesOrder.lines.product_code "
-                      "-[as is]-> lines.sku")]
-    [customer] = lineage["customer_id"]["inputFields"]
-    assert customer["field"] == "account_id"
+    assert set(orders) == mapped - {"status"}
+    assert set(lines) == set(outbound.fields["lines"].each)
+    [sku] = lines["sku"]["inputFields"]
+    assert (sku["namespace"], sku["name"], sku["field"]) == (crm, "main.deal_lines", "sku")
+    assert sku["transformations"][0]["description"] == (
+        "lines.sku -[strip, upper]-> canonical SalesOrder.lines.product_code -[as is]-> "
+        "lines.sku")
+    [customer] = orders["customer_id"]["inputFields"]
+    assert (customer["name"], customer["field"]) == ("main.deals", "account_id")
     assert "strip, xref" in customer["transformations"][0]["description"]
     assert "-[xref]-> customer_id" in customer["transformations"][0]["description"]
 
