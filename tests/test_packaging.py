@@ -41,6 +41,9 @@ def test_wheel_contains_every_package(tmp_path):
     assert not missing, f"sub-packages missing from the wheel (add them to setup.cfg): {missing}"
     assert any(n.startswith("crm2erp/schemas/json/") for n in names)
     assert any(n.startswith("crm2erp/mappings/demo/") and n.endswith(".yaml") for n in names)
+    # the DAG files, for `crm2erp airflow install-dags`
+    assert {"crm2erp/dags/crm2erp_flows.py", "crm2erp/dags/crm2erp_config_errors.py"} <= \
+        set(names)
 
 
 def test_no_bare_imports_of_mapped_folders():
@@ -58,7 +61,8 @@ def test_the_whole_tree_passes_ruff():
 
 # -- declared dependencies -------------------------------------------------
 # where a module's imports must be declared: folder -> extra (None = install_requires)
-AREAS = {"quality": "quality", "crm2erp/orchestration": "airflow", "dags": "airflow"}
+AREAS = {"quality": "quality", "crm2erp/orchestration": "airflow", "dags": "airflow",
+         "crm2erp/lineage": "lineage"}
 # imported, yet rightly not declared: the pytest11 plugin is loaded by pytest only
 NOT_DECLARED = {"pytest": "crm2erp/testing/conformance.py is loaded by pytest itself"}
 

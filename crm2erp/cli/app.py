@@ -126,6 +126,8 @@ def _register_commands() -> None:
     app.command("reconcile")(reconcile.reconcile)
     from crm2erp.cli import dedupe  # steward review of duplicates (issue 7)
     app.add_typer(dedupe.app, name="dedupe")
+    from crm2erp.cli import airflow  # no Airflow import: it copies files (issue 17)
+    app.add_typer(airflow.app, name="airflow")
     from crm2erp.cli import check, init  # scaffold and check a project (issue 14)
     app.command("init")(init.init)
     app.command("check")(check.check)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import typer
 from rich.table import Table
 
@@ -29,6 +31,12 @@ def run(
     since: str = typer.Option(None, "--since", help="Backfill: read from this ISO date/time."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Show what would change; write nothing."),
+    lineage_file: str = typer.Option(
+        None, "--lineage-file", metavar="PATH",
+        help="Append OpenLineage run events (one JSON per line) to PATH."),
+    lineage_url: str = typer.Option(
+        None, "--lineage-url", metavar="URL",
+        help="POST OpenLineage run events to URL (e.g. http://marquez:5000)."),
     as_json: bool = json_option(),
 ) -> None:
     """Run FLOWS (parents first) and print what they did."""
@@ -42,17 +50,22 @@ def run(
     order = order_flows(project.flows, names)
     mode = "full_refresh" if full_refresh else "since" if since else "incremental"
     start = parse_since(since) if since else None
+    if lineage_file and lineage_url:
+        raise ConfigError("--lineage-file and --lineage-url exclude each other: pick one")
+    lineage = _lineage(project, lineage_file, lineage_url) \
+        if lineage_file or lineage_url else None
     store = cfg.open_store()
     results = []
     try:
         with Engine(project, store) as engine, progress_bar() as bar:
             for name in order:
                 task = bar.add_task(name, total=None, counts="")
-                result = engine.run(
-                    name, mode=mode, since=start, dry_run=dry_run,
-                    progress=lambda r, t=task: bar.update(
-                        t, counts=f"read {r.counts['read']}  written "
-                                  f"{r.counts['created'] + r.counts['updated']}"))
+                with lineage.track(name) if lineage else nullcontext({}) as tracked:
+                    result = tracked["result"] = engine.run(
+                        name, mode=mode, since=start, dry_run=dry_run,
+                        progress=lambda r, t=task: bar.update(
+                            t, counts=f"read {r.counts['read']}  written "
+                                      f"{r.counts['created'] + r.counts['updated']}"))
                 bar.remove_task(task)
                 results.append(result)
     finally:
@@ -71,6 +84,25 @@ def run(
         console.print(f"[yellow]{failed} record(s) went to the dead letters[/]: "
                       "see `crm2erp dlq list`")
     exit_with(EXIT_PROBLEMS if failed else EXIT_OK)
+
+
+def _lineage(project, path: str | None, url: str | None):
+    """The OpenLineage emitter writing to ``path`` or posting to ``url`` (needs the
+    ``lineage`` extra)."""
+    try:
+        from crm2erp.lineage import Lineage, file_client, http_client
+    except ImportError as exc:
+        raise ConfigError(f"--lineage-file/--lineage-url need the OpenLineage client "
+                          f"({exc.name} is not installed): pip install 'crm2erp[lineage]'"
+                          ) from None
+    if url:
+        return Lineage(http_client(url), project)
+    from pathlib import Path
+
+    folder = Path(path).resolve().parent
+    if not folder.is_dir():
+        raise ConfigError(f"--lineage-file {path}: the folder {folder} does not exist")
+    return Lineage(file_client(path), project)
 
 
 def _print_changes(results, limit: int = 50) -> None:

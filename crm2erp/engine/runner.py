@@ -87,6 +87,7 @@ class RunResult:
     changes: list[Change] = field(default_factory=list)
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    error: BaseException | None = None   # what stopped a failed run
 
     @property
     def changed(self) -> int:
@@ -178,7 +179,7 @@ class FlowRunner:
             try:
                 body(result)
             except BaseException as exc:
-                result.status = "failed"
+                result.status, result.error = "failed", exc
                 self.store.finish_run(run_id, "failed", message=str(exc)[:2000],
                                       warnings=self._warnings(result))
                 run_hooks(self, result)

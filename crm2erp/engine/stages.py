@@ -78,6 +78,7 @@ FACTORIES: list[str] = [
 #: store, each ``hook(runner, result)``; a failing hook is logged, never fatal.
 RUN_HOOKS: list[str] = [
     "crm2erp.quality.report:write_run_report",
+    "crm2erp.engine.notify:notify_dead_letters",
 ]
 
 

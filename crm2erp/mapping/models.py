@@ -43,6 +43,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -210,6 +211,15 @@ Duration = Annotated[
 ]
 
 
+def _check_webhook(value: str) -> str:
+    if not re.match(r"^https?://[^/\s]+", value):
+        raise ValueError(f"expected an http:// or https:// webhook URL, got {value!r}")
+    return value
+
+
+WebhookUrl = Annotated[str, AfterValidator(_check_webhook)]
+
+
 class Endpoint(_Strict):
     connection: Name
     stream: str = Field(min_length=1)
@@ -374,6 +384,19 @@ class FlowSpec(_WithFile):
         "ownership: the owner's value stays. last_modified: the later edit wins "
         "(by the record's updated_at), also for fields without an owner."))
     forecast: ForecastSection | None = None
+    timeout: Duration | None = Field(None, description=(
+        "Longest one sync may run, e.g. '30m' or '2h'; under Airflow the sync task's "
+        "execution_timeout (the task fails and is retried when it is exceeded)."))
+    on_dead_letters: WebhookUrl | None = Field(None, description=(
+        "Webhook URL (http/https) that gets a small JSON POST when a run ends with new "
+        "dead letters or is stopped by a quality threshold."))
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_positive(cls, value: dt.timedelta | None) -> dt.timedelta | None:
+        if value is not None and value <= dt.timedelta(0):
+            raise ValueError("timeout must be longer than 0, e.g. '30m'")
+        return value
 
     @model_validator(mode="after")
     def _forecast_fits(self) -> FlowSpec:

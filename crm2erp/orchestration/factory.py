@@ -14,6 +14,7 @@ __all__ = [
     "DEFAULT_ARGS",
     "flow_asset",
     "dag_schedule",
+    "add_flow_tasks",
     "build_dag",
     "build_dags",
     "raise_config_errors",
@@ -84,10 +85,44 @@ def _mode(params: dict | None, dag_run: Any, interval_start: Any) -> tuple[str, 
     return mode, since
 
 
+def add_flow_tasks(entry: FlowEntry, asset: Asset | None = None) -> tuple[Any, Any, Any]:
+    """``check_connections`` -> ``sync`` (one per partition) -> ``report`` of one flow,
+    added to the DAG or TaskGroup being defined; the three task references.
+    ``report`` produces ``asset`` when given."""
+    flow, root, name = entry.flow, str(entry.root), entry.name
+
+    @task(task_id="check_connections")
+    def check_connections() -> list[str]:
+        return tasks.check_connections(root, name)
+
+    # one XCom, not one per key; the flow's `timeout:` bounds one sync
+    @task(task_id="sync", multiple_outputs=False, execution_timeout=flow.timeout)
+    def sync(partition: int | None = None, params=None, dag_run=None,
+             data_interval_start=None) -> dict[str, Any]:
+        mode, since = _mode(params, dag_run, data_interval_start)
+        return tasks.sync(root, name, partition, mode=mode, since=since)
+
+    @task(task_id="report", outlets=[asset] if asset is not None else [],
+          multiple_outputs=False)
+    def report(results, outlet_events=None) -> dict[str, Any]:
+        summary = tasks.report(name, results)
+        if asset is not None and outlet_events is not None:
+            outlet_events[asset].extra = {"run_ids": summary["run_ids"],
+                                          "counts": summary["counts"]}
+        return summary
+
+    checked = check_connections()
+    if flow.partitions:
+        synced = sync.expand(partition=list(range(flow.partitions.count)))
+    else:
+        synced = sync()
+    checked >> synced
+    return checked, synced, report(synced)
+
+
 def build_dag(entry: FlowEntry, default_args: dict[str, Any] | None = None) -> DAG:
     """The DAG of one flow."""
-    flow, root, name = entry.flow, str(entry.root), entry.name
-    asset = flow_asset(name)
+    flow, name = entry.flow, entry.name
     args = {**DEFAULT_ARGS, "owner": flow.owner or "crm2erp", **(default_args or {})}
 
     @dag(dag_id=name, schedule=dag_schedule(flow), start_date=START_DATE, catchup=False,
@@ -96,31 +131,7 @@ def build_dag(entry: FlowEntry, default_args: dict[str, Any] | None = None) -> D
          params={"mode": Param("incremental", enum=MODES),
                  "since": Param(None, type=["null", "string"])})
     def flow_dag() -> None:
-        @task(task_id="check_connections")
-        def check_connections() -> list[str]:
-            return tasks.check_connections(root, name)
-
-        @task(task_id="sync", multiple_outputs=False)  # one XCom, not one per key
-        def sync(partition: int | None = None, params=None, dag_run=None,
-                 data_interval_start=None) -> dict[str, Any]:
-            mode, since = _mode(params, dag_run, data_interval_start)
-            return tasks.sync(root, name, partition, mode=mode, since=since)
-
-        @task(task_id="report", outlets=[asset], multiple_outputs=False)
-        def report(results, outlet_events=None) -> dict[str, Any]:
-            summary = tasks.report(name, results)
-            if outlet_events is not None:
-                outlet_events[asset].extra = {"run_ids": summary["run_ids"],
-                                              "counts": summary["counts"]}
-            return summary
-
-        checked = check_connections()
-        if flow.partitions:
-            synced = sync.expand(partition=list(range(flow.partitions.count)))
-        else:
-            synced = sync()
-        checked >> synced
-        report(synced)
+        add_flow_tasks(entry, flow_asset(name))
 
     return flow_dag()
 

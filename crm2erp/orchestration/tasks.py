@@ -19,11 +19,11 @@ Failure semantics, so Airflow does the right thing:
 
 from __future__ import annotations
 
-__all__ = ["failure_semantics", "check_connections", "sync", "report"]
+__all__ = ["failure_semantics", "check_connections", "airflow_lineage", "sync", "report"]
 
 import logging
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +81,26 @@ def check_connections(root: str | Path, flow: str) -> list[str]:
     return names
 
 
+def airflow_lineage(project: Any) -> Any:
+    """A :class:`~crm2erp.lineage.Lineage` on the Airflow OpenLineage provider's
+    client and namespace; None (logged at debug level) when the provider is not
+    installed or is disabled."""
+    try:
+        from airflow.providers.openlineage import conf
+        from airflow.providers.openlineage.plugins.adapter import OpenLineageAdapter
+
+        from crm2erp.lineage import Lineage
+    except ImportError as exc:
+        log.debug("no OpenLineage events: %s is not installed "
+                  "(apache-airflow-providers-openlineage)", exc.name)
+        return None
+    if conf.is_disabled():
+        log.debug("no OpenLineage events: OpenLineage is disabled in Airflow's configuration")
+        return None
+    client = OpenLineageAdapter().get_or_create_openlineage_client()
+    return Lineage(client, project, namespace=conf.namespace())
+
+
 def sync(root: str | Path, flow: str, partition: int | None = None, *,
          mode: str = "incremental", since: str | None = None) -> dict[str, Any]:
     """Run ``flow`` (one slice when ``partition`` is given); run id and counts."""
@@ -93,8 +113,11 @@ def sync(root: str | Path, flow: str, partition: int | None = None, *,
         if mode == "since" and cursor is None:
             raise ConfigError(f"mode 'since' for {label} needs a 'since' date")
         project = load_runtime_project(root, flow)
-        with StateStore.open(state_url()) as store, Engine(project, store) as engine:
-            result = engine.run(flow, mode=mode, since=cursor, partition=partition)
+        lineage = airflow_lineage(project)
+        with (StateStore.open(state_url()) as store, Engine(project, store) as engine,
+              lineage.track(flow, partition) if lineage else nullcontext({}) as tracked):
+            result = tracked["result"] = engine.run(flow, mode=mode, since=cursor,
+                                                    partition=partition)
     outcome = {"flow": flow, "run_id": result.run_id, "partition": result.partition,
                "status": result.status, "counts": dict(result.counts),
                "new_dead_letters": result.new_dead_letters}

@@ -115,3 +115,19 @@ def test_an_invalid_value_is_reported_at_its_line(airflow, tmp_path, monkeypatch
     line = next(i for i, text in enumerate(body.splitlines(), 1) if "batch_size" in text)
     assert f"contacts.flow.yaml:{line}:" in message and "batch_size" in message
     assert "demo_accounts" in bag.dag_ids and "demo_contacts" not in bag.dag_ids
+
+
+def test_the_flow_timeout_is_the_sync_task_execution_timeout(airflow, tmp_path, monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    root = _write_project(tmp_path / "p", extra_flow=(
+        "flow: timed_accounts\nentity: Account\n"
+        "source: {connection: crm, stream: accounts, mapping: maps/crm_account.in.map.yaml}\n"
+        "target: {connection: erp, stream: customers, mapping: maps/erp_customer.out.map.yaml}\n"
+        "timeout: 45m\n"))
+    monkeypatch.setenv("CRM2ERP_PROJECT", str(root))
+    bag = DagBag(dag_folder=str(airflow.dags))
+    assert bag.import_errors == {}
+    assert bag.get_dag("timed_accounts").get_task("sync").execution_timeout == \
+        dt.timedelta(minutes=45)
+    assert bag.get_dag("demo_accounts").get_task("sync").execution_timeout is None
