@@ -107,6 +107,8 @@ def _register_commands() -> None:
     app.command("reconcile")(reconcile.reconcile)
     from crm2erp.cli import dedupe  # steward review of duplicates (issue 7)
     app.add_typer(dedupe.app, name="dedupe")
+    from crm2erp.cli import serve  # the steward's console (issue 15)
+    app.command("serve")(serve.serve)
 
 
 def _report(exc: BaseException, label: str, style: str, debug: bool) -> None:

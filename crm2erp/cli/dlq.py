@@ -75,22 +75,18 @@ def retry(ctx: typer.Context,
           flow: str = typer.Option(None, "--flow", help="Every open one of this flow."),
           all_: bool = typer.Option(False, "--all", help="Every open one.")) -> None:
     """Run dead letters again through their flow (after fixing the mapping or data)."""
-    from crm2erp.engine import Engine
+    from crm2erp.engine import retry_dead_letters
 
     cfg = settings(ctx)
     project = cfg.load_project()
     store = cfg.open_store()
     try:
-        letters = [x for x in _select(store, ids, flow, all_)
-                   if x.status in ("open", "parked")]
-        if not letters:
-            console.print("nothing to retry")
-            return
-        with Engine(project, store) as engine:
-            results = engine.retry(letters)
-        still = sum(store.count_dead_letters(r.flow, "open") for r in results)
+        results, still = retry_dead_letters(project, store, _select(store, ids, flow, all_))
     finally:
         store.close()
+    if not results:
+        console.print("nothing to retry")
+        return
     console.print(counts_table("retry", results))
     exit_with(EXIT_PROBLEMS if any(r.new_dead_letters for r in results) or still
               else EXIT_OK)

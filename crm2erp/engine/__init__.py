@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-__all__ = ["Engine", "FlowRunner", "RunResult", "Change", "order_flows", "parse_since"]
+__all__ = ["Engine", "FlowRunner", "RunResult", "Change", "order_flows", "parse_since",
+           "retry_dead_letters"]
 
 import graphlib
 from collections import defaultdict
@@ -90,3 +91,15 @@ class Engine:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def retry_dead_letters(project, store, letters) -> tuple[list[RunResult], int]:
+    """Run the open and parked ones of ``letters`` again through their flows (the
+    one way ``crm2erp dlq retry`` and the console retry). Returns the run results
+    and how many dead letters of those flows are still open afterwards."""
+    letters = [x for x in letters if x.status in ("open", "parked")]
+    if not letters:
+        return [], 0
+    with Engine(project, store) as engine:
+        results = engine.retry(letters)
+    return results, sum(store.count_dead_letters(r.flow, "open") for r in results)

@@ -1,0 +1,293 @@
+"""The console's Starlette app: server-rendered pages over one state store.
+
+Every page reads the store; every action (retry, discard, decide) calls the
+same functions the CLI commands call. Text from the systems is escaped by
+Jinja's autoescape; every POST carries the page's CSRF token.
+"""
+
+from __future__ import annotations
+
+__all__ = ["create_app"]
+
+import base64
+import binascii
+import contextlib
+import datetime as dt
+import hmac
+import secrets
+from collections import defaultdict
+from pathlib import Path
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from crm2erp.errors import Crm2ErpError
+from crm2erp.jsonutil import dumps
+from crm2erp.store import StateStore
+
+HERE = Path(__file__).resolve().parent
+STATUSES = ("actionable", "open", "parked", "resolved", "discarded", "all")
+SUCCESSFUL = ("succeeded", "partial")   # the run finished; partial: with dead letters
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def age(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
+    """``when`` as a short "how long ago" ("5 min ago", "3 h ago", "never")."""
+    if when is None:
+        return "never"
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC).replace(tzinfo=None)
+    seconds = max(0, int(((now or _utcnow()) - when).total_seconds()))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def sparkline(values: list[int], width: int = 120, height: int = 24) -> str:
+    """SVG polyline points for ``values`` (oldest first)."""
+    if len(values) < 2:
+        return ""
+    top = max(values) or 1
+    step = width / (len(values) - 1)
+    return " ".join(f"{i * step:.1f},{height - v / top * (height - 2) - 1:.1f}"
+                    for i, v in enumerate(values))
+
+
+class BasicAuth:
+    """HTTP basic auth on every request: any user name, the configured password."""
+
+    def __init__(self, app, password: str):
+        self.app, self.password = app, password.encode()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and not self._ok(dict(scope["headers"])):
+            response = PlainTextResponse("a password is required", status_code=401,
+                                         headers={"WWW-Authenticate":
+                                                  'Basic realm="crm2erp console"'})
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _ok(self, headers: dict[bytes, bytes]) -> bool:
+        kind, _, value = headers.get(b"authorization", b"").partition(b" ")
+        if kind.lower() != b"basic":
+            return False
+        try:
+            _user, _, given = base64.b64decode(value, validate=True).partition(b":")
+        except (binascii.Error, ValueError):
+            return False
+        return hmac.compare_digest(given, self.password)
+
+
+def _who(request: Request) -> str:
+    """Who acts: the basic-auth user name, else the OS user (as the CLI records)."""
+    from crm2erp.cli.dedupe import _who as os_user
+
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("basic "):
+        try:
+            user = base64.b64decode(header[6:]).decode().partition(":")[0]
+        except (binascii.Error, ValueError):
+            user = ""
+        if user:
+            return user
+    return os_user(None)
+
+
+def create_app(state_url: str | None, project_dir: Path, *,
+               password: str | None = None) -> Starlette:
+    """The console over the store at ``state_url`` for the project in ``project_dir``
+    (loaded again for every action, so a fixed mapping is used at once)."""
+    store = StateStore.open(state_url)
+    project_dir = Path(project_dir)
+    csrf_token = secrets.token_urlsafe(32)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.globals.update(csrf_token=csrf_token, age=age, dumps=dumps)
+
+    def page(name: str, status_code: int = 200, **context):
+        from starlette.responses import HTMLResponse
+
+        return HTMLResponse(env.get_template(name).render(**context),
+                            status_code=status_code)
+
+    def load_project():
+        from crm2erp.mapping import load_project as load
+
+        return load(project_dir)
+
+    def flow_names() -> list[str]:
+        names = {r.flow for r in store.list_runs(None, limit=1000)}
+        if project_dir.is_dir():
+            try:
+                names |= set(load_project().flows)
+            except Exception:   # noqa: BLE001 - a broken project still shows its runs
+                pass
+        return sorted(names)
+
+    async def checked_form(request: Request):
+        form = await request.form()
+        given = form.get("csrf", "")
+        if not isinstance(given, str) or not hmac.compare_digest(given, csrf_token):
+            raise HTTPException(403, "missing or wrong CSRF token: reload the page")
+        return form
+
+    def selected_letters(form):
+        try:
+            ids = [int(x) for x in form.getlist("ids")]
+        except ValueError:
+            raise HTTPException(400, "dead letter ids must be numbers") from None
+        if not ids:
+            raise HTTPException(400, "no dead letters selected")
+        return [store.get_dead_letter(i) for i in ids]
+
+    # -- pages -----------------------------------------------------------------
+    def overview(request: Request):
+        now, flows = _utcnow(), []
+        for name in flow_names():
+            runs = store.list_runs(name, limit=20)
+            last = runs[0] if runs else None
+            good = next((r for r in runs if r.status in SUCCESSFUL), None)
+            status = store.run_status(last) if last else "never run"
+            row = {"name": name, "last": last, "status": status,
+                   "open": store.count_dead_letters(name, "open"),
+                   "parked": store.count_dead_letters(name, "parked"),
+                   "since_ok": age(good.finished_at or good.started_at, now) if good
+                   else "never",
+                   "spark": sparkline([r.read for r in reversed(runs)])}
+            if status in ("failed", "crashed"):
+                row["rank"], row["why"] = 0, f"last run {status}"
+            elif row["open"]:
+                row["rank"], row["why"] = 1, f"{row['open']} dead letter(s) to fix"
+            elif row["parked"]:
+                row["rank"], row["why"] = 2, f"{row['parked']} parked record(s) waiting"
+            elif last is None:
+                row["rank"], row["why"] = 3, "never run"
+            else:
+                row["rank"], row["why"] = 4, ""
+            flows.append(row)
+        flows.sort(key=lambda r: (r["rank"], r["name"]))
+        return page("overview.html", flows=flows,
+                    attention=[r for r in flows if r["rank"] < 4],
+                    pending_pairs=len(store.dedupe_pairs(status="pending", limit=100_000)))
+
+    def dead_letters(request: Request):
+        q = request.query_params
+        flow, stage = q.get("flow") or None, q.get("stage") or None
+        status = q.get("status") or "actionable"
+        if status not in STATUSES:
+            raise HTTPException(400, f"status {status!r}: expected one of "
+                                     f"{', '.join(STATUSES)}")
+        wanted = {"actionable": ("open", "parked"), "all": None}.get(status, status)
+        letters = [x for x in store.dead_letters(flow=flow, status=wanted, limit=100_000)
+                   if stage is None or x.stage == stage]
+        groups = defaultdict(list)
+        for letter in letters:
+            groups[(letter.flow, letter.stage, letter.error)].append(letter)
+        grouped = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        everything = store.dead_letters(status=wanted, limit=100_000)
+        return page("dead_letters.html", groups=grouped, total=len(letters), flow=flow,
+                    stage=stage, status=status, statuses=STATUSES,
+                    flows=sorted({x.flow for x in everything}),
+                    stages=sorted({x.stage for x in everything}))
+
+    def dead_letter(request: Request):
+        letter = store.get_dead_letter(request.path_params["id"])
+        return page("dead_letter.html", letter=letter, payload=dumps(letter.payload, indent=2))
+
+    async def retry(request: Request):
+        from crm2erp.engine import retry_dead_letters
+
+        letters = selected_letters(await checked_form(request))
+        results, still_open = await run_in_threadpool(
+            lambda: retry_dead_letters(load_project(), store, letters))
+        after = [store.get_dead_letter(x.id) for x in letters]
+        return page("outcome.html", action="retry", results=results, still_open=still_open,
+                    letters=after, count=len(letters))
+
+    async def discard(request: Request):
+        letters = selected_letters(await checked_form(request))
+        count = store.set_dead_letter_status([x.id for x in letters], "discarded")
+        after = [store.get_dead_letter(x.id) for x in letters]
+        return page("outcome.html", action="discard", results=[], still_open=None,
+                    letters=after, count=count)
+
+    def runs(request: Request):
+        flow = request.path_params["flow"]
+        history = store.list_runs(flow, limit=200)
+        return page("runs.html", flow=flow, runs=history,
+                    statuses={r.id: store.run_status(r) for r in history})
+
+    def run(request: Request):
+        record = store.get_run(request.path_params["id"])
+        return page("run.html", run=record, status=store.run_status(record))
+
+    def pairs(request: Request):
+        status = request.query_params.get("status") or "pending"
+        found = store.dedupe_pairs(status=None if status == "all" else status, limit=1000)
+        return page("pairs.html", pairs=found, status=status)
+
+    def pair_page(found, **extra):
+        from crm2erp.cli.dedupe import pair_rows, pair_side
+
+        return page("pair.html", pair=found, rows=pair_rows(found),
+                    sides=(pair_side(found, "left"), pair_side(found, "right")), **extra)
+
+    def pair(request: Request):
+        return pair_page(store.get_dedupe_pair(request.path_params["id"]), decided=False)
+
+    async def decide(request: Request):
+        form = await checked_form(request)
+        decision = {"accept": "accepted", "reject": "rejected"}.get(form.get("decision"))
+        if decision is None:
+            raise HTTPException(400, "decision must be accept or reject")
+        note = form.get("note") or None
+        decided = store.decide_dedupe_pair(request.path_params["id"], decision,
+                                           _who(request), note)
+        return pair_page(decided, decided=True)
+
+    async def error(request: Request, exc: Exception):
+        """A refused request or a crm2erp error as a page with its message: a missing
+        id (GET) is 404, an action the store or the project refused is 400."""
+        if isinstance(exc, HTTPException):
+            code, message = exc.status_code, exc.detail
+        else:
+            code, message = (404 if request.method == "GET" else 400), str(exc)
+        return page("error.html", status_code=code, code=code, message=message)
+
+    routes = [
+        Route("/", overview),
+        Route("/dead-letters", dead_letters),
+        Route("/dead-letters/{id:int}", dead_letter),
+        Route("/dead-letters/retry", retry, methods=["POST"]),
+        Route("/dead-letters/discard", discard, methods=["POST"]),
+        Route("/flows/{flow}/runs", runs),
+        Route("/runs/{id:int}", run),
+        Route("/duplicates", pairs),
+        Route("/duplicates/{id:int}", pair),
+        Route("/duplicates/{id:int}/decide", decide, methods=["POST"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    from starlette.middleware import Middleware
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app):
+        yield
+        store.close()
+
+    middleware = [Middleware(BasicAuth, password=password)] if password else []
+    app = Starlette(routes=routes, middleware=middleware,
+                    exception_handlers={HTTPException: error, Crm2ErpError: error},
+                    lifespan=lifespan)
+    app.state.store, app.state.csrf_token = store, csrf_token
+    return app

@@ -1,0 +1,233 @@
+"""The steward's console on the real state store of a real demo run.
+
+Pages are read through Starlette's TestClient; actions are checked by reading
+the store and the demo ERP database back.
+"""
+
+import datetime as dt
+import html
+import re
+
+import pytest
+import sqlalchemy as sa
+
+pytest.importorskip("starlette")
+from starlette.testclient import TestClient  # noqa: E402
+
+from crm2erp.console.app import create_app  # noqa: E402
+from crm2erp.demo import DEMO_FLOWS, run_demo  # noqa: E402
+from crm2erp.store import StateStore  # noqa: E402
+from crm2erp.store.dedupe import DedupePair  # noqa: E402
+
+HOSTILE_NAME = "<img src=x onerror=alert(1)>"
+HOSTILE_TYPE = "[link=x]y[/link]"
+
+
+@pytest.fixture
+def demo(tmp_path):
+    return run_demo(tmp_path / "crm2erp-demo")
+
+
+@pytest.fixture
+def client(demo):
+    app = create_app(demo.state_url, demo.project)
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+def text(response) -> str:
+    """The page as a reader sees it: tags dropped, entities decoded, spaces collapsed."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", response.text)).split())
+
+
+def csrf(response) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', response.text).group(1)
+
+
+def group_ids(page, reason_part: str) -> list[str]:
+    """The dead letter ids in the group form whose reason contains ``reason_part``."""
+    for form in re.findall(r"<form method=\"post\">(.*?)</form>", page.text, re.S):
+        if reason_part in html.unescape(form):
+            return re.findall(r'name="ids" value="(\d+)"', form)
+    raise AssertionError(f"no group with {reason_part!r}")
+
+
+def letter_id(demo, flow: str, key: str) -> int:
+    with StateStore.open(demo.state_url) as store:
+        return next(x.id for x in store.dead_letters(flow=flow, status=None, limit=1000)
+                    if x.source_key == key)
+
+
+def test_overview_shows_every_flow_and_what_needs_attention_first(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    shown = text(page)
+    for flow in DEMO_FLOWS:
+        assert f"/flows/{flow}/runs" in page.text
+    attention = shown.split("Needs attention", 1)[1].split("Flows", 1)[0]
+    assert "demo_accounts: 4 dead letter(s) to fix" in attention
+    assert "demo_contacts: 10 parked record(s) waiting" in attention
+    assert "demo_balances" not in attention            # it went through
+    table = shown.split("records read, last runs", 1)[1]
+    # flows needing attention come first; run #1 read 120 accounts and loaded 116
+    assert table.index("demo_accounts") < table.index("demo_contacts") < table.index(
+        "demo_balances")
+    row = re.search(r"<tr>\s*<td><a href=\"/flows/demo_accounts/runs\">.*?</tr>",
+                    page.text, re.S).group(0)
+    cells = [html.unescape(re.sub("<[^>]+>", "", c)).strip()
+             for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
+    assert cells[2:7] == ["partial", "120", "116", "4", "0"]
+    assert cells[7].endswith("ago")
+
+
+def test_dead_letters_are_grouped_by_reason_and_filtered(client, demo):
+    page = client.get("/dead-letters")
+    assert page.status_code == 200
+    shown = text(page)
+    assert "14 dead letter(s) in 10 group(s)" in shown
+    assert "2 × parent Account 'A-0007' of 'crm' is not in 'erp' yet" in shown
+    assert len(group_ids(page, "'A-0007' of 'crm'")) == 2
+    only = client.get("/dead-letters", params={"flow": "demo_accounts", "stage": "validate"})
+    assert "1 dead letter(s) in 1 group(s)" in text(only)
+    assert "A-0021" in text(only) and "A-0013" not in text(only)
+    parked = client.get("/dead-letters", params={"status": "parked"})
+    assert "10 dead letter(s)" in text(parked) and "A-0007</a>" not in text(parked)
+    assert client.get("/dead-letters", params={"status": "bogus"}).status_code == 400
+
+
+def test_a_letter_page_shows_the_stored_payload(client, demo):
+    page = client.get(f"/dead-letters/{letter_id(demo, 'demo_accounts', 'A-0007')}")
+    assert page.status_code == 200
+    assert '"email": "info@@nordwind-logistics.example"' in text(page)
+    assert "is not a valid e-mail address" in text(page)
+    assert client.get("/dead-letters/99999").status_code == 404
+
+
+def test_retry_a_group_after_fixing_the_mapping_puts_the_record_in_the_erp(client, demo):
+    page = client.get("/dead-letters", params={"flow": "demo_accounts"})
+    ids = group_ids(page, "'Reseller' is not in the value map")
+    assert len(ids) == 1
+    # the steward fixes the mapping in the demo project, then retries the group
+    map_file = demo.project / "maps" / "crm_account.in.map.yaml"
+    map_file.write_text(map_file.read_text().replace("Kunde: customer",
+                                                     "Kunde: customer, Reseller: partner"))
+    done = client.post("/dead-letters/retry", data={"csrf": csrf(page), "ids": ids})
+    assert done.status_code == 200
+    assert "Retried 1 dead letter(s)" in text(done)
+    assert "#" + ids[0] + " A-0013 (demo_accounts): resolved" in text(done)
+    with StateStore.open(demo.state_url) as store:
+        assert store.get_dead_letter(int(ids[0])).status == "resolved"
+        canonical = store.canonical_ids("Account", "crm", ["A-0013"])["A-0013"]
+    erp = sa.create_engine(f"sqlite:///{demo.directory / 'erp.db'}")
+    crm = sa.create_engine(f"sqlite:///{demo.directory / 'crm.db'}")
+    with erp.connect() as conn:
+        customer = conn.execute(sa.text("SELECT name, kind, email FROM customers "
+                                        "WHERE crm_ref = :ref"), {"ref": canonical}).one()
+    with crm.connect() as conn:
+        source = conn.execute(sa.text("SELECT company_name, email FROM accounts "
+                                      "WHERE id = 'A-0013'")).one()
+    erp.dispose(), crm.dispose()
+    assert customer.name == " ".join(source.company_name.split())
+    assert customer.kind == "partner" and customer.email == source.email.lower()
+    # the group is gone from the open list; run #1's page still shows what it was
+    assert "'Reseller'" not in text(client.get("/dead-letters"))
+    assert "Failed: 4" in text(client.get("/runs/1"))
+
+
+def test_discard_one_letter(client, demo):
+    letter = letter_id(demo, "demo_accounts", "A-0007")
+    page = client.get(f"/dead-letters/{letter}")
+    done = client.post("/dead-letters/discard", data={"csrf": csrf(page), "ids": [letter]})
+    assert done.status_code == 200 and "Discarded 1 dead letter(s)" in text(done)
+    with StateStore.open(demo.state_url) as store:
+        assert store.get_dead_letter(letter).status == "discarded"
+        assert store.count_dead_letters("demo_accounts", "open") == 3
+
+
+def test_a_post_without_the_csrf_token_is_refused(client, demo):
+    letter = letter_id(demo, "demo_accounts", "A-0007")
+    assert client.post("/dead-letters/discard", data={"ids": [letter]}).status_code == 403
+    assert client.post("/dead-letters/retry",
+                       data={"csrf": "forged", "ids": [letter]}).status_code == 403
+    with StateStore.open(demo.state_url) as store:
+        assert store.get_dead_letter(letter).status == "open"
+
+
+def test_runs_history_and_a_run_page_split_failed_and_parked(client):
+    history = client.get("/flows/demo_contacts/runs")
+    assert history.status_code == 200 and 'href="/runs/2"' in history.text
+    run = text(client.get("/runs/2"))
+    assert "Failed: 0" in run and "Parked: 10" in run and "partial" in run
+    accounts = text(client.get("/runs/1"))
+    assert "Failed: 4" in accounts and "Parked: 0" in accounts
+    assert client.get("/runs/999").status_code == 404
+
+
+def _pair(store, left_name: str, right_name: str) -> int:
+    record = {"name": left_name, "tax_id": "DE123"}
+    saved = store.save_dedupe_pairs([DedupePair(
+        entity="Account", left_id="c-1", right_id="c-2", flow="demo_accounts",
+        status="pending", reason="review", match_probability=0.91, match_weight=3.5,
+        left_label=left_name, right_label=right_name,
+        details={"left": {"label": left_name, "kind": "canonical", "record": record},
+                 "right": {"label": right_name, "kind": "incoming", "system": "crm",
+                           "source_key": "A-0099",
+                           "record": {"name": right_name, "tax_id": "DE124"}},
+                 "fields": [{"field": "name", "comparison": "name", "left": left_name,
+                             "right": right_name, "label": "similar", "score": 0.8,
+                             "weight": 2.5}]})])
+    return next(iter(saved.values()))
+
+
+def test_every_page_shows_hostile_crm_text_as_text(tmp_path):
+    demo = run_demo(tmp_path / "crm2erp-demo")
+    crm = sa.create_engine(f"sqlite:///{demo.directory / 'crm.db'}")
+    with crm.begin() as conn:     # a user typed these into the CRM
+        conn.execute(sa.text("UPDATE accounts SET company_name = :n, account_type = :t, "
+                             "updated_at = :u WHERE id = 'A-0013'"),
+                     {"n": HOSTILE_NAME, "t": HOSTILE_TYPE, "u": dt.datetime(2026, 12, 1)})
+    crm.dispose()
+    run_demo(demo.directory)
+    with StateStore.open(demo.state_url) as store:
+        pair_id = _pair(store, HOSTILE_NAME, HOSTILE_TYPE)
+        runs = [r.id for r in store.list_runs(None, limit=100)]
+    app = create_app(demo.state_url, demo.project)
+    with TestClient(app) as client:
+        letter = letter_id(demo, "demo_accounts", "A-0013")
+        urls = ["/", "/dead-letters", "/dead-letters?status=all", f"/dead-letters/{letter}",
+                "/duplicates", f"/duplicates/{pair_id}",
+                *(f"/flows/{flow}/runs" for flow in DEMO_FLOWS),
+                *(f"/runs/{run}" for run in runs)]
+        pages = {url: client.get(url) for url in urls}
+    for url, page in pages.items():
+        assert page.status_code == 200, url
+        assert "<img" not in page.text and "onerror=alert(1)>" not in page.text, url
+    assert "&lt;img src=x onerror=alert(1)&gt;" in pages[f"/dead-letters/{letter}"].text
+    for url in ("/dead-letters", f"/dead-letters/{letter}"):
+        assert f"'{HOSTILE_TYPE}' is not in the value map" in text(pages[url]), url
+    for url in ("/duplicates", f"/duplicates/{pair_id}"):
+        assert HOSTILE_NAME in text(pages[url]) and HOSTILE_TYPE in text(pages[url]), url
+
+
+def test_duplicate_review_records_the_decision_with_who_and_when(demo):
+    with StateStore.open(demo.state_url) as store:
+        pair_id = _pair(store, "Nordwind Logistics GmbH", "NORDWIND LOGISTICS GMBH")
+    app = create_app(demo.state_url, demo.project, password="s3cret")
+    with TestClient(app) as client:
+        assert client.get("/duplicates").status_code == 401
+        assert client.get("/duplicates", auth=("anna", "wrong")).status_code == 401
+        page = client.get(f"/duplicates/{pair_id}", auth=("anna", "s3cret"))
+        assert page.status_code == 200
+        row = re.search(r'<tr class="differs">\s*<td>name</td>.*?</tr>', page.text, re.S)
+        assert row and "NORDWIND LOGISTICS GMBH" in row.group(0)     # highlighted
+        assert client.post(f"/duplicates/{pair_id}/decide", auth=("anna", "s3cret"),
+                           data={"decision": "accept"}).status_code == 403
+        done = client.post(f"/duplicates/{pair_id}/decide", auth=("anna", "s3cret"),
+                           data={"csrf": csrf(page), "decision": "accept",
+                                 "note": "same VAT"})
+        assert done.status_code == 200 and "accepted by anna" in text(done)
+    with StateStore.open(demo.state_url) as store:
+        decided = store.get_dedupe_pair(pair_id)
+    assert (decided.status, decided.decided_by, decided.note) == ("accepted", "anna",
+                                                                  "same VAT")
+    assert decided.decided_at is not None
