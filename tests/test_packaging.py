@@ -58,7 +58,8 @@ def test_the_whole_tree_passes_ruff():
 
 # -- declared dependencies -------------------------------------------------
 # where a module's imports must be declared: folder -> extra (None = install_requires)
-AREAS = {"quality": "quality", "crm2erp/orchestration": "airflow", "dags": "airflow"}
+AREAS = {"quality": "quality", "crm2erp/orchestration": "airflow", "dags": "airflow",
+         "crm2erp/console": "console"}
 # imported, yet rightly not declared: the pytest11 plugin is loaded by pytest only
 NOT_DECLARED = {"pytest": "crm2erp/testing/conformance.py is loaded by pytest itself"}
 

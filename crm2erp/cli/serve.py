@@ -24,13 +24,11 @@ def serve(ctx: typer.Context,
     password = os.environ.get(PASSWORD_ENV) or None
     check_bind(host, password)
     try:
-        import uvicorn
-
-        from crm2erp.console.app import create_app
+        from crm2erp.console.app import create_app, listen
     except ImportError as exc:
         raise ConfigError(f"crm2erp serve needs the console extra ({exc.name} is missing): "
                           "pip install 'crm2erp[console]'") from None
     cfg = settings(ctx)
     app = create_app(cfg.resolved_state_url(), cfg.project, password=password)
     typer.echo(f"crm2erp console on http://{host}:{port}/ (Ctrl+C stops it)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    listen(app, host, port)

@@ -7,7 +7,7 @@ Jinja's autoescape; every POST carries the page's CSRF token.
 
 from __future__ import annotations
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "listen"]
 
 import base64
 import binascii
@@ -291,3 +291,10 @@ def create_app(state_url: str | None, project_dir: Path, *,
                     lifespan=lifespan)
     app.state.store, app.state.csrf_token = store, csrf_token
     return app
+
+
+def listen(app: Starlette, host: str, port: int) -> None:
+    """Serve ``app`` on ``host:port`` until interrupted."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level="warning")
