@@ -41,6 +41,9 @@ def test_wheel_contains_every_package(tmp_path):
     assert not missing, f"sub-packages missing from the wheel (add them to setup.cfg): {missing}"
     assert any(n.startswith("crm2erp/schemas/json/") for n in names)
     assert any(n.startswith("crm2erp/mappings/demo/") and n.endswith(".yaml") for n in names)
+    # the console's pages and stylesheet ship in the wheel (no CDN, no build step)
+    assert {"crm2erp/console/templates/overview.html",
+            "crm2erp/console/static/console.css"} <= set(names)
 
 
 def test_no_bare_imports_of_mapped_folders():
