@@ -231,3 +231,21 @@ def test_duplicate_review_records_the_decision_with_who_and_when(demo):
     assert (decided.status, decided.decided_by, decided.note) == ("accepted", "anna",
                                                                   "same VAT")
     assert decided.decided_at is not None
+
+
+def test_a_retry_that_still_fails_shows_the_reason_and_a_broken_mapping_is_named(client,
+                                                                                    demo):
+    page = client.get("/dead-letters", params={"flow": "demo_accounts"})
+    ids = group_ids(page, "'Reseller' is not in the value map")
+    done = client.post("/dead-letters/retry", data={"csrf": csrf(page), "ids": ids})
+    assert done.status_code == 200       # nothing fixed: still open, with its reason
+    assert (f"#{ids[0]} A-0013 (demo_accounts): open: mapping 'crm_account_in', field "
+            "'type': 'Reseller' is not in the value map") in text(done)
+    map_file = demo.project / "maps" / "crm_account.in.map.yaml"
+    map_file.write_text(map_file.read_text() + "fields: [\n")
+    broken = client.post("/dead-letters/retry", data={"csrf": csrf(page), "ids": ids})
+    assert broken.status_code == 400 and "crm_account.in.map.yaml" in text(broken)
+    assert "Traceback" not in broken.text
+    with StateStore.open(demo.state_url) as store:
+        letter = store.get_dead_letter(int(ids[0]))
+    assert (letter.status, letter.attempts) == ("open", 2)
