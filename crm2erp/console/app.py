@@ -40,17 +40,43 @@ def _utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def _naive_utc(when: dt.datetime) -> dt.datetime:
+    """The store's datetimes are UTC, naive or aware depending on the database."""
+    return when if when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)
+
+
 def age(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
     """``when`` as a short "how long ago" ("5 min ago", "3 h ago", "never")."""
     if when is None:
         return "never"
-    if when.tzinfo is not None:
-        when = when.astimezone(dt.UTC).replace(tzinfo=None)
-    seconds = max(0, int(((now or _utcnow()) - when).total_seconds()))
+    seconds = max(0, int(((now or _utcnow()) - _naive_utc(when)).total_seconds()))
     for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
     return f"{seconds} s ago"
+
+
+PRESET_PERIODS = {"@hourly": dt.timedelta(hours=1), "@daily": dt.timedelta(days=1),
+                  "@midnight": dt.timedelta(days=1), "@weekly": dt.timedelta(weeks=1),
+                  "@monthly": dt.timedelta(days=31), "@yearly": dt.timedelta(days=366),
+                  "@annually": dt.timedelta(days=366)}
+
+
+def describe_schedule(schedule) -> str:
+    """A flow's ``schedule:`` as text: the preset or cron, or the flows it follows."""
+    if schedule is None:
+        return "by hand"
+    if isinstance(schedule, str):
+        return schedule
+    return "after " + ", ".join(schedule.assets)
+
+
+def overdue(schedule, last_ok: dt.datetime | None, now: dt.datetime) -> bool:
+    """True when a flow on a preset clock schedule ("@hourly") has not finished a run
+    for more than two of its periods (cron and asset schedules are not judged)."""
+    period = PRESET_PERIODS.get(schedule) if isinstance(schedule, str) else None
+    return (period is not None and last_ok is not None
+            and _naive_utc(now) - _naive_utc(last_ok) > 2 * period)
 
 
 def sparkline(values: list[int], width: int = 120, height: int = 24) -> str:
@@ -126,14 +152,15 @@ def create_app(state_url: str | None, project_dir: Path, *,
 
         return load(project_dir)
 
-    def flow_names() -> list[str]:
-        names = {r.flow for r in store.list_runs(None, limit=1000)}
+    def flow_specs() -> dict:
+        """Flow name -> its spec (None for a flow known only from its runs)."""
+        specs = dict.fromkeys({r.flow for r in store.list_runs(None, limit=1000)})
         if project_dir.is_dir():
             try:
-                names |= set(load_project().flows)
-            except Exception:   # noqa: BLE001 - a broken project still shows its runs
+                specs.update(load_project().flows)
+            except Crm2ErpError:   # a broken project still shows its runs
                 pass
-        return sorted(names)
+        return dict(sorted(specs.items()))
 
     async def checked_form(request: Request):
         form = await request.form()
@@ -154,31 +181,36 @@ def create_app(state_url: str | None, project_dir: Path, *,
     # -- pages -----------------------------------------------------------------
     def overview(request: Request):
         now, flows = _utcnow(), []
-        for name in flow_names():
+        for name, spec in flow_specs().items():
             runs = store.list_runs(name, limit=20)
             last = runs[0] if runs else None
             good = next((r for r in runs if r.status in SUCCESSFUL), None)
+            good_at = good and (good.finished_at or good.started_at)
+            schedule = spec.schedule if spec is not None else None
             status = store.run_status(last) if last else "never run"
             row = {"name": name, "last": last, "status": status,
+                   "schedule": describe_schedule(schedule) if spec is not None else "",
                    "open": store.count_dead_letters(name, "open"),
                    "parked": store.count_dead_letters(name, "parked"),
-                   "since_ok": age(good.finished_at or good.started_at, now) if good
-                   else "never",
+                   "since_ok": age(good_at, now) if good else "never",
                    "spark": sparkline([r.read for r in reversed(runs)])}
             if status in ("failed", "crashed"):
                 row["rank"], row["why"] = 0, f"last run {status}"
             elif row["open"]:
                 row["rank"], row["why"] = 1, f"{row['open']} dead letter(s) to fix"
+            elif overdue(schedule, good_at, now):
+                row["rank"], row["why"] = 2, (f"overdue: runs {schedule}, last finished "
+                                              f"{row['since_ok']}")
             elif row["parked"]:
-                row["rank"], row["why"] = 2, f"{row['parked']} parked record(s) waiting"
+                row["rank"], row["why"] = 3, f"{row['parked']} parked record(s) waiting"
             elif last is None:
-                row["rank"], row["why"] = 3, "never run"
+                row["rank"], row["why"] = 4, "never run"
             else:
-                row["rank"], row["why"] = 4, ""
+                row["rank"], row["why"] = 5, ""
             flows.append(row)
         flows.sort(key=lambda r: (r["rank"], r["name"]))
         return page("overview.html", flows=flows,
-                    attention=[r for r in flows if r["rank"] < 4],
+                    attention=[r for r in flows if r["rank"] < 5],
                     pending_pairs=len(store.dedupe_pairs(status="pending", limit=100_000)))
 
     def dead_letters(request: Request):

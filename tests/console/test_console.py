@@ -14,7 +14,7 @@ import sqlalchemy as sa
 pytest.importorskip("starlette")
 from starlette.testclient import TestClient  # noqa: E402
 
-from crm2erp.console.app import create_app  # noqa: E402
+from crm2erp.console.app import create_app, describe_schedule, overdue  # noqa: E402
 from crm2erp.demo import DEMO_FLOWS, run_demo  # noqa: E402
 from crm2erp.store import StateStore  # noqa: E402
 from crm2erp.store.dedupe import DedupePair  # noqa: E402
@@ -76,8 +76,18 @@ def test_overview_shows_every_flow_and_what_needs_attention_first(client):
                     page.text, re.S).group(0)
     cells = [html.unescape(re.sub("<[^>]+>", "", c)).strip()
              for c in re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)]
-    assert cells[2:7] == ["partial", "120", "116", "4", "0"]
-    assert cells[7].endswith("ago")
+    assert cells[2:8] == ["partial", "120", "116", "4", "0", "@hourly"]
+    assert cells[8].endswith("ago")
+
+
+def test_a_flow_on_a_clock_is_overdue_after_two_periods_without_a_finished_run():
+    now = dt.datetime(2026, 12, 6, 12, 0)
+    assert overdue("@hourly", now - dt.timedelta(hours=2, minutes=1), now)
+    assert not overdue("@hourly", now - dt.timedelta(hours=2), now)
+    assert overdue("@daily", now - dt.timedelta(days=3), now)
+    assert not overdue("0 * * * *", now - dt.timedelta(days=30), now)   # cron: not judged
+    assert not overdue("@hourly", None, now)            # never ran: shown as such
+    assert describe_schedule(None) == "by hand"
 
 
 def test_dead_letters_are_grouped_by_reason_and_filtered(client, demo):
