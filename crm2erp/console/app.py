@@ -89,6 +89,22 @@ def sparkline(values: list[int], width: int = 120, height: int = 24) -> str:
                     for i, v in enumerate(values))
 
 
+def group_letters(letters) -> list[tuple[tuple[str, str, str], list]]:
+    """Dead letters grouped by (flow, stage, reason), the largest group first."""
+    groups = defaultdict(list)
+    for letter in letters:
+        groups[(letter.flow, letter.stage, letter.error)].append(letter)
+    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+
+
+def environment(csrf_token: str) -> jinja2.Environment:
+    """The console's templates: autoescaped, strict about missing names."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
+                             autoescape=True, undefined=jinja2.StrictUndefined)
+    env.globals.update(csrf_token=csrf_token, age=age, dumps=dumps)
+    return env
+
+
 class BasicAuth:
     """HTTP basic auth on every request: any user name, the configured password."""
 
@@ -137,9 +153,7 @@ def create_app(state_url: str | None, project_dir: Path, *,
     store = StateStore.open(state_url)
     project_dir = Path(project_dir)
     csrf_token = secrets.token_urlsafe(32)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
-    env.globals.update(csrf_token=csrf_token, age=age, dumps=dumps)
+    env = environment(csrf_token)
 
     def page(name: str, status_code: int = 200, **context):
         from starlette.responses import HTMLResponse
@@ -223,10 +237,7 @@ def create_app(state_url: str | None, project_dir: Path, *,
         wanted = {"actionable": ("open", "parked"), "all": None}.get(status, status)
         letters = [x for x in store.dead_letters(flow=flow, status=wanted, limit=100_000)
                    if stage is None or x.stage == stage]
-        groups = defaultdict(list)
-        for letter in letters:
-            groups[(letter.flow, letter.stage, letter.error)].append(letter)
-        grouped = sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+        grouped = group_letters(letters)
         everything = store.dead_letters(status=wanted, limit=100_000)
         return page("dead_letters.html", groups=grouped, total=len(letters), flow=flow,
                     stage=stage, status=status, statuses=STATUSES,
