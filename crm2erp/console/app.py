@@ -34,6 +34,7 @@ from crm2erp.store import StateStore
 HERE = Path(__file__).resolve().parent
 STATUSES = ("actionable", "open", "parked", "resolved", "discarded", "all")
 SUCCESSFUL = ("succeeded", "partial")   # the run finished; partial: with dead letters
+RECONCILE_LISTS = ("missing_in_target", "only_in_target", "orphaned", "unmapped")
 
 
 def _utcnow() -> dt.datetime:
@@ -275,6 +276,14 @@ def create_app(state_url: str | None, project_dir: Path, *,
         record = store.get_run(request.path_params["id"])
         return page("run.html", run=record, status=store.run_status(record))
 
+    def reconciliation(request: Request):
+        latest = [r for r in (store.latest_reconciliation(name) for name in flow_specs())
+                  if r is not None]
+        from crm2erp.store.quality import RECONCILE_COUNTS
+
+        return page("reconciliation.html", results=latest, kinds=RECONCILE_LISTS,
+                    counts=RECONCILE_COUNTS)
+
     def pairs(request: Request):
         status = request.query_params.get("status") or "pending"
         found = store.dedupe_pairs(status=None if status == "all" else status, limit=1000)
@@ -316,6 +325,7 @@ def create_app(state_url: str | None, project_dir: Path, *,
         Route("/dead-letters/discard", discard, methods=["POST"]),
         Route("/flows/{flow}/runs", runs),
         Route("/runs/{id:int}", run),
+        Route("/reconciliation", reconciliation),
         Route("/duplicates", pairs),
         Route("/duplicates/{id:int}", pair),
         Route("/duplicates/{id:int}/decide", decide, methods=["POST"]),

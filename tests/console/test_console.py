@@ -205,7 +205,7 @@ def test_every_page_shows_hostile_crm_text_as_text(tmp_path):
     with TestClient(app) as client:
         letter = letter_id(demo, "demo_accounts", "A-0013")
         urls = ["/", "/dead-letters", "/dead-letters?status=all", f"/dead-letters/{letter}",
-                "/duplicates", f"/duplicates/{pair_id}",
+                "/duplicates", f"/duplicates/{pair_id}", "/reconciliation",
                 *(f"/flows/{flow}/runs" for flow in DEMO_FLOWS),
                 *(f"/runs/{run}" for run in runs)]
         pages = {url: client.get(url) for url in urls}
@@ -259,3 +259,25 @@ def test_a_retry_that_still_fails_shows_the_reason_and_a_broken_mapping_is_named
     with StateStore.open(demo.state_url) as store:
         letter = store.get_dead_letter(int(ids[0]))
     assert (letter.status, letter.attempts) == ("open", 2)
+
+
+def test_reconciliation_shows_each_difference_with_both_values(client, demo):
+    from crm2erp.cli import main
+
+    with StateStore.open(demo.state_url) as store:
+        canonical = store.canonical_ids("Account", "crm", ["A-0001"])["A-0001"]
+    erp = sa.create_engine(f"sqlite:///{demo.directory / 'erp.db'}")
+    with erp.begin() as conn:    # someone edits the customer in the ERP
+        expected = conn.execute(sa.text("SELECT name FROM customers WHERE crm_ref = :r"),
+                                {"r": canonical}).scalar_one()
+        conn.execute(sa.text("UPDATE customers SET name = :n WHERE crm_ref = :r"),
+                     {"n": HOSTILE_NAME, "r": canonical})
+    erp.dispose()
+    assert "No reconciliation yet" in text(client.get("/reconciliation"))
+    assert main(["-p", str(demo.project), "reconcile", "demo_accounts"]) == 1
+    page = client.get("/reconciliation")
+    assert page.status_code == 200 and "<img" not in page.text
+    row = next(r for r in re.findall(r"<tr>(.*?)</tr>", page.text, re.S) if "A-0001" in r
+               or canonical in r)
+    cells = [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
+    assert cells[1:] == ["name", f'"{expected}"', f'"{HOSTILE_NAME}"']
