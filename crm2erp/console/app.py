@@ -231,17 +231,19 @@ def create_app(state_url: str | None, project_dir: Path, *,
     def dead_letters(request: Request):
         q = request.query_params
         flow, stage = q.get("flow") or None, q.get("stage") or None
+        words = (q.get("reason") or "").strip()
         status = q.get("status") or "actionable"
         if status not in STATUSES:
             raise HTTPException(400, f"status {status!r}: expected one of "
                                      f"{', '.join(STATUSES)}")
         wanted = {"actionable": ("open", "parked"), "all": None}.get(status, status)
         letters = [x for x in store.dead_letters(flow=flow, status=wanted, limit=100_000)
-                   if stage is None or x.stage == stage]
+                   if (stage is None or x.stage == stage)
+                   and words.casefold() in x.error.casefold()]
         grouped = group_letters(letters)
         everything = store.dead_letters(status=wanted, limit=100_000)
         return page("dead_letters.html", groups=grouped, total=len(letters), flow=flow,
-                    stage=stage, status=status, statuses=STATUSES,
+                    stage=stage, reason=words, status=status, statuses=STATUSES,
                     flows=sorted({x.flow for x in everything}),
                     stages=sorted({x.stage for x in everything}))
 

@@ -100,6 +100,8 @@ def test_dead_letters_are_grouped_by_reason_and_filtered(client, demo):
     only = client.get("/dead-letters", params={"flow": "demo_accounts", "stage": "validate"})
     assert "1 dead letter(s) in 1 group(s)" in text(only)
     assert "A-0021" in text(only) and "A-0013" not in text(only)
+    reason = client.get("/dead-letters", params={"reason": "VALUE MAP"})
+    assert "1 dead letter(s) in 1 group(s)" in text(reason) and "A-0013" in text(reason)
     parked = client.get("/dead-letters", params={"status": "parked"})
     assert "10 dead letter(s)" in text(parked) and "A-0007</a>" not in text(parked)
     assert client.get("/dead-letters", params={"status": "bogus"}).status_code == 400

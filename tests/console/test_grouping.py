@@ -42,7 +42,7 @@ def test_every_letter_is_in_exactly_one_group_of_its_reason(found):
 @given(letters)
 def test_the_dead_letters_page_shows_any_reason_and_key_as_text(found):
     page = environment("token").get_template("dead_letters.html").render(
-        groups=group_letters(found), total=len(found), flow=None, stage=None,
+        groups=group_letters(found), total=len(found), flow=None, stage=None, reason="",
         status="actionable", statuses=("actionable",), flows=["f1", "f2"],
         stages=["map", "parked"])
     # the only elements are the template's own: nothing from the data became markup
