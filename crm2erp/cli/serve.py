@@ -7,7 +7,7 @@ import os
 import typer
 
 from crm2erp.cli.app import settings
-from crm2erp.console import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, check_bind
+from crm2erp.console import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, allowed_hosts, check_bind
 from crm2erp.errors import ConfigError
 
 
@@ -29,6 +29,7 @@ def serve(ctx: typer.Context,
         raise ConfigError(f"crm2erp serve needs the console extra ({exc.name} is missing): "
                           "pip install 'crm2erp[console]'") from None
     cfg = settings(ctx)
-    app = create_app(cfg.resolved_state_url(), cfg.project, password=password)
+    app = create_app(cfg.resolved_state_url(), cfg.project, password=password,
+                     allowed_hosts=allowed_hosts(host))
     typer.echo(f"crm2erp console on http://{host}:{port}/ (Ctrl+C stops it)")
     listen(app, host, port)

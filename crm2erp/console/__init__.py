@@ -7,7 +7,8 @@ address here before anything heavy loads. The app itself is in
 
 from __future__ import annotations
 
-__all__ = ["PASSWORD_ENV", "DEFAULT_HOST", "DEFAULT_PORT", "is_loopback", "check_bind"]
+__all__ = ["PASSWORD_ENV", "DEFAULT_HOST", "DEFAULT_PORT", "is_loopback", "check_bind",
+           "allowed_hosts"]
 
 import ipaddress
 
@@ -33,3 +34,13 @@ def check_bind(host: str, password: str | None) -> None:
         raise ConfigError(f"--host {host} is reachable from other machines: set "
                           f"{PASSWORD_ENV} in the environment to require a password "
                           "(or bind to 127.0.0.1)")
+
+
+LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
+
+
+def allowed_hosts(host: str) -> list[str] | None:
+    """The ``Host`` headers to answer: on loopback the loopback names only (a page
+    on another site cannot reach the console by DNS rebinding); else any (the
+    password guards it)."""
+    return sorted({host, *LOOPBACK_NAMES}) if is_loopback(host) else None

@@ -106,6 +106,30 @@ def environment(csrf_token: str) -> jinja2.Environment:
     return env
 
 
+SECURITY_HEADERS = [
+    # no script runs at all, nothing loads from elsewhere, no framing (clickjacking)
+    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; "
+                                 b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+]
+
+
+class SecurityHeaders:
+    """Adds :data:`SECURITY_HEADERS` to every response."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
+
+
 class BasicAuth:
     """HTTP basic auth on every request: any user name, the configured password."""
 
@@ -147,10 +171,14 @@ def _who(request: Request) -> str:
     return os_user(None)
 
 
-def create_app(state_url: str | None, project_dir: Path, *,
-               password: str | None = None) -> Starlette:
+def create_app(state_url: str | None, project_dir: Path, *, password: str | None = None,
+               allowed_hosts: list[str] | None = None) -> Starlette:
     """The console over the store at ``state_url`` for the project in ``project_dir``
-    (loaded again for every action, so a fixed mapping is used at once)."""
+    (loaded again for every action, so a fixed mapping is used at once).
+
+    ``password``: HTTP basic auth on every request. ``allowed_hosts``: the only
+    ``Host`` headers answered (on loopback: the loopback names, so a web page
+    cannot reach the console through DNS rebinding)."""
     store = StateStore.open(state_url)
     project_dir = Path(project_dir)
     csrf_token = secrets.token_urlsafe(32)
@@ -340,7 +368,14 @@ def create_app(state_url: str | None, project_dir: Path, *,
         yield
         store.close()
 
-    middleware = [Middleware(BasicAuth, password=password)] if password else []
+    middleware = [Middleware(SecurityHeaders)]
+    if allowed_hosts:
+        from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+        middleware.append(Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts,
+                                     www_redirect=False))
+    if password:
+        middleware.append(Middleware(BasicAuth, password=password))
     app = Starlette(routes=routes, middleware=middleware,
                     exception_handlers={HTTPException: error, Crm2ErpError: error},
                     lifespan=lifespan)

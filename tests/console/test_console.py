@@ -213,6 +213,7 @@ def test_every_page_shows_hostile_crm_text_as_text(tmp_path):
         pages = {url: client.get(url) for url in urls}
     for url, page in pages.items():
         assert page.status_code == 200, url
+        assert "default-src 'none'" in page.headers["content-security-policy"], url
         assert "<img" not in page.text and "onerror=alert(1)>" not in page.text, url
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages[f"/dead-letters/{letter}"].text
     for url in ("/dead-letters", f"/dead-letters/{letter}"):

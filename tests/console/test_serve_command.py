@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from crm2erp.console import PASSWORD_ENV, check_bind, is_loopback
+from crm2erp.console import PASSWORD_ENV, allowed_hosts, check_bind, is_loopback
 from crm2erp.errors import ConfigError
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
@@ -28,6 +28,12 @@ def crm2erp(*args, cwd, env=None):
                                            ("::", False), ("console.example", False)])
 def test_only_loopback_counts_as_local(host, loopback):
     assert is_loopback(host) is loopback
+
+
+def test_the_hosts_answered():
+    assert "localhost" in allowed_hosts("127.0.0.1") and "::1" in allowed_hosts("localhost")
+    assert "attacker.example" not in allowed_hosts("127.0.0.1")
+    assert allowed_hosts("0.0.0.0") is None       # any name: the password guards it
 
 
 def test_a_public_bind_needs_a_password():
@@ -77,8 +83,13 @@ def test_the_documented_command_serves_the_demo_projects_store(tmp_path, monkeyp
     assert argv[0] == "crm2erp" and "serve" in argv
     assert main(argv[1:]) == 0
     assert (served["host"], served["port"]) == ("127.0.0.1", 8765)
-    with TestClient(served["app"]) as client:
+    with TestClient(served["app"], base_url="http://127.0.0.1:8765") as client:
         page = client.get("/")
     shown = " ".join(re.sub(r"<[^>]+>", "", page.text).split())
+    # on loopback it answers only loopback names: no DNS rebinding from a web page
+    with TestClient(served["app"], base_url="http://attacker.example:8765") as client:
+        assert client.get("/").status_code == 400
+    with TestClient(served["app"], base_url="http://localhost:8765") as client:
+        assert client.get("/").status_code == 200
     assert page.status_code == 200 and "demo_accounts: 4 dead letter(s) to fix" in shown
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crm2erp-demo"]   # no second store
