@@ -15,7 +15,10 @@ def serve(ctx: typer.Context,
           host: str = typer.Option(DEFAULT_HOST, "--host",
                                    help="Address to listen on; anything but loopback needs "
                                    f"{PASSWORD_ENV} set."),
-          port: int = typer.Option(DEFAULT_PORT, "--port", help="Port to listen on.")) -> None:
+          port: int = typer.Option(DEFAULT_PORT, "--port", help="Port to listen on."),
+          unmask: bool = typer.Option(False, "--unmask", help="Show the fields the flows' "
+                                      "quality.mask names in full (personal data).")
+          ) -> None:
     """Start the steward's console: flows, runs, dead letters (retry, discard) and
     duplicate review in the browser, on the same state store as the other commands.
 
@@ -30,6 +33,6 @@ def serve(ctx: typer.Context,
                           "pip install 'crm2erp[console]'") from None
     cfg = settings(ctx)
     app = create_app(cfg.resolved_state_url(), cfg.project, password=password,
-                     allowed_hosts=allowed_hosts(host))
+                     allowed_hosts=allowed_hosts(host), unmask=unmask)
     typer.echo(f"crm2erp console on http://{host}:{port}/ (Ctrl+C stops it)")
     listen(app, host, port)

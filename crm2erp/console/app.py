@@ -12,11 +12,13 @@ __all__ = ["create_app", "listen"]
 import base64
 import binascii
 import contextlib
+import dataclasses
 import datetime as dt
 import hmac
 import secrets
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import jinja2
 from starlette.applications import Starlette
@@ -98,6 +100,30 @@ def group_letters(letters) -> list[tuple[tuple[str, str, str], list]]:
     return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
 
 
+def _leaves(a: Any, b: Any):
+    """Pairs of values at the same place in two equally shaped dicts/lists."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in a:
+            yield from _leaves(a[key], b.get(key))
+    elif isinstance(a, list) and isinstance(b, list):
+        for x, y in zip(a, b, strict=False):
+            yield from _leaves(x, y)
+    else:
+        yield a, b
+
+
+def mask_letter(letter, masker):
+    """The dead letter with its payload masked, and the masked values hidden in its
+    reason too (a reason often quotes the value it refused)."""
+    if not isinstance(letter.payload, dict):
+        return letter
+    payload, error = masker.row(letter.payload), letter.error
+    for raw, hidden in _leaves(letter.payload, payload):
+        if raw != hidden and isinstance(raw, str) and raw.strip():
+            error = error.replace(raw, str(hidden))
+    return dataclasses.replace(letter, payload=payload, error=error)
+
+
 def environment(csrf_token: str) -> jinja2.Environment:
     """The console's templates: autoescaped, strict about missing names."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
@@ -172,13 +198,14 @@ def _who(request: Request) -> str:
 
 
 def create_app(state_url: str | None, project_dir: Path, *, password: str | None = None,
-               allowed_hosts: list[str] | None = None) -> Starlette:
+               allowed_hosts: list[str] | None = None, unmask: bool = False) -> Starlette:
     """The console over the store at ``state_url`` for the project in ``project_dir``
     (loaded again for every action, so a fixed mapping is used at once).
 
     ``password``: HTTP basic auth on every request. ``allowed_hosts``: the only
     ``Host`` headers answered (on loopback: the loopback names, so a web page
-    cannot reach the console through DNS rebinding)."""
+    cannot reach the console through DNS rebinding). Values of the fields a flow's
+    ``quality.mask`` names are masked as in the report, unless ``unmask``."""
     store = StateStore.open(state_url)
     project_dir = Path(project_dir)
     csrf_token = secrets.token_urlsafe(32)
@@ -204,6 +231,19 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
             except Crm2ErpError:   # a broken project still shows its runs
                 pass
         return dict(sorted(specs.items()))
+
+    def masker(flow_name: str, project=None):
+        """The flow's PII masker (its ``quality.mask`` under every name the field
+        has); when the project does not load, the page is refused, not unmasked."""
+        from crm2erp.quality.report.mask import Masker
+
+        if unmask:
+            return Masker(set())
+        project = project or load_project()
+        spec = project.flows.get(flow_name)
+        mappings = ([project.mapping(spec.source_mapping_path),
+                     project.mapping(spec.target_mapping_path)] if spec is not None else [])
+        return Masker.for_flow(spec, mappings)
 
     async def checked_form(request: Request):
         form = await request.form()
@@ -265,7 +305,10 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
             raise HTTPException(400, f"status {status!r}: expected one of "
                                      f"{', '.join(STATUSES)}")
         wanted = {"actionable": ("open", "parked"), "all": None}.get(status, status)
-        letters = [x for x in store.dead_letters(flow=flow, status=wanted, limit=100_000)
+        stored = store.dead_letters(flow=flow, status=wanted, limit=100_000)
+        project = None if unmask or not stored else load_project()
+        maskers = {name: masker(name, project) for name in {x.flow for x in stored}}
+        letters = [x for x in (mask_letter(x, maskers[x.flow]) for x in stored)
                    if (stage is None or x.stage == stage)
                    and words.casefold() in x.error.casefold()]
         grouped = group_letters(letters)
@@ -276,7 +319,8 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
                     stages=sorted({x.stage for x in everything}))
 
     def dead_letter(request: Request):
-        letter = store.get_dead_letter(request.path_params["id"])
+        stored = store.get_dead_letter(request.path_params["id"])
+        letter = mask_letter(stored, masker(stored.flow))
         return page("dead_letter.html", letter=letter, payload=dumps(letter.payload, indent=2))
 
     async def retry(request: Request):
@@ -307,8 +351,16 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         return page("run.html", run=record, status=store.run_status(record))
 
     def reconciliation(request: Request):
-        latest = [r for r in (store.latest_reconciliation(name) for name in flow_specs())
-                  if r is not None]
+        latest = []
+        for name in flow_specs():
+            found = store.latest_reconciliation(name)
+            if found is not None:
+                mask = masker(name)
+                diffs = [{**d, "source": mask.value(d.get("field"), d.get("source")),
+                          "target": mask.value(d.get("field"), d.get("target"))}
+                         for d in found.details.get("different", [])]
+                latest.append(dataclasses.replace(found,
+                                                  details={**found.details, "different": diffs}))
         from crm2erp.store.quality import RECONCILE_COUNTS
 
         return page("reconciliation.html", results=latest, kinds=RECONCILE_LISTS,
@@ -322,7 +374,10 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
     def pair_page(found, **extra):
         from crm2erp.cli.dedupe import pair_rows, pair_side
 
-        return page("pair.html", pair=found, rows=pair_rows(found),
+        mask = masker(found.flow)
+        rows = [{**r, "left": mask.value(r["name"], r["left"]),
+                 "right": mask.value(r["name"], r["right"])} for r in pair_rows(found)]
+        return page("pair.html", pair=found, rows=rows,
                     sides=(pair_side(found, "left"), pair_side(found, "right")), **extra)
 
     def pair(request: Request):

@@ -284,3 +284,19 @@ def test_reconciliation_shows_each_difference_with_both_values(client, demo):
                or canonical in r)
     cells = [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
     assert cells[1:] == ["name", f'"{expected}"', f'"{HOSTILE_NAME}"']
+
+
+def test_fields_the_flow_masks_are_masked_unless_unmasked(demo):
+    flow_file = demo.project / "accounts.flow.yaml"
+    flow_file.write_text(flow_file.read_text() + "quality: {mask: [email]}\n")
+    letter = letter_id(demo, "demo_accounts", "A-0007")
+    shown, listed = {}, {}
+    for unmask in (False, True):
+        with TestClient(create_app(demo.state_url, demo.project, unmask=unmask)) as client:
+            shown[unmask] = text(client.get(f"/dead-letters/{letter}"))
+            listed[unmask] = text(client.get("/dead-letters"))
+    assert '"email": "i***@@nordwind-logistics.example"' in shown[False]
+    assert "'i***@@nordwind-logistics.example' is not a valid e-mail" in shown[False]
+    assert "info@@" not in shown[False] and "info@@" not in listed[False]
+    assert '"email": "info@@nordwind-logistics.example"' in shown[True]
+    assert "'info@@nordwind-logistics.example' is not a valid e-mail" in listed[True]
