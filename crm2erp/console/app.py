@@ -348,7 +348,10 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
 
     def run(request: Request):
         record = store.get_run(request.path_params["id"])
-        return page("run.html", run=record, status=store.run_status(record))
+        mask = masker(record.flow)
+        rules = [dataclasses.replace(r, sample=[mask.value(r.column, v) for v in r.sample])
+                 for r in store.quality_results(record.id)]
+        return page("run.html", run=record, status=store.run_status(record), rules=rules)
 
     def reconciliation(request: Request):
         latest = []

@@ -37,7 +37,8 @@ def client(demo):
 
 def text(response) -> str:
     """The page as a reader sees it: tags dropped, entities decoded, spaces collapsed."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", response.text)).split())
+    cells_apart = re.sub(r"</t[dh]>", " ", response.text)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", "", cells_apart)).split())
 
 
 def csrf(response) -> str:
@@ -165,13 +166,22 @@ def test_a_post_without_the_csrf_token_is_refused(client, demo):
         assert store.get_dead_letter(letter).status == "open"
 
 
-def test_runs_history_and_a_run_page_split_failed_and_parked(client):
+def test_runs_history_and_a_run_page_split_failed_and_parked(client, demo):
+    from crm2erp.store.quality import QualityResult
+
+    with StateStore.open(demo.state_url) as store:
+        store.save_quality_results(1, "demo_accounts", [QualityResult(
+            rule="vat_format", expectation="expect_column_values_to_match_regex",
+            column="tax_id", severity="warning", evaluated=116, failed=3, success=False,
+            sample=[HOSTILE_NAME, "XX1"])])
     history = client.get("/flows/demo_contacts/runs")
     assert history.status_code == 200 and 'href="/runs/2"' in history.text
     run = text(client.get("/runs/2"))
     assert "Failed: 0" in run and "Parked: 10" in run and "partial" in run
     accounts = text(client.get("/runs/1"))
     assert "Failed: 4" in accounts and "Parked: 0" in accounts
+    assert f"vat_format tax_id warning 116 3 {HOSTILE_NAME}, XX1" in accounts
+    assert "No quality rules ran in this run." in run
     assert client.get("/runs/999").status_code == 404
 
 
