@@ -32,6 +32,7 @@ from starlette.staticfiles import StaticFiles
 from crm2erp.errors import Crm2ErpError
 from crm2erp.jsonutil import dumps
 from crm2erp.store import StateStore
+from crm2erp.store.types import utcnow
 
 HERE = Path(__file__).resolve().parent
 STATUSES = ("actionable", "open", "parked", "resolved", "discarded", "all")
@@ -39,20 +40,16 @@ SUCCESSFUL = ("succeeded", "partial")   # the run finished; partial: with dead l
 RECONCILE_LISTS = ("missing_in_target", "only_in_target", "orphaned", "unmapped")
 
 
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
-
-
-def _naive_utc(when: dt.datetime) -> dt.datetime:
-    """The store's datetimes are UTC, naive or aware depending on the database."""
-    return when if when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)
+def _aware(when: dt.datetime) -> dt.datetime:
+    """The store returns aware UTC datetimes; a naive one is taken as UTC."""
+    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when
 
 
 def age(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
     """``when`` as a short "how long ago" ("5 min ago", "3 h ago", "never")."""
     if when is None:
         return "never"
-    seconds = max(0, int(((now or _utcnow()) - _naive_utc(when)).total_seconds()))
+    seconds = max(0, int((_aware(now or utcnow()) - _aware(when)).total_seconds()))
     for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
         if seconds >= size:
             return f"{seconds // size} {unit} ago"
@@ -79,7 +76,7 @@ def overdue(schedule, last_ok: dt.datetime | None, now: dt.datetime) -> bool:
     for more than two of its periods (cron and asset schedules are not judged)."""
     period = PRESET_PERIODS.get(schedule) if isinstance(schedule, str) else None
     return (period is not None and last_ok is not None
-            and _naive_utc(now) - _naive_utc(last_ok) > 2 * period)
+            and _aware(now) - _aware(last_ok) > 2 * period)
 
 
 def sparkline(values: list[int], width: int = 120, height: int = 24) -> str:
@@ -263,7 +260,7 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
 
     # -- pages -----------------------------------------------------------------
     def overview(request: Request):
-        now, flows = _utcnow(), []
+        now, flows = utcnow(), []
         for name, spec in flow_specs().items():
             runs = store.list_runs(name, limit=20)
             last = runs[0] if runs else None
