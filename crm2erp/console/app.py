@@ -90,11 +90,13 @@ def sparkline(values: list[int], width: int = 120, height: int = 24) -> str:
 
 
 def group_letters(letters) -> list[tuple[tuple[str, str, str], list]]:
-    """Dead letters grouped by (flow, stage, reason), the largest group first."""
+    """Dead letters grouped by (flow, stage, reason): the groups with open letters
+    (to fix) before the ones only parked (waiting), each the largest first."""
     groups = defaultdict(list)
     for letter in letters:
         groups[(letter.flow, letter.stage, letter.error)].append(letter)
-    return sorted(groups.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    return sorted(groups.items(), key=lambda kv: (
+        not any(x.status == "open" for x in kv[1]), -len(kv[1]), kv[0]))
 
 
 def _leaves(a: Any, b: Any):
@@ -126,6 +128,8 @@ def environment(csrf_token: str) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.globals.update(csrf_token=csrf_token, age=age, dumps=dumps)
+    env.filters["utc"] = lambda when: (_aware(when).astimezone(dt.UTC)
+                                       .strftime("%Y-%m-%d %H:%M:%S UTC") if when else "")
     return env
 
 
