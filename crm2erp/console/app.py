@@ -89,6 +89,30 @@ def sparkline(values: list[int], width: int = 120, height: int = 24) -> str:
                     for i, v in enumerate(values))
 
 
+CHART_SERIES = (("loaded", ("created", "updated", "deleted")), ("failed", ("failed",)),
+                 ("parked", ("parked",)))
+
+
+def history_chart(runs, height: int = 160, bar: int = 18, gap: int = 6) -> dict:
+    """Stacked bars per run (oldest left): loaded, failed and parked records, scaled to
+    the largest run; the geometry for the runs page's SVG."""
+    runs = list(reversed(runs[:40]))
+    totals = [sum(r.counts[c] for _, cols in CHART_SERIES for c in cols) for r in runs]
+    top = max(totals, default=0) or 1
+    bars = []
+    for i, run in enumerate(runs):
+        y, parts = height, []
+        for name, cols in CHART_SERIES:
+            value = sum(run.counts[c] for c in cols)
+            size = value / top * height
+            y -= size
+            parts.append({"series": name, "value": value, "y": round(y, 1),
+                          "height": round(size, 1)})
+        bars.append({"run": run.id, "x": i * (bar + gap), "parts": parts})
+    return {"bars": bars, "top": top, "height": height, "bar": bar,
+            "width": max(len(runs) * (bar + gap), 200), "series": [n for n, _ in CHART_SERIES]}
+
+
 def group_letters(letters) -> list[tuple[tuple[str, str, str], list]]:
     """Dead letters grouped by (flow, stage, reason): the groups with open letters
     (to fix) before the ones only parked (waiting), each the largest first."""
@@ -344,7 +368,7 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
     def runs(request: Request):
         flow = request.path_params["flow"]
         history = store.list_runs(flow, limit=200)
-        return page("runs.html", flow=flow, runs=history,
+        return page("runs.html", flow=flow, runs=history, chart=history_chart(history),
                     statuses={r.id: store.run_status(r) for r in history})
 
     def run(request: Request):

@@ -178,6 +178,11 @@ def test_runs_history_and_a_run_page_split_failed_and_parked(client, demo):
             sample=[HOSTILE_NAME, "XX1"])])
     history = client.get("/flows/demo_contacts/runs")
     assert history.status_code == 200 and 'href="/runs/2"' in history.text
+    chart = re.search(r"<svg.*?</svg>", history.text, re.S).group(0)
+    assert "Records per run of demo_contacts: loaded, failed and parked" in chart
+    assert ">records<" in chart and ">runs, oldest to newest<" in chart   # axes
+    assert "run #2: 230 loaded" in chart and "run #2: 10 parked" in chart
+    assert "loaded failed parked" in text(history)   # the legend
     run = text(client.get("/runs/2"))
     assert "Failed: 0" in run and "Parked: 10" in run and "partial" in run
     accounts = text(client.get("/runs/1"))
