@@ -29,7 +29,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from crm2erp.errors import Crm2ErpError
+from crm2erp.errors import ConfigError, Crm2ErpError
 from crm2erp.jsonutil import dumps
 from crm2erp.store import StateStore
 from crm2erp.store.types import utcnow
@@ -270,6 +270,13 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
                      project.mapping(spec.target_mapping_path)] if spec is not None else [])
         return Masker.for_flow(spec, mappings)
 
+    def found(get, item_id: int):
+        """``get(item_id)`` from the store; an id it does not have is a 404."""
+        try:
+            return get(item_id)
+        except ConfigError as exc:
+            raise HTTPException(404, str(exc)) from None
+
     async def checked_form(request: Request):
         form = await request.form()
         given = form.get("csrf", "")
@@ -284,7 +291,7 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
             raise HTTPException(400, "dead letter ids must be numbers") from None
         if not ids:
             raise HTTPException(400, "no dead letters selected")
-        return [store.get_dead_letter(i) for i in ids]
+        return [found(store.get_dead_letter, i) for i in ids]
 
     # -- pages -----------------------------------------------------------------
     def overview(request: Request):
@@ -344,7 +351,7 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
                     stages=sorted({x.stage for x in everything}))
 
     def dead_letter(request: Request):
-        stored = store.get_dead_letter(request.path_params["id"])
+        stored = found(store.get_dead_letter, request.path_params["id"])
         letter = mask_letter(stored, masker(stored.flow))
         return page("dead_letter.html", letter=letter, payload=dumps(letter.payload, indent=2))
 
@@ -372,7 +379,7 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
                     statuses={r.id: store.run_status(r) for r in history})
 
     def run(request: Request):
-        record = store.get_run(request.path_params["id"])
+        record = found(store.get_run, request.path_params["id"])
         mask = masker(record.flow)
         rules = [dataclasses.replace(r, sample=[mask.value(r.column, v) for v in r.sample])
                  for r in store.quality_results(record.id)]
@@ -409,7 +416,8 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
                     sides=(pair_side(found, "left"), pair_side(found, "right")), **extra)
 
     def pair(request: Request):
-        return pair_page(store.get_dedupe_pair(request.path_params["id"]), decided=False)
+        return pair_page(found(store.get_dedupe_pair, request.path_params["id"]),
+                         decided=False)
 
     async def decide(request: Request):
         form = await checked_form(request)
@@ -422,12 +430,12 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         return pair_page(decided, decided=True)
 
     async def error(request: Request, exc: Exception):
-        """A refused request or a crm2erp error as a page with its message: a missing
-        id (GET) is 404, an action the store or the project refused is 400."""
+        """A refused request or a crm2erp error (a project that does not load, an
+        action the store refused) as a page with its message, never a traceback."""
         if isinstance(exc, HTTPException):
             code, message = exc.status_code, exc.detail
         else:
-            code, message = (404 if request.method == "GET" else 400), str(exc)
+            code, message = 400, str(exc)
         return page("error.html", status_code=code, code=code, message=message)
 
     routes = [
