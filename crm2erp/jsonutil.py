@@ -6,7 +6,7 @@ back from the state store maps exactly as the original did.
 
 from __future__ import annotations
 
-__all__ = ["dumps", "loads", "payload_hash", "to_jsonable"]
+__all__ = ["dumps", "loads", "payload_hash", "short_hash", "to_jsonable"]
 
 import datetime as dt
 import hashlib
@@ -45,14 +45,24 @@ def _default(value: Any) -> Any:
     return converted
 
 
+# built once: ``json.dumps`` with options builds a new encoder on every call
+_COMPACT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
+                            default=_default)
+
+
 def dumps(value: Any, *, indent: int | None = None) -> str:
     """Sorted-key JSON; the same text as ``json.dumps(to_jsonable(value))``, but the
     C encoder walks the value and only what it cannot encode is converted."""
+    if indent is None:
+        try:
+            return _COMPACT.encode(value)
+        except (TypeError, ValueError):   # keys json will not take as they are: str() them
+            pass
     options = dict(ensure_ascii=False, sort_keys=True, indent=indent,
                    separators=None if indent else (",", ":"))
     try:
         return json.dumps(value, default=_default, **options)
-    except (TypeError, ValueError):   # keys json will not take as they are: str() them
+    except (TypeError, ValueError):
         return json.dumps(to_jsonable(value), **options)
 
 
@@ -63,3 +73,9 @@ def loads(text: str | None) -> Any:
 def payload_hash(value: Any) -> str:
     """A stable hash of a payload: equal payloads, equal hashes, whatever key order."""
     return hashlib.sha256(dumps(value).encode()).hexdigest()
+
+
+def short_hash(value: Any) -> str:
+    """:func:`payload_hash`'s little sibling: 64 bits (16 hex digits), for the hub
+    memory's per-field values, where one is stored per field and system."""
+    return hashlib.blake2b(dumps(value).encode(), digest_size=8).hexdigest()

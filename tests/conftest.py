@@ -19,6 +19,18 @@ MYSQL_ADMIN_URL = os.environ.get(
     "CRM2ERP_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
+@pytest.fixture(autouse=True)
+def _secrets_of_this_test_only():
+    """Secrets a test registers (its connections, the tokens it fetches) are masked
+    in that test, as in one real process; none leaks into the next test's output."""
+    from crm2erp import redact
+
+    before = set(redact._secrets)
+    yield
+    with redact._lock:
+        redact._secrets.intersection_update(before)
+
+
 def _fresh_database(admin_url: str, what: str):
     name = f"crm2erp_t_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")

@@ -90,12 +90,17 @@ class SqlTargetMixin(SqlSourceMixin):
             checked.add(spec.name)
 
     def _convert(self, table: sa.Table, values: Row, what: str) -> dict[str, Any]:
+        cache = self.__dict__.setdefault("_column_types", {})
+        types = cache.get(table)
+        if types is None:     # looked up once per table, not per value
+            types = cache[table] = {c.name: c.type for c in table.c}
         out = {}
         for name, value in values.items():
-            if name not in table.c:
+            coltype = types.get(name)
+            if coltype is None:
                 raise RowProblem(f"unknown column {name!r} in table {table.name!r}{what}")
             try:
-                out[name] = to_db(table.c[name].type, value, self.tz, self.dialect)
+                out[name] = to_db(coltype, value, self.tz, self.dialect)
             except ValueError as exc:
                 raise RowProblem(f"column {name!r} of table {table.name!r}{what}: "
                                  f"{exc}") from None

@@ -19,6 +19,7 @@ __all__ = [
 ]
 
 import datetime as dt
+import functools
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -30,19 +31,25 @@ _FALSE = {"false", "f", "no", "n", "0", "off"}
 
 def column_kind(coltype: sa.types.TypeEngine) -> str:
     """Classify a column type: datetime, date, integer, decimal, float, boolean, text, other."""
-    if isinstance(coltype, sa.DateTime):
+    return _kind_of(type(coltype))
+
+
+@functools.cache
+def _kind_of(coltype: type) -> str:
+    """The kind depends on the type's class alone: worked out once per class."""
+    if issubclass(coltype, sa.DateTime):
         return "datetime"
-    if isinstance(coltype, sa.Date):
+    if issubclass(coltype, sa.Date):
         return "date"
-    if isinstance(coltype, sa.Boolean):
+    if issubclass(coltype, sa.Boolean):
         return "boolean"
-    if isinstance(coltype, sa.Integer):
+    if issubclass(coltype, sa.Integer):
         return "integer"
-    if isinstance(coltype, sa.Float):
+    if issubclass(coltype, sa.Float):
         return "float"
-    if isinstance(coltype, sa.Numeric):
+    if issubclass(coltype, sa.Numeric):
         return "decimal"
-    if isinstance(coltype, sa.String):
+    if issubclass(coltype, sa.String):
         return "text"
     return "other"
 

@@ -28,7 +28,26 @@ EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
 EXIT_LOCKED = 75   # sysexits.h EX_TEMPFAIL: another live run holds the flow's lock
 log = logging.getLogger("crm2erp.cli")
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode="rich",
+
+def _no_value_hint_on_flags() -> None:
+    """typer's rich help shows ``--debug <bool>`` and ``-v <int>`` for flags that take
+    no value; show them bare, as click's plain help does."""
+    from typer.core import TyperOption
+
+    shown = getattr(TyperOption, "display_type_rich", None)
+    if shown is None or getattr(shown, "_crm2erp", False):
+        return
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag or self.count else shown(self, ctx)
+
+    display_type_rich._crm2erp = True
+    TyperOption.display_type_rich = display_type_rich
+
+
+_no_value_hint_on_flags()
+
+app = typer.Typer(no_args_is_help=True, add_completion=True, rich_markup_mode="rich",
                   help="crm2erp keeps CRM and ERP systems consistent.")
 
 
@@ -107,6 +126,9 @@ def _register_commands() -> None:
     app.command("reconcile")(reconcile.reconcile)
     from crm2erp.cli import dedupe  # steward review of duplicates (issue 7)
     app.add_typer(dedupe.app, name="dedupe")
+    from crm2erp.cli import check, init  # scaffold and check a project (issue 14)
+    app.command("init")(init.init)
+    app.command("check")(check.check)
     from crm2erp.cli import serve  # the steward's console (issue 15)
     app.command("serve")(serve.serve)
 

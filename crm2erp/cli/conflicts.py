@@ -6,18 +6,22 @@ import typer
 from rich.table import Table
 
 from crm2erp.cli.app import settings
-from crm2erp.cli.output import console, literal
+from crm2erp.cli.output import console, json_option, literal, print_json
 
 
 def conflicts(ctx: typer.Context,
               flow: str = typer.Option(None, "--flow", help="Only this flow."),
-              limit: int = typer.Option(50, "--limit")) -> None:
+              limit: int = typer.Option(50, "--limit"),
+              as_json: bool = json_option()) -> None:
     """List logged conflicts, newest first (see the flow's ownership and conflict_rule)."""
     store = settings(ctx).open_store()
     try:
         rows = store.list_conflicts(flow, limit=limit)
     finally:
         store.close()
+    if as_json:
+        print_json({"conflicts": rows})
+        return
     if not rows:
         console.print("no conflicts")
         return

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from crm2erp.cli.app import settings
-from crm2erp.cli.output import console, literal
+from crm2erp.cli.output import console, json_option, literal, print_json
 from crm2erp.errors import ConfigError
 from crm2erp.jsonutil import dumps
 
@@ -102,7 +102,8 @@ def pair_table(pair) -> Table:
 def list_(ctx: typer.Context,
           flow: str = typer.Option(None, "--flow", help="Only this flow."),
           status: str = typer.Option("pending", "--status", help="/".join(STATUSES)),
-          limit: int = typer.Option(100, "--limit")) -> None:
+          limit: int = typer.Option(100, "--limit"),
+          as_json: bool = json_option()) -> None:
     """List duplicate pairs (by default the ones waiting for review)."""
     if status not in STATUSES:
         raise ConfigError(f"--status {status!r}: expected one of {', '.join(STATUSES)}")
@@ -112,6 +113,11 @@ def list_(ctx: typer.Context,
                                    limit=limit)
     finally:
         store.close()
+    if as_json:
+        from dataclasses import asdict
+
+        print_json({"pairs": [asdict(p) for p in pairs]})
+        return
     if not pairs:
         console.print(f"no {'' if status == 'all' else status + ' '}pairs")
         return

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import typer
 from rich.table import Table
 from rich.text import Text
 
 from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
-from crm2erp.cli.output import console, counts_table, literal
+from crm2erp.cli.output import console, counts_table, json_option, literal, print_json
 from crm2erp.errors import ConfigError
 from crm2erp.jsonutil import dumps
 
@@ -25,13 +27,17 @@ def _status_filter(status: str):
 def list_(ctx: typer.Context,
           flow: str = typer.Option(None, "--flow", help="Only this flow."),
           status: str = typer.Option("open", "--status", help="/".join(STATUSES)),
-          limit: int = typer.Option(100, "--limit")) -> None:
+          limit: int = typer.Option(100, "--limit"),
+          as_json: bool = json_option()) -> None:
     """List dead letters, newest first."""
     store = settings(ctx).open_store()
     try:
         letters = store.dead_letters(flow=flow, status=_status_filter(status), limit=limit)
     finally:
         store.close()
+    if as_json:
+        print_json({"dead_letters": [asdict(x) for x in letters]})
+        return
     if not letters:
         console.print("no dead letters")
         return
@@ -46,13 +52,17 @@ def list_(ctx: typer.Context,
 
 
 @app.command("show")
-def show(ctx: typer.Context, letter_id: int = typer.Argument(..., metavar="ID")) -> None:
+def show(ctx: typer.Context, letter_id: int = typer.Argument(..., metavar="ID"),
+         as_json: bool = json_option()) -> None:
     """Show one dead letter with its full error and payload."""
     store = settings(ctx).open_store()
     try:
         letter = store.get_dead_letter(letter_id)
     finally:
         store.close()
+    if as_json:
+        print_json(asdict(letter))
+        return
     console.print(Text.assemble((f"#{letter.id}", "bold"), literal(
         f" flow {letter.flow}, key {letter.source_key}, stage {letter.stage}, "
         f"status {letter.status}, attempts {letter.attempts}")))
@@ -81,14 +91,18 @@ def retry(ctx: typer.Context,
     project = cfg.load_project()
     store = cfg.open_store()
     try:
-        results, still = retry_dead_letters(project, store, _select(store, ids, flow, all_))
+        letters, results, still = retry_dead_letters(project, store,
+                                                     _select(store, ids, flow, all_))
     finally:
         store.close()
-    if not results:
+    if not letters:
         console.print("nothing to retry")
         return
     console.print(counts_table("retry", results))
-    exit_with(EXIT_PROBLEMS if any(r.new_dead_letters for r in results) or still
+    if still:
+        console.print(f"{len(still)} of the {len(letters)} retried dead letter(s) are still "
+                      f"held back: {', '.join(f'#{i}' for i in still)}")
+    exit_with(EXIT_PROBLEMS if still or any(r.new_dead_letters for r in results)
               else EXIT_OK)
 
 

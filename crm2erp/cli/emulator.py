@@ -27,14 +27,19 @@ def list_() -> None:
 
 
 @app.command("run", context_settings={"allow_extra_args": True,
-                                      "ignore_unknown_options": True})
-def run(ctx: typer.Context, name: str = typer.Argument(..., help="Connector name."),
+                                      "ignore_unknown_options": True,
+                                      "help_option_names": []})   # NAME --help: the emulator's
+def run(ctx: typer.Context, name: str = typer.Argument(None, help="Connector name."),
         port: int = typer.Option(None, "--port", help="Port on 127.0.0.1.")) -> None:
-    """Serve NAME's emulator until Ctrl-C; other options go to the emulator itself
-    (e.g. --accounts 25000 --fault-rate 0.1; see --help of the emulator)."""
+    """Serve NAME's emulator until Ctrl-C, printing its base URL and test credentials;
+    other options go to the emulator itself (e.g. --accounts 25000 --fault-rate 0.1;
+    `crm2erp emulator run NAME --help` lists them)."""
+    if name in (None, "--help", "-h"):
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
     known = _with_emulator()
     if name not in known:
         raise ConfigError(f"no emulator named {name!r} (emulators: {', '.join(known)})")
     module = importlib.import_module(f"crm2erp.connectors.{name}.emulator")
-    argv = ([f"--port={port}"] if port else []) + list(ctx.args)
+    argv = ([f"--port={port}"] if port is not None else []) + list(ctx.args)
     raise typer.Exit(module.main(argv) or 0)

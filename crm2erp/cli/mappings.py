@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from crm2erp.cli.app import EXIT_USAGE, exit_with, settings
-from crm2erp.cli.output import console, err_console, literal
+from crm2erp.cli.output import console, err_console, json_option, literal, print_json
 from crm2erp.errors import ConfigError, ConfigIssue
 
 app = typer.Typer(no_args_is_help=True, help="Mappings and flows (YAML).")
@@ -51,7 +51,8 @@ def validate(ctx: typer.Context,
                  None, help="YAML files or project folders (default: the project)."),
              offline: bool = typer.Option(
                  False, "--offline", help="Do not connect to databases to read their "
-                 "tables' columns (checks what the files alone tell).")) -> None:
+                 "tables' columns (checks what the files alone tell)."),
+             as_json: bool = json_option()) -> None:
     """Check YAML files: every problem with its file:line:column; exit 2 if any."""
     from crm2erp.mapping import validate_project
 
@@ -70,6 +71,11 @@ def validate(ctx: typer.Context,
             checked += 1
     for note in notes:
         err_console.print(literal(f"note: {note}"), soft_wrap=True)
+    if as_json:
+        print_json({"ok": not issues, "files": checked, "notes": notes,
+                    "problems": [{"file": i.file, "line": i.line, "column": i.column,
+                                  "message": i.message} for i in issues]})
+        exit_with(EXIT_USAGE if issues else 0)
     for issue in issues:
         console.print(literal(issue), soft_wrap=True)
     if issues:

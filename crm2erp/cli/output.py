@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 __all__ = ["console", "err_console", "setup_logging", "counts_table", "progress_bar",
-           "plain", "literal"]
+           "plain", "literal", "print_json", "json_option"]
 
 import logging
 import os
@@ -49,6 +49,21 @@ def plain(value: object) -> str:
 def literal(value: object, style: str = "") -> Text:
     """User-originated ``value`` as a rich Text: shown as is, never read as markup."""
     return Text(plain(value), style=style)
+
+
+def json_option():
+    """The ``--json`` option of every command that can print JSON."""
+    import typer
+
+    return typer.Option(False, "--json", help="Print JSON on stdout (nothing else there).")
+
+
+def print_json(value: object) -> None:
+    """``value`` as JSON on stdout, nothing else: for ``--json`` (piped into jq)."""
+    from crm2erp.jsonutil import dumps
+
+    sys.stdout.write(dumps(value, indent=2) + "\n")
+    sys.stdout.flush()
 
 
 COLUMNS = ("read", "created", "updated", "unchanged", "skipped", "failed", "parked")

@@ -19,8 +19,9 @@ def serve(ctx: typer.Context,
           unmask: bool = typer.Option(False, "--unmask", help="Show the fields the flows' "
                                       "quality.mask names in full (personal data).")
           ) -> None:
-    """Start the steward's console: flows, runs, dead letters (retry, discard) and
-    duplicate review in the browser, on the same state store as the other commands.
+    """Start the steward's console: flows, runs, dead letters (retry, discard),
+    reconciliation and duplicate review in the browser, on the same state store as
+    the other commands.
 
     Bound to anything but 127.0.0.1/localhost it asks for the password in the
     environment variable CRM2ERP_CONSOLE_PASSWORD (HTTP basic auth, any user name)."""

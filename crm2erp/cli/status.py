@@ -7,11 +7,12 @@ from rich.table import Table
 from rich.text import Text
 
 from crm2erp.cli.app import settings
-from crm2erp.cli.output import console, literal
+from crm2erp.cli.output import console, json_option, literal, print_json
 
 
 def status(ctx: typer.Context,
-           runs: int = typer.Option(10, "--runs", help="How many recent runs to list.")) -> None:
+           runs: int = typer.Option(10, "--runs", help="How many recent runs to list."),
+           as_json: bool = json_option()) -> None:
     """Show every flow's last run, watermark and open dead letters, the last runs'
     warnings, then recent runs.
 
@@ -20,6 +21,9 @@ def status(ctx: typer.Context,
     project = cfg.load_project()
     store = cfg.open_store()
     try:
+        if as_json:
+            print_json(_as_json(cfg, project, store, runs))
+            return
         table = Table(title=literal(f"flows in {cfg.project}"), title_justify="left")
         for column in ("flow", "entity", "source -> target", "last run", "status",
                        "watermark", "dead letters", "parked"):
@@ -59,3 +63,26 @@ def status(ctx: typer.Context,
             console.print(history)
     finally:
         store.close()
+
+
+def _as_json(cfg, project, store, runs: int) -> dict:
+    """What the tables show, as one JSON document."""
+    from dataclasses import asdict
+
+    flows = []
+    for name, flow in sorted(project.flows.items()):
+        last = store.list_runs(name, limit=1)
+        mark = store.get_watermark(name, flow.source.stream)
+        flows.append({
+            "flow": name, "entity": flow.entity,
+            "source": f"{flow.source.connection}.{flow.source.stream}",
+            "target": f"{flow.target.connection}.{flow.target.stream}",
+            "last_run": ({"id": last[0].id, "started_at": last[0].started_at,
+                          "status": store.run_status(last[0]),
+                          "warnings": last[0].warning_list} if last else None),
+            "watermark": mark.value if mark else None,
+            "dead_letters": store.count_dead_letters(name, "open"),
+            "parked": store.count_dead_letters(name, "parked")})
+    recent = [{**asdict(run), "status": store.run_status(run)}
+              for run in store.list_runs(None, limit=runs)]
+    return {"project": str(cfg.project), "flows": flows, "runs": recent}

@@ -6,7 +6,15 @@ import typer
 from rich.table import Table
 
 from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
-from crm2erp.cli.output import console, counts_table, literal, progress_bar
+from crm2erp.cli.output import (
+    COLUMNS,
+    console,
+    counts_table,
+    json_option,
+    literal,
+    print_json,
+    progress_bar,
+)
 from crm2erp.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, help="Run syncs.")
@@ -21,6 +29,7 @@ def run(
     since: str = typer.Option(None, "--since", help="Backfill: read from this ISO date/time."),
     dry_run: bool = typer.Option(False, "--dry-run",
                                  help="Show what would change; write nothing."),
+    as_json: bool = json_option(),
 ) -> None:
     """Run FLOWS (parents first) and print what they did."""
     from crm2erp.engine import Engine, order_flows, parse_since
@@ -48,10 +57,13 @@ def run(
                 results.append(result)
     finally:
         store.close()
+    failed = sum(r.new_dead_letters for r in results)
+    if as_json:
+        print_json(_summary(results, dry_run, failed))
+        exit_with(EXIT_PROBLEMS if failed else EXIT_OK)
     console.print(counts_table("dry run: nothing was written" if dry_run else "sync", results))
     if dry_run:
         _print_changes(results)
-    failed = sum(r.new_dead_letters for r in results)
     if failed and dry_run:
         console.print(f"[yellow]{failed} record(s) would go to the dead letters[/] "
                       "(a dry run records nothing)")
@@ -79,3 +91,18 @@ def _print_changes(results, limit: int = 50) -> None:
         console.print(table)
         if len(changes) > limit:
             console.print(f"... and {len(changes) - limit} more")
+
+
+def _summary(results, dry_run: bool, failed: int) -> dict:
+    """The final summary of ``sync run --json``."""
+    flows = []
+    for r in results:
+        item = {"flow": r.flow, "run_id": r.run_id, "mode": r.mode, "partition": r.partition,
+                "status": r.status, "counts": {**dict.fromkeys(COLUMNS, 0), **r.counts},
+                "new_dead_letters": r.new_dead_letters, "seconds": round(r.seconds, 3),
+                "warnings": r.warnings}
+        if dry_run:
+            item["changes"] = [{"action": c.action, "key": c.key, "fields": c.fields}
+                               for c in r.changes if c.action != "unchanged"]
+        flows.append(item)
+    return {"dry_run": dry_run, "flows": flows, "dead_letters": failed}

@@ -359,10 +359,10 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         from crm2erp.engine import retry_dead_letters
 
         letters = selected_letters(await checked_form(request))
-        results, still_open = await run_in_threadpool(
+        _retried, results, still = await run_in_threadpool(
             lambda: retry_dead_letters(load_project(), store, letters))
         after = [store.get_dead_letter(x.id) for x in letters]
-        return page("outcome.html", action="retry", results=results, still_open=still_open,
+        return page("outcome.html", action="retry", results=results, still_open=len(still),
                     letters=after, count=len(letters))
 
     async def discard(request: Request):

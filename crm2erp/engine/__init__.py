@@ -93,13 +93,16 @@ class Engine:
         self.close()
 
 
-def retry_dead_letters(project, store, letters) -> tuple[list[RunResult], int]:
+def retry_dead_letters(project, store, letters) -> tuple[list, list[RunResult], list[int]]:
     """Run the open and parked ones of ``letters`` again through their flows (the
-    one way ``crm2erp dlq retry`` and the console retry). Returns the run results
-    and how many dead letters of those flows are still open afterwards."""
+    one way ``crm2erp dlq retry`` and the console retry). Returns the letters
+    retried, the run results, and the ids of the retried letters still held back."""
     letters = [x for x in letters if x.status in ("open", "parked")]
     if not letters:
-        return [], 0
+        return [], [], []
     with Engine(project, store) as engine:
         results = engine.retry(letters)
-    return results, sum(store.count_dead_letters(r.flow, "open") for r in results)
+    # what is still held back: the letters retried, not other open ones
+    still = [x.id for x in letters
+             if store.get_dead_letter(x.id).status in ("open", "parked")]
+    return letters, results, still

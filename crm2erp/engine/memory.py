@@ -16,14 +16,13 @@ record is compared field by field with what the hub already knows:
 from __future__ import annotations
 
 __all__ = ["flatten", "deep_merge", "set_path", "pop_path", "owner_of", "Settlement",
-           "settle", "next_state", "learned"]
+           "field_memory", "settle", "next_state", "learned"]
 
-import copy
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from crm2erp.jsonutil import payload_hash
+from crm2erp.jsonutil import payload_hash, short_hash
 from crm2erp.store import CanonicalState, ConflictRecord
 
 IGNORED = {"id", "updated_at"}   # identity and change time are not record content
@@ -43,14 +42,22 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _copy_dicts(value: Any) -> Any:
+    return {k: _copy_dicts(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+
 def deep_merge(base: dict, update: dict) -> dict:
-    """``base`` with ``update`` laid over it, recursing into dicts; inputs untouched."""
-    merged = copy.deepcopy(base)
+    """``base`` with ``update`` laid over it, recursing into dicts; inputs untouched.
+
+    Every dict of the result is new (so :func:`set_path` on it changes neither
+    input); other values are shared, not copied: nothing changes them in place.
+    """
+    merged = _copy_dicts(base)
     for key, value in update.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = deep_merge(merged[key], value)
         else:
-            merged[key] = copy.deepcopy(value)
+            merged[key] = _copy_dicts(value)
     return merged
 
 
@@ -82,6 +89,12 @@ def owner_of(path: str, ownership: dict[str, str]) -> str | None:
     return best[1] if best else None
 
 
+# One field's memory: who changed it last, when (ISO text), and per system the hash
+# of the value that system last sent.
+Memory = tuple[str | None, str | None, dict[str, str]]
+_BLANK: Memory = (None, None, {})
+
+
 @dataclass
 class Settlement:
     """What the hub makes of one incoming record."""
@@ -90,6 +103,14 @@ class Settlement:
     reverts: dict[str, Any] = field(default_factory=dict)  # path -> value that stays
     conflicts: list[ConflictRecord] = field(default_factory=list)
     seen: dict[str, str] = field(default_factory=dict)     # path -> hash this source sent
+    memory: dict[str, Memory] = field(default_factory=dict)  # the state's, read once
+    memory_of: CanonicalState | None = field(default=None, repr=False)
+
+    def memory_for(self, state: CanonicalState | None) -> dict[str, Memory]:
+        """``field_memory(state)``, read once per settlement."""
+        if state is not self.memory_of or (state is not None and not self.memory):
+            self.memory, self.memory_of = field_memory(state), state
+        return self.memory
 
     @property
     def has_news(self) -> bool:
@@ -108,15 +129,38 @@ def _time(value: Any) -> dt.datetime | None:
     return None
 
 
-def _entry(state: CanonicalState | None, path: str) -> dict[str, Any]:
-    """A field's memory: who changed it last (``by``), when (``at``), and the hash of
-    the value each system last sent (``seen``)."""
-    raw = state.field_times.get(path) if state else None
-    if isinstance(raw, dict):
-        return raw
-    if isinstance(raw, list):          # the first format: [system, time]
-        return {"by": raw[0], "at": raw[1] if len(raw) > 1 else None, "seen": {}}
-    return {"by": None, "at": None, "seen": {}}
+def field_memory(state: CanonicalState | None) -> dict[str, Memory]:
+    """Path -> (by, at, seen) from a state's ``field_times``, in any stored format.
+
+    The compact format (``{"v": 2, "w": [[by, at], ...], "f": {path: [w, seen]}}``:
+    each (system, time) pair once per record, 16-digit hashes) is what
+    :func:`next_state` writes; records remembered earlier carry
+    ``{path: {"by", "at", "seen"}}`` (64-digit sha256 hashes) or, the first
+    format, ``{path: [system, time]}``. They are read as they are and written
+    compact the next time they change.
+    """
+    times = state.field_times if state else None
+    if not times:
+        return {}
+    if times.get("v") == 2:
+        who = times["w"]
+        return {path: (*(who[w] if w is not None else (None, None)), seen)
+                for path, (w, seen) in times["f"].items()}
+    out: dict[str, Memory] = {}
+    for path, raw in times.items():
+        if isinstance(raw, dict):
+            out[path] = (raw.get("by"), raw.get("at"), raw.get("seen") or {})
+        elif isinstance(raw, list):
+            out[path] = (raw[0] if raw else None, raw[1] if len(raw) > 1 else None, {})
+    return out
+
+
+def _same_value(seen: str | None, value: Any, fresh: str) -> bool:
+    """Whether ``seen`` (a stored hash) is the hash of ``value`` (``fresh`` its short
+    hash); hashes from before the compact format are sha256."""
+    if seen is None:
+        return False
+    return seen == fresh if len(seen) == len(fresh) else seen == payload_hash(value)
 
 
 def settle(*, entity: str, canonical_id: str, system: str, mapped_paths: list[str],
@@ -132,18 +176,19 @@ def settle(*, entity: str, canonical_id: str, system: str, mapped_paths: list[st
     result = Settlement()
     paths = [p for p in mapped_paths if p.split(".")[0] not in IGNORED]
     new_flat = flatten(new)
-    result.seen = {p: payload_hash(new_flat.get(p)) for p in paths}
+    result.seen = {p: short_hash(new_flat.get(p)) for p in paths}
     if state is None:
         result.accepted = paths
         return result
+    memory = result.memory_for(state)
     old = flatten(state.data)
     for path in paths:
         incoming, stored = new_flat.get(path), old.get(path)
-        memory = _entry(state, path)
-        if incoming == stored or memory["seen"].get(system) == result.seen[path]:
+        last_system, last_at, seen = memory.get(path, _BLANK)
+        if incoming == stored or _same_value(seen.get(system), incoming, result.seen[path]):
             continue                     # nothing new from this source
         owner = owner_of(path, ownership)
-        last_system, last_time = memory["by"], _time(memory["at"])
+        last_time = _time(last_at)
         if owner is not None and owner != system:
             if rule == "last_modified" and (last_time or changed_at) < changed_at:
                 winner = system
@@ -169,19 +214,30 @@ def next_state(*, entity: str, canonical_id: str, system: str, data: dict[str, A
                previous: CanonicalState | None, settlement: Settlement,
                changed_at: dt.datetime) -> CanonicalState:
     """The state to remember: the record, and per field who changed it and what
-    each system last sent."""
-    times: dict[str, Any] = dict(previous.field_times) if previous else {}
+    each system last sent (in the compact format, see :func:`field_memory`)."""
+    memory = dict(settlement.memory_for(previous))
+    accepted = set(settlement.accepted)
+    now = changed_at.isoformat() if accepted else None
     for path, seen in settlement.seen.items():
-        entry = _entry(previous, path)
-        entry = {**entry, "seen": {**entry["seen"], system: seen}}
-        if path in settlement.accepted:
-            entry.update(by=system, at=changed_at.isoformat())
-        times[path] = entry
+        by, at, sent = memory.get(path, _BLANK)
+        if sent.get(system) != seen:
+            sent = {**sent, system: seen}
+        memory[path] = (system, now, sent) if path in accepted else (by, at, sent)
     content = {k: v for k, v in data.items() if k not in IGNORED}
-    return CanonicalState(entity, canonical_id, content, times)
+    return CanonicalState(entity, canonical_id, content, _compact(memory))
+
+
+def _compact(memory: dict[str, Memory]) -> dict[str, Any]:
+    who: dict[tuple[str | None, str | None], int] = {}
+    fields = {}
+    for path, (by, at, seen) in memory.items():
+        index = None if by is None and at is None else who.setdefault((by, at), len(who))
+        fields[path] = [index, seen]
+    return {"v": 2, "w": [list(pair) for pair in who], "f": fields}
 
 
 def learned(state: CanonicalState | None, settlement: Settlement, system: str) -> bool:
     """Whether the source sent values the memory does not have yet (worth saving
     even when the record has no news)."""
-    return any(_entry(state, p)["seen"].get(system) != h for p, h in settlement.seen.items())
+    memory = settlement.memory_for(state)
+    return any(memory.get(p, _BLANK)[2].get(system) != h for p, h in settlement.seen.items())

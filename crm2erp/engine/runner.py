@@ -406,22 +406,25 @@ class FlowRunner:
         merged["id"] = canonical_id
         record = self._validate(merged)
         changed_at = record.updated_at or dt.datetime.now(dt.UTC)
+        dumped = record.model_dump(mode="json")
         settlement = settle(
             entity=self.flow.entity, canonical_id=canonical_id, system=self.source_system,
-            mapped_paths=list(flatten(data)), new=record.model_dump(mode="json"),
+            mapped_paths=list(flatten(data)), new=dumped,
             state=state, ownership=self.flow.ownership, rule=self.flow.conflict_rule,
             changed_at=changed_at)
-        if settlement.reverts:
+        if settlement.reverts:   # validated again only when a field was reverted
             for path, value in settlement.reverts.items():
                 set_path(merged, path, value)
             record = self._validate(merged)
+            dumped = record.model_dump(mode="json")
         commit.conflicts.extend(settlement.conflicts)
         for conflict in settlement.conflicts:
             log.warning("flow %s: conflict on %s %s field %s: %s sent %r, %s kept %r",
                         self.flow.flow, conflict.entity, source_key, conflict.field,
                         conflict.system, conflict.incoming, conflict.winner, conflict.kept)
         item = Item(source_key, row, canonical_id, record)
-        item.notes.update(settlement=settlement, state=state, changed_at=changed_at)
+        item.notes.update(settlement=settlement, state=state, changed_at=changed_at,
+                          dumped=(record, dumped))
         return item
 
     def _validate(self, data: dict):
@@ -433,12 +436,19 @@ class FlowRunner:
 
     def _remember(self, item: Item, commit: BatchCommit) -> None:
         """The record is in the target: remember its canonical state."""
-        commit.canonical.append(next_state(
+        record, dumped = item.notes.get("dumped", (None, None))
+        if record is not item.record:     # a stage replaced it: dump the one it holds
+            dumped = item.record.model_dump(mode="json")
+        previous = item.notes.get("state")
+        state = next_state(
             entity=self.flow.entity, canonical_id=item.canonical_id,
-            system=self.source_system, data=item.record.model_dump(mode="json"),
-            previous=item.notes.get("state"),
+            system=self.source_system, data=dumped, previous=previous,
             settlement=item.notes.get("settlement") or Settlement(),
-            changed_at=item.notes.get("changed_at") or dt.datetime.now(dt.UTC)))
+            changed_at=item.notes.get("changed_at") or dt.datetime.now(dt.UTC))
+        if previous is not None and previous.canonical_id == state.canonical_id \
+                and previous.data == state.data and previous.field_times == state.field_times:
+            return      # the memory has all of it already (a --full-refresh of unchanged data)
+        commit.canonical.append(state)
 
     def _outbound(self, items: list[Item], counts: Counter, commit: BatchCommit) -> list[Item]:
         """Map each canonical record to the target's row and hash it."""

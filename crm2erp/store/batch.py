@@ -19,7 +19,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from crm2erp import jsonutil
 from crm2erp.redact import redact
-from crm2erp.store.records import BatchCommit, BatchResult, DeadLetterWrite, NewDeadLetter
+from crm2erp.store.records import BatchCommit, BatchResult, DeadLetterWrite
 from crm2erp.store.tables import (
     ACTIVE_DEAD_LETTER_STATUSES,
     COUNT_FIELDS,
@@ -87,8 +87,11 @@ def _write_xref(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) -> No
 
 def _write_dead_letters(conn: sa.Connection, batch: BatchCommit,
                         now: dt.datetime) -> list[DeadLetterWrite]:
+    """One SELECT for the keys' active entries, one executemany INSERT for the keys
+    without one, one executemany UPDATE for the others: never a statement per letter.
+    A key failing twice in the batch is one entry whose attempts count both."""
     keys = {d.source_key for d in batch.dead_letters}
-    active: dict[str, tuple[int, str | None, int]] = {}
+    active: dict[str, tuple[int | None, str | None, int]] = {}
     if keys:
         found = conn.execute(
             sa.select(dead_letters.c.id, dead_letters.c.source_key,
@@ -99,36 +102,38 @@ def _write_dead_letters(conn: sa.Connection, batch: BatchCommit,
             .order_by(dead_letters.c.id))
         for row in found:
             active[row.source_key] = (row.id, row.payload, row.attempts)
-    return [_write_dead_letter(conn, batch, letter, active, now)
-            for letter in batch.dead_letters]
-
-
-def _write_dead_letter(conn: sa.Connection, batch: BatchCommit, letter: NewDeadLetter,
-                       active: dict[str, tuple[int, str | None, int]],
-                       now: dt.datetime) -> DeadLetterWrite:
-    payload = encode_payload(letter.payload)
-    values = {
-        "run_id": batch.run_id,
-        "stage": letter.stage,
-        "error": redact(letter.error or ""),
-        "payload": payload,
-        "status": "parked" if letter.stage == "parked" else "open",
-        "updated_at": now,
-    }
-    previous = active.get(letter.source_key)
-    if previous is None:
-        result = conn.execute(dead_letters.insert().values(
-            flow=batch.flow, source_key=letter.source_key, attempts=1,
-            created_at=now, **values))
-        new_id = result.inserted_primary_key[0]
-        active[letter.source_key] = (new_id, payload, 1)
-        return DeadLetterWrite(new_id, letter.source_key, new=True, payload_changed=True)
-    entry_id, old_payload, attempts = previous
-    conn.execute(dead_letters.update().where(dead_letters.c.id == entry_id)
-                 .values(attempts=attempts + 1, **values))
-    active[letter.source_key] = (entry_id, payload, attempts + 1)
-    return DeadLetterWrite(entry_id, letter.source_key, new=False,
-                           payload_changed=payload != old_payload)
+    existed = set(active)
+    latest: dict[str, dict[str, Any]] = {}      # key -> the row to write, last one wins
+    outcomes: list[tuple[str, bool, bool]] = []  # (key, new, payload_changed)
+    for letter in batch.dead_letters:
+        payload = encode_payload(letter.payload)
+        entry_id, old_payload, attempts = active.get(letter.source_key, (None, None, 0))
+        new = letter.source_key not in active
+        active[letter.source_key] = (entry_id, payload, attempts + 1)
+        outcomes.append((letter.source_key, new, new or payload != old_payload))
+        latest[letter.source_key] = {
+            "run_id": batch.run_id, "stage": letter.stage,
+            "error": redact(letter.error or ""), "payload": payload,
+            "status": "parked" if letter.stage == "parked" else "open",
+            "updated_at": now, "attempts": attempts + 1}
+    inserts = [{"flow": batch.flow, "source_key": key, "created_at": now, **row}
+               for key, row in latest.items() if key not in existed]
+    updates = [{"entry_id": active[key][0], **row}
+               for key, row in latest.items() if key in existed]
+    if inserts:
+        conn.execute(dead_letters.insert(), inserts)
+        created = conn.execute(
+            sa.select(dead_letters.c.id, dead_letters.c.source_key)
+            .where(dead_letters.c.flow == batch.flow,
+                   dead_letters.c.source_key.in_([r["source_key"] for r in inserts]),
+                   dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES)))
+        for row in created:
+            active[row.source_key] = (row.id, *active[row.source_key][1:])
+    if updates:
+        conn.execute(dead_letters.update()
+                     .where(dead_letters.c.id == sa.bindparam("entry_id")), updates)
+    return [DeadLetterWrite(active[key][0], key, new=new, payload_changed=changed)
+            for key, new, changed in outcomes]
 
 
 def _resolve(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) -> int:

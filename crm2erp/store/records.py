@@ -118,7 +118,9 @@ class NewDeadLetter:
 class CanonicalState:
     """The last canonical state of a record, and when each field last changed.
 
-    ``field_times`` maps a dotted field path to ``[system, ISO timestamp]``.
+    ``field_times`` is the hub's per-field memory (who changed each field last,
+    when, and what each system last sent); read it with
+    :func:`crm2erp.engine.memory.field_memory`, whatever format it was stored in.
     """
 
     entity: str

@@ -116,7 +116,8 @@ def serve_until_interrupted(app: Callable, host: str, port: int, banner: str) ->
     base_url = f"http://{host}:{server.server_port}"
     if hasattr(app, "base_url"):
         app.base_url = base_url
-    log.info("%s", banner.format(url=base_url))
+    # printed, not logged: the crm2erp CLI logs warnings only, and the user needs these
+    print(banner.format(url=base_url), file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -28,6 +28,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from crm2erp.engine.memory import field_memory
 from crm2erp.errors import Crm2ErpError
 from crm2erp.store import CanonicalState
 
@@ -83,7 +84,7 @@ def from_item(item, system: str) -> MatchRecord:
 
 def system_of(state: CanonicalState) -> str | None:
     """The system that last changed most of a canonical record's fields."""
-    systems = Counter(v[0] for v in state.field_times.values() if isinstance(v, list) and v)
+    systems = Counter(by for by, _, _ in field_memory(state).values() if by)
     return systems.most_common(1)[0][0] if systems else None
 
 
@@ -92,8 +93,7 @@ def from_state(state: CanonicalState, source_key: str | None = None) -> MatchRec
     data = dict(state.data)
     data["id"] = state.canonical_id
     if not data.get("updated_at"):   # the memory keeps change times per field
-        times = [v[1] for v in state.field_times.values()
-                 if isinstance(v, list) and len(v) > 1 and v[1]]
+        times = [at for _, at, _ in field_memory(state).values() if at]
         data["updated_at"] = max(times) if times else None
     system = system_of(state)
     data[SOURCE_FIELD] = system

@@ -209,3 +209,22 @@ def test_help_loads_no_engine_airflow_gx_or_pandas(tmp_path):
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_successful_retry_exits_0_while_other_letters_stay_open(tmp_path):
+    project = _project(tmp_path)
+    csv = tmp_path / "crm" / "accounts.csv"
+    csv.write_text(csv.read_text() + "3,Gamma,also-bad,2026-01-03T00:00:00+00:00\n")
+    state = ["-p", str(project), "--state", f"sqlite:///{tmp_path / 'state.db'}"]
+    crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
+    letters = json.loads(crm2erp(*state, "dlq", "list", "--json", cwd=tmp_path).stdout)
+    by_key = {x["source_key"]: x["id"] for x in letters["dead_letters"]}
+    assert set(by_key) == {"2", "3"}
+    csv.write_text(csv.read_text().replace("not-an-email", "beta@example.com"))
+    fixed = crm2erp(*state, "dlq", "retry", str(by_key["2"]), cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    names = [json.loads(line)["name"]
+             for line in (tmp_path / "erp" / "customers.jsonl").read_text().splitlines()]
+    assert sorted(names) == ["Alpha", "Beta"]
+    failing = crm2erp(*state, "dlq", "retry", str(by_key["3"]), cwd=tmp_path)
+    assert failing.returncode == 1 and "still held back: #" in failing.stdout

@@ -72,3 +72,17 @@ def test_interactive_review_accepts_and_bad_input_exits_2(tmp_path):
     assert wrong.returncode == 2 and "accept or reject" in wrong.stderr
     missing = crm2erp(*state, "dedupe", "decide", "99", "accept", cwd=tmp_path)
     assert missing.returncode == 2 and "#99" in missing.stderr
+
+
+def test_list_json_gives_the_pending_pair_with_both_records(tmp_path):
+    import json
+
+    state = _setup(tmp_path, *_borderline_rows())
+    assert crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path).returncode == 1
+    listed = crm2erp(*state, "dedupe", "list", "--json", cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    (pair,) = json.loads(listed.stdout)["pairs"]
+    assert pair["status"] == "pending" and pair["flow"] == "accounts"
+    assert {pair["left_label"], pair["right_label"]} == {"Nordwind Handel GmbH",
+                                                         "Nordwind Handels AG"}
+    assert 0 < pair["match_probability"] < 1 and pair["decided_by"] is None

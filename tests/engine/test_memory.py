@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from crm2erp.engine.memory import next_state, owner_of, settle
+from crm2erp.engine.memory import field_memory, next_state, owner_of, settle
 
 T = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -44,3 +44,36 @@ def test_owner_of_takes_the_longest_covering_entry():
     assert owner_of("billing_address.city", ownership) == "crm"
     assert owner_of("billing_address.country", ownership) == "erp"
     assert owner_of("name", ownership) is None
+
+
+def test_memory_is_stored_compactly_and_read_back():
+    state = _remember(None, "crm", {"name": "Acme", "city": "Oslo"},
+                      _settle(None, "crm", {"name": "Acme", "city": "Oslo"}))
+    times = state.field_times
+    assert times["v"] == 2 and times["w"] == [["crm", T.isoformat()]]    # the pair once
+    assert set(times["f"]) == {"name", "city"}
+    assert all(len(h) == 16 for _, seen in times["f"].values() for h in seen.values())
+    assert field_memory(state)["name"][:2] == ("crm", T.isoformat())
+
+
+def test_states_remembered_in_the_earlier_formats_are_still_understood():
+    from crm2erp.jsonutil import payload_hash
+    from crm2erp.store import CanonicalState
+
+    # the per-field dict with sha256 hashes: the ERP moved status on, the CRM
+    # still sends its old value, which is not news
+    old = CanonicalState("Account", "c1", {"status": "invoiced"}, {"status": {
+        "by": "erp", "at": T.isoformat(),
+        "seen": {"crm": payload_hash("confirmed"), "erp": payload_hash("invoiced")}}})
+    again = _settle(old, "crm", {"status": "confirmed"})
+    assert not again.has_news and not again.conflicts
+    assert _settle(old, "crm", {"status": "cancelled"}).accepted == ["status"]
+    # the first format, [system, time]
+    first = CanonicalState("Account", "c1", {"status": "invoiced"},
+                           {"status": ["erp", T.isoformat()]})
+    assert field_memory(first) == {"status": ("erp", T.isoformat(), {})}
+    # written again, both come out compact and keep who changed the field
+    state = _remember(old, "crm", {"status": "invoiced"}, again)
+    assert state.field_times["v"] == 2
+    assert field_memory(state)["status"][:2] == ("erp", T.isoformat())
+    assert not _settle(state, "crm", {"status": "confirmed"}).has_news

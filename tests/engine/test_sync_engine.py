@@ -151,6 +151,35 @@ def test_full_refresh_and_since_read_again(account, systems, engine_for):
     assert mark.value.startswith("2026-03-06")   # a backfill never moves the watermark back
 
 
+def test_full_refresh_of_unchanged_data_leaves_the_hub_memory_alone(account, systems,
+                                                                     engine_for):
+    from crm2erp.store.tables import canonical_records
+
+    systems.add_accounts(*(account(n) for n in range(1, 5)))
+    engine = engine_for(systems)
+    first = engine.run("accounts")
+
+    def memory():
+        with engine.store.engine.connect() as conn:
+            return {r.canonical_id: (r.run_id, r.data, r.field_times)
+                    for r in conn.execute(sa.select(canonical_records))}
+
+    before = memory()
+    assert len(before) == 4 and {run for run, _, _ in before.values()} == {first.run_id}
+    again = engine.run("accounts", mode="full_refresh")
+    assert again.counts["read"] == 4 and again.changed == 0
+    assert memory() == before                          # not one canonical row rewritten
+    with systems.crm.begin() as conn:
+        conn.execute(systems.accounts.update().where(systems.accounts.c.id == "A002")
+                     .values(name="Renamed"))
+    third = engine.run("accounts", mode="full_refresh")
+    assert third.counts["updated"] == 1
+    after = memory()
+    [changed] = [cid for cid in after if after[cid] != before[cid]]
+    assert engine.store.canonical_ids("Account", "crm", ["A002"]) == {"A002": changed}
+    assert after[changed][0] == third.run_id and '"Renamed"' in after[changed][1]
+
+
 def test_dead_letter_replayed_after_the_mapping_is_fixed(account, systems, engine_for, tmp_path):
     systems.add_accounts(account(1), account(2, kind="R"))
     engine = engine_for(systems)

@@ -206,3 +206,10 @@ def test_conflicts_are_listed_for_the_steward(two_way, engine_for, capsys, monke
     assert main(["--state", two_way.state_url, "conflicts", "--flow", "to_erp"]) == 0
     out = capsys.readouterr().out
     assert "1 conflict(s)" in out and "credit_limit" in out and "erp" in out
+    assert main(["--state", two_way.state_url, "conflicts", "--flow", "to_erp", "--json"]) == 0
+    import json
+
+    [row] = json.loads(capsys.readouterr().out)["conflicts"]
+    assert (row["field"], row["system"], row["winner"], row["flow"]) == \
+        ("credit_limit", "crm", "erp", "to_erp")
+    assert str(row["incoming"]) == "7.00" and str(row["kept"]) == "100.00"

@@ -79,10 +79,10 @@ def test_entity_model_names_known_entities():
 
 
 def test_checked_in_json_schemas_are_fresh():
-    """Fails when a model changed without `crm2erp schemas export`."""
+    """Fails when a model changed without `python -m crm2erp.schemas`."""
     rendered = render_json_schemas()
     assert set(rendered) == {f"{name}.schema.json" for name in ENTITIES}
     for file_name, text in rendered.items():
         path = json_schema_dir() / file_name
-        assert path.exists(), f"{path} missing: run `crm2erp schemas export`"
-        assert path.read_text() == text, f"{path} is stale: run `crm2erp schemas export`"
+        assert path.exists(), f"{path} missing: run `python -m crm2erp.schemas`"
+        assert path.read_text() == text, f"{path} is stale: run `python -m crm2erp.schemas`"
