@@ -44,6 +44,9 @@ def test_wheel_contains_every_package(tmp_path):
     # the DAG files, for `crm2erp airflow install-dags`
     assert {"crm2erp/dags/crm2erp_flows.py", "crm2erp/dags/crm2erp_config_errors.py"} <= \
         set(names)
+    # the console's pages and stylesheet ship in the wheel (no CDN, no build step)
+    assert {"crm2erp/console/templates/overview.html",
+            "crm2erp/console/static/console.css"} <= set(names)
 
 
 def test_no_bare_imports_of_mapped_folders():
@@ -62,7 +65,7 @@ def test_the_whole_tree_passes_ruff():
 # -- declared dependencies -------------------------------------------------
 # where a module's imports must be declared: folder -> extra (None = install_requires)
 AREAS = {"quality": "quality", "crm2erp/orchestration": "airflow", "dags": "airflow",
-         "crm2erp/lineage": "lineage"}
+         "crm2erp/lineage": "lineage", "crm2erp/console": "console"}
 # imported, yet rightly not declared: the pytest11 plugin is loaded by pytest only
 NOT_DECLARED = {"pytest": "crm2erp/testing/conformance.py is loaded by pytest itself"}
 

@@ -131,6 +131,8 @@ def _register_commands() -> None:
     from crm2erp.cli import check, init  # scaffold and check a project (issue 14)
     app.command("init")(init.init)
     app.command("check")(check.check)
+    from crm2erp.cli import serve  # the steward's console (issue 15)
+    app.command("serve")(serve.serve)
 
 
 def _report(exc: BaseException, label: str, style: str, debug: bool) -> None:

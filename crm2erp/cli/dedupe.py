@@ -44,20 +44,49 @@ def _text(value) -> Text:
     return literal(value if isinstance(value, str) else dumps(value))
 
 
+def pair_rows(pair) -> list[dict]:
+    """The rows of a side-by-side view: the compared fields (with their level, score
+    and weight), then the other fields either record has. ``left``/``right`` are the
+    values (None when absent); ``differs`` says whether they differ."""
+    from crm2erp.engine.memory import flatten  # the engine loads only when needed
+
+    left, right = pair.details.get("left", {}), pair.details.get("right", {})
+    rows, compared = [], set()
+    for f in pair.details.get("fields", []):
+        compared.add(f["field"])
+        rows.append({"name": f["comparison"], "field": f["field"],
+                     "left": f.get("left"), "right": f.get("right"),
+                     "level": f.get("label", ""), "score": f.get("score"),
+                     "weight": f.get("weight", 0), "compared": True,
+                     "differs": f.get("left") != f.get("right")})
+    a, b = flatten(left.get("record", {})), flatten(right.get("record", {}))
+    for name in [k for k in a if k != "id"] + [k for k in b if k not in a and k != "id"]:
+        if name in compared or (a.get(name) in (None, {}) and b.get(name) in (None, {})):
+            continue
+        rows.append({"name": name, "field": name, "left": a.get(name), "right": b.get(name),
+                     "level": "",
+                     "score": None, "weight": None, "compared": False,
+                     "differs": a.get(name) != b.get(name)})
+    return rows
+
+
+def pair_side(pair, side: str) -> str:
+    """A column heading: the record's label, kind, system and source key."""
+    rec = pair.details.get(side, {})
+    label = pair.left_label if side == "left" else pair.right_label
+    return (f"{rec.get('label', label)} ({rec.get('kind', '?')} {rec.get('system') or ''} "
+            f"{rec.get('source_key') or ''})").strip()
+
+
 def pair_table(pair) -> Table:
     """Both records side by side: compared fields with level and score, then other fields."""
-    left, right = pair.details.get("left", {}), pair.details.get("right", {})
     table = Table(title=literal(f"pair #{pair.id} ({pair.flow}): "
                                 f"p={pair.match_probability:.3f}, weight "
                                 f"{pair.match_weight:.2f}, {pair.reason}, {pair.status}"),
                   title_justify="left")
     table.add_column("field")
-    table.add_column(literal(f"{left.get('label', pair.left_label)} ({left.get('kind', '?')} "
-                             f"{left.get('system') or ''} {left.get('source_key') or ''})"
-                             .strip()), overflow="fold")
-    table.add_column(literal(f"{right.get('label', pair.right_label)} "
-                             f"({right.get('kind', '?')} {right.get('system') or ''} "
-                             f"{right.get('source_key') or ''})".strip()), overflow="fold")
+    table.add_column(literal(pair_side(pair, "left")), overflow="fold")
+    table.add_column(literal(pair_side(pair, "right")), overflow="fold")
     table.add_column("level")
     table.add_column("score", justify="right")
     from crm2erp.engine.memory import flatten  # the engine loads only when needed
@@ -70,19 +99,15 @@ def pair_table(pair) -> Table:
     def cells(name: str) -> list:
         return [_text(golden.get(name))] if preview is not None else []
 
-    compared = set()
-    for f in pair.details.get("fields", []):
-        compared.add(f["field"])
-        score = "" if f.get("score") is None else f"{f['score']:.2f}"
-        table.add_row(literal(f["comparison"]), _text(f.get("left")), _text(f.get("right")),
-                      literal(f.get("label", "")), f"{score} ({f.get('weight', 0):+.1f})",
-                      *cells(f["field"]))
-    a, b = flatten(left.get("record", {})), flatten(right.get("record", {}))
-    for name in [k for k in a if k != "id"] + [k for k in b if k not in a and k != "id"]:
-        if name in compared or (a.get(name) in (None, {}) and b.get(name) in (None, {})):
-            continue
-        table.add_row(literal(name, "dim"), _text(a.get(name)), _text(b.get(name)), "", "",
-                      *cells(name))
+    for row in pair_rows(pair):
+        if row["compared"]:
+            score = "" if row["score"] is None else f"{row['score']:.2f}"
+            table.add_row(literal(row["name"]), _text(row["left"]), _text(row["right"]),
+                          literal(row["level"]), f"{score} ({row['weight']:+.1f})",
+                          *cells(row["field"]))
+        else:
+            table.add_row(literal(row["name"], "dim"), _text(row["left"]),
+                          _text(row["right"]), "", "", *cells(row["field"]))
     conflicts = (preview or {}).get("conflicts") or {}
     if conflicts:
         table.caption = literal("identifiers differ: " + "; ".join(

@@ -85,24 +85,19 @@ def retry(ctx: typer.Context,
           flow: str = typer.Option(None, "--flow", help="Every open one of this flow."),
           all_: bool = typer.Option(False, "--all", help="Every open one.")) -> None:
     """Run dead letters again through their flow (after fixing the mapping or data)."""
-    from crm2erp.engine import Engine
+    from crm2erp.engine import retry_dead_letters
 
     cfg = settings(ctx)
     project = cfg.load_project()
     store = cfg.open_store()
     try:
-        letters = [x for x in _select(store, ids, flow, all_)
-                   if x.status in ("open", "parked")]
-        if not letters:
-            console.print("nothing to retry")
-            return
-        with Engine(project, store) as engine:
-            results = engine.retry(letters)
-        # the exit code speaks of the letters retried, not of other open ones
-        still = [x.id for x in letters
-                 if store.get_dead_letter(x.id).status in ("open", "parked")]
+        letters, results, still = retry_dead_letters(project, store,
+                                                     _select(store, ids, flow, all_))
     finally:
         store.close()
+    if not letters:
+        console.print("nothing to retry")
+        return
     console.print(counts_table("retry", results))
     if still:
         console.print(f"{len(still)} of the {len(letters)} retried dead letter(s) are still "

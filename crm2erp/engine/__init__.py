@@ -6,7 +6,8 @@
 
 from __future__ import annotations
 
-__all__ = ["Engine", "FlowRunner", "RunResult", "Change", "order_flows", "parse_since"]
+__all__ = ["Engine", "FlowRunner", "RunResult", "Change", "order_flows", "parse_since",
+           "retry_dead_letters"]
 
 import graphlib
 from collections import defaultdict
@@ -90,3 +91,18 @@ class Engine:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def retry_dead_letters(project, store, letters) -> tuple[list, list[RunResult], list[int]]:
+    """Run the open and parked ones of ``letters`` again through their flows (the
+    one way ``crm2erp dlq retry`` and the console retry). Returns the letters
+    retried, the run results, and the ids of the retried letters still held back."""
+    letters = [x for x in letters if x.status in ("open", "parked")]
+    if not letters:
+        return [], [], []
+    with Engine(project, store) as engine:
+        results = engine.retry(letters)
+    # what is still held back: the letters retried, not other open ones
+    still = [x.id for x in letters
+             if store.get_dead_letter(x.id).status in ("open", "parked")]
+    return letters, results, still

@@ -1,0 +1,39 @@
+"""``crm2erp serve``: the steward's console, a local web app over the state store."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from crm2erp.cli.app import settings
+from crm2erp.console import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, allowed_hosts, check_bind
+from crm2erp.errors import ConfigError
+
+
+def serve(ctx: typer.Context,
+          host: str = typer.Option(DEFAULT_HOST, "--host",
+                                   help="Address to listen on; anything but loopback needs "
+                                   f"{PASSWORD_ENV} set."),
+          port: int = typer.Option(DEFAULT_PORT, "--port", help="Port to listen on."),
+          unmask: bool = typer.Option(False, "--unmask", help="Show the fields the flows' "
+                                      "quality.mask names in full (personal data).")
+          ) -> None:
+    """Start the steward's console: flows, runs, dead letters (retry, discard),
+    reconciliation and duplicate review in the browser, on the same state store as
+    the other commands.
+
+    Bound to anything but 127.0.0.1/localhost it asks for the password in the
+    environment variable CRM2ERP_CONSOLE_PASSWORD (HTTP basic auth, any user name)."""
+    password = os.environ.get(PASSWORD_ENV) or None
+    check_bind(host, password)
+    try:
+        from crm2erp.console.app import create_app, listen
+    except ImportError as exc:
+        raise ConfigError(f"crm2erp serve needs the console extra ({exc.name} is missing): "
+                          "pip install 'crm2erp[console]'") from None
+    cfg = settings(ctx)
+    app = create_app(cfg.resolved_state_url(), cfg.project, password=password,
+                     allowed_hosts=allowed_hosts(host), unmask=unmask)
+    typer.echo(f"crm2erp console on http://{host}:{port}/ (Ctrl+C stops it)")
+    listen(app, host, port)
