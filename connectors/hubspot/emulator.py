@@ -77,6 +77,17 @@ def _unknown_properties(kind: str, inputs: list[Any]) -> None:
                                       "context": {"propertyName": [name]}}])
 
 
+def _batch_inputs(body: dict[str, Any]) -> list:
+    """A batch call's ``inputs``: 1 to 100 of them, as HubSpot enforces."""
+    inputs = body.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise _error(400, "VALIDATION_ERROR", "inputs must be a non-empty list")
+    if len(inputs) > 100:
+        raise _error(400, "VALIDATION_ERROR", "Batch input size limit exceeded: at most "
+                     "100 inputs are allowed")
+    return inputs
+
+
 def _error(status: int, category: str, message: str, **extra: Any) -> _Reply:
     return _Reply(status, {"status": "error", "message": message,
                            "correlationId": str(uuid.uuid4()), "category": category, **extra})
@@ -415,23 +426,13 @@ class HubSpotEmulator(FaultInjection):
 
     def _archive(self, kind: str, body: dict[str, Any]) -> None:
         """Batch archive by record id: 204 and no body, whether or not an id exists."""
-        inputs = body.get("inputs")
-        if not isinstance(inputs, list) or not inputs:
-            raise _error(400, "VALIDATION_ERROR", "inputs must be a non-empty list")
-        if len(inputs) > 100:
-            raise _error(400, "VALIDATION_ERROR", "Batch input size limit exceeded: at most "
-                         "100 inputs are allowed")
+        inputs = _batch_inputs(body)
         self.portal.archive_ids(kind, [str(i.get("id")) for i in inputs])
 
     def _update(self, kind: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Batch update by record id: missing ids and (with trace ids) refused values
         come back as errors of a 207; without trace ids a refused value fails the batch."""
-        inputs = body.get("inputs")
-        if not isinstance(inputs, list) or not inputs:
-            raise _error(400, "VALIDATION_ERROR", "inputs must be a non-empty list")
-        if len(inputs) > 100:
-            raise _error(400, "VALIDATION_ERROR", "Batch input size limit exceeded: at most "
-                         "100 inputs are allowed")
+        inputs = _batch_inputs(body)
         ids = [str(i.get("id")) for i in inputs]
         if len(set(ids)) != len(ids):
             raise _error(400, "VALIDATION_ERROR", "Duplicate IDs found in batch input")
@@ -469,12 +470,7 @@ class HubSpotEmulator(FaultInjection):
         return (207 if errors else 200), out
 
     def _upsert(self, kind: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        inputs = body.get("inputs")
-        if not isinstance(inputs, list) or not inputs:
-            raise _error(400, "VALIDATION_ERROR", "inputs must be a non-empty list")
-        if len(inputs) > 100:
-            raise _error(400, "VALIDATION_ERROR", "Batch input size limit exceeded: at most "
-                         "100 inputs are allowed")
+        inputs = _batch_inputs(body)
         ids = [str(i.get("id")).lower() for i in inputs]
         if len(set(ids)) != len(ids):
             raise _error(400, "VALIDATION_ERROR", "Duplicate IDs found in batch input")
