@@ -10,8 +10,6 @@ import re
 
 import pytest
 import sqlalchemy as sa
-
-pytest.importorskip("starlette")
 from starlette.testclient import TestClient  # noqa: E402
 
 from crm2erp.console.app import create_app, describe_schedule, overdue  # noqa: E402

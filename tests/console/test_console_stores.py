@@ -4,10 +4,7 @@ overview, the grouped dead letters, and a retry whose record reaches the ERP."""
 import html
 import re
 
-import pytest
 import sqlalchemy as sa
-
-pytest.importorskip("starlette")
 from starlette.testclient import TestClient  # noqa: E402
 
 from crm2erp.console.app import create_app  # noqa: E402

@@ -4,11 +4,9 @@ import datetime as dt
 import html
 import re
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-pytest.importorskip("starlette")
 from crm2erp.console.app import environment, group_letters  # noqa: E402
 from crm2erp.store.records import DeadLetter  # noqa: E402
 

@@ -66,7 +66,6 @@ def _documented_command() -> list[str]:
 def test_the_documented_command_serves_the_demo_projects_store(tmp_path, monkeypatch):
     """The guide's command, run after `crm2erp demo` in the same folder: the app it
     would serve (started here through TestClient, not a socket) shows the demo."""
-    pytest.importorskip("starlette")
     import uvicorn
     from starlette.testclient import TestClient
 
