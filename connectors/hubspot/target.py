@@ -38,6 +38,8 @@ from typing import Any
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.hubspot.api import config_problem, describe_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
+from crm2erp.connectors.toolkit.timestamps import utc_text
+from crm2erp.connectors.toolkit.writer import write_in_batches
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, decode_json
 
@@ -49,9 +51,7 @@ def wire_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return utc_text(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, int | float | Decimal):
@@ -69,20 +69,6 @@ def _stop_if_config(stream: HubSpotStreamConfig, error: Mapping[str, Any]) -> No
                           "HubSpot (internal name, not label).")
 
 
-def _chunks(pending: list[tuple[int, Row]], size: int) -> list[list[tuple[int, Row]]]:
-    """Calls of at most ``size`` rows in which no id repeats (HubSpot refuses duplicates)."""
-    chunks: list[list[tuple[int, Row]]] = [[]]
-    seen: set[str] = set()
-    for item in pending:
-        key = str(item[1]["id"])
-        if len(chunks[-1]) >= size or key in seen:
-            chunks.append([])
-            seen = set()
-        chunks[-1].append(item)
-        seen.add(key)
-    return [c for c in chunks if c]
-
-
 class HubSpotWriter:
     def __init__(self, client: HttpClient, config: HubSpotConfig):
         self.client, self.config = client, config
@@ -97,33 +83,21 @@ class HubSpotWriter:
     def upsert(self, name: str, stream: HubSpotStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:
         id_prop = self._id_property(name, stream)
-        results: list[WriteResult | None] = [None] * len(rows)
-        pending: list[tuple[int, Row]] = []
-        for i, row in enumerate(rows):
-            key = row.get(id_prop)
-            if key in (None, ""):
-                results[i] = WriteResult("", WriteAction.FAILED, error=f"{id_prop} is empty: "
-                                         "the unique id property is required to upsert")
-            else:
-                pending.append((i, row))
-        size = self.config.write_batch_size
-        for start in range(0, len(pending), size):
-            chunk = pending[start:start + size]
-            for i, result in zip((i for i, _ in chunk),
-                                 self._send(stream, id_prop, chunk), strict=True):
-                results[i] = result
-        return [r for r in results if r is not None]
+        return write_in_batches(
+            rows, lambda row: row.get(id_prop), lambda chunk: self._send(stream, id_prop, chunk),
+            size=self.config.write_batch_size,
+            missing=f"{id_prop} is empty: the unique id property is required to upsert")
 
     def _send(self, stream: HubSpotStreamConfig, id_prop: str,
-              chunk: list[tuple[int, Row]]) -> list[WriteResult]:
+              chunk: list[Row]) -> list[WriteResult]:
         inputs = []
-        for trace, (_, row) in enumerate(chunk):
+        for trace, row in enumerate(chunk):
             props = {k: wire_value(v) for k, v in row.items() if k not in RESERVED_FIELDS}
             inputs.append({"id": wire_value(row[id_prop]), "idProperty": id_prop,
                            "objectWriteTraceId": str(trace), "properties": props})
         resp = self.client.request("POST", f"/crm/v3/objects/{stream.object_type}/batch/upsert",
                                    json={"inputs": inputs})
-        keys = [str(row[id_prop]) for _, row in chunk]
+        keys = [str(row[id_prop]) for row in chunk]
         if resp.status_code == 400:
             return self._refused(stream, resp, keys)
         if resp.status_code >= 400:
@@ -165,27 +139,18 @@ class HubSpotWriter:
     def update(self, name: str, stream: HubSpotStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:
         """Set properties of existing records by their ``id`` (batch update)."""
-        results: list[WriteResult | None] = [None] * len(rows)
-        pending: list[tuple[int, Row]] = []
-        for i, row in enumerate(rows):
-            if row.get("id") in (None, ""):
-                results[i] = WriteResult("", WriteAction.FAILED, error=f"stream {name!r}: the "
-                                         "row has no id, which update needs")
-            else:
-                pending.append((i, row))
-        for chunk in _chunks(pending, self.config.write_batch_size):
-            for i, result in zip((i for i, _ in chunk), self._send_update(stream, chunk),
-                                 strict=True):
-                results[i] = result
-        return [r for r in results if r is not None]
+        return write_in_batches(
+            rows, lambda row: row.get("id"), lambda chunk: self._send_update(stream, chunk),
+            size=self.config.write_batch_size, distinct_keys=True,
+            missing=f"stream {name!r}: the row has no id, which update needs")
 
     def _send_update(self, stream: HubSpotStreamConfig,
-                     chunk: list[tuple[int, Row]]) -> list[WriteResult]:
-        keys = [str(row["id"]) for _, row in chunk]
+                     chunk: list[Row]) -> list[WriteResult]:
+        keys = [str(row["id"]) for row in chunk]
         inputs = [{"id": key, "objectWriteTraceId": str(trace),
                    "properties": {k: wire_value(v) for k, v in row.items()
                                   if k not in RESERVED_FIELDS}}
-                  for trace, (key, (_, row)) in enumerate(zip(keys, chunk, strict=True))]
+                  for trace, (key, row) in enumerate(zip(keys, chunk, strict=True))]
         resp = self.client.request("POST", f"/crm/v3/objects/{stream.object_type}/batch/update",
                                    json={"inputs": inputs})
         if resp.status_code == 400:

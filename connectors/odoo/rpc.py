@@ -114,18 +114,13 @@ class OdooRpc:
         settings = config.http_settings()
         self.client = HttpClient(settings, base_url=config.url, auth=auth, name="odoo",
                                  **client_options)
-        once = settings.model_copy(update={"retry": settings.retry.model_copy(
-            update={"max_attempts": 1})})
-        self.once = HttpClient(once, base_url=config.url, auth=auth, name="odoo",
-                               **client_options)
-        self.once.limiter, self.once.stats = self.client.limiter, self.client.stats
+        self.once = self.client.single_attempt()
         self.uid: int | None = None
         self._ids = itertools.count(1)
         self._types: dict[str, dict[str, dict[str, Any]]] = {}
 
     def close(self) -> None:
-        self.client.close()
-        self.once.close()
+        self.client.close()   # the single-attempt client shares its session
 
     def call(self, service: str, method: str, *args: Any, idempotent: bool = True) -> Any:
         payload = {"jsonrpc": "2.0", "method": "call", "id": next(self._ids),

@@ -27,7 +27,6 @@ from __future__ import annotations
 __all__ = ["SalesforceReader", "normalize_stamp", "CHILD_CHUNK"]
 
 import csv
-import datetime as dt
 import io
 import logging
 import time
@@ -39,6 +38,7 @@ from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.salesforce.api import parse_limit_info
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.soql import quote, soql_datetime
+from crm2erp.connectors.toolkit.timestamps import utc_instant, utc_text
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, NextLinkPaginator, decode_json
 
@@ -48,13 +48,7 @@ CHILD_CHUNK = 200  # parent Ids per child query: ~4 KB of SOQL, far below the 10
 
 def normalize_stamp(value: Any) -> str:
     """Any Salesforce/ISO timestamp as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC), sortable as text."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if not isinstance(value, dt.datetime):
-        raise FatalError(f"Salesforce cursor value {value!r} is not a timestamp")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return utc_text(utc_instant(value, "Salesforce cursor value"))
 
 
 class _Batcher:
@@ -106,7 +100,7 @@ class SalesforceReader:
                                         "IsDeleted" not in stream.fields else [])
         text = f"SELECT {'COUNT()' if count else ', '.join(fields)} FROM {stream.sobject}"
         if since is not None:
-            stamp = dt.datetime.fromisoformat(normalize_stamp(since.value).replace("Z", "+00:00"))
+            stamp = utc_instant(since.value, "Salesforce cursor value")
             # whole seconds, rounded down: still inclusive; finer rows are filtered locally
             text += f" WHERE {stream.cursor_field} >= {soql_datetime(stamp)}"
         if order and not count:
