@@ -30,11 +30,9 @@ from __future__ import annotations
 
 __all__ = ["DynamicsWriter", "entity_id"]
 
-import datetime as dt
 import json
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 import requests
@@ -44,7 +42,7 @@ from crm2erp.connectors.dynamics.api import names_unknown, odata_error
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader, odata_string
 from crm2erp.connectors.toolkit.timestamps import utc_text
-from crm2erp.connectors.toolkit.writer import write_in_batches
+from crm2erp.connectors.toolkit.writer import json_default, required_setting, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient
 
@@ -54,14 +52,7 @@ NOT_FOUND_CODE = "0x80040217"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
-def _wire(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dt.datetime):
-        return utc_text(value, millis=False)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} to Dataverse")
+_wire = json_default("Dataverse", moment=lambda moment: utc_text(moment, millis=False))
 
 
 def _body(stream: DynamicsStreamConfig, row: Row) -> dict[str, Any]:
@@ -82,10 +73,9 @@ class DynamicsWriter:
 
     @staticmethod
     def _key(name: str, stream: DynamicsStreamConfig) -> list[str]:
-        if not stream.alternate_key:
-            raise ConfigError(f"Dynamics stream {name!r} has no alternate_key; define an "
-                              "alternate key on the table and list its columns to write to it")
-        return stream.alternate_key
+        return required_setting(stream.alternate_key, f"Dynamics stream {name!r} has no "
+                                "alternate_key; define an alternate key on the table and list "
+                                "its columns to write to it")
 
     def upsert(self, name: str, stream: DynamicsStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:

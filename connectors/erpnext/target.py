@@ -40,7 +40,7 @@ from crm2erp.connectors.erpnext.api import frappe_error
 from crm2erp.connectors.erpnext.config import ErpNextStreamConfig
 from crm2erp.connectors.erpnext.links import LinkedRecords, LinkError
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
-from crm2erp.connectors.toolkit.writer import write_in_batches
+from crm2erp.connectors.toolkit.writer import json_default, required_setting, write_in_batches
 from crm2erp.errors import ConfigError
 from crm2erp.http import decode_json
 
@@ -49,14 +49,8 @@ _META = {"name", "owner", "creation", "modified", "modified_by", "idx", "parent"
          "parentfield", "parenttype", "doctype", "docstatus"}
 
 
-def _wire(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)  # Frappe casts Float/Currency fields with flt()
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} to ERPNext")
+# Frappe casts Float/Currency fields with flt(); datetimes are site-local text
+_wire = json_default("ERPNext", moment=lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S"))
 
 
 def same(current: Any, desired: Any) -> bool:
@@ -93,10 +87,9 @@ class ErpNextWriter:
 
     @staticmethod
     def _ext(name: str, stream: ErpNextStreamConfig) -> str:
-        if not stream.external_id_field:
-            raise ConfigError(f"ERPNext stream {name!r} is read-only: set external_id_field "
-                              "(a unique custom field such as custom_crm_id) to write it")
-        return stream.external_id_field
+        return required_setting(stream.external_id_field, f"ERPNext stream {name!r} is "
+                                "read-only: set external_id_field (a unique custom field such "
+                                "as custom_crm_id) to write it")
 
     def lookup(self, name: str, stream: ErpNextStreamConfig,
                keys: Sequence[str]) -> Mapping[str, Row]:

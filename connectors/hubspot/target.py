@@ -39,7 +39,7 @@ from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.hubspot.api import config_problem, describe_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.toolkit.timestamps import utc_text
-from crm2erp.connectors.toolkit.writer import write_in_batches
+from crm2erp.connectors.toolkit.writer import required_setting, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, decode_json
 
@@ -75,10 +75,9 @@ class HubSpotWriter:
 
     @staticmethod
     def _id_property(name: str, stream: HubSpotStreamConfig) -> str:
-        if not stream.id_property:
-            raise ConfigError(f"HubSpot stream {name!r} has no id_property; set one (a "
-                              "property with unique values, such as erp_id) to write to it")
-        return stream.id_property
+        return required_setting(stream.id_property, f"HubSpot stream {name!r} has no "
+                                "id_property; set one (a property with unique values, such "
+                                "as erp_id) to write to it")
 
     def upsert(self, name: str, stream: HubSpotStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:

@@ -35,10 +35,10 @@ import datetime as dt
 import itertools
 import json
 import re
-from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.odoo.config import OdooConfig
+from crm2erp.connectors.toolkit.writer import json_default
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth, decode_json
 from crm2erp.redact import redact, register_secret
@@ -64,17 +64,14 @@ class OdooRecordError(FatalError):
         self.name, self.message = name, message
 
 
-def to_wire(value: Any) -> Any:
-    """JSON encoder default: Decimal -> float, dates as Odoo writes them (UTC, naive)."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value.strftime(ODOO_DATETIME)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} to Odoo")
+def _odoo_moment(value: dt.datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.strftime(ODOO_DATETIME)
+
+
+#: JSON encoder default: Decimal -> float, datetimes as Odoo writes them (UTC, naive)
+to_wire = json_default("Odoo", moment=_odoo_moment)
 
 
 def error_from_body(error: dict[str, Any], where: str) -> Exception:

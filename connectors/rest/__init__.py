@@ -71,9 +71,8 @@ class RestConnector(DelegatingConnector):
         mapper = build_error_mapper(config.name, config.errors)
         self.client = HttpClient(settings, base_url=config.base_url, auth=auth,
                                  error_mapper=mapper, name=config.name, **client_options)
-        self.once = self.client.single_attempt()
         self.reader = RestReader(self.client, dict(config.headers))
-        self.writer = RestWriter(self.client, self.once, dict(config.headers))
+        self.writer = RestWriter(self.client, dict(config.headers))
 
     def check(self) -> None:
         """Fetch the first page of every stream (auth, paths and record selectors)."""

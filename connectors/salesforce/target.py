@@ -28,20 +28,17 @@ from __future__ import annotations
 
 __all__ = ["SalesforceWriter"]
 
-import datetime as dt
 import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.salesforce.api import CONFIG_CODES, ROLLED_BACK, describe_errors
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.soql import quote
-from crm2erp.connectors.toolkit.timestamps import utc_text
-from crm2erp.connectors.toolkit.writer import write_in_batches
+from crm2erp.connectors.toolkit.writer import json_default, required_setting, write_in_batches
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, NextLinkPaginator, decode_json
 
@@ -56,14 +53,7 @@ def _redirect_hint(resp) -> str:
     return f"to {where}" if where else (resp.text.strip()[:300] or "no body")
 
 
-def _wire(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dt.datetime):
-        return utc_text(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} to Salesforce")
+_wire = json_default("Salesforce")
 
 
 def _one_result_each(resp, what: str, count: int, noun: str) -> list[dict[str, Any]]:
@@ -113,10 +103,9 @@ class SalesforceWriter:
 
     @staticmethod
     def _external_id(name: str, stream: StreamConfig) -> str:
-        if not stream.external_id_field:
-            raise ConfigError(f"Salesforce stream {name!r} has no external_id_field; set one "
-                              "(an External ID field such as ERP_Id__c) to write to it")
-        return stream.external_id_field
+        return required_setting(stream.external_id_field, f"Salesforce stream {name!r} has no "
+                                "external_id_field; set one (an External ID field such as "
+                                "ERP_Id__c) to write to it")
 
     def upsert(self, name: str, stream: StreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
         ext = self._external_id(name, stream)

@@ -11,12 +11,16 @@ turns one call's rows into one :class:`WriteResult` each.
 
 from __future__ import annotations
 
-__all__ = ["write_in_batches"]
+__all__ = ["json_default", "required_setting", "write_in_batches"]
 
+import datetime as dt
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.toolkit.timestamps import utc_text
+from crm2erp.errors import ConfigError
 
 Send = Callable[[list[Row]], Sequence[WriteResult]]
 
@@ -60,3 +64,29 @@ def _calls(pending: list[tuple[int, Row]], size: int,
         calls[-1].append(item)
         seen.add(key)
     return [c for c in calls if c]
+
+
+def required_setting(value: Any, problem: str) -> Any:
+    """``value`` (a stream's external id field, say); a ConfigError saying ``problem``
+    when it is not set (writing needs it)."""
+    if not value:
+        raise ConfigError(problem)
+    return value
+
+
+def json_default(system: str, *, decimal: Callable[[Decimal], Any] = float,
+                 moment: Callable[[dt.datetime], Any] = utc_text) -> Callable[[Any], Any]:
+    """The ``json.dumps(default=...)`` for a system's request bodies: decimals by
+    ``decimal`` (float by default), datetimes by ``moment`` (UTC millis text by
+    default), dates as ISO; anything else is a TypeError naming ``system``."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, Decimal):
+            return decimal(value)
+        if isinstance(value, dt.datetime):
+            return moment(value)
+        if isinstance(value, dt.date):
+            return value.isoformat()
+        raise TypeError(f"cannot send {type(value).__name__} to {system}")
+
+    return default

@@ -12,14 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from crm2erp.connectors.base import WriteAction, WriteResult
-from crm2erp.connectors.toolkit.config import (
-    ChildConfig,
-    ChildList,
-    StrictModel,
-    check_children,
-    name_type,
-    web_url,
-)
+from crm2erp.connectors.toolkit import config as toolkit
 from crm2erp.connectors.toolkit.ordering import merged_batches
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant, utc_text
 from crm2erp.connectors.toolkit.writer import write_in_batches
@@ -104,11 +97,11 @@ def test_write_in_batches_answers_in_row_order_and_never_sends_a_row_without_key
         ("d", WriteAction.CREATED, None)]
 
 
-LowerName = name_type(re.compile(r"^[a-z_]+$"), "a lower-case name")
-ApiUrl = web_url("https://api.example.com")
+LowerName = toolkit.name_type(re.compile(r"^[a-z_]+$"), "a lower-case name")
+ApiUrl = toolkit.web_url("https://api.example.com")
 
 
-class _Conf(StrictModel):
+class _Conf(toolkit.StrictModel):
     base_url: ApiUrl
     object_name: LowerName | None = None
 
@@ -127,13 +120,13 @@ def test_config_types_say_what_is_wrong():
 def test_children_are_other_configured_streams():
     from typing import Annotated
 
-    class Stream(StrictModel):
-        children: Annotated[dict[str, ChildConfig], ChildList] = {}
+    class Stream(toolkit.StrictModel):
+        children: Annotated[dict[str, toolkit.ChildConfig], toolkit.ChildList] = {}
 
     streams = {"deals": Stream(children=["lines"]), "lines": Stream()}
-    assert streams["deals"].children == {"lines": ChildConfig(stream="lines")}
-    check_children(streams)
+    assert streams["deals"].children == {"lines": toolkit.ChildConfig(stream="lines")}
+    toolkit.check_children(streams)
     with pytest.raises(ValueError, match="child 'x' names stream 'nope'"):
-        check_children({"deals": Stream(children={"x": {"stream": "nope"}})})
+        toolkit.check_children({"deals": Stream(children={"x": {"stream": "nope"}})})
     with pytest.raises(ValueError, match="stream name 'bad name' must be letters"):
-        check_children({"bad name": Stream()})
+        toolkit.check_children({"bad name": Stream()})
