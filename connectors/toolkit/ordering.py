@@ -88,8 +88,9 @@ class OrderedBatcher:
         self._best: Position | None = None
 
     # -- feeding ---------------------------------------------------------
-    def add(self, stamp: str, key: str, row: Row) -> Iterator[Batch]:
-        """Add one row whose cursor value, normalised by :func:`iso_millis`, is ``stamp``."""
+    def add(self, stamp: str, key: str, row: Row | None) -> Iterator[Batch]:
+        """Add one row whose cursor value, normalised by :func:`iso_millis`, is ``stamp``
+        (``row`` None: the record ``key`` was deleted at ``stamp``)."""
         if not self.with_cursor:
             yield from self._emit((stamp, key), row)
             return
