@@ -31,7 +31,7 @@ from __future__ import annotations
 __all__ = ["HubSpotWriter", "wire_value"]
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -59,6 +59,10 @@ def wire_value(value: Any) -> Any:
     if isinstance(value, list | tuple | set):
         return ";".join(str(v) for v in value)  # multi-select checkboxes
     raise TypeError(f"cannot send {type(value).__name__} as a HubSpot property value")
+
+
+def _properties(row: Row) -> dict[str, Any]:
+    return {k: wire_value(v) for k, v in row.items() if k not in RESERVED_FIELDS}
 
 
 def _stop_if_config(stream: HubSpotStreamConfig, error: Mapping[str, Any]) -> None:
@@ -89,35 +93,48 @@ class HubSpotWriter:
 
     def _send(self, stream: HubSpotStreamConfig, id_prop: str,
               chunk: list[Row]) -> list[WriteResult]:
-        inputs = []
-        for trace, row in enumerate(chunk):
-            props = {k: wire_value(v) for k, v in row.items() if k not in RESERVED_FIELDS}
-            inputs.append({"id": wire_value(row[id_prop]), "idProperty": id_prop,
-                           "objectWriteTraceId": str(trace), "properties": props})
-        resp = self.client.request("POST", f"/crm/v3/objects/{stream.object_type}/batch/upsert",
-                                   json={"inputs": inputs})
         keys = [str(row[id_prop]) for row in chunk]
+        inputs = [{"id": wire_value(row[id_prop]), "idProperty": id_prop,
+                   "objectWriteTraceId": str(trace), "properties": _properties(row)}
+                  for trace, row in enumerate(chunk)]
+        by_key = {k.lower(): n for n, k in enumerate(keys)}
+
+        def position(result: dict[str, Any]) -> int | None:
+            trace = result.get("objectWriteTraceId")
+            value = (result.get("properties") or {}).get(id_prop)
+            return int(trace) if trace not in (None, "") else by_key.get(str(value).lower())
+
+        return self._batch(stream, "upsert", inputs, keys, position, lambda result, key: (
+            WriteResult(key, WriteAction.CREATED if result.get("new") else WriteAction.UPDATED,
+                        target_id=str(result["id"]))))
+
+    def _batch(self, stream: HubSpotStreamConfig, action: str, inputs: list[dict[str, Any]],
+               keys: list[str], position: Callable[[dict[str, Any]], int | None],
+               written: Callable[[dict[str, Any], str], WriteResult]) -> list[WriteResult]:
+        """``POST batch/{action}``; one result per input (``keys[n]`` is input n's key).
+        A result is matched to its input by ``position``; an error by the inputs'
+        ``objectWriteTraceId`` or the ids it lists."""
+        resp = self.client.request(
+            "POST", f"/crm/v3/objects/{stream.object_type}/batch/{action}",
+            json={"inputs": inputs})
         if resp.status_code == 400:
             return self._refused(stream, resp, keys)
         if resp.status_code >= 400:
-            raise FatalError(f"HubSpot upsert into {stream.object_type} failed with HTTP "
+            raise FatalError(f"HubSpot {action} of {stream.object_type} failed with HTTP "
                              f"{resp.status_code}: {resp.text[:300]}")
         body = decode_json(resp)
         done: dict[int, WriteResult] = {}
-        by_key = {str(k).lower(): n for n, k in enumerate(keys)}
         for result in body.get("results") or []:
-            trace = result.get("objectWriteTraceId")
-            value = (result.get("properties") or {}).get(id_prop)
-            n = int(trace) if trace not in (None, "") else by_key.get(str(value).lower())
-            if n is None or not 0 <= n < len(keys):
-                continue
-            action = WriteAction.CREATED if result.get("new") else WriteAction.UPDATED
-            done[n] = WriteResult(keys[n], action, target_id=str(result["id"]))
+            n = position(result)
+            if n is not None and 0 <= n < len(keys):
+                done[n] = written(result, keys[n])
+        by_id = {k: n for n, k in enumerate(keys)}
         for error in body.get("errors") or []:
             _stop_if_config(stream, error)
-            traces = (error.get("context") or {}).get("objectWriteTraceId") or []
-            for trace in traces:
-                n = int(trace)
+            context = error.get("context") or {}
+            hit = [int(t) for t in context.get("objectWriteTraceId") or []] + \
+                [by_id[i] for i in context.get("ids") or [] if i in by_id]
+            for n in hit:
                 if 0 <= n < len(keys) and n not in done:
                     done[n] = WriteResult(keys[n], WriteAction.FAILED, error=describe_error(error))
         return [done.get(n) or WriteResult(k, WriteAction.FAILED,
@@ -146,35 +163,13 @@ class HubSpotWriter:
     def _send_update(self, stream: HubSpotStreamConfig,
                      chunk: list[Row]) -> list[WriteResult]:
         keys = [str(row["id"]) for row in chunk]
-        inputs = [{"id": key, "objectWriteTraceId": str(trace),
-                   "properties": {k: wire_value(v) for k, v in row.items()
-                                  if k not in RESERVED_FIELDS}}
+        inputs = [{"id": key, "objectWriteTraceId": str(trace), "properties": _properties(row)}
                   for trace, (key, row) in enumerate(zip(keys, chunk, strict=True))]
-        resp = self.client.request("POST", f"/crm/v3/objects/{stream.object_type}/batch/update",
-                                   json={"inputs": inputs})
-        if resp.status_code == 400:
-            return self._refused(stream, resp, keys)
-        if resp.status_code >= 400:
-            raise FatalError(f"HubSpot update of {stream.object_type} failed with HTTP "
-                             f"{resp.status_code}: {resp.text[:300]}")
-        body = decode_json(resp)
-        position = {k: n for n, k in enumerate(keys)}
-        done: dict[int, WriteResult] = {}
-        for result in body.get("results") or []:
-            n = position.get(str(result.get("id")))
-            if n is not None:
-                done[n] = WriteResult(keys[n], WriteAction.UPDATED, target_id=keys[n])
-        for error in body.get("errors") or []:
-            _stop_if_config(stream, error)
-            context = error.get("context") or {}
-            hit = [int(t) for t in context.get("objectWriteTraceId") or []] + \
-                [position[i] for i in context.get("ids") or [] if i in position]
-            for n in hit:
-                if 0 <= n < len(keys) and n not in done:
-                    done[n] = WriteResult(keys[n], WriteAction.FAILED, error=describe_error(error))
-        return [done.get(n) or WriteResult(k, WriteAction.FAILED,
-                                           error="HubSpot reported no result for this input")
-                for n, k in enumerate(keys)]
+        by_id = {k: n for n, k in enumerate(keys)}
+        return self._batch(stream, "update", inputs, keys,
+                           lambda result: by_id.get(str(result.get("id"))),
+                           lambda result, key: WriteResult(key, WriteAction.UPDATED,
+                                                           target_id=key))
 
     # -- delete (archive) ---------------------------------------------------
     def delete(self, name: str, stream: HubSpotStreamConfig, ids: Sequence[str],
