@@ -151,7 +151,9 @@ def environment(csrf_token: str) -> jinja2.Environment:
     """The console's templates: autoescaped, strict about missing names."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
-    env.globals.update(csrf_token=csrf_token, age=age, dumps=dumps)
+    from crm2erp.console.business import money
+
+    env.globals.update(csrf_token=csrf_token, age=age, dumps=dumps, money=money)
     env.filters["utc"] = lambda when: (_aware(when).astimezone(dt.UTC)
                                        .strftime("%Y-%m-%d %H:%M:%S UTC") if when else "")
     return env
@@ -401,6 +403,21 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         return page("reconciliation.html", results=latest, kinds=RECONCILE_LISTS,
                     counts=RECONCILE_COUNTS)
 
+    async def resync(request: Request):
+        from crm2erp.engine.resync import resync_record
+
+        form = await checked_form(request)
+        flow, key = form.get("flow") or "", form.get("source_key") or ""
+        if not flow or not key:
+            raise HTTPException(400, "re-sync needs a flow and a source key")
+        result = await run_in_threadpool(
+            lambda: resync_record(load_project(), store, flow, key))
+        held = [x for x in store.dead_letters(flow=flow, status=("open", "parked"),
+                                               limit=100_000) if x.source_key == key]
+        mask = masker(flow)
+        return page("resync.html", flow=flow, source_key=key, result=result,
+                    letters=[mask_letter(x, mask) for x in held])
+
     def pairs(request: Request):
         status = request.query_params.get("status") or "pending"
         found = store.dedupe_pairs(status=None if status == "all" else status, limit=1000)
@@ -429,6 +446,29 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
                                            _who(request), note)
         return pair_page(decided, decided=True)
 
+    def as_of(request: Request) -> dt.date:
+        given = request.query_params.get("as_of")
+        try:
+            return dt.date.fromisoformat(given) if given else utcnow().date()
+        except ValueError:
+            raise HTTPException(400, f"as_of {given!r}: expected a date (YYYY-MM-DD)") from None
+
+    def business(request: Request):
+        from crm2erp.console.business import business_view
+
+        return page("business.html", view=business_view(store, as_of(request)))
+
+    def business_records(request: Request):
+        from crm2erp.console.business import business_view, record_rows
+
+        view = business_view(store, as_of(request))
+        figure = view.figures().get(request.path_params["key"])
+        if figure is None:
+            raise HTTPException(404, f"no figure {request.path_params['key']!r} in the "
+                                     "business view (it may have no records now)")
+        return page("business_records.html", figure=figure, as_of=view.as_of,
+                    rows=record_rows(store, figure, view.names))
+
     async def error(request: Request, exc: Exception):
         """A refused request or a crm2erp error (a project that does not load, an
         action the store refused) as a page with its message, never a traceback."""
@@ -447,9 +487,12 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         Route("/flows/{flow}/runs", runs),
         Route("/runs/{id:int}", run),
         Route("/reconciliation", reconciliation),
+        Route("/reconciliation/resync", resync, methods=["POST"]),
         Route("/duplicates", pairs),
         Route("/duplicates/{id:int}", pair),
         Route("/duplicates/{id:int}/decide", decide, methods=["POST"]),
+        Route("/business", business),
+        Route("/business/{key}", business_records),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     from starlette.middleware import Middleware

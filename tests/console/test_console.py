@@ -302,7 +302,8 @@ def test_reconciliation_shows_each_difference_with_both_values(client, demo):
     row = next(r for r in re.findall(r"<tr>(.*?)</tr>", page.text, re.S) if "A-0001" in r
                or canonical in r)
     cells = [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
-    assert cells[1:] == ["name", f'"{expected}"', f'"{HOSTILE_NAME}"']
+    assert cells[1:4] == ["name", f'"{expected}"', f'"{HOSTILE_NAME}"']
+    assert "Re-sync A-0001" in cells[4]
 
 
 def test_fields_the_flow_masks_are_masked_unless_unmasked(demo):
@@ -319,3 +320,38 @@ def test_fields_the_flow_masks_are_masked_unless_unmasked(demo):
     assert "info@@" not in shown[False] and "info@@" not in listed[False]
     assert '"email": "info@@nordwind-logistics.example"' in shown[True]
     assert "'info@@nordwind-logistics.example' is not a valid e-mail" in listed[True]
+
+
+def test_resync_one_record_from_the_reconciliation_page_repairs_the_target(client, demo):
+    from crm2erp.cli import main
+
+    with StateStore.open(demo.state_url) as store:
+        canonical = store.canonical_ids("Account", "crm", ["A-0002"])["A-0002"]
+    erp = sa.create_engine(f"sqlite:///{demo.directory / 'erp.db'}")
+    query = sa.text("SELECT name, city FROM customers WHERE crm_ref = :r")
+    with erp.begin() as conn:    # a hand edit in the ERP
+        expected = conn.execute(query, {"r": canonical}).one()
+        conn.execute(sa.text("UPDATE customers SET name = 'Hand Edited', city = 'Nowhere' "
+                             "WHERE crm_ref = :r"), {"r": canonical})
+    assert main(["-p", str(demo.project), "reconcile", "demo_accounts"]) == 1
+    page = client.get("/reconciliation")
+    forms = re.findall(r'<form method="post" action="/reconciliation/resync">(.*?)</form>',
+                       page.text, re.S)
+    assert len(forms) == 1 and "Re-sync A-0002" in forms[0]   # one button per record
+    assert client.post("/reconciliation/resync", data={"flow": "demo_accounts",
+                                                        "source_key": "A-0002"}
+                       ).status_code == 403
+    done = client.post("/reconciliation/resync", data={
+        "csrf": csrf(page), "flow": "demo_accounts", "source_key": "A-0002"})
+    assert done.status_code == 200
+    assert "Re-synced A-0002 of demo_accounts" in text(done) and "succeeded" in text(done)
+    with erp.connect() as conn:
+        assert tuple(conn.execute(query, {"r": canonical}).one()) == tuple(expected)
+    erp.dispose()
+    with StateStore.open(demo.state_url) as store:
+        run = store.list_runs("demo_accounts", limit=1)[0]
+    assert (run.mode, run.updated) == ("retry", 1)
+    assert main(["-p", str(demo.project), "reconcile", "demo_accounts"]) == 0
+    gone = client.post("/reconciliation/resync", data={
+        "csrf": csrf(page), "flow": "demo_accounts", "source_key": "A-9999"})
+    assert gone.status_code == 400 and "has no record 'A-9999'" in text(gone)
