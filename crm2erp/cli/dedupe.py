@@ -70,6 +70,17 @@ def pair_rows(pair) -> list[dict]:
     return rows
 
 
+def golden_values(pair) -> dict:
+    """The golden record acceptance would produce, by field path (the steward's
+    overrides laid over survivorship's preview); {} when the pair has no preview."""
+    from crm2erp.engine.memory import flatten
+
+    preview = pair.details.get("golden")
+    if preview is None:
+        return {}
+    return {**flatten(preview["record"]), **(pair.details.get("overrides") or {})}
+
+
 def pair_side(pair, side: str) -> str:
     """A column heading: the record's label, kind, system and source key."""
     rec = pair.details.get(side, {})
@@ -89,12 +100,10 @@ def pair_table(pair) -> Table:
     table.add_column(literal(pair_side(pair, "right")), overflow="fold")
     table.add_column("level")
     table.add_column("score", justify="right")
-    from crm2erp.engine.memory import flatten  # the engine loads only when needed
-
     preview = pair.details.get("golden")
     if preview is not None:
         table.add_column("if accepted", overflow="fold")
-    golden = flatten(preview["record"]) if preview is not None else {}
+    golden = golden_values(pair)
 
     def cells(name: str) -> list:
         return [_text(golden.get(name))] if preview is not None else []

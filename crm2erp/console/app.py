@@ -160,8 +160,10 @@ def environment(csrf_token: str) -> jinja2.Environment:
 
 
 SECURITY_HEADERS = [
-    # no script runs at all, nothing loads from elsewhere, no framing (clickjacking)
-    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; "
+    # only the console's own script file runs (no inline script: injected markup cannot),
+    # nothing loads from elsewhere, no framing (clickjacking)
+    (b"content-security-policy", b"default-src 'none'; script-src 'self'; style-src 'self'; "
+                                 b"img-src 'self'; "
                                  b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"same-origin"),
@@ -207,6 +209,22 @@ class BasicAuth:
         except (binascii.Error, ValueError):
             return False
         return hmac.compare_digest(given, self.password)
+
+
+def golden_overrides(pair, form) -> dict[str, Any]:
+    """The golden-record fields the steward changed on the pair page (``golden.PATH``
+    inputs): path -> the typed value, an emptied field -> None."""
+    from crm2erp.cli.dedupe import golden_values
+
+    golden, changed = golden_values(pair), {}
+    for name, given in form.multi_items():
+        path = name.removeprefix("golden.")
+        if path == name or path not in golden or not isinstance(given, str):
+            continue
+        shown = golden[path]
+        if given.strip() != ("" if shown is None else str(shown)):
+            changed[path] = given.strip() or None
+    return changed
 
 
 def _who(request: Request) -> str:
@@ -424,12 +442,22 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         return page("pairs.html", pairs=found, status=status)
 
     def pair_page(found, **extra):
-        from crm2erp.cli.dedupe import pair_rows, pair_side
+        from crm2erp.cli.dedupe import golden_values, pair_rows, pair_side
 
         mask = masker(found.flow)
+        golden = golden_values(found)
         rows = [{**r, "left": mask.value(r["name"], r["left"]),
-                 "right": mask.value(r["name"], r["right"])} for r in pair_rows(found)]
-        return page("pair.html", pair=found, rows=rows,
+                 "right": mask.value(r["name"], r["right"]),
+                 "golden": mask.value(r["name"], golden.get(r["field"])),
+                 "editable": (found.status == "pending" and r["field"] in golden
+                              and not isinstance(golden[r["field"]], dict | list))}
+                for r in pair_rows(found)]
+        waiting = [p.id for p in store.dedupe_pairs(status="pending", limit=100_000)
+                   if p.id != found.id]
+        later = [i for i in waiting if i > found.id] or waiting
+        return page("pair.html", pair=found, rows=rows, has_golden=bool(golden),
+                    overrides=found.details.get("overrides") or {},
+                    next_pair=later[0] if later else None,
                     sides=(pair_side(found, "left"), pair_side(found, "right")), **extra)
 
     def pair(request: Request):
@@ -442,8 +470,11 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         if decision is None:
             raise HTTPException(400, "decision must be accept or reject")
         note = form.get("note") or None
-        decided = store.decide_dedupe_pair(request.path_params["id"], decision,
-                                           _who(request), note)
+        pair_id = request.path_params["id"]
+        overrides = (golden_overrides(found(store.get_dedupe_pair, pair_id), form)
+                     if decision == "accepted" else None)
+        decided = store.decide_dedupe_pair(pair_id, decision, _who(request), note,
+                                           overrides=overrides)
         return pair_page(decided, decided=True)
 
     def as_of(request: Request) -> dt.date:
