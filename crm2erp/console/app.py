@@ -147,13 +147,39 @@ def mask_letter(letter, masker):
     return dataclasses.replace(letter, payload=payload, error=error)
 
 
-def environment(csrf_token: str) -> jinja2.Environment:
-    """The console's templates: autoescaped, strict about missing names."""
+def flow_masker(project, flow_name: str):
+    """The flow's PII masker: its ``quality.mask`` under every name the field has
+    (``project`` None: nothing masked, the steward may see it all)."""
+    from crm2erp.quality.report.mask import Masker
+
+    if project is None:
+        return Masker(set())
+    spec = project.flows.get(flow_name)
+    mappings = ([project.mapping(spec.source_mapping_path),
+                 project.mapping(spec.target_mapping_path)] if spec is not None else [])
+    return Masker.for_flow(spec, mappings)
+
+
+def environment(csrf_token: str, *, static: bool = False) -> jinja2.Environment:
+    """The console's templates: autoescaped, strict about missing names.
+
+    ``static``: for the files ``crm2erp serve --export`` writes (the stylesheet
+    inline, no script, links between the files instead of to the server)."""
+    from urllib.parse import quote
+
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     from crm2erp.console.business import money
 
-    env.globals.update(csrf_token=csrf_token, age=age, dumps=dumps, money=money)
+    env.globals.update(csrf_token=csrf_token, age=age, dumps=dumps, money=money,
+                       static=static,
+                       css=(HERE / "static" / "console.css").read_text("utf-8") if static else "")
+    if static:
+        env.globals.update(run_url=lambda run_id: f"run-{int(run_id)}.html",
+                           flow_url=lambda flow: f"flow-{quote(flow, safe='')}.html")
+    else:
+        env.globals.update(run_url=lambda run_id: f"/runs/{int(run_id)}",
+                           flow_url=lambda flow: f"/flows/{quote(flow, safe='')}/runs")
     env.filters["utc"] = lambda when: (_aware(when).astimezone(dt.UTC)
                                        .strftime("%Y-%m-%d %H:%M:%S UTC") if when else "")
     return env
@@ -278,17 +304,9 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         return dict(sorted(specs.items()))
 
     def masker(flow_name: str, project=None):
-        """The flow's PII masker (its ``quality.mask`` under every name the field
-        has); when the project does not load, the page is refused, not unmasked."""
-        from crm2erp.quality.report.mask import Masker
-
-        if unmask:
-            return Masker(set())
-        project = project or load_project()
-        spec = project.flows.get(flow_name)
-        mappings = ([project.mapping(spec.source_mapping_path),
-                     project.mapping(spec.target_mapping_path)] if spec is not None else [])
-        return Masker.for_flow(spec, mappings)
+        """The flow's PII masker; when the project does not load, the page is
+        refused, not unmasked."""
+        return flow_masker(None if unmask else (project or load_project()), flow_name)
 
     def found(get, item_id: int):
         """``get(item_id)`` from the store; an id it does not have is a 404."""
