@@ -172,21 +172,25 @@ class DedupeStoreMixin:
                 ids[(left, right)] = int(found.id)
         return ids
 
-    def dedupe_decisions(self, entity: str,
-                         record_ids: Iterable[str]) -> dict[tuple[str, str], str]:
-        """Steward decisions on pairs touching any of ``record_ids``: key -> status."""
-        found: dict[tuple[str, str], str] = {}
+    def _decided_rows(self, entity: str, record_ids: Iterable[str],
+                      statuses: Sequence[str]) -> Iterator:
+        """Rows (left_id, right_id, status, details) of pairs in ``statuses``
+        touching any of ``record_ids``."""
         wanted = sorted({str(i) for i in record_ids})
         with self.engine.connect() as conn:
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start:start + _CHUNK]
-                query = sa.select(dedupe_pairs.c.left_id, dedupe_pairs.c.right_id,
-                                  dedupe_pairs.c.status).where(
-                    dedupe_pairs.c.entity == entity, dedupe_pairs.c.status.in_(DECISIONS),
-                    sa.or_(dedupe_pairs.c.left_id.in_(chunk), dedupe_pairs.c.right_id.in_(chunk)))
-                for row in conn.execute(query):
-                    found[(row.left_id, row.right_id)] = row.status
-        return found
+                yield from conn.execute(sa.select(
+                    dedupe_pairs.c.left_id, dedupe_pairs.c.right_id, dedupe_pairs.c.status,
+                    dedupe_pairs.c.details).where(
+                    dedupe_pairs.c.entity == entity, dedupe_pairs.c.status.in_(statuses),
+                    sa.or_(dedupe_pairs.c.left_id.in_(chunk), dedupe_pairs.c.right_id.in_(chunk))))
+
+    def dedupe_decisions(self, entity: str,
+                         record_ids: Iterable[str]) -> dict[tuple[str, str], str]:
+        """Steward decisions on pairs touching any of ``record_ids``: key -> status."""
+        return {(row.left_id, row.right_id): row.status
+                for row in self._decided_rows(entity, record_ids, DECISIONS)}
 
     def dedupe_pairs(self, flow: str | None = None, status: str | Sequence[str] | None = None,
                      limit: int = 100) -> list[DedupePair]:
@@ -238,19 +242,10 @@ class DedupeStoreMixin:
                          record_ids: Iterable[str]) -> dict[tuple[str, str], dict[str, Any]]:
         """The golden-record overrides of accepted pairs touching ``record_ids``."""
         found: dict[tuple[str, str], dict[str, Any]] = {}
-        wanted = sorted({str(i) for i in record_ids})
-        with self.engine.connect() as conn:
-            for start in range(0, len(wanted), _CHUNK):
-                chunk = wanted[start:start + _CHUNK]
-                query = sa.select(dedupe_pairs.c.left_id, dedupe_pairs.c.right_id,
-                                  dedupe_pairs.c.details).where(
-                    dedupe_pairs.c.entity == entity, dedupe_pairs.c.status == "accepted",
-                    sa.or_(dedupe_pairs.c.left_id.in_(chunk), dedupe_pairs.c.right_id.in_(chunk)))
-                for row in conn.execute(query):
-                    overrides = (jsonutil.loads(row.details) if row.details else {}).get(
-                        "overrides")
-                    if overrides:
-                        found[(row.left_id, row.right_id)] = overrides
+        for row in self._decided_rows(entity, record_ids, ["accepted"]):
+            overrides = (jsonutil.loads(row.details) if row.details else {}).get("overrides")
+            if overrides:
+                found[(row.left_id, row.right_id)] = overrides
         return found
 
     # -- members and provenance -------------------------------------------------

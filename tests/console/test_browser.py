@@ -23,11 +23,10 @@ from playwright.sync_api import expect, sync_playwright
 from crm2erp.console.app import create_app
 from crm2erp.console.business import money
 from crm2erp.demo import DEMO_FLOWS, run_demo
-from crm2erp.engine import Engine
-from crm2erp.mapping import load_project
 from crm2erp.store import StateStore
-from tests.console.test_console import HOSTILE_NAME, HOSTILE_TYPE, _pair
-from tests.quality.dedupe_project import account, add_erp_customer, erp_customers, make_project
+from tests.console.test_console import HOSTILE_NAME, HOSTILE_TYPE, hostile_demo
+from tests.console.test_duplicate_override import seed_pending, sync
+from tests.quality.dedupe_project import erp_customers
 
 pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
@@ -146,20 +145,7 @@ def test_fix_the_mapping_and_retry_the_group_from_the_page(tmp_path, page, artif
 def test_review_a_duplicate_override_one_golden_field_and_accept(tmp_path, monkeypatch,
                                                                  page, artifacts):
     monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path))
-    project = make_project(tmp_path, [
-        account(1, "Nordwind Handel GmbH", email="info@nordwind.example", vat="DE000000000",
-                phone="+49 40 7654321")], target=True)
-    add_erp_customer(tmp_path, crm_ref="ERP-0007", name="Nordwind Handel GmbH",
-                     kind="customer", email="info@nordwind.example", vat="DE811111111",
-                     city="Berlin", country="DE", currency="EUR")
-    state_url = f"sqlite:///{tmp_path / 'state.db'}"
-
-    def sync():
-        with StateStore.open(state_url) as store, \
-                Engine(load_project(project), store) as engine:
-            return engine.run("accounts")
-
-    sync()
+    project, state_url, _pair_id = seed_pending(tmp_path)
     with Served(create_app(state_url, project)) as served:
         page.goto(served.url + "/duplicates")
         page.locator("a", has_text="#").first.click()
@@ -175,7 +161,7 @@ def test_review_a_duplicate_override_one_golden_field_and_accept(tmp_path, monke
         expect(page.locator("p.ok")).to_contain_text("accepted by")
         expect(page.locator("p.ok")).to_contain_text("1 field(s) of the golden record")
         shoot(page, artifacts, "duplicate-accepted")
-    assert sync().status == "succeeded"
+    assert sync(project, state_url).status == "succeeded"
     [customer] = erp_customers(tmp_path)
     assert (customer["crm_ref"], customer["name"], customer["vat"]) == (
         "ERP-0007", "Nordwind Handel GmbH & Co. KG", "DE811111111")
@@ -222,22 +208,7 @@ def test_business_view_totals_equal_sql_sums(tmp_path, page, artifacts):
 
 def test_hostile_crm_text_is_text_on_every_page_and_a_forged_post_is_refused(
         tmp_path, page, artifacts):
-    demo = run_demo(tmp_path / "crm2erp-demo")
-    crm = sa.create_engine(f"sqlite:///{demo.directory / 'crm.db'}")
-    with crm.begin() as conn:     # a user typed these into the CRM
-        conn.execute(sa.text("UPDATE accounts SET company_name = :n, account_type = :t, "
-                             "updated_at = :u WHERE id = 'A-0013'"),
-                     {"n": HOSTILE_NAME, "t": HOSTILE_TYPE, "u": dt.datetime(2026, 12, 1)})
-        conn.execute(sa.text("UPDATE accounts SET company_name = :n, updated_at = :u "
-                             "WHERE id = 'A-0002'"),
-                     {"n": HOSTILE_NAME, "u": dt.datetime(2026, 12, 1)})
-    crm.dispose()
-    run_demo(demo.directory)
-    with StateStore.open(demo.state_url) as store:
-        pair_id = _pair(store, HOSTILE_NAME, HOSTILE_TYPE)
-        runs = [r.id for r in store.list_runs(None, limit=100)]
-        letter = next(x.id for x in store.dead_letters(flow="demo_accounts", status=None)
-                      if x.source_key == "A-0013")
+    demo, pair_id, runs, letter = hostile_demo(tmp_path)
     as_of = (dt.date.today() + dt.timedelta(days=45)).isoformat()
     urls = ["/", "/dead-letters", f"/dead-letters/{letter}", "/duplicates",
             f"/duplicates/{pair_id}", "/reconciliation", f"/business?as_of={as_of}",

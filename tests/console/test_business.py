@@ -181,5 +181,10 @@ def test_each_figure_links_to_the_records_behind_it(page, erp):
     listed = [html.unescape(re.sub(r"<[^>]+>", "", row.split("</td>")[0])).strip()
               for row in re.findall(r"<tr><td[^>]*>(.*?)</tr>", records.text, re.S)]
     assert set(listed) == paid and len(listed) == len(paid)
+    overdue = re.search(r'<section class="group" id="overdue">.*?<a href="([^"]+)">(\d+)</a>',
+                        shown.text, re.S)
+    behind = client.get(html.unescape(overdue.group(1)))   # as of the page's date
+    assert behind.status_code == 200
+    assert len(re.findall(r"<tr><td title=", behind.text)) == int(overdue.group(2))
     assert client.get("/business/no-such-figure").status_code == 404
     assert client.get("/business", params={"as_of": "soon"}).status_code == 400

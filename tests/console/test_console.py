@@ -206,23 +206,34 @@ def _pair(store, left_name: str, right_name: str) -> int:
     return next(iter(saved.values()))
 
 
-def test_every_page_shows_hostile_crm_text_as_text(tmp_path):
-    demo = run_demo(tmp_path / "crm2erp-demo")
+def hostile_demo(folder):
+    """The demo after CRM users typed markup into names and a type: A-0013 (a dead
+    letter), A-0002 (synced: an ERP customer with invoices); plus a duplicate pair of
+    hostile names. Returns (demo, pair id, run ids, A-0013's dead letter id)."""
+    demo = run_demo(folder / "crm2erp-demo")
     crm = sa.create_engine(f"sqlite:///{demo.directory / 'crm.db'}")
-    with crm.begin() as conn:     # a user typed these into the CRM
+    with crm.begin() as conn:
         conn.execute(sa.text("UPDATE accounts SET company_name = :n, account_type = :t, "
                              "updated_at = :u WHERE id = 'A-0013'"),
                      {"n": HOSTILE_NAME, "t": HOSTILE_TYPE, "u": dt.datetime(2026, 12, 1)})
+        conn.execute(sa.text("UPDATE accounts SET company_name = :n, updated_at = :u "
+                             "WHERE id = 'A-0002'"),
+                     {"n": HOSTILE_NAME, "u": dt.datetime(2026, 12, 1)})
     crm.dispose()
     run_demo(demo.directory)
     with StateStore.open(demo.state_url) as store:
         pair_id = _pair(store, HOSTILE_NAME, HOSTILE_TYPE)
         runs = [r.id for r in store.list_runs(None, limit=100)]
+    return demo, pair_id, runs, letter_id(demo, "demo_accounts", "A-0013")
+
+
+def test_every_page_shows_hostile_crm_text_as_text(tmp_path):
+    demo, pair_id, runs, letter = hostile_demo(tmp_path)
     app = create_app(demo.state_url, demo.project)
     with TestClient(app) as client:
-        letter = letter_id(demo, "demo_accounts", "A-0013")
         urls = ["/", "/dead-letters", "/dead-letters?status=all", f"/dead-letters/{letter}",
                 "/duplicates", f"/duplicates/{pair_id}", "/reconciliation",
+                "/business?as_of=2100-01-01", "/business/status-invoiced",
                 *(f"/flows/{flow}/runs" for flow in DEMO_FLOWS),
                 *(f"/runs/{run}" for run in runs)]
         pages = {url: client.get(url) for url in urls}
@@ -235,6 +246,7 @@ def test_every_page_shows_hostile_crm_text_as_text(tmp_path):
         assert f"'{HOSTILE_TYPE}' is not in the value map" in text(pages[url]), url
     for url in ("/duplicates", f"/duplicates/{pair_id}"):
         assert HOSTILE_NAME in text(pages[url]) and HOSTILE_TYPE in text(pages[url]), url
+    assert HOSTILE_NAME in text(pages["/business?as_of=2100-01-01"])    # a customer name
 
 
 def test_duplicate_review_records_the_decision_with_who_and_when(demo):

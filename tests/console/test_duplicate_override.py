@@ -21,22 +21,28 @@ from tests.quality.dedupe_project import account, add_erp_customer, erp_customer
 OVERRIDE = "Nordwind Handel GmbH & Co. KG"
 
 
-@pytest.fixture
-def pending(tmp_path, monkeypatch):
+def seed_pending(folder):
     """A CRM account matching an ERP customer by name, e-mail and city, but with a
-    placeholder VAT id: the pair waits for review, the CRM record parked."""
-    monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path))
-    project = make_project(tmp_path, [
+    placeholder VAT id: after one sync the pair waits for review, the CRM record
+    parked. CRM2ERP_DEMO_DIR must point at ``folder``. Returns (project, state URL,
+    pair id)."""
+    project = make_project(folder, [
         account(1, "Nordwind Handel GmbH", email="info@nordwind.example", vat="DE000000000",
                 phone="+49 40 7654321")], target=True)
-    add_erp_customer(tmp_path, crm_ref="ERP-0007", name="Nordwind Handel GmbH",
+    add_erp_customer(folder, crm_ref="ERP-0007", name="Nordwind Handel GmbH",
                      kind="customer", email="info@nordwind.example", vat="DE811111111",
                      city="Berlin", country="DE", currency="EUR")
-    state_url = f"sqlite:///{tmp_path / 'state.db'}"
+    state_url = f"sqlite:///{folder / 'state.db'}"
     sync(project, state_url)
     with StateStore.open(state_url) as store:
         [pair] = store.dedupe_pairs(status="pending")
-    return tmp_path, project, state_url, pair.id
+    return project, state_url, pair.id
+
+
+@pytest.fixture
+def pending(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path))
+    return (tmp_path, *seed_pending(tmp_path))
 
 
 def sync(project, state_url):
