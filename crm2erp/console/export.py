@@ -15,7 +15,7 @@ import dataclasses
 from collections import defaultdict
 from pathlib import Path
 
-from crm2erp.console.app import environment, flow_masker, history_chart
+from crm2erp.console.views import environment, flow_masker, history_chart
 from crm2erp.store.types import utcnow
 
 

@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient  # noqa: E402
 
-from crm2erp.console.app import create_app, describe_schedule, overdue  # noqa: E402
+from crm2erp.console.app import create_app  # noqa: E402
+from crm2erp.console.views import describe_schedule, overdue  # noqa: E402
 from crm2erp.demo import DEMO_FLOWS, run_demo  # noqa: E402
 from crm2erp.store import StateStore  # noqa: E402
 from crm2erp.store.dedupe import DedupePair  # noqa: E402

@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm2erp.console.app import environment, group_letters  # noqa: E402
+from crm2erp.console.views import environment, group_letters  # noqa: E402
 from crm2erp.store.records import DeadLetter  # noqa: E402
 
 NOW = dt.datetime(2026, 12, 6, 12, 0)
