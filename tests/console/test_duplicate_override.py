@@ -107,3 +107,23 @@ def test_reject_ignores_overrides_and_the_shortcut_keys_are_wired(pending):
     with StateStore.open(state_url) as store:
         decided = store.get_dedupe_pair(pair_id)
     assert decided.status == "rejected" and "overrides" not in decided.details
+
+
+def test_a_decision_in_the_terminal_review_is_the_one_the_console_shows(pending):
+    import os
+    import subprocess
+    import sys
+
+    folder, project, state_url, pair_id = pending
+    review = subprocess.run(
+        [sys.executable, "-m", "crm2erp", "-p", str(project), "--state", state_url,
+         "dedupe", "review", "--by", "ana"], input="a\n", capture_output=True, text=True,
+        cwd=folder, env={**os.environ, "COLUMNS": "220"})
+    assert review.returncode == 0, review.stderr
+    assert "if accepted" in review.stdout and "1 accepted" in review.stdout
+    tax = next(x for x in review.stdout.splitlines() if x.startswith("│ tax_id"))
+    assert tax.count("DE811111111") == 2 and "DE000000000" in tax   # both sides, golden
+    with TestClient(create_app(state_url, project)) as client:
+        page = client.get(f"/duplicates/{pair_id}")
+    assert "(by ana," in " ".join(html.unescape(re.sub(r"<[^>]+>", "", page.text)).split())
+    assert 'class="status accepted"' in page.text
