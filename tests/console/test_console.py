@@ -365,6 +365,10 @@ def test_resync_one_record_from_the_reconciliation_page_repairs_the_target(clien
         run = store.list_runs("demo_accounts", limit=1)[0]
     assert (run.mode, run.updated) == ("retry", 1)
     assert main(["-p", str(demo.project), "reconcile", "demo_accounts"]) == 0
+    failing = client.post("/reconciliation/resync", data={   # still unmappable: said so
+        "csrf": csrf(page), "flow": "demo_accounts", "source_key": "A-0013"})
+    assert failing.status_code == 200 and "Held back" in text(failing)
+    assert "'Reseller' is not in the value map" in text(failing)
     gone = client.post("/reconciliation/resync", data={
         "csrf": csrf(page), "flow": "demo_accounts", "source_key": "A-9999"})
     assert gone.status_code == 400 and "has no record 'A-9999'" in text(gone)
