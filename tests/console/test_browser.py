@@ -9,6 +9,7 @@ run, never committed.
 import datetime as dt
 import os
 import re
+import shutil
 import socket
 import threading
 from collections import defaultdict
@@ -29,13 +30,14 @@ from tests.console.test_duplicate_override import seed_pending, sync
 from tests.quality.dedupe_project import erp_customers
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="module")
 def browser():
+    binary = shutil.which("chromium")      # the system's (scripts/system-deps.sh)
+    assert binary, "chromium is not installed: run scripts/system-deps.sh"
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM)
+        launched = playwright.chromium.launch(executable_path=binary)
         yield launched
         launched.close()
 
