@@ -109,7 +109,7 @@ def test_reject_ignores_overrides_and_the_shortcut_keys_are_wired(pending):
     assert decided.status == "rejected" and "overrides" not in decided.details
 
 
-def test_a_decision_in_the_terminal_review_is_the_one_the_console_shows(pending):
+def test_a_terminal_review_override_is_the_decision_the_console_shows(pending):
     import os
     import subprocess
     import sys
@@ -117,13 +117,19 @@ def test_a_decision_in_the_terminal_review_is_the_one_the_console_shows(pending)
     folder, project, state_url, pair_id = pending
     review = subprocess.run(
         [sys.executable, "-m", "crm2erp", "-p", str(project), "--state", state_url,
-         "dedupe", "review", "--by", "ana"], input="a\n", capture_output=True, text=True,
-        cwd=folder, env={**os.environ, "COLUMNS": "220"})
+         "dedupe", "review", "--by", "ana"], input="o\nname\nNordwind Terminal KG\na\n",
+        capture_output=True, text=True, cwd=folder, env={**os.environ, "COLUMNS": "220"})
     assert review.returncode == 0, review.stderr
     assert "if accepted" in review.stdout and "1 accepted" in review.stdout
     tax = next(x for x in review.stdout.splitlines() if x.startswith("│ tax_id"))
     assert tax.count("DE811111111") == 2 and "DE000000000" in tax   # both sides, golden
+    names = [x for x in review.stdout.splitlines() if x.startswith("│ name")]
+    assert "Nordwind Terminal KG" not in names[0] and "Nordwind Terminal KG" in names[1]
     with TestClient(create_app(state_url, project)) as client:
         page = client.get(f"/duplicates/{pair_id}")
     assert "(by ana," in " ".join(html.unescape(re.sub(r"<[^>]+>", "", page.text)).split())
     assert 'class="status accepted"' in page.text
+    assert re.search(r'class="golden overridden">Nordwind Terminal KG<', page.text)
+    assert sync(project, state_url).status == "succeeded"
+    [customer] = erp_customers(folder)
+    assert (customer["crm_ref"], customer["name"]) == ("ERP-0007", "Nordwind Terminal KG")
