@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import os
+from dataclasses import replace
 
 import click
 import typer
@@ -70,6 +71,17 @@ def pair_rows(pair) -> list[dict]:
     return rows
 
 
+def golden_values(pair) -> dict:
+    """The golden record acceptance would produce, by field path (the steward's
+    overrides laid over survivorship's preview); {} when the pair has no preview."""
+    from crm2erp.engine.memory import flatten
+
+    preview = pair.details.get("golden")
+    if preview is None:
+        return {}
+    return {**flatten(preview["record"]), **(pair.details.get("overrides") or {})}
+
+
 def pair_side(pair, side: str) -> str:
     """A column heading: the record's label, kind, system and source key."""
     rec = pair.details.get(side, {})
@@ -89,12 +101,10 @@ def pair_table(pair) -> Table:
     table.add_column(literal(pair_side(pair, "right")), overflow="fold")
     table.add_column("level")
     table.add_column("score", justify="right")
-    from crm2erp.engine.memory import flatten  # the engine loads only when needed
-
     preview = pair.details.get("golden")
     if preview is not None:
         table.add_column("if accepted", overflow="fold")
-    golden = flatten(preview["record"]) if preview is not None else {}
+    golden = golden_values(pair)
 
     def cells(name: str) -> list:
         return [_text(golden.get(name))] if preview is not None else []
@@ -184,7 +194,8 @@ def review(ctx: typer.Context,
            flow: str = typer.Option(None, "--flow", help="Only this flow."),
            by: str = typer.Option(None, "--by", help="Who decides (default: the OS user).")
            ) -> None:
-    """Go through the pending pairs one by one: accept, reject or skip each."""
+    """Go through the pending pairs one by one: accept, reject or skip each
+    (o: set a field of the golden record first, as the console does)."""
     store = settings(ctx).open_store()
     who, done = _who(by), {"accepted": 0, "rejected": 0, "skipped": 0}
     try:
@@ -195,16 +206,12 @@ def review(ctx: typer.Context,
         pairs.sort(key=lambda p: -p.match_probability)
         for number, pair in enumerate(pairs, 1):
             console.print(f"\n[b]{number}/{len(pairs)}[/]")
-            console.print(pair_table(pair))
-            answer = click.prompt("same entity? [a]ccept / [r]eject / [s]kip / [q]uit",
-                                  default="s", show_choices=False,
-                                  type=click.Choice(["a", "r", "s", "q"],
-                                                    case_sensitive=False)).lower()
+            answer, overrides = _ask(pair)
             if answer == "q":
                 break
             if answer in ("a", "r"):
                 decision = "accepted" if answer == "a" else "rejected"
-                store.decide_dedupe_pair(pair.id, decision, who)
+                store.decide_dedupe_pair(pair.id, decision, who, overrides=overrides)
                 done[decision] += 1
             else:
                 done["skipped"] += 1
@@ -212,6 +219,30 @@ def review(ctx: typer.Context,
         store.close()
     console.print(f"{done['accepted']} accepted, {done['rejected']} rejected, "
                   f"{done['skipped']} skipped; the next run of each flow applies the decisions")
+
+
+def _ask(pair) -> tuple[str, dict]:
+    """Show the pair and ask until a/r/s/q; ``o`` sets a field of the golden record
+    (as the console's golden column does) and shows the pair again."""
+    overrides: dict = {}
+    editable = sorted(k for k, v in golden_values(pair).items()
+                      if not isinstance(v, dict | list))
+    while True:
+        shown = replace(pair, details={**pair.details, "overrides": overrides})
+        console.print(pair_table(shown))
+        answer = click.prompt("same entity? [a]ccept / [r]eject / [s]kip / [q]uit" +
+                              (" / [o]verride a golden field" if editable else ""),
+                              default="s", show_choices=False,
+                              type=click.Choice(["a", "r", "s", "q", "o"],
+                                                case_sensitive=False)).lower()
+        if answer != "o":
+            return answer, overrides
+        if not editable:
+            console.print("this pair has no golden-record preview to override")
+            continue
+        name = click.prompt("field", type=click.Choice(editable), show_choices=True)
+        overrides[name] = click.prompt("value (empty: none)", default="",
+                                       show_default=False).strip() or None
 
 
 def _dedupe_stage(runner, flow: str):

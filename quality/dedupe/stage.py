@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
-from crm2erp.engine.memory import flatten, set_path
+from crm2erp.engine.memory import deep_merge, flatten, set_path
 from crm2erp.engine.stages import Item, Rejection, StageContext
 from crm2erp.errors import ConfigError
 from crm2erp.quality.dedupe.pool import (
@@ -386,11 +386,30 @@ class DedupeStage:
 
         return survive([r.data for r in records], self.config.survivorship, id_field="id")
 
+    def _overrides(self, member_ids: set[str]) -> dict[str, Any]:
+        """A steward's golden-record values (``dedupe decide``/the console) from the
+        accepted pairs within these members."""
+        found: dict[str, Any] = {}
+        stored = self.store.dedupe_overrides(self.entity, member_ids)
+        for (a, b), values in sorted(stored.items()):
+            if a in member_ids and b in member_ids:
+                found.update(values)
+        return found
+
     def _golden(self, records: list[dict[str, Any]], canonical_id: str):
-        """The golden record of a cluster, validated; None (logged) when it does not validate."""
+        """The golden record of a cluster, validated; None (logged) when it does not validate.
+
+        Fields a steward overrode when accepting one of its pairs take the steward's value."""
         from crm2erp.quality.dedupe.survivorship import survive
 
         golden = survive(records, self.config.survivorship, id_field="id")
+        overrides = self._overrides({str(r.get("id")) for r in records})
+        if overrides:
+            golden.values = deep_merge(golden.values, {})   # the members' dicts untouched
+        for path, value in overrides.items():
+            set_path(golden.values, path, value)
+            golden.provenance[path] = None
+            golden.conflicts.pop(path, None)
         for name, found in golden.conflicts.items():
             log.warning("flow %s: %s %s: members disagree on identifier %s (%s); kept %r "
                         "from %s, the others need a steward", self.flow.flow, self.entity,
