@@ -209,7 +209,7 @@ class BasicAuth:
 
 def _who(request: Request) -> str:
     """Who acts: the basic-auth user name, else the OS user (as the CLI records)."""
-    from crm2erp.cli.dedupe import _who as os_user
+    from crm2erp.quality.dedupe.review import who as os_user
 
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):
@@ -407,7 +407,7 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         return page("pairs.html", pairs=found, status=status)
 
     def pair_page(found, **extra):
-        from crm2erp.cli.dedupe import pair_rows, pair_side
+        from crm2erp.quality.dedupe.review import pair_rows, pair_side
 
         mask = masker(found.flow)
         rows = [{**r, "left": mask.value(r["name"], r["left"]),

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from crm2erp.errors import ConfigIssue
+from crm2erp.mapping.files import read_mapping
 from crm2erp.mapping.models import FlowSpec
 from crm2erp.mapping.validation import did_you_mean
 
@@ -38,8 +39,6 @@ def _check_connections(flow: FlowSpec, known: list[str]) -> list[ConfigIssue]:
 
 def _check_mappings(project: Project, flow: FlowSpec, seen: dict[Path, list[ConfigIssue]]
                     ) -> list[ConfigIssue]:
-    from crm2erp.mapping.loader import _read_mapping
-
     issues: list[ConfigIssue] = []
     for side, path, direction in (("source", flow.source_mapping_path, "inbound"),
                                   ("target", flow.target_mapping_path, "outbound")):
@@ -49,7 +48,7 @@ def _check_mappings(project: Project, flow: FlowSpec, seen: dict[Path, list[Conf
                 where, f"mapping file {path} not found (paths are relative to the flow file)"))
             continue
         if path not in seen:
-            spec, seen[path] = _read_mapping(path)
+            spec, seen[path] = read_mapping(path)
             issues += seen[path]
             if spec is not None:
                 project._mappings[path] = spec
@@ -130,9 +129,7 @@ def check_flows(project: Project, *, checked_connections: bool) -> list[ConfigIs
         rel = path.relative_to(project.root).parts
         if path in seen or any(part.startswith(".") for part in rel):
             continue
-        from crm2erp.mapping.loader import _read_mapping
-
-        spec, seen[path] = _read_mapping(path)
+        spec, seen[path] = read_mapping(path)
         issues += seen[path]
         if spec is not None:
             project._mappings[path] = spec

@@ -27,12 +27,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from crm2erp.errors import ConfigError, ConfigIssue
-from crm2erp.mapping.compiler import check_mapping
+from crm2erp.mapping.files import read_flow, read_mapping, sorted_issues
 from crm2erp.mapping.models import ConnectionsFile, ConnectionSpec, FlowSpec, MappingSpec
-from crm2erp.mapping.registry import TransformSpecError, bind_transform
 from crm2erp.mapping.secrets import register_connection_secrets
 from crm2erp.mapping.validation import did_you_mean, issues_from_validation, validate_doc
 from crm2erp.mapping.yamlpos import YamlDoc, interpolate_env, load_yaml, unset_positions
@@ -41,64 +39,11 @@ CONNECTIONS_FILE = "connections.yaml"
 PROJECT_FILE = "crm2erp.yaml"   # optional project settings (today: where its state lives)
 
 
-def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
-    unique = list(dict.fromkeys(issues))
-    return sorted(unique, key=lambda i: (i.file, i.line or 0, i.column or 0))
-
-
-def _raw_transform_issues(doc: YamlDoc) -> list[ConfigIssue]:
-    """Check transform items even when the rest of the file is invalid."""
-    issues: list[ConfigIssue] = []
-
-    def walk(fields: Any, base: tuple[Any, ...]) -> None:
-        if not isinstance(fields, Mapping):
-            return
-        for target, spec in fields.items():
-            if not isinstance(spec, Mapping):
-                continue
-            items = spec.get("transforms")
-            for i, item in enumerate(items if isinstance(items, list) else []):
-                try:
-                    bind_transform(item)
-                except TransformSpecError as exc:
-                    for sub, at, msg in exc.problems:
-                        path = base + (target, "transforms", i) + sub
-                        issues.append(doc.issue(path, msg, at=at))
-            walk(spec.get("each"), base + (target, "each"))
-
-    if isinstance(doc.data, Mapping):
-        walk(doc.data.get("fields"), ("fields",))
-    return issues
-
-
-def _read_mapping(path: Path) -> tuple[MappingSpec | None, list[ConfigIssue]]:
-    """The spec (None when its structure is invalid) and every problem of the file."""
-    doc = load_yaml(path)
-    issues = list(doc.issues)
-    spec, more = validate_doc(doc, MappingSpec)
-    issues += more
-    if spec is not None:
-        spec._source_file = path.resolve()
-        issues += check_mapping(spec)
-    else:
-        issues += _raw_transform_issues(doc)
-    return spec, _sorted(issues)
-
-
-def _read_flow(path: Path) -> tuple[FlowSpec | None, list[ConfigIssue]]:
-    doc = load_yaml(path)
-    spec, more = validate_doc(doc, FlowSpec)
-    issues = list(doc.issues) + more
-    if spec is not None:
-        spec._source_file = path.resolve()
-    return (spec if not issues else None), _sorted(issues)
-
-
 def _connector_issues(doc: YamlDoc, name: str) -> list[ConfigIssue]:
     """The connection's settings checked by its connector's ``Config`` model."""
     from pydantic import ValidationError
 
-    from crm2erp.connectors import available, load_connector_class
+    from crm2erp.registry import available, load_connector_class
 
     raw = doc.data["connections"][name]
     base = ("connections", name)
@@ -134,7 +79,7 @@ def _read_connections(
             issues += [i for i in _connector_issues(doc, name)
                        if (i.line, i.column) not in unset]
     if parsed is None or issues:
-        return None, _sorted(issues)
+        return None, sorted_issues(issues)
     out = {}
     for name in parsed.connections:
         raw = dict(doc.data["connections"][name])
@@ -152,7 +97,7 @@ def _raise(kind: str, path: Path, issues: list[ConfigIssue]) -> None:
 
 def load_mapping(path: str | os.PathLike[str]) -> MappingSpec:
     """Parse and check one ``*.map.yaml`` (including transform arguments)."""
-    spec, issues = _read_mapping(Path(path))
+    spec, issues = read_mapping(Path(path))
     if spec is None or issues:
         _raise("mapping file", Path(path), issues)
     return spec  # type: ignore[return-value]
@@ -160,7 +105,7 @@ def load_mapping(path: str | os.PathLike[str]) -> MappingSpec:
 
 def load_flow(path: str | os.PathLike[str]) -> FlowSpec:
     """Parse one ``*.flow.yaml``; cross references are checked by the project."""
-    spec, issues = _read_flow(Path(path))
+    spec, issues = read_flow(Path(path))
     if spec is None:
         _raise("flow file", Path(path), issues)
     return spec  # type: ignore[return-value]
@@ -249,7 +194,7 @@ def _scan(root: Path, env: Mapping[str, str], *, deep: bool = False, reflect: bo
             "create it, or point --project / CRM2ERP_PROJECT at a project folder")]
     flows: dict[str, FlowSpec] = {}
     for path in _flow_files(root):
-        spec, more = _read_flow(path)
+        spec, more = read_flow(path)
         issues += more
         if spec is None:
             continue
@@ -266,7 +211,7 @@ def _scan(root: Path, env: Mapping[str, str], *, deep: bool = False, reflect: bo
 
         issues += check_streams(project, reflect=reflect,
                                 notes=notes if notes is not None else [])
-    return project, _sorted(issues)
+    return project, sorted_issues(issues)
 
 
 def validate_project(
@@ -314,5 +259,5 @@ def project_state_url(root: str | os.PathLike[str],
     issues = list(doc.issues) + interpolate_env(doc, os.environ if env is None else env)
     parsed, more = validate_doc(doc, ProjectFile)
     if parsed is None or issues or more:
-        _raise("project file", path, _sorted(issues + more))
+        _raise("project file", path, sorted_issues(issues + more))
     return parsed.state

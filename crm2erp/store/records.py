@@ -22,7 +22,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from crm2erp.connectors.base import Cursor
+from crm2erp.contract import Cursor
 from crm2erp.store.tables import COUNT_FIELDS
 
 

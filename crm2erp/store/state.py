@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from crm2erp import jsonutil
-from crm2erp.connectors.base import Cursor
+from crm2erp.contract import Cursor
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.redact import redact, register_secret
 from crm2erp.store import locking, migrate
