@@ -47,7 +47,7 @@ def notify_dead_letters(runner: Any, result: Any) -> None:
     """Run hook: POST :func:`payload` to the flow's ``on_dead_letters`` URL."""
     url = getattr(runner.flow, "on_dead_letters", None)
     body = payload(result) if url else None
-    if body is None:
+    if url is None or body is None:
         return
     try:
         response = requests.post(url, json=body, timeout=WEBHOOK_TIMEOUT)

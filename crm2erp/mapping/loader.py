@@ -27,6 +27,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 from crm2erp.errors import ConfigError, ConfigIssue
 from crm2erp.mapping.files import read_flow, read_mapping, sorted_issues
@@ -90,7 +91,7 @@ def _read_connections(
     return out, []
 
 
-def _raise(kind: str, path: Path, issues: list[ConfigIssue]) -> None:
+def _raise(kind: str, path: Path, issues: list[ConfigIssue]) -> NoReturn:
     noun = "problem" if len(issues) == 1 else "problems"
     raise ConfigError(f"{kind} {path} has {len(issues)} {noun}", issues)
 
@@ -100,7 +101,7 @@ def load_mapping(path: str | os.PathLike[str]) -> MappingSpec:
     spec, issues = read_mapping(Path(path))
     if spec is None or issues:
         _raise("mapping file", Path(path), issues)
-    return spec  # type: ignore[return-value]
+    return spec
 
 
 def load_flow(path: str | os.PathLike[str]) -> FlowSpec:
@@ -108,7 +109,7 @@ def load_flow(path: str | os.PathLike[str]) -> FlowSpec:
     spec, issues = read_flow(Path(path))
     if spec is None:
         _raise("flow file", Path(path), issues)
-    return spec  # type: ignore[return-value]
+    return spec
 
 
 def load_connections(
@@ -118,7 +119,7 @@ def load_connections(
     conns, issues = _read_connections(Path(path), os.environ if env is None else env)
     if conns is None:
         _raise("connections file", Path(path), issues)
-    return conns  # type: ignore[return-value]
+    return conns
 
 
 @dataclass
@@ -200,7 +201,7 @@ def _scan(root: Path, env: Mapping[str, str], *, deep: bool = False, reflect: bo
             continue
         if spec.flow in flows:
             first = flows[spec.flow].source_file
-            issues.append(spec._doc.issue(("flow",), f"flow name {spec.flow!r} is already "
+            issues.append(spec.doc.issue(("flow",), f"flow name {spec.flow!r} is already "
                                           f"used by {first}; flow names must be unique"))
             continue
         flows[spec.flow] = spec

@@ -116,6 +116,14 @@ class _WithFile(_Strict):
         """The file this was loaded from (None when built in code)."""
         return self._source_file
 
+    @property
+    def doc(self) -> YamlDoc:
+        """The YAML document this was loaded from, to report issues at their position."""
+        if self._doc is None:
+            raise ValueError(f"this {type(self).__name__} was built in code, not loaded "
+                             "from a file: it has no positions")
+        return self._doc
+
 
 class MappingSpec(_WithFile):
     mapping: Name

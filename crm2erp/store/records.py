@@ -148,7 +148,7 @@ class ConflictRecord:
 class BatchCommit:
     """Everything one sync batch changes in the state store, written atomically."""
 
-    run_id: int
+    run_id: int | None
     flow: str
     xref: list[XrefUpsert] = field(default_factory=list)
     dead_letters: list[NewDeadLetter] = field(default_factory=list)
