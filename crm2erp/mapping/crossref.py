@@ -11,15 +11,11 @@ from __future__ import annotations
 __all__ = ["check_flows"]
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from crm2erp.errors import ConfigIssue
-from crm2erp.mapping.files import read_mapping
+from crm2erp.mapping.files import Project, read_mapping
 from crm2erp.mapping.models import FlowSpec
 from crm2erp.mapping.validation import did_you_mean
-
-if TYPE_CHECKING:
-    from crm2erp.mapping.loader import Project
 
 
 def _check_connections(flow: FlowSpec, known: list[str]) -> list[ConfigIssue]:

@@ -25,13 +25,17 @@ __all__ = [
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 from crm2erp.errors import ConfigError, ConfigIssue
-from crm2erp.mapping.files import read_flow, read_mapping, sorted_issues
-from crm2erp.mapping.models import ConnectionsFile, ConnectionSpec, FlowSpec, MappingSpec
+from crm2erp.mapping.files import (
+    Project,
+    load_mapping,
+    raise_issues,
+    read_flow,
+    sorted_issues,
+)
+from crm2erp.mapping.models import ConnectionsFile, ConnectionSpec, FlowSpec
 from crm2erp.mapping.secrets import register_connection_secrets
 from crm2erp.mapping.validation import did_you_mean, issues_from_validation, validate_doc
 from crm2erp.mapping.yamlpos import YamlDoc, interpolate_env, load_yaml, unset_positions
@@ -91,24 +95,11 @@ def _read_connections(
     return out, []
 
 
-def _raise(kind: str, path: Path, issues: list[ConfigIssue]) -> NoReturn:
-    noun = "problem" if len(issues) == 1 else "problems"
-    raise ConfigError(f"{kind} {path} has {len(issues)} {noun}", issues)
-
-
-def load_mapping(path: str | os.PathLike[str]) -> MappingSpec:
-    """Parse and check one ``*.map.yaml`` (including transform arguments)."""
-    spec, issues = read_mapping(Path(path))
-    if spec is None or issues:
-        _raise("mapping file", Path(path), issues)
-    return spec
-
-
 def load_flow(path: str | os.PathLike[str]) -> FlowSpec:
     """Parse one ``*.flow.yaml``; cross references are checked by the project."""
     spec, issues = read_flow(Path(path))
     if spec is None:
-        _raise("flow file", Path(path), issues)
+        raise_issues("flow file", Path(path), issues)
     return spec
 
 
@@ -118,52 +109,8 @@ def load_connections(
     """Parse ``connections.yaml``, expanding ``${VAR}`` from ``env`` (default os.environ)."""
     conns, issues = _read_connections(Path(path), os.environ if env is None else env)
     if conns is None:
-        _raise("connections file", Path(path), issues)
+        raise_issues("connections file", Path(path), issues)
     return conns
-
-
-@dataclass
-class Project:
-    """A checked project directory: its connections, flows and mappings."""
-
-    root: Path
-    connections: dict[str, ConnectionSpec]
-    flows: dict[str, FlowSpec]
-    _mappings: dict[Path, MappingSpec] = field(default_factory=dict, repr=False, init=False)
-
-    def mapping(self, path: str | os.PathLike[str]) -> MappingSpec:
-        """The mapping at ``path`` (absolute, or relative to the project root), cached."""
-        resolved = Path(path)
-        if not resolved.is_absolute():
-            resolved = self.root / resolved
-        resolved = resolved.resolve()
-        if resolved not in self._mappings:
-            self._mappings[resolved] = load_mapping(resolved)
-        return self._mappings[resolved]
-
-    def flow(self, name: str) -> FlowSpec:
-        try:
-            return self.flows[name]
-        except KeyError:
-            hint = did_you_mean(name, list(self.flows))
-            raise ConfigError(f"no flow named {name!r} in {self.root}{hint}") from None
-
-    def ordered_flows(self) -> list[FlowSpec]:
-        """All flows, every flow after the flows it depends on (then by name)."""
-        done: dict[str, FlowSpec] = {}
-
-        def visit(name: str) -> None:
-            if name in done or name not in self.flows:
-                return
-            done[name] = None  # type: ignore[assignment]  # marks "in progress": cycles stop
-            for parent in self.flows[name].depends_on:
-                visit(parent)
-            done.pop(name)
-            done[name] = self.flows[name]
-
-        for name in sorted(self.flows):
-            visit(name)
-        return list(done.values())
 
 
 def _flow_files(root: Path) -> list[Path]:
@@ -241,7 +188,7 @@ def load_project(root: str | os.PathLike[str], env: Mapping[str, str] | None = N
     """Load and fully check a project; raise ConfigError listing every problem."""
     project, issues = _scan(Path(root), os.environ if env is None else env)
     if issues:
-        _raise("project", Path(root), issues)
+        raise_issues("project", Path(root), issues)
     return project
 
 
@@ -260,5 +207,5 @@ def project_state_url(root: str | os.PathLike[str],
     issues = list(doc.issues) + interpolate_env(doc, os.environ if env is None else env)
     parsed, more = validate_doc(doc, ProjectFile)
     if parsed is None or issues or more:
-        _raise("project file", path, sorted_issues(issues + more))
+        raise_issues("project file", path, sorted_issues(issues + more))
     return parsed.state

@@ -16,17 +16,15 @@ from __future__ import annotations
 __all__ = ["check_streams"]
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from crm2erp.contract import Connector
 from crm2erp.errors import ConfigError, ConfigIssue, FatalError, RetriableError
 from crm2erp.mapping.fieldcheck import system_field_problem
+from crm2erp.mapping.files import Project
 from crm2erp.mapping.models import FlowSpec, MappingSpec
 from crm2erp.mapping.validation import did_you_mean
 from crm2erp.registry import create_connector
-
-if TYPE_CHECKING:
-    from crm2erp.mapping.loader import Project
 
 _Get = Callable[[str], Connector | None]
 
