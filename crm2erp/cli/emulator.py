@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from crm2erp import registry
 from crm2erp.cli.output import console
 
 app = typer.Typer(no_args_is_help=True, help="Local emulators of CRM and ERP APIs.")
 
 
 def _with_emulator() -> list[str]:
+    from crm2erp import registry
+
     return sorted(registry.available(registry.EMULATORS))
 
 
@@ -32,6 +33,8 @@ def run(ctx: typer.Context, name: str = typer.Argument(None, help="Connector nam
     if name in (None, "--help", "-h"):
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
+    from crm2erp import registry
+
     main = registry.load(registry.EMULATORS, name)
     argv = ([f"--port={port}"] if port is not None else []) + list(ctx.args)
     raise typer.Exit(main(argv) or 0)
