@@ -9,23 +9,29 @@ shows one).
 
 from __future__ import annotations
 
-__all__ = ["app", "main", "Settings", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "EXIT_LOCKED"]
+__all__ = ["app", "main", "Settings", "settings", "exit_with", "EXIT_OK", "EXIT_PROBLEMS",
+           "EXIT_USAGE", "EXIT_LOCKED"]
 
 import logging
-import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 from rich.text import Text
 
+from crm2erp.cli.context import (
+    EXIT_LOCKED,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_USAGE,
+    Settings,
+    exit_with,
+    settings,
+)
 from crm2erp.cli.output import err_console, literal, setup_logging
 from crm2erp.errors import ConfigError, Crm2ErpError, LockHeldError
 from crm2erp.redact import redact, redact_traceback
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
-EXIT_LOCKED = 75   # sysexits.h EX_TEMPFAIL: another live run holds the flow's lock
 log = logging.getLogger("crm2erp.cli")
 
 
@@ -49,35 +55,6 @@ _no_value_hint_on_flags()
 
 app = typer.Typer(no_args_is_help=True, add_completion=True, rich_markup_mode="rich",
                   help="crm2erp keeps CRM and ERP systems consistent.")
-
-
-@dataclass
-class Settings:
-    project: Path
-    state_url: str | None
-    debug: bool
-
-    def load_project(self):
-        from crm2erp.mapping import load_project
-
-        if not self.project.is_dir():
-            raise ConfigError(f"project folder {self.project} does not exist "
-                              "(give --project or set CRM2ERP_PROJECT)")
-        return load_project(self.project)
-
-    def open_store(self):
-        from crm2erp.store import StateStore
-
-        return StateStore.open(self.resolved_state_url())
-
-    def resolved_state_url(self) -> str | None:
-        """``--state`` / ``CRM2ERP_STATE_URL``, else the project's ``crm2erp.yaml``
-        ``state:``, else None (the store's default file in the working folder)."""
-        if self.state_url:
-            return self.state_url
-        from crm2erp.mapping.loader import project_state_url
-
-        return project_state_url(self.project) if self.project.is_dir() else None
 
 
 def _print_version(value: bool) -> None:
@@ -169,12 +146,3 @@ def main(argv: list[str] | None = None) -> int:
                               style="dim")
         return EXIT_PROBLEMS
     return EXIT_OK
-
-
-def exit_with(code: int) -> None:
-    raise typer.Exit(code)
-
-
-def settings(ctx: typer.Context) -> Settings:
-    return ctx.obj or Settings(Path(os.environ.get("CRM2ERP_PROJECT", ".")),
-                               os.environ.get("CRM2ERP_STATE_URL"), False)

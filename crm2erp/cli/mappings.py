@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from crm2erp.cli.app import EXIT_USAGE, exit_with, settings
+from crm2erp.cli.context import EXIT_USAGE, exit_with, settings
 from crm2erp.cli.output import console, err_console, json_option, literal, print_json
 from crm2erp.errors import ConfigError, ConfigIssue
 

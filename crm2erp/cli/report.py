@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from crm2erp.cli.app import settings
+from crm2erp.cli.context import settings
 from crm2erp.cli.output import console, literal
 from crm2erp.errors import ConfigError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from crm2erp.cli.app import settings
+from crm2erp.cli.context import settings
 from crm2erp.console import DEFAULT_HOST, DEFAULT_PORT, PASSWORD_ENV, allowed_hosts, check_bind
 from crm2erp.errors import ConfigError
 

@@ -7,7 +7,7 @@ from contextlib import nullcontext
 import typer
 from rich.table import Table
 
-from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
+from crm2erp.cli.context import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
 from crm2erp.cli.output import (
     COLUMNS,
     console,

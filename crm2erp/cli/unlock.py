@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from crm2erp.cli.app import settings
+from crm2erp.cli.context import settings
 from crm2erp.cli.output import console, literal
 
 

@@ -239,7 +239,7 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         return page("pairs.html", pairs=found, status=status)
 
     def pair_page(found, **extra):
-        from crm2erp.cli.dedupe import golden_values, pair_rows, pair_side
+        from crm2erp.quality.dedupe.review import golden_values, pair_rows, pair_side
 
         mask = masker(found.flow)
         golden = golden_values(found)

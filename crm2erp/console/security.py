@@ -64,7 +64,7 @@ class BasicAuth:
 
 def _who(request: Request) -> str:
     """Who acts: the basic-auth user name, else the OS user (as the CLI records)."""
-    from crm2erp.cli.dedupe import _who as os_user
+    from crm2erp.quality.dedupe.review import who as os_user
 
     header = request.headers.get("authorization", "")
     if header.lower().startswith("basic "):

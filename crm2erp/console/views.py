@@ -166,7 +166,7 @@ def environment(csrf_token: str, *, static: bool = False) -> jinja2.Environment:
 def golden_overrides(pair, form) -> dict[str, Any]:
     """The golden-record fields the steward changed on the pair page (``golden.PATH``
     inputs): path -> the typed value, an emptied field -> None."""
-    from crm2erp.cli.dedupe import golden_values
+    from crm2erp.quality.dedupe.review import golden_values
 
     golden, changed = golden_values(pair), {}
     for name, given in form.multi_items():

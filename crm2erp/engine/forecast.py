@@ -35,7 +35,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 from pydantic import ValidationError
 
-from crm2erp.connectors.base import Cursor, Row
+from crm2erp.contract import Cursor, Row
 from crm2erp.engine.resolver import canonical_id_for
 from crm2erp.engine.runner import (
     FlowRunner,

@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from crm2erp.connectors.base import Cursor, DeleteMode, Row, WriteAction
+from crm2erp.contract import Connector, Cursor, DeleteMode, Row, WriteAction
 from crm2erp.engine.cursors import apply_lookback, later_cursor, parse_duration
 from crm2erp.engine.memory import (
     Settlement,
@@ -46,12 +46,14 @@ from crm2erp.engine.memory import (
     settle,
 )
 from crm2erp.engine.resolver import StoreResolver
-from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks
+from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks, start_stages
 from crm2erp.errors import ConfigError, Crm2ErpError, ParentMissingError, RecordError
 from crm2erp.jsonutil import payload_hash, to_jsonable
+from crm2erp.mapping.compiler import CompiledMapping
+from crm2erp.mapping.models import FlowSpec
 from crm2erp.mapping.paths import get_path
 from crm2erp.schemas import entity_model
-from crm2erp.store import BatchCommit, NewDeadLetter, XrefUpsert
+from crm2erp.store import BatchCommit, NewDeadLetter, StateStore, XrefUpsert
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +123,10 @@ def _validation_message(exc: ValidationError) -> tuple[str, str | None]:
 class FlowRunner:
     """Runs one flow of a project against its connections and the state store."""
 
-    def __init__(self, flow, *, inbound, outbound, source, target, store,
-                 write_back=None, progress: Callable[[RunResult], None] | None = None):
+    def __init__(self, flow: FlowSpec, *, inbound: CompiledMapping,
+                 outbound: CompiledMapping, source: Connector, target: Connector,
+                 store: StateStore, write_back: Connector | None = None,
+                 progress: Callable[[RunResult], None] | None = None) -> None:
         self.flow = flow
         self.write_back = write_back
         self.inbound = inbound
@@ -176,6 +180,7 @@ class FlowRunner:
             for connector in (self.source, self.target):   # not this run's
                 connector.take_warnings()
             self.context.run_id, self.context.rows_read = run_id, 0
+            start_stages(self.stages, self.context)
             try:
                 body(result)
             except BaseException as exc:

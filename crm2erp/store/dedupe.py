@@ -42,7 +42,7 @@ from crm2erp.store.tables import (
     dedupe_pairs,
     dedupe_provenance,
 )
-from crm2erp.store.types import utcnow
+from crm2erp.store.types import inserted_id, utcnow
 
 #: the statuses a steward sets; runs never overwrite them
 DECISIONS = ("accepted", "rejected")
@@ -160,7 +160,7 @@ class DedupeStoreMixin:
                     result = conn.execute(dedupe_pairs.insert().values(
                         entity=pair.entity, left_id=left, right_id=right, status=pair.status,
                         created_at=now, **values))
-                    ids[(left, right)] = int(result.inserted_primary_key[0])
+                    ids[(left, right)] = inserted_id(result)
                     continue
                 if found.status not in DECISIONS:
                     values["status"] = pair.status
@@ -307,7 +307,7 @@ class DedupeStoreMixin:
             result = conn.execute(dedupe_models.insert().values(
                 flow=model.flow, entity=model.entity, n_records=model.n_records,
                 n_pairs=model.n_pairs, model=jsonutil.dumps(model.model), trained_at=now))
-            new_id = int(result.inserted_primary_key[0])
+            new_id = inserted_id(result)
         return DedupeModel(model.flow, model.entity, model.n_records, model.n_pairs,
                            model.model, new_id, now)
 

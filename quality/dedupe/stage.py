@@ -57,8 +57,11 @@ log = logging.getLogger(__name__)
 
 
 def dedupe_stage(flow, store) -> DedupeStage | None:
-    """Stage factory (``FACTORIES``): a stage when the flow has a ``dedupe:`` section."""
+    """Stage factory (entry point ``crm2erp.stages``): flows with a ``dedupe:`` section."""
     return DedupeStage(flow, store) if getattr(flow, "dedupe", None) is not None else None
+
+
+dedupe_stage.order = 20  # type: ignore[attr-defined]  # after the quality gate (10)
 
 
 def _strength(pair: PairResult) -> tuple[int, float]:
@@ -154,7 +157,7 @@ class DedupeStage:
         return compile_mapping(spec, system=self.flow.target.connection)
 
     # -- per run ------------------------------------------------------------------
-    def _start(self, ctx: StageContext) -> None:
+    def start(self, ctx: StageContext) -> None:
         if ctx.run_id == self._run_id:
             return
         self._run_id, self.merged, self.parked = ctx.run_id, 0, 0
@@ -207,7 +210,7 @@ class DedupeStage:
 
     # -- the batch ----------------------------------------------------------------
     def process(self, items: list[Item], ctx: StageContext) -> list[Rejection]:
-        self._start(ctx)
+        self.start(ctx)   # also when process is called outside a managed run
         known = [i for i in items if i.notes.get("state") is not None]
         new = [i for i in items if i.notes.get("state") is None]
         self._refresh_clusters(known, ctx)
