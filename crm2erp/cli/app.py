@@ -1,15 +1,14 @@
 """The ``crm2erp`` command: the root app, global options and error handling.
 
-Exit codes: 0 ok; 1 a run finished with dead letters, failed checks or a
-failed run; 2 a usage or configuration error; 75 the flow is locked by another
-run that is still alive (nothing ran; try again later, like sysexits'
-EX_TEMPFAIL). User errors print a message, never a traceback (``--debug``
+Exit codes: one meaning each, the table in :mod:`crm2erp.cli.exitcodes` (printed
+in docs/cli.md). User errors print a message, never a traceback (``--debug``
 shows one).
 """
 
 from __future__ import annotations
 
-__all__ = ["app", "main", "Settings", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "EXIT_LOCKED"]
+__all__ = ["app", "main", "Settings", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE",
+           "EXIT_NOT_RUN", "EXIT_QUALITY_GATE"]
 
 import logging
 import os
@@ -20,12 +19,18 @@ from pathlib import Path
 import typer
 from rich.text import Text
 
-from crm2erp.cli.output import err_console, literal, setup_logging
+from crm2erp.cli.exitcodes import (
+    EXIT_NOT_RUN,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_QUALITY_GATE,
+    EXIT_USAGE,
+    for_error,
+)
+from crm2erp.cli.output import err_console, json_logging, literal, setup_logging
 from crm2erp.errors import ConfigError, Crm2ErpError, LockHeldError
 from crm2erp.redact import redact, redact_traceback
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
-EXIT_LOCKED = 75   # sysexits.h EX_TEMPFAIL: another live run holds the flow's lock
 log = logging.getLogger("crm2erp.cli")
 
 
@@ -65,10 +70,22 @@ class Settings:
                               "(give --project or set CRM2ERP_PROJECT)")
         return load_project(self.project)
 
-    def open_store(self):
-        from crm2erp.store import StateStore
+    def open_store(self, *, create: bool = True):
+        """The project's state store. A SQLite file that does not exist yet is created,
+        with a note naming it; with ``create=False`` (commands that read, or act only on
+        what a store holds) the command gets an empty store in memory and writes no file."""
+        from crm2erp.store import DEFAULT_URL, StateStore
 
-        return StateStore.open(self.resolved_state_url())
+        url = self.resolved_state_url() or DEFAULT_URL
+        missing = _missing_sqlite_file(url)
+        if missing and not create:
+            log.warning("no state store at %s yet (nothing has run with it); it is not "
+                        "created by this command", missing)
+            return StateStore.open("sqlite://")
+        if missing:
+            log.warning("no state store at %s yet: creating a new, empty one (set state: in "
+                        "%s or --state to use another)", missing, self.project / "crm2erp.yaml")
+        return StateStore.open(url)
 
     def resolved_state_url(self) -> str | None:
         """``--state`` / ``CRM2ERP_STATE_URL``, else the project's ``crm2erp.yaml``
@@ -78,6 +95,23 @@ class Settings:
         from crm2erp.mapping.loader import project_state_url
 
         return project_state_url(self.project) if self.project.is_dir() else None
+
+
+def _missing_sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite ``url`` when it does not exist yet, else None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return None   # StateStore.open names the problem
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:") \
+            or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return None if path.exists() else path
 
 
 def _print_version(value: bool) -> None:
@@ -98,10 +132,17 @@ def root(
                               "state:, else sqlite:///crm2erp-state.db)."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    log_format: str = typer.Option(
+        "text", "--log-format", metavar="text|json", envvar="CRM2ERP_LOG_FORMAT",
+        help="Log lines on stderr as text, or as one JSON object per line (ts, level, "
+        "logger, message, flow, run_id, batch, partition)."),
     _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                   help="Print the version and exit."),
 ) -> None:
-    setup_logging(verbose + (2 if debug else 0))
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter(f"{log_format!r}: expected text or json",
+                                 param_hint="--log-format")
+    setup_logging(verbose + (2 if debug else 0), json_lines=log_format == "json")
     ctx.obj = Settings(project=project, state_url=state, debug=debug)
 
 
@@ -138,6 +179,10 @@ def _register_commands() -> None:
 def _report(exc: BaseException, label: str, style: str, debug: bool) -> None:
     """Print ``exc`` as one message (its traceback too with --debug): redacted,
     and shown literally, never read as markup."""
+    if json_logging():   # one JSON line, like every other line on stderr
+        log.error("%s %s", label, redact(str(exc)),
+                  exc_info=exc if debug else None)
+        return
     if debug:
         err_console.print(literal(redact_traceback(exc)), soft_wrap=True)
     err_console.print(Text.assemble((label, style), " ", literal(redact(str(exc)))),
@@ -158,16 +203,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except LockHeldError as exc:
         _report(exc, "locked:", "yellow", debug)
-        return EXIT_LOCKED
-    except Crm2ErpError as exc:
-        _report(exc, "error:", "red", debug)
-        return EXIT_PROBLEMS
-    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen input: no traceback
-        _report(exc, f"unexpected error ({type(exc).__name__}):", "red", debug)
-        if not debug:
+        return EXIT_NOT_RUN
+    except Exception as exc:  # noqa: BLE001 - no traceback, one message and its exit code
+        code = for_error(exc)
+        known = isinstance(exc, Crm2ErpError)
+        label = {EXIT_QUALITY_GATE: "stopped by the quality gate:"}.get(
+            code, "error:" if known else f"unexpected error ({type(exc).__name__}):")
+        _report(exc, label, "red", debug)
+        if not known and not debug and not json_logging():
             err_console.print("run again with --debug to see where it happened",
                               style="dim")
-        return EXIT_PROBLEMS
+        return code
     return EXIT_OK
 
 

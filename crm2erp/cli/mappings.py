@@ -114,7 +114,7 @@ def explain(ctx: typer.Context,
                               system=flow.source.connection)
     outbound = compile_mapping(project.mapping(flow.target_mapping_path),
                                system=flow.target.connection)
-    store = cfg.open_store()
+    store = cfg.open_store(create=False)
     try:
         resolver = StoreResolver(store)
         if not inbound.matches(row):
