@@ -127,6 +127,9 @@ def counts_table(title: str, results) -> Table:
 
 
 def progress_bar() -> Progress:
+    """A live progress line on a terminal; nothing at all elsewhere (a pipe, a CI log,
+    ``--log-format json``), where stderr carries only log lines."""
     return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                     TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
-                    console=err_console, transient=True)
+                    console=err_console, transient=True,
+                    disable=not err_console.is_terminal or json_logging())
