@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 
 import typer
 
-import crm2erp.connectors as connectors_pkg
 from crm2erp.cli.output import console
 from crm2erp.errors import ConfigError
 
@@ -15,7 +15,8 @@ app = typer.Typer(no_args_is_help=True, help="Local emulators of CRM and ERP API
 
 
 def _with_emulator() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(connectors_pkg.__path__) if m.ispkg
+    folders = importlib.util.find_spec("crm2erp.connectors").submodule_search_locations
+    return sorted(m.name for m in pkgutil.iter_modules(folders) if m.ispkg
                   and importlib.util.find_spec(f"crm2erp.connectors.{m.name}.emulator"))
 
 

@@ -208,9 +208,9 @@ def test_help_loads_no_engine_airflow_gx_or_pandas(tmp_path):
     """`crm2erp --help` stays fast: heavy packages load only in the commands that use them."""
     code = ("import sys\nfrom crm2erp.cli.app import _register_commands\n_register_commands()\n"
             "heavy = {'airflow', 'great_expectations', 'pandas', 'alembic', 'sqlalchemy',\n"
-            "         'starlette', 'uvicorn'}\n"
+            "         'starlette', 'uvicorn', 'pydantic'}\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy\n"
-            "             or m.startswith('crm2erp.engine')))")
+            "             or m.startswith(('crm2erp.engine', 'crm2erp.connectors'))))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr
