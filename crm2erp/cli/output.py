@@ -93,6 +93,7 @@ def setup_logging(verbose: int, *, json_lines: bool = False) -> None:
     handler.addFilter(RedactingFilter())
     handler.addFilter(_printable)
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    logging.captureWarnings(json_lines)   # Python warnings become JSON lines too
 
 
 def json_logging() -> bool:

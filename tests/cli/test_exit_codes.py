@@ -16,11 +16,9 @@ import pytest
 
 from crm2erp.cli.app import main
 from crm2erp.cli.exitcodes import TABLE, for_status
+from tests.cli.test_json_output import CSV, fill_project  # row 2 has no name
 
 ROOT = Path(__file__).resolve().parents[2]
-CSV = ("id,name,email,city,country,updated_at\n"
-       "1,Acme GmbH,info@acme.de,Berlin,DE,2024-01-01T10:00:00Z\n"
-       "2,,nobody@example.org,Bern,CH,2024-01-02T10:00:00Z\n")   # no name: a dead letter
 MODES = {"plain": [], "since": ["--since", "2020-01-01"], "full_refresh": ["--full-refresh"]}
 
 
@@ -29,14 +27,8 @@ def project(tmp_path, monkeypatch):
     """``crm2erp init``'s CSV -> SQLite project, one of its two rows without a name."""
     monkeypatch.chdir(tmp_path)
     assert main(["init", "proj"]) == 0
-    (tmp_path / "data").mkdir()
-    (tmp_path / "data" / "accounts.csv").write_text(CSV, encoding="utf-8")
-    db = tmp_path / "erp.db"
-    with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, crm_ref TEXT UNIQUE, "
-                     "name TEXT, email TEXT, city TEXT, country TEXT)")
-    monkeypatch.setenv("CRM_CSV_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("ERP_DATABASE_URL", f"sqlite:///{db}")
+    for name, value in fill_project(tmp_path).items():
+        monkeypatch.setenv(name, value)
     for name in ("CRM2ERP_PROJECT", "CRM2ERP_STATE_URL"):
         monkeypatch.delenv(name, raising=False)
     return tmp_path / "proj"
