@@ -71,3 +71,16 @@ def test_an_unknown_log_format_is_a_usage_error(tmp_path):
     done = _cli("--log-format", "xml", "status", cwd=tmp_path)
     assert done.returncode == 2 and "--log-format" in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_debug_puts_the_redacted_traceback_into_the_json_line(tmp_path):
+    (tmp_path / "connections.yaml").write_text(
+        "connections:\n  crm: {type: sql, url: 'postgresql+psycopg://u:s3cret-pw@127.0.0.1:9/x'"
+        "}\n", encoding="utf-8")
+    done = _cli("--log-format", "json", "--debug", "--state", "sqlite://", "check",
+                cwd=tmp_path)
+    assert done.returncode == 2
+    lines = _lines(done.stderr)
+    errors = [x for x in lines if x["level"] == "ERROR"]
+    assert errors and "exception" in errors[-1] and "Traceback" in errors[-1]["exception"]
+    assert "s3cret-pw" not in done.stderr + done.stdout
