@@ -104,8 +104,8 @@ def _missing_sqlite_file(url: str) -> Path | None:
 
     try:
         parsed = make_url(url)
-    except ArgumentError:
-        return None   # StateStore.open names the problem
+    except (ArgumentError, ValueError):
+        return None   # StateStore.open names the problem (a bad port, say)
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or database in (None, "", ":memory:") \
             or database.startswith("file:"):
