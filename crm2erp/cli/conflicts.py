@@ -14,7 +14,7 @@ def conflicts(ctx: typer.Context,
               limit: int = typer.Option(50, "--limit"),
               as_json: bool = json_option()) -> None:
     """List logged conflicts, newest first (see the flow's ownership and conflict_rule)."""
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     try:
         rows = store.list_conflicts(flow, limit=limit)
     finally:

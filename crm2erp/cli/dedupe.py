@@ -9,6 +9,7 @@ run, without asking again.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import replace
 
 import click
@@ -82,7 +83,7 @@ def list_(ctx: typer.Context,
     """List duplicate pairs (by default the ones waiting for review)."""
     if status not in STATUSES:
         raise ConfigError(f"--status {status!r}: expected one of {', '.join(STATUSES)}")
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     try:
         pairs = store.dedupe_pairs(flow=flow, status=None if status == "all" else status,
                                    limit=limit)
@@ -110,7 +111,7 @@ def list_(ctx: typer.Context,
 @app.command("show")
 def show(ctx: typer.Context, pair_id: int = typer.Argument(..., metavar="PAIR_ID")) -> None:
     """Show one pair with both records side by side."""
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     try:
         console.print(pair_table(store.get_dedupe_pair(pair_id)))
     finally:
@@ -126,7 +127,7 @@ def decide(ctx: typer.Context,
     """Decide one pair: accept (same entity, merge) or reject (keep apart)."""
     if decision not in DECISIONS:
         raise ConfigError(f"decision {decision!r}: expected accept or reject")
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     try:
         pair = store.decide_dedupe_pair(pair_id, DECISIONS[decision], _who(by), note)
     finally:
@@ -142,7 +143,7 @@ def review(ctx: typer.Context,
            ) -> None:
     """Go through the pending pairs one by one: accept, reject or skip each
     (o: set a field of the golden record first, as the console does)."""
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     who, done = _who(by), {"accepted": 0, "rejected": 0, "skipped": 0}
     try:
         pairs = store.dedupe_pairs(flow=flow, status="pending", limit=1_000_000)
@@ -191,11 +192,24 @@ def _ask(pair) -> tuple[str, dict]:
                                        show_default=False).strip() or None
 
 
-def _dedupe_stage(runner, flow: str):
-    stage = next((s for s in runner.stages if s.name == "dedupe"), None)
-    if stage is None:
-        raise ConfigError(f"flow {flow!r} has no dedupe section: nothing to train or explain")
-    return stage
+@contextmanager
+def _dedupe_stage(ctx: typer.Context, flow: str):
+    """FLOW's runner and dedupe stage, with the project's state store, for the with-block."""
+    from crm2erp.engine import Engine
+
+    cfg = settings(ctx)
+    project = cfg.load_project()
+    store = cfg.open_store()
+    try:
+        with Engine(project, store) as engine:
+            runner = engine.runner(flow)
+            stage = next((s for s in runner.stages if s.name == "dedupe"), None)
+            if stage is None:
+                raise ConfigError(f"flow {flow!r} has no dedupe section: nothing to train "
+                                  "or explain")
+            yield store, runner, stage
+    finally:
+        store.close()
 
 
 def _bits(value: float) -> str:
@@ -211,34 +225,24 @@ def train(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name.")
     already synced and, with dedupe.target, the target's own. An implausible
     fit is refused (exit 2) and the previous model stays in use.
     """
-    from crm2erp.engine import Engine
     from crm2erp.quality.dedupe.fellegi_sunter import ImplausibleFit
     from crm2erp.quality.dedupe.model import level_rows, to_payload
     from crm2erp.quality.dedupe.model import train as fit
     from crm2erp.store.dedupe import DedupeModel
 
-    cfg = settings(ctx)
-    project = cfg.load_project()
-    store = cfg.open_store()
-    try:
-        with Engine(project, store) as engine:
-            runner = engine.runner(flow)
-            stage = _dedupe_stage(runner, flow)
-            records, unusable = stage.training_records(runner)
-            try:
-                params, warnings, n_pairs = fit(stage.config,
-                                                [r.data for r in records.values()])
-            except ImplausibleFit as exc:
-                previous = store.dedupe_model(flow)
-                kept = (f"the previous model #{previous.id} (trained "
-                        f"{previous.trained_at:%Y-%m-%d %H:%M} UTC) stays in use" if previous
-                        else "no model is stored")
-                raise ConfigError(f"flow {flow!r}: training refused: {exc}; {kept}") from None
-            saved = store.save_dedupe_model(DedupeModel(
-                flow, stage.entity, len(records), n_pairs,
-                to_payload(stage.config, params, warnings)))
-    finally:
-        store.close()
+    with _dedupe_stage(ctx, flow) as (store, runner, stage):
+        records, unusable = stage.training_records(runner)
+        try:
+            params, warnings, n_pairs = fit(stage.config, [r.data for r in records.values()])
+        except ImplausibleFit as exc:
+            previous = store.dedupe_model(flow)
+            kept = (f"the previous model #{previous.id} (trained "
+                    f"{previous.trained_at:%Y-%m-%d %H:%M} UTC) stays in use" if previous
+                    else "no model is stored")
+            raise ConfigError(f"flow {flow!r}: training refused: {exc}; {kept}") from None
+        saved = store.save_dedupe_model(DedupeModel(
+            flow, stage.entity, len(records), n_pairs,
+            to_payload(stage.config, params, warnings)))
     table = Table(title=literal(
         f"model #{saved.id} of flow {flow}: trained {saved.trained_at:%Y-%m-%d %H:%M} UTC on "
         f"{saved.n_records} records, {saved.n_pairs} candidate pairs, "
@@ -273,23 +277,13 @@ def explain(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name.
                                     "canonical id."),
             b: str = typer.Argument(..., metavar="B", help="The other record.")) -> None:
     """Show the per-field comparison level and weight behind one pair's score."""
-    from crm2erp.engine import Engine
-
-    cfg = settings(ctx)
-    project = cfg.load_project()
-    store = cfg.open_store()
-    try:
-        with Engine(project, store) as engine:
-            runner = engine.runner(flow)
-            stage = _dedupe_stage(runner, flow)
-            matcher = stage.matcher
-            if matcher.params is None:
-                raise ConfigError(f"flow {flow!r} has no trained matching model and its "
-                                  f"configuration gives no m/u/lambda; run crm2erp dedupe "
-                                  f"train {flow} first")
-            records, _ = stage.training_records(runner)
-    finally:
-        store.close()
+    with _dedupe_stage(ctx, flow) as (_, runner, stage):
+        matcher = stage.matcher
+        if matcher.params is None:
+            raise ConfigError(f"flow {flow!r} has no trained matching model and its "
+                              f"configuration gives no m/u/lambda; run crm2erp dedupe "
+                              f"train {flow} first")
+        records, _ = stage.training_records(runner)
     ids = list(records)
     index = {rid: i for i, rid in enumerate(ids)}
     for i, record in enumerate(records.values()):

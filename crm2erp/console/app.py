@@ -126,7 +126,7 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
                    "parked": store.count_dead_letters(name, "parked"),
                    "since_ok": age(good_at, now) if good else "never",
                    "spark": sparkline([r.read for r in reversed(runs)])}
-            if status in ("failed", "crashed"):
+            if status in ("failed", "stopped", "crashed"):
                 row["rank"], row["why"] = 0, f"last run {status}"
             elif row["open"]:
                 row["rank"], row["why"] = 1, f"{row['open']} dead letter(s) to fix"

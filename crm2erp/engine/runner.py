@@ -47,8 +47,10 @@ from crm2erp.engine.memory import (
 )
 from crm2erp.engine.resolver import StoreResolver
 from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks, start_stages
+from crm2erp.engine.status import run_status
 from crm2erp.errors import ConfigError, Crm2ErpError, ParentMissingError, RecordError
 from crm2erp.jsonutil import payload_hash, to_jsonable
+from crm2erp.logcontext import next_batch, run_context
 from crm2erp.mapping.compiler import CompiledMapping
 from crm2erp.mapping.models import FlowSpec
 from crm2erp.mapping.paths import get_path
@@ -180,21 +182,22 @@ class FlowRunner:
             for connector in (self.source, self.target):   # not this run's
                 connector.take_warnings()
             self.context.run_id, self.context.rows_read = run_id, 0
-            start_stages(self.stages, self.context)
-            try:
-                body(result)
-            except BaseException as exc:
-                result.status, result.error = "failed", exc
-                self.store.finish_run(run_id, "failed", message=str(exc)[:2000],
-                                      warnings=self._warnings(result))
+            with run_context(self.flow.flow, run_id, self.partition):
+                try:
+                    start_stages(self.stages, self.context)
+                    body(result)
+                except BaseException as exc:
+                    result.status, result.error = run_status(result.counts, exc), exc
+                    self.store.finish_run(run_id, result.status, message=str(exc)[:2000],
+                                          warnings=self._warnings(result))
+                    run_hooks(self, result)
+                    raise
+                result.status = run_status(result.counts)
+                self.store.finish_run(run_id, result.status, warnings=self._warnings(result))
                 run_hooks(self, result)
-                raise
-            result.status = "partial" if result.new_dead_letters else "succeeded"
-            self.store.finish_run(run_id, result.status, warnings=self._warnings(result))
-            run_hooks(self, result)
-        result.seconds = time.monotonic() - started
-        log.info("flow %s run %s %s: %s", self.flow.flow, run_id, result.status,
-                 dict(result.counts))
+                result.seconds = time.monotonic() - started
+                log.info("flow %s run %s %s: %s", self.flow.flow, run_id, result.status,
+                         dict(result.counts))
         return result
 
     def _warnings(self, result: RunResult) -> list[str]:
@@ -304,6 +307,7 @@ class FlowRunner:
     def _process(self, rows: list[Row], cursor: Cursor | None, result: RunResult,
                  dry_run: bool, *, retry: bool = False, rejected=(),
                  deleted_keys=(), closed_keys=()) -> None:
+        next_batch()
         counts: Counter = Counter(read=0 if retry else len(rows) + len(rejected))
         commit = BatchCommit(run_id=result.run_id, flow=self.flow.flow, xref=[],
                              dead_letters=[], resolved_keys=[], watermark=None, counts=counts)
