@@ -17,6 +17,8 @@ __all__ = ["SUCCEEDED", "PARTIAL", "FAILED", "STOPPED", "held_back", "run_status
 
 from collections.abc import Mapping
 
+from crm2erp.errors import QualityGateError
+
 SUCCEEDED, PARTIAL, FAILED, STOPPED = "succeeded", "partial", "failed", "stopped"
 _DRY_RUN_WORDS = {SUCCEEDED: "would succeed", PARTIAL: "would dead-letter"}
 
@@ -29,8 +31,6 @@ def held_back(counts: Mapping[str, int]) -> int:
 def run_status(counts: Mapping[str, int], error: BaseException | None = None) -> str:
     """The status of a run with these ``counts``, stopped by ``error`` if not None."""
     if error is not None:
-        from crm2erp.quality.gx.errors import QualityGateError
-
         return STOPPED if isinstance(error, QualityGateError) else FAILED
     return PARTIAL if held_back(counts) else SUCCEEDED
 
