@@ -77,7 +77,7 @@ FACTORIES: list[str] = [
 #: "module:function" hooks called after every run has been closed in the
 #: store, each ``hook(runner, result)``; a failing hook is logged, never fatal.
 RUN_HOOKS: list[str] = [
-    "crm2erp.quality.report:write_run_report",
+    "crm2erp.console.export:write_run_report",
     "crm2erp.engine.notify:notify_dead_letters",
 ]
 
