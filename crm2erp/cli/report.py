@@ -28,7 +28,7 @@ def write_site(cfg, folder: Path, unmask: bool, run_id: int | None = None) -> li
 
 
 def report(ctx: typer.Context,
-           run_id: int = typer.Argument(None, metavar="[RUN_ID]",
+           run_id: int = typer.Argument(None, metavar="RUN_ID",
                                         help="The run whose page to name (default: the index)."),
            out: Path = typer.Option(None, "--out", "-o", metavar="DIR",
                                     help="Folder to write (default: the reports folder, "

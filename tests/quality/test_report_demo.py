@@ -17,6 +17,7 @@ from crm2erp.cli import main
 from crm2erp.demo import run_demo
 from crm2erp.store import StateStore
 from crm2erp.store.quality import QualityResult
+from tests.console.test_export import shown
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
                   "--no-first-run", "--disable-background-networking",
@@ -29,12 +30,6 @@ def chromium(page, tmp_path, *args) -> subprocess.CompletedProcess:
     assert binary, "chromium is not installed: run scripts/system-deps.sh"
     return subprocess.run([binary, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chrome'}",
                            *args, page.as_uri()], capture_output=True, text=True, timeout=120)
-
-
-def shown(path) -> str:
-    """The page's text as a reader sees it (tags dropped, entities decoded)."""
-    text = path.read_text(encoding="utf-8")
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
 
 
 @pytest.fixture
