@@ -1,4 +1,4 @@
-"""``crm2erp report RUN_ID``: the steward report of one run, as HTML or JSON."""
+"""``crm2erp report [RUN_ID]``: the steward report as static HTML (the console's pages)."""
 
 from __future__ import annotations
 
@@ -8,42 +8,66 @@ import typer
 
 from crm2erp.cli.context import settings
 from crm2erp.cli.output import console, literal
-from crm2erp.errors import ConfigError
 
 
-def _flow_and_mappings(cfg, flow_name: str):
-    """The run's FlowSpec and mappings when the project is at hand (for the PII mask)."""
-    try:
-        project = cfg.load_project()
-    except ConfigError:
-        return None, []
-    flow = project.flows.get(flow_name)
-    if flow is None:
-        return None, []
-    return flow, [project.mapping(flow.source_mapping_path),
-                  project.mapping(flow.target_mapping_path)]
+def write_site(cfg, folder: Path, unmask: bool, run_id: int | None = None) -> list[Path]:
+    """The console's pages into ``folder`` (``crm2erp report`` and ``serve --export``),
+    masked per the flows' ``quality.mask`` unless ``unmask`` (the project must load:
+    a report is never unmasked by accident). ``run_id``: that run must exist."""
+    from crm2erp.console.export import export_site
+    from crm2erp.console.views import flow_masker
 
-
-def report(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="RUN_ID"),
-           out: Path = typer.Option(None, "--out", "-o", help="File to write."),
-           as_json: bool = typer.Option(False, "--json", help="JSON instead of HTML.")) -> None:
-    """Write the steward report of RUN_ID (HTML; --json for JSON on stdout or --out)."""
-    from crm2erp.quality.report import collect, render_html, render_json, reports_dir
-
-    cfg = settings(ctx)
+    project = None if unmask else cfg.load_project()
     store = cfg.open_store(create=False)
     try:
-        flow_name = store.get_run(run_id).flow
-        flow, mappings = _flow_and_mappings(cfg, flow_name)
-        folder = reports_dir(store)
-        target = out or (None if as_json else (folder or Path.cwd()) / f"run-{run_id}.html")
-        data = collect(store, run_id, flow=flow, mappings=mappings)
+        if run_id is not None:
+            store.get_run(run_id)   # an unknown id: a config error naming it
+        return export_site(store, folder, lambda flow: flow_masker(project, flow))
     finally:
         store.close()
-    text = render_json(data) if as_json else render_html(data)
-    if target is None:
-        console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def report(ctx: typer.Context,
+           run_id: int = typer.Argument(None, metavar="RUN_ID",
+                                        help="The run whose page to name (default: the index)."),
+           out: Path = typer.Option(None, "--out", "-o", metavar="DIR",
+                                    help="Folder to write (default: the reports folder, "
+                                    "else ./reports)."),
+           as_json: bool = typer.Option(False, "--json", help="Print RUN_ID's data as JSON "
+                                        "instead of writing pages."),
+           unmask: bool = typer.Option(False, "--unmask", help="Show the fields the flows' "
+                                       "quality.mask names in full (personal data).")) -> None:
+    """Write the steward report: index.html, a page per flow and per run (a finished
+    run's page is never rewritten), the same pages as `crm2erp serve --export`."""
+    from crm2erp.quality.report import reports_dir
+
+    cfg = settings(ctx)
+    if as_json:
+        _print_json(cfg, run_id, unmask)
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text, encoding="utf-8")
-    console.print(literal(f"wrote {target}"))
+    store = cfg.open_store(create=False)
+    try:
+        folder = out or reports_dir(store) or Path("reports")
+    finally:
+        store.close()
+    written = write_site(cfg, folder, unmask, run_id)
+    page = folder / ("index.html" if run_id is None else f"run-{run_id}.html")
+    console.print(literal(f"wrote {len(written)} file(s) to {folder}; open {page}"),
+                  soft_wrap=True)
+
+
+def _print_json(cfg, run_id: int | None, unmask: bool) -> None:
+    from crm2erp.console.export import run_data
+    from crm2erp.console.views import flow_masker
+    from crm2erp.jsonutil import dumps
+
+    if run_id is None:
+        raise typer.BadParameter("--json needs a RUN_ID", param_hint="RUN_ID")
+    project = None if unmask else cfg.load_project()
+    store = cfg.open_store(create=False)
+    try:
+        run = store.get_run(run_id)
+        text = dumps(run_data(store, run, flow_masker(project, run.flow)), indent=2)
+    finally:
+        store.close()
+    console.print(text, markup=False, highlight=False, soft_wrap=True)

@@ -49,12 +49,7 @@ def serve(ctx: typer.Context,
 
 
 def _export(cfg, folder: Path, unmask: bool) -> None:
-    from crm2erp.console.export import export_site
+    from crm2erp.cli.report import write_site
 
-    project = None if unmask else cfg.load_project()
-    store = cfg.open_store()
-    try:
-        written = export_site(store, folder, project)
-    finally:
-        store.close()
-    typer.echo(f"wrote {len(written)} page(s) to {folder} (open {folder / 'index.html'})")
+    written = write_site(cfg, folder, unmask)
+    typer.echo(f"wrote {len(written)} file(s) to {folder} (open {folder / 'index.html'})")

@@ -34,6 +34,7 @@ from crm2erp.console.views import (
     group_letters,
     history_chart,
     mask_letter,
+    masked_rules,
     overdue,
     sparkline,
 )
@@ -197,9 +198,7 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
 
     def run(request: Request):
         record = found(store.get_run, request.path_params["id"])
-        mask = masker(record.flow)
-        rules = [dataclasses.replace(r, sample=[mask.value(r.column, v) for v in r.sample])
-                 for r in store.quality_results(record.id)]
+        rules = masked_rules(store, record.id, masker(record.flow))
         return page("run.html", run=record, status=store.run_status(record), rules=rules)
 
     def reconciliation(request: Request):
@@ -281,21 +280,29 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         except ValueError:
             raise HTTPException(400, f"as_of {given!r}: expected a date (YYYY-MM-DD)") from None
 
+    def business_masks():
+        """Entity -> its flows' PII mask; a project that does not load refuses the page."""
+        from crm2erp.console.business import entity_masks
+
+        return entity_masks(None if unmask else load_project())
+
     def business(request: Request):
         from crm2erp.console.business import business_view
 
-        return page("business.html", view=business_view(store, as_of(request)))
+        return page("business.html", view=business_view(store, as_of(request),
+                                                        business_masks()))
 
     def business_records(request: Request):
         from crm2erp.console.business import business_view, record_rows
 
-        view = business_view(store, as_of(request))
+        masks = business_masks()
+        view = business_view(store, as_of(request), masks)
         figure = view.figures().get(request.path_params["key"])
         if figure is None:
             raise HTTPException(404, f"no figure {request.path_params['key']!r} in the "
                                      "business view (it may have no records now)")
         return page("business_records.html", figure=figure, as_of=view.as_of,
-                    rows=record_rows(store, figure, view.names))
+                    rows=record_rows(store, figure, view.names, masks))
 
     async def error(request: Request, exc: Exception):
         """A refused request or a crm2erp error (a project that does not load, an

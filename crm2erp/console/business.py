@@ -11,15 +11,18 @@ page can link each number to its records.
 
 from __future__ import annotations
 
-__all__ = ["Figure", "BusinessView", "business_view", "CLOSED_STAGES"]
+__all__ = ["Figure", "BusinessView", "business_view", "entity_masks", "CLOSED_STAGES"]
 
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from crm2erp.quality.report.mask import Masker
+
 CLOSED_STAGES = ("won", "lost", "closed_won", "closed_lost")
 TOP_CUSTOMERS = 10
+NO_MASK = Masker(set())
 
 
 @dataclass
@@ -63,6 +66,16 @@ class BusinessView:
                                        self.top_customers, self.order_status) for f in group}
 
 
+def entity_masks(project) -> dict[str, Masker]:
+    """Entity -> the canonical fields any of its flows' ``quality.mask`` names
+    (``project`` None: nothing masked)."""
+    fields: dict[str, set[str]] = {}
+    for flow in (project.flows.values() if project is not None else ()):
+        quality = getattr(flow, "quality", None)
+        fields.setdefault(flow.entity, set()).update(quality.mask if quality else ())
+    return {entity: Masker(names) for entity, names in fields.items()}
+
+
 def _money(value: Any) -> Decimal | None:
     if value is None or value == "":
         return None
@@ -96,11 +109,15 @@ def _largest(figures, limit: int | None = None) -> list[Figure]:
     return ranked[:limit] if limit else ranked
 
 
-def business_view(store, as_of: dt.date) -> BusinessView:
+def business_view(store, as_of: dt.date, masks: dict[str, Masker] | None = None
+                  ) -> BusinessView:
     """The figures as the hub knows them now; invoices due before ``as_of`` with an
-    amount due are overdue."""
+    amount due are overdue. ``masks``: entity -> the PII mask of its canonical fields
+    (customer names shown masked when an Account flow masks ``name``)."""
     accounts = _states(store, "Account")
-    names = {cid: str(data.get("name") or cid) for cid, data in accounts.items()}
+    name_mask = (masks or {}).get("Account", NO_MASK)
+    names = {cid: str(name_mask.value("name", data.get("name")) or cid)
+             for cid, data in accounts.items()}
     opportunities = _states(store, "Opportunity")
     orders = _states(store, "SalesOrder")
     invoices = _states(store, "Invoice")
@@ -159,15 +176,18 @@ def business_view(store, as_of: dt.date) -> BusinessView:
         names=names)
 
 
-def record_rows(store, figure: Figure, names: dict[str, str]) -> list[dict]:
+def record_rows(store, figure: Figure, names: dict[str, str],
+                masks: dict[str, Masker] | None = None) -> list[dict]:
     """The records behind ``figure``: label, customer, date, status, money and
-    the ids each system knows the record by."""
+    the ids each system knows the record by; the fields the entity's flows mask,
+    masked (``masks``: entity -> mask)."""
     states = store.canonical_states(figure.entity, figure.ids)
     systems = {system: store.external_ids(figure.entity, system, figure.ids)
                for system in ("crm", "erp")}
+    mask = (masks or {}).get(figure.entity, NO_MASK)
     rows = []
     for cid in figure.ids:
-        data = states[cid].data if cid in states else {}
+        data = mask.row(states[cid].data) if cid in states else {}
         rows.append({
             "id": cid,
             "label": (data.get("invoice_number") or data.get("order_number")

@@ -125,6 +125,12 @@ def mask_letter(letter, masker):
     return dataclasses.replace(letter, payload=payload, error=error)
 
 
+def masked_rules(store, run_id: int, masker) -> list:
+    """The run's quality results with their sample values masked."""
+    return [dataclasses.replace(r, sample=[masker.value(r.column, v) for v in r.sample])
+            for r in store.quality_results(run_id)]
+
+
 def flow_masker(project, flow_name: str):
     """The flow's PII masker: its ``quality.mask`` under every name the field has
     (``project`` None: nothing masked, the steward may see it all)."""

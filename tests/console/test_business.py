@@ -188,3 +188,34 @@ def test_each_figure_links_to_the_records_behind_it(page, erp):
     assert len(re.findall(r"<tr><td title=", behind.text)) == int(overdue.group(2))
     assert client.get("/business/no-such-figure").status_code == 404
     assert client.get("/business", params={"as_of": "soon"}).status_code == 400
+
+
+def test_customer_names_follow_the_account_flows_mask_unless_unmasked(demo, erp):
+    with erp.connect() as conn:
+        names = {r[0] for r in conn.execute(sa.text(
+            "SELECT c.name FROM invoices i JOIN customers c ON c.id = i.customer_id"))}
+    flow_file = demo.project / "accounts.flow.yaml"
+    original = flow_file.read_text()
+    flow_file.write_text(original + "quality: {mask: [name]}\n")
+    try:
+        shown = {}
+        for unmask in (False, True):
+            with TestClient(create_app(demo.state_url, demo.project, unmask=unmask)) as client:
+                view = client.get("/business", params={"as_of": AS_OF.isoformat()})
+                link = re.search(r'<section class="group" id="top-customers">.*?'
+                                 r'<a href="([^"]+)">', view.text, re.S).group(1)
+                records = client.get(html.unescape(link))
+                shown[unmask] = (view, records)
+    finally:
+        flow_file.write_text(original)
+    view, records = shown[False]
+    customers = [r[0] for r in cells(view, "overdue") + cells(view, "top-customers")]
+    assert customers and all(c.endswith("***") for c in customers)
+    assert {c[0] for c in customers} <= {n[0] for n in names}   # the first letter stays
+    assert not [n for n in names if n in html.unescape(view.text + records.text)]
+    behind = [html.unescape(re.sub(r"<[^>]+>", "", row.split("</td>")[1])).strip()
+              for row in re.findall(r"<tr><td[^>]*>(.*?)</tr>", records.text, re.S)]
+    assert behind and all(c.endswith("***") for c in behind)
+    view, records = shown[True]
+    assert {r[0] for r in cells(view, "top-customers")} <= names
+    assert any(n in html.unescape(records.text) for n in names)

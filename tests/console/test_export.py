@@ -37,7 +37,7 @@ def test_export_writes_an_index_flow_pages_and_immutable_run_pages(tmp_path):
     run_page = out / "run-1.html"
     assert "Failed: 4" in shown(run_page) and "Parked: 0" in shown(run_page)
     assert f"{HOSTILE_NAME}, Köln" in shown(run_page)          # UTF-8 and markup as text
-    for page in out.iterdir():          # self-contained: no script, nothing from a server
+    for page in out.glob("*.html"):     # self-contained: no script, nothing from a server
         text = page.read_text(encoding="utf-8")
         assert "<script" not in text and 'href="/' not in text and "<img" not in text, page
     before = run_page.read_bytes()

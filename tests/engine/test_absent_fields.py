@@ -11,8 +11,9 @@ import subprocess
 import sys
 
 import sqlalchemy as sa
+from markupsafe import escape
 
-from crm2erp.quality.report import collect, render_html
+from crm2erp.console.export import export_site
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0)
 
@@ -39,7 +40,7 @@ def _status(systems) -> subprocess.CompletedProcess:
 
 
 def test_typo_in_from_keeps_target_values_and_warns(account, systems, engine_for,
-                                                    project_writer):
+                                                    project_writer, tmp_path):
     systems.add_accounts(*(account(n) for n in range(1, 6)))
     first = engine_for(systems).run("accounts")
     assert first.counts["created"] == 5 and first.warnings == []
@@ -66,8 +67,9 @@ def test_typo_in_from_keeps_target_values_and_warns(account, systems, engine_for
     status = _status(systems)
     assert status.returncode == 0, status.stderr
     assert "warning: flow accounts run" in status.stdout and "'emial'" in status.stdout
-    html = render_html(collect(engine.store, result.run_id))
-    assert 'id="run-warnings"' in html and "&#39;emial&#39;" in html
+    export_site(engine.store, tmp_path / "report")
+    page = (tmp_path / "report" / f"run-{result.run_id}.html").read_text(encoding="utf-8")
+    assert f"<li>{escape(warning)}</li>" in page and "&#39;emial&#39;" in page
 
 
 def test_a_field_some_records_have_is_no_warning(account, systems, engine_for):
