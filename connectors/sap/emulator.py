@@ -42,9 +42,9 @@ from crm2erp.connectors.sap import batch
 from crm2erp.connectors.sap.model import SERVICES, TYPES, EmulatorError, EntityType, Store
 from crm2erp.connectors.sap.model import encode_value as _encode
 from crm2erp.connectors.sap.odata import error_body
-from crm2erp.connectors.sap.odatafilter import FilterError, parse_filter
 from crm2erp.testing.emulation import FaultInjection, query_fields, read_body, respond
 from crm2erp.testing.emulation import Reply as _Reply
+from crm2erp.testing.odata import V2, FilterError, parse_filter
 from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
@@ -548,7 +548,7 @@ class SapEmulator(FaultInjection):
     def _list(self, etype: EntityType, rows: list[dict], query: dict[str, str], rest: str):
         if query.get("$filter"):
             try:
-                keep = parse_filter(query["$filter"], set(etype.props))
+                keep = parse_filter(query["$filter"], set(etype.props), V2)
             except FilterError as exc:
                 raise EmulatorError(400, "/IWBEP/CM_MGW_RT/012", str(exc)) from None
             rows = [r for r in rows if keep(r)]

@@ -2,50 +2,119 @@
 
 Every API emulator (Salesforce, HubSpot, ERP REST...) is a plain WSGI app, so
 tests, benchmarks and ``crm2erp emulator run`` all serve it the same way:
-a real HTTP server on 127.0.0.1 that a connector talks to over real sockets.
+a real HTTP/1.1 server on 127.0.0.1 that a connector talks to over real
+sockets, keeping connections alive between requests as the vendors' servers
+do, so a connector's session (``requests``/``httpx``) really reuses them.
+The server is cheroot's threaded WSGI server (a pool of worker threads; idle
+keep-alive connections wait in a selector, not in a thread).
 :func:`emulator_parser` and :func:`serve_until_interrupted` are the common part
 of every emulator's ``main(argv)`` (``python -m crm2erp.connectors.X.emulator``).
 """
 
 from __future__ import annotations
 
-__all__ = ["serve_wsgi", "QuietHandler", "ThreadingWSGIServer", "make_server",
+__all__ = ["serve_wsgi", "serving", "EmulatorServer", "make_server",
            "emulator_parser", "serve_until_interrupted", "emulator_process"]
 
 import argparse
 import contextlib
 import logging
 import socket
-import socketserver
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
-from wsgiref.simple_server import make_server as _make_server
+from urllib.parse import unquote, urlsplit
+
+from cheroot import wsgi
 
 log = logging.getLogger(__name__)
 
 
-class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
-    """One thread per connection, so a slow response does not block the others."""
-
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class QuietHandler(WSGIRequestHandler):
-    """Access log through :mod:`logging` (debug) instead of stderr."""
-
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
-        log.debug("%s - %s", self.address_string(), format % args)
+def _wsgiref_path(app: Callable) -> Callable:
+    """``app`` seeing ``PATH_INFO`` fully unquoted (``%2F`` too), as stdlib ``wsgiref``
+    gives it and the emulators were written for (cheroot keeps ``%2F`` quoted)."""
+    def wrapped(environ: dict[str, Any], start_response: Callable):
+        raw_path = urlsplit(environ.get("REQUEST_URI", "")).path
+        if raw_path:
+            environ["PATH_INFO"] = unquote(raw_path, "iso-8859-1")
+        return app(environ, start_response)
+    return wrapped
 
 
-def make_server(app: Callable, host: str = "127.0.0.1", port: int = 0) -> ThreadingWSGIServer:
-    return _make_server(host, port, app, server_class=ThreadingWSGIServer,
-                        handler_class=QuietHandler)
+class EmulatorServer(wsgi.Server):
+    """A threaded HTTP/1.1 WSGI server with keep-alive, bound when created.
+
+    It has the surface tests used of the stdlib server (``server_port``,
+    ``serve_forever``, ``shutdown``, ``server_close``) and counts the TCP
+    connections it accepted (:attr:`accepted_connections`), so a test can see
+    that a client reused one connection.
+    """
+
+    expiration_interval = 0.05     # how often the idle loop looks up: stop() waits this long
+    keep_alive_conn_limit = 64     # idle keep-alive connections held before closing new ones
+    threads = 10                   # requests served at the same time
+
+    def __init__(self, app: Callable, host: str = "127.0.0.1", port: int = 0):
+        super().__init__((host, port), _wsgiref_path(app), numthreads=self.threads,
+                         server_name=host, request_queue_size=64, shutdown_timeout=5)
+        self.stats["Enabled"] = True   # counts accepts (cheroot's own statistics)
+        self.prepare()                 # binds now: port 0 becomes a free port
+
+    @property
+    def server_port(self) -> int:
+        return self.bind_addr[1]
+
+    @property
+    def url(self) -> str:
+        """The base URL, no trailing slash: ``http://127.0.0.1:PORT``."""
+        return f"http://{self.bind_addr[0]}:{self.server_port}"
+
+    @property
+    def accepted_connections(self) -> int:
+        """TCP connections accepted since the server started."""
+        return self.stats["Accepts"]
+
+    def serve_forever(self, poll_interval: float | None = None) -> None:
+        """Serve until :meth:`shutdown` (``poll_interval`` is :attr:`expiration_interval`)."""
+        self.serve()
+
+    def shutdown(self) -> None:
+        """Stop serving, close every connection and end the worker threads."""
+        self.stop()
+        # cheroot registers every server's statistics globally: drop them, or each
+        # server (and the emulator app with its records) would live until exit
+        logging.statistics.pop(f"Cheroot HTTPServer {id(self)}", None)
+
+    server_close = shutdown
+
+    def error_log(self, msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
+        """cheroot's errors (an app that raised, a client that hung up) go to :mod:`logging`."""
+        log.log(level, "%s", msg, exc_info=traceback)
+
+
+def make_server(app: Callable, host: str = "127.0.0.1", port: int = 0) -> EmulatorServer:
+    """``app`` bound to ``host:port`` (``0``: a free port), not serving yet."""
+    return EmulatorServer(app, host, port)
+
+
+@contextlib.contextmanager
+def serving(app: Callable, host: str = "127.0.0.1", port: int = 0) -> Iterator[EmulatorServer]:
+    """Run ``app`` until the ``with`` block ends; yields the running server
+    (``url``, ``accepted_connections``). :func:`serve_wsgi` yields just its URL."""
+    server = make_server(app, host, port)
+    if hasattr(app, "base_url"):
+        app.base_url = server.url
+    thread = threading.Thread(target=server.serve_forever, name=f"wsgi-{server.server_port}",
+                              daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
 
 
 @contextlib.contextmanager
@@ -55,19 +124,8 @@ def serve_wsgi(app: Callable, host: str = "127.0.0.1", port: int = 0) -> Iterato
     ``port=0`` picks a free port. If the app has a ``base_url`` attribute it is
     set, so the emulator can build absolute URLs (``instance_url``) itself.
     """
-    server = make_server(app, host, port)
-    base_url = f"http://{host}:{server.server_port}"
-    if hasattr(app, "base_url"):
-        app.base_url = base_url
-    thread = threading.Thread(target=server.serve_forever, name=f"wsgi-{server.server_port}",
-                              kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield base_url
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with serving(app, host, port) as server:
+        yield server.url
 
 
 def _number(kind, low: float, high: float | None, what: str) -> Callable[[str], Any]:
@@ -113,7 +171,7 @@ def serve_until_interrupted(app: Callable, host: str, port: int, banner: str) ->
     """
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     server = make_server(app, host, port)
-    base_url = f"http://{host}:{server.server_port}"
+    base_url = server.url
     if hasattr(app, "base_url"):
         app.base_url = base_url
     # printed, not logged: the crm2erp CLI logs warnings only, and the user needs these
