@@ -20,6 +20,7 @@ __all__ = [
     "Crm2ErpError",
     "RetriableError",
     "FatalError",
+    "BudgetExhaustedError",
     "RecordError",
     "ParentMissingError",
     "ConfigError",
@@ -51,6 +52,14 @@ class LockHeldError(RetriableError):
 
 class FatalError(Crm2ErpError):
     """A failure that stops the run; retrying the same call will not help."""
+
+
+class BudgetExhaustedError(FatalError):
+    """A usage budget of the remote system (its daily API quota) is used up.
+
+    The run stops with its watermark at the last committed batch; the next run
+    resumes there. Under Airflow the task ends as skipped, not failed.
+    """
 
 
 class RecordError(Crm2ErpError):

@@ -29,6 +29,7 @@ from airflow.sdk import DAG, Asset, Param, dag, task
 from crm2erp.mapping.models import FlowSpec, Schedule, parse_duration
 from crm2erp.orchestration import tasks
 from crm2erp.orchestration.projects import FlowEntry, scan_projects
+from crm2erp.orchestration.retry import RetryAfterPolicy
 
 START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 DEFAULT_ARGS: dict[str, Any] = {
@@ -36,6 +37,7 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_delay": dt.timedelta(minutes=1),
     "retry_exponential_backoff": 2.0,  # 1, 2, 4 minutes...
     "max_retry_delay": dt.timedelta(minutes=30),
+    "retry_policy": RetryAfterPolicy(),  # a 429's Retry-After sets the next delay
 }
 MODES = ["incremental", "full_refresh", "since"]
 
