@@ -65,7 +65,8 @@ def test_the_whole_tree_passes_ruff():
 # -- declared dependencies -------------------------------------------------
 # where a module's imports must be declared: folder -> extra (None = install_requires)
 AREAS = {"quality": "quality", "crm2erp/orchestration": "airflow", "dags": "airflow",
-         "crm2erp/lineage": "lineage", "crm2erp/console": "console"}
+         "crm2erp/lineage": "lineage", "crm2erp/console": "console",
+         "connectors/tryton": "tryton"}
 # imported, yet rightly not declared: the pytest11 plugin is loaded by pytest only
 NOT_DECLARED = {"pytest": "crm2erp/testing/conformance.py is loaded by pytest itself"}
 
@@ -143,6 +144,15 @@ def test_every_imported_package_is_declared_in_the_right_extra():
                 problems.append(f"{file} imports {module} ({', '.join(sorted(providers))}), "
                                 f"not in {where}")
     assert problems == []
+
+
+def test_the_tryton_extra_is_the_client_and_tryton_server_the_local_server():
+    extras = _setup_cfg()["options.extras_require"]
+    client = {_dist(line) for line in extras["tryton"].splitlines() if line.strip()}
+    server = {_dist(line) for line in extras["tryton-server"].splitlines() if line.strip()}
+    assert not any(name.startswith(("trytond", "proteus")) for name in client)
+    assert {"trytond", "trytond-sale", "trytond-stock-forecast", "proteus"} <= server
+    assert "tryton-server" in extras["dev"].split("[", 1)[1].split("]")[0].split(",")
 
 
 def test_pins_are_lower_bounds_with_the_next_major_excluded():
