@@ -2,11 +2,11 @@
 
 The canonical pydantic model already refuses malformed records, so the
 schema-derived expectations (required fields, enum value sets, formats,
-ranges, types) pass for every record that reached the quality stage; they are
-in the suite so that the exported suite documents the whole contract and so
-that ``crm2erp quality run`` reports them next to the flow's own rules. The
-flow's rules are what usually fails: business requirements stricter than the
-model (a tax id for customers, a postal code format per country...).
+ranges, types) pass for every record that reached the quality stage while
+costing most of the gate's time: they are only added with ``schema: true``,
+to document the whole contract in the exported suite. The flow's rules are
+what can fail: business requirements stricter than the model (a tax id for
+customers, a postal code format per country...).
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def schema_checks(entity: str) -> list[Check]:
 
 
 def flow_checks(flow) -> list[Check]:
-    """Every check of a flow: the schema's (unless ``schema: false``), then its rules."""
+    """Every check of a flow: the schema's (with ``schema: true``), then its rules."""
     config: QualityConfig = flow.quality or QualityConfig()
     checks = schema_checks(flow.entity) if config.schema_ else []
     model = entity_model(flow.entity)

@@ -122,18 +122,24 @@ def test_unknown_expectation_is_a_config_error_naming_the_rule(tmp_path):
         build_suite(flow)
 
 
-def test_exported_suite_has_schema_and_flow_rules(project, tmp_path):
+def test_exported_suite_has_the_flow_rules_and_the_schema_ones_on_request(project, tmp_path):
     from crm2erp.quality.gx.suite import suite_json
 
     loaded, store = project(missing=0)
     store.close()
-    suite = suite_json(loaded.flows["demo_accounts"])
+    flow = loaded.flows["demo_accounts"]
+    suite = suite_json(flow)
     by_rule = {e["meta"]["rule"]: e for e in suite["expectations"]}
     assert by_rule[RULE]["type"] == "expect_column_values_to_not_be_null"
     assert "row_condition" in by_rule[RULE]["kwargs"]
+    assert by_rule["regex(billing_address.postal_code)"]["meta"]["severity"] == "warning"
+    # pydantic already guarantees the schema's expectations: not run unless asked for
+    assert not [rule for rule in by_rule if rule.startswith("schema: ")]
+    documented = flow.model_copy(update={
+        "quality": flow.quality.model_copy(update={"schema_": True})})
+    by_rule = {e["meta"]["rule"]: e for e in suite_json(documented)["expectations"]}
     assert by_rule["schema: type in AccountType"]["kwargs"]["value_set"] == [
         "customer", "prospect", "partner"]
-    assert by_rule["regex(billing_address.postal_code)"]["meta"]["severity"] == "warning"
 
 
 def test_quality_cli_run_and_export(project, tmp_path, capsys):
