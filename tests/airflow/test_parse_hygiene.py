@@ -5,6 +5,7 @@ file costing only its own DAG."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -147,3 +148,19 @@ def test_under_airflow_the_broken_file_is_the_only_import_error(airflow, tmp_pat
         in message
     assert "demo_accounts" not in bag.dag_ids
     assert {"demo_contacts", "demo_orders", "demo_balances"} <= set(bag.dag_ids)
+
+
+def test_the_readme_dag_parse_benchmark_runs_and_prints_its_table():
+    """The README's parse-time command, at a small size: the table with the
+    pass, the floor and their ratio."""
+    text = (REPO / "README.md").read_text().split("### DAG parse time", 1)[1]
+    command = re.search(r"```bash\n(.*?)\n```", text, re.S).group(1)
+    assert command == "python benchmarks/dag_parse.py --sizes 10 100 500 --repeat 3"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "dag_parse.py"),
+                           "--sizes", "3", "--repeat", "1"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    header, _, row = done.stdout.strip().splitlines()
+    assert header.startswith("| flows | pass ms/flow | floor ms/flow | pass / floor")
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "3" and cells[3].endswith("x") and float(cells[1]) > 0
