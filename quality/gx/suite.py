@@ -18,6 +18,7 @@ import datetime as dt
 import difflib
 import enum
 import functools
+import importlib
 import types
 import typing
 import zlib
@@ -165,8 +166,29 @@ def flow_checks(flow) -> list[Check]:
     return checks
 
 
+def _custom_expectation(name: str) -> type:
+    """The expectation class ``module:Class`` of the user's own package (a GX
+    custom expectation: a subclass of ``gx.expectations.Expectation``)."""
+    module_name, _, class_name = name.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except ImportError as exc:
+        raise ConfigError(f"custom expectation {name!r}: module {module_name!r} cannot be "
+                          f"imported ({exc}); install the package that holds it") from None
+    except AttributeError:
+        raise ConfigError(f"custom expectation {name!r}: module {module_name!r} has no "
+                          f"{class_name!r}") from None
+    if not (isinstance(found, type) and issubclass(found, gx.expectations.Expectation)):
+        raise ConfigError(f"custom expectation {name!r} is not a Great Expectations "
+                          "Expectation class")
+    return found
+
+
 def expectation_class(name: str) -> type:
-    """The GX expectation class of a snake_case expectation name."""
+    """The GX expectation class of a snake_case expectation name, or of a custom
+    expectation named ``module:Class``."""
+    if ":" in name:
+        return _custom_expectation(name)
     class_name = "".join(part.capitalize() for part in name.split("_"))
     found = getattr(gx.expectations, class_name, None)
     if found is None:

@@ -157,3 +157,43 @@ def test_quality_cli_run_and_export(project, tmp_path, capsys):
     suite = json.loads((tmp_path / "suite.json").read_text())
     assert suite["name"] == "crm2erp.demo_accounts"
     assert RULE in {e["meta"]["rule"] for e in suite["expectations"]}
+
+
+CUSTOM_CHECKS = '''\
+import great_expectations as gx
+
+
+class ExpectColumnValuesToBeFiveDigitZip(gx.expectations.ExpectColumnValuesToMatchRegex):
+    """A German/US-style postal code: five digits."""
+
+    regex: str = r"^[0-9]{5}$"
+'''
+
+
+def test_a_custom_expectation_from_the_users_package_quarantines_its_rows(
+        project, tmp_path, monkeypatch):
+    package = tmp_path / "site"
+    package.mkdir()
+    (package / "acme_checks.py").write_text(CUSTOM_CHECKS)
+    monkeypatch.syspath_prepend(str(package))
+    loaded, store = project(missing=0, bad_zip=True)
+    store.close()
+    flow_file = loaded.flows["demo_accounts"].source_file
+    text = flow_file.read_text()
+    rules = text[text.index("  rules:"):]
+    flow_file.write_text(text.replace(rules, (
+        "  rules:\n"
+        "    - expect: acme_checks:ExpectColumnValuesToBeFiveDigitZip\n"
+        "      column: billing_address.postal_code\n"
+        "      name: five-digit zip\n")))
+    with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") as store, \
+            Engine(load_project(flow_file.parent), store) as engine:
+        result = engine.run("demo_accounts")
+        letters = store.dead_letters(flow="demo_accounts", status="open", limit=10)
+    assert [(d.stage, d.source_key) for d in letters] == [("quality", BAD_ZIP)]
+    assert "five-digit zip" in letters[0].error
+    assert result.counts["created"] == 99
+    with pytest.raises(ConfigError, match="module 'acme_missing' cannot be imported"):
+        from crm2erp.quality.gx.suite import expectation_class
+
+        expectation_class("acme_missing:ExpectSomething")
