@@ -197,3 +197,36 @@ def test_a_custom_expectation_from_the_users_package_quarantines_its_rows(
         from crm2erp.quality.gx.suite import expectation_class
 
         expectation_class("acme_missing:ExpectSomething")
+
+
+def test_a_gx_folder_gives_the_project_saved_suites_checkpoints_and_data_docs(
+        project, tmp_path):
+    loaded, store = project(missing=1, bad_zip=True, threshold="50%")
+    store.close()
+    folder = loaded.flows["demo_accounts"].source_file.parent
+    (folder / "gx").mkdir()
+    name = "crm2erp.demo_accounts"
+    objects = []
+    for _ in (1, 2):   # the second run reuses what the first saved
+        with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") as store, \
+                Engine(load_project(folder), store) as engine:
+            engine.run("demo_accounts", mode="full_refresh")
+            letters = store.dead_letters(flow="demo_accounts", status="open", limit=10)
+        # the critical rule quarantines the customer without a tax id (the zip rule warns)
+        assert {(d.stage, d.source_key) for d in letters} == {("quality", IDS[0])}
+        saved = {p.relative_to(folder / "gx").as_posix() for p in (folder / "gx").rglob("*")
+                 if p.is_file()}
+        assert "expectations/crm2erp/demo_accounts.json" in saved   # GX nests dotted names
+        assert any(s.startswith("validation_definitions/") and name in s for s in saved)
+        assert any(s.startswith("checkpoints/") and name in s for s in saved)
+        objects.append({s for s in saved if s.split("/")[0] in (
+            "expectations", "validation_definitions", "checkpoints")})
+    assert objects[0] == objects[1]      # the same objects, reused, none added
+    suite = json.loads((folder / "gx" / "expectations" / "crm2erp" / "demo_accounts.json")
+                       .read_text())
+    assert {e["meta"]["rule"] for e in suite["expectations"]} == {
+        RULE, "regex(billing_address.postal_code)"}
+    docs = folder / "gx" / "uncommitted" / "data_docs" / "local_site"
+    pages = [p for p in docs.rglob("*.html") if "validations" in p.parts]
+    assert (docs / "index.html").is_file() and pages
+    assert any(BAD_ZIP in p.read_text() or "postal_code" in p.read_text() for p in pages)
