@@ -188,3 +188,6 @@ def test_the_built_wheel_carries_version_license_and_pins(tmp_path):
     assert "Requires-Dist: apache-airflow<4,>=3.3; extra == \"airflow\"" in meta
     assert "Requires-Dist: pandas>=2.1; extra == \"quality\"" in meta
     assert "Classifier: Programming Language :: Python :: 3.13" in meta
+    # `pip install crm2erp[tryton]` still resolves, and installs no server
+    assert "Provides-Extra: tryton\n" in meta and 'extra == "tryton"' not in meta
+    assert 'Requires-Dist: trytond==8.2.*; extra == "tryton-server"' in meta
