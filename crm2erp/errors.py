@@ -6,10 +6,12 @@ Beneath it, the four actions a caller can take, and every error under them
 
     Crm2ErpError
     ├── RetriableError        try again later: timeouts, 429, 5xx, dropped connections
-    │   └── LockHeldError     another live run of the flow holds its lock (CLI exit 75)
+    │   └── LockHeldError     another live run of the flow holds its lock (CLI exit 3)
     ├── FatalError            stop the run; retrying will not help: auth refused,
     │   │                     API quota exhausted for the day, target schema missing
     │   ├── QualityGateError  critical quality failures above the flow's threshold
+    │   ├── BudgetExhaustedError  the system's API quota is used up: resume next run
+    │   │                     (under Airflow the task ends skipped)
     │   └── OdooRecordError   Odoo refused a call's data (crm2erp.connectors.odoo.rpc);
     │                         the writer dead-letters the records at fault
     ├── RecordError           this one record cannot go through: dead-letter it with
@@ -33,6 +35,7 @@ __all__ = [
     "RetriableError",
     "FatalError",
     "QualityGateError",
+    "BudgetExhaustedError",
     "RecordError",
     "ParentMissingError",
     "ConfigError",
@@ -78,6 +81,13 @@ class QualityGateError(FatalError):
         self.flow = flow
         self.share = share
         self.threshold = threshold
+
+class BudgetExhaustedError(FatalError):
+    """A usage budget of the remote system (its daily API quota) is used up.
+
+    The run stops with its watermark at the last committed batch; the next run
+    resumes there. Under Airflow the task ends as skipped, not failed.
+    """
 
 
 class RecordError(Crm2ErpError):

@@ -65,7 +65,8 @@ def test_the_whole_tree_passes_ruff():
 # -- declared dependencies -------------------------------------------------
 # where a module's imports must be declared: folder -> extra (None = install_requires)
 AREAS = {"quality": "quality", "crm2erp/orchestration": "airflow", "dags": "airflow",
-         "crm2erp/lineage": "lineage", "crm2erp/console": "console"}
+         "crm2erp/lineage": "lineage", "crm2erp/console": "console",
+         "connectors/tryton": "tryton"}
 # imported, yet rightly not declared: the pytest11 plugin is loaded by pytest only
 NOT_DECLARED = {"pytest": "crm2erp/testing/conformance.py is loaded by pytest itself"}
 
@@ -145,6 +146,15 @@ def test_every_imported_package_is_declared_in_the_right_extra():
     assert problems == []
 
 
+def test_the_tryton_extra_is_the_client_and_tryton_server_the_local_server():
+    extras = _setup_cfg()["options.extras_require"]
+    client = {_dist(line) for line in extras["tryton"].splitlines() if line.strip()}
+    server = {_dist(line) for line in extras["tryton-server"].splitlines() if line.strip()}
+    assert not any(name.startswith(("trytond", "proteus")) for name in client)
+    assert {"trytond", "trytond-sale", "trytond-stock-forecast", "proteus"} <= server
+    assert "tryton-server" in extras["dev"].split("[", 1)[1].split("]")[0].split(",")
+
+
 def test_pins_are_lower_bounds_with_the_next_major_excluded():
     extras = _setup_cfg()["options.extras_require"]
     assert "apache-airflow>=3.3,<4" in extras["airflow"].split()
@@ -178,3 +188,6 @@ def test_the_built_wheel_carries_version_license_and_pins(tmp_path):
     assert "Requires-Dist: apache-airflow<4,>=3.3; extra == \"airflow\"" in meta
     assert "Requires-Dist: pandas>=2.1; extra == \"quality\"" in meta
     assert "Classifier: Programming Language :: Python :: 3.13" in meta
+    # `pip install crm2erp[tryton]` still resolves, and installs no server
+    assert "Provides-Extra: tryton\n" in meta and 'extra == "tryton"' not in meta
+    assert 'Requires-Dist: trytond==8.2.*; extra == "tryton-server"' in meta

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import requests
 
 from crm2erp.connectors.dynamics.config import DynamicsConfig
-from crm2erp.errors import ConfigError, FatalError, RetriableError
+from crm2erp.errors import BudgetExhaustedError, ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.config import ClientCredentialsAuthConfig
 from crm2erp.http.retry import parse_retry_after
@@ -66,7 +66,7 @@ def error_mapper(quota_wait: float) -> Callable[[requests.Response], Exception |
         if resp.status_code == 429:
             wait = parse_retry_after(resp.headers.get("Retry-After"))
             if wait is not None and wait >= quota_wait:
-                return FatalError(
+                return BudgetExhaustedError(
                     f"Dataverse: {where} was throttled for {wait:.0f}s ({code}: {message}). "
                     "The environment's API request entitlement looks used up: nothing was "
                     "lost, the watermark stays at the last committed batch - run the flow "

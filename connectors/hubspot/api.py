@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import requests
 
 from crm2erp.connectors.hubspot.config import HubSpotConfig
-from crm2erp.errors import ConfigError, FatalError, RetriableError
+from crm2erp.errors import BudgetExhaustedError, ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.retry import parse_retry_after
 
@@ -97,7 +97,7 @@ def error_mapper(resp: requests.Response) -> Exception | None:
         if policy.upper() == "DAILY":
             limits = parse_rate_headers(resp)
             shown = f" ({limits['daily']} calls a day)" if "daily" in limits else ""
-            return FatalError(
+            return BudgetExhaustedError(
                 f"HubSpot: the portal's daily API limit is used up{shown}. Nothing was lost: "
                 "the watermark stays at the last committed batch - run the flow again after "
                 "midnight in the portal's time zone, or buy the API limit increase add-on.")

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 import requests
 
 from crm2erp.connectors.salesforce.config import SalesforceConfig
-from crm2erp.errors import ConfigError, FatalError
+from crm2erp.errors import BudgetExhaustedError, ConfigError, FatalError
 from crm2erp.http import HttpClient, build_auth
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ def error_mapper(resp: requests.Response) -> Exception | None:
     if "REQUEST_LIMIT_EXCEEDED" in codes:
         usage = parse_limit_info(resp)
         shown = f" (api-usage {usage[0]}/{usage[1]})" if usage else ""
-        return FatalError(
+        return BudgetExhaustedError(
             f"Salesforce: the org's daily API request limit is used up{shown}. Nothing was "
             "lost: the watermark stays at the last committed batch, so the run can resume "
             "later - run the flow again once the rolling 24-hour window frees requests, or "

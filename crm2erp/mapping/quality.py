@@ -82,8 +82,9 @@ class QualityRule(_Strict):
     rule to the rows that match (same syntax as a mapping's ``where``).
     """
 
-    expect: str = Field(pattern=r"^[a-z][a-z0-9_]*$",
-                        description="GX expectation name, a short alias, or parent_exists")
+    expect: str = Field(pattern=r"^([a-z][a-z0-9_]*|[A-Za-z_][\w.]*:[A-Za-z_]\w*)$",
+                        description="GX expectation name, a short alias, parent_exists, or "
+                        "'module:Class' naming a custom expectation of your own package")
     name: str | None = Field(None, description="Rule name in reports (default: expect(column))")
     column: str | None = Field(None, validation_alias=AliasChoices("column", "field"))
     kwargs: dict[str, Any] = Field(default_factory=dict)
@@ -116,10 +117,12 @@ class QualityRule(_Strict):
             if self.kwargs or self.mostly is not None:
                 raise ValueError("parent_exists takes only 'column' (a parent field such "
                                  "as account_id), 'severity' and 'when'")
-        elif not (self.expect in SHORT_NAMES or self.expect.startswith("expect_")):
+        elif not (self.expect in SHORT_NAMES or self.expect.startswith("expect_")
+                  or ":" in self.expect):
             raise ValueError(f"unknown rule {self.expect!r}: name a Great Expectations "
                              "expectation (expect_...), a short name "
-                             f"({', '.join(SHORT_NAMES)}) or {PARENT_RULE}")
+                             f"({', '.join(SHORT_NAMES)}), {PARENT_RULE} or a custom "
+                             "expectation class as 'module:Class'")
         for reserved in ("column", "mostly", "row_condition", "condition_parser"):
             if reserved in self.kwargs:
                 raise ValueError(f"'{reserved}' is a key of the rule itself, "
@@ -150,8 +153,10 @@ class QualityConfig(_Strict):
         "rows read so far (e.g. '2%'); unset: never stop, only quarantine.")
     mask: list[str] = Field(default_factory=list,
                             description="Fields whose values reports mask (PII).")
-    schema_: bool = Field(True, alias="schema",
-                          description="Add the expectations derived from the canonical model.")
+    schema_: bool = Field(False, alias="schema", description=(
+        "Add the expectations derived from the canonical model. They cannot fail (the "
+        "model already refused those records) and cost most of the gate's time, so they "
+        "are off; turn them on to document the whole contract in the exported suite."))
     sample_size: int = Field(20, ge=1, le=1000,
                              description="Failing values kept per rule and run.")
     rules: list[QualityRule] = Field(default_factory=list)

@@ -24,11 +24,12 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import DAG, Asset, Param, dag, task
+from airflow.sdk import DAG, Asset, dag, task
 
 from crm2erp.mapping.models import FlowSpec, Schedule, parse_duration
 from crm2erp.orchestration import tasks
 from crm2erp.orchestration.projects import FlowEntry, scan_projects
+from crm2erp.orchestration.retry import RetryAfterPolicy
 
 START_DATE = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
 DEFAULT_ARGS: dict[str, Any] = {
@@ -36,8 +37,8 @@ DEFAULT_ARGS: dict[str, Any] = {
     "retry_delay": dt.timedelta(minutes=1),
     "retry_exponential_backoff": 2.0,  # 1, 2, 4 minutes...
     "max_retry_delay": dt.timedelta(minutes=30),
+    "retry_policy": RetryAfterPolicy(),  # a 429's Retry-After sets the next delay
 }
-MODES = ["incremental", "full_refresh", "since"]
 
 
 def flow_asset(name: str) -> Asset:
@@ -75,7 +76,8 @@ def _doc_md(entry: FlowEntry) -> str:
 
 
 def _mode(params: dict | None, dag_run: Any, interval_start: Any) -> tuple[str, str | None]:
-    """The engine mode of this run; a backfill run re-reads from its interval start."""
+    """The engine mode of this run (``params``: the run's config, ``{"mode": ...,
+    "since": ...}``); a backfill run re-reads from its interval start."""
     params = params or {}
     mode, since = params.get("mode") or "incremental", params.get("since") or None
     run_type = getattr(dag_run, "run_type", None)
@@ -97,9 +99,11 @@ def add_flow_tasks(entry: FlowEntry, asset: Asset | None = None) -> tuple[Any, A
 
     # one XCom, not one per key; the flow's `timeout:` bounds one sync
     @task(task_id="sync", multiple_outputs=False, execution_timeout=flow.timeout)
-    def sync(partition: int | None = None, params=None, dag_run=None,
+    def sync(partition: int | None = None, dag_run=None,
              data_interval_start=None) -> dict[str, Any]:
-        mode, since = _mode(params, dag_run, data_interval_start)
+        # the trigger's config, not DAG params: params cost half a DAG's parse time
+        # (a JSON-schema check per DAG, a copy per task); the task checks the mode
+        mode, since = _mode(getattr(dag_run, "conf", None), dag_run, data_interval_start)
         return tasks.sync(root, name, partition, mode=mode, since=since)
 
     @task(task_id="report", outlets=[asset] if asset is not None else [],
@@ -127,9 +131,7 @@ def build_dag(entry: FlowEntry, default_args: dict[str, Any] | None = None) -> D
 
     @dag(dag_id=name, schedule=dag_schedule(flow), start_date=START_DATE, catchup=False,
          max_active_runs=1, tags=["crm2erp", *flow.tags], default_args=args,
-         description=(flow.description or None), doc_md=_doc_md(entry),
-         params={"mode": Param("incremental", enum=MODES),
-                 "since": Param(None, type=["null", "string"])})
+         description=(flow.description or None), doc_md=_doc_md(entry))
     def flow_dag() -> None:
         add_flow_tasks(entry, flow_asset(name))
 

@@ -22,6 +22,7 @@ from crm2erp.errors import ConfigError
 from crm2erp.orchestration import tasks
 from crm2erp.orchestration.factory import add_flow_tasks, flow_asset
 from crm2erp.orchestration.projects import FlowEntry, project_dirs, scan_projects
+from crm2erp.orchestration.retry import RetryAfterPolicy
 
 
 def find_flow(flow: str, project: str | Path | None = None) -> FlowEntry:
@@ -46,6 +47,7 @@ class CrmToErpSyncOperator(BaseOperator):
 
     def __init__(self, *, flow: str, project: str | None = None, partition: int | None = None,
                  mode: str = "incremental", since: str | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("retry_policy", RetryAfterPolicy())
         super().__init__(**kwargs)
         self.flow, self.project, self.partition = flow, project, partition
         self.mode, self.since = mode, since

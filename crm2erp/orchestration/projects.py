@@ -36,6 +36,7 @@ from crm2erp.mapping.loader import validate_project
 from crm2erp.mapping.models import FlowSpec
 from crm2erp.mapping.yamlpos import UNSET
 from crm2erp.mapping.yamlpos import UNSET_RX as _UNSET_RX
+from crm2erp.orchestration import scan_cache
 
 log = logging.getLogger(__name__)
 
@@ -230,48 +231,29 @@ def _scan_one(root: Path, result: ScanResult) -> None:
         result.flows[flow.flow] = FlowEntry(flow, root.resolve())
 
 
-# (project folders) -> (fingerprint, result): both DAG files of a parse, and
-# every later parse in the same process, reuse a scan while no file changed
-_SCANS: dict[tuple[str, ...], tuple[tuple, ScanResult]] = {}
-
-
-def _fingerprint(roots: tuple[str, ...], result: ScanResult | None) -> tuple:
-    """What a scan depends on: every YAML file under the roots and every mapping
-    the flows use (even outside them) by mtime and size, and the environment."""
-    files: set[Path] = set()
-    for root in map(Path, roots):
-        if root.is_dir():
-            files.update(p for pattern in ("*.yaml", "*.yml") for p in root.rglob(pattern))
-    if result is not None:
-        for entry in result.flows.values():
-            files.update((entry.flow.source_mapping_path, entry.flow.target_mapping_path))
-    stamps = []
-    for path in sorted(files):
-        try:
-            stat = path.stat()
-        except OSError:
-            stamps.append((str(path), None, None))
-        else:
-            stamps.append((str(path), stat.st_mtime_ns, stat.st_size))
-    return tuple(stamps), hash(frozenset(os.environ.items()))
+def _mappings(result: ScanResult) -> set[Path]:
+    return {path for entry in result.flows.values()
+            for path in (entry.flow.source_mapping_path, entry.flow.target_mapping_path)}
 
 
 def scan_projects(dirs: list[Path] | None = None) -> ScanResult:
     """Every valid, enabled flow of the projects, and every problem found.
 
-    Cached while no YAML file under the folders (nor a mapping a flow uses)
-    changed its mtime or size and the environment is the same."""
+    Kept (in this process and on disk, see
+    :mod:`~crm2erp.orchestration.scan_cache`) while no YAML file under the
+    folders (nor a mapping a flow uses) changed its mtime or size and the
+    environment variables the files name keep their values."""
     roots = tuple(str(Path(r).resolve()) for r in (project_dirs() if dirs is None else dirs))
-    cached = _SCANS.get(roots)
-    if cached is not None and cached[0] == _fingerprint(roots, cached[1]):
-        return cached[1]
-    before = _fingerprint(roots, None)
+    kept = scan_cache.cached_scan(roots, _mappings)
+    if kept is not None:
+        return kept
+    before = scan_cache.fingerprint(roots)
     result = ScanResult()
     for root in roots:
         _scan_one(Path(root), result)
     result.issues = sorted(dict.fromkeys(result.issues),
                            key=lambda i: (i.file, i.line or 0, i.column or 0))
-    after = _fingerprint(roots, result)
-    if set(before[0]) <= set(after[0]) and before[1] == after[1]:  # nothing changed meanwhile
-        _SCANS[roots] = (after, result)
+    after = scan_cache.fingerprint(roots, _mappings(result))
+    if set(before) <= set(after):  # no file changed while it was read
+        scan_cache.keep_scan(roots, after, result)
     return result

@@ -9,7 +9,11 @@ its state in the state store (``$CRM2ERP_STATE_URL`` or the Airflow Connection
 Failure semantics, so Airflow does the right thing:
 
 * :class:`~crm2erp.errors.RetriableError` (timeouts, 429/5xx, a held lock)
-  propagates: Airflow retries the task with exponential backoff;
+  propagates: Airflow retries the task with exponential backoff, or after the
+  server's ``Retry-After`` (:class:`~crm2erp.orchestration.retry.RetryAfterPolicy`);
+* :class:`~crm2erp.errors.BudgetExhaustedError` (a daily API quota used up)
+  becomes ``AirflowSkipException``: the task ends skipped, the watermark stays
+  at the last committed batch and the next run resumes there;
 * :class:`~crm2erp.errors.ConfigError` and :class:`~crm2erp.errors.FatalError`
   (bad YAML, refused credentials, a quality threshold breached) become
   ``AirflowFailException``: the task fails at once, without retries;
@@ -28,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from crm2erp.engine import Engine, parse_since
-from crm2erp.errors import ConfigError, FatalError, RetriableError
+from crm2erp.errors import BudgetExhaustedError, ConfigError, FatalError, RetriableError
 from crm2erp.orchestration.hooks import state_url
 from crm2erp.orchestration.runtime import flow_connections, load_runtime_project
 from crm2erp.redact import add_secret_listener, redact
@@ -54,6 +58,12 @@ def failure_semantics(what: str) -> Iterator[None]:
     """Map crm2erp's errors onto Airflow's retry / fail-now decisions."""
     try:
         yield
+    except BudgetExhaustedError as exc:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        message = f"{what}: {redact(str(exc))}"
+        log.warning("%s (skipped: the next run resumes from the kept watermark)", message)
+        raise AirflowSkipException(message) from None
     except (ConfigError, FatalError) as exc:
         from airflow.sdk.exceptions import AirflowFailException
 

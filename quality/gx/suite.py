@@ -2,11 +2,11 @@
 
 The canonical pydantic model already refuses malformed records, so the
 schema-derived expectations (required fields, enum value sets, formats,
-ranges, types) pass for every record that reached the quality stage; they are
-in the suite so that the exported suite documents the whole contract and so
-that ``crm2erp quality run`` reports them next to the flow's own rules. The
-flow's rules are what usually fails: business requirements stricter than the
-model (a tax id for customers, a postal code format per country...).
+ranges, types) pass for every record that reached the quality stage while
+costing most of the gate's time: they are only added with ``schema: true``,
+to document the whole contract in the exported suite. The flow's rules are
+what can fail: business requirements stricter than the model (a tax id for
+customers, a postal code format per country...).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import datetime as dt
 import difflib
 import enum
 import functools
+import importlib
 import types
 import typing
 import zlib
@@ -146,7 +147,7 @@ def schema_checks(entity: str) -> list[Check]:
 
 
 def flow_checks(flow) -> list[Check]:
-    """Every check of a flow: the schema's (unless ``schema: false``), then its rules."""
+    """Every check of a flow: the schema's (with ``schema: true``), then its rules."""
     config: QualityConfig = flow.quality or QualityConfig()
     checks = schema_checks(flow.entity) if config.schema_ else []
     model = entity_model(flow.entity)
@@ -165,8 +166,29 @@ def flow_checks(flow) -> list[Check]:
     return checks
 
 
+def _custom_expectation(name: str) -> type:
+    """The expectation class ``module:Class`` of the user's own package (a GX
+    custom expectation: a subclass of ``gx.expectations.Expectation``)."""
+    module_name, _, class_name = name.partition(":")
+    try:
+        found = getattr(importlib.import_module(module_name), class_name)
+    except ImportError as exc:
+        raise ConfigError(f"custom expectation {name!r}: module {module_name!r} cannot be "
+                          f"imported ({exc}); install the package that holds it") from None
+    except AttributeError:
+        raise ConfigError(f"custom expectation {name!r}: module {module_name!r} has no "
+                          f"{class_name!r}") from None
+    if not (isinstance(found, type) and issubclass(found, gx.expectations.Expectation)):
+        raise ConfigError(f"custom expectation {name!r} is not a Great Expectations "
+                          "Expectation class")
+    return found
+
+
 def expectation_class(name: str) -> type:
-    """The GX expectation class of a snake_case expectation name."""
+    """The GX expectation class of a snake_case expectation name, or of a custom
+    expectation named ``module:Class``."""
+    if ":" in name:
+        return _custom_expectation(name)
     class_name = "".join(part.capitalize() for part in name.split("_"))
     found = getattr(gx.expectations, class_name, None)
     if found is None:

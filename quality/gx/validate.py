@@ -22,11 +22,14 @@ import pandas as pd
 
 from crm2erp.jsonutil import to_jsonable
 from crm2erp.quality.gx.config import PARENT_RULE
+from crm2erp.quality.gx.project import FlowCheckpoint, project_gx_root
 from crm2erp.quality.gx.suite import Check, build_suite, flow_checks, gx_context
 
 log = logging.getLogger(__name__)
 
 KEY = "__key"
+RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [KEY],
+                 "return_unexpected_index_query": False}
 
 
 def _plain(value: Any) -> Any:
@@ -62,13 +65,19 @@ class BatchChecker:
         self.flow = flow
         self.checks = flow_checks(flow) if checks is None else checks
         self.suite = build_suite(flow, self.checks)
+        self.by_rule = {c.rule: c for c in self.checks}
+        root = project_gx_root(flow)
+        self.checkpoint = None if root is None else \
+            FlowCheckpoint(root, self.suite, RESULT_FORMAT)
+        if self.checkpoint is not None:   # the project's own, file-backed GX context
+            self.suite = self.checkpoint.suite
+            return
         context = gx_context()
         if any(s.name == self.suite.name for s in context.suites.all()):
             context.suites.delete(self.suite.name)
         self.suite = context.suites.add(self.suite)
         self.batch_definition = (context.data_sources.get("crm2erp").get_asset("batch")
                                  .get_batch_definition("batch"))
-        self.by_rule = {c.rule: c for c in self.checks}
 
     def frame(self, items: Sequence[Any]) -> pd.DataFrame:
         rows = []
@@ -98,10 +107,11 @@ class BatchChecker:
         return outcomes
 
     def _gx(self, frame: pd.DataFrame) -> list[Outcome]:
-        batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-        result = batch.validate(self.suite, result_format={
-            "result_format": "COMPLETE", "unexpected_index_column_names": [KEY],
-            "return_unexpected_index_query": False})
+        if self.checkpoint is not None:
+            result = self.checkpoint.validate(frame)
+        else:
+            batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            result = batch.validate(self.suite, result_format=RESULT_FORMAT)
         outcomes = []
         for one in result.results:
             config = one.expectation_config

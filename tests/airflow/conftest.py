@@ -34,6 +34,8 @@ AIRFLOW_ENV = {
     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_HOME / 'airflow.db'}",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+    # the project scans kept between DAG-file parses: this session's own folder
+    "CRM2ERP_CACHE_DIR": str(_HOME / "crm2erp-cache"),
 }
 os.environ.update(AIRFLOW_ENV)
 for _name in ("CRM2ERP_PROJECT", "AIRFLOW_VAR_CRM2ERP_PROJECT"):

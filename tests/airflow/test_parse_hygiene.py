@@ -5,13 +5,14 @@ file costing only its own DAG."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from crm2erp.mappings import pack_dir
-from crm2erp.orchestration import projects
+from crm2erp.orchestration import scan_cache
 from crm2erp.orchestration.projects import project_dirs, scan_projects, shipped_project_dirs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,11 +69,44 @@ def test_the_scan_is_reused_until_a_file_changes(tmp_path):
     assert any(i.file.endswith("crm_account.in.map.yaml") for i in third.issues)
 
 
-def test_the_environment_is_part_of_the_cache_key(tmp_path, monkeypatch):
+def test_the_variables_the_files_name_are_part_of_the_cache_key(tmp_path, monkeypatch):
+    root = _project(tmp_path)
+    monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path / "one"))
+    first = scan_projects([root])
+    monkeypatch.setenv("CRM2ERP_SOMETHING_NEW", "1")   # no file names it
+    assert scan_projects([root]) is first
+    monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path / "two"))   # connections.yaml does
+    second = scan_projects([root])
+    assert second is not first
+
+
+def test_a_new_process_reuses_the_scan_kept_on_disk(tmp_path):
+    """Airflow parses each DAG file in a fresh process: the scan kept on disk is
+    used there while no file changed, and a changed file is scanned again."""
     root = _project(tmp_path)
     first = scan_projects([root])
-    monkeypatch.setenv("CRM2ERP_SOMETHING_NEW", "1")
-    assert scan_projects([root]) is not first
+    scan_cache.clear_memory()                 # what a fresh process starts with
+    again = scan_projects([root])
+    assert again is not first and again.flows.keys() == first.flows.keys()
+    assert again.flows["demo_accounts"].flow == first.flows["demo_accounts"].flow
+    scan_cache.clear_memory()
+    flow = root / "orders.flow.yaml"
+    stat = flow.stat()
+    flow.write_text(flow.read_text().replace("flow: demo_orders", "flow: demo_orders2"))
+    os.utime(flow, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert "demo_orders2" in scan_projects([root]).flows
+
+
+def test_a_cache_folder_others_may_write_is_not_used(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    monkeypatch.setenv(scan_cache.CACHE_DIR_ENV, str(shared))
+    root = _project(tmp_path)
+    first = scan_projects([root])
+    assert list(shared.iterdir()) == []       # nothing written where others may write
+    scan_cache.clear_memory()
+    assert scan_projects([root]).flows.keys() == first.flows.keys()   # scanned again
 
 
 BROKEN_ACCOUNTS = "flow: demo_accounts\nentity: Account\nsource: {connection: crm, stream: [\n"
@@ -105,7 +139,7 @@ def test_under_airflow_the_broken_file_is_the_only_import_error(airflow, tmp_pat
     root = _project(tmp_path)
     (root / "accounts.flow.yaml").write_text(BROKEN_ACCOUNTS)
     monkeypatch.setenv("CRM2ERP_PROJECT", str(root))
-    projects._SCANS.clear()
+    scan_cache.clear_memory()
     bag = DagBag(dag_folder=str(airflow.dags))
     (path, message), = bag.import_errors.items()
     assert path.endswith("crm2erp_config_errors.py")
@@ -114,3 +148,19 @@ def test_under_airflow_the_broken_file_is_the_only_import_error(airflow, tmp_pat
         in message
     assert "demo_accounts" not in bag.dag_ids
     assert {"demo_contacts", "demo_orders", "demo_balances"} <= set(bag.dag_ids)
+
+
+def test_the_readme_dag_parse_benchmark_runs_and_prints_its_table():
+    """The README's parse-time command, at a small size: the table with the
+    pass, the floor and their ratio."""
+    text = (REPO / "README.md").read_text().split("### DAG parse time", 1)[1]
+    command = re.search(r"```bash\n(.*?)\n```", text, re.S).group(1)
+    assert command == "python benchmarks/dag_parse.py --sizes 10 100 500 --repeat 3"
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "dag_parse.py"),
+                           "--sizes", "3", "--repeat", "1"], capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    header, _, row = done.stdout.strip().splitlines()
+    assert header.startswith("| flows | pass ms/flow | floor ms/flow | pass / floor")
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == "3" and cells[3].endswith("x") and float(cells[1]) > 0

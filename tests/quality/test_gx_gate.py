@@ -122,18 +122,24 @@ def test_unknown_expectation_is_a_config_error_naming_the_rule(tmp_path):
         build_suite(flow)
 
 
-def test_exported_suite_has_schema_and_flow_rules(project, tmp_path):
+def test_exported_suite_has_the_flow_rules_and_the_schema_ones_on_request(project, tmp_path):
     from crm2erp.quality.gx.suite import suite_json
 
     loaded, store = project(missing=0)
     store.close()
-    suite = suite_json(loaded.flows["demo_accounts"])
+    flow = loaded.flows["demo_accounts"]
+    suite = suite_json(flow)
     by_rule = {e["meta"]["rule"]: e for e in suite["expectations"]}
     assert by_rule[RULE]["type"] == "expect_column_values_to_not_be_null"
     assert "row_condition" in by_rule[RULE]["kwargs"]
+    assert by_rule["regex(billing_address.postal_code)"]["meta"]["severity"] == "warning"
+    # pydantic already guarantees the schema's expectations: not run unless asked for
+    assert not [rule for rule in by_rule if rule.startswith("schema: ")]
+    documented = flow.model_copy(update={
+        "quality": flow.quality.model_copy(update={"schema_": True})})
+    by_rule = {e["meta"]["rule"]: e for e in suite_json(documented)["expectations"]}
     assert by_rule["schema: type in AccountType"]["kwargs"]["value_set"] == [
         "customer", "prospect", "partner"]
-    assert by_rule["regex(billing_address.postal_code)"]["meta"]["severity"] == "warning"
 
 
 def test_quality_cli_run_and_export(project, tmp_path, capsys):
@@ -151,3 +157,76 @@ def test_quality_cli_run_and_export(project, tmp_path, capsys):
     suite = json.loads((tmp_path / "suite.json").read_text())
     assert suite["name"] == "crm2erp.demo_accounts"
     assert RULE in {e["meta"]["rule"] for e in suite["expectations"]}
+
+
+CUSTOM_CHECKS = '''\
+import great_expectations as gx
+
+
+class ExpectColumnValuesToBeFiveDigitZip(gx.expectations.ExpectColumnValuesToMatchRegex):
+    """A German/US-style postal code: five digits."""
+
+    regex: str = r"^[0-9]{5}$"
+'''
+
+
+def test_a_custom_expectation_from_the_users_package_quarantines_its_rows(
+        project, tmp_path, monkeypatch):
+    package = tmp_path / "site"
+    package.mkdir()
+    (package / "acme_checks.py").write_text(CUSTOM_CHECKS)
+    monkeypatch.syspath_prepend(str(package))
+    loaded, store = project(missing=0, bad_zip=True)
+    store.close()
+    flow_file = loaded.flows["demo_accounts"].source_file
+    text = flow_file.read_text()
+    rules = text[text.index("  rules:"):]
+    flow_file.write_text(text.replace(rules, (
+        "  rules:\n"
+        "    - expect: acme_checks:ExpectColumnValuesToBeFiveDigitZip\n"
+        "      column: billing_address.postal_code\n"
+        "      name: five-digit zip\n")))
+    with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") as store, \
+            Engine(load_project(flow_file.parent), store) as engine:
+        result = engine.run("demo_accounts")
+        letters = store.dead_letters(flow="demo_accounts", status="open", limit=10)
+    assert [(d.stage, d.source_key) for d in letters] == [("quality", BAD_ZIP)]
+    assert "five-digit zip" in letters[0].error
+    assert result.counts["created"] == 99
+    with pytest.raises(ConfigError, match="module 'acme_missing' cannot be imported"):
+        from crm2erp.quality.gx.suite import expectation_class
+
+        expectation_class("acme_missing:ExpectSomething")
+
+
+def test_a_gx_folder_gives_the_project_saved_suites_checkpoints_and_data_docs(
+        project, tmp_path):
+    loaded, store = project(missing=1, bad_zip=True, threshold="50%")
+    store.close()
+    folder = loaded.flows["demo_accounts"].source_file.parent
+    (folder / "gx").mkdir()
+    name = "crm2erp.demo_accounts"
+    objects = []
+    for _ in (1, 2):   # the second run reuses what the first saved
+        with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") as store, \
+                Engine(load_project(folder), store) as engine:
+            engine.run("demo_accounts", mode="full_refresh")
+            letters = store.dead_letters(flow="demo_accounts", status="open", limit=10)
+        # the critical rule quarantines the customer without a tax id (the zip rule warns)
+        assert {(d.stage, d.source_key) for d in letters} == {("quality", IDS[0])}
+        saved = {p.relative_to(folder / "gx").as_posix() for p in (folder / "gx").rglob("*")
+                 if p.is_file()}
+        assert "expectations/crm2erp/demo_accounts.json" in saved   # GX nests dotted names
+        assert any(s.startswith("validation_definitions/") and name in s for s in saved)
+        assert any(s.startswith("checkpoints/") and name in s for s in saved)
+        objects.append({s for s in saved if s.split("/")[0] in (
+            "expectations", "validation_definitions", "checkpoints")})
+    assert objects[0] == objects[1]      # the same objects, reused, none added
+    suite = json.loads((folder / "gx" / "expectations" / "crm2erp" / "demo_accounts.json")
+                       .read_text())
+    assert {e["meta"]["rule"] for e in suite["expectations"]} == {
+        RULE, "regex(billing_address.postal_code)"}
+    docs = folder / "gx" / "uncommitted" / "data_docs" / "local_site"
+    pages = [p for p in docs.rglob("*.html") if "validations" in p.parts]
+    assert (docs / "index.html").is_file() and pages
+    assert any(BAD_ZIP in p.read_text() or "postal_code" in p.read_text() for p in pages)

@@ -1,0 +1,76 @@
+"""The wheel installs anywhere: built from this checkout, installed with the
+``airflow`` extra into a fresh virtualenv (no access to the checkout), its
+shipped DAG files installed with ``crm2erp airflow install-dags`` and listed
+by that venv's Airflow, and ``pip check`` clean.
+
+Slow (an Airflow install): pip's own cache makes a second run quicker. The
+time is printed (``-s``) so the lead can see what it costs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEMO_DAGS = {"demo_accounts", "demo_contacts", "demo_orders", "demo_invoices"}
+
+
+def run(*args: str | Path, cwd: Path, env: dict[str, str] | None = None,
+        timeout: int = 900) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items()
+             if not k.startswith(("AIRFLOW", "CRM2ERP_", "VIRTUAL_ENV", "PYTHON"))}
+    done = subprocess.run([str(a) for a in args], cwd=cwd, env={**clean, **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"{args} exited {done.returncode}\n" \
+        f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_in_a_fresh_venv_and_airflow_lists_the_demo_dags(tmp_path):
+    started = time.monotonic()
+    run(sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
+        tmp_path / "dist", REPO, cwd=tmp_path)
+    (wheel,) = (tmp_path / "dist").glob("crm2erp-*.whl")
+    built = time.monotonic()
+
+    venv = tmp_path / "venv"
+    run(sys.executable, "-m", "venv", venv, cwd=tmp_path)
+    pip, bin_ = venv / "bin" / "pip", venv / "bin"
+    # no .pyc compiling: it is most of an install's time, and Python compiles on import
+    run(pip, "install", "--disable-pip-version-check", "--no-compile", "-q", f"{wheel}[airflow]",
+        cwd=tmp_path)
+    installed = time.monotonic()
+    # the package comes from the venv, not from this checkout
+    where = run(bin_ / "python", "-c", "import crm2erp; print(crm2erp.__file__)",
+                cwd=tmp_path).stdout.strip()
+    assert where.startswith(str(venv)), where
+
+    dags = tmp_path / "airflow" / "dags"
+    run(bin_ / "crm2erp", "airflow", "install-dags", dags, cwd=tmp_path)
+    assert sorted(p.name for p in dags.glob("*.py")) == \
+        sorted(p.name for p in (REPO / "dags").glob("crm2erp_*.py"))
+    env = {"AIRFLOW_HOME": str(tmp_path / "airflow"),
+           "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+           "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}",
+           "CRM2ERP_CACHE_DIR": str(tmp_path / "cache")}
+    run(bin_ / "airflow", "db", "migrate", cwd=tmp_path, env=env)
+    listed = run(bin_ / "airflow", "dags", "list", "--local", "-o", "json",
+                 cwd=tmp_path, env=env).stdout
+    rows = next(json.loads(line) for line in listed.splitlines() if line.startswith("["))
+    by_id = {row["dag_id"]: row for row in rows}
+    assert DEMO_DAGS <= set(by_id), sorted(by_id)
+    assert all(by_id[d]["fileloc"].startswith(str(dags)) for d in DEMO_DAGS)
+
+    checked = run(pip, "check", "--disable-pip-version-check", cwd=tmp_path)
+    assert "No broken requirements found" in checked.stdout
+    print(f"wheel install test: build {built - started:.0f}s, pip install "
+          f"{installed - built:.0f}s, total {time.monotonic() - started:.0f}s")
