@@ -1,10 +1,14 @@
 """The engine against a hand-written loop, in the same run, as ratios.
 
     python benchmarks/engine.py --records 10000 --repeat 3
+    python benchmarks/engine.py --records 10000 --repeat 3 --db postgresql
 
 The demo's CRM accounts (SQLite, messy: stray spaces, country names, phones
 typed every which way, a few bad rows) go into the demo ERP's ``customers``
-table (SQLite) with the demo pack's mappings. The floor is the same
+table with the demo pack's mappings. ``--db sqlite`` (the default) keeps the
+ERP and the engine's state store in SQLite files; ``--db postgresql`` puts
+both in a fresh PostgreSQL database per measurement series (``--pg-url``: a
+server URL whose user may create databases). The floor is the same
 transformation written by hand: a Python loop over the rows, the same
 normalisation (collapse spaces, type code map, e-mail check, E.164 phones,
 ISO countries) and one ``executemany`` upsert on ``crm_ref``.
@@ -33,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -53,28 +58,68 @@ connections:
       accounts: {{table: accounts, key: id, cursor: updated_at}}
   erp:
     type: sql
-    url: sqlite:///{dir}/erp.db
+    url: {erp_url}
     streams:
       customers: {{table: customers, key: crm_ref, id_column: id}}
 """
 
 
 # -- setting up ---------------------------------------------------------------------
-def prepare(folder: Path, records: int) -> None:
-    """Two fresh systems in ``folder``, and the engine's project beside them."""
+def prepare(folder: Path, records: int, erp_url: str, state_url: str) -> None:
+    """Two fresh systems, the engine's project and where its state goes, in ``folder``."""
     from crm2erp.demo.sample import sample_crm_rows
     from crm2erp.demo.systems import create_systems
     from crm2erp.mappings import pack_dir
 
     rows = sample_crm_rows(accounts=records)
     rows = {"accounts": rows["accounts"], "contacts": [], "deals": [], "deal_lines": []}
-    create_systems(f"sqlite:///{folder / 'crm.db'}", f"sqlite:///{folder / 'erp.db'}", rows)
+    create_systems(f"sqlite:///{folder / 'crm.db'}", erp_url, rows)
     project = folder / "project"
     (project / "maps").mkdir(parents=True)
     for name in ("crm_account.in.map.yaml", "erp_customer.out.map.yaml"):
         shutil.copy(pack_dir("demo") / "maps" / name, project / "maps" / name)
-    (project / "connections.yaml").write_text(CONNECTIONS.format(dir=folder))
+    (project / "connections.yaml").write_text(CONNECTIONS.format(dir=folder, erp_url=erp_url))
     (project / "bench.flow.yaml").write_text(FLOW)
+    (folder / "urls.json").write_text(json.dumps({"erp": erp_url, "state": state_url}))
+
+
+def urls(folder: Path) -> dict[str, str]:
+    return json.loads((folder / "urls.json").read_text())
+
+
+def fresh_database(server_url: str) -> str:
+    """A new, empty PostgreSQL database on ``server_url``'s server; its URL."""
+    import sqlalchemy as sa
+
+    name = f"crm2erp_bench_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return sa.engine.make_url(server_url).set(database=name).render_as_string(
+        hide_password=False)
+
+
+def drop_database(server_url: str, url: str) -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        name = sa.engine.make_url(url).database
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def _erp_connection(erp_url: str):
+    """A DB-API connection to the ERP and its parameter mark, without SQLAlchemy."""
+    if erp_url.startswith("sqlite"):
+        return sqlite3.connect(erp_url.removeprefix("sqlite:///")), "?"
+    import psycopg
+    import sqlalchemy as sa
+
+    url = sa.engine.make_url(erp_url)
+    return psycopg.connect(host=url.host, port=url.port or 5432, user=url.username,
+                           password=url.password, dbname=url.database), "%s"
 
 
 def touch(folder: Path, percent: float) -> int:
@@ -128,15 +173,16 @@ def floor(folder: Path, watermark_file: Path | None) -> int:
                     (zip_ or "").strip() or None, " ".join((city or "").split()) or None,
                     iso, (vat or "").strip().upper() or None,
                     (currency or "").strip().upper() or "EUR"))
-    erp = sqlite3.connect(folder / "erp.db")
+    erp, mark = _erp_connection(urls(folder)["erp"])
     with erp:
-        erp.executemany(
+        erp.cursor().executemany(
             "INSERT INTO customers (crm_ref, name, kind, email, phone, street, postal_code, "
-            "city, country, vat, currency) VALUES (?,?,?,?,?,?,?,?,?,?,?) "
+            f"city, country, vat, currency) VALUES ({', '.join([mark] * 11)}) "
             "ON CONFLICT(crm_ref) DO UPDATE SET name=excluded.name, kind=excluded.kind, "
             "email=excluded.email, phone=excluded.phone, street=excluded.street, "
             "postal_code=excluded.postal_code, city=excluded.city, country=excluded.country, "
             "vat=excluded.vat, currency=excluded.currency", out)
+    erp.close()
     if watermark_file is not None and rows:
         watermark_file.write_text(rows[-1][-1])
     return len(rows)
@@ -148,7 +194,7 @@ def engine(folder: Path, mode: str) -> int:
     from crm2erp.mapping import load_project
     from crm2erp.store import StateStore
 
-    store = StateStore.open(f"sqlite:///{folder / 'state.db'}")
+    store = StateStore.open(urls(folder)["state"])
     try:
         with Engine(load_project(folder / "project"), store) as eng:
             return eng.run("bench_accounts", mode=mode).counts["read"]
@@ -172,8 +218,20 @@ def child(kind: str, folder: Path, mode: str) -> None:
     else:
         read = engine(folder, mode)
     print(json.dumps({"wall": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
-                      "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "rss_mb": peak_rss_mb(),
                       "read": read}))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's ``VmHWM`` starts afresh at exec;
+    ``ru_maxrss`` would keep the forking parent's peak (the generated accounts)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def measure(kind: str, folder: Path, mode: str) -> dict:
@@ -191,21 +249,33 @@ SCENARIOS = [  # (label, engine mode, floor mode)
 ]
 
 
-def one_repetition(records: int, base: Path) -> dict[tuple[str, str], dict]:
+def one_repetition(records: int, base: Path, db: str, pg_url: str
+                   ) -> dict[tuple[str, str], dict]:
     results: dict[tuple[str, str], dict] = {}
     eng, flr = base / "engine", base / "floor"
-    for folder in (eng, flr):
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True)
-        prepare(folder, records)
-    for label, engine_mode, floor_mode in SCENARIOS:
-        if label.startswith("incremental"):
-            touch(eng, 1)
-            touch(flr, 1)
-        results[(label, "engine")] = measure("engine", eng, engine_mode)
-        if floor_mode is not None:
-            results[(label, "floor")] = measure("floor", flr, floor_mode)
-    results[("check", "")] = {"same": compare(eng, flr)}
+    made: list[str] = []
+    try:
+        for folder in (eng, flr):
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            if db == "postgresql":
+                made.append(fresh_database(pg_url))
+                erp_url = state_url = made[-1]
+            else:
+                erp_url, state_url = f"sqlite:///{folder / 'erp.db'}", \
+                    f"sqlite:///{folder / 'state.db'}"
+            prepare(folder, records, erp_url, state_url)
+        for label, engine_mode, floor_mode in SCENARIOS:
+            if label.startswith("incremental"):
+                touch(eng, 1)
+                touch(flr, 1)
+            results[(label, "engine")] = measure("engine", eng, engine_mode)
+            if floor_mode is not None:
+                results[(label, "floor")] = measure("floor", flr, floor_mode)
+        results[("check", "")] = {"same": compare(eng, flr)}
+    finally:
+        for url in made:
+            drop_database(pg_url, url)
     return results
 
 
@@ -214,8 +284,12 @@ def compare(engine_dir: Path, floor_dir: Path) -> str:
     # the rows' values as multisets
     query = ("SELECT name, kind, email, phone, street, postal_code, city, country, "
              "vat, currency FROM customers")
-    a = Counter(sqlite3.connect(engine_dir / "erp.db").execute(query).fetchall())
-    b = Counter(sqlite3.connect(floor_dir / "erp.db").execute(query).fetchall())
+    tables = []
+    for folder in (engine_dir, floor_dir):
+        erp, _ = _erp_connection(urls(folder)["erp"])
+        tables.append(Counter(tuple(row) for row in erp.cursor().execute(query).fetchall()))
+        erp.close()
+    a, b = tables
     differ = sum(((a - b) + (b - a)).values())
     return (f"equal, {a.total()} rows" if not differ else
             f"{differ} rows differ (engine {a.total()}, floor {b.total()})")
@@ -225,6 +299,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite",
+                        help="where the ERP and the engine's state store live")
+    parser.add_argument("--pg-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/"
+                        "postgres", help="PostgreSQL server for --db postgresql")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -232,9 +310,12 @@ def main() -> None:
         child(kind, Path(folder), mode)
         return
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [one_repetition(args.records, Path(tmp)) for _ in range(args.repeat)]
+        runs = [one_repetition(args.records, Path(tmp), args.db, args.pg_url)
+                for _ in range(args.repeat)]
     floor_full = statistics.median(r[("full sync", "floor")]["wall"] for r in runs)
-    print(f"{args.records} accounts, SQLite -> SQLite, median of {args.repeat}\n")
+    where = ("SQLite ERP, SQLite state store" if args.db == "sqlite"
+             else "PostgreSQL ERP, PostgreSQL state store")
+    print(f"{args.records} accounts, SQLite CRM -> {where}, median of {args.repeat}\n")
     print(f"| {'scenario':34} | {'who':6} | {'wall s':>7} | {'CPU s':>7} | {'RSS MB':>7} "
           f"| {'rec/s':>8} | {'x floor full':>12} |")
     print(f"|{'-' * 36}|{'-' * 8}|{'-' * 9}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 14}|")

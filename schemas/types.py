@@ -8,7 +8,7 @@ that says what was expected.
 from __future__ import annotations
 
 __all__ = ["Money", "Quantity", "Percent", "CurrencyCode", "CountryCode",
-           "UtcDatetime", "Email", "Phone", "NonEmptyStr"]
+           "UtcDatetime", "Email", "Phone", "NonEmptyStr", "normal_email", "e164_phone"]
 
 import datetime as dt
 from decimal import Decimal
@@ -43,25 +43,64 @@ def _utc(value: dt.datetime) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+class _Accepted:
+    """Values a validator already accepted in their normal form, so a value the
+    mapping normalised is not parsed again when the canonical model checks it.
+    Bounded: emptied when full (a miss only costs a parse)."""
+
+    def __init__(self, size: int = 65536):
+        self.size, self.values = size, set()
+
+    def add(self, value: str) -> str:
+        if len(self.values) >= self.size:
+            self.values.clear()
+        self.values.add(value)
+        return value
+
+    def __contains__(self, value: str) -> bool:
+        return value in self.values
+
+
+_PHONES, _EMAILS = _Accepted(), _Accepted()
+
+
+def normal_email(text: str) -> str:
+    """``email_validator``'s normal form of an address; EmailNotValidError if invalid."""
+    normal = validate_email(text, check_deliverability=False).normalized
+    return _EMAILS.add(normal) if normal == normal.lower() else normal
+
+
+def e164_phone(text: str, region: str | None) -> str | None:
+    """The E.164 form of a phone number read in ``region``, None when it is not a valid
+    number; phonenumbers.NumberParseException when it is not a phone number at all."""
+    number = phonenumbers.parse(text, region)
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return _PHONES.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
 @lru_cache(maxsize=65536)   # a record is validated more than once per run
 def _email(value: str) -> str:
+    if value in _EMAILS:
+        return value
     try:
-        checked = validate_email(value.strip(), check_deliverability=False)
+        return normal_email(value.strip()).lower()
     except EmailNotValidError as exc:
         raise ValueError(f"{value!r} is not a valid e-mail address: {exc}") from None
-    return checked.normalized.lower()
 
 
 @lru_cache(maxsize=65536)
 def _phone(value: str) -> str:
+    if value in _PHONES:
+        return value
     try:
-        number = phonenumbers.parse(value, None)
+        normal = e164_phone(value, None)
     except phonenumbers.NumberParseException:
         raise ValueError(f"{value!r} is not an E.164 phone number (+ and country code); "
                          "normalise it with the 'phone' transform") from None
-    if not phonenumbers.is_valid_number(number):
+    if normal is None:
         raise ValueError(f"{value!r} is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return normal
 
 
 Money = Annotated[Decimal, Field(max_digits=18, decimal_places=4)]

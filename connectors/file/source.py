@@ -1,7 +1,9 @@
 """Read side of the file connector: parse cursors, filter, sort, cut into batches.
 
 A file has no index, so each read scans it once, record by record, keeping
-the rows at or after the watermark, and sorts what is kept. A record that
+the rows at or after the watermark (filtered while streaming), and sorts
+what is kept: in memory up to a bound, beyond it in sorted runs on disk that
+are merged lazily (:mod:`.spill`), so memory stays flat whatever the size. A record that
 cannot be used (undecodable bytes, an oversized field, a cursor value that
 is not of the cursor's type) is rejected with its file and line, never read
 as a row and never a watermark.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 __all__ = ["FileSourceMixin"]
 
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 
@@ -23,6 +26,7 @@ from crm2erp.connectors.cursortype import (
 )
 from crm2erp.connectors.file.common import FileBase, order_value
 from crm2erp.connectors.file.formats import read_records
+from crm2erp.connectors.file.spill import SortedSpill
 from crm2erp.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -58,7 +62,7 @@ class FileSourceMixin(FileBase):
         spec = self.resolve(stream)
         ctype = self.cursor_types.get(stream, CursorType())
         floor = self._floor(stream, ctype, since) if spec.cursor else None
-        kept: list[tuple[tuple, tuple, Row]] = []
+        kept = SortedSpill()
         rejected: list[Rejected] = []
         self._check_exists(spec)
         with self.lock:
@@ -86,18 +90,26 @@ class FileSourceMixin(FileBase):
                 if floor is not None and (position[0] == 0 or position < floor):
                     continue
                 key = tuple(order_value(row.get(k), self.tz) for k in spec.key)
-                kept.append((position, key, row))
-        kept.sort(key=lambda item: (item[0], item[1]))
-        if not kept and rejected:
-            yield Batch(rows=[], rejected=rejected)
-        for start in range(0, len(kept), batch_size):
-            chunk = kept[start:start + batch_size]
+                kept.add((position, key, row))
+        try:
+            yield from self._batches(spec, kept, rejected, batch_size)
+        finally:
+            kept.close()
+
+    def _batches(self, spec, kept: SortedSpill, rejected: list[Rejected],
+                 batch_size: int) -> Iterator[Batch]:
+        """The kept rows in order, ``batch_size`` at a time; rejected ones in the first."""
+        first, ordered = True, iter(kept)
+        while chunk := list(itertools.islice(ordered, batch_size)):
             position, _, last = chunk[-1]
             cursor = None
             if spec.cursor and position[0] != 0:
                 cursor = Cursor(cursor_json(position), self.key_of(spec, last))
             yield Batch(rows=[row for _, _, row in chunk], cursor=cursor,
-                        rejected=rejected if start == 0 else [])
+                        rejected=rejected if first else [])
+            first = False
+        if first and rejected:
+            yield Batch(rows=[], rejected=rejected)
     def lookup(self, stream: str, keys: Sequence[str]) -> dict[str, Row]:
         """Rows by key; unreadable records are left out (``read`` rejects them)."""
         spec = self.resolve(stream)

@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = ["SqlSourceMixin"]
 
 import datetime as dt
+import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 
 from crm2erp.connectors.base import Batch, Cursor, Rejected, Row
 from crm2erp.connectors.cursortype import cursor_json, parse_cursor, parse_watermark
+from crm2erp.connectors.file.spill import SortedSpill  # the file source's external sort
 from crm2erp.connectors.sql.tables import SqlBase, StreamSpec, is_disconnect
 from crm2erp.connectors.sql.values import (
     column_kind,
@@ -154,31 +156,33 @@ class SqlSourceMixin(SqlBase):
                     f"stream {spec.name!r}: the watermark {since.value!r} is not a cursor of "
                     f"type {ctype.type} ({exc}); start again with `crm2erp sync run FLOW "
                     "--full-refresh` or `--since DATE`") from None
-        nulls, placed, bad = self._scan_cursors(spec, ctype, floor)
-        placed.sort()
-        pending = bad
-        if since is None or since.value is None:
-            for start in range(0, len(nulls), batch_size):
-                rows = self._rows_by_key(spec, nulls[start:start + batch_size])
-                yield self._batch(spec, rows, None, self._rejected(spec, pending))
+        placed = SortedSpill()     # (cursor, key) of every row to read, sorted on disk
+        try:
+            nulls, bad = self._scan_cursors(spec, ctype, floor, placed)
+            pending = bad
+            if since is None or since.value is None:
+                for start in range(0, len(nulls), batch_size):
+                    rows = self._rows_by_key(spec, nulls[start:start + batch_size])
+                    yield self._batch(spec, rows, None, self._rejected(spec, pending))
+                    pending = []
+            ordered = iter(placed)
+            while chunk := list(itertools.islice(ordered, batch_size)):
+                rows = self._rows_by_key(spec, [key for _, key, _ in chunk])
+                order, key, _ = chunk[-1]
+                cursor = Cursor(cursor_json(order), key_string(list(key)))
+                yield self._batch(spec, rows, cursor, self._rejected(spec, pending))
                 pending = []
-        for start in range(0, len(placed), batch_size):
-            chunk = placed[start:start + batch_size]
-            rows = self._rows_by_key(spec, [key for _, key in chunk])
-            order, key = chunk[-1]
-            cursor = Cursor(cursor_json(order), key_string(list(key)))
-            yield self._batch(spec, rows, cursor, self._rejected(spec, pending))
-            pending = []
-        if pending:
-            yield Batch(rows=[], rejected=self._rejected(spec, pending))
+            if pending:
+                yield Batch(rows=[], rejected=self._rejected(spec, pending))
+        finally:
+            placed.close()
 
-    def _scan_cursors(self, spec: StreamSpec, ctype, floor):
+    def _scan_cursors(self, spec: StreamSpec, ctype, floor, placed: SortedSpill):
         keys = spec.key_columns()
         column = spec.table.c[spec.cursor]
         if self.dialect == "sqlite":   # raw stored value, whatever the column's type
             column = sa.type_coerce(column, sa.String)
         nulls: list[tuple] = []
-        placed: list[tuple[tuple, tuple]] = []
         bad: list[tuple[tuple, str]] = []
         last: tuple | None = None
         while True:
@@ -198,9 +202,9 @@ class SqlSourceMixin(SqlBase):
                     bad.append((key, f"cursor {spec.cursor!r} ({ctype.describe()}): {exc}"))
                     continue
                 if floor is None or order >= floor:
-                    placed.append((order, key))
+                    placed.add((order, key, None))
             if len(fetched) < _SCAN_PAGE:
-                return nulls, placed, bad
+                return nulls, bad
             last = tuple(fetched[-1][:-1])
 
     def _rows_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> list[Row]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 __all__ = ["SqlTargetMixin"]
 
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from crm2erp.errors import ConfigError, FatalError
 log = logging.getLogger(__name__)
 
 _DB_ERRORS = (sa.exc.DBAPIError, sa.exc.StatementError)
+_STAGES = itertools.count()   # names of the temporary tables PostgreSQL COPYs into
 
 
 class RowProblem(ValueError):
@@ -216,7 +218,9 @@ class SqlTargetMixin(SqlSourceMixin):
             if not fresh:
                 continue
             params = [it.values for it in fresh]
-            if name in ("sqlite", "postgresql"):
+            if name == "postgresql" and len(params) > 1 and conn.dialect.driver == "psycopg":
+                self._copy_upsert(conn, spec, list(columns), updates, params)
+            elif name in ("sqlite", "postgresql"):
                 insert = (sqlite.insert if name == "sqlite" else postgresql.insert)(table)
                 stmt = insert.on_conflict_do_update(
                     index_elements=spec.key_columns(),
@@ -228,6 +232,29 @@ class SqlTargetMixin(SqlSourceMixin):
                     {c: insert.inserted[c] for c in updates}), params)
             else:  # any other dialect: plain inserts, safe under the flow lock
                 conn.execute(table.insert(), params)
+
+    @staticmethod
+    def _copy_upsert(conn: sa.Connection, spec: StreamSpec, columns: list[str],
+                     updates: list[str], params: list[dict[str, Any]]) -> None:
+        """PostgreSQL: the rows COPYed into a temporary table, then one INSERT ...
+        SELECT ... ON CONFLICT DO UPDATE into the target: one round trip for the data,
+        one statement for the upsert, whatever the batch size."""
+        stage = f"crm2erp_stage_{next(_STAGES)}"   # dropped at the commit
+        table = spec.table
+        conn.execute(sa.text(
+            f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS SELECT "
+            f"{', '.join(conn.dialect.identifier_preparer.quote(c) for c in columns)} "
+            f"FROM {conn.dialect.identifier_preparer.format_table(table)} WITH NO DATA"))
+        quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
+        with conn.connection.driver_connection.cursor() as cursor:
+            with cursor.copy(f"COPY {stage} ({quoted}) FROM STDIN") as copy:
+                for row in params:
+                    copy.write_row([row[c] for c in columns])
+        staged = sa.table(stage, *(sa.column(c) for c in columns))
+        insert = postgresql.insert(table).from_select(columns, sa.select(*staged.c))
+        conn.execute(insert.on_conflict_do_update(
+            index_elements=spec.key_columns(),
+            set_={c: insert.excluded[c] for c in updates}))
 
     @staticmethod
     def _update_rows(conn: sa.Connection, spec: StreamSpec, items: list[Item],

@@ -31,6 +31,8 @@ _FALSE = {"false", "f", "no", "n", "0", "off"}
 
 def column_kind(coltype: sa.types.TypeEngine) -> str:
     """Classify a column type: datetime, date, integer, decimal, float, boolean, text, other."""
+    if getattr(coltype, "display_width", None) == 1 and type(coltype).__name__ == "TINYINT":
+        return "boolean"    # MySQL/MariaDB: BOOLEAN is TINYINT(1), and reflects as that
     return _kind_of(type(coltype))
 
 
@@ -86,20 +88,29 @@ def to_db(coltype: sa.types.TypeEngine, value: Any, tz: dt.tzinfo, dialect: str)
             moment = parse_datetime(value, tz)
             if getattr(coltype, "timezone", False) and dialect == "postgresql":
                 return moment
-            return moment.astimezone(tz).replace(tzinfo=None)
+            moment = moment.astimezone(tz).replace(tzinfo=None)
+            if dialect in ("mysql", "mariadb") and not getattr(coltype, "fsp", None):
+                moment = moment.replace(microsecond=0)   # what DATETIME(0) keeps
+            return moment
         if kind == "date":
             if isinstance(value, dt.datetime):
                 return value.date()
             if isinstance(value, str):
                 return dt.date.fromisoformat(value.strip()[:10])
-            return value
+            if isinstance(value, dt.date):
+                return value
+            raise ValueError
         if kind == "boolean":
             if isinstance(value, str):
                 text = value.strip().lower()
                 if text in _TRUE | _FALSE:
                     return text in _TRUE
                 raise ValueError
-            return bool(value)
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, int | float | Decimal) and value in (0, 1):
+                return value == 1
+            raise ValueError
         if kind == "integer":
             if isinstance(value, bool):
                 return int(value)
@@ -112,9 +123,28 @@ def to_db(coltype: sa.types.TypeEngine, value: Any, tz: dt.tzinfo, dialect: str)
         if kind == "decimal":
             return value if isinstance(value, Decimal) else Decimal(str(value).strip())
         if kind == "float":
+            if isinstance(value, bool):
+                raise ValueError
             return float(value)
+        if kind == "text":
+            return _text(value)
     except (ValueError, TypeError, InvalidOperation, ArithmeticError):
         raise ValueError(f"cannot convert {value!r} to {kind}") from None
+    return value
+
+
+def _text(value: Any) -> Any:
+    """A value for a text column: drivers bind a Decimal, a timestamp or a bool to a
+    text column differently (SQLite refuses a Decimal), so each goes in as its text:
+    a Decimal exactly as written, times in ISO-8601, booleans as ``true``/``false``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, int | float | Decimal):
+        return str(value)
     return value
 
 

@@ -216,25 +216,26 @@ def next_state(*, entity: str, canonical_id: str, system: str, data: dict[str, A
                changed_at: dt.datetime) -> CanonicalState:
     """The state to remember: the record, and per field who changed it and what
     each system last sent (in the compact format, see :func:`field_memory`)."""
-    memory = dict(settlement.memory_for(previous))
+    memory = settlement.memory_for(previous)
     accepted = set(settlement.accepted)
-    now = changed_at.isoformat() if accepted else None
-    for path, seen in settlement.seen.items():
-        by, at, sent = memory.get(path, _BLANK)
-        if sent.get(system) != seen:
-            sent = {**sent, system: seen}
-        memory[path] = (system, now, sent) if path in accepted else (by, at, sent)
-    content = {k: v for k, v in data.items() if k not in IGNORED}
-    return CanonicalState(entity, canonical_id, content, _compact(memory))
-
-
-def _compact(memory: dict[str, Memory]) -> dict[str, Any]:
+    mine = (system, changed_at.isoformat() if accepted else None)
     who: dict[tuple[str | None, str | None], int] = {}
-    fields = {}
-    for path, (by, at, seen) in memory.items():
+    fields: dict[str, list] = {}
+    seen = settlement.seen
+    # the stored paths in their order, then the new ones: the same memory gives the
+    # same text, so an unchanged record is recognised and not rewritten
+    for path in (*memory, *(p for p in seen if p not in memory)):
+        by, at, sent = memory.get(path, _BLANK)
+        if path in seen:
+            if sent.get(system) != seen[path]:
+                sent = {**sent, system: seen[path]}
+            if path in accepted:
+                by, at = mine
         index = None if by is None and at is None else who.setdefault((by, at), len(who))
-        fields[path] = [index, seen]
-    return {"v": 2, "w": [list(pair) for pair in who], "f": fields}
+        fields[path] = [index, sent]
+    content = {k: v for k, v in data.items() if k not in IGNORED}
+    return CanonicalState(entity, canonical_id, content,
+                          {"v": 2, "w": [list(pair) for pair in who], "f": fields})
 
 
 def learned(state: CanonicalState | None, settlement: Settlement, system: str) -> bool:

@@ -21,6 +21,7 @@ from pydantic import PrivateAttr, model_validator
 from crm2erp.errors import ParentMissingError
 from crm2erp.mapping.paths import get_path
 from crm2erp.mapping.registry import Args, NoArgs, TransformContext, transform
+from crm2erp.schemas.types import e164_phone, normal_email
 
 # Everyday names pycountry does not know (keys: lower-case, no dots).
 _COUNTRY_ALIASES = {
@@ -89,13 +90,13 @@ def phone(value: Any, args: PhoneArgs, ctx: TransformContext) -> str | None:
         if raw is not None and str(raw).strip():
             region = country_code(str(raw))
     try:
-        number = phonenumbers.parse(text, region)
+        normal = e164_phone(text, region)
     except phonenumbers.NumberParseException:
         hint = "" if region or text.startswith("+") else " (no region to read it in)"
         raise ValueError(f"{value!r} is not a valid phone number{hint}") from None
-    if not phonenumbers.is_valid_number(number):
+    if normal is None:
         raise ValueError(f"{value!r} is not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return normal
 
 
 @transform("email")
@@ -104,7 +105,7 @@ def email(value: Any, args: NoArgs, ctx: TransformContext) -> str | None:
     if not text:
         return None
     try:
-        return email_validator.validate_email(text, check_deliverability=False).normalized
+        return normal_email(text)
     except email_validator.EmailNotValidError as exc:
         raise ValueError(f"{value!r} is not a valid e-mail address ({exc})") from None
 

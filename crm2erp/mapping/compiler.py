@@ -66,6 +66,19 @@ class _Env:
     resolver: Resolver | None
     prefix: str = ""  # "lines[2]." inside `each`
     presence: dict[str, bool] | None = None  # source path -> found in some record
+    _context: TransformContext | None = None
+
+    def context(self, source: Mapping[str, Any], root: Mapping[str, Any],
+                out: dict[str, Any], target: str) -> TransformContext:
+        """The transforms' context for one field: one object per record, reused."""
+        ctx = self._context
+        if ctx is None or ctx.source is not source or ctx.output is not out:
+            ctx = self._context = TransformContext(
+                source, root, out, self.resolver, self.system, self.direction, self.mapping,
+                target)
+        else:
+            ctx.field = target
+        return ctx
 
 
 @dataclass
@@ -112,10 +125,7 @@ class _Field:
         if self.each is not None:
             value = self._run_each(value, root, env, trace)
         if self.steps:
-            ctx = TransformContext(
-                source, root, out, env.resolver, env.system, env.direction, env.mapping,
-                env.prefix + self.target,
-            )
+            ctx = env.context(source, root, out, env.prefix + self.target)
             for label, tdef, args in self.steps:
                 try:
                     value = tdef(value, args, ctx)
@@ -145,7 +155,13 @@ class _Field:
     def _read(self, source: Mapping[str, Any], env: _Env) -> tuple[Any, bool]:
         """The source value(s) and whether the record lacks every field `from` names."""
         value = self.get(source)
-        values = value if self.multi else [value]
+        if not self.multi:   # the common case, without building lists
+            absent = value is ABSENT
+            if self.labels and env.presence is not None \
+                    and not env.presence.get(self.labels[0]):
+                env.presence[self.labels[0]] = not absent
+            return (None, True) if absent else (value, False)
+        values = value
         found = [v is not ABSENT for v in values]
         if env.presence is not None:
             for label, present in zip(self.labels, found, strict=False):

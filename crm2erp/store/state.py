@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_URL = "sqlite:///crm2erp-state.db"
 ENV_URL = "CRM2ERP_STATE_URL"
+#: Execution option of a connection that only reads (SQLite: a deferred BEGIN).
+READ_ONLY = "crm2erp_read_only"
+
 _CHUNK = 1000  # ids per IN (...) query: one query for any normal batch
 
 
@@ -97,15 +100,27 @@ def _sqlite_real_transactions(engine: sa.Engine) -> None:
     and leading SELECTs would run outside the transaction. BEGIN IMMEDIATE
     also takes the write lock up front: two processes queue on the busy
     timeout instead of one failing with "database is locked" on upgrade.
+
+    A read (a connection marked :data:`READ_ONLY`, see :meth:`StateStore._reading`)
+    BEGINs deferred: it never waits for, nor blocks, another process's write.
+    A file database runs in WAL mode with ``synchronous=NORMAL``: readers go on
+    beside the writer, and a commit does not wait for the disk (a power cut may
+    lose the last batches' state, which the next run syncs again by key).
     """
+
+    in_file = engine.url.database not in (None, "", ":memory:")
 
     @sa.event.listens_for(engine, "connect")
     def _no_implicit_begin(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
+        if in_file:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
     @sa.event.listens_for(engine, "begin")
     def _begin_immediate(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 class StateStore(QualityStoreMixin, DedupeStoreMixin):
@@ -131,6 +146,12 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                              f"{redact(str(exc.orig))}; check that the database is "
                              f"reachable and the URL in {ENV_URL} is right") from None
         return cls(engine)
+
+    @contextmanager
+    def _reading(self) -> Iterator[sa.Connection]:
+        """A connection for reads only: on SQLite it takes no write lock."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(**{READ_ONLY: True})
 
     @property
     def url(self) -> str:
@@ -225,7 +246,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
 
     def get_run(self, run_id: int) -> RunRecord:
         """The run ``run_id``; ConfigError when there is none."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
         if row is None:
             raise ConfigError(f"no run #{run_id}; see the run history for valid ids")
@@ -236,13 +257,13 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit)
         if flow is not None:
             query = query.where(runs.c.flow == flow)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return [RunRecord(**row._asdict()) for row in conn.execute(query)]
 
     # -- watermarks --------------------------------------------------------
     def get_watermark(self, flow: str, stream: str) -> Cursor | None:
         """Where the last committed batch of ``flow``/``stream`` ended, if anywhere."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(sa.select(watermarks.c.value, watermarks.c.key).where(
                 watermarks.c.flow == flow, watermarks.c.stream == stream)).first()
         return None if row is None else Cursor(jsonutil.loads(row.value), row.key)
@@ -260,7 +281,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                      external_ids: Iterable[str]) -> dict[str, XrefEntry]:
         """The cross-reference entries of these external ids (missing ones left out)."""
         found: dict[str, XrefEntry] = {}
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             for chunk in _chunks(external_ids):
                 for row in conn.execute(self._xref_query(entity, system)
                                         .where(xref.c.external_id.in_(chunk))):
@@ -272,7 +293,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         """Canonical id -> entry. When a dedupe merge gave one canonical id two
         external ids, the most recently written one wins."""
         found: dict[str, XrefEntry] = {}
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
                 query = (self._xref_query(entity, system)
                          .where(xref.c.canonical_id.in_(chunk))
@@ -285,7 +306,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                          canonical_ids: Iterable[str]) -> dict[str, CanonicalState]:
         """Canonical id -> last canonical state, for the ids that have one."""
         found: dict[str, CanonicalState] = {}
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
                 query = sa.select(canonical_records).where(
                     canonical_records.c.entity == entity,
@@ -301,7 +322,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         query = sa.select(conflicts).order_by(conflicts.c.id.desc()).limit(limit)
         if flow is not None:
             query = query.where(conflicts.c.flow == flow)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return [{**row._asdict(), "incoming": jsonutil.loads(row.incoming),
                      "kept": jsonutil.loads(row.kept)} for row in conn.execute(query)]
 
@@ -323,7 +344,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
             query = query.where(xref.c.entity == entity)
         if system is not None:
             query = query.where(xref.c.system == system)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return int(conn.execute(query).scalar_one())
 
     @staticmethod
@@ -356,12 +377,12 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         """Dead letters, oldest first; ``status=None`` means any status."""
         query = self._dead_letter_filter(
             sa.select(dead_letters).order_by(dead_letters.c.id).limit(limit), flow, status)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return [self._dead_letter(row) for row in conn.execute(query)]
 
     def get_dead_letter(self, dead_letter_id: int) -> DeadLetter:
         """One dead letter by id; ConfigError when there is none."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             row = conn.execute(sa.select(dead_letters)
                                .where(dead_letters.c.id == dead_letter_id)).first()
         if row is None:
@@ -382,7 +403,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                            status: str | Sequence[str] | None = "open") -> int:
         query = self._dead_letter_filter(
             sa.select(sa.func.count()).select_from(dead_letters), flow, status)
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return int(conn.execute(query).scalar_one())
 
     # -- the batch write path ---------------------------------------------
