@@ -31,6 +31,19 @@ def _secrets_of_this_test_only():
         redact._secrets.intersection_update(before)
 
 
+@pytest.fixture(autouse=True)
+def retry_sleeps(monkeypatch) -> list[float]:
+    """The waits every HTTP client of this test slept before a retry, recorded instead
+    of slept (a ``Retry-After: 1`` costs no second). The clients still count each wait
+    in their ``stats.waits``, which the tests assert; a client given its own ``sleep``
+    keeps it, and rate-limiter pacing stays real."""
+    from crm2erp.http.client import HttpClient
+
+    waits: list[float] = []
+    monkeypatch.setattr(HttpClient, "default_sleep", staticmethod(waits.append))
+    return waits
+
+
 def _fresh_database(admin_url: str, what: str):
     name = f"crm2erp_t_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
