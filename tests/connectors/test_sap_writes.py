@@ -81,11 +81,9 @@ def test_write_attempts_is_deprecated_and_ignored(caplog):
 
 
 @pytest.fixture
-def sap():
-    app = make_app(seed=4, business_partners=3, sales_orders=0, billing_documents=0,
-                   requirements=0)
-    with serve_wsgi(app):
-        yield app
+def sap(serve):
+    return serve(make_app(seed=4, business_partners=3, sales_orders=0, billing_documents=0,
+                          requirements=0))
 
 
 def partner_row(app, phone: str | None, email: str | None, city: str = "Köln") -> dict:
