@@ -127,6 +127,7 @@ def name_the_nested_field(folder: Path) -> None:
                                              f"field: custom_fields.{ERP_FIELD}"))
 
 
+@pytest.mark.slow   # three CLI runs in subprocesses
 @pytest.mark.parametrize("natural", [False, True], ids=["renamed", "dotted"])
 def test_write_back_into_a_nested_custom_field_is_stored_and_read_back(project, crm, natural):
     folder, env, erp, customers = project

@@ -294,6 +294,7 @@ def _accounts_run(tmp_path, fault_rate: float):
     return app, result, letters, partners
 
 
+@pytest.mark.slow   # two engine runs over the emulator, one at 20% faults
 def test_an_engine_run_at_20_percent_faults_ends_like_one_without(tmp_path):
     calm = _accounts_run(tmp_path / "calm", 0.0)
     app, result, letters, partners = _accounts_run(tmp_path / "faulty", 0.2)
