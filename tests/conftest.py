@@ -41,7 +41,9 @@ def pytest_collection_modifyitems(config, items):
     """Mark each test with the real parts it needs (``postgres``, ``mariadb``,
     ``airflow``, ``tryton``, ``browser``), so ``-m "not airflow"`` and the like
     select a tier. Airflow, Tryton and browser tests start real programs: they
-    are ``slow`` too, and ``-m "not slow"`` is the quick loop."""
+    are ``slow`` too, and ``-m "not slow"`` is the quick loop. The Tryton tests
+    share one xdist worker, so one trytond serves them while the other workers
+    run the rest instead of waiting for the Tryton database to be built."""
     root = config.rootpath / "tests"
     for item in items:
         parts = set()
@@ -61,6 +63,8 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(part)
         if parts & {"airflow", "tryton", "browser"}:
             item.add_marker("slow")
+        if "tryton" in parts:   # one worker builds the Tryton database and serves it
+            item.add_marker(pytest.mark.xdist_group("tryton"))
 
 
 @pytest.fixture(autouse=True)
