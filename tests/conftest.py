@@ -3,12 +3,20 @@
 The PostgreSQL and MariaDB servers are real; each test that asks for one gets
 a fresh, empty database of its own, dropped afterwards. A server that is not
 reachable fails the test loudly: it never skips.
+
+A test that needs a state store asks for ``*_store_url`` instead: a fresh
+database that already holds the migrated store, cloned from a template each
+xdist worker migrates once (PostgreSQL ``CREATE DATABASE ... TEMPLATE``,
+MariaDB the template's ``SHOW CREATE TABLE`` replayed, SQLite a file copy),
+so a test pays a copy instead of every Alembic migration.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
+from dataclasses import dataclass
 
 import pytest
 import sqlalchemy as sa
@@ -17,6 +25,46 @@ PG_ADMIN_URL = os.environ.get(
     "CRM2ERP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN_URL = os.environ.get(
     "CRM2ERP_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+
+_SERVERS = {"pg_url": "postgres", "mysql_url": "mariadb", "pg_sibling": "postgres",
+            "pg_store_url": "postgres", "mysql_store_url": "mariadb"}
+# what makes a test need a real part, by the folder it sits in or a fixture it uses
+_PARTS_BY_FOLDER = {"airflow": "airflow", "tryton": "tryton"}
+_PARTS_BY_FIXTURE = {"airflow": "airflow", "airflow_db": "airflow", "airflow_bare": "airflow",
+                     "tryton_server": "tryton"}
+_BROWSER_MODULES = {"test_report_demo.py"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Mark each test with the real parts it needs (``postgres``, ``mariadb``,
+    ``airflow``, ``tryton``, ``browser``), so ``-m "not airflow"`` and the like
+    select a tier. Airflow, Tryton and browser tests start real programs: they
+    are ``slow`` too, and ``-m "not slow"`` is the quick loop. The Tryton tests
+    share one xdist worker, so one trytond serves them while the other workers
+    run the rest instead of waiting for the Tryton database to be built."""
+    root = config.rootpath / "tests"
+    for item in items:
+        parts = set()
+        folder = item.path.relative_to(root).parts[0] if item.path.is_relative_to(root) else ""
+        if folder in _PARTS_BY_FOLDER:
+            parts.add(_PARTS_BY_FOLDER[folder])
+        names = set(item.fixturenames)
+        parts.update(part for name, part in _PARTS_BY_FIXTURE.items() if name in names)
+        parts.update(part for name, part in _SERVERS.items() if name in names)
+        if names & {"any_db_url", "any_store_url", "server_systems"}:
+            params = getattr(item, "callspec", None)
+            parts.update({"postgres", "mariadb"} & {p for p in (params.params.values() if params
+                                                               else ()) if isinstance(p, str)})
+        if item.path.name in _BROWSER_MODULES:
+            parts.add("browser")
+        for part in sorted(parts):
+            item.add_marker(part)
+        if parts & {"airflow", "tryton", "browser"}:
+            item.add_marker("slow")
+        if "tryton" in parts:   # one worker builds the Tryton database and serves it
+            item.add_marker(pytest.mark.xdist_group("tryton"))
 
 
 @pytest.fixture(autouse=True)
@@ -31,12 +79,26 @@ def _secrets_of_this_test_only():
         redact._secrets.intersection_update(before)
 
 
-def _fresh_database(admin_url: str, what: str):
+@pytest.fixture(autouse=True)
+def retry_sleeps(monkeypatch) -> list[float]:
+    """The waits every HTTP client of this test slept before a retry, recorded instead
+    of slept (a ``Retry-After: 1`` costs no second). The clients still count each wait
+    in their ``stats.waits``, which the tests assert; a client given its own ``sleep``
+    keeps it, and rate-limiter pacing stays real."""
+    from crm2erp.http.client import HttpClient
+
+    waits: list[float] = []
+    monkeypatch.setattr(HttpClient, "default_sleep", staticmethod(waits.append))
+    return waits
+
+
+def _fresh_database(admin_url: str, what: str, template: str | None = None):
     name = f"crm2erp_t_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"))
+            conn.execute(sa.text(f"CREATE DATABASE {name}"
+                                 + (f" TEMPLATE {template}" if template else "")))
     except sa.exc.OperationalError as exc:
         pytest.fail(f"{what} is not reachable at {admin_url}: {exc.orig}. "
                     "Start it (see README, 'Services for the tests').", pytrace=False)
@@ -79,3 +141,101 @@ def any_db_url(request, tmp_path):
         yield from _fresh_database(PG_ADMIN_URL, "PostgreSQL")
     else:
         yield from _fresh_database(MYSQL_ADMIN_URL, "MariaDB")
+
+
+# -- migrated state stores, cloned from a template per worker ---------------------
+@dataclass(frozen=True)
+class _StoreTemplate:
+    url: str                    # the migrated template database
+    tables_ddl: tuple[str, ...] = ()   # MariaDB: its CREATE TABLE statements
+    version_rows: tuple[dict, ...] = ()
+
+
+def _migrated(url: str) -> None:
+    from crm2erp.store import StateStore
+
+    StateStore.open(url).close()
+
+
+@pytest.fixture(scope="session")
+def _pg_store_template():
+    gen = _fresh_database(PG_ADMIN_URL, "PostgreSQL")
+    url = next(gen)
+    _migrated(url)
+    yield _StoreTemplate(url)
+    gen.close()
+
+
+@pytest.fixture(scope="session")
+def _mysql_store_template():
+    gen = _fresh_database(MYSQL_ADMIN_URL, "MariaDB")
+    url = next(gen)
+    _migrated(url)
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        tables = [row[0] for row in conn.execute(sa.text("SHOW TABLES"))]
+        ddl = tuple(conn.execute(sa.text(f"SHOW CREATE TABLE `{t}`")).one()[1] for t in tables)
+        versions = tuple(dict(r._mapping) for r in conn.execute(
+            sa.text("SELECT * FROM crm2erp_alembic_version")))
+    engine.dispose()
+    yield _StoreTemplate(url, ddl, versions)
+    gen.close()
+
+
+@pytest.fixture(scope="session")
+def _sqlite_store_template(tmp_path_factory):
+    path = tmp_path_factory.mktemp("store-template") / "state.db"
+    _migrated(f"sqlite:///{path}")
+    return path
+
+
+def _pg_store(request):
+    template = request.getfixturevalue("_pg_store_template")
+    yield from _fresh_database(PG_ADMIN_URL, "PostgreSQL",
+                               template=sa.engine.make_url(template.url).database)
+
+
+def _mysql_store(request):
+    template = request.getfixturevalue("_mysql_store_template")
+    for url in _fresh_database(MYSQL_ADMIN_URL, "MariaDB"):
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 0"))
+            for statement in template.tables_ddl:
+                conn.execute(sa.text(statement))
+            conn.execute(sa.text("INSERT INTO crm2erp_alembic_version (version_num) "
+                                 "VALUES (:version_num)"), list(template.version_rows))
+        engine.dispose()
+        yield url
+
+
+def _sqlite_store(request):
+    template = request.getfixturevalue("_sqlite_store_template")
+    path = request.getfixturevalue("tmp_path") / "state.db"
+    shutil.copyfile(template, path)
+    yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def pg_store_url(request):
+    """URL of a fresh PostgreSQL database holding a migrated, empty state store."""
+    yield from _pg_store(request)
+
+
+@pytest.fixture
+def mysql_store_url(request):
+    """URL of a fresh MariaDB database holding a migrated, empty state store."""
+    yield from _mysql_store(request)
+
+
+@pytest.fixture
+def sqlite_store_url(request):
+    """URL of a fresh SQLite file holding a migrated, empty state store."""
+    yield from _sqlite_store(request)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "mariadb"])
+def any_store_url(request):
+    """A fresh migrated, empty state store on each supported database in turn."""
+    yield from {"sqlite": _sqlite_store, "postgres": _pg_store,
+                "mariadb": _mysql_store}[request.param](request)

@@ -28,12 +28,20 @@ def _expected_packages() -> set[str]:
     return expected
 
 
-@pytest.mark.slow
-def test_wheel_contains_every_package(tmp_path):
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel, built once for this file's tests (the build writes into the
+    checkout's build/ folder, so these tests share one xdist worker)."""
+    outdir = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",
-                    "--outdir", str(tmp_path), str(ROOT)],
+                    "--outdir", str(outdir), str(ROOT)],
                    check=True, capture_output=True)
-    wheel = next(tmp_path.glob("crm2erp-*.whl"))
+    return next(outdir.glob("crm2erp-*.whl"))
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("wheel")
+def test_wheel_contains_every_package(wheel):
     names = zipfile.ZipFile(wheel).namelist()
     packages = {"/".join(n.split("/")[:-1]).replace("/", ".")
                 for n in names if n.endswith("__init__.py")}
@@ -68,7 +76,8 @@ AREAS = {"quality": "quality", "crm2erp/orchestration": "airflow", "dags": "airf
          "crm2erp/lineage": "lineage", "crm2erp/console": "console",
          "connectors/tryton": "tryton"}
 # imported, yet rightly not declared: the pytest11 plugin is loaded by pytest only
-NOT_DECLARED = {"pytest": "crm2erp/testing/conformance.py is loaded by pytest itself"}
+NOT_DECLARED = {"pytest": "crm2erp/testing/conformance.py is loaded by pytest itself",
+                "filelock": "crm2erp/testing/once.py serves the test suite (the dev extra)"}
 
 
 def _setup_cfg() -> configparser.ConfigParser:
@@ -175,11 +184,8 @@ def test_one_version_source_license_and_classifiers():
 
 
 @pytest.mark.slow
-def test_the_built_wheel_carries_version_license_and_pins(tmp_path):
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",
-                    "--outdir", str(tmp_path), str(ROOT)],
-                   check=True, capture_output=True)
-    wheel = next(tmp_path.glob("crm2erp-*.whl"))
+@pytest.mark.xdist_group("wheel")
+def test_the_built_wheel_carries_version_license_and_pins(wheel):
     assert wheel.name.startswith(f"crm2erp-{crm2erp.__version__}-")
     names = zipfile.ZipFile(wheel).namelist()
     meta = zipfile.ZipFile(wheel).read(

@@ -1,7 +1,12 @@
 """The README's quick start: exactly two set-up commands, and CI runs the second."""
 
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,3 +100,44 @@ def test_the_readme_benchmark_runs_and_checks_the_output(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| full sync" in done.stdout
     assert "output tables: equal, 56 rows" in done.stdout
+
+
+def _tier_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Running the tests", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+# a few files whose marks differ: plain, PostgreSQL/MariaDB, Airflow, browser
+_SAMPLE = ["tests/http/test_client.py", "tests/store/test_locks.py",
+           "tests/airflow/test_parse_hygiene.py", "tests/quality/test_report_demo.py"]
+
+
+def _selected(command: str) -> list[str]:
+    """The ids of the tests the README ``command`` selects among the sample's."""
+    args = shlex.split(command)
+    assert args[0] == ".venv/bin/pytest", command
+    paths = [a for a in args[1:] if a.startswith("tests/")]
+    options = [a for a in args[1:] if a not in paths]
+    done = subprocess.run([sys.executable, "-m", "pytest", *options, "-n", "0",
+                           "--collect-only", "-q", "-p", "no:cacheprovider", *(paths or _SAMPLE)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode in (0, 5), done.stdout[-3000:] + done.stderr[-3000:]
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
+def _files(ids: list[str]) -> set[str]:
+    return {i.split("::")[0] for i in ids}
+
+
+@pytest.mark.slow   # four pytest collections
+def test_the_test_tiers_select_what_the_readme_says():
+    quick, no_programs, no_servers, one_file = _tier_commands()
+    plain, servers, airflow, browser = _SAMPLE
+    assert _files(_selected(quick)) == _files(_selected(no_programs)) == {plain, servers}
+    local = _selected(no_servers)
+    assert _files(local) == set(_SAMPLE)
+    assert not [i for i in local if "[postgres]" in i or "[mariadb]" in i]
+    assert any(i.startswith(servers) and i.endswith("[sqlite]") for i in local)
+    assert _files(_selected(one_file)) == {servers}

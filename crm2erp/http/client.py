@@ -81,20 +81,25 @@ def make_session(settings: HttpSettings) -> requests.Session:
 class HttpClient:
     """Sends requests relative to ``base_url`` with auth, rate limit and retries."""
 
+    #: what the retry waits sleep with when no ``sleep`` is given; the test suite
+    #: swaps it for a recorder (the waits are still counted in :attr:`stats`)
+    default_sleep: Callable[[float], None] = staticmethod(time.sleep)
+
     def __init__(self, settings: HttpSettings | None = None, *, base_url: str = "",
                  auth: Auth | None = None, error_mapper: ErrorMapper | None = None,
                  name: str = "http", rng: random.Random | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] | None = None):
         self.settings = settings or HttpSettings()
         self.base_url = base_url.rstrip("/") + "/" if base_url else ""
         self.auth = auth or NoAuth()
         self.error_mapper = error_mapper
         self.name = name
         self.rng = rng or random.Random()
-        self.sleep = sleep
+        self.sleep = sleep or HttpClient.default_sleep
         self.session = make_session(self.settings)
         rl = self.settings.rate_limit
-        self.limiter = TokenBucket(rl.requests_per_second, rl.burst, sleep=sleep) if rl else None
+        self.limiter = (TokenBucket(rl.requests_per_second, rl.burst, sleep=sleep or time.sleep)
+                        if rl else None)
         self.stats = RequestStats()
         self._stats_lock = threading.Lock()
         self.last_response: requests.Response | None = None

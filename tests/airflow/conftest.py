@@ -16,10 +16,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from crm2erp.testing.once import build_once, run_folder
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -68,21 +71,34 @@ def json_output(done: subprocess.CompletedProcess):
 _MIGRATED: list[Path] = []
 
 
-def migrate_once() -> Path:
+def migrate_once(shared: Path | None = None) -> Path:
     """Migrate the metadata database once per process; the AIRFLOW_HOME folder.
 
+    With ``shared`` (a folder all xdist workers of the run share) one worker
+    migrates a database there and every worker copies it into its own home.
     Tests outside this folder (``tests/tryton/``, which needs its own
     fixtures) load this module and call it, so the session shares one home."""
     if not _MIGRATED:
-        run_airflow("db", "migrate")
+        if shared is None:
+            run_airflow("db", "migrate")
+        else:
+            template = build_once(shared / "airflow-metadata", version("apache-airflow"),
+                                  _migrate_template)
+            shutil.copy2(template / "airflow.db", _HOME / "airflow.db")
         _MIGRATED.append(_HOME)
     return _HOME
 
 
+def _migrate_template(folder: Path) -> None:
+    run_airflow("db", "migrate", env={
+        "AIRFLOW_HOME": str(folder),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{folder / 'airflow.db'}"})
+
+
 @pytest.fixture(scope="session")
-def airflow_db() -> Path:
+def airflow_db(tmp_path_factory) -> Path:
     """The migrated Airflow metadata database; the AIRFLOW_HOME folder."""
-    return migrate_once()
+    return migrate_once(run_folder(tmp_path_factory))
 
 
 def free_port() -> int:

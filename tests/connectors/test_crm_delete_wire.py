@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from crm2erp.connectors import create_connector
 from crm2erp.connectors.base import DeleteMode, WriteAction
 from crm2erp.errors import ConfigError
-from crm2erp.testing.server import serve_wsgi
 
 FAST_RETRY = {"max_attempts": 2, "backoff_base": 0.001, "backoff_max": 0.01}
 
@@ -22,11 +21,10 @@ FAST_RETRY = {"max_attempts": 2, "backoff_base": 0.001, "backoff_max": 0.01}
 # -- Salesforce ------------------------------------------------------------------
 
 @pytest.fixture
-def sf():
+def sf(serve):
     from crm2erp.connectors.salesforce.emulator import make_app
     app = make_app(seed=9, accounts=4, contacts_per_account=0)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 def _sf(app, **stream):
@@ -100,11 +98,10 @@ def test_salesforce_delete_and_archive_by_id_report_not_found(sf):
 # -- HubSpot ---------------------------------------------------------------------
 
 @pytest.fixture
-def hubspot():
+def hubspot(serve):
     from crm2erp.connectors.hubspot.emulator import make_app
     app = make_app(seed=9, companies=3)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 def test_hubspot_archive_answers_204_for_any_id_so_the_connector_checks(hubspot):
@@ -137,11 +134,10 @@ def test_hubspot_archive_answers_204_for_any_id_so_the_connector_checks(hubspot)
 # -- Dynamics --------------------------------------------------------------------
 
 @pytest.fixture
-def dynamics():
+def dynamics(serve):
     from crm2erp.connectors.dynamics.emulator import make_app
     app = make_app(seed=9, accounts=3)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 def test_dynamics_delete_404_is_not_found_and_archive_deactivates(dynamics):
@@ -174,11 +170,10 @@ def test_dynamics_delete_404_is_not_found_and_archive_deactivates(dynamics):
 # -- declarative REST ----------------------------------------------------------
 
 @pytest.fixture
-def demo():
+def demo(serve):
     from crm2erp.connectors.rest.emulator import make_app
     app = make_app(seed=9, organizations=3)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 def _rest(app, **write):

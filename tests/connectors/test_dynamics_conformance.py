@@ -7,7 +7,6 @@ import pytest
 from crm2erp.connectors.dynamics import DynamicsConfig, DynamicsConnector
 from crm2erp.connectors.dynamics.emulator import CLIENT_ID, CLIENT_SECRET, TENANT_ID, make_app
 from crm2erp.testing.conformance import ConnectorConformance
-from crm2erp.testing.server import serve_wsgi
 
 
 def d365_config(base_url: str, secret: str = CLIENT_SECRET, **extra) -> DynamicsConfig:
@@ -20,11 +19,10 @@ def d365_config(base_url: str, secret: str = CLIENT_SECRET, **extra) -> Dynamics
 
 
 @pytest.fixture
-def emulator():
+def emulator(serve):
     # 450 accounts = 5 pages of 100; 7 rows share each modifiedon second
     app = make_app(seed=7, accounts=450, contacts_per_account=1, products_per_opportunity=1)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture

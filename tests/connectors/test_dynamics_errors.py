@@ -17,7 +17,6 @@ from crm2erp.connectors.base import WriteAction
 from crm2erp.connectors.dynamics import DynamicsConfig, DynamicsConnector
 from crm2erp.connectors.dynamics.emulator import CLIENT_ID, CLIENT_SECRET, TENANT_ID, make_app
 from crm2erp.errors import ConfigError
-from crm2erp.testing.server import serve_wsgi
 
 FAST_RETRY = {"max_attempts": 3, "backoff_base": 0.001, "backoff_max": 0.01}
 ACCOUNTS = {"entity_set": "accounts", "logical_name": "account", "key": "accountid",
@@ -33,10 +32,9 @@ def connector(url, **extra):
 
 
 @pytest.fixture
-def env():
+def env(serve):
     app = make_app(seed=5, accounts=8, contacts_per_account=1)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 def test_unknown_column_in_a_write_stops_the_run_naming_it(env):

@@ -18,16 +18,14 @@ from crm2erp.mapping import DictResolver, compile_mapping, load_mapping
 from crm2erp.mappings import pack_dir
 from crm2erp.schemas import entity_model
 from crm2erp.testing.conformance import read_all
-from crm2erp.testing.server import serve_wsgi
 
 from .test_erpnext_conformance import erp_config
 
 
 @pytest.fixture
-def emulator():
+def emulator(serve):
     app = make_app(seed=5, customers=25, sales_invoices=6)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import pytest
 from crm2erp.connectors.erpnext import ErpNextConfig, ErpNextConnector
 from crm2erp.connectors.erpnext.emulator import API_KEY, API_SECRET, make_app
 from crm2erp.testing.conformance import ConnectorConformance
-from crm2erp.testing.server import serve_wsgi
 
 
 def erp_config(base_url: str, secret: str = API_SECRET, **extra) -> ErpNextConfig:
@@ -19,11 +18,10 @@ def erp_config(base_url: str, secret: str = API_SECRET, **extra) -> ErpNextConfi
 
 
 @pytest.fixture
-def emulator():
+def emulator(serve):
     # 130 customers = 3 pages of 50; 7 customers share each `modified` value
     app = make_app(seed=7, customers=130, sales_invoices=12)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import pytest
 from crm2erp.connectors.erpnext import ErpNextConnector
 from crm2erp.connectors.erpnext.emulator import make_app
 from crm2erp.errors import ConfigError
-from crm2erp.testing.server import serve_wsgi
 
 from .test_erpnext_conformance import erp_config
 
@@ -31,10 +30,9 @@ def frappe_body(exc_type, message, module="frappe.exceptions"):
 
 
 @pytest.fixture
-def site():
+def site(serve):
     app = make_app(seed=3, customers=6, sales_invoices=2)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 def test_unknown_doctype_on_read_is_a_configuration_error_naming_it(site):

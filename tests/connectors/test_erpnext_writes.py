@@ -25,10 +25,9 @@ AUTH = {"Authorization": f"token {API_KEY}:{API_SECRET}"}
 
 
 @pytest.fixture
-def emulator():
+def emulator(serve):
     app = make_app(seed=11, customers=5, sales_invoices=1)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import pytest
 from crm2erp.connectors.hubspot import HubSpotConfig, HubSpotConnector
 from crm2erp.connectors.hubspot.emulator import TOKEN, make_app
 from crm2erp.testing.conformance import ConnectorConformance
-from crm2erp.testing.server import serve_wsgi
 
 
 def hs_config(base_url: str, token: str = TOKEN, **extra) -> HubSpotConfig:
@@ -20,11 +19,10 @@ def hs_config(base_url: str, token: str = TOKEN, **extra) -> HubSpotConfig:
 
 
 @pytest.fixture
-def emulator():
+def emulator(serve):
     # 450 companies = 5 search pages of 100; 7 records share each modification stamp
     app = make_app(seed=7, companies=450, contacts_per_company=1, line_items_per_deal=1)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture
@@ -51,10 +49,9 @@ class TestHubSpotCappedSearchConformance(ConnectorConformance):
     write_stream = "contacts"
 
     @pytest.fixture
-    def emulator(self):
+    def emulator(self, serve):
         app = make_app(seed=11, companies=300, contacts_per_company=1, search_cap=120)
-        with serve_wsgi(app):
-            yield app
+        return serve(app)
 
     @pytest.fixture
     def connector(self, emulator):

@@ -17,7 +17,6 @@ from crm2erp.connectors.base import WriteAction
 from crm2erp.connectors.hubspot import HubSpotConfig, HubSpotConnector
 from crm2erp.connectors.hubspot.emulator import TOKEN, make_app
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.testing.server import serve_wsgi
 
 FAST_RETRY = {"max_attempts": 3, "backoff_base": 0.001, "backoff_max": 0.01}
 
@@ -29,10 +28,9 @@ def connector(url, **extra):
 
 
 @pytest.fixture
-def portal():
+def portal(serve):
     app = make_app(seed=6, companies=10)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 def test_unknown_property_in_a_batch_upsert_stops_the_run_naming_it(portal):

@@ -10,7 +10,6 @@ from crm2erp.connectors.odoo.emulator import DATABASE, PASSWORD, USERNAME, make_
 from crm2erp.connectors.odoo.rpc import OdooRecordError, error_from_body
 from crm2erp.connectors.odoo.source import normalize_record, odoo_datetime
 from crm2erp.errors import ConfigError, FatalError, RetriableError
-from crm2erp.testing.server import serve_wsgi
 
 
 def config(url: str, **extra) -> OdooConfig:
@@ -21,10 +20,9 @@ def config(url: str, **extra) -> OdooConfig:
 
 
 @pytest.fixture
-def emulator():
+def emulator(serve):
     app = make_app(seed=9, companies=60)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import pytest
 from crm2erp.connectors.odoo import OdooConfig, OdooConnector
 from crm2erp.connectors.odoo.emulator import DATABASE, PASSWORD, USERNAME, make_app
 from crm2erp.testing.conformance import ConnectorConformance
-from crm2erp.testing.server import serve_wsgi
 
 
 def odoo_config(base_url: str, password: str = PASSWORD, **extra) -> OdooConfig:
@@ -19,11 +18,10 @@ def odoo_config(base_url: str, password: str = PASSWORD, **extra) -> OdooConfig:
 
 
 @pytest.fixture
-def emulator():
+def emulator(serve):
     # 120 companies = 3 pages of 50; 7 partners share each write_date
     app = make_app(seed=7, companies=120)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import pytest
 from crm2erp.connectors.odoo import OdooConfig, OdooConnector
 from crm2erp.connectors.odoo.emulator import DATABASE, PASSWORD, USERNAME, make_app
 from crm2erp.errors import ConfigError, Crm2ErpError, FatalError
-from crm2erp.testing.server import serve_wsgi
 
 COMPANIES = {"model": "res.partner", "fields": ["name", "ref", "email"], "key_field": "ref",
              "domain": [["is_company", "=", True]]}
@@ -35,10 +34,8 @@ def rpc_error(name, message, call_id=1):
 
 
 @pytest.fixture
-def odoo():
-    app = make_app(seed=4, companies=6)
-    with serve_wsgi(app):
-        yield app
+def odoo(serve):
+    return serve(make_app(seed=4, companies=6))
 
 
 def test_unknown_model_on_read_is_a_configuration_error_naming_it(odoo):

@@ -18,10 +18,9 @@ UID = 2  # the emulator's admin user
 
 
 @pytest.fixture
-def emulator():
+def emulator(serve):
     app = make_app(seed=5, companies=4)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture

@@ -22,7 +22,6 @@ import sqlalchemy as sa
 from crm2erp.connectors import create_connector
 from crm2erp.connectors.rest.emulator import CLIENT_ID, CLIENT_SECRET, ERP_FIELD, make_app
 from crm2erp.mapping import load_connections
-from crm2erp.testing.server import serve_wsgi
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "connectors" / "rest.md"
 ORG_IN = """
@@ -76,10 +75,9 @@ class Counting:
 
 
 @pytest.fixture
-def crm():
+def crm(serve):
     api = Counting(make_app(seed=8, organizations=23))
-    with serve_wsgi(api):
-        yield api
+    return serve(api)
 
 
 @pytest.fixture
@@ -127,6 +125,7 @@ def name_the_nested_field(folder: Path) -> None:
                                              f"field: custom_fields.{ERP_FIELD}"))
 
 
+@pytest.mark.slow   # three CLI runs in subprocesses
 @pytest.mark.parametrize("natural", [False, True], ids=["renamed", "dotted"])
 def test_write_back_into_a_nested_custom_field_is_stored_and_read_back(project, crm, natural):
     folder, env, erp, customers = project

@@ -12,7 +12,6 @@ from crm2erp.connectors import create_connector
 from crm2erp.connectors.rest.emulator import CLIENT_ID, CLIENT_SECRET, make_app
 from crm2erp.mapping import load_connections
 from crm2erp.testing.conformance import ConnectorConformance
-from crm2erp.testing.server import serve_wsgi
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "connectors" / "rest.md"
 
@@ -33,11 +32,10 @@ def crm_connector(tmp_path, base_url, secret=CLIENT_SECRET):
 
 
 @pytest.fixture
-def emulator():
+def emulator(serve):
     # 130 organizations = 3 pages of 50; 6 share each update_time
     app = make_app(seed=3, organizations=130)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture

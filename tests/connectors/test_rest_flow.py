@@ -18,7 +18,6 @@ from crm2erp.connectors.rest.emulator import CLIENT_ID, CLIENT_SECRET, make_app
 from crm2erp.engine import Engine
 from crm2erp.mapping import load_project
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "connectors" / "rest.md"
 ORG_IN = """
@@ -57,10 +56,9 @@ def doc_blocks() -> list[str]:
 
 
 @pytest.fixture
-def crm():
+def crm(serve):
     app = make_app(seed=11, organizations=95)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture

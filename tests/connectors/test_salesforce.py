@@ -27,10 +27,9 @@ def config(url, **extra):
 
 
 @pytest.fixture
-def org():
+def org(serve):
     app = make_app(seed=3, accounts=450, contacts_per_account=1)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 def token(org):

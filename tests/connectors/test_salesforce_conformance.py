@@ -7,7 +7,6 @@ import pytest
 from crm2erp.connectors.salesforce import SalesforceConfig, SalesforceConnector
 from crm2erp.connectors.salesforce.emulator import CLIENT_ID, CLIENT_SECRET, make_app
 from crm2erp.testing.conformance import ConnectorConformance
-from crm2erp.testing.server import serve_wsgi
 
 
 def sf_config(base_url: str, secret: str = CLIENT_SECRET, **extra) -> SalesforceConfig:
@@ -19,11 +18,10 @@ def sf_config(base_url: str, secret: str = CLIENT_SECRET, **extra) -> Salesforce
 
 
 @pytest.fixture
-def emulator():
+def emulator(serve):
     # 450 accounts = 3 REST pages of 200; 7 records share each SystemModstamp
     app = make_app(seed=7, accounts=450, contacts_per_account=1, line_items_per_opportunity=1)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture

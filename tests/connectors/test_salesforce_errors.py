@@ -31,10 +31,9 @@ def connector(url, **extra):
 
 
 @pytest.fixture
-def org():
+def org(serve):
     app = make_app(seed=8, accounts=20, contacts_per_account=1)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 def test_all_or_none_rolled_back_records_are_sent_again_and_written(org):

@@ -26,7 +26,6 @@ from crm2erp.connectors.sap.odata import (
     sap_error,
 )
 from crm2erp.testing.conformance import read_all
-from crm2erp.testing.server import serve_wsgi
 
 from .test_sap_conformance import sap_config
 
@@ -34,11 +33,10 @@ BP = "/sap/opu/odata/sap/API_BUSINESS_PARTNER"
 
 
 @pytest.fixture
-def emulator():
+def emulator(serve):
     app = make_app(seed=3, business_partners=40, sales_orders=6, billing_documents=5,
                    requirements=4, page_size=15)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture

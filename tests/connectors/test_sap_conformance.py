@@ -7,7 +7,6 @@ import pytest
 from crm2erp.connectors.sap import SapConfig, SapConnector
 from crm2erp.connectors.sap.emulator import PASSWORD, USERNAME, make_app
 from crm2erp.testing.conformance import ConnectorConformance
-from crm2erp.testing.server import serve_wsgi
 
 
 def sap_config(base_url: str, password: str = PASSWORD, **extra) -> SapConfig:
@@ -19,13 +18,12 @@ def sap_config(base_url: str, password: str = PASSWORD, **extra) -> SapConfig:
 
 
 @pytest.fixture
-def emulator():
+def emulator(serve):
     # 130 partners = 3 pages of 50; 7 partners share each change stamp; every
     # sixth was never changed (empty LastChangeDate) and is read by CreationDate
     app = make_app(seed=7, business_partners=130, sales_orders=12, billing_documents=8,
                    requirements=6, page_size=50)
-    with serve_wsgi(app):
-        yield app
+    return serve(app)
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import pytest
 from crm2erp.connectors.sap import SapConnector
 from crm2erp.connectors.sap.emulator import make_app
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.testing.server import serve_wsgi
 
 from .test_sap_conformance import sap_config
 
@@ -26,11 +25,9 @@ SALES_ORDERS = "/sap/opu/odata/sap/API_SALES_ORDER_SRV/A_SalesOrder"
 
 
 @pytest.fixture
-def sap():
-    app = make_app(seed=5, business_partners=10, sales_orders=3, billing_documents=2,
-                   requirements=0)
-    with serve_wsgi(app):
-        yield app
+def sap(serve):
+    return serve(make_app(seed=5, business_partners=10, sales_orders=3, billing_documents=2,
+                          requirements=0))
 
 
 def test_unknown_entity_set_on_read_is_a_configuration_error_shown_as_text(sap):

@@ -18,7 +18,6 @@ from crm2erp.engine import Engine
 from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 DEAL_IN = """
 mapping: deal_in
@@ -43,11 +42,9 @@ fields:
 
 
 @pytest.fixture
-def sap():
-    app = make_app(seed=3, business_partners=0, sales_orders=0, billing_documents=0,
-                   requirements=0, page_size=50)
-    with serve_wsgi(app):
-        yield app
+def sap(serve):
+    return serve(make_app(seed=3, business_partners=0, sales_orders=0, billing_documents=0,
+                          requirements=0, page_size=50))
 
 
 def test_open_deals_become_planned_independent_requirements(tmp_path, sap):

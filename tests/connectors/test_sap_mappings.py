@@ -24,7 +24,6 @@ from crm2erp.engine import Engine
 from crm2erp.mapping import DictResolver, compile_mapping, load_mapping, load_project
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 PACK = pack_dir("sap")
 
@@ -127,11 +126,9 @@ def _project(tmp_path: Path, base_url: str) -> Path:
 
 
 @pytest.fixture
-def sap():
-    app = make_app(seed=11, business_partners=5, sales_orders=0, billing_documents=0,
-                   requirements=0, page_size=20)
-    with serve_wsgi(app):
-        yield app
+def sap(serve):
+    return serve(make_app(seed=11, business_partners=5, sales_orders=0, billing_documents=0,
+                          requirements=0, page_size=20))
 
 
 def _partners_by_ext(sap) -> dict[str, list[dict]]:

@@ -81,11 +81,9 @@ def test_write_attempts_is_deprecated_and_ignored(caplog):
 
 
 @pytest.fixture
-def sap():
-    app = make_app(seed=4, business_partners=3, sales_orders=0, billing_documents=0,
-                   requirements=0)
-    with serve_wsgi(app):
-        yield app
+def sap(serve):
+    return serve(make_app(seed=4, business_partners=3, sales_orders=0, billing_documents=0,
+                          requirements=0))
 
 
 def partner_row(app, phone: str | None, email: str | None, city: str = "Köln") -> dict:
@@ -296,6 +294,7 @@ def _accounts_run(tmp_path, fault_rate: float):
     return app, result, letters, partners
 
 
+@pytest.mark.slow   # two engine runs over the emulator, one at 20% faults
 def test_an_engine_run_at_20_percent_faults_ends_like_one_without(tmp_path):
     calm = _accounts_run(tmp_path / "calm", 0.0)
     app, result, letters, partners = _accounts_run(tmp_path / "faulty", 0.2)

@@ -20,18 +20,18 @@ def _text(response) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", "", response.text)).split())
 
 
-def test_the_console_on_every_state_store(any_db_url, tmp_path, monkeypatch):
+def test_the_console_on_every_state_store(any_store_url, tmp_path, monkeypatch):
     demo = tmp_path / "demo"
     demo.mkdir()
     create_systems(f"sqlite:///{demo / 'crm.db'}", f"sqlite:///{demo / 'erp.db'}",
                    sample_crm_rows(accounts=40))
     monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(demo))
     project_dir = write_project(demo, demo / "unused.db", fresh=True)
-    with StateStore.open(any_db_url) as store, \
+    with StateStore.open(any_store_url) as store, \
             Engine(load_project(project_dir), store) as engine:
         for flow in ("demo_accounts", "demo_contacts"):
             engine.run(flow)
-    with TestClient(create_app(any_db_url, project_dir)) as client:
+    with TestClient(create_app(any_store_url, project_dir)) as client:
         business = client.get("/business")        # the hub's memory, on this store
         assert business.status_code == 200 and "No sales orders in the hub" in _text(business)
         overview = _text(client.get("/"))
@@ -48,7 +48,7 @@ def test_the_console_on_every_state_store(any_db_url, tmp_path, monkeypatch):
                                                          "Kunde: customer, Reseller: partner"))
         done = client.post("/dead-letters/retry", data={"csrf": token, "ids": ids})
         assert f"#{ids[0]} A-0013 (demo_accounts): resolved" in _text(done)
-    with StateStore.open(any_db_url) as store:
+    with StateStore.open(any_store_url) as store:
         canonical = store.canonical_ids("Account", "crm", ["A-0013"])["A-0013"]
     erp = sa.create_engine(f"sqlite:///{demo / 'erp.db'}")
     with erp.connect() as conn:

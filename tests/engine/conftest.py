@@ -227,8 +227,10 @@ def engine_for():
 
 @pytest.fixture(params=["postgres", "mariadb"])
 def server_systems(request, tmp_path, monkeypatch):
-    """CRM, ERP and state store all on a real server (one fresh database)."""
-    url = request.getfixturevalue("pg_url" if request.param == "postgres" else "mysql_url")
+    """CRM, ERP and state store all on a real server (one fresh database, the store
+    already migrated)."""
+    url = request.getfixturevalue("pg_store_url" if request.param == "postgres"
+                                  else "mysql_store_url")
     s = make_systems(tmp_path, monkeypatch, url, url, url)
     yield s
     s.crm.dispose()

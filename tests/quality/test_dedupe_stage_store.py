@@ -9,8 +9,8 @@ from crm2erp.store import StateStore
 from crm2erp.store.dedupe import DedupeMember, DedupePair, Provenance, pair_key
 
 
-def test_pairs_decisions_members_and_provenance(any_db_url):
-    store = StateStore.open(any_db_url)
+def test_pairs_decisions_members_and_provenance(any_store_url):
+    store = StateStore.open(any_store_url)
     try:
         left, right = pair_key("c-2", "c-1")
         assert (left, right) == ("c-1", "c-2")

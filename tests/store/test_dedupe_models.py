@@ -14,8 +14,8 @@ PAYLOAD = {"comparisons": [{"comparison": "name", "field": "name",
            "warnings": ["Grüße: ünïcode survives"]}
 
 
-def test_the_newest_model_of_a_flow_is_read_back_with_its_values(any_db_url):
-    store = StateStore.open(any_db_url)
+def test_the_newest_model_of_a_flow_is_read_back_with_its_values(any_store_url):
+    store = StateStore.open(any_store_url)
     try:
         assert store.dedupe_model("accounts") is None
         first = store.save_dedupe_model(DedupeModel("accounts", "Account", 10, 4, PAYLOAD))

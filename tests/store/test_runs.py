@@ -12,8 +12,8 @@ from crm2erp.store import ENV_URL, StateStore
 
 
 @pytest.fixture
-def store(any_db_url):
-    store = StateStore.open(any_db_url)
+def store(any_store_url):
+    store = StateStore.open(any_store_url)
     yield store
     store.close()
 

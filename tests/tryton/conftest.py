@@ -26,6 +26,7 @@ import pytest
 import requests
 
 from crm2erp.connectors.tryton import TrytonConfig, TrytonConnector
+from crm2erp.testing.once import build_once, run_folder
 
 log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,22 +59,20 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def tryton_template(tmp_path_factory) -> Path:
-    """A directory holding the prepared template database (built once a session).
+    """A directory holding the prepared template database (built once a test run,
+    by one xdist worker while the others wait).
 
     With ``CRM2ERP_TRYTON_TEMPLATE=/some/dir`` the template is kept there and
     reused by later sessions while scripts/tryton_devdb.py is unchanged (a
     stamp file holds the script's hash); tests only ever serve copies of it.
     """
     cached = os.environ.get("CRM2ERP_TRYTON_TEMPLATE")
-    stamp = hashlib.sha256(SCRIPT.read_bytes()).hexdigest()
-    if cached:
-        directory = Path(cached)
-        if (directory / "stamp").is_file() and (directory / "stamp").read_text() == stamp:
-            return directory
-        shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(parents=True)
-    else:
-        directory = tmp_path_factory.mktemp("tryton-template")
+    directory = Path(cached) if cached else run_folder(tmp_path_factory) / "tryton-template"
+    return build_once(directory, hashlib.sha256(SCRIPT.read_bytes()).hexdigest(),
+                      _build_template)
+
+
+def _build_template(directory: Path) -> None:
     started = time.monotonic()
     proc = subprocess.run([sys.executable, str(SCRIPT), "--dir", str(directory), "--db", DB,
                            "--password", PASSWORD], capture_output=True, text=True)
@@ -81,8 +80,6 @@ def tryton_template(tmp_path_factory) -> Path:
         pytest.fail(f"could not create the Tryton test database (exit {proc.returncode}):\n"
                     f"{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}", pytrace=False)
     log.info("tryton template database built in %.1fs", time.monotonic() - started)
-    (directory / "stamp").write_text(stamp)
-    return directory
 
 
 def _copy(template: Path, target: Path) -> Path:
