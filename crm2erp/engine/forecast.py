@@ -36,13 +36,11 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from pydantic import ValidationError
 
 from crm2erp.connectors.base import Cursor, Row
+from crm2erp.engine.batch import RunResult, hold, record_key
+from crm2erp.engine.inbound import validate, validation_message
+from crm2erp.engine.load import load
 from crm2erp.engine.resolver import canonical_id_for
-from crm2erp.engine.runner import (
-    FlowRunner,
-    RunResult,
-    _validation_message,
-    record_key,
-)
+from crm2erp.engine.runner import FlowRunner
 from crm2erp.engine.stages import Item
 from crm2erp.errors import ConfigError, RecordError
 from crm2erp.jsonutil import payload_hash
@@ -144,7 +142,7 @@ class ForecastRunner(FlowRunner):
                     data = self.inbound.apply(row, self.resolver)
                     self._add(self._opportunity(data), counts)
             except RecordError as exc:
-                self._hold(commit, counts, exc.stage, source_key, str(exc), row)
+                hold(commit, counts, exc.stage, source_key, str(exc), row)
                 continue
             commit.resolved_keys.append(source_key)
         self._commit(commit, counts, result, dry_run)
@@ -153,7 +151,7 @@ class ForecastRunner(FlowRunner):
         try:
             return self.opportunity_model.model_validate(data)
         except ValidationError as exc:
-            message, field_name = _validation_message(exc)
+            message, field_name = validation_message(exc)
             raise RecordError(message, stage="validate", field=field_name) from None
 
     def _add(self, deal, counts: Counter) -> None:
@@ -206,20 +204,20 @@ class ForecastRunner(FlowRunner):
             canonical_id = previous.get(key) or canonical_id_for(
                 self.flow.entity, self.forecast_system, key)
             try:
-                record = self._validate({
+                record = validate(self.model, {
                     "id": canonical_id, "product_code": product, "period": period,
                     "quantity": row["quantity"], "uom": self.spec.uom,
                     "warehouse": self.spec.warehouse})
             except RecordError as exc:
-                self._hold(commit, counts, exc.stage, key, str(exc), row)
+                hold(commit, counts, exc.stage, key, str(exc), row)
                 continue
             items.append(Item(key, row, canonical_id, record))
         counts["forecast_lines"] += len(items)
-        self._load(items, counts, commit, result, dry_run)
+        load(self, items, counts, commit, result, dry_run)
         self._commit(commit, counts, result, dry_run)
 
     # -- the xref of a bucket ---------------------------------------------
-    def _source_xref(self, item: Item) -> XrefUpsert:
+    def source_xref(self, item: Item) -> XrefUpsert:
         """Buckets are this flow's own records: keyed by ``product|YYYY-MM``."""
         return XrefUpsert(self.flow.entity, self.forecast_system, item.source_key,
                           item.canonical_id, payload_hash(item.source_row))
