@@ -14,8 +14,8 @@ One batch at a time, so memory stays flat whatever the source size:
 
 The steps live in their own modules: :mod:`crm2erp.engine.inbound` (map,
 merge, validate), :mod:`crm2erp.engine.load` (stages, outbound map, hash and
-collision checks, the write, write-back and deletes, or in a dry run their
-description). This module holds the run around them: the lock,
+collision checks, deletes) and :mod:`crm2erp.engine.sinks` (the write, or in a
+dry run its description). This module holds the run around them: the lock,
 the run log, partitions, the batch loop and the replay of dead letters.
 
 Killing the process at any point loses nothing: the watermark is behind every
@@ -33,12 +33,13 @@ from collections import Counter
 from collections.abc import Callable
 
 from crm2erp.connectors.base import Cursor, Row
-from crm2erp.engine.batch import COUNTERS, Change, RunResult, hold, new_dead_letters, record_key
-from crm2erp.engine.cursors import apply_lookback, later_cursor, parse_duration
+from crm2erp.engine.batch import COUNTERS, Change, RunResult, hold, record_key
+from crm2erp.engine.cursors import apply_lookback, parse_duration
 from crm2erp.engine.inbound import canonicalize
-from crm2erp.engine.load import delete, load, outbound, write_back
+from crm2erp.engine.load import delete, load, outbound
 from crm2erp.engine.memory import owner_of
 from crm2erp.engine.resolver import StoreResolver
+from crm2erp.engine.sinks import DryRunSink, TargetSink, WriteSink
 from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks
 from crm2erp.errors import ConfigError, Crm2ErpError
 from crm2erp.jsonutil import payload_hash
@@ -86,6 +87,7 @@ class FlowRunner:
             outbound.sources().get(k) == ["id"] for k in self.target_stream.key)
         self.context = StageContext(flow=flow, run_id=None, store=store,
                                     resolver=self.resolver, target=target, dry_run=False)
+        self.sink: WriteSink = TargetSink(self)   # each run sets its own
 
     # -- public -----------------------------------------------------------
     def run(self, *, mode: str = "incremental", since: Cursor | None = None,
@@ -94,7 +96,7 @@ class FlowRunner:
         self._set_partition(partition)
         self.mode = mode
         return self._managed(self.run_label(mode, dry_run),
-                             lambda result: self._sync(result, mode, since, dry_run))
+                             lambda result: self._sync(result, mode, since), dry_run=dry_run)
 
     def run_label(self, mode: str, dry_run: bool) -> str:
         """The mode shown in the run log: "full" when a flow has no ``incremental``."""
@@ -102,15 +104,21 @@ class FlowRunner:
             return "dry_run"
         return "full" if mode == "incremental" and self.flow.incremental is None else mode
 
-    def _managed(self, run_mode: str, body: Callable[[RunResult], None]) -> RunResult:
-        """Run ``body`` under the flow's lock, recorded in the run log, hooks after."""
+    def _managed(self, run_mode: str, body: Callable[[RunResult], None], *,
+                 dry_run: bool = False) -> RunResult:
+        """Run ``body`` under the flow's lock, recorded in the run log, hooks after.
+
+        The run's writes go to the target, or in a dry run to a sink that only
+        describes them (:mod:`crm2erp.engine.sinks`)."""
         started = time.monotonic()
         with self.store.lock(self.lock_name) as self.lock_owner:
             run_id = self.store.start_run(self.flow.flow, run_mode, owner=self.lock_owner)
             result = RunResult(self.flow.flow, run_id, run_mode, partition=self.partition)
             for connector in (self.source, self.target):   # not this run's
                 connector.take_warnings()
+            self.sink = DryRunSink(self, result) if dry_run else TargetSink(self)
             self.context.run_id, self.context.rows_read = run_id, 0
+            self.context.dry_run = self.sink.dry_run
             try:
                 body(result)
             except BaseException as exc:
@@ -144,17 +152,16 @@ class FlowRunner:
             log.warning("flow %s: %s", self.flow.flow, warning)
         return result.warnings
 
-    def _sync(self, result: RunResult, mode: str, since: Cursor | None,
-              dry_run: bool) -> None:
+    def _sync(self, result: RunResult, mode: str, since: Cursor | None) -> None:
         """Parked records first, then the source from the watermark, batch by batch."""
-        self._retry_parked(result, dry_run)
+        self._retry_parked(result)
         self.store.extend_lock(self.lock_name, self.lock_owner)       # heartbeat
         start = self._start_cursor(mode, since)
         batch_size = self.flow.incremental.batch_size if self.flow.incremental else 500
         for batch in self.source.read(self.flow.source.stream, start, batch_size=batch_size):
             rows = [r for r in batch.rows if self._mine(r)]
             deleted = [k for k in batch.deleted_keys if self._mine_key(k)]
-            self._process(rows, batch.cursor, result, dry_run, rejected=batch.rejected,
+            self._process(rows, batch.cursor, result, rejected=batch.rejected,
                           deleted_keys=deleted)
             self.store.extend_lock(self.lock_name, self.lock_owner)   # heartbeat
             if self.progress:
@@ -223,17 +230,17 @@ class FlowRunner:
         watermark = self.store.get_watermark(self.flow.flow, self.mark_stream)
         return apply_lookback(watermark, parse_duration(self.flow.incremental.lookback))
 
-    def _retry_parked(self, result: RunResult, dry_run: bool) -> None:
+    def _retry_parked(self, result: RunResult) -> None:
         parked = [p for p in self.store.dead_letters(flow=self.flow.flow, status="parked",
                                                      limit=1_000_000)
                   if self._mine_key(p.source_key)]
         if parked:
             log.info("flow %s: retrying %d parked records", self.flow.flow, len(parked))
-            self._process([dl.payload for dl in parked], None, result, dry_run, retry=True)
+            self._process([dl.payload for dl in parked], None, result, retry=True)
 
-    def _process(self, rows: list[Row], cursor: Cursor | None, result: RunResult,
-                 dry_run: bool, *, retry: bool = False, rejected=(),
-                 deleted_keys=(), closed_keys=()) -> None:
+    def _process(self, rows: list[Row], cursor: Cursor | None, result: RunResult, *,
+                 retry: bool = False, rejected=(), deleted_keys=(), closed_keys=()) -> None:
+        """One batch: canonicalise, load, write back, delete, then commit it."""
         counts: Counter = Counter(read=0 if retry else len(rows) + len(rejected))
         commit = BatchCommit(run_id=result.run_id, flow=self.flow.flow, xref=[],
                              dead_letters=[], resolved_keys=[], watermark=None, counts=counts)
@@ -241,28 +248,19 @@ class FlowRunner:
         for bad in rejected:   # unreadable records: dead letters naming their place
             hold(commit, counts, "read", bad.key or bad.where,
                  f"{bad.where}: {bad.reason}", bad.raw)
-        self.context.dry_run = dry_run
         self.context.rows_read += counts["read"]
-        items = load(self, canonicalize(self, rows, counts, commit), counts, commit, result,
-                     dry_run)
-        if self.write_back is not None and not dry_run:
-            write_back(self, items, counts, commit)
+        items = load(self, canonicalize(self, rows, counts, commit), counts, commit)
+        self.sink.write_back(items, counts, commit)
         if deleted_keys:   # before the watermark: it never passes a delete not applied
-            delete(self, list(deleted_keys), counts, commit, result, dry_run)
-        if cursor is not None and not dry_run:
-            current = self.store.get_watermark(self.flow.flow, self.mark_stream)
-            commit.watermark = (self.mark_stream, later_cursor(current, cursor))
-        self._commit(commit, counts, result, dry_run)
+            delete(self, list(deleted_keys), counts, commit)
+        self._commit(commit, counts, result, cursor)
 
     def _commit(self, commit: BatchCommit, counts: Counter, result: RunResult,
-                dry_run: bool) -> None:
-        """One state-store transaction for the batch (none in a dry run); counts to result."""
+                cursor: Cursor | None = None) -> None:
+        """The batch through the run's sink (one state-store transaction, the watermark
+        moved to ``cursor``; nothing stored in a dry run); its counts to ``result``."""
         extra = Counter({k: counts.pop(k) for k in list(counts) if k not in COUNTERS})
-        if dry_run:
-            result.new_dead_letters += len(commit.dead_letters)
-        else:
-            outcome = self.store.commit_batch(commit)
-            result.new_dead_letters += new_dead_letters(outcome, commit)
+        result.new_dead_letters += self.sink.commit(commit, cursor)
         result.counts.update(counts)
         result.counts.update(extra)
 
@@ -285,4 +283,4 @@ def replay(runner: FlowRunner, dead_letters) -> RunResult:
     deletes = [dl.source_key for dl in dead_letters if dl.stage == "delete"]
     rows, gone = runner.reread([dl for dl in dead_letters if dl.stage != "delete"])
     return runner._managed("retry", lambda result: runner._process(
-        rows, None, result, False, retry=True, deleted_keys=deletes, closed_keys=gone))
+        rows, None, result, retry=True, deleted_keys=deletes, closed_keys=gone))
