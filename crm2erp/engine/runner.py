@@ -36,7 +36,7 @@ from crm2erp.connectors.base import Cursor, Row
 from crm2erp.engine.batch import COUNTERS, Change, RunResult, hold, record_key
 from crm2erp.engine.cursors import apply_lookback, parse_duration
 from crm2erp.engine.inbound import canonicalize
-from crm2erp.engine.load import delete, load, outbound
+from crm2erp.engine.load import delete, load
 from crm2erp.engine.memory import owner_of
 from crm2erp.engine.resolver import StoreResolver
 from crm2erp.engine.sinks import DryRunSink, TargetSink, WriteSink
@@ -263,12 +263,6 @@ class FlowRunner:
         result.new_dead_letters += self.sink.commit(commit, cursor)
         result.counts.update(counts)
         result.counts.update(extra)
-
-    def _canonical(self, rows: list[Row], counts: Counter, commit: BatchCommit) -> list[Item]:
-        return canonicalize(self, rows, counts, commit)   # quality's callers, until they move
-
-    def _outbound(self, items: list[Item], counts: Counter, commit: BatchCommit) -> list[Item]:
-        return outbound(self, items, counts, commit)      # quality's callers, until they move
 
     def source_xref(self, item: Item) -> XrefUpsert:
         """The xref entry of ``item``'s source record (a hash of the row as read)."""
