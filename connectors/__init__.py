@@ -1,4 +1,4 @@
-"""Connectors and their registry (entry point group ``crm2erp.connectors``).
+"""Connectors, registered by entry point (group ``crm2erp.connectors``, :mod:`crm2erp.registry`).
 
 A third-party package adds a connector by declaring, in its own metadata::
 
@@ -23,11 +23,6 @@ __all__ = [
     "create_connector",
 ]
 
-from importlib.metadata import entry_points
-from typing import Any
-
-from pydantic import ValidationError
-
 from crm2erp.connectors.base import (
     Batch,
     Connector,
@@ -38,37 +33,11 @@ from crm2erp.connectors.base import (
     WriteAction,
     WriteResult,
 )
-from crm2erp.errors import ConfigError
-
-GROUP = "crm2erp.connectors"
+from crm2erp.registry import CONNECTORS as GROUP
+from crm2erp.registry import available as _available
+from crm2erp.registry import create_connector, load_connector_class
 
 
 def available() -> dict[str, str]:
     """Connector type name -> ``module:Class`` for every registered connector."""
-    return {ep.name: ep.value for ep in entry_points(group=GROUP)}
-
-
-def load_connector_class(type_name: str) -> type[Connector]:
-    matches = [ep for ep in entry_points(group=GROUP) if ep.name == type_name]
-    if not matches:
-        known = ", ".join(sorted(available())) or "none installed"
-        raise ConfigError(
-            f"unknown connector type {type_name!r} (known: {known}); "
-            "is the package that provides it installed?"
-        )
-    return matches[0].load()
-
-
-def create_connector(type_name: str, settings: dict[str, Any], *,
-                     where: str = "connection") -> Connector:
-    """Build a connector from its type name and raw settings, validating them."""
-    cls = load_connector_class(type_name)
-    try:
-        config = cls.Config.model_validate(settings)
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '(root)'}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise ConfigError(f"{where} (type {type_name}): {problems}") from None
-    return cls(config)
+    return _available(GROUP)

@@ -14,26 +14,13 @@ __all__ = ["CURSOR_TYPES", "CursorType", "cursor_json", "parse_cursor", "parse_w
 
 import datetime as dt
 import re
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-#: ``auto``: numbers and ISO-8601 timestamps, anything else rejected (files only).
-CURSOR_TYPES = ("auto", "timestamp", "date", "integer", "number", "string")
+from crm2erp.contract import CURSOR_TYPES, CursorType
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
-
-
-@dataclass(frozen=True)
-class CursorType:
-    """A cursor's type; ``format`` (strptime) for timestamps/dates not in ISO-8601."""
-
-    type: str = "auto"
-    format: str | None = None
-
-    def describe(self) -> str:
-        return self.type + (f" in format {self.format!r}" if self.format else "")
 
 
 def _instant(moment: dt.datetime, tz: dt.tzinfo) -> tuple:

@@ -1,17 +1,29 @@
 """The error hierarchy, named by the action each error calls for.
 
 Every error crm2erp raises on purpose derives from :class:`Crm2ErpError`.
-Beneath it, the four actions a caller can take:
+Beneath it, the four actions a caller can take, and every error under them
+(those defined outside this module name their module)::
 
-* :class:`RetriableError` - try again later (timeouts, 429, 5xx, lock held);
-* :class:`FatalError` - stop the run; retrying will not help (auth refused,
-  API quota exhausted for the day, target schema missing);
-* :class:`RecordError` - this one record cannot go through; put it in the
-  dead letters with the reason and carry on with the rest of the batch;
-* :class:`ConfigError` - the user's YAML or settings are wrong; nothing ran.
+    Crm2ErpError
+    ├── RetriableError        try again later: timeouts, 429, 5xx, dropped connections
+    │   └── LockHeldError     another live run of the flow holds its lock (CLI exit 75)
+    ├── FatalError            stop the run; retrying will not help: auth refused,
+    │   │                     API quota exhausted for the day, target schema missing
+    │   ├── QualityGateError  critical quality failures above the flow's threshold
+    │   └── OdooRecordError   Odoo refused a call's data (crm2erp.connectors.odoo.rpc);
+    │                         the writer dead-letters the records at fault
+    ├── RecordError           this one record cannot go through: dead-letter it with
+    │   │                     the reason (``stage``, ``field``) and carry on
+    │   ├── ParentMissingError  its parent is not in the target yet: park it, retry later
+    │   ├── TrytonUserError   Tryton refused a write (crm2erp.connectors.tryton.client)
+    │   └── TrytonServerError Tryton failed unexpectedly on a write (same module)
+    └── ConfigError           the user's YAML or settings are wrong; nothing ran
+                              (``issues``: every problem with file:line:column; exit 2)
 
+:class:`ConfigIssue` is not an error: one problem of a :class:`ConfigError`.
 Messages name the object at fault and the fix; secrets never appear in them
-(see :func:`crm2erp.redact.redact`).
+(see :func:`crm2erp.redact.redact`). ``tests/test_architecture.py`` checks
+that every subclass appears in this tree.
 """
 
 from __future__ import annotations
@@ -20,6 +32,7 @@ __all__ = [
     "Crm2ErpError",
     "RetriableError",
     "FatalError",
+    "QualityGateError",
     "RecordError",
     "ParentMissingError",
     "ConfigError",
@@ -51,6 +64,20 @@ class LockHeldError(RetriableError):
 
 class FatalError(Crm2ErpError):
     """A failure that stops the run; retrying the same call will not help."""
+
+
+class QualityGateError(FatalError):
+    """Critical quality failures exceeded the flow's threshold.
+
+    Raised by the quality stage before the batch is written, so nothing of
+    it reaches the target; the run ends ``failed`` and the report says why.
+    """
+
+    def __init__(self, message: str, *, flow: str, share: float, threshold: float):
+        super().__init__(message)
+        self.flow = flow
+        self.share = share
+        self.threshold = threshold
 
 
 class RecordError(Crm2ErpError):

@@ -153,10 +153,10 @@ def _differences(expected: dict, actual: dict, skip: frozenset = frozenset(),
 
 
 def _compare(result: ReconcileResult, key: str, expected: dict, actual: dict,
-             skip: frozenset = frozenset()) -> bool:
+             skip: frozenset = frozenset(), source_key: str | None = None) -> bool:
     diffs = _differences(expected, actual, skip)
-    for diff in diffs:
-        result.add("different", {"key": key, **diff}, count=False)
+    for diff in diffs:   # the source key: the steward's console re-syncs by it
+        result.add("different", {"key": key, "source_key": source_key, **diff}, count=False)
     return not diffs
 
 
@@ -192,7 +192,7 @@ def reconcile(runner, *, save: bool = True, batch_size: int = 500) -> ReconcileR
                 result.add("missing_in_target", {"key": key, "source_key": item.source_key,
                                                  "note": note})
                 continue
-            if _compare(result, key, item.target_row, actual, skip):
+            if _compare(result, key, item.target_row, actual, skip, item.source_key):
                 result.counts["matched"] += 1
             else:
                 result.counts["different"] += 1

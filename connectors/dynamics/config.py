@@ -37,41 +37,48 @@ from __future__ import annotations
 __all__ = ["ChildConfig", "DynamicsStreamConfig", "DynamicsConfig", "DEFAULT_STREAMS"]
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
+from crm2erp.connectors.toolkit.config import (
+    ChildList,
+    StrictModel,
+    check_children,
+    name_type,
+    web_url,
+)
 from crm2erp.http.config import ClientCredentialsAuthConfig, HttpConnectionConfig
 
+DynamicsUrl = web_url("https://yourorg.crm.dynamics.com")
+
 _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
+LogicalName = name_type(_NAME, "a Dataverse logical name (lower case, digits, _)")
 
 
-class ChildConfig(BaseModel):
+class ChildConfig(StrictModel):
     """Rows of ``stream`` whose ``foreign_key`` lookup holds the parent's id."""
-
-    model_config = ConfigDict(extra="forbid")
 
     stream: str
     foreign_key: str | None = Field(None, description="Lookup column of the child, e.g. "
                                     "_opportunityid_value (the default for opportunities).")
 
 
-class DynamicsStreamConfig(BaseModel):
+class DynamicsStreamConfig(StrictModel):
     """One stream: an entity set, the columns to select, and the alternate key for writes."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    entity_set: str
-    logical_name: str = Field(description="The table's logical name (audit objecttypecode).")
-    key: str = Field(description="The primary id column, e.g. accountid.")
+    entity_set: LogicalName
+    logical_name: LogicalName = Field(
+        description="The table's logical name (audit objecttypecode).")
+    key: LogicalName = Field(description="The primary id column, e.g. accountid.")
     fields: list[str]
-    cursor_field: str = "modifiedon"
+    cursor_field: LogicalName = "modifiedon"
     alternate_key: list[str] = Field(
         default_factory=list, description="Columns of an alternate key defined on the table; "
         "writes upsert with PATCH entity_set(col='value').")
     track_deletes: bool = Field(True, description="Read deletions from the audit log "
                                 "(auditing must be on for the table).")
-    children: dict[str, ChildConfig] = Field(default_factory=dict)
+    children: Annotated[dict[str, ChildConfig], ChildList] = Field(default_factory=dict)
     archive: dict[str, int] = Field(
         default_factory=lambda: {"statecode": 1, "statuscode": 2},
         description="delete_policy archive: the state and status a row is set to "
@@ -79,20 +86,6 @@ class DynamicsStreamConfig(BaseModel):
     expand: dict[str, list[str]] = Field(
         default_factory=dict, description="Single-valued navigation property -> columns of "
         "the related row to inline under that name ($expand).")
-
-    @field_validator("children", mode="before")
-    @classmethod
-    def _children(cls, value: Any) -> Any:
-        if isinstance(value, list):   # [stream, ...]: each under its own name
-            return {name: {"stream": name} for name in value}
-        return value
-
-    @field_validator("entity_set", "logical_name", "key", "cursor_field")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"{value!r} is not a Dataverse logical name (lower case, digits, _)")
-        return value
 
     @model_validator(mode="after")
     def _needed(self) -> DynamicsStreamConfig:
@@ -148,22 +141,15 @@ class DynamicsConfig(HttpConnectionConfig):
     """Settings of one Dataverse environment connection."""
 
     type: Literal["dynamics"] | None = None
-    environment_url: str
+    environment_url: DynamicsUrl
     api_version: str = Field("9.2", pattern=r"^9\.\d$")
     tenant_id: str | None = None
-    authority_url: str = "https://login.microsoftonline.com"
+    authority_url: DynamicsUrl = "https://login.microsoftonline.com"
     page_size: int = Field(5000, ge=1, le=5000, description="Prefer: odata.maxpagesize")
     quota_wait_threshold: float = Field(
         3600.0, gt=0, description="A 429 asking to wait at least this long (seconds) means "
         "the request entitlement is used up: the run stops instead of waiting.")
     streams: dict[str, DynamicsStreamConfig] = Field(default_factory=_default_streams)
-
-    @field_validator("environment_url", "authority_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("must look like https://yourorg.crm.dynamics.com")
-        return value.rstrip("/")
 
     @model_validator(mode="after")
     def _check(self) -> DynamicsConfig:
@@ -171,14 +157,9 @@ class DynamicsConfig(HttpConnectionConfig):
                 and not self.tenant_id:
             raise ValueError("give tenant_id (the Entra ID directory id) or auth.token_url "
                              "for the client credentials grant")
-        for name, stream in self.streams.items():
-            if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
-                raise ValueError(f"stream name {name!r} must be letters, digits and _")
-            for embed, child in stream.children.items():
-                if child.stream not in self.streams or child.stream == name:
-                    raise ValueError(f"stream {name!r}: child {embed!r} names stream "
-                                     f"{child.stream!r}, which is not another configured "
-                                     f"stream (streams: {', '.join(sorted(self.streams))})")
+        check_children(self.streams)
+        for stream in self.streams.values():
+            for child in stream.children.values():
                 key = self.foreign_key(stream, child)
                 if key not in self.streams[child.stream].fields:
                     self.streams[child.stream].fields.append(key)

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 __all__ = ["DynamicsReader", "odata_datetime", "odata_string", "CHILD_CHUNK"]
 
-import datetime as dt
 import logging
 from collections.abc import Iterator
 from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
-from crm2erp.connectors.hubspot.ordering import OrderedBatcher, iso_millis
+from crm2erp.connectors.toolkit.ordering import OrderedBatcher
+from crm2erp.connectors.toolkit.timestamps import iso_millis
 from crm2erp.http import HttpClient, ODataPaginator
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,7 @@ CHILD_CHUNK = 50  # "or" terms per $filter, as for look-ups: URLs stay far below
 
 def odata_datetime(stamp: str) -> str:
     """An ISO timestamp as an OData literal, rounded down to the second (still inclusive)."""
-    when = dt.datetime.fromisoformat(iso_millis(stamp).replace("Z", "+00:00"))
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return iso_millis(stamp)[:19] + "Z"
 
 
 def odata_string(value: Any) -> str:

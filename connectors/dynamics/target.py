@@ -30,11 +30,9 @@ from __future__ import annotations
 
 __all__ = ["DynamicsWriter", "entity_id"]
 
-import datetime as dt
 import json
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 import requests
@@ -43,6 +41,8 @@ from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.dynamics.api import names_unknown, odata_error
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader, odata_string
+from crm2erp.connectors.toolkit.timestamps import utc_text
+from crm2erp.connectors.toolkit.writer import json_default, required_setting, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient
 
@@ -52,16 +52,13 @@ NOT_FOUND_CODE = "0x80040217"
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
 
 
-def _wire(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} to Dataverse")
+_wire = json_default("Dataverse", moment=lambda moment: utc_text(moment, millis=False))
+
+
+def _body(stream: DynamicsStreamConfig, row: Row) -> dict[str, Any]:
+    """The row without its primary id and the read-only lookup and annotation columns."""
+    return {k: v for k, v in row.items() if k != stream.key and not
+            (k.startswith("_") and k.endswith("_value")) and not k.startswith("@odata")}
 
 
 def entity_id(resp: requests.Response) -> str | None:
@@ -76,30 +73,27 @@ class DynamicsWriter:
 
     @staticmethod
     def _key(name: str, stream: DynamicsStreamConfig) -> list[str]:
-        if not stream.alternate_key:
-            raise ConfigError(f"Dynamics stream {name!r} has no alternate_key; define an "
-                              "alternate key on the table and list its columns to write to it")
-        return stream.alternate_key
+        return required_setting(stream.alternate_key, f"Dynamics stream {name!r} has no "
+                                "alternate_key; define an alternate key on the table and list "
+                                "its columns to write to it")
 
     def upsert(self, name: str, stream: DynamicsStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:
         columns = self._key(name, stream)
-        results = []
-        for row in rows:
-            values = [row.get(c) for c in columns]
-            key = "|".join("" if v is None else str(v) for v in values)
-            if any(v in (None, "") for v in values):
-                results.append(WriteResult(key, WriteAction.FAILED, error=f"alternate key "
-                                           f"{', '.join(columns)} is empty: it is required "
-                                           "to upsert"))
-                continue
-            segment = ",".join(f"{c}={odata_string(v)}" for c, v in zip(columns, values,
-                                                                         strict=True))
+        empty = f"alternate key {', '.join(columns)} is empty: it is required to upsert"
+
+        def send(chunk: list[Row]) -> list[WriteResult]:   # Dataverse upserts one row per call
+            row = chunk[0]
+            segment = ",".join(f"{c}={odata_string(row[c])}" for c in columns)
             url = f"{self.config.api_path}/{stream.entity_set}({segment})"
-            body = {k: v for k, v in row.items() if k != stream.key and not
-                    (k.startswith("_") and k.endswith("_value")) and not k.startswith("@odata")}
-            results.append(self._write(stream, url, key, body))
-        return results
+            return [self._write(stream, url, key_of(row), _body(stream, row))]
+
+        def key_of(row: Row) -> str:
+            return "|".join("" if row.get(c) is None else str(row[c]) for c in columns)
+
+        return write_in_batches(
+            rows, key_of, send, size=1, missing=empty,
+            refuse=lambda row: empty if any(row.get(c) in (None, "") for c in columns) else None)
 
     def update(self, name: str, stream: DynamicsStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:
@@ -111,9 +105,8 @@ class DynamicsWriter:
                 results.append(WriteResult(key, WriteAction.FAILED, error=f"stream {name!r}: "
                                            f"{stream.key} {key!r} is not a row id (GUID)"))
                 continue
-            body = {k: v for k, v in row.items() if k != stream.key and not
-                    (k.startswith("_") and k.endswith("_value")) and not k.startswith("@odata")}
-            resp = self._patch(f"{self.config.api_path}/{stream.entity_set}({key})", body,
+            resp = self._patch(f"{self.config.api_path}/{stream.entity_set}({key})",
+                               _body(stream, row),
                                {"If-Match": "*"})
             if resp.status_code in (200, 204):
                 results.append(WriteResult(key, WriteAction.UPDATED, target_id=key.lower()))

@@ -20,7 +20,6 @@ from __future__ import annotations
 __all__ = ["frappe_error", "error_mapper", "build_client", "to_cursor", "to_frappe",
            "config_problem"]
 
-import datetime as dt
 import html
 import json
 import re
@@ -30,6 +29,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
+from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.retry import parse_retry_after
@@ -107,18 +107,11 @@ def build_client(config, **options: Any) -> HttpClient:
 
 def to_cursor(value: Any, zone: str) -> str:
     """A Frappe timestamp (site-local, no zone) as ISO UTC with microseconds."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if not isinstance(value, dt.datetime):
-        raise FatalError(f"ERPNext cursor value {value!r} is not a timestamp")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=zoneinfo.ZoneInfo(zone))
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    stamp = utc_instant(value, "ERPNext cursor value", zone=zoneinfo.ZoneInfo(zone))
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def to_frappe(value: Any, zone: str) -> str:
     """An ISO timestamp as the site-local text Frappe filters compare with."""
-    stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.astimezone(zoneinfo.ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    stamp = utc_instant(value, "ERPNext cursor value").astimezone(zoneinfo.ZoneInfo(zone))
+    return stamp.strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -22,23 +22,25 @@ import copy
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from crm2erp.connectors.base import TimeZoneName
+from crm2erp.connectors.toolkit.config import StrictModel, name_type, web_url
 from crm2erp.http.config import HttpConnectionConfig
 
+ErpnextUrl = web_url("https://erp.example.com")
+
 _FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
+FieldName = name_type(_FIELD, "a Frappe fieldname (lower case, digits, _)")
 
 
-class ErpNextStreamConfig(BaseModel):
+class ErpNextStreamConfig(StrictModel):
     """One stream: a DocType, the fields to read and the field writes match on."""
-
-    model_config = ConfigDict(extra="forbid")
 
     doctype: str
     fields: list[str] = Field(default_factory=lambda: ["*"])
-    cursor_field: str = "modified"
-    external_id_field: str | None = Field(None, description=(
+    cursor_field: FieldName = "modified"
+    external_id_field: FieldName | None = Field(None, description=(
         "A unique (custom) field holding the CRM-side id, e.g. custom_crm_id; "
         "empty makes the stream read-only."))
     children: list[str] = Field(default_factory=list, description=(
@@ -46,22 +48,15 @@ class ErpNextStreamConfig(BaseModel):
     submit: bool = Field(False, description="Submit new documents (docstatus 1).")
     filters: list[list[Any]] = Field(default_factory=list)
     track_deletes: bool = True
-    archive_field: str | None = Field(None, description=(
+    archive_field: FieldName | None = Field(None, description=(
         "A Check field delete_policy: archive sets to 1 (Customer: disabled); empty: the "
         "stream can only delete."))
-    contact: str | None = Field(None, description=(
+    contact: FieldName | None = Field(None, description=(
         "Row field holding the values of the integration's Contact (email_id, phone, "
         "mobile_no, first_name...), written to a Contact linked to the record."))
     addresses: dict[str, str] = Field(default_factory=dict, description=(
         "Row field -> Address type (billing_address: Billing): each is written to an "
         "Address of that type linked to the record."))
-
-    @field_validator("external_id_field", "cursor_field", "archive_field", "contact")
-    @classmethod
-    def _fieldname(cls, value: str | None) -> str | None:
-        if value is not None and not _FIELD.match(value):
-            raise ValueError(f"{value!r} is not a Frappe fieldname (lower case, digits, _)")
-        return value
 
 
 DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
@@ -79,10 +74,8 @@ def _default_streams() -> dict[str, ErpNextStreamConfig]:
     return {n: ErpNextStreamConfig.model_validate(s) for n, s in DEFAULT_STREAMS.items()}
 
 
-class FrappeTokenAuthConfig(BaseModel):
+class FrappeTokenAuthConfig(StrictModel):
     """Frappe's own token auth: ``Authorization: token <api_key>:<api_secret>``."""
-
-    model_config = ConfigDict(extra="forbid")
 
     type: Literal["frappe_token"]
     api_key: str
@@ -93,7 +86,7 @@ class ErpNextConfig(HttpConnectionConfig):
     """Settings of one ERPNext site."""
 
     type: Literal["erpnext"] | None = None
-    base_url: str
+    base_url: ErpnextUrl
     time_zone: TimeZoneName = Field("UTC", description="The site's time zone (System Settings): "
                            "Frappe timestamps carry none.")
     page_size: int = Field(100, ge=1, le=1000)
@@ -121,9 +114,3 @@ class ErpNextConfig(HttpConnectionConfig):
                 for name, spec in data["streams"].items()}
         return data
 
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("base_url must look like https://erp.example.com")
-        return value.rstrip("/")

@@ -14,15 +14,15 @@ from __future__ import annotations
 
 __all__ = ["ErpNextReader", "resource"]
 
-import heapq
 import json
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
-from crm2erp.connectors.base import Batch, Cursor, Row
+from crm2erp.connectors.base import Batch, Cursor
 from crm2erp.connectors.erpnext.api import to_cursor, to_frappe
 from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
+from crm2erp.connectors.toolkit.ordering import merged_batches
 from crm2erp.http import HttpClient, OffsetPaginator
 
 
@@ -69,7 +69,7 @@ class ErpNextReader:
                 row = self.document(stream.doctype, row["name"])
                 if row is None:
                     continue
-            yield (to_cursor(row[field], zone), str(row["name"])), False, row
+            yield (to_cursor(row[field], zone), str(row["name"])), row, None
 
     def _deleted(self, stream: ErpNextStreamConfig, since: Cursor) -> Iterator[tuple]:
         zone = self.config.time_zone
@@ -77,28 +77,13 @@ class ErpNextReader:
                    ["creation", ">=", to_frappe(since.value, zone)]]
         for row in self.list("Deleted Document", ["name", "deleted_name", "creation"],
                              filters, "creation asc, name asc"):
-            yield (to_cursor(row["creation"], zone), str(row["deleted_name"])), True, row
+            yield (to_cursor(row["creation"], zone), str(row["deleted_name"])), None, \
+                str(row["deleted_name"])
 
     def read(self, stream: ErpNextStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:
         sources = [self._rows(stream, since)]
         if since is not None and stream.track_deletes:
             sources.append(self._deleted(stream, since))
-        after = (to_cursor(since.value, "UTC"), since.key) if since is not None else None
-        rows: list[Row] = []
-        deleted: list[str] = []
-        last = None
-        for pos, is_deleted, row in heapq.merge(*sources, key=lambda item: item[0]):
-            if after is not None and (pos[0] < after[0] or (
-                    after[1] is not None and pos <= after)):
-                continue
-            if is_deleted:
-                deleted.append(pos[1])
-            else:
-                rows.append(row)
-            last = pos
-            if len(rows) + len(deleted) >= max(1, batch_size):
-                yield Batch(rows, Cursor(*last), deleted)
-                rows, deleted = [], []
-        if rows or deleted:
-            yield Batch(rows, Cursor(*last), deleted)
+        stamp = to_cursor(since.value, "UTC") if since is not None else ""
+        yield from merged_batches(sources, since, stamp, batch_size)

@@ -40,6 +40,7 @@ from crm2erp.connectors.erpnext.api import frappe_error
 from crm2erp.connectors.erpnext.config import ErpNextStreamConfig
 from crm2erp.connectors.erpnext.links import LinkedRecords, LinkError
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
+from crm2erp.connectors.toolkit.writer import json_default, required_setting, write_in_batches
 from crm2erp.errors import ConfigError
 from crm2erp.http import decode_json
 
@@ -48,14 +49,8 @@ _META = {"name", "owner", "creation", "modified", "modified_by", "idx", "parent"
          "parentfield", "parenttype", "doctype", "docstatus"}
 
 
-def _wire(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)  # Frappe casts Float/Currency fields with flt()
-    if isinstance(value, dt.datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} to ERPNext")
+# Frappe casts Float/Currency fields with flt(); datetimes are site-local text
+_wire = json_default("ERPNext", moment=lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S"))
 
 
 def same(current: Any, desired: Any) -> bool:
@@ -92,10 +87,9 @@ class ErpNextWriter:
 
     @staticmethod
     def _ext(name: str, stream: ErpNextStreamConfig) -> str:
-        if not stream.external_id_field:
-            raise ConfigError(f"ERPNext stream {name!r} is read-only: set external_id_field "
-                              "(a unique custom field such as custom_crm_id) to write it")
-        return stream.external_id_field
+        return required_setting(stream.external_id_field, f"ERPNext stream {name!r} is "
+                                "read-only: set external_id_field (a unique custom field such "
+                                "as custom_crm_id) to write it")
 
     def lookup(self, name: str, stream: ErpNextStreamConfig,
                keys: Sequence[str]) -> Mapping[str, Row]:
@@ -128,21 +122,23 @@ class ErpNextWriter:
         is empty (the integration's linked record goes), unless ``partial`` (rows
         carrying only the fields to change, as write-back sends)."""
         ext = self._ext(name, stream)
-        keys = [str(r.get(ext) or "") for r in rows]
-        existing = self.lookup(name, stream, [k for k in keys if k])
         linked = [f for f in (stream.contact, *stream.addresses) if f]
-        results = []
-        for key, row in zip(keys, rows, strict=True):
-            if not key:
-                results.append(WriteResult("", WriteAction.FAILED,
-                                           error=f"{ext} is empty: records are matched on it"))
-                continue
-            own = {k: v for k, v in row.items() if k not in linked}
-            result = self._write(stream, key, own, existing.get(key))
-            if result.ok and (any(f in row for f in linked) or (linked and not partial)):
-                result = self._write_links(stream, row, result, partial)
-            results.append(result)
-        return results
+
+        def send(chunk: list[Row]) -> list[WriteResult]:
+            existing = self.lookup(name, stream, [str(row[ext]) for row in chunk])
+            return [self._write_row(stream, str(row[ext]), row, existing, linked, partial)
+                    for row in chunk]
+
+        return write_in_batches(rows, lambda row: row.get(ext) or None, send, size=100,
+                                missing=f"{ext} is empty: records are matched on it")
+
+    def _write_row(self, stream: ErpNextStreamConfig, key: str, row: Row,
+                   existing: Mapping[str, Row], linked: list[str], partial: bool) -> WriteResult:
+        own = {k: v for k, v in row.items() if k not in linked}
+        result = self._write(stream, key, own, existing.get(key))
+        if result.ok and (any(f in row for f in linked) or (linked and not partial)):
+            result = self._write_links(stream, row, result, partial)
+        return result
 
     def _write_links(self, stream: ErpNextStreamConfig, row: Row, result: WriteResult,
                      partial: bool) -> WriteResult:

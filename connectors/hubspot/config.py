@@ -32,55 +32,42 @@ __all__ = ["ChildConfig", "HubSpotStreamConfig", "HubSpotConfig", "DEFAULT_STREA
            "RESERVED_FIELDS"]
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
+from crm2erp.connectors.toolkit.config import (
+    ChildConfig,
+    ChildList,
+    StrictModel,
+    check_children,
+    name_type,
+    web_url,
+)
 from crm2erp.http.config import HttpConnectionConfig
 
+HubspotUrl = web_url("https://api.hubapi.com")
+
 _NAME = re.compile(r"^[a-z0-9_]+$")
+InternalName = name_type(_NAME, "a HubSpot internal name (lower case, digits, _)")
 # keys of a read row that are not HubSpot properties (never sent back on writes)
 RESERVED_FIELDS = frozenset({"id", "createdAt", "updatedAt", "archived", "archivedAt",
                              "associations"})
 
 
-class ChildConfig(BaseModel):
-    """Records of ``stream`` associated with the parent, embedded as a list."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    stream: str
-
-
-class HubSpotStreamConfig(BaseModel):
+class HubSpotStreamConfig(StrictModel):
     """One stream: a CRM object type, the properties to read, the unique property for writes."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    object_type: str
+    object_type: InternalName
     properties: list[str]
-    cursor_property: str = "hs_lastmodifieddate"
-    id_property: str | None = Field(
+    cursor_property: InternalName = "hs_lastmodifieddate"
+    id_property: InternalName | None = Field(
         None, description="A property with unique values (hasUniqueValue) to upsert on.")
     associations: list[str] = Field(
         default_factory=list, description="Object types whose associated ids are read "
         "(v4 associations batch read) into row['associations'][type].")
     track_deletes: bool = True
-    children: dict[str, ChildConfig] = Field(default_factory=dict)
-
-    @field_validator("children", mode="before")
-    @classmethod
-    def _children(cls, value: Any) -> Any:
-        if isinstance(value, list):   # [stream, ...]: each under its own name
-            return {name: {"stream": name} for name in value}
-        return value
-
-    @field_validator("object_type", "cursor_property", "id_property")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME.match(value):
-            raise ValueError(f"{value!r} is not a HubSpot internal name (lower case, digits, _)")
-        return value
+    children: Annotated[dict[str, ChildConfig], ChildList] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _needed(self) -> HubSpotStreamConfig:
@@ -127,7 +114,7 @@ class HubSpotConfig(HttpConnectionConfig):
     """Settings of one HubSpot portal connection."""
 
     type: Literal["hubspot"] | None = None
-    base_url: str = "https://api.hubapi.com"
+    base_url: HubspotUrl = "https://api.hubapi.com"
     page_size: int = Field(200, ge=1, le=200, description="Search page size (max 200).")
     list_page_size: int = Field(100, ge=1, le=100)
     search_cap: int = Field(10_000, ge=1, description="HubSpot serves at most this many "
@@ -141,21 +128,7 @@ class HubSpotConfig(HttpConnectionConfig):
     write_batch_size: int = Field(100, ge=1, le=100)
     streams: dict[str, HubSpotStreamConfig] = Field(default_factory=_default_streams)
 
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("base_url must look like https://api.hubapi.com")
-        return value.rstrip("/")
-
     @model_validator(mode="after")
     def _children_exist(self) -> HubSpotConfig:
-        for name, stream in self.streams.items():
-            if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
-                raise ValueError(f"stream name {name!r} must be letters, digits and _")
-            for embed, child in stream.children.items():
-                if child.stream not in self.streams or child.stream == name:
-                    raise ValueError(f"stream {name!r}: child {embed!r} names stream "
-                                     f"{child.stream!r}, which is not another configured "
-                                     f"stream (streams: {', '.join(sorted(self.streams))})")
+        check_children(self.streams)
         return self

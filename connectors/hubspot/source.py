@@ -35,7 +35,8 @@ from typing import Any
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.hubspot.api import parse_rate_headers
 from crm2erp.connectors.hubspot.config import HubSpotConfig, HubSpotStreamConfig
-from crm2erp.connectors.hubspot.ordering import OrderedBatcher, iso_millis
+from crm2erp.connectors.toolkit.ordering import OrderedBatcher
+from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant
 from crm2erp.errors import FatalError
 from crm2erp.http import CursorPaginator, HttpClient, TokenBucket, decode_json
 from crm2erp.http.paginate import get_path
@@ -46,8 +47,7 @@ READ_BATCH = 100    # inputs per v3 batch read
 
 
 def _epoch_ms(stamp: str) -> str:
-    when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    return str(int(when.timestamp() * 1000))
+    return str(int(utc_instant(stamp).timestamp() * 1000))
 
 
 class HubSpotReader:
@@ -125,8 +125,7 @@ class HubSpotReader:
             if start == last_stamp:
                 # a whole capped search at one instant: page that instant by id, go past it
                 yield from self._search_instant(stream, last_stamp)
-                start = iso_millis(dt.datetime.fromisoformat(last_stamp.replace("Z", "+00:00"))
-                                   + dt.timedelta(milliseconds=1))
+                start = iso_millis(utc_instant(last_stamp) + dt.timedelta(milliseconds=1))
             else:
                 log.info("HubSpot search on %s reached the %d-result cap; restarting from %s",
                          stream.object_type, cap, last_stamp)

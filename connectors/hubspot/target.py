@@ -31,13 +31,15 @@ from __future__ import annotations
 __all__ = ["HubSpotWriter", "wire_value"]
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.hubspot.api import config_problem, describe_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
+from crm2erp.connectors.toolkit.timestamps import utc_text
+from crm2erp.connectors.toolkit.writer import required_setting, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, decode_json
 
@@ -49,9 +51,7 @@ def wire_value(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return utc_text(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, int | float | Decimal):
@@ -59,6 +59,10 @@ def wire_value(value: Any) -> Any:
     if isinstance(value, list | tuple | set):
         return ";".join(str(v) for v in value)  # multi-select checkboxes
     raise TypeError(f"cannot send {type(value).__name__} as a HubSpot property value")
+
+
+def _properties(row: Row) -> dict[str, Any]:
+    return {k: wire_value(v) for k, v in row.items() if k not in RESERVED_FIELDS}
 
 
 def _stop_if_config(stream: HubSpotStreamConfig, error: Mapping[str, Any]) -> None:
@@ -69,82 +73,68 @@ def _stop_if_config(stream: HubSpotStreamConfig, error: Mapping[str, Any]) -> No
                           "HubSpot (internal name, not label).")
 
 
-def _chunks(pending: list[tuple[int, Row]], size: int) -> list[list[tuple[int, Row]]]:
-    """Calls of at most ``size`` rows in which no id repeats (HubSpot refuses duplicates)."""
-    chunks: list[list[tuple[int, Row]]] = [[]]
-    seen: set[str] = set()
-    for item in pending:
-        key = str(item[1]["id"])
-        if len(chunks[-1]) >= size or key in seen:
-            chunks.append([])
-            seen = set()
-        chunks[-1].append(item)
-        seen.add(key)
-    return [c for c in chunks if c]
-
-
 class HubSpotWriter:
     def __init__(self, client: HttpClient, config: HubSpotConfig):
         self.client, self.config = client, config
 
     @staticmethod
     def _id_property(name: str, stream: HubSpotStreamConfig) -> str:
-        if not stream.id_property:
-            raise ConfigError(f"HubSpot stream {name!r} has no id_property; set one (a "
-                              "property with unique values, such as erp_id) to write to it")
-        return stream.id_property
+        return required_setting(stream.id_property, f"HubSpot stream {name!r} has no "
+                                "id_property; set one (a property with unique values, such "
+                                "as erp_id) to write to it")
 
     def upsert(self, name: str, stream: HubSpotStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:
         id_prop = self._id_property(name, stream)
-        results: list[WriteResult | None] = [None] * len(rows)
-        pending: list[tuple[int, Row]] = []
-        for i, row in enumerate(rows):
-            key = row.get(id_prop)
-            if key in (None, ""):
-                results[i] = WriteResult("", WriteAction.FAILED, error=f"{id_prop} is empty: "
-                                         "the unique id property is required to upsert")
-            else:
-                pending.append((i, row))
-        size = self.config.write_batch_size
-        for start in range(0, len(pending), size):
-            chunk = pending[start:start + size]
-            for i, result in zip((i for i, _ in chunk),
-                                 self._send(stream, id_prop, chunk), strict=True):
-                results[i] = result
-        return [r for r in results if r is not None]
+        return write_in_batches(
+            rows, lambda row: row.get(id_prop), lambda chunk: self._send(stream, id_prop, chunk),
+            size=self.config.write_batch_size,
+            missing=f"{id_prop} is empty: the unique id property is required to upsert")
 
     def _send(self, stream: HubSpotStreamConfig, id_prop: str,
-              chunk: list[tuple[int, Row]]) -> list[WriteResult]:
-        inputs = []
-        for trace, (_, row) in enumerate(chunk):
-            props = {k: wire_value(v) for k, v in row.items() if k not in RESERVED_FIELDS}
-            inputs.append({"id": wire_value(row[id_prop]), "idProperty": id_prop,
-                           "objectWriteTraceId": str(trace), "properties": props})
-        resp = self.client.request("POST", f"/crm/v3/objects/{stream.object_type}/batch/upsert",
-                                   json={"inputs": inputs})
-        keys = [str(row[id_prop]) for _, row in chunk]
+              chunk: list[Row]) -> list[WriteResult]:
+        keys = [str(row[id_prop]) for row in chunk]
+        inputs = [{"id": wire_value(row[id_prop]), "idProperty": id_prop,
+                   "objectWriteTraceId": str(trace), "properties": _properties(row)}
+                  for trace, row in enumerate(chunk)]
+        by_key = {k.lower(): n for n, k in enumerate(keys)}
+
+        def position(result: dict[str, Any]) -> int | None:
+            trace = result.get("objectWriteTraceId")
+            value = (result.get("properties") or {}).get(id_prop)
+            return int(trace) if trace not in (None, "") else by_key.get(str(value).lower())
+
+        return self._batch(stream, "upsert", inputs, keys, position, lambda result, key: (
+            WriteResult(key, WriteAction.CREATED if result.get("new") else WriteAction.UPDATED,
+                        target_id=str(result["id"]))))
+
+    def _batch(self, stream: HubSpotStreamConfig, action: str, inputs: list[dict[str, Any]],
+               keys: list[str], position: Callable[[dict[str, Any]], int | None],
+               written: Callable[[dict[str, Any], str], WriteResult]) -> list[WriteResult]:
+        """``POST batch/{action}``; one result per input (``keys[n]`` is input n's key).
+        A result is matched to its input by ``position``; an error by the inputs'
+        ``objectWriteTraceId`` or the ids it lists."""
+        resp = self.client.request(
+            "POST", f"/crm/v3/objects/{stream.object_type}/batch/{action}",
+            json={"inputs": inputs})
         if resp.status_code == 400:
             return self._refused(stream, resp, keys)
         if resp.status_code >= 400:
-            raise FatalError(f"HubSpot upsert into {stream.object_type} failed with HTTP "
+            raise FatalError(f"HubSpot {action} of {stream.object_type} failed with HTTP "
                              f"{resp.status_code}: {resp.text[:300]}")
         body = decode_json(resp)
         done: dict[int, WriteResult] = {}
-        by_key = {str(k).lower(): n for n, k in enumerate(keys)}
         for result in body.get("results") or []:
-            trace = result.get("objectWriteTraceId")
-            value = (result.get("properties") or {}).get(id_prop)
-            n = int(trace) if trace not in (None, "") else by_key.get(str(value).lower())
-            if n is None or not 0 <= n < len(keys):
-                continue
-            action = WriteAction.CREATED if result.get("new") else WriteAction.UPDATED
-            done[n] = WriteResult(keys[n], action, target_id=str(result["id"]))
+            n = position(result)
+            if n is not None and 0 <= n < len(keys):
+                done[n] = written(result, keys[n])
+        by_id = {k: n for n, k in enumerate(keys)}
         for error in body.get("errors") or []:
             _stop_if_config(stream, error)
-            traces = (error.get("context") or {}).get("objectWriteTraceId") or []
-            for trace in traces:
-                n = int(trace)
+            context = error.get("context") or {}
+            hit = [int(t) for t in context.get("objectWriteTraceId") or []] + \
+                [by_id[i] for i in context.get("ids") or [] if i in by_id]
+            for n in hit:
                 if 0 <= n < len(keys) and n not in done:
                     done[n] = WriteResult(keys[n], WriteAction.FAILED, error=describe_error(error))
         return [done.get(n) or WriteResult(k, WriteAction.FAILED,
@@ -165,52 +155,21 @@ class HubSpotWriter:
     def update(self, name: str, stream: HubSpotStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:
         """Set properties of existing records by their ``id`` (batch update)."""
-        results: list[WriteResult | None] = [None] * len(rows)
-        pending: list[tuple[int, Row]] = []
-        for i, row in enumerate(rows):
-            if row.get("id") in (None, ""):
-                results[i] = WriteResult("", WriteAction.FAILED, error=f"stream {name!r}: the "
-                                         "row has no id, which update needs")
-            else:
-                pending.append((i, row))
-        for chunk in _chunks(pending, self.config.write_batch_size):
-            for i, result in zip((i for i, _ in chunk), self._send_update(stream, chunk),
-                                 strict=True):
-                results[i] = result
-        return [r for r in results if r is not None]
+        return write_in_batches(
+            rows, lambda row: row.get("id"), lambda chunk: self._send_update(stream, chunk),
+            size=self.config.write_batch_size, distinct_keys=True,
+            missing=f"stream {name!r}: the row has no id, which update needs")
 
     def _send_update(self, stream: HubSpotStreamConfig,
-                     chunk: list[tuple[int, Row]]) -> list[WriteResult]:
-        keys = [str(row["id"]) for _, row in chunk]
-        inputs = [{"id": key, "objectWriteTraceId": str(trace),
-                   "properties": {k: wire_value(v) for k, v in row.items()
-                                  if k not in RESERVED_FIELDS}}
-                  for trace, (key, (_, row)) in enumerate(zip(keys, chunk, strict=True))]
-        resp = self.client.request("POST", f"/crm/v3/objects/{stream.object_type}/batch/update",
-                                   json={"inputs": inputs})
-        if resp.status_code == 400:
-            return self._refused(stream, resp, keys)
-        if resp.status_code >= 400:
-            raise FatalError(f"HubSpot update of {stream.object_type} failed with HTTP "
-                             f"{resp.status_code}: {resp.text[:300]}")
-        body = decode_json(resp)
-        position = {k: n for n, k in enumerate(keys)}
-        done: dict[int, WriteResult] = {}
-        for result in body.get("results") or []:
-            n = position.get(str(result.get("id")))
-            if n is not None:
-                done[n] = WriteResult(keys[n], WriteAction.UPDATED, target_id=keys[n])
-        for error in body.get("errors") or []:
-            _stop_if_config(stream, error)
-            context = error.get("context") or {}
-            hit = [int(t) for t in context.get("objectWriteTraceId") or []] + \
-                [position[i] for i in context.get("ids") or [] if i in position]
-            for n in hit:
-                if 0 <= n < len(keys) and n not in done:
-                    done[n] = WriteResult(keys[n], WriteAction.FAILED, error=describe_error(error))
-        return [done.get(n) or WriteResult(k, WriteAction.FAILED,
-                                           error="HubSpot reported no result for this input")
-                for n, k in enumerate(keys)]
+                     chunk: list[Row]) -> list[WriteResult]:
+        keys = [str(row["id"]) for row in chunk]
+        inputs = [{"id": key, "objectWriteTraceId": str(trace), "properties": _properties(row)}
+                  for trace, (key, row) in enumerate(zip(keys, chunk, strict=True))]
+        by_id = {k: n for n, k in enumerate(keys)}
+        return self._batch(stream, "update", inputs, keys,
+                           lambda result: by_id.get(str(result.get("id"))),
+                           lambda result, key: WriteResult(key, WriteAction.UPDATED,
+                                                           target_id=key))
 
     # -- delete (archive) ---------------------------------------------------
     def delete(self, name: str, stream: HubSpotStreamConfig, ids: Sequence[str],

@@ -25,21 +25,27 @@ __all__ = ["OdooConfig", "OdooStreamConfig", "ChildConfig", "ReferenceConfig",
            "DEFAULT_STREAMS"]
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, model_validator
 
+from crm2erp.connectors.toolkit.config import (
+    ChildList,
+    StrictModel,
+    check_stream_names,
+    name_type,
+    web_url,
+)
 from crm2erp.http.config import HttpConnectionConfig
+
+OdooUrl = web_url("https://mycompany.odoo.com")
 
 _FIELD = re.compile(r"^[a-z_][a-z0-9_]*$")
 _MODEL = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*$")
+ModelName = name_type(_MODEL, "an Odoo model name (like res.partner)")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ReferenceConfig(_Strict):
+class ReferenceConfig(StrictModel):
     """Resolve a code to a many2one id on write: ``country_code: DE`` -> ``country_id: 57``.
 
     The row's field (the key of ``references``) is removed and ``field`` is set
@@ -48,22 +54,22 @@ class ReferenceConfig(_Strict):
     """
 
     field: str
-    model: str
+    model: ModelName
     by: str = "name"
 
 
-class ChildConfig(_Strict):
+class ChildConfig(StrictModel):
     """A one2many field read as a list of dicts and written with x2many commands."""
 
-    model: str
+    model: ModelName
     fields: list[str]
     references: dict[str, ReferenceConfig] = Field(default_factory=dict)
 
 
-class OdooStreamConfig(_Strict):
+class OdooStreamConfig(StrictModel):
     """One stream: a model, a domain filter, the fields read, the upsert key."""
 
-    model: str
+    model: ModelName
     fields: list[str]
     domain: list[Any] = Field(default_factory=list)
     key_field: str | None = Field(None, description="field upserts match on (ref, origin...); "
@@ -72,7 +78,7 @@ class OdooStreamConfig(_Strict):
     archived_as_deleted: bool = Field(
         True, description="archived records (active=False) come back as deletions; "
         "False reads them as rows (crm.lead: lost opportunities are archived)")
-    children: dict[str, ChildConfig] = Field(default_factory=dict)
+    children: Annotated[dict[str, ChildConfig], ChildList] = Field(default_factory=dict)
     references: dict[str, ReferenceConfig] = Field(default_factory=dict)
     defaults: dict[str, Any] = Field(default_factory=dict,
                                      description="values added to every created record")
@@ -82,13 +88,6 @@ class OdooStreamConfig(_Strict):
         default_factory=dict, description="res.partner streams: row field -> child partner "
         "type (invoice_address: invoice); each is written to the integration's child "
         "partner of that type")
-
-    @field_validator("model")
-    @classmethod
-    def _model_name(cls, value: str) -> str:
-        if not _MODEL.match(value):
-            raise ValueError(f"{value!r} is not an Odoo model name (like res.partner)")
-        return value
 
     @model_validator(mode="after")
     def _fields(self) -> OdooStreamConfig:
@@ -168,7 +167,7 @@ class OdooConfig(HttpConnectionConfig):
     """
 
     type: Literal["odoo"] | None = None
-    url: str
+    url: OdooUrl
     database: str = Field(min_length=1)
     username: str = Field(min_length=1)
     password: SecretStr = Field(description="the user's password or, better, an API key")
@@ -178,16 +177,7 @@ class OdooConfig(HttpConnectionConfig):
                                     description="extra context for every call (lang, tz...)")
     streams: dict[str, OdooStreamConfig] = Field(default_factory=_default_streams)
 
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("url must look like https://mycompany.odoo.com")
-        return value.rstrip("/")
-
     @model_validator(mode="after")
     def _stream_names(self) -> OdooConfig:
-        for name in self.streams:
-            if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
-                raise ValueError(f"stream name {name!r} must be letters, digits and _")
+        check_stream_names(self.streams)
         return self

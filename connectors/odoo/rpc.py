@@ -35,10 +35,10 @@ import datetime as dt
 import itertools
 import json
 import re
-from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.odoo.config import OdooConfig
+from crm2erp.connectors.toolkit.writer import json_default
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth, decode_json
 from crm2erp.redact import redact, register_secret
@@ -64,17 +64,14 @@ class OdooRecordError(FatalError):
         self.name, self.message = name, message
 
 
-def to_wire(value: Any) -> Any:
-    """JSON encoder default: Decimal -> float, dates as Odoo writes them (UTC, naive)."""
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return value.strftime(ODOO_DATETIME)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} to Odoo")
+def _odoo_moment(value: dt.datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value.strftime(ODOO_DATETIME)
+
+
+#: JSON encoder default: Decimal -> float, datetimes as Odoo writes them (UTC, naive)
+to_wire = json_default("Odoo", moment=_odoo_moment)
 
 
 def error_from_body(error: dict[str, Any], where: str) -> Exception:
@@ -114,18 +111,13 @@ class OdooRpc:
         settings = config.http_settings()
         self.client = HttpClient(settings, base_url=config.url, auth=auth, name="odoo",
                                  **client_options)
-        once = settings.model_copy(update={"retry": settings.retry.model_copy(
-            update={"max_attempts": 1})})
-        self.once = HttpClient(once, base_url=config.url, auth=auth, name="odoo",
-                               **client_options)
-        self.once.limiter, self.once.stats = self.client.limiter, self.client.stats
+        self.once = self.client.single_attempt()
         self.uid: int | None = None
         self._ids = itertools.count(1)
         self._types: dict[str, dict[str, dict[str, Any]]] = {}
 
     def close(self) -> None:
-        self.client.close()
-        self.once.close()
+        self.client.close()   # the single-attempt client shares its session
 
     def call(self, service: str, method: str, *args: Any, idempotent: bool = True) -> Any:
         payload = {"jsonrpc": "2.0", "method": "call", "id": next(self._ids),

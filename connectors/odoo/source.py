@@ -27,13 +27,13 @@ from __future__ import annotations
 
 __all__ = ["OdooReader", "odoo_datetime", "iso_cursor", "normalize_record"]
 
-import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig
 from crm2erp.connectors.odoo.rpc import ODOO_DATETIME, OdooRpc
+from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.errors import FatalError
 
 ORDER = "{cursor} asc, id asc"
@@ -44,17 +44,7 @@ def odoo_datetime(value: Any) -> str:
 
     Fractions are dropped (rounded down), which keeps an inclusive ``>=`` inclusive.
     """
-    if isinstance(value, str):
-        text = value.strip().replace("Z", "+00:00")
-        try:
-            value = dt.datetime.fromisoformat(text)
-        except ValueError:
-            raise FatalError(f"Odoo cursor value {value!r} is not a timestamp") from None
-    if not isinstance(value, dt.datetime):
-        raise FatalError(f"Odoo cursor value {value!r} is not a timestamp")
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value.strftime(ODOO_DATETIME)
+    return utc_instant(value, "Odoo cursor value").replace(tzinfo=None).strftime(ODOO_DATETIME)
 
 
 def iso_cursor(odoo_value: str) -> str:

@@ -37,7 +37,6 @@ from __future__ import annotations
 __all__ = ["OdooWriter"]
 
 import logging
-import random
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -46,7 +45,6 @@ from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig, ReferenceConfig
 from crm2erp.connectors.odoo.rpc import OdooRecordError, OdooRpc
 from crm2erp.errors import ConfigError, RetriableError
-from crm2erp.http.retry import backoff_delay
 
 log = logging.getLogger(__name__)
 _DRAFT = ("draft", "sent")
@@ -59,7 +57,6 @@ class _Refused(Exception):
 class OdooWriter:
     def __init__(self, rpc: OdooRpc, config: OdooConfig):
         self.rpc, self.config = rpc, config
-        self._rng = random.Random()
 
     # -- values ----------------------------------------------------------
     def _resolve(self, refs: dict[str, ReferenceConfig], rows: list[Row]) -> dict:
@@ -328,10 +325,9 @@ class OdooWriter:
             except RetriableError as exc:
                 if attempt == retry.max_attempts:
                     raise
-                delay = backoff_delay(attempt, retry.backoff_base, retry.backoff_max, self._rng)
                 log.info("Odoo create on %s failed in transit (%s); checking what was "
-                         "created before retrying in %.2fs", stream.model, exc, delay)
-                self.rpc.client.sleep(delay)
+                         "created before retrying", stream.model, exc)
+                self.rpc.client.backoff(attempt, where=f"Odoo create on {stream.model}")
                 done = self._find(stream, key_field, [key for key, _, _ in remaining])
                 out.extend((key, i, int(done[key]["id"])) for key, i, _ in remaining
                            if key in done)

@@ -71,13 +71,8 @@ class RestConnector(DelegatingConnector):
         mapper = build_error_mapper(config.name, config.errors)
         self.client = HttpClient(settings, base_url=config.base_url, auth=auth,
                                  error_mapper=mapper, name=config.name, **client_options)
-        once = settings.model_copy(update={"retry": settings.retry.model_copy(
-            update={"max_attempts": 1})})
-        self.once = HttpClient(once, base_url=config.base_url, auth=auth,
-                               error_mapper=mapper, name=config.name, **client_options)
-        self.once.limiter, self.once.stats = self.client.limiter, self.client.stats
         self.reader = RestReader(self.client, dict(config.headers))
-        self.writer = RestWriter(self.client, self.once, dict(config.headers))
+        self.writer = RestWriter(self.client, dict(config.headers))
 
     def check(self) -> None:
         """Fetch the first page of every stream (auth, paths and record selectors)."""
@@ -112,8 +107,4 @@ class RestConnector(DelegatingConnector):
         if config.write is None:
             raise NotImplementedError(f"REST stream {stream!r} has no write endpoint")
         return self.writer.upsert(stream, config, rows)
-
-    def close(self) -> None:
-        self.client.close()
-        self.once.close()
 

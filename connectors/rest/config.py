@@ -40,20 +40,18 @@ __all__ = ["RestConfig", "RestStreamConfig", "CursorConfig", "PaginatorConfig",
            "WriteConfig", "EndpointConfig", "FindConfig", "BatchConfig", "ErrorRule",
            "DeletedConfig", "VerifyConfig"]
 
-import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from crm2erp.connectors.base import TimeZoneName
+from crm2erp.connectors.toolkit.config import StrictModel, check_stream_names, web_url
 from crm2erp.http.config import HttpConnectionConfig
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+RestUrl = web_url("https://api.example.com")
 
 
-class CursorConfig(_Strict):
+class CursorConfig(StrictModel):
     """The field that orders changes, and how to ask the API for changes since a value.
 
     ``format``: ``iso`` (ISO-8601), ``epoch`` / ``epoch_ms`` (Unix time),
@@ -71,12 +69,12 @@ class CursorConfig(_Strict):
     exclusive: bool = False
 
 
-class NextLinkPaging(_Strict):
+class NextLinkPaging(StrictModel):
     type: Literal["next_link"]
     next: str | None = Field(None, description="dotted path of the next URL; None: Link header")
 
 
-class CursorPaging(_Strict):
+class CursorPaging(StrictModel):
     type: Literal["cursor"]
     cursor_path: str
     param: str = "after"
@@ -88,7 +86,7 @@ _ORDER_BY = ("the field the API sorts this listing by, ascending; it must never 
              "(an id or a creation time) so that records added during a run come last")
 
 
-class _NumberedPaging(_Strict):
+class _NumberedPaging(StrictModel):
     """Offset and page paging count positions in a list that may change while it is read.
 
     They need ``order_by``: the (renamed) record field the API sorts the
@@ -128,7 +126,7 @@ class PagePaging(_NumberedPaging):
     first_page: int = 1
 
 
-class NoPaging(_Strict):
+class NoPaging(StrictModel):
     type: Literal["none"]
 
 
@@ -136,19 +134,19 @@ PaginatorConfig = Annotated[NextLinkPaging | CursorPaging | OffsetPaging | PageP
                             Field(discriminator="type")]
 
 
-class DeletedConfig(_Strict):
+class DeletedConfig(StrictModel):
     """Rows whose ``field`` equals ``equals`` are deletions (soft-deleted records)."""
 
     field: str
     equals: Any = True
 
 
-class EndpointConfig(_Strict):
+class EndpointConfig(StrictModel):
     method: Literal["POST", "PUT", "PATCH"] = "POST"
     path: str
 
 
-class FindConfig(_Strict):
+class FindConfig(StrictModel):
     """``GET path?param=<key>`` lists the records that have that key."""
 
     path: str
@@ -157,7 +155,7 @@ class FindConfig(_Strict):
     id_field: str = Field("id", description="the target id in a found record")
 
 
-class BatchConfig(_Strict):
+class BatchConfig(StrictModel):
     """One request for many records; the reply lists one result per record, in order."""
 
     method: Literal["POST", "PUT", "PATCH"] = "POST"
@@ -169,7 +167,7 @@ class BatchConfig(_Strict):
     error_path: str | None = Field("error", description="per-result error message")
 
 
-class RemoveConfig(_Strict):
+class RemoveConfig(StrictModel):
     """One request that deletes or archives a record by its target id.
 
     ``path`` holds ``{id}``; ``body`` is sent as JSON when given (an archive:
@@ -190,7 +188,7 @@ class RemoveConfig(_Strict):
         return self
 
 
-class VerifyConfig(_Strict):
+class VerifyConfig(StrictModel):
     """Check that a write took effect: every field sent must come back with the value sent.
 
     ``record`` is the dotted path of the stored record in the reply of the
@@ -204,7 +202,7 @@ class VerifyConfig(_Strict):
     ignore: list[str] = Field(default_factory=list)
 
 
-class WriteConfig(_Strict):
+class WriteConfig(StrictModel):
     """How rows are written: ``upsert`` (one idempotent call per row, key in the path),
     ``lookup`` (find by key, then create or update) or ``batch``."""
 
@@ -238,7 +236,7 @@ class WriteConfig(_Strict):
         return self
 
 
-class ErrorRule(_Strict):
+class ErrorRule(StrictModel):
     """Classify an API's error responses that the generic rules get wrong."""
 
     status: int | list[int]
@@ -250,7 +248,7 @@ class ErrorRule(_Strict):
         return [self.status] if isinstance(self.status, int) else list(self.status)
 
 
-class RestStreamConfig(_Strict):
+class RestStreamConfig(StrictModel):
     path: str
     params: dict[str, Any] = Field(default_factory=dict)
     records: str | None = Field(None, description="dotted path of the record list")
@@ -276,22 +274,13 @@ class RestConfig(HttpConnectionConfig):
     """A REST API described in YAML: base URL, auth, transport and streams."""
 
     type: Literal["rest"] | None = None
-    base_url: str
+    base_url: RestUrl
     name: str = Field("rest", description="shown in log lines and error messages")
     headers: dict[str, str] = Field(default_factory=dict)
     errors: list[ErrorRule] = Field(default_factory=list)
     streams: dict[str, RestStreamConfig] = Field(min_length=1)
 
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("base_url must look like https://api.example.com")
-        return value.rstrip("/")
-
     @model_validator(mode="after")
     def _names(self) -> RestConfig:
-        for name in self.streams:
-            if not re.match(r"^[A-Za-z][A-Za-z0-9_]*$", name):
-                raise ValueError(f"stream name {name!r} must be letters, digits and _")
+        check_stream_names(self.streams)
         return self

@@ -27,6 +27,7 @@ from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.rest.config import CursorConfig, RestStreamConfig
+from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import (
     CursorPaginator,
@@ -214,7 +215,7 @@ class CursorCodec:
             seconds = float(value) / (1000 if fmt == "epoch_ms" else 1)
             return dt.datetime.fromtimestamp(seconds, dt.UTC)
         elif fmt == "iso":
-            moment = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+            return utc_instant(value, zone=self.zone, error=ValueError)
         else:
             moment = dt.datetime.strptime(str(value).strip(), fmt)
         if moment.tzinfo is None:
@@ -260,11 +261,7 @@ class CursorCodec:
 
 
 def _iso(value: Any) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise FatalError(f"cursor {value!r} is not an ISO-8601 timestamp") from None
-    return (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+    return utc_instant(value, "cursor")
 
 
 def key_text(value: Any) -> str:

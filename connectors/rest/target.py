@@ -29,7 +29,6 @@ __all__ = ["RestWriter"]
 import datetime as dt
 import json
 import logging
-import random
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -40,26 +39,27 @@ import requests
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.rest.config import RemoveConfig, RestStreamConfig, VerifyConfig, WriteConfig
 from crm2erp.connectors.rest.source import apply_rename, nest, select_records
+from crm2erp.connectors.toolkit.writer import json_default
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, decode_json
 from crm2erp.http.paginate import get_path
-from crm2erp.http.retry import backoff_delay
 from crm2erp.mapping.paths import get_path as field_value
 
 log = logging.getLogger(__name__)
 
 
-def _wire(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent \
-            >= 0 else float(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+def _number(value: Decimal) -> int | float:
+    whole = value == value.to_integral_value() and value.as_tuple().exponent >= 0
+    return int(value) if whole else float(value)
+
+
+def _instant(value: dt.datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+_wire = json_default("the API", decimal=_number, moment=_instant)
 
 
 def _body(payload: Any) -> bytes:
@@ -110,10 +110,9 @@ def unstored(sent: Mapping[str, Any], stored: Mapping[str, Any],
 
 
 class RestWriter:
-    def __init__(self, client: HttpClient, once: HttpClient, headers: dict[str, str]):
-        self.client, self.once = client, once
+    def __init__(self, client: HttpClient, headers: dict[str, str]):
+        self.client, self.once = client, client.single_attempt()
         self.headers = {**headers, "Content-Type": "application/json"}
-        self._rng = random.Random()
 
     @staticmethod
     def _config(name: str, stream: RestStreamConfig) -> WriteConfig:
@@ -243,10 +242,9 @@ class RestWriter:
             except RetriableError as exc:
                 if attempt == retry.max_attempts:
                     raise
-                delay = backoff_delay(attempt, retry.backoff_base, retry.backoff_max, self._rng)
                 log.info("create of %s failed in transit (%s); looking it up before "
-                         "retrying in %.2fs", key, exc, delay)
-                self.client.sleep(delay)
+                         "retrying", key, exc)
+                self.client.backoff(attempt, where=f"create of {key!r}")
                 continue
             return self._result(conf, key, resp, True, sent)
         raise RetriableError(f"could not write {key!r} after {retry.max_attempts} attempts")

@@ -35,82 +35,53 @@ from __future__ import annotations
 __all__ = ["ArchiveConfig", "ChildConfig", "StreamConfig", "SalesforceConfig", "DEFAULT_STREAMS"]
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
+from crm2erp.connectors.toolkit.config import (
+    ChildList,
+    StrictModel,
+    check_stream_names,
+    name_type,
+    web_url,
+)
 from crm2erp.http.config import HttpConnectionConfig
 
+SalesforceUrl = web_url("https://yourdomain.my.salesforce.com")
+
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+ApiName = name_type(_NAME, "a Salesforce API name (letters, digits, _)")
 
 
-class ChildConfig(BaseModel):
+class ChildConfig(StrictModel):
     """Rows of ``stream`` embedded into their parent, found by ``foreign_key``."""
 
-    model_config = ConfigDict(extra="forbid")
-
     stream: str
-    foreign_key: str | None = Field(
+    foreign_key: ApiName | None = Field(
         None, description="Field of the child holding the parent's Id; default "
         "<parent sObject>Id (OpportunityId).")
 
-    @field_validator("foreign_key")
-    @classmethod
-    def _api_name(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME.match(value):
-            raise ValueError(f"{value!r} is not a Salesforce API name (letters, digits, _)")
-        return value
 
-
-def children_as_dict(value: Any) -> Any:
-    """``[stream, ...]`` is short for ``{stream: {stream: stream}, ...}``."""
-    if isinstance(value, list):
-        return {name: {"stream": name} for name in value}
-    return value
-
-
-class ArchiveConfig(BaseModel):
+class ArchiveConfig(StrictModel):
     """How ``delete(mode=archive)`` marks a record: sets ``field`` to ``value`` by Id."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    field: str
+    field: ApiName
     value: Any
 
-    @field_validator("field")
-    @classmethod
-    def _api_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError(f"{value!r} is not a Salesforce API name (letters, digits, _)")
-        return value
 
-
-class StreamConfig(BaseModel):
+class StreamConfig(StrictModel):
     """One stream: an sObject, the fields to select, and the external id used for writes."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    sobject: str
+    sobject: ApiName
     fields: list[str]
-    external_id_field: str | None = None
-    cursor_field: str = "SystemModstamp"
+    external_id_field: ApiName | None = None
+    cursor_field: ApiName = "SystemModstamp"
     track_deletes: bool = True
-    children: dict[str, ChildConfig] = Field(default_factory=dict)
+    children: Annotated[dict[str, ChildConfig], ChildList] = Field(default_factory=dict)
     archive: ArchiveConfig | None = Field(
         None, description="delete_policy archive: the field to set, e.g. "
         "{field: Active__c, value: false}")
-
-    @field_validator("children", mode="before")
-    @classmethod
-    def _children(cls, value: Any) -> Any:
-        return children_as_dict(value)
-
-    @field_validator("sobject", "external_id_field", "cursor_field")
-    @classmethod
-    def _api_name(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME.match(value):
-            raise ValueError(f"{value!r} is not a Salesforce API name (letters, digits, _)")
-        return value
 
     @model_validator(mode="after")
     def _required_fields(self) -> StreamConfig:
@@ -155,7 +126,7 @@ class SalesforceConfig(HttpConnectionConfig):
     """Settings of one Salesforce org connection."""
 
     type: Literal["salesforce"] | None = None
-    instance_url: str
+    instance_url: SalesforceUrl
     api_version: str = Field("61.0", pattern=r"^\d{2,3}\.0$")
     login_url: str = "https://login.salesforce.com"   # JWT audience; test.salesforce.com
     page_size: int = Field(2000, ge=200, le=2000)
@@ -168,18 +139,10 @@ class SalesforceConfig(HttpConnectionConfig):
     all_or_none: bool = False
     streams: dict[str, StreamConfig] = Field(default_factory=_default_streams)
 
-    @field_validator("instance_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("instance_url must look like https://yourdomain.my.salesforce.com")
-        return value.rstrip("/")
-
     @model_validator(mode="after")
     def _children_exist(self) -> SalesforceConfig:
+        check_stream_names(self.streams)
         for name, stream in self.streams.items():
-            if not _NAME.match(name):
-                raise ValueError(f"stream name {name!r} must be letters, digits and _")
             for embed, child in stream.children.items():
                 if child.stream not in self.streams:
                     raise ValueError(f"stream {name!r}: child {embed!r} names stream "

@@ -24,10 +24,9 @@ the opportunity's Amount when its lines change, which does.
 
 from __future__ import annotations
 
-__all__ = ["SalesforceReader", "normalize_stamp", "CHILD_CHUNK"]
+__all__ = ["SalesforceReader", "CHILD_CHUNK"]
 
 import csv
-import datetime as dt
 import io
 import logging
 import time
@@ -39,59 +38,13 @@ from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.salesforce.api import parse_limit_info
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.soql import quote, soql_datetime
+from crm2erp.connectors.toolkit.ordering import OrderedBatcher
+from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, NextLinkPaginator, decode_json
 
 log = logging.getLogger(__name__)
 CHILD_CHUNK = 200  # parent Ids per child query: ~4 KB of SOQL, far below the 100,000 limit
-
-
-def normalize_stamp(value: Any) -> str:
-    """Any Salesforce/ISO timestamp as ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC), sortable as text."""
-    if isinstance(value, str):
-        value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if not isinstance(value, dt.datetime):
-        raise FatalError(f"Salesforce cursor value {value!r} is not a timestamp")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-class _Batcher:
-    """Collects rows and deleted keys into batches of ``size`` items."""
-
-    def __init__(self, size: int, since: Cursor | None, cursor_field: str, with_cursor: bool):
-        self.size, self.cursor_field, self.with_cursor = max(1, size), cursor_field, with_cursor
-        self.since = (normalize_stamp(since.value), since.key) if since else None
-        self.rows: list[Row] = []
-        self.deleted: list[str] = []
-        self.last: tuple[str, str] | None = None
-        self.best: tuple[str, str] | None = None
-
-    def add(self, record: dict[str, Any], deleted: bool) -> Batch | None:
-        position = (normalize_stamp(record[self.cursor_field]), str(record["Id"]))
-        if self.since is not None:
-            stamp, key = self.since
-            if position[0] < stamp or (key is not None and position <= (stamp, key)):
-                return None  # before the watermark, or already read at the same instant
-        if deleted:
-            self.deleted.append(position[1])
-        else:
-            self.rows.append(record)
-        self.last = position
-        self.best = max(self.best or position, position)
-        return self.flush() if len(self.rows) + len(self.deleted) >= self.size else None
-
-    def flush(self, final: bool = False) -> Batch | None:
-        if not self.rows and not self.deleted:
-            # an unordered (bulk) read still owes the engine its end-of-read watermark
-            if final and not self.with_cursor and self.best is not None:
-                return Batch([], Cursor(*self.best))
-            return None
-        mark = self.last if self.with_cursor else (self.best if final else None)
-        batch = Batch(self.rows, Cursor(*mark) if mark else None, self.deleted)
-        self.rows, self.deleted = [], []
-        return batch
 
 
 class SalesforceReader:
@@ -106,7 +59,7 @@ class SalesforceReader:
                                         "IsDeleted" not in stream.fields else [])
         text = f"SELECT {'COUNT()' if count else ', '.join(fields)} FROM {stream.sobject}"
         if since is not None:
-            stamp = dt.datetime.fromisoformat(normalize_stamp(since.value).replace("Z", "+00:00"))
+            stamp = utc_instant(since.value, "Salesforce cursor value")
             # whole seconds, rounded down: still inclusive; finer rows are filtered locally
             text += f" WHERE {stream.cursor_field} >= {soql_datetime(stamp)}"
         if order and not count:
@@ -123,7 +76,7 @@ class SalesforceReader:
         if self._use_bulk(stream, since, deletes):
             yield from self._read_bulk(stream, since, batch_size, deletes)
             return
-        batcher = _Batcher(batch_size, since, stream.cursor_field, with_cursor=True)
+        batcher = OrderedBatcher(batch_size, since)
         endpoint = "queryAll" if deletes else "query"
         paginator = NextLinkPaginator("nextRecordsUrl", "records")
         pages = paginator.pages(
@@ -134,18 +87,16 @@ class SalesforceReader:
             self._note_usage()
             for record in paginator.records(page):
                 yield from self._add(batcher, stream, record)
-        final = batcher.flush(final=True)
-        if final is not None:
-            yield final
+        yield from batcher.finish()
 
-    def _add(self, batcher: _Batcher, stream: StreamConfig, record: dict) -> Iterator[Batch]:
+    @staticmethod
+    def _add(batcher: OrderedBatcher, stream: StreamConfig, record: dict) -> Iterator[Batch]:
         record.pop("attributes", None)
         deleted = bool(record.get("IsDeleted"))
         if "IsDeleted" not in stream.fields:
             record.pop("IsDeleted", None)
-        batch = batcher.add(record, deleted)
-        if batch is not None:
-            yield batch
+        stamp = iso_millis(record[stream.cursor_field], "Salesforce cursor value")
+        yield from batcher.add(stamp, str(record["Id"]), None if deleted else record)
 
     # -- children --------------------------------------------------------
     def _embed(self, stream: StreamConfig, batch: Batch) -> Batch:
@@ -204,7 +155,7 @@ class SalesforceReader:
         job_id = decode_json(resp)["id"]
         self._wait_for(jobs, job_id, stream)
         types = self._field_types(stream.sobject)
-        batcher = _Batcher(batch_size, since, stream.cursor_field, with_cursor=False)
+        batcher = OrderedBatcher(batch_size, since, with_cursor=False)
         locator: str | None = None
         while True:
             params = {"maxRecords": self.config.bulk_max_records,
@@ -219,9 +170,7 @@ class SalesforceReader:
             locator = resp.headers.get("Sforce-Locator")
             if not locator or locator == "null":
                 break
-        final = batcher.flush(final=True)
-        if final is not None:
-            yield final
+        yield from batcher.finish()
         self.client.request("DELETE", f"{jobs}/{job_id}", expect_json=False)
 
     def _wait_for(self, jobs: str, job_id: str, stream: StreamConfig) -> None:

@@ -28,18 +28,17 @@ from __future__ import annotations
 
 __all__ = ["SalesforceWriter"]
 
-import datetime as dt
 import json
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.salesforce.api import CONFIG_CODES, ROLLED_BACK, describe_errors
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.soql import quote
+from crm2erp.connectors.toolkit.writer import json_default, required_setting, write_in_batches
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, NextLinkPaginator, decode_json
 
@@ -54,16 +53,7 @@ def _redirect_hint(resp) -> str:
     return f"to {where}" if where else (resp.text.strip()[:300] or "no body")
 
 
-def _wire(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"cannot send {type(value).__name__} to Salesforce")
+_wire = json_default("Salesforce")
 
 
 def _one_result_each(resp, what: str, count: int, noun: str) -> list[dict[str, Any]]:
@@ -89,6 +79,18 @@ def _check_record_errors(answers: list[dict[str, Any]], what: str) -> None:
                               "the integration user's field-level security.")
 
 
+def _records(stream: StreamConfig, rows: list[Row]) -> list[dict[str, Any]]:
+    return [{"attributes": {"type": stream.sobject},
+             **{k: v for k, v in row.items() if k != "attributes"}} for row in rows]
+
+
+def _saved(key: str, answer: dict[str, Any], action: WriteAction,
+           target_id: str | None) -> WriteResult:
+    if answer.get("success"):
+        return WriteResult(key, action, target_id=target_id)
+    return WriteResult(key, WriteAction.FAILED, error=describe_errors(answer.get("errors")))
+
+
 def _rolled_back_only(answer: dict[str, Any]) -> bool:
     errors = answer.get("errors") or []
     return not answer.get("success") and bool(errors) and \
@@ -101,69 +103,38 @@ class SalesforceWriter:
 
     @staticmethod
     def _external_id(name: str, stream: StreamConfig) -> str:
-        if not stream.external_id_field:
-            raise ConfigError(f"Salesforce stream {name!r} has no external_id_field; set one "
-                              "(an External ID field such as ERP_Id__c) to write to it")
-        return stream.external_id_field
+        return required_setting(stream.external_id_field, f"Salesforce stream {name!r} has no "
+                                "external_id_field; set one (an External ID field such as "
+                                "ERP_Id__c) to write to it")
 
     def upsert(self, name: str, stream: StreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
         ext = self._external_id(name, stream)
-        results: list[WriteResult | None] = [None] * len(rows)
-        pending: list[tuple[int, Row]] = []
-        for i, row in enumerate(rows):
-            key = row.get(ext)
-            if key in (None, ""):
-                results[i] = WriteResult("", WriteAction.FAILED, error=f"{ext} is empty: "
-                                         "the external id is required to upsert")
-            elif "Id" in row:
-                results[i] = WriteResult(str(key), WriteAction.FAILED, error="remove the "
-                                         "Id field: upsert matches on the external id only")
-            else:
-                pending.append((i, row))
         path = f"{self.config.api_path}/composite/sobjects/{stream.sobject}/{ext}"
-        size = self.config.write_batch_size
-        for start in range(0, len(pending), size):
-            chunk = pending[start:start + size]
-            records = [{"attributes": {"type": stream.sobject},
-                        **{k: v for k, v in row.items() if k != "attributes"}}
-                       for _, row in chunk]
-            answers = self._send(path, records, f"upsert into {stream.sobject}")
-            for (i, row), answer in zip(chunk, answers, strict=True):
-                key = str(row[ext])
-                if answer.get("success"):
-                    action = WriteAction.CREATED if answer.get("created") else WriteAction.UPDATED
-                    results[i] = WriteResult(key, action, target_id=answer.get("id"))
-                else:
-                    results[i] = WriteResult(key, WriteAction.FAILED,
-                                             error=describe_errors(answer.get("errors")))
-        return [r for r in results if r is not None]
+
+        def send(chunk: list[Row]) -> list[WriteResult]:
+            answers = self._send(path, _records(stream, chunk), f"upsert into {stream.sobject}")
+            return [_saved(str(row[ext]), answer, WriteAction.CREATED if answer.get("created")
+                           else WriteAction.UPDATED, answer.get("id"))
+                    for row, answer in zip(chunk, answers, strict=True)]
+
+        return write_in_batches(
+            rows, lambda row: row.get(ext), send, size=self.config.write_batch_size,
+            missing=f"{ext} is empty: the external id is required to upsert",
+            refuse=lambda row: "remove the Id field: upsert matches on the external id only"
+            if "Id" in row else None)
 
     def update(self, name: str, stream: StreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
         """Set fields of existing records found by ``Id`` (sObject Collections update)."""
-        results: list[WriteResult | None] = [None] * len(rows)
-        pending: list[tuple[int, Row]] = []
-        for i, row in enumerate(rows):
-            if row.get("Id") in (None, ""):
-                results[i] = WriteResult("", WriteAction.FAILED, error=f"stream {name!r}: "
-                                         "the row has no Id, which update needs")
-            else:
-                pending.append((i, row))
         path = f"{self.config.api_path}/composite/sobjects"
-        size = self.config.write_batch_size
-        for start in range(0, len(pending), size):
-            chunk = pending[start:start + size]
-            records = [{"attributes": {"type": stream.sobject},
-                        **{k: v for k, v in row.items() if k != "attributes"}}
-                       for _, row in chunk]
-            answers = self._send(path, records, f"update of {stream.sobject}")
-            for (i, row), answer in zip(chunk, answers, strict=True):
-                key = str(row["Id"])
-                if answer.get("success"):
-                    results[i] = WriteResult(key, WriteAction.UPDATED, target_id=key)
-                else:
-                    results[i] = WriteResult(key, WriteAction.FAILED,
-                                             error=describe_errors(answer.get("errors")))
-        return [r for r in results if r is not None]
+
+        def send(chunk: list[Row]) -> list[WriteResult]:
+            answers = self._send(path, _records(stream, chunk), f"update of {stream.sobject}")
+            return [_saved(str(row["Id"]), answer, WriteAction.UPDATED, str(row["Id"]))
+                    for row, answer in zip(chunk, answers, strict=True)]
+
+        return write_in_batches(rows, lambda row: row.get("Id"), send,
+                                size=self.config.write_batch_size,
+                                missing=f"stream {name!r}: the row has no Id, which update needs")
 
     def _send(self, path: str, records: list[dict[str, Any]], what: str) -> list[dict]:
         """One result per record. With ``all_or_none``, records that were only rolled

@@ -37,7 +37,6 @@ from crm2erp.connectors.sap.config import SapConfig
 from crm2erp.connectors.sap.odata import sap_error
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, build_auth
-from crm2erp.http.config import RetryConfig
 
 log = logging.getLogger(__name__)
 
@@ -109,12 +108,7 @@ class SapClient:
         auth = build_auth(config.auth)
         self.http = HttpClient(config.http_settings(), base_url=config.base_url, auth=auth,
                                error_mapper=error_mapper, name="sap", **client_options)
-        once = config.http_settings().model_copy(
-            update={"retry": RetryConfig(max_attempts=1)})
-        self.writer = HttpClient(once, base_url=config.base_url, auth=auth,
-                                 error_mapper=error_mapper, name="sap", **client_options)
-        self.writer.session.close()
-        self.writer.session = self.http.session  # same cookies, same CSRF session
+        self.writer = self.http.single_attempt()  # same cookies, same CSRF session
         self._token: str | None = None
         self._lock = threading.Lock()
         self.token_fetches = 0

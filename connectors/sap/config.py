@@ -28,29 +28,31 @@ import logging
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
+from crm2erp.connectors.toolkit.config import StrictModel, name_type, web_url
 from crm2erp.http.config import HttpConnectionConfig
+
+SapUrl = web_url("https://my-s4.example.com")
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ODataName = name_type(_NAME, "an OData property or entity set name")
 
 
-class SapStreamConfig(BaseModel):
+class SapStreamConfig(StrictModel):
     """One stream: an OData v2 entity set and how to read and write it."""
 
-    model_config = ConfigDict(extra="forbid")
-
     service: str = Field(description="OData service name, e.g. API_BUSINESS_PARTNER.")
-    entity_set: str
+    entity_set: ODataName
     key: list[str] = Field(min_length=1)
-    cursor_field: str
-    cursor_time_field: str | None = None
+    cursor_field: ODataName
+    cursor_time_field: ODataName | None = None
     created_date_field: str | None = Field(None, description=(
         "For split date/time cursors: the creation date read when the change date is "
         "empty (S/4 leaves LastChangeDate empty until the first change)."))
     created_time_field: str | None = None
-    deleted_flag: str | None = Field(None, description=(
+    deleted_flag: ODataName | None = Field(None, description=(
         "Boolean property that marks a record as deleted (archived); such records "
         "become Batch.deleted_keys on incremental reads."))
     select: list[str] = Field(default_factory=list)
@@ -67,13 +69,6 @@ class SapStreamConfig(BaseModel):
             "How the engine's delete policy is carried out, per mode: properties MERGEd "
             "onto the record (e.g. archive: {BusinessPartnerIsBlocked: true}), or null "
             "for an HTTP DELETE. A mode not listed is refused."))
-
-    @field_validator("entity_set", "cursor_field", "cursor_time_field", "deleted_flag")
-    @classmethod
-    def _name(cls, value: str | None) -> str | None:
-        if value is not None and not _NAME.match(value):
-            raise ValueError(f"{value!r} is not an OData property or entity set name")
-        return value
 
     @property
     def writable(self) -> bool:
@@ -139,7 +134,7 @@ class SapConfig(HttpConnectionConfig):
     """Settings of one SAP S/4HANA system (OData v2 APIs)."""
 
     type: Literal["sap"] | None = None
-    base_url: str = Field(description="Scheme and host, e.g. https://my-s4.example.com:44300")
+    base_url: SapUrl = Field(description="Scheme and host, e.g. https://my-s4.example.com:44300")
     service_root: str = "/sap/opu/odata/sap"
     sap_client: str | None = Field(None, pattern=r"^\d{3}$")
     language: str | None = Field(None, description="sap-language, e.g. EN")
@@ -165,13 +160,6 @@ class SapConfig(HttpConnectionConfig):
                     merged[name] = spec
             data = {**data, "streams": merged}
         return data
-
-    @field_validator("base_url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("base_url must look like https://my-s4.example.com")
-        return value.rstrip("/")
 
     def service_path(self, service: str) -> str:
         return f"{self.service_root.rstrip('/')}/{service}"

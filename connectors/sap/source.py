@@ -19,30 +19,21 @@ from __future__ import annotations
 __all__ = ["SapReader"]
 
 import datetime as dt
-import heapq
 from collections.abc import Iterator
 from typing import Any
 
-from crm2erp.connectors.base import Batch, Cursor, Row
+from crm2erp.connectors.base import Batch, Cursor
 from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapStreamConfig
 from crm2erp.connectors.sap.odata import iso_utc, literal
 from crm2erp.connectors.sap.rows import clean, key_text, position
-from crm2erp.errors import FatalError
+from crm2erp.connectors.toolkit.ordering import merged_batches
+from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.http import ODataPaginator
 
 
 def _since(value: Any) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        stamp = value
-    else:
-        try:
-            stamp = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise FatalError(f"SAP cursor value {value!r} is not an ISO timestamp") from None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.astimezone(dt.UTC)
+    return utc_instant(value, "SAP cursor value")
 
 
 def _ge(date_field: str, time_field: str | None, since: dt.datetime, offset: bool) -> str:
@@ -94,28 +85,12 @@ class SapReader:
                                     headers={"Accept": "application/json"}):
             for entity in paginator.records(page):
                 row = clean(entity)
-                yield position(row, stream), row
+                gone = stream.deleted_flag and row.get(stream.deleted_flag)
+                yield (position(row, stream), None, key_text(row, stream.key)) if gone \
+                    else (position(row, stream), row, None)
 
     def read(self, stream: SapStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:
-        after = None
-        if since is not None:
-            after = (iso_utc(_since(since.value)), since.key)
+        stamp = iso_utc(_since(since.value)) if since is not None else ""
         sources = [self._rows(stream, q) for q in self.queries(stream, since)]
-        rows: list[Row] = []
-        deleted: list[str] = []
-        last: tuple[str, str] | None = None
-        for pos, row in heapq.merge(*sources, key=lambda item: item[0]):
-            if after is not None and (pos[0] < after[0] or (
-                    after[1] is not None and pos <= after)):
-                continue  # before the watermark, or already read at the same instant
-            if stream.deleted_flag and row.get(stream.deleted_flag):
-                deleted.append(key_text(row, stream.key))
-            else:
-                rows.append(row)
-            last = pos
-            if len(rows) + len(deleted) >= max(1, batch_size):
-                yield Batch(rows, Cursor(*last), deleted)
-                rows, deleted = [], []
-        if rows or deleted:
-            yield Batch(rows, Cursor(*last), deleted)
+        yield from merged_batches(sources, since, stamp, batch_size)

@@ -17,8 +17,9 @@ import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.errors import RecordError
+from crm2erp.errors import ConfigError, RecordError
 
 T = TypeVar("T")
 NOT_ACTIVE = {"active_test": False}   # context: also find archived records
@@ -63,18 +64,7 @@ def parse_cursor(value: Any) -> dt.datetime | None:
     """A cursor value (ISO-8601 text or datetime) as the naive UTC Tryton stores."""
     if value is None:
         return None
-    if isinstance(value, dt.datetime):
-        moment = value
-    else:
-        try:
-            moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            from crm2erp.errors import ConfigError
-
-            raise ConfigError(f"Tryton cursor {value!r} is not an ISO-8601 timestamp") from None
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
-    return moment
+    return utc_instant(value, "Tryton cursor", error=ConfigError).replace(tzinfo=None)
 
 
 def cursor_value(row: dict[str, Any]) -> dt.datetime:

@@ -18,20 +18,18 @@ from __future__ import annotations
 
 __all__ = ["TrytonConfig", "ProductDefaults", "PartyOptions", "ForecastOptions"]
 
-import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 
 from crm2erp.connectors.base import ConnectorConfig
+from crm2erp.connectors.toolkit.config import StrictModel, web_url
 from crm2erp.http.config import HttpSettings, RateLimitConfig, RetryConfig, TimeoutConfig
 
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+TrytonUrl = web_url("http://host:8000")  # (the trytond web listener)
 
 
-class ProductDefaults(_Strict):
+class ProductDefaults(StrictModel):
     """Values for products the CRM does not describe fully (Tryton requires them)."""
 
     category: str | None = Field(
@@ -40,7 +38,7 @@ class ProductDefaults(_Strict):
     type: Literal["goods", "service", "assets"] = "goods"
 
 
-class PartyOptions(_Strict):
+class PartyOptions(StrictModel):
     """How parties are matched (``key_field``) and how their children are replaced."""
 
     key_field: str = Field("code", pattern=r"^[a-z_][a-z0-9_]*$")
@@ -50,7 +48,7 @@ class PartyOptions(_Strict):
         "(a row's own replace_contact_mechanisms field wins)"))
 
 
-class ForecastOptions(_Strict):
+class ForecastOptions(StrictModel):
     """Where the ``forecasts`` stream plans demand (module ``stock_forecast``)."""
 
     warehouse: str | None = Field(None, description=(
@@ -65,7 +63,7 @@ class TrytonConfig(ConnectorConfig):
     """Settings of one Tryton server connection (JSON-RPC)."""
 
     type: Literal["tryton"] | None = None
-    url: str = Field(description="base URL of trytond, e.g. http://localhost:8000")
+    url: TrytonUrl = Field(description="base URL of trytond, e.g. http://localhost:8000")
     database: str = Field(min_length=1)
     username: str = Field(min_length=1)
     password: SecretStr
@@ -84,13 +82,6 @@ class TrytonConfig(ConnectorConfig):
     rate_limit: RateLimitConfig | None = None
     verify_tls: bool = True
     ca_bundle: str | None = None
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        if not re.match(r"^https?://[^/\s]+", value):
-            raise ValueError("url must look like http://host:8000 (the trytond web listener)")
-        return value.rstrip("/")
 
     @property
     def rpc_url(self) -> str:

@@ -1,31 +1,35 @@
 """The ``crm2erp`` command: the root app, global options and error handling.
 
-Exit codes: 0 ok; 1 a run finished with dead letters, failed checks or a
-failed run; 2 a usage or configuration error; 75 the flow is locked by another
-run that is still alive (nothing ran; try again later, like sysexits'
-EX_TEMPFAIL). User errors print a message, never a traceback (``--debug``
+Exit codes: one meaning each, the table in :mod:`crm2erp.cli.exitcodes` (printed
+in docs/cli.md). User errors print a message, never a traceback (``--debug``
 shows one).
 """
 
 from __future__ import annotations
 
-__all__ = ["app", "main", "Settings", "EXIT_OK", "EXIT_PROBLEMS", "EXIT_USAGE", "EXIT_LOCKED"]
+__all__ = ["app", "main", "Settings", "settings", "exit_with", "EXIT_OK", "EXIT_PROBLEMS",
+           "EXIT_USAGE", "EXIT_NOT_RUN", "EXIT_QUALITY_GATE"]
 
 import logging
-import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import typer
 from rich.text import Text
 
-from crm2erp.cli.output import err_console, literal, setup_logging
+from crm2erp.cli.context import Settings, exit_with, settings
+from crm2erp.cli.exitcodes import (
+    EXIT_NOT_RUN,
+    EXIT_OK,
+    EXIT_PROBLEMS,
+    EXIT_QUALITY_GATE,
+    EXIT_USAGE,
+    for_error,
+)
+from crm2erp.cli.output import err_console, json_logging, literal, setup_logging
 from crm2erp.errors import ConfigError, Crm2ErpError, LockHeldError
 from crm2erp.redact import redact, redact_traceback
 
-EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE = 0, 1, 2
-EXIT_LOCKED = 75   # sysexits.h EX_TEMPFAIL: another live run holds the flow's lock
 log = logging.getLogger("crm2erp.cli")
 
 
@@ -51,35 +55,6 @@ app = typer.Typer(no_args_is_help=True, add_completion=True, rich_markup_mode="r
                   help="crm2erp keeps CRM and ERP systems consistent.")
 
 
-@dataclass
-class Settings:
-    project: Path
-    state_url: str | None
-    debug: bool
-
-    def load_project(self):
-        from crm2erp.mapping import load_project
-
-        if not self.project.is_dir():
-            raise ConfigError(f"project folder {self.project} does not exist "
-                              "(give --project or set CRM2ERP_PROJECT)")
-        return load_project(self.project)
-
-    def open_store(self):
-        from crm2erp.store import StateStore
-
-        return StateStore.open(self.resolved_state_url())
-
-    def resolved_state_url(self) -> str | None:
-        """``--state`` / ``CRM2ERP_STATE_URL``, else the project's ``crm2erp.yaml``
-        ``state:``, else None (the store's default file in the working folder)."""
-        if self.state_url:
-            return self.state_url
-        from crm2erp.mapping.loader import project_state_url
-
-        return project_state_url(self.project) if self.project.is_dir() else None
-
-
 def _print_version(value: bool) -> None:
     if value:
         from importlib.metadata import version
@@ -98,10 +73,17 @@ def root(
                               "state:, else sqlite:///crm2erp-state.db)."),
     verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+    log_format: str = typer.Option(
+        "text", "--log-format", metavar="text|json", envvar="CRM2ERP_LOG_FORMAT",
+        help="Log lines on stderr as text, or as one JSON object per line (ts, level, "
+        "logger, message, flow, run_id, batch, partition)."),
     _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                   help="Print the version and exit."),
 ) -> None:
-    setup_logging(verbose + (2 if debug else 0))
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter(f"{log_format!r}: expected text or json",
+                                 param_hint="--log-format")
+    setup_logging(verbose + (2 if debug else 0), json_lines=log_format == "json")
     ctx.obj = Settings(project=project, state_url=state, debug=debug)
 
 
@@ -138,6 +120,10 @@ def _register_commands() -> None:
 def _report(exc: BaseException, label: str, style: str, debug: bool) -> None:
     """Print ``exc`` as one message (its traceback too with --debug): redacted,
     and shown literally, never read as markup."""
+    if json_logging():   # one JSON line, like every other line on stderr
+        log.error("%s %s", label, redact(str(exc)),
+                  exc_info=exc if debug else None)
+        return
     if debug:
         err_console.print(literal(redact_traceback(exc)), soft_wrap=True)
     err_console.print(Text.assemble((label, style), " ", literal(redact(str(exc)))),
@@ -158,23 +144,15 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except LockHeldError as exc:
         _report(exc, "locked:", "yellow", debug)
-        return EXIT_LOCKED
-    except Crm2ErpError as exc:
-        _report(exc, "error:", "red", debug)
-        return EXIT_PROBLEMS
-    except Exception as exc:  # noqa: BLE001 - a bug or an unforeseen input: no traceback
-        _report(exc, f"unexpected error ({type(exc).__name__}):", "red", debug)
-        if not debug:
+        return EXIT_NOT_RUN
+    except Exception as exc:  # noqa: BLE001 - no traceback, one message and its exit code
+        code = for_error(exc)
+        known = isinstance(exc, Crm2ErpError)
+        label = {EXIT_QUALITY_GATE: "stopped by the quality gate:"}.get(
+            code, "error:" if known else f"unexpected error ({type(exc).__name__}):")
+        _report(exc, label, "red", debug)
+        if not known and not debug and not json_logging():
             err_console.print("run again with --debug to see where it happened",
                               style="dim")
-        return EXIT_PROBLEMS
+        return code
     return EXIT_OK
-
-
-def exit_with(code: int) -> None:
-    raise typer.Exit(code)
-
-
-def settings(ctx: typer.Context) -> Settings:
-    return ctx.obj or Settings(Path(os.environ.get("CRM2ERP_PROJECT", ".")),
-                               os.environ.get("CRM2ERP_STATE_URL"), False)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from crm2erp.cli.app import settings
+from crm2erp.cli.context import settings
 from crm2erp.cli.output import console, json_option, literal, print_json
 from crm2erp.errors import ConfigError
 
@@ -13,7 +13,7 @@ from crm2erp.errors import ConfigError
 def _check_one(spec, streams: list[tuple[str, str]]) -> str:
     """Connect, test credentials, then each stream the flows use; the detail when all
     went well, else an exception naming the problem."""
-    from crm2erp.connectors import create_connector
+    from crm2erp.registry import create_connector
 
     with create_connector(spec.type, dict(spec.settings),
                           where=f"connection {spec.name!r} in {spec.source_file}") as conn:

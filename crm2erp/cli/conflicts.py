@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from crm2erp.cli.app import settings
+from crm2erp.cli.context import settings
 from crm2erp.cli.output import console, json_option, literal, print_json
 
 
@@ -14,7 +14,7 @@ def conflicts(ctx: typer.Context,
               limit: int = typer.Option(50, "--limit"),
               as_json: bool = json_option()) -> None:
     """List logged conflicts, newest first (see the flow's ownership and conflict_rule)."""
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     try:
         rows = store.list_conflicts(flow, limit=limit)
     finally:

@@ -9,18 +9,20 @@ run, without asking again.
 
 from __future__ import annotations
 
-import getpass
-import os
+from contextlib import contextmanager
+from dataclasses import replace
 
 import click
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from crm2erp.cli.app import settings
+from crm2erp.cli.context import settings
 from crm2erp.cli.output import console, json_option, literal, print_json
 from crm2erp.errors import ConfigError
 from crm2erp.jsonutil import dumps
+from crm2erp.quality.dedupe.review import golden_values, pair_rows, pair_side
+from crm2erp.quality.dedupe.review import who as _who
 
 app = typer.Typer(no_args_is_help=True,
                   help="Possible duplicates: review, accept or reject merges.")
@@ -29,53 +31,10 @@ DECISIONS = {"accept": "accepted", "accepted": "accepted", "reject": "rejected",
              "rejected": "rejected"}
 
 
-def _who(by: str | None) -> str:
-    if by:
-        return by
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return os.environ.get("USER", "unknown")
-
-
 def _text(value) -> Text:
     if value is None:
         return Text("-", style="dim")
     return literal(value if isinstance(value, str) else dumps(value))
-
-
-def pair_rows(pair) -> list[dict]:
-    """The rows of a side-by-side view: the compared fields (with their level, score
-    and weight), then the other fields either record has. ``left``/``right`` are the
-    values (None when absent); ``differs`` says whether they differ."""
-    from crm2erp.engine.memory import flatten  # the engine loads only when needed
-
-    left, right = pair.details.get("left", {}), pair.details.get("right", {})
-    rows, compared = [], set()
-    for f in pair.details.get("fields", []):
-        compared.add(f["field"])
-        rows.append({"name": f["comparison"], "field": f["field"],
-                     "left": f.get("left"), "right": f.get("right"),
-                     "level": f.get("label", ""), "score": f.get("score"),
-                     "weight": f.get("weight", 0), "compared": True,
-                     "differs": f.get("left") != f.get("right")})
-    a, b = flatten(left.get("record", {})), flatten(right.get("record", {}))
-    for name in [k for k in a if k != "id"] + [k for k in b if k not in a and k != "id"]:
-        if name in compared or (a.get(name) in (None, {}) and b.get(name) in (None, {})):
-            continue
-        rows.append({"name": name, "field": name, "left": a.get(name), "right": b.get(name),
-                     "level": "",
-                     "score": None, "weight": None, "compared": False,
-                     "differs": a.get(name) != b.get(name)})
-    return rows
-
-
-def pair_side(pair, side: str) -> str:
-    """A column heading: the record's label, kind, system and source key."""
-    rec = pair.details.get(side, {})
-    label = pair.left_label if side == "left" else pair.right_label
-    return (f"{rec.get('label', label)} ({rec.get('kind', '?')} {rec.get('system') or ''} "
-            f"{rec.get('source_key') or ''})").strip()
 
 
 def pair_table(pair) -> Table:
@@ -89,12 +48,10 @@ def pair_table(pair) -> Table:
     table.add_column(literal(pair_side(pair, "right")), overflow="fold")
     table.add_column("level")
     table.add_column("score", justify="right")
-    from crm2erp.engine.memory import flatten  # the engine loads only when needed
-
     preview = pair.details.get("golden")
     if preview is not None:
         table.add_column("if accepted", overflow="fold")
-    golden = flatten(preview["record"]) if preview is not None else {}
+    golden = golden_values(pair)
 
     def cells(name: str) -> list:
         return [_text(golden.get(name))] if preview is not None else []
@@ -126,7 +83,7 @@ def list_(ctx: typer.Context,
     """List duplicate pairs (by default the ones waiting for review)."""
     if status not in STATUSES:
         raise ConfigError(f"--status {status!r}: expected one of {', '.join(STATUSES)}")
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     try:
         pairs = store.dedupe_pairs(flow=flow, status=None if status == "all" else status,
                                    limit=limit)
@@ -154,7 +111,7 @@ def list_(ctx: typer.Context,
 @app.command("show")
 def show(ctx: typer.Context, pair_id: int = typer.Argument(..., metavar="PAIR_ID")) -> None:
     """Show one pair with both records side by side."""
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     try:
         console.print(pair_table(store.get_dedupe_pair(pair_id)))
     finally:
@@ -170,7 +127,7 @@ def decide(ctx: typer.Context,
     """Decide one pair: accept (same entity, merge) or reject (keep apart)."""
     if decision not in DECISIONS:
         raise ConfigError(f"decision {decision!r}: expected accept or reject")
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     try:
         pair = store.decide_dedupe_pair(pair_id, DECISIONS[decision], _who(by), note)
     finally:
@@ -184,8 +141,9 @@ def review(ctx: typer.Context,
            flow: str = typer.Option(None, "--flow", help="Only this flow."),
            by: str = typer.Option(None, "--by", help="Who decides (default: the OS user).")
            ) -> None:
-    """Go through the pending pairs one by one: accept, reject or skip each."""
-    store = settings(ctx).open_store()
+    """Go through the pending pairs one by one: accept, reject or skip each
+    (o: set a field of the golden record first, as the console does)."""
+    store = settings(ctx).open_store(create=False)
     who, done = _who(by), {"accepted": 0, "rejected": 0, "skipped": 0}
     try:
         pairs = store.dedupe_pairs(flow=flow, status="pending", limit=1_000_000)
@@ -195,16 +153,12 @@ def review(ctx: typer.Context,
         pairs.sort(key=lambda p: -p.match_probability)
         for number, pair in enumerate(pairs, 1):
             console.print(f"\n[b]{number}/{len(pairs)}[/]")
-            console.print(pair_table(pair))
-            answer = click.prompt("same entity? [a]ccept / [r]eject / [s]kip / [q]uit",
-                                  default="s", show_choices=False,
-                                  type=click.Choice(["a", "r", "s", "q"],
-                                                    case_sensitive=False)).lower()
+            answer, overrides = _ask(pair)
             if answer == "q":
                 break
             if answer in ("a", "r"):
                 decision = "accepted" if answer == "a" else "rejected"
-                store.decide_dedupe_pair(pair.id, decision, who)
+                store.decide_dedupe_pair(pair.id, decision, who, overrides=overrides)
                 done[decision] += 1
             else:
                 done["skipped"] += 1
@@ -214,11 +168,48 @@ def review(ctx: typer.Context,
                   f"{done['skipped']} skipped; the next run of each flow applies the decisions")
 
 
-def _dedupe_stage(runner, flow: str):
-    stage = next((s for s in runner.stages if s.name == "dedupe"), None)
-    if stage is None:
-        raise ConfigError(f"flow {flow!r} has no dedupe section: nothing to train or explain")
-    return stage
+def _ask(pair) -> tuple[str, dict]:
+    """Show the pair and ask until a/r/s/q; ``o`` sets a field of the golden record
+    (as the console's golden column does) and shows the pair again."""
+    overrides: dict = {}
+    editable = sorted(k for k, v in golden_values(pair).items()
+                      if not isinstance(v, dict | list))
+    while True:
+        shown = replace(pair, details={**pair.details, "overrides": overrides})
+        console.print(pair_table(shown))
+        answer = click.prompt("same entity? [a]ccept / [r]eject / [s]kip / [q]uit" +
+                              (" / [o]verride a golden field" if editable else ""),
+                              default="s", show_choices=False,
+                              type=click.Choice(["a", "r", "s", "q", "o"],
+                                                case_sensitive=False)).lower()
+        if answer != "o":
+            return answer, overrides
+        if not editable:
+            console.print("this pair has no golden-record preview to override")
+            continue
+        name = click.prompt("field", type=click.Choice(editable), show_choices=True)
+        overrides[name] = click.prompt("value (empty: none)", default="",
+                                       show_default=False).strip() or None
+
+
+@contextmanager
+def _dedupe_stage(ctx: typer.Context, flow: str):
+    """FLOW's runner and dedupe stage, with the project's state store, for the with-block."""
+    from crm2erp.engine import Engine
+
+    cfg = settings(ctx)
+    project = cfg.load_project()
+    store = cfg.open_store()
+    try:
+        with Engine(project, store) as engine:
+            runner = engine.runner(flow)
+            stage = next((s for s in runner.stages if s.name == "dedupe"), None)
+            if stage is None:
+                raise ConfigError(f"flow {flow!r} has no dedupe section: nothing to train "
+                                  "or explain")
+            yield store, runner, stage
+    finally:
+        store.close()
 
 
 def _bits(value: float) -> str:
@@ -234,34 +225,24 @@ def train(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name.")
     already synced and, with dedupe.target, the target's own. An implausible
     fit is refused (exit 2) and the previous model stays in use.
     """
-    from crm2erp.engine import Engine
     from crm2erp.quality.dedupe.fellegi_sunter import ImplausibleFit
     from crm2erp.quality.dedupe.model import level_rows, to_payload
     from crm2erp.quality.dedupe.model import train as fit
     from crm2erp.store.dedupe import DedupeModel
 
-    cfg = settings(ctx)
-    project = cfg.load_project()
-    store = cfg.open_store()
-    try:
-        with Engine(project, store) as engine:
-            runner = engine.runner(flow)
-            stage = _dedupe_stage(runner, flow)
-            records, unusable = stage.training_records(runner)
-            try:
-                params, warnings, n_pairs = fit(stage.config,
-                                                [r.data for r in records.values()])
-            except ImplausibleFit as exc:
-                previous = store.dedupe_model(flow)
-                kept = (f"the previous model #{previous.id} (trained "
-                        f"{previous.trained_at:%Y-%m-%d %H:%M} UTC) stays in use" if previous
-                        else "no model is stored")
-                raise ConfigError(f"flow {flow!r}: training refused: {exc}; {kept}") from None
-            saved = store.save_dedupe_model(DedupeModel(
-                flow, stage.entity, len(records), n_pairs,
-                to_payload(stage.config, params, warnings)))
-    finally:
-        store.close()
+    with _dedupe_stage(ctx, flow) as (store, runner, stage):
+        records, unusable = stage.training_records(runner)
+        try:
+            params, warnings, n_pairs = fit(stage.config, [r.data for r in records.values()])
+        except ImplausibleFit as exc:
+            previous = store.dedupe_model(flow)
+            kept = (f"the previous model #{previous.id} (trained "
+                    f"{previous.trained_at:%Y-%m-%d %H:%M} UTC) stays in use" if previous
+                    else "no model is stored")
+            raise ConfigError(f"flow {flow!r}: training refused: {exc}; {kept}") from None
+        saved = store.save_dedupe_model(DedupeModel(
+            flow, stage.entity, len(records), n_pairs,
+            to_payload(stage.config, params, warnings)))
     table = Table(title=literal(
         f"model #{saved.id} of flow {flow}: trained {saved.trained_at:%Y-%m-%d %H:%M} UTC on "
         f"{saved.n_records} records, {saved.n_pairs} candidate pairs, "
@@ -296,23 +277,13 @@ def explain(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name.
                                     "canonical id."),
             b: str = typer.Argument(..., metavar="B", help="The other record.")) -> None:
     """Show the per-field comparison level and weight behind one pair's score."""
-    from crm2erp.engine import Engine
-
-    cfg = settings(ctx)
-    project = cfg.load_project()
-    store = cfg.open_store()
-    try:
-        with Engine(project, store) as engine:
-            runner = engine.runner(flow)
-            stage = _dedupe_stage(runner, flow)
-            matcher = stage.matcher
-            if matcher.params is None:
-                raise ConfigError(f"flow {flow!r} has no trained matching model and its "
-                                  f"configuration gives no m/u/lambda; run crm2erp dedupe "
-                                  f"train {flow} first")
-            records, _ = stage.training_records(runner)
-    finally:
-        store.close()
+    with _dedupe_stage(ctx, flow) as (_, runner, stage):
+        matcher = stage.matcher
+        if matcher.params is None:
+            raise ConfigError(f"flow {flow!r} has no trained matching model and its "
+                              f"configuration gives no m/u/lambda; run crm2erp dedupe "
+                              f"train {flow} first")
+        records, _ = stage.training_records(runner)
     ids = list(records)
     index = {rid: i for i, rid in enumerate(ids)}
     for i, record in enumerate(records.values()):

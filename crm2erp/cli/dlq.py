@@ -8,7 +8,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
+from crm2erp.cli.context import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
+from crm2erp.cli.exitcodes import for_status
 from crm2erp.cli.output import console, counts_table, json_option, literal, print_json
 from crm2erp.errors import ConfigError
 from crm2erp.jsonutil import dumps
@@ -30,7 +31,7 @@ def list_(ctx: typer.Context,
           limit: int = typer.Option(100, "--limit"),
           as_json: bool = json_option()) -> None:
     """List dead letters, newest first."""
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     try:
         letters = store.dead_letters(flow=flow, status=_status_filter(status), limit=limit)
     finally:
@@ -55,7 +56,7 @@ def list_(ctx: typer.Context,
 def show(ctx: typer.Context, letter_id: int = typer.Argument(..., metavar="ID"),
          as_json: bool = json_option()) -> None:
     """Show one dead letter with its full error and payload."""
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     try:
         letter = store.get_dead_letter(letter_id)
     finally:
@@ -89,7 +90,7 @@ def retry(ctx: typer.Context,
 
     cfg = settings(ctx)
     project = cfg.load_project()
-    store = cfg.open_store()
+    store = cfg.open_store(create=False)
     try:
         letters, results, still = retry_dead_letters(project, store,
                                                      _select(store, ids, flow, all_))
@@ -102,8 +103,7 @@ def retry(ctx: typer.Context,
     if still:
         console.print(f"{len(still)} of the {len(letters)} retried dead letter(s) are still "
                       f"held back: {', '.join(f'#{i}' for i in still)}")
-    exit_with(EXIT_PROBLEMS if still or any(r.new_dead_letters for r in results)
-              else EXIT_OK)
+    exit_with(max(for_status(r.status for r in results), EXIT_PROBLEMS if still else EXIT_OK))
 
 
 @app.command("discard")
@@ -112,7 +112,7 @@ def discard(ctx: typer.Context,
             flow: str = typer.Option(None, "--flow"),
             all_: bool = typer.Option(False, "--all")) -> None:
     """Mark dead letters as discarded: they will not be retried."""
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     try:
         letters = _select(store, ids, flow, all_)
         count = store.set_dead_letter_status([x.id for x in letters], "discarded")

@@ -23,6 +23,21 @@ things takes `--json` for scripts: JSON on stdout and nothing else.
 """
 
 
+def _exit_codes() -> list[str]:
+    """The exit-code table, from :data:`crm2erp.cli.exitcodes.TABLE`."""
+    from crm2erp.cli.exitcodes import TABLE
+
+    return ["## Exit codes", "",
+            "Every command exits with one of these codes, each with one meaning:", "",
+            "| code | meaning |", "|---|---|",
+            *(f"| `{code}` | {_cell(meaning)} |" for code, meaning in TABLE), "",
+            "A run's status follows one rule in every mode (a plain run, `--since`, "
+            "`--full-refresh`, `dlq retry`): `succeeded`, `partial` (records it read or "
+            "retried are in the dead letters), `failed` (an error stopped it), `stopped` (a "
+            "quality gate stopped it). A dry run records nothing and says `would succeed` "
+            "or `would dead-letter`.", ""]
+
+
 def _is_option(param: Any) -> bool:
     return param.param_type_name == "option"   # typer vendors its own click
 
@@ -90,7 +105,8 @@ def render() -> str:
     _register_commands()
     root = typer.main.get_command(app)
     ctx = root.context_class(root, info_name="crm2erp")
-    return HEADER + "\n" + "\n".join(_walk(root, ctx, "crm2erp")).rstrip() + "\n"
+    lines = _exit_codes() + _walk(root, ctx, "crm2erp")
+    return HEADER + "\n" + "\n".join(lines).rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

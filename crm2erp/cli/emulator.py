@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import typer
 
-import crm2erp.connectors as connectors_pkg
 from crm2erp.cli.output import console
-from crm2erp.errors import ConfigError
 
 app = typer.Typer(no_args_is_help=True, help="Local emulators of CRM and ERP APIs.")
 
 
 def _with_emulator() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(connectors_pkg.__path__) if m.ispkg
-                  and importlib.util.find_spec(f"crm2erp.connectors.{m.name}.emulator"))
+    from crm2erp import registry
+
+    return sorted(registry.available(registry.EMULATORS))
 
 
 @app.command("list")
@@ -37,9 +33,8 @@ def run(ctx: typer.Context, name: str = typer.Argument(None, help="Connector nam
     if name in (None, "--help", "-h"):
         typer.echo(ctx.get_help())
         raise typer.Exit(0)
-    known = _with_emulator()
-    if name not in known:
-        raise ConfigError(f"no emulator named {name!r} (emulators: {', '.join(known)})")
-    module = importlib.import_module(f"crm2erp.connectors.{name}.emulator")
+    from crm2erp import registry
+
+    main = registry.load(registry.EMULATORS, name)
     argv = ([f"--port={port}"] if port is not None else []) + list(ctx.args)
-    raise typer.Exit(module.main(argv) or 0)
+    raise typer.Exit(main(argv) or 0)

@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from crm2erp.cli.app import EXIT_USAGE, exit_with, settings
-from crm2erp.cli.output import console, err_console, json_option, literal, print_json
+from crm2erp.cli.context import EXIT_USAGE, exit_with, settings
+from crm2erp.cli.output import (
+    console,
+    err_console,
+    json_logging,
+    json_option,
+    literal,
+    print_json,
+)
 from crm2erp.errors import ConfigError, ConfigIssue
 
 app = typer.Typer(no_args_is_help=True, help="Mappings and flows (YAML).")
@@ -70,7 +78,10 @@ def validate(ctx: typer.Context,
             issues.extend(_issues_of_file(target))
             checked += 1
     for note in notes:
-        err_console.print(literal(f"note: {note}"), soft_wrap=True)
+        if json_logging():   # stderr holds JSON lines only
+            logging.getLogger("crm2erp.cli").warning("note: %s", note)
+        else:
+            err_console.print(literal(f"note: {note}"), soft_wrap=True)
     if as_json:
         print_json({"ok": not issues, "files": checked, "notes": notes,
                     "problems": [{"file": i.file, "line": i.line, "column": i.column,
@@ -114,7 +125,7 @@ def explain(ctx: typer.Context,
                               system=flow.source.connection)
     outbound = compile_mapping(project.mapping(flow.target_mapping_path),
                                system=flow.target.connection)
-    store = cfg.open_store()
+    store = cfg.open_store(create=False)
     try:
         resolver = StoreResolver(store)
         if not inbound.matches(row):

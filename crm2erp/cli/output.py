@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-__all__ = ["console", "err_console", "setup_logging", "counts_table", "progress_bar",
-           "plain", "literal", "print_json", "json_option"]
+__all__ = ["console", "err_console", "setup_logging", "json_logging", "counts_table",
+           "progress_bar", "plain", "literal", "print_json", "json_option"]
 
 import logging
 import os
@@ -79,16 +79,34 @@ def _printable(record: logging.LogRecord) -> bool:
     return True
 
 
-def setup_logging(verbose: int) -> None:
+def setup_logging(verbose: int, *, json_lines: bool = False) -> None:
+    """Log to stderr at WARNING (INFO with -v, DEBUG with -vv), through rich, or as one
+    JSON object per line with the run's flow, run id, batch and partition."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
+    if json_lines:
+        from crm2erp.logcontext import JsonLogFormatter
+
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonLogFormatter())
+    else:
+        handler = RichHandler(console=err_console, show_path=False, rich_tracebacks=False)
     handler.addFilter(RedactingFilter())
     handler.addFilter(_printable)
     logging.basicConfig(level=level, handlers=[handler], format="%(message)s", force=True)
+    logging.captureWarnings(json_lines)   # Python warnings become JSON lines too
+
+
+def json_logging() -> bool:
+    """Whether log lines go out as JSON (``--log-format json``)."""
+    from crm2erp.logcontext import JsonLogFormatter
+
+    return any(isinstance(h.formatter, JsonLogFormatter) for h in logging.getLogger().handlers)
 
 
 def counts_table(title: str, results) -> Table:
     """One row per run result, a column per counter, and a total row."""
+    from crm2erp.engine.status import shown_status
+
     table = Table(title=title, title_justify="left")
     table.add_column("flow")
     table.add_column("run", justify="right")
@@ -102,7 +120,7 @@ def counts_table(title: str, results) -> Table:
         style = {"succeeded": "green", "partial": "yellow"}.get(result.status, "red")
         table.add_row(literal(result.flow), str(result.run_id or "-"),
                       *(str(result.counts[name]) for name in COLUMNS),
-                      f"[{style}]{result.status}[/]")
+                      literal(shown_status(result.status, result.mode), style))
     if len(results) > 1:
         table.add_row("[b]total[/]", "", *(f"[b]{totals[n]}[/]" for n in COLUMNS), "",
                       end_section=True)
@@ -110,6 +128,9 @@ def counts_table(title: str, results) -> Table:
 
 
 def progress_bar() -> Progress:
+    """A live progress line on a terminal; nothing at all elsewhere (a pipe, a CI log,
+    ``--log-format json``), where stderr carries only log lines."""
     return Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                     TextColumn("{task.fields[counts]}"), TimeElapsedColumn(),
-                    console=err_console, transient=True)
+                    console=err_console, transient=True,
+                    disable=not err_console.is_terminal or json_logging())

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
+from crm2erp.cli.context import EXIT_OK, EXIT_PROBLEMS, EXIT_QUALITY_GATE, exit_with, settings
 from crm2erp.cli.output import console, literal
 from crm2erp.errors import ConfigError
 
@@ -28,7 +28,8 @@ def run(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name."),
         ) -> None:
     """Read, map and validate FLOW's source and run its expectations; load nothing.
 
-    Exits 1 when a critical rule fails.
+    Exits 1 when a critical rule fails, 4 when so many rows fail that the flow's
+    quality gate would stop a run.
     """
     from crm2erp.engine import Engine
     from crm2erp.quality.gx.check import check_flow
@@ -37,7 +38,7 @@ def run(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name."),
     cfg = settings(ctx)
     project = cfg.load_project()
     spec = _flow(project, flow)
-    store = cfg.open_store()
+    store = cfg.open_store(create=False)
     try:
         with Engine(project, store) as engine:
             runner = engine.runner(flow)
@@ -60,9 +61,16 @@ def run(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name."),
                       "passed" if result.success else "[red]failed[/]", literal(examples))
     console.print(table)
     critical = outcome.critical_failures
+    threshold = spec.quality.threshold if spec.quality else None
+    share = outcome.tally.rejected / outcome.tally.rows if outcome.tally.rows else 0.0
+    if critical and threshold is not None and share > threshold:
+        console.print(f"[red]{critical} critical failure(s)[/]: {share:.1%} of the rows fail, "
+                      f"above the threshold of {threshold:.1%}: the quality gate would stop "
+                      "a run")
+        exit_with(EXIT_QUALITY_GATE)
     if critical:
-        console.print(f"[red]{critical} critical failure(s)[/]: these rows would be "
-                      "quarantined (or stop the run above the threshold)")
+        console.print(f"[red]{critical} critical failure(s)[/]: these rows would go to the "
+                      "dead letters")
     else:
         console.print("[green]no critical failures[/]")
     exit_with(EXIT_PROBLEMS if critical else EXIT_OK)

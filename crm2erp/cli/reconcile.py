@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
+from crm2erp.cli.context import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
 from crm2erp.cli.output import console, literal
 from crm2erp.errors import ConfigError
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from crm2erp.cli.app import settings
+from crm2erp.cli.context import settings
 from crm2erp.cli.output import console, literal
 from crm2erp.errors import ConfigError
 
@@ -31,7 +31,7 @@ def report(ctx: typer.Context, run_id: int = typer.Argument(..., metavar="RUN_ID
     from crm2erp.quality.report import collect, render_html, render_json, reports_dir
 
     cfg = settings(ctx)
-    store = cfg.open_store()
+    store = cfg.open_store(create=False)
     try:
         flow_name = store.get_run(run_id).flow
         flow, mappings = _flow_and_mappings(cfg, flow_name)

@@ -6,7 +6,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from crm2erp.cli.app import settings
+from crm2erp.cli.context import settings
 from crm2erp.cli.output import console, json_option, literal, print_json
 
 
@@ -17,9 +17,11 @@ def status(ctx: typer.Context,
     warnings, then recent runs.
 
     A run whose process died shows ``crashed`` (recorded so by the next run)."""
+    from crm2erp.engine.status import shown_status
+
     cfg = settings(ctx)
     project = cfg.load_project()
-    store = cfg.open_store()
+    store = cfg.open_store(create=False)
     try:
         if as_json:
             print_json(_as_json(cfg, project, store, runs))
@@ -38,7 +40,7 @@ def status(ctx: typer.Context,
                 literal(f"{flow.source.connection}.{flow.source.stream} -> "
                         f"{flow.target.connection}.{flow.target.stream}"),
                 last[0].started_at.strftime("%Y-%m-%d %H:%M:%S") if last else "never",
-                store.run_status(last[0]) if last else "",
+                shown_status(store.run_status(last[0]), last[0].mode) if last else "",
                 literal(mark.value) if mark else "",
                 str(store.count_dead_letters(name, "open")),
                 str(store.count_dead_letters(name, "parked")))
@@ -56,7 +58,7 @@ def status(ctx: typer.Context,
             for run in recent:
                 history.add_row(str(run.id), literal(run.flow), literal(run.mode),
                                 run.started_at.strftime("%Y-%m-%d %H:%M:%S"),
-                                store.run_status(run),
+                                shown_status(store.run_status(run), run.mode),
                                 *(str(run.counts.get(c, 0)) for c in
                                   ("read", "created", "updated", "unchanged", "failed",
                                    "parked")))
@@ -69,6 +71,8 @@ def _as_json(cfg, project, store, runs: int) -> dict:
     """What the tables show, as one JSON document."""
     from dataclasses import asdict
 
+    from crm2erp.engine.status import shown_status
+
     flows = []
     for name, flow in sorted(project.flows.items()):
         last = store.list_runs(name, limit=1)
@@ -78,11 +82,11 @@ def _as_json(cfg, project, store, runs: int) -> dict:
             "source": f"{flow.source.connection}.{flow.source.stream}",
             "target": f"{flow.target.connection}.{flow.target.stream}",
             "last_run": ({"id": last[0].id, "started_at": last[0].started_at,
-                          "status": store.run_status(last[0]),
+                          "status": shown_status(store.run_status(last[0]), last[0].mode),
                           "warnings": last[0].warning_list} if last else None),
             "watermark": mark.value if mark else None,
             "dead_letters": store.count_dead_letters(name, "open"),
             "parked": store.count_dead_letters(name, "parked")})
-    recent = [{**asdict(run), "status": store.run_status(run)}
+    recent = [{**asdict(run), "status": shown_status(store.run_status(run), run.mode)}
               for run in store.list_runs(None, limit=runs)]
     return {"project": str(cfg.project), "flows": flows, "runs": recent}

@@ -7,7 +7,8 @@ from contextlib import nullcontext
 import typer
 from rich.table import Table
 
-from crm2erp.cli.app import EXIT_OK, EXIT_PROBLEMS, exit_with, settings
+from crm2erp.cli.context import exit_with, settings
+from crm2erp.cli.exitcodes import for_status
 from crm2erp.cli.output import (
     COLUMNS,
     console,
@@ -41,6 +42,7 @@ def run(
 ) -> None:
     """Run FLOWS (parents first) and print what they did."""
     from crm2erp.engine import Engine, order_flows, parse_since
+    from crm2erp.engine.status import held_back
 
     if full_refresh and since:
         raise ConfigError("--full-refresh and --since exclude each other: pick one")
@@ -70,10 +72,11 @@ def run(
                 results.append(result)
     finally:
         store.close()
-    failed = sum(r.new_dead_letters for r in results)
+    failed = sum(held_back(r.counts) for r in results)
+    code = for_status(r.status for r in results)
     if as_json:
         print_json(_summary(results, dry_run, failed))
-        exit_with(EXIT_PROBLEMS if failed else EXIT_OK)
+        exit_with(code)
     console.print(counts_table("dry run: nothing was written" if dry_run else "sync", results))
     if dry_run:
         _print_changes(results)
@@ -83,7 +86,7 @@ def run(
     elif failed:
         console.print(f"[yellow]{failed} record(s) went to the dead letters[/]: "
                       "see `crm2erp dlq list`")
-    exit_with(EXIT_PROBLEMS if failed else EXIT_OK)
+    exit_with(code)
 
 
 def _lineage(project, path: str | None, url: str | None):
@@ -126,12 +129,18 @@ def _print_changes(results, limit: int = 50) -> None:
 
 
 def _summary(results, dry_run: bool, failed: int) -> dict:
-    """The final summary of ``sync run --json``."""
+    """The final summary of ``sync run --json``: ``dead_letters`` counts the records of
+    these runs that went (or, in a dry run, would go) to the dead letters;
+    ``new_dead_letters`` those of them not already held back before."""
+    from crm2erp.engine.status import held_back, shown_status
+
     flows = []
     for r in results:
         item = {"flow": r.flow, "run_id": r.run_id, "mode": r.mode, "partition": r.partition,
-                "status": r.status, "counts": {**dict.fromkeys(COLUMNS, 0), **r.counts},
-                "new_dead_letters": r.new_dead_letters, "seconds": round(r.seconds, 3),
+                "status": shown_status(r.status, r.mode),
+                "counts": {**dict.fromkeys(COLUMNS, 0), **r.counts},
+                "dead_letters": held_back(r.counts), "new_dead_letters": r.new_dead_letters,
+                "seconds": round(r.seconds, 3),
                 "warnings": r.warnings}
         if dry_run:
             item["changes"] = [{"action": c.action, "key": c.key, "fields": c.fields}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from crm2erp.cli.app import settings
+from crm2erp.cli.context import settings
 from crm2erp.cli.output import console, literal
 
 
@@ -16,7 +16,7 @@ def unlock(ctx: typer.Context,
     """Release FLOW's lock. Its running run is recorded as crashed; if that run is in
     fact alive, it stops at its next heartbeat. Needed only for a hung run: a lock
     whose process died on this host, or whose lease expired, is taken over by itself."""
-    store = settings(ctx).open_store()
+    store = settings(ctx).open_store(create=False)
     try:
         held = store.lock_holders(flow)
         if not held:
@@ -29,8 +29,9 @@ def unlock(ctx: typer.Context,
             if holder.gone() is None:
                 console.print("[yellow]its run looks alive: releasing lets a second run "
                               "start next to it (it stops at its next heartbeat)[/]")
-        if not yes:
-            typer.confirm(f"Release {len(held)} lock(s)?", abort=True)
+        if not yes and not typer.confirm(f"Release {len(held)} lock(s)?"):
+            console.print("nothing released")
+            return
         for holder in held:
             done = store.unlock(holder)
             console.print(literal(f"{holder.flow}: released; a run it left running is now "

@@ -9,217 +9,42 @@ from __future__ import annotations
 
 __all__ = ["create_app", "listen"]
 
-import base64
-import binascii
 import contextlib
 import dataclasses
 import datetime as dt
 import hmac
 import secrets
-from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
-import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from crm2erp.console.security import BasicAuth, SecurityHeaders, _who
+from crm2erp.console.views import (
+    HERE,
+    age,
+    describe_schedule,
+    environment,
+    flow_masker,
+    golden_overrides,
+    group_letters,
+    history_chart,
+    mask_letter,
+    overdue,
+    sparkline,
+)
 from crm2erp.errors import ConfigError, Crm2ErpError
 from crm2erp.jsonutil import dumps
 from crm2erp.store import StateStore
 from crm2erp.store.types import utcnow
 
-HERE = Path(__file__).resolve().parent
 STATUSES = ("actionable", "open", "parked", "resolved", "discarded", "all")
 SUCCESSFUL = ("succeeded", "partial")   # the run finished; partial: with dead letters
 RECONCILE_LISTS = ("missing_in_target", "only_in_target", "orphaned", "unmapped")
-
-
-def _aware(when: dt.datetime) -> dt.datetime:
-    """The store returns aware UTC datetimes; a naive one is taken as UTC."""
-    return when.replace(tzinfo=dt.UTC) if when.tzinfo is None else when
-
-
-def age(when: dt.datetime | None, now: dt.datetime | None = None) -> str:
-    """``when`` as a short "how long ago" ("5 min ago", "3 h ago", "never")."""
-    if when is None:
-        return "never"
-    seconds = max(0, int((_aware(now or utcnow()) - _aware(when)).total_seconds()))
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if seconds >= size:
-            return f"{seconds // size} {unit} ago"
-    return f"{seconds} s ago"
-
-
-PRESET_PERIODS = {"@hourly": dt.timedelta(hours=1), "@daily": dt.timedelta(days=1),
-                  "@midnight": dt.timedelta(days=1), "@weekly": dt.timedelta(weeks=1),
-                  "@monthly": dt.timedelta(days=31), "@yearly": dt.timedelta(days=366),
-                  "@annually": dt.timedelta(days=366)}
-
-
-def describe_schedule(schedule) -> str:
-    """A flow's ``schedule:`` as text: the preset or cron, or the flows it follows."""
-    if schedule is None:
-        return "by hand"
-    if isinstance(schedule, str):
-        return schedule
-    return "after " + ", ".join(schedule.assets)
-
-
-def overdue(schedule, last_ok: dt.datetime | None, now: dt.datetime) -> bool:
-    """True when a flow on a preset clock schedule ("@hourly") has not finished a run
-    for more than two of its periods (cron and asset schedules are not judged)."""
-    period = PRESET_PERIODS.get(schedule) if isinstance(schedule, str) else None
-    return (period is not None and last_ok is not None
-            and _aware(now) - _aware(last_ok) > 2 * period)
-
-
-def sparkline(values: list[int], width: int = 120, height: int = 24) -> str:
-    """SVG polyline points for ``values`` (oldest first)."""
-    if len(values) < 2:
-        return ""
-    top = max(values) or 1
-    step = width / (len(values) - 1)
-    return " ".join(f"{i * step:.1f},{height - v / top * (height - 2) - 1:.1f}"
-                    for i, v in enumerate(values))
-
-
-CHART_SERIES = (("loaded", ("created", "updated", "deleted")), ("failed", ("failed",)),
-                 ("parked", ("parked",)))
-
-
-def history_chart(runs, height: int = 160, bar: int = 18, gap: int = 6) -> dict:
-    """Stacked bars per run (oldest left): loaded, failed and parked records, scaled to
-    the largest run; the geometry for the runs page's SVG."""
-    runs = list(reversed(runs[:40]))
-    totals = [sum(r.counts[c] for _, cols in CHART_SERIES for c in cols) for r in runs]
-    top = max(totals, default=0) or 1
-    bars = []
-    for i, run in enumerate(runs):
-        y, parts = height, []
-        for name, cols in CHART_SERIES:
-            value = sum(run.counts[c] for c in cols)
-            size = value / top * height
-            y -= size
-            parts.append({"series": name, "value": value, "y": round(y, 1),
-                          "height": round(size, 1)})
-        bars.append({"run": run.id, "x": i * (bar + gap), "parts": parts})
-    return {"bars": bars, "top": top, "height": height, "bar": bar,
-            "width": max(len(runs) * (bar + gap), 200), "series": [n for n, _ in CHART_SERIES]}
-
-
-def group_letters(letters) -> list[tuple[tuple[str, str, str], list]]:
-    """Dead letters grouped by (flow, stage, reason): the groups with open letters
-    (to fix) before the ones only parked (waiting), each the largest first."""
-    groups = defaultdict(list)
-    for letter in letters:
-        groups[(letter.flow, letter.stage, letter.error)].append(letter)
-    return sorted(groups.items(), key=lambda kv: (
-        not any(x.status == "open" for x in kv[1]), -len(kv[1]), kv[0]))
-
-
-def _leaves(a: Any, b: Any):
-    """Pairs of values at the same place in two equally shaped dicts/lists."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in a:
-            yield from _leaves(a[key], b.get(key))
-    elif isinstance(a, list) and isinstance(b, list):
-        for x, y in zip(a, b, strict=False):
-            yield from _leaves(x, y)
-    else:
-        yield a, b
-
-
-def mask_letter(letter, masker):
-    """The dead letter with its payload masked, and the masked values hidden in its
-    reason too (a reason often quotes the value it refused)."""
-    if not isinstance(letter.payload, dict):
-        return letter
-    payload, error = masker.row(letter.payload), letter.error
-    for raw, hidden in _leaves(letter.payload, payload):
-        if raw != hidden and isinstance(raw, str) and raw.strip():
-            error = error.replace(raw, str(hidden))
-    return dataclasses.replace(letter, payload=payload, error=error)
-
-
-def environment(csrf_token: str) -> jinja2.Environment:
-    """The console's templates: autoescaped, strict about missing names."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
-    env.globals.update(csrf_token=csrf_token, age=age, dumps=dumps)
-    env.filters["utc"] = lambda when: (_aware(when).astimezone(dt.UTC)
-                                       .strftime("%Y-%m-%d %H:%M:%S UTC") if when else "")
-    return env
-
-
-SECURITY_HEADERS = [
-    # no script runs at all, nothing loads from elsewhere, no framing (clickjacking)
-    (b"content-security-policy", b"default-src 'none'; style-src 'self'; img-src 'self'; "
-                                 b"form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-]
-
-
-class SecurityHeaders:
-    """Adds :data:`SECURITY_HEADERS` to every response."""
-
-    def __init__(self, app):
-        self.app = app
-
-    async def __call__(self, scope, receive, send):
-        async def with_headers(message):
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, with_headers if scope["type"] == "http" else send)
-
-
-class BasicAuth:
-    """HTTP basic auth on every request: any user name, the configured password."""
-
-    def __init__(self, app, password: str):
-        self.app, self.password = app, password.encode()
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http" and not self._ok(dict(scope["headers"])):
-            response = PlainTextResponse("a password is required", status_code=401,
-                                         headers={"WWW-Authenticate":
-                                                  'Basic realm="crm2erp console"'})
-            await response(scope, receive, send)
-            return
-        await self.app(scope, receive, send)
-
-    def _ok(self, headers: dict[bytes, bytes]) -> bool:
-        kind, _, value = headers.get(b"authorization", b"").partition(b" ")
-        if kind.lower() != b"basic":
-            return False
-        try:
-            _user, _, given = base64.b64decode(value, validate=True).partition(b":")
-        except (binascii.Error, ValueError):
-            return False
-        return hmac.compare_digest(given, self.password)
-
-
-def _who(request: Request) -> str:
-    """Who acts: the basic-auth user name, else the OS user (as the CLI records)."""
-    from crm2erp.cli.dedupe import _who as os_user
-
-    header = request.headers.get("authorization", "")
-    if header.lower().startswith("basic "):
-        try:
-            user = base64.b64decode(header[6:]).decode().partition(":")[0]
-        except (binascii.Error, ValueError):
-            user = ""
-        if user:
-            return user
-    return os_user(None)
 
 
 def create_app(state_url: str | None, project_dir: Path, *, password: str | None = None,
@@ -258,17 +83,9 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         return dict(sorted(specs.items()))
 
     def masker(flow_name: str, project=None):
-        """The flow's PII masker (its ``quality.mask`` under every name the field
-        has); when the project does not load, the page is refused, not unmasked."""
-        from crm2erp.quality.report.mask import Masker
-
-        if unmask:
-            return Masker(set())
-        project = project or load_project()
-        spec = project.flows.get(flow_name)
-        mappings = ([project.mapping(spec.source_mapping_path),
-                     project.mapping(spec.target_mapping_path)] if spec is not None else [])
-        return Masker.for_flow(spec, mappings)
+        """The flow's PII masker; when the project does not load, the page is
+        refused, not unmasked."""
+        return flow_masker(None if unmask else (project or load_project()), flow_name)
 
     def found(get, item_id: int):
         """``get(item_id)`` from the store; an id it does not have is a 404."""
@@ -309,7 +126,7 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
                    "parked": store.count_dead_letters(name, "parked"),
                    "since_ok": age(good_at, now) if good else "never",
                    "spark": sparkline([r.read for r in reversed(runs)])}
-            if status in ("failed", "crashed"):
+            if status in ("failed", "stopped", "crashed"):
                 row["rank"], row["why"] = 0, f"last run {status}"
             elif row["open"]:
                 row["rank"], row["why"] = 1, f"{row['open']} dead letter(s) to fix"
@@ -401,18 +218,43 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         return page("reconciliation.html", results=latest, kinds=RECONCILE_LISTS,
                     counts=RECONCILE_COUNTS)
 
+    async def resync(request: Request):
+        from crm2erp.engine.resync import resync_record
+
+        form = await checked_form(request)
+        flow, key = form.get("flow") or "", form.get("source_key") or ""
+        if not flow or not key:
+            raise HTTPException(400, "re-sync needs a flow and a source key")
+        result = await run_in_threadpool(
+            lambda: resync_record(load_project(), store, flow, key))
+        held = [x for x in store.dead_letters(flow=flow, status=("open", "parked"),
+                                               limit=100_000) if x.source_key == key]
+        mask = masker(flow)
+        return page("resync.html", flow=flow, source_key=key, result=result,
+                    letters=[mask_letter(x, mask) for x in held])
+
     def pairs(request: Request):
         status = request.query_params.get("status") or "pending"
         found = store.dedupe_pairs(status=None if status == "all" else status, limit=1000)
         return page("pairs.html", pairs=found, status=status)
 
     def pair_page(found, **extra):
-        from crm2erp.cli.dedupe import pair_rows, pair_side
+        from crm2erp.quality.dedupe.review import golden_values, pair_rows, pair_side
 
         mask = masker(found.flow)
+        golden = golden_values(found)
         rows = [{**r, "left": mask.value(r["name"], r["left"]),
-                 "right": mask.value(r["name"], r["right"])} for r in pair_rows(found)]
-        return page("pair.html", pair=found, rows=rows,
+                 "right": mask.value(r["name"], r["right"]),
+                 "golden": mask.value(r["name"], golden.get(r["field"])),
+                 "editable": (found.status == "pending" and r["field"] in golden
+                              and not isinstance(golden[r["field"]], dict | list))}
+                for r in pair_rows(found)]
+        waiting = [p.id for p in store.dedupe_pairs(status="pending", limit=100_000)
+                   if p.id != found.id]
+        later = [i for i in waiting if i > found.id] or waiting
+        return page("pair.html", pair=found, rows=rows, has_golden=bool(golden),
+                    overrides=found.details.get("overrides") or {},
+                    next_pair=later[0] if later else None,
                     sides=(pair_side(found, "left"), pair_side(found, "right")), **extra)
 
     def pair(request: Request):
@@ -425,9 +267,35 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         if decision is None:
             raise HTTPException(400, "decision must be accept or reject")
         note = form.get("note") or None
-        decided = store.decide_dedupe_pair(request.path_params["id"], decision,
-                                           _who(request), note)
+        pair_id = request.path_params["id"]
+        overrides = (golden_overrides(found(store.get_dedupe_pair, pair_id), form)
+                     if decision == "accepted" else None)
+        decided = store.decide_dedupe_pair(pair_id, decision, _who(request), note,
+                                           overrides=overrides)
         return pair_page(decided, decided=True)
+
+    def as_of(request: Request) -> dt.date:
+        given = request.query_params.get("as_of")
+        try:
+            return dt.date.fromisoformat(given) if given else utcnow().date()
+        except ValueError:
+            raise HTTPException(400, f"as_of {given!r}: expected a date (YYYY-MM-DD)") from None
+
+    def business(request: Request):
+        from crm2erp.console.business import business_view
+
+        return page("business.html", view=business_view(store, as_of(request)))
+
+    def business_records(request: Request):
+        from crm2erp.console.business import business_view, record_rows
+
+        view = business_view(store, as_of(request))
+        figure = view.figures().get(request.path_params["key"])
+        if figure is None:
+            raise HTTPException(404, f"no figure {request.path_params['key']!r} in the "
+                                     "business view (it may have no records now)")
+        return page("business_records.html", figure=figure, as_of=view.as_of,
+                    rows=record_rows(store, figure, view.names))
 
     async def error(request: Request, exc: Exception):
         """A refused request or a crm2erp error (a project that does not load, an
@@ -447,9 +315,12 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         Route("/flows/{flow}/runs", runs),
         Route("/runs/{id:int}", run),
         Route("/reconciliation", reconciliation),
+        Route("/reconciliation/resync", resync, methods=["POST"]),
         Route("/duplicates", pairs),
         Route("/duplicates/{id:int}", pair),
         Route("/duplicates/{id:int}/decide", decide, methods=["POST"]),
+        Route("/business", business),
+        Route("/business/{key}", business_records),
         Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
     from starlette.middleware import Middleware

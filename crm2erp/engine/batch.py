@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from crm2erp.connectors.base import Row
+from crm2erp.contract import Row
 from crm2erp.store import BatchCommit, NewDeadLetter
 
 #: Payload of a dead letter for a delete that failed: the source key that was deleted.

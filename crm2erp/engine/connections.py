@@ -4,8 +4,9 @@ from __future__ import annotations
 
 __all__ = ["ConnectionPool"]
 
-from crm2erp.connectors import Connector, create_connector
+from crm2erp.contract import Connector
 from crm2erp.errors import ConfigError
+from crm2erp.registry import create_connector
 
 
 class ConnectionPool:

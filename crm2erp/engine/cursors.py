@@ -9,28 +9,11 @@ from __future__ import annotations
 __all__ = ["apply_lookback", "later_cursor", "parse_since", "parse_duration"]
 
 import datetime as dt
-import re
 from typing import Any
 
-from crm2erp.connectors.base import Cursor
+from crm2erp.configtypes import parse_duration
+from crm2erp.contract import Cursor
 from crm2erp.errors import ConfigError
-
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-def parse_duration(text: str | int | float | dt.timedelta | None) -> dt.timedelta:
-    """``"30s"``, ``"5m"``, ``"2h"``, ``"1d"`` or seconds as a number."""
-    if text is None:
-        return dt.timedelta(0)
-    if isinstance(text, dt.timedelta):
-        return text
-    if isinstance(text, int | float):
-        return dt.timedelta(seconds=text)
-    match = _DURATION.match(text)
-    if not match:
-        raise ConfigError(f"{text!r} is not a duration; write e.g. 30s, 5m, 2h or 1d")
-    return dt.timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
 
 
 def _as_datetime(value: Any) -> dt.datetime | None:

@@ -33,7 +33,7 @@ from collections import Counter
 from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from crm2erp.connectors.base import Cursor, Row
+from crm2erp.contract import Cursor, Row
 from crm2erp.engine.batch import RunResult, hold, record_key
 from crm2erp.engine.inbound import validate
 from crm2erp.engine.load import load

@@ -22,7 +22,7 @@ from collections import Counter
 
 from pydantic import ValidationError
 
-from crm2erp.connectors.base import Row
+from crm2erp.contract import Row
 from crm2erp.engine.batch import hold, record_key
 from crm2erp.engine.memory import (
     Settlement,

@@ -20,7 +20,7 @@ import enum
 from collections import Counter
 from typing import Any
 
-from crm2erp.connectors.base import DeleteMode
+from crm2erp.contract import DeleteMode
 from crm2erp.engine.batch import DELETED_MARK, hold, record_key
 from crm2erp.engine.inbound import remember
 from crm2erp.engine.memory import pop_path
@@ -52,8 +52,8 @@ def load(runner, items: list[Item], counts: Counter, commit: BatchCommit) -> lis
         rejected = {d.source_key for d in commit.dead_letters}
         items = [i for i in items if i.source_key not in rejected]
     items = outbound(runner, items, counts, commit)
-    to_write = one_write_per_target(runner, changed(runner, items, counts, commit), counts,
-                                    commit)
+    fresh = changed(runner, items, counts, commit) if runner.skip_unchanged else items
+    to_write = one_write_per_target(runner, fresh, counts, commit)
     runner.sink.write(to_write, counts, commit)
     return items
 
@@ -116,13 +116,13 @@ def one_write_per_target(runner, items: list[Item], counts: Counter,
             commit.xref.append(runner.source_xref(item))
     items = [item for item in items if last[item.canonical_id] is item]
     # an empty key is one the target assigns on create: it cannot collide
-    keyed = [item for item in items if item.target_key.strip("|")]
+    keyed = [item for item in items if (item.target_key or "").strip("|")]
     owner = {item.target_key: item for item in reversed(keyed)}   # the first one
     taken = target_keys_taken(runner, keyed)
     kept = []
     for item in items:
         first = owner.get(item.target_key, item)
-        other = taken.get(item.target_key) or (
+        other = taken.get(item.target_key or "") or (
             None if first is item else (first.canonical_id, first.source_key))
         if other is None or other[0] == item.canonical_id:
             kept.append(item)

@@ -72,11 +72,12 @@ def set_path(data: dict, path: str, value: Any) -> None:
 
 def pop_path(data: dict, path: str) -> None:
     *parents, leaf = path.split(".")
+    node: Any = data
     for name in parents:
-        data = data.get(name)
-        if not isinstance(data, dict):
+        node = node.get(name)
+        if not isinstance(node, dict):
             return
-    data.pop(leaf, None)
+    node.pop(leaf, None)
 
 
 def owner_of(path: str, ownership: dict[str, str]) -> str | None:

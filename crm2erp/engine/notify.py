@@ -1,7 +1,7 @@
 """The flow's ``on_dead_letters:`` webhook, called after every run (a run hook).
 
 When a run ends with new dead letters, or is stopped by a quality threshold
-(:class:`~crm2erp.quality.gx.QualityGateError`), the URL gets one JSON POST:
+(:class:`~crm2erp.errors.QualityGateError`), the URL gets one JSON POST:
 ``{"event", "flow", "run_id", "partition", "status", "new_dead_letters",
 "counts", "quality_breach", "hint"}``. A dry run notifies nobody. A webhook
 that cannot be reached or answers an error is logged as a warning naming the
@@ -17,7 +17,7 @@ from typing import Any
 
 import requests
 
-from crm2erp.quality.gx import QualityGateError
+from crm2erp.errors import QualityGateError
 from crm2erp.redact import redact
 from crm2erp.store import COUNT_FIELDS
 
@@ -47,7 +47,7 @@ def notify_dead_letters(runner: Any, result: Any) -> None:
     """Run hook: POST :func:`payload` to the flow's ``on_dead_letters`` URL."""
     url = getattr(runner.flow, "on_dead_letters", None)
     body = payload(result) if url else None
-    if body is None:
+    if url is None or body is None:
         return
     try:
         response = requests.post(url, json=body, timeout=WEBHOOK_TIMEOUT)

@@ -32,7 +32,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 
-from crm2erp.connectors.base import Cursor, Row
+from crm2erp.contract import Connector, Cursor, Row
 from crm2erp.engine.batch import COUNTERS, Change, RunResult, hold, record_key
 from crm2erp.engine.cursors import apply_lookback, parse_duration
 from crm2erp.engine.inbound import canonicalize
@@ -40,11 +40,15 @@ from crm2erp.engine.load import delete, load
 from crm2erp.engine.memory import owner_of
 from crm2erp.engine.resolver import StoreResolver
 from crm2erp.engine.sinks import DryRunSink, TargetSink, WriteSink
-from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks
+from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks, start_stages
+from crm2erp.engine.status import run_status
 from crm2erp.errors import ConfigError, Crm2ErpError
 from crm2erp.jsonutil import payload_hash
+from crm2erp.logcontext import next_batch, run_context
+from crm2erp.mapping.compiler import CompiledMapping
+from crm2erp.mapping.models import FlowSpec
 from crm2erp.schemas import entity_model
-from crm2erp.store import BatchCommit, XrefUpsert
+from crm2erp.store import BatchCommit, StateStore, XrefUpsert
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +61,10 @@ def slice_of(source_key: str, count: int) -> int:
 class FlowRunner:
     """Runs one flow of a project against its connections and the state store."""
 
-    def __init__(self, flow, *, inbound, outbound, source, target, store,
-                 write_back=None, progress: Callable[[RunResult], None] | None = None):
+    def __init__(self, flow: FlowSpec, *, inbound: CompiledMapping,
+                 outbound: CompiledMapping, source: Connector, target: Connector,
+                 store: StateStore, write_back: Connector | None = None,
+                 progress: Callable[[RunResult], None] | None = None) -> None:
         self.flow = flow
         self.write_back = write_back
         self.inbound = inbound
@@ -77,6 +83,7 @@ class FlowRunner:
         self.resolver = StoreResolver(store)
         self.stages = build_stages(flow, store)
         self.mode = "incremental"
+        self.skip_unchanged = True   # the hash check; a re-sync writes the record anyway
         # target fields computed only from fields the target system owns: never sent
         self.target_owned = [
             target for target, sources in outbound.sources().items()
@@ -119,20 +126,22 @@ class FlowRunner:
             self.sink = DryRunSink(self, result) if dry_run else TargetSink(self)
             self.context.run_id, self.context.rows_read = run_id, 0
             self.context.dry_run = self.sink.dry_run
-            try:
-                body(result)
-            except BaseException as exc:
-                result.status, result.error = "failed", exc
-                self.store.finish_run(run_id, "failed", message=str(exc)[:2000],
-                                      warnings=self._warnings(result))
+            with run_context(self.flow.flow, run_id, self.partition):
+                try:
+                    start_stages(self.stages, self.context)
+                    body(result)
+                except BaseException as exc:
+                    result.status, result.error = run_status(result.counts, exc), exc
+                    self.store.finish_run(run_id, result.status, message=str(exc)[:2000],
+                                          warnings=self._warnings(result))
+                    run_hooks(self, result)
+                    raise
+                result.status = run_status(result.counts)
+                self.store.finish_run(run_id, result.status, warnings=self._warnings(result))
                 run_hooks(self, result)
-                raise
-            result.status = "partial" if result.new_dead_letters else "succeeded"
-            self.store.finish_run(run_id, result.status, warnings=self._warnings(result))
-            run_hooks(self, result)
-        result.seconds = time.monotonic() - started
-        log.info("flow %s run %s %s: %s", self.flow.flow, run_id, result.status,
-                 dict(result.counts))
+                result.seconds = time.monotonic() - started
+                log.info("flow %s run %s %s: %s", self.flow.flow, run_id, result.status,
+                         dict(result.counts))
         return result
 
     def _warnings(self, result: RunResult) -> list[str]:
@@ -241,6 +250,7 @@ class FlowRunner:
     def _process(self, rows: list[Row], cursor: Cursor | None, result: RunResult, *,
                  retry: bool = False, rejected=(), deleted_keys=(), closed_keys=()) -> None:
         """One batch: canonicalise, load, write back, delete, then commit it."""
+        next_batch()
         counts: Counter = Counter(read=0 if retry else len(rows) + len(rejected))
         commit = BatchCommit(run_id=result.run_id, flow=self.flow.flow, xref=[],
                              dead_letters=[], resolved_keys=[], watermark=None, counts=counts)

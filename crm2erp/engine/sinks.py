@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from typing import Protocol
 
-from crm2erp.connectors.base import DeleteMode, WriteAction
+from crm2erp.contract import DeleteMode, WriteAction
 from crm2erp.engine.batch import DELETED_MARK, Change, RunResult, hold, new_dead_letters
 from crm2erp.engine.cursors import later_cursor
 from crm2erp.engine.inbound import remember
@@ -138,7 +138,9 @@ class TargetSink:
         runner = self.runner
         if cursor is not None:
             current = runner.store.get_watermark(runner.flow.flow, runner.mark_stream)
-            commit.watermark = (runner.mark_stream, later_cursor(current, cursor))
+            mark = later_cursor(current, cursor)   # not None: cursor is not
+            if mark is not None:
+                commit.watermark = (runner.mark_stream, mark)
         return new_dead_letters(runner.store.commit_batch(commit), commit)
 
 
@@ -159,17 +161,17 @@ class DryRunSink:
         current = self.runner.target.lookup(self.runner.flow.target.stream,
                                             [i.target_key for i in items])
         for item in items:
-            before = current.get(item.target_key)
+            key, row = item.target_key or "", item.target_row or {}   # set by outbound()
+            before = current.get(key)
             if before is None:
-                result.changes.append(Change("create", item.target_key,
-                                             to_jsonable(item.target_row)))
+                result.changes.append(Change("create", key, to_jsonable(row)))
                 result.counts["created"] += 1
                 continue
-            diff = {name: to_jsonable(value) for name, value in item.target_row.items()
+            diff = {name: to_jsonable(value) for name, value in row.items()
                     if to_jsonable(before.get(name)) != to_jsonable(value)}
             action = "update" if diff else "unchanged"
             result.counts["updated" if diff else "unchanged"] += 1
-            result.changes.append(Change(action, item.target_key, diff))
+            result.changes.append(Change(action, key, diff))
 
     def write_back(self, items: list[Item], counts: Counter, commit: BatchCommit) -> None:
         return   # the target ids are not known: nothing was written

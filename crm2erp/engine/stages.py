@@ -7,21 +7,30 @@ point a record at another canonical id (a duplicate of a record already
 synced). A stage that must stop the run before anything reaches the target,
 such as a quality threshold breach, raises :class:`crm2erp.errors.FatalError`.
 
-Stages are built per flow by the factories in ``FACTORIES``: each factory
-returns a stage, or ``None`` when the flow does not ask for it.
+Stages and run hooks are plug-ins found by entry point (:mod:`crm2erp.registry`):
+group ``crm2erp.stages`` names factories, each ``factory(flow, store)`` returning
+a stage or ``None`` when the flow does not ask for it; group ``crm2erp.hooks``
+names functions ``hook(runner, result)`` called after every run. A stage's
+``start(ctx)`` is called when a run starts (``ctx.run_id`` is the new run's),
+``process`` once per batch and ``finish`` when the run's batches are done.
 """
 
 from __future__ import annotations
 
-__all__ = ["Item", "Rejection", "StageContext", "BatchStage", "build_stages", "FACTORIES",
-           "RUN_HOOKS", "run_hooks"]
+__all__ = ["Item", "Rejection", "StageContext", "BatchStage", "StageFactory", "RunHook",
+           "build_stages", "start_stages", "run_hooks"]
 
-import importlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from crm2erp.connectors.base import Row
+from crm2erp import registry
+from crm2erp.contract import Connector, Row
+
+if TYPE_CHECKING:
+    from crm2erp.engine.resolver import StoreResolver
+    from crm2erp.mapping.models import FlowSpec
+    from crm2erp.store.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +59,13 @@ class Rejection:
 
 @dataclass
 class StageContext:
-    flow: Any                 # the FlowSpec
+    """What a stage may use during a run: the flow, its run, the store and the target."""
+
+    flow: FlowSpec
     run_id: int | None
-    store: Any                # the StateStore
-    resolver: Any
-    target: Any               # the target connector
+    store: StateStore
+    resolver: StoreResolver
+    target: Connector
     dry_run: bool
     rows_read: int = 0        # rows read so far in this run (for thresholds)
 
@@ -62,43 +73,46 @@ class StageContext:
 class BatchStage(Protocol):
     name: str
 
+    def start(self, ctx: StageContext) -> None: ...
+
     def process(self, items: list[Item], ctx: StageContext) -> list[Rejection]: ...
 
     def finish(self, ctx: StageContext) -> None: ...
 
 
-#: "module:function" factories, each ``factory(flow, store) -> BatchStage | None``,
-#: in the order the stages run.
-FACTORIES: list[str] = [
-    "crm2erp.quality.gx.stage:quality_stage",
-    "crm2erp.quality.dedupe.stage:dedupe_stage",
-]
+class StageFactory(Protocol):
+    """What a ``crm2erp.stages`` entry point names."""
 
-#: "module:function" hooks called after every run has been closed in the
-#: store, each ``hook(runner, result)``; a failing hook is logged, never fatal.
-RUN_HOOKS: list[str] = [
-    "crm2erp.quality.report:write_run_report",
-    "crm2erp.engine.notify:notify_dead_letters",
-]
+    def __call__(self, flow: FlowSpec, store: StateStore) -> BatchStage | None: ...
 
 
-def build_stages(flow, store) -> list[BatchStage]:
-    stages = []
-    for spec in FACTORIES:
-        module_name, _, attr = spec.partition(":")
-        factory = getattr(importlib.import_module(module_name), attr)
+class RunHook(Protocol):
+    """What a ``crm2erp.hooks`` entry point names: called with the runner and its result."""
+
+    def __call__(self, runner: Any, result: Any) -> object: ...
+
+
+def build_stages(flow: FlowSpec, store: StateStore) -> list[BatchStage]:
+    """The flow's stages, from every registered factory that wants the flow, in order."""
+    stages: list[BatchStage] = []
+    for _name, factory in registry.load_all(registry.STAGES):
         stage = factory(flow, store)
         if stage is not None:
             stages.append(stage)
     return stages
 
 
-def run_hooks(runner, result) -> None:
-    """Call every ``RUN_HOOKS`` entry; a hook's failure is logged, not raised."""
-    for spec in RUN_HOOKS:
-        module_name, _, attr = spec.partition(":")
+def start_stages(stages: list[BatchStage], ctx: StageContext) -> None:
+    """Tell every stage a run starts (``ctx.run_id`` is set)."""
+    for stage in stages:
+        stage.start(ctx)
+
+
+def run_hooks(runner: Any, result: Any) -> None:
+    """Call every registered run hook; a hook's failure is logged, not raised."""
+    for name, hook in registry.load_all(registry.HOOKS):
         try:
-            getattr(importlib.import_module(module_name), attr)(runner, result)
+            hook(runner, result)
         except Exception:
-            log.warning("run hook %s failed for flow %s run %s", spec, result.flow,
+            log.warning("run hook %s failed for flow %s run %s", name, result.flow,
                         result.run_id, exc_info=True)

@@ -28,17 +28,22 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import config as cfg
 from crm2erp.redact import redact, register_secret
 
-if TYPE_CHECKING:
-    from crm2erp.http.client import HttpClient
-
 log = logging.getLogger(__name__)
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+class HttpClient(Protocol):
+    """What a strategy needs from :class:`crm2erp.http.client.HttpClient` (which
+    imports this module): one call, optionally without credentials."""
+
+    def request(self, method: str, url: str, *, json: Any = None, data: Any = None,
+                authenticate: bool = True) -> Any: ...
 
 
 class Auth:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 __all__ = ["RequestStats", "HttpClient", "make_session", "decode_json"]
 
+import copy
 import json
 import logging
 import random
@@ -103,6 +104,17 @@ class HttpClient:
 
     def close(self) -> None:
         self.session.close()
+
+    def single_attempt(self) -> HttpClient:
+        """This client for non-idempotent writes: one attempt, no retry.
+
+        It shares this client's session (cookies, CSRF tokens), auth, rate limiter
+        and :attr:`stats`, so a write counts and paces like every other call.
+        """
+        once = copy.copy(self)
+        once.settings = self.settings.model_copy(update={
+            "retry": self.settings.retry.model_copy(update={"max_attempts": 1})})
+        return once
 
     # ------------------------------------------------------------------
     def request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None,

@@ -29,7 +29,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
-from crm2erp.connectors.base import ConnectorConfig
+from crm2erp.contract import ConnectorConfig
 
 
 class _Strict(BaseModel):

@@ -121,7 +121,8 @@ def _number(value: Any) -> int | float | Decimal:
 
 @transform("abs")
 def abs_(value: Any, args: NoArgs, ctx: TransformContext) -> int | float | Decimal:
-    return abs(_number(value))
+    number = _number(value)
+    return -number if number < 0 else number
 
 
 @transform("negate")

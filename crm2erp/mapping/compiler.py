@@ -164,8 +164,9 @@ class _Field:
         if not isinstance(value, list | tuple):
             raise self._fail(env, f"'each' needs a list, got {type(value).__name__}")
         result = []
+        children: list[list[FieldTrace]] | None = None
         if trace is not None:
-            trace.children = []
+            children = trace.children = []
         for i, element in enumerate(value):
             if not isinstance(element, Mapping):
                 raise self._fail(env, f"element {i} is a {type(element).__name__}, not a record")
@@ -173,8 +174,8 @@ class _Field:
             child_env = replace(env, prefix=f"{env.prefix}{self.target}[{i}].")
             child_traces = _run_fields(self.each or [], element, root, child_out, child_env,
                                        trace is not None)
-            if trace is not None:
-                trace.children.append(child_traces or [])
+            if children is not None:
+                children.append(child_traces or [])
             result.append(child_out)
         return result
 
@@ -254,6 +255,21 @@ def _label(item: Any) -> str:
     return item if isinstance(item, str) else str(next(iter(item)))
 
 
+Getter = Callable[[Mapping[str, Any]], Any]
+
+
+def _constant(value: Any) -> Getter:
+    """A getter of a ``value:`` constant (a fresh copy of a dict or list each time)."""
+    if isinstance(value, dict | list):
+        return lambda record: copy.deepcopy(value)
+    return lambda record: value
+
+
+def _all_of(getters: list[Getter]) -> Getter:
+    """A getter of the list of several ``from:`` paths."""
+    return lambda record: [get(record) for get in getters]
+
+
 def _compile_fields(
     fields: dict[str, FieldSpec], base: tuple[Any, ...], problems: list[tuple[tuple, str, str]],
     label: str = "",
@@ -276,17 +292,13 @@ def _compile_fields(
                     problems.append((path + ("transforms", i) + sub, at, msg))
                 continue
             steps.append((_label(item), tdef, args))
+        get: Getter
         if spec.from_ is None:
-            constant = spec.value
-            get: Callable[[Mapping[str, Any]], Any] = (
-                (lambda rec, c=constant: copy.deepcopy(c))
-                if isinstance(constant, dict | list) else (lambda rec, c=constant: c)
-            )
+            get = _constant(spec.value)
         elif isinstance(spec.from_, str):
             get = make_getter(spec.from_)
         else:
-            getters = [make_getter(s) for s in spec.from_]
-            get = lambda rec, gs=getters: [g(rec) for g in gs]  # noqa: E731
+            get = _all_of([make_getter(s) for s in spec.from_])
         each = (_compile_fields(spec.each, path + ("each",), problems,
                                 f"{label}{spec.from_}[].") if spec.each else None)
         compiled.append(_Field(

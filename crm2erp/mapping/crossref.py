@@ -11,14 +11,11 @@ from __future__ import annotations
 __all__ = ["check_flows"]
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from crm2erp.errors import ConfigIssue
+from crm2erp.mapping.files import Project, read_mapping
 from crm2erp.mapping.models import FlowSpec
 from crm2erp.mapping.validation import did_you_mean
-
-if TYPE_CHECKING:
-    from crm2erp.mapping.loader import Project
 
 
 def _check_connections(flow: FlowSpec, known: list[str]) -> list[ConfigIssue]:
@@ -31,25 +28,23 @@ def _check_connections(flow: FlowSpec, known: list[str]) -> list[ConfigIssue]:
         if name not in known:
             hint = did_you_mean(name, known) or (
                 f"; known connections: {', '.join(known)}" if known else "")
-            issues.append(flow._doc.issue(
+            issues.append(flow.doc.issue(
                 path, f"flow {flow.flow!r} uses unknown connection {name!r}{hint}"))
     return issues
 
 
 def _check_mappings(project: Project, flow: FlowSpec, seen: dict[Path, list[ConfigIssue]]
                     ) -> list[ConfigIssue]:
-    from crm2erp.mapping.loader import _read_mapping
-
     issues: list[ConfigIssue] = []
     for side, path, direction in (("source", flow.source_mapping_path, "inbound"),
                                   ("target", flow.target_mapping_path, "outbound")):
         where = (side, "mapping")
         if not path.is_file():
-            issues.append(flow._doc.issue(
+            issues.append(flow.doc.issue(
                 where, f"mapping file {path} not found (paths are relative to the flow file)"))
             continue
         if path not in seen:
-            spec, seen[path] = _read_mapping(path)
+            spec, seen[path] = read_mapping(path)
             issues += seen[path]
             if spec is not None:
                 project._mappings[path] = spec
@@ -62,10 +57,10 @@ def _check_mappings(project: Project, flow: FlowSpec, seen: dict[Path, list[Conf
         if spec.entity != expected:
             what = (f"forecast flow {flow.flow!r} reads {expected!r} (forecast.from_entity)"
                     if expected != flow.entity else f"flow {flow.flow!r} syncs {expected!r}")
-            issues.append(flow._doc.issue(
+            issues.append(flow.doc.issue(
                 where, f"mapping {spec.mapping!r} maps entity {spec.entity!r} but {what}"))
         if spec.direction != direction:
-            issues.append(flow._doc.issue(
+            issues.append(flow.doc.issue(
                 where, f"the {side} mapping must be {direction}, but {spec.mapping!r} is "
                 f"{spec.direction}"))
     return issues
@@ -77,10 +72,10 @@ def _check_depends(project: Project) -> list[ConfigIssue]:
     for flow in project.flows.values():
         for i, parent in enumerate(flow.depends_on):
             if parent == flow.flow:
-                issues.append(flow._doc.issue(("depends_on", i),
+                issues.append(flow.doc.issue(("depends_on", i),
                                               f"flow {flow.flow!r} depends on itself"))
             elif parent not in project.flows:
-                issues.append(flow._doc.issue(
+                issues.append(flow.doc.issue(
                     ("depends_on", i),
                     f"flow {flow.flow!r} depends on unknown flow {parent!r}"
                     + did_you_mean(parent, names)))
@@ -100,7 +95,7 @@ def _check_depends(project: Project) -> list[ConfigIssue]:
                     reported.add(key)
                     flow = project.flows[name]
                     i = flow.depends_on.index(parent)
-                    issues.append(flow._doc.issue(
+                    issues.append(flow.doc.issue(
                         ("depends_on", i),
                         "depends_on goes round in a circle: "
                         + " -> ".join(cycle + [parent])))
@@ -130,9 +125,7 @@ def check_flows(project: Project, *, checked_connections: bool) -> list[ConfigIs
         rel = path.relative_to(project.root).parts
         if path in seen or any(part.startswith(".") for part in rel):
             continue
-        from crm2erp.mapping.loader import _read_mapping
-
-        spec, seen[path] = _read_mapping(path)
+        spec, seen[path] = read_mapping(path)
         issues += seen[path]
         if spec is not None:
             project._mappings[path] = spec

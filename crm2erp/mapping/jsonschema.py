@@ -16,13 +16,15 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from crm2erp.mapping.models import ConnectionsFile, FlowSpec, MappingSpec
 
 log = logging.getLogger(__name__)
 
 SCHEMA_DIR = Path(__file__).parent / "json"
 
-_MODELS = {
+_MODELS: dict[str, tuple[type[BaseModel], str]] = {
     "mapping.schema.json": (MappingSpec, "crm2erp mapping file (*.map.yaml)"),
     "flow.schema.json": (FlowSpec, "crm2erp flow file (*.flow.yaml)"),
     "connections.schema.json": (ConnectionsFile, "crm2erp connections.yaml"),

@@ -25,14 +25,17 @@ __all__ = [
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from crm2erp.errors import ConfigError, ConfigIssue
-from crm2erp.mapping.compiler import check_mapping
-from crm2erp.mapping.models import ConnectionsFile, ConnectionSpec, FlowSpec, MappingSpec
-from crm2erp.mapping.registry import TransformSpecError, bind_transform
+from crm2erp.mapping.files import (
+    Project,
+    load_mapping,
+    raise_issues,
+    read_flow,
+    sorted_issues,
+)
+from crm2erp.mapping.models import ConnectionsFile, ConnectionSpec, FlowSpec
 from crm2erp.mapping.secrets import register_connection_secrets
 from crm2erp.mapping.validation import did_you_mean, issues_from_validation, validate_doc
 from crm2erp.mapping.yamlpos import YamlDoc, interpolate_env, load_yaml, unset_positions
@@ -41,64 +44,11 @@ CONNECTIONS_FILE = "connections.yaml"
 PROJECT_FILE = "crm2erp.yaml"   # optional project settings (today: where its state lives)
 
 
-def _sorted(issues: list[ConfigIssue]) -> list[ConfigIssue]:
-    unique = list(dict.fromkeys(issues))
-    return sorted(unique, key=lambda i: (i.file, i.line or 0, i.column or 0))
-
-
-def _raw_transform_issues(doc: YamlDoc) -> list[ConfigIssue]:
-    """Check transform items even when the rest of the file is invalid."""
-    issues: list[ConfigIssue] = []
-
-    def walk(fields: Any, base: tuple[Any, ...]) -> None:
-        if not isinstance(fields, Mapping):
-            return
-        for target, spec in fields.items():
-            if not isinstance(spec, Mapping):
-                continue
-            items = spec.get("transforms")
-            for i, item in enumerate(items if isinstance(items, list) else []):
-                try:
-                    bind_transform(item)
-                except TransformSpecError as exc:
-                    for sub, at, msg in exc.problems:
-                        path = base + (target, "transforms", i) + sub
-                        issues.append(doc.issue(path, msg, at=at))
-            walk(spec.get("each"), base + (target, "each"))
-
-    if isinstance(doc.data, Mapping):
-        walk(doc.data.get("fields"), ("fields",))
-    return issues
-
-
-def _read_mapping(path: Path) -> tuple[MappingSpec | None, list[ConfigIssue]]:
-    """The spec (None when its structure is invalid) and every problem of the file."""
-    doc = load_yaml(path)
-    issues = list(doc.issues)
-    spec, more = validate_doc(doc, MappingSpec)
-    issues += more
-    if spec is not None:
-        spec._source_file = path.resolve()
-        issues += check_mapping(spec)
-    else:
-        issues += _raw_transform_issues(doc)
-    return spec, _sorted(issues)
-
-
-def _read_flow(path: Path) -> tuple[FlowSpec | None, list[ConfigIssue]]:
-    doc = load_yaml(path)
-    spec, more = validate_doc(doc, FlowSpec)
-    issues = list(doc.issues) + more
-    if spec is not None:
-        spec._source_file = path.resolve()
-    return (spec if not issues else None), _sorted(issues)
-
-
 def _connector_issues(doc: YamlDoc, name: str) -> list[ConfigIssue]:
     """The connection's settings checked by its connector's ``Config`` model."""
     from pydantic import ValidationError
 
-    from crm2erp.connectors import available, load_connector_class
+    from crm2erp.registry import available, load_connector_class
 
     raw = doc.data["connections"][name]
     base = ("connections", name)
@@ -134,7 +84,7 @@ def _read_connections(
             issues += [i for i in _connector_issues(doc, name)
                        if (i.line, i.column) not in unset]
     if parsed is None or issues:
-        return None, _sorted(issues)
+        return None, sorted_issues(issues)
     out = {}
     for name in parsed.connections:
         raw = dict(doc.data["connections"][name])
@@ -145,25 +95,12 @@ def _read_connections(
     return out, []
 
 
-def _raise(kind: str, path: Path, issues: list[ConfigIssue]) -> None:
-    noun = "problem" if len(issues) == 1 else "problems"
-    raise ConfigError(f"{kind} {path} has {len(issues)} {noun}", issues)
-
-
-def load_mapping(path: str | os.PathLike[str]) -> MappingSpec:
-    """Parse and check one ``*.map.yaml`` (including transform arguments)."""
-    spec, issues = _read_mapping(Path(path))
-    if spec is None or issues:
-        _raise("mapping file", Path(path), issues)
-    return spec  # type: ignore[return-value]
-
-
 def load_flow(path: str | os.PathLike[str]) -> FlowSpec:
     """Parse one ``*.flow.yaml``; cross references are checked by the project."""
-    spec, issues = _read_flow(Path(path))
+    spec, issues = read_flow(Path(path))
     if spec is None:
-        _raise("flow file", Path(path), issues)
-    return spec  # type: ignore[return-value]
+        raise_issues("flow file", Path(path), issues)
+    return spec
 
 
 def load_connections(
@@ -172,52 +109,8 @@ def load_connections(
     """Parse ``connections.yaml``, expanding ``${VAR}`` from ``env`` (default os.environ)."""
     conns, issues = _read_connections(Path(path), os.environ if env is None else env)
     if conns is None:
-        _raise("connections file", Path(path), issues)
-    return conns  # type: ignore[return-value]
-
-
-@dataclass
-class Project:
-    """A checked project directory: its connections, flows and mappings."""
-
-    root: Path
-    connections: dict[str, ConnectionSpec]
-    flows: dict[str, FlowSpec]
-    _mappings: dict[Path, MappingSpec] = field(default_factory=dict, repr=False, init=False)
-
-    def mapping(self, path: str | os.PathLike[str]) -> MappingSpec:
-        """The mapping at ``path`` (absolute, or relative to the project root), cached."""
-        resolved = Path(path)
-        if not resolved.is_absolute():
-            resolved = self.root / resolved
-        resolved = resolved.resolve()
-        if resolved not in self._mappings:
-            self._mappings[resolved] = load_mapping(resolved)
-        return self._mappings[resolved]
-
-    def flow(self, name: str) -> FlowSpec:
-        try:
-            return self.flows[name]
-        except KeyError:
-            hint = did_you_mean(name, list(self.flows))
-            raise ConfigError(f"no flow named {name!r} in {self.root}{hint}") from None
-
-    def ordered_flows(self) -> list[FlowSpec]:
-        """All flows, every flow after the flows it depends on (then by name)."""
-        done: dict[str, FlowSpec] = {}
-
-        def visit(name: str) -> None:
-            if name in done or name not in self.flows:
-                return
-            done[name] = None  # type: ignore[assignment]  # marks "in progress": cycles stop
-            for parent in self.flows[name].depends_on:
-                visit(parent)
-            done.pop(name)
-            done[name] = self.flows[name]
-
-        for name in sorted(self.flows):
-            visit(name)
-        return list(done.values())
+        raise_issues("connections file", Path(path), issues)
+    return conns
 
 
 def _flow_files(root: Path) -> list[Path]:
@@ -249,13 +142,13 @@ def _scan(root: Path, env: Mapping[str, str], *, deep: bool = False, reflect: bo
             "create it, or point --project / CRM2ERP_PROJECT at a project folder")]
     flows: dict[str, FlowSpec] = {}
     for path in _flow_files(root):
-        spec, more = _read_flow(path)
+        spec, more = read_flow(path)
         issues += more
         if spec is None:
             continue
         if spec.flow in flows:
             first = flows[spec.flow].source_file
-            issues.append(spec._doc.issue(("flow",), f"flow name {spec.flow!r} is already "
+            issues.append(spec.doc.issue(("flow",), f"flow name {spec.flow!r} is already "
                                           f"used by {first}; flow names must be unique"))
             continue
         flows[spec.flow] = spec
@@ -266,7 +159,7 @@ def _scan(root: Path, env: Mapping[str, str], *, deep: bool = False, reflect: bo
 
         issues += check_streams(project, reflect=reflect,
                                 notes=notes if notes is not None else [])
-    return project, _sorted(issues)
+    return project, sorted_issues(issues)
 
 
 def validate_project(
@@ -295,7 +188,7 @@ def load_project(root: str | os.PathLike[str], env: Mapping[str, str] | None = N
     """Load and fully check a project; raise ConfigError listing every problem."""
     project, issues = _scan(Path(root), os.environ if env is None else env)
     if issues:
-        _raise("project", Path(root), issues)
+        raise_issues("project", Path(root), issues)
     return project
 
 
@@ -314,5 +207,5 @@ def project_state_url(root: str | os.PathLike[str],
     issues = list(doc.issues) + interpolate_env(doc, os.environ if env is None else env)
     parsed, more = validate_doc(doc, ProjectFile)
     if parsed is None or issues or more:
-        _raise("project file", path, _sorted(issues + more))
+        raise_issues("project file", path, sorted_issues(issues + more))
     return parsed.state

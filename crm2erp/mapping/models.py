@@ -42,14 +42,15 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from crm2erp.connectors.cursortype import CursorType
+from crm2erp.configtypes import Duration, parse_duration
+from crm2erp.contract import CursorType
+from crm2erp.mapping.conditions import Condition
+from crm2erp.mapping.quality import QualitySection
 from crm2erp.mapping.yamlpos import YamlDoc
-from crm2erp.quality.gx.config import QualitySection
 from crm2erp.schemas import ENTITIES
 
 CANONICAL_ENTITIES = tuple(ENTITIES)
@@ -59,65 +60,6 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$", min_length=1)
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-_OPERATORS = ("equals", "not_equals", "in", "not_in", "is_null", "not_null", "matches")
-
-
-def _check_regex(pattern: str | None) -> str | None:
-    if pattern is not None:
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression: {exc}") from None
-    return pattern
-
-
-class Condition(_Strict):
-    """``{field, <operator>}`` or ``{all: [...]}`` / ``{any: [...]}`` / ``{not: {...}}``.
-
-    Null means None or a blank string (CSV files have no other way to say it).
-    """
-
-    field: str | None = None
-    equals: Any = None
-    not_equals: Any = None
-    in_: list[Any] | None = Field(default=None, alias="in")
-    not_in: list[Any] | None = None
-    is_null: Literal[True] | None = None
-    not_null: Literal[True] | None = None
-    matches: Annotated[str | None, AfterValidator(_check_regex)] = None
-    all_: list[Condition] | None = Field(default=None, alias="all")
-    any_: list[Condition] | None = Field(default=None, alias="any")
-    not_: Condition | None = Field(default=None, alias="not")
-
-    @model_validator(mode="after")
-    def _one_form(self) -> Condition:
-        given = self.model_fields_set
-        ops = [op for op in _OPERATORS if (op + "_" if op == "in" else op) in given]
-        groups = [g for g in ("all", "any", "not") if g + "_" in given]
-        if groups:
-            if len(groups) > 1 or "field" in given or ops:
-                raise ValueError(
-                    "a condition is either {field: ..., <operator>: ...} or one of "
-                    f"all/any/not; this one has {', '.join(groups + ops)}"
-                )
-            return self
-        if "field" not in given:
-            raise ValueError("a condition needs 'field' (or all/any/not)")
-        if len(ops) != 1:
-            raise ValueError(
-                f"condition on field {self.field!r} needs exactly one operator of "
-                f"{', '.join(_OPERATORS)}" + (f"; got {', '.join(ops)}" if ops else "")
-            )
-        return self
-
-    @property
-    def operator(self) -> str | None:
-        for op in _OPERATORS:
-            if (op + "_" if op == "in" else op) in self.model_fields_set:
-                return op
-        return None
 
 
 def _transform_item(value: Any) -> Any:
@@ -174,6 +116,14 @@ class _WithFile(_Strict):
         """The file this was loaded from (None when built in code)."""
         return self._source_file
 
+    @property
+    def doc(self) -> YamlDoc:
+        """The YAML document this was loaded from, to report issues at their position."""
+        if self._doc is None:
+            raise ValueError(f"this {type(self).__name__} was built in code, not loaded "
+                             "from a file: it has no positions")
+        return self._doc
+
 
 class MappingSpec(_WithFile):
     mapping: Name
@@ -186,29 +136,6 @@ class MappingSpec(_WithFile):
     @property
     def name(self) -> str:
         return self.mapping
-
-
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(value: Any) -> Any:
-    """``"30s"``, ``"5m"``, ``"2h"``, ``"1d"`` (or plain seconds) to a timedelta."""
-    if isinstance(value, dt.timedelta):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return dt.timedelta(seconds=value)
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match:
-        raise ValueError(f"expected a duration like '30s', '5m', '2h' or '1d', got {value!r}")
-    return dt.timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
-
-
-Duration = Annotated[
-    dt.timedelta,
-    BeforeValidator(parse_duration),
-    WithJsonSchema({"type": "string", "pattern": r"^\s*\d+\s*[smhd]\s*$"}),
-]
 
 
 def _check_webhook(value: str) -> str:

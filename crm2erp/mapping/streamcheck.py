@@ -16,16 +16,15 @@ from __future__ import annotations
 __all__ = ["check_streams"]
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from crm2erp.connectors import Connector, create_connector
+from crm2erp.contract import Connector
 from crm2erp.errors import ConfigError, ConfigIssue, FatalError, RetriableError
 from crm2erp.mapping.fieldcheck import system_field_problem
+from crm2erp.mapping.files import Project
 from crm2erp.mapping.models import FlowSpec, MappingSpec
 from crm2erp.mapping.validation import did_you_mean
-
-if TYPE_CHECKING:
-    from crm2erp.mapping.loader import Project
+from crm2erp.registry import create_connector
 
 _Get = Callable[[str], Connector | None]
 
@@ -54,7 +53,7 @@ def _fields(flow: FlowSpec, path: tuple[str, ...], conn: Connector, conn_name: s
         except Exception:  # noqa: BLE001 - only for the hint
             pass
         hint = did_you_mean(stream, names) if stream not in names else ""
-        return (), [flow._doc.issue(path + ("stream",), f"{exc}{hint}")]
+        return (), [flow.doc.issue(path + ("stream",), f"{exc}{hint}")]
     except (RetriableError, FatalError, OSError) as exc:
         notes[conn_name] = (f"connection {conn_name!r} not reached ({exc}): the mappings "
                             "were not checked against its tables' columns")
@@ -62,7 +61,7 @@ def _fields(flow: FlowSpec, path: tuple[str, ...], conn: Connector, conn_name: s
 
 
 def _mapping_issues(spec: MappingSpec, fields: tuple[str, ...], what: str) -> list[ConfigIssue]:
-    doc = spec._doc
+    doc = spec.doc
     issues = []
     for target, field in spec.fields.items():
         if spec.direction == "outbound":
@@ -89,7 +88,7 @@ def _cursor_issues(flow: FlowSpec, conn: Connector, conn_name: str,
         conn.check_cursor(flow.source.stream)
     except ConfigError as exc:
         where = ("incremental",) if flow.incremental is not None else ("source", "stream")
-        return [flow._doc.issue(where, str(exc))]
+        return [flow.doc.issue(where, str(exc))]
     except (RetriableError, FatalError, OSError) as exc:
         notes[conn_name] = (f"connection {conn_name!r} not reached ({exc}): the mappings "
                             "were not checked against its tables' columns")
@@ -101,7 +100,7 @@ def _delete_issues(flow: FlowSpec, conn: Connector, conn_name: str) -> list[Conf
     if policy == "ignore":
         return []
     if type(conn).delete is Connector.delete:
-        return [flow._doc.issue(("delete_policy",), (
+        return [flow.doc.issue(("delete_policy",), (
             f"delete_policy {policy!r}: connector {conn.name!r} (connection {conn_name!r}) "
             "cannot delete or archive records; use delete_policy: ignore"))]
     if _discovered(conn):
@@ -117,7 +116,7 @@ def _delete_issues(flow: FlowSpec, conn: Connector, conn_name: str) -> list[Conf
                   f"docs/connectors/{conn.name}.md), or use delete_policy: delete or ignore")
     else:
         advice = f"it can: {', '.join(modes) or 'nothing'}"
-    return [flow._doc.issue(("delete_policy",), (
+    return [flow.doc.issue(("delete_policy",), (
         f"delete_policy {policy!r}: stream {flow.target.stream!r} of connection "
         f"{conn_name!r} cannot {policy}; {advice}"))]
 
@@ -155,7 +154,7 @@ def _check_flow(project: Project, flow: FlowSpec, get: _Get, reflect: bool,
         problem = system_field_problem(back.field, fields,
                                        f"stream {back.connection}.{back.stream}")
         if problem:
-            issues.append(flow._doc.issue(("write_back", "field"), problem))
+            issues.append(flow.doc.issue(("write_back", "field"), problem))
     return issues
 
 

@@ -15,6 +15,7 @@ import inspect
 import re
 import types
 import typing
+from collections.abc import Mapping
 from typing import Any, Literal, TypeVar, Union
 
 from pydantic import BaseModel, ValidationError
@@ -82,7 +83,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     return []
 
 
-def _message(err: dict[str, Any], model: type[BaseModel], where: str) -> tuple[str, str]:
+def _message(err: Mapping[str, Any], model: type[BaseModel], where: str) -> tuple[str, str]:
     """``(at, message)`` for one pydantic error."""
     kind, loc = err["type"], tuple(err["loc"])
     if kind == "extra_forbidden":

@@ -47,7 +47,7 @@ MAX_BYTES = 10_000_000   # no configuration file comes near this
 MAX_NODES = 1_000_000    # keys and values after expanding aliases and merge keys
 
 
-def _yaml12_booleans(loader: type) -> type:
+def _yaml12_booleans(loader: Any) -> Any:
     """Make ``loader``'s booleans YAML 1.2's: true/false only."""
     loader.yaml_implicit_resolvers = {
         first: [(tag, rx) for tag, rx in resolvers if tag != _BOOL_TAG]
@@ -69,7 +69,7 @@ class _Loader(yaml.SafeLoader):
 _FastLoader: type | None = None
 if getattr(yaml, "__with_libyaml__", False):
     @_yaml12_booleans
-    class _FastLoader(yaml.CSafeLoader):
+    class _FastLoader(yaml.CSafeLoader):  # type: ignore[no-redef]
         """CSafeLoader with YAML 1.2 booleans."""
 
 

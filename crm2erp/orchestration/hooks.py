@@ -84,7 +84,7 @@ class Crm2ErpHook(BaseHook):
     def settings(self, connector_type: str, base: dict[str, Any],
                  conn: Any = None) -> dict[str, Any]:
         """The connector settings: ``base`` (from the YAML) with this connection's over it."""
-        from crm2erp.orchestration.runtime import deep_merge
+        from crm2erp.engine.memory import deep_merge
 
         conn = conn or self.get_connection(self.crm2erp_conn_id)
         _mask(conn.password)
@@ -124,7 +124,7 @@ class SqlConnectionHook(Crm2ErpHook):
 def _url_field(connector_type: str) -> str:
     """The connector's base-URL setting: instance_url, base_url or url."""
     try:
-        from crm2erp.connectors import load_connector_class
+        from crm2erp.registry import load_connector_class
 
         fields = load_connector_class(connector_type).Config.model_fields
     except ConfigError:

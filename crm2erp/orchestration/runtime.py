@@ -10,8 +10,7 @@ worker. Outside Airflow the key is ignored and the ``${VAR}`` values are used.
 
 from __future__ import annotations
 
-__all__ = ["SettingsFetcher", "load_runtime_project", "resolve_connections", "flow_connections",
-           "deep_merge"]
+__all__ = ["SettingsFetcher", "load_runtime_project", "resolve_connections", "flow_connections"]
 
 import dataclasses
 import logging
@@ -29,17 +28,6 @@ log = logging.getLogger(__name__)
 
 # (airflow_conn_id, connector type, settings from the YAML) -> merged settings
 SettingsFetcher = Callable[[str, str, dict[str, Any]], dict[str, Any]]
-
-
-def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    """``over`` laid on ``base``; nested mappings are merged, other values replaced."""
-    merged = dict(base)
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
 
 
 def _airflow_fetcher(conn_id: str, conn_type: str, settings: dict[str, Any]) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
     name = conn.dialect.name
     if name in ("postgresql", "sqlite"):
         insert = postgresql.insert if name == "postgresql" else sqlite.insert
-        stmt = insert(table)
+        stmt: Any = insert(table)
         stmt = stmt.on_conflict_do_update(
             index_elements=list(key), set_={col: stmt.excluded[col] for col in update})
     elif name in ("mysql", "mariadb"):
@@ -127,13 +127,20 @@ def _write_dead_letters(conn: sa.Connection, batch: BatchCommit,
             .where(dead_letters.c.flow == batch.flow,
                    dead_letters.c.source_key.in_([r["source_key"] for r in inserts]),
                    dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES)))
-        for row in created:
-            active[row.source_key] = (row.id, *active[row.source_key][1:])
+        for entry in created:
+            active[entry.source_key] = (entry.id, *active[entry.source_key][1:])
     if updates:
         conn.execute(dead_letters.update()
                      .where(dead_letters.c.id == sa.bindparam("entry_id")), updates)
-    return [DeadLetterWrite(active[key][0], key, new=new, payload_changed=changed)
+    return [DeadLetterWrite(_known_id(active[key][0], key), key, new=new,
+                            payload_changed=changed)
             for key, new, changed in outcomes]
+
+
+def _known_id(entry_id: int | None, key: str) -> int:
+    if entry_id is None:   # every inserted letter was selected back above
+        raise RuntimeError(f"dead letter of {key!r} was written but not found")
+    return entry_id
 
 
 def _resolve(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) -> int:

@@ -42,7 +42,7 @@ from crm2erp.store.tables import (
     dedupe_pairs,
     dedupe_provenance,
 )
-from crm2erp.store.types import utcnow
+from crm2erp.store.types import inserted_id, utcnow
 
 #: the statuses a steward sets; runs never overwrite them
 DECISIONS = ("accepted", "rejected")
@@ -152,37 +152,45 @@ class DedupeStoreMixin:
                           "right_label": (pair.right_label or "")[:191] or None,
                           "details": jsonutil.dumps(pair.details), "run_id": pair.run_id,
                           "updated_at": now}
-                found = conn.execute(sa.select(dedupe_pairs.c.id, dedupe_pairs.c.status).where(
+                found = conn.execute(sa.select(dedupe_pairs.c.id, dedupe_pairs.c.status,
+                                               dedupe_pairs.c.details).where(
                     dedupe_pairs.c.entity == pair.entity, dedupe_pairs.c.left_id == left,
                     dedupe_pairs.c.right_id == right)).first()
                 if found is None:
                     result = conn.execute(dedupe_pairs.insert().values(
                         entity=pair.entity, left_id=left, right_id=right, status=pair.status,
                         created_at=now, **values))
-                    ids[(left, right)] = int(result.inserted_primary_key[0])
+                    ids[(left, right)] = inserted_id(result)
                     continue
                 if found.status not in DECISIONS:
                     values["status"] = pair.status
+                kept = (jsonutil.loads(found.details) if found.details else {}).get("overrides")
+                if kept:   # a steward's golden-record overrides outlive the refresh
+                    values["details"] = jsonutil.dumps({**pair.details, "overrides": kept})
                 conn.execute(dedupe_pairs.update().where(dedupe_pairs.c.id == found.id)
                              .values(**values))
                 ids[(left, right)] = int(found.id)
         return ids
 
-    def dedupe_decisions(self, entity: str,
-                         record_ids: Iterable[str]) -> dict[tuple[str, str], str]:
-        """Steward decisions on pairs touching any of ``record_ids``: key -> status."""
-        found: dict[tuple[str, str], str] = {}
+    def _decided_rows(self, entity: str, record_ids: Iterable[str],
+                      statuses: Sequence[str]) -> Iterator:
+        """Rows (left_id, right_id, status, details) of pairs in ``statuses``
+        touching any of ``record_ids``."""
         wanted = sorted({str(i) for i in record_ids})
         with self.engine.connect() as conn:
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start:start + _CHUNK]
-                query = sa.select(dedupe_pairs.c.left_id, dedupe_pairs.c.right_id,
-                                  dedupe_pairs.c.status).where(
-                    dedupe_pairs.c.entity == entity, dedupe_pairs.c.status.in_(DECISIONS),
-                    sa.or_(dedupe_pairs.c.left_id.in_(chunk), dedupe_pairs.c.right_id.in_(chunk)))
-                for row in conn.execute(query):
-                    found[(row.left_id, row.right_id)] = row.status
-        return found
+                yield from conn.execute(sa.select(
+                    dedupe_pairs.c.left_id, dedupe_pairs.c.right_id, dedupe_pairs.c.status,
+                    dedupe_pairs.c.details).where(
+                    dedupe_pairs.c.entity == entity, dedupe_pairs.c.status.in_(statuses),
+                    sa.or_(dedupe_pairs.c.left_id.in_(chunk), dedupe_pairs.c.right_id.in_(chunk))))
+
+    def dedupe_decisions(self, entity: str,
+                         record_ids: Iterable[str]) -> dict[tuple[str, str], str]:
+        """Steward decisions on pairs touching any of ``record_ids``: key -> status."""
+        return {(row.left_id, row.right_id): row.status
+                for row in self._decided_rows(entity, record_ids, DECISIONS)}
 
     def dedupe_pairs(self, flow: str | None = None, status: str | Sequence[str] | None = None,
                      limit: int = 100) -> list[DedupePair]:
@@ -211,16 +219,34 @@ class DedupeStoreMixin:
         return _pair(row)
 
     def decide_dedupe_pair(self, pair_id: int, decision: str, by: str,
-                           note: str | None = None) -> DedupePair:
-        """Store a steward's ``accepted`` / ``rejected`` on a pair (a later call changes it)."""
+                           note: str | None = None,
+                           overrides: dict[str, Any] | None = None) -> DedupePair:
+        """Store a steward's ``accepted`` / ``rejected`` on a pair (a later call changes it).
+
+        ``overrides`` (field path -> value, with ``accepted``): the steward's values
+        for fields of the golden record; the merge uses them instead of survivorship's.
+        """
         if decision not in DECISIONS:
             raise ConfigError(f"unknown decision {decision!r}; use accepted or rejected")
-        self.get_dedupe_pair(pair_id)
+        details = dict(self.get_dedupe_pair(pair_id).details)
+        details.pop("overrides", None)
+        if overrides and decision == "accepted":
+            details["overrides"] = dict(overrides)
         with self.engine.begin() as conn:
             conn.execute(dedupe_pairs.update().where(dedupe_pairs.c.id == pair_id).values(
                 status=decision, decided_by=by[:191], decided_at=utcnow(), note=note,
-                updated_at=utcnow()))
+                details=jsonutil.dumps(details), updated_at=utcnow()))
         return self.get_dedupe_pair(pair_id)
+
+    def dedupe_overrides(self, entity: str,
+                         record_ids: Iterable[str]) -> dict[tuple[str, str], dict[str, Any]]:
+        """The golden-record overrides of accepted pairs touching ``record_ids``."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        for row in self._decided_rows(entity, record_ids, ["accepted"]):
+            overrides = (jsonutil.loads(row.details) if row.details else {}).get("overrides")
+            if overrides:
+                found[(row.left_id, row.right_id)] = overrides
+        return found
 
     # -- members and provenance -------------------------------------------------
     def save_dedupe_merge(self, entity: str, flow: str, run_id: int | None, canonical_id: str,
@@ -281,7 +307,7 @@ class DedupeStoreMixin:
             result = conn.execute(dedupe_models.insert().values(
                 flow=model.flow, entity=model.entity, n_records=model.n_records,
                 n_pairs=model.n_pairs, model=jsonutil.dumps(model.model), trained_at=now))
-            new_id = int(result.inserted_primary_key[0])
+            new_id = inserted_id(result)
         return DedupeModel(model.flow, model.entity, model.n_records, model.n_pairs,
                            model.model, new_id, now)
 

@@ -39,6 +39,7 @@ from functools import cache
 import psutil
 import sqlalchemy as sa
 
+from crm2erp.configtypes import parse_duration
 from crm2erp.errors import ConfigError, LockHeldError
 from crm2erp.store.tables import locks, runs
 from crm2erp.store.types import utcnow
@@ -58,11 +59,9 @@ def lease_from_env() -> dt.timedelta:
     text = os.environ.get(ENV_LEASE, "").strip()
     if not text:
         return DEFAULT_LEASE
-    from crm2erp.engine.cursors import parse_duration  # the engine imports the store
-
     try:
         lease = parse_duration(text)
-    except ConfigError as exc:
+    except ValueError as exc:
         raise ConfigError(f"{ENV_LEASE}: {exc}") from None
     if lease <= dt.timedelta(0):
         raise ConfigError(f"{ENV_LEASE}={text!r}: a lock lease must be longer than 0s")

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from crm2erp import jsonutil
 from crm2erp.store.records import DeadLetter
 from crm2erp.store.tables import dead_letters, metadata, xref
-from crm2erp.store.types import UTCDateTime, utcnow
+from crm2erp.store.types import UTCDateTime, inserted_id, utcnow
 
 RECONCILE_COUNTS = ("source_count", "target_count", "matched", "missing_in_target",
                     "only_in_target", "different", "orphaned", "unmapped")
@@ -175,7 +175,7 @@ class QualityStoreMixin:
             result = conn.execute(reconciliations.insert().values(
                 flow=flow, entity=entity, status=status, started_at=started_at,
                 finished_at=utcnow(), details=jsonutil.dumps(details), **values))
-            return int(result.inserted_primary_key[0])
+            return inserted_id(result)
 
     def latest_reconciliation(self, flow: str) -> Reconciliation | None:
         query = (sa.select(reconciliations).where(reconciliations.c.flow == flow)

@@ -22,7 +22,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from crm2erp.connectors.base import Cursor
+from crm2erp.contract import Cursor
 from crm2erp.store.tables import COUNT_FIELDS
 
 
@@ -148,7 +148,7 @@ class ConflictRecord:
 class BatchCommit:
     """Everything one sync batch changes in the state store, written atomically."""
 
-    run_id: int
+    run_id: int | None
     flow: str
     xref: list[XrefUpsert] = field(default_factory=list)
     dead_letters: list[NewDeadLetter] = field(default_factory=list)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 import sqlalchemy as sa
 
 from crm2erp import jsonutil
-from crm2erp.connectors.base import Cursor
+from crm2erp.contract import Cursor
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.redact import redact, register_secret
 from crm2erp.store import locking, migrate
@@ -46,7 +46,7 @@ from crm2erp.store.tables import (
     watermarks,
     xref,
 )
-from crm2erp.store.types import utcnow
+from crm2erp.store.types import inserted_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +207,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         with self.engine.begin() as conn:
             result = conn.execute(runs.insert().values(
                 flow=flow, mode=mode, status="running", started_at=utcnow(), owner=owner))
-            return int(result.inserted_primary_key[0])
+            return inserted_id(result)
 
     def finish_run(self, run_id: int, status: str, message: str | None = None,
                    warnings: list[str] | None = None) -> None:

@@ -46,7 +46,7 @@ COUNT_FIELDS = ("read", "created", "updated", "unchanged", "skipped", "failed",
 # "full": a flow without `incremental` reads its whole source on every run
 RUN_MODES = ("incremental", "full", "full_refresh", "since", "dry_run", "retry")
 # crashed: the process died while running (found by the next run or by status)
-RUN_STATUSES = ("running", "succeeded", "partial", "failed", "crashed")
+RUN_STATUSES = ("running", "succeeded", "partial", "failed", "stopped", "crashed")
 DEAD_LETTER_STATUSES = ("open", "parked", "resolved", "discarded", "retrying")
 # statuses of a dead letter that still waits for its record to go through;
 # a key has at most one entry in one of these

@@ -35,6 +35,14 @@ def mysql_table_args(dialect) -> dict[str, str]:
     return {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": collate}
 
 
+def inserted_id(result: sa.CursorResult) -> int:
+    """The primary key an ``INSERT`` of one row created."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the INSERT returned no primary key")
+    return int(key[0])
+
+
 def utcnow() -> dt.datetime:
     """The current time as an aware UTC datetime."""
     return dt.datetime.now(UTC)

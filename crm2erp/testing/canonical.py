@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from crm2erp.connectors.base import Connector, Row
+from crm2erp.contract import Connector, Row
 from crm2erp.mapping import CompiledMapping
 from crm2erp.schemas import entity_model
 

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from crm2erp.connectors.base import Batch, Connector, Cursor, WriteAction
+from crm2erp.contract import Batch, Connector, Cursor, WriteAction
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 
 

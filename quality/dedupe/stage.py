@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from crm2erp.engine.inbound import canonicalize
-from crm2erp.engine.memory import flatten, set_path
+from crm2erp.engine.memory import deep_merge, flatten, set_path
 from crm2erp.engine.stages import Item, Rejection, StageContext
 from crm2erp.errors import ConfigError
 from crm2erp.quality.dedupe.pool import (
@@ -58,8 +58,11 @@ log = logging.getLogger(__name__)
 
 
 def dedupe_stage(flow, store) -> DedupeStage | None:
-    """Stage factory (``FACTORIES``): a stage when the flow has a ``dedupe:`` section."""
+    """Stage factory (entry point ``crm2erp.stages``): flows with a ``dedupe:`` section."""
     return DedupeStage(flow, store) if getattr(flow, "dedupe", None) is not None else None
+
+
+dedupe_stage.order = 20  # type: ignore[attr-defined]  # after the quality gate (10)
 
 
 def _strength(pair: PairResult) -> tuple[int, float]:
@@ -155,7 +158,7 @@ class DedupeStage:
         return compile_mapping(spec, system=self.flow.target.connection)
 
     # -- per run ------------------------------------------------------------------
-    def _start(self, ctx: StageContext) -> None:
+    def start(self, ctx: StageContext) -> None:
         if ctx.run_id == self._run_id:
             return
         self._run_id, self.merged, self.parked = ctx.run_id, 0, 0
@@ -208,7 +211,7 @@ class DedupeStage:
 
     # -- the batch ----------------------------------------------------------------
     def process(self, items: list[Item], ctx: StageContext) -> list[Rejection]:
-        self._start(ctx)
+        self.start(ctx)   # also when process is called outside a managed run
         known = [i for i in items if i.notes.get("state") is not None]
         new = [i for i in items if i.notes.get("state") is None]
         self._refresh_clusters(known, ctx)
@@ -387,11 +390,30 @@ class DedupeStage:
 
         return survive([r.data for r in records], self.config.survivorship, id_field="id")
 
+    def _overrides(self, member_ids: set[str]) -> dict[str, Any]:
+        """A steward's golden-record values (``dedupe decide``/the console) from the
+        accepted pairs within these members."""
+        found: dict[str, Any] = {}
+        stored = self.store.dedupe_overrides(self.entity, member_ids)
+        for (a, b), values in sorted(stored.items()):
+            if a in member_ids and b in member_ids:
+                found.update(values)
+        return found
+
     def _golden(self, records: list[dict[str, Any]], canonical_id: str):
-        """The golden record of a cluster, validated; None (logged) when it does not validate."""
+        """The golden record of a cluster, validated; None (logged) when it does not validate.
+
+        Fields a steward overrode when accepting one of its pairs take the steward's value."""
         from crm2erp.quality.dedupe.survivorship import survive
 
         golden = survive(records, self.config.survivorship, id_field="id")
+        overrides = self._overrides({str(r.get("id")) for r in records})
+        if overrides:
+            golden.values = deep_merge(golden.values, {})   # the members' dicts untouched
+        for path, value in overrides.items():
+            set_path(golden.values, path, value)
+            golden.provenance[path] = None
+            golden.conflicts.pop(path, None)
         for name, found in golden.conflicts.items():
             log.warning("flow %s: %s %s: members disagree on identifier %s (%s); kept %r "
                         "from %s, the others need a steward", self.flow.flow, self.entity,

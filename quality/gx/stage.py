@@ -120,13 +120,13 @@ class QualityStage:
         self._run_id: object = object()
         self.tally = RunTally(self.checker.checks, self.config.sample_size)
 
-    def _start(self, ctx: StageContext) -> None:
+    def start(self, ctx: StageContext) -> None:
         if ctx.run_id != self._run_id:
             self._run_id = ctx.run_id
             self.tally = RunTally(self.checker.checks, self.config.sample_size)
 
     def process(self, items: list[Item], ctx: StageContext) -> list[Rejection]:
-        self._start(ctx)
+        self.start(ctx)   # also when process is called outside a managed run
         if not items:
             return []
         outcomes = self.checker.run(items, ctx.store, self.flow.target.connection)
@@ -167,7 +167,10 @@ class QualityStage:
 
 
 def quality_stage(flow, store) -> QualityStage | None:
-    """The stage factory (``crm2erp.engine.stages.FACTORIES``): flows with ``quality:``."""
+    """The stage factory (entry point ``crm2erp.stages``): flows with ``quality:``."""
     if getattr(flow, "quality", None) is None:
         return None
     return QualityStage(flow, store)
+
+
+quality_stage.order = 10  # type: ignore[attr-defined]  # stages run in ascending order

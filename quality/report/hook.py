@@ -1,6 +1,6 @@
 """Write the steward report after every run (an engine run hook).
 
-Registered in :data:`crm2erp.engine.stages.RUN_HOOKS`. Reports go to the
+Registered as entry point ``crm2erp.hooks`` (``report``). Reports go to the
 folder :func:`~crm2erp.quality.report.paths.reports_dir` names, as
 ``run-<id>.html`` and ``run-<id>.json``; with no folder nothing is written.
 """

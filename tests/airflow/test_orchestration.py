@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shutil
-import sys
 import types
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from crm2erp.mapping import load_flow, load_project
 from crm2erp.mappings import pack_dir
 from crm2erp.redact import redact
 from crm2erp.store import StateStore
+from crm2erp.testing.plugins import install_plugin
 
 
 def _connection(**fields):
@@ -190,15 +190,37 @@ def test_a_held_lock_is_retried_not_failed(airflow, demo_env):
             tasks.sync(pack_dir("demo"), "demo_accounts")
 
 
+GATE_PLUGIN = """
+from crm2erp.errors import FatalError
+
+
 class QualityBreach(FatalError):
-    """What a quality gate raises when a threshold is breached."""
+    \"\"\"What a quality gate raises when a threshold is breached.\"\"\"
+
+
+class Gate:
+    name = "gate"
+
+    def start(self, ctx):
+        pass
+
+    def process(self, items, ctx):
+        raise QualityBreach("quality gate: 40% of accounts fail 'email valid' (max 5%)")
+
+    def finish(self, ctx):
+        pass
+
+
+def factory(flow, store):
+    return Gate()
+"""
 
 
 def test_a_quality_breach_fails_the_task_and_dead_letters_do_not(airflow, demo_env,
-                                                                  monkeypatch):
+                                                                  monkeypatch, tmp_path):
+    """A stage registered by entry point (crm2erp.stages) stops the run."""
     from airflow.sdk.exceptions import AirflowFailException
 
-    from crm2erp.engine import stages
     from crm2erp.orchestration import tasks
 
     outcome = tasks.sync(pack_dir("demo"), "demo_accounts")  # sample has invalid accounts
@@ -207,17 +229,8 @@ def test_a_quality_breach_fails_the_task_and_dead_letters_do_not(airflow, demo_e
     assert summary["open_dead_letters"] == outcome["new_dead_letters"]
     assert summary["counts"]["read"] == 12
 
-    class Gate:
-        def process(self, items, ctx):
-            raise QualityBreach("quality gate: 40% of accounts fail 'email valid' (max 5%)")
-
-        def finish(self, ctx):
-            pass
-
-    module = types.ModuleType("crm2erp_test_gate")
-    module.factory = lambda flow, store: Gate()
-    monkeypatch.setitem(sys.modules, module.__name__, module)
-    monkeypatch.setattr(stages, "FACTORIES", [*stages.FACTORIES, "crm2erp_test_gate:factory"])
+    install_plugin(tmp_path / "plugin", "crm2erp_test_gate", GATE_PLUGIN,
+                   {"crm2erp.stages": {"gate": "factory"}}, monkeypatch)
     with pytest.raises(AirflowFailException, match="QualityBreach: quality gate"):
         tasks.sync(pack_dir("demo"), "demo_accounts", mode="full_refresh")
     with StateStore.open(demo_env) as store:

@@ -130,8 +130,14 @@ def test_sync_status_dlq_round_trip_on_files(tmp_path):
     assert shown.returncode == 0 and '"name": "Beta"' in shown.stdout
     status = crm2erp(*state, "status", cwd=tmp_path)
     assert status.returncode == 0 and "accounts" in status.stdout
-    again = crm2erp(*state, "sync", "run", cwd=tmp_path)
-    assert again.returncode == 0, again.stdout    # the known failure is not new
+    again = crm2erp(*state, "sync", "run", "--json", cwd=tmp_path)
+    # the lookback reads Beta again and it fails again: this run's record, so exit 1
+    assert again.returncode == 1, again.stdout
+    (flow,) = json.loads(again.stdout)["flows"]
+    assert flow["status"] == "partial" and flow["counts"]["failed"] == 1
+    assert flow["new_dead_letters"] == 0          # the same dead letter, not a second one
+    listed = crm2erp(*state, "dlq", "list", "--json", cwd=tmp_path)
+    assert [x["source_key"] for x in json.loads(listed.stdout)["dead_letters"]] == ["2"]
     discarded = crm2erp(*state, "dlq", "discard", "--all", cwd=tmp_path)
     assert "discarded 1" in discarded.stdout
     missing = crm2erp(*state, "dlq", "show", "999", cwd=tmp_path)
@@ -202,9 +208,9 @@ def test_help_loads_no_engine_airflow_gx_or_pandas(tmp_path):
     """`crm2erp --help` stays fast: heavy packages load only in the commands that use them."""
     code = ("import sys\nfrom crm2erp.cli.app import _register_commands\n_register_commands()\n"
             "heavy = {'airflow', 'great_expectations', 'pandas', 'alembic', 'sqlalchemy',\n"
-            "         'starlette', 'uvicorn'}\n"
+            "         'starlette', 'uvicorn', 'pydantic'}\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy\n"
-            "             or m.startswith('crm2erp.engine')))")
+            "             or m.startswith(('crm2erp.engine', 'crm2erp.connectors'))))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -14,6 +14,12 @@ CSV = ("id,name,email,city,country,updated_at\n"
 
 def _project(tmp_path):
     assert crm2erp("init", "proj", cwd=tmp_path).returncode == 0
+    return fill_project(tmp_path)
+
+
+def fill_project(tmp_path) -> dict:
+    """The data and ERP database of ``crm2erp init``'s project in ``tmp_path/proj``; the
+    environment its connections.yaml asks for."""
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "accounts.csv").write_text(CSV, encoding="utf-8")
     db = tmp_path / "erp.db"

@@ -11,7 +11,8 @@ from crm2erp.connectors import create_connector
 from crm2erp.connectors.base import Cursor, WriteAction
 from crm2erp.connectors.hubspot import HubSpotConfig, HubSpotConnector
 from crm2erp.connectors.hubspot.emulator import TOKEN, make_app
-from crm2erp.connectors.hubspot.ordering import OrderedBatcher, iso_millis
+from crm2erp.connectors.toolkit.ordering import OrderedBatcher
+from crm2erp.connectors.toolkit.timestamps import iso_millis
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.testing.server import emulator_process, serve_wsgi
 

@@ -12,7 +12,8 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient  # noqa: E402
 
-from crm2erp.console.app import create_app, describe_schedule, overdue  # noqa: E402
+from crm2erp.console.app import create_app  # noqa: E402
+from crm2erp.console.views import describe_schedule, overdue  # noqa: E402
 from crm2erp.demo import DEMO_FLOWS, run_demo  # noqa: E402
 from crm2erp.store import StateStore  # noqa: E402
 from crm2erp.store.dedupe import DedupePair  # noqa: E402
@@ -206,23 +207,34 @@ def _pair(store, left_name: str, right_name: str) -> int:
     return next(iter(saved.values()))
 
 
-def test_every_page_shows_hostile_crm_text_as_text(tmp_path):
-    demo = run_demo(tmp_path / "crm2erp-demo")
+def hostile_demo(folder):
+    """The demo after CRM users typed markup into names and a type: A-0013 (a dead
+    letter), A-0002 (synced: an ERP customer with invoices); plus a duplicate pair of
+    hostile names. Returns (demo, pair id, run ids, A-0013's dead letter id)."""
+    demo = run_demo(folder / "crm2erp-demo")
     crm = sa.create_engine(f"sqlite:///{demo.directory / 'crm.db'}")
-    with crm.begin() as conn:     # a user typed these into the CRM
+    with crm.begin() as conn:
         conn.execute(sa.text("UPDATE accounts SET company_name = :n, account_type = :t, "
                              "updated_at = :u WHERE id = 'A-0013'"),
                      {"n": HOSTILE_NAME, "t": HOSTILE_TYPE, "u": dt.datetime(2026, 12, 1)})
+        conn.execute(sa.text("UPDATE accounts SET company_name = :n, updated_at = :u "
+                             "WHERE id = 'A-0002'"),
+                     {"n": HOSTILE_NAME, "u": dt.datetime(2026, 12, 1)})
     crm.dispose()
     run_demo(demo.directory)
     with StateStore.open(demo.state_url) as store:
         pair_id = _pair(store, HOSTILE_NAME, HOSTILE_TYPE)
         runs = [r.id for r in store.list_runs(None, limit=100)]
+    return demo, pair_id, runs, letter_id(demo, "demo_accounts", "A-0013")
+
+
+def test_every_page_shows_hostile_crm_text_as_text(tmp_path):
+    demo, pair_id, runs, letter = hostile_demo(tmp_path)
     app = create_app(demo.state_url, demo.project)
     with TestClient(app) as client:
-        letter = letter_id(demo, "demo_accounts", "A-0013")
         urls = ["/", "/dead-letters", "/dead-letters?status=all", f"/dead-letters/{letter}",
                 "/duplicates", f"/duplicates/{pair_id}", "/reconciliation",
+                "/business?as_of=2100-01-01", "/business/status-invoiced",
                 *(f"/flows/{flow}/runs" for flow in DEMO_FLOWS),
                 *(f"/runs/{run}" for run in runs)]
         pages = {url: client.get(url) for url in urls}
@@ -235,6 +247,7 @@ def test_every_page_shows_hostile_crm_text_as_text(tmp_path):
         assert f"'{HOSTILE_TYPE}' is not in the value map" in text(pages[url]), url
     for url in ("/duplicates", f"/duplicates/{pair_id}"):
         assert HOSTILE_NAME in text(pages[url]) and HOSTILE_TYPE in text(pages[url]), url
+    assert HOSTILE_NAME in text(pages["/business?as_of=2100-01-01"])    # a customer name
 
 
 def test_duplicate_review_records_the_decision_with_who_and_when(demo):
@@ -246,7 +259,7 @@ def test_duplicate_review_records_the_decision_with_who_and_when(demo):
         assert client.get("/duplicates", auth=("anna", "wrong")).status_code == 401
         page = client.get(f"/duplicates/{pair_id}", auth=("anna", "s3cret"))
         assert page.status_code == 200
-        row = re.search(r'<tr class="differs">\s*<td>name</td>.*?</tr>', page.text, re.S)
+        row = re.search(r'<tr class="differs"[^>]*>\s*<td>name</td>.*?</tr>', page.text, re.S)
         assert row and "NORDWIND LOGISTICS GMBH" in row.group(0)     # highlighted
         assert client.post(f"/duplicates/{pair_id}/decide", auth=("anna", "s3cret"),
                            data={"decision": "accept"}).status_code == 403
@@ -302,7 +315,8 @@ def test_reconciliation_shows_each_difference_with_both_values(client, demo):
     row = next(r for r in re.findall(r"<tr>(.*?)</tr>", page.text, re.S) if "A-0001" in r
                or canonical in r)
     cells = [html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row, re.S)]
-    assert cells[1:] == ["name", f'"{expected}"', f'"{HOSTILE_NAME}"']
+    assert cells[1:4] == ["name", f'"{expected}"', f'"{HOSTILE_NAME}"']
+    assert "Re-sync A-0001" in cells[4]
 
 
 def test_fields_the_flow_masks_are_masked_unless_unmasked(demo):
@@ -319,3 +333,42 @@ def test_fields_the_flow_masks_are_masked_unless_unmasked(demo):
     assert "info@@" not in shown[False] and "info@@" not in listed[False]
     assert '"email": "info@@nordwind-logistics.example"' in shown[True]
     assert "'info@@nordwind-logistics.example' is not a valid e-mail" in listed[True]
+
+
+def test_resync_one_record_from_the_reconciliation_page_repairs_the_target(client, demo):
+    from crm2erp.cli import main
+
+    with StateStore.open(demo.state_url) as store:
+        canonical = store.canonical_ids("Account", "crm", ["A-0002"])["A-0002"]
+    erp = sa.create_engine(f"sqlite:///{demo.directory / 'erp.db'}")
+    query = sa.text("SELECT name, city FROM customers WHERE crm_ref = :r")
+    with erp.begin() as conn:    # a hand edit in the ERP
+        expected = conn.execute(query, {"r": canonical}).one()
+        conn.execute(sa.text("UPDATE customers SET name = 'Hand Edited', city = 'Nowhere' "
+                             "WHERE crm_ref = :r"), {"r": canonical})
+    assert main(["-p", str(demo.project), "reconcile", "demo_accounts"]) == 1
+    page = client.get("/reconciliation")
+    forms = re.findall(r'<form method="post" action="/reconciliation/resync">(.*?)</form>',
+                       page.text, re.S)
+    assert len(forms) == 1 and "Re-sync A-0002" in forms[0]   # one button per record
+    assert client.post("/reconciliation/resync", data={"flow": "demo_accounts",
+                                                        "source_key": "A-0002"}
+                       ).status_code == 403
+    done = client.post("/reconciliation/resync", data={
+        "csrf": csrf(page), "flow": "demo_accounts", "source_key": "A-0002"})
+    assert done.status_code == 200
+    assert "Re-synced A-0002 of demo_accounts" in text(done) and "succeeded" in text(done)
+    with erp.connect() as conn:
+        assert tuple(conn.execute(query, {"r": canonical}).one()) == tuple(expected)
+    erp.dispose()
+    with StateStore.open(demo.state_url) as store:
+        run = store.list_runs("demo_accounts", limit=1)[0]
+    assert (run.mode, run.updated) == ("retry", 1)
+    assert main(["-p", str(demo.project), "reconcile", "demo_accounts"]) == 0
+    failing = client.post("/reconciliation/resync", data={   # still unmappable: said so
+        "csrf": csrf(page), "flow": "demo_accounts", "source_key": "A-0013"})
+    assert failing.status_code == 200 and "Held back" in text(failing)
+    assert "'Reseller' is not in the value map" in text(failing)
+    gone = client.post("/reconciliation/resync", data={
+        "csrf": csrf(page), "flow": "demo_accounts", "source_key": "A-9999"})
+    assert gone.status_code == 400 and "has no record 'A-9999'" in text(gone)

@@ -32,6 +32,8 @@ def test_the_console_on_every_state_store(any_db_url, tmp_path, monkeypatch):
         for flow in ("demo_accounts", "demo_contacts"):
             engine.run(flow)
     with TestClient(create_app(any_db_url, project_dir)) as client:
+        business = client.get("/business")        # the hub's memory, on this store
+        assert business.status_code == 200 and "No sales orders in the hub" in _text(business)
         overview = _text(client.get("/"))
         assert "demo_accounts: 4 dead letter(s) to fix" in overview
         assert "demo_orders: never run" in overview

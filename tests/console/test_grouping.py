@@ -7,7 +7,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from crm2erp.console.app import environment, group_letters  # noqa: E402
+from crm2erp.console.views import environment, group_letters  # noqa: E402
 from crm2erp.store.records import DeadLetter  # noqa: E402
 
 NOW = dt.datetime(2026, 12, 6, 12, 0)
@@ -48,7 +48,9 @@ def test_the_dead_letters_page_shows_any_reason_and_key_as_text(found):
     tags = {t for t in re.findall(r"<([a-zA-Z][a-zA-Z0-9]*)", page)}
     assert tags <= {"html", "head", "meta", "title", "link", "body", "header", "strong", "nav",
                     "a", "main", "h1", "h2", "form", "label", "select", "option", "button",
-                    "p", "section", "input", "span", "details", "summary", "ul", "li"}
+                    "p", "section", "input", "span", "details", "summary", "ul", "li",
+                    "script"}
+    assert re.findall(r"<script[^>]*>", page) == ['<script src="/static/keys.js" defer>']
     shown = html.unescape(page)
     for letter in found:
         assert letter.error in shown and letter.source_key in shown

@@ -73,8 +73,10 @@ def test_unparseable_csv_cursors_are_dead_letters_and_later_edits_still_load(tmp
                         ("3", "Slash", "01/02/2026"), ("4", "Word", "yesterday"),
                         ("5", "Beta", "2025-12-15T11:00:00Z"),
                         ("6", "Gamma", "2025-12-16T08:00:00Z")])
-    second = project.cli("sync", "run", "accounts")   # the same 3 dead letters: none new
-    assert second.returncode == 0, second.stdout + second.stderr
+    second = project.cli("sync", "run", "accounts")
+    # the 3 rows are read and fail again: this run's records, exit 1; still 3 letters
+    assert second.returncode == 1, second.stdout + second.stderr
+    assert "partial" in second.stdout and set(project.dead_letters()) == {"2", "3", "4"}
     assert sorted(project.erp().values()) == ["Alpha edited", "Beta", "Gamma"]
     assert project.watermark().value == "2025-12-16T09:00:00+00:00"
 

@@ -319,9 +319,9 @@ def test_bucket_keys_and_month_arithmetic():
 
 
 def test_sap_pir_mapping_makes_one_requirement_per_product_and_month():
-    from crm2erp.mapping.loader import _read_mapping
+    from crm2erp.mapping.files import read_mapping
 
-    spec, issues = _read_mapping(MAPPINGS / "sap" / "pir.out.map.yaml")
+    spec, issues = read_mapping(MAPPINGS / "sap" / "pir.out.map.yaml")
     assert issues == [] and spec is not None
     row = compile_mapping(spec, system="s4").apply(
         {"id": "x", "product_code": "P-WIDGET", "period": dt.date(2026, 5, 1),

@@ -80,9 +80,9 @@ def test_a_quality_breach_posts_the_breach(demo):
                 pytest.raises(FatalError) as stopped:
             engine.run("demo_accounts")
     [(_, _, body)] = hook.bodies
-    assert body["event"] == "quality_breach" and body["status"] == "failed"
+    assert body["event"] == "quality_breach" and body["status"] == "stopped"
     assert body["quality_breach"] == str(stopped.value)
-    assert store.get_run(body["run_id"]).status == "failed"
+    assert store.get_run(body["run_id"]).status == "stopped"
 
 
 def test_an_unreachable_webhook_is_a_warning_and_the_run_stands(demo, caplog):

@@ -168,3 +168,17 @@ def test_timeouts_are_passed(scripted, monkeypatch):
     scripted.on("/items", 200, {"ok": 1})
     client(scripted, timeout={"connect": 2, "read": 9}).request("GET", "/items")
     assert seen["timeout"] == (2, 9)
+
+
+def test_single_attempt_sends_once_through_the_same_session_limiter_and_stats(scripted):
+    scripted.on("/orders", 503, {"e": "busy"})
+    c = client(scripted, rate_limit={"requests_per_second": 1000, "burst": 5})
+    once = c.single_attempt()
+    assert (once.session, once.limiter, once.stats) == (c.session, c.limiter, c.stats)
+    with pytest.raises(RetriableError, match="still failing after 1 attempts"):
+        once.request("POST", "/orders", json={"n": 1})
+    assert len(scripted.calls("/orders")) == 1 and c.slept == []
+    assert (c.stats.attempts, c.stats.calls, c.stats.by_status[503]) == (1, 1, 1)
+    with pytest.raises(RetriableError, match="still failing after 4 attempts"):
+        c.request("POST", "/orders", json={"n": 1})   # the client itself still retries
+    assert len(scripted.calls("/orders")) == 5

@@ -75,8 +75,12 @@ def test_finds_a_deleted_record_a_changed_field_and_an_orphan(demo):
     missing = result.details["missing_in_target"][0]
     assert missing["key"] == first.crm_ref and "deleted in the target" in missing["note"]
     assert result.counts["different"] == 1
-    assert result.details["different"] == [{"key": second.crm_ref, "field": "city",
-                                            "source": second.city, "target": "Hand Edited"}]
+    different = result.details["different"]
+    assert different == [{"key": second.crm_ref, "source_key": different[0]["source_key"],
+                          "field": "city", "source": second.city, "target": "Hand Edited"}]
+    with StateStore.open(f"sqlite:///{demo / 'state.db'}") as store:   # the CRM's key
+        assert store.canonical_ids("Account", "crm", [different[0]["source_key"]]) == {
+            different[0]["source_key"]: second.crm_ref}
     assert [o["source_key"] for o in result.details["orphaned"]] == [source_key]
     assert [e["key"] for e in result.details["only_in_target"]] == [third.crm_ref]
     assert stored.counts["missing_in_target"] == 1 and stored.counts["orphaned"] == 1

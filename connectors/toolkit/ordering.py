@@ -10,44 +10,52 @@ drops what is at or before the watermark, merges in deletions found
 elsewhere (HubSpot's archived list, Dataverse's audit log) and cuts batches.
 A resumed read therefore skips exactly the rows it already has.
 
-Shared by the HubSpot and Dynamics connectors (it has nothing specific to
+Used by the HubSpot and Dynamics connectors (it has nothing specific to
 either); only one group of equal timestamps is held in memory at a time.
 """
 
 from __future__ import annotations
 
-__all__ = ["OrderedBatcher", "iso_millis"]
+__all__ = ["OrderedBatcher", "merged_batches"]
 
-import datetime as dt
+import heapq
 from collections.abc import Iterable, Iterator
-from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
+from crm2erp.connectors.toolkit.timestamps import iso_millis
 from crm2erp.errors import FatalError
 
 Position = tuple[str, str]
+#: ``(position, row, deleted key)``: a row, or (row None) the key of a deletion
+Item = tuple[Position, Row | None, str | None]
 
 
-def iso_millis(value: Any) -> str:
-    """A timestamp (ISO text, epoch milliseconds or datetime) as ``YYYY-MM-DDTHH:MM:SS.mmmZ``.
+def merged_batches(sources: Iterable[Iterable[Item]], since: Cursor | None, since_stamp: str,
+                   batch_size: int) -> Iterator[Batch]:
+    """Batches from ``sources`` that are each sorted by position (APIs that sort by
+    ``(cursor, key)`` themselves: one query per source, a deletion log...), merged.
 
-    The fixed-width UTC form sorts correctly as text, which is what cursor
-    comparisons use.
+    ``since_stamp`` is the watermark's value in the positions' text form: items
+    before it are dropped, and at it those at or before ``since.key``.
     """
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        value = dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
-    elif isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise FatalError(f"cursor value {value!r} is not an ISO-8601 timestamp") from None
-    if not isinstance(value, dt.datetime):
-        raise FatalError(f"cursor value {value!r} is not a timestamp")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    after = (since_stamp, since.key) if since is not None else None
+    rows: list[Row] = []
+    deleted: list[str] = []
+    last: Position | None = None
+    for position, row, gone in heapq.merge(*sources, key=lambda item: item[0]):
+        if after is not None and (position[0] < after[0] or (
+                after[1] is not None and position <= after)):
+            continue  # before the watermark, or already read at the same instant
+        if gone is not None:
+            deleted.append(gone)
+        else:
+            rows.append(row)
+        last = position
+        if len(rows) + len(deleted) >= max(1, batch_size):
+            yield Batch(rows, Cursor(*last), deleted)
+            rows, deleted = [], []
+    if rows or deleted:
+        yield Batch(rows, Cursor(*last), deleted)
 
 
 class OrderedBatcher:
@@ -80,8 +88,9 @@ class OrderedBatcher:
         self._best: Position | None = None
 
     # -- feeding ---------------------------------------------------------
-    def add(self, stamp: str, key: str, row: Row) -> Iterator[Batch]:
-        """Add one row whose cursor value, normalised by :func:`iso_millis`, is ``stamp``."""
+    def add(self, stamp: str, key: str, row: Row | None) -> Iterator[Batch]:
+        """Add one row whose cursor value, normalised by :func:`iso_millis`, is ``stamp``
+        (``row`` None: the record ``key`` was deleted at ``stamp``)."""
         if not self.with_cursor:
             yield from self._emit((stamp, key), row)
             return

@@ -1,0 +1,15 @@
+"""The connector toolkit: what every API connector needs, written once.
+
+- :mod:`~crm2erp.connectors.toolkit.timestamps`: timestamp cursor values parsed
+  (on :mod:`crm2erp.connectors.cursortype`) and written as sortable UTC text;
+- :mod:`~crm2erp.connectors.toolkit.ordering`: batches in exact ``(cursor, key)``
+  order with deletions merged in, resumable inside a group of equal timestamps;
+- :mod:`~crm2erp.connectors.toolkit.writer`: the external-id batch upsert loop and
+  the JSON encoder default for request bodies;
+- :mod:`~crm2erp.connectors.toolkit.config`: strict models, URL and name fields,
+  stream-name and ``children`` checks.
+
+With :class:`crm2erp.http.HttpClient` (and its ``single_attempt()`` for writes that
+must not repeat) a connector is left with its endpoints, field quirks and error
+table; ``docs/writing-a-connector.md`` walks through one.
+"""

@@ -1,0 +1,132 @@
+"""The connector toolkit: timestamp cursors, merged batches, the batch upsert loop,
+the shared config types."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from crm2erp.connectors.base import WriteAction, WriteResult
+from crm2erp.connectors.toolkit import config as toolkit
+from crm2erp.connectors.toolkit.ordering import merged_batches
+from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant, utc_text
+from crm2erp.connectors.toolkit.writer import write_in_batches
+from crm2erp.errors import ConfigError, FatalError
+
+
+@pytest.mark.parametrize("value,expected", [
+    ("2026-03-01T10:00:00Z", "2026-03-01T10:00:00.000Z"),
+    ("2026-03-01T12:00:00.1234+02:00", "2026-03-01T10:00:00.123Z"),
+    ("2026-03-01 10:00:00", "2026-03-01T10:00:00.000Z"),          # naive = UTC
+    (dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC), "2026-03-01T10:00:00.000Z"),
+    ("1772359200000", "2026-03-01T10:00:00.000Z"),                 # epoch milliseconds
+])
+def test_iso_millis_is_fixed_width_utc(value, expected):
+    assert iso_millis(value) == expected
+
+
+@pytest.mark.parametrize("bad", ["n/a", "yesterday", "01/02/2026", "", None, {"a": 1}])
+def test_a_value_that_is_not_a_timestamp_raises_the_connectors_error(bad):
+    with pytest.raises(FatalError, match="SAP cursor value .* is not an ISO-8601 timestamp"):
+        utc_instant(bad, "SAP cursor value")
+    with pytest.raises(ConfigError):
+        utc_instant(bad, error=ConfigError)
+
+
+def test_naive_values_are_in_the_given_zone():
+    zone = dt.timezone(dt.timedelta(hours=2))
+    assert utc_instant("2026-03-01 12:00:00", zone=zone) == dt.datetime(2026, 3, 1, 10,
+                                                                        tzinfo=dt.UTC)
+    assert utc_text(dt.datetime(2026, 3, 1, 10, 0, 5, 999999), millis=False) == \
+        "2026-03-01T10:00:05Z"
+
+
+positions = st.lists(st.tuples(st.integers(0, 5), st.integers(0, 30)), unique=True,
+                     max_size=40)
+
+
+@given(rows=positions, gone=positions, size=st.integers(1, 7), cut=st.integers(0, 80))
+def test_merged_batches_resume_exactly_after_any_batch(rows, gone, size, cut):
+    gone = [p for p in gone if p not in rows]
+
+    def sources():
+        def item(p, deleted):
+            position = (f"2026-01-01T00:00:0{p[0]}.000Z", f"k{p[1]:02d}")
+            return (position, None, position[1]) if deleted else (position, {"id": position[1]},
+                                                                  None)
+        return [[item(p, False) for p in sorted(rows)], [item(p, True) for p in sorted(gone)]]
+
+    batches = list(merged_batches(sources(), None, "", size))
+    seen = [(b.cursor.value, b.cursor.key) for b in batches]
+    assert seen == sorted(seen)
+    keys = [(r["id"], False) for b in batches for r in b.rows] + \
+        [(k, True) for b in batches for k in b.deleted_keys]
+    assert len(keys) == len(rows) + len(gone)
+    if not batches:
+        return
+    at = cut % len(batches)
+    resumed = list(merged_batches(sources(), batches[at].cursor, batches[at].cursor.value, size))
+    after = [r["id"] for b in batches[at + 1:] for r in b.rows]
+    assert [r["id"] for b in resumed for r in b.rows] == after
+
+
+def test_write_in_batches_answers_in_row_order_and_never_sends_a_row_without_key():
+    calls = []
+
+    def send(chunk):
+        calls.append([row["ext"] for row in chunk])
+        return [WriteResult(row["ext"], WriteAction.CREATED, target_id=f"T{row['ext']}")
+                for row in chunk]
+
+    rows = [{"ext": "a"}, {"ext": ""}, {"ext": "b", "Id": "x"}, {"ext": "c"}, {},
+            {"ext": "a"}, {"ext": "d"}]
+    results = write_in_batches(rows, lambda row: row.get("ext"), send, size=2,
+                               missing="ext is empty",
+                               refuse=lambda row: "no Id" if "Id" in row else None,
+                               distinct_keys=True)
+    assert calls == [["a", "c"], ["a", "d"]]     # a repeated key starts a new call
+    assert [(r.key, r.action, r.error) for r in results] == [
+        ("a", WriteAction.CREATED, None), ("", WriteAction.FAILED, "ext is empty"),
+        ("b", WriteAction.FAILED, "no Id"), ("c", WriteAction.CREATED, None),
+        ("", WriteAction.FAILED, "ext is empty"), ("a", WriteAction.CREATED, None),
+        ("d", WriteAction.CREATED, None)]
+
+
+LowerName = toolkit.name_type(re.compile(r"^[a-z_]+$"), "a lower-case name")
+ApiUrl = toolkit.web_url("https://api.example.com")
+
+
+class _Conf(toolkit.StrictModel):
+    base_url: ApiUrl
+    object_name: LowerName | None = None
+
+
+def test_config_types_say_what_is_wrong():
+    conf = _Conf(base_url="https://x.example/", object_name="deals")
+    assert (conf.base_url, conf.object_name) == ("https://x.example", "deals")
+    with pytest.raises(ValidationError, match="base_url must look like https://api.example"):
+        _Conf(base_url="x.example")
+    with pytest.raises(ValidationError, match="'Deals' is not a lower-case name"):
+        _Conf(base_url="https://x.example", object_name="Deals")
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        _Conf(base_url="https://x.example", other=1)
+
+
+def test_children_are_other_configured_streams():
+    from typing import Annotated
+
+    class Stream(toolkit.StrictModel):
+        children: Annotated[dict[str, toolkit.ChildConfig], toolkit.ChildList] = {}
+
+    streams = {"deals": Stream(children=["lines"]), "lines": Stream()}
+    assert streams["deals"].children == {"lines": toolkit.ChildConfig(stream="lines")}
+    toolkit.check_children(streams)
+    with pytest.raises(ValueError, match="child 'x' names stream 'nope'"):
+        toolkit.check_children({"deals": Stream(children={"x": {"stream": "nope"}})})
+    with pytest.raises(ValueError, match="stream name 'bad name' must be letters"):
+        toolkit.check_children({"bad name": Stream()})
