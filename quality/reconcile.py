@@ -39,7 +39,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from crm2erp.engine.runner import record_key
+from crm2erp.engine.batch import record_key
+from crm2erp.engine.inbound import canonicalize
+from crm2erp.engine.load import outbound
 from crm2erp.jsonutil import to_jsonable
 from crm2erp.store import BatchCommit
 from crm2erp.store.types import utcnow
@@ -174,7 +176,7 @@ def reconcile(runner, *, save: bool = True, batch_size: int = 500) -> ReconcileR
         source_keys.update(record_key(r, key_fields) for r in rows)
         scratch = BatchCommit(run_id=0, flow=flow.flow)
         counts: Counter = Counter()
-        items = runner._outbound(runner._canonical(rows, counts, scratch), counts, scratch)
+        items = outbound(runner, canonicalize(runner, rows, counts, scratch), counts, scratch)
         for letter in scratch.dead_letters:
             result.add("unmapped", {"key": letter.source_key, "note": letter.error[:300]})
         by_key = {i.target_key: i for i in items}

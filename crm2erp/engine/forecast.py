@@ -33,16 +33,12 @@ from collections import Counter
 from collections.abc import Iterable
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from pydantic import ValidationError
-
 from crm2erp.contract import Cursor, Row
+from crm2erp.engine.batch import RunResult, hold, record_key
+from crm2erp.engine.inbound import validate
+from crm2erp.engine.load import load
 from crm2erp.engine.resolver import canonical_id_for
-from crm2erp.engine.runner import (
-    FlowRunner,
-    RunResult,
-    _validation_message,
-    record_key,
-)
+from crm2erp.engine.runner import FlowRunner
 from crm2erp.engine.stages import Item
 from crm2erp.errors import ConfigError, RecordError
 from crm2erp.jsonutil import payload_hash
@@ -104,32 +100,31 @@ class ForecastRunner(FlowRunner):
                      self.flow.flow)
         self._set_partition(None)
         self.mode = mode
-        return self._managed(self.run_label(mode, dry_run),
-                             lambda result: self._forecast(result, dry_run))
+        return self._managed(self.run_label(mode, dry_run), self._forecast, dry_run=dry_run)
 
     def reread(self, letters) -> tuple[list[Row], list[str]]:
         return [], []   # a retry recomputes the whole forecast from the source
 
     def _process(self, rows: list[Row], cursor: Cursor | None, result: RunResult,
-                 dry_run: bool, **_ignored) -> None:
+                 **_ignored) -> None:
         """Retrying dead letters (``replay``): a forecast is only ever recomputed whole."""
-        self._forecast(result, dry_run)
+        self._forecast(result)
 
     # -- the two phases -----------------------------------------------------
-    def _forecast(self, result: RunResult, dry_run: bool) -> None:
+    def _forecast(self, result: RunResult) -> None:
         self.buckets = {}
         self.first = month_start(self.today())
         self.last = add_months(self.first, self.spec.horizon_months - 1)
         batch_size = self.flow.incremental.batch_size if self.flow.incremental else 500
         for batch in self.source.read(self.flow.source.stream, None, batch_size=batch_size):
-            self._accumulate(batch.rows, result, dry_run)
+            self._accumulate(batch.rows, result)
             if self.progress:
                 self.progress(result)
-        self._emit(result, dry_run, batch_size)
+        self._emit(result, batch_size)
         for stage in self.stages:
             stage.finish(self.context)
 
-    def _accumulate(self, rows: list[Row], result: RunResult, dry_run: bool) -> None:
+    def _accumulate(self, rows: list[Row], result: RunResult) -> None:
         """Map and validate one batch of deals and add them to the buckets."""
         counts: Counter = Counter(read=len(rows))
         commit = BatchCommit(run_id=result.run_id, flow=self.flow.flow, counts=counts)
@@ -142,19 +137,12 @@ class ForecastRunner(FlowRunner):
                     counts["skipped"] += 1
                 else:
                     data = self.inbound.apply(row, self.resolver)
-                    self._add(self._opportunity(data), counts)
+                    self._add(validate(self.opportunity_model, data), counts)
             except RecordError as exc:
-                self._hold(commit, counts, exc.stage, source_key, str(exc), row)
+                hold(commit, counts, exc.stage, source_key, str(exc), row)
                 continue
             commit.resolved_keys.append(source_key)
-        self._commit(commit, counts, result, dry_run)
-
-    def _opportunity(self, data: dict):
-        try:
-            return self.opportunity_model.model_validate(data)
-        except ValidationError as exc:
-            message, field_name = _validation_message(exc)
-            raise RecordError(message, stage="validate", field=field_name) from None
+        self._commit(commit, counts, result)
 
     def _add(self, deal, counts: Counter) -> None:
         """Add one deal's weighted lines to the buckets, or count it skipped."""
@@ -180,7 +168,7 @@ class ForecastRunner(FlowRunner):
             self.buckets[bucket] = self.buckets.get(bucket, Decimal(0)) + line.quantity * weight
         counts["forecast_deals" if lines else "skipped"] += 1
 
-    def _emit(self, result: RunResult, dry_run: bool, batch_size: int) -> None:
+    def _emit(self, result: RunResult, batch_size: int) -> None:
         """One ForecastLine per bucket, plus a zero for each bucket that emptied."""
         previous = dict(self.store.iter_xref(self.flow.entity, self.forecast_system))
         keys = {bucket_key(p, m): (p, m) for p, m in self.buckets}
@@ -191,13 +179,12 @@ class ForecastRunner(FlowRunner):
                     keys[key] = (product, period)
         ordered = sorted(keys.items(), key=lambda kv: (kv[1][1], kv[1][0]))
         for start in range(0, len(ordered), batch_size):
-            self._emit_batch(ordered[start:start + batch_size], previous, result, dry_run)
+            self._emit_batch(ordered[start:start + batch_size], previous, result)
 
     def _emit_batch(self, part: Iterable[tuple[str, tuple[str, dt.date]]],
-                    previous: dict[str, str], result: RunResult, dry_run: bool) -> None:
+                    previous: dict[str, str], result: RunResult) -> None:
         counts: Counter = Counter()
         commit = BatchCommit(run_id=result.run_id, flow=self.flow.flow, counts=counts)
-        self.context.dry_run = dry_run
         items = []
         for key, (product, period) in part:
             quantity = self.buckets.get((product, period), Decimal(0))
@@ -206,20 +193,20 @@ class ForecastRunner(FlowRunner):
             canonical_id = previous.get(key) or canonical_id_for(
                 self.flow.entity, self.forecast_system, key)
             try:
-                record = self._validate({
+                record = validate(self.model, {
                     "id": canonical_id, "product_code": product, "period": period,
                     "quantity": row["quantity"], "uom": self.spec.uom,
                     "warehouse": self.spec.warehouse})
             except RecordError as exc:
-                self._hold(commit, counts, exc.stage, key, str(exc), row)
+                hold(commit, counts, exc.stage, key, str(exc), row)
                 continue
             items.append(Item(key, row, canonical_id, record))
         counts["forecast_lines"] += len(items)
-        self._load(items, counts, commit, result, dry_run)
-        self._commit(commit, counts, result, dry_run)
+        load(self, items, counts, commit)
+        self._commit(commit, counts, result)
 
     # -- the xref of a bucket ---------------------------------------------
-    def _source_xref(self, item: Item) -> XrefUpsert:
+    def source_xref(self, item: Item) -> XrefUpsert:
         """Buckets are this flow's own records: keyed by ``product|YYYY-MM``."""
         return XrefUpsert(self.flow.entity, self.forecast_system, item.source_key,
                           item.canonical_id, payload_hash(item.source_row))

@@ -16,11 +16,6 @@ from crm2erp.engine import Engine, RunResult
 from crm2erp.errors import ConfigError, Crm2ErpError
 
 
-def _every_item(items, counts, commit):
-    """The runner's hash check, switched off: every item is written."""
-    return items
-
-
 def resync_record(project, store, flow_name: str, source_key: str) -> RunResult:
     """Run the record ``source_key`` of ``flow_name``'s source through the flow.
 
@@ -45,6 +40,6 @@ def resync_record(project, store, flow_name: str, source_key: str) -> RunResult:
         row = found[source_key]
         runner._set_partition(None)
         runner.mode = "retry"            # no "unchanged" short cut for this record
-        runner._changed = _every_item    # this engine's runner only: discarded below
+        runner.skip_unchanged = False    # this engine's runner only: discarded below
         return runner._managed("retry", lambda result: runner._process(
-            [row], None, result, False, retry=True))
+            [row], None, result, retry=True))

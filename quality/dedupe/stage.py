@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from crm2erp.engine.inbound import canonicalize
 from crm2erp.engine.memory import deep_merge, flatten, set_path
 from crm2erp.engine.stages import Item, Rejection, StageContext
 from crm2erp.errors import ConfigError
@@ -192,7 +193,7 @@ class DedupeStage:
         runner.mode, unusable = "full_refresh", 0
         for batch in runner.source.read(self.flow.source.stream, None, batch_size=batch_size):
             scratch = BatchCommit(run_id=0, flow=self.flow.flow)
-            items = runner._canonical(batch.rows, Counter(), scratch)
+            items = canonicalize(runner, batch.rows, Counter(), scratch)
             unusable += len(scratch.dead_letters) + len(batch.rejected)
             for item in items:   # the source's latest values win over the memory's
                 found[item.canonical_id] = from_item(item, self.system)

@@ -13,6 +13,7 @@ __all__ = ["check_flow", "FlowCheck", "MODEL_RULE"]
 from collections import Counter
 from dataclasses import dataclass, field
 
+from crm2erp.engine.inbound import canonicalize
 from crm2erp.quality.gx.config import QualityConfig
 from crm2erp.quality.gx.stage import RunTally, rejected_rows
 from crm2erp.quality.gx.suite import Check
@@ -47,7 +48,7 @@ def check_flow(runner, *, limit: int | None = None, batch_size: int = 500) -> Fl
             break
         scratch = BatchCommit(run_id=0, flow=flow.flow)
         counts: Counter = Counter(read=len(rows))
-        items = runner._canonical(rows, counts, scratch)
+        items = canonicalize(runner, rows, counts, scratch)
         refused = {d.source_key: d.error for d in scratch.dead_letters if d.stage != "parked"}
         outcomes = [Outcome(model_check, len(rows), not refused, refused)]
         outcomes += checker.run(items, runner.store, flow.target.connection)

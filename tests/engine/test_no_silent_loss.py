@@ -290,3 +290,54 @@ def test_a_crash_in_any_step_loses_nothing_after_a_rerun(step, deletable, accoun
     with s.crm.connect() as conn:
         written_back = dict(conn.execute(sa.text("SELECT id, erp_no FROM accounts")).all())
     assert written_back == erp_ids
+
+
+def test_a_dry_run_writes_nowhere_and_describes_every_write(deletable, account, engine_for,
+                                                            t0):
+    """The dry-run sink: an edit, a new record, a delete and a bad record are described;
+    the ERP, the write-back column (one id is missing there), the watermark and the dead
+    letters stay as they were, and the real run afterwards makes the described writes."""
+    s = deletable
+    with s.crm.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE accounts ADD COLUMN erp_no VARCHAR(20)"))
+    (s.project / "accounts.flow.yaml").write_text(
+        ARCHIVING_FLOW + "write_back: {connection: crm, stream: accounts, field: erp_no}\n")
+    s.add_accounts(*(account(n) for n in range(1, 4)))
+    engine_for(s).run("accounts")
+    later = t0 + dt.timedelta(hours=1)
+    with s.crm.begin() as conn:
+        conn.execute(sa.text("UPDATE accounts SET name = 'Renamed', updated_at = :t "
+                             "WHERE id = 'A001'"), {"t": later})
+    _delete_in_crm(s, "A002", at=later)
+    with s.crm.begin() as conn:       # a lost write-back: a real full refresh heals it
+        conn.execute(sa.text("UPDATE accounts SET erp_no = NULL WHERE id = 'A003'"))
+    s.add_accounts(account(4, at=later), account(5, email="bad@@x", at=later))
+    with s.crm.connect() as conn:
+        crm_before = conn.execute(sa.text("SELECT * FROM accounts ORDER BY id")).all()
+    erp_before = _erp(s, "name", "active")
+    engine = engine_for(s)
+    mark = engine.store.get_watermark("accounts", "accounts")
+
+    dry = engine.run("accounts", mode="full_refresh", dry_run=True)
+
+    assert _erp(s, "name", "active") == erp_before
+    with s.crm.connect() as conn:
+        assert conn.execute(sa.text("SELECT * FROM accounts ORDER BY id")).all() == crm_before
+    assert engine.store.get_watermark("accounts", "accounts") == mark
+    assert engine.store.dead_letters("accounts") == []
+    with s.erp.connect() as conn:
+        customer_id = {_crm_id(e): str(i) for e, i in conn.execute(
+            sa.text("SELECT email, id FROM customers"))}
+    assert dry.mode == "dry_run" and dry.new_dead_letters == 1 and dry.counts["failed"] == 1
+
+    real = engine_for(s).run("accounts")
+    ref = engine.store.canonical_ids("Account", "crm", ["A001", "A004"])   # the ERP's key
+    described = {(c.action, c.key): c.fields for c in dry.changes}
+    assert described.pop(("update", ref["A001"])) == {"name": "Renamed"}
+    assert described.pop(("archive", customer_id["A002"])) == {}
+    [(action, key)] = described
+    assert action == "create" and key == ref["A004"]   # A005 fails: a dead letter
+    assert _erp(s, "name", "active") == {
+        "A001": ("Renamed", 1), "A002": ("Company 2", 0), "A003": ("Company 3", 1),
+        "A004": ("Company 4", 1)}
+    assert (real.counts["created"], real.counts["updated"], real.counts["deleted"]) == (1, 1, 1)
