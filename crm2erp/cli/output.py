@@ -58,11 +58,18 @@ def json_option():
     return typer.Option(False, "--json", help="Print JSON on stdout (nothing else there).")
 
 
+#: What JSON may carry raw but a terminal must not get: C1 controls, DEL and the
+#: bidirectional overrides (JSON escapes C0 controls itself); written as \uXXXX.
+_JSON_UNSAFE = {c: f"\\u{c:04x}" for c in (*range(127, 160), *range(0x202A, 0x202F),
+                                           *range(0x2066, 0x206A))}
+
+
 def print_json(value: object) -> None:
-    """``value`` as JSON on stdout, nothing else: for ``--json`` (piped into jq)."""
+    """``value`` as JSON on stdout, nothing else: for ``--json`` (piped into jq).
+    Characters that would act on a terminal are escaped, the JSON stays the same."""
     from crm2erp.jsonutil import dumps
 
-    sys.stdout.write(dumps(value, indent=2) + "\n")
+    sys.stdout.write(dumps(value, indent=2).translate(_JSON_UNSAFE) + "\n")
     sys.stdout.flush()
 
 

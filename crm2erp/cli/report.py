@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from crm2erp.cli.context import settings
-from crm2erp.cli.output import console, literal
+from crm2erp.cli.output import console, literal, print_json
 
 
 def write_site(cfg, folder: Path, unmask: bool, run_id: int | None = None) -> list[Path]:
@@ -59,7 +59,6 @@ def report(ctx: typer.Context,
 def _print_json(cfg, run_id: int | None, unmask: bool) -> None:
     from crm2erp.console.export import run_data
     from crm2erp.console.views import flow_masker
-    from crm2erp.jsonutil import dumps
 
     if run_id is None:
         raise typer.BadParameter("--json needs a RUN_ID", param_hint="RUN_ID")
@@ -67,7 +66,7 @@ def _print_json(cfg, run_id: int | None, unmask: bool) -> None:
     store = cfg.open_store(create=False)
     try:
         run = store.get_run(run_id)
-        text = dumps(run_data(store, run, flow_masker(project, run.flow)), indent=2)
+        data = run_data(store, run, flow_masker(project, run.flow))
     finally:
         store.close()
-    console.print(text, markup=False, highlight=False, soft_wrap=True)
+    print_json(data)

@@ -123,9 +123,10 @@ class _Page(HTMLParser):
 
 def test_report_escapes_html_and_loads_no_external_script(seeded, capsys, tmp_path):
     args, run_id = seeded["args"], str(seeded["run_id"])
-    out_file = tmp_path / "r.html"
-    code, out, err = run(capsys, *args, "report", run_id, "--out", str(out_file))
+    out_dir = tmp_path / "report"
+    code, out, err = run(capsys, *args, "report", run_id, "--out", str(out_dir))
     assert_safe(code, out, err, 0)
+    out_file = out_dir / f"run-{run_id}.html"
     page = _Page()
     page.feed(out_file.read_text(encoding="utf-8"))
     assert "img" not in page.tags                       # the CRM's HTML stays text
