@@ -14,6 +14,7 @@ __all__ = ["StateStore", "DEFAULT_URL", "ENV_URL"]
 import datetime as dt
 import logging
 import os
+import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
@@ -114,7 +115,13 @@ def _sqlite_real_transactions(engine: sa.Engine) -> None:
     def _no_implicit_begin(dbapi_connection, _record):
         dbapi_connection.isolation_level = None
         if in_file:
-            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            try:
+                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            except sqlite3.OperationalError as exc:
+                # another connection holds the file (a migration, or the same switch at
+                # once): WAL is kept in the file, the next connection switches it; this
+                # one runs in the journal mode the file has
+                log.debug("state store stays in its journal mode for now: %s", exc)
             dbapi_connection.execute("PRAGMA synchronous=NORMAL")
 
     @sa.event.listens_for(engine, "begin")
