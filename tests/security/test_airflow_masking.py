@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
-import pytest
-
 
 def test_connections_yaml_secrets_are_masked_in_airflow_task_logs(tmp_path):
-    pytest.importorskip("airflow.sdk")
     from airflow.sdk.log import _secrets_masker
 
     import crm2erp.orchestration.tasks  # noqa: F401 - installs the listener
