@@ -37,9 +37,4 @@ def resync_record(project, store, flow_name: str, source_key: str) -> RunResult:
             raise ConfigError(f"flow {flow_name!r}: {runner.source_system!r} has no record "
                               f"{source_key!r} in {stream!r} (deleted there?); nothing "
                               "was written")
-        row = found[source_key]
-        runner._set_partition(None)
-        runner.mode = "retry"            # no "unchanged" short cut for this record
-        runner.skip_unchanged = False    # this engine's runner only: discarded below
-        return runner._managed("retry", lambda result: runner._process(
-            [row], None, result, retry=True))
+        return runner.rerun([found[source_key]], force=True)

@@ -265,6 +265,19 @@ class FlowRunner:
             delete(self, list(deleted_keys), counts, commit)
         self._commit(commit, counts, result, cursor)
 
+    def rerun(self, rows: list[Row], *, deleted_keys=(), closed_keys=(),
+              force: bool = False) -> RunResult:
+        """``rows`` (read again by key) through the flow as a locked, logged ``retry``
+        run that leaves the watermark; ``closed_keys`` close their dead letters;
+        ``force`` writes a record even if its payload equals the last one written."""
+        self._set_partition(None)
+        self.mode = "retry"
+        if force:
+            self.skip_unchanged = False
+        return self._managed("retry", lambda result: self._process(
+            rows, None, result, retry=True, deleted_keys=list(deleted_keys),
+            closed_keys=closed_keys))
+
     def _commit(self, commit: BatchCommit, counts: Counter, result: RunResult,
                 cursor: Cursor | None = None) -> None:
         """The batch through the run's sink (one state-store transaction, the watermark
@@ -282,9 +295,6 @@ class FlowRunner:
 
 def replay(runner: FlowRunner, dead_letters) -> RunResult:
     """Run dead-lettered records of one flow again (after a mapping fix, say)."""
-    runner._set_partition(None)
-    runner.mode = "retry"
     deletes = [dl.source_key for dl in dead_letters if dl.stage == "delete"]
     rows, gone = runner.reread([dl for dl in dead_letters if dl.stage != "delete"])
-    return runner._managed("retry", lambda result: runner._process(
-        rows, None, result, retry=True, deleted_keys=deletes, closed_keys=gone))
+    return runner.rerun(rows, deleted_keys=deletes, closed_keys=gone)
