@@ -271,7 +271,14 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
                      if decision == "accepted" else None)
         decided = store.decide_dedupe_pair(pair_id, decision, _who(request), note,
                                            overrides=overrides)
-        return pair_page(decided, decided=True)
+        merged = None
+        if decision == "accepted" and decided.details.get("origin") == "scan":
+            from crm2erp.quality.dedupe.scan import apply_accepted   # both already synced
+
+            merged = await run_in_threadpool(
+                lambda: apply_accepted(load_project(), store, decided))
+            decided = store.get_dedupe_pair(pair_id)
+        return pair_page(decided, decided=True, merged=merged)
 
     def as_of(request: Request) -> dt.date:
         given = request.query_params.get("as_of")

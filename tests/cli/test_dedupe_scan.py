@@ -1,0 +1,147 @@
+"""``crm2erp dedupe scan``: duplicates synced before matching was switched on, merged
+in the target when a steward accepts them. Real processes on the demo-style project."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import sqlalchemy as sa
+
+from tests.cli.test_dedupe_cli import crm2erp
+from tests.quality.dedupe_project import T0, account, make_project, update_crm_account
+
+ARCHIVED = "customers: {table: customers, key: crm_ref, id_column: id, cursor: updated_at}"
+WITH_ARCHIVE = ("customers: {table: customers, key: crm_ref, id_column: id, cursor: updated_at,"
+                " archive: {column: active, value: 0}}")
+
+
+def _project(tmp_path, *, archive: bool = True):
+    """Two duplicate CRM accounts and a third, synced with the flow's dedupe section off."""
+    project = make_project(tmp_path, [
+        account(1, "Müller Maschinenbau GmbH", email="info@mueller-mb.example",
+                vat="DE123456789"),
+        account(2, "Mueller Maschinenbau", email="info@mueller-mb.example",
+                phone="+49 30 1234567"),
+        account(3, "Zeta Logistics", email="hello@zeta.example", city="Hamburg"),
+    ])
+    flow = project / "accounts.flow.yaml"
+    with_dedupe = flow.read_text()
+    flow.write_text(with_dedupe.split("dedupe:")[0])      # matching off
+    if archive:
+        engine = sa.create_engine(f"sqlite:///{tmp_path / 'erp.db'}")
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE customers ADD COLUMN active INTEGER "
+                                 "NOT NULL DEFAULT 1"))
+        engine.dispose()
+        connections = project / "connections.yaml"
+        assert ARCHIVED in connections.read_text()
+        connections.write_text(connections.read_text().replace(ARCHIVED, WITH_ARCHIVE))
+    state = ["-p", str(project), "--state", f"sqlite:///{tmp_path / 'state.db'}"]
+    first = crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert len(erp_customers(tmp_path)) == 3                  # the duplicates went in twice
+    flow.write_text(with_dedupe)                              # matching switched on
+    return project, state
+
+
+def erp_customers(tmp_path) -> list[dict]:
+    """Every ERP customer row, all columns (the test adds ``active``)."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'erp.db'}")
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(sa.text(
+            "SELECT * FROM customers ORDER BY id"))]
+    engine.dispose()
+    return rows
+
+
+def _xref(tmp_path, system: str) -> dict[str, str]:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT external_id, canonical_id FROM xref "
+                                    "WHERE system = :s"), {"s": system}).all()
+    engine.dispose()
+    return dict(rows)
+
+
+def test_scan_queues_the_synced_duplicates_once_and_accepting_merges_them(tmp_path):
+    project, state = _project(tmp_path)
+    before = {c["crm_ref"]: c for c in erp_customers(tmp_path)}
+    crm = _xref(tmp_path, "crm")
+    survivor, loser = crm["A001"], crm["A002"]
+
+    scanned = crm2erp(*state, "dedupe", "scan", "accounts", cwd=tmp_path)
+    assert scanned.returncode == 0, scanned.stderr
+    assert "1 possible duplicate pair(s) among 3 synced records, 1 new" in scanned.stdout
+    assert "Müller Maschinenbau GmbH" in scanned.stdout and "Zeta" not in scanned.stdout
+    again = crm2erp(*state, "dedupe", "scan", "accounts", "--json", cwd=tmp_path)
+    found = json.loads(again.stdout)
+    assert (found["records"], found["new"]) == (3, 0)         # not queued twice
+    [pair] = found["pairs"]
+    assert pair["status"] == "pending" and pair["match_probability"] > 0.99
+    assert {pair["left_id"], pair["right_id"]} == {survivor, loser}
+    listed = json.loads(crm2erp(*state, "dedupe", "list", "--json", cwd=tmp_path).stdout)
+    assert [p["id"] for p in listed["pairs"]] == [pair["id"]]
+    assert erp_customers(tmp_path) == list(before.values())  # the scan merged nothing
+
+    decided = crm2erp(*state, "dedupe", "decide", str(pair["id"]), "accept", "--by", "ana",
+                      cwd=tmp_path)
+    assert decided.returncode == 0, decided.stdout + decided.stderr
+    assert f"pair #{pair['id']} merged" in decided.stdout
+
+    after = {c["crm_ref"]: c for c in erp_customers(tmp_path)}
+    assert len(after) == 3
+    kept, archived = after[survivor], after[loser]
+    assert kept["active"] == 1 and archived["active"] == 0
+    # the golden record: name source_priority (both CRM: the newer), the only phone,
+    # the only VAT id, e-mail most recent
+    assert (kept["name"], kept["phone"], kept["vat"], kept["email"]) == (
+        "Mueller Maschinenbau", "+49301234567", "DE123456789", "info@mueller-mb.example")
+    assert archived["name"] == before[loser]["name"]          # archived as it was
+    crm = _xref(tmp_path, "crm")
+    assert crm["A001"] == crm["A002"] == survivor             # the loser's source id moved
+    erp = _xref(tmp_path, "erp")
+    assert erp[str(kept["id"])] == survivor
+
+    # a later change of the loser's CRM record updates the survivor, no new row
+    update_crm_account(tmp_path, "A002", email="sales@mueller-mb.example",
+                       updated_at=T0 + dt.timedelta(hours=2))
+    synced = crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
+    assert synced.returncode == 0, synced.stdout + synced.stderr
+    final = {c["crm_ref"]: c for c in erp_customers(tmp_path)}
+    assert len(final) == 3
+    assert final[survivor]["email"] == "sales@mueller-mb.example"
+    assert final[survivor]["name"] == "Mueller Maschinenbau" and final[survivor]["active"] == 1
+    assert final[loser] == archived                           # nothing writes to it again
+    rescanned = json.loads(crm2erp(*state, "dedupe", "scan", "accounts", "--json",
+                                   cwd=tmp_path).stdout)
+    assert (rescanned["records"], rescanned["pairs"]) == (2, [])
+
+
+def test_accepting_without_an_archive_setting_is_refused_and_changes_nothing(tmp_path):
+    _, state = _project(tmp_path, archive=False)
+    before = erp_customers(tmp_path)
+    crm = _xref(tmp_path, "crm")
+    found = json.loads(crm2erp(*state, "dedupe", "scan", "accounts", "--json",
+                               cwd=tmp_path).stdout)
+    [pair] = found["pairs"]
+
+    decided = crm2erp(*state, "dedupe", "decide", str(pair["id"]), "accept", cwd=tmp_path)
+    assert decided.returncode == 2, decided.stdout + decided.stderr
+    assert "has no archive setting" in decided.stderr
+    assert "'archive: {column: ..., value: ...}'" in decided.stderr
+    assert "nothing was changed" in decided.stderr
+    assert erp_customers(tmp_path) == before
+    assert _xref(tmp_path, "crm") == crm
+
+
+def test_rejecting_a_scanned_pair_keeps_both_and_a_rescan_does_not_ask_again(tmp_path):
+    _, state = _project(tmp_path)
+    [pair] = json.loads(crm2erp(*state, "dedupe", "scan", "accounts", "--json",
+                                cwd=tmp_path).stdout)["pairs"]
+    decided = crm2erp(*state, "dedupe", "decide", str(pair["id"]), "reject", cwd=tmp_path)
+    assert decided.returncode == 0 and "both records stay as they are" in decided.stdout
+    rescanned = json.loads(crm2erp(*state, "dedupe", "scan", "accounts", "--json",
+                                   cwd=tmp_path).stdout)
+    assert rescanned["pairs"] == []
+    assert sorted(c.get("active") for c in erp_customers(tmp_path)) == [1, 1, 1]
