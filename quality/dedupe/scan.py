@@ -27,13 +27,13 @@ __all__ = ["ORIGIN", "ScanResult", "MergeResult", "scan", "merge_pair", "apply_a
            "is_scanned"]
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from crm2erp.contract import Connector, DeleteMode
 from crm2erp.engine.batch import DELETED_MARK
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.quality.dedupe.pool import MatchRecord, from_state
-from crm2erp.store.dedupe import DECISIONS, DedupePair, pair_key
+from crm2erp.store.dedupe import DECISIONS, DedupeMember, DedupePair, pair_key
 
 log = logging.getLogger(__name__)
 
@@ -178,12 +178,15 @@ def merge_pair(project, runner, stage, pair: DedupePair) -> MergeResult:
         survivor, loser = loser, survivor
     _check_archive(runner, pair)
 
+    # the cluster: both records (by the source record the flow reads) and the members
+    # of earlier merges into either, all now members of the survivor
     earlier = store.dedupe_members(entity, ids)
     cluster = {m.member_id: m for cid in ids for m in earlier.get(cid, [])}
     for cid in ids:
-        cluster.setdefault(cid, stage.member(records[cid], survivor))
-    members = [m.__class__(m.member_id, survivor, m.system, m.source_key, m.data, flow.flow)
-               for m in cluster.values()]
+        cluster.setdefault(cid, DedupeMember(
+            cid, survivor, runner.source_system if cid in sources else records[cid].system,
+            sources.get(cid), records[cid].data, flow.flow))
+    members = [replace(m, canonical_id=survivor) for m in cluster.values()]
     golden, record = stage.golden_record([m.data for m in members], survivor)
     if record is None:
         raise _refuse(runner, pair, "the golden record of the two does not validate (the "

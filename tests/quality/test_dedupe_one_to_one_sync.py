@@ -89,4 +89,4 @@ def test_one_to_one_gives_the_erp_customer_only_its_best_crm_account(tmp_path, m
     [pair] = pairs
     assert pair.status == "merged" and pair.match_probability > 0.99
     assert {pair.details[side]["source_key"] for side in ("left", "right")} == {
-        "A001", customers[0]["id"] and str(kept["id"])}
+        "A001", str(kept["id"])}                     # the new record, the ERP row
