@@ -9,50 +9,28 @@ import json
 import sqlalchemy as sa
 
 from tests.cli.test_dedupe_cli import crm2erp
-from tests.quality.dedupe_project import T0, account, make_project, update_crm_account
+from tests.quality.dedupe_project import (
+    T0,
+    account,
+    synced_before_matching,
+    update_crm_account,
+)
+from tests.quality.dedupe_project import customer_rows as erp_customers
 
-ARCHIVED = "customers: {table: customers, key: crm_ref, id_column: id, cursor: updated_at}"
-WITH_ARCHIVE = ("customers: {table: customers, key: crm_ref, id_column: id, cursor: updated_at,"
-                " archive: {column: active, value: 0}}")
+DUPLICATES = [
+    account(1, "Müller Maschinenbau GmbH", email="info@mueller-mb.example", vat="DE123456789"),
+    account(2, "Mueller Maschinenbau", email="info@mueller-mb.example",
+            phone="+49 30 1234567"),
+    account(3, "Zeta Logistics", email="hello@zeta.example", city="Hamburg"),
+]
 
 
-def _project(tmp_path, *, archive: bool = True):
+def _project(tmp_path, monkeypatch, *, archive: bool = True):
     """Two duplicate CRM accounts and a third, synced with the flow's dedupe section off."""
-    project = make_project(tmp_path, [
-        account(1, "Müller Maschinenbau GmbH", email="info@mueller-mb.example",
-                vat="DE123456789"),
-        account(2, "Mueller Maschinenbau", email="info@mueller-mb.example",
-                phone="+49 30 1234567"),
-        account(3, "Zeta Logistics", email="hello@zeta.example", city="Hamburg"),
-    ])
-    flow = project / "accounts.flow.yaml"
-    with_dedupe = flow.read_text()
-    flow.write_text(with_dedupe.split("dedupe:")[0])      # matching off
-    if archive:
-        engine = sa.create_engine(f"sqlite:///{tmp_path / 'erp.db'}")
-        with engine.begin() as conn:
-            conn.execute(sa.text("ALTER TABLE customers ADD COLUMN active INTEGER "
-                                 "NOT NULL DEFAULT 1"))
-        engine.dispose()
-        connections = project / "connections.yaml"
-        assert ARCHIVED in connections.read_text()
-        connections.write_text(connections.read_text().replace(ARCHIVED, WITH_ARCHIVE))
-    state = ["-p", str(project), "--state", f"sqlite:///{tmp_path / 'state.db'}"]
-    first = crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
-    assert first.returncode == 0, first.stdout + first.stderr
+    monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path))
+    project = synced_before_matching(tmp_path, DUPLICATES, archive=archive)
     assert len(erp_customers(tmp_path)) == 3                  # the duplicates went in twice
-    flow.write_text(with_dedupe)                              # matching switched on
-    return project, state
-
-
-def erp_customers(tmp_path) -> list[dict]:
-    """Every ERP customer row, all columns (the test adds ``active``)."""
-    engine = sa.create_engine(f"sqlite:///{tmp_path / 'erp.db'}")
-    with engine.connect() as conn:
-        rows = [dict(r._mapping) for r in conn.execute(sa.text(
-            "SELECT * FROM customers ORDER BY id"))]
-    engine.dispose()
-    return rows
+    return project, ["-p", str(project), "--state", f"sqlite:///{tmp_path / 'state.db'}"]
 
 
 def _xref(tmp_path, system: str) -> dict[str, str]:
@@ -64,8 +42,8 @@ def _xref(tmp_path, system: str) -> dict[str, str]:
     return dict(rows)
 
 
-def test_scan_queues_the_synced_duplicates_once_and_accepting_merges_them(tmp_path):
-    project, state = _project(tmp_path)
+def test_scan_queues_synced_duplicates_once_and_accepting_merges_them(tmp_path, monkeypatch):
+    project, state = _project(tmp_path, monkeypatch)
     before = {c["crm_ref"]: c for c in erp_customers(tmp_path)}
     crm = _xref(tmp_path, "crm")
     survivor, loser = crm["A001"], crm["A002"]
@@ -118,8 +96,8 @@ def test_scan_queues_the_synced_duplicates_once_and_accepting_merges_them(tmp_pa
     assert (rescanned["records"], rescanned["pairs"]) == (2, [])
 
 
-def test_accepting_without_an_archive_setting_is_refused_and_changes_nothing(tmp_path):
-    _, state = _project(tmp_path, archive=False)
+def test_accept_without_archive_setting_is_refused_and_changes_nothing(tmp_path, monkeypatch):
+    _, state = _project(tmp_path, monkeypatch, archive=False)
     before = erp_customers(tmp_path)
     crm = _xref(tmp_path, "crm")
     found = json.loads(crm2erp(*state, "dedupe", "scan", "accounts", "--json",
@@ -135,8 +113,8 @@ def test_accepting_without_an_archive_setting_is_refused_and_changes_nothing(tmp
     assert _xref(tmp_path, "crm") == crm
 
 
-def test_rejecting_a_scanned_pair_keeps_both_and_a_rescan_does_not_ask_again(tmp_path):
-    _, state = _project(tmp_path)
+def test_reject_keeps_both_and_a_rescan_does_not_ask_again(tmp_path, monkeypatch):
+    _, state = _project(tmp_path, monkeypatch)
     [pair] = json.loads(crm2erp(*state, "dedupe", "scan", "accounts", "--json",
                                 cwd=tmp_path).stdout)["pairs"]
     decided = crm2erp(*state, "dedupe", "decide", str(pair["id"]), "reject", cwd=tmp_path)
