@@ -132,6 +132,12 @@ def decide(ctx: typer.Context,
     cfg = settings(ctx)
     store = cfg.open_store(create=False)
     try:
+        applied = store.get_dedupe_pair(pair_id).details.get("applied")
+        if applied:
+            raise ConfigError(f"pair #{pair_id} was merged in the target already "
+                              f"({applied['survivor']} kept, record "
+                              f"{applied['archived_target_id']} archived): a decision "
+                              "cannot undo it")
         pair = store.decide_dedupe_pair(pair_id, DECISIONS[decision], _who(by), note)
         if pair.status == "accepted" and is_scanned(pair):
             console.print(literal(f"pair #{pair.id} accepted by {pair.decided_by}"))

@@ -272,10 +272,10 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
                      if decision == "accepted" else None)
         decided = store.decide_dedupe_pair(pair_id, decision, _who(request), note,
                                            overrides=overrides)
-        merged = None   # a scanned pair: both records are in the target, merge now
-        if decision == "accepted" and decided.details.get("origin") == "scan":
-            from crm2erp.quality.dedupe.scan import apply_accepted
+        from crm2erp.quality.dedupe.scan import apply_accepted, is_scanned
 
+        merged = None   # a scanned pair: both records are in the target, merge now
+        if decision == "accepted" and is_scanned(decided):
             merged = await run_in_threadpool(
                 lambda: apply_accepted(load_project(), store, decided))
             decided = store.get_dedupe_pair(pair_id)

@@ -66,6 +66,8 @@ def test_scan_queues_synced_duplicates_once_and_accepting_merges_them(tmp_path, 
                       cwd=tmp_path)
     assert decided.returncode == 0, decided.stdout + decided.stderr
     assert f"pair #{pair['id']} merged" in decided.stdout
+    undo = crm2erp(*state, "dedupe", "decide", str(pair["id"]), "reject", cwd=tmp_path)
+    assert undo.returncode == 2 and "cannot undo it" in undo.stderr
 
     after = {c["crm_ref"]: c for c in erp_customers(tmp_path)}
     assert len(after) == 3
