@@ -177,6 +177,8 @@ def merge_pair(project, runner, stage, pair: DedupePair) -> MergeResult:
                           f"the source of flow {flow.flow!r}")
         survivor, loser = loser, survivor
     _check_archive(runner, pair)
+    with store.lock(flow.flow):   # no run of the flow is live (else LockHeldError, exit 3)
+        pass
 
     # the cluster: both records (by the source record the flow reads) and the members
     # of earlier merges into either, all now members of the survivor
