@@ -125,3 +125,17 @@ def test_reject_keeps_both_and_a_rescan_does_not_ask_again(tmp_path, monkeypatch
                                    cwd=tmp_path).stdout)
     assert rescanned["pairs"] == []
     assert sorted(c.get("active") for c in erp_customers(tmp_path)) == [1, 1, 1]
+
+
+def test_accepting_in_the_interactive_review_merges_at_once(tmp_path, monkeypatch):
+    _, state = _project(tmp_path, monkeypatch)
+    assert crm2erp(*state, "dedupe", "scan", "accounts", cwd=tmp_path).returncode == 0
+    reviewed = crm2erp(*state, "dedupe", "review", "--by", "ben", cwd=tmp_path, stdin="a\n")
+    assert reviewed.returncode == 0, reviewed.stdout + reviewed.stderr
+    assert "1 accepted, 0 rejected, 0 skipped" in reviewed.stdout
+    assert "merged in flow accounts" in reviewed.stdout
+    crm = _xref(tmp_path, "crm")
+    rows = {r["crm_ref"]: r for r in erp_customers(tmp_path)}
+    assert crm["A001"] == crm["A002"]
+    assert sorted((ref == crm["A001"], r["active"]) for ref, r in rows.items()) == [
+        (False, 0), (False, 1), (True, 1)]                     # loser archived, Zeta kept
