@@ -14,11 +14,11 @@ target's rules: the older record survives; the newer one's target record is
 archived (``delete`` in mode ``archive``: an SQL stream's ``archive:`` column,
 never a hard DELETE; a target that cannot archive is refused with what to
 configure, before anything changes); its source records are pointed at the
-survivor in the cross-reference; and the survivor's source record is synced
-again through the flow, so the dedupe stage writes the golden record
-(survivorship, identifiers protected, the steward's overrides) to the
-survivor's target record. A later change of either source record updates the
-survivor.
+survivor in the cross-reference; and both source records are synced again
+through the flow, so the dedupe stage writes the golden record (survivorship,
+identifiers protected, the steward's overrides) to the survivor's target
+record and a ``write_back:`` puts the survivor's target id on both. A later
+change of either source record updates the survivor.
 """
 
 from __future__ import annotations
@@ -207,14 +207,17 @@ def merge_pair(project, runner, stage, pair: DedupePair) -> MergeResult:
     store.annotate_dedupe_pair(pair.id, applied={
         "survivor": survivor, "loser": loser, "survivor_target_id": survivor_tid,
         "archived_target_id": loser_tid})
-    _resync(project, runner, sources[survivor], pair)
+    for source_key in (sources[survivor], sources.get(loser)):   # the loser's: write-back
+        if source_key is not None:
+            _resync(project, runner, source_key, pair)
     log.info("flow %s: pair #%s merged: %s record %s archived, %s kept as %s", flow.flow,
              pair.id, runner.target_system, loser_tid, survivor, survivor_tid)
     return result
 
 
 def _resync(project, runner, source_key: str, pair: DedupePair) -> None:
-    """Write the survivor's golden record: its source record through the flow, once."""
+    """Write the survivor's golden record: a source record through the flow, once
+    (with a ``write_back:``, its target id goes back onto the source record)."""
     from crm2erp.engine.resync import resync_record
 
     try:

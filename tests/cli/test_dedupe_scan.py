@@ -28,9 +28,19 @@ DUPLICATES = [
 def _project(tmp_path, monkeypatch, *, archive: bool = True):
     """Two duplicate CRM accounts and a third, synced with the flow's dedupe section off."""
     monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path))
-    project = synced_before_matching(tmp_path, DUPLICATES, archive=archive)
+    project = synced_before_matching(tmp_path, DUPLICATES, archive=archive,
+                                     write_back=True)
     assert len(erp_customers(tmp_path)) == 3                  # the duplicates went in twice
     return project, ["-p", str(project), "--state", f"sqlite:///{tmp_path / 'state.db'}"]
+
+
+def crm_numbers(tmp_path) -> dict[str, str]:
+    """CRM account id -> the ERP customer number written back onto it."""
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'crm.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT id, erp_customer_no FROM accounts")).all()
+    engine.dispose()
+    return {k: v for k, v in rows}
 
 
 def _xref(tmp_path, system: str) -> dict[str, str]:
@@ -82,6 +92,9 @@ def test_scan_queues_synced_duplicates_once_and_accepting_merges_them(tmp_path, 
     assert crm["A001"] == crm["A002"] == survivor             # the loser's source id moved
     erp = _xref(tmp_path, "erp")
     assert erp[str(kept["id"])] == survivor
+    # the flow's write-back put the survivor's ERP id on both CRM accounts
+    assert crm_numbers(tmp_path) == {"A001": str(kept["id"]), "A002": str(kept["id"]),
+                                     "A003": str(after[crm["A003"]]["id"])}
 
     # a later change of the loser's CRM record updates the survivor, no new row
     update_crm_account(tmp_path, "A002", email="sales@mueller-mb.example",

@@ -153,10 +153,11 @@ ARCHIVE_TO = ("customers: {table: customers, key: crm_ref, id_column: id, cursor
 
 
 def synced_before_matching(folder: Path, accounts: list[dict], *,
-                           archive: bool = True) -> Path:
+                           archive: bool = True, write_back: bool = False) -> Path:
     """A project whose accounts were synced once with the flow's dedupe section off,
     then switched on (duplicates in the ERP for ``dedupe scan``). With ``archive`` the
-    ERP customers get an ``active`` column (1) and the stream archives by setting it 0.
+    ERP customers get an ``active`` column (1) and the stream archives by setting it 0;
+    ``write_back`` writes the ERP's customer number onto the CRM account.
     CRM2ERP_DEMO_DIR must point at ``folder``."""
     from crm2erp.engine import Engine
     from crm2erp.mapping import load_project
@@ -165,6 +166,9 @@ def synced_before_matching(folder: Path, accounts: list[dict], *,
     project = make_project(folder, accounts)
     flow = project / "accounts.flow.yaml"
     with_dedupe = flow.read_text()
+    if write_back:   # the ERP's customer number onto the CRM account, as the demo does
+        with_dedupe = with_dedupe.replace("dedupe:", "write_back: {connection: crm, stream: "
+                                          "accounts, field: erp_customer_no}\ndedupe:")
     flow.write_text(with_dedupe.split("dedupe:")[0])      # matching off
     if archive:
         engine = _engine(folder, "erp.db")
