@@ -127,13 +127,43 @@ def decide(ctx: typer.Context,
     """Decide one pair: accept (same entity, merge) or reject (keep apart)."""
     if decision not in DECISIONS:
         raise ConfigError(f"decision {decision!r}: expected accept or reject")
-    store = settings(ctx).open_store(create=False)
+    from crm2erp.quality.dedupe.scan import is_scanned
+
+    cfg = settings(ctx)
+    store = cfg.open_store(create=False)
     try:
+        applied = store.get_dedupe_pair(pair_id).details.get("applied")
+        if applied:
+            raise ConfigError(f"pair #{pair_id} was merged in the target already "
+                              f"({applied['survivor']} kept, record "
+                              f"{applied['archived_target_id']} archived): a decision "
+                              "cannot undo it")
         pair = store.decide_dedupe_pair(pair_id, DECISIONS[decision], _who(by), note)
+        if pair.status == "accepted" and is_scanned(pair):
+            console.print(literal(f"pair #{pair.id} accepted by {pair.decided_by}"))
+            _apply_scanned(cfg, store, [pair])
+            return
     finally:
         store.close()
+    if is_scanned(pair):
+        console.print(literal(f"pair #{pair.id} {pair.status} by {pair.decided_by}: both "
+                              "records stay as they are"))
+        return
     console.print(literal(f"pair #{pair.id} {pair.status} by {pair.decided_by}; the next "
                           f"run of flow {pair.flow} applies it"))
+
+
+def _apply_scanned(cfg, store, pairs) -> None:
+    """Merge accepted pairs a scan found (both records are in the target already) now."""
+    from crm2erp.quality.dedupe.scan import apply_accepted
+
+    project = cfg.load_project()
+    for pair in pairs:
+        done = apply_accepted(project, store, pair)
+        console.print(literal(
+            f"pair #{pair.id} merged in flow {pair.flow}: {done.survivor} kept as "
+            f"{done.survivor_target_id} with the golden record, record "
+            f"{done.archived_target_id} archived, {done.repointed} source id(s) repointed"))
 
 
 @app.command("review")
@@ -143,6 +173,8 @@ def review(ctx: typer.Context,
            ) -> None:
     """Go through the pending pairs one by one: accept, reject or skip each
     (o: set a field of the golden record first, as the console does)."""
+    from crm2erp.quality.dedupe.scan import is_scanned
+
     store = settings(ctx).open_store(create=False)
     who, done = _who(by), {"accepted": 0, "rejected": 0, "skipped": 0}
     try:
@@ -151,6 +183,7 @@ def review(ctx: typer.Context,
             console.print("no pairs wait for review")
             return
         pairs.sort(key=lambda p: -p.match_probability)
+        scanned = []   # accepted pairs of records already synced: merged at the end
         for number, pair in enumerate(pairs, 1):
             console.print(f"\n[b]{number}/{len(pairs)}[/]")
             answer, overrides = _ask(pair)
@@ -158,10 +191,15 @@ def review(ctx: typer.Context,
                 break
             if answer in ("a", "r"):
                 decision = "accepted" if answer == "a" else "rejected"
-                store.decide_dedupe_pair(pair.id, decision, who, overrides=overrides)
+                decided = store.decide_dedupe_pair(pair.id, decision, who,
+                                                   overrides=overrides)
                 done[decision] += 1
+                if decision == "accepted" and is_scanned(decided):
+                    scanned.append(decided)
             else:
                 done["skipped"] += 1
+        if scanned:
+            _apply_scanned(settings(ctx), store, scanned)
     finally:
         store.close()
     console.print(f"{done['accepted']} accepted, {done['rejected']} rejected, "
@@ -210,6 +248,49 @@ def _dedupe_stage(ctx: typer.Context, flow: str):
             yield store, runner, stage
     finally:
         store.close()
+
+
+@app.command("scan")
+def scan(ctx: typer.Context, flow: str = typer.Argument(..., help="Flow name."),
+         as_json: bool = json_option()) -> None:
+    """Find duplicates among FLOW's records synced before matching was switched on.
+
+    Matches the records already in FLOW's target (linked in the cross-reference)
+    with its matching configuration or trained model and queues every candidate
+    pair for review (dedupe review, decide, the console); it never merges by
+    itself. A pair queued or decided before is not queued again. Accepting a
+    scanned pair merges it in the target at once: the older record keeps its
+    target record with the golden record, the other's is archived.
+    """
+    from crm2erp.quality.dedupe.scan import scan as find
+
+    with _dedupe_stage(ctx, flow) as (_, runner, stage):
+        found = find(runner, stage)
+    if as_json:
+        print_json({"flow": flow, "records": found.records, "new": found.new,
+                    "pairs": [{"id": p.id, "new": not before, "status": p.status,
+                               "match_probability": p.match_probability,
+                               "match_weight": p.match_weight, "reason": p.reason,
+                               "left_id": p.left_id, "right_id": p.right_id,
+                               "left_label": p.left_label, "right_label": p.right_label}
+                              for p, before in found.pairs]})
+        return
+    if not found.pairs:
+        console.print(literal(f"flow {flow}: no possible duplicates among {found.records} "
+                              "synced records"))
+        return
+    table = Table(title=literal(f"flow {flow}: {len(found.pairs)} possible duplicate "
+                                f"pair(s) among {found.records} synced records, "
+                                f"{found.new} new"), title_justify="left")
+    for column in ("pair", "p", "left", "right", "reason", "queued"):
+        table.add_column(column, overflow="fold", justify="right" if column == "p" else "left")
+    for p, before in found.pairs:
+        table.add_row(f"#{p.id}", f"{p.match_probability:.3f}",
+                      literal(p.left_label or p.left_id), literal(p.right_label or p.right_id),
+                      literal(p.reason), "before" if before else "new")
+    console.print(table)
+    console.print(literal("decide with crm2erp dedupe review, dedupe decide PAIR "
+                          "accept|reject, or the console; accepting merges in the target"))
 
 
 def _bits(value: float) -> str:

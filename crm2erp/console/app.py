@@ -237,7 +237,7 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         found = store.dedupe_pairs(status=None if status == "all" else status, limit=1000)
         return page("pairs.html", pairs=found, status=status)
 
-    def pair_page(found, **extra):
+    def pair_page(found, merged=None, **extra):
         from crm2erp.quality.dedupe.review import golden_values, pair_rows, pair_side
 
         mask = masker(found.flow)
@@ -254,7 +254,8 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
         return page("pair.html", pair=found, rows=rows, has_golden=bool(golden),
                     overrides=found.details.get("overrides") or {},
                     next_pair=later[0] if later else None,
-                    sides=(pair_side(found, "left"), pair_side(found, "right")), **extra)
+                    sides=(pair_side(found, "left"), pair_side(found, "right")),
+                    merged=merged, **extra)
 
     def pair(request: Request):
         return pair_page(found(store.get_dedupe_pair, request.path_params["id"]),
@@ -271,7 +272,14 @@ def create_app(state_url: str | None, project_dir: Path, *, password: str | None
                      if decision == "accepted" else None)
         decided = store.decide_dedupe_pair(pair_id, decision, _who(request), note,
                                            overrides=overrides)
-        return pair_page(decided, decided=True)
+        from crm2erp.quality.dedupe.scan import apply_accepted, is_scanned
+
+        merged = None   # a scanned pair: both records are in the target, merge now
+        if decision == "accepted" and is_scanned(decided):
+            merged = await run_in_threadpool(
+                lambda: apply_accepted(load_project(), store, decided))
+            decided = store.get_dedupe_pair(pair_id)
+        return pair_page(decided, decided=True, merged=merged)
 
     def as_of(request: Request) -> dt.date:
         given = request.query_params.get("as_of")

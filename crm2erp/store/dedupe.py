@@ -41,6 +41,7 @@ from crm2erp.store.tables import (
     dedupe_models,
     dedupe_pairs,
     dedupe_provenance,
+    xref,
 )
 from crm2erp.store.types import inserted_id, utcnow
 
@@ -238,6 +239,15 @@ class DedupeStoreMixin:
                 details=jsonutil.dumps(details), updated_at=utcnow()))
         return self.get_dedupe_pair(pair_id)
 
+    def annotate_dedupe_pair(self, pair_id: int, **details: Any) -> DedupePair:
+        """Add entries to a pair's details (``applied``: the merge an accepted scanned
+        pair made in the target), keeping its status and decision."""
+        merged = {**self.get_dedupe_pair(pair_id).details, **details}
+        with self.engine.begin() as conn:
+            conn.execute(dedupe_pairs.update().where(dedupe_pairs.c.id == pair_id).values(
+                details=jsonutil.dumps(merged), updated_at=utcnow()))
+        return self.get_dedupe_pair(pair_id)
+
     def dedupe_overrides(self, entity: str,
                          record_ids: Iterable[str]) -> dict[tuple[str, str], dict[str, Any]]:
         """The golden-record overrides of accepted pairs touching ``record_ids``."""
@@ -298,6 +308,38 @@ class DedupeStoreMixin:
         with self.engine.connect() as conn:
             return {row.field: Provenance(row.field, row.member_id, row.system, row.source_key,
                                           row.rule) for row in conn.execute(query)}
+
+    def known_dedupe_pairs(self, entity: str,
+                           record_ids: Iterable[str]) -> dict[tuple[str, str], str]:
+        """Stored pairs of any status touching any of ``record_ids``: key -> status."""
+        return {(row.left_id, row.right_id): row.status
+                for row in self._decided_rows(entity, record_ids, DEDUPE_PAIR_STATUSES)}
+
+    def merge_canonical(self, entity: str, loser: str, survivor: str, *, target_system: str,
+                        archived_mark: str) -> int:
+        """Fold canonical record ``loser`` into ``survivor`` after an accepted merge.
+
+        In one transaction: every cross-reference row of ``loser`` outside
+        ``target_system`` (its source records) is pointed at ``survivor``; its
+        target row keeps ``loser`` and gets ``archived_mark`` as payload hash (the
+        target record was archived: nothing writes to it again); the loser's
+        canonical memory and provenance go (its values live on as a cluster member).
+        Returns the number of repointed rows.
+        """
+        now = utcnow()
+        mine = (xref.c.entity == entity) & (xref.c.canonical_id == loser)
+        with self.engine.begin() as conn:
+            moved = conn.execute(xref.update().where(mine, xref.c.system != target_system)
+                                 .values(canonical_id=survivor, updated_at=now)).rowcount
+            conn.execute(xref.update().where(mine, xref.c.system == target_system)
+                         .values(payload_hash=archived_mark, updated_at=now))
+            conn.execute(canonical_records.delete().where(
+                canonical_records.c.entity == entity,
+                canonical_records.c.canonical_id == loser))
+            conn.execute(dedupe_provenance.delete().where(
+                dedupe_provenance.c.entity == entity,
+                dedupe_provenance.c.canonical_id == loser))
+        return int(moved)
 
     # -- trained models ----------------------------------------------------------
     def save_dedupe_model(self, model: DedupeModel) -> DedupeModel:

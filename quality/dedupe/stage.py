@@ -289,7 +289,7 @@ class DedupeStage:
             if held:
                 groups, target_of = self._cluster(records, merges, held)
 
-        pair_ids = self._save_pairs(ctx, every, merges, reviews, decisions)
+        pair_ids = self.save_pairs(ctx, every, merges, reviews, decisions)
         self._merge(ctx, records, existing, items_of, groups, target_of, held, known_of)
         rejections = []
         for pair in reviews:
@@ -346,9 +346,11 @@ class DedupeStage:
         return groups, target_of
 
     # -- storing and applying -------------------------------------------------------
-    def _save_pairs(self, ctx: StageContext, every: dict[str, MatchRecord],
+    def save_pairs(self, ctx: StageContext, every: dict[str, MatchRecord],
                     merges: list[PairResult], reviews: list[PairResult],
-                    decisions: dict) -> dict[tuple[str, str], int]:
+                    decisions: dict, origin: str | None = None) -> dict[tuple[str, str], int]:
+        """Store the pairs with both records and the golden-record preview; ``origin``
+        (``scan``) marks pairs found among records already synced."""
         if ctx.dry_run:
             return {}
         stored = []
@@ -381,7 +383,7 @@ class DedupeStage:
                 match_weight=pair.match_weight, left_label=every[left].label,
                 right_label=every[right].label, run_id=ctx.run_id,
                 details={"left": side[left], "right": side[right], "fields": fields,
-                         "golden": preview}))
+                         "golden": preview, **({"origin": origin} if origin else {})}))
         return self.store.save_dedupe_pairs(stored) if stored else {}
 
     def _survive(self, *records: MatchRecord):
@@ -400,7 +402,7 @@ class DedupeStage:
                 found.update(values)
         return found
 
-    def _golden(self, records: list[dict[str, Any]], canonical_id: str):
+    def golden_record(self, records: list[dict[str, Any]], canonical_id: str):
         """The golden record of a cluster, validated; None (logged) when it does not validate.
 
         Fields a steward overrode when accepting one of its pairs take the steward's value."""
@@ -429,7 +431,7 @@ class DedupeStage:
                         canonical_id, exc.errors()[0]["msg"])
             return golden, None
 
-    def _provenance(self, golden, by_id: dict[str, DedupeMember]) -> list[Provenance]:
+    def provenance(self, golden, by_id: dict[str, DedupeMember]) -> list[Provenance]:
         rules = self.config.survivorship
         out = []
         for name, member_id in golden.provenance.items():
@@ -442,7 +444,7 @@ class DedupeStage:
                                   rules.rule_for(name)))
         return out
 
-    def _member(self, record: MatchRecord, canonical_id: str) -> DedupeMember:
+    def member(self, record: MatchRecord, canonical_id: str) -> DedupeMember:
         system, source_key = record.system, record.source_key
         if record.kind == "pool" and source_key is None:
             origin = self.store.external_ids(self.entity, self.system, [record.id])
@@ -463,14 +465,14 @@ class DedupeStage:
         for members, ext in clusters:
             canonical = ext or min(members, key=lambda m: (records[m].updated_at,
                                                            records[m].source_key or ""))
-            cluster = [self._member(records[m], canonical) for m in members]
+            cluster = [self.member(records[m], canonical) for m in members]
             if ext is not None:   # members of earlier merges keep their own values
                 ids = {m.member_id for m in cluster}
                 stored = [m for m in earlier.get(ext, []) if m.member_id not in ids]
                 if ext not in {m.member_id for m in stored}:
-                    cluster.append(self._member(existing[ext], canonical))
+                    cluster.append(self.member(existing[ext], canonical))
                 cluster += stored
-            golden, record = self._golden([m.data for m in cluster], canonical)
+            golden, record = self.golden_record([m.data for m in cluster], canonical)
             state = existing[ext].state if ext is not None else None
             for item in [i for m in members for i in items_of[m]] + known_of.get(canonical, []):
                 item.canonical_id = canonical
@@ -490,7 +492,7 @@ class DedupeStage:
                 by_id = {m.member_id: m for m in cluster}
                 self.store.save_dedupe_merge(self.entity, self.flow.flow, ctx.run_id,
                                              canonical, cluster,
-                                             self._provenance(golden, by_id))
+                                             self.provenance(golden, by_id))
 
     def _refresh_clusters(self, known: list[Item], ctx: StageContext) -> None:
         """A changed member of a merged cluster: rebuild the golden record from all members."""
@@ -513,10 +515,10 @@ class DedupeStage:
             updated = DedupeMember(mine.member_id, item.canonical_id, mine.system,
                                    mine.source_key, data, self.flow.flow)
             cluster = [updated] + [m for m in members if m.member_id != mine.member_id]
-            golden, record = self._golden([m.data for m in cluster], item.canonical_id)
+            golden, record = self.golden_record([m.data for m in cluster], item.canonical_id)
             if record is not None:
                 item.record = record
             if not ctx.dry_run:
                 self.store.save_dedupe_merge(
                     self.entity, self.flow.flow, ctx.run_id, item.canonical_id, [updated],
-                    self._provenance(golden, {m.member_id: m for m in cluster}))
+                    self.provenance(golden, {m.member_id: m for m in cluster}))

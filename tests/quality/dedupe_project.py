@@ -145,3 +145,54 @@ def update_crm_account(folder: Path, account_id: str, **values) -> None:
             conn.execute(table.update().where(table.c.id == account_id).values(**values))
     finally:
         engine.dispose()
+
+
+ARCHIVE_FROM = "customers: {table: customers, key: crm_ref, id_column: id, cursor: updated_at}"
+ARCHIVE_TO = ("customers: {table: customers, key: crm_ref, id_column: id, cursor: updated_at,"
+              " archive: {column: active, value: 0}}")
+
+
+def synced_before_matching(folder: Path, accounts: list[dict], *,
+                           archive: bool = True, write_back: bool = False) -> Path:
+    """A project whose accounts were synced once with the flow's dedupe section off,
+    then switched on (duplicates in the ERP for ``dedupe scan``). With ``archive`` the
+    ERP customers get an ``active`` column (1) and the stream archives by setting it 0;
+    ``write_back`` writes the ERP's customer number onto the CRM account.
+    CRM2ERP_DEMO_DIR must point at ``folder``."""
+    from crm2erp.engine import Engine
+    from crm2erp.mapping import load_project
+    from crm2erp.store import StateStore
+
+    project = make_project(folder, accounts)
+    flow = project / "accounts.flow.yaml"
+    with_dedupe = flow.read_text()
+    if write_back:   # the ERP's customer number onto the CRM account, as the demo does
+        with_dedupe = with_dedupe.replace("dedupe:", "write_back: {connection: crm, stream: "
+                                          "accounts, field: erp_customer_no}\ndedupe:")
+    flow.write_text(with_dedupe.split("dedupe:")[0])      # matching off
+    if archive:
+        engine = _engine(folder, "erp.db")
+        with engine.begin() as conn:
+            conn.execute(sa.text("ALTER TABLE customers ADD COLUMN active INTEGER "
+                                 "NOT NULL DEFAULT 1"))
+        engine.dispose()
+        connections = project / "connections.yaml"
+        assert ARCHIVE_FROM in connections.read_text()
+        connections.write_text(connections.read_text().replace(ARCHIVE_FROM, ARCHIVE_TO))
+    with StateStore.open(f"sqlite:///{folder / 'state.db'}") as store, \
+            Engine(load_project(project), store) as engine:
+        result = engine.run("accounts")
+    assert result.status == "succeeded" and result.counts["created"] == len(accounts)
+    flow.write_text(with_dedupe)                              # matching switched on
+    return project
+
+
+def customer_rows(folder: Path) -> list[dict]:
+    """Every ERP customer row with all its columns (``active`` included when added)."""
+    engine = _engine(folder, "erp.db")
+    try:
+        with engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(sa.text(
+                "SELECT * FROM customers ORDER BY id"))]
+    finally:
+        engine.dispose()
