@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -30,6 +31,30 @@ def test_demo_runs_then_reports_no_changes(tmp_path):
     listed = crm2erp("--state", f"sqlite:///{tmp_path / 'demo' / 'state.db'}", "dlq", "list",
                      "--status", "all", cwd=tmp_path)
     assert listed.returncode == 0 and "info@@nordwind" in listed.stdout
+    _quality_rule_quarantined_the_seeded_account(tmp_path / "demo")
+
+
+def _quality_rule_quarantined_the_seeded_account(demo):
+    """The accounts flow's ``quality:`` rule holds back A-0052 (tax id 'n/a'): a dead
+    letter of stage quality naming the rule, and no such customer in the ERP."""
+    from crm2erp.demo.sample import QUALITY_ACCOUNTS
+    listed = crm2erp("-p", str(demo / "project"), "dlq", "list", "--json", cwd=demo)
+    assert listed.returncode == 0, listed.stderr
+    letters = {d["source_key"]: d for d in json.loads(listed.stdout)["dead_letters"]
+               if d["stage"] == "quality"}
+    assert set(letters) == set(QUALITY_ACCOUNTS) == {"A-0052"}
+    rule = QUALITY_ACCOUNTS["A-0052"][2]
+    assert letters["A-0052"]["flow"] == "demo_accounts"
+    assert f"rule '{rule}'" in letters["A-0052"]["error"]
+    assert "'N/A'" in letters["A-0052"]["error"]
+    assert letters["A-0052"]["payload"]["vat_id"] == "n/a"
+    with sqlite3.connect(demo / "erp.db") as erp:
+        vats = [v for (v,) in erp.execute("SELECT vat FROM customers")]
+    with sqlite3.connect(demo / "crm.db") as crm:
+        (written_back,) = crm.execute("SELECT erp_customer_no FROM accounts WHERE id = ?",
+                                      ("A-0052",)).fetchone()
+    assert len(vats) == 115 and "N/A" not in vats and all(v for v in vats)
+    assert written_back is None
 
 
 BAD_FLOW = """\
