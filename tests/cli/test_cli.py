@@ -22,6 +22,10 @@ def crm2erp(*args, cwd, env=None):
 def test_demo_runs_then_reports_no_changes(tmp_path):
     first = crm2erp("demo", "--dir", "demo", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
+    # the accounts flow's quality rule ran GX, which says nothing below WARNING and
+    # draws no progress bars ("Created temporary directory ... for ephemeral docs site")
+    assert "INFO" not in first.stderr and "docs site" not in first.stderr, first.stderr
+    assert "Calculating Metrics" not in first.stderr and "it/s]" not in first.stderr
     assert "demo_accounts" in first.stdout and "demo_invoices" in first.stdout
     assert "total" in first.stdout
     assert "held back" in first.stdout           # the invalid sample rows are shown
@@ -55,6 +59,27 @@ def _quality_rule_quarantined_the_seeded_account(demo):
                                       ("A-0052",)).fetchone()
     assert len(vats) == 115 and "N/A" not in vats and all(v for v in vats)
     assert written_back is None
+
+
+HIDE_GX = """\
+import sys
+sys.modules["great_expectations"] = None   # as if `pip install -e .` (no quality extra)
+from crm2erp.cli.app import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_the_demo_without_great_expectations_says_which_extra_to_install(tmp_path):
+    """README command 1 installs the ``quality`` extra; without it the demo's quality
+    rule cannot run: exit 2 and one message naming the extra, no traceback."""
+    done = subprocess.run([sys.executable, "-c", HIDE_GX, "demo", "--accounts", "10"],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "configuration error: flow 'demo_accounts' has quality rules" in done.stderr
+    assert "pip install 'crm2erp[quality]'" in done.stderr
 
 
 BAD_FLOW = """\
