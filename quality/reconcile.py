@@ -16,7 +16,8 @@ would; each mapped row is compared with ``target.lookup`` of its key:
 * ``orphaned`` - target records the xref links to a source record that is no
   longer in the source;
 * ``unmapped`` - source records that cannot be mapped (they are in the dead
-  letters of the sync, or their parent is missing).
+  letters of the sync, or their parent is missing), and records the flow's
+  quality gate quarantined (an open dead letter of stage ``quality``).
 
 Values are compared normalised, the same way on both sides (:func:`normalise`):
 text trimmed with inner whitespace collapsed, blank = null, numbers by value,
@@ -170,6 +171,8 @@ def reconcile(runner, *, save: bool = True, batch_size: int = 500) -> ReconcileR
     runner.mode = "full_refresh"  # no "nothing new" short cut: compare every record
     key_fields = runner.source_stream.key
     skip = frozenset(getattr(runner.target, "write_options", ()))
+    quarantined = {d.source_key: d.error for d in store.dead_letters(
+        flow.flow, limit=1_000_000) if d.stage == "quality"}
     for batch in runner.source.read(flow.source.stream, None, batch_size=batch_size):
         rows = batch.rows
         result.counts["source_count"] += len(rows)
@@ -186,6 +189,10 @@ def reconcile(runner, *, save: bool = True, batch_size: int = 500) -> ReconcileR
                                     [i.canonical_id for i in items])
         for key, item in by_key.items():
             actual = current.get(key)
+            if actual is None and item.source_key in quarantined:
+                result.add("unmapped", {"key": item.source_key,
+                                        "note": quarantined[item.source_key][:300]})
+                continue
             if actual is None:
                 note = ("synced before (the xref has it): deleted in the target?"
                         if item.canonical_id in synced else "never synced")

@@ -22,8 +22,8 @@ dead letter too.
 
 from __future__ import annotations
 
-__all__ = ["EMULATED_PACKS", "EmulatedDemoResult", "run_emulated_demo", "bill_new_orders",
-           "seed_salesforce", "seed_sap", "mess_up_org", "SAP_MATERIALS"]
+__all__ = ["EMULATED_PACKS", "NEGATIVE_REVENUE", "EmulatedDemoResult", "run_emulated_demo",
+           "bill_new_orders", "seed_salesforce", "seed_sap", "mess_up_org", "SAP_MATERIALS"]
 
 import contextlib
 import random
@@ -74,10 +74,16 @@ def _phone(rng: random.Random, country: str) -> str:
     return phonenumbers.format_number(base, style)
 
 
+#: the annual revenue :func:`mess_up_org` gives the org's tenth account (by Id)
+NEGATIVE_REVENUE = -2_500_000.0
+
+
 def mess_up_org(org, rng: random.Random) -> None:
     """Make a seeded Salesforce org look typed by people: blanks, country names,
-    phone numbers in national or international form, shouting city names, and
-    one phone number that is no number (it ends in the dead letters)."""
+    phone numbers in national or international form, shouting city names, one
+    phone number that is no number (it ends in the dead letters), and one
+    negative annual revenue (valid data, bad business data: the salesforce-sap
+    pack's quality rule ``annual revenue is not negative`` quarantines it)."""
     countries = {"Germany": ("DE", ["Deutschland", "DE", " germany"]),
                  "United Kingdom": ("GB", ["UK", "Great Britain", "England"]),
                  "United States": ("US", ["USA", "U.S.A.", "US"]),
@@ -96,6 +102,8 @@ def mess_up_org(org, rng: random.Random) -> None:
                 rec["BillingCity"] = rec["BillingCity"].upper() + " "
         if len(accounts) > 5:
             accounts[5]["Phone"] = "ask reception"
+        if len(accounts) > 9:
+            accounts[9]["AnnualRevenue"] = NEGATIVE_REVENUE
         for rec in org.tables["Contact"].values():
             account = org.tables["Account"].get(rec["AccountId"])
             rec["Phone"] = account["Phone"] if account and account["Phone"].startswith("+") \

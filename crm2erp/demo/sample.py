@@ -8,7 +8,7 @@ whose account does not exist) and a few near-duplicate companies.
 
 from __future__ import annotations
 
-__all__ = ["sample_crm_rows", "INVALID_ACCOUNTS", "ORPHAN_CONTACTS"]
+__all__ = ["sample_crm_rows", "INVALID_ACCOUNTS", "QUALITY_ACCOUNTS", "ORPHAN_CONTACTS"]
 
 import datetime as dt
 import random
@@ -54,6 +54,11 @@ INVALID_ACCOUNTS = {
     "A-0013": ("account_type", "Reseller"),
     "A-0021": ("company_name", "   "),
     "A-0034": ("country", "Atlantis"),
+}
+#: Accounts the canonical model accepts but that are bad business data: the
+#: demo accounts flow's ``quality:`` rule of this name quarantines them.
+QUALITY_ACCOUNTS = {
+    "A-0052": ("vat_id", "n/a", "tax id is a VAT number"),
 }
 #: Contacts whose account is not in the CRM: parked, not dropped.
 ORPHAN_CONTACTS = {"C-0011": "A-9999", "C-0057": "A-9998"}
@@ -101,6 +106,9 @@ def sample_crm_rows(accounts: int = 120, seed: int = 7,
         }
         if account_id in INVALID_ACCOUNTS:
             field, value = INVALID_ACCOUNTS[account_id]
+            row[field] = value
+        if account_id in QUALITY_ACCOUNTS:
+            field, value, _rule = QUALITY_ACCOUNTS[account_id]
             row[field] = value
         if account_id in _NEAR_DUPLICATES:
             original = rows["accounts"][int(_NEAR_DUPLICATES[account_id][2:]) - 1]

@@ -10,7 +10,7 @@ flow and the status; the run's outcome does not change.
 
 from __future__ import annotations
 
-__all__ = ["WEBHOOK_TIMEOUT", "payload", "notify_dead_letters"]
+__all__ = ["WEBHOOK_TIMEOUT", "payload", "notify_dead_letters", "post_webhook"]
 
 import logging
 from typing import Any
@@ -49,15 +49,24 @@ def notify_dead_letters(runner: Any, result: Any) -> None:
     body = payload(result) if url else None
     if url is None or body is None:
         return
+    post_webhook(url, body)
+
+
+def post_webhook(url: str, body: dict[str, Any]) -> bool:
+    """POST ``body`` (with ``event``, ``flow`` and ``run_id``) to ``url``; a webhook that
+    cannot be reached or answers an error is a warning naming the flow and run.
+    Whether it was delivered."""
+    flow, run_id = body.get("flow"), body.get("run_id")
     try:
         response = requests.post(url, json=body, timeout=WEBHOOK_TIMEOUT)
     except requests.RequestException as exc:
         log.warning("flow %s run %s: the on_dead_letters webhook could not be reached: %s",
-                    result.flow, result.run_id, type(exc).__name__)
-        return
+                    flow, run_id, type(exc).__name__)
+        return False
     if response.status_code >= 400:
         log.warning("flow %s run %s: the on_dead_letters webhook answered HTTP %s",
-                    result.flow, result.run_id, response.status_code)
-    else:
-        log.info("flow %s run %s: on_dead_letters webhook notified (%s)", result.flow,
-                 result.run_id, body["event"])
+                    flow, run_id, response.status_code)
+        return False
+    log.info("flow %s run %s: on_dead_letters webhook notified (%s)", flow, run_id,
+             body["event"])
+    return True

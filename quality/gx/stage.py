@@ -129,7 +129,8 @@ class QualityStage:
         self.start(ctx)   # also when process is called outside a managed run
         if not items:
             return []
-        outcomes = self.checker.run(items, ctx.store, self.flow.target.connection)
+        run_id = None if ctx.dry_run else ctx.run_id   # a dry run notifies nobody
+        outcomes = self.checker.run(items, ctx.store, self.flow.target.connection, run_id)
         self.tally.add(outcomes, len(items))
         rejected = rejected_rows(outcomes)
         self.tally.rejected += len(rejected)

@@ -12,13 +12,14 @@ customers, a postal code format per country...).
 from __future__ import annotations
 
 __all__ = ["Check", "flow_checks", "schema_checks", "build_suite", "suite_json",
-           "expectation_class", "gx_context"]
+           "expectation_class", "gx_context", "quiet_gx_logging"]
 
 import datetime as dt
 import difflib
 import enum
 import functools
 import importlib
+import logging
 import types
 import typing
 import zlib
@@ -220,9 +221,23 @@ def _expectation(check: Check, flow_name: str):
                           f"({check.expectation}) has wrong arguments: {exc}") from None
 
 
+#: GX's loggers; one of them sets itself to INFO when GX is imported
+GX_LOGGERS = ("great_expectations", "great_expectations.data_context.types.base")
+
+
+def quiet_gx_logging() -> None:
+    """GX logs at WARNING unless the application logs INFO (``crm2erp -v``): its INFO
+    lines ("Created temporary directory ... for ephemeral docs site") are noise."""
+    verbose = logging.getLogger().getEffectiveLevel() <= logging.INFO
+    for name in GX_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+
+
 @functools.lru_cache(maxsize=1)
 def gx_context():
-    """The process-wide ephemeral GX context, with one pandas dataframe asset."""
+    """The process-wide ephemeral GX context, with one pandas dataframe asset; GX's
+    logs at WARNING and no progress bars."""
+    quiet_gx_logging()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     asset = context.data_sources.add_pandas("crm2erp").add_dataframe_asset("batch")

@@ -68,7 +68,7 @@ class BatchChecker:
         self.by_rule = {c.rule: c for c in self.checks}
         root = project_gx_root(flow)
         self.checkpoint = None if root is None else \
-            FlowCheckpoint(root, self.suite, RESULT_FORMAT)
+            FlowCheckpoint(root, self.suite, RESULT_FORMAT, flow)
         if self.checkpoint is not None:   # the project's own, file-backed GX context
             self.suite = self.checkpoint.suite
             return
@@ -94,21 +94,22 @@ class BatchChecker:
                 frame[check.column] = None
         return frame
 
-    def run(self, items: Sequence[Any], store=None, target_system: str | None = None
-            ) -> list[Outcome]:
-        """Every check's outcome on ``items`` (parent checks need the store)."""
+    def run(self, items: Sequence[Any], store=None, target_system: str | None = None,
+            run_id: int | None = None) -> list[Outcome]:
+        """Every check's outcome on ``items`` (parent checks need the store) in sync run
+        ``run_id`` (None: a check outside a run)."""
         if not items:
             return []
         frame = self.frame(items)
-        outcomes = self._gx(frame) if self.suite.expectations else []
+        outcomes = self._gx(frame, run_id) if self.suite.expectations else []
         parent_checks = [c for c in self.checks if c.expectation == PARENT_RULE]
         for check in parent_checks:
             outcomes.append(self._parents(check, frame, store, target_system))
         return outcomes
 
-    def _gx(self, frame: pd.DataFrame) -> list[Outcome]:
+    def _gx(self, frame: pd.DataFrame, run_id: int | None = None) -> list[Outcome]:
         if self.checkpoint is not None:
-            result = self.checkpoint.validate(frame)
+            result = self.checkpoint.validate(frame, run_id)
         else:
             batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
             result = batch.validate(self.suite, result_format=RESULT_FORMAT)

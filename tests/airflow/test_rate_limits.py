@@ -16,7 +16,8 @@ import datetime as dt
 import shutil
 from collections import Counter
 
-from crm2erp.demo.emulated import seed_salesforce, seed_sap
+from crm2erp.demo.emulated import NEGATIVE_REVENUE, seed_salesforce, seed_sap
+from crm2erp.engine.resolver import canonical_id_for
 from crm2erp.errors import RetriableError
 from crm2erp.mappings import pack_dir
 from crm2erp.orchestration import tasks
@@ -76,7 +77,15 @@ def test_without_retry_after_the_dags_own_backoff_applies(airflow):
 def test_a_used_up_api_budget_skips_the_task_and_the_next_run_resumes(airflow, tmp_path,
                                                                       monkeypatch):
     project = small_batch_pack(tmp_path)
-    sf, sap = seed_salesforce(accounts=10, seed=5), seed_sap()
+    # 12 accounts: one has no phone number (a map dead letter), one a negative revenue
+    # (quarantined by the pack's quality rule): 10 go through
+    sf, sap = seed_salesforce(accounts=12, seed=5), seed_sap()
+    accounts = list(sf.org.tables["Account"].values())
+    negative = next(a["Id"] for a in accounts if a["AnnualRevenue"] == NEGATIVE_REVENUE)
+    # SAP's BusinessPartnerIDByExtSystem: the canonical id without dashes, upper, 20 chars
+    valid = {canonical_id_for("Account", "salesforce", a["Id"]).replace("-", "").upper()[:20]
+             for a in accounts if a["Id"] != negative and a["Phone"] != "ask reception"}
+    assert len(accounts) == 12 and len(valid) == 10
     partners_before = sap.count("business_partners")
     with serve_wsgi(sf) as sf_url, serve_wsgi(sap) as sap_url:
         env = pack_env(project, tmp_path, SF_INSTANCE_URL=sf_url, SAP_BASE_URL=sap_url)
@@ -95,7 +104,7 @@ def test_a_used_up_api_budget_skips_the_task_and_the_next_run_resumes(airflow, t
             kept = store.get_watermark(FLOW, "accounts")
         assert stopped.status == "failed" and "API request limit" in stopped.message
         loaded = sap.count("business_partners") - partners_before
-        assert kept is not None and 0 < loaded < 9      # some batches committed, not all
+        assert kept is not None and 0 < loaded < 10     # some batches committed, not all
 
         sf.daily_limit = 100_000    # the next day
         airflow.dags_test(FLOW, env)
@@ -105,7 +114,11 @@ def test_a_used_up_api_budget_skips_the_task_and_the_next_run_resumes(airflow, t
         assert (final.value, final.key) > (kept.value, kept.key)   # it moved on from there
     assert resumed.status in ("succeeded", "partial")
     # the flow's 5-minute lookback re-reads the committed batches: they are unchanged
-    assert resumed.counts["created"] == 9 - loaded
+    assert resumed.counts["created"] == 10 - loaded
     partners = sap.find("business_partners")[partners_before:]
     ids = Counter(p["BusinessPartnerIDByExtSystem"] for p in partners)
-    assert len(ids) == len(partners) == 9 and max(ids.values()) == 1   # 1 account is invalid
+    assert set(ids) == valid and len(partners) == 10    # each valid account exactly once
+    with StateStore.open(env["CRM2ERP_STATE_URL"]) as store:
+        quarantined = [d for d in store.dead_letters(FLOW, limit=100) if d.stage == "quality"]
+    assert [d.source_key for d in quarantined] == [negative]
+    assert "annual revenue is not negative" in quarantined[0].error

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -21,6 +22,10 @@ def crm2erp(*args, cwd, env=None):
 def test_demo_runs_then_reports_no_changes(tmp_path):
     first = crm2erp("demo", "--dir", "demo", cwd=tmp_path)
     assert first.returncode == 0, first.stderr
+    # the accounts flow's quality rule ran GX, which says nothing below WARNING and
+    # draws no progress bars ("Created temporary directory ... for ephemeral docs site")
+    assert "INFO" not in first.stderr and "docs site" not in first.stderr, first.stderr
+    assert "Calculating Metrics" not in first.stderr and "it/s]" not in first.stderr
     assert "demo_accounts" in first.stdout and "demo_invoices" in first.stdout
     assert "total" in first.stdout
     assert "held back" in first.stdout           # the invalid sample rows are shown
@@ -30,6 +35,51 @@ def test_demo_runs_then_reports_no_changes(tmp_path):
     listed = crm2erp("--state", f"sqlite:///{tmp_path / 'demo' / 'state.db'}", "dlq", "list",
                      "--status", "all", cwd=tmp_path)
     assert listed.returncode == 0 and "info@@nordwind" in listed.stdout
+    _quality_rule_quarantined_the_seeded_account(tmp_path / "demo")
+
+
+def _quality_rule_quarantined_the_seeded_account(demo):
+    """The accounts flow's ``quality:`` rule holds back A-0052 (tax id 'n/a'): a dead
+    letter of stage quality naming the rule, and no such customer in the ERP."""
+    from crm2erp.demo.sample import QUALITY_ACCOUNTS
+    listed = crm2erp("-p", str(demo / "project"), "dlq", "list", "--json", cwd=demo)
+    assert listed.returncode == 0, listed.stderr
+    letters = {d["source_key"]: d for d in json.loads(listed.stdout)["dead_letters"]
+               if d["stage"] == "quality"}
+    assert set(letters) == set(QUALITY_ACCOUNTS) == {"A-0052"}
+    rule = QUALITY_ACCOUNTS["A-0052"][2]
+    assert letters["A-0052"]["flow"] == "demo_accounts"
+    assert f"rule '{rule}'" in letters["A-0052"]["error"]
+    assert "'N/A'" in letters["A-0052"]["error"]
+    assert letters["A-0052"]["payload"]["vat_id"] == "n/a"
+    with sqlite3.connect(demo / "erp.db") as erp:
+        vats = [v for (v,) in erp.execute("SELECT vat FROM customers")]
+    with sqlite3.connect(demo / "crm.db") as crm:
+        (written_back,) = crm.execute("SELECT erp_customer_no FROM accounts WHERE id = ?",
+                                      ("A-0052",)).fetchone()
+    assert len(vats) == 115 and "N/A" not in vats and all(v for v in vats)
+    assert written_back is None
+
+
+HIDE_GX = """\
+import sys
+sys.modules["great_expectations"] = None   # as if `pip install -e .` (no quality extra)
+from crm2erp.cli.app import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.slow
+def test_the_demo_without_great_expectations_says_which_extra_to_install(tmp_path):
+    """README command 1 installs the ``quality`` extra; without it the demo's quality
+    rule cannot run: exit 2 and one message naming the extra, no traceback."""
+    done = subprocess.run([sys.executable, "-c", HIDE_GX, "demo", "--accounts", "10"],
+                          cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "200"})
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert "configuration error: flow 'demo_accounts' has quality rules" in done.stderr
+    assert "pip install 'crm2erp[quality]'" in done.stderr
 
 
 BAD_FLOW = """\

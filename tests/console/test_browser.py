@@ -103,7 +103,7 @@ def test_fix_the_mapping_and_retry_the_group_from_the_page(tmp_path, page, artif
     demo = run_demo(tmp_path / "crm2erp-demo")
     with Served(create_app(demo.state_url, demo.project)) as served:
         page.goto(served.url + "/")
-        expect(page.locator(".attention")).to_contain_text("demo_accounts: 4 dead letter(s)")
+        expect(page.locator(".attention")).to_contain_text("demo_accounts: 5 dead letter(s)")
         shoot(page, artifacts, "overview")
         page.click("text=Dead letters")
         page.fill("input[name=reason]", "value map")
@@ -135,7 +135,7 @@ def test_fix_the_mapping_and_retry_the_group_from_the_page(tmp_path, page, artif
             "Records per run of demo_accounts: loaded, failed and parked")
         shoot(page, artifacts, "runs")
         page.goto(served.url + "/runs/1")
-        expect(page.locator(".split .failed h2")).to_have_text("Failed: 4")
+        expect(page.locator(".split .failed h2")).to_have_text("Failed: 5")
         shoot(page, artifacts, "run")
     with StateStore.open(demo.state_url) as store:
         canonical = store.canonical_ids("Account", "crm", ["A-0013"])["A-0013"]

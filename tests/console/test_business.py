@@ -196,7 +196,7 @@ def test_customer_names_follow_the_account_flows_mask_unless_unmasked(demo, erp)
             "SELECT c.name FROM invoices i JOIN customers c ON c.id = i.customer_id"))}
     flow_file = demo.project / "accounts.flow.yaml"
     original = flow_file.read_text()
-    flow_file.write_text(original + "quality: {mask: [name]}\n")
+    flow_file.write_text(original.replace("quality:\n", "quality:\n  mask: [name]\n"))
     try:
         shown = {}
         for unmask in (False, True):

@@ -35,7 +35,7 @@ def test_export_writes_an_index_flow_pages_and_immutable_run_pages(tmp_path):
     assert ">records<" in chart.group(0) and ">runs, oldest to newest<" in chart.group(0)
     assert "loaded failed parked" in shown(out / "flow-demo_accounts.html")      # legend
     run_page = out / "run-1.html"
-    assert "Failed: 4" in shown(run_page) and "Parked: 0" in shown(run_page)
+    assert "Failed: 5" in shown(run_page) and "Parked: 0" in shown(run_page)
     assert f"{HOSTILE_NAME}, Köln" in shown(run_page)          # UTF-8 and markup as text
     for page in out.glob("*.html"):     # self-contained: no script, nothing from a server
         text = page.read_text(encoding="utf-8")

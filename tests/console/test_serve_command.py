@@ -90,5 +90,5 @@ def test_the_documented_command_serves_the_demo_projects_store(tmp_path, monkeyp
         assert client.get("/").status_code == 400
     with TestClient(served["app"], base_url="http://localhost:8765") as client:
         assert client.get("/").status_code == 200
-    assert page.status_code == 200 and "demo_accounts: 4 dead letter(s) to fix" in shown
+    assert page.status_code == 200 and "demo_accounts: 5 dead letter(s) to fix" in shown
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crm2erp-demo"]   # no second store

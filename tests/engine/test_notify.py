@@ -72,10 +72,13 @@ def test_a_quality_breach_posts_the_breach(demo):
     project, store = demo
     hook = Hook()
     with serve_wsgi(hook) as url:
-        add_to_flow(project, f"on_dead_letters: {url}/hook\n"
-                             "quality:\n  threshold: 1%\n  rules:\n"
-                             "    - expect: expect_column_values_to_be_in_set\n"
-                             "      column: currency\n      kwargs: {value_set: [XXX]}\n")
+        add_to_flow(project, f"on_dead_letters: {url}/hook\n")
+        flow = project / "accounts.flow.yaml"   # a second rule, in the flow's quality section
+        flow.write_text(flow.read_text().replace(
+            "quality:\n  rules:\n",
+            "quality:\n  threshold: 1%\n  rules:\n"
+            "    - expect: expect_column_values_to_be_in_set\n"
+            "      column: currency\n      kwargs: {value_set: [XXX]}\n"))
         with Engine(load_project(project), store) as engine, \
                 pytest.raises(FatalError) as stopped:
             engine.run("demo_accounts")

@@ -3,9 +3,11 @@
 What `crm2erp emulator run <name>` serves must be data the shipped packs accept:
 a run leaves no dead letter, and the target, read back through its own API,
 holds each source record once with its values. The default seeds hold no
-deliberately bad row (the demo's messy org adds one, "ask reception", which
-tests/packs/test_salesforce_sap_pack.py expects as the only dead letter), so
-the expected dead letters here are none. The one thing set per run is the
+deliberately bad row (the demo's messy org adds two, "ask reception" and a
+negative annual revenue that the salesforce-sap pack's quality rule
+quarantines; tests/packs/test_salesforce_sap_pack.py expects them as the only
+dead letters), so the expected dead letters here are none: the quality rule
+runs on every account and rejects none of the default seeds. The one thing set per run is the
 product catalogue the ERP knows (as in a real installation, the CRM's product
 numbers must exist as ERP items); hubspot-tryton runs against a real trytond in
 tests/tryton/test_pack_hubspot_tryton.py.

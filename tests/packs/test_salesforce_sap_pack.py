@@ -4,7 +4,9 @@ Accounts land in SAP as business partners once and get the partner number
 written back onto Account.ERP_Id__c, won opportunities become sales orders
 sold to them with one item per OpportunityLineItem, SAP's billing documents
 come back to Salesforce as ERP_Invoice__c records with the billed amounts,
-linked to account and opportunity, and a second run changes nothing.
+linked to account and opportunity, and a second run changes nothing. The
+messy org's account with a negative annual revenue is quarantined by the
+pack's quality rule: a dead letter of stage quality, no business partner.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ import subprocess
 import sys
 from decimal import Decimal
 
-from crm2erp.demo.emulated import bill_new_orders, seed_salesforce, seed_sap
+import requests
+
+from crm2erp.connectors.sap.emulator import PASSWORD, USERNAME
+from crm2erp.demo.emulated import NEGATIVE_REVENUE, bill_new_orders, seed_salesforce, seed_sap
 from crm2erp.engine import Engine
 from crm2erp.mapping import load_project, validate_project
 from crm2erp.mappings import pack_dir
@@ -42,6 +47,22 @@ def test_pack_validates_through_the_cli_without_any_environment():
         "create_defaults"]["SalesOrganization"] == "2000"
 
 
+#: the messy org's account with a negative annual revenue (crm2erp.demo.emulated)
+QUARANTINED = "001Hn0000000010IAA"
+
+
+def read_business_partners(sap_url: str) -> list[dict]:
+    session = requests.Session()
+    session.auth = (USERNAME, PASSWORD)
+    url = f"{sap_url}/sap/opu/odata/sap/API_BUSINESS_PARTNER/A_BusinessPartner"
+    params, partners = {"$format": "json"}, []
+    while url:
+        page = session.get(url, params=params).json()["d"]
+        partners += page["results"]
+        url, params = page.get("__next"), None
+    return partners
+
+
 def run_all(engine, sap_app):
     results = []
     for name in FLOWS:
@@ -64,13 +85,26 @@ def test_accounts_orders_and_invoices_round_trip(tmp_path):
             letters = store.dead_letters(status=("open", "parked"), limit=100)
         finally:
             store.close()
+        partners_read_back = read_business_partners(sap_url)
 
     won = [o for o in sf_app.org.records("Opportunity") if o["StageName"] == "Closed Won"]
     accounts = first["sf_sap_accounts"].counts
-    assert accounts["created"] == 14 and accounts["failed"] == 1     # "ask reception"
-    assert [letter.source_key for letter in letters
-            if letter.flow == "sf_sap_accounts"] == ["001Hn0000000006IAA"]
-    assert sap_app.count("business_partners") == sap_partners_before + 14
+    # "ask reception" (no phone number) and the negative annual revenue (quality rule)
+    assert accounts["created"] == 13 and accounts["failed"] == 2
+    held = {letter.source_key: letter for letter in letters if letter.flow == "sf_sap_accounts"}
+    assert sorted(held) == ["001Hn0000000006IAA", QUARANTINED]
+    assert held["001Hn0000000006IAA"].stage == "map"
+    assert held[QUARANTINED].stage == "quality"
+    assert held[QUARANTINED].error.startswith(
+        "quality: rule 'annual revenue is not negative' (expect_column_values_to_be_between "
+        "on extensions.annual_revenue) failed")
+    assert float(held[QUARANTINED].payload["AnnualRevenue"]) == NEGATIVE_REVENUE
+    assert sap_app.count("business_partners") == sap_partners_before + 13
+    # read back through SAP's OData API: the quarantined account is no business partner
+    bad = next(a for a in sf_app.org.records("Account") if a["Id"] == QUARANTINED)
+    assert len(partners_read_back) == sap_partners_before + 13
+    names = {p["OrganizationBPName1"] for p in partners_read_back}
+    assert " ".join(bad["Name"].split()) not in names
 
     parked = sum(1 for letter in letters if letter.flow == "sf_sap_orders")
     orders = first["sf_sap_orders"].counts
@@ -86,9 +120,10 @@ def test_accounts_orders_and_invoices_round_trip(tmp_path):
     partners = {p["BusinessPartnerIDByExtSystem"]: p["BusinessPartner"]
                 for p in sap_app.find("business_partners")}
     written = [a for a in accounts_sf.values() if a["ERP_Id__c"]]
-    assert len(written) == 14 and first["sf_sap_accounts"].counts["written_back"] == 14
+    assert len(written) == 13 and first["sf_sap_accounts"].counts["written_back"] == 13
     assert {a["ERP_Id__c"] for a in written} <= set(partners.values())
     assert accounts_sf["001Hn0000000006IAA"]["ERP_Id__c"] is None   # held back, not synced
+    assert accounts_sf[QUARANTINED]["ERP_Id__c"] is None
 
     # every order carries the opportunity's line items, priced as in Salesforce
     lines = {}

@@ -118,7 +118,7 @@ def test_report_shows_utf8_as_text_and_escapes_markup(demo, tmp_path):
 
 def test_report_masks_the_flows_pii_unless_unmasked(demo, tmp_path, capsys):
     flow_file = demo.project / "accounts.flow.yaml"
-    flow_file.write_text(flow_file.read_text() + "quality: {mask: [email]}\n")
+    flow_file.write_text(flow_file.read_text().replace("quality:\n", "quality:\n  mask: [email]\n"))
     capsys.readouterr()
     assert main(["-p", str(demo.project), "report", "1", "--json"]) == 0
     masked = json.loads(capsys.readouterr().out)
