@@ -316,7 +316,8 @@ class FlowSpec(_WithFile):
         "execution_timeout (the task fails and is retried when it is exceeded)."))
     on_dead_letters: WebhookUrl | None = Field(None, description=(
         "Webhook URL (http/https) that gets a small JSON POST when a run ends with new "
-        "dead letters or is stopped by a quality threshold."))
+        "dead letters or is stopped by a quality threshold; with a project gx/ folder, the "
+        "flow's Checkpoint also POSTs there once per run when a batch fails a check."))
 
     @field_validator("timeout")
     @classmethod
