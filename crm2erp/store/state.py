@@ -37,6 +37,7 @@ from crm2erp.store.records import (
     XrefEntry,
 )
 from crm2erp.store.tables import (
+    ACTIVE_DEAD_LETTER_STATUSES,
     DEAD_LETTER_STATUSES,
     RUN_MODES,
     RUN_STATUSES,
@@ -386,6 +387,18 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
             sa.select(dead_letters).order_by(dead_letters.c.id).limit(limit), flow, status)
         with self._reading() as conn:
             return [self._dead_letter(row) for row in conn.execute(query)]
+
+    def active_dead_letter_keys(self, flow: str, source_keys: Iterable[str]) -> set[str]:
+        """The keys among ``source_keys`` with an open, parked or retrying dead letter
+        in ``flow`` (one query per thousand keys)."""
+        found: set[str] = set()
+        with self._reading() as conn:
+            for chunk in _chunks(source_keys):
+                found.update(conn.execute(
+                    sa.select(dead_letters.c.source_key).where(
+                        dead_letters.c.flow == flow, dead_letters.c.source_key.in_(chunk),
+                        dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES))).scalars())
+        return found
 
     def get_dead_letter(self, dead_letter_id: int) -> DeadLetter:
         """One dead letter by id; ConfigError when there is none."""
