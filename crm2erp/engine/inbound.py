@@ -50,8 +50,7 @@ def canonicalize(runner, rows: list[Row], counts: Counter, commit: BatchCommit) 
     flow = runner.flow
     key_fields = runner.source_stream.identity
     keys = [record_key(r, key_fields) for r in rows]
-    synced = already_synced(runner, keys, runner.resolver.prefetch(
-        flow.entity, runner.source_system, keys))
+    synced = already_synced(runner, keys)
     mapped: dict[str, tuple[Row, dict, str]] = {}
     hashes: dict[str, str] = {}
     for row, source_key in zip(rows, keys, strict=True):
@@ -101,14 +100,19 @@ def canonicalize(runner, rows: list[Row], counts: Counter, commit: BatchCommit) 
     return items
 
 
-def already_synced(runner, keys: list[str], entries: dict) -> dict[str, str]:
+def already_synced(runner, keys: list[str]) -> dict[str, str]:
     """Source key -> the hash stored when its record last went through the flow, for
     the keys whose unchanged row can be skipped before mapping: any run but a retry
     (a retry, or a re-sync, writes the record whatever it holds), and not a key
     with an active dead letter (a failed write-back is tried again, a parked record
-    waits for its parent). ``entries``: the source's xref entries of the batch."""
-    if runner.mode == "retry" or not runner.skip_unchanged or not entries:
+    waits for its parent). The batch's xref entries, read here in one query, also
+    give the resolver the keys' canonical ids."""
+    entity, system = runner.flow.entity, runner.source_system
+    if runner.mode == "retry" or not runner.skip_unchanged:
+        runner.resolver.prefetch(entity, system, keys)
         return {}
+    entries = runner.store.xref_entries(entity, system, keys)
+    runner.resolver.prefetch(entity, system, keys, entries)
     synced = {key: entry.payload_hash for key, entry in entries.items()
               if entry.payload_hash}
     if synced:

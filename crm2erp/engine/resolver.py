@@ -41,9 +41,9 @@ class StoreResolver:
         self._from_canonical: dict[tuple[str, str, str], str] = {}
         self._origin: dict[tuple[str, str], tuple[str, str]] = {}  # (entity, cid) -> source
 
-    def prefetch(self, entity: str, system: str, external_ids) -> dict:
-        """Look the ids not cached yet up in one query; returns their xref entries
-        (external id -> :class:`~crm2erp.store.XrefEntry`, the ones found)."""
+    def prefetch(self, entity: str, system: str, external_ids, entries=None) -> None:
+        """Look the ids not cached yet up in one query (none when ``entries``, their
+        xref entries read by the caller, are given)."""
         if len(self._to_canonical) + len(self._from_canonical) > self.limit:
             self._to_canonical.clear()      # between batches: none of this batch's yet
             self._from_canonical.clear()
@@ -51,15 +51,14 @@ class StoreResolver:
         wanted = [str(e) for e in external_ids
                   if (entity, system, str(e)) not in self._to_canonical]
         if not wanted:
-            return {}
+            return
         # one query per batch; a miss gets its deterministic id, as below
-        found = self.store.xref_entries(entity, system, wanted)
+        found = self.store.xref_entries(entity, system, wanted) if entries is None else entries
         for ext in wanted:
             entry = found.get(ext)
             cid = entry.canonical_id if entry else canonical_id_for(entity, system, ext)
             self._to_canonical[(entity, system, ext)] = cid
             self._origin[(entity, cid)] = (system, ext)
-        return found
 
     def to_canonical(self, entity: str, system: str, external_id) -> str:
         key = (entity, system, str(external_id))
