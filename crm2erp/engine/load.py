@@ -31,7 +31,6 @@ from crm2erp.errors import ParentMissingError, RecordError
 from crm2erp.jsonutil import payload_hash
 from crm2erp.store import BatchCommit
 
-
 #: Value types with nothing inside to convert (an Enum member is none of them: a
 #: ``StrEnum`` member's type is its enum class, not ``str``).
 _LEAVES = frozenset({str, int, float, bool, type(None), Decimal, dt.datetime, dt.date})

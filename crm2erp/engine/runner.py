@@ -33,6 +33,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 
+from crm2erp import __version__
 from crm2erp.contract import Connector, Cursor, Row
 from crm2erp.engine.batch import COUNTERS, Change, RunResult, hold, record_key
 from crm2erp.engine.cursors import apply_lookback, parse_duration
@@ -44,7 +45,6 @@ from crm2erp.engine.sinks import DryRunSink, TargetSink, WriteSink
 from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks, start_stages
 from crm2erp.engine.status import run_status
 from crm2erp.errors import ConfigError, Crm2ErpError
-from crm2erp import __version__
 from crm2erp.jsonutil import dumps, payload_hash
 from crm2erp.logcontext import next_batch, run_context
 from crm2erp.mapping.compiler import CompiledMapping
