@@ -218,6 +218,37 @@ def test_full_refresh_after_a_mapping_change_maps_every_record_again(account, sy
     assert {r["name"] for r in systems.erp_rows()} == {"COMPANY 1", "COMPANY 2", "COMPANY 3"}
 
 
+def test_a_row_deleted_and_restored_unchanged_is_written_again(account, systems, engine_for):
+    """A delete forgets the source row's hash: the very same row restored in the source
+    is created again by a --full-refresh, not skipped as already synced."""
+    with systems.crm.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE accounts ADD COLUMN is_deleted BOOLEAN "
+                             "NOT NULL DEFAULT 0"))
+    connections = systems.project / "connections.yaml"
+    connections.write_text(connections.read_text().replace(
+        "accounts: {table: accounts, key: id, cursor: updated_at}",
+        "accounts: {table: accounts, key: id, cursor: updated_at, "
+        "soft_delete_column: is_deleted}"))
+    flow = systems.project / "accounts.flow.yaml"
+    flow.write_text(flow.read_text() + "delete_policy: delete\n")
+    systems.add_accounts(account(1), account(2))
+    engine = engine_for(systems)
+    assert engine.run("accounts").counts["created"] == 2
+
+    def flag(deleted: bool) -> None:
+        with systems.crm.begin() as conn:
+            conn.execute(sa.text("UPDATE accounts SET is_deleted = :d WHERE id = 'A002'"),
+                         {"d": deleted})
+
+    flag(True)
+    assert engine.run("accounts", mode="full_refresh").counts["deleted"] == 1
+    assert [r["name"] for r in systems.erp_rows()] == ["Company 1"]
+    flag(False)                                    # restored, the row as it was
+    again = engine.run("accounts", mode="full_refresh")
+    assert again.counts["unchanged"] == 1 and again.counts["created"] == 1
+    assert sorted(r["name"] for r in systems.erp_rows()) == ["Company 1", "Company 2"]
+
+
 def test_dead_letter_replayed_after_the_mapping_is_fixed(account, systems, engine_for, tmp_path):
     systems.add_accounts(account(1), account(2, kind="R"))
     engine = engine_for(systems)
