@@ -41,16 +41,22 @@ from crm2erp.store import BatchCommit
 log = logging.getLogger(__name__)
 
 
-def canonicalize(runner, rows: list[Row], counts: Counter, commit: BatchCommit) -> list[Item]:
+def canonicalize(runner, rows: list[Row], counts: Counter, commit: BatchCommit, *,
+                 skip_synced: bool = False) -> list[Item]:
     """Map inbound, give the canonical id, merge with what the hub knows, validate.
 
     Failures are dead letters; records without news (echoes of our own
     writes, lookback re-reads) are counted unchanged and go no further.
+    ``skip_synced`` (a sync run's batches) also counts unchanged, before mapping,
+    the rows that went through the flow already as they are (:func:`already_synced`);
+    callers that look at every record (reconcile, quality checks, dedupe) leave it off.
     """
     flow = runner.flow
     key_fields = runner.source_stream.identity
     keys = [record_key(r, key_fields) for r in rows]
-    synced = already_synced(runner, keys)
+    synced = already_synced(runner, keys) if skip_synced else {}
+    if not skip_synced:
+        runner.resolver.prefetch(flow.entity, runner.source_system, keys)
     mapped: dict[str, tuple[Row, dict, str]] = {}
     hashes: dict[str, str] = {}
     for row, source_key in zip(rows, keys, strict=True):
@@ -102,11 +108,11 @@ def canonicalize(runner, rows: list[Row], counts: Counter, commit: BatchCommit) 
 
 def already_synced(runner, keys: list[str]) -> dict[str, str]:
     """Source key -> the hash stored when its record last went through the flow, for
-    the keys whose unchanged row can be skipped before mapping: any run but a retry
-    (a retry, or a re-sync, writes the record whatever it holds), and not a key
-    with an active dead letter (a failed write-back is tried again, a parked record
-    waits for its parent). The batch's xref entries, read here in one query, also
-    give the resolver the keys' canonical ids."""
+    the keys whose unchanged row can be skipped before mapping: any sync run but a
+    retry (a retry, or a re-sync, writes the record whatever it holds), and not a
+    key with an active dead letter (a failed write-back is tried again, a parked
+    record waits for its parent). The batch's xref entries, read here in one query,
+    also give the resolver the keys' canonical ids."""
     entity, system = runner.flow.entity, runner.source_system
     if runner.mode == "retry" or not runner.skip_unchanged:
         runner.resolver.prefetch(entity, system, keys)

@@ -262,7 +262,8 @@ class FlowRunner:
             hold(commit, counts, "read", bad.key or bad.where,
                  f"{bad.where}: {bad.reason}", bad.raw)
         self.context.rows_read += counts["read"]
-        items = load(self, canonicalize(self, rows, counts, commit), counts, commit)
+        items = load(self, canonicalize(self, rows, counts, commit, skip_synced=not retry),
+                     counts, commit)
         self.sink.write_back(items, counts, commit)
         if deleted_keys:   # before the watermark: it never passes a delete not applied
             delete(self, list(deleted_keys), counts, commit)
