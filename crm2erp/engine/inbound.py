@@ -14,7 +14,7 @@ its flow, mappings, connectors, store and resolver.
 
 from __future__ import annotations
 
-__all__ = ["canonicalize", "merge", "validate", "validation_message", "remember"]
+__all__ = ["canonicalize", "already_synced", "merge", "validate", "validation_message", "remember"]
 
 import datetime as dt
 import logging
@@ -41,24 +41,36 @@ from crm2erp.store import BatchCommit
 log = logging.getLogger(__name__)
 
 
-def canonicalize(runner, rows: list[Row], counts: Counter, commit: BatchCommit) -> list[Item]:
+def canonicalize(runner, rows: list[Row], counts: Counter, commit: BatchCommit, *,
+                 skip_synced: bool = False) -> list[Item]:
     """Map inbound, give the canonical id, merge with what the hub knows, validate.
 
     Failures are dead letters; records without news (echoes of our own
     writes, lookback re-reads) are counted unchanged and go no further.
+    ``skip_synced`` (a sync run's batches) also counts unchanged, before mapping,
+    the rows that went through the flow already as they are (:func:`already_synced`);
+    callers that look at every record (reconcile, quality checks, dedupe) leave it off.
     """
     flow = runner.flow
     key_fields = runner.source_stream.identity
-    runner.resolver.prefetch(flow.entity, runner.source_system,
-                             [record_key(r, key_fields) for r in rows])
+    keys = [record_key(r, key_fields) for r in rows]
+    synced = already_synced(runner, keys) if skip_synced else {}
+    if not skip_synced:
+        runner.resolver.prefetch(flow.entity, runner.source_system, keys)
     mapped: dict[str, tuple[Row, dict, str]] = {}
-    for row in rows:
-        source_key = record_key(row, key_fields)
+    hashes: dict[str, str] = {}
+    for row, source_key in zip(rows, keys, strict=True):
         if not source_key.strip("|").strip():
             hold(commit, counts, "read", f"(no key) {payload_hash(row)[:12]}",
                  f"the record has an empty key ({', '.join(key_fields)}); "
                  "it cannot be identified, so it is not loaded", row)
             continue
+        if source_key in synced:
+            row_hash = hashes[source_key] = runner.source_hash(row)
+            if row_hash == synced[source_key]:   # this very row went through already
+                counts["unchanged"] += 1
+                mapped.pop(source_key, None)      # a later version wins
+                continue
         try:
             if not runner.inbound.matches(row):
                 counts["skipped"] += 1
@@ -80,6 +92,8 @@ def canonicalize(runner, rows: list[Row], counts: Counter, commit: BatchCommit) 
         except RecordError as exc:
             hold(commit, counts, exc.stage, source_key, str(exc), row)
             continue
+        if source_key in hashes:
+            item.notes["source_hash"] = hashes[source_key]
         if state is not None and not item.notes["settlement"].has_news \
                 and runner.mode not in ("full_refresh", "retry"):
             counts["unchanged"] += 1
@@ -90,6 +104,27 @@ def canonicalize(runner, rows: list[Row], counts: Counter, commit: BatchCommit) 
             continue
         items.append(item)
     return items
+
+
+def already_synced(runner, keys: list[str]) -> dict[str, str]:
+    """Source key -> the hash stored when its record last went through the flow, for
+    the keys whose unchanged row can be skipped before mapping: any sync run but a
+    retry (a retry, or a re-sync, writes the record whatever it holds), and not a
+    key with an active dead letter (a failed write-back is tried again, a parked
+    record waits for its parent). The batch's xref entries, read here in one query,
+    also give the resolver the keys' canonical ids."""
+    entity, system = runner.flow.entity, runner.source_system
+    if runner.mode == "retry" or not runner.skip_unchanged:
+        runner.resolver.prefetch(entity, system, keys)
+        return {}
+    entries = runner.store.xref_entries(entity, system, keys)
+    runner.resolver.prefetch(entity, system, keys, entries)
+    synced = {key: entry.payload_hash for key, entry in entries.items()
+              if entry.payload_hash}
+    if synced:
+        for key in runner.store.active_dead_letter_keys(runner.flow.flow, list(synced)):
+            del synced[key]
+    return synced
 
 
 def merge(runner, source_key: str, row: Row, data: dict, canonical_id: str,

@@ -16,8 +16,10 @@ from __future__ import annotations
 __all__ = ["load", "outbound", "changed", "one_write_per_target", "target_keys_taken",
            "delete", "plain"]
 
+import datetime as dt
 import enum
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 from crm2erp.contract import DeleteMode
@@ -29,13 +31,17 @@ from crm2erp.errors import ParentMissingError, RecordError
 from crm2erp.jsonutil import payload_hash
 from crm2erp.store import BatchCommit
 
+#: Value types with nothing inside to convert (an Enum member is none of them: a
+#: ``StrEnum`` member's type is its enum class, not ``str``).
+_LEAVES = frozenset({str, int, float, bool, type(None), Decimal, dt.datetime, dt.date})
+
 
 def plain(value: Any) -> Any:
     """Enum members become their values, so targets see plain strings."""
     if isinstance(value, dict):
-        return {k: plain(v) for k, v in value.items()}
+        return {k: v if type(v) in _LEAVES else plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [plain(v) for v in value]
+        return [v if type(v) in _LEAVES else plain(v) for v in value]
     if isinstance(value, enum.Enum):
         return value.value
     return value

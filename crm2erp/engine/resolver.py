@@ -28,24 +28,37 @@ class StoreResolver:
 
     Inbound ids are cached for the run (a miss is the record's deterministic
     id); outbound, only positive answers are, since a parent may be written by
-    the time the next record asks.
+    the time the next record asks. The caches hold at most about ``limit``
+    entries: they are emptied between batches (in :meth:`prefetch`) once they
+    are fuller, so memory stays flat whatever the run's size (a dropped entry
+    only costs a look-up again).
     """
 
-    def __init__(self, store):
+    def __init__(self, store, limit: int = 20_000):
         self.store = store
+        self.limit = limit
         self._to_canonical: dict[tuple[str, str, str], str] = {}
         self._from_canonical: dict[tuple[str, str, str], str] = {}
         self._origin: dict[tuple[str, str], tuple[str, str]] = {}  # (entity, cid) -> source
 
-    def prefetch(self, entity: str, system: str, external_ids) -> None:
+    def prefetch(self, entity: str, system: str, external_ids, entries=None) -> None:
+        """Look the ids not cached yet up in one query (none when ``entries``, their
+        xref entries read by the caller, are given)."""
+        if len(self._to_canonical) + len(self._from_canonical) > self.limit:
+            self._to_canonical.clear()      # between batches: none of this batch's yet
+            self._from_canonical.clear()
+            self._origin.clear()
         wanted = [str(e) for e in external_ids
                   if (entity, system, str(e)) not in self._to_canonical]
-        if wanted:   # one query per batch; a miss gets its deterministic id, as below
-            found = self.store.canonical_ids(entity, system, wanted)
-            for ext in wanted:
-                cid = found.get(ext) or canonical_id_for(entity, system, ext)
-                self._to_canonical[(entity, system, ext)] = cid
-                self._origin[(entity, cid)] = (system, ext)
+        if not wanted:
+            return
+        # one query per batch; a miss gets its deterministic id, as below
+        found = self.store.xref_entries(entity, system, wanted) if entries is None else entries
+        for ext in wanted:
+            entry = found.get(ext)
+            cid = entry.canonical_id if entry else canonical_id_for(entity, system, ext)
+            self._to_canonical[(entity, system, ext)] = cid
+            self._origin[(entity, cid)] = (system, ext)
 
     def to_canonical(self, entity: str, system: str, external_id) -> str:
         key = (entity, system, str(external_id))

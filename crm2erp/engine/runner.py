@@ -24,14 +24,16 @@ record not yet committed, and the upsert by key makes the replay idempotent.
 
 from __future__ import annotations
 
-__all__ = ["FlowRunner", "RunResult", "Change", "record_key", "replay"]
+__all__ = ["FlowRunner", "RunResult", "Change", "record_key", "replay", "flow_fingerprint"]
 
+import hashlib
 import logging
 import time
 import zlib
 from collections import Counter
 from collections.abc import Callable
 
+from crm2erp import __version__
 from crm2erp.contract import Connector, Cursor, Row
 from crm2erp.engine.batch import COUNTERS, Change, RunResult, hold, record_key
 from crm2erp.engine.cursors import apply_lookback, parse_duration
@@ -43,7 +45,7 @@ from crm2erp.engine.sinks import DryRunSink, TargetSink, WriteSink
 from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks, start_stages
 from crm2erp.engine.status import run_status
 from crm2erp.errors import ConfigError, Crm2ErpError
-from crm2erp.jsonutil import payload_hash
+from crm2erp.jsonutil import dumps, payload_hash
 from crm2erp.logcontext import next_batch, run_context
 from crm2erp.mapping.compiler import CompiledMapping
 from crm2erp.mapping.models import FlowSpec
@@ -92,6 +94,7 @@ class FlowRunner:
         # a target key computed from the canonical id alone cannot collide
         self.key_is_canonical_id = all(
             outbound.sources().get(k) == ["id"] for k in self.target_stream.key)
+        self.fingerprint = flow_fingerprint(flow, inbound, outbound)
         self.context = StageContext(flow=flow, run_id=None, store=store,
                                     resolver=self.resolver, target=target, dry_run=False)
         self.sink: WriteSink = TargetSink(self)   # each run sets its own
@@ -259,7 +262,8 @@ class FlowRunner:
             hold(commit, counts, "read", bad.key or bad.where,
                  f"{bad.where}: {bad.reason}", bad.raw)
         self.context.rows_read += counts["read"]
-        items = load(self, canonicalize(self, rows, counts, commit), counts, commit)
+        items = load(self, canonicalize(self, rows, counts, commit, skip_synced=not retry),
+                     counts, commit)
         self.sink.write_back(items, counts, commit)
         if deleted_keys:   # before the watermark: it never passes a delete not applied
             delete(self, list(deleted_keys), counts, commit)
@@ -287,10 +291,28 @@ class FlowRunner:
         result.counts.update(counts)
         result.counts.update(extra)
 
+    def source_hash(self, row: Row) -> str:
+        """The hash kept in a source record's xref entry: of the row as read and of
+        the flow's definition (:func:`flow_fingerprint`), so an equal hash means the
+        same row went through the same flow and mappings."""
+        return hashlib.sha256((self.fingerprint + dumps(row)).encode()).hexdigest()
+
     def source_xref(self, item: Item) -> XrefUpsert:
-        """The xref entry of ``item``'s source record (a hash of the row as read)."""
+        """The xref entry of ``item``'s source record (:meth:`source_hash`)."""
+        row_hash = item.notes.get("source_hash") or self.source_hash(item.source_row)
         return XrefUpsert(self.flow.entity, self.source_system, item.source_key,
-                          item.canonical_id, payload_hash(item.source_row))
+                          item.canonical_id, row_hash)
+
+
+def flow_fingerprint(flow: FlowSpec, inbound: CompiledMapping,
+                     outbound: CompiledMapping) -> str:
+    """A hash of what a record's way through the flow depends on: the flow, both
+    mappings and the crm2erp version. A changed mapping changes it, so a
+    ``--full-refresh`` after the change maps every record again."""
+    return payload_hash({"flow": flow.model_dump(mode="json"),
+                         "inbound": inbound.spec.model_dump(mode="json"),
+                         "outbound": outbound.spec.model_dump(mode="json"),
+                         "version": __version__})[:16]
 
 
 def replay(runner: FlowRunner, dead_letters) -> RunResult:

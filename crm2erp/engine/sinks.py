@@ -131,6 +131,10 @@ class TargetSink:
                 commit.xref.append(XrefUpsert(runner.flow.entity, runner.target_system,
                                               target_id, canonical[source_key],
                                               f"{DELETED_MARK}:{mode.value}"))
+                # the source row's hash is forgotten: the same row read again (restored
+                # in the source) is written again, not skipped as already synced
+                commit.xref.append(XrefUpsert(runner.flow.entity, runner.source_system,
+                                              source_key, canonical[source_key], None))
 
     def commit(self, commit: BatchCommit, cursor=None) -> int:
         """One state-store transaction for the batch; the watermark never passes a

@@ -37,6 +37,7 @@ from crm2erp.store.records import (
     XrefEntry,
 )
 from crm2erp.store.tables import (
+    ACTIVE_DEAD_LETTER_STATUSES,
     DEAD_LETTER_STATUSES,
     RUN_MODES,
     RUN_STATUSES,
@@ -57,6 +58,7 @@ ENV_URL = "CRM2ERP_STATE_URL"
 READ_ONLY = "crm2erp_read_only"
 
 _CHUNK = 1000  # ids per IN (...) query: one query for any normal batch
+_FIRST_ANALYZE = 1000  # rows written before PostgreSQL's first ANALYZE (see commit_batch)
 
 
 def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
@@ -136,6 +138,8 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
     def __init__(self, engine: sa.Engine):
         """Wrap an engine whose database is already migrated; prefer :meth:`open`."""
         self.engine = engine
+        self._rows_written = 0             # xref and canonical rows, for _analyze_grown
+        self._next_analyze = _FIRST_ANALYZE
 
     # -- lifecycle ---------------------------------------------------------
     @classmethod
@@ -387,6 +391,18 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         with self._reading() as conn:
             return [self._dead_letter(row) for row in conn.execute(query)]
 
+    def active_dead_letter_keys(self, flow: str, source_keys: Iterable[str]) -> set[str]:
+        """The keys among ``source_keys`` with an open, parked or retrying dead letter
+        in ``flow`` (one query per thousand keys)."""
+        found: set[str] = set()
+        with self._reading() as conn:
+            for chunk in _chunks(source_keys):
+                found.update(conn.execute(
+                    sa.select(dead_letters.c.source_key).where(
+                        dead_letters.c.flow == flow, dead_letters.c.source_key.in_(chunk),
+                        dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES))).scalars())
+        return found
+
     def get_dead_letter(self, dead_letter_id: int) -> DeadLetter:
         """One dead letter by id; ConfigError when there is none."""
         with self._reading() as conn:
@@ -418,4 +434,24 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         """Write one batch's xref, dead letters, resolutions, watermark and
         counters in ONE transaction: all of it or, on any error, none."""
         with self.engine.begin() as conn:
-            return write_batch(conn, batch)
+            result = write_batch(conn, batch)
+        self._analyze_grown(len(batch.xref) + len(batch.canonical))
+        return result
+
+    def _analyze_grown(self, written: int) -> None:
+        """PostgreSQL plans the batch look-ups from the tables' statistics. Tables that
+        grew from empty have none until autovacuum comes round (never, when it is
+        off), and without them the planner may pick the canonical-id index and walk
+        every xref row of the entity for each batch. So the state tables are
+        ANALYZEd each time the rows this store wrote pass a power of ten (1,000,
+        10,000, ...): a few ANALYZEs per run, each reading a bounded sample."""
+        if self.engine.dialect.name != "postgresql" or not written:
+            return
+        self._rows_written += written
+        if self._rows_written < self._next_analyze:
+            return
+        while self._next_analyze <= self._rows_written:
+            self._next_analyze *= 10
+        with self.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE xref, canonical_records, dead_letters")
+            conn.commit()

@@ -4,6 +4,7 @@ PostgreSQL and MariaDB in test_sync_servers.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 import sqlalchemy as sa
@@ -178,6 +179,74 @@ def test_full_refresh_of_unchanged_data_leaves_the_hub_memory_alone(account, sys
     [changed] = [cid for cid in after if after[cid] != before[cid]]
     assert engine.store.canonical_ids("Account", "crm", ["A002"]) == {"A002": changed}
     assert after[changed][0] == third.run_id and '"Renamed"' in after[changed][1]
+
+
+def test_full_refresh_of_unchanged_data_writes_only_the_run_and_the_watermark(
+        account, systems, engine_for):
+    """An unchanged source row is recognised by its stored hash before it is mapped:
+    the state store gets no xref, canonical or dead-letter write, the ERP no write."""
+    systems.add_accounts(*(account(n) for n in range(1, 8)), account(8, kind="X"))
+    engine = engine_for(systems)
+    assert engine.run("accounts").counts["created"] == 7
+    rows_before = systems.erp_rows()
+    written: list[str] = []
+
+    def record_write(conn, cursor, statement, *rest):
+        if statement.lstrip().split()[0].upper() in ("INSERT", "UPDATE", "DELETE"):
+            written.append(statement)
+
+    sa.event.listen(engine.store.engine, "before_cursor_execute", record_write)
+    again = engine.run("accounts", mode="full_refresh")
+    sa.event.remove(engine.store.engine, "before_cursor_execute", record_write)
+    assert again.counts["read"] == 8 and again.counts["unchanged"] == 7
+    assert again.counts["failed"] == 1 and again.changed == 0   # the bad row: tried again
+    tables = {re.search(r"(?:INTO|UPDATE|FROM)\s+(\w+)", w).group(1) for w in written}
+    assert tables <= {"runs", "watermarks", "locks", "dead_letters"}, tables
+    assert not [w for w in written if "dead_letters" in w and "INSERT" in w]
+    assert systems.erp_rows() == rows_before
+
+
+def test_full_refresh_after_a_mapping_change_maps_every_record_again(account, systems,
+                                                                     engine_for):
+    systems.add_accounts(*(account(n) for n in range(1, 4)))
+    engine_for(systems).run("accounts")
+    out = systems.project / "customer.out.map.yaml"
+    out.write_text(out.read_text().replace("name: {from: name}",
+                                           "name: {from: name, transforms: [upper]}"))
+    again = engine_for(systems).run("accounts", mode="full_refresh")
+    assert again.counts["updated"] == 3
+    assert {r["name"] for r in systems.erp_rows()} == {"COMPANY 1", "COMPANY 2", "COMPANY 3"}
+
+
+def test_a_row_deleted_and_restored_unchanged_is_written_again(account, systems, engine_for):
+    """A delete forgets the source row's hash: the very same row restored in the source
+    is created again by a --full-refresh, not skipped as already synced."""
+    with systems.crm.begin() as conn:
+        conn.execute(sa.text("ALTER TABLE accounts ADD COLUMN is_deleted BOOLEAN "
+                             "NOT NULL DEFAULT 0"))
+    connections = systems.project / "connections.yaml"
+    connections.write_text(connections.read_text().replace(
+        "accounts: {table: accounts, key: id, cursor: updated_at}",
+        "accounts: {table: accounts, key: id, cursor: updated_at, "
+        "soft_delete_column: is_deleted}"))
+    flow = systems.project / "accounts.flow.yaml"
+    flow.write_text(flow.read_text() + "delete_policy: delete\n")
+    systems.add_accounts(account(1), account(2))
+    engine = engine_for(systems)
+    assert engine.run("accounts").counts["created"] == 2
+
+    def flag(deleted: bool) -> None:
+        with systems.crm.begin() as conn:
+            conn.execute(sa.text("UPDATE accounts SET is_deleted = :d WHERE id = 'A002'"),
+                         {"d": deleted})
+
+    flag(True)
+    assert engine.run("accounts", mode="full_refresh").counts["deleted"] == 1
+    assert [r["name"] for r in systems.erp_rows()] == ["Company 1"]
+    flag(False)                                    # restored, the row as it was
+    again = engine.run("accounts", mode="full_refresh")
+    assert again.counts["unchanged"] == 1 and again.counts["created"] == 1
+    assert sorted(r["name"] for r in systems.erp_rows()) == ["Company 1", "Company 2"]
 
 
 def test_dead_letter_replayed_after_the_mapping_is_fixed(account, systems, engine_for, tmp_path):
