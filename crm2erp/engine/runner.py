@@ -24,28 +24,26 @@ record not yet committed, and the upsert by key makes the replay idempotent.
 
 from __future__ import annotations
 
-__all__ = ["FlowRunner", "RunResult", "Change", "record_key", "replay", "flow_fingerprint"]
+__all__ = ["FlowRunner", "RunResult", "Change", "record_key", "replay"]
 
-import hashlib
 import logging
 import time
 import zlib
 from collections import Counter
 from collections.abc import Callable
 
-from crm2erp import __version__
 from crm2erp.contract import Connector, Cursor, Row
 from crm2erp.engine.batch import COUNTERS, Change, RunResult, hold, record_key
 from crm2erp.engine.cursors import apply_lookback, parse_duration
+from crm2erp.engine.fingerprint import flow_fingerprint, source_hash
 from crm2erp.engine.inbound import canonicalize
 from crm2erp.engine.load import delete, load
 from crm2erp.engine.memory import owner_of
 from crm2erp.engine.resolver import StoreResolver
 from crm2erp.engine.sinks import DryRunSink, TargetSink, WriteSink
 from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks, start_stages
-from crm2erp.engine.status import run_status
+from crm2erp.engine.status import run_status, run_warnings
 from crm2erp.errors import ConfigError, Crm2ErpError
-from crm2erp.jsonutil import dumps, payload_hash
 from crm2erp.logcontext import next_batch, run_context
 from crm2erp.mapping.compiler import CompiledMapping
 from crm2erp.mapping.models import FlowSpec
@@ -136,33 +134,16 @@ class FlowRunner:
                 except BaseException as exc:
                     result.status, result.error = run_status(result.counts, exc), exc
                     self.store.finish_run(run_id, result.status, message=str(exc)[:2000],
-                                          warnings=self._warnings(result))
+                                          warnings=run_warnings(self, result))
                     run_hooks(self, result)
                     raise
                 result.status = run_status(result.counts)
-                self.store.finish_run(run_id, result.status, warnings=self._warnings(result))
+                self.store.finish_run(run_id, result.status, warnings=run_warnings(self, result))
                 run_hooks(self, result)
                 result.seconds = time.monotonic() - started
                 log.info("flow %s run %s %s: %s", self.flow.flow, run_id, result.status,
                          dict(result.counts))
         return result
-
-    def _warnings(self, result: RunResult) -> list[str]:
-        """The run's warnings: what the source and target systems warned about (SAP's
-        ``sap-message``), and ``from:`` paths no record of the run had (their targets
-        were left as they were)."""
-        for connector in dict.fromkeys((self.source, self.target)):
-            result.warnings.extend(f"{connector.name}: {text}"
-                                   for text in dict.fromkeys(connector.take_warnings()))
-        for mapping in (self.inbound, self.outbound):
-            for path in mapping.absent_sources():
-                result.warnings.append(
-                    f"mapping {mapping.name!r}: no record had the field {path!r} named by "
-                    "'from:'; its target was left unchanged (a typo, or the source no longer "
-                    "sends it?)")
-        for warning in result.warnings:
-            log.warning("flow %s: %s", self.flow.flow, warning)
-        return result.warnings
 
     def _sync(self, result: RunResult, mode: str, since: Cursor | None) -> None:
         """Parked records first, then the source from the watermark, batch by batch."""
@@ -292,27 +273,14 @@ class FlowRunner:
         result.counts.update(extra)
 
     def source_hash(self, row: Row) -> str:
-        """The hash kept in a source record's xref entry: of the row as read and of
-        the flow's definition (:func:`flow_fingerprint`), so an equal hash means the
-        same row went through the same flow and mappings."""
-        return hashlib.sha256((self.fingerprint + dumps(row)).encode()).hexdigest()
+        """The hash kept in a source record's xref entry (:func:`source_hash`)."""
+        return source_hash(self.fingerprint, row)
 
     def source_xref(self, item: Item) -> XrefUpsert:
         """The xref entry of ``item``'s source record (:meth:`source_hash`)."""
         row_hash = item.notes.get("source_hash") or self.source_hash(item.source_row)
         return XrefUpsert(self.flow.entity, self.source_system, item.source_key,
                           item.canonical_id, row_hash)
-
-
-def flow_fingerprint(flow: FlowSpec, inbound: CompiledMapping,
-                     outbound: CompiledMapping) -> str:
-    """A hash of what a record's way through the flow depends on: the flow, both
-    mappings and the crm2erp version. A changed mapping changes it, so a
-    ``--full-refresh`` after the change maps every record again."""
-    return payload_hash({"flow": flow.model_dump(mode="json"),
-                         "inbound": inbound.spec.model_dump(mode="json"),
-                         "outbound": outbound.spec.model_dump(mode="json"),
-                         "version": __version__})[:16]
 
 
 def replay(runner: FlowRunner, dead_letters) -> RunResult:

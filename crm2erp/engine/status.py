@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 __all__ = ["SUCCEEDED", "PARTIAL", "FAILED", "STOPPED", "held_back", "run_status",
-           "shown_status"]
+           "shown_status", "run_warnings"]
 
+import logging
 from collections.abc import Mapping
 
 from crm2erp.errors import QualityGateError
@@ -39,3 +40,22 @@ def shown_status(status: str, mode: str) -> str:
     """``status`` as the user reads it: a dry run records nothing, so it says what
     would happen ("would dead-letter")."""
     return _DRY_RUN_WORDS.get(status, status) if mode == "dry_run" else status
+
+
+def run_warnings(runner, result) -> list[str]:
+    """The run's warnings: what the source and target systems warned about (SAP's
+    ``sap-message``), and ``from:`` paths no record of the run had (their targets
+    were left as they were)."""
+    for connector in dict.fromkeys((runner.source, runner.target)):
+        result.warnings.extend(f"{connector.name}: {text}"
+                               for text in dict.fromkeys(connector.take_warnings()))
+    for mapping in (runner.inbound, runner.outbound):
+        for path in mapping.absent_sources():
+            result.warnings.append(
+                f"mapping {mapping.name!r}: no record had the field {path!r} named by "
+                "'from:'; its target was left unchanged (a typo, or the source no longer "
+                "sends it?)")
+    for warning in result.warnings:
+        logging.getLogger("crm2erp.engine.runner").warning("flow %s: %s",
+                                                           runner.flow.flow, warning)
+    return result.warnings
