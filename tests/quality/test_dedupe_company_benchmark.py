@@ -45,3 +45,19 @@ def test_the_documented_benchmark_runs_at_a_tiny_size():
     assert engine == "crm2erp" and int(records.replace(",", "")) > 500
     assert int(pairs.replace(",", "")) > int(true_pairs.replace(",", "")) > 100
     assert float(f1) >= 0.95 and float(rss) > 0
+
+
+def test_the_preset_is_what_fitting_on_seed_1_prints():
+    from crm2erp.quality.dedupe import preset
+
+    assert "python benchmarks/company_accounts.py --fit-seed 1" in (
+        ROOT / "docs" / "dedupe.md").read_text()
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "company_accounts.py"),
+                           "--fit-seed", "1"], capture_output=True, text=True, cwd=ROOT,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr
+    printed = dict(line.split(": ", 1) for line in done.stdout.splitlines() if ": " in line)
+    config = preset("account")
+    for c in config.comparisons:
+        assert printed[c.label] == f"m {c.m}, u {c.u}"
+    assert float(printed["lambda"]) == config.lambda_
