@@ -15,7 +15,10 @@ into "same city = same company".
 from __future__ import annotations
 
 import random
+import re
 from itertools import combinations
+
+import phonenumbers
 
 SYLLABLES = ["ber", "ka", "lin", "mar", "ten", "sch", "wal", "dor", "hau", "sen", "rei", "ner",
              "bach", "feld", "mann", "ho", "fer", "lan", "gen", "stein", "bur", "kel", "rod",
@@ -46,10 +49,75 @@ def _words(rng: random.Random) -> list[str]:
     return SURNAMES * 4 + sorted(made)
 
 
-def _phone(area: str, local: str, country: str, rng: random.Random) -> str:
-    cc = COUNTRY_CODE[country]
-    return rng.choice([f"0{area} {local}", f"+{cc} {area} {local}", f"(0{area}) {local[:3]}-"
-                       f"{local[3:]}", f"+{cc}-{area}-{local}", f"00{cc} {area} {local}"])
+# mobile prefixes (after the country code) next to the cities' fixed-line area codes
+MOBILE = {"DE": ["151", "160", "170", "176"], "AT": ["664", "676"], "CH": ["76", "79"]}
+# national significant number lengths a valid number of the country has
+NSN_LENGTH = {"DE": (10, 11), "AT": (9, 10), "CH": (9, 9)}
+
+
+class _Numbers:
+    """Valid, distinct phone numbers and their written forms, fast enough for 1M accounts.
+
+    Validity and formatting depend on the country, the area (or mobile) prefix
+    and the length: each such pattern is checked and its national and
+    international layouts learned once with phonenumbers, then numbers are
+    filled into the layouts as strings.
+    """
+
+    def __init__(self, rng: random.Random):
+        self.rng = rng
+        self.used: set[str] = set()   # E.164 numbers given out: one number, one company
+        self.layouts: dict[tuple[str, str, int], tuple[str, str] | None] = {}
+
+    def _layout(self, country: str, prefix: str, length: int) -> tuple[str, str] | None:
+        key = (country, prefix, length)
+        if key not in self.layouts:
+            self.layouts[key] = None
+            cc = int(COUNTRY_CODE[country])
+            samples = [prefix + str(d) * (length - len(prefix)) for d in range(2, 10)]
+            numbers = [phonenumbers.PhoneNumber(country_code=cc, national_number=int(s))
+                       for s in samples]
+            if all(phonenumbers.is_valid_number(n) for n in numbers):
+                fmt = phonenumbers.PhoneNumberFormat
+                national = phonenumbers.format_number(numbers[0], fmt.NATIONAL)
+                intl = phonenumbers.format_number(numbers[0], fmt.INTERNATIONAL)
+                if re.sub(r"\D", "", national) == "0" + samples[0]:
+                    self.layouts[key] = (re.sub(r"\d", "{}", national),
+                                         re.sub(r"\d", "{}", intl))
+        return self.layouts[key]
+
+    def new(self, area: str, country: str) -> tuple[str, str, str]:
+        """A fresh number: (E.164, national form, international form)."""
+        rng, cc = self.rng, COUNTRY_CODE[country]
+        lo, hi = NSN_LENGTH[country]
+        for _ in range(100):
+            prefix = rng.choice(MOBILE[country]) if rng.random() < 0.2 else area
+            length = rng.randint(lo, hi)
+            layout = self._layout(country, prefix, length)
+            nsn = prefix + str(rng.randint(2, 9)) + "".join(
+                rng.choice("0123456789") for _ in range(length - len(prefix) - 1))
+            e164 = f"+{cc}{nsn}"
+            if layout and e164 not in self.used:
+                self.used.add(e164)
+                return e164, layout[0].format(*("0" + nsn)), layout[1].format(*(cc + nsn))
+        raise RuntimeError(f"no valid {country} number found for area {area}")
+
+
+def _phone(number: tuple[str, str, str], rng: random.Random) -> str:
+    """``number`` written as people write it: national or international, other separators."""
+    e164, national, intl = number        # "+493012345678", "030 12345678", "+49 30 12345678"
+    cc, _, rest = intl.partition(" ")
+    area, _, local = national.partition(" ")
+    digits = local.replace(" ", "")
+    return rng.choice([
+        national, intl, e164,
+        f"{cc} (0){rest}",                              # +49 (0)30 12345678
+        f"00{cc[1:]} {rest}",                           # 0049 30 12345678
+        f"({area}) {digits[:3]}-{digits[3:]}",          # (030) 123-45678
+        f"{area}/{digits}",                             # 030/12345678
+        f"{cc}-{rest.replace(' ', '-')}",               # +49-30-12345678
+        f"{area} {' '.join(digits[i:i + 2] for i in range(0, len(digits), 2))}",
+    ])
 
 
 def _typo(text: str, rng: random.Random) -> str:
@@ -85,18 +153,19 @@ def generate(n: int, seed: int, *, dup_share: float = 0.3,
                   if pattern < 0.8 else f"{trade} {a}")
     rows: list[dict] = []
     truth: set[frozenset] = set()
+    numbers = _Numbers(rng)
     for i, base in enumerate(sorted(names)):
         rng_city = CITIES[0] if dominant_city and rng.random() < dominant_city else rng.choice(
             CITIES)
         city, postcode, area, country = rng_city
         form = rng.choice(list(FORMS))
-        local = str(rng.randrange(10**6, 10**8))
+        number = numbers.new(area, country) if rng.random() < 0.9 else None
         domain = "".join(ch for ch in base.lower() if ch.isalnum())[:20] + ".example"
         row = {"id": f"c{i}", "_source": "erp", "name": f"{base} {form}".strip(),
                "tax_id": f"{country}{rng.randrange(10**8, 10**9)}" if rng.random() < 0.4
                else None,
                "email": f"info@{domain}" if rng.random() < 0.8 else None,
-               "phone": _phone(area, local, country, rng) if rng.random() < 0.9 else None,
+               "phone": _phone(number, rng) if number else None,
                "billing_address": {"street": f"{rng.choice(words)}straße {rng.randrange(1, 200)}",
                                    "postal_code": postcode, "city": city, "country": country}}
         rows.append(row)
@@ -104,14 +173,16 @@ def generate(n: int, seed: int, *, dup_share: float = 0.3,
             continue
         dup = {**row, "id": f"d{i}", "_source": "crm", "name": _noisy_name(base, form, rng),
                "billing_address": dict(row["billing_address"])}
-        if row["phone"] and rng.random() < 0.9:
-            dup["phone"] = _phone(area, local, country, rng)
+        if number and rng.random() < 0.9:
+            dup["phone"] = _phone(number, rng)
         dup["email"] = rng.choice([row["email"], f"sales@{domain}", None])
         if dup["tax_id"] and rng.random() < 0.5:
             dup["tax_id"] = None
-        if rng.random() < 0.1:   # moved
+        if rng.random() < 0.1:   # moved: another street, perhaps another city
             moved = rng.choice(CITIES)
-            dup["billing_address"].update(city=moved[0], postal_code=moved[1])
+            dup["billing_address"].update(
+                street=f"{rng.choice(words)}straße {rng.randrange(1, 200)}", city=moved[0],
+                postal_code=moved[1])
         rows.append(dup)
         truth.add(frozenset((row["id"], dup["id"])))
     rows = rows[:n]

@@ -247,8 +247,10 @@ class Matcher:
             weight = weight + adjustment.sum(axis=1)
             probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
         th = cfg.thresholds
-        decision = np.where(probability >= th.upper, "merge",
-                            np.where(probability >= th.lower, "review", "distinct")).astype(object)
+        # object arrays share the three strings (np.where(...).astype(object) made one per pair)
+        decision = np.full(len(li), "distinct", dtype=object)
+        decision[probability >= th.lower] = "review"
+        decision[probability >= th.upper] = "merge"
         reason = np.full(len(li), "score", dtype=object)
         decision[det] = "merge"
         for r, rule in enumerate(cfg.deterministic):
@@ -265,7 +267,13 @@ class Matcher:
         guard = cfg.clustering
         weak_mask = np.zeros(len(li), dtype=bool)
         if guard.min_pair_probability is not None:
-            weak_mask = (probability < guard.min_pair_probability) & ~det & ~is_rejected
+            # a weak pair can only end up in one cluster when both of its records are in a
+            # merge pair: the others (most candidate pairs) need not be handed to the guard
+            in_merge = np.zeros(batch.n_left + shift, dtype=bool)
+            in_merge[li[merge] + shift] = True
+            in_merge[ri[merge]] = True
+            weak_mask = ((probability < guard.min_pair_probability) & ~det & ~is_rejected
+                         & in_merge[li + shift] & in_merge[ri])
         weak = list(zip((li[weak_mask] + shift).tolist(), ri[weak_mask].tolist(), strict=True))
         labels, used = constrained_components(
             batch.n_left + shift, li[merge] + shift, ri[merge], weight[merge], det[merge],
