@@ -3,7 +3,10 @@
 The environment is set here, when pytest loads this file and before any test
 imports Airflow, because Airflow reads its configuration once on import. The
 metadata database (SQLite) is migrated once per session; the CLI runs in
-subprocesses, like an Airflow deployment would run it.
+subprocesses, like an Airflow deployment would run it. Those on the session's
+home are forked from one process that imported the CLI once (``forked_cli.py``:
+the seconds of imports are paid once, not per command); a command with a home or
+database of its own (``airflow_bare``) starts a fresh ``airflow`` process.
 """
 
 from __future__ import annotations
