@@ -65,6 +65,41 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker("slow")
         if "tryton" in parts:   # one worker builds the Tryton database and serves it
             item.add_marker(pytest.mark.xdist_group("tryton"))
+            _keep_in_group(config, item, "tryton")
+    items[:] = _longest_first(items)
+
+
+def _keep_in_group(config, item, group: str) -> None:
+    """Put ``item`` in an xdist group where the scheduler looks for it.
+
+    pytest-xdist 3.8 marks a grouped test by writing ``<nodeid>@<group>`` to
+    ``item._nodeid``, but pytest 9 derives ``nodeid`` from ``item._id``: the
+    suffix never reached the scheduler and ``--dist loadgroup`` spread the group
+    over every worker (each one building and starting its own trytond). In an
+    xdist worker the suffix is written here, where pytest 9 reads the id."""
+    if getattr(config.option, "loadgroup", False) and "@" not in item.nodeid.rsplit("]", 1)[-1]:
+        from _pytest.nodeid import NodeId
+
+        item._id = NodeId.parse(f"{item.nodeid}@{group}")
+
+
+# the order modules start in: xdist hands tests out in this order, so the long ones
+# start first and the short ones fill the gaps at the end (nothing waits on a late
+# minute-long test). A module keeps its place among its kind and its tests their order.
+_COST_BY_MARK = (("tryton", 0), ("airflow", 1), ("browser", 2), ("slow", 2),
+                 ("postgres", 3), ("mariadb", 3))
+
+
+def _longest_first(items: list) -> list:
+    def cost(item) -> int:
+        marks = {mark.name for mark in item.iter_markers()}
+        return min((rank for name, rank in _COST_BY_MARK if name in marks), default=4)
+
+    by_module: dict = {}
+    for item in items:
+        by_module.setdefault(item.path, []).append(item)
+    modules = sorted(by_module.values(), key=lambda tests: min(map(cost, tests)))
+    return [item for tests in modules for item in tests]
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,10 @@
 The environment is set here, when pytest loads this file and before any test
 imports Airflow, because Airflow reads its configuration once on import. The
 metadata database (SQLite) is migrated once per session; the CLI runs in
-subprocesses, like an Airflow deployment would run it.
+subprocesses, like an Airflow deployment would run it. Those on the session's
+home are forked from one process that imported the CLI once (``forked_cli.py``:
+the seconds of imports are paid once, not per command); a command with a home or
+database of its own (``airflow_bare``) starts a fresh ``airflow`` process.
 """
 
 from __future__ import annotations
@@ -43,14 +46,89 @@ AIRFLOW_ENV = {
 os.environ.update(AIRFLOW_ENV)
 for _name in ("CRM2ERP_PROJECT", "AIRFLOW_VAR_CRM2ERP_PROJECT"):
     os.environ.pop(_name, None)
+_SESSION_ENV = dict(os.environ)
+
+
+class ForkedCli:
+    """``forked_cli.py`` started once per process: the ``airflow`` CLI forked from a
+    process that already imported it, for commands on this session's home."""
+
+    SCRIPT = Path(__file__).with_name("forked_cli.py")
+
+    def __init__(self) -> None:
+        self.log = _HOME / "forked_cli.log"
+        with self.log.open("w") as log:
+            self.proc = subprocess.Popen([sys.executable, str(self.SCRIPT)], env=_SESSION_ENV,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=log, text=True)
+        atexit.register(self.stop)
+        assert self._answer() == {"ready": True}
+
+    @staticmethod
+    def serves(env: dict[str, str]) -> bool:
+        """Whether ``env`` keeps every setting Airflow reads on import (AIRFLOW_HOME,
+        AIRFLOW__*) as the session set it; connections and variables are looked up
+        when used."""
+        def fixed(e: dict[str, str]) -> dict[str, str]:
+            return {k: v for k, v in e.items()
+                    if k.startswith("AIRFLOW") and not k.startswith(("AIRFLOW_CONN_",
+                                                                     "AIRFLOW_VAR_"))}
+        return fixed(env) == fixed(_SESSION_ENV)
+
+    def run(self, args: tuple[str, ...], env: dict[str, str],
+            timeout: float) -> subprocess.CompletedProcess:
+        out = tempfile.NamedTemporaryFile(prefix="airflow-out-", dir=_HOME, delete=False)
+        err = tempfile.NamedTemporaryFile(prefix="airflow-err-", dir=_HOME, delete=False)
+        out.close(), err.close()
+        try:
+            self.proc.stdin.write(json.dumps({"argv": list(args), "env": env, "timeout": timeout,
+                                              "stdout": out.name, "stderr": err.name}) + "\n")
+            self.proc.stdin.flush()
+            answer = self._answer()
+            if answer["returncode"] is None:
+                raise subprocess.TimeoutExpired([AIRFLOW, *args], timeout)
+            return subprocess.CompletedProcess(
+                [AIRFLOW, *args], answer["returncode"],
+                Path(out.name).read_text(errors="replace"),
+                Path(err.name).read_text(errors="replace"))
+        finally:
+            os.unlink(out.name), os.unlink(err.name)
+
+    def _answer(self) -> dict:
+        line = self.proc.stdout.readline()
+        if not line:
+            raise AssertionError(f"{self.SCRIPT.name} ended (exit {self.proc.wait()}):\n"
+                                 f"{self.log.read_text(errors='replace')[-4000:]}")
+        return json.loads(line)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+_FORKED: list[ForkedCli] = []
 
 
 def run_airflow(*args: str, env: dict[str, str] | None = None,
                 check: bool = True) -> subprocess.CompletedProcess:
-    """Run the ``airflow`` CLI with the test home (and ``env`` on top)."""
+    """Run the ``airflow`` CLI with the test home (and ``env`` on top).
+
+    A command on this session's home runs in a child forked from ``forked_cli.py``
+    (the CLI's imports paid once a process); one with an AIRFLOW_HOME or
+    ``AIRFLOW__*`` setting of its own runs a fresh ``airflow`` process."""
     full_env = {**os.environ, **AIRFLOW_ENV, **(env or {})}
-    done = subprocess.run([AIRFLOW, *args], env=full_env, capture_output=True, text=True,
-                          timeout=300)
+    if ForkedCli.serves(full_env):
+        if not _FORKED or _FORKED[0].proc.poll() is not None:
+            _FORKED[:] = [ForkedCli()]
+        done = _FORKED[0].run(args, full_env, timeout=300)
+    else:
+        done = subprocess.run([AIRFLOW, *args], env=full_env, capture_output=True, text=True,
+                              timeout=300)
     if check and done.returncode != 0:
         raise AssertionError(f"airflow {' '.join(args)} exited {done.returncode}\n"
                              f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")

@@ -25,6 +25,8 @@ T0 = dt.datetime(2026, 1, 1)
 BATCH = 20
 FIRST_ROWS = 300
 PER_ROUND = 100   # rows edited and rows added before each kill: 10 batches to go
+KILL_AFTER_BEATS = (1, 2, 3, 4, 5)   # one round each: the kill lands in batch 1, 2, ... 5
+ROUNDS = len(KILL_AFTER_BEATS)
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -179,18 +181,18 @@ def _run_and_kill(args: list[str], env: dict, after_beats: int) -> int:
     return child.pid
 
 
-def _kill_and_resume_ten_times(tmp_path, crm_url: str, erp_url: str, state_url: str):
+def _kill_and_resume_at_each_kill_point(tmp_path, crm_url: str, erp_url: str, state_url: str):
     project = _project(tmp_path, crm_url, erp_url)
     env = _env(CRM_URL=crm_url, ERP_URL=erp_url, CRM2ERP_STATE_URL=state_url)
     args = ["-p", str(project), "sync", "run", "accounts"]
     crm = Crm(crm_url)
     crm.add(FIRST_ROWS)
     try:
-        for round_no in range(10):
+        for round_no, beats in enumerate(KILL_AFTER_BEATS):
             if round_no:
                 crm.edit(PER_ROUND, round_no)
                 crm.add(PER_ROUND)
-            killed_pid = _run_and_kill(args, env, after_beats=1 + round_no % 5)
+            killed_pid = _run_and_kill(args, env, after_beats=beats)
             if round_no == 0:   # before any re-run, status already tells it crashed
                 status = _cli("-p", str(project), *_doc(STATUS), env=env)
                 assert status.returncode == 0, status.stderr
@@ -208,24 +210,24 @@ def _kill_and_resume_ten_times(tmp_path, crm_url: str, erp_url: str, state_url: 
         with StateStore.open(state_url) as store:
             statuses = [r.status for r in store.list_runs("accounts", limit=100)]
             assert store.lock_holders() == []
-        assert statuses == ["succeeded", "crashed"] * 10   # newest first
-        status = _cli("-p", str(project), *_doc(STATUS), "--runs", "20", env=env)
-        assert status.stdout.count("crashed") == 10, status.stdout
+        assert statuses == ["succeeded", "crashed"] * ROUNDS   # newest first
+        status = _cli("-p", str(project), *_doc(STATUS), "--runs", str(2 * ROUNDS), env=env)
+        assert status.stdout.count("crashed") == ROUNDS, status.stdout
     finally:
         crm.engine.dispose()
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_resumes_ten_times_on_sqlite(tmp_path):
-    _kill_and_resume_ten_times(tmp_path, f"sqlite:///{tmp_path / 'crm.db'}",
+def test_sigkill_then_rerun_resumes_at_each_kill_point_on_sqlite(tmp_path):
+    _kill_and_resume_at_each_kill_point(tmp_path, f"sqlite:///{tmp_path / 'crm.db'}",
                                f"sqlite:///{tmp_path / 'erp.db'}",
                                f"sqlite:///{tmp_path / 'state.db'}")
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_resumes_ten_times_on_postgres(tmp_path, pg_url):
+def test_sigkill_then_rerun_resumes_at_each_kill_point_on_postgres(tmp_path, pg_url):
     # source, target and state store all in one PostgreSQL database
-    _kill_and_resume_ten_times(tmp_path, pg_url, pg_url, pg_url)
+    _kill_and_resume_at_each_kill_point(tmp_path, pg_url, pg_url, pg_url)
 
 
 def test_a_live_lock_exits_3_and_unlock_releases_it_after_confirmation(tmp_path):

@@ -1,0 +1,106 @@
+"""The ``airflow`` CLI with its imports paid once: a fork server for the tests.
+
+Starting ``airflow`` costs seconds of imports before a command does anything,
+and the tests run it dozens of times with the same AIRFLOW_HOME. This script
+imports the CLI once, then reads one JSON request a line on stdin
+(``{"argv": [...], "env": {...}, "stdout": path, "stderr": path}``), forks, and
+runs ``airflow <argv>`` in the child exactly as the ``airflow`` entry point
+does (``airflow.__main__.main``), with the request's environment and its
+output in the two files. It answers ``{"returncode": n}`` when the child ends
+(negative: killed by that signal; ``null``: killed after the request's ``timeout``).
+
+Only the AIRFLOW_* settings Airflow reads on import are fixed; a request whose
+environment changes them must run a real ``airflow`` process instead (the
+harness in conftest.py does that). It ends when stdin closes.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+
+# the answers go to the original stdout; whatever Airflow prints while it is
+# imported here goes to stderr (the harness keeps it in a log file)
+_ANSWERS = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+
+
+def _import_the_cli():
+    """``airflow.__main__`` and what nearly every command imports next."""
+    import airflow.__main__ as entry_point
+    import airflow.cli.commands.dag_command  # noqa: F401
+    import airflow.cli.commands.task_command  # noqa: F401
+    import airflow.models.dagbag  # noqa: F401
+    import airflow.sdk  # noqa: F401
+
+    return entry_point
+
+
+def _child(entry_point, request: dict) -> int:
+    os.environ.clear()
+    os.environ.update(request["env"])
+    for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(target, fd)
+        os.close(target)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    sys.argv = ["airflow", *request["argv"]]
+    try:
+        entry_point.main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int | None):
+            print(exc.code, file=sys.stderr)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    return code
+
+
+def _answer(message: dict) -> None:
+    _ANSWERS.write(json.dumps(message) + "\n")
+    _ANSWERS.flush()
+
+
+def serve() -> None:
+    entry_point = _import_the_cli()
+    sys.stdout.flush()
+    _answer({"ready": True})
+    for line in sys.stdin:
+        request = json.loads(line)
+        pid = os.fork()
+        if pid == 0:   # the child ends as a process does: exit handlers, then exit
+            code = 1
+            try:
+                code = _child(entry_point, request)
+                atexit._run_exitfuncs()
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(code)
+        _answer({"returncode": _wait(pid, request["timeout"])})
+
+
+def _wait(pid: int, timeout: float) -> int | None:
+    """The child's exit code (negative: the signal that ended it); ``None`` when it
+    ran past ``timeout`` seconds and was killed."""
+    deadline = time.monotonic() + timeout
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None
+        time.sleep(0.02)
+
+
+if __name__ == "__main__":
+    serve()
