@@ -65,7 +65,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker("slow")
         if "tryton" in parts:   # one worker builds the Tryton database and serves it
             item.add_marker(pytest.mark.xdist_group("tryton"))
-            _keep_in_group(config, item, "tryton")
+        group = item.get_closest_marker("xdist_group")   # "tryton", "wheel"
+        if group is not None:
+            _keep_in_group(config, item, group.args[0] if group.args else group.kwargs["name"])
     items[:] = _longest_first(items)
 
 
