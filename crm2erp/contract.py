@@ -96,7 +96,9 @@ class StreamInfo:
     connector knows them from its settings (empty: unknown); ``mappings
     validate`` checks mappings against them. ``delete_modes`` are the
     :class:`DeleteMode` values ``delete()`` can honour on this stream (None:
-    not declared; the connector decides at run time).
+    not declared; the connector decides at run time). ``merges`` says the
+    connector's :meth:`Connector.merge` folds one record of this stream into
+    another by the system's own rules (documents moved, not just archived).
     """
 
     name: str
@@ -107,6 +109,7 @@ class StreamInfo:
     id_field: str | None = None
     fields: tuple[str, ...] = ()
     delete_modes: tuple[str, ...] | None = None
+    merges: bool = False
 
     @property
     def identity(self) -> tuple[str, ...]:
@@ -280,6 +283,16 @@ class Connector:
         archived or blocked instead, and its result says so.
         """
         raise NotImplementedError(f"{self.name} cannot delete")
+
+    def merge(self, stream: str, loser_id: str, survivor_id: str) -> WriteResult:
+        """Fold the record ``loser_id`` into ``survivor_id`` (target ids) by the system's
+        own merge, on a stream whose :class:`StreamInfo` says ``merges``: everything that
+        points at the loser (orders, invoices, addresses) then points at the survivor and
+        the loser is archived. Optional; ``dedupe scan`` merges use it when a stream
+        declares it and archive the loser otherwise. One result: UPDATED with the
+        loser's id when merged (``error`` may carry a note), FAILED with the reason.
+        """
+        raise NotImplementedError(f"{self.name} cannot merge records")
 
     def __enter__(self) -> Connector:
         return self

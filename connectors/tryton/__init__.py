@@ -14,7 +14,8 @@ forecasts  stock.forecast      key          yes (write-only)
 ========== =================== ============ ========
 
 ``forecasts`` (module ``stock_forecast``) is written, not read: see
-:mod:`crm2erp.connectors.tryton.forecasts`. Every other stream is
+:mod:`crm2erp.connectors.tryton.forecasts`. Duplicate parties are
+merged with Tryton's ``party.replace`` (:meth:`TrytonConnector.merge`). Every other stream is
 incremental on the record's change time (``write_date``, else
 ``create_date``), exposed as ``updated_at``.
 """
@@ -40,6 +41,7 @@ from crm2erp.connectors.tryton.client import TrytonClient, TrytonUserError
 from crm2erp.connectors.tryton.common import Lookups, as_id
 from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.connectors.tryton.forecasts import ForecastWriter
+from crm2erp.connectors.tryton.replace import replace_party
 from crm2erp.connectors.tryton.sales import SaleWriter
 from crm2erp.connectors.tryton.source import STREAM_MODELS, TrytonReader
 from crm2erp.connectors.tryton.target import PartyProductWriter
@@ -85,7 +87,8 @@ class TrytonConnector(Connector):
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name,
                            key=(self.config.party.key_field if name == "parties" else key,),
-                           cursor_field="updated_at", writable=name in WRITABLE, id_field="id")
+                           cursor_field="updated_at", writable=name in WRITABLE, id_field="id",
+                           merges=name == "parties")
                 for name, (_, key, _, _) in STREAM_MODELS.items()] + [
             StreamInfo(name="forecasts", key=("key",), writable=True)]
 
@@ -135,6 +138,15 @@ class TrytonConnector(Connector):
         if stream != "sales":
             return self.writer.delete(stream, keys, mode)
         return self._delete_sales(keys, mode)
+
+    def merge(self, stream: str, loser_id: str, survivor_id: str) -> WriteResult:
+        """Parties (by Tryton id): Tryton's ``party.replace`` wizard moves the loser's
+        sales, invoices, addresses... to the survivor and archives the loser with
+        ``replaced_by`` set (:mod:`crm2erp.connectors.tryton.replace`)."""
+        if not self.stream(stream).merges:
+            raise ConfigError(f"Tryton stream {stream!r} has no merge; only parties are "
+                              "merged (party.replace)")
+        return replace_party(self.client, str(loser_id), str(survivor_id))
 
     def _delete_sales(self, ids: Sequence[str], mode: DeleteMode) -> list[WriteResult]:
         """``ids`` are sale ids (the engine's target ids); a missing sale is FAILED."""

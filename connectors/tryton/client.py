@@ -41,9 +41,11 @@ log = logging.getLogger(__name__)
 class TrytonUserError(RecordError):
     """Tryton refused a call with a UserError or UserWarning (validation, state, access)."""
 
-    def __init__(self, message: str, *, kind: str = "UserError"):
+    def __init__(self, message: str, *, kind: str = "UserError", name: str | None = None):
         super().__init__(message, stage="write")
         self.kind = kind
+        #: a UserWarning's key: a ``res.user.warning`` of this name skips it next time
+        self.name = name
 
 
 class TrytonServerError(RecordError):
@@ -217,6 +219,22 @@ class TrytonClient:
                                                  [("name", "=", name)]))
         return self._models[name]
 
+    def wizard(self, name: str, state: str, data: dict[str, Any],
+               context: dict[str, Any] | None = None) -> Any:
+        """Run wizard ``name`` from ``state`` with the views' ``data`` in one session
+        (``wizard.<name>.create``, ``.execute``, ``.delete``), as the Tryton client does."""
+        ctx = {**self.context, **context} if context else None
+        session, _, _ = self.call(f"wizard.{name}.create", context=ctx)
+        try:
+            return self.call(f"wizard.{name}.execute", session, data, state, context=ctx)
+        finally:
+            self.call(f"wizard.{name}.delete", session, context=ctx)
+
+    def skip_warning(self, name: str) -> None:
+        """Answer the UserWarning ``name`` with "yes", once (a ``res.user.warning``)."""
+        self.model("res.user.warning", "create",
+                   [{"user": self.auth.user_id, "name": name, "always": False}])
+
     def close(self) -> None:
         self.http.close()
 
@@ -225,7 +243,9 @@ def _error(method: str, error: Any) -> Exception:
     kind = error[0] if isinstance(error, list) and error else None
     text = _error_text(error)
     if kind in ("UserError", "UserWarning"):
-        return TrytonUserError(f"Tryton refused ({kind}): {text}", kind=kind)
+        name = (str(error[1][0]) if kind == "UserWarning" and isinstance(error[1], list | tuple)
+                and error[1] else None)
+        return TrytonUserError(f"Tryton refused ({kind}): {text}", kind=kind, name=name)
     if kind == "ConcurrencyException":
         return RetriableError(f"Tryton {method}: record modified concurrently ({text})")
     if kind == "LoginException":

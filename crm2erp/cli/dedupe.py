@@ -136,7 +136,8 @@ def decide(ctx: typer.Context,
         if applied:
             raise ConfigError(f"pair #{pair_id} was merged in the target already "
                               f"({applied['survivor']} kept, record "
-                              f"{applied['archived_target_id']} archived): a decision "
+                              f"{applied['archived_target_id']} "
+                              f"{applied.get('how', 'archived')}): a decision "
                               "cannot undo it")
         pair = store.decide_dedupe_pair(pair_id, DECISIONS[decision], _who(by), note)
         if pair.status == "accepted" and is_scanned(pair):
@@ -163,7 +164,14 @@ def _apply_scanned(cfg, store, pairs) -> None:
         console.print(literal(
             f"pair #{pair.id} merged in flow {pair.flow}: {done.survivor} kept as "
             f"{done.survivor_target_id} with the golden record, record "
-            f"{done.archived_target_id} archived, {done.repointed} source id(s) repointed"))
+            f"{done.archived_target_id} {_folded(done.how)}, {done.repointed} source id(s) "
+            "repointed"))
+
+
+def _folded(how: str) -> str:
+    """What became of the loser's target record."""
+    return ("merged into it by the target's own merge (its documents moved)"
+            if how == "merged" else "archived")
 
 
 @app.command("review")

@@ -11,9 +11,12 @@ again.
 
 :func:`merge_pair` applies an accepted scanned pair in the target, by the
 target's rules: the older record survives; the newer one's target record is
-archived (``delete`` in mode ``archive``: an SQL stream's ``archive:`` column,
-never a hard DELETE; a target that cannot archive is refused with what to
-configure, before anything changes); its source records are pointed at the
+folded into the survivor's by the target's own merge when its stream declares
+one (``merges``: Tryton's ``party.replace`` moves the loser's sales and
+invoices and archives it with ``replaced_by``), else archived (``delete`` in
+mode ``archive``: an SQL stream's ``archive:`` column, never a hard DELETE; a
+target that cannot archive is refused with what to configure, before anything
+changes); its source records are pointed at the
 survivor in the cross-reference; and both source records are synced again
 through the flow, so the dedupe stage writes the golden record (survivorship,
 identifiers protected, the steward's overrides) to the survivor's target
@@ -60,7 +63,8 @@ class ScanResult:
 
 @dataclass(frozen=True)
 class MergeResult:
-    """An applied merge: who survived, which target record was archived."""
+    """An applied merge: who survived, which target record was archived (``how``:
+    ``archived``) or merged into the survivor's by the target (``merged``)."""
 
     pair_id: int
     survivor: str
@@ -68,6 +72,7 @@ class MergeResult:
     survivor_target_id: str
     archived_target_id: str
     repointed: int
+    how: str = "archived"
 
 
 def synced_records(runner) -> dict[str, MatchRecord]:
@@ -133,8 +138,16 @@ def _refuse(runner, pair: DedupePair, why: str) -> ConfigError:
                        f"merge: crm2erp dedupe decide {pair.id} accept)")
 
 
+def _target_merges(runner) -> bool:
+    """Whether the target folds the loser into the survivor itself (documents moved)."""
+    return (runner.target_stream.merges
+            and type(runner.target).merge is not Connector.merge)
+
+
 def _check_archive(runner, pair: DedupePair) -> None:
     """Refuse, before anything changes, when the target stream cannot archive."""
+    if _target_merges(runner):
+        return
     target, stream = runner.target, runner.flow.target.stream
     where = f"stream {stream!r} of connection {runner.target_system!r}"
     if type(target).delete is Connector.delete:
@@ -158,7 +171,7 @@ def merge_pair(project, runner, stage, pair: DedupePair) -> MergeResult:
     if applied:
         raise ConfigError(f"pair #{pair.id} was merged already: {applied['survivor']} kept, "
                           f"{runner.target_system} record {applied['archived_target_id']} "
-                          "archived")
+                          f"{applied.get('how', 'archived')}")
     ids = [pair.left_id, pair.right_id]
     states = store.canonical_states(entity, ids)
     targets = store.xref_by_canonical(entity, runner.target_system, ids)
@@ -195,23 +208,31 @@ def merge_pair(project, runner, stage, pair: DedupePair) -> MergeResult:
                       "log names the field); set the field with an override when accepting")
 
     loser_tid, survivor_tid = targets[loser].external_id, targets[survivor].external_id
-    [outcome] = runner.target.delete(flow.target.stream, [loser_tid], DeleteMode.ARCHIVE)
+    how = "merged" if _target_merges(runner) else "archived"
+    if how == "merged":
+        outcome = runner.target.merge(flow.target.stream, loser_tid, survivor_tid)
+    else:
+        [outcome] = runner.target.delete(flow.target.stream, [loser_tid], DeleteMode.ARCHIVE)
     if not outcome.ok:
-        raise FatalError(f"pair #{pair.id}: archiving {runner.target_system!r} record "
-                         f"{loser_tid} failed: {outcome.error}; nothing else was changed")
+        verb = f"merging it into {survivor_tid}" if how == "merged" else "archiving it"
+        raise FatalError(f"pair #{pair.id}: {verb} ({runner.target_system!r} record "
+                         f"{loser_tid}) failed: {outcome.error}; nothing else was changed")
+    if outcome.error:   # done, with a note (the target's warnings the merge answered)
+        log.warning("pair #%s: %s record %s %s: %s", pair.id, runner.target_system,
+                    loser_tid, how, outcome.error)
     moved = store.merge_canonical(entity, loser, survivor, target_system=runner.target_system,
                                   archived_mark=f"{DELETED_MARK}:{DeleteMode.ARCHIVE.value}")
     store.save_dedupe_merge(entity, flow.flow, None, survivor, members,
                             stage.provenance(golden, {m.member_id: m for m in members}))
-    result = MergeResult(pair.id, survivor, loser, survivor_tid, loser_tid, moved)
+    result = MergeResult(pair.id, survivor, loser, survivor_tid, loser_tid, moved, how)
     store.annotate_dedupe_pair(pair.id, applied={
         "survivor": survivor, "loser": loser, "survivor_target_id": survivor_tid,
-        "archived_target_id": loser_tid})
+        "archived_target_id": loser_tid, "how": how})
     for source_key in (sources[survivor], sources.get(loser)):   # the loser's: write-back
         if source_key is not None:
             _resync(project, runner, source_key, pair)
-    log.info("flow %s: pair #%s merged: %s record %s archived, %s kept as %s", flow.flow,
-             pair.id, runner.target_system, loser_tid, survivor, survivor_tid)
+    log.info("flow %s: pair #%s merged: %s record %s %s, %s kept as %s", flow.flow,
+             pair.id, runner.target_system, loser_tid, how, survivor, survivor_tid)
     return result
 
 
