@@ -227,7 +227,8 @@ def merge_pair(project, runner, stage, pair: DedupePair) -> MergeResult:
     result = MergeResult(pair.id, survivor, loser, survivor_tid, loser_tid, moved, how)
     store.annotate_dedupe_pair(pair.id, applied={
         "survivor": survivor, "loser": loser, "survivor_target_id": survivor_tid,
-        "archived_target_id": loser_tid, "how": how})
+        "archived_target_id": loser_tid, "how": how,
+        **({"note": outcome.error} if outcome.error else {})})
     for source_key in (sources[survivor], sources.get(loser)):   # the loser's: write-back
         if source_key is not None:
             _resync(project, runner, source_key, pair)

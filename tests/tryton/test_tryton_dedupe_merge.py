@@ -9,16 +9,19 @@ import json
 import textwrap
 import uuid
 
+import pytest
 import sqlalchemy as sa
 
+from crm2erp.connectors import WriteAction
 from crm2erp.demo.systems import crm_tables
 from crm2erp.engine import Engine
+from crm2erp.errors import ConfigError
 from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
 from tests.cli.test_dedupe_cli import crm2erp
 from tests.quality.dedupe_project import MATCH_YAML, account
-from tests.tryton.test_tryton_connector import sale
+from tests.tryton.test_tryton_connector import party, sale, unique
 
 ALL = {"active_test": False}
 
@@ -127,4 +130,31 @@ def test_accepted_scan_pair_merges_the_parties_with_party_replace(tryton_server,
     assert crm_xref == {"A001": survivor, "A002": survivor}
     assert erp_xref == {str(survivor_party): survivor}
     assert applied["how"] == "merged"
+    # the wizard's question (different names) was answered by the acceptance, and said so
+    assert applied["note"].startswith("acknowledged: Parties have different names")
     assert applied["archived_target_id"] == str(loser_party)
+
+
+def test_merge_refuses_what_it_cannot_replace_and_is_idempotent(tryton):
+    assert [s.name for s in tryton.streams() if s.merges] == ["parties"]
+    a, b = unique("MRG"), unique("MRG")
+    name = f"Merge Twins {a} GmbH"
+    left, right = (int(r.target_id) for r in tryton.upsert(
+        "parties", [party(a, name=name), party(b, name=name)]))
+    missing = tryton.merge("parties", "999999", str(right))
+    assert missing.action is WriteAction.FAILED
+    assert "no party.party with id 999999" in missing.error
+    same = tryton.merge("parties", str(left), str(left))
+    assert same.action is WriteAction.FAILED and "two different Tryton party ids" in same.error
+    with pytest.raises(ConfigError, match="only parties are merged"):
+        tryton.merge("products", "1", "2")
+    assert all(p["active"] and p["replaced_by"] is None
+               for p in _parties(tryton, [left, right]).values())   # nothing changed
+
+    done = tryton.merge("parties", str(left), str(right))   # same name: Tryton asks nothing
+    assert (done.action, done.target_id, done.error) == (WriteAction.UPDATED, str(left), None)
+    again = tryton.merge("parties", str(left), str(right))
+    assert again.action is WriteAction.UNCHANGED
+    after = _parties(tryton, [left, right])
+    assert (bool(after[left]["active"]), after[left]["replaced_by"]) == (False, right)
+    assert bool(after[right]["active"]) and after[right]["replaced_by"] is None
