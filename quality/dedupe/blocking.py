@@ -24,9 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from crm2erp.quality.dedupe.comparators import factorise
 from crm2erp.quality.dedupe.config import FieldExpr
 from crm2erp.quality.dedupe.transforms import apply, get_path
 
@@ -68,23 +66,11 @@ def rule_keys(records: Sequence[Mapping[str, Any]], rule: Sequence[FieldExpr],
     return [None if any(p is None for p in key) else key for key in zip(*parts, strict=True)]
 
 
-def _rule_groups(rule: Sequence[FieldExpr], column: Column) -> np.ndarray:
-    """Dense group number per record under one rule (-1 when any part of its key is null).
-
-    The same groups as :func:`rule_keys`' tuples, built from each part's codes
-    (no tuple per record).
-    """
-    gid: np.ndarray | None = None
-    for e in rule:
-        codes, uniques = factorise(column(e.field, e.transforms))
-        if gid is None:
-            gid = codes
-            continue
-        null = (gid < 0) | (codes < 0)
-        combined = gid * np.int64(max(len(uniques), 1)) + codes
-        gid = np.full(len(codes), -1, dtype=np.int64)
-        gid[~null] = pd.factorize(combined[~null])[0]
-    return gid if gid is not None else np.empty(0, dtype=np.int64)
+def _group_ids(keys: list[tuple | None]) -> np.ndarray:
+    """Dense group number per record (-1 for a null key)."""
+    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    index[None] = -1
+    return np.array([index[k] for k in keys], dtype=np.int64)
 
 
 def pair_codes(li: np.ndarray, ri: np.ndarray, n_right: int) -> np.ndarray:
@@ -184,7 +170,7 @@ def block_codes(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[F
     ranks = _ranks(sort_key, n)
     chunks: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
     for rule in rules:
-        gid = _rule_groups(rule, column)
+        gid = _group_ids(rule_keys(records, rule, column))
         n_groups = int(gid.max()) + 1 if n else 0
         order, starts, sizes = _sorted_groups(gid, n_groups)
         big = _too_big(rule, sizes, max_block_size, window)
@@ -227,7 +213,7 @@ def link_codes(left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, A
     ranks = _ranks(sort_key, len(both))
     chunks: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
     for rule in rules:
-        gid = _rule_groups(rule, column)
+        gid = _group_ids(rule_keys(both, rule, column))
         g_left, g_right = gid[:n_left], gid[n_left:]
         n_groups = int(gid.max()) + 1 if len(gid) else 0
         order, starts, sizes = _sorted_groups(g_right, n_groups)

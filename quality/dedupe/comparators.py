@@ -13,14 +13,13 @@ exact. Nothing loops over pairs in Python.
 
 from __future__ import annotations
 
-__all__ = ["Prepared", "prepare", "compare", "value_counts", "factorise"]
+__all__ = ["Prepared", "prepare", "compare", "value_counts"]
 
 from dataclasses import dataclass, field
 from typing import Any
 
 import jellyfish
 import numpy as np
-import pandas as pd
 from rapidfuzz import fuzz
 from rapidfuzz.distance import DamerauLevenshtein, Jaro, JaroWinkler, Levenshtein
 from rapidfuzz.process import cpdist
@@ -63,16 +62,14 @@ class Prepared:
     numbers: np.ndarray | None = None
 
 
-def factorise(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Codes (int64, first appearance order, -1 for None) and the distinct values.
-
-    pandas' hash table runs in C: no Python dict and no Python int per
-    record, which at a million records is hundreds of MB of heap.
-    """
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    codes, uniques = pd.factorize(array)
-    return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+def _factorise(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    distinct = [v for v in dict.fromkeys(values) if v is not None]
+    index: dict[Any, int] = {v: i for i, v in enumerate(distinct)}
+    index[None] = -1
+    codes = np.array([index[v] for v in values], dtype=np.int64)
+    uniques = np.empty(len(distinct), dtype=object)
+    uniques[:] = distinct
+    return codes, uniques
 
 
 def _number(value: Any) -> float | None:
@@ -118,8 +115,8 @@ def prepare(comparison: Comparison, values: list[Any],
         values = [to_date(v) for v in values]
         numbers = np.array([np.nan if d is None else d.toordinal() for d in values],
                            dtype=np.float64)
-    codes, uniques = factorise(values)
-    return Prepared(codes=codes, uniques=uniques, extra=[factorise(e)[0] for e in extra],
+    codes, uniques = _factorise(values)
+    return Prepared(codes=codes, uniques=uniques, extra=[_factorise(e)[0] for e in extra],
                     numbers=numbers)
 
 
