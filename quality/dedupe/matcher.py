@@ -33,7 +33,7 @@ from crm2erp.quality.dedupe.blocking import (
     random_pairs,
     union_codes,
 )
-from crm2erp.quality.dedupe.clustering import constrained_components
+from crm2erp.quality.dedupe.clustering import constrained_components, plain_components
 from crm2erp.quality.dedupe.comparators import compare, prepare, value_counts
 from crm2erp.quality.dedupe.config import MatchConfig
 from crm2erp.quality.dedupe.fellegi_sunter import (
@@ -303,12 +303,12 @@ class Matcher:
         merge = np.flatnonzero(decision == "merge")
         weak_mask = np.zeros(len(li), dtype=bool)
         if guard.min_pair_probability is not None:
-            # a weak pair can only end up in one cluster when both of its records are in a
-            # merge pair: the others (most candidate pairs) need not be handed to the guard
-            in_merge = np.zeros(batch.n_left + shift, dtype=bool)
-            in_merge[kept_li[merge] + shift] = True
-            in_merge[kept_ri[merge]] = True
-            weak_mask = weak_all & in_merge[li + shift] & in_merge[ri]
+            # a weak pair can only end up in one cluster when both of its records are in
+            # one component of the merge pairs: the others (nearly all candidate pairs)
+            # need not be handed to the guard (as Python tuples and sets)
+            component = plain_components(batch.n_left + shift, kept_li[merge] + shift,
+                                         kept_ri[merge])
+            weak_mask = weak_all & (component[li + shift] == component[ri])
         del weak_all
         weak = list(zip((li[weak_mask] + shift).tolist(), ri[weak_mask].tolist(), strict=True))
         del weak_mask

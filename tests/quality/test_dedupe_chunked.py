@@ -63,3 +63,10 @@ def test_column_wise_accounts_match_like_their_dicts():
 def test_a_chunk_size_below_one_is_refused():
     with pytest.raises(ValueError, match="chunk_size must be a positive"):
         Matcher(preset("account"), chunk_size=0)
+
+
+def test_plain_components_label_every_node_with_its_smallest_connected_node():
+    from crm2erp.quality.dedupe.clustering import plain_components
+
+    a, b = np.array([4, 1, 2, 6]), np.array([3, 2, 0, 5])
+    assert plain_components(8, a, b).tolist() == [0, 0, 0, 3, 3, 5, 5, 7]
