@@ -16,7 +16,8 @@ Pairs are returned as two int64 index arrays; in dedupe mode ``left < right``.
 
 from __future__ import annotations
 
-__all__ = ["column_of", "rule_keys", "block_pairs", "link_pairs", "random_pairs", "pair_codes"]
+__all__ = ["column_of", "rule_keys", "block_pairs", "block_codes", "link_pairs", "link_codes",
+           "random_pairs", "pair_codes", "union_codes", "decode_codes"]
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -39,13 +40,19 @@ Column = Callable[[str, list[str]], list]
 
 
 def column_of(records: Sequence[Mapping[str, Any]]) -> Column:
-    """A memoised ``column(field, transforms)`` over records (transformed values)."""
+    """A memoised ``column(field, transforms)`` over records (transformed values).
+
+    Records held column-wise may offer ``values_of(path)``, the raw values of
+    one field for all records, so no record is built as a dict to read it.
+    """
     cache: dict[tuple, list] = {}
+    values_of = getattr(records, "values_of", None)
 
     def column(name: str, transforms: list[str]) -> list:
         key = (name, tuple(transforms))
         if key not in cache:
-            cache[key] = apply([get_path(r, name) for r in records], transforms)
+            raw = values_of(name) if values_of else [get_path(r, name) for r in records]
+            cache[key] = apply(raw, transforms)
         return cache[key]
 
     return column
@@ -71,7 +78,26 @@ def pair_codes(li: np.ndarray, ri: np.ndarray, n_right: int) -> np.ndarray:
     return li.astype(np.int64) * np.int64(max(n_right, 1)) + ri.astype(np.int64)
 
 
-def _decode(codes: np.ndarray, n_right: int) -> tuple[np.ndarray, np.ndarray]:
+def union_codes(chunks: list[np.ndarray]) -> np.ndarray:
+    """Sorted distinct pair codes of all ``chunks``; empties the list as it goes.
+
+    ``np.unique(np.concatenate(chunks))`` holds the chunks, their concatenation
+    and a sorted copy at once: three times the pairs. This sorts in place and
+    lets the chunks go, so a million-record run's pairs live about twice.
+    """
+    codes = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
+    chunks.clear()
+    codes.sort()
+    if len(codes) < 2:
+        return codes
+    keep = np.empty(len(codes), dtype=bool)
+    keep[0] = True
+    np.not_equal(codes[1:], codes[:-1], out=keep[1:])
+    return codes[keep]
+
+
+def decode_codes(codes: np.ndarray, n_right: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (left, right) index arrays of pair codes (the inverse of :func:`pair_codes`)."""
     n_right = max(n_right, 1)
     return codes // n_right, codes % n_right
 
@@ -131,6 +157,14 @@ def block_pairs(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[F
                 sort_key: Sequence[Any] | None = None, window: int = 20,
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Union of within-batch pairs ``(i, j)``, ``i < j``, sharing a key under any rule."""
+    return decode_codes(block_codes(records, rules, max_block_size, column, sort_key=sort_key,
+                               window=window), len(records))
+
+
+def block_codes(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[FieldExpr]],
+                max_block_size: int, column: Column | None = None, *,
+                sort_key: Sequence[Any] | None = None, window: int = 20) -> np.ndarray:
+    """:func:`block_pairs` as sorted :func:`pair_codes` (one int64 per pair, not two)."""
     n = len(records)
     column = column or column_of(records)
     ranks = _ranks(sort_key, n)
@@ -151,7 +185,9 @@ def block_pairs(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[F
         a = np.repeat(order, later)
         b = order[np.repeat(np.arange(len(order)), later) + 1 + _runs(later)]
         chunks.append(pair_codes(np.minimum(a, b), np.maximum(a, b), n))
-    return _decode(np.unique(np.concatenate(chunks)), n)
+        del a, b, later, g
+        chunks = [union_codes(chunks)]   # dedupe as we go: rules overlap
+    return union_codes(chunks)
 
 
 def link_pairs(left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, Any]],
@@ -162,6 +198,15 @@ def link_pairs(left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, A
 
     ``column`` and ``sort_key``, when given, serve the values of ``left + right``.
     """
+    return decode_codes(link_codes(left, right, rules, max_block_size, column, sort_key=sort_key,
+                              window=window), len(right))
+
+
+def link_codes(left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, Any]],
+               rules: Sequence[Sequence[FieldExpr]], max_block_size: int,
+               column: Column | None = None, *, sort_key: Sequence[Any] | None = None,
+               window: int = 20) -> np.ndarray:
+    """:func:`link_pairs` as sorted :func:`pair_codes`."""
     n_left, n_right = len(left), len(right)
     both = list(left) + list(right)
     column = column or column_of(both)
@@ -186,7 +231,9 @@ def link_pairs(left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, A
         a = np.repeat(members, count)
         b = order[np.repeat(starts[g], count) + _runs(count)]
         chunks.append(pair_codes(a, b, n_right))
-    return _decode(np.unique(np.concatenate(chunks)), n_right)
+        del a, b, count
+        chunks = [union_codes(chunks)]
+    return union_codes(chunks)
 
 
 def random_pairs(n_left: int, n_right: int | None, size: int, seed: int,

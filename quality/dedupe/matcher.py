@@ -25,13 +25,15 @@ import numpy as np
 
 from crm2erp.errors import RecordError
 from crm2erp.quality.dedupe.blocking import (
-    block_pairs,
+    block_codes,
     column_of,
-    link_pairs,
+    decode_codes,
+    link_codes,
     pair_codes,
     random_pairs,
+    union_codes,
 )
-from crm2erp.quality.dedupe.clustering import constrained_components
+from crm2erp.quality.dedupe.clustering import constrained_components, plain_components
 from crm2erp.quality.dedupe.comparators import compare, prepare, value_counts
 from crm2erp.quality.dedupe.config import MatchConfig
 from crm2erp.quality.dedupe.fellegi_sunter import (
@@ -54,8 +56,16 @@ Records = Sequence[Mapping[str, Any]]
 class Matcher:
     """Deduplicate or link records of one entity under a :class:`MatchConfig`."""
 
-    def __init__(self, config: MatchConfig, params: FSParams | None = None):
+    def __init__(self, config: MatchConfig, params: FSParams | None = None, *,
+                 keep_distinct: bool = True, chunk_size: int = 500_000):
+        """``keep_distinct=False`` keeps in the result only the pairs a run decided
+        something about (review, merge, rule, rejected), not every candidate pair:
+        what a million-record run needs. Pairs are scored ``chunk_size`` at a time.
+        """
+        if chunk_size < 1:
+            raise ValueError(f"chunk_size must be a positive number of pairs, not {chunk_size}")
         self.config = config
+        self.keep_distinct, self.chunk_size = keep_distinct, chunk_size
         self.params = params or self._configured_params()
         self.fit_warnings: list[str] = []   # of the last fit (check_plausible)
         self.fit_pairs = 0                  # candidate pairs the last fit saw
@@ -227,68 +237,96 @@ class Matcher:
         params = self.params
         link, n_right = batch.link, batch.n_right
         li, ri = batch.candidates()
-        codes = pair_codes(li, ri, n_right)
-
-        # deterministic rules: the first rule that holds names the reason
-        rule_of = np.full(len(li), -1, dtype=np.int64)
-        for r in range(len(cfg.deterministic) - 1, -1, -1):
-            rule_of[np.isin(codes, batch.rule_codes[r])] = r
-        det = rule_of >= 0
-
+        batch.release_columns()   # blocking is done: the transformed columns are not needed
         rejected_idx = batch.rejected_pairs(rejected)
         rejected_codes = np.array([i * max(n_right, 1) + j for i, j in rejected_idx],
                                   dtype=np.int64)
-        is_rejected = np.isin(codes, rejected_codes)
-
-        gamma, scores = batch.gamma(li, ri + batch.offset)
-        weight, probability = params.score(gamma)
-        adjustment = batch.tf_adjustment(li, ri + batch.offset, gamma)
-        if adjustment is not None:
-            weight = weight + adjustment.sum(axis=1)
-            probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
-        th = cfg.thresholds
+        guard, th = cfg.clustering, cfg.thresholds
+        # scored in chunks: only the kept pairs' arrays outlive their chunk
+        kept: list[dict[str, np.ndarray]] = []
+        weak_all = np.zeros(len(li), dtype=bool)
+        for start in range(0, len(li), self.chunk_size):
+            a, b = li[start:start + self.chunk_size], ri[start:start + self.chunk_size]
+            codes = pair_codes(a, b, n_right)
+            # deterministic rules: the first rule that holds names the reason
+            rule_of = np.full(len(a), -1, dtype=np.int16)
+            for r in range(len(cfg.deterministic) - 1, -1, -1):
+                rule_of[np.isin(codes, batch.rule_codes[r])] = r
+            is_rejected = np.isin(codes, rejected_codes)
+            del codes
+            gamma, scores = batch.gamma(a, b + batch.offset)
+            weight, probability = params.score(gamma)
+            adjustment = batch.tf_adjustment(a, b + batch.offset, gamma)
+            if adjustment is not None:
+                weight = weight + adjustment.sum(axis=1)
+                probability = 1.0 / (1.0 + np.exp2(-np.clip(weight, -1000, 1000)))
+            det = rule_of >= 0
+            if guard.min_pair_probability is not None:
+                weak_all[start:start + len(a)] = ((probability < guard.min_pair_probability)
+                                                  & ~det & ~is_rejected)
+            keep = slice(None) if self.keep_distinct else np.flatnonzero(
+                (probability >= th.lower) | det | is_rejected)
+            kept.append({"li": a[keep], "ri": b[keep], "gamma": gamma[keep],
+                         "scores": scores[keep], "weight": weight[keep],
+                         "probability": probability[keep], "rule_of": rule_of[keep],
+                         "rejected": is_rejected[keep],
+                         "adjustment": None if adjustment is None else adjustment[keep]})
+            del gamma, scores, weight, probability, adjustment
+        n_candidates = len(li)
+        kept_li, kept_ri = _joined(kept, "li", np.int32), _joined(kept, "ri", np.int32)
+        gamma = _joined(kept, "gamma", np.int8, (len(cfg.comparisons),))
+        scores = _joined(kept, "scores", np.float64, (len(cfg.comparisons),))
+        weight = _joined(kept, "weight", np.float64)
+        probability = _joined(kept, "probability", np.float64)
+        rule_of = _joined(kept, "rule_of", np.int16)
+        is_rejected = _joined(kept, "rejected", bool)
+        adjustment = (None if batch.tf_adjustment_off else
+                      _joined(kept, "adjustment", np.float64, (len(cfg.comparisons),)))
+        del kept
+        det = rule_of >= 0
         # object arrays share the three strings (np.where(...).astype(object) made one per pair)
-        decision = np.full(len(li), "distinct", dtype=object)
+        decision = np.full(len(kept_li), "distinct", dtype=object)
         decision[probability >= th.lower] = "review"
         decision[probability >= th.upper] = "merge"
-        reason = np.full(len(li), "score", dtype=object)
+        reason = np.full(len(kept_li), "score", dtype=object)
         decision[det] = "merge"
         for r, rule in enumerate(cfg.deterministic):
             reason[rule_of == r] = f"rule:{rule.name}"
         decision[is_rejected], reason[is_rejected] = "rejected", "rejected"
         if link and cfg.link == "one_to_one":
-            ids = [np.array([str(r.get(cfg.id_field)) for r in side])
+            ids = [np.array([str(rid) for rid in _ids(side, cfg.id_field)])
                    for side in (batch.left, batch.right)]
-            _one_to_one(ids[0][li], ids[1][ri], weight, det, decision, reason)
+            _one_to_one(ids[0][kept_li], ids[1][kept_ri], weight, det, decision, reason)
 
         # clustering nodes: link mode puts existing records first so they name clusters
         shift = n_right if link else 0
         merge = np.flatnonzero(decision == "merge")
-        guard = cfg.clustering
         weak_mask = np.zeros(len(li), dtype=bool)
         if guard.min_pair_probability is not None:
-            # a weak pair can only end up in one cluster when both of its records are in a
-            # merge pair: the others (most candidate pairs) need not be handed to the guard
-            in_merge = np.zeros(batch.n_left + shift, dtype=bool)
-            in_merge[li[merge] + shift] = True
-            in_merge[ri[merge]] = True
-            weak_mask = ((probability < guard.min_pair_probability) & ~det & ~is_rejected
-                         & in_merge[li + shift] & in_merge[ri])
+            # a weak pair can only end up in one cluster when both of its records are in
+            # one component of the merge pairs: the others (nearly all candidate pairs)
+            # need not be handed to the guard (as Python tuples and sets)
+            component = plain_components(batch.n_left + shift, kept_li[merge] + shift,
+                                         kept_ri[merge])
+            weak_mask = weak_all & (component[li + shift] == component[ri])
+        del weak_all
         weak = list(zip((li[weak_mask] + shift).tolist(), ri[weak_mask].tolist(), strict=True))
+        del weak_mask
         labels, used = constrained_components(
-            batch.n_left + shift, li[merge] + shift, ri[merge], weight[merge], det[merge],
-            [(i + shift, j) for i, j in rejected_idx], weak, guard.max_cluster_size)
+            batch.n_left + shift, kept_li[merge] + shift, kept_ri[merge], weight[merge],
+            det[merge], [(i + shift, j) for i, j in rejected_idx], weak,
+            guard.max_cluster_size)
         refused = merge[~used]
         decision[refused], reason[refused] = "review", "chain_guard"
         if len(refused):
             log.info("%s: chain guard refused %d merge pairs (sent to review)",
                      cfg.entity, len(refused))
         return MatchResult(mode="link" if link else "dedupe", config=cfg, params=params,
-                           left=batch.left, right=batch.right, li=li, ri=ri, gamma=gamma,
-                           scores=scores, match_weight=weight, match_probability=probability,
-                           decision=decision, reason=reason,
+                           left=batch.left, right=batch.right, li=kept_li, ri=kept_ri,
+                           gamma=gamma, scores=scores, match_weight=weight,
+                           match_probability=probability, decision=decision, reason=reason,
                            clusters=self._clusters(labels, batch, shift),
-                           tf_adjustment=adjustment)
+                           tf_adjustment=adjustment, candidate_pairs=n_candidates)
 
     def _clusters(self, labels: np.ndarray, batch: _Batch, shift: int) -> list[Cluster]:
         id_field = self.config.id_field
@@ -330,32 +368,44 @@ class _Batch:
                          for c in cfg.comparisons]
         self._candidates: tuple[np.ndarray, np.ndarray] | None = None
         self.rule_codes: list[np.ndarray] = []
+        self._counts: dict[int, np.ndarray] = {}   # value counts of tf-adjusted comparisons
+
+    def release_columns(self) -> None:
+        """Free the transformed columns blocking needed (the prepared codes stay)."""
+        self.column = None
+
+    @property
+    def tf_adjustment_off(self) -> bool:
+        return not any(c.tf_adjustment for c in self.config.comparisons)
 
     def parts(self) -> list[slice]:
         return [slice(0, self.n_left), slice(self.n_left, None)] if self.link else [slice(None)]
 
     def pairs(self, rules) -> tuple[np.ndarray, np.ndarray]:
         """Pairs sharing a key under any rule; oversized blocks in sorted windows."""
+        return decode_codes(self.codes(rules), self.n_right)
+
+    def codes(self, rules) -> np.ndarray:
+        """:meth:`pairs` as sorted pair codes."""
         cfg = self.config
         first = cfg.comparisons[0]
         options = {"sort_key": self.column(first.field, first.transforms), "window": cfg.window}
         if self.link:
-            return link_pairs(self.left, self.right, rules, cfg.max_block_size, self.column,
+            return link_codes(self.left, self.right, rules, cfg.max_block_size, self.column,
                               **options)
-        return block_pairs(self.left, rules, cfg.max_block_size, self.column, **options)
+        return block_codes(self.left, rules, cfg.max_block_size, self.column, **options)
 
     def candidates(self) -> tuple[np.ndarray, np.ndarray]:
         """Blocked pairs unioned with the deterministic rules' pairs (computed once)."""
         if self._candidates is None:
-            codes = []
-            for rule in self.config.deterministic:
-                dl, dr = self.pairs([rule.fields])
-                codes.append(pair_codes(dl, dr, self.n_right))
-            self.rule_codes = codes
-            li, ri = self.pairs(self.config.blocking)
-            union = np.unique(np.concatenate([pair_codes(li, ri, self.n_right), *codes]))
+            self.rule_codes = [self.codes([rule.fields]) for rule in self.config.deterministic]
+            union = union_codes([self.codes(self.config.blocking), *self.rule_codes])
             n = max(self.n_right, 1)
-            self._candidates = (union // n, union % n)
+            # int32 indices halve the biggest arrays of a run (pairs of up to 2**31 records)
+            dtype = np.int32 if self.n_left + self.n_right < 2**31 else np.int64
+            li = (union // n).astype(dtype)
+            union %= n
+            self._candidates = (li, union.astype(dtype))
         return self._candidates
 
     def gamma(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -371,7 +421,7 @@ class _Batch:
                       ) -> np.ndarray | None:
         """Term-frequency bits per pair and comparison (exact level only), or None."""
         comparisons = self.config.comparisons
-        if not any(c.tf_adjustment for c in comparisons):
+        if self.tf_adjustment_off:
             return None
         out = np.zeros(gamma.shape, dtype=np.float64)
         for k, c in enumerate(comparisons):
@@ -379,7 +429,9 @@ class _Batch:
                 continue
             prep = self.prepared[k]
             exact = gamma[:, k] == 0
-            out[exact, k] = tf_adjustment(value_counts(prep), prep.codes[a[exact]])
+            if k not in self._counts:
+                self._counts[k] = value_counts(prep)
+            out[exact, k] = tf_adjustment(self._counts[k], prep.codes[a[exact]])
         return out
 
     def rejected_pairs(self, rejected: Iterable[Collection[Any]]) -> list[tuple[int, int]]:
@@ -418,15 +470,29 @@ def _one_to_one(li: np.ndarray, ri: np.ndarray, weight: np.ndarray, det: np.ndar
         right_used.add(b)
 
 
+def _joined(parts: list[dict[str, np.ndarray]], key: str, dtype: Any,
+            shape: tuple[int, ...] = ()) -> np.ndarray:
+    """One array of the chunks' ``key`` arrays (an empty one of ``dtype`` without chunks)."""
+    arrays = [p[key] for p in parts]
+    if not arrays:
+        return np.empty((0, *shape), dtype=dtype)
+    return np.concatenate(arrays).astype(dtype, copy=False)
+
+
 def _sig(value: float) -> float:
     """Seven significant digits: readable YAML, no tiny probability rounded to 0."""
     return float(f"{float(value):.7g}")
 
 
+def _ids(records: Records, id_field: str) -> list[Any]:
+    """Every record's id (read as one column when the records are held column-wise)."""
+    values_of = getattr(records, "values_of", None)
+    return values_of(id_field) if values_of else [r.get(id_field) for r in records]
+
+
 def _index_ids(cfg: MatchConfig, records: Records, side: str) -> dict[Any, int]:
     id_field, index = cfg.id_field, {}
-    for i, record in enumerate(records):
-        rid = record.get(id_field)
+    for i, rid in enumerate(_ids(records, id_field)):
         if rid is None:
             raise RecordError(f"{side} record #{i} of {cfg.entity} has no {id_field!r}; "
                               "give every record a unique id", stage="dedupe", field=id_field)

@@ -86,6 +86,8 @@ class MatchResult:
     reason: np.ndarray  # object array
     clusters: list[Cluster]
     tf_adjustment: np.ndarray | None = None  # per pair and comparison, bits (term frequency)
+    # pairs blocking produced; more than len() when the matcher keeps no distinct pairs
+    candidate_pairs: int | None = None
 
     def __len__(self) -> int:
         return len(self.li)
