@@ -33,16 +33,17 @@ class Hook:
         return [b""]
 
 
-def run_with_webhook(tmp_path, monkeypatch, bad_zips: list[int]):
-    """Two batches of 50 clean accounts, ``bad_zips`` of them with a 3-digit postal
-    code (a *warning* rule: they load, so no dead letters and no run-hook POST);
+def run_with_webhook(tmp_path, monkeypatch, bad_zips: list[int], *, accounts: int = 100,
+                     batch_size: int = 50, dry_run: bool = False):
+    """Batches of ``batch_size`` clean accounts, ``bad_zips`` of them with a 3-digit
+    postal code (a *warning* rule: they load, so no dead letters and no run-hook POST);
     a ``gx/`` folder; one sync run. The bodies the webhook got, the run, the folder."""
     monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path))
     monkeypatch.setenv("CRM2ERP_REPORTS_DIR", "off")
-    rows = clean_accounts(100)
+    rows = clean_accounts(accounts)
     for index in bad_zips:
         rows[index]["zip"] = "123"
-    folder = make_project(tmp_path, rows, threshold="50%", batch_size=50)
+    folder = make_project(tmp_path, rows, threshold="50%", batch_size=batch_size)
     (folder / "gx").mkdir()
     hook = Hook()
     with serve_wsgi(hook) as url:
@@ -50,7 +51,7 @@ def run_with_webhook(tmp_path, monkeypatch, bad_zips: list[int]):
         flow.write_text(flow.read_text() + f"on_dead_letters: {url}/hook\n")
         with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") as store, \
                 Engine(load_project(folder), store) as engine:
-            result = engine.run("demo_accounts")
+            result = engine.run("demo_accounts", dry_run=dry_run)
             rules = {r.rule: r for r in store.quality_results(result.run_id)}
     return hook.bodies, result, rules, folder
 
@@ -100,19 +101,7 @@ def test_a_clean_run_posts_nothing(tmp_path, monkeypatch):
 
 
 def test_a_dry_run_posts_nothing(tmp_path, monkeypatch):
-    monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path))
-    monkeypatch.setenv("CRM2ERP_REPORTS_DIR", "off")
-    rows = clean_accounts(20)
-    rows[0]["zip"] = "123"
-    folder = make_project(tmp_path, rows, threshold="50%")
-    (folder / "gx").mkdir()
-    hook = Hook()
-    with serve_wsgi(hook) as url:
-        flow = folder / "accounts.flow.yaml"
-        flow.write_text(flow.read_text() + f"on_dead_letters: {url}/hook\n")
-        with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") as store, \
-                Engine(load_project(folder), store) as engine:
-            result = engine.run("demo_accounts", dry_run=True)
-            rules = {r.rule: r for r in store.quality_results(result.run_id)}
+    bodies, result, rules, _ = run_with_webhook(tmp_path, monkeypatch, bad_zips=[0],
+                                                accounts=20, batch_size=100, dry_run=True)
     assert result.mode == "dry_run" and rules[ZIP_RULE].failed == 1   # the check failed
-    assert hook.bodies == []
+    assert bodies == []
