@@ -16,8 +16,8 @@ import math
 import time
 
 from crm2erp.connectors.salesforce import SalesforceConfig, SalesforceConnector
-from crm2erp.connectors.salesforce.emulator import CLIENT_ID, CLIENT_SECRET, make_app
-from crm2erp.testing.server import serve_wsgi
+from crm2erp.emulators.kernel.server import serve_wsgi
+from crm2erp.emulators.salesforce.app import CLIENT_ID, CLIENT_SECRET, make_app
 
 
 def run(accounts: int, page_size: int, fault_rate: float, changed: int) -> list[tuple]:

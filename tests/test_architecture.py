@@ -25,7 +25,7 @@ from crm2erp.errors import Crm2ErpError
 ROOT = Path(__file__).resolve().parents[1]
 CORE = ("crm2erp.engine", "crm2erp.store", "crm2erp.mapping", "crm2erp.http",
         "crm2erp.contract", "crm2erp.registry")
-PLUGINS = ("crm2erp.connectors", "crm2erp.quality")
+PLUGINS = ("crm2erp.connectors", "crm2erp.quality", "crm2erp.emulators")
 
 
 def _package_dirs() -> dict[str, Path]:
@@ -62,12 +62,26 @@ def test_import_linter_contracts_hold(tmp_path):
 
 
 @pytest.mark.parametrize("module", CORE)
-def test_the_core_loads_no_connector_and_no_quality_module(module):
+def test_the_core_loads_no_plugin_module(module):
     code = (f"import sys, {module}\n"
             f"print('\\n'.join(m for m in sys.modules if m.startswith({PLUGINS!r})))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=300, check=True)
     assert done.stdout.split() == [], f"{module} imported {done.stdout.split()}"
+
+
+def test_the_connectors_load_no_emulator():
+    """A connector talks to its system over the wire only: loading every connector
+    (as `crm2erp.registry` does) loads no module of the emulators' wing."""
+    code = ("import sys\nfrom crm2erp.registry import CONNECTORS, load_all\n"
+            "loaded = [name for name, _ in load_all(CONNECTORS)]\n"
+            "print(' '.join(loaded))\n"
+            "print(' '.join(m for m in sys.modules if m.startswith('crm2erp.emulators')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, check=True)
+    loaded, emulators = (done.stdout.splitlines() + ["", ""])[:2]
+    assert {"salesforce", "sap", "odoo", "hubspot", "dynamics"} <= set(loaded.split())
+    assert emulators.split() == [], f"the connectors imported {emulators}"
 
 
 def _error_modules() -> list[str]:

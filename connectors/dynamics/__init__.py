@@ -6,7 +6,7 @@ v4) in ``modifiedon`` order with configured children embedded (an
 opportunity's products), upserts by alternate key and updates rows by id
 (write-back). See
 ``docs/connectors/dynamics.md``; the emulator is
-:mod:`crm2erp.connectors.dynamics.emulator`.
+:mod:`crm2erp.emulators.dynamics.app`.
 """
 
 from __future__ import annotations

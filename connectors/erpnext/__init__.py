@@ -3,7 +3,7 @@
 Streams: customers, sales orders (submitted on create, with their ``items``)
 and sales invoices (read-only, for the invoice return flow). See
 ``docs/connectors/erpnext.md``; the emulator is
-:mod:`crm2erp.connectors.erpnext.emulator`.
+:mod:`crm2erp.emulators.erpnext.app`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ type configured as a stream) through the CRM v3 search API in modification
 order, with associations from the v4 associations API and configured children
 (a deal's line items) embedded, upserts through ``batch/upsert`` on a unique
 property and updates existing records by id (``batch/update``, write-back).
-See ``docs/connectors/hubspot.md``; the emulator is :mod:`crm2erp.connectors.hubspot.emulator`.
+See ``docs/connectors/hubspot.md``; the emulator is :mod:`crm2erp.emulators.hubspot.app`.
 """
 
 from __future__ import annotations

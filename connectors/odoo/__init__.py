@@ -5,7 +5,7 @@ every Odoo edition has (Community, Enterprise, Odoo Online, Odoo.sh). Reads
 ``res.partner``, ``crm.lead``, ``product.product``, ``sale.order`` and
 ``account.move`` (or any model configured as a stream) incrementally by
 ``write_date``; upserts by a reference field. See ``docs/connectors/odoo.md``;
-the emulator is :mod:`crm2erp.connectors.odoo.emulator`.
+the emulator is :mod:`crm2erp.emulators.odoo.app`.
 """
 
 from __future__ import annotations

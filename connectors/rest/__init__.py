@@ -5,7 +5,7 @@ connection in ``connections.yaml`` names the base URL, the auth (any of the
 HTTP toolkit's types), the streams (path, record selector, key, paginator,
 cursor field and parameter, renames, soft-delete marker) and, per stream, an
 optional write endpoint. No Python is needed. See ``docs/connectors/rest.md``
-and :mod:`crm2erp.connectors.rest.emulator` (a Pipedrive-like demo API).
+and :mod:`crm2erp.emulators.rest.app` (a Pipedrive-like demo API).
 """
 
 from __future__ import annotations

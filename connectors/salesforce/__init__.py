@@ -6,7 +6,7 @@ for large reads (with configured children embedded, such as an opportunity's
 line items), upserts through sObject Collections on an external id,
 updates existing records by Id (write-back) and deletes or archives by Id.
 See ``docs/connectors/salesforce.md``; the emulator is
-:mod:`crm2erp.connectors.salesforce.emulator`.
+:mod:`crm2erp.emulators.salesforce.app`.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ data (``API_BUSINESS_PARTNER``), sales orders with items
 (``API_SALES_ORDER_SRV``), billing documents (``API_BILLING_DOCUMENT_SRV``,
 read-only, for the invoice return flow) and planned independent requirements
 (``API_PLND_INDEP_RQMT_SRV``, for the forecast flow). See
-``docs/connectors/sap.md``; the emulator is :mod:`crm2erp.connectors.sap.emulator`.
+``docs/connectors/sap.md``; the emulator is :mod:`crm2erp.emulators.sap.app`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""OData v2 wire values as SAP Gateway sends them, and SAP error bodies.
+"""OData v2 wire values as SAP Gateway sends them, and reading SAP error bodies.
 
 SAP's v2 JSON format predates ISO dates in JSON: ``Edm.DateTime`` is
 ``/Date(1700000000000)/`` (milliseconds since the epoch, UTC),
@@ -6,7 +6,8 @@ SAP's v2 JSON format predates ISO dates in JSON: ``Edm.DateTime`` is
 ISO duration ``PT12H00M00S`` and ``Edm.Decimal`` travels as a string so no
 amount goes through a float. Filter literals have their own spelling again
 (``datetime'2024-01-31T00:00:00'``, ``datetimeoffset'...Z'``, ``time'PT..'``).
-The helpers here convert both ways; the connector and the emulator share them.
+The helpers here convert both ways; the connector and the emulator share them
+(the emulator writes its error bodies itself).
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ __all__ = [
     "literal",
     "iso_utc",
     "sap_error",
-    "error_body",
 ]
 
 import datetime as dt
@@ -112,12 +112,6 @@ def literal(value: Any, kind: str | None = None) -> str:
     if isinstance(value, int | Decimal):
         return str(value)
     return "'" + str(value).replace("'", "''") + "'"
-
-
-def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict:
-    """The body SAP Gateway sends with a 4xx/5xx (used by the emulator)."""
-    return {"error": {"code": code, "message": {"lang": "en", "value": message},
-                      "innererror": {"errordetails": details or []}}}
 
 
 def sap_error(content: bytes | str | None) -> tuple[str, str] | None:

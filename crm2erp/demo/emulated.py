@@ -35,12 +35,12 @@ from pathlib import Path
 import phonenumbers
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
+from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.engine import Engine, RunResult
 from crm2erp.errors import ConfigError
 from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 #: packs the emulated demo can run, and their flows in run order
 EMULATED_PACKS = {"salesforce-sap": ["sf_sap_accounts", "sf_sap_orders", "sf_sap_invoices"]}
@@ -117,7 +117,7 @@ SAP_MATERIALS = [f"TG{n}" for n in range(11, 19)]
 def seed_salesforce(accounts: int = 40, seed: int = 7):
     """A Salesforce emulator with ``accounts`` accounts, about a third of them with a
     won opportunity of two line items on SAP materials, made messy by :func:`mess_up_org`."""
-    from crm2erp.connectors.salesforce.emulator import make_app
+    from crm2erp.emulators.salesforce.app import make_app
 
     app = make_app(seed=seed, accounts=accounts, contacts_per_account=1,
                    opportunities_per_account=2, line_items_per_opportunity=2,
@@ -128,7 +128,7 @@ def seed_salesforce(accounts: int = 40, seed: int = 7):
 
 def seed_sap(seed: int = 11):
     """An S/4HANA emulator holding a few customers of its own and no orders yet."""
-    from crm2erp.connectors.sap.emulator import make_app
+    from crm2erp.emulators.sap.app import make_app
 
     return make_app(seed=seed, business_partners=6, sales_orders=0, billing_documents=0,
                     requirements=0)
@@ -141,7 +141,7 @@ def bill_new_orders(sap_app) -> int:
     An order without items has nothing to bill and is left alone, as SAP's
     billing due list would. Called between flows, when no request is in flight.
     """
-    from crm2erp.connectors.sap.model import TYPES
+    from crm2erp.emulators.sap.model import TYPES
 
     store = sap_app.store
     billed = {item["SalesDocument"]

@@ -1,12 +1,6 @@
-"""Test helpers shipped with crm2erp: the emulator server and the connector conformance suite.
+"""Test helpers shipped with crm2erp: the connector conformance suite and its fixtures.
 
-:mod:`crm2erp.testing.server` serves any WSGI emulator on a loopback port;
 :mod:`crm2erp.testing.conformance` is the pytest plugin with the checks every
-connector must pass.
+connector must pass; the emulators it is usually run against, and the server
+that serves them, live in :mod:`crm2erp.emulators`.
 """
-
-from __future__ import annotations
-
-__all__ = ["serve_wsgi"]
-
-from crm2erp.testing.server import serve_wsgi

@@ -15,15 +15,15 @@ import shutil
 
 import pytest
 
-from crm2erp.connectors.dynamics.emulator import make_app as dynamics_app
-from crm2erp.connectors.erpnext.emulator import make_app as erpnext_app
-from crm2erp.connectors.odoo.emulator import make_app as odoo_app
 from crm2erp.demo.emulated import bill_new_orders, seed_salesforce, seed_sap
+from crm2erp.emulators.dynamics.app import make_app as dynamics_app
+from crm2erp.emulators.erpnext.app import make_app as erpnext_app
+from crm2erp.emulators.kernel.server import serve_wsgi
+from crm2erp.emulators.odoo.app import make_app as odoo_app
 from crm2erp.errors import ConfigError
 from crm2erp.mappings import pack_dir
 from crm2erp.orchestration.runtime import load_runtime_project
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 
 def pack_env(pack: str, tmp_path, **variables: str) -> dict[str, str]:

@@ -17,12 +17,12 @@ import shutil
 from collections import Counter
 
 from crm2erp.demo.emulated import NEGATIVE_REVENUE, seed_salesforce, seed_sap
+from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.engine.resolver import canonical_id_for
 from crm2erp.errors import RetriableError
 from crm2erp.mappings import pack_dir
 from crm2erp.orchestration import tasks
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 FLOW = "sf_sap_accounts"
 

@@ -132,11 +132,11 @@ def test_readme_init_block_runs_as_written(tmp_path):
 def test_check_a_pack_against_its_emulators_and_a_wrong_password(tmp_path):
     """Credentials are checked for real: the pack's Salesforce and SAP emulators accept
     the published test credentials and refuse a wrong password."""
-    from crm2erp.testing.server import emulator_process
+    from crm2erp.emulators.kernel.server import emulator_process
 
     assert crm2erp("init", "sf", "--from-pack", "salesforce-sap", cwd=tmp_path).returncode == 0
-    with emulator_process("crm2erp.connectors.salesforce.emulator") as sf_url, \
-            emulator_process("crm2erp.connectors.sap.emulator") as sap_url:
+    with emulator_process("crm2erp.emulators.salesforce.app") as sf_url, \
+            emulator_process("crm2erp.emulators.sap.app") as sap_url:
         env = {"SF_INSTANCE_URL": sf_url, "SAP_BASE_URL": sap_url}
         good = crm2erp("-p", "sf", "check", "--json", cwd=tmp_path, env=env)
         assert good.returncode == 0, good.stdout + good.stderr

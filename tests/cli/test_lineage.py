@@ -145,7 +145,7 @@ def test_a_failing_run_emits_fail_with_the_error(demo, tmp_path):
 
 
 def test_lineage_url_posts_the_events_to_an_openlineage_endpoint(demo, tmp_path):
-    from crm2erp.testing.server import serve_wsgi
+    from crm2erp.emulators.kernel.server import serve_wsgi
 
     received = []
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import pytest
 
-from crm2erp.testing.server import make_server
+from crm2erp.emulators.kernel.server import make_server
 
 
 class _LoopbackServer:

@@ -22,13 +22,13 @@ FAST_RETRY = {"max_attempts": 2, "backoff_base": 0.001, "backoff_max": 0.01}
 
 @pytest.fixture
 def sf(serve):
-    from crm2erp.connectors.salesforce.emulator import make_app
+    from crm2erp.emulators.salesforce.app import make_app
     app = make_app(seed=9, accounts=4, contacts_per_account=0)
     return serve(app)
 
 
 def _sf(app, **stream):
-    from crm2erp.connectors.salesforce.emulator import CLIENT_ID, CLIENT_SECRET
+    from crm2erp.emulators.salesforce.app import CLIENT_ID, CLIENT_SECRET
     return create_connector("salesforce", {
         "instance_url": app.base_url, "retry": FAST_RETRY,
         "auth": {"type": "client_credentials", "client_id": CLIENT_ID,
@@ -38,7 +38,7 @@ def _sf(app, **stream):
 
 
 def _sf_query(app, soql: str, kind: str = "query") -> list[dict]:
-    from crm2erp.connectors.salesforce.emulator import CLIENT_ID, CLIENT_SECRET
+    from crm2erp.emulators.salesforce.app import CLIENT_ID, CLIENT_SECRET
     token = requests.post(f"{app.base_url}/services/oauth2/token", data={
         "grant_type": "client_credentials", "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET}).json()["access_token"]
@@ -47,7 +47,7 @@ def _sf_query(app, soql: str, kind: str = "query") -> list[dict]:
 
 
 def test_salesforce_delete_result_wire_format(sf):
-    from crm2erp.connectors.salesforce.emulator import CLIENT_ID, CLIENT_SECRET
+    from crm2erp.emulators.salesforce.app import CLIENT_ID, CLIENT_SECRET
     token = requests.post(f"{sf.base_url}/services/oauth2/token", data={
         "grant_type": "client_credentials", "client_id": CLIENT_ID,
         "client_secret": CLIENT_SECRET}).json()["access_token"]
@@ -99,13 +99,13 @@ def test_salesforce_delete_and_archive_by_id_report_not_found(sf):
 
 @pytest.fixture
 def hubspot(serve):
-    from crm2erp.connectors.hubspot.emulator import make_app
+    from crm2erp.emulators.hubspot.app import make_app
     app = make_app(seed=9, companies=3)
     return serve(app)
 
 
 def test_hubspot_archive_answers_204_for_any_id_so_the_connector_checks(hubspot):
-    from crm2erp.connectors.hubspot.emulator import TOKEN
+    from crm2erp.emulators.hubspot.app import TOKEN
     headers = {"Authorization": f"Bearer {TOKEN}"}
     listed = requests.get(f"{hubspot.base_url}/crm/v3/objects/companies",
                           headers=headers).json()["results"]
@@ -135,13 +135,13 @@ def test_hubspot_archive_answers_204_for_any_id_so_the_connector_checks(hubspot)
 
 @pytest.fixture
 def dynamics(serve):
-    from crm2erp.connectors.dynamics.emulator import make_app
+    from crm2erp.emulators.dynamics.app import make_app
     app = make_app(seed=9, accounts=3)
     return serve(app)
 
 
 def test_dynamics_delete_404_is_not_found_and_archive_deactivates(dynamics):
-    from crm2erp.connectors.dynamics.emulator import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+    from crm2erp.emulators.dynamics.app import CLIENT_ID, CLIENT_SECRET, TENANT_ID
     conn = create_connector("dynamics", {
         "environment_url": dynamics.base_url, "tenant_id": TENANT_ID,
         "authority_url": dynamics.base_url, "retry": FAST_RETRY,
@@ -171,13 +171,13 @@ def test_dynamics_delete_404_is_not_found_and_archive_deactivates(dynamics):
 
 @pytest.fixture
 def demo(serve):
-    from crm2erp.connectors.rest.emulator import make_app
+    from crm2erp.emulators.rest.app import make_app
     app = make_app(seed=9, organizations=3)
     return serve(app)
 
 
 def _rest(app, **write):
-    from crm2erp.connectors.rest.emulator import CLIENT_ID, CLIENT_SECRET
+    from crm2erp.emulators.rest.app import CLIENT_ID, CLIENT_SECRET
     return create_connector("rest", {
         "base_url": app.base_url, "retry": FAST_RETRY,
         "auth": {"type": "client_credentials", "client_id": CLIENT_ID,
@@ -211,7 +211,7 @@ def test_rest_delete_request_and_404_not_found(demo):
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(picks=st.lists(st.sampled_from(["1", "2", "3", "4", "99"]), max_size=8))
 def test_rest_and_hubspot_results_follow_the_ids_asked_for(demo, hubspot, picks):
-    from crm2erp.connectors.hubspot.emulator import TOKEN
+    from crm2erp.emulators.hubspot.app import TOKEN
     rest = _rest(demo, delete={"path": "/v1/organizations/{id}"})
     hub = create_connector("hubspot", {
         "base_url": hubspot.base_url, "retry": FAST_RETRY, "search_requests_per_second": None,

@@ -13,11 +13,11 @@ import requests
 from crm2erp.connectors import create_connector
 from crm2erp.connectors.base import Cursor, WriteAction
 from crm2erp.connectors.dynamics import DynamicsConfig, DynamicsConnector
-from crm2erp.connectors.dynamics.emulator import CLIENT_ID, CLIENT_SECRET, TENANT_ID, make_app
-from crm2erp.connectors.dynamics.environment import guid_sort_key
-from crm2erp.connectors.dynamics.odata import ODataError, parse_filter, parse_key
+from crm2erp.emulators.dynamics.app import CLIENT_ID, CLIENT_SECRET, TENANT_ID, make_app
+from crm2erp.emulators.dynamics.environment import guid_sort_key
+from crm2erp.emulators.dynamics.odata import ODataError, parse_filter, parse_key
+from crm2erp.emulators.kernel.server import emulator_process, serve_wsgi
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.testing.server import emulator_process, serve_wsgi
 
 FAST_RETRY = {"max_attempts": 5, "backoff_base": 0.001, "backoff_max": 0.01}
 
@@ -211,7 +211,7 @@ def test_emulator_speaks_odata_errors(org):
 
 
 def test_emulator_runs_from_the_command_line():
-    with emulator_process("crm2erp.connectors.dynamics.emulator", "--accounts", "5") as url:
+    with emulator_process("crm2erp.emulators.dynamics.app", "--accounts", "5") as url:
         conn = DynamicsConnector(config(url))
         conn.check()
         assert sum(len(b.rows) for b in conn.read("accounts")) == 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm2erp.connectors.dynamics import DynamicsConfig, DynamicsConnector
-from crm2erp.connectors.dynamics.emulator import CLIENT_ID, CLIENT_SECRET, TENANT_ID, make_app
+from crm2erp.emulators.dynamics.app import CLIENT_ID, CLIENT_SECRET, TENANT_ID, make_app
 from crm2erp.testing.conformance import ConnectorConformance
 
 

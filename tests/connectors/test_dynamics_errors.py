@@ -15,7 +15,7 @@ import pytest
 
 from crm2erp.connectors.base import WriteAction
 from crm2erp.connectors.dynamics import DynamicsConfig, DynamicsConnector
-from crm2erp.connectors.dynamics.emulator import CLIENT_ID, CLIENT_SECRET, TENANT_ID, make_app
+from crm2erp.emulators.dynamics.app import CLIENT_ID, CLIENT_SECRET, TENANT_ID, make_app
 from crm2erp.errors import ConfigError
 
 FAST_RETRY = {"max_attempts": 3, "backoff_base": 0.001, "backoff_max": 0.01}

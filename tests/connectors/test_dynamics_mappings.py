@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from crm2erp.connectors.dynamics import DynamicsConfig, DynamicsConnector
-from crm2erp.connectors.dynamics.emulator import CLIENT_ID, CLIENT_SECRET, TENANT_ID, make_app
+from crm2erp.emulators.dynamics.app import CLIENT_ID, CLIENT_SECRET, TENANT_ID, make_app
+from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.mapping import DictResolver, compile_mapping, load_mapping
 from crm2erp.testing.canonical import canonical_records, read_streams
-from crm2erp.testing.server import serve_wsgi
 
 PACK = Path(__file__).resolve().parents[2] / "mappings" / "dynamics"
 STREAMS = {"dynamics_account.in.map.yaml": "accounts",

@@ -12,10 +12,10 @@ import requests
 
 from crm2erp.connectors.base import WriteAction
 from crm2erp.connectors.salesforce import SalesforceConnector
-from crm2erp.connectors.salesforce.emulator import make_app as salesforce_app
 from crm2erp.connectors.sap import SapConnector
-from crm2erp.connectors.sap.emulator import make_app as sap_app
-from crm2erp.testing.server import serve_wsgi, serving
+from crm2erp.emulators.kernel.server import serve_wsgi, serving
+from crm2erp.emulators.salesforce.app import make_app as salesforce_app
+from crm2erp.emulators.sap.app import make_app as sap_app
 
 from .test_salesforce import config as salesforce_config
 from .test_sap_conformance import sap_config

@@ -12,7 +12,7 @@ import requests
 from crm2erp.connectors.base import Cursor, WriteAction
 from crm2erp.connectors.erpnext import ErpNextConfig, ErpNextConnector
 from crm2erp.connectors.erpnext.api import frappe_error, to_cursor, to_frappe
-from crm2erp.connectors.erpnext.emulator import API_KEY, API_SECRET, make_app
+from crm2erp.emulators.erpnext.app import API_KEY, API_SECRET, make_app
 from crm2erp.errors import FatalError
 from crm2erp.mapping import DictResolver, compile_mapping, load_mapping
 from crm2erp.mappings import pack_dir

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm2erp.connectors.erpnext import ErpNextConfig, ErpNextConnector
-from crm2erp.connectors.erpnext.emulator import API_KEY, API_SECRET, make_app
+from crm2erp.emulators.erpnext.app import API_KEY, API_SECRET, make_app
 from crm2erp.testing.conformance import ConnectorConformance
 
 

@@ -14,7 +14,7 @@ import json
 import pytest
 
 from crm2erp.connectors.erpnext import ErpNextConnector
-from crm2erp.connectors.erpnext.emulator import make_app
+from crm2erp.emulators.erpnext.app import make_app
 from crm2erp.errors import ConfigError
 
 from .test_erpnext_conformance import erp_config

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from crm2erp.connectors.base import DeleteMode, WriteAction
 from crm2erp.connectors.erpnext import ErpNextConfig, ErpNextConnector
-from crm2erp.connectors.erpnext.emulator import API_KEY, API_SECRET, make_app
 from crm2erp.connectors.erpnext.links import contact_rows
+from crm2erp.emulators.erpnext.app import API_KEY, API_SECRET, make_app
+from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.errors import FatalError
-from crm2erp.testing.server import serve_wsgi
 
 from .test_erpnext_conformance import erp_config
 

@@ -10,11 +10,11 @@ import requests
 from crm2erp.connectors import create_connector
 from crm2erp.connectors.base import Cursor, WriteAction
 from crm2erp.connectors.hubspot import HubSpotConfig, HubSpotConnector
-from crm2erp.connectors.hubspot.emulator import TOKEN, make_app
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
 from crm2erp.connectors.toolkit.timestamps import iso_millis
+from crm2erp.emulators.hubspot.app import TOKEN, make_app
+from crm2erp.emulators.kernel.server import emulator_process, serve_wsgi
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.testing.server import emulator_process, serve_wsgi
 
 FAST_RETRY = {"max_attempts": 5, "backoff_base": 0.001, "backoff_max": 0.01}
 
@@ -263,7 +263,7 @@ def test_emulator_speaks_hubspot_errors(portal):
 
 
 def test_emulator_runs_from_the_command_line():
-    with emulator_process("crm2erp.connectors.hubspot.emulator", "--companies", "5") as url:
+    with emulator_process("crm2erp.emulators.hubspot.app", "--companies", "5") as url:
         conn = HubSpotConnector(config(url))
         conn.check()
         assert sum(len(b.rows) for b in conn.read("companies")) == 5

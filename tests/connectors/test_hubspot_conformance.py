@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm2erp.connectors.hubspot import HubSpotConfig, HubSpotConnector
-from crm2erp.connectors.hubspot.emulator import TOKEN, make_app
+from crm2erp.emulators.hubspot.app import TOKEN, make_app
 from crm2erp.testing.conformance import ConnectorConformance
 
 

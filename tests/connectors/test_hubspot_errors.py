@@ -15,7 +15,7 @@ import pytest
 
 from crm2erp.connectors.base import WriteAction
 from crm2erp.connectors.hubspot import HubSpotConfig, HubSpotConnector
-from crm2erp.connectors.hubspot.emulator import TOKEN, make_app
+from crm2erp.emulators.hubspot.app import TOKEN, make_app
 from crm2erp.errors import ConfigError, FatalError
 
 FAST_RETRY = {"max_attempts": 3, "backoff_base": 0.001, "backoff_max": 0.01}

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from crm2erp.connectors.hubspot import HubSpotConfig, HubSpotConnector
-from crm2erp.connectors.hubspot.emulator import TOKEN, make_app
+from crm2erp.emulators.hubspot.app import TOKEN, make_app
+from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.mapping import DictResolver, compile_mapping, load_mapping
 from crm2erp.testing.canonical import canonical_records, read_streams
-from crm2erp.testing.server import serve_wsgi
 
 PACK = Path(__file__).resolve().parents[2] / "mappings" / "hubspot"
 STREAMS = {"hubspot_company.in.map.yaml": "companies", "hubspot_contact.in.map.yaml": "contacts",

@@ -1,4 +1,4 @@
-"""The emulators' one OData ``$filter`` parser (crm2erp.testing.odata), V2 and V4 literals,
+"""The emulators' one OData ``$filter`` parser (crm2erp.emulators.kernel.odata), V2 and V4 literals,
 with the grammar the vendors document: SAP Gateway (OData V2 URI conventions 4.5) and the
 Dataverse Web API (OData V4 ``$filter``)."""
 
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from crm2erp.connectors.dynamics.odata import ODataError
-from crm2erp.connectors.dynamics.odata import parse_filter as dataverse_filter
-from crm2erp.testing.odata import V2, V4, FilterError, parse_filter
+from crm2erp.emulators.dynamics.odata import ODataError
+from crm2erp.emulators.dynamics.odata import parse_filter as dataverse_filter
+from crm2erp.emulators.kernel.odata import V2, V4, FilterError, parse_filter
 
 UTC = dt.UTC
 ROW = {"Name": "O'Neil", "Qty": Decimal("10"), "Count": 3, "Flag": True, "Gone": None,

@@ -6,9 +6,9 @@ import pytest
 
 from crm2erp.connectors.base import Cursor, DeleteMode, WriteAction
 from crm2erp.connectors.odoo import OdooConfig, OdooConnector
-from crm2erp.connectors.odoo.emulator import DATABASE, PASSWORD, USERNAME, make_app
 from crm2erp.connectors.odoo.rpc import OdooRecordError, error_from_body
 from crm2erp.connectors.odoo.source import normalize_record, odoo_datetime
+from crm2erp.emulators.odoo.app import DATABASE, PASSWORD, USERNAME, make_app
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm2erp.connectors.odoo import OdooConfig, OdooConnector
-from crm2erp.connectors.odoo.emulator import DATABASE, PASSWORD, USERNAME, make_app
+from crm2erp.emulators.odoo.app import DATABASE, PASSWORD, USERNAME, make_app
 from crm2erp.testing.conformance import ConnectorConformance
 
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from crm2erp.connectors.odoo.emulator import make_app
+from crm2erp.emulators.kernel.server import serve_wsgi
+from crm2erp.emulators.odoo.app import make_app
 from crm2erp.engine import Engine
 from crm2erp.mapping import load_project
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 PACK = Path(__file__).resolve().parents[2] / "mappings" / "odoo"
 CONNECTIONS = """

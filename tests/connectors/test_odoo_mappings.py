@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from crm2erp.connectors.odoo import OdooConfig, OdooConnector
-from crm2erp.connectors.odoo.emulator import DATABASE, PASSWORD, USERNAME, make_app
+from crm2erp.emulators.kernel.server import serve_wsgi
+from crm2erp.emulators.odoo.app import DATABASE, PASSWORD, USERNAME, make_app
 from crm2erp.mapping import DictResolver, compile_mapping, load_mapping
 from crm2erp.schemas import Account, entity_model
 from crm2erp.testing.canonical import canonical_records, read_rows
-from crm2erp.testing.server import serve_wsgi
 
 PACK = Path(__file__).resolve().parents[2] / "mappings" / "odoo"
 

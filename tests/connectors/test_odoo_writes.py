@@ -9,8 +9,8 @@ import requests
 
 from crm2erp.connectors.base import DeleteMode, WriteAction
 from crm2erp.connectors.odoo import OdooConnector
-from crm2erp.connectors.odoo.emulator import DATABASE, PASSWORD, make_app
-from crm2erp.testing.server import serve_wsgi
+from crm2erp.emulators.kernel.server import serve_wsgi
+from crm2erp.emulators.odoo.app import DATABASE, PASSWORD, make_app
 
 from .test_odoo import config
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import shutil
 
-from crm2erp.connectors.odoo.emulator import make_app
+from crm2erp.emulators.kernel.server import serve_wsgi
+from crm2erp.emulators.odoo.app import make_app
 from crm2erp.engine import Engine
 from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 from .test_odoo_writes import rpc
 

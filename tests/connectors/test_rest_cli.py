@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm2erp.connectors import create_connector
-from crm2erp.connectors.rest.emulator import CLIENT_ID, CLIENT_SECRET, ERP_FIELD, make_app
+from crm2erp.emulators.rest.app import CLIENT_ID, CLIENT_SECRET, ERP_FIELD, make_app
 from crm2erp.mapping import load_connections
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "connectors" / "rest.md"

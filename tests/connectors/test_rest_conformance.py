@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from crm2erp.connectors import create_connector
-from crm2erp.connectors.rest.emulator import CLIENT_ID, CLIENT_SECRET, make_app
+from crm2erp.emulators.rest.app import CLIENT_ID, CLIENT_SECRET, make_app
 from crm2erp.mapping import load_connections
 from crm2erp.testing.conformance import ConnectorConformance
 

@@ -13,10 +13,10 @@ from crm2erp.connectors.base import Cursor, WriteAction
 from crm2erp.connectors.rest.config import CursorConfig, RestConfig
 from crm2erp.connectors.rest.source import CursorCodec, apply_rename, nest, select_records
 from crm2erp.connectors.rest.target import unstored
+from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.mapping.validation import validate_doc
 from crm2erp.mapping.yamlpos import load_yaml
-from crm2erp.testing.server import serve_wsgi
 
 ITEMS = [{"id": i, "attributes": {"title": f"Item {i}"}, "changed": 1_700_000_000 + i // 3,
           "gone": i == 4} for i in range(1, 12)]

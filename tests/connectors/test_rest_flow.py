@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from crm2erp.connectors.rest.emulator import CLIENT_ID, CLIENT_SECRET, make_app
+from crm2erp.emulators.rest.app import CLIENT_ID, CLIENT_SECRET, make_app
 from crm2erp.engine import Engine
 from crm2erp.mapping import load_project
 from crm2erp.store import StateStore

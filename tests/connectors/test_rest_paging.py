@@ -1,7 +1,7 @@
 """Every paging style of the declarative REST connector reads every record exactly once,
 also when records are added while the listing is read.
 
-The listings are the demo CRM API's (``crm2erp.connectors.rest.emulator``): Pipedrive v1
+The listings are the demo CRM API's (``crm2erp.emulators.rest.app``): Pipedrive v1
 (offset + ``more_items_in_collection``) and v2 (keyset cursor), and the same organizations
 in EspoCRM's (offset + ``total``), Django REST framework's (page + ``count``, ``next``) and
 GitHub's (page, RFC 8288 ``Link`` header) envelopes.
@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crm2erp.connectors import create_connector
-from crm2erp.connectors.rest.emulator import CLIENT_ID, CLIENT_SECRET, make_app
+from crm2erp.emulators.kernel.server import serve_wsgi
+from crm2erp.emulators.rest.app import CLIENT_ID, CLIENT_SECRET, make_app
 from crm2erp.errors import ConfigError
-from crm2erp.testing.server import serve_wsgi
 
 
 def styles(size: int) -> dict[str, dict]:

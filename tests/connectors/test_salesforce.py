@@ -11,10 +11,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from crm2erp.connectors import create_connector
 from crm2erp.connectors.base import Cursor, WriteAction
-from crm2erp.connectors.salesforce import SalesforceConfig, SalesforceConnector, soql
-from crm2erp.connectors.salesforce.emulator import CLIENT_ID, CLIENT_SECRET, USERNAME, make_app
+from crm2erp.connectors.salesforce import SalesforceConfig, SalesforceConnector
+from crm2erp.emulators.kernel.server import emulator_process, serve_wsgi
+from crm2erp.emulators.salesforce import soql
+from crm2erp.emulators.salesforce.app import CLIENT_ID, CLIENT_SECRET, USERNAME, make_app
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.testing.server import emulator_process, serve_wsgi
 
 FAST_RETRY = {"max_attempts": 6, "backoff_base": 0.001, "backoff_max": 0.01}
 
@@ -268,7 +269,7 @@ def test_jwt_bearer_flow(tmp_path):
 # -- the emulator as a program -------------------------------------------------------
 
 def test_emulator_runs_from_the_command_line():
-    with emulator_process("crm2erp.connectors.salesforce.emulator", "--accounts", "5") as url:
+    with emulator_process("crm2erp.emulators.salesforce.app", "--accounts", "5") as url:
         conn = SalesforceConnector(config(url))
         conn.check()
         assert sum(len(b.rows) for b in conn.read("accounts")) == 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm2erp.connectors.salesforce import SalesforceConfig, SalesforceConnector
-from crm2erp.connectors.salesforce.emulator import CLIENT_ID, CLIENT_SECRET, make_app
+from crm2erp.emulators.salesforce.app import CLIENT_ID, CLIENT_SECRET, make_app
 from crm2erp.testing.conformance import ConnectorConformance
 
 

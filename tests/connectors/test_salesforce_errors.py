@@ -13,12 +13,12 @@ import pytest
 from crm2erp.cli.app import EXIT_USAGE, main
 from crm2erp.connectors.base import WriteAction
 from crm2erp.connectors.salesforce import SalesforceConfig, SalesforceConnector
-from crm2erp.connectors.salesforce.emulator import CLIENT_ID, CLIENT_SECRET, make_app
 from crm2erp.demo.emulated import seed_salesforce, seed_sap
+from crm2erp.emulators.kernel.server import serve_wsgi
+from crm2erp.emulators.salesforce.app import CLIENT_ID, CLIENT_SECRET, make_app
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 FAST_RETRY = {"max_attempts": 3, "backoff_base": 0.001, "backoff_max": 0.01}
 

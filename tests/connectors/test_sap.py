@@ -16,7 +16,6 @@ import requests
 
 from crm2erp.connectors.base import WriteAction
 from crm2erp.connectors.sap import SapConnector, batch
-from crm2erp.connectors.sap.emulator import PASSWORD, USERNAME, make_app
 from crm2erp.connectors.sap.odata import (
     format_date,
     format_time,
@@ -25,6 +24,7 @@ from crm2erp.connectors.sap.odata import (
     parse_time,
     sap_error,
 )
+from crm2erp.emulators.sap.app import PASSWORD, USERNAME, make_app
 from crm2erp.testing.conformance import read_all
 
 from .test_sap_conformance import sap_config

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crm2erp.connectors.sap import SapConfig, SapConnector
-from crm2erp.connectors.sap.emulator import PASSWORD, USERNAME, make_app
+from crm2erp.emulators.sap.app import PASSWORD, USERNAME, make_app
 from crm2erp.testing.conformance import ConnectorConformance
 
 

@@ -16,7 +16,7 @@ import logging
 import pytest
 
 from crm2erp.connectors.sap import SapConnector
-from crm2erp.connectors.sap.emulator import make_app
+from crm2erp.emulators.sap.app import make_app
 from crm2erp.errors import ConfigError, FatalError
 
 from .test_sap_conformance import sap_config

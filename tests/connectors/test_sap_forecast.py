@@ -11,9 +11,9 @@ from decimal import Decimal
 
 import pytest
 
-from crm2erp.connectors.sap.emulator import PASSWORD, USERNAME, make_app
 from crm2erp.demo.sample import sample_crm_rows
 from crm2erp.demo.systems import create_systems
+from crm2erp.emulators.sap.app import PASSWORD, USERNAME, make_app
 from crm2erp.engine import Engine
 from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir

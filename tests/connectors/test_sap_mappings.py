@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from crm2erp.connectors.sap.emulator import PASSWORD, USERNAME, make_app
 from crm2erp.demo.sample import sample_crm_rows
 from crm2erp.demo.systems import create_systems
+from crm2erp.emulators.sap.app import PASSWORD, USERNAME, make_app
 from crm2erp.engine import Engine
 from crm2erp.mapping import DictResolver, compile_mapping, load_mapping, load_project
 from crm2erp.mappings import pack_dir

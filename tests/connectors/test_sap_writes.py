@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 
 from crm2erp.connectors.base import DeleteMode, WriteAction
 from crm2erp.connectors.sap import SapConfig, SapConnector
-from crm2erp.connectors.sap.emulator import PASSWORD, USERNAME, make_app
-from crm2erp.connectors.sap.model import TYPES
+from crm2erp.emulators.kernel.server import serve_wsgi
+from crm2erp.emulators.sap.app import PASSWORD, USERNAME, make_app
+from crm2erp.emulators.sap.model import TYPES
 from crm2erp.errors import ConfigError
-from crm2erp.testing.server import serve_wsgi
 
 from .test_sap_conformance import sap_config
 

@@ -16,7 +16,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from crm2erp.testing.server import serve_wsgi
+from crm2erp.emulators.kernel.server import serve_wsgi
 
 FAST = "{max_attempts: 3, backoff_base: 0.001, backoff_max: 0.01}"
 SOURCE = """
@@ -64,7 +64,7 @@ class Salesforce(Target):
     archive_keeps = True
 
     def __init__(self):
-        from crm2erp.connectors.salesforce.emulator import make_app
+        from crm2erp.emulators.salesforce.app import make_app
         self.app = make_app(seed=5, accounts=2, contacts_per_account=0,
                             opportunities_per_account=0, products=1)
 
@@ -105,7 +105,7 @@ class HubSpot(Target):
     mapping = "erp_id: {from: id}\n  name: {from: name}"
 
     def __init__(self):
-        from crm2erp.connectors.hubspot.emulator import TOKEN, make_app
+        from crm2erp.emulators.hubspot.app import TOKEN, make_app
         self.app = make_app(seed=5, companies=2)
         self.headers = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -143,11 +143,11 @@ class Dynamics(Target):
     archive_keeps = True
 
     def __init__(self):
-        from crm2erp.connectors.dynamics.emulator import make_app
+        from crm2erp.emulators.dynamics.app import make_app
         self.app = make_app(seed=5, accounts=2)
 
     def _headers(self):
-        from crm2erp.connectors.dynamics.emulator import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+        from crm2erp.emulators.dynamics.app import CLIENT_ID, CLIENT_SECRET, TENANT_ID
         token = requests.post(f"{self.app.base_url}/{TENANT_ID}/oauth2/v2.0/token", data={
             "grant_type": "client_credentials", "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET,
@@ -196,11 +196,11 @@ class Rest(Target):
     mapping = "ref: {from: id}\n  name: {from: name}"
 
     def __init__(self):
-        from crm2erp.connectors.rest.emulator import make_app
+        from crm2erp.emulators.rest.app import make_app
         self.app = make_app(seed=5, organizations=2)
 
     def _headers(self):
-        from crm2erp.connectors.rest.emulator import CLIENT_ID, CLIENT_SECRET
+        from crm2erp.emulators.rest.app import CLIENT_ID, CLIENT_SECRET
         token = requests.post(f"{self.app.base_url}/oauth/token", data={
             "grant_type": "client_credentials", "client_id": CLIENT_ID,
             "client_secret": CLIENT_SECRET}).json()["access_token"]

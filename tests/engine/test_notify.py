@@ -10,11 +10,11 @@ import pytest
 
 from crm2erp.demo import create_systems, write_project
 from crm2erp.demo.sample import sample_crm_rows
+from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.engine import Engine
 from crm2erp.errors import FatalError
 from crm2erp.mapping import load_project
 from crm2erp.store import COUNT_FIELDS, StateStore
-from crm2erp.testing.server import serve_wsgi
 
 
 class Hook:

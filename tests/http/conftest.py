@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from crm2erp.testing.server import serve_wsgi
+from crm2erp.emulators.kernel.server import serve_wsgi
 
 
 class ScriptedApp:

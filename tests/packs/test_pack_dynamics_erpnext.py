@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from crm2erp.connectors.dynamics.emulator import make_app as dynamics_app
-from crm2erp.connectors.erpnext.emulator import make_app as erpnext_app
+from crm2erp.emulators.dynamics.app import make_app as dynamics_app
+from crm2erp.emulators.erpnext.app import make_app as erpnext_app
+from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.engine import Engine
 from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 PACK = pack_dir("packs/dynamics-erpnext")
 FLOWS = ["d365_erpnext_accounts", "d365_erpnext_orders"]

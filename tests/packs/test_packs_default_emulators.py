@@ -22,13 +22,14 @@ import phonenumbers
 import pytest
 import requests
 
-from crm2erp.connectors.dynamics.emulator import make_app as dynamics_app
-from crm2erp.connectors.erpnext.emulator import make_app as erpnext_app
-from crm2erp.connectors.odoo.emulator import make_app as odoo_app
-from crm2erp.connectors.salesforce.emulator import make_app as salesforce_app
-from crm2erp.connectors.sap.emulator import PASSWORD, USERNAME
-from crm2erp.connectors.sap.emulator import make_app as sap_app
 from crm2erp.demo.emulated import bill_new_orders
+from crm2erp.emulators.dynamics.app import make_app as dynamics_app
+from crm2erp.emulators.erpnext.app import make_app as erpnext_app
+from crm2erp.emulators.kernel.server import serve_wsgi
+from crm2erp.emulators.odoo.app import make_app as odoo_app
+from crm2erp.emulators.salesforce.app import make_app as salesforce_app
+from crm2erp.emulators.sap.app import PASSWORD, USERNAME
+from crm2erp.emulators.sap.app import make_app as sap_app
 from crm2erp.engine import Engine
 from crm2erp.mapping import DictResolver, compile_mapping, load_mapping, load_project
 from crm2erp.mapping.builtin_refs import country_code
@@ -36,7 +37,6 @@ from crm2erp.mappings import pack_dir
 from crm2erp.schemas import entity_model
 from crm2erp.store import StateStore
 from crm2erp.testing.canonical import read_streams
-from crm2erp.testing.server import serve_wsgi
 
 #: deliberately bad rows of the default seeds, by flow: (source key, what is wrong)
 SEEDED_BAD_ROWS: dict[str, list[tuple[str, str]]] = {}
@@ -156,7 +156,7 @@ def test_odoo_odoo_on_default_emulators(tmp_path):
 
 def _hubspot(app):
     from crm2erp.connectors.hubspot import HubSpotConfig, HubSpotConnector
-    from crm2erp.connectors.hubspot.emulator import TOKEN
+    from crm2erp.emulators.hubspot.app import TOKEN
 
     return HubSpotConnector(HubSpotConfig.model_validate({
         "base_url": app.base_url, "search_requests_per_second": None,
@@ -165,7 +165,7 @@ def _hubspot(app):
 
 def _dynamics(app):
     from crm2erp.connectors.dynamics import DynamicsConfig, DynamicsConnector
-    from crm2erp.connectors.dynamics.emulator import CLIENT_ID, CLIENT_SECRET, TENANT_ID
+    from crm2erp.emulators.dynamics.app import CLIENT_ID, CLIENT_SECRET, TENANT_ID
 
     return DynamicsConnector(DynamicsConfig.model_validate({
         "environment_url": app.base_url, "authority_url": app.base_url, "tenant_id": TENANT_ID,
@@ -174,10 +174,10 @@ def _dynamics(app):
 
 
 CONNECTOR_PACKS = {
-    "hubspot": ("crm2erp.connectors.hubspot.emulator", _hubspot, "companies", {
+    "hubspot": ("crm2erp.emulators.hubspot.app", _hubspot, "companies", {
         "hubspot_company.in.map.yaml": "companies", "hubspot_contact.in.map.yaml": "contacts",
         "hubspot_deal.in.map.yaml": "deals", "hubspot_product.in.map.yaml": "products"}),
-    "dynamics": ("crm2erp.connectors.dynamics.emulator", _dynamics, "accounts", {
+    "dynamics": ("crm2erp.emulators.dynamics.app", _dynamics, "accounts", {
         "dynamics_account.in.map.yaml": "accounts", "dynamics_contact.in.map.yaml": "contacts",
         "dynamics_opportunity.in.map.yaml": "opportunities",
         "dynamics_product.in.map.yaml": "products"}),

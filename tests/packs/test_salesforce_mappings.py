@@ -15,12 +15,12 @@ from decimal import Decimal
 import pytest
 
 from crm2erp.connectors.salesforce import SalesforceConfig, SalesforceConnector
-from crm2erp.connectors.salesforce.emulator import CLIENT_ID, CLIENT_SECRET, make_app
 from crm2erp.demo.emulated import mess_up_org
+from crm2erp.emulators.kernel.server import serve_wsgi
+from crm2erp.emulators.salesforce.app import CLIENT_ID, CLIENT_SECRET, make_app
 from crm2erp.mapping import DictResolver, compile_mapping, load_mapping
 from crm2erp.mappings import pack_dir
 from crm2erp.schemas import entity_model
-from crm2erp.testing.server import serve_wsgi
 
 PACK = pack_dir("salesforce")
 STREAMS = {

@@ -18,13 +18,13 @@ from decimal import Decimal
 
 import requests
 
-from crm2erp.connectors.sap.emulator import PASSWORD, USERNAME
 from crm2erp.demo.emulated import NEGATIVE_REVENUE, bill_new_orders, seed_salesforce, seed_sap
+from crm2erp.emulators.kernel.server import serve_wsgi
+from crm2erp.emulators.sap.app import PASSWORD, USERNAME
 from crm2erp.engine import Engine
 from crm2erp.mapping import load_project, validate_project
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 PACK = pack_dir("packs/salesforce-sap")
 FLOWS = ["sf_sap_accounts", "sf_sap_orders", "sf_sap_invoices"]

@@ -12,10 +12,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from gx_project import clean_accounts, make_project  # noqa: E402
 
+from crm2erp.emulators.kernel.server import serve_wsgi  # noqa: E402
 from crm2erp.engine import Engine  # noqa: E402
 from crm2erp.mapping import load_project  # noqa: E402
 from crm2erp.store import StateStore  # noqa: E402
-from crm2erp.testing.server import serve_wsgi  # noqa: E402
 
 ZIP_RULE = "regex(billing_address.postal_code)"
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from crm2erp.connectors.hubspot import portal as hubspot_portal
-from crm2erp.connectors.hubspot.emulator import make_app
+from crm2erp.emulators.hubspot.app import make_app
+from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 AIRFLOW_CONFTEST = Path(__file__).resolve().parents[1] / "airflow" / "conftest.py"
 FLOWS = ["hs_tryton_accounts", "hs_tryton_orders"]   # parents first

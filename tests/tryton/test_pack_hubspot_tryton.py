@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from crm2erp.connectors.hubspot.emulator import make_app
+from crm2erp.emulators.hubspot.app import make_app
+from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.engine import Engine
 from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir
 from crm2erp.quality.reconcile import reconcile
 from crm2erp.store import StateStore
-from crm2erp.testing.server import serve_wsgi
 
 PACK = pack_dir("packs/hubspot-tryton")
 FLOWS = ["hs_tryton_accounts", "hs_tryton_orders"]

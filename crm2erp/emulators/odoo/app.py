@@ -1,8 +1,8 @@
 """An Odoo JSON-RPC emulator (WSGI), for tests, benchmarks and demos.
 
-Served with :func:`crm2erp.testing.server.serve_wsgi` or from the command line::
+Served with :func:`crm2erp.emulators.kernel.server.serve_wsgi` or from the command line::
 
-    python -m crm2erp.connectors.odoo.emulator --port 8069 --companies 200
+    python -m crm2erp.emulators.odoo.app --port 8069 --companies 200
 
 It answers ``POST /jsonrpc`` like Odoo 17: ``common.version``,
 ``common.authenticate``/``login``, ``db.list`` and ``object.execute_kw`` for
@@ -31,10 +31,16 @@ import threading
 from typing import Any
 
 from crm2erp.connectors.odoo.config import DEFAULT_STREAMS, OdooStreamConfig
-from crm2erp.connectors.odoo.fakedb import FakeDb, OdooException
-from crm2erp.connectors.odoo.seed import seed_database
-from crm2erp.testing.emulation import FaultInjection, Reply, read_body, respond, status_line
-from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.kernel.emulation import (
+    FaultInjection,
+    Reply,
+    read_body,
+    respond,
+    status_line,
+)
+from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.odoo.fakedb import FakeDb, OdooException
+from crm2erp.emulators.odoo.seed import seed_database
 
 log = logging.getLogger(__name__)
 DATABASE, USERNAME, PASSWORD = "odoo", "admin", "emulator-api-key"
@@ -255,7 +261,7 @@ def make_app(seed: int = 42, companies: int = 120, **options: Any) -> OdooEmulat
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.connectors.odoo.emulator",
+    parser = emulator_parser("python -m crm2erp.emulators.odoo.app",
                              "Run the Odoo JSON-RPC emulator.", 8069)
     parser.add_argument("--companies", type=count, default=120)
     args = parser.parse_args(argv)

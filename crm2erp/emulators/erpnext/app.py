@@ -1,8 +1,8 @@
 """A protocol-faithful ERPNext / Frappe REST emulator (WSGI), for tests and demos.
 
-Run it with :func:`crm2erp.testing.server.serve_wsgi` or from the command line::
+Run it with :func:`crm2erp.emulators.kernel.server.serve_wsgi` or from the command line::
 
-    python -m crm2erp.connectors.erpnext.emulator --port 8703 --customers 300
+    python -m crm2erp.emulators.erpnext.app --port 8703 --customers 300
 
 Implemented as Frappe does it:
 
@@ -43,8 +43,14 @@ from urllib.parse import unquote
 
 import pycountry
 
-from crm2erp.testing.emulation import FaultInjection, Reply, query_fields, read_body, respond
-from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.kernel.emulation import (
+    FaultInjection,
+    Reply,
+    query_fields,
+    read_body,
+    respond,
+)
+from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 API_KEY, API_SECRET = "EMU_KEY", "EMU_SECRET"
@@ -549,7 +555,7 @@ def make_app(seed: int = 42, **options: Any) -> ErpNextEmulator:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.connectors.erpnext.emulator",
+    parser = emulator_parser("python -m crm2erp.emulators.erpnext.app",
                              "Run the ERPNext (Frappe REST) emulator.", 8703)
     parser.add_argument("--customers", type=count, default=120)
     args = parser.parse_args(argv)

@@ -1,8 +1,8 @@
 """A protocol-faithful HubSpot CRM emulator (WSGI), for tests, benchmarks and demos.
 
-Served with :func:`crm2erp.testing.server.serve_wsgi` or from the command line::
+Served with :func:`crm2erp.emulators.kernel.server.serve_wsgi` or from the command line::
 
-    python -m crm2erp.connectors.hubspot.emulator --port 8702 --companies 500
+    python -m crm2erp.emulators.hubspot.app --port 8702 --companies 500
 
 Implemented, with HubSpot's URL shapes, bodies and headers:
 
@@ -43,7 +43,7 @@ import zlib
 from decimal import Decimal
 from typing import Any
 
-from crm2erp.connectors.hubspot.portal import (
+from crm2erp.emulators.hubspot.portal import (
     OPTIONS,
     SCHEMA,
     UNIQUE,
@@ -51,9 +51,9 @@ from crm2erp.connectors.hubspot.portal import (
     PropertyError,
     cursor_property,
 )
-from crm2erp.testing.emulation import FaultInjection, query_fields, read_body, respond
-from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import count, emulator_parser, limit, serve_until_interrupted
+from crm2erp.emulators.kernel.emulation import FaultInjection, query_fields, read_body, respond
+from crm2erp.emulators.kernel.emulation import Reply as _Reply
+from crm2erp.emulators.kernel.server import count, emulator_parser, limit, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 TOKEN = "pat-eu1-00000000-emulator-private-app-token"
@@ -517,7 +517,7 @@ def make_app(seed: int = 42, companies: int = 100, fault_rate: float = 0.0,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.connectors.hubspot.emulator",
+    parser = emulator_parser("python -m crm2erp.emulators.hubspot.app",
                              "Run the HubSpot CRM API emulator.", 8702)
     parser.add_argument("--companies", type=count, default=100)
     parser.add_argument("--search-cap", type=limit, default=10_000)

@@ -8,7 +8,7 @@ do, so a connector's session (``requests``/``httpx``) really reuses them.
 The server is cheroot's threaded WSGI server (a pool of worker threads; idle
 keep-alive connections wait in a selector, not in a thread).
 :func:`emulator_parser` and :func:`serve_until_interrupted` are the common part
-of every emulator's ``main(argv)`` (``python -m crm2erp.connectors.X.emulator``).
+of every emulator's ``main(argv)`` (``python -m crm2erp.emulators.X.app``).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ __all__ = ["seed_database"]
 import datetime as dt
 import random
 
-from crm2erp.connectors.odoo.fakedb import FakeDb
+from crm2erp.emulators.odoo.fakedb import FakeDb
 
 _COUNTRIES = [("Germany", "DE"), ("France", "FR"), ("United Kingdom", "GB"),
               ("United States", "US"), ("Netherlands", "NL"), ("Austria", "AT"),

@@ -2,9 +2,9 @@
 
 It exists to show (and test) the declarative REST connector: nothing in
 crm2erp knows this API, the connection YAML in ``docs/connectors/rest.md``
-describes it. Served with :func:`crm2erp.testing.server.serve_wsgi` or::
+describes it. Served with :func:`crm2erp.emulators.kernel.server.serve_wsgi` or::
 
-    python -m crm2erp.connectors.rest.emulator --port 8702
+    python -m crm2erp.emulators.rest.app --port 8702
 
 Endpoints, shaped like Pipedrive's v1 API:
 
@@ -57,9 +57,15 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
-from crm2erp.testing.emulation import FaultInjection, form_fields, query_fields, read_body, respond
-from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.kernel.emulation import (
+    FaultInjection,
+    form_fields,
+    query_fields,
+    read_body,
+    respond,
+)
+from crm2erp.emulators.kernel.emulation import Reply as _Reply
+from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 CLIENT_ID, CLIENT_SECRET = "demo-crm-client", "demo-crm-secret"
@@ -403,7 +409,7 @@ def make_app(seed: int = 42, organizations: int = 130, **options: Any) -> DemoCr
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.connectors.rest.emulator",
+    parser = emulator_parser("python -m crm2erp.emulators.rest.app",
                              "Run the Pipedrive-like demo CRM API.", 8702,
                              seed=False, fault_rate=False)
     parser.add_argument("--organizations", type=count, default=130)

@@ -1,8 +1,8 @@
 """A protocol-faithful SAP S/4HANA OData v2 emulator (WSGI), for tests, benchmarks and demos.
 
-Run it with :func:`crm2erp.testing.server.serve_wsgi` or from the command line::
+Run it with :func:`crm2erp.emulators.kernel.server.serve_wsgi` or from the command line::
 
-    python -m crm2erp.connectors.sap.emulator --port 8702 --business-partners 500
+    python -m crm2erp.emulators.sap.app --port 8702 --business-partners 500
 
 What it enforces, as SAP Gateway does:
 
@@ -39,13 +39,12 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode
 
 from crm2erp.connectors.sap import batch
-from crm2erp.connectors.sap.model import SERVICES, TYPES, EmulatorError, EntityType, Store
-from crm2erp.connectors.sap.model import encode_value as _encode
-from crm2erp.connectors.sap.odata import error_body
-from crm2erp.testing.emulation import FaultInjection, query_fields, read_body, respond
-from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.odata import V2, FilterError, parse_filter
-from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.kernel.emulation import FaultInjection, query_fields, read_body, respond
+from crm2erp.emulators.kernel.emulation import Reply as _Reply
+from crm2erp.emulators.kernel.odata import V2, FilterError, parse_filter
+from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.sap.model import SERVICES, TYPES, EmulatorError, EntityType, Store
+from crm2erp.emulators.sap.model import encode_value as _encode
 
 log = logging.getLogger(__name__)
 USERNAME, PASSWORD = "EMU_USER", "EMU_PASSWORD"
@@ -57,6 +56,12 @@ _PATH = re.compile(r"^/sap/opu/odata/sap/(?P<service>[A-Z0-9_]+)(?P<rest>/.*)?$"
 _RESOURCE = re.compile(r"^/(?P<set>\w+)(?:\((?P<key>[^)]*)\))?(?:/(?P<nav>\w+))?/?$")
 _WRITES = {"POST", "PUT", "MERGE", "PATCH", "DELETE"}
 _UNDELETABLE = {"A_BusinessPartner", "A_Customer"}   # sap:deletable="false" in $metadata
+
+
+def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict:
+    """The body SAP Gateway sends with a 4xx/5xx."""
+    return {"error": {"code": code, "message": {"lang": "en", "value": message},
+                      "innererror": {"errordetails": details or []}}}
 
 
 def _error(exc: EmulatorError) -> _Reply:
@@ -623,7 +628,7 @@ def make_app(seed: int = 42, **options: Any) -> SapEmulator:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.connectors.sap.emulator",
+    parser = emulator_parser("python -m crm2erp.emulators.sap.app",
                              "Run the SAP S/4HANA OData v2 emulator.", 8702)
     parser.add_argument("--business-partners", type=count, default=120)
     parser.add_argument("--page-size", type=count, default=100)

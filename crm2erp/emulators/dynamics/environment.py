@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from crm2erp.connectors.dynamics.odata import ODataError, parse_key
+from crm2erp.emulators.dynamics.odata import ODataError, parse_key
 
 _SYSTEM = {"createdon": "datetime", "modifiedon": "datetime", "versionnumber": "int"}
 

@@ -1,6 +1,6 @@
 """The OData V4 queries the Dataverse emulator understands: ``$filter`` and key segments.
 
-``$filter`` is the emulators' shared parser (:mod:`crm2erp.testing.odata`,
+``$filter`` is the emulators' shared parser (:mod:`crm2erp.emulators.kernel.odata`,
 V4 literals: bare ``...Z`` datetimes, dates, GUIDs) with Dataverse's collation
 (strings compare without case); a query it refuses gets the Web API's own
 error code and message.
@@ -15,8 +15,8 @@ import re
 import uuid
 from typing import Any
 
-from crm2erp.testing import odata
-from crm2erp.testing.odata import V4, FilterError, Predicate
+from crm2erp.emulators.kernel import odata
+from crm2erp.emulators.kernel.odata import V4, FilterError, Predicate
 
 DATAVERSE = dataclasses.replace(V4, name="Dataverse Web API", ignore_case=True)
 

@@ -1,8 +1,8 @@
 """A protocol-faithful Salesforce REST emulator (WSGI), for tests, benchmarks and demos.
 
-Served with :func:`crm2erp.testing.server.serve_wsgi` or from the command line::
+Served with :func:`crm2erp.emulators.kernel.server.serve_wsgi` or from the command line::
 
-    python -m crm2erp.connectors.salesforce.emulator --port 8701 --accounts 500
+    python -m crm2erp.emulators.salesforce.app --port 8701 --accounts 500
 
 Implemented, with Salesforce's URL shapes, bodies and headers:
 
@@ -41,11 +41,17 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from crm2erp.connectors.salesforce import soql
-from crm2erp.connectors.salesforce.org import SCHEMA, STREAM_ALIASES, Org
-from crm2erp.testing.emulation import FaultInjection, form_fields, query_fields, read_body, respond
-from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import count, emulator_parser, limit, serve_until_interrupted
+from crm2erp.emulators.kernel.emulation import (
+    FaultInjection,
+    form_fields,
+    query_fields,
+    read_body,
+    respond,
+)
+from crm2erp.emulators.kernel.emulation import Reply as _Reply
+from crm2erp.emulators.kernel.server import count, emulator_parser, limit, serve_until_interrupted
+from crm2erp.emulators.salesforce import soql
+from crm2erp.emulators.salesforce.org import SCHEMA, STREAM_ALIASES, Org
 
 log = logging.getLogger(__name__)
 CLIENT_ID, CLIENT_SECRET = "emulator-client-id", "emulator-client-secret"
@@ -468,7 +474,7 @@ def make_app(seed: int = 42, accounts: int = 100, fault_rate: float = 0.0,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.connectors.salesforce.emulator",
+    parser = emulator_parser("python -m crm2erp.emulators.salesforce.app",
                              "Run the Salesforce REST emulator.", 8701)
     parser.add_argument("--accounts", type=count, default=100)
     parser.add_argument("--page-size", type=count, default=2000)

@@ -1,8 +1,8 @@
 """A protocol-faithful Dataverse Web API emulator (WSGI), for tests, benchmarks and demos.
 
-Served with :func:`crm2erp.testing.server.serve_wsgi` or from the command line::
+Served with :func:`crm2erp.emulators.kernel.server.serve_wsgi` or from the command line::
 
-    python -m crm2erp.connectors.dynamics.emulator --port 8703 --accounts 500
+    python -m crm2erp.emulators.dynamics.app --port 8703 --accounts 500
 
 Implemented, with the Web API's URL shapes, bodies and headers:
 
@@ -40,11 +40,11 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote
 
-from crm2erp.connectors.dynamics.environment import TABLES, Environment, WriteError, guid_sort_key
-from crm2erp.connectors.dynamics.odata import ODataError, parse_filter, parse_key
-from crm2erp.testing.emulation import FaultInjection, form_fields, read_body, respond
-from crm2erp.testing.emulation import Reply as _Reply
-from crm2erp.testing.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.dynamics.environment import TABLES, Environment, WriteError, guid_sort_key
+from crm2erp.emulators.dynamics.odata import ODataError, parse_filter, parse_key
+from crm2erp.emulators.kernel.emulation import FaultInjection, form_fields, read_body, respond
+from crm2erp.emulators.kernel.emulation import Reply as _Reply
+from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
 
 log = logging.getLogger(__name__)
 CLIENT_ID = "0b1c2d3e-0000-4000-8000-emulator0001"
@@ -380,7 +380,7 @@ def make_app(seed: int = 42, accounts: int = 100, fault_rate: float = 0.0,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.connectors.dynamics.emulator",
+    parser = emulator_parser("python -m crm2erp.emulators.dynamics.app",
                              "Run the Dataverse Web API emulator.", 8703)
     parser.add_argument("--accounts", type=count, default=100)
     args = parser.parse_args(argv)

@@ -20,8 +20,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from crm2erp.connectors.odoo.domain import DomainError, compile_domain
-from crm2erp.connectors.odoo.schema import DEFAULTS, MODELS, STAMP_FIELDS
+from crm2erp.emulators.odoo.domain import DomainError, compile_domain
+from crm2erp.emulators.odoo.schema import DEFAULTS, MODELS, STAMP_FIELDS
 
 
 class OdooException(Exception):

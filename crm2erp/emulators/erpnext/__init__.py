@@ -1,0 +1,1 @@
+"""The ERPNext (Frappe REST) emulator: ``app`` serves it (``crm2erp emulator run erpnext``)."""

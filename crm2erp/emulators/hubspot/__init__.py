@@ -1,0 +1,1 @@
+"""The HubSpot CRM v3 emulator: ``app`` serves it (``crm2erp emulator run hubspot``)."""

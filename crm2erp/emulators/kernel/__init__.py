@@ -1,0 +1,1 @@
+"""The emulator kernel: server, record store, fault controls, OData filter parser."""

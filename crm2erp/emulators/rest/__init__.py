@@ -1,0 +1,1 @@
+"""The generic ERP REST emulator: ``app`` serves it (``crm2erp emulator run rest``)."""
