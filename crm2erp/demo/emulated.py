@@ -145,9 +145,9 @@ def bill_new_orders(sap_app) -> int:
 
     store = sap_app.store
     billed = {item["SalesDocument"]
-              for item in store.rows["A_BillingDocumentItem"].values()}
+              for item in store.tables["A_BillingDocumentItem"].values()}
     created = 0
-    for (number,), order in sorted(store.rows["A_SalesOrder"].items()):
+    for (number,), order in sorted(store.tables["A_SalesOrder"].items()):
         if number in billed:
             continue
         items = store.children(TYPES["A_SalesOrder"], order, "to_Item")
@@ -157,7 +157,7 @@ def bill_new_orders(sap_app) -> int:
         net = sum((Decimal(it["NetAmount"] or 0) for it in items), Decimal(0))
         store.create("A_BillingDocument", {
             "BillingDocumentType": "F2", "SDDocumentCategory": "M",
-            "BillingDocumentDate": store.now, "SoldToParty": order["SoldToParty"],
+            "BillingDocumentDate": store.clock, "SoldToParty": order["SoldToParty"],
             "PayerParty": order["SoldToParty"],
             "TransactionCurrency": order["TransactionCurrency"] or "EUR",
             "TotalNetAmount": str(net),

@@ -258,6 +258,6 @@ def test_update_patches_by_id_and_never_creates():
         assert results[1].action is WriteAction.FAILED and "Does Not Exist" in results[1].error
         assert results[2].action is WriteAction.FAILED and "GUID" in results[2].error
         assert app.count("accounts") == 5
-        assert app.env.rows["accounts"][rows[0]["accountid"]]["accountnumber"] == "CUST-0001"
+        assert app.env.tables["accounts"][rows[0]["accountid"]]["accountnumber"] == "CUST-0001"
         again = [r for b in conn.read("accounts", accounts[-1].cursor) for r in b.rows]
         assert [r["accountid"] for r in again] == [rows[0]["accountid"]]   # modifiedon moved

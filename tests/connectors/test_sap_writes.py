@@ -359,6 +359,6 @@ def test_children_written_but_not_read_are_a_configuration_error(sap):
     [bp] = sap.find("business_partners",
                     BusinessPartnerIDByExtSystem=row["BusinessPartnerIDByExtSystem"])
     assert len(sap.store.children(TYPES["A_BusinessPartnerAddress"],
-                                  sap.store.rows["A_BusinessPartnerAddress"][
+                                  sap.store.tables["A_BusinessPartnerAddress"][
                                       (bp["BusinessPartner"], bp["to_BusinessPartnerAddress"]
                                        ["results"][0]["AddressID"])], "to_PhoneNumber")) == 1

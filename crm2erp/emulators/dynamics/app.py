@@ -259,10 +259,7 @@ class DynamicsEmulator(FaultInjection):
                 raise _error(404, "0x80040217", f"{table.logical} With Ids = {key_text} "
                              "Does Not Exist")
             with self.env.lock:
-                now = self.env.tick()
-                del self.env.rows[entity_set][row[table.key]]
-                self.env.insert("audits", {"_objectid_value": row[table.key], "operation": 3,
-                                           "action": 3, "objecttypecode": table.logical}, now)
+                self.env.delete_row(entity_set, row, self.env.tick())
             return 204, None, {}
         if method != "PATCH":
             raise _error(405, "0x80060888", f"The HTTP method '{method}' is not allowed.")
@@ -333,7 +330,7 @@ class DynamicsEmulator(FaultInjection):
         for row in page:
             rendered = self._render(entity_set, row, select)
             for nav, (column, target_set, columns) in expand.items():
-                related = self.env.rows[target_set].get(row.get(column) or "")
+                related = self.env.get(target_set, row.get(column) or "")
                 rendered[nav] = self._render(target_set, related, columns) if related else None
             values.append(rendered)
         body: dict[str, Any] = {"@odata.context": context, "value": values}

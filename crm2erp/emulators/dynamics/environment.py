@@ -2,10 +2,9 @@
 
 Records keep Python values (``datetime`` with whole seconds, ``Decimal``
 money, ``date`` for date-only columns, GUID text); the WSGI layer renders
-them as Web API JSON. Time is a logical clock: seeded rows get ``modifiedon``
-in blocks of ``same_stamp`` rows per second, later changes move the clock one
-second on. Deletions are written to an ``audits`` table (operation 3), as
-Dataverse does when auditing is on for the table.
+them as Web API JSON. ``modifiedon`` comes from the kernel record store's
+logical clock, ``versionnumber`` from its counters. Deletions are written to an
+``audits`` table (operation 3), as Dataverse does when auditing is on for the table.
 """
 
 from __future__ import annotations
@@ -13,15 +12,15 @@ from __future__ import annotations
 __all__ = ["Table", "TABLES", "Environment", "WriteError", "guid_sort_key"]
 
 import datetime as dt
-import random
-import threading
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from crm2erp.emulators.dynamics.odata import ODataError, parse_key
+from crm2erp.emulators.kernel.store import RecordStore
 
+_FIRST_VERSION = 1001   # versionnumber (rowversion) of the first row
 _SYSTEM = {"createdon": "datetime", "modifiedon": "datetime", "versionnumber": "int"}
 
 
@@ -92,7 +91,7 @@ class WriteError(ValueError):
         self.status, self.code = status, code
 
 
-class Environment:
+class Environment(RecordStore):
     """All tables of one emulated environment; every public method takes the lock."""
 
     def __init__(self, *, seed: int = 42, accounts: int = 100, contacts_per_account: int = 2,
@@ -100,36 +99,23 @@ class Environment:
                  products: int = 20, same_stamp: int = 7,
                  start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
                  product_numbers: list[str] | None = None, won_every: int = 3):
-        self.lock = threading.RLock()
+        super().__init__(TABLES, seed=seed, start=start, same_stamp=same_stamp)
         self.product_numbers, self.won_every = list(product_numbers or []), won_every
-        self.rng = random.Random(seed)
-        self.rows: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in TABLES}
-        self._stamps = dict.fromkeys(TABLES, 0)
-        self._version = 1000
-        self.same_stamp, self.start, self.clock = max(1, same_stamp), start, start
         self._seed(accounts, contacts_per_account, opportunities_per_account,
                    products_per_opportunity, products)
-        self.clock += dt.timedelta(days=1)
+        self.end_seed()
 
     def new_guid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
 
-    def _stamp(self, entity_set: str) -> dt.datetime:
-        i = self._stamps[entity_set]
-        self._stamps[entity_set] += 1
-        stamp = self.start + dt.timedelta(seconds=i // self.same_stamp)
-        self.clock = max(self.clock, stamp)
-        return stamp
-
     def insert(self, entity_set: str, values: dict[str, Any], stamp: dt.datetime) -> dict:
         table = TABLES[entity_set]
-        self._version += 1
         row = dict.fromkeys(table.columns)
         row.update(values)
         row[table.key] = row.get(table.key) or self.new_guid()
-        row.update(createdon=stamp, modifiedon=stamp, versionnumber=self._version)
-        self.rows[entity_set][row[table.key]] = row
-        return row
+        row.update(createdon=stamp, modifiedon=stamp,
+                   versionnumber=self._next_version())
+        return self.put(entity_set, row[table.key], row)
 
     def _seed(self, accounts, contacts_per, opps_per, lines_per, products) -> None:
         r = self.rng
@@ -137,7 +123,7 @@ class Environment:
         catalogue = [self.insert("products", {
             "name": f"{r.choice(_WORDS)} Part {i + 1}", "productnumber": number,
             "price": Decimal(r.randint(5, 900)), "statecode": 0, "description": "Seeded"},
-            self._stamp("products")) for i, number in enumerate(numbers)]
+            self.seed_stamp("products")) for i, number in enumerate(numbers)]
         seeded = 0
         for i in range(accounts):
             city, country = r.choice(_CITIES)
@@ -151,14 +137,14 @@ class Environment:
                 "address1_postalcode": str(r.randint(10000, 99999)), "address1_country": country,
                 "revenue": Decimal(r.randint(1, 900) * 1000),
                 "numberofemployees": r.randint(3, 9000)},
-                self._stamp("accounts"))
+                self.seed_stamp("accounts"))
             for j in range(contacts_per):
                 first, last = r.choice(_FIRST), r.choice(_LAST)
                 self.insert("contacts", {
                     "firstname": first, "lastname": last, "jobtitle": r.choice(["Buyer", "CEO"]),
                     "emailaddress1": f"{first}.{last}.{i + 1}.{j}@example.com".lower(),
                     "telephone1": account["telephone1"],
-                    "_parentcustomerid_value": account["accountid"]}, self._stamp("contacts"))
+                    "_parentcustomerid_value": account["accountid"]}, self.seed_stamp("contacts"))
             for j in range(opps_per):
                 seeded += 1
                 won = bool(self.won_every) and seeded % self.won_every == 0
@@ -169,7 +155,7 @@ class Environment:
                     "stepname": r.choice(["1-Qualify", "2-Develop", "3-Propose"]),
                     "estimatedclosedate":
                         (self.start + dt.timedelta(days=r.randint(0, 365))).date()},
-                    self._stamp("opportunities"))
+                    self.seed_stamp("opportunities"))
                 total = Decimal(0)
                 for _ in range(lines_per):
                     product = r.choice(catalogue) if catalogue else None
@@ -180,22 +166,16 @@ class Environment:
                         "_opportunityid_value": opp["opportunityid"], "quantity": qty,
                         "_productid_value": product["productid"] if product else None,
                         "priceperunit": price, "extendedamount": qty * price},
-                        self._stamp("opportunityproducts"))
+                        self.seed_stamp("opportunityproducts"))
                 opp["estimatedvalue"] = total
 
     # -- reading and control -------------------------------------------------
     def all(self, entity_set: str) -> list[dict[str, Any]]:
-        with self.lock:
-            return list(self.rows[entity_set].values())
-
-    def tick(self) -> dt.datetime:
-        with self.lock:
-            self.clock += dt.timedelta(seconds=1)
-            return self.clock
+        return self.select(entity_set)
 
     def touch(self, entity_set: str, n: int) -> list[str]:
         with self.lock:
-            table, chosen = TABLES[entity_set], self.rng.sample(self.all(entity_set), n)
+            table, chosen = TABLES[entity_set], self.pick(entity_set, n)
             now = self.tick()
             for row in chosen:
                 if "telephone1" in row:
@@ -205,22 +185,30 @@ class Environment:
 
     def delete(self, entity_set: str, n: int) -> list[str]:
         with self.lock:
-            table, chosen = TABLES[entity_set], self.rng.sample(self.all(entity_set), n)
+            table, chosen = TABLES[entity_set], self.pick(entity_set, n)
             now = self.tick()
             for row in chosen:
-                del self.rows[entity_set][row[table.key]]
-                self.insert("audits", {"_objectid_value": row[table.key], "operation": 3,
-                                       "action": 3, "objecttypecode": table.logical}, now)
+                self.delete_row(entity_set, row, now)
             return [row[table.key] for row in chosen]
 
+    def delete_row(self, entity_set: str, row: dict[str, Any], now: dt.datetime) -> None:
+        """Remove ``row``, writing its delete audit (operation 3) at ``now``."""
+        table = TABLES[entity_set]
+        with self.lock:
+            self.remove(entity_set, row[table.key])
+            self.insert("audits", {"_objectid_value": row[table.key], "operation": 3,
+                                   "action": 3, "objecttypecode": table.logical}, now)
+
     def _modified(self, row: dict[str, Any], now: dt.datetime) -> None:
-        self._version += 1
-        row.update(modifiedon=now, versionnumber=self._version)
+        row.update(modifiedon=now, versionnumber=self._next_version())
+
+    def _next_version(self) -> int:
+        return self.next_number("versionnumber", _FIRST_VERSION)
 
     # -- writing ---------------------------------------------------------------
     def find(self, entity_set: str, key: dict[str, Any]) -> dict[str, Any] | None:
         with self.lock:
-            for row in self.rows[entity_set].values():
+            for row in self.tables[entity_set].values():
                 if all(str(row.get(c) or "").lower() == str(v).lower() for c, v in key.items()):
                     return row
             return None

@@ -1,12 +1,10 @@
 """The HubSpot emulator's in-memory portal: object schemas, seed data and write rules.
 
-Records keep Python values (``datetime`` for datetimes); the WSGI layer
+Records keep Python values (``datetime`` for datetimes) in the kernel's record
+store, whose logical clock gives the modification stamps; the WSGI layer
 renders them as HubSpot does: every property value a string, datetimes as
-ISO-8601 with milliseconds. Time is a logical clock: seeded records get
-modification stamps in blocks of ``same_stamp`` records per second (so equal
-stamps straddle page and batch boundaries), and every later change moves the
-clock one second on, so runs are reproducible whatever the wall clock says.
-Ids are fixed-width numbers per object type, like real portals' ids.
+ISO-8601 with milliseconds. Ids are fixed-width numbers per object type, like
+real portals' ids.
 """
 
 from __future__ import annotations
@@ -14,11 +12,11 @@ from __future__ import annotations
 __all__ = ["OPTIONS", "SCHEMA", "UNIQUE", "READ_ONLY", "Portal", "cursor_property", "PropertyError"]
 
 import datetime as dt
-import random
 import re
-import threading
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from crm2erp.emulators.kernel.store import RecordStore
 
 OPTIONS = {
     "industry": ["COMPUTER_SOFTWARE", "MACHINERY", "RETAIL", "LOGISTICS_AND_SUPPLY_CHAIN",
@@ -78,43 +76,29 @@ class PropertyError(ValueError):
         self.name, self.code = name, code
 
 
-class Portal:
+class Portal(RecordStore):
     """All object tables and associations of one emulated portal (thread-safe)."""
 
     def __init__(self, *, seed: int = 42, companies: int = 100, contacts_per_company: int = 2,
                  deals_per_company: int = 1, line_items_per_deal: int = 2, products: int = 20,
                  same_stamp: int = 7, start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
                  product_skus: list[str] | None = None):
-        self.lock = threading.RLock()
-        self.rng = random.Random(seed)
-        self.tables: dict[str, dict[str, dict[str, Any]]] = {t: {} for t in SCHEMA}
+        super().__init__(SCHEMA, seed=seed, start=start, same_stamp=same_stamp)
         self.links: dict[tuple[str, str], dict[str, set[str]]] = {}
-        self._count = dict.fromkeys(SCHEMA, 0)
-        self._stamps = dict.fromkeys(SCHEMA, 0)
-        self.same_stamp, self.start, self.clock = max(1, same_stamp), start, start
         self.product_skus = list(product_skus or [])
         self._seed(companies, contacts_per_company, deals_per_company, line_items_per_deal,
                    products)
-        self.clock += dt.timedelta(days=1)
+        self.end_seed()
 
     # -- seeding ---------------------------------------------------------
-    def _stamp(self, kind: str) -> dt.datetime:
-        i = self._stamps[kind]
-        self._stamps[kind] += 1
-        stamp = self.start + dt.timedelta(seconds=i // self.same_stamp)
-        self.clock = max(self.clock, stamp)
-        return stamp
-
     def add(self, kind: str, props: dict[str, Any], stamp: dt.datetime) -> dict[str, Any]:
-        self._count[kind] += 1
-        rid = str(_ID_BASE[kind] + self._count[kind])
+        rid = str(_ID_BASE[kind] + self.next_number(kind))
         values = dict.fromkeys(SCHEMA[kind])
         values.update(props, hs_object_id=int(rid), createdate=stamp)
         values[cursor_property(kind)] = stamp
         record = {"id": rid, "properties": values, "createdAt": stamp, "updatedAt": stamp,
                   "archived": False, "archivedAt": None}
-        self.tables[kind][rid] = record
-        return record
+        return self.put(kind, rid, record)
 
     def link(self, a: str, a_id: str, b: str, b_id: str) -> None:
         self.links.setdefault((a, b), {}).setdefault(a_id, set()).add(b_id)
@@ -128,7 +112,7 @@ class Portal:
             catalogue.append(self.add("products", {
                 "name": f"{r.choice(_WORDS)} Widget {i + 1}", "hs_sku": sku,
                 "price": Decimal(r.randint(5, 900)), "description": "Seeded product",
-                "hs_recurring_billing_period": None}, self._stamp("products")))
+                "hs_recurring_billing_period": None}, self.seed_stamp("products")))
         for i in range(companies):
             city, country, phone = r.choice(_CITIES)
             name = f"{r.choice(_WORDS)} {r.choice(_KINDS)} {i + 1}"
@@ -139,7 +123,7 @@ class Portal:
                 "address": f"{r.randint(1, 200)} Main Street", "city": city,
                 "zip": str(r.randint(10000, 99999)), "country": country,
                 "annualrevenue": Decimal(r.randint(1, 500) * 10000),
-                "numberofemployees": r.randint(5, 5000)}, self._stamp("companies"))
+                "numberofemployees": r.randint(5, 5000)}, self.seed_stamp("companies"))
             for j in range(contacts_per):
                 first, last = r.choice(_FIRST), r.choice(_LAST)
                 contact = self.add("contacts", {
@@ -147,7 +131,7 @@ class Portal:
                     "email": f"{first}.{last}.{i + 1}.{j}@example.com".lower(),
                     "phone": company["properties"]["phone"], "jobtitle": r.choice(
                         ["Buyer", "CFO", "Ops Lead"]), "associatedcompanyid": int(company["id"])},
-                    self._stamp("contacts"))
+                    self.seed_stamp("contacts"))
                 self.link("contacts", contact["id"], "companies", company["id"])
             for j in range(deals_per):
                 deal = self.add("deals", {
@@ -155,7 +139,7 @@ class Portal:
                     "dealstage": r.choice(OPTIONS["dealstage"]), "deal_currency_code": "EUR",
                     "hs_deal_stage_probability": Decimal("0.5"),
                     "closedate": self.start + dt.timedelta(days=r.randint(0, 365))},
-                    self._stamp("deals"))
+                    self.seed_stamp("deals"))
                 self.link("deals", deal["id"], "companies", company["id"])
                 total = Decimal(0)
                 for _ in range(lines_per):
@@ -166,14 +150,13 @@ class Portal:
                         "name": product.get("name", "Service"), "quantity": qty, "price": price,
                         "hs_product_id": product.get("hs_object_id"), "discount": Decimal(0),
                         "hs_sku": product.get("hs_sku"), "amount": qty * price},
-                        self._stamp("line_items"))
+                        self.seed_stamp("line_items"))
                     self.link("deals", deal["id"], "line_items", line["id"])
                 deal["properties"]["amount"] = total
 
     # -- reading ---------------------------------------------------------
     def records(self, kind: str, *, archived: bool = False) -> list[dict[str, Any]]:
-        with self.lock:
-            return [r for r in self.tables[kind].values() if r["archived"] == archived]
+        return self.select(kind, lambda r: r["archived"] == archived)
 
     def associated(self, a: str, b: str, a_id: str) -> list[str]:
         with self.lock:
@@ -182,14 +165,9 @@ class Portal:
                           if i in live and not live[i]["archived"])
 
     # -- changing --------------------------------------------------------
-    def tick(self) -> dt.datetime:
-        with self.lock:
-            self.clock += dt.timedelta(seconds=1)
-            return self.clock
-
     def touch(self, kind: str, n: int) -> list[str]:
         with self.lock:
-            chosen = self.rng.sample(self.records(kind), n)
+            chosen = self.pick(kind, n, lambda r: not r["archived"])
             now = self.tick()
             for rec in chosen:
                 if "phone" in rec["properties"]:
@@ -199,7 +177,7 @@ class Portal:
 
     def archive(self, kind: str, n: int) -> list[str]:
         with self.lock:
-            chosen = self.rng.sample(self.records(kind), n)
+            chosen = self.pick(kind, n, lambda r: not r["archived"])
             now = self.tick()
             for rec in chosen:
                 rec["archived"], rec["archivedAt"] = True, now

@@ -40,6 +40,7 @@ from crm2erp.emulators.kernel.emulation import (
 )
 from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
 from crm2erp.emulators.odoo.fakedb import FakeDb, OdooException
+from crm2erp.emulators.odoo.seed import BASE as SEED_START
 from crm2erp.emulators.odoo.seed import seed_database
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,8 @@ class OdooEmulator(FaultInjection):
                  products: int = 12, same_stamp: int = 7, fault_rate: float = 0.0,
                  fault_kinds: tuple = (429, 503, 500, "truncate"), retry_after: int = 1,
                  streams: dict[str, dict[str, Any]] | None = None):
-        self.db = FakeDb()
-        seed_database(self.db, seed=seed, companies=companies,
+        self.db = FakeDb(seed=seed, start=SEED_START)
+        seed_database(self.db, companies=companies,
                       persons_per_company=persons_per_company, products=products,
                       same_stamp=same_stamp)
         self.streams = {name: OdooStreamConfig.model_validate(spec)
@@ -104,6 +105,7 @@ class OdooEmulator(FaultInjection):
         s = self._stream(stream)
         ids = self.db.search(s.model, s.domain, limit=n, order="id asc")
         with self.db.lock:
+            self.db.tick()   # one mass update: one write_date
             field = "comment" if s.model == "res.partner" else "name"
             for record_id in ids:
                 value = self.db.tables[s.model][record_id].get(field) or ""
@@ -114,6 +116,7 @@ class OdooEmulator(FaultInjection):
         s = self._stream(stream)
         ids = self.db.search(s.model, s.domain, limit=n, order="id desc")
         with self.db.lock:
+            self.db.tick()
             self.db.write(s.model, ids, {"active": False})
         return [str(i) for i in ids]
 

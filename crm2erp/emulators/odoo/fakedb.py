@@ -13,13 +13,12 @@ are created and written as partners of their own).
 
 from __future__ import annotations
 
-__all__ = ["OdooException", "FakeDb", "MODELS"]
+__all__ = ["OdooException", "FakeDb", "MODELS", "DATETIME_FORMAT"]
 
 import datetime as dt
-import threading
-from collections.abc import Callable
 from typing import Any
 
+from crm2erp.emulators.kernel.store import RecordStore
 from crm2erp.emulators.odoo.domain import DomainError, compile_domain
 from crm2erp.emulators.odoo.schema import DEFAULTS, MODELS, STAMP_FIELDS
 
@@ -39,20 +38,23 @@ def _validation(message: str) -> OdooException:
 _PARENT = {"sale.order.line": "order_id", "account.move.line": "move_id"}
 _INVERSE = {("res.partner", "child_ids"): "parent_id"}  # one2many read from its inverse
 _TAX = 0.19
+DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+class FakeDb(RecordStore):
+    """Records per model; every public method takes the ``execute_kw`` arguments.
 
+    ``create_date`` and ``write_date`` come from the store's logical clock (naive
+    UTC, to the second, as Odoo keeps them); one :meth:`call` that changes data is
+    one tick, so the records one call writes share a ``write_date``.
+    """
 
-class FakeDb:
-    """Records per model; every public method takes the ``execute_kw`` arguments."""
+    def __init__(self, *, seed: int, start: dt.datetime):
+        super().__init__(MODELS, seed=seed, start=start)
 
-    def __init__(self, clock: Callable[[], str] = _now):
-        self.clock = clock
-        self.tables: dict[str, dict[int, dict[str, Any]]] = {m: {} for m in MODELS}
-        self.next_id: dict[str, int] = {m: 1 for m in MODELS}
-        self.lock = threading.RLock()
+    def now(self) -> str:
+        """The clock as Odoo writes a datetime: ``2025-01-06 08:00:00``."""
+        return self.clock.strftime(DATETIME_FORMAT)
 
     # -- helpers -----------------------------------------------------------
     def fields(self, model: str) -> dict[str, dict[str, Any]]:
@@ -151,15 +153,14 @@ class FakeDb:
 
     def _create_one(self, model: str, vals: dict[str, Any], stamp: str | None = None) -> int:
         self._check_vals(model, vals, creating=True)
-        new_id = self.next_id[model]
-        self.next_id[model] += 1
-        now = stamp or self.clock()
+        new_id = self.next_number(model)
+        now = stamp or self.now()
         record = {"id": new_id, "create_date": now, "write_date": now,
                   **{k: None for k in MODELS[model]}, **DEFAULTS.get(model, {})}
         for name, spec in MODELS[model].items():
             if spec["type"] == "one2many":
                 record[name] = []
-        self.tables[model][new_id] = record
+        self.put(model, new_id, record)
         self._apply(model, record, vals)
         return new_id
 
@@ -207,23 +208,14 @@ class FakeDb:
             raise OdooException("builtins.AttributeError",
                                 f"The method '{method}' does not exist on the model '{model}'")
         self.fields(model)
-        with self.lock:
-            mutating = method in ("create", "write", "unlink", "action_confirm")
-            saved = (self._snapshot(), dict(self.next_id)) if mutating else None
-            try:
+        mutating = method in ("create", "write", "unlink", "action_confirm")
+        try:
+            with self.transaction() if mutating else self.lock:
+                if mutating:
+                    self.tick()
                 return getattr(self, method)(model, *args, **kwargs)
-            except OdooException:
-                if saved is not None:
-                    self.tables, self.next_id = saved
-                raise
-            except TypeError as exc:
-                if saved is not None:
-                    self.tables, self.next_id = saved
-                raise OdooException("builtins.TypeError", str(exc)) from None
-
-    def _snapshot(self) -> dict[str, dict[int, dict[str, Any]]]:
-        return {m: {i: {k: list(v) if isinstance(v, list) else v for k, v in r.items()}
-                    for i, r in t.items()} for m, t in self.tables.items()}
+        except TypeError as exc:
+            raise OdooException("builtins.TypeError", str(exc)) from None
 
     def search(self, model: str, domain: list | None = None, offset: int = 0,
                limit: int | None = None, order: str | None = None,
@@ -275,7 +267,7 @@ class FakeDb:
     def write(self, model: str, ids: list[int], vals: dict[str, Any],
               context: dict | None = None) -> bool:
         self._check_vals(model, vals, creating=False)
-        now = self.clock()
+        now = self.now()
         self.read(model, ids, ["id"])  # MissingError for unknown ids
         for record in (self.tables[model][i] for i in ids):
             self._apply(model, record, vals)
@@ -296,7 +288,7 @@ class FakeDb:
                     "The operation cannot be completed: another model requires the record "
                     f"being deleted. If possible, archive it instead.\n\nModel: {other}"))
         for i in ids:
-            self.tables[model].pop(i, None)
+            self.remove(model, i)
         return True
 
     def fields_get(self, model: str, allfields: list[str] | None = None,
@@ -325,7 +317,7 @@ class FakeDb:
                 raise OdooException("odoo.exceptions.UserError",
                                     f"There are no order lines on {record['name']}; add a "
                                     "product before confirming.")
-        now = self.clock()
+        now = self.now()
         for record in records:
             record["state"], record["write_date"] = "sale", now
         return True

@@ -14,7 +14,7 @@ __all__ = ["seed_database"]
 import datetime as dt
 import random
 
-from crm2erp.emulators.odoo.fakedb import FakeDb
+from crm2erp.emulators.odoo.fakedb import DATETIME_FORMAT, FakeDb
 
 _COUNTRIES = [("Germany", "DE"), ("France", "FR"), ("United Kingdom", "GB"),
               ("United States", "US"), ("Netherlands", "NL"), ("Austria", "AT"),
@@ -50,12 +50,12 @@ _PRODUCTS = [("Bürostuhl Ergo", 289.0), ("Schreibtisch Höhenverstellbar", 649.
              ("Schulung (Tag)", 850.0)]
 _STAGES = [("New", 1, False, 10.0), ("Qualified", 2, False, 30.0),
            ("Proposition", 3, False, 60.0), ("Won", 4, True, 100.0)]
-BASE = dt.datetime(2025, 1, 6, 8, 0, 0)
+BASE = dt.datetime(2025, 1, 6, 8, 0, 0)   # the first stamp (naive UTC, as Odoo keeps it)
 
 
 def _stamp(n: int, same_stamp: int, offset_minutes: int = 0) -> str:
     moment = BASE + dt.timedelta(minutes=offset_minutes + n // max(1, same_stamp))
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
+    return moment.strftime(DATETIME_FORMAT)
 
 
 def _phone(rng: random.Random, prefix: str) -> str:
@@ -72,10 +72,10 @@ def _slug(text: str) -> str:
     return "-".join(p for p in keep.split("-") if p)
 
 
-def seed_database(db: FakeDb, *, seed: int = 42, companies: int = 120,
-                  persons_per_company: int = 2, products: int = 12,
-                  same_stamp: int = 7) -> None:
-    rng = random.Random(seed)
+def seed_database(db: FakeDb, *, companies: int = 120, persons_per_company: int = 2,
+                  products: int = 12, same_stamp: int = 7) -> None:
+    """Fill ``db`` (drawing from its seeded generator); its clock then moves past the seed."""
+    rng = db.rng
     make = db._create_one
     country = {code: make("res.country", {"name": name, "code": code})
                for name, code in _COUNTRIES}
@@ -145,6 +145,9 @@ def seed_database(db: FakeDb, *, seed: int = 42, companies: int = 120,
                                         "client_order_ref": f"PO-{4711 + n}"}, stamp)
             db.tables["sale.order"][order]["state"] = "sale"
             _invoice(db, rng, order, order_n, stamp)
+    db.clock = max(dt.datetime.strptime(record["write_date"], DATETIME_FORMAT)
+                   for table in db.tables.values() for record in table.values())
+    db.end_seed()
 
 
 def _invoice(db: FakeDb, rng: random.Random, order_id: int, number: int, stamp: str) -> None:

@@ -1,11 +1,8 @@
 """The emulator's in-memory Salesforce org: schema, deterministic seed data, upsert rules.
 
 Records are plain dicts with Python values (``datetime`` for datetimes,
-``date`` for dates); the WSGI layer turns them into Salesforce JSON/CSV.
-Time is a logical clock: seeded records get ``SystemModstamp`` values in
-blocks of ``same_stamp`` records per second (so equal timestamps straddle
-page and batch boundaries), and every later change advances the clock by one
-second, so runs are reproducible whatever the wall clock says.
+``date`` for dates) in the kernel's record store, whose logical clock gives
+``SystemModstamp``; the WSGI layer turns them into Salesforce JSON/CSV.
 """
 
 from __future__ import annotations
@@ -13,10 +10,10 @@ from __future__ import annotations
 __all__ = ["SCHEMA", "REQUIRED", "STREAM_ALIASES", "Org", "salesforce_id"]
 
 import datetime as dt
-import random
 import re
-import threading
 from typing import Any
+
+from crm2erp.emulators.kernel.store import RecordStore
 
 SCHEMA: dict[str, dict[str, str]] = {
     "Account": {"Id": "id", "Name": "string", "Phone": "phone", "Website": "url",
@@ -82,7 +79,11 @@ def salesforce_id(prefix: str, number: int) -> str:
     return base + suffix
 
 
-class Org:
+def _live(record: dict[str, Any]) -> bool:
+    return not record["IsDeleted"]
+
+
+class Org(RecordStore):
     """All sObject tables of one emulated org; every public method takes the lock."""
 
     def __init__(self, *, seed: int = 42, accounts: int = 100, contacts_per_account: int = 2,
@@ -90,35 +91,19 @@ class Org:
                  products: int = 20, same_stamp: int = 7,
                  start: dt.datetime = dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
                  product_codes: list[str] | None = None):
-        self.lock = threading.RLock()
-        self.rng = random.Random(seed)
-        self.tables: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in SCHEMA}
-        self._counter = {name: 0 for name in SCHEMA}
-        self._stamp_index = {name: 0 for name in SCHEMA}
-        self.same_stamp = max(1, same_stamp)
-        self.start = start
-        self.clock = start
+        super().__init__(SCHEMA, seed=seed, start=start, same_stamp=same_stamp)
         self.product_codes = list(product_codes or [])
         self._seed(accounts, contacts_per_account, opportunities_per_account,
                    line_items_per_opportunity, products)
-        self.clock = max(self.clock, start) + dt.timedelta(days=1)
+        self.end_seed()
 
     # -- seeding -------------------------------------------------------
-    def _seed_stamp(self, sobject: str) -> dt.datetime:
-        i = self._stamp_index[sobject]
-        self._stamp_index[sobject] += 1
-        stamp = self.start + dt.timedelta(seconds=i // self.same_stamp)
-        self.clock = max(self.clock, stamp)
-        return stamp
-
     def _add(self, sobject: str, values: dict[str, Any], stamp: dt.datetime) -> dict[str, Any]:
-        self._counter[sobject] += 1
         record = {name: None for name in SCHEMA[sobject]}
-        record.update(values, Id=salesforce_id(PREFIX[sobject], self._counter[sobject]),
+        record.update(values, Id=salesforce_id(PREFIX[sobject], self.next_number(sobject)),
                       CreatedDate=stamp, LastModifiedDate=stamp, SystemModstamp=stamp,
                       IsDeleted=False)
-        self.tables[sobject][record["Id"]] = record
-        return record
+        return self.put(sobject, record["Id"], record)
 
     def _seed(self, accounts, contacts_per, opps_per, lines_per, products) -> None:
         r = self.rng
@@ -128,7 +113,7 @@ class Org:
             catalogue.append(self._add("Product2", {
                 "Name": f"{r.choice(_WORDS)} Widget {i + 1}", "ProductCode": code,
                 "IsActive": True, "Family": r.choice(["Hardware", "Software", "Service"])},
-                self._seed_stamp("Product2")))
+                self.seed_stamp("Product2")))
         for i in range(accounts):
             city, country, phone = r.choice(_CITIES)
             name = f"{r.choice(_WORDS)} {r.choice(_KINDS)} {i + 1}"
@@ -139,20 +124,20 @@ class Org:
                 "BillingStreet": f"{r.randint(1, 200)} Main Street", "BillingCity": city,
                 "BillingPostalCode": f"{r.randint(10000, 99999)}", "BillingCountry": country,
                 "AnnualRevenue": float(r.randint(1, 500) * 10000),
-                "NumberOfEmployees": r.randint(5, 5000)}, self._seed_stamp("Account"))
+                "NumberOfEmployees": r.randint(5, 5000)}, self.seed_stamp("Account"))
             for j in range(contacts_per):
                 first, last = r.choice(_FIRST), r.choice(_LAST)
                 self._add("Contact", {
                     "AccountId": acc["Id"], "FirstName": first, "LastName": last,
                     "Email": f"{first}.{last}.{i + 1}.{j}@example.com".lower(),
                     "Phone": acc["Phone"], "Title": r.choice(["Buyer", "CFO", "Ops Lead"])},
-                    self._seed_stamp("Contact"))
+                    self.seed_stamp("Contact"))
             for j in range(opps_per):
                 opp = self._add("Opportunity", {
                     "AccountId": acc["Id"], "Name": f"{name} - deal {j + 1}",
                     "StageName": r.choice(_STAGES), "Amount": 0.0, "Probability": 50.0,
                     "CloseDate": (self.start + dt.timedelta(days=r.randint(0, 365))).date()},
-                    self._seed_stamp("Opportunity"))
+                    self.seed_stamp("Opportunity"))
                 total = 0.0
                 for _ in range(lines_per):
                     qty, price = float(r.randint(1, 20)), float(r.randint(5, 900))
@@ -163,14 +148,12 @@ class Org:
                         "ProductCode": product["ProductCode"],
                         "Name": f"{opp['Name']} {product['Name']}",
                         "Quantity": qty, "UnitPrice": price, "TotalPrice": qty * price},
-                        self._seed_stamp("OpportunityLineItem"))
+                        self.seed_stamp("OpportunityLineItem"))
                 opp["Amount"] = total
 
     # -- reading -------------------------------------------------------
     def records(self, sobject: str, *, include_deleted: bool = False) -> list[dict[str, Any]]:
-        with self.lock:
-            return [r for r in self.tables[sobject].values()
-                    if include_deleted or not r["IsDeleted"]]
+        return self.select(sobject, None if include_deleted else _live)
 
     def count(self, sobject: str) -> int:
         return len(self.records(sobject))
@@ -181,15 +164,10 @@ class Org:
                        for t in self.tables.values())
 
     # -- changing ------------------------------------------------------
-    def tick(self) -> dt.datetime:
-        with self.lock:
-            self.clock += dt.timedelta(seconds=1)
-            return self.clock
-
     def touch(self, sobject: str, n: int) -> list[str]:
         """Modify ``n`` random live records at one instant (a mass update)."""
         with self.lock:
-            chosen = self.rng.sample(self.records(sobject), n)
+            chosen = self.pick(sobject, n, _live)
             now = self.tick()
             for rec in chosen:
                 if "Phone" in rec:
@@ -199,7 +177,7 @@ class Org:
 
     def delete(self, sobject: str, n: int) -> list[str]:
         with self.lock:
-            chosen = self.rng.sample(self.records(sobject), n)
+            chosen = self.pick(sobject, n, _live)
             now = self.tick()
             for rec in chosen:
                 rec["IsDeleted"], rec["SystemModstamp"] = True, now

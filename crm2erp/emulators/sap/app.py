@@ -26,7 +26,6 @@ from __future__ import annotations
 __all__ = ["SapEmulator", "make_app", "main", "USERNAME", "PASSWORD", "STREAM_SETS"]
 
 import base64
-import copy
 import datetime as dt
 import json
 import logging
@@ -100,9 +99,9 @@ class SapEmulator(FaultInjection):
         cities = [("Berlin", "10115", "DE"), ("Hamburg", "20095", "DE"), ("Wien", "1010", "AT"),
                   ("Zürich", "8001", "CH"), ("Lyon", "69001", "FR"), ("Milano", "20121", "IT")]
         words = ["Nord", "Alpen", "Rhein", "Delta", "Kraft", "Blau", "Stahl", "Solar", "Hansa"]
-        start = st.now
+        start = st.clock
         for i in range(partners):
-            st.now = start + dt.timedelta(minutes=i // group)
+            st.clock = start + dt.timedelta(minutes=i // group)
             city, postal, country = cities[i % len(cities)]
             st.create("A_BusinessPartner", {
                 "BusinessPartnerCategory": "2", "BusinessPartnerGrouping": "BP02",
@@ -115,30 +114,30 @@ class SapEmulator(FaultInjection):
                                                "Country": country}],
                 "to_BusinessPartnerRole": [{"BusinessPartnerRole": "FLCU00"},
                                            {"BusinessPartnerRole": "FLCU01"}]})
-        partner_keys = list(st.rows["A_BusinessPartner"])
-        st.now = start + dt.timedelta(days=10)
+        partner_keys = list(st.tables["A_BusinessPartner"])
+        st.clock = start + dt.timedelta(days=10)
         for i, key in enumerate(partner_keys):
             if i % 6 == 0:
                 continue  # never changed: LastChangeDate stays empty, as in S/4
-            st.now = start + dt.timedelta(days=10, minutes=i // group)
-            st.stamp(TYPES["A_BusinessPartner"], st.rows["A_BusinessPartner"][key], False)
+            st.clock = start + dt.timedelta(days=10, minutes=i // group)
+            st.stamp(TYPES["A_BusinessPartner"], st.tables["A_BusinessPartner"][key], False)
         for i in range(orders):
-            st.now = start + dt.timedelta(days=20, minutes=i // group)
+            st.clock = start + dt.timedelta(days=20, minutes=i // group)
             st.create("A_SalesOrder", {
                 "SalesOrderType": "OR", "SalesOrganization": "1010", "DistributionChannel": "10",
                 "OrganizationDivision": "00", "SoldToParty": partner_keys[i % len(partner_keys)][0],
                 "PurchaseOrderByCustomer": f"SEED-PO-{i + 1:05d}", "TransactionCurrency": "EUR",
-                "SalesOrderDate": st.now,
+                "SalesOrderDate": st.clock,
                 "to_Item": [{"Material": f"TG{11 + j}", "RequestedQuantity": str(1 + j + i % 3),
                              "RequestedQuantityUnit": "PC",
                              "NetPriceAmount": f"{10 + 5 * j}.50"} for j in range(2)]})
-        for i, (order_key, order) in enumerate(list(st.rows["A_SalesOrder"].items())[:bills]):
-            st.now = start + dt.timedelta(days=30, minutes=i // group)
+        for i, (order_key, order) in enumerate(list(st.tables["A_SalesOrder"].items())[:bills]):
+            st.clock = start + dt.timedelta(days=30, minutes=i // group)
             items = st.children(TYPES["A_SalesOrder"], order, "to_Item")
             net = order["TotalNetAmount"]
             st.create("A_BillingDocument", {
                 "BillingDocumentType": "F2", "SDDocumentCategory": "M",
-                "BillingDocumentDate": st.now, "SoldToParty": order["SoldToParty"],
+                "BillingDocumentDate": st.clock, "SoldToParty": order["SoldToParty"],
                 "PayerParty": order["SoldToParty"], "TransactionCurrency": "EUR",
                 "TotalNetAmount": str(net), "TotalTaxAmount": str((net * Decimal("0.19"))
                                                                   .quantize(Decimal("0.01"))),
@@ -150,7 +149,7 @@ class SapEmulator(FaultInjection):
                     "SalesDocument": order_key[0], "SalesDocumentItem": it["SalesOrderItem"]}
                     for it in items]})
         for i in range(requirements):
-            st.now = start + dt.timedelta(days=40, minutes=i // group)
+            st.clock = start + dt.timedelta(days=40, minutes=i // group)
             st.create("PlannedIndepRqmt", {
                 "Product": f"TG{11 + i % 5}", "Plant": "1010" if i < 5 else "1710",
                 "MRPArea": "1010" if i < 5 else "1710", "PlndIndepRqmtType": "",
@@ -162,7 +161,7 @@ class SapEmulator(FaultInjection):
                                           "WorkingDayDate": dt.datetime(2024, m, 1,
                                                                         tzinfo=dt.UTC)}
                                          for m in (1, 2, 3)]})
-        st.now = start + dt.timedelta(days=60)
+        st.clock = start + dt.timedelta(days=60)
 
     # -- control API -------------------------------------------------------------
     @staticmethod
@@ -170,7 +169,7 @@ class SapEmulator(FaultInjection):
         return STREAM_SETS.get(stream, stream)
 
     def _live(self, stream: str) -> list[dict]:
-        rows = self.store.rows[self.entity_set(stream)].values()
+        rows = self.store.tables[self.entity_set(stream)].values()
         return [r for r in rows if not r.get("IsMarkedForArchiving")]
 
     def count(self, stream: str) -> int:
@@ -211,7 +210,7 @@ class SapEmulator(FaultInjection):
                      "to_Customer": {"VATRegistration": f"DE{100000000 + start + i}"}}
                     for i in range(n)]
         if name == "A_SalesOrder":
-            party = next(iter(self.store.rows["A_Customer"]))[0]
+            party = next(iter(self.store.tables["A_Customer"]))[0]
             return [{"PurchaseOrderByCustomer": f"CRM-ORDER-{start + i + 1:06d}",
                      "SoldToParty": party, "TransactionCurrency": "EUR",
                      "to_Item": [{"Material": "TG11", "RequestedQuantity": "2",
@@ -265,7 +264,7 @@ class SapEmulator(FaultInjection):
         with self._lock:
             etype = TYPES[self.entity_set(stream)]
             return [self._json(etype, row, list(etype.navs))
-                    for row in self.store.rows[etype.name].values()
+                    for row in self.store.tables[etype.name].values()
                     if all(row.get(k) == v for k, v in props.items())]
 
     # -- WSGI ----------------------------------------------------------------------
@@ -380,7 +379,7 @@ class SapEmulator(FaultInjection):
         """Another user changes the records marked by :meth:`bump_before_write`."""
         for type_name, key in list(self._bump):
             self._bump.discard((type_name, key))
-            entity = self.store.rows[type_name].get(key)
+            entity = self.store.tables[type_name].get(key)
             if entity is None:
                 continue
             if type_name == "A_BusinessPartner":
@@ -420,12 +419,12 @@ class SapEmulator(FaultInjection):
             if isinstance(part, batch.Message):
                 answers.append(self._inner(service, part))
                 continue
-            saved = copy.deepcopy((self.store.rows, self.store.counters, self.store.now))
+            saved = self.store.snapshot()
             replies = []
             for op in part:
                 reply = self._inner(service, op)
                 if (reply.status or 500) >= 400:
-                    self.store.rows, self.store.counters, self.store.now = saved
+                    self.store.restore(saved)
                     replies = reply
                     break
                 replies.append(reply)
@@ -461,7 +460,7 @@ class SapEmulator(FaultInjection):
         self._check_expand(etype, expand)
         if match["key"] is None:
             if method == "GET":
-                return 200, self._list(etype, list(self.store.rows[etype.name].values()),
+                return 200, self._list(etype, list(self.store.tables[etype.name].values()),
                                        query, rest), {}
             if method == "POST":
                 return self._create(etype, body, None)
@@ -544,7 +543,7 @@ class SapEmulator(FaultInjection):
         else:
             values[etype.keys[0]] = predicate.strip("'").replace("''", "'")
         key = tuple(values.get(k, "") for k in etype.keys)
-        entity = self.store.rows[etype.name].get(key)
+        entity = self.store.tables[etype.name].get(key)
         if entity is None:
             raise EmulatorError(404, "/IWBEP/CM_MGW_RT/025",
                                 f"Resource not found for segment '{etype.name}({predicate})'")

@@ -12,12 +12,12 @@ from __future__ import annotations
 __all__ = ["EntityType", "TYPES", "SERVICES", "DEFAULT_FLAGS", "Store", "EmulatorError"]
 
 import datetime as dt
-import random
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from crm2erp.connectors.sap.odata import format_date, format_time, parse_date, parse_time
+from crm2erp.emulators.kernel.store import RecordStore
 
 
 class EmulatorError(Exception):
@@ -183,26 +183,18 @@ def encode_value(kind: str, value: Any) -> Any:
     return value
 
 
-class Store:
+class Store(RecordStore):
     """Entities by type and key tuple; children are entities of their own types."""
 
     def __init__(self, seed: int, now: dt.datetime):
-        self.rng = random.Random(seed)
-        self.now = now
-        self.rows: dict[str, dict[tuple, dict[str, Any]]] = {name: {} for name in TYPES}
-        self.counters: dict[str, int] = {"BusinessPartner": 1000000, "SalesOrder": 100,
-                                         "BillingDocument": 90000000, "AddressID": 20000,
-                                         "PIR": 0}
-        self.etag_counter = 0
+        super().__init__(TYPES, seed=seed, start=now)
+        # the last number given out, per number range
+        self.counters.update({"BusinessPartner": 1000000, "SalesOrder": 100,
+                              "BillingDocument": 90000000, "AddressID": 20000, "PIR": 0})
 
-    # -- time and etags -----------------------------------------------------
-    def tick(self, seconds: float = 1.0) -> dt.datetime:
-        self.now += dt.timedelta(seconds=seconds)
-        return self.now
-
+    # -- etags ----------------------------------------------------------------
     def new_etag(self, entity: dict) -> None:
-        self.etag_counter += 1
-        entity["__etag"] = f"W/\"'{self.etag_counter:08d}'\""
+        entity["__etag"] = f"W/\"'{self.next_number('etag'):08d}'\""
 
     # -- navigation ---------------------------------------------------------
     @staticmethod
@@ -214,7 +206,7 @@ class Store:
         link = {c: p for c, p in child_type.link.items()}
         shared = [k for k in child_type.keys if k in etype.keys]
         out = []
-        for child in self.rows[child_type.name].values():
+        for child in self.tables[child_type.name].values():
             if link and all(child.get(c) == entity.get(p) for c, p in link.items()):
                 out.append(child)
             elif not link and shared and all(child.get(k) == entity.get(k) for k in shared):
@@ -223,7 +215,7 @@ class Store:
 
     # -- writes -------------------------------------------------------------
     def stamp(self, etype: EntityType, entity: dict, created: bool) -> None:
-        now = self.now
+        now = self.clock
         for name in etype.stamps:
             entity[name] = now
         day = now.replace(hour=0, minute=0, second=0, microsecond=0)
@@ -259,11 +251,11 @@ class Store:
                 entity[child_key] = pentity[parent_prop]
         self._number(etype, entity, parent)
         self._validate(etype, entity)
-        if self.key_of(etype, entity) in self.rows[type_name]:
+        if self.key_of(etype, entity) in self.tables[type_name]:
             raise EmulatorError(400, "/IWBEP/CM_MGW_RT/033",
                                 f"{type_name} {self.key_of(etype, entity)} already exists")
         self.stamp(etype, entity, created=True)
-        self.rows[type_name][self.key_of(etype, entity)] = entity
+        self.put(type_name, self.key_of(etype, entity), entity)
         for nav, value in nested.items():
             items = value.get("results", value) if isinstance(value, dict) and \
                 etype.navs[nav][1] == "many" else value
@@ -279,15 +271,13 @@ class Store:
                 siblings = len(self.children(parent[0], parent[1], "to_Item")) if parent else 0
                 entity[field_name] = str((siblings + 1) * 10)
             elif field_name == "OrdinalNumber":   # next free per address and kind
-                used = [int(r["OrdinalNumber"]) for r in self.rows[etype.name].values()
+                used = [int(r["OrdinalNumber"]) for r in self.tables[etype.name].values()
                         if r["AddressID"] == entity.get("AddressID")]
                 entity[field_name] = f"{max(used, default=0) + 1:03d}"
             else:
-                self.counters[field_name] += 1
-                entity[field_name] = str(self.counters[field_name])
+                entity[field_name] = str(self.next_number(field_name))
         if etype.name == "PlannedIndepRqmt" and not entity.get("PlndIndepRqmtInternalID"):
-            self.counters["PIR"] += 1
-            entity["PlndIndepRqmtInternalID"] = f"{self.counters['PIR']:012d}"
+            entity["PlndIndepRqmtInternalID"] = f"{self.next_number('PIR'):012d}"
         for name in etype.keys:
             if entity.get(name) is None and etype.props[name].startswith("s"):
                 entity[name] = ""
@@ -307,7 +297,7 @@ class Store:
                 raise EmulatorError(400, "R11/005", "Business partner category "
                                     f"{entity['BusinessPartnerCategory']} is not valid")
         if etype.name == "A_SalesOrder":
-            customer = self.rows["A_Customer"].get((entity["SoldToParty"],))
+            customer = self.tables["A_Customer"].get((entity["SoldToParty"],))
             if customer is None:
                 raise EmulatorError(400, "V1/302", f"Sold-to party {entity['SoldToParty']} "
                                     "is not defined for sales area "
@@ -325,14 +315,14 @@ class Store:
                      for r in self.children(etype, entity, "to_BusinessPartnerRole")}
             if "FLCU01" in roles or "FLCU00" in roles:
                 entity["Customer"] = entity["BusinessPartner"]
-                if (entity["BusinessPartner"],) not in self.rows["A_Customer"]:
+                if (entity["BusinessPartner"],) not in self.tables["A_Customer"]:
                     self.create("A_Customer", {}, parent=(etype, entity))
-                customer = self.rows["A_Customer"][(entity["BusinessPartner"],)]
+                customer = self.tables["A_Customer"][(entity["BusinessPartner"],)]
                 customer["CustomerName"] = customer["CustomerName"] or name[:80]
                 customer["CustomerFullName"] = customer["CustomerFullName"] or name
         flag = DEFAULT_FLAGS.get(etype.name)
         if flag:   # one standard number / e-mail per address, as SAP keeps it
-            siblings = [r for r in self.rows[etype.name].values()
+            siblings = [r for r in self.tables[etype.name].values()
                         if r["AddressID"] == entity["AddressID"]]
             if entity.get(flag):
                 for other in siblings:
@@ -379,9 +369,9 @@ class Store:
         for nav, (target, _) in etype.navs.items():
             for child in self.children(etype, entity, nav):
                 self.delete(TYPES[target], child)
-        self.rows[etype.name].pop(self.key_of(etype, entity), None)
+        self.remove(etype.name, self.key_of(etype, entity))
         if etype.name in DEFAULT_FLAGS:
-            siblings = [r for r in self.rows[etype.name].values()
+            siblings = [r for r in self.tables[etype.name].values()
                         if r["AddressID"] == entity["AddressID"]]
             if siblings and entity.get(DEFAULT_FLAGS[etype.name]):
                 self._derive(etype, siblings[0])
@@ -389,7 +379,7 @@ class Store:
 
     def root_of(self, etype: EntityType, entity: dict) -> tuple[EntityType, dict] | None:
         if etype.name in DEFAULT_FLAGS:   # a phone or e-mail: its address's partner
-            address = next((a for a in self.rows["A_BusinessPartnerAddress"].values()
+            address = next((a for a in self.tables["A_BusinessPartnerAddress"].values()
                             if a["AddressID"] == entity["AddressID"]), None)
             return self.root_of(TYPES["A_BusinessPartnerAddress"], address) if address \
                 else None
@@ -402,6 +392,6 @@ class Store:
                     key = tuple(entity[c] for c in etype.link)
                 else:
                     key = tuple(entity.get(k) for k in rtype.keys)
-                found = self.rows[root_name].get(key)
+                found = self.tables[root_name].get(key)
                 return (rtype, found) if found is not None else None
         return None
