@@ -75,7 +75,7 @@ def test_dynamics_erpnext_flows_run_with_airflow_dags_test(airflow, tmp_path):
     crm = dynamics_app(seed=8, accounts=6, contacts_per_account=0, products_per_opportunity=2,
                        product_numbers=["TG11", "TG12", "TG13"])   # items of the ERPNext seed
     erp = erpnext_app(seed=9, customers=2, sales_invoices=0)
-    customers_before = len(erp.docs["Customer"])
+    customers_before = len(erp.store.tables["Customer"])
     with serve_wsgi(crm) as crm_url, serve_wsgi(erp) as erp_url:
         env = pack_env("dynamics-erpnext", tmp_path, D365_URL=crm_url,
                        D365_AUTHORITY_URL=crm_url, ERPNEXT_URL=erp_url)
@@ -86,11 +86,11 @@ def test_dynamics_erpnext_flows_run_with_airflow_dags_test(airflow, tmp_path):
     assert [(d.flow, d.source_key, d.error) for d in letters] == []
     assert {r.status for r in runs.values()} == {"succeeded"}
     assert runs["d365_erpnext_accounts"].counts["created"] == 6
-    assert len(erp.docs["Customer"]) == customers_before + 6
-    customers = {d["name"] for d in erp.docs["Customer"].values()}
+    assert len(erp.store.tables["Customer"]) == customers_before + 6
+    customers = {d["name"] for d in erp.store.tables["Customer"].values()}
     assert all(a["crm2erp_erpcustomerid"] in customers for a in crm.env.all("accounts"))
     won = [o for o in crm.env.all("opportunities") if o["statecode"] == 1]
-    orders = list(erp.docs["Sales Order"].values())
+    orders = list(erp.store.tables["Sales Order"].values())
     assert won and runs["d365_erpnext_orders"].counts["created"] == len(orders) == len(won)
     assert all(o["docstatus"] == 1 and len(o["items"]) == 2 for o in orders)
 

@@ -154,7 +154,7 @@ def test_archive_and_delete_by_name_and_a_missing_name_fails(erp, emulator):
     gone = api(emulator, f"Customer/{b}")
     assert gone.status_code == 404 and gone.json()["exc_type"] == "DoesNotExistError"
     assert linked(emulator, "Address", b) == [] and linked(emulator, "Contact", b) == []
-    used = emulator.get("sales_invoices", next(iter(emulator.docs["Sales Invoice"])))
+    used = emulator.get("sales_invoices", next(iter(emulator.store.tables["Sales Invoice"])))
     [refused] = erp.delete("customers", [used["customer"]], DeleteMode.DELETE)
     assert not refused.ok and "LinkExistsError" in refused.error
     assert api(emulator, f"Customer/{used['customer']}").ok

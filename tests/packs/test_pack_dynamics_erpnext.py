@@ -27,7 +27,7 @@ def test_accounts_and_won_opportunities_round_trip(tmp_path):
     crm = dynamics_app(seed=8, accounts=12, contacts_per_account=0, products_per_opportunity=2,
                        product_numbers=ITEMS)
     erp = erpnext_app(seed=9, customers=3, sales_invoices=0)
-    customers_before = len(erp.docs["Customer"])
+    customers_before = len(erp.store.tables["Customer"])
     with serve_wsgi(crm) as crm_url, serve_wsgi(erp) as erp_url:
         project = load_project(PACK, env={"D365_URL": crm_url, "D365_AUTHORITY_URL": crm_url,
                                           "ERPNEXT_URL": erp_url})
@@ -43,8 +43,8 @@ def test_accounts_and_won_opportunities_round_trip(tmp_path):
     assert letters == []
     accounts = first["d365_erpnext_accounts"].counts
     assert accounts["created"] == 12 and accounts["written_back"] == 12
-    assert len(erp.docs["Customer"]) == customers_before + 12
-    customers = {d["name"]: d for d in erp.docs["Customer"].values()}
+    assert len(erp.store.tables["Customer"]) == customers_before + 12
+    customers = {d["name"]: d for d in erp.store.tables["Customer"].values()}
     crm_accounts = crm.env.all("accounts")
     assert all(a["crm2erp_erpcustomerid"] in customers for a in crm_accounts)
 
@@ -52,7 +52,7 @@ def test_accounts_and_won_opportunities_round_trip(tmp_path):
     assert len(won) == 4            # every third seeded opportunity is won
     assert first["d365_erpnext_orders"].counts["created"] == len(won)
     assert first["d365_erpnext_orders"].counts["skipped"] == 12 - len(won)
-    orders = list(erp.docs["Sales Order"].values())
+    orders = list(erp.store.tables["Sales Order"].values())
     assert len(orders) == len(won) and all(o["docstatus"] == 1 for o in orders)
     by_account = {a["accountid"]: a["crm2erp_erpcustomerid"] for a in crm_accounts}
     expected = sorted((by_account[o["_parentaccountid_value"]],
@@ -67,4 +67,4 @@ def test_accounts_and_won_opportunities_round_trip(tmp_path):
 
     for result in second.values():
         assert result.changed == 0, (result.flow, dict(result.counts))
-    assert len(erp.docs["Sales Order"]) == len(won)
+    assert len(erp.store.tables["Sales Order"]) == len(won)

@@ -117,9 +117,9 @@ def test_salesforce_sap_on_default_emulators(tmp_path):
 def test_dynamics_erpnext_on_default_emulators(tmp_path):
     flows = ["d365_erpnext_accounts", "d365_erpnext_orders"]
     erp = erpnext_app()
-    items = sorted(erp.docs["Item"])
+    items = sorted(erp.store.tables["Item"])
     crm = dynamics_app(product_numbers=items)
-    customers_before = len(erp.docs["Customer"])
+    customers_before = len(erp.store.tables["Customer"])
     first, second, letters = run_pack(
         tmp_path, "packs/dynamics-erpnext", [crm, erp],
         lambda crm_url, erp_url: {"D365_URL": crm_url, "D365_AUTHORITY_URL": crm_url,
@@ -127,8 +127,8 @@ def test_dynamics_erpnext_on_default_emulators(tmp_path):
     assert letters == expected_letters(flows)
     accounts = crm.env.all("accounts")
     assert first["d365_erpnext_accounts"].counts["created"] == len(accounts) == 100
-    assert len(erp.docs["Customer"]) == customers_before + len(accounts)
-    customers = {d["name"]: d for d in erp.docs["Customer"].values()}
+    assert len(erp.store.tables["Customer"]) == customers_before + len(accounts)
+    customers = {d["name"]: d for d in erp.store.tables["Customer"].values()}
     assert all(customers[a["crm2erp_erpcustomerid"]]["customer_name"] == a["name"].strip()
                for a in accounts)
     won = [o for o in crm.env.all("opportunities") if o["statecode"] == 1]

@@ -35,7 +35,6 @@ __all__ = ["ErpNextEmulator", "make_app", "main", "API_KEY", "API_SECRET"]
 import datetime as dt
 import json
 import logging
-import random
 import secrets
 import threading
 from typing import Any
@@ -51,6 +50,7 @@ from crm2erp.emulators.kernel.emulation import (
     respond,
 )
 from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.kernel.store import RecordStore
 
 log = logging.getLogger(__name__)
 API_KEY, API_SECRET = "EMU_KEY", "EMU_SECRET"
@@ -112,14 +112,12 @@ class ErpNextEmulator(FaultInjection):
     def __init__(self, *, seed: int = 42, customers: int = 120, sales_invoices: int = 30,
                  group: int = 7, fault_rate: float = 0.0, retry_after: int = 1):
         self.base_url = "http://127.0.0.1"
-        self.rng = random.Random(seed)
-        self.now = dt.datetime(2024, 3, 1, 9, 0, 0, 123456)
-        self.docs: dict[str, dict[str, dict[str, Any]]] = {d: {} for d in _SCHEMA}
-        self.counters: dict[str, int] = {}
+        # documents by doctype and name; Frappe stamps to the microsecond
+        self.store = RecordStore(_SCHEMA, seed=seed, start=dt.datetime(2024, 3, 1, 9, 0, 0, 123456))
         self.quota_reset: int | None = None
         self.requests_served = 0
         self._lock = threading.RLock()
-        self.init_faults(self.rng, fault_rate=fault_rate, fault_kinds=(429, 500, 503),
+        self.init_faults(self.store.rng, fault_rate=fault_rate, fault_kinds=(429, 500, 503),
                          retry_after=retry_after)
         self._new = 0
         self._seed(customers, sales_invoices, group)
@@ -134,32 +132,32 @@ class ErpNextEmulator(FaultInjection):
         for n in range(11, 21):
             self._insert("Item", {"name": f"TG{n}", "item_code": f"TG{n}",
                                   "item_name": f"Trading Good {n}", "stock_uom": "Nos"})
-        start = self.now
+        start = self.store.clock
         names = ["Alpen", "Nordsee", "Rhein", "Delta", "Blau", "Hansa", "Solar", "Kraft"]
         for i in range(customers):
-            self.now = start + dt.timedelta(minutes=i // group)
+            self.store.clock = start + dt.timedelta(minutes=i // group)
             self._insert("Customer", {
-                "customer_name": f"{self.rng.choice(names)} Handel {i + 1} GmbH",
+                "customer_name": f"{self.store.rng.choice(names)} Handel {i + 1} GmbH",
                 "customer_type": "Company", "customer_group": "Commercial",
                 "territory": "Germany", "default_currency": "EUR",
                 "tax_id": f"DE{200000000 + i}", "custom_crm_id": None})
-        customer_names = list(self.docs["Customer"])
+        customer_names = list(self.store.tables["Customer"])
         for i in range(invoices):
-            self.now = start + dt.timedelta(days=5, minutes=i // group)
+            self.store.clock = start + dt.timedelta(days=5, minutes=i // group)
             qty, rate = 1 + i % 4, 25.0 + i
             self._insert("Sales Invoice", {
                 "customer": customer_names[i % len(customer_names)],
-                "posting_date": self.now.date().isoformat(),
-                "due_date": (self.now.date() + dt.timedelta(days=30)).isoformat(),
+                "posting_date": self.store.clock.date().isoformat(),
+                "due_date": (self.store.clock.date() + dt.timedelta(days=30)).isoformat(),
                 "currency": "EUR", "docstatus": 1,
                 "items": [{"item_code": "TG11", "qty": qty, "rate": rate}]})
-        self.now = start + dt.timedelta(days=30)
+        self.store.clock = start + dt.timedelta(days=30)
 
     # -- storage -------------------------------------------------------------------------
     def _name(self, doctype: str, doc: dict[str, Any]) -> str:
         if doctype == "Customer":
             base, name, n = doc["customer_name"], doc["customer_name"], 0
-            while name in self.docs["Customer"]:
+            while name in self.store.tables["Customer"]:
                 n += 1
                 name = f"{base} - {n}"
             return name
@@ -172,16 +170,15 @@ class ErpNextEmulator(FaultInjection):
                                 if doc.get(f))
                 base = f"{full}-{link}" if link else full
             name, n = base, 0
-            while name in self.docs[doctype]:
+            while name in self.store.tables[doctype]:
                 n += 1
                 name = f"{base}-{n}"
             return name
         prefix = {"Sales Order": "SAL-ORD", "Sales Invoice": "ACC-SINV"}.get(doctype)
         if prefix is None:
             return doc.get("name") or secrets.token_hex(5)
-        key = f"{prefix}-{self.now.year}"
-        self.counters[key] = self.counters.get(key, 0) + 1
-        return f"{key}-{self.counters[key]:05d}"
+        key = f"{prefix}-{self.store.clock.year}"
+        return f"{key}-{self.store.next_number(key):05d}"
 
     def _validate(self, doctype: str, doc: dict[str, Any], old: dict | None = None) -> None:
         mandatory, links, children = _SCHEMA[doctype]
@@ -191,13 +188,13 @@ class ErpNextEmulator(FaultInjection):
             raise FrappeError(417, "MandatoryError",
                               f"Error: Value missing for {doctype}: {label}")
         for field, target in links.items():
-            if doc.get(field) and doc[field] not in self.docs[target]:
+            if doc.get(field) and doc[field] not in self.store.tables[target]:
                 raise FrappeError(417, "LinkValidationError",
                                   f"Could not find {field.replace('_', ' ').title()}: "
                                   f"{doc[field]}")
         for field in _UNIQUE.get(doctype, []):
             value = doc.get(field)
-            clash = [n for n, d in self.docs[doctype].items()
+            clash = [n for n, d in self.store.tables[doctype].items()
                      if value and d.get(field) == value and (old is None or n != old["name"])]
             if clash:
                 raise FrappeError(409, "DuplicateEntryError",
@@ -208,7 +205,7 @@ class ErpNextEmulator(FaultInjection):
                 if need:
                     raise FrappeError(417, "MandatoryError", f"Error: Value missing for "
                                       f"{child} row #{row.get('idx', '?')}: {need[0]}")
-                if child == "Dynamic Link" and row["link_name"] not in self.docs.get(
+                if child == "Dynamic Link" and row["link_name"] not in self.store.tables.get(
                         row["link_doctype"], {}):
                     raise FrappeError(417, "LinkValidationError",
                                       f"Could not find {row['link_doctype']}: "
@@ -217,7 +214,7 @@ class ErpNextEmulator(FaultInjection):
                 if sum(1 for row in doc.get(field) or [] if row.get(flag)) > 1:
                     raise FrappeError(417, "ValidationError",
                                       f"Only one {child} can be set as {flag}")
-                if row.get("item_code") and row["item_code"] not in self.docs["Item"]:
+                if row.get("item_code") and row["item_code"] not in self.store.tables["Item"]:
                     raise FrappeError(417, "LinkValidationError",
                                       f"Row #{row.get('idx')}: Could not find Item: "
                                       f"{row['item_code']}")
@@ -272,11 +269,11 @@ class ErpNextEmulator(FaultInjection):
             doc[check] = int(doc.get(check) or 0)
         if doc["docstatus"] not in (0, 1):
             raise FrappeError(417, "ValidationError", "Cannot create a cancelled document")
-        stamp = _stamp(self.now)
+        stamp = _stamp(self.store.clock)
         doc.update(doctype=doctype, owner=owner, creation=stamp, modified=stamp,
                    modified_by=owner)
         self._children(doctype, doc)
-        self.docs[doctype][doc["name"]] = doc
+        self.store.put(doctype, doc["name"], doc)
         self._prefer(doctype, doc)
         return doc
 
@@ -287,11 +284,11 @@ class ErpNextEmulator(FaultInjection):
         for flag in _PREFERRED.get(doctype, ()):
             if not doc.get(flag):
                 continue
-            for other in self.docs[doctype].values():
+            for other in self.store.tables[doctype].values():
                 if other is not doc and other.get(flag) and linked & {
                         (r["link_doctype"], r["link_name"]) for r in other.get("links") or []}:
                     other[flag] = 0
-                    other["modified"] = _stamp(self.now)
+                    other["modified"] = _stamp(self.store.clock)
 
     def _update(self, doctype: str, doc: dict[str, Any], payload: dict[str, Any]) -> None:
         new_status = payload.get("docstatus", doc["docstatus"])
@@ -309,16 +306,16 @@ class ErpNextEmulator(FaultInjection):
         merged = {**doc, **changes, "docstatus": new_status}
         self._validate(doctype, merged, old=doc)
         self._children(doctype, merged)
-        merged["modified"] = _stamp(self.now)
+        merged["modified"] = _stamp(self.store.clock)
         doc.clear()
         doc.update(merged)
         self._prefer(doctype, doc)
 
     def _delete(self, doctype: str, name: str) -> None:
-        doc = self.docs[doctype].pop(name)
+        doc = self.store.remove(doctype, name)
         if doctype == "Customer":  # erpnext Customer.on_trash: delete_contact_and_address
             for kind in ("Address", "Contact"):
-                for other in list(self.docs[kind].values()):
+                for other in list(self.store.tables[kind].values()):
                     links = {(r["link_doctype"], r["link_name"]) for r in other.get("links")
                              or []}
                     if links == {("Customer", name)}:
@@ -327,29 +324,26 @@ class ErpNextEmulator(FaultInjection):
                                           "deleted_doctype": doctype, "data": json.dumps(doc),
                                           "restored": 0})
 
-    def tick(self, seconds: float = 0.001) -> None:
-        self.now += dt.timedelta(seconds=seconds)
-
     # -- control API ---------------------------------------------------------------------
     @staticmethod
     def doctype(stream: str) -> str:
         return STREAM_DOCTYPES.get(stream, stream)
 
     def count(self, stream: str) -> int:
-        return len(self.docs[self.doctype(stream)])
+        return len(self.store.tables[self.doctype(stream)])
 
     def touch(self, stream: str, n: int) -> list[str]:
         with self._lock:
-            self.tick(60)
-            docs = list(self.docs[self.doctype(stream)].values())[:n]
+            self.store.tick(60)
+            docs = list(self.store.tables[self.doctype(stream)].values())[:n]
             for doc in docs:
-                doc["modified"] = _stamp(self.now)
+                doc["modified"] = _stamp(self.store.clock)
             return [d["name"] for d in docs]
 
     def delete_records(self, stream: str, n: int) -> list[str]:
         with self._lock:
-            self.tick(60)
-            names = list(self.docs[self.doctype(stream)])[-n:]
+            self.store.tick(60)
+            names = list(self.store.tables[self.doctype(stream)])[-n:]
             for name in names:
                 self._delete(self.doctype(stream), name)
             return names
@@ -364,7 +358,7 @@ class ErpNextEmulator(FaultInjection):
                      "customer_type": "Company", "customer_group": "Commercial",
                      "territory": "Germany"} for i in range(n)]
         if doctype == "Sales Order":
-            customer = next(iter(self.docs["Customer"]))
+            customer = next(iter(self.store.tables["Customer"]))
             return [{"custom_crm_id": f"CRM-SO-{start + i + 1:06d}", "customer": customer,
                      "transaction_date": "2024-06-01", "delivery_date": "2024-06-15",
                      "currency": "EUR",
@@ -387,20 +381,20 @@ class ErpNextEmulator(FaultInjection):
                    owner: str = "sales@example.com") -> dict[str, Any]:
         """An Address or Contact an ERP user creates by hand (``owner`` is that user)."""
         with self._lock:
-            self.tick()
+            self.store.tick(0.001)
             return self._insert(doctype, doc, owner=owner)
 
     def linked(self, doctype: str, link_doctype: str, link_name: str) -> list[dict[str, Any]]:
         """The ``doctype`` records (Address, Contact) linked to one document."""
-        return [d for d in self.docs[doctype].values()
+        return [d for d in self.store.tables[doctype].values()
                 if any(r["link_doctype"] == link_doctype and r["link_name"] == link_name
                        for r in d.get("links") or [])]
 
     def get(self, stream: str, name: str) -> dict[str, Any] | None:
-        return self.docs[self.doctype(stream)].get(name)
+        return self.store.tables[self.doctype(stream)].get(name)
 
     def find(self, stream: str, **fields: Any) -> list[dict[str, Any]]:
-        return [d for d in self.docs[self.doctype(stream)].values()
+        return [d for d in self.store.tables[self.doctype(stream)].values()
                 if all(d.get(k) == v for k, v in fields.items())]
 
     # -- WSGI ------------------------------------------------------------------------------
@@ -457,12 +451,12 @@ class ErpNextEmulator(FaultInjection):
         if doctype not in _SCHEMA:
             raise FrappeError(404, "DoesNotExistError", f"DocType {doctype} not found")
         name = "/".join(parts[4:]) or None
-        self.tick()
+        self.store.tick(0.001)
         if name is None and method == "GET":
             return 200, {"data": self._list(doctype, query)}
         if name is None and method == "POST":
             return 200, {"data": self._insert(doctype, self._json(body), owner=API_USER)}
-        doc = self.docs[doctype].get(name or "")
+        doc = self.store.tables[doctype].get(name or "")
         if doc is None:
             raise FrappeError(404, "DoesNotExistError", f"{doctype} {name} not found")
         if method == "GET":
@@ -474,7 +468,7 @@ class ErpNextEmulator(FaultInjection):
             if doc["docstatus"] == 1:
                 raise FrappeError(417, "LinkExistsError", "Cannot delete a submitted document")
             for other in ("Sales Order", "Sales Invoice"):
-                used = [n for n, d in self.docs[other].items() if d.get("customer") == name]
+                used = [n for n, d in self.store.tables[other].items() if d.get("customer") == name]
                 if doctype == "Customer" and used:
                     raise FrappeError(417, "LinkExistsError", f"Cannot delete or cancel "
                                       f"because {doctype} {name} is linked with {other} "
@@ -509,7 +503,7 @@ class ErpNextEmulator(FaultInjection):
         tables = [t for t, c in _SCHEMA[doctype][2].items() if child and c == child[0][0]]
         if child and (not tables or any(f[0] != child[0][0] for f in child)):
             raise FrappeError(417, "DataError", f"Field not permitted in query: {child[0][0]}")
-        rows = [d for d in self.docs[doctype].values()
+        rows = [d for d in self.store.tables[doctype].values()
                 if all(_match(d, f[-3:]) for f in own)
                 and (not child or any(all(_match(r, f[-3:]) for f in child)
                                       for r in d.get(tables[0]) or []))]

@@ -49,7 +49,6 @@ import base64
 import datetime as dt
 import json
 import logging
-import random
 import re
 import secrets
 import threading
@@ -66,6 +65,7 @@ from crm2erp.emulators.kernel.emulation import (
 )
 from crm2erp.emulators.kernel.emulation import Reply as _Reply
 from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.kernel.store import RecordStore
 
 log = logging.getLogger(__name__)
 CLIENT_ID, CLIENT_SECRET = "demo-crm-client", "demo-crm-secret"
@@ -78,7 +78,8 @@ _KINDS = ["Logistics", "Software", "Textiles", "Engineering", "Foods", "Energy"]
 _CITIES = [("Berlin", "10115", "Germany"), ("Hamburg", "20095", "Germany"),
            ("Wien", "1010", "Austria"), ("Lyon", "69002", "France"),
            ("Rotterdam", "3011", "Netherlands"), ("Leeds", "LS1 1UR", "United Kingdom")]
-BASE = dt.datetime(2025, 3, 3, 9, 0, 0)
+BASE = dt.datetime(2025, 3, 3, 9, 0, 0)   # the first stamp; same_stamp records share a minute
+_ORGS = "organizations"
 
 
 def _fail(status: int, message: str) -> _Reply:
@@ -90,19 +91,19 @@ class DemoCrmApi(FaultInjection):
 
     def __init__(self, *, seed: int = 42, organizations: int = 130, same_stamp: int = 6,
                  max_limit: int = 500):
-        self.rng = random.Random(seed)
+        self.store = RecordStore([_ORGS], seed=seed, start=BASE, same_stamp=same_stamp,
+                                 seed_step=dt.timedelta(minutes=1))
         self.max_limit = max_limit
         self.base_url = "http://127.0.0.1"
-        self.orgs: dict[int, dict[str, Any]] = {}
         self.budget_used_up = False
         self.requests_served = 0
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
-        self.init_faults(self.rng)  # only the faults a test queues
+        self.init_faults(self.store.rng)  # only the faults a test queues
         self.on_list: Callable[[], None] | None = None
         self._new = 0
         for n in range(organizations):
-            stamp = (BASE + dt.timedelta(minutes=n // max(1, same_stamp))).strftime(_FMT)
+            stamp = self.store.seed_stamp(_ORGS).strftime(_FMT)
             city, postcode, country = _CITIES[n % len(_CITIES)]
             name = f"{_NAMES[n % len(_NAMES)]} {_KINDS[(n // len(_NAMES)) % len(_KINDS)]}"
             self._insert({"name": f"{name} {n + 1}", "address_locality": city,
@@ -111,17 +112,22 @@ class DemoCrmApi(FaultInjection):
                           "email": f"office@org{n + 1}.example" if n % 9 else None,
                           "label": ["customer", "prospect", "partner"][n % 3],
                           "owner_name": "Demo Owner", "ref": None}, stamp)
+        self.store.end_seed()
+
+    @property
+    def orgs(self) -> dict[int, dict[str, Any]]:
+        """The organizations by id (the store's one table)."""
+        return self.store.tables[_ORGS]
 
     def _insert(self, values: dict[str, Any], stamp: str) -> dict[str, Any]:
-        org_id = len(self.orgs) + 1
+        org_id = self.store.next_number(_ORGS)
         record = {"id": org_id, **values, ERP_FIELD: None, "active_flag": True,
                   "add_time": stamp, "update_time": stamp}
-        self.orgs[org_id] = record
-        return record
+        return self.store.put(_ORGS, org_id, record)
 
-    @staticmethod
-    def _now() -> str:
-        return dt.datetime.now(dt.UTC).strftime(_FMT)
+    def _now(self) -> str:
+        """A change happened: the store's clock moves on; its time as the API writes it."""
+        return self.store.tick().strftime(_FMT)
 
     # -- control API -------------------------------------------------------
     def count(self, stream: str) -> int:
@@ -335,8 +341,7 @@ class DemoCrmApi(FaultInjection):
         return {"success": True, "data": [self._v2_record(o) for o in page],
                 "additional_data": {"next_cursor": cursor}}
 
-    @staticmethod
-    def _v2_patch(org: dict[str, Any], raw: bytes) -> None:
+    def _v2_patch(self, org: dict[str, Any], raw: bytes) -> None:
         try:
             body = json.loads(raw or b"{}")
         except ValueError:
@@ -355,7 +360,7 @@ class DemoCrmApi(FaultInjection):
             org["name"] = body["name"]
         if ERP_FIELD in custom:
             org[ERP_FIELD] = custom[ERP_FIELD]
-        org["update_time"] = DemoCrmApi._now()
+        org["update_time"] = self._now()
 
     # -- the same records in other APIs' list envelopes --------------------
     def _other_envelope(self, path: str, query: dict[str, str]):
