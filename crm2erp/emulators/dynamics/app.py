@@ -87,7 +87,6 @@ class DynamicsEmulator(FaultInjection):
         self.max_page_size, self.token_lifetime = max_page_size, token_lifetime
         self.base_url = "http://127.0.0.1"
         self.exhausted = False
-        self.requests_served = 0
         self.tokens: set[str] = set()
         self.token_requests = 0
         self._lock = threading.Lock()
@@ -144,8 +143,7 @@ class DynamicsEmulator(FaultInjection):
         raw = read_body(environ)
         headers: dict[str, str] = {"OData-Version": "4.0"}
         truncate = False
-        with self._lock:
-            self.requests_served += 1
+        self.count_request()
         try:
             if re.fullmatch(r"/[\w.-]+/oauth2/v2\.0/token", path) and method == "POST":
                 status, payload = self._token(raw)
@@ -158,11 +156,7 @@ class DynamicsEmulator(FaultInjection):
                 if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
                     raise _Reply(401, None, {"WWW-Authenticate": 'Bearer error="invalid_token", '
                                              'error_description="The access token expired"'})
-                fault = self._fault(path)
-                if fault == "truncate":
-                    truncate = True
-                elif fault is not None:
-                    raise fault
+                truncate = self.take_fault(path, self._refusal)
                 if self.exhausted:
                     raise _error(429, THROTTLED, "The environment has used its 24-hour API "
                                  "request entitlement.", **{"Retry-After": "86400"})
@@ -175,15 +169,12 @@ class DynamicsEmulator(FaultInjection):
         return respond(start_response, status, payload, headers, truncate=truncate,
                        json_type=json_type)
 
-    def _fault(self, path: str) -> _Reply | str | None:
-        kind, retry_after = self.next_fault(path)
-        if kind is None or kind == "truncate" or isinstance(kind, _Reply):
-            return kind
+    def _refusal(self, kind: int, retry_after: int | None) -> _Reply:
         if kind == 429:
             return _error(429, THROTTLED, "Number of requests exceeded the limit of 6000 over "
                           "time window of 300 seconds.",
                           **{"Retry-After": self.retry_after_header(retry_after)})
-        reply = _error(int(kind), "0x80040216" if kind == 500 else "0x80040265",
+        reply = _error(kind, "0x80040216" if kind == 500 else "0x80040265",
                        "An unexpected error occurred." if kind == 500 else
                        "The service is temporarily unavailable.")
         if retry_after is not None:

@@ -115,7 +115,6 @@ class ErpNextEmulator(FaultInjection):
         # documents by doctype and name; Frappe stamps to the microsecond
         self.store = RecordStore(_SCHEMA, seed=seed, start=dt.datetime(2024, 3, 1, 9, 0, 0, 123456))
         self.quota_reset: int | None = None
-        self.requests_served = 0
         self._lock = threading.RLock()
         self.init_faults(self.store.rng, fault_rate=fault_rate, fault_kinds=(429, 500, 503),
                          retry_after=retry_after)
@@ -404,14 +403,10 @@ class ErpNextEmulator(FaultInjection):
         query, body = query_fields(environ), read_body(environ)
         headers: dict[str, str] = {}
         truncate = False
+        self.count_request()
         with self._lock:
-            self.requests_served += 1
             try:
-                fault = self._fault(f"{method} {path}")
-                if fault == "truncate":
-                    truncate = True
-                elif fault is not None:
-                    raise Reply(*fault)
+                truncate = self.take_fault(f"{method} {path}", self._refusal)
                 if environ.get("HTTP_AUTHORIZATION") != f"token {API_KEY}:{API_SECRET}":
                     raise FrappeError(401, "AuthenticationError", "Invalid API key or secret")
                 if self.quota_reset is not None:
@@ -427,19 +422,15 @@ class ErpNextEmulator(FaultInjection):
         return respond(start_response, status, payload, headers, truncate=truncate,
                        text_type="text/html; charset=utf-8")
 
-    def _fault(self, path: str):
-        kind, retry_after = self.next_fault(path)
-        if kind is None or kind == "truncate":
-            return kind
-        if isinstance(kind, Reply):
-            return kind.status, kind.body, kind.headers
+    def _refusal(self, kind: int, retry_after: int | None) -> Reply:
         if kind == 429:
             wait = self.retry_after_header(retry_after)
-            return 429, "Too Many Requests", {"Retry-After": wait, "X-RateLimit-Reset": wait,
-                                              "X-RateLimit-Remaining": "0"}
+            return Reply(429, "Too Many Requests", {"Retry-After": wait,
+                                                    "X-RateLimit-Reset": wait,
+                                                    "X-RateLimit-Remaining": "0"})
         headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        return int(kind), FrappeError(int(kind), "ServerError" if kind == 500 else
-                                      "ServiceUnavailable", "Server error").body(), headers
+        return Reply(kind, FrappeError(kind, "ServerError" if kind == 500 else
+                                       "ServiceUnavailable", "Server error").body(), headers)
 
     def _route(self, method: str, path: str, query: dict[str, str], body: bytes):
         if path == "/api/method/frappe.auth.get_logged_user":

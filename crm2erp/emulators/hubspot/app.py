@@ -126,7 +126,6 @@ class HubSpotEmulator(FaultInjection):
         self.search_cap, self.daily_limit = search_cap, daily_limit
         self.base_url = "http://127.0.0.1"
         self.api_used = 0
-        self.requests_served = 0
         self.searches = 0
         self.tokens = {TOKEN}
         self._lock = threading.Lock()
@@ -183,19 +182,14 @@ class HubSpotEmulator(FaultInjection):
         query, raw = query_fields(environ), read_body(environ)
         headers: dict[str, str] = {}
         truncate = False
-        with self._lock:
-            self.requests_served += 1
+        self.count_request()
         try:
             auth = environ.get("HTTP_AUTHORIZATION", "")
             if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
                 raise _error(401, "INVALID_AUTHENTICATION", "Authentication credentials not "
                              "found. This API supports OAuth 2.0 authentication and you can "
                              "find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview")
-            fault = self._fault(path)
-            if fault == "truncate":
-                truncate = True
-            elif fault is not None:
-                raise fault
+            truncate = self.take_fault(path, self._refusal)
             if self.api_used >= self.daily_limit:
                 raise _error(429, "RATE_LIMITS", "You have reached your daily limit.",
                              errorType="RATE_LIMIT", policyName="DAILY",
@@ -214,17 +208,14 @@ class HubSpotEmulator(FaultInjection):
         return respond(start_response, status, payload, headers, truncate=truncate,
                        json_type="application/json;charset=utf-8")
 
-    def _fault(self, path: str) -> _Reply | str | None:
-        kind, retry_after = self.next_fault(path)
-        if kind is None or kind == "truncate" or isinstance(kind, _Reply):
-            return kind
+    def _refusal(self, kind: int, retry_after: int | None) -> _Reply:
         if kind == 429:
             reply = _error(429, "RATE_LIMITS", "You have reached your ten_secondly_rolling "
                            "limit.", errorType="RATE_LIMIT", policyName="TEN_SECONDLY_ROLLING",
                            groupName=f"private-app:{TOKEN[-8:]}")
             reply.headers["Retry-After"] = self.retry_after_header(retry_after)
             return reply
-        reply = _error(int(kind), "INTERNAL_ERROR" if kind == 500 else "SERVICE_UNAVAILABLE",
+        reply = _error(kind, "INTERNAL_ERROR" if kind == 500 else "SERVICE_UNAVAILABLE",
                        "internal error" if kind == 500 else "Service temporarily unavailable")
         if retry_after is not None:
             reply.headers["Retry-After"] = str(retry_after)

@@ -84,11 +84,12 @@ def respond(start_response: Callable, status: int, payload: Any, headers: dict[s
 
 
 class FaultInjection:
-    """Mixin: faults queued by a test or drawn at ``fault_rate``, and slow answers.
+    """Mixin: faults queued by a test or drawn at ``fault_rate``, slow answers, counters.
 
     The emulator calls :meth:`init_faults` in ``__init__`` (after creating its
-    ``_lock``) and :meth:`next_fault` for every request it may fail; how a fault
+    ``_lock``) and :meth:`take_fault` for every request it may fail; how a refusal
     looks on the wire (error body, ``Retry-After``) stays with the emulator.
+    ``requests_served`` and ``faults_injected`` count what it saw.
     """
 
     _lock: threading.Lock | threading.RLock
@@ -99,6 +100,7 @@ class FaultInjection:
         self.fault_rate, self.fault_kinds, self.retry_after = fault_rate, fault_kinds, retry_after
         self.slow_rate, self.slow_seconds = slow_rate, slow_seconds
         self.faults_injected = 0
+        self.requests_served = 0
         self._fault_rng = rng
         self._queued: deque = deque()
 
@@ -154,3 +156,23 @@ class FaultInjection:
     def retry_after_header(self, retry_after: int | None) -> str:
         """The ``Retry-After`` value: the queued fault's, else the emulator's default."""
         return str(retry_after if retry_after is not None else self.retry_after)
+
+    def count_request(self) -> None:
+        """One more request seen (``requests_served``)."""
+        with self._lock:
+            self.requests_served += 1
+
+    def take_fault(self, where: str, refusal: Callable[[int, int | None], Reply]) -> bool:
+        """Serve this request's fault, if one is queued or drawn.
+
+        A refusal (an HTTP status) is raised before the request is processed, as
+        ``refusal(status, retry_after)`` shapes it for the vendor; a queued
+        :class:`Reply` is raised as it is. Returns True for ``"truncate"``: process the
+        request, then cut the answer (committed, but the client cannot know it).
+        """
+        kind, retry_after = self.next_fault(where)
+        if isinstance(kind, Reply):
+            raise kind
+        if kind is None or kind == "truncate":
+            return kind == "truncate"
+        raise refusal(int(kind), retry_after)

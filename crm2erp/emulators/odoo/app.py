@@ -157,28 +157,28 @@ class OdooEmulator(FaultInjection):
         """Nothing to expire: Odoo's JSON-RPC API authenticates every call."""
 
     # -- WSGI ------------------------------------------------------------
+    def _refusal(self, status: int, retry_after: int | None) -> Reply:
+        extra = {"Retry-After": self.retry_after_header(retry_after)} \
+            if status in (429, 503) else {}
+        return Reply(status, {"error": status_line(status, upper=True)}, extra)
+
     def __call__(self, environ, start_response):
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
         raw = read_body(environ)
         headers = {"Content-Type": "application/json"}
         truncate = False
         status, payload = 200, None
+        self.count_request()
         if path != "/jsonrpc":
             status, payload = 404, {"error": "not found"}
         elif method != "POST":
             status, payload = 405, {"error": "method not allowed"}
         else:
-            fault, retry_after = self.next_fault(path)
-            if fault == "truncate":
-                truncate = True
-            elif isinstance(fault, Reply):
-                status, payload = fault.status, fault.body
-                headers.update(fault.headers)
-            elif fault is not None:
-                status = int(fault)
-                payload = {"error": status_line(status, upper=True)}
-                if status in (429, 503):
-                    headers["Retry-After"] = self.retry_after_header(retry_after)
+            try:
+                truncate = self.take_fault(path, self._refusal)
+            except Reply as reply:
+                status, payload = reply.status, reply.body
+                headers.update(reply.headers)
         if payload is None:
             payload = self._jsonrpc(raw)
             truncate = truncate or self._cut_now(raw)

@@ -82,6 +82,11 @@ BASE = dt.datetime(2025, 3, 3, 9, 0, 0)   # the first stamp; same_stamp records 
 _ORGS = "organizations"
 
 
+def _refusal(status: int, retry_after: int | None) -> _Reply:
+    extra = {"Retry-After": str(retry_after or 1)} if status in (429, 503) else {}
+    return _Reply(status, {"success": False, "error": "try again"}, extra)
+
+
 def _fail(status: int, message: str) -> _Reply:
     return _Reply(status, {"success": False, "error": message, "errorCode": status})
 
@@ -96,7 +101,6 @@ class DemoCrmApi(FaultInjection):
         self.max_limit = max_limit
         self.base_url = "http://127.0.0.1"
         self.budget_used_up = False
-        self.requests_served = 0
         self._tokens: set[str] = set()
         self._lock = threading.Lock()
         self.init_faults(self.store.rng)  # only the faults a test queues
@@ -181,18 +185,12 @@ class DemoCrmApi(FaultInjection):
         query, raw = query_fields(environ), read_body(environ)
         headers = {"Content-Type": "application/json"}
         truncate = False
-        with self._lock:
-            self.requests_served += 1
+        self.count_request()
         try:
             if path == "/oauth/token" and method == "POST":
                 status, payload = 200, self._token(raw)
             else:
-                kind, retry_after = self.next_fault(path)
-                if kind == "truncate":
-                    truncate = True
-                elif kind is not None:
-                    extra = {"Retry-After": str(retry_after or 1)} if kind in (429, 503) else {}
-                    raise _Reply(int(kind), {"success": False, "error": "try again"}, extra)
+                truncate = self.take_fault(path, _refusal)
                 self._authorize(environ)
                 status, payload, *extra = self._api(method, path, query, raw)
                 headers.update(*extra)

@@ -90,7 +90,6 @@ class SalesforceEmulator(FaultInjection):
         self.jwt_public_key, self.jwt_audience = jwt_public_key, jwt_audience
         self.base_url = "http://127.0.0.1"
         self.api_used = 0
-        self.requests_served = 0
         self._lock = threading.Lock()
         self.init_faults(random.Random(seed + 1), fault_rate=fault_rate, fault_kinds=fault_kinds,
                          retry_after=retry_after, slow_rate=slow_rate, slow_seconds=slow_seconds)
@@ -153,17 +152,12 @@ class SalesforceEmulator(FaultInjection):
         query, body = query_fields(environ), read_body(environ)
         headers: dict[str, str] = {}
         truncate = False
-        with self._lock:
-            self.requests_served += 1
+        self.count_request()
         try:
             if path == "/services/oauth2/token" and method == "POST":
                 status, payload = self._token(body)
             else:
-                fault = self._fault(path) if _API.match(path) else None
-                if fault == "truncate":
-                    truncate = True
-                elif fault is not None:
-                    raise fault
+                truncate = bool(_API.match(path)) and self.take_fault(path, self._refusal)
                 status, payload, headers = self._api(method, path, query, body, environ)
         except _Reply as reply:
             status, payload, headers = reply.status, reply.body, {**headers, **reply.headers}
@@ -173,10 +167,7 @@ class SalesforceEmulator(FaultInjection):
                        json_type="application/json;charset=UTF-8",
                        text_type="text/csv; charset=UTF-8")
 
-    def _fault(self, path: str) -> _Reply | str | None:
-        kind, retry_after = self.next_fault(path)
-        if kind is None or kind == "truncate" or isinstance(kind, _Reply):
-            return kind
+    def _refusal(self, kind: int, retry_after: int | None) -> _Reply:
         if kind == 429:
             return _Reply(429, [{"message": "Too many requests", "errorCode":
                                  "REQUEST_LIMIT_EXCEEDED_CONCURRENT"}],
@@ -186,7 +177,7 @@ class SalesforceEmulator(FaultInjection):
             if retry_after is not None:
                 reply.headers["Retry-After"] = str(retry_after)
             return reply
-        return _error(int(kind), "UNKNOWN_EXCEPTION", "An unexpected error occurred.")
+        return _error(kind, "UNKNOWN_EXCEPTION", "An unexpected error occurred.")
 
     # -- OAuth -------------------------------------------------------------
     def _token(self, body: bytes) -> tuple[int, Any]:

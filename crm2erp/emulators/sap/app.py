@@ -80,7 +80,6 @@ class SapEmulator(FaultInjection):
         self.page_size, self.csrf_lifetime = page_size, csrf_lifetime
         self.store = Store(seed, dt.datetime(2024, 1, 2, 8, 0, tzinfo=dt.UTC))
         self.quota_exhausted = False
-        self.requests_served = 0
         self.writes_accepted = 0
         self.csrf_refusals = 0
         self.etag_refusals = 0
@@ -275,14 +274,9 @@ class SapEmulator(FaultInjection):
         body = read_body(environ)
         headers = {"dataserviceversion": "2.0"}
         truncate = False
-        with self._lock:
-            self.requests_served += 1
+        self.count_request()
         try:
-            fault = self._fault(path)
-            if fault == "truncate":
-                truncate = True
-            elif fault is not None:
-                raise fault
+            truncate = self.take_fault(path, self._refusal)
             self._authenticate(environ)
             if self.quota_exhausted:
                 raise _Reply(429, {"fault": {
@@ -304,14 +298,11 @@ class SapEmulator(FaultInjection):
         return respond(start_response, status, payload, headers, truncate=truncate,
                        json_type="application/json; charset=utf-8")
 
-    def _fault(self, path: str) -> _Reply | str | None:
-        kind, retry_after = self.next_fault(path)
-        if kind is None or kind == "truncate" or isinstance(kind, _Reply):
-            return kind
+    def _refusal(self, kind: int, retry_after: int | None) -> _Reply:
         if kind == 429:
             return _Reply(429, error_body("/IWFND/CM_BEC/026", "Too many requests"),
                           {"Retry-After": self.retry_after_header(retry_after)})
-        reply = _Reply(int(kind), error_body("/IWFND/CM_BEC/026" if kind == 503 else
+        reply = _Reply(kind, error_body("/IWFND/CM_BEC/026" if kind == 503 else
                                              "/IWBEP/CX_MGW_TECH_EXCEPTION",
                                              "Service temporarily unavailable" if kind == 503
                                              else "In the context of Data Services an unknown "
