@@ -186,8 +186,7 @@ class Org(RecordStore):
     def delete_ids(self, ids: list[str], all_or_none: bool) -> list[dict[str, Any]]:
         """sObject Collections delete semantics; one DeleteResult per Id, in order."""
         def err(code, message):
-            return {"success": False, "errors": [{"statusCode": code, "message": message,
-                                                  "fields": []}]}
+            return {"success": False, "errors": _errors(code, message)}
         with self.lock:
             plans = []
             for record_id in ids:
@@ -203,10 +202,7 @@ class Org(RecordStore):
             results = []
             for record, error in plans:
                 if error or (failed and all_or_none):
-                    results.append(error or err("ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                                                "Record rolled back because not all records "
-                                                "were valid and the request was using "
-                                                "AllOrNone header"))
+                    results.append(error or {"success": False, "errors": _rolled_back()})
                     continue
                 record["IsDeleted"], record["SystemModstamp"] = True, now
                 results.append({"id": record["Id"], "success": True, "errors": []})
@@ -227,11 +223,7 @@ class Org(RecordStore):
             now = self.tick()
             for values, errors in plans:
                 if errors or (failed and all_or_none):
-                    errors = errors or [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                                         "message": "Record rolled back because not all "
-                                                    "records were valid and the request "
-                                                    "was using AllOrNone header",
-                                         "fields": []}]
+                    errors = errors or _rolled_back()
                     results.append({"success": False, "errors": errors})
                     continue
                 fields = {k: _coerce(SCHEMA[sobject][k], v)
@@ -262,11 +254,7 @@ class Org(RecordStore):
             results = []
             for sobject, record, values, errors in plans:
                 if errors or (failed and all_or_none):
-                    errors = errors or [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                                         "message": "Record rolled back because not all "
-                                                    "records were valid and the request "
-                                                    "was using AllOrNone header",
-                                         "fields": []}]
+                    errors = errors or _rolled_back()
                     results.append({"id": values.get("Id"), "success": False,
                                     "errors": errors})
                     continue
@@ -283,21 +271,18 @@ class Org(RecordStore):
         return None
 
     def _check_update(self, sobject, record, values, claimed) -> list[dict[str, Any]]:
-        def err(code, message, fields=()):
-            return [{"statusCode": code, "message": message, "fields": list(fields)}]
-
         if sobject not in SCHEMA:
-            return err("INVALID_TYPE", "attributes.type is missing or not an sObject type")
+            return _errors("INVALID_TYPE", "attributes.type is missing or not an sObject type")
         if record is None or record["Id"] not in self.tables[sobject]:
-            return err("INVALID_CROSS_REFERENCE_KEY",
+            return _errors("INVALID_CROSS_REFERENCE_KEY",
                        f"invalid cross reference id: {values.get('Id')}", ["Id"])
         if record["IsDeleted"]:
-            return err("ENTITY_IS_DELETED", "entity is deleted", ["Id"])
+            return _errors("ENTITY_IS_DELETED", "entity is deleted", ["Id"])
         for name, value in values.items():
             if name in ("attributes", "Id"):
                 continue
             if name in READ_ONLY:
-                return err("INVALID_FIELD_FOR_INSERT_UPDATE",
+                return _errors("INVALID_FIELD_FOR_INSERT_UPDATE",
                            f"Unable to create/update fields: {name}.", [name])
             if name in EXTERNAL_IDS and value not in (None, ""):
                 taken = [r["Id"] for r in self.tables[sobject].values()
@@ -305,7 +290,7 @@ class Org(RecordStore):
                 other = claimed.get((sobject, name, value))
                 taken += [other] if other not in (None, record["Id"]) else []
                 if taken:
-                    return err("DUPLICATE_VALUE", f"duplicate value found: {name} duplicates "
+                    return _errors("DUPLICATE_VALUE", f"duplicate value found: {name} duplicates "
                                f"value on record with id: {taken[0]}", [name])
         for name, value in values.items():
             if name in EXTERNAL_IDS and value not in (None, ""):
@@ -313,33 +298,40 @@ class Org(RecordStore):
         return []
 
     def _validate(self, sobject, ext_field, values, by_ext) -> list[dict[str, Any]]:
-        def err(code, message, fields=()):
-            return [{"statusCode": code, "message": message, "fields": list(fields)}]
-
         if (values.get("attributes") or {}).get("type") != sobject:
-            return err("INVALID_TYPE", f"attributes.type must be {sobject}")
+            return _errors("INVALID_TYPE", f"attributes.type must be {sobject}")
         if values.get(ext_field) in (None, ""):
-            return err("REQUIRED_FIELD_MISSING", f"{ext_field} not specified", [ext_field])
+            return _errors("REQUIRED_FIELD_MISSING", f"{ext_field} not specified", [ext_field])
         for name in values:
             if name in READ_ONLY:
-                return err("INVALID_FIELD_FOR_INSERT_UPDATE",
+                return _errors("INVALID_FIELD_FOR_INSERT_UPDATE",
                            f"Unable to create/update fields: {name}.", [name])
         if values[ext_field] not in by_ext:
             missing = [f for f in REQUIRED[sobject] if values.get(f) in (None, "")]
             if missing:
-                return err("REQUIRED_FIELD_MISSING",
+                return _errors("REQUIRED_FIELD_MISSING",
                            f"Required fields are missing: [{', '.join(missing)}]", missing)
         for name, value in values.items():
             kind = SCHEMA[sobject].get(name)
             if kind == "email" and value and not _EMAIL.match(str(value)):
-                return err("INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {value}",
+                return _errors("INVALID_EMAIL_ADDRESS", f"Email: invalid email address: {value}",
                            [name])
             if kind == "reference" and value and not self.exists(str(value)):
-                return err("INVALID_CROSS_REFERENCE_KEY",
+                return _errors("INVALID_CROSS_REFERENCE_KEY",
                            f"invalid cross reference id: {value}", [name])
             if kind == "string" and isinstance(value, str) and len(value) > 255:
-                return err("STRING_TOO_LONG", f"{name}: data value too large", [name])
+                return _errors("STRING_TOO_LONG", f"{name}: data value too large", [name])
         return []
+
+
+def _errors(code: str, message: str, fields=()) -> list[dict[str, Any]]:
+    """The ``errors`` of a failed SaveResult/UpsertResult/DeleteResult."""
+    return [{"statusCode": code, "message": message, "fields": list(fields)}]
+
+
+def _rolled_back() -> list[dict[str, Any]]:
+    return _errors("ALL_OR_NONE_OPERATION_ROLLED_BACK", "Record rolled back because not all "
+                   "records were valid and the request was using AllOrNone header")
 
 
 def _coerce(kind: str, value: Any) -> Any:
