@@ -44,7 +44,7 @@ from crm2erp.emulators.dynamics.environment import TABLES, Environment, WriteErr
 from crm2erp.emulators.dynamics.odata import ODataError, parse_filter, parse_key
 from crm2erp.emulators.kernel.emulation import FaultInjection, form_fields, read_body, respond
 from crm2erp.emulators.kernel.emulation import Reply as _Reply
-from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.kernel.server import count, run_emulator
 
 log = logging.getLogger(__name__)
 CLIENT_ID = "0b1c2d3e-0000-4000-8000-emulator0001"
@@ -368,14 +368,11 @@ def make_app(seed: int = 42, accounts: int = 100, fault_rate: float = 0.0,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.emulators.dynamics.app",
-                             "Run the Dataverse Web API emulator.", 8703)
-    parser.add_argument("--accounts", type=count, default=100)
-    args = parser.parse_args(argv)
-    app = make_app(seed=args.seed, accounts=args.accounts, fault_rate=args.fault_rate)
-    return serve_until_interrupted(app, args.host, args.port, "Dataverse emulator on {url} "
-                                   f"(tenant {TENANT_ID}, client_id={CLIENT_ID}, "
-                                   f"client_secret={CLIENT_SECRET})")
+    return run_emulator(argv, "crm2erp.emulators.dynamics.app",
+                        "Run the Dataverse Web API emulator.", 8703, make_app,
+                        f"Dataverse emulator on {{url}} (tenant {TENANT_ID}, "
+                        f"client_id={CLIENT_ID}, client_secret={CLIENT_SECRET})",
+                        {"accounts": (count, 100)})
 
 
 if __name__ == "__main__":

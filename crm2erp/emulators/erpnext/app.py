@@ -49,7 +49,7 @@ from crm2erp.emulators.kernel.emulation import (
     read_body,
     respond,
 )
-from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.kernel.server import count, run_emulator
 from crm2erp.emulators.kernel.store import RecordStore
 
 log = logging.getLogger(__name__)
@@ -540,13 +540,11 @@ def make_app(seed: int = 42, **options: Any) -> ErpNextEmulator:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.emulators.erpnext.app",
-                             "Run the ERPNext (Frappe REST) emulator.", 8703)
-    parser.add_argument("--customers", type=count, default=120)
-    args = parser.parse_args(argv)
-    app = make_app(seed=args.seed, customers=args.customers, fault_rate=args.fault_rate)
-    return serve_until_interrupted(app, args.host, args.port, "ERPNext emulator on {url} "
-                                   f"(Authorization: token {API_KEY}:{API_SECRET})")
+    return run_emulator(argv, "crm2erp.emulators.erpnext.app",
+                        "Run the ERPNext (Frappe REST) emulator.", 8703, make_app,
+                        "ERPNext emulator on {url} "
+                        f"(Authorization: token {API_KEY}:{API_SECRET})",
+                        {"customers": (count, 120)})
 
 
 if __name__ == "__main__":

@@ -53,7 +53,7 @@ from crm2erp.emulators.hubspot.portal import (
 )
 from crm2erp.emulators.kernel.emulation import FaultInjection, query_fields, read_body, respond
 from crm2erp.emulators.kernel.emulation import Reply as _Reply
-from crm2erp.emulators.kernel.server import count, emulator_parser, limit, serve_until_interrupted
+from crm2erp.emulators.kernel.server import count, limit, run_emulator
 
 log = logging.getLogger(__name__)
 TOKEN = "pat-eu1-00000000-emulator-private-app-token"
@@ -508,16 +508,11 @@ def make_app(seed: int = 42, companies: int = 100, fault_rate: float = 0.0,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.emulators.hubspot.app",
-                             "Run the HubSpot CRM API emulator.", 8702)
-    parser.add_argument("--companies", type=count, default=100)
-    parser.add_argument("--search-cap", type=limit, default=10_000)
-    parser.add_argument("--daily-limit", type=limit, default=250_000)
-    args = parser.parse_args(argv)
-    app = make_app(seed=args.seed, companies=args.companies, fault_rate=args.fault_rate,
-                   search_cap=args.search_cap, daily_limit=args.daily_limit)
-    return serve_until_interrupted(app, args.host, args.port,
-                                   f"HubSpot emulator on {{url}} (private app token {TOKEN})")
+    return run_emulator(argv, "crm2erp.emulators.hubspot.app",
+                        "Run the HubSpot CRM API emulator.", 8702, make_app,
+                        f"HubSpot emulator on {{url}} (private app token {TOKEN})",
+                        {"companies": (count, 100), "search_cap": (limit, 10_000),
+                         "daily_limit": (limit, 250_000)})
 
 
 if __name__ == "__main__":

@@ -7,13 +7,13 @@ sockets, keeping connections alive between requests as the vendors' servers
 do, so a connector's session (``requests``/``httpx``) really reuses them.
 The server is cheroot's threaded WSGI server (a pool of worker threads; idle
 keep-alive connections wait in a selector, not in a thread).
-:func:`emulator_parser` and :func:`serve_until_interrupted` are the common part
-of every emulator's ``main(argv)`` (``python -m crm2erp.emulators.X.app``).
+:func:`run_emulator` is every emulator's ``main(argv)``
+(``python -m crm2erp.emulators.X.app``, ``crm2erp emulator run X``).
 """
 
 from __future__ import annotations
 
-__all__ = ["serve_wsgi", "serving", "EmulatorServer", "make_server",
+__all__ = ["serve_wsgi", "serving", "EmulatorServer", "make_server", "run_emulator",
            "emulator_parser", "serve_until_interrupted", "emulator_process"]
 
 import argparse
@@ -183,6 +183,26 @@ def serve_until_interrupted(app: Callable, host: str, port: int, banner: str) ->
     finally:
         server.server_close()
     return 0
+
+
+def run_emulator(argv: list[str] | None, module: str, description: str, default_port: int,
+                 make_app: Callable[..., Callable], banner: str,
+                 options: dict[str, tuple[Callable[[str], Any], Any]] | None = None, *,
+                 seed: bool = True, fault_rate: bool = True) -> int:
+    """An emulator's ``main(argv)``: parse the command line, build the app, serve it.
+
+    The command line is :func:`emulator_parser`'s plus ``options``, each
+    ``name: (type, default)`` (``"page_size"`` is ``--page-size``); every option
+    but ``--host`` and ``--port`` is passed to ``make_app`` by name. ``banner`` is
+    logged with ``{url}`` filled in (see :func:`serve_until_interrupted`).
+    """
+    parser = emulator_parser(f"python -m {module}", description, default_port, seed=seed,
+                             fault_rate=fault_rate)
+    for name, (kind, default) in (options or {}).items():
+        parser.add_argument("--" + name.replace("_", "-"), type=kind, default=default)
+    settings = vars(parser.parse_args(argv))
+    host, port = settings.pop("host"), settings.pop("port")
+    return serve_until_interrupted(make_app(**settings), host, port, banner)
 
 
 @contextlib.contextmanager

@@ -38,7 +38,7 @@ from crm2erp.emulators.kernel.emulation import (
     respond,
     status_line,
 )
-from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.kernel.server import count, run_emulator
 from crm2erp.emulators.odoo.fakedb import FakeDb, OdooException
 from crm2erp.emulators.odoo.seed import BASE as SEED_START
 from crm2erp.emulators.odoo.seed import seed_database
@@ -264,14 +264,10 @@ def make_app(seed: int = 42, companies: int = 120, **options: Any) -> OdooEmulat
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.emulators.odoo.app",
-                             "Run the Odoo JSON-RPC emulator.", 8069)
-    parser.add_argument("--companies", type=count, default=120)
-    args = parser.parse_args(argv)
-    app = make_app(seed=args.seed, companies=args.companies, fault_rate=args.fault_rate)
-    return serve_until_interrupted(app, args.host, args.port, "Odoo emulator on {url} "
-                                   f"(database={DATABASE}, username={USERNAME}, "
-                                   f"password={PASSWORD})")
+    return run_emulator(argv, "crm2erp.emulators.odoo.app",
+                        "Run the Odoo JSON-RPC emulator.", 8069, make_app,
+                        f"Odoo emulator on {{url}} (database={DATABASE}, username={USERNAME}, "
+                        f"password={PASSWORD})", {"companies": (count, 120)})
 
 
 if __name__ == "__main__":

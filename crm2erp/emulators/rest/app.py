@@ -64,7 +64,7 @@ from crm2erp.emulators.kernel.emulation import (
     respond,
 )
 from crm2erp.emulators.kernel.emulation import Reply as _Reply
-from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.kernel.server import count, run_emulator
 from crm2erp.emulators.kernel.store import RecordStore
 
 log = logging.getLogger(__name__)
@@ -412,14 +412,11 @@ def make_app(seed: int = 42, organizations: int = 130, **options: Any) -> DemoCr
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.emulators.rest.app",
-                             "Run the Pipedrive-like demo CRM API.", 8702,
-                             seed=False, fault_rate=False)
-    parser.add_argument("--organizations", type=count, default=130)
-    args = parser.parse_args(argv)
-    app = make_app(organizations=args.organizations)
-    return serve_until_interrupted(app, args.host, args.port, "demo CRM API on {url} "
-                                   f"(client_id={CLIENT_ID}, client_secret={CLIENT_SECRET})")
+    return run_emulator(argv, "crm2erp.emulators.rest.app",
+                        "Run the Pipedrive-like demo CRM API.", 8702, make_app,
+                        f"demo CRM API on {{url}} (client_id={CLIENT_ID}, "
+                        f"client_secret={CLIENT_SECRET})",
+                        {"organizations": (count, 130)}, seed=False, fault_rate=False)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ from crm2erp.emulators.kernel.emulation import (
     respond,
 )
 from crm2erp.emulators.kernel.emulation import Reply as _Reply
-from crm2erp.emulators.kernel.server import count, emulator_parser, limit, serve_until_interrupted
+from crm2erp.emulators.kernel.server import count, limit, run_emulator
 from crm2erp.emulators.salesforce import soql
 from crm2erp.emulators.salesforce.org import SCHEMA, STREAM_ALIASES, Org
 
@@ -465,16 +465,12 @@ def make_app(seed: int = 42, accounts: int = 100, fault_rate: float = 0.0,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.emulators.salesforce.app",
-                             "Run the Salesforce REST emulator.", 8701)
-    parser.add_argument("--accounts", type=count, default=100)
-    parser.add_argument("--page-size", type=count, default=2000)
-    parser.add_argument("--daily-limit", type=limit, default=100_000)
-    args = parser.parse_args(argv)
-    app = make_app(seed=args.seed, accounts=args.accounts, fault_rate=args.fault_rate,
-                   page_size=args.page_size, daily_limit=args.daily_limit)
-    return serve_until_interrupted(app, args.host, args.port, "Salesforce emulator on {url} "
-                                   f"(client_id={CLIENT_ID}, client_secret={CLIENT_SECRET})")
+    return run_emulator(argv, "crm2erp.emulators.salesforce.app",
+                        "Run the Salesforce REST emulator.", 8701, make_app,
+                        "Salesforce emulator on {url} "
+                        f"(client_id={CLIENT_ID}, client_secret={CLIENT_SECRET})",
+                        {"accounts": (count, 100), "page_size": (count, 2000),
+                         "daily_limit": (limit, 100_000)})
 
 
 if __name__ == "__main__":

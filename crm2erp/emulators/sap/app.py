@@ -41,7 +41,7 @@ from crm2erp.connectors.sap import batch
 from crm2erp.emulators.kernel.emulation import FaultInjection, query_fields, read_body, respond
 from crm2erp.emulators.kernel.emulation import Reply as _Reply
 from crm2erp.emulators.kernel.odata import V2, FilterError, parse_filter
-from crm2erp.emulators.kernel.server import count, emulator_parser, serve_until_interrupted
+from crm2erp.emulators.kernel.server import count, run_emulator
 from crm2erp.emulators.sap.model import SERVICES, TYPES, EmulatorError, EntityType, Store
 from crm2erp.emulators.sap.model import encode_value as _encode
 
@@ -618,15 +618,10 @@ def make_app(seed: int = 42, **options: Any) -> SapEmulator:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the emulator on a port until interrupted."""
-    parser = emulator_parser("python -m crm2erp.emulators.sap.app",
-                             "Run the SAP S/4HANA OData v2 emulator.", 8702)
-    parser.add_argument("--business-partners", type=count, default=120)
-    parser.add_argument("--page-size", type=count, default=100)
-    args = parser.parse_args(argv)
-    app = make_app(seed=args.seed, business_partners=args.business_partners,
-                   page_size=args.page_size, fault_rate=args.fault_rate)
-    return serve_until_interrupted(app, args.host, args.port,
-                                   f"SAP emulator on {{url}} (basic auth {USERNAME} / {PASSWORD})")
+    return run_emulator(argv, "crm2erp.emulators.sap.app",
+                        "Run the SAP S/4HANA OData v2 emulator.", 8702, make_app,
+                        f"SAP emulator on {{url}} (basic auth {USERNAME} / {PASSWORD})",
+                        {"business_partners": (count, 120), "page_size": (count, 100)})
 
 
 if __name__ == "__main__":
