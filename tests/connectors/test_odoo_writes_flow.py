@@ -80,7 +80,7 @@ def test_invoice_children_follow_the_crm_and_crm_archives_archive(tmp_path):
                                                                 company["city"])
 
                 moved = next(iter(companies))
-                crm.db.write("res.partner", [moved], {"street": "Neue Strasse 5"})
+                crm.db.call("res.partner", "write", [[moved], {"street": "Neue Strasse 5"}], {})
                 assert engine.run("accounts").counts["updated"] == 1
                 partner, [child] = erp_customers(erp)[companies[moved]["name"]]
                 assert child["street"] == "Neue Strasse 5"
@@ -88,9 +88,9 @@ def test_invoice_children_follow_the_crm_and_crm_archives_archive(tmp_path):
 
                 archived, lost = list(companies)[1:3], list(companies)[3]
                 lost_partner = first[companies[lost]["name"]][0]["id"]
-                erp.db.unlink("res.partner", [lost_partner,
-                                              first[companies[lost]["name"]][1][0]["id"]])
-                crm.db.write("res.partner", [*archived, lost], {"active": False})
+                erp.db.call("res.partner", "unlink", [[lost_partner,
+                            first[companies[lost]["name"]][1][0]["id"]]], {})
+                crm.db.call("res.partner", "write", [[*archived, lost], {"active": False}], {})
                 third = engine.run("accounts")
             letters = store.dead_letters(status=("open", "parked"), limit=10)
         finally:
