@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from crm2erp.connectors.hubspot import portal as hubspot_portal
+from crm2erp.emulators.hubspot import portal as hubspot_portal
 from crm2erp.emulators.hubspot.app import make_app
 from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.mappings import pack_dir

@@ -311,7 +311,7 @@ def test_replace_modes(tryton_server, tryton, mode, phones):
 
 def test_contacts_become_parties_linked_to_their_company(tryton_server, tryton, tmp_path,
                                                          monkeypatch):
-    from crm2erp.connectors.hubspot import portal as hubspot_portal
+    from crm2erp.emulators.hubspot import portal as hubspot_portal
     from crm2erp.emulators.hubspot.app import make_app
     from crm2erp.emulators.kernel.server import serve_wsgi
 
