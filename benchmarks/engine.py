@@ -17,7 +17,8 @@ Each measurement runs in its own process (peak RSS is that process's own);
 engine and floor are interleaved, every scenario ``--repeat`` times, and
 the table shows the medians: wall, CPU, peak RSS, records/s and the ratio
 of the engine's wall time to the floor's full sync. At the end, the two
-``customers`` tables are compared row for row.
+``customers`` tables are compared row for row, and the size on disk of the
+engine's state store (its tables and indexes) is set beside the target table's.
 
 Scenarios: a full sync into an empty ERP; a re-sync of unchanged data
 (incremental, then ``--full-refresh``); an incremental run after 1% of the
@@ -272,11 +273,37 @@ def one_repetition(records: int, base: Path, db: str, pg_url: str
             results[(label, "engine")] = measure("engine", eng, engine_mode)
             if floor_mode is not None:
                 results[(label, "floor")] = measure("floor", flr, floor_mode)
-        results[("check", "")] = {"same": compare(eng, flr)}
+        results[("check", "")] = {"same": compare(eng, flr), **sizes(eng)}
     finally:
         for url in made:
             drop_database(pg_url, url)
     return results
+
+
+def table_bytes(url: str, tables: list[str]) -> int:
+    """What ``tables`` and their indexes take on disk in the database at ``url``."""
+    erp, _ = _erp_connection(url)
+    try:
+        if url.startswith("sqlite"):
+            marks = ", ".join("?" * len(tables))
+            query = ("SELECT coalesce(sum(pgsize), 0) FROM dbstat WHERE name IN "
+                     f"(SELECT name FROM sqlite_schema WHERE tbl_name IN ({marks}))")
+            return erp.execute(query, tables).fetchone()[0]
+        cursor = erp.cursor()
+        cursor.execute("SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+                       "WHERE c.relkind = 'r' AND c.relname = ANY(%s)", (tables,))
+        return int(cursor.fetchone()[0])
+    finally:
+        erp.close()
+
+
+def sizes(folder: Path) -> dict[str, float]:
+    """MB on disk: the engine's state store (every table of it) and the target table."""
+    from crm2erp.store.tables import metadata
+
+    where = urls(folder)
+    return {"state_mb": table_bytes(where["state"], list(metadata.tables)) / 2**20,
+            "target_mb": table_bytes(where["erp"], ["customers"]) / 2**20}
 
 
 def compare(engine_dir: Path, floor_dir: Path) -> str:
@@ -327,7 +354,10 @@ def main() -> None:
                                     for k in ("wall", "cpu", "rss_mb", "read"))
             print(f"| {label:34} | {who:6} | {wall:7.2f} | {cpu:7.2f} | {rss:7.0f} "
                   f"| {read / wall if wall else 0:8.0f} | {wall / floor_full:12.2f} |")
-    print(f"\noutput tables: {runs[-1][('check', '')]['same']}")
+    check = runs[-1][("check", "")]
+    print(f"\noutput tables: {check['same']}")
+    print(f"state store {check['state_mb']:.1f} MB, target table {check['target_mb']:.1f} MB "
+          f"({check['state_mb'] / check['target_mb']:.1f}x), after the last run")
 
 
 if __name__ == "__main__":

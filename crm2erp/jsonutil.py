@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = ["dumps", "loads", "payload_hash", "short_hash", "to_jsonable"]
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import uuid
@@ -39,6 +40,8 @@ def to_jsonable(value: Any) -> Any:
 
 def _default(value: Any) -> Any:
     """What ``json`` cannot encode itself, as :func:`to_jsonable` would give it."""
+    if isinstance(value, dt.datetime | dt.date | dt.time):   # most often: rows' timestamps
+        return value.isoformat()
     converted = to_jsonable(value)
     if converted is value:
         raise TypeError(f"{type(value).__name__} is not JSON serialisable")
@@ -78,4 +81,11 @@ def payload_hash(value: Any) -> str:
 def short_hash(value: Any) -> str:
     """:func:`payload_hash`'s little sibling: 64 bits (16 hex digits), for the hub
     memory's per-field values, where one is stored per field and system."""
+    if type(value) is str:   # most field values; many repeat (codes, types, countries)
+        return _short_text_hash(value)
     return hashlib.blake2b(dumps(value).encode(), digest_size=8).hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_text_hash(text: str) -> str:
+    return hashlib.blake2b(dumps(text).encode(), digest_size=8).hexdigest()

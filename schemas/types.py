@@ -66,17 +66,28 @@ _PHONES, _EMAILS = _Accepted(), _Accepted()
 
 def normal_email(text: str) -> str:
     """``email_validator``'s normal form of an address; EmailNotValidError if invalid."""
-    normal = validate_email(text, check_deliverability=False).normalized
+    normal = _validated_email(text)
     return _EMAILS.add(normal) if normal == normal.lower() else normal
+
+
+@lru_cache(maxsize=16384)   # a value is parsed once: many records share an address
+def _validated_email(text: str) -> str:
+    return validate_email(text, check_deliverability=False).normalized
 
 
 def e164_phone(text: str, region: str | None) -> str | None:
     """The E.164 form of a phone number read in ``region``, None when it is not a valid
     number; phonenumbers.NumberParseException when it is not a phone number at all."""
+    normal = _parsed_phone(text, region)
+    return None if normal is None else _PHONES.add(normal)
+
+
+@lru_cache(maxsize=16384)   # errors are not cached: a bad value is parsed each time
+def _parsed_phone(text: str, region: str | None) -> str | None:
     number = phonenumbers.parse(text, region)
     if not phonenumbers.is_valid_number(number):
         return None
-    return _PHONES.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 @lru_cache(maxsize=65536)   # a record is validated more than once per run

@@ -54,15 +54,25 @@ class SqlSourceMixin(SqlBase):
                 if column_kind(c.type) == "datetime" else c for c in table.c]
 
     def to_row(self, table: sa.Table, mapping: Mapping[str, Any]) -> Row:
+        cache = self.__dict__.setdefault("_column_kinds", {})
+        columns = cache.get(table)
+        if columns is None:   # worked out once per table, not per value
+            columns = cache[table] = [(c.name, column_kind(c.type) == "datetime")
+                                      for c in table.c]
         row = {}
-        for column in table.c:
-            value = mapping[column.name]
-            if isinstance(value, str) and column_kind(column.type) == "datetime":
-                try:
-                    value = parse_datetime(value, self.tz)
-                except ValueError:
-                    pass
-            row[column.name] = from_db(value, self.tz)
+        for name, is_datetime in columns:
+            value = mapping[name]
+            if isinstance(value, str):
+                if is_datetime:
+                    try:
+                        value = parse_datetime(value, self.tz)
+                    except ValueError:
+                        pass
+                    else:
+                        value = from_db(value, self.tz)
+                row[name] = value
+            else:
+                row[name] = from_db(value, self.tz)
         return row
 
     def key_values(self, spec: StreamSpec, key: str) -> tuple:

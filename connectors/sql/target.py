@@ -22,7 +22,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.sql.source import SqlSourceMixin
 from crm2erp.connectors.sql.tables import StreamSpec, db_error_text, is_disconnect
-from crm2erp.connectors.sql.values import from_db, key_string, to_db
+from crm2erp.connectors.sql.values import column_kind, from_db, key_string, to_db
 from crm2erp.errors import ConfigError, FatalError
 
 log = logging.getLogger(__name__)
@@ -95,12 +95,16 @@ class SqlTargetMixin(SqlSourceMixin):
         cache = self.__dict__.setdefault("_column_types", {})
         types = cache.get(table)
         if types is None:     # looked up once per table, not per value
-            types = cache[table] = {c.name: c.type for c in table.c}
+            types = cache[table] = {c.name: (c.type, column_kind(c.type) == "text")
+                                    for c in table.c}
         out = {}
         for name, value in values.items():
-            coltype = types.get(name)
+            coltype, text = types.get(name, (None, False))
             if coltype is None:
                 raise RowProblem(f"unknown column {name!r} in table {table.name!r}{what}")
+            if value is None or (text and type(value) is str):   # nothing to convert
+                out[name] = value
+                continue
             try:
                 out[name] = to_db(coltype, value, self.tz, self.dialect)
             except ValueError as exc:

@@ -175,7 +175,7 @@ def settle(*, entity: str, canonical_id: str, system: str, mapped_paths: list[st
     a conflict nor an overwrite.
     """
     result = Settlement()
-    paths = [p for p in mapped_paths if p.split(".")[0] not in IGNORED]
+    paths = [p for p in mapped_paths if p.partition(".")[0] not in IGNORED]
     new_flat = flatten(new)
     result.seen = {p: short_hash(new_flat.get(p)) for p in paths}
     if state is None:
@@ -219,9 +219,16 @@ def next_state(*, entity: str, canonical_id: str, system: str, data: dict[str, A
     memory = settlement.memory_for(previous)
     accepted = set(settlement.accepted)
     mine = (system, changed_at.isoformat() if accepted else None)
-    who: dict[tuple[str | None, str | None], int] = {}
-    fields: dict[str, list] = {}
     seen = settlement.seen
+    content = {k: v for k, v in data.items() if k not in IGNORED}
+    if not memory:   # a record new to the hub: what the loop below gives, without it
+        fields = {path: [0 if path in accepted else None, {system: sent}]
+                  for path, sent in seen.items()}
+        mine_used = any(index == 0 for index, _ in fields.values())
+        return CanonicalState(entity, canonical_id, content,
+                              {"v": 2, "w": [list(mine)] if mine_used else [], "f": fields})
+    who: dict[tuple[str | None, str | None], int] = {}
+    fields = {}
     # the stored paths in their order, then the new ones: the same memory gives the
     # same text, so an unchanged record is recognised and not rewritten
     for path in (*memory, *(p for p in seen if p not in memory)):
@@ -233,7 +240,6 @@ def next_state(*, entity: str, canonical_id: str, system: str, data: dict[str, A
                 by, at = mine
         index = None if by is None and at is None else who.setdefault((by, at), len(who))
         fields[path] = [index, sent]
-    content = {k: v for k, v in data.items() if k not in IGNORED}
     return CanonicalState(entity, canonical_id, content,
                           {"v": 2, "w": [list(pair) for pair in who], "f": fields})
 

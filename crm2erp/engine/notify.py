@@ -15,8 +15,6 @@ __all__ = ["WEBHOOK_TIMEOUT", "payload", "notify_dead_letters", "post_webhook"]
 import logging
 from typing import Any
 
-import requests
-
 from crm2erp.errors import QualityGateError
 from crm2erp.redact import redact
 from crm2erp.store import COUNT_FIELDS
@@ -56,6 +54,8 @@ def post_webhook(url: str, body: dict[str, Any]) -> bool:
     """POST ``body`` (with ``event``, ``flow`` and ``run_id``) to ``url``; a webhook that
     cannot be reached or answers an error is a warning naming the flow and run.
     Whether it was delivered."""
+    import requests  # here: every run calls the hook, few runs post (0.1 s of import)
+
     flow, run_id = body.get("flow"), body.get("run_id")
     try:
         response = requests.post(url, json=body, timeout=WEBHOOK_TIMEOUT)

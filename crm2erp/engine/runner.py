@@ -36,6 +36,7 @@ from crm2erp.contract import Connector, Cursor, Row
 from crm2erp.engine.batch import COUNTERS, Change, RunResult, hold, record_key
 from crm2erp.engine.cursors import apply_lookback, parse_duration
 from crm2erp.engine.fingerprint import flow_fingerprint, source_hash
+from crm2erp.engine.gctuning import fewer_collections
 from crm2erp.engine.inbound import canonicalize
 from crm2erp.engine.load import delete, load
 from crm2erp.engine.memory import owner_of
@@ -130,7 +131,8 @@ class FlowRunner:
             with run_context(self.flow.flow, run_id, self.partition):
                 try:
                     start_stages(self.stages, self.context)
-                    body(result)
+                    with fewer_collections():
+                        body(result)
                 except BaseException as exc:
                     result.status, result.error = run_status(result.counts, exc), exc
                     self.store.finish_run(run_id, result.status, message=str(exc)[:2000],

@@ -35,7 +35,7 @@ from crm2erp.mapping.paths import ABSENT, make_getter, make_setter
 from crm2erp.mapping.registry import (
     Args,
     TransformContext,
-    TransformDef,
+    TransformFn,
     TransformSpecError,
     bind_transform,
 )
@@ -87,7 +87,7 @@ class _Field:
     sources: list[str]
     get: Callable[[Mapping[str, Any]], Any]
     put: Callable[[dict[str, Any], Any], None]
-    steps: list[tuple[str, TransformDef, Args]]
+    steps: list[tuple[str, TransformFn, Args, bool]]   # label, fn, args, null-safe
     when: Predicate | None
     default: Any
     has_default: bool
@@ -108,11 +108,20 @@ class _Field:
         env: _Env,
         trace: FieldTrace | None,
     ) -> None:
+        # the hot path of every sync: one call per field and record, so the common
+        # case (one `from`, no `each`, no trace) takes no extra calls
         if self.when is not None and not self.when(source):
             if trace is not None:
                 trace.skipped = True
             return
-        value, absent = self._read(source, env)
+        if self.multi:
+            value, absent = self._read_many(source, env)
+        else:
+            value = self.get(source)
+            absent = value is ABSENT
+            presence = env.presence
+            if presence is not None and self.labels and not presence.get(self.labels[0]):
+                presence[self.labels[0]] = not absent
         if absent:   # not in the record at all: leave the target alone, as `when` does
             if trace is not None:
                 trace.absent = True
@@ -125,10 +134,18 @@ class _Field:
         if self.each is not None:
             value = self._run_each(value, root, env, trace)
         if self.steps:
-            ctx = env.context(source, root, out, env.prefix + self.target)
-            for label, tdef, args in self.steps:
+            ctx = env._context
+            if ctx is None or ctx.source is not source or ctx.output is not out:
+                ctx = env.context(source, root, out, env.prefix + self.target)
+            else:
+                ctx.field = env.prefix + self.target
+            for label, fn, args, null_safe in self.steps:
+                if value is None and null_safe:   # null-safe transforms: None in, None out
+                    if trace is not None:
+                        trace.steps.append((label, value))
+                    continue
                 try:
-                    value = tdef(value, args, ctx)
+                    value = fn(value, args, ctx)
                 except ParentMissingError as exc:
                     if exc.field is None:
                         exc.field = env.prefix + self.target
@@ -144,30 +161,24 @@ class _Field:
                     ) from exc
                 if trace is not None:
                     trace.steps.append((label, value))
-        if value is None and self.has_default:
-            value = copy.deepcopy(self.default)
-        if value is None and self.required:
-            raise self._fail(env, "is required but has no value")
+        if value is None:
+            if self.has_default:
+                value = copy.deepcopy(self.default)
+            if value is None and self.required:
+                raise self._fail(env, "is required but has no value")
         if trace is not None:
             trace.value = value
         self.put(out, value)
 
-    def _read(self, source: Mapping[str, Any], env: _Env) -> tuple[Any, bool]:
-        """The source value(s) and whether the record lacks every field `from` names."""
-        value = self.get(source)
-        if not self.multi:   # the common case, without building lists
-            absent = value is ABSENT
-            if self.labels and env.presence is not None \
-                    and not env.presence.get(self.labels[0]):
-                env.presence[self.labels[0]] = not absent
-            return (None, True) if absent else (value, False)
-        values = value
+    def _read_many(self, source: Mapping[str, Any], env: _Env) -> tuple[Any, bool]:
+        """The values of a `from:` list and whether the record lacks every field it names."""
+        values = self.get(source)
         found = [v is not ABSENT for v in values]
         if env.presence is not None:
             for label, present in zip(self.labels, found, strict=False):
                 env.presence[label] = env.presence.get(label, False) or present
         if all(found):
-            return value, False
+            return values, False
         if not any(found):
             return None, True
         return [None if v is ABSENT else v for v in values], False
@@ -307,7 +318,7 @@ def _compile_fields(
                 for sub, at, msg in exc.problems:
                     problems.append((path + ("transforms", i) + sub, at, msg))
                 continue
-            steps.append((_label(item), tdef, args))
+            steps.append((_label(item), tdef.fn, args, tdef.null_safe))
         get: Getter
         if spec.from_ is None:
             get = _constant(spec.value)

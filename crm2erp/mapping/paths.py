@@ -58,7 +58,7 @@ def make_getter(path: str, absent: Any = ABSENT) -> Callable[[Any], Any]:
     """A reader for ``path`` giving ``absent`` when the record lacks it; fast for plain keys."""
     if "." not in path:
         def get_plain(record: Any) -> Any:
-            if not isinstance(record, Mapping):
+            if type(record) is not dict and not isinstance(record, Mapping):  # dict: fast
                 return None
             return record.get(path, absent)
         return get_plain

@@ -296,7 +296,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
             for chunk in _chunks(external_ids):
                 for row in conn.execute(self._xref_query(entity, system)
                                         .where(xref.c.external_id.in_(chunk))):
-                    found[row.external_id] = XrefEntry(**row._asdict())
+                    found[row.external_id] = XrefEntry(*row)
         return found
 
     def xref_by_canonical(self, entity: str, system: str,
@@ -310,7 +310,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                          .where(xref.c.canonical_id.in_(chunk))
                          .order_by(xref.c.updated_at, xref.c.id))
                 for row in conn.execute(query):
-                    found[row.canonical_id] = XrefEntry(**row._asdict())
+                    found[row.canonical_id] = XrefEntry(*row)
         return found
 
     def canonical_states(self, entity: str,
@@ -360,6 +360,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
 
     @staticmethod
     def _xref_query(entity: str, system: str) -> sa.Select:
+        """The entries' columns in :class:`XrefEntry`'s order: ``XrefEntry(*row)``."""
         return sa.select(xref.c.entity, xref.c.system, xref.c.external_id,
                          xref.c.canonical_id, xref.c.payload_hash, xref.c.updated_at
                          ).where(xref.c.entity == entity, xref.c.system == system)

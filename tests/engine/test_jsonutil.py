@@ -35,3 +35,17 @@ def test_keys_json_would_not_take_fall_back_to_str():
     value = {(1, 2): Decimal("1.50"), "a": dt.date(2026, 1, 2)}
     assert dumps(value) == _reference(value)
     assert payload_hash({"b": 1, "a": 2}) == payload_hash({"a": 2, "b": 1})
+
+
+def test_short_hash_is_the_blake2b_of_the_json_text_for_text_and_other_values():
+    import hashlib
+
+    from crm2erp.jsonutil import short_hash
+
+    def expected(text: str) -> str:
+        return hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+
+    for _ in range(2):   # text values are remembered: the second call answers the same
+        assert short_hash("Köln \"Nord\"") == expected('"Köln \\"Nord\\""')
+    assert short_hash(None) == expected("null")
+    assert short_hash({"b": 1, "a": [True]}) == expected('{"a":[true],"b":1}')

@@ -77,3 +77,19 @@ def test_states_remembered_in_the_earlier_formats_are_still_understood():
     assert state.field_times["v"] == 2
     assert field_memory(state)["status"][:2] == ("erp", T.isoformat())
     assert not _settle(state, "crm", {"status": "confirmed"}).has_news
+
+
+def test_a_new_record_remembers_what_was_sent_and_who_changed_which_field():
+    from crm2erp.engine.memory import Settlement
+
+    new = {"name": "Acme", "city": "Oslo"}
+    settlement = _settle(None, "crm", new)
+    settlement.accepted = ["name"]                 # the city was sent, but is no news
+    state = _remember(None, "crm", {"id": "c1", **new}, settlement)
+    assert state.data == new                       # identity is not content
+    assert state.field_times == {"v": 2, "w": [["crm", T.isoformat()]], "f": {
+        "name": [0, {"crm": settlement.seen["name"]}],
+        "city": [None, {"crm": settlement.seen["city"]}]}}
+    nothing = _remember(None, "crm", new, Settlement(seen=settlement.seen))
+    assert nothing.field_times["w"] == []
+    assert [index for index, _ in nothing.field_times["f"].values()] == [None, None]
