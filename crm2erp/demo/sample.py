@@ -17,6 +17,9 @@ from decimal import Decimal
 import phonenumbers
 
 # (country as typed, ISO code, city, phone as typed, currency)
+# accounts are stamped a day apart going back from now, within this span
+MAX_SPAN_DAYS = 50 * 365
+
 _PLACES = [
     ("Germany", "DE", "Berlin", "030 {a}{b}", "EUR"),
     ("germany ", "DE", "München", "+49 89 {a}{b}", "EUR"),
@@ -83,6 +86,8 @@ def sample_crm_rows(accounts: int = 120, seed: int = 7,
     now = (now or dt.datetime(2026, 11, 2, 9, 0)).replace(microsecond=0)
     rows: dict[str, list[dict]] = {"accounts": [], "contacts": [], "deals": [],
                                    "deal_lines": []}
+    # a day between accounts, or less when that would run past the calendar (1M accounts)
+    step = min(dt.timedelta(days=1), dt.timedelta(days=MAX_SPAN_DAYS) / accounts)
     for n in range(1, accounts + 1):
         account_id = f"A-{n:04d}"
         country, region, city, phone, currency = rng.choice(_PLACES)
@@ -102,7 +107,7 @@ def sample_crm_rows(accounts: int = 120, seed: int = 7,
             "vat_id": f"{country[:2].upper()}{rng.randint(100000000, 999999999)} ",
             "currency": rng.choice([currency, currency.lower(), None]),
             "segment": rng.choice(["SMB", "Enterprise", "Mid-Market"]),
-            "updated_at": now - dt.timedelta(days=accounts - n, minutes=rng.randint(0, 59)),
+            "updated_at": now - step * (accounts - n) - dt.timedelta(minutes=rng.randint(0, 59)),
         }
         if account_id in INVALID_ACCOUNTS:
             field, value = INVALID_ACCOUNTS[account_id]
