@@ -247,13 +247,16 @@ class AccountColumns(Sequence):
     def _pack(self) -> None:
         for f, values in self._buffer.items():
             if values:
-                self._packed[f] = [np.concatenate(
-                    [*self._packed[f], np.array(values, dtype=self._STRING)])]
+                self._packed[f].append(np.array(values, dtype=self._STRING))
                 values.clear()
 
     def _column(self, name: str) -> np.ndarray:
+        """The field's array (its packs joined once, at the first read)."""
         self._pack()
-        return self._packed[name][0] if self._packed[name] else np.empty(0, self._STRING)
+        packs = self._packed[name]
+        if len(packs) != 1:
+            packs[:] = [np.concatenate(packs) if packs else np.empty(0, self._STRING)]
+        return packs[0]
 
     def __len__(self) -> int:
         return self._length

@@ -54,14 +54,14 @@ def _group_ids(columns: Columns, rule: Sequence[FieldExpr]) -> tuple[np.ndarray,
     """Dense group number per record (-1 when a part of its key is null), number of groups."""
     gid: np.ndarray | None = None
     for expr in rule:
-        codes = columns.factorised(expr.field, expr.transforms).codes.astype(np.int64)
+        codes = columns.codes(expr.field, expr.transforms).astype(np.int64)
         if gid is None:
             gid = codes
             continue
         combined = np.where((gid < 0) | (codes < 0), -1, gid * (int(codes.max()) + 1) + codes)
         gid = _dense(combined)
     assert gid is not None, "a blocking rule has at least one field"
-    return gid, int(gid.max()) + 1 if len(gid) else 0
+    return gid.astype(np.int32), int(gid.max()) + 1 if len(gid) else 0
 
 
 def _dense(keys: np.ndarray) -> np.ndarray:
@@ -103,14 +103,15 @@ def _runs(lengths: np.ndarray) -> np.ndarray:
 
 
 def ranks_of(key: Factorised | None, n: int) -> np.ndarray:
-    """Rank of every record under a sort key (nulls first, ties in input order)."""
+    """Rank (int32) of every record under a sort key (nulls first, ties in input order)."""
     if key is None:
-        return np.arange(n)
-    unique_rank = np.empty(len(key.uniques), dtype=np.int64)
+        return np.arange(n, dtype=np.int32)
+    unique_rank = np.empty(len(key.uniques) + 1, dtype=np.int32)   # the last: null
     unique_rank[np.argsort(key.uniques, kind="stable")] = np.arange(len(key.uniques))
-    by_value = np.where(key.codes >= 0, unique_rank[np.maximum(key.codes, 0)], -1)
-    ranks = np.empty(n, dtype=np.int64)
-    ranks[np.argsort(by_value, kind="stable")] = np.arange(n)
+    unique_rank[-1] = -1
+    by_value = unique_rank[key.codes]
+    ranks = np.empty(n, dtype=np.int32)
+    ranks[np.argsort(by_value, kind="stable")] = np.arange(n, dtype=np.int32)
     return ranks
 
 
@@ -127,9 +128,10 @@ class _Rule:
         order = np.argsort(side, kind="stable")
         order = order[np.count_nonzero(side < 0):]
         sizes = np.bincount(side[side >= 0], minlength=n_groups)
-        self.order, self.starts = order, np.cumsum(sizes) - sizes
-        self.pos = np.full(len(side), -1, dtype=np.int64)
-        self.pos[order] = np.arange(len(order))
+        self.order, self.starts = order, (np.cumsum(sizes) - sizes).astype(np.int32)
+        order = order.astype(np.int32)
+        self.pos = np.full(len(side), -1, dtype=np.int32)
+        self.pos[order] = np.arange(len(order), dtype=np.int32)
         left_sizes = np.bincount(gid[:n_left][gid[:n_left] >= 0], minlength=n_groups)
         self.big = (np.maximum(sizes, left_sizes) if link else sizes) > max_block_size
         if self.big.any():
@@ -142,9 +144,9 @@ class _Rule:
         self.sizes = np.append(np.where(self.big[:-1], 0, sizes), 0)
         # oversized blocks: members (both sides) in (group, sort key) order
         members = np.flatnonzero(self.big[gid])
-        self.windowed = members[np.lexsort((ranks[members], gid[members]))]
-        self.wpos = np.full(len(gid), -1, dtype=np.int64)
-        self.wpos[self.windowed] = np.arange(len(self.windowed))
+        self.windowed = members[np.lexsort((ranks[members], gid[members]))].astype(np.int32)
+        self.wpos = np.full(len(gid), -1, dtype=np.int32)
+        self.wpos[self.windowed] = np.arange(len(self.windowed), dtype=np.int32)
 
     def pairs(self, lo: int, hi: int) -> np.ndarray:
         """Pair codes of the left records ``lo..hi-1`` under this rule (unsorted)."""

@@ -26,13 +26,6 @@ class Factorised:
     codes: np.ndarray
     uniques: np.ndarray   # object array
 
-    def values(self) -> list:
-        """The column as a list again (None for nulls)."""
-        out = np.full(len(self.codes), None, dtype=object)
-        valid = self.codes >= 0
-        out[valid] = self.uniques[self.codes[valid]]
-        return out.tolist()
-
 
 def factorise(values: Sequence[Any]) -> Factorised:
     """Codes into the distinct non-null values, in first-seen order."""
@@ -55,7 +48,7 @@ class Columns:
 
     def __init__(self, *parts: Sequence[Mapping[str, Any]]):
         self.parts = parts
-        self._cache: dict[tuple, Factorised] = {}
+        self._codes: dict[tuple, np.ndarray] = {}
 
     def raw(self, path: str) -> list:
         """One field's values of all records, untransformed."""
@@ -66,19 +59,23 @@ class Columns:
         return out
 
     def factorised(self, path: str, transforms: Sequence[str]) -> Factorised:
-        """The transformed field as codes (kept until :meth:`release`)."""
+        """The transformed field as codes and distinct values (not kept)."""
+        found = factorise(self.values(path, transforms))
+        self._codes.setdefault((path, tuple(transforms)), found.codes)
+        return found
+
+    def codes(self, path: str, transforms: Sequence[str]) -> np.ndarray:
+        """The transformed field as codes only (kept until :meth:`release`): all a
+        blocking key needs."""
         key = (path, tuple(transforms))
-        if key not in self._cache:
-            self._cache[key] = factorise(apply(self.raw(path), list(transforms)))
-        return self._cache[key]
+        if key not in self._codes:
+            self._codes[key] = factorise(self.values(path, transforms)).codes
+        return self._codes[key]
 
     def values(self, path: str, transforms: Sequence[str]) -> list:
         """The transformed field as a list (not kept)."""
-        key = (path, tuple(transforms))
-        if key in self._cache:
-            return self._cache[key].values()
         return apply(self.raw(path), list(transforms))
 
     def release(self) -> None:
         """Let the codes go (blocking is done)."""
-        self._cache.clear()
+        self._codes.clear()
