@@ -85,3 +85,48 @@ def test_unusable_names_become_dead_letters_and_a_huge_name_is_matched_whole(
     names = sorted(c["name"] for c in erp_customers(tmp_path))
     # the XSS pair and the huge pair merged (same name, same e-mail): the newer name
     assert names == sorted([f"{XSS} Werke", huge + " GmbH", MARKUP])
+
+
+CSV_HEADER = (b"id,company_name,account_type,email,phone,street,zip,city,country,vat_id,"
+              b"currency,segment,erp_customer_no,updated_at\n")
+
+
+def _csv_row(key: str, name: bytes, email: str, minute: int) -> bytes:
+    return (key.encode() + b',"' + name + b'",Customer,' + email.encode() +
+            b",,,,Berlin,Germany,,EUR,,,2026-05-04T09:%02d:00\n" % minute)
+
+
+def test_a_csv_source_with_broken_bytes_a_huge_field_and_repeated_keys(tmp_path, monkeypatch):
+    monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path))
+    project = make_project(tmp_path, [])
+    (tmp_path / "crm_files").mkdir()
+    (tmp_path / "crm_files" / "accounts.csv").write_bytes(CSV_HEADER + b"".join([
+        _csv_row("A001", XSS.encode() + b" Werke GmbH", "info@xss.example", 1),
+        _csv_row("A002", XSS.encode() + b" Werke", "info@xss.example", 2),
+        _csv_row("A003", b"Kaputt \xff\xfe GmbH", "broken@x.example", 3),     # not UTF-8
+        _csv_row("A004", b"Riesig " + b"x" * 1_000_000, "big@x.example", 4),  # > limit
+        _csv_row("A005", b"Erste Fassung GmbH", "first@dup.example", 5),
+        _csv_row("A005", b"Zweite Fassung GmbH", "second@dup.example", 6),     # same key
+    ]))
+    connections = project / "connections.yaml"
+    crm = connections.read_text().split("  crm:\n")[1].split("  erp:\n")[0]
+    connections.write_text(connections.read_text().replace(crm, (
+        "    type: file\n    path: ${CRM2ERP_DEMO_DIR}/crm_files\n    max_field_size: 100000\n"
+        "    streams:\n      accounts: {file: accounts.csv, key: id, cursor: updated_at}\n")))
+    state = ["-p", str(project), "--state", f"sqlite:///{tmp_path / 'state.db'}"]
+
+    synced = crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
+    assert "Traceback" not in synced.stdout + synced.stderr, synced.stderr
+    with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        dead = {d.source_key: d.error for d in store.dead_letters("accounts")}
+    assert sorted(dead) == ["A003", "A004"], dead
+    assert "bytes not valid utf-8" in dead["A003"] and "accounts.csv:4" in dead["A003"]
+    assert "'company_name' has 1000007 characters" in dead["A004"]
+    customers = {c["name"]: c for c in erp_customers(tmp_path)}
+    # the XSS pair merged (the newer name), the repeated key is one record: its last row
+    assert sorted(customers) == sorted([f"{XSS} Werke", "Zweite Fassung GmbH"])
+    assert customers["Zweite Fassung GmbH"]["email"] == "second@dup.example"
+
+    scanned = crm2erp(*state, "dedupe", "scan", "accounts", "--json", cwd=tmp_path)
+    assert scanned.returncode == 0 and "Traceback" not in scanned.stderr, scanned.stderr
+    assert json.loads(scanned.stdout)["records"] == 2
