@@ -232,10 +232,19 @@ class Blocking:
             a, b = decode_codes(codes, self.n_right)
             left.append(a.astype(dtype))
             right.append(b.astype(dtype))
-        li = np.concatenate(left) if left else np.empty(0, dtype=dtype)
-        del left
-        ri = np.concatenate(right) if right else np.empty(0, dtype=dtype)
-        return li, ri
+        return _joined(left, dtype), _joined(right, dtype)
+
+
+def _joined(chunks: list[np.ndarray], dtype) -> np.ndarray:
+    """One array of ``chunks``, letting each go once copied (never both in full)."""
+    out = np.empty(sum(len(c) for c in chunks), dtype=dtype)
+    start = 0
+    chunks.reverse()
+    while chunks:
+        chunk = chunks.pop()
+        out[start:start + len(chunk)] = chunk
+        start += len(chunk)
+    return out
 
 
 def block_pairs(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[FieldExpr]],
