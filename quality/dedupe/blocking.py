@@ -126,10 +126,9 @@ class _Rule:
         # regular blocks: members (right side in link mode) sorted by group, then index
         side = gid[n_left:] if link else gid
         order = np.argsort(side, kind="stable")
-        order = order[np.count_nonzero(side < 0):]
+        order = order[np.count_nonzero(side < 0):].astype(np.int32)
         sizes = np.bincount(side[side >= 0], minlength=n_groups)
         self.order, self.starts = order, (np.cumsum(sizes) - sizes).astype(np.int32)
-        order = order.astype(np.int32)
         self.pos = np.full(len(side), -1, dtype=np.int32)
         self.pos[order] = np.arange(len(order), dtype=np.int32)
         left_sizes = np.bincount(gid[:n_left][gid[:n_left] >= 0], minlength=n_groups)
@@ -142,6 +141,10 @@ class _Rule:
         # one more entry for the null key (-1): no block
         self.big = np.append(self.big, False)
         self.sizes = np.append(np.where(self.big[:-1], 0, sizes), 0)
+        regular = (self.sizes[:-1] * np.where(self.big[:-1], 0, left_sizes) if link
+                   else self.sizes * (self.sizes - 1) // 2)
+        # at most: every pair of a regular block, 2 (window - 1) neighbours per windowed record
+        self.max_pairs = int(regular.sum()) + 2 * (window - 1) * int(self.big[gid].sum())
         # oversized blocks: members (both sides) in (group, sort key) order
         members = np.flatnonzero(self.big[gid])
         self.windowed = members[np.lexsort((ranks[members], gid[members]))].astype(np.int32)
@@ -203,14 +206,20 @@ class Blocking:
         self.max_block_size, self.window = max_block_size, window
         self.ranks = ranks_of(sort_key, n_left + (n_right if link else 0))
 
+    def _indexed(self, rules: Sequence[Sequence[FieldExpr]]) -> list[_Rule]:
+        return [_Rule(rule, self.columns, self.n_left, self.link, self.ranks,
+                      self.max_block_size, self.window) for rule in rules]
+
     def chunks(self, rules: Sequence[Sequence[FieldExpr]],
                extra: Sequence[np.ndarray] = ()) -> Iterator[np.ndarray]:
         """Sorted distinct pair codes, one range of left records after another.
 
         ``extra`` are sorted pair codes to union in (deterministic rules' pairs).
         """
-        indexed = [_Rule(rule, self.columns, self.n_left, self.link, self.ranks,
-                         self.max_block_size, self.window) for rule in rules]
+        return self._chunks(self._indexed(rules), extra)
+
+    def _chunks(self, indexed: list[_Rule], extra: Sequence[np.ndarray],
+                ) -> Iterator[np.ndarray]:
         n = max(self.n_right, 1)
         for lo in range(0, self.n_left, RECORDS_PER_CHUNK):
             hi = min(lo + RECORDS_PER_CHUNK, self.n_left)
@@ -227,24 +236,17 @@ class Blocking:
               extra: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray]:
         """(left, right) index arrays (int32 when the records allow) of the union."""
         dtype = np.int32 if self.n_left + self.n_right < 2**31 else np.int64
-        left, right = [], []
-        for codes in self.chunks(rules, extra):
-            a, b = decode_codes(codes, self.n_right)
-            left.append(a.astype(dtype))
-            right.append(b.astype(dtype))
-        return _joined(left, dtype), _joined(right, dtype)
-
-
-def _joined(chunks: list[np.ndarray], dtype) -> np.ndarray:
-    """One array of ``chunks``, letting each go once copied (never both in full)."""
-    out = np.empty(sum(len(c) for c in chunks), dtype=dtype)
-    start = 0
-    chunks.reverse()
-    while chunks:
-        chunk = chunks.pop()
-        out[start:start + len(chunk)] = chunk
-        start += len(chunk)
-    return out
+        indexed = self._indexed(rules)
+        # filled chunk by chunk up to an upper bound: the pages past the end are never
+        # touched, so never resident (no list of chunks and its joined copy at once)
+        bound = sum(r.max_pairs for r in indexed) + sum(len(codes) for codes in extra)
+        li, ri = np.empty(bound, dtype=dtype), np.empty(bound, dtype=dtype)
+        end = 0
+        for codes in self._chunks(indexed, extra):
+            li[end:end + len(codes)], ri[end:end + len(codes)] = decode_codes(codes,
+                                                                              self.n_right)
+            end += len(codes)
+        return li[:end], ri[:end]
 
 
 def block_pairs(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[FieldExpr]],

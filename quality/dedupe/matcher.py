@@ -50,7 +50,7 @@ class Matcher:
     """Deduplicate or link records of one entity under a :class:`MatchConfig`."""
 
     def __init__(self, config: MatchConfig, params: FSParams | None = None, *,
-                 keep_distinct: bool = True, chunk_size: int = 500_000):
+                 keep_distinct: bool = True, chunk_size: int = 250_000):
         """``keep_distinct=False`` keeps in the result only the pairs a run decided
         something about (review, merge, rule, rejected), not every candidate pair:
         what a million-record run needs. Pairs are scored ``chunk_size`` at a time.
