@@ -11,24 +11,30 @@ comparison's value, e.g. the normalised company name) and each is paired with
 the next ``window - 1`` records of the block (sorted neighbourhood), so the
 pairs grow linearly with the block.
 
-Pairs are returned as two int64 index arrays; in dedupe mode ``left < right``.
+Fields are read once as :class:`~crm2erp.quality.dedupe.columns.Columns`:
+integer codes into distinct values, so a key is a number, not a string per
+record. Pairs are made :func:`candidate_chunks` at a time, a range of
+left records per chunk, so a million-record run never holds more than one
+chunk's rule pairs on top of the result. In dedupe mode ``left < right``.
 """
 
 from __future__ import annotations
 
-__all__ = ["column_of", "rule_keys", "block_pairs", "block_codes", "link_pairs", "link_codes",
-           "random_pairs", "pair_codes", "union_codes", "decode_codes"]
+__all__ = ["Blocking", "rule_keys", "block_pairs", "link_pairs", "random_pairs", "pair_codes",
+           "union_codes", "decode_codes", "ranks_of"]
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
+from crm2erp.quality.dedupe.columns import Columns, Factorised, factorise
 from crm2erp.quality.dedupe.config import FieldExpr
-from crm2erp.quality.dedupe.transforms import apply, get_path
 
 log = logging.getLogger(__name__)
+
+RECORDS_PER_CHUNK = 32_768   # left records whose pairs are made (and unioned) at once
 
 
 def _rule_name(rule: Sequence[FieldExpr]) -> str:
@@ -36,41 +42,33 @@ def _rule_name(rule: Sequence[FieldExpr]) -> str:
                       for e in rule)
 
 
-Column = Callable[[str, list[str]], list]
-
-
-def column_of(records: Sequence[Mapping[str, Any]]) -> Column:
-    """A memoised ``column(field, transforms)`` over records (transformed values).
-
-    Records held column-wise may offer ``values_of(path)``, the raw values of
-    one field for all records, so no record is built as a dict to read it.
-    """
-    cache: dict[tuple, list] = {}
-    values_of = getattr(records, "values_of", None)
-
-    def column(name: str, transforms: list[str]) -> list:
-        key = (name, tuple(transforms))
-        if key not in cache:
-            raw = values_of(name) if values_of else [get_path(r, name) for r in records]
-            cache[key] = apply(raw, transforms)
-        return cache[key]
-
-    return column
-
-
 def rule_keys(records: Sequence[Mapping[str, Any]], rule: Sequence[FieldExpr],
-              column: Column | None = None) -> list[tuple | None]:
+              ) -> list[tuple | None]:
     """The blocking key of every record under one rule (None when any part is null)."""
-    column = column or column_of(records)
-    parts = [column(e.field, e.transforms) for e in rule]
+    columns = Columns(records)
+    parts = [columns.values(e.field, e.transforms) for e in rule]
     return [None if any(p is None for p in key) else key for key in zip(*parts, strict=True)]
 
 
-def _group_ids(keys: list[tuple | None]) -> np.ndarray:
-    """Dense group number per record (-1 for a null key)."""
-    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
-    index[None] = -1
-    return np.array([index[k] for k in keys], dtype=np.int64)
+def _group_ids(columns: Columns, rule: Sequence[FieldExpr]) -> tuple[np.ndarray, int]:
+    """Dense group number per record (-1 when a part of its key is null), number of groups."""
+    gid: np.ndarray | None = None
+    for expr in rule:
+        codes = columns.codes(expr.field, expr.transforms).astype(np.int64)
+        if gid is None:
+            gid = codes
+            continue
+        combined = np.where((gid < 0) | (codes < 0), -1, gid * (int(codes.max()) + 1) + codes)
+        gid = _dense(combined)
+    assert gid is not None, "a blocking rule has at least one field"
+    return gid.astype(np.int32), int(gid.max()) + 1 if len(gid) else 0
+
+
+def _dense(keys: np.ndarray) -> np.ndarray:
+    out = np.full(len(keys), -1, dtype=np.int64)
+    valid = keys >= 0
+    out[valid] = np.unique(keys[valid], return_inverse=True)[1]
+    return out
 
 
 def pair_codes(li: np.ndarray, ri: np.ndarray, n_right: int) -> np.ndarray:
@@ -79,12 +77,7 @@ def pair_codes(li: np.ndarray, ri: np.ndarray, n_right: int) -> np.ndarray:
 
 
 def union_codes(chunks: list[np.ndarray]) -> np.ndarray:
-    """Sorted distinct pair codes of all ``chunks``; empties the list as it goes.
-
-    ``np.unique(np.concatenate(chunks))`` holds the chunks, their concatenation
-    and a sorted copy at once: three times the pairs. This sorts in place and
-    lets the chunks go, so a million-record run's pairs live about twice.
-    """
+    """Sorted distinct pair codes of all ``chunks``; empties the list as it goes."""
     codes = np.concatenate(chunks) if chunks else np.empty(0, dtype=np.int64)
     chunks.clear()
     codes.sort()
@@ -109,131 +102,175 @@ def _runs(lengths: np.ndarray) -> np.ndarray:
     return np.arange(total) - np.repeat(starts, lengths)
 
 
-def _sorted_groups(gid: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Record order sorted by group, start offset and size of every group."""
-    order = np.argsort(gid, kind="stable")
-    sizes = np.bincount(gid[gid >= 0], minlength=n_groups)
-    order = order[np.count_nonzero(gid < 0):]  # nulls sort first (-1): drop them
-    return order, np.cumsum(sizes) - sizes, sizes
-
-
-def _ranks(sort_key: Sequence[Any] | None, n: int) -> np.ndarray:
-    """Rank of every record under the sort key (None sorts first); input order without one."""
-    if sort_key is None:
-        return np.arange(n)
-    text = np.array(["" if v is None else str(v) for v in sort_key], dtype=object)
-    ranks = np.empty(n, dtype=np.int64)
-    ranks[np.argsort(text, kind="stable")] = np.arange(n)
+def ranks_of(key: Factorised | None, n: int) -> np.ndarray:
+    """Rank (int32) of every record under a sort key (nulls first, ties in input order)."""
+    if key is None:
+        return np.arange(n, dtype=np.int32)
+    unique_rank = np.empty(len(key.uniques) + 1, dtype=np.int32)   # the last: null
+    unique_rank[np.argsort(key.uniques, kind="stable")] = np.arange(len(key.uniques))
+    unique_rank[-1] = -1
+    by_value = unique_rank[key.codes]
+    ranks = np.empty(n, dtype=np.int32)
+    ranks[np.argsort(by_value, kind="stable")] = np.arange(n, dtype=np.int32)
     return ranks
 
 
-def _window_pairs(members: np.ndarray, gid: np.ndarray, ranks: np.ndarray,
-                  window: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of records at most ``window - 1`` apart in (block, sort key) order."""
-    ordered = members[np.lexsort((ranks[members], gid[members]))]
-    a_parts, b_parts = [], []
-    for d in range(1, window):
-        a, b = ordered[:-d], ordered[d:]
-        same = gid[a] == gid[b]
-        a_parts.append(a[same])
-        b_parts.append(b[same])
-    if not a_parts:
-        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    return np.concatenate(a_parts), np.concatenate(b_parts)
+class _Rule:
+    """One blocking rule's groups, indexed so that any record's partners are a slice."""
+
+    def __init__(self, rule: Sequence[FieldExpr], columns: Columns, n_left: int, link: bool,
+                 ranks: np.ndarray, max_block_size: int, window: int):
+        self.n_left, self.link, self.window = n_left, link, window
+        gid, n_groups = _group_ids(columns, rule)
+        self.gid = gid
+        # regular blocks: members (right side in link mode) sorted by group, then index
+        side = gid[n_left:] if link else gid
+        order = np.argsort(side, kind="stable")
+        order = order[np.count_nonzero(side < 0):].astype(np.int32)
+        sizes = np.bincount(side[side >= 0], minlength=n_groups)
+        self.order, self.starts = order, (np.cumsum(sizes) - sizes).astype(np.int32)
+        self.pos = np.full(len(side), -1, dtype=np.int32)
+        self.pos[order] = np.arange(len(order), dtype=np.int32)
+        left_sizes = np.bincount(gid[:n_left][gid[:n_left] >= 0], minlength=n_groups)
+        self.big = (np.maximum(sizes, left_sizes) if link else sizes) > max_block_size
+        if self.big.any():
+            log.info("blocking rule %s: %d block(s) larger than max_block_size %d (largest %d "
+                     "records) compared in sorted windows of %d", _rule_name(rule),
+                     int(self.big.sum()), max_block_size,
+                     int(np.maximum(sizes, left_sizes).max()), window)
+        # one more entry for the null key (-1): no block
+        self.big = np.append(self.big, False)
+        self.sizes = np.append(np.where(self.big[:-1], 0, sizes), 0)
+        regular = (self.sizes[:-1] * np.where(self.big[:-1], 0, left_sizes) if link
+                   else self.sizes * (self.sizes - 1) // 2)
+        # at most: every pair of a regular block, 2 (window - 1) neighbours per windowed record
+        self.max_pairs = int(regular.sum()) + 2 * (window - 1) * int(self.big[gid].sum())
+        # oversized blocks: members (both sides) in (group, sort key) order
+        members = np.flatnonzero(self.big[gid])
+        self.windowed = members[np.lexsort((ranks[members], gid[members]))].astype(np.int32)
+        self.wpos = np.full(len(gid), -1, dtype=np.int32)
+        self.wpos[self.windowed] = np.arange(len(self.windowed), dtype=np.int32)
+
+    def pairs(self, lo: int, hi: int) -> np.ndarray:
+        """Pair codes of the left records ``lo..hi-1`` under this rule (unsorted)."""
+        idx = np.arange(lo, hi)
+        g = self.gid[idx]
+        n_right = len(self.pos) if self.link else len(self.gid)
+        out = []
+        member = idx[self.sizes[g] > 0]
+        if len(member):
+            g = self.gid[member]
+            if self.link:   # every right member of the group
+                count = self.sizes[g]
+                a = np.repeat(member, count)
+                b = self.order[np.repeat(self.starts[g], count) + _runs(count)]
+            else:           # the members after it (larger indices) in its group
+                p = self.pos[member]
+                count = self.starts[g] + self.sizes[g] - p - 1
+                a = np.repeat(member, count)
+                b = self.order[np.repeat(p + 1, count) + _runs(count)]
+            out.append(pair_codes(a, b, n_right))
+        wp = self.wpos[lo:hi]
+        inside = np.flatnonzero(wp >= 0)
+        if len(inside):
+            i, wp = idx[inside], wp[inside]
+            for d in range(1 - self.window, self.window):
+                if d == 0:
+                    continue
+                q = wp + d
+                ok = (q >= 0) & (q < len(self.windowed))
+                j = self.windowed[q[ok]]
+                a = i[ok]
+                same = self.gid[j] == self.gid[a]
+                a, j = a[same], j[same]
+                if self.link:   # cross pairs only
+                    keep = j >= self.n_left
+                    out.append(pair_codes(a[keep], j[keep] - self.n_left, n_right))
+                else:           # each pair once, from its smaller index
+                    keep = j > a
+                    out.append(pair_codes(a[keep], j[keep], n_right))
+        return np.concatenate(out) if out else np.empty(0, dtype=np.int64)
 
 
-def _too_big(rule: Sequence[FieldExpr], sizes: np.ndarray, limit: int, window: int,
-             ) -> np.ndarray:
-    big = sizes > limit
-    if big.any():
-        log.info("blocking rule %s: %d block(s) larger than max_block_size %d (largest %d "
-                 "records) compared in sorted windows of %d", _rule_name(rule),
-                 int(big.sum()), limit, int(sizes.max()), window)
-    return big
+class Blocking:
+    """Candidate pairs of records under blocking rules, made a chunk of left records at a time.
+
+    ``n_left`` records come first in ``columns``; in link mode (``link``) the
+    existing records follow them and pairs are (left, right) with right
+    indices counted from 0.
+    """
+
+    def __init__(self, columns: Columns, n_left: int, n_right: int, link: bool,
+                 max_block_size: int, window: int, sort_key: Factorised | None = None):
+        self.columns, self.n_left, self.n_right, self.link = columns, n_left, n_right, link
+        self.max_block_size, self.window = max_block_size, window
+        self.ranks = ranks_of(sort_key, n_left + (n_right if link else 0))
+
+    def _indexed(self, rules: Sequence[Sequence[FieldExpr]]) -> list[_Rule]:
+        return [_Rule(rule, self.columns, self.n_left, self.link, self.ranks,
+                      self.max_block_size, self.window) for rule in rules]
+
+    def chunks(self, rules: Sequence[Sequence[FieldExpr]],
+               extra: Sequence[np.ndarray] = ()) -> Iterator[np.ndarray]:
+        """Sorted distinct pair codes, one range of left records after another.
+
+        ``extra`` are sorted pair codes to union in (deterministic rules' pairs).
+        """
+        return self._chunks(self._indexed(rules), extra)
+
+    def _chunks(self, indexed: list[_Rule], extra: Sequence[np.ndarray],
+                ) -> Iterator[np.ndarray]:
+        n = max(self.n_right, 1)
+        for lo in range(0, self.n_left, RECORDS_PER_CHUNK):
+            hi = min(lo + RECORDS_PER_CHUNK, self.n_left)
+            parts = [rule.pairs(lo, hi) for rule in indexed]
+            for codes in extra:
+                parts.append(codes[np.searchsorted(codes, lo * n):np.searchsorted(codes, hi * n)])
+            yield union_codes(parts)
+
+    def codes(self, rules: Sequence[Sequence[FieldExpr]]) -> np.ndarray:
+        """All pair codes under ``rules`` at once, sorted."""
+        return union_codes(list(self.chunks(rules)))
+
+    def pairs(self, rules: Sequence[Sequence[FieldExpr]],
+              extra: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray]:
+        """(left, right) index arrays (int32 when the records allow) of the union."""
+        dtype = np.int32 if self.n_left + self.n_right < 2**31 else np.int64
+        indexed = self._indexed(rules)
+        # filled chunk by chunk up to an upper bound: the pages past the end are never
+        # touched, so never resident (no list of chunks and its joined copy at once)
+        bound = sum(r.max_pairs for r in indexed) + sum(len(codes) for codes in extra)
+        li, ri = np.empty(bound, dtype=dtype), np.empty(bound, dtype=dtype)
+        end = 0
+        for codes in self._chunks(indexed, extra):
+            li[end:end + len(codes)], ri[end:end + len(codes)] = decode_codes(codes,
+                                                                              self.n_right)
+            end += len(codes)
+        return li[:end], ri[:end]
 
 
 def block_pairs(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[FieldExpr]],
-                max_block_size: int, column: Column | None = None, *,
-                sort_key: Sequence[Any] | None = None, window: int = 20,
+                max_block_size: int, *, sort_key: Sequence[Any] | None = None, window: int = 20,
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Union of within-batch pairs ``(i, j)``, ``i < j``, sharing a key under any rule."""
-    return decode_codes(block_codes(records, rules, max_block_size, column, sort_key=sort_key,
-                               window=window), len(records))
+    return Blocking(Columns(records), len(records), len(records), False, max_block_size,
+                    window, _sort_key(sort_key)).pairs(rules)
 
 
-def block_codes(records: Sequence[Mapping[str, Any]], rules: Sequence[Sequence[FieldExpr]],
-                max_block_size: int, column: Column | None = None, *,
-                sort_key: Sequence[Any] | None = None, window: int = 20) -> np.ndarray:
-    """:func:`block_pairs` as sorted :func:`pair_codes` (one int64 per pair, not two)."""
-    n = len(records)
-    column = column or column_of(records)
-    ranks = _ranks(sort_key, n)
-    chunks: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
-    for rule in rules:
-        gid = _group_ids(rule_keys(records, rule, column))
-        n_groups = int(gid.max()) + 1 if n else 0
-        order, starts, sizes = _sorted_groups(gid, n_groups)
-        big = _too_big(rule, sizes, max_block_size, window)
-        if big.any():
-            a, b = _window_pairs(np.flatnonzero((gid >= 0) & big[gid]), gid, ranks, window)
-            chunks.append(pair_codes(np.minimum(a, b), np.maximum(a, b), n))
-        sizes = np.where(big, 0, sizes)
-        # each record pairs with the records after it in its (sorted) group
-        g = gid[order]
-        later = np.maximum(starts[g] + sizes[g] - np.arange(len(order)) - 1, 0)
-        later[sizes[g] == 0] = 0
-        a = np.repeat(order, later)
-        b = order[np.repeat(np.arange(len(order)), later) + 1 + _runs(later)]
-        chunks.append(pair_codes(np.minimum(a, b), np.maximum(a, b), n))
-        del a, b, later, g
-        chunks = [union_codes(chunks)]   # dedupe as we go: rules overlap
-    return union_codes(chunks)
+def _sort_key(values: Sequence[Any] | None) -> Factorised | None:
+    return None if values is None else factorise([None if v is None else str(v) for v in values])
 
 
 def link_pairs(left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, Any]],
-               rules: Sequence[Sequence[FieldExpr]], max_block_size: int,
-               column: Column | None = None, *, sort_key: Sequence[Any] | None = None,
-               window: int = 20) -> tuple[np.ndarray, np.ndarray]:
+               rules: Sequence[Sequence[FieldExpr]], max_block_size: int, *,
+               sort_key: Sequence[Any] | None = None, window: int = 20,
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Union of cross pairs ``(i in left, j in right)`` sharing a key under any rule.
 
-    ``column`` and ``sort_key``, when given, serve the values of ``left + right``.
+    ``sort_key``, when given, holds the values of ``left + right``.
     """
-    return decode_codes(link_codes(left, right, rules, max_block_size, column, sort_key=sort_key,
-                              window=window), len(right))
-
-
-def link_codes(left: Sequence[Mapping[str, Any]], right: Sequence[Mapping[str, Any]],
-               rules: Sequence[Sequence[FieldExpr]], max_block_size: int,
-               column: Column | None = None, *, sort_key: Sequence[Any] | None = None,
-               window: int = 20) -> np.ndarray:
-    """:func:`link_pairs` as sorted :func:`pair_codes`."""
-    n_left, n_right = len(left), len(right)
-    both = list(left) + list(right)
-    column = column or column_of(both)
-    ranks = _ranks(sort_key, len(both))
-    chunks: list[np.ndarray] = [np.empty(0, dtype=np.int64)]
-    for rule in rules:
-        gid = _group_ids(rule_keys(both, rule, column))
-        g_left, g_right = gid[:n_left], gid[n_left:]
-        n_groups = int(gid.max()) + 1 if len(gid) else 0
-        order, starts, sizes = _sorted_groups(g_right, n_groups)
-        left_sizes = np.bincount(g_left[g_left >= 0], minlength=n_groups)
-        big = _too_big(rule, np.maximum(sizes, left_sizes), max_block_size, window)
-        if big.any():
-            a, b = _window_pairs(np.flatnonzero((gid >= 0) & big[gid]), gid, ranks, window)
-            lo, hi = np.minimum(a, b), np.maximum(a, b)
-            cross = (lo < n_left) & (hi >= n_left)
-            chunks.append(pair_codes(lo[cross], hi[cross] - n_left, n_right))
-        sizes = np.where(big, 0, sizes)
-        members = np.flatnonzero(g_left >= 0)
-        g = g_left[members]
-        count = sizes[g]
-        a = np.repeat(members, count)
-        b = order[np.repeat(starts[g], count) + _runs(count)]
-        chunks.append(pair_codes(a, b, n_right))
-        del a, b, count
-        chunks = [union_codes(chunks)]
-    return union_codes(chunks)
+    return Blocking(Columns(left, right), len(left), len(right), True, max_block_size,
+                    window, _sort_key(sort_key)).pairs(rules)
 
 
 def random_pairs(n_left: int, n_right: int | None, size: int, seed: int,

@@ -24,6 +24,7 @@ from rapidfuzz import fuzz
 from rapidfuzz.distance import DamerauLevenshtein, Jaro, JaroWinkler, Levenshtein
 from rapidfuzz.process import cpdist
 
+from crm2erp.quality.dedupe.columns import factorise
 from crm2erp.quality.dedupe.config import SIMILARITY_METHODS, Comparison
 from crm2erp.quality.dedupe.transforms import (
     apply,
@@ -49,7 +50,8 @@ _PHONETIC = {"soundex": jellyfish.soundex, "metaphone": jellyfish.metaphone,
 
 @dataclass
 class Prepared:
-    """One comparison's field for all records: codes into ``uniques`` (-1 = null).
+    """One comparison's field for all records: ``int32`` codes (-1 = null) of ``n_values``
+    distinct values; ``uniques`` holds them for the methods that score strings (else None).
 
     ``extra`` holds secondary codes (phonetic code, e-mail domain, phone
     suffixes: one array per threshold) and ``numbers`` the parsed value of
@@ -57,19 +59,10 @@ class Prepared:
     """
 
     codes: np.ndarray
-    uniques: np.ndarray
+    n_values: int
+    uniques: np.ndarray | None = None
     extra: list[np.ndarray] = field(default_factory=list)
     numbers: np.ndarray | None = None
-
-
-def _factorise(values: list[Any]) -> tuple[np.ndarray, np.ndarray]:
-    distinct = [v for v in dict.fromkeys(values) if v is not None]
-    index: dict[Any, int] = {v: i for i, v in enumerate(distinct)}
-    index[None] = -1
-    codes = np.array([index[v] for v in values], dtype=np.int64)
-    uniques = np.empty(len(distinct), dtype=object)
-    uniques[:] = distinct
-    return codes, uniques
 
 
 def _number(value: Any) -> float | None:
@@ -115,15 +108,18 @@ def prepare(comparison: Comparison, values: list[Any],
         values = [to_date(v) for v in values]
         numbers = np.array([np.nan if d is None else d.toordinal() for d in values],
                            dtype=np.float64)
-    codes, uniques = _factorise(values)
-    return Prepared(codes=codes, uniques=uniques, extra=[_factorise(e)[0] for e in extra],
-                    numbers=numbers)
+    column = factorise(values)
+    del values
+    scored = method in SIMILARITY_METHODS or method in _EDIT
+    return Prepared(codes=column.codes, n_values=len(column.uniques),
+                    uniques=column.uniques if scored else None,
+                    extra=[factorise(e).codes for e in extra], numbers=numbers)
 
 
 def value_counts(prepared: Prepared, part: slice = slice(None)) -> np.ndarray:
     """How many records (of ``part``) hold each unique value (exact-level u, no sampling)."""
     codes = prepared.codes[part]
-    return np.bincount(codes[codes >= 0], minlength=len(prepared.uniques))
+    return np.bincount(codes[codes >= 0], minlength=prepared.n_values)
 
 
 def _similarity(comparison: Comparison, prepared: Prepared, ca: np.ndarray, cb: np.ndarray,
@@ -134,7 +130,7 @@ def _similarity(comparison: Comparison, prepared: Prepared, ca: np.ndarray, cb: 
     u = prepared.uniques
     if len(u) * len(u) <= 4 * len(ca):
         # low-cardinality fields repeat the same value pairs: score each pair once
-        pair = ca * len(u) + cb
+        pair = ca.astype(np.int64) * len(u) + cb
         distinct, inverse = np.unique(pair, return_inverse=True)
         left, right = u[distinct // len(u)], u[distinct % len(u)]
         raw = np.asarray(cpdist(left, right, scorer=scorer, dtype=np.float64))[inverse]

@@ -24,16 +24,9 @@ from typing import Any
 import numpy as np
 
 from crm2erp.errors import RecordError
-from crm2erp.quality.dedupe.blocking import (
-    block_codes,
-    column_of,
-    decode_codes,
-    link_codes,
-    pair_codes,
-    random_pairs,
-    union_codes,
-)
+from crm2erp.quality.dedupe.blocking import Blocking, decode_codes, pair_codes, random_pairs
 from crm2erp.quality.dedupe.clustering import constrained_components, plain_components
+from crm2erp.quality.dedupe.columns import Columns
 from crm2erp.quality.dedupe.comparators import compare, prepare, value_counts
 from crm2erp.quality.dedupe.config import MatchConfig
 from crm2erp.quality.dedupe.fellegi_sunter import (
@@ -57,7 +50,7 @@ class Matcher:
     """Deduplicate or link records of one entity under a :class:`MatchConfig`."""
 
     def __init__(self, config: MatchConfig, params: FSParams | None = None, *,
-                 keep_distinct: bool = True, chunk_size: int = 500_000):
+                 keep_distinct: bool = True, chunk_size: int = 250_000):
         """``keep_distinct=False`` keeps in the result only the pairs a run decided
         something about (review, merge, rule, rejected), not every candidate pair:
         what a million-record run needs. Pairs are scored ``chunk_size`` at a time.
@@ -308,7 +301,10 @@ class Matcher:
             # need not be handed to the guard (as Python tuples and sets)
             component = plain_components(batch.n_left + shift, kept_li[merge] + shift,
                                          kept_ri[merge])
-            weak_mask = weak_all & (component[li + shift] == component[ri])
+            for start in range(0, len(li), self.chunk_size):   # no pair-sized temporaries
+                part = slice(start, start + self.chunk_size)
+                weak_mask[part] = weak_all[part] & (component[li[part] + shift]
+                                                    == component[ri[part]])
         del weak_all
         weak = list(zip((li[weak_mask] + shift).tolist(), ri[weak_mask].tolist(), strict=True))
         del weak_mask
@@ -331,16 +327,21 @@ class Matcher:
     def _clusters(self, labels: np.ndarray, batch: _Batch, shift: int) -> list[Cluster]:
         id_field = self.config.id_field
         sizes = np.bincount(labels, minlength=len(labels))
+        nodes = np.flatnonzero(sizes[labels] >= 2)
+        if not len(nodes):
+            return []
+        # clustering nodes: existing records (link mode) first, then the batch
+        ids = np.empty(len(labels), dtype=object)
+        ids[:] = (_ids(batch.right, id_field) if shift else []) + _ids(batch.left, id_field)
         members: dict[int, Cluster] = {}
-        for node in np.flatnonzero(sizes[labels] >= 2).tolist():
-            label = int(labels[node])
-            if label not in members:
-                first = batch.right[label] if label < shift else batch.left[label - shift]
-                members[label] = Cluster(cluster_id=first.get(id_field), record_ids=[])
+        for node, rid, label in zip(nodes.tolist(), ids[nodes].tolist(),
+                                    labels[nodes].tolist(), strict=True):
+            if label not in members:   # a cluster is named by its label's record
+                members[label] = Cluster(cluster_id=ids[label], record_ids=[])
             if node < shift:
-                members[label].existing_ids.append(batch.right[node].get(id_field))
+                members[label].existing_ids.append(rid)
             else:
-                members[label].record_ids.append(batch.left[node - shift].get(id_field))
+                members[label].record_ids.append(rid)
         return [members[k] for k in sorted(members)]
 
 
@@ -359,20 +360,23 @@ class _Batch:
         self.right = right if right is not None else left
         self.n_left, self.n_right = len(left), len(self.right)
         self.offset = self.n_left if self.link else 0
-        self.left_ids = _index_ids(cfg, left, "batch")
-        self.right_ids = _index_ids(cfg, right, "existing") if self.link else self.left_ids
-        everything = list(left) + list(right) if self.link else left
-        self.column = column_of(everything)
-        self.prepared = [prepare(c, self.column(c.field, c.transforms),
-                                 self.column(c.region_field, []) if c.region_field else None)
+        _check_ids(cfg, left, "batch")
+        if self.link:
+            _check_ids(cfg, right, "existing")
+        self.columns = Columns(left, right) if self.link else Columns(left)
+        self.prepared = [prepare(c, self.columns.values(c.field, c.transforms),
+                                 self.columns.values(c.region_field, []) if c.region_field
+                                 else None)
                          for c in cfg.comparisons]
+        self._blocking: Blocking | None = None
         self._candidates: tuple[np.ndarray, np.ndarray] | None = None
         self.rule_codes: list[np.ndarray] = []
         self._counts: dict[int, np.ndarray] = {}   # value counts of tf-adjusted comparisons
 
     def release_columns(self) -> None:
-        """Free the transformed columns blocking needed (the prepared codes stay)."""
-        self.column = None
+        """Free the blocking keys' codes (the prepared comparisons stay)."""
+        self.columns.release()
+        self._blocking = None
 
     @property
     def tf_adjustment_off(self) -> bool:
@@ -381,31 +385,29 @@ class _Batch:
     def parts(self) -> list[slice]:
         return [slice(0, self.n_left), slice(self.n_left, None)] if self.link else [slice(None)]
 
+    def blocking(self) -> Blocking:
+        """Blocking over this run's records; oversized blocks sorted by the first comparison."""
+        if self._blocking is None:
+            cfg = self.config
+            first = cfg.comparisons[0]
+            self._blocking = Blocking(
+                self.columns, self.n_left, self.n_right, self.link, cfg.max_block_size,
+                cfg.window, sort_key=self.columns.factorised(first.field, first.transforms))
+        return self._blocking
+
     def pairs(self, rules) -> tuple[np.ndarray, np.ndarray]:
         """Pairs sharing a key under any rule; oversized blocks in sorted windows."""
-        return decode_codes(self.codes(rules), self.n_right)
-
-    def codes(self, rules) -> np.ndarray:
-        """:meth:`pairs` as sorted pair codes."""
-        cfg = self.config
-        first = cfg.comparisons[0]
-        options = {"sort_key": self.column(first.field, first.transforms), "window": cfg.window}
-        if self.link:
-            return link_codes(self.left, self.right, rules, cfg.max_block_size, self.column,
-                              **options)
-        return block_codes(self.left, rules, cfg.max_block_size, self.column, **options)
+        return decode_codes(self.blocking().codes(rules), self.n_right)
 
     def candidates(self) -> tuple[np.ndarray, np.ndarray]:
-        """Blocked pairs unioned with the deterministic rules' pairs (computed once)."""
+        """Blocked pairs unioned with the deterministic rules' pairs (computed once).
+
+        Indices are int32 when the records allow: they are the biggest arrays of a run.
+        """
         if self._candidates is None:
-            self.rule_codes = [self.codes([rule.fields]) for rule in self.config.deterministic]
-            union = union_codes([self.codes(self.config.blocking), *self.rule_codes])
-            n = max(self.n_right, 1)
-            # int32 indices halve the biggest arrays of a run (pairs of up to 2**31 records)
-            dtype = np.int32 if self.n_left + self.n_right < 2**31 else np.int64
-            li = (union // n).astype(dtype)
-            union %= n
-            self._candidates = (li, union.astype(dtype))
+            blocking = self.blocking()
+            self.rule_codes = [blocking.codes([rule.fields]) for rule in self.config.deterministic]
+            self._candidates = blocking.pairs(self.config.blocking, self.rule_codes)
         return self._candidates
 
     def gamma(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -436,13 +438,19 @@ class _Batch:
 
     def rejected_pairs(self, rejected: Iterable[Collection[Any]]) -> list[tuple[int, int]]:
         """Rejected id pairs as (left index, right index); ordered in dedupe mode."""
+        pairs = [tuple(pair) for pair in rejected]
+        pairs = [ids for ids in pairs if len(ids) == 2]
+        wanted = {rid for ids in pairs for rid in ids}
+        if not wanted:
+            return []
+        id_field = self.config.id_field
+        left_ids = {rid: i for i, rid in enumerate(_ids(self.left, id_field)) if rid in wanted}
+        right_ids = ({rid: i for i, rid in enumerate(_ids(self.right, id_field))
+                      if rid in wanted} if self.link else left_ids)
         out = []
-        for pair in rejected:
-            ids = tuple(pair)
-            if len(ids) != 2:
-                continue
+        for ids in pairs:
             for x, y in (ids, ids[::-1]):
-                i, j = self.left_ids.get(x), self.right_ids.get(y)
+                i, j = left_ids.get(x), right_ids.get(y)
                 if i is None or j is None or (not self.link and i == j):
                     continue
                 out.append((i, j) if self.link else (min(i, j), max(i, j)))
@@ -490,14 +498,15 @@ def _ids(records: Records, id_field: str) -> list[Any]:
     return values_of(id_field) if values_of else [r.get(id_field) for r in records]
 
 
-def _index_ids(cfg: MatchConfig, records: Records, side: str) -> dict[Any, int]:
-    id_field, index = cfg.id_field, {}
+def _check_ids(cfg: MatchConfig, records: Records, side: str) -> None:
+    """Raise RecordError for a missing or repeated id (nothing is kept: ids are read again
+    where needed)."""
+    id_field, seen = cfg.id_field, set()
     for i, rid in enumerate(_ids(records, id_field)):
         if rid is None:
             raise RecordError(f"{side} record #{i} of {cfg.entity} has no {id_field!r}; "
                               "give every record a unique id", stage="dedupe", field=id_field)
-        if rid in index:
+        if rid in seen:
             raise RecordError(f"{side} records of {cfg.entity} repeat id {rid!r}; ids must "
                               "be unique", stage="dedupe", field=id_field)
-        index[rid] = i
-    return index
+        seen.add(rid)

@@ -251,8 +251,8 @@ class DedupeStage:
                 pairs += self.matcher.dedupe(left, rejected=rejected).pairs(["merge", "review"])
             if existing:
                 right = [r.data for r in existing.values()]
-                pairs += self.matcher.link(left, right, rejected=rejected).pairs(
-                    ["merge", "review"])
+                pairs += self._unclaimed(self.matcher.link(left, right, rejected=rejected)
+                                         .pairs(["merge", "review"]))
         except ValueError as exc:   # ImplausibleFit: no model is better than a wrong one
             if type(exc).__name__ != "ImplausibleFit":
                 raise
@@ -309,6 +309,20 @@ class DedupeStage:
                     rejections += [Rejection(i, reason, "parked") for i in items_of[rid]]
         self.parked += len(rejections)
         return rejections
+
+    def _unclaimed(self, pairs: list[PairResult]) -> list[PairResult]:
+        """``link: one_to_one`` across batches and runs: leave out the pairs with an existing
+        record that a record of this flow's source already holds (cross-reference), so a
+        later source record never claims it again; it is created as a record of its own."""
+        if self.config.link != "one_to_one" or not pairs:
+            return pairs
+        claimed = set(self.store.xref_by_canonical(
+            self.entity, self.system, sorted({str(p.right_id) for p in pairs})))
+        if claimed:
+            log.info("flow %s: link one_to_one: %s %s already linked to a %s record; not "
+                     "offered to the new records", self.flow.flow, self.entity,
+                     ", ".join(sorted(claimed)), self.system)
+        return [p for p in pairs if str(p.right_id) not in claimed]
 
     @staticmethod
     def _newer(records: dict[str, MatchRecord], a: str, b: str) -> str:

@@ -17,10 +17,18 @@ A001 vs A002: name agrees, e-mail and phone differ, no city: 2.8 (distinct).
 
 from __future__ import annotations
 
+import pytest
+
 from crm2erp.engine import Engine
 from crm2erp.mapping import load_project
 from crm2erp.store import StateStore
-from tests.quality.dedupe_project import account, add_erp_customer, erp_customers, make_project
+from tests.quality.dedupe_project import (
+    account,
+    add_crm_accounts,
+    add_erp_customer,
+    erp_customers,
+    make_project,
+)
 
 MATCH = """\
 entity: account
@@ -41,20 +49,26 @@ survivorship:
 """
 
 
-def _sync_once(folder, monkeypatch, link: str):
+A001 = account(1, "Nordwind GmbH", email="info@nordwind.example", phone="+49 40 9999999",
+               city="Berlin")
+A002 = account(2, "Nordwind GmbH", email="einkauf@other.example", phone="+49 30 1111111",
+               city=None)
+
+
+def _project(folder, monkeypatch, link: str, accounts: list[dict], batch_size: int = 100):
     monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(folder))
-    project = make_project(folder, [
-        account(1, "Nordwind GmbH", email="info@nordwind.example", phone="+49 40 9999999",
-                city="Berlin"),
-        account(2, "Nordwind GmbH", email="einkauf@other.example", phone="+49 30 1111111",
-                city=None),
-    ], target=True)
+    project = make_project(folder, accounts, target=True)
     (project / "match.yaml").write_text(MATCH)
     flow = project / "accounts.flow.yaml"
-    flow.write_text(flow.read_text() + f"  link: {link}\n")
+    flow.write_text(flow.read_text().replace("batch_size: 100", f"batch_size: {batch_size}")
+                    + f"  link: {link}\n")
     add_erp_customer(folder, crm_ref="ERP-0001", name="Nordwind GmbH", kind="customer",
                      email="info@nordwind.example", phone="+49301111111", city="Berlin",
                      country="DE", currency="EUR")
+    return project
+
+
+def _run(folder, project):
     store = StateStore.open(f"sqlite:///{folder / 'state.db'}")
     try:
         with Engine(load_project(project), store) as engine:
@@ -64,6 +78,10 @@ def _sync_once(folder, monkeypatch, link: str):
     finally:
         store.close()
     return result, ids, pairs, erp_customers(folder)
+
+
+def _sync_once(folder, monkeypatch, link: str, batch_size: int = 100):
+    return _run(folder, _project(folder, monkeypatch, link, [A001, A002], batch_size))
 
 
 def test_many_merges_both_crm_accounts_into_the_one_erp_customer(tmp_path, monkeypatch):
@@ -90,3 +108,62 @@ def test_one_to_one_gives_the_erp_customer_only_its_best_crm_account(tmp_path, m
     assert pair.status == "merged" and pair.match_probability > 0.99
     assert {pair.details[side]["source_key"] for side in ("left", "right")} == {
         "A001", str(kept["id"])}                     # the new record, the ERP row
+
+
+# A later CRM account that resembles the customer *after* A001 merged into it: same name and
+# phone as the merged record, another e-mail, no city: 9.45 + 9.81 - 3.32 - 6.63 = 9.3 bits
+# (p = 0.998, a merge under link: many)
+A003 = account(3, "Nordwind GmbH", email="einkauf@other.example", phone="+49 40 9999999",
+               city=None)
+
+
+def _apart(ids, customers):
+    """A001 holds the ERP customer; A003 was created as a customer of its own."""
+    assert ids["A001"] == "ERP-0001" and ids["A003"] not in (None, "ERP-0001")
+    by_ref = {c["crm_ref"]: c for c in customers}
+    assert sorted(by_ref) == sorted(["ERP-0001", ids["A003"]])
+    assert by_ref["ERP-0001"]["email"] == "info@nordwind.example"
+    assert (by_ref[ids["A003"]]["name"], by_ref[ids["A003"]]["email"]) == (
+        "Nordwind GmbH", "einkauf@other.example")
+
+
+def _ids(folder):
+    store = StateStore.open(f"sqlite:///{folder / 'state.db'}")
+    try:
+        return store.canonical_ids("Account", "crm", ["A001", "A003"])
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("link", ["many", "one_to_one"])
+def test_one_to_one_holds_across_batches(tmp_path, monkeypatch, link):
+    # batch 1: A001 takes the ERP customer; batch 2: A003 finds it linked to A001 (xref)
+    project = _project(tmp_path, monkeypatch, link, [A001, A003], batch_size=1)
+    result, _, pairs, customers = _run(tmp_path, project)
+    assert result.counts["failed"] == 0 and result.counts["parked"] == 0
+    ids = _ids(tmp_path)
+    if link == "many":   # the later account joins the taken customer
+        assert ids == {"A001": "ERP-0001", "A003": "ERP-0001"}
+        assert [c["crm_ref"] for c in customers] == ["ERP-0001"]
+        assert [p.status for p in pairs] == ["merged", "merged"]
+        return
+    _apart(ids, customers)
+    assert [(p.status, {p.details[s]["source_key"] for s in ("left", "right")})
+            for p in pairs] == [("merged", {"A001", str(customers[0]["id"])})]
+
+
+@pytest.mark.parametrize("link", ["many", "one_to_one"])
+def test_one_to_one_holds_across_runs(tmp_path, monkeypatch, link):
+    project = _project(tmp_path, monkeypatch, link, [A001])
+    first, _, _, _ = _run(tmp_path, project)
+    assert first.counts["failed"] == 0 and _ids(tmp_path) == {"A001": "ERP-0001"}
+    add_crm_accounts(tmp_path, A003)
+    second, _, pairs, customers = _run(tmp_path, project)
+    assert second.counts["failed"] == 0 and second.counts["parked"] == 0
+    ids = _ids(tmp_path)
+    if link == "many":
+        assert ids == {"A001": "ERP-0001", "A003": "ERP-0001"}
+        assert [c["crm_ref"] for c in customers] == ["ERP-0001"]
+        return
+    _apart(ids, customers)
+    assert [p.status for p in pairs] == ["merged"]
