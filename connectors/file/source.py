@@ -5,8 +5,8 @@ the rows at or after the watermark (filtered while streaming), and sorts
 what is kept: in memory up to a bound, beyond it in sorted runs on disk that
 are merged lazily (:mod:`.spill`), so memory stays flat whatever the size. A record that
 cannot be used (undecodable bytes, an oversized field, a cursor value that
-is not of the cursor's type) is rejected with its file and line, never read
-as a row and never a watermark.
+is not of the cursor's type, a key an earlier row of the file holds) is
+rejected with its file and line, never read as a row and never a watermark.
 """
 
 from __future__ import annotations
@@ -64,6 +64,8 @@ class FileSourceMixin(FileBase):
         floor = self._floor(stream, ctype, since) if spec.cursor else None
         kept = SortedSpill()
         rejected: list[Rejected] = []
+        first_line: dict[int, int] = {}   # hash of a key -> the first line holding it
+        repeated: set[int] = set()         # keys on more than one line (hashed)
         self._check_exists(spec)
         with self.lock:
             for record in read_records(spec.path, spec.format, self.config.encoding,
@@ -74,6 +76,14 @@ class FileSourceMixin(FileBase):
                     rejected.append(Rejected(self.key_of(spec, row) or "", where,
                                              record.problem, row))
                     continue
+                key_text = self.key_of(spec, row)
+                if key_text is not None:
+                    first = first_line.setdefault(hash(key_text), record.line)
+                    if first != record.line:
+                        repeated.add(hash(key_text))
+                        rejected.append(Rejected(key_text, where,
+                                                 _repeat(key_text, spec, first), row))
+                        continue
                 position = (0, 0)
                 value = row.get(spec.cursor) if spec.cursor else None
                 if value is not None and value != "":
@@ -90,26 +100,33 @@ class FileSourceMixin(FileBase):
                 if floor is not None and (position[0] == 0 or position < floor):
                     continue
                 key = tuple(order_value(row.get(k), self.tz) for k in spec.key)
-                kept.add((position, key, row))
+                kept.add((position, key, record.line, row))
         try:
-            yield from self._batches(spec, kept, rejected, batch_size)
+            yield from self._batches(spec, kept, rejected, batch_size, repeated, first_line)
         finally:
             kept.close()
 
-    def _batches(self, spec, kept: SortedSpill, rejected: list[Rejected],
-                 batch_size: int) -> Iterator[Batch]:
-        """The kept rows in order, ``batch_size`` at a time; rejected ones in the first."""
+    def _batches(self, spec, kept: SortedSpill, rejected: list[Rejected], batch_size: int,
+                 repeated: set[int], first_line: dict[int, int]) -> Iterator[Batch]:
+        """The kept rows in order, ``batch_size`` at a time; rejected ones in the first,
+        and the first row of a repeated key in the batch where it would have been."""
         first, ordered = True, iter(kept)
         while chunk := list(itertools.islice(ordered, batch_size)):
-            position, _, last = chunk[-1]
-            cursor = None
-            if spec.cursor and position[0] != 0:
-                cursor = Cursor(cursor_json(position), self.key_of(spec, last))
-            yield Batch(rows=[row for _, _, row in chunk], cursor=cursor,
-                        rejected=rejected if first else [])
+            rows, cursor, held = [], None, rejected if first else []
+            for position, _, line, row in chunk:
+                key = self.key_of(spec, row)
+                if repeated and key is not None and hash(key) in repeated:
+                    held = [*held, Rejected(key, f"{spec.path.name}:{line}",
+                                            _repeat(key, spec, first_line[hash(key)]), row)]
+                    continue
+                rows.append(row)
+                if spec.cursor and position[0] != 0:
+                    cursor = Cursor(cursor_json(position), key)
+            yield Batch(rows=rows, cursor=cursor, rejected=held)
             first = False
         if first and rejected:
             yield Batch(rows=[], rejected=rejected)
+
     def lookup(self, stream: str, keys: Sequence[str]) -> dict[str, Row]:
         """Rows by key; unreadable records are left out (``read`` rejects them)."""
         spec = self.resolve(stream)
@@ -124,3 +141,10 @@ class FileSourceMixin(FileBase):
                 if key in wanted and key not in found:
                     found[key] = record.row
         return found
+
+
+def _repeat(key: str, spec, first: int) -> str:
+    """Why the rows of a key that more than one line of the file holds are not read."""
+    return (f"key {key!r} is on more than one row of {spec.path.name} (first on line "
+            f"{first}): a file holds one row per key, so none of them is read; remove all "
+            "but one, then `crm2erp dlq retry` the letters")

@@ -212,6 +212,22 @@ def test_a_value_of_another_kind_than_the_watermark_is_rejected(accounts_csv):
     assert [r.key for b in batches for r in b.rejected] == ["5"]
 
 
+def test_no_row_of_a_key_on_more_than_one_line_is_read(tmp_path):
+    (tmp_path / "a.csv").write_text(
+        "id,name,updated_at\n7,First,2024-01-01T09:00:00Z\n8,Other,2024-01-01T09:30:00Z\n"
+        "7,Second,2024-01-02T09:00:00Z\n7,Third,2024-01-03T09:00:00Z\n", encoding="utf-8")
+    conn = connector(tmp_path, streams={"a": {"file": "a.csv", "cursor": "updated_at"}})
+    for since, size in ((None, 1), (None, 10), (Cursor("2024-01-01T09:15:00Z"), 1)):
+        batches = list(conn.read("a", since, batch_size=size))
+        rejected = sorted((r.where, r.key, r.raw["name"]) for b in batches for r in b.rejected)
+        first = [("a.csv:2", "7", "First")] if since is None else []  # else below the watermark
+        assert rejected == first + [("a.csv:4", "7", "Second"), ("a.csv:5", "7", "Third")]
+        assert all("is on more than one row of a.csv (first on line 2)" in r.reason
+                   for b in batches for r in b.rejected)
+        assert ids(batches) == ["8"]
+        assert [b.cursor for b in batches if b.cursor] == [Cursor("2024-01-01T09:30:00+00:00", "8")]
+
+
 def test_a_frozen_text_watermark_is_a_config_error_saying_how_to_restart(accounts_csv):
     conn = connector(accounts_csv, streams={"accounts": {"file": "accounts.csv",
                                                          "cursor": "updated_at"}})
