@@ -2,7 +2,8 @@
 
 Starting ``airflow`` costs seconds of imports before a command does anything,
 and the tests run it dozens of times with the same AIRFLOW_HOME. This script
-imports the CLI once, then reads one JSON request a line on stdin
+imports the CLI once (and builds the in-process Execution API app that
+``dags test`` runs tasks through, whose routes take seconds), then reads one JSON request a line on stdin
 (``{"argv": [...], "env": {...}, "stdout": path, "stderr": path}``), forks, and
 runs ``airflow <argv>`` in the child exactly as the ``airflow`` entry point
 does (``airflow.__main__.main``), with the request's environment and its
@@ -31,14 +32,35 @@ os.dup2(2, 1)
 
 
 def _import_the_cli():
-    """``airflow.__main__`` and what nearly every command imports next."""
+    """``airflow.__main__`` and what nearly every command imports next, with the
+    in-process Execution API warmed (:func:`_warm_the_execution_api`)."""
     import airflow.__main__ as entry_point
     import airflow.cli.commands.dag_command  # noqa: F401
     import airflow.cli.commands.task_command  # noqa: F401
     import airflow.models.dagbag  # noqa: F401
     import airflow.sdk  # noqa: F401
 
+    import crm2erp.orchestration.tasks  # noqa: F401  # what every DAG file's task runs
+
+    _warm_the_execution_api()
     return entry_point
+
+
+def _warm_the_execution_api() -> None:
+    """Build, once here, the Execution API app that ``dags test`` and ``tasks test``
+    run their tasks through in-process: its versioned routes (Cadwyn) are otherwise
+    generated at the first request of every command, seconds each time. Only the
+    app object is made: no thread, no database connection (the children start their
+    own event loop and connections)."""
+    from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+    app = in_process_api_server().app
+    initialize = getattr(app, "_cadwyn_initialize", None)
+    if initialize is None:   # another Airflow/Cadwyn: each command builds its routes
+        print("forked_cli: the Execution API app has no _cadwyn_initialize; not warmed",
+              file=sys.stderr)
+        return
+    initialize()
 
 
 def _child(entry_point, request: dict) -> int:
