@@ -226,6 +226,15 @@ def _sqlite_store_template(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="session")
+def demo_copies(tmp_path_factory):
+    """``demo_copies(folder, accounts=120)``: the state ``run_demo`` leaves in
+    ``folder``, copied from one demo run per worker (tests/demo_copies.py)."""
+    from tests.demo_copies import DemoCopies
+
+    return DemoCopies(tmp_path_factory.mktemp("demo-builds"))
+
+
 def _pg_store(request):
     template = request.getfixturevalue("_pg_store_template")
     yield from _fresh_database(PG_ADMIN_URL, "PostgreSQL",

@@ -15,12 +15,18 @@ For each batch the flow's checks run on the canonical records
 
 Only the per-rule totals and a few sample values per rule are kept, so
 memory stays flat whatever the source size.
+
+Great Expectations is imported, and the flow's suite built, at the first
+batch that has rows: a run that reads nothing new (a second ``crm2erp demo``,
+``reconcile``, a scheduled run with no changes) costs no GX import. A missing
+GX install is still a :class:`~crm2erp.errors.ConfigError` before the run starts.
 """
 
 from __future__ import annotations
 
 __all__ = ["QualityStage", "quality_stage", "RunTally"]
 
+import importlib.util
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -32,9 +38,9 @@ from crm2erp.quality.gx.config import QualityConfig
 from crm2erp.quality.gx.errors import QualityGateError
 from crm2erp.store.quality import QualityResult
 
-if TYPE_CHECKING:  # GX is slow to import: only flows with quality rules pay for it
+if TYPE_CHECKING:  # GX is slow to import: only batches with rows to check pay for it
     from crm2erp.quality.gx.suite import Check
-    from crm2erp.quality.gx.validate import Outcome
+    from crm2erp.quality.gx.validate import BatchChecker, Outcome
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +107,11 @@ def reason(key: str, outcomes: list[Outcome]) -> str:
     return "quality: " + "; ".join(parts)
 
 
+def _not_installed(flow, why: object) -> ConfigError:
+    return ConfigError(f"flow {flow.flow!r} has quality rules, but Great Expectations "
+                       f"is not installed ({why}); pip install 'crm2erp[quality]'")
+
+
 class QualityStage:
     """The batch stage; see the module docstring."""
 
@@ -110,25 +121,35 @@ class QualityStage:
         self.flow = flow
         self.store = store
         self.config: QualityConfig = flow.quality
-        try:
-            from crm2erp.quality.gx.validate import BatchChecker
-        except ImportError as exc:
-            raise ConfigError(f"flow {flow.flow!r} has quality rules, but Great Expectations "
-                              f"is not installed ({exc}); pip install 'crm2erp[quality]'"
-                              ) from None
-        self.checker = BatchChecker(flow)
+        if importlib.util.find_spec("great_expectations") is None:
+            raise _not_installed(flow, "no module named 'great_expectations'")
+        self._checker: BatchChecker | None = None
         self._run_id: object = object()
-        self.tally = RunTally(self.checker.checks, self.config.sample_size)
+        self.tally: RunTally | None = None
+
+    @property
+    def checker(self) -> BatchChecker:
+        """The flow's checks and suite, built (and GX imported) at the first batch
+        that has rows: a run with nothing to validate costs no GX at all."""
+        if self._checker is None:
+            try:
+                from crm2erp.quality.gx.validate import BatchChecker
+            except ImportError as exc:
+                raise _not_installed(self.flow, exc) from None
+            self._checker = BatchChecker(self.flow)
+        return self._checker
 
     def start(self, ctx: StageContext) -> None:
         if ctx.run_id != self._run_id:
             self._run_id = ctx.run_id
-            self.tally = RunTally(self.checker.checks, self.config.sample_size)
+            self.tally = None
 
     def process(self, items: list[Item], ctx: StageContext) -> list[Rejection]:
         self.start(ctx)   # also when process is called outside a managed run
         if not items:
             return []
+        if self.tally is None:
+            self.tally = RunTally(self.checker.checks, self.config.sample_size)
         run_id = None if ctx.dry_run else ctx.run_id   # a dry run notifies nobody
         outcomes = self.checker.run(items, ctx.store, self.flow.target.connection, run_id)
         self.tally.add(outcomes, len(items))

@@ -2,7 +2,9 @@
 
 Starting ``airflow`` costs seconds of imports before a command does anything,
 and the tests run it dozens of times with the same AIRFLOW_HOME. This script
-imports the CLI once, then reads one JSON request a line on stdin
+imports the CLI once (and, before the first ``dags test`` or ``tasks test``,
+builds the in-process Execution API app they run tasks through, whose routes
+take seconds), then reads one JSON request a line on stdin
 (``{"argv": [...], "env": {...}, "stdout": path, "stderr": path}``), forks, and
 runs ``airflow <argv>`` in the child exactly as the ``airflow`` entry point
 does (``airflow.__main__.main``), with the request's environment and its
@@ -17,6 +19,7 @@ harness in conftest.py does that). It ends when stdin closes.
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import signal
@@ -38,7 +41,31 @@ def _import_the_cli():
     import airflow.models.dagbag  # noqa: F401
     import airflow.sdk  # noqa: F401
 
+    import crm2erp.orchestration.tasks  # noqa: F401  # what every DAG file's task runs
+
     return entry_point
+
+
+#: the commands that run tasks in-process, through the Execution API app
+_RUN_TASKS = (["dags", "test"], ["tasks", "test"])
+
+
+@functools.cache
+def _warm_the_execution_api() -> None:
+    """Build, once here (before the first command that runs tasks), the Execution API
+    app that ``dags test`` and ``tasks test`` run their tasks through in-process: its
+    versioned routes (Cadwyn) are otherwise generated at the first request of every
+    such command, seconds each time. Only the app object is made: no thread, no
+    database connection (the children start their own event loop and connections)."""
+    from airflow.sdk.execution_time.supervisor import in_process_api_server
+
+    app = in_process_api_server().app
+    initialize = getattr(app, "_cadwyn_initialize", None)
+    if initialize is None:   # another Airflow/Cadwyn: each command builds its routes
+        print("forked_cli: the Execution API app has no _cadwyn_initialize; not warmed",
+              file=sys.stderr)
+        return
+    initialize()
 
 
 def _child(entry_point, request: dict) -> int:
@@ -74,6 +101,8 @@ def serve() -> None:
     _answer({"ready": True})
     for line in sys.stdin:
         request = json.loads(line)
+        if request["argv"][:2] in _RUN_TASKS:
+            _warm_the_execution_api()
         pid = os.fork()
         if pid == 0:   # the child ends as a process does: exit handlers, then exit
             code = 1

@@ -23,7 +23,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from crm2erp.console.app import create_app
 from crm2erp.console.business import money
-from crm2erp.demo import DEMO_FLOWS, run_demo
+from crm2erp.demo import DEMO_FLOWS
 from crm2erp.store import StateStore
 from tests.console.test_console import HOSTILE_NAME, HOSTILE_TYPE, hostile_demo
 from tests.console.test_duplicate_override import seed_pending, sync
@@ -99,8 +99,9 @@ def erp_sql(directory: Path, sql: str, **params) -> list:
         engine.dispose()
 
 
-def test_fix_the_mapping_and_retry_the_group_from_the_page(tmp_path, page, artifacts):
-    demo = run_demo(tmp_path / "crm2erp-demo")
+def test_fix_the_mapping_and_retry_the_group_from_the_page(tmp_path, page, artifacts,
+                                                          demo_copies):
+    demo = demo_copies(tmp_path / "crm2erp-demo")
     with Served(create_app(demo.state_url, demo.project)) as served:
         page.goto(served.url + "/")
         expect(page.locator(".attention")).to_contain_text("demo_accounts: 5 dead letter(s)")
@@ -170,8 +171,8 @@ def test_review_a_duplicate_override_one_golden_field_and_accept(tmp_path, monke
     assert customer["phone"].replace(" ", "") == "+49407654321"
 
 
-def test_business_view_totals_equal_sql_sums(tmp_path, page, artifacts):
-    demo = run_demo(tmp_path / "crm2erp-demo")
+def test_business_view_totals_equal_sql_sums(tmp_path, page, artifacts, demo_copies):
+    demo = demo_copies(tmp_path / "crm2erp-demo")
     as_of = dt.date.today() + dt.timedelta(days=45)
     with Served(create_app(demo.state_url, demo.project)) as served:
         page.goto(served.url + "/")
@@ -209,8 +210,8 @@ def test_business_view_totals_equal_sql_sums(tmp_path, page, artifacts):
 
 
 def test_hostile_crm_text_is_text_on_every_page_and_a_forged_post_is_refused(
-        tmp_path, page, artifacts):
-    demo, pair_id, runs, letter = hostile_demo(tmp_path)
+        tmp_path, page, artifacts, demo_copies):
+    demo, pair_id, runs, letter = hostile_demo(tmp_path, demo_copies)
     as_of = (dt.date.today() + dt.timedelta(days=45)).isoformat()
     urls = ["/", "/dead-letters", f"/dead-letters/{letter}", "/duplicates",
             f"/duplicates/{pair_id}", "/reconciliation", f"/business?as_of={as_of}",

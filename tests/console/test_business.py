@@ -13,7 +13,6 @@ from starlette.testclient import TestClient
 
 from crm2erp.console.app import create_app
 from crm2erp.console.business import money
-from crm2erp.demo import run_demo
 from crm2erp.engine import Engine
 from crm2erp.mapping import load_project
 from crm2erp.store import StateStore
@@ -60,8 +59,8 @@ fields:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    result = run_demo(tmp_path_factory.mktemp("business") / "crm2erp-demo")
+def demo(tmp_path_factory, demo_copies):
+    result = demo_copies(tmp_path_factory.mktemp("business") / "crm2erp-demo")
     erp = sa.create_engine(f"sqlite:///{result.directory / 'erp.db'}")
     with erp.begin() as conn:
         conn.execute(sa.text(

@@ -23,8 +23,8 @@ HOSTILE_TYPE = "[link=x]y[/link]"
 
 
 @pytest.fixture
-def demo(tmp_path):
-    return run_demo(tmp_path / "crm2erp-demo")
+def demo(tmp_path, demo_copies):
+    return demo_copies(tmp_path / "crm2erp-demo")
 
 
 @pytest.fixture
@@ -207,11 +207,11 @@ def _pair(store, left_name: str, right_name: str) -> int:
     return next(iter(saved.values()))
 
 
-def hostile_demo(folder):
+def hostile_demo(folder, demo_copies):
     """The demo after CRM users typed markup into names and a type: A-0013 (a dead
     letter), A-0002 (synced: an ERP customer with invoices); plus a duplicate pair of
     hostile names. Returns (demo, pair id, run ids, A-0013's dead letter id)."""
-    demo = run_demo(folder / "crm2erp-demo")
+    demo = demo_copies(folder / "crm2erp-demo")
     crm = sa.create_engine(f"sqlite:///{demo.directory / 'crm.db'}")
     with crm.begin() as conn:
         conn.execute(sa.text("UPDATE accounts SET company_name = :n, account_type = :t, "
@@ -228,8 +228,8 @@ def hostile_demo(folder):
     return demo, pair_id, runs, letter_id(demo, "demo_accounts", "A-0013")
 
 
-def test_every_page_shows_hostile_crm_text_as_text(tmp_path):
-    demo, pair_id, runs, letter = hostile_demo(tmp_path)
+def test_every_page_shows_hostile_crm_text_as_text(tmp_path, demo_copies):
+    demo, pair_id, runs, letter = hostile_demo(tmp_path, demo_copies)
     app = create_app(demo.state_url, demo.project)
     with TestClient(app) as client:
         urls = ["/", "/dead-letters", "/dead-letters?status=all", f"/dead-letters/{letter}",

@@ -6,7 +6,7 @@ import html
 import re
 
 from crm2erp.cli import main
-from crm2erp.demo import DEMO_FLOWS, run_demo
+from crm2erp.demo import DEMO_FLOWS
 from crm2erp.store import StateStore
 from crm2erp.store.quality import QualityResult
 from tests.console.test_console import HOSTILE_NAME
@@ -17,8 +17,8 @@ def shown(path) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", text)).split())
 
 
-def test_export_writes_an_index_flow_pages_and_immutable_run_pages(tmp_path):
-    demo = run_demo(tmp_path / "crm2erp-demo")
+def test_export_writes_an_index_flow_pages_and_immutable_run_pages(tmp_path, demo_copies):
+    demo = demo_copies(tmp_path / "crm2erp-demo")
     with StateStore.open(demo.state_url) as store:
         store.save_quality_results(1, "demo_accounts", [QualityResult(
             rule="city_known", expectation="expect_column_values_to_be_in_set",

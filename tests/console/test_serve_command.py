@@ -63,16 +63,15 @@ def _documented_command() -> list[str]:
     return lines[0].split("#", 1)[0].split()
 
 
-def test_the_documented_command_serves_the_demo_projects_store(tmp_path, monkeypatch):
+def test_the_documented_command_serves_the_demo_projects_store(tmp_path, monkeypatch,
+                                                               demo_copies):
     """The guide's command, run after `crm2erp demo` in the same folder: the app it
     would serve (started here through TestClient, not a socket) shows the demo."""
     import uvicorn
     from starlette.testclient import TestClient
 
     from crm2erp.cli import main
-    from crm2erp.demo import run_demo
-
-    run_demo(tmp_path / "crm2erp-demo")
+    demo_copies(tmp_path / "crm2erp-demo")
     monkeypatch.chdir(tmp_path)
     for name in ("CRM2ERP_PROJECT", "CRM2ERP_STATE_URL", PASSWORD_ENV):
         monkeypatch.delenv(name, raising=False)

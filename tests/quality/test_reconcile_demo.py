@@ -10,7 +10,6 @@ import sys
 import pytest
 import sqlalchemy as sa
 
-from crm2erp.demo import run_demo
 from crm2erp.engine import Engine
 from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir
@@ -19,10 +18,10 @@ from crm2erp.store import StateStore
 
 
 @pytest.fixture
-def demo(tmp_path, monkeypatch):
+def demo(tmp_path, monkeypatch, demo_copies):
     monkeypatch.delenv("CRM2ERP_REPORTS_DIR", raising=False)
     monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path))  # restored after the test
-    run_demo(tmp_path, accounts=40)
+    demo_copies(tmp_path, accounts=40)
     return tmp_path
 
 

@@ -14,7 +14,6 @@ import pytest
 from PIL import Image, ImageStat
 
 from crm2erp.cli import main
-from crm2erp.demo import run_demo
 from crm2erp.store import StateStore
 from crm2erp.store.quality import QualityResult
 from tests.console.test_export import shown
@@ -33,10 +32,10 @@ def chromium(page, tmp_path, *args) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def demo(tmp_path, monkeypatch):
+def demo(tmp_path, monkeypatch, demo_copies):
     monkeypatch.delenv("CRM2ERP_REPORTS_DIR", raising=False)
     monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path))
-    return run_demo(tmp_path / "demo", accounts=40)
+    return demo_copies(tmp_path / "demo", accounts=40)
 
 
 def test_demo_run_report_shows_the_run_in_a_browser(demo, tmp_path):

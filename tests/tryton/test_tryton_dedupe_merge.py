@@ -6,7 +6,6 @@ loser is archived with ``replaced_by`` set. Read back over JSON-RPC and from the
 from __future__ import annotations
 
 import json
-import textwrap
 import uuid
 
 import pytest
@@ -21,6 +20,7 @@ from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
 from tests.cli.test_dedupe_cli import crm2erp
 from tests.quality.dedupe_project import MATCH_YAML, account
+from tests.tryton.project import write_project
 from tests.tryton.test_tryton_connector import party, sale, unique
 
 ALL = {"active_test": False}
@@ -28,21 +28,8 @@ ALL = {"active_test": False}
 
 def _project(folder, crm_url: str, server, *, dedupe: bool) -> None:
     demo, tryton = pack_dir("demo") / "maps", pack_dir("tryton")
-    files = {
-        "connections.yaml": f"""
-            connections:
-              crm:
-                type: sql
-                url: {crm_url}
-                streams:
-                  accounts: {{table: accounts, key: id, cursor: updated_at}}
-              erp:
-                type: tryton
-                url: {server.url}
-                database: {server.database}
-                username: {server.username}
-                password: {server.password}
-            """,
+    write_project(folder, server, crm_url, {
+        "accounts": {"table": "accounts", "key": "id", "cursor": "updated_at"}}, {
         "accounts.flow.yaml": f"""
             flow: t13_accounts
             entity: Account
@@ -50,11 +37,7 @@ def _project(folder, crm_url: str, server, *, dedupe: bool) -> None:
             target: {{connection: erp, stream: parties, mapping: {tryton}/party.out.map.yaml}}
             incremental: {{cursor: updated_at, batch_size: 100}}
             """ + ("dedupe: {config: match.yaml}\n" if dedupe else ""),
-        "match.yaml": MATCH_YAML,
-    }
-    folder.mkdir(exist_ok=True)
-    for name, text in files.items():
-        (folder / name).write_text(textwrap.dedent(text).lstrip())
+        "match.yaml": MATCH_YAML})
 
 
 def _parties(tryton, ids) -> dict[int, dict]:

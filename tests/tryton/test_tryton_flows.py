@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import textwrap
 from decimal import Decimal
 
 import pytest
@@ -17,6 +16,7 @@ from crm2erp.engine import Engine
 from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
+from tests.tryton.project import write_project
 
 ACCOUNTS, WON, OPEN = 1000, 200, 40
 T0 = dt.datetime(2026, 10, 1, 8, 0)
@@ -49,30 +49,14 @@ def _crm_rows() -> dict[str, list[dict]]:
     return {"accounts": accounts, "deals": deals, "deal_lines": lines}
 
 
-def _project(folder, crm_url):
+def _project(folder, crm_url, server):
     demo, tryton = pack_dir("demo") / "maps", pack_dir("tryton")
-    files = {
-        "connections.yaml": f"""
-            connections:
-              crm:
-                type: sql
-                url: {crm_url}
-                streams:
-                  accounts: {{table: accounts, key: id, cursor: updated_at}}
-                  deals:
-                    table: deals
-                    key: id
-                    cursor: updated_at
-                    children: {{lines: {{table: deal_lines, foreign_key: deal_id, key: line_no}}}}
-                  invoices: {{table: erp_invoices, key: erp_invoice_no}}
-              erp:
-                type: tryton
-                url: ${{TRYTON_URL}}
-                database: ${{TRYTON_DB}}
-                username: admin
-                password: ${{TRYTON_PASSWORD}}
-                product_defaults: {{category: Goods}}
-            """,
+    return write_project(folder, server, crm_url, {
+        "accounts": {"table": "accounts", "key": "id", "cursor": "updated_at"},
+        "deals": {"table": "deals", "key": "id", "cursor": "updated_at",
+                  "children": {"lines": {"table": "deal_lines", "foreign_key": "deal_id",
+                                         "key": "line_no"}}},
+        "invoices": {"table": "erp_invoices", "key": "erp_invoice_no"}}, {
         "accounts.flow.yaml": f"""
             flow: tt_accounts
             entity: Account
@@ -95,16 +79,11 @@ def _project(folder, crm_url):
             target: {{connection: crm, stream: invoices, mapping: {demo}/crm_invoice.out.map.yaml}}
             incremental: {{cursor: updated_at, lookback: 1m}}
             depends_on: [tt_orders]
-            """,
-    }
-    folder.mkdir()
-    for name, text in files.items():
-        (folder / name).write_text(textwrap.dedent(text).lstrip())
-    return folder
+            """}, product_defaults={"category": "Goods"})
 
 
 @pytest.mark.slow
-def test_crm_to_tryton_and_invoices_back(tryton_server, tryton, tmp_path, monkeypatch):
+def test_crm_to_tryton_and_invoices_back(tryton_server, tryton, tmp_path):
     crm_url = f"sqlite:///{tmp_path / 'crm.db'}"
     crm = sa.create_engine(crm_url)
     meta = sa.MetaData()
@@ -113,11 +92,8 @@ def test_crm_to_tryton_and_invoices_back(tryton_server, tryton, tmp_path, monkey
     with crm.begin() as conn:
         for name, rows in _crm_rows().items():
             conn.execute(tables[name].insert(), rows)
-    monkeypatch.setenv("TRYTON_URL", tryton_server.url)
-    monkeypatch.setenv("TRYTON_DB", tryton_server.database)
-    monkeypatch.setenv("TRYTON_PASSWORD", tryton_server.password)
     store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
-    engine = Engine(load_project(_project(tmp_path / "project", crm_url)), store)
+    engine = Engine(load_project(_project(tmp_path / "project", crm_url, tryton_server)), store)
     try:
         accounts, orders = engine.run("tt_accounts"), engine.run("tt_orders")
         assert accounts.counts["created"] == ACCOUNTS and accounts.counts["failed"] == 0

@@ -8,7 +8,6 @@ forecasts. Expected quantities are computed here from the plain deal data.
 from __future__ import annotations
 
 import datetime as dt
-import textwrap
 from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
@@ -20,6 +19,7 @@ from crm2erp.engine.forecast import add_months
 from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
+from tests.tryton.project import write_project
 
 M0 = dt.date.today().replace(day=1)
 
@@ -85,7 +85,7 @@ def tryton_plan(tryton) -> dict[tuple[str, dt.date], Decimal]:
 
 
 @pytest.fixture
-def project(tryton_server, tmp_path, monkeypatch):
+def project(tryton_server, tmp_path):
     crm_url = f"sqlite:///{tmp_path / 'crm.db'}"
     crm = sa.create_engine(crm_url)
     META.create_all(crm)
@@ -98,29 +98,10 @@ def project(tryton_server, tmp_path, monkeypatch):
             conn.execute(LINES.insert(), [{"deal_id": deal_id, "line_no": n, "sku": sku,
                                            "qty": Decimal(qty)}
                                           for n, (sku, qty) in enumerate(lines, 1)])
-    monkeypatch.setenv("TRYTON_URL", tryton_server.url)
-    monkeypatch.setenv("TRYTON_DB", tryton_server.database)
-    monkeypatch.setenv("TRYTON_PASSWORD", tryton_server.password)
-    folder = tmp_path / "project"
-    folder.mkdir()
-    files = {
-        "connections.yaml": f"""
-            connections:
-              crm:
-                type: sql
-                url: {crm_url}
-                streams:
-                  deals:
-                    table: deals
-                    key: id
-                    children: {{lines: {{table: deal_lines, foreign_key: deal_id, key: line_no}}}}
-              erp:
-                type: tryton
-                url: ${{TRYTON_URL}}
-                database: ${{TRYTON_DB}}
-                username: admin
-                password: ${{TRYTON_PASSWORD}}
-            """,
+    folder = write_project(tmp_path / "project", tryton_server, crm_url, {
+        "deals": {"table": "deals", "key": "id",
+                  "children": {"lines": {"table": "deal_lines", "foreign_key": "deal_id",
+                                         "key": "line_no"}}}}, {
         "forecast.flow.yaml": f"""
             flow: tt_forecast
             entity: ForecastLine
@@ -129,10 +110,7 @@ def project(tryton_server, tmp_path, monkeypatch):
                       mapping: {pack_dir('tryton')}/forecast.out.map.yaml}}
             forecast: {{stages: [open], weight: probability, horizon_months: 12}}
             """,
-        "deal.in.map.yaml": DEAL_IN,
-    }
-    for name, text in files.items():
-        (folder / name).write_text(textwrap.dedent(text).lstrip())
+        "deal.in.map.yaml": DEAL_IN})
     store = StateStore.open(f"sqlite:///{tmp_path / 'state.db'}")
     engine = Engine(load_project(folder), store)
     yield engine, crm

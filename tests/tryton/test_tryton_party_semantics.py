@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-import textwrap
 import uuid
 
 import phonenumbers
@@ -26,6 +25,7 @@ from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir
 from crm2erp.quality.reconcile import reconcile
 from crm2erp.store import StateStore
+from tests.tryton.project import write_project
 
 T0 = dt.datetime(2026, 11, 2, 9, 0)
 COUNTRIES = {"ES": "Spain", "IT": "Italy", "DE": "Germany", "FR": "France"}
@@ -66,22 +66,9 @@ thresholds: {upper: 0.99, lower: 0.5}
 
 def _project(folder, crm_url: str, server, extra: str = ""):
     demo, tryton = pack_dir("demo") / "maps", pack_dir("tryton")
-    files = {
-        "connections.yaml": f"""
-            connections:
-              crm:
-                type: sql
-                url: {crm_url}
-                streams:
-                  accounts: {{table: accounts, key: id, cursor: updated_at,
-                              soft_delete_column: is_deleted}}
-              erp:
-                type: tryton
-                url: {server.url}
-                database: {server.database}
-                username: {server.username}
-                password: {server.password}
-            """,
+    write_project(folder, server, crm_url, {
+        "accounts": {"table": "accounts", "key": "id", "cursor": "updated_at",
+                     "soft_delete_column": "is_deleted"}}, {
         "accounts.flow.yaml": f"""
             flow: t11_accounts
             entity: Account
@@ -90,11 +77,7 @@ def _project(folder, crm_url: str, server, extra: str = ""):
             incremental: {{cursor: updated_at, lookback: 1m, batch_size: 25}}
             delete_policy: archive
             """ + extra,
-        "match.yaml": MATCH_YAML,
-    }
-    folder.mkdir()
-    for name, text in files.items():
-        (folder / name).write_text(textwrap.dedent(text).lstrip())
+        "match.yaml": MATCH_YAML})
     return load_project(folder)
 
 
