@@ -47,7 +47,7 @@ def rule_issues(flows: Iterable[Any]) -> list[ConfigIssue]:
     try:
         from crm2erp.quality.gx.suite import flow_checks, rule_expectation
     except ImportError as exc:
-        return [_issue(f, ("quality",), f"{not_installed(f, exc)} (its rules were not checked)")
+        return [_issue(f, ("quality",), f"rules not checked: {not_installed(f, exc)}")
                 for f in flows]
     issues = []
     for flow in flows:
