@@ -47,10 +47,17 @@ def _issues_of_file(path: Path) -> list[ConfigIssue]:
         loader = (load_flow if "flow" in heads else
                   load_connections if "connections" in heads else load_mapping)
     try:
-        loader(path)
+        loaded = loader(path)
     except ConfigError as exc:
         return exc.issues or [ConfigIssue(str(path), None, None, str(exc))]
-    return []
+    return _rule_issues([loaded]) if loader is load_flow else []
+
+
+def _rule_issues(flows) -> list[ConfigIssue]:
+    """The flows' quality rules built as the gate builds them (GX's objections)."""
+    from crm2erp.quality.gx.rulecheck import rule_issues
+
+    return rule_issues(flows)
 
 
 @app.command("validate")
@@ -61,7 +68,11 @@ def validate(ctx: typer.Context,
                  False, "--offline", help="Do not connect to databases to read their "
                  "tables' columns (checks what the files alone tell)."),
              as_json: bool = json_option()) -> None:
-    """Check YAML files: every problem with its file:line:column; exit 2 if any."""
+    """Check YAML files: every problem with its file:line:column; exit 2 if any.
+
+    Quality rules are built with Great Expectations as a run's gate builds them, so a
+    rule GX rejects (an unknown expect_ name, wrong arguments) is a problem here too.
+    """
     from crm2erp.mapping import validate_project
 
     targets = paths or [settings(ctx).project]
@@ -72,7 +83,10 @@ def validate(ctx: typer.Context,
         if not target.exists():
             issues.append(ConfigIssue(str(target), None, None, "no such file or folder"))
         elif target.is_dir():
-            issues.extend(validate_project(target, reflect=not offline, notes=notes))
+            flows: list = []
+            issues.extend(validate_project(target, reflect=not offline, notes=notes,
+                                           flows=flows))
+            issues.extend(_rule_issues(flows))
             checked += sum(1 for _ in target.rglob("*.yaml"))
         else:
             issues.extend(_issues_of_file(target))

@@ -164,17 +164,21 @@ def _scan(root: Path, env: Mapping[str, str], *, deep: bool = False, reflect: bo
 
 def validate_project(
     root: str | os.PathLike[str], env: Mapping[str, str] | None = None, *,
-    reflect: bool = False, notes: list[str] | None = None,
+    reflect: bool = False, notes: list[str] | None = None, flows: list | None = None,
 ) -> list[ConfigIssue]:
     """Every problem in the project at ``root``; an empty list means it is valid.
 
     Beyond what loading checks, connector settings are checked by each connector
     and the mappings against the fields each stream declares; with ``reflect``
     also against the live schema of reachable databases. What could not be
-    checked (a database that is not reachable) is appended to ``notes``.
+    checked (a database that is not reachable) is appended to ``notes``, and the
+    flow specs that parsed (for checks beyond the files: quality rules) to ``flows``.
     """
-    return _scan(Path(root), os.environ if env is None else env, deep=True,
-                 reflect=reflect, notes=notes)[1]
+    project, issues = _scan(Path(root), os.environ if env is None else env, deep=True,
+                            reflect=reflect, notes=notes)
+    if flows is not None:
+        flows.extend(project.flows.values())
+    return issues
 
 
 def validate_connections(path: str | os.PathLike[str],

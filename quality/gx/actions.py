@@ -13,7 +13,8 @@ that is not a sync run (``crm2erp quality run``, a user's own run), notifies
 nobody. A sync run is notified once, at its first failing batch: one JSON POST
 ``{"event": "quality_checkpoint_failed", "flow", "run_id", "checkpoint",
 "failing": [{"rule", "expectation", "column", "failed", "evaluated"}],
-"message", "hint"}``; no values of the failing rows are sent.
+"message", "hint"}``, the counts read as the gate reads them
+(:mod:`crm2erp.quality.gx.results`); no values of the failing rows are sent.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from great_expectations.checkpoint import ValidationAction
 from great_expectations.compatibility.pydantic import PrivateAttr
 
 from crm2erp.engine.notify import post_webhook
+from crm2erp.quality.gx.results import read_result
 
 #: the GX run name of a crm2erp sync run's Checkpoint runs: the prefix and the run id
 RUN_PREFIX = "crm2erp-run-"
@@ -36,19 +38,12 @@ def run_name(run_id: int) -> str:
 
 
 def failing_rules(checkpoint_result: Any) -> list[dict[str, Any]]:
-    """The failing expectations of a Checkpoint result: rule, expectation, column, counts."""
-    failing = []
-    for validation in checkpoint_result.run_results.values():
-        for one in validation.results:
-            if one.success:
-                continue
-            config, info = one.expectation_config, one.result or {}
-            failing.append({"rule": (config.meta or {}).get("rule", config.type),
-                            "expectation": config.type,
-                            "column": config.kwargs.get("column"),
-                            "failed": int(info.get("unexpected_count") or 0),
-                            "evaluated": int(info.get("element_count") or 0)})
-    return failing
+    """The failing expectations of a Checkpoint result: rule, expectation, column, counts
+    (``evaluated``: the rows the rule judged, those its ``when:`` selected)."""
+    return [{"rule": one.rule, "expectation": one.expectation, "column": one.column,
+             "failed": one.failed, "evaluated": one.evaluated}
+            for validation in checkpoint_result.run_results.values()
+            for one in map(read_result, validation.results) if not one.success]
 
 
 class NotifyWebhookAction(ValidationAction):

@@ -24,7 +24,7 @@ GX install is still a :class:`~crm2erp.errors.ConfigError` before the run starts
 
 from __future__ import annotations
 
-__all__ = ["QualityStage", "quality_stage", "RunTally"]
+__all__ = ["QualityStage", "quality_stage", "RunTally", "not_installed"]
 
 import importlib.util
 import logging
@@ -107,7 +107,7 @@ def reason(key: str, outcomes: list[Outcome]) -> str:
     return "quality: " + "; ".join(parts)
 
 
-def _not_installed(flow, why: object) -> ConfigError:
+def not_installed(flow, why: object) -> ConfigError:
     return ConfigError(f"flow {flow.flow!r} has quality rules, but Great Expectations "
                        f"is not installed ({why}); pip install 'crm2erp[quality]'")
 
@@ -122,7 +122,7 @@ class QualityStage:
         self.store = store
         self.config: QualityConfig = flow.quality
         if importlib.util.find_spec("great_expectations") is None:
-            raise _not_installed(flow, "no module named 'great_expectations'")
+            raise not_installed(flow, "no module named 'great_expectations'")
         self._checker: BatchChecker | None = None
         self._run_id: object = object()
         self.tally: RunTally | None = None
@@ -135,7 +135,7 @@ class QualityStage:
             try:
                 from crm2erp.quality.gx.validate import BatchChecker
             except ImportError as exc:
-                raise _not_installed(self.flow, exc) from None
+                raise not_installed(self.flow, exc) from None
             self._checker = BatchChecker(self.flow)
         return self._checker
 

@@ -12,7 +12,7 @@ customers, a postal code format per country...).
 from __future__ import annotations
 
 __all__ = ["Check", "flow_checks", "schema_checks", "build_suite", "suite_json",
-           "expectation_class", "gx_context", "quiet_gx_logging"]
+           "expectation_class", "rule_expectation", "gx_context", "quiet_gx_logging"]
 
 import datetime as dt
 import difflib
@@ -203,7 +203,9 @@ def expectation_class(name: str) -> type:
     return found
 
 
-def _expectation(check: Check, flow_name: str):
+def rule_expectation(check: Check, flow_name: str):
+    """The GX expectation of one check; a ConfigError naming the flow and rule when GX
+    rejects it (an unknown expectation, wrong arguments)."""
     kwargs = dict(check.kwargs)
     if check.column is not None:
         kwargs["column"] = check.column
@@ -214,8 +216,8 @@ def _expectation(check: Check, flow_name: str):
     meta = {"rule": check.rule, "severity": check.severity, "origin": check.origin}
     try:
         return expectation_class(check.expectation)(**kwargs, meta=meta)
-    except ConfigError:
-        raise
+    except ConfigError as exc:
+        raise ConfigError(f"flow {flow_name!r}: rule {check.rule!r}: {exc}") from None
     except Exception as exc:  # GX validates its arguments with pydantic
         raise ConfigError(f"flow {flow_name!r}: rule {check.rule!r} "
                           f"({check.expectation}) has wrong arguments: {exc}") from None
@@ -253,7 +255,7 @@ def build_suite(flow, checks: list[Check] | None = None) -> gx.ExpectationSuite:
                                 meta={"flow": flow.flow, "entity": flow.entity})
     for check in checks:
         if check.expectation != PARENT_RULE:
-            suite.add_expectation(_expectation(check, flow.flow))
+            suite.add_expectation(rule_expectation(check, flow.flow))
     return suite
 
 

@@ -20,14 +20,13 @@ from typing import Any
 
 import pandas as pd
 
-from crm2erp.jsonutil import to_jsonable
 from crm2erp.quality.gx.config import PARENT_RULE
 from crm2erp.quality.gx.project import FlowCheckpoint, project_gx_root
+from crm2erp.quality.gx.results import KEY, clean, read_result
 from crm2erp.quality.gx.suite import Check, build_suite, flow_checks, gx_context
 
 log = logging.getLogger(__name__)
 
-KEY = "__key"
 RESULT_FORMAT = {"result_format": "COMPLETE", "unexpected_index_column_names": [KEY],
                  "return_unexpected_index_query": False}
 
@@ -114,29 +113,19 @@ class BatchChecker:
             batch = self.batch_definition.get_batch(batch_parameters={"dataframe": frame})
             result = batch.validate(self.suite, result_format=RESULT_FORMAT)
         outcomes = []
-        for one in result.results:
-            config = one.expectation_config
-            check = self.by_rule[config.meta["rule"]]
-            info = one.result or {}
-            failing = {}
-            for entry in info.get("unexpected_index_list") or []:
-                if isinstance(entry, dict) and KEY in entry:
-                    failing[str(entry[KEY])] = to_jsonable(_clean(entry.get(check.column)))
-            error = None
-            if one.exception_info and one.exception_info.get("raised_exception"):
-                error = str(one.exception_info.get("exception_message"))[:500]
+        for one in map(read_result, result.results):
+            if one.error:
                 log.warning("flow %s: rule %r could not be evaluated: %s",
-                            self.flow.flow, check.rule, error)
-            evaluated = int(info.get("element_count") or 0) if check.condition is None else \
-                int(frame[check.when_column].sum())
-            outcomes.append(Outcome(check, evaluated, bool(one.success), failing, error))
+                            self.flow.flow, one.rule, one.error)
+            outcomes.append(Outcome(self.by_rule[one.rule], one.evaluated, one.success,
+                                    one.failing, one.error))
         return outcomes
 
     @staticmethod
     def _parents(check: Check, frame: pd.DataFrame, store, target_system) -> Outcome:
         rows = frame if check.when_column is None else frame[frame[check.when_column]]
         values = {str(k): v for k, v in zip(rows[KEY], rows[check.column], strict=True)
-                  if _clean(v) is not None}
+                  if clean(v) is not None}
         present = set()
         if values and store is not None:
             present = set(store.external_ids(check.parent_entity, target_system,
@@ -144,12 +133,3 @@ class BatchChecker:
         failing = {k: v for k, v in values.items() if v not in present}
         return Outcome(check, len(rows), not failing, failing)
 
-
-def _clean(value: Any) -> Any:
-    """pandas' NaN for a missing number is None to everyone else."""
-    try:
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):  # lists and other non-scalars
-        pass
-    return value

@@ -18,6 +18,7 @@ from crm2erp.mapping import load_project  # noqa: E402
 from crm2erp.store import StateStore  # noqa: E402
 
 ZIP_RULE = "regex(billing_address.postal_code)"
+TAX_RULE = "tax id present"   # critical, and only for customers (``when: type = customer``)
 
 
 class Hook:
@@ -34,15 +35,19 @@ class Hook:
 
 
 def run_with_webhook(tmp_path, monkeypatch, bad_zips: list[int], *, accounts: int = 100,
-                     batch_size: int = 50, dry_run: bool = False):
+                     batch_size: int = 50, dry_run: bool = False,
+                     no_tax_ids: tuple[int, ...] = ()):
     """Batches of ``batch_size`` clean accounts, ``bad_zips`` of them with a 3-digit
     postal code (a *warning* rule: they load, so no dead letters and no run-hook POST);
+    ``no_tax_ids`` of them customers without a tax id (critical: dead letters);
     a ``gx/`` folder; one sync run. The bodies the webhook got, the run, the folder."""
     monkeypatch.setenv("CRM2ERP_DEMO_DIR", str(tmp_path))
     monkeypatch.setenv("CRM2ERP_REPORTS_DIR", "off")
     rows = clean_accounts(accounts)
     for index in bad_zips:
         rows[index]["zip"] = "123"
+    for index in no_tax_ids:
+        rows[index].update(vat_id=None, account_type="Customer")
     folder = make_project(tmp_path, rows, threshold="50%", batch_size=batch_size)
     (folder / "gx").mkdir()
     hook = Hook()
@@ -105,3 +110,18 @@ def test_a_dry_run_posts_nothing(tmp_path, monkeypatch):
                                                 accounts=20, batch_size=100, dry_run=True)
     assert result.mode == "dry_run" and rules[ZIP_RULE].failed == 1   # the check failed
     assert bodies == []
+
+
+def test_a_conditional_rule_posts_the_rows_its_condition_selected_as_the_stored_result(
+        tmp_path, monkeypatch):
+    bodies, result, rules, _ = run_with_webhook(tmp_path, monkeypatch, bad_zips=[],
+                                                no_tax_ids=(4, 9), batch_size=100)
+    assert result.new_dead_letters == 2
+    customers = rules[TAX_RULE].evaluated
+    assert 2 <= customers < 100                    # the condition left the prospects out
+    [body] = [b for b in bodies if b["event"] == "quality_checkpoint_failed"]   # beside
+    assert body["failing"] == [{"rule": TAX_RULE,                          # the run's own
+                                "expectation": "expect_column_values_to_not_be_null",
+                                "column": "tax_id", "failed": 2, "evaluated": customers}]
+    assert rules[TAX_RULE].failed == 2
+    assert f"2 of {customers} rows failed" in body["message"]

@@ -230,3 +230,25 @@ def test_a_gx_folder_gives_the_project_saved_suites_checkpoints_and_data_docs(
     pages = [p for p in docs.rglob("*.html") if "validations" in p.parts]
     assert (docs / "index.html").is_file() and pages
     assert any(BAD_ZIP in p.read_text() or "postal_code" in p.read_text() for p in pages)
+
+
+def test_a_rule_gx_cannot_evaluate_is_stored_with_gx_message(project, tmp_path):
+    """A ``between`` rule with a number bound on a text field: GX raises inside its
+    metric (GX 1.x nests that per metric in ``exception_info``); the rule is stored as
+    failed with GX's message (the gate read only the flat form and lost it)."""
+    loaded, store = project(missing=0)
+    store.close()
+    flow_file = loaded.flows["demo_accounts"].source_file
+    flow_file.write_text(flow_file.read_text() + (
+        "    - expect: between\n"
+        "      column: name\n"
+        "      kwargs: {min_value: 5}\n"
+        "      severity: info\n"))
+    with StateStore.open(f"sqlite:///{tmp_path / 'state.db'}") as store, \
+            Engine(load_project(flow_file.parent), store) as engine:
+        result = engine.run("demo_accounts")
+        stored = {r.rule: r for r in store.quality_results(result.run_id)}["between(name)"]
+    assert result.counts["created"] == 100        # an info rule holds nothing back
+    assert stored.success is False and stored.evaluated == 0 and stored.failed == 0
+    assert [s["error"] for s in stored.sample] == [
+        "Column values, min_value, and max_value must either be None or of the same type."]
