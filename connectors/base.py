@@ -69,5 +69,10 @@ class DelegatingConnector(Connector):
     def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
         return self.writer.lookup(stream, self._stream_config(stream), keys)
 
+    def delete(self, stream: str, keys: Sequence[str],
+               mode: DeleteMode) -> Sequence[WriteResult]:
+        """Delete or archive by target id (the modes a stream's :class:`StreamInfo` lists)."""
+        return self.writer.delete(stream, self._stream_config(stream), keys, DeleteMode(mode))
+
     def close(self) -> None:
         self.client.close()

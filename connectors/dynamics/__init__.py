@@ -16,7 +16,7 @@ __all__ = ["DynamicsConnector", "DynamicsConfig", "DynamicsStreamConfig"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import DelegatingConnector, DeleteMode, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
 from crm2erp.connectors.dynamics.api import build_client
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader
@@ -59,11 +59,6 @@ class DynamicsConnector(DelegatingConnector):
                            children=tuple(s.children), writable=bool(s.alternate_key),
                            delete_modes=("delete", "archive"))
                 for name, s in self.config.streams.items()]
-
-    def delete(self, stream: str, keys: Sequence[str],
-               mode: DeleteMode) -> Sequence[WriteResult]:
-        """Delete rows, or deactivate them (archive), by primary id."""
-        return self.writer.delete(stream, self._stream_config(stream), keys, DeleteMode(mode))
 
     def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
         """Set columns of existing rows by primary id (write-back); never creates one."""

@@ -46,6 +46,7 @@ from crm2erp.connectors.toolkit.config import (
     StrictModel,
     check_children,
     name_type,
+    selected_names,
     web_url,
 )
 from crm2erp.http.config import ClientCredentialsAuthConfig, HttpConnectionConfig
@@ -89,16 +90,12 @@ class DynamicsStreamConfig(StrictModel):
 
     @model_validator(mode="after")
     def _needed(self) -> DynamicsStreamConfig:
-        bad = [f for f in [*self.fields, *self.alternate_key, *self.expand,
-                           *(c for cols in self.expand.values() for c in cols)]
-               if not _NAME.match(f)]
-        if bad:
-            raise ValueError(f"columns {bad} are not Dataverse logical names; lookups are "
-                             "read as _name_value")
-        for needed in (self.key, self.cursor_field, *self.alternate_key):
-            if needed not in self.fields:
-                self.fields.append(needed)
-        self.fields = list(dict.fromkeys(self.fields))
+        self.fields = selected_names(
+            self.fields, (self.key, self.cursor_field, *self.alternate_key), _NAME,
+            lambda bad: f"columns {bad} are not Dataverse logical names; lookups are read "
+            "as _name_value",
+            also=[*self.alternate_key, *self.expand, *(c for cols in self.expand.values()
+                                                       for c in cols)])
         return self
 
 
@@ -157,12 +154,7 @@ class DynamicsConfig(HttpConnectionConfig):
                 and not self.tenant_id:
             raise ValueError("give tenant_id (the Entra ID directory id) or auth.token_url "
                              "for the client credentials grant")
-        check_children(self.streams)
-        for stream in self.streams.values():
-            for child in stream.children.values():
-                key = self.foreign_key(stream, child)
-                if key not in self.streams[child.stream].fields:
-                    self.streams[child.stream].fields.append(key)
+        check_children(self.streams, self.foreign_key)
         return self
 
     @staticmethod

@@ -42,7 +42,12 @@ from crm2erp.connectors.dynamics.api import names_unknown, odata_error
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader, odata_string
 from crm2erp.connectors.toolkit.timestamps import utc_text
-from crm2erp.connectors.toolkit.writer import json_default, required_setting, write_in_batches
+from crm2erp.connectors.toolkit.writer import (
+    delete_in_batches,
+    json_default,
+    required_setting,
+    write_in_batches,
+)
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient
 
@@ -117,16 +122,13 @@ class DynamicsWriter:
     def delete(self, name: str, stream: DynamicsStreamConfig, ids: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:
         """Delete or deactivate rows by primary id; one result per id (each sent once)."""
-        done = {i: self._delete_one(name, stream, i, mode) for i in dict.fromkeys(map(str, ids))}
-        return [done[str(i)] for i in ids]
+        return delete_in_batches(
+            ids, mode, lambda chunk: [self._delete_one(stream, chunk[0], mode)], size=1,
+            refuse=lambda record_id: None if _GUID.match(record_id) else
+            f"stream {name!r}: {record_id!r} is not a row id (GUID)")
 
-    def _delete_one(self, name: str, stream: DynamicsStreamConfig, record_id: str,
+    def _delete_one(self, stream: DynamicsStreamConfig, record_id: str,
                     mode: DeleteMode) -> WriteResult:
-        if mode is DeleteMode.IGNORE:
-            return WriteResult(record_id, WriteAction.UNCHANGED)
-        if not _GUID.match(record_id):
-            return WriteResult(record_id, WriteAction.FAILED, error=(
-                f"stream {name!r}: {record_id!r} is not a row id (GUID)"))
         url = f"{self.config.api_path}/{stream.entity_set}({record_id})"
         if mode is DeleteMode.DELETE:
             resp = self.client.request("DELETE", url, expect_json=False, headers={

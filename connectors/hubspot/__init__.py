@@ -15,7 +15,7 @@ __all__ = ["HubSpotConnector", "HubSpotConfig", "HubSpotStreamConfig"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import DelegatingConnector, DeleteMode, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
 from crm2erp.connectors.hubspot.api import build_client
 from crm2erp.connectors.hubspot.config import HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.hubspot.source import HubSpotReader
@@ -70,11 +70,6 @@ class HubSpotConnector(DelegatingConnector):
                                    *s.children),
                            delete_modes=("archive", "delete"))
                 for name, s in self.config.streams.items()]
-
-    def delete(self, stream: str, keys: Sequence[str],
-               mode: DeleteMode) -> Sequence[WriteResult]:
-        """Archive records by id (``batch/archive``); missing ids are "not found"."""
-        return self.writer.delete(stream, self._stream_config(stream), keys, DeleteMode(mode))
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
         if not rows:

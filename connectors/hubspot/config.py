@@ -42,6 +42,7 @@ from crm2erp.connectors.toolkit.config import (
     StrictModel,
     check_children,
     name_type,
+    selected_names,
     web_url,
 )
 from crm2erp.http.config import HttpConnectionConfig
@@ -71,14 +72,10 @@ class HubSpotStreamConfig(StrictModel):
 
     @model_validator(mode="after")
     def _needed(self) -> HubSpotStreamConfig:
-        bad = [p for p in self.properties if not _NAME.match(p)]
-        if bad:
-            raise ValueError(f"properties {bad} are not HubSpot internal property names "
-                             "(use the internal name, not the label)")
-        for needed in ("hs_object_id", self.cursor_property, self.id_property):
-            if needed and needed not in self.properties:
-                self.properties.append(needed)
-        self.properties = list(dict.fromkeys(self.properties))
+        self.properties = selected_names(
+            self.properties, ("hs_object_id", self.cursor_property, self.id_property), _NAME,
+            lambda bad: f"properties {bad} are not HubSpot internal property names (use the "
+            "internal name, not the label)")
         return self
 
 

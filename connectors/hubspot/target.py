@@ -39,7 +39,7 @@ from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.hubspot.api import config_problem, describe_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.toolkit.timestamps import utc_text
-from crm2erp.connectors.toolkit.writer import required_setting, write_in_batches
+from crm2erp.connectors.toolkit.writer import delete_in_batches, required_setting, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, decode_json
 
@@ -175,42 +175,31 @@ class HubSpotWriter:
     def delete(self, name: str, stream: HubSpotStreamConfig, ids: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:
         """Archive records by id; ``archive`` and ``delete`` both archive."""
-        ids = [str(i) for i in ids]
-        if mode is DeleteMode.IGNORE:
-            return [WriteResult(i, WriteAction.UNCHANGED) for i in ids]
-        done: dict[str, WriteResult] = {}
-        wanted = list(dict.fromkeys(ids))
-        for start in range(0, len(wanted), self.config.write_batch_size):
-            chunk = wanted[start:start + self.config.write_batch_size]
-            there = self._live_ids(stream, chunk)
-            for record_id in chunk:
-                if record_id not in there:
-                    done[record_id] = WriteResult.not_found(record_id, stream.object_type)
-            if not there:
-                continue
-            resp = self.client.request(
-                "POST", f"/crm/v3/objects/{stream.object_type}/batch/archive",
-                json={"inputs": [{"id": i} for i in chunk if i in there]})
-            if resp.status_code >= 400:
-                body = decode_json(resp) if resp.content else {}
-                error = describe_error(body if isinstance(body, Mapping)
-                                       else {"message": resp.text[:300]})
-                if resp.status_code != 400:
-                    raise FatalError(f"HubSpot archive of {stream.object_type} failed with "
-                                     f"HTTP {resp.status_code}: {error}")
-                for record_id in there:
-                    done[record_id] = WriteResult(record_id, WriteAction.FAILED,
-                                                  error=f"archive refused: {error}")
-                continue
-            still = self._live_ids(stream, [i for i in chunk if i in there])
-            for record_id in chunk:
-                if record_id in still:
-                    done[record_id] = WriteResult(record_id, WriteAction.FAILED, error=(
-                        "HubSpot accepted the archive, but the record is still there"))
-                elif record_id in there:
-                    done[record_id] = WriteResult(record_id, WriteAction.UPDATED,
-                                                  target_id=record_id)
-        return [done[i] for i in ids]
+        return delete_in_batches(ids, mode, lambda chunk: self._archive(stream, chunk),
+                                 size=self.config.write_batch_size)
+
+    def _archive(self, stream: HubSpotStreamConfig, ids: list[str]) -> list[WriteResult]:
+        there = self._live_ids(stream, ids)
+        gone = {i: WriteResult.not_found(i, stream.object_type) for i in ids if i not in there}
+        if not there:
+            return [gone[i] for i in ids]
+        resp = self.client.request(
+            "POST", f"/crm/v3/objects/{stream.object_type}/batch/archive",
+            json={"inputs": [{"id": i} for i in ids if i in there]})
+        if resp.status_code >= 400:
+            body = decode_json(resp) if resp.content else {}
+            error = describe_error(body if isinstance(body, Mapping)
+                                   else {"message": resp.text[:300]})
+            if resp.status_code != 400:
+                raise FatalError(f"HubSpot archive of {stream.object_type} failed with "
+                                 f"HTTP {resp.status_code}: {error}")
+            return [gone[i] if i in gone else WriteResult(
+                i, WriteAction.FAILED, error=f"archive refused: {error}") for i in ids]
+        still = self._live_ids(stream, [i for i in ids if i in there])
+        return [gone[i] if i in gone else WriteResult(
+            i, WriteAction.FAILED, error="HubSpot accepted the archive, but the record is "
+            "still there") if i in still else WriteResult(i, WriteAction.UPDATED, target_id=i)
+            for i in ids]
 
     def _live_ids(self, stream: HubSpotStreamConfig, ids: list[str]) -> set[str]:
         """The ids among ``ids`` that HubSpot holds, not archived (``batch/read``)."""

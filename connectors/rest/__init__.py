@@ -21,7 +21,6 @@ from crm2erp.connectors.base import (
     Batch,
     Cursor,
     DelegatingConnector,
-    DeleteMode,
     Row,
     StreamInfo,
     WriteResult,
@@ -91,12 +90,6 @@ class RestConnector(DelegatingConnector):
                            delete_modes=tuple(m for m in ("delete", "archive")
                                               if s.write and getattr(s.write, m)))
                 for name, s in self.config.streams.items()]
-
-    def delete(self, stream: str, keys: Sequence[str],
-               mode: DeleteMode) -> Sequence[WriteResult]:
-        """Delete or archive by target id with the stream's ``write.delete``/``write.archive``."""
-        config = self._stream_config(stream)
-        return self.writer.delete(stream, config, keys, DeleteMode(mode))
 
     def read(self, stream: str, since: Cursor | None = None, *,
              batch_size: int = 500) -> Iterator[Batch]:

@@ -16,7 +16,7 @@ __all__ = ["SalesforceConnector", "SalesforceConfig", "StreamConfig"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import DelegatingConnector, DeleteMode, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
 from crm2erp.connectors.salesforce.api import build_client, parse_limit_info
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.source import SalesforceReader
@@ -71,12 +71,6 @@ class SalesforceConnector(DelegatingConnector):
                            fields=(*s.fields, *s.children),
                            delete_modes=("delete", "archive") if s.archive else ("delete",))
                 for name, s in self.config.streams.items()]
-
-    def delete(self, stream: str, keys: Sequence[str],
-               mode: DeleteMode) -> Sequence[WriteResult]:
-        """Delete (sObject Collections delete) or archive (set the stream's
-        ``archive`` field) records by Id."""
-        return self.writer.delete(stream, self._stream_config(stream), keys, DeleteMode(mode))
 
     def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
         """Set fields of existing records by ``Id`` (write-back); never creates one."""

@@ -42,8 +42,9 @@ from pydantic import Field, model_validator
 from crm2erp.connectors.toolkit.config import (
     ChildList,
     StrictModel,
-    check_stream_names,
+    check_children,
     name_type,
+    selected_names,
     web_url,
 )
 from crm2erp.http.config import HttpConnectionConfig
@@ -85,14 +86,10 @@ class StreamConfig(StrictModel):
 
     @model_validator(mode="after")
     def _required_fields(self) -> StreamConfig:
-        bad = [f for f in self.fields if not _NAME.match(f)]
-        if bad:
-            raise ValueError(f"fields {bad} are not Salesforce API names; relationship paths "
-                             "(Account.Name) are not supported, select the Id field instead")
-        for needed in ("Id", self.cursor_field, self.external_id_field):
-            if needed and needed not in self.fields:
-                self.fields.append(needed)
-        self.fields = list(dict.fromkeys(self.fields))
+        self.fields = selected_names(
+            self.fields, ("Id", self.cursor_field, self.external_id_field), _NAME,
+            lambda bad: f"fields {bad} are not Salesforce API names; relationship paths "
+            "(Account.Name) are not supported, select the Id field instead")
         return self
 
 
@@ -141,22 +138,11 @@ class SalesforceConfig(HttpConnectionConfig):
 
     @model_validator(mode="after")
     def _children_exist(self) -> SalesforceConfig:
-        check_stream_names(self.streams)
-        for name, stream in self.streams.items():
-            for embed, child in stream.children.items():
-                if child.stream not in self.streams:
-                    raise ValueError(f"stream {name!r}: child {embed!r} names stream "
-                                     f"{child.stream!r}, which is not configured (streams: "
-                                     f"{', '.join(sorted(self.streams))})")
-                if child.stream == name:
-                    raise ValueError(f"stream {name!r} cannot embed itself")
-                key = child.foreign_key or f"{stream.sobject}Id"
-                fields = self.streams[child.stream].fields
-                if key not in fields:
-                    fields.append(key)
+        check_children(self.streams, self.foreign_key)
         return self
 
-    def foreign_key(self, parent: StreamConfig, child: ChildConfig) -> str:
+    @staticmethod
+    def foreign_key(parent: StreamConfig, child: ChildConfig) -> str:
         """The child's field holding the parent Id (``OpportunityId`` by default)."""
         return child.foreign_key or f"{parent.sobject}Id"
 

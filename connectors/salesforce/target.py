@@ -38,7 +38,12 @@ from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.salesforce.api import CONFIG_CODES, ROLLED_BACK, describe_errors
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.soql import quote
-from crm2erp.connectors.toolkit.writer import json_default, required_setting, write_in_batches
+from crm2erp.connectors.toolkit.writer import (
+    delete_in_batches,
+    json_default,
+    required_setting,
+    write_in_batches,
+)
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, NextLinkPaginator, decode_json
 
@@ -175,27 +180,21 @@ class SalesforceWriter:
     # -- delete and archive ---------------------------------------------------
     def delete(self, name: str, stream: StreamConfig, ids: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:
-        ids = [str(i) for i in ids]
-        if mode is DeleteMode.IGNORE:
-            return [WriteResult(i, WriteAction.UNCHANGED) for i in ids]
         if mode is DeleteMode.ARCHIVE and stream.archive is None:
             raise ConfigError(f"Salesforce stream {name!r}: delete mode 'archive' needs "
                               "'archive: {field: ..., value: ...}' in the stream's config "
                               "(a field such as Active__c)")
-        done: dict[str, WriteResult] = {}
-        for record_id in ids:
-            if not _RECORD_ID.match(record_id):
-                done[record_id] = WriteResult(record_id, WriteAction.FAILED, error=(
-                    f"{record_id!r} is not a Salesforce record Id (15 or 18 letters and digits)"))
-        pending = [i for i in dict.fromkeys(ids) if i not in done]   # each Id sent once
-        size = self.config.write_batch_size
-        for start in range(0, len(pending), size):
-            chunk = pending[start:start + size]
+
+        def send(chunk: list[str]) -> list[WriteResult]:
             answers = (self._delete_call(stream, chunk) if mode is DeleteMode.DELETE
                        else self._archive_call(stream, chunk))
-            for record_id, answer in zip(chunk, answers, strict=True):
-                done[record_id] = self._deleted(stream, record_id, answer)
-        return [done[i] for i in ids]
+            return [self._deleted(stream, record_id, answer)
+                    for record_id, answer in zip(chunk, answers, strict=True)]
+
+        return delete_in_batches(
+            ids, mode, send, size=self.config.write_batch_size,
+            refuse=lambda record_id: None if _RECORD_ID.match(record_id) else
+            f"{record_id!r} is not a Salesforce record Id (15 or 18 letters and digits)")
 
     @staticmethod
     def _deleted(stream: StreamConfig, record_id: str, answer: dict[str, Any]) -> WriteResult:

@@ -9,10 +9,10 @@ engine's, never a copy.
 from __future__ import annotations
 
 __all__ = ["ChildConfig", "ChildList", "StrictModel", "WebUrl", "check_children",
-           "check_stream_names", "children_as_dict", "name_type", "web_url"]
+           "check_stream_names", "children_as_dict", "name_type", "selected_names", "web_url"]
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, ValidationInfo
@@ -54,6 +54,17 @@ def name_type(pattern: re.Pattern[str], what: str) -> Any:
     return Annotated[str, AfterValidator(check)]
 
 
+def selected_names(names: list[str], needed: Iterable[str | None], pattern: re.Pattern[str],
+                   problem: Callable[[list[str]], str], also: Iterable[str] = ()) -> list[str]:
+    """A stream's list of fields to read: each of ``names`` (and ``also``) must match
+    ``pattern`` (else a ValueError saying ``problem(bad)``); the ``needed`` ones (key,
+    cursor, external id; ``None`` skipped) are added; repeats dropped, order kept."""
+    bad = [n for n in [*names, *also] if not pattern.match(n)]
+    if bad:
+        raise ValueError(problem(bad))
+    return list(dict.fromkeys([*names, *(n for n in needed if n)]))
+
+
 def children_as_dict(value: Any) -> Any:
     """``[stream, ...]`` is short for ``{stream: {stream: stream}, ...}``."""
     if isinstance(value, list):
@@ -78,12 +89,24 @@ def check_stream_names(streams: Mapping[str, Any]) -> None:
             raise ValueError(f"stream name {name!r} must be letters, digits and _")
 
 
-def check_children(streams: Mapping[str, Any]) -> None:
-    """Each stream's ``children`` name other configured streams (and the names are valid)."""
+def check_children(streams: Mapping[str, Any],
+                   foreign_key: Callable[[Any, Any], str] | None = None) -> None:
+    """Each stream's ``children`` name other configured streams (and the names are valid);
+    with ``foreign_key(parent, child)``, that field is added to the child stream's
+    ``fields`` (it is read to group children under their parents)."""
     check_stream_names(streams)
     for name, stream in streams.items():
         for embed, child in stream.children.items():
-            if child.stream not in streams or child.stream == name:
+            if child.stream == name:
+                raise ValueError(f"stream {name!r} cannot embed itself")
+            if child.stream not in streams:
                 raise ValueError(f"stream {name!r}: child {embed!r} names stream "
-                                 f"{child.stream!r}, which is not another configured "
-                                 f"stream (streams: {', '.join(sorted(streams))})")
+                                 f"{child.stream!r}, which is not configured (streams: "
+                                 f"{', '.join(sorted(streams))})")
+    if foreign_key:
+        for stream in streams.values():
+            for child in stream.children.values():
+                fields = streams[child.stream].fields
+                key = foreign_key(stream, child)
+                if key not in fields:
+                    fields.append(key)

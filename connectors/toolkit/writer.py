@@ -11,18 +11,19 @@ turns one call's rows into one :class:`WriteResult` each.
 
 from __future__ import annotations
 
-__all__ = ["json_default", "required_setting", "write_in_batches"]
+__all__ = ["delete_in_batches", "json_default", "required_setting", "write_in_batches"]
 
 import datetime as dt
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.toolkit.timestamps import utc_text
 from crm2erp.errors import ConfigError
 
 Send = Callable[[list[Row]], Sequence[WriteResult]]
+SendIds = Callable[[list[str]], Sequence[WriteResult]]
 
 
 def write_in_batches(rows: Sequence[Row], key_of: Callable[[Row], Any], send: Send, *,
@@ -50,6 +51,30 @@ def write_in_batches(rows: Sequence[Row], key_of: Callable[[Row], Any], send: Se
         for (i, _), answer in zip(chunk, answers, strict=True):
             results[i] = answer
     return [r for r in results if r is not None]
+
+
+def delete_in_batches(ids: Sequence[Any], mode: DeleteMode, send: SendIds, *, size: int,
+                      refuse: Callable[[str], str | None] | None = None) -> list[WriteResult]:
+    """One result per id, in order: IGNORE answers UNCHANGED without a call;
+    ``refuse(id)`` may name why an id is not sent (FAILED, not sent); the other
+    ids go once each (repeats share the answer), in calls of at most ``size``
+    ids; ``send(ids)`` answers one result per id, in their order."""
+    ids = [str(i) for i in ids]
+    if mode is DeleteMode.IGNORE:
+        return [WriteResult(i, WriteAction.UNCHANGED) for i in ids]
+    done: dict[str, WriteResult] = {}
+    pending: list[str] = []
+    for record_id in dict.fromkeys(ids):
+        problem = refuse(record_id) if refuse else None
+        if problem:
+            done[record_id] = WriteResult(record_id, WriteAction.FAILED, error=problem)
+        else:
+            pending.append(record_id)
+    step = max(1, size)
+    for start in range(0, len(pending), step):
+        chunk = pending[start:start + step]
+        done.update(zip(chunk, send(chunk), strict=True))
+    return [done[i] for i in ids]
 
 
 def _calls(pending: list[tuple[int, Row]], size: int,

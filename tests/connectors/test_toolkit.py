@@ -11,11 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from crm2erp.connectors.base import WriteAction, WriteResult
+from crm2erp.connectors.base import DeleteMode, WriteAction, WriteResult
 from crm2erp.connectors.toolkit import config as toolkit
 from crm2erp.connectors.toolkit.ordering import merged_batches
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant, utc_text
-from crm2erp.connectors.toolkit.writer import write_in_batches
+from crm2erp.connectors.toolkit.writer import delete_in_batches, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
 
 
@@ -126,7 +126,52 @@ def test_children_are_other_configured_streams():
     streams = {"deals": Stream(children=["lines"]), "lines": Stream()}
     assert streams["deals"].children == {"lines": toolkit.ChildConfig(stream="lines")}
     toolkit.check_children(streams)
-    with pytest.raises(ValueError, match="child 'x' names stream 'nope'"):
+    with pytest.raises(ValueError, match="child 'x' names stream 'nope', which is not config"):
         toolkit.check_children({"deals": Stream(children={"x": {"stream": "nope"}})})
+    with pytest.raises(ValueError, match="stream 'deals' cannot embed itself"):
+        toolkit.check_children({"deals": Stream(children=["deals"])})
     with pytest.raises(ValueError, match="stream name 'bad name' must be letters"):
         toolkit.check_children({"bad name": Stream()})
+
+
+def test_children_foreign_keys_are_added_to_the_child_fields():
+    from typing import Annotated
+
+    class Stream(toolkit.StrictModel):
+        fields: list[str] = []
+        children: Annotated[dict[str, toolkit.ChildConfig], toolkit.ChildList] = {}
+
+    streams = {"deals": Stream(fields=["id"], children=["lines"]), "lines": Stream(fields=["id"])}
+    toolkit.check_children(streams, lambda parent, child: f"{parent.fields[0]}_of_parent")
+    toolkit.check_children(streams, lambda parent, child: f"{parent.fields[0]}_of_parent")
+    assert streams["lines"].fields == ["id", "id_of_parent"]   # added once
+    assert streams["deals"].fields == ["id"]
+
+
+def test_selected_names_adds_the_needed_ones_once_and_names_the_bad_ones():
+    lower = re.compile(r"^[a-z_]+$")
+    assert toolkit.selected_names(["name", "id", "name"], ("id", None, "stamp"), lower,
+                                  lambda bad: f"{bad} bad") == ["name", "id", "stamp"]
+    with pytest.raises(ValueError, match=r"\['Name', 'X'\] are not lower-case"):
+        toolkit.selected_names(["Name", "id"], ("id",), lower,
+                               lambda bad: f"{bad} are not lower-case", also=["X", "ok"])
+
+
+def test_delete_in_batches_sends_each_id_once_and_answers_in_order():
+    calls = []
+
+    def send(chunk):
+        calls.append(chunk)
+        return [WriteResult(i, WriteAction.UPDATED, target_id=i) for i in chunk]
+
+    ids = ["a", "bad", "b", "a", "c", 7]
+    results = delete_in_batches(ids, DeleteMode.DELETE, send, size=2,
+                                refuse=lambda i: "not an id" if i == "bad" else None)
+    assert calls == [["a", "b"], ["c", "7"]]
+    assert [(r.key, r.action, r.error) for r in results] == [
+        ("a", WriteAction.UPDATED, None), ("bad", WriteAction.FAILED, "not an id"),
+        ("b", WriteAction.UPDATED, None), ("a", WriteAction.UPDATED, None),
+        ("c", WriteAction.UPDATED, None), ("7", WriteAction.UPDATED, None)]
+    assert [r.action for r in delete_in_batches(["a", "b"], DeleteMode.IGNORE, send,
+                                                 size=2)] == [WriteAction.UNCHANGED] * 2
+    assert len(calls) == 2    # IGNORE sends nothing
