@@ -32,6 +32,7 @@ from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
+from crm2erp.connectors.toolkit.children import children_by_parent, embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
 from crm2erp.connectors.toolkit.timestamps import iso_millis
 from crm2erp.http import HttpClient, ODataPaginator
@@ -105,30 +106,22 @@ class DynamicsReader:
         yield from batcher.finish()
 
     def _embed(self, stream: DynamicsStreamConfig, batch: Batch) -> Batch:
-        if not stream.children or not batch.rows:
-            return batch
-        ids = [str(row[stream.key]) for row in batch.rows]
-        for name, child in stream.children.items():
-            found = self.children(self.config.streams[child.stream],
-                                  self.config.foreign_key(stream, child), ids)
-            for row in batch.rows:
-                row[name] = found.get(str(row[stream.key]), [])
-        return batch
+        return embed_children(batch, stream.key, stream.children, lambda child, ids: (
+            self.children(self.config.streams[child.stream],
+                          self.config.foreign_key(stream, child), ids)))
 
     def children(self, child: DynamicsStreamConfig, foreign_key: str,
                  ids: list[str]) -> dict[str, list[Row]]:
         """``{parent id: [child rows in key order]}`` for the given parent ids (GUIDs)."""
-        out: dict[str, list[Row]] = {}
         url = f"{self.config.api_path}/{child.entity_set}"
-        for start in range(0, len(ids), CHILD_CHUNK):
-            chunk = ids[start:start + CHILD_CHUNK]
+
+        def query(chunk: list[str]) -> Iterator[Row]:
             params = {"$select": ",".join(child.fields),
                       "$filter": " or ".join(f"{foreign_key} eq {i}" for i in chunk),
                       "$orderby": f"{foreign_key} asc,{child.key} asc"} | _expand(child)
-            for record in self._records(url, params):
-                row = clean(record)
-                out.setdefault(str(row[foreign_key]), []).append(row)
-        return out
+            return map(clean, self._records(url, params))
+
+        return children_by_parent(ids, foreign_key, query, chunk=CHILD_CHUNK)
 
     def deleted_since(self, stream: DynamicsStreamConfig,
                       since: Cursor) -> list[tuple[str, str]]:

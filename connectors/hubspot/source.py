@@ -34,7 +34,8 @@ from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.hubspot.api import parse_rate_headers
-from crm2erp.connectors.hubspot.config import HubSpotConfig, HubSpotStreamConfig
+from crm2erp.connectors.hubspot.config import ChildConfig, HubSpotConfig, HubSpotStreamConfig
+from crm2erp.connectors.toolkit.children import embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant
 from crm2erp.errors import FatalError
@@ -215,20 +216,18 @@ class HubSpotReader:
         return batch
 
     def _embed(self, stream: HubSpotStreamConfig, batch: Batch) -> Batch:
-        if not stream.children or not batch.rows:
-            return batch
-        ids = [row["id"] for row in batch.rows]
-        for name, child in stream.children.items():
+        def fetch(child: ChildConfig, ids: list[str]) -> dict[str, list[Row]]:
             target = self.config.streams[child.stream]
             kind = target.object_type
             known = all(kind in (row.get("associations") or {}) for row in batch.rows)
             links = {row["id"]: row["associations"][kind] for row in batch.rows} if known \
                 else self.associations(stream.object_type, kind, ids)
-            wanted = list(dict.fromkeys(i for row in batch.rows for i in links.get(row["id"], [])))
-            records = self.read_by_id(target, wanted)
-            for row in batch.rows:
-                row[name] = [records[i] for i in links.get(row["id"], []) if i in records]
-        return batch
+            records = self.read_by_id(target, list(dict.fromkeys(
+                i for parent in ids for i in links.get(parent, []))))
+            return {parent: [records[i] for i in links.get(parent, []) if i in records]
+                    for parent in ids}
+
+        return embed_children(batch, "id", stream.children, fetch)
 
     def read_by_id(self, stream: HubSpotStreamConfig, ids: list[str]) -> dict[str, Row]:
         """``{id: row}`` of the records with these ids (``batch/read``, 100 per call)."""

@@ -38,6 +38,7 @@ from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.salesforce.api import parse_limit_info
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.soql import quote, soql_datetime
+from crm2erp.connectors.toolkit.children import children_by_parent, embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant
 from crm2erp.errors import FatalError
@@ -100,24 +101,16 @@ class SalesforceReader:
 
     # -- children --------------------------------------------------------
     def _embed(self, stream: StreamConfig, batch: Batch) -> Batch:
-        if not stream.children or not batch.rows:
-            return batch
-        ids = [str(row["Id"]) for row in batch.rows]
-        for name, child in stream.children.items():
-            found = self.children(stream, child.stream, self.config.foreign_key(stream, child),
-                                  ids)
-            for row in batch.rows:
-                row[name] = found.get(str(row["Id"]), [])
-        return batch
+        return embed_children(batch, "Id", stream.children, lambda child, ids: self.children(
+            stream, child.stream, self.config.foreign_key(stream, child), ids))
 
     def children(self, parent: StreamConfig, child_stream: str, foreign_key: str,
                  ids: list[str]) -> dict[str, list[Row]]:
         """``{parent Id: [child rows in Id order]}`` for the given parent Ids."""
         child = self.config.streams[child_stream]
-        out: dict[str, list[Row]] = {}
         paginator = NextLinkPaginator("nextRecordsUrl", "records")
-        for start in range(0, len(ids), CHILD_CHUNK):
-            chunk = ids[start:start + CHILD_CHUNK]
+
+        def query(chunk: list[str]) -> Iterator[Row]:
             text = (f"SELECT {', '.join(child.fields)} FROM {child.sobject} WHERE "
                     f"{foreign_key} IN ({', '.join(quote(i) for i in chunk)}) "
                     f"ORDER BY {foreign_key}, Id")
@@ -126,7 +119,9 @@ class SalesforceReader:
                 self._note_usage()
                 for record in paginator.records(page):
                     record.pop("attributes", None)
-                    out.setdefault(str(record[foreign_key]), []).append(record)
+                    yield record
+
+        out = children_by_parent(ids, foreign_key, query, chunk=CHILD_CHUNK)
         log.debug("embedded %d %s rows into %d %s rows", sum(map(len, out.values())),
                   child.sobject, len(ids), parent.sobject)
         return out

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from crm2erp.connectors.base import DeleteMode, WriteAction, WriteResult
+from crm2erp.connectors.base import Batch, Cursor, DeleteMode, WriteAction, WriteResult
 from crm2erp.connectors.toolkit import config as toolkit
+from crm2erp.connectors.toolkit.children import children_by_parent, embed_children
 from crm2erp.connectors.toolkit.ordering import merged_batches
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant, utc_text
 from crm2erp.connectors.toolkit.writer import delete_in_batches, write_in_batches
@@ -175,3 +176,20 @@ def test_delete_in_batches_sends_each_id_once_and_answers_in_order():
     assert [r.action for r in delete_in_batches(["a", "b"], DeleteMode.IGNORE, send,
                                                  size=2)] == [WriteAction.UNCHANGED] * 2
     assert len(calls) == 2    # IGNORE sends nothing
+
+
+def test_children_are_grouped_by_parent_a_chunk_of_parents_per_query_and_embedded():
+    lines = [{"id": f"L{n}", "deal": f"D{n % 3}"} for n in range(7)]
+    queries = []
+
+    def query(ids):
+        queries.append(ids)
+        return [line for line in lines if line["deal"] in ids]
+
+    batch = Batch(rows=[{"id": "D0"}, {"id": "D1"}, {"id": "D9"}],
+                  cursor=Cursor(value="2026-01-01T00:00:00.000Z", key="D9"))
+    embed_children(batch, "id", {"lines": "line stream"}, lambda child, ids: (
+        children_by_parent(ids, "deal", query, chunk=2)))
+    assert queries == [["D0", "D1"], ["D9"]]
+    assert [[line["id"] for line in row["lines"]] for row in batch.rows] == [
+        ["L0", "L3", "L6"], ["L1", "L4"], []]
