@@ -19,11 +19,11 @@ __all__ = ["error_mapper", "odata_error", "build_client", "SERVICE_PROTECTION_CO
 
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import requests
 
 from crm2erp.connectors.dynamics.config import DynamicsConfig
+from crm2erp.connectors.toolkit.errors import error_body, request_line
 from crm2erp.errors import BudgetExhaustedError, ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.config import ClientCredentialsAuthConfig
@@ -47,10 +47,7 @@ def names_unknown(message: str) -> bool:
 
 def odata_error(resp: requests.Response) -> tuple[str, str] | None:
     """``(code, message)`` of an OData error body, or None."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return None
+    body = error_body(resp)
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return None
@@ -60,7 +57,7 @@ def odata_error(resp: requests.Response) -> tuple[str, str] | None:
 def error_mapper(quota_wait: float) -> Callable[[requests.Response], Exception | None]:
     def mapper(resp: requests.Response) -> Exception | None:
         method = resp.request.method if resp.request is not None else "GET"
-        where = f"{method} {unquote(urlsplit(resp.url).path)}"
+        where = request_line(resp)
         error = odata_error(resp)
         code, message = error or ("", resp.text[:300])
         if resp.status_code == 429:

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import requests
 
 from crm2erp.connectors.hubspot.config import HubSpotConfig
+from crm2erp.connectors.toolkit.errors import error_body, request_line
 from crm2erp.errors import BudgetExhaustedError, ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.retry import parse_retry_after
@@ -67,10 +68,7 @@ def config_problem(error: Mapping[str, Any]) -> str | None:
 
 def hubspot_error(resp: requests.Response) -> dict[str, Any]:
     """The HubSpot error body of ``resp`` (empty dict when it is not one)."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return {}
+    body = error_body(resp)
     return body if isinstance(body, dict) and ("message" in body or "status" in body) else {}
 
 
@@ -91,7 +89,7 @@ def error_mapper(resp: requests.Response) -> Exception | None:
     """Claim the HubSpot errors the generic client cannot interpret."""
     body = hubspot_error(resp)
     message = body.get("message") or resp.text[:300]
-    where = f"{resp.request.method} {urlsplit(resp.url).path}" if resp.request else resp.url
+    where = request_line(resp)
     if resp.status_code == 429:
         policy = str(body.get("policyName") or "")
         if policy.upper() == "DAILY":

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import requests
 
 from crm2erp.connectors.salesforce.config import SalesforceConfig
+from crm2erp.connectors.toolkit.errors import error_body, request_line
 from crm2erp.errors import BudgetExhaustedError, ConfigError, FatalError
 from crm2erp.http import HttpClient, build_auth
 
@@ -37,10 +38,7 @@ ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
 
 def sf_errors(resp: requests.Response) -> list[dict[str, Any]]:
     """The ``[{"message", "errorCode"}]`` list of an error response (empty if not one)."""
-    try:
-        body = resp.json()
-    except ValueError:
-        return []
+    body = error_body(resp)
     if isinstance(body, dict):
         body = [body]
     if not isinstance(body, list):
@@ -69,7 +67,7 @@ def error_mapper(resp: requests.Response) -> Exception | None:
     errors = sf_errors(resp)
     codes = {e.get("errorCode") for e in errors}
     message = describe_errors(errors, code_key="errorCode") if errors else resp.text[:300]
-    where = f"{resp.request.method} {urlsplit(resp.url).path}" if resp.request else resp.url
+    where = request_line(resp)
     if "REQUEST_LIMIT_EXCEEDED" in codes:
         usage = parse_limit_info(resp)
         shown = f" (api-usage {usage[0]}/{usage[1]})" if usage else ""

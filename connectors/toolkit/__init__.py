@@ -8,6 +8,8 @@
   delete loop by target id and the JSON encoder default for request bodies;
 - :mod:`~crm2erp.connectors.toolkit.children`: a stream's ``children`` embedded into
   the rows of a batch, read by foreign key a chunk of parents per query;
+- :mod:`~crm2erp.connectors.toolkit.errors`: the request an error answers and its
+  JSON body, for a connector's error table;
 - :mod:`~crm2erp.connectors.toolkit.config`: strict models, URL and name fields,
   stream-name and ``children`` checks.
 

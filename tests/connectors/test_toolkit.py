@@ -193,3 +193,18 @@ def test_children_are_grouped_by_parent_a_chunk_of_parents_per_query_and_embedde
     assert queries == [["D0", "D1"], ["D9"]]
     assert [[line["id"] for line in row["lines"]] for row in batch.rows] == [
         ["L0", "L3", "L6"], ["L1", "L4"], []]
+
+
+def test_error_helpers_name_the_request_and_read_a_json_body_or_none():
+    import requests
+
+    from crm2erp.connectors.toolkit.errors import error_body, request_line
+
+    resp = requests.Response()
+    resp.url = "https://x.example/api/accounts(name%3D'a')?$top=1"
+    resp.request = requests.Request("PATCH", resp.url).prepare()
+    resp._content = b'{"error": {"code": "0x1"}}'
+    assert request_line(resp) == "PATCH /api/accounts(name='a')"
+    assert error_body(resp) == {"error": {"code": "0x1"}}
+    resp._content = b"<html>Bad gateway</html>"
+    assert error_body(resp) is None
