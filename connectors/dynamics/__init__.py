@@ -21,7 +21,7 @@ from crm2erp.connectors.dynamics.api import build_client
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader
 from crm2erp.connectors.dynamics.target import DynamicsWriter
-from crm2erp.errors import ConfigError
+from crm2erp.connectors.toolkit.errors import check_streams
 
 
 class DynamicsConnector(DelegatingConnector):
@@ -41,18 +41,14 @@ class DynamicsConnector(DelegatingConnector):
         """Fetch a token, call WhoAmI, and select one row of every stream with its columns."""
         api = self.config.api_path
         self.client.get_json(f"{api}/WhoAmI")
-        problems = []
-        for name, stream in self.config.streams.items():   # every stream, not the first only
-            try:
-                resp = self.client.request("GET", f"{api}/{stream.entity_set}", params={
-                    "$select": ",".join(stream.fields), "$top": "1"})
-            except ConfigError as exc:
-                problems.append(f"stream {name!r}: {exc}")
-                continue
-            if resp.status_code >= 400:
-                problems.append(f"stream {name!r}: HTTP {resp.status_code} {resp.text[:200]}")
-        if problems:
-            raise ConfigError("Dynamics connection: " + "; ".join(problems))
+
+        def problem_of(stream: DynamicsStreamConfig) -> str | None:
+            resp = self.client.request("GET", f"{api}/{stream.entity_set}", params={
+                "$select": ",".join(stream.fields), "$top": "1"})
+            return f"HTTP {resp.status_code} {resp.text[:200]}" if resp.status_code >= 400 \
+                else None
+
+        check_streams("Dynamics", self.config.streams, problem_of)
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=(s.key,), cursor_field=s.cursor_field,

@@ -20,7 +20,7 @@ from crm2erp.connectors.hubspot.api import build_client
 from crm2erp.connectors.hubspot.config import HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.hubspot.source import HubSpotReader
 from crm2erp.connectors.hubspot.target import HubSpotWriter
-from crm2erp.errors import ConfigError
+from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.http import CursorPaginator
 
 
@@ -44,23 +44,23 @@ class HubSpotConnector(DelegatingConnector):
 
     def check(self) -> None:
         """Check the token, and every stream's properties against the properties API."""
-        problems = []
         paginator = CursorPaginator("paging.next.after", "after", "results")
-        for name, stream in self.config.streams.items():
+
+        def problem_of(stream: HubSpotStreamConfig) -> str | None:
             known: dict[str, dict] = {}
             for page in paginator.pages(self.client, f"/crm/v3/properties/{stream.object_type}"):
                 known.update({p["name"]: p for p in paginator.records(page)})
             missing = sorted(p for p in stream.properties if p not in known)
             if missing:
-                problems.append(f"stream {name!r}: {stream.object_type} has no properties "
-                                f"{', '.join(missing)}")
-            elif stream.id_property and not known[stream.id_property].get("hasUniqueValue") \
+                return f"{stream.object_type} has no properties {', '.join(missing)}"
+            if stream.id_property and not known[stream.id_property].get("hasUniqueValue") \
                     and not (stream.object_type == "contacts" and stream.id_property == "email"):
-                problems.append(f"stream {name!r}: id_property {stream.id_property!r} does not "
-                                "have unique values; create it with hasUniqueValue: true")
-        if problems:
-            raise ConfigError("HubSpot connection: " + "; ".join(problems) + " - fix the "
-                              "property internal names or create the properties in HubSpot")
+                return (f"id_property {stream.id_property!r} does not have unique values; "
+                        "create it with hasUniqueValue: true")
+            return None
+
+        check_streams("HubSpot", self.config.streams, problem_of, " - fix the property "
+                      "internal names or create the properties in HubSpot")
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("id",), cursor_field=s.cursor_property,

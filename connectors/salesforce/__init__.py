@@ -21,7 +21,7 @@ from crm2erp.connectors.salesforce.api import build_client, parse_limit_info
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.source import SalesforceReader
 from crm2erp.connectors.salesforce.target import SalesforceWriter
-from crm2erp.errors import ConfigError
+from crm2erp.connectors.toolkit.errors import check_streams
 
 
 class SalesforceConnector(DelegatingConnector):
@@ -46,24 +46,18 @@ class SalesforceConnector(DelegatingConnector):
         """Fetch a token, read the API limits, and check every stream's sObject and fields."""
         api = self.config.api_path
         self.client.get_json(f"{api}/limits")
-        problems = []
-        for name, stream in self.config.streams.items():
-            try:
-                body = self.client.get_json(f"{api}/sobjects/{stream.sobject}/describe")
-            except ConfigError as exc:   # an sObject the org does not have: go on checking
-                problems.append(f"stream {name!r}: {exc}")
-                continue
+
+        def problem_of(stream: StreamConfig) -> str | None:
+            body = self.client.get_json(f"{api}/sobjects/{stream.sobject}/describe")
             known = {f["name"] for f in body.get("fields", [])}
             missing = [f for f in stream.fields if f not in known]
             if stream.external_id_field and stream.external_id_field not in known:
                 missing.append(stream.external_id_field)
-            if missing:
-                problems.append(f"stream {name!r}: {stream.sobject} has no field(s) "
-                                f"{', '.join(sorted(set(missing)))}")
-        if problems:
-            raise ConfigError("Salesforce connection: " + "; ".join(problems) +
-                              " - fix the field names or the field-level security of the "
-                              "integration user")
+            return f"{stream.sobject} has no field(s) {', '.join(sorted(set(missing)))}" \
+                if missing else None
+
+        check_streams("Salesforce", self.config.streams, problem_of, " - fix the field names "
+                      "or the field-level security of the integration user")
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("Id",), cursor_field=s.cursor_field,

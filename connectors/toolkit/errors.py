@@ -1,14 +1,17 @@
 """What every connector's error table starts from: the request an answer is for,
-and the answer's JSON body when it has one."""
+and the answer's JSON body when it has one; and ``check()`` over every stream."""
 
 from __future__ import annotations
 
-__all__ = ["error_body", "request_line"]
+__all__ = ["check_streams", "error_body", "request_line"]
 
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import requests
+
+from crm2erp.errors import ConfigError
 
 
 def request_line(resp: requests.Response) -> str:
@@ -24,3 +27,19 @@ def error_body(resp: requests.Response) -> Any:
         return resp.json()
     except ValueError:
         return None
+
+
+def check_streams(system: str, streams: Mapping[str, Any],
+                  problem_of: Callable[[Any], str | None], hint: str = "") -> None:
+    """``problem_of(stream)`` for every stream, not the first only (a ConfigError it
+    raises is that stream's problem); one ConfigError naming them all, then ``hint``."""
+    problems = []
+    for name, stream in streams.items():
+        try:
+            problem = problem_of(stream)
+        except ConfigError as exc:
+            problem = str(exc)
+        if problem:
+            problems.append(f"stream {name!r}: {problem}")
+    if problems:
+        raise ConfigError(f"{system} connection: " + "; ".join(problems) + hint)

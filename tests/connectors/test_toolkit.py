@@ -208,3 +208,17 @@ def test_error_helpers_name_the_request_and_read_a_json_body_or_none():
     assert error_body(resp) == {"error": {"code": "0x1"}}
     resp._content = b"<html>Bad gateway</html>"
     assert error_body(resp) is None
+
+
+def test_check_streams_checks_every_stream_and_names_each_problem():
+    from crm2erp.connectors.toolkit.errors import check_streams
+
+    def problem_of(stream):
+        if stream == "gone":
+            raise ConfigError("no such table")
+        return None if stream == "fine" else f"{stream} lacks a field"
+
+    check_streams("CRM", {"a": "fine"}, problem_of)
+    with pytest.raises(ConfigError, match=r"^CRM connection: stream 'a': no such table; "
+                       r"stream 'c': odd lacks a field - fix it$"):
+        check_streams("CRM", {"a": "gone", "b": "fine", "c": "odd"}, problem_of, " - fix it")
