@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = ["write_batch", "upsert", "encode_payload"]
 
 import datetime as dt
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,24 +43,73 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
     """
     if not rows:
         return
-    name = conn.dialect.name
-    if name in ("postgresql", "sqlite"):
-        insert = postgresql.insert if name == "postgresql" else sqlite.insert
-        stmt: Any = insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=list(key), set_={col: stmt.excluded[col] for col in update})
-    elif name in ("mysql", "mariadb"):
-        stmt = mysql.insert(table)
-        stmt = stmt.on_duplicate_key_update({col: stmt.inserted[col] for col in update})
-    else:  # portable fallback, safe under the flow lock
-        for row in rows:
+    if conn.dialect.name not in ("postgresql", "sqlite", "mysql", "mariadb"):
+        for row in rows:   # portable fallback, safe under the flow lock
             where = sa.and_(*(table.c[col] == row[col] for col in key))
             done = conn.execute(
                 table.update().where(where).values({col: row[col] for col in update}))
             if done.rowcount == 0:
                 conn.execute(table.insert().values(row))
         return
-    conn.execute(stmt, list(rows))
+    prepared = _prepared_upsert(conn.dialect, table, tuple(rows[0]), tuple(key), tuple(update))
+    conn.exec_driver_sql(prepared.sql, prepared.parameters(rows))
+
+
+class _PreparedUpsert:
+    """An upsert compiled once per dialect, table and columns, run as one executemany
+    on the driver: SQLAlchemy's per-row parameter building (the most part of a state
+    store write) is left out; each column's bind processor is taken once."""
+
+    def __init__(self, dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...],
+                 key: tuple[str, ...], update: tuple[str, ...]):
+        name = dialect.name
+        if name in ("postgresql", "sqlite"):
+            insert = postgresql.insert if name == "postgresql" else sqlite.insert
+            stmt: Any = insert(table).inline()
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(key), set_={col: stmt.excluded[col] for col in update})
+        else:
+            stmt = mysql.insert(table).inline()
+            stmt = stmt.on_duplicate_key_update({col: stmt.inserted[col] for col in update})
+        compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
+        self.sql = compiled.string
+        self.names: tuple[str, ...] = (tuple(compiled.positiontup or ()) if compiled.positional
+                                       else columns)
+        self.positional = compiled.positional
+        self.processors = [table.c[col].type.dialect_impl(dialect).bind_processor(dialect)
+                           for col in self.names]
+
+    def parameters(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
+        """The rows' values in the statement's order, column by column: a bind processor
+        (a timestamp's) runs once per distinct value, not once per row."""
+        columns = [[row[col] for row in rows] for col in self.names]
+        for i, process in enumerate(self.processors):
+            if process is not None:
+                columns[i] = _process_distinct(process, columns[i])
+        if self.positional:
+            return list(zip(*columns, strict=True))
+        return [dict(zip(self.names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _process_distinct(process: Any, values: list[Any]) -> list[Any]:
+    try:
+        done = {value: process(value) for value in set(values)}
+    except TypeError:   # unhashable values: each one on its own
+        return [process(value) for value in values]
+    return [done[value] for value in values]
+
+
+_PREPARED: weakref.WeakKeyDictionary[sa.Dialect, dict[tuple, _PreparedUpsert]] = \
+    weakref.WeakKeyDictionary()
+
+
+def _prepared_upsert(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...],
+                     key: tuple[str, ...], update: tuple[str, ...]) -> _PreparedUpsert:
+    by_shape = _PREPARED.setdefault(dialect, {})
+    shape = (table.name, columns, key, update)
+    if shape not in by_shape:
+        by_shape[shape] = _PreparedUpsert(dialect, table, columns, key, update)
+    return by_shape[shape]
 
 
 def encode_payload(payload: Any) -> str | None:
