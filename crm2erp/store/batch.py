@@ -78,6 +78,9 @@ class _PreparedUpsert:
         self.positional = compiled.positional
         self.processors = [table.c[col].type.dialect_impl(dialect).bind_processor(dialect)
                            for col in self.names]
+        # only a timestamp's processing is shared between equal values: of other types,
+        # equal values may still be written differently (1 and True, Decimal 1.0 and 1.00)
+        self.per_value = [isinstance(table.c[col].type, sa.DateTime) for col in self.names]
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
         """The rows' values in the statement's order, column by column: a bind processor
@@ -85,7 +88,8 @@ class _PreparedUpsert:
         columns = [[row[col] for row in rows] for col in self.names]
         for i, process in enumerate(self.processors):
             if process is not None:
-                columns[i] = _process_distinct(process, columns[i])
+                columns[i] = (_process_distinct(process, columns[i]) if self.per_value[i]
+                              else [process(value) for value in columns[i]])
         if self.positional:
             return list(zip(*columns, strict=True))
         return [dict(zip(self.names, values, strict=True)) for values in zip(*columns, strict=True)]
@@ -106,7 +110,7 @@ _PREPARED: weakref.WeakKeyDictionary[sa.Dialect, dict[tuple, _PreparedUpsert]] =
 def _prepared_upsert(dialect: sa.Dialect, table: sa.Table, columns: tuple[str, ...],
                      key: tuple[str, ...], update: tuple[str, ...]) -> _PreparedUpsert:
     by_shape = _PREPARED.setdefault(dialect, {})
-    shape = (table.name, columns, key, update)
+    shape = (table.fullname, columns, key, update)
     if shape not in by_shape:
         by_shape[shape] = _PreparedUpsert(dialect, table, columns, key, update)
     return by_shape[shape]
