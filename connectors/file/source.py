@@ -94,7 +94,7 @@ class FileSourceMixin(FileBase):
                                              f"watermark {since.value!r}")
                     except ValueError as exc:
                         rejected.append(Rejected(
-                            self.key_of(spec, row) or "", where,
+                            key_text or "", where,
                             f"cursor {spec.cursor!r} ({ctype.describe()}): {exc}", row))
                         continue
                 if floor is not None and (position[0] == 0 or position < floor):
@@ -112,12 +112,12 @@ class FileSourceMixin(FileBase):
         and the first row of a repeated key in the batch where it would have been."""
         first, ordered = True, iter(kept)
         while chunk := list(itertools.islice(ordered, batch_size)):
-            rows, cursor, held = [], None, rejected if first else []
+            rows, cursor, held = [], None, list(rejected) if first else []
             for position, _, line, row in chunk:
                 key = self.key_of(spec, row)
                 if repeated and key is not None and hash(key) in repeated:
-                    held = [*held, Rejected(key, f"{spec.path.name}:{line}",
-                                            _repeat(key, spec, first_line[hash(key)]), row)]
+                    held.append(Rejected(key, f"{spec.path.name}:{line}",
+                                         _repeat(key, spec, first_line[hash(key)]), row))
                     continue
                 rows.append(row)
                 if spec.cursor and position[0] != 0:
