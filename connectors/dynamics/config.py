@@ -37,19 +37,17 @@ from __future__ import annotations
 __all__ = ["ChildConfig", "DynamicsStreamConfig", "DynamicsConfig", "DEFAULT_STREAMS"]
 
 import re
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from crm2erp.connectors.toolkit.config import (
-    ChildList,
-    StrictModel,
-    check_children,
-    name_type,
-    selected_names,
-    web_url,
+from crm2erp.connectors.toolkit.config import name_type, selected_names, web_url
+from crm2erp.connectors.toolkit.streams import (
+    ApiConnectionConfig,
+    ApiStreamConfig,
+    KeyedChildConfig,
 )
-from crm2erp.http.config import ClientCredentialsAuthConfig, HttpConnectionConfig
+from crm2erp.http.config import ClientCredentialsAuthConfig
 
 DynamicsUrl = web_url("https://yourorg.crm.dynamics.com")
 
@@ -57,15 +55,12 @@ _NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 LogicalName = name_type(_NAME, "a Dataverse logical name (lower case, digits, _)")
 
 
-class ChildConfig(StrictModel):
-    """Rows of ``stream`` whose ``foreign_key`` lookup holds the parent's id."""
-
-    stream: str
-    foreign_key: str | None = Field(None, description="Lookup column of the child, e.g. "
-                                    "_opportunityid_value (the default for opportunities).")
+#: rows of ``stream`` whose ``foreign_key`` lookup column (``_opportunityid_value``)
+#: holds the parent's id
+ChildConfig = KeyedChildConfig
 
 
-class DynamicsStreamConfig(StrictModel):
+class DynamicsStreamConfig(ApiStreamConfig[ChildConfig]):
     """One stream: an entity set, the columns to select, and the alternate key for writes."""
 
     entity_set: LogicalName
@@ -77,9 +72,6 @@ class DynamicsStreamConfig(StrictModel):
     alternate_key: list[str] = Field(
         default_factory=list, description="Columns of an alternate key defined on the table; "
         "writes upsert with PATCH entity_set(col='value').")
-    track_deletes: bool = Field(True, description="Read deletions from the audit log "
-                                "(auditing must be on for the table).")
-    children: Annotated[dict[str, ChildConfig], ChildList] = Field(default_factory=dict)
     archive: dict[str, int] = Field(
         default_factory=lambda: {"statecode": 1, "statuscode": 2},
         description="delete_policy archive: the state and status a row is set to "
@@ -129,13 +121,10 @@ DEFAULT_STREAMS: dict[str, dict] = {
 }
 
 
-def _default_streams() -> dict[str, DynamicsStreamConfig]:
-    return {name: DynamicsStreamConfig.model_validate(spec)
-            for name, spec in DEFAULT_STREAMS.items()}
-
-
-class DynamicsConfig(HttpConnectionConfig):
+class DynamicsConfig(ApiConnectionConfig):
     """Settings of one Dataverse environment connection."""
+
+    child_key = "_{logical_name}id_value"   # a child's lookup column: _opportunityid_value
 
     type: Literal["dynamics"] | None = None
     environment_url: DynamicsUrl
@@ -146,21 +135,16 @@ class DynamicsConfig(HttpConnectionConfig):
     quota_wait_threshold: float = Field(
         3600.0, gt=0, description="A 429 asking to wait at least this long (seconds) means "
         "the request entitlement is used up: the run stops instead of waiting.")
-    streams: dict[str, DynamicsStreamConfig] = Field(default_factory=_default_streams)
+    streams: dict[str, DynamicsStreamConfig] = Field(
+        default_factory=DynamicsStreamConfig.defaults(DEFAULT_STREAMS))
 
     @model_validator(mode="after")
-    def _check(self) -> DynamicsConfig:
+    def _token_url_known(self) -> DynamicsConfig:
         if isinstance(self.auth, ClientCredentialsAuthConfig) and not self.auth.token_url \
                 and not self.tenant_id:
             raise ValueError("give tenant_id (the Entra ID directory id) or auth.token_url "
                              "for the client credentials grant")
-        check_children(self.streams, self.foreign_key)
         return self
-
-    @staticmethod
-    def foreign_key(parent: DynamicsStreamConfig, child: ChildConfig) -> str:
-        """The child's lookup column holding the parent id (``_opportunityid_value``)."""
-        return child.foreign_key or f"_{parent.logical_name}id_value"
 
     @property
     def api_path(self) -> str:

@@ -41,13 +41,9 @@ from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.dynamics.api import names_unknown, odata_error
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader, odata_string
+from crm2erp.connectors.toolkit.targets import KeyedWriter
 from crm2erp.connectors.toolkit.timestamps import utc_text
-from crm2erp.connectors.toolkit.writer import (
-    delete_in_batches,
-    json_default,
-    required_setting,
-    write_in_batches,
-)
+from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient
 
@@ -72,19 +68,19 @@ def entity_id(resp: requests.Response) -> str | None:
     return match[1].lower() if match else None
 
 
-class DynamicsWriter:
-    def __init__(self, client: HttpClient, config: DynamicsConfig, reader: DynamicsReader):
-        self.client, self.config, self.reader = client, config, reader
+class DynamicsWriter(KeyedWriter):
+    system = "Dynamics"
+    key_setting = "alternate_key"
+    key_hint = "define an alternate key on the table and list its columns to write to it"
+    config: DynamicsConfig
 
-    @staticmethod
-    def _key(name: str, stream: DynamicsStreamConfig) -> list[str]:
-        return required_setting(stream.alternate_key, f"Dynamics stream {name!r} has no "
-                                "alternate_key; define an alternate key on the table and list "
-                                "its columns to write to it")
+    def __init__(self, client: HttpClient, config: DynamicsConfig, reader: DynamicsReader):
+        super().__init__(client, config)
+        self.reader = reader
 
     def upsert(self, name: str, stream: DynamicsStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:
-        columns = self._key(name, stream)
+        columns = self.write_key(name, stream)
         empty = f"alternate key {', '.join(columns)} is empty: it is required to upsert"
 
         def send(chunk: list[Row]) -> list[WriteResult]:   # Dataverse upserts one row per call
@@ -180,7 +176,7 @@ class DynamicsWriter:
 
     def lookup(self, name: str, stream: DynamicsStreamConfig,
                keys: Sequence[str]) -> Mapping[str, Row]:
-        columns = self._key(name, stream)
+        columns = self.write_key(name, stream)
         if len(columns) != 1:
             raise ConfigError(f"Dynamics stream {name!r}: lookup needs a one-column "
                               "alternate key")

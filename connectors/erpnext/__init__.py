@@ -24,6 +24,7 @@ from crm2erp.connectors.erpnext.api import build_client
 from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
 from crm2erp.connectors.erpnext.target import ErpNextWriter
+from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.errors import ConfigError
 
 
@@ -44,8 +45,9 @@ class ErpNextConnector(DelegatingConnector):
         """Ask who we are, then read one record of every stream's DocType (and of
         Address and Contact for streams that write them)."""
         self.client.get_json("/api/method/frappe.auth.get_logged_user")
-        problems = []
-        for name, stream in self.config.streams.items():
+
+        def problem_of(stream: ErpNextStreamConfig) -> str | None:
+            problems = []
             linked = [*(["Address"] if stream.addresses else []),
                       *(["Contact"] if stream.contact else [])]
             for doctype in (stream.doctype, *linked):
@@ -53,14 +55,14 @@ class ErpNextConnector(DelegatingConnector):
                     resp = self.client.request("GET", resource(doctype),
                                                params={"limit_page_length": 1})
                 except ConfigError as exc:   # an unknown DocType: go on checking the others
-                    problems.append(f"stream {name!r}: {exc}")
+                    problems.append(str(exc))
                     continue
                 if resp.status_code >= 400:
-                    problems.append(f"stream {name!r}: DocType {doctype!r} "
-                                    f"(HTTP {resp.status_code})")
-        if problems:
-            raise ConfigError("ERPNext connection: " + "; ".join(problems) + " - check the "
-                              "DocType names and the roles of the API user")
+                    problems.append(f"DocType {doctype!r} (HTTP {resp.status_code})")
+            return "; ".join(problems) or None
+
+        check_streams("ERPNext", self.config.streams, problem_of, " - check the DocType "
+                      "names and the roles of the API user")
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("name",), cursor_field=s.cursor_field,

@@ -29,7 +29,7 @@ __all__ = ["ErpNextWriter"]
 import datetime as dt
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -40,7 +40,8 @@ from crm2erp.connectors.erpnext.api import frappe_error
 from crm2erp.connectors.erpnext.config import ErpNextStreamConfig
 from crm2erp.connectors.erpnext.links import LinkedRecords, LinkError
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
-from crm2erp.connectors.toolkit.writer import json_default, required_setting, write_in_batches
+from crm2erp.connectors.toolkit.targets import KeyedWriter, rows_by_key
+from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
 from crm2erp.errors import ConfigError
 from crm2erp.http import decode_json
 
@@ -75,9 +76,15 @@ def _child_same(current: list[dict], desired: list[dict]) -> bool:
                for k, v in want.items())
 
 
-class ErpNextWriter:
+class ErpNextWriter(KeyedWriter):
+    system = "ERPNext"
+    key_setting = "external_id_field"
+    key_hint = ("the stream is read-only: set one (a unique custom field such as "
+                "custom_crm_id) to write it")
+
     def __init__(self, reader: ErpNextReader):
-        self.reader, self.client = reader, reader.client
+        super().__init__(reader.client, reader.config)
+        self.reader = reader
         self.links = LinkedRecords(reader, self.send, same)
 
     def send(self, method: str, path: str, body: dict | None) -> requests.Response:
@@ -85,25 +92,18 @@ class ErpNextWriter:
             body, default=_wire), headers={"Content-Type": "application/json",
                                            "Accept": "application/json"})
 
-    @staticmethod
-    def _ext(name: str, stream: ErpNextStreamConfig) -> str:
-        return required_setting(stream.external_id_field, f"ERPNext stream {name!r} is "
-                                "read-only: set external_id_field (a unique custom field such "
-                                "as custom_crm_id) to write it")
-
     def lookup(self, name: str, stream: ErpNextStreamConfig,
                keys: Sequence[str]) -> Mapping[str, Row]:
-        ext = self._ext(name, stream)
-        found: dict[str, Row] = {}
-        wanted = list(dict.fromkeys(str(k) for k in keys))
-        for start in range(0, len(wanted), 100):
-            chunk = wanted[start:start + 100]
+        ext = self.write_key(name, stream)
+
+        def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
             for row in self.reader.list(stream.doctype, ["*"], [[ext, "in", chunk]],
                                         "name asc"):
                 if stream.children:
                     row = self.reader.document(stream.doctype, row["name"]) or row
-                found[str(row[ext])] = row
-        return found
+                yield str(row[ext]), row
+
+        return rows_by_key(keys, 100, fetch)
 
     def _changes(self, stream: ErpNextStreamConfig, current: Row, row: Row) -> dict[str, Any]:
         changes = {}
@@ -121,7 +121,7 @@ class ErpNextWriter:
         """Write ``rows``; their contact and address fields too: one that is missing
         is empty (the integration's linked record goes), unless ``partial`` (rows
         carrying only the fields to change, as write-back sends)."""
-        ext = self._ext(name, stream)
+        ext = self.write_key(name, stream)
         linked = [f for f in (stream.contact, *stream.addresses) if f]
 
         def send(chunk: list[Row]) -> list[WriteResult]:
@@ -193,32 +193,29 @@ class ErpNextWriter:
 
     def delete(self, name: str, stream: ErpNextStreamConfig, ids: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:
-        """Delete or archive documents by name; a name that is not there fails."""
-        if mode is DeleteMode.IGNORE:
-            return [WriteResult(str(i), WriteAction.UNCHANGED, str(i)) for i in ids]
+        """Delete or archive documents by name, each name once (a repeated name shares
+        the answer of the first); a name that is not there fails."""
         if mode is DeleteMode.ARCHIVE and not stream.archive_field:
             raise ConfigError(f"ERPNext stream {name!r} cannot archive: set archive_field "
                               "(a Check field such as disabled) or use delete_policy: delete")
-        results = []
-        for doc_name in (str(i) for i in ids):
-            if mode is DeleteMode.DELETE:
-                if self.reader.document(stream.doctype, doc_name) is None:
-                    results.append(WriteResult.not_found(doc_name, stream.doctype))
-                    continue
-                resp = self.send("DELETE", resource(stream.doctype, doc_name), None)
-                if resp.status_code < 400 or resp.status_code == 404:
-                    # 404: there a moment ago, so gone by a DELETE sent again after
-                    # its answer was lost
-                    results.append(WriteResult(doc_name, WriteAction.UPDATED, doc_name))
-                    continue
-            else:
-                resp = self.send("PUT", resource(stream.doctype, doc_name),
-                                 {stream.archive_field: 1})
-                if resp.status_code < 400:
-                    results.append(WriteResult(doc_name, WriteAction.UPDATED, doc_name))
-                    continue
-            results.append(WriteResult.not_found(doc_name, stream.doctype)
-                           if resp.status_code == 404 else
-                           WriteResult(doc_name, WriteAction.FAILED, doc_name,
-                                       error=frappe_error(resp.status_code, resp.content)))
-        return results
+        return delete_in_batches(ids, mode, lambda chunk: [self._delete(stream, chunk[0], mode)],
+                                 size=1)
+
+    def _delete(self, stream: ErpNextStreamConfig, doc_name: str,
+                mode: DeleteMode) -> WriteResult:
+        if mode is DeleteMode.DELETE:
+            if self.reader.document(stream.doctype, doc_name) is None:
+                return WriteResult.not_found(doc_name, stream.doctype)
+            resp = self.send("DELETE", resource(stream.doctype, doc_name), None)
+            if resp.status_code < 400 or resp.status_code == 404:
+                # 404: there a moment ago, so gone by a DELETE sent again after its
+                # answer was lost
+                return WriteResult(doc_name, WriteAction.UPDATED, doc_name)
+        else:
+            resp = self.send("PUT", resource(stream.doctype, doc_name), {stream.archive_field: 1})
+            if resp.status_code < 400:
+                return WriteResult(doc_name, WriteAction.UPDATED, doc_name)
+        if resp.status_code == 404:
+            return WriteResult.not_found(doc_name, stream.doctype)
+        return WriteResult(doc_name, WriteAction.FAILED, doc_name,
+                           error=frappe_error(resp.status_code, resp.content))

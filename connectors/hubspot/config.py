@@ -32,20 +32,12 @@ __all__ = ["ChildConfig", "HubSpotStreamConfig", "HubSpotConfig", "DEFAULT_STREA
            "RESERVED_FIELDS"]
 
 import re
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from crm2erp.connectors.toolkit.config import (
-    ChildConfig,
-    ChildList,
-    StrictModel,
-    check_children,
-    name_type,
-    selected_names,
-    web_url,
-)
-from crm2erp.http.config import HttpConnectionConfig
+from crm2erp.connectors.toolkit.config import ChildConfig, name_type, selected_names, web_url
+from crm2erp.connectors.toolkit.streams import ApiConnectionConfig, ApiStreamConfig
 
 HubspotUrl = web_url("https://api.hubapi.com")
 
@@ -56,7 +48,7 @@ RESERVED_FIELDS = frozenset({"id", "createdAt", "updatedAt", "archived", "archiv
                              "associations"})
 
 
-class HubSpotStreamConfig(StrictModel):
+class HubSpotStreamConfig(ApiStreamConfig[ChildConfig]):
     """One stream: a CRM object type, the properties to read, the unique property for writes."""
 
     object_type: InternalName
@@ -67,8 +59,6 @@ class HubSpotStreamConfig(StrictModel):
     associations: list[str] = Field(
         default_factory=list, description="Object types whose associated ids are read "
         "(v4 associations batch read) into row['associations'][type].")
-    track_deletes: bool = True
-    children: Annotated[dict[str, ChildConfig], ChildList] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _needed(self) -> HubSpotStreamConfig:
@@ -102,12 +92,7 @@ DEFAULT_STREAMS: dict[str, dict] = {
 }
 
 
-def _default_streams() -> dict[str, HubSpotStreamConfig]:
-    return {name: HubSpotStreamConfig.model_validate(spec)
-            for name, spec in DEFAULT_STREAMS.items()}
-
-
-class HubSpotConfig(HttpConnectionConfig):
+class HubSpotConfig(ApiConnectionConfig):
     """Settings of one HubSpot portal connection."""
 
     type: Literal["hubspot"] | None = None
@@ -123,9 +108,5 @@ class HubSpotConfig(HttpConnectionConfig):
         "search", description="'list' reads full refreshes through the list endpoint "
         "(id order, watermark set at the end) instead of search.")
     write_batch_size: int = Field(100, ge=1, le=100)
-    streams: dict[str, HubSpotStreamConfig] = Field(default_factory=_default_streams)
-
-    @model_validator(mode="after")
-    def _children_exist(self) -> HubSpotConfig:
-        check_children(self.streams)
-        return self
+    streams: dict[str, HubSpotStreamConfig] = Field(
+        default_factory=HubSpotStreamConfig.defaults(DEFAULT_STREAMS))

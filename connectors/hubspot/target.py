@@ -31,17 +31,18 @@ from __future__ import annotations
 __all__ = ["HubSpotWriter", "wire_value"]
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.hubspot.api import config_problem, describe_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
+from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, rows_by_key
 from crm2erp.connectors.toolkit.timestamps import utc_text
-from crm2erp.connectors.toolkit.writer import delete_in_batches, required_setting, write_in_batches
+from crm2erp.connectors.toolkit.writer import delete_in_batches, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.http import HttpClient, decode_json
+from crm2erp.http import decode_json
 
 
 def wire_value(value: Any) -> Any:
@@ -73,19 +74,15 @@ def _stop_if_config(stream: HubSpotStreamConfig, error: Mapping[str, Any]) -> No
                           "HubSpot (internal name, not label).")
 
 
-class HubSpotWriter:
-    def __init__(self, client: HttpClient, config: HubSpotConfig):
-        self.client, self.config = client, config
-
-    @staticmethod
-    def _id_property(name: str, stream: HubSpotStreamConfig) -> str:
-        return required_setting(stream.id_property, f"HubSpot stream {name!r} has no "
-                                "id_property; set one (a property with unique values, such "
-                                "as erp_id) to write to it")
+class HubSpotWriter(KeyedWriter):
+    system = "HubSpot"
+    key_setting = "id_property"
+    key_hint = "set one (a property with unique values, such as erp_id) to write to it"
+    config: HubSpotConfig
 
     def upsert(self, name: str, stream: HubSpotStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:
-        id_prop = self._id_property(name, stream)
+        id_prop = self.write_key(name, stream)
         return write_in_batches(
             rows, lambda row: row.get(id_prop), lambda chunk: self._send(stream, id_prop, chunk),
             size=self.config.write_batch_size,
@@ -120,8 +117,7 @@ class HubSpotWriter:
         if resp.status_code == 400:
             return self._refused(stream, resp, keys)
         if resp.status_code >= 400:
-            raise FatalError(f"HubSpot {action} of {stream.object_type} failed with HTTP "
-                             f"{resp.status_code}: {resp.text[:300]}")
+            raise call_failed("HubSpot", f"{action} of {stream.object_type}", resp)
         body = decode_json(resp)
         done: dict[int, WriteResult] = {}
         for result in body.get("results") or []:
@@ -209,28 +205,25 @@ class HubSpotWriter:
         if resp.status_code == 404:
             return set()
         if resp.status_code >= 400:
-            raise FatalError(f"HubSpot batch read of {stream.object_type} failed with "
-                             f"HTTP {resp.status_code}: {resp.text[:300]}")
+            raise call_failed("HubSpot", f"batch read of {stream.object_type}", resp)
         return {str(r.get("id")) for r in decode_json(resp).get("results") or []} & set(ids)
 
     def lookup(self, name: str, stream: HubSpotStreamConfig,
                keys: Sequence[str]) -> Mapping[str, Row]:
         """Current records by unique property value (``batch/read`` with ``idProperty``)."""
-        id_prop = self._id_property(name, stream)
-        wanted = list(dict.fromkeys(str(k) for k in keys))
-        found: dict[str, Row] = {}
-        for start in range(0, len(wanted), 100):
-            chunk = wanted[start:start + 100]
+        id_prop = self.write_key(name, stream)
+
+        def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
             resp = self.client.request(
                 "POST", f"/crm/v3/objects/{stream.object_type}/batch/read",
                 json={"idProperty": id_prop, "properties": stream.properties,
                       "inputs": [{"id": k} for k in chunk]})
-            if resp.status_code >= 400 and resp.status_code != 404:
-                raise FatalError(f"HubSpot batch read of {stream.object_type} failed with "
-                                 f"HTTP {resp.status_code}: {resp.text[:300]}")
-            if resp.status_code == 404:
-                continue
+            if resp.status_code == 404:   # none of them exists
+                return
+            if resp.status_code >= 400:
+                raise call_failed("HubSpot", f"batch read of {stream.object_type}", resp)
             for record in decode_json(resp).get("results") or []:
                 props = record.get("properties") or {}
-                found[str(props.get(id_prop))] = {"id": str(record["id"]), **props}
-        return found
+                yield str(props.get(id_prop)), {"id": str(record["id"]), **props}
+
+        return rows_by_key(keys, 100, fetch)

@@ -35,19 +35,16 @@ from __future__ import annotations
 __all__ = ["ArchiveConfig", "ChildConfig", "StreamConfig", "SalesforceConfig", "DEFAULT_STREAMS"]
 
 import re
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from crm2erp.connectors.toolkit.config import (
-    ChildList,
-    StrictModel,
-    check_children,
-    name_type,
-    selected_names,
-    web_url,
+from crm2erp.connectors.toolkit.config import StrictModel, name_type, selected_names, web_url
+from crm2erp.connectors.toolkit.streams import (
+    ApiConnectionConfig,
+    ApiStreamConfig,
+    KeyedChildConfig,
 )
-from crm2erp.http.config import HttpConnectionConfig
 
 SalesforceUrl = web_url("https://yourdomain.my.salesforce.com")
 
@@ -55,10 +52,9 @@ _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 ApiName = name_type(_NAME, "a Salesforce API name (letters, digits, _)")
 
 
-class ChildConfig(StrictModel):
+class ChildConfig(KeyedChildConfig):
     """Rows of ``stream`` embedded into their parent, found by ``foreign_key``."""
 
-    stream: str
     foreign_key: ApiName | None = Field(
         None, description="Field of the child holding the parent's Id; default "
         "<parent sObject>Id (OpportunityId).")
@@ -71,15 +67,13 @@ class ArchiveConfig(StrictModel):
     value: Any
 
 
-class StreamConfig(StrictModel):
+class StreamConfig(ApiStreamConfig[ChildConfig]):
     """One stream: an sObject, the fields to select, and the external id used for writes."""
 
     sobject: ApiName
     fields: list[str]
     external_id_field: ApiName | None = None
     cursor_field: ApiName = "SystemModstamp"
-    track_deletes: bool = True
-    children: Annotated[dict[str, ChildConfig], ChildList] = Field(default_factory=dict)
     archive: ArchiveConfig | None = Field(
         None, description="delete_policy archive: the field to set, e.g. "
         "{field: Active__c, value: false}")
@@ -115,12 +109,10 @@ DEFAULT_STREAMS: dict[str, dict] = {
 }
 
 
-def _default_streams() -> dict[str, StreamConfig]:
-    return {name: StreamConfig.model_validate(spec) for name, spec in DEFAULT_STREAMS.items()}
-
-
-class SalesforceConfig(HttpConnectionConfig):
+class SalesforceConfig(ApiConnectionConfig):
     """Settings of one Salesforce org connection."""
+
+    child_key = "{sobject}Id"   # a child's field holding the parent Id: OpportunityId
 
     type: Literal["salesforce"] | None = None
     instance_url: SalesforceUrl
@@ -134,17 +126,8 @@ class SalesforceConfig(HttpConnectionConfig):
     bulk_timeout: float = Field(3600.0, gt=0)
     write_batch_size: int = Field(200, ge=1, le=200)
     all_or_none: bool = False
-    streams: dict[str, StreamConfig] = Field(default_factory=_default_streams)
-
-    @model_validator(mode="after")
-    def _children_exist(self) -> SalesforceConfig:
-        check_children(self.streams, self.foreign_key)
-        return self
-
-    @staticmethod
-    def foreign_key(parent: StreamConfig, child: ChildConfig) -> str:
-        """The child's field holding the parent Id (``OpportunityId`` by default)."""
-        return child.foreign_key or f"{parent.sobject}Id"
+    streams: dict[str, StreamConfig] = Field(
+        default_factory=StreamConfig.defaults(DEFAULT_STREAMS))
 
     @property
     def api_path(self) -> str:

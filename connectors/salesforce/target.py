@@ -31,21 +31,17 @@ __all__ = ["SalesforceWriter"]
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.salesforce.api import CONFIG_CODES, ROLLED_BACK, describe_errors
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.soql import quote
-from crm2erp.connectors.toolkit.writer import (
-    delete_in_batches,
-    json_default,
-    required_setting,
-    write_in_batches,
-)
+from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, rows_by_key
+from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
 from crm2erp.errors import ConfigError, FatalError, RetriableError
-from crm2erp.http import HttpClient, NextLinkPaginator, decode_json
+from crm2erp.http import NextLinkPaginator, decode_json
 
 log = logging.getLogger(__name__)
 #: record errors of a delete or archive by Id that mean the org has no such record
@@ -102,18 +98,14 @@ def _rolled_back_only(answer: dict[str, Any]) -> bool:
         all(e.get("statusCode") == ROLLED_BACK for e in errors)
 
 
-class SalesforceWriter:
-    def __init__(self, client: HttpClient, config: SalesforceConfig):
-        self.client, self.config = client, config
-
-    @staticmethod
-    def _external_id(name: str, stream: StreamConfig) -> str:
-        return required_setting(stream.external_id_field, f"Salesforce stream {name!r} has no "
-                                "external_id_field; set one (an External ID field such as "
-                                "ERP_Id__c) to write to it")
+class SalesforceWriter(KeyedWriter):
+    system = "Salesforce"
+    key_setting = "external_id_field"
+    key_hint = "set one (an External ID field such as ERP_Id__c) to write to it"
+    config: SalesforceConfig
 
     def upsert(self, name: str, stream: StreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
-        ext = self._external_id(name, stream)
+        ext = self.write_key(name, stream)
         path = f"{self.config.api_path}/composite/sobjects/{stream.sobject}/{ext}"
 
         def send(chunk: list[Row]) -> list[WriteResult]:
@@ -173,8 +165,7 @@ class SalesforceWriter:
                 f"{resp.reason or ''} instead of results ({_redirect_hint(resp)}); check "
                 "instance_url (your My Domain URL, https) and api_version")
         if resp.status_code >= 400:
-            raise FatalError(f"Salesforce {what} failed with HTTP {resp.status_code}: "
-                             f"{resp.text[:300]}")
+            raise call_failed("Salesforce", what, resp)
         return _one_result_each(resp, what, len(records), "records")
 
     # -- delete and archive ---------------------------------------------------
@@ -212,8 +203,7 @@ class SalesforceWriter:
         resp = self.client.request("DELETE", f"{self.config.api_path}/composite/sobjects",
                                    params={"ids": ",".join(ids), "allOrNone": "false"})
         if resp.status_code >= 300:
-            raise FatalError(f"Salesforce {what} failed with HTTP {resp.status_code}: "
-                             f"{resp.text[:300]}")
+            raise call_failed("Salesforce", what, resp)
         return _one_result_each(resp, what, len(ids), "Ids")
 
     def _archive_call(self, stream: StreamConfig, ids: list[str]) -> list[dict[str, Any]]:
@@ -224,17 +214,16 @@ class SalesforceWriter:
                           f"archive of {stream.sobject} (sets {archive.field})")
 
     def lookup(self, name: str, stream: StreamConfig, keys: Sequence[str]) -> Mapping[str, Row]:
-        ext = self._external_id(name, stream)
-        found: dict[str, Row] = {}
+        ext = self.write_key(name, stream)
         paginator = NextLinkPaginator("nextRecordsUrl", "records")
-        wanted = list(dict.fromkeys(str(k) for k in keys))
-        for start in range(0, len(wanted), 200):
-            chunk = wanted[start:start + 200]
+
+        def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
             soql = (f"SELECT {', '.join(stream.fields)} FROM {stream.sobject} "
                     f"WHERE {ext} IN ({', '.join(quote(k) for k in chunk)})")
             for page in paginator.pages(self.client, f"{self.config.api_path}/query",
                                         {"q": soql}):
                 for record in paginator.records(page):
                     record.pop("attributes", None)
-                    found[str(record[ext])] = record
-        return found
+                    yield str(record[ext]), record
+
+        return rows_by_key(keys, 200, fetch)

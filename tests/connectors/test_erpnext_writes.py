@@ -164,6 +164,18 @@ def test_archive_and_delete_by_name_and_a_missing_name_fails(erp, emulator):
             "not found: no record 'Nobody GmbH' in Customer")
 
 
+def test_a_name_given_twice_is_deleted_once_and_both_places_say_done(erp, emulator):
+    [created] = erp.upsert("customers", [account()])
+    name = created.target_id
+    first, again = erp.delete("customers", [name, name], DeleteMode.DELETE)
+    assert first.action is WriteAction.UPDATED and first.target_id == name
+    assert again == first   # the repeat shares the answer, not "not found"
+    assert api(emulator, f"Customer/{name}").status_code == 404
+    logged = api(emulator, "Deleted Document", params={"filters": json.dumps(
+        [["deleted_doctype", "=", "Customer"], ["deleted_name", "=", name]])}).json()["data"]
+    assert len(logged) == 1
+
+
 def test_twenty_percent_faults_complete_in_one_run_with_every_record_once():
     app = make_app(seed=4, customers=3, sales_invoices=0, fault_rate=0.2)
     app.fault_kinds = (429, 500, 503, "truncate")

@@ -1,0 +1,64 @@
+"""What every API target's writer shares besides its loops (:mod:`.writer`).
+
+:class:`KeyedWriter` holds the client and the connection's config and knows the
+stream setting writes match on (an external id field, a unique property, an
+alternate key): a stream without it cannot be written, and the ConfigError
+says which setting to give. :func:`rows_by_key` is the chunked look-up of
+current records by that key; :func:`call_failed` the error of an answer a
+connector has no use for.
+"""
+
+from __future__ import annotations
+
+__all__ = ["KeyedWriter", "call_failed", "rows_by_key"]
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
+
+import requests
+
+from crm2erp.connectors.base import Row
+from crm2erp.connectors.toolkit.writer import required_setting
+from crm2erp.errors import FatalError
+from crm2erp.http import HttpClient
+
+
+class KeyedWriter:
+    """A target's writer: ``client``, ``config`` and the key writes match on."""
+
+    #: the system's name in messages ("Salesforce")
+    system: ClassVar[str]
+    #: the stream setting writes match on ("external_id_field")
+    key_setting: ClassVar[str]
+    #: what to do when it is not set ("set one (an External ID field ...) to write to it")
+    key_hint: ClassVar[str]
+
+    def __init__(self, client: HttpClient, config: Any):
+        self.client, self.config = client, config
+
+    def write_key(self, name: str, stream: Any) -> Any:
+        """The ``key_setting`` of stream ``name``; a ConfigError naming the stream, the
+        setting and ``key_hint`` when it is not set (nothing can be written then)."""
+        return required_setting(getattr(stream, self.key_setting),
+                                f"{self.system} stream {name!r} has no {self.key_setting}; "
+                                f"{self.key_hint}")
+
+
+def rows_by_key(keys: Sequence[Any], size: int,
+                fetch: Callable[[list[str]], Iterable[tuple[str, Row]]]) -> dict[str, Row]:
+    """``{key: current row}`` for ``keys`` (as text, each asked once, order kept):
+    ``fetch(chunk)`` reads at most ``size`` of them and yields ``(key, row)`` for the
+    ones it finds; a key not found is simply not in the answer."""
+    wanted = list(dict.fromkeys(str(k) for k in keys))
+    found: dict[str, Row] = {}
+    step = max(1, size)
+    for start in range(0, len(wanted), step):
+        found.update(fetch(wanted[start:start + step]))
+    return found
+
+
+def call_failed(system: str, what: str, resp: requests.Response) -> FatalError:
+    """``FatalError("HubSpot search on deals failed with HTTP 500: <body>")`` (the
+    body's first 300 characters): an answer the connector cannot use."""
+    return FatalError(f"{system} {what} failed with HTTP {resp.status_code}: "
+                      f"{resp.text[:300]}")

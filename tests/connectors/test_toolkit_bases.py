@@ -1,0 +1,104 @@
+"""The toolkit's bases: stream and connection config (``toolkit.streams``) and the
+keyed writer with its look-up loop (``toolkit.targets``)."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from pydantic import Field, ValidationError
+
+from crm2erp.connectors.toolkit.streams import (
+    ApiConnectionConfig,
+    ApiStreamConfig,
+    KeyedChildConfig,
+)
+from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, rows_by_key
+from crm2erp.errors import ConfigError, FatalError
+
+DEFAULTS = {"orders": {"table": "order", "fields": ["id"], "children": ["lines"]},
+            "lines": {"table": "line", "fields": ["id", "qty"]}}
+
+
+class Stream(ApiStreamConfig[KeyedChildConfig]):
+    table: str
+    fields: list[str]
+
+
+class Connection(ApiConnectionConfig):
+    child_key = "{table}_id"
+    streams: dict[str, Stream] = Field(default_factory=Stream.defaults(DEFAULTS))
+
+
+def test_defaults_are_validated_fresh_per_connection_and_children_get_their_foreign_key():
+    one, two = Connection(), Connection()
+    assert one.streams["orders"].children == {"lines": KeyedChildConfig(stream="lines")}
+    assert one.streams["orders"].track_deletes is True
+    assert one.streams["lines"].fields == ["id", "qty", "order_id"]   # read to group lines
+    one.streams["lines"].fields.append("price")
+    assert two.streams["lines"].fields == ["id", "qty", "order_id"]
+
+
+def test_a_named_foreign_key_wins_over_the_default():
+    conn = Connection(streams={"orders": {"table": "order", "fields": ["id"], "children": {
+        "items": {"stream": "lines", "foreign_key": "parent"}}}, "lines": DEFAULTS["lines"]})
+    orders = conn.streams["orders"]
+    assert conn.foreign_key(orders, orders.children["items"]) == "parent"
+    assert conn.streams["lines"].fields == ["id", "qty", "parent"]
+
+
+@pytest.mark.parametrize("streams,problem", [
+    ({"orders": {**DEFAULTS["orders"], "children": ["nope"]}}, "names stream 'nope'"),
+    ({"orders": {**DEFAULTS["orders"], "children": ["orders"]}}, "cannot embed itself"),
+    ({"bad name": DEFAULTS["lines"]}, "must be letters, digits and _"),
+])
+def test_children_and_stream_names_are_checked(streams, problem):
+    with pytest.raises(ValidationError, match=problem):
+        Connection(streams=streams)
+
+
+def test_without_child_key_children_are_checked_but_no_field_is_added():
+    class ByAssociation(ApiConnectionConfig):
+        streams: dict[str, Stream] = Field(default_factory=Stream.defaults(DEFAULTS))
+
+    assert ByAssociation().streams["lines"].fields == ["id", "qty"]
+
+
+class Writer(KeyedWriter):
+    system = "Notes CRM"
+    key_setting = "external_id"
+    key_hint = "set one to write to it"
+
+
+def test_write_key_is_the_streams_setting_or_a_config_error_saying_how_to_set_it():
+    class WithKey:
+        external_id = "erp_id"
+
+    class WithoutKey:
+        external_id = None
+
+    writer = Writer(client=None, config=None)
+    assert writer.write_key("notes", WithKey()) == "erp_id"
+    with pytest.raises(ConfigError, match="Notes CRM stream 'notes' has no external_id; "
+                       "set one to write to it"):
+        writer.write_key("notes", WithoutKey())
+
+
+def test_rows_by_key_asks_each_key_once_in_chunks_and_leaves_out_the_missing():
+    asked: list[list[str]] = []
+    held = {"1": {"id": 1}, "3": {"id": 3}, "4": {"id": 4}}
+
+    def fetch(chunk):
+        asked.append(chunk)
+        return [(key, held[key]) for key in chunk if key in held]
+
+    assert rows_by_key([1, "2", "1", 3, 4], 2, fetch) == held
+    assert asked == [["1", "2"], ["3", "4"]]
+    assert rows_by_key([], 2, fetch) == {} and len(asked) == 2
+
+
+def test_call_failed_names_the_call_the_status_and_the_body():
+    resp = requests.Response()
+    resp.status_code, resp._content = 502, b"upstream down " * 40
+    error = call_failed("HubSpot", "search on deals", resp)
+    assert isinstance(error, FatalError)
+    assert str(error) == f"HubSpot search on deals failed with HTTP 502: {resp.text[:300]}"
