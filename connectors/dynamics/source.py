@@ -27,13 +27,14 @@ from __future__ import annotations
 __all__ = ["DynamicsReader", "odata_datetime", "odata_string", "CHILD_CHUNK"]
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.toolkit.children import children_by_parent, embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
+from crm2erp.connectors.toolkit.targets import rows_by_key
 from crm2erp.connectors.toolkit.timestamps import iso_millis
 from crm2erp.http import HttpClient, ODataPaginator
 
@@ -138,15 +139,15 @@ class DynamicsReader:
         return found
 
     def lookup(self, stream: DynamicsStreamConfig, column: str,
-               keys: list[str]) -> dict[str, Row]:
+               keys: Sequence[str]) -> dict[str, Row]:
         """Current rows whose ``column`` is one of ``keys`` (chunks of 50 ``or`` terms)."""
-        found: dict[str, Row] = {}
         url = f"{self.config.api_path}/{stream.entity_set}"
-        for start in range(0, len(keys), 50):
-            chunk = keys[start:start + 50]
+
+        def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
             flt = " or ".join(f"{column} eq {odata_string(k)}" for k in chunk)
             for record in self._records(url, {"$select": ",".join(stream.fields),
                                               "$filter": flt}):
                 row = clean(record)
-                found[str(row.get(column))] = row
-        return found
+                yield str(row.get(column)), row
+
+        return rows_by_key(keys, CHILD_CHUNK, fetch)

@@ -180,4 +180,4 @@ class DynamicsWriter(KeyedWriter):
         if len(columns) != 1:
             raise ConfigError(f"Dynamics stream {name!r}: lookup needs a one-column "
                               "alternate key")
-        return self.reader.lookup(stream, columns[0], list(dict.fromkeys(str(k) for k in keys)))
+        return self.reader.lookup(stream, columns[0], keys)

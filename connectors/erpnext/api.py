@@ -25,10 +25,10 @@ import json
 import re
 import zoneinfo
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import requests
 
+from crm2erp.connectors.toolkit.errors import request_line
 from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, build_auth
@@ -79,11 +79,9 @@ def error_mapper(max_wait: float):
         problem = config_problem(resp.status_code, resp.content) \
             if resp.status_code in (404, 417, 500) else None
         if problem:
-            method = resp.request.method if resp.request is not None else "GET"
-            return ConfigError(f"ERPNext refused {method} {unquote(urlsplit(resp.url).path)}: "
-                               f"{problem} - fix the stream's doctype, fields or filters (or "
-                               "the outbound mapping's field names), or install the app that "
-                               "adds them")
+            return ConfigError(f"ERPNext refused {request_line(resp)}: {problem} - fix the "
+                               "stream's doctype, fields or filters (or the outbound mapping's "
+                               "field names), or install the app that adds them")
         if resp.status_code != 429:
             return None
         wait = parse_retry_after(resp.headers.get("Retry-After")) or 0.0

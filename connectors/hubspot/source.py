@@ -37,8 +37,8 @@ from crm2erp.connectors.hubspot.api import parse_rate_headers
 from crm2erp.connectors.hubspot.config import ChildConfig, HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.toolkit.children import embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
+from crm2erp.connectors.toolkit.targets import call_failed, rows_by_key
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant
-from crm2erp.errors import FatalError
 from crm2erp.http import CursorPaginator, HttpClient, TokenBucket, decode_json
 from crm2erp.http.paginate import get_path
 
@@ -91,8 +91,7 @@ class HubSpotReader:
         self.searches += 1
         self._note_limits()
         if resp.status_code >= 400:
-            raise FatalError(f"HubSpot search on {stream.object_type} failed with HTTP "
-                             f"{resp.status_code}: {resp.text[:300]}")
+            raise call_failed("HubSpot", f"search on {stream.object_type}", resp)
         return decode_json(resp)
 
     def _search(self, stream: HubSpotStreamConfig,
@@ -222,8 +221,7 @@ class HubSpotReader:
             known = all(kind in (row.get("associations") or {}) for row in batch.rows)
             links = {row["id"]: row["associations"][kind] for row in batch.rows} if known \
                 else self.associations(stream.object_type, kind, ids)
-            records = self.read_by_id(target, list(dict.fromkeys(
-                i for parent in ids for i in links.get(parent, []))))
+            records = self.read_by_id(target, [i for parent in ids for i in links.get(parent, [])])
             return {parent: [records[i] for i in links.get(parent, []) if i in records]
                     for parent in ids}
 
@@ -231,21 +229,20 @@ class HubSpotReader:
 
     def read_by_id(self, stream: HubSpotStreamConfig, ids: list[str]) -> dict[str, Row]:
         """``{id: row}`` of the records with these ids (``batch/read``, 100 per call)."""
-        out: dict[str, Row] = {}
-        for start in range(0, len(ids), READ_BATCH):
-            chunk = ids[start:start + READ_BATCH]
+
+        def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
             resp = self.client.request(
                 "POST", f"/crm/v3/objects/{stream.object_type}/batch/read",
                 json={"properties": stream.properties, "inputs": [{"id": i} for i in chunk]})
             self._note_limits()
-            if resp.status_code >= 400 and resp.status_code != 404:
-                raise FatalError(f"HubSpot batch read of {stream.object_type} failed with "
-                                 f"HTTP {resp.status_code}: {resp.text[:300]}")
             if resp.status_code == 404:   # none of them exists (archived meanwhile)
-                continue
+                return
+            if resp.status_code >= 400:
+                raise call_failed("HubSpot", f"batch read of {stream.object_type}", resp)
             for record in decode_json(resp).get("results") or []:
-                out[str(record["id"])] = self._row(record)
-        return out
+                yield str(record["id"]), self._row(record)
+
+        return rows_by_key(ids, READ_BATCH, fetch)
 
     def associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
         """``{from id: [to ids]}`` through ``POST /crm/v4/associations/{from}/{to}/batch/read``."""
@@ -257,8 +254,7 @@ class HubSpotReader:
                 json={"inputs": [{"id": i} for i in chunk]})
             self._note_limits()
             if resp.status_code >= 400:
-                raise FatalError(f"HubSpot associations {from_type} -> {to_type} failed with "
-                                 f"HTTP {resp.status_code}: {resp.text[:300]}")
+                raise call_failed("HubSpot", f"associations {from_type} -> {to_type}", resp)
             for result in decode_json(resp).get("results") or []:
                 targets = [str(t["toObjectId"]) for t in result.get("to") or []]
                 out[str(result["from"]["id"])] = sorted(targets, key=lambda x: (len(x), x))
