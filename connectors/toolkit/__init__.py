@@ -12,6 +12,10 @@
   JSON body, for a connector's error table;
 - :mod:`~crm2erp.connectors.toolkit.config`: strict models, URL and name fields,
   stream-name and ``children`` checks.
+- :mod:`~crm2erp.connectors.toolkit.streams`: the stream config base (``track_deletes``,
+  ``children``) and the connection base that checks children and adds their foreign keys;
+- :mod:`~crm2erp.connectors.toolkit.targets`: the writer base (the setting writes match
+  on), the chunked look-up by key and the error of an unusable answer.
 
 With :class:`crm2erp.http.HttpClient` (and its ``single_attempt()`` for writes that
 must not repeat) a connector is left with its endpoints, field quirks and error
