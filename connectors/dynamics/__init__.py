@@ -16,15 +16,16 @@ __all__ = ["DynamicsConnector", "DynamicsConfig", "DynamicsStreamConfig"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import StreamInfo
 from crm2erp.connectors.dynamics.api import build_client
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader
 from crm2erp.connectors.dynamics.target import DynamicsWriter
 from crm2erp.connectors.toolkit.errors import check_streams
+from crm2erp.connectors.toolkit.targets import WriteBackConnector
 
 
-class DynamicsConnector(DelegatingConnector):
+class DynamicsConnector(WriteBackConnector):
     """Dataverse as a source and a target; ``client`` exposes request stats."""
 
     name = "dynamics"
@@ -55,7 +56,3 @@ class DynamicsConnector(DelegatingConnector):
                            children=tuple(s.children), writable=bool(s.alternate_key),
                            delete_modes=("delete", "archive"))
                 for name, s in self.config.streams.items()]
-
-    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        """Set columns of existing rows by primary id (write-back); never creates one."""
-        return self.writer.update(stream, self._stream_config(stream), rows)

@@ -99,21 +99,22 @@ class DynamicsWriter(KeyedWriter):
     def update(self, name: str, stream: DynamicsStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:
         """Set columns of existing rows found by their primary id (never creates one)."""
-        results = []
-        for row in rows:
-            key = str(row.get(stream.key) or "")
-            if not _GUID.match(key):
-                results.append(WriteResult(key, WriteAction.FAILED, error=f"stream {name!r}: "
-                                           f"{stream.key} {key!r} is not a row id (GUID)"))
-                continue
+
+        def not_an_id(key: Any) -> str:
+            return f"stream {name!r}: {stream.key} {str(key or '')!r} is not a row id (GUID)"
+
+        def send(chunk: list[Row]) -> list[WriteResult]:   # one row per call
+            key = str(chunk[0][stream.key])
             resp = self._patch(f"{self.config.api_path}/{stream.entity_set}({key})",
-                               _body(stream, row),
-                               {"If-Match": "*"})
+                               _body(stream, chunk[0]), {"If-Match": "*"})
             if resp.status_code in (200, 204):
-                results.append(WriteResult(key, WriteAction.UPDATED, target_id=key.lower()))
-            else:
-                results.append(self._failed(stream, key, resp))
-        return results
+                return [WriteResult(key, WriteAction.UPDATED, target_id=key.lower())]
+            return [self._failed(stream, key, resp)]
+
+        return write_in_batches(
+            rows, lambda row: row.get(stream.key), send, size=1, missing=not_an_id(""),
+            refuse=lambda row: None if _GUID.match(str(row[stream.key])) else
+            not_an_id(row[stream.key]))
 
     def delete(self, name: str, stream: DynamicsStreamConfig, ids: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:

@@ -15,16 +15,17 @@ __all__ = ["HubSpotConnector", "HubSpotConfig", "HubSpotStreamConfig"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import Row, StreamInfo, WriteResult
 from crm2erp.connectors.hubspot.api import build_client
 from crm2erp.connectors.hubspot.config import HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.hubspot.source import HubSpotReader
 from crm2erp.connectors.hubspot.target import HubSpotWriter
 from crm2erp.connectors.toolkit.errors import check_streams
+from crm2erp.connectors.toolkit.targets import WriteBackConnector
 from crm2erp.http import CursorPaginator
 
 
-class HubSpotConnector(DelegatingConnector):
+class HubSpotConnector(WriteBackConnector):
     """HubSpot as a source and a target; ``client`` exposes request stats."""
 
     name = "hubspot"
@@ -75,9 +76,3 @@ class HubSpotConnector(DelegatingConnector):
         if not rows:
             return []
         return self.writer.upsert(stream, self._stream_config(stream), rows)
-
-    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        """Set properties of existing records by ``id`` (write-back); never creates one."""
-        if not rows:
-            return []
-        return self.writer.update(stream, self._stream_config(stream), rows)

@@ -16,15 +16,16 @@ __all__ = ["SalesforceConnector", "SalesforceConfig", "StreamConfig"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import StreamInfo
 from crm2erp.connectors.salesforce.api import build_client, parse_limit_info
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.source import SalesforceReader
 from crm2erp.connectors.salesforce.target import SalesforceWriter
 from crm2erp.connectors.toolkit.errors import check_streams
+from crm2erp.connectors.toolkit.targets import WriteBackConnector
 
 
-class SalesforceConnector(DelegatingConnector):
+class SalesforceConnector(WriteBackConnector):
     """Salesforce as a source and a target; ``client`` exposes request stats."""
 
     name = "salesforce"
@@ -65,9 +66,3 @@ class SalesforceConnector(DelegatingConnector):
                            fields=(*s.fields, *s.children),
                            delete_modes=("delete", "archive") if s.archive else ("delete",))
                 for name, s in self.config.streams.items()]
-
-    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        """Set fields of existing records by ``Id`` (write-back); never creates one."""
-        if not rows:
-            return []
-        return self.writer.update(stream, self._stream_config(stream), rows)

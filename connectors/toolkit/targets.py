@@ -5,19 +5,20 @@ stream setting writes match on (an external id field, a unique property, an
 alternate key): a stream without it cannot be written, and the ConfigError
 says which setting to give. :func:`rows_by_key` is the chunked look-up of
 current records by that key; :func:`call_failed` the error of an answer a
-connector has no use for.
+connector has no use for. :class:`WriteBackConnector` hands write-back
+(``update``) to the writer like the other calls.
 """
 
 from __future__ import annotations
 
-__all__ = ["KeyedWriter", "call_failed", "rows_by_key"]
+__all__ = ["KeyedWriter", "WriteBackConnector", "call_failed", "rows_by_key"]
 
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import requests
 
-from crm2erp.connectors.base import Row
+from crm2erp.connectors.base import DelegatingConnector, Row, WriteResult
 from crm2erp.connectors.toolkit.writer import required_setting
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient
@@ -62,3 +63,12 @@ def call_failed(system: str, what: str, resp: requests.Response) -> FatalError:
     body's first 300 characters): an answer the connector cannot use."""
     return FatalError(f"{system} {what} failed with HTTP {resp.status_code}: "
                       f"{resp.text[:300]}")
+
+
+class WriteBackConnector(DelegatingConnector):
+    """A :class:`DelegatingConnector` whose writer has ``update(name, stream, rows)``."""
+
+    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        """Set fields of existing records found by their id (write-back); never
+        creates one, unlike ``upsert``."""
+        return self.writer.update(stream, self._stream_config(stream), rows)
