@@ -15,7 +15,7 @@ is a :class:`ConfigError`: the run stops once, exit 2.
 from __future__ import annotations
 
 __all__ = ["error_mapper", "odata_error", "build_client", "SERVICE_PROTECTION_CODES",
-           "names_unknown"]
+           "ODATA_HEADERS", "names_unknown"]
 
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +29,8 @@ from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.config import ClientCredentialsAuthConfig
 from crm2erp.http.retry import parse_retry_after
 
+#: the OData protocol headers of every Web API request
+ODATA_HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
 # number of requests, execution time, concurrent requests (per user, 5-minute window)
 SERVICE_PROTECTION_CODES = {"0x80072322", "0x80072321", "0x80072326"}
 

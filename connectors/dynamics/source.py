@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
+from crm2erp.connectors.dynamics.api import ODATA_HEADERS
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.toolkit.children import children_by_parent, embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
@@ -73,8 +74,7 @@ class DynamicsReader:
         self.pages = 0
 
     def _headers(self) -> dict[str, str]:
-        return {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0",
-                "Prefer": f"odata.maxpagesize={self.config.page_size}"}
+        return {**ODATA_HEADERS, "Prefer": f"odata.maxpagesize={self.config.page_size}"}
 
     def query(self, stream: DynamicsStreamConfig, since: Cursor | None) -> dict[str, str]:
         params = {"$select": ",".join(stream.fields),

@@ -38,7 +38,7 @@ from typing import Any
 import requests
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
-from crm2erp.connectors.dynamics.api import names_unknown, odata_error
+from crm2erp.connectors.dynamics.api import ODATA_HEADERS, names_unknown, odata_error
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader, odata_string
 from crm2erp.connectors.toolkit.targets import KeyedWriter
@@ -128,8 +128,7 @@ class DynamicsWriter(KeyedWriter):
                     mode: DeleteMode) -> WriteResult:
         url = f"{self.config.api_path}/{stream.entity_set}({record_id})"
         if mode is DeleteMode.DELETE:
-            resp = self.client.request("DELETE", url, expect_json=False, headers={
-                "Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"})
+            resp = self.client.request("DELETE", url, expect_json=False, headers=ODATA_HEADERS)
         else:
             resp = self._patch(url, dict(stream.archive), {"If-Match": "*"})
         if resp.status_code in (200, 204):
@@ -144,8 +143,7 @@ class DynamicsWriter(KeyedWriter):
     def _patch(self, url: str, body: dict[str, Any], condition: dict[str, str]):
         data = json.dumps(body, default=_wire).encode()
         return self.client.request("PATCH", url, data=data, expect_json=False, headers={
-            "Content-Type": "application/json; charset=utf-8", "Accept": "application/json",
-            "OData-MaxVersion": "4.0", "OData-Version": "4.0", **condition})
+            **ODATA_HEADERS, "Content-Type": "application/json; charset=utf-8", **condition})
 
     def _write(self, stream: DynamicsStreamConfig, url: str, key: str,
                body: dict[str, Any]) -> WriteResult:

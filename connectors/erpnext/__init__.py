@@ -13,13 +13,7 @@ __all__ = ["ErpNextConnector", "ErpNextConfig", "ErpNextStreamConfig"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import (
-    DelegatingConnector,
-    DeleteMode,
-    Row,
-    StreamInfo,
-    WriteResult,
-)
+from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
 from crm2erp.connectors.erpnext.api import build_client
 from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
@@ -73,21 +67,15 @@ class ErpNextConnector(DelegatingConnector):
                 for name, s in self.config.streams.items()]
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        config = self._stream_config(stream)
-        if not config.external_id_field:
-            raise NotImplementedError(f"ERPNext stream {stream!r} is read-only "
-                                      "(no external_id_field)")
-        return self.writer.upsert(stream, config, rows)
+        return self.writer.upsert(stream, self._writable(stream), rows)
 
     def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
         """Like upsert, but a contact or address field the rows leave out stays as it is."""
+        return self.writer.upsert(stream, self._writable(stream), rows, partial=True)
+
+    def _writable(self, stream: str) -> ErpNextStreamConfig:
         config = self._stream_config(stream)
         if not config.external_id_field:
             raise NotImplementedError(f"ERPNext stream {stream!r} is read-only "
                                       "(no external_id_field)")
-        return self.writer.upsert(stream, config, rows, partial=True)
-
-    def delete(self, stream: str, keys: Sequence[str],
-               mode: DeleteMode) -> Sequence[WriteResult]:
-        """Delete (``DELETE``) or archive (``archive_field = 1``) documents by name."""
-        return self.writer.delete(stream, self._stream_config(stream), keys, mode)
+        return config

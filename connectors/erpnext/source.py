@@ -20,10 +20,11 @@ from typing import Any
 from urllib.parse import quote
 
 from crm2erp.connectors.base import Batch, Cursor
-from crm2erp.connectors.erpnext.api import to_cursor, to_frappe
+from crm2erp.connectors.erpnext.api import frappe_error, to_cursor, to_frappe
 from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
 from crm2erp.connectors.toolkit.ordering import merged_batches
-from crm2erp.http import HttpClient, OffsetPaginator
+from crm2erp.errors import FatalError
+from crm2erp.http import HttpClient, OffsetPaginator, decode_json
 
 
 def resource(doctype: str, name: str | None = None) -> str:
@@ -48,12 +49,7 @@ class ErpNextReader:
         resp = self.client.request("GET", resource(doctype, name))
         if resp.status_code == 404:
             return None  # deleted between the list call and now
-        from crm2erp.http import decode_json
-
         if resp.status_code >= 400:
-            from crm2erp.connectors.erpnext.api import frappe_error
-            from crm2erp.errors import FatalError
-
             raise FatalError(f"ERPNext: GET {doctype} {name}: "
                              f"{frappe_error(resp.status_code, resp.content)}")
         return decode_json(resp)["data"]

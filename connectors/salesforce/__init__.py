@@ -36,7 +36,7 @@ class SalesforceConnector(WriteBackConnector):
         self.config: SalesforceConfig = config
         self.client = build_client(config, **client_options)
         self.reader = SalesforceReader(self.client, config)
-        self.writer = SalesforceWriter(self.client, config)
+        self.writer = SalesforceWriter(self.client, config, self.reader)
 
     @property
     def api_usage(self) -> tuple[int, int] | None:

@@ -78,21 +78,27 @@ class SalesforceReader:
             yield from self._read_bulk(stream, since, batch_size, deletes)
             return
         batcher = OrderedBatcher(batch_size, since)
-        endpoint = "queryAll" if deletes else "query"
+        for record in self.query(self.soql(stream, since, deletes=deletes),
+                                 endpoint="queryAll" if deletes else "query",
+                                 page_size=self.config.page_size):
+            yield from self._add(batcher, stream, record)
+        yield from batcher.finish()
+
+    def query(self, soql: str, *, endpoint: str = "query",
+              page_size: int | None = None) -> Iterator[Row]:
+        """The records ``soql`` selects, page after page (``nextRecordsUrl``), without
+        their ``attributes``; the API usage is noted after every page."""
         paginator = NextLinkPaginator("nextRecordsUrl", "records")
-        pages = paginator.pages(
-            self.client, f"{self.config.api_path}/{endpoint}",
-            {"q": self.soql(stream, since, deletes=deletes)},
-            headers={"Sforce-Query-Options": f"batchSize={self.config.page_size}"})
-        for page in pages:
+        options = {"Sforce-Query-Options": f"batchSize={page_size}"} if page_size else None
+        for page in paginator.pages(self.client, f"{self.config.api_path}/{endpoint}",
+                                    {"q": soql}, headers=options):
             self._note_usage()
             for record in paginator.records(page):
-                yield from self._add(batcher, stream, record)
-        yield from batcher.finish()
+                record.pop("attributes", None)
+                yield record
 
     @staticmethod
     def _add(batcher: OrderedBatcher, stream: StreamConfig, record: dict) -> Iterator[Batch]:
-        record.pop("attributes", None)
         deleted = bool(record.get("IsDeleted"))
         if "IsDeleted" not in stream.fields:
             record.pop("IsDeleted", None)
@@ -108,18 +114,11 @@ class SalesforceReader:
                  ids: list[str]) -> dict[str, list[Row]]:
         """``{parent Id: [child rows in Id order]}`` for the given parent Ids."""
         child = self.config.streams[child_stream]
-        paginator = NextLinkPaginator("nextRecordsUrl", "records")
 
         def query(chunk: list[str]) -> Iterator[Row]:
-            text = (f"SELECT {', '.join(child.fields)} FROM {child.sobject} WHERE "
-                    f"{foreign_key} IN ({', '.join(quote(i) for i in chunk)}) "
-                    f"ORDER BY {foreign_key}, Id")
-            for page in paginator.pages(self.client, f"{self.config.api_path}/query",
-                                        {"q": text}):
-                self._note_usage()
-                for record in paginator.records(page):
-                    record.pop("attributes", None)
-                    yield record
+            return self.query(f"SELECT {', '.join(child.fields)} FROM {child.sobject} WHERE "
+                              f"{foreign_key} IN ({', '.join(quote(i) for i in chunk)}) "
+                              f"ORDER BY {foreign_key}, Id")
 
         out = children_by_parent(ids, foreign_key, query, chunk=CHILD_CHUNK)
         log.debug("embedded %d %s rows into %d %s rows", sum(map(len, out.values())),

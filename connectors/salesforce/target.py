@@ -38,10 +38,11 @@ from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.salesforce.api import CONFIG_CODES, ROLLED_BACK, describe_errors
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.soql import quote
+from crm2erp.connectors.salesforce.source import SalesforceReader
 from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, rows_by_key
 from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
 from crm2erp.errors import ConfigError, FatalError, RetriableError
-from crm2erp.http import NextLinkPaginator, decode_json
+from crm2erp.http import HttpClient, decode_json
 
 log = logging.getLogger(__name__)
 #: record errors of a delete or archive by Id that mean the org has no such record
@@ -103,6 +104,10 @@ class SalesforceWriter(KeyedWriter):
     key_setting = "external_id_field"
     key_hint = "set one (an External ID field such as ERP_Id__c) to write to it"
     config: SalesforceConfig
+
+    def __init__(self, client: HttpClient, config: SalesforceConfig, reader: SalesforceReader):
+        super().__init__(client, config)
+        self.reader = reader
 
     def upsert(self, name: str, stream: StreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
         ext = self.write_key(name, stream)
@@ -215,15 +220,10 @@ class SalesforceWriter(KeyedWriter):
 
     def lookup(self, name: str, stream: StreamConfig, keys: Sequence[str]) -> Mapping[str, Row]:
         ext = self.write_key(name, stream)
-        paginator = NextLinkPaginator("nextRecordsUrl", "records")
 
         def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
             soql = (f"SELECT {', '.join(stream.fields)} FROM {stream.sobject} "
                     f"WHERE {ext} IN ({', '.join(quote(k) for k in chunk)})")
-            for page in paginator.pages(self.client, f"{self.config.api_path}/query",
-                                        {"q": soql}):
-                for record in paginator.records(page):
-                    record.pop("attributes", None)
-                    yield str(record[ext]), record
+            return ((str(record[ext]), record) for record in self.reader.query(soql))
 
         return rows_by_key(keys, 200, fetch)
