@@ -45,7 +45,6 @@ from crm2erp.connectors.toolkit.targets import KeyedWriter
 from crm2erp.connectors.toolkit.timestamps import utc_text
 from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.http import HttpClient
 
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 #: the Dataverse error code of a row that does not exist
@@ -73,10 +72,7 @@ class DynamicsWriter(KeyedWriter):
     key_setting = "alternate_key"
     key_hint = "define an alternate key on the table and list its columns to write to it"
     config: DynamicsConfig
-
-    def __init__(self, client: HttpClient, config: DynamicsConfig, reader: DynamicsReader):
-        super().__init__(client, config)
-        self.reader = reader
+    reader: DynamicsReader
 
     def upsert(self, name: str, stream: DynamicsStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:

@@ -83,8 +83,7 @@ class ErpNextWriter(KeyedWriter):
                 "custom_crm_id) to write it")
 
     def __init__(self, reader: ErpNextReader):
-        super().__init__(reader.client, reader.config)
-        self.reader = reader
+        super().__init__(reader.client, reader.config, reader)
         self.links = LinkedRecords(reader, self.send, same)
 
     def send(self, method: str, path: str, body: dict | None) -> requests.Response:

@@ -42,7 +42,7 @@ from crm2erp.connectors.salesforce.source import SalesforceReader
 from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, rows_by_key
 from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
 from crm2erp.errors import ConfigError, FatalError, RetriableError
-from crm2erp.http import HttpClient, decode_json
+from crm2erp.http import decode_json
 
 log = logging.getLogger(__name__)
 #: record errors of a delete or archive by Id that mean the org has no such record
@@ -104,10 +104,7 @@ class SalesforceWriter(KeyedWriter):
     key_setting = "external_id_field"
     key_hint = "set one (an External ID field such as ERP_Id__c) to write to it"
     config: SalesforceConfig
-
-    def __init__(self, client: HttpClient, config: SalesforceConfig, reader: SalesforceReader):
-        super().__init__(client, config)
-        self.reader = reader
+    reader: SalesforceReader
 
     def upsert(self, name: str, stream: StreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
         ext = self.write_key(name, stream)

@@ -25,7 +25,8 @@ from crm2erp.http import HttpClient
 
 
 class KeyedWriter:
-    """A target's writer: ``client``, ``config`` and the key writes match on."""
+    """A target's writer: ``client``, ``config``, the connector's ``reader`` (for
+    look-ups, when it reads them) and the key writes match on."""
 
     #: the system's name in messages ("Salesforce")
     system: ClassVar[str]
@@ -34,8 +35,8 @@ class KeyedWriter:
     #: what to do when it is not set ("set one (an External ID field ...) to write to it")
     key_hint: ClassVar[str]
 
-    def __init__(self, client: HttpClient, config: Any):
-        self.client, self.config = client, config
+    def __init__(self, client: HttpClient, config: Any, reader: Any = None):
+        self.client, self.config, self.reader = client, config, reader
 
     def write_key(self, name: str, stream: Any) -> Any:
         """The ``key_setting`` of stream ``name``; a ConfigError naming the stream, the
