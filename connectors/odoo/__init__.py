@@ -26,6 +26,7 @@ from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig
 from crm2erp.connectors.odoo.rpc import OdooRpc
 from crm2erp.connectors.odoo.source import OdooReader
 from crm2erp.connectors.odoo.target import OdooWriter
+from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.errors import ConfigError
 
 
@@ -47,25 +48,24 @@ class OdooConnector(DelegatingConnector):
         """Log in, then check every stream's model and fields exist for this user."""
         self.rpc.version()
         self.rpc.authenticate()
+        check_streams("Odoo", self.config.streams, self._problem_of, " - fix the field "
+                      "names in the stream config or install the module that adds them "
+                      "(crm, sale, account)")
+
+    def _problem_of(self, stream: OdooStreamConfig) -> str | None:
+        """What the stream's model or its children's models lack (every model checked)."""
         problems = []
-        for name, stream in self.config.streams.items():
-            models = [stream.model, *(c.model for c in stream.children.values())]
-            for model, fields in zip(models, [stream.fields, *(c.fields for c in
-                                                               stream.children.values())],
-                                     strict=True):
-                try:
-                    known = self.rpc.field_types(model)
-                except ConfigError as exc:   # an unknown model: go on checking the others
-                    problems.append(f"stream {name!r}: {exc}")
-                    continue
-                missing = sorted(set(fields) - set(known))
-                if missing:
-                    problems.append(f"stream {name!r}: {model} has no field(s) "
-                                    f"{', '.join(missing)}")
-        if problems:
-            raise ConfigError("Odoo connection: " + "; ".join(problems) + " - fix the field "
-                              "names in the stream config or install the module that adds "
-                              "them (crm, sale, account)")
+        for model, fields in [(stream.model, stream.fields),
+                              *((c.model, c.fields) for c in stream.children.values())]:
+            try:
+                known = self.rpc.field_types(model)
+            except ConfigError as exc:   # an unknown model: go on checking the others
+                problems.append(str(exc))
+                continue
+            missing = sorted(set(fields) - set(known))
+            if missing:
+                problems.append(f"{model} has no field(s) {', '.join(missing)}")
+        return "; ".join(problems) or None
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=("id",), cursor_field=s.cursor_field,

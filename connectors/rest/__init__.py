@@ -28,6 +28,7 @@ from crm2erp.connectors.base import (
 from crm2erp.connectors.rest.config import ErrorRule, RestConfig, RestStreamConfig
 from crm2erp.connectors.rest.source import RestReader, build_paginator
 from crm2erp.connectors.rest.target import RestWriter
+from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.errors import FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.retry import parse_retry_after
@@ -75,13 +76,15 @@ class RestConnector(DelegatingConnector):
 
     def check(self) -> None:
         """Fetch the first page of every stream (auth, paths and record selectors)."""
-        for name, stream in self.config.streams.items():
-            paginator = build_paginator(stream, f"{self.config.name}: stream {name!r}: "
-                                                f"GET {stream.path}")
+
+        def problem_of(stream: RestStreamConfig) -> None:
+            paginator = build_paginator(stream, f"GET {stream.path}")
             paginator.max_pages = 1
             for page in paginator.pages(self.client, stream.path, dict(stream.params),
                                         headers=self.config.headers):
                 paginator.records(page)   # a ConfigError naming the path and the keys
+
+        check_streams(self.config.name, self.config.streams, problem_of)
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=(s.key,),

@@ -26,6 +26,7 @@ from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
 from crm2erp.connectors.sap.source import SapReader
 from crm2erp.connectors.sap.target import SapWriter
+from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.errors import ConfigError
 
 
@@ -49,29 +50,33 @@ class SapConnector(DelegatingConnector):
 
     def check(self) -> None:
         """Fetch a CSRF token and the ``$metadata`` of every service the streams use."""
-        services = list(dict.fromkeys(s.service for s in self.config.streams.values()))
-        problems = []
-        for service in services:
-            try:
-                self.sap.fetch_token(service)
-                resp = self.client.request(
-                    "GET", f"{self.config.service_path(service)}/$metadata",
-                    params=self.sap.params(), expect_json=False)
-            except ConfigError as exc:   # a service the system does not have: check the rest
-                problems.append(f"{service}: {exc}")
-                continue
-            if resp.status_code >= 400:
-                problems.append(f"{service} (HTTP {resp.status_code})")
-                continue
-            for name, stream in self.config.streams.items():
-                if stream.service == service and \
-                        f'Name="{stream.entity_set}"' not in resp.text:
-                    problems.append(f"stream {name!r}: {service} has no entity set "
-                                    f"{stream.entity_set}")
-        if problems:
-            raise ConfigError("SAP connection: " + "; ".join(problems) + " - check the "
-                              "service names and that the communication arrangement "
-                              "grants them (transaction /IWFND/MAINT_SERVICE on-premise)")
+        metadata: dict[str, str | ConfigError] = {}   # per service: the document, or why not
+
+        def problem_of(stream: SapStreamConfig) -> str | None:
+            if stream.service not in metadata:
+                try:
+                    metadata[stream.service] = self._metadata(stream.service)
+                except ConfigError as exc:   # a service the system does not have
+                    metadata[stream.service] = exc
+            found = metadata[stream.service]
+            if isinstance(found, ConfigError):
+                return f"{stream.service}: {found}"
+            if f'Name="{stream.entity_set}"' not in found:
+                return f"{stream.service} has no entity set {stream.entity_set}"
+            return None
+
+        check_streams("SAP", self.config.streams, problem_of, " - check the service names "
+                      "and that the communication arrangement grants them (transaction "
+                      "/IWFND/MAINT_SERVICE on-premise)")
+
+    def _metadata(self, service: str) -> str:
+        """The ``$metadata`` document of ``service``; a ConfigError when it cannot be read."""
+        self.sap.fetch_token(service)
+        resp = self.client.request("GET", f"{self.config.service_path(service)}/$metadata",
+                                   params=self.sap.params(), expect_json=False)
+        if resp.status_code >= 400:
+            raise ConfigError(f"HTTP {resp.status_code}")
+        return resp.text
 
     def streams(self) -> Sequence[StreamInfo]:
         return [StreamInfo(name=name, key=tuple(s.key), cursor_field=s.cursor_field,
