@@ -34,6 +34,7 @@ from crm2erp.connectors.toolkit.config import (
     StrictModel,
     check_stream_names,
     name_type,
+    selected_names,
     web_url,
 )
 from crm2erp.http.config import HttpConnectionConfig
@@ -91,13 +92,11 @@ class OdooStreamConfig(StrictModel):
 
     @model_validator(mode="after")
     def _fields(self) -> OdooStreamConfig:
-        bad = [f for f in self.fields if not _FIELD.match(f)]
-        if bad:
-            raise ValueError(f"fields {bad} are not Odoo field names (lower case, digits, _)")
         needed = ["id", self.cursor_field, self.key_field, *self.children]
         if self.archived_as_deleted or "active" in self.fields:
             needed.append("active")
-        self.fields = list(dict.fromkeys([*self.fields, *(f for f in needed if f)]))
+        self.fields = selected_names(self.fields, needed, _FIELD, lambda bad: (
+            f"fields {bad} are not Odoo field names (lower case, digits, _)"))
         if self.child_partners and (self.model != "res.partner" or not self.key_field):
             raise ValueError("child_partners needs model res.partner and a key_field")
         return self

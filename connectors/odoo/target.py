@@ -36,7 +36,6 @@ from __future__ import annotations
 
 __all__ = ["OdooWriter"]
 
-import logging
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -44,9 +43,9 @@ from typing import Any
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig, ReferenceConfig
 from crm2erp.connectors.odoo.rpc import OdooRecordError, OdooRpc
-from crm2erp.errors import ConfigError, RetriableError
+from crm2erp.connectors.toolkit.creates import create_unless_found
+from crm2erp.errors import ConfigError
 
-log = logging.getLogger(__name__)
 _DRAFT = ("draft", "sent")
 
 
@@ -304,41 +303,33 @@ class OdooWriter:
 
     def _create(self, stream: OdooStreamConfig, key_field: str,
                 items: list[tuple[str, int, dict]]) -> list[tuple[str, int, int | str]]:
-        """Create ``items`` (key, index, vals); outcome per item: new id or error text."""
+        """Create ``items`` (key, index, vals); outcome per item: new id or error text.
+        A call lost in transit is not repeated blindly (toolkit ``create_unless_found``)."""
         if not items:
             return []
-        out: list[tuple[str, int, int | str]] = []
-        retry = self.config.retry
-        remaining = items
-        for attempt in range(1, retry.max_attempts + 1):
-            values = [{**stream.defaults, **self._commands(stream, vals)}
-                      for _, _, vals in remaining]
+        by_key = {key: (i, vals) for key, i, vals in items}
+
+        def create(keys: list[str]) -> dict[str, int | str]:
+            values = [{**stream.defaults, **self._commands(stream, by_key[key][1])}
+                      for key in keys]
             try:
                 ids = self.rpc.execute_kw(stream.model, "create", [values], idempotent=False)
             except OdooRecordError as exc:
-                if len(remaining) == 1:
-                    key, i, _ = remaining[0]
-                    return out + [(key, i, exc.message)]
-                for item in remaining:  # isolate the refused record(s)
-                    out.extend(self._create(stream, key_field, [item]))
-                return out
-            except RetriableError as exc:
-                if attempt == retry.max_attempts:
-                    raise
-                log.info("Odoo create on %s failed in transit (%s); checking what was "
-                         "created before retrying", stream.model, exc)
-                self.rpc.client.backoff(attempt, where=f"Odoo create on {stream.model}")
-                done = self._find(stream, key_field, [key for key, _, _ in remaining])
-                out.extend((key, i, int(done[key]["id"])) for key, i, _ in remaining
-                           if key in done)
-                remaining = [item for item in remaining if item[0] not in done]
-                if not remaining:
-                    return out
-                continue
+                if len(keys) == 1:
+                    return {keys[0]: exc.message}
+                singles = [self._create(stream, key_field, [(key, *by_key[key])])[0]
+                           for key in keys]   # one by one: only the refused record(s) fail
+                return {key: outcome for key, _, outcome in singles}
             ids = ids if isinstance(ids, list) else [ids]
-            return out + [(key, i, int(new_id))
-                          for (key, i, _), new_id in zip(remaining, ids, strict=True)]
-        return out
+            return {key: int(new_id) for key, new_id in zip(keys, ids, strict=True)}
+
+        def find(keys: list[str]) -> dict[str, int]:
+            return {key: int(rec["id"]) for key, rec in self._find(stream, key_field,
+                                                                  keys).items()}
+
+        outcomes = create_unless_found(list(by_key), create, find, client=self.rpc.client,
+                                       what=f"Odoo create on {stream.model}")
+        return [(key, i, outcomes[key]) for key, (i, _) in by_key.items()]
 
     @staticmethod
     def _commands(stream: OdooStreamConfig, vals: dict) -> dict:

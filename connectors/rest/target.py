@@ -28,7 +28,6 @@ __all__ = ["RestWriter"]
 
 import datetime as dt
 import json
-import logging
 from collections.abc import Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -39,13 +38,12 @@ import requests
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.rest.config import RemoveConfig, RestStreamConfig, VerifyConfig, WriteConfig
 from crm2erp.connectors.rest.source import apply_rename, nest, select_records
+from crm2erp.connectors.toolkit.creates import create_unless_found
 from crm2erp.connectors.toolkit.writer import json_default
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, decode_json
 from crm2erp.http.paginate import get_path
 from crm2erp.mapping.paths import get_path as field_value
-
-log = logging.getLogger(__name__)
 
 
 def _number(value: Decimal) -> int | float:
@@ -227,27 +225,29 @@ class RestWriter:
 
     def _lookup_one(self, conf: WriteConfig, stream: RestStreamConfig, key: str,
                     row: Row) -> WriteResult:
+        """Find by key, then update or create; a create lost in transit is looked up
+        before it is sent again (:mod:`~crm2erp.connectors.toolkit.creates`)."""
         payload, sent = self._outgoing(stream, row), self._record(stream, row)
-        retry = self.client.settings.retry
-        for attempt in range(1, retry.max_attempts + 1):
-            existing = self.find(conf, key)
-            if existing is not None:
-                target_id = get_path(existing, conf.find.id_field)
-                path = conf.update.path.replace("{id}", quote(str(target_id), safe="")) \
-                    .replace("{key}", quote(key, safe=""))
-                resp = self._send(conf.update.method, path, payload)
-                return self._result(conf, key, resp, False, sent, target_id)
-            try:
+        existing = self.find(conf, key)
+        if existing is None:
+            def create(_: list[str]) -> dict[str, WriteResult]:
                 resp = self._send(conf.create.method, conf.create.path, payload, once=True)
-            except RetriableError as exc:
-                if attempt == retry.max_attempts:
-                    raise
-                log.info("create of %s failed in transit (%s); looking it up before "
-                         "retrying", key, exc)
-                self.client.backoff(attempt, where=f"create of {key!r}")
-                continue
-            return self._result(conf, key, resp, True, sent)
-        raise RetriableError(f"could not write {key!r} after {retry.max_attempts} attempts")
+                return {key: self._result(conf, key, resp, True, sent)}
+
+            def found(_: list[str]) -> dict[str, dict[str, Any]]:
+                record = self.find(conf, key)
+                return {} if record is None else {key: record}
+
+            outcome = create_unless_found([key], create, found, client=self.client,
+                                          what=f"create of {key!r}")[key]
+            if isinstance(outcome, WriteResult):
+                return outcome
+            existing = outcome
+        target_id = get_path(existing, conf.find.id_field)
+        path = conf.update.path.replace("{id}", quote(str(target_id), safe="")) \
+            .replace("{key}", quote(key, safe=""))
+        resp = self._send(conf.update.method, path, payload)
+        return self._result(conf, key, resp, False, sent, target_id)
 
     def _batch(self, conf: WriteConfig, stream: RestStreamConfig,
                rows: list[Row]) -> list[WriteResult]:

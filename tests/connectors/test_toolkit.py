@@ -222,3 +222,39 @@ def test_check_streams_checks_every_stream_and_names_each_problem():
     with pytest.raises(ConfigError, match=r"^CRM connection: stream 'a': no such table; "
                        r"stream 'c': odd lacks a field - fix it$"):
         check_streams("CRM", {"a": "gone", "b": "fine", "c": "odd"}, problem_of, " - fix it")
+
+
+def test_create_unless_found_sends_again_only_what_a_lost_answer_did_not_create():
+    from crm2erp.connectors.toolkit.creates import create_unless_found
+    from crm2erp.errors import RetriableError
+    from crm2erp.http import HttpClient, HttpSettings, RetryConfig
+
+    waits: list[float] = []
+    client = HttpClient(HttpSettings(retry=RetryConfig(max_attempts=3)), sleep=waits.append)
+    stored: dict[str, str] = {}
+    sent: list[list[str]] = []
+
+    def create(keys):
+        sent.append(list(keys))
+        stored[keys[0]] = f"id-{keys[0]}"           # the first record is committed...
+        if len(sent) == 1:
+            raise RetriableError("connection reset")  # ...and the answer is lost
+        stored.update({key: f"id-{key}" for key in keys})
+        return {key: stored[key] for key in keys}
+
+    def find(keys):
+        return {key: stored[key] for key in keys if key in stored}
+
+    assert create_unless_found(["a", "b"], create, find, client=client,
+                               what="create") == {"a": "id-a", "b": "id-b"}
+    assert sent == [["a", "b"], ["b"]]   # "a" was found, never sent twice
+    assert client.stats.retries == len(waits) == 1
+
+    def always_lost(keys):
+        sent.append(list(keys))
+        raise RetriableError("timeout")
+
+    sent.clear()
+    with pytest.raises(RetriableError, match="timeout"):
+        create_unless_found(["c"], always_lost, lambda keys: {}, client=client, what="create")
+    assert sent == [["c"]] * 3           # retry.max_attempts sends, then the run stops

@@ -1,0 +1,57 @@
+"""Creating records without doubling one when the answer is lost, written once.
+
+A create is not idempotent: sent again after its answer was lost in transit (a
+timeout, a 5xx, a cut body), it may make the record a second time. So a create
+goes out once (through :meth:`crm2erp.http.HttpClient.single_attempt`); when it
+fails in transit (a :class:`RetriableError`) the connector waits by its retry
+policy (:meth:`HttpClient.backoff`, paced and counted like every retry), asks
+the system which of the keys exist now, and sends only the others again. After
+``retry.max_attempts`` sends the last error stops the run: nothing was lost,
+and the next run finds what was created.
+"""
+
+from __future__ import annotations
+
+__all__ = ["create_unless_found"]
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from crm2erp.errors import RetriableError
+from crm2erp.http import HttpClient
+
+log = logging.getLogger(__name__)
+
+#: ``create(keys)`` / ``find(keys)``: ``{key: outcome}``
+Outcomes = Callable[[list[str]], Mapping[str, Any]]
+
+
+def create_unless_found(keys: list[str], create: Outcomes, find: Outcomes, *,
+                        client: HttpClient, what: str) -> dict[str, Any]:
+    """``{key: outcome}`` for every one of ``keys`` (the record keys to create).
+
+    ``create(keys)`` sends one create call for those keys and answers an outcome
+    per key (a new id, an error text...); ``find(keys)`` answers an outcome for
+    the keys that exist now, after a lost answer. ``what`` ("Odoo create on
+    res.partner") names the call in the log and the waits.
+    """
+    outcomes: dict[str, Any] = {}
+    remaining = list(keys)
+    attempts = client.settings.retry.max_attempts
+    for attempt in range(1, attempts + 1):
+        try:
+            outcomes.update(create(remaining))
+            return outcomes
+        except RetriableError as exc:
+            if attempt >= attempts:
+                raise
+            log.info("%s failed in transit (%s); checking what was created before "
+                     "retrying", what, exc)
+            client.backoff(attempt, where=what)
+            found = find(remaining)
+            outcomes.update(found)
+            remaining = [key for key in remaining if key not in found]
+            if not remaining:
+                return outcomes
+    return outcomes
