@@ -33,6 +33,7 @@ from typing import Any
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig
 from crm2erp.connectors.odoo.rpc import ODOO_DATETIME, OdooRpc
+from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.errors import FatalError
 
@@ -133,9 +134,8 @@ class OdooReader:
             found: dict[int, Row] = {}
             types = self.rpc.field_types(child.model)
             fields = list(dict.fromkeys(["id", *child.fields]))
-            for start in range(0, len(ids), 1000):
-                chunk = ids[start:start + 1000]
-                for rec in self.rpc.execute_kw(child.model, "read", [chunk],
+            for chunk in chunks(ids, 1000):
+                for rec in self.rpc.execute_kw(child.model, "read", [list(chunk)],
                                                {"fields": fields}) or []:
                     found[int(rec["id"])] = normalize_record(rec, types)
             for rec in page:
@@ -147,10 +147,9 @@ class OdooReader:
             return {}
         types = self.rpc.field_types(stream.model)
         found: dict[str, Row] = {}
-        for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
+        for chunk in chunks(keys, 500):
             page = self.rpc.execute_kw(stream.model, "search_read",
-                                       [[[stream.key_field, "in", chunk]]],
+                                       [[[stream.key_field, "in", list(chunk)]]],
                                        {"fields": stream.fields, "order": "id asc",
                                         "context": {"active_test": False}}) or []
             self._expand_children(stream, page)

@@ -36,17 +36,19 @@ from __future__ import annotations
 
 __all__ = ["OdooWriter"]
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig, ReferenceConfig
 from crm2erp.connectors.odoo.rpc import OdooRecordError, OdooRpc
+from crm2erp.connectors.toolkit.batches import chunks, isolate
 from crm2erp.connectors.toolkit.creates import create_unless_found
 from crm2erp.errors import ConfigError
 
 _DRAFT = ("draft", "sent")
+T = TypeVar("T")
 
 
 class _Refused(Exception):
@@ -163,13 +165,8 @@ class OdooWriter:
         if not key_field:
             raise ConfigError(f"Odoo stream {name!r} has no key_field; set one (ref, origin, "
                               "default_code...) to write to it")
-        results: list[WriteResult | None] = [None] * len(rows)
-        size = self.config.write_batch_size
-        for start in range(0, len(rows), size):
-            chunk = list(rows[start:start + size])
-            for offset, result in enumerate(self._upsert_chunk(stream, key_field, chunk)):
-                results[start + offset] = result
-        return [r for r in results if r is not None]
+        return [result for chunk in chunks(rows, self.config.write_batch_size)
+                for result in self._upsert_chunk(stream, key_field, list(chunk))]
 
     def _upsert_chunk(self, stream: OdooStreamConfig, key_field: str,
                       rows: list[Row]) -> list[WriteResult]:
@@ -310,18 +307,18 @@ class OdooWriter:
         by_key = {key: (i, vals) for key, i, vals in items}
 
         def create(keys: list[str]) -> dict[str, int | str]:
-            values = [{**stream.defaults, **self._commands(stream, by_key[key][1])}
-                      for key in keys]
-            try:
+            outcomes: dict[str, int | str] = {}
+
+            def call(part: Sequence[str]) -> list[Any]:
+                values = [{**stream.defaults, **self._commands(stream, by_key[key][1])}
+                          for key in part]
                 ids = self.rpc.execute_kw(stream.model, "create", [values], idempotent=False)
-            except OdooRecordError as exc:
-                if len(keys) == 1:
-                    return {keys[0]: exc.message}
-                singles = [self._create(stream, key_field, [(key, *by_key[key])])[0]
-                           for key in keys]   # one by one: only the refused record(s) fail
-                return {key: outcome for key, _, outcome in singles}
-            ids = ids if isinstance(ids, list) else [ids]
-            return {key: int(new_id) for key, new_id in zip(keys, ids, strict=True)}
+                return ids if isinstance(ids, list) else [ids]
+
+            for part, ids in _isolate(keys, call, outcomes.__setitem__):
+                outcomes.update((key, int(new_id)) for key, new_id in zip(part, ids,
+                                                                          strict=True))
+            return outcomes
 
         def find(keys: list[str]) -> dict[str, int]:
             return {key: int(rec["id"]) for key, rec in self._find(stream, key_field,
@@ -346,16 +343,9 @@ class OdooWriter:
             stream.model, "read", [ids], {"fields": ["state"]}) or []}
         todo = [(i, rid) for i, rid in written if states.get(rid) in _DRAFT]
         errors: dict[int, str] = {}
-        if not todo:
-            return errors
-        try:
-            self.rpc.execute_kw(stream.model, "action_confirm", [[rid for _, rid in todo]])
-        except OdooRecordError:
-            for i, rid in todo:  # one by one, to know which one Odoo refuses
-                try:
-                    self.rpc.execute_kw(stream.model, "action_confirm", [[rid]])
-                except OdooRecordError as exc:
-                    errors[i] = exc.message
+        _isolate(todo, lambda part: self.rpc.execute_kw(
+            stream.model, "action_confirm", [[rid for _, rid in part]]),
+            lambda item, error: errors.__setitem__(item[0], error))
         return errors
 
     # -- delete ----------------------------------------------------------
@@ -387,6 +377,14 @@ class OdooWriter:
                 results.append(WriteResult(str(record_id), WriteAction.FAILED,
                                            error=exc.message))
         return results
+
+
+def _isolate(items: Sequence[T], call: Callable[[Sequence[T]], Any],
+             failed: Callable[[T, str], None]) -> list[tuple[Sequence[T], Any]]:
+    """The toolkit's :func:`isolate` for Odoo calls: Odoo runs a call in one transaction,
+    so a refused one (:class:`OdooRecordError`, Odoo's message kept) is split."""
+    return isolate(items, call, failed, refused=OdooRecordError,
+                   message=lambda exc: getattr(exc, "message", str(exc)))
 
 
 def _comparable(value: Any) -> Any:

@@ -27,6 +27,7 @@ from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.rest.config import CursorConfig, RestStreamConfig
+from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import (
@@ -355,10 +356,7 @@ class RestReader:
         ordered = sorted(latest.values(), key=lambda item: (item[0] is not None, item[0]
                                                             if item[0] is not None else 0,
                                                             item[1]))
-        rows: list[Row] = []
-        deleted: list[str] = []
-        for start in range(0, len(ordered), max(1, batch_size)):
-            chunk = ordered[start:start + max(1, batch_size)]
+        for chunk in chunks(ordered, batch_size):
             rows = [row for _, _, row, gone in chunk if not gone]
             deleted = [str(get_path(row, stream.key)) for _, _, row, gone in chunk if gone]
             last = chunk[-1]

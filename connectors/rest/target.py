@@ -38,6 +38,7 @@ import requests
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.rest.config import RemoveConfig, RestStreamConfig, VerifyConfig, WriteConfig
 from crm2erp.connectors.rest.source import apply_rename, nest, select_records
+from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.creates import create_unless_found
 from crm2erp.connectors.toolkit.writer import json_default
 from crm2erp.errors import ConfigError, FatalError, RetriableError
@@ -253,8 +254,7 @@ class RestWriter:
                rows: list[Row]) -> list[WriteResult]:
         spec = conf.batch
         results: list[WriteResult] = []
-        for start in range(0, len(rows), spec.size):
-            chunk = rows[start:start + spec.size]
+        for chunk in chunks(rows, spec.size):
             keys = [str(r.get(conf.key) or "") for r in chunk]
             records = [self._record(stream, r) for r in chunk]
             resp = self._send(spec.method, spec.path, {spec.records_field: records})

@@ -40,6 +40,7 @@ from crm2erp.connectors.sap.client import SapClient, describe_error
 from crm2erp.connectors.sap.config import SapStreamConfig
 from crm2erp.connectors.sap.odata import literal, parse_date, to_wire
 from crm2erp.connectors.sap.rows import clean, key_text
+from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import ODataPaginator
 
@@ -129,8 +130,7 @@ class SapWriter:
         wanted = list(dict.fromkeys(str(k) for k in keys))
         url = f"{self.client.config.service_path(stream.service)}/{stream.entity_set}"
         paginator = ODataPaginator()
-        for start in range(0, len(wanted), self.client.config.lookup_chunk):
-            chunk = wanted[start:start + self.client.config.lookup_chunk]
+        for chunk in chunks(wanted, self.client.config.lookup_chunk):
             terms = []
             for key in chunk:
                 values = key.split("|") if len(fields) > 1 else [key]
@@ -348,12 +348,10 @@ class SapWriter:
         tries: Counter = Counter()
         lost: set[int] = set()
         limit = self.client.config.retry.max_attempts
-        size = self.client.config.write_batch_size
         while pending:
             plans = plan(pending, lost)
             pending = []
-            for start in range(0, len(plans), size):
-                chunk = plans[start:start + size]
+            for chunk in chunks(plans, self.client.config.write_batch_size):
                 try:
                     replies = self._send(stream, chunk)
                 except (RetriableError, ValueError) as exc:

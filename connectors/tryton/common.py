@@ -1,52 +1,24 @@
 """Helpers shared by the Tryton reader and writers.
 
-The one idea worth knowing: every Tryton RPC call is one database
-transaction, so a batch call that one bad record makes fail wrote nothing.
-:func:`isolate` therefore runs a batch call and, when Tryton refuses it,
-splits the batch in halves until the refused records are alone; only those
-come back as failures and everything else is written, at a cost of about
-``k * log2(n)`` extra calls for ``k`` bad records in ``n``.
+Every Tryton RPC call is one database transaction, so a batch call that one
+bad record makes fail wrote nothing: the writers run their batches through
+the toolkit's :func:`~crm2erp.connectors.toolkit.batches.isolate`, which
+splits a refused batch until the refused records are alone.
 """
 
 from __future__ import annotations
 
-__all__ = ["isolate", "chunks", "Lookups", "NOT_ACTIVE", "parse_cursor", "cursor_value",
-           "as_id"]
+__all__ = ["Lookups", "NOT_ACTIVE", "parse_cursor", "cursor_value", "as_id"]
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.errors import ConfigError, RecordError
+from crm2erp.errors import ConfigError
 
-T = TypeVar("T")
 NOT_ACTIVE = {"active_test": False}   # context: also find archived records
-
-
-def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
-
-
-def isolate(items: Sequence[T], call: Callable[[Sequence[T]], Any],
-            failed: Callable[[T, str], None]) -> list[tuple[Sequence[T], Any]]:
-    """Run ``call`` on ``items``; on a RecordError split until the culprits are alone.
-
-    Returns the ``(sub-batch, result)`` pairs that succeeded; ``failed(item,
-    message)`` is called for each item Tryton refused on its own.
-    """
-    if not items:
-        return []
-    try:
-        return [(items, call(items))]
-    except RecordError as exc:
-        if len(items) == 1:
-            failed(items[0], str(exc))
-            return []
-    middle = len(items) // 2
-    return isolate(items[:middle], call, failed) + isolate(items[middle:], call, failed)
 
 
 def as_id(value: Any) -> int | None:

@@ -34,8 +34,9 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.toolkit.batches import chunks, isolate
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import Lookups, chunks, isolate
+from crm2erp.connectors.tryton.common import Lookups
 from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.errors import ConfigError, RecordError
 

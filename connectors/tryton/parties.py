@@ -36,8 +36,9 @@ from typing import Any
 import phonenumbers
 
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, as_id, chunks
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, as_id
 from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.connectors.tryton.rows import (
     ADDRESS_FIELDS,

@@ -23,6 +23,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor
+from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.tryton.client import TrytonClient
 from crm2erp.connectors.tryton.common import NOT_ACTIVE, cursor_value, parse_cursor
 from crm2erp.connectors.tryton.config import TrytonConfig
@@ -93,8 +94,7 @@ class TrytonReader:
     def read(self, stream: str, since: Cursor | None, batch_size: int) -> Iterator[Batch]:
         size = min(batch_size, self.config.page_size)
         scanned = self.scan(stream, since)
-        for start in range(0, len(scanned), size):
-            part = scanned[start:start + size]
+        for part in chunks(scanned, size):
             rows = self.rows(stream, [rid for _, _, rid in part])
             last = part[-1]
             yield Batch(rows=rows, cursor=Cursor(iso_utc(last[0]), last[1]))

@@ -4,7 +4,7 @@ Upserts match on a key Tryton can search: the party ``code`` (configurable:
 ``party.key_field``) and the product ``code``. Existing records are read in
 one ``search_read``, new ones created with one ``create`` of a list, changed
 ones updated with one ``write(ids, vals, ids, vals, ...)``; a refused batch
-is split so only the refused rows fail (:func:`common.isolate`).
+is split so only the refused rows fail (the toolkit's ``batches.isolate``).
 
 Parties and their phones, e-mails, addresses and relations:
 :mod:`crm2erp.connectors.tryton.parties`. Deletes take Tryton ids.
@@ -20,8 +20,9 @@ from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
+from crm2erp.connectors.toolkit.batches import chunks, isolate
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, as_id, chunks, isolate
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, as_id
 from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.connectors.tryton.parties import PartyWriter, party_rows
 from crm2erp.connectors.tryton.rows import PARTY_FIELDS, PRODUCT_FIELDS, product_row

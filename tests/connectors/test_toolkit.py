@@ -258,3 +258,28 @@ def test_create_unless_found_sends_again_only_what_a_lost_answer_did_not_create(
     with pytest.raises(RetriableError, match="timeout"):
         create_unless_found(["c"], always_lost, lambda keys: {}, client=client, what="create")
     assert sent == [["c"]] * 3           # retry.max_attempts sends, then the run stops
+
+
+def test_isolate_fails_only_the_refused_records_and_chunks_keep_order():
+    from crm2erp.connectors.toolkit.batches import chunks, isolate
+    from crm2erp.errors import RecordError
+
+    written, failed, calls = [], {}, []
+
+    def create(batch):          # one transaction: a bad record refuses the whole call
+        calls.append(list(batch))
+        if any(item % 7 == 0 for item in batch):
+            raise RecordError(f"{[i for i in batch if i % 7 == 0]} refused")
+        written.extend(batch)
+        return len(batch)
+
+    done = isolate(list(range(1, 21)), create, failed.__setitem__)
+    assert sorted(written) == [i for i in range(1, 21) if i % 7] and failed == {
+        7: "[7] refused", 14: "[14] refused"}
+    assert [item for part, _ in done for item in part] == written   # in order, with results
+    assert [result for _, result in done] == [len(part) for part, _ in done]
+    assert len(calls) < 20      # halving, not one call per record
+    with pytest.raises(ValueError):   # anything but a refusal propagates
+        isolate([1], lambda batch: int("x"), failed.__setitem__)
+    assert [list(c) for c in chunks(range(7), 3)] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(chunks([], 3)) == [] and [list(c) for c in chunks([1, 2], 0)] == [[1], [2]]
