@@ -34,6 +34,7 @@ from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig
 from crm2erp.connectors.odoo.rpc import ODOO_DATETIME, OdooRpc
 from crm2erp.connectors.toolkit.batches import chunks
+from crm2erp.connectors.toolkit.ordering import Item, merged_batches
 from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.errors import FatalError
 
@@ -84,6 +85,16 @@ class OdooReader:
 
     def read(self, stream: OdooStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:
+        stamp = ""
+        if since is not None:   # the positions' text form (toolkit merged_batches)
+            stamp = iso_cursor(odoo_datetime(since.value))
+            if since.key not in (None, ""):
+                since = Cursor(since.value, _key_text(int(since.key)))
+        yield from merged_batches([self._items(stream, since)], since, stamp, batch_size)
+
+    def _items(self, stream: OdooStreamConfig, since: Cursor | None) -> Iterator[Item]:
+        """The stream's records in ``(write_date, id)`` order, by keyset pages from ``since``;
+        archived ones as deletions when the stream says so."""
         types = self.rpc.field_types(stream.model)
         cf = stream.cursor_field
         position: tuple[str, int] | None = None
@@ -95,10 +106,6 @@ class OdooReader:
             else:
                 lower = [[cf, ">=", moment]]
         context = {"active_test": False} if "active" in types else {}
-        size = max(1, batch_size)
-        rows: list[Row] = []
-        deleted: list[str] = []
-        last: tuple[str, int] | None = None
         while True:
             keyset = ["|", [cf, ">", position[0]], "&", [cf, "=", position[0]],
                       ["id", ">", position[1]]] if position else lower
@@ -113,19 +120,15 @@ class OdooReader:
                 if not raw.get(cf):
                     raise FatalError(f"Odoo {stream.model} record {raw.get('id')} has no "
                                      f"{cf}; choose a cursor_field that is always set")
-                position = last = (raw[cf], int(raw["id"]))
+                position = (raw[cf], int(raw["id"]))
                 record = normalize_record(raw, types)
+                at = (iso_cursor(raw[cf]), _key_text(raw["id"]))
                 if stream.archived_as_deleted and record.get("active") is False:
-                    deleted.append(str(record["id"]))
+                    yield at, None, str(record["id"])
                 else:
-                    rows.append(record)
-                if len(rows) + len(deleted) >= size:
-                    yield Batch(rows, Cursor(iso_cursor(last[0]), _key_text(last[1])), deleted)
-                    rows, deleted = [], []
+                    yield at, record, None
             if len(page) < self.config.page_size:
                 break
-        if (rows or deleted) and last is not None:
-            yield Batch(rows, Cursor(iso_cursor(last[0]), _key_text(last[1])), deleted)
 
     def _expand_children(self, stream: OdooStreamConfig, page: list[dict[str, Any]]) -> None:
         """Replace the id lists of configured one2many fields by the child records."""

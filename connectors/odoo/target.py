@@ -45,6 +45,7 @@ from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig, Referen
 from crm2erp.connectors.odoo.rpc import OdooRecordError, OdooRpc
 from crm2erp.connectors.toolkit.batches import chunks, isolate
 from crm2erp.connectors.toolkit.creates import create_unless_found
+from crm2erp.connectors.toolkit.records import as_id, for_found_ids
 from crm2erp.errors import ConfigError
 
 _DRAFT = ("draft", "sent")
@@ -137,9 +138,7 @@ class OdooWriter:
                                          error=f"stream {name!r}: id {row.get('id')!r} is not "
                                          "an Odoo record id, which update needs")
         wanted = sorted(set(ids.values()))
-        known = {rec["id"] for rec in self.rpc.execute_kw(
-            stream.model, "search_read", [[["id", "in", wanted]]],
-            {"fields": ["id"], "context": {"active_test": False}}) or []} if wanted else set()
+        known = self._by_id(stream.model, wanted)
         todo = [i for i in ids if ids[i] in known]
         prepared = self._prepare(stream, [{k: v for k, v in rows[i].items() if k != "id"}
                                           for i in todo])
@@ -353,30 +352,30 @@ class OdooWriter:
                mode: DeleteMode) -> list[WriteResult]:
         if mode is DeleteMode.IGNORE or not ids:
             return [WriteResult(str(i), WriteAction.UNCHANGED, str(i)) for i in ids]
-        numeric = [int(i) for i in ids if str(i).strip().isdigit()]
-        there = {rec["id"] for rec in self.rpc.execute_kw(
-            stream.model, "search_read", [[["id", "in", numeric]]],
-            {"fields": ["id"], "context": {"active_test": False}}) or []} if numeric else set()
-        results = []
-        for record_id in ids:
-            if not str(record_id).strip().isdigit():
-                results.append(WriteResult(str(record_id), WriteAction.FAILED, error=(
-                    f"{record_id!r} is not an Odoo {stream.model} id")))
-                continue
-            if int(record_id) not in there:
-                results.append(WriteResult.not_found(str(record_id), stream.model))
-                continue
+
+        def act(key: str, record_id: int, _: Any) -> WriteResult:
             try:
                 if mode is DeleteMode.ARCHIVE:
-                    self.rpc.execute_kw(stream.model, "write", [[int(record_id)],
-                                                                {"active": False}])
+                    self.rpc.execute_kw(stream.model, "write", [[record_id], {"active": False}])
                 else:
-                    self.rpc.execute_kw(stream.model, "unlink", [[int(record_id)]])
-                results.append(WriteResult(str(record_id), WriteAction.UPDATED, str(record_id)))
+                    self.rpc.execute_kw(stream.model, "unlink", [[record_id]])
+                return WriteResult(key, WriteAction.UPDATED, key)
             except OdooRecordError as exc:
-                results.append(WriteResult(str(record_id), WriteAction.FAILED,
-                                           error=exc.message))
-        return results
+                return WriteResult(key, WriteAction.FAILED, error=exc.message)
+
+        def missing(key: str) -> WriteResult:
+            if as_id(key) is None:
+                return WriteResult(key, WriteAction.FAILED,
+                                   error=f"{key!r} is not an Odoo {stream.model} id")
+            return WriteResult.not_found(key, stream.model)
+
+        return for_found_ids(ids, lambda wanted: self._by_id(stream.model, wanted), act, missing)
+
+    def _by_id(self, model: str, ids: list[int]) -> dict[int, dict[str, Any]]:
+        """The records of ``model`` among ``ids`` (archived ones too), by id."""
+        return {rec["id"]: rec for rec in self.rpc.execute_kw(
+            model, "search_read", [[["id", "in", ids]]],
+            {"fields": ["id"], "context": {"active_test": False}}) or []} if ids else {}
 
 
 def _isolate(items: Sequence[T], call: Callable[[Sequence[T]], Any],

@@ -20,7 +20,6 @@ __all__ = [
     "to_wire",
     "from_wire",
     "literal",
-    "iso_utc",
     "sap_error",
 ]
 
@@ -64,13 +63,6 @@ def parse_time(value: str) -> dt.time:
 
 def format_time(value: dt.time) -> str:
     return f"PT{value.hour:02d}H{value.minute:02d}M{value.second:02d}S"
-
-
-def iso_utc(value: dt.datetime) -> str:
-    """The cursor spelling: ``2024-01-31T10:20:30.000Z``, sortable as text."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def from_wire(value: Any) -> Any:

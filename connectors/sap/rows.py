@@ -14,7 +14,8 @@ import datetime as dt
 from typing import Any
 
 from crm2erp.connectors.sap.config import SapStreamConfig
-from crm2erp.connectors.sap.odata import from_wire, iso_utc
+from crm2erp.connectors.sap.odata import from_wire
+from crm2erp.connectors.toolkit.timestamps import utc_text
 
 KEY_SEP = "\x1f"  # sorts below every printable character: joined keys sort like tuples
 
@@ -48,7 +49,7 @@ def _stamp(date: Any, time: Any) -> str | None:
     if isinstance(time, dt.time):
         date = date.replace(hour=time.hour, minute=time.minute, second=time.second,
                             microsecond=time.microsecond)
-    return iso_utc(date)
+    return utc_text(date)
 
 
 def position(row: dict[str, Any], stream: SapStreamConfig) -> tuple[str, str]:

@@ -25,10 +25,10 @@ from typing import Any
 from crm2erp.connectors.base import Batch, Cursor
 from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapStreamConfig
-from crm2erp.connectors.sap.odata import iso_utc, literal
+from crm2erp.connectors.sap.odata import literal
 from crm2erp.connectors.sap.rows import clean, key_text, position
 from crm2erp.connectors.toolkit.ordering import merged_batches
-from crm2erp.connectors.toolkit.timestamps import utc_instant
+from crm2erp.connectors.toolkit.timestamps import utc_instant, utc_text
 from crm2erp.http import ODataPaginator
 
 
@@ -91,6 +91,6 @@ class SapReader:
 
     def read(self, stream: SapStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:
-        stamp = iso_utc(_since(since.value)) if since is not None else ""
+        stamp = utc_text(_since(since.value)) if since is not None else ""
         sources = [self._rows(stream, q) for q in self.queries(stream, since)]
         yield from merged_batches(sources, since, stamp, batch_size)

@@ -37,8 +37,9 @@ from crm2erp.connectors.base import (
     WriteAction,
     WriteResult,
 )
+from crm2erp.connectors.toolkit.records import for_found_ids
 from crm2erp.connectors.tryton.client import TrytonClient, TrytonUserError
-from crm2erp.connectors.tryton.common import Lookups, as_id
+from crm2erp.connectors.tryton.common import Lookups
 from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.connectors.tryton.forecasts import ForecastWriter
 from crm2erp.connectors.tryton.replace import replace_party
@@ -150,37 +151,33 @@ class TrytonConnector(Connector):
 
     def _delete_sales(self, ids: Sequence[str], mode: DeleteMode) -> list[WriteResult]:
         """``ids`` are sale ids (the engine's target ids); a missing sale is FAILED."""
-        wanted = [i for i in (as_id(k) for k in ids) if i is not None]
-        found = {str(s["id"]): s for s in self.client.model(
-            "sale.sale", "search_read", [("id", "in", wanted)], 0, None, None,
-            ["reference", "state"])} if wanted else {}
-        results = []
-        for key in ids:
-            sale = found.get(key)
-            if sale is None:
-                results.append(WriteResult(key, WriteAction.FAILED, error=(
-                    f"no sale.sale with id {key!r} in Tryton (deleted by hand?)")))
-                continue
+        def find(wanted: list[int]) -> dict[int, dict]:
+            return {s["id"]: s for s in self.client.model(
+                "sale.sale", "search_read", [("id", "in", wanted)], 0, None, None,
+                ["reference", "state"])}
+
+        def cancel(key: str, sid: int, sale: dict) -> WriteResult:
             if mode is DeleteMode.IGNORE or sale["state"] == "cancelled":
-                results.append(WriteResult(key, WriteAction.UNCHANGED, key))
-                continue
+                return WriteResult(key, WriteAction.UNCHANGED, key)
             ref = sale["reference"] or key
             if sale["state"] not in ("draft", "quotation"):
-                results.append(WriteResult(key, WriteAction.FAILED, key, error=(
+                return WriteResult(key, WriteAction.FAILED, key, error=(
                     f"sale {ref!r} is {sale['state']}; Tryton only cancels drafts and "
-                    "quotations - handle it in Tryton (return sale or credit note)")))
-                continue
+                    "quotations - handle it in Tryton (return sale or credit note)"))
             try:
                 if sale["state"] == "quotation":
-                    self.client.model("sale.sale", "draft", [sale["id"]])
-                self.client.model("sale.sale", "cancel", [sale["id"]])
+                    self.client.model("sale.sale", "draft", [sid])
+                self.client.model("sale.sale", "cancel", [sid])
                 if mode is DeleteMode.DELETE:
-                    self.client.model("sale.sale", "delete", [sale["id"]])
-                results.append(WriteResult(key, WriteAction.UPDATED, key))
+                    self.client.model("sale.sale", "delete", [sid])
+                return WriteResult(key, WriteAction.UPDATED, key)
             except TrytonUserError as exc:
-                results.append(WriteResult(key, WriteAction.FAILED, key,
-                                           error=f"sale {ref!r} is {sale['state']}: {exc}"))
-        return results
+                return WriteResult(key, WriteAction.FAILED, key,
+                                   error=f"sale {ref!r} is {sale['state']}: {exc}")
+
+        return for_found_ids(ids, find, cancel, lambda key: WriteResult(
+            key, WriteAction.FAILED, error=f"no sale.sale with id {key!r} in Tryton (deleted "
+            "by hand?)"))
 
     def close(self) -> None:
         self.client.close()

@@ -8,7 +8,7 @@ splits a refused batch until the refused records are alone.
 
 from __future__ import annotations
 
-__all__ = ["Lookups", "NOT_ACTIVE", "parse_cursor", "cursor_value", "as_id"]
+__all__ = ["Lookups", "NOT_ACTIVE", "parse_cursor", "cursor_value"]
 
 import datetime as dt
 from collections.abc import Sequence
@@ -19,17 +19,6 @@ from crm2erp.connectors.tryton.client import TrytonClient
 from crm2erp.errors import ConfigError
 
 NOT_ACTIVE = {"active_test": False}   # context: also find archived records
-
-
-def as_id(value: Any) -> int | None:
-    """An integer record id from an int or a digit string, else None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value.strip())
-    return None
 
 
 def parse_cursor(value: Any) -> dt.datetime | None:

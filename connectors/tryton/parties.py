@@ -37,8 +37,9 @@ import phonenumbers
 
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
 from crm2erp.connectors.toolkit.batches import chunks
+from crm2erp.connectors.toolkit.records import as_id
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, as_id
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups
 from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.connectors.tryton.rows import (
     ADDRESS_FIELDS,

@@ -17,8 +17,9 @@ __all__ = ["replace_party"]
 import logging
 
 from crm2erp.connectors.base import WriteAction, WriteResult
+from crm2erp.connectors.toolkit.records import as_id
 from crm2erp.connectors.tryton.client import TrytonClient, TrytonUserError
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, as_id
+from crm2erp.connectors.tryton.common import NOT_ACTIVE
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,9 @@ from typing import Any
 
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
 from crm2erp.connectors.toolkit.batches import chunks, isolate
+from crm2erp.connectors.toolkit.records import as_id
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, as_id
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups
 from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.connectors.tryton.rows import SALE_FIELDS, sale_rows
 

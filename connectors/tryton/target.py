@@ -21,8 +21,9 @@ from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.toolkit.batches import chunks, isolate
+from crm2erp.connectors.toolkit.records import for_found_ids
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, as_id
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups
 from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.connectors.tryton.parties import PartyWriter, party_rows
 from crm2erp.connectors.tryton.rows import PARTY_FIELDS, PRODUCT_FIELDS, product_row
@@ -187,42 +188,38 @@ class PartyProductWriter:
         engine holds). An id that finds no record is a FAILED result: nothing was deleted.
         """
         model = "party.party" if stream == "parties" else "product.product"
-        wanted = [as_id(i) for i in ids]
-        found = {}
-        for part in chunks(sorted({i for i in wanted if i is not None}), 500):
-            found.update({r["id"]: r for r in self.client.model(
-                model, "search_read", [("id", "in", list(part))], 0, None, None, ["active"],
-                context=NOT_ACTIVE)})
-        results = []
-        for key, rid in zip(ids, wanted, strict=True):
-            rec = found.get(rid) if rid is not None else None
-            if rec is None:
-                results.append(WriteResult(key, WriteAction.FAILED, error=(
-                    f"no {model} with id {key!r} in Tryton (deleted by hand?); nothing to "
-                    f"{mode.value}")))
-                continue
+
+        def find(wanted: list[int]) -> dict[int, dict]:
+            found = {}
+            for part in chunks(wanted, 500):
+                found.update({r["id"]: r for r in self.client.model(
+                    model, "search_read", [("id", "in", list(part))], 0, None, None,
+                    ["active"], context=NOT_ACTIVE)})
+            return found
+
+        def act(key: str, rid: int, rec: dict) -> WriteResult:
             if mode is DeleteMode.IGNORE:
-                results.append(WriteResult(key, WriteAction.UNCHANGED, key))
-                continue
+                return WriteResult(key, WriteAction.UNCHANGED, key)
             note = None
             if mode is DeleteMode.DELETE:
                 try:
                     self.client.model(model, "delete", [rid], context=NOT_ACTIVE)
-                    results.append(WriteResult(key, WriteAction.UPDATED, key))
-                    continue
+                    return WriteResult(key, WriteAction.UPDATED, key)
                 except Exception as exc:  # noqa: BLE001 - any refusal falls back to archive
                     note = f"Tryton refused to delete {model} {key} ({exc}); archived instead"
                     log.info(note)
             if not rec.get("active", True):
-                results.append(WriteResult(key, WriteAction.UNCHANGED, key, error=note))
-                continue
+                return WriteResult(key, WriteAction.UNCHANGED, key, error=note)
             try:
                 self.client.model(model, "write", [rid], {"active": False}, context=NOT_ACTIVE)
-                results.append(WriteResult(key, WriteAction.UPDATED, key, error=note))
+                return WriteResult(key, WriteAction.UPDATED, key, error=note)
             except Exception as exc:  # noqa: BLE001
-                results.append(WriteResult(key, WriteAction.FAILED, key,
-                                           error=f"could not archive {model} {key}: {exc}"))
-        return results
+                return WriteResult(key, WriteAction.FAILED, key,
+                                   error=f"could not archive {model} {key}: {exc}")
+
+        return for_found_ids(ids, find, act, lambda key: WriteResult(
+            key, WriteAction.FAILED, error=f"no {model} with id {key!r} in Tryton (deleted by "
+            f"hand?); nothing to {mode.value}"))
 
 
 def _differs(before: dict, key: str, value: Any) -> bool:

@@ -283,3 +283,25 @@ def test_isolate_fails_only_the_refused_records_and_chunks_keep_order():
         isolate([1], lambda batch: int("x"), failed.__setitem__)
     assert [list(c) for c in chunks(range(7), 3)] == [[0, 1, 2], [3, 4, 5], [6]]
     assert list(chunks([], 3)) == [] and [list(c) for c in chunks([1, 2], 0)] == [[1], [2]]
+
+
+def test_for_found_ids_acts_only_on_records_that_exist_and_answers_in_order():
+    from crm2erp.connectors.toolkit.records import as_id, for_found_ids
+
+    asked = []
+
+    def find(ids):
+        asked.append(ids)
+        return {i: {"id": i} for i in ids if i != 3}
+
+    results = for_found_ids(["2", "x", "3", "1", "2"], find,
+                            lambda key, rid, rec: WriteResult(key, WriteAction.UPDATED, key),
+                            lambda key: WriteResult(key, WriteAction.FAILED, error="gone"))
+    assert [(r.key, r.action) for r in results] == [
+        ("2", WriteAction.UPDATED), ("x", WriteAction.FAILED), ("3", WriteAction.FAILED),
+        ("1", WriteAction.UPDATED), ("2", WriteAction.UPDATED)]
+    assert asked == [[1, 2, 3]]                        # one look-up for all ids
+    assert for_found_ids(["a"], find, None, lambda key: WriteResult(
+        key, WriteAction.FAILED)) and asked == [[1, 2, 3]]   # no integer id: no look-up
+    assert [as_id(v) for v in (7, " 8 ", "x", True, None, "1.5")] == [7, 8, None, None,
+                                                                         None, None]
