@@ -37,6 +37,7 @@ from crm2erp.connectors.toolkit.config import (
     selected_names,
     web_url,
 )
+from crm2erp.connectors.toolkit.streams import default_streams
 from crm2erp.http.config import HttpConnectionConfig
 
 OdooUrl = web_url("https://mycompany.odoo.com")
@@ -153,10 +154,6 @@ DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
 }
 
 
-def _default_streams() -> dict[str, OdooStreamConfig]:
-    return {name: OdooStreamConfig.model_validate(spec) for name, spec in DEFAULT_STREAMS.items()}
-
-
 class OdooConfig(HttpConnectionConfig):
     """Settings of one Odoo database connection (JSON-RPC on ``/jsonrpc``).
 
@@ -174,7 +171,8 @@ class OdooConfig(HttpConnectionConfig):
     write_batch_size: int = Field(100, ge=1, le=1000)
     context: dict[str, Any] = Field(default_factory=dict,
                                     description="extra context for every call (lang, tz...)")
-    streams: dict[str, OdooStreamConfig] = Field(default_factory=_default_streams)
+    streams: dict[str, OdooStreamConfig] = Field(
+        default_factory=default_streams(OdooStreamConfig, DEFAULT_STREAMS))
 
     @model_validator(mode="after")
     def _stream_names(self) -> OdooConfig:

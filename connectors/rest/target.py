@@ -40,6 +40,7 @@ from crm2erp.connectors.rest.config import RemoveConfig, RestStreamConfig, Verif
 from crm2erp.connectors.rest.source import apply_rename, nest, select_records
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.creates import create_unless_found
+from crm2erp.connectors.toolkit.errors import error_body
 from crm2erp.connectors.toolkit.writer import json_default
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, decode_json
@@ -47,7 +48,7 @@ from crm2erp.http.paginate import get_path
 from crm2erp.mapping.paths import get_path as field_value
 
 
-def _number(value: Decimal) -> int | float:
+def _json_number(value: Decimal) -> int | float:
     whole = value == value.to_integral_value() and value.as_tuple().exponent >= 0
     return int(value) if whole else float(value)
 
@@ -58,7 +59,7 @@ def _instant(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-_wire = json_default("the API", decimal=_number, moment=_instant)
+_wire = json_default("the API", decimal=_json_number, moment=_instant)
 
 
 def _body(payload: Any) -> bytes:
@@ -164,11 +165,7 @@ class RestWriter:
         return result
 
     def _error(self, conf: WriteConfig, resp: requests.Response) -> str:
-        try:
-            body = decode_json(resp)
-        except ValueError:
-            body = None
-        message = get_path(body, conf.error_path) if conf.error_path else None
+        message = get_path(error_body(resp), conf.error_path) if conf.error_path else None
         return f"HTTP {resp.status_code}: {message or resp.text[:300] or resp.reason}"
 
     def _send(self, method: str, path: str, payload: Any, *, once: bool = False):

@@ -35,6 +35,7 @@ import requests
 
 from crm2erp.connectors.sap.config import SapConfig
 from crm2erp.connectors.sap.odata import sap_error
+from crm2erp.connectors.toolkit.errors import request_line
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, build_auth
 
@@ -57,10 +58,9 @@ def error_mapper(resp: requests.Response) -> Exception | None:
             "QuotaViolation from the API gateway). Nothing was lost: the watermark stays at "
             "the last committed batch - run the flow again when the quota window resets, or "
             "ask the SAP Basis team to raise the quota.")
-    method = resp.request.method if resp.request is not None else "GET"
-    if method != "GET" or status in (401, 429) or status >= 500:
+    where = f"SAP: {request_line(resp)}"
+    if not where.startswith("SAP: GET ") or status in (401, 429) or status >= 500:
         return None   # writes are sorted by the writer; the client retries or refreshes
-    where = f"SAP: GET {urlsplit(resp.url).path}"
     reason = describe_error(status, resp.content)
     if status in (400, 404):   # a service, entity set or property the system does not have
         return ConfigError(f"{where} was refused: {reason} - check the stream's service, "
@@ -118,7 +118,7 @@ class SapClient:
 
     def _sap_message_hook(self, resp: requests.Response, *args: Any, **kwargs: Any) -> None:
         if 200 <= resp.status_code < 300:
-            self.note(resp.headers, f"{resp.request.method} {urlsplit(resp.url).path}")
+            self.note(resp.headers, request_line(resp))
 
     def note(self, headers: Mapping[str, str], where: str) -> None:
         """Log and keep the ``sap-message`` warnings of one answer (or $batch part)."""

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 __all__ = ["SapStreamConfig", "SapConfig", "DEFAULT_STREAMS"]
 
-import copy
 import logging
 import re
 from typing import Any, Literal
@@ -31,6 +30,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from crm2erp.connectors.toolkit.config import StrictModel, name_type, web_url
+from crm2erp.connectors.toolkit.streams import default_streams, over_defaults
 from crm2erp.http.config import HttpConnectionConfig
 
 SapUrl = web_url("https://my-s4.example.com")
@@ -126,10 +126,6 @@ DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
 }
 
 
-def _default_streams() -> dict[str, SapStreamConfig]:
-    return {name: SapStreamConfig.model_validate(spec) for name, spec in DEFAULT_STREAMS.items()}
-
-
 class SapConfig(HttpConnectionConfig):
     """Settings of one SAP S/4HANA system (OData v2 APIs)."""
 
@@ -140,7 +136,8 @@ class SapConfig(HttpConnectionConfig):
     language: str | None = Field(None, description="sap-language, e.g. EN")
     write_batch_size: int = Field(50, ge=1, le=1000, description="Records per $batch request.")
     lookup_chunk: int = Field(40, ge=1, le=200)
-    streams: dict[str, SapStreamConfig] = Field(default_factory=_default_streams)
+    streams: dict[str, SapStreamConfig] = Field(
+        default_factory=default_streams(SapStreamConfig, DEFAULT_STREAMS))
 
     @model_validator(mode="before")
     @classmethod
@@ -151,15 +148,7 @@ class SapConfig(HttpConnectionConfig):
             log.warning("SAP connection: write_attempts is deprecated and ignored; a $batch "
                         "whose answer was lost is retried per record under retry.max_attempts "
                         "(with the connection's backoff) - remove write_attempts")
-        if isinstance(data, dict) and isinstance(data.get("streams"), dict):
-            merged = {}
-            for name, spec in data["streams"].items():
-                if name in DEFAULT_STREAMS and isinstance(spec, dict):
-                    merged[name] = {**copy.deepcopy(DEFAULT_STREAMS[name]), **spec}
-                else:
-                    merged[name] = spec
-            data = {**data, "streams": merged}
-        return data
+        return over_defaults(data, DEFAULT_STREAMS)
 
     def service_path(self, service: str) -> str:
         return f"{self.service_root.rstrip('/')}/{service}"

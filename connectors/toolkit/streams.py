@@ -18,12 +18,14 @@ on :mod:`~crm2erp.connectors.toolkit.config`::
 
 from __future__ import annotations
 
-__all__ = ["ApiConnectionConfig", "ApiStreamConfig", "KeyedChildConfig"]
+__all__ = ["ApiConnectionConfig", "ApiStreamConfig", "KeyedChildConfig", "default_streams",
+           "over_defaults"]
 
+import copy
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from crm2erp.connectors.toolkit.config import ChildConfig, ChildList, StrictModel, check_children
 from crm2erp.http.config import HttpConnectionConfig
@@ -55,7 +57,7 @@ class ApiStreamConfig(StrictModel, Generic[Child]):
         """The ``default_factory`` of a connection's ``streams``: each of ``specs``
         validated as this model (fresh per connection: one config's changes never
         reach another)."""
-        return lambda: {name: cls.model_validate(spec) for name, spec in specs.items()}
+        return default_streams(cls, specs)
 
 
 class ApiConnectionConfig(HttpConnectionConfig):
@@ -78,3 +80,23 @@ class ApiConnectionConfig(HttpConnectionConfig):
         """The field of ``child``'s stream naming its parent: the one it names, else
         ``child_key`` for ``parent``."""
         return child.foreign_key or str(self.child_key).format_map(vars(parent))
+
+
+def default_streams(model: type[BaseModel],
+                    specs: Mapping[str, Mapping[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """The ``default_factory`` of a connection's ``streams`` for any stream model (not
+    only :class:`ApiStreamConfig`): every one of ``specs`` validated as ``model``, anew
+    for each connection."""
+    return lambda: {name: model.model_validate(spec) for name, spec in specs.items()}
+
+
+def over_defaults(data: Any, specs: Mapping[str, Mapping[str, Any]]) -> Any:
+    """A connection's raw settings (a ``mode="before"`` validator's input) where each
+    stream named like one of ``specs`` is laid over a copy of that default: the keys it
+    sets replace the default's, the others stay. Anything else is returned as it is."""
+    if not isinstance(data, dict) or not isinstance(data.get("streams"), dict):
+        return data
+    return {**data, "streams": {
+        name: ({**copy.deepcopy(dict(specs[name])), **spec}
+               if name in specs and isinstance(spec, dict) else spec)
+        for name, spec in data["streams"].items()}}

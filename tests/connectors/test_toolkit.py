@@ -305,3 +305,22 @@ def test_for_found_ids_acts_only_on_records_that_exist_and_answers_in_order():
         key, WriteAction.FAILED)) and asked == [[1, 2, 3]]   # no integer id: no look-up
     assert [as_id(v) for v in (7, " 8 ", "x", True, None, "1.5")] == [7, 8, None, None,
                                                                          None, None]
+
+
+def test_default_streams_are_fresh_per_connection_and_named_ones_override_some_keys():
+    from crm2erp.connectors.toolkit.streams import default_streams, over_defaults
+
+    class Stream(toolkit.StrictModel):
+        table: str
+        fields: list[str] = []
+
+    specs = {"customers": {"table": "cust", "fields": ["name"]}}
+    factory = default_streams(Stream, specs)
+    first, second = factory(), factory()
+    first["customers"].fields.append("vat")
+    assert second["customers"].fields == ["name"] and specs["customers"]["fields"] == ["name"]
+    merged = over_defaults({"url": "u", "streams": {"customers": {"fields": []},
+                                                    "orders": {"table": "ord"}}}, specs)
+    assert merged["streams"] == {"customers": {"table": "cust", "fields": []},
+                                 "orders": {"table": "ord"}}
+    assert over_defaults({"url": "u"}, specs) == {"url": "u"} and over_defaults(3, specs) == 3
