@@ -13,9 +13,16 @@
 - :mod:`~crm2erp.connectors.toolkit.config`: strict models, URL and name fields,
   stream-name and ``children`` checks.
 - :mod:`~crm2erp.connectors.toolkit.streams`: the stream config base (``track_deletes``,
-  ``children``) and the connection base that checks children and adds their foreign keys;
+  ``children``), the connection base that checks children and adds their foreign keys,
+  default streams of any stream model and a named default stream overridden key by key;
 - :mod:`~crm2erp.connectors.toolkit.targets`: the writer base (the setting writes match
-  on), the chunked look-up by key and the error of an unusable answer.
+  on), the chunked look-up by key and the error of an unusable answer;
+- :mod:`~crm2erp.connectors.toolkit.creates`: a create a lost answer does not double
+  (sent once; what exists looked up before the rest is sent again);
+- :mod:`~crm2erp.connectors.toolkit.batches`: a batch the system refuses as a whole
+  split until the refused records are alone; lists cut into calls;
+- :mod:`~crm2erp.connectors.toolkit.records`: deletes and the like by integer record
+  id, the ids looked up first.
 
 With :class:`crm2erp.http.HttpClient` (and its ``single_attempt()`` for writes that
 must not repeat) a connector is left with its endpoints, field quirks and error
