@@ -10,7 +10,8 @@ call taking the whole list.
 call fails in transit (timeout, 5xx, a cut reply) the writer searches the keys
 again and creates only the ones still missing. Odoo creates a list in one
 transaction, so a refused record (``ValidationError``) refuses the whole call;
-the writer then creates the records one by one so only the bad one fails.
+the writer then splits the call in halves until the refused records are alone,
+so only those fail (the toolkit's ``batches.isolate``; ``action_confirm`` too).
 
 Embedded children (order lines) become x2many commands: ``[0, 0, vals]`` to
 add, ``[5, 0, 0]`` to clear. On update the lines are only replaced when they
