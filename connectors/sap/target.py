@@ -30,7 +30,7 @@ import datetime as dt
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -41,6 +41,7 @@ from crm2erp.connectors.sap.config import SapStreamConfig
 from crm2erp.connectors.sap.odata import literal, parse_date, to_wire
 from crm2erp.connectors.sap.rows import clean, key_text
 from crm2erp.connectors.toolkit.batches import chunks
+from crm2erp.connectors.toolkit.targets import rows_by_key
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import ODataPaginator
 
@@ -126,11 +127,10 @@ class SapWriter:
               fields: list[str] | None = None) -> dict[str, dict]:
         """Raw entities (``__metadata`` kept) by external key (or by ``fields``)."""
         fields = fields or stream.external_id
-        found: dict[str, dict] = {}
-        wanted = list(dict.fromkeys(str(k) for k in keys))
         url = f"{self.client.config.service_path(stream.service)}/{stream.entity_set}"
         paginator = ODataPaginator()
-        for chunk in chunks(wanted, self.client.config.lookup_chunk):
+
+        def fetch_chunk(chunk: list[str]) -> Iterator[tuple[str, dict]]:
             terms = []
             for key in chunk:
                 values = key.split("|") if len(fields) > 1 else [key]
@@ -142,8 +142,9 @@ class SapWriter:
             for page in paginator.pages(self.client.http, url, self.client.params(query),
                                         headers={"Accept": "application/json"}):
                 for entity in paginator.records(page):
-                    found[key_text(entity, fields)] = entity
-        return found
+                    yield key_text(entity, fields), entity
+
+        return rows_by_key(keys, self.client.config.lookup_chunk, fetch_chunk)
 
     def lookup(self, name: str, stream: SapStreamConfig, keys: Sequence[str]) -> Mapping[str, Row]:
         self._require_key(name, stream)

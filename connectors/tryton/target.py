@@ -22,6 +22,7 @@ from typing import Any
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.toolkit.batches import chunks, isolate
 from crm2erp.connectors.toolkit.records import for_found_ids
+from crm2erp.connectors.toolkit.targets import rows_by_key
 from crm2erp.connectors.tryton.client import TrytonClient
 from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups
 from crm2erp.connectors.tryton.config import TrytonConfig
@@ -41,12 +42,9 @@ class PartyProductWriter:
     # -- shared ----------------------------------------------------------
     def _existing(self, model: str, field: str, keys: Sequence[str],
                   fields: Sequence[str]) -> dict[str, dict]:
-        found: dict[str, dict] = {}
-        for part in chunks(sorted(set(keys)), 500):
-            rows = self.client.model(model, "search_read", [(field, "in", list(part))],
-                                     0, None, None, list(fields), context=NOT_ACTIVE)
-            found.update({r[field]: r for r in rows})
-        return found
+        return rows_by_key(keys, 500, lambda part: ((r[field], r) for r in self.client.model(
+            model, "search_read", [(field, "in", part)], 0, None, None, list(fields),
+            context=NOT_ACTIVE)))
 
     def _run(self, model: str, key_of: dict[int, str], creates: list[tuple[int, dict]],
              writes: list[tuple[int, int, dict]], results: list[WriteResult | None]) -> None:
