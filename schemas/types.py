@@ -21,6 +21,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, Field, StringConstraints
 
 
+@lru_cache(maxsize=4096)   # a few hundred codes: each looked up in pycountry once
 def _currency(value: str) -> str:
     code = value.strip().upper()
     if pycountry.currencies.get(alpha_3=code) is None:
@@ -28,6 +29,7 @@ def _currency(value: str) -> str:
     return code
 
 
+@lru_cache(maxsize=4096)
 def _country(value: str) -> str:
     code = value.strip().upper()
     if len(code) != 2 or pycountry.countries.get(alpha_2=code) is None:

@@ -14,6 +14,7 @@ __all__ = ["SqlSourceMixin"]
 import datetime as dt
 import itertools
 from collections.abc import Iterator, Mapping, Sequence
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
@@ -36,6 +37,8 @@ from crm2erp.errors import ConfigError
 _CURSOR = "__crm2erp_cursor"
 _SCAN_PAGE = 5000
 _FALSY = (None, False, 0, "", "0", "false", "False", "f", "N", "n")
+#: Types of fetched values :func:`from_db` leaves as they are (only datetimes change).
+_AS_READ = frozenset({type(None), int, float, bool, Decimal, bytes, dt.date})
 
 
 def _key_after(columns: list[sa.Column], values: Sequence[Any]):
@@ -54,25 +57,27 @@ class SqlSourceMixin(SqlBase):
                 if column_kind(c.type) == "datetime" else c for c in table.c]
 
     def to_row(self, table: sa.Table, mapping: Mapping[str, Any]) -> Row:
+        """A fetched row as the engine's row: text in a timestamp column parsed (kept as
+        text when it does not parse), naive timestamps made aware (:func:`from_db`)."""
         cache = self.__dict__.setdefault("_column_kinds", {})
         columns = cache.get(table)
         if columns is None:   # worked out once per table, not per value
             columns = cache[table] = [(c.name, column_kind(c.type) == "datetime")
                                       for c in table.c]
+        tz = self.tz
         row = {}
         for name, is_datetime in columns:
             value = mapping[name]
-            if isinstance(value, str):
+            kind = type(value)
+            if kind is str:
                 if is_datetime:
                     try:
-                        value = parse_datetime(value, self.tz)
+                        value = parse_datetime(value, tz)   # aware: from_db has nothing to do
                     except ValueError:
                         pass
-                    else:
-                        value = from_db(value, self.tz)
-                row[name] = value
-            else:
-                row[name] = from_db(value, self.tz)
+            elif kind not in _AS_READ:
+                value = from_db(value, tz)
+            row[name] = value
         return row
 
     def key_values(self, spec: StreamSpec, key: str) -> tuple:

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.sql.source import SqlSourceMixin
 from crm2erp.connectors.sql.tables import StreamSpec, db_error_text, is_disconnect
 from crm2erp.connectors.sql.values import column_kind, from_db, key_string, to_db
 from crm2erp.errors import ConfigError, FatalError
+from crm2erp.store.batch import upsert as native_upsert
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,8 @@ class SqlTargetMixin(SqlSourceMixin):
 
     def _prepare(self, spec: StreamSpec, index: int, row: Row) -> Item:
         child_names = {c.name: c for c in spec.children}
-        plain = {k: v for k, v in row.items() if k not in child_names}
-        values = self._convert(spec.table, plain, "")
+        plain = {k: v for k, v in row.items() if k not in child_names} if child_names else row
+        values = self._convert(spec.table, plain, "")   # a new dict: ``row`` is left as is
         missing = [k for k in spec.key if values.get(k) is None]
         if missing:
             raise RowProblem(f"row has no value for key column {missing[0]!r} of "
@@ -224,16 +225,9 @@ class SqlTargetMixin(SqlSourceMixin):
             params = [it.values for it in fresh]
             if name == "postgresql" and len(params) > 1 and conn.dialect.driver == "psycopg":
                 self._copy_upsert(conn, spec, list(columns), updates, params)
-            elif name in ("sqlite", "postgresql"):
-                insert = (sqlite.insert if name == "sqlite" else postgresql.insert)(table)
-                stmt = insert.on_conflict_do_update(
-                    index_elements=spec.key_columns(),
-                    set_={c: insert.excluded[c] for c in updates})
-                conn.execute(stmt, params)
-            elif name in ("mysql", "mariadb"):
-                insert = mysql.insert(table)
-                conn.execute(insert.on_duplicate_key_update(
-                    {c: insert.inserted[c] for c in updates}), params)
+            elif name in ("sqlite", "postgresql", "mysql", "mariadb"):
+                # compiled once per table and columns, one executemany on the driver
+                native_upsert(conn, table, params, spec.key, updates)
             else:  # any other dialect: plain inserts, safe under the flow lock
                 conn.execute(table.insert(), params)
 

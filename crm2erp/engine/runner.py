@@ -154,8 +154,10 @@ class FlowRunner:
         start = self._start_cursor(mode, since)
         batch_size = self.flow.incremental.batch_size if self.flow.incremental else 500
         for batch in self.source.read(self.flow.source.stream, start, batch_size=batch_size):
-            rows = [r for r in batch.rows if self._mine(r)]
-            deleted = [k for k in batch.deleted_keys if self._mine_key(k)]
+            rows, deleted = list(batch.rows), list(batch.deleted_keys)
+            if self.partition is not None:   # one slice of a partitioned flow
+                rows = [r for r in rows if self._mine(r)]
+                deleted = [k for k in deleted if self._mine_key(k)]
             self._process(rows, batch.cursor, result, rejected=batch.rejected,
                           deleted_keys=deleted)
             self.store.extend_lock(self.lock_name, self.lock_owner)   # heartbeat

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import email_validator
 import phonenumbers
 import pycountry
-from pydantic import PrivateAttr, model_validator
+from pydantic import model_validator
 
 from crm2erp.errors import ParentMissingError
 from crm2erp.mapping.paths import get_path
@@ -116,26 +116,30 @@ class ValueMapArgs(Args):
     default: Any = None
     case_insensitive: bool = False
 
-    _lookup: dict[Any, Any] = PrivateAttr(default_factory=dict)
-
-    def model_post_init(self, context: Any) -> None:
+    @functools.cached_property
+    def table(self) -> dict[Any, Any]:
+        """Each key as given, and as ``("str", text)`` (case-folded when
+        ``case_insensitive``). Worked out on first use and kept in the instance's
+        ``__dict__``: read once per record, where a pydantic private attribute
+        would cost a ``__getattr__`` call."""
         table: dict[Any, Any] = {}
         for key, val in self.map.items():
             table[key] = val
             text = str(key).casefold() if self.case_insensitive else str(key)
             table.setdefault(("str", text), val)
-        self._lookup = table
+        return table
 
     def find(self, value: Any) -> tuple[bool, Any]:
+        table = self.table
         if not self.case_insensitive:
             try:
-                if value in self._lookup:
-                    return True, self._lookup[value]
+                if value in table:
+                    return True, table[value]
             except TypeError:
                 pass
         text = str(value).casefold() if self.case_insensitive else str(value)
         key = ("str", text)
-        return (True, self._lookup[key]) if key in self._lookup else (False, None)
+        return (True, table[key]) if key in table else (False, None)
 
 
 @transform("value_map", args=ValueMapArgs, main="map")

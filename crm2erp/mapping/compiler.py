@@ -81,7 +81,7 @@ class _Env:
         return ctx
 
 
-@dataclass
+@dataclass(slots=True)
 class _Field:
     target: str
     sources: list[str]
@@ -95,6 +95,10 @@ class _Field:
     each: list[_Field] | None
     labels: list[str]  # the source paths as reported ("lines[].sku" inside `each`)
     multi: bool  # `from` is a list: the getter gives one value per path
+    # what `get` and `put` do, inlined in `run` for a plain (undotted) key: the source
+    # key read from a dict record (None: call `get`) and the output key (None: `put`)
+    key: str | None = None
+    slot: str | None = None
 
     def _fail(self, env: _Env, message: str) -> RecordError:
         name = env.prefix + self.target
@@ -109,7 +113,7 @@ class _Field:
         trace: FieldTrace | None,
     ) -> None:
         # the hot path of every sync: one call per field and record, so the common
-        # case (one `from`, no `each`, no trace) takes no extra calls
+        # case (one plain `from`, no `each`, no trace) calls nothing but its transforms
         if self.when is not None and not self.when(source):
             if trace is not None:
                 trace.skipped = True
@@ -117,7 +121,9 @@ class _Field:
         if self.multi:
             value, absent = self._read_many(source, env)
         else:
-            value = self.get(source)
+            key = self.key
+            value = (source.get(key, ABSENT) if key is not None and type(source) is dict
+                     else self.get(source))
             absent = value is ABSENT
             presence = env.presence
             if presence is not None and self.labels and not presence.get(self.labels[0]):
@@ -168,7 +174,10 @@ class _Field:
                 raise self._fail(env, "is required but has no value")
         if trace is not None:
             trace.value = value
-        self.put(out, value)
+        if self.slot is not None:
+            out[self.slot] = value
+        else:
+            self.put(out, value)
 
     def _read_many(self, source: Mapping[str, Any], env: _Env) -> tuple[Any, bool]:
         """The values of a `from:` list and whether the record lacks every field it names."""
@@ -334,6 +343,8 @@ def _compile_fields(
             default=spec.default, has_default=spec.has_default, required=spec.required,
             each=each, labels=[label + s for s in spec.sources],
             multi=isinstance(spec.from_, list),
+            key=spec.from_ if isinstance(spec.from_, str) and "." not in spec.from_ else None,
+            slot=target if "." not in target else None,
         ))
     return compiled
 

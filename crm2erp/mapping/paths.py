@@ -29,11 +29,17 @@ def _lookup(record: Any, path: str) -> Any:
     A null value or a list index out of range on the way gives None (the
     record says there is nothing there); only a missing key is ABSENT.
     """
-    if isinstance(record, Mapping) and path in record:
+    return _walk(record, path, path.split("."))
+
+
+def _walk(record: Any, path: str, parts: list[str] | tuple[str, ...]) -> Any:
+    """:func:`_lookup` with ``path`` already split into ``parts`` (a getter splits once).
+    A plain ``dict`` is recognised by its type before the slower ``Mapping`` check."""
+    if (type(record) is dict or isinstance(record, Mapping)) and path in record:
         return record[path]
     cur = record
-    for part in path.split("."):
-        if isinstance(cur, Mapping):
+    for part in parts:
+        if type(cur) is dict or isinstance(cur, Mapping):
             if part not in cur:
                 return ABSENT
             cur = cur[part]
@@ -62,11 +68,12 @@ def make_getter(path: str, absent: Any = ABSENT) -> Callable[[Any], Any]:
                 return None
             return record.get(path, absent)
         return get_plain
+    parts = tuple(path.split("."))
     if absent is ABSENT:
-        return lambda record: _lookup(record, path)
+        return lambda record: _walk(record, path, parts)
 
     def get_nested(record: Any) -> Any:
-        value = _lookup(record, path)
+        value = _walk(record, path, parts)
         return absent if value is ABSENT else value
     return get_nested
 
