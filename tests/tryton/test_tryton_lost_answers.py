@@ -8,6 +8,7 @@ trytond over its own RPC.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 import uuid
@@ -158,3 +159,26 @@ def test_lost_answers_of_sale_create_quote_and_confirm_leave_one_confirmed_sale(
         WriteAction.CREATED, str(sale["id"]), None)
     assert [proxy.sent[f"model.sale.sale.{m}"] for m in ("create", "quote", "confirm")] == [
         1, 1, 1]
+
+
+def test_lost_answers_of_forecast_create_and_confirm_leave_one_done_forecast(
+        tryton, proxied, proxy):
+    number = uuid.uuid4().int % 1200
+    first = dt.date(2100 + number // 12, number % 12 + 1, 1)   # a month no other test uses
+    period = first.isoformat()[:7]
+    for method in ("create", "confirm"):
+        proxy.lose[f"model.stock.forecast.{method}"] = 1
+    [result] = proxied.upsert("forecasts", [{"key": f"P-WIDGET|{period}",
+                                             "product": "P-WIDGET", "period": period,
+                                             "quantity": 4}])
+    forecasts = read(tryton, "stock.forecast", [("from_date", "=", first)],
+                     ["state", "lines"])
+    assert len(forecasts) == 1
+    [forecast] = forecasts
+    assert forecast["state"] == "done"
+    lines = read(tryton, "stock.forecast.line", [("forecast", "=", forecast["id"])],
+                 ["product.code", "quantity"])
+    assert [(ln["product."]["code"], ln["quantity"]) for ln in lines] == [("P-WIDGET", 4.0)]
+    assert (result.action, result.target_id, result.error) == (
+        WriteAction.CREATED, str(lines[0]["id"]), None)
+    assert [proxy.sent[f"model.stock.forecast.{m}"] for m in ("create", "confirm")] == [1, 1]
