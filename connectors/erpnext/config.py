@@ -18,7 +18,6 @@ from __future__ import annotations
 
 __all__ = ["ErpNextStreamConfig", "ErpNextConfig", "DEFAULT_STREAMS"]
 
-import copy
 import re
 from typing import Any, Literal
 
@@ -26,6 +25,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from crm2erp.connectors.base import TimeZoneName
 from crm2erp.connectors.toolkit.config import StrictModel, name_type, web_url
+from crm2erp.connectors.toolkit.streams import default_streams, over_defaults
 from crm2erp.http.config import HttpConnectionConfig
 
 ErpnextUrl = web_url("https://erp.example.com")
@@ -70,10 +70,6 @@ DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
 }
 
 
-def _default_streams() -> dict[str, ErpNextStreamConfig]:
-    return {n: ErpNextStreamConfig.model_validate(s) for n, s in DEFAULT_STREAMS.items()}
-
-
 class FrappeTokenAuthConfig(StrictModel):
     """Frappe's own token auth: ``Authorization: token <api_key>:<api_secret>``."""
 
@@ -90,7 +86,8 @@ class ErpNextConfig(HttpConnectionConfig):
     time_zone: TimeZoneName = Field("UTC", description="The site's time zone (System Settings): "
                            "Frappe timestamps carry none.")
     page_size: int = Field(100, ge=1, le=1000)
-    streams: dict[str, ErpNextStreamConfig] = Field(default_factory=_default_streams)
+    streams: dict[str, ErpNextStreamConfig] = Field(
+        default_factory=default_streams(ErpNextStreamConfig, DEFAULT_STREAMS))
 
     @model_validator(mode="before")
     @classmethod
@@ -107,10 +104,5 @@ class ErpNextConfig(HttpConnectionConfig):
             token = FrappeTokenAuthConfig.model_validate(auth)
             data["auth"] = {"type": "api_key", "header": "Authorization", "prefix": "token ",
                             "key": f"{token.api_key}:{token.api_secret.get_secret_value()}"}
-        if isinstance(data.get("streams"), dict):
-            data["streams"] = {
-                name: ({**copy.deepcopy(DEFAULT_STREAMS[name]), **spec}
-                       if name in DEFAULT_STREAMS and isinstance(spec, dict) else spec)
-                for name, spec in data["streams"].items()}
-        return data
+        return over_defaults(data, DEFAULT_STREAMS)
 

@@ -11,6 +11,10 @@ Three things differ from plain JSON and live here:
   answers ``[user_id, session, ...]``; later calls send
   ``Authorization: Session base64(username:user_id:session)``. An expired
   session answers 401 and the HTTP client logs in again once;
+* a call that changes records (``idempotent=False``: creates, writes, buttons)
+  is sent once (:meth:`HttpClient.single_attempt`): sent again after its answer
+  was lost, it could create a record twice or press a button no longer there;
+  the writers recover by looking at what Tryton holds (toolkit ``creates``);
 * the server's exceptions come back in the ``error`` member of a 200
   response: ``UserError``/``UserWarning`` are a record's fault
   (:class:`TrytonUserError`, a RecordError), ``ConcurrencyException`` is
@@ -175,6 +179,7 @@ class TrytonClient:
         self.auth = TrytonSessionAuth(config)
         self.http = HttpClient(config.http_settings(), auth=self.auth, name="tryton",
                                **client_options)
+        self.once = self.http.single_attempt()   # shares the session and the login
         self._ids = itertools.count(1)
         self._context: dict[str, Any] | None = None
         self._models: dict[str, bool] = {}
@@ -193,11 +198,14 @@ class TrytonClient:
             self._context = ctx
         return self._context
 
-    def call(self, method: str, *params: Any, context: dict[str, Any] | None = None) -> Any:
-        """Call ``method`` with ``params`` and the context as the last parameter."""
+    def call(self, method: str, *params: Any, context: dict[str, Any] | None = None,
+             idempotent: bool = True) -> Any:
+        """Call ``method`` with ``params`` and the context as the last parameter;
+        a call that is not ``idempotent`` is sent once (see the module docstring)."""
         ctx = self.context if context is None else context
         body = dumps({"id": next(self._ids), "method": method, "params": [*params, ctx]})
-        resp = self.http.request("POST", self.config.rpc_url, data=body,
+        client = self.http if idempotent else self.once
+        resp = client.request("POST", self.config.rpc_url, data=body,
                                  headers={"Content-Type": "application/json"})
         answer = _answer(resp, method)
         if not isinstance(answer, dict):
@@ -207,10 +215,10 @@ class TrytonClient:
         return answer.get("result")
 
     def model(self, model: str, method: str, *params: Any,
-              context: dict[str, Any] | None = None) -> Any:
+              context: dict[str, Any] | None = None, idempotent: bool = True) -> Any:
         """``call("model.<model>.<method>", ...)`` with the context merged over the default."""
         ctx = {**self.context, **context} if context else None
-        return self.call(f"model.{model}.{method}", *params, context=ctx)
+        return self.call(f"model.{model}.{method}", *params, context=ctx, idempotent=idempotent)
 
     def has_model(self, name: str) -> bool:
         """Whether the database has ``name`` (its module is activated); asked once."""

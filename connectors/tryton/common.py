@@ -4,16 +4,23 @@ Every Tryton RPC call is one database transaction, so a batch call that one
 bad record makes fail wrote nothing: the writers run their batches through
 the toolkit's :func:`~crm2erp.connectors.toolkit.batches.isolate`, which
 splits a refused batch until the refused records are alone.
+
+A call that changes records is sent once; when its answer is lost
+(:func:`send_unless_done`) Tryton is asked which records it already changed,
+and only the others are sent again: a record is never created twice, a
+button never pressed twice.
 """
 
 from __future__ import annotations
 
-__all__ = ["Lookups", "NOT_ACTIVE", "parse_cursor", "cursor_value"]
+__all__ = ["Lookups", "NOT_ACTIVE", "parse_cursor", "cursor_value", "send_unless_done"]
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from crm2erp.connectors.toolkit.batches import chunks, isolate
+from crm2erp.connectors.toolkit.creates import create_unless_found
 from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.connectors.tryton.client import TrytonClient
 from crm2erp.errors import ConfigError
@@ -31,6 +38,34 @@ def parse_cursor(value: Any) -> dt.datetime | None:
 def cursor_value(row: dict[str, Any]) -> dt.datetime:
     """The change time of a record: ``write_date``, or ``create_date`` before any write."""
     return row.get("write_date") or row["create_date"]
+
+
+def send_unless_done(client: TrytonClient, model: str, method: str,
+                     items: Mapping[str, Any], done: Callable[[list[str]], Mapping[str, int]],
+                     *, batch_size: int) -> dict[str, int | str]:
+    """``{key: record id}`` for every key of ``items`` Tryton took, ``{key: error text}``
+    for the ones it refused.
+
+    ``items`` maps a key to what the call takes for it: the values of a record
+    to ``create`` (Tryton answers the new ids), or a record id for a button
+    (``quote``, ``confirm``: the id is the outcome). Calls go out once, in
+    batches of ``batch_size``, a refused batch split to its culprits; when an
+    answer is lost, ``done(keys)`` answers ``{key: record id}`` for the keys
+    Tryton holds done now, and only the others are sent again
+    (:func:`~crm2erp.connectors.toolkit.creates.create_unless_found`).
+    """
+    def send(keys: list[str]) -> dict[str, int | str]:
+        outcomes: dict[str, int | str] = {}
+        for part in chunks(keys, batch_size):
+            for sent, answer in isolate(part, lambda b: client.model(
+                    model, method, [items[k] for k in b], idempotent=False),
+                    outcomes.__setitem__):
+                ids = answer if method == "create" else [items[k] for k in sent]
+                outcomes.update((k, int(i)) for k, i in zip(sent, ids, strict=True))
+        return outcomes
+
+    return create_unless_found(list(items), send, done, client=client.http,
+                               what=f"Tryton {method} on {model}")
 
 
 class Lookups:

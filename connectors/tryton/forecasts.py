@@ -36,9 +36,9 @@ from typing import Any
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
 from crm2erp.connectors.toolkit.batches import chunks, isolate
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import Lookups
+from crm2erp.connectors.tryton.common import Lookups, send_unless_done
 from crm2erp.connectors.tryton.config import TrytonConfig
-from crm2erp.errors import ConfigError, RecordError
+from crm2erp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 LINE_FIELDS = ["product", "quantity", "unit", "forecast"]
@@ -214,16 +214,22 @@ class ForecastWriter:
                       "from_date": first, "to_date": last}
             if self.client.context.get("company"):
                 header["company"] = self.client.context["company"]
-            doc = {"id": self.client.model("stock.forecast", "create", [header])[0],
-                   "state": "draft"}
+            made = send_unless_done(self.client, "stock.forecast", "create", {"month": header},
+                                    lambda keys: self._month(warehouse, destination, first,
+                                                             last),
+                                    batch_size=1)["month"]
+            if isinstance(made, str):
+                for item in changes:
+                    fail(item, f"Tryton refused to create the forecast: {made}")
+                return
+            doc = {"id": made, "state": "draft"}
         if doc is None:
             return
         if changes and doc["state"] == "done":
-            try:
-                self.client.model("stock.forecast", "draft", [doc["id"]])
-            except RecordError as exc:
+            reopened = self._press(doc["id"], "draft")
+            if reopened is not None:
                 for item in changes:
-                    fail(item, f"Tryton refused to reopen the forecast: {exc}")
+                    fail(item, f"Tryton refused to reopen the forecast: {reopened}")
                 return
             doc["state"] = "draft"
 
@@ -233,7 +239,8 @@ class ForecastWriter:
             for _, _, line, vals in batch:
                 if line is not None:
                     ops += [["write", [line["id"]], vals]]
-            self.client.model("stock.forecast", "write", [doc["id"]], {"lines": ops})
+            self.client.model("stock.forecast", "write", [doc["id"]], {"lines": ops},
+                              idempotent=False)   # lost answer: the next run plans again
 
         written = [item for done, _ in isolate(changes, write, fail) for item in done]
         ids = {ln["product"]: ln["id"] for ln in self.client.model(
@@ -243,13 +250,32 @@ class ForecastWriter:
             action = WriteAction.CREATED if line is None else WriteAction.UPDATED
             results[pos] = WriteResult(key(pos), action, str(ids.get(want["product"]) or ""))
         if self.config.forecasts.confirm and doc["state"] == "draft":
-            try:
-                self.client.model("stock.forecast", "confirm", [doc["id"]])
-            except RecordError as exc:
+            refused = self._press(doc["id"], "confirm")
+            if refused is not None:
                 for pos, _ in group:
                     if results[pos] is not None and results[pos].ok:
                         fail((pos,), f"saved in forecast {doc['id']} but Tryton refused to "
-                                     f"confirm it, so planning ignores it: {exc}")
+                                     f"confirm it, so planning ignores it: {refused}")
+
+    def _month(self, warehouse: int, destination: int, first: dt.date,
+               last: dt.date) -> dict[str, int]:
+        """``{"month": id}`` of the month's forecast (after a lost create), or ``{}``."""
+        doc = self._find(warehouse, destination, first, last)
+        return {"month": doc["id"]} if doc is not None else {}
+
+    def _press(self, forecast: int, button: str) -> str | None:
+        """Press ``button`` (``draft``/``confirm``) on one forecast, once (a lost answer:
+        its state is read and the button pressed again only if it did not move);
+        Tryton's refusal, or None."""
+        state = {"draft": "draft", "confirm": "done"}[button]
+
+        def moved(keys: list[str]) -> dict[str, int]:
+            doc = self.client.model("stock.forecast", "read", [forecast], ["state"])[0]
+            return {"month": forecast} if doc["state"] == state else {}
+
+        outcome = send_unless_done(self.client, "stock.forecast", button, {"month": forecast},
+                                   moved, batch_size=1)["month"]
+        return outcome if isinstance(outcome, str) else None
 
     # -- lookup ------------------------------------------------------------------
     def lookup(self, keys: Sequence[str]) -> dict[str, Row]:

@@ -8,7 +8,9 @@ accounting default), line unit and taxes (the product's sale unit and
 customer taxes). New sales are created as drafts in one batch call, then
 ``quote`` and ``confirm`` (the sale's buttons) are called in batches;
 confirming queues Tryton's ``process``, which creates the invoice and the
-shipment according to the sale's methods.
+shipment according to the sale's methods. Creates and buttons are sent once;
+after a lost answer the sales are looked up (by reference, by state) and only
+what did not happen is sent again, so a sale is never created twice.
 
 A sale already confirmed cannot change in Tryton: an identical row is
 UNCHANGED, a different one FAILED with the reason. A draft or quotation is
@@ -25,14 +27,17 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
-from crm2erp.connectors.toolkit.batches import chunks, isolate
+from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.records import as_id
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, send_unless_done
 from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.connectors.tryton.rows import SALE_FIELDS, sale_rows
+from crm2erp.errors import RetriableError
 
 EDITABLE = ("draft", "quotation")
+CONFIRMED = ("confirmed", "processing", "done")   # states a confirmed sale moves through
+QUOTED = ("quotation", *CONFIRMED)
 
 
 class SaleWriter:
@@ -197,13 +202,19 @@ class SaleWriter:
                 fail((pos,), f"sale {key!r} (Tryton {current['number'] or current['id']}) is "
                              f"{current['state']} and can no longer change in Tryton; cancel "
                              "it there and send the order under a new reference")
-        size = self.config.write_batch_size
-        for part in chunks(creates, size):
-            for done, ids in isolate(part, lambda b: self.client.model(
-                    "sale.sale", "create", [v for _, v in b]), fail):
-                for (pos, _), sid in zip(done, ids, strict=True):
-                    results[pos] = WriteResult(keys[pos], WriteAction.CREATED, str(sid))
-                    confirm.append((pos, sid))
+        position = {keys[pos]: pos for pos, _ in creates}
+        outcomes = send_unless_done(self.client, "sale.sale", "create",
+                                    {keys[pos]: vals for pos, vals in creates},
+                                    lambda refs: {ref: sale["id"] for ref, sale
+                                                  in self.existing(refs).items()},
+                                    batch_size=self.config.write_batch_size)
+        for key, outcome in outcomes.items():
+            pos = position[key]
+            if isinstance(outcome, int):
+                results[pos] = WriteResult(key, WriteAction.CREATED, str(outcome))
+                confirm.append((pos, outcome))
+            else:
+                fail((pos,), outcome)
         for pos, current, header, lines in rewrites:
             self._rewrite(pos, keys[pos], current, header, lines, results, confirm, fail)
         if self.config.confirm_sales:
@@ -215,9 +226,12 @@ class SaleWriter:
         old_lines = self.client.model("sale.sale", "read", [sid], ["lines"])[0]["lines"]
         try:
             if current["state"] == "quotation":
-                self.client.model("sale.sale", "draft", [sid])
+                self.client.model("sale.sale", "draft", [sid], idempotent=False)
             self.client.model("sale.sale", "write", [sid], {
-                **header, "lines": [["delete", old_lines], ["create", lines]]})
+                **header, "lines": [["delete", old_lines], ["create", lines]]},
+                idempotent=False)
+        except RetriableError:   # a lost answer: the next run plans again from Tryton
+            raise
         except Exception as exc:  # noqa: BLE001 - RecordError or server error: this row only
             fail((pos,), f"sale {key!r}: {exc}")
             return
@@ -225,20 +239,28 @@ class SaleWriter:
         confirm.append((pos, sid))
 
     def _confirm(self, items: list[tuple[int, int]], keys: Mapping[int, str], fail) -> None:
-        """``quote`` then ``confirm`` in batches; a refused sale stays as it was, row FAILED.
+        """``quote`` then ``confirm``; a refused sale stays as it was, row FAILED.
 
-        The next upsert of the row finds it editable and tries again.
+        Buttons are sent once: pressed again after a lost answer, Tryton refuses a
+        button the new state hides. So a lost answer reads the sales' states and
+        presses the button only on those it did not move. The next upsert of a
+        refused row finds the sale editable and tries again.
         """
-        def refused(step):
-            def note(item, message):
-                fail(item, f"sale {keys[item[0]]!r} was saved (id {item[1]}) but Tryton "
-                           f"refused to {step} it: {message}")
-            return note
-        for part in chunks(items, self.config.write_batch_size):
-            quoted = [i for done, _ in isolate(part, lambda b: self.client.model(
-                "sale.sale", "quote", [sid for _, sid in b]), refused("quote")) for i in done]
-            isolate(quoted, lambda b: self.client.model(
-                "sale.sale", "confirm", [sid for _, sid in b]), refused("confirm"))
+        by_key = {keys[pos]: (pos, sid) for pos, sid in items}
+        sale_id = {key: sid for key, (_, sid) in by_key.items()}
+        todo = dict(sale_id)
+        for button, reached in (("quote", QUOTED), ("confirm", CONFIRMED)):
+            def done(wanted: list[str], reached=reached) -> dict[str, int]:
+                states = {s["id"]: s["state"] for s in self.client.model(
+                    "sale.sale", "read", [sale_id[k] for k in wanted], ["state"])}
+                return {k: sale_id[k] for k in wanted if states.get(sale_id[k]) in reached}
+            outcomes = send_unless_done(self.client, "sale.sale", button, todo, done,
+                                        batch_size=self.config.write_batch_size)
+            for key, outcome in outcomes.items():
+                if not isinstance(outcome, int):
+                    fail(by_key[key], f"sale {key!r} was saved (id {todo[key]}) but Tryton "
+                                      f"refused to {button} it: {outcome}")
+            todo = {k: sid for k, sid in todo.items() if isinstance(outcomes.get(k), int)}
 
 
 def _pick(addresses: Sequence[Mapping], flag: str) -> int | None:

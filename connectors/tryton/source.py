@@ -18,12 +18,10 @@ from __future__ import annotations
 
 __all__ = ["TrytonReader", "STREAM_MODELS"]
 
-import logging
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from crm2erp.connectors.base import Batch, Cursor
-from crm2erp.connectors.toolkit.batches import chunks
+from crm2erp.connectors.base import Batch, Cursor, Rejected
 from crm2erp.connectors.tryton.client import TrytonClient
 from crm2erp.connectors.tryton.common import NOT_ACTIVE, cursor_value, parse_cursor
 from crm2erp.connectors.tryton.config import TrytonConfig
@@ -39,7 +37,6 @@ from crm2erp.connectors.tryton.rows import (
     sale_rows,
 )
 
-log = logging.getLogger(__name__)
 SCAN_PAGE = 5000
 
 # stream -> (model, key field, extra domain, context)
@@ -64,8 +61,9 @@ class TrytonReader:
             key = self.config.party.key_field
         return model, key, extra, ctx
 
-    def scan(self, stream: str, since: Cursor | None) -> list[tuple[Any, str, int]]:
-        """``(change time, key, id)`` of every record changed at or after ``since``, sorted."""
+    def scan(self, stream: str, since: Cursor | None) -> list[tuple[Any, str | None, int]]:
+        """``(change time, key, id)`` of every record changed at or after ``since``, sorted;
+        the key is None for a record that has none (:meth:`read` rejects it)."""
         model, key, extra, ctx = self._model(stream)
         domain: list[Any] = list(extra)
         moment = parse_cursor(since.value) if since is not None else None
@@ -73,7 +71,7 @@ class TrytonReader:
             domain.append(["OR", ("write_date", ">=", moment),
                            [("write_date", "=", None), ("create_date", ">=", moment)]])
         fields = ["create_date", "write_date"] + ([key] if key != "id" else [])
-        found: list[tuple[Any, str, int]] = []
+        found: list[tuple[Any, str | None, int]] = []
         last_id = 0
         while True:
             page = self.client.model(model, "search_read", [*domain, ("id", ">", last_id)],
@@ -81,23 +79,52 @@ class TrytonReader:
                                      context=ctx or None)
             for rec in page:
                 value = rec["id"] if key == "id" else rec.get(key)
-                if value in (None, ""):
-                    log.debug("tryton %s: record %s has no %s; skipped", stream, rec["id"], key)
-                    continue
-                found.append((cursor_value(rec), str(value), rec["id"]))
+                found.append((cursor_value(rec), None if value in (None, "") else str(value),
+                              rec["id"]))
             if len(page) < SCAN_PAGE:
                 break
             last_id = page[-1]["id"]
-        found.sort(key=lambda item: (item[0], item[1]))
+        found.sort(key=lambda item: (item[0], item[1] or "", item[2]))
         return found
 
     def read(self, stream: str, since: Cursor | None, batch_size: int) -> Iterator[Batch]:
+        """Batches of ``batch_size`` rows (at most ``page_size``) in ``(change time, key)``
+        order.
+
+        A record without a key value cannot take its place in the ``(cursor, key)``
+        order: it is a :class:`Rejected` (model and id named, the id as its key) in
+        the batch whose cursor passes its change time, so the watermark never moves
+        past it without its dead letter; rejected records after the last row come
+        in a batch of their own.
+        """
         size = min(batch_size, self.config.page_size)
-        scanned = self.scan(stream, since)
-        for part in chunks(scanned, size):
-            rows = self.rows(stream, [rid for _, _, rid in part])
-            last = part[-1]
-            yield Batch(rows=rows, cursor=Cursor(iso_utc(last[0]), last[1]))
+        model, key, _, _ = self._model(stream)
+        part: list[tuple[Any, str | None, int]] = []
+        keyed = 0
+        for item in self.scan(stream, since):
+            part.append(item)
+            keyed += item[1] is not None
+            if keyed == size:
+                yield self._batch(stream, model, key, part)
+                part, keyed = [], 0
+        if part:
+            yield self._batch(stream, model, key, part)
+
+    def _batch(self, stream: str, model: str, key: str,
+               part: list[tuple[Any, str | None, int]]) -> Batch:
+        rows = self.rows(stream, [rid for _, _, rid in part])
+        by_id = {row["id"]: row for row in rows if "id" in row}
+        keyed = [item for item in part if item[1] is not None]
+        rejected = [Rejected(str(rid), f"Tryton {model} id {rid}",
+                             f"the record has no {key!r}, the key of the stream "
+                             f"{stream!r}; fill it in Tryton",
+                             by_id.get(rid, {"id": rid}))
+                    for _, k, rid in part if k is None]
+        wanted = {rid for _, _, rid in keyed}
+        last = keyed[-1] if keyed else None
+        return Batch(rows=[r for r in rows if r.get("id") in wanted],
+                     cursor=Cursor(iso_utc(last[0]), last[1]) if last else None,
+                     rejected=rejected)
 
     def rows(self, stream: str, ids: Sequence[int]) -> list[dict[str, Any]]:
         """Full rows of the records ``ids``, in that order."""

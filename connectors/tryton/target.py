@@ -15,7 +15,7 @@ from __future__ import annotations
 __all__ = ["PartyProductWriter"]
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -24,7 +24,7 @@ from crm2erp.connectors.toolkit.batches import chunks, isolate
 from crm2erp.connectors.toolkit.records import for_found_ids
 from crm2erp.connectors.toolkit.targets import rows_by_key
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, send_unless_done
 from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.connectors.tryton.parties import PartyWriter, party_rows
 from crm2erp.connectors.tryton.rows import PARTY_FIELDS, PRODUCT_FIELDS, product_row
@@ -47,23 +47,34 @@ class PartyProductWriter:
             context=NOT_ACTIVE)))
 
     def _run(self, model: str, key_of: dict[int, str], creates: list[tuple[int, dict]],
-             writes: list[tuple[int, int, dict]], results: list[WriteResult | None]) -> None:
-        """Create and write in batches; fill ``results`` at each row's position."""
+             writes: list[tuple[int, int, dict]], results: list[WriteResult | None],
+             found: Callable[[list[str]], Mapping[str, int]]) -> None:
+        """Create and write in batches; fill ``results`` at each row's position.
+
+        Creates are sent once (``found(keys)``: the ``model`` ids of the keys that
+        exist after a lost answer); a write is sent once too, since it may create
+        children: a lost answer stops the run and the next run plans again from
+        what Tryton holds.
+        """
         def fail(item, message):
             results[item[0]] = WriteResult(key_of[item[0]], WriteAction.FAILED, error=message)
 
         size = self.config.write_batch_size
-        for part in chunks(creates, size):
-            for done, ids in isolate(part, lambda b: self.client.model(
-                    model, "create", [vals for _, vals in b]), fail):
-                for (pos, _), new_id in zip(done, ids, strict=True):
-                    results[pos] = WriteResult(key_of[pos], WriteAction.CREATED, str(new_id))
+        position = {key_of[pos]: pos for pos, _ in creates}
+        outcomes = send_unless_done(self.client, model, "create",
+                                    {key_of[pos]: vals for pos, vals in creates}, found,
+                                    batch_size=size)
+        for key, outcome in outcomes.items():
+            results[position[key]] = (
+                WriteResult(key, WriteAction.CREATED, str(outcome)) if isinstance(outcome, int)
+                else WriteResult(key, WriteAction.FAILED, error=outcome))
         for part in chunks(writes, size):
             def write(batch):
                 args: list[Any] = []
                 for _, rid, vals in batch:
                     args += [[rid], vals]
-                return self.client.model(model, "write", *args, context=NOT_ACTIVE)
+                return self.client.model(model, "write", *args, context=NOT_ACTIVE,
+                                         idempotent=False)
             for done, _ in isolate(part, write, fail):
                 for pos, rid, _ in done:
                     results[pos] = WriteResult(key_of[pos], WriteAction.UPDATED, str(rid))
@@ -95,7 +106,9 @@ class PartyProductWriter:
         existing = self._existing("party.party", key_field, list(key_of.values()),
                                   [key_field, *PARTY_FIELDS])
         creates, writes = self.parties.plan(rows, key_of, existing, results)
-        self._run("party.party", key_of, creates, writes, results)
+        self._run("party.party", key_of, creates, writes, results, lambda keys: {
+            key: rec["id"] for key, rec in self._existing(
+                "party.party", key_field, keys, [key_field]).items()})
         return results  # type: ignore[return-value]
 
     # -- products --------------------------------------------------------
@@ -125,7 +138,9 @@ class PartyProductWriter:
             else:
                 results[pos] = WriteResult(key, WriteAction.UNCHANGED, str(current["id"]))
         # products are written through their template: map template ids back to products
-        self._run("product.template", key_of, creates, writes, results)
+        self._run("product.template", key_of, creates, writes, results, lambda keys: {
+            key: rec["template"] for key, rec in self._existing(
+                "product.product", "code", keys, ["code", "template"]).items()})
         self._template_to_product(results, key_of)
         return results  # type: ignore[return-value]
 
