@@ -154,8 +154,11 @@ class FlowRunner:
         start = self._start_cursor(mode, since)
         batch_size = self.flow.incremental.batch_size if self.flow.incremental else 500
         for batch in self.source.read(self.flow.source.stream, start, batch_size=batch_size):
-            rows = [r for r in batch.rows if self._mine(r)]
-            deleted = [k for k in batch.deleted_keys if self._mine_key(k)]
+            if self.partition is None:   # every row is this run's: no key worked out
+                rows, deleted = list(batch.rows), list(batch.deleted_keys)
+            else:
+                rows = [r for r in batch.rows if self._mine(r)]
+                deleted = [k for k in batch.deleted_keys if self._mine_key(k)]
             self._process(rows, batch.cursor, result, rejected=batch.rejected,
                           deleted_keys=deleted)
             self.store.extend_lock(self.lock_name, self.lock_owner)   # heartbeat
