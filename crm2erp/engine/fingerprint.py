@@ -10,18 +10,16 @@ from __future__ import annotations
 
 __all__ = ["flow_fingerprint", "source_hash"]
 
-import hashlib
-
 from crm2erp import __version__
 from crm2erp.contract import Row
-from crm2erp.jsonutil import dumps, payload_hash
+from crm2erp.jsonutil import dumps, payload_hash, text_hash
 from crm2erp.mapping.compiler import CompiledMapping
 from crm2erp.mapping.models import FlowSpec
 
 
 def source_hash(fingerprint: str, row: Row) -> str:
     """The hash of ``row`` as read, under the flow ``fingerprint``."""
-    return hashlib.sha256((fingerprint + dumps(row)).encode()).hexdigest()
+    return text_hash(fingerprint + dumps(row))
 
 
 def flow_fingerprint(flow: FlowSpec, inbound: CompiledMapping,

@@ -117,10 +117,9 @@ def already_synced(runner, keys: list[str]) -> dict[str, str]:
     if runner.mode == "retry" or not runner.skip_unchanged:
         runner.resolver.prefetch(entity, system, keys)
         return {}
-    entries = runner.store.xref_entries(entity, system, keys)
-    runner.resolver.prefetch(entity, system, keys, entries)
-    synced = {key: entry.payload_hash for key, entry in entries.items()
-              if entry.payload_hash}
+    entries = runner.store.xref_hashes(entity, system, keys)
+    runner.resolver.prefetch(entity, system, keys, {k: cid for k, (cid, _) in entries.items()})
+    synced = {key: hashed for key, (_, hashed) in entries.items() if hashed}
     if synced:
         for key in runner.store.active_dead_letter_keys(runner.flow.flow, list(synced)):
             del synced[key]

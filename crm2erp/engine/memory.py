@@ -16,7 +16,7 @@ record is compared field by field with what the hub already knows:
 from __future__ import annotations
 
 __all__ = ["flatten", "deep_merge", "set_path", "pop_path", "owner_of", "Settlement",
-           "field_memory", "settle", "next_state", "learned"]
+           "FieldMemory", "field_memory", "settle", "next_state", "learned"]
 
 import datetime as dt
 from dataclasses import dataclass, field
@@ -24,22 +24,9 @@ from typing import Any
 
 from crm2erp.jsonutil import payload_hash, short_hash
 from crm2erp.store import CanonicalState, ConflictRecord
+from crm2erp.store.fieldmemory import NOBODY, FieldMemory, compact_state, flatten
 
 IGNORED = {"id", "updated_at"}   # identity and change time are not record content
-
-
-def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested dicts -> dotted paths; lists and scalars are leaves."""
-    if not isinstance(data, dict):
-        return {prefix: data} if prefix else {}
-    flat: dict[str, Any] = {}
-    for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict) and value:
-            flat.update(flatten(value, path))
-        else:
-            flat[path] = value
-    return flat
 
 
 def _copy_dicts(value: Any) -> Any:
@@ -91,9 +78,16 @@ def owner_of(path: str, ownership: dict[str, str]) -> str | None:
 
 
 # One field's memory: who changed it last, when (ISO text), and per system the hash
-# of the value that system last sent.
+# of the value that system last sent, where that is not the stored value.
 Memory = tuple[str | None, str | None, dict[str, str]]
-_BLANK: Memory = (None, None, {})
+
+
+def field_memory(state: CanonicalState | None) -> dict[str, Memory]:
+    """Path -> (by, at, seen) of every field the memory knows something of."""
+    memory = FieldMemory(state)
+    pairs = memory.pairs()
+    return {path: (*pairs.get(path, NOBODY), dict(memory.sent.get(path, {})))
+            for path in (*pairs, *(p for p in memory.sent if p not in pairs))}
 
 
 @dataclass
@@ -104,13 +98,13 @@ class Settlement:
     reverts: dict[str, Any] = field(default_factory=dict)  # path -> value that stays
     conflicts: list[ConflictRecord] = field(default_factory=list)
     seen: dict[str, str] = field(default_factory=dict)     # path -> hash this source sent
-    memory: dict[str, Memory] = field(default_factory=dict)  # the state's, read once
+    memory: FieldMemory | None = field(default=None, repr=False)  # the state's, read once
     memory_of: CanonicalState | None = field(default=None, repr=False)
 
-    def memory_for(self, state: CanonicalState | None) -> dict[str, Memory]:
-        """``field_memory(state)``, read once per settlement."""
-        if state is not self.memory_of or (state is not None and not self.memory):
-            self.memory, self.memory_of = field_memory(state), state
+    def memory_for(self, state: CanonicalState | None) -> FieldMemory:
+        """``FieldMemory(state)``, read once per settlement."""
+        if self.memory is None or state is not self.memory_of:
+            self.memory, self.memory_of = FieldMemory(state), state
         return self.memory
 
     @property
@@ -130,38 +124,14 @@ def _time(value: Any) -> dt.datetime | None:
     return None
 
 
-def field_memory(state: CanonicalState | None) -> dict[str, Memory]:
-    """Path -> (by, at, seen) from a state's ``field_times``, in any stored format.
-
-    The compact format (``{"v": 2, "w": [[by, at], ...], "f": {path: [w, seen]}}``:
-    each (system, time) pair once per record, 16-digit hashes) is what
-    :func:`next_state` writes; records remembered earlier carry
-    ``{path: {"by", "at", "seen"}}`` (64-digit sha256 hashes) or, the first
-    format, ``{path: [system, time]}``. They are read as they are and written
-    compact the next time they change.
-    """
-    times = state.field_times if state else None
-    if not times:
-        return {}
-    if times.get("v") == 2:
-        who = times["w"]
-        return {path: (*(who[w] if w is not None else (None, None)), seen)
-                for path, (w, seen) in times["f"].items()}
-    out: dict[str, Memory] = {}
-    for path, raw in times.items():
-        if isinstance(raw, dict):
-            out[path] = (raw.get("by"), raw.get("at"), raw.get("seen") or {})
-        elif isinstance(raw, list):
-            out[path] = (raw[0] if raw else None, raw[1] if len(raw) > 1 else None, {})
-    return out
-
-
 def _same_value(seen: str | None, value: Any, fresh: str) -> bool:
     """Whether ``seen`` (a stored hash) is the hash of ``value`` (``fresh`` its short
-    hash); hashes from before the compact format are sha256."""
+    hash); hashes from before the compact formats are sha256."""
     if seen is None:
         return False
-    return seen == fresh if len(seen) == len(fresh) else seen == payload_hash(value)
+    if len(seen) == len(fresh):
+        return seen == fresh
+    return seen[:32] == payload_hash(value)   # payload_hash: sha256's first 128 bits
 
 
 def settle(*, entity: str, canonical_id: str, system: str, mapped_paths: list[str],
@@ -182,12 +152,13 @@ def settle(*, entity: str, canonical_id: str, system: str, mapped_paths: list[st
         result.accepted = paths
         return result
     memory = result.memory_for(state)
-    old = flatten(state.data)
+    old = memory.flat
     for path in paths:
         incoming, stored = new_flat.get(path), old.get(path)
-        last_system, last_at, seen = memory.get(path, _BLANK)
-        if incoming == stored or _same_value(seen.get(system), incoming, result.seen[path]):
+        if incoming == stored or _same_value(memory.last_sent(path, system), incoming,
+                                             result.seen[path]):
             continue                     # nothing new from this source
+        last_system, last_at = memory.pair(path)
         owner = owner_of(path, ownership)
         last_time = _time(last_at)
         if owner is not None and owner != system:
@@ -214,38 +185,34 @@ def settle(*, entity: str, canonical_id: str, system: str, mapped_paths: list[st
 def next_state(*, entity: str, canonical_id: str, system: str, data: dict[str, Any],
                previous: CanonicalState | None, settlement: Settlement,
                changed_at: dt.datetime) -> CanonicalState:
-    """The state to remember: the record, and per field who changed it and what
-    each system last sent (in the compact format, see :func:`field_memory`)."""
+    """The state to remember: the record, who changed which field last and what each
+    system last sent (stored compactly: :mod:`crm2erp.store.fieldmemory`).
+
+    A field's last changer keeps no hash of the stored value it sent; when the
+    stored value moves on without it, the hash of what it sent is written out."""
     memory = settlement.memory_for(previous)
-    accepted = set(settlement.accepted)
-    mine = (system, changed_at.isoformat() if accepted else None)
-    seen = settlement.seen
     content = {k: v for k, v in data.items() if k not in IGNORED}
-    if not memory:   # a record new to the hub: what the loop below gives, without it
-        fields = {path: [0 if path in accepted else None, {system: sent}]
-                  for path, sent in seen.items()}
-        mine_used = any(index == 0 for index, _ in fields.values())
-        return CanonicalState(entity, canonical_id, content,
-                              {"v": 2, "w": [list(mine)] if mine_used else [], "f": fields})
-    who: dict[tuple[str | None, str | None], int] = {}
-    fields = {}
-    # the stored paths in their order, then the new ones: the same memory gives the
-    # same text, so an unchanged record is recognised and not rewritten
-    for path in (*memory, *(p for p in seen if p not in memory)):
-        by, at, sent = memory.get(path, _BLANK)
-        if path in seen:
-            if sent.get(system) != seen[path]:
-                sent = {**sent, system: seen[path]}
-            if path in accepted:
-                by, at = mine
-        index = None if by is None and at is None else who.setdefault((by, at), len(who))
-        fields[path] = [index, sent]
-    return CanonicalState(entity, canonical_id, content,
-                          {"v": 2, "w": [list(pair) for pair in who], "f": fields})
+    before = memory.pairs()
+    pairs = dict(before)
+    if settlement.accepted:
+        mine = (system, changed_at.isoformat())
+        for path in settlement.accepted:
+            pairs[path] = mine
+    sent = {path: dict(systems) for path, systems in memory.sent.items()}
+    if before:
+        now = flatten(content)
+        for path, (by, _) in before.items():
+            if by is not None and memory.sent_by(path, by) is None \
+                    and now.get(path) != memory.flat.get(path):
+                sent.setdefault(path, {})[by] = short_hash(memory.flat.get(path))
+    for path, hashed in settlement.seen.items():
+        sent.setdefault(path, {})[system] = hashed
+    return compact_state(entity, canonical_id, content, pairs, sent)
 
 
 def learned(state: CanonicalState | None, settlement: Settlement, system: str) -> bool:
     """Whether the source sent values the memory does not have yet (worth saving
     even when the record has no news)."""
     memory = settlement.memory_for(state)
-    return any(memory.get(p, _BLANK)[2].get(system) != h for p, h in settlement.seen.items())
+    return any(memory.last_sent(path, system) != hashed
+               for path, hashed in settlement.seen.items())

@@ -41,9 +41,10 @@ class StoreResolver:
         self._from_canonical: dict[tuple[str, str, str], str] = {}
         self._origin: dict[tuple[str, str], tuple[str, str]] = {}  # (entity, cid) -> source
 
-    def prefetch(self, entity: str, system: str, external_ids, entries=None) -> None:
-        """Look the ids not cached yet up in one query (none when ``entries``, their
-        xref entries read by the caller, are given)."""
+    def prefetch(self, entity: str, system: str, external_ids,
+                 known: dict[str, str] | None = None) -> None:
+        """Look the ids not cached yet up in one query (none when ``known``, their
+        canonical ids as the caller read them from the xref, is given)."""
         if len(self._to_canonical) + len(self._from_canonical) > self.limit:
             self._to_canonical.clear()      # between batches: none of this batch's yet
             self._from_canonical.clear()
@@ -53,10 +54,9 @@ class StoreResolver:
         if not wanted:
             return
         # one query per batch; a miss gets its deterministic id, as below
-        found = self.store.xref_entries(entity, system, wanted) if entries is None else entries
+        found = self.store.canonical_ids(entity, system, wanted) if known is None else known
         for ext in wanted:
-            entry = found.get(ext)
-            cid = entry.canonical_id if entry else canonical_id_for(entity, system, ext)
+            cid = found.get(ext) or canonical_id_for(entity, system, ext)
             self._to_canonical[(entity, system, ext)] = cid
             self._origin[(entity, cid)] = (system, ext)
 

@@ -120,7 +120,7 @@ class CanonicalState:
 
     ``field_times`` is the hub's per-field memory (who changed each field last,
     when, and what each system last sent); read it with
-    :func:`crm2erp.engine.memory.field_memory`, whatever format it was stored in.
+    :class:`crm2erp.store.fieldmemory.FieldMemory` (the stored format is described there).
     """
 
     entity: str

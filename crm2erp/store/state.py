@@ -340,8 +340,22 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
     def canonical_ids(self, entity: str, system: str,
                       external_ids: Iterable[str]) -> dict[str, str]:
         """External id -> canonical id, for the ids that have one."""
-        return {ext: entry.canonical_id
-                for ext, entry in self.xref_entries(entity, system, external_ids).items()}
+        return {ext: cid for ext, (cid, _) in self.xref_hashes(entity, system,
+                                                                external_ids).items()}
+
+    def xref_hashes(self, entity: str, system: str,
+                    external_ids: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+        """External id -> (canonical id, payload hash), for the ids that have an entry:
+        what a batch's look-up of its source records needs, without converting the
+        other columns (half the cost of :meth:`xref_entries`)."""
+        found: dict[str, tuple[str, str | None]] = {}
+        query = sa.select(xref.c.external_id, xref.c.canonical_id, xref.c.payload_hash
+                          ).where(xref.c.entity == entity, xref.c.system == system)
+        with self._reading() as conn:
+            for chunk in _chunks(external_ids):
+                for ext, cid, hashed in conn.execute(query.where(xref.c.external_id.in_(chunk))):
+                    found[ext] = (cid, hashed)
+        return found
 
     def external_ids(self, entity: str, system: str,
                      canonical_ids: Iterable[str]) -> dict[str, str]:

@@ -2,7 +2,14 @@
 
 import datetime as dt
 
-from crm2erp.engine.memory import field_memory, next_state, owner_of, settle
+from crm2erp.engine.memory import (
+    FieldMemory,
+    field_memory,
+    learned,
+    next_state,
+    owner_of,
+    settle,
+)
 
 T = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -47,36 +54,67 @@ def test_owner_of_takes_the_longest_covering_entry():
 
 
 def test_memory_is_stored_compactly_and_read_back():
-    state = _remember(None, "crm", {"name": "Acme", "city": "Oslo"},
+    state = _remember(None, "crm", {"name": "Acme", "city": "Oslo", "fax": None},
                       _settle(None, "crm", {"name": "Acme", "city": "Oslo"}))
+    # one (who, when) for the record, no hash of a value the hub kept, no unset null
+    assert state.field_times == {"v": 3, "by": "crm", "at": T.isoformat()}
+    assert state.data == {"name": "Acme", "city": "Oslo"}
+    assert field_memory(state) == {"name": ("crm", T.isoformat(), {}),
+                                   "city": ("crm", T.isoformat(), {})}
+
+
+def test_only_sent_values_the_hub_did_not_keep_are_hashed():
+    crm = {"status": "confirmed", "name": "Acme", "city": "Oslo"}
+    state = _remember(None, "crm", crm, _settle(None, "crm", crm))
+    erp = _settle(state, "erp", {"status": "invoiced"})
+    later = T + dt.timedelta(hours=1)
+    state = next_state(entity="Account", canonical_id="c1", system="erp",
+                       data={**crm, "status": "invoiced"}, previous=state,
+                       settlement=erp, changed_at=later)
     times = state.field_times
-    assert times["v"] == 2 and times["w"] == [["crm", T.isoformat()]]    # the pair once
-    assert set(times["f"]) == {"name", "city"}
-    assert all(len(h) == 16 for _, seen in times["f"].values() for h in seen.values())
-    assert field_memory(state)["name"][:2] == ("crm", T.isoformat())
+    assert (times["by"], times["at"]) == ("crm", T.isoformat())      # the usual pair
+    assert times["f"] == {"status": ["erp", later.isoformat()]}      # the other one
+    assert list(times["s"]) == ["status"] and list(times["s"]["status"]) == ["crm"]
+    assert len(times["s"]["status"]["crm"]) == 16
+    memory = FieldMemory(state)
+    assert memory.pair("status") == ("erp", later.isoformat())
+    assert memory.pair("name") == ("crm", T.isoformat()) and memory.pair("x") == (None, None)
+    # the CRM catches up (not the changer: its hash is kept, now the new value)
+    assert not _settle(state, "crm", crm).has_news            # it has not caught up
+    caught = _settle(state, "crm", {**crm, "status": "invoiced"})
+    assert not caught.has_news and learned(state, caught, "crm")
+    state = _remember(state, "crm", {**crm, "status": "invoiced"}, caught)
+    assert state.field_times["s"] == {"status": {"crm": caught.seen["status"]}}
+    assert not learned(state, _settle(state, "crm", {"status": "invoiced"}), "crm")
+    # the ERP changes it again: what the CRM sent (the stored value) is written out
+    erp = _settle(state, "erp", {"status": "paid"})
+    state = _remember(state, "erp", {**crm, "status": "paid"}, erp)
+    assert state.field_times["s"]["status"]["crm"] == caught.seen["status"]
+    assert not _settle(state, "crm", {**crm, "status": "invoiced"}).has_news
 
 
-def test_states_remembered_in_the_earlier_formats_are_still_understood():
+def test_a_null_somebody_set_is_kept_with_its_change():
+    state = _remember(None, "crm", {"name": "Acme", "fax": "1"},
+                      _settle(None, "crm", {"name": "Acme", "fax": "1"}))
+    cleared = _settle(state, "crm", {"name": "Acme", "fax": None})
+    assert cleared.accepted == ["fax"]
+    state = _remember(state, "crm", {"name": "Acme", "fax": None}, cleared)
+    assert state.data == {"name": "Acme", "fax": None}
+    assert FieldMemory(state).pair("fax") == ("crm", T.isoformat())
+    assert not _settle(state, "crm", {"name": "Acme", "fax": None}).has_news
+
+
+def test_a_sha256_remembered_before_the_compact_formats_is_still_understood():
+    """Migration 0008 keeps such a hash's first 128 bits (payload_hash's length)."""
     from crm2erp.jsonutil import payload_hash
     from crm2erp.store import CanonicalState
 
-    # the per-field dict with sha256 hashes: the ERP moved status on, the CRM
-    # still sends its old value, which is not news
-    old = CanonicalState("Account", "c1", {"status": "invoiced"}, {"status": {
-        "by": "erp", "at": T.isoformat(),
-        "seen": {"crm": payload_hash("confirmed"), "erp": payload_hash("invoiced")}}})
-    again = _settle(old, "crm", {"status": "confirmed"})
+    old = CanonicalState("Account", "c1", {"status": "invoiced"}, {
+        "v": 3, "by": "erp", "at": T.isoformat(),
+        "s": {"status": {"crm": payload_hash("confirmed")}}})
+    again = _settle(old, "crm", {"status": "confirmed"})   # the CRM has not caught up
     assert not again.has_news and not again.conflicts
     assert _settle(old, "crm", {"status": "cancelled"}).accepted == ["status"]
-    # the first format, [system, time]
-    first = CanonicalState("Account", "c1", {"status": "invoiced"},
-                           {"status": ["erp", T.isoformat()]})
-    assert field_memory(first) == {"status": ("erp", T.isoformat(), {})}
-    # written again, both come out compact and keep who changed the field
-    state = _remember(old, "crm", {"status": "invoiced"}, again)
-    assert state.field_times["v"] == 2
-    assert field_memory(state)["status"][:2] == ("erp", T.isoformat())
-    assert not _settle(state, "crm", {"status": "confirmed"}).has_news
 
 
 def test_a_new_record_remembers_what_was_sent_and_who_changed_which_field():
@@ -87,9 +125,9 @@ def test_a_new_record_remembers_what_was_sent_and_who_changed_which_field():
     settlement.accepted = ["name"]                 # the city was sent, but is no news
     state = _remember(None, "crm", {"id": "c1", **new}, settlement)
     assert state.data == new                       # identity is not content
-    assert state.field_times == {"v": 2, "w": [["crm", T.isoformat()]], "f": {
-        "name": [0, {"crm": settlement.seen["name"]}],
-        "city": [None, {"crm": settlement.seen["city"]}]}}
+    assert state.field_times == {"v": 3, "by": "crm", "at": T.isoformat(),
+                                 "f": {"city": None},
+                                 "s": {"city": {"crm": settlement.seen["city"]}}}
     nothing = _remember(None, "crm", new, Settlement(seen=settlement.seen))
-    assert nothing.field_times["w"] == []
-    assert [index for index, _ in nothing.field_times["f"].values()] == [None, None]
+    assert nothing.field_times == {"v": 3, "f": {"name": None, "city": None},
+                                   "s": {p: {"crm": h} for p, h in settlement.seen.items()}}

@@ -82,3 +82,50 @@ def test_delete_policy_deletes_or_blocks_what_the_erp_must_keep(
         rows = dict(conn.execute(sa.text("SELECT name, active FROM customers")).all())
     assert rows == {"Two": False, "Three": True}   # deleted; blocked (has invoices); kept
     db.dispose()
+
+
+def _state_rows(store) -> dict[str, list[tuple]]:
+    """Every row of the state tables a re-sync must not touch, with its updated_at
+    and run_id (the run log, watermarks and locks are the run's own)."""
+    import sqlalchemy as sa
+
+    from crm2erp.store.tables import metadata
+
+    kept = sorted(set(metadata.tables) - {"runs", "watermarks", "locks"})
+    with store.engine.connect() as conn:
+        return {name: sorted(tuple(row) for row in conn.execute(
+            sa.select(metadata.tables[name]))) for name in kept}
+
+
+def _resync_of_unchanged_data_writes_nothing(s, engine_for, account) -> None:
+    import sqlalchemy as sa
+
+    from crm2erp.store.tables import watermarks
+
+    s.add_accounts(*(account(n) for n in range(1, 13)))
+    engine = engine_for(s)
+    first = engine.run("accounts")
+    assert first.counts["created"] == 12
+    before, customers = _state_rows(engine.store), s.erp_rows()
+    assert len(before["xref"]) == 24 and len(before["canonical_records"]) == 12
+    for mode in ("incremental", "full_refresh"):
+        again = engine.run("accounts", mode=mode)
+        assert again.changed == 0 and again.counts["failed"] == 0, (mode, again.counts)
+        assert _state_rows(engine.store) == before, mode     # not one row rewritten
+        assert engine.store.get_run(again.run_id).status == "succeeded"
+    with engine.store.engine.connect() as conn:
+        marks = conn.execute(sa.select(watermarks.c.run_id)).scalars().all()
+    assert marks == [again.run_id]                           # the watermark: the run's
+    assert again.counts["read"] == again.counts["unchanged"] == 12
+    assert s.erp_rows() == customers
+
+
+def test_a_resync_of_unchanged_data_writes_only_the_run_and_the_watermark(
+        account, server_systems, engine_for):
+    """Incremental and --full-refresh, on PostgreSQL and MariaDB."""
+    _resync_of_unchanged_data_writes_nothing(server_systems, engine_for, account)
+
+
+def test_a_resync_of_unchanged_data_writes_only_the_run_and_the_watermark_sqlite(
+        account, systems, engine_for):
+    _resync_of_unchanged_data_writes_nothing(systems, engine_for, account)

@@ -176,3 +176,70 @@ def test_another_applications_alembic_version_is_left_alone(any_db_url):
         assert TABLES <= _tables(store.engine)
     finally:
         store.close()
+
+
+def test_hub_memory_of_the_earlier_formats_is_converted_to_the_compact_one(any_db_url):
+    """Migration 0008 rewrites canonical records stored in formats 0, 1 and 2 (more
+    than one batch of them) and shortens xref payload hashes; what the memory means
+    (who changed a field, what a system last sent) is the same afterwards."""
+    import datetime as dt
+    import hashlib
+    import json
+
+    from crm2erp.engine.memory import FieldMemory, settle
+    from crm2erp.jsonutil import dumps, payload_hash, short_hash
+    from crm2erp.store.tables import canonical_records, xref
+
+    at = "2026-01-01T00:00:00+00:00"
+
+    def sha256(value):
+        return hashlib.sha256(dumps(value).encode()).hexdigest()
+
+    data = {"status": "invoiced", "name": "Acme", "fax": None, "address": {"zip": None}}
+    v1 = {"status": {"by": "erp", "at": at, "seen": {"crm": sha256("confirmed"),
+                                                       "erp": sha256("invoiced")}},
+          "name": {"by": "crm", "at": at, "seen": {"crm": sha256("Acme")}}}
+    v2 = {"v": 2, "w": [["crm", at], ["erp", at]],
+          "f": {"name": [0, {"crm": short_hash("Acme")}],
+                "status": [1, {"crm": short_hash("confirmed"), "erp": short_hash("invoiced")}]}}
+    v0 = {"status": ["erp", at], "name": ["crm", at]}
+    formats = {"v0": v0, "v1": v1, "v2": v2}
+    store = StateStore.open(any_db_url)
+    try:
+        now = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+        migrate.downgrade(store.engine, "0007")
+        with store.engine.begin() as conn:
+            conn.execute(canonical_records.insert(), [
+                {"entity": "Account", "canonical_id": f"{name}-{n:04d}", "data": json.dumps(data),
+                 "field_times": json.dumps(times), "updated_at": now, "run_id": 1}
+                for name, times in formats.items() for n in range(400)])
+            conn.execute(xref.insert(), [
+                {"entity": "Account", "system": "crm", "external_id": "A1", "canonical_id": "c",
+                 "payload_hash": sha256({"a": 1}), "updated_at": now},
+                {"entity": "Account", "system": "erp", "external_id": "1", "canonical_id": "c",
+                 "payload_hash": "_crm2erp_deleted:soft", "updated_at": now}])
+        migrate.upgrade(store.engine, "head")
+        states = {name: store.canonical_states("Account", [f"{name}-{n:04d}" for n in (0, 399)])
+                  for name in formats}
+        assert {s.field_times["v"] for found in states.values() for s in found.values()} == {3}
+        for name, found in states.items():
+            assert len(found) == 2
+            state = found[f"{name}-0399"]
+            assert state.data == {"status": "invoiced", "name": "Acme"}   # unset nulls gone
+            memory = FieldMemory(state)
+            assert memory.pair("status") == ("erp", at) and memory.pair("name") == ("crm", at)
+            assert memory.pair("fax") == (None, None)
+            # the CRM still sending its old status is no news where it was remembered
+            again = settle(entity="Account", canonical_id=state.canonical_id, system="crm",
+                           mapped_paths=["status"], new={"status": "confirmed"}, state=state,
+                           ownership={}, rule="ownership", changed_at=now)
+            assert again.has_news is (name == "v0")
+        assert "s" not in states["v0"]["v0-0000"].field_times
+        assert states["v1"]["v1-0000"].field_times["s"] == {
+            "status": {"crm": payload_hash("confirmed")}}   # sha256's first 128 bits
+        entries = store.xref_entries("Account", "crm", ["A1"])
+        assert entries["A1"].payload_hash == payload_hash({"a": 1})
+        assert store.xref_entries("Account", "erp", ["1"])["1"].payload_hash == \
+            "_crm2erp_deleted:soft"
+    finally:
+        store.close()

@@ -1,0 +1,139 @@
+"""How the hub memory of a record is stored: its canonical data and ``field_times``.
+
+The engine (:mod:`crm2erp.engine.memory`) decides what a record's fields mean
+(news, echoes, conflicts); this module is the one reader and writer of their
+stored form, shared with the migration that converts older stores.
+
+``field_times`` (format 3)::
+
+    {"v": 3, "by": system, "at": iso,        # the record's usual (who, when)
+     "f": {path: [by, at] | null},           # fields with another pair, or none
+     "s": {path: {system: hash}}}            # sent values that are not the stored one
+
+Invariants: a leaf of the record's data not in ``f`` was last changed by
+``(by, at)``; a path in neither has no change on record. What a system last
+sent for a field is its ``s`` hash; the system that last changed the field
+has none when it last sent the stored value (the one-source record, the
+usual case, stores no hash at all). Hashes are
+:func:`~crm2erp.jsonutil.short_hash` (64 bits: a collision only makes an
+out-of-date value look like one the source sent already, odds 2^-64); values
+remembered before the compact formats may carry sha256 (64 hex digits).
+The data leaves out null fields nobody set: the canonical model's default
+comes back when the record is next merged and validated.
+"""
+
+from __future__ import annotations
+
+__all__ = ["flatten", "Pair", "FieldMemory", "compact_state"]
+
+from collections import Counter
+from typing import Any
+
+from crm2erp.jsonutil import short_hash
+from crm2erp.store.records import CanonicalState
+
+Pair = tuple[str | None, str | None]   # (system, ISO time) of a field's last change
+NOBODY: Pair = (None, None)
+VERSION = 3
+
+
+def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts -> dotted paths; lists and scalars are leaves."""
+    if not isinstance(data, dict):
+        return {prefix: data} if prefix else {}
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, path))
+        else:
+            flat[path] = value
+    return flat
+
+
+class FieldMemory:
+    """One record's per-field memory, read from its stored state."""
+
+    __slots__ = ("flat", "usual", "others", "sent")
+
+    def __init__(self, state: CanonicalState | None):
+        times = (state.field_times if state else None) or {}
+        self.flat: dict[str, Any] = flatten(state.data) if state else {}
+        self.usual: Pair = (times.get("by"), times.get("at"))
+        self.others: dict[str, list | None] = times.get("f", {})
+        self.sent: dict[str, dict[str, str]] = times.get("s", {})
+
+    def pair(self, path: str) -> Pair:
+        """(system, ISO time) of the field's last change, or (None, None)."""
+        if path in self.others:
+            raw = self.others[path]
+            return (raw[0], raw[1]) if raw else NOBODY
+        return self.usual if path in self.flat else NOBODY
+
+    def pairs(self) -> dict[str, Pair]:
+        """Path -> (system, time) for every field with a change on record."""
+        out = dict.fromkeys(self.flat, self.usual) if self.usual != NOBODY else {}
+        for path, raw in self.others.items():
+            if raw:
+                out[path] = (raw[0], raw[1])
+            else:
+                out.pop(path, None)
+        return out
+
+    def sent_by(self, path: str, system: str) -> str | None:
+        """The hash of the value ``system`` last sent for ``path``; None when it sent
+        nothing, or when it changed the field last and sent the stored value."""
+        return self.sent.get(path, {}).get(system)
+
+    def last_sent(self, path: str, system: str) -> str | None:
+        """:meth:`sent_by`, with the stored value's hash for the field's last changer."""
+        hashed = self.sent_by(path, system)
+        if hashed is None and system is not None and self.pair(path)[0] == system:
+            return short_hash(self.flat.get(path))
+        return hashed
+
+
+def _without_unset_nulls(data: dict[str, Any], pairs: dict[str, Pair],
+                         prefix: str = "") -> dict[str, Any]:
+    """``data`` without the null fields nobody set; a dict this empties goes too."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if value is None and path not in pairs:
+            continue
+        if isinstance(value, dict) and value:
+            value = _without_unset_nulls(value, pairs, path)
+            if not value:
+                continue
+        out[key] = value
+    return out
+
+
+def compact_state(entity: str, canonical_id: str, data: dict[str, Any],
+                  pairs: dict[str, Pair], sent: dict[str, dict[str, str]]) -> CanonicalState:
+    """The state to store for ``data`` (JSON form, without identity), its fields'
+    last changes (``pairs``) and what each system last sent (``sent``: path ->
+    system -> short hash; the last changer's hash of the stored value is left out).
+    Equal inputs give equal states, so a record whose memory did not change is
+    recognised and not written again."""
+    content = _without_unset_nulls(data, pairs)
+    flat = flatten(content)
+    kept_sent: dict[str, dict[str, str]] = {}
+    for path, systems in sent.items():
+        changer = pairs.get(path, NOBODY)[0]
+        if changer in systems and systems[changer] == short_hash(flat.get(path)):
+            systems = {name: hashed for name, hashed in systems.items() if name != changer}
+        if systems:
+            kept_sent[path] = systems
+    usual = Counter(pairs[p] for p in flat if p in pairs).most_common(1)
+    pair: Pair = usual[0][0] if usual else NOBODY
+    others: dict[str, list | None] = {p: None for p in flat if p not in pairs}
+    others.update({p: list(at) for p, at in pairs.items() if at != pair or p not in flat})
+    times: dict[str, Any] = {"v": VERSION}
+    if pair != NOBODY:
+        times["by"], times["at"] = pair
+    if others:
+        times["f"] = others
+    if kept_sent:
+        times["s"] = kept_sent
+    return CanonicalState(entity, canonical_id, content, times)
