@@ -91,9 +91,16 @@ def short_hash(value: Any) -> str:
     memory's per-field values, where one is stored per field and system."""
     if type(value) is str:   # most field values; many repeat (codes, types, countries)
         return _short_text_hash(value)
+    if value is None:
+        return _NULL_HASH
     return hashlib.blake2b(dumps(value).encode(), digest_size=8).hexdigest()
 
 
 @functools.lru_cache(maxsize=4096)
 def _short_text_hash(text: str) -> str:
-    return hashlib.blake2b(dumps(text).encode(), digest_size=8).hexdigest()
+    # json.encoder.encode_basestring: what dumps(text) gives a str (ensure_ascii off)
+    return hashlib.blake2b(json.encoder.encode_basestring(text).encode(),  # type: ignore[attr-defined]
+                           digest_size=8).hexdigest()
+
+
+_NULL_HASH = hashlib.blake2b(b"null", digest_size=8).hexdigest()

@@ -98,6 +98,7 @@ class Settlement:
     reverts: dict[str, Any] = field(default_factory=dict)  # path -> value that stays
     conflicts: list[ConflictRecord] = field(default_factory=list)
     seen: dict[str, str] = field(default_factory=dict)     # path -> hash this source sent
+    sent_values: dict[str, Any] = field(default_factory=dict)  # path -> what it hashes
     memory: FieldMemory | None = field(default=None, repr=False)  # the state's, read once
     memory_of: CanonicalState | None = field(default=None, repr=False)
 
@@ -147,7 +148,9 @@ def settle(*, entity: str, canonical_id: str, system: str, mapped_paths: list[st
     result = Settlement()
     paths = [p for p in mapped_paths if p.partition(".")[0] not in IGNORED]
     new_flat = flatten(new)
-    result.seen = {p: short_hash(new_flat.get(p)) for p in paths}
+    for path in paths:
+        value = result.sent_values[path] = new_flat.get(path)
+        result.seen[path] = short_hash(value)
     if state is None:
         result.accepted = paths
         return result
@@ -207,7 +210,8 @@ def next_state(*, entity: str, canonical_id: str, system: str, data: dict[str, A
                 sent.setdefault(path, {})[by] = short_hash(memory.flat.get(path))
     for path, hashed in settlement.seen.items():
         sent.setdefault(path, {})[system] = hashed
-    return compact_state(entity, canonical_id, content, pairs, sent)
+    return compact_state(entity, canonical_id, content, pairs, sent,
+                         (system, settlement.sent_values))
 
 
 def learned(state: CanonicalState | None, settlement: Settlement, system: str) -> bool:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 __all__ = ["flatten", "Pair", "FieldMemory", "compact_state"]
 
-from collections import Counter
 from typing import Any
 
 from crm2erp.jsonutil import short_hash
@@ -93,40 +92,62 @@ class FieldMemory:
         return hashed
 
 
-def _without_unset_nulls(data: dict[str, Any], pairs: dict[str, Pair],
-                         prefix: str = "") -> dict[str, Any]:
-    """``data`` without the null fields nobody set; a dict this empties goes too."""
+def _stored_content(data: dict[str, Any], pairs: dict[str, Pair], prefix: str,
+                    flat: dict[str, Any]) -> dict[str, Any]:
+    """``data`` without the null fields nobody set (a dict this empties goes too);
+    its leaves go into ``flat`` as :func:`flatten` would list them, in one walk."""
     out: dict[str, Any] = {}
     for key, value in data.items():
         path = f"{prefix}.{key}" if prefix else str(key)
         if value is None and path not in pairs:
             continue
         if isinstance(value, dict) and value:
-            value = _without_unset_nulls(value, pairs, path)
+            value = _stored_content(value, pairs, path, flat)
             if not value:
                 continue
+        else:
+            flat[path] = value
         out[key] = value
     return out
 
 
+def _usual_pair(flat: dict[str, Any], pairs: dict[str, Pair]) -> Pair:
+    """The pair most of the stored fields share; on a tie, the first field's."""
+    counts: dict[Pair, int] = {}
+    for path in flat:
+        pair = pairs.get(path)
+        if pair is not None:
+            counts[pair] = counts.get(pair, 0) + 1
+    return max(counts, key=counts.__getitem__) if counts else NOBODY
+
+
 def compact_state(entity: str, canonical_id: str, data: dict[str, Any],
-                  pairs: dict[str, Pair], sent: dict[str, dict[str, str]]) -> CanonicalState:
+                  pairs: dict[str, Pair], sent: dict[str, dict[str, str]],
+                  sent_now: tuple[str, dict[str, Any]] | None = None) -> CanonicalState:
     """The state to store for ``data`` (JSON form, without identity), its fields'
     last changes (``pairs``) and what each system last sent (``sent``: path ->
     system -> short hash; the last changer's hash of the stored value is left out).
     Equal inputs give equal states, so a record whose memory did not change is
-    recognised and not written again."""
-    content = _without_unset_nulls(data, pairs)
-    flat = flatten(content)
+    recognised and not written again.
+
+    ``sent_now`` (system, path -> value), when given, names the values whose hashes
+    are that system's in ``sent``: a stored value that is that very object is not
+    hashed again to be recognised."""
+    flat: dict[str, Any] = {}
+    content = _stored_content(data, pairs, "", flat)
+    now_by, now_values = sent_now or (None, {})
     kept_sent: dict[str, dict[str, str]] = {}
     for path, systems in sent.items():
         changer = pairs.get(path, NOBODY)[0]
-        if changer in systems and systems[changer] == short_hash(flat.get(path)):
-            systems = {name: hashed for name, hashed in systems.items() if name != changer}
+        if changer in systems:
+            value = flat.get(path)
+            if (changer == now_by and path in now_values and now_values[path] is value) \
+                    or systems[changer] == short_hash(value):
+                systems = {name: digest for name, digest in systems.items()
+                           if name != changer} if len(systems) > 1 else {}
         if systems:
             kept_sent[path] = systems
-    usual = Counter(pairs[p] for p in flat if p in pairs).most_common(1)
-    pair: Pair = usual[0][0] if usual else NOBODY
+    pair = _usual_pair(flat, pairs)
     others: dict[str, list | None] = {p: None for p in flat if p not in pairs}
     others.update({p: list(at) for p, at in pairs.items() if at != pair or p not in flat})
     times: dict[str, Any] = {"v": VERSION}
