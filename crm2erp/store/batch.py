@@ -80,7 +80,7 @@ class _PreparedUpsert:
                            for col in self.names]
         # only a timestamp's processing is shared between equal values: of other types,
         # equal values may still be written differently (1 and True, Decimal 1.0 and 1.00)
-        self.per_value = [isinstance(table.c[col].type, sa.DateTime) for col in self.names]
+        self.per_value = [_is_timestamp(table.c[col].type) for col in self.names]
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> list[Any]:
         """The rows' values in the statement's order, column by column: a bind processor
@@ -93,6 +93,11 @@ class _PreparedUpsert:
         if self.positional:
             return list(zip(*columns, strict=True))
         return [dict(zip(self.names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _is_timestamp(column_type: sa.types.TypeEngine) -> bool:
+    """A DateTime column, also behind a TypeDecorator (the store's UTCDateTime)."""
+    return isinstance(getattr(column_type, "impl", column_type), sa.DateTime)
 
 
 def _process_distinct(process: Any, values: list[Any]) -> list[Any]:
