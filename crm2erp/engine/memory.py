@@ -97,10 +97,18 @@ class Settlement:
     accepted: list[str] = field(default_factory=list)     # fields with news that stand
     reverts: dict[str, Any] = field(default_factory=dict)  # path -> value that stays
     conflicts: list[ConflictRecord] = field(default_factory=list)
-    seen: dict[str, str] = field(default_factory=dict)     # path -> hash this source sent
-    sent_values: dict[str, Any] = field(default_factory=dict)  # path -> what it hashes
+    sent_values: dict[str, Any] = field(default_factory=dict)  # path -> what this source sent
     memory: FieldMemory | None = field(default=None, repr=False)  # the state's, read once
     memory_of: CanonicalState | None = field(default=None, repr=False)
+    hashes: dict[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def seen(self) -> dict[str, str]:
+        """Path -> short hash of what this source sent, hashed on first use (a new
+        record's memory needs no hash of a value it stores as sent)."""
+        if self.hashes is None:
+            self.hashes = {path: short_hash(value) for path, value in self.sent_values.items()}
+        return self.hashes
 
     def memory_for(self, state: CanonicalState | None) -> FieldMemory:
         """``FieldMemory(state)``, read once per settlement."""
@@ -148,9 +156,7 @@ def settle(*, entity: str, canonical_id: str, system: str, mapped_paths: list[st
     result = Settlement()
     paths = [p for p in mapped_paths if p.partition(".")[0] not in IGNORED]
     new_flat = flatten(new)
-    for path in paths:
-        value = result.sent_values[path] = new_flat.get(path)
-        result.seen[path] = short_hash(value)
+    result.sent_values = {path: new_flat.get(path) for path in paths}
     if state is None:
         result.accepted = paths
         return result
@@ -208,8 +214,6 @@ def next_state(*, entity: str, canonical_id: str, system: str, data: dict[str, A
             if by is not None and memory.sent_by(path, by) is None \
                     and now.get(path) != memory.flat.get(path):
                 sent.setdefault(path, {})[by] = short_hash(memory.flat.get(path))
-    for path, hashed in settlement.seen.items():
-        sent.setdefault(path, {})[system] = hashed
     return compact_state(entity, canonical_id, content, pairs, sent,
                          (system, settlement.sent_values))
 

@@ -111,6 +111,10 @@ def _stored_content(data: dict[str, Any], pairs: dict[str, Pair], prefix: str,
     return out
 
 
+def _without(systems: dict[str, str], name: str | None) -> dict[str, str]:
+    return {other: digest for other, digest in systems.items() if other != name}
+
+
 def _usual_pair(flat: dict[str, Any], pairs: dict[str, Pair]) -> Pair:
     """The pair most of the stored fields share; on a tie, the first field's."""
     counts: dict[Pair, int] = {}
@@ -130,21 +134,24 @@ def compact_state(entity: str, canonical_id: str, data: dict[str, Any],
     Equal inputs give equal states, so a record whose memory did not change is
     recognised and not written again.
 
-    ``sent_now`` (system, path -> value), when given, names the values whose hashes
-    are that system's in ``sent``: a stored value that is that very object is not
-    hashed again to be recognised."""
+    ``sent_now`` (system, path -> value), when given, is what that system sent
+    now: its hash replaces the system's in ``sent``, hashed only where it is kept
+    (not for the value the system changed last and is stored, that very object)."""
     flat: dict[str, Any] = {}
     content = _stored_content(data, pairs, "", flat)
-    now_by, now_values = sent_now or (None, {})
+    now_by, now_values = sent_now or ("", {})
     kept_sent: dict[str, dict[str, str]] = {}
-    for path, systems in sent.items():
+    for path in (*sent, *(p for p in now_values if p not in sent)):
+        systems = sent.get(path, {})
         changer = pairs.get(path, NOBODY)[0]
-        if changer in systems:
-            value = flat.get(path)
-            if (changer == now_by and path in now_values and now_values[path] is value) \
-                    or systems[changer] == short_hash(value):
-                systems = {name: digest for name, digest in systems.items()
-                           if name != changer} if len(systems) > 1 else {}
+        value = flat.get(path)
+        if path in now_values:
+            if changer == now_by and now_values[path] is value:
+                systems = _without(systems, changer)
+            else:
+                systems = {**systems, now_by: short_hash(now_values[path])}
+        if changer in systems and systems[changer] == short_hash(value):
+            systems = _without(systems, changer)
         if systems:
             kept_sent[path] = systems
     pair = _usual_pair(flat, pairs)

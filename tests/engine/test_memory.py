@@ -128,6 +128,6 @@ def test_a_new_record_remembers_what_was_sent_and_who_changed_which_field():
     assert state.field_times == {"v": 3, "by": "crm", "at": T.isoformat(),
                                  "f": {"city": None},
                                  "s": {"city": {"crm": settlement.seen["city"]}}}
-    nothing = _remember(None, "crm", new, Settlement(seen=settlement.seen))
+    nothing = _remember(None, "crm", new, Settlement(sent_values=settlement.sent_values))
     assert nothing.field_times == {"v": 3, "f": {"name": None, "city": None},
                                    "s": {p: {"crm": h} for p, h in settlement.seen.items()}}
