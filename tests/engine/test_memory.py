@@ -131,3 +131,28 @@ def test_a_new_record_remembers_what_was_sent_and_who_changed_which_field():
     nothing = _remember(None, "crm", new, Settlement(sent_values=settlement.sent_values))
     assert nothing.field_times == {"v": 3, "f": {"name": None, "city": None},
                                    "s": {p: {"crm": h} for p, h in settlement.seen.items()}}
+
+
+def test_values_sent_now_give_the_state_their_hashes_give():
+    """compact_state hashes what a system sent now only where it is kept: the result
+    equals the one from the hashes given up front (same object, equal copy, a value
+    the hub did not keep, a field another system changed last, a null)."""
+    from crm2erp.jsonutil import short_hash
+    from crm2erp.store.fieldmemory import compact_state
+
+    data = {"name": "Acme", "city": "Oslo", "status": "paid", "fax": None,
+            "address": {"street": "Main 1", "zip": "0150"}}
+    sent_now = {"name": data["name"], "city": "Oslo".lower().title(),   # an equal copy
+                "status": "open", "fax": None, "address.street": "Main 1"}
+    pairs = {"name": ("crm", "t1"), "city": ("crm", "t1"), "status": ("erp", "t2"),
+             "fax": ("crm", "t1"), "address.street": ("erp", "t2")}
+    before = {"status": {"crm": short_hash("draft"), "erp": short_hash("paid")},
+              "address.zip": {"crm": short_hash("0151")}}
+    hashed = {path: {**before.get(path, {}), "crm": short_hash(value)}
+              for path, value in sent_now.items()}
+    expected = compact_state("Account", "c1", data, pairs, {**before, **hashed})
+    got = compact_state("Account", "c1", data, pairs, before, ("crm", sent_now))
+    assert got == expected
+    assert got.field_times["s"] == {"status": {"crm": short_hash("open")},
+                                    "address.street": {"crm": short_hash("Main 1")},
+                                    "address.zip": {"crm": short_hash("0151")}}
