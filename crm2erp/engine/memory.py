@@ -29,8 +29,8 @@ from crm2erp.store.fieldmemory import NOBODY, FieldMemory, compact_state, flatte
 IGNORED = {"id", "updated_at"}   # identity and change time are not record content
 
 
-def _copy_dicts(value: Any) -> Any:
-    return {k: _copy_dicts(v) for k, v in value.items()} if isinstance(value, dict) else value
+def _copy_dicts(value: dict) -> dict:
+    return {k: _copy_dicts(v) if isinstance(v, dict) else v for k, v in value.items()}
 
 
 def deep_merge(base: dict, update: dict) -> dict:
@@ -44,7 +44,7 @@ def deep_merge(base: dict, update: dict) -> dict:
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
             merged[key] = deep_merge(merged[key], value)
         else:
-            merged[key] = _copy_dicts(value)
+            merged[key] = _copy_dicts(value) if isinstance(value, dict) else value
     return merged
 
 
