@@ -18,7 +18,7 @@ from operator import itemgetter
 from typing import IO, Any
 
 RUN_SIZE = 50_000   # rows sorted in memory before a run goes to disk
-_BLOCK = 1000       # items per pickle in a run on disk (what a merge holds per run)
+_BLOCK = 1000       # at most so many items per pickle in a run on disk
 _ORDER = itemgetter(0, 1)
 
 
@@ -37,12 +37,14 @@ class SortedSpill:
             self._spill()
 
     def _spill(self) -> None:
-        """The sorted run to disk, pickled ``_BLOCK`` items at a time (one pickle per item
-        costs more than the sort)."""
+        """The sorted run to disk, pickled in blocks (one pickle per item costs more than
+        the sort) of at most ``_BLOCK`` items and 1/50 of a run, so that a merge, which
+        holds one block per run, holds far less than a run."""
         self._items.sort(key=_ORDER)
         run = tempfile.TemporaryFile(prefix="crm2erp-sort-")
-        for start in range(0, len(self._items), _BLOCK):
-            pickle.dump(self._items[start:start + _BLOCK], run,
+        block = max(1, min(_BLOCK, self.run_size // 50))
+        for start in range(0, len(self._items), block):
+            pickle.dump(self._items[start:start + block], run,
                         protocol=pickle.HIGHEST_PROTOCOL)
         run.seek(0)
         self._runs.append(run)
