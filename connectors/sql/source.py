@@ -71,7 +71,7 @@ class SqlSourceMixin(SqlBase):
         tz = self.tz
         rows = []
         for values in fetched:
-            row = dict(zip(names, values))
+            row = dict(zip(names, values, strict=False))   # a page's cursor column last
             for name, is_datetime in convert:
                 value = row[name]
                 kind = type(value)
