@@ -248,13 +248,14 @@ class SqlSourceMixin(SqlBase):
 
     def _fetch_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> dict[str, Row]:
         """Key string -> full row (children embedded) of the typed ``keys`` that exist,
-        500 keys a query, with one statement built once per stream."""
+        500 keys a query, with one statement built once per table and key."""
         statements = self.__dict__.setdefault("_by_key_statements", {})
-        stmt = statements.get(spec.name)
+        shape = (spec.table, tuple(spec.key))
+        stmt = statements.get(shape)
         if stmt is None:
             columns = spec.key_columns()
             keyed = columns[0] if len(columns) == 1 else sa.tuple_(*columns)
-            stmt = statements[spec.name] = sa.select(*self.select_columns(spec.table)).where(
+            stmt = statements[shape] = sa.select(*self.select_columns(spec.table)).where(
                 keyed.in_(sa.bindparam("keys", expanding=True)))
         single = len(spec.key) == 1
         found: dict[str, Row] = {}
