@@ -3,7 +3,7 @@
 A file source sorts the rows of a read by (cursor, key). Up to ``run_size``
 rows are sorted in memory; beyond that each full run is pickled to a
 temporary file and the runs are merged with :func:`heapq.merge`, so a read
-holds one run plus one row per run, whatever the file's size.
+holds one run plus one block of rows per run, whatever the file's size.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from operator import itemgetter
 from typing import IO, Any
 
 RUN_SIZE = 50_000   # rows sorted in memory before a run goes to disk
+_BLOCK = 1000       # at most so many items per pickle in a run on disk
 _ORDER = itemgetter(0, 1)
 
 
@@ -36,10 +37,15 @@ class SortedSpill:
             self._spill()
 
     def _spill(self) -> None:
+        """The sorted run to disk, pickled in blocks (one pickle per item costs more than
+        the sort) of at most ``_BLOCK`` items and 1/50 of a run, so that a merge, which
+        holds one block per run, holds far less than a run."""
         self._items.sort(key=_ORDER)
         run = tempfile.TemporaryFile(prefix="crm2erp-sort-")
-        for item in self._items:
-            pickle.dump(item, run, protocol=pickle.HIGHEST_PROTOCOL)
+        block = max(1, min(_BLOCK, self.run_size // 50))
+        for start in range(0, len(self._items), block):
+            pickle.dump(self._items[start:start + block], run,
+                        protocol=pickle.HIGHEST_PROTOCOL)
         run.seek(0)
         self._runs.append(run)
         self._items = []
@@ -48,7 +54,7 @@ class SortedSpill:
     def _replay(run: IO[bytes]) -> Iterator[tuple[Any, Any, Any]]:
         try:
             while True:
-                yield pickle.load(run)
+                yield from pickle.load(run)
         except EOFError:
             run.close()
 

@@ -13,7 +13,7 @@ __all__ = ["SqlSourceMixin"]
 
 import datetime as dt
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -57,28 +57,47 @@ class SqlSourceMixin(SqlBase):
                 if column_kind(c.type) == "datetime" else c for c in table.c]
 
     def to_row(self, table: sa.Table, mapping: Mapping[str, Any]) -> Row:
-        """A fetched row as the engine's row: text in a timestamp column parsed (kept as
-        text when it does not parse), naive timestamps made aware (:func:`from_db`)."""
-        cache = self.__dict__.setdefault("_column_kinds", {})
-        columns = cache.get(table)
-        if columns is None:   # worked out once per table, not per value
-            columns = cache[table] = [(c.name, column_kind(c.type) == "datetime")
-                                      for c in table.c]
+        """One fetched row by column name as the engine's row (see :meth:`rows_of`)."""
+        names, _ = self._row_shape(table)
+        return self.rows_of(table, [[mapping[name] for name in names]])[0]
+
+    def rows_of(self, table: sa.Table, fetched: Iterable[Sequence[Any]]) -> list[Row]:
+        """Fetched tuples (``select_columns(table)`` first, in order) as the engine's rows:
+        text in a timestamp column parsed (kept as text when it does not parse), naive
+        timestamps made aware (:func:`from_db`). Only the columns whose type may hold a
+        timestamp are looked at; the others' values are taken as the driver gives them
+        (:func:`from_db` would leave them as they are)."""
+        names, convert = self._row_shape(table)
         tz = self.tz
-        row = {}
-        for name, is_datetime in columns:
-            value = mapping[name]
-            kind = type(value)
-            if kind is str:
-                if is_datetime:
-                    try:
-                        value = parse_datetime(value, tz)   # aware: from_db has nothing to do
-                    except ValueError:
-                        pass
-            elif kind not in _AS_READ:
-                value = from_db(value, tz)
-            row[name] = value
-        return row
+        rows = []
+        for values in fetched:
+            row = dict(zip(names, values, strict=False))   # a page's cursor column last
+            for name, is_datetime in convert:
+                value = row[name]
+                kind = type(value)
+                if kind is str:
+                    if is_datetime:
+                        try:
+                            row[name] = parse_datetime(value, tz)   # aware already
+                        except ValueError:
+                            pass
+                elif kind not in _AS_READ:
+                    row[name] = from_db(value, tz)
+            rows.append(row)
+        return rows
+
+    def _row_shape(self, table: sa.Table) -> tuple[tuple[str, ...], tuple[tuple[str, bool], ...]]:
+        """The table's column names, and ``(name, is_datetime)`` of the columns that may
+        need converting: worked out once per table, not per value."""
+        cache = self.__dict__.setdefault("_row_shapes", {})
+        shape = cache.get(table)
+        if shape is None:
+            kinds = [(c.name, column_kind(c.type)) for c in table.c]
+            shape = cache[table] = (
+                tuple(name for name, _ in kinds),
+                tuple((name, kind == "datetime") for name, kind in kinds
+                      if kind in ("datetime", "other")))
+        return shape
 
     def key_values(self, spec: StreamSpec, key: str) -> tuple:
         """A key string turned into typed values of the key columns (ValueError if not)."""
@@ -104,8 +123,7 @@ class SqlSourceMixin(SqlBase):
             found: dict[str, list[Row]] = {}
             stmt = (sa.select(*self.select_columns(table)).where(fk.in_(parents))
                     .order_by(fk, *[table.c[k] for k in child.key]))
-            for mapping in conn.execute(stmt).mappings():
-                child_row = self.to_row(table, mapping)
+            for child_row in self.rows_of(table, conn.execute(stmt).all()):
                 found.setdefault(str(child_row[child.foreign_key]), []).append(child_row)
             for row in rows:
                 row[child.name] = found.get(str(row[spec.key[0]]), [])
@@ -224,16 +242,32 @@ class SqlSourceMixin(SqlBase):
 
     def _rows_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> list[Row]:
         """Full rows (children embedded) of ``keys``, in that order; vanished keys left out."""
+        found = self._fetch_by_key(spec, keys)
+        wanted = [key_string(list(key)) for key in keys]
+        return [found[k] for k in wanted if k in found]
+
+    def _fetch_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> dict[str, Row]:
+        """Key string -> full row (children embedded) of the typed ``keys`` that exist,
+        500 keys a query, with one statement built once per table and key."""
+        statements = self.__dict__.setdefault("_by_key_statements", {})
+        shape = (spec.table, tuple(spec.key))
+        stmt = statements.get(shape)
+        if stmt is None:
+            columns = spec.key_columns()
+            keyed = columns[0] if len(columns) == 1 else sa.tuple_(*columns)
+            stmt = statements[shape] = sa.select(*self.select_columns(spec.table)).where(
+                keyed.in_(sa.bindparam("keys", expanding=True)))
+        single = len(spec.key) == 1
         found: dict[str, Row] = {}
         with self.engine.connect() as conn:
             for start in range(0, len(keys), 500):
-                stmt = sa.select(*self.select_columns(spec.table)).where(
-                    self.key_filter(spec, list(keys[start:start + 500])))
-                rows = [self.to_row(spec.table, m) for m in conn.execute(stmt).mappings()]
+                chunk = keys[start:start + 500]
+                fetched = conn.execute(stmt, {"keys": [k[0] for k in chunk] if single
+                                              else list(chunk)}).all()
+                rows = self.rows_of(spec.table, fetched)
                 self.load_children(conn, spec, rows)
                 found.update((key_string([r[k] for k in spec.key]), r) for r in rows)
-        wanted = [key_string(list(key)) for key in keys]
-        return [found[k] for k in wanted if k in found]
+        return found
 
     def _rejected(self, spec: StreamSpec, bad: list[tuple[tuple, str]]) -> list[Rejected]:
         if not bad:
@@ -253,6 +287,7 @@ class SqlSourceMixin(SqlBase):
         expr = spec.cursor_expr() if timeline else None
         last_cursor: Any = None
         last_key: tuple | None = None
+        names, _ = self._row_shape(spec.table)
         while True:
             columns = self.select_columns(spec.table)
             if expr is not None:
@@ -272,14 +307,14 @@ class SqlSourceMixin(SqlBase):
                     stmt = stmt.where(_key_after(keys, last_key))
                 stmt = stmt.order_by(*keys)
             with self.engine.connect() as conn:
-                fetched = conn.execute(stmt.limit(batch_size)).mappings().all()
+                fetched = conn.execute(stmt.limit(batch_size)).all()
                 if not fetched:
                     return
-                rows = [self.to_row(spec.table, m) for m in fetched]
+                rows = self.rows_of(spec.table, fetched)
                 self.load_children(conn, spec, rows)
-            last = fetched[-1]
-            last_key = tuple(last[k] for k in spec.key)
-            last_cursor = last[_CURSOR] if expr is not None else None
+            last = fetched[-1]   # as the database holds it: keyset bounds compare raw values
+            last_key = tuple(last[names.index(k)] for k in spec.key)
+            last_cursor = fetched[-1][-1] if expr is not None else None
             yield self._batch(spec, rows,
                               self._timeline_cursor(spec, rows[-1]) if timeline else None)
             if len(fetched) < batch_size:
@@ -313,15 +348,5 @@ class SqlSourceMixin(SqlBase):
                 typed.append(self.key_values(spec, key))
             except ValueError:
                 continue
-        found: dict[str, Row] = {}
-        with self.engine.connect() as conn:
-            for start in range(0, len(typed), 500):
-                chunk = typed[start:start + 500]
-                stmt = sa.select(*self.select_columns(spec.table)).where(
-                    self.key_filter(spec, chunk))
-                rows = [self.to_row(spec.table, m) for m in conn.execute(stmt).mappings()]
-                self.load_children(conn, spec, rows)
-                for row in rows:
-                    if spec.soft_delete is None or row[spec.soft_delete] in _FALSY:
-                        found[key_string([row[k] for k in spec.key])] = row
-        return found
+        return {key: row for key, row in self._fetch_by_key(spec, typed).items()
+                if spec.soft_delete is None or row[spec.soft_delete] in _FALSY}
