@@ -15,8 +15,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -65,7 +68,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker("slow")
         if "tryton" in parts:   # one worker builds the Tryton database and serves it
             item.add_marker(pytest.mark.xdist_group("tryton"))
-        group = item.get_closest_marker("xdist_group")   # "tryton", "wheel"
+        group = item.get_closest_marker("xdist_group")   # "tryton"
         if group is not None:
             _keep_in_group(config, item, group.args[0] if group.args else group.kwargs["name"])
     items[:] = _longest_first(items)
@@ -233,6 +236,26 @@ def demo_copies(tmp_path_factory):
     from tests.demo_copies import DemoCopies
 
     return DemoCopies(tmp_path_factory.mktemp("demo-builds"))
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    """The wheel of this checkout, built once a test run for every xdist worker:
+    ``python -m build`` writes into the checkout's build/ folder, so the first
+    worker that asks builds it under a lock and the others wait for that one."""
+    from crm2erp.testing.once import build_once, run_folder
+
+    folder = build_once(run_folder(tmp_path_factory) / "wheel", "this run", _build_wheel)
+    (wheel,) = folder.glob("crm2erp-*.whl")
+    return wheel
+
+
+def _build_wheel(outdir: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",
+                           "--outdir", str(outdir), str(Path(__file__).resolve().parents[1])],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"the wheel did not build:\n{done.stdout[-3000:]}\n" \
+        f"{done.stderr[-3000:]}"
 
 
 def _pg_store(request):
