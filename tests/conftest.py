@@ -24,6 +24,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: otherwise every
+# process of the run (each xdist worker, each CLI, Airflow and trytond process the
+# tests start) compiles the project's modules again and pytest rewrites every test
+# module's asserts again. The .pyc files go where Python puts them by default,
+# the __pycache__ folders, which git ignores. Set here, before pytest-xdist starts
+# its workers, so they and every child process inherit it.
+if sys.dont_write_bytecode:
+    sys.dont_write_bytecode = False
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 PG_ADMIN_URL = os.environ.get(
     "CRM2ERP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MYSQL_ADMIN_URL = os.environ.get(
