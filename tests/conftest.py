@@ -15,11 +15,24 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: otherwise every
+# process of the run (each xdist worker, each CLI, Airflow and trytond process the
+# tests start) compiles the project's modules again and pytest rewrites every test
+# module's asserts again. The .pyc files go where Python puts them by default,
+# the __pycache__ folders, which git ignores. Set here, before pytest-xdist starts
+# its workers, so they and every child process inherit it.
+if sys.dont_write_bytecode:
+    sys.dont_write_bytecode = False
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 PG_ADMIN_URL = os.environ.get(
     "CRM2ERP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -65,7 +78,7 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker("slow")
         if "tryton" in parts:   # one worker builds the Tryton database and serves it
             item.add_marker(pytest.mark.xdist_group("tryton"))
-        group = item.get_closest_marker("xdist_group")   # "tryton", "wheel"
+        group = item.get_closest_marker("xdist_group")   # "tryton"
         if group is not None:
             _keep_in_group(config, item, group.args[0] if group.args else group.kwargs["name"])
     items[:] = _longest_first(items)
@@ -233,6 +246,26 @@ def demo_copies(tmp_path_factory):
     from tests.demo_copies import DemoCopies
 
     return DemoCopies(tmp_path_factory.mktemp("demo-builds"))
+
+
+@pytest.fixture(scope="session")
+def built_wheel(tmp_path_factory) -> Path:
+    """The wheel of this checkout, built once a test run for every xdist worker:
+    ``python -m build`` writes into the checkout's build/ folder, so the first
+    worker that asks builds it under a lock and the others wait for that one."""
+    from crm2erp.testing.once import build_once, run_folder
+
+    folder = build_once(run_folder(tmp_path_factory) / "wheel", "this run", _build_wheel)
+    (wheel,) = folder.glob("crm2erp-*.whl")
+    return wheel
+
+
+def _build_wheel(outdir: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",
+                           "--outdir", str(outdir), str(Path(__file__).resolve().parents[1])],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"the wheel did not build:\n{done.stdout[-3000:]}\n" \
+        f"{done.stderr[-3000:]}"
 
 
 def _pg_store(request):

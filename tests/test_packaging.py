@@ -28,21 +28,9 @@ def _expected_packages() -> set[str]:
     return expected
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """The wheel, built once for this file's tests (the build writes into the
-    checkout's build/ folder, so these tests share one xdist worker)."""
-    outdir = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation",
-                    "--outdir", str(outdir), str(ROOT)],
-                   check=True, capture_output=True)
-    return next(outdir.glob("crm2erp-*.whl"))
-
-
 @pytest.mark.slow
-@pytest.mark.xdist_group("wheel")
-def test_wheel_contains_every_package(wheel):
-    names = zipfile.ZipFile(wheel).namelist()
+def test_wheel_contains_every_package(built_wheel):
+    names = zipfile.ZipFile(built_wheel).namelist()
     packages = {"/".join(n.split("/")[:-1]).replace("/", ".")
                 for n in names if n.endswith("__init__.py")}
     missing = _expected_packages() - packages
@@ -187,11 +175,10 @@ def test_one_version_source_license_and_classifiers():
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("wheel")
-def test_the_built_wheel_carries_version_license_and_pins(wheel):
-    assert wheel.name.startswith(f"crm2erp-{crm2erp.__version__}-")
-    names = zipfile.ZipFile(wheel).namelist()
-    meta = zipfile.ZipFile(wheel).read(
+def test_the_built_wheel_carries_version_license_and_pins(built_wheel):
+    assert built_wheel.name.startswith(f"crm2erp-{crm2erp.__version__}-")
+    names = zipfile.ZipFile(built_wheel).namelist()
+    meta = zipfile.ZipFile(built_wheel).read(
         next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
     assert any(n.endswith("LICENSE") for n in names)
     assert "Requires-Dist: apache-airflow<4,>=3.3; extra == \"airflow\"" in meta

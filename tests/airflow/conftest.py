@@ -160,11 +160,17 @@ def migrate_once(shared: Path | None = None) -> Path:
         if shared is None:
             run_airflow("db", "migrate")
         else:
-            template = build_once(shared / "airflow-metadata", version("apache-airflow"),
-                                  _migrate_template)
-            shutil.copy2(template / "airflow.db", _HOME / "airflow.db")
+            shutil.copy2(_metadata_template(shared), _HOME / "airflow.db")
         _MIGRATED.append(_HOME)
     return _HOME
+
+
+def _metadata_template(shared: Path) -> Path:
+    """The run's migrated, still empty SQLite metadata database (one worker migrates
+    it in ``shared``, the others wait for it)."""
+    folder = build_once(shared / "airflow-metadata", version("apache-airflow"),
+                        _migrate_template)
+    return folder / "airflow.db"
 
 
 def _migrate_template(folder: Path) -> None:
@@ -223,6 +229,15 @@ class AirflowCli:
         """Start the CLI without waiting (for concurrent workers)."""
         return subprocess.Popen([AIRFLOW, *args], env={**os.environ, **AIRFLOW_ENV, **(env or {})},
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture
+def airflow_own_db(tmp_path_factory, tmp_path) -> str:
+    """The SQLAlchemy URL of a metadata database of the test's own, already migrated:
+    a copy of the run's empty template (``airflow db migrate`` costs seconds)."""
+    own = tmp_path / "airflow.db"
+    shutil.copy2(_metadata_template(run_folder(tmp_path_factory)), own)
+    return f"sqlite:///{own}"
 
 
 @pytest.fixture

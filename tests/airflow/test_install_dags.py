@@ -18,7 +18,7 @@ def crm2erp(*args):
                           text=True, env={**os.environ, "COLUMNS": "200"})
 
 
-def test_install_dags_then_airflow_lists_the_demo_dags(airflow, tmp_path):
+def test_install_dags_then_airflow_lists_the_demo_dags(airflow, airflow_own_db, tmp_path):
     target = tmp_path / "airflow" / "dags"
     done = crm2erp("airflow", "install-dags", str(target))
     assert done.returncode == 0, done.stderr
@@ -30,8 +30,7 @@ def test_install_dags_then_airflow_lists_the_demo_dags(airflow, tmp_path):
     # a metadata database of its own: the session's one already knows the demo DAGs
     # from the repository's dags/ folder (same DAG ids, another file location)
     env = {"AIRFLOW__CORE__DAGS_FOLDER": str(target), "CRM2ERP_PROJECT": str(pack_dir("demo")),
-           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{tmp_path / 'airflow.db'}"}
-    airflow.run("db", "migrate", env=env)
+           "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": airflow_own_db}
     listed = airflow.json(airflow.run("dags", "list", "--local", "-o", "json", env=env))
     dag_ids = {row["dag_id"] for row in listed}
     assert {"demo_accounts", "demo_contacts", "demo_orders", "demo_invoices"} <= dag_ids
