@@ -1,4 +1,6 @@
-"""The ``crm2erp`` command as a user runs it: a real process, real files."""
+"""The ``crm2erp`` command as a user runs it: real files, the command run in this
+process (:mod:`tests.clirunner`); a real process where the process is what is tested
+(what it imports) and one run of the installed console script."""
 
 from __future__ import annotations
 
@@ -8,14 +10,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from tests.clirunner import run
+
 
 def crm2erp(*args, cwd, env=None):
-    return subprocess.run([sys.executable, "-m", "crm2erp", *args], cwd=cwd,
-                          capture_output=True, text=True, env={**os.environ, **(env or {}),
-                                                               "COLUMNS": "200"})
+    return run(args, cwd=cwd, env={**os.environ, **(env or {}), "COLUMNS": "200"})
 
 
 @pytest.mark.slow
@@ -134,11 +137,16 @@ def test_validate_names_file_line_column_and_exits_2(tmp_path):
 
 
 def test_validate_shipped_demo_project_is_clean(tmp_path):
+    """Run by the installed ``crm2erp`` console script, end to end in its own process."""
     from crm2erp.mappings import pack_dir
 
-    result = crm2erp("mappings", "validate", str(pack_dir("demo")), cwd=tmp_path,
-                     env={"CRM2ERP_DEMO_DIR": str(tmp_path)})
+    script = Path(sys.executable).parent / "crm2erp"
+    result = subprocess.run([str(script), "mappings", "validate", str(pack_dir("demo"))],
+                            cwd=tmp_path, capture_output=True, text=True,
+                            env={**os.environ, "CRM2ERP_DEMO_DIR": str(tmp_path),
+                                 "COLUMNS": "200"})
     assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok: 19 file(s) valid" in result.stdout, result.stdout
 
 
 def test_config_errors_exit_2_without_traceback(tmp_path):
@@ -255,8 +263,7 @@ def test_piped_output_is_not_cut_to_80_columns(tmp_path):
     state = ["-p", str(project), "--state", f"sqlite:///{tmp_path / 'state.db'}"]
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
-    listed = subprocess.run([sys.executable, "-m", "crm2erp", *state, "dlq", "list"],
-                            cwd=tmp_path, capture_output=True, text=True, env=env)
+    listed = run([*state, "dlq", "list"], cwd=tmp_path, env=env)
     assert listed.returncode == 0, listed.stderr
     assert "…" not in listed.stdout
     assert "not-an-email" in listed.stdout and max(map(len, listed.stdout.splitlines())) > 80

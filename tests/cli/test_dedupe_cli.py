@@ -1,18 +1,17 @@
-"""``crm2erp dedupe`` as a steward runs it: a real process on a real project."""
+"""``crm2erp dedupe`` as a steward runs it: the command (run in this process) on a real
+project."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 
+from tests.clirunner import run
 from tests.quality.dedupe_project import account, erp_customers, make_project
 
 
 def crm2erp(*args, cwd, stdin=None):
-    return subprocess.run([sys.executable, "-m", "crm2erp", *args], cwd=cwd, input=stdin,
-                          capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200", "CRM2ERP_DEMO_DIR": str(cwd)})
+    return run(args, cwd=cwd, input=stdin,
+               env={**os.environ, "COLUMNS": "200", "CRM2ERP_DEMO_DIR": str(cwd)})
 
 
 def _setup(tmp_path, *rows):

@@ -1,13 +1,11 @@
-"""OpenLineage run events of ``crm2erp sync run --lineage-file``: a real CLI
-process syncing the demo's SQLite CRM into its SQLite ERP, events read back
+"""OpenLineage run events of ``crm2erp sync run --lineage-file``: the CLI (run in
+this process) syncing the demo's SQLite CRM into its SQLite ERP, events read back
 from the file and checked against the mappings and the state store."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import uuid
 
 import openlineage.client  # noqa: E402,F401  (the lineage extra, in dev: a missing one fails)
@@ -17,6 +15,7 @@ from crm2erp.demo import create_systems, write_project  # noqa: E402
 from crm2erp.demo.sample import sample_crm_rows  # noqa: E402
 from crm2erp.mapping import load_project  # noqa: E402
 from crm2erp.store import COUNT_FIELDS, StateStore  # noqa: E402
+from tests.clirunner import run
 
 # the demo's accounts flow, from its two mappings: target column -> (source column,
 # inbound transforms, canonical field, outbound transforms)
@@ -43,9 +42,8 @@ def demo(tmp_path):
 
 
 def sync(project, *args):
-    return subprocess.run([sys.executable, "-m", "crm2erp", "-p", str(project), "sync", "run",
-                           *args], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "200"}, cwd=project.parent)
+    return run(["-p", str(project), "sync", "run", *args],
+               env={**os.environ, "COLUMNS": "200"}, cwd=project.parent)
 
 
 def read_events(path):

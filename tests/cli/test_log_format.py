@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
 
 from crm2erp.demo import create_systems, write_project
 from crm2erp.demo.sample import sample_crm_rows
+from tests.clirunner import run
 
 FIELDS = {"ts", "level", "logger", "message", "flow", "run_id", "batch", "partition"}
 
@@ -26,8 +25,7 @@ def demo(tmp_path):
 def _cli(*args, cwd):
     env = {k: v for k, v in os.environ.items()
            if k not in ("CRM2ERP_PROJECT", "CRM2ERP_STATE_URL", "CRM2ERP_LOG_FORMAT")}
-    return subprocess.run([sys.executable, "-m", "crm2erp", *args], cwd=cwd,
-                          capture_output=True, text=True, env=env)
+    return run(args, cwd=cwd, env=env)
 
 
 def _lines(stderr: str) -> list[dict]:

@@ -1,7 +1,7 @@
 """``crm2erp mappings validate`` builds each flow's quality rules with Great
 Expectations as the gate does, so a rule GX rejects is a problem before any run
-(the gate imports GX only at the first batch with rows): a real process on a copy
-of the demo project."""
+(the gate imports GX only at the first batch with rows): the command (run in this
+process; a real one that cannot import GX) on a copy of the demo project."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from crm2erp.mappings import pack_dir
+from tests.clirunner import run
 
 HIDE_GX = """\
 import sys
@@ -24,11 +25,13 @@ sys.exit(main(sys.argv[1:]))
 
 
 def validate(project, *extra, hide_gx: bool = False):
-    start = ["-c", HIDE_GX] if hide_gx else ["-m", "crm2erp"]
-    return subprocess.run([sys.executable, *start, "mappings", "validate", "--offline",
-                           *extra, str(project)], cwd=project.parent, capture_output=True,
-                          text=True, env={**os.environ, "COLUMNS": "200",
-                                          "CRM2ERP_DEMO_DIR": str(project.parent)})
+    args = ["mappings", "validate", "--offline", *extra, str(project)]
+    env = {**os.environ, "COLUMNS": "200", "CRM2ERP_DEMO_DIR": str(project.parent)}
+    if not hide_gx:
+        return run(args, cwd=project.parent, env=env)
+    # a fresh process: this one may have imported GX already
+    return subprocess.run([sys.executable, "-c", HIDE_GX, *args], cwd=project.parent,
+                          capture_output=True, text=True, env=env)
 
 
 @pytest.fixture
