@@ -20,6 +20,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm2erp.store import StateStore
+from tests.clirunner import run
 
 T0 = dt.datetime(2026, 1, 1)
 BATCH = 20
@@ -55,9 +56,9 @@ def _env(**extra) -> dict:
     return {**os.environ, "COLUMNS": "200", **extra}
 
 
-def _cli(*args, env, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "crm2erp", *args], capture_output=True,
-                          text=True, env=env, **kwargs)
+def _cli(*args, env, input=None) -> subprocess.CompletedProcess:
+    """``crm2erp ARGS`` in this process (the run that is killed is a real one)."""
+    return run(args, cwd=os.getcwd(), env=env, input=input)
 
 
 def _project(tmp_path, crm_url: str, erp_url: str):

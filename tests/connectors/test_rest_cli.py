@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import sqlalchemy as sa
 from crm2erp.connectors import create_connector
 from crm2erp.emulators.rest.app import CLIENT_ID, CLIENT_SECRET, ERP_FIELD, make_app
 from crm2erp.mapping import load_connections
+from tests.clirunner import run
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "connectors" / "rest.md"
 ORG_IN = """
@@ -108,11 +108,8 @@ def project(tmp_path, crm):
 
 
 def crm2erp(folder: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "crm2erp", "-p", str(folder), "--state",
-         f"sqlite:///{folder.parent / 'state.db'}", *args],
-        cwd=folder.parent, capture_output=True, text=True,
-        env={**os.environ, **env, "COLUMNS": "200"})
+    return run(["-p", str(folder), "--state", f"sqlite:///{folder.parent / 'state.db'}",
+                *args], cwd=folder.parent, env={**os.environ, **env, "COLUMNS": "200"})
 
 
 def name_the_nested_field(folder: Path) -> None:
@@ -125,7 +122,7 @@ def name_the_nested_field(folder: Path) -> None:
                                              f"field: custom_fields.{ERP_FIELD}"))
 
 
-@pytest.mark.slow   # three CLI runs in subprocesses
+@pytest.mark.slow   # three CLI runs
 @pytest.mark.parametrize("natural", [False, True], ids=["renamed", "dotted"])
 def test_write_back_into_a_nested_custom_field_is_stored_and_read_back(project, crm, natural):
     folder, env, erp, customers = project

@@ -13,8 +13,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +42,7 @@ from crm2erp.mapping.models import (
 from crm2erp.mapping.registry import bind_transform
 from crm2erp.quality.gx.config import QualityConfig, QualityRule
 from crm2erp.schemas import entity_model
+from tests.clirunner import run
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "mapping-reference.md"
@@ -203,8 +202,7 @@ def test_every_yaml_key_is_documented(model):
 
 def crm2erp(*args: str, cwd: Path, env: dict[str, str], columns: int = 200):
     base = {k: v for k, v in os.environ.items() if k != "CRM2ERP_DEMO_DIR"}
-    return subprocess.run([sys.executable, "-m", "crm2erp", *args], cwd=cwd, text=True,
-                          capture_output=True, env={**base, **env, "COLUMNS": str(columns)})
+    return run(args, cwd=cwd, env={**base, **env, "COLUMNS": str(columns)})
 
 
 def _console_blocks() -> list[str]:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import sqlalchemy as sa
+
+from tests.clirunner import run
 
 IN_MAP = """
 mapping: account_in
@@ -98,11 +99,9 @@ incremental: {incremental}
             return engine.run("accounts", **options)
 
     def cli(self, *args: str) -> subprocess.CompletedProcess:
-        """``crm2erp --project FOLDER --state URL ARGS`` as a real process."""
-        return subprocess.run(
-            [sys.executable, "-m", "crm2erp", "--project", str(self.folder),
-             "--state", self.state_url, *args],
-            capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+        """``crm2erp --project FOLDER --state URL ARGS``, run in this process."""
+        return run(["--project", str(self.folder), "--state", self.state_url, *args],
+                   cwd=os.getcwd(), env={**os.environ, "COLUMNS": "200"})
 
     def erp(self) -> dict[str, str | None]:
         """The ERP's customers read back from its table: crm_ref -> name."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ import sqlalchemy as sa
 
 from crm2erp.errors import ConfigError
 from crm2erp.mapping import load_mapping, validate_project
+from tests.clirunner import run
 
 from .helpers import write
 
@@ -216,8 +216,7 @@ def test_unreachable_database_is_a_note_not_a_problem(tmp_path):
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "crm2erp", *args], cwd=cwd, text=True,
-                          capture_output=True, env={**os.environ, "COLUMNS": "250"})
+    return run(args, cwd=cwd, env={**os.environ, "COLUMNS": "250"})
 
 
 def test_connector_settings_typo_has_its_position(tmp_path):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+
+from tests.clirunner import run
 
 
 def crm2erp(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "crm2erp", *args], cwd=cwd,
-                          capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    return run(args, cwd=cwd, env={**os.environ, "COLUMNS": "200"})
 
 
 def test_emulated_demo_syncs_then_finds_nothing_to_change(tmp_path):
