@@ -4,11 +4,13 @@ command that creates a new state store says so (issue 14)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-from crm2erp.cli.app import main
 from crm2erp.demo import create_systems, write_project
 from crm2erp.demo.sample import sample_crm_rows
+from tests.clirunner import run
 
 RECORD = '{"id": "A-1", "company_name": " acme  gmbh ", "account_type": "Kunde"}'
 READ_ONLY = [["mappings", "validate"], ["mappings", "explain", "demo_accounts", "--record",
@@ -19,20 +21,16 @@ READ_ONLY = [["mappings", "validate"], ["mappings", "explain", "demo_accounts", 
 
 
 @pytest.fixture
-def cli(monkeypatch, capsys):
+def cli():
     """Run ``crm2erp ARGS`` in this process, in the test's folder: (exit code, stdout,
     stderr)."""
-    for name in ("CRM2ERP_PROJECT", "CRM2ERP_STATE_URL", "CRM2ERP_LOG_FORMAT"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("COLUMNS", "200")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("CRM2ERP_PROJECT", "CRM2ERP_STATE_URL", "CRM2ERP_LOG_FORMAT")}
 
-    def run(*args, cwd):
-        monkeypatch.chdir(cwd)
-        capsys.readouterr()
-        code = main(list(args))
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
+    def cli(*args, cwd):
+        done = run(args, cwd=cwd, env={**env, "COLUMNS": "200"})
+        return done.returncode, done.stdout, done.stderr
+    return cli
 
 
 def _listing(folder) -> dict:

@@ -12,8 +12,6 @@ pack's quality rule: a dead letter of stage quality, no business partner.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from decimal import Decimal
 
 import requests
@@ -25,6 +23,7 @@ from crm2erp.engine import Engine
 from crm2erp.mapping import load_project, validate_project
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
+from tests.clirunner import run
 
 PACK = pack_dir("packs/salesforce-sap")
 FLOWS = ["sf_sap_accounts", "sf_sap_orders", "sf_sap_invoices"]
@@ -32,8 +31,7 @@ FLOWS = ["sf_sap_accounts", "sf_sap_orders", "sf_sap_invoices"]
 
 def test_pack_validates_through_the_cli_without_any_environment():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SF_", "SAP_"))}
-    done = subprocess.run([sys.executable, "-m", "crm2erp", "mappings", "validate", str(PACK)],
-                          capture_output=True, text=True, env=env)
+    done = run(["mappings", "validate", str(PACK)], cwd=os.getcwd(), env=env)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "ok" in done.stdout
     # a real system's settings come from the environment
