@@ -49,6 +49,32 @@ for _name in ("CRM2ERP_PROJECT", "AIRFLOW_VAR_CRM2ERP_PROJECT"):
 _SESSION_ENV = dict(os.environ)
 
 
+# the modules of this folder that take a minute or more each, longest first: they
+# start before the folder's other tests (tests/conftest.py already starts the
+# Airflow tests right after the Tryton group), so no xdist worker begins one of
+# them while the others have nothing left to run
+_STARTED_FIRST = ("test_wheel_install.py", "test_local_executor.py",
+                  "test_shared_metadata_db.py", "test_demo_dags.py", "test_partitions.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Move this folder's longest modules (``_STARTED_FIRST``) to where its first test
+    is in the order (the order xdist hands tests out); the rest keep their order."""
+    here = Path(__file__).parent
+
+    def rank(item) -> int | None:
+        name = item.path.name
+        return _STARTED_FIRST.index(name) if item.path.parent == here \
+            and name in _STARTED_FIRST else None
+
+    first = sorted((i for i in items if rank(i) is not None), key=rank)
+    if not first:
+        return
+    rest = [i for i in items if rank(i) is None]
+    at = next((n for n, i in enumerate(rest) if i.path.parent == here), len(rest))
+    items[:] = rest[:at] + first + rest[at:]
+
+
 class ForkedCli:
     """``forked_cli.py`` started once per process: the ``airflow`` CLI forked from a
     process that already imported it, for commands on this session's home."""

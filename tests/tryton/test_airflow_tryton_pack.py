@@ -4,7 +4,7 @@ against a real trytond (the other packs: tests/airflow/test_pack_dags.py).
 The test sits here because the trytond fixtures live in this folder's
 conftest; the Airflow harness (temporary AIRFLOW_HOME, CLI runner) is the one
 of tests/airflow/conftest.py, loaded as the same module pytest uses, so the
-session migrates one metadata database.
+session's home is one, holding a copy of the run's one migrated metadata database.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from crm2erp.emulators.hubspot.app import make_app
 from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
+from crm2erp.testing.once import run_folder
 
 AIRFLOW_CONFTEST = Path(__file__).resolve().parents[1] / "airflow" / "conftest.py"
 FLOWS = ["hs_tryton_accounts", "hs_tryton_orders"]   # parents first
@@ -38,9 +39,11 @@ def _airflow_harness():
 
 
 @pytest.fixture
-def airflow():
+def airflow(tmp_path_factory):
+    """The harness on a copy of the run's migrated metadata database (one worker
+    migrates it for every test folder; this one does not migrate again)."""
     harness = _airflow_harness()
-    harness.migrate_once()
+    harness.migrate_once(run_folder(tmp_path_factory))
     return harness.AirflowCli()
 
 
