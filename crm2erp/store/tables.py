@@ -32,7 +32,7 @@ __all__ = [
 
 import sqlalchemy as sa
 
-from crm2erp.store.types import LongText, UTCDateTime
+from crm2erp.store.types import LongBytes, LongText, UTCDateTime
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -121,13 +121,14 @@ locks = sa.Table(
 # The hub's memory: the last canonical state of every synced record and when
 # each field last changed in which system. It lets a two-way flow recognise
 # its own writes coming back (no echo) and settle conflicting edits by field
-# ownership or last-modified.
+# ownership or last-modified. ``memory`` holds the record's data and field
+# times together, compressed: read and write it only with
+# crm2erp.store.fieldmemory's decode() and encode().
 canonical_records = sa.Table(
     "canonical_records", metadata,
     sa.Column("entity", sa.String(64), primary_key=True),
     sa.Column("canonical_id", sa.String(191), primary_key=True),
-    sa.Column("data", LongText, nullable=False),
-    sa.Column("field_times", LongText, nullable=False),
+    sa.Column("memory", LongBytes, nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("run_id", sa.Integer, nullable=True),
 )

@@ -9,7 +9,7 @@ datetime, so callers never compare naive and aware values.
 
 from __future__ import annotations
 
-__all__ = ["UTCDateTime", "LongText", "utcnow", "mysql_table_args"]
+__all__ = ["UTCDateTime", "LongText", "LongBytes", "utcnow", "mysql_table_args"]
 
 import datetime as dt
 
@@ -21,6 +21,8 @@ UTC = dt.UTC
 # JSON payloads and messages: MariaDB's TEXT stops at 64 KiB, too small for a
 # record with its children; MEDIUMTEXT holds 16 MiB. Text elsewhere.
 LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+# binary values (a compressed record), up to 16 MiB on MariaDB too
+LongBytes = sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
 
 
 def mysql_table_args(dialect) -> dict[str, str]:
