@@ -131,6 +131,7 @@ canonical_records = sa.Table(
     sa.Column("memory", LongBytes, nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("run_id", sa.Integer, nullable=True),
+    sqlite_with_rowid=False,   # the primary key is the table (migration 0009)
 )
 
 conflicts = sa.Table(

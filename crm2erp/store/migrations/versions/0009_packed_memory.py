@@ -4,6 +4,8 @@
 ``field_times`` for one binary column ``memory``, in the form of
 :func:`crm2erp.store.fieldmemory.encode` (the JSON ``[field_times, data]``,
 deflated with a dictionary of the canonical field names): about half the bytes.
+On SQLite the table becomes ``WITHOUT ROWID``, so its primary key needs no index
+of its own.
 The rows are converted in batches of 1,000 by key; the downgrade unpacks them
 into the two text columns again.
 
@@ -69,7 +71,9 @@ def _unpacked(row: sa.Row) -> dict:
 def upgrade() -> None:
     op.add_column("canonical_records", sa.Column("memory", long_bytes(), nullable=True))
     _convert(("data", "field_times"), _packed)
-    with op.batch_alter_table("canonical_records") as batch:
+    # SQLite rebuilds the table here: WITHOUT ROWID, the primary key is the table
+    with op.batch_alter_table("canonical_records",
+                              table_kwargs={"sqlite_with_rowid": False}) as batch:
         batch.drop_column("data")
         batch.drop_column("field_times")
         batch.alter_column("memory", existing_type=long_bytes(), nullable=False)
@@ -80,7 +84,8 @@ def downgrade() -> None:
         batch.add_column(sa.Column("data", long_text(), nullable=True))
         batch.add_column(sa.Column("field_times", long_text(), nullable=True))
     _convert(("memory",), _unpacked)
-    with op.batch_alter_table("canonical_records") as batch:
+    with op.batch_alter_table("canonical_records", recreate="auto",
+                              table_kwargs={"sqlite_with_rowid": True}) as batch:
         batch.drop_column("memory")
         batch.alter_column("data", existing_type=long_text(), nullable=False)
         batch.alter_column("field_times", existing_type=long_text(), nullable=False)
