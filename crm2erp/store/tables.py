@@ -32,7 +32,7 @@ __all__ = [
 
 import sqlalchemy as sa
 
-from crm2erp.store.types import LongBytes, LongText, UTCDateTime
+from crm2erp.store.types import Digest, LongBytes, LongText, UTCDateTime
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -85,7 +85,7 @@ xref = sa.Table(
     sa.Column("system", sa.String(64), nullable=False),
     sa.Column("external_id", sa.String(191), nullable=False),
     sa.Column("canonical_id", sa.String(191), nullable=False),
-    sa.Column("payload_hash", sa.String(128), nullable=True),
+    sa.Column("payload_hash", Digest(), nullable=True),   # binary: see Digest
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("run_id", sa.Integer, nullable=True),
     sa.UniqueConstraint("entity", "system", "external_id"),
