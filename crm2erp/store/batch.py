@@ -20,6 +20,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from crm2erp import jsonutil
 from crm2erp.redact import redact
+from crm2erp.store import fieldmemory
 from crm2erp.store.records import BatchCommit, BatchResult, DeadLetterWrite
 from crm2erp.store.tables import (
     ACTIVE_DEAD_LETTER_STATUSES,
@@ -229,10 +230,9 @@ def _write_canonical(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) 
     latest = {(c.entity, c.canonical_id): c for c in batch.canonical}  # last one wins
     upsert(conn, canonical_records,
            [{"entity": c.entity, "canonical_id": c.canonical_id,
-             "data": jsonutil.dumps(c.data), "field_times": jsonutil.dumps(c.field_times),
+             "memory": fieldmemory.encode(c.data, c.field_times),
              "updated_at": now, "run_id": batch.run_id} for c in latest.values()],
-           key=("entity", "canonical_id"), update=("data", "field_times", "updated_at",
-                                                   "run_id"))
+           key=("entity", "canonical_id"), update=("memory", "updated_at", "run_id"))
     if batch.conflicts:
         conn.execute(conflicts.insert(), [
             {"run_id": batch.run_id, "flow": batch.flow, "entity": c.entity,

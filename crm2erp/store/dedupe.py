@@ -32,6 +32,7 @@ import sqlalchemy as sa
 
 from crm2erp import jsonutil
 from crm2erp.errors import ConfigError
+from crm2erp.store import fieldmemory
 from crm2erp.store.batch import upsert
 from crm2erp.store.records import CanonicalState
 from crm2erp.store.tables import (
@@ -377,6 +378,6 @@ class DedupeStoreMixin:
             if not rows:
                 return
             for row in rows:
-                yield CanonicalState(entity, row.canonical_id, jsonutil.loads(row.data),
-                                     jsonutil.loads(row.field_times), row.updated_at)
+                yield CanonicalState(entity, row.canonical_id, *fieldmemory.decode(row.memory),
+                                     row.updated_at)
             last = rows[-1].canonical_id

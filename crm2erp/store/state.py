@@ -24,7 +24,7 @@ from crm2erp import jsonutil
 from crm2erp.contract import Cursor
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.redact import redact, register_secret
-from crm2erp.store import locking, migrate
+from crm2erp.store import fieldmemory, locking, migrate
 from crm2erp.store.batch import write_batch
 from crm2erp.store.dedupe import DedupeStoreMixin
 from crm2erp.store.quality import QualityStoreMixin
@@ -324,8 +324,8 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                     canonical_records.c.canonical_id.in_(chunk))
                 for row in conn.execute(query):
                     found[row.canonical_id] = CanonicalState(
-                        entity, row.canonical_id, jsonutil.loads(row.data),
-                        jsonutil.loads(row.field_times), row.updated_at)
+                        entity, row.canonical_id, *fieldmemory.decode(row.memory),
+                        row.updated_at)
         return found
 
     def list_conflicts(self, flow: str | None = None, limit: int = 100) -> list[dict]:

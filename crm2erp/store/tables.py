@@ -32,7 +32,7 @@ __all__ = [
 
 import sqlalchemy as sa
 
-from crm2erp.store.types import LongText, UTCDateTime
+from crm2erp.store.types import Digest, LongBytes, LongText, UTCDateTime
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -85,7 +85,7 @@ xref = sa.Table(
     sa.Column("system", sa.String(64), nullable=False),
     sa.Column("external_id", sa.String(191), nullable=False),
     sa.Column("canonical_id", sa.String(191), nullable=False),
-    sa.Column("payload_hash", sa.String(128), nullable=True),
+    sa.Column("payload_hash", Digest(), nullable=True),   # binary: see Digest
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("run_id", sa.Integer, nullable=True),
     sa.UniqueConstraint("entity", "system", "external_id"),
@@ -121,15 +121,17 @@ locks = sa.Table(
 # The hub's memory: the last canonical state of every synced record and when
 # each field last changed in which system. It lets a two-way flow recognise
 # its own writes coming back (no echo) and settle conflicting edits by field
-# ownership or last-modified.
+# ownership or last-modified. ``memory`` holds the record's data and field
+# times together, compressed: read and write it only with
+# crm2erp.store.fieldmemory's decode() and encode().
 canonical_records = sa.Table(
     "canonical_records", metadata,
     sa.Column("entity", sa.String(64), primary_key=True),
     sa.Column("canonical_id", sa.String(191), primary_key=True),
-    sa.Column("data", LongText, nullable=False),
-    sa.Column("field_times", LongText, nullable=False),
+    sa.Column("memory", LongBytes, nullable=False),
     sa.Column("updated_at", UTCDateTime(), nullable=False),
     sa.Column("run_id", sa.Integer, nullable=True),
+    sqlite_with_rowid=False,   # the primary key is the table (migration 0009)
 )
 
 conflicts = sa.Table(

@@ -9,9 +9,10 @@ datetime, so callers never compare naive and aware values.
 
 from __future__ import annotations
 
-__all__ = ["UTCDateTime", "LongText", "utcnow", "mysql_table_args"]
+__all__ = ["UTCDateTime", "Digest", "LongText", "LongBytes", "utcnow", "mysql_table_args"]
 
 import datetime as dt
+import re
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -21,6 +22,8 @@ UTC = dt.UTC
 # JSON payloads and messages: MariaDB's TEXT stops at 64 KiB, too small for a
 # record with its children; MEDIUMTEXT holds 16 MiB. Text elsewhere.
 LongText = sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+# binary values (a compressed record), up to 16 MiB on MariaDB too
+LongBytes = sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
 
 
 def mysql_table_args(dialect) -> dict[str, str]:
@@ -76,3 +79,46 @@ class UTCDateTime(sa.TypeDecorator):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+_HEX_DIGEST = re.compile(r"[0-9a-f]{32}")
+_DIGEST_BYTES = 16
+_TEXT = b"\xff"   # never in UTF-8: frames a value that is not a hex digest
+
+
+def digest_bytes(value: str) -> bytes:
+    """How :class:`Digest` stores ``value``: a 128-bit hex digest (32 lowercase hex
+    digits, :func:`crm2erp.jsonutil.text_hash`) as its 16 bytes; any other text (a
+    deletion mark) as its UTF-8 after a 0xFF byte, and one more 0xFF at the end if that
+    came to 16 bytes: only a digest is 16 bytes long."""
+    if _HEX_DIGEST.fullmatch(value):
+        return bytes.fromhex(value)
+    stored = _TEXT + value.encode()
+    return stored + _TEXT if len(stored) == _DIGEST_BYTES else stored
+
+
+def digest_text(stored: bytes) -> str:
+    """The text :func:`digest_bytes` stored, back."""
+    stored = bytes(stored)   # some drivers hand out a memoryview
+    if len(stored) == _DIGEST_BYTES:
+        return stored.hex()
+    return stored.strip(_TEXT).decode()
+
+
+class Digest(sa.TypeDecorator):
+    """A payload hash as binary: half the bytes of its hex text (see :func:`digest_bytes`);
+    Python code sees the same text it wrote."""
+
+    impl = sa.LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.VARBINARY(130))
+        return dialect.type_descriptor(sa.LargeBinary())
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else digest_bytes(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else digest_text(value)

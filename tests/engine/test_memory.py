@@ -2,6 +2,8 @@
 
 import datetime as dt
 
+import pytest
+
 from crm2erp.engine.memory import (
     FieldMemory,
     field_memory,
@@ -156,3 +158,29 @@ def test_values_sent_now_give_the_state_their_hashes_give():
     assert got.field_times["s"] == {"status": {"crm": short_hash("open")},
                                     "address.street": {"crm": short_hash("Main 1")},
                                     "address.zip": {"crm": short_hash("0151")}}
+
+
+def test_the_stored_form_gives_the_memory_back_and_is_smaller_than_its_json():
+    from crm2erp.jsonutil import dumps
+    from crm2erp.store.fieldmemory import decode, encode
+
+    data = {"name": "Lindqvist Energy GmbH", "type": "customer", "currency": "EUR",
+            "email": "orders@lindqvist.example", "phone": "+442074741950",
+            "billing_address": {"city": "Zürich", "country": "CH", "street": "Main St 1"},
+            "lines": [{"sku": "A-1", "quantity": 2.5}], "active": True, "note": None}
+    times = {"v": 3, "by": "crm", "at": "1999-06-18T08:57:00+00:00", "f": {"status": None}}
+    stored = encode(data, times)
+    assert decode(stored) == (data, times)
+    assert decode(memoryview(stored)) == (data, times)     # as some drivers return it
+    assert encode(data, times) == stored                    # equal memory, equal bytes
+    assert len(stored) < 0.75 * len(dumps(data) + dumps(times))
+    assert decode(encode({}, {})) == ({}, {})
+
+
+def test_a_stored_form_of_an_unknown_format_is_refused_by_name():
+    from crm2erp.store.fieldmemory import decode
+
+    with pytest.raises(ValueError, match="unknown stored hub memory format"):
+        decode(b"\x07abc")
+    with pytest.raises(ValueError, match="unknown stored hub memory format"):
+        decode(b"")

@@ -178,6 +178,15 @@ def test_another_applications_alembic_version_is_left_alone(any_db_url):
         store.close()
 
 
+def _text_memory_table() -> sa.TableClause:
+    """canonical_records as revisions 0003 to 0008 made it: data and field_times in JSON."""
+    from crm2erp.store.types import UTCDateTime
+
+    return sa.table("canonical_records", sa.column("entity"), sa.column("canonical_id"),
+                    sa.column("data"), sa.column("field_times"),
+                    sa.column("updated_at", UTCDateTime()), sa.column("run_id"))
+
+
 def test_hub_memory_of_the_earlier_formats_is_converted_to_the_compact_one(any_db_url):
     """Migration 0008 rewrites canonical records stored in formats 0, 1 and 2 (more
     than one batch of them) and shortens xref payload hashes; what the memory means
@@ -188,9 +197,13 @@ def test_hub_memory_of_the_earlier_formats_is_converted_to_the_compact_one(any_d
 
     from crm2erp.engine.memory import FieldMemory, settle
     from crm2erp.jsonutil import dumps, payload_hash, short_hash
-    from crm2erp.store.tables import canonical_records, xref
+    from crm2erp.store.types import UTCDateTime
 
     at = "2026-01-01T00:00:00+00:00"
+    xref = sa.table("xref", *(sa.column(name) for name in (   # hashes as text before 0010
+        "entity", "system", "external_id", "canonical_id", "payload_hash")),
+        sa.column("updated_at", UTCDateTime()))
+    canonical_records = _text_memory_table()   # 0009 packs its two JSON columns into one
 
     def sha256(value):
         return hashlib.sha256(dumps(value).encode()).hexdigest()
@@ -243,3 +256,97 @@ def test_hub_memory_of_the_earlier_formats_is_converted_to_the_compact_one(any_d
             "_crm2erp_deleted:soft"
     finally:
         store.close()
+
+
+def test_hub_memory_in_json_text_is_packed_and_unpacked_again(any_db_url):
+    """Migration 0009 packs each record's JSON data and field times into one compressed
+    value (more than one batch of rows); the store reads the same memory back, and a
+    downgrade restores the two JSON columns as they were."""
+    import datetime as dt
+
+    from crm2erp.jsonutil import dumps
+
+    records = _text_memory_table()
+    times = {"v": 3, "by": "crm", "at": "2026-01-01T00:00:00+00:00", "f": {"status": None},
+             "s": {"name": {"erp": "0123456789abcdef"}}}
+    rows = [{"entity": "Account", "canonical_id": f"c-{n:04d}",
+             "data": dumps({"name": f"Müller {n} GmbH", "status": "active",
+                            "billing_address": {"city": "Köln", "country": "DE"},
+                            "lines": [{"sku": "A", "quantity": n}]}),
+             "field_times": dumps(times), "updated_at": dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
+             "run_id": 7} for n in range(1001)]
+    store = StateStore.open(any_db_url)
+    try:
+        migrate.downgrade(store.engine, "0008")
+        with store.engine.begin() as conn:
+            conn.execute(records.insert(), rows)
+        migrate.upgrade(store.engine, "head")
+        found = store.canonical_states("Account", ["c-0000", "c-1000"])
+        assert found["c-1000"].data == {"name": "Müller 1000 GmbH", "status": "active",
+                                        "billing_address": {"city": "Köln", "country": "DE"},
+                                        "lines": [{"sku": "A", "quantity": 1000}]}
+        assert found["c-0000"].field_times == times
+        assert found["c-0000"].updated_at == dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+        assert len(list(store.iter_canonical_states("Account"))) == 1001
+        migrate.downgrade(store.engine, "0008")
+        with store.engine.connect() as conn:
+            back = {r.canonical_id: (r.data, r.field_times, r.run_id)
+                    for r in conn.execute(sa.select(records))}
+        assert back == {r["canonical_id"]: (r["data"], r["field_times"], 7) for r in rows}
+        migrate.upgrade(store.engine, "head")
+    finally:
+        store.close()
+
+
+HASHES = ["0123456789abcdef0123456789abcdef",    # a 128-bit digest: stored as 16 bytes
+          "_crm2erp_deleted:soft",               # a deletion mark
+          "0123456789ABCDEF0123456789ABCDEF",    # upper case: text, kept as it was
+          "abcdefghijklmno", "abcdefghijklmnop", "ü" * 8, "", None]
+
+
+def test_payload_hashes_are_stored_as_bytes_and_read_back_as_the_same_text(any_db_url):
+    """Migration 0010 turns the xref's text hashes into bytes (a hex digest in 16);
+    the store hands out the text it had, and a downgrade restores the text column."""
+    import datetime as dt
+
+    from crm2erp.store.types import UTCDateTime
+
+    text_xref = sa.table("xref", *(sa.column(name) for name in (
+        "id", "entity", "system", "external_id", "canonical_id", "payload_hash")),
+        sa.column("updated_at", UTCDateTime()))
+    now = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    rows = [{"entity": "Account", "system": "erp", "external_id": f"{n:04d}",
+             "canonical_id": f"c{n}", "payload_hash": HASHES[n % len(HASHES)],
+             "updated_at": now} for n in range(1010)]
+    store = StateStore.open(any_db_url)
+    try:
+        migrate.downgrade(store.engine, "0009")
+        with store.engine.begin() as conn:
+            conn.execute(text_xref.insert(), rows)
+        migrate.upgrade(store.engine, "head")
+        ids = [row["external_id"] for row in rows]
+        entries = store.xref_entries("Account", "erp", ids)
+        assert {ext: e.payload_hash for ext, e in entries.items()} == {
+            row["external_id"]: row["payload_hash"] for row in rows}
+        with store.engine.connect() as conn:
+            raw = conn.execute(sa.text("SELECT payload_hash FROM xref WHERE external_id = '0000'")
+                               ).scalar_one()
+        assert bytes(raw) == bytes.fromhex(HASHES[0])
+        migrate.downgrade(store.engine, "0009")
+        with store.engine.connect() as conn:
+            back = dict(conn.execute(sa.select(text_xref.c.external_id,
+                                               text_xref.c.payload_hash)).all())
+        assert back == {row["external_id"]: row["payload_hash"] for row in rows}
+        migrate.upgrade(store.engine, "head")
+    finally:
+        store.close()
+
+
+def test_a_digest_is_16_bytes_and_any_other_text_comes_back_as_it_was():
+    from crm2erp.store.types import digest_bytes, digest_text
+
+    assert len(digest_bytes(HASHES[0])) == 16
+    for text in HASHES[1:-1]:
+        stored = digest_bytes(text)
+        assert len(stored) != 16 and digest_text(stored) == text
+        assert digest_text(memoryview(stored)) == text

@@ -7,7 +7,7 @@ adds a new function instead of editing one of these.
 
 from __future__ import annotations
 
-__all__ = ["ts", "long_text", "table_args"]
+__all__ = ["ts", "long_text", "long_bytes", "digest", "table_args"]
 
 import sqlalchemy as sa
 from alembic import op
@@ -22,6 +22,17 @@ def ts() -> sa.types.TypeEngine:
 def long_text() -> sa.types.TypeEngine:
     """Text over 64 KiB: MariaDB's TEXT stops there, payloads with children can be larger."""
     return sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
+
+
+def long_bytes() -> sa.types.TypeEngine:
+    """Binary values over 64 KiB: BYTEA, BLOB, MariaDB's MEDIUMBLOB."""
+    return sa.LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
+
+
+def digest() -> sa.types.TypeEngine:
+    """A payload hash as bytes (see :class:`crm2erp.store.types.Digest`): BYTEA, BLOB,
+    MariaDB's VARBINARY(130)."""
+    return sa.LargeBinary().with_variant(mysql.VARBINARY(130), "mysql", "mariadb")
 
 
 def table_args() -> dict:
