@@ -397,7 +397,8 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                     xref.c.system == sa.bindparam("system"),
                     _one_of(xref.c.external_id, dialect))
         found: dict[str, tuple[str, str | None, bool]] = {}
-        params = {"entity": entity, "system": system, "flow": flow}
+        params: dict[str, str | list[str] | None] = {
+            "entity": entity, "system": system, "flow": flow}
         with self._reading() as conn:
             for chunk in _chunks(external_ids):
                 params["ids"] = _one_of_value(chunk, dialect)
