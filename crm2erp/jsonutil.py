@@ -48,9 +48,16 @@ def _default(value: Any) -> Any:
     return converted
 
 
-# built once: ``json.dumps`` with options builds a new encoder on every call
+# built once: ``json.dumps`` with options builds a new encoder on every call, and so
+# does ``JSONEncoder.encode`` (its C encoder, made anew for each value's circular-
+# reference check). The C encoder here is made once, without that check: a payload
+# is never circular (to_jsonable, the fallback, would not end on one either).
 _COMPACT = json.JSONEncoder(ensure_ascii=False, sort_keys=True, separators=(",", ":"),
                             default=_default)
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_C_COMPACT = _c_make_encoder and _c_make_encoder(
+    None, _default, json.encoder.encode_basestring,  # type: ignore[attr-defined]
+    None, ":", ",", True, False, True)
 
 
 def dumps(value: Any, *, indent: int | None = None) -> str:
@@ -58,6 +65,8 @@ def dumps(value: Any, *, indent: int | None = None) -> str:
     C encoder walks the value and only what it cannot encode is converted."""
     if indent is None:
         try:
+            if _C_COMPACT is not None and type(value) is dict:
+                return "".join(_C_COMPACT(value, 0))
             return _COMPACT.encode(value)
         except (TypeError, ValueError):   # keys json will not take as they are: str() them
             pass

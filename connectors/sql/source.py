@@ -13,6 +13,7 @@ __all__ = ["SqlSourceMixin"]
 
 import datetime as dt
 import itertools
+import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
@@ -39,6 +40,13 @@ _SCAN_PAGE = 5000
 _FALSY = (None, False, 0, "", "0", "false", "False", "f", "N", "n")
 #: Types of fetched values :func:`from_db` leaves as they are (only datetimes change).
 _AS_READ = frozenset({type(None), int, float, bool, Decimal, bytes, dt.date})
+
+
+def _json_key(key: tuple) -> bool:
+    """Whether a one-column key's value is the same value read back from JSON by SQLite's
+    ``json_each``: text, or an integer within 64 bits."""
+    value = key[0]
+    return type(value) is str or (type(value) is int and -2**63 <= value < 2**63)
 
 
 def _key_after(columns: list[sa.Column], values: Sequence[Any]):
@@ -248,22 +256,31 @@ class SqlSourceMixin(SqlBase):
 
     def _fetch_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> dict[str, Row]:
         """Key string -> full row (children embedded) of the typed ``keys`` that exist,
-        500 keys a query, with one statement built once per table and key."""
+        500 keys a query, with one statement built once per table and key. On SQLite,
+        text or integer values of a one-column key go as one JSON array (``json_each``):
+        the statement's text is then the same for every chunk, where an expanding
+        ``IN`` is rendered again for each."""
         statements = self.__dict__.setdefault("_by_key_statements", {})
-        shape = (spec.table, tuple(spec.key))
+        single = len(spec.key) == 1
+        as_json = single and self.dialect == "sqlite" and all(map(_json_key, keys))
+        shape = (spec.table, tuple(spec.key), as_json)
         stmt = statements.get(shape)
         if stmt is None:
             columns = spec.key_columns()
-            keyed = columns[0] if len(columns) == 1 else sa.tuple_(*columns)
-            stmt = statements[shape] = sa.select(*self.select_columns(spec.table)).where(
-                keyed.in_(sa.bindparam("keys", expanding=True)))
-        single = len(spec.key) == 1
+            keyed = columns[0] if single else sa.tuple_(*columns)
+            if as_json:
+                listed = sa.func.json_each(sa.bindparam("keys", type_=sa.String))
+                where = keyed.in_(sa.select(listed.table_valued("value").c.value))
+            else:
+                where = keyed.in_(sa.bindparam("keys", expanding=True))
+            stmt = statements[shape] = sa.select(*self.select_columns(spec.table)).where(where)
         found: dict[str, Row] = {}
         with self.engine.connect() as conn:
             for start in range(0, len(keys), 500):
                 chunk = keys[start:start + 500]
-                fetched = conn.execute(stmt, {"keys": [k[0] for k in chunk] if single
-                                              else list(chunk)}).all()
+                values = [k[0] for k in chunk] if single else list(chunk)
+                fetched = conn.execute(stmt, {"keys": json.dumps(values) if as_json
+                                              else values}).all()
                 rows = self.rows_of(spec.table, fetched)
                 self.load_children(conn, spec, rows)
                 found.update((key_string([r[k] for k in spec.key]), r) for r in rows)

@@ -111,19 +111,15 @@ def already_synced(runner, keys: list[str]) -> dict[str, str]:
     the keys whose unchanged row can be skipped before mapping: any sync run but a
     retry (a retry, or a re-sync, writes the record whatever it holds), and not a
     key with an active dead letter (a failed write-back is tried again, a parked
-    record waits for its parent). The batch's xref entries, read here in one query,
-    also give the resolver the keys' canonical ids."""
+    record waits for its parent). The batch's xref entries, read here in one query
+    with the dead letters that hold them, also give the resolver the keys' canonical ids."""
     entity, system = runner.flow.entity, runner.source_system
     if runner.mode == "retry" or not runner.skip_unchanged:
         runner.resolver.prefetch(entity, system, keys)
         return {}
-    entries = runner.store.xref_hashes(entity, system, keys)
-    runner.resolver.prefetch(entity, system, keys, {k: cid for k, (cid, _) in entries.items()})
-    synced = {key: hashed for key, (_, hashed) in entries.items() if hashed}
-    if synced:
-        for key in runner.store.active_dead_letter_keys(runner.flow.flow, list(synced)):
-            del synced[key]
-    return synced
+    entries = runner.store.sync_hashes(entity, system, runner.flow.flow, keys)
+    runner.resolver.prefetch(entity, system, keys, {k: e[0] for k, e in entries.items()})
+    return {key: hashed for key, (_, hashed, held) in entries.items() if hashed and not held}
 
 
 def merge(runner, source_key: str, row: Row, data: dict, canonical_id: str,

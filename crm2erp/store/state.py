@@ -12,6 +12,7 @@ from __future__ import annotations
 __all__ = ["StateStore", "DEFAULT_URL", "ENV_URL"]
 
 import datetime as dt
+import json
 import logging
 import os
 import sqlite3
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from crm2erp import jsonutil
 from crm2erp.contract import Cursor
@@ -65,6 +67,24 @@ def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
     unique = sorted({str(v) for v in values})
     for start in range(0, len(unique), _CHUNK):
         yield unique[start:start + _CHUNK]
+
+
+def _one_of(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement[bool]:
+    """``column IN`` the strings of the bind parameter ``ids`` (:func:`_one_of_value`),
+    in a statement whose text is the same for any number of ids, so it is built and
+    compiled once: SQLite reads a JSON array with ``json_each``, PostgreSQL takes a
+    text array; another database gets an expanding ``IN``, rendered anew per call."""
+    if dialect == "sqlite":
+        ids = sa.func.json_each(sa.bindparam("ids", type_=sa.String)).table_valued("value")
+        return column.in_(sa.select(ids.c.value))
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String)))
+    return column.in_(sa.bindparam("ids", expanding=True))
+
+
+def _one_of_value(ids: list[str], dialect: str) -> str | list[str]:
+    """The ``ids`` parameter of a :func:`_one_of` statement."""
+    return json.dumps(ids) if dialect == "sqlite" else ids
 
 
 def _check(value: str, allowed: Sequence[str], what: str) -> None:
@@ -138,6 +158,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
     def __init__(self, engine: sa.Engine):
         """Wrap an engine whose database is already migrated; prefer :meth:`open`."""
         self.engine = engine
+        self._statements: dict[tuple, sa.Select] = {}   # built once (see _xref_lookup)
         self._rows_written = 0             # xref and canonical rows, for _analyze_grown
         self._next_analyze = _FIRST_ANALYZE
 
@@ -348,13 +369,41 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         """External id -> (canonical id, payload hash), for the ids that have an entry:
         what a batch's look-up of its source records needs, without converting the
         other columns (half the cost of :meth:`xref_entries`)."""
-        found: dict[str, tuple[str, str | None]] = {}
-        query = sa.select(xref.c.external_id, xref.c.canonical_id, xref.c.payload_hash
-                          ).where(xref.c.entity == entity, xref.c.system == system)
+        return {ext: (cid, hashed) for ext, (cid, hashed, _) in self._xref_lookup(
+            entity, system, None, external_ids).items()}
+
+    def sync_hashes(self, entity: str, system: str, flow: str,
+                    external_ids: Iterable[str]) -> dict[str, tuple[str, str | None, bool]]:
+        """External id -> (canonical id, payload hash, held), for the ids that have an
+        entry; ``held``: the id has an open, parked or retrying dead letter in ``flow``
+        (as a source key). A sync batch's look-up of its source records, one query
+        per thousand ids."""
+        return self._xref_lookup(entity, system, flow, external_ids)
+
+    def _xref_lookup(self, entity: str, system: str, flow: str | None,
+                     external_ids: Iterable[str]) -> dict[str, tuple[str, str | None, bool]]:
+        dialect = self.engine.dialect.name
+        stmt = self._statements.get(("xref_lookup", flow is None))
+        if stmt is None:
+            held: sa.ColumnElement = sa.false()
+            if flow is not None:
+                held = sa.exists().where(
+                    dead_letters.c.flow == sa.bindparam("flow"),
+                    dead_letters.c.source_key == xref.c.external_id,
+                    dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES))
+            stmt = self._statements[("xref_lookup", flow is None)] = sa.select(
+                xref.c.external_id, xref.c.canonical_id, xref.c.payload_hash, held.label("held")
+            ).where(xref.c.entity == sa.bindparam("entity"),
+                    xref.c.system == sa.bindparam("system"),
+                    _one_of(xref.c.external_id, dialect))
+        found: dict[str, tuple[str, str | None, bool]] = {}
+        params: dict[str, str | list[str] | None] = {
+            "entity": entity, "system": system, "flow": flow}
         with self._reading() as conn:
             for chunk in _chunks(external_ids):
-                for ext, cid, hashed in conn.execute(query.where(xref.c.external_id.in_(chunk))):
-                    found[ext] = (cid, hashed)
+                params["ids"] = _one_of_value(chunk, dialect)
+                for ext, cid, hashed, held_ in conn.execute(stmt, params):
+                    found[ext] = (cid, hashed, bool(held_))
         return found
 
     def external_ids(self, entity: str, system: str,
@@ -405,18 +454,6 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
             sa.select(dead_letters).order_by(dead_letters.c.id).limit(limit), flow, status)
         with self._reading() as conn:
             return [self._dead_letter(row) for row in conn.execute(query)]
-
-    def active_dead_letter_keys(self, flow: str, source_keys: Iterable[str]) -> set[str]:
-        """The keys among ``source_keys`` with an open, parked or retrying dead letter
-        in ``flow`` (one query per thousand keys)."""
-        found: set[str] = set()
-        with self._reading() as conn:
-            for chunk in _chunks(source_keys):
-                found.update(conn.execute(
-                    sa.select(dead_letters.c.source_key).where(
-                        dead_letters.c.flow == flow, dead_letters.c.source_key.in_(chunk),
-                        dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES))).scalars())
-        return found
 
     def get_dead_letter(self, dead_letter_id: int) -> DeadLetter:
         """One dead letter by id; ConfigError when there is none."""

@@ -89,6 +89,44 @@ def test_xref_upsert_and_bulk_reads(store):
     assert len(store.canonical_ids("account", "big", many)) == 2500
 
 
+def test_sync_hashes_tell_the_keys_an_active_dead_letter_of_the_flow_holds(store):
+    """A sync batch's one look-up: canonical id, stored hash, and whether an open,
+    parked or retrying dead letter of this flow holds the key (a closed one, or one
+    of another flow, does not)."""
+    run_id = store.start_run("accounts", "incremental")
+    keys = ["A1", "A2", "A3", "A4", "A5", "A6", "it's \"quoted\", é"]
+    store.commit_batch(_batch(run_id, xref=[
+        XrefUpsert("account", "sf", k, f"c{i}", f"h{i}") for i, k in enumerate(keys)]
+        + [XrefUpsert("account", "erp", "A1", "e1", "x1")], dead_letters=[
+        NewDeadLetter("write_back", "A1", "write-back failed", {"Id": "A1"}),
+        NewDeadLetter("parked", "A2", "parent missing", {"Id": "A2"}),
+        NewDeadLetter("map", "A3", "no country", {"Id": "A3"}),
+        NewDeadLetter("map", "A4", "no country", {"Id": "A4"})]))
+    other = store.start_run("contacts", "incremental")
+    store.commit_batch(BatchCommit(run_id=other, flow="contacts", dead_letters=[
+        NewDeadLetter("map", "A5", "bad", {"Id": "A5"})]))
+    [retrying] = [d.id for d in store.dead_letters("accounts") if d.source_key == "A3"]
+    [closed] = [d.id for d in store.dead_letters("accounts") if d.source_key == "A4"]
+    store.set_dead_letter_status([retrying], "retrying")
+    store.set_dead_letter_status([closed], "resolved")
+
+    found = store.sync_hashes("account", "sf", "accounts", iter(keys + ["missing"]))
+    assert found == {"A1": ("c0", "h0", True), "A2": ("c1", "h1", True),
+                     "A3": ("c2", "h2", True), "A4": ("c3", "h3", False),
+                     "A5": ("c4", "h4", False), "A6": ("c5", "h5", False),
+                     keys[-1]: ("c6", "h6", False)}
+    assert store.sync_hashes("account", "erp", "accounts", ["A1"]) == {
+        "A1": ("e1", "x1", True)}
+    assert store.xref_hashes("account", "sf", ["A1", "A6", "missing"]) == {
+        "A1": ("c0", "h0"), "A6": ("c5", "h5")}
+    assert store.sync_hashes("account", "sf", "accounts", []) == {}
+    many = [f"X{i}" for i in range(2500)]  # more than one query's worth of keys
+    store.commit_batch(_batch(run_id, xref=[XrefUpsert("account", "big", x, "c" + x, x)
+                                            for x in many]))
+    assert store.sync_hashes("account", "big", "accounts", many) == {
+        x: ("c" + x, x, False) for x in many}
+
+
 def test_dedupe_merge_maps_two_external_ids_to_one_canonical(store):
     run_id = store.start_run("accounts", "incremental")
     store.commit_batch(_batch(run_id, xref=[XrefUpsert("account", "sf", "A1", "c1")]))
