@@ -120,6 +120,9 @@ def _stored_content(data: dict[str, Any], pairs: dict[str, Pair], prefix: str,
     return out
 
 
+_NO_HASHES: dict[str, str] = {}
+
+
 def _without(systems: dict[str, str], name: str | None) -> dict[str, str]:
     return {other: digest for other, digest in systems.items() if other != name}
 
@@ -150,17 +153,18 @@ def compact_state(entity: str, canonical_id: str, data: dict[str, Any],
     content = _stored_content(data, pairs, "", flat)
     now_by, now_values = sent_now or ("", {})
     kept_sent: dict[str, dict[str, str]] = {}
-    for path in (*sent, *(p for p in now_values if p not in sent)):
-        systems = sent.get(path, {})
+    for path in (*sent, *(p for p in now_values if p not in sent)) if sent else now_values:
+        systems = sent.get(path) or _NO_HASHES   # read, never changed in place
         changer = pairs.get(path, NOBODY)[0]
         value = flat.get(path)
         if path in now_values:
-            if changer == now_by and now_values[path] is value:
+            sent_value = now_values[path]
+            if changer == now_by and sent_value is value:
                 if changer in systems:   # (a new record's memory has no hash to drop)
                     systems = _without(systems, changer)
             else:
-                systems = {**systems, now_by: short_hash(now_values[path])}
-        if changer in systems and systems[changer] == short_hash(value):
+                systems = {**systems, now_by: short_hash(sent_value)}
+        if systems and changer in systems and systems[changer] == short_hash(value):
             systems = _without(systems, changer)
         if systems:
             kept_sent[path] = systems
