@@ -126,7 +126,9 @@ def merge(runner, source_key: str, row: Row, data: dict, canonical_id: str,
           state, commit: BatchCommit) -> Item:
     """One mapped row merged with the hub's state of its record, settled and validated."""
     flow = runner.flow
-    merged = deep_merge(state.data if state else {}, data)
+    # a record new to the hub has nothing to merge with: a shallow copy is the merge
+    # (a new top-level dict for the id; the nested ones are only read, as deep_merge's are)
+    merged = deep_merge(state.data, data) if state is not None else dict(data)
     merged["id"] = canonical_id
     record = validate(runner.model, merged)
     changed_at = record.updated_at or dt.datetime.now(dt.UTC)

@@ -200,7 +200,9 @@ def next_state(*, entity: str, canonical_id: str, system: str, data: dict[str, A
     A field's last changer keeps no hash of the stored value it sent; when the
     stored value moves on without it, the hash of what it sent is written out."""
     memory = settlement.memory_for(previous)
-    content = {k: v for k, v in data.items() if k not in IGNORED}
+    content = dict(data)
+    for name in IGNORED:
+        content.pop(name, None)
     before = memory.pairs()
     pairs = dict(before)
     if settlement.accepted:

@@ -48,13 +48,21 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(data, dict):
         return {prefix: data} if prefix else {}
     flat: dict[str, Any] = {}
+    _flatten_into(data, f"{prefix}." if prefix else "", flat)
+    return flat
+
+
+def _flatten_into(data: dict, prefix: str, flat: dict[str, Any]) -> None:
+    """:func:`flatten`'s walk, into one dict (``prefix``: the parent's path and a dot)."""
     for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
+        if type(key) is str:
+            path = prefix + key
+        else:   # as the f-string below the top, str() at the top (an Enum key's differ)
+            path = f"{prefix}{key}" if prefix else str(key)
         if isinstance(value, dict) and value:
-            flat.update(flatten(value, path))
+            _flatten_into(value, path + ".", flat)
         else:
             flat[path] = value
-    return flat
 
 
 class FieldMemory:
@@ -104,8 +112,9 @@ def _stored_content(data: dict[str, Any], pairs: dict[str, Pair], prefix: str,
     """``data`` without the null fields nobody set (a dict this empties goes too);
     its leaves go into ``flat`` as :func:`flatten` would list them, in one walk."""
     out: dict[str, Any] = {}
+    dotted = f"{prefix}." if prefix else ""
     for key, value in data.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
+        path = dotted + key if type(key) is str else f"{prefix}.{key}" if prefix else str(key)
         if value is None and path not in pairs:
             continue
         if isinstance(value, dict) and value:
@@ -116,6 +125,9 @@ def _stored_content(data: dict[str, Any], pairs: dict[str, Pair], prefix: str,
             flat[path] = value
         out[key] = value
     return out
+
+
+_NO_HASHES: dict[str, str] = {}
 
 
 def _without(systems: dict[str, str], name: str | None) -> dict[str, str]:
@@ -148,16 +160,18 @@ def compact_state(entity: str, canonical_id: str, data: dict[str, Any],
     content = _stored_content(data, pairs, "", flat)
     now_by, now_values = sent_now or ("", {})
     kept_sent: dict[str, dict[str, str]] = {}
-    for path in (*sent, *(p for p in now_values if p not in sent)):
-        systems = sent.get(path, {})
+    for path in (*sent, *(p for p in now_values if p not in sent)) if sent else now_values:
+        systems = sent.get(path) or _NO_HASHES   # read, never changed in place
         changer = pairs.get(path, NOBODY)[0]
         value = flat.get(path)
         if path in now_values:
-            if changer == now_by and now_values[path] is value:
-                systems = _without(systems, changer)
+            sent_value = now_values[path]
+            if changer == now_by and sent_value is value:
+                if changer in systems:   # (a new record's memory has no hash to drop)
+                    systems = _without(systems, changer)
             else:
-                systems = {**systems, now_by: short_hash(now_values[path])}
-        if changer in systems and systems[changer] == short_hash(value):
+                systems = {**systems, now_by: short_hash(sent_value)}
+        if systems and changer in systems and systems[changer] == short_hash(value):
             systems = _without(systems, changer)
         if systems:
             kept_sent[path] = systems
