@@ -42,17 +42,15 @@ def test_using_it_runs_in_order_right_after_the_demo(tmp_path):
     in the same folder: no command fails, none prints a traceback, and nothing
     but the demo folder and what the commands were asked to write appears."""
     import os
-    import shlex
-    import subprocess
-    import sys
+
+    from tests.clirunner import run as run_cli  # in this process, as a child sees it
 
     env = {k: v for k, v in os.environ.items()
            if k not in ("CRM2ERP_PROJECT", "CRM2ERP_STATE_URL", "CRM2ERP_DEMO_DIR")}
 
     def run(argv: list[str]) -> subprocess.CompletedProcess:
         assert argv[0] == "crm2erp"
-        return subprocess.run([sys.executable, "-m", "crm2erp", *argv[1:]], cwd=tmp_path,
-                              capture_output=True, text=True, env=env, timeout=600)
+        return run_cli(argv[1:], cwd=tmp_path, env=env)
 
     demo = run(["crm2erp", "demo"])
     assert demo.returncode == 0, demo.stderr
