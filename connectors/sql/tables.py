@@ -99,7 +99,8 @@ class SqlBase(Connector):
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            engine = sa.create_engine(self.config.sa_url, pool_pre_ping=True)
+            engine = sa.create_engine(self.config.sa_url, pool_pre_ping=True,
+                                      connect_args=_driver_args(self.config.sa_url))
             if engine.dialect.name == "sqlite":
                 _enable_sqlite_savepoints(engine)
             self._engine = engine
@@ -308,6 +309,21 @@ def _sqlite_unique_sets(engine: sa.Engine, table: str, schema: str | None) -> li
         return [{col[2] for col in conn.exec_driver_sql(
                     f'PRAGMA {prefix}index_info("{index[1]}")').fetchall()}
                 for index in indexes if index[2]]
+
+
+def _driver_args(url) -> dict:
+    """The DB-API connection arguments of a connector's engine.
+
+    psycopg (3) turns a statement run five times into a server-side prepared statement
+    whose generic plan PostgreSQL keeps until the table is analysed again. A look-up by
+    key planned while the target table was still empty is a sequential scan, and without
+    autovacuum it stays one while the table grows: a first sync of 100k rows got slower
+    with every batch (quadratic). Planned on each execution instead, the look-up uses the
+    key's unique index whatever the table's statistics."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
+        return {"prepare_threshold": None}
+    return {}
 
 
 def _enable_sqlite_savepoints(engine: sa.Engine) -> None:

@@ -57,3 +57,35 @@ def test_copy_upsert_creates_updates_and_keeps_every_value(pg_url):
         assert (back.name, back.revenue, back.active, back.seen_at) == (
             row["name"], None if row["revenue"] is None else row["revenue"].quantize(
                 Decimal("0.01")), True, moment)
+
+
+def test_key_look_ups_are_planned_on_each_run_not_kept_from_an_empty_table(pg_url):
+    """psycopg would keep a statement run five times as a prepared statement, and
+    PostgreSQL its generic plan from when the table was empty (a sequential scan,
+    never re-planned without an ANALYZE): a first sync got slower with every batch.
+    The connector's sessions prepare nothing, so each look-up is planned against the
+    table as it is; the rows written are all there."""
+    md = sa.MetaData()
+    sa.Table("customers", md,
+             sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+             sa.Column("crm_ref", sa.String(40), nullable=False, unique=True),
+             sa.Column("name", sa.Text, nullable=False))
+    engine = sa.create_engine(pg_url)
+    md.create_all(engine)
+    target = create_connector("sql", {"url": pg_url, "streams": {
+        "customers": {"table": "customers", "key": "crm_ref", "id_column": "id"}}})
+    try:
+        for batch in range(12):   # the same look-up statement, twelve times
+            rows = [{"crm_ref": f"C-{batch}-{i}", "name": f"N {i}"} for i in range(50)]
+            assert {r.action for r in target.upsert("customers", rows)} == {
+                WriteAction.CREATED}
+        with target.engine.connect() as conn:
+            prepared = conn.exec_driver_sql(
+                "SELECT statement FROM pg_prepared_statements").scalars().all()
+    finally:
+        target.close()
+    with engine.connect() as conn:
+        count = conn.execute(sa.text("SELECT count(DISTINCT crm_ref) FROM customers")).scalar()
+    engine.dispose()
+    assert prepared == []
+    assert count == 600
