@@ -35,7 +35,7 @@ import requests
 
 from crm2erp.connectors.sap.config import SapConfig
 from crm2erp.connectors.sap.odata import sap_error
-from crm2erp.connectors.toolkit.errors import request_line
+from crm2erp.connectors.toolkit.errors import request_line, status_text
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, build_auth
 
@@ -132,10 +132,6 @@ class SapClient:
             taken, self.warnings = self.warnings, []
         return taken
 
-    @property
-    def stats(self):
-        return self.http.stats
-
     def params(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         base: dict[str, Any] = {}
         if self.config.sap_client:
@@ -143,11 +139,6 @@ class SapClient:
         if self.config.language:
             base["sap-language"] = self.config.language
         return {**base, **(extra or {})}
-
-    def get_json(self, path: str, params: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> Any:
-        return self.http.get_json(path, params=self.params(params),
-                                  headers={"Accept": "application/json", **(headers or {})})
 
     # -- CSRF ----------------------------------------------------------------
     def fetch_token(self, service: str) -> str:
@@ -192,7 +183,6 @@ def describe_error(resp_status: int, body: bytes) -> str:
     """A one-line dead-letter reason from a SAP error answer."""
     parsed = sap_error(body)
     if parsed is None:
-        text = body.decode("utf-8", "replace").strip()[:300]
-        return f"HTTP {resp_status}: {text or 'no body'}"
+        return status_text(resp_status, body)
     code, message = parsed
     return f"HTTP {resp_status} {code}: {message}"

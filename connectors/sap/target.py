@@ -31,7 +31,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
@@ -42,6 +42,7 @@ from crm2erp.connectors.sap.odata import literal, parse_date, to_wire
 from crm2erp.connectors.sap.rows import clean, key_text
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.targets import rows_by_key
+from crm2erp.connectors.toolkit.values import same_value
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import ODataPaginator
 
@@ -54,23 +55,16 @@ def _wire(value: Any) -> Any:
 
 
 def same(current: Any, desired: Any) -> bool:
-    """Whether the value SAP holds already equals the one we would send."""
+    """Whether the value SAP holds already equals the one we would send (two
+    ``/Date(...)/`` texts: the same instant, whatever the offset suffix)."""
     new = _wire(desired)
-    if current in (None, "") and new in (None, ""):
-        return True
-    if current == new:
-        return True
-    if isinstance(current, str) and isinstance(new, str) and current.startswith("/Date("):
+    if isinstance(current, str) and isinstance(new, str) and current.startswith("/Date(") \
+            and current != new:
         try:
             return parse_date(current) == parse_date(new)
         except ValueError:
             return False
-    if isinstance(new, bool) or isinstance(current, bool):
-        return False
-    try:
-        return Decimal(str(current)) == Decimal(str(new))
-    except (InvalidOperation, ValueError):
-        return False
+    return same_value(current, new)
 
 
 #: the flag SAP sets on the standard entry of each communication kind of an address
