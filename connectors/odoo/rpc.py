@@ -116,9 +116,6 @@ class OdooRpc:
         self._ids = itertools.count(1)
         self._types: dict[str, dict[str, dict[str, Any]]] = {}
 
-    def close(self) -> None:
-        self.client.close()   # the single-attempt client shares its session
-
     def call(self, service: str, method: str, *args: Any, idempotent: bool = True) -> Any:
         payload = {"jsonrpc": "2.0", "method": "call", "id": next(self._ids),
                    "params": {"service": service, "method": method, "args": list(args)}}
