@@ -44,7 +44,6 @@ from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.targets import rows_by_key
 from crm2erp.connectors.toolkit.values import same_value
 from crm2erp.errors import ConfigError, FatalError, RetriableError
-from crm2erp.http import ODataPaginator
 
 log = logging.getLogger(__name__)
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -121,8 +120,6 @@ class SapWriter:
               fields: list[str] | None = None) -> dict[str, dict]:
         """Raw entities (``__metadata`` kept) by external key (or by ``fields``)."""
         fields = fields or stream.external_id
-        url = f"{self.client.config.service_path(stream.service)}/{stream.entity_set}"
-        paginator = ODataPaginator()
 
         def fetch_chunk(chunk: list[str]) -> Iterator[tuple[str, dict]]:
             terms = []
@@ -133,10 +130,8 @@ class SapWriter:
             query = {"$filter": " or ".join(f"({t})" for t in terms), "$format": "json"}
             if stream.expand:
                 query["$expand"] = ",".join(stream.expand)
-            for page in paginator.pages(self.client.http, url, self.client.params(query),
-                                        headers={"Accept": "application/json"}):
-                for entity in paginator.records(page):
-                    yield key_text(entity, fields), entity
+            for entity in self.client.entities(stream, query):
+                yield key_text(entity, fields), entity
 
         return rows_by_key(keys, self.client.config.lookup_chunk, fetch_chunk)
 
