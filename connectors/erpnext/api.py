@@ -28,7 +28,7 @@ from typing import Any
 
 import requests
 
-from crm2erp.connectors.toolkit.errors import request_line
+from crm2erp.connectors.toolkit.errors import request_line, status_text
 from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, build_auth
@@ -44,9 +44,7 @@ def frappe_error(status: int, content: bytes | str | None) -> str:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        text = (content.decode("utf-8", "replace") if isinstance(content, bytes)
-                else str(content or "")).strip()
-        return f"HTTP {status}: {text[:300] or 'no body'}"
+        return status_text(status, content)
     messages = []
     try:
         for item in json.loads(body.get("_server_messages") or "[]"):

@@ -30,7 +30,6 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import requests
@@ -41,6 +40,7 @@ from crm2erp.connectors.erpnext.config import ErpNextStreamConfig
 from crm2erp.connectors.erpnext.links import LinkedRecords, LinkError
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
 from crm2erp.connectors.toolkit.targets import KeyedWriter, rows_by_key
+from crm2erp.connectors.toolkit.values import same_value
 from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
 from crm2erp.errors import ConfigError
 from crm2erp.http import decode_json
@@ -55,18 +55,8 @@ _wire = json_default("ERPNext", moment=lambda moment: moment.strftime("%Y-%m-%d 
 
 
 def same(current: Any, desired: Any) -> bool:
-    if current in (None, "") and desired in (None, ""):
-        return True
-    if isinstance(desired, dt.date | dt.datetime):
-        desired = _wire(desired)
-    if current == desired:
-        return True
-    if isinstance(current, bool) or isinstance(desired, bool):
-        return False
-    try:
-        return Decimal(str(current)) == Decimal(str(desired))
-    except (InvalidOperation, ValueError):
-        return False
+    """Whether the value ERPNext holds already equals the one we would send."""
+    return same_value(current, _wire(desired) if isinstance(desired, dt.date) else desired)
 
 
 def _child_same(current: list[dict], desired: list[dict]) -> bool:

@@ -15,23 +15,19 @@ __all__ = ["OdooConnector", "OdooConfig", "OdooStreamConfig"]
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from crm2erp.connectors.base import (
-    DelegatingConnector,
-    DeleteMode,
-    Row,
-    StreamInfo,
-    WriteResult,
-)
+from crm2erp.connectors.base import Row, StreamInfo
 from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig
 from crm2erp.connectors.odoo.rpc import OdooRpc
 from crm2erp.connectors.odoo.source import OdooReader
 from crm2erp.connectors.odoo.target import OdooWriter
 from crm2erp.connectors.toolkit.errors import check_streams
+from crm2erp.connectors.toolkit.targets import WriteBackConnector
 from crm2erp.errors import ConfigError
 
 
-class OdooConnector(DelegatingConnector):
-    """Odoo as a source and a target; ``client`` exposes the request stats."""
+class OdooConnector(WriteBackConnector):
+    """Odoo as a source and a target; ``client`` exposes the request stats (closing it
+    closes the single-attempt client too: they share the session)."""
 
     name = "odoo"
     Config = OdooConfig
@@ -74,18 +70,5 @@ class OdooConnector(DelegatingConnector):
                                          if "active" in s.fields else ("delete",)))
                 for name, s in self.config.streams.items()]
 
-    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        """``write`` fields of existing records by ``id`` (write-back); never creates one."""
-        if not rows:
-            return []
-        return self.writer.update(stream, self._stream_config(stream), rows)
-
     def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
         return self.reader.lookup(self._stream_config(stream), [str(k) for k in keys])
-
-    def delete(self, stream: str, keys: Sequence[str],
-               mode: DeleteMode) -> Sequence[WriteResult]:
-        return self.writer.delete(self._stream_config(stream), keys, mode)
-
-    def close(self) -> None:
-        self.rpc.close()

@@ -29,15 +29,15 @@ retry on its own: the writer re-checks what was created instead (see
 
 from __future__ import annotations
 
-__all__ = ["OdooRpc", "OdooRecordError", "to_wire", "error_from_body"]
+__all__ = ["OdooRpc", "OdooRecordError", "odoo_datetime", "to_wire", "error_from_body"]
 
-import datetime as dt
 import itertools
 import json
 import re
 from typing import Any
 
 from crm2erp.connectors.odoo.config import OdooConfig
+from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.connectors.toolkit.writer import json_default
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth, decode_json
@@ -64,14 +64,16 @@ class OdooRecordError(FatalError):
         self.name, self.message = name, message
 
 
-def _odoo_moment(value: dt.datetime) -> str:
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value.strftime(ODOO_DATETIME)
+def odoo_datetime(value: Any) -> str:
+    """An ISO-8601 timestamp (or datetime) as Odoo's naive UTC ``YYYY-MM-DD HH:MM:SS``.
+
+    Fractions are dropped (rounded down), which keeps an inclusive ``>=`` inclusive.
+    """
+    return utc_instant(value, "Odoo cursor value").replace(tzinfo=None).strftime(ODOO_DATETIME)
 
 
 #: JSON encoder default: Decimal -> float, datetimes as Odoo writes them (UTC, naive)
-to_wire = json_default("Odoo", moment=_odoo_moment)
+to_wire = json_default("Odoo", moment=odoo_datetime)
 
 
 def error_from_body(error: dict[str, Any], where: str) -> Exception:
@@ -115,9 +117,6 @@ class OdooRpc:
         self.uid: int | None = None
         self._ids = itertools.count(1)
         self._types: dict[str, dict[str, dict[str, Any]]] = {}
-
-    def close(self) -> None:
-        self.client.close()   # the single-attempt client shares its session
 
     def call(self, service: str, method: str, *args: Any, idempotent: bool = True) -> Any:
         payload = {"jsonrpc": "2.0", "method": "call", "id": next(self._ids),

@@ -25,28 +25,19 @@ use ``active_test: False`` so they are seen at all).
 
 from __future__ import annotations
 
-__all__ = ["OdooReader", "odoo_datetime", "iso_cursor", "normalize_record"]
+__all__ = ["OdooReader", "iso_cursor", "normalize_record"]
 
 from collections.abc import Iterator
 from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig
-from crm2erp.connectors.odoo.rpc import ODOO_DATETIME, OdooRpc
+from crm2erp.connectors.odoo.rpc import OdooRpc, odoo_datetime
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.ordering import Item, merged_batches
-from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.errors import FatalError
 
 ORDER = "{cursor} asc, id asc"
-
-
-def odoo_datetime(value: Any) -> str:
-    """An ISO-8601 timestamp (or datetime) as Odoo's naive UTC ``YYYY-MM-DD HH:MM:SS``.
-
-    Fractions are dropped (rounded down), which keeps an inclusive ``>=`` inclusive.
-    """
-    return utc_instant(value, "Odoo cursor value").replace(tzinfo=None).strftime(ODOO_DATETIME)
 
 
 def iso_cursor(odoo_value: str) -> str:

@@ -47,7 +47,7 @@ from crm2erp.connectors.odoo.rpc import OdooRecordError, OdooRpc
 from crm2erp.connectors.toolkit.batches import chunks, isolate
 from crm2erp.connectors.toolkit.creates import create_unless_found
 from crm2erp.connectors.toolkit.records import as_id, for_found_ids
-from crm2erp.errors import ConfigError
+from crm2erp.connectors.toolkit.writer import required_setting
 
 _DRAFT = ("draft", "sent")
 T = TypeVar("T")
@@ -161,10 +161,8 @@ class OdooWriter:
 
     # -- upsert ----------------------------------------------------------
     def upsert(self, name: str, stream: OdooStreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
-        key_field = stream.key_field
-        if not key_field:
-            raise ConfigError(f"Odoo stream {name!r} has no key_field; set one (ref, origin, "
-                              "default_code...) to write to it")
+        key_field = required_setting(stream.key_field, f"Odoo stream {name!r} has no key_field; "
+                                     "set one (ref, origin, default_code...) to write to it")
         return [result for chunk in chunks(rows, self.config.write_batch_size)
                 for result in self._upsert_chunk(stream, key_field, list(chunk))]
 
@@ -349,7 +347,7 @@ class OdooWriter:
         return errors
 
     # -- delete ----------------------------------------------------------
-    def delete(self, stream: OdooStreamConfig, ids: Sequence[str],
+    def delete(self, name: str, stream: OdooStreamConfig, ids: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:
         if mode is DeleteMode.IGNORE or not ids:
             return [WriteResult(str(i), WriteAction.UNCHANGED, str(i)) for i in ids]

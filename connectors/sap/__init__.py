@@ -85,17 +85,17 @@ class SapConnector(DelegatingConnector):
                 for name, s in self.config.streams.items()]
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        config = self._stream_config(stream)
-        if not config.writable:
-            raise NotImplementedError(f"SAP stream {stream!r} is read-only (no external_id)")
-        return self.writer.upsert(stream, config, rows)
+        return self.writer.upsert(stream, self._writable(stream), rows)
 
     def delete(self, stream: str, keys: Sequence[str],
                mode: DeleteMode) -> Sequence[WriteResult]:
+        return self.writer.delete(stream, self._writable(stream), keys, mode)
+
+    def _writable(self, stream: str) -> SapStreamConfig:
         config = self._stream_config(stream)
         if not config.writable:
             raise NotImplementedError(f"SAP stream {stream!r} is read-only (no external_id)")
-        return self.writer.delete(stream, config, keys, mode)
+        return config
 
     @property
     def warnings(self) -> list[str]:

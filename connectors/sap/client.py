@@ -1,4 +1,4 @@
-"""SAP Gateway specifics on top of the shared HTTP client: CSRF tokens and errors.
+"""SAP Gateway specifics on top of the shared HTTP client: CSRF tokens, errors, paging.
 
 SAP Gateway refuses every modifying request without a CSRF token that
 belongs to the caller's session. The token is fetched with a ``GET`` carrying
@@ -27,17 +27,17 @@ __all__ = ["CsrfRequired", "SapClient", "error_mapper", "sap_messages", "note_sa
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
-from crm2erp.connectors.sap.config import SapConfig
+from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
 from crm2erp.connectors.sap.odata import sap_error
-from crm2erp.connectors.toolkit.errors import request_line
+from crm2erp.connectors.toolkit.errors import request_line, status_text
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.http import HttpClient, build_auth
+from crm2erp.http import HttpClient, ODataPaginator, build_auth
 
 log = logging.getLogger(__name__)
 
@@ -132,10 +132,6 @@ class SapClient:
             taken, self.warnings = self.warnings, []
         return taken
 
-    @property
-    def stats(self):
-        return self.http.stats
-
     def params(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         base: dict[str, Any] = {}
         if self.config.sap_client:
@@ -144,10 +140,14 @@ class SapClient:
             base["sap-language"] = self.config.language
         return {**base, **(extra or {})}
 
-    def get_json(self, path: str, params: dict[str, Any] | None = None,
-                 headers: dict[str, str] | None = None) -> Any:
-        return self.http.get_json(path, params=self.params(params),
-                                  headers={"Accept": "application/json", **(headers or {})})
+    def entities(self, stream: SapStreamConfig, query: dict[str, Any]) -> Iterator[dict]:
+        """The raw entities of the stream's entity set that ``query`` selects, every page
+        (``__next``) read."""
+        paginator = ODataPaginator()
+        url = f"{self.config.service_path(stream.service)}/{stream.entity_set}"
+        for page in paginator.pages(self.http, url, self.params(query),
+                                    headers={"Accept": "application/json"}):
+            yield from paginator.records(page)
 
     # -- CSRF ----------------------------------------------------------------
     def fetch_token(self, service: str) -> str:
@@ -192,7 +192,6 @@ def describe_error(resp_status: int, body: bytes) -> str:
     """A one-line dead-letter reason from a SAP error answer."""
     parsed = sap_error(body)
     if parsed is None:
-        text = body.decode("utf-8", "replace").strip()[:300]
-        return f"HTTP {resp_status}: {text or 'no body'}"
+        return status_text(resp_status, body)
     code, message = parsed
     return f"HTTP {resp_status} {code}: {message}"

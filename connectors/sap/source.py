@@ -29,7 +29,6 @@ from crm2erp.connectors.sap.odata import literal
 from crm2erp.connectors.sap.rows import clean, key_text, position
 from crm2erp.connectors.toolkit.ordering import merged_batches
 from crm2erp.connectors.toolkit.timestamps import utc_instant, utc_text
-from crm2erp.http import ODataPaginator
 
 
 def _since(value: Any) -> dt.datetime:
@@ -79,15 +78,11 @@ class SapReader:
         return out
 
     def _rows(self, stream: SapStreamConfig, query: dict[str, str]) -> Iterator[tuple]:
-        paginator = ODataPaginator()
-        url = f"{self.client.config.service_path(stream.service)}/{stream.entity_set}"
-        for page in paginator.pages(self.client.http, url, self.client.params(query),
-                                    headers={"Accept": "application/json"}):
-            for entity in paginator.records(page):
-                row = clean(entity)
-                gone = stream.deleted_flag and row.get(stream.deleted_flag)
-                yield (position(row, stream), None, key_text(row, stream.key)) if gone \
-                    else (position(row, stream), row, None)
+        for entity in self.client.entities(stream, query):
+            row = clean(entity)
+            gone = stream.deleted_flag and row.get(stream.deleted_flag)
+            yield (position(row, stream), None, key_text(row, stream.key)) if gone \
+                else (position(row, stream), row, None)
 
     def read(self, stream: SapStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:

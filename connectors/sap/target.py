@@ -31,7 +31,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
@@ -42,8 +42,8 @@ from crm2erp.connectors.sap.odata import literal, parse_date, to_wire
 from crm2erp.connectors.sap.rows import clean, key_text
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.targets import rows_by_key
+from crm2erp.connectors.toolkit.values import same_value
 from crm2erp.errors import ConfigError, FatalError, RetriableError
-from crm2erp.http import ODataPaginator
 
 log = logging.getLogger(__name__)
 _JSON = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -54,23 +54,16 @@ def _wire(value: Any) -> Any:
 
 
 def same(current: Any, desired: Any) -> bool:
-    """Whether the value SAP holds already equals the one we would send."""
+    """Whether the value SAP holds already equals the one we would send (two
+    ``/Date(...)/`` texts: the same instant, whatever the offset suffix)."""
     new = _wire(desired)
-    if current in (None, "") and new in (None, ""):
-        return True
-    if current == new:
-        return True
-    if isinstance(current, str) and isinstance(new, str) and current.startswith("/Date("):
+    if isinstance(current, str) and isinstance(new, str) and current.startswith("/Date(") \
+            and current != new:
         try:
             return parse_date(current) == parse_date(new)
         except ValueError:
             return False
-    if isinstance(new, bool) or isinstance(current, bool):
-        return False
-    try:
-        return Decimal(str(current)) == Decimal(str(new))
-    except (InvalidOperation, ValueError):
-        return False
+    return same_value(current, new)
 
 
 #: the flag SAP sets on the standard entry of each communication kind of an address
@@ -127,8 +120,6 @@ class SapWriter:
               fields: list[str] | None = None) -> dict[str, dict]:
         """Raw entities (``__metadata`` kept) by external key (or by ``fields``)."""
         fields = fields or stream.external_id
-        url = f"{self.client.config.service_path(stream.service)}/{stream.entity_set}"
-        paginator = ODataPaginator()
 
         def fetch_chunk(chunk: list[str]) -> Iterator[tuple[str, dict]]:
             terms = []
@@ -139,10 +130,8 @@ class SapWriter:
             query = {"$filter": " or ".join(f"({t})" for t in terms), "$format": "json"}
             if stream.expand:
                 query["$expand"] = ",".join(stream.expand)
-            for page in paginator.pages(self.client.http, url, self.client.params(query),
-                                        headers={"Accept": "application/json"}):
-                for entity in paginator.records(page):
-                    yield key_text(entity, fields), entity
+            for entity in self.client.entities(stream, query):
+                yield key_text(entity, fields), entity
 
         return rows_by_key(keys, self.client.config.lookup_chunk, fetch_chunk)
 

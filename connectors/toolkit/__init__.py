@@ -8,8 +8,9 @@
   delete loop by target id and the JSON encoder default for request bodies;
 - :mod:`~crm2erp.connectors.toolkit.children`: a stream's ``children`` embedded into
   the rows of a batch, read by foreign key a chunk of parents per query;
-- :mod:`~crm2erp.connectors.toolkit.errors`: the request an error answers and its
-  JSON body, for a connector's error table;
+- :mod:`~crm2erp.connectors.toolkit.errors`: the request an error answers, its
+  JSON body and the text of one outside the system's error format, for a
+  connector's error table;
 - :mod:`~crm2erp.connectors.toolkit.config`: strict models, URL and name fields,
   stream-name and ``children`` checks.
 - :mod:`~crm2erp.connectors.toolkit.streams`: the stream config base (``track_deletes``,
@@ -22,7 +23,9 @@
 - :mod:`~crm2erp.connectors.toolkit.batches`: a batch the system refuses as a whole
   split until the refused records are alone; lists cut into calls;
 - :mod:`~crm2erp.connectors.toolkit.records`: deletes and the like by integer record
-  id, the ids looked up first.
+  id, the ids looked up first;
+- :mod:`~crm2erp.connectors.toolkit.values`: a value read back compared with the one
+  a write would send (numbers as text, empties).
 
 With :class:`crm2erp.http.HttpClient` (and its ``single_attempt()`` for writes that
 must not repeat) a connector is left with its endpoints, field quirks and error

@@ -1,9 +1,10 @@
 """What every connector's error table starts from: the request an answer is for,
-and the answer's JSON body when it has one; and ``check()`` over every stream."""
+the answer's JSON body when it has one, the text of one that is not in the system's
+error format; and ``check()`` over every stream."""
 
 from __future__ import annotations
 
-__all__ = ["check_streams", "error_body", "request_line"]
+__all__ = ["check_streams", "error_body", "request_line", "status_text"]
 
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -27,6 +28,13 @@ def error_body(resp: requests.Response) -> Any:
         return resp.json()
     except ValueError:
         return None
+
+
+def status_text(status: int, content: bytes | str | None) -> str:
+    """``"HTTP 502: <the body's first 300 characters>"`` (``no body`` when empty): the
+    reason of an error answer the system's error format does not explain."""
+    text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content or "")
+    return f"HTTP {status}: {text.strip()[:300] or 'no body'}"
 
 
 def check_streams(system: str, streams: Mapping[str, Any],

@@ -14,8 +14,10 @@ from pydantic import ValidationError
 from crm2erp.connectors.base import Batch, Cursor, DeleteMode, WriteAction, WriteResult
 from crm2erp.connectors.toolkit import config as toolkit
 from crm2erp.connectors.toolkit.children import children_by_parent, embed_children
+from crm2erp.connectors.toolkit.errors import status_text
 from crm2erp.connectors.toolkit.ordering import merged_batches
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant, utc_text
+from crm2erp.connectors.toolkit.values import same_value
 from crm2erp.connectors.toolkit.writer import delete_in_batches, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
 
@@ -324,3 +326,29 @@ def test_default_streams_are_fresh_per_connection_and_named_ones_override_some_k
     assert merged["streams"] == {"customers": {"table": "cust", "fields": []},
                                  "orders": {"table": "ord"}}
     assert over_defaults({"url": "u"}, specs) == {"url": "u"} and over_defaults(3, specs) == 3
+
+
+@pytest.mark.parametrize("current,sent,same", [
+    ("12.50", 12.5, True),            # a number read back as text
+    ("12.50", "12.5", True),
+    (None, "", True),                 # both empty
+    ("", None, True),
+    ("ACME", "ACME", True),
+    ("ACME", "Acme", False),
+    (None, 0, False),                 # empty is not zero
+    (True, "1", False),               # a boolean is not read as a number
+    (False, "0", False),
+    ("n/a", 1, False),
+])
+def test_same_value_reads_numbers_and_empties_like_the_system_stores_them(current, sent, same):
+    assert same_value(current, sent) is same
+
+
+@pytest.mark.parametrize("content,expected", [
+    (b"  <html>Bad Gateway</html>\n", "HTTP 502: <html>Bad Gateway</html>"),
+    (b"", "HTTP 502: no body"),
+    (None, "HTTP 502: no body"),
+    ("x" * 400, "HTTP 502: " + "x" * 300),
+])
+def test_status_text_is_the_start_of_a_body_outside_the_error_format(content, expected):
+    assert status_text(502, content) == expected
