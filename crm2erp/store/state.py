@@ -323,13 +323,14 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
     def xref_by_canonical(self, entity: str, system: str,
                           canonical_ids: Iterable[str]) -> dict[str, XrefEntry]:
         """Canonical id -> entry. When a dedupe merge gave one canonical id two
-        external ids, the most recently written one wins."""
+        external ids, the most recently written one wins (of two written at the same
+        time, the greater external id)."""
         found: dict[str, XrefEntry] = {}
         with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
                 query = (self._xref_query(entity, system)
                          .where(xref.c.canonical_id.in_(chunk))
-                         .order_by(xref.c.updated_at, xref.c.id))
+                         .order_by(xref.c.updated_at, xref.c.external_id))
                 for row in conn.execute(query):
                     found[row.canonical_id] = XrefEntry(*row)
         return found
