@@ -44,7 +44,7 @@ def crm_numbers(tmp_path) -> dict[str, str]:
 
 
 def _xref(tmp_path, system: str) -> dict[str, str]:
-    from crm2erp.store.tables import xref   # its types give the canonical ids as text
+    from crm2erp.store.tables import xref  # its types give the canonical ids as text
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
     with engine.connect() as conn:
