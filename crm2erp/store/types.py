@@ -14,7 +14,6 @@ __all__ = ["UTCDateTime", "UTCMicros", "Digest", "CanonicalId", "LongText", "Lon
 
 import datetime as dt
 import re
-import uuid
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
@@ -150,7 +149,7 @@ def canonical_id_bytes(value: str) -> bytes:
     characters, lowercase, what :mod:`crm2erp.engine.resolver` makes) as its 16 bytes;
     any other id framed (see :func:`_framed`)."""
     if _UUID.fullmatch(value):
-        return uuid.UUID(value).bytes
+        return bytes.fromhex(value.replace("-", ""))   # uuid.UUID: 2.5x the time
     return _framed(value)
 
 
@@ -158,7 +157,8 @@ def canonical_id_text(stored: bytes) -> str:
     """The id :func:`canonical_id_bytes` stored, back."""
     stored = bytes(stored)
     if len(stored) == _PACKED_BYTES:
-        return str(uuid.UUID(bytes=stored))
+        digits = stored.hex()   # str(uuid.UUID(bytes=...)): 3x the time
+        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
     return _unframed(stored)
 
 
