@@ -13,6 +13,7 @@ __all__ = ["UTCDateTime", "UTCMicros", "Digest", "CanonicalId", "LongText", "Lon
            "mysql_table_args"]
 
 import datetime as dt
+import functools
 import re
 
 import sqlalchemy as sa
@@ -144,6 +145,9 @@ def digest_text(stored: bytes) -> str:
     return _unframed(stored)
 
 
+# A sync batch binds each canonical id about five times (look-ups, xref rows of both
+# systems, the hub memory): the conversions of the last few batches are kept.
+@functools.lru_cache(maxsize=4096)
 def canonical_id_bytes(value: str) -> bytes:
     """How :class:`CanonicalId` stores ``value``: a uuid in its canonical text form (36
     characters, lowercase, what :mod:`crm2erp.engine.resolver` makes) as its 16 bytes;
