@@ -62,3 +62,32 @@ def test_xref_lookups_use_the_unique_index_without_statistics(pg_store_url):
         assert all(isinstance(e.updated_at, dt.datetime) for e in found.values())
     finally:
         store.close()
+
+
+def test_sqlite_looks_canonical_ids_up_in_their_index(sqlite_store_url):
+    """Without statistics SQLite walks the primary key's (entity, system) range of
+    xref, every row of the system, for each batch's canonical ids: the store ANALYZEs
+    the tables as they grow (_analyze_grown), and the plan of the statement the
+    look-up sends uses the canonical-id index."""
+    store = StateStore.open(sqlite_store_url)
+    sent: list[tuple[str, tuple]] = []
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many):
+        if "canonical_id IN" in statement:
+            sent.append((statement, parameters))
+
+    try:
+        run_id = store.start_run("accounts", "incremental")
+        store.commit_batch(BatchCommit(run_id=run_id, flow="accounts", xref=[
+            XrefUpsert("Account", system, f"{system}{n}", f"c-{n:06d}")
+            for n in range(2000) for system in ("crm", "erp")]))
+        sa.event.listen(store.engine, "before_cursor_execute", keep)
+        found = store.external_ids("Account", "erp", ["c-000007", "c-001999", "nope"])
+        assert found == {"c-000007": "erp7", "c-001999": "erp1999"}
+        [(statement, parameters)] = sent
+        with store.engine.connect() as conn:
+            plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+        assert any("USING INDEX ix_xref_entity_system_canonical_id" in row[-1]
+                   for row in plan), plan
+    finally:
+        store.close()
