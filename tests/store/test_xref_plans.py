@@ -80,10 +80,11 @@ def test_sqlite_looks_canonical_ids_up_in_their_index(sqlite_store_url):
         run_id = store.start_run("accounts", "incremental")
         store.commit_batch(BatchCommit(run_id=run_id, flow="accounts", xref=[
             XrefUpsert("Account", system, f"{system}{n}", f"c-{n:06d}")
-            for n in range(2000) for system in ("crm", "erp")]))
+            for n in range(20_000) for system in ("crm", "erp")]))
         sa.event.listen(store.engine, "before_cursor_execute", keep)
-        found = store.external_ids("Account", "erp", ["c-000007", "c-001999", "nope"])
-        assert found == {"c-000007": "erp7", "c-001999": "erp1999"}
+        wanted = [f"c-{n:06d}" for n in range(1000, 1500)]   # a batch's worth
+        found = store.external_ids("Account", "erp", wanted + ["nope"])
+        assert found == {f"c-{n:06d}": f"erp{n}" for n in range(1000, 1500)}
         [(statement, parameters)] = sent
         with store.engine.connect() as conn:
             plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
