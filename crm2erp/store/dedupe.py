@@ -366,13 +366,15 @@ class DedupeStoreMixin:
                            jsonutil.loads(row.model), row.id, row.trained_at)
 
     def iter_canonical_states(self, entity: str, chunk: int = 1000) -> Iterator[CanonicalState]:
-        """Every stored canonical record of ``entity``, in id order, a chunk per query."""
-        last = ""
+        """Every stored canonical record of ``entity``, in the order of its stored id
+        (:class:`crm2erp.store.types.CanonicalId`), a chunk per query."""
+        last: str | None = None
         while True:
             query = (sa.select(canonical_records)
-                     .where(canonical_records.c.entity == entity,
-                            canonical_records.c.canonical_id > last)
+                     .where(canonical_records.c.entity == entity)
                      .order_by(canonical_records.c.canonical_id).limit(chunk))
+            if last is not None:
+                query = query.where(canonical_records.c.canonical_id > last)
             with self.engine.connect() as conn:
                 rows = conn.execute(query).all()
             if not rows:

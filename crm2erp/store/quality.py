@@ -152,19 +152,22 @@ class QualityStoreMixin:
     # -- xref scans (reconciliation) ----------------------------------------
     def iter_xref(self, entity: str, system: str,
                   chunk: int = 1000) -> Iterator[tuple[str, str]]:
-        """Every (external id, canonical id) of one entity in one system, in id order."""
-        last = 0
+        """Every (external id, canonical id) of one entity in one system, in external
+        id order."""
+        last: str | None = None
         while True:
-            query = (sa.select(xref.c.id, xref.c.external_id, xref.c.canonical_id)
-                     .where(xref.c.entity == entity, xref.c.system == system,
-                            xref.c.id > last).order_by(xref.c.id).limit(chunk))
+            query = (sa.select(xref.c.external_id, xref.c.canonical_id)
+                     .where(xref.c.entity == entity, xref.c.system == system)
+                     .order_by(xref.c.external_id).limit(chunk))
+            if last is not None:
+                query = query.where(xref.c.external_id > last)
             with self.engine.connect() as conn:
                 rows = conn.execute(query).all()
             if not rows:
                 return
             for row in rows:
                 yield row.external_id, row.canonical_id
-            last = rows[-1].id
+            last = rows[-1].external_id
 
     # -- reconciliations ----------------------------------------------------
     def save_reconciliation(self, flow: str, entity: str, status: str,

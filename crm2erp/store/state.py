@@ -60,7 +60,7 @@ ENV_URL = "CRM2ERP_STATE_URL"
 READ_ONLY = "crm2erp_read_only"
 
 _CHUNK = 1000  # ids per IN (...) query: one query for any normal batch
-_FIRST_ANALYZE = 1000  # rows written before PostgreSQL's first ANALYZE (see commit_batch)
+_FIRST_ANALYZE = 1000  # rows written before the first ANALYZE (see commit_batch)
 
 
 def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
@@ -323,13 +323,14 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
     def xref_by_canonical(self, entity: str, system: str,
                           canonical_ids: Iterable[str]) -> dict[str, XrefEntry]:
         """Canonical id -> entry. When a dedupe merge gave one canonical id two
-        external ids, the most recently written one wins."""
+        external ids, the most recently written one wins (of two written at the same
+        time, the greater external id)."""
         found: dict[str, XrefEntry] = {}
         with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
                 query = (self._xref_query(entity, system)
                          .where(xref.c.canonical_id.in_(chunk))
-                         .order_by(xref.c.updated_at, xref.c.id))
+                         .order_by(xref.c.updated_at, xref.c.external_id))
                 for row in conn.execute(query):
                     found[row.canonical_id] = XrefEntry(*row)
         return found
@@ -491,13 +492,18 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         return result
 
     def _analyze_grown(self, written: int) -> None:
-        """PostgreSQL plans the batch look-ups from the tables' statistics. Tables that
-        grew from empty have none until autovacuum comes round (never, when it is
-        off), and without them the planner may pick the canonical-id index and walk
-        every xref row of the entity for each batch. So the state tables are
-        ANALYZEd each time the rows this store wrote pass a power of ten (1,000,
-        10,000, ...): a few ANALYZEs per run, each reading a bounded sample."""
-        if self.engine.dialect.name != "postgresql" or not written:
+        """PostgreSQL and SQLite plan the batch look-ups from the tables' statistics.
+        Tables that grew from empty have none (PostgreSQL: until autovacuum comes
+        round, never when it is off; SQLite: until an ANALYZE), and without them the
+        planner may walk every xref row of the entity and system for each batch
+        (PostgreSQL in the canonical-id index, SQLite in the primary key). So the
+        state tables are ANALYZEd each time the rows this store wrote pass a power of
+        ten (1,000, 10,000, ...): a few ANALYZEs per run, PostgreSQL's reading a
+        bounded sample. SQLite's read every row (0.05 s CPU at 100k records): one
+        limited to a sample (``analysis_limit``) counted 1,001 rows for an (entity,
+        system), and the planner walked them rather than look 500 ids up."""
+        dialect = self.engine.dialect.name
+        if dialect not in ("postgresql", "sqlite") or not written:
             return
         self._rows_written += written
         if self._rows_written < self._next_analyze:
@@ -505,5 +511,9 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         while self._next_analyze <= self._rows_written:
             self._next_analyze *= 10
         with self.engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE xref, canonical_records, dead_letters")
+            if dialect == "postgresql":
+                conn.exec_driver_sql("ANALYZE xref, canonical_records, dead_letters")
+            else:
+                for table in ("xref", "canonical_records", "dead_letters"):
+                    conn.exec_driver_sql(f"ANALYZE {table}")
             conn.commit()

@@ -32,7 +32,7 @@ __all__ = [
 
 import sqlalchemy as sa
 
-from crm2erp.store.types import Digest, LongBytes, LongText, UTCDateTime
+from crm2erp.store.types import CanonicalId, Digest, LongBytes, LongText, UTCDateTime, UTCMicros
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -78,19 +78,21 @@ watermarks = sa.Table(
     sa.Column("run_id", sa.Integer, nullable=True),
 )
 
+# A row per record and system: kept small (migration 0011). The natural key is the
+# primary key, and on SQLite the table itself (WITHOUT ROWID); canonical ids are 16
+# bytes (CanonicalId), timestamps SQLite integers (UTCMicros).
 xref = sa.Table(
     "xref", metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("entity", sa.String(64), nullable=False),
-    sa.Column("system", sa.String(64), nullable=False),
-    sa.Column("external_id", sa.String(191), nullable=False),
-    sa.Column("canonical_id", sa.String(191), nullable=False),
+    sa.Column("entity", sa.String(64), primary_key=True),
+    sa.Column("system", sa.String(64), primary_key=True),
+    sa.Column("external_id", sa.String(191), primary_key=True),
+    sa.Column("canonical_id", CanonicalId(), nullable=False),
     sa.Column("payload_hash", Digest(), nullable=True),   # binary: see Digest
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCMicros(), nullable=False),
     sa.Column("run_id", sa.Integer, nullable=True),
-    sa.UniqueConstraint("entity", "system", "external_id"),
     # not unique: a dedupe merge maps two source records to one canonical id
     sa.Index(None, "entity", "system", "canonical_id"),
+    sqlite_with_rowid=False,
 )
 
 dead_letters = sa.Table(
@@ -127,9 +129,9 @@ locks = sa.Table(
 canonical_records = sa.Table(
     "canonical_records", metadata,
     sa.Column("entity", sa.String(64), primary_key=True),
-    sa.Column("canonical_id", sa.String(191), primary_key=True),
+    sa.Column("canonical_id", CanonicalId(), primary_key=True),
     sa.Column("memory", LongBytes, nullable=False),
-    sa.Column("updated_at", UTCDateTime(), nullable=False),
+    sa.Column("updated_at", UTCMicros(), nullable=False),
     sa.Column("run_id", sa.Integer, nullable=True),
     sqlite_with_rowid=False,   # the primary key is the table (migration 0009)
 )

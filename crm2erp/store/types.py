@@ -9,9 +9,11 @@ datetime, so callers never compare naive and aware values.
 
 from __future__ import annotations
 
-__all__ = ["UTCDateTime", "Digest", "LongText", "LongBytes", "utcnow", "mysql_table_args"]
+__all__ = ["UTCDateTime", "UTCMicros", "Digest", "CanonicalId", "LongText", "LongBytes", "utcnow",
+           "mysql_table_args"]
 
 import datetime as dt
+import functools
 import re
 
 import sqlalchemy as sa
@@ -81,28 +83,87 @@ class UTCDateTime(sa.TypeDecorator):
         return value.astimezone(UTC)
 
 
+class UTCMicros(UTCDateTime):
+    """A :class:`UTCDateTime` that SQLite keeps as an integer of microseconds since the
+    epoch (8 bytes instead of 26 characters of text); PostgreSQL and MariaDB keep their
+    native 8-byte timestamps. For the columns of the tables with a row per record."""
+
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.BigInteger())
+        return super().load_dialect_impl(dialect)
+
+    def process_bind_param(self, value, dialect):
+        value = super().process_bind_param(value, dialect)
+        if value is None or dialect.name != "sqlite":
+            return value
+        return (value - _EPOCH) // _MICROSECOND
+
+    def process_result_value(self, value, dialect):
+        if value is not None and dialect.name == "sqlite":
+            return _EPOCH_UTC + dt.timedelta(microseconds=value)
+        return super().process_result_value(value, dialect)
+
+
+_EPOCH = dt.datetime(1970, 1, 1)          # naive: what UTCDateTime binds on SQLite
+_EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
+
 _HEX_DIGEST = re.compile(r"[0-9a-f]{32}")
-_DIGEST_BYTES = 16
-_TEXT = b"\xff"   # never in UTF-8: frames a value that is not a hex digest
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_PACKED_BYTES = 16
+_TEXT = b"\xff"   # never in UTF-8: frames a value that is not packed
+
+
+def _framed(value: str) -> bytes:
+    """Text that has no 16-byte form: its UTF-8 after a 0xFF byte, and one more 0xFF at
+    the end if that came to 16 bytes (only a packed value is 16 bytes long)."""
+    stored = _TEXT + value.encode()
+    return stored + _TEXT if len(stored) == _PACKED_BYTES else stored
+
+
+def _unframed(stored: bytes) -> str:
+    return stored.strip(_TEXT).decode()
 
 
 def digest_bytes(value: str) -> bytes:
     """How :class:`Digest` stores ``value``: a 128-bit hex digest (32 lowercase hex
     digits, :func:`crm2erp.jsonutil.text_hash`) as its 16 bytes; any other text (a
-    deletion mark) as its UTF-8 after a 0xFF byte, and one more 0xFF at the end if that
-    came to 16 bytes: only a digest is 16 bytes long."""
+    deletion mark) framed (see :func:`_framed`)."""
     if _HEX_DIGEST.fullmatch(value):
         return bytes.fromhex(value)
-    stored = _TEXT + value.encode()
-    return stored + _TEXT if len(stored) == _DIGEST_BYTES else stored
+    return _framed(value)
 
 
 def digest_text(stored: bytes) -> str:
     """The text :func:`digest_bytes` stored, back."""
     stored = bytes(stored)   # some drivers hand out a memoryview
-    if len(stored) == _DIGEST_BYTES:
+    if len(stored) == _PACKED_BYTES:
         return stored.hex()
-    return stored.strip(_TEXT).decode()
+    return _unframed(stored)
+
+
+# A sync batch binds each canonical id about five times (look-ups, xref rows of both
+# systems, the hub memory): the conversions of the last few batches are kept.
+@functools.lru_cache(maxsize=4096)
+def canonical_id_bytes(value: str) -> bytes:
+    """How :class:`CanonicalId` stores ``value``: a uuid in its canonical text form (36
+    characters, lowercase, what :mod:`crm2erp.engine.resolver` makes) as its 16 bytes;
+    any other id framed (see :func:`_framed`)."""
+    if _UUID.fullmatch(value):
+        return bytes.fromhex(value.replace("-", ""))   # uuid.UUID: 2.5x the time
+    return _framed(value)
+
+
+def canonical_id_text(stored: bytes) -> str:
+    """The id :func:`canonical_id_bytes` stored, back."""
+    stored = bytes(stored)
+    if len(stored) == _PACKED_BYTES:
+        digits = stored.hex()   # str(uuid.UUID(bytes=...)): 3x the time
+        return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+    return _unframed(stored)
 
 
 class Digest(sa.TypeDecorator):
@@ -122,3 +183,28 @@ class Digest(sa.TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else digest_text(value)
+
+
+class CanonicalId(sa.TypeDecorator):
+    """A canonical id as binary: a uuid in 16 bytes instead of 36 characters (see
+    :func:`canonical_id_bytes`); Python code sees the same text it wrote. Binary on
+    PostgreSQL too (not ``uuid``): a canonical id may be any text of up to 191
+    characters. Byte order sorts uuids as their text sorts."""
+
+    impl = sa.LargeBinary
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.VARBINARY(CANONICAL_ID_BYTES))
+        return dialect.type_descriptor(sa.LargeBinary())
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else canonical_id_bytes(value)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else canonical_id_text(value)
+
+
+#: the longest framed id: 191 characters of 4-byte UTF-8 and the 0xFF byte
+CANONICAL_ID_BYTES = 191 * 4 + 1

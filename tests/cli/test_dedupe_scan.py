@@ -44,10 +44,12 @@ def crm_numbers(tmp_path) -> dict[str, str]:
 
 
 def _xref(tmp_path, system: str) -> dict[str, str]:
+    from crm2erp.store.tables import xref  # its types give the canonical ids as text
+
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
     with engine.connect() as conn:
-        rows = conn.execute(sa.text("SELECT external_id, canonical_id FROM xref "
-                                    "WHERE system = :s"), {"s": system}).all()
+        rows = conn.execute(sa.select(xref.c.external_id, xref.c.canonical_id)
+                            .where(xref.c.system == system)).all()
     engine.dispose()
     return dict(rows)
 

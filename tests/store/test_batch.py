@@ -127,6 +127,25 @@ def test_sync_hashes_tell_the_keys_an_active_dead_letter_of_the_flow_holds(store
         x: ("c" + x, x, False) for x in many}
 
 
+def test_xref_and_canonical_scans_page_through_every_id_once(store):
+    """iter_xref and iter_canonical_states page by key (xref has no surrogate id, canonical
+    ids are stored as bytes): uuids and other ids alike come out once each."""
+    import uuid
+
+    from crm2erp.store.records import CanonicalState
+
+    ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, str(n))) for n in range(7)] + [
+        "", "c-1", "abcdefghijklmno", "\u00fc" * 8, "X" * 191]
+    run_id = store.start_run("accounts", "incremental")
+    store.commit_batch(_batch(run_id, xref=[
+        XrefUpsert("account", "sf", f"S{n}", cid) for n, cid in enumerate(ids)],
+        canonical=[CanonicalState("account", cid, {"n": n}, {}) for n, cid in enumerate(ids)]))
+    assert sorted(store.iter_xref("account", "sf", chunk=3)) == sorted(
+        (f"S{n}", cid) for n, cid in enumerate(ids))
+    scanned = [(s.canonical_id, s.data) for s in store.iter_canonical_states("account", chunk=3)]
+    assert sorted(scanned) == sorted((cid, {"n": n}) for n, cid in enumerate(ids))
+
+
 def test_dedupe_merge_maps_two_external_ids_to_one_canonical(store):
     run_id = store.start_run("accounts", "incremental")
     store.commit_batch(_batch(run_id, xref=[XrefUpsert("account", "sf", "A1", "c1")]))

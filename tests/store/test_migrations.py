@@ -350,3 +350,103 @@ def test_a_digest_is_16_bytes_and_any_other_text_comes_back_as_it_was():
         stored = digest_bytes(text)
         assert len(stored) != 16 and digest_text(stored) == text
         assert digest_text(memoryview(stored)) == text
+
+
+CANONICAL_IDS = ["d4dfd0ee-d0ff-5f4d-ad62-4fd0c73bceb0",   # a uuid: stored as 16 bytes
+                 "D4DFD0EE-D0FF-5F4D-AD62-4FD0C73BCEB0",   # upper case: text, kept as it was
+                 "c-1", "abcdefghijklmno", "ü" * 8, "x" * 191, ""]
+
+
+def test_a_uuid_canonical_id_is_16_bytes_and_any_other_id_comes_back_as_it_was():
+    from crm2erp.store.types import canonical_id_bytes, canonical_id_text
+
+    assert canonical_id_bytes(CANONICAL_IDS[0]) == bytes.fromhex(
+        CANONICAL_IDS[0].replace("-", ""))
+    for text in CANONICAL_IDS[1:]:
+        stored = canonical_id_bytes(text)
+        assert len(stored) != 16 and canonical_id_text(stored) == text
+        assert canonical_id_text(memoryview(stored)) == text
+
+
+def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_url):
+    """Migration 0011 rebuilds xref (keyed by entity, system, external id; no
+    surrogate id) and canonical_records with binary canonical ids and, on SQLite,
+    integer timestamps: the store reads back every value written before it (more than
+    a batch of rows), and a downgrade to 0010 gives the same rows in the old columns."""
+    import datetime as dt
+
+    from crm2erp.store.fieldmemory import encode
+    from crm2erp.store.types import Digest, UTCDateTime
+
+    old_xref = sa.table("xref", *(sa.column(name) for name in (
+        "id", "entity", "system", "external_id", "canonical_id", "run_id")),
+        sa.column("payload_hash", Digest()), sa.column("updated_at", UTCDateTime()))
+    old_records = sa.table("canonical_records", *(sa.column(name) for name in (
+        "entity", "canonical_id", "memory", "run_id")), sa.column("updated_at", UTCDateTime()))
+    start = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
+
+    def canonical(n: int) -> str:
+        return CANONICAL_IDS[n] if n < len(CANONICAL_IDS) else f"{n:08x}-0000-5000-8000-{n:012x}"
+
+    def when(n: int) -> dt.datetime:
+        return start + dt.timedelta(days=n, microseconds=n)
+
+    xref_rows = [{"entity": "Account", "system": system, "external_id": f"{system}-{n:04d}",
+                  "canonical_id": canonical(n), "payload_hash": HASHES[n % len(HASHES)],
+                  "updated_at": when(n), "run_id": n % 3 or None}
+                 for n in range(1010) for system in ("crm", "erp")]
+    memory_rows = [{"entity": "Account", "canonical_id": canonical(n),
+                    "memory": encode({"name": f"Acme {n}"}, {"v": 3}),
+                    "updated_at": when(n), "run_id": 7} for n in range(1010)]
+    store = StateStore.open(any_db_url)
+    try:
+        migrate.downgrade(store.engine, "0010")
+        with store.engine.begin() as conn:
+            conn.execute(old_xref.insert(), xref_rows)
+            conn.execute(old_records.insert(), memory_rows)
+        migrate.upgrade(store.engine, "head")
+
+        for system in ("crm", "erp"):
+            wanted = [r for r in xref_rows if r["system"] == system]
+            entries = store.xref_entries("Account", system, [r["external_id"] for r in wanted])
+            assert {ext: (e.canonical_id, e.payload_hash, e.updated_at)
+                    for ext, e in entries.items()} == {
+                r["external_id"]: (r["canonical_id"], r["payload_hash"], r["updated_at"])
+                for r in wanted}
+        states = store.canonical_states("Account", [r["canonical_id"] for r in memory_rows])
+        assert {cid: (s.data, s.updated_at) for cid, s in states.items()} == {
+            r["canonical_id"]: ({"name": f"Acme {n}"}, r["updated_at"])
+            for n, r in enumerate(memory_rows)}
+        assert store.external_ids("Account", "erp", CANONICAL_IDS) == {
+            cid: f"erp-{n:04d}" for n, cid in enumerate(CANONICAL_IDS)}
+        with store.engine.connect() as conn:
+            raw = conn.execute(sa.text("SELECT canonical_id FROM canonical_records "
+                                       "WHERE canonical_id = :c"),
+                               {"c": bytes.fromhex(CANONICAL_IDS[0].replace("-", ""))}
+                               ).scalar_one()
+            assert bytes(raw) == bytes.fromhex(CANONICAL_IDS[0].replace("-", ""))
+            assert "id" not in {c["name"] for c in sa.inspect(conn).get_columns("xref")}
+            if conn.dialect.name == "sqlite":
+                times = conn.execute(sa.text("SELECT DISTINCT typeof(updated_at) FROM xref "
+                                             "UNION SELECT typeof(updated_at) "
+                                             "FROM canonical_records")).scalars().all()
+                assert times == ["integer"]
+                assert "WITHOUT ROWID" in conn.execute(sa.text(
+                    "SELECT sql FROM sqlite_schema WHERE name = 'xref'")).scalar_one()
+
+        migrate.downgrade(store.engine, "0010")
+        with store.engine.connect() as conn:
+            back_xref = [row._asdict() for row in conn.execute(
+                sa.select(*(c for c in old_xref.c if c.name != "id")))]
+            back_records = [row._asdict() for row in conn.execute(sa.select(old_records))]
+            ids = conn.execute(sa.select(old_xref.c.id)).scalars().all()
+        key = "{0[system]}{0[external_id]}".format
+        assert sorted(back_xref, key=key) == sorted(xref_rows, key=key)
+        assert sorted(back_records, key=lambda r: r["canonical_id"]) == sorted(
+            memory_rows, key=lambda r: r["canonical_id"])
+        assert sorted(ids) == list(range(1, len(xref_rows) + 1))
+        migrate.upgrade(store.engine, "head")
+        assert store.canonical_ids("Account", "crm", ["crm-0000"]) == {
+            "crm-0000": CANONICAL_IDS[0]}
+    finally:
+        store.close()

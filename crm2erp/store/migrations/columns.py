@@ -7,7 +7,8 @@ adds a new function instead of editing one of these.
 
 from __future__ import annotations
 
-__all__ = ["ts", "long_text", "long_bytes", "digest", "table_args"]
+__all__ = ["ts", "micros", "long_text", "long_bytes", "digest", "canonical_id",
+           "table_args"]
 
 import sqlalchemy as sa
 from alembic import op
@@ -17,6 +18,13 @@ from sqlalchemy.dialects import mysql
 def ts() -> sa.types.TypeEngine:
     """Aware timestamps; MariaDB has no time zone type, so DATETIME(6) holding UTC."""
     return sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+def micros() -> sa.types.TypeEngine:
+    """Aware timestamps that SQLite keeps as integer microseconds since the epoch (see
+    :class:`crm2erp.store.types.UTCMicros`); elsewhere as :func:`ts`."""
+    return (sa.DateTime(timezone=True).with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+            .with_variant(sa.BigInteger(), "sqlite"))
 
 
 def long_text() -> sa.types.TypeEngine:
@@ -33,6 +41,12 @@ def digest() -> sa.types.TypeEngine:
     """A payload hash as bytes (see :class:`crm2erp.store.types.Digest`): BYTEA, BLOB,
     MariaDB's VARBINARY(130)."""
     return sa.LargeBinary().with_variant(mysql.VARBINARY(130), "mysql", "mariadb")
+
+
+def canonical_id() -> sa.types.TypeEngine:
+    """A canonical id as bytes (see :class:`crm2erp.store.types.CanonicalId`): BYTEA,
+    BLOB, MariaDB's VARBINARY(765)."""
+    return sa.LargeBinary().with_variant(mysql.VARBINARY(765), "mysql", "mariadb")
 
 
 def table_args() -> dict:
