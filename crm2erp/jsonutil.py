@@ -40,8 +40,8 @@ def to_jsonable(value: Any) -> Any:
 
 def _default(value: Any) -> Any:
     """What ``json`` cannot encode itself, as :func:`to_jsonable` would give it."""
-    if isinstance(value, dt.datetime | dt.date | dt.time):   # most often: rows' timestamps
-        return value.isoformat()
+    if type(value) is dt.datetime or isinstance(value, dt.date | dt.time):   # most often:
+        return value.isoformat()                                              # timestamps
     converted = to_jsonable(value)
     if converted is value:
         raise TypeError(f"{type(value).__name__} is not JSON serialisable")

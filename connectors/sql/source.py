@@ -251,7 +251,7 @@ class SqlSourceMixin(SqlBase):
     def _rows_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> list[Row]:
         """Full rows (children embedded) of ``keys``, in that order; vanished keys left out."""
         found = self._fetch_by_key(spec, keys)
-        wanted = [key_string(list(key)) for key in keys]
+        wanted = [key_string(key) for key in keys]
         return [found[k] for k in wanted if k in found]
 
     def _fetch_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> dict[str, Row]:

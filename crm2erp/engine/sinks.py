@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from typing import Protocol
 
-from crm2erp.contract import DeleteMode, WriteAction
+from crm2erp.contract import Cursor, DeleteMode, WriteAction
 from crm2erp.engine.batch import DELETED_MARK, Change, RunResult, hold, new_dead_letters
 from crm2erp.engine.cursors import later_cursor
 from crm2erp.engine.inbound import remember
@@ -27,6 +27,8 @@ from crm2erp.mapping.paths import get_path
 from crm2erp.store import BatchCommit, XrefUpsert
 
 log = logging.getLogger(__name__)
+
+_UNREAD = object()   # TargetSink's watermark before the run's first commit reads it
 
 #: A delete to make: (source key, target id).
 PendingDelete = tuple[str, str]
@@ -58,6 +60,7 @@ class TargetSink:
 
     def __init__(self, runner):
         self.runner = runner
+        self._mark: Cursor | None | object = _UNREAD   # as this run last committed it
 
     def write(self, items: list[Item], counts: Counter, commit: BatchCommit) -> None:
         runner = self.runner
@@ -141,11 +144,14 @@ class TargetSink:
         record or delete of it that was not applied (they are dead letters)."""
         runner = self.runner
         if cursor is not None:
-            current = runner.store.get_watermark(runner.flow.flow, runner.mark_stream)
-            mark = later_cursor(current, cursor)   # not None: cursor is not
-            if mark is not None:
-                commit.watermark = (runner.mark_stream, mark)
-        return new_dead_letters(runner.store.commit_batch(commit), commit)
+            if self._mark is _UNREAD:   # read once: the run holds the flow's lock
+                self._mark = runner.store.get_watermark(runner.flow.flow, runner.mark_stream)
+            mark = later_cursor(self._mark, cursor)   # not None: cursor is not
+            commit.watermark = (runner.mark_stream, mark)
+        written = new_dead_letters(runner.store.commit_batch(commit), commit)
+        if commit.watermark is not None:
+            self._mark = commit.watermark[1]
+        return written
 
 
 class DryRunSink:
