@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from crm2erp.connectors.base import Batch, Cursor, Rejected, Row
 from crm2erp.connectors.cursortype import cursor_json, parse_cursor, parse_watermark
-from crm2erp.connectors.file import spill   # the file source's external sort
+from crm2erp.connectors.file import spill  # the file source's external sort
 from crm2erp.connectors.file.spill import SortedSpill
 from crm2erp.connectors.sql.tables import SqlBase, StreamSpec, is_disconnect
 from crm2erp.connectors.sql.values import (

@@ -28,8 +28,6 @@ from crm2erp.store import BatchCommit, XrefUpsert
 
 log = logging.getLogger(__name__)
 
-_UNREAD = object()   # TargetSink's watermark before the run's first commit reads it
-
 #: A delete to make: (source key, target id).
 PendingDelete = tuple[str, str]
 
@@ -60,7 +58,8 @@ class TargetSink:
 
     def __init__(self, runner):
         self.runner = runner
-        self._mark: Cursor | None | object = _UNREAD   # as this run last committed it
+        self._mark: Cursor | None = None   # the watermark as this run last committed it,
+        self._mark_read = False            # read at the run's first commit
 
     def write(self, items: list[Item], counts: Counter, commit: BatchCommit) -> None:
         runner = self.runner
@@ -144,10 +143,12 @@ class TargetSink:
         record or delete of it that was not applied (they are dead letters)."""
         runner = self.runner
         if cursor is not None:
-            if self._mark is _UNREAD:   # read once: the run holds the flow's lock
+            if not self._mark_read:   # read once: the run holds the flow's lock
                 self._mark = runner.store.get_watermark(runner.flow.flow, runner.mark_stream)
+                self._mark_read = True
             mark = later_cursor(self._mark, cursor)   # not None: cursor is not
-            commit.watermark = (runner.mark_stream, mark)
+            if mark is not None:
+                commit.watermark = (runner.mark_stream, mark)
         written = new_dead_letters(runner.store.commit_batch(commit), commit)
         if commit.watermark is not None:
             self._mark = commit.watermark[1]
