@@ -40,8 +40,9 @@ def to_jsonable(value: Any) -> Any:
 
 def _default(value: Any) -> Any:
     """What ``json`` cannot encode itself, as :func:`to_jsonable` would give it."""
-    if type(value) is dt.datetime or isinstance(value, dt.date | dt.time):   # most often:
-        return value.isoformat()                                              # timestamps
+    # most often: rows' timestamps (the exact type first, the cheaper test)
+    if type(value) is dt.datetime or isinstance(value, dt.date | dt.time):
+        return value.isoformat()
     converted = to_jsonable(value)
     if converted is value:
         raise TypeError(f"{type(value).__name__} is not JSON serialisable")
