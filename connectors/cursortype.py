@@ -21,6 +21,7 @@ from crm2erp.contract import CURSOR_TYPES, CursorType
 
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _INTEGER = re.compile(r"^[+-]?\d+$")
+_ISO_KINDS = ("auto", "timestamp")   # kinds that parse ISO-8601 text as a timestamp
 
 
 def _instant(moment: dt.datetime, tz: dt.tzinfo) -> tuple:
@@ -59,6 +60,13 @@ def _number(value: Any, integer: bool) -> tuple:
 def parse_cursor(value: Any, ctype: CursorType, tz: dt.tzinfo) -> tuple:
     """The comparable ``(rank, value)`` of a non-None cursor value; ValueError saying why not."""
     kind = ctype.type
+    if type(value) is str and kind in _ISO_KINDS and ctype.format is None:
+        text = value.strip()
+        if text[4:5] == "-":   # the usual cursor, an ISO-8601 timestamp: never a number
+            try:
+                return _iso(text, tz)
+            except ValueError:
+                pass           # the steps below say why
     if kind == "string":
         if isinstance(value, dict | list | bool):
             raise ValueError(f"{value!r} is not a text value")

@@ -40,7 +40,8 @@ def to_jsonable(value: Any) -> Any:
 
 def _default(value: Any) -> Any:
     """What ``json`` cannot encode itself, as :func:`to_jsonable` would give it."""
-    if isinstance(value, dt.datetime | dt.date | dt.time):   # most often: rows' timestamps
+    # most often: rows' timestamps (the exact type first, the cheaper test)
+    if type(value) is dt.datetime or isinstance(value, dt.date | dt.time):
         return value.isoformat()
     converted = to_jsonable(value)
     if converted is value:

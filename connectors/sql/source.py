@@ -22,7 +22,8 @@ import sqlalchemy as sa
 
 from crm2erp.connectors.base import Batch, Cursor, Rejected, Row
 from crm2erp.connectors.cursortype import cursor_json, parse_cursor, parse_watermark
-from crm2erp.connectors.file.spill import SortedSpill  # the file source's external sort
+from crm2erp.connectors.file import spill  # the file source's external sort
+from crm2erp.connectors.file.spill import SortedSpill
 from crm2erp.connectors.sql.tables import SqlBase, StreamSpec, is_disconnect
 from crm2erp.connectors.sql.values import (
     column_kind,
@@ -37,6 +38,7 @@ from crm2erp.errors import ConfigError
 
 _CURSOR = "__crm2erp_cursor"
 _SCAN_PAGE = 5000
+_SCAN_RUNS = 4   # a scan's spill runs are this many times a file source's
 _FALSY = (None, False, 0, "", "0", "false", "False", "f", "N", "n")
 #: Types of fetched values :func:`from_db` leaves as they are (only datetimes change).
 _AS_READ = frozenset({type(None), int, float, bool, Decimal, bytes, dt.date})
@@ -197,7 +199,9 @@ class SqlSourceMixin(SqlBase):
                     f"stream {spec.name!r}: the watermark {since.value!r} is not a cursor of "
                     f"type {ctype.type} ({exc}); start again with `crm2erp sync run FLOW "
                     "--full-refresh` or `--since DATE`") from None
-        placed = SortedSpill()     # (cursor, key) of every row to read, sorted on disk
+        # (cursor, key) of every row to read, sorted (on disk beyond a run): a few small
+        # objects each, where a file source's items hold whole rows, so longer runs
+        placed = SortedSpill(run_size=spill.RUN_SIZE * _SCAN_RUNS)
         try:
             nulls, bad = self._scan_cursors(spec, ctype, floor, placed)
             pending = bad
@@ -251,7 +255,7 @@ class SqlSourceMixin(SqlBase):
     def _rows_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> list[Row]:
         """Full rows (children embedded) of ``keys``, in that order; vanished keys left out."""
         found = self._fetch_by_key(spec, keys)
-        wanted = [key_string(list(key)) for key in keys]
+        wanted = [key_string(key) for key in keys]
         return [found[k] for k in wanted if k in found]
 
     def _fetch_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> dict[str, Row]:

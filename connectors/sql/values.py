@@ -58,6 +58,9 @@ def _kind_of(coltype: type) -> str:
 
 def parse_datetime(value: Any, tz: dt.tzinfo) -> dt.datetime:
     """An aware datetime from a datetime, date or ISO-8601 string (naive = ``tz``)."""
+    if type(value) is str:   # SQLite's timestamps: text
+        value = dt.datetime.fromisoformat(value.strip())
+        return value if value.tzinfo else value.replace(tzinfo=tz)
     if isinstance(value, str):
         value = dt.datetime.fromisoformat(value.strip())
     elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
@@ -150,6 +153,9 @@ def _text(value: Any) -> Any:
 
 def key_string(values: list[Any] | tuple[Any, ...]) -> str:
     """The key of a row as the engine sees it: values joined with ``|``."""
+    if len(values) == 1:   # most keys: one column, often text already
+        value = values[0]
+        return value if type(value) is str else "" if value is None else str(value)
     return "|".join("" if v is None else str(v) for v in values)
 
 

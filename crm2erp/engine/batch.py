@@ -8,7 +8,7 @@ __all__ = ["Change", "RunResult", "COUNTERS", "DELETED_MARK", "record_key", "hol
            "new_dead_letters"]
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,11 @@ COUNTERS = ("read", "created", "updated", "unchanged", "skipped", "failed", "par
             "deleted")
 
 
-def record_key(row: Row, fields: Iterable[str]) -> str:
+def record_key(row: Row, fields: Sequence[str]) -> str:
+    """A row's key: its ``fields``' values joined with ``|`` (None as empty text)."""
+    if len(fields) == 1:   # most keys: one field, often text already
+        value = row.get(fields[0])
+        return value if type(value) is str else "" if value is None else str(value)
     return "|".join("" if row.get(f) is None else str(row.get(f)) for f in fields)
 
 

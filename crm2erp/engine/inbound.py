@@ -54,23 +54,22 @@ def canonicalize(runner, rows: list[Row], counts: Counter, commit: BatchCommit, 
     flow = runner.flow
     key_fields = runner.source_stream.identity
     keys = [record_key(r, key_fields) for r in rows]
-    synced = already_synced(runner, keys) if skip_synced else {}
-    if not skip_synced:
+    if skip_synced:
+        unchanged, hashes = already_synced(runner, rows, keys)
+    else:
+        unchanged, hashes = [False] * len(rows), {}
         runner.resolver.prefetch(flow.entity, runner.source_system, keys)
     mapped: dict[str, tuple[Row, dict, str]] = {}
-    hashes: dict[str, str] = {}
-    for row, source_key in zip(rows, keys, strict=True):
+    for row, source_key, same in zip(rows, keys, unchanged, strict=True):
         if not source_key.strip("|").strip():
             hold(commit, counts, "read", f"(no key) {payload_hash(row)[:12]}",
                  f"the record has an empty key ({', '.join(key_fields)}); "
                  "it cannot be identified, so it is not loaded", row)
             continue
-        if source_key in synced:
-            row_hash = hashes[source_key] = runner.source_hash(row)
-            if row_hash == synced[source_key]:   # this very row went through already
-                counts["unchanged"] += 1
-                mapped.pop(source_key, None)      # a later version wins
-                continue
+        if same:   # this very row went through already
+            counts["unchanged"] += 1
+            mapped.pop(source_key, None)      # a later version wins
+            continue
         try:
             if not runner.inbound.matches(row):
                 counts["skipped"] += 1
@@ -106,20 +105,34 @@ def canonicalize(runner, rows: list[Row], counts: Counter, commit: BatchCommit, 
     return items
 
 
-def already_synced(runner, keys: list[str]) -> dict[str, str]:
-    """Source key -> the hash stored when its record last went through the flow, for
-    the keys whose unchanged row can be skipped before mapping: any sync run but a
-    retry (a retry, or a re-sync, writes the record whatever it holds), and not a
-    key with an active dead letter (a failed write-back is tried again, a parked
-    record waits for its parent). The batch's xref entries, read here in one query
-    with the dead letters that hold them, also give the resolver the keys' canonical ids."""
+def already_synced(runner, rows: list[Row], keys: list[str]
+                   ) -> tuple[list[bool], dict[str, str]]:
+    """Whether each row went through the flow already as it is (its hash equals the one
+    stored when its record last went through), and key -> hash of the rows hashed.
+
+    Any sync run but a retry skips such rows (a retry, or a re-sync, writes the record
+    whatever it holds), unless the key has an active dead letter (a failed write-back
+    is tried again, a parked record waits for its parent). The batch's xref entries,
+    read here in one query with the dead letters that hold them, also give the
+    resolver the canonical ids of the keys that go on to be mapped."""
     entity, system = runner.flow.entity, runner.source_system
     if runner.mode == "retry" or not runner.skip_unchanged:
         runner.resolver.prefetch(entity, system, keys)
-        return {}
+        return [False] * len(rows), {}
     entries = runner.store.sync_hashes(entity, system, runner.flow.flow, keys)
-    runner.resolver.prefetch(entity, system, keys, {k: e[0] for k, e in entries.items()})
-    return {key: hashed for key, (_, hashed, held) in entries.items() if hashed and not held}
+    unchanged: list[bool] = []
+    hashes: dict[str, str] = {}
+    for row, key in zip(rows, keys, strict=True):
+        entry = entries.get(key)
+        if entry is None or not entry[1] or entry[2]:   # no hash kept, or held
+            unchanged.append(False)
+            continue
+        row_hash = hashes[key] = runner.source_hash(row)
+        unchanged.append(row_hash == entry[1])
+    todo = [key for key, same in zip(keys, unchanged, strict=True) if not same]
+    runner.resolver.prefetch(entity, system, todo,
+                             {key: entries[key][0] for key in todo if key in entries})
+    return unchanged, hashes
 
 
 def merge(runner, source_key: str, row: Row, data: dict, canonical_id: str,

@@ -17,7 +17,7 @@ import logging
 from collections import Counter
 from typing import Protocol
 
-from crm2erp.contract import DeleteMode, WriteAction
+from crm2erp.contract import Cursor, DeleteMode, WriteAction
 from crm2erp.engine.batch import DELETED_MARK, Change, RunResult, hold, new_dead_letters
 from crm2erp.engine.cursors import later_cursor
 from crm2erp.engine.inbound import remember
@@ -58,6 +58,8 @@ class TargetSink:
 
     def __init__(self, runner):
         self.runner = runner
+        self._mark: Cursor | None = None   # the watermark as this run last committed it,
+        self._mark_read = False            # read at the run's first commit
 
     def write(self, items: list[Item], counts: Counter, commit: BatchCommit) -> None:
         runner = self.runner
@@ -141,11 +143,16 @@ class TargetSink:
         record or delete of it that was not applied (they are dead letters)."""
         runner = self.runner
         if cursor is not None:
-            current = runner.store.get_watermark(runner.flow.flow, runner.mark_stream)
-            mark = later_cursor(current, cursor)   # not None: cursor is not
+            if not self._mark_read:   # read once: the run holds the flow's lock
+                self._mark = runner.store.get_watermark(runner.flow.flow, runner.mark_stream)
+                self._mark_read = True
+            mark = later_cursor(self._mark, cursor)   # not None: cursor is not
             if mark is not None:
                 commit.watermark = (runner.mark_stream, mark)
-        return new_dead_letters(runner.store.commit_batch(commit), commit)
+        written = new_dead_letters(runner.store.commit_batch(commit), commit)
+        if commit.watermark is not None:
+            self._mark = commit.watermark[1]
+        return written
 
 
 class DryRunSink:

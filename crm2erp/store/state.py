@@ -403,8 +403,8 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         with self._reading() as conn:
             for chunk in _chunks(external_ids):
                 params["ids"] = _one_of_value(chunk, dialect)
-                for ext, cid, hashed, held_ in conn.execute(stmt, params):
-                    found[ext] = (cid, hashed, bool(held_))
+                found.update((ext, (cid, hashed, bool(held_)))   # fetched at once
+                             for ext, cid, hashed, held_ in conn.execute(stmt, params).all())
         return found
 
     def external_ids(self, entity: str, system: str,

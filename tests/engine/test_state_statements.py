@@ -76,3 +76,20 @@ def test_state_statements_per_run_do_not_grow_with_the_batch_size(tmp_path, monk
     for mode in small:
         assert small[mode] == large[mode], (mode, small[mode] - large[mode],
                                             large[mode] - small[mode])
+
+
+def test_a_run_reads_the_watermark_once_and_moves_it_with_every_batch(tmp_path, monkeypatch):
+    counts = _statements_per_mode(tmp_path, monkeypatch, 3)   # four batches a run
+    for mode, reads in (("first sync", 2), ("unchanged", 2), ("full refresh", 1)):
+        statements = counts[mode]   # an incremental run also reads where to start
+        assert sum(n for s, n in statements.items()
+                   if s.startswith("SELECT") and "FROM watermarks" in s) == reads, mode
+        assert sum(n for s, n in statements.items()
+                   if s.startswith("INSERT INTO watermarks")) == 4, mode
+    store = StateStore.open(f"sqlite:///{tmp_path / 'size3' / 'state.db'}")
+    try:   # the last batch's cursor: the latest account's, read back
+        mark = store.get_watermark("accounts", "accounts")
+        assert mark is not None and mark.value.startswith(
+            (T0 + dt.timedelta(seconds=11)).strftime("%Y-%m-%dT%H:%M:%S")), mark
+    finally:
+        store.close()
