@@ -40,6 +40,9 @@ __all__ = [
     "create_connector",
 ]
 
+import functools
+import os
+import sys
 from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
@@ -58,6 +61,27 @@ _WHAT = {CONNECTORS: "connector type", STAGES: "stage", HOOKS: "run hook",
 
 
 def _entries(group: str) -> dict[str, EntryPoint]:
+    """The entry points of ``group``, name -> entry point. Reading every installed
+    distribution's metadata costs tens of milliseconds where hundreds are installed
+    (an Airflow environment), and a run asks several times: the answer is kept
+    while ``sys.path`` and its folders are unchanged (an install or uninstall
+    changes its folder's modification time, so it is seen at the next look-up)."""
+    return dict(_scan(group, _search_path()))
+
+
+def _search_path() -> tuple[tuple[str, int], ...]:
+    """Each folder of ``sys.path`` (``""``: the current one) with its modification time."""
+    def stamp(folder: str) -> int:
+        try:
+            return os.stat(folder).st_mtime_ns
+        except OSError:
+            return -1
+    folders = [folder or os.getcwd() for folder in sys.path]
+    return tuple((folder, stamp(folder)) for folder in folders)
+
+
+@functools.lru_cache(maxsize=32)
+def _scan(group: str, search_path: tuple[tuple[str, int], ...]) -> dict[str, EntryPoint]:
     found: dict[str, EntryPoint] = {}
     for ep in entry_points(group=group):
         found.setdefault(ep.name, ep)   # the first distribution to declare a name wins

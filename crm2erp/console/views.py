@@ -144,6 +144,26 @@ def flow_masker(project, flow_name: str):
     return Masker.for_flow(spec, mappings)
 
 
+class _CompiledTemplates(jinja2.BytecodeCache):
+    """The templates compiled once a process, for every environment made here (each
+    export and each run report makes one): Jinja checks the source's checksum, so
+    an edited template is compiled again."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+_COMPILED = _CompiledTemplates()
+
+
 def environment(csrf_token: str, *, static: bool = False) -> jinja2.Environment:
     """The console's templates: autoescaped, strict about missing names.
 
@@ -152,7 +172,8 @@ def environment(csrf_token: str, *, static: bool = False) -> jinja2.Environment:
     from urllib.parse import quote
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"),
-                             autoescape=True, undefined=jinja2.StrictUndefined)
+                             autoescape=True, undefined=jinja2.StrictUndefined,
+                             bytecode_cache=_COMPILED)
     from crm2erp.console.business import money
 
     env.globals.update(csrf_token=csrf_token, age=age, dumps=dumps, money=money,

@@ -43,7 +43,22 @@ def _import_the_cli():
 
     import crm2erp.orchestration.tasks  # noqa: F401  # what every DAG file's task runs
 
+    _import_what_tasks_load()
     return entry_point
+
+
+def _import_what_tasks_load() -> None:
+    """What a task of a flow loads when it runs, paid here once instead of in every
+    child: the connectors, batch stages and run hooks registered by entry point
+    (the registry keeps what it read, and a child inherits it), and Great
+    Expectations (seconds of imports), which the quality stage of a flow with rules
+    imports. Importing changes nothing a command does: the stage still decides
+    whether it runs."""
+    from crm2erp import registry
+
+    for group in (registry.CONNECTORS, registry.STAGES, registry.HOOKS):
+        registry.load_all(group)
+    import crm2erp.quality.gx.suite  # noqa: F401
 
 
 #: the commands that run tasks in-process, through the Execution API app

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 
 import pytest
 
@@ -129,3 +130,29 @@ def test_a_connector_entry_point_must_name_a_connector_class(plugin):
            {registry.CONNECTORS: {"thing": "Thing"}})
     with pytest.raises(ConfigError, match="'thing' names .*Thing.*not a crm2erp.contract"):
         registry.create_connector("thing", {})
+
+
+def test_a_plugin_installed_after_a_look_up_is_found_and_gone_once_removed(tmp_path,
+                                                                           monkeypatch):
+    """The registry keeps what it read while sys.path and its folders are unchanged:
+    a distribution moved into a folder already on sys.path (its modification time
+    moves, sys.path stays) is seen by the next look-up, and a folder taken off
+    sys.path no longer lends its plug-ins."""
+    hook = "def hook(runner, result):\n    pass\n"
+    folder = tmp_path / "plugins"
+    install_plugin(folder, "crm2erp_test_first", hook, {registry.HOOKS: {"first": "hook"}},
+                   monkeypatch)
+    assert "first" in registry.available(registry.HOOKS)
+    assert "second" not in registry.available(registry.HOOKS)
+    with monkeypatch.context() as staging:   # written elsewhere, sys.path restored
+        install_plugin(tmp_path / "staging", "crm2erp_test_second", hook,
+                       {registry.HOOKS: {"second": "hook"}}, staging)
+    path = list(sys.path)
+    for name in ("crm2erp_test_second.py", "crm2erp_test_second-0.dist-info"):
+        (tmp_path / "staging" / name).rename(folder / name)
+    assert sys.path == path
+    assert {"first", "second"} <= set(registry.available(registry.HOOKS))
+    assert callable(registry.load(registry.HOOKS, "second"))
+    monkeypatch.undo()
+    sys.modules.pop("crm2erp_test_second", None)
+    assert not {"first", "second"} & set(registry.available(registry.HOOKS))
