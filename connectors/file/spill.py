@@ -33,7 +33,7 @@ class SortedSpill:
 
     def add(self, item: tuple[Any, Any, Any]) -> None:
         self._items.append(item)
-        if len(self._items) >= self.run_size:
+        if len(self._items) > self.run_size:
             self._spill()
 
     def _spill(self) -> None:

@@ -38,7 +38,7 @@ from crm2erp.errors import ConfigError
 
 _CURSOR = "__crm2erp_cursor"
 _SCAN_PAGE = 5000
-_SCAN_RUNS = 4   # a scan's spill runs are this many times a file source's
+_SCAN_RUNS = 2   # a scan's spill runs are this many times a file source's
 _FALSY = (None, False, 0, "", "0", "false", "False", "f", "N", "n")
 #: Types of fetched values :func:`from_db` leaves as they are (only datetimes change).
 _AS_READ = frozenset({type(None), int, float, bool, Decimal, bytes, dt.date})
