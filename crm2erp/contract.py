@@ -37,6 +37,7 @@ __all__ = [
     "CursorType",
     "CURSOR_TYPES",
     "Connector",
+    "key_text",
 ]
 
 import enum
@@ -50,6 +51,17 @@ from crm2erp.configtypes import ConnectorConfig, TimeZoneName
 from crm2erp.errors import ConfigError
 
 Row = dict[str, Any]
+
+
+
+def key_text(values: Sequence[Any]) -> str:
+    """A record's key as the engine keeps it (xref, dead letters, cursors): its key
+    values joined with ``|``, None as empty text."""
+    if len(values) == 1:   # most keys: one field, often text already
+        value = values[0]
+        return value if type(value) is str else "" if value is None else str(value)
+    return "|".join("" if v is None else str(v) for v in values)
+
 
 #: ``auto``: numbers and ISO-8601 timestamps, anything else rejected (files only).
 CURSOR_TYPES = ("auto", "timestamp", "date", "integer", "number", "string")

@@ -28,12 +28,12 @@ from crm2erp.connectors.sql.tables import SqlBase, StreamSpec, is_disconnect
 from crm2erp.connectors.sql.values import (
     column_kind,
     from_db,
-    key_string,
     parse_datetime,
     split_key,
     to_db,
 )
 from crm2erp.connectors.sql.values import cursor_json as value_json
+from crm2erp.contract import key_text
 from crm2erp.errors import ConfigError
 
 _CURSOR = "__crm2erp_cursor"
@@ -214,7 +214,7 @@ class SqlSourceMixin(SqlBase):
             while chunk := list(itertools.islice(ordered, batch_size)):
                 rows = self._rows_by_key(spec, [key for _, key, _ in chunk])
                 order, key, _ = chunk[-1]
-                cursor = Cursor(cursor_json(order), key_string(list(key)))
+                cursor = Cursor(cursor_json(order), key_text(list(key)))
                 yield self._batch(spec, rows, cursor, self._rejected(spec, pending))
                 pending = []
             if pending:
@@ -255,7 +255,7 @@ class SqlSourceMixin(SqlBase):
     def _rows_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> list[Row]:
         """Full rows (children embedded) of ``keys``, in that order; vanished keys left out."""
         found = self._fetch_by_key(spec, keys)
-        wanted = [key_string(key) for key in keys]
+        wanted = [key_text(key) for key in keys]
         return [found[k] for k in wanted if k in found]
 
     def _fetch_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> dict[str, Row]:
@@ -287,17 +287,17 @@ class SqlSourceMixin(SqlBase):
                                               else values}).all()
                 rows = self.rows_of(spec.table, fetched)
                 self.load_children(conn, spec, rows)
-                found.update((key_string([r[k] for k in spec.key]), r) for r in rows)
+                found.update((key_text([r[k] for k in spec.key]), r) for r in rows)
         return found
 
     def _rejected(self, spec: StreamSpec, bad: list[tuple[tuple, str]]) -> list[Rejected]:
         if not bad:
             return []
-        rows = {key_string([r[k] for k in spec.key]): r
+        rows = {key_text([r[k] for k in spec.key]): r
                 for r in self._rows_by_key(spec, [key for key, _ in bad])}
         out = []
         for key, reason in bad:
-            text = key_string(list(key))
+            text = key_text(list(key))
             out.append(Rejected(text, f"table {spec.table.name} key {text}", reason,
                                 rows.get(text, {})))
         return out
@@ -346,7 +346,7 @@ class SqlSourceMixin(SqlBase):
         if isinstance(value, dt.datetime):
             value = value if value.tzinfo else value.replace(tzinfo=self.tz)
         return Cursor(value=value_json(value, self.tz),
-                      key=key_string([tail[k] for k in spec.key]))
+                      key=key_text([tail[k] for k in spec.key]))
 
     def _batch(self, spec: StreamSpec, rows: list[Row], cursor: Cursor | None,
                rejected: list[Rejected] | None = None) -> Batch:
@@ -354,7 +354,7 @@ class SqlSourceMixin(SqlBase):
         if spec.soft_delete is None:
             return Batch(rows=rows, cursor=cursor, rejected=rejected)
         live = [r for r in rows if r[spec.soft_delete] in _FALSY]
-        gone = [key_string([r[k] for k in spec.key]) for r in rows
+        gone = [key_text([r[k] for k in spec.key]) for r in rows
                 if r[spec.soft_delete] not in _FALSY]
         return Batch(rows=live, cursor=cursor, deleted_keys=gone, rejected=rejected)
 

@@ -22,7 +22,8 @@ from sqlalchemy.dialects import postgresql
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.sql.source import SqlSourceMixin
 from crm2erp.connectors.sql.tables import StreamSpec, db_error_text, is_disconnect
-from crm2erp.connectors.sql.values import column_kind, from_db, key_string, to_db
+from crm2erp.connectors.sql.values import column_kind, from_db, to_db
+from crm2erp.contract import key_text
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.store.batch import upsert as native_upsert
 
@@ -60,7 +61,7 @@ class SqlTargetMixin(SqlSourceMixin):
             try:
                 items.append(self._prepare(spec, index, row))
             except RowProblem as exc:
-                key = key_string([row.get(k) for k in spec.key])
+                key = key_text([row.get(k) for k in spec.key])
                 results[index] = WriteResult(key, WriteAction.FAILED, error=str(exc))
         if items:
             unique_keys = len({it.key for it in items}) == len(items)
@@ -122,7 +123,7 @@ class SqlTargetMixin(SqlSourceMixin):
             raise RowProblem(f"row has no value for key column {missing[0]!r} of "
                              f"table {spec.table.name!r}")
         key_values = tuple(values[k] for k in spec.key)
-        item = Item(index, key_string(key_values), key_values, values)
+        item = Item(index, key_text(key_values), key_values, values)
         for name, child in child_names.items():
             lines = row.get(name)
             if lines is None:
@@ -182,7 +183,7 @@ class SqlTargetMixin(SqlSourceMixin):
         rows = [self.to_row(spec.table, m) for m in conn.execute(stmt).mappings()]
         if any(it.children for it in items):
             self.load_children(conn, spec, rows)
-        return {key_string([r[k] for k in spec.key]): r for r in rows}
+        return {key_text([r[k] for k in spec.key]): r for r in rows}
 
     def _same(self, spec: StreamSpec, old: Row, item: Item) -> bool:
         def norm(value):
@@ -289,7 +290,7 @@ class SqlTargetMixin(SqlSourceMixin):
             return {it.key: it.key for it in items}
         columns = [*spec.key_columns(), spec.table.c[spec.id_column]]
         stmt = sa.select(*columns).where(self.key_filter(spec, [it.key_values for it in items]))
-        return {key_string(list(row[:-1])): None if row[-1] is None else str(row[-1])
+        return {key_text(list(row[:-1])): None if row[-1] is None else str(row[-1])
                 for row in conn.execute(stmt)}
 
     # -- update (write-back) ----------------------------------------------
@@ -299,7 +300,7 @@ class SqlTargetMixin(SqlSourceMixin):
         results = []
         with self.engine.begin() as conn:
             for row in rows:
-                key = key_string([row.get(k) for k in spec.key])
+                key = key_text([row.get(k) for k in spec.key])
                 try:
                     values = self._convert(spec.table, {c: v for c, v in row.items()
                                                         if c not in spec.key}, "update")
@@ -375,7 +376,7 @@ class SqlTargetMixin(SqlSourceMixin):
             if key in failed:
                 results.append(failed[key])
             else:
-                k = key_string(typed[key])
+                k = key_text(typed[key])
                 results.append(WriteResult(key, WriteAction.UPDATED, target_id=found[k])
                                if k in found
                                else WriteResult.not_found(key, f"table {spec.table.name}"))
@@ -412,7 +413,7 @@ class SqlTargetMixin(SqlSourceMixin):
         typed = [to_db(id_col.type, i, self.tz, self.dialect) for i in ids]
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(id_col, *spec.key_columns()).where(id_col.in_(typed)))
-            return {str(r[0]): key_string(list(r[1:])) for r in rows}
+            return {str(r[0]): key_text(list(r[1:])) for r in rows}
 
     def _delete(self, conn: sa.Connection, spec: StreamSpec, typed: list[tuple],
                 mode: DeleteMode) -> dict[str, str]:
@@ -421,7 +422,7 @@ class SqlTargetMixin(SqlSourceMixin):
         columns = [*spec.key_columns(), *([id_col] if id_col is not None else [])]
         found = {}
         for row in conn.execute(sa.select(*columns).where(where)):
-            key = key_string(list(row[:len(spec.key)]))
+            key = key_text(list(row[:len(spec.key)]))
             found[key] = key if id_col is None else str(row[-1])
         if not found:
             return found

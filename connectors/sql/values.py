@@ -12,7 +12,6 @@ __all__ = [
     "column_kind",
     "from_db",
     "to_db",
-    "key_string",
     "split_key",
     "parse_datetime",
     "cursor_json",
@@ -58,10 +57,7 @@ def _kind_of(coltype: type) -> str:
 
 def parse_datetime(value: Any, tz: dt.tzinfo) -> dt.datetime:
     """An aware datetime from a datetime, date or ISO-8601 string (naive = ``tz``)."""
-    if type(value) is str:   # SQLite's timestamps: text
-        value = dt.datetime.fromisoformat(value.strip())
-        return value if value.tzinfo else value.replace(tzinfo=tz)
-    if isinstance(value, str):
+    if isinstance(value, str):   # SQLite's timestamps: text
         value = dt.datetime.fromisoformat(value.strip())
     elif isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         value = dt.datetime(value.year, value.month, value.day)
@@ -151,16 +147,8 @@ def _text(value: Any) -> Any:
     return value
 
 
-def key_string(values: list[Any] | tuple[Any, ...]) -> str:
-    """The key of a row as the engine sees it: values joined with ``|``."""
-    if len(values) == 1:   # most keys: one column, often text already
-        value = values[0]
-        return value if type(value) is str else "" if value is None else str(value)
-    return "|".join("" if v is None else str(v) for v in values)
-
-
 def split_key(key: str, count: int) -> list[str]:
-    """Inverse of :func:`key_string` for ``count`` key columns."""
+    """Inverse of :func:`crm2erp.contract.key_text` for ``count`` key columns."""
     parts = str(key).split("|", count - 1) if count > 1 else [str(key)]
     if len(parts) != count:
         raise ValueError(f"key {key!r} does not have {count} parts separated by '|'")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from crm2erp.contract import Row
+from crm2erp.contract import Row, key_text
 from crm2erp.store import BatchCommit, NewDeadLetter
 
 #: Payload of a dead letter for a delete that failed: the source key that was deleted.
@@ -23,11 +23,8 @@ COUNTERS = ("read", "created", "updated", "unchanged", "skipped", "failed", "par
 
 
 def record_key(row: Row, fields: Sequence[str]) -> str:
-    """A row's key: its ``fields``' values joined with ``|`` (None as empty text)."""
-    if len(fields) == 1:   # most keys: one field, often text already
-        value = row.get(fields[0])
-        return value if type(value) is str else "" if value is None else str(value)
-    return "|".join("" if row.get(f) is None else str(row.get(f)) for f in fields)
+    """A row's key: the :func:`~crm2erp.contract.key_text` of its ``fields``' values."""
+    return key_text([row.get(f) for f in fields])
 
 
 @dataclass
