@@ -233,7 +233,9 @@ def _mysql_store_template():
 
 
 @pytest.fixture(scope="session")
-def _sqlite_store_template(tmp_path_factory):
+def sqlite_store_template(tmp_path_factory) -> Path:
+    """A migrated, empty SQLite state store file, made once per worker: copy it,
+    never open it."""
     path = tmp_path_factory.mktemp("store-template") / "state.db"
     _migrated(f"sqlite:///{path}")
     return path
@@ -289,7 +291,7 @@ def _mysql_store(request):
 
 
 def _sqlite_store(request):
-    template = request.getfixturevalue("_sqlite_store_template")
+    template = request.getfixturevalue("sqlite_store_template")
     path = request.getfixturevalue("tmp_path") / "state.db"
     shutil.copyfile(template, path)
     yield f"sqlite:///{path}"

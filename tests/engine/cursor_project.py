@@ -7,6 +7,7 @@ state databases, so property tests can build a fresh one per example.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -37,13 +38,18 @@ OPEN: list[CursorProject] = []
 
 class CursorProject:
     """``source`` is the YAML of connection ``src`` (stream ``accounts``);
-    ``incremental`` the flow's incremental section (YAML flow mapping)."""
+    ``incremental`` the flow's incremental section (YAML flow mapping);
+    ``state_template`` a migrated SQLite state store to start from (a copy of it),
+    else the first use of the store migrates a new one."""
 
-    def __init__(self, folder: Path, source: str, incremental: str):
+    def __init__(self, folder: Path, source: str, incremental: str,
+                 state_template: Path | None = None):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         self.erp_url = f"sqlite:///{folder / 'erp.db'}"
         self.state_url = f"sqlite:///{folder / 'state.db'}"
+        if state_template is not None:
+            shutil.copyfile(state_template, folder / "state.db")
         self._store = None
         OPEN.append(self)
         meta = sa.MetaData()
