@@ -40,8 +40,8 @@ def test_open_migrates_to_head_and_reopen_is_a_noop(any_db_url):
         again.close()
 
 
-def test_downgrade_base_then_upgrade_head(any_db_url):
-    store = StateStore.open(any_db_url)
+def test_downgrade_base_then_upgrade_head(any_store_url):
+    store = StateStore.open(any_store_url)   # a copy of a migrated store
     try:
         migrate.downgrade(store.engine, "base")
         assert not (TABLES & _tables(store.engine))
@@ -66,9 +66,10 @@ def test_migrated_schema_matches_the_metadata(any_db_url):
         store.close()
 
 
-def test_external_ids_are_case_sensitive(any_db_url):
-    """MariaDB's default collation would make these two ids one unique key."""
-    store = StateStore.open(any_db_url)
+def test_external_ids_are_case_sensitive(any_store_url):
+    """MariaDB's default collation would make these two ids one unique key (the
+    store is a copy of a migrated one, its CREATE TABLEs with their collations)."""
+    store = StateStore.open(any_store_url)
     try:
         run_id = store.start_run("accounts", "incremental")
         store.commit_batch(BatchCommit(run_id=run_id, flow="accounts", xref=[
