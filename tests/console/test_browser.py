@@ -1,9 +1,10 @@
 """The steward's console in a real browser (Playwright driving the system Chromium).
 
 Each test serves its own demo project's console on a free port and works the pages
-as a steward would; outcomes are read back from the ERP database. Screenshots of
-every page go to ``$CRM2ERP_ARTIFACTS`` (else a temporary folder): artefacts of the
-run, never committed.
+as a steward would; outcomes are read back from the ERP database. With
+``CRM2ERP_ARTIFACTS`` set, screenshots of every page go there: artefacts of the run,
+never committed (none are taken otherwise: nothing reads them, and each full-page
+shot costs a render).
 """
 
 import datetime as dt
@@ -43,9 +44,11 @@ def browser():
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
-    folder = Path(os.environ.get("CRM2ERP_ARTIFACTS") or
-                  tmp_path_factory.mktemp("test-artifacts")) / "console"
+def artifacts() -> Path | None:
+    """Where screenshots go: ``$CRM2ERP_ARTIFACTS/console``, or None (no screenshots)."""
+    if not os.environ.get("CRM2ERP_ARTIFACTS"):
+        return None
+    folder = Path(os.environ["CRM2ERP_ARTIFACTS"]) / "console"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -86,8 +89,9 @@ def page(browser):
     assert not dialogs, f"a dialog fired: {dialogs}"     # no script from the data ran
 
 
-def shoot(page, artifacts: Path, name: str) -> None:
-    page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
+def shoot(page, artifacts: Path | None, name: str) -> None:
+    if artifacts is not None:
+        page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
 
 
 def erp_sql(directory: Path, sql: str, **params) -> list:
