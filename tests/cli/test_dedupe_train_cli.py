@@ -59,7 +59,7 @@ MUELLER_AGAIN = account(2, "Mueller Bau G.m.b.H.", phone="030 123 45 67", zip="1
 
 def test_train_stores_a_plausible_model_and_small_batches_use_it(tmp_path):
     rows = [MUELLER, *generated_rows(300, seed=7)]
-    state = _project(tmp_path, rows, batch_size=1)
+    state = _project(tmp_path, rows)
 
     trained = crm2erp(*state, "dedupe", "train", "accounts", cwd=tmp_path)
 
@@ -81,13 +81,16 @@ def test_train_stores_a_plausible_model_and_small_batches_use_it(tmp_path):
         assert m[-1] <= u[-1], comparison
     assert 0 < model.model["lambda"] < 0.5
 
-    # the first sync, one record per batch, then the same company spelt the other way
+    # the first sync, then the same company spelt the other way, alone in a batch of one
     first = crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
     assert first.returncode in (0, 1), first.stdout + first.stderr
     assert "estimated from the first batch" not in first.stderr   # the stored model is used
+    flow = tmp_path / "project" / "accounts.flow.yaml"
+    flow.write_text(flow.read_text().replace("batch_size: 100", "batch_size: 1"))
     add_crm_accounts(tmp_path, MUELLER_AGAIN)
     second = crm2erp(*state, "sync", "run", "accounts", cwd=tmp_path)
     assert second.returncode in (0, 1), second.stdout + second.stderr
+    assert "estimated from the first batch" not in second.stderr
 
     muellers = [c for c in erp_customers(tmp_path) if "ller Bau" in c["name"]]
     assert len(muellers) == 1, muellers
