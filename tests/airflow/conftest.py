@@ -75,6 +75,10 @@ def pytest_collection_modifyitems(config, items):
     items[:] = rest[:at] + first + rest[at:]
 
 
+#: environment variables Airflow reads when a command uses them, not on import
+_READ_WHEN_USED = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__OPENLINEAGE__")
+
+
 class ForkedCli:
     """``forked_cli.py`` started once per process: the ``airflow`` CLI forked from a
     process that already imported it, for commands on this session's home."""
@@ -93,12 +97,12 @@ class ForkedCli:
     @staticmethod
     def serves(env: dict[str, str]) -> bool:
         """Whether ``env`` keeps every setting Airflow reads on import (AIRFLOW_HOME,
-        AIRFLOW__*) as the session set it; connections and variables are looked up
-        when used."""
+        AIRFLOW__*) as the session set it; connections, variables and the
+        OpenLineage provider's settings are looked up when used (the provider
+        caches them at its first use, in the child: the fork server never uses them)."""
         def fixed(e: dict[str, str]) -> dict[str, str]:
             return {k: v for k, v in e.items()
-                    if k.startswith("AIRFLOW") and not k.startswith(("AIRFLOW_CONN_",
-                                                                     "AIRFLOW_VAR_"))}
+                    if k.startswith("AIRFLOW") and not k.startswith(_READ_WHEN_USED)}
         return fixed(env) == fixed(_SESSION_ENV)
 
     def run(self, args: tuple[str, ...], env: dict[str, str],

@@ -24,6 +24,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -119,10 +120,11 @@ def serve() -> None:
         if request["argv"][:2] in _RUN_TASKS:
             _warm_the_execution_api()
         pid = os.fork()
-        if pid == 0:   # the child ends as a process does: exit handlers, then exit
-            code = 1
+        if pid == 0:   # the child ends as the interpreter ends a process: the
+            code = 1     # threading exit hooks (a process pool's shutdown), atexit
             try:
                 code = _child(entry_point, request)
+                threading._shutdown()
                 atexit._run_exitfuncs()
             finally:
                 sys.stdout.flush()
