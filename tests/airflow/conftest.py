@@ -116,13 +116,14 @@ class ForkedCli:
                 files.append(name)
         outs, errs = files[0::2], files[1::2]
         try:
-            self.proc.stdin.write(json.dumps([
-                {"argv": list(args), "env": env, "timeout": timeout, "stdout": out,
-                 "stderr": err} for args, out, err in zip(commands, outs, errs)]) + "\n")
+            requests = [{"argv": list(args), "env": env, "timeout": timeout, "stdout": out,
+                         "stderr": err} for args, out, err in zip(commands, outs, errs,
+                                                                  strict=True)]
+            self.proc.stdin.write(json.dumps(requests) + "\n")
             self.proc.stdin.flush()
             codes = self._answer()["returncodes"]
             done = []
-            for args, code, out, err in zip(commands, codes, outs, errs):
+            for args, code, out, err in zip(commands, codes, outs, errs, strict=True):
                 if code is None:
                     raise subprocess.TimeoutExpired([AIRFLOW, *args], timeout)
                 done.append(subprocess.CompletedProcess(

@@ -129,7 +129,7 @@ def serve() -> None:
         started = time.monotonic()
         pids = [_start(entry_point, request) for request in requests]
         _answer({"returncodes": [_wait(pid, started + request["timeout"])
-                                 for pid, request in zip(pids, requests)]})
+                                 for pid, request in zip(pids, requests, strict=True)]})
     # stdin closed: every child was waited for, and nothing here needs cleaning up;
     # the interpreter's shutdown of what the warm-up built takes seconds
     sys.stderr.flush()
