@@ -3,10 +3,10 @@
 The environment is set here, when pytest loads this file and before any test
 imports Airflow, because Airflow reads its configuration once on import. The
 metadata database (SQLite) is migrated once per session; the CLI runs in
-subprocesses, like an Airflow deployment would run it. Those on the session's
-home are forked from one process that imported the CLI once (``forked_cli.py``:
-the seconds of imports are paid once, not per command); a command with a home or
-database of its own (``airflow_bare``) starts a fresh ``airflow`` process.
+subprocesses, like an Airflow deployment would run it, forked from a process
+that imported the CLI once (``forked_cli.py``: the seconds of imports are paid
+once, not per command): one for the session's home, and one for each home or
+database of a test's own (``airflow_bare``), stopped when the test ends.
 """
 
 from __future__ import annotations
@@ -75,50 +75,64 @@ def pytest_collection_modifyitems(config, items):
     items[:] = rest[:at] + first + rest[at:]
 
 
+#: environment variables Airflow reads when a command uses them, not on import
+_READ_WHEN_USED = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__OPENLINEAGE__")
+
+
 class ForkedCli:
-    """``forked_cli.py`` started once per process: the ``airflow`` CLI forked from a
-    process that already imported it, for commands on this session's home."""
+    """``forked_cli.py``: the ``airflow`` CLI forked from a process that already
+    imported it with ``env``'s import-time settings (``fixed``); one for this
+    session's home, kept for the process, and one for each home of a test's own."""
 
     SCRIPT = Path(__file__).with_name("forked_cli.py")
 
-    def __init__(self) -> None:
-        self.log = _HOME / "forked_cli.log"
-        with self.log.open("w") as log:
-            self.proc = subprocess.Popen([sys.executable, str(self.SCRIPT)], env=_SESSION_ENV,
+    def __init__(self, env: dict[str, str]) -> None:
+        fd, log = tempfile.mkstemp(prefix="forked_cli-", suffix=".log", dir=_HOME)
+        self.log = Path(log)
+        with os.fdopen(fd, "w") as out:
+            self.proc = subprocess.Popen([sys.executable, str(self.SCRIPT)], env=env,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                         stderr=log, text=True)
+                                         stderr=out, text=True)
         atexit.register(self.stop)
         assert self._answer() == {"ready": True}
 
     @staticmethod
-    def serves(env: dict[str, str]) -> bool:
-        """Whether ``env`` keeps every setting Airflow reads on import (AIRFLOW_HOME,
-        AIRFLOW__*) as the session set it; connections and variables are looked up
-        when used."""
-        def fixed(e: dict[str, str]) -> dict[str, str]:
-            return {k: v for k, v in e.items()
-                    if k.startswith("AIRFLOW") and not k.startswith(("AIRFLOW_CONN_",
-                                                                     "AIRFLOW_VAR_"))}
-        return fixed(env) == fixed(_SESSION_ENV)
+    def fixed(env: dict[str, str]) -> frozenset:
+        """The settings of ``env`` Airflow reads on import (AIRFLOW_HOME, AIRFLOW__*):
+        connections, variables and the OpenLineage provider's settings are looked up
+        when used (the provider caches them at its first use, in the child: the fork
+        server never uses them)."""
+        return frozenset((k, v) for k, v in env.items()
+                         if k.startswith("AIRFLOW") and not k.startswith(_READ_WHEN_USED))
 
-    def run(self, args: tuple[str, ...], env: dict[str, str],
-            timeout: float) -> subprocess.CompletedProcess:
-        out = tempfile.NamedTemporaryFile(prefix="airflow-out-", dir=_HOME, delete=False)
-        err = tempfile.NamedTemporaryFile(prefix="airflow-err-", dir=_HOME, delete=False)
-        out.close(), err.close()
+    def run_together(self, commands: list[tuple[str, ...]], env: dict[str, str],
+                     timeout: float) -> list[subprocess.CompletedProcess]:
+        """Run ``commands`` at the same time, each in a child of its own; their results."""
+        files = []
+        for _ in commands:
+            for kind in ("out", "err"):
+                fd, name = tempfile.mkstemp(prefix=f"airflow-{kind}-", dir=_HOME)
+                os.close(fd)
+                files.append(name)
+        outs, errs = files[0::2], files[1::2]
         try:
-            self.proc.stdin.write(json.dumps({"argv": list(args), "env": env, "timeout": timeout,
-                                              "stdout": out.name, "stderr": err.name}) + "\n")
+            requests = [{"argv": list(args), "env": env, "timeout": timeout, "stdout": out,
+                         "stderr": err} for args, out, err in zip(commands, outs, errs,
+                                                                  strict=True)]
+            self.proc.stdin.write(json.dumps(requests) + "\n")
             self.proc.stdin.flush()
-            answer = self._answer()
-            if answer["returncode"] is None:
-                raise subprocess.TimeoutExpired([AIRFLOW, *args], timeout)
-            return subprocess.CompletedProcess(
-                [AIRFLOW, *args], answer["returncode"],
-                Path(out.name).read_text(errors="replace"),
-                Path(err.name).read_text(errors="replace"))
+            codes = self._answer()["returncodes"]
+            done = []
+            for args, code, out, err in zip(commands, codes, outs, errs, strict=True):
+                if code is None:
+                    raise subprocess.TimeoutExpired([AIRFLOW, *args], timeout)
+                done.append(subprocess.CompletedProcess(
+                    [AIRFLOW, *args], code, Path(out).read_text(errors="replace"),
+                    Path(err).read_text(errors="replace")))
+            return done
         finally:
-            os.unlink(out.name), os.unlink(err.name)
+            for name in files:
+                os.unlink(name)
 
     def _answer(self) -> dict:
         line = self.proc.stdout.readline()
@@ -137,27 +151,49 @@ class ForkedCli:
                 self.proc.wait()
 
 
-_FORKED: list[ForkedCli] = []
+#: the running fork servers, by the import-time settings they were started with
+_FORKED: dict[frozenset, ForkedCli] = {}
+
+
+def _fork_server(env: dict[str, str]) -> ForkedCli:
+    key = ForkedCli.fixed(env)
+    server = _FORKED.get(key)
+    if server is None or server.proc.poll() is not None:
+        # started with only the import-time settings of ``env``: a request's other
+        # variables (its project, connections) are the child's alone
+        server = _FORKED[key] = ForkedCli({**_SESSION_ENV, **dict(key)})
+    return server
+
+
+def stop_own_fork_servers() -> None:
+    """Stop the fork servers of homes other than this session's (a test's own)."""
+    session = ForkedCli.fixed(_SESSION_ENV)
+    for key in [k for k in _FORKED if k != session]:
+        _FORKED.pop(key).stop()
+
+
+def run_together(*commands: tuple[str, ...], env: dict[str, str] | None = None,
+                 check: bool = True) -> list[subprocess.CompletedProcess]:
+    """Run ``airflow`` commands at the same time (each in a process of its own) with
+    the test home and ``env`` on top; their results, in order.
+
+    Each runs in a child forked from ``forked_cli.py`` (the CLI's imports paid
+    once): the session's server, or, for an AIRFLOW_HOME or ``AIRFLOW__*`` setting
+    of the test's own, a server started with it (``stop_own_fork_servers`` ends it)."""
+    full_env = {**os.environ, **AIRFLOW_ENV, **(env or {})}
+    done = _fork_server(full_env).run_together(list(commands), full_env, timeout=300)
+    for result in done:
+        if check and result.returncode != 0:
+            raise AssertionError(f"{' '.join(result.args)} exited {result.returncode}\n"
+                                 f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return done
 
 
 def run_airflow(*args: str, env: dict[str, str] | None = None,
                 check: bool = True) -> subprocess.CompletedProcess:
-    """Run the ``airflow`` CLI with the test home (and ``env`` on top).
-
-    A command on this session's home runs in a child forked from ``forked_cli.py``
-    (the CLI's imports paid once a process); one with an AIRFLOW_HOME or
-    ``AIRFLOW__*`` setting of its own runs a fresh ``airflow`` process."""
-    full_env = {**os.environ, **AIRFLOW_ENV, **(env or {})}
-    if ForkedCli.serves(full_env):
-        if not _FORKED or _FORKED[0].proc.poll() is not None:
-            _FORKED[:] = [ForkedCli()]
-        done = _FORKED[0].run(args, full_env, timeout=300)
-    else:
-        done = subprocess.run([AIRFLOW, *args], env=full_env, capture_output=True, text=True,
-                              timeout=300)
-    if check and done.returncode != 0:
-        raise AssertionError(f"airflow {' '.join(args)} exited {done.returncode}\n"
-                             f"{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    """Run the ``airflow`` CLI with the test home (and ``env`` on top); see
+    ``run_together``."""
+    (done,) = run_together(args, env=env, check=check)
     return done
 
 
@@ -203,6 +239,7 @@ def _migrate_template(folder: Path) -> None:
     run_airflow("db", "migrate", env={
         "AIRFLOW_HOME": str(folder),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{folder / 'airflow.db'}"})
+    stop_own_fork_servers()
 
 
 @pytest.fixture(scope="session")
@@ -227,6 +264,7 @@ class AirflowCli:
     free_port = staticmethod(free_port)
     env = AIRFLOW_ENV
     run = staticmethod(run_airflow)
+    run_together = staticmethod(run_together)
     json = staticmethod(json_output)
 
     @staticmethod
@@ -251,11 +289,6 @@ class AirflowCli:
             output[-6000:]
         return output
 
-    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        """Start the CLI without waiting (for concurrent workers)."""
-        return subprocess.Popen([AIRFLOW, *args], env={**os.environ, **AIRFLOW_ENV, **(env or {})},
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
 
 @pytest.fixture
 def airflow_own_db(tmp_path_factory, tmp_path) -> str:
@@ -268,14 +301,16 @@ def airflow_own_db(tmp_path_factory, tmp_path) -> str:
 
 @pytest.fixture
 def airflow(airflow_db) -> AirflowCli:
-    return AirflowCli()
+    yield AirflowCli()
+    stop_own_fork_servers()
 
 
 @pytest.fixture
 def airflow_bare() -> AirflowCli:
     """The CLI helpers without the session's SQLite metadata database, for a test
     that brings its own AIRFLOW_HOME and database (pass them in ``env``)."""
-    return AirflowCli()
+    yield AirflowCli()
+    stop_own_fork_servers()
 
 
 @pytest.fixture

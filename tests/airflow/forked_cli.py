@@ -3,17 +3,18 @@
 Starting ``airflow`` costs seconds of imports before a command does anything,
 and the tests run it dozens of times with the same AIRFLOW_HOME. This script
 imports the CLI once (and, before the first ``dags test`` or ``tasks test``,
-builds the in-process Execution API app they run tasks through, whose routes
-take seconds), then reads one JSON request a line on stdin
-(``{"argv": [...], "env": {...}, "stdout": path, "stderr": path}``), forks, and
-runs ``airflow <argv>`` in the child exactly as the ``airflow`` entry point
-does (``airflow.__main__.main``), with the request's environment and its
-output in the two files. It answers ``{"returncode": n}`` when the child ends
-(negative: killed by that signal; ``null``: killed after the request's ``timeout``).
+what tasks load and the in-process Execution API app they run through, whose
+routes take seconds), then reads one JSON list of requests a line on stdin
+(``[{"argv": [...], "env": {...}, "stdout": path, "stderr": path, "timeout": s}]``),
+forks a child for each, all at once, and runs ``airflow <argv>`` in each child
+exactly as the ``airflow`` entry point does (``airflow.__main__.main``), with
+the request's environment and its output in the two files. It answers
+``{"returncodes": [n, ...]}`` when every child ended (negative: killed by that
+signal; ``null``: killed after the request's ``timeout``).
 
 Only the AIRFLOW_* settings Airflow reads on import are fixed; a request whose
-environment changes them must run a real ``airflow`` process instead (the
-harness in conftest.py does that). It ends when stdin closes.
+environment changes them goes to a fork server started with them (the harness
+in conftest.py does that). It ends when stdin closes.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 
@@ -43,7 +45,6 @@ def _import_the_cli():
 
     import crm2erp.orchestration.tasks  # noqa: F401  # what every DAG file's task runs
 
-    _import_what_tasks_load()
     return entry_point
 
 
@@ -66,6 +67,13 @@ _RUN_TASKS = (["dags", "test"], ["tasks", "test"])
 
 
 @functools.cache
+def _warm_for_tasks() -> None:
+    """Before the first command that runs tasks (a server that only migrates,
+    lists or triggers pays nothing): what tasks load, the Execution API app."""
+    _import_what_tasks_load()
+    _warm_the_execution_api()
+
+
 def _warm_the_execution_api() -> None:
     """Build, once here (before the first command that runs tasks), the Execution API
     app that ``dags test`` and ``tasks test`` run their tasks through in-process: its
@@ -115,26 +123,38 @@ def serve() -> None:
     sys.stdout.flush()
     _answer({"ready": True})
     for line in sys.stdin:
-        request = json.loads(line)
-        if request["argv"][:2] in _RUN_TASKS:
-            _warm_the_execution_api()
-        pid = os.fork()
-        if pid == 0:   # the child ends as a process does: exit handlers, then exit
-            code = 1
-            try:
-                code = _child(entry_point, request)
-                atexit._run_exitfuncs()
-            finally:
-                sys.stdout.flush()
-                sys.stderr.flush()
-                os._exit(code)
-        _answer({"returncode": _wait(pid, request["timeout"])})
+        requests = json.loads(line)
+        if any(request["argv"][:2] in _RUN_TASKS for request in requests):
+            _warm_for_tasks()
+        started = time.monotonic()
+        pids = [_start(entry_point, request) for request in requests]
+        _answer({"returncodes": [_wait(pid, started + request["timeout"])
+                                 for pid, request in zip(pids, requests, strict=True)]})
+    # stdin closed: every child was waited for, and nothing here needs cleaning up;
+    # the interpreter's shutdown of what the warm-up built takes seconds
+    sys.stderr.flush()
+    os._exit(0)
 
 
-def _wait(pid: int, timeout: float) -> int | None:
+def _start(entry_point, request: dict) -> int:
+    """Fork the child that runs ``request``; its process id."""
+    pid = os.fork()
+    if pid == 0:   # the child ends as the interpreter ends a process: the threading
+        code = 1   # exit hooks (a process pool's shutdown), the atexit handlers
+        try:
+            code = _child(entry_point, request)
+            threading._shutdown()
+            atexit._run_exitfuncs()
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    return pid
+
+
+def _wait(pid: int, deadline: float) -> int | None:
     """The child's exit code (negative: the signal that ended it); ``None`` when it
-    ran past ``timeout`` seconds and was killed."""
-    deadline = time.monotonic() + timeout
+    ran past ``deadline`` (``time.monotonic()``) and was killed."""
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:

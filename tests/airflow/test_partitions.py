@@ -72,12 +72,14 @@ def test_two_slices_in_parallel_load_every_record_once(airflow, tmp_path, pg_url
     assert [d["dag_id"] for d in listed] == ["part_accounts"]
     airflow.run("tasks", "test", "part_accounts", "check_connections", "2024-06-01", env=env)
 
-    # two workers, each running one mapped `sync` task instance (map index = slice);
-    # each `tasks test` makes its own throw-away DAG run, hence two logical dates
-    workers = [airflow.popen("tasks", "test", "part_accounts", "sync", f"2024-06-0{i + 1}",
-                             "--map-index", str(i), env=env) for i in (0, 1)]
-    outputs = [w.communicate(timeout=300)[0] for w in workers]
-    for output in outputs:
+    # two workers, each running one mapped `sync` task instance (map index = slice)
+    # in a process of its own, at the same time; each `tasks test` makes its own
+    # throw-away DAG run, hence two logical dates
+    workers = airflow.run_together(*[
+        ("tasks", "test", "part_accounts", "sync", f"2024-06-0{i + 1}", "--map-index", str(i))
+        for i in (0, 1)], env=env)
+    for worker in workers:
+        output = worker.stdout + worker.stderr
         airflow.assert_task_succeeded(output)
         assert SECRET not in output
         assert "from Airflow Connection part_erp" in output
