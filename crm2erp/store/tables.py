@@ -90,8 +90,9 @@ xref = sa.Table(
     sa.Column("payload_hash", Digest(), nullable=True),   # binary: see Digest
     sa.Column("updated_at", UTCMicros(), nullable=False),
     sa.Column("run_id", sa.Integer, nullable=True),
-    # not unique: a dedupe merge maps two source records to one canonical id
-    sa.Index(None, "entity", "system", "canonical_id"),
+    # not unique: a dedupe merge maps two source records to one canonical id; the id
+    # alone finds its few rows (one per system), a narrower index (migration 0012)
+    sa.Index(None, "canonical_id"),
     sqlite_with_rowid=False,
 )
 

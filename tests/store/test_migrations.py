@@ -450,3 +450,44 @@ def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_u
             "crm-0000": CANONICAL_IDS[0]}
     finally:
         store.close()
+
+
+def test_xref_canonical_index_narrows_through_0012_up_down_and_up(any_db_url):
+    """Migration 0012 looks canonical ids up through an index on canonical_id alone
+    instead of (entity, system, canonical_id); down and up again, the look-ups by
+    external and by canonical id give the rows written, for each entity and system."""
+    def indexes(store: StateStore) -> dict[str, list[str]]:
+        return {ix["name"]: ix["column_names"]
+                for ix in sa.inspect(store.engine).get_indexes("xref")}
+
+    store = StateStore.open(any_db_url)
+    try:
+        run_id = store.start_run("accounts", "incremental")
+        store.commit_batch(BatchCommit(run_id=run_id, flow="accounts", xref=[
+            XrefUpsert(entity, system, f"{system}-{entity}-{n}", f"{entity}-c-{n:04d}")
+            for n in range(1200) for system in ("crm", "erp")
+            for entity in ("Account", "Contact")]))
+
+        def read_back() -> None:
+            for entity in ("Account", "Contact"):
+                wanted = [f"{entity}-c-{n:04d}" for n in range(0, 1200, 7)] + ["nope"]
+                assert store.external_ids(entity, "erp", wanted) == {
+                    f"{entity}-c-{n:04d}": f"erp-{entity}-{n}" for n in range(0, 1200, 7)}
+                found = store.xref_entries(entity, "crm", [f"crm-{entity}-{n}"
+                                                           for n in range(1200)])
+                assert {e.canonical_id for e in found.values()} == {
+                    f"{entity}-c-{n:04d}" for n in range(1200)}
+
+        assert indexes(store)["ix_xref_canonical_id"] == ["canonical_id"]
+        assert "ix_xref_entity_system_canonical_id" not in indexes(store)
+        read_back()
+        migrate.downgrade(store.engine, "0011")
+        assert indexes(store)["ix_xref_entity_system_canonical_id"] == [
+            "entity", "system", "canonical_id"]
+        assert "ix_xref_canonical_id" not in indexes(store)
+        read_back()
+        migrate.upgrade(store.engine, "head")
+        assert indexes(store)["ix_xref_canonical_id"] == ["canonical_id"]
+        read_back()
+    finally:
+        store.close()
