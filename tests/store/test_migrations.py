@@ -368,6 +368,16 @@ def test_a_uuid_canonical_id_is_16_bytes_and_any_other_id_comes_back_as_it_was()
         assert canonical_id_text(memoryview(stored)) == text
 
 
+def _written_at(store: StateStore, revision: str, *rows: tuple[sa.TableClause, list]) -> None:
+    """Rows written into the store's tables as ``revision`` left them, then the store
+    upgraded to the newest schema."""
+    migrate.downgrade(store.engine, revision)
+    with store.engine.begin() as conn:
+        for table, values in rows:
+            conn.execute(table.insert(), values)
+    migrate.upgrade(store.engine, "head")
+
+
 def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_url):
     """Migration 0011 rebuilds xref (keyed by entity, system, external id; no
     surrogate id) and canonical_records with binary canonical ids and, on SQLite,
@@ -400,11 +410,7 @@ def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_u
                     "updated_at": when(n), "run_id": 7} for n in range(1010)]
     store = StateStore.open(any_db_url)
     try:
-        migrate.downgrade(store.engine, "0010")
-        with store.engine.begin() as conn:
-            conn.execute(old_xref.insert(), xref_rows)
-            conn.execute(old_records.insert(), memory_rows)
-        migrate.upgrade(store.engine, "head")
+        _written_at(store, "0010", (old_xref, xref_rows), (old_records, memory_rows))
 
         for system in ("crm", "erp"):
             wanted = [r for r in xref_rows if r["system"] == system]
@@ -536,17 +542,16 @@ def test_entity_and_system_names_become_numbers_through_0013_up_down_and_up(any_
 
     def old_rows(conn: sa.Connection) -> tuple[list, list]:
         xref_back = sorted(tuple(r) for r in conn.execute(sa.select(old_xref)))
-        records_back = sorted(tuple(r) for r in conn.execute(sa.select(old_records)))
+        records_back = sorted((*r[:2], bytes(r.memory), *r[3:])
+                              for r in conn.execute(sa.select(old_records)))
         return xref_back, records_back
+
+    before = (sorted(tuple(row[c.name] for c in old_xref.c) for row in xref_rows),
+              sorted(tuple(row[c.name] for c in old_records.c) for row in record_rows))
 
     store = StateStore.open(any_db_url)
     try:
-        migrate.downgrade(store.engine, "0012")
-        with store.engine.begin() as conn:
-            conn.execute(old_xref.insert(), xref_rows)
-            conn.execute(old_records.insert(), record_rows)
-            before = old_rows(conn)
-        migrate.upgrade(store.engine, "head")
+        _written_at(store, "0012", (old_xref, xref_rows), (old_records, record_rows))
     finally:
         store.close()
 

@@ -107,6 +107,22 @@ def _copy(old: sa.TableClause, new: str, names: dict[str, str]) -> None:
     op.execute(target.insert().from_select(columns, sa.select(*values).select_from(joins)))
 
 
+def _rebuild(numbers: bool) -> None:
+    """Both tables in the form ``numbers`` says, with their rows."""
+    xref_names = {"entity_id": "entity", "system_id": "system"}
+    records_names = {"entity_id": "entity"}
+    if not numbers:
+        xref_names = {v: k for k, v in xref_names.items()}
+        records_names = {v: k for k, v in records_names.items()}
+    op.drop_index(INDEX, table_name="xref")
+    for table, create, renamed in (("xref", _create_xref, xref_names),
+                                   ("canonical_records", _create_records, records_names)):
+        old = _set_aside(table, f"{table}_{'before' if numbers else 'after'}_0013")
+        create(numbers)
+        _copy(old, table, renamed)
+        op.drop_table(old.name)
+
+
 def upgrade() -> None:
     op.create_table(
         "names",
@@ -120,25 +136,9 @@ def upgrade() -> None:
     records = sa.table("canonical_records", sa.column("entity"))
     op.execute(NAMES.insert().from_select(["name"], sa.union(
         sa.select(xref.c.entity), sa.select(xref.c.system), sa.select(records.c.entity))))
-    op.drop_index(INDEX, table_name="xref")
-    old = _set_aside("xref", "xref_before_0013")
-    _create_xref(numbers=True)
-    _copy(old, "xref", {"entity_id": "entity", "system_id": "system"})
-    op.drop_table(old.name)
-    old = _set_aside("canonical_records", "canonical_records_before_0013")
-    _create_records(numbers=True)
-    _copy(old, "canonical_records", {"entity_id": "entity"})
-    op.drop_table(old.name)
+    _rebuild(numbers=True)
 
 
 def downgrade() -> None:
-    op.drop_index(INDEX, table_name="xref")
-    old = _set_aside("xref", "xref_after_0013")
-    _create_xref(numbers=False)
-    _copy(old, "xref", {"entity": "entity_id", "system": "system_id"})
-    op.drop_table(old.name)
-    old = _set_aside("canonical_records", "canonical_records_after_0013")
-    _create_records(numbers=False)
-    _copy(old, "canonical_records", {"entity": "entity_id"})
-    op.drop_table(old.name)
+    _rebuild(numbers=False)
     op.drop_table("names")
