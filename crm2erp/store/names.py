@@ -10,7 +10,8 @@ from __future__ import annotations
 
 __all__ = ["NameIds"]
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 
 import sqlalchemy as sa
 
@@ -20,15 +21,18 @@ from crm2erp.store.tables import names
 class NameIds:
     """The numbers of names in one store's ``names`` table, cached."""
 
-    def __init__(self, engine: sa.Engine):
+    def __init__(self, engine: sa.Engine,
+                 reading: Callable[[], AbstractContextManager[sa.Connection]]):
+        """``reading``: the store's connections for reads (on SQLite: no write lock)."""
         self._engine = engine
+        self._reading = reading
         self._ids: dict[str, int] = {}
 
     def known(self, name: str) -> int | None:
         """The name's number, or None when the store has none: nothing was written
         under it (a miss is not kept: another process may add the name)."""
         if name not in self._ids:
-            with self._engine.connect() as conn:
+            with self._reading() as conn:
                 found = conn.execute(sa.select(names.c.id).where(names.c.name == name)
                                      ).scalar_one_or_none()
             if found is None:

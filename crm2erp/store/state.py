@@ -159,7 +159,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
     def __init__(self, engine: sa.Engine):
         """Wrap an engine whose database is already migrated; prefer :meth:`open`."""
         self.engine = engine
-        self.names = NameIds(engine)   # entity and system numbers (xref, canonical_records)
+        self.names = NameIds(engine, self._reading)   # entity and system numbers
         self._statements: dict[tuple, sa.Select] = {}   # built once (see _xref_lookup)
         self._rows_written = 0             # xref and canonical rows, for _analyze_grown
         self._next_analyze = _FIRST_ANALYZE
