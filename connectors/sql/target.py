@@ -10,7 +10,6 @@ from __future__ import annotations
 
 __all__ = ["SqlTargetMixin"]
 
-import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,7 +29,9 @@ from crm2erp.store.batch import upsert as native_upsert
 log = logging.getLogger(__name__)
 
 _DB_ERRORS = (sa.exc.DBAPIError, sa.exc.StatementError)
-_STAGES = itertools.count()   # names of the temporary tables PostgreSQL COPYs into
+# the temporary table PostgreSQL COPYs into: one name, so that the statements that
+# use it are compiled once (a name per batch filled SQLAlchemy's statement cache)
+_STAGE = "crm2erp_stage"
 
 
 class RowProblem(ValueError):
@@ -237,9 +238,9 @@ class SqlTargetMixin(SqlSourceMixin):
                      updates: list[str], params: list[dict[str, Any]]) -> None:
         """PostgreSQL: the rows COPYed into a temporary table, then one INSERT ...
         SELECT ... ON CONFLICT DO UPDATE into the target: one round trip for the data,
-        one statement for the upsert, whatever the batch size."""
-        stage = f"crm2erp_stage_{next(_STAGES)}"   # dropped at the commit
-        table = spec.table
+        one statement for the upsert, whatever the batch size. The stage is dropped
+        when done: another column shape of the same batch stages under the same name."""
+        stage, table = _STAGE, spec.table
         conn.execute(sa.text(
             f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS SELECT "
             f"{', '.join(conn.dialect.identifier_preparer.quote(c) for c in columns)} "
@@ -254,6 +255,7 @@ class SqlTargetMixin(SqlSourceMixin):
         conn.execute(insert.on_conflict_do_update(
             index_elements=spec.key_columns(),
             set_={c: insert.excluded[c] for c in updates}))
+        conn.execute(sa.text(f"DROP TABLE {stage}"))
 
     @staticmethod
     def _update_rows(conn: sa.Connection, spec: StreamSpec, items: list[Item],

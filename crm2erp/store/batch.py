@@ -131,17 +131,19 @@ def encode_payload(payload: Any) -> str | None:
     return None if payload is None else jsonutil.dumps(payload)
 
 
-def _write_xref(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) -> None:
+def _write_xref(conn: sa.Connection, batch: BatchCommit, now: dt.datetime,
+                numbers: dict[str, int]) -> None:
     # one row per key, the last one wins: PostgreSQL refuses to update the
     # same row twice in one ON CONFLICT statement
     latest = {(u.entity, u.system, u.external_id): u for u in batch.xref}
     rows = [
-        {"entity": u.entity, "system": u.system, "external_id": u.external_id,
+        {"entity_id": numbers[u.entity], "system_id": numbers[u.system],
+         "external_id": u.external_id,
          "canonical_id": u.canonical_id, "payload_hash": u.payload_hash,
          "updated_at": now, "run_id": batch.run_id}
         for u in latest.values()
     ]
-    upsert(conn, xref, rows, key=("entity", "system", "external_id"),
+    upsert(conn, xref, rows, key=("entity_id", "system_id", "external_id"),
            update=("canonical_id", "payload_hash", "updated_at", "run_id"))
 
 
@@ -226,13 +228,14 @@ def _write_watermark(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) 
            key=("flow", "stream"), update=("value", "key", "updated_at", "run_id"))
 
 
-def _write_canonical(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) -> None:
+def _write_canonical(conn: sa.Connection, batch: BatchCommit, now: dt.datetime,
+                     numbers: dict[str, int]) -> None:
     latest = {(c.entity, c.canonical_id): c for c in batch.canonical}  # last one wins
     upsert(conn, canonical_records,
-           [{"entity": c.entity, "canonical_id": c.canonical_id,
+           [{"entity_id": numbers[c.entity], "canonical_id": c.canonical_id,
              "memory": fieldmemory.encode(c.data, c.field_times),
              "updated_at": now, "run_id": batch.run_id} for c in latest.values()],
-           key=("entity", "canonical_id"), update=("memory", "updated_at", "run_id"))
+           key=("entity_id", "canonical_id"), update=("memory", "updated_at", "run_id"))
     if batch.conflicts:
         conn.execute(conflicts.insert(), [
             {"run_id": batch.run_id, "flow": batch.flow, "entity": c.entity,
@@ -258,18 +261,20 @@ def _add_counts(conn: sa.Connection, batch: BatchCommit) -> None:
         raise ValueError(f"no run #{batch.run_id} to add counts to; start_run() first")
 
 
-def write_batch(conn: sa.Connection, batch: BatchCommit) -> BatchResult:
-    """Apply ``batch`` on ``conn``; the caller owns the transaction.
+def write_batch(conn: sa.Connection, batch: BatchCommit,
+                numbers: dict[str, int]) -> BatchResult:
+    """Apply ``batch`` on ``conn``; the caller owns the transaction. ``numbers``:
+    the number of each entity and system name in the batch (:mod:`crm2erp.store.names`).
 
     A key both dead-lettered and resolved in the same batch ends resolved:
     resolutions are applied after the new failures.
     """
     check_counts(batch.counts)
     now = utcnow()
-    _write_xref(conn, batch, now)
+    _write_xref(conn, batch, now, numbers)
     written = _write_dead_letters(conn, batch, now)
     resolved = _resolve(conn, batch, now)
     _write_watermark(conn, batch, now)
-    _write_canonical(conn, batch, now)
+    _write_canonical(conn, batch, now, numbers)
     _add_counts(conn, batch)
     return BatchResult(dead_letters=written, resolved=resolved)

@@ -34,6 +34,7 @@ from crm2erp import jsonutil
 from crm2erp.errors import ConfigError
 from crm2erp.store import fieldmemory
 from crm2erp.store.batch import upsert
+from crm2erp.store.names import NameIds
 from crm2erp.store.records import CanonicalState
 from crm2erp.store.tables import (
     DEDUPE_PAIR_STATUSES,
@@ -132,6 +133,7 @@ class DedupeStoreMixin:
     """Pairs, decisions, cluster members and provenance of the dedupe stage."""
 
     engine: sa.Engine
+    names: NameIds
 
     # -- pairs ----------------------------------------------------------------
     def save_dedupe_pairs(self, pairs: Sequence[DedupePair]) -> dict[tuple[str, str], int]:
@@ -328,14 +330,16 @@ class DedupeStoreMixin:
         Returns the number of repointed rows.
         """
         now = utcnow()
-        mine = (xref.c.entity == entity) & (xref.c.canonical_id == loser)
+        numbers = self.names.ids([entity, target_system])
+        mine = (xref.c.entity_id == numbers[entity]) & (xref.c.canonical_id == loser)
+        target = xref.c.system_id == numbers[target_system]
         with self.engine.begin() as conn:
-            moved = conn.execute(xref.update().where(mine, xref.c.system != target_system)
+            moved = conn.execute(xref.update().where(mine, ~target)
                                  .values(canonical_id=survivor, updated_at=now)).rowcount
-            conn.execute(xref.update().where(mine, xref.c.system == target_system)
+            conn.execute(xref.update().where(mine, target)
                          .values(payload_hash=archived_mark, updated_at=now))
             conn.execute(canonical_records.delete().where(
-                canonical_records.c.entity == entity,
+                canonical_records.c.entity_id == numbers[entity],
                 canonical_records.c.canonical_id == loser))
             conn.execute(dedupe_provenance.delete().where(
                 dedupe_provenance.c.entity == entity,
@@ -369,9 +373,10 @@ class DedupeStoreMixin:
         """Every stored canonical record of ``entity``, in the order of its stored id
         (:class:`crm2erp.store.types.CanonicalId`), a chunk per query."""
         last: str | None = None
-        while True:
+        entity_id = self.names.known(entity)
+        while entity_id is not None:
             query = (sa.select(canonical_records)
-                     .where(canonical_records.c.entity == entity)
+                     .where(canonical_records.c.entity_id == entity_id)
                      .order_by(canonical_records.c.canonical_id).limit(chunk))
             if last is not None:
                 query = query.where(canonical_records.c.canonical_id > last)

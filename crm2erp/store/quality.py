@@ -27,6 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from crm2erp import jsonutil
+from crm2erp.store.names import NameIds
 from crm2erp.store.records import DeadLetter
 from crm2erp.store.tables import dead_letters, metadata, xref
 from crm2erp.store.types import UTCDateTime, inserted_id, utcnow
@@ -101,6 +102,7 @@ class QualityStoreMixin:
     """Quality results, reconciliations and the reads the steward report needs."""
 
     engine: sa.Engine
+    names: NameIds
 
     # -- quality results ---------------------------------------------------
     def save_quality_results(self, run_id: int, flow: str,
@@ -155,9 +157,10 @@ class QualityStoreMixin:
         """Every (external id, canonical id) of one entity in one system, in external
         id order."""
         last: str | None = None
-        while True:
+        entity_id, system_id = self.names.known(entity), self.names.known(system)
+        while entity_id is not None and system_id is not None:
             query = (sa.select(xref.c.external_id, xref.c.canonical_id)
-                     .where(xref.c.entity == entity, xref.c.system == system)
+                     .where(xref.c.entity_id == entity_id, xref.c.system_id == system_id)
                      .order_by(xref.c.external_id).limit(chunk))
             if last is not None:
                 query = query.where(xref.c.external_id > last)

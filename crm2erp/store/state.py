@@ -29,6 +29,7 @@ from crm2erp.redact import redact, register_secret
 from crm2erp.store import fieldmemory, locking, migrate
 from crm2erp.store.batch import write_batch
 from crm2erp.store.dedupe import DedupeStoreMixin
+from crm2erp.store.names import NameIds
 from crm2erp.store.quality import QualityStoreMixin
 from crm2erp.store.records import (
     BatchCommit,
@@ -158,6 +159,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
     def __init__(self, engine: sa.Engine):
         """Wrap an engine whose database is already migrated; prefer :meth:`open`."""
         self.engine = engine
+        self.names = NameIds(engine, self._reading)   # entity and system numbers
         self._statements: dict[tuple, sa.Select] = {}   # built once (see _xref_lookup)
         self._rows_written = 0             # xref and canonical rows, for _analyze_grown
         self._next_analyze = _FIRST_ANALYZE
@@ -313,11 +315,13 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                      external_ids: Iterable[str]) -> dict[str, XrefEntry]:
         """The cross-reference entries of these external ids (missing ones left out)."""
         found: dict[str, XrefEntry] = {}
+        query = self._xref_query(entity, system)
+        if query is None:
+            return found
         with self._reading() as conn:
             for chunk in _chunks(external_ids):
-                for row in conn.execute(self._xref_query(entity, system)
-                                        .where(xref.c.external_id.in_(chunk))):
-                    found[row.external_id] = XrefEntry(*row)
+                for row in conn.execute(query.where(xref.c.external_id.in_(chunk))):
+                    found[row.external_id] = XrefEntry(entity, system, *row)
         return found
 
     def xref_by_canonical(self, entity: str, system: str,
@@ -326,23 +330,27 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         external ids, the most recently written one wins (of two written at the same
         time, the greater external id)."""
         found: dict[str, XrefEntry] = {}
+        query = self._xref_query(entity, system)
+        if query is None:
+            return found
         with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
-                query = (self._xref_query(entity, system)
-                         .where(xref.c.canonical_id.in_(chunk))
-                         .order_by(xref.c.updated_at, xref.c.external_id))
-                for row in conn.execute(query):
-                    found[row.canonical_id] = XrefEntry(*row)
+                for row in conn.execute(query.where(xref.c.canonical_id.in_(chunk))
+                                        .order_by(xref.c.updated_at, xref.c.external_id)):
+                    found[row.canonical_id] = XrefEntry(entity, system, *row)
         return found
 
     def canonical_states(self, entity: str,
                          canonical_ids: Iterable[str]) -> dict[str, CanonicalState]:
         """Canonical id -> last canonical state, for the ids that have one."""
         found: dict[str, CanonicalState] = {}
+        entity_id = self.names.known(entity)
+        if entity_id is None:
+            return found
         with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
                 query = sa.select(canonical_records).where(
-                    canonical_records.c.entity == entity,
+                    canonical_records.c.entity_id == entity_id,
                     canonical_records.c.canonical_id.in_(chunk))
                 for row in conn.execute(query):
                     found[row.canonical_id] = CanonicalState(
@@ -384,6 +392,9 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
     def _xref_lookup(self, entity: str, system: str, flow: str | None,
                      external_ids: Iterable[str]) -> dict[str, tuple[str, str | None, bool]]:
         dialect = self.engine.dialect.name
+        entity_id, system_id = self.names.known(entity), self.names.known(system)
+        if entity_id is None or system_id is None:
+            return {}
         stmt = self._statements.get(("xref_lookup", flow is None))
         if stmt is None:
             held: sa.ColumnElement = sa.false()
@@ -394,12 +405,12 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                     dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES))
             stmt = self._statements[("xref_lookup", flow is None)] = sa.select(
                 xref.c.external_id, xref.c.canonical_id, xref.c.payload_hash, held.label("held")
-            ).where(xref.c.entity == sa.bindparam("entity"),
-                    xref.c.system == sa.bindparam("system"),
+            ).where(xref.c.entity_id == sa.bindparam("entity"),
+                    xref.c.system_id == sa.bindparam("system"),
                     _one_of(xref.c.external_id, dialect))
         found: dict[str, tuple[str, str | None, bool]] = {}
-        params: dict[str, str | list[str] | None] = {
-            "entity": entity, "system": system, "flow": flow}
+        params: dict[str, int | str | list[str] | None] = {
+            "entity": entity_id, "system": system_id, "flow": flow}
         with self._reading() as conn:
             for chunk in _chunks(external_ids):
                 params["ids"] = _one_of_value(chunk, dialect)
@@ -415,19 +426,24 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
 
     def xref_count(self, entity: str | None = None, system: str | None = None) -> int:
         query = sa.select(sa.func.count()).select_from(xref)
-        if entity is not None:
-            query = query.where(xref.c.entity == entity)
-        if system is not None:
-            query = query.where(xref.c.system == system)
+        for column, name in ((xref.c.entity_id, entity), (xref.c.system_id, system)):
+            if name is not None:
+                number = self.names.known(name)
+                if number is None:
+                    return 0
+                query = query.where(column == number)
         with self._reading() as conn:
             return int(conn.execute(query).scalar_one())
 
-    @staticmethod
-    def _xref_query(entity: str, system: str) -> sa.Select:
-        """The entries' columns in :class:`XrefEntry`'s order: ``XrefEntry(*row)``."""
-        return sa.select(xref.c.entity, xref.c.system, xref.c.external_id,
-                         xref.c.canonical_id, xref.c.payload_hash, xref.c.updated_at
-                         ).where(xref.c.entity == entity, xref.c.system == system)
+    def _xref_query(self, entity: str, system: str) -> sa.Select | None:
+        """The entries' columns after entity and system in :class:`XrefEntry`'s order:
+        ``XrefEntry(entity, system, *row)``; None when the store has no such names."""
+        entity_id, system_id = self.names.known(entity), self.names.known(system)
+        if entity_id is None or system_id is None:
+            return None
+        return sa.select(xref.c.external_id, xref.c.canonical_id, xref.c.payload_hash,
+                         xref.c.updated_at
+                         ).where(xref.c.entity_id == entity_id, xref.c.system_id == system_id)
 
     # -- dead letters ------------------------------------------------------
     @staticmethod
@@ -486,8 +502,10 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
     def commit_batch(self, batch: BatchCommit) -> BatchResult:
         """Write one batch's xref, dead letters, resolutions, watermark and
         counters in ONE transaction: all of it or, on any error, none."""
+        numbers = self.names.ids({name for u in batch.xref for name in (u.entity, u.system)}
+                                 | {c.entity for c in batch.canonical})
         with self.engine.begin() as conn:
-            result = write_batch(conn, batch)
+            result = write_batch(conn, batch, numbers)
         self._analyze_grown(len(batch.xref) + len(batch.canonical))
         return result
 

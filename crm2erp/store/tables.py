@@ -11,6 +11,7 @@ from __future__ import annotations
 
 __all__ = [
     "metadata",
+    "names",
     "runs",
     "watermarks",
     "xref",
@@ -78,20 +79,30 @@ watermarks = sa.Table(
     sa.Column("run_id", sa.Integer, nullable=True),
 )
 
-# A row per record and system: kept small (migration 0011). The natural key is the
-# primary key, and on SQLite the table itself (WITHOUT ROWID); canonical ids are 16
-# bytes (CanonicalId), timestamps SQLite integers (UTCMicros).
+# Entity and system names as numbers (crm2erp.store.names): the tables with a row
+# per record hold the number instead of the name (migration 0013).
+names = sa.Table(
+    "names", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+)
+
+# A row per record and system: kept small (migrations 0011 to 0013). The natural key
+# is the primary key, and on SQLite the table itself (WITHOUT ROWID); entity and
+# system are numbers (names), canonical ids 16 bytes (CanonicalId), timestamps SQLite
+# integers (UTCMicros). Fixed-width columns first: PostgreSQL pads less.
 xref = sa.Table(
     "xref", metadata,
-    sa.Column("entity", sa.String(64), primary_key=True),
-    sa.Column("system", sa.String(64), primary_key=True),
+    sa.Column("updated_at", UTCMicros(), nullable=False),
+    sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("entity_id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("system_id", sa.SmallInteger, primary_key=True, autoincrement=False),
     sa.Column("external_id", sa.String(191), primary_key=True),
     sa.Column("canonical_id", CanonicalId(), nullable=False),
     sa.Column("payload_hash", Digest(), nullable=True),   # binary: see Digest
-    sa.Column("updated_at", UTCMicros(), nullable=False),
-    sa.Column("run_id", sa.Integer, nullable=True),
-    # not unique: a dedupe merge maps two source records to one canonical id
-    sa.Index(None, "entity", "system", "canonical_id"),
+    # not unique: a dedupe merge maps two source records to one canonical id; the id
+    # alone finds its few rows (one per system), a narrower index (migration 0012)
+    sa.Index(None, "canonical_id"),
     sqlite_with_rowid=False,
 )
 
@@ -128,11 +139,11 @@ locks = sa.Table(
 # crm2erp.store.fieldmemory's decode() and encode().
 canonical_records = sa.Table(
     "canonical_records", metadata,
-    sa.Column("entity", sa.String(64), primary_key=True),
-    sa.Column("canonical_id", CanonicalId(), primary_key=True),
-    sa.Column("memory", LongBytes, nullable=False),
     sa.Column("updated_at", UTCMicros(), nullable=False),
     sa.Column("run_id", sa.Integer, nullable=True),
+    sa.Column("entity_id", sa.SmallInteger, primary_key=True, autoincrement=False),
+    sa.Column("canonical_id", CanonicalId(), primary_key=True),
+    sa.Column("memory", LongBytes, nullable=False),
     sqlite_with_rowid=False,   # the primary key is the table (migration 0009)
 )
 

@@ -44,12 +44,13 @@ def crm_numbers(tmp_path) -> dict[str, str]:
 
 
 def _xref(tmp_path, system: str) -> dict[str, str]:
-    from crm2erp.store.tables import xref  # its types give the canonical ids as text
+    from crm2erp.store.tables import names, xref  # its types give the canonical ids as text
 
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'state.db'}")
     with engine.connect() as conn:
         rows = conn.execute(sa.select(xref.c.external_id, xref.c.canonical_id)
-                            .where(xref.c.system == system)).all()
+                            .join(names, names.c.id == xref.c.system_id)
+                            .where(names.c.name == system)).all()
     engine.dispose()
     return dict(rows)
 

@@ -177,6 +177,37 @@ def test_the_stored_form_gives_the_memory_back_and_is_smaller_than_its_json():
     assert decode(encode({}, {})) == ({}, {})
 
 
+def test_times_in_whole_seconds_are_stored_as_numbers_and_come_back_as_their_text():
+    """Format 2 keeps a time of field_times that is whole UTC seconds as integer seconds
+    (8 bytes less for a one-source record); any other time stays text, a slot that holds no
+    text keeps the whole record in format 1, and a value of format 1 written earlier
+    still reads."""
+    import zlib
+
+    from crm2erp.jsonutil import dumps
+    from crm2erp.store import fieldmemory
+    from crm2erp.store.fieldmemory import decode, encode
+
+    data = {"name": "Polaris Medical Ltd", "type": "customer", "phone": "+33143886466"}
+    times = {"v": 3, "by": "crm", "at": "1999-04-03T05:59:12+00:00",
+             "f": {"status": None, "name": ["erp", "2026-12-07T17:33:26+00:00"],
+                   "type": ["erp", "2026-12-07T17:33:26.250000+00:00"],
+                   "phone": ["erp", "2026-12-07T18:33:26+01:00"]}}
+    stored = encode(data, times)
+    assert stored[0] == 2 and decode(stored) == (data, times)
+    usual = {"v": 3, "by": "crm", "at": "1999-04-03T05:59:12+00:00", "f": {"status": None}}
+    packer = zlib.compressobj(6, zlib.DEFLATED, -12, 2, zdict=fieldmemory._DICTIONARY)
+    earlier = b"\x01" + packer.compress(dumps([usual, data]).encode()) + packer.flush()
+    assert decode(earlier) == (data, usual)                 # format 1 still reads
+    assert len(encode(data, usual)) <= len(earlier) - 8     # a one-source record
+    odd = {"v": 3, "by": "crm", "at": 1234567890}
+    assert encode(data, odd)[0] == 1 and decode(encode(data, odd)) == (data, odd)
+    for at in ("1970-01-01T00:00:00+00:00", "1969-12-31T23:59:59+00:00",
+               "2024-02-30T00:00:00+00:00", "2024-01-01T00:00:00Z", None):
+        assert decode(encode(data, {"v": 3, "by": "crm", "at": at})) == (
+            data, {"v": 3, "by": "crm", "at": at})
+
+
 def test_a_stored_form_of_an_unknown_format_is_refused_by_name():
     from crm2erp.store.fieldmemory import decode
 

@@ -59,9 +59,11 @@ def test_statements_per_batch_do_not_grow_with_the_batch(store):
     for size in (4, 60):
         flow = f"accounts{size}"
         run_id = store.start_run(flow, "incremental")
-        # an earlier batch left open entries for the first half of the keys
+        # an earlier batch left open entries for the first half of the keys, and
+        # wrote under the entity and system names (numbered once per store: names)
         store.commit_batch(BatchCommit(run_id=run_id, flow=flow, dead_letters=[
-            NewDeadLetter("map", f"bad{i}", "before", None) for i in range(size // 2)]))
+            NewDeadLetter("map", f"bad{i}", "before", None) for i in range(size // 2)],
+            xref=[XrefUpsert("account", "crm", "earlier", "c-earlier")]))
         counts[size] = _statements(store, _batch(run_id, flow, size, f"s{size}-"))
         letters = {d.source_key: d for d in store.dead_letters(
             flow=flow, status="open", limit=1000)}

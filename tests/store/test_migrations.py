@@ -369,6 +369,16 @@ def test_a_uuid_canonical_id_is_16_bytes_and_any_other_id_comes_back_as_it_was()
         assert canonical_id_text(memoryview(stored)) == text
 
 
+def _written_at(store: StateStore, revision: str, *rows: tuple[sa.TableClause, list]) -> None:
+    """Rows written into the store's tables as ``revision`` left them, then the store
+    upgraded to the newest schema."""
+    migrate.downgrade(store.engine, revision)
+    with store.engine.begin() as conn:
+        for table, values in rows:
+            conn.execute(table.insert(), values)
+    migrate.upgrade(store.engine, "head")
+
+
 def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_url):
     """Migration 0011 rebuilds xref (keyed by entity, system, external id; no
     surrogate id) and canonical_records with binary canonical ids and, on SQLite,
@@ -401,11 +411,7 @@ def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_u
                     "updated_at": when(n), "run_id": 7} for n in range(1010)]
     store = StateStore.open(any_db_url)
     try:
-        migrate.downgrade(store.engine, "0010")
-        with store.engine.begin() as conn:
-            conn.execute(old_xref.insert(), xref_rows)
-            conn.execute(old_records.insert(), memory_rows)
-        migrate.upgrade(store.engine, "head")
+        _written_at(store, "0010", (old_xref, xref_rows), (old_records, memory_rows))
 
         for system in ("crm", "erp"):
             wanted = [r for r in xref_rows if r["system"] == system]
@@ -451,3 +457,136 @@ def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_u
             "crm-0000": CANONICAL_IDS[0]}
     finally:
         store.close()
+
+
+def test_xref_canonical_index_narrows_through_0012_up_down_and_up(any_db_url):
+    """Migration 0012 looks canonical ids up through an index on canonical_id alone
+    instead of (entity, system, canonical_id); down and up again, the look-ups by
+    external and by canonical id give the rows written, for each entity and system."""
+    from crm2erp.store.types import canonical_id_bytes
+
+    def indexes(store: StateStore) -> dict[str, list[str]]:
+        return {ix["name"]: ix["column_names"]
+                for ix in sa.inspect(store.engine).get_indexes("xref")}
+
+    store = StateStore.open(any_db_url)
+    try:
+        run_id = store.start_run("accounts", "incremental")
+        store.commit_batch(BatchCommit(run_id=run_id, flow="accounts", xref=[
+            XrefUpsert(entity, system, f"{system}-{entity}-{n}", f"{entity}-c-{n:04d}")
+            for n in range(1200) for system in ("crm", "erp")
+            for entity in ("Account", "Contact")]))
+
+        def read_back() -> None:
+            for entity in ("Account", "Contact"):
+                wanted = [f"{entity}-c-{n:04d}" for n in range(0, 1200, 7)] + ["nope"]
+                assert store.external_ids(entity, "erp", wanted) == {
+                    f"{entity}-c-{n:04d}": f"erp-{entity}-{n}" for n in range(0, 1200, 7)}
+                found = store.xref_entries(entity, "crm", [f"crm-{entity}-{n}"
+                                                           for n in range(1200)])
+                assert {e.canonical_id for e in found.values()} == {
+                    f"{entity}-c-{n:04d}" for n in range(1200)}
+
+        assert indexes(store)["ix_xref_canonical_id"] == ["canonical_id"]
+        assert "ix_xref_entity_system_canonical_id" not in indexes(store)
+        read_back()
+        migrate.downgrade(store.engine, "0011")
+        assert indexes(store)["ix_xref_entity_system_canonical_id"] == [
+            "entity", "system", "canonical_id"]
+        assert "ix_xref_canonical_id" not in indexes(store)
+        with store.engine.connect() as conn:   # the code reads the newest schema only
+            rows = conn.execute(sa.text(
+                "SELECT entity, system, external_id FROM xref "
+                "WHERE entity = 'Contact' AND system = 'erp' AND canonical_id = :c"),
+                {"c": canonical_id_bytes("Contact-c-0007")}).all()
+            assert [tuple(r) for r in rows] == [("Contact", "erp", "erp-Contact-7")]
+            assert conn.execute(sa.text("SELECT count(*) FROM xref")).scalar_one() == 4800
+        migrate.upgrade(store.engine, "head")
+        assert indexes(store)["ix_xref_canonical_id"] == ["canonical_id"]
+    finally:
+        store.close()
+    store = StateStore.open(any_db_url)   # names numbered anew by the upgrade
+    try:
+        read_back()
+    finally:
+        store.close()
+
+
+def test_entity_and_system_names_become_numbers_through_0013_up_down_and_up(any_db_url):
+    """Migration 0013 numbers entity and system names (table names) in xref and
+    canonical_records: every row written at 0012 (more than one entity and system)
+    reads back through the store at head; a downgrade gives the same rows with their
+    names again, and an upgrade after it numbers them anew."""
+    import datetime as dt
+
+    from crm2erp.store.fieldmemory import encode
+    from crm2erp.store.types import Digest, UTCMicros, canonical_id_bytes
+
+    at = dt.datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=dt.UTC)
+    old_xref = sa.table("xref", *(sa.column(n) for n in (
+        "entity", "system", "external_id", "run_id")),
+        sa.column("canonical_id"), sa.column("payload_hash", Digest()),
+        sa.column("updated_at", UTCMicros()))
+    old_records = sa.table("canonical_records", sa.column("entity"),
+                           sa.column("canonical_id"), sa.column("memory"),
+                           sa.column("updated_at", UTCMicros()), sa.column("run_id"))
+    xref_rows = [{"entity": entity, "system": system, "external_id": f"{system}-{n}",
+                  "canonical_id": canonical_id_bytes(f"{entity}-{n:04d}"),
+                  "payload_hash": HASHES[n % len(HASHES)],
+                  "updated_at": at + dt.timedelta(seconds=n), "run_id": n % 3 or None}
+                 for n in range(1010) for system in ("crm", "erp")
+                 for entity in ("Account", "Contact")]
+    record_rows = [{"entity": entity, "canonical_id": canonical_id_bytes(f"{entity}-{n:04d}"),
+                    "memory": encode({"name": f"{entity} {n}"}, {"v": 3}),
+                    "updated_at": at, "run_id": 4}
+                   for n in range(1010) for entity in ("Account", "Contact")]
+
+    def old_rows(conn: sa.Connection) -> tuple[list, list]:
+        xref_back = sorted(tuple(r) for r in conn.execute(sa.select(old_xref)))
+        records_back = sorted((*r[:2], bytes(r.memory), *r[3:])
+                              for r in conn.execute(sa.select(old_records)))
+        return xref_back, records_back
+
+    before = (sorted(tuple(row[c.name] for c in old_xref.c) for row in xref_rows),
+              sorted(tuple(row[c.name] for c in old_records.c) for row in record_rows))
+
+    store = StateStore.open(any_db_url)
+    try:
+        _written_at(store, "0012", (old_xref, xref_rows), (old_records, record_rows))
+    finally:
+        store.close()
+
+    def read_back() -> None:
+        again = StateStore.open(any_db_url)
+        try:
+            for entity in ("Account", "Contact"):
+                for system in ("crm", "erp"):
+                    found = again.xref_entries(entity, system,
+                                               [f"{system}-{n}" for n in range(1010)])
+                    assert {ext: (e.canonical_id, e.payload_hash, e.updated_at)
+                            for ext, e in found.items()} == {
+                        f"{system}-{n}": (f"{entity}-{n:04d}", HASHES[n % len(HASHES)],
+                                          at + dt.timedelta(seconds=n)) for n in range(1010)}
+                states = again.canonical_states(entity, [f"{entity}-{n:04d}"
+                                                         for n in range(1010)])
+                assert {cid: s.data for cid, s in states.items()} == {
+                    f"{entity}-{n:04d}": {"name": f"{entity} {n}"} for n in range(1010)}
+            assert again.xref_count("Account", "erp") == 1010 and again.xref_count() == 4040
+            with again.engine.connect() as conn:
+                numbers = dict(conn.execute(sa.text("SELECT name, id FROM names")).all())
+                assert set(numbers) == {"Account", "Contact", "crm", "erp"}
+                assert "entity" not in {c["name"] for c in sa.inspect(conn).get_columns("xref")}
+        finally:
+            again.close()
+
+    read_back()
+    store = StateStore.open(any_db_url)
+    try:
+        migrate.downgrade(store.engine, "0012")
+        with store.engine.connect() as conn:
+            assert old_rows(conn) == before
+            assert "names" not in sa.inspect(conn).get_table_names()
+        migrate.upgrade(store.engine, "head")
+    finally:
+        store.close()
+    read_back()

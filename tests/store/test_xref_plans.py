@@ -49,9 +49,9 @@ def test_xref_lookups_use_the_unique_index_without_statistics(pg_store_url):
             # a batch of 100 (0.5% of the table; at 500 of 20k, one sequential scan
             # per batch is cheaper, and the planner knows it from the statistics)
             wanted = [f"A{n:06d}" for n in range(5000, 5100)]
-            by_key = _plan(conn, StateStore._xref_query("Account", "crm")
+            by_key = _plan(conn, store._xref_query("Account", "crm")
                            .where(xref.c.external_id.in_(wanted)))
-            by_canonical = _plan(conn, StateStore._xref_query("Account", "crm").where(
+            by_canonical = _plan(conn, store._xref_query("Account", "crm").where(
                 xref.c.canonical_id.in_([_bytea(f"c-{n}") for n in wanted])))
         assert "Seq Scan" not in by_key and "pk_xref" in by_key, by_key
         assert "Seq Scan" not in by_canonical, by_canonical
@@ -88,7 +88,7 @@ def test_sqlite_looks_canonical_ids_up_in_their_index(sqlite_store_url):
         [(statement, parameters)] = sent
         with store.engine.connect() as conn:
             plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
-        assert any("USING INDEX ix_xref_entity_system_canonical_id" in row[-1]
+        assert any("USING INDEX ix_xref_canonical_id" in row[-1]
                    for row in plan), plan
     finally:
         store.close()

@@ -1,0 +1,42 @@
+"""Entity and system names are numbered once per store (crm2erp.store.names); a
+look-up under names nothing was written with finds nothing and, on SQLite, takes
+no write lock."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from crm2erp.store import BatchCommit, CanonicalState, StateStore, XrefUpsert
+
+
+def test_look_ups_before_any_write_find_nothing_without_a_write_lock(sqlite_store_url):
+    store = StateStore.open(sqlite_store_url)
+    sent: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute",
+                    lambda _c, _cur, statement, *_: sent.append(statement))
+    try:
+        assert store.xref_hashes("Account", "crm", ["A1"]) == {}
+        assert store.external_ids("Account", "erp", ["c-1"]) == {}
+        assert store.canonical_states("Account", ["c-1"]) == {}
+        assert store.xref_count("Account", "crm") == 0
+        assert "BEGIN" in sent and "BEGIN IMMEDIATE" not in sent
+        run_id = store.start_run("accounts", "incremental")
+        store.commit_batch(BatchCommit(
+            run_id=run_id, flow="accounts",
+            xref=[XrefUpsert("Account", "crm", "A1", "c-1"),
+                  XrefUpsert("Account", "erp", "7", "c-1")],
+            canonical=[CanonicalState("Account", "c-1", {"name": "Acme"}, {})]))
+        assert store.xref_hashes("Account", "crm", ["A1"]) == {"A1": ("c-1", None)}
+        assert store.external_ids("Account", "erp", ["c-1"]) == {"c-1": "7"}
+        assert store.canonical_states("Account", ["c-1"])["c-1"].data == {"name": "Acme"}
+    finally:
+        store.close()
+    again = StateStore.open(sqlite_store_url)   # a new process: the same numbers
+    try:
+        assert again.names.ids(["Account", "crm", "erp"]) == store.names.ids(
+            ["Account", "crm", "erp"])
+        assert again.xref_count("Account") == 2
+        with again.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM names")).scalar_one() == 3
+    finally:
+        again.close()
