@@ -217,16 +217,21 @@ def _known_id(entry_id: int | None, key: str) -> int:
     return entry_id
 
 
+# built once: bind parameters, never values (SQLAlchemy coerces each value of an
+# ``IN (values)`` anew on every build of the statement)
+_RESOLVE = (dead_letters.update()
+            .where(dead_letters.c.flow == sa.bindparam("in_flow"),
+                   dead_letters.c.source_key.in_(sa.bindparam("keys", expanding=True)),
+                   dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES))
+            .values(status="resolved", updated_at=sa.bindparam("resolved_at")))
+
+
 def _resolve(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) -> int:
     keys = sorted(set(batch.resolved_keys))
     resolved = 0
     for start in range(0, len(keys), 500):
-        resolved += conn.execute(
-            dead_letters.update()
-            .where(dead_letters.c.flow == batch.flow,
-                   dead_letters.c.source_key.in_(keys[start:start + 500]),
-                   dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES))
-            .values(status="resolved", updated_at=now)).rowcount
+        resolved += conn.execute(_RESOLVE, {"in_flow": batch.flow, "resolved_at": now,
+                                            "keys": keys[start:start + 500]}).rowcount
     return resolved
 
 

@@ -158,7 +158,9 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
     def __init__(self, engine: sa.Engine):
         """Wrap an engine whose database is already migrated; prefer :meth:`open`."""
         self.engine = engine
-        self._statements: dict[tuple, sa.Select] = {}   # built once (see _xref_lookup)
+        # per-batch look-ups, built once: bind parameters, never values in the statement
+        # (SQLAlchemy coerces each value of an ``IN (values)`` anew on every build)
+        self._statements: dict[tuple, sa.Select] = {}
         self._rows_written = 0             # xref and canonical rows, for _analyze_grown
         self._next_analyze = _FIRST_ANALYZE
 
@@ -325,26 +327,32 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         """Canonical id -> entry. When a dedupe merge gave one canonical id two
         external ids, the most recently written one wins (of two written at the same
         time, the greater external id)."""
+        stmt = self._statements.get(("xref_by_canonical",))
+        if stmt is None:
+            stmt = self._statements[("xref_by_canonical",)] = (
+                self._xref_query(sa.bindparam("entity"), sa.bindparam("system"))
+                .where(xref.c.canonical_id.in_(sa.bindparam("ids", expanding=True)))
+                .order_by(xref.c.updated_at, xref.c.external_id))
         found: dict[str, XrefEntry] = {}
         with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
-                query = (self._xref_query(entity, system)
-                         .where(xref.c.canonical_id.in_(chunk))
-                         .order_by(xref.c.updated_at, xref.c.external_id))
-                for row in conn.execute(query):
+                for row in conn.execute(stmt, {"entity": entity, "system": system,
+                                               "ids": chunk}):
                     found[row.canonical_id] = XrefEntry(*row)
         return found
 
     def canonical_states(self, entity: str,
                          canonical_ids: Iterable[str]) -> dict[str, CanonicalState]:
         """Canonical id -> last canonical state, for the ids that have one."""
+        stmt = self._statements.get(("canonical_states",))
+        if stmt is None:
+            stmt = self._statements[("canonical_states",)] = sa.select(canonical_records).where(
+                canonical_records.c.entity == sa.bindparam("entity"),
+                canonical_records.c.canonical_id.in_(sa.bindparam("ids", expanding=True)))
         found: dict[str, CanonicalState] = {}
         with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
-                query = sa.select(canonical_records).where(
-                    canonical_records.c.entity == entity,
-                    canonical_records.c.canonical_id.in_(chunk))
-                for row in conn.execute(query):
+                for row in conn.execute(stmt, {"entity": entity, "ids": chunk}):
                     found[row.canonical_id] = CanonicalState(
                         entity, row.canonical_id, *fieldmemory.decode(row.memory),
                         row.updated_at)
@@ -423,7 +431,8 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
             return int(conn.execute(query).scalar_one())
 
     @staticmethod
-    def _xref_query(entity: str, system: str) -> sa.Select:
+    def _xref_query(entity: str | sa.BindParameter, system: str | sa.BindParameter
+                    ) -> sa.Select:
         """The entries' columns in :class:`XrefEntry`'s order: ``XrefEntry(*row)``."""
         return sa.select(xref.c.entity, xref.c.system, xref.c.external_id,
                          xref.c.canonical_id, xref.c.payload_hash, xref.c.updated_at
