@@ -14,7 +14,7 @@ __all__ = ["SqlSourceMixin"]
 import datetime as dt
 import itertools
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -65,11 +65,6 @@ class SqlSourceMixin(SqlBase):
             return list(table.c)
         return [sa.type_coerce(c, sa.String).label(c.name)
                 if column_kind(c.type) == "datetime" else c for c in table.c]
-
-    def to_row(self, table: sa.Table, mapping: Mapping[str, Any]) -> Row:
-        """One fetched row by column name as the engine's row (see :meth:`rows_of`)."""
-        names, _ = self._row_shape(table)
-        return self.rows_of(table, [[mapping[name] for name in names]])[0]
 
     def rows_of(self, table: sa.Table, fetched: Iterable[Sequence[Any]]) -> list[Row]:
         """Fetched tuples (``select_columns(table)`` first, in order) as the engine's rows:
@@ -258,16 +253,18 @@ class SqlSourceMixin(SqlBase):
         wanted = [key_text(key) for key in keys]
         return [found[k] for k in wanted if k in found]
 
-    def _fetch_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> dict[str, Row]:
-        """Key string -> full row (children embedded) of the typed ``keys`` that exist,
-        500 keys a query, with one statement built once per table and key. On SQLite,
-        text or integer values of a one-column key go as one JSON array (``json_each``):
-        the statement's text is then the same for every chunk, where an expanding
-        ``IN`` is rendered again for each."""
+    def by_keys(self, spec: StreamSpec, keys: Sequence[tuple], what: str = "rows"
+                ) -> tuple[sa.Select, dict[str, Any]]:
+        """A SELECT of the rows of ``spec``'s table whose key is one of the typed ``keys``
+        (``what``: "rows", every column as :meth:`select_columns`; "ids", the key columns
+        and the id column), built once per table, key and ``what``, and its parameters.
+        On SQLite, text or integer values of a one-column key go as one JSON array
+        (``json_each``): the statement's text is then the same for any keys, where an
+        expanding ``IN`` is rendered again for each call."""
         statements = self.__dict__.setdefault("_by_key_statements", {})
         single = len(spec.key) == 1
         as_json = single and self.dialect == "sqlite" and all(map(_json_key, keys))
-        shape = (spec.table, tuple(spec.key), as_json)
+        shape = (spec.table, tuple(spec.key), as_json, what)
         stmt = statements.get(shape)
         if stmt is None:
             columns = spec.key_columns()
@@ -277,15 +274,20 @@ class SqlSourceMixin(SqlBase):
                 where = keyed.in_(sa.select(listed.table_valued("value").c.value))
             else:
                 where = keyed.in_(sa.bindparam("keys", expanding=True))
-            stmt = statements[shape] = sa.select(*self.select_columns(spec.table)).where(where)
+            selected = (self.select_columns(spec.table) if what == "rows"
+                        else [*columns, spec.table.c[spec.id_column]])
+            stmt = statements[shape] = sa.select(*selected).where(where)
+        values = [k[0] for k in keys] if single else list(keys)
+        return stmt, {"keys": json.dumps(values) if as_json else values}
+
+    def _fetch_by_key(self, spec: StreamSpec, keys: Sequence[tuple]) -> dict[str, Row]:
+        """Key string -> full row (children embedded) of the typed ``keys`` that exist,
+        500 keys a query (:meth:`by_keys`)."""
         found: dict[str, Row] = {}
         with self.engine.connect() as conn:
             for start in range(0, len(keys), 500):
-                chunk = keys[start:start + 500]
-                values = [k[0] for k in chunk] if single else list(chunk)
-                fetched = conn.execute(stmt, {"keys": json.dumps(values) if as_json
-                                              else values}).all()
-                rows = self.rows_of(spec.table, fetched)
+                stmt, params = self.by_keys(spec, keys[start:start + 500])
+                rows = self.rows_of(spec.table, conn.execute(stmt, params).all())
                 self.load_children(conn, spec, rows)
                 found.update((key_text([r[k] for k in spec.key]), r) for r in rows)
         return found

@@ -179,9 +179,8 @@ class SqlTargetMixin(SqlSourceMixin):
 
     def _existing(self, conn: sa.Connection, spec: StreamSpec,
                   items: list[Item]) -> dict[str, Row]:
-        stmt = sa.select(*self.select_columns(spec.table)).where(
-            self.key_filter(spec, [it.key_values for it in items]))
-        rows = [self.to_row(spec.table, m) for m in conn.execute(stmt).mappings()]
+        stmt, params = self.by_keys(spec, [it.key_values for it in items])
+        rows = self.rows_of(spec.table, conn.execute(stmt, params).all())
         if any(it.children for it in items):
             self.load_children(conn, spec, rows)
         return {key_text([r[k] for k in spec.key]): r for r in rows}
@@ -290,10 +289,9 @@ class SqlTargetMixin(SqlSourceMixin):
             return {}
         if not spec.id_column:  # composite key without id_column: the key is the id
             return {it.key: it.key for it in items}
-        columns = [*spec.key_columns(), spec.table.c[spec.id_column]]
-        stmt = sa.select(*columns).where(self.key_filter(spec, [it.key_values for it in items]))
+        stmt, params = self.by_keys(spec, [it.key_values for it in items], "ids")
         return {key_text(list(row[:-1])): None if row[-1] is None else str(row[-1])
-                for row in conn.execute(stmt)}
+                for row in conn.execute(stmt, params)}
 
     # -- update (write-back) ----------------------------------------------
     def update(self, stream: str, rows: Sequence[Row]) -> list[WriteResult]:

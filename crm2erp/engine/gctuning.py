@@ -19,7 +19,10 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-YOUNG_THRESHOLD = 20_000   # allocations between young collections (Python's default: 700)
+# allocations between young collections (Python's default: 700). Each collection walks
+# the batch's live objects (tens of thousands at 500 records): a 20k-record full sync
+# spent 0.27 s of its 7.4 s CPU in collections at 20,000, 0.06 s at 100,000 (3 MB more peak)
+YOUNG_THRESHOLD = 100_000
 
 _lock = threading.Lock()
 _active = 0

@@ -77,8 +77,7 @@ class _PreparedUpsert:
         self.names: tuple[str, ...] = (tuple(compiled.positiontup or ()) if compiled.positional
                                        else columns)
         self.positional = compiled.positional
-        self.processors = [table.c[col].type.dialect_impl(dialect).bind_processor(dialect)
-                           for col in self.names]
+        self.processors = [_bind_processor(table.c[col].type, dialect) for col in self.names]
         # only a timestamp's processing is shared between equal values: of other types,
         # equal values may still be written differently (1 and True, Decimal 1.0 and 1.00)
         self.per_value = [_is_timestamp(table.c[col].type) for col in self.names]
@@ -94,6 +93,21 @@ class _PreparedUpsert:
         if self.positional:
             return list(zip(*columns, strict=True))
         return [dict(zip(self.names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+def _bind_processor(column_type: sa.types.TypeEngine, dialect: sa.Dialect) -> Any:
+    """The column's bind processor, on SQLite without the ``memoryview`` SQLAlchemy wraps
+    a binary value in (sqlite3 binds ``bytes`` as a BLOB as they are): that wrapping was
+    a third of the parameter building of a state store batch (xref ids and hashes, hub
+    memory)."""
+    impl = column_type.dialect_impl(dialect)
+    if dialect.name == "sqlite" and isinstance(getattr(impl, "impl_instance", impl),
+                                               sa.LargeBinary):
+        if isinstance(impl, sa.TypeDecorator):
+            to_bytes = impl.process_bind_param
+            return lambda value: to_bytes(value, dialect)
+        return None
+    return impl.bind_processor(dialect)
 
 
 def _is_timestamp(column_type: sa.types.TypeEngine) -> bool:
@@ -205,16 +219,21 @@ def _known_id(entry_id: int | None, key: str) -> int:
     return entry_id
 
 
+# built once: bind parameters, never values (SQLAlchemy coerces each value of an
+# ``IN (values)`` anew on every build of the statement)
+_RESOLVE = (dead_letters.update()
+            .where(dead_letters.c.flow == sa.bindparam("in_flow"),
+                   dead_letters.c.source_key.in_(sa.bindparam("keys", expanding=True)),
+                   dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES))
+            .values(status="resolved", updated_at=sa.bindparam("resolved_at")))
+
+
 def _resolve(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) -> int:
     keys = sorted(set(batch.resolved_keys))
     resolved = 0
     for start in range(0, len(keys), 500):
-        resolved += conn.execute(
-            dead_letters.update()
-            .where(dead_letters.c.flow == batch.flow,
-                   dead_letters.c.source_key.in_(keys[start:start + 500]),
-                   dead_letters.c.status.in_(ACTIVE_DEAD_LETTER_STATUSES))
-            .values(status="resolved", updated_at=now)).rowcount
+        resolved += conn.execute(_RESOLVE, {"in_flow": batch.flow, "resolved_at": now,
+                                            "keys": keys[start:start + 500]}).rowcount
     return resolved
 
 

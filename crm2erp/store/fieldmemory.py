@@ -140,6 +140,9 @@ def _without(systems: dict[str, str], name: str | None) -> dict[str, str]:
 
 def _usual_pair(flat: dict[str, Any], pairs: dict[str, Pair]) -> Pair:
     """The pair most of the stored fields share; on a tie, the first field's."""
+    distinct = set(pairs.values())
+    if len(distinct) == 1 and not flat.keys().isdisjoint(pairs):   # one source, the usual
+        return distinct.pop()
     counts: dict[Pair, int] = {}
     for path in flat:
         pair = pairs.get(path)

@@ -160,7 +160,9 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         """Wrap an engine whose database is already migrated; prefer :meth:`open`."""
         self.engine = engine
         self.names = NameIds(engine, self._reading)   # entity and system numbers
-        self._statements: dict[tuple, sa.Select] = {}   # built once (see _xref_lookup)
+        # per-batch look-ups, built once: bind parameters, never values in the statement
+        # (SQLAlchemy coerces each value of an ``IN (values)`` anew on every build)
+        self._statements: dict[tuple, sa.Select] = {}
         self._rows_written = 0             # xref and canonical rows, for _analyze_grown
         self._next_analyze = _FIRST_ANALYZE
 
@@ -315,9 +317,10 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                      external_ids: Iterable[str]) -> dict[str, XrefEntry]:
         """The cross-reference entries of these external ids (missing ones left out)."""
         found: dict[str, XrefEntry] = {}
-        query = self._xref_query(entity, system)
-        if query is None:
+        entity_id, system_id = self.names.known(entity), self.names.known(system)
+        if entity_id is None or system_id is None:
             return found
+        query = self._xref_query(entity_id, system_id)
         with self._reading() as conn:
             for chunk in _chunks(external_ids):
                 for row in conn.execute(query.where(xref.c.external_id.in_(chunk))):
@@ -330,13 +333,19 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         external ids, the most recently written one wins (of two written at the same
         time, the greater external id)."""
         found: dict[str, XrefEntry] = {}
-        query = self._xref_query(entity, system)
-        if query is None:
+        entity_id, system_id = self.names.known(entity), self.names.known(system)
+        if entity_id is None or system_id is None:
             return found
+        stmt = self._statements.get(("xref_by_canonical",))
+        if stmt is None:
+            stmt = self._statements[("xref_by_canonical",)] = (
+                self._xref_query(sa.bindparam("entity"), sa.bindparam("system"))
+                .where(xref.c.canonical_id.in_(sa.bindparam("ids", expanding=True)))
+                .order_by(xref.c.updated_at, xref.c.external_id))
         with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
-                for row in conn.execute(query.where(xref.c.canonical_id.in_(chunk))
-                                        .order_by(xref.c.updated_at, xref.c.external_id)):
+                for row in conn.execute(stmt, {"entity": entity_id, "system": system_id,
+                                               "ids": chunk}):
                     found[row.canonical_id] = XrefEntry(entity, system, *row)
         return found
 
@@ -347,12 +356,14 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         entity_id = self.names.known(entity)
         if entity_id is None:
             return found
+        stmt = self._statements.get(("canonical_states",))
+        if stmt is None:
+            stmt = self._statements[("canonical_states",)] = sa.select(canonical_records).where(
+                canonical_records.c.entity_id == sa.bindparam("entity"),
+                canonical_records.c.canonical_id.in_(sa.bindparam("ids", expanding=True)))
         with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
-                query = sa.select(canonical_records).where(
-                    canonical_records.c.entity_id == entity_id,
-                    canonical_records.c.canonical_id.in_(chunk))
-                for row in conn.execute(query):
+                for row in conn.execute(stmt, {"entity": entity_id, "ids": chunk}):
                     found[row.canonical_id] = CanonicalState(
                         entity, row.canonical_id, *fieldmemory.decode(row.memory),
                         row.updated_at)
@@ -435,12 +446,11 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         with self._reading() as conn:
             return int(conn.execute(query).scalar_one())
 
-    def _xref_query(self, entity: str, system: str) -> sa.Select | None:
+    @staticmethod
+    def _xref_query(entity_id: int | sa.BindParameter, system_id: int | sa.BindParameter
+                    ) -> sa.Select:
         """The entries' columns after entity and system in :class:`XrefEntry`'s order:
-        ``XrefEntry(entity, system, *row)``; None when the store has no such names."""
-        entity_id, system_id = self.names.known(entity), self.names.known(system)
-        if entity_id is None or system_id is None:
-            return None
+        ``XrefEntry(entity, system, *row)``."""
         return sa.select(xref.c.external_id, xref.c.canonical_id, xref.c.payload_hash,
                          xref.c.updated_at
                          ).where(xref.c.entity_id == entity_id, xref.c.system_id == system_id)

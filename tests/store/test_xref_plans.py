@@ -49,9 +49,10 @@ def test_xref_lookups_use_the_unique_index_without_statistics(pg_store_url):
             # a batch of 100 (0.5% of the table; at 500 of 20k, one sequential scan
             # per batch is cheaper, and the planner knows it from the statistics)
             wanted = [f"A{n:06d}" for n in range(5000, 5100)]
-            by_key = _plan(conn, store._xref_query("Account", "crm")
+            numbers = store.names.known("Account"), store.names.known("crm")
+            by_key = _plan(conn, store._xref_query(*numbers)
                            .where(xref.c.external_id.in_(wanted)))
-            by_canonical = _plan(conn, store._xref_query("Account", "crm").where(
+            by_canonical = _plan(conn, store._xref_query(*numbers).where(
                 xref.c.canonical_id.in_([_bytea(f"c-{n}") for n in wanted])))
         assert "Seq Scan" not in by_key and "pk_xref" in by_key, by_key
         assert "Seq Scan" not in by_canonical, by_canonical
