@@ -40,3 +40,28 @@ def test_look_ups_before_any_write_find_nothing_without_a_write_lock(sqlite_stor
             assert conn.execute(sa.text("SELECT count(*) FROM names")).scalar_one() == 3
     finally:
         again.close()
+
+
+def test_a_name_another_process_adds_first_gets_its_number_not_a_second_row(
+        sqlite_store_url, monkeypatch):
+    """The race of two first writes under one name: this store saw no number, then the
+    other process's insert won; the unique name refuses ours and the other's number is
+    the one used."""
+    ours, theirs = StateStore.open(sqlite_store_url), StateStore.open(sqlite_store_url)
+    try:
+        real_known, calls = ours.names.known, []
+
+        def known(name: str) -> int | None:   # the first look-up ran before their insert
+            calls.append(name)
+            return None if len(calls) == 1 else real_known(name)
+
+        monkeypatch.setattr(ours.names, "known", known)
+        number = theirs.names.ids(["Account"])["Account"]
+        assert ours.names.ids(["Account"]) == {"Account": number}
+        assert calls == ["Account", "Account"]   # missed, insert refused, found
+        with ours.engine.connect() as conn:
+            assert conn.execute(sa.text(
+                "SELECT count(*) FROM names WHERE name = 'Account'")).scalar_one() == 1
+    finally:
+        ours.close()
+        theirs.close()
