@@ -23,7 +23,6 @@ import sqlalchemy as sa
 from crm2erp.connectors.base import Batch, Cursor, Rejected, Row
 from crm2erp.connectors.cursortype import cursor_json, parse_cursor, parse_watermark
 from crm2erp.connectors.file import spill  # the file source's external sort
-from crm2erp.connectors.file.spill import SortedSpill
 from crm2erp.connectors.sql.tables import SqlBase, StreamSpec, is_disconnect
 from crm2erp.connectors.sql.values import (
     column_kind,
@@ -196,7 +195,7 @@ class SqlSourceMixin(SqlBase):
                     "--full-refresh` or `--since DATE`") from None
         # (cursor, key) of every row to read, sorted (on disk beyond a run): a few small
         # objects each, where a file source's items hold whole rows, so longer runs
-        placed = SortedSpill(run_size=spill.RUN_SIZE * _SCAN_RUNS)
+        placed = spill.SortedSpill(run_size=spill.RUN_SIZE * _SCAN_RUNS)
         try:
             nulls, bad = self._scan_cursors(spec, ctype, floor, placed)
             pending = bad
@@ -209,7 +208,7 @@ class SqlSourceMixin(SqlBase):
             while chunk := list(itertools.islice(ordered, batch_size)):
                 rows = self._rows_by_key(spec, [key for _, key, _ in chunk])
                 order, key, _ = chunk[-1]
-                cursor = Cursor(cursor_json(order), key_text(list(key)))
+                cursor = Cursor(cursor_json(order), key_text(key))
                 yield self._batch(spec, rows, cursor, self._rejected(spec, pending))
                 pending = []
             if pending:
@@ -217,7 +216,7 @@ class SqlSourceMixin(SqlBase):
         finally:
             placed.close()
 
-    def _scan_cursors(self, spec: StreamSpec, ctype, floor, placed: SortedSpill):
+    def _scan_cursors(self, spec: StreamSpec, ctype, floor, placed: spill.SortedSpill):
         keys = spec.key_columns()
         column = spec.table.c[spec.cursor]
         if self.dialect == "sqlite":   # raw stored value, whatever the column's type
@@ -299,7 +298,7 @@ class SqlSourceMixin(SqlBase):
                 for r in self._rows_by_key(spec, [key for key, _ in bad])}
         out = []
         for key, reason in bad:
-            text = key_text(list(key))
+            text = key_text(key)
             out.append(Rejected(text, f"table {spec.table.name} key {text}", reason,
                                 rows.get(text, {})))
         return out

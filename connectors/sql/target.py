@@ -290,7 +290,7 @@ class SqlTargetMixin(SqlSourceMixin):
         if not spec.id_column:  # composite key without id_column: the key is the id
             return {it.key: it.key for it in items}
         stmt, params = self.by_keys(spec, [it.key_values for it in items], "ids")
-        return {key_text(list(row[:-1])): None if row[-1] is None else str(row[-1])
+        return {key_text(row[:-1]): None if row[-1] is None else str(row[-1])
                 for row in conn.execute(stmt, params)}
 
     # -- update (write-back) ----------------------------------------------
@@ -413,7 +413,7 @@ class SqlTargetMixin(SqlSourceMixin):
         typed = [to_db(id_col.type, i, self.tz, self.dialect) for i in ids]
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(id_col, *spec.key_columns()).where(id_col.in_(typed)))
-            return {str(r[0]): key_text(list(r[1:])) for r in rows}
+            return {str(r[0]): key_text(r[1:]) for r in rows}
 
     def _delete(self, conn: sa.Connection, spec: StreamSpec, typed: list[tuple],
                 mode: DeleteMode) -> dict[str, str]:
@@ -422,7 +422,7 @@ class SqlTargetMixin(SqlSourceMixin):
         columns = [*spec.key_columns(), *([id_col] if id_col is not None else [])]
         found = {}
         for row in conn.execute(sa.select(*columns).where(where)):
-            key = key_text(list(row[:len(spec.key)]))
+            key = key_text(row[:len(spec.key)])
             found[key] = key if id_col is None else str(row[-1])
         if not found:
             return found
