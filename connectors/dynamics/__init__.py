@@ -13,30 +13,25 @@ from __future__ import annotations
 
 __all__ = ["DynamicsConnector", "DynamicsConfig", "DynamicsStreamConfig"]
 
-from collections.abc import Sequence
-from typing import Any
-
 from crm2erp.connectors.base import StreamInfo
 from crm2erp.connectors.dynamics.api import build_client
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader
 from crm2erp.connectors.dynamics.target import DynamicsWriter
+from crm2erp.connectors.toolkit.connector import ApiConnector
 from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.connectors.toolkit.targets import WriteBackConnector
 
 
-class DynamicsConnector(WriteBackConnector):
+class DynamicsConnector(ApiConnector, WriteBackConnector):
     """Dataverse as a source and a target; ``client`` exposes request stats."""
 
     name = "dynamics"
+    system = "Dynamics"
     Config = DynamicsConfig
-
-    def __init__(self, config: DynamicsConfig, **client_options: Any):
-        super().__init__(config)
-        self.config: DynamicsConfig = config
-        self.client = build_client(config, **client_options)
-        self.reader = DynamicsReader(self.client, config)
-        self.writer = DynamicsWriter(self.client, config, self.reader)
+    build_client = staticmethod(build_client)
+    Reader = DynamicsReader
+    Writer = DynamicsWriter
 
     def check(self) -> None:
         """Fetch a token, call WhoAmI, and select one row of every stream with its columns."""
@@ -49,10 +44,9 @@ class DynamicsConnector(WriteBackConnector):
             return f"HTTP {resp.status_code} {resp.text[:200]}" if resp.status_code >= 400 \
                 else None
 
-        check_streams("Dynamics", self.config.streams, problem_of)
+        check_streams(self.system, self.config.streams, problem_of)
 
-    def streams(self) -> Sequence[StreamInfo]:
-        return [StreamInfo(name=name, key=(s.key,), cursor_field=s.cursor_field,
-                           children=tuple(s.children), writable=bool(s.alternate_key),
-                           delete_modes=("delete", "archive"))
-                for name, s in self.config.streams.items()]
+    def stream_info(self, name: str, stream: DynamicsStreamConfig) -> StreamInfo:
+        return StreamInfo(name=name, key=(stream.key,), cursor_field=stream.cursor_field,
+                          children=tuple(stream.children), writable=bool(stream.alternate_key),
+                          delete_modes=("delete", "archive"))

@@ -41,10 +41,10 @@ from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.dynamics.api import ODATA_HEADERS, names_unknown, odata_error
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader, odata_string
-from crm2erp.connectors.toolkit.targets import KeyedWriter
+from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed
 from crm2erp.connectors.toolkit.timestamps import utc_text
 from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
-from crm2erp.errors import ConfigError, FatalError
+from crm2erp.errors import ConfigError
 
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 #: the Dataverse error code of a row that does not exist
@@ -160,8 +160,7 @@ class DynamicsWriter(KeyedWriter):
     def _failed(stream: DynamicsStreamConfig, key: str, resp: requests.Response) -> WriteResult:
         error = odata_error(resp)
         if error is None:
-            raise FatalError(f"Dataverse upsert into {stream.entity_set} failed with HTTP "
-                             f"{resp.status_code}: {resp.text[:300]}")
+            raise call_failed("Dataverse", f"upsert into {stream.entity_set}", resp)
         if resp.status_code in (400, 404) and names_unknown(error[1]):
             raise ConfigError(f"Dataverse refused the write to {stream.entity_set}: "
                               f"{error[0]}: {error[1][:500]} - fix the stream's entity_set or "

@@ -36,14 +36,14 @@ import requests
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.erpnext.api import frappe_error
-from crm2erp.connectors.erpnext.config import ErpNextStreamConfig
+from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
 from crm2erp.connectors.erpnext.links import LinkedRecords, LinkError
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
 from crm2erp.connectors.toolkit.targets import KeyedWriter, rows_by_key
 from crm2erp.connectors.toolkit.values import same_value
 from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
 from crm2erp.errors import ConfigError
-from crm2erp.http import decode_json
+from crm2erp.http import HttpClient, decode_json
 
 log = logging.getLogger(__name__)
 _META = {"name", "owner", "creation", "modified", "modified_by", "idx", "parent",
@@ -72,8 +72,8 @@ class ErpNextWriter(KeyedWriter):
     key_hint = ("the stream is read-only: set one (a unique custom field such as "
                 "custom_crm_id) to write it")
 
-    def __init__(self, reader: ErpNextReader):
-        super().__init__(reader.client, reader.config, reader)
+    def __init__(self, client: HttpClient, config: ErpNextConfig, reader: ErpNextReader):
+        super().__init__(client, config, reader)
         self.links = LinkedRecords(reader, self.send, same)
 
     def send(self, method: str, path: str, body: dict | None) -> requests.Response:

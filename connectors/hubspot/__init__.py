@@ -13,30 +13,27 @@ from __future__ import annotations
 __all__ = ["HubSpotConnector", "HubSpotConfig", "HubSpotStreamConfig"]
 
 from collections.abc import Sequence
-from typing import Any
 
 from crm2erp.connectors.base import Row, StreamInfo, WriteResult
 from crm2erp.connectors.hubspot.api import build_client
 from crm2erp.connectors.hubspot.config import HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.hubspot.source import HubSpotReader
 from crm2erp.connectors.hubspot.target import HubSpotWriter
+from crm2erp.connectors.toolkit.connector import ApiConnector
 from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.connectors.toolkit.targets import WriteBackConnector
 from crm2erp.http import CursorPaginator
 
 
-class HubSpotConnector(WriteBackConnector):
+class HubSpotConnector(ApiConnector, WriteBackConnector):
     """HubSpot as a source and a target; ``client`` exposes request stats."""
 
     name = "hubspot"
+    system = "HubSpot"
     Config = HubSpotConfig
-
-    def __init__(self, config: HubSpotConfig, **client_options: Any):
-        super().__init__(config)
-        self.config: HubSpotConfig = config
-        self.client = build_client(config, **client_options)
-        self.reader = HubSpotReader(self.client, config)
-        self.writer = HubSpotWriter(self.client, config)
+    build_client = staticmethod(build_client)
+    Reader = HubSpotReader
+    Writer = HubSpotWriter
 
     @property
     def rate_limits(self) -> dict[str, int]:
@@ -60,17 +57,16 @@ class HubSpotConnector(WriteBackConnector):
                         "create it with hasUniqueValue: true")
             return None
 
-        check_streams("HubSpot", self.config.streams, problem_of, " - fix the property "
+        check_streams(self.system, self.config.streams, problem_of, " - fix the property "
                       "internal names or create the properties in HubSpot")
 
-    def streams(self) -> Sequence[StreamInfo]:
-        return [StreamInfo(name=name, key=("id",), cursor_field=s.cursor_property,
-                           children=tuple(s.children), writable=bool(s.id_property),
-                           fields=("id", "createdAt", "updatedAt", "archived", *s.properties,
-                                   *(["associations"] if s.associations else []),
-                                   *s.children),
-                           delete_modes=("archive", "delete"))
-                for name, s in self.config.streams.items()]
+    def stream_info(self, name: str, stream: HubSpotStreamConfig) -> StreamInfo:
+        return StreamInfo(name=name, key=("id",), cursor_field=stream.cursor_property,
+                          children=tuple(stream.children), writable=bool(stream.id_property),
+                          fields=("id", "createdAt", "updatedAt", "archived", *stream.properties,
+                                  *(["associations"] if stream.associations else []),
+                                  *stream.children),
+                          delete_modes=("archive", "delete"))
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
         if not rows:

@@ -20,55 +20,50 @@ from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig
 from crm2erp.connectors.odoo.rpc import OdooRpc
 from crm2erp.connectors.odoo.source import OdooReader
 from crm2erp.connectors.odoo.target import OdooWriter
-from crm2erp.connectors.toolkit.errors import check_streams
+from crm2erp.connectors.toolkit.connector import ApiConnector
+from crm2erp.connectors.toolkit.errors import check_streams, problems_of
 from crm2erp.connectors.toolkit.targets import WriteBackConnector
-from crm2erp.errors import ConfigError
 
 
-class OdooConnector(WriteBackConnector):
+class OdooConnector(ApiConnector, WriteBackConnector):
     """Odoo as a source and a target; ``client`` exposes the request stats (closing it
     closes the single-attempt client too: they share the session)."""
 
     name = "odoo"
+    system = "Odoo"
     Config = OdooConfig
 
-    def __init__(self, config: OdooConfig, **client_options: Any):
-        super().__init__(config)
-        self.config: OdooConfig = config
-        self.rpc = OdooRpc(config, **client_options)
+    def connect(self, **client_options: Any) -> None:
+        self.rpc = OdooRpc(self.config, **client_options)
         self.client = self.rpc.client
-        self.reader = OdooReader(self.rpc, config)
-        self.writer = OdooWriter(self.rpc, config)
+        self.reader = OdooReader(self.rpc, self.config)
+        self.writer = OdooWriter(self.rpc, self.config)
 
     def check(self) -> None:
         """Log in, then check every stream's model and fields exist for this user."""
         self.rpc.version()
         self.rpc.authenticate()
-        check_streams("Odoo", self.config.streams, self._problem_of, " - fix the field "
+        check_streams(self.system, self.config.streams, self._problem_of, " - fix the field "
                       "names in the stream config or install the module that adds them "
                       "(crm, sale, account)")
 
     def _problem_of(self, stream: OdooStreamConfig) -> str | None:
         """What the stream's model or its children's models lack (every model checked)."""
-        problems = []
-        for model, fields in [(stream.model, stream.fields),
-                              *((c.model, c.fields) for c in stream.children.values())]:
-            try:
-                known = self.rpc.field_types(model)
-            except ConfigError as exc:   # an unknown model: go on checking the others
-                problems.append(str(exc))
-                continue
-            missing = sorted(set(fields) - set(known))
-            if missing:
-                problems.append(f"{model} has no field(s) {', '.join(missing)}")
-        return "; ".join(problems) or None
+        return problems_of([(stream.model, stream.fields),
+                            *((c.model, c.fields) for c in stream.children.values())],
+                           self._model_problem)
 
-    def streams(self) -> Sequence[StreamInfo]:
-        return [StreamInfo(name=name, key=("id",), cursor_field=s.cursor_field,
-                           children=tuple(s.children), writable=bool(s.key_field),
-                           delete_modes=(() if not s.key_field else ("delete", "archive")
-                                         if "active" in s.fields else ("delete",)))
-                for name, s in self.config.streams.items()]
+    def _model_problem(self, model_fields: tuple[str, list[str]]) -> str | None:
+        """The fields ``model`` lacks (a ConfigError when the model is unknown)."""
+        model, fields = model_fields
+        missing = sorted(set(fields) - set(self.rpc.field_types(model)))
+        return f"{model} has no field(s) {', '.join(missing)}" if missing else None
+
+    def stream_info(self, name: str, stream: OdooStreamConfig) -> StreamInfo:
+        return StreamInfo(name=name, key=("id",), cursor_field=stream.cursor_field,
+                          children=tuple(stream.children), writable=bool(stream.key_field),
+                          delete_modes=(() if not stream.key_field else ("delete", "archive")
+                                        if "active" in stream.fields else ("delete",)))
 
     def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
         return self.reader.lookup(self._stream_config(stream), [str(k) for k in keys])

@@ -20,7 +20,6 @@ import requests
 from crm2erp.connectors.base import (
     Batch,
     Cursor,
-    DelegatingConnector,
     Row,
     StreamInfo,
     WriteResult,
@@ -28,6 +27,7 @@ from crm2erp.connectors.base import (
 from crm2erp.connectors.rest.config import ErrorRule, RestConfig, RestStreamConfig
 from crm2erp.connectors.rest.source import RestReader, build_paginator
 from crm2erp.connectors.rest.target import RestWriter
+from crm2erp.connectors.toolkit.connector import ApiConnector
 from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.errors import FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
@@ -57,20 +57,20 @@ def build_error_mapper(name: str, rules: list[ErrorRule]):
     return mapper
 
 
-class RestConnector(DelegatingConnector):
+class RestConnector(ApiConnector):
     """Any JSON REST API described in YAML; ``client`` exposes the request stats."""
 
     name = "rest"
+    system = "REST"
+    read_only = "has no write endpoint"
     Config = RestConfig
 
-    def __init__(self, config: RestConfig, **client_options: Any):
-        super().__init__(config)
-        self.config: RestConfig = config
-        auth = build_auth(config.auth)
-        settings = config.http_settings()
+    def connect(self, **client_options: Any) -> None:
+        config = self.config
         mapper = build_error_mapper(config.name, config.errors)
-        self.client = HttpClient(settings, base_url=config.base_url, auth=auth,
-                                 error_mapper=mapper, name=config.name, **client_options)
+        self.client = HttpClient(config.http_settings(), base_url=config.base_url,
+                                 auth=build_auth(config.auth), error_mapper=mapper,
+                                 name=config.name, **client_options)
         self.reader = RestReader(self.client, dict(config.headers))
         self.writer = RestWriter(self.client, dict(config.headers))
 
@@ -86,21 +86,16 @@ class RestConnector(DelegatingConnector):
 
         check_streams(self.config.name, self.config.streams, problem_of)
 
-    def streams(self) -> Sequence[StreamInfo]:
-        return [StreamInfo(name=name, key=(s.key,),
-                           cursor_field=s.cursor.field if s.cursor else None,
-                           writable=s.write is not None,
-                           delete_modes=tuple(m for m in ("delete", "archive")
-                                              if s.write and getattr(s.write, m)))
-                for name, s in self.config.streams.items()]
+    def stream_info(self, name: str, stream: RestStreamConfig) -> StreamInfo:
+        return StreamInfo(name=name, key=(stream.key,),
+                          cursor_field=stream.cursor.field if stream.cursor else None,
+                          writable=stream.write is not None,
+                          delete_modes=tuple(m for m in ("delete", "archive")
+                                             if stream.write and getattr(stream.write, m)))
 
     def read(self, stream: str, since: Cursor | None = None, *,
              batch_size: int = 500) -> Iterator[Batch]:
         return self.reader.read(stream, self._stream_config(stream), since, batch_size)
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        config = self._stream_config(stream)
-        if config.write is None:
-            raise NotImplementedError(f"REST stream {stream!r} has no write endpoint")
-        return self.writer.upsert(stream, config, rows)
-
+        return self.writer.upsert(stream, self.writable_config(stream), rows)

@@ -13,30 +13,25 @@ from __future__ import annotations
 
 __all__ = ["SalesforceConnector", "SalesforceConfig", "StreamConfig"]
 
-from collections.abc import Sequence
-from typing import Any
-
 from crm2erp.connectors.base import StreamInfo
 from crm2erp.connectors.salesforce.api import build_client, parse_limit_info
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.source import SalesforceReader
 from crm2erp.connectors.salesforce.target import SalesforceWriter
+from crm2erp.connectors.toolkit.connector import ApiConnector
 from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.connectors.toolkit.targets import WriteBackConnector
 
 
-class SalesforceConnector(WriteBackConnector):
+class SalesforceConnector(ApiConnector, WriteBackConnector):
     """Salesforce as a source and a target; ``client`` exposes request stats."""
 
     name = "salesforce"
+    system = "Salesforce"
     Config = SalesforceConfig
-
-    def __init__(self, config: SalesforceConfig, **client_options: Any):
-        super().__init__(config)
-        self.config: SalesforceConfig = config
-        self.client = build_client(config, **client_options)
-        self.reader = SalesforceReader(self.client, config)
-        self.writer = SalesforceWriter(self.client, config, self.reader)
+    build_client = staticmethod(build_client)
+    Reader = SalesforceReader
+    Writer = SalesforceWriter
 
     @property
     def api_usage(self) -> tuple[int, int] | None:
@@ -57,12 +52,12 @@ class SalesforceConnector(WriteBackConnector):
             return f"{stream.sobject} has no field(s) {', '.join(sorted(set(missing)))}" \
                 if missing else None
 
-        check_streams("Salesforce", self.config.streams, problem_of, " - fix the field names "
+        check_streams(self.system, self.config.streams, problem_of, " - fix the field names "
                       "or the field-level security of the integration user")
 
-    def streams(self) -> Sequence[StreamInfo]:
-        return [StreamInfo(name=name, key=("Id",), cursor_field=s.cursor_field,
-                           children=tuple(s.children), writable=bool(s.external_id_field),
-                           fields=(*s.fields, *s.children),
-                           delete_modes=("delete", "archive") if s.archive else ("delete",))
-                for name, s in self.config.streams.items()]
+    def stream_info(self, name: str, stream: StreamConfig) -> StreamInfo:
+        return StreamInfo(name=name, key=("Id",), cursor_field=stream.cursor_field,
+                          children=tuple(stream.children),
+                          writable=bool(stream.external_id_field),
+                          fields=(*stream.fields, *stream.children),
+                          delete_modes=("delete", "archive") if stream.archive else ("delete",))

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from crm2erp.connectors.base import (
-    DelegatingConnector,
     DeleteMode,
     Row,
     StreamInfo,
@@ -26,11 +25,12 @@ from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
 from crm2erp.connectors.sap.source import SapReader
 from crm2erp.connectors.sap.target import SapWriter
+from crm2erp.connectors.toolkit.connector import ApiConnector
 from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.errors import ConfigError
 
 
-class SapConnector(DelegatingConnector):
+class SapConnector(ApiConnector):
     """SAP S/4HANA as a target (and a source for the return flows).
 
     ``client`` is the reading HTTP client (its ``stats`` count requests and
@@ -38,12 +38,12 @@ class SapConnector(DelegatingConnector):
     """
 
     name = "sap"
+    system = "SAP"
+    read_only = "is read-only (no external_id)"
     Config = SapConfig
 
-    def __init__(self, config: SapConfig, **client_options: Any):
-        super().__init__(config)
-        self.config: SapConfig = config
-        self.sap = SapClient(config, **client_options)
+    def connect(self, **client_options: Any) -> None:
+        self.sap = SapClient(self.config, **client_options)
         self.client = self.sap.http
         self.reader = SapReader(self.sap)
         self.writer = SapWriter(self.sap)
@@ -65,7 +65,7 @@ class SapConnector(DelegatingConnector):
                 return f"{stream.service} has no entity set {stream.entity_set}"
             return None
 
-        check_streams("SAP", self.config.streams, problem_of, " - check the service names "
+        check_streams(self.system, self.config.streams, problem_of, " - check the service names "
                       "and that the communication arrangement grants them (transaction "
                       "/IWFND/MAINT_SERVICE on-premise)")
 
@@ -78,24 +78,17 @@ class SapConnector(DelegatingConnector):
             raise ConfigError(f"HTTP {resp.status_code}")
         return resp.text
 
-    def streams(self) -> Sequence[StreamInfo]:
-        return [StreamInfo(name=name, key=tuple(s.key), cursor_field=s.cursor_field,
-                           children=tuple(s.children), writable=s.writable,
-                           delete_modes=tuple(s.deletes) if s.writable else ())
-                for name, s in self.config.streams.items()]
+    def stream_info(self, name: str, stream: SapStreamConfig) -> StreamInfo:
+        return StreamInfo(name=name, key=tuple(stream.key), cursor_field=stream.cursor_field,
+                          children=tuple(stream.children), writable=stream.writable,
+                          delete_modes=tuple(stream.deletes) if stream.writable else ())
 
     def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        return self.writer.upsert(stream, self._writable(stream), rows)
+        return self.writer.upsert(stream, self.writable_config(stream), rows)
 
     def delete(self, stream: str, keys: Sequence[str],
                mode: DeleteMode) -> Sequence[WriteResult]:
-        return self.writer.delete(stream, self._writable(stream), keys, mode)
-
-    def _writable(self, stream: str) -> SapStreamConfig:
-        config = self._stream_config(stream)
-        if not config.writable:
-            raise NotImplementedError(f"SAP stream {stream!r} is read-only (no external_id)")
-        return config
+        return self.writer.delete(stream, self.writable_config(stream), keys, mode)
 
     @property
     def warnings(self) -> list[str]:

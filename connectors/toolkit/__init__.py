@@ -10,7 +10,7 @@
   the rows of a batch, read by foreign key a chunk of parents per query;
 - :mod:`~crm2erp.connectors.toolkit.errors`: the request an error answers, its
   JSON body and the text of one outside the system's error format, for a
-  connector's error table;
+  connector's error table; ``check()`` over streams and over the parts of one;
 - :mod:`~crm2erp.connectors.toolkit.config`: strict models, URL and name fields,
   stream-name and ``children`` checks.
 - :mod:`~crm2erp.connectors.toolkit.streams`: the stream config base (``track_deletes``,
@@ -24,6 +24,9 @@
   split until the refused records are alone; lists cut into calls;
 - :mod:`~crm2erp.connectors.toolkit.records`: deletes and the like by integer record
   id, the ids looked up first;
+- :mod:`~crm2erp.connectors.toolkit.connector`: the connector class of a reader and a
+  writer around one client, its streams described one at a time, writes to a stream
+  that is not writable refused;
 - :mod:`~crm2erp.connectors.toolkit.values`: a value read back compared with the one
   a write would send (numbers as text, empties).
 

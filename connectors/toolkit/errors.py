@@ -1,12 +1,12 @@
 """What every connector's error table starts from: the request an answer is for,
 the answer's JSON body when it has one, the text of one that is not in the system's
-error format; and ``check()`` over every stream."""
+error format; and ``check()`` over every stream and over every part of one."""
 
 from __future__ import annotations
 
-__all__ = ["check_streams", "error_body", "request_line", "status_text"]
+__all__ = ["check_streams", "error_body", "problems_of", "request_line", "status_text"]
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -41,13 +41,21 @@ def check_streams(system: str, streams: Mapping[str, Any],
                   problem_of: Callable[[Any], str | None], hint: str = "") -> None:
     """``problem_of(stream)`` for every stream, not the first only (a ConfigError it
     raises is that stream's problem); one ConfigError naming them all, then ``hint``."""
-    problems = []
-    for name, stream in streams.items():
-        try:
-            problem = problem_of(stream)
-        except ConfigError as exc:
-            problem = str(exc)
-        if problem:
-            problems.append(f"stream {name!r}: {problem}")
+    problems = [f"stream {name!r}: {problem}" for name, stream in streams.items()
+                if (problem := _problem(problem_of, stream))]
     if problems:
         raise ConfigError(f"{system} connection: " + "; ".join(problems) + hint)
+
+
+def problems_of(parts: Iterable[Any], problem_of: Callable[[Any], str | None]) -> str | None:
+    """``problem_of(part)`` for every one of ``parts`` (a stream's models, DocTypes...), not
+    the first only (a ConfigError it raises is that part's problem), joined by ``"; "``;
+    None when none has one."""
+    return "; ".join(p for part in parts if (p := _problem(problem_of, part))) or None
+
+
+def _problem(problem_of: Callable[[Any], str | None], item: Any) -> str | None:
+    try:
+        return problem_of(item)
+    except ConfigError as exc:
+        return str(exc)

@@ -226,6 +226,20 @@ def test_check_streams_checks_every_stream_and_names_each_problem():
         check_streams("CRM", {"a": "gone", "b": "fine", "c": "odd"}, problem_of, " - fix it")
 
 
+def test_problems_of_checks_every_part_and_joins_their_problems():
+    from crm2erp.connectors.toolkit.errors import problems_of
+
+    def problem_of(part):
+        if part == "gone":
+            raise ConfigError("model gone is unknown")
+        return None if part == "fine" else f"{part} lacks a field"
+
+    assert problems_of(["fine", "fine"], problem_of) is None
+    assert problems_of([], problem_of) is None
+    assert problems_of(["gone", "fine", "odd"], problem_of) == \
+        "model gone is unknown; odd lacks a field"
+
+
 def test_create_unless_found_sends_again_only_what_a_lost_answer_did_not_create():
     from crm2erp.connectors.toolkit.creates import create_unless_found
     from crm2erp.errors import RetriableError

@@ -7,6 +7,8 @@ import pytest
 import requests
 from pydantic import Field, ValidationError
 
+from crm2erp.connectors.base import StreamInfo
+from crm2erp.connectors.toolkit.connector import ApiConnector
 from crm2erp.connectors.toolkit.streams import (
     ApiConnectionConfig,
     ApiStreamConfig,
@@ -102,3 +104,39 @@ def test_call_failed_names_the_call_the_status_and_the_body():
     error = call_failed("HubSpot", "search on deals", resp)
     assert isinstance(error, FatalError)
     assert str(error) == f"HubSpot search on deals failed with HTTP 502: {resp.text[:300]}"
+
+
+class Parts:
+    """Stands for a reader and a writer: remembers what it was built with."""
+
+    def __init__(self, *args):
+        self.args = args
+
+
+class OrdersConnector(ApiConnector):
+    name = "orders"
+    system = "Orders API"
+    read_only = "is read-only (no table)"
+    Config = Connection
+    build_client = staticmethod(lambda config, **options: ("client", config, options))
+    Reader = Parts
+    Writer = Parts
+
+    def stream_info(self, name, stream):
+        return StreamInfo(name=name, key=("id",), writable=stream.table == "order")
+
+
+def test_api_connector_builds_its_parts_lists_streams_and_refuses_read_only_writes():
+    config = Connection()
+    connector = OrdersConnector(config, timeout=3)
+    assert connector.client == ("client", config, {"timeout": 3})
+    assert connector.reader.args == (connector.client, config)
+    assert connector.writer.args == (connector.client, config, connector.reader)
+    assert [(s.name, s.writable) for s in connector.streams()] == [("orders", True),
+                                                                    ("lines", False)]
+    assert connector.writable_config("orders") is config.streams["orders"]
+    with pytest.raises(NotImplementedError,
+                       match=r"^Orders API stream 'lines' is read-only \(no table\)$"):
+        connector.writable_config("lines")
+    with pytest.raises(ConfigError, match="has no stream 'nope'"):
+        connector.writable_config("nope")

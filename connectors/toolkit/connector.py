@@ -1,0 +1,64 @@
+"""The connector class of an API connector, written once.
+
+An API connector is a reader and a writer around one HTTP client, configured by
+``config.streams``. :class:`ApiConnector` builds the three from what the
+subclass declares (``build_client``, ``Reader``, ``Writer``), lists the streams
+from the one :class:`StreamInfo` a subclass describes per stream, and refuses a
+write to a stream that is not writable before anything is sent. A connector
+whose API needs more than one client overrides :meth:`ApiConnector.connect`.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ApiConnector"]
+
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar
+
+from crm2erp.connectors.base import DelegatingConnector, StreamInfo
+from crm2erp.http import HttpClient
+
+
+class ApiConnector(DelegatingConnector):
+    """A :class:`DelegatingConnector` built from declarations.
+
+    Invariants: ``client``, ``reader`` and ``writer`` exist once ``__init__``
+    returns; :meth:`streams` lists every configured stream, in config order, as
+    :meth:`stream_info` describes it; :meth:`writable_config` answers only a
+    stream whose :class:`StreamInfo` is ``writable``.
+    """
+
+    #: the system's name in messages ("ERPNext")
+    system: ClassVar[str]
+    #: what a write to a stream that is not writable is told ("is read-only (no external_id)")
+    read_only: ClassVar[str] = "is read-only"
+    #: ``build_client(config, **client_options)``: the HTTP client (wrap in ``staticmethod``)
+    build_client: ClassVar[Callable[..., HttpClient]]
+    #: ``Reader(client, config)`` and ``Writer(client, config, reader)``
+    Reader: ClassVar[Callable[..., Any]]
+    Writer: ClassVar[Callable[..., Any]]
+
+    def __init__(self, config: Any, **client_options: Any):
+        super().__init__(config)
+        self.connect(**client_options)
+
+    def connect(self, **client_options: Any) -> None:
+        """Set ``client``, ``reader`` and ``writer`` from the declarations."""
+        self.client = self.build_client(self.config, **client_options)
+        self.reader = self.Reader(self.client, self.config)
+        self.writer = self.Writer(self.client, self.config, self.reader)
+
+    def streams(self) -> Sequence[StreamInfo]:
+        return [self.stream_info(name, stream) for name, stream in self.config.streams.items()]
+
+    def stream_info(self, name: str, stream: Any) -> StreamInfo:
+        """What the engine knows of the configured stream ``name`` (its config ``stream``)."""
+        raise NotImplementedError
+
+    def writable_config(self, name: str) -> Any:
+        """The config of stream ``name``; NotImplementedError saying ``read_only`` when its
+        :class:`StreamInfo` is not writable (nothing is sent then)."""
+        stream = self._stream_config(name)
+        if not self.stream_info(name, stream).writable:
+            raise NotImplementedError(f"{self.system} stream {name!r} {self.read_only}")
+        return stream
