@@ -24,7 +24,7 @@ batch: one ``$filter=_opportunityid_value eq <id> or ...`` query per
 
 from __future__ import annotations
 
-__all__ = ["DynamicsReader", "odata_datetime", "odata_string", "CHILD_CHUNK"]
+__all__ = ["DynamicsReader", "odata_datetime", "CHILD_CHUNK"]
 
 import logging
 from collections.abc import Iterator, Sequence
@@ -34,6 +34,7 @@ from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.dynamics.api import ODATA_HEADERS
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.toolkit.children import children_by_parent, embed_children
+from crm2erp.connectors.toolkit.odata import odata_string
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
 from crm2erp.connectors.toolkit.targets import rows_by_key
 from crm2erp.connectors.toolkit.timestamps import iso_millis
@@ -47,11 +48,6 @@ CHILD_CHUNK = 50  # "or" terms per $filter, as for look-ups: URLs stay far below
 def odata_datetime(stamp: str) -> str:
     """An ISO timestamp as an OData literal, rounded down to the second (still inclusive)."""
     return iso_millis(stamp)[:19] + "Z"
-
-
-def odata_string(value: Any) -> str:
-    """A quoted OData string literal (quotes doubled)."""
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def clean(record: dict[str, Any]) -> Row:
@@ -100,11 +96,9 @@ class DynamicsReader:
             if since is not None and stream.track_deletes else []
         batcher = OrderedBatcher(batch_size, since, deletions=deletions)
         url = f"{self.config.api_path}/{stream.entity_set}"
-        for record in self._records(url, self.query(stream, since)):
-            row = clean(record)
-            yield from batcher.add(iso_millis(row[stream.cursor_field]), str(row[stream.key]),
-                                   row)
-        yield from batcher.finish()
+        rows = map(clean, self._records(url, self.query(stream, since)))
+        yield from batcher.batches((iso_millis(row[stream.cursor_field]), str(row[stream.key]),
+                                    row) for row in rows)
 
     def _embed(self, stream: DynamicsStreamConfig, batch: Batch) -> Batch:
         return embed_children(batch, stream.key, stream.children, lambda child, ids: (

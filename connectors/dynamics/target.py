@@ -40,7 +40,8 @@ import requests
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.dynamics.api import ODATA_HEADERS, names_unknown, odata_error
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
-from crm2erp.connectors.dynamics.source import DynamicsReader, odata_string
+from crm2erp.connectors.dynamics.source import DynamicsReader
+from crm2erp.connectors.toolkit.odata import odata_string
 from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed
 from crm2erp.connectors.toolkit.timestamps import utc_text
 from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches

@@ -71,13 +71,13 @@ class HubSpotReader:
             if since is not None and stream.track_deletes else []
         batcher = OrderedBatcher(batch_size, since, deletions=deletions)
         start = iso_millis(since.value) if since is not None else None
-        for record in self._search(stream, start):
-            row = self._row(record)
-            stamp = iso_millis(row[stream.cursor_property])
-            for batch in batcher.add(stamp, str(row["id"]), row):
-                yield self._associate(stream, batch)
-        for batch in batcher.finish():
+        rows = map(self._row, self._search(stream, start))
+        for batch in batcher.batches(self._item(stream, row) for row in rows):
             yield self._associate(stream, batch)
+
+    @staticmethod
+    def _item(stream: HubSpotStreamConfig, row: Row) -> tuple[str, str, Row]:
+        return iso_millis(row[stream.cursor_property]), str(row["id"]), row
 
     def _associate(self, stream: HubSpotStreamConfig, batch: Batch) -> Batch:
         return self._embed(stream, self._link(stream, batch))
@@ -169,20 +169,22 @@ class HubSpotReader:
 
     def _read_list(self, stream: HubSpotStreamConfig, batch_size: int) -> Iterator[Batch]:
         batcher = OrderedBatcher(batch_size, None, with_cursor=False)
-        for record in self._list(stream, archived=False, associations=True):
-            row = self._row(record)
-            if stream.associations:
-                found = record.get("associations") or {}
-                row["associations"] = {
-                    kind: [str(a["id"]) for a in
-                           (found.get(kind) or found.get(kind.replace("_", " ")) or {})
-                           .get("results", [])]
-                    for kind in stream.associations}
-            for batch in batcher.add(iso_millis(row[stream.cursor_property]), str(row["id"]),
-                                     row):
-                yield self._embed(stream, batch)
-        for batch in batcher.finish():
+        records = self._list(stream, archived=False, associations=True)
+        for batch in batcher.batches(self._item(stream, self._listed_row(stream, record))
+                                     for record in records):
             yield self._embed(stream, batch)
+
+    def _listed_row(self, stream: HubSpotStreamConfig, record: dict[str, Any]) -> Row:
+        """A list endpoint's record as a row, its associations as ``{kind: [ids]}``."""
+        row = self._row(record)
+        if stream.associations:
+            found = record.get("associations") or {}
+            row["associations"] = {
+                kind: [str(a["id"]) for a in
+                       (found.get(kind) or found.get(kind.replace("_", " ")) or {})
+                       .get("results", [])]
+                for kind in stream.associations}
+        return row
 
     def archived_since(self, stream: HubSpotStreamConfig,
                        since: Cursor) -> list[tuple[str, str]]:

@@ -78,11 +78,10 @@ class SalesforceReader:
             yield from self._read_bulk(stream, since, batch_size, deletes)
             return
         batcher = OrderedBatcher(batch_size, since)
-        for record in self.query(self.soql(stream, since, deletes=deletes),
-                                 endpoint="queryAll" if deletes else "query",
-                                 page_size=self.config.page_size):
-            yield from self._add(batcher, stream, record)
-        yield from batcher.finish()
+        records = self.query(self.soql(stream, since, deletes=deletes),
+                             endpoint="queryAll" if deletes else "query",
+                             page_size=self.config.page_size)
+        yield from batcher.batches(self._item(stream, record) for record in records)
 
     def query(self, soql: str, *, endpoint: str = "query",
               page_size: int | None = None) -> Iterator[Row]:
@@ -98,12 +97,13 @@ class SalesforceReader:
                 yield record
 
     @staticmethod
-    def _add(batcher: OrderedBatcher, stream: StreamConfig, record: dict) -> Iterator[Batch]:
+    def _item(stream: StreamConfig, record: dict) -> tuple[str, str, Row | None]:
+        """``(stamp, Id, row)`` for the batcher; row None for a deleted record."""
         deleted = bool(record.get("IsDeleted"))
         if "IsDeleted" not in stream.fields:
             record.pop("IsDeleted", None)
         stamp = iso_millis(record[stream.cursor_field], "Salesforce cursor value")
-        yield from batcher.add(stamp, str(record["Id"]), None if deleted else record)
+        return stamp, str(record["Id"]), None if deleted else record
 
     # -- children --------------------------------------------------------
     def _embed(self, stream: StreamConfig, batch: Batch) -> Batch:
@@ -148,24 +148,26 @@ class SalesforceReader:
                              f"(HTTP {resp.status_code}): {resp.text[:300]}")
         job_id = decode_json(resp)["id"]
         self._wait_for(jobs, job_id, stream)
-        types = self._field_types(stream.sobject)
         batcher = OrderedBatcher(batch_size, since, with_cursor=False)
+        records = self._bulk_results(f"{jobs}/{job_id}", self._field_types(stream.sobject))
+        yield from batcher.batches(self._item(stream, record) for record in records)
+        self.client.request("DELETE", f"{jobs}/{job_id}", expect_json=False)
+
+    def _bulk_results(self, job: str, types: dict[str, str]) -> Iterator[Row]:
+        """The typed records of a finished bulk query ``job``, page after page (locators)."""
         locator: str | None = None
         while True:
             params = {"maxRecords": self.config.bulk_max_records,
                       **({"locator": locator} if locator else {})}
-            resp = self.client.request("GET", f"{jobs}/{job_id}/results", params=params,
+            resp = self.client.request("GET", f"{job}/results", params=params,
                                        expect_json=False, validate=_check_count,
                                        headers={"Accept": "text/csv"})
             self._note_usage()
             for raw in csv.DictReader(io.StringIO(resp.text)):
-                record = {k: _typed(types.get(k, "string"), v) for k, v in raw.items()}
-                yield from self._add(batcher, stream, record)
+                yield {k: _typed(types.get(k, "string"), v) for k, v in raw.items()}
             locator = resp.headers.get("Sforce-Locator")
             if not locator or locator == "null":
-                break
-        yield from batcher.finish()
-        self.client.request("DELETE", f"{jobs}/{job_id}", expect_json=False)
+                return
 
     def _wait_for(self, jobs: str, job_id: str, stream: StreamConfig) -> None:
         deadline = time.monotonic() + self.config.bulk_timeout

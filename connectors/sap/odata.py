@@ -29,6 +29,8 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from crm2erp.connectors.toolkit.odata import odata_string
+
 _DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
 _TIME = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)(?:\.(\d+))?S)?$")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -103,7 +105,7 @@ def literal(value: Any, kind: str | None = None) -> str:
         return "true" if value else "false"
     if isinstance(value, int | Decimal):
         return str(value)
-    return "'" + str(value).replace("'", "''") + "'"
+    return odata_string(value)
 
 
 def sap_error(content: bytes | str | None) -> tuple[str, str] | None:

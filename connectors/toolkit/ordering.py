@@ -105,6 +105,13 @@ class OrderedBatcher:
         self._seen_at_stamp.add(key)
         self._group.append(((stamp, key), row))
 
+    def batches(self, items: Iterable[tuple[str, str, Row | None]]) -> Iterator[Batch]:
+        """Every batch of a whole read: each ``(stamp, key, row)`` of ``items`` (in cursor
+        order) fed to :meth:`add`, then :meth:`finish`."""
+        for stamp, key, row in items:
+            yield from self.add(stamp, key, row)
+        yield from self.finish()
+
     def seen_at(self, stamp: str) -> set[str]:
         """Keys already taken at ``stamp`` (to skip them when a search restarts there)."""
         return set(self._seen_at_stamp) if stamp == self._group_stamp else set()

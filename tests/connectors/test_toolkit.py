@@ -15,7 +15,8 @@ from crm2erp.connectors.base import Batch, Cursor, DeleteMode, WriteAction, Writ
 from crm2erp.connectors.toolkit import config as toolkit
 from crm2erp.connectors.toolkit.children import children_by_parent, embed_children
 from crm2erp.connectors.toolkit.errors import status_text
-from crm2erp.connectors.toolkit.ordering import merged_batches
+from crm2erp.connectors.toolkit.odata import odata_string
+from crm2erp.connectors.toolkit.ordering import OrderedBatcher, merged_batches
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant, utc_text
 from crm2erp.connectors.toolkit.values import same_value
 from crm2erp.connectors.toolkit.writer import delete_in_batches, write_in_batches
@@ -366,3 +367,19 @@ def test_same_value_reads_numbers_and_empties_like_the_system_stores_them(curren
 ])
 def test_status_text_is_the_start_of_a_body_outside_the_error_format(content, expected):
     assert status_text(502, content) == expected
+
+
+def test_batches_feeds_a_whole_read_in_key_order_with_deletions_after_the_watermark():
+    stamp = "2024-01-01T00:00:00.000Z"
+    later = "2024-01-02T00:00:00.000Z"
+    items = [(stamp, "b", {"id": "b"}), (stamp, "a", {"id": "a"}), (later, "c", {"id": "c"})]
+    batcher = OrderedBatcher(2, Cursor(stamp, "a"), deletions=[(later, "gone")])
+    batches = list(batcher.batches(items))
+    assert [(b.rows, b.deleted_keys, b.cursor) for b in batches] == [
+        ([{"id": "b"}, {"id": "c"}], [], Cursor(later, "c")),
+        ([], ["gone"], Cursor(later, "gone"))]
+
+
+def test_odata_string_quotes_and_doubles_quotes_inside():
+    assert odata_string("O'Neil") == "'O''Neil'"
+    assert odata_string(12) == "'12'"
