@@ -36,6 +36,7 @@ from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamCon
 from crm2erp.connectors.toolkit.children import children_by_parent, embed_children
 from crm2erp.connectors.toolkit.odata import odata_string
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
+from crm2erp.connectors.toolkit.paging import paged_records
 from crm2erp.connectors.toolkit.targets import rows_by_key
 from crm2erp.connectors.toolkit.timestamps import iso_millis
 from crm2erp.http import HttpClient, ODataPaginator
@@ -67,7 +68,6 @@ def _expand(stream: DynamicsStreamConfig) -> dict[str, str]:
 class DynamicsReader:
     def __init__(self, client: HttpClient, config: DynamicsConfig):
         self.client, self.config = client, config
-        self.pages = 0
 
     def _headers(self) -> dict[str, str]:
         return {**ODATA_HEADERS, "Prefer": f"odata.maxpagesize={self.config.page_size}"}
@@ -80,10 +80,8 @@ class DynamicsReader:
         return params | _expand(stream)
 
     def _records(self, url: str, params: dict[str, str]) -> Iterator[dict[str, Any]]:
-        paginator = ODataPaginator()
-        for page in paginator.pages(self.client, url, params, headers=self._headers()):
-            self.pages += 1
-            yield from paginator.records(page)
+        yield from paged_records(ODataPaginator(), self.client, url, params,
+                                headers=self._headers())
 
     def read(self, stream: DynamicsStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:

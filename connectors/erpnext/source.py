@@ -23,6 +23,7 @@ from crm2erp.connectors.base import Batch, Cursor
 from crm2erp.connectors.erpnext.api import frappe_error, to_cursor, to_frappe
 from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
 from crm2erp.connectors.toolkit.ordering import merged_batches
+from crm2erp.connectors.toolkit.paging import paged_records
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, OffsetPaginator, decode_json
 
@@ -42,8 +43,7 @@ class ErpNextReader:
                                     limit_param="limit_page_length")
         params = {"fields": json.dumps(fields), "filters": json.dumps(filters),
                   "order_by": order_by}
-        for page in paginator.pages(self.client, resource(doctype), params):
-            yield from paginator.records(page)
+        yield from paged_records(paginator, self.client, resource(doctype), params)
 
     def document(self, doctype: str, name: str) -> dict[str, Any] | None:
         resp = self.client.request("GET", resource(doctype, name))

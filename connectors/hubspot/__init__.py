@@ -21,6 +21,7 @@ from crm2erp.connectors.hubspot.source import HubSpotReader
 from crm2erp.connectors.hubspot.target import HubSpotWriter
 from crm2erp.connectors.toolkit.connector import ApiConnector
 from crm2erp.connectors.toolkit.errors import check_streams
+from crm2erp.connectors.toolkit.paging import paged_records
 from crm2erp.connectors.toolkit.targets import WriteBackConnector
 from crm2erp.http import CursorPaginator
 
@@ -45,9 +46,8 @@ class HubSpotConnector(ApiConnector, WriteBackConnector):
         paginator = CursorPaginator("paging.next.after", "after", "results")
 
         def problem_of(stream: HubSpotStreamConfig) -> str | None:
-            known: dict[str, dict] = {}
-            for page in paginator.pages(self.client, f"/crm/v3/properties/{stream.object_type}"):
-                known.update({p["name"]: p for p in paginator.records(page)})
+            known = {p["name"]: p for p in paged_records(
+                paginator, self.client, f"/crm/v3/properties/{stream.object_type}")}
             missing = sorted(p for p in stream.properties if p not in known)
             if missing:
                 return f"{stream.object_type} has no properties {', '.join(missing)}"

@@ -37,6 +37,7 @@ from crm2erp.connectors.hubspot.api import parse_rate_headers
 from crm2erp.connectors.hubspot.config import ChildConfig, HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.toolkit.children import embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
+from crm2erp.connectors.toolkit.paging import paged_records
 from crm2erp.connectors.toolkit.targets import call_failed, rows_by_key
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant
 from crm2erp.http import CursorPaginator, HttpClient, TokenBucket, decode_json
@@ -161,11 +162,9 @@ class HubSpotReader:
             params["properties"] = ",".join(stream.properties)
             if associations and stream.associations:
                 params["associations"] = ",".join(stream.associations)
-        paginator = CursorPaginator("paging.next.after", "after", "results")
-        for page in paginator.pages(self.client, f"/crm/v3/objects/{stream.object_type}",
-                                    params):
-            self._note_limits()
-            yield from paginator.records(page)
+        yield from paged_records(CursorPaginator("paging.next.after", "after", "results"),
+                                 self.client, f"/crm/v3/objects/{stream.object_type}", params,
+                                 each_page=self._note_limits)
 
     def _read_list(self, stream: HubSpotStreamConfig, batch_size: int) -> Iterator[Batch]:
         batcher = OrderedBatcher(batch_size, None, with_cursor=False)

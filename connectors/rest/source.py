@@ -28,6 +28,7 @@ from typing import Any
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.rest.config import CursorConfig, RestStreamConfig
 from crm2erp.connectors.toolkit.batches import chunks
+from crm2erp.connectors.toolkit.paging import paged_records
 from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import (
@@ -331,28 +332,28 @@ class RestReader:
         where = f"{self.client.name}: stream {name!r}: GET {stream.path}"
         paginator = build_paginator(stream, where)
         order = _OrderCheck(stream, where)
-        for page in paginator.pages(self.client, stream.path, params, headers=self.headers):
-            for raw in paginator.records(page):
-                if not isinstance(raw, dict):
-                    raise ConfigError(f"{where}: the records at {stream.records!r} are "
-                                      f"{type(raw).__name__}s, not objects; fix 'records'")
-                row = apply_rename(raw, stream.rename)
-                order.check(row)
-                key = get_path(row, stream.key)
-                if key in (None, ""):
-                    raise FatalError(f"{self.client.name}: a record of stream {name!r} has "
-                                     f"no key field {stream.key!r}; fix 'key' or 'rename'")
-                value = codec.position(get_path(row, stream.cursor.field)) if codec else None
-                position = (value, key_text(key))
-                if lower is not None and value is not None and (
-                        value < lower[0] or (lower[1] is not None and position <= lower)):
-                    continue
-                gone = stream.deleted is not None and \
-                    get_path(row, stream.deleted.field) == stream.deleted.equals
-                previous = latest.get(position[1])
-                if previous is None or (value is not None and previous[0] is not None
-                                        and value >= previous[0]):
-                    latest[position[1]] = (value, position[1], row, gone)
+        for raw in paged_records(paginator, self.client, stream.path, params,
+                                 headers=self.headers):
+            if not isinstance(raw, dict):
+                raise ConfigError(f"{where}: the records at {stream.records!r} are "
+                                  f"{type(raw).__name__}s, not objects; fix 'records'")
+            row = apply_rename(raw, stream.rename)
+            order.check(row)
+            key = get_path(row, stream.key)
+            if key in (None, ""):
+                raise FatalError(f"{self.client.name}: a record of stream {name!r} has "
+                                 f"no key field {stream.key!r}; fix 'key' or 'rename'")
+            value = codec.position(get_path(row, stream.cursor.field)) if codec else None
+            position = (value, key_text(key))
+            if lower is not None and value is not None and (
+                    value < lower[0] or (lower[1] is not None and position <= lower)):
+                continue
+            gone = stream.deleted is not None and \
+                get_path(row, stream.deleted.field) == stream.deleted.equals
+            previous = latest.get(position[1])
+            if previous is None or (value is not None and previous[0] is not None
+                                    and value >= previous[0]):
+                latest[position[1]] = (value, position[1], row, gone)
         ordered = sorted(latest.values(), key=lambda item: (item[0] is not None, item[0]
                                                             if item[0] is not None else 0,
                                                             item[1]))

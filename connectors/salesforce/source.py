@@ -40,6 +40,7 @@ from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.soql import quote, soql_datetime
 from crm2erp.connectors.toolkit.children import children_by_parent, embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
+from crm2erp.connectors.toolkit.paging import paged_records
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, NextLinkPaginator, decode_json
@@ -87,14 +88,12 @@ class SalesforceReader:
               page_size: int | None = None) -> Iterator[Row]:
         """The records ``soql`` selects, page after page (``nextRecordsUrl``), without
         their ``attributes``; the API usage is noted after every page."""
-        paginator = NextLinkPaginator("nextRecordsUrl", "records")
         options = {"Sforce-Query-Options": f"batchSize={page_size}"} if page_size else None
-        for page in paginator.pages(self.client, f"{self.config.api_path}/{endpoint}",
-                                    {"q": soql}, headers=options):
-            self._note_usage()
-            for record in paginator.records(page):
-                record.pop("attributes", None)
-                yield record
+        for record in paged_records(NextLinkPaginator("nextRecordsUrl", "records"), self.client,
+                                    f"{self.config.api_path}/{endpoint}", {"q": soql},
+                                    headers=options, each_page=self._note_usage):
+            record.pop("attributes", None)
+            yield record
 
     @staticmethod
     def _item(stream: StreamConfig, record: dict) -> tuple[str, str, Row | None]:

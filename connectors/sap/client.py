@@ -36,6 +36,7 @@ import requests
 from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
 from crm2erp.connectors.sap.odata import sap_error
 from crm2erp.connectors.toolkit.errors import request_line, status_text
+from crm2erp.connectors.toolkit.paging import paged_records
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, ODataPaginator, build_auth
 
@@ -143,11 +144,9 @@ class SapClient:
     def entities(self, stream: SapStreamConfig, query: dict[str, Any]) -> Iterator[dict]:
         """The raw entities of the stream's entity set that ``query`` selects, every page
         (``__next``) read."""
-        paginator = ODataPaginator()
         url = f"{self.config.service_path(stream.service)}/{stream.entity_set}"
-        for page in paginator.pages(self.http, url, self.params(query),
-                                    headers={"Accept": "application/json"}):
-            yield from paginator.records(page)
+        yield from paged_records(ODataPaginator(), self.http, url, self.params(query),
+                                 headers={"Accept": "application/json"})
 
     # -- CSRF ----------------------------------------------------------------
     def fetch_token(self, service: str) -> str:

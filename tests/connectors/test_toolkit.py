@@ -383,3 +383,25 @@ def test_batches_feeds_a_whole_read_in_key_order_with_deletions_after_the_waterm
 def test_odata_string_quotes_and_doubles_quotes_inside():
     assert odata_string("O'Neil") == "'O''Neil'"
     assert odata_string(12) == "'12'"
+
+
+def test_paged_records_hands_out_every_pages_records_after_noting_the_page():
+    from crm2erp.connectors.toolkit.paging import paged_records
+
+    events = []
+
+    class TwoPages:
+        def pages(self, client, url, params, **request_kwargs):
+            events.append(("asked", client, url, params, request_kwargs))
+            yield {"records": [1, 2]}
+            yield {"records": [3]}
+
+        def records(self, page):
+            return page["records"]
+
+    records = paged_records(TwoPages(), "client", "/items", {"q": 1}, headers={"A": "b"},
+                            each_page=lambda: events.append("page"))
+    for record in records:
+        events.append(record)
+    assert events == [("asked", "client", "/items", {"q": 1}, {"headers": {"A": "b"}}),
+                      "page", 1, 2, "page", 3]
