@@ -232,18 +232,26 @@ class HubSpotReader:
         """``{id: row}`` of the records with these ids (``batch/read``, 100 per call)."""
 
         def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
-            resp = self.client.request(
-                "POST", f"/crm/v3/objects/{stream.object_type}/batch/read",
-                json={"properties": stream.properties, "inputs": [{"id": i} for i in chunk]})
-            self._note_limits()
-            if resp.status_code == 404:   # none of them exists (archived meanwhile)
-                return
-            if resp.status_code >= 400:
-                raise call_failed("HubSpot", f"batch read of {stream.object_type}", resp)
-            for record in decode_json(resp).get("results") or []:
+            for record in self.batch_read(stream, chunk, stream.properties):
                 yield str(record["id"]), self._row(record)
 
         return rows_by_key(ids, READ_BATCH, fetch)
+
+    def batch_read(self, stream: HubSpotStreamConfig, ids: list[str], properties: list[str],
+                   id_property: str | None = None) -> list[dict[str, Any]]:
+        """The records among ``ids`` (at most 100; values of ``id_property`` when given)
+        that HubSpot holds, not archived (``batch/read``); none when it answers 404."""
+        body: dict[str, Any] = {"properties": properties, "inputs": [{"id": i} for i in ids]}
+        if id_property:
+            body["idProperty"] = id_property
+        resp = self.client.request(
+            "POST", f"/crm/v3/objects/{stream.object_type}/batch/read", json=body)
+        self._note_limits()
+        if resp.status_code == 404:   # none of them exists (archived meanwhile)
+            return []
+        if resp.status_code >= 400:
+            raise call_failed("HubSpot", f"batch read of {stream.object_type}", resp)
+        return decode_json(resp).get("results") or []
 
     def associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
         """``{from id: [to ids]}`` through ``POST /crm/v4/associations/{from}/{to}/batch/read``."""

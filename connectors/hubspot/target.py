@@ -38,6 +38,7 @@ from typing import Any
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.hubspot.api import config_problem, describe_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
+from crm2erp.connectors.hubspot.source import HubSpotReader
 from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, rows_by_key
 from crm2erp.connectors.toolkit.timestamps import utc_text
 from crm2erp.connectors.toolkit.writer import delete_in_batches, write_in_batches
@@ -79,6 +80,7 @@ class HubSpotWriter(KeyedWriter):
     key_setting = "id_property"
     key_hint = "set one (a property with unique values, such as erp_id) to write to it"
     config: HubSpotConfig
+    reader: HubSpotReader
 
     def upsert(self, name: str, stream: HubSpotStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:
@@ -199,14 +201,8 @@ class HubSpotWriter(KeyedWriter):
 
     def _live_ids(self, stream: HubSpotStreamConfig, ids: list[str]) -> set[str]:
         """The ids among ``ids`` that HubSpot holds, not archived (``batch/read``)."""
-        resp = self.client.request("POST", f"/crm/v3/objects/{stream.object_type}/batch/read",
-                                   json={"properties": ["hs_object_id"],
-                                         "inputs": [{"id": i} for i in ids]})
-        if resp.status_code == 404:
-            return set()
-        if resp.status_code >= 400:
-            raise call_failed("HubSpot", f"batch read of {stream.object_type}", resp)
-        return {str(r.get("id")) for r in decode_json(resp).get("results") or []} & set(ids)
+        found = self.reader.batch_read(stream, ids, ["hs_object_id"])
+        return {str(r.get("id")) for r in found} & set(ids)
 
     def lookup(self, name: str, stream: HubSpotStreamConfig,
                keys: Sequence[str]) -> Mapping[str, Row]:
@@ -214,15 +210,7 @@ class HubSpotWriter(KeyedWriter):
         id_prop = self.write_key(name, stream)
 
         def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
-            resp = self.client.request(
-                "POST", f"/crm/v3/objects/{stream.object_type}/batch/read",
-                json={"idProperty": id_prop, "properties": stream.properties,
-                      "inputs": [{"id": k} for k in chunk]})
-            if resp.status_code == 404:   # none of them exists
-                return
-            if resp.status_code >= 400:
-                raise call_failed("HubSpot", f"batch read of {stream.object_type}", resp)
-            for record in decode_json(resp).get("results") or []:
+            for record in self.reader.batch_read(stream, chunk, stream.properties, id_prop):
                 props = record.get("properties") or {}
                 yield str(props.get(id_prop)), {"id": str(record["id"]), **props}
 
