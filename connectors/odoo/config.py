@@ -32,13 +32,11 @@ from pydantic import Field, SecretStr, model_validator
 from crm2erp.connectors.toolkit.config import (
     ChildList,
     StrictModel,
-    check_stream_names,
     name_type,
     selected_names,
     web_url,
 )
-from crm2erp.connectors.toolkit.streams import default_streams
-from crm2erp.http.config import HttpConnectionConfig
+from crm2erp.connectors.toolkit.streams import NamedStreamsConfig, default_streams
 
 OdooUrl = web_url("https://mycompany.odoo.com")
 
@@ -154,7 +152,7 @@ DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
 }
 
 
-class OdooConfig(HttpConnectionConfig):
+class OdooConfig(NamedStreamsConfig):
     """Settings of one Odoo database connection (JSON-RPC on ``/jsonrpc``).
 
     ``auth`` (from the HTTP base) stays ``none`` for Odoo itself: Odoo's
@@ -173,8 +171,3 @@ class OdooConfig(HttpConnectionConfig):
                                     description="extra context for every call (lang, tz...)")
     streams: dict[str, OdooStreamConfig] = Field(
         default_factory=default_streams(OdooStreamConfig, DEFAULT_STREAMS))
-
-    @model_validator(mode="after")
-    def _stream_names(self) -> OdooConfig:
-        check_stream_names(self.streams)
-        return self

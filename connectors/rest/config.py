@@ -45,8 +45,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, model_validator
 
 from crm2erp.connectors.base import TimeZoneName
-from crm2erp.connectors.toolkit.config import StrictModel, check_stream_names, web_url
-from crm2erp.http.config import HttpConnectionConfig
+from crm2erp.connectors.toolkit.config import StrictModel, web_url
+from crm2erp.connectors.toolkit.streams import NamedStreamsConfig
 
 RestUrl = web_url("https://api.example.com")
 
@@ -270,7 +270,7 @@ class RestStreamConfig(StrictModel):
         return self
 
 
-class RestConfig(HttpConnectionConfig):
+class RestConfig(NamedStreamsConfig):
     """A REST API described in YAML: base URL, auth, transport and streams."""
 
     type: Literal["rest"] | None = None
@@ -279,8 +279,3 @@ class RestConfig(HttpConnectionConfig):
     headers: dict[str, str] = Field(default_factory=dict)
     errors: list[ErrorRule] = Field(default_factory=list)
     streams: dict[str, RestStreamConfig] = Field(min_length=1)
-
-    @model_validator(mode="after")
-    def _names(self) -> RestConfig:
-        check_stream_names(self.streams)
-        return self

@@ -16,7 +16,8 @@
 - :mod:`~crm2erp.connectors.toolkit.config`: strict models, URL and name fields,
   stream-name and ``children`` checks.
 - :mod:`~crm2erp.connectors.toolkit.streams`: the stream config base (``track_deletes``,
-  ``children``), the connection base that checks children and adds their foreign keys,
+  ``children``), the connection base that checks children and adds their foreign keys
+  (and one that checks stream names only),
   default streams of any stream model and a named default stream overridden key by key;
 - :mod:`~crm2erp.connectors.toolkit.targets`: the writer base (the setting writes match
   on), the chunked look-up by key and the error of an unusable answer;

@@ -18,8 +18,8 @@ on :mod:`~crm2erp.connectors.toolkit.config`::
 
 from __future__ import annotations
 
-__all__ = ["ApiConnectionConfig", "ApiStreamConfig", "KeyedChildConfig", "default_streams",
-           "over_defaults"]
+__all__ = ["ApiConnectionConfig", "ApiStreamConfig", "KeyedChildConfig", "NamedStreamsConfig",
+           "default_streams", "over_defaults"]
 
 import copy
 from collections.abc import Callable, Mapping
@@ -27,7 +27,13 @@ from typing import Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, Field, model_validator
 
-from crm2erp.connectors.toolkit.config import ChildConfig, ChildList, StrictModel, check_children
+from crm2erp.connectors.toolkit.config import (
+    ChildConfig,
+    ChildList,
+    StrictModel,
+    check_children,
+    check_stream_names,
+)
 from crm2erp.http.config import HttpConnectionConfig
 
 Child = TypeVar("Child", bound=ChildConfig)
@@ -58,6 +64,19 @@ class ApiStreamConfig(StrictModel, Generic[Child]):
         validated as this model (fresh per connection: one config's changes never
         reach another)."""
         return default_streams(cls, specs)
+
+
+class NamedStreamsConfig(HttpConnectionConfig):
+    """An HTTP connection with ``streams`` (declared by the subclass) whose names are
+    identifiers (they appear in flows, state and dead letters); for streams without
+    ``children`` to check (:class:`ApiConnectionConfig` checks both)."""
+
+    streams: Mapping[str, Any]
+
+    @model_validator(mode="after")
+    def _stream_names(self) -> NamedStreamsConfig:
+        check_stream_names(self.streams)
+        return self
 
 
 class ApiConnectionConfig(HttpConnectionConfig):

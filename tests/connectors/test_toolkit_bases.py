@@ -13,6 +13,7 @@ from crm2erp.connectors.toolkit.streams import (
     ApiConnectionConfig,
     ApiStreamConfig,
     KeyedChildConfig,
+    NamedStreamsConfig,
 )
 from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, rows_by_key
 from crm2erp.errors import ConfigError, FatalError
@@ -140,3 +141,13 @@ def test_api_connector_builds_its_parts_lists_streams_and_refuses_read_only_writ
         connector.writable_config("lines")
     with pytest.raises(ConfigError, match="has no stream 'nope'"):
         connector.writable_config("nope")
+
+
+class Plain(NamedStreamsConfig):
+    streams: dict[str, dict]
+
+
+def test_named_streams_config_refuses_a_stream_name_that_is_not_an_identifier():
+    assert list(Plain(streams={"orders_2": {}}).streams) == ["orders_2"]
+    with pytest.raises(ValidationError, match="stream name '2-orders' must be letters"):
+        Plain(streams={"2-orders": {}})
