@@ -124,11 +124,9 @@ class DynamicsReader:
                              f"operation eq {AUDIT_DELETE} and "
                              f"createdon ge {odata_datetime(since.value)}",
                   "$orderby": "createdon asc"}
-        found = []
-        for record in self._records(f"{self.config.api_path}/audits", params):
-            if record.get("_objectid_value"):
-                found.append((iso_millis(record["createdon"]), str(record["_objectid_value"])))
-        return found
+        return [(iso_millis(record["createdon"]), str(record["_objectid_value"]))
+                for record in self._records(f"{self.config.api_path}/audits", params)
+                if record.get("_objectid_value")]
 
     def lookup(self, stream: DynamicsStreamConfig, column: str,
                keys: Sequence[str]) -> dict[str, Row]:
