@@ -42,7 +42,7 @@ from crm2erp.connectors.dynamics.api import ODATA_HEADERS, names_unknown, odata_
 from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamConfig
 from crm2erp.connectors.dynamics.source import DynamicsReader
 from crm2erp.connectors.toolkit.odata import odata_string
-from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed
+from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, not_found
 from crm2erp.connectors.toolkit.timestamps import utc_text
 from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
 from crm2erp.errors import ConfigError
@@ -132,9 +132,7 @@ class DynamicsWriter(KeyedWriter):
             return WriteResult(record_id, WriteAction.UPDATED, target_id=record_id.lower())
         error = odata_error(resp)
         if resp.status_code == 404 and error and error[0] == NOT_FOUND_CODE:
-            gone = WriteResult.not_found(record_id, stream.entity_set)
-            return WriteResult(record_id, WriteAction.FAILED,
-                               error=f"{gone.error} ({error[0]}: {error[1]})")
+            return not_found(record_id, stream.entity_set, f"{error[0]}: {error[1]}")
         return self._failed(stream, record_id, resp)
 
     def _patch(self, url: str, body: dict[str, Any], condition: dict[str, str]):

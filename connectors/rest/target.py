@@ -41,6 +41,7 @@ from crm2erp.connectors.rest.source import apply_rename, nest, select_records
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.creates import create_unless_found
 from crm2erp.connectors.toolkit.errors import error_body
+from crm2erp.connectors.toolkit.targets import not_found
 from crm2erp.connectors.toolkit.writer import json_default
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, decode_json
@@ -298,9 +299,8 @@ class RestWriter:
         path = spec.path.replace("{id}", quote(record_id, safe=""))
         resp = self._send(spec.method, path, spec.body)
         if resp.status_code in spec.not_found:
-            gone = WriteResult.not_found(record_id, f"{self.client.name} {spec.path}")
-            return WriteResult(record_id, WriteAction.FAILED, error=(
-                f"{gone.error} ({spec.method} {path} answered {self._error(conf, resp)})"))
+            return not_found(record_id, f"{self.client.name} {spec.path}",
+                             f"{spec.method} {path} answered {self._error(conf, resp)}")
         if resp.status_code >= 400:
             return WriteResult(record_id, WriteAction.FAILED,
                                error=f"{spec.method} {path}: {self._error(conf, resp)}")

@@ -39,7 +39,7 @@ from crm2erp.connectors.salesforce.api import CONFIG_CODES, ROLLED_BACK, describ
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.soql import quote
 from crm2erp.connectors.salesforce.source import SalesforceReader
-from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, rows_by_key
+from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, not_found, rows_by_key
 from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import decode_json
@@ -195,9 +195,7 @@ class SalesforceWriter(KeyedWriter):
             return WriteResult(record_id, WriteAction.UPDATED, target_id=record_id)
         errors = answer.get("errors") or []
         if any(e.get("statusCode") in NOT_FOUND_CODES for e in errors):
-            gone = WriteResult.not_found(record_id, stream.sobject)
-            return WriteResult(record_id, WriteAction.FAILED,
-                               error=f"{gone.error} ({describe_errors(errors)})")
+            return not_found(record_id, stream.sobject, describe_errors(errors))
         return WriteResult(record_id, WriteAction.FAILED, error=describe_errors(errors))
 
     def _delete_call(self, stream: StreamConfig, ids: list[str]) -> list[dict[str, Any]]:

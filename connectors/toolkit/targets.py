@@ -5,20 +5,21 @@ stream setting writes match on (an external id field, a unique property, an
 alternate key): a stream without it cannot be written, and the ConfigError
 says which setting to give. :func:`rows_by_key` is the chunked look-up of
 current records by that key; :func:`call_failed` the error of an answer a
-connector has no use for. :class:`WriteBackConnector` hands write-back
+connector has no use for; :func:`not_found` the failed result of a record the
+system does not have, with what it said. :class:`WriteBackConnector` hands write-back
 (``update``) to the writer like the other calls.
 """
 
 from __future__ import annotations
 
-__all__ = ["KeyedWriter", "WriteBackConnector", "call_failed", "rows_by_key"]
+__all__ = ["KeyedWriter", "WriteBackConnector", "call_failed", "not_found", "rows_by_key"]
 
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
 import requests
 
-from crm2erp.connectors.base import DelegatingConnector, Row, WriteResult
+from crm2erp.connectors.base import DelegatingConnector, Row, WriteAction, WriteResult
 from crm2erp.connectors.toolkit.writer import required_setting
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient
@@ -64,6 +65,14 @@ def call_failed(system: str, what: str, resp: requests.Response) -> FatalError:
     body's first 300 characters): an answer the connector cannot use."""
     return FatalError(f"{system} {what} failed with HTTP {resp.status_code}: "
                       f"{resp.text[:300]}")
+
+
+def not_found(record_id: str, where: str, detail: str) -> WriteResult:
+    """:meth:`WriteResult.not_found` (a failure the engine dead-letters, never "done")
+    with what the system said after it: ``not found: no record '1' in Account
+    (NOT_FOUND: ...)``."""
+    gone = WriteResult.not_found(record_id, where)
+    return WriteResult(record_id, WriteAction.FAILED, error=f"{gone.error} ({detail})")
 
 
 class WriteBackConnector(DelegatingConnector):

@@ -15,7 +15,7 @@ from crm2erp.connectors.toolkit.streams import (
     KeyedChildConfig,
     NamedStreamsConfig,
 )
-from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, rows_by_key
+from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, not_found, rows_by_key
 from crm2erp.errors import ConfigError, FatalError
 
 DEFAULTS = {"orders": {"table": "order", "fields": ["id"], "children": ["lines"]},
@@ -151,3 +151,11 @@ def test_named_streams_config_refuses_a_stream_name_that_is_not_an_identifier():
     assert list(Plain(streams={"orders_2": {}}).streams) == ["orders_2"]
     with pytest.raises(ValidationError, match="stream name '2-orders' must be letters"):
         Plain(streams={"2-orders": {}})
+
+
+def test_not_found_is_a_failure_in_the_engines_words_with_the_systems_detail():
+    from crm2erp.connectors.base import WriteAction
+
+    result = not_found("001", "Account", "NOT_FOUND: entity is deleted")
+    assert (result.key, result.action, result.target_id) == ("001", WriteAction.FAILED, None)
+    assert result.error == "not found: no record '001' in Account (NOT_FOUND: entity is deleted)"
