@@ -19,7 +19,6 @@ from crm2erp.connectors.dynamics.config import DynamicsConfig, DynamicsStreamCon
 from crm2erp.connectors.dynamics.source import DynamicsReader
 from crm2erp.connectors.dynamics.target import DynamicsWriter
 from crm2erp.connectors.toolkit.connector import ApiConnector
-from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.connectors.toolkit.targets import WriteBackConnector
 
 
@@ -33,18 +32,15 @@ class DynamicsConnector(ApiConnector, WriteBackConnector):
     Reader = DynamicsReader
     Writer = DynamicsWriter
 
-    def check(self) -> None:
-        """Fetch a token, call WhoAmI, and select one row of every stream with its columns."""
-        api = self.config.api_path
-        self.client.get_json(f"{api}/WhoAmI")
+    def check_access(self) -> None:
+        """Fetch a token and call WhoAmI."""
+        self.client.get_json(f"{self.config.api_path}/WhoAmI")
 
-        def problem_of(stream: DynamicsStreamConfig) -> str | None:
-            resp = self.client.request("GET", f"{api}/{stream.entity_set}", params={
-                "$select": ",".join(stream.fields), "$top": "1"})
-            return f"HTTP {resp.status_code} {resp.text[:200]}" if resp.status_code >= 400 \
-                else None
-
-        check_streams(self.system, self.config.streams, problem_of)
+    def stream_problem(self, stream: DynamicsStreamConfig) -> str | None:
+        """Select one row of the stream with its columns."""
+        resp = self.client.request("GET", f"{self.config.api_path}/{stream.entity_set}",
+                                   params={"$select": ",".join(stream.fields), "$top": "1"})
+        return f"HTTP {resp.status_code} {resp.text[:200]}" if resp.status_code >= 400 else None
 
     def stream_info(self, name: str, stream: DynamicsStreamConfig) -> StreamInfo:
         return StreamInfo(name=name, key=(stream.key,), cursor_field=stream.cursor_field,

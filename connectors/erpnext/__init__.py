@@ -18,7 +18,7 @@ from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
 from crm2erp.connectors.erpnext.target import ErpNextWriter
 from crm2erp.connectors.toolkit.connector import ApiConnector
-from crm2erp.connectors.toolkit.errors import check_streams, problems_of
+from crm2erp.connectors.toolkit.errors import problems_of
 
 
 class ErpNextConnector(ApiConnector):
@@ -31,24 +31,23 @@ class ErpNextConnector(ApiConnector):
     build_client = staticmethod(build_client)
     Reader = ErpNextReader
     Writer = ErpNextWriter
+    check_hint = " - check the DocType names and the roles of the API user"
 
-    def check(self) -> None:
-        """Ask who we are, then read one record of every stream's DocType (and of
-        Address and Contact for streams that write them)."""
+    def check_access(self) -> None:
+        """Ask who we are."""
         self.client.get_json("/api/method/frappe.auth.get_logged_user")
 
-        def doctype_problem(doctype: str) -> str | None:   # a ConfigError: an unknown DocType
-            resp = self.client.request("GET", resource(doctype), params={"limit_page_length": 1})
-            return f"DocType {doctype!r} (HTTP {resp.status_code})" \
-                if resp.status_code >= 400 else None
+    def stream_problem(self, stream: ErpNextStreamConfig) -> str | None:
+        """Read one record of the stream's DocType (and of Address and Contact for a
+        stream that writes them)."""
+        linked = [*(["Address"] if stream.addresses else []),
+                  *(["Contact"] if stream.contact else [])]
+        return problems_of((stream.doctype, *linked), self._doctype_problem)
 
-        def problem_of(stream: ErpNextStreamConfig) -> str | None:
-            linked = [*(["Address"] if stream.addresses else []),
-                      *(["Contact"] if stream.contact else [])]
-            return problems_of((stream.doctype, *linked), doctype_problem)
-
-        check_streams(self.system, self.config.streams, problem_of, " - check the DocType "
-                      "names and the roles of the API user")
+    def _doctype_problem(self, doctype: str) -> str | None:   # a ConfigError: unknown DocType
+        resp = self.client.request("GET", resource(doctype), params={"limit_page_length": 1})
+        return f"DocType {doctype!r} (HTTP {resp.status_code})" if resp.status_code >= 400 \
+            else None
 
     def stream_info(self, name: str, stream: ErpNextStreamConfig) -> StreamInfo:
         return StreamInfo(name=name, key=("name",), cursor_field=stream.cursor_field,

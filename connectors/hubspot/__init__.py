@@ -20,7 +20,6 @@ from crm2erp.connectors.hubspot.config import HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.hubspot.source import HubSpotReader
 from crm2erp.connectors.hubspot.target import HubSpotWriter
 from crm2erp.connectors.toolkit.connector import ApiConnector
-from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.connectors.toolkit.paging import paged_records
 from crm2erp.connectors.toolkit.targets import WriteBackConnector
 from crm2erp.http import CursorPaginator
@@ -35,30 +34,27 @@ class HubSpotConnector(ApiConnector, WriteBackConnector):
     build_client = staticmethod(build_client)
     Reader = HubSpotReader
     Writer = HubSpotWriter
+    check_hint = " - fix the property internal names or create the properties in HubSpot"
 
     @property
     def rate_limits(self) -> dict[str, int]:
         """The last ``X-HubSpot-RateLimit-*`` values seen (daily, daily_remaining, ...)."""
         return self.reader.rate_limits
 
-    def check(self) -> None:
-        """Check the token, and every stream's properties against the properties API."""
-        paginator = CursorPaginator("paging.next.after", "after", "results")
-
-        def problem_of(stream: HubSpotStreamConfig) -> str | None:
-            known = {p["name"]: p for p in paged_records(
-                paginator, self.client, f"/crm/v3/properties/{stream.object_type}")}
-            missing = sorted(p for p in stream.properties if p not in known)
-            if missing:
-                return f"{stream.object_type} has no properties {', '.join(missing)}"
-            if stream.id_property and not known[stream.id_property].get("hasUniqueValue") \
-                    and not (stream.object_type == "contacts" and stream.id_property == "email"):
-                return (f"id_property {stream.id_property!r} does not have unique values; "
-                        "create it with hasUniqueValue: true")
-            return None
-
-        check_streams(self.system, self.config.streams, problem_of, " - fix the property "
-                      "internal names or create the properties in HubSpot")
+    def stream_problem(self, stream: HubSpotStreamConfig) -> str | None:
+        """The stream's properties against the properties API (the token is checked on the
+        way): missing ones, an id_property without unique values."""
+        known = {p["name"]: p for p in paged_records(
+            CursorPaginator("paging.next.after", "after", "results"), self.client,
+            f"/crm/v3/properties/{stream.object_type}")}
+        missing = sorted(p for p in stream.properties if p not in known)
+        if missing:
+            return f"{stream.object_type} has no properties {', '.join(missing)}"
+        if stream.id_property and not known[stream.id_property].get("hasUniqueValue") \
+                and not (stream.object_type == "contacts" and stream.id_property == "email"):
+            return (f"id_property {stream.id_property!r} does not have unique values; "
+                    "create it with hasUniqueValue: true")
+        return None
 
     def stream_info(self, name: str, stream: HubSpotStreamConfig) -> StreamInfo:
         return StreamInfo(name=name, key=("id",), cursor_field=stream.cursor_property,

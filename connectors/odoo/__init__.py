@@ -21,7 +21,7 @@ from crm2erp.connectors.odoo.rpc import OdooRpc
 from crm2erp.connectors.odoo.source import OdooReader
 from crm2erp.connectors.odoo.target import OdooWriter
 from crm2erp.connectors.toolkit.connector import ApiConnector
-from crm2erp.connectors.toolkit.errors import check_streams, problems_of
+from crm2erp.connectors.toolkit.errors import problems_of
 from crm2erp.connectors.toolkit.targets import WriteBackConnector
 
 
@@ -32,6 +32,8 @@ class OdooConnector(ApiConnector, WriteBackConnector):
     name = "odoo"
     system = "Odoo"
     Config = OdooConfig
+    check_hint = (" - fix the field names in the stream config or install the module that "
+                  "adds them (crm, sale, account)")
 
     def connect(self, **client_options: Any) -> None:
         self.rpc = OdooRpc(self.config, **client_options)
@@ -39,15 +41,12 @@ class OdooConnector(ApiConnector, WriteBackConnector):
         self.reader = OdooReader(self.rpc, self.config)
         self.writer = OdooWriter(self.rpc, self.config)
 
-    def check(self) -> None:
-        """Log in, then check every stream's model and fields exist for this user."""
+    def check_access(self) -> None:
+        """Log in (the streams' models and fields are then checked for this user)."""
         self.rpc.version()
         self.rpc.authenticate()
-        check_streams(self.system, self.config.streams, self._problem_of, " - fix the field "
-                      "names in the stream config or install the module that adds them "
-                      "(crm, sale, account)")
 
-    def _problem_of(self, stream: OdooStreamConfig) -> str | None:
+    def stream_problem(self, stream: OdooStreamConfig) -> str | None:
         """What the stream's model or its children's models lack (every model checked)."""
         return problems_of([(stream.model, stream.fields),
                             *((c.model, c.fields) for c in stream.children.values())],

@@ -75,16 +75,16 @@ class RestConnector(ApiConnector):
         self.writer = RestWriter(self.client, dict(config.headers))
 
     def check(self) -> None:
-        """Fetch the first page of every stream (auth, paths and record selectors)."""
+        """The checks of every stream, named by the API's own name (``config.name``)."""
+        check_streams(self.config.name, self.config.streams, self.stream_problem)
 
-        def problem_of(stream: RestStreamConfig) -> None:
-            paginator = build_paginator(stream, f"GET {stream.path}")
-            paginator.max_pages = 1
-            for page in paginator.pages(self.client, stream.path, dict(stream.params),
-                                        headers=self.config.headers):
-                paginator.records(page)   # a ConfigError naming the path and the keys
-
-        check_streams(self.config.name, self.config.streams, problem_of)
+    def stream_problem(self, stream: RestStreamConfig) -> None:
+        """Fetch the stream's first page (auth, path and record selector)."""
+        paginator = build_paginator(stream, f"GET {stream.path}")
+        paginator.max_pages = 1
+        for page in paginator.pages(self.client, stream.path, dict(stream.params),
+                                    headers=self.config.headers):
+            paginator.records(page)   # a ConfigError naming the path and the keys
 
     def stream_info(self, name: str, stream: RestStreamConfig) -> StreamInfo:
         return StreamInfo(name=name, key=(stream.key,),

@@ -19,7 +19,6 @@ from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.source import SalesforceReader
 from crm2erp.connectors.salesforce.target import SalesforceWriter
 from crm2erp.connectors.toolkit.connector import ApiConnector
-from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.connectors.toolkit.targets import WriteBackConnector
 
 
@@ -32,28 +31,26 @@ class SalesforceConnector(ApiConnector, WriteBackConnector):
     build_client = staticmethod(build_client)
     Reader = SalesforceReader
     Writer = SalesforceWriter
+    check_hint = " - fix the field names or the field-level security of the integration user"
 
     @property
     def api_usage(self) -> tuple[int, int] | None:
         """``(used, max)`` daily API requests, from the last ``Sforce-Limit-Info`` seen."""
         return parse_limit_info(self.client.last_response) or self.reader.api_usage
 
-    def check(self) -> None:
-        """Fetch a token, read the API limits, and check every stream's sObject and fields."""
-        api = self.config.api_path
-        self.client.get_json(f"{api}/limits")
+    def check_access(self) -> None:
+        """Fetch a token and read the API limits."""
+        self.client.get_json(f"{self.config.api_path}/limits")
 
-        def problem_of(stream: StreamConfig) -> str | None:
-            body = self.client.get_json(f"{api}/sobjects/{stream.sobject}/describe")
-            known = {f["name"] for f in body.get("fields", [])}
-            missing = [f for f in stream.fields if f not in known]
-            if stream.external_id_field and stream.external_id_field not in known:
-                missing.append(stream.external_id_field)
-            return f"{stream.sobject} has no field(s) {', '.join(sorted(set(missing)))}" \
-                if missing else None
-
-        check_streams(self.system, self.config.streams, problem_of, " - fix the field names "
-                      "or the field-level security of the integration user")
+    def stream_problem(self, stream: StreamConfig) -> str | None:
+        """The fields (and external id field) the stream's sObject does not have."""
+        body = self.client.get_json(f"{self.config.api_path}/sobjects/{stream.sobject}/describe")
+        known = {f["name"] for f in body.get("fields", [])}
+        missing = [f for f in stream.fields if f not in known]
+        if stream.external_id_field and stream.external_id_field not in known:
+            missing.append(stream.external_id_field)
+        return f"{stream.sobject} has no field(s) {', '.join(sorted(set(missing)))}" \
+            if missing else None
 
     def stream_info(self, name: str, stream: StreamConfig) -> StreamInfo:
         return StreamInfo(name=name, key=("Id",), cursor_field=stream.cursor_field,

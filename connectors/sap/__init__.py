@@ -26,7 +26,6 @@ from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
 from crm2erp.connectors.sap.source import SapReader
 from crm2erp.connectors.sap.target import SapWriter
 from crm2erp.connectors.toolkit.connector import ApiConnector
-from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.errors import ConfigError
 
 
@@ -41,6 +40,8 @@ class SapConnector(ApiConnector):
     system = "SAP"
     read_only = "is read-only (no external_id)"
     Config = SapConfig
+    check_hint = (" - check the service names and that the communication arrangement grants "
+                  "them (transaction /IWFND/MAINT_SERVICE on-premise)")
 
     def connect(self, **client_options: Any) -> None:
         self.sap = SapClient(self.config, **client_options)
@@ -48,26 +49,25 @@ class SapConnector(ApiConnector):
         self.reader = SapReader(self.sap)
         self.writer = SapWriter(self.sap)
 
-    def check(self) -> None:
-        """Fetch a CSRF token and the ``$metadata`` of every service the streams use."""
-        metadata: dict[str, str | ConfigError] = {}   # per service: the document, or why not
+    def check_access(self) -> None:
+        """Nothing before the streams (a CSRF token is fetched per service); the
+        ``$metadata`` documents of an earlier check are forgotten."""
+        self._checked: dict[str, str | ConfigError] = {}   # per service: document, or why not
 
-        def problem_of(stream: SapStreamConfig) -> str | None:
-            if stream.service not in metadata:
-                try:
-                    metadata[stream.service] = self._metadata(stream.service)
-                except ConfigError as exc:   # a service the system does not have
-                    metadata[stream.service] = exc
-            found = metadata[stream.service]
-            if isinstance(found, ConfigError):
-                return f"{stream.service}: {found}"
-            if f'Name="{stream.entity_set}"' not in found:
-                return f"{stream.service} has no entity set {stream.entity_set}"
-            return None
-
-        check_streams(self.system, self.config.streams, problem_of, " - check the service names "
-                      "and that the communication arrangement grants them (transaction "
-                      "/IWFND/MAINT_SERVICE on-premise)")
+    def stream_problem(self, stream: SapStreamConfig) -> str | None:
+        """The stream's service and entity set against the service's ``$metadata`` (read
+        once per service and check)."""
+        if stream.service not in self._checked:
+            try:
+                self._checked[stream.service] = self._metadata(stream.service)
+            except ConfigError as exc:   # a service the system does not have
+                self._checked[stream.service] = exc
+        found = self._checked[stream.service]
+        if isinstance(found, ConfigError):
+            return f"{stream.service}: {found}"
+        if f'Name="{stream.entity_set}"' not in found:
+            return f"{stream.service} has no entity set {stream.entity_set}"
+        return None
 
     def _metadata(self, service: str) -> str:
         """The ``$metadata`` document of ``service``; a ConfigError when it cannot be read."""

@@ -3,8 +3,9 @@
 An API connector is a reader and a writer around one HTTP client, configured by
 ``config.streams``. :class:`ApiConnector` builds the three from what the
 subclass declares (``build_client``, ``Reader``, ``Writer``), lists the streams
-from the one :class:`StreamInfo` a subclass describes per stream, and refuses a
-write to a stream that is not writable before anything is sent. A connector
+from the one :class:`StreamInfo` a subclass describes per stream, checks the
+connection (its access, then every stream, every problem named in one error) and
+refuses a write to a stream that is not writable before anything is sent. A connector
 whose API needs more than one client overrides :meth:`ApiConnector.connect`.
 """
 
@@ -16,6 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 from crm2erp.connectors.base import DelegatingConnector, StreamInfo
+from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.http import HttpClient
 
 
@@ -32,6 +34,8 @@ class ApiConnector(DelegatingConnector):
     system: ClassVar[str]
     #: what a write to a stream that is not writable is told ("is read-only (no external_id)")
     read_only: ClassVar[str] = "is read-only"
+    #: said after the streams' problems in ``check()``'s error (" - fix the field names")
+    check_hint: ClassVar[str] = ""
     #: ``build_client(config, **client_options)``: the HTTP client (wrap in ``staticmethod``)
     build_client: ClassVar[Callable[..., HttpClient]]
     #: ``Reader(client, config)`` and ``Writer(client, config, reader)``
@@ -47,6 +51,20 @@ class ApiConnector(DelegatingConnector):
         self.client = self.build_client(self.config, **client_options)
         self.reader = self.Reader(self.client, self.config)
         self.writer = self.Writer(self.client, self.config, self.reader)
+
+    def check(self) -> None:
+        """:meth:`check_access`, then :meth:`stream_problem` of every stream (all of them,
+        not the first only): one ConfigError naming each problem, then ``check_hint``."""
+        self.check_access()
+        check_streams(self.system, self.config.streams, self.stream_problem, self.check_hint)
+
+    def check_access(self) -> None:
+        """What proves the credentials before the streams are checked (nothing here)."""
+
+    def stream_problem(self, stream: Any) -> str | None:
+        """What the system lacks for the configured ``stream`` (its object, fields...),
+        None when nothing; a ConfigError it raises is that stream's problem."""
+        raise NotImplementedError
 
     def streams(self) -> Sequence[StreamInfo]:
         return [self.stream_info(name, stream) for name, stream in self.config.streams.items()]

@@ -123,8 +123,19 @@ class OrdersConnector(ApiConnector):
     Reader = Parts
     Writer = Parts
 
+    check_hint = " - fix the tables"
+
     def stream_info(self, name, stream):
         return StreamInfo(name=name, key=("id",), writable=stream.table == "order")
+
+    def check_access(self):
+        self.checked = ["access"]
+
+    def stream_problem(self, stream):
+        self.checked.append(stream.table)
+        if stream.table == "line":
+            raise ConfigError("no table line")
+        return None if stream.table == "order" else f"{stream.table} is odd"
 
 
 def test_api_connector_builds_its_parts_lists_streams_and_refuses_read_only_writes():
@@ -159,3 +170,13 @@ def test_not_found_is_a_failure_in_the_engines_words_with_the_systems_detail():
     result = not_found("001", "Account", "NOT_FOUND: entity is deleted")
     assert (result.key, result.action, result.target_id) == ("001", WriteAction.FAILED, None)
     assert result.error == "not found: no record '001' in Account (NOT_FOUND: entity is deleted)"
+
+
+def test_api_connector_check_proves_access_then_names_every_streams_problem():
+    connector = OrdersConnector(Connection())
+    with pytest.raises(ConfigError, match=r"^Orders API connection: stream 'lines': no table "
+                       r"line - fix the tables$"):
+        connector.check()
+    assert connector.checked == ["access", "order", "line"]
+    connector.config.streams["lines"].table = "order"
+    connector.check()
