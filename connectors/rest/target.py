@@ -42,7 +42,7 @@ from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.creates import create_unless_found
 from crm2erp.connectors.toolkit.errors import error_body
 from crm2erp.connectors.toolkit.targets import not_found
-from crm2erp.connectors.toolkit.writer import json_default
+from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, decode_json
 from crm2erp.http.paginate import get_path
@@ -181,19 +181,13 @@ class RestWriter:
     # -- modes -------------------------------------------------------------
     def upsert(self, name: str, stream: RestStreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
         conf = self._config(name, stream)
-        results: list[WriteResult] = []
         if conf.mode == "batch":
             return self._batch(conf, stream, list(rows))
-        for row in rows:
-            key = row.get(conf.key)
-            if key in (None, ""):
-                results.append(WriteResult("", WriteAction.FAILED,
-                                           error=f"{conf.key} is empty: it is the upsert key"))
-            elif conf.mode == "upsert":
-                results.append(self._upsert_one(conf, stream, str(key), row))
-            else:
-                results.append(self._lookup_one(conf, stream, str(key), row))
-        return results
+        write_one = self._upsert_one if conf.mode == "upsert" else self._lookup_one
+        return write_in_batches(
+            rows, lambda row: row.get(conf.key), lambda chunk: [
+                write_one(conf, stream, str(chunk[0][conf.key]), chunk[0])],
+            size=1, missing=f"{conf.key} is empty: it is the upsert key")
 
     def _result(self, conf: WriteConfig, key: str, resp: requests.Response,
                 created: bool, sent: dict[str, Any], target_id: Any = None) -> WriteResult:
@@ -292,8 +286,8 @@ class RestWriter:
             raise ConfigError(f"REST stream {name!r}: delete_policy {mode.value} needs "
                               f"'write.{mode.value}: {{method: ..., path: \".../{{id}}\"}}' "
                               "in the stream's config")
-        done = {i: self._delete_one(conf, spec, i) for i in dict.fromkeys(ids)}  # once each
-        return [done[i] for i in ids]
+        return delete_in_batches(ids, mode, lambda chunk: [self._delete_one(conf, spec, chunk[0])],
+                                 size=1)
 
     def _delete_one(self, conf: WriteConfig, spec: RemoveConfig, record_id: str) -> WriteResult:
         path = spec.path.replace("{id}", quote(record_id, safe=""))
