@@ -23,8 +23,8 @@ from typing import Any
 import requests
 
 from crm2erp.connectors.dynamics.config import DynamicsConfig
-from crm2erp.connectors.toolkit.errors import error_body, request_line
-from crm2erp.errors import BudgetExhaustedError, ConfigError, FatalError, RetriableError
+from crm2erp.connectors.toolkit.errors import error_body, refused, request_line
+from crm2erp.errors import BudgetExhaustedError, FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.config import ClientCredentialsAuthConfig
 from crm2erp.http.retry import parse_retry_after
@@ -76,13 +76,13 @@ def error_mapper(quota_wait: float) -> Callable[[requests.Response], Exception |
             return None  # a refused record (or configuration): the writer sorts it out
         if resp.status_code in (400, 404) and error and (method == "GET" or
                                                          names_unknown(message)):
-            return ConfigError(f"Dataverse refused {where}: {code}: {_first_line(message)} "
-                               "- fix the connection's stream config (entity_set, fields, "
-                               "children, alternate_key) or the mapping's column names")
+            return refused("Dataverse", resp, f"{code}: {_first_line(message)}", " - fix the "
+                           "connection's stream config (entity_set, fields, children, "
+                           "alternate_key) or the mapping's column names")
         if resp.status_code in (400, 404) and error:
-            return FatalError(f"Dataverse refused {where}: {code}: {_first_line(message)}. "
-                              "Check the connection's stream config and the application "
-                              "user's security role.")
+            return refused("Dataverse", resp, f"{code}: {_first_line(message)}", ". Check the "
+                           "connection's stream config and the application user's security "
+                           "role.", error=FatalError)
         return None
     return mapper
 

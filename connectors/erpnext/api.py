@@ -28,9 +28,9 @@ from typing import Any
 
 import requests
 
-from crm2erp.connectors.toolkit.errors import request_line, status_text
+from crm2erp.connectors.toolkit.errors import quota_used_up, refused, status_text
 from crm2erp.connectors.toolkit.timestamps import utc_instant
-from crm2erp.errors import ConfigError, FatalError
+from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.retry import parse_retry_after
 
@@ -77,18 +77,17 @@ def error_mapper(max_wait: float):
         problem = config_problem(resp.status_code, resp.content) \
             if resp.status_code in (404, 417, 500) else None
         if problem:
-            return ConfigError(f"ERPNext refused {request_line(resp)}: {problem} - fix the "
-                               "stream's doctype, fields or filters (or the outbound mapping's "
-                               "field names), or install the app that adds them")
+            return refused("ERPNext", resp, problem, " - fix the stream's doctype, fields or "
+                           "filters (or the outbound mapping's field names), or install the "
+                           "app that adds them")
         if resp.status_code != 429:
             return None
         wait = parse_retry_after(resp.headers.get("Retry-After")) or 0.0
         if resp.headers.get("X-RateLimit-Remaining") == "0" and wait > max_wait:
-            return FatalError(
-                f"ERPNext: the site's request quota (rate_limit in site_config) is used up "
-                f"for another {wait:.0f}s. Nothing was lost: the watermark stays at the last "
-                "committed batch - run the flow again after the window resets, or ask the "
-                "site admin to raise rate_limit.")
+            return quota_used_up(
+                "ERPNext", f"the site's request quota (rate_limit in site_config) is used up "
+                f"for another {wait:.0f}s", " - run the flow again after the window resets, "
+                "or ask the site admin to raise rate_limit.", error=FatalError)
         return None
     return mapper
 

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import requests
 
 from crm2erp.connectors.hubspot.config import HubSpotConfig
-from crm2erp.connectors.toolkit.errors import error_body, request_line
-from crm2erp.errors import BudgetExhaustedError, ConfigError, FatalError, RetriableError
+from crm2erp.connectors.toolkit.errors import error_body, quota_used_up, refused, request_line
+from crm2erp.errors import FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.retry import parse_retry_after
 
@@ -95,10 +95,9 @@ def error_mapper(resp: requests.Response) -> Exception | None:
         if policy.upper() == "DAILY":
             limits = parse_rate_headers(resp)
             shown = f" ({limits['daily']} calls a day)" if "daily" in limits else ""
-            return BudgetExhaustedError(
-                f"HubSpot: the portal's daily API limit is used up{shown}. Nothing was lost: "
-                "the watermark stays at the last committed batch - run the flow again after "
-                "midnight in the portal's time zone, or buy the API limit increase add-on.")
+            return quota_used_up("HubSpot", f"the portal's daily API limit is used up{shown}",
+                                 " - run the flow again after midnight in the portal's time "
+                                 "zone, or buy the API limit increase add-on.")
         wait = parse_retry_after(resp.headers.get("Retry-After"))
         if wait is None:
             interval = parse_rate_headers(resp).get("interval_ms")
@@ -112,13 +111,13 @@ def error_mapper(resp: requests.Response) -> Exception | None:
         return None  # none of the ids exists: the reader skips them
     problem = config_problem(body) if resp.status_code in (400, 404) else None
     if problem:
-        return ConfigError(f"HubSpot refused {where}: {problem}. Fix the connection's stream "
-                           "config (object_type, properties, id_property) or the outbound "
-                           "mapping's property names, or create the property in HubSpot.")
+        return refused("HubSpot", resp, problem, ". Fix the connection's stream config "
+                       "(object_type, properties, id_property) or the outbound mapping's "
+                       "property names, or create the property in HubSpot.")
     if resp.status_code in (400, 404, 409) and body:
-        return FatalError(f"HubSpot refused {where}: {body.get('category', 'error')}: "
-                          f"{message}. Check the connection's stream config (object_type, "
-                          "properties, id_property) and the private app's scopes.")
+        return refused("HubSpot", resp, f"{body.get('category', 'error')}: {message}",
+                       ". Check the connection's stream config (object_type, properties, "
+                       "id_property) and the private app's scopes.", error=FatalError)
     return None
 
 

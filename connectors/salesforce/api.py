@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import requests
 
 from crm2erp.connectors.salesforce.config import SalesforceConfig
-from crm2erp.connectors.toolkit.errors import error_body, request_line
-from crm2erp.errors import BudgetExhaustedError, ConfigError, FatalError
+from crm2erp.connectors.toolkit.errors import error_body, quota_used_up, refused
+from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, build_auth
 
 log = logging.getLogger(__name__)
@@ -67,24 +67,21 @@ def error_mapper(resp: requests.Response) -> Exception | None:
     errors = sf_errors(resp)
     codes = {e.get("errorCode") for e in errors}
     message = describe_errors(errors, code_key="errorCode") if errors else resp.text[:300]
-    where = request_line(resp)
     if "REQUEST_LIMIT_EXCEEDED" in codes:
         usage = parse_limit_info(resp)
         shown = f" (api-usage {usage[0]}/{usage[1]})" if usage else ""
-        return BudgetExhaustedError(
-            f"Salesforce: the org's daily API request limit is used up{shown}. Nothing was "
-            "lost: the watermark stays at the last committed batch, so the run can resume "
-            "later - run the flow again once the rolling 24-hour window frees requests, or "
-            "ask the Salesforce admin to raise the limit.")
+        return quota_used_up(
+            "Salesforce", f"the org's daily API request limit is used up{shown}",
+            ", so the run can resume later - run the flow again once the rolling 24-hour "
+            "window frees requests, or ask the Salesforce admin to raise the limit.")
     path = urlsplit(resp.url).path
     unknown_resource = "NOT_FOUND" in codes and "/jobs/" not in path  # not a vanished job
     if resp.status_code in (400, 404) and (codes & CONFIG_CODES or unknown_resource):
-        return ConfigError(f"Salesforce refused {where}: {message}. Fix the connection's "
-                           "stream config (sobject, fields, external_id_field), the outbound "
-                           "mapping's field names or api_version, or the integration user's "
-                           "field-level security.")
+        return refused("Salesforce", resp, message, ". Fix the connection's stream config "
+                       "(sobject, fields, external_id_field), the outbound mapping's field "
+                       "names or api_version, or the integration user's field-level security.")
     if resp.status_code in (400, 404) and errors:
-        return FatalError(f"Salesforce refused {where}: {message}")
+        return refused("Salesforce", resp, message, error=FatalError)
     return None
 
 

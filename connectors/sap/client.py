@@ -35,7 +35,7 @@ import requests
 
 from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
 from crm2erp.connectors.sap.odata import sap_error
-from crm2erp.connectors.toolkit.errors import request_line, status_text
+from crm2erp.connectors.toolkit.errors import quota_used_up, request_line, status_text
 from crm2erp.connectors.toolkit.paging import paged_records
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, ODataPaginator, build_auth
@@ -54,11 +54,10 @@ def error_mapper(resp: requests.Response) -> Exception | None:
     if status == 403 and resp.headers.get("x-csrf-token", "").lower() == "required":
         return CsrfRequired()
     if status == 429 and "quotaviolation" in resp.text.replace(" ", "").lower():
-        return FatalError(
-            "SAP: the API quota of this communication arrangement is used up (HTTP 429 "
-            "QuotaViolation from the API gateway). Nothing was lost: the watermark stays at "
-            "the last committed batch - run the flow again when the quota window resets, or "
-            "ask the SAP Basis team to raise the quota.")
+        return quota_used_up(
+            "SAP", "the API quota of this communication arrangement is used up (HTTP 429 "
+            "QuotaViolation from the API gateway)", " - run the flow again when the quota "
+            "window resets, or ask the SAP Basis team to raise the quota.", error=FatalError)
     where = f"SAP: {request_line(resp)}"
     if not where.startswith("SAP: GET ") or status in (401, 429) or status >= 500:
         return None   # writes are sorted by the writer; the client retries or refreshes

@@ -1,10 +1,12 @@
 """What every connector's error table starts from: the request an answer is for,
 the answer's JSON body when it has one, the text of one that is not in the system's
-error format; and ``check()`` over every stream and over every part of one."""
+error format; the exceptions of a refused request and of a used-up quota; and
+``check()`` over every stream and over every part of one."""
 
 from __future__ import annotations
 
-__all__ = ["check_streams", "error_body", "problems_of", "request_line", "status_text"]
+__all__ = ["check_streams", "error_body", "problems_of", "quota_used_up", "refused",
+           "request_line", "status_text"]
 
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -12,7 +14,7 @@ from urllib.parse import unquote, urlsplit
 
 import requests
 
-from crm2erp.errors import ConfigError
+from crm2erp.errors import BudgetExhaustedError, ConfigError
 
 
 def request_line(resp: requests.Response) -> str:
@@ -35,6 +37,23 @@ def status_text(status: int, content: bytes | str | None) -> str:
     reason of an error answer the system's error format does not explain."""
     text = content.decode("utf-8", "replace") if isinstance(content, bytes) else str(content or "")
     return f"HTTP {status}: {text.strip()[:300] or 'no body'}"
+
+
+def refused(system: str, resp: requests.Response, problem: str, hint: str = "", *,
+            error: type[Exception] = ConfigError) -> Exception:
+    """``error("<system> refused <request line>: <problem><hint>")``: a request the system
+    refused for what it names (a ConfigError: the configuration must change; a
+    FatalError: something else the user must fix)."""
+    return error(f"{system} refused {request_line(resp)}: {problem}{hint}")
+
+
+def quota_used_up(system: str, what: str, then: str, *,
+                  error: type[Exception] = BudgetExhaustedError) -> Exception:
+    """``error("<system>: <what>. Nothing was lost: the watermark stays at the last
+    committed batch<then>")``: the run stops on a used-up quota, and the engine keeps
+    the watermark of the last committed batch, so the next run resumes there."""
+    return error(f"{system}: {what}. Nothing was lost: the watermark stays at the last "
+                 f"committed batch{then}")
 
 
 def check_streams(system: str, streams: Mapping[str, Any],

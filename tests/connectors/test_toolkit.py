@@ -405,3 +405,23 @@ def test_paged_records_hands_out_every_pages_records_after_noting_the_page():
         events.append(record)
     assert events == [("asked", "client", "/items", {"q": 1}, {"headers": {"A": "b"}}),
                       "page", 1, 2, "page", 3]
+
+
+def test_refused_and_quota_used_up_say_who_refused_what_and_that_nothing_was_lost():
+    import requests
+
+    from crm2erp.connectors.toolkit.errors import quota_used_up, refused
+    from crm2erp.errors import BudgetExhaustedError
+
+    resp = requests.Response()
+    resp.url = "https://x.example/api/accounts?$top=1"
+    resp.request = requests.Request("GET", resp.url).prepare()
+    error = refused("CRM", resp, "no table accounts", " - fix entity_set")
+    assert isinstance(error, ConfigError)
+    assert str(error) == "CRM refused GET /api/accounts: no table accounts - fix entity_set"
+    assert isinstance(refused("CRM", resp, "no", error=FatalError), FatalError)
+    used_up = quota_used_up("CRM", "the daily quota is used up", " - run again tomorrow.")
+    assert isinstance(used_up, BudgetExhaustedError)
+    assert str(used_up) == ("CRM: the daily quota is used up. Nothing was lost: the watermark "
+                            "stays at the last committed batch - run again tomorrow.")
+    assert isinstance(quota_used_up("CRM", "x", "", error=FatalError), FatalError)
