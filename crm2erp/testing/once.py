@@ -68,6 +68,8 @@ def kept_folder(name: str, key: str) -> Path:
 
 def installed_key(*depends_on: str) -> str:
     """A hash of what a kept build depends on beyond ``depends_on`` (a script's text, a
-    date): the Python version and every installed distribution's name and version."""
-    installed = sorted(f"{d.metadata['Name']}=={d.version}" for d in distributions())
+    date): the Python version and every installed distribution's name and version
+    (each once: a checkout's ``*.egg-info`` is found too when the working folder is
+    on ``sys.path``, as with ``python -m pytest``)."""
+    installed = sorted({f"{d.metadata['Name']}=={d.version}" for d in distributions()})
     return hashlib.sha256("\n".join([sys.version, *installed, *depends_on]).encode()).hexdigest()

@@ -48,3 +48,14 @@ def test_installed_key_follows_the_installed_versions_and_what_it_depends_on(mon
     before = once.installed_key("script v1")
     installed[0].version = "8.2.1"
     assert once.installed_key("script v1") not in (before, key)
+
+
+def test_installed_key_counts_a_distribution_found_twice_once(monkeypatch):
+    """``python -m pytest`` puts the checkout on sys.path, where its ``*.egg-info``
+    names the editable install a second time: the key must not change."""
+    trytond = SimpleNamespace(metadata={"Name": "trytond"}, version="8.2.0")
+    crm2erp = SimpleNamespace(metadata={"Name": "crm2erp"}, version="0.1.0")
+    monkeypatch.setattr(once, "distributions", lambda: [trytond, crm2erp])
+    once_each = once.installed_key()
+    monkeypatch.setattr(once, "distributions", lambda: [crm2erp, trytond, crm2erp])
+    assert once.installed_key() == once_each
