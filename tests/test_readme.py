@@ -22,6 +22,7 @@ def test_quick_start_has_a_demo_command_and_a_test_command():
     demo, tests = _quick_start_commands()
     assert demo.endswith("crm2erp demo") and "pip install" in demo
     assert tests.endswith("pytest") and "pip install" in tests
+    assert "-e '.[dev]'" in tests   # everything from the project's own files
 
 
 def test_ci_runs_the_readme_test_command_verbatim():

@@ -2,7 +2,8 @@
 
 The environment is set here, when pytest loads this file and before any test
 imports Airflow, because Airflow reads its configuration once on import. The
-metadata database (SQLite) is migrated once per session; the CLI runs in
+metadata database (SQLite) is migrated once per machine (a kept template each
+session copies, see ``_metadata_template``); the CLI runs in
 subprocesses, like an Airflow deployment would run it, forked from a process
 that imported the CLI once (``forked_cli.py``: the seconds of imports are paid
 once, not per command): one for the session's home, and one for each home or
@@ -19,13 +20,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from crm2erp.testing.once import build_once, run_folder
+from crm2erp.testing.once import build_once, installed_key, kept_folder
 
 REPO = Path(__file__).resolve().parents[2]
 DAGS = REPO / "dags"
@@ -211,27 +211,24 @@ def json_output(done: subprocess.CompletedProcess):
 _MIGRATED: list[Path] = []
 
 
-def migrate_once(shared: Path | None = None) -> Path:
-    """Migrate the metadata database once per process; the AIRFLOW_HOME folder.
+def migrate_once() -> Path:
+    """Give this process's home a migrated metadata database once; the AIRFLOW_HOME folder.
 
-    With ``shared`` (a folder all xdist workers of the run share) one worker
-    migrates a database there and every worker copies it into its own home.
-    Tests outside this folder (``tests/tryton/``, which needs its own
-    fixtures) load this module and call it, so the session shares one home."""
+    It is a copy of the machine's migrated template (``_metadata_template``). Tests
+    outside this folder (``tests/tryton/``, which needs its own fixtures) load this
+    module and call it, so the session shares one home."""
     if not _MIGRATED:
-        if shared is None:
-            run_airflow("db", "migrate")
-        else:
-            shutil.copy2(_metadata_template(shared), _HOME / "airflow.db")
+        shutil.copy2(_metadata_template(), _HOME / "airflow.db")
         _MIGRATED.append(_HOME)
     return _HOME
 
 
-def _metadata_template(shared: Path) -> Path:
-    """The run's migrated, still empty SQLite metadata database (one worker migrates
-    it in ``shared``, the others wait for it)."""
-    folder = build_once(shared / "airflow-metadata", version("apache-airflow"),
-                        _migrate_template)
+def _metadata_template() -> Path:
+    """The migrated, still empty SQLite metadata database: one worker migrates it while
+    the others wait, and later test runs on this machine reuse it (``kept_folder``)
+    while the installed packages (Airflow's migrations) stay the same."""
+    key = installed_key("airflow db migrate, SQLite")
+    folder = build_once(kept_folder("airflow-metadata", key), key, _migrate_template)
     return folder / "airflow.db"
 
 
@@ -243,9 +240,9 @@ def _migrate_template(folder: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def airflow_db(tmp_path_factory) -> Path:
+def airflow_db() -> Path:
     """The migrated Airflow metadata database; the AIRFLOW_HOME folder."""
-    return migrate_once(run_folder(tmp_path_factory))
+    return migrate_once()
 
 
 def free_port() -> int:
@@ -291,11 +288,11 @@ class AirflowCli:
 
 
 @pytest.fixture
-def airflow_own_db(tmp_path_factory, tmp_path) -> str:
+def airflow_own_db(tmp_path) -> str:
     """The SQLAlchemy URL of a metadata database of the test's own, already migrated:
     a copy of the run's empty template (``airflow db migrate`` costs seconds)."""
     own = tmp_path / "airflow.db"
-    shutil.copy2(_metadata_template(run_folder(tmp_path_factory)), own)
+    shutil.copy2(_metadata_template(), own)
     return f"sqlite:///{own}"
 
 

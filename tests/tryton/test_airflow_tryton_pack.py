@@ -21,7 +21,6 @@ from crm2erp.emulators.hubspot.app import make_app
 from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.mappings import pack_dir
 from crm2erp.store import StateStore
-from crm2erp.testing.once import run_folder
 
 AIRFLOW_CONFTEST = Path(__file__).resolve().parents[1] / "airflow" / "conftest.py"
 FLOWS = ["hs_tryton_accounts", "hs_tryton_orders"]   # parents first
@@ -39,11 +38,11 @@ def _airflow_harness():
 
 
 @pytest.fixture
-def airflow(tmp_path_factory):
-    """The harness on a copy of the run's migrated metadata database (one worker
+def airflow():
+    """The harness on a copy of the machine's migrated metadata database (one worker
     migrates it for every test folder; this one does not migrate again)."""
     harness = _airflow_harness()
-    harness.migrate_once(run_folder(tmp_path_factory))
+    harness.migrate_once()
     return harness.AirflowCli()
 
 
