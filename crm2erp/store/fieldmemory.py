@@ -267,10 +267,15 @@ def _unpacked_times(times: dict[str, Any]) -> dict[str, Any]:
     return times
 
 
+# A compressor primed with the dictionary, never used itself: each record deflates
+# with a copy of it (the same state as a new one, without loading the dictionary again)
+_PRIMED = zlib.compressobj(6, zlib.DEFLATED, _WINDOW, _MEM_LEVEL, zdict=_DICTIONARY)
+
+
 def encode(data: dict[str, Any], field_times: dict[str, Any]) -> bytes:
     """The stored form of a record's memory; :func:`decode` gives both back equal.
     Equal inputs give equal bytes."""
-    packer = zlib.compressobj(6, zlib.DEFLATED, _WINDOW, _MEM_LEVEL, zdict=_DICTIONARY)
+    packer = _PRIMED.copy()
     packed = _packed_times(field_times)
     text = dumps([field_times if packed is None else packed, data]).encode()
     return (bytes((_DEFLATED if packed is None else _TIMED,))
