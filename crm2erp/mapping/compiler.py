@@ -152,19 +152,11 @@ class _Field:
                     continue
                 try:
                     value = fn(value, args, ctx)
-                except ParentMissingError as exc:
-                    if exc.field is None:
-                        exc.field = env.prefix + self.target
-                    raise
-                except RecordError as exc:
-                    raise self._fail(env, str(exc)) from exc
-                except (ValueError, TypeError, ArithmeticError, LookupError) as exc:
-                    raise self._fail(env, str(exc) or f"transform {label!r} failed") from exc
                 except Exception as exc:  # a bad record must never crash the run
-                    raise self._fail(
-                        env, f"transform {label!r} failed on {value!r}: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from exc
+                    error = self._step_error(env, label, value, exc)
+                    if error is exc:
+                        raise
+                    raise error from exc
                 if trace is not None:
                     trace.steps.append((label, value))
         if value is None:
@@ -178,6 +170,75 @@ class _Field:
             out[self.slot] = value
         else:
             self.put(out, value)
+
+    def _step_error(self, env: _Env, label: str, value: Any, exc: Exception) -> Exception:
+        """What a transform's exception becomes: a RecordError naming the mapping and the
+        field, or the ParentMissingError itself (given its field), for the engine to park
+        the record."""
+        if isinstance(exc, ParentMissingError):
+            if exc.field is None:
+                exc.field = env.prefix + self.target
+            return exc
+        if isinstance(exc, RecordError):
+            return self._fail(env, str(exc))
+        if isinstance(exc, ValueError | TypeError | ArithmeticError | LookupError):
+            return self._fail(env, str(exc) or f"transform {label!r} failed")
+        return self._fail(env, f"transform {label!r} failed on {value!r}: "
+                               f"{type(exc).__name__}: {exc}")
+
+    def top_level(self) -> Callable[[Mapping[str, Any], dict[str, Any], _Env], None]:
+        """:meth:`run` of a top-level field without a trace (what :meth:`CompiledMapping.apply`
+        calls: once per field and record, the hot path of every sync), as one closure
+        with what it reads bound once. A field with ``each`` or a ``from:`` list runs
+        :meth:`run` itself."""
+        if self.multi or self.each is not None:
+            return lambda source, out, env: self.run(source, source, out, env, None)
+        key, get, put, slot, when = self.key, self.get, self.put, self.slot, self.when
+        steps, required, target = tuple(self.steps), self.required, self.target
+        label = self.labels[0] if self.labels else None
+        has_default, default = self.has_default, self.default
+        missing = (f"is required, but the record has no field "
+                   f"{' or '.join(map(repr, self.sources))}")
+
+        def run(source: Mapping[str, Any], out: dict[str, Any], env: _Env) -> None:
+            if when is not None and not when(source):
+                return
+            value = (source.get(key, ABSENT) if key is not None and type(source) is dict
+                     else get(source))
+            presence = env.presence
+            if presence is not None and label is not None and not presence.get(label):
+                presence[label] = value is not ABSENT
+            if value is ABSENT:   # not in the record at all: leave the target alone
+                if required:
+                    raise self._fail(env, missing)
+                return
+            if steps:
+                ctx = env._context
+                if ctx is None or ctx.source is not source or ctx.output is not out:
+                    ctx = env.context(source, source, out, target)
+                else:
+                    ctx.field = target
+                for step, fn, args, null_safe in steps:
+                    if value is None and null_safe:
+                        continue
+                    try:
+                        value = fn(value, args, ctx)
+                    except Exception as exc:  # a bad record must never crash the run
+                        error = self._step_error(env, step, value, exc)
+                        if error is exc:
+                            raise
+                        raise error from exc
+            if value is None:
+                if has_default:
+                    value = copy.deepcopy(default)
+                if value is None and required:
+                    raise self._fail(env, "is required but has no value")
+            if slot is not None:
+                out[slot] = value
+            else:
+                put(out, value)
+
+        return run
 
     def _read_many(self, source: Mapping[str, Any], env: _Env) -> tuple[Any, bool]:
         """The values of a `from:` list and whether the record lacks every field it names."""
@@ -250,6 +311,7 @@ class CompiledMapping:
         self.direction = spec.direction
         self.system = system
         self._fields = fields
+        self._runs = [f.top_level() for f in fields]   # apply's, in file order
         self._where = where
         self._presence: dict[str, bool] = {}
 
@@ -269,7 +331,8 @@ class CompiledMapping:
         """
         out: dict[str, Any] = {}
         env = _Env(self.name, self.system, self.direction, resolver, presence=self._presence)
-        _run_fields(self._fields, record, record, out, env, False)
+        for run in self._runs:
+            run(record, out, env)
         return out
 
     def absent_sources(self) -> list[str]:
