@@ -140,25 +140,7 @@ class _Field:
         if self.each is not None:
             value = self._run_each(value, root, env, trace)
         if self.steps:
-            ctx = env._context
-            if ctx is None or ctx.source is not source or ctx.output is not out:
-                ctx = env.context(source, root, out, env.prefix + self.target)
-            else:
-                ctx.field = env.prefix + self.target
-            for label, fn, args, null_safe in self.steps:
-                if value is None and null_safe:   # null-safe transforms: None in, None out
-                    if trace is not None:
-                        trace.steps.append((label, value))
-                    continue
-                try:
-                    value = fn(value, args, ctx)
-                except Exception as exc:  # a bad record must never crash the run
-                    error = self._step_error(env, label, value, exc)
-                    if error is exc:
-                        raise
-                    raise error from exc
-                if trace is not None:
-                    trace.steps.append((label, value))
+            value = self._transformed(value, source, root, out, env, trace)
         if value is None:
             if self.has_default:
                 value = copy.deepcopy(self.default)
@@ -170,6 +152,26 @@ class _Field:
             out[self.slot] = value
         else:
             self.put(out, value)
+
+    def _transformed(self, value: Any, source: Mapping[str, Any], root: Mapping[str, Any],
+                     out: dict[str, Any], env: _Env, trace: FieldTrace | None) -> Any:
+        """``value`` through the field's transforms, each step recorded in ``trace``."""
+        ctx = env.context(source, root, out, env.prefix + self.target)
+        for label, fn, args, null_safe in self.steps:
+            if value is None and null_safe:   # null-safe transforms: None in, None out
+                if trace is not None:
+                    trace.steps.append((label, value))
+                continue
+            try:
+                value = fn(value, args, ctx)
+            except Exception as exc:  # a bad record must never crash the run
+                error = self._step_error(env, label, value, exc)
+                if error is exc:
+                    raise
+                raise error from exc
+            if trace is not None:
+                trace.steps.append((label, value))
+        return value
 
     def _step_error(self, env: _Env, label: str, value: Any, exc: Exception) -> Exception:
         """What a transform's exception becomes: a RecordError naming the mapping and the
@@ -194,7 +196,7 @@ class _Field:
         if self.multi or self.each is not None:
             return lambda source, out, env: self.run(source, source, out, env, None)
         key, get, put, slot, when = self.key, self.get, self.put, self.slot, self.when
-        steps, required, target = tuple(self.steps), self.required, self.target
+        steps, required, transformed = bool(self.steps), self.required, self._transformed
         label = self.labels[0] if self.labels else None
         has_default, default = self.has_default, self.default
         missing = (f"is required, but the record has no field "
@@ -213,21 +215,7 @@ class _Field:
                     raise self._fail(env, missing)
                 return
             if steps:
-                ctx = env._context
-                if ctx is None or ctx.source is not source or ctx.output is not out:
-                    ctx = env.context(source, source, out, target)
-                else:
-                    ctx.field = target
-                for step, fn, args, null_safe in steps:
-                    if value is None and null_safe:
-                        continue
-                    try:
-                        value = fn(value, args, ctx)
-                    except Exception as exc:  # a bad record must never crash the run
-                        error = self._step_error(env, step, value, exc)
-                        if error is exc:
-                            raise
-                        raise error from exc
+                value = transformed(value, source, source, out, env, None)
             if value is None:
                 if has_default:
                     value = copy.deepcopy(default)
