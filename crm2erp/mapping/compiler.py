@@ -164,23 +164,21 @@ class _Field:
                 continue
             try:
                 value = fn(value, args, ctx)
+            except ParentMissingError as exc:   # the engine parks the record: passed on
+                if exc.field is None:
+                    exc.field = env.prefix + self.target
+                raise
             except Exception as exc:  # a bad record must never crash the run
-                error = self._step_error(env, label, value, exc)
-                if error is exc:
-                    raise
-                raise error from exc
+                # raised as made, never held in a local: a frame holding the exception
+                # its traceback holds would be a cycle, freed only by the collector
+                raise self._step_error(env, label, value, exc) from exc
             if trace is not None:
                 trace.steps.append((label, value))
         return value
 
-    def _step_error(self, env: _Env, label: str, value: Any, exc: Exception) -> Exception:
-        """What a transform's exception becomes: a RecordError naming the mapping and the
-        field, or the ParentMissingError itself (given its field), for the engine to park
-        the record."""
-        if isinstance(exc, ParentMissingError):
-            if exc.field is None:
-                exc.field = env.prefix + self.target
-            return exc
+    def _step_error(self, env: _Env, label: str, value: Any, exc: Exception) -> RecordError:
+        """What a transform's exception becomes: a RecordError naming the mapping and
+        the field."""
         if isinstance(exc, RecordError):
             return self._fail(env, str(exc))
         if isinstance(exc, ValueError | TypeError | ArithmeticError | LookupError):
