@@ -61,12 +61,17 @@ _C_COMPACT = _c_make_encoder and _c_make_encoder(
     None, ":", ",", True, False, True)
 
 
+#: The top-level types the C encoder takes as they are (for a bare str, int and the
+#: like, ``JSONEncoder.encode`` has its own shortcut).
+_CONTAINERS = (dict, list)
+
+
 def dumps(value: Any, *, indent: int | None = None) -> str:
     """Sorted-key JSON; the same text as ``json.dumps(to_jsonable(value))``, but the
     C encoder walks the value and only what it cannot encode is converted."""
     if indent is None:
         try:
-            if _C_COMPACT is not None and type(value) is dict:
+            if _C_COMPACT is not None and type(value) in _CONTAINERS:
                 return "".join(_C_COMPACT(value, 0))
             return _COMPACT.encode(value)
         except (TypeError, ValueError):   # keys json will not take as they are: str() them

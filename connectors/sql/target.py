@@ -291,7 +291,7 @@ class SqlTargetMixin(SqlSourceMixin):
             return {it.key: it.key for it in items}
         stmt, params = self.by_keys(spec, [it.key_values for it in items], "ids")
         return {key_text(row[:-1]): None if row[-1] is None else str(row[-1])
-                for row in conn.execute(stmt, params)}
+                for row in conn.execute(stmt, params).all()}   # fetched at once, not row by row
 
     # -- update (write-back) ----------------------------------------------
     def update(self, stream: str, rows: Sequence[Row]) -> list[WriteResult]:

@@ -140,33 +140,7 @@ class _Field:
         if self.each is not None:
             value = self._run_each(value, root, env, trace)
         if self.steps:
-            ctx = env._context
-            if ctx is None or ctx.source is not source or ctx.output is not out:
-                ctx = env.context(source, root, out, env.prefix + self.target)
-            else:
-                ctx.field = env.prefix + self.target
-            for label, fn, args, null_safe in self.steps:
-                if value is None and null_safe:   # null-safe transforms: None in, None out
-                    if trace is not None:
-                        trace.steps.append((label, value))
-                    continue
-                try:
-                    value = fn(value, args, ctx)
-                except ParentMissingError as exc:
-                    if exc.field is None:
-                        exc.field = env.prefix + self.target
-                    raise
-                except RecordError as exc:
-                    raise self._fail(env, str(exc)) from exc
-                except (ValueError, TypeError, ArithmeticError, LookupError) as exc:
-                    raise self._fail(env, str(exc) or f"transform {label!r} failed") from exc
-                except Exception as exc:  # a bad record must never crash the run
-                    raise self._fail(
-                        env, f"transform {label!r} failed on {value!r}: "
-                        f"{type(exc).__name__}: {exc}"
-                    ) from exc
-                if trace is not None:
-                    trace.steps.append((label, value))
+            value = self._transformed(value, source, root, out, env, trace)
         if value is None:
             if self.has_default:
                 value = copy.deepcopy(self.default)
@@ -178,6 +152,79 @@ class _Field:
             out[self.slot] = value
         else:
             self.put(out, value)
+
+    def _transformed(self, value: Any, source: Mapping[str, Any], root: Mapping[str, Any],
+                     out: dict[str, Any], env: _Env, trace: FieldTrace | None) -> Any:
+        """``value`` through the field's transforms, each step recorded in ``trace``."""
+        ctx = env.context(source, root, out, env.prefix + self.target)
+        for label, fn, args, null_safe in self.steps:
+            if value is None and null_safe:   # null-safe transforms: None in, None out
+                if trace is not None:
+                    trace.steps.append((label, value))
+                continue
+            try:
+                value = fn(value, args, ctx)
+            except ParentMissingError as exc:   # the engine parks the record: passed on
+                if exc.field is None:
+                    exc.field = env.prefix + self.target
+                raise
+            except Exception as exc:  # a bad record must never crash the run
+                # raised as made, never held in a local: a frame holding the exception
+                # its traceback holds would be a cycle, freed only by the collector
+                raise self._step_error(env, label, value, exc) from exc
+            if trace is not None:
+                trace.steps.append((label, value))
+        return value
+
+    def _step_error(self, env: _Env, label: str, value: Any, exc: Exception) -> RecordError:
+        """What a transform's exception becomes: a RecordError naming the mapping and
+        the field."""
+        if isinstance(exc, RecordError):
+            return self._fail(env, str(exc))
+        if isinstance(exc, ValueError | TypeError | ArithmeticError | LookupError):
+            return self._fail(env, str(exc) or f"transform {label!r} failed")
+        return self._fail(env, f"transform {label!r} failed on {value!r}: "
+                               f"{type(exc).__name__}: {exc}")
+
+    def top_level(self) -> Callable[[Mapping[str, Any], dict[str, Any], _Env], None]:
+        """:meth:`run` of a top-level field without a trace (what :meth:`CompiledMapping.apply`
+        calls: once per field and record, the hot path of every sync), as one closure
+        with what it reads bound once. A field with ``each`` or a ``from:`` list runs
+        :meth:`run` itself."""
+        if self.multi or self.each is not None:
+            return lambda source, out, env: self.run(source, source, out, env, None)
+        key, get, put, slot, when = self.key, self.get, self.put, self.slot, self.when
+        steps, required, transformed = bool(self.steps), self.required, self._transformed
+        label = self.labels[0] if self.labels else None
+        has_default, default = self.has_default, self.default
+        missing = (f"is required, but the record has no field "
+                   f"{' or '.join(map(repr, self.sources))}")
+
+        def run(source: Mapping[str, Any], out: dict[str, Any], env: _Env) -> None:
+            if when is not None and not when(source):
+                return
+            value = (source.get(key, ABSENT) if key is not None and type(source) is dict
+                     else get(source))
+            presence = env.presence
+            if presence is not None and label is not None and not presence.get(label):
+                presence[label] = value is not ABSENT
+            if value is ABSENT:   # not in the record at all: leave the target alone
+                if required:
+                    raise self._fail(env, missing)
+                return
+            if steps:
+                value = transformed(value, source, source, out, env, None)
+            if value is None:
+                if has_default:
+                    value = copy.deepcopy(default)
+                if value is None and required:
+                    raise self._fail(env, "is required but has no value")
+            if slot is not None:
+                out[slot] = value
+            else:
+                put(out, value)
+
+        return run
 
     def _read_many(self, source: Mapping[str, Any], env: _Env) -> tuple[Any, bool]:
         """The values of a `from:` list and whether the record lacks every field it names."""
@@ -250,6 +297,7 @@ class CompiledMapping:
         self.direction = spec.direction
         self.system = system
         self._fields = fields
+        self._runs = [f.top_level() for f in fields]   # apply's, in file order
         self._where = where
         self._presence: dict[str, bool] = {}
 
@@ -269,7 +317,8 @@ class CompiledMapping:
         """
         out: dict[str, Any] = {}
         env = _Env(self.name, self.system, self.direction, resolver, presence=self._presence)
-        _run_fields(self._fields, record, record, out, env, False)
+        for run in self._runs:
+            run(record, out, env)
         return out
 
     def absent_sources(self) -> list[str]:

@@ -52,7 +52,15 @@ def flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     if not isinstance(data, dict):
         return {prefix: data} if prefix else {}
     flat: dict[str, Any] = {}
-    _flatten_into(data, f"{prefix}." if prefix else "", flat)
+    if prefix:
+        _flatten_into(data, f"{prefix}.", flat)
+        return flat
+    for key, value in data.items():   # the top level: its keys are the paths
+        path = key if type(key) is str else str(key)
+        if isinstance(value, dict) and value:
+            _flatten_into(value, path + ".", flat)
+        else:
+            flat[path] = value
     return flat
 
 
@@ -229,10 +237,11 @@ def _seconds(iso: Any) -> int | None:
     if type(iso) is not str or len(iso) != 25 or not iso.endswith("+00:00"):
         return None
     try:
-        seconds = int(dt.datetime.fromisoformat(iso).timestamp())
+        moment = dt.datetime.fromisoformat(iso)
     except ValueError:
         return None
-    return seconds if _iso(seconds) == iso else None
+    # its own ISO text is _iso's of its seconds: a UTC time of whole seconds
+    return int(moment.timestamp()) if moment.isoformat() == iso else None
 
 
 def _packed_times(times: dict[str, Any]) -> dict[str, Any] | None:
@@ -267,10 +276,15 @@ def _unpacked_times(times: dict[str, Any]) -> dict[str, Any]:
     return times
 
 
+# A compressor primed with the dictionary, never used itself: each record deflates
+# with a copy of it (the same state as a new one, without loading the dictionary again)
+_PRIMED = zlib.compressobj(6, zlib.DEFLATED, _WINDOW, _MEM_LEVEL, zdict=_DICTIONARY)
+
+
 def encode(data: dict[str, Any], field_times: dict[str, Any]) -> bytes:
     """The stored form of a record's memory; :func:`decode` gives both back equal.
     Equal inputs give equal bytes."""
-    packer = zlib.compressobj(6, zlib.DEFLATED, _WINDOW, _MEM_LEVEL, zdict=_DICTIONARY)
+    packer = _PRIMED.copy()
     packed = _packed_times(field_times)
     text = dumps([field_times if packed is None else packed, data]).encode()
     return (bytes((_DEFLATED if packed is None else _TIMED,))

@@ -202,6 +202,9 @@ def test_times_in_whole_seconds_are_stored_as_numbers_and_come_back_as_their_tex
     assert len(encode(data, usual)) <= len(earlier) - 8     # a one-source record
     odd = {"v": 3, "by": "crm", "at": 1234567890}
     assert encode(data, odd)[0] == 1 and decode(encode(data, odd)) == (data, odd)
+    fresh = zlib.compressobj(6, zlib.DEFLATED, -12, 2, zdict=fieldmemory._DICTIONARY)
+    assert encode(data, odd) == (   # the primed compressor's copies deflate as a new one
+        b"\x01" + fresh.compress(dumps([odd, data]).encode()) + fresh.flush())
     for at in ("1970-01-01T00:00:00+00:00", "1969-12-31T23:59:59+00:00",
                "2024-02-30T00:00:00+00:00", "2024-01-01T00:00:00Z", None):
         assert decode(encode(data, {"v": 3, "by": "crm", "at": at})) == (

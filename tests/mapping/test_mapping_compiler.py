@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from decimal import Decimal
 
 import pytest
@@ -202,3 +203,22 @@ def test_overlapping_targets_are_config_errors():
 def test_field_spec_rules(spec, fragment):
     with pytest.raises(ValueError, match=fragment):
         mapping({"x": spec})
+
+
+def test_a_record_a_transform_refuses_leaves_no_garbage_cycle():
+    """A refused record's error holds its traceback; nothing of the mapping may hold the
+    error in turn (a cycle freed only by the garbage collector, which a run calls
+    seldom: memory would grow with the bad records of a large sync)."""
+    m = mapping({"type": {"from": "kind", "transforms": [
+        {"value_map": {"map": {"a": "customer"}, "on_missing": "error"}}]}})
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(3):
+            try:
+                m.apply({"kind": "zz"})
+            except RecordError:
+                pass
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
