@@ -186,46 +186,6 @@ class _Field:
         return self._fail(env, f"transform {label!r} failed on {value!r}: "
                                f"{type(exc).__name__}: {exc}")
 
-    def top_level(self) -> Callable[[Mapping[str, Any], dict[str, Any], _Env], None]:
-        """:meth:`run` of a top-level field without a trace (what :meth:`CompiledMapping.apply`
-        calls: once per field and record, the hot path of every sync), as one closure
-        with what it reads bound once. A field with ``each`` or a ``from:`` list runs
-        :meth:`run` itself."""
-        if self.multi or self.each is not None:
-            return lambda source, out, env: self.run(source, source, out, env, None)
-        key, get, put, slot, when = self.key, self.get, self.put, self.slot, self.when
-        steps, required, transformed = bool(self.steps), self.required, self._transformed
-        label = self.labels[0] if self.labels else None
-        has_default, default = self.has_default, self.default
-        missing = (f"is required, but the record has no field "
-                   f"{' or '.join(map(repr, self.sources))}")
-
-        def run(source: Mapping[str, Any], out: dict[str, Any], env: _Env) -> None:
-            if when is not None and not when(source):
-                return
-            value = (source.get(key, ABSENT) if key is not None and type(source) is dict
-                     else get(source))
-            presence = env.presence
-            if presence is not None and label is not None and not presence.get(label):
-                presence[label] = value is not ABSENT
-            if value is ABSENT:   # not in the record at all: leave the target alone
-                if required:
-                    raise self._fail(env, missing)
-                return
-            if steps:
-                value = transformed(value, source, source, out, env, None)
-            if value is None:
-                if has_default:
-                    value = copy.deepcopy(default)
-                if value is None and required:
-                    raise self._fail(env, "is required but has no value")
-            if slot is not None:
-                out[slot] = value
-            else:
-                put(out, value)
-
-        return run
-
     def _read_many(self, source: Mapping[str, Any], env: _Env) -> tuple[Any, bool]:
         """The values of a `from:` list and whether the record lacks every field it names."""
         values = self.get(source)
@@ -297,7 +257,6 @@ class CompiledMapping:
         self.direction = spec.direction
         self.system = system
         self._fields = fields
-        self._runs = [f.top_level() for f in fields]   # apply's, in file order
         self._where = where
         self._presence: dict[str, bool] = {}
 
@@ -317,8 +276,7 @@ class CompiledMapping:
         """
         out: dict[str, Any] = {}
         env = _Env(self.name, self.system, self.direction, resolver, presence=self._presence)
-        for run in self._runs:
-            run(record, out, env)
+        _run_fields(self._fields, record, record, out, env, False)
         return out
 
     def absent_sources(self) -> list[str]:
