@@ -67,6 +67,13 @@ def _properties(row: Row) -> dict[str, Any]:
     return {k: wire_value(v) for k, v in row.items() if k not in RESERVED_FIELDS}
 
 
+def _error_of(resp) -> Mapping[str, Any]:
+    """A refused call's HubSpot error (its first 300 characters as the message when the
+    body is not one)."""
+    body = decode_json(resp) if resp.content else {}
+    return body if isinstance(body, Mapping) else {"message": resp.text[:300]}
+
+
 def _stop_if_config(stream: HubSpotStreamConfig, error: Mapping[str, Any]) -> None:
     problem = config_problem(error)
     if problem:
@@ -143,9 +150,7 @@ class HubSpotWriter(KeyedWriter):
     def _refused(stream: HubSpotStreamConfig, resp, keys: list[str]) -> list[WriteResult]:
         """A batch refused as a whole (400): a configuration error stops the run; any
         other reason fails every row of the batch with HubSpot's message."""
-        body = decode_json(resp) if resp.content else {}
-        if not isinstance(body, Mapping):
-            body = {"message": resp.text[:300]}
+        body = _error_of(resp)
         _stop_if_config(stream, body)
         return [WriteResult(k, WriteAction.FAILED, error=f"batch refused: "
                             f"{describe_error(body)}") for k in keys]
@@ -185,9 +190,7 @@ class HubSpotWriter(KeyedWriter):
             "POST", f"/crm/v3/objects/{stream.object_type}/batch/archive",
             json={"inputs": [{"id": i} for i in ids if i in there]})
         if resp.status_code >= 400:
-            body = decode_json(resp) if resp.content else {}
-            error = describe_error(body if isinstance(body, Mapping)
-                                   else {"message": resp.text[:300]})
+            error = describe_error(_error_of(resp))
             if resp.status_code != 400:
                 raise FatalError(f"HubSpot archive of {stream.object_type} failed with "
                                  f"HTTP {resp.status_code}: {error}")
