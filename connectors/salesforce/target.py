@@ -208,8 +208,7 @@ class SalesforceWriter(KeyedWriter):
 
     def _archive_call(self, stream: StreamConfig, ids: list[str]) -> list[dict[str, Any]]:
         archive = stream.archive
-        records = [{"attributes": {"type": stream.sobject}, "Id": i, archive.field: archive.value}
-                   for i in ids]
+        records = _records(stream, [{"Id": i, archive.field: archive.value} for i in ids])
         return self._send(f"{self.config.api_path}/composite/sobjects", records,
                           f"archive of {stream.sobject} (sets {archive.field})")
 
