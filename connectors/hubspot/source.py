@@ -39,9 +39,9 @@ from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.children import embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
 from crm2erp.connectors.toolkit.paging import paged_records
-from crm2erp.connectors.toolkit.targets import call_failed, rows_by_key
+from crm2erp.connectors.toolkit.targets import json_answer, rows_by_key
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant
-from crm2erp.http import CursorPaginator, HttpClient, TokenBucket, decode_json
+from crm2erp.http import CursorPaginator, HttpClient, TokenBucket
 from crm2erp.http.paginate import get_path
 
 log = logging.getLogger(__name__)
@@ -101,9 +101,7 @@ class HubSpotReader:
         resp = self.client.request("POST", path, json=body)
         self.searches += 1
         self._note_limits()
-        if resp.status_code >= 400:
-            raise call_failed("HubSpot", f"search on {stream.object_type}", resp)
-        return decode_json(resp)
+        return json_answer("HubSpot", f"search on {stream.object_type}", resp)
 
     def _search(self, stream: HubSpotStreamConfig,
                 start: str | None) -> Iterator[dict[str, Any]]:
@@ -242,9 +240,8 @@ class HubSpotReader:
         self._note_limits()
         if resp.status_code == 404:   # none of them exists (archived meanwhile)
             return []
-        if resp.status_code >= 400:
-            raise call_failed("HubSpot", f"batch read of {stream.object_type}", resp)
-        return decode_json(resp).get("results") or []
+        answer = json_answer("HubSpot", f"batch read of {stream.object_type}", resp)
+        return answer.get("results") or []
 
     def associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
         """``{from id: [to ids]}`` through ``POST /crm/v4/associations/{from}/{to}/batch/read``."""
@@ -254,9 +251,8 @@ class HubSpotReader:
                 "POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
                 json={"inputs": [{"id": i} for i in chunk]})
             self._note_limits()
-            if resp.status_code >= 400:
-                raise call_failed("HubSpot", f"associations {from_type} -> {to_type}", resp)
-            for result in decode_json(resp).get("results") or []:
+            answer = json_answer("HubSpot", f"associations {from_type} -> {to_type}", resp)
+            for result in answer.get("results") or []:
                 targets = [str(t["toObjectId"]) for t in result.get("to") or []]
                 out[str(result["from"]["id"])] = sorted(targets, key=lambda x: (len(x), x))
         return out

@@ -39,7 +39,7 @@ from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.hubspot.api import config_problem, describe_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.hubspot.source import HubSpotReader
-from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, rows_by_key
+from crm2erp.connectors.toolkit.targets import KeyedWriter, json_answer, rows_by_key
 from crm2erp.connectors.toolkit.timestamps import utc_text
 from crm2erp.connectors.toolkit.writer import delete_in_batches, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
@@ -125,9 +125,7 @@ class HubSpotWriter(KeyedWriter):
             json={"inputs": inputs})
         if resp.status_code == 400:
             return self._refused(stream, resp, keys)
-        if resp.status_code >= 400:
-            raise call_failed("HubSpot", f"{action} of {stream.object_type}", resp)
-        body = decode_json(resp)
+        body = json_answer("HubSpot", f"{action} of {stream.object_type}", resp)
         done: dict[int, WriteResult] = {}
         for result in body.get("results") or []:
             n = position(result)
