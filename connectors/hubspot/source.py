@@ -186,10 +186,11 @@ class HubSpotReader:
     def archived_since(self, stream: HubSpotStreamConfig,
                        since: Cursor) -> list[tuple[str, str]]:
         """``(archivedAt, id)`` of the records archived at or after the watermark."""
+        stamp = iso_millis(since.value)
         archived = ((iso_millis(record["archivedAt"]), str(record["id"]))
                     for record in self._list(stream, archived=True, associations=False)
                     if record.get("archivedAt"))
-        return [item for item in archived if item[0] >= iso_millis(since.value)]
+        return [item for item in archived if item[0] >= stamp]
 
     # -- rows and associations --------------------------------------------------
     @staticmethod
