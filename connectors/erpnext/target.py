@@ -125,12 +125,12 @@ class ErpNextWriter(KeyedWriter):
                    existing: Mapping[str, Row], linked: list[str], partial: bool) -> WriteResult:
         own = {k: v for k, v in row.items() if k not in linked}
         result = self._write(stream, key, own, existing.get(key))
-        if result.ok and (any(f in row for f in linked) or (linked and not partial)):
-            result = self._write_links(stream, row, result, partial)
-        return result
+        return self._write_links(stream, row, result, partial) if result.ok else result
 
     def _write_links(self, stream: ErpNextStreamConfig, row: Row, result: WriteResult,
                      partial: bool) -> WriteResult:
+        """The contact and addresses of the written record: each one the row carries
+        (every one unless ``partial``); ``result`` again when none changed."""
         parent = (stream.doctype, str(result.target_id))
         changed = False
         try:

@@ -35,12 +35,13 @@ from typing import Any
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.hubspot.api import parse_rate_headers
 from crm2erp.connectors.hubspot.config import ChildConfig, HubSpotConfig, HubSpotStreamConfig
+from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.children import embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
 from crm2erp.connectors.toolkit.paging import paged_records
-from crm2erp.connectors.toolkit.targets import call_failed, rows_by_key
+from crm2erp.connectors.toolkit.targets import json_answer, rows_by_key
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant
-from crm2erp.http import CursorPaginator, HttpClient, TokenBucket, decode_json
+from crm2erp.http import CursorPaginator, HttpClient, TokenBucket
 from crm2erp.http.paginate import get_path
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ READ_BATCH = 100    # inputs per v3 batch read
 
 def _epoch_ms(stamp: str) -> str:
     return str(int(utc_instant(stamp).timestamp() * 1000))
+
+
+def _filter(prop: str, operator: str, value: str) -> dict[str, str]:
+    return {"propertyName": prop, "operator": operator, "value": value}
 
 
 class HubSpotReader:
@@ -74,43 +79,40 @@ class HubSpotReader:
         start = iso_millis(since.value) if since is not None else None
         rows = map(self._row, self._search(stream, start))
         for batch in batcher.batches(self._item(stream, row) for row in rows):
-            yield self._associate(stream, batch)
+            yield self._embed(stream, self._link(stream, batch))
 
     @staticmethod
     def _item(stream: HubSpotStreamConfig, row: Row) -> tuple[str, str, Row]:
         return iso_millis(row[stream.cursor_property]), str(row["id"]), row
 
-    def _associate(self, stream: HubSpotStreamConfig, batch: Batch) -> Batch:
-        return self._embed(stream, self._link(stream, batch))
-
     # -- search ------------------------------------------------------------
-    def _post_search(self, stream: HubSpotStreamConfig, body: dict[str, Any]) -> dict:
+    def _post_search(self, stream: HubSpotStreamConfig, filters: list[dict[str, str]],
+                     sort_by: str, after: int = 0) -> dict:
+        """One page of a search matching all ``filters``, ascending by ``sort_by``."""
+        body: dict[str, Any] = {
+            "filterGroups": [{"filters": filters}] if filters else [],
+            "sorts": [{"propertyName": sort_by, "direction": "ASCENDING"}],
+            "properties": stream.properties, "limit": self.config.page_size}
+        if after:
+            body["after"] = str(after)
         if self.search_limiter is not None:
             self.search_limiter.acquire()
         path = f"/crm/v3/objects/{stream.object_type}/search"
         resp = self.client.request("POST", path, json=body)
         self.searches += 1
         self._note_limits()
-        if resp.status_code >= 400:
-            raise call_failed("HubSpot", f"search on {stream.object_type}", resp)
-        return decode_json(resp)
+        return json_answer("HubSpot", f"search on {stream.object_type}", resp)
 
     def _search(self, stream: HubSpotStreamConfig,
                 start: str | None) -> Iterator[dict[str, Any]]:
         """Every record from ``start`` on, in cursor order, restarting at the cap."""
         cursor, size, cap = stream.cursor_property, self.config.page_size, self.config.search_cap
         while True:
-            filters = [{"propertyName": cursor, "operator": "GTE", "value": _epoch_ms(start)}] \
-                if start else []
+            filters = [_filter(cursor, "GTE", _epoch_ms(start))] if start else []
             last_stamp: str | None = None
             after = 0
             while True:
-                body = {"filterGroups": [{"filters": filters}] if filters else [],
-                        "sorts": [{"propertyName": cursor, "direction": "ASCENDING"}],
-                        "properties": stream.properties, "limit": size}
-                if after:
-                    body["after"] = str(after)
-                page = self._post_search(stream, body)
+                page = self._post_search(stream, filters, cursor, after)
                 for record in page.get("results") or []:
                     last_stamp = iso_millis((record.get("properties") or {}).get(cursor))
                     yield record
@@ -139,13 +141,9 @@ class HubSpotReader:
         last_id = 0
         size = self.config.page_size
         while True:
-            filters = [{"propertyName": stream.cursor_property, "operator": "EQ",
-                        "value": _epoch_ms(stamp)},
-                       {"propertyName": "hs_object_id", "operator": "GT", "value": str(last_id)}]
-            page = self._post_search(stream, {
-                "filterGroups": [{"filters": filters}], "properties": stream.properties,
-                "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-                "limit": size})
+            filters = [_filter(stream.cursor_property, "EQ", _epoch_ms(stamp)),
+                       _filter("hs_object_id", "GT", str(last_id))]
+            page = self._post_search(stream, filters, "hs_object_id")
             results = page.get("results") or []
             for record in results:
                 last_id = max(last_id, int(record["id"]))
@@ -189,21 +187,16 @@ class HubSpotReader:
                        since: Cursor) -> list[tuple[str, str]]:
         """``(archivedAt, id)`` of the records archived at or after the watermark."""
         stamp = iso_millis(since.value)
-        found = []
-        for record in self._list(stream, archived=True, associations=False):
-            when = record.get("archivedAt")
-            if when and iso_millis(when) >= stamp:
-                found.append((iso_millis(when), str(record["id"])))
-        return found
+        archived = ((iso_millis(record["archivedAt"]), str(record["id"]))
+                    for record in self._list(stream, archived=True, associations=False)
+                    if record.get("archivedAt"))
+        return [item for item in archived if item[0] >= stamp]
 
     # -- rows and associations --------------------------------------------------
     @staticmethod
     def _row(record: dict[str, Any]) -> Row:
-        row: Row = {"id": str(record["id"]), **(record.get("properties") or {})}
-        for extra in ("createdAt", "updatedAt", "archived"):
-            if extra in record:
-                row[extra] = record[extra]
-        return row
+        extras = {k: record[k] for k in ("createdAt", "updatedAt", "archived") if k in record}
+        return {"id": str(record["id"]), **(record.get("properties") or {}), **extras}
 
     def _link(self, stream: HubSpotStreamConfig, batch: Batch) -> Batch:
         if not stream.associations or not batch.rows:
@@ -241,30 +234,26 @@ class HubSpotReader:
                    id_property: str | None = None) -> list[dict[str, Any]]:
         """The records among ``ids`` (at most 100; values of ``id_property`` when given)
         that HubSpot holds, not archived (``batch/read``); none when it answers 404."""
-        body: dict[str, Any] = {"properties": properties, "inputs": [{"id": i} for i in ids]}
-        if id_property:
-            body["idProperty"] = id_property
+        body = {"properties": properties, "inputs": [{"id": i} for i in ids],
+                **({"idProperty": id_property} if id_property else {})}
         resp = self.client.request(
             "POST", f"/crm/v3/objects/{stream.object_type}/batch/read", json=body)
         self._note_limits()
         if resp.status_code == 404:   # none of them exists (archived meanwhile)
             return []
-        if resp.status_code >= 400:
-            raise call_failed("HubSpot", f"batch read of {stream.object_type}", resp)
-        return decode_json(resp).get("results") or []
+        answer = json_answer("HubSpot", f"batch read of {stream.object_type}", resp)
+        return answer.get("results") or []
 
     def associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
         """``{from id: [to ids]}`` through ``POST /crm/v4/associations/{from}/{to}/batch/read``."""
         out: dict[str, list[str]] = {}
-        for start in range(0, len(ids), ASSOC_BATCH):
-            chunk = ids[start:start + ASSOC_BATCH]
+        for chunk in chunks(ids, ASSOC_BATCH):
             resp = self.client.request(
                 "POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
                 json={"inputs": [{"id": i} for i in chunk]})
             self._note_limits()
-            if resp.status_code >= 400:
-                raise call_failed("HubSpot", f"associations {from_type} -> {to_type}", resp)
-            for result in decode_json(resp).get("results") or []:
+            answer = json_answer("HubSpot", f"associations {from_type} -> {to_type}", resp)
+            for result in answer.get("results") or []:
                 targets = [str(t["toObjectId"]) for t in result.get("to") or []]
                 out[str(result["from"]["id"])] = sorted(targets, key=lambda x: (len(x), x))
         return out

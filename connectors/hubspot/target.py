@@ -39,7 +39,7 @@ from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.hubspot.api import config_problem, describe_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.hubspot.source import HubSpotReader
-from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, rows_by_key
+from crm2erp.connectors.toolkit.targets import KeyedWriter, json_answer, rows_by_key
 from crm2erp.connectors.toolkit.timestamps import utc_text
 from crm2erp.connectors.toolkit.writer import delete_in_batches, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
@@ -65,6 +65,13 @@ def wire_value(value: Any) -> Any:
 
 def _properties(row: Row) -> dict[str, Any]:
     return {k: wire_value(v) for k, v in row.items() if k not in RESERVED_FIELDS}
+
+
+def _error_of(resp) -> Mapping[str, Any]:
+    """A refused call's HubSpot error (its first 300 characters as the message when the
+    body is not one)."""
+    body = decode_json(resp) if resp.content else {}
+    return body if isinstance(body, Mapping) else {"message": resp.text[:300]}
 
 
 def _stop_if_config(stream: HubSpotStreamConfig, error: Mapping[str, Any]) -> None:
@@ -118,9 +125,7 @@ class HubSpotWriter(KeyedWriter):
             json={"inputs": inputs})
         if resp.status_code == 400:
             return self._refused(stream, resp, keys)
-        if resp.status_code >= 400:
-            raise call_failed("HubSpot", f"{action} of {stream.object_type}", resp)
-        body = decode_json(resp)
+        body = json_answer("HubSpot", f"{action} of {stream.object_type}", resp)
         done: dict[int, WriteResult] = {}
         for result in body.get("results") or []:
             n = position(result)
@@ -143,9 +148,7 @@ class HubSpotWriter(KeyedWriter):
     def _refused(stream: HubSpotStreamConfig, resp, keys: list[str]) -> list[WriteResult]:
         """A batch refused as a whole (400): a configuration error stops the run; any
         other reason fails every row of the batch with HubSpot's message."""
-        body = decode_json(resp) if resp.content else {}
-        if not isinstance(body, Mapping):
-            body = {"message": resp.text[:300]}
+        body = _error_of(resp)
         _stop_if_config(stream, body)
         return [WriteResult(k, WriteAction.FAILED, error=f"batch refused: "
                             f"{describe_error(body)}") for k in keys]
@@ -185,9 +188,7 @@ class HubSpotWriter(KeyedWriter):
             "POST", f"/crm/v3/objects/{stream.object_type}/batch/archive",
             json={"inputs": [{"id": i} for i in ids if i in there]})
         if resp.status_code >= 400:
-            body = decode_json(resp) if resp.content else {}
-            error = describe_error(body if isinstance(body, Mapping)
-                                   else {"message": resp.text[:300]})
+            error = describe_error(_error_of(resp))
             if resp.status_code != 400:
                 raise FatalError(f"HubSpot archive of {stream.object_type} failed with "
                                  f"HTTP {resp.status_code}: {error}")

@@ -30,7 +30,7 @@ import csv
 import io
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -154,10 +154,8 @@ class SalesforceReader:
 
     def _bulk_results(self, job: str, types: dict[str, str]) -> Iterator[Row]:
         """The typed records of a finished bulk query ``job``, page after page (locators)."""
-        locator: str | None = None
+        params = {"maxRecords": self.config.bulk_max_records}
         while True:
-            params = {"maxRecords": self.config.bulk_max_records,
-                      **({"locator": locator} if locator else {})}
             resp = self.client.request("GET", f"{job}/results", params=params,
                                        expect_json=False, validate=_check_count,
                                        headers={"Accept": "text/csv"})
@@ -167,6 +165,7 @@ class SalesforceReader:
             locator = resp.headers.get("Sforce-Locator")
             if not locator or locator == "null":
                 return
+            params = {**params, "locator": locator}
 
     def _wait_for(self, jobs: str, job_id: str, stream: StreamConfig) -> None:
         deadline = time.monotonic() + self.config.bulk_timeout
@@ -206,17 +205,18 @@ def _check_count(resp) -> None:
         raise ValueError(f"CSV page has {rows} rows, Sforce-NumberOfRecords says {expected}")
 
 
+#: how a Bulk CSV cell of a describe ``type`` becomes a value (numbers apart; text stays)
+_CELLS: dict[str, Callable[[str], Any]] = {"boolean": lambda value: value.lower() == "true",
+                                           "int": int}
+
+
 def _typed(kind: str, value: str | None) -> Any:
     """A Bulk CSV cell as the same Python value the REST API would give."""
     if value is None or value == "":
         return None
-    if kind == "boolean":
-        return value.lower() == "true"
-    if kind == "int":
-        return int(value)
     if kind in ("double", "currency", "percent"):
         try:
             return Decimal(value)
         except InvalidOperation:
             return value
-    return value
+    return _CELLS.get(kind, str)(value)

@@ -191,12 +191,11 @@ class SalesforceWriter(KeyedWriter):
 
     @staticmethod
     def _deleted(stream: StreamConfig, record_id: str, answer: dict[str, Any]) -> WriteResult:
-        if answer.get("success"):
-            return WriteResult(record_id, WriteAction.UPDATED, target_id=record_id)
         errors = answer.get("errors") or []
-        if any(e.get("statusCode") in NOT_FOUND_CODES for e in errors):
+        if not answer.get("success") and any(e.get("statusCode") in NOT_FOUND_CODES
+                                             for e in errors):
             return not_found(record_id, stream.sobject, describe_errors(errors))
-        return WriteResult(record_id, WriteAction.FAILED, error=describe_errors(errors))
+        return _saved(record_id, answer, WriteAction.UPDATED, record_id)
 
     def _delete_call(self, stream: StreamConfig, ids: list[str]) -> list[dict[str, Any]]:
         what = f"delete of {stream.sobject}"
@@ -208,8 +207,7 @@ class SalesforceWriter(KeyedWriter):
 
     def _archive_call(self, stream: StreamConfig, ids: list[str]) -> list[dict[str, Any]]:
         archive = stream.archive
-        records = [{"attributes": {"type": stream.sobject}, "Id": i, archive.field: archive.value}
-                   for i in ids]
+        records = _records(stream, [{"Id": i, archive.field: archive.value} for i in ids])
         return self._send(f"{self.config.api_path}/composite/sobjects", records,
                           f"archive of {stream.sobject} (sets {archive.field})")
 

@@ -20,8 +20,8 @@
   (and one that checks stream names only),
   default streams of any stream model and a named default stream overridden key by key;
 - :mod:`~crm2erp.connectors.toolkit.targets`: the writer base (the setting writes match
-  on), the chunked look-up by key, the error of an unusable answer and the result of a
-  record the system does not have;
+  on), the chunked look-up by key, the error of an unusable answer, the JSON body of a
+  usable one and the result of a record the system does not have;
 - :mod:`~crm2erp.connectors.toolkit.creates`: a create a lost answer does not double
   (sent once; what exists looked up before the rest is sent again);
 - :mod:`~crm2erp.connectors.toolkit.batches`: a batch the system refuses as a whole

@@ -5,14 +5,16 @@ stream setting writes match on (an external id field, a unique property, an
 alternate key): a stream without it cannot be written, and the ConfigError
 says which setting to give. :func:`rows_by_key` is the chunked look-up of
 current records by that key; :func:`call_failed` the error of an answer a
-connector has no use for; :func:`not_found` the failed result of a record the
+connector has no use for, and :func:`json_answer` the body of one it has;
+:func:`not_found` the failed result of a record the
 system does not have, with what it said. :class:`WriteBackConnector` hands write-back
 (``update``) to the writer like the other calls.
 """
 
 from __future__ import annotations
 
-__all__ = ["KeyedWriter", "WriteBackConnector", "call_failed", "not_found", "rows_by_key"]
+__all__ = ["KeyedWriter", "WriteBackConnector", "call_failed", "json_answer", "not_found",
+           "rows_by_key"]
 
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
@@ -22,7 +24,7 @@ import requests
 from crm2erp.connectors.base import DelegatingConnector, Row, WriteAction, WriteResult
 from crm2erp.connectors.toolkit.writer import required_setting
 from crm2erp.errors import FatalError
-from crm2erp.http import HttpClient
+from crm2erp.http import HttpClient, decode_json
 
 
 class KeyedWriter:
@@ -65,6 +67,14 @@ def call_failed(system: str, what: str, resp: requests.Response) -> FatalError:
     body's first 300 characters): an answer the connector cannot use."""
     return FatalError(f"{system} {what} failed with HTTP {resp.status_code}: "
                       f"{resp.text[:300]}")
+
+
+def json_answer(system: str, what: str, resp: requests.Response) -> Any:
+    """The decoded JSON body of ``resp`` when it is a success (below HTTP 400), else the
+    :func:`call_failed` error naming ``what`` (``"search on deals"``)."""
+    if resp.status_code >= 400:
+        raise call_failed(system, what, resp)
+    return decode_json(resp)
 
 
 def not_found(record_id: str, where: str, detail: str) -> WriteResult:

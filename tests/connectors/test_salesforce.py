@@ -298,3 +298,20 @@ def test_acceptance_25k_accounts_with_faults_read_exactly_once():
         # every extra attempt is explained by one injected fault: no wasted re-reads
         assert app.faults_injected > 0
         assert conn.client.stats.attempts == conn.client.stats.calls + app.faults_injected
+
+
+def test_bulk_read_follows_every_locator_page_and_types_cells_like_rest(org):
+    """maxRecords=100 on 450 accounts: five result pages, read through Sforce-Locator;
+    each row equals the REST read's row (numbers, booleans and empties typed the same)."""
+    bulk = SalesforceConnector(config(org.base_url, mode="bulk", bulk_max_records=100,
+                                      bulk_poll_interval=0))
+    rest = SalesforceConnector(config(org.base_url))
+    by_bulk = {r["Id"]: r for b in bulk.read("accounts") for r in b.rows}
+    by_rest = {r["Id"]: r for b in rest.read("accounts") for r in b.rows}
+    assert len(by_bulk) == 450 and by_bulk.keys() == by_rest.keys()
+    fields = ("NumberOfEmployees", "AnnualRevenue", "Name")
+    assert all({f: by_bulk[i][f] for f in fields} == {f: by_rest[i][f] for f in fields}
+               for i in by_rest)
+    products_bulk = sorted((r["Id"], r["IsActive"]) for b in bulk.read("products") for r in b.rows)
+    assert products_bulk == sorted((r["Id"], r["IsActive"]) for b in rest.read("products")
+                                   for r in b.rows)

@@ -15,7 +15,13 @@ from crm2erp.connectors.toolkit.streams import (
     KeyedChildConfig,
     NamedStreamsConfig,
 )
-from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, not_found, rows_by_key
+from crm2erp.connectors.toolkit.targets import (
+    KeyedWriter,
+    call_failed,
+    json_answer,
+    not_found,
+    rows_by_key,
+)
 from crm2erp.errors import ConfigError, FatalError
 
 DEFAULTS = {"orders": {"table": "order", "fields": ["id"], "children": ["lines"]},
@@ -105,6 +111,16 @@ def test_call_failed_names_the_call_the_status_and_the_body():
     error = call_failed("HubSpot", "search on deals", resp)
     assert isinstance(error, FatalError)
     assert str(error) == f"HubSpot search on deals failed with HTTP 502: {resp.text[:300]}"
+
+
+def test_json_answer_is_the_body_of_a_success_and_call_failed_otherwise():
+    ok, refused = requests.Response(), requests.Response()
+    ok.status_code, ok._content = 200, b'{"results": [1]}'
+    refused.status_code, refused._content = 400, b'{"message": "bad"}'
+    assert json_answer("HubSpot", "search on deals", ok) == {"results": [1]}
+    with pytest.raises(FatalError) as error:
+        json_answer("HubSpot", "search on deals", refused)
+    assert str(error.value) == str(call_failed("HubSpot", "search on deals", refused))
 
 
 class Parts:
