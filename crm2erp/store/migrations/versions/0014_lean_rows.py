@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from crm2erp.store.migrations.columns import canonical_id, digest, long_bytes, micros, table_args
+from crm2erp.store.migrations.rebuild import set_aside
 from crm2erp.store.types import (
     DIGEST_BYTES,
     WIDE_DIGEST_BYTES,
@@ -44,16 +45,6 @@ depends_on = None
 INDEX = "ix_xref_canonical_id"
 XREF_KEY = ("entity_id", "system_id", "external_id")
 BATCH = 1000
-
-
-def _set_aside(table: str, aside: str) -> sa.TableClause:
-    """Rename ``table`` to ``aside`` (its primary key's name freed first: PostgreSQL
-    names constraints per schema); a clause to read its rows from."""
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_constraint(f"pk_{table}", table, type_="primary")
-    op.rename_table(table, aside)
-    columns = sa.inspect(op.get_bind()).get_columns(aside)
-    return sa.table(aside, *(sa.column(c["name"]) for c in columns))
 
 
 def _times(lean: bool) -> list[sa.Column]:
@@ -126,7 +117,7 @@ def _reframe(old: sa.TableClause, lengths: tuple[int, ...], width: int, to_width
 
 def _rebuild(lean: bool) -> None:
     op.drop_index(INDEX, table_name="xref")
-    old = _set_aside("xref", f"xref_{'before' if lean else 'after'}_0014")
+    old = set_aside("xref", f"xref_{'before' if lean else 'after'}_0014")
     _create_xref(lean)
     hashed = old.c.payload_hash
     if lean:   # a packed 128-bit hash: its first 64 bits; an 8-byte mark: framed again
@@ -145,7 +136,7 @@ def _rebuild(lean: bool) -> None:
     _reframe(old, rewritten, width, to_width)
     op.drop_table(old.name)
 
-    old = _set_aside("canonical_records", f"canonical_records_{'before' if lean else 'after'}"
+    old = set_aside("canonical_records", f"canonical_records_{'before' if lean else 'after'}"
                                           "_0014")
     _create_records(lean)
     _copy(old, "canonical_records", ["entity_id", "canonical_id", "memory"], times)
