@@ -89,10 +89,16 @@ def loads(text: str | None) -> Any:
 
 
 def text_hash(text: str) -> str:
-    """The first 128 bits of ``text``'s sha256, as 32 hex digits: what the state store
-    keeps to recognise a payload it saw. Two different payloads of one record share
-    one with odds of 2^-128 (the cost: an update taken for the last one, not written)."""
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    """The first 64 bits of ``text``'s sha256, as 16 hex digits: what the state store
+    keeps to recognise a payload it saw (8 bytes, crm2erp.store.types.Digest).
+
+    A hash is only ever compared with the one stored for the same record, so the odds
+    are per change, not a birthday bound: a changed payload keeps its record's last
+    hash with odds of 2^-64 (5e-20; at a billion changes a day, once in about fifty
+    billion years), and the cost is that one update taken for the last one, not
+    written. Earlier crm2erp kept 128 bits; their first 64 are this hash (migration
+    0014 cuts the stored ones)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def payload_hash(value: Any) -> str:

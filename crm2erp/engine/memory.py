@@ -140,7 +140,7 @@ def _same_value(seen: str | None, value: Any, fresh: str) -> bool:
         return False
     if len(seen) == len(fresh):
         return seen == fresh
-    return seen[:32] == payload_hash(value)   # payload_hash: sha256's first 128 bits
+    return seen[:16] == payload_hash(value)   # payload_hash: sha256's first 64 bits
 
 
 def settle(*, entity: str, canonical_id: str, system: str, mapped_paths: list[str],

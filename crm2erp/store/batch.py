@@ -145,20 +145,18 @@ def encode_payload(payload: Any) -> str | None:
     return None if payload is None else jsonutil.dumps(payload)
 
 
-def _write_xref(conn: sa.Connection, batch: BatchCommit, now: dt.datetime,
-                numbers: dict[str, int]) -> None:
+def _write_xref(conn: sa.Connection, batch: BatchCommit, numbers: dict[str, int]) -> None:
     # one row per key, the last one wins: PostgreSQL refuses to update the
     # same row twice in one ON CONFLICT statement
     latest = {(u.entity, u.system, u.external_id): u for u in batch.xref}
     rows = [
         {"entity_id": numbers[u.entity], "system_id": numbers[u.system],
          "external_id": u.external_id,
-         "canonical_id": u.canonical_id, "payload_hash": u.payload_hash,
-         "updated_at": now, "run_id": batch.run_id}
+         "canonical_id": u.canonical_id, "payload_hash": u.payload_hash}
         for u in latest.values()
     ]
     upsert(conn, xref, rows, key=("entity_id", "system_id", "external_id"),
-           update=("canonical_id", "payload_hash", "updated_at", "run_id"))
+           update=("canonical_id", "payload_hash"))
 
 
 def _write_dead_letters(conn: sa.Connection, batch: BatchCommit,
@@ -252,9 +250,8 @@ def _write_canonical(conn: sa.Connection, batch: BatchCommit, now: dt.datetime,
     latest = {(c.entity, c.canonical_id): c for c in batch.canonical}  # last one wins
     upsert(conn, canonical_records,
            [{"entity_id": numbers[c.entity], "canonical_id": c.canonical_id,
-             "memory": fieldmemory.encode(c.data, c.field_times),
-             "updated_at": now, "run_id": batch.run_id} for c in latest.values()],
-           key=("entity_id", "canonical_id"), update=("memory", "updated_at", "run_id"))
+             "memory": fieldmemory.encode(c.data, c.field_times)} for c in latest.values()],
+           key=("entity_id", "canonical_id"), update=("memory",))
     if batch.conflicts:
         conn.execute(conflicts.insert(), [
             {"run_id": batch.run_id, "flow": batch.flow, "entity": c.entity,
@@ -290,7 +287,7 @@ def write_batch(conn: sa.Connection, batch: BatchCommit,
     """
     check_counts(batch.counts)
     now = utcnow()
-    _write_xref(conn, batch, now, numbers)
+    _write_xref(conn, batch, numbers)
     written = _write_dead_letters(conn, batch, now)
     resolved = _resolve(conn, batch, now)
     _write_watermark(conn, batch, now)

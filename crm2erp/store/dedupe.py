@@ -329,15 +329,14 @@ class DedupeStoreMixin:
         canonical memory and provenance go (its values live on as a cluster member).
         Returns the number of repointed rows.
         """
-        now = utcnow()
         numbers = self.names.ids([entity, target_system])
         mine = (xref.c.entity_id == numbers[entity]) & (xref.c.canonical_id == loser)
         target = xref.c.system_id == numbers[target_system]
         with self.engine.begin() as conn:
             moved = conn.execute(xref.update().where(mine, ~target)
-                                 .values(canonical_id=survivor, updated_at=now)).rowcount
+                                 .values(canonical_id=survivor)).rowcount
             conn.execute(xref.update().where(mine, target)
-                         .values(payload_hash=archived_mark, updated_at=now))
+                         .values(payload_hash=archived_mark))
             conn.execute(canonical_records.delete().where(
                 canonical_records.c.entity_id == numbers[entity],
                 canonical_records.c.canonical_id == loser))
@@ -385,6 +384,5 @@ class DedupeStoreMixin:
             if not rows:
                 return
             for row in rows:
-                yield CanonicalState(entity, row.canonical_id, *fieldmemory.decode(row.memory),
-                                     row.updated_at)
+                yield CanonicalState(entity, row.canonical_id, *fieldmemory.decode(row.memory))
             last = rows[-1].canonical_id

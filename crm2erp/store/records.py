@@ -73,7 +73,6 @@ class XrefEntry:
     external_id: str
     canonical_id: str
     payload_hash: str | None
-    updated_at: dt.datetime
 
 
 @dataclass(frozen=True)
@@ -127,7 +126,6 @@ class CanonicalState:
     canonical_id: str
     data: dict[str, Any]
     field_times: dict[str, Any]
-    updated_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -330,8 +330,8 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
     def xref_by_canonical(self, entity: str, system: str,
                           canonical_ids: Iterable[str]) -> dict[str, XrefEntry]:
         """Canonical id -> entry. When a dedupe merge gave one canonical id two
-        external ids, the most recently written one wins (of two written at the same
-        time, the greater external id)."""
+        external ids in ``system``, the greater external id wins (the store keeps no
+        write times since migration 0014)."""
         found: dict[str, XrefEntry] = {}
         entity_id, system_id = self.names.known(entity), self.names.known(system)
         if entity_id is None or system_id is None:
@@ -341,7 +341,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
             stmt = self._statements[("xref_by_canonical",)] = (
                 self._xref_query(sa.bindparam("entity"), sa.bindparam("system"))
                 .where(xref.c.canonical_id.in_(sa.bindparam("ids", expanding=True)))
-                .order_by(xref.c.updated_at, xref.c.external_id))
+                .order_by(xref.c.external_id))
         with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
                 for row in conn.execute(stmt, {"entity": entity_id, "system": system_id,
@@ -365,8 +365,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
             for chunk in _chunks(canonical_ids):
                 for row in conn.execute(stmt, {"entity": entity_id, "ids": chunk}):
                     found[row.canonical_id] = CanonicalState(
-                        entity, row.canonical_id, *fieldmemory.decode(row.memory),
-                        row.updated_at)
+                        entity, row.canonical_id, *fieldmemory.decode(row.memory))
         return found
 
     def list_conflicts(self, flow: str | None = None, limit: int = 100) -> list[dict]:
@@ -451,8 +450,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                     ) -> sa.Select:
         """The entries' columns after entity and system in :class:`XrefEntry`'s order:
         ``XrefEntry(entity, system, *row)``."""
-        return sa.select(xref.c.external_id, xref.c.canonical_id, xref.c.payload_hash,
-                         xref.c.updated_at
+        return sa.select(xref.c.external_id, xref.c.canonical_id, xref.c.payload_hash
                          ).where(xref.c.entity_id == entity_id, xref.c.system_id == system_id)
 
     # -- dead letters ------------------------------------------------------

@@ -33,7 +33,7 @@ __all__ = [
 
 import sqlalchemy as sa
 
-from crm2erp.store.types import CanonicalId, Digest, LongBytes, LongText, UTCDateTime, UTCMicros
+from crm2erp.store.types import CanonicalId, Digest, LongBytes, LongText, UTCDateTime
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -87,22 +87,24 @@ names = sa.Table(
     sa.Column("name", sa.String(64), nullable=False, unique=True),
 )
 
-# A row per record and system: kept small (migrations 0011 to 0013). The natural key
+# A row per record and system: kept small (migrations 0011 to 0014). The natural key
 # is the primary key, and on SQLite the table itself (WITHOUT ROWID); entity and
-# system are numbers (names), canonical ids 16 bytes (CanonicalId), timestamps SQLite
-# integers (UTCMicros). Fixed-width columns first: PostgreSQL pads less.
+# system are numbers (names), canonical ids 16 bytes (CanonicalId), payload hashes 8
+# (Digest). No time or run: nothing read them (0014). Fixed-width columns first:
+# PostgreSQL pads less.
 xref = sa.Table(
     "xref", metadata,
-    sa.Column("updated_at", UTCMicros(), nullable=False),
-    sa.Column("run_id", sa.Integer, nullable=True),
     sa.Column("entity_id", sa.SmallInteger, primary_key=True, autoincrement=False),
     sa.Column("system_id", sa.SmallInteger, primary_key=True, autoincrement=False),
     sa.Column("external_id", sa.String(191), primary_key=True),
     sa.Column("canonical_id", CanonicalId(), nullable=False),
     sa.Column("payload_hash", Digest(), nullable=True),   # binary: see Digest
     # not unique: a dedupe merge maps two source records to one canonical id; the id
-    # alone finds its few rows (one per system), a narrower index (migration 0012)
-    sa.Index(None, "canonical_id"),
+    # alone finds its few rows (one per system), a narrower index (migration 0012). On
+    # PostgreSQL a hash index, packed full: 4 bytes of hash an entry instead of the
+    # id, 25% smaller (migration 0014); equality and IN look-ups are all it serves.
+    sa.Index(None, "canonical_id", postgresql_using="hash",
+             postgresql_with={"fillfactor": 100}),
     sqlite_with_rowid=False,
 )
 
@@ -136,11 +138,9 @@ locks = sa.Table(
 # its own writes coming back (no echo) and settle conflicting edits by field
 # ownership or last-modified. ``memory`` holds the record's data and field
 # times together, compressed: read and write it only with
-# crm2erp.store.fieldmemory's decode() and encode().
+# crm2erp.store.fieldmemory's decode() and encode(). No time or run (migration 0014).
 canonical_records = sa.Table(
     "canonical_records", metadata,
-    sa.Column("updated_at", UTCMicros(), nullable=False),
-    sa.Column("run_id", sa.Integer, nullable=True),
     sa.Column("entity_id", sa.SmallInteger, primary_key=True, autoincrement=False),
     sa.Column("canonical_id", CanonicalId(), primary_key=True),
     sa.Column("memory", LongBytes, nullable=False),

@@ -9,8 +9,8 @@ datetime, so callers never compare naive and aware values.
 
 from __future__ import annotations
 
-__all__ = ["UTCDateTime", "UTCMicros", "Digest", "CanonicalId", "LongText", "LongBytes", "utcnow",
-           "mysql_table_args"]
+__all__ = ["UTCDateTime", "UTCMicros", "Digest", "WideDigest", "CanonicalId", "LongText",
+           "LongBytes", "utcnow", "mysql_table_args", "DIGEST_BYTES", "WIDE_DIGEST_BYTES"]
 
 import datetime as dt
 import functools
@@ -111,36 +111,46 @@ _EPOCH = dt.datetime(1970, 1, 1)          # naive: what UTCDateTime binds on SQL
 _EPOCH_UTC = _EPOCH.replace(tzinfo=UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
 
-_HEX_DIGEST = re.compile(r"[0-9a-f]{32}")
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_PACKED_BYTES = 16
+_PACKED_BYTES = 16   # a uuid canonical id
 _TEXT = b"\xff"   # never in UTF-8: frames a value that is not packed
 
+#: a payload hash: 64 bits (:func:`crm2erp.jsonutil.text_hash`, 16 hex digits) in 8 bytes
+DIGEST_BYTES = 8
+#: the 128-bit payload hashes that revisions 0010 to 0013 stored; only their migrations
+#: and 0014, which cuts them to 64 bits, use this width
+WIDE_DIGEST_BYTES = 16
 
-def _framed(value: str) -> bytes:
-    """Text that has no 16-byte form: its UTF-8 after a 0xFF byte, and one more 0xFF at
-    the end if that came to 16 bytes (only a packed value is 16 bytes long)."""
+
+def _framed(value: str, packed: int = _PACKED_BYTES) -> bytes:
+    """Text that has no packed form: its UTF-8 after a 0xFF byte, and one more 0xFF at
+    the end if that came to ``packed`` bytes (only a packed value is that long)."""
     stored = _TEXT + value.encode()
-    return stored + _TEXT if len(stored) == _PACKED_BYTES else stored
+    return stored + _TEXT if len(stored) == packed else stored
 
 
 def _unframed(stored: bytes) -> str:
     return stored.strip(_TEXT).decode()
 
 
-def digest_bytes(value: str) -> bytes:
-    """How :class:`Digest` stores ``value``: a 128-bit hex digest (32 lowercase hex
-    digits, :func:`crm2erp.jsonutil.text_hash`) as its 16 bytes; any other text (a
-    deletion mark) framed (see :func:`_framed`)."""
-    if _HEX_DIGEST.fullmatch(value):
+@functools.cache
+def _hex_digest(width: int) -> re.Pattern[str]:
+    return re.compile(f"[0-9a-f]{{{2 * width}}}")
+
+
+def digest_bytes(value: str, width: int = DIGEST_BYTES) -> bytes:
+    """How :class:`Digest` stores ``value``: a hex digest of ``width`` bytes (``2 * width``
+    lowercase hex digits, :func:`crm2erp.jsonutil.text_hash`) as its bytes; any other
+    text (a deletion mark) framed (see :func:`_framed`)."""
+    if _hex_digest(width).fullmatch(value):
         return bytes.fromhex(value)
-    return _framed(value)
+    return _framed(value, width)
 
 
-def digest_text(stored: bytes) -> str:
+def digest_text(stored: bytes, width: int = DIGEST_BYTES) -> str:
     """The text :func:`digest_bytes` stored, back."""
     stored = bytes(stored)   # some drivers hand out a memoryview
-    if len(stored) == _PACKED_BYTES:
+    if len(stored) == width:
         return stored.hex()
     return _unframed(stored)
 
@@ -168,10 +178,11 @@ def canonical_id_text(stored: bytes) -> str:
 
 class Digest(sa.TypeDecorator):
     """A payload hash as binary: half the bytes of its hex text (see :func:`digest_bytes`);
-    Python code sees the same text it wrote."""
+    Python code sees the same text it wrote. 64 bits (migration 0014)."""
 
     impl = sa.LargeBinary
     cache_ok = True
+    width = DIGEST_BYTES
 
     def load_dialect_impl(self, dialect):
         if dialect.name in ("mysql", "mariadb"):
@@ -179,10 +190,18 @@ class Digest(sa.TypeDecorator):
         return dialect.type_descriptor(sa.LargeBinary())
 
     def process_bind_param(self, value, dialect):
-        return None if value is None else digest_bytes(value)
+        return None if value is None else digest_bytes(value, self.width)
 
     def process_result_value(self, value, dialect):
-        return None if value is None else digest_text(value)
+        return None if value is None else digest_text(value, self.width)
+
+
+class WideDigest(Digest):
+    """The 128-bit :class:`Digest` of revisions 0010 to 0013 (16 bytes), for their
+    migrations: a migration reads and writes what it did when it was released."""
+
+    cache_ok = True
+    width = WIDE_DIGEST_BYTES
 
 
 class CanonicalId(sa.TypeDecorator):

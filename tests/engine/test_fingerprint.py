@@ -17,14 +17,15 @@ ROW = {"name": "Müller  GmbH", "id": "A-1", "balance": Decimal("1200.50"), "cou
 
 
 def test_the_hash_of_a_row_is_the_one_earlier_releases_stored():
-    # the values source_hash gave before the hashing was made faster (issue 12)
-    assert source_hash("0123456789abcdef", ROW) == "392b80407c3cd37c966c7db565eb2006"
-    assert source_hash("fedcba9876543210", ROW) == "ada92b22da5504917fb5d7baa9820fa6"
+    # the first 64 bits of what source_hash gave before the hashing was made faster
+    # (issue 12), which migration 0014 keeps of a stored 128-bit hash
+    assert source_hash("0123456789abcdef", ROW) == "392b80407c3cd37c966c7db565eb2006"[:16]
+    assert source_hash("fedcba9876543210", ROW) == "ada92b22da5504917fb5d7baa9820fa6"[:16]
 
 
 def test_the_hash_does_not_depend_on_the_order_of_the_columns():
     reordered = dict(reversed(list(ROW.items())))
-    assert source_hash("0123456789abcdef", reordered) == "392b80407c3cd37c966c7db565eb2006"
+    assert source_hash("0123456789abcdef", reordered) == "392b80407c3cd37c"
 
 
 def test_any_changed_value_changes_the_hash():

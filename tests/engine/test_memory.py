@@ -107,13 +107,16 @@ def test_a_null_somebody_set_is_kept_with_its_change():
 
 
 def test_a_sha256_remembered_before_the_compact_formats_is_still_understood():
-    """Migration 0008 keeps such a hash's first 128 bits (payload_hash's length)."""
-    from crm2erp.jsonutil import payload_hash
+    """Migration 0008 keeps such a hash's first 128 bits; payload_hash is its first 64."""
+    import hashlib
+
+    from crm2erp.jsonutil import dumps, payload_hash
     from crm2erp.store import CanonicalState
 
+    kept = hashlib.sha256(dumps("confirmed").encode()).hexdigest()[:32]
+    assert kept.startswith(payload_hash("confirmed"))
     old = CanonicalState("Account", "c1", {"status": "invoiced"}, {
-        "v": 3, "by": "erp", "at": T.isoformat(),
-        "s": {"status": {"crm": payload_hash("confirmed")}}})
+        "v": 3, "by": "erp", "at": T.isoformat(), "s": {"status": {"crm": kept}}})
     again = _settle(old, "crm", {"status": "confirmed"})   # the CRM has not caught up
     assert not again.has_news and not again.conflicts
     assert _settle(old, "crm", {"status": "cancelled"}).accepted == ["status"]

@@ -250,9 +250,10 @@ def test_hub_memory_of_the_earlier_formats_is_converted_to_the_compact_one(any_d
             assert again.has_news is (name == "v0")
         assert "s" not in states["v0"]["v0-0000"].field_times
         assert states["v1"]["v1-0000"].field_times["s"] == {
-            "status": {"crm": payload_hash("confirmed")}}   # sha256's first 128 bits
+            "status": {"crm": sha256("confirmed")[:32]}}   # sha256's first 128 bits
         entries = store.xref_entries("Account", "crm", ["A1"])
-        assert entries["A1"].payload_hash == payload_hash({"a": 1})
+        # cut by 0008 to 128 bits, by 0014 to 64: what crm2erp computes now
+        assert entries["A1"].payload_hash == payload_hash({"a": 1}) == sha256({"a": 1})[:16]
         assert store.xref_entries("Account", "erp", ["1"])["1"].payload_hash == \
             "_crm2erp_deleted:soft"
     finally:
@@ -287,13 +288,12 @@ def test_hub_memory_in_json_text_is_packed_and_unpacked_again(any_db_url):
                                         "billing_address": {"city": "Köln", "country": "DE"},
                                         "lines": [{"sku": "A", "quantity": 1000}]}
         assert found["c-0000"].field_times == times
-        assert found["c-0000"].updated_at == dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
         assert len(list(store.iter_canonical_states("Account"))) == 1001
         migrate.downgrade(store.engine, "0008")
         with store.engine.connect() as conn:
-            back = {r.canonical_id: (r.data, r.field_times, r.run_id)
+            back = {r.canonical_id: (r.data, r.field_times)
                     for r in conn.execute(sa.select(records))}
-        assert back == {r["canonical_id"]: (r["data"], r["field_times"], 7) for r in rows}
+        assert back == {r["canonical_id"]: (r["data"], r["field_times"]) for r in rows}
         migrate.upgrade(store.engine, "head")
     finally:
         store.close()
@@ -303,6 +303,13 @@ HASHES = ["0123456789abcdef0123456789abcdef",    # a 128-bit digest: stored as 1
           "_crm2erp_deleted:soft",               # a deletion mark
           "0123456789ABCDEF0123456789ABCDEF",    # upper case: text, kept as it was
           "abcdefghijklmno", "abcdefghijklmnop", "ü" * 8, "", None]
+
+
+def _cut(hashed: str | None) -> str | None:
+    """A stored 128-bit digest as migration 0014 leaves it: its first 64 bits."""
+    if hashed is not None and len(hashed) == 32 and hashed == hashed.lower():
+        return hashed[:16]
+    return hashed
 
 
 def test_payload_hashes_are_stored_as_bytes_and_read_back_as_the_same_text(any_db_url):
@@ -328,29 +335,38 @@ def test_payload_hashes_are_stored_as_bytes_and_read_back_as_the_same_text(any_d
         ids = [row["external_id"] for row in rows]
         entries = store.xref_entries("Account", "erp", ids)
         assert {ext: e.payload_hash for ext, e in entries.items()} == {
-            row["external_id"]: row["payload_hash"] for row in rows}
+            row["external_id"]: _cut(row["payload_hash"]) for row in rows}
         with store.engine.connect() as conn:
             raw = conn.execute(sa.text("SELECT payload_hash FROM xref WHERE external_id = '0000'")
                                ).scalar_one()
-        assert bytes(raw) == bytes.fromhex(HASHES[0])
+        assert bytes(raw) == bytes.fromhex(HASHES[0])[:8]   # 16 bytes from 0010, 8 from 0014
         migrate.downgrade(store.engine, "0009")
         with store.engine.connect() as conn:
             back = dict(conn.execute(sa.select(text_xref.c.external_id,
                                                text_xref.c.payload_hash)).all())
-        assert back == {row["external_id"]: row["payload_hash"] for row in rows}
+        assert back == {row["external_id"]: _cut(row["payload_hash"]) for row in rows}
         migrate.upgrade(store.engine, "head")
     finally:
         store.close()
 
 
-def test_a_digest_is_16_bytes_and_any_other_text_comes_back_as_it_was():
-    from crm2erp.store.types import digest_bytes, digest_text
+def test_a_digest_is_8_bytes_and_any_other_text_comes_back_as_it_was():
+    from crm2erp.jsonutil import payload_hash
+    from crm2erp.store.types import WIDE_DIGEST_BYTES, digest_bytes, digest_text
 
-    assert len(digest_bytes(HASHES[0])) == 16
-    for text in HASHES[1:-1]:
+    digest = payload_hash({"a": 1})
+    assert len(digest) == 16 and digest_bytes(digest) == bytes.fromhex(digest)
+    assert digest_text(bytes.fromhex(digest)) == digest
+    # "abcdefg" framed would be 8 bytes, the length of a packed digest: framed longer
+    for text in [*HASHES[:-1], "abcdefg", "0123456789abcde", "0123456789abcdef0"]:
         stored = digest_bytes(text)
-        assert len(stored) != 16 and digest_text(stored) == text
+        assert len(stored) != 8 and digest_text(stored) == text
         assert digest_text(memoryview(stored)) == text
+    # the 128-bit form of revisions 0010 to 0013, which their migrations read and write
+    assert len(digest_bytes(HASHES[0], WIDE_DIGEST_BYTES)) == 16
+    for text in [*HASHES[1:-1], digest]:
+        stored = digest_bytes(text, WIDE_DIGEST_BYTES)
+        assert len(stored) != 16 and digest_text(stored, WIDE_DIGEST_BYTES) == text
 
 
 CANONICAL_IDS = ["d4dfd0ee-d0ff-5f4d-ad62-4fd0c73bceb0",   # a uuid: stored as 16 bytes
@@ -379,6 +395,10 @@ def _written_at(store: StateStore, revision: str, *rows: tuple[sa.TableClause, l
     migrate.upgrade(store.engine, "head")
 
 
+def _without_times(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in ("updated_at", "run_id")}
+
+
 def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_url):
     """Migration 0011 rebuilds xref (keyed by entity, system, external id; no
     surrogate id) and canonical_records with binary canonical ids and, on SQLite,
@@ -387,11 +407,11 @@ def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_u
     import datetime as dt
 
     from crm2erp.store.fieldmemory import encode
-    from crm2erp.store.types import Digest, UTCDateTime
+    from crm2erp.store.types import UTCDateTime, WideDigest
 
     old_xref = sa.table("xref", *(sa.column(name) for name in (
         "id", "entity", "system", "external_id", "canonical_id", "run_id")),
-        sa.column("payload_hash", Digest()), sa.column("updated_at", UTCDateTime()))
+        sa.column("payload_hash", WideDigest()), sa.column("updated_at", UTCDateTime()))
     old_records = sa.table("canonical_records", *(sa.column(name) for name in (
         "entity", "canonical_id", "memory", "run_id")), sa.column("updated_at", UTCDateTime()))
     start = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
@@ -416,14 +436,11 @@ def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_u
         for system in ("crm", "erp"):
             wanted = [r for r in xref_rows if r["system"] == system]
             entries = store.xref_entries("Account", system, [r["external_id"] for r in wanted])
-            assert {ext: (e.canonical_id, e.payload_hash, e.updated_at)
-                    for ext, e in entries.items()} == {
-                r["external_id"]: (r["canonical_id"], r["payload_hash"], r["updated_at"])
-                for r in wanted}
+            assert {ext: (e.canonical_id, e.payload_hash) for ext, e in entries.items()} == {
+                r["external_id"]: (r["canonical_id"], _cut(r["payload_hash"])) for r in wanted}
         states = store.canonical_states("Account", [r["canonical_id"] for r in memory_rows])
-        assert {cid: (s.data, s.updated_at) for cid, s in states.items()} == {
-            r["canonical_id"]: ({"name": f"Acme {n}"}, r["updated_at"])
-            for n, r in enumerate(memory_rows)}
+        assert {cid: s.data for cid, s in states.items()} == {
+            r["canonical_id"]: {"name": f"Acme {n}"} for n, r in enumerate(memory_rows)}
         assert store.external_ids("Account", "erp", CANONICAL_IDS) == {
             cid: f"erp-{n:04d}" for n, cid in enumerate(CANONICAL_IDS)}
         with store.engine.connect() as conn:
@@ -434,10 +451,6 @@ def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_u
             assert bytes(raw) == bytes.fromhex(CANONICAL_IDS[0].replace("-", ""))
             assert "id" not in {c["name"] for c in sa.inspect(conn).get_columns("xref")}
             if conn.dialect.name == "sqlite":
-                times = conn.execute(sa.text("SELECT DISTINCT typeof(updated_at) FROM xref "
-                                             "UNION SELECT typeof(updated_at) "
-                                             "FROM canonical_records")).scalars().all()
-                assert times == ["integer"]
                 assert "WITHOUT ROWID" in conn.execute(sa.text(
                     "SELECT sql FROM sqlite_schema WHERE name = 'xref'")).scalar_one()
 
@@ -448,9 +461,14 @@ def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_u
             back_records = [row._asdict() for row in conn.execute(sa.select(old_records))]
             ids = conn.execute(sa.select(old_xref.c.id)).scalars().all()
         key = "{0[system]}{0[external_id]}".format
-        assert sorted(back_xref, key=key) == sorted(xref_rows, key=key)
-        assert sorted(back_records, key=lambda r: r["canonical_id"]) == sorted(
-            memory_rows, key=lambda r: r["canonical_id"])
+        # 0014 dropped the times and run ids: its downgrade gives the time it ran, no run
+        assert sorted(map(_without_times, back_xref), key=key) == sorted(
+            ({**_without_times(r), "payload_hash": _cut(r["payload_hash"])} for r in xref_rows),
+            key=key)
+        assert sorted(map(_without_times, back_records), key=lambda r: r["canonical_id"]) == \
+            sorted(map(_without_times, memory_rows), key=lambda r: r["canonical_id"])
+        assert len({r["updated_at"] for r in back_xref + back_records}) == 1
+        assert {r["run_id"] for r in back_xref + back_records} == {None}
         assert sorted(ids) == list(range(1, len(xref_rows) + 1))
         migrate.upgrade(store.engine, "head")
         assert store.canonical_ids("Account", "crm", ["crm-0000"]) == {
@@ -520,12 +538,12 @@ def test_entity_and_system_names_become_numbers_through_0013_up_down_and_up(any_
     import datetime as dt
 
     from crm2erp.store.fieldmemory import encode
-    from crm2erp.store.types import Digest, UTCMicros, canonical_id_bytes
+    from crm2erp.store.types import UTCMicros, WideDigest, canonical_id_bytes
 
     at = dt.datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=dt.UTC)
     old_xref = sa.table("xref", *(sa.column(n) for n in (
         "entity", "system", "external_id", "run_id")),
-        sa.column("canonical_id"), sa.column("payload_hash", Digest()),
+        sa.column("canonical_id"), sa.column("payload_hash", WideDigest()),
         sa.column("updated_at", UTCMicros()))
     old_records = sa.table("canonical_records", sa.column("entity"),
                            sa.column("canonical_id"), sa.column("memory"),
@@ -541,14 +559,17 @@ def test_entity_and_system_names_become_numbers_through_0013_up_down_and_up(any_
                     "updated_at": at, "run_id": 4}
                    for n in range(1010) for entity in ("Account", "Contact")]
 
+    # 0014 dropped the times and run ids and cut the hashes: compared without them
     def old_rows(conn: sa.Connection) -> tuple[list, list]:
-        xref_back = sorted(tuple(r) for r in conn.execute(sa.select(old_xref)))
-        records_back = sorted((*r[:2], bytes(r.memory), *r[3:])
+        xref_back = sorted(tuple(r)[:3] + (bytes(r.canonical_id), r.payload_hash)
+                           for r in conn.execute(sa.select(old_xref)))
+        records_back = sorted((*r[:2], bytes(r.memory))
                               for r in conn.execute(sa.select(old_records)))
         return xref_back, records_back
 
-    before = (sorted(tuple(row[c.name] for c in old_xref.c) for row in xref_rows),
-              sorted(tuple(row[c.name] for c in old_records.c) for row in record_rows))
+    before = (sorted((*(row[c] for c in ("entity", "system", "external_id", "canonical_id")),
+                      _cut(row["payload_hash"])) for row in xref_rows),
+              sorted((row["entity"], row["canonical_id"], row["memory"]) for row in record_rows))
 
     store = StateStore.open(any_db_url)
     try:
@@ -563,10 +584,10 @@ def test_entity_and_system_names_become_numbers_through_0013_up_down_and_up(any_
                 for system in ("crm", "erp"):
                     found = again.xref_entries(entity, system,
                                                [f"{system}-{n}" for n in range(1010)])
-                    assert {ext: (e.canonical_id, e.payload_hash, e.updated_at)
+                    assert {ext: (e.canonical_id, e.payload_hash)
                             for ext, e in found.items()} == {
-                        f"{system}-{n}": (f"{entity}-{n:04d}", HASHES[n % len(HASHES)],
-                                          at + dt.timedelta(seconds=n)) for n in range(1010)}
+                        f"{system}-{n}": (f"{entity}-{n:04d}", _cut(HASHES[n % len(HASHES)]))
+                        for n in range(1010)}
                 states = again.canonical_states(entity, [f"{entity}-{n:04d}"
                                                          for n in range(1010)])
                 assert {cid: s.data for cid, s in states.items()} == {
@@ -590,3 +611,85 @@ def test_entity_and_system_names_become_numbers_through_0013_up_down_and_up(any_
     finally:
         store.close()
     read_back()
+
+
+def test_times_go_and_hashes_are_cut_to_64_bits_through_0014_up_down_and_up(any_db_url):
+    """Migration 0014 drops updated_at and run_id of xref and canonical_records and
+    cuts the 128-bit payload hashes to their first 64 bits (8 bytes); deletion marks
+    stay as they were, also one whose framed bytes are 8 long ("abcdefg"). Every row
+    written at 0013 (more than a batch) reads back through the store at head; a
+    downgrade gives the same rows (the hashes cut, as text; one time, no run), and an
+    upgrade after it reads back the same again. On PostgreSQL the canonical-id index
+    is a hash index."""
+    import datetime as dt
+
+    from crm2erp.store.fieldmemory import encode
+    from crm2erp.store.types import UTCMicros, WideDigest, canonical_id_bytes
+
+    hashes = [*HASHES, "abcdefg", "fifteen chars!!", "0123456789abcdef"]
+    at = dt.datetime(2026, 3, 4, 5, 6, 7, 891011, tzinfo=dt.UTC)
+    old_xref = sa.table("xref", *(sa.column(n) for n in (
+        "entity_id", "system_id", "external_id", "run_id", "canonical_id")),
+        sa.column("payload_hash", WideDigest()), sa.column("updated_at", UTCMicros()))
+    old_records = sa.table("canonical_records", *(sa.column(n) for n in (
+        "entity_id", "canonical_id", "memory", "run_id")), sa.column("updated_at", UTCMicros()))
+    xref_rows = [{"entity_id": 1, "system_id": system, "external_id": f"{system}-{n}",
+                  "canonical_id": canonical_id_bytes(f"c-{n:04d}"),
+                  "payload_hash": hashes[n % len(hashes)],
+                  "updated_at": at + dt.timedelta(seconds=n), "run_id": n % 3 or None}
+                 for n in range(1010) for system in (2, 3)]
+    record_rows = [{"entity_id": 1, "canonical_id": canonical_id_bytes(f"c-{n:04d}"),
+                    "memory": encode({"name": f"Acme {n}"}, {"v": 3}), "updated_at": at,
+                    "run_id": 4} for n in range(1010)]
+    names = sa.table("names", sa.column("id"), sa.column("name"))
+
+    def read_back(store: StateStore) -> None:
+        for number, system in ((2, "crm"), (3, "erp")):
+            found = store.xref_entries("Account", system, [f"{number}-{n}" for n in range(1010)])
+            assert {ext: (e.canonical_id, e.payload_hash) for ext, e in found.items()} == {
+                f"{number}-{n}": (f"c-{n:04d}", _cut(hashes[n % len(hashes)]))
+                for n in range(1010)}
+        assert store.external_ids("Account", "erp", ["c-0007", "nope"]) == {"c-0007": "3-7"}
+        states = store.canonical_states("Account", [f"c-{n:04d}" for n in range(1010)])
+        assert {cid: s.data for cid, s in states.items()} == {
+            f"c-{n:04d}": {"name": f"Acme {n}"} for n in range(1010)}
+
+    store = StateStore.open(any_db_url)
+    try:
+        migrate.downgrade(store.engine, "0013")
+        with store.engine.begin() as conn:
+            conn.execute(names.insert(), [{"id": 1, "name": "Account"}, {"id": 2, "name": "crm"},
+                                          {"id": 3, "name": "erp"}])
+            conn.execute(old_xref.insert(), xref_rows)
+            conn.execute(old_records.insert(), record_rows)
+        migrate.upgrade(store.engine, "head")
+        read_back(store)
+        with store.engine.connect() as conn:
+            for table in ("xref", "canonical_records"):
+                columns = {c["name"] for c in sa.inspect(conn).get_columns(table)}
+                assert not columns & {"updated_at", "run_id"}, table
+            raw = dict(conn.execute(sa.text("SELECT external_id, payload_hash FROM xref")).all())
+            assert bytes(raw["2-0"]) == bytes.fromhex(HASHES[0])[:8]
+            assert len(bytes(raw[f"2-{len(HASHES)}"])) != 8   # "abcdefg", framed
+            if conn.dialect.name == "postgresql":
+                method = conn.execute(sa.text(
+                    "SELECT am.amname FROM pg_class c JOIN pg_am am ON am.oid = c.relam "
+                    "WHERE c.relname = 'ix_xref_canonical_id'")).scalar_one()
+                assert method == "hash"
+        migrate.downgrade(store.engine, "0013")
+        with store.engine.connect() as conn:
+            back_xref = [r._asdict() for r in conn.execute(sa.select(old_xref))]
+            back_records = [r._asdict() for r in conn.execute(sa.select(old_records))]
+        key = "{0[system_id]}{0[external_id]}".format
+        assert sorted(({**_without_times(r), "canonical_id": bytes(r["canonical_id"])}
+                       for r in back_xref), key=key) == sorted(
+            ({**_without_times(r), "payload_hash": _cut(r["payload_hash"])} for r in xref_rows),
+            key=key)
+        assert sorted((r["canonical_id"], bytes(r["memory"])) for r in back_records) == sorted(
+            (r["canonical_id"], r["memory"]) for r in record_rows)
+        assert len({r["updated_at"] for r in back_xref + back_records}) == 1
+        assert {r["run_id"] for r in back_xref + back_records} == {None}
+        migrate.upgrade(store.engine, "head")
+        read_back(store)
+    finally:
+        store.close()

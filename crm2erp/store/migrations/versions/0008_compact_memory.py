@@ -21,12 +21,13 @@ Create Date: 2026-12-07
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 
-from crm2erp.jsonutil import dumps, loads, payload_hash
+from crm2erp.jsonutil import dumps, loads
 from crm2erp.store.fieldmemory import VERSION, Pair, compact_state, flatten
 
 revision = "0008"
@@ -42,13 +43,19 @@ _records = sa.table("canonical_records", sa.column("entity"), sa.column("canonic
 _xref = sa.table("xref", sa.column("payload_hash"))
 
 
+def _wide_hash(value: Any) -> str:
+    """The payload hash of this revision's time: sha256's first 128 bits (32 hex digits;
+    crm2erp.jsonutil.payload_hash keeps 64 since 0014)."""
+    return hashlib.sha256(dumps(value).encode()).hexdigest()[:32]
+
+
 def _sent_then(data: dict[str, Any], path: str, systems: dict[str, str],
                changer: str | None) -> dict[str, str]:
     """What each system sent (sha256 cut to 128 bits), without the last changer's
     hash of the stored value (which the compact format leaves out)."""
     kept = {system: hashed[:32] if len(hashed) == SHA256 else hashed
             for system, hashed in systems.items()}
-    if changer in kept and kept[changer] == payload_hash(flatten(data).get(path)):
+    if changer in kept and kept[changer] == _wide_hash(flatten(data).get(path)):
         del kept[changer]
     return kept
 

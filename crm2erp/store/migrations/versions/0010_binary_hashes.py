@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from crm2erp.store.migrations.columns import digest
-from crm2erp.store.types import digest_bytes, digest_text
+from crm2erp.store.types import WIDE_DIGEST_BYTES, digest_bytes, digest_text
 
 revision = "0010"
 down_revision = "0009"
@@ -50,7 +50,8 @@ def _copy(source: str, target: str, convert: Callable[[Any], Any],
 
 def upgrade() -> None:
     op.add_column("xref", sa.Column("payload_digest", digest(), nullable=True))
-    _copy("payload_hash", "payload_digest", digest_bytes, sa.LargeBinary())
+    _copy("payload_hash", "payload_digest", lambda text: digest_bytes(text, WIDE_DIGEST_BYTES),
+          sa.LargeBinary())
     with op.batch_alter_table("xref") as batch:
         batch.drop_column("payload_hash")
         batch.alter_column("payload_digest", new_column_name="payload_hash",
@@ -59,7 +60,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.add_column("xref", sa.Column("payload_text", sa.String(128), nullable=True))
-    _copy("payload_hash", "payload_text", digest_text, sa.String(128))
+    _copy("payload_hash", "payload_text", lambda stored: digest_text(stored, WIDE_DIGEST_BYTES),
+          sa.String(128))
     with op.batch_alter_table("xref") as batch:
         batch.drop_column("payload_hash")
         batch.alter_column("payload_text", new_column_name="payload_hash",

@@ -37,7 +37,7 @@ from crm2erp.store.migrations.columns import (
     table_args,
     ts,
 )
-from crm2erp.store.types import CanonicalId, Digest, UTCDateTime, UTCMicros
+from crm2erp.store.types import CanonicalId, UTCDateTime, UTCMicros, WideDigest
 
 revision = "0011"
 down_revision = "0010"
@@ -57,7 +57,7 @@ def _xref(name: str, compact: bool) -> sa.TableClause:
     return sa.table(name, *surrogate,
                     sa.column("entity", sa.String()), sa.column("system", sa.String()),
                     sa.column("external_id", sa.String()), sa.column("canonical_id", ids),
-                    sa.column("payload_hash", Digest()), sa.column("updated_at", times),
+                    sa.column("payload_hash", WideDigest()), sa.column("updated_at", times),
                     sa.column("run_id", sa.Integer()))
 
 

@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from crm2erp.store.migrations.columns import canonical_id, digest, long_bytes, micros, table_args
+from crm2erp.store.migrations.rebuild import set_aside
 
 revision = "0013"
 down_revision = "0012"
@@ -31,16 +32,6 @@ depends_on = None
 
 INDEX = "ix_xref_canonical_id"
 NAMES = sa.table("names", sa.column("id"), sa.column("name"))
-
-
-def _set_aside(table: str, aside: str) -> sa.TableClause:
-    """Rename ``table`` to ``aside`` (its primary key's name freed first: PostgreSQL
-    names constraints per schema); a clause to copy its rows from."""
-    if op.get_bind().dialect.name == "postgresql":
-        op.drop_constraint(f"pk_{table}", table, type_="primary")
-    op.rename_table(table, aside)
-    columns = sa.inspect(op.get_bind()).get_columns(aside)
-    return sa.table(aside, *(sa.column(c["name"]) for c in columns))
 
 
 def _create_xref(numbers: bool) -> None:
@@ -117,7 +108,7 @@ def _rebuild(numbers: bool) -> None:
     op.drop_index(INDEX, table_name="xref")
     for table, create, renamed in (("xref", _create_xref, xref_names),
                                    ("canonical_records", _create_records, records_names)):
-        old = _set_aside(table, f"{table}_{'before' if numbers else 'after'}_0013")
+        old = set_aside(table, f"{table}_{'before' if numbers else 'after'}_0013")
         create(numbers)
         _copy(old, table, renamed)
         op.drop_table(old.name)
