@@ -29,6 +29,12 @@ record takes about half its JSON text). Format 2 writes the times of
 ``field_times`` (``at`` and those in ``f``) that are whole UTC seconds as
 integer seconds since the epoch (10 digits instead of 25 characters: 8 bytes
 less per benchmark account, deflated); :func:`decode` gives the same text back.
+Format 3 is format 2 deflated with a second dictionary: each canonical model's
+record as it is stored, its keys in order and its values empty, and the framing
+of its ``field_times`` (a record's keys come out as a few long matches instead of
+a match each: 30 bytes less per benchmark account, 191 -> 161). Every format
+stays readable; :func:`encode` writes format 3, or format 1 when a time slot holds
+something else than text (format 2 is no longer written).
 """
 
 from __future__ import annotations
@@ -208,6 +214,7 @@ def compact_state(entity: str, canonical_id: str, data: dict[str, Any],
 #: another codec) takes the next number and :func:`decode` keeps reading the older.
 _DEFLATED = 1   # field_times as they are
 _TIMED = 2      # times in whole UTC seconds as integers (_packed_times), else as format 1
+_SHAPED = 3     # as format 2, deflated with _SHAPES instead of _DICTIONARY
 # Format 1's dictionary: NEVER change it (stored records were deflated with it).
 # The canonical models' field names, a few usual values and field_times' framing,
 # the most frequent last (the nearest are the cheapest to refer to).
@@ -224,6 +231,41 @@ _DICTIONARY = ("".join(f'"{name}":' for name in (
     "total_amount", "type", "unit_price", "uom", "updated_at", "warehouse", "website"))
     + '"active","customer","EUR",null,true,false,'
     + '[{"at":"T00:00:00+00:00","by":"","f":{"s":{"v":3},{').encode()
+# Format 3's dictionary: NEVER change it either. Each canonical model's record as
+# encode() writes it, every field (sorted, "id" left out) with an empty value, the
+# most frequent model last (Account) and field_times' framing just before it.
+_SHAPES = (
+    b'{"extensions":{},"period":"","product_code":"","quantity":"","uom":"","updated_at":"",'
+    b'"warehouse":""}'
+    b'{"account_id":"","amount":"","currency":"","extensions":{},"invoice_id":"",'
+    b'"method":"","payment_date":"","reference":"","updated_at":""}'
+    b'{"account_id":"","amount_due":"","currency":"","due_date":"","extensions":{},'
+    b'"invoice_date":"","invoice_number":"","lines":[{"description":"","line_no":"",'
+    b'"product_code":"","quantity":"","unit_price":""}],"sales_order_id":"",'
+    b'"status":"posted","tax_amount":"","total_amount":"","updated_at":""}'
+    b'{"account_id":"","billing_address":{"city":"","country":"","postal_code":"",'
+    b'"region":"","street":"","street2":""},"currency":"","extensions":{},'
+    b'"lines":[{"description":"","discount_percent":"","line_no":"","product_code":"",'
+    b'"quantity":"","unit_price":""}],"opportunity_id":"","order_date":"","order_number":"",'
+    b'"shipping_address":{"city":"","country":"","postal_code":"","region":"","street":"",'
+    b'"street2":""},"status":"draft","total_amount":"","updated_at":""}'
+    b'{"account_id":"","amount":"","close_date":"","currency":"","extensions":{},'
+    b'"lines":[{"description":"","discount_percent":"","line_no":"","product_code":"",'
+    b'"quantity":1,"unit_price":""}],"name":"","owner":"","probability":"","stage":"open",'
+    b'"updated_at":""}'
+    b'{"active":true,"currency":"","description":"","extensions":{},"name":"","sku":"",'
+    b'"unit_price":"","uom":"","updated_at":""}'
+    b'{"account_id":"","address":{"city":"","country":"","postal_code":"","region":"",'
+    b'"street":"","street2":""},"email":"","extensions":{},"first_name":"","last_name":"",'
+    b'"mobile":"","phone":"","title":"","updated_at":""}'
+    b'[{"at":,"by":"","f":{"status":null},"s":{},"v":3},{"balance":"",'
+    b'"billing_address":{"city":"","country":"","postal_code":"","region":"","street":"",'
+    b'"street2":""},"credit_limit":"","currency":"","customer_number":"","email":"",'
+    b'"extensions":{},"industry":"","legal_name":"","name":"","owner":"","payment_terms":"",'
+    b'"phone":"","shipping_address":{"city":"","country":"","postal_code":"","region":"",'
+    b'"street":"","street2":""},"status":"active","tax_id":"","type":"customer",'
+    b'"updated_at":"","website":""}]'
+)
 _WINDOW = -12   # raw deflate (no header, no checksum), a 4 KiB window
 _MEM_LEVEL = 2  # small records: a small compressor state is set up faster
 
@@ -276,27 +318,33 @@ def _unpacked_times(times: dict[str, Any]) -> dict[str, Any]:
     return times
 
 
-# A compressor primed with the dictionary, never used itself: each record deflates
-# with a copy of it (the same state as a new one, without loading the dictionary again)
+# Compressors primed with a dictionary, never used themselves: each record deflates
+# with a copy of one (the same state as a new one, without loading the dictionary
+# again). Format 3 at level 5: as small as 6 with _SHAPES, and as fast as format 2 was.
 _PRIMED = zlib.compressobj(6, zlib.DEFLATED, _WINDOW, _MEM_LEVEL, zdict=_DICTIONARY)
+_PRIMED_SHAPES = zlib.compressobj(5, zlib.DEFLATED, _WINDOW, _MEM_LEVEL, zdict=_SHAPES)
+_DICTIONARIES = {_DEFLATED: _DICTIONARY, _TIMED: _DICTIONARY, _SHAPED: _SHAPES}
 
 
 def encode(data: dict[str, Any], field_times: dict[str, Any]) -> bytes:
     """The stored form of a record's memory; :func:`decode` gives both back equal.
     Equal inputs give equal bytes."""
-    packer = _PRIMED.copy()
     packed = _packed_times(field_times)
+    if packed is None:
+        packer, head = _PRIMED.copy(), _DEFLATED
+    else:
+        packer, head = _PRIMED_SHAPES.copy(), _SHAPED
     text = dumps([field_times if packed is None else packed, data]).encode()
-    return (bytes((_DEFLATED if packed is None else _TIMED,))
-            + packer.compress(text) + packer.flush())
+    return bytes((head,)) + packer.compress(text) + packer.flush()
 
 
 def decode(stored: bytes) -> tuple[dict[str, Any], dict[str, Any]]:
     """(data, field_times) of a value :func:`encode` made."""
     stored = bytes(stored)   # some drivers hand out a memoryview
-    if not stored or stored[0] not in (_DEFLATED, _TIMED):
+    dictionary = _DICTIONARIES.get(stored[0]) if stored else None
+    if dictionary is None:
         raise ValueError(f"unknown stored hub memory format {stored[:1]!r}: the state "
                          "store was written by a newer crm2erp")
-    unpacker = zlib.decompressobj(_WINDOW, zdict=_DICTIONARY)
+    unpacker = zlib.decompressobj(_WINDOW, zdict=dictionary)
     field_times, data = loads((unpacker.decompress(stored[1:]) + unpacker.flush()).decode())
-    return data, _unpacked_times(field_times) if stored[0] == _TIMED else field_times
+    return data, field_times if stored[0] == _DEFLATED else _unpacked_times(field_times)
