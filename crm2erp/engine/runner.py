@@ -132,7 +132,12 @@ class FlowRunner:
                 try:
                     start_stages(self.stages, self.context)
                     with fewer_collections():
-                        body(result)
+                        try:
+                            body(result)
+                        except BaseException:   # the batches done are stored still
+                            self._finish_sink_after_failure()
+                            raise
+                        self.sink.finish()
                 except BaseException as exc:
                     result.status, result.error = run_status(result.counts, exc), exc
                     self.store.finish_run(run_id, result.status, message=str(exc)[:2000],
@@ -159,12 +164,19 @@ class FlowRunner:
                 rows = [r for r in rows if self._mine(r)]
                 deleted = [k for k in deleted if self._mine_key(k)]
             self._process(rows, batch.cursor, result, rejected=batch.rejected,
-                          deleted_keys=deleted)
-            self.store.extend_lock(self.lock_name, self.lock_owner)   # heartbeat
+                          deleted_keys=deleted)   # its commit renews the lock
             if self.progress:
                 self.progress(result)
         for stage in self.stages:
             stage.finish(self.context)
+
+    def _finish_sink_after_failure(self) -> None:
+        """Store the batches the sink still holds; the run's own error is the one told."""
+        try:
+            self.sink.finish()
+        except Exception as exc:   # e.g. the state store is down: what failed the run
+            log.warning("flow %s: could not store the last batches' progress (%s); "
+                        "they are read again next run", self.flow.flow, exc)
 
     # -- partitions -------------------------------------------------------
     def _set_partition(self, partition: int | None) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 __all__ = ["WriteSink", "TargetSink", "DryRunSink"]
 
 import logging
+import time
 from collections import Counter
 from typing import Protocol
 
@@ -27,6 +28,13 @@ from crm2erp.mapping.paths import get_path
 from crm2erp.store import BatchCommit, XrefUpsert
 
 log = logging.getLogger(__name__)
+
+#: A batch that brings the state store nothing but its counts and the watermark (a
+#: re-sync of unchanged records) is held back, at most this long, and goes with a
+#: later batch's commit: such a run commits about once a second, not once a batch.
+#: Held is never lost work: a run that stops before storing it reads those records
+#: again next time, and finds them unchanged again.
+HOLD_SECONDS = 1.0
 
 #: A delete to make: (source key, target id).
 PendingDelete = tuple[str, str]
@@ -50,6 +58,9 @@ class WriteSink(Protocol):
     def commit(self, commit: BatchCommit, cursor=None) -> int:
         """Close the batch (with the watermark at ``cursor``); the new dead letters."""
 
+    def finish(self) -> None:
+        """The run's batches are done (or it failed): store what is still held."""
+
 
 class TargetSink:
     """Writes to the target and commits each batch to the state store."""
@@ -60,6 +71,8 @@ class TargetSink:
         self.runner = runner
         self._mark: Cursor | None = None   # the watermark as this run last committed it,
         self._mark_read = False            # read at the run's first commit
+        self._held: BatchCommit | None = None   # batches of progress only, not yet stored
+        self._stored_at = time.monotonic()
 
     def write(self, items: list[Item], counts: Counter, commit: BatchCommit) -> None:
         runner = self.runner
@@ -149,10 +162,35 @@ class TargetSink:
             mark = later_cursor(self._mark, cursor)   # not None: cursor is not
             if mark is not None:
                 commit.watermark = (runner.mark_stream, mark)
-        written = new_dead_letters(runner.store.commit_batch(commit), commit)
         if commit.watermark is not None:
             self._mark = commit.watermark[1]
+        if self._held is not None:   # the held batches go with this one
+            commit.counts = Counter(self._held.counts) + Counter(commit.counts)
+            commit.watermark = commit.watermark or self._held.watermark
+            self._held = None
+        if _progress_only(commit) and time.monotonic() - self._stored_at < HOLD_SECONDS:
+            self._held = commit
+            return 0
+        return self._store(commit)
+
+    def finish(self) -> None:
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._store(held)
+
+    def _store(self, commit: BatchCommit) -> int:
+        """One state-store transaction, carrying the lock's heartbeat."""
+        runner = self.runner
+        written = new_dead_letters(
+            runner.store.commit_batch(commit, (runner.lock_name, runner.lock_owner)), commit)
+        self._stored_at = time.monotonic()
         return written
+
+
+def _progress_only(commit: BatchCommit) -> bool:
+    """Whether the batch brings the state store only its counts and the watermark."""
+    return not (commit.xref or commit.dead_letters or commit.resolved_keys
+                or commit.canonical or commit.conflicts)
 
 
 class DryRunSink:
@@ -192,4 +230,9 @@ class DryRunSink:
         self.result.changes.extend(Change(mode.value, target_id) for _, target_id in pending)
 
     def commit(self, commit: BatchCommit, cursor=None) -> int:
-        return len(commit.dead_letters)   # nothing stored: every one is news
+        runner = self.runner   # nothing stored but the lock's heartbeat
+        runner.store.extend_lock(runner.lock_name, runner.lock_owner)
+        return len(commit.dead_letters)   # every one is news
+
+    def finish(self) -> None:
+        return

@@ -13,7 +13,7 @@ A lock whose holder is gone is taken over:
   While the process runs, the lock stays, whatever its lease says;
 * a holder on **another host** is gone when its lease expired. The lease is
   short (:data:`DEFAULT_LEASE`, or ``$CRM2ERP_LOCK_LEASE``) and the running
-  holder renews it after every batch (the heartbeat, :func:`extend`).
+  holder renews it with every batch it commits (the heartbeat, :func:`extend_on`).
 
 Taking over deletes only the row of the holder that was judged gone, and only
 if it did not renew since, then inserts again: two processes taking over the
@@ -24,7 +24,7 @@ same lock still cannot both win. The runs that holder left ``running`` become
 
 from __future__ import annotations
 
-__all__ = ["Holder", "acquire", "extend", "release", "force_release", "holders",
+__all__ = ["Holder", "acquire", "extend", "extend_on", "release", "force_release", "holders",
            "holder", "holder_of", "default_owner", "this_host", "lease_from_env", "DEFAULT_LEASE",
            "ENV_LEASE"]
 
@@ -247,11 +247,18 @@ def extend(engine: sa.Engine, flow: str, owner: str, lease: dt.timedelta | None 
     Returns False when ``owner`` no longer holds the lock: it was taken over
     or released by ``crm2erp unlock``, so the caller must stop.
     """
+    with engine.begin() as conn:
+        return extend_on(conn, flow, owner, lease, now)
+
+
+def extend_on(conn: sa.Connection, flow: str, owner: str,
+              lease: dt.timedelta | None = None, now: dt.datetime | None = None) -> bool:
+    """:func:`extend` in the caller's transaction (a sync batch's commit carries the
+    heartbeat: one transaction per batch, not two)."""
     lease = lease if lease is not None else lease_from_env()
     until = (now or utcnow()) + lease
-    with engine.begin() as conn:
-        kept = bool(conn.execute(locks.update().where(
-            locks.c.flow == flow, locks.c.owner == owner).values(expires_at=until)).rowcount)
+    kept = bool(conn.execute(locks.update().where(
+        locks.c.flow == flow, locks.c.owner == owner).values(expires_at=until)).rowcount)
     if kept:
         log.debug("flow %s: lock renewed until %s", flow, f"{until:%Y-%m-%d %H:%M:%S}")
     return kept

@@ -232,9 +232,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         two runs never interleave.
         """
         if not locking.extend(self.engine, flow, owner, ttl):
-            raise FatalError(f"flow {flow!r}: this run lost its lock (its lease expired "
-                             "and another run took it over, or `crm2erp unlock` released "
-                             "it); stopping so the two do not interleave")
+            raise _lost_lock(flow)
 
     def lock_holders(self, flow: str | None = None) -> list[locking.Holder]:
         """The held locks of ``flow`` and its partitions, or of every flow."""
@@ -354,7 +352,8 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         """Canonical id -> last canonical state, for the ids that have one."""
         found: dict[str, CanonicalState] = {}
         entity_id = self.names.known(entity)
-        if entity_id is None:
+        canonical_ids = list(canonical_ids)
+        if entity_id is None or not canonical_ids:   # no connection taken for nothing
             return found
         stmt = self._statements.get(("canonical_states",))
         if stmt is None:
@@ -403,7 +402,8 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                      external_ids: Iterable[str]) -> dict[str, tuple[str, str | None, bool]]:
         dialect = self.engine.dialect.name
         entity_id, system_id = self.names.known(entity), self.names.known(system)
-        if entity_id is None or system_id is None:
+        external_ids = list(external_ids)
+        if entity_id is None or system_id is None or not external_ids:
             return {}
         stmt = self._statements.get(("xref_lookup", flow is None))
         if stmt is None:
@@ -507,14 +507,23 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
             return int(conn.execute(query).scalar_one())
 
     # -- the batch write path ---------------------------------------------
-    def commit_batch(self, batch: BatchCommit) -> BatchResult:
+    def commit_batch(self, batch: BatchCommit,
+                     lock: tuple[str, str] | None = None) -> BatchResult:
         """Write one batch's xref, dead letters, resolutions, watermark and
-        counters in ONE transaction: all of it or, on any error, none."""
+        counters in ONE transaction: all of it or, on any error, none.
+
+        ``lock`` (flow, owner): the run's lock, renewed in the same transaction (the
+        heartbeat, :meth:`extend_lock`). The batch's writes to the target happened
+        already, so a lost lock still commits what the batch did, then raises
+        :class:`~crm2erp.errors.FatalError`, and the run stops."""
         numbers = self.names.ids({name for u in batch.xref for name in (u.entity, u.system)}
                                  | {c.entity for c in batch.canonical})
         with self.engine.begin() as conn:
             result = write_batch(conn, batch, numbers)
+            kept = lock is None or locking.extend_on(conn, *lock)
         self._analyze_grown(len(batch.xref) + len(batch.canonical))
+        if not kept:
+            raise _lost_lock(lock[0])   # type: ignore[index]   # kept: lock is not None
         return result
 
     def _analyze_grown(self, written: int) -> None:
@@ -543,3 +552,9 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                 for table in ("xref", "canonical_records", "dead_letters"):
                     conn.exec_driver_sql(f"ANALYZE {table}")
             conn.commit()
+
+
+def _lost_lock(flow: str) -> FatalError:
+    return FatalError(f"flow {flow!r}: this run lost its lock (its lease expired and "
+                      "another run took it over, or `crm2erp unlock` released it); "
+                      "stopping so the two do not interleave")
