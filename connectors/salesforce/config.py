@@ -132,7 +132,3 @@ class SalesforceConfig(ApiConnectionConfig):
     @property
     def api_path(self) -> str:
         return f"/services/data/v{self.api_version}"
-
-    @property
-    def token_url(self) -> str:
-        return f"{self.instance_url}/services/oauth2/token"
