@@ -29,7 +29,6 @@ __all__ = ["SalesforceReader", "CHILD_CHUNK", "quote"]
 import csv
 import io
 import logging
-import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
 from functools import partial
@@ -39,8 +38,9 @@ from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.salesforce.api import parse_limit_info
 from crm2erp.connectors.salesforce.config import ChildConfig, SalesforceConfig, StreamConfig
 from crm2erp.connectors.toolkit.children import children_by_parent, embed_children
+from crm2erp.connectors.toolkit.jobs import poll_until
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
-from crm2erp.connectors.toolkit.paging import paged_records
+from crm2erp.connectors.toolkit.paging import header_pages, paged_records
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant, utc_text
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, NextLinkPaginator, decode_json
@@ -148,36 +148,27 @@ class SalesforceReader:
             raise FatalError(f"Salesforce bulk query job for {stream.sobject} was refused "
                              f"(HTTP {resp.status_code}): {resp.text[:300]}")
         job_id = decode_json(resp)["id"]
-        self._wait_for(jobs, job_id, stream)
-        types = self._field_types(stream.sobject)
-        params = {"maxRecords": self.config.bulk_max_records}
-        while True:
-            resp = self.client.request("GET", f"{jobs}/{job_id}/results", params=params,
-                                       expect_json=False, validate=_check_count,
-                                       headers={"Accept": "text/csv"})
-            self._note_usage()
-            for raw in csv.DictReader(io.StringIO(resp.text)):
-                yield {k: _typed(types.get(k, "string"), v) for k, v in raw.items()}
-            locator = resp.headers.get("Sforce-Locator")
-            if not locator or locator == "null":
-                break
-            params = {**params, "locator": locator}
-        self.client.request("DELETE", f"{jobs}/{job_id}", expect_json=False)
 
-    def _wait_for(self, jobs: str, job_id: str, stream: StreamConfig) -> None:
-        deadline = time.monotonic() + self.config.bulk_timeout
-        while True:
+        def finished() -> bool:
             info = self.client.get_json(f"{jobs}/{job_id}")
-            state = info.get("state")
-            if state == "JobComplete":
-                return
-            if state in ("Failed", "Aborted"):
-                raise FatalError(f"Salesforce bulk query job {job_id} for {stream.sobject} "
-                                 f"ended {state}: {info.get('errorMessage', 'no message')}")
-            if time.monotonic() > deadline:
-                raise FatalError(f"Salesforce bulk query job {job_id} for {stream.sobject} did "
-                                 f"not finish within bulk_timeout={self.config.bulk_timeout}s")
-            self.client.sleep(self.config.bulk_poll_interval)
+            if info.get("state") in ("Failed", "Aborted"):
+                raise FatalError(f"Salesforce bulk query job {job_id} for {stream.sobject} ended "
+                                 f"{info['state']}: {info.get('errorMessage', 'no message')}")
+            return info.get("state") == "JobComplete"
+
+        poll_until(finished, timeout=self.config.bulk_timeout, sleep=self.client.sleep,
+                   interval=self.config.bulk_poll_interval,
+                   expired=f"Salesforce bulk query job {job_id} for {stream.sobject} did not "
+                   f"finish within bulk_timeout={self.config.bulk_timeout}s")
+        types = self._field_types(stream.sobject)
+        for page in header_pages(self.client, f"{jobs}/{job_id}/results",
+                                 {"maxRecords": self.config.bulk_max_records},
+                                 header="Sforce-Locator", param="locator", expect_json=False,
+                                 validate=_check_count, headers={"Accept": "text/csv"}):
+            self._note_usage()
+            for raw in csv.DictReader(io.StringIO(page.text)):
+                yield {k: _typed(types.get(k, "string"), v) for k, v in raw.items()}
+        self.client.request("DELETE", f"{jobs}/{job_id}", expect_json=False)
 
     def _field_types(self, sobject: str) -> dict[str, str]:
         if sobject not in self._types:
