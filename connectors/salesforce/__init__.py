@@ -51,7 +51,6 @@ class SalesforceConnector(ApiConnector, WriteBackConnector):
 
     def stream_info(self, name: str, stream: StreamConfig) -> StreamInfo:
         return StreamInfo(name=name, key=("Id",), cursor_field=stream.cursor_field,
-                          children=tuple(stream.children),
-                          writable=bool(stream.external_id_field),
+                          children=tuple(stream.children), writable=bool(stream.external_id_field),
                           fields=(*stream.fields, *stream.children),
                           delete_modes=("delete", "archive") if stream.archive else ("delete",))

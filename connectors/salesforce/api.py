@@ -11,8 +11,7 @@ and the run must stop with its watermark kept) and the codes of
 
 from __future__ import annotations
 
-__all__ = ["error_mapper", "parse_limit_info", "build_client", "sf_errors", "describe_errors",
-           "CONFIG_CODES", "ROLLED_BACK"]
+__all__ = ["error_mapper", "parse_limit_info", "build_client", "describe_errors", "CONFIG_CODES"]
 
 import re
 from typing import Any
@@ -30,11 +29,9 @@ _LIMIT = re.compile(r"api-usage=(\d+)/(\d+)")
 #: have (or the integration user cannot see or write): the run stops once, exit 2
 CONFIG_CODES = {"INVALID_FIELD", "INVALID_TYPE", "MALFORMED_QUERY",
                 "INVALID_FIELD_FOR_INSERT_UPDATE"}
-#: a record of an allOrNone call that was fine but rolled back with a failed one
-ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
 
 
-def sf_errors(resp: requests.Response) -> list[dict[str, Any]]:
+def _sf_errors(resp: requests.Response) -> list[dict[str, Any]]:
     """The ``[{"message", "errorCode"}]`` list of an error response (empty if not one)."""
     body = error_body(resp)
     errors = body if isinstance(body, list) else [body]
@@ -59,7 +56,7 @@ def parse_limit_info(resp: requests.Response | None) -> tuple[int, int] | None:
 
 def error_mapper(resp: requests.Response) -> Exception | None:
     """Claim the Salesforce errors the generic client cannot interpret."""
-    errors = sf_errors(resp)
+    errors = _sf_errors(resp)
     codes = {e.get("errorCode") for e in errors}
     if "REQUEST_LIMIT_EXCEEDED" in codes:
         usage = parse_limit_info(resp)

@@ -78,14 +78,13 @@ class SalesforceReader:
         only (Bulk), the stream's children embedded into each."""
         deletes = since is not None and stream.track_deletes
         endpoint = "queryAll" if deletes else "query"
-        if self._use_bulk(endpoint, self.soql(stream, since, deletes=deletes, count=True)):
+        soql = partial(self.soql, stream, since, deletes=deletes)
+        if self._use_bulk(endpoint, soql(count=True)):
             batcher = OrderedBatcher(batch_size, since, with_cursor=False)
-            records = self._bulk_query(stream, endpoint,
-                                       self.soql(stream, since, deletes=deletes, order=False))
+            records = self._bulk_query(stream, endpoint, soql(order=False))
         else:
             batcher = OrderedBatcher(batch_size, since)
-            records = self.query(self.soql(stream, since, deletes=deletes), endpoint=endpoint,
-                                 page_size=self.config.page_size)
+            records = self.query(soql(), endpoint=endpoint, page_size=self.config.page_size)
         for batch in batcher.batches(self._item(stream, record) for record in records):
             yield embed_children(batch, "Id", stream.children, partial(self._children, stream))
 

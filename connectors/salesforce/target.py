@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
-from crm2erp.connectors.salesforce.api import CONFIG_CODES, ROLLED_BACK, describe_errors
+from crm2erp.connectors.salesforce.api import CONFIG_CODES, describe_errors
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.source import SalesforceReader
 from crm2erp.connectors.toolkit.answers import item_answers, resend_rolled_back
@@ -44,40 +44,41 @@ from crm2erp.errors import ConfigError, FatalError
 
 #: record errors of a delete or archive by Id that mean the org has no such record
 NOT_FOUND_CODES = {"ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY"}
+#: a record of an allOrNone call that was fine but rolled back with a failed one
+ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
 _RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 _wire = json_default("Salesforce")
+
+
+def _codes(answer: dict[str, Any]) -> set[Any]:
+    """The ``statusCode`` of each error of a record's result."""
+    return {e.get("statusCode") for e in answer.get("errors") or []}
 
 
 def _check_record_errors(answers: list[dict[str, Any]], what: str) -> None:
     """A record refused for a field or sObject the org does not have stops the run:
     every other record would be refused the same way."""
     for answer in answers:
-        errors = answer.get("errors") or []
-        if any(e.get("statusCode") in CONFIG_CODES for e in errors):
-            raise ConfigError(f"Salesforce refused the {what}: {describe_errors(errors)}. Fix "
-                              "the outbound mapping's field names, the stream's sobject, or "
-                              "the integration user's field-level security.")
+        if _codes(answer) & CONFIG_CODES:
+            raise ConfigError(f"Salesforce refused the {what}: {describe_errors(answer['errors'])}"
+                              ". Fix the outbound mapping's field names, the stream's sobject, "
+                              "or the integration user's field-level security.")
 
 
-def _saved(key: str, answer: dict[str, Any], action: WriteAction,
-           target_id: str | None) -> WriteResult:
+def _saved(key: str, answer: dict[str, Any], action: WriteAction, target_id: str | None,
+           gone_from: str | None = None) -> WriteResult:
+    """The result of one record; with ``gone_from`` (a delete or archive), a record the
+    org does not have (:data:`NOT_FOUND_CODES`) is "not found" in that sObject."""
     if answer.get("success"):
         return WriteResult(key, action, target_id=target_id)
-    return WriteResult(key, WriteAction.FAILED, error=describe_errors(answer.get("errors")))
-
-
-def _deleted(stream: StreamConfig, record_id: str, answer: dict[str, Any]) -> WriteResult:
-    errors = answer.get("errors") or []
-    if not answer.get("success") and any(e.get("statusCode") in NOT_FOUND_CODES
-                                         for e in errors):
-        return not_found(record_id, stream.sobject, describe_errors(errors))
-    return _saved(record_id, answer, WriteAction.UPDATED, record_id)
+    error = describe_errors(answer.get("errors"))
+    if gone_from and _codes(answer) & NOT_FOUND_CODES:
+        return not_found(key, gone_from, error)
+    return WriteResult(key, WriteAction.FAILED, error=error)
 
 
 def _rolled_back_only(answer: dict[str, Any]) -> bool:
-    errors = answer.get("errors") or []
-    return not answer.get("success") and bool(errors) and \
-        all(e.get("statusCode") == ROLLED_BACK for e in errors)
+    return not answer.get("success") and _codes(answer) == {ROLLED_BACK}
 
 
 class SalesforceWriter(KeyedWriter):
@@ -168,8 +169,8 @@ class SalesforceWriter(KeyedWriter):
                 answers = self._save(stream, [{"Id": i, archive.field: archive.value}
                                               for i in chunk],
                                      f"archive of {stream.sobject} (sets {archive.field})")
-            return [_deleted(stream, record_id, answer)
-                    for record_id, answer in zip(chunk, answers, strict=True)]
+            return [_saved(i, answer, WriteAction.UPDATED, i, gone_from=stream.sobject)
+                    for i, answer in zip(chunk, answers, strict=True)]
 
         return delete_in_batches(
             ids, mode, send, size=self.config.write_batch_size,
