@@ -45,8 +45,7 @@ class SalesforceConnector(ApiConnector, WriteBackConnector):
     def stream_problem(self, stream: StreamConfig) -> str | None:
         """The fields the stream's sObject does not have (the external id field is one of
         ``fields``: the config adds it)."""
-        body = self.client.get_json(f"{self.config.api_path}/sobjects/{stream.sobject}/describe")
-        missing = set(stream.fields) - {f["name"] for f in body.get("fields", [])}
+        missing = set(stream.fields) - set(self.reader.describe(stream.sobject))
         return f"{stream.sobject} has no field(s) {', '.join(sorted(missing))}" if missing else None
 
     def stream_info(self, name: str, stream: StreamConfig) -> StreamInfo:

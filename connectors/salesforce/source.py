@@ -62,8 +62,7 @@ class SalesforceReader:
 
     def soql(self, stream: StreamConfig, since: Cursor | None, *, deletes: bool,
              order: bool = True, count: bool = False) -> str:
-        fields = list(stream.fields) + (["IsDeleted"] if deletes and
-                                        "IsDeleted" not in stream.fields else [])
+        fields = dict.fromkeys([*stream.fields, *(["IsDeleted"] if deletes else [])])
         text = f"SELECT {'COUNT()' if count else ', '.join(fields)} FROM {stream.sobject}"
         if since is not None:
             stamp = utc_instant(since.value, "Salesforce cursor value")
@@ -159,7 +158,9 @@ class SalesforceReader:
                    interval=self.config.bulk_poll_interval,
                    expired=f"Salesforce bulk query job {job_id} for {stream.sobject} did not "
                    f"finish within bulk_timeout={self.config.bulk_timeout}s")
-        types = self._field_types(stream.sobject)
+        if stream.sobject not in self._types:   # described once per connection
+            self._types[stream.sobject] = self.describe(stream.sobject)
+        types = self._types[stream.sobject]
         for page in header_pages(self.client, f"{jobs}/{job_id}/results",
                                  {"maxRecords": self.config.bulk_max_records},
                                  header="Sforce-Locator", param="locator", expect_json=False,
@@ -169,11 +170,10 @@ class SalesforceReader:
                 yield {k: _typed(types.get(k, "string"), v) for k, v in raw.items()}
         self.client.request("DELETE", f"{jobs}/{job_id}", expect_json=False)
 
-    def _field_types(self, sobject: str) -> dict[str, str]:
-        if sobject not in self._types:
-            body = self.client.get_json(f"{self.config.api_path}/sobjects/{sobject}/describe")
-            self._types[sobject] = {f["name"]: f["type"] for f in body.get("fields", [])}
-        return self._types[sobject]
+    def describe(self, sobject: str) -> dict[str, str]:
+        """``{field name: type}`` of ``sobject``, as its ``describe`` says now."""
+        body = self.client.get_json(f"{self.config.api_path}/sobjects/{sobject}/describe")
+        return {f["name"]: f["type"] for f in body.get("fields", [])}
 
     def _note_usage(self) -> None:
         usage = parse_limit_info(self.client.last_response)

@@ -38,9 +38,9 @@ from crm2erp.connectors.salesforce.api import CONFIG_CODES, describe_errors
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
 from crm2erp.connectors.salesforce.source import SalesforceReader
 from crm2erp.connectors.toolkit.answers import item_answers, resend_rolled_back
-from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, not_found, rows_by_key
+from crm2erp.connectors.toolkit.targets import KeyedWriter, not_found, rows_by_key
 from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
-from crm2erp.errors import ConfigError, FatalError
+from crm2erp.errors import ConfigError
 
 #: record errors of a delete or archive by Id that mean the org has no such record
 NOT_FOUND_CODES = {"ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY"}
@@ -139,16 +139,8 @@ class SalesforceWriter(KeyedWriter):
         """The ``count`` results of one sObject Collections call (``composite/sobjects<path>``)."""
         resp = self.client.request(method, f"{self.config.api_path}/composite/sobjects{path}",
                                    **request)
-        if 300 <= resp.status_code < 400:
-            where = resp.headers.get("Location")
-            raise FatalError(
-                f"Salesforce answered the {what} with HTTP {resp.status_code} "
-                f"{resp.reason or ''} instead of results "
-                f"({f'to {where}' if where else (resp.text.strip()[:300] or 'no body')}); "
-                "check instance_url (your My Domain URL, https) and api_version")
-        if resp.status_code >= 400:
-            raise call_failed("Salesforce", what, resp)
-        answers = item_answers("Salesforce", what, resp, count, noun)
+        answers = item_answers("Salesforce", what, resp, count, noun, redirect_hint="; check "
+                               "instance_url (your My Domain URL, https) and api_version")
         _check_record_errors(answers, what)
         return answers
 

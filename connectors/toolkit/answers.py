@@ -3,7 +3,8 @@
 A batch endpoint that answers one JSON object per record sent, in order
 (Salesforce's sObject Collections, a bulk upsert's ``results``), is only usable
 when it answered exactly one per record: :func:`item_answers` decodes the answer
-and refuses any other shape. An all-or-none call rolls every record back when
+and refuses any other shape, a redirect (a wrong base URL or API version) and a
+refusal. An all-or-none call rolls every record back when
 one is refused and marks the innocent ones as only rolled back:
 :func:`resend_rolled_back` sends those again without the refused ones, so only
 the records at fault keep a failed answer.
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 
 import requests
 
+from crm2erp.connectors.toolkit.targets import call_failed
 from crm2erp.errors import FatalError, RetriableError
 from crm2erp.http import decode_json
 
@@ -29,10 +31,22 @@ Answer = TypeVar("Answer")
 
 
 def item_answers(system: str, what: str, resp: requests.Response, count: int,
-                 noun: str = "records") -> list[dict[str, Any]]:
-    """The decoded body of ``resp``: a list of ``count`` JSON objects, one per item sent;
-    anything else is a FatalError (``"Salesforce upsert into Account answered 1 results
-    for 2 records: <body>"``)."""
+                 noun: str = "records", *, redirect_hint: str = "") -> list[dict[str, Any]]:
+    """The answers of a batch call (``what``: ``"upsert into Account"``) that answers one
+    JSON object per item sent, in order: ``count`` of them.
+
+    A FatalError when there are none: a redirect (3xx: where it points, or the body,
+    then ``redirect_hint``), a refusal (:func:`~.targets.call_failed`), or a body that
+    is not a list of ``count`` objects.
+    """
+    if 300 <= resp.status_code < 400:
+        where = resp.headers.get("Location")
+        raise FatalError(f"{system} answered the {what} with HTTP {resp.status_code} "
+                         f"{resp.reason or ''} instead of results "
+                         f"({f'to {where}' if where else (resp.text.strip()[:300] or 'no body')})"
+                         f"{redirect_hint}")
+    if resp.status_code >= 400:
+        raise call_failed(system, what, resp)
     answers = decode_json(resp)
     if not isinstance(answers, list) or len(answers) != count or \
             not all(isinstance(a, dict) for a in answers):

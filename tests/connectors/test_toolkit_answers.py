@@ -18,9 +18,9 @@ from crm2erp.errors import FatalError, RetriableError
 
 
 def response(body: object = None, headers: dict[str, str] | None = None,
-             text: str | None = None) -> requests.Response:
+             text: str | None = None, status: int = 200) -> requests.Response:
     resp = requests.Response()
-    resp.status_code = 200
+    resp.status_code, resp.reason = status, "Multiple Choices" if status == 300 else "OK"
     resp._content = (text if text is not None else json.dumps(body)).encode()
     resp.headers.update(headers or {})
     return resp
@@ -35,6 +35,18 @@ def test_item_answers_are_one_object_per_item_sent():
         item_answers("Acme", "delete", response({"error": "x"}), 1, "Ids")
     with pytest.raises(FatalError, match="answered 1 results"):
         item_answers("Acme", "upsert", response(["fine"]), 1)
+
+
+def test_item_answers_refuse_a_redirect_and_a_refusal():
+    moved = response(headers={"Location": "https://acme.example/v2"}, status=301)
+    with pytest.raises(FatalError, match=r"^Acme answered the upsert with HTTP 301 OK instead "
+                       r"of results \(to https://acme.example/v2\); check base_url$"):
+        item_answers("Acme", "upsert", moved, 1, redirect_hint="; check base_url")
+    with pytest.raises(FatalError, match=r"HTTP 300 Multiple Choices instead of results "
+                       r"\(\["):
+        item_answers("Acme", "upsert", response(["/a", "/b"], status=300), 1)
+    with pytest.raises(FatalError, match="^Acme upsert failed with HTTP 400: "):
+        item_answers("Acme", "upsert", response({"error": "bad"}, status=400), 1)
 
 
 def test_records_only_rolled_back_are_sent_again_until_only_culprits_fail():
