@@ -78,7 +78,7 @@ class SalesforceReader:
         deletes = since is not None and stream.track_deletes
         endpoint = "queryAll" if deletes else "query"
         soql = partial(self.soql, stream, since, deletes=deletes)
-        if self._use_bulk(endpoint, soql(count=True)):
+        if self.config.mode == "bulk" or self._over_threshold(endpoint, soql(count=True)):
             batcher = OrderedBatcher(batch_size, since, with_cursor=False)
             records = self._bulk_query(stream, endpoint, soql(order=False))
         else:
@@ -124,10 +124,9 @@ class SalesforceReader:
                   stream.sobject, len(ids), parent.sobject)
         return out
 
-    def _use_bulk(self, endpoint: str, count: str) -> bool:
-        """Bulk mode, or at least ``bulk_threshold`` records for the ``count`` query."""
-        if self.config.mode == "bulk":
-            return True
+    def _over_threshold(self, endpoint: str, count: str) -> bool:
+        """At least ``bulk_threshold`` records for the ``count`` query (asked only when
+        one is set)."""
         if self.config.bulk_threshold is None:
             return False
         body = self.client.get_json(f"{self.config.api_path}/{endpoint}", params={"q": count})

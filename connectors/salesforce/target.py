@@ -30,7 +30,7 @@ __all__ = ["SalesforceWriter"]
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
@@ -171,8 +171,5 @@ class SalesforceWriter(KeyedWriter):
 
     def lookup(self, name: str, stream: StreamConfig, keys: Sequence[str]) -> Mapping[str, Row]:
         ext = self.write_key(name, stream)
-
-        def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
-            return ((str(r[ext]), r) for r in self.reader.select_in(stream, ext, chunk))
-
-        return rows_by_key(keys, 200, fetch)
+        return rows_by_key(keys, 200, lambda chunk: (
+            (str(r[ext]), r) for r in self.reader.select_in(stream, ext, chunk)))
