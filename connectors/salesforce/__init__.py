@@ -43,18 +43,13 @@ class SalesforceConnector(ApiConnector, WriteBackConnector):
         self.client.get_json(f"{self.config.api_path}/limits")
 
     def stream_problem(self, stream: StreamConfig) -> str | None:
-        """The fields (and external id field) the stream's sObject does not have."""
-        body = self.client.get_json(f"{self.config.api_path}/sobjects/{stream.sobject}/describe")
-        known = {f["name"] for f in body.get("fields", [])}
-        missing = [f for f in stream.fields if f not in known]
-        if stream.external_id_field and stream.external_id_field not in known:
-            missing.append(stream.external_id_field)
-        return f"{stream.sobject} has no field(s) {', '.join(sorted(set(missing)))}" \
-            if missing else None
+        """The fields the stream's sObject does not have (the external id field is one of
+        ``fields``: the config adds it)."""
+        missing = set(stream.fields) - set(self.reader.describe(stream.sobject))
+        return f"{stream.sobject} has no field(s) {', '.join(sorted(missing))}" if missing else None
 
     def stream_info(self, name: str, stream: StreamConfig) -> StreamInfo:
         return StreamInfo(name=name, key=("Id",), cursor_field=stream.cursor_field,
-                          children=tuple(stream.children),
-                          writable=bool(stream.external_id_field),
+                          children=tuple(stream.children), writable=bool(stream.external_id_field),
                           fields=(*stream.fields, *stream.children),
                           delete_modes=("delete", "archive") if stream.archive else ("delete",))

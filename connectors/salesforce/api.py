@@ -11,10 +11,8 @@ and the run must stop with its watermark kept) and the codes of
 
 from __future__ import annotations
 
-__all__ = ["error_mapper", "parse_limit_info", "build_client", "sf_errors", "describe_errors",
-           "CONFIG_CODES", "ROLLED_BACK"]
+__all__ = ["error_mapper", "parse_limit_info", "build_client", "describe_errors", "CONFIG_CODES"]
 
-import logging
 import re
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,24 +24,18 @@ from crm2erp.connectors.toolkit.errors import error_body, quota_used_up, refused
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, build_auth
 
-log = logging.getLogger(__name__)
 _LIMIT = re.compile(r"api-usage=(\d+)/(\d+)")
 #: error codes that say the configuration names a field or sObject the org does not
 #: have (or the integration user cannot see or write): the run stops once, exit 2
 CONFIG_CODES = {"INVALID_FIELD", "INVALID_TYPE", "MALFORMED_QUERY",
                 "INVALID_FIELD_FOR_INSERT_UPDATE"}
-#: a record of an allOrNone call that was fine but rolled back with a failed one
-ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
 
 
-def sf_errors(resp: requests.Response) -> list[dict[str, Any]]:
+def _sf_errors(resp: requests.Response) -> list[dict[str, Any]]:
     """The ``[{"message", "errorCode"}]`` list of an error response (empty if not one)."""
     body = error_body(resp)
-    if isinstance(body, dict):
-        body = [body]
-    if not isinstance(body, list):
-        return []
-    return [e for e in body if isinstance(e, dict) and "errorCode" in e]
+    errors = body if isinstance(body, list) else [body]
+    return [e for e in errors if isinstance(e, dict) and "errorCode" in e]
 
 
 def describe_errors(errors: list[dict[str, Any]], *, code_key: str = "statusCode") -> str:
@@ -64,9 +56,8 @@ def parse_limit_info(resp: requests.Response | None) -> tuple[int, int] | None:
 
 def error_mapper(resp: requests.Response) -> Exception | None:
     """Claim the Salesforce errors the generic client cannot interpret."""
-    errors = sf_errors(resp)
+    errors = _sf_errors(resp)
     codes = {e.get("errorCode") for e in errors}
-    message = describe_errors(errors, code_key="errorCode") if errors else resp.text[:300]
     if "REQUEST_LIMIT_EXCEEDED" in codes:
         usage = parse_limit_info(resp)
         shown = f" (api-usage {usage[0]}/{usage[1]})" if usage else ""
@@ -74,19 +65,19 @@ def error_mapper(resp: requests.Response) -> Exception | None:
             "Salesforce", f"the org's daily API request limit is used up{shown}",
             ", so the run can resume later - run the flow again once the rolling 24-hour "
             "window frees requests, or ask the Salesforce admin to raise the limit.")
-    path = urlsplit(resp.url).path
-    unknown_resource = "NOT_FOUND" in codes and "/jobs/" not in path  # not a vanished job
-    if resp.status_code in (400, 404) and (codes & CONFIG_CODES or unknown_resource):
+    if resp.status_code not in (400, 404) or not errors:
+        return None
+    message = describe_errors(errors, code_key="errorCode")
+    unknown_resource = "NOT_FOUND" in codes and "/jobs/" not in urlsplit(resp.url).path
+    if codes & CONFIG_CODES or unknown_resource:   # a vanished Bulk job is not a config error
         return refused("Salesforce", resp, message, ". Fix the connection's stream config "
                        "(sobject, fields, external_id_field), the outbound mapping's field "
                        "names or api_version, or the integration user's field-level security.")
-    if resp.status_code in (400, 404) and errors:
-        return refused("Salesforce", resp, message, error=FatalError)
-    return None
+    return refused("Salesforce", resp, message, error=FatalError)
 
 
 def build_client(config: SalesforceConfig, **kwargs: Any) -> HttpClient:
-    auth = build_auth(config.auth, default_token_url=config.token_url,
+    auth = build_auth(config.auth, default_token_url=f"{config.instance_url}/services/oauth2/token",
                       default_audience=config.login_url)
     return HttpClient(config.http_settings(), base_url=config.instance_url, auth=auth,
                       error_mapper=error_mapper, name="salesforce", **kwargs)

@@ -87,25 +87,24 @@ class StreamConfig(ApiStreamConfig[ChildConfig]):
         return self
 
 
-_STAMP = ["SystemModstamp"]
+#: Id, the cursor field (SystemModstamp) and the external id are added by StreamConfig
 DEFAULT_STREAMS: dict[str, dict] = {
     "accounts": {"sobject": "Account", "external_id_field": "ERP_Id__c",
                  "fields": ["Id", "Name", "Phone", "Website", "Industry", "BillingStreet",
                             "BillingCity", "BillingPostalCode", "BillingCountry",
-                            "AnnualRevenue", "NumberOfEmployees", *_STAMP]},
+                            "AnnualRevenue", "NumberOfEmployees"]},
     "contacts": {"sobject": "Contact", "external_id_field": "ERP_Id__c",
-                 "fields": ["Id", "AccountId", "FirstName", "LastName", "Email", "Phone",
-                            "Title", *_STAMP]},
+                 "fields": ["Id", "AccountId", "FirstName", "LastName", "Email", "Phone", "Title"]},
     "opportunities": {"sobject": "Opportunity", "external_id_field": "ERP_Id__c",
                       "children": {"lines": {"stream": "opportunity_line_items"}},
                       "fields": ["Id", "AccountId", "Name", "StageName", "Amount", "CloseDate",
-                                 "Probability", *_STAMP]},
+                                 "Probability"]},
     "opportunity_line_items": {"sobject": "OpportunityLineItem",
                                "fields": ["Id", "OpportunityId", "Product2Id", "ProductCode",
                                           "Name", "Description", "Quantity", "UnitPrice",
-                                          "TotalPrice", *_STAMP]},
+                                          "TotalPrice"]},
     "products": {"sobject": "Product2", "external_id_field": "ERP_Id__c",
-                 "fields": ["Id", "Name", "ProductCode", "Family", "IsActive", *_STAMP]},
+                 "fields": ["Id", "Name", "ProductCode", "Family", "IsActive"]},
 }
 
 
@@ -132,7 +131,3 @@ class SalesforceConfig(ApiConnectionConfig):
     @property
     def api_path(self) -> str:
         return f"/services/data/v{self.api_version}"
-
-    @property
-    def token_url(self) -> str:
-        return f"{self.instance_url}/services/oauth2/token"

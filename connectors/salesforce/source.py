@@ -24,29 +24,34 @@ the opportunity's Amount when its lines change, which does.
 
 from __future__ import annotations
 
-__all__ = ["SalesforceReader", "CHILD_CHUNK"]
+__all__ = ["SalesforceReader", "CHILD_CHUNK", "quote"]
 
 import csv
 import io
 import logging
-import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.salesforce.api import parse_limit_info
-from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
-from crm2erp.connectors.salesforce.soql import quote, soql_datetime
+from crm2erp.connectors.salesforce.config import ChildConfig, SalesforceConfig, StreamConfig
 from crm2erp.connectors.toolkit.children import children_by_parent, embed_children
+from crm2erp.connectors.toolkit.jobs import poll_until
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
-from crm2erp.connectors.toolkit.paging import paged_records
-from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant
+from crm2erp.connectors.toolkit.paging import header_pages, paged_records
+from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant, utc_text
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, NextLinkPaginator, decode_json
 
 log = logging.getLogger(__name__)
 CHILD_CHUNK = 200  # parent Ids per child query: ~4 KB of SOQL, far below the 100,000 limit
+
+
+def quote(value: str) -> str:
+    """A SOQL string literal (the emulator's parser: :mod:`crm2erp.emulators.salesforce.soql`)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class SalesforceReader:
@@ -57,32 +62,30 @@ class SalesforceReader:
 
     def soql(self, stream: StreamConfig, since: Cursor | None, *, deletes: bool,
              order: bool = True, count: bool = False) -> str:
-        fields = list(stream.fields) + (["IsDeleted"] if deletes and
-                                        "IsDeleted" not in stream.fields else [])
+        fields = dict.fromkeys([*stream.fields, *(["IsDeleted"] if deletes else [])])
         text = f"SELECT {'COUNT()' if count else ', '.join(fields)} FROM {stream.sobject}"
         if since is not None:
             stamp = utc_instant(since.value, "Salesforce cursor value")
             # whole seconds, rounded down: still inclusive; finer rows are filtered locally
-            text += f" WHERE {stream.cursor_field} >= {soql_datetime(stamp)}"
+            text += f" WHERE {stream.cursor_field} >= {utc_text(stamp, millis=False)}"
         if order and not count:
             text += f" ORDER BY {stream.cursor_field}, Id"
         return text
 
     def read(self, stream: StreamConfig, since: Cursor | None, batch_size: int) -> Iterator[Batch]:
-        for batch in self._read(stream, since, batch_size):
-            yield self._embed(stream, batch)
-
-    def _read(self, stream: StreamConfig, since: Cursor | None,
-              batch_size: int) -> Iterator[Batch]:
+        """Batches in ``(SystemModstamp, Id)`` order (REST) or with the cursor on the last
+        only (Bulk), the stream's children embedded into each."""
         deletes = since is not None and stream.track_deletes
-        if self._use_bulk(stream, since, deletes):
-            yield from self._read_bulk(stream, since, batch_size, deletes)
-            return
-        batcher = OrderedBatcher(batch_size, since)
-        records = self.query(self.soql(stream, since, deletes=deletes),
-                             endpoint="queryAll" if deletes else "query",
-                             page_size=self.config.page_size)
-        yield from batcher.batches(self._item(stream, record) for record in records)
+        endpoint = "queryAll" if deletes else "query"
+        soql = partial(self.soql, stream, since, deletes=deletes)
+        if self.config.mode == "bulk" or self._over_threshold(endpoint, soql(count=True)):
+            batcher = OrderedBatcher(batch_size, since, with_cursor=False)
+            records = self._bulk_query(stream, endpoint, soql(order=False))
+        else:
+            batcher = OrderedBatcher(batch_size, since)
+            records = self.query(soql(), endpoint=endpoint, page_size=self.config.page_size)
+        for batch in batcher.batches(self._item(stream, record) for record in records):
+            yield embed_children(batch, "Id", stream.children, partial(self._children, stream))
 
     def query(self, soql: str, *, endpoint: str = "query",
               page_size: int | None = None) -> Iterator[Row]:
@@ -95,6 +98,13 @@ class SalesforceReader:
             record.pop("attributes", None)
             yield record
 
+    def select_in(self, stream: StreamConfig, field: str, values: list[str],
+                  then: str = "") -> Iterator[Row]:
+        """The records of ``stream`` whose ``field`` is one of ``values`` (``then``: an
+        ``ORDER BY``)."""
+        return self.query(f"SELECT {', '.join(stream.fields)} FROM {stream.sobject} WHERE "
+                          f"{field} IN ({', '.join(quote(v) for v in values)}){then}")
+
     @staticmethod
     def _item(stream: StreamConfig, record: dict) -> tuple[str, str, Row | None]:
         """``(stamp, Id, row)`` for the batcher; row None for a deleted record."""
@@ -104,89 +114,65 @@ class SalesforceReader:
         stamp = iso_millis(record[stream.cursor_field], "Salesforce cursor value")
         return stamp, str(record["Id"]), None if deleted else record
 
-    # -- children --------------------------------------------------------
-    def _embed(self, stream: StreamConfig, batch: Batch) -> Batch:
-        return embed_children(batch, "Id", stream.children, lambda child, ids: self.children(
-            stream, child.stream, self.config.foreign_key(stream, child), ids))
-
-    def children(self, parent: StreamConfig, child_stream: str, foreign_key: str,
-                 ids: list[str]) -> dict[str, list[Row]]:
+    def _children(self, parent: StreamConfig, child: ChildConfig,
+                  ids: list[str]) -> dict[str, list[Row]]:
         """``{parent Id: [child rows in Id order]}`` for the given parent Ids."""
-        child = self.config.streams[child_stream]
-
-        def query(chunk: list[str]) -> Iterator[Row]:
-            return self.query(f"SELECT {', '.join(child.fields)} FROM {child.sobject} WHERE "
-                              f"{foreign_key} IN ({', '.join(quote(i) for i in chunk)}) "
-                              f"ORDER BY {foreign_key}, Id")
-
-        out = children_by_parent(ids, foreign_key, query, chunk=CHILD_CHUNK)
+        stream, key = self.config.streams[child.stream], self.config.foreign_key(parent, child)
+        out = children_by_parent(ids, key, lambda chunk: self.select_in(
+            stream, key, chunk, f" ORDER BY {key}, Id"), chunk=CHILD_CHUNK)
         log.debug("embedded %d %s rows into %d %s rows", sum(map(len, out.values())),
-                  child.sobject, len(ids), parent.sobject)
+                  stream.sobject, len(ids), parent.sobject)
         return out
 
-    def _use_bulk(self, stream: StreamConfig, since: Cursor | None, deletes: bool) -> bool:
-        if self.config.mode == "bulk":
-            return True
+    def _over_threshold(self, endpoint: str, count: str) -> bool:
+        """At least ``bulk_threshold`` records for the ``count`` query (asked only when
+        one is set)."""
         if self.config.bulk_threshold is None:
             return False
-        body = self.client.get_json(f"{self.config.api_path}/{'queryAll' if deletes else 'query'}",
-                                    params={"q": self.soql(stream, since, deletes=deletes,
-                                                           count=True)})
+        body = self.client.get_json(f"{self.config.api_path}/{endpoint}", params={"q": count})
         self._note_usage()
         return int(body.get("totalSize", 0)) >= self.config.bulk_threshold
 
     # -- Bulk API 2.0 -----------------------------------------------------
-    def _read_bulk(self, stream, since, batch_size, deletes) -> Iterator[Batch]:
+    def _bulk_query(self, stream: StreamConfig, operation: str, soql: str) -> Iterator[Row]:
+        """The typed records of a Bulk API 2.0 query job: created, awaited, read page
+        after page (``Sforce-Locator``), then deleted."""
         jobs = f"{self.config.api_path}/jobs/query"
-        spec = {"operation": "queryAll" if deletes else "query", "contentType": "CSV",
-                "query": self.soql(stream, since, deletes=deletes, order=False),
-                "columnDelimiter": "COMMA", "lineEnding": "LF"}
-        resp = self.client.request("POST", jobs, json=spec)
+        resp = self.client.request("POST", jobs, json={
+            "operation": operation, "contentType": "CSV", "query": soql,
+            "columnDelimiter": "COMMA", "lineEnding": "LF"})
         if resp.status_code >= 400:
             raise FatalError(f"Salesforce bulk query job for {stream.sobject} was refused "
                              f"(HTTP {resp.status_code}): {resp.text[:300]}")
         job_id = decode_json(resp)["id"]
-        self._wait_for(jobs, job_id, stream)
-        batcher = OrderedBatcher(batch_size, since, with_cursor=False)
-        records = self._bulk_results(f"{jobs}/{job_id}", self._field_types(stream.sobject))
-        yield from batcher.batches(self._item(stream, record) for record in records)
+
+        def finished() -> bool:
+            info = self.client.get_json(f"{jobs}/{job_id}")
+            if info.get("state") in ("Failed", "Aborted"):
+                raise FatalError(f"Salesforce bulk query job {job_id} for {stream.sobject} ended "
+                                 f"{info['state']}: {info.get('errorMessage', 'no message')}")
+            return info.get("state") == "JobComplete"
+
+        poll_until(finished, timeout=self.config.bulk_timeout, sleep=self.client.sleep,
+                   interval=self.config.bulk_poll_interval,
+                   expired=f"Salesforce bulk query job {job_id} for {stream.sobject} did not "
+                   f"finish within bulk_timeout={self.config.bulk_timeout}s")
+        if stream.sobject not in self._types:   # described once per connection
+            self._types[stream.sobject] = self.describe(stream.sobject)
+        types = self._types[stream.sobject]
+        for page in header_pages(self.client, f"{jobs}/{job_id}/results",
+                                 {"maxRecords": self.config.bulk_max_records},
+                                 header="Sforce-Locator", param="locator", expect_json=False,
+                                 validate=_check_count, headers={"Accept": "text/csv"}):
+            self._note_usage()
+            for raw in csv.DictReader(io.StringIO(page.text)):
+                yield {k: _typed(types.get(k, "string"), v) for k, v in raw.items()}
         self.client.request("DELETE", f"{jobs}/{job_id}", expect_json=False)
 
-    def _bulk_results(self, job: str, types: dict[str, str]) -> Iterator[Row]:
-        """The typed records of a finished bulk query ``job``, page after page (locators)."""
-        params = {"maxRecords": self.config.bulk_max_records}
-        while True:
-            resp = self.client.request("GET", f"{job}/results", params=params,
-                                       expect_json=False, validate=_check_count,
-                                       headers={"Accept": "text/csv"})
-            self._note_usage()
-            for raw in csv.DictReader(io.StringIO(resp.text)):
-                yield {k: _typed(types.get(k, "string"), v) for k, v in raw.items()}
-            locator = resp.headers.get("Sforce-Locator")
-            if not locator or locator == "null":
-                return
-            params = {**params, "locator": locator}
-
-    def _wait_for(self, jobs: str, job_id: str, stream: StreamConfig) -> None:
-        deadline = time.monotonic() + self.config.bulk_timeout
-        while True:
-            info = self.client.get_json(f"{jobs}/{job_id}")
-            state = info.get("state")
-            if state == "JobComplete":
-                return
-            if state in ("Failed", "Aborted"):
-                raise FatalError(f"Salesforce bulk query job {job_id} for {stream.sobject} "
-                                 f"ended {state}: {info.get('errorMessage', 'no message')}")
-            if time.monotonic() > deadline:
-                raise FatalError(f"Salesforce bulk query job {job_id} for {stream.sobject} did "
-                                 f"not finish within bulk_timeout={self.config.bulk_timeout}s")
-            self.client.sleep(self.config.bulk_poll_interval)
-
-    def _field_types(self, sobject: str) -> dict[str, str]:
-        if sobject not in self._types:
-            body = self.client.get_json(f"{self.config.api_path}/sobjects/{sobject}/describe")
-            self._types[sobject] = {f["name"]: f["type"] for f in body.get("fields", [])}
-        return self._types[sobject]
+    def describe(self, sobject: str) -> dict[str, str]:
+        """``{field name: type}`` of ``sobject``, as its ``describe`` says now."""
+        body = self.client.get_json(f"{self.config.api_path}/sobjects/{sobject}/describe")
+        return {f["name"]: f["type"] for f in body.get("fields", [])}
 
     def _note_usage(self) -> None:
         usage = parse_limit_info(self.client.last_response)
@@ -205,18 +191,20 @@ def _check_count(resp) -> None:
         raise ValueError(f"CSV page has {rows} rows, Sforce-NumberOfRecords says {expected}")
 
 
-#: how a Bulk CSV cell of a describe ``type`` becomes a value (numbers apart; text stays)
-_CELLS: dict[str, Callable[[str], Any]] = {"boolean": lambda value: value.lower() == "true",
-                                           "int": int}
+def _number(value: str) -> Any:
+    """A Decimal, or the text as it came when it is not a number."""
+    try:
+        return Decimal(value)
+    except InvalidOperation:
+        return value
+
+
+#: how a Bulk CSV cell of a describe ``type`` becomes a value (any other type stays text)
+_CELLS: dict[str, Callable[[str], Any]] = {
+    "boolean": lambda value: value.lower() == "true", "int": int,
+    "double": _number, "currency": _number, "percent": _number}
 
 
 def _typed(kind: str, value: str | None) -> Any:
     """A Bulk CSV cell as the same Python value the REST API would give."""
-    if value is None or value == "":
-        return None
-    if kind in ("double", "currency", "percent"):
-        try:
-            return Decimal(value)
-        except InvalidOperation:
-            return value
-    return _CELLS.get(kind, str)(value)
+    return None if value is None or value == "" else _CELLS.get(kind, str)(value)

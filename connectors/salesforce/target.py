@@ -29,74 +29,56 @@ from __future__ import annotations
 __all__ = ["SalesforceWriter"]
 
 import json
-import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
-from crm2erp.connectors.salesforce.api import CONFIG_CODES, ROLLED_BACK, describe_errors
+from crm2erp.connectors.salesforce.api import CONFIG_CODES, describe_errors
 from crm2erp.connectors.salesforce.config import SalesforceConfig, StreamConfig
-from crm2erp.connectors.salesforce.soql import quote
 from crm2erp.connectors.salesforce.source import SalesforceReader
-from crm2erp.connectors.toolkit.targets import KeyedWriter, call_failed, not_found, rows_by_key
+from crm2erp.connectors.toolkit.answers import item_answers, resend_rolled_back
+from crm2erp.connectors.toolkit.targets import KeyedWriter, not_found, rows_by_key
 from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
-from crm2erp.errors import ConfigError, FatalError, RetriableError
-from crm2erp.http import decode_json
+from crm2erp.errors import ConfigError
 
-log = logging.getLogger(__name__)
 #: record errors of a delete or archive by Id that mean the org has no such record
 NOT_FOUND_CODES = {"ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY"}
+#: a record of an allOrNone call that was fine but rolled back with a failed one
+ROLLED_BACK = "ALL_OR_NONE_OPERATION_ROLLED_BACK"
 _RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
-
-
-def _redirect_hint(resp) -> str:
-    where = resp.headers.get("Location")
-    return f"to {where}" if where else (resp.text.strip()[:300] or "no body")
-
-
 _wire = json_default("Salesforce")
 
 
-def _one_result_each(resp, what: str, count: int, noun: str) -> list[dict[str, Any]]:
-    """The per-record results of a collections call, one dict per record sent."""
-    answers = decode_json(resp)
-    if not isinstance(answers, list) or len(answers) != count or \
-            not all(isinstance(a, dict) for a in answers):
-        raise FatalError(f"Salesforce {what} answered "
-                         f"{len(answers) if isinstance(answers, list) else 'no'} "
-                         f"results for {count} {noun}: {resp.text[:300]}")
-    _check_record_errors(answers, what)
-    return answers
+def _codes(answer: dict[str, Any]) -> set[Any]:
+    """The ``statusCode`` of each error of a record's result."""
+    return {e.get("statusCode") for e in answer.get("errors") or []}
 
 
 def _check_record_errors(answers: list[dict[str, Any]], what: str) -> None:
     """A record refused for a field or sObject the org does not have stops the run:
     every other record would be refused the same way."""
     for answer in answers:
-        errors = answer.get("errors") or []
-        if any(e.get("statusCode") in CONFIG_CODES for e in errors):
-            raise ConfigError(f"Salesforce refused the {what}: {describe_errors(errors)}. Fix "
-                              "the outbound mapping's field names, the stream's sobject, or "
-                              "the integration user's field-level security.")
+        if _codes(answer) & CONFIG_CODES:
+            raise ConfigError(f"Salesforce refused the {what}: {describe_errors(answer['errors'])}"
+                              ". Fix the outbound mapping's field names, the stream's sobject, "
+                              "or the integration user's field-level security.")
 
 
-def _records(stream: StreamConfig, rows: list[Row]) -> list[dict[str, Any]]:
-    return [{"attributes": {"type": stream.sobject},
-             **{k: v for k, v in row.items() if k != "attributes"}} for row in rows]
-
-
-def _saved(key: str, answer: dict[str, Any], action: WriteAction,
-           target_id: str | None) -> WriteResult:
+def _saved(key: str, answer: dict[str, Any], action: WriteAction, target_id: str | None,
+           gone_from: str | None = None) -> WriteResult:
+    """The result of one record; with ``gone_from`` (a delete or archive), a record the
+    org does not have (:data:`NOT_FOUND_CODES`) is "not found" in that sObject."""
     if answer.get("success"):
         return WriteResult(key, action, target_id=target_id)
-    return WriteResult(key, WriteAction.FAILED, error=describe_errors(answer.get("errors")))
+    error = describe_errors(answer.get("errors"))
+    if gone_from and _codes(answer) & NOT_FOUND_CODES:
+        return not_found(key, gone_from, error)
+    return WriteResult(key, WriteAction.FAILED, error=error)
 
 
 def _rolled_back_only(answer: dict[str, Any]) -> bool:
-    errors = answer.get("errors") or []
-    return not answer.get("success") and bool(errors) and \
-        all(e.get("statusCode") == ROLLED_BACK for e in errors)
+    return not answer.get("success") and _codes(answer) == {ROLLED_BACK}
 
 
 class SalesforceWriter(KeyedWriter):
@@ -108,10 +90,10 @@ class SalesforceWriter(KeyedWriter):
 
     def upsert(self, name: str, stream: StreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
         ext = self.write_key(name, stream)
-        path = f"{self.config.api_path}/composite/sobjects/{stream.sobject}/{ext}"
 
         def send(chunk: list[Row]) -> list[WriteResult]:
-            answers = self._send(path, _records(stream, chunk), f"upsert into {stream.sobject}")
+            answers = self._save(stream, chunk, f"upsert into {stream.sobject}",
+                                 f"/{stream.sobject}/{ext}")
             return [_saved(str(row[ext]), answer, WriteAction.CREATED if answer.get("created")
                            else WriteAction.UPDATED, answer.get("id"))
                     for row, answer in zip(chunk, answers, strict=True)]
@@ -124,10 +106,9 @@ class SalesforceWriter(KeyedWriter):
 
     def update(self, name: str, stream: StreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
         """Set fields of existing records found by ``Id`` (sObject Collections update)."""
-        path = f"{self.config.api_path}/composite/sobjects"
 
         def send(chunk: list[Row]) -> list[WriteResult]:
-            answers = self._send(path, _records(stream, chunk), f"update of {stream.sobject}")
+            answers = self._save(stream, chunk, f"update of {stream.sobject}")
             return [_saved(str(row["Id"]), answer, WriteAction.UPDATED, str(row["Id"]))
                     for row, answer in zip(chunk, answers, strict=True)]
 
@@ -135,88 +116,60 @@ class SalesforceWriter(KeyedWriter):
                                 size=self.config.write_batch_size,
                                 missing=f"stream {name!r}: the row has no Id, which update needs")
 
-    def _send(self, path: str, records: list[dict[str, Any]], what: str) -> list[dict]:
-        """One result per record. With ``all_or_none``, records that were only rolled
+    def _save(self, stream: StreamConfig, rows: list[Row], what: str,
+              path: str = "") -> list[dict[str, Any]]:
+        """One result per row, saved as a record of the stream's sObject by ``PATCH
+        composite/sobjects<path>``. With ``all_or_none``, records that were only rolled
         back because another record failed are sent again without the failed ones, so
         only the records at fault end in the dead letters."""
-        answers: list[dict[str, Any]] = [{}] * len(records)
-        todo = list(range(len(records)))
-        while todo:
-            got = self._call(path, [records[i] for i in todo], what)
-            for i, answer in zip(todo, got, strict=True):
-                answers[i] = answer
-            rolled = [i for i, answer in zip(todo, got, strict=True) if _rolled_back_only(answer)]
-            if not rolled:
-                break
-            if len(rolled) == len(todo):
-                raise RetriableError(f"Salesforce rolled back the whole {what} without naming "
-                                     "a record at fault; the batch is tried again next run")
-            log.info("Salesforce %s: %d record(s) only rolled back (allOrNone); sending them "
-                     "again without the %d refused", what, len(rolled), len(todo) - len(rolled))
-            todo = rolled
-        return answers
+        records = [{"attributes": {"type": stream.sobject},
+                    **{k: v for k, v in row.items() if k != "attributes"}} for row in rows]
 
-    def _call(self, path: str, records: list[dict[str, Any]], what: str) -> list[dict]:
-        body = json.dumps({"allOrNone": self.config.all_or_none, "records": records},
-                          default=_wire)
-        resp = self.client.request("PATCH", path, data=body.encode(),
-                                   headers={"Content-Type": "application/json"})
-        if 300 <= resp.status_code < 400:
-            raise FatalError(
-                f"Salesforce answered the {what} with HTTP {resp.status_code} "
-                f"{resp.reason or ''} instead of results ({_redirect_hint(resp)}); check "
-                "instance_url (your My Domain URL, https) and api_version")
-        if resp.status_code >= 400:
-            raise call_failed("Salesforce", what, resp)
-        return _one_result_each(resp, what, len(records), "records")
+        def call(todo: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            body = json.dumps({"allOrNone": self.config.all_or_none, "records": todo},
+                              default=_wire)
+            return self._call("PATCH", path, what, len(todo), "records", data=body.encode(),
+                              headers={"Content-Type": "application/json"})
+
+        return resend_rolled_back(records, call, _rolled_back_only, system="Salesforce",
+                                  what=what)
+
+    def _call(self, method: str, path: str, what: str, count: int, noun: str,
+              **request: Any) -> list[dict[str, Any]]:
+        """The ``count`` results of one sObject Collections call (``composite/sobjects<path>``)."""
+        resp = self.client.request(method, f"{self.config.api_path}/composite/sobjects{path}",
+                                   **request)
+        answers = item_answers("Salesforce", what, resp, count, noun, redirect_hint="; check "
+                               "instance_url (your My Domain URL, https) and api_version")
+        _check_record_errors(answers, what)
+        return answers
 
     # -- delete and archive ---------------------------------------------------
     def delete(self, name: str, stream: StreamConfig, ids: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:
-        if mode is DeleteMode.ARCHIVE and stream.archive is None:
+        archive = stream.archive
+        if mode is DeleteMode.ARCHIVE and archive is None:
             raise ConfigError(f"Salesforce stream {name!r}: delete mode 'archive' needs "
                               "'archive: {field: ..., value: ...}' in the stream's config "
                               "(a field such as Active__c)")
 
         def send(chunk: list[str]) -> list[WriteResult]:
-            answers = (self._delete_call(stream, chunk) if mode is DeleteMode.DELETE
-                       else self._archive_call(stream, chunk))
-            return [self._deleted(stream, record_id, answer)
-                    for record_id, answer in zip(chunk, answers, strict=True)]
+            if mode is DeleteMode.DELETE:
+                answers = self._call("DELETE", "", f"delete of {stream.sobject}", len(chunk),
+                                     "Ids", params={"ids": ",".join(chunk), "allOrNone": "false"})
+            else:
+                answers = self._save(stream, [{"Id": i, archive.field: archive.value}
+                                              for i in chunk],
+                                     f"archive of {stream.sobject} (sets {archive.field})")
+            return [_saved(i, answer, WriteAction.UPDATED, i, gone_from=stream.sobject)
+                    for i, answer in zip(chunk, answers, strict=True)]
 
         return delete_in_batches(
             ids, mode, send, size=self.config.write_batch_size,
             refuse=lambda record_id: None if _RECORD_ID.match(record_id) else
             f"{record_id!r} is not a Salesforce record Id (15 or 18 letters and digits)")
 
-    @staticmethod
-    def _deleted(stream: StreamConfig, record_id: str, answer: dict[str, Any]) -> WriteResult:
-        errors = answer.get("errors") or []
-        if not answer.get("success") and any(e.get("statusCode") in NOT_FOUND_CODES
-                                             for e in errors):
-            return not_found(record_id, stream.sobject, describe_errors(errors))
-        return _saved(record_id, answer, WriteAction.UPDATED, record_id)
-
-    def _delete_call(self, stream: StreamConfig, ids: list[str]) -> list[dict[str, Any]]:
-        what = f"delete of {stream.sobject}"
-        resp = self.client.request("DELETE", f"{self.config.api_path}/composite/sobjects",
-                                   params={"ids": ",".join(ids), "allOrNone": "false"})
-        if resp.status_code >= 300:
-            raise call_failed("Salesforce", what, resp)
-        return _one_result_each(resp, what, len(ids), "Ids")
-
-    def _archive_call(self, stream: StreamConfig, ids: list[str]) -> list[dict[str, Any]]:
-        archive = stream.archive
-        records = _records(stream, [{"Id": i, archive.field: archive.value} for i in ids])
-        return self._send(f"{self.config.api_path}/composite/sobjects", records,
-                          f"archive of {stream.sobject} (sets {archive.field})")
-
     def lookup(self, name: str, stream: StreamConfig, keys: Sequence[str]) -> Mapping[str, Row]:
         ext = self.write_key(name, stream)
-
-        def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
-            soql = (f"SELECT {', '.join(stream.fields)} FROM {stream.sobject} "
-                    f"WHERE {ext} IN ({', '.join(quote(k) for k in chunk)})")
-            return ((str(record[ext]), record) for record in self.reader.query(soql))
-
-        return rows_by_key(keys, 200, fetch)
+        return rows_by_key(keys, 200, lambda chunk: (
+            (str(r[ext]), r) for r in self.reader.select_in(stream, ext, chunk)))

@@ -5,7 +5,8 @@
 - :mod:`~crm2erp.connectors.toolkit.ordering`: batches in exact ``(cursor, key)``
   order with deletions merged in, resumable inside a group of equal timestamps;
 - :mod:`~crm2erp.connectors.toolkit.odata`: the OData string literal;
-- :mod:`~crm2erp.connectors.toolkit.paging`: every record of a paged read;
+- :mod:`~crm2erp.connectors.toolkit.paging`: every record of a paged read; the pages
+  (CSV results) a response header links;
 - :mod:`~crm2erp.connectors.toolkit.writer`: the external-id batch upsert loop, the
   delete loop by target id and the JSON encoder default for request bodies;
 - :mod:`~crm2erp.connectors.toolkit.children`: a stream's ``children`` embedded into
@@ -26,6 +27,9 @@
   (sent once; what exists looked up before the rest is sent again);
 - :mod:`~crm2erp.connectors.toolkit.batches`: a batch the system refuses as a whole
   split until the refused records are alone; lists cut into calls;
+- :mod:`~crm2erp.connectors.toolkit.answers`: one answer per record of a batch write,
+  and an all-or-none call's records that were only rolled back sent again;
+- :mod:`~crm2erp.connectors.toolkit.jobs`: an asynchronous job polled until done;
 - :mod:`~crm2erp.connectors.toolkit.records`: deletes and the like by integer record
   id, the ids looked up first;
 - :mod:`~crm2erp.connectors.toolkit.connector`: the connector class of a reader and a

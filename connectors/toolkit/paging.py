@@ -3,15 +3,18 @@
 :meth:`crm2erp.http.Paginator.pages` answers the pages (following next links,
 cursors or offsets, refusing a page it has read already); every connector then
 took the records out of each page the same way, some noting the API usage a
-page's answer carries. :func:`paged_records` is that loop.
+page's answer carries. :func:`paged_records` is that loop. :func:`header_pages`
+walks pages that are not JSON (CSV results) whose next page a response header names.
 """
 
 from __future__ import annotations
 
-__all__ = ["paged_records"]
+__all__ = ["header_pages", "paged_records"]
 
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+
+import requests
 
 from crm2erp.http import HttpClient, Paginator
 
@@ -27,3 +30,20 @@ def paged_records(paginator: Paginator, client: HttpClient, url: str,
         if each_page is not None:
             each_page()
         yield from paginator.records(page)
+
+
+def header_pages(client: HttpClient, url: str, params: Mapping[str, Any], *, header: str,
+                 param: str, last: tuple[str, ...] = ("null",),
+                 **request_kwargs: Any) -> Iterator[requests.Response]:
+    """Every page (the response) of a GET listing whose next page the ``header`` of each
+    answer names, sent back as the query parameter ``param`` beside ``params``; no header,
+    an empty one or one of ``last`` ends the listing (Salesforce Bulk results:
+    ``Sforce-Locator`` and ``locator``, ``"null"`` on the last page)."""
+    page_params = dict(params)
+    while True:
+        resp = client.request("GET", url, params=page_params, **request_kwargs)
+        yield resp
+        token = resp.headers.get(header)
+        if not token or token in last:
+            return
+        page_params = {**page_params, param: token}
