@@ -44,29 +44,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from crm2erp.connectors.base import TimeZoneName
 from crm2erp.connectors.toolkit.config import StrictModel, web_url
+from crm2erp.connectors.toolkit.cursors import CursorConfig
+from crm2erp.connectors.toolkit.rules import ErrorRule
 from crm2erp.connectors.toolkit.streams import NamedStreamsConfig
 
 RestUrl = web_url("https://api.example.com")
-
-
-class CursorConfig(StrictModel):
-    """The field that orders changes, and how to ask the API for changes since a value.
-
-    ``format``: ``iso`` (ISO-8601), ``epoch`` / ``epoch_ms`` (Unix time),
-    ``number`` (a sequence or version number), or a ``strftime`` pattern such as
-    ``"%Y-%m-%d %H:%M:%S"``. Naive times are read in ``timezone``. ``param`` is
-    the query parameter that filters by the cursor (left out: every read lists
-    everything and the connector filters). Set ``exclusive: true`` when the
-    API filters with ``>`` instead of ``>=``.
-    """
-
-    field: str
-    param: str | None = None
-    format: str = "iso"
-    timezone: TimeZoneName = "UTC"
-    exclusive: bool = False
 
 
 class NextLinkPaging(StrictModel):
@@ -234,18 +217,6 @@ class WriteConfig(StrictModel):
         if self.mode == "upsert" and "{key}" not in (self.path or ""):
             raise ValueError("write mode 'upsert' needs a path containing {key}")
         return self
-
-
-class ErrorRule(StrictModel):
-    """Classify an API's error responses that the generic rules get wrong."""
-
-    status: int | list[int]
-    body_contains: str | None = None
-    action: Literal["fatal", "retry"] = "fatal"
-    message: str | None = None
-
-    def statuses(self) -> list[int]:
-        return [self.status] if isinstance(self.status, int) else list(self.status)
 
 
 class RestStreamConfig(StrictModel):
