@@ -17,10 +17,11 @@ from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row, StreamInfo, WriteResult
 from crm2erp.connectors.rest.config import RestConfig, RestStreamConfig
-from crm2erp.connectors.rest.source import RestReader, build_paginator
+from crm2erp.connectors.rest.source import RestReader
 from crm2erp.connectors.rest.target import RestWriter
 from crm2erp.connectors.toolkit.connector import ApiConnector
 from crm2erp.connectors.toolkit.errors import check_streams
+from crm2erp.connectors.toolkit.listing import build_paginator
 from crm2erp.connectors.toolkit.rules import build_error_mapper
 from crm2erp.http import HttpClient, build_auth
 
@@ -50,7 +51,7 @@ class RestConnector(ApiConnector):
 
     def stream_problem(self, stream: RestStreamConfig) -> None:
         """Fetch the stream's first page (auth, path and record selector)."""
-        paginator = build_paginator(stream, f"GET {stream.path}")
+        paginator = build_paginator(stream.paginator, stream.records, f"GET {stream.path}")
         paginator.max_pages = 1
         for page in paginator.pages(self.client, stream.path, dict(stream.params),
                                     headers=self.config.headers):

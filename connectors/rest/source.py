@@ -16,8 +16,7 @@ correctly as text.
 
 from __future__ import annotations
 
-__all__ = ["RestReader", "CursorCodec", "build_paginator", "apply_rename", "nest",
-           "select_records"]
+__all__ = ["RestReader", "CursorCodec", "apply_rename", "nest", "select_records"]
 
 from collections.abc import Iterator
 from typing import Any
@@ -28,38 +27,20 @@ from crm2erp.connectors.toolkit.cursors import CursorCodec
 from crm2erp.connectors.toolkit.fields import apply_rename, nest
 from crm2erp.connectors.toolkit.listing import (
     AscendingCheck,
-    CursorListing,
     Entry,
-    NextLinkListing,
-    OffsetListing,
-    PageListing,
-    SingleListing,
+    build_paginator,
     key_text,
     latest_batches,
     select_records,
 )
 from crm2erp.connectors.toolkit.paging import paged_records
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.http import HttpClient, Paginator
+from crm2erp.http import HttpClient
 from crm2erp.http.paginate import get_path
-
-#: ``paginator.type`` -> the paginator built from the rest of its settings
-_LISTINGS: dict[str, type[Paginator]] = {
-    "next_link": NextLinkListing, "cursor": CursorListing, "offset": OffsetListing,
-    "page": PageListing, "none": SingleListing}
-
-
-def build_paginator(stream: RestStreamConfig, where: str = "REST stream") -> Paginator:
-    """The paginator of ``stream``; ``where`` (connection, stream, path) starts its errors."""
-    settings = stream.paginator.model_dump(exclude={"type", "order_by"})
-    if "next" in settings:
-        settings["next_path"] = settings.pop("next")
-    return _LISTINGS[stream.paginator.type](records_path=stream.records, where=where,
-                                            **settings)
 
 
 class RestReader:
-    def __init__(self, client: HttpClient, config: RestConfig, reader: Any = None):
+    def __init__(self, client: HttpClient, config: RestConfig):
         self.client, self.headers = client, dict(config.headers)
 
     def read(self, name: str, stream: RestStreamConfig, since: Cursor | None,
@@ -70,8 +51,7 @@ class RestReader:
         if since is not None and codec is not None:
             if stream.cursor.param:
                 params[stream.cursor.param] = codec.param(since)
-            after = (codec.since_position(since),
-                     since.key if since.key not in (None, "") else None)
+            after = (codec.since_position(since), since.key or None)
         where = f"{self.client.name}: stream {name!r}: GET {stream.path}"
         order = AscendingCheck(getattr(stream.paginator, "order_by", None), where)
 
@@ -90,6 +70,7 @@ class RestReader:
                 get_path(row, stream.deleted.field) == stream.deleted.equals
             return value, key_text(key), row, str(key) if gone else None
 
-        records = paged_records(build_paginator(stream, where), self.client, stream.path,
-                                params, headers=self.headers)
+        paginator = build_paginator(stream.paginator, stream.records, where)
+        records = paged_records(paginator, self.client, stream.path, params,
+                                headers=self.headers)
         yield from latest_batches(map(entry, records), after, batch_size)

@@ -84,19 +84,16 @@ class RestWriter:
                                 "add one (mode upsert, lookup or batch) to write to it")
 
     @staticmethod
-    def _record(stream: RestStreamConfig, row: Row) -> dict[str, Any]:
-        """The API's record for ``row``: renamed, dotted names as nested objects."""
+    def _record(stream: RestStreamConfig, row: Row) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The request body for ``row`` and the API's record in it: renamed, dotted names
+        as nested objects, wrapped under ``write.body`` when set."""
         conf = stream.write
         rename = conf.rename if conf.rename is not None else {v: k for k, v in
                                                                stream.rename.items()}
         if not conf.send_key:
             row = {name: value for name, value in row.items() if name != conf.key}
-        return nest(apply_rename(row, rename))
-
-    def _outgoing(self, stream: RestStreamConfig, row: Row) -> dict[str, Any]:
-        record = self._record(stream, row)
-        conf = stream.write
-        return {conf.body: record} if conf.body else record
+        record = nest(apply_rename(row, rename))
+        return ({conf.body: record} if conf.body else record), record
 
     def _verified(self, conf: WriteConfig, sent: dict[str, Any], reply: Any,
                   result: WriteResult) -> WriteResult:
@@ -161,10 +158,9 @@ class RestWriter:
 
     def _upsert_one(self, conf: WriteConfig, stream: RestStreamConfig, key: str,
                     row: Row) -> WriteResult:
-        path = conf.path.replace("{key}", quote(key, safe=""))
-        resp = self._send(conf.method, path, self._outgoing(stream, row))
-        return self._result(conf, key, resp, resp.status_code == conf.created_status,
-                            self._record(stream, row))
+        payload, sent = self._record(stream, row)
+        resp = self._send(conf.method, conf.path.replace("{key}", quote(key, safe="")), payload)
+        return self._result(conf, key, resp, resp.status_code == conf.created_status, sent)
 
     def find(self, conf: WriteConfig, key: str) -> dict[str, Any] | None:
         found = self.client.get_json(conf.find.path, params={conf.find.param: key},
@@ -179,7 +175,7 @@ class RestWriter:
                     row: Row) -> WriteResult:
         """Find by key, then update or create; a create lost in transit is looked up
         before it is sent again (:mod:`~crm2erp.connectors.toolkit.creates`)."""
-        payload, sent = self._outgoing(stream, row), self._record(stream, row)
+        payload, sent = self._record(stream, row)
         existing = self.find(conf, key)
         if existing is None:
             def create(_: list[str]) -> dict[str, WriteResult]:
@@ -207,7 +203,7 @@ class RestWriter:
         results: list[WriteResult] = []
         for chunk in chunks(rows, spec.size):
             keys = [str(r.get(conf.key) or "") for r in chunk]
-            records = [self._record(stream, r) for r in chunk]
+            records = [self._record(stream, r)[1] for r in chunk]
             resp = self._send(spec.method, spec.path, {spec.records_field: records})
             if resp.status_code >= 400:
                 error = self._error(conf, resp)
@@ -236,14 +232,15 @@ class RestWriter:
     # -- delete and archive --------------------------------------------------
     def delete(self, name: str, stream: RestStreamConfig, ids: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:
-        """One configured request per id (``write.delete`` or ``write.archive``)."""
+        """One configured request per id (``write.delete`` or ``write.archive``); IGNORE
+        sends nothing, so it needs neither."""
         if mode is not DeleteMode.IGNORE:
             conf = self._config(name, stream)
-            spec = conf.delete if mode is DeleteMode.DELETE else conf.archive
-            if spec is None:
-                raise ConfigError(f"REST stream {name!r}: delete_policy {mode.value} needs "
-                                  f"'write.{mode.value}: {{method: ..., path: \".../{{id}}\"}}' "
-                                  "in the stream's config")
+            spec = required_setting(
+                conf.delete if mode is DeleteMode.DELETE else conf.archive,
+                f"REST stream {name!r}: delete_policy {mode.value} needs "
+                f"'write.{mode.value}: {{method: ..., path: \".../{{id}}\"}}' "
+                "in the stream's config")
         return delete_in_batches(ids, mode, lambda chunk: [self._delete_one(conf, spec, chunk[0])],
                                  size=1)
 

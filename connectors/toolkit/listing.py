@@ -4,7 +4,8 @@ For an API without a native change feed: the reader lists every record a
 request returns, keeps those after the watermark, keeps the latest version
 of a record that shows up twice (offset paging over a changing table) and
 sorts by ``(cursor, key)`` before cutting batches (:func:`latest_batches`),
-so a resumed read skips exactly what it has. The paginators here pick records
+so a resumed read skips exactly what it has. The paginators here, built from
+the five declared paging styles (:data:`PaginatorConfig`), pick records
 strictly (:func:`select_records`: a reply of another shape is a configuration
 error, never an empty page), and offset and page paging end on an empty page,
 a ``has_more`` flag or a ``total`` and move on by the records received.
@@ -13,15 +14,20 @@ a ``has_more`` flag or a ``total`` and move on by the records received.
 
 from __future__ import annotations
 
-__all__ = ["AscendingCheck", "CursorListing", "Entry", "NextLinkListing", "OffsetListing",
-           "PageListing", "SingleListing", "key_text", "latest_batches", "select_records"]
+__all__ = ["AscendingCheck", "CursorListing", "CursorPaging", "Entry", "NextLinkListing",
+           "NextLinkPaging", "NoPaging", "OffsetListing", "OffsetPaging", "PageListing",
+           "PagePaging", "PaginatorConfig", "SingleListing", "build_paginator", "key_text",
+           "latest_batches", "select_records"]
 
 from collections.abc import Iterable, Iterator, Mapping
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, model_validator
 
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.toolkit.batches import chunks
+from crm2erp.connectors.toolkit.config import StrictModel
 from crm2erp.errors import ConfigError
 from crm2erp.http import (
     CursorPaginator,
@@ -147,6 +153,87 @@ class SingleListing(_Strict):
 
     def next_request(self, body, response, url, params):
         return None
+
+
+class NextLinkPaging(StrictModel):
+    type: Literal["next_link"]
+    next: str | None = Field(None, description="dotted path of the next URL; None: Link header")
+
+
+class CursorPaging(StrictModel):
+    type: Literal["cursor"]
+    cursor_path: str
+    param: str = "after"
+    limit: int | None = Field(None, ge=1)
+    limit_param: str = "limit"
+
+
+_ORDER_BY = ("the field the API sorts this listing by, ascending; it must never change "
+             "(an id or a creation time) so that records added during a run come last")
+
+
+class _NumberedPaging(StrictModel):
+    """Offset and page paging count positions in a list that may change while it is read.
+
+    They need ``order_by``: the (renamed) record field the API sorts the
+    listing by, ascending, that never changes. The reader checks every page
+    against it and stops with a configuration error when the API's order is
+    different (newest first, by update time, random), because then records
+    can be skipped when data changes during the run. Without ``has_more`` or
+    ``total`` a listing ends at the first empty page.
+    """
+
+    has_more: str | None = Field(None, description="dotted path of a 'more pages' flag")
+    total: str | None = Field(None, description="dotted path of the total number of records")
+    order_by: str | None = Field(None, description=_ORDER_BY)
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.order_by:
+            raise ValueError(
+                f"{self.type} paging needs order_by: {_ORDER_BY}. Sort the listing by its id "
+                "(params) and name that field here, or use cursor or next_link paging; "
+                "paging by position over an order that changes can skip records")
+        return self
+
+
+class OffsetPaging(_NumberedPaging):
+    type: Literal["offset"]
+    limit: int = Field(100, ge=1)
+    offset_param: str = "offset"
+    limit_param: str = "limit"
+
+
+class PagePaging(_NumberedPaging):
+    type: Literal["page"]
+    size: int = Field(100, ge=1)
+    page_param: str = "page"
+    size_param: str = "per_page"
+    first_page: int = 1
+
+
+class NoPaging(StrictModel):
+    type: Literal["none"]
+
+
+PaginatorConfig = Annotated[NextLinkPaging | CursorPaging | OffsetPaging | PagePaging | NoPaging,
+                            Field(discriminator="type")]
+
+
+#: ``paginator.type`` -> the listing its other settings (but ``order_by``) are passed to
+_LISTINGS: dict[str, type[Paginator]] = {
+    "next_link": NextLinkListing, "cursor": CursorListing, "offset": OffsetListing,
+    "page": PageListing, "none": SingleListing}
+
+
+def build_paginator(paging: PaginatorConfig, records_path: str | None,
+                    where: str) -> Paginator:
+    """The listing ``paging`` declares, picking records at ``records_path``; ``where``
+    (connection, stream, request) starts its errors."""
+    settings = paging.model_dump(exclude={"type", "order_by"})
+    if "next" in settings:
+        settings["next_path"] = settings.pop("next")
+    return _LISTINGS[paging.type](records_path=records_path, where=where, **settings)
 
 
 class AscendingCheck:
