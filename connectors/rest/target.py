@@ -84,7 +84,7 @@ class RestWriter:
                                 "add one (mode upsert, lookup or batch) to write to it")
 
     @staticmethod
-    def _record(stream: RestStreamConfig, row: Row) -> tuple[dict[str, Any], dict[str, Any]]:
+    def _payload(stream: RestStreamConfig, row: Row) -> tuple[dict[str, Any], dict[str, Any]]:
         """The request body for ``row`` and the API's record in it: renamed, dotted names
         as nested objects, wrapped under ``write.body`` when set."""
         conf = stream.write
@@ -158,7 +158,7 @@ class RestWriter:
 
     def _upsert_one(self, conf: WriteConfig, stream: RestStreamConfig, key: str,
                     row: Row) -> WriteResult:
-        payload, sent = self._record(stream, row)
+        payload, sent = self._payload(stream, row)
         resp = self._send(conf.method, conf.path.replace("{key}", quote(key, safe="")), payload)
         return self._result(conf, key, resp, resp.status_code == conf.created_status, sent)
 
@@ -175,7 +175,7 @@ class RestWriter:
                     row: Row) -> WriteResult:
         """Find by key, then update or create; a create lost in transit is looked up
         before it is sent again (:mod:`~crm2erp.connectors.toolkit.creates`)."""
-        payload, sent = self._record(stream, row)
+        payload, sent = self._payload(stream, row)
         existing = self.find(conf, key)
         if existing is None:
             def create(_: list[str]) -> dict[str, WriteResult]:
@@ -203,7 +203,7 @@ class RestWriter:
         results: list[WriteResult] = []
         for chunk in chunks(rows, spec.size):
             keys = [str(r.get(conf.key) or "") for r in chunk]
-            records = [self._record(stream, r)[1] for r in chunk]
+            records = [self._payload(stream, r)[1] for r in chunk]
             resp = self._send(spec.method, spec.path, {spec.records_field: records})
             if resp.status_code >= 400:
                 error = self._error(conf, resp)
