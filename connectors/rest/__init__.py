@@ -15,46 +15,23 @@ __all__ = ["RestConnector", "RestConfig", "RestStreamConfig", "build_error_mappe
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import requests
-
-from crm2erp.connectors.base import (
-    Batch,
-    Cursor,
-    Row,
-    StreamInfo,
-    WriteResult,
-)
-from crm2erp.connectors.rest.config import ErrorRule, RestConfig, RestStreamConfig
-from crm2erp.connectors.rest.source import RestReader, build_paginator
+from crm2erp.connectors.base import Batch, Cursor, Row, StreamInfo, WriteResult
+from crm2erp.connectors.rest.config import RestConfig, RestStreamConfig
+from crm2erp.connectors.rest.source import RestReader
 from crm2erp.connectors.rest.target import RestWriter
 from crm2erp.connectors.toolkit.connector import ApiConnector
 from crm2erp.connectors.toolkit.errors import check_streams
-from crm2erp.errors import FatalError, RetriableError
+from crm2erp.connectors.toolkit.listing import build_paginator
+from crm2erp.connectors.toolkit.rules import build_error_mapper
 from crm2erp.http import HttpClient, build_auth
-from crm2erp.http.retry import parse_retry_after
 
 
-def build_error_mapper(name: str, rules: list[ErrorRule]):
-    """An ``error_mapper`` for the HTTP client from the connection's ``errors`` rules."""
-    if not rules:
-        return None
-
-    def mapper(resp: requests.Response) -> Exception | None:
-        for rule in rules:
-            if resp.status_code not in rule.statuses():
-                continue
-            if rule.body_contains and rule.body_contains.lower() not in resp.text.lower():
-                continue
-            text = rule.message or resp.text[:300]
-            if rule.action == "retry":
-                return RetriableError(f"{name}: HTTP {resp.status_code}: {text}",
-                                      retry_after=parse_retry_after(
-                                          resp.headers.get("Retry-After")))
-            return FatalError(f"{name}: HTTP {resp.status_code}: {text}. The run stopped; "
-                              "committed batches are kept and the next run resumes there.")
-        return None
-
-    return mapper
+def build_client(config: RestConfig, **client_options: Any) -> HttpClient:
+    """The client of the connection: its auth, transport settings and ``errors`` rules."""
+    return HttpClient(config.http_settings(), base_url=config.base_url,
+                      auth=build_auth(config.auth),
+                      error_mapper=build_error_mapper(config.name, config.errors),
+                      name=config.name, **client_options)
 
 
 class RestConnector(ApiConnector):
@@ -64,15 +41,9 @@ class RestConnector(ApiConnector):
     system = "REST"
     read_only = "has no write endpoint"
     Config = RestConfig
-
-    def connect(self, **client_options: Any) -> None:
-        config = self.config
-        mapper = build_error_mapper(config.name, config.errors)
-        self.client = HttpClient(config.http_settings(), base_url=config.base_url,
-                                 auth=build_auth(config.auth), error_mapper=mapper,
-                                 name=config.name, **client_options)
-        self.reader = RestReader(self.client, dict(config.headers))
-        self.writer = RestWriter(self.client, dict(config.headers))
+    build_client = staticmethod(build_client)
+    Reader = RestReader
+    Writer = RestWriter
 
     def check(self) -> None:
         """The checks of every stream, named by the API's own name (``config.name``)."""
@@ -80,7 +51,7 @@ class RestConnector(ApiConnector):
 
     def stream_problem(self, stream: RestStreamConfig) -> None:
         """Fetch the stream's first page (auth, path and record selector)."""
-        paginator = build_paginator(stream, f"GET {stream.path}")
+        paginator = build_paginator(stream.paginator, stream.records, f"GET {stream.path}")
         paginator.max_pages = 1
         for page in paginator.pages(self.client, stream.path, dict(stream.params),
                                     headers=self.config.headers):

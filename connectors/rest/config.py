@@ -40,98 +40,17 @@ __all__ = ["RestConfig", "RestStreamConfig", "CursorConfig", "PaginatorConfig",
            "WriteConfig", "EndpointConfig", "FindConfig", "BatchConfig", "ErrorRule",
            "DeletedConfig", "VerifyConfig"]
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from crm2erp.connectors.base import TimeZoneName
 from crm2erp.connectors.toolkit.config import StrictModel, web_url
+from crm2erp.connectors.toolkit.cursors import CursorConfig
+from crm2erp.connectors.toolkit.listing import NoPaging, PaginatorConfig
+from crm2erp.connectors.toolkit.rules import ErrorRule
 from crm2erp.connectors.toolkit.streams import NamedStreamsConfig
 
 RestUrl = web_url("https://api.example.com")
-
-
-class CursorConfig(StrictModel):
-    """The field that orders changes, and how to ask the API for changes since a value.
-
-    ``format``: ``iso`` (ISO-8601), ``epoch`` / ``epoch_ms`` (Unix time),
-    ``number`` (a sequence or version number), or a ``strftime`` pattern such as
-    ``"%Y-%m-%d %H:%M:%S"``. Naive times are read in ``timezone``. ``param`` is
-    the query parameter that filters by the cursor (left out: every read lists
-    everything and the connector filters). Set ``exclusive: true`` when the
-    API filters with ``>`` instead of ``>=``.
-    """
-
-    field: str
-    param: str | None = None
-    format: str = "iso"
-    timezone: TimeZoneName = "UTC"
-    exclusive: bool = False
-
-
-class NextLinkPaging(StrictModel):
-    type: Literal["next_link"]
-    next: str | None = Field(None, description="dotted path of the next URL; None: Link header")
-
-
-class CursorPaging(StrictModel):
-    type: Literal["cursor"]
-    cursor_path: str
-    param: str = "after"
-    limit: int | None = Field(None, ge=1)
-    limit_param: str = "limit"
-
-
-_ORDER_BY = ("the field the API sorts this listing by, ascending; it must never change "
-             "(an id or a creation time) so that records added during a run come last")
-
-
-class _NumberedPaging(StrictModel):
-    """Offset and page paging count positions in a list that may change while it is read.
-
-    They need ``order_by``: the (renamed) record field the API sorts the
-    listing by, ascending, that never changes. The reader checks every page
-    against it and stops with a configuration error when the API's order is
-    different (newest first, by update time, random), because then records
-    can be skipped when data changes during the run. Without ``has_more`` or
-    ``total`` a listing ends at the first empty page.
-    """
-
-    has_more: str | None = Field(None, description="dotted path of a 'more pages' flag")
-    total: str | None = Field(None, description="dotted path of the total number of records")
-    order_by: str | None = Field(None, description=_ORDER_BY)
-
-    @model_validator(mode="after")
-    def _ordered(self):
-        if not self.order_by:
-            raise ValueError(
-                f"{self.type} paging needs order_by: {_ORDER_BY}. Sort the listing by its id "
-                "(params) and name that field here, or use cursor or next_link paging; "
-                "paging by position over an order that changes can skip records")
-        return self
-
-
-class OffsetPaging(_NumberedPaging):
-    type: Literal["offset"]
-    limit: int = Field(100, ge=1)
-    offset_param: str = "offset"
-    limit_param: str = "limit"
-
-
-class PagePaging(_NumberedPaging):
-    type: Literal["page"]
-    size: int = Field(100, ge=1)
-    page_param: str = "page"
-    size_param: str = "per_page"
-    first_page: int = 1
-
-
-class NoPaging(StrictModel):
-    type: Literal["none"]
-
-
-PaginatorConfig = Annotated[NextLinkPaging | CursorPaging | OffsetPaging | PagePaging | NoPaging,
-                            Field(discriminator="type")]
 
 
 class DeletedConfig(StrictModel):
@@ -234,18 +153,6 @@ class WriteConfig(StrictModel):
         if self.mode == "upsert" and "{key}" not in (self.path or ""):
             raise ValueError("write mode 'upsert' needs a path containing {key}")
         return self
-
-
-class ErrorRule(StrictModel):
-    """Classify an API's error responses that the generic rules get wrong."""
-
-    status: int | list[int]
-    body_contains: str | None = None
-    action: Literal["fatal", "retry"] = "fatal"
-    message: str | None = None
-
-    def statuses(self) -> list[int]:
-        return [self.status] if isinstance(self.status, int) else list(self.status)
 
 
 class RestStreamConfig(StrictModel):

@@ -24,11 +24,11 @@ API that answers 200 to a field it does not know is caught this way.
 
 from __future__ import annotations
 
-__all__ = ["RestWriter"]
+__all__ = ["RestWriter", "unstored"]
 
 import datetime as dt
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -36,17 +36,22 @@ from urllib.parse import quote
 import requests
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
-from crm2erp.connectors.rest.config import RemoveConfig, RestStreamConfig, VerifyConfig, WriteConfig
-from crm2erp.connectors.rest.source import apply_rename, nest, select_records
+from crm2erp.connectors.rest.config import RemoveConfig, RestConfig, RestStreamConfig, WriteConfig
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.creates import create_unless_found
 from crm2erp.connectors.toolkit.errors import error_body
+from crm2erp.connectors.toolkit.fields import apply_rename, nest, unstored
+from crm2erp.connectors.toolkit.listing import select_records
 from crm2erp.connectors.toolkit.targets import not_found
-from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
+from crm2erp.connectors.toolkit.writer import (
+    delete_in_batches,
+    json_default,
+    required_setting,
+    write_in_batches,
+)
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.http import HttpClient, decode_json
 from crm2erp.http.paginate import get_path
-from crm2erp.mapping.paths import get_path as field_value
 
 
 def _json_number(value: Decimal) -> int | float:
@@ -63,84 +68,37 @@ def _instant(value: dt.datetime) -> str:
 _wire = json_default("the API", decimal=_json_number, moment=_instant)
 
 
-def _body(payload: Any) -> bytes:
-    return json.dumps(payload, default=_wire).encode()
-
-
-def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    """``(dotted path, value)`` of every leaf of a JSON object."""
-    if isinstance(value, Mapping) and value:
-        for name, item in value.items():
-            yield from _leaves(item, f"{prefix}{name}.")
-    else:
-        yield prefix[:-1], value
-
-
-def _number(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        return None
-    try:
-        return Decimal(str(value).strip())
-    except ArithmeticError:
-        return None
-
-
-def _same(sent: Any, stored: Any) -> bool:
-    """Whether the API stored what was sent: equal, both empty, or the same number."""
-    if isinstance(sent, bool) != isinstance(stored, bool):
-        return False                                    # True == 1 in Python, not in JSON
-    if sent == stored or (sent in (None, "") and stored in (None, "")):
-        return True
-    if isinstance(sent, int | float) or isinstance(stored, int | float):
-        a, b = _number(sent), _number(stored)
-        return a is not None and b is not None and a.is_finite() and a == b
-    return False
-
-
-def unstored(sent: Mapping[str, Any], stored: Mapping[str, Any],
-             ignore: Sequence[str] = ()) -> list[str]:
-    """The fields of ``sent`` (a JSON body) that ``stored`` does not hold as sent."""
-    missing = []
-    for path, value in _leaves(json.loads(_body(sent))):
-        if any(path == i or path.startswith(i + ".") for i in ignore):
-            continue
-        held = field_value(stored, path)
-        if not _same(value, held):
-            missing.append(f"{path} (sent {value!r}, it holds {held!r})")
-    return missing
+def _written(key: str, created: bool, target_id: Any) -> WriteResult:
+    action = WriteAction.CREATED if created else WriteAction.UPDATED
+    return WriteResult(key, action, str(target_id) if target_id is not None else key)
 
 
 class RestWriter:
-    def __init__(self, client: HttpClient, headers: dict[str, str]):
+    def __init__(self, client: HttpClient, config: RestConfig, reader: Any = None):
         self.client, self.once = client, client.single_attempt()
-        self.headers = {**headers, "Content-Type": "application/json"}
+        self.headers = {**config.headers, "Content-Type": "application/json"}
 
     @staticmethod
     def _config(name: str, stream: RestStreamConfig) -> WriteConfig:
-        if stream.write is None:
-            raise ConfigError(f"REST stream {name!r} has no 'write' section; add one "
-                              "(mode upsert, lookup or batch) to write to it")
-        return stream.write
+        return required_setting(stream.write, f"REST stream {name!r} has no 'write' section; "
+                                "add one (mode upsert, lookup or batch) to write to it")
 
     @staticmethod
-    def _record(stream: RestStreamConfig, row: Row) -> dict[str, Any]:
-        """The API's record for ``row``: renamed, dotted names as nested objects."""
+    def _payload(stream: RestStreamConfig, row: Row) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The request body for ``row`` and the API's record in it: renamed, dotted names
+        as nested objects, wrapped under ``write.body`` when set."""
         conf = stream.write
         rename = conf.rename if conf.rename is not None else {v: k for k, v in
                                                                stream.rename.items()}
         if not conf.send_key:
             row = {name: value for name, value in row.items() if name != conf.key}
-        return nest(apply_rename(row, rename))
-
-    def _outgoing(self, stream: RestStreamConfig, row: Row) -> dict[str, Any]:
-        record = self._record(stream, row)
-        conf = stream.write
-        return {conf.body: record} if conf.body else record
+        record = nest(apply_rename(row, rename))
+        return ({conf.body: record} if conf.body else record), record
 
     def _verified(self, conf: WriteConfig, sent: dict[str, Any], reply: Any,
                   result: WriteResult) -> WriteResult:
         """``result``, or a failure when the stored record does not hold what was sent."""
-        spec: VerifyConfig | None = conf.verify
+        spec = conf.verify
         if spec is None or not result.ok:
             return result
         where = "the reply"
@@ -159,7 +117,7 @@ class RestWriter:
                 type(reply).__name__
             raise ConfigError(f"{self.client.name}: write.verify: {where} has no record at "
                               f"{spec.record!r} (it holds: {keys}); fix write.verify.record")
-        missing = unstored(sent, stored, spec.ignore)
+        missing = unstored(sent, stored, spec.ignore, default=_wire)
         if missing:
             return WriteResult(result.key, WriteAction.FAILED, error=(
                 "the API accepted the write but did not store " + "; ".join(missing)))
@@ -171,8 +129,8 @@ class RestWriter:
 
     def _send(self, method: str, path: str, payload: Any, *, once: bool = False):
         client = self.once if once else self.client
-        resp = client.request(method, path, headers=self.headers,
-                              data=None if payload is None else _body(payload))
+        resp = client.request(method, path, headers=self.headers, data=None if payload is None
+                              else json.dumps(payload, default=_wire).encode())
         if resp.status_code >= 500:
             raise RetriableError(f"{client.name}: {method} {path} answered HTTP "
                                  f"{resp.status_code}")
@@ -196,16 +154,13 @@ class RestWriter:
         body = decode_json(resp) if resp.content else None
         if target_id is None:
             target_id = get_path(body, conf.id_path)
-        action = WriteAction.CREATED if created else WriteAction.UPDATED
-        result = WriteResult(key, action, str(target_id) if target_id is not None else key)
-        return self._verified(conf, sent, body, result)
+        return self._verified(conf, sent, body, _written(key, created, target_id))
 
     def _upsert_one(self, conf: WriteConfig, stream: RestStreamConfig, key: str,
                     row: Row) -> WriteResult:
-        path = conf.path.replace("{key}", quote(key, safe=""))
-        resp = self._send(conf.method, path, self._outgoing(stream, row))
-        return self._result(conf, key, resp, resp.status_code == conf.created_status,
-                            self._record(stream, row))
+        payload, sent = self._payload(stream, row)
+        resp = self._send(conf.method, conf.path.replace("{key}", quote(key, safe="")), payload)
+        return self._result(conf, key, resp, resp.status_code == conf.created_status, sent)
 
     def find(self, conf: WriteConfig, key: str) -> dict[str, Any] | None:
         found = self.client.get_json(conf.find.path, params={conf.find.param: key},
@@ -220,7 +175,7 @@ class RestWriter:
                     row: Row) -> WriteResult:
         """Find by key, then update or create; a create lost in transit is looked up
         before it is sent again (:mod:`~crm2erp.connectors.toolkit.creates`)."""
-        payload, sent = self._outgoing(stream, row), self._record(stream, row)
+        payload, sent = self._payload(stream, row)
         existing = self.find(conf, key)
         if existing is None:
             def create(_: list[str]) -> dict[str, WriteResult]:
@@ -248,7 +203,7 @@ class RestWriter:
         results: list[WriteResult] = []
         for chunk in chunks(rows, spec.size):
             keys = [str(r.get(conf.key) or "") for r in chunk]
-            records = [self._record(stream, r) for r in chunk]
+            records = [self._payload(stream, r)[1] for r in chunk]
             resp = self._send(spec.method, spec.path, {spec.records_field: records})
             if resp.status_code >= 400:
                 error = self._error(conf, resp)
@@ -259,33 +214,33 @@ class RestWriter:
                 raise FatalError(f"batch write to {spec.path} answered "
                                  f"{len(answers) if isinstance(answers, list) else 'no'} "
                                  f"results for {len(chunk)} records; check batch.results")
-            for key, record, answer in zip(keys, records, answers, strict=True):
-                error = get_path(answer, spec.error_path) if spec.error_path else None
-                if error:
-                    results.append(WriteResult(key, WriteAction.FAILED, error=str(error)))
-                    continue
-                created = bool(get_path(answer, spec.created_path)) if spec.created_path \
-                    else False
-                target_id = get_path(answer, conf.id_path)
-                result = WriteResult(key, WriteAction.CREATED if created else
-                                     WriteAction.UPDATED,
-                                     str(target_id) if target_id is not None else key)
-                results.append(self._verified(conf, record, answer, result))
+            results.extend(self._answer(conf, key, record, answer)
+                           for key, record, answer in zip(keys, records, answers, strict=True))
         return results
+
+    def _answer(self, conf: WriteConfig, key: str, record: dict[str, Any],
+                answer: Any) -> WriteResult:
+        """The result of one record of a batch write, from its ``answer``."""
+        spec = conf.batch
+        error = get_path(answer, spec.error_path) if spec.error_path else None
+        if error:
+            return WriteResult(key, WriteAction.FAILED, error=str(error))
+        created = bool(get_path(answer, spec.created_path)) if spec.created_path else False
+        return self._verified(conf, record, answer,
+                              _written(key, created, get_path(answer, conf.id_path)))
 
     # -- delete and archive --------------------------------------------------
     def delete(self, name: str, stream: RestStreamConfig, ids: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:
-        """One configured request per id (``write.delete`` or ``write.archive``)."""
-        ids = [str(i) for i in ids]
-        if mode is DeleteMode.IGNORE:
-            return [WriteResult(i, WriteAction.UNCHANGED) for i in ids]
-        conf = self._config(name, stream)
-        spec = conf.delete if mode is DeleteMode.DELETE else conf.archive
-        if spec is None:
-            raise ConfigError(f"REST stream {name!r}: delete_policy {mode.value} needs "
-                              f"'write.{mode.value}: {{method: ..., path: \".../{{id}}\"}}' "
-                              "in the stream's config")
+        """One configured request per id (``write.delete`` or ``write.archive``); IGNORE
+        sends nothing, so it needs neither."""
+        if mode is not DeleteMode.IGNORE:
+            conf = self._config(name, stream)
+            spec = required_setting(
+                conf.delete if mode is DeleteMode.DELETE else conf.archive,
+                f"REST stream {name!r}: delete_policy {mode.value} needs "
+                f"'write.{mode.value}: {{method: ..., path: \".../{{id}}\"}}' "
+                "in the stream's config")
         return delete_in_batches(ids, mode, lambda chunk: [self._delete_one(conf, spec, chunk[0])],
                                  size=1)
 

@@ -36,7 +36,16 @@
   writer around one client, its streams described one at a time, writes to a stream
   that is not writable refused;
 - :mod:`~crm2erp.connectors.toolkit.values`: a value read back compared with the one
-  a write would send (numbers as text, empties).
+  a write would send (numbers as text, empties);
+- :mod:`~crm2erp.connectors.toolkit.listing`: a listing read whole without trusting
+  the API's order (latest version per key, sorted by ``(cursor, key)``), records picked
+  strictly, the five paging styles as settings and the paginators they build;
+- :mod:`~crm2erp.connectors.toolkit.cursors`: a cursor field in the API's own format
+  (ISO, epoch, number, a ``strftime`` pattern), read and written back;
+- :mod:`~crm2erp.connectors.toolkit.fields`: record fields by dotted name, renamed and
+  nested, and the fields a write sent that the API did not store;
+- :mod:`~crm2erp.connectors.toolkit.rules`: an error table as data (status, body text,
+  fatal or retry), made the HTTP client's ``error_mapper``.
 
 With :class:`crm2erp.http.HttpClient` (and its ``single_attempt()`` for writes that
 must not repeat) a connector is left with its endpoints, field quirks and error
