@@ -40,12 +40,8 @@ from crm2erp.connectors.erpnext.links import LinkedRecords, LinkError
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
 from crm2erp.connectors.toolkit.targets import KeyedWriter, rows_by_key
 from crm2erp.connectors.toolkit.values import changed_fields, same_value
-from crm2erp.connectors.toolkit.writer import (
-    delete_in_batches,
-    json_default,
-    required_setting,
-    write_in_batches,
-)
+from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
+from crm2erp.errors import ConfigError
 from crm2erp.http import HttpClient, decode_json
 
 # Frappe casts Float/Currency fields with flt(); datetimes are site-local text
@@ -162,10 +158,9 @@ class ErpNextWriter(KeyedWriter):
                mode: DeleteMode) -> list[WriteResult]:
         """Delete or archive documents by name, each name once (a repeated name shares
         the answer of the first); a name that is not there fails."""
-        if mode is DeleteMode.ARCHIVE:
-            required_setting(stream.archive_field, f"ERPNext stream {name!r} cannot archive: "
-                             "set archive_field (a Check field such as disabled) or use "
-                             "delete_policy: delete")
+        if mode is DeleteMode.ARCHIVE and not stream.archive_field:
+            raise ConfigError(f"ERPNext stream {name!r} cannot archive: set archive_field "
+                              "(a Check field such as disabled) or use delete_policy: delete")
         return delete_in_batches(ids, mode, lambda chunk: [self._delete(stream, chunk[0], mode)],
                                  size=1)
 
