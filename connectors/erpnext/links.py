@@ -76,14 +76,11 @@ def contact_rows(current: dict, email: str | None, phone: str | None,
                (phone, mobile)]
     if email:
         emails.insert(0, {"email_id": email, "is_primary": 1})
+    if phone and phone == mobile:   # one row with both flags
+        numbers.insert(0, {"phone": phone, **{f: 1 for f in _PHONE_FLAGS}})
+        return emails, numbers
     for value, flag in ((mobile, "is_primary_mobile_no"), (phone, "is_primary_phone")):
-        if not value:
-            continue
-        same_row = next((r for r in numbers if r.get("phone") == value
-                         and any(r.get(f) for f in _PHONE_FLAGS)), None)
-        if same_row is not None:
-            same_row[flag] = 1
-        else:
+        if value:
             numbers.insert(0, {"phone": value, **{f: int(f == flag) for f in _PHONE_FLAGS}})
     return emails, numbers
 
