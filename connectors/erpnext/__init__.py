@@ -10,18 +10,16 @@ from __future__ import annotations
 
 __all__ = ["ErpNextConnector", "ErpNextConfig", "ErpNextStreamConfig"]
 
-from collections.abc import Sequence
-
-from crm2erp.connectors.base import Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import StreamInfo
 from crm2erp.connectors.erpnext.api import build_client
 from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
 from crm2erp.connectors.erpnext.target import ErpNextWriter
-from crm2erp.connectors.toolkit.connector import ApiConnector
+from crm2erp.connectors.toolkit.connector import GuardedWriteBackConnector
 from crm2erp.connectors.toolkit.errors import problems_of
 
 
-class ErpNextConnector(ApiConnector):
+class ErpNextConnector(GuardedWriteBackConnector):
     """ERPNext as a target (and a source for the invoice return flow)."""
 
     name = "erpnext"
@@ -56,10 +54,3 @@ class ErpNextConnector(ApiConnector):
                           delete_modes=(() if not stream.external_id_field else
                                         ("delete", "archive") if stream.archive_field
                                         else ("delete",)))
-
-    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        return self.writer.upsert(stream, self.writable_config(stream), rows)
-
-    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        """Like upsert, but a contact or address field the rows leave out stays as it is."""
-        return self.writer.upsert(stream, self.writable_config(stream), rows, partial=True)

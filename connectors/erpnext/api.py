@@ -28,7 +28,7 @@ from typing import Any
 
 import requests
 
-from crm2erp.connectors.toolkit.errors import quota_used_up, refused, status_text
+from crm2erp.connectors.toolkit.errors import json_or_none, quota_used_up, refused, status_text
 from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, build_auth
@@ -39,10 +39,7 @@ _TAGS = re.compile(r"<[^>]+>")
 
 def frappe_error(status: int, content: bytes | str | None) -> str:
     """``"HTTP 417 MandatoryError: Value missing for Customer: Customer Name"``."""
-    try:
-        body = json.loads(content or b"null")
-    except ValueError:
-        body = None
+    body = json_or_none(content)
     if not isinstance(body, dict):
         return status_text(status, content)
     messages = []
@@ -80,10 +77,9 @@ def error_mapper(max_wait: float):
             return refused("ERPNext", resp, problem, " - fix the stream's doctype, fields or "
                            "filters (or the outbound mapping's field names), or install the "
                            "app that adds them")
-        if resp.status_code != 429:
-            return None
         wait = parse_retry_after(resp.headers.get("Retry-After")) or 0.0
-        if resp.headers.get("X-RateLimit-Remaining") == "0" and wait > max_wait:
+        if resp.status_code == 429 and resp.headers.get("X-RateLimit-Remaining") == "0" \
+                and wait > max_wait:
             return quota_used_up(
                 "ERPNext", f"the site's request quota (rate_limit in site_config) is used up "
                 f"for another {wait:.0f}s", " - run the flow again after the window resets, "

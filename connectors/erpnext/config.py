@@ -94,7 +94,6 @@ class ErpNextConfig(HttpConnectionConfig):
     def _prepare(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        data = dict(data)
         if "write_attempts" in data:
             raise ValueError("write_attempts is no longer a setting: every write request "
                              "is retried with the connection's retry settings "
@@ -102,7 +101,8 @@ class ErpNextConfig(HttpConnectionConfig):
         auth = data.get("auth")
         if isinstance(auth, dict) and auth.get("type") == "frappe_token":
             token = FrappeTokenAuthConfig.model_validate(auth)
-            data["auth"] = {"type": "api_key", "header": "Authorization", "prefix": "token ",
-                            "key": f"{token.api_key}:{token.api_secret.get_secret_value()}"}
+            data = {**data, "auth": {
+                "type": "api_key", "header": "Authorization", "prefix": "token ",
+                "key": f"{token.api_key}:{token.api_secret.get_secret_value()}"}}
         return over_defaults(data, DEFAULT_STREAMS)
 

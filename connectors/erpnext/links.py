@@ -32,17 +32,22 @@ __all__ = ["LinkedRecords", "LinkError", "contact_rows"]
 
 import re
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 import requests
 
+from crm2erp.connectors.base import Row
 from crm2erp.connectors.erpnext.api import frappe_error
+from crm2erp.connectors.erpnext.config import ErpNextStreamConfig
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
+from crm2erp.connectors.toolkit.values import changed_fields
 
 Send = Callable[[str, str, dict | None], requests.Response]
 _PREFERRED = {"Billing": "is_primary_address", "Shipping": "is_shipping_address"}
 _ISO = re.compile(r"^[A-Za-z]{2}$")
 _PHONE_FLAGS = ("is_primary_phone", "is_primary_mobile_no")
+_TABLES = ("email_ids", "phone_nos")
 
 
 class LinkError(Exception):
@@ -71,30 +76,39 @@ def contact_rows(current: dict, email: str | None, phone: str | None,
                (phone, mobile)]
     if email:
         emails.insert(0, {"email_id": email, "is_primary": 1})
+    if phone and phone == mobile:   # one row with both flags
+        numbers.insert(0, {"phone": phone, **{f: 1 for f in _PHONE_FLAGS}})
+        return emails, numbers
     for value, flag in ((mobile, "is_primary_mobile_no"), (phone, "is_primary_phone")):
-        if not value:
-            continue
-        same_row = next((r for r in numbers if r.get("phone") == value
-                         and any(r.get(f) for f in _PHONE_FLAGS)), None)
-        if same_row is not None:
-            same_row[flag] = 1
-        else:
+        if value:
             numbers.insert(0, {"phone": value, **{f: int(f == flag) for f in _PHONE_FLAGS}})
     return emails, numbers
 
 
 class LinkedRecords:
+    """The integration's Address and Contact documents of the records a writer writes."""
+
     def __init__(self, reader: ErpNextReader, send: Send, same: Callable[[Any, Any], bool]):
         self.reader, self.send, self.same = reader, send, same
-        self._user: str | None = None
         self._countries: dict[str, str] = {}
 
-    @property
+    @cached_property
     def user(self) -> str:
-        if self._user is None:
-            self._user = str(self.reader.client.get_json(
-                "/api/method/frappe.auth.get_logged_user")["message"])
-        return self._user
+        """The API user: the ``owner`` of every record the integration created."""
+        return str(self.reader.client.get_json(
+            "/api/method/frappe.auth.get_logged_user")["message"])
+
+    def write(self, stream: ErpNextStreamConfig, name: str, row: Row, partial: bool) -> bool:
+        """The contact and addresses of ``stream``'s record ``name``: each one ``row``
+        carries (every one unless ``partial``); true when one changed."""
+        parent = (stream.doctype, name)
+        changed = False
+        for field, address_type in stream.addresses.items():
+            if field in row or not partial:
+                changed |= self.address(parent, address_type, row.get(field))
+        if stream.contact and (stream.contact in row or not partial):
+            changed |= self.contact(parent, row.get(stream.contact))
+        return changed
 
     # -- reading -------------------------------------------------------------
     def _ours(self, doctype: str, parent: tuple[str, str], **fields: Any) -> list[dict]:
@@ -103,12 +117,8 @@ class LinkedRecords:
                    ["Dynamic Link", "link_name", "=", parent[1]],
                    [doctype, "owner", "=", self.user],
                    *([doctype, k, "=", v] for k, v in fields.items())]
-        docs = []
-        for row in self.reader.list(doctype, ["name"], filters, "creation asc, name asc"):
-            doc = self.reader.document(doctype, str(row["name"]))
-            if doc is not None:
-                docs.append(doc)
-        return docs
+        listed = self.reader.list(doctype, ["name"], filters, "creation asc, name asc")
+        return list(self.reader.documents(doctype, listed))
 
     def _country(self, value: Any) -> Any:
         if not isinstance(value, str) or not _ISO.match(value):
@@ -131,15 +141,18 @@ class LinkedRecords:
             raise LinkError(f"{doctype}{' ' + name if name else ''}: "
                             f"{frappe_error(resp.status_code, resp.content)}")
 
+    def _delete(self, doctype: str, docs: list[dict]) -> None:
+        for doc in docs:
+            self._call("DELETE", doctype, str(doc["name"]), None)
+
     def _converge(self, doctype: str, parent: tuple[str, str], desired: dict | None,
-                  changes: Callable[[dict], dict], docs: list[dict] | None = None,
-                  **fields: Any) -> bool:
+                  docs: list[dict] | None = None, **fields: Any) -> bool:
         """Make the integration's records of this kind one with ``desired`` (none when
-        ``desired`` is None); true when that took a change."""
+        ``desired`` is None); true when that took a change. ``email_ids`` and
+        ``phone_nos`` are compared row by row and sent whole."""
         docs = self._ours(doctype, parent, **fields) if docs is None else docs
         keep = docs[0] if docs and desired is not None else None
-        for extra in docs[1 if keep else 0:]:
-            self._call("DELETE", doctype, str(extra["name"]), None)
+        self._delete(doctype, docs[1 if keep else 0:])
         if desired is None:
             return bool(docs)
         if keep is None:
@@ -147,10 +160,10 @@ class LinkedRecords:
             retries = self.reader.client.stats.retries
             self._call("POST", doctype, None, {**desired, "links": [link]})
             if self.reader.client.stats.retries != retries:   # an answer was lost: a twin?
-                for twin in self._ours(doctype, parent, **fields)[1:]:
-                    self._call("DELETE", doctype, str(twin["name"]), None)
+                self._delete(doctype, self._ours(doctype, parent, **fields)[1:])
             return True
-        update = changes(keep)   # links are kept as they are: users may add more
+        # links are kept as they are: users may add more
+        update = changed_fields(keep, desired, tables=_TABLES, same=self.same)
         if update:
             self._call("PUT", doctype, str(keep["name"]), update)
         return bool(update) or len(docs) > 1
@@ -165,34 +178,16 @@ class LinkedRecords:
             desired = {"address_title": parent[1], **wanted, "address_type": address_type}
             if address_type in _PREFERRED:
                 desired[_PREFERRED[address_type]] = 1
-
-        def changes(doc: dict) -> dict:
-            return {k: v for k, v in desired.items() if not self.same(doc.get(k), v)}
-
-        return self._converge("Address", parent, desired, changes,
-                              address_type=address_type)
+        return self._converge("Address", parent, desired, address_type=address_type)
 
     def contact(self, parent: tuple[str, str], values: Any) -> bool:
-        """Write the contact of ``parent``; true when something changed."""
+        """Write the contact of ``parent``; true when something changed. It has an e-mail
+        or number row whenever one is sent, so none left means no Contact."""
         wanted = _clean(values, "Contact")
         email = wanted.pop("email_id", None)
         phone, mobile = wanted.pop("phone", None), wanted.pop("mobile_no", None)
         docs = self._ours("Contact", parent)
         emails, numbers = contact_rows(docs[0] if docs else {}, email, phone, mobile)
-        desired = None
-        if email or phone or mobile or emails or numbers:
-            desired = {"first_name": parent[1], **wanted, "is_primary_contact": 1,
-                       "email_ids": emails, "phone_nos": numbers}
-
-        def changes(doc: dict) -> dict:
-            out = {k: v for k, v in desired.items()
-                   if k not in ("email_ids", "phone_nos") and not self.same(doc.get(k), v)}
-            for table, fields in (("email_ids", ("email_id", "is_primary")),
-                                  ("phone_nos", ("phone", *_PHONE_FLAGS))):
-                have = [tuple(r.get(f) or 0 for f in fields) for r in doc.get(table) or []]
-                want = [tuple(r.get(f) or 0 for f in fields) for r in desired[table]]
-                if have != want:
-                    out[table] = desired[table]
-            return out
-
-        return self._converge("Contact", parent, desired, changes, docs)
+        desired = {"first_name": parent[1], **wanted, "is_primary_contact": 1,
+                   "email_ids": emails, "phone_nos": numbers} if emails or numbers else None
+        return self._converge("Contact", parent, desired, docs)

@@ -15,7 +15,7 @@ from __future__ import annotations
 __all__ = ["ErpNextReader", "resource"]
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -54,17 +54,22 @@ class ErpNextReader:
                              f"{frappe_error(resp.status_code, resp.content)}")
         return decode_json(resp)["data"]
 
+    def documents(self, doctype: str, rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        """The whole document (child tables too) of each listed row, in order; a row
+        deleted since the list call is left out."""
+        for row in rows:
+            doc = self.document(doctype, str(row["name"]))
+            if doc is not None:
+                yield doc
+
     def _rows(self, stream: ErpNextStreamConfig, since: Cursor | None) -> Iterator[tuple]:
         zone, field = self.config.time_zone, stream.cursor_field
         filters = list(stream.filters)
         if since is not None:
             filters.append([field, ">=", to_frappe(since.value, zone)])
         fields = list(dict.fromkeys([*stream.fields, "name", field]))
-        for row in self.list(stream.doctype, fields, filters, f"{field} asc, name asc"):
-            if stream.children:
-                row = self.document(stream.doctype, row["name"])
-                if row is None:
-                    continue
+        rows = self.list(stream.doctype, fields, filters, f"{field} asc, name asc")
+        for row in self.documents(stream.doctype, rows) if stream.children else rows:
             yield (to_cursor(row[field], zone), str(row["name"])), row, None
 
     def _deleted(self, stream: ErpNextStreamConfig, since: Cursor) -> Iterator[tuple]:
@@ -73,8 +78,8 @@ class ErpNextReader:
                    ["creation", ">=", to_frappe(since.value, zone)]]
         for row in self.list("Deleted Document", ["name", "deleted_name", "creation"],
                              filters, "creation asc, name asc"):
-            yield (to_cursor(row["creation"], zone), str(row["deleted_name"])), None, \
-                str(row["deleted_name"])
+            gone = str(row["deleted_name"])
+            yield (to_cursor(row["creation"], zone), gone), None, gone
 
     def read(self, stream: ErpNextStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:

@@ -28,7 +28,6 @@ __all__ = ["ErpNextWriter"]
 
 import datetime as dt
 import json
-import logging
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -40,15 +39,10 @@ from crm2erp.connectors.erpnext.config import ErpNextConfig, ErpNextStreamConfig
 from crm2erp.connectors.erpnext.links import LinkedRecords, LinkError
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
 from crm2erp.connectors.toolkit.targets import KeyedWriter, rows_by_key
-from crm2erp.connectors.toolkit.values import same_value
+from crm2erp.connectors.toolkit.values import changed_fields, same_value
 from crm2erp.connectors.toolkit.writer import delete_in_batches, json_default, write_in_batches
 from crm2erp.errors import ConfigError
 from crm2erp.http import HttpClient, decode_json
-
-log = logging.getLogger(__name__)
-_META = {"name", "owner", "creation", "modified", "modified_by", "idx", "parent",
-         "parentfield", "parenttype", "doctype", "docstatus"}
-
 
 # Frappe casts Float/Currency fields with flt(); datetimes are site-local text
 _wire = json_default("ERPNext", moment=lambda moment: moment.strftime("%Y-%m-%d %H:%M:%S"))
@@ -59,11 +53,9 @@ def same(current: Any, desired: Any) -> bool:
     return same_value(current, _wire(desired) if isinstance(desired, dt.date) else desired)
 
 
-def _child_same(current: list[dict], desired: list[dict]) -> bool:
-    if len(current) != len(desired):
-        return False
-    return all(same(have.get(k), v) for have, want in zip(current, desired, strict=True)
-               for k, v in want.items())
+def _refusal(key: str, target: str | None, resp: requests.Response) -> WriteResult:
+    return WriteResult(key, WriteAction.FAILED, target,
+                       error=frappe_error(resp.status_code, resp.content))
 
 
 class ErpNextWriter(KeyedWriter):
@@ -94,91 +86,73 @@ class ErpNextWriter(KeyedWriter):
 
         return rows_by_key(keys, 100, fetch)
 
-    def _changes(self, stream: ErpNextStreamConfig, current: Row, row: Row) -> dict[str, Any]:
-        changes = {}
-        for field, value in row.items():
-            if field in stream.children:
-                desired = list(value or [])
-                if not _child_same(list(current.get(field) or []), desired):
-                    changes[field] = desired
-            elif not same(current.get(field), value):
-                changes[field] = value
-        return changes
-
     def upsert(self, name: str, stream: ErpNextStreamConfig, rows: Sequence[Row], *,
                partial: bool = False) -> list[WriteResult]:
         """Write ``rows``; their contact and address fields too: one that is missing
         is empty (the integration's linked record goes), unless ``partial`` (rows
         carrying only the fields to change, as write-back sends)."""
         ext = self.write_key(name, stream)
-        linked = [f for f in (stream.contact, *stream.addresses) if f]
 
         def send(chunk: list[Row]) -> list[WriteResult]:
             existing = self.lookup(name, stream, [str(row[ext]) for row in chunk])
-            return [self._write_row(stream, str(row[ext]), row, existing, linked, partial)
-                    for row in chunk]
+            return [self._write_row(stream, str(row[ext]), row, existing.get(str(row[ext])),
+                                    partial) for row in chunk]
 
         return write_in_batches(rows, lambda row: row.get(ext) or None, send, size=100,
                                 missing=f"{ext} is empty: records are matched on it")
 
-    def _write_row(self, stream: ErpNextStreamConfig, key: str, row: Row,
-                   existing: Mapping[str, Row], linked: list[str], partial: bool) -> WriteResult:
-        own = {k: v for k, v in row.items() if k not in linked}
-        result = self._write(stream, key, own, existing.get(key))
-        return self._write_links(stream, row, result, partial) if result.ok else result
+    def update(self, name: str, stream: ErpNextStreamConfig,
+               rows: Sequence[Row]) -> list[WriteResult]:
+        """Like upsert, but a contact or address field the rows leave out stays as it is."""
+        return self.upsert(name, stream, rows, partial=True)
 
-    def _write_links(self, stream: ErpNextStreamConfig, row: Row, result: WriteResult,
-                     partial: bool) -> WriteResult:
-        """The contact and addresses of the written record: each one the row carries
-        (every one unless ``partial``); ``result`` again when none changed."""
-        parent = (stream.doctype, str(result.target_id))
-        changed = False
+    def _write_row(self, stream: ErpNextStreamConfig, key: str, row: Row, current: Row | None,
+                   partial: bool) -> WriteResult:
+        """The record, then its contact and addresses (:meth:`LinkedRecords.write`);
+        ``UPDATED`` when only those changed."""
+        linked = (stream.contact, *stream.addresses)
+        result = self._write(stream, key, {k: v for k, v in row.items() if k not in linked},
+                             current)
+        if not result.ok:
+            return result
         try:
-            for field, address_type in stream.addresses.items():
-                if field in row or not partial:
-                    changed |= self.links.address(parent, address_type, row.get(field))
-            if stream.contact and (stream.contact in row or not partial):
-                changed |= self.links.contact(parent, row.get(stream.contact))
+            changed = self.links.write(stream, str(result.target_id), row, partial)
         except LinkError as exc:
-            return WriteResult(result.key, WriteAction.FAILED, result.target_id,
+            return WriteResult(key, WriteAction.FAILED, result.target_id,
                                error=f"{stream.doctype} {result.target_id} was written, but "
                                f"its {exc}")
         if changed and result.action is WriteAction.UNCHANGED:
-            return WriteResult(result.key, WriteAction.UPDATED, result.target_id)
+            return WriteResult(key, WriteAction.UPDATED, result.target_id)
         return result
 
     def _write(self, stream: ErpNextStreamConfig, key: str, row: Row,
                current: Row | None) -> WriteResult:
+        submit = {"docstatus": 1} if stream.submit else {}
         recovered = current is None
         if current is None:
-            body = {**row, **({"docstatus": 1} if stream.submit else {})}
-            resp = self.send("POST", resource(stream.doctype), body)
+            resp = self.send("POST", resource(stream.doctype), {**row, **submit})
             if resp.status_code < 400:
                 return WriteResult(key, WriteAction.CREATED,
                                    target_id=str(decode_json(resp)["data"]["name"]))
             current = self.lookup("", stream, [key]).get(key) \
                 if resp.status_code == 409 else None
             if current is None:
-                return WriteResult(key, WriteAction.FAILED,
-                                   error=frappe_error(resp.status_code, resp.content))
+                return _refusal(key, None, resp)
             # a create sent again after its answer was lost: it is there, compare it
-        changes = self._changes(stream, current, row)
+        changes = changed_fields(current, row, tables=stream.children, same=same)
         target = str(current["name"])
-        if not changes and not (stream.submit and current.get("docstatus") == 0):
-            return WriteResult(key, WriteAction.CREATED if recovered else WriteAction.UNCHANGED,
-                               target_id=target)
-        if current.get("docstatus") == 1 and changes:
+        if changes and current.get("docstatus") == 1:
             return WriteResult(key, WriteAction.FAILED, target_id=target,
                                error=f"{stream.doctype} {target} is submitted "
                                f"and cannot change ({', '.join(sorted(changes))}); "
                                "cancel and amend it in ERPNext")
-        body = {**changes, **({"docstatus": 1} if stream.submit else {})}
-        resp = self.send("PUT", resource(stream.doctype, target), body)
-        if resp.status_code < 400:
-            return WriteResult(key, WriteAction.CREATED if recovered else WriteAction.UPDATED,
-                               target_id=target)
-        return WriteResult(key, WriteAction.FAILED, target_id=target,
-                           error=frappe_error(resp.status_code, resp.content))
+        action = WriteAction.CREATED if recovered else WriteAction.UNCHANGED
+        if changes or (stream.submit and current.get("docstatus") == 0):
+            resp = self.send("PUT", resource(stream.doctype, target), {**changes, **submit})
+            if resp.status_code >= 400:
+                return _refusal(key, target, resp)
+            action = WriteAction.CREATED if recovered else WriteAction.UPDATED
+        return WriteResult(key, action, target_id=target)
 
     def delete(self, name: str, stream: ErpNextStreamConfig, ids: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:
@@ -192,19 +166,19 @@ class ErpNextWriter(KeyedWriter):
 
     def _delete(self, stream: ErpNextStreamConfig, doc_name: str,
                 mode: DeleteMode) -> WriteResult:
-        if mode is DeleteMode.DELETE:
-            if self.reader.document(stream.doctype, doc_name) is None:
-                return WriteResult.not_found(doc_name, stream.doctype)
-            resp = self.send("DELETE", resource(stream.doctype, doc_name), None)
-            if resp.status_code < 400 or resp.status_code == 404:
-                # 404: there a moment ago, so gone by a DELETE sent again after its
-                # answer was lost
-                return WriteResult(doc_name, WriteAction.UPDATED, doc_name)
+        path = resource(stream.doctype, doc_name)
+        if mode is DeleteMode.ARCHIVE:
+            resp = self.send("PUT", path, {stream.archive_field: 1})
+            done = resp.status_code < 400
+        elif self.reader.document(stream.doctype, doc_name) is None:
+            return WriteResult.not_found(doc_name, stream.doctype)
         else:
-            resp = self.send("PUT", resource(stream.doctype, doc_name), {stream.archive_field: 1})
-            if resp.status_code < 400:
-                return WriteResult(doc_name, WriteAction.UPDATED, doc_name)
+            resp = self.send("DELETE", path, None)
+            # 404: there a moment ago, so gone by a DELETE sent again after its answer
+            # was lost
+            done = resp.status_code < 400 or resp.status_code == 404
+        if done:
+            return WriteResult(doc_name, WriteAction.UPDATED, doc_name)
         if resp.status_code == 404:
             return WriteResult.not_found(doc_name, stream.doctype)
-        return WriteResult(doc_name, WriteAction.FAILED, doc_name,
-                           error=frappe_error(resp.status_code, resp.content))
+        return _refusal(doc_name, doc_name, resp)

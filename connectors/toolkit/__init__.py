@@ -12,8 +12,8 @@
 - :mod:`~crm2erp.connectors.toolkit.children`: a stream's ``children`` embedded into
   the rows of a batch, read by foreign key a chunk of parents per query;
 - :mod:`~crm2erp.connectors.toolkit.errors`: the request an error answers, its
-  JSON body and the text of one outside the system's error format, for a
-  connector's error table; ``check()`` over streams and over the parts of one;
+  JSON body (from the answer or its bytes) and the text of one outside the system's
+  error format, for a connector's error table; ``check()`` over streams and over the parts of one;
 - :mod:`~crm2erp.connectors.toolkit.config`: strict models, URL and name fields,
   stream-name and ``children`` checks.
 - :mod:`~crm2erp.connectors.toolkit.streams`: the stream config base (``track_deletes``,
@@ -34,9 +34,10 @@
   id, the ids looked up first;
 - :mod:`~crm2erp.connectors.toolkit.connector`: the connector class of a reader and a
   writer around one client, its streams described one at a time, writes to a stream
-  that is not writable refused;
+  that is not writable refused (``upsert`` and write-back ``update`` too, up front);
 - :mod:`~crm2erp.connectors.toolkit.values`: a value read back compared with the one
-  a write would send (numbers as text, empties);
+  a write would send (numbers as text, empties); the fields a write sends, child tables
+  compared row by row and sent whole.
 - :mod:`~crm2erp.connectors.toolkit.listing`: a listing read whole without trusting
   the API's order (latest version per key, sorted by ``(cursor, key)``), records picked
   strictly, the five paging styles as settings and the paginators they build;

@@ -7,16 +7,18 @@ from the one :class:`StreamInfo` a subclass describes per stream, checks the
 connection (its access, then every stream, every problem named in one error) and
 refuses a write to a stream that is not writable before anything is sent. A connector
 whose API needs more than one client overrides :meth:`ApiConnector.connect`.
+:class:`GuardedApiConnector` refuses ``upsert`` to such a stream that way, and
+:class:`GuardedWriteBackConnector` ``update`` (write-back) too.
 """
 
 from __future__ import annotations
 
-__all__ = ["ApiConnector"]
+__all__ = ["ApiConnector", "GuardedApiConnector", "GuardedWriteBackConnector"]
 
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-from crm2erp.connectors.base import DelegatingConnector, StreamInfo
+from crm2erp.connectors.base import DelegatingConnector, Row, StreamInfo, WriteResult
 from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.http import HttpClient
 
@@ -80,3 +82,22 @@ class ApiConnector(DelegatingConnector):
         if not self.stream_info(name, stream).writable:
             raise NotImplementedError(f"{self.system} stream {name!r} {self.read_only}")
         return stream
+
+
+class GuardedApiConnector(ApiConnector):
+    """An :class:`ApiConnector` whose ``upsert`` refuses a stream that is not writable
+    (:meth:`writable_config`) before anything is sent, rather than leaving it to the
+    writer."""
+
+    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        return self.writer.upsert(stream, self.writable_config(stream), rows)
+
+
+class GuardedWriteBackConnector(GuardedApiConnector):
+    """A :class:`GuardedApiConnector` with write-back: ``update`` hands the rows to the
+    writer's ``update(name, stream, rows)``, refusing a stream that is not writable
+    the same way."""
+
+    def update(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
+        """Set fields of existing records (write-back)."""
+        return self.writer.update(stream, self.writable_config(stream), rows)

@@ -1,13 +1,15 @@
 """What every connector's error table starts from: the request an answer is for,
-the answer's JSON body when it has one, the text of one that is not in the system's
-error format; the exceptions of a refused request and of a used-up quota; and
-``check()`` over every stream and over every part of one."""
+the answer's JSON body when it has one (from the answer or from its bytes), the
+text of one that is not in the system's error format; the exceptions of a refused
+request and of a used-up quota; and ``check()`` over every stream and over every
+part of one."""
 
 from __future__ import annotations
 
-__all__ = ["check_streams", "error_body", "problems_of", "quota_used_up", "refused",
-           "request_line", "status_text"]
+__all__ = ["check_streams", "error_body", "json_or_none", "problems_of", "quota_used_up",
+           "refused", "request_line", "status_text"]
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -28,6 +30,15 @@ def error_body(resp: requests.Response) -> Any:
     """The decoded JSON body of ``resp``, or None when it is not JSON."""
     try:
         return resp.json()
+    except ValueError:
+        return None
+
+
+def json_or_none(content: bytes | str | None) -> Any:
+    """The decoded JSON of an answer's body (``resp.content``), or None when it is empty
+    or not JSON: an error body read where only its bytes are at hand."""
+    try:
+        return json.loads(content or b"null")
     except ValueError:
         return None
 

@@ -5,13 +5,15 @@ the row carries. Systems hand numbers back as text (``"12.50"`` for a sent
 ``Decimal("12.5")``) and empty fields as ``None`` or ``""``, so a plain ``==``
 would see a change in every record: :func:`same_value` is the comparison SAP
 and ERPNext writes share. The connector converts the sent value to its wire
-form first (a date as the system writes it).
+form first (a date as the system writes it). :func:`changed_fields` is what a
+write sends on that comparison: the fields that differ, child tables whole.
 """
 
 from __future__ import annotations
 
-__all__ = ["same_value"]
+__all__ = ["changed_fields", "same_rows", "same_value"]
 
+from collections.abc import Callable, Collection, Mapping, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -32,3 +34,37 @@ def same_value(current: Any, sent: Any) -> bool:
         return Decimal(str(current)) == Decimal(str(sent))
     except (InvalidOperation, ValueError):
         return False
+
+
+Same = Callable[[Any, Any], bool]
+
+
+def same_rows(current: Sequence[Mapping[str, Any]], desired: Sequence[Mapping[str, Any]],
+              same: Same = same_value) -> bool:
+    """True when a child table ``current`` (as read) holds the ``desired`` rows: as many
+    rows, and in each the fields its desired row sets ``same``; fields only the system
+    sets (row ids, positions) are not compared."""
+    if len(current) != len(desired):
+        return False
+    return all(same(have.get(field), value)
+               for have, want in zip(current, desired, strict=True)
+               for field, value in want.items())
+
+
+def changed_fields(current: Mapping[str, Any], desired: Mapping[str, Any], *,
+                   tables: Collection[str] = (), same: Same = same_value) -> dict[str, Any]:
+    """``{field: desired value}`` for the fields of ``desired`` whose value ``current`` does
+    not hold (by ``same``), in ``desired``'s order; ``{}`` when nothing changed.
+
+    A field named in ``tables`` is a child table (a list of rows; ``None`` is ``[]``),
+    compared by :func:`same_rows` and answered whole: APIs replace a child table's rows."""
+    changes: dict[str, Any] = {}
+    for field, value in desired.items():
+        if field in tables:
+            value = list(value or [])
+            differs = not same_rows(list(current.get(field) or []), value, same)
+        else:
+            differs = not same(current.get(field), value)
+        if differs:
+            changes[field] = value
+    return changes
