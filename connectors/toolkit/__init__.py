@@ -37,7 +37,7 @@
   that is not writable refused (``upsert`` and write-back ``update`` too, up front);
 - :mod:`~crm2erp.connectors.toolkit.values`: a value read back compared with the one
   a write would send (numbers as text, empties); the fields a write sends, child tables
-  compared row by row and sent whole.
+  compared row by row and sent whole;
 - :mod:`~crm2erp.connectors.toolkit.listing`: a listing read whole without trusting
   the API's order (latest version per key, sorted by ``(cursor, key)``), records picked
   strictly, the five paging styles as settings and the paginators they build;
