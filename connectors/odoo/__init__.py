@@ -43,7 +43,7 @@ class OdooConnector(ApiConnector, WriteBackConnector):
 
     def check_access(self) -> None:
         """Log in (the streams' models and fields are then checked for this user)."""
-        self.rpc.version()
+        self.rpc.call("common", "version")
         self.rpc.authenticate()
 
     def stream_problem(self, stream: OdooStreamConfig) -> str | None:
