@@ -38,6 +38,7 @@ from __future__ import annotations
 __all__ = ["OdooWriter"]
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -63,21 +64,29 @@ class OdooWriter:
         self.rpc, self.config = rpc, config
 
     # -- values ----------------------------------------------------------
-    def _codes(self, part: ChildConfig | OdooStreamConfig, rows: list[Row]) -> dict:
-        """code -> id per reference rule of ``part``, for every code used in ``rows``
-        (one search per rule)."""
-        table: dict[str, dict[str, int]] = {}
+    def _codes(self, part: ChildConfig, rows: list[Row]) -> dict[str, dict]:
+        """code -> id per reference rule of ``part`` for every code used in ``rows`` (one
+        search per rule), and the same for the lines of each of its children."""
+        table: dict[str, dict] = {}
         for name, ref in part.references.items():
             codes = sorted({str(r[name]) for r in rows if r.get(name) not in (None, "")})
             found = self.rpc.records_by(ref.model, ref.by, codes, ["id", ref.by])
             table[name] = {code: int(rec["id"]) for code, rec in found.items()}
+        for field, child in getattr(part, "children", {}).items():   # a child has none
+            table[field] = self._codes(child, [line for r in rows for line in (r.get(field) or [])])
         return table
 
-    def _values(self, part: ChildConfig | OdooStreamConfig, codes: dict,
-                row: Row) -> dict[str, Any]:
+    def _values(self, part: ChildConfig, codes: dict[str, dict], row: Row) -> dict[str, Any]:
+        """``row`` as Odoo ``vals`` (children as lists of vals); :class:`_Refused` when a
+        value cannot be sent."""
         types = self.rpc.field_types(part.model)
+        children = getattr(part, "children", {})
         vals: dict[str, Any] = {}
         for name, value in row.items():
+            if name in children:
+                vals[name] = [self._values(children[name], codes[name], line)
+                              for line in (value or [])]
+                continue
             if name in part.references:
                 ref = part.references[name]
                 found = False if value in (None, "") else codes[name].get(str(value))
@@ -99,20 +108,12 @@ class OdooWriter:
         return vals
 
     def _prepare(self, stream: OdooStreamConfig, rows: list[Row]) -> list[dict | str]:
-        """Each row as ``vals`` (children as lists of vals) or the reason it is refused."""
+        """Each row as ``vals`` or the reason it is refused."""
         codes = self._codes(stream, rows)
-        child_codes = {f: self._codes(c, [line for r in rows for line in (r.get(f) or [])])
-                       for f, c in stream.children.items()}
         out: list[dict | str] = []
         for row in rows:
             try:
-                vals = self._values(stream, codes, {k: v for k, v in row.items()
-                                                    if k not in stream.children})
-                for field, child in stream.children.items():
-                    if field in row:
-                        vals[field] = [self._values(child, child_codes[field], line)
-                                       for line in (row[field] or [])]
-                out.append(vals)
+                out.append(self._values(stream, codes, row))
             except _Refused as exc:
                 out.append(str(exc))
         return out
@@ -210,9 +211,9 @@ class OdooWriter:
             for field, kind in stream.child_partners.items():
                 ref, value = f"{row[key_field]}/{kind}", row.get(field)
                 if value is not None and not isinstance(value, dict):
-                    results[i] = WriteResult(result.key, WriteAction.FAILED, result.target_id,
-                                             error=f"{field} must be a record of res.partner "
-                                             f"fields, got {type(value).__name__}")
+                    results[i] = replace(result, action=WriteAction.FAILED, error=(
+                        f"{field} must be a record of res.partner fields, got "
+                        f"{type(value).__name__}"))
                     continue
                 values = {k: v for k, v in (value or {}).items() if v not in (None, "")}
                 if values:
@@ -224,10 +225,9 @@ class OdooWriter:
         outcomes = self._upsert_chunk(children, "ref", [v[2] for v in wanted.values()])
         for (i, field, _), outcome in zip(wanted.values(), outcomes, strict=True):
             if not outcome.ok and results[i].ok:
-                results[i] = WriteResult(results[i].key, WriteAction.FAILED,
-                                         results[i].target_id, error=(
-                                             f"res.partner {results[i].target_id} was written, "
-                                             f"but its {field}: {outcome.error}"))
+                results[i] = replace(results[i], action=WriteAction.FAILED, error=(
+                    f"res.partner {results[i].target_id} was written, but its {field}: "
+                    f"{outcome.error}"))
         stale = [rec["id"] for rec in self._find(children, "ref", empty).values()
                  if rec.get("active")]
         if stale:
@@ -292,9 +292,8 @@ class OdooWriter:
             stream.model, "read", [list(written.values())], {"fields": ["state"]}) or []}
 
         def refused(key: str, error: str) -> None:
-            old = done[key]
-            done[key] = WriteResult(old.key, WriteAction.FAILED, old.target_id,
-                                    error=f"written but not confirmed: {error}")
+            done[key] = replace(done[key], action=WriteAction.FAILED,
+                                error=f"written but not confirmed: {error}")
 
         isolate([key for key, rid in written.items() if states.get(rid) in _DRAFT],
                 lambda part: self.rpc.execute_kw(stream.model, "action_confirm",
