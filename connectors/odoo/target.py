@@ -184,13 +184,8 @@ class OdooWriter:
             if key in existing:
                 done[key] = self._call(key, str(existing[key]["id"]), self._write, stream,
                                        existing[key], vals)
-        new = {key: vals for key, vals in pending.items() if key not in existing}
-        created = self._create(stream, key_field, new)
-        for key in new:
-            outcome = created[key]
-            done[key] = (WriteResult(key, WriteAction.CREATED, str(outcome))
-                         if isinstance(outcome, int) else
-                         WriteResult(key, WriteAction.FAILED, error=outcome))
+        done.update(self._create(stream, key_field, {
+            key: vals for key, vals in pending.items() if key not in existing}))
         if stream.confirm:
             self._confirm(stream, done)
         return [WriteResult(str(row[key_field]), WriteAction.FAILED, error=vals)
@@ -264,9 +259,9 @@ class OdooWriter:
                    for name, value in line.items())
 
     def _create(self, stream: OdooStreamConfig, key_field: str,
-                new: dict[str, dict]) -> dict[str, int | str]:
-        """Create the records of ``new`` (key -> vals); outcome per key: new id or error
-        text. A call lost in transit is not repeated blindly (toolkit ``create_isolated``)."""
+                new: dict[str, dict]) -> dict[str, WriteResult]:
+        """Create the records of ``new`` (key -> vals); a result per key, in their order.
+        A call lost in transit is not repeated blindly (toolkit ``create_isolated``)."""
         def create(values: list[dict]) -> list[Any]:
             ids = self.rpc.execute_kw(stream.model, "create", [[
                 {**stream.defaults, **_commands(stream, vals)} for vals in values]],
@@ -277,9 +272,12 @@ class OdooWriter:
             return {key: int(rec["id"]) for key, rec in self._find(stream, key_field,
                                                                   keys).items()}
 
-        return create_isolated(new, create, find, client=self.rpc.client,
-                               what=f"Odoo create on {stream.model}", refused=OdooRecordError,
-                               message=_message)
+        outcomes = create_isolated(new, create, find, client=self.rpc.client,
+                                   what=f"Odoo create on {stream.model}",
+                                   refused=OdooRecordError, message=_message)
+        return {key: WriteResult(key, WriteAction.CREATED, str(outcomes[key]))
+                if isinstance(outcomes[key], int) else
+                WriteResult(key, WriteAction.FAILED, error=str(outcomes[key])) for key in new}
 
     def _confirm(self, stream: OdooStreamConfig, done: dict[str, WriteResult]) -> None:
         """``action_confirm`` the written records still in draft; one Odoo refuses fails
