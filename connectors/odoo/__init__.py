@@ -62,4 +62,4 @@ class OdooConnector(ApiConnector, WriteBackConnector):
                                         if "active" in stream.fields else ("delete",)))
 
     def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
-        return self.reader.lookup(self._stream_config(stream), [str(k) for k in keys])
+        return self.reader.lookup(self._stream_config(stream), keys)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 __all__ = ["OdooReader", "iso_cursor", "normalize_record"]
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
@@ -35,6 +35,7 @@ from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig
 from crm2erp.connectors.odoo.rpc import OdooRpc, odoo_datetime
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.ordering import Item, merged_batches
+from crm2erp.connectors.toolkit.targets import rows_by_key
 from crm2erp.errors import FatalError
 
 ORDER = "{cursor} asc, id asc"
@@ -125,16 +126,16 @@ class OdooReader:
             for rec in page:
                 rec[field] = [found[i] for i in (rec.get(field) or []) if i in found]
 
-    def lookup(self, stream: OdooStreamConfig, keys: list[str]) -> dict[str, Row]:
+    def lookup(self, stream: OdooStreamConfig, keys: Sequence[Any]) -> dict[str, Row]:
         """Current records by ``key_field`` value (archived ones included)."""
         if not stream.key_field:
             return {}
         types = self.rpc.field_types(stream.model)
-        found: dict[str, Row] = {}
-        for part in chunks(keys, 500):
-            page = self.rpc.records_by(stream.model, stream.key_field, part, stream.fields,
+
+        def fetch(part: list[str]) -> Iterator[tuple[str, Row]]:
+            page = self.rpc.records_by(stream.model, str(stream.key_field), part, stream.fields,
                                        order="id asc")
             self._expand_children(stream, list(page.values()))
-            found.update((key, normalize_record(raw, types)) for key, raw in page.items()
-                         if key not in found)
-        return found
+            return ((key, normalize_record(raw, types)) for key, raw in page.items())
+
+        return rows_by_key(keys, 500, fetch)

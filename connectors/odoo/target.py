@@ -282,8 +282,8 @@ class OdooWriter:
     def _confirm(self, stream: OdooStreamConfig, done: dict[str, WriteResult]) -> None:
         """``action_confirm`` the written records still in draft; one Odoo refuses fails
         its result (written but not confirmed)."""
-        written = {key: int(result.target_id or 0) for key, result in done.items()
-                   if result.ok}
+        written = {key: int(result.target_id) for key, result in done.items()
+                   if result.ok and result.target_id}
         if not written:
             return
         states = {r["id"]: r.get("state") for r in self.rpc.execute_kw(
