@@ -58,7 +58,8 @@ def normalize_record(record: dict[str, Any], types: dict[str, dict[str, Any]]) -
         if kind == "many2one" and name != "id":   # [id, "Name"], False or a bare id
             pair = value if isinstance(value, list) and value else [
                 None if value is False else value]
-            out[name], out[f"{name}_name"] = pair[0], pair[1] if len(pair) > 1 else None
+            out[name] = pair[0]
+            out[f"{name}_name"] = pair[1] if len(pair) > 1 else None
         elif value is False and kind != "boolean" and name != "id":
             out[name] = [] if kind in ("one2many", "many2many") else None
         else:

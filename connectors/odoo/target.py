@@ -11,7 +11,9 @@ call fails in transit (timeout, 5xx, a cut reply) the writer searches the keys
 again and creates only the ones still missing. Odoo creates a list in one
 transaction, so a refused record (``ValidationError``) refuses the whole call;
 the writer then splits the call in halves until the refused records are alone,
-so only those fail (the toolkit's ``batches.isolate``; ``action_confirm`` too).
+so only those fail (the toolkit's ``creates.create_isolated`` and, for
+``action_confirm``, ``batches.isolate``). Rows without a key fail before anything
+is sent (the toolkit's ``write_in_batches``).
 
 Embedded children (order lines) become x2many commands: ``[0, 0, vals]`` to
 add, ``[5, 0, 0]`` to clear. On update the lines are only replaced when they
