@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crm2erp.connectors.base import Row, StreamInfo
-from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig
+from crm2erp.connectors.odoo.config import ChildConfig, OdooConfig, OdooStreamConfig
 from crm2erp.connectors.odoo.rpc import OdooRpc
 from crm2erp.connectors.odoo.source import OdooReader
 from crm2erp.connectors.odoo.target import OdooWriter
@@ -43,20 +43,17 @@ class OdooConnector(ApiConnector, WriteBackConnector):
 
     def check_access(self) -> None:
         """Log in (the streams' models and fields are then checked for this user)."""
-        self.rpc.version()
+        self.rpc.call("common", "version")
         self.rpc.authenticate()
 
     def stream_problem(self, stream: OdooStreamConfig) -> str | None:
         """What the stream's model or its children's models lack (every model checked)."""
-        return problems_of([(stream.model, stream.fields),
-                            *((c.model, c.fields) for c in stream.children.values())],
-                           self._model_problem)
+        return problems_of([stream, *stream.children.values()], self._model_problem)
 
-    def _model_problem(self, model_fields: tuple[str, list[str]]) -> str | None:
-        """The fields ``model`` lacks (a ConfigError when the model is unknown)."""
-        model, fields = model_fields
-        missing = sorted(set(fields) - set(self.rpc.field_types(model)))
-        return f"{model} has no field(s) {', '.join(missing)}" if missing else None
+    def _model_problem(self, part: ChildConfig) -> str | None:
+        """The fields the model of ``part`` lacks (a ConfigError when the model is unknown)."""
+        missing = sorted(set(part.fields) - set(self.rpc.field_types(part.model)))
+        return f"{part.model} has no field(s) {', '.join(missing)}" if missing else None
 
     def stream_info(self, name: str, stream: OdooStreamConfig) -> StreamInfo:
         return StreamInfo(name=name, key=("id",), cursor_field=stream.cursor_field,
@@ -65,4 +62,4 @@ class OdooConnector(ApiConnector, WriteBackConnector):
                                         if "active" in stream.fields else ("delete",)))
 
     def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
-        return self.reader.lookup(self._stream_config(stream), [str(k) for k in keys])
+        return self.reader.lookup(self._stream_config(stream), keys)

@@ -66,11 +66,9 @@ class ChildConfig(StrictModel):
     references: dict[str, ReferenceConfig] = Field(default_factory=dict)
 
 
-class OdooStreamConfig(StrictModel):
+class OdooStreamConfig(ChildConfig):
     """One stream: a model, a domain filter, the fields read, the upsert key."""
 
-    model: ModelName
-    fields: list[str]
     domain: list[Any] = Field(default_factory=list)
     key_field: str | None = Field(None, description="field upserts match on (ref, origin...); "
                                   "None makes the stream read-only")
@@ -79,7 +77,6 @@ class OdooStreamConfig(StrictModel):
         True, description="archived records (active=False) come back as deletions; "
         "False reads them as rows (crm.lead: lost opportunities are archived)")
     children: Annotated[dict[str, ChildConfig], ChildList] = Field(default_factory=dict)
-    references: dict[str, ReferenceConfig] = Field(default_factory=dict)
     defaults: dict[str, Any] = Field(default_factory=dict,
                                      description="values added to every created record")
     confirm: bool = Field(False, description="call action_confirm on written draft records "
@@ -101,18 +98,19 @@ class OdooStreamConfig(StrictModel):
         return self
 
 
-_PARTNER = ["name", "is_company", "parent_id", "ref", "vat", "email", "phone", "mobile",
-            "street", "street2", "zip", "city", "country_code", "website", "function",
-            "customer_rank", "lang", "comment"]
-_COUNTRY = {"country_code": {"field": "country_id", "model": "res.country", "by": "code"}}
+#: the partner streams' model, fields, upsert key and country code
+_PARTNER = {"model": "res.partner", "key_field": "ref",
+            "fields": ["name", "is_company", "parent_id", "ref", "vat", "email", "phone",
+                       "mobile", "street", "street2", "zip", "city", "country_code", "website",
+                       "function", "customer_rank", "lang", "comment"],
+            "references": {"country_code": {"field": "country_id", "model": "res.country",
+                                            "by": "code"}}}
+_COMPANY = [["is_company", "=", True]]
 DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
     # CRM side -------------------------------------------------------------
-    "companies": {"model": "res.partner", "fields": _PARTNER, "key_field": "ref",
-                  "domain": [["is_company", "=", True]], "references": _COUNTRY},
-    "persons": {"model": "res.partner", "fields": _PARTNER, "key_field": "ref",
-                "domain": [["is_company", "=", False], ["parent_id", "!=", False],
-                           ["type", "=", "contact"]],
-                "references": _COUNTRY},
+    "companies": {**_PARTNER, "domain": _COMPANY},
+    "persons": {**_PARTNER, "domain": [["is_company", "=", False], ["parent_id", "!=", False],
+                                       ["type", "=", "contact"]]},
     "opportunities": {"model": "crm.lead", "archived_as_deleted": False,
                       "domain": [["type", "=", "opportunity"]],
                       "fields": ["name", "partner_id", "stage_id", "probability",
@@ -122,8 +120,7 @@ DEFAULT_STREAMS: dict[str, dict[str, Any]] = {
                  "fields": ["name", "default_code", "list_price", "currency_id", "type",
                             "description_sale", "uom_id", "active"]},
     # ERP side -------------------------------------------------------------
-    "customers": {"model": "res.partner", "fields": _PARTNER, "key_field": "ref",
-                  "domain": [["is_company", "=", True]], "references": _COUNTRY,
+    "customers": {**_PARTNER, "domain": _COMPANY,
                   "defaults": {"is_company": True, "customer_rank": 1},
                   "child_partners": {"invoice_address": "invoice",
                                      "delivery_address": "delivery"}},

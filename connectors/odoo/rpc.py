@@ -34,6 +34,7 @@ __all__ = ["OdooRpc", "OdooRecordError", "odoo_datetime", "to_wire", "error_from
 import itertools
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from crm2erp.connectors.odoo.config import OdooConfig
@@ -109,10 +110,8 @@ class OdooRpc:
         self.config = config
         self.password = config.password.get_secret_value()
         register_secret(self.password)
-        auth = build_auth(config.auth)
-        settings = config.http_settings()
-        self.client = HttpClient(settings, base_url=config.url, auth=auth, name="odoo",
-                                 **client_options)
+        self.client = HttpClient(config.http_settings(), base_url=config.url,
+                                 auth=build_auth(config.auth), name="odoo", **client_options)
         self.once = self.client.single_attempt()
         self.uid: int | None = None
         self._ids = itertools.count(1)
@@ -135,9 +134,6 @@ class OdooRpc:
         if body.get("error"):
             raise error_from_body(body["error"], f"{service}.{method}")
         return body.get("result")
-
-    def version(self) -> dict[str, Any]:
-        return self.call("common", "version") or {}
 
     def authenticate(self) -> int:
         uid = self.call("common", "authenticate", self.config.database, self.config.username,
@@ -165,3 +161,16 @@ class OdooRpc:
             self._types[model] = self.execute_kw(model, "fields_get", [],
                                                  {"attributes": ["type", "relation"]}) or {}
         return self._types[model]
+
+    def records_by(self, model: str, field: str, values: Sequence[Any], fields: list[str],
+                   **kwargs: Any) -> dict[str, dict[str, Any]]:
+        """The records of ``model`` whose ``field`` is one of ``values`` (archived ones too),
+        by that field's value as text; the first one ``search_read`` answers (in the
+        ``order`` of ``kwargs``) where several share a value. No call for no values."""
+        found: dict[str, dict[str, Any]] = {}
+        if values:
+            for rec in self.execute_kw(model, "search_read", [[[field, "in", list(values)]]],
+                                       {"fields": fields, **kwargs,
+                                        "context": {"active_test": False}}) or []:
+                found.setdefault(str(rec[field]), rec)
+        return found

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 __all__ = ["OdooReader", "iso_cursor", "normalize_record"]
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from crm2erp.connectors.base import Batch, Cursor, Row
@@ -35,6 +35,7 @@ from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig
 from crm2erp.connectors.odoo.rpc import OdooRpc, odoo_datetime
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.ordering import Item, merged_batches
+from crm2erp.connectors.toolkit.targets import rows_by_key
 from crm2erp.errors import FatalError
 
 ORDER = "{cursor} asc, id asc"
@@ -54,16 +55,12 @@ def normalize_record(record: dict[str, Any], types: dict[str, dict[str, Any]]) -
     out: Row = {}
     for name, value in record.items():
         kind = types.get(name, {}).get("type")
-        if kind == "boolean" or name == "id":
-            out[name] = value
-        elif kind == "many2one":
-            if isinstance(value, list) and value:
-                out[name] = value[0]
-                out[f"{name}_name"] = value[1] if len(value) > 1 else None
-            else:
-                out[name] = None if value is False else value
-                out[f"{name}_name"] = None
-        elif value is False:
+        if kind == "many2one" and name != "id":   # [id, "Name"], False or a bare id
+            pair = value if isinstance(value, list) and value else [
+                None if value is False else value]
+            out[name] = pair[0]
+            out[f"{name}_name"] = pair[1] if len(pair) > 1 else None
+        elif value is False and kind != "boolean" and name != "id":
             out[name] = [] if kind in ("one2many", "many2many") else None
         else:
             out[name] = value
@@ -76,30 +73,27 @@ class OdooReader:
 
     def read(self, stream: OdooStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:
-        stamp = ""
+        moment, stamp, after = None, "", None
         if since is not None:   # the positions' text form (toolkit merged_batches)
-            stamp = iso_cursor(odoo_datetime(since.value))
+            moment = odoo_datetime(since.value)
+            stamp = iso_cursor(moment)
             if since.key not in (None, ""):
-                since = Cursor(since.value, _key_text(int(since.key)))
-        yield from merged_batches([self._items(stream, since)], since, stamp, batch_size)
+                after = (moment, int(since.key))
+                since = Cursor(since.value, _key_text(after[1]))
+        yield from merged_batches([self._items(stream, moment, after)], since, stamp,
+                                  batch_size)
 
-    def _items(self, stream: OdooStreamConfig, since: Cursor | None) -> Iterator[Item]:
-        """The stream's records in ``(write_date, id)`` order, by keyset pages from ``since``;
-        archived ones as deletions when the stream says so."""
+    def _items(self, stream: OdooStreamConfig, moment: str | None,
+               after: tuple[str, int] | None) -> Iterator[Item]:
+        """The stream's records in ``(write_date, id)`` order, by keyset pages from ``after``
+        (else from ``moment`` on); archived ones as deletions when the stream says so."""
         types = self.rpc.field_types(stream.model)
         cf = stream.cursor_field
-        position: tuple[str, int] | None = None
-        lower: list[Any] = []
-        if since is not None:
-            moment = odoo_datetime(since.value)
-            if since.key not in (None, ""):
-                position = (moment, int(since.key))
-            else:
-                lower = [[cf, ">=", moment]]
         context = {"active_test": False} if "active" in types else {}
+        lower = [[cf, ">=", moment]] if moment else []
         while True:
-            keyset = ["|", [cf, ">", position[0]], "&", [cf, "=", position[0]],
-                      ["id", ">", position[1]]] if position else lower
+            keyset = ["|", [cf, ">", after[0]], "&", [cf, "=", after[0]],
+                      ["id", ">", after[1]]] if after else lower
             page = self.rpc.execute_kw(stream.model, "search_read",
                                        [list(stream.domain) + keyset],
                                        {"fields": stream.fields, "limit": self.config.page_size,
@@ -111,7 +105,7 @@ class OdooReader:
                 if not raw.get(cf):
                     raise FatalError(f"Odoo {stream.model} record {raw.get('id')} has no "
                                      f"{cf}; choose a cursor_field that is always set")
-                position = (raw[cf], int(raw["id"]))
+                after = (raw[cf], int(raw["id"]))
                 record = normalize_record(raw, types)
                 at = (iso_cursor(raw[cf]), _key_text(raw["id"]))
                 if stream.archived_as_deleted and record.get("active") is False:
@@ -125,29 +119,24 @@ class OdooReader:
         """Replace the id lists of configured one2many fields by the child records."""
         for field, child in stream.children.items():
             ids = [i for rec in page for i in (rec.get(field) or [])]
-            found: dict[int, Row] = {}
             types = self.rpc.field_types(child.model)
             fields = list(dict.fromkeys(["id", *child.fields]))
-            for chunk in chunks(ids, 1000):
-                for rec in self.rpc.execute_kw(child.model, "read", [list(chunk)],
-                                               {"fields": fields}) or []:
-                    found[int(rec["id"])] = normalize_record(rec, types)
+            found = {int(rec["id"]): normalize_record(rec, types) for part in chunks(ids, 1000)
+                     for rec in self.rpc.execute_kw(child.model, "read", [list(part)],
+                                                    {"fields": fields}) or []}
             for rec in page:
                 rec[field] = [found[i] for i in (rec.get(field) or []) if i in found]
 
-    def lookup(self, stream: OdooStreamConfig, keys: list[str]) -> dict[str, Row]:
+    def lookup(self, stream: OdooStreamConfig, keys: Sequence[Any]) -> dict[str, Row]:
         """Current records by ``key_field`` value (archived ones included)."""
         if not stream.key_field:
             return {}
         types = self.rpc.field_types(stream.model)
-        found: dict[str, Row] = {}
-        for chunk in chunks(keys, 500):
-            page = self.rpc.execute_kw(stream.model, "search_read",
-                                       [[[stream.key_field, "in", list(chunk)]]],
-                                       {"fields": stream.fields, "order": "id asc",
-                                        "context": {"active_test": False}}) or []
-            self._expand_children(stream, page)
-            for raw in page:
-                record = normalize_record(raw, types)
-                found.setdefault(str(record[stream.key_field]), record)
-        return found
+
+        def fetch(part: list[str]) -> Iterator[tuple[str, Row]]:
+            page = self.rpc.records_by(stream.model, str(stream.key_field), part, stream.fields,
+                                       order="id asc")
+            self._expand_children(stream, list(page.values()))
+            return ((key, normalize_record(raw, types)) for key, raw in page.items())
+
+        return rows_by_key(keys, 500, fetch)

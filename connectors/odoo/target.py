@@ -11,7 +11,9 @@ call fails in transit (timeout, 5xx, a cut reply) the writer searches the keys
 again and creates only the ones still missing. Odoo creates a list in one
 transaction, so a refused record (``ValidationError``) refuses the whole call;
 the writer then splits the call in halves until the refused records are alone,
-so only those fail (the toolkit's ``batches.isolate``; ``action_confirm`` too).
+so only those fail (the toolkit's ``creates.create_isolated`` and, for
+``action_confirm``, ``batches.isolate``). Rows without a key fail before anything
+is sent (the toolkit's ``write_in_batches``).
 
 Embedded children (order lines) become x2many commands: ``[0, 0, vals]`` to
 add, ``[5, 0, 0]`` to clear. On update the lines are only replaced when they
@@ -38,19 +40,21 @@ from __future__ import annotations
 __all__ = ["OdooWriter"]
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
-from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig, ReferenceConfig
+from crm2erp.connectors.odoo.config import ChildConfig, OdooConfig, OdooStreamConfig
 from crm2erp.connectors.odoo.rpc import OdooRecordError, OdooRpc
-from crm2erp.connectors.toolkit.batches import chunks, isolate
-from crm2erp.connectors.toolkit.creates import create_unless_found
+from crm2erp.connectors.toolkit.batches import isolate
+from crm2erp.connectors.toolkit.creates import create_isolated
 from crm2erp.connectors.toolkit.records import as_id, for_found_ids
-from crm2erp.connectors.toolkit.writer import required_setting
+from crm2erp.connectors.toolkit.writer import required_setting, write_in_batches
 
 _DRAFT = ("draft", "sent")
-T = TypeVar("T")
+#: the integration's child partners of a res.partner stream (``child_partners``)
+_CHILD_FIELDS = ["name", "type", "parent_id", "active"]
 
 
 class _Refused(Exception):
@@ -62,32 +66,32 @@ class OdooWriter:
         self.rpc, self.config = rpc, config
 
     # -- values ----------------------------------------------------------
-    def _resolve(self, refs: dict[str, ReferenceConfig], rows: list[Row]) -> dict:
-        """code -> id for every reference code used in ``rows`` (one search per rule)."""
-        table: dict[tuple[str, str], dict[str, int]] = {}
-        for name, ref in refs.items():
+    def _codes(self, part: ChildConfig, rows: list[Row]) -> dict[str, dict]:
+        """code -> id per reference rule of ``part`` for every code used in ``rows`` (one
+        search per rule), and the same for the lines of each of its children."""
+        table: dict[str, dict] = {}
+        for name, ref in part.references.items():
             codes = sorted({str(r[name]) for r in rows if r.get(name) not in (None, "")})
-            found: dict[str, int] = {}
-            if codes:
-                for rec in self.rpc.execute_kw(ref.model, "search_read",
-                                               [[[ref.by, "in", codes]]],
-                                               {"fields": ["id", ref.by],
-                                                "context": {"active_test": False}}) or []:
-                    found.setdefault(str(rec[ref.by]), int(rec["id"]))
-            table[(ref.model, ref.by)] = found
+            found = self.rpc.records_by(ref.model, ref.by, codes, ["id", ref.by])
+            table[name] = {code: int(rec["id"]) for code, rec in found.items()}
+        for field, child in getattr(part, "children", {}).items():   # a child has none
+            table[field] = self._codes(child, [line for r in rows for line in (r.get(field) or [])])
         return table
 
-    def _values(self, model: str, refs: dict[str, ReferenceConfig], table: dict,
-                row: Row) -> dict[str, Any]:
-        types = self.rpc.field_types(model)
+    def _values(self, part: ChildConfig, codes: dict[str, dict], row: Row) -> dict[str, Any]:
+        """``row`` as Odoo ``vals`` (children as lists of vals); :class:`_Refused` when a
+        value cannot be sent."""
+        types = self.rpc.field_types(part.model)
+        children = getattr(part, "children", {})
         vals: dict[str, Any] = {}
         for name, value in row.items():
-            if name in refs:
-                ref = refs[name]
-                if value in (None, ""):
-                    vals[ref.field] = False
-                    continue
-                found = table[(ref.model, ref.by)].get(str(value))
+            if name in children:
+                vals[name] = [self._values(children[name], codes[name], line)
+                              for line in (value or [])]
+                continue
+            if name in part.references:
+                ref = part.references[name]
+                found = False if value in (None, "") else codes[name].get(str(value))
                 if found is None:
                     raise _Refused(f"no {ref.model} with {ref.by} = {value!r} (for {name}); "
                                    f"create it in Odoo or fix the mapping")
@@ -106,30 +110,30 @@ class OdooWriter:
         return vals
 
     def _prepare(self, stream: OdooStreamConfig, rows: list[Row]) -> list[dict | str]:
-        """Each row as ``vals`` (children as lists of vals) or the reason it is refused."""
-        table = self._resolve(stream.references, rows)
-        child_tables = {f: self._resolve(c.references, [line for r in rows
-                                                         for line in (r.get(f) or [])])
-                        for f, c in stream.children.items()}
+        """Each row as ``vals`` or the reason it is refused."""
+        codes = self._codes(stream, rows)
         out: list[dict | str] = []
         for row in rows:
             try:
-                plain = {k: v for k, v in row.items() if k not in stream.children}
-                vals = self._values(stream.model, stream.references, table, plain)
-                for field, child in stream.children.items():
-                    if field in row:
-                        vals[field] = [self._values(child.model, child.references,
-                                                    child_tables[field], line)
-                                       for line in (row[field] or [])]
-                out.append(vals)
+                out.append(self._values(stream, codes, row))
             except _Refused as exc:
                 out.append(str(exc))
         return out
 
+    @staticmethod
+    def _call(key: str, target_id: str, call: Callable[..., Any], *args: Any) -> WriteResult:
+        """``call(*args)`` as the UPDATED result of record ``key``; FAILED with Odoo's
+        message when Odoo refuses it."""
+        try:
+            call(*args)
+        except OdooRecordError as exc:
+            return WriteResult(key, WriteAction.FAILED, error=exc.message)
+        return WriteResult(key, WriteAction.UPDATED, target_id)
+
     # -- update (write-back) ------------------------------------------------
     def update(self, name: str, stream: OdooStreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
         """``write`` fields of existing records found by ``id``; never creates one."""
-        results: list[WriteResult | None] = [None] * len(rows)
+        results: dict[int, WriteResult] = {}
         ids: dict[int, int] = {}
         for i, row in enumerate(rows):
             try:
@@ -138,90 +142,64 @@ class OdooWriter:
                 results[i] = WriteResult(str(row.get("id") or ""), WriteAction.FAILED,
                                          error=f"stream {name!r}: id {row.get('id')!r} is not "
                                          "an Odoo record id, which update needs")
-        wanted = sorted(set(ids.values()))
-        known = self._by_id(stream.model, wanted)
+        known = self._by_id(stream.model, sorted(set(ids.values())))
         todo = [i for i in ids if ids[i] in known]
-        prepared = self._prepare(stream, [{k: v for k, v in rows[i].items() if k != "id"}
-                                          for i in todo])
-        for i, vals in zip(todo, prepared, strict=True):
-            key = str(ids[i])
-            if isinstance(vals, str):
-                results[i] = WriteResult(key, WriteAction.FAILED, error=vals)
-                continue
-            try:
-                self.rpc.execute_kw(stream.model, "write", [[ids[i]], vals])
-                results[i] = WriteResult(key, WriteAction.UPDATED, key)
-            except OdooRecordError as exc:
-                results[i] = WriteResult(key, WriteAction.FAILED, error=exc.message)
+        prepared = dict(zip(todo, self._prepare(stream, [
+            {k: v for k, v in rows[i].items() if k != "id"} for i in todo]), strict=True))
         for i, record_id in ids.items():
-            if results[i] is None:
-                results[i] = WriteResult(str(record_id), WriteAction.FAILED, error=(
+            key, vals = str(record_id), prepared.get(i)
+            if vals is None:
+                results[i] = WriteResult(key, WriteAction.FAILED, error=(
                     f"{stream.model} record {record_id} does not exist (deleted meanwhile?)"))
-        return [r for r in results if r is not None]
+            elif isinstance(vals, str):
+                results[i] = WriteResult(key, WriteAction.FAILED, error=vals)
+            else:
+                results[i] = self._call(key, key, self.rpc.execute_kw, stream.model, "write",
+                                        [[record_id], vals])
+        return [results[i] for i in range(len(rows))]
 
     # -- upsert ----------------------------------------------------------
     def upsert(self, name: str, stream: OdooStreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
         key_field = required_setting(stream.key_field, f"Odoo stream {name!r} has no key_field; "
                                      "set one (ref, origin, default_code...) to write to it")
-        return [result for chunk in chunks(rows, self.config.write_batch_size)
-                for result in self._upsert_chunk(stream, key_field, list(chunk))]
+        return write_in_batches(rows, lambda row: row.get(key_field),
+                                lambda chunk: self._upsert_chunk(stream, key_field, chunk),
+                                size=self.config.write_batch_size,
+                                missing=f"{key_field} is empty: it is the upsert key")
 
     def _upsert_chunk(self, stream: OdooStreamConfig, key_field: str,
                       rows: list[Row]) -> list[WriteResult]:
+        """Rows whose key is set: existing records (found by key) written, the others
+        created, the written ones confirmed; the same key twice: the last row wins."""
         if stream.child_partners:
             own = [{k: v for k, v in r.items() if k not in stream.child_partners}
                    for r in rows]
             results = self._upsert_chunk(stream.model_copy(update={"child_partners": {}}),
                                          key_field, own)
             return self._write_child_partners(stream, key_field, rows, results)
-        results: list[WriteResult | None] = [None] * len(rows)
         prepared = self._prepare(stream, rows)
-        pending: dict[str, tuple[int, dict]] = {}
-        for i, (row, vals) in enumerate(zip(rows, prepared, strict=True)):
-            key = row.get(key_field)
-            if key in (None, ""):
-                results[i] = WriteResult("", WriteAction.FAILED,
-                                         error=f"{key_field} is empty: it is the upsert key")
-            elif isinstance(vals, str):
-                results[i] = WriteResult(str(key), WriteAction.FAILED, error=vals)
-            else:
-                pending[str(key)] = (i, vals)  # the same key twice: the last row wins
+        pending = {str(row[key_field]): vals for row, vals in zip(rows, prepared, strict=True)
+                   if not isinstance(vals, str)}
         existing = self._find(stream, key_field, list(pending))
-        written: list[tuple[int, int]] = []
-        for key, (i, vals) in pending.items():
+        done: dict[str, WriteResult] = {}
+        for key, vals in pending.items():
             if key in existing:
-                record = existing[key]
-                try:
-                    self._write(stream, record, vals)
-                    results[i] = WriteResult(key, WriteAction.UPDATED, str(record["id"]))
-                    written.append((i, record["id"]))
-                except OdooRecordError as exc:
-                    results[i] = WriteResult(key, WriteAction.FAILED, error=exc.message)
-        creates = [(key, i, vals) for key, (i, vals) in pending.items() if key not in existing]
-        for key, i, outcome in self._create(stream, key_field, creates):
-            if isinstance(outcome, int):
-                results[i] = WriteResult(key, WriteAction.CREATED, str(outcome))
-                written.append((i, outcome))
-            else:
-                results[i] = WriteResult(key, WriteAction.FAILED, error=outcome)
-        if stream.confirm and written:
-            for i, error in self._confirm(stream, written).items():
-                old = results[i]
-                results[i] = WriteResult(old.key, WriteAction.FAILED, old.target_id,
-                                         error=f"written but not confirmed: {error}")
-        for i, row in enumerate(rows):
-            if results[i] is None:  # an earlier row with the same key
-                results[i] = results[pending[str(row[key_field])][0]]
-        return results  # type: ignore[return-value]
+                done[key] = self._call(key, str(existing[key]["id"]), self._write, stream,
+                                       existing[key], vals)
+        done.update(self._create(stream, key_field, {
+            key: vals for key, vals in pending.items() if key not in existing}))
+        if stream.confirm:
+            self._confirm(stream, done)
+        return [WriteResult(str(row[key_field]), WriteAction.FAILED, error=vals)
+                if isinstance(vals, str) else done[str(row[key_field])]
+                for row, vals in zip(rows, prepared, strict=True)]
 
     def _write_child_partners(self, stream: OdooStreamConfig, key_field: str,
                               rows: list[Row], results: list[WriteResult]) -> list[WriteResult]:
         """Upsert the integration's child partners of the written rows; archive the
         ones whose row field is empty. A child that fails fails its parent's row."""
-        children = OdooStreamConfig(model=stream.model, fields=["name", "type", "parent_id",
-                                                                "active"],
-                                    key_field="ref", references=stream.references,
-                                    archived_as_deleted=False)
+        children = OdooStreamConfig(model=stream.model, fields=_CHILD_FIELDS, key_field="ref",
+                                    references=stream.references, archived_as_deleted=False)
         wanted: dict[str, tuple[int, str, Row]] = {}
         empty: list[str] = []
         for i, (row, result) in enumerate(zip(rows, results, strict=True)):
@@ -230,9 +208,9 @@ class OdooWriter:
             for field, kind in stream.child_partners.items():
                 ref, value = f"{row[key_field]}/{kind}", row.get(field)
                 if value is not None and not isinstance(value, dict):
-                    results[i] = WriteResult(result.key, WriteAction.FAILED, result.target_id,
-                                             error=f"{field} must be a record of res.partner "
-                                             f"fields, got {type(value).__name__}")
+                    results[i] = replace(result, action=WriteAction.FAILED, error=(
+                        f"{field} must be a record of res.partner fields, got "
+                        f"{type(value).__name__}"))
                     continue
                 values = {k: v for k, v in (value or {}).items() if v not in (None, "")}
                 if values:
@@ -244,10 +222,9 @@ class OdooWriter:
         outcomes = self._upsert_chunk(children, "ref", [v[2] for v in wanted.values()])
         for (i, field, _), outcome in zip(wanted.values(), outcomes, strict=True):
             if not outcome.ok and results[i].ok:
-                results[i] = WriteResult(results[i].key, WriteAction.FAILED,
-                                         results[i].target_id, error=(
-                                             f"res.partner {results[i].target_id} was written, "
-                                             f"but its {field}: {outcome.error}"))
+                results[i] = replace(results[i], action=WriteAction.FAILED, error=(
+                    f"res.partner {results[i].target_id} was written, but its {field}: "
+                    f"{outcome.error}"))
         stale = [rec["id"] for rec in self._find(children, "ref", empty).values()
                  if rec.get("active")]
         if stale:
@@ -256,26 +233,19 @@ class OdooWriter:
 
     def _find(self, stream: OdooStreamConfig, key_field: str,
               keys: list[str]) -> dict[str, dict[str, Any]]:
-        if not keys:
-            return {}
         fields = ["id", key_field, *(["state"] if stream.confirm else []),
                   *(["active"] if "active" in stream.fields else []), *stream.children]
-        found: dict[str, dict[str, Any]] = {}
-        for rec in self.rpc.execute_kw(stream.model, "search_read",
-                                       [[[key_field, "in", keys]]],
-                                       {"fields": fields, "order": "id asc",
-                                        "context": {"active_test": False}}) or []:
-            found.setdefault(str(rec[key_field]), rec)
-        return found
+        return self.rpc.records_by(stream.model, key_field, keys, fields, order="id asc")
 
     def _write(self, stream: OdooStreamConfig, record: dict[str, Any], vals: dict) -> None:
+        """``write`` ``vals``; children replaced (``[5, 0, 0]`` then adds) only when they
+        differ from the record's current ones."""
         vals = dict(vals)
         for field, child in stream.children.items():
-            if field not in vals:
-                continue
-            lines = vals.pop(field)
-            if not self._same_children(child.model, record.get(field) or [], lines):
-                vals[field] = [[5, 0, 0]] + [[0, 0, line] for line in lines]
+            if field in vals:
+                lines = vals.pop(field)
+                if not self._same_children(child.model, record.get(field) or [], lines):
+                    vals[field] = [[5, 0, 0]] + [[0, 0, line] for line in lines]
         self.rpc.execute_kw(stream.model, "write", [[record["id"]], vals])
 
     def _same_children(self, model: str, ids: list[int], lines: list[dict]) -> bool:
@@ -286,81 +256,61 @@ class OdooWriter:
         fields = sorted({f for line in lines for f in line})
         current = {r["id"]: r for r in self.rpc.execute_kw(model, "read", [ids],
                                                            {"fields": fields}) or []}
-        for line_id, line in zip(ids, lines, strict=True):
-            have = current.get(line_id, {})
-            for name, value in line.items():
-                got = have.get(name)
-                if isinstance(got, list) and got:
-                    got = got[0]  # many2one [id, name]
-                if _comparable(got) != _comparable(value):
-                    return False
-        return True
+        return all(_same(current.get(line_id, {}).get(name), value)
+                   for line_id, line in zip(ids, lines, strict=True)
+                   for name, value in line.items())
 
     def _create(self, stream: OdooStreamConfig, key_field: str,
-                items: list[tuple[str, int, dict]]) -> list[tuple[str, int, int | str]]:
-        """Create ``items`` (key, index, vals); outcome per item: new id or error text.
-        A call lost in transit is not repeated blindly (toolkit ``create_unless_found``)."""
-        if not items:
-            return []
-        by_key = {key: (i, vals) for key, i, vals in items}
-
-        def create(keys: list[str]) -> dict[str, int | str]:
-            outcomes: dict[str, int | str] = {}
-
-            def call(part: Sequence[str]) -> list[Any]:
-                values = [{**stream.defaults, **self._commands(stream, by_key[key][1])}
-                          for key in part]
-                ids = self.rpc.execute_kw(stream.model, "create", [values], idempotent=False)
-                return ids if isinstance(ids, list) else [ids]
-
-            for part, ids in _isolate(keys, call, outcomes.__setitem__):
-                outcomes.update((key, int(new_id)) for key, new_id in zip(part, ids,
-                                                                          strict=True))
-            return outcomes
+                new: dict[str, dict]) -> dict[str, WriteResult]:
+        """Create the records of ``new`` (key -> vals); a result per key, in their order.
+        A call lost in transit is not repeated blindly (toolkit ``create_isolated``)."""
+        def create(values: list[dict]) -> list[Any]:
+            ids = self.rpc.execute_kw(stream.model, "create", [[
+                {**stream.defaults, **_commands(stream, vals)} for vals in values]],
+                idempotent=False)
+            return ids if isinstance(ids, list) else [ids]
 
         def find(keys: list[str]) -> dict[str, int]:
             return {key: int(rec["id"]) for key, rec in self._find(stream, key_field,
                                                                   keys).items()}
 
-        outcomes = create_unless_found(list(by_key), create, find, client=self.rpc.client,
-                                       what=f"Odoo create on {stream.model}")
-        return [(key, i, outcomes[key]) for key, (i, _) in by_key.items()]
+        outcomes = create_isolated(new, create, find, client=self.rpc.client,
+                                   what=f"Odoo create on {stream.model}",
+                                   refused=OdooRecordError, message=_message)
+        return {key: WriteResult(key, WriteAction.CREATED, str(outcomes[key]))
+                if isinstance(outcomes[key], int) else
+                WriteResult(key, WriteAction.FAILED, error=str(outcomes[key])) for key in new}
 
-    @staticmethod
-    def _commands(stream: OdooStreamConfig, vals: dict) -> dict:
-        vals = dict(vals)
-        for field in stream.children:
-            if field in vals:
-                vals[field] = [[0, 0, line] for line in vals[field]]
-        return vals
-
-    def _confirm(self, stream: OdooStreamConfig, written: list[tuple[int, int]]) -> dict:
-        """``action_confirm`` the written records still in draft; index -> error."""
-        ids = [record_id for _, record_id in written]
+    def _confirm(self, stream: OdooStreamConfig, done: dict[str, WriteResult]) -> None:
+        """``action_confirm`` the written records still in draft; one Odoo refuses fails
+        its result (written but not confirmed)."""
+        written = {key: int(result.target_id) for key, result in done.items()
+                   if result.ok and result.target_id}
+        if not written:
+            return
         states = {r["id"]: r.get("state") for r in self.rpc.execute_kw(
-            stream.model, "read", [ids], {"fields": ["state"]}) or []}
-        todo = [(i, rid) for i, rid in written if states.get(rid) in _DRAFT]
-        errors: dict[int, str] = {}
-        _isolate(todo, lambda part: self.rpc.execute_kw(
-            stream.model, "action_confirm", [[rid for _, rid in part]]),
-            lambda item, error: errors.__setitem__(item[0], error))
-        return errors
+            stream.model, "read", [list(written.values())], {"fields": ["state"]}) or []}
+
+        def refused(key: str, error: str) -> None:
+            done[key] = replace(done[key], action=WriteAction.FAILED,
+                                error=f"written but not confirmed: {error}")
+
+        isolate([key for key, rid in written.items() if states.get(rid) in _DRAFT],
+                lambda part: self.rpc.execute_kw(stream.model, "action_confirm",
+                                                 [[written[key] for key in part]]),
+                refused, refused=OdooRecordError, message=_message)
 
     # -- delete ----------------------------------------------------------
     def delete(self, name: str, stream: OdooStreamConfig, ids: Sequence[str],
                mode: DeleteMode) -> list[WriteResult]:
         if mode is DeleteMode.IGNORE or not ids:
             return [WriteResult(str(i), WriteAction.UNCHANGED, str(i)) for i in ids]
+        method, more = ("write", [{"active": False}]) if mode is DeleteMode.ARCHIVE else (
+            "unlink", [])
 
         def act(key: str, record_id: int, _: Any) -> WriteResult:
-            try:
-                if mode is DeleteMode.ARCHIVE:
-                    self.rpc.execute_kw(stream.model, "write", [[record_id], {"active": False}])
-                else:
-                    self.rpc.execute_kw(stream.model, "unlink", [[record_id]])
-                return WriteResult(key, WriteAction.UPDATED, key)
-            except OdooRecordError as exc:
-                return WriteResult(key, WriteAction.FAILED, error=exc.message)
+            return self._call(key, key, self.rpc.execute_kw, stream.model, method,
+                              [[record_id], *more])
 
         def missing(key: str) -> WriteResult:
             if as_id(key) is None:
@@ -372,17 +322,25 @@ class OdooWriter:
 
     def _by_id(self, model: str, ids: list[int]) -> dict[int, dict[str, Any]]:
         """The records of ``model`` among ``ids`` (archived ones too), by id."""
-        return {rec["id"]: rec for rec in self.rpc.execute_kw(
-            model, "search_read", [[["id", "in", ids]]],
-            {"fields": ["id"], "context": {"active_test": False}}) or []} if ids else {}
+        return {rec["id"]: rec for rec in self.rpc.records_by(model, "id", ids, ["id"]).values()}
 
 
-def _isolate(items: Sequence[T], call: Callable[[Sequence[T]], Any],
-             failed: Callable[[T, str], None]) -> list[tuple[Sequence[T], Any]]:
-    """The toolkit's :func:`isolate` for Odoo calls: Odoo runs a call in one transaction,
-    so a refused one (:class:`OdooRecordError`, Odoo's message kept) is split."""
-    return isolate(items, call, failed, refused=OdooRecordError,
-                   message=lambda exc: getattr(exc, "message", str(exc)))
+def _commands(stream: OdooStreamConfig, vals: dict) -> dict:
+    """``vals`` with each child list as x2many add commands (``[0, 0, line]``)."""
+    return {k: [[0, 0, line] for line in v] if k in stream.children else v
+            for k, v in vals.items()}
+
+
+def _message(exc: Exception) -> str:
+    """The text of a refused record: Odoo's own message."""
+    return getattr(exc, "message", str(exc))
+
+
+def _same(got: Any, sent: Any) -> bool:
+    """A child line's current value (a many2one as ``[id, name]``) equals the one sent."""
+    if isinstance(got, list) and got:
+        got = got[0]
+    return _comparable(got) == _comparable(sent)
 
 
 def _comparable(value: Any) -> Any:

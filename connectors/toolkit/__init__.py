@@ -24,7 +24,8 @@
   on), the chunked look-up by key, the error of an unusable answer, the JSON body of a
   usable one and the result of a record the system does not have;
 - :mod:`~crm2erp.connectors.toolkit.creates`: a create a lost answer does not double
-  (sent once; what exists looked up before the rest is sent again);
+  (sent once; what exists looked up before the rest is sent again), and a list created
+  in one transaction with the records it refuses isolated;
 - :mod:`~crm2erp.connectors.toolkit.batches`: a batch the system refuses as a whole
   split until the refused records are alone; lists cut into calls;
 - :mod:`~crm2erp.connectors.toolkit.answers`: one answer per record of a batch write,

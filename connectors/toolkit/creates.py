@@ -12,13 +12,14 @@ and the next run finds what was created.
 
 from __future__ import annotations
 
-__all__ = ["create_unless_found"]
+__all__ = ["create_isolated", "create_unless_found"]
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from crm2erp.errors import RetriableError
+from crm2erp.connectors.toolkit.batches import isolate
+from crm2erp.errors import RecordError, RetriableError
 from crm2erp.http import HttpClient
 
 log = logging.getLogger(__name__)
@@ -55,3 +56,26 @@ def create_unless_found(keys: list[str], create: Outcomes, find: Outcomes, *,
             if not remaining:
                 return outcomes
     return outcomes
+
+
+def create_isolated(items: Mapping[str, Any], create: Callable[[list[Any]], Sequence[Any]],
+                    find: Outcomes, *, client: HttpClient, what: str,
+                    refused: type[Exception] | tuple[type[Exception], ...] = RecordError,
+                    message: Callable[[Exception], str] = str) -> dict[str, int | str]:
+    """``{key: new record id}`` for every key of ``items`` the system created, ``{key: error
+    text}`` for each it refused, for systems that create a list in one transaction.
+
+    ``create(values)`` sends one create call for the values of some keys and answers
+    the new ids in their order; a call the system refuses (``refused``) is split until
+    the refused records are alone (:func:`~crm2erp.connectors.toolkit.batches.isolate`,
+    ``message(error)`` their error text); a lost answer is :func:`create_unless_found`'s
+    (``find(keys)``: ``{key: record id}`` of the keys that exist now). No call for no items.
+    """
+    def send(keys: list[str]) -> dict[str, int | str]:
+        outcomes: dict[str, int | str] = {}
+        for sent, ids in isolate(keys, lambda part: create([items[key] for key in part]),
+                                 outcomes.__setitem__, refused=refused, message=message):
+            outcomes.update((key, int(new_id)) for key, new_id in zip(sent, ids, strict=True))
+        return outcomes
+
+    return create_unless_found(list(items), send, find, client=client, what=what)
