@@ -47,6 +47,8 @@ from crm2erp.http.paginate import get_path
 log = logging.getLogger(__name__)
 ASSOC_BATCH = 1000  # inputs per v4 associations batch read
 READ_BATCH = 100    # inputs per v3 batch read
+#: the CRM v3 list endpoints' paging (``paging.next.after`` sent back as ``after``)
+PAGES = CursorPaginator("paging.next.after", "after", "results")
 
 
 def _epoch_ms(stamp: str) -> str:
@@ -70,20 +72,35 @@ class HubSpotReader:
     # -- entry point -------------------------------------------------------
     def read(self, stream: HubSpotStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:
-        if since is None and self.config.full_read == "list":
-            yield from self._read_list(stream, batch_size)
-            return
-        deletions = self.archived_since(stream, since) \
-            if since is not None and stream.track_deletes else []
-        batcher = OrderedBatcher(batch_size, since, deletions=deletions)
-        start = iso_millis(since.value) if since is not None else None
-        rows = map(self._row, self._search(stream, start))
-        for batch in batcher.batches(self._item(stream, row) for row in rows):
-            yield self._embed(stream, self._link(stream, batch))
+        """Search from the watermark (deletions merged in), or a full read through the
+        list endpoint with ``full_read: list`` (associations inline)."""
+        listed = since is None and self.config.full_read == "list"
+        if listed:
+            batcher = OrderedBatcher(batch_size, None, with_cursor=False)
+            records = self.listed(f"/crm/v3/objects/{stream.object_type}",
+                                  self._list_params(stream))
+            rows = (self._listed_row(stream, record) for record in records)
+        else:
+            deletions = self.archived_since(stream, since) \
+                if since is not None and stream.track_deletes else []
+            batcher = OrderedBatcher(batch_size, since, deletions=deletions)
+            rows = map(self._row, self._search(stream, iso_millis(since.value) if since else None))
+        for batch in batcher.batches((iso_millis(row[stream.cursor_property]), row["id"], row)
+                                     for row in rows):
+            yield self._embed(stream, batch if listed else self._link(stream, batch))
 
-    @staticmethod
-    def _item(stream: HubSpotStreamConfig, row: Row) -> tuple[str, str, Row]:
-        return iso_millis(row[stream.cursor_property]), str(row["id"]), row
+    def _post(self, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
+        """The answer to ``POST path`` (rate limits noted); a 404 of ``batch/read`` (none
+        of the ids exists) answers no results."""
+        resp = self.client.request("POST", path, json=body)
+        self._note_limits()
+        if resp.status_code == 404 and path.endswith("/batch/read"):
+            return {}
+        return json_answer("HubSpot", what, resp)
+
+    def listed(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every record of a list endpoint (``after`` paging; rate limits noted per page)."""
+        yield from paged_records(PAGES, self.client, path, params, each_page=self._note_limits)
 
     # -- search ------------------------------------------------------------
     def _post_search(self, stream: HubSpotStreamConfig, filters: list[dict[str, str]],
@@ -97,11 +114,9 @@ class HubSpotReader:
             body["after"] = str(after)
         if self.search_limiter is not None:
             self.search_limiter.acquire()
-        path = f"/crm/v3/objects/{stream.object_type}/search"
-        resp = self.client.request("POST", path, json=body)
         self.searches += 1
-        self._note_limits()
-        return json_answer("HubSpot", f"search on {stream.object_type}", resp)
+        return self._post(f"/crm/v3/objects/{stream.object_type}/search", body,
+                          f"search on {stream.object_type}")
 
     def _search(self, stream: HubSpotStreamConfig,
                 start: str | None) -> Iterator[dict[str, Any]]:
@@ -152,24 +167,14 @@ class HubSpotReader:
                 return
 
     # -- list endpoint -------------------------------------------------------
-    def _list(self, stream: HubSpotStreamConfig, *, archived: bool,
-              associations: bool) -> Iterator[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": self.config.list_page_size,
-                                  "archived": "true" if archived else "false"}
-        if not archived:
-            params["properties"] = ",".join(stream.properties)
-            if associations and stream.associations:
-                params["associations"] = ",".join(stream.associations)
-        yield from paged_records(CursorPaginator("paging.next.after", "after", "results"),
-                                 self.client, f"/crm/v3/objects/{stream.object_type}", params,
-                                 each_page=self._note_limits)
-
-    def _read_list(self, stream: HubSpotStreamConfig, batch_size: int) -> Iterator[Batch]:
-        batcher = OrderedBatcher(batch_size, None, with_cursor=False)
-        records = self._list(stream, archived=False, associations=True)
-        for batch in batcher.batches(self._item(stream, self._listed_row(stream, record))
-                                     for record in records):
-            yield self._embed(stream, batch)
+    def _list_params(self, stream: HubSpotStreamConfig, archived: bool = False) -> dict[str, Any]:
+        if archived:
+            return {"limit": self.config.list_page_size, "archived": "true"}
+        params = {"limit": self.config.list_page_size, "archived": "false",
+                  "properties": ",".join(stream.properties)}
+        if stream.associations:
+            params["associations"] = ",".join(stream.associations)
+        return params
 
     def _listed_row(self, stream: HubSpotStreamConfig, record: dict[str, Any]) -> Row:
         """A list endpoint's record as a row, its associations as ``{kind: [ids]}``."""
@@ -188,7 +193,8 @@ class HubSpotReader:
         """``(archivedAt, id)`` of the records archived at or after the watermark."""
         stamp = iso_millis(since.value)
         archived = ((iso_millis(record["archivedAt"]), str(record["id"]))
-                    for record in self._list(stream, archived=True, associations=False)
+                    for record in self.listed(f"/crm/v3/objects/{stream.object_type}",
+                                              self._list_params(stream, archived=True))
                     if record.get("archivedAt"))
         return [item for item in archived if item[0] >= stamp]
 
@@ -236,23 +242,16 @@ class HubSpotReader:
         that HubSpot holds, not archived (``batch/read``); none when it answers 404."""
         body = {"properties": properties, "inputs": [{"id": i} for i in ids],
                 **({"idProperty": id_property} if id_property else {})}
-        resp = self.client.request(
-            "POST", f"/crm/v3/objects/{stream.object_type}/batch/read", json=body)
-        self._note_limits()
-        if resp.status_code == 404:   # none of them exists (archived meanwhile)
-            return []
-        answer = json_answer("HubSpot", f"batch read of {stream.object_type}", resp)
-        return answer.get("results") or []
+        return self._post(f"/crm/v3/objects/{stream.object_type}/batch/read", body,
+                          f"batch read of {stream.object_type}").get("results") or []
 
     def associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
         """``{from id: [to ids]}`` through ``POST /crm/v4/associations/{from}/{to}/batch/read``."""
         out: dict[str, list[str]] = {}
         for chunk in chunks(ids, ASSOC_BATCH):
-            resp = self.client.request(
-                "POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
-                json={"inputs": [{"id": i} for i in chunk]})
-            self._note_limits()
-            answer = json_answer("HubSpot", f"associations {from_type} -> {to_type}", resp)
+            answer = self._post(f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
+                                {"inputs": [{"id": i} for i in chunk]},
+                                f"associations {from_type} -> {to_type}")
             for result in answer.get("results") or []:
                 targets = [str(t["toObjectId"]) for t in result.get("to") or []]
                 out[str(result["from"]["id"])] = sorted(targets, key=lambda x: (len(x), x))
