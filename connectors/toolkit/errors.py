@@ -1,14 +1,15 @@
 """What every connector's error table starts from: the request an answer is for,
 the answer's JSON body when it has one, the text of one that is not in the system's
-error format; the exceptions of a refused request and of a used-up quota; and
-``check()`` over every stream and over every part of one."""
+error format, the numbers its headers carry (rate limits); the exceptions of a
+refused request and of a used-up quota; and ``check()`` over every stream and over
+every part of one, and the names a system lacks."""
 
 from __future__ import annotations
 
-__all__ = ["check_streams", "error_body", "problems_of", "quota_used_up", "refused",
-           "request_line", "status_text"]
+__all__ = ["check_streams", "error_body", "header_numbers", "missing_names", "problems_of",
+           "quota_used_up", "refused", "request_line", "status_text"]
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -30,6 +31,20 @@ def error_body(resp: requests.Response) -> Any:
         return resp.json()
     except ValueError:
         return None
+
+
+def header_numbers(resp: requests.Response | None, headers: Mapping[str, str]) -> dict[str, int]:
+    """``{name: int value}`` of ``headers`` (``{name: header}``, rate limit headers say)
+    in ``resp``; a header missing or not an integer is left out (all, without ``resp``)."""
+    found: dict[str, int] = {}
+    if resp is None:
+        return found
+    for name, header in headers.items():
+        try:
+            found[name] = int(resp.headers[header])
+        except (KeyError, ValueError):
+            continue
+    return found
 
 
 def status_text(status: int, content: bytes | str | None) -> str:
@@ -71,6 +86,15 @@ def problems_of(parts: Iterable[Any], problem_of: Callable[[Any], str | None]) -
     the first only (a ConfigError it raises is that part's problem), joined by ``"; "``;
     None when none has one."""
     return "; ".join(p for part in parts if (p := _problem(problem_of, part))) or None
+
+
+def missing_names(owner: str, kind: str, wanted: Iterable[str],
+                  known: Collection[str]) -> str | None:
+    """``"<owner> has no <kind> a, b"`` naming, sorted and once each, the ``wanted`` names
+    that are not ``known`` (``"companies has no properties colour"``); None when none is
+    missing."""
+    missing = sorted({name for name in wanted if name not in known})
+    return f"{owner} has no {kind} {', '.join(missing)}" if missing else None
 
 
 def _problem(problem_of: Callable[[Any], str | None], item: Any) -> str | None:
