@@ -77,8 +77,10 @@ class HubSpotReader:
         listed = since is None and self.config.full_read == "list"
         if listed:
             batcher = OrderedBatcher(batch_size, None, with_cursor=False)
-            records = self.listed(f"/crm/v3/objects/{stream.object_type}",
-                                  self._list_params(stream))
+            links = {"associations": ",".join(stream.associations)} if stream.associations else {}
+            records = self.listed(f"/crm/v3/objects/{stream.object_type}", {
+                "limit": self.config.list_page_size, "archived": "false",
+                "properties": ",".join(stream.properties), **links})
             rows = (self._listed_row(stream, record) for record in records)
         else:
             deletions = self.archived_since(stream, since) \
@@ -167,15 +169,6 @@ class HubSpotReader:
                 return
 
     # -- list endpoint -------------------------------------------------------
-    def _list_params(self, stream: HubSpotStreamConfig, archived: bool = False) -> dict[str, Any]:
-        if archived:
-            return {"limit": self.config.list_page_size, "archived": "true"}
-        params = {"limit": self.config.list_page_size, "archived": "false",
-                  "properties": ",".join(stream.properties)}
-        if stream.associations:
-            params["associations"] = ",".join(stream.associations)
-        return params
-
     def _listed_row(self, stream: HubSpotStreamConfig, record: dict[str, Any]) -> Row:
         """A list endpoint's record as a row, its associations as ``{kind: [ids]}``."""
         row = self._row(record)
@@ -194,7 +187,8 @@ class HubSpotReader:
         stamp = iso_millis(since.value)
         archived = ((iso_millis(record["archivedAt"]), str(record["id"]))
                     for record in self.listed(f"/crm/v3/objects/{stream.object_type}",
-                                              self._list_params(stream, archived=True))
+                                              {"limit": self.config.list_page_size,
+                                               "archived": "true"})
                     if record.get("archivedAt"))
         return [item for item in archived if item[0] >= stamp]
 
@@ -218,9 +212,8 @@ class HubSpotReader:
         def fetch(child: ChildConfig, ids: list[str]) -> dict[str, list[Row]]:
             target = self.config.streams[child.stream]
             kind = target.object_type
-            known = all(kind in (row.get("associations") or {}) for row in batch.rows)
-            links = {row["id"]: row["associations"][kind] for row in batch.rows} if known \
-                else self.associations(stream.object_type, kind, ids)
+            links = {row["id"]: row["associations"][kind] for row in batch.rows} \
+                if kind in stream.associations else self.associations(stream.object_type, kind, ids)
             records = self.read_by_id(target, [i for parent in ids for i in links.get(parent, [])])
             return {parent: [records[i] for i in links.get(parent, []) if i in records]
                     for parent in ids}
