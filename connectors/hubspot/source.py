@@ -215,28 +215,29 @@ class HubSpotReader:
             links = {row["id"]: row["associations"][kind] for row in batch.rows} \
                 if kind in stream.associations else self.associations(stream.object_type, kind, ids)
             records = self.read_by_id(target, [i for parent in ids for i in links.get(parent, [])])
-            return {parent: [records[i] for i in links.get(parent, []) if i in records]
+            return {parent: [self._row(records[i]) for i in links.get(parent, []) if i in records]
                     for parent in ids}
 
         return embed_children(batch, "id", stream.children, fetch)
 
-    def read_by_id(self, stream: HubSpotStreamConfig, ids: list[str]) -> dict[str, Row]:
-        """``{id: row}`` of the records with these ids (``batch/read``, 100 per call)."""
+    def read_by_id(self, stream: HubSpotStreamConfig, ids: list[str],
+                   properties: list[str] | None = None,
+                   id_property: str | None = None) -> dict[str, dict[str, Any]]:
+        """``{id: record}`` of the records among ``ids`` (values of ``id_property`` when
+        given, and keyed by them) that HubSpot holds, not archived: ``batch/read`` of
+        ``properties`` (the stream's by default), 100 ids per call; none when it answers 404."""
 
-        def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
-            for record in self.batch_read(stream, chunk, stream.properties):
-                yield str(record["id"]), self._row(record)
+        def fetch(chunk: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+            body = {"properties": properties or stream.properties,
+                    "inputs": [{"id": i} for i in chunk],
+                    **({"idProperty": id_property} if id_property else {})}
+            answer = self._post(f"/crm/v3/objects/{stream.object_type}/batch/read", body,
+                                f"batch read of {stream.object_type}")
+            for record in answer.get("results") or []:
+                props = record.get("properties") or {}
+                yield str(props.get(id_property) if id_property else record["id"]), record
 
         return rows_by_key(ids, READ_BATCH, fetch)
-
-    def batch_read(self, stream: HubSpotStreamConfig, ids: list[str], properties: list[str],
-                   id_property: str | None = None) -> list[dict[str, Any]]:
-        """The records among ``ids`` (at most 100; values of ``id_property`` when given)
-        that HubSpot holds, not archived (``batch/read``); none when it answers 404."""
-        body = {"properties": properties, "inputs": [{"id": i} for i in ids],
-                **({"idProperty": id_property} if id_property else {})}
-        return self._post(f"/crm/v3/objects/{stream.object_type}/batch/read", body,
-                          f"batch read of {stream.object_type}").get("results") or []
 
     def associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
         """``{from id: [to ids]}`` through ``POST /crm/v4/associations/{from}/{to}/batch/read``."""

@@ -31,7 +31,7 @@ from __future__ import annotations
 __all__ = ["HubSpotWriter", "wire_value"]
 
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -39,7 +39,7 @@ from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.hubspot.api import config_problem, describe_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.hubspot.source import HubSpotReader
-from crm2erp.connectors.toolkit.targets import KeyedWriter, json_answer, rows_by_key
+from crm2erp.connectors.toolkit.targets import KeyedWriter, json_answer
 from crm2erp.connectors.toolkit.timestamps import utc_text
 from crm2erp.connectors.toolkit.writer import delete_in_batches, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
@@ -186,17 +186,11 @@ class HubSpotWriter(KeyedWriter):
 
     def _live_ids(self, stream: HubSpotStreamConfig, ids: list[str]) -> set[str]:
         """The ids among ``ids`` that HubSpot holds, not archived (``batch/read``)."""
-        found = self.reader.batch_read(stream, ids, ["hs_object_id"])
-        return {str(r.get("id")) for r in found} & set(ids)
+        return set(self.reader.read_by_id(stream, ids, ["hs_object_id"])) & set(ids)
 
     def lookup(self, name: str, stream: HubSpotStreamConfig,
                keys: Sequence[str]) -> Mapping[str, Row]:
         """Current records by unique property value (``batch/read`` with ``idProperty``)."""
-        id_prop = self.write_key(name, stream)
-
-        def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
-            for record in self.reader.batch_read(stream, chunk, stream.properties, id_prop):
-                props = record.get("properties") or {}
-                yield str(props.get(id_prop)), {"id": str(record["id"]), **props}
-
-        return rows_by_key(keys, 100, fetch)
+        found = self.reader.read_by_id(stream, list(keys), id_property=self.write_key(name, stream))
+        return {key: {"id": str(record["id"]), **(record.get("properties") or {})}
+                for key, record in found.items()}
