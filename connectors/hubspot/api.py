@@ -21,13 +21,8 @@ from urllib.parse import urlsplit
 import requests
 
 from crm2erp.connectors.hubspot.config import HubSpotConfig
-from crm2erp.connectors.toolkit.errors import (
-    error_body,
-    header_numbers,
-    quota_used_up,
-    refused,
-    request_line,
-)
+from crm2erp.connectors.toolkit.errors import error_body, quota_used_up, refused, request_line
+from crm2erp.connectors.toolkit.headers import header_numbers
 from crm2erp.errors import FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.retry import parse_retry_after

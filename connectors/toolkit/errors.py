@@ -1,13 +1,13 @@
 """What every connector's error table starts from: the request an answer is for,
 the answer's JSON body when it has one, the text of one that is not in the system's
-error format, the numbers its headers carry (rate limits); the exceptions of a
-refused request and of a used-up quota; and ``check()`` over every stream and over
-every part of one, and the names a system lacks."""
+error format; the exceptions of a refused request and of a used-up quota; and
+``check()`` over every stream and over every part of one, and the names a system
+lacks."""
 
 from __future__ import annotations
 
-__all__ = ["check_streams", "error_body", "header_numbers", "missing_names", "problems_of",
-           "quota_used_up", "refused", "request_line", "status_text"]
+__all__ = ["check_streams", "error_body", "missing_names", "problems_of", "quota_used_up",
+           "refused", "request_line", "status_text"]
 
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
@@ -31,20 +31,6 @@ def error_body(resp: requests.Response) -> Any:
         return resp.json()
     except ValueError:
         return None
-
-
-def header_numbers(resp: requests.Response | None, headers: Mapping[str, str]) -> dict[str, int]:
-    """``{name: int value}`` of ``headers`` (``{name: header}``, rate limit headers say)
-    in ``resp``; a header missing or not an integer is left out (all, without ``resp``)."""
-    found: dict[str, int] = {}
-    if resp is None:
-        return found
-    for name, header in headers.items():
-        try:
-            found[name] = int(resp.headers[header])
-        except (KeyError, ValueError):
-            continue
-    return found
 
 
 def status_text(status: int, content: bytes | str | None) -> str:

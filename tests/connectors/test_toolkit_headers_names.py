@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import requests
 
-from crm2erp.connectors.toolkit.errors import header_numbers, missing_names
+from crm2erp.connectors.toolkit.errors import missing_names
+from crm2erp.connectors.toolkit.headers import header_numbers
 
 HEADERS = {"daily": "X-Limit-Daily", "left": "X-Limit-Left", "window": "X-Limit-Window"}
 
