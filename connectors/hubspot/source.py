@@ -86,17 +86,19 @@ class HubSpotReader:
             deletions = self.archived_since(stream, since) \
                 if since is not None and stream.track_deletes else []
             batcher = OrderedBatcher(batch_size, since, deletions=deletions)
-            rows = map(self._row, self._search(stream, iso_millis(since.value) if since else None))
+            start = iso_millis(since.value) if since is not None else None
+            rows = map(self._row, self._search(stream, start))
         for batch in batcher.batches((iso_millis(row[stream.cursor_property]), row["id"], row)
                                      for row in rows):
             yield self._embed(stream, batch if listed else self._link(stream, batch))
 
-    def _post(self, path: str, body: dict[str, Any], what: str) -> dict[str, Any]:
-        """The answer to ``POST path`` (rate limits noted); a 404 of ``batch/read`` (none
-        of the ids exists) answers no results."""
+    def _post(self, path: str, body: dict[str, Any], what: str, *,
+              none_found: bool = False) -> dict[str, Any]:
+        """The answer to ``POST path`` (rate limits noted); with ``none_found``, a 404
+        (a ``batch/read`` none of whose ids exists) is an answer without results."""
         resp = self.client.request("POST", path, json=body)
         self._note_limits()
-        if resp.status_code == 404 and path.endswith("/batch/read"):
+        if none_found and resp.status_code == 404:
             return {}
         return json_answer("HubSpot", what, resp)
 
@@ -232,7 +234,7 @@ class HubSpotReader:
                     "inputs": [{"id": i} for i in chunk],
                     **({"idProperty": id_property} if id_property else {})}
             answer = self._post(f"/crm/v3/objects/{stream.object_type}/batch/read", body,
-                                f"batch read of {stream.object_type}")
+                                f"batch read of {stream.object_type}", none_found=True)
             for record in answer.get("results") or []:
                 props = record.get("properties") or {}
                 yield str(props.get(id_property) if id_property else record["id"]), record
