@@ -113,9 +113,8 @@ class HubSpotReader:
         body: dict[str, Any] = {
             "filterGroups": [{"filters": filters}] if filters else [],
             "sorts": [{"propertyName": sort_by, "direction": "ASCENDING"}],
-            "properties": stream.properties, "limit": self.config.page_size}
-        if after:
-            body["after"] = str(after)
+            "properties": stream.properties, "limit": self.config.page_size,
+            **({"after": str(after)} if after else {})}
         if self.search_limiter is not None:
             self.search_limiter.acquire()
         self.searches += 1
