@@ -16,13 +16,12 @@ from collections.abc import Sequence
 
 from crm2erp.connectors.base import Row, StreamInfo, WriteResult
 from crm2erp.connectors.hubspot.api import build_client
-from crm2erp.connectors.hubspot.config import HubSpotConfig, HubSpotStreamConfig
+from crm2erp.connectors.hubspot.config import RECORD_FIELDS, HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.hubspot.source import HubSpotReader
 from crm2erp.connectors.hubspot.target import HubSpotWriter
 from crm2erp.connectors.toolkit.connector import ApiConnector
-from crm2erp.connectors.toolkit.paging import paged_records
+from crm2erp.connectors.toolkit.errors import missing_names
 from crm2erp.connectors.toolkit.targets import WriteBackConnector
-from crm2erp.http import CursorPaginator
 
 
 class HubSpotConnector(ApiConnector, WriteBackConnector):
@@ -44,22 +43,19 @@ class HubSpotConnector(ApiConnector, WriteBackConnector):
     def stream_problem(self, stream: HubSpotStreamConfig) -> str | None:
         """The stream's properties against the properties API (the token is checked on the
         way): missing ones, an id_property without unique values."""
-        known = {p["name"]: p for p in paged_records(
-            CursorPaginator("paging.next.after", "after", "results"), self.client,
-            f"/crm/v3/properties/{stream.object_type}")}
-        missing = sorted(p for p in stream.properties if p not in known)
-        if missing:
-            return f"{stream.object_type} has no properties {', '.join(missing)}"
-        if stream.id_property and not known[stream.id_property].get("hasUniqueValue") \
-                and not (stream.object_type == "contacts" and stream.id_property == "email"):
-            return (f"id_property {stream.id_property!r} does not have unique values; "
-                    "create it with hasUniqueValue: true")
-        return None
+        known = {p["name"]: p for p in
+                 self.reader.listed(f"/crm/v3/properties/{stream.object_type}")}
+        missing = missing_names(stream.object_type, "properties", stream.properties, known)
+        if missing or not stream.id_property or known[stream.id_property].get("hasUniqueValue") \
+                or (stream.object_type == "contacts" and stream.id_property == "email"):
+            return missing
+        return (f"id_property {stream.id_property!r} does not have unique values; "
+                "create it with hasUniqueValue: true")
 
     def stream_info(self, name: str, stream: HubSpotStreamConfig) -> StreamInfo:
         return StreamInfo(name=name, key=("id",), cursor_field=stream.cursor_property,
                           children=tuple(stream.children), writable=bool(stream.id_property),
-                          fields=("id", "createdAt", "updatedAt", "archived", *stream.properties,
+                          fields=(*RECORD_FIELDS, *stream.properties,
                                   *(["associations"] if stream.associations else []),
                                   *stream.children),
                           delete_modes=("archive", "delete"))

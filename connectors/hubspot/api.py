@@ -14,7 +14,6 @@ from __future__ import annotations
 __all__ = ["error_mapper", "parse_rate_headers", "build_client", "hubspot_error",
            "describe_error", "config_problem", "CONFIG_CODES"]
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,11 +22,11 @@ import requests
 
 from crm2erp.connectors.hubspot.config import HubSpotConfig
 from crm2erp.connectors.toolkit.errors import error_body, quota_used_up, refused, request_line
+from crm2erp.connectors.toolkit.headers import header_numbers
 from crm2erp.errors import FatalError, RetriableError
 from crm2erp.http import HttpClient, build_auth
 from crm2erp.http.retry import parse_retry_after
 
-log = logging.getLogger(__name__)
 _HEADERS = {"daily": "X-HubSpot-RateLimit-Daily",
             "daily_remaining": "X-HubSpot-RateLimit-Daily-Remaining",
             "interval_ms": "X-HubSpot-RateLimit-Interval-Milliseconds",
@@ -39,6 +38,10 @@ _HEADERS = {"daily": "X-HubSpot-RateLimit-Daily",
 #: one nobody may write): every record would be refused, so the run stops once, exit 2
 CONFIG_CODES = ("PROPERTY_DOESNT_EXIST", "READ_ONLY_VALUE")
 _UNKNOWN_TYPE = "Unable to infer object type"
+#: refusals the client leaves to the caller, by status: a batch write refused as a whole
+#: (the writer tells a configuration error from per-row failures) and a batch read none
+#: of whose ids exists (the reader skips them)
+_LEFT_TO_CALLER = {400: ("/batch/upsert", "/batch/update"), 404: ("/batch/read",)}
 
 
 def describe_error(error: Mapping[str, Any]) -> str:
@@ -74,15 +77,7 @@ def hubspot_error(resp: requests.Response) -> dict[str, Any]:
 
 def parse_rate_headers(resp: requests.Response | None) -> dict[str, int]:
     """The ``X-HubSpot-RateLimit-*`` headers of ``resp`` as ints (missing ones left out)."""
-    out: dict[str, int] = {}
-    if resp is None:
-        return out
-    for name, header in _HEADERS.items():
-        try:
-            out[name] = int(resp.headers[header])
-        except (KeyError, ValueError):
-            continue
-    return out
+    return header_numbers(resp, _HEADERS)
 
 
 def error_mapper(resp: requests.Response) -> Exception | None:
@@ -92,23 +87,20 @@ def error_mapper(resp: requests.Response) -> Exception | None:
     where = request_line(resp)
     if resp.status_code == 429:
         policy = str(body.get("policyName") or "")
+        limits = parse_rate_headers(resp)
         if policy.upper() == "DAILY":
-            limits = parse_rate_headers(resp)
             shown = f" ({limits['daily']} calls a day)" if "daily" in limits else ""
             return quota_used_up("HubSpot", f"the portal's daily API limit is used up{shown}",
                                  " - run the flow again after midnight in the portal's time "
                                  "zone, or buy the API limit increase add-on.")
         wait = parse_retry_after(resp.headers.get("Retry-After"))
         if wait is None:
-            interval = parse_rate_headers(resp).get("interval_ms")
+            interval = limits.get("interval_ms")
             wait = interval / 1000 if interval else 1.0
         return RetriableError(f"HubSpot {where}: rate limited ({policy or 'burst'}): {message}",
                               retry_after=wait)
-    path = urlsplit(resp.url).path
-    if resp.status_code == 400 and path.endswith(("/batch/upsert", "/batch/update")):
-        return None  # the writer sorts a refused batch: configuration, or per-row failures
-    if resp.status_code == 404 and path.endswith("/batch/read"):
-        return None  # none of the ids exists: the reader skips them
+    if urlsplit(resp.url).path.endswith(_LEFT_TO_CALLER.get(resp.status_code, ())):
+        return None
     problem = config_problem(body) if resp.status_code in (400, 404) else None
     if problem:
         return refused("HubSpot", resp, problem, ". Fix the connection's stream config "

@@ -29,7 +29,7 @@ own stream name.
 from __future__ import annotations
 
 __all__ = ["ChildConfig", "HubSpotStreamConfig", "HubSpotConfig", "DEFAULT_STREAMS",
-           "RESERVED_FIELDS"]
+           "RECORD_FIELDS", "RESERVED_FIELDS"]
 
 import re
 from typing import Literal
@@ -43,9 +43,10 @@ HubspotUrl = web_url("https://api.hubapi.com")
 
 _NAME = re.compile(r"^[a-z0-9_]+$")
 InternalName = name_type(_NAME, "a HubSpot internal name (lower case, digits, _)")
-# keys of a read row that are not HubSpot properties (never sent back on writes)
-RESERVED_FIELDS = frozenset({"id", "createdAt", "updatedAt", "archived", "archivedAt",
-                             "associations"})
+#: what a record has besides its properties; a read row has them beside its properties
+RECORD_FIELDS = ("id", "createdAt", "updatedAt", "archived")
+#: keys of a read row that are not HubSpot properties (never sent back on writes)
+RESERVED_FIELDS = frozenset({*RECORD_FIELDS, "archivedAt", "associations"})
 
 
 class HubSpotStreamConfig(ApiStreamConfig[ChildConfig]):

@@ -47,6 +47,8 @@ from crm2erp.http.paginate import get_path
 log = logging.getLogger(__name__)
 ASSOC_BATCH = 1000  # inputs per v4 associations batch read
 READ_BATCH = 100    # inputs per v3 batch read
+#: the CRM v3 list endpoints' paging (``paging.next.after`` sent back as ``after``)
+PAGES = CursorPaginator("paging.next.after", "after", "results")
 
 
 def _epoch_ms(stamp: str) -> str:
@@ -70,20 +72,39 @@ class HubSpotReader:
     # -- entry point -------------------------------------------------------
     def read(self, stream: HubSpotStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:
-        if since is None and self.config.full_read == "list":
-            yield from self._read_list(stream, batch_size)
-            return
-        deletions = self.archived_since(stream, since) \
-            if since is not None and stream.track_deletes else []
-        batcher = OrderedBatcher(batch_size, since, deletions=deletions)
-        start = iso_millis(since.value) if since is not None else None
-        rows = map(self._row, self._search(stream, start))
-        for batch in batcher.batches(self._item(stream, row) for row in rows):
-            yield self._embed(stream, self._link(stream, batch))
+        """Search from the watermark (deletions merged in), or a full read through the
+        list endpoint with ``full_read: list`` (associations inline)."""
+        listed = since is None and self.config.full_read == "list"
+        if listed:
+            batcher = OrderedBatcher(batch_size, None, with_cursor=False)
+            links = {"associations": ",".join(stream.associations)} if stream.associations else {}
+            records = self.listed(f"/crm/v3/objects/{stream.object_type}", {
+                "limit": self.config.list_page_size, "archived": "false",
+                "properties": ",".join(stream.properties), **links})
+            rows = (self._listed_row(stream, record) for record in records)
+        else:
+            deletions = self.archived_since(stream, since) \
+                if since is not None and stream.track_deletes else []
+            batcher = OrderedBatcher(batch_size, since, deletions=deletions)
+            start = iso_millis(since.value) if since is not None else None
+            rows = map(self._row, self._search(stream, start))
+        for batch in batcher.batches((iso_millis(row[stream.cursor_property]), row["id"], row)
+                                     for row in rows):
+            yield self._embed(stream, batch if listed else self._link(stream, batch))
 
-    @staticmethod
-    def _item(stream: HubSpotStreamConfig, row: Row) -> tuple[str, str, Row]:
-        return iso_millis(row[stream.cursor_property]), str(row["id"]), row
+    def _post(self, path: str, body: dict[str, Any], what: str, *,
+              none_found: bool = False) -> dict[str, Any]:
+        """The answer to ``POST path`` (rate limits noted); with ``none_found``, a 404
+        (a ``batch/read`` none of whose ids exists) is an answer without results."""
+        resp = self.client.request("POST", path, json=body)
+        self._note_limits()
+        if none_found and resp.status_code == 404:
+            return {}
+        return json_answer("HubSpot", what, resp)
+
+    def listed(self, path: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every record of a list endpoint (``after`` paging; rate limits noted per page)."""
+        yield from paged_records(PAGES, self.client, path, params, each_page=self._note_limits)
 
     # -- search ------------------------------------------------------------
     def _post_search(self, stream: HubSpotStreamConfig, filters: list[dict[str, str]],
@@ -92,16 +113,13 @@ class HubSpotReader:
         body: dict[str, Any] = {
             "filterGroups": [{"filters": filters}] if filters else [],
             "sorts": [{"propertyName": sort_by, "direction": "ASCENDING"}],
-            "properties": stream.properties, "limit": self.config.page_size}
-        if after:
-            body["after"] = str(after)
+            "properties": stream.properties, "limit": self.config.page_size,
+            **({"after": str(after)} if after else {})}
         if self.search_limiter is not None:
             self.search_limiter.acquire()
-        path = f"/crm/v3/objects/{stream.object_type}/search"
-        resp = self.client.request("POST", path, json=body)
         self.searches += 1
-        self._note_limits()
-        return json_answer("HubSpot", f"search on {stream.object_type}", resp)
+        return self._post(f"/crm/v3/objects/{stream.object_type}/search", body,
+                          f"search on {stream.object_type}")
 
     def _search(self, stream: HubSpotStreamConfig,
                 start: str | None) -> Iterator[dict[str, Any]]:
@@ -152,25 +170,6 @@ class HubSpotReader:
                 return
 
     # -- list endpoint -------------------------------------------------------
-    def _list(self, stream: HubSpotStreamConfig, *, archived: bool,
-              associations: bool) -> Iterator[dict[str, Any]]:
-        params: dict[str, Any] = {"limit": self.config.list_page_size,
-                                  "archived": "true" if archived else "false"}
-        if not archived:
-            params["properties"] = ",".join(stream.properties)
-            if associations and stream.associations:
-                params["associations"] = ",".join(stream.associations)
-        yield from paged_records(CursorPaginator("paging.next.after", "after", "results"),
-                                 self.client, f"/crm/v3/objects/{stream.object_type}", params,
-                                 each_page=self._note_limits)
-
-    def _read_list(self, stream: HubSpotStreamConfig, batch_size: int) -> Iterator[Batch]:
-        batcher = OrderedBatcher(batch_size, None, with_cursor=False)
-        records = self._list(stream, archived=False, associations=True)
-        for batch in batcher.batches(self._item(stream, self._listed_row(stream, record))
-                                     for record in records):
-            yield self._embed(stream, batch)
-
     def _listed_row(self, stream: HubSpotStreamConfig, record: dict[str, Any]) -> Row:
         """A list endpoint's record as a row, its associations as ``{kind: [ids]}``."""
         row = self._row(record)
@@ -188,7 +187,9 @@ class HubSpotReader:
         """``(archivedAt, id)`` of the records archived at or after the watermark."""
         stamp = iso_millis(since.value)
         archived = ((iso_millis(record["archivedAt"]), str(record["id"]))
-                    for record in self._list(stream, archived=True, associations=False)
+                    for record in self.listed(f"/crm/v3/objects/{stream.object_type}",
+                                              {"limit": self.config.list_page_size,
+                                               "archived": "true"})
                     if record.get("archivedAt"))
         return [item for item in archived if item[0] >= stamp]
 
@@ -212,47 +213,40 @@ class HubSpotReader:
         def fetch(child: ChildConfig, ids: list[str]) -> dict[str, list[Row]]:
             target = self.config.streams[child.stream]
             kind = target.object_type
-            known = all(kind in (row.get("associations") or {}) for row in batch.rows)
-            links = {row["id"]: row["associations"][kind] for row in batch.rows} if known \
-                else self.associations(stream.object_type, kind, ids)
+            links = {row["id"]: row["associations"][kind] for row in batch.rows} \
+                if kind in stream.associations else self.associations(stream.object_type, kind, ids)
             records = self.read_by_id(target, [i for parent in ids for i in links.get(parent, [])])
-            return {parent: [records[i] for i in links.get(parent, []) if i in records]
+            return {parent: [self._row(records[i]) for i in links.get(parent, []) if i in records]
                     for parent in ids}
 
         return embed_children(batch, "id", stream.children, fetch)
 
-    def read_by_id(self, stream: HubSpotStreamConfig, ids: list[str]) -> dict[str, Row]:
-        """``{id: row}`` of the records with these ids (``batch/read``, 100 per call)."""
+    def read_by_id(self, stream: HubSpotStreamConfig, ids: list[str],
+                   properties: list[str] | None = None,
+                   id_property: str | None = None) -> dict[str, dict[str, Any]]:
+        """``{id: record}`` of the records among ``ids`` (values of ``id_property`` when
+        given, and keyed by them) that HubSpot holds, not archived: ``batch/read`` of
+        ``properties`` (the stream's by default), 100 ids per call; none when it answers 404."""
 
-        def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
-            for record in self.batch_read(stream, chunk, stream.properties):
-                yield str(record["id"]), self._row(record)
+        def fetch(chunk: list[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+            body = {"properties": properties or stream.properties,
+                    "inputs": [{"id": i} for i in chunk],
+                    **({"idProperty": id_property} if id_property else {})}
+            answer = self._post(f"/crm/v3/objects/{stream.object_type}/batch/read", body,
+                                f"batch read of {stream.object_type}", none_found=True)
+            for record in answer.get("results") or []:
+                props = record.get("properties") or {}
+                yield str(props.get(id_property) if id_property else record["id"]), record
 
         return rows_by_key(ids, READ_BATCH, fetch)
-
-    def batch_read(self, stream: HubSpotStreamConfig, ids: list[str], properties: list[str],
-                   id_property: str | None = None) -> list[dict[str, Any]]:
-        """The records among ``ids`` (at most 100; values of ``id_property`` when given)
-        that HubSpot holds, not archived (``batch/read``); none when it answers 404."""
-        body = {"properties": properties, "inputs": [{"id": i} for i in ids],
-                **({"idProperty": id_property} if id_property else {})}
-        resp = self.client.request(
-            "POST", f"/crm/v3/objects/{stream.object_type}/batch/read", json=body)
-        self._note_limits()
-        if resp.status_code == 404:   # none of them exists (archived meanwhile)
-            return []
-        answer = json_answer("HubSpot", f"batch read of {stream.object_type}", resp)
-        return answer.get("results") or []
 
     def associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
         """``{from id: [to ids]}`` through ``POST /crm/v4/associations/{from}/{to}/batch/read``."""
         out: dict[str, list[str]] = {}
         for chunk in chunks(ids, ASSOC_BATCH):
-            resp = self.client.request(
-                "POST", f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
-                json={"inputs": [{"id": i} for i in chunk]})
-            self._note_limits()
-            answer = json_answer("HubSpot", f"associations {from_type} -> {to_type}", resp)
+            answer = self._post(f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
+                                {"inputs": [{"id": i} for i in chunk]},
+                                f"associations {from_type} -> {to_type}")
             for result in answer.get("results") or []:
                 targets = [str(t["toObjectId"]) for t in result.get("to") or []]
                 out[str(result["from"]["id"])] = sorted(targets, key=lambda x: (len(x), x))

@@ -31,7 +31,7 @@ from __future__ import annotations
 __all__ = ["HubSpotWriter", "wire_value"]
 
 import datetime as dt
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -39,7 +39,7 @@ from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.hubspot.api import config_problem, describe_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.hubspot.source import HubSpotReader
-from crm2erp.connectors.toolkit.targets import KeyedWriter, json_answer, rows_by_key
+from crm2erp.connectors.toolkit.targets import KeyedWriter, json_answer
 from crm2erp.connectors.toolkit.timestamps import utc_text
 from crm2erp.connectors.toolkit.writer import delete_in_batches, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
@@ -92,34 +92,34 @@ class HubSpotWriter(KeyedWriter):
     def upsert(self, name: str, stream: HubSpotStreamConfig,
                rows: Sequence[Row]) -> list[WriteResult]:
         id_prop = self.write_key(name, stream)
+        return self._write(stream, "upsert", id_prop, rows,
+                           f"{id_prop} is empty: the unique id property is required to upsert")
+
+    def update(self, name: str, stream: HubSpotStreamConfig,
+               rows: Sequence[Row]) -> list[WriteResult]:
+        """Set properties of existing records by their ``id`` (batch update)."""
+        return self._write(stream, "update", "id", rows,
+                           f"stream {name!r}: the row has no id, which update needs")
+
+    def _write(self, stream: HubSpotStreamConfig, action: str, key: str, rows: Sequence[Row],
+               missing: str) -> list[WriteResult]:
+        """``batch/upsert`` on the unique property ``key`` or ``batch/update`` on the
+        record ``id``, in calls of ``write_batch_size``; an id repeated in an update
+        goes into another call (HubSpot refuses duplicate ids in one)."""
         return write_in_batches(
-            rows, lambda row: row.get(id_prop), lambda chunk: self._send(stream, id_prop, chunk),
-            size=self.config.write_batch_size,
-            missing=f"{id_prop} is empty: the unique id property is required to upsert")
+            rows, lambda row: row.get(key), lambda chunk: self._send(stream, action, key, chunk),
+            size=self.config.write_batch_size, missing=missing, distinct_keys=action == "update")
 
-    def _send(self, stream: HubSpotStreamConfig, id_prop: str,
+    def _send(self, stream: HubSpotStreamConfig, action: str, key: str,
               chunk: list[Row]) -> list[WriteResult]:
-        keys = [str(row[id_prop]) for row in chunk]
-        inputs = [{"id": wire_value(row[id_prop]), "idProperty": id_prop,
-                   "objectWriteTraceId": str(trace), "properties": _properties(row)}
-                  for trace, row in enumerate(chunk)]
-        by_key = {k.lower(): n for n, k in enumerate(keys)}
-
-        def position(result: dict[str, Any]) -> int | None:
-            trace = result.get("objectWriteTraceId")
-            value = (result.get("properties") or {}).get(id_prop)
-            return int(trace) if trace not in (None, "") else by_key.get(str(value).lower())
-
-        return self._batch(stream, "upsert", inputs, keys, position, lambda result, key: (
-            WriteResult(key, WriteAction.CREATED if result.get("new") else WriteAction.UPDATED,
-                        target_id=str(result["id"]))))
-
-    def _batch(self, stream: HubSpotStreamConfig, action: str, inputs: list[dict[str, Any]],
-               keys: list[str], position: Callable[[dict[str, Any]], int | None],
-               written: Callable[[dict[str, Any], str], WriteResult]) -> list[WriteResult]:
-        """``POST batch/{action}``; one result per input (``keys[n]`` is input n's key).
-        A result is matched to its input by ``position``; an error by the inputs'
-        ``objectWriteTraceId`` or the ids it lists."""
+        """``POST batch/{action}``; one result per row. A result is matched to its row by
+        its ``objectWriteTraceId``, else by its ``key`` value (the unique property's, or
+        the record id); an error by the trace ids or the ids it lists."""
+        keys = [str(row[key]) for row in chunk]
+        matched = {k.lower(): n for n, k in enumerate(keys)}
+        id_property = {"idProperty": key} if action == "upsert" else {}
+        inputs = [{"id": wire_value(row[key]), **id_property, "objectWriteTraceId": str(trace),
+                   "properties": _properties(row)} for trace, row in enumerate(chunk)]
         resp = self.client.request(
             "POST", f"/crm/v3/objects/{stream.object_type}/batch/{action}",
             json={"inputs": inputs})
@@ -128,9 +128,12 @@ class HubSpotWriter(KeyedWriter):
         body = json_answer("HubSpot", f"{action} of {stream.object_type}", resp)
         done: dict[int, WriteResult] = {}
         for result in body.get("results") or []:
-            n = position(result)
+            trace = result.get("objectWriteTraceId")
+            value = result.get("id") if key == "id" else (result.get("properties") or {}).get(key)
+            n = int(trace) if trace not in (None, "") else matched.get(str(value).lower())
             if n is not None and 0 <= n < len(keys):
-                done[n] = written(result, keys[n])
+                done[n] = WriteResult(keys[n], WriteAction.CREATED if result.get("new")
+                                      else WriteAction.UPDATED, target_id=str(result["id"]))
         by_id = {k: n for n, k in enumerate(keys)}
         for error in body.get("errors") or []:
             _stop_if_config(stream, error)
@@ -152,25 +155,6 @@ class HubSpotWriter(KeyedWriter):
         _stop_if_config(stream, body)
         return [WriteResult(k, WriteAction.FAILED, error=f"batch refused: "
                             f"{describe_error(body)}") for k in keys]
-
-    def update(self, name: str, stream: HubSpotStreamConfig,
-               rows: Sequence[Row]) -> list[WriteResult]:
-        """Set properties of existing records by their ``id`` (batch update)."""
-        return write_in_batches(
-            rows, lambda row: row.get("id"), lambda chunk: self._send_update(stream, chunk),
-            size=self.config.write_batch_size, distinct_keys=True,
-            missing=f"stream {name!r}: the row has no id, which update needs")
-
-    def _send_update(self, stream: HubSpotStreamConfig,
-                     chunk: list[Row]) -> list[WriteResult]:
-        keys = [str(row["id"]) for row in chunk]
-        inputs = [{"id": key, "objectWriteTraceId": str(trace), "properties": _properties(row)}
-                  for trace, (key, row) in enumerate(zip(keys, chunk, strict=True))]
-        by_id = {k: n for n, k in enumerate(keys)}
-        return self._batch(stream, "update", inputs, keys,
-                           lambda result: by_id.get(str(result.get("id"))),
-                           lambda result, key: WriteResult(key, WriteAction.UPDATED,
-                                                           target_id=key))
 
     # -- delete (archive) ---------------------------------------------------
     def delete(self, name: str, stream: HubSpotStreamConfig, ids: Sequence[str],
@@ -202,17 +186,11 @@ class HubSpotWriter(KeyedWriter):
 
     def _live_ids(self, stream: HubSpotStreamConfig, ids: list[str]) -> set[str]:
         """The ids among ``ids`` that HubSpot holds, not archived (``batch/read``)."""
-        found = self.reader.batch_read(stream, ids, ["hs_object_id"])
-        return {str(r.get("id")) for r in found} & set(ids)
+        return set(self.reader.read_by_id(stream, ids, ["hs_object_id"])) & set(ids)
 
     def lookup(self, name: str, stream: HubSpotStreamConfig,
                keys: Sequence[str]) -> Mapping[str, Row]:
         """Current records by unique property value (``batch/read`` with ``idProperty``)."""
-        id_prop = self.write_key(name, stream)
-
-        def fetch(chunk: list[str]) -> Iterator[tuple[str, Row]]:
-            for record in self.reader.batch_read(stream, chunk, stream.properties, id_prop):
-                props = record.get("properties") or {}
-                yield str(props.get(id_prop)), {"id": str(record["id"]), **props}
-
-        return rows_by_key(keys, 100, fetch)
+        found = self.reader.read_by_id(stream, list(keys), id_property=self.write_key(name, stream))
+        return {key: {"id": str(record["id"]), **(record.get("properties") or {})}
+                for key, record in found.items()}

@@ -13,7 +13,10 @@
   the rows of a batch, read by foreign key a chunk of parents per query;
 - :mod:`~crm2erp.connectors.toolkit.errors`: the request an error answers, its
   JSON body (from the answer or its bytes) and the text of one outside the system's
-  error format, for a connector's error table; ``check()`` over streams and over the parts of one;
+  error format, for a connector's error table; ``check()`` over streams and over the
+  parts of one, and the names a system lacks;
+- :mod:`~crm2erp.connectors.toolkit.headers`: the integers an answer's headers
+  carry (rate limits, quotas);
 - :mod:`~crm2erp.connectors.toolkit.config`: strict models, URL and name fields,
   stream-name and ``children`` checks.
 - :mod:`~crm2erp.connectors.toolkit.streams`: the stream config base (``track_deletes``,

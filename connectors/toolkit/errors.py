@@ -2,15 +2,15 @@
 the answer's JSON body when it has one (from the answer or from its bytes), the
 text of one that is not in the system's error format; the exceptions of a refused
 request and of a used-up quota; and ``check()`` over every stream and over every
-part of one."""
+part of one, and the names a system lacks."""
 
 from __future__ import annotations
 
-__all__ = ["check_streams", "error_body", "json_or_none", "problems_of", "quota_used_up",
-           "refused", "request_line", "status_text"]
+__all__ = ["check_streams", "error_body", "json_or_none", "missing_names", "problems_of",
+           "quota_used_up", "refused", "request_line", "status_text"]
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -82,6 +82,15 @@ def problems_of(parts: Iterable[Any], problem_of: Callable[[Any], str | None]) -
     the first only (a ConfigError it raises is that part's problem), joined by ``"; "``;
     None when none has one."""
     return "; ".join(p for part in parts if (p := _problem(problem_of, part))) or None
+
+
+def missing_names(owner: str, kind: str, wanted: Iterable[str],
+                  known: Collection[str]) -> str | None:
+    """``"<owner> has no <kind> a, b"`` naming, sorted and once each, the ``wanted`` names
+    that are not ``known`` (``"companies has no properties colour"``); None when none is
+    missing."""
+    missing = sorted({name for name in wanted if name not in known})
+    return f"{owner} has no {kind} {', '.join(missing)}" if missing else None
 
 
 def _problem(problem_of: Callable[[Any], str | None], item: Any) -> str | None:

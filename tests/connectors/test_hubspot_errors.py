@@ -107,3 +107,17 @@ def test_other_refusals_are_fatal_with_hubspots_message(portal):
     with pytest.raises(FatalError, match="CONFLICT: Search is temporarily disabled") as info:
         list(conn.read("companies"))
     assert not isinstance(info.value, ConfigError)
+
+
+def test_a_404_of_an_associations_read_stops_the_read_but_one_of_a_batch_read_finds_none(portal):
+    # both paths end in /batch/read; only the v3 read by id answers 404 for "none of
+    # these ids exists", so only there is it an empty answer
+    conn = connector(portal.base_url)
+    portal.reply_next(404, {"status": "error", "category": "OBJECT_NOT_FOUND",
+                            "message": "resource not found"}, on="/crm/v4/associations/")
+    with pytest.raises(FatalError, match="associations contacts -> companies failed with "
+                                         "HTTP 404"):
+        list(conn.read("contacts"))
+    portal.reply_next(404, {"status": "error", "category": "OBJECT_NOT_FOUND",
+                            "message": "resource not found"}, on="/batch/read")
+    assert conn.lookup("companies", ["CUST-NONE"]) == {}
