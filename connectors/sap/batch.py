@@ -33,6 +33,11 @@ class Message:
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
 
+    @property
+    def ok(self) -> bool:
+        """A response with a 2xx status."""
+        return 200 <= (self.status or 0) < 300
+
     def header(self, name: str, default: str | None = None) -> str | None:
         for key, value in self.headers.items():
             if key.lower() == name.lower():

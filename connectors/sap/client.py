@@ -21,8 +21,7 @@ could create a record twice, so the writer decides (after re-reading).
 
 from __future__ import annotations
 
-__all__ = ["CsrfRequired", "SapClient", "error_mapper", "sap_messages", "note_sap_messages",
-           "describe_error"]
+__all__ = ["CsrfRequired", "SapClient", "error_mapper", "note_sap_messages", "describe_error"]
 
 import json
 import logging
@@ -69,26 +68,19 @@ def error_mapper(resp: requests.Response) -> Exception | None:
     return FatalError(f"{where} was refused: {reason}")
 
 
-def sap_messages(value: str | None) -> list[dict[str, Any]]:
-    """The messages of a ``sap-message`` header (JSON: ``code``, ``message``,
-    ``severity``, ``target``, ``details``), flattened; ``[]`` when absent or unreadable."""
-    if not value:
-        return []
+def note_sap_messages(headers: Mapping[str, str], where: str) -> list[str]:
+    """Log the messages SAP sent with a successful answer in its ``sap-message`` header
+    (JSON: ``code``, ``message``, ``severity``, ``target``, ``details``; a text that is
+    not JSON is one warning); returns the text of the warnings and errors."""
+    value = next((v for k, v in headers.items() if k.lower() == "sap-message"), None)
     try:
-        top = json.loads(value)
+        top = json.loads(value) if value else None
     except ValueError:
-        return [{"code": "", "message": value, "severity": "warning", "target": ""}]
+        top = {"code": "", "message": value, "severity": "warning", "target": ""}
     if not isinstance(top, dict):
         return []
-    details = [d for d in top.get("details") or [] if isinstance(d, dict)]
-    return [top, *details]
-
-
-def note_sap_messages(headers: Mapping[str, str], where: str) -> list[str]:
-    """Log the warnings and errors SAP sent with a successful answer; returns their text."""
-    value = next((v for k, v in headers.items() if k.lower() == "sap-message"), None)
     noted = []
-    for note in sap_messages(value):
+    for note in [top, *(d for d in top.get("details") or [] if isinstance(d, dict))]:
         severity = str(note.get("severity") or "info").lower()
         target = f" (field {note['target']})" if note.get("target") else ""
         text = f"{note.get('code') or 'SAP'}: {note.get('message')}{target}"
@@ -133,12 +125,10 @@ class SapClient:
         return taken
 
     def params(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        base: dict[str, Any] = {}
-        if self.config.sap_client:
-            base["sap-client"] = self.config.sap_client
-        if self.config.language:
-            base["sap-language"] = self.config.language
-        return {**base, **(extra or {})}
+        """The query parameters of every call (``sap-client``, ``sap-language``), then
+        ``extra``."""
+        base = {"sap-client": self.config.sap_client, "sap-language": self.config.language}
+        return {**{k: v for k, v in base.items() if v}, **(extra or {})}
 
     def entities(self, stream: SapStreamConfig, query: dict[str, Any]) -> Iterator[dict]:
         """The raw entities of the stream's entity set that ``query`` selects, every page
