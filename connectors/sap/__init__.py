@@ -10,7 +10,7 @@ read-only, for the invoice return flow) and planned independent requirements
 
 from __future__ import annotations
 
-__all__ = ["SapConnector", "SapConfig", "SapStreamConfig"]
+__all__ = ["SapConnector", "SapConfig", "SapStreamConfig", "batch"]
 
 from collections.abc import Sequence
 from typing import Any
@@ -25,6 +25,7 @@ from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
 from crm2erp.connectors.sap.source import SapReader
 from crm2erp.connectors.sap.target import SapWriter
+from crm2erp.connectors.toolkit import odata_batch as batch  # the $batch bodies SAP reads
 from crm2erp.connectors.toolkit.connector import ApiConnector
 from crm2erp.errors import ConfigError
 

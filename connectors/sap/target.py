@@ -35,11 +35,11 @@ from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
-from crm2erp.connectors.sap import batch
 from crm2erp.connectors.sap.client import SapClient, describe_error
 from crm2erp.connectors.sap.config import SapStreamConfig
 from crm2erp.connectors.sap.odata import literal, parse_date, to_wire
 from crm2erp.connectors.sap.rows import clean
+from crm2erp.connectors.toolkit import odata_batch as batch
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.targets import rows_by_key
 from crm2erp.connectors.toolkit.values import same_value
