@@ -15,12 +15,7 @@ __all__ = ["SapConnector", "SapConfig", "SapStreamConfig", "batch"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import (
-    DeleteMode,
-    Row,
-    StreamInfo,
-    WriteResult,
-)
+from crm2erp.connectors.base import DeleteMode, Row, StreamInfo, WriteResult
 from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
 from crm2erp.connectors.sap.source import SapReader
@@ -59,10 +54,7 @@ class SapConnector(ApiConnector):
         """The stream's service and entity set against the service's ``$metadata`` (read
         once per service and check)."""
         if stream.service not in self._checked:
-            try:
-                self._checked[stream.service] = self._metadata(stream.service)
-            except ConfigError as exc:   # a service the system does not have
-                self._checked[stream.service] = exc
+            self._checked[stream.service] = self._metadata(stream.service)
         found = self._checked[stream.service]
         if isinstance(found, ConfigError):
             return f"{stream.service}: {found}"
@@ -70,14 +62,16 @@ class SapConnector(ApiConnector):
             return f"{stream.service} has no entity set {stream.entity_set}"
         return None
 
-    def _metadata(self, service: str) -> str:
-        """The ``$metadata`` document of ``service``; a ConfigError when it cannot be read."""
-        self.sap.fetch_token(service)
-        resp = self.client.request("GET", f"{self.config.service_path(service)}/$metadata",
-                                   params=self.sap.params(), expect_json=False)
-        if resp.status_code >= 400:
-            raise ConfigError(f"HTTP {resp.status_code}")
-        return resp.text
+    def _metadata(self, service: str) -> str | ConfigError:
+        """The ``$metadata`` document of ``service``, or why it cannot be read (a service
+        the system does not have)."""
+        try:
+            self.sap.fetch_token(service)
+            resp = self.client.request("GET", f"{self.config.service_path(service)}/$metadata",
+                                       params=self.sap.params(), expect_json=False)
+        except ConfigError as exc:
+            return exc
+        return resp.text if resp.status_code < 400 else ConfigError(f"HTTP {resp.status_code}")
 
     def stream_info(self, name: str, stream: SapStreamConfig) -> StreamInfo:
         return StreamInfo(name=name, key=tuple(stream.key), cursor_field=stream.cursor_field,

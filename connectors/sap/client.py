@@ -21,20 +21,20 @@ could create a record twice, so the writer decides (after re-reading).
 
 from __future__ import annotations
 
-__all__ = ["CsrfRequired", "SapClient", "error_mapper", "note_sap_messages", "describe_error"]
+__all__ = ["CsrfRequired", "SapClient", "error_mapper", "note_sap_messages"]
 
 import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
-from crm2erp.connectors.sap.odata import sap_error
-from crm2erp.connectors.toolkit.errors import quota_used_up, request_line, status_text
+from crm2erp.connectors.sap.odata import describe_error
+from crm2erp.connectors.toolkit import odata_batch as batch
+from crm2erp.connectors.toolkit.errors import quota_used_up, request_line
 from crm2erp.connectors.toolkit.paging import paged_records
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, ODataPaginator, build_auth
@@ -153,33 +153,42 @@ class SapClient:
             self.token_fetches += 1
         return token
 
-    def write(self, service: str, method: str, path: str, *, data: bytes,
-              headers: dict[str, str]) -> requests.Response:
-        """One modifying call with the CSRF token; refetches it once when refused."""
+    def send_batch(self, service: str, parts: list[batch.Part], where: str) -> list[batch.Part]:
+        """One ``$batch`` to ``service`` with the CSRF token (fetched again once when
+        refused): the answer's parts, one per part sent; the warnings of those that went
+        through are noted (``where``). A ValueError when the answer is cut or incomplete."""
+        body, content_type = batch.encode(parts)
+        path = f"{self.config.service_path(service)}/$batch"
+        headers = {"Content-Type": content_type, "Accept": "multipart/mixed"}
         for attempt in (1, 2):
             token = self._token or self.fetch_token(service)
             try:
-                return self.writer.request(method, path, params=self.params(), data=data,
+                resp = self.writer.request("POST", path, params=self.params(), data=body,
                                            headers={**headers, "x-csrf-token": token},
                                            expect_json=False)
+                break
             except CsrfRequired:
                 with self._lock:
                     if self._token == token:
                         self._token = None
-                log.info("SAP: CSRF token refused for %s %s (attempt %d); fetching a new one",
-                         method, urlsplit(path).path, attempt)
-        raise FatalError(f"SAP: {method} {path} was refused for a missing CSRF token even "
-                         "with a freshly fetched one; check that the session cookies are "
-                         "not stripped by a proxy in between")
+                log.info("SAP: CSRF token refused for POST %s (attempt %d); fetching a new one",
+                         path, attempt)
+        else:
+            raise FatalError(f"SAP: POST {path} was refused for a missing CSRF token even "
+                             "with a freshly fetched one; check that the session cookies are "
+                             "not stripped by a proxy in between")
+        if resp.status_code >= 400:
+            raise FatalError(f"SAP refused the $batch to {service}: "
+                             f"{describe_error(resp.status_code, resp.content)}")
+        answers = batch.decode(resp.content, resp.headers.get("Content-Type", ""))
+        if len(answers) != len(parts):
+            raise ValueError(f"$batch answered {len(answers)} parts for {len(parts)} changesets")
+        for answer in answers:   # warnings SAP attached to a write that went through
+            for message in answer if isinstance(answer, list) else [answer]:
+                if message.ok:
+                    self.note(message.headers, where)
+        return answers
 
     def close(self) -> None:
         self.http.close()
 
-
-def describe_error(resp_status: int, body: bytes) -> str:
-    """A one-line dead-letter reason from a SAP error answer."""
-    parsed = sap_error(body)
-    if parsed is None:
-        return status_text(resp_status, body)
-    code, message = parsed
-    return f"HTTP {resp_status} {code}: {message}"

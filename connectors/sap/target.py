@@ -35,9 +35,9 @@ from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
-from crm2erp.connectors.sap.client import SapClient, describe_error
+from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapStreamConfig
-from crm2erp.connectors.sap.odata import literal, parse_date, to_wire
+from crm2erp.connectors.sap.odata import describe_error, literal, parse_date, to_wire
 from crm2erp.connectors.sap.rows import clean
 from crm2erp.connectors.toolkit import odata_batch as batch
 from crm2erp.connectors.toolkit.batches import chunks
@@ -306,7 +306,8 @@ class SapWriter:
             pending = []
             for chunk in chunks(plans, self.client.config.write_batch_size):
                 try:
-                    replies = self._send(stream, chunk)
+                    replies = self.client.send_batch(stream.service, [p.ops for p in chunk],
+                                                     f"$batch to {stream.entity_set}")
                 except (RetriableError, ValueError) as exc:
                     tries.update(p.index for p in chunk)
                     worst = max(tries[p.index] for p in chunk)
@@ -326,24 +327,6 @@ class SapWriter:
                     if self._outcome(stream, plan_, reply, conflicts, results):
                         pending.append(plan_.index)
         return [results[i] for i in range(len(keys))]
-
-    def _send(self, stream: SapStreamConfig, plans: Sequence[_Plan]) -> list[batch.Part]:
-        body, content_type = batch.encode([p.ops for p in plans])
-        path = f"{self.client.config.service_path(stream.service)}/$batch"
-        resp = self.client.write(stream.service, "POST", path, data=body,
-                                 headers={"Content-Type": content_type,
-                                          "Accept": "multipart/mixed"})
-        if resp.status_code >= 400:
-            raise FatalError(f"SAP refused the $batch to {stream.service}: "
-                             f"{describe_error(resp.status_code, resp.content)}")
-        parts = batch.decode(resp.content, resp.headers.get("Content-Type", ""))
-        if len(parts) != len(plans):
-            raise ValueError(f"$batch answered {len(parts)} parts for {len(plans)} changesets")
-        for part in parts:   # warnings SAP attached to a write that went through
-            for message in part if isinstance(part, list) else [part]:
-                if message.ok:
-                    self.client.note(message.headers, f"$batch to {stream.entity_set}")
-        return parts
 
     def _outcome(self, stream: SapStreamConfig, plan: _Plan, reply: batch.Part,
                  conflicts: set[int], results: dict[int, WriteResult]) -> bool:
