@@ -1,4 +1,4 @@
-"""SAP Gateway specifics on top of the shared HTTP client: CSRF tokens, errors, paging.
+"""SAP Gateway specifics on top of the shared HTTP client: CSRF tokens, errors, paging, $batch.
 
 SAP Gateway refuses every modifying request without a CSRF token that
 belongs to the caller's session. The token is fetched with a ``GET`` carrying

@@ -324,33 +324,32 @@ class SapWriter:
                     lost.update(p.index for p in chunk)
                     continue
                 for plan_, reply in zip(chunk, replies, strict=True):
-                    if self._outcome(stream, plan_, reply, conflicts, results):
+                    result = self._outcome(stream, plan_, reply, conflicts)
+                    if result is None:
                         pending.append(plan_.index)
+                    else:
+                        results[plan_.index] = result
         return [results[i] for i in range(len(keys))]
 
     def _outcome(self, stream: SapStreamConfig, plan: _Plan, reply: batch.Part,
-                 conflicts: set[int], results: dict[int, WriteResult]) -> bool:
-        """Store the record's result; True when it should be read and written again."""
+                 conflicts: set[int]) -> WriteResult | None:
+        """The record's result; None when it should be read and written again."""
         if isinstance(reply, list) and all(m.ok for m in reply):
             if plan.existing_id is not None:
-                results[plan.index] = WriteResult(plan.key, WriteAction.UPDATED,
-                                                  target_id=plan.existing_id)
-                return False
+                return WriteResult(plan.key, WriteAction.UPDATED, target_id=plan.existing_id)
             try:
                 target_id = str(json.loads(reply[0].body)["d"][stream.id_field])
             except (ValueError, KeyError, TypeError, IndexError):
                 raise FatalError(f"SAP created a {stream.entity_set} for {plan.key!r} but its "
                                  f"answer has no {stream.id_field}") from None
-            results[plan.index] = WriteResult(plan.key, WriteAction.CREATED, target_id=target_id)
-            return False
+            return WriteResult(plan.key, WriteAction.CREATED, target_id=target_id)
         error = reply if isinstance(reply, batch.Message) else next(m for m in reply if not m.ok)
         if error.status == 412 and plan.index not in conflicts:
             conflicts.add(plan.index)
             log.info("SAP: %s %r changed since it was read (412); reading it again",
                      stream.entity_set, plan.key)
-            return True
+            return None
         reason = describe_error(error.status or 0, error.body)
         if error.status == 412:
             reason += " - changed again while being written; the next run retries it"
-        results[plan.index] = WriteResult(plan.key, WriteAction.FAILED, error=reason)
-        return False
+        return WriteResult(plan.key, WriteAction.FAILED, error=reason)
