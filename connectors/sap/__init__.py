@@ -28,8 +28,8 @@ from crm2erp.errors import ConfigError
 class SapConnector(ApiConnector):
     """SAP S/4HANA as a target (and a source for the return flows).
 
-    ``client`` is the reading HTTP client (its ``stats`` count requests and
-    retry waits); ``sap`` the wrapper that also holds the CSRF session.
+    ``client`` (also ``sap``) is the HTTP client with SAP's specifics: its ``stats``
+    count requests and retry waits, it holds the CSRF session.
     """
 
     name = "sap"
@@ -40,8 +40,7 @@ class SapConnector(ApiConnector):
                   "them (transaction /IWFND/MAINT_SERVICE on-premise)")
 
     def connect(self, **client_options: Any) -> None:
-        self.sap = SapClient(self.config, **client_options)
-        self.client = self.sap.http
+        self.sap = self.client = SapClient(self.config, **client_options)
         self.reader = SapReader(self.sap)
         self.writer = SapWriter(self.sap)
 
@@ -92,6 +91,3 @@ class SapConnector(ApiConnector):
 
     def take_warnings(self) -> list[str]:
         return self.sap.take_warnings()
-
-    def close(self) -> None:
-        self.sap.close()

@@ -92,21 +92,23 @@ def note_sap_messages(headers: Mapping[str, str], where: str) -> list[str]:
     return noted
 
 
-class SapClient:
-    """Reads through a retrying client; writes through a single-attempt one with CSRF."""
+class SapClient(HttpClient):
+    """The shared client with SAP's error table, reading (it retries); ``writer`` is its
+    single-attempt copy (same cookies, same CSRF session) that sends the ``$batch``
+    calls with the CSRF token."""
 
     def __init__(self, config: SapConfig, **client_options: Any):
+        super().__init__(config.http_settings(), base_url=config.base_url,
+                         auth=build_auth(config.auth), error_mapper=error_mapper, name="sap",
+                         **client_options)
         self.config = config
-        auth = build_auth(config.auth)
-        self.http = HttpClient(config.http_settings(), base_url=config.base_url, auth=auth,
-                               error_mapper=error_mapper, name="sap", **client_options)
-        self.writer = self.http.single_attempt()  # same cookies, same CSRF session
         self._token: str | None = None
         self._lock = threading.Lock()
         self.token_fetches = 0
         #: the warnings SAP sent in ``sap-message`` headers, newest last (up to 1000)
         self.warnings: list[str] = []
-        self.http.session.hooks["response"].append(self._sap_message_hook)
+        self.session.hooks["response"].append(self._sap_message_hook)
+        self.writer = self.single_attempt()
 
     def _sap_message_hook(self, resp: requests.Response, *args: Any, **kwargs: Any) -> None:
         if 200 <= resp.status_code < 300:
@@ -134,15 +136,15 @@ class SapClient:
         """The raw entities of the stream's entity set that ``query`` selects, every page
         (``__next``) read."""
         url = f"{self.config.service_path(stream.service)}/{stream.entity_set}"
-        yield from paged_records(ODataPaginator(), self.http, url, self.params(query),
+        yield from paged_records(ODataPaginator(), self, url, self.params(query),
                                  headers={"Accept": "application/json"})
 
     # -- CSRF ----------------------------------------------------------------
     def fetch_token(self, service: str) -> str:
         path = self.config.service_path(service) + "/"
-        resp = self.http.request("GET", path, params=self.params(),
-                                 headers={"x-csrf-token": "Fetch", "Accept": "application/json"},
-                                 expect_json=False)
+        resp = self.request("GET", path, params=self.params(),
+                            headers={"x-csrf-token": "Fetch", "Accept": "application/json"},
+                            expect_json=False)
         token = resp.headers.get("x-csrf-token")
         if resp.status_code >= 400 or not token or token.lower() == "required":
             raise FatalError(f"SAP: could not fetch a CSRF token from {path} (HTTP "
@@ -188,7 +190,4 @@ class SapClient:
                 if message.ok:
                     self.note(message.headers, where)
         return answers
-
-    def close(self) -> None:
-        self.http.close()
 

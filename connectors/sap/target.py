@@ -319,7 +319,7 @@ class SapWriter:
                             retry_after=wait) from None
                     log.info("SAP: $batch answer lost (%s); re-reading %d records and "
                              "retrying", exc, len(chunk))
-                    self.client.http.backoff(worst, wait, f"sap: $batch to {stream.service}")
+                    self.client.backoff(worst, wait, f"sap: $batch to {stream.service}")
                     pending.extend(p.index for p in chunk)
                     lost.update(p.index for p in chunk)
                     continue
