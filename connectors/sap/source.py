@@ -105,8 +105,10 @@ class SapReader:
         for entity in self.client.entities(stream, query):
             row = clean(entity)
             gone = stream.deleted_flag and row.get(stream.deleted_flag)
-            yield (position(row, stream), None, key_text([row.get(f) for f in stream.key])) \
-                if gone else (position(row, stream), row, None)
+            if gone:
+                yield position(row, stream), None, key_text([row.get(f) for f in stream.key])
+            else:
+                yield position(row, stream), row, None
 
     def read(self, stream: SapStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:

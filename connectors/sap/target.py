@@ -72,8 +72,8 @@ def same(current: Any, desired: Any) -> bool:
 def _navs(child: dict) -> dict[str, str]:
     """The navigation properties inside a child row (``to_PhoneNumber`` of an address),
     each to-many."""
-    return {k: "many" for k, v in child.items() if k.startswith("to_") and isinstance(
-        v, dict | list)}
+    return {k: "many" for k, v in child.items()
+            if k.startswith("to_") and isinstance(v, dict | list)}
 
 
 def _entries(nav: str, value: Any) -> list[dict]:
@@ -199,15 +199,19 @@ class SapWriter:
         ops: list[batch.Message] = []
         if not flag:
             for i, child in enumerate(desired):
-                ops += self._changes(stream, have[i], child, _navs(child)) if i < len(have) \
-                    else [_op("POST", add, child)]
+                if i < len(have):
+                    ops += self._changes(stream, have[i], child, _navs(child))
+                else:
+                    ops.append(_op("POST", add, child))
             return ops
         if not desired:   # emptied or never set: nothing here is provably ours
             return []
         first, *rest = desired
         owned = next((h for h in have if h.get(flag)), None)
-        ops += [_op("POST", add, first)] if owned is None else \
-            self._changes(stream, owned, first, _navs(first))
+        if owned is None:
+            ops.append(_op("POST", add, first))
+        else:
+            ops += self._changes(stream, owned, first, _navs(first))
         for extra in rest:
             if not any(all(same(h.get(k), v) for k, v in extra.items() if k != flag)
                        for h in have):
