@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 
 from crm2erp.connectors.base import TimeZoneName
-from crm2erp.connectors.toolkit.config import StrictModel, name_type, web_url
+from crm2erp.connectors.toolkit.config import StrictModel, name_type, retired_setting, web_url
 from crm2erp.connectors.toolkit.streams import default_streams, over_defaults
 from crm2erp.http.config import HttpConnectionConfig
 
@@ -94,10 +94,10 @@ class ErpNextConfig(HttpConnectionConfig):
     def _prepare(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        if "write_attempts" in data:
-            raise ValueError("write_attempts is no longer a setting: every write request "
-                             "is retried with the connection's retry settings "
-                             "(retry.max_attempts); remove it")
+        data = dict(data)
+        retired_setting(data, "write_attempts", "write_attempts is no longer a setting: every "
+                        "write request is retried with the connection's retry settings "
+                        "(retry.max_attempts); remove it", refuse=True)
         auth = data.get("auth")
         if isinstance(auth, dict) and auth.get("type") == "frappe_token":
             token = FrappeTokenAuthConfig.model_validate(auth)

@@ -10,21 +10,17 @@ read-only, for the invoice return flow) and planned independent requirements
 
 from __future__ import annotations
 
-__all__ = ["SapConnector", "SapConfig", "SapStreamConfig"]
+__all__ = ["SapConnector", "SapConfig", "SapStreamConfig", "batch"]
 
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import (
-    DeleteMode,
-    Row,
-    StreamInfo,
-    WriteResult,
-)
+from crm2erp.connectors.base import DeleteMode, Row, StreamInfo, WriteResult
 from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
 from crm2erp.connectors.sap.source import SapReader
 from crm2erp.connectors.sap.target import SapWriter
+from crm2erp.connectors.toolkit import odata_batch as batch  # the $batch bodies SAP reads
 from crm2erp.connectors.toolkit.connector import ApiConnector
 from crm2erp.errors import ConfigError
 
@@ -32,8 +28,8 @@ from crm2erp.errors import ConfigError
 class SapConnector(ApiConnector):
     """SAP S/4HANA as a target (and a source for the return flows).
 
-    ``client`` is the reading HTTP client (its ``stats`` count requests and
-    retry waits); ``sap`` the wrapper that also holds the CSRF session.
+    ``client`` (also ``sap``) is the HTTP client with SAP's specifics: its ``stats``
+    count requests and retry waits, it holds the CSRF session.
     """
 
     name = "sap"
@@ -44,8 +40,7 @@ class SapConnector(ApiConnector):
                   "them (transaction /IWFND/MAINT_SERVICE on-premise)")
 
     def connect(self, **client_options: Any) -> None:
-        self.sap = SapClient(self.config, **client_options)
-        self.client = self.sap.http
+        self.sap = self.client = SapClient(self.config, **client_options)
         self.reader = SapReader(self.sap)
         self.writer = SapWriter(self.sap)
 
@@ -58,10 +53,7 @@ class SapConnector(ApiConnector):
         """The stream's service and entity set against the service's ``$metadata`` (read
         once per service and check)."""
         if stream.service not in self._checked:
-            try:
-                self._checked[stream.service] = self._metadata(stream.service)
-            except ConfigError as exc:   # a service the system does not have
-                self._checked[stream.service] = exc
+            self._checked[stream.service] = self._metadata(stream.service)
         found = self._checked[stream.service]
         if isinstance(found, ConfigError):
             return f"{stream.service}: {found}"
@@ -69,14 +61,16 @@ class SapConnector(ApiConnector):
             return f"{stream.service} has no entity set {stream.entity_set}"
         return None
 
-    def _metadata(self, service: str) -> str:
-        """The ``$metadata`` document of ``service``; a ConfigError when it cannot be read."""
-        self.sap.fetch_token(service)
-        resp = self.client.request("GET", f"{self.config.service_path(service)}/$metadata",
-                                   params=self.sap.params(), expect_json=False)
-        if resp.status_code >= 400:
-            raise ConfigError(f"HTTP {resp.status_code}")
-        return resp.text
+    def _metadata(self, service: str) -> str | ConfigError:
+        """The ``$metadata`` document of ``service``, or why it cannot be read (a service
+        the system does not have)."""
+        try:
+            self.sap.fetch_token(service)
+            resp = self.client.request("GET", f"{self.config.service_path(service)}/$metadata",
+                                       params=self.sap.params(), expect_json=False)
+        except ConfigError as exc:
+            return exc
+        return resp.text if resp.status_code < 400 else ConfigError(f"HTTP {resp.status_code}")
 
     def stream_info(self, name: str, stream: SapStreamConfig) -> StreamInfo:
         return StreamInfo(name=name, key=tuple(stream.key), cursor_field=stream.cursor_field,
@@ -97,6 +91,3 @@ class SapConnector(ApiConnector):
 
     def take_warnings(self) -> list[str]:
         return self.sap.take_warnings()
-
-    def close(self) -> None:
-        self.sap.close()

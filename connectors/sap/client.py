@@ -1,4 +1,4 @@
-"""SAP Gateway specifics on top of the shared HTTP client: CSRF tokens, errors, paging.
+"""SAP Gateway specifics on top of the shared HTTP client: CSRF tokens, errors, paging, $batch.
 
 SAP Gateway refuses every modifying request without a CSRF token that
 belongs to the caller's session. The token is fetched with a ``GET`` carrying
@@ -21,21 +21,20 @@ could create a record twice, so the writer decides (after re-reading).
 
 from __future__ import annotations
 
-__all__ = ["CsrfRequired", "SapClient", "error_mapper", "sap_messages", "note_sap_messages",
-           "describe_error"]
+__all__ = ["CsrfRequired", "SapClient", "error_mapper", "note_sap_messages"]
 
 import json
 import logging
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
 from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
-from crm2erp.connectors.sap.odata import sap_error
-from crm2erp.connectors.toolkit.errors import quota_used_up, request_line, status_text
+from crm2erp.connectors.sap.odata import describe_error
+from crm2erp.connectors.toolkit import odata_batch as batch
+from crm2erp.connectors.toolkit.errors import quota_used_up, request_line
 from crm2erp.connectors.toolkit.paging import paged_records
 from crm2erp.errors import ConfigError, FatalError
 from crm2erp.http import HttpClient, ODataPaginator, build_auth
@@ -69,26 +68,19 @@ def error_mapper(resp: requests.Response) -> Exception | None:
     return FatalError(f"{where} was refused: {reason}")
 
 
-def sap_messages(value: str | None) -> list[dict[str, Any]]:
-    """The messages of a ``sap-message`` header (JSON: ``code``, ``message``,
-    ``severity``, ``target``, ``details``), flattened; ``[]`` when absent or unreadable."""
-    if not value:
-        return []
+def note_sap_messages(headers: Mapping[str, str], where: str) -> list[str]:
+    """Log the messages SAP sent with a successful answer in its ``sap-message`` header
+    (JSON: ``code``, ``message``, ``severity``, ``target``, ``details``; a text that is
+    not JSON is one warning); returns the text of the warnings and errors."""
+    value = next((v for k, v in headers.items() if k.lower() == "sap-message"), None)
     try:
-        top = json.loads(value)
+        top = json.loads(value) if value else None
     except ValueError:
-        return [{"code": "", "message": value, "severity": "warning", "target": ""}]
+        top = {"code": "", "message": value, "severity": "warning", "target": ""}
     if not isinstance(top, dict):
         return []
-    details = [d for d in top.get("details") or [] if isinstance(d, dict)]
-    return [top, *details]
-
-
-def note_sap_messages(headers: Mapping[str, str], where: str) -> list[str]:
-    """Log the warnings and errors SAP sent with a successful answer; returns their text."""
-    value = next((v for k, v in headers.items() if k.lower() == "sap-message"), None)
     noted = []
-    for note in sap_messages(value):
+    for note in [top, *(d for d in top.get("details") or [] if isinstance(d, dict))]:
         severity = str(note.get("severity") or "info").lower()
         target = f" (field {note['target']})" if note.get("target") else ""
         text = f"{note.get('code') or 'SAP'}: {note.get('message')}{target}"
@@ -100,21 +92,23 @@ def note_sap_messages(headers: Mapping[str, str], where: str) -> list[str]:
     return noted
 
 
-class SapClient:
-    """Reads through a retrying client; writes through a single-attempt one with CSRF."""
+class SapClient(HttpClient):
+    """The shared client with SAP's error table, reading (it retries); ``writer`` is its
+    single-attempt copy (same cookies, same CSRF session) that sends the ``$batch``
+    calls with the CSRF token."""
 
     def __init__(self, config: SapConfig, **client_options: Any):
+        super().__init__(config.http_settings(), base_url=config.base_url,
+                         auth=build_auth(config.auth), error_mapper=error_mapper, name="sap",
+                         **client_options)
         self.config = config
-        auth = build_auth(config.auth)
-        self.http = HttpClient(config.http_settings(), base_url=config.base_url, auth=auth,
-                               error_mapper=error_mapper, name="sap", **client_options)
-        self.writer = self.http.single_attempt()  # same cookies, same CSRF session
         self._token: str | None = None
         self._lock = threading.Lock()
         self.token_fetches = 0
         #: the warnings SAP sent in ``sap-message`` headers, newest last (up to 1000)
         self.warnings: list[str] = []
-        self.http.session.hooks["response"].append(self._sap_message_hook)
+        self.session.hooks["response"].append(self._sap_message_hook)
+        self.writer = self.single_attempt()
 
     def _sap_message_hook(self, resp: requests.Response, *args: Any, **kwargs: Any) -> None:
         if 200 <= resp.status_code < 300:
@@ -133,26 +127,24 @@ class SapClient:
         return taken
 
     def params(self, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        base: dict[str, Any] = {}
-        if self.config.sap_client:
-            base["sap-client"] = self.config.sap_client
-        if self.config.language:
-            base["sap-language"] = self.config.language
-        return {**base, **(extra or {})}
+        """The query parameters of every call (``sap-client``, ``sap-language``), then
+        ``extra``."""
+        base = {"sap-client": self.config.sap_client, "sap-language": self.config.language}
+        return {**{k: v for k, v in base.items() if v}, **(extra or {})}
 
     def entities(self, stream: SapStreamConfig, query: dict[str, Any]) -> Iterator[dict]:
         """The raw entities of the stream's entity set that ``query`` selects, every page
         (``__next``) read."""
         url = f"{self.config.service_path(stream.service)}/{stream.entity_set}"
-        yield from paged_records(ODataPaginator(), self.http, url, self.params(query),
+        yield from paged_records(ODataPaginator(), self, url, self.params(query),
                                  headers={"Accept": "application/json"})
 
     # -- CSRF ----------------------------------------------------------------
     def fetch_token(self, service: str) -> str:
         path = self.config.service_path(service) + "/"
-        resp = self.http.request("GET", path, params=self.params(),
-                                 headers={"x-csrf-token": "Fetch", "Accept": "application/json"},
-                                 expect_json=False)
+        resp = self.request("GET", path, params=self.params(),
+                            headers={"x-csrf-token": "Fetch", "Accept": "application/json"},
+                            expect_json=False)
         token = resp.headers.get("x-csrf-token")
         if resp.status_code >= 400 or not token or token.lower() == "required":
             raise FatalError(f"SAP: could not fetch a CSRF token from {path} (HTTP "
@@ -163,33 +155,39 @@ class SapClient:
             self.token_fetches += 1
         return token
 
-    def write(self, service: str, method: str, path: str, *, data: bytes,
-              headers: dict[str, str]) -> requests.Response:
-        """One modifying call with the CSRF token; refetches it once when refused."""
+    def send_batch(self, service: str, parts: list[batch.Part], where: str) -> list[batch.Part]:
+        """One ``$batch`` to ``service`` with the CSRF token (fetched again once when
+        refused): the answer's parts, one per part sent; the warnings of those that went
+        through are noted (``where``). A ValueError when the answer is cut or incomplete."""
+        body, content_type = batch.encode(parts)
+        path = f"{self.config.service_path(service)}/$batch"
+        headers = {"Content-Type": content_type, "Accept": "multipart/mixed"}
         for attempt in (1, 2):
             token = self._token or self.fetch_token(service)
             try:
-                return self.writer.request(method, path, params=self.params(), data=data,
+                resp = self.writer.request("POST", path, params=self.params(), data=body,
                                            headers={**headers, "x-csrf-token": token},
                                            expect_json=False)
+                break
             except CsrfRequired:
                 with self._lock:
                     if self._token == token:
                         self._token = None
-                log.info("SAP: CSRF token refused for %s %s (attempt %d); fetching a new one",
-                         method, urlsplit(path).path, attempt)
-        raise FatalError(f"SAP: {method} {path} was refused for a missing CSRF token even "
-                         "with a freshly fetched one; check that the session cookies are "
-                         "not stripped by a proxy in between")
+                log.info("SAP: CSRF token refused for POST %s (attempt %d); fetching a new one",
+                         path, attempt)
+        else:
+            raise FatalError(f"SAP: POST {path} was refused for a missing CSRF token even "
+                             "with a freshly fetched one; check that the session cookies are "
+                             "not stripped by a proxy in between")
+        if resp.status_code >= 400:
+            raise FatalError(f"SAP refused the $batch to {service}: "
+                             f"{describe_error(resp.status_code, resp.content)}")
+        answers = batch.decode(resp.content, resp.headers.get("Content-Type", ""))
+        if len(answers) != len(parts):
+            raise ValueError(f"$batch answered {len(answers)} parts for {len(parts)} changesets")
+        for answer in answers:   # warnings SAP attached to a write that went through
+            for message in answer if isinstance(answer, list) else [answer]:
+                if message.ok:
+                    self.note(message.headers, where)
+        return answers
 
-    def close(self) -> None:
-        self.http.close()
-
-
-def describe_error(resp_status: int, body: bytes) -> str:
-    """A one-line dead-letter reason from a SAP error answer."""
-    parsed = sap_error(body)
-    if parsed is None:
-        return status_text(resp_status, body)
-    code, message = parsed
-    return f"HTTP {resp_status} {code}: {message}"

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from crm2erp.connectors.toolkit.config import StrictModel, name_type, web_url
+from crm2erp.connectors.toolkit.config import StrictModel, name_type, retired_setting, web_url
 from crm2erp.connectors.toolkit.streams import default_streams, over_defaults
 from crm2erp.http.config import HttpConnectionConfig
 
@@ -143,11 +143,11 @@ class SapConfig(HttpConnectionConfig):
     @classmethod
     def _merge_defaults(cls, data: Any) -> Any:
         """A stream named like a default one only overrides the keys it sets."""
-        if isinstance(data, dict) and "write_attempts" in data:
-            data = {k: v for k, v in data.items() if k != "write_attempts"}
-            log.warning("SAP connection: write_attempts is deprecated and ignored; a $batch "
-                        "whose answer was lost is retried per record under retry.max_attempts "
-                        "(with the connection's backoff) - remove write_attempts")
+        data = retired_setting(data, "write_attempts", "SAP connection: write_attempts is "
+                               "deprecated and ignored; a $batch whose answer was lost is "
+                               "retried per record under retry.max_attempts (with the "
+                               "connection's backoff) - remove write_attempts",
+                               refuse=False, logger=log)
         return over_defaults(data, DEFAULT_STREAMS)
 
     def service_path(self, service: str) -> str:

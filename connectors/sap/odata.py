@@ -7,21 +7,14 @@ ISO duration ``PT12H00M00S`` and ``Edm.Decimal`` travels as a string so no
 amount goes through a float. Filter literals have their own spelling again
 (``datetime'2024-01-31T00:00:00'``, ``datetimeoffset'...Z'``, ``time'PT..'``).
 The helpers here convert both ways; the connector and the emulator share them
-(the emulator writes its error bodies itself).
+(the emulator writes its error bodies itself). A SAP error body becomes one line of
+text: :func:`sap_error`, :func:`describe_error`.
 """
 
 from __future__ import annotations
 
-__all__ = [
-    "parse_date",
-    "format_date",
-    "parse_time",
-    "format_time",
-    "to_wire",
-    "from_wire",
-    "literal",
-    "sap_error",
-]
+__all__ = ["parse_date", "format_date", "parse_time", "format_time", "to_wire", "from_wire",
+           "literal", "sap_error", "describe_error"]
 
 import datetime as dt
 import json
@@ -29,6 +22,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
+from crm2erp.connectors.toolkit.errors import status_text
 from crm2erp.connectors.toolkit.odata import odata_string
 
 _DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
@@ -131,3 +125,11 @@ def sap_error(content: bytes | str | None) -> tuple[str, str] | None:
         if extra and extra not in parts:
             parts.append(f"{detail.get('code', '')}: {extra}".lstrip(": "))
     return str(error.get("code") or "UNKNOWN"), "; ".join(parts) or "no message"
+
+
+def describe_error(status: int, body: bytes) -> str:
+    """A one-line dead-letter reason from a SAP error answer."""
+    parsed = sap_error(body)
+    if parsed is None:
+        return status_text(status, body)
+    return f"HTTP {status} {parsed[0]}: {parsed[1]}"

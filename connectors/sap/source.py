@@ -16,7 +16,7 @@ and reported as ``Batch.deleted_keys`` by incremental ones.
 
 from __future__ import annotations
 
-__all__ = ["SapReader"]
+__all__ = ["SapReader", "position"]
 
 import datetime as dt
 from collections.abc import Iterator
@@ -26,13 +26,37 @@ from crm2erp.connectors.base import Batch, Cursor
 from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapStreamConfig
 from crm2erp.connectors.sap.odata import literal
-from crm2erp.connectors.sap.rows import clean, key_text, position
+from crm2erp.connectors.sap.rows import clean
 from crm2erp.connectors.toolkit.ordering import merged_batches
 from crm2erp.connectors.toolkit.timestamps import utc_instant, utc_text
+from crm2erp.contract import key_text
+
+KEY_SEP = "\x1f"  # sorts below every printable character: joined keys sort like tuples
 
 
 def _since(value: Any) -> dt.datetime:
     return utc_instant(value, "SAP cursor value")
+
+
+def _stamp(row: dict[str, Any], date_field: str, time_field: str | None) -> str | None:
+    """The row's stamp as ISO UTC text: a date, with the time of ``time_field`` if any."""
+    date, time = row.get(date_field), row.get(time_field) if time_field else None
+    if date is None:
+        return None
+    if not isinstance(date, dt.datetime):
+        raise ValueError(f"cursor value {date!r} is not a /Date(...)/ value")
+    if isinstance(time, dt.time):
+        date = dt.datetime.combine(date.date(), time, date.tzinfo)
+    return utc_text(date)
+
+
+def position(row: dict[str, Any], stream: SapStreamConfig) -> tuple[str, str]:
+    """``(cursor as ISO UTC, joined key)``: the order the reader asks the server for."""
+    stamp = _stamp(row, stream.cursor_field, stream.cursor_time_field)
+    if stamp is None and stream.created_date_field:
+        stamp = _stamp(row, stream.created_date_field, stream.created_time_field)
+    return stamp or "", KEY_SEP.join("" if row.get(f) is None else str(row[f])
+                                     for f in stream.key)
 
 
 def _ge(date_field: str, time_field: str | None, since: dt.datetime, offset: bool) -> str:
@@ -81,8 +105,10 @@ class SapReader:
         for entity in self.client.entities(stream, query):
             row = clean(entity)
             gone = stream.deleted_flag and row.get(stream.deleted_flag)
-            yield (position(row, stream), None, key_text(row, stream.key)) if gone \
-                else (position(row, stream), row, None)
+            if gone:
+                yield position(row, stream), None, key_text([row.get(f) for f in stream.key])
+            else:
+                yield position(row, stream), row, None
 
     def read(self, stream: SapStreamConfig, since: Cursor | None,
              batch_size: int) -> Iterator[Batch]:

@@ -5,6 +5,8 @@
 - :mod:`~crm2erp.connectors.toolkit.ordering`: batches in exact ``(cursor, key)``
   order with deletions merged in, resumable inside a group of equal timestamps;
 - :mod:`~crm2erp.connectors.toolkit.odata`: the OData string literal;
+- :mod:`~crm2erp.connectors.toolkit.odata_batch`: OData ``$batch`` bodies (multipart
+  with changesets) written and read;
 - :mod:`~crm2erp.connectors.toolkit.paging`: every record of a paged read; the pages
   (CSV results) a response header links;
 - :mod:`~crm2erp.connectors.toolkit.writer`: the external-id batch upsert loop, the

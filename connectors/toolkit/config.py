@@ -1,5 +1,6 @@
 """Config types every API connector shares: one strict base, one URL type, one
-name type, one stream-name check, one ``children`` form and its check.
+name type, one stream-name check, one ``children`` form and its check, and a
+retired setting refused or dropped with a warning.
 
 Durations (``parse_duration``) and dict merging (``deep_merge``) are core
 concerns (flow schedules, lookbacks, connection overrides): connectors use the
@@ -9,8 +10,10 @@ engine's, never a copy.
 from __future__ import annotations
 
 __all__ = ["ChildConfig", "ChildList", "StrictModel", "WebUrl", "check_children",
-           "check_stream_names", "children_as_dict", "name_type", "selected_names", "web_url"]
+           "check_stream_names", "children_as_dict", "name_type", "retired_setting",
+           "selected_names", "web_url"]
 
+import logging
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any
@@ -22,6 +25,7 @@ from crm2erp.connectors.base import ConnectorConfig
 #: the strict base (unknown keys refused) for a connector's nested models too
 StrictModel = ConnectorConfig
 
+log = logging.getLogger(__name__)
 _URL = re.compile(r"^https?://[^/\s]+")
 _STREAM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
@@ -110,3 +114,17 @@ def check_children(streams: Mapping[str, Any],
                 key = foreign_key(stream, child)
                 if key not in fields:
                     fields.append(key)
+
+
+def retired_setting(data: Any, name: str, message: str, *, refuse: bool,
+                    logger: logging.Logger = log) -> Any:
+    """A connection's raw settings (a ``mode="before"`` validator's input) without the
+    retired setting ``name``: when it is there, a ValueError saying ``message``
+    (``refuse``), or ``message`` logged as a warning on ``logger`` and the setting
+    dropped. Anything else is returned as it is."""
+    if not isinstance(data, dict) or name not in data:
+        return data
+    if refuse:
+        raise ValueError(message)
+    logger.warning(message)
+    return {key: value for key, value in data.items() if key != name}

@@ -37,7 +37,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlencode
 
-from crm2erp.connectors.sap import batch
+from crm2erp.connectors.toolkit import odata_batch as batch
 from crm2erp.emulators.kernel.emulation import FaultInjection, query_fields, read_body, respond
 from crm2erp.emulators.kernel.emulation import Reply as _Reply
 from crm2erp.emulators.kernel.odata import V2, FilterError, parse_filter

@@ -1,10 +1,12 @@
-"""OData v2 ``$batch`` bodies: multipart/mixed with changesets, both directions.
+"""OData ``$batch`` bodies: multipart/mixed with changesets, both directions, written once.
 
 A batch is a list of parts; a part is one operation (reads only) or a
 *changeset*: a list of operations the server applies atomically. The answer
 has one part per request part, in order; a changeset that failed comes back
 as ONE plain error response instead of its multipart of results (OData v2,
-section 2.2.7.6), which is how a client tells which records to dead-letter.
+section 2.2.7.6; OData v4's multipart batch format is the same), which is how
+a client tells which records to dead-letter. Nothing here knows a system: SAP
+Gateway's writes and its emulator use it, and a Dataverse ``$batch`` would.
 
 :func:`encode` / :func:`decode` work on :class:`Message` objects that are
 either requests (``method`` and ``target`` set) or responses (``status``
@@ -32,6 +34,11 @@ class Message:
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
+
+    @property
+    def ok(self) -> bool:
+        """A response with a 2xx status."""
+        return 200 <= (self.status or 0) < 300
 
     def header(self, name: str, default: str | None = None) -> str | None:
         for key, value in self.headers.items():
