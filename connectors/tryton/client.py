@@ -61,18 +61,21 @@ class TrytonServerError(RecordError):
 
 # -- the __class__ encoding ---------------------------------------------------
 
+#: ``__class__`` name -> (type, the fields that carry it); datetime before date (a subclass)
+_PARTS: dict[str, tuple[type, tuple[str, ...]]] = {
+    "datetime": (dt.datetime, ("year", "month", "day", "hour", "minute", "second",
+                               "microsecond")),
+    "date": (dt.date, ("year", "month", "day")),
+    "time": (dt.time, ("hour", "minute", "second", "microsecond")),
+}
+
+
 def _encode(obj: Any) -> Any:
     if isinstance(obj, Decimal):
         return {"__class__": "Decimal", "decimal": str(obj)}
-    if isinstance(obj, dt.datetime):
-        return {"__class__": "datetime", "year": obj.year, "month": obj.month, "day": obj.day,
-                "hour": obj.hour, "minute": obj.minute, "second": obj.second,
-                "microsecond": obj.microsecond}
-    if isinstance(obj, dt.date):
-        return {"__class__": "date", "year": obj.year, "month": obj.month, "day": obj.day}
-    if isinstance(obj, dt.time):
-        return {"__class__": "time", "hour": obj.hour, "minute": obj.minute,
-                "second": obj.second, "microsecond": obj.microsecond}
+    for name, (kind, parts) in _PARTS.items():
+        if isinstance(obj, kind):
+            return {"__class__": name, **{part: getattr(obj, part) for part in parts}}
     if isinstance(obj, dt.timedelta):
         return {"__class__": "timedelta", "seconds": obj.total_seconds()}
     if isinstance(obj, bytes | bytearray):
@@ -82,20 +85,18 @@ def _encode(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} cannot be sent to Tryton")
 
 
-_DECODERS = {
-    "Decimal": lambda d: Decimal(d["decimal"]),
-    "datetime": lambda d: dt.datetime(d["year"], d["month"], d["day"], d["hour"],
-                                      d["minute"], d["second"], d["microsecond"]),
-    "date": lambda d: dt.date(d["year"], d["month"], d["day"]),
-    "time": lambda d: dt.time(d["hour"], d["minute"], d["second"], d["microsecond"]),
-    "timedelta": lambda d: dt.timedelta(seconds=d["seconds"]),
-    "bytes": lambda d: base64.b64decode(d["base64"]),
-}
-
-
 def _decode(obj: dict) -> Any:
-    decoder = _DECODERS.get(obj.get("__class__"))  # type: ignore[arg-type]
-    return decoder(obj) if decoder else obj
+    name = obj.get("__class__")
+    if name in _PARTS:
+        kind, parts = _PARTS[name]
+        return kind(*(obj[part] for part in parts))
+    if name == "Decimal":
+        return Decimal(obj["decimal"])
+    if name == "timedelta":
+        return dt.timedelta(seconds=obj["seconds"])
+    if name == "bytes":
+        return base64.b64decode(obj["base64"])
+    return obj
 
 
 def dumps(value: Any) -> str:

@@ -35,20 +35,22 @@ from typing import Any
 
 import phonenumbers
 
-from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.base import Row, WriteAction
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.records import as_id
+from crm2erp.connectors.toolkit.results import RowResults
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups
-from crm2erp.connectors.tryton.config import TrytonConfig
+from crm2erp.connectors.tryton.common import NOT_ACTIVE
 from crm2erp.connectors.tryton.rows import (
     ADDRESS_FIELDS,
+    PARTY_FIELDS,
     address_vals,
     compact,
     party_row,
     wanted_addresses,
     wanted_contacts,
 )
+from crm2erp.connectors.tryton.writer import KeyedWriter
 
 REPLACE_MODES = ("owned", "all", "add")
 PHONE_TYPES = ("phone", "mobile", "fax")
@@ -107,11 +109,14 @@ def party_rows(client: TrytonClient, parties: Sequence[dict], key_field: str) ->
                       key_field, kids[p["id"]]["relations"]) for p in parties]
 
 
-class PartyWriter:
+class PartyWriter(KeyedWriter):
     """Upserts the ``parties`` stream (see the module docstring for the rules)."""
 
-    def __init__(self, client: TrytonClient, config: TrytonConfig, lookups: Lookups):
-        self.client, self.config, self.lookups = client, config, lookups
+    stream, model, written, fields = "parties", "party.party", "party.party", PARTY_FIELDS
+
+    @property
+    def key_field(self) -> str:
+        return self.config.party.key_field
 
     def mode(self, row: Row) -> str:
         mode = row.get("replace_contact_mechanisms") or self.config.party.replace_contact_mechanisms
@@ -120,11 +125,8 @@ class PartyWriter:
                              f"{', '.join(REPLACE_MODES)}")
         return mode
 
-    def plan(self, rows: Sequence[Row], key_of: dict[int, str], existing: dict[str, dict],
-             results: list) -> tuple[list, list]:
-        """``(creates, writes)`` for the rows at the positions of ``key_of``; rows that
-        cannot be written get their FAILED result in ``results``."""
-        key_field = self.config.party.key_field
+    def plan(self, rows: Sequence[Row], results: RowResults, existing: dict[str, dict]
+             ) -> tuple[dict[int, dict], list[tuple[int, int, dict]]]:
         countries = self.lookups.ids("country.country", "code", [
             str(a.get("country") or "").strip().upper()
             for r in rows for a in wanted_addresses(r)])
@@ -133,8 +135,8 @@ class PartyWriter:
             if any(wanted_types) and self.client.has_model("party.relation.type") else {}
         kids = party_children(self.client, [p["id"] for p in existing.values()])
         uid = self.client.auth.user_id
-        creates, writes = [], []
-        for pos, key in key_of.items():
+        creates, writes = {}, []
+        for pos, key in results.keys.items():
             row = rows[pos]
             try:
                 if not str(row.get("name") or "").strip():
@@ -143,7 +145,7 @@ class PartyWriter:
                 addresses = [address_vals(a, countries) for a in wanted_addresses(row)]
                 relation_type, relations = _wanted_relations(row, types)
             except ValueError as exc:
-                results[pos] = WriteResult(key, WriteAction.FAILED, error=f"party {key!r}: {exc}")
+                results.fail(pos, f"party {key!r}: {exc}")
                 continue
             regions = [_region(a) for a in wanted_addresses(row)]
             contacts = [{"type": t, "value": v, "_sig": _contact_sig(t, v, regions)}
@@ -153,32 +155,29 @@ class PartyWriter:
             if "active" in row and row["active"] is not None:
                 header["active"] = bool(row["active"])
             if current is None:
-                vals = {key_field: key, **header}
+                vals = {self.key_field: key, **header}
                 _creates(vals, "contact_mechanisms", [_clean(c) for c in contacts])
                 _creates(vals, "addresses", addresses)
                 if relations:
                     vals["relations"] = [["create", relations]]
-                creates.append((pos, vals))
+                creates[pos] = vals
                 continue
             have = kids[current["id"]]
             vals = {k: v for k, v in header.items() if current.get(k) != v}
-            ops = _children_ops([{**c, "_sig": _contact_sig(c["type"], c["value_compact"]
-                                                            or c["value"], regions)}
-                                 for c in have["contacts"]], contacts, mode, uid)
-            if ops:
-                vals["contact_mechanisms"] = ops
-            ops = _children_ops([{**a, "_sig": _address_sig(a)} for a in have["addresses"]],
-                                [{**a, "_sig": _address_sig(a)} for a in addresses], mode, uid)
-            if ops:
-                vals["addresses"] = ops
+            ops = {"contact_mechanisms": _children_ops(
+                [{**c, "_sig": _contact_sig(c["type"], c["value_compact"] or c["value"],
+                                            regions)} for c in have["contacts"]],
+                contacts, mode, uid), "addresses": _children_ops(
+                [{**a, "_sig": _address_sig(a)} for a in have["addresses"]],
+                [{**a, "_sig": _address_sig(a)} for a in addresses], mode, uid)}
             if relation_type is not None:
-                ops = _relation_ops(have["relations"], relation_type, relations, mode, uid)
-                if ops:
-                    vals["relations"] = ops
+                ops["relations"] = _relation_ops(have["relations"], relation_type, relations,
+                                                 mode, uid)
+            vals.update((name, op) for name, op in ops.items() if op)
             if vals:
                 writes.append((pos, current["id"], vals))
             else:
-                results[pos] = WriteResult(key, WriteAction.UNCHANGED, str(current["id"]))
+                results.set(pos, WriteAction.UNCHANGED, str(current["id"]))
         return creates, writes
 
 

@@ -19,7 +19,7 @@ import logging
 from crm2erp.connectors.base import WriteAction, WriteResult
 from crm2erp.connectors.toolkit.records import as_id
 from crm2erp.connectors.tryton.client import TrytonClient, TrytonUserError
-from crm2erp.connectors.tryton.common import NOT_ACTIVE
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, search_in
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +34,8 @@ def replace_party(client: TrytonClient, loser_id: str, survivor_id: str) -> Writ
         return WriteResult(loser_id, WriteAction.FAILED, error=(
             f"cannot replace party {loser_id!r} by {survivor_id!r}: two different Tryton "
             "party ids are needed"))
-    found = {p["id"]: p for p in client.model(
-        "party.party", "search_read", [("id", "in", [source, destination])], 0, None, None,
-        ["active", "replaced_by"], context=NOT_ACTIVE)}
+    found = {p["id"]: p for p in search_in(client, "party.party", "id", [source, destination],
+                                           ["active", "replaced_by"], NOT_ACTIVE)}
     missing = [str(i) for i in (source, destination) if i not in found]
     if missing:
         return WriteResult(loser_id, WriteAction.FAILED, error=(

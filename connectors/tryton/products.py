@@ -1,0 +1,97 @@
+"""Write side for ``products``: written through their templates.
+
+A product row is one ``product.product`` and its ``product.template`` (name,
+price, type, units, account category): new products are created as a
+template with one variant whose ``suffix_code`` is the row's code, changes
+are written to the template, and every result names the product's id.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ProductWriter"]
+
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from crm2erp.connectors.base import Row, WriteAction, WriteResult
+from crm2erp.connectors.toolkit.results import RowResults
+from crm2erp.connectors.tryton.common import known
+from crm2erp.connectors.tryton.rows import PRODUCT_FIELDS, product_row
+from crm2erp.connectors.tryton.writer import KeyedWriter
+
+
+class ProductWriter(KeyedWriter):
+    """Upserts ``products``."""
+
+    stream, model, written, fields = "products", "product.product", "product.template", \
+        PRODUCT_FIELDS
+
+    def plan(self, rows: Sequence[Row], results: RowResults, existing: dict[str, dict]
+             ) -> tuple[dict[int, dict], list[tuple[int, int, dict]]]:
+        creates, writes = {}, []
+        for pos, key in results.keys.items():
+            row, current = rows[pos], existing.get(key)
+            try:
+                tvals = self._template_vals(row, creating=current is None)
+            except ValueError as exc:
+                results.fail(pos, f"product {key!r}: {exc}")
+                continue
+            if current is None:
+                tvals.setdefault("type", self.config.product_defaults.type)
+                tvals["products"] = [["create", [{"suffix_code": key}]]]
+                creates[pos] = tvals
+                continue
+            before = product_row(current)
+            changed = {k: v for k, v in tvals.items() if _differs(before, k, v)}
+            if changed:
+                writes.append((pos, current["template."]["id"], changed))
+            else:
+                results.set(pos, WriteAction.UNCHANGED, str(current["id"]))
+        return creates, writes
+
+    def found(self, keys: list[str]) -> dict[str, int]:
+        return {key: rec["template"] for key, rec in self.existing(keys, ["template"]).items()}
+
+    def _template_vals(self, row: Row, *, creating: bool) -> dict[str, Any]:
+        vals: dict[str, Any] = {}
+        if row.get("name") is not None:
+            vals["name"] = str(row["name"]).strip()
+        elif creating:
+            raise ValueError("a new product needs a name")
+        if row.get("list_price") is not None:
+            vals["list_price"] = Decimal(str(row["list_price"]))
+        elif creating:
+            vals["list_price"] = Decimal(0)
+        if row.get("type"):
+            vals["type"] = row["type"]
+        if "active" in row and row["active"] is not None:
+            vals["active"] = bool(row["active"])
+        if creating:
+            defaults = self.config.product_defaults
+            uom_name = row.get("uom") or defaults.uom
+            uom = known(self.lookups.uom(uom_name),
+                        f"unit of measure {uom_name!r} is not in Tryton")
+            vals.update(default_uom=uom, sale_uom=uom, salable=True)
+            category = row.get("category") or defaults.category
+            if category:
+                vals["account_category"] = known(
+                    self.lookups.one("product.category", "name", category),
+                    f"product category {category!r} is not in Tryton; create it or fix "
+                    "product_defaults.category")
+        return vals
+
+    def finish(self, results: list[WriteResult]) -> list[WriteResult]:
+        """The results with the product ids (creates and writes answered template ids)."""
+        done = (WriteAction.CREATED, WriteAction.UPDATED)
+        keys = [r.key for r in results if r.action in done]
+        found = self.existing(keys, []) if keys else {}
+        return [WriteResult(r.key, r.action, str(found[r.key]["id"]))
+                if r.action in done and r.key in found else r for r in results]
+
+
+def _differs(before: dict, key: str, value: Any) -> bool:
+    old = before.get(key)
+    if isinstance(value, Decimal) and old is not None:
+        return Decimal(str(old)) != value
+    return old != value
