@@ -75,9 +75,8 @@ class TrytonConnector(Connector):
         if not ctx.get("company"):
             raise ConfigError(f"Tryton user {self.config.username!r} has no current company; "
                               "set one in Tryton or give `company:` in the connection")
-        found = self.client.model("ir.model", "search_read",
-                                  [("name", "in", list(REQUIRED_MODELS))], 0, None, None,
-                                  ["name"])
+        found = self.client.search_read("ir.model", [("name", "in", list(REQUIRED_MODELS))],
+                                        ["name"])
         missing = sorted(set(REQUIRED_MODELS) - {m["name"] for m in found})
         if missing:
             raise FatalError(f"Tryton database {self.config.database!r} lacks "

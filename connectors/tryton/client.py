@@ -30,6 +30,7 @@ import datetime as dt
 import itertools
 import json
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -220,6 +221,18 @@ class TrytonClient:
         """``call("model.<model>.<method>", ...)`` with the context merged over the default."""
         ctx = {**self.context, **context} if context else None
         return self.call(f"model.{model}.{method}", *params, context=ctx, idempotent=idempotent)
+
+    def search_read(self, model: str, domain: list, fields: Sequence[str], *,
+                    limit: int | None = None, order: list | None = None,
+                    context: dict[str, Any] | None = None) -> list[dict]:
+        """The ``fields`` of the records of ``model`` matching ``domain`` (from the first)."""
+        return self.model(model, "search_read", domain, 0, limit, order, list(fields),
+                          context=context)
+
+    def read(self, model: str, ids: Sequence[int], fields: Sequence[str],
+             context: dict[str, Any] | None = None) -> list[dict]:
+        """The ``fields`` of the records ``ids`` (no call for no ids)."""
+        return self.model(model, "read", list(ids), list(fields), context=context) if ids else []
 
     def has_model(self, name: str) -> bool:
         """Whether the database has ``name`` (its module is activated); asked once."""

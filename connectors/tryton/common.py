@@ -55,8 +55,7 @@ def search_in(client: TrytonClient, model: str, field: str, values: Iterable[Any
     calls of 500), read with ``fields``."""
     found: list[dict] = []
     for part in chunks(list(dict.fromkeys(values)), 500):
-        found += client.model(model, "search_read", [(field, "in", list(part))], 0, None, None,
-                              list(fields), context=context)
+        found += client.search_read(model, [(field, "in", list(part))], fields, context=context)
     return found
 
 
@@ -94,8 +93,8 @@ def press(client: TrytonClient, model: str, button: str, ids: Mapping[str, int],
     answer their states are read, and the ones in ``reached`` count as pressed
     (:func:`send_unless_done`; its outcomes)."""
     def done(keys: list[str]) -> dict[str, int]:
-        states = {r["id"]: r["state"] for r in client.model(
-            model, "read", [ids[k] for k in keys], ["state"])}
+        states = {r["id"]: r["state"] for r in client.read(model, [ids[k] for k in keys],
+                                                           ["state"])}
         return {k: ids[k] for k in keys if states.get(ids[k]) in reached}
 
     return send_unless_done(client, model, button, ids, done, batch_size=batch_size)
@@ -108,13 +107,11 @@ class Lookups:
         self.client = client
         self._cache: dict[tuple[str, str], int | None] = {}
 
-    def ids(self, model: str, field: str, values: Sequence[str],
-            extra: Sequence[Any] = ()) -> dict[str, int]:
+    def ids(self, model: str, field: str, values: Sequence[str]) -> dict[str, int]:
         """``value -> id`` for the records of ``model`` whose ``field`` is one of ``values``."""
         wanted = sorted({v for v in values if v} - {k for (m, k) in self._cache if m == model})
         if wanted:
-            rows = self.client.model(model, "search_read", [(field, "in", wanted), *extra],
-                                     0, None, None, [field])
+            rows = self.client.search_read(model, [(field, "in", wanted)], [field])
             found = {r[field]: r["id"] for r in rows}
             for value in wanted:
                 self._cache[(model, value)] = found.get(value)
@@ -128,8 +125,7 @@ class Lookups:
         """A unit of measure by name or symbol (``Unit`` / ``u``)."""
         key = ("product.uom", name)
         if key not in self._cache:
-            rows = self.client.model("product.uom", "search_read",
-                                     ["OR", ("name", "=", name), ("symbol", "=", name)],
-                                     0, 1, None, ["id"])
+            rows = self.client.search_read(
+                "product.uom", ["OR", ("name", "=", name), ("symbol", "=", name)], ["id"], limit=1)
             self._cache[key] = rows[0]["id"] if rows else None
         return self._cache[key]

@@ -88,8 +88,7 @@ class ForecastWriter(TrytonWriter):
             domain: list[Any] = [("type", "=", kind)]
             if code:
                 domain.append(("code", "=", code))
-            found = self.client.model("stock.location", "search_read", domain, 0, 2, None,
-                                      ["code"])
+            found = self.client.search_read("stock.location", domain, ["code"], limit=2)
             if len(found) != 1:
                 what = (f"no {kind} location with code {code!r}" if code and not found else
                         f"{len(found) or 'no'} {kind} location(s)")
@@ -154,9 +153,8 @@ class ForecastWriter(TrytonWriter):
                 continue
             seen.add(ident)
             groups[(want["warehouse"], want["from"], want["to"])].append((pos, want))
-        units = {u["id"]: u["rounding"] for u in self.client.model(
-            "product.uom", "read", sorted({w["unit"] for group in groups.values()
-                                           for _, w in group}), ["rounding"])} if groups else {}
+        units = {u["id"]: u["rounding"] for u in self.client.read("product.uom", sorted(
+            {w["unit"] for group in groups.values() for _, w in group}), ["rounding"])}
         for (warehouse, first, last), group in groups.items():
             for _, want in group:
                 want["quantity"] = _round(want["quantity"], units[want["unit"]])
@@ -170,8 +168,8 @@ class ForecastWriter(TrytonWriter):
                   ("state", "in", ["draft", "done"])]
         if self.client.context.get("company"):
             domain.append(("company", "=", self.client.context["company"]))
-        found = self.client.model("stock.forecast", "search_read", domain, 0, None,
-                                  [["state", "DESC"], ["id", "ASC"]], ["state", "lines"])
+        found = self.client.search_read("stock.forecast", domain, ["state", "lines"],
+                                        order=[["state", "DESC"], ["id", "ASC"]])
         return found[0] if found else None
 
     def _document(self, month: tuple[int, int, dt.date, dt.date],
@@ -179,10 +177,8 @@ class ForecastWriter(TrytonWriter):
         """Bring one month's forecast document (``month``: warehouse, destination, first
         and last day) up to date with the group's rows."""
         doc = self._find(*month)
-        lines = {}
-        if doc is not None and doc["lines"]:
-            lines = {ln["product"]: ln for ln in self.client.model(
-                "stock.forecast.line", "read", doc["lines"], LINE_FIELDS)}
+        lines = {ln["product"]: ln for ln in self.client.read(
+            "stock.forecast.line", doc["lines"] if doc else [], LINE_FIELDS)}
         changes = []
         for pos, want in group:
             line, qty = lines.get(want["product"]), float(want["quantity"])
@@ -230,9 +226,8 @@ class ForecastWriter(TrytonWriter):
 
         written = [item for done, _ in isolate(changes, write, lambda item, error: _fail(
             results, item[0], error)) for item in done]
-        ids = {ln["product"]: ln["id"] for ln in self.client.model(
-            "stock.forecast.line", "search_read", [("forecast", "=", doc["id"])], 0, None,
-            None, ["product"])} if written else {}
+        ids = {ln["product"]: ln["id"] for ln in self.client.search_read(
+            "stock.forecast.line", [("forecast", "=", doc["id"])], ["product"])} if written else {}
         for pos, want, line, _ in written:
             results.set(pos, WriteAction.CREATED if line is None else WriteAction.UPDATED,
                         str(ids.get(want["product"]) or ""))
@@ -272,10 +267,8 @@ class ForecastWriter(TrytonWriter):
         found: dict[str, Row] = {}
         for key, (warehouse, product, first) in wanted.items():
             doc = self._find(self._warehouse(warehouse), destination, *month_bounds(first))
-            if doc is None or not doc["lines"]:
-                continue
-            for line in self.client.model("stock.forecast.line", "read", doc["lines"],
-                                          ["product.code", "quantity", "unit.name"]):
+            for line in self.client.read("stock.forecast.line", doc["lines"] if doc else [],
+                                         ["product.code", "quantity", "unit.name"]):
                 if value_at(line, "product.code") == product:
                     found[key] = {"key": key, "product": product, "period": first,
                                   "quantity": Decimal(str(line["quantity"])),

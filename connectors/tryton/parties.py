@@ -39,6 +39,7 @@ from crm2erp.connectors.base import Row, WriteAction
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.records import as_id
 from crm2erp.connectors.toolkit.results import RowResults
+from crm2erp.connectors.toolkit.sequenced import Child, plan_children
 from crm2erp.connectors.tryton.client import TrytonClient
 from crm2erp.connectors.tryton.common import NOT_ACTIVE
 from crm2erp.connectors.tryton.rows import (
@@ -60,6 +61,7 @@ RELATION_FIELDS = ("from_", "to", "type", "type.name", "create_uid")
 _CHILDREN = (("contacts", "party.contact_mechanism", "party", CONTACT_FIELDS),
              ("addresses", "party.address", "party", CHILD_ADDRESS_FIELDS),
              ("relations", "party.relation.all", "from_", RELATION_FIELDS))
+_NO_CHILDREN: dict[str, list] = {kind: [] for kind, *_ in _CHILDREN}
 
 
 def phone_e164(value: str, regions: Iterable[str | None] = ()) -> str | None:
@@ -95,8 +97,8 @@ def party_children(client: TrytonClient, party_ids: Sequence[int]) -> dict[int, 
                 or client.has_model("party.relation.all")]   # module party_relationship
     for part in chunks(sorted(set(party_ids)), 500):
         for kind, model, field, fields in children:
-            for rec in client.model(model, "search_read", [(field, "in", list(part))], 0, None,
-                                    None, list(fields), context=NOT_ACTIVE):
+            for rec in client.search_read(model, [(field, "in", list(part))], fields,
+                                          context=NOT_ACTIVE):
                 out[rec[field]][kind].append(rec)
     return out
 
@@ -148,33 +150,29 @@ class PartyWriter(KeyedWriter):
                 results.fail(pos, f"party {key!r}: {exc}")
                 continue
             regions = [_region(a) for a in wanted_addresses(row)]
-            contacts = [{"type": t, "value": v, "_sig": _contact_sig(t, v, regions)}
-                        for t, v in wanted_contacts(row)]
             current = existing.get(key)
             header = {"name": str(row["name"]).strip()}
             if "active" in row and row["active"] is not None:
                 header["active"] = bool(row["active"])
-            if current is None:
-                vals = {self.key_field: key, **header}
-                _creates(vals, "contact_mechanisms", [_clean(c) for c in contacts])
-                _creates(vals, "addresses", addresses)
-                if relations:
-                    vals["relations"] = [["create", relations]]
-                creates[pos] = vals
-                continue
-            have = kids[current["id"]]
-            vals = {k: v for k, v in header.items() if current.get(k) != v}
+            if current is None:   # every child is new: created in the row's order
+                vals, have, mode = {self.key_field: key, **header}, _NO_CHILDREN, "all"
+            else:
+                vals = {k: v for k, v in header.items() if current.get(k) != v}
+                have = kids[current["id"]]
             ops = {"contact_mechanisms": _children_ops(
-                [{**c, "_sig": _contact_sig(c["type"], c["value_compact"] or c["value"],
-                                            regions)} for c in have["contacts"]],
-                contacts, mode, uid), "addresses": _children_ops(
-                [{**a, "_sig": _address_sig(a)} for a in have["addresses"]],
-                [{**a, "_sig": _address_sig(a)} for a in addresses], mode, uid)}
+                [(_contact_sig(c["type"], c["value_compact"] or c["value"], regions), c)
+                 for c in have["contacts"]],
+                [(_contact_sig(t, v, regions), {"type": t, "value": v})
+                 for t, v in wanted_contacts(row)], mode, uid),
+                "addresses": _children_ops([(_address_sig(a), a) for a in have["addresses"]],
+                                           [(_address_sig(a), a) for a in addresses], mode, uid)}
             if relation_type is not None:
                 ops["relations"] = _relation_ops(have["relations"], relation_type, relations,
                                                  mode, uid)
             vals.update((name, op) for name, op in ops.items() if op)
-            if vals:
+            if current is None:
+                creates[pos] = vals
+            elif vals:
                 writes.append((pos, current["id"], vals))
             else:
                 results.set(pos, WriteAction.UNCHANGED, str(current["id"]))
@@ -184,16 +182,6 @@ class PartyWriter(KeyedWriter):
 def _region(addr: Mapping[str, Any]) -> str | None:
     code = str(addr.get("country") or "").strip().upper()
     return code or None
-
-
-def _clean(vals: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in vals.items() if not k.startswith("_")}
-
-
-def _creates(vals: dict, name: str, children: list[dict]) -> None:
-    if children:
-        vals[name] = [["create", [{**_clean(c), "sequence": n}
-                                  for n, c in enumerate(children, 1)]]]
 
 
 def _wanted_relations(row: Row, types: Mapping[str, int]) -> tuple[int | None, list[dict]]:
@@ -217,44 +205,13 @@ def _retire(child: Mapping[str, Any], mode: str, uid: int | None) -> bool:
     return mode == "all" or (mode == "owned" and uid is not None and child["create_uid"] == uid)
 
 
-def _children_ops(current: list[dict], wanted: list[dict], mode: str,
+def _children_ops(current: list[Child], wanted: list[Child], mode: str,
                   uid: int | None) -> list[list]:
     """One2Many operations that make ``wanted`` the first active children (see module doc)."""
-    used: set[int] = set()
-    order: list[dict | int] = []     # the wanted children first: an existing id or new vals
-    writes: dict[int, dict] = {}
-    for want in wanted:
-        match = next((c for c in sorted(current, key=lambda c: not c["active"])
-                      if c["_sig"] == want["_sig"] and c["id"] not in used), None)
-        if match is None:
-            order.append(want)
-            continue
-        used.add(match["id"])
-        order.append(match["id"])
-        change = {k: v for k, v in _clean(want).items()
-                  if k in ("invoice", "delivery") and bool(match.get(k)) != v}
-        if not match["active"]:
-            change["active"] = True
-        if change:
-            writes[match["id"]] = change
-    creates = [c for c in order if isinstance(c, dict)]
-    if mode == "add":
-        return ([["create", [_clean(c) for c in creates]]] if creates else []) + [
-            ["write", [cid], change] for cid, change in writes.items()]
-    rest = [c for c in current if c["active"] and c["id"] not in used]
-    for child in rest:
-        if _retire(child, mode, uid):
-            writes[child["id"]] = {"active": False}
-    order += [c["id"] for c in rest if c["id"] not in writes or writes[c["id"]].get("active")]
-    sequence = {c["id"]: c.get("sequence") for c in current}
-    new = []
-    for n, item in enumerate(order, 1):
-        if isinstance(item, dict):
-            new.append({**_clean(item), "sequence": n})
-        elif sequence.get(item) != n:
-            writes[item] = {**writes.get(item, {}), "sequence": n}
-    ops: list[list] = [["create", new]] if new else []
-    return ops + [["write", [cid], change] for cid, change in writes.items()]
+    plan = plan_children(current, wanted, compare=("invoice", "delivery"),
+                         reorder=mode != "add", retire=lambda child: _retire(child, mode, uid))
+    ops: list[list] = [["create", plan.creates]] if plan.creates else []
+    return ops + [["write", [cid], change] for cid, change in plan.writes.items()]
 
 
 def _relation_ops(current: list[dict], type_id: int, wanted: list[dict], mode: str,

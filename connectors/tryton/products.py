@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __all__ = ["ProductWriter"]
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -20,12 +20,17 @@ from crm2erp.connectors.tryton.common import known
 from crm2erp.connectors.tryton.rows import PRODUCT_FIELDS, product_row
 from crm2erp.connectors.tryton.writer import KeyedWriter
 
+#: template field -> how a row's value that is not None is sent
+_TEMPLATE: dict[str, Callable[[Any], Any]] = {
+    "name": lambda value: str(value).strip(), "list_price": lambda value: Decimal(str(value)),
+    "active": bool}
+
 
 class ProductWriter(KeyedWriter):
     """Upserts ``products``."""
 
-    stream, model, written, fields = "products", "product.product", "product.template", \
-        PRODUCT_FIELDS
+    stream, model, written = "products", "product.product", "product.template"
+    fields = PRODUCT_FIELDS
 
     def plan(self, rows: Sequence[Row], results: RowResults, existing: dict[str, dict]
              ) -> tuple[dict[int, dict], list[tuple[int, int, dict]]]:
@@ -54,20 +59,14 @@ class ProductWriter(KeyedWriter):
         return {key: rec["template"] for key, rec in self.existing(keys, ["template"]).items()}
 
     def _template_vals(self, row: Row, *, creating: bool) -> dict[str, Any]:
-        vals: dict[str, Any] = {}
-        if row.get("name") is not None:
-            vals["name"] = str(row["name"]).strip()
-        elif creating:
+        if creating and row.get("name") is None:
             raise ValueError("a new product needs a name")
-        if row.get("list_price") is not None:
-            vals["list_price"] = Decimal(str(row["list_price"]))
-        elif creating:
-            vals["list_price"] = Decimal(0)
+        vals = {field: convert(row[field]) for field, convert in _TEMPLATE.items()
+                if row.get(field) is not None}
         if row.get("type"):
             vals["type"] = row["type"]
-        if "active" in row and row["active"] is not None:
-            vals["active"] = bool(row["active"])
         if creating:
+            vals.setdefault("list_price", Decimal(0))
             defaults = self.config.product_defaults
             uom_name = row.get("uom") or defaults.uom
             uom = known(self.lookups.uom(uom_name),

@@ -194,10 +194,8 @@ def product_rows(client: Any, products: Sequence[Mapping[str, Any]], key: str) -
 def sale_rows(client: Any, sales: Sequence[Mapping[str, Any]], key: str) -> list[dict]:
     """Rows of ``sales`` (read with SALE_FIELDS) with their lines, read in one call."""
     line_ids = [i for s in sales for i in s["lines"]]
-    lines = client.model("sale.line", "read", line_ids, list(SALE_LINE_FIELDS)) \
-        if line_ids else []
     by_sale: dict[int, list] = {}
-    for ln in lines:
+    for ln in client.read("sale.line", line_ids, SALE_LINE_FIELDS):
         if ln.get("type", "line") == "line":
             by_sale.setdefault(ln["sale"], []).append(
                 {name: value_at(ln, field) for name, field in SALE_LINE_MAP.items()})
@@ -213,8 +211,7 @@ def invoice_rows(client: Any, invoices: Sequence[Mapping[str, Any]], key: str) -
     """Rows of ``invoices`` (read with INVOICE_FIELDS) with the references of their sales,
     read in one call."""
     sale_ids = sorted({s for inv in invoices for s in inv.get("sales") or []})
-    refs = {s["id"]: s["reference"] for s in client.model(
-        "sale.sale", "read", sale_ids, ["reference"])} if sale_ids else {}
+    refs = {s["id"]: s["reference"] for s in client.read("sale.sale", sale_ids, ["reference"])}
     rows = []
     for inv in invoices:
         mine = sorted(r for r in (refs.get(s) for s in inv.get("sales") or []) if r)

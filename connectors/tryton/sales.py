@@ -24,6 +24,7 @@ __all__ = ["SaleWriter"]
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
@@ -41,8 +42,6 @@ QUOTED = ("quotation", *CONFIRMED)
 
 class SaleWriter(TrytonWriter):
     stream, model = "sales", "sale.sale"
-    _default_term: Any = ...
-    _company_currency: int | None = None
 
     def lookup(self, keys: Sequence[str]) -> dict[str, dict]:
         return self.reader.lookup(self.stream, sorted(set(keys)))
@@ -53,13 +52,11 @@ class SaleWriter(TrytonWriter):
         ids = {as_id(r.get("party_id")) for r in rows} - {None}
         codes = {str(r["party_code"]) for r in rows if r.get("party_code")}
         domain: list[Any] = ["OR", ("id", "in", sorted(ids)), ("code", "in", sorted(codes))]
-        parties = self.client.model("party.party", "search_read", domain, 0, None, None,
-                                    ["code", "addresses", "customer_payment_term"],
-                                    context=NOT_ACTIVE)
+        parties = self.client.search_read("party.party", domain, [
+            "code", "addresses", "customer_payment_term"], context=NOT_ACTIVE)
         addr_ids = [a for p in parties for a in p["addresses"]]
-        addrs = {a["id"]: a for a in self.client.model(
-            "party.address", "read", addr_ids, ["invoice", "delivery", "active"])} \
-            if addr_ids else {}
+        addrs = {a["id"]: a for a in self.client.read("party.address", addr_ids,
+                                                      ["invoice", "delivery", "active"])}
         out: dict[Any, dict] = {}
         for p in parties:
             mine = [addrs[a] for a in p["addresses"] if addrs[a].get("active", True)]
@@ -80,23 +77,21 @@ class SaleWriter(TrytonWriter):
                           ["code", "sale_uom", "salable", "template.account_category"])
         # taxes come from the product's account category (what the on-change would use)
         cats = sorted({(p.get("template.") or {}).get("account_category") for p in found} - {None})
-        taxes = {c["id"]: c["customer_taxes_used"] for c in self.client.model(
-            "product.category", "read", cats, ["customer_taxes_used"])} if cats else {}
+        taxes = {c["id"]: c["customer_taxes_used"] for c in self.client.read(
+            "product.category", cats, ["customer_taxes_used"])}
         for p in found:
             p["customer_taxes_used"] = taxes.get((p.get("template.") or {}).get("account_category"),
                                                  [])
         return {p["code"]: p for p in found}
 
+    @cached_property
     def _defaults(self) -> tuple[Any, int | None]:
-        if self._default_term is ...:
-            conf = self.client.model("account.configuration", "read", [1],
-                                     ["default_customer_payment_term"])
-            self._default_term = conf[0].get("default_customer_payment_term") if conf else None
-            company = self.client.context.get("company")
-            if company:
-                self._company_currency = self.client.model(
-                    "company.company", "read", [company], ["currency"])[0]["currency"]
-        return self._default_term, self._company_currency
+        """The accounting's default payment term and the company's currency (read once)."""
+        conf = self.client.read("account.configuration", [1], ["default_customer_payment_term"])
+        company = self.client.context.get("company")
+        return (conf[0].get("default_customer_payment_term") if conf else None,
+                self.client.read("company.company", [company], ["currency"])[0]["currency"]
+                if company else None)
 
     # -- building values -----------------------------------------------------
     def _vals(self, row: Row, parties: Mapping, products: Mapping) -> tuple[dict, list]:
@@ -108,7 +103,7 @@ class SaleWriter(TrytonWriter):
         if party["invoice_address"] is None:
             raise ValueError(f"party {party['code']!r} has no address; Tryton needs one to "
                              "invoice and ship the sale")
-        term, currency = self._defaults()
+        term, currency = self._defaults
         if row.get("currency"):
             currency = known(self.lookups.one("currency.currency", "code", str(row["currency"])),
                              f"currency {row['currency']!r} is not in Tryton")
@@ -189,7 +184,7 @@ class SaleWriter(TrytonWriter):
     def _rewrite(self, pos: int, current: dict, header: dict, lines: list,
                  results: RowResults) -> bool:
         sid = current["id"]
-        old_lines = self.client.model("sale.sale", "read", [sid], ["lines"])[0]["lines"]
+        old_lines = self.client.read("sale.sale", [sid], ["lines"])[0]["lines"]
         try:
             if current["state"] == "quotation":
                 self.client.model("sale.sale", "draft", [sid], idempotent=False)

@@ -92,8 +92,8 @@ class TrytonReader:
         found: list[tuple[Any, str | None, int]] = []
         last_id = 0
         while True:
-            page = self.client.model(model, "search_read", [*domain, ("id", ">", last_id)],
-                                     0, SCAN_PAGE, [["id", "ASC"]], fields, context=ctx)
+            page = self.client.search_read(model, [*domain, ("id", ">", last_id)], fields,
+                                           limit=SCAN_PAGE, order=[["id", "ASC"]], context=ctx)
             for rec in page:
                 value = rec["id"] if key == "id" else rec.get(key)
                 found.append((cursor_value(rec), None if value in (None, "") else str(value),
@@ -146,7 +146,7 @@ class TrytonReader:
         """Full rows of the records ``ids``, in that order."""
         spec = self.spec(stream)
         fields = [spec.key, *spec.fields] if spec.key != "id" else list(spec.fields)
-        records = self.client.model(spec.model, "read", list(ids), fields, context=spec.context)
+        records = self.client.read(spec.model, ids, fields, context=spec.context)
         order = {rid: n for n, rid in enumerate(ids)}
         rows = spec.rows(self.client, records, spec.key)
         rows.sort(key=lambda row: order.get(row["id"], len(order)))
