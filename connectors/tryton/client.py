@@ -32,6 +32,7 @@ import json
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from crm2erp.connectors.tryton.config import TrytonConfig
@@ -183,22 +184,19 @@ class TrytonClient:
                                **client_options)
         self.once = self.http.single_attempt()   # shares the session and the login
         self._ids = itertools.count(1)
-        self._context: dict[str, Any] | None = None
         self._models: dict[str, bool] = {}
 
-    @property
+    @cached_property
     def context(self) -> dict[str, Any]:
-        """The user's preferences (company, language...) plus the configured context."""
-        if self._context is None:
-            prefs = self.call("model.res.user.get_preferences", True, context={})
-            ctx = {k: v for k, v in (prefs or {}).items()
-                   if k in ("company", "companies", "language", "language_direction",
-                            "groups", "employee", "employees")}
-            if self.config.company is not None:
-                ctx["company"] = self.config.company
-            ctx.update(self.config.context)
-            self._context = ctx
-        return self._context
+        """The user's preferences (company, language...) plus the configured context
+        (asked once)."""
+        prefs = self.call("model.res.user.get_preferences", True, context={})
+        ctx = {k: v for k, v in (prefs or {}).items()
+               if k in ("company", "companies", "language", "language_direction",
+                        "groups", "employee", "employees")}
+        if self.config.company is not None:
+            ctx["company"] = self.config.company
+        return {**ctx, **self.config.context}
 
     def call(self, method: str, *params: Any, context: dict[str, Any] | None = None,
              idempotent: bool = True) -> Any:

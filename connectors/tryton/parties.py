@@ -35,10 +35,9 @@ from typing import Any
 
 import phonenumbers
 
-from crm2erp.connectors.base import Row, WriteAction
+from crm2erp.connectors.base import Row
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.records import as_id
-from crm2erp.connectors.toolkit.results import RowResults
 from crm2erp.connectors.toolkit.sequenced import Child, plan_children
 from crm2erp.connectors.tryton.client import TrytonClient
 from crm2erp.connectors.tryton.common import NOT_ACTIVE
@@ -114,7 +113,8 @@ def party_rows(client: TrytonClient, parties: Sequence[dict], key_field: str) ->
 class PartyWriter(KeyedWriter):
     """Upserts the ``parties`` stream (see the module docstring for the rules)."""
 
-    stream, model, written, fields = "parties", "party.party", "party.party", PARTY_FIELDS
+    stream, model, written = "parties", "party.party", "party.party"
+    what, fields = "party", PARTY_FIELDS
 
     @property
     def key_field(self) -> str:
@@ -127,56 +127,42 @@ class PartyWriter(KeyedWriter):
                              f"{', '.join(REPLACE_MODES)}")
         return mode
 
-    def plan(self, rows: Sequence[Row], results: RowResults, existing: dict[str, dict]
-             ) -> tuple[dict[int, dict], list[tuple[int, int, dict]]]:
-        countries = self.lookups.ids("country.country", "code", [
+    def prepare(self, rows: Sequence[Row], existing: dict[str, dict]) -> None:
+        self.countries = self.lookups.ids("country.country", "code", [
             str(a.get("country") or "").strip().upper()
             for r in rows for a in wanted_addresses(r)])
         wanted_types = [str(r.get("relation_type") or "") for r in rows]
-        types = self.lookups.ids("party.relation.type", "name", wanted_types) \
+        self.types = self.lookups.ids("party.relation.type", "name", wanted_types) \
             if any(wanted_types) and self.client.has_model("party.relation.type") else {}
-        kids = party_children(self.client, [p["id"] for p in existing.values()])
+        self.kids = party_children(self.client, [p["id"] for p in existing.values()])
+
+    def values(self, row: Row, key: str, current: dict | None) -> dict[str, Any]:
+        if not str(row.get("name") or "").strip():
+            raise ValueError("has no name")
+        mode = self.mode(row)
+        addresses = [address_vals(a, self.countries) for a in wanted_addresses(row)]
+        relation_type, relations = _wanted_relations(row, self.types)
+        regions = [_region(a) for a in wanted_addresses(row)]
+        header = {"name": str(row["name"]).strip()}
+        if "active" in row and row["active"] is not None:
+            header["active"] = bool(row["active"])
+        if current is None:   # every child is new: created in the row's order
+            vals, have, mode = {self.key_field: key, **header}, _NO_CHILDREN, "all"
+        else:
+            vals = {k: v for k, v in header.items() if current.get(k) != v}
+            have = self.kids[current["id"]]
         uid = self.client.auth.user_id
-        creates, writes = {}, []
-        for pos, key in results.keys.items():
-            row = rows[pos]
-            try:
-                if not str(row.get("name") or "").strip():
-                    raise ValueError("has no name")
-                mode = self.mode(row)
-                addresses = [address_vals(a, countries) for a in wanted_addresses(row)]
-                relation_type, relations = _wanted_relations(row, types)
-            except ValueError as exc:
-                results.fail(pos, f"party {key!r}: {exc}")
-                continue
-            regions = [_region(a) for a in wanted_addresses(row)]
-            current = existing.get(key)
-            header = {"name": str(row["name"]).strip()}
-            if "active" in row and row["active"] is not None:
-                header["active"] = bool(row["active"])
-            if current is None:   # every child is new: created in the row's order
-                vals, have, mode = {self.key_field: key, **header}, _NO_CHILDREN, "all"
-            else:
-                vals = {k: v for k, v in header.items() if current.get(k) != v}
-                have = kids[current["id"]]
-            ops = {"contact_mechanisms": _children_ops(
-                [(_contact_sig(c["type"], c["value_compact"] or c["value"], regions), c)
-                 for c in have["contacts"]],
-                [(_contact_sig(t, v, regions), {"type": t, "value": v})
-                 for t, v in wanted_contacts(row)], mode, uid),
-                "addresses": _children_ops([(_address_sig(a), a) for a in have["addresses"]],
-                                           [(_address_sig(a), a) for a in addresses], mode, uid)}
-            if relation_type is not None:
-                ops["relations"] = _relation_ops(have["relations"], relation_type, relations,
-                                                 mode, uid)
-            vals.update((name, op) for name, op in ops.items() if op)
-            if current is None:
-                creates[pos] = vals
-            elif vals:
-                writes.append((pos, current["id"], vals))
-            else:
-                results.set(pos, WriteAction.UNCHANGED, str(current["id"]))
-        return creates, writes
+        ops = {"contact_mechanisms": _children_ops(
+            [(_contact_sig(c["type"], c["value_compact"] or c["value"], regions), c)
+             for c in have["contacts"]],
+            [(_contact_sig(t, v, regions), {"type": t, "value": v})
+             for t, v in wanted_contacts(row)], mode, uid),
+            "addresses": _children_ops([(_address_sig(a), a) for a in have["addresses"]],
+                                       [(_address_sig(a), a) for a in addresses], mode, uid)}
+        if relation_type is not None:
+            ops["relations"] = _relation_ops(have["relations"], relation_type, relations,
+                                             mode, uid)
+        return {**vals, **{name: op for name, op in ops.items() if op}}
 
 
 def _region(addr: Mapping[str, Any]) -> str | None:

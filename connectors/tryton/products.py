@@ -10,12 +10,11 @@ from __future__ import annotations
 
 __all__ = ["ProductWriter"]
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
-from crm2erp.connectors.toolkit.results import RowResults
 from crm2erp.connectors.tryton.common import known
 from crm2erp.connectors.tryton.rows import PRODUCT_FIELDS, product_row
 from crm2erp.connectors.tryton.writer import KeyedWriter
@@ -30,30 +29,16 @@ class ProductWriter(KeyedWriter):
     """Upserts ``products``."""
 
     stream, model, written = "products", "product.product", "product.template"
-    fields = PRODUCT_FIELDS
+    what, written_id, fields = "product", "template.id", PRODUCT_FIELDS
 
-    def plan(self, rows: Sequence[Row], results: RowResults, existing: dict[str, dict]
-             ) -> tuple[dict[int, dict], list[tuple[int, int, dict]]]:
-        creates, writes = {}, []
-        for pos, key in results.keys.items():
-            row, current = rows[pos], existing.get(key)
-            try:
-                tvals = self._template_vals(row, creating=current is None)
-            except ValueError as exc:
-                results.fail(pos, f"product {key!r}: {exc}")
-                continue
-            if current is None:
-                tvals.setdefault("type", self.config.product_defaults.type)
-                tvals["products"] = [["create", [{"suffix_code": key}]]]
-                creates[pos] = tvals
-                continue
-            before = product_row(current)
-            changed = {k: v for k, v in tvals.items() if _differs(before, k, v)}
-            if changed:
-                writes.append((pos, current["template."]["id"], changed))
-            else:
-                results.set(pos, WriteAction.UNCHANGED, str(current["id"]))
-        return creates, writes
+    def values(self, row: Row, key: str, current: dict | None) -> dict[str, Any]:
+        tvals = self._template_vals(row, creating=current is None)
+        if current is None:
+            tvals.setdefault("type", self.config.product_defaults.type)
+            tvals["products"] = [["create", [{"suffix_code": key}]]]
+            return tvals
+        before = product_row(current)
+        return {k: v for k, v in tvals.items() if _differs(before, k, v)}
 
     def found(self, keys: list[str]) -> dict[str, int]:
         return {key: rec["template"] for key, rec in self.existing(keys, ["template"]).items()}

@@ -32,6 +32,7 @@ from crm2erp.connectors.toolkit.records import as_id, for_found_ids
 from crm2erp.connectors.toolkit.results import RowResults
 from crm2erp.connectors.tryton.client import TrytonUserError
 from crm2erp.connectors.tryton.common import NOT_ACTIVE, known, press, search_in
+from crm2erp.connectors.tryton.rows import value_at
 from crm2erp.connectors.tryton.writer import TrytonWriter
 from crm2erp.errors import RetriableError
 
@@ -71,17 +72,14 @@ class SaleWriter(TrytonWriter):
     def _products(self, rows: Sequence[Row]) -> dict[str, dict]:
         codes = sorted({str(ln.get("product")) for r in rows for ln in r.get("lines") or []
                         if ln.get("product")})
-        if not codes:
-            return {}
         found = search_in(self.client, "product.product", "code", codes,
                           ["code", "sale_uom", "salable", "template.account_category"])
         # taxes come from the product's account category (what the on-change would use)
-        cats = sorted({(p.get("template.") or {}).get("account_category") for p in found} - {None})
+        cats = sorted({value_at(p, "template.account_category") for p in found} - {None})
         taxes = {c["id"]: c["customer_taxes_used"] for c in self.client.read(
             "product.category", cats, ["customer_taxes_used"])}
         for p in found:
-            p["customer_taxes_used"] = taxes.get((p.get("template.") or {}).get("account_category"),
-                                                 [])
+            p["customer_taxes_used"] = taxes.get(value_at(p, "template.account_category"), [])
         return {p["code"]: p for p in found}
 
     @cached_property

@@ -25,6 +25,7 @@ from crm2erp.connectors.toolkit.results import RowResults
 from crm2erp.connectors.tryton.client import TrytonClient
 from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, search_in, send_unless_done
 from crm2erp.connectors.tryton.config import TrytonConfig
+from crm2erp.connectors.tryton.rows import value_at
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,16 @@ class TrytonWriter:
 
 class KeyedWriter(TrytonWriter):
     """Parties and products: rows matched on ``key_field`` of ``model``, planned against
-    the records found (:meth:`plan`), then created and written in batches of
+    the records found (:meth:`values`), then created and written in batches of
     ``write_batch_size`` through ``written`` (the model or its template)."""
 
+    #: the model written (the searched one or its template)
     written: ClassVar[str]
-    #: what :meth:`plan` reads of the records found, after the key
+    #: what a row is called in messages ("party")
+    what: ClassVar[str]
+    #: where the id of the ``written`` record is in a record found (``template.id``)
+    written_id: ClassVar[str] = "id"
+    #: what :meth:`values` reads of the records found, after the key
     fields: ClassVar[Sequence[str]]
 
     @property
@@ -127,7 +133,22 @@ class KeyedWriter(TrytonWriter):
             missing=f"row has no {field!r} (the key Tryton matches on); fix the outbound "
                     "mapping", twice=lambda key: f"key {key!r} appears twice in one batch")
         existing = self.existing(list(results.keys.values()), self.fields)
-        creates, writes = self.plan(rows, results, existing)
+        self.prepare(rows, existing)
+        creates: dict[int, dict] = {}
+        writes: list[tuple[int, int, dict]] = []
+        for pos, key in results.keys.items():
+            current = existing.get(key)
+            try:
+                vals = self.values(rows[pos], key, current)
+            except ValueError as exc:
+                results.fail(pos, f"{self.what} {key!r}: {exc}")
+                continue
+            if current is None:
+                creates[pos] = vals
+            elif vals:
+                writes.append((pos, value_at(current, self.written_id), vals))
+            else:
+                results.set(pos, WriteAction.UNCHANGED, str(current["id"]))
         # creates are sent once; a write is sent once too, since it may create children:
         # a lost answer stops the run and the next run plans again from what Tryton holds
         self.create(self.written, results, creates, self.found)
@@ -144,11 +165,13 @@ class KeyedWriter(TrytonWriter):
                     results.set(pos, WriteAction.UPDATED, str(rid))
         return self.finish(results.all())
 
-    def plan(self, rows: Sequence[Row], results: RowResults, existing: dict[str, dict]
-             ) -> tuple[dict[int, dict], list[tuple[int, int, dict]]]:
-        """``({position: values to create}, [(position, id, values to write)])`` for the
-        rows of ``results.keys``; rows that cannot be written or need nothing get their
-        result in ``results``."""
+    def prepare(self, rows: Sequence[Row], existing: dict[str, dict]) -> None:
+        """Read what :meth:`values` needs for the batch ``rows`` (``existing``: the records
+        found by key), before the rows are planned."""
+
+    def values(self, row: Row, key: str, current: dict | None) -> dict[str, Any]:
+        """What to create for ``row`` (``current`` None), or what to write to ``current``
+        (nothing: the row is UNCHANGED); a ValueError says why the row cannot be written."""
         raise NotImplementedError
 
     def found(self, keys: list[str]) -> dict[str, int]:
