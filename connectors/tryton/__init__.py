@@ -42,7 +42,6 @@ from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.connectors.tryton.forecasts import ForecastWriter
 from crm2erp.connectors.tryton.parties import PartyWriter
 from crm2erp.connectors.tryton.products import ProductWriter
-from crm2erp.connectors.tryton.replace import replace_party
 from crm2erp.connectors.tryton.sales import SaleWriter
 from crm2erp.connectors.tryton.source import STREAMS, TrytonReader
 from crm2erp.errors import ConfigError, FatalError
@@ -119,11 +118,11 @@ class TrytonConnector(Connector):
     def merge(self, stream: str, loser_id: str, survivor_id: str) -> WriteResult:
         """Parties (by Tryton id): Tryton's ``party.replace`` wizard moves the loser's
         sales, invoices, addresses... to the survivor and archives the loser with
-        ``replaced_by`` set (:mod:`crm2erp.connectors.tryton.replace`)."""
+        ``replaced_by`` set (:meth:`PartyWriter.merge`)."""
         if not self.stream(stream).merges:
             raise ConfigError(f"Tryton stream {stream!r} has no merge; only parties are "
                               "merged (party.replace)")
-        return replace_party(self.client, str(loser_id), str(survivor_id))
+        return self.writers["parties"].merge(str(loser_id), str(survivor_id))
 
     def close(self) -> None:
         self.client.close()

@@ -23,24 +23,28 @@ Addresses and contact mechanisms are archived, never deleted (an invoice may
 point at the address). Relations (``relation_to``/``relation_type``, module
 ``party_relationship``: a contact who works for a company) have no archive:
 a relation of the same type to another party is deleted under the same rule.
+
+Duplicate parties are merged with Tryton's ``party.replace`` wizard
+(:meth:`PartyWriter.merge`).
 """
 
 from __future__ import annotations
 
 __all__ = ["PartyWriter", "party_children", "party_rows", "REPLACE_MODES", "phone_e164"]
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import phonenumbers
 
-from crm2erp.connectors.base import Row
+from crm2erp.connectors.base import Row, WriteAction, WriteResult
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.records import as_id
 from crm2erp.connectors.toolkit.sequenced import Child, plan_children
-from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE
+from crm2erp.connectors.tryton.client import TrytonClient, TrytonUserError
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, search_in
 from crm2erp.connectors.tryton.rows import (
     ADDRESS_FIELDS,
     PARTY_FIELDS,
@@ -52,7 +56,10 @@ from crm2erp.connectors.tryton.rows import (
 )
 from crm2erp.connectors.tryton.writer import KeyedWriter
 
+log = logging.getLogger(__name__)
 REPLACE_MODES = ("owned", "all", "add")
+#: party.replace asks at most this many questions (name, tax identifier)
+MAX_WARNINGS = 2
 PHONE_TYPES = ("phone", "mobile", "fax")
 CONTACT_FIELDS = ("party", "type", "value", "value_compact", "sequence", "active", "create_uid")
 CHILD_ADDRESS_FIELDS = (*ADDRESS_FIELDS, "party", "sequence", "create_uid")
@@ -163,6 +170,52 @@ class PartyWriter(KeyedWriter):
             ops["relations"] = _relation_ops(have["relations"], relation_type, relations,
                                              mode, uid)
         return {**vals, **{name: op for name, op in ops.items() if op}}
+
+    def merge(self, loser_id: str, survivor_id: str) -> WriteResult:
+        """Replace party ``loser_id`` by ``survivor_id``; FAILED with the reason when refused.
+
+        Tryton's own ``party.replace`` wizard (module ``party``) repoints every Many2One
+        to the source party that the activated modules register (sales, invoices,
+        addresses, contact mechanisms...) to the destination, archives the source and its
+        addresses and contact mechanisms, and sets the source's ``replaced_by``. It asks
+        twice before it does so, with UserWarnings: the two parties have different names,
+        or different tax identifiers. A steward who accepted the pair has answered both;
+        each warning is acknowledged once (a ``res.user.warning``, as the Tryton client
+        does) and named in the result's note.
+        """
+        source, destination = as_id(loser_id), as_id(survivor_id)
+        if source is None or destination is None or source == destination:
+            return WriteResult(loser_id, WriteAction.FAILED, error=(
+                f"cannot replace party {loser_id!r} by {survivor_id!r}: two different Tryton "
+                "party ids are needed"))
+        found = {p["id"]: p for p in search_in(self.client, "party.party", "id",
+                                               [source, destination],
+                                               ["active", "replaced_by"], NOT_ACTIVE)}
+        missing = [str(i) for i in (source, destination) if i not in found]
+        if missing:
+            return WriteResult(loser_id, WriteAction.FAILED, error=(
+                f"no party.party with id {', '.join(missing)} in Tryton (deleted by hand?); "
+                "nothing was replaced"))
+        if found[source]["replaced_by"] == destination:
+            return WriteResult(loser_id, WriteAction.UNCHANGED, loser_id)
+        data = {"ask": {"source": source, "destination": destination}}
+        context = {"active_model": "party.party", "active_id": source, "active_ids": [source]}
+        answered: list[str] = []
+        while True:
+            try:
+                self.client.wizard("party.replace", "replace", data, context=context)
+                break
+            except TrytonUserError as exc:
+                if exc.kind != "UserWarning" or not exc.name or len(answered) >= MAX_WARNINGS:
+                    return WriteResult(loser_id, WriteAction.FAILED, error=(
+                        f"Tryton's party.replace of party {source} by {destination} failed: "
+                        f"{exc}"))
+                log.info("party.replace %s -> %s: %s; accepted by the steward's decision",
+                         source, destination, exc)
+                answered.append(str(exc).removeprefix("Tryton refused (UserWarning): "))
+                self.client.skip_warning(exc.name)
+        note = f"acknowledged: {'; '.join(answered)}" if answered else None
+        return WriteResult(loser_id, WriteAction.UPDATED, loser_id, error=note)
 
 
 def _region(addr: Mapping[str, Any]) -> str | None:

@@ -137,19 +137,13 @@ def wanted_addresses(row: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def wanted_contacts(row: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(type, value)`` pairs from ``contact_mechanisms`` and the shortcut fields."""
-    pairs: list[tuple[str, str]] = []
-    for cm in row.get("contact_mechanisms") or []:
-        if cm.get("value"):
-            pairs.append((str(cm.get("type") or "other"), str(cm["value"]).strip()))
-    for kind in CONTACT_SHORTCUTS:
-        if row.get(kind):
-            pairs.append((kind, str(row[kind]).strip()))
-    seen, unique = set(), []
-    for kind, value in pairs:
-        if (kind, compact(value)) not in seen:
-            seen.add((kind, compact(value)))
-            unique.append((kind, value))
-    return unique
+    pairs = [(str(cm.get("type") or "other"), str(cm["value"]).strip())
+             for cm in row.get("contact_mechanisms") or [] if cm.get("value")]
+    pairs += [(kind, str(row[kind]).strip()) for kind in CONTACT_SHORTCUTS if row.get(kind)]
+    unique: dict[tuple[str, str], tuple[str, str]] = {}
+    for kind, value in pairs:   # the first of the values that compare equal
+        unique.setdefault((kind, compact(value)), (kind, value))
+    return list(unique.values())
 
 
 def _address_row(addr: Mapping[str, Any] | None) -> dict[str, Any] | None:
