@@ -153,17 +153,18 @@ class PartyWriter(KeyedWriter):
         header = {"name": str(row["name"]).strip()}
         if "active" in row and row["active"] is not None:
             header["active"] = bool(row["active"])
-        if current is None:   # every child is new: created in the row's order
-            vals, have, mode = {self.key_field: key, **header}, _NO_CHILDREN, "all"
+        if current is None:
+            vals, have = {self.key_field: key, **header}, _NO_CHILDREN
+            mode = "all"   # every child is new: created in the row's order
         else:
             vals = {k: v for k, v in header.items() if current.get(k) != v}
             have = self.kids[current["id"]]
         uid = self.client.auth.user_id
+        contacts = [(_contact_sig(t, v, regions), {"type": t, "value": v})
+                    for t, v in wanted_contacts(row)]
         ops = {"contact_mechanisms": _children_ops(
             [(_contact_sig(c["type"], c["value_compact"] or c["value"], regions), c)
-             for c in have["contacts"]],
-            [(_contact_sig(t, v, regions), {"type": t, "value": v})
-             for t, v in wanted_contacts(row)], mode, uid),
+             for c in have["contacts"]], contacts, mode, uid),
             "addresses": _children_ops([(_address_sig(a), a) for a in have["addresses"]],
                                        [(_address_sig(a), a) for a in addresses], mode, uid)}
         if relation_type is not None:

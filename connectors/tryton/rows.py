@@ -47,6 +47,8 @@ INVOICE_MAP = {**_same("number", "reference", "type"), "party_id": "party",
                "party_code": "party.code", "party_name": "party.name",
                "invoice_date": "invoice_date", "currency": "currency.code", **_AMOUNTS,
                "amount_to_pay": "amount_to_pay", "state": "state"}
+ADDRESS_TEXT = {"street": "street_unstructured", "postal_code": "postal_code", "city": "city"}
+ADDRESS_MAP = {**ADDRESS_TEXT, "country": "country.code"}
 _DATES = ("create_date", "write_date")
 
 PARTY_FIELDS = ("name", "active", "addresses", "contact_mechanisms", *_DATES)
@@ -94,11 +96,8 @@ def compact(value: str) -> str:
 
 def address_vals(addr: Mapping[str, Any], countries: Mapping[str, int]) -> dict[str, Any]:
     """The Tryton values of one address row; ValueError when its country is unknown."""
-    vals: dict[str, Any] = {
-        "street_unstructured": (str(addr.get("street") or "").strip() or None),
-        "postal_code": (str(addr.get("postal_code") or "").strip() or None),
-        "city": (str(addr.get("city") or "").strip() or None),
-    }
+    vals: dict[str, Any] = {field: str(addr.get(name) or "").strip() or None
+                            for name, field in ADDRESS_TEXT.items()}
     code = str(addr.get("country") or "").strip().upper()
     if code and code not in countries:
         raise ValueError(f"country {code!r} is not in Tryton (load it with "
@@ -149,8 +148,7 @@ def wanted_contacts(row: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _address_row(addr: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if addr is None:
         return None
-    return {"street": addr.get("street_unstructured"), "postal_code": addr.get("postal_code"),
-            "city": addr.get("city"), "country": value_at(addr, "country.code")}
+    return {name: value_at(addr, field) for name, field in ADDRESS_MAP.items()}
 
 
 def party_row(party: Mapping[str, Any], addresses: Sequence[Mapping[str, Any]],
