@@ -30,7 +30,9 @@ import datetime as dt
 import itertools
 import json
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from crm2erp.connectors.tryton.config import TrytonConfig
@@ -61,18 +63,21 @@ class TrytonServerError(RecordError):
 
 # -- the __class__ encoding ---------------------------------------------------
 
+#: ``__class__`` name -> (type, the fields that carry it); datetime before date (a subclass)
+_PARTS: dict[str, tuple[type, tuple[str, ...]]] = {
+    "datetime": (dt.datetime, ("year", "month", "day", "hour", "minute", "second",
+                               "microsecond")),
+    "date": (dt.date, ("year", "month", "day")),
+    "time": (dt.time, ("hour", "minute", "second", "microsecond")),
+}
+
+
 def _encode(obj: Any) -> Any:
     if isinstance(obj, Decimal):
         return {"__class__": "Decimal", "decimal": str(obj)}
-    if isinstance(obj, dt.datetime):
-        return {"__class__": "datetime", "year": obj.year, "month": obj.month, "day": obj.day,
-                "hour": obj.hour, "minute": obj.minute, "second": obj.second,
-                "microsecond": obj.microsecond}
-    if isinstance(obj, dt.date):
-        return {"__class__": "date", "year": obj.year, "month": obj.month, "day": obj.day}
-    if isinstance(obj, dt.time):
-        return {"__class__": "time", "hour": obj.hour, "minute": obj.minute,
-                "second": obj.second, "microsecond": obj.microsecond}
+    for name, (kind, parts) in _PARTS.items():
+        if isinstance(obj, kind):
+            return {"__class__": name, **{part: getattr(obj, part) for part in parts}}
     if isinstance(obj, dt.timedelta):
         return {"__class__": "timedelta", "seconds": obj.total_seconds()}
     if isinstance(obj, bytes | bytearray):
@@ -82,20 +87,18 @@ def _encode(obj: Any) -> Any:
     raise TypeError(f"{type(obj).__name__} cannot be sent to Tryton")
 
 
-_DECODERS = {
-    "Decimal": lambda d: Decimal(d["decimal"]),
-    "datetime": lambda d: dt.datetime(d["year"], d["month"], d["day"], d["hour"],
-                                      d["minute"], d["second"], d["microsecond"]),
-    "date": lambda d: dt.date(d["year"], d["month"], d["day"]),
-    "time": lambda d: dt.time(d["hour"], d["minute"], d["second"], d["microsecond"]),
-    "timedelta": lambda d: dt.timedelta(seconds=d["seconds"]),
-    "bytes": lambda d: base64.b64decode(d["base64"]),
-}
-
-
 def _decode(obj: dict) -> Any:
-    decoder = _DECODERS.get(obj.get("__class__"))  # type: ignore[arg-type]
-    return decoder(obj) if decoder else obj
+    name = obj.get("__class__")
+    if name in _PARTS:
+        kind, parts = _PARTS[name]
+        return kind(*(obj[part] for part in parts))
+    if name == "Decimal":
+        return Decimal(obj["decimal"])
+    if name == "timedelta":
+        return dt.timedelta(seconds=obj["seconds"])
+    if name == "bytes":
+        return base64.b64decode(obj["base64"])
+    return obj
 
 
 def dumps(value: Any) -> str:
@@ -181,22 +184,19 @@ class TrytonClient:
                                **client_options)
         self.once = self.http.single_attempt()   # shares the session and the login
         self._ids = itertools.count(1)
-        self._context: dict[str, Any] | None = None
         self._models: dict[str, bool] = {}
 
-    @property
+    @cached_property
     def context(self) -> dict[str, Any]:
-        """The user's preferences (company, language...) plus the configured context."""
-        if self._context is None:
-            prefs = self.call("model.res.user.get_preferences", True, context={})
-            ctx = {k: v for k, v in (prefs or {}).items()
-                   if k in ("company", "companies", "language", "language_direction",
-                            "groups", "employee", "employees")}
-            if self.config.company is not None:
-                ctx["company"] = self.config.company
-            ctx.update(self.config.context)
-            self._context = ctx
-        return self._context
+        """The user's preferences (company, language...) plus the configured context
+        (asked once)."""
+        prefs = self.call("model.res.user.get_preferences", True, context={})
+        ctx = {k: v for k, v in (prefs or {}).items()
+               if k in ("company", "companies", "language", "language_direction",
+                        "groups", "employee", "employees")}
+        if self.config.company is not None:
+            ctx["company"] = self.config.company
+        return {**ctx, **self.config.context}
 
     def call(self, method: str, *params: Any, context: dict[str, Any] | None = None,
              idempotent: bool = True) -> Any:
@@ -219,6 +219,18 @@ class TrytonClient:
         """``call("model.<model>.<method>", ...)`` with the context merged over the default."""
         ctx = {**self.context, **context} if context else None
         return self.call(f"model.{model}.{method}", *params, context=ctx, idempotent=idempotent)
+
+    def search_read(self, model: str, domain: list, fields: Sequence[str], *,
+                    limit: int | None = None, order: list | None = None,
+                    context: dict[str, Any] | None = None) -> list[dict]:
+        """The ``fields`` of the records of ``model`` matching ``domain`` (from the first)."""
+        return self.model(model, "search_read", domain, 0, limit, order, list(fields),
+                          context=context)
+
+    def read(self, model: str, ids: Sequence[int], fields: Sequence[str],
+             context: dict[str, Any] | None = None) -> list[dict]:
+        """The ``fields`` of the records ``ids`` (no call for no ids)."""
+        return self.model(model, "read", list(ids), list(fields), context=context) if ids else []
 
     def has_model(self, name: str) -> bool:
         """Whether the database has ``name`` (its module is activated); asked once."""

@@ -13,11 +13,12 @@ button never pressed twice.
 
 from __future__ import annotations
 
-__all__ = ["Lookups", "NOT_ACTIVE", "parse_cursor", "cursor_value", "send_unless_done"]
+__all__ = ["Lookups", "NOT_ACTIVE", "parse_cursor", "cursor_value", "known", "press",
+           "search_in", "send_unless_done"]
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from crm2erp.connectors.toolkit.batches import chunks, isolate
 from crm2erp.connectors.toolkit.creates import create_unless_found
@@ -26,6 +27,7 @@ from crm2erp.connectors.tryton.client import TrytonClient
 from crm2erp.errors import ConfigError
 
 NOT_ACTIVE = {"active_test": False}   # context: also find archived records
+T = TypeVar("T")
 
 
 def parse_cursor(value: Any) -> dt.datetime | None:
@@ -38,6 +40,23 @@ def parse_cursor(value: Any) -> dt.datetime | None:
 def cursor_value(row: dict[str, Any]) -> dt.datetime:
     """The change time of a record: ``write_date``, or ``create_date`` before any write."""
     return row.get("write_date") or row["create_date"]
+
+
+def known(value: T | None, problem: str) -> T:
+    """``value`` (an id looked up), or a ValueError saying ``problem`` when it is None."""
+    if value is None:
+        raise ValueError(problem)
+    return value
+
+
+def search_in(client: TrytonClient, model: str, field: str, values: Iterable[Any],
+              fields: Sequence[str], context: dict[str, Any] | None = None) -> list[dict]:
+    """The records of ``model`` whose ``field`` is one of ``values`` (each asked once, in
+    calls of 500), read with ``fields``."""
+    found: list[dict] = []
+    for part in chunks(list(dict.fromkeys(values)), 500):
+        found += client.search_read(model, [(field, "in", list(part))], fields, context=context)
+    return found
 
 
 def send_unless_done(client: TrytonClient, model: str, method: str,
@@ -68,6 +87,19 @@ def send_unless_done(client: TrytonClient, model: str, method: str,
                                what=f"Tryton {method} on {model}")
 
 
+def press(client: TrytonClient, model: str, button: str, ids: Mapping[str, int],
+          reached: Collection[str], *, batch_size: int) -> dict[str, int | str]:
+    """Press ``button`` on the records ``ids`` (``{key: id}``), once each: after a lost
+    answer their states are read, and the ones in ``reached`` count as pressed
+    (:func:`send_unless_done`; its outcomes)."""
+    def done(keys: list[str]) -> dict[str, int]:
+        states = {r["id"]: r["state"] for r in client.read(model, [ids[k] for k in keys],
+                                                           ["state"])}
+        return {k: ids[k] for k in keys if states.get(ids[k]) in reached}
+
+    return send_unless_done(client, model, button, ids, done, batch_size=batch_size)
+
+
 class Lookups:
     """Id caches for the small reference tables (countries, currencies, units, categories)."""
 
@@ -75,13 +107,11 @@ class Lookups:
         self.client = client
         self._cache: dict[tuple[str, str], int | None] = {}
 
-    def ids(self, model: str, field: str, values: Sequence[str],
-            extra: Sequence[Any] = ()) -> dict[str, int]:
+    def ids(self, model: str, field: str, values: Sequence[str]) -> dict[str, int]:
         """``value -> id`` for the records of ``model`` whose ``field`` is one of ``values``."""
         wanted = sorted({v for v in values if v} - {k for (m, k) in self._cache if m == model})
         if wanted:
-            rows = self.client.model(model, "search_read", [(field, "in", wanted), *extra],
-                                     0, None, None, [field])
+            rows = self.client.search_read(model, [(field, "in", wanted)], [field])
             found = {r[field]: r["id"] for r in rows}
             for value in wanted:
                 self._cache[(model, value)] = found.get(value)
@@ -95,8 +125,7 @@ class Lookups:
         """A unit of measure by name or symbol (``Unit`` / ``u``)."""
         key = ("product.uom", name)
         if key not in self._cache:
-            rows = self.client.model("product.uom", "search_read",
-                                     ["OR", ("name", "=", name), ("symbol", "=", name)],
-                                     0, 1, None, ["id"])
+            rows = self.client.search_read(
+                "product.uom", ["OR", ("name", "=", name), ("symbol", "=", name)], ["id"], limit=1)
             self._cache[key] = rows[0]["id"] if rows else None
         return self._cache[key]

@@ -33,15 +33,18 @@ from collections.abc import Mapping, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
-from crm2erp.connectors.base import Row, WriteAction, WriteResult
-from crm2erp.connectors.toolkit.batches import chunks, isolate
-from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import Lookups, send_unless_done
-from crm2erp.connectors.tryton.config import TrytonConfig
+from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
+from crm2erp.connectors.toolkit.batches import isolate
+from crm2erp.connectors.toolkit.results import RowResults
+from crm2erp.connectors.tryton.common import known, press, search_in, send_unless_done
+from crm2erp.connectors.tryton.rows import value_at
+from crm2erp.connectors.tryton.writer import TrytonWriter
 from crm2erp.errors import ConfigError
 
 log = logging.getLogger(__name__)
 LINE_FIELDS = ["product", "quantity", "unit", "forecast"]
+#: the state each button of a forecast moves it to
+PRESSED = {"draft": "draft", "confirm": "done"}
 
 
 def month_bounds(value: Any) -> tuple[dt.date, dt.date]:
@@ -68,11 +71,13 @@ def _round(quantity: Decimal, rounding: float) -> Decimal:
     return (quantity / step).to_integral_value(ROUND_HALF_UP) * step
 
 
-class ForecastWriter:
+class ForecastWriter(TrytonWriter):
     """Upserts ``forecasts`` rows into ``stock.forecast`` documents and their lines."""
 
-    def __init__(self, client: TrytonClient, config: TrytonConfig, lookups: Lookups):
-        self.client, self.config, self.lookups = client, config, lookups
+    stream, model = "forecasts", "stock.forecast"
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
         self._places: dict[tuple[str, str | None], int] = {}
 
     # -- locations -------------------------------------------------------------
@@ -83,8 +88,7 @@ class ForecastWriter:
             domain: list[Any] = [("type", "=", kind)]
             if code:
                 domain.append(("code", "=", code))
-            found = self.client.model("stock.location", "search_read", domain, 0, 2, None,
-                                      ["code"])
+            found = self.client.search_read("stock.location", domain, ["code"], limit=2)
             if len(found) != 1:
                 what = (f"no {kind} location with code {code!r}" if code and not found else
                         f"{len(found) or 'no'} {kind} location(s)")
@@ -101,25 +105,11 @@ class ForecastWriter:
         return self._location("customer", self.config.forecasts.destination, "destination")
 
     # -- rows ------------------------------------------------------------------
-    def _products(self, codes: Sequence[str]) -> dict[str, dict]:
-        found = {}
-        for part in chunks(sorted(set(codes)), 500):
-            for p in self.client.model("product.product", "search_read",
-                                       [("code", "in", list(part))], 0, None, None,
-                                       ["code", "default_uom", "type", "consumable"]):
-                found[p["code"]] = p
-        return found
-
-    def _units(self, ids: Sequence[int]) -> dict[int, float]:
-        rows = self.client.model("product.uom", "read", sorted(set(ids)), ["rounding"])
-        return {u["id"]: u["rounding"] for u in rows}
-
     def _wanted(self, row: Row, products: Mapping[str, dict]) -> dict[str, Any]:
         """The line one row asks for; ValueError says what is wrong with it."""
         code = str(row.get("product") or "").strip()
-        product = products.get(code)
-        if product is None:
-            raise ValueError(f"product {code!r} is not in Tryton; sync the product first")
+        product = known(products.get(code),
+                        f"product {code!r} is not in Tryton; sync the product first")
         if product["type"] != "goods" or product.get("consumable"):
             raise ValueError(f"product {code!r} is not a stock good (Tryton forecasts only "
                              "goods that are not consumable)")
@@ -131,9 +121,8 @@ class ForecastWriter:
             raise ValueError(f"quantity {quantity} is negative")
         unit = product["default_uom"]
         if row.get("uom"):
-            unit = self.lookups.uom(str(row["uom"]))
-            if unit is None:
-                raise ValueError(f"unit {row['uom']!r} is not in Tryton")
+            unit = known(self.lookups.uom(str(row["uom"])),
+                         f"unit {row['uom']!r} is not in Tryton")
         try:
             first, last = month_bounds(row.get("period"))
         except (TypeError, ValueError):
@@ -143,33 +132,34 @@ class ForecastWriter:
 
     # -- upsert ----------------------------------------------------------------
     def upsert(self, rows: Sequence[Row]) -> list[WriteResult]:
-        results: list[WriteResult | None] = [None] * len(rows)
-        products = self._products([str(r.get("product") or "").strip() for r in rows])
+        results = RowResults(len(rows), {pos: str(row.get("key") or "")
+                                         for pos, row in enumerate(rows)})
+        products = {p["code"]: p for p in search_in(
+            self.client, "product.product", "code",
+            sorted({str(r.get("product") or "").strip() for r in rows}),
+            ["code", "default_uom", "type", "consumable"])}
         destination = self._destination()
         groups: dict[tuple[int, dt.date, dt.date], list[tuple[int, dict]]] = defaultdict(list)
         seen: set[tuple] = set()
         for pos, row in enumerate(rows):
-            key = str(row.get("key") or "")
             try:
                 want = self._wanted(row, products)
             except ValueError as exc:
-                results[pos] = WriteResult(key, WriteAction.FAILED, error=f"forecast {key!r}: "
-                                           f"{exc}")
+                _fail(results, pos, str(exc))
                 continue
             ident = (want["warehouse"], want["from"], want["product"])
             if ident in seen:
-                results[pos] = WriteResult(key, WriteAction.FAILED, error=(
-                    f"forecast {key!r}: product {want['code']} appears twice for one month"))
+                _fail(results, pos, f"product {want['code']} appears twice for one month")
                 continue
             seen.add(ident)
             groups[(want["warehouse"], want["from"], want["to"])].append((pos, want))
-        units = self._units([w["unit"] for group in groups.values() for _, w in group]) \
-            if groups else {}
+        units = {u["id"]: u["rounding"] for u in self.client.read("product.uom", sorted(
+            {w["unit"] for group in groups.values() for _, w in group}), ["rounding"])}
         for (warehouse, first, last), group in groups.items():
             for _, want in group:
                 want["quantity"] = _round(want["quantity"], units[want["unit"]])
-            self._document(warehouse, destination, first, last, group, rows, results)
-        return results  # type: ignore[return-value]
+            self._document((warehouse, destination, first, last), group, results)
+        return results.all()
 
     def _find(self, warehouse: int, destination: int, first: dt.date,
               last: dt.date) -> dict | None:
@@ -178,31 +168,24 @@ class ForecastWriter:
                   ("state", "in", ["draft", "done"])]
         if self.client.context.get("company"):
             domain.append(("company", "=", self.client.context["company"]))
-        found = self.client.model("stock.forecast", "search_read", domain, 0, None,
-                                  [["state", "DESC"], ["id", "ASC"]], ["state", "lines"])
+        found = self.client.search_read("stock.forecast", domain, ["state", "lines"],
+                                        order=[["state", "DESC"], ["id", "ASC"]])
         return found[0] if found else None
 
-    def _document(self, warehouse, destination, first, last, group, rows, results) -> None:
-        """Bring one month's forecast document up to date with the group's rows."""
-        def key(pos):
-            return str(rows[pos].get("key") or "")
-
-        def fail(item, message):
-            results[item[0]] = WriteResult(key(item[0]), WriteAction.FAILED,
-                                           error=f"forecast {key(item[0])!r}: {message}")
-
-        doc = self._find(warehouse, destination, first, last)
-        lines = {}
-        if doc is not None and doc["lines"]:
-            lines = {ln["product"]: ln for ln in self.client.model(
-                "stock.forecast.line", "read", doc["lines"], LINE_FIELDS)}
+    def _document(self, month: tuple[int, int, dt.date, dt.date],
+                  group: list[tuple[int, dict]], results: RowResults) -> None:
+        """Bring one month's forecast document (``month``: warehouse, destination, first
+        and last day) up to date with the group's rows."""
+        doc = self._find(*month)
+        lines = {ln["product"]: ln for ln in self.client.read(
+            "stock.forecast.line", doc["lines"] if doc else [], LINE_FIELDS)}
         changes = []
         for pos, want in group:
             line, qty = lines.get(want["product"]), float(want["quantity"])
             if line is None and qty == 0:
-                results[pos] = WriteResult(key(pos), WriteAction.UNCHANGED)
+                results.set(pos, WriteAction.UNCHANGED)
             elif line is not None and line["quantity"] == qty and line["unit"] == want["unit"]:
-                results[pos] = WriteResult(key(pos), WriteAction.UNCHANGED, str(line["id"]))
+                results.set(pos, WriteAction.UNCHANGED, str(line["id"]))
             else:
                 vals = {"quantity": qty, "minimal_quantity": min(1.0, qty),
                         "unit": want["unit"]}
@@ -210,17 +193,16 @@ class ForecastWriter:
                     vals["product"] = want["product"]
                 changes.append((pos, want, line, vals))
         if doc is None and changes:
+            warehouse, destination, first, last = month
             header = {"warehouse": warehouse, "destination": destination,
                       "from_date": first, "to_date": last}
             if self.client.context.get("company"):
                 header["company"] = self.client.context["company"]
             made = send_unless_done(self.client, "stock.forecast", "create", {"month": header},
-                                    lambda keys: self._month(warehouse, destination, first,
-                                                             last),
-                                    batch_size=1)["month"]
+                                    lambda keys: self._month(month), batch_size=1)["month"]
             if isinstance(made, str):
-                for item in changes:
-                    fail(item, f"Tryton refused to create the forecast: {made}")
+                for pos, *_ in changes:
+                    _fail(results, pos, f"Tryton refused to create the forecast: {made}")
                 return
             doc = {"id": made, "state": "draft"}
         if doc is None:
@@ -228,8 +210,8 @@ class ForecastWriter:
         if changes and doc["state"] == "done":
             reopened = self._press(doc["id"], "draft")
             if reopened is not None:
-                for item in changes:
-                    fail(item, f"Tryton refused to reopen the forecast: {reopened}")
+                for pos, *_ in changes:
+                    _fail(results, pos, f"Tryton refused to reopen the forecast: {reopened}")
                 return
             doc["state"] = "draft"
 
@@ -242,42 +224,35 @@ class ForecastWriter:
             self.client.model("stock.forecast", "write", [doc["id"]], {"lines": ops},
                               idempotent=False)   # lost answer: the next run plans again
 
-        written = [item for done, _ in isolate(changes, write, fail) for item in done]
-        ids = {ln["product"]: ln["id"] for ln in self.client.model(
-            "stock.forecast.line", "search_read", [("forecast", "=", doc["id"])], 0, None,
-            None, ["product"])} if written else {}
+        written = [item for done, _ in isolate(changes, write, lambda item, error: _fail(
+            results, item[0], error)) for item in done]
+        ids = {ln["product"]: ln["id"] for ln in self.client.search_read(
+            "stock.forecast.line", [("forecast", "=", doc["id"])], ["product"])} if written else {}
         for pos, want, line, _ in written:
-            action = WriteAction.CREATED if line is None else WriteAction.UPDATED
-            results[pos] = WriteResult(key(pos), action, str(ids.get(want["product"]) or ""))
+            results.set(pos, WriteAction.CREATED if line is None else WriteAction.UPDATED,
+                        str(ids.get(want["product"]) or ""))
         if self.config.forecasts.confirm and doc["state"] == "draft":
             refused = self._press(doc["id"], "confirm")
             if refused is not None:
                 for pos, _ in group:
-                    if results[pos] is not None and results[pos].ok:
-                        fail((pos,), f"saved in forecast {doc['id']} but Tryton refused to "
-                                     f"confirm it, so planning ignores it: {refused}")
+                    if results.slots[pos] is not None and results.slots[pos].ok:
+                        _fail(results, pos, f"saved in forecast {doc['id']} but Tryton refused "
+                                            f"to confirm it, so planning ignores it: {refused}")
 
-    def _month(self, warehouse: int, destination: int, first: dt.date,
-               last: dt.date) -> dict[str, int]:
+    def _month(self, month: tuple[int, int, dt.date, dt.date]) -> dict[str, int]:
         """``{"month": id}`` of the month's forecast (after a lost create), or ``{}``."""
-        doc = self._find(warehouse, destination, first, last)
+        doc = self._find(*month)
         return {"month": doc["id"]} if doc is not None else {}
 
     def _press(self, forecast: int, button: str) -> str | None:
         """Press ``button`` (``draft``/``confirm``) on one forecast, once (a lost answer:
         its state is read and the button pressed again only if it did not move);
         Tryton's refusal, or None."""
-        state = {"draft": "draft", "confirm": "done"}[button]
-
-        def moved(keys: list[str]) -> dict[str, int]:
-            doc = self.client.model("stock.forecast", "read", [forecast], ["state"])[0]
-            return {"month": forecast} if doc["state"] == state else {}
-
-        outcome = send_unless_done(self.client, "stock.forecast", button, {"month": forecast},
-                                   moved, batch_size=1)["month"]
+        outcome = press(self.client, "stock.forecast", button, {"month": forecast},
+                        (PRESSED[button],), batch_size=1)["month"]
         return outcome if isinstance(outcome, str) else None
 
-    # -- lookup ------------------------------------------------------------------
+    # -- lookup and delete -------------------------------------------------------
     def lookup(self, keys: Sequence[str]) -> dict[str, Row]:
         """Current lines by key (``[warehouse|]product|YYYY-MM[-DD]``), for dry runs."""
         wanted = {}
@@ -292,13 +267,19 @@ class ForecastWriter:
         found: dict[str, Row] = {}
         for key, (warehouse, product, first) in wanted.items():
             doc = self._find(self._warehouse(warehouse), destination, *month_bounds(first))
-            if doc is None or not doc["lines"]:
-                continue
-            for line in self.client.model("stock.forecast.line", "read", doc["lines"],
-                                          ["product.code", "quantity", "unit.name"]):
-                if (line.get("product.") or {}).get("code") == product:
+            for line in self.client.read("stock.forecast.line", doc["lines"] if doc else [],
+                                         ["product.code", "quantity", "unit.name"]):
+                if value_at(line, "product.code") == product:
                     found[key] = {"key": key, "product": product, "period": first,
                                   "quantity": Decimal(str(line["quantity"])),
-                                  "uom": (line.get("unit.") or {}).get("name"),
+                                  "uom": value_at(line, "unit.name"),
                                   "warehouse": warehouse, "id": line["id"]}
         return found
+
+    def delete(self, ids: Sequence[str], mode: DeleteMode) -> list[WriteResult]:
+        raise ConfigError("Tryton forecasts are not deleted: a forecast line emptied "
+                          "by the CRM is written with quantity 0")
+
+
+def _fail(results: RowResults, pos: int, error: str) -> None:
+    results.fail(pos, f"forecast {results.key(pos)!r}: {error}")

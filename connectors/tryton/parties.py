@@ -23,12 +23,16 @@ Addresses and contact mechanisms are archived, never deleted (an invoice may
 point at the address). Relations (``relation_to``/``relation_type``, module
 ``party_relationship``: a contact who works for a company) have no archive:
 a relation of the same type to another party is deleted under the same rule.
+
+Duplicate parties are merged with Tryton's ``party.replace`` wizard
+(:meth:`PartyWriter.merge`).
 """
 
 from __future__ import annotations
 
 __all__ = ["PartyWriter", "party_children", "party_rows", "REPLACE_MODES", "phone_e164"]
 
+import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -38,19 +42,24 @@ import phonenumbers
 from crm2erp.connectors.base import Row, WriteAction, WriteResult
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.records import as_id
-from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups
-from crm2erp.connectors.tryton.config import TrytonConfig
+from crm2erp.connectors.toolkit.sequenced import Child, plan_children
+from crm2erp.connectors.tryton.client import TrytonClient, TrytonUserError
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, search_in
 from crm2erp.connectors.tryton.rows import (
     ADDRESS_FIELDS,
+    PARTY_FIELDS,
     address_vals,
     compact,
     party_row,
     wanted_addresses,
     wanted_contacts,
 )
+from crm2erp.connectors.tryton.writer import KeyedWriter
 
+log = logging.getLogger(__name__)
 REPLACE_MODES = ("owned", "all", "add")
+#: party.replace asks at most this many questions (name, tax identifier)
+MAX_WARNINGS = 2
 PHONE_TYPES = ("phone", "mobile", "fax")
 CONTACT_FIELDS = ("party", "type", "value", "value_compact", "sequence", "active", "create_uid")
 CHILD_ADDRESS_FIELDS = (*ADDRESS_FIELDS, "party", "sequence", "create_uid")
@@ -58,6 +67,7 @@ RELATION_FIELDS = ("from_", "to", "type", "type.name", "create_uid")
 _CHILDREN = (("contacts", "party.contact_mechanism", "party", CONTACT_FIELDS),
              ("addresses", "party.address", "party", CHILD_ADDRESS_FIELDS),
              ("relations", "party.relation.all", "from_", RELATION_FIELDS))
+_NO_CHILDREN: dict[str, list] = {kind: [] for kind, *_ in _CHILDREN}
 
 
 def phone_e164(value: str, regions: Iterable[str | None] = ()) -> str | None:
@@ -93,8 +103,8 @@ def party_children(client: TrytonClient, party_ids: Sequence[int]) -> dict[int, 
                 or client.has_model("party.relation.all")]   # module party_relationship
     for part in chunks(sorted(set(party_ids)), 500):
         for kind, model, field, fields in children:
-            for rec in client.model(model, "search_read", [(field, "in", list(part))], 0, None,
-                                    None, list(fields), context=NOT_ACTIVE):
+            for rec in client.search_read(model, [(field, "in", list(part))], fields,
+                                          context=NOT_ACTIVE):
                 out[rec[field]][kind].append(rec)
     return out
 
@@ -107,11 +117,15 @@ def party_rows(client: TrytonClient, parties: Sequence[dict], key_field: str) ->
                       key_field, kids[p["id"]]["relations"]) for p in parties]
 
 
-class PartyWriter:
+class PartyWriter(KeyedWriter):
     """Upserts the ``parties`` stream (see the module docstring for the rules)."""
 
-    def __init__(self, client: TrytonClient, config: TrytonConfig, lookups: Lookups):
-        self.client, self.config, self.lookups = client, config, lookups
+    stream, model, written = "parties", "party.party", "party.party"
+    what, fields = "party", PARTY_FIELDS
+
+    @property
+    def key_field(self) -> str:
+        return self.config.party.key_field
 
     def mode(self, row: Row) -> str:
         mode = row.get("replace_contact_mechanisms") or self.config.party.replace_contact_mechanisms
@@ -120,81 +134,94 @@ class PartyWriter:
                              f"{', '.join(REPLACE_MODES)}")
         return mode
 
-    def plan(self, rows: Sequence[Row], key_of: dict[int, str], existing: dict[str, dict],
-             results: list) -> tuple[list, list]:
-        """``(creates, writes)`` for the rows at the positions of ``key_of``; rows that
-        cannot be written get their FAILED result in ``results``."""
-        key_field = self.config.party.key_field
-        countries = self.lookups.ids("country.country", "code", [
+    def prepare(self, rows: Sequence[Row], existing: dict[str, dict]) -> None:
+        self.countries = self.lookups.ids("country.country", "code", [
             str(a.get("country") or "").strip().upper()
             for r in rows for a in wanted_addresses(r)])
         wanted_types = [str(r.get("relation_type") or "") for r in rows]
-        types = self.lookups.ids("party.relation.type", "name", wanted_types) \
+        self.types = self.lookups.ids("party.relation.type", "name", wanted_types) \
             if any(wanted_types) and self.client.has_model("party.relation.type") else {}
-        kids = party_children(self.client, [p["id"] for p in existing.values()])
-        uid = self.client.auth.user_id
-        creates, writes = [], []
-        for pos, key in key_of.items():
-            row = rows[pos]
-            try:
-                if not str(row.get("name") or "").strip():
-                    raise ValueError("has no name")
-                mode = self.mode(row)
-                addresses = [address_vals(a, countries) for a in wanted_addresses(row)]
-                relation_type, relations = _wanted_relations(row, types)
-            except ValueError as exc:
-                results[pos] = WriteResult(key, WriteAction.FAILED, error=f"party {key!r}: {exc}")
-                continue
-            regions = [_region(a) for a in wanted_addresses(row)]
-            contacts = [{"type": t, "value": v, "_sig": _contact_sig(t, v, regions)}
-                        for t, v in wanted_contacts(row)]
-            current = existing.get(key)
-            header = {"name": str(row["name"]).strip()}
-            if "active" in row and row["active"] is not None:
-                header["active"] = bool(row["active"])
-            if current is None:
-                vals = {key_field: key, **header}
-                _creates(vals, "contact_mechanisms", [_clean(c) for c in contacts])
-                _creates(vals, "addresses", addresses)
-                if relations:
-                    vals["relations"] = [["create", relations]]
-                creates.append((pos, vals))
-                continue
-            have = kids[current["id"]]
+        self.kids = party_children(self.client, [p["id"] for p in existing.values()])
+
+    def values(self, row: Row, key: str, current: dict | None) -> dict[str, Any]:
+        if not str(row.get("name") or "").strip():
+            raise ValueError("has no name")
+        mode = self.mode(row)
+        addresses = [address_vals(a, self.countries) for a in wanted_addresses(row)]
+        relation_type, relations = _wanted_relations(row, self.types)
+        regions = [_region(a) for a in wanted_addresses(row)]
+        header = {"name": str(row["name"]).strip()}
+        if "active" in row and row["active"] is not None:
+            header["active"] = bool(row["active"])
+        if current is None:
+            vals, have = {self.key_field: key, **header}, _NO_CHILDREN
+            mode = "all"   # every child is new: created in the row's order
+        else:
             vals = {k: v for k, v in header.items() if current.get(k) != v}
-            ops = _children_ops([{**c, "_sig": _contact_sig(c["type"], c["value_compact"]
-                                                            or c["value"], regions)}
-                                 for c in have["contacts"]], contacts, mode, uid)
-            if ops:
-                vals["contact_mechanisms"] = ops
-            ops = _children_ops([{**a, "_sig": _address_sig(a)} for a in have["addresses"]],
-                                [{**a, "_sig": _address_sig(a)} for a in addresses], mode, uid)
-            if ops:
-                vals["addresses"] = ops
-            if relation_type is not None:
-                ops = _relation_ops(have["relations"], relation_type, relations, mode, uid)
-                if ops:
-                    vals["relations"] = ops
-            if vals:
-                writes.append((pos, current["id"], vals))
-            else:
-                results[pos] = WriteResult(key, WriteAction.UNCHANGED, str(current["id"]))
-        return creates, writes
+            have = self.kids[current["id"]]
+        uid = self.client.auth.user_id
+        contacts = [(_contact_sig(t, v, regions), {"type": t, "value": v})
+                    for t, v in wanted_contacts(row)]
+        ops = {"contact_mechanisms": _children_ops(
+            [(_contact_sig(c["type"], c["value_compact"] or c["value"], regions), c)
+             for c in have["contacts"]], contacts, mode, uid),
+            "addresses": _children_ops([(_address_sig(a), a) for a in have["addresses"]],
+                                       [(_address_sig(a), a) for a in addresses], mode, uid)}
+        if relation_type is not None:
+            ops["relations"] = _relation_ops(have["relations"], relation_type, relations,
+                                             mode, uid)
+        return {**vals, **{name: op for name, op in ops.items() if op}}
+
+    def merge(self, loser_id: str, survivor_id: str) -> WriteResult:
+        """Replace party ``loser_id`` by ``survivor_id``; FAILED with the reason when refused.
+
+        Tryton's own ``party.replace`` wizard (module ``party``) repoints every Many2One
+        to the source party that the activated modules register (sales, invoices,
+        addresses, contact mechanisms...) to the destination, archives the source and its
+        addresses and contact mechanisms, and sets the source's ``replaced_by``. It asks
+        twice before it does so, with UserWarnings: the two parties have different names,
+        or different tax identifiers. A steward who accepted the pair has answered both;
+        each warning is acknowledged once (a ``res.user.warning``, as the Tryton client
+        does) and named in the result's note.
+        """
+        source, destination = as_id(loser_id), as_id(survivor_id)
+        if source is None or destination is None or source == destination:
+            return WriteResult(loser_id, WriteAction.FAILED, error=(
+                f"cannot replace party {loser_id!r} by {survivor_id!r}: two different Tryton "
+                "party ids are needed"))
+        found = {p["id"]: p for p in search_in(self.client, "party.party", "id",
+                                               [source, destination],
+                                               ["active", "replaced_by"], NOT_ACTIVE)}
+        missing = [str(i) for i in (source, destination) if i not in found]
+        if missing:
+            return WriteResult(loser_id, WriteAction.FAILED, error=(
+                f"no party.party with id {', '.join(missing)} in Tryton (deleted by hand?); "
+                "nothing was replaced"))
+        if found[source]["replaced_by"] == destination:
+            return WriteResult(loser_id, WriteAction.UNCHANGED, loser_id)
+        data = {"ask": {"source": source, "destination": destination}}
+        context = {"active_model": "party.party", "active_id": source, "active_ids": [source]}
+        answered: list[str] = []
+        while True:
+            try:
+                self.client.wizard("party.replace", "replace", data, context=context)
+                break
+            except TrytonUserError as exc:
+                if exc.kind != "UserWarning" or not exc.name or len(answered) >= MAX_WARNINGS:
+                    return WriteResult(loser_id, WriteAction.FAILED, error=(
+                        f"Tryton's party.replace of party {source} by {destination} failed: "
+                        f"{exc}"))
+                log.info("party.replace %s -> %s: %s; accepted by the steward's decision",
+                         source, destination, exc)
+                answered.append(str(exc).removeprefix("Tryton refused (UserWarning): "))
+                self.client.skip_warning(exc.name)
+        note = f"acknowledged: {'; '.join(answered)}" if answered else None
+        return WriteResult(loser_id, WriteAction.UPDATED, loser_id, error=note)
 
 
 def _region(addr: Mapping[str, Any]) -> str | None:
     code = str(addr.get("country") or "").strip().upper()
     return code or None
-
-
-def _clean(vals: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in vals.items() if not k.startswith("_")}
-
-
-def _creates(vals: dict, name: str, children: list[dict]) -> None:
-    if children:
-        vals[name] = [["create", [{**_clean(c), "sequence": n}
-                                  for n, c in enumerate(children, 1)]]]
 
 
 def _wanted_relations(row: Row, types: Mapping[str, int]) -> tuple[int | None, list[dict]]:
@@ -218,44 +245,13 @@ def _retire(child: Mapping[str, Any], mode: str, uid: int | None) -> bool:
     return mode == "all" or (mode == "owned" and uid is not None and child["create_uid"] == uid)
 
 
-def _children_ops(current: list[dict], wanted: list[dict], mode: str,
+def _children_ops(current: list[Child], wanted: list[Child], mode: str,
                   uid: int | None) -> list[list]:
     """One2Many operations that make ``wanted`` the first active children (see module doc)."""
-    used: set[int] = set()
-    order: list[dict | int] = []     # the wanted children first: an existing id or new vals
-    writes: dict[int, dict] = {}
-    for want in wanted:
-        match = next((c for c in sorted(current, key=lambda c: not c["active"])
-                      if c["_sig"] == want["_sig"] and c["id"] not in used), None)
-        if match is None:
-            order.append(want)
-            continue
-        used.add(match["id"])
-        order.append(match["id"])
-        change = {k: v for k, v in _clean(want).items()
-                  if k in ("invoice", "delivery") and bool(match.get(k)) != v}
-        if not match["active"]:
-            change["active"] = True
-        if change:
-            writes[match["id"]] = change
-    creates = [c for c in order if isinstance(c, dict)]
-    if mode == "add":
-        return ([["create", [_clean(c) for c in creates]]] if creates else []) + [
-            ["write", [cid], change] for cid, change in writes.items()]
-    rest = [c for c in current if c["active"] and c["id"] not in used]
-    for child in rest:
-        if _retire(child, mode, uid):
-            writes[child["id"]] = {"active": False}
-    order += [c["id"] for c in rest if c["id"] not in writes or writes[c["id"]].get("active")]
-    sequence = {c["id"]: c.get("sequence") for c in current}
-    new = []
-    for n, item in enumerate(order, 1):
-        if isinstance(item, dict):
-            new.append({**_clean(item), "sequence": n})
-        elif sequence.get(item) != n:
-            writes[item] = {**writes.get(item, {}), "sequence": n}
-    ops: list[list] = [["create", new]] if new else []
-    return ops + [["write", [cid], change] for cid, change in writes.items()]
+    plan = plan_children(current, wanted, compare=("invoice", "delivery"),
+                         reorder=mode != "add", retire=lambda child: _retire(child, mode, uid))
+    ops: list[list] = [["create", plan.creates]] if plan.creates else []
+    return ops + [["write", [cid], change] for cid, change in plan.writes.items()]
 
 
 def _relation_ops(current: list[dict], type_id: int, wanted: list[dict], mode: str,

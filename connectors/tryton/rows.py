@@ -4,15 +4,19 @@ The rows a mapping produces for the writable streams and the rows the
 streams read share one shape per stream, documented in
 ``docs/connectors/tryton.md``. Values keep their types: ``Decimal`` for
 money, ``date`` for dates, ISO-8601 text (UTC) for ``updated_at``.
+
+A row field read straight from the record is a line of a field map (row
+field -> Tryton field, ``party.code`` being the ``code`` of the ``party``
+the record points at); the fields a stream reads follow from its map.
 """
 
 from __future__ import annotations
 
 __all__ = [
-    "PARTY_FIELDS", "ADDRESS_FIELDS", "PRODUCT_FIELDS", "SALE_FIELDS", "SALE_LINE_FIELDS",
-    "INVOICE_FIELDS", "CONTACT_SHORTCUTS", "address_vals", "contact_vals", "wanted_addresses",
-    "wanted_contacts",
-    "party_row", "product_row", "sale_row", "sale_rows", "invoice_row", "iso_utc", "compact",
+    "PARTY_FIELDS", "ADDRESS_FIELDS", "PRODUCT_FIELDS", "SALE_FIELDS", "SALE_STATE_FIELDS",
+    "INVOICE_FIELDS", "CONTACT_SHORTCUTS", "address_vals", "wanted_addresses",
+    "wanted_contacts", "party_row", "product_row", "sale_rows", "sale_state_rows",
+    "invoice_rows", "iso_utc", "compact", "value_at",
 ]
 
 import datetime as dt
@@ -22,19 +26,40 @@ from typing import Any
 
 from crm2erp.connectors.tryton.common import cursor_value
 
-PARTY_FIELDS = ("name", "active", "addresses", "contact_mechanisms", "create_date", "write_date")
+
+def _same(*names: str) -> dict[str, str]:
+    """Row fields named like the Tryton fields they hold."""
+    return {name: name for name in names}
+
+
+_AMOUNTS = _same("untaxed_amount", "tax_amount", "total_amount")
+_STATES = _same("state", "invoice_state", "shipment_state")
+#: row field -> Tryton field, after the key and ``id`` (see :func:`_mapped`)
+PRODUCT_MAP = {"name": "name", "list_price": "template.list_price", "type": "template.type",
+               "uom": "default_uom.name"}
+SALE_MAP = {"number": "number", "party_id": "party", "party_code": "party.code",
+            "sale_date": "sale_date", "currency": "currency.code",
+            "description": "description", **_STATES, **_AMOUNTS}
+SALE_STATE_MAP = {"number": "number", **_STATES}
+SALE_LINE_MAP = {"product": "product.code", **_same("quantity", "unit_price", "amount",
+                                                    "description"), "unit": "unit.name"}
+INVOICE_MAP = {**_same("number", "reference", "type"), "party_id": "party",
+               "party_code": "party.code", "party_name": "party.name",
+               "invoice_date": "invoice_date", "currency": "currency.code", **_AMOUNTS,
+               "amount_to_pay": "amount_to_pay", "state": "state"}
+ADDRESS_TEXT = {"street": "street_unstructured", "postal_code": "postal_code", "city": "city"}
+ADDRESS_MAP = {**ADDRESS_TEXT, "country": "country.code"}
+_DATES = ("create_date", "write_date")
+
+PARTY_FIELDS = ("name", "active", "addresses", "contact_mechanisms", *_DATES)
 ADDRESS_FIELDS = ("street_unstructured", "postal_code", "city", "country", "country.code",
                   "invoice", "delivery", "active")
 PRODUCT_FIELDS = ("name", "active", "template.list_price", "template.type", "default_uom.name",
-                  "create_date", "write_date")
-SALE_FIELDS = ("reference", "number", "party", "party.code", "sale_date", "currency.code",
-               "description", "state", "invoice_state", "shipment_state", "untaxed_amount",
-               "tax_amount", "total_amount", "lines", "create_date", "write_date")
-SALE_LINE_FIELDS = ("sale", "type", "product", "product.code", "quantity", "unit_price", "amount",
-                    "description", "unit.name")
-INVOICE_FIELDS = ("number", "reference", "type", "party", "party.code", "party.name",
-                  "invoice_date", "currency.code", "untaxed_amount", "tax_amount",
-                  "total_amount", "amount_to_pay", "state", "sales", "create_date", "write_date")
+                  *_DATES)
+SALE_FIELDS = (*SALE_MAP.values(), "lines", *_DATES)
+SALE_STATE_FIELDS = (*SALE_STATE_MAP.values(), *_DATES)
+SALE_LINE_FIELDS = ("sale", "type", "product", *SALE_LINE_MAP.values())
+INVOICE_FIELDS = (*INVOICE_MAP.values(), "sales", *_DATES)
 CONTACT_SHORTCUTS = ("email", "phone", "mobile", "website", "fax")
 
 
@@ -45,6 +70,25 @@ def iso_utc(moment: dt.datetime | None) -> str | None:
     return moment.replace(tzinfo=dt.UTC).isoformat(timespec="microseconds")
 
 
+def _updated_at(record: Mapping[str, Any]) -> str | None:
+    return iso_utc(cursor_value(record)) if record.get("create_date") else None
+
+
+def value_at(record: Mapping[str, Any], field: str) -> Any:
+    """The value of ``field`` in a read record; ``party.code`` is in ``record["party."]``."""
+    head, dot, rest = field.partition(".")
+    if not dot:
+        return record.get(field)
+    return (record.get(head + ".") or {}).get(rest)
+
+
+def _mapped(record: Mapping[str, Any], key: str, fields: Mapping[str, str]) -> dict[str, Any]:
+    """The key (unless it is ``id``), ``id``, then the ``fields`` map's values."""
+    head = {} if key == "id" else {key: record.get(key)}
+    return {**head, "id": record["id"],
+            **{name: value_at(record, field) for name, field in fields.items()}}
+
+
 def compact(value: str) -> str:
     """A contact value without spacing and punctuation, to compare ``+49 30 1`` with ``+49301``."""
     return re.sub(r"[\s\-()/.]", "", value).lower() if "@" not in value else value.lower()
@@ -52,19 +96,13 @@ def compact(value: str) -> str:
 
 def address_vals(addr: Mapping[str, Any], countries: Mapping[str, int]) -> dict[str, Any]:
     """The Tryton values of one address row; ValueError when its country is unknown."""
-    vals: dict[str, Any] = {
-        "street_unstructured": (str(addr.get("street") or "").strip() or None),
-        "postal_code": (str(addr.get("postal_code") or "").strip() or None),
-        "city": (str(addr.get("city") or "").strip() or None),
-    }
+    vals: dict[str, Any] = {field: str(addr.get(name) or "").strip() or None
+                            for name, field in ADDRESS_TEXT.items()}
     code = str(addr.get("country") or "").strip().upper()
-    if code:
-        if code not in countries:
-            raise ValueError(f"country {code!r} is not in Tryton (load it with "
-                             "trytond_import_countries) or is not an ISO 3166 alpha-2 code")
-        vals["country"] = countries[code]
-    else:
-        vals["country"] = None
+    if code and code not in countries:
+        raise ValueError(f"country {code!r} is not in Tryton (load it with "
+                         "trytond_import_countries) or is not an ISO 3166 alpha-2 code")
+    vals["country"] = countries[code] if code else None
     for flag in ("invoice", "delivery"):
         if addr.get(flag) is not None:
             vals[flag] = bool(addr[flag])
@@ -98,30 +136,19 @@ def wanted_addresses(row: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def wanted_contacts(row: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(type, value)`` pairs from ``contact_mechanisms`` and the shortcut fields."""
-    pairs: list[tuple[str, str]] = []
-    for cm in row.get("contact_mechanisms") or []:
-        if cm.get("value"):
-            pairs.append((str(cm.get("type") or "other"), str(cm["value"]).strip()))
-    for kind in CONTACT_SHORTCUTS:
-        if row.get(kind):
-            pairs.append((kind, str(row[kind]).strip()))
-    seen, unique = set(), []
-    for kind, value in pairs:
-        if (kind, compact(value)) not in seen:
-            seen.add((kind, compact(value)))
-            unique.append((kind, value))
-    return unique
-
-
-def contact_vals(pair: tuple[str, str]) -> dict[str, str]:
-    return {"type": pair[0], "value": pair[1]}
+    pairs = [(str(cm.get("type") or "other"), str(cm["value"]).strip())
+             for cm in row.get("contact_mechanisms") or [] if cm.get("value")]
+    pairs += [(kind, str(row[kind]).strip()) for kind in CONTACT_SHORTCUTS if row.get(kind)]
+    unique: dict[tuple[str, str], tuple[str, str]] = {}
+    for kind, value in pairs:   # the first of the values that compare equal
+        unique.setdefault((kind, compact(value)), (kind, value))
+    return list(unique.values())
 
 
 def _address_row(addr: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if addr is None:
         return None
-    return {"street": addr.get("street_unstructured"), "postal_code": addr.get("postal_code"),
-            "city": addr.get("city"), "country": (addr.get("country.") or {}).get("code")}
+    return {name: value_at(addr, field) for name, field in ADDRESS_MAP.items()}
 
 
 def party_row(party: Mapping[str, Any], addresses: Sequence[Mapping[str, Any]],
@@ -131,8 +158,7 @@ def party_row(party: Mapping[str, Any], addresses: Sequence[Mapping[str, Any]],
     order, so ``phone``/``email``... and ``billing_address`` (the first address flagged
     invoice) / ``shipping_address`` (delivery) are what Tryton itself would use."""
     row: dict[str, Any] = {
-        key_field: party.get(key_field), "id": party["id"], "name": party.get("name"),
-        "active": bool(party.get("active", True)),
+        **_mapped(party, key_field, {"name": "name"}), "active": bool(party.get("active", True)),
         "addresses": [{**_address_row(a), "invoice": bool(a.get("invoice")),
                        "delivery": bool(a.get("delivery"))} for a in addresses],
         "billing_address": _address_row(next((a for a in addresses if a.get("invoice")), None)),
@@ -140,8 +166,8 @@ def party_row(party: Mapping[str, Any], addresses: Sequence[Mapping[str, Any]],
                                                None)),
         "contact_mechanisms": [{"type": c["type"], "value": c["value"]} for c in contacts],
         "relation_to": str(relations[0]["to"]) if relations else None,
-        "relation_type": (relations[0].get("type.") or {}).get("name") if relations else None,
-        "updated_at": iso_utc(cursor_value(party)) if party.get("create_date") else None,
+        "relation_type": value_at(relations[0], "type.name") if relations else None,
+        "updated_at": _updated_at(party),
     }
     for kind in CONTACT_SHORTCUTS:
         row[kind] = next((c["value"] for c in contacts if c["type"] == kind), None)
@@ -149,59 +175,38 @@ def party_row(party: Mapping[str, Any], addresses: Sequence[Mapping[str, Any]],
 
 
 def product_row(product: Mapping[str, Any]) -> dict[str, Any]:
-    template = product.get("template.") or {}
-    return {
-        "code": product.get("code"), "id": product["id"], "name": product.get("name"),
-        "list_price": template.get("list_price"), "type": template.get("type"),
-        "uom": (product.get("default_uom.") or {}).get("name"),
-        "active": bool(product.get("active", True)),
-        "updated_at": iso_utc(cursor_value(product)) if product.get("create_date") else None,
-    }
+    return {**_mapped(product, "code", PRODUCT_MAP), "active": bool(product.get("active", True)),
+            "updated_at": _updated_at(product)}
 
 
-def sale_row(sale: Mapping[str, Any], lines: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    return {
-        "reference": sale.get("reference"), "id": sale["id"], "number": sale.get("number"),
-        "party_id": sale.get("party"), "party_code": (sale.get("party.") or {}).get("code"),
-        "sale_date": sale.get("sale_date"),
-        "currency": (sale.get("currency.") or {}).get("code"),
-        "description": sale.get("description"), "state": sale.get("state"),
-        "invoice_state": sale.get("invoice_state"), "shipment_state": sale.get("shipment_state"),
-        "untaxed_amount": sale.get("untaxed_amount"), "tax_amount": sale.get("tax_amount"),
-        "total_amount": sale.get("total_amount"),
-        "lines": [{"product": (ln.get("product.") or {}).get("code"),
-                   "quantity": ln.get("quantity"), "unit_price": ln.get("unit_price"),
-                   "amount": ln.get("amount"), "description": ln.get("description"),
-                   "unit": (ln.get("unit.") or {}).get("name")}
-                  for ln in lines if ln.get("type", "line") == "line"],
-        "updated_at": iso_utc(cursor_value(sale)),
-    }
+def product_rows(client: Any, products: Sequence[Mapping[str, Any]], key: str) -> list[dict]:
+    return [product_row(p) for p in products]
 
 
-def sale_rows(client: Any, sales: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def sale_rows(client: Any, sales: Sequence[Mapping[str, Any]], key: str) -> list[dict]:
     """Rows of ``sales`` (read with SALE_FIELDS) with their lines, read in one call."""
     line_ids = [i for s in sales for i in s["lines"]]
-    lines = client.model("sale.line", "read", line_ids, list(SALE_LINE_FIELDS)) \
-        if line_ids else []
     by_sale: dict[int, list] = {}
-    for ln in lines:
-        by_sale.setdefault(ln["sale"], []).append(ln)
-    return [sale_row(s, by_sale.get(s["id"], [])) for s in sales]
+    for ln in client.read("sale.line", line_ids, SALE_LINE_FIELDS):
+        if ln.get("type", "line") == "line":
+            by_sale.setdefault(ln["sale"], []).append(
+                {name: value_at(ln, field) for name, field in SALE_LINE_MAP.items()})
+    return [{**_mapped(s, key, SALE_MAP), "lines": by_sale.get(s["id"], []),
+             "updated_at": _updated_at(s)} for s in sales]
 
 
-def invoice_row(inv: Mapping[str, Any], sale_refs: Mapping[int, str | None]) -> dict[str, Any]:
-    refs = [sale_refs.get(s) for s in inv.get("sales") or []]
-    refs = sorted(r for r in refs if r)
-    return {
-        "id": inv["id"], "number": inv.get("number"), "reference": inv.get("reference"),
-        "type": inv.get("type"), "party_id": inv.get("party"),
-        "party_code": (inv.get("party.") or {}).get("code"),
-        "party_name": (inv.get("party.") or {}).get("name"),
-        "invoice_date": inv.get("invoice_date"),
-        "currency": (inv.get("currency.") or {}).get("code"),
-        "untaxed_amount": inv.get("untaxed_amount"), "tax_amount": inv.get("tax_amount"),
-        "total_amount": inv.get("total_amount"), "amount_to_pay": inv.get("amount_to_pay"),
-        "state": inv.get("state"),
-        "sale_reference": refs[0] if refs else None, "sale_references": refs,
-        "updated_at": iso_utc(cursor_value(inv)),
-    }
+def sale_state_rows(client: Any, sales: Sequence[Mapping[str, Any]], key: str) -> list[dict]:
+    return [{**_mapped(s, key, SALE_STATE_MAP), "updated_at": _updated_at(s)} for s in sales]
+
+
+def invoice_rows(client: Any, invoices: Sequence[Mapping[str, Any]], key: str) -> list[dict]:
+    """Rows of ``invoices`` (read with INVOICE_FIELDS) with the references of their sales,
+    read in one call."""
+    sale_ids = sorted({s for inv in invoices for s in inv.get("sales") or []})
+    refs = {s["id"]: s["reference"] for s in client.read("sale.sale", sale_ids, ["reference"])}
+    rows = []
+    for inv in invoices:
+        mine = sorted(r for r in (refs.get(s) for s in inv.get("sales") or []) if r)
+        rows.append({**_mapped(inv, "id", INVOICE_MAP), "sale_reference": mine[0] if mine
+                     else None, "sale_references": mine, "updated_at": _updated_at(inv)})
+    return rows

@@ -24,15 +24,16 @@ __all__ = ["SaleWriter"]
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any
 
-from crm2erp.connectors.base import Row, WriteAction, WriteResult
-from crm2erp.connectors.toolkit.batches import chunks
-from crm2erp.connectors.toolkit.records import as_id
-from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, Lookups, send_unless_done
-from crm2erp.connectors.tryton.config import TrytonConfig
-from crm2erp.connectors.tryton.rows import SALE_FIELDS, sale_rows
+from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
+from crm2erp.connectors.toolkit.records import as_id, for_found_ids
+from crm2erp.connectors.toolkit.results import RowResults
+from crm2erp.connectors.tryton.client import TrytonUserError
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, known, press, search_in
+from crm2erp.connectors.tryton.rows import value_at
+from crm2erp.connectors.tryton.writer import TrytonWriter
 from crm2erp.errors import RetriableError
 
 EDITABLE = ("draft", "quotation")
@@ -40,33 +41,23 @@ CONFIRMED = ("confirmed", "processing", "done")   # states a confirmed sale move
 QUOTED = ("quotation", *CONFIRMED)
 
 
-class SaleWriter:
-    def __init__(self, client: TrytonClient, config: TrytonConfig, lookups: Lookups):
-        self.client, self.config, self.lookups = client, config, lookups
-        self._default_term: Any = ...
-        self._company_currency: int | None = None
+class SaleWriter(TrytonWriter):
+    stream, model = "sales", "sale.sale"
+
+    def lookup(self, keys: Sequence[str]) -> dict[str, dict]:
+        return self.reader.lookup(self.stream, sorted(set(keys)))
 
     # -- reading helpers ---------------------------------------------------
-    def existing(self, refs: Sequence[str]) -> dict[str, dict]:
-        found: dict[str, dict] = {}
-        for part in chunks(sorted(set(refs)), 500):
-            sales = self.client.model("sale.sale", "search_read", [("reference", "in", part)],
-                                      0, None, None, list(SALE_FIELDS))
-            found.update({row["reference"]: row for row in sale_rows(self.client, sales)})
-        return found
-
     def _parties(self, rows: Sequence[Row]) -> dict[Any, dict]:
         """Party id/code -> {id, code, invoice_address, shipment_address, payment_term}."""
         ids = {as_id(r.get("party_id")) for r in rows} - {None}
         codes = {str(r["party_code"]) for r in rows if r.get("party_code")}
         domain: list[Any] = ["OR", ("id", "in", sorted(ids)), ("code", "in", sorted(codes))]
-        parties = self.client.model("party.party", "search_read", domain, 0, None, None,
-                                    ["code", "addresses", "customer_payment_term"],
-                                    context=NOT_ACTIVE)
+        parties = self.client.search_read("party.party", domain, [
+            "code", "addresses", "customer_payment_term"], context=NOT_ACTIVE)
         addr_ids = [a for p in parties for a in p["addresses"]]
-        addrs = {a["id"]: a for a in self.client.model(
-            "party.address", "read", addr_ids, ["invoice", "delivery", "active"])} \
-            if addr_ids else {}
+        addrs = {a["id"]: a for a in self.client.read("party.address", addr_ids,
+                                                      ["invoice", "delivery", "active"])}
         out: dict[Any, dict] = {}
         for p in parties:
             mine = [addrs[a] for a in p["addresses"] if addrs[a].get("active", True)]
@@ -81,30 +72,24 @@ class SaleWriter:
     def _products(self, rows: Sequence[Row]) -> dict[str, dict]:
         codes = sorted({str(ln.get("product")) for r in rows for ln in r.get("lines") or []
                         if ln.get("product")})
-        if not codes:
-            return {}
-        found = self.client.model("product.product", "search_read", [("code", "in", codes)],
-                                  0, None, None, ["code", "sale_uom", "salable",
-                                                  "template.account_category"])
+        found = search_in(self.client, "product.product", "code", codes,
+                          ["code", "sale_uom", "salable", "template.account_category"])
         # taxes come from the product's account category (what the on-change would use)
-        cats = sorted({(p.get("template.") or {}).get("account_category") for p in found} - {None})
-        taxes = {c["id"]: c["customer_taxes_used"] for c in self.client.model(
-            "product.category", "read", cats, ["customer_taxes_used"])} if cats else {}
+        cats = sorted({value_at(p, "template.account_category") for p in found} - {None})
+        taxes = {c["id"]: c["customer_taxes_used"] for c in self.client.read(
+            "product.category", cats, ["customer_taxes_used"])}
         for p in found:
-            p["customer_taxes_used"] = taxes.get((p.get("template.") or {}).get("account_category"),
-                                                 [])
+            p["customer_taxes_used"] = taxes.get(value_at(p, "template.account_category"), [])
         return {p["code"]: p for p in found}
 
+    @cached_property
     def _defaults(self) -> tuple[Any, int | None]:
-        if self._default_term is ...:
-            conf = self.client.model("account.configuration", "read", [1],
-                                     ["default_customer_payment_term"])
-            self._default_term = conf[0].get("default_customer_payment_term") if conf else None
-            company = self.client.context.get("company")
-            if company:
-                self._company_currency = self.client.model(
-                    "company.company", "read", [company], ["currency"])[0]["currency"]
-        return self._default_term, self._company_currency
+        """The accounting's default payment term and the company's currency (read once)."""
+        conf = self.client.read("account.configuration", [1], ["default_customer_payment_term"])
+        company = self.client.context.get("company")
+        return (conf[0].get("default_customer_payment_term") if conf else None,
+                self.client.read("company.company", [company], ["currency"])[0]["currency"]
+                if company else None)
 
     # -- building values -----------------------------------------------------
     def _vals(self, row: Row, parties: Mapping, products: Mapping) -> tuple[dict, list]:
@@ -116,12 +101,10 @@ class SaleWriter:
         if party["invoice_address"] is None:
             raise ValueError(f"party {party['code']!r} has no address; Tryton needs one to "
                              "invoice and ship the sale")
-        term, company_currency = self._defaults()
-        currency = company_currency
+        term, currency = self._defaults
         if row.get("currency"):
-            currency = self.lookups.one("currency.currency", "code", str(row["currency"]))
-            if currency is None:
-                raise ValueError(f"currency {row['currency']!r} is not in Tryton")
+            currency = known(self.lookups.one("currency.currency", "code", str(row["currency"])),
+                             f"currency {row['currency']!r} is not in Tryton")
         header: dict[str, Any] = {
             "reference": str(row["reference"]), "party": party["id"],
             "invoice_address": party["invoice_address"],
@@ -133,97 +116,73 @@ class SaleWriter:
             header["company"] = self.client.context["company"]
         if row.get("sale_date"):
             header["sale_date"] = _date(row["sale_date"])
-        lines_in = row.get("lines") or []
-        if not lines_in:
+        if not row.get("lines"):
             raise ValueError("a sale needs at least one line")
-        lines = []
-        for no, ln in enumerate(lines_in, 1):
-            code = str(ln.get("product") or "")
-            product = products.get(code)
-            if product is None:
-                raise ValueError(f"line {no}: product {code!r} is not in Tryton; "
-                                 "sync the product first")
-            if not product.get("salable"):
-                raise ValueError(f"line {no}: product {code!r} is not salable in Tryton")
-            try:
-                quantity = float(Decimal(str(ln.get("quantity"))))
-                price = Decimal(str(ln.get("unit_price")))
-            except (InvalidOperation, ValueError, TypeError):
-                raise ValueError(f"line {no}: quantity {ln.get('quantity')!r} and unit_price "
-                                 f"{ln.get('unit_price')!r} must be numbers") from None
-            unit = product["sale_uom"]
-            if ln.get("unit"):
-                unit = self.lookups.uom(str(ln["unit"]))
-                if unit is None:
-                    raise ValueError(f"line {no}: unit {ln['unit']!r} is not in Tryton")
-            vals = {"type": "line", "product": product["id"], "quantity": quantity,
-                    "unit": unit, "unit_price": price,
-                    "taxes": [["add", product.get("customer_taxes_used") or []]]}
-            if ln.get("description"):
-                vals["description"] = str(ln["description"])
-            lines.append(vals)
-        return header, lines
+        return header, [self._line(no, ln, products) for no, ln in enumerate(row["lines"], 1)]
+
+    def _line(self, no: int, ln: Mapping[str, Any], products: Mapping) -> dict[str, Any]:
+        code = str(ln.get("product") or "")
+        product = known(products.get(code), f"line {no}: product {code!r} is not in Tryton; "
+                                            "sync the product first")
+        if not product.get("salable"):
+            raise ValueError(f"line {no}: product {code!r} is not salable in Tryton")
+        try:
+            quantity = float(Decimal(str(ln.get("quantity"))))
+            price = Decimal(str(ln.get("unit_price")))
+        except (InvalidOperation, ValueError, TypeError):
+            raise ValueError(f"line {no}: quantity {ln.get('quantity')!r} and unit_price "
+                             f"{ln.get('unit_price')!r} must be numbers") from None
+        unit = product["sale_uom"]
+        if ln.get("unit"):
+            unit = known(self.lookups.uom(str(ln["unit"])),
+                         f"line {no}: unit {ln['unit']!r} is not in Tryton")
+        vals = {"type": "line", "product": product["id"], "quantity": quantity,
+                "unit": unit, "unit_price": price,
+                "taxes": [["add", product.get("customer_taxes_used") or []]]}
+        if ln.get("description"):
+            vals["description"] = str(ln["description"])
+        return vals
 
     # -- upsert ----------------------------------------------------------------
     def upsert(self, rows: Sequence[Row]) -> list[WriteResult]:
-        results: list[WriteResult | None] = [None] * len(rows)
-        keys: dict[int, str] = {}
-        for pos, row in enumerate(rows):
-            key = str(row.get("reference") or "").strip()
-            if not key or key in keys.values():
-                results[pos] = WriteResult(key, WriteAction.FAILED, error=(
-                    f"sale reference {key!r} appears twice in one batch" if key else
-                    "row has no 'reference' (the key Tryton matches sales on)"))
-            else:
-                keys[pos] = key
-        existing = self.existing(list(keys.values()))
-        live = [rows[p] for p in keys]
+        results = RowResults.keyed(
+            rows, lambda row: str(row.get("reference") or "").strip(),
+            missing="row has no 'reference' (the key Tryton matches sales on)",
+            twice=lambda key: f"sale reference {key!r} appears twice in one batch")
+        existing = self.lookup(list(results.keys.values()))
+        live = [rows[p] for p in results.keys]
         parties, products = (self._parties(live), self._products(live)) if live else ({}, {})
-        creates, rewrites, confirm = [], [], []
-
-        def fail(item, message):
-            pos = item[0]
-            results[pos] = WriteResult(keys[pos], WriteAction.FAILED, error=message)
-
-        for pos, key in keys.items():
+        creates, rewrites = {}, []
+        for pos, key in results.keys.items():
             try:
                 header, lines = self._vals(rows[pos], parties, products)
             except ValueError as exc:
-                fail((pos,), f"sale {key!r}: {exc}")
+                results.fail(pos, f"sale {key!r}: {exc}")
                 continue
             current = existing.get(key)
             if current is None:
-                creates.append((pos, {**header, "lines": [["create", lines]]}))
+                creates[pos] = {**header, "lines": [["create", lines]]}
             elif current["state"] in EDITABLE:
                 rewrites.append((pos, current, header, lines))
             elif _same(current, header, lines, products):
-                results[pos] = WriteResult(key, WriteAction.UNCHANGED, str(current["id"]))
+                results.set(pos, WriteAction.UNCHANGED, str(current["id"]))
             else:
-                fail((pos,), f"sale {key!r} (Tryton {current['number'] or current['id']}) is "
-                             f"{current['state']} and can no longer change in Tryton; cancel "
-                             "it there and send the order under a new reference")
-        position = {keys[pos]: pos for pos, _ in creates}
-        outcomes = send_unless_done(self.client, "sale.sale", "create",
-                                    {keys[pos]: vals for pos, vals in creates},
-                                    lambda refs: {ref: sale["id"] for ref, sale
-                                                  in self.existing(refs).items()},
-                                    batch_size=self.config.write_batch_size)
-        for key, outcome in outcomes.items():
-            pos = position[key]
-            if isinstance(outcome, int):
-                results[pos] = WriteResult(key, WriteAction.CREATED, str(outcome))
-                confirm.append((pos, outcome))
-            else:
-                fail((pos,), outcome)
+                results.fail(pos, f"sale {key!r} (Tryton {current['number'] or current['id']}) "
+                                  f"is {current['state']} and can no longer change in Tryton; "
+                                  "cancel it there and send the order under a new reference")
+        confirm = self.create("sale.sale", results, creates, lambda refs: {
+            ref: sale["id"] for ref, sale in self.lookup(refs).items()})
         for pos, current, header, lines in rewrites:
-            self._rewrite(pos, keys[pos], current, header, lines, results, confirm, fail)
+            if self._rewrite(pos, current, header, lines, results):
+                confirm[pos] = current["id"]
         if self.config.confirm_sales:
-            self._confirm(confirm, keys, fail)
-        return results  # type: ignore[return-value]
+            self._confirm(confirm, results)
+        return results.all()
 
-    def _rewrite(self, pos, key, current, header, lines, results, confirm, fail) -> None:
+    def _rewrite(self, pos: int, current: dict, header: dict, lines: list,
+                 results: RowResults) -> bool:
         sid = current["id"]
-        old_lines = self.client.model("sale.sale", "read", [sid], ["lines"])[0]["lines"]
+        old_lines = self.client.read("sale.sale", [sid], ["lines"])[0]["lines"]
         try:
             if current["state"] == "quotation":
                 self.client.model("sale.sale", "draft", [sid], idempotent=False)
@@ -233,12 +192,12 @@ class SaleWriter:
         except RetriableError:   # a lost answer: the next run plans again from Tryton
             raise
         except Exception as exc:  # noqa: BLE001 - RecordError or server error: this row only
-            fail((pos,), f"sale {key!r}: {exc}")
-            return
-        results[pos] = WriteResult(key, WriteAction.UPDATED, str(sid))
-        confirm.append((pos, sid))
+            results.fail(pos, f"sale {results.key(pos)!r}: {exc}")
+            return False
+        results.set(pos, WriteAction.UPDATED, str(sid))
+        return True
 
-    def _confirm(self, items: list[tuple[int, int]], keys: Mapping[int, str], fail) -> None:
+    def _confirm(self, sale_ids: Mapping[int, int], results: RowResults) -> None:
         """``quote`` then ``confirm``; a refused sale stays as it was, row FAILED.
 
         Buttons are sent once: pressed again after a lost answer, Tryton refuses a
@@ -246,21 +205,44 @@ class SaleWriter:
         presses the button only on those it did not move. The next upsert of a
         refused row finds the sale editable and tries again.
         """
-        by_key = {keys[pos]: (pos, sid) for pos, sid in items}
-        sale_id = {key: sid for key, (_, sid) in by_key.items()}
-        todo = dict(sale_id)
+        position = {results.key(pos): pos for pos in sale_ids}
+        todo = {results.key(pos): sid for pos, sid in sale_ids.items()}
         for button, reached in (("quote", QUOTED), ("confirm", CONFIRMED)):
-            def done(wanted: list[str], reached=reached) -> dict[str, int]:
-                states = {s["id"]: s["state"] for s in self.client.model(
-                    "sale.sale", "read", [sale_id[k] for k in wanted], ["state"])}
-                return {k: sale_id[k] for k in wanted if states.get(sale_id[k]) in reached}
-            outcomes = send_unless_done(self.client, "sale.sale", button, todo, done,
-                                        batch_size=self.config.write_batch_size)
+            outcomes = press(self.client, "sale.sale", button, todo, reached,
+                             batch_size=self.config.write_batch_size)
             for key, outcome in outcomes.items():
                 if not isinstance(outcome, int):
-                    fail(by_key[key], f"sale {key!r} was saved (id {todo[key]}) but Tryton "
-                                      f"refused to {button} it: {outcome}")
+                    results.fail(position[key], f"sale {key!r} was saved (id {todo[key]}) but "
+                                                f"Tryton refused to {button} it: {outcome}")
             todo = {k: sid for k, sid in todo.items() if isinstance(outcomes.get(k), int)}
+
+    # -- delete ------------------------------------------------------------------
+    def delete(self, ids: Sequence[str], mode: DeleteMode) -> list[WriteResult]:
+        """``ids`` are sale ids (the engine's target ids): cancelled (IGNORE: nothing);
+        a missing sale is FAILED."""
+        def cancel(key: str, sid: int, sale: dict) -> WriteResult:
+            if mode is DeleteMode.IGNORE or sale["state"] == "cancelled":
+                return WriteResult(key, WriteAction.UNCHANGED, key)
+            ref = sale["reference"] or key
+            if sale["state"] not in EDITABLE:
+                return WriteResult(key, WriteAction.FAILED, key, error=(
+                    f"sale {ref!r} is {sale['state']}; Tryton only cancels drafts and "
+                    "quotations - handle it in Tryton (return sale or credit note)"))
+            try:
+                if sale["state"] == "quotation":
+                    self.client.model("sale.sale", "draft", [sid])
+                self.client.model("sale.sale", "cancel", [sid])
+                if mode is DeleteMode.DELETE:
+                    self.client.model("sale.sale", "delete", [sid])
+                return WriteResult(key, WriteAction.UPDATED, key)
+            except TrytonUserError as exc:
+                return WriteResult(key, WriteAction.FAILED, key,
+                                   error=f"sale {ref!r} is {sale['state']}: {exc}")
+
+        return for_found_ids(ids, lambda wanted: self.by_id(wanted, ["reference", "state"]),
+                             cancel, lambda key: WriteResult(
+            key, WriteAction.FAILED, error=f"no sale.sale with id {key!r} in Tryton (deleted "
+            "by hand?)"))
 
 
 def _pick(addresses: Sequence[Mapping], flag: str) -> int | None:

@@ -16,14 +16,14 @@ ordering on the client keeps the ``(cursor, key)`` contract exact.
 
 from __future__ import annotations
 
-__all__ = ["TrytonReader", "STREAM_MODELS"]
+__all__ = ["TrytonReader", "STREAMS"]
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
 
-from crm2erp.connectors.base import Batch, Cursor, Rejected
+from crm2erp.connectors.base import Batch, Cursor, Rejected, Row
 from crm2erp.connectors.tryton.client import TrytonClient
-from crm2erp.connectors.tryton.common import NOT_ACTIVE, cursor_value, parse_cursor
+from crm2erp.connectors.tryton.common import NOT_ACTIVE, cursor_value, parse_cursor, search_in
 from crm2erp.connectors.tryton.config import TrytonConfig
 from crm2erp.connectors.tryton.parties import party_rows
 from crm2erp.connectors.tryton.rows import (
@@ -31,40 +31,58 @@ from crm2erp.connectors.tryton.rows import (
     PARTY_FIELDS,
     PRODUCT_FIELDS,
     SALE_FIELDS,
-    invoice_row,
+    SALE_STATE_FIELDS,
+    invoice_rows,
     iso_utc,
-    product_row,
+    product_rows,
     sale_rows,
+    sale_state_rows,
 )
 
 SCAN_PAGE = 5000
 
-# stream -> (model, key field, extra domain, context)
-STREAM_MODELS: dict[str, tuple[str, str, list, dict]] = {
-    "parties": ("party.party", "code", [], NOT_ACTIVE),
-    "products": ("product.product", "code", [], NOT_ACTIVE),
-    "sales": ("sale.sale", "reference", [("reference", "!=", None)], {}),
-    "sale_states": ("sale.sale", "reference", [("reference", "!=", None)], {}),
-    "invoices": ("account.invoice", "id", [("type", "=", "out")], {}),
+
+class Stream(NamedTuple):
+    """Where a stream's records are and how they become rows."""
+
+    model: str
+    key: str
+    #: what is read of a record besides its key
+    fields: tuple[str, ...]
+    #: ``rows(client, records, key)``: the rows of records read with the key and ``fields``
+    rows: Callable[[TrytonClient, list[dict], str], list[Row]]
+    domain: tuple = ()
+    #: the context of the reads (``NOT_ACTIVE``: archived records too)
+    context: dict[str, Any] | None = None
+
+
+_REFERENCED = (("reference", "!=", None),)
+STREAMS: dict[str, Stream] = {
+    "parties": Stream("party.party", "code", PARTY_FIELDS, party_rows, context=NOT_ACTIVE),
+    "products": Stream("product.product", "code", PRODUCT_FIELDS, product_rows,
+                       context=NOT_ACTIVE),
+    "sales": Stream("sale.sale", "reference", SALE_FIELDS, sale_rows, _REFERENCED),
+    "sale_states": Stream("sale.sale", "reference", SALE_STATE_FIELDS, sale_state_rows,
+                          _REFERENCED),
+    "invoices": Stream("account.invoice", "id", INVOICE_FIELDS, invoice_rows,
+                       (("type", "=", "out"),)),
 }
-SALE_STATE_FIELDS = ("reference", "number", "state", "invoice_state", "shipment_state",
-                     "create_date", "write_date")
 
 
 class TrytonReader:
     def __init__(self, client: TrytonClient, config: TrytonConfig):
         self.client, self.config = client, config
 
-    def _model(self, stream: str) -> tuple[str, str, list, dict]:
-        model, key, extra, ctx = STREAM_MODELS[stream]
+    def spec(self, stream: str) -> Stream:
+        """The stream's :class:`Stream`; the parties' key is ``party.key_field``."""
         if stream == "parties":
-            key = self.config.party.key_field
-        return model, key, extra, ctx
+            return STREAMS[stream]._replace(key=self.config.party.key_field)
+        return STREAMS[stream]
 
     def scan(self, stream: str, since: Cursor | None) -> list[tuple[Any, str | None, int]]:
         """``(change time, key, id)`` of every record changed at or after ``since``, sorted;
         the key is None for a record that has none (:meth:`read` rejects it)."""
-        model, key, extra, ctx = self._model(stream)
+        model, key, _, _, extra, ctx = self.spec(stream)
         domain: list[Any] = list(extra)
         moment = parse_cursor(since.value) if since is not None else None
         if moment is not None:
@@ -74,9 +92,8 @@ class TrytonReader:
         found: list[tuple[Any, str | None, int]] = []
         last_id = 0
         while True:
-            page = self.client.model(model, "search_read", [*domain, ("id", ">", last_id)],
-                                     0, SCAN_PAGE, [["id", "ASC"]], fields,
-                                     context=ctx or None)
+            page = self.client.search_read(model, [*domain, ("id", ">", last_id)], fields,
+                                           limit=SCAN_PAGE, order=[["id", "ASC"]], context=ctx)
             for rec in page:
                 value = rec["id"] if key == "id" else rec.get(key)
                 found.append((cursor_value(rec), None if value in (None, "") else str(value),
@@ -98,20 +115,19 @@ class TrytonReader:
         in a batch of their own.
         """
         size = min(batch_size, self.config.page_size)
-        model, key, _, _ = self._model(stream)
         part: list[tuple[Any, str | None, int]] = []
         keyed = 0
         for item in self.scan(stream, since):
             part.append(item)
             keyed += item[1] is not None
             if keyed == size:
-                yield self._batch(stream, model, key, part)
+                yield self._batch(stream, part)
                 part, keyed = [], 0
         if part:
-            yield self._batch(stream, model, key, part)
+            yield self._batch(stream, part)
 
-    def _batch(self, stream: str, model: str, key: str,
-               part: list[tuple[Any, str | None, int]]) -> Batch:
+    def _batch(self, stream: str, part: list[tuple[Any, str | None, int]]) -> Batch:
+        model, key = self.spec(stream)[:2]
         rows = self.rows(stream, [rid for _, _, rid in part])
         by_id = {row["id"]: row for row in rows if "id" in row}
         keyed = [item for item in part if item[1] is not None]
@@ -128,30 +144,19 @@ class TrytonReader:
 
     def rows(self, stream: str, ids: Sequence[int]) -> list[dict[str, Any]]:
         """Full rows of the records ``ids``, in that order."""
+        spec = self.spec(stream)
+        fields = [spec.key, *spec.fields] if spec.key != "id" else list(spec.fields)
+        records = self.client.read(spec.model, ids, fields, context=spec.context)
         order = {rid: n for n, rid in enumerate(ids)}
-        rows = self._rows(stream, ids)
+        rows = spec.rows(self.client, records, spec.key)
         rows.sort(key=lambda row: order.get(row["id"], len(order)))
         return rows
 
-    def _rows(self, stream: str, ids: Sequence[int]) -> list[dict[str, Any]]:
-        model, key, _, ctx = self._model(stream)
-        call = self.client.model
-        if stream == "parties":
-            recs = call(model, "read", list(ids), [key, *PARTY_FIELDS], context=NOT_ACTIVE)
-            return party_rows(self.client, recs, key)
-        if stream == "products":
-            recs = call(model, "read", list(ids), ["code", *PRODUCT_FIELDS], context=NOT_ACTIVE)
-            return [product_row(p) for p in recs]
-        if stream == "sales":
-            return sale_rows(self.client, call(model, "read", list(ids), list(SALE_FIELDS)))
-        if stream == "sale_states":
-            recs = call(model, "read", list(ids), list(SALE_STATE_FIELDS))
-            return [{"reference": s["reference"], "id": s["id"], "number": s["number"],
-                     "state": s["state"], "invoice_state": s["invoice_state"],
-                     "shipment_state": s["shipment_state"],
-                     "updated_at": iso_utc(cursor_value(s))} for s in recs]
-        recs = call(model, "read", list(ids), list(INVOICE_FIELDS))
-        sale_ids = sorted({s for inv in recs for s in inv.get("sales") or []})
-        refs = {s["id"]: s["reference"] for s in call(
-            "sale.sale", "read", sale_ids, ["reference"])} if sale_ids else {}
-        return [invoice_row(inv, refs) for inv in recs]
+    def lookup(self, stream: str, keys: Sequence[str]) -> Mapping[str, Row]:
+        """``{key: row}`` of the records with ``keys`` (archived ones too where the stream
+        reads them), as a read gives them."""
+        spec = self.spec(stream)
+        records = {r[spec.key]: r for r in search_in(self.client, spec.model, spec.key, keys,
+                                                     [spec.key, *spec.fields], spec.context)}
+        return {row[spec.key]: row
+                for row in spec.rows(self.client, list(records.values()), spec.key)}
