@@ -35,24 +35,17 @@ def column_kind(coltype: sa.types.TypeEngine) -> str:
     return _kind_of(type(coltype))
 
 
+#: Column type classes and their kind, the first that matches wins (DateTime before
+#: Date, Integer and Float before Numeric: subclasses first).
+_KINDS = ((sa.DateTime, "datetime"), (sa.Date, "date"), (sa.Boolean, "boolean"),
+          (sa.Integer, "integer"), (sa.Float, "float"), (sa.Numeric, "decimal"),
+          (sa.String, "text"))
+
+
 @functools.cache
 def _kind_of(coltype: type) -> str:
     """The kind depends on the type's class alone: worked out once per class."""
-    if issubclass(coltype, sa.DateTime):
-        return "datetime"
-    if issubclass(coltype, sa.Date):
-        return "date"
-    if issubclass(coltype, sa.Boolean):
-        return "boolean"
-    if issubclass(coltype, sa.Integer):
-        return "integer"
-    if issubclass(coltype, sa.Float):
-        return "float"
-    if issubclass(coltype, sa.Numeric):
-        return "decimal"
-    if issubclass(coltype, sa.String):
-        return "text"
-    return "other"
+    return next((kind for base, kind in _KINDS if issubclass(coltype, base)), "other")
 
 
 def parse_datetime(value: Any, tz: dt.tzinfo) -> dt.datetime:
