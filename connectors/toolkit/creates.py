@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from crm2erp.connectors.toolkit.batches import isolate
+from crm2erp.connectors.toolkit.batches import chunks, isolate
 from crm2erp.errors import RecordError, RetriableError
 from crm2erp.http import HttpClient
 
@@ -61,7 +61,8 @@ def create_unless_found(keys: list[str], create: Outcomes, find: Outcomes, *,
 def create_isolated(items: Mapping[str, Any], create: Callable[[list[Any]], Sequence[Any]],
                     find: Outcomes, *, client: HttpClient, what: str,
                     refused: type[Exception] | tuple[type[Exception], ...] = RecordError,
-                    message: Callable[[Exception], str] = str) -> dict[str, int | str]:
+                    message: Callable[[Exception], str] = str,
+                    batch_size: int | None = None) -> dict[str, int | str]:
     """``{key: new record id}`` for every key of ``items`` the system created, ``{key: error
     text}`` for each it refused, for systems that create a list in one transaction.
 
@@ -69,13 +70,16 @@ def create_isolated(items: Mapping[str, Any], create: Callable[[list[Any]], Sequ
     the new ids in their order; a call the system refuses (``refused``) is split until
     the refused records are alone (:func:`~crm2erp.connectors.toolkit.batches.isolate`,
     ``message(error)`` their error text); a lost answer is :func:`create_unless_found`'s
-    (``find(keys)``: ``{key: record id}`` of the keys that exist now). No call for no items.
+    (``find(keys)``: ``{key: record id}`` of the keys that exist now). ``batch_size``: at
+    most that many records a call (all in one without it). No call for no items.
     """
     def send(keys: list[str]) -> dict[str, int | str]:
         outcomes: dict[str, int | str] = {}
-        for sent, ids in isolate(keys, lambda part: create([items[key] for key in part]),
-                                 outcomes.__setitem__, refused=refused, message=message):
-            outcomes.update((key, int(new_id)) for key, new_id in zip(sent, ids, strict=True))
+        for batch in chunks(keys, batch_size) if batch_size else [keys]:
+            for sent, ids in isolate(batch, lambda part: create([items[key] for key in part]),
+                                     outcomes.__setitem__, refused=refused, message=message):
+                outcomes.update((key, int(new_id))
+                                for key, new_id in zip(sent, ids, strict=True))
         return outcomes
 
     return create_unless_found(list(items), send, find, client=client, what=what)

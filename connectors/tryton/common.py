@@ -20,8 +20,8 @@ import datetime as dt
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from crm2erp.connectors.toolkit.batches import chunks, isolate
-from crm2erp.connectors.toolkit.creates import create_unless_found
+from crm2erp.connectors.toolkit.batches import chunks
+from crm2erp.connectors.toolkit.creates import create_isolated
 from crm2erp.connectors.toolkit.timestamps import utc_instant
 from crm2erp.connectors.tryton.client import TrytonClient
 from crm2erp.errors import ConfigError
@@ -71,20 +71,14 @@ def send_unless_done(client: TrytonClient, model: str, method: str,
     batches of ``batch_size``, a refused batch split to its culprits; when an
     answer is lost, ``done(keys)`` answers ``{key: record id}`` for the keys
     Tryton holds done now, and only the others are sent again
-    (:func:`~crm2erp.connectors.toolkit.creates.create_unless_found`).
+    (:func:`~crm2erp.connectors.toolkit.creates.create_isolated`).
     """
-    def send(keys: list[str]) -> dict[str, int | str]:
-        outcomes: dict[str, int | str] = {}
-        for part in chunks(keys, batch_size):
-            for sent, answer in isolate(part, lambda b: client.model(
-                    model, method, [items[k] for k in b], idempotent=False),
-                    outcomes.__setitem__):
-                ids = answer if method == "create" else [items[k] for k in sent]
-                outcomes.update((k, int(i)) for k, i in zip(sent, ids, strict=True))
-        return outcomes
+    def call(values: list[Any]) -> list[Any]:
+        answer = client.model(model, method, values, idempotent=False)
+        return answer if method == "create" else values   # a button: the ids pressed
 
-    return create_unless_found(list(items), send, done, client=client.http,
-                               what=f"Tryton {method} on {model}")
+    return create_isolated(items, call, done, client=client.http,
+                           what=f"Tryton {method} on {model}", batch_size=batch_size)
 
 
 def press(client: TrytonClient, model: str, button: str, ids: Mapping[str, int],

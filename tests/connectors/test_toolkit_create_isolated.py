@@ -38,3 +38,20 @@ def test_create_isolated_fails_only_refused_records_and_never_creates_twice():
     assert client.stats.retries == 1
     assert create_isolated({}, create, find, client=client, what="create") == {}
     assert len(calls) == 5                                   # no call for no items
+
+
+def test_create_isolated_sends_at_most_batch_size_records_a_call():
+    client = HttpClient(HttpSettings(), sleep=lambda _: None)
+    calls: list[list[str]] = []
+
+    def create(values):
+        calls.append([v["name"] for v in values])
+        if any(v["name"] == "bad" for v in values):
+            raise RecordError("bad refused")
+        return [ord(v["name"][0]) for v in values]
+
+    items = {key: {"name": key} for key in ["a", "b", "c", "bad", "e"]}
+    outcomes = create_isolated(items, create, lambda keys: {}, client=client, what="create",
+                               batch_size=2)
+    assert outcomes == {"a": 97, "b": 98, "c": 99, "bad": "bad refused", "e": 101}
+    assert calls == [["a", "b"], ["c", "bad"], ["c"], ["bad"], ["e"]]
