@@ -520,10 +520,10 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
                                  | {c.entity for c in batch.canonical})
         with self.engine.begin() as conn:
             result = write_batch(conn, batch, numbers)
-            kept = lock is None or locking.extend_on(conn, *lock)
+            lost = lock is not None and not locking.extend_on(conn, *lock)
         self._analyze_grown(len(batch.xref) + len(batch.canonical))
-        if not kept:
-            raise _lost_lock(lock[0])   # type: ignore[index]   # kept: lock is not None
+        if lock is not None and lost:
+            raise _lost_lock(lock[0])
         return result
 
     def _analyze_grown(self, written: int) -> None:
