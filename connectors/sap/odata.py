@@ -17,12 +17,11 @@ __all__ = ["parse_date", "format_date", "parse_time", "format_time", "to_wire", 
            "literal", "sap_error", "describe_error"]
 
 import datetime as dt
-import json
 import re
 from decimal import Decimal
 from typing import Any
 
-from crm2erp.connectors.toolkit.errors import status_text
+from crm2erp.connectors.toolkit.errors import json_or_none, status_text
 from crm2erp.connectors.toolkit.odata import odata_string
 
 _DATE = re.compile(r"^/Date\((-?\d+)([+-]\d{4})?\)/$")
@@ -109,10 +108,7 @@ def sap_error(content: bytes | str | None) -> tuple[str, str] | None:
     messages (SAP puts the field-level reasons there), which is what a
     steward needs in the dead-letter reason.
     """
-    try:
-        body = json.loads(content or b"null")
-    except ValueError:
-        return None
+    body = json_or_none(content)
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
         return None
