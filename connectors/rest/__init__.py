@@ -12,14 +12,14 @@ from __future__ import annotations
 
 __all__ = ["RestConnector", "RestConfig", "RestStreamConfig", "build_error_mapper"]
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
-from crm2erp.connectors.base import Batch, Cursor, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import Batch, Cursor, StreamInfo
 from crm2erp.connectors.rest.config import RestConfig, RestStreamConfig
 from crm2erp.connectors.rest.source import RestReader
 from crm2erp.connectors.rest.target import RestWriter
-from crm2erp.connectors.toolkit.connector import ApiConnector
+from crm2erp.connectors.toolkit.connector import GuardedApiConnector
 from crm2erp.connectors.toolkit.errors import check_streams
 from crm2erp.connectors.toolkit.listing import build_paginator
 from crm2erp.connectors.toolkit.rules import build_error_mapper
@@ -34,7 +34,7 @@ def build_client(config: RestConfig, **client_options: Any) -> HttpClient:
                       name=config.name, **client_options)
 
 
-class RestConnector(ApiConnector):
+class RestConnector(GuardedApiConnector):
     """Any JSON REST API described in YAML; ``client`` exposes the request stats."""
 
     name = "rest"
@@ -67,6 +67,3 @@ class RestConnector(ApiConnector):
     def read(self, stream: str, since: Cursor | None = None, *,
              batch_size: int = 500) -> Iterator[Batch]:
         return self.reader.read(stream, self._stream_config(stream), since, batch_size)
-
-    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        return self.writer.upsert(stream, self.writable_config(stream), rows)

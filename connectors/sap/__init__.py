@@ -15,17 +15,17 @@ __all__ = ["SapConnector", "SapConfig", "SapStreamConfig", "batch"]
 from collections.abc import Sequence
 from typing import Any
 
-from crm2erp.connectors.base import DeleteMode, Row, StreamInfo, WriteResult
+from crm2erp.connectors.base import DeleteMode, StreamInfo, WriteResult
 from crm2erp.connectors.sap.client import SapClient
 from crm2erp.connectors.sap.config import SapConfig, SapStreamConfig
 from crm2erp.connectors.sap.source import SapReader
 from crm2erp.connectors.sap.target import SapWriter
 from crm2erp.connectors.toolkit import odata_batch as batch  # the $batch bodies SAP reads
-from crm2erp.connectors.toolkit.connector import ApiConnector
+from crm2erp.connectors.toolkit.connector import GuardedApiConnector
 from crm2erp.errors import ConfigError
 
 
-class SapConnector(ApiConnector):
+class SapConnector(GuardedApiConnector):
     """SAP S/4HANA as a target (and a source for the return flows).
 
     ``client`` (also ``sap``) is the HTTP client with SAP's specifics: its ``stats``
@@ -76,9 +76,6 @@ class SapConnector(ApiConnector):
         return StreamInfo(name=name, key=tuple(stream.key), cursor_field=stream.cursor_field,
                           children=tuple(stream.children), writable=stream.writable,
                           delete_modes=tuple(stream.deletes) if stream.writable else ())
-
-    def upsert(self, stream: str, rows: Sequence[Row]) -> Sequence[WriteResult]:
-        return self.writer.upsert(stream, self.writable_config(stream), rows)
 
     def delete(self, stream: str, keys: Sequence[str],
                mode: DeleteMode) -> Sequence[WriteResult]:
