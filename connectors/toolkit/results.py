@@ -36,14 +36,16 @@ class RowResults:
         """Results of ``rows`` whose ``keys`` are the usable ones: ``key_of(row)`` empty
         fails with ``missing`` (key ``""``), a key an earlier row has with ``twice(key)``."""
         results = cls(len(rows))
+        seen: set[str] = set()
         for pos, row in enumerate(rows):
             key = key_of(row)
             if not key:
                 results.slots[pos] = WriteResult("", WriteAction.FAILED, error=missing)
-            elif key in results.keys.values():
+            elif key in seen:
                 results.fail(pos, twice(key), key=key)
             else:
                 results.keys[pos] = key
+                seen.add(key)
         return results
 
     def key(self, pos: int) -> str:
