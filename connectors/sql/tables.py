@@ -23,6 +23,7 @@ from crm2erp.connectors.sql.config import ArchiveConfig, SqlConfig, SqlStreamCon
 from crm2erp.connectors.sql.values import column_kind
 from crm2erp.errors import ConfigError, FatalError, RetriableError
 from crm2erp.redact import redact
+from crm2erp.store.pinging import ping_when_idle
 
 log = logging.getLogger(__name__)
 
@@ -99,10 +100,12 @@ class SqlBase(Connector):
     @property
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            engine = sa.create_engine(self.config.sa_url, pool_pre_ping=True,
+            engine = sa.create_engine(self.config.sa_url,
                                       connect_args=_driver_args(self.config.sa_url))
             if engine.dialect.name == "sqlite":
                 _enable_sqlite_savepoints(engine)
+            else:
+                ping_when_idle(engine)
             self._engine = engine
         return self._engine
 

@@ -30,6 +30,7 @@ from crm2erp.store import fieldmemory, locking, migrate
 from crm2erp.store.batch import write_batch
 from crm2erp.store.dedupe import DedupeStoreMixin
 from crm2erp.store.names import NameIds
+from crm2erp.store.pinging import ping_when_idle
 from crm2erp.store.quality import QualityStoreMixin
 from crm2erp.store.records import (
     BatchCommit,
@@ -103,7 +104,7 @@ def _create_engine(url: str) -> sa.Engine:
                           "postgresql+psycopg://user:password@host/db") from None
     register_secret(parsed.password)
     sqlite = parsed.get_backend_name() == "sqlite"
-    kwargs: dict = {"pool_pre_ping": True}
+    kwargs: dict = {}
     if sqlite:
         kwargs = {"connect_args": {"timeout": 30}}  # wait for another process's write
     try:
@@ -114,6 +115,8 @@ def _create_engine(url: str) -> sa.Engine:
                           "it, e.g. pip install 'crm2erp[postgres]' or 'crm2erp[mysql]'") from None
     if sqlite:
         _sqlite_real_transactions(engine)
+    else:
+        ping_when_idle(engine)
     return engine
 
 
