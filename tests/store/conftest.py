@@ -11,11 +11,12 @@ write rows through the store; a test that migrates (down and up), or that depend
 on the planner's statistics, asks for a fresh copy (``any_store_url``) instead.
 
 ``any_store_at``: ``any_store_at("0008")`` is the URL of a fresh database whose
-schema is the one that revision made, empty, not opened by any store. This worker
-migrates one empty database up once per server, revision after revision, and keeps
-each revision the tests ask for (PostgreSQL a template database, MariaDB its
-``SHOW CREATE TABLE`` statements, SQLite a file), so a test of one migration writes
-its old rows at once instead of migrating up to head and down again first.
+schema is the one that revision made, empty, not opened by any store. On MariaDB
+and SQLite this worker migrates one empty database up once, revision after
+revision, and keeps each revision the tests ask for (MariaDB its ``SHOW CREATE
+TABLE`` statements, SQLite a file): a copy costs a fraction of migrating up to head
+and down again. PostgreSQL copies its migrated template and migrates the copy down
+(a template database per revision would cost more CREATE DATABASEs than it saves).
 
 ``any_template_url``: the database StateStore.open migrated from empty for this
 worker (tests/conftest.py's template): to read, never to write.
@@ -260,7 +261,7 @@ def pg_reused_store_url(request) -> Iterator[str]:
 
 # -- fresh databases at an old revision ----------------------------------------------
 class _Snapshots:
-    """One dialect's empty databases at the revisions of SNAPSHOT_REVISIONS."""
+    """MariaDB's or SQLite's empty databases at the revisions of SNAPSHOT_REVISIONS."""
 
     def __init__(self, server: str, databases: _Databases, tmp: Callable) -> None:
         from crm2erp.store import migrate
@@ -272,7 +273,7 @@ class _Snapshots:
             folder = tmp("store-revisions")
             url = f"sqlite:///{folder / 'migrating.db'}"
         else:
-            url = databases.create(PG_ADMIN_URL if server == "postgres" else MYSQL_ADMIN_URL)
+            url = databases.create(MYSQL_ADMIN_URL)
         engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
         try:
             for revision in SNAPSHOT_REVISIONS:
@@ -281,10 +282,6 @@ class _Snapshots:
                 if server == "sqlite":
                     self.taken[revision] = folder / f"{revision}.db"
                     shutil.copyfile(folder / "migrating.db", self.taken[revision])
-                elif server == "postgres":   # a copy made now, the template of later ones
-                    engine.dispose()
-                    self.taken[revision] = sa.engine.make_url(databases.create(
-                        PG_ADMIN_URL, template=sa.engine.make_url(url).database)).database
                 else:
                     self.taken[revision] = _mariadb_tables(url)
         finally:
@@ -298,8 +295,6 @@ class _Snapshots:
             path = tmp_path / f"at-{revision}.db"
             shutil.copyfile(taken, path)
             return f"sqlite:///{path}"
-        if self.server == "postgres":
-            return self.databases.create(PG_ADMIN_URL, template=taken)
         return _mariadb_copy(self.databases, *taken)
 
 
@@ -323,6 +318,20 @@ def any_store_at(request, _snapshots, _store_databases, tmp_path) -> Iterator[
     copies: list[str] = []
 
     def at(revision: str) -> str:
+        assert revision in SNAPSHOT_REVISIONS, revision
+        if request.param == "postgres":
+            from crm2erp.store import migrate
+
+            template = request.getfixturevalue("_pg_store_template")
+            url = _store_databases.create(
+                PG_ADMIN_URL, template=sa.engine.make_url(template.url).database)
+            copies.append(url)
+            engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+            try:
+                migrate.downgrade(engine, revision)
+            finally:
+                engine.dispose()
+            return url
         url = _snapshots(request.param).copy(revision, tmp_path)
         copies.append(url)
         return url
