@@ -74,6 +74,7 @@ def test_url_from_environment_then_default(tmp_path, monkeypatch):
     assert (tmp_path / "crm2erp-state.db").exists()
 
 
+@pytest.mark.postgres   # as tests/conftest.py marks a test of pg_url
 def test_postgres_session_time_zone_does_not_leak(pg_reused_store_url):
     """Even with a non-UTC session, datetimes come back as UTC."""
     url = sa.engine.make_url(pg_reused_store_url).update_query_dict(
