@@ -17,8 +17,8 @@ from crm2erp.store import (
 
 
 @pytest.fixture
-def store(any_store_url):
-    store = StateStore.open(any_store_url)
+def store(any_reused_store_url):
+    store = StateStore.open(any_reused_store_url)
     yield store
     store.close()
 

@@ -14,8 +14,8 @@ PAYLOAD = {"comparisons": [{"comparison": "name", "field": "name",
            "warnings": ["Grüße: ünïcode survives"]}
 
 
-def test_the_newest_model_of_a_flow_is_read_back_with_its_values(any_store_url):
-    store = StateStore.open(any_store_url)
+def test_the_newest_model_of_a_flow_is_read_back_with_its_values(any_reused_store_url):
+    store = StateStore.open(any_reused_store_url)
     try:
         assert store.dedupe_model("accounts") is None
         first = store.save_dedupe_model(DedupeModel("accounts", "Account", 10, 4, PAYLOAD))
@@ -32,8 +32,8 @@ def test_the_newest_model_of_a_flow_is_read_back_with_its_values(any_store_url):
         store.close()
 
 
-def test_migration_0007_down_and_up_again(any_db_url):
-    store = StateStore.open(any_db_url)
+def test_migration_0007_down_and_up_again(any_store_url):
+    store = StateStore.open(any_store_url)   # a copy of a migrated store
     try:
         migrate.downgrade(store.engine, "0006")
         assert "dedupe_models" not in sa.inspect(store.engine).get_table_names()

@@ -19,9 +19,9 @@ from crm2erp.store.types import utcnow
 
 
 @pytest.fixture
-def stores(any_store_url):
+def stores(any_reused_store_url):
     """Two stores on the same database, like two processes."""
-    first, second = StateStore.open(any_store_url), StateStore.open(any_store_url)
+    first, second = StateStore.open(any_reused_store_url), StateStore.open(any_reused_store_url)
     yield first, second
     first.close()
     second.close()
@@ -91,8 +91,8 @@ def test_default_owners_are_unique(stores):
                 pass
 
 
-def test_heartbeat_keeps_the_lock_and_detects_a_takeover(any_store_url):
-    store = StateStore.open(any_store_url)
+def test_heartbeat_keeps_the_lock_and_detects_a_takeover(any_reused_store_url):
+    store = StateStore.open(any_reused_store_url)
     try:
         with store.lock("beat", ttl=dt.timedelta(seconds=-1)) as owner:  # already expired
             store.extend_lock("beat", owner)                             # heartbeat renews it

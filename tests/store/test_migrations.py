@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -53,9 +55,10 @@ def test_downgrade_base_then_upgrade_head(any_store_url):
         store.close()
 
 
-def test_migrated_schema_matches_the_metadata(any_db_url):
-    """The hand-written migration and tables.py describe the same schema."""
-    store = StateStore.open(any_db_url)
+def test_migrated_schema_matches_the_metadata(any_template_url):
+    """The hand-written migration and tables.py describe the same schema (of a store
+    StateStore.open migrated from an empty database)."""
+    store = StateStore.open(any_template_url)   # at head already: read only
     try:
         with store.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True,
@@ -84,15 +87,57 @@ def test_external_ids_are_case_sensitive(any_store_url):
         store.close()
 
 
-def test_concurrent_first_opens_all_succeed(any_db_url):
-    """Several processes starting on a fresh store: one migrates, none fails."""
-    code = ("import sys; from crm2erp.store import StateStore; "
-            "StateStore.open(sys.argv[1]).close()")
-    procs = [subprocess.Popen([sys.executable, "-c", code, any_db_url],
+# a process that opens (and closes) a store at each URL it reads, ready before it is told
+_OPENER = """
+import sys, traceback
+from crm2erp.store import StateStore
+print("ready", flush=True)
+for line in sys.stdin:
+    try:
+        StateStore.open(line.strip()).close()
+    except BaseException:
+        traceback.print_exc(file=sys.stdout)
+        print("failed", flush=True)
+    else:
+        print("opened", flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def openers() -> Iterator[list[subprocess.Popen]]:
+    """Three processes with crm2erp imported, for every database of the module:
+    each test pays no interpreter start, and the three start opening together."""
+    procs = [subprocess.Popen([sys.executable, "-c", _OPENER], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(3)]
-    outputs = [proc.communicate(timeout=120)[0] for proc in procs]
-    assert [proc.returncode for proc in procs] == [0, 0, 0], outputs
+    try:
+        assert [proc.stdout.readline() for proc in procs] == ["ready\n"] * 3
+        yield procs
+    finally:
+        for proc in procs:
+            proc.stdin.close()
+        for proc in procs:
+            proc.wait(timeout=60)
+
+
+def _answer(proc: subprocess.Popen) -> list[str]:
+    """What ``proc`` printed for one URL, its last line ``opened`` or ``failed``."""
+    lines = [proc.stdout.readline()]
+    while lines[-1] not in ("opened\n", "failed\n", ""):
+        lines.append(proc.stdout.readline())
+    return lines
+
+
+def test_concurrent_first_opens_all_succeed(any_db_url, openers):
+    """Several processes starting on a fresh store: one migrates, none fails."""
+    for proc in openers:
+        proc.stdin.write(any_db_url + "\n")
+    for proc in openers:
+        proc.stdin.flush()
+    with ThreadPoolExecutor(3) as pool:
+        outputs = [answer.result(timeout=120) for answer in
+                   [pool.submit(_answer, proc) for proc in openers]]
+    assert [lines[-1] for lines in outputs] == ["opened\n"] * 3, outputs
     store = StateStore.open(any_db_url)
     try:
         assert migrate.current_revision(store.engine) == migrate.head_revision()
@@ -119,8 +164,9 @@ def _versions(engine: sa.Engine, table: str) -> list[str]:
         return list(conn.execute(sa.text(f"SELECT version_num FROM {table}")).scalars())
 
 
-def test_the_revision_lives_in_the_stores_own_version_table(any_db_url):
-    store = StateStore.open(any_db_url)
+def test_the_revision_lives_in_the_stores_own_version_table(any_template_url):
+    """In a store StateStore.open migrated from an empty database."""
+    store = StateStore.open(any_template_url)   # at head already: read only
     try:
         assert VERSION_TABLE in _tables(store.engine)
         assert LEGACY_VERSION_TABLE not in _tables(store.engine)
@@ -130,11 +176,11 @@ def test_the_revision_lives_in_the_stores_own_version_table(any_db_url):
 
 
 def test_a_store_with_the_old_alembic_version_table_is_moved_over_and_keeps_its_data(
-        any_db_url):
+        any_store_url):
     """A store made before the version table was renamed: its crm2erp revision
     sits in ``alembic_version``. Opening it moves the revision, keeps every row
     and runs the migrations it still lacks."""
-    store = StateStore.open(any_db_url)
+    store = StateStore.open(any_store_url)   # a copy of a migrated store
     previous = "0005"
     try:
         run_id = store.start_run("accounts", "incremental")
@@ -150,7 +196,7 @@ def test_a_store_with_the_old_alembic_version_table_is_moved_over_and_keeps_its_
     finally:
         store.close()
 
-    again = StateStore.open(any_db_url)
+    again = StateStore.open(any_store_url)
     try:
         assert LEGACY_VERSION_TABLE not in _tables(again.engine)
         assert _versions(again.engine, VERSION_TABLE) == [migrate.head_revision()]
@@ -188,7 +234,7 @@ def _text_memory_table() -> sa.TableClause:
                     sa.column("updated_at", UTCDateTime()), sa.column("run_id"))
 
 
-def test_hub_memory_of_the_earlier_formats_is_converted_to_the_compact_one(any_db_url):
+def test_hub_memory_of_the_earlier_formats_is_converted_to_the_compact_one(any_store_at):
     """Migration 0008 rewrites canonical records stored in formats 0, 1 and 2 (more
     than one batch of them) and shortens xref payload hashes; what the memory means
     (who changed a field, what a system last sent) is the same afterwards."""
@@ -218,21 +264,19 @@ def test_hub_memory_of_the_earlier_formats_is_converted_to_the_compact_one(any_d
                 "status": [1, {"crm": short_hash("confirmed"), "erp": short_hash("invoiced")}]}}
     v0 = {"status": ["erp", at], "name": ["crm", at]}
     formats = {"v0": v0, "v1": v1, "v2": v2}
-    store = StateStore.open(any_db_url)
+    now = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    url = any_store_at("0007")
+    _written_at(url, (canonical_records, [
+        {"entity": "Account", "canonical_id": f"{name}-{n:04d}", "data": json.dumps(data),
+         "field_times": json.dumps(times), "updated_at": now, "run_id": 1}
+        for name, times in formats.items() for n in range(400)]), (xref, [
+            {"entity": "Account", "system": "crm", "external_id": "A1", "canonical_id": "c",
+             "payload_hash": sha256({"a": 1}), "updated_at": now},
+            {"entity": "Account", "system": "erp", "external_id": "1", "canonical_id": "c",
+             "payload_hash": "_crm2erp_deleted:soft", "updated_at": now}]))
+    store = StateStore.open(url)   # migrates 0008 to head
     try:
-        now = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
-        migrate.downgrade(store.engine, "0007")
-        with store.engine.begin() as conn:
-            conn.execute(canonical_records.insert(), [
-                {"entity": "Account", "canonical_id": f"{name}-{n:04d}", "data": json.dumps(data),
-                 "field_times": json.dumps(times), "updated_at": now, "run_id": 1}
-                for name, times in formats.items() for n in range(400)])
-            conn.execute(xref.insert(), [
-                {"entity": "Account", "system": "crm", "external_id": "A1", "canonical_id": "c",
-                 "payload_hash": sha256({"a": 1}), "updated_at": now},
-                {"entity": "Account", "system": "erp", "external_id": "1", "canonical_id": "c",
-                 "payload_hash": "_crm2erp_deleted:soft", "updated_at": now}])
-        migrate.upgrade(store.engine, "head")
+        assert migrate.current_revision(store.engine) == migrate.head_revision()
         states = {name: store.canonical_states("Account", [f"{name}-{n:04d}" for n in (0, 399)])
                   for name in formats}
         assert {s.field_times["v"] for found in states.values() for s in found.values()} == {3}
@@ -260,7 +304,7 @@ def test_hub_memory_of_the_earlier_formats_is_converted_to_the_compact_one(any_d
         store.close()
 
 
-def test_hub_memory_in_json_text_is_packed_and_unpacked_again(any_db_url):
+def test_hub_memory_in_json_text_is_packed_and_unpacked_again(any_store_at):
     """Migration 0009 packs each record's JSON data and field times into one compressed
     value (more than one batch of rows); the store reads the same memory back, and a
     downgrade restores the two JSON columns as they were."""
@@ -277,12 +321,11 @@ def test_hub_memory_in_json_text_is_packed_and_unpacked_again(any_db_url):
                             "lines": [{"sku": "A", "quantity": n}]}),
              "field_times": dumps(times), "updated_at": dt.datetime(2026, 1, 2, tzinfo=dt.UTC),
              "run_id": 7} for n in range(1001)]
-    store = StateStore.open(any_db_url)
+    url = any_store_at("0008")
+    _written_at(url, (records, rows))
+    store = StateStore.open(url)   # migrates 0009 to head
     try:
-        migrate.downgrade(store.engine, "0008")
-        with store.engine.begin() as conn:
-            conn.execute(records.insert(), rows)
-        migrate.upgrade(store.engine, "head")
+        assert migrate.current_revision(store.engine) == migrate.head_revision()
         found = store.canonical_states("Account", ["c-0000", "c-1000"])
         assert found["c-1000"].data == {"name": "Müller 1000 GmbH", "status": "active",
                                         "billing_address": {"city": "Köln", "country": "DE"},
@@ -312,7 +355,7 @@ def _cut(hashed: str | None) -> str | None:
     return hashed
 
 
-def test_payload_hashes_are_stored_as_bytes_and_read_back_as_the_same_text(any_db_url):
+def test_payload_hashes_are_stored_as_bytes_and_read_back_as_the_same_text(any_store_at):
     """Migration 0010 turns the xref's text hashes into bytes (a hex digest in 16);
     the store hands out the text it had, and a downgrade restores the text column."""
     import datetime as dt
@@ -326,12 +369,11 @@ def test_payload_hashes_are_stored_as_bytes_and_read_back_as_the_same_text(any_d
     rows = [{"entity": "Account", "system": "erp", "external_id": f"{n:04d}",
              "canonical_id": f"c{n}", "payload_hash": HASHES[n % len(HASHES)],
              "updated_at": now} for n in range(1010)]
-    store = StateStore.open(any_db_url)
+    url = any_store_at("0009")
+    _written_at(url, (text_xref, rows))
+    store = StateStore.open(url)   # migrates 0010 to head
     try:
-        migrate.downgrade(store.engine, "0009")
-        with store.engine.begin() as conn:
-            conn.execute(text_xref.insert(), rows)
-        migrate.upgrade(store.engine, "head")
+        assert migrate.current_revision(store.engine) == migrate.head_revision()
         ids = [row["external_id"] for row in rows]
         entries = store.xref_entries("Account", "erp", ids)
         assert {ext: e.payload_hash for ext, e in entries.items()} == {
@@ -385,21 +427,24 @@ def test_a_uuid_canonical_id_is_16_bytes_and_any_other_id_comes_back_as_it_was()
         assert canonical_id_text(memoryview(stored)) == text
 
 
-def _written_at(store: StateStore, revision: str, *rows: tuple[sa.TableClause, list]) -> None:
-    """Rows written into the store's tables as ``revision`` left them, then the store
-    upgraded to the newest schema."""
-    migrate.downgrade(store.engine, revision)
-    with store.engine.begin() as conn:
-        for table, values in rows:
-            conn.execute(table.insert(), values)
-    migrate.upgrade(store.engine, "head")
+def _written_at(url: str, *rows: tuple[sa.TableClause, list]) -> None:
+    """Rows written into the tables of a database at an old revision (from
+    ``any_store_at``) as that revision left them; opening a store on it then
+    migrates them to the newest schema."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            for table, values in rows:
+                conn.execute(table.insert(), values)
+    finally:
+        engine.dispose()
 
 
 def _without_times(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in ("updated_at", "run_id")}
 
 
-def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_url):
+def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_store_at):
     """Migration 0011 rebuilds xref (keyed by entity, system, external id; no
     surrogate id) and canonical_records with binary canonical ids and, on SQLite,
     integer timestamps: the store reads back every value written before it (more than
@@ -429,9 +474,11 @@ def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_u
     memory_rows = [{"entity": "Account", "canonical_id": canonical(n),
                     "memory": encode({"name": f"Acme {n}"}, {"v": 3}),
                     "updated_at": when(n), "run_id": 7} for n in range(1010)]
-    store = StateStore.open(any_db_url)
+    url = any_store_at("0010")
+    _written_at(url, (old_xref, xref_rows), (old_records, memory_rows))
+    store = StateStore.open(url)   # migrates 0011 to head
     try:
-        _written_at(store, "0010", (old_xref, xref_rows), (old_records, memory_rows))
+        assert migrate.current_revision(store.engine) == migrate.head_revision()
 
         for system in ("crm", "erp"):
             wanted = [r for r in xref_rows if r["system"] == system]
@@ -477,7 +524,7 @@ def test_xref_and_hub_memory_keep_their_values_through_0011_up_and_down(any_db_u
         store.close()
 
 
-def test_xref_canonical_index_narrows_through_0012_up_down_and_up(any_db_url):
+def test_xref_canonical_index_narrows_through_0012_up_down_and_up(any_store_url):
     """Migration 0012 looks canonical ids up through an index on canonical_id alone
     instead of (entity, system, canonical_id); down and up again, the look-ups by
     external and by canonical id give the rows written, for each entity and system."""
@@ -487,7 +534,7 @@ def test_xref_canonical_index_narrows_through_0012_up_down_and_up(any_db_url):
         return {ix["name"]: ix["column_names"]
                 for ix in sa.inspect(store.engine).get_indexes("xref")}
 
-    store = StateStore.open(any_db_url)
+    store = StateStore.open(any_store_url)   # a copy of a migrated store
     try:
         run_id = store.start_run("accounts", "incremental")
         store.commit_batch(BatchCommit(run_id=run_id, flow="accounts", xref=[
@@ -523,14 +570,14 @@ def test_xref_canonical_index_narrows_through_0012_up_down_and_up(any_db_url):
         assert indexes(store)["ix_xref_canonical_id"] == ["canonical_id"]
     finally:
         store.close()
-    store = StateStore.open(any_db_url)   # names numbered anew by the upgrade
+    store = StateStore.open(any_store_url)   # names numbered anew by the upgrade
     try:
         read_back()
     finally:
         store.close()
 
 
-def test_entity_and_system_names_become_numbers_through_0013_up_down_and_up(any_db_url):
+def test_entity_and_system_names_become_numbers_through_0013_up_down_and_up(any_store_at):
     """Migration 0013 numbers entity and system names (table names) in xref and
     canonical_records: every row written at 0012 (more than one entity and system)
     reads back through the store at head; a downgrade gives the same rows with their
@@ -571,14 +618,11 @@ def test_entity_and_system_names_become_numbers_through_0013_up_down_and_up(any_
                       _cut(row["payload_hash"])) for row in xref_rows),
               sorted((row["entity"], row["canonical_id"], row["memory"]) for row in record_rows))
 
-    store = StateStore.open(any_db_url)
-    try:
-        _written_at(store, "0012", (old_xref, xref_rows), (old_records, record_rows))
-    finally:
-        store.close()
+    url = any_store_at("0012")
+    _written_at(url, (old_xref, xref_rows), (old_records, record_rows))
 
     def read_back() -> None:
-        again = StateStore.open(any_db_url)
+        again = StateStore.open(url)   # the first one migrates 0013 to head
         try:
             for entity in ("Account", "Contact"):
                 for system in ("crm", "erp"):
@@ -601,7 +645,7 @@ def test_entity_and_system_names_become_numbers_through_0013_up_down_and_up(any_
             again.close()
 
     read_back()
-    store = StateStore.open(any_db_url)
+    store = StateStore.open(url)
     try:
         migrate.downgrade(store.engine, "0012")
         with store.engine.connect() as conn:
@@ -613,7 +657,7 @@ def test_entity_and_system_names_become_numbers_through_0013_up_down_and_up(any_
     read_back()
 
 
-def test_times_go_and_hashes_are_cut_to_64_bits_through_0014_up_down_and_up(any_db_url):
+def test_times_go_and_hashes_are_cut_to_64_bits_through_0014_up_down_and_up(any_store_at):
     """Migration 0014 drops updated_at and run_id of xref and canonical_records and
     cuts the 128-bit payload hashes to their first 64 bits (8 bytes); deletion marks
     stay as they were, also one whose framed bytes are 8 long ("abcdefg"). Every row
@@ -654,15 +698,13 @@ def test_times_go_and_hashes_are_cut_to_64_bits_through_0014_up_down_and_up(any_
         assert {cid: s.data for cid, s in states.items()} == {
             f"c-{n:04d}": {"name": f"Acme {n}"} for n in range(1010)}
 
-    store = StateStore.open(any_db_url)
+    url = any_store_at("0013")
+    _written_at(url, (names, [{"id": 1, "name": "Account"}, {"id": 2, "name": "crm"},
+                              {"id": 3, "name": "erp"}]),
+                (old_xref, xref_rows), (old_records, record_rows))
+    store = StateStore.open(url)   # migrates 0014 to head
     try:
-        migrate.downgrade(store.engine, "0013")
-        with store.engine.begin() as conn:
-            conn.execute(names.insert(), [{"id": 1, "name": "Account"}, {"id": 2, "name": "crm"},
-                                          {"id": 3, "name": "erp"}])
-            conn.execute(old_xref.insert(), xref_rows)
-            conn.execute(old_records.insert(), record_rows)
-        migrate.upgrade(store.engine, "head")
+        assert migrate.current_revision(store.engine) == migrate.head_revision()
         read_back(store)
         with store.engine.connect() as conn:
             for table in ("xref", "canonical_records"):

@@ -12,8 +12,8 @@ from crm2erp.store import ENV_URL, StateStore
 
 
 @pytest.fixture
-def store(any_store_url):
-    store = StateStore.open(any_store_url)
+def store(any_reused_store_url):
+    store = StateStore.open(any_reused_store_url)
     yield store
     store.close()
 
@@ -74,9 +74,11 @@ def test_url_from_environment_then_default(tmp_path, monkeypatch):
     assert (tmp_path / "crm2erp-state.db").exists()
 
 
-def test_postgres_session_time_zone_does_not_leak(pg_url):
+@pytest.mark.postgres   # as tests/conftest.py marks a test of pg_url
+def test_postgres_session_time_zone_does_not_leak(pg_reused_store_url):
     """Even with a non-UTC session, datetimes come back as UTC."""
-    url = sa.engine.make_url(pg_url).update_query_dict({"options": "-c timezone=Asia/Tokyo"})
+    url = sa.engine.make_url(pg_reused_store_url).update_query_dict(
+        {"options": "-c timezone=Asia/Tokyo"})
     with StateStore.open(url.render_as_string(hide_password=False)) as store:
         with store.engine.connect() as conn:
             assert conn.execute(sa.text("SHOW timezone")).scalar() == "Asia/Tokyo"
