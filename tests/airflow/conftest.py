@@ -75,8 +75,10 @@ def pytest_collection_modifyitems(config, items):
     items[:] = rest[:at] + first + rest[at:]
 
 
-#: environment variables Airflow reads when a command uses them, not on import
-_READ_WHEN_USED = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__OPENLINEAGE__")
+#: environment variables Airflow reads when a command uses them, not on import (the
+#: DAG bundles: when a command makes its ``DagBundlesManager``, in the child)
+_READ_WHEN_USED = ("AIRFLOW_CONN_", "AIRFLOW_VAR_", "AIRFLOW__OPENLINEAGE__",
+                   "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST")
 
 
 class ForkedCli:
@@ -99,8 +101,8 @@ class ForkedCli:
     @staticmethod
     def fixed(env: dict[str, str]) -> frozenset:
         """The settings of ``env`` Airflow reads on import (AIRFLOW_HOME, AIRFLOW__*):
-        connections, variables and the OpenLineage provider's settings are looked up
-        when used (the provider caches them at its first use, in the child: the fork
+        connections, variables, the DAG bundles and the OpenLineage provider's settings
+        are looked up when used (the provider caches them at its first use, in the child: the fork
         server never uses them)."""
         return frozenset((k, v) for k, v in env.items()
                          if k.startswith("AIRFLOW") and not k.startswith(_READ_WHEN_USED))

@@ -36,7 +36,9 @@ def test_dags_test_demo_accounts_emits_through_the_provider(airflow, airflow_db,
     crm, erp = f"sqlite:///{tmp_path}/crm.db", f"sqlite:///{tmp_path}/erp.db"
     create_systems(crm, erp, sample_crm_rows(accounts=20))
     events_file = tmp_path / "openlineage.jsonl"
-    env = {"CRM2ERP_DEMO_DIR": str(tmp_path), "CRM2ERP_STATE_URL": f"sqlite:///{tmp_path}/s.db",
+    # the demo pack as the project: `dags test` parses the demo's DAGs, not every pack's
+    env = {"CRM2ERP_PROJECT": str(pack_dir("demo")),
+           "CRM2ERP_DEMO_DIR": str(tmp_path), "CRM2ERP_STATE_URL": f"sqlite:///{tmp_path}/s.db",
            "AIRFLOW__OPENLINEAGE__NAMESPACE": "crm2erp_test",
            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(
                {"type": "file", "log_file_path": str(events_file), "append": True})}

@@ -1,6 +1,6 @@
-"""A partitioned flow run by a real Airflow deployment: api-server, scheduler and
-dag-processor as separate processes, LocalExecutor with two worker slots, a
-PostgreSQL metadata database and a shared PostgreSQL state store.
+"""A partitioned flow run by a real Airflow deployment: api-server (its Execution
+API), scheduler and dag-processor as separate processes, LocalExecutor with two
+worker slots, a PostgreSQL metadata database and a shared PostgreSQL state store.
 
 The DAG run is triggered like an operator would; the scheduler then runs the
 two mapped ``sync`` slices at the same time, each worker process reporting to
@@ -190,8 +190,10 @@ def test_local_executor_runs_two_slices_in_parallel(airflow_bare, tmp_path, pg_u
     deployment = Deployment(airflow_bare.executable, home, env)
     meta = sa.create_engine(meta_url)
     try:
-        deployment.start("api-server", "api-server", "--host", "127.0.0.1",
-                         "--port", str(port), "--workers", "1")
+        # only the Execution API the workers report to: nothing here uses the core
+        # REST API or the UI, whose routes and models take the server seconds to build
+        deployment.start("api-server", "api-server", "--apps", "execution",
+                         "--host", "127.0.0.1", "--port", str(port), "--workers", "1")
         deployment.start("dag-processor", "dag-processor")
         # the task logs are read from files here: no log server (and no port) needed
         deployment.start("scheduler", "scheduler", "--skip-serve-logs")

@@ -4,6 +4,7 @@ tables are read back afterwards."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -34,8 +35,14 @@ def test_example_dag_with_operator_and_task_group_runs(airflow, tmp_path):
     dags = tmp_path / "dags"
     dags.mkdir()
     shutil.copy(EXAMPLE, dags)
-    env = {"AIRFLOW__CORE__DAGS_FOLDER": str(dags), "CRM2ERP_PROJECT": str(project),
-           "CRM2ERP_STATE_URL": state}
+    # the user's DAGs folder as the deployment's DAG bundle (the default bundle's name,
+    # the folder in place of [core] dags_folder): read when the command runs, so the
+    # session's fork server runs it, with no server of the test's own
+    bundle = {"name": "dags-folder",
+              "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+              "kwargs": {"path": str(dags)}}
+    env = {"AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps([bundle]),
+           "CRM2ERP_PROJECT": str(project), "CRM2ERP_STATE_URL": state}
     output = airflow.dags_test("my_crm_pipeline", env=env)
     for task_id in ("demo_accounts.check_connections", "demo_accounts.sync",
                     "demo_accounts.report", "sync_orders"):

@@ -46,6 +46,8 @@ def test_state_store_and_airflow_metadata_in_one_postgres_database(airflow_bare,
     env = {"AIRFLOW_HOME": str(home),
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": pg_url,
            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": pg_url,
+           # the demo pack as the project: Airflow parses the demo's DAGs, not every pack's
+           "CRM2ERP_PROJECT": str(pack_dir("demo")),
            "CRM2ERP_DEMO_DIR": str(tmp_path),
            "AIRFLOW_CONN_CRM2ERP_STATE": json.dumps({
                "conn_type": "postgres", "host": url.host, "port": url.port or 5432,
