@@ -1,5 +1,6 @@
 """The README's quick start: exactly two set-up commands, and CI runs the second."""
 
+import json
 import re
 import shlex
 import subprocess
@@ -113,17 +114,40 @@ _SAMPLE = ["tests/http/test_client.py", "tests/store/test_locks.py",
            "tests/airflow/test_parse_hygiene.py", "tests/quality/test_report_demo.py"]
 
 
-def _selected(command: str) -> list[str]:
-    """The ids of the tests the README ``command`` selects among the sample's."""
-    args = shlex.split(command)
-    assert args[0] == ".venv/bin/pytest", command
-    paths = [a for a in args[1:] if a.startswith("tests/")]
-    options = [a for a in args[1:] if a not in paths]
-    done = subprocess.run([sys.executable, "-m", "pytest", *options, "-n", "0",
-                           "--collect-only", "-q", "-p", "no:cacheprovider", *(paths or _SAMPLE)],
+# one interpreter collects for every command in turn (pytest.main once per command):
+# each collection parses its command's own options, as a fresh `pytest` would, but
+# pytest, the plug-ins and the sample's imports load once instead of once a command
+_COLLECT_EACH = """\
+import json, sys
+import pytest
+for args in json.loads(sys.argv[1]):
+    print("@@@ collection", flush=True)
+    code = pytest.main(args)
+    print("@@@ exit", int(code), flush=True)
+"""
+
+
+def _selected(*commands: str) -> list[list[str]]:
+    """For each README ``command``, the ids of the tests it selects among the sample's."""
+    runs = []
+    for command in commands:
+        args = shlex.split(command)
+        assert args[0] == ".venv/bin/pytest", command
+        paths = [a for a in args[1:] if a.startswith("tests/")]
+        options = [a for a in args[1:] if a not in paths]
+        runs.append([*options, "-n", "0", "--collect-only", "-q", "-p", "no:cacheprovider",
+                     *(paths or _SAMPLE)])
+    done = subprocess.run([sys.executable, "-c", _COLLECT_EACH, json.dumps(runs)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode in (0, 5), done.stdout[-3000:] + done.stderr[-3000:]
-    return [line for line in done.stdout.splitlines() if "::" in line]
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    parts = done.stdout.split("@@@ collection\n")[1:]
+    assert len(parts) == len(commands), done.stdout[-3000:]
+    selected = []
+    for part in parts:
+        lines = part.splitlines()
+        assert lines[-1] in ("@@@ exit 0", "@@@ exit 5"), part[-3000:] + done.stderr[-3000:]
+        selected.append([line for line in lines if "::" in line])
+    return selected
 
 
 def _files(ids: list[str]) -> set[str]:
@@ -134,9 +158,10 @@ def _files(ids: list[str]) -> set[str]:
 def test_the_test_tiers_select_what_the_readme_says():
     quick, no_programs, no_servers, one_file = _tier_commands()
     plain, servers, airflow, browser = _SAMPLE
-    assert _files(_selected(quick)) == _files(_selected(no_programs)) == {plain, servers}
-    local = _selected(no_servers)
+    by_quick, by_no_programs, local, by_one_file = _selected(quick, no_programs, no_servers,
+                                                             one_file)
+    assert _files(by_quick) == _files(by_no_programs) == {plain, servers}
     assert _files(local) == set(_SAMPLE)
     assert not [i for i in local if "[postgres]" in i or "[mariadb]" in i]
     assert any(i.startswith(servers) and i.endswith("[sqlite]") for i in local)
-    assert _files(_selected(one_file)) == {servers}
+    assert _files(by_one_file) == {servers}

@@ -12,7 +12,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from crm2erp.store import StateStore
+from tests.cli.forked_cli import ForkedCli
 from tests.clirunner import run
 
 T0 = dt.datetime(2026, 1, 1)
@@ -160,29 +160,41 @@ def _target(erp_url: str) -> tuple[int, dict[str, tuple]]:
     return len(rows), {r.crm_id: (r.name, r.email) for r in rows}
 
 
-def _run_and_kill(args: list[str], env: dict, after_beats: int) -> int:
-    """Start ``crm2erp sync run``, SIGKILL it after its n-th heartbeat; its pid."""
-    child = subprocess.Popen([sys.executable, "-m", "crm2erp", "-vv", *args],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                             env=env)
+@pytest.fixture(scope="module")
+def forked_cli():
+    """One warm interpreter for the module's killed runs (tests/cli/forked_cli.py):
+    each run is a process of its own, forked instead of started and importing again."""
+    cli = ForkedCli(_env())
+    yield cli
+    cli.close()
+
+
+def _run_and_kill(cli: ForkedCli, args: list[str], env: dict, after_beats: int) -> int:
+    """Start ``crm2erp sync run`` (a process), SIGKILL it after its n-th heartbeat;
+    its pid."""
+    pid, stderr = cli.start(["-vv", *args], env=env, cwd=os.getcwd())
     seen, beats = [], 0
     try:
         while beats < after_beats:
-            line = child.stderr.readline()
+            line = stderr.readline()
             if not line:
                 pytest.fail("the run ended before it could be killed:\n" + "".join(seen))
             seen.append(line)
             beats += "lock renewed" in line
-        child.send_signal(signal.SIGKILL)   # the run goes on meanwhile: the kill lands
-    finally:                                # anywhere in the following batch
-        child.kill()
-        child.stderr.close()
-        child.wait()
-    assert child.returncode == -signal.SIGKILL, "".join(seen)
-    return child.pid
+        os.kill(pid, signal.SIGKILL)   # the run goes on meanwhile: the kill lands
+    finally:                           # anywhere in the following batch
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:     # it ended and was reaped
+            pass
+        stderr.close()
+        returncode = cli.wait(pid)
+    assert returncode == -signal.SIGKILL, "".join(seen)
+    return pid
 
 
-def _kill_and_resume_at_each_kill_point(tmp_path, crm_url: str, erp_url: str, state_url: str):
+def _kill_and_resume_at_each_kill_point(cli: ForkedCli, tmp_path, crm_url: str, erp_url: str,
+                                        state_url: str):
     project = _project(tmp_path, crm_url, erp_url)
     env = _env(CRM_URL=crm_url, ERP_URL=erp_url, CRM2ERP_STATE_URL=state_url)
     args = ["-p", str(project), "sync", "run", "accounts"]
@@ -193,7 +205,7 @@ def _kill_and_resume_at_each_kill_point(tmp_path, crm_url: str, erp_url: str, st
             if round_no:
                 crm.edit(PER_ROUND, round_no)
                 crm.add(PER_ROUND)
-            killed_pid = _run_and_kill(args, env, after_beats=beats)
+            killed_pid = _run_and_kill(cli, args, env, after_beats=beats)
             if round_no == 0:   # before any re-run, status already tells it crashed
                 status = _cli("-p", str(project), *_doc(STATUS), env=env)
                 assert status.returncode == 0, status.stderr
@@ -219,16 +231,17 @@ def _kill_and_resume_at_each_kill_point(tmp_path, crm_url: str, erp_url: str, st
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_resumes_at_each_kill_point_on_sqlite(tmp_path):
-    _kill_and_resume_at_each_kill_point(tmp_path, f"sqlite:///{tmp_path / 'crm.db'}",
+def test_sigkill_then_rerun_resumes_at_each_kill_point_on_sqlite(tmp_path, forked_cli):
+    _kill_and_resume_at_each_kill_point(forked_cli, tmp_path, f"sqlite:///{tmp_path / 'crm.db'}",
                                f"sqlite:///{tmp_path / 'erp.db'}",
                                f"sqlite:///{tmp_path / 'state.db'}")
 
 
 @pytest.mark.slow
-def test_sigkill_then_rerun_resumes_at_each_kill_point_on_postgres(tmp_path, pg_url):
+def test_sigkill_then_rerun_resumes_at_each_kill_point_on_postgres(tmp_path, pg_url,
+                                                                  forked_cli):
     # source, target and state store all in one PostgreSQL database
-    _kill_and_resume_at_each_kill_point(tmp_path, pg_url, pg_url, pg_url)
+    _kill_and_resume_at_each_kill_point(forked_cli, tmp_path, pg_url, pg_url, pg_url)
 
 
 def test_a_live_lock_exits_3_and_unlock_releases_it_after_confirmation(tmp_path):

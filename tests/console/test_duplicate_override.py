@@ -111,14 +111,13 @@ def test_reject_ignores_overrides_and_the_shortcut_keys_are_wired(pending):
 
 def test_a_terminal_review_override_is_the_decision_the_console_shows(pending):
     import os
-    import subprocess
-    import sys
+
+    from tests.clirunner import run  # in this process, as a child process sees it
 
     folder, project, state_url, pair_id = pending
-    review = subprocess.run(
-        [sys.executable, "-m", "crm2erp", "-p", str(project), "--state", state_url,
-         "dedupe", "review", "--by", "ana"], input="o\nname\nNordwind Terminal KG\na\n",
-        capture_output=True, text=True, cwd=folder, env={**os.environ, "COLUMNS": "220"})
+    review = run(["-p", str(project), "--state", state_url, "dedupe", "review", "--by", "ana"],
+                 input="o\nname\nNordwind Terminal KG\na\n", cwd=folder,
+                 env={**os.environ, "COLUMNS": "220"})
     assert review.returncode == 0, review.stderr
     assert "if accepted" in review.stdout and "1 accepted" in review.stdout
     tax = next(x for x in review.stdout.splitlines() if x.startswith("│ tax_id"))

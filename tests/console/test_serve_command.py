@@ -4,22 +4,22 @@ command giving the app over the demo project's own state store."""
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from crm2erp.console import PASSWORD_ENV, allowed_hosts, check_bind, is_loopback
 from crm2erp.errors import ConfigError
+from tests.clirunner import run
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
 
-def crm2erp(*args, cwd, env=None):
+def crm2erp(*args, cwd, env=None) -> subprocess.CompletedProcess:
+    """``crm2erp ARGS`` without the console password, run in this process as a child
+    process sees it (:mod:`tests.clirunner`)."""
     clean = {k: v for k, v in os.environ.items() if k != PASSWORD_ENV}
-    return subprocess.run([sys.executable, "-m", "crm2erp", *args], cwd=cwd,
-                          capture_output=True, text=True,
-                          env={**clean, **(env or {}), "COLUMNS": "200"})
+    return run(args, cwd=cwd, env={**clean, **(env or {}), "COLUMNS": "200"})
 
 
 @pytest.mark.parametrize("host,loopback", [("127.0.0.1", True), ("localhost", True),
@@ -45,7 +45,11 @@ def test_a_public_bind_needs_a_password():
     check_bind("127.0.0.1", None)
 
 
-def test_serve_help_and_refusal_without_password(tmp_path):
+def test_serve_help_and_refusal_without_password(tmp_path, monkeypatch):
+    from crm2erp.console import app
+
+    listened = []   # a serve that got past the check would listen here, not on a port
+    monkeypatch.setattr(app, "listen", lambda *args, **kwargs: listened.append(args))
     helped = crm2erp("serve", "--help", cwd=tmp_path)
     assert helped.returncode == 0, helped.stderr
     assert "--host" in helped.stdout and "--port" in helped.stdout
@@ -53,6 +57,7 @@ def test_serve_help_and_refusal_without_password(tmp_path):
     assert refused.returncode == 2
     assert PASSWORD_ENV in refused.stderr and "0.0.0.0" in refused.stderr
     assert "Traceback" not in refused.stderr
+    assert listened == []
 
 
 def _documented_command() -> list[str]:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
-import sys
 
 import sqlalchemy as sa
 from markupsafe import escape
 
 from crm2erp.console.export import export_site
+from tests.clirunner import run
 
 T0 = dt.datetime(2026, 3, 1, 12, 0, 0)
 
@@ -33,10 +33,9 @@ fields:
 
 
 def _status(systems) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "crm2erp", "-p", str(systems.project), "--state",
-         systems.state_url, "status"], capture_output=True, text=True,
-        env={**os.environ, "COLUMNS": "250"})
+    """``crm2erp status``, run in this process as a child process sees it."""
+    return run(["-p", str(systems.project), "--state", systems.state_url, "status"],
+               cwd=os.getcwd(), env={**os.environ, "COLUMNS": "250"})
 
 
 def test_typo_in_from_keeps_target_values_and_warns(account, systems, engine_for,
