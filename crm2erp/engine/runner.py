@@ -16,7 +16,8 @@ The steps live in their own modules: :mod:`crm2erp.engine.inbound` (map,
 merge, validate), :mod:`crm2erp.engine.load` (stages, outbound map, hash and
 collision checks, deletes) and :mod:`crm2erp.engine.sinks` (the write, or in a
 dry run its description). This module holds the run around them: the lock,
-the run log, partitions, the batch loop and the replay of dead letters.
+the run log, partitions and the batch loop; :mod:`crm2erp.engine.replay` runs
+dead letters again through it.
 
 Killing the process at any point loses nothing: the watermark is behind every
 record not yet committed, and the upsert by key makes the replay idempotent.
@@ -24,7 +25,7 @@ record not yet committed, and the upsert by key makes the replay idempotent.
 
 from __future__ import annotations
 
-__all__ = ["FlowRunner", "RunResult", "Change", "record_key", "replay"]
+__all__ = ["FlowRunner", "RunResult", "Change", "record_key"]
 
 import logging
 import time
@@ -44,7 +45,7 @@ from crm2erp.engine.resolver import StoreResolver
 from crm2erp.engine.sinks import DryRunSink, TargetSink, WriteSink
 from crm2erp.engine.stages import Item, StageContext, build_stages, run_hooks, start_stages
 from crm2erp.engine.status import run_status, run_warnings
-from crm2erp.errors import ConfigError, Crm2ErpError
+from crm2erp.errors import ConfigError
 from crm2erp.logcontext import next_batch, run_context
 from crm2erp.mapping.compiler import CompiledMapping
 from crm2erp.mapping.models import FlowSpec
@@ -199,37 +200,6 @@ class FlowRunner:
         return (self.partition is None
                 or slice_of(source_key, self.partition_count) == self.partition)
 
-    def reread(self, letters) -> tuple[list[Row], list[str]]:
-        """The current source rows of dead-lettered records, and the keys now gone.
-
-        A retry loads what the source holds today, not the copy stored when the
-        record failed. A key the source no longer has was deleted there: its dead
-        letter is closed instead of bringing the record back (the target is not
-        touched: the source's delete reaches it through the flow's delete policy).
-        A source that cannot look records up by key replays the stored copies (warned).
-        """
-        stored = [dl for dl in letters if dl.stage == "read"]   # unreadable: as stored
-        letters = [dl for dl in letters if dl.stage != "read"]
-        if letters and self.source_stream.identity == self.source_stream.key:
-            try:
-                current = self.source.lookup(self.flow.source.stream,
-                                             [dl.source_key for dl in letters])
-            except (NotImplementedError, Crm2ErpError) as exc:
-                log.warning("flow %s: cannot re-read dead letters from %r (%s); replaying "
-                            "the stored copies", self.flow.flow, self.source_system, exc)
-            else:
-                rows = [current[dl.source_key] for dl in letters if dl.source_key in current]
-                gone = [dl.source_key for dl in letters if dl.source_key not in current]
-                for key in gone:
-                    log.warning("flow %s: %s is no longer in %r; its dead letter is closed",
-                                self.flow.flow, key, self.source_system)
-                return [dl.payload for dl in stored] + rows, gone
-        elif letters:
-            log.warning("flow %s: %r identifies records by another field than its key; "
-                        "replaying the stored copies", self.flow.flow, self.source_system)
-        letters = stored + letters
-        return [dl.payload for dl in letters], []
-
     # -- steps ------------------------------------------------------------
     def _start_cursor(self, mode: str, since: Cursor | None) -> Cursor | None:
         if mode == "full_refresh" or self.flow.incremental is None:
@@ -298,9 +268,3 @@ class FlowRunner:
         return XrefUpsert(self.flow.entity, self.source_system, item.source_key,
                           item.canonical_id, row_hash)
 
-
-def replay(runner: FlowRunner, dead_letters) -> RunResult:
-    """Run dead-lettered records of one flow again (after a mapping fix, say)."""
-    deletes = [dl.source_key for dl in dead_letters if dl.stage == "delete"]
-    rows, gone = runner.reread([dl for dl in dead_letters if dl.stage != "delete"])
-    return runner.rerun(rows, deleted_keys=deletes, closed_keys=gone)
