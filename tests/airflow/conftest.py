@@ -136,6 +136,15 @@ class ForkedCli:
             for name in files:
                 os.unlink(name)
 
+    def start(self, args: tuple[str, ...], env: dict[str, str], log: Path) -> int:
+        """Start ``airflow <args>`` in a child of its own session, output (and errors)
+        to ``log``, and leave it running; its process id (this server collects it
+        when it ends, its descendants are the caller's to stop)."""
+        request = {"argv": list(args), "env": env, "stdout": str(log), "stderr": str(log)}
+        self.proc.stdin.write(json.dumps({"start": request}) + "\n")
+        self.proc.stdin.flush()
+        return self._answer()["pid"]
+
     def _answer(self) -> dict:
         line = self.proc.stdout.readline()
         if not line:
@@ -189,6 +198,15 @@ def run_together(*commands: tuple[str, ...], env: dict[str, str] | None = None,
             raise AssertionError(f"{' '.join(result.args)} exited {result.returncode}\n"
                                  f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
     return done
+
+
+def start_airflow(*args: str, log: Path, env: dict[str, str] | None = None) -> int:
+    """Start ``airflow <args>`` (a server: ``scheduler``, ``api-server``...) forked from
+    the fork server of ``env``'s settings, as ``run_together`` runs a command, but
+    left running, in a session of its own; its process id. The caller stops it (and
+    its descendants) before the test ends: ``stop_own_fork_servers`` does not."""
+    full_env = {**os.environ, **AIRFLOW_ENV, **(env or {})}
+    return _fork_server(full_env).start(args, full_env, log)
 
 
 def run_airflow(*args: str, env: dict[str, str] | None = None,
@@ -264,6 +282,7 @@ class AirflowCli:
     env = AIRFLOW_ENV
     run = staticmethod(run_airflow)
     run_together = staticmethod(run_together)
+    start = staticmethod(start_airflow)
     json = staticmethod(json_output)
 
     @staticmethod

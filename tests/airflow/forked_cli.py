@@ -10,7 +10,10 @@ forks a child for each, all at once, and runs ``airflow <argv>`` in each child
 exactly as the ``airflow`` entry point does (``airflow.__main__.main``), with
 the request's environment and its output in the two files. It answers
 ``{"returncodes": [n, ...]}`` when every child ended (negative: killed by that
-signal; ``null``: killed after the request's ``timeout``).
+signal; ``null``: killed after the request's ``timeout``). A line
+``{"start": request}`` instead forks one child in a session of its own and
+answers ``{"pid": n}`` at once, not waiting for it: a server (``api-server``,
+``scheduler``, ``dag-processor``) that starts without paying the imports again.
 
 Only the AIRFLOW_* settings Airflow reads on import are fixed; a request whose
 environment changes them goes to a fork server started with them (the harness
@@ -94,9 +97,12 @@ def _warm_the_execution_api() -> None:
 def _child(entry_point, request: dict) -> int:
     os.environ.clear()
     os.environ.update(request["env"])
+    opened: dict[str, int] = {}   # stdout and stderr may be one file
     for fd, path in ((1, request["stdout"]), (2, request["stderr"])):
-        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.dup2(target, fd)
+        if path not in opened:
+            opened[path] = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(opened[path], fd)
+    for target in opened.values():
         os.close(target)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     sys.argv = ["airflow", *request["argv"]]
@@ -122,26 +128,65 @@ def serve() -> None:
     entry_point = _import_the_cli()
     sys.stdout.flush()
     _answer({"ready": True})
+    # the processes of {"start": ...} requests, collected as soon as they end (no
+    # zombie for the harness to wait on; their CPU time counted as this process's)
+    signal.signal(signal.SIGCHLD, lambda *_: _reap(_DETACHED))
     for line in sys.stdin:
         requests = json.loads(line)
+        if isinstance(requests, dict):   # {"start": request}: a process left running
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})
+            try:
+                pid = _start(entry_point, requests["start"], session=True)
+                _DETACHED.add(pid)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+            _answer({"pid": pid})
+            continue
         if any(request["argv"][:2] in _RUN_TASKS for request in requests):
             _warm_for_tasks()
         started = time.monotonic()
         pids = [_start(entry_point, request) for request in requests]
         _answer({"returncodes": [_wait(pid, started + request["timeout"])
                                  for pid, request in zip(pids, requests, strict=True)]})
-    # stdin closed: every child was waited for, and nothing here needs cleaning up;
-    # the interpreter's shutdown of what the warm-up built takes seconds
+    # stdin closed: every child was waited for (a started one: stopped by the harness,
+    # given a moment to end), and nothing here needs cleaning up; the interpreter's
+    # shutdown of what the warm-up built takes seconds
+    deadline = time.monotonic() + 10
+    while _DETACHED and time.monotonic() < deadline:
+        _reap(_DETACHED)
+        time.sleep(0.05)
     sys.stderr.flush()
     os._exit(0)
 
 
-def _start(entry_point, request: dict) -> int:
-    """Fork the child that runs ``request``; its process id."""
+#: the running processes of ``{"start": ...}`` requests
+_DETACHED: set[int] = set()
+
+
+def _reap(detached: set[int]) -> None:
+    """Collect the ended processes of ``{"start": ...}`` requests (no zombies)."""
+    for pid in list(detached):
+        try:
+            done = os.waitpid(pid, os.WNOHANG)[0]
+        except ChildProcessError:
+            done = pid
+        if done:
+            detached.discard(pid)
+
+
+def _start(entry_point, request: dict, session: bool = False) -> int:
+    """Fork the child that runs ``request``; its process id. With ``session``, the
+    child leads a session of its own (a long-running server, like one started with
+    ``Popen(start_new_session=True)``)."""
     pid = os.fork()
     if pid == 0:   # the child ends as the interpreter ends a process: the threading
         code = 1   # exit hooks (a process pool's shutdown), the atexit handlers
-        try:
+        try:   # the child's signals as a new process's (not this server's handler)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
+            if session:
+                os.setsid()
+                _ANSWERS.close()   # the harness's pipe: only the fork server answers
             code = _child(entry_point, request)
             threading._shutdown()
             atexit._run_exitfuncs()

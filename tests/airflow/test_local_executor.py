@@ -14,7 +14,6 @@ import datetime as dt
 import os
 import secrets
 import shutil
-import subprocess
 import time
 import urllib.request
 from pathlib import Path
@@ -76,24 +75,28 @@ def _project(tmp_path: Path) -> Path:
 class Deployment:
     """The Airflow processes of one test, each logging to a file in AIRFLOW_HOME.
 
+    Each is forked, in a session of its own, from the test's fork server (the
+    ``airflow`` CLI imported once with the test's settings, the one that migrated
+    its database), not started as a new interpreter that pays the imports again.
     ``stop`` ends every process it started and all their descendants (the
     scheduler's executor workers and task supervisors), by process id."""
 
-    def __init__(self, executable: str, home: Path, env: dict[str, str]):
-        self.executable, self.home, self.env = executable, home, env
-        self.procs: dict[str, subprocess.Popen] = {}
+    def __init__(self, cli, home: Path, env: dict[str, str]):
+        self.cli, self.home, self.env = cli, home, env
+        self.procs: dict[str, psutil.Process] = {}
 
     def start(self, name: str, *args: str) -> None:
-        log = (self.home / f"{name}.log").open("w")
-        self.procs[name] = subprocess.Popen([self.executable, *args], env=self.env, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
-        log.close()
+        pid = self.cli.start(*args, log=self.home / f"{name}.log", env=self.env)
+        self.procs[name] = psutil.Process(pid)
 
     def check_alive(self) -> None:
         for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                pytest.fail(f"airflow {name} exited {proc.returncode}\n{self.logs()}",
-                            pytrace=False)
+            try:
+                ended = proc.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                ended = True
+            if ended:
+                pytest.fail(f"airflow {name} exited\n{self.logs()}", pytrace=False)
 
     def logs(self, tail: int = 4000) -> str:
         """The end of every process log and task log, for a failure message."""
@@ -108,9 +111,8 @@ class Deployment:
 
     def stop(self) -> None:
         everyone: list[psutil.Process] = []
-        for proc in self.procs.values():
+        for parent in self.procs.values():
             try:
-                parent = psutil.Process(proc.pid)
                 everyone += [parent, *parent.children(recursive=True)]
             except psutil.NoSuchProcess:
                 pass
@@ -126,8 +128,6 @@ class Deployment:
             except psutil.NoSuchProcess:
                 pass
         psutil.wait_procs(alive, timeout=10)
-        for proc in self.procs.values():
-            proc.wait(timeout=10)
 
 
 def _wait_for(what: str, deadline: float, deployment: Deployment, probe) -> object:
@@ -187,7 +187,7 @@ def test_local_executor_runs_two_slices_in_parallel(airflow_bare, tmp_path, pg_u
            "LX_CRM_URL": crm_url, "LX_ERP_URL": erp_url}
     airflow_bare.run("db", "migrate", env=env)
 
-    deployment = Deployment(airflow_bare.executable, home, env)
+    deployment = Deployment(airflow_bare, home, env)
     meta = sa.create_engine(meta_url)
     try:
         # only the Execution API the workers report to: nothing here uses the core
