@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 from crm2erp.engine.connections import ConnectionPool
 from crm2erp.engine.cursors import parse_since
-from crm2erp.engine.replay import replay
+from crm2erp.engine.deadletters import replay
 from crm2erp.engine.runner import Change, FlowRunner, RunResult
 from crm2erp.errors import ConfigError
 from crm2erp.mapping import compile_mapping

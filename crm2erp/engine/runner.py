@@ -16,7 +16,7 @@ The steps live in their own modules: :mod:`crm2erp.engine.inbound` (map,
 merge, validate), :mod:`crm2erp.engine.load` (stages, outbound map, hash and
 collision checks, deletes) and :mod:`crm2erp.engine.sinks` (the write, or in a
 dry run its description). This module holds the run around them: the lock,
-the run log, partitions and the batch loop; :mod:`crm2erp.engine.replay` runs
+the run log, partitions and the batch loop; :mod:`crm2erp.engine.deadletters` runs
 dead letters again through it.
 
 Killing the process at any point loses nothing: the watermark is behind every
