@@ -17,7 +17,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +33,12 @@ if sys.dont_write_bytecode:
     sys.dont_write_bytecode = False
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
-PG_ADMIN_URL = os.environ.get(
-    "CRM2ERP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-MYSQL_ADMIN_URL = os.environ.get(
-    "CRM2ERP_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
-
+from crm2erp.testing.databases import (  # noqa: E402 - after the bytecode setting
+    MYSQL_ADMIN_URL,
+    PG_ADMIN_URL,
+    create_database,
+    drop_database,
+)
 
 _SERVERS = {"pg_url": "postgres", "mysql_url": "mariadb", "pg_sibling": "postgres",
             "pg_store_url": "postgres", "mysql_store_url": "mariadb"}
@@ -142,38 +142,24 @@ def retry_sleeps(monkeypatch) -> list[float]:
     return waits
 
 
-def _fresh_database(admin_url: str, what: str, template: str | None = None):
-    name = f"crm2erp_t_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+def _fresh_database(admin_url: str, template: str | None = None):
+    url = create_database(admin_url, template)
     try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"CREATE DATABASE {name}"
-                                 + (f" TEMPLATE {template}" if template else "")))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"{what} is not reachable at {admin_url}: {exc.orig}. "
-                    "Start it (see README, 'Services for the tests').", pytrace=False)
-    url = sa.engine.make_url(admin_url).set(database=name)
-    try:
-        yield url.render_as_string(hide_password=False)
+        yield url
     finally:
-        with admin.connect() as conn:
-            if admin.dialect.name == "postgresql":
-                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            else:
-                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
-        admin.dispose()
+        drop_database(url)
 
 
 @pytest.fixture
 def pg_url():
     """URL of a fresh PostgreSQL database."""
-    yield from _fresh_database(PG_ADMIN_URL, "PostgreSQL")
+    yield from _fresh_database(PG_ADMIN_URL)
 
 
 @pytest.fixture
 def mysql_url():
     """URL of a fresh MariaDB database."""
-    yield from _fresh_database(MYSQL_ADMIN_URL, "MariaDB")
+    yield from _fresh_database(MYSQL_ADMIN_URL)
 
 
 @pytest.fixture
@@ -188,9 +174,9 @@ def any_db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.db'}"
     elif request.param == "postgres":
-        yield from _fresh_database(PG_ADMIN_URL, "PostgreSQL")
+        yield from _fresh_database(PG_ADMIN_URL)
     else:
-        yield from _fresh_database(MYSQL_ADMIN_URL, "MariaDB")
+        yield from _fresh_database(MYSQL_ADMIN_URL)
 
 
 # -- migrated state stores, cloned from a template per worker ---------------------
@@ -209,7 +195,7 @@ def _migrated(url: str) -> None:
 
 @pytest.fixture(scope="session")
 def _pg_store_template():
-    gen = _fresh_database(PG_ADMIN_URL, "PostgreSQL")
+    gen = _fresh_database(PG_ADMIN_URL)
     url = next(gen)
     _migrated(url)
     yield _StoreTemplate(url)
@@ -218,7 +204,7 @@ def _pg_store_template():
 
 @pytest.fixture(scope="session")
 def _mysql_store_template():
-    gen = _fresh_database(MYSQL_ADMIN_URL, "MariaDB")
+    gen = _fresh_database(MYSQL_ADMIN_URL)
     url = next(gen)
     _migrated(url)
     engine = sa.create_engine(url)
@@ -272,13 +258,12 @@ def _build_wheel(outdir: Path) -> None:
 
 def _pg_store(request):
     template = request.getfixturevalue("_pg_store_template")
-    yield from _fresh_database(PG_ADMIN_URL, "PostgreSQL",
-                               template=sa.engine.make_url(template.url).database)
+    yield from _fresh_database(PG_ADMIN_URL, template=sa.engine.make_url(template.url).database)
 
 
 def _mysql_store(request):
     template = request.getfixturevalue("_mysql_store_template")
-    for url in _fresh_database(MYSQL_ADMIN_URL, "MariaDB"):
+    for url in _fresh_database(MYSQL_ADMIN_URL):
         engine = sa.create_engine(url)
         with engine.begin() as conn:
             conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 0"))

@@ -27,18 +27,18 @@ gives the tests of ``any_db_url`` and ``any_store_url``.
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 import sqlalchemy as sa
 
-PG_ADMIN_URL = os.environ.get(
-    "CRM2ERP_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-MYSQL_ADMIN_URL = os.environ.get(
-    "CRM2ERP_TEST_MYSQL_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+from crm2erp.testing.databases import (
+    MYSQL_ADMIN_URL,
+    PG_ADMIN_URL,
+    create_database,
+    drop_database,
+)
 
 # the revisions the migration tests write their old rows at
 SNAPSHOT_REVISIONS = ("0007", "0008", "0009", "0010", "0012", "0013")
@@ -52,44 +52,20 @@ class _Databases:
     """Databases this worker created on the servers, dropped when the session ends."""
 
     def __init__(self) -> None:
-        self._admins: dict[str, sa.Engine] = {}
-        self._made: list[tuple[str, str]] = []
-
-    def admin(self, admin_url: str) -> sa.Engine:
-        if admin_url not in self._admins:
-            self._admins[admin_url] = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT",
-                                                       poolclass=sa.pool.NullPool)
-        return self._admins[admin_url]
+        self._made: list[str] = []
 
     def create(self, admin_url: str, template: str | None = None) -> str:
-        name = f"crm2erp_t_{uuid.uuid4().hex[:10]}"
-        try:
-            with self.admin(admin_url).connect() as conn:
-                conn.execute(sa.text(f"CREATE DATABASE {name}"
-                                     + (f" TEMPLATE {template}" if template else "")))
-        except sa.exc.OperationalError as exc:
-            pytest.fail(f"{admin_url} is not reachable: {exc.orig}. "
-                        "Start it (see README, 'Services for the tests').", pytrace=False)
-        self._made.append((admin_url, name))
-        url = sa.engine.make_url(admin_url).set(database=name)
-        return url.render_as_string(hide_password=False)
+        url = create_database(admin_url, template)
+        self._made.append(url)
+        return url
 
     def drop(self, url: str) -> None:
-        name = sa.engine.make_url(url).database
-        (admin_url,) = [a for a, made in self._made if made == name]
-        self._made.remove((admin_url, name))
-        with self.admin(admin_url).connect() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            else:
-                conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
+        self._made.remove(url)
+        drop_database(url)
 
     def drop_all(self) -> None:
-        for admin_url, name in reversed(self._made):
-            self.drop(sa.engine.make_url(admin_url).set(database=name)
-                      .render_as_string(hide_password=False))
-        for engine in self._admins.values():
-            engine.dispose()
+        for url in reversed(list(self._made)):
+            self.drop(url)
 
 
 @pytest.fixture(scope="session")
