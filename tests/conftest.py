@@ -38,6 +38,8 @@ from crm2erp.testing.databases import (  # noqa: E402 - after the bytecode setti
     PG_ADMIN_URL,
     create_database,
     drop_database,
+    mariadb_copy,
+    mariadb_tables,
 )
 
 _SERVERS = {"pg_url": "postgres", "mysql_url": "mariadb", "pg_sibling": "postgres",
@@ -207,14 +209,7 @@ def _mysql_store_template():
     gen = _fresh_database(MYSQL_ADMIN_URL)
     url = next(gen)
     _migrated(url)
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        tables = [row[0] for row in conn.execute(sa.text("SHOW TABLES"))]
-        ddl = tuple(conn.execute(sa.text(f"SHOW CREATE TABLE `{t}`")).one()[1] for t in tables)
-        versions = tuple(dict(r._mapping) for r in conn.execute(
-            sa.text("SELECT * FROM crm2erp_alembic_version")))
-    engine.dispose()
-    yield _StoreTemplate(url, ddl, versions)
+    yield _StoreTemplate(url, *mariadb_tables(url))
     gen.close()
 
 
@@ -263,16 +258,11 @@ def _pg_store(request):
 
 def _mysql_store(request):
     template = request.getfixturevalue("_mysql_store_template")
-    for url in _fresh_database(MYSQL_ADMIN_URL):
-        engine = sa.create_engine(url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 0"))
-            for statement in template.tables_ddl:
-                conn.execute(sa.text(statement))
-            conn.execute(sa.text("INSERT INTO crm2erp_alembic_version (version_num) "
-                                 "VALUES (:version_num)"), list(template.version_rows))
-        engine.dispose()
+    url = mariadb_copy(template.tables_ddl, template.version_rows)
+    try:
         yield url
+    finally:
+        drop_database(url)
 
 
 def _sqlite_store(request):

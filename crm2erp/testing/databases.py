@@ -7,7 +7,8 @@ test loudly, naming it: a test never skips for a missing server.
 
 from __future__ import annotations
 
-__all__ = ["MYSQL_ADMIN_URL", "PG_ADMIN_URL", "create_database", "drop_database"]
+__all__ = ["MYSQL_ADMIN_URL", "PG_ADMIN_URL", "create_database", "drop_database",
+           "mariadb_copy", "mariadb_tables"]
 
 import os
 import uuid
@@ -58,3 +59,45 @@ def drop_database(url: str) -> None:
             conn.execute(sa.text(f"DROP DATABASE IF EXISTS {parsed.database}{force}"))
     finally:
         admin.dispose()
+
+
+# -- MariaDB has no CREATE DATABASE ... TEMPLATE: a copy replays the tables ----------
+def mariadb_tables(url: str) -> tuple[tuple[str, ...], tuple[dict, ...]]:
+    """A MariaDB state store's CREATE TABLE statements and its revision rows, to copy
+    with :func:`mariadb_copy`; every other table must be empty (a copy gets no rows)."""
+    from crm2erp.store.migrations import VERSION_TABLE
+
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.connect() as conn:
+            tables = [row[0] for row in conn.execute(sa.text("SHOW TABLES"))]
+            ddl = tuple(conn.execute(sa.text(f"SHOW CREATE TABLE `{t}`")).one()[1]
+                        for t in tables)
+            for table in tables:
+                if table != VERSION_TABLE:
+                    count = conn.execute(sa.text(f"SELECT count(*) FROM `{table}`")).scalar()
+                    assert count == 0, f"{table} of {url} holds {count} rows"
+            versions = tuple(dict(r._mapping) for r in conn.execute(
+                sa.text(f"SELECT * FROM {VERSION_TABLE}")))
+    finally:
+        engine.dispose()
+    return ddl, versions
+
+
+def mariadb_copy(ddl: tuple[str, ...], versions: tuple[dict, ...]) -> str:
+    """A new MariaDB database holding these tables (empty) and revision rows; its URL."""
+    from crm2erp.store.migrations import VERSION_TABLE
+
+    url = create_database(MYSQL_ADMIN_URL)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 0"))
+            for statement in ddl:
+                conn.execute(sa.text(statement))
+            if versions:
+                conn.execute(sa.text(f"INSERT INTO {VERSION_TABLE} (version_num) "
+                                     "VALUES (:version_num)"), list(versions))
+    finally:
+        engine.dispose()
+    return url

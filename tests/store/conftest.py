@@ -38,6 +38,8 @@ from crm2erp.testing.databases import (
     PG_ADMIN_URL,
     create_database,
     drop_database,
+    mariadb_copy,
+    mariadb_tables,
 )
 
 # the revisions the migration tests write their old rows at
@@ -56,8 +58,12 @@ class _Databases:
 
     def create(self, admin_url: str, template: str | None = None) -> str:
         url = create_database(admin_url, template)
-        self._made.append(url)
+        self.adopt(url)
         return url
+
+    def adopt(self, url: str) -> None:
+        """Drop ``url``, made elsewhere, with the others."""
+        self._made.append(url)
 
     def drop(self, url: str) -> None:
         self._made.remove(url)
@@ -75,46 +81,11 @@ def _store_databases() -> Iterator[_Databases]:
     databases.drop_all()
 
 
-def _mariadb_tables(url: str) -> tuple[tuple[str, ...], tuple[dict, ...]]:
-    """A MariaDB database's CREATE TABLE statements and its version rows; every
-    other table must be empty (the copy gets no rows but the revision)."""
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.connect() as conn:
-            tables = [row[0] for row in conn.execute(sa.text("SHOW TABLES"))]
-            ddl = tuple(conn.execute(sa.text(f"SHOW CREATE TABLE `{t}`")).one()[1]
-                        for t in tables)
-            from crm2erp.store.migrations import VERSION_TABLE
-
-            for table in tables:
-                if table != VERSION_TABLE:
-                    count = conn.execute(sa.text(f"SELECT count(*) FROM `{table}`")).scalar()
-                    assert count == 0, f"{table} of {url} holds {count} rows"
-            versions = tuple(dict(r._mapping) for r in conn.execute(
-                sa.text(f"SELECT * FROM {VERSION_TABLE}")))
-    finally:
-        engine.dispose()
-    return ddl, versions
-
-
 def _mariadb_copy(databases: _Databases, ddl: tuple[str, ...], versions: tuple[dict, ...]
                   ) -> str:
-    """A new MariaDB database with these tables and version rows (as tests/conftest.py's
-    ``_mysql_store`` copies its template)."""
-    from crm2erp.store.migrations import VERSION_TABLE
-
-    url = databases.create(MYSQL_ADMIN_URL)
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    try:
-        with engine.begin() as conn:
-            conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 0"))
-            for statement in ddl:
-                conn.execute(sa.text(statement))
-            if versions:
-                conn.execute(sa.text(f"INSERT INTO {VERSION_TABLE} (version_num) "
-                                     "VALUES (:version_num)"), list(versions))
-    finally:
-        engine.dispose()
+    """:func:`mariadb_copy`, dropped when the session ends."""
+    url = mariadb_copy(ddl, versions)
+    databases.adopt(url)
     return url
 
 
@@ -259,7 +230,7 @@ class _Snapshots:
                     self.taken[revision] = folder / f"{revision}.db"
                     shutil.copyfile(folder / "migrating.db", self.taken[revision])
                 else:
-                    self.taken[revision] = _mariadb_tables(url)
+                    self.taken[revision] = mariadb_tables(url)
         finally:
             engine.dispose()
         if server != "sqlite":
