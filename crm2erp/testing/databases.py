@@ -50,9 +50,9 @@ def create_database(admin_url: str, template: str | None = None) -> str:
 def drop_database(url: str) -> None:
     """Drop the database at ``url`` (PostgreSQL: closing its connections first)."""
     parsed = sa.engine.make_url(url)
-    admin = _admin(parsed.set(database=sa.engine.make_url(
-        PG_ADMIN_URL if parsed.get_backend_name() == "postgresql" else MYSQL_ADMIN_URL
-    ).database).render_as_string(hide_password=False))
+    server = PG_ADMIN_URL if parsed.get_backend_name() == "postgresql" else MYSQL_ADMIN_URL
+    admin_database = sa.engine.make_url(server).database   # where DROP DATABASE runs
+    admin = _admin(parsed.set(database=admin_database).render_as_string(hide_password=False))
     try:
         with admin.connect() as conn:
             force = " WITH (FORCE)" if admin.dialect.name == "postgresql" else ""
