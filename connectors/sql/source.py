@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 from crm2erp.connectors.base import Batch, Cursor, Rejected, Row
 from crm2erp.connectors.cursortype import cursor_json, parse_cursor, parse_watermark
@@ -257,9 +258,10 @@ class SqlSourceMixin(SqlBase):
         """A SELECT of the rows of ``spec``'s table whose key is one of the typed ``keys``
         (``what``: "rows", every column as :meth:`select_columns`; "ids", the key columns
         and the id column), built once per table, key and ``what``, and its parameters.
-        On SQLite, text or integer values of a one-column key go as one JSON array
-        (``json_each``): the statement's text is then the same for any keys, where an
-        expanding ``IN`` is rendered again for each call."""
+        The values of a one-column key go as one JSON array on SQLite (text or integer
+        values, ``json_each``) and as one array on PostgreSQL (``= ANY``): the
+        statement's text is then the same for any keys, where an expanding ``IN`` is
+        rendered again for each call (and, over 4 KB, parsed again by psycopg)."""
         statements = self.__dict__.setdefault("_by_key_statements", {})
         single = len(spec.key) == 1
         as_json = single and self.dialect == "sqlite" and all(map(_json_key, keys))
@@ -271,6 +273,9 @@ class SqlSourceMixin(SqlBase):
             if as_json:
                 listed = sa.func.json_each(sa.bindparam("keys", type_=sa.String))
                 where = keyed.in_(sa.select(listed.table_valued("value").c.value))
+            elif single and self.dialect == "postgresql":
+                where = keyed == sa.any_(sa.bindparam("keys",
+                                                      type_=postgresql.ARRAY(keyed.type)))
             else:
                 where = keyed.in_(sa.bindparam("keys", expanding=True))
             selected = (self.select_columns(spec.table) if what == "rows"

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
 from crm2erp.connectors.sql.source import SqlSourceMixin
@@ -29,9 +28,6 @@ from crm2erp.store.batch import upsert as native_upsert
 log = logging.getLogger(__name__)
 
 _DB_ERRORS = (sa.exc.DBAPIError, sa.exc.StatementError)
-# the temporary table PostgreSQL COPYs into: one name, so that the statements that
-# use it are compiled once (a name per batch filled SQLAlchemy's statement cache)
-_STAGE = "crm2erp_stage"
 
 
 class RowProblem(ValueError):
@@ -224,37 +220,12 @@ class SqlTargetMixin(SqlSourceMixin):
             if not fresh:
                 continue
             params = [it.values for it in fresh]
-            if name == "postgresql" and len(params) > 1 and conn.dialect.driver == "psycopg":
-                self._copy_upsert(conn, spec, list(columns), updates, params)
-            elif name in ("sqlite", "postgresql", "mysql", "mariadb"):
-                # compiled once per table and columns, one executemany on the driver
+            if name in ("sqlite", "postgresql", "mysql", "mariadb"):
+                # compiled once per table and columns: one executemany on the driver, or
+                # on PostgreSQL a COPY and one INSERT ... ON CONFLICT
                 native_upsert(conn, table, params, spec.key, updates)
             else:  # any other dialect: plain inserts, safe under the flow lock
                 conn.execute(table.insert(), params)
-
-    @staticmethod
-    def _copy_upsert(conn: sa.Connection, spec: StreamSpec, columns: list[str],
-                     updates: list[str], params: list[dict[str, Any]]) -> None:
-        """PostgreSQL: the rows COPYed into a temporary table, then one INSERT ...
-        SELECT ... ON CONFLICT DO UPDATE into the target: one round trip for the data,
-        one statement for the upsert, whatever the batch size. The stage is dropped
-        when done: another column shape of the same batch stages under the same name."""
-        stage, table = _STAGE, spec.table
-        conn.execute(sa.text(
-            f"CREATE TEMPORARY TABLE {stage} ON COMMIT DROP AS SELECT "
-            f"{', '.join(conn.dialect.identifier_preparer.quote(c) for c in columns)} "
-            f"FROM {conn.dialect.identifier_preparer.format_table(table)} WITH NO DATA"))
-        quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
-        with conn.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f"COPY {stage} ({quoted}) FROM STDIN") as copy:
-                for row in params:
-                    copy.write_row([row[c] for c in columns])
-        staged = sa.table(stage, *(sa.column(c) for c in columns))
-        insert = postgresql.insert(table).from_select(columns, sa.select(*staged.c))
-        conn.execute(insert.on_conflict_do_update(
-            index_elements=spec.key_columns(),
-            set_={c: insert.excluded[c] for c in updates}))
-        conn.execute(sa.text(f"DROP TABLE {stage}"))
 
     @staticmethod
     def _update_rows(conn: sa.Connection, spec: StreamSpec, items: list[Item],

@@ -72,21 +72,27 @@ def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
 
 
 def _one_of(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement[bool]:
-    """``column IN`` the strings of the bind parameter ``ids`` (:func:`_one_of_value`),
+    """``column IN`` the values of the bind parameter ``ids`` (:func:`_one_of_value`),
     in a statement whose text is the same for any number of ids, so it is built and
-    compiled once: SQLite reads a JSON array with ``json_each``, PostgreSQL takes a
-    text array; another database gets an expanding ``IN``, rendered anew per call."""
-    if dialect == "sqlite":
+    compiled once: PostgreSQL takes an array of the column's type, SQLite a JSON array
+    of text (``json_each``, a text column only); elsewhere an expanding ``IN``,
+    rendered anew per call."""
+    if _as_json(column, dialect):
         ids = sa.func.json_each(sa.bindparam("ids", type_=sa.String)).table_valued("value")
         return column.in_(sa.select(ids.c.value))
     if dialect == "postgresql":
-        return column == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(sa.String)))
+        return column == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(column.type)))
     return column.in_(sa.bindparam("ids", expanding=True))
 
 
-def _one_of_value(ids: list[str], dialect: str) -> str | list[str]:
+def _one_of_value(ids: list[str], column: sa.ColumnElement,
+                  dialect: str) -> str | list[str]:
     """The ``ids`` parameter of a :func:`_one_of` statement."""
-    return json.dumps(ids) if dialect == "sqlite" else ids
+    return json.dumps(ids) if _as_json(column, dialect) else ids
+
+
+def _as_json(column: sa.ColumnElement, dialect: str) -> bool:
+    return dialect == "sqlite" and isinstance(column.type, sa.String)
 
 
 def _check(value: str, allowed: Sequence[str], what: str) -> None:
@@ -337,16 +343,18 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         entity_id, system_id = self.names.known(entity), self.names.known(system)
         if entity_id is None or system_id is None:
             return found
+        dialect = self.engine.dialect.name
         stmt = self._statements.get(("xref_by_canonical",))
         if stmt is None:
             stmt = self._statements[("xref_by_canonical",)] = (
                 self._xref_query(sa.bindparam("entity"), sa.bindparam("system"))
-                .where(xref.c.canonical_id.in_(sa.bindparam("ids", expanding=True)))
+                .where(_one_of(xref.c.canonical_id, dialect))
                 .order_by(xref.c.external_id))
         with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
+                ids = _one_of_value(chunk, xref.c.canonical_id, dialect)
                 for row in conn.execute(stmt, {"entity": entity_id, "system": system_id,
-                                               "ids": chunk}):
+                                               "ids": ids}):
                     found[row.canonical_id] = XrefEntry(entity, system, *row)
         return found
 
@@ -358,14 +366,16 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
         canonical_ids = list(canonical_ids)
         if entity_id is None or not canonical_ids:   # no connection taken for nothing
             return found
+        dialect, column = self.engine.dialect.name, canonical_records.c.canonical_id
         stmt = self._statements.get(("canonical_states",))
         if stmt is None:
             stmt = self._statements[("canonical_states",)] = sa.select(canonical_records).where(
                 canonical_records.c.entity_id == sa.bindparam("entity"),
-                canonical_records.c.canonical_id.in_(sa.bindparam("ids", expanding=True)))
+                _one_of(column, dialect))
         with self._reading() as conn:
             for chunk in _chunks(canonical_ids):
-                for row in conn.execute(stmt, {"entity": entity_id, "ids": chunk}):
+                ids = _one_of_value(chunk, column, dialect)
+                for row in conn.execute(stmt, {"entity": entity_id, "ids": ids}):
                     found[row.canonical_id] = CanonicalState(
                         entity, row.canonical_id, *fieldmemory.decode(row.memory))
         return found
@@ -426,7 +436,7 @@ class StateStore(QualityStoreMixin, DedupeStoreMixin):
             "entity": entity_id, "system": system_id, "flow": flow}
         with self._reading() as conn:
             for chunk in _chunks(external_ids):
-                params["ids"] = _one_of_value(chunk, dialect)
+                params["ids"] = _one_of_value(chunk, xref.c.external_id, dialect)
                 found.update((ext, (cid, hashed, bool(held_)))   # fetched at once
                              for ext, cid, hashed, held_ in conn.execute(stmt, params).all())
         return found
