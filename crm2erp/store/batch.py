@@ -67,7 +67,8 @@ def _copy_upsert(conn: sa.Connection, prepared: _PreparedUpsert,
     client's CPU of a state store batch). The stage has one name, dropped when done, so
     the next table or column shape of the same transaction stages under it too."""
     conn.exec_driver_sql(prepared.stage_sql)
-    with conn.connection.driver_connection.cursor() as cursor:
+    psycopg_connection: Any = conn.connection.driver_connection
+    with psycopg_connection.cursor() as cursor:
         with cursor.copy(prepared.copy_sql) as copy:
             for values in zip(*prepared.columns(rows), strict=True):
                 copy.write_row(values)
@@ -114,10 +115,10 @@ class _PreparedUpsert:
                               " WITH NO DATA")
             self.copy_sql = f"COPY {_STAGE} ({listed}) FROM STDIN"
             staged = sa.table(_STAGE, *(sa.column(col) for col in self.names))
-            insert = postgresql.insert(table).from_select(list(self.names),
-                                                          sa.select(*staged.c))
-            self.from_stage_sql = insert.on_conflict_do_update(
-                index_elements=list(key), set_={col: insert.excluded[col] for col in update}
+            from_stage = postgresql.insert(table).from_select(list(self.names),
+                                                              sa.select(*staged.c))
+            self.from_stage_sql = from_stage.on_conflict_do_update(
+                index_elements=list(key), set_={col: from_stage.excluded[col] for col in update}
             ).compile(dialect=dialect).string
 
     def columns(self, rows: Sequence[dict[str, Any]]) -> list[list[Any]]:
