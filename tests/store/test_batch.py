@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
 from crm2erp.connectors.base import Cursor
-from crm2erp.store import BatchCommit, NewDeadLetter, StateStore, XrefUpsert
+from crm2erp.store import (
+    BatchCommit,
+    CanonicalState,
+    NewDeadLetter,
+    StateStore,
+    XrefUpsert,
+)
 
 
 @pytest.fixture
@@ -99,6 +106,48 @@ def test_a_canonical_id_of_two_source_records_names_the_greater_external_id(stor
     store.commit_batch(_batch(run_id, xref=[XrefUpsert("account", "big", x, "c" + x)
                                             for x in many]))
     assert len(store.canonical_ids("account", "big", many)) == 2500
+
+
+HOSTILE_IDS = ["tab\there", "new\nline", "back\\slash", "\\N", "quote ' \" ", "<b>x</b>",
+               "Müller ß 漢字 🚀", " lead and trail ", "comma, semi; pipe|", "a" * 191]
+
+
+def test_a_batch_of_hostile_ids_is_read_back_as_written(store):
+    """A batch of several hundred rows (PostgreSQL: COPY into a stage, then one INSERT
+    ... ON CONFLICT) keeps every external id, canonical id (uuid or any text), payload
+    hash (hex, a deletion mark, none) and hub memory exactly; a second batch updates
+    half of them and leaves the rest as they were."""
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute",
+                    lambda *args: statements.append(args[2]))
+    run_id = store.start_run("accounts", "incremental")
+    ext = [f"{HOSTILE_IDS[i % len(HOSTILE_IDS)][:180]}#{i}" for i in range(400)]
+    cids = [str(uuid.UUID(int=i + 1)) if i % 2 else f"text id {HOSTILE_IDS[i % 9]} {i}"
+            for i in range(400)]
+    hashes = [None if i % 3 == 0 else "deleted" if i % 3 == 1 else f"{i:016x}"
+              for i in range(400)]
+    store.commit_batch(_batch(
+        run_id, xref=[XrefUpsert("account", "sf", e, c, h)
+                      for e, c, h in zip(ext, cids, hashes, strict=True)],
+        canonical=[CanonicalState("account", c, {"name": e, "n": i}, {})
+                   for i, (e, c) in enumerate(zip(ext, cids, strict=True))]))
+    store.commit_batch(_batch(
+        run_id, xref=[XrefUpsert("account", "sf", e, c, "f" * 16)
+                      for e, c in zip(ext[:200], cids[:200], strict=True)],
+        canonical=[CanonicalState("account", c, {"name": e + " v2"}, {})
+                   for e, c in zip(ext[:200], cids[:200], strict=True)]))
+
+    entries = store.xref_entries("account", "sf", ext)
+    assert {e: (entries[e].canonical_id, entries[e].payload_hash) for e in ext} == {
+        e: (c, "f" * 16 if i < 200 else h)
+        for i, (e, c, h) in enumerate(zip(ext, cids, hashes, strict=True))}
+    assert store.external_ids("account", "sf", cids) == dict(zip(cids, ext, strict=True))
+    states = store.canonical_states("account", cids)
+    assert {c: states[c].data for c in cids} == {
+        c: {"name": e + " v2"} if i < 200 else {"name": e, "n": i}
+        for i, (e, c) in enumerate(zip(ext, cids, strict=True))}
+    if store.engine.dialect.name == "postgresql":
+        assert sum(s.startswith("CREATE TEMPORARY TABLE") for s in statements) == 4
 
 
 def test_sync_hashes_tell_the_keys_an_active_dead_letter_of_the_flow_holds(store):
