@@ -11,13 +11,14 @@ import pytest
 
 from crm2erp.mapping import load_project
 from crm2erp.mappings import pack_dir
-from crm2erp.orchestration import tasks
 
 
 def test_without_the_provider_no_lineage_and_a_debug_line(caplog, monkeypatch):
     # None in sys.modules: importing the provider raises ImportError, as when absent
     monkeypatch.setitem(sys.modules, "airflow.providers.openlineage", None)
     monkeypatch.setenv("CRM2ERP_DEMO_DIR", "/nonexistent")
+    from crm2erp.orchestration import tasks  # imports Airflow: not at collection
+
     project = load_project(pack_dir("demo"))
     with caplog.at_level(logging.DEBUG, logger=tasks.__name__):
         assert tasks.airflow_lineage(project) is None

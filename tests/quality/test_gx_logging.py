@@ -7,8 +7,6 @@ import logging
 
 import pytest
 
-from crm2erp.quality.gx.suite import GX_LOGGERS, quiet_gx_logging
-
 
 class Kept(logging.Handler):
     def __init__(self):
@@ -21,6 +19,8 @@ class Kept(logging.Handler):
 
 @pytest.fixture
 def root_handler():
+    from crm2erp.quality.gx.suite import GX_LOGGERS  # imports GX: not at collection
+
     root = logging.getLogger()
     saved = root.level, {n: logging.getLogger(n).level for n in GX_LOGGERS}
     handler = Kept()
@@ -39,6 +39,8 @@ def test_gx_info_lines_show_only_when_the_application_logs_info(root_handler, ro
     gx_base = logging.getLogger("great_expectations.data_context.types.base")
     gx_base.setLevel(logging.INFO)   # what GX does to itself on import
     root.setLevel(root_level)        # crm2erp: WARNING, or INFO with -v
+    from crm2erp.quality.gx.suite import quiet_gx_logging
+
     quiet_gx_logging()
     gx_base.info("Created temporary directory '/tmp/x' for ephemeral docs site")
     gx_base.warning("a GX warning")
