@@ -38,7 +38,7 @@ from crm2erp.connectors.hubspot.config import ChildConfig, HubSpotConfig, HubSpo
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.children import embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
-from crm2erp.connectors.toolkit.paging import paged_records
+from crm2erp.connectors.toolkit.paging import keyset_records, paged_records
 from crm2erp.connectors.toolkit.targets import json_answer, rows_by_key
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant
 from crm2erp.http import CursorPaginator, HttpClient, TokenBucket
@@ -156,18 +156,13 @@ class HubSpotReader:
         """All records modified exactly at ``stamp``, paged by ``hs_object_id``."""
         # ids already held at this instant came in no particular order: page from the
         # start and let the batcher drop the ones it has
-        last_id = 0
-        size = self.config.page_size
-        while True:
+        def page(last_id: int | None) -> list[dict[str, Any]]:
             filters = [_filter(stream.cursor_property, "EQ", _epoch_ms(stamp)),
-                       _filter("hs_object_id", "GT", str(last_id))]
-            page = self._post_search(stream, filters, "hs_object_id")
-            results = page.get("results") or []
-            for record in results:
-                last_id = max(last_id, int(record["id"]))
-                yield record
-            if len(results) < size:
-                return
+                       _filter("hs_object_id", "GT", str(last_id or 0))]
+            return self._post_search(stream, filters, "hs_object_id").get("results") or []
+
+        return keyset_records(page, lambda found: max(int(record["id"]) for record in found),
+                              size=self.config.page_size)
 
     # -- list endpoint -------------------------------------------------------
     def _listed_row(self, stream: HubSpotStreamConfig, record: dict[str, Any]) -> Row:
