@@ -35,7 +35,6 @@ from typing import Any
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.hubspot.api import parse_rate_headers
 from crm2erp.connectors.hubspot.config import ChildConfig, HubSpotConfig, HubSpotStreamConfig
-from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.children import embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
 from crm2erp.connectors.toolkit.paging import keyset_records, paged_records
@@ -237,15 +236,15 @@ class HubSpotReader:
 
     def associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
         """``{from id: [to ids]}`` through ``POST /crm/v4/associations/{from}/{to}/batch/read``."""
-        out: dict[str, list[str]] = {}
-        for chunk in chunks(ids, ASSOC_BATCH):
+        def fetch(chunk: list[str]) -> Iterator[tuple[str, list[str]]]:
             answer = self._post(f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
                                 {"inputs": [{"id": i} for i in chunk]},
                                 f"associations {from_type} -> {to_type}")
             for result in answer.get("results") or []:
                 targets = [str(t["toObjectId"]) for t in result.get("to") or []]
-                out[str(result["from"]["id"])] = sorted(targets, key=lambda x: (len(x), x))
-        return out
+                yield str(result["from"]["id"]), sorted(targets, key=lambda x: (len(x), x))
+
+        return rows_by_key(ids, ASSOC_BATCH, fetch)
 
     def _note_limits(self) -> None:
         limits = parse_rate_headers(self.client.last_response)

@@ -49,6 +49,7 @@ from crm2erp.connectors.odoo.config import ChildConfig, OdooConfig, OdooStreamCo
 from crm2erp.connectors.odoo.rpc import OdooRecordError, OdooRpc
 from crm2erp.connectors.toolkit.batches import isolate
 from crm2erp.connectors.toolkit.creates import create_isolated
+from crm2erp.connectors.toolkit.fields import record_value
 from crm2erp.connectors.toolkit.records import as_id, for_found_ids
 from crm2erp.connectors.toolkit.values import same_rows
 from crm2erp.connectors.toolkit.writer import required_setting, write_in_batches
@@ -204,13 +205,12 @@ class OdooWriter:
             if not result.ok or not result.target_id:
                 continue
             for field, kind in stream.child_partners.items():
-                ref, value = f"{row[key_field]}/{kind}", row.get(field)
-                if value is not None and not isinstance(value, dict):
-                    results[i] = replace(result, action=WriteAction.FAILED, error=(
-                        f"{field} must be a record of res.partner fields, got "
-                        f"{type(value).__name__}"))
+                ref = f"{row[key_field]}/{kind}"
+                try:
+                    values = record_value(row.get(field), field)
+                except ValueError as exc:
+                    results[i] = replace(result, action=WriteAction.FAILED, error=str(exc))
                     continue
-                values = {k: v for k, v in (value or {}).items() if v not in (None, "")}
                 if values:
                     wanted[ref] = (i, field, {**values, "ref": ref, "type": kind,
                                               "parent_id": int(result.target_id),
