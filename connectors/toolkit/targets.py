@@ -22,6 +22,7 @@ from typing import Any, ClassVar, TypeVar
 import requests
 
 from crm2erp.connectors.base import DelegatingConnector, Row, WriteAction, WriteResult
+from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.writer import required_setting
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, decode_json
@@ -59,9 +60,8 @@ def rows_by_key(keys: Sequence[Any], size: int,
     answer."""
     wanted = list(dict.fromkeys(str(k) for k in keys))
     found: dict[str, Found] = {}
-    step = max(1, size)
-    for start in range(0, len(wanted), step):
-        found.update(fetch(wanted[start:start + step]))
+    for chunk in chunks(wanted, size):
+        found.update(fetch(list(chunk)))
     return found
 
 
