@@ -94,7 +94,6 @@ class ErpNextConfig(HttpConnectionConfig):
     def _prepare(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        data = dict(data)
         retired_setting(data, "write_attempts", "write_attempts is no longer a setting: every "
                         "write request is retried with the connection's retry settings "
                         "(retry.max_attempts); remove it", refuse=True)

@@ -41,6 +41,7 @@ from crm2erp.connectors.base import Row
 from crm2erp.connectors.erpnext.api import frappe_error
 from crm2erp.connectors.erpnext.config import ErpNextStreamConfig
 from crm2erp.connectors.erpnext.source import ErpNextReader, resource
+from crm2erp.connectors.toolkit.fields import record_value
 from crm2erp.connectors.toolkit.values import changed_fields
 
 Send = Callable[[str, str, dict | None], requests.Response]
@@ -52,15 +53,6 @@ _TABLES = ("email_ids", "phone_nos")
 
 class LinkError(Exception):
     """Frappe refused an Address or Contact write; the message says which and why."""
-
-
-def _clean(values: Any, what: str) -> dict[str, Any]:
-    if values is None:
-        return {}
-    if not isinstance(values, dict):
-        raise LinkError(f"{what}: the row's value must be a record of its fields, got "
-                        f"{type(values).__name__} {str(values)[:60]!r}")
-    return {k: v for k, v in values.items() if v not in (None, "")}
 
 
 def contact_rows(current: dict, email: str | None, phone: str | None,
@@ -170,7 +162,7 @@ class LinkedRecords:
 
     def address(self, parent: tuple[str, str], address_type: str, values: Any) -> bool:
         """Write one address of ``parent``; true when something changed."""
-        wanted = _clean(values, f"Address ({address_type})")
+        wanted = record_value(values, f"Address ({address_type})", error=LinkError)
         desired = None
         if wanted:
             if "country" in wanted:
@@ -183,7 +175,7 @@ class LinkedRecords:
     def contact(self, parent: tuple[str, str], values: Any) -> bool:
         """Write the contact of ``parent``; true when something changed. It has an e-mail
         or number row whenever one is sent, so none left means no Contact."""
-        wanted = _clean(values, "Contact")
+        wanted = record_value(values, "Contact", error=LinkError)
         email = wanted.pop("email_id", None)
         phone, mobile = wanted.pop("phone", None), wanted.pop("mobile_no", None)
         docs = self._ours("Contact", parent)

@@ -35,10 +35,9 @@ from typing import Any
 from crm2erp.connectors.base import Batch, Cursor, Row
 from crm2erp.connectors.hubspot.api import parse_rate_headers
 from crm2erp.connectors.hubspot.config import ChildConfig, HubSpotConfig, HubSpotStreamConfig
-from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.children import embed_children
 from crm2erp.connectors.toolkit.ordering import OrderedBatcher
-from crm2erp.connectors.toolkit.paging import paged_records
+from crm2erp.connectors.toolkit.paging import keyset_records, paged_records
 from crm2erp.connectors.toolkit.targets import json_answer, rows_by_key
 from crm2erp.connectors.toolkit.timestamps import iso_millis, utc_instant
 from crm2erp.http import CursorPaginator, HttpClient, TokenBucket
@@ -156,18 +155,13 @@ class HubSpotReader:
         """All records modified exactly at ``stamp``, paged by ``hs_object_id``."""
         # ids already held at this instant came in no particular order: page from the
         # start and let the batcher drop the ones it has
-        last_id = 0
-        size = self.config.page_size
-        while True:
+        def page(last_id: int | None) -> list[dict[str, Any]]:
             filters = [_filter(stream.cursor_property, "EQ", _epoch_ms(stamp)),
-                       _filter("hs_object_id", "GT", str(last_id))]
-            page = self._post_search(stream, filters, "hs_object_id")
-            results = page.get("results") or []
-            for record in results:
-                last_id = max(last_id, int(record["id"]))
-                yield record
-            if len(results) < size:
-                return
+                       _filter("hs_object_id", "GT", str(last_id or 0))]
+            return self._post_search(stream, filters, "hs_object_id").get("results") or []
+
+        return keyset_records(page, lambda found: max(int(record["id"]) for record in found),
+                              size=self.config.page_size)
 
     # -- list endpoint -------------------------------------------------------
     def _listed_row(self, stream: HubSpotStreamConfig, record: dict[str, Any]) -> Row:
@@ -242,15 +236,15 @@ class HubSpotReader:
 
     def associations(self, from_type: str, to_type: str, ids: list[str]) -> dict[str, list[str]]:
         """``{from id: [to ids]}`` through ``POST /crm/v4/associations/{from}/{to}/batch/read``."""
-        out: dict[str, list[str]] = {}
-        for chunk in chunks(ids, ASSOC_BATCH):
+        def fetch(chunk: list[str]) -> Iterator[tuple[str, list[str]]]:
             answer = self._post(f"/crm/v4/associations/{from_type}/{to_type}/batch/read",
                                 {"inputs": [{"id": i} for i in chunk]},
                                 f"associations {from_type} -> {to_type}")
             for result in answer.get("results") or []:
                 targets = [str(t["toObjectId"]) for t in result.get("to") or []]
-                out[str(result["from"]["id"])] = sorted(targets, key=lambda x: (len(x), x))
-        return out
+                yield str(result["from"]["id"]), sorted(targets, key=lambda x: (len(x), x))
+
+        return rows_by_key(ids, ASSOC_BATCH, fetch)
 
     def _note_limits(self) -> None:
         limits = parse_rate_headers(self.client.last_response)

@@ -36,14 +36,13 @@ from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
-from crm2erp.connectors.hubspot.api import config_problem, describe_error
+from crm2erp.connectors.hubspot.api import config_problem, describe_error, hubspot_error
 from crm2erp.connectors.hubspot.config import RESERVED_FIELDS, HubSpotConfig, HubSpotStreamConfig
 from crm2erp.connectors.hubspot.source import HubSpotReader
 from crm2erp.connectors.toolkit.targets import KeyedWriter, json_answer
 from crm2erp.connectors.toolkit.timestamps import utc_text
 from crm2erp.connectors.toolkit.writer import delete_in_batches, write_in_batches
 from crm2erp.errors import ConfigError, FatalError
-from crm2erp.http import decode_json
 
 
 def wire_value(value: Any) -> Any:
@@ -70,8 +69,7 @@ def _properties(row: Row) -> dict[str, Any]:
 def _error_of(resp) -> Mapping[str, Any]:
     """A refused call's HubSpot error (its first 300 characters as the message when the
     body is not one)."""
-    body = decode_json(resp) if resp.content else {}
-    return body if isinstance(body, Mapping) else {"message": resp.text[:300]}
+    return hubspot_error(resp) or {"message": resp.text[:300] or "no message"}
 
 
 def _stop_if_config(stream: HubSpotStreamConfig, error: Mapping[str, Any]) -> None:

@@ -35,6 +35,7 @@ from crm2erp.connectors.odoo.config import OdooConfig, OdooStreamConfig
 from crm2erp.connectors.odoo.rpc import OdooRpc, odoo_datetime
 from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.ordering import Item, merged_batches
+from crm2erp.connectors.toolkit.paging import keyset_records
 from crm2erp.connectors.toolkit.targets import rows_by_key
 from crm2erp.errors import FatalError
 
@@ -91,29 +92,29 @@ class OdooReader:
         cf = stream.cursor_field
         context = {"active_test": False} if "active" in types else {}
         lower = [[cf, ">=", moment]] if moment else []
-        while True:
+
+        def page(after: tuple[str, int] | None) -> list[dict[str, Any]]:
             keyset = ["|", [cf, ">", after[0]], "&", [cf, "=", after[0]],
                       ["id", ">", after[1]]] if after else lower
-            page = self.rpc.execute_kw(stream.model, "search_read",
-                                       [list(stream.domain) + keyset],
-                                       {"fields": stream.fields, "limit": self.config.page_size,
-                                        "order": ORDER.format(cursor=cf), "context": context})
-            if not page:
-                break
-            self._expand_children(stream, page)
-            for raw in page:
-                if not raw.get(cf):
-                    raise FatalError(f"Odoo {stream.model} record {raw.get('id')} has no "
-                                     f"{cf}; choose a cursor_field that is always set")
-                after = (raw[cf], int(raw["id"]))
-                record = normalize_record(raw, types)
-                at = (iso_cursor(raw[cf]), _key_text(raw["id"]))
-                if stream.archived_as_deleted and record.get("active") is False:
-                    yield at, None, str(record["id"])
-                else:
-                    yield at, record, None
-            if len(page) < self.config.page_size:
-                break
+            found = self.rpc.execute_kw(stream.model, "search_read",
+                                        [list(stream.domain) + keyset],
+                                        {"fields": stream.fields, "limit": self.config.page_size,
+                                         "order": ORDER.format(cursor=cf), "context": context})
+            if found:
+                self._expand_children(stream, found)
+            return found or []
+
+        for raw in keyset_records(page, lambda found: (found[-1][cf], int(found[-1]["id"])),
+                                  size=self.config.page_size, after=after):
+            if not raw.get(cf):
+                raise FatalError(f"Odoo {stream.model} record {raw.get('id')} has no "
+                                 f"{cf}; choose a cursor_field that is always set")
+            record = normalize_record(raw, types)
+            at = (iso_cursor(raw[cf]), _key_text(raw["id"]))
+            if stream.archived_as_deleted and record.get("active") is False:
+                yield at, None, str(record["id"])
+            else:
+                yield at, record, None
 
     def _expand_children(self, stream: OdooStreamConfig, page: list[dict[str, Any]]) -> None:
         """Replace the id lists of configured one2many fields by the child records."""

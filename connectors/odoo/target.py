@@ -49,7 +49,9 @@ from crm2erp.connectors.odoo.config import ChildConfig, OdooConfig, OdooStreamCo
 from crm2erp.connectors.odoo.rpc import OdooRecordError, OdooRpc
 from crm2erp.connectors.toolkit.batches import isolate
 from crm2erp.connectors.toolkit.creates import create_isolated
+from crm2erp.connectors.toolkit.fields import record_value
 from crm2erp.connectors.toolkit.records import as_id, for_found_ids
+from crm2erp.connectors.toolkit.values import same_rows
 from crm2erp.connectors.toolkit.writer import required_setting, write_in_batches
 
 _DRAFT = ("draft", "sent")
@@ -133,30 +135,27 @@ class OdooWriter:
     # -- update (write-back) ------------------------------------------------
     def update(self, name: str, stream: OdooStreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
         """``write`` fields of existing records found by ``id``; never creates one."""
-        results: dict[int, WriteResult] = {}
-        ids: dict[int, int] = {}
-        for i, row in enumerate(rows):
-            try:
-                ids[i] = int(row.get("id"))
-            except (TypeError, ValueError):
-                results[i] = WriteResult(str(row.get("id") or ""), WriteAction.FAILED,
-                                         error=f"stream {name!r}: id {row.get('id')!r} is not "
-                                         "an Odoo record id, which update needs")
-        known = self._by_id(stream.model, sorted(set(ids.values())))
-        todo = [i for i in ids if ids[i] in known]
+        ids = [as_id(row.get("id")) for row in rows]
+        known = self._by_id(stream.model, sorted({i for i in ids if i is not None}))
+        todo = [pos for pos, record_id in enumerate(ids) if record_id in known]
         prepared = dict(zip(todo, self._prepare(stream, [
-            {k: v for k, v in rows[i].items() if k != "id"} for i in todo]), strict=True))
-        for i, record_id in ids.items():
-            key, vals = str(record_id), prepared.get(i)
+            {k: v for k, v in rows[pos].items() if k != "id"} for pos in todo]), strict=True))
+
+        def result(pos: int, record_id: int | None) -> WriteResult:
+            key, vals = str(record_id), prepared.get(pos)
+            if record_id is None:
+                return WriteResult(str(rows[pos].get("id") or ""), WriteAction.FAILED,
+                                   error=f"stream {name!r}: id {rows[pos].get('id')!r} is not "
+                                   "an Odoo record id, which update needs")
             if vals is None:
-                results[i] = WriteResult(key, WriteAction.FAILED, error=(
+                return WriteResult(key, WriteAction.FAILED, error=(
                     f"{stream.model} record {record_id} does not exist (deleted meanwhile?)"))
-            elif isinstance(vals, str):
-                results[i] = WriteResult(key, WriteAction.FAILED, error=vals)
-            else:
-                results[i] = self._call(key, key, self.rpc.execute_kw, stream.model, "write",
-                                        [[record_id], vals])
-        return [results[i] for i in range(len(rows))]
+            if isinstance(vals, str):
+                return WriteResult(key, WriteAction.FAILED, error=vals)
+            return self._call(key, key, self.rpc.execute_kw, stream.model, "write",
+                              [[record_id], vals])
+
+        return [result(pos, record_id) for pos, record_id in enumerate(ids)]
 
     # -- upsert ----------------------------------------------------------
     def upsert(self, name: str, stream: OdooStreamConfig, rows: Sequence[Row]) -> list[WriteResult]:
@@ -206,13 +205,12 @@ class OdooWriter:
             if not result.ok or not result.target_id:
                 continue
             for field, kind in stream.child_partners.items():
-                ref, value = f"{row[key_field]}/{kind}", row.get(field)
-                if value is not None and not isinstance(value, dict):
-                    results[i] = replace(result, action=WriteAction.FAILED, error=(
-                        f"{field} must be a record of res.partner fields, got "
-                        f"{type(value).__name__}"))
+                ref = f"{row[key_field]}/{kind}"
+                try:
+                    values = record_value(row.get(field), field)
+                except ValueError as exc:
+                    results[i] = replace(result, action=WriteAction.FAILED, error=str(exc))
                     continue
-                values = {k: v for k, v in (value or {}).items() if v not in (None, "")}
                 if values:
                     wanted[ref] = (i, field, {**values, "ref": ref, "type": kind,
                                               "parent_id": int(result.target_id),
@@ -256,9 +254,7 @@ class OdooWriter:
         fields = sorted({f for line in lines for f in line})
         current = {r["id"]: r for r in self.rpc.execute_kw(model, "read", [ids],
                                                            {"fields": fields}) or []}
-        return all(_same(current.get(line_id, {}).get(name), value)
-                   for line_id, line in zip(ids, lines, strict=True)
-                   for name, value in line.items())
+        return same_rows([current.get(line_id, {}) for line_id in ids], lines, _same)
 
     def _create(self, stream: OdooStreamConfig, key_field: str,
                 new: dict[str, dict]) -> dict[str, WriteResult]:

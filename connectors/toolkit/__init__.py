@@ -8,7 +8,7 @@
 - :mod:`~crm2erp.connectors.toolkit.odata_batch`: OData ``$batch`` bodies (multipart
   with changesets) written and read;
 - :mod:`~crm2erp.connectors.toolkit.paging`: every record of a paged read; the pages
-  (CSV results) a response header links;
+  (CSV results) a response header links; a listing read by keyset;
 - :mod:`~crm2erp.connectors.toolkit.writer`: the external-id batch upsert loop, the
   delete loop by target id and the JSON encoder default for request bodies;
 - :mod:`~crm2erp.connectors.toolkit.children`: a stream's ``children`` embedded into
@@ -50,7 +50,8 @@
 - :mod:`~crm2erp.connectors.toolkit.cursors`: a cursor field in the API's own format
   (ISO, epoch, number, a ``strftime`` pattern), read and written back;
 - :mod:`~crm2erp.connectors.toolkit.fields`: record fields by dotted name, renamed and
-  nested, and the fields a write sent that the API did not store;
+  nested, and the fields a write sent that the API did not store; a row field that
+  holds a record of its own;
 - :mod:`~crm2erp.connectors.toolkit.rules`: an error table as data (status, body text,
   fatal or retry), made the HTTP client's ``error_mapper``.
 

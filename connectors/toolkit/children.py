@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from crm2erp.connectors.base import Batch, Row
+from crm2erp.connectors.toolkit.batches import chunks
 
 #: ``fetch(child config, parent ids)`` -> ``{parent id: [child rows]}``
 Fetch = Callable[[Any, list[str]], Mapping[str, list[Row]]]
@@ -38,7 +39,7 @@ def children_by_parent(ids: list[str], foreign_key: str,
     """``{parent id: [child rows in the order query gives]}``: ``query(some ids)`` reads the
     children of at most ``chunk`` parents; each row's ``foreign_key`` names its parent."""
     out: dict[str, list[Row]] = {}
-    for start in range(0, len(ids), max(1, chunk)):
-        for row in query(ids[start:start + chunk]):
+    for some in chunks(ids, chunk):
+        for row in query(list(some)):
             out.setdefault(str(row[foreign_key]), []).append(row)
     return out

@@ -6,12 +6,13 @@ fields, a dotted name reading from or building a nested object; :func:`nest`
 turns a row's dotted names into the nested objects a request body needs.
 :func:`unstored` names the fields of a request body that the record the API
 answered (or reads back) does not hold as sent: an API that answers 200 to a
-field it does not know is caught this way.
+field it does not know is caught this way. :func:`record_value` is a row field
+that holds a record of its own (an address, a contact) written to a linked record.
 """
 
 from __future__ import annotations
 
-__all__ = ["apply_rename", "nest", "stored_as_sent", "unstored"]
+__all__ = ["apply_rename", "nest", "record_value", "stored_as_sent", "unstored"]
 
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -59,6 +60,20 @@ def nest(row: Row) -> Row:
     for name, value in row.items():
         make_setter(name)(out, value)
     return out
+
+
+def record_value(value: Any, what: str, *,
+                 error: type[Exception] = ValueError) -> dict[str, Any]:
+    """A row field that holds a record of fields (an address, a contact written to a
+    linked record): its fields that are not empty (``None``, ``""``), ``{}`` for None;
+    ``error("<what>: the row's value must be a record of its fields, got ...")`` when
+    it is not a dict."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise error(f"{what}: the row's value must be a record of its fields, got "
+                    f"{type(value).__name__} {str(value)[:60]!r}")
+    return {k: v for k, v in value.items() if v not in (None, "")}
 
 
 def _leaves(value: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:

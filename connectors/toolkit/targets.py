@@ -17,14 +17,17 @@ __all__ = ["KeyedWriter", "WriteBackConnector", "call_failed", "json_answer", "n
            "rows_by_key"]
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import requests
 
 from crm2erp.connectors.base import DelegatingConnector, Row, WriteAction, WriteResult
+from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.writer import required_setting
 from crm2erp.errors import FatalError
 from crm2erp.http import HttpClient, decode_json
+
+Found = TypeVar("Found")
 
 
 class KeyedWriter:
@@ -50,15 +53,15 @@ class KeyedWriter:
 
 
 def rows_by_key(keys: Sequence[Any], size: int,
-                fetch: Callable[[list[str]], Iterable[tuple[str, Row]]]) -> dict[str, Row]:
-    """``{key: current row}`` for ``keys`` (as text, each asked once, order kept):
-    ``fetch(chunk)`` reads at most ``size`` of them and yields ``(key, row)`` for the
-    ones it finds; a key not found is simply not in the answer."""
+                fetch: Callable[[list[str]], Iterable[tuple[str, Found]]]) -> dict[str, Found]:
+    """``{key: current row}`` (or whatever else is read by key) for ``keys`` (as text,
+    each asked once, order kept): ``fetch(chunk)`` reads at most ``size`` of them and
+    yields ``(key, row)`` for the ones it finds; a key not found is simply not in the
+    answer."""
     wanted = list(dict.fromkeys(str(k) for k in keys))
-    found: dict[str, Row] = {}
-    step = max(1, size)
-    for start in range(0, len(wanted), step):
-        found.update(fetch(wanted[start:start + step]))
+    found: dict[str, Found] = {}
+    for chunk in chunks(wanted, size):
+        found.update(fetch(list(chunk)))
     return found
 
 

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 from crm2erp.connectors.base import DeleteMode, Row, WriteAction, WriteResult
+from crm2erp.connectors.toolkit.batches import chunks
 from crm2erp.connectors.toolkit.timestamps import utc_text
 from crm2erp.errors import ConfigError
 
@@ -70,10 +71,8 @@ def delete_in_batches(ids: Sequence[Any], mode: DeleteMode, send: SendIds, *, si
             done[record_id] = WriteResult(record_id, WriteAction.FAILED, error=problem)
         else:
             pending.append(record_id)
-    step = max(1, size)
-    for start in range(0, len(pending), step):
-        chunk = pending[start:start + step]
-        done.update(zip(chunk, send(chunk), strict=True))
+    for chunk in chunks(pending, size):
+        done.update(zip(chunk, send(list(chunk)), strict=True))
     return [done[i] for i in ids]
 
 

@@ -425,3 +425,37 @@ def test_refused_and_quota_used_up_say_who_refused_what_and_that_nothing_was_los
     assert str(used_up) == ("CRM: the daily quota is used up. Nothing was lost: the watermark "
                             "stays at the last committed batch - run again tomorrow.")
     assert isinstance(quota_used_up("CRM", "x", "", error=FatalError), FatalError)
+
+
+def test_keyset_records_asks_for_each_page_after_the_last_key_and_stops_at_a_short_one():
+    from crm2erp.connectors.toolkit.paging import keyset_records
+
+    table = list(range(1, 8))
+    asked = []
+
+    def fetch(after):
+        asked.append(after)
+        return [n for n in table if after is None or n > after][:3]
+
+    records = keyset_records(fetch, lambda page: page[-1], size=3)
+    assert next(records) == 1 and asked == [None]    # a page is handed out before the next
+    assert list(records) == [2, 3, 4, 5, 6, 7]
+    assert asked == [None, 3, 6]
+    asked.clear()
+    table.append(8)    # a full last page: one more (empty) page ends the listing
+    assert list(keyset_records(fetch, lambda page: page[-1], size=3, after=2)) == [3, 4, 5,
+                                                                                   6, 7, 8]
+    assert asked == [2, 5, 8]
+
+
+def test_record_value_keeps_a_records_fields_that_are_set_and_names_any_other_value():
+    from crm2erp.connectors.toolkit.fields import record_value
+
+    assert record_value({"city": "Bonn", "zip": "", "street": None, "no": 0}, "address") == \
+        {"city": "Bonn", "no": 0}
+    assert record_value(None, "address") == {}
+    with pytest.raises(ValueError, match=r"^address: the row's value must be a record of its "
+                       r"fields, got str 'Bonn'$"):
+        record_value("Bonn", "address")
+    with pytest.raises(KeyError):
+        record_value(["Bonn"], "address", error=KeyError)
