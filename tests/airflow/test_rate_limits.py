@@ -21,7 +21,6 @@ from crm2erp.emulators.kernel.server import serve_wsgi
 from crm2erp.engine.resolver import canonical_id_for
 from crm2erp.errors import RetriableError
 from crm2erp.mappings import pack_dir
-from crm2erp.orchestration import tasks
 from crm2erp.store import StateStore
 
 FLOW = "sf_sap_accounts"
@@ -91,6 +90,8 @@ def test_a_used_up_api_budget_skips_the_task_and_the_next_run_resumes(airflow, t
         env = pack_env(project, tmp_path, SF_INSTANCE_URL=sf_url, SAP_BASE_URL=sap_url)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
+        from crm2erp.orchestration import tasks  # imports Airflow: not at collection
+
         tasks.check_connections(project, FLOW)      # the requests a connection check costs
         checked = sf.api_used
         # the task's check, then three requests of the sync: the quota runs out after
