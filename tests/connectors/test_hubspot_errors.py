@@ -121,3 +121,17 @@ def test_a_404_of_an_associations_read_stops_the_read_but_one_of_a_batch_read_fi
     portal.reply_next(404, {"status": "error", "category": "OBJECT_NOT_FOUND",
                             "message": "resource not found"}, on="/batch/read")
     assert conn.lookup("companies", ["CUST-NONE"]) == {}
+
+
+def test_a_batch_refused_with_a_body_that_is_not_json_fails_its_rows_with_the_text(portal):
+    """A proxy in front of HubSpot may refuse with an HTML page: the rows fail with its
+    text (no JSON decoding error), and nothing was written."""
+    conn = connector(portal.base_url)
+    before = portal.count("contacts")
+    portal.reply_next(400, "<html><body><h1>400 Bad Request</h1>Request Header Or Cookie "
+                           "Too Large</body></html>", {"Content-Type": "text/html"},
+                      on="/batch/upsert")
+    results = conn.upsert("contacts", portal.sample_rows("contacts", 2))
+    assert [r.action for r in results] == [WriteAction.FAILED] * 2
+    assert all("Request Header Or Cookie Too Large" in r.error for r in results)
+    assert portal.count("contacts") == before

@@ -194,15 +194,21 @@ def test_update_writes_by_id_and_never_creates(odoo, emulator):
         {"id": str(companies[1]["id"]), "ref": "ERP-78", "country_code": "DE"},
         {"id": 999999, "ref": "ERP-00"},
         {"id": "abc", "ref": "ERP-01"},
-        {"id": companies[2]["id"], "country_code": "XX"}])
+        {"id": companies[2]["id"], "country_code": "XX"},
+        {"id": True, "ref": "ERP-02"},    # not record 1
+        {"id": float(companies[3]["id"]), "ref": "ERP-03"}])
     assert [r.action for r in results] == [WriteAction.UPDATED, WriteAction.UPDATED,
+                                           WriteAction.FAILED, WriteAction.FAILED,
                                            WriteAction.FAILED, WriteAction.FAILED,
                                            WriteAction.FAILED]
     assert results[0].target_id == str(companies[0]["id"])
     assert "does not exist" in results[2].error and "not an Odoo record id" in results[3].error
+    assert all("not an Odoo record id" in r.error for r in results[5:])
     assert "XX" in results[4].error
     assert emulator.count("companies") == count
     after = {c["id"]: c for c in emulator.records("companies")}
     assert after[companies[0]["id"]]["ref"] == "ERP-77"
     assert after[companies[1]["id"]]["ref"] == "ERP-78"
+    assert "ERP-02" not in {c["ref"] for c in after.values()}
+    assert after[companies[3]["id"]]["ref"] == companies[3]["ref"]
     assert after[companies[0]["id"]]["write_date"] >= companies[0]["write_date"]
