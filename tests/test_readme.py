@@ -100,6 +100,9 @@ def test_the_readme_benchmark_runs_and_checks_the_output(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "| full sync" in done.stdout
     assert "output tables: equal, 56 rows" in done.stdout
+    # the database taking the state store's rows alone, measured after the full sync
+    state_row = next(line for line in done.stdout.splitlines() if "| state rows alone" in line)
+    assert state_row.split("|")[2].strip() == "db"
 
 
 def _tier_commands() -> list[str]:
