@@ -54,7 +54,10 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
         return
     prepared = _prepared_upsert(conn.dialect, table, tuple(rows[0]), tuple(key), tuple(update))
     if prepared.copy_sql is not None and len(rows) > 1:
-        _copy_upsert(conn, prepared, rows)
+        # one statement may not update a row twice: of rows with the same key, the last
+        # one is written, as an executemany's row-by-row upserts would leave it
+        last = {tuple(row[col] for col in key): row for row in rows}
+        _copy_upsert(conn, prepared, list(last.values()))
     else:
         conn.exec_driver_sql(prepared.sql, prepared.parameters(rows))
 

@@ -357,3 +357,21 @@ def test_large_dead_letter_payload_fits(store):
     letter = store.dead_letters("accounts")[0]
     assert letter.payload["lines"] == lines
     assert len(letter.error) == len("too big? ") + 70_000
+
+
+def test_rows_with_the_same_key_in_one_upsert_leave_the_last_one(store):
+    """Of rows sharing a key in one call, the last is stored, on every database (on
+    PostgreSQL one INSERT ... SELECT may not update a row twice, so the stage holds the
+    last of each key)."""
+    from crm2erp.store.batch import upsert
+    from crm2erp.store.tables import watermarks
+
+    at = dt.datetime(2026, 12, 8, tzinfo=dt.UTC)
+    rows = [{"flow": "f", "stream": s, "value": v, "key": None, "updated_at": at,
+             "run_id": None} for s, v in (("a", "1"), ("b", "2"), ("a", "3"), ("c", "4"),
+                                         ("a", "5"))]
+    with store.engine.begin() as conn:
+        upsert(conn, watermarks, rows, key=("flow", "stream"), update=("value",))
+    with store.engine.connect() as conn:
+        held = dict(conn.execute(sa.select(watermarks.c.stream, watermarks.c.value)).all())
+    assert held == {"a": "5", "b": "2", "c": "4"}
