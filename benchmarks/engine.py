@@ -297,6 +297,8 @@ def write_state_rows(url: str, rows: dict[str, list[tuple]], batch: int = 500) -
     db, mark = _erp_connection(url)
     try:
         cursor = db.cursor()
+        if mark == "?":   # as the state store's own SQLite connections
+            cursor.execute("PRAGMA synchronous=NORMAL")
         for table, columns in _STATE_TABLES.items():
             listed = ", ".join(columns)
             for start in range(0, len(rows[table]), batch):
