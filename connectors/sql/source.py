@@ -273,9 +273,11 @@ class SqlSourceMixin(SqlBase):
             if as_json:
                 listed = sa.func.json_each(sa.bindparam("keys", type_=sa.String))
                 where = keyed.in_(sa.select(listed.table_valued("value").c.value))
-            elif single and self.dialect == "postgresql":
-                where = keyed == sa.any_(sa.bindparam("keys",
-                                                      type_=postgresql.ARRAY(keyed.type)))
+            elif single and self.dialect == "postgresql" and not isinstance(
+                    keyed.type, sa.types.NullType):
+                # text unbounded: a cast to varchar(n) would cut a longer key to n
+                item = sa.String() if isinstance(keyed.type, sa.String) else keyed.type
+                where = keyed == sa.any_(sa.bindparam("keys", type_=postgresql.ARRAY(item)))
             else:
                 where = keyed.in_(sa.bindparam("keys", expanding=True))
             selected = (self.select_columns(spec.table) if what == "rows"

@@ -71,10 +71,16 @@ def _copy_upsert(conn: sa.Connection, prepared: _PreparedUpsert,
     the next table or column shape of the same transaction stages under it too."""
     conn.exec_driver_sql(prepared.stage_sql)
     psycopg_connection: Any = conn.connection.driver_connection
-    with psycopg_connection.cursor() as cursor:
-        with cursor.copy(prepared.copy_sql) as copy:
-            for values in zip(*prepared.columns(rows), strict=True):
-                copy.write_row(values)
+    driver_error = conn.dialect.loaded_dbapi.Error
+    try:
+        with psycopg_connection.cursor() as cursor:
+            with cursor.copy(prepared.copy_sql) as copy:
+                for values in zip(*prepared.columns(rows), strict=True):
+                    copy.write_row(values)
+    except driver_error as exc:   # raised by the driver itself: wrapped as SQLAlchemy would
+        raise sa.exc.DBAPIError.instance(
+            prepared.copy_sql, None, exc, driver_error, dialect=conn.dialect,
+            connection_invalidated=conn.dialect.is_disconnect(exc, None, None)) from exc
     conn.exec_driver_sql(prepared.from_stage_sql)
     conn.exec_driver_sql(f"DROP TABLE {_STAGE}")
 

@@ -80,8 +80,9 @@ def _one_of(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement[bool]:
     if _as_json(column, dialect):
         ids = sa.func.json_each(sa.bindparam("ids", type_=sa.String)).table_valued("value")
         return column.in_(sa.select(ids.c.value))
-    if dialect == "postgresql":
-        return column == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(column.type)))
+    if dialect == "postgresql":   # text unbounded: a cast to varchar(n) would cut a value
+        item = sa.String() if isinstance(column.type, sa.String) else column.type
+        return column == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(item)))
     return column.in_(sa.bindparam("ids", expanding=True))
 
 

@@ -124,3 +124,35 @@ def test_batches_reuse_the_compiled_statements_and_two_shapes_stage_in_one_batch
     assert cached[-1] == cached[1]
     assert len(held) == 480
     assert held["C-11-19"] == ("N 19", None) and held["D-11-19"] == ("M 19", "City 19")
+
+
+def test_a_key_longer_than_its_column_is_looked_up_whole_never_cut(pg_url):
+    """The key look-ups bind one array; a text array cast to varchar(n)[] would cut a
+    longer key to n characters and find the row of that prefix. The longer key is
+    refused by the database, and the row of the prefix keeps its value."""
+    md = sa.MetaData()
+    table = sa.Table("customers", md,
+                     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+                     sa.Column("crm_ref", sa.String(5), nullable=False, unique=True),
+                     sa.Column("name", sa.Text, nullable=False))
+    engine = sa.create_engine(pg_url)
+    md.create_all(engine)
+    statements: list[str] = []
+    target = create_connector("sql", {"url": pg_url, "streams": {
+        "customers": {"table": "customers", "key": "crm_ref", "id_column": "id"}}})
+    sa.event.listen(target.engine, "before_cursor_execute",
+                    lambda *args: statements.append(args[2]))
+    try:
+        assert [r.action for r in target.upsert("customers", [
+            {"crm_ref": "ABCDE", "name": "kept"}])] == [WriteAction.CREATED]
+        results = target.upsert("customers", [{"crm_ref": "ABCDEF", "name": "other"},
+                                              {"crm_ref": "XY", "name": "new"}])
+        assert target.lookup("customers", ["ABCDEF"]) == {}
+    finally:
+        target.close()
+    with engine.connect() as conn:
+        held = dict(conn.execute(sa.select(table.c.crm_ref, table.c.name)).all())
+    engine.dispose()
+    assert any("= ANY" in s and "VARCHAR[]" in s for s in statements)
+    assert [r.action for r in results] == [WriteAction.FAILED, WriteAction.CREATED]
+    assert held == {"ABCDE": "kept", "XY": "new"}
