@@ -16,6 +16,17 @@ HOSTILE = ["tab\there", "new\nline", "back\\slash", "\\N", "quote ' \" ", "<b>bo
            "Müller ß 漢字 🚀", "", " lead and trail ", "comma, semicolon; pipe|"]
 
 
+def _customers_target(pg_url: str):
+    """The SQL target of the ``customers`` table, and the list of the statements it
+    sends through SQLAlchemy (filled as it runs)."""
+    statements: list[str] = []
+    target = create_connector("sql", {"url": pg_url, "streams": {
+        "customers": {"table": "customers", "key": "crm_ref", "id_column": "id"}}})
+    sa.event.listen(target.engine, "before_cursor_execute",
+                    lambda *args: statements.append(args[2]))
+    return target, statements
+
+
 def test_copy_upsert_creates_updates_and_keeps_every_value(pg_url):
     md = sa.MetaData()
     table = sa.Table("customers", md,
@@ -27,11 +38,7 @@ def test_copy_upsert_creates_updates_and_keeps_every_value(pg_url):
                      sa.Column("seen_at", sa.DateTime(timezone=True)))
     engine = sa.create_engine(pg_url)
     md.create_all(engine)
-    statements: list[str] = []
-    target = create_connector("sql", {"url": pg_url, "streams": {
-        "customers": {"table": "customers", "key": "crm_ref", "id_column": "id"}}})
-    sa.event.listen(target.engine, "before_cursor_execute",
-                    lambda *args: statements.append(args[2]))
+    target, statements = _customers_target(pg_url)
     moment = dt.datetime(2026, 2, 3, 4, 5, 6, 789000, tzinfo=dt.UTC)
     rows = [{"crm_ref": f"C-{i}", "name": HOSTILE[i % len(HOSTILE)] + str(i),
              "revenue": Decimal(i) / 4 if i % 3 else None, "seen_at": moment}
@@ -137,11 +144,7 @@ def test_a_key_longer_than_its_column_is_looked_up_whole_never_cut(pg_url):
                      sa.Column("name", sa.Text, nullable=False))
     engine = sa.create_engine(pg_url)
     md.create_all(engine)
-    statements: list[str] = []
-    target = create_connector("sql", {"url": pg_url, "streams": {
-        "customers": {"table": "customers", "key": "crm_ref", "id_column": "id"}}})
-    sa.event.listen(target.engine, "before_cursor_execute",
-                    lambda *args: statements.append(args[2]))
+    target, statements = _customers_target(pg_url)
     try:
         assert [r.action for r in target.upsert("customers", [
             {"crm_ref": "ABCDE", "name": "kept"}])] == [WriteAction.CREATED]
