@@ -19,7 +19,6 @@ from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from crm2erp.connectors.base import Batch, Cursor, Rejected, Row
 from crm2erp.connectors.cursortype import cursor_json, parse_cursor, parse_watermark
@@ -35,6 +34,7 @@ from crm2erp.connectors.sql.values import (
 from crm2erp.connectors.sql.values import cursor_json as value_json
 from crm2erp.contract import key_text
 from crm2erp.errors import ConfigError
+from crm2erp.store.types import one_of_values
 
 _CURSOR = "__crm2erp_cursor"
 _SCAN_PAGE = 5000
@@ -275,9 +275,7 @@ class SqlSourceMixin(SqlBase):
                 where = keyed.in_(sa.select(listed.table_valued("value").c.value))
             elif single and self.dialect == "postgresql" and not isinstance(
                     keyed.type, sa.types.NullType):
-                # text unbounded: a cast to varchar(n) would cut a longer key to n
-                item = sa.String() if isinstance(keyed.type, sa.String) else keyed.type
-                where = keyed == sa.any_(sa.bindparam("keys", type_=postgresql.ARRAY(item)))
+                where = one_of_values(keyed, "keys")
             else:
                 where = keyed.in_(sa.bindparam("keys", expanding=True))
             selected = (self.select_columns(spec.table) if what == "rows"

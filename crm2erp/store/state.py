@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from crm2erp import jsonutil
 from crm2erp.contract import Cursor
@@ -52,7 +51,7 @@ from crm2erp.store.tables import (
     watermarks,
     xref,
 )
-from crm2erp.store.types import inserted_id, utcnow
+from crm2erp.store.types import inserted_id, one_of_values, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +79,8 @@ def _one_of(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement[bool]:
     if _as_json(column, dialect):
         ids = sa.func.json_each(sa.bindparam("ids", type_=sa.String)).table_valued("value")
         return column.in_(sa.select(ids.c.value))
-    if dialect == "postgresql":   # text unbounded: a cast to varchar(n) would cut a value
-        item = sa.String() if isinstance(column.type, sa.String) else column.type
-        return column == sa.any_(sa.bindparam("ids", type_=postgresql.ARRAY(item)))
+    if dialect == "postgresql":
+        return one_of_values(column, "ids")
     return column.in_(sa.bindparam("ids", expanding=True))
 
 

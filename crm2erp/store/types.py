@@ -10,14 +10,15 @@ datetime, so callers never compare naive and aware values.
 from __future__ import annotations
 
 __all__ = ["UTCDateTime", "UTCMicros", "Digest", "WideDigest", "CanonicalId", "LongText",
-           "LongBytes", "utcnow", "mysql_table_args", "DIGEST_BYTES", "WIDE_DIGEST_BYTES"]
+           "LongBytes", "utcnow", "mysql_table_args", "DIGEST_BYTES", "WIDE_DIGEST_BYTES",
+           "one_of_values"]
 
 import datetime as dt
 import functools
 import re
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql
 
 UTC = dt.UTC
 
@@ -227,3 +228,12 @@ class CanonicalId(sa.TypeDecorator):
 
 #: the longest framed id: 191 characters of 4-byte UTF-8 and the 0xFF byte
 CANONICAL_ID_BYTES = 191 * 4 + 1
+
+
+def one_of_values(column: sa.ColumnElement, name: str) -> sa.ColumnElement[bool]:
+    """PostgreSQL: ``column = ANY(:name)``, the bind parameter ``name`` one array of the
+    column's values, so the statement's text is the same for any number of them. Text
+    binds as unbounded ``varchar[]``: a cast to ``varchar(n)[]`` would cut a longer value
+    to n characters."""
+    item = sa.String() if isinstance(column.type, sa.String) else column.type
+    return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(item)))
