@@ -44,6 +44,9 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
     """
     if not rows:
         return
+    # of rows with the same key the last one is written, once: one INSERT ... SELECT
+    # (the COPY path) may not update a row twice
+    rows = list({tuple(row[col] for col in key): row for row in rows}.values())
     if conn.dialect.name not in ("postgresql", "sqlite", "mysql", "mariadb"):
         for row in rows:   # portable fallback, safe under the flow lock
             where = sa.and_(*(table.c[col] == row[col] for col in key))
@@ -54,10 +57,7 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: Sequence[dict[str, Any]],
         return
     prepared = _prepared_upsert(conn.dialect, table, tuple(rows[0]), tuple(key), tuple(update))
     if prepared.copy_sql is not None and len(rows) > 1:
-        # one statement may not update a row twice: of rows with the same key, the last
-        # one is written, as an executemany's row-by-row upserts would leave it
-        last = {tuple(row[col] for col in key): row for row in rows}
-        _copy_upsert(conn, prepared, list(last.values()))
+        _copy_upsert(conn, prepared, rows)
     else:
         conn.exec_driver_sql(prepared.sql, prepared.parameters(rows))
 
@@ -199,14 +199,11 @@ def encode_payload(payload: Any) -> str | None:
 
 
 def _write_xref(conn: sa.Connection, batch: BatchCommit, numbers: dict[str, int]) -> None:
-    # one row per key, the last one wins: PostgreSQL refuses to update the
-    # same row twice in one ON CONFLICT statement
-    latest = {(u.entity, u.system, u.external_id): u for u in batch.xref}
-    rows = [
+    rows = [   # an external id twice in the batch: upsert writes the last
         {"entity_id": numbers[u.entity], "system_id": numbers[u.system],
          "external_id": u.external_id,
          "canonical_id": u.canonical_id, "payload_hash": u.payload_hash}
-        for u in latest.values()
+        for u in batch.xref
     ]
     upsert(conn, xref, rows, key=("entity_id", "system_id", "external_id"),
            update=("canonical_id", "payload_hash"))
@@ -300,7 +297,8 @@ def _write_watermark(conn: sa.Connection, batch: BatchCommit, now: dt.datetime) 
 
 def _write_canonical(conn: sa.Connection, batch: BatchCommit, now: dt.datetime,
                      numbers: dict[str, int]) -> None:
-    latest = {(c.entity, c.canonical_id): c for c in batch.canonical}  # last one wins
+    # last one wins, here already: each record's memory is encoded once
+    latest = {(c.entity, c.canonical_id): c for c in batch.canonical}
     upsert(conn, canonical_records,
            [{"entity_id": numbers[c.entity], "canonical_id": c.canonical_id,
              "memory": fieldmemory.encode(c.data, c.field_times)} for c in latest.values()],
