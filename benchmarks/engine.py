@@ -115,6 +115,15 @@ def drop_database(server_url: str, url: str) -> None:
     admin.dispose()
 
 
+def server_of(url: str) -> str:
+    """The URL of the ``postgres`` database on ``url``'s server (for :func:`fresh_database`
+    and :func:`drop_database`)."""
+    import sqlalchemy as sa
+
+    return sa.engine.make_url(url).set(database="postgres").render_as_string(
+        hide_password=False)
+
+
 def _erp_connection(erp_url: str):
     """A DB-API connection to the ERP and its parameter mark, without SQLAlchemy."""
     if erp_url.startswith("sqlite"):
@@ -231,10 +240,7 @@ def child(kind: str, folder: Path, mode: str) -> None:
                     "rss_mb": peak_rss_mb(), "read": read}
     finally:
         if kind == "state" and not url.startswith("sqlite"):
-            import sqlalchemy as sa
-
-            drop_database(sa.engine.make_url(url).set(database="postgres")
-                          .render_as_string(hide_password=False), url)
+            drop_database(server_of(url), url)
     print(json.dumps(measured))
 
 
@@ -286,10 +292,7 @@ def empty_store(folder: Path) -> str:
         path.unlink(missing_ok=True)
         url = f"sqlite:///{path}"
     else:
-        import sqlalchemy as sa
-
-        url = fresh_database(sa.engine.make_url(state).set(database="postgres")
-                             .render_as_string(hide_password=False))
+        url = fresh_database(server_of(state))
     StateStore.open(url).close()
     return url
 
